@@ -1,0 +1,12 @@
+import { app } from "@azure/functions";
+import { getServices } from "../../src/app/services.js";
+
+// Delivers outbox records as CloudEvents. Timer triggers are singletons, so runs never overlap.
+app.timer("outboxRelay", {
+  schedule: "%OUTBOX_RELAY_SCHEDULE%",
+  handler: async (_timer, context) => {
+    const { relay } = await getServices();
+    const { delivered } = await relay.runOnce();
+    if (delivered > 0) context.log(`outbox relay delivered ${delivered} event(s)`);
+  },
+});

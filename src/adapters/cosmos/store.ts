@@ -1,0 +1,148 @@
+import type { Container, CosmosClient, JSONObject, OperationInput, SqlParameter } from "@azure/cosmos";
+import type {
+  BatchOp,
+  BatchResult,
+  Filter,
+  Partition,
+  QuerySpec,
+  Store,
+  StoredDoc,
+  Versioned,
+} from "../../ports/store.js";
+
+const FIELD = /^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$/;
+const SYSTEM_FIELDS = ["_rid", "_self", "_attachments", "_ts", "_lsn"] as const;
+
+function strip<T extends StoredDoc>(doc: Record<string, unknown>): Versioned<T> {
+  for (const f of SYSTEM_FIELDS) delete doc[f];
+  return doc as Versioned<T>;
+}
+
+function fieldRef(field: string): string {
+  // Field names come from code, never from callers; the check keeps it that way.
+  if (!FIELD.test(field)) throw new Error(`invalid field name ${field}`);
+  return `c.${field}`;
+}
+
+function buildSql(spec: QuerySpec, partition: Partition | undefined): { query: string; parameters: SqlParameter[] } {
+  const where: string[] = ["c.docType = @docType"];
+  const parameters: SqlParameter[] = [{ name: "@docType", value: spec.docType }];
+  if (partition) {
+    // The embedded server ignores the partition key on queries, and defence in depth is cheap:
+    // every request-path query names its tenant and scope explicitly.
+    where.unshift("c.tenantId = @tenantId", "c.scopeId = @scopeId");
+    parameters.push({ name: "@tenantId", value: partition.tenantId }, { name: "@scopeId", value: partition.scopeId });
+  }
+  (spec.filters ?? []).forEach((f: Filter, i) => {
+    const p = `@p${i}`;
+    parameters.push({ name: p, value: f.value });
+    where.push(f.op === "startsWith" ? `STARTSWITH(${fieldRef(f.field)}, ${p})` : `${fieldRef(f.field)} ${f.op} ${p}`);
+  });
+  let query = `SELECT * FROM c WHERE ${where.join(" AND ")}`;
+  if (spec.orderBy) query += ` ORDER BY ${fieldRef(spec.orderBy.field)} ${spec.orderBy.direction}`;
+  return { query, parameters };
+}
+
+function toOperation(op: BatchOp): OperationInput {
+  const body = (doc: StoredDoc) => doc as unknown as JSONObject;
+  switch (op.kind) {
+    case "create":
+      return { operationType: "Create", resourceBody: body(op.doc) };
+    case "upsert":
+      return { operationType: "Upsert", resourceBody: body(op.doc) };
+    case "replace":
+      return { operationType: "Replace", id: op.doc.id, resourceBody: body(op.doc), ...(op.ifMatch ? { ifMatch: op.ifMatch } : {}) };
+    case "delete":
+      return { operationType: "Delete", id: op.id, ...(op.ifMatch ? { ifMatch: op.ifMatch } : {}) };
+  }
+}
+
+function statusOf(err: unknown): number | undefined {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "number" ? code : undefined;
+}
+
+/** The production Store: the same code talks to Azure Cosmos DB and to the embedded local server. */
+export class CosmosStore implements Store {
+  constructor(
+    private readonly client: CosmosClient,
+    private readonly container: Container,
+  ) {}
+
+  async read<T extends StoredDoc>(p: Partition, id: string): Promise<Versioned<T> | undefined> {
+    try {
+      const { resource } = await this.container.item(id, [p.tenantId, p.scopeId]).read<Record<string, unknown>>();
+      return resource ? strip<T>(resource) : undefined;
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async batch(p: Partition, ops: BatchOp[]): Promise<BatchResult> {
+    if (ops.length === 0 || ops.length > 100) throw new Error(`a batch holds 1..100 operations, got ${ops.length}`);
+    for (const op of ops) {
+      if ("doc" in op && (op.doc.tenantId !== p.tenantId || op.doc.scopeId !== p.scopeId)) {
+        throw new Error("batch document outside its partition");
+      }
+    }
+    let results;
+    try {
+      const response = await this.container.items.batch(ops.map(toOperation), [p.tenantId, p.scopeId]);
+      results = response.result ?? [];
+    } catch (err) {
+      // The SDK throws for some whole-batch failures; report them as a failure of the first operation.
+      const status = statusOf(err);
+      if (status !== undefined && status < 500) return { ok: false, failedIndex: 0, status };
+      throw err;
+    }
+    const failedIndex = results.findIndex((r) => r.statusCode >= 400 && r.statusCode !== 424);
+    if (failedIndex >= 0) return { ok: false, failedIndex, status: results[failedIndex]!.statusCode };
+    return { ok: true, etags: results.map((r) => r.eTag) };
+  }
+
+  async queryPage<T extends StoredDoc>(p: Partition, spec: QuerySpec) {
+    return this.runQuery<T>(buildSql(spec, p), spec, [p.tenantId, p.scopeId]);
+  }
+
+  async queryAcrossPartitions<T extends StoredDoc>(spec: QuerySpec) {
+    return this.runQuery<T>(buildSql(spec, undefined), spec, undefined);
+  }
+
+  private async runQuery<T extends StoredDoc>(
+    sql: { query: string; parameters: SqlParameter[] },
+    spec: QuerySpec,
+    partitionKey: [string, string] | undefined,
+  ): Promise<{ items: Versioned<T>[]; continuationToken?: string }> {
+    const iterator = this.container.items.query<Record<string, unknown>>(sql, {
+      maxItemCount: spec.maxPageSize,
+      ...(spec.continuationToken ? { continuationToken: spec.continuationToken } : {}),
+      ...(partitionKey ? { partitionKey } : {}),
+    });
+    const page = await iterator.fetchNext();
+    const items = page.resources.map((r) => strip<T>(r));
+    return page.continuationToken && page.hasMoreResults
+      ? { items, continuationToken: page.continuationToken }
+      : { items };
+  }
+
+  async delete(p: Partition, id: string, ifMatch?: string): Promise<boolean> {
+    try {
+      await this.container
+        .item(id, [p.tenantId, p.scopeId])
+        .delete(ifMatch ? { accessCondition: { type: "IfMatch", condition: ifMatch } } : {});
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      throw err;
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.container.read();
+  }
+
+  dispose(): void {
+    this.client.dispose();
+  }
+}

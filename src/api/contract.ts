@@ -1,0 +1,57 @@
+import type { z } from "zod";
+import type { Role } from "../domain/common.js";
+
+export type HttpMethod = "GET" | "POST" | "PATCH" | "PUT" | "DELETE";
+
+/**
+ * One admin-API operation: the single description from which the function registration,
+ * request validation, the OpenAPI document, the typed client and the CLI are all derived.
+ */
+export interface Operation {
+  operationId: string;
+  method: HttpMethod;
+  /** OpenAPI path below /api, e.g. "/projects/{projectId}". */
+  path: string;
+  summary: string;
+  tag: string;
+  /** No token needed (health, OpenAPI). */
+  anonymous?: boolean;
+  /** Tenant roles that may call it. Omitted when the service decides (project-scoped role assignments). */
+  roles?: readonly Role[];
+  /** Who may call it, in words, for the document. */
+  access: string;
+  params?: z.ZodObject;
+  query?: z.ZodObject;
+  body?: z.ZodType;
+  /** Request content types accepted for the body. */
+  bodyTypes?: readonly string[];
+  ifMatch?: boolean;
+  success: { status: 200 | 201 | 202 | 204; schema?: z.ZodType; description: string };
+  errors: readonly number[];
+  /** The CLI verb that calls it, e.g. "projects create". */
+  cli: string;
+}
+
+export const defineOperation = <const O extends Operation>(op: O): O => op;
+
+/** The function route for an operation: the path without the leading slash (the host adds /api). */
+export const functionRoute = (op: Operation): string => op.path.slice(1);
+
+type Out<S> = S extends z.ZodType ? z.output<S> : undefined;
+type In<S> = S extends z.ZodType ? z.input<S> : undefined;
+
+/** What a handler receives once the request is validated. */
+export interface ParsedRequest<O extends Operation> {
+  params: Out<O["params"]>;
+  query: Out<O["query"]>;
+  body: Out<O["body"]>;
+  ifMatch: O["ifMatch"] extends true ? string : undefined;
+}
+
+/** What a client sends. */
+export type ClientInput<O extends Operation> = (O["params"] extends z.ZodType ? { params: In<O["params"]> } : { params?: undefined }) &
+  (O["query"] extends z.ZodType ? { query?: In<O["query"]> } : { query?: undefined }) &
+  (O["body"] extends z.ZodType ? { body: In<O["body"]> } : { body?: undefined }) &
+  (O["ifMatch"] extends true ? { ifMatch: string } : { ifMatch?: undefined });
+
+export type SuccessBody<O extends Operation> = O["success"]["schema"] extends z.ZodType ? z.output<O["success"]["schema"]> : undefined;

@@ -1,0 +1,39 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+
+export interface Profile {
+  endpoint: string;
+  token?: string;
+}
+
+interface ProfileFile {
+  current: string;
+  profiles: Record<string, Profile>;
+}
+
+export const DEFAULT_ENDPOINT = "http://127.0.0.1:7071";
+
+/** Profiles live in ~/.aigov/config.json (or $AIGOV_CONFIG), readable by the user only: they hold tokens. */
+export function profilePath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.AIGOV_CONFIG ?? join(homedir(), ".aigov", "config.json");
+}
+
+export function readProfiles(path: string): ProfileFile {
+  if (!existsSync(path)) return { current: "default", profiles: {} };
+  return JSON.parse(readFileSync(path, "utf8")) as ProfileFile;
+}
+
+export function saveProfile(path: string, name: string, profile: Profile): void {
+  const file = readProfiles(path);
+  file.profiles[name] = profile;
+  file.current = name;
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileSync(path, JSON.stringify(file, null, 2), { mode: 0o600 });
+  chmodSync(path, 0o600);
+}
+
+export function resolveProfile(path: string, name: string | undefined): Profile {
+  const file = readProfiles(path);
+  return file.profiles[name ?? file.current] ?? { endpoint: DEFAULT_ENDPOINT };
+}

@@ -1,0 +1,107 @@
+import type { z } from "zod";
+import type { ClientInput, Operation, SuccessBody } from "../api/contract.js";
+import * as ops from "../api/operations.js";
+import type { Problem } from "../api/problem.js";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly problem: Problem | undefined,
+    readonly body: string,
+  ) {
+    super(problem ? `${problem.status} ${problem.code}: ${problem.detail ?? problem.title}` : `HTTP ${status}`);
+    this.name = "ApiError";
+  }
+}
+
+export interface ApiResponse<T> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+export interface ClientOptions {
+  endpoint: string;
+  token?: string | undefined;
+  fetch?: typeof fetch;
+}
+
+function fillPath(op: Operation, params: Record<string, unknown> | undefined): string {
+  return op.path.replace(/\{(\w+)\}/g, (_, name: string) => {
+    const value = params?.[name];
+    if (value === undefined) throw new Error(`missing path parameter ${name}`);
+    return encodeURIComponent(String(value));
+  });
+}
+
+/**
+ * The one typed client of the admin API, shared by the CLI and the tests.
+ * Its types come from the same operation definitions the server validates with.
+ */
+export class AigovClient {
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(private readonly options: ClientOptions) {
+    this.fetchImpl = options.fetch ?? fetch;
+  }
+
+  withToken(token: string | undefined): AigovClient {
+    return new AigovClient({ ...this.options, token });
+  }
+
+  /** Calls an operation; returns status, headers and the typed body; throws ApiError on 4xx/5xx. */
+  async call<O extends Operation>(op: O, input: ClientInput<O>, extraHeaders: Record<string, string> = {}): Promise<ApiResponse<SuccessBody<O>>> {
+    const i = input as { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown; ifMatch?: string };
+    const url = new URL(`/api${fillPath(op, i.params)}`, this.options.endpoint);
+    for (const [k, v] of Object.entries(i.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = { accept: "application/json", ...extraHeaders };
+    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    if (i.ifMatch !== undefined) headers["if-match"] = i.ifMatch.startsWith('"') ? i.ifMatch : `"${i.ifMatch}"`;
+    let body: string | undefined;
+    if (i.body !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(i.body);
+    }
+    const res = await this.fetchImpl(url, { method: op.method, headers, ...(body !== undefined ? { body } : {}) });
+    const text = await res.text();
+    if (res.status >= 400) {
+      let problem: Problem | undefined;
+      try {
+        problem = JSON.parse(text) as Problem;
+      } catch {
+        problem = undefined;
+      }
+      throw new ApiError(res.status, problem, text);
+    }
+    return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : undefined) as SuccessBody<O> };
+  }
+
+  // Named helpers for the common calls.
+  health = () => this.call(ops.getHealth, {}).then((r) => r.body);
+  openApi = () => this.call(ops.getOpenApi, {}).then((r) => r.body);
+  projects = {
+    create: (body: z.input<typeof ops.createProject.body>) => this.call(ops.createProject, { body }).then((r) => r.body),
+    list: (query: z.input<typeof ops.listProjects.query> = {}) => this.call(ops.listProjects, { query }).then((r) => r.body),
+    get: (projectId: string) => this.call(ops.getProject, { params: { projectId } }).then((r) => r.body),
+    update: (projectId: string, body: z.input<typeof ops.updateProject.body>, ifMatch: string) =>
+      this.call(ops.updateProject, { params: { projectId }, body, ifMatch }).then((r) => r.body),
+    delete: (projectId: string, ifMatch: string) => this.call(ops.deleteProject, { params: { projectId }, ifMatch }).then(() => undefined),
+  };
+  audit = {
+    list: (query: z.input<typeof ops.listAudit.query> = {}) => this.call(ops.listAudit, { query }).then((r) => r.body),
+    verify: () => this.call(ops.verifyAudit, {}).then((r) => r.body),
+  };
+  dev = {
+    /** Local host only: mints a dev token (POST /.dev/token). */
+    token: async (claims: { tenant: string; user: string; roles: string[]; ttlSeconds?: number }): Promise<string> => {
+      const res = await this.fetchImpl(new URL("/.dev/token", this.options.endpoint), {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(claims),
+      });
+      const text = await res.text();
+      if (!res.ok) throw new ApiError(res.status, undefined, text);
+      return (JSON.parse(text) as { access_token: string }).access_token;
+    },
+  };
+}

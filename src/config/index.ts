@@ -1,0 +1,100 @@
+import { z } from "zod";
+
+/**
+ * The one configuration of the app, parsed once from the environment.
+ * Names match the Bicep outputs / app settings in infra/main.bicep and .env.example.
+ */
+const boolish = z
+  .enum(["true", "false", "1", "0"])
+  .transform((v) => v === "true" || v === "1");
+
+const ConfigSchema = z
+  .object({
+    AIGOV_DATA_DIR: z.string().default(".data"),
+    // Cosmos DB. COSMOS_KEY is only accepted for the embedded local server (see AIGOV_LOCAL).
+    COSMOS_ENDPOINT: z.url(),
+    COSMOS_DATABASE: z.string().min(1).default("aigov"),
+    COSMOS_CONTAINER: z.string().min(1).default("resources"),
+    COSMOS_LOCAL_KEY: z.string().optional(),
+    // Auth: "entra" validates Entra ID tokens; "dev" validates tokens from the local dev issuer.
+    AUTH_MODE: z.enum(["entra", "dev"]).default("entra"),
+    AUTH_ISSUER: z.string().min(1),
+    AUTH_AUDIENCE: z.string().min(1),
+    AUTH_JWKS_URI: z.url(),
+    AUTH_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(600).default(120),
+    AUTH_TENANT_CLAIM: z.string().default("tid"),
+    // Events: Event Grid topic endpoint (CloudEvents schema) or the local NDJSON sink.
+    EVENTGRID_TOPIC_ENDPOINT: z.url().optional(),
+    EVENTS_WEBHOOK_URL: z.url().optional(),
+    AIGOV_LOCAL: boolish.default(false),
+    // Set by App Service in Azure; used to refuse local-only settings there.
+    WEBSITE_SITE_NAME: z.string().optional(),
+  })
+  .superRefine((c, ctx) => {
+    const inAzure = c.WEBSITE_SITE_NAME !== undefined;
+    if (inAzure && c.AUTH_MODE === "dev") {
+      ctx.addIssue({ code: "custom", path: ["AUTH_MODE"], message: "dev tokens are refused in Azure" });
+    }
+    if (inAzure && c.COSMOS_LOCAL_KEY !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["COSMOS_LOCAL_KEY"], message: "account keys are not used in Azure; use managed identity" });
+    }
+    if (!c.AIGOV_LOCAL && c.COSMOS_LOCAL_KEY !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["COSMOS_LOCAL_KEY"], message: "only valid with AIGOV_LOCAL=true" });
+    }
+  });
+
+export interface Config {
+  dataDir: string;
+  local: boolean;
+  cosmos: { endpoint: string; database: string; container: string; localKey?: string };
+  auth: {
+    mode: "entra" | "dev";
+    issuer: string;
+    audience: string;
+    jwksUri: string;
+    clockSkewSeconds: number;
+    tenantClaim: string;
+  };
+  events: { eventGridEndpoint?: string; webhookUrl?: string };
+}
+
+export class ConfigError extends Error {}
+
+export function parseConfig(env: NodeJS.ProcessEnv): Config {
+  const parsed = ConfigSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  const c = parsed.data;
+  return {
+    dataDir: c.AIGOV_DATA_DIR,
+    local: c.AIGOV_LOCAL,
+    cosmos: {
+      endpoint: c.COSMOS_ENDPOINT,
+      database: c.COSMOS_DATABASE,
+      container: c.COSMOS_CONTAINER,
+      ...(c.COSMOS_LOCAL_KEY !== undefined ? { localKey: c.COSMOS_LOCAL_KEY } : {}),
+    },
+    auth: {
+      mode: c.AUTH_MODE,
+      issuer: c.AUTH_ISSUER,
+      audience: c.AUTH_AUDIENCE,
+      jwksUri: c.AUTH_JWKS_URI,
+      clockSkewSeconds: c.AUTH_CLOCK_SKEW_SECONDS,
+      tenantClaim: c.AUTH_TENANT_CLAIM,
+    },
+    events: {
+      ...(c.EVENTGRID_TOPIC_ENDPOINT !== undefined ? { eventGridEndpoint: c.EVENTGRID_TOPIC_ENDPOINT } : {}),
+      ...(c.EVENTS_WEBHOOK_URL !== undefined ? { webhookUrl: c.EVENTS_WEBHOOK_URL } : {}),
+    },
+  };
+}
+
+let cached: Config | undefined;
+
+/** The process-wide configuration, parsed on first use and never again. */
+export function getConfig(): Config {
+  cached ??= parseConfig(process.env);
+  return cached;
+}

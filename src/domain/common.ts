@@ -1,0 +1,61 @@
+import { randomBytes } from "node:crypto";
+import { z } from "zod";
+
+export const ROLES = ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"] as const;
+export const Role = z.enum(ROLES);
+export type Role = z.infer<typeof Role>;
+
+/** Who is calling: always derived from a validated token, never from the request body. */
+export interface Principal {
+  tenantId: string;
+  userId: string;
+  name?: string;
+  roles: ReadonlySet<Role>;
+}
+
+export interface RequestContext {
+  principal: Principal;
+  correlationId: string;
+}
+
+const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"; // Crockford base32, lower case
+
+/** A URL-safe, unguessable id with a type prefix, e.g. prj_7x1k...; 20 chars = 100 random bits. */
+export function newId(prefix: string): string {
+  const bytes = randomBytes(20);
+  let out = "";
+  for (const b of bytes) out += ALPHABET[b & 31];
+  return `${prefix}_${out}`;
+}
+
+export const idSchema = (prefix: string) =>
+  z
+    .string()
+    .regex(new RegExp(`^${prefix}_[${ALPHABET}]{20}$`), `must be a ${prefix}_ id`)
+    .meta({ description: `Server-generated id (${prefix}_ followed by 20 base32 characters)` });
+
+/** Fields the server adds to every resource. */
+export const serverFields = {
+  tenantId: z.string(),
+  createdAt: z.iso.datetime(),
+  createdBy: z.string(),
+  updatedAt: z.iso.datetime(),
+  updatedBy: z.string(),
+  etag: z.string().meta({ description: "Opaque version; send it back in If-Match" }),
+};
+
+export const PageQuery = z.strictObject({
+  maxPageSize: z.coerce.number().int().min(1).max(100).default(50),
+  continuationToken: z.string().min(1).max(4096).optional(),
+});
+
+export interface Page<T> {
+  items: T[];
+  continuationToken?: string;
+}
+
+const unquote = (etag: string) => etag.replace(/^W\//, "").replace(/^"(.*)"$/, "$1");
+
+/** ETags compare without weak prefixes or quotes (Cosmos quotes its _etag values, the embedded server does not). */
+export const etagMatches = (a: string, b: string): boolean => unquote(a) === unquote(b);
+export const etagValue = unquote;

@@ -1,0 +1,34 @@
+/**
+ * Every failure the domain can report. Mapped to HTTP in exactly one place (src/http/problem.ts).
+ */
+export interface FieldError {
+  /** JSON pointer-ish path, e.g. "body.tags.team" or "params.projectId". */
+  field: string;
+  message: string;
+}
+
+export type DomainError =
+  | { kind: "unauthenticated"; detail: string }
+  | { kind: "forbidden"; detail: string }
+  | { kind: "notFound"; resource: string }
+  | { kind: "validation"; detail: string; errors: FieldError[] }
+  | { kind: "malformedBody"; detail: string }
+  | { kind: "unsupportedMediaType"; detail: string }
+  | { kind: "payloadTooLarge"; limitBytes: number }
+  | { kind: "conflict"; detail: string }
+  | { kind: "preconditionRequired" }
+  | { kind: "preconditionFailed" }
+  | { kind: "unavailable"; detail: string };
+
+export class AppError extends Error {
+  constructor(readonly error: DomainError) {
+    super(`${error.kind}${"detail" in error ? `: ${error.detail}` : ""}`);
+    this.name = "AppError";
+  }
+}
+
+export const fail = (error: DomainError): never => {
+  throw new AppError(error);
+};
+
+export const notFound = (resource: string): never => fail({ kind: "notFound", resource });

@@ -1,0 +1,57 @@
+import type { CloudEvent, EventPublisher } from "../../ports/events.js";
+import type { Store } from "../../ports/store.js";
+import type { OutboxDoc } from "../changes.js";
+
+/** Event Grid accepts at most 5,000 events and 1 MB per request. */
+export const EVENT_GRID_LIMITS = { maxEvents: 5000, maxBytes: 1024 * 1024 };
+
+/** Splits events into requests that respect the limits, keeping order. */
+export function chunkEvents(events: CloudEvent[], limits = EVENT_GRID_LIMITS): CloudEvent[][] {
+  const chunks: CloudEvent[][] = [];
+  let current: CloudEvent[] = [];
+  let bytes = 2; // "[" and "]"
+  for (const event of events) {
+    const size = Buffer.byteLength(JSON.stringify(event)) + 1;
+    if (size + 2 > limits.maxBytes) throw new Error(`event ${event.id} alone exceeds ${limits.maxBytes} bytes`);
+    if (current.length > 0 && (current.length >= limits.maxEvents || bytes + size > limits.maxBytes)) {
+      chunks.push(current);
+      current = [];
+      bytes = 2;
+    }
+    current.push(event);
+    bytes += size;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+/**
+ * Delivers outbox records at least once: publish, then delete. A crash in between re-sends the
+ * same event with the same id, which consumers de-duplicate on (CloudEvents source + id).
+ * Runs from a timer job, never from a request path, so it may query across partitions.
+ */
+export class OutboxRelay {
+  constructor(
+    private readonly store: Store,
+    private readonly publisher: EventPublisher,
+    private readonly limits = EVENT_GRID_LIMITS,
+  ) {}
+
+  async runOnce(maxRecords = 5000): Promise<{ delivered: number }> {
+    let delivered = 0;
+    while (delivered < maxRecords) {
+      const page = await this.store.queryAcrossPartitions<OutboxDoc>({ docType: "outbox", maxPageSize: 500 });
+      if (page.items.length === 0) break;
+      const byId = new Map(page.items.map((d) => [d.event.id, d]));
+      for (const chunk of chunkEvents(page.items.map((d) => d.event), this.limits)) {
+        await this.publisher.publish(chunk);
+        for (const event of chunk) {
+          const doc = byId.get(event.id)!;
+          await this.store.delete({ tenantId: doc.tenantId, scopeId: doc.scopeId }, doc.id);
+        }
+        delivered += chunk.length;
+      }
+    }
+    return { delivered };
+  }
+}

@@ -1,0 +1,86 @@
+import { z } from "zod";
+import { idSchema, serverFields } from "../common.js";
+
+export const ProjectId = idSchema("prj");
+export const ENVIRONMENTS = ["sandbox", "dev", "test", "prod"] as const;
+export const LIFECYCLE_STAGES = ["proposed", "active", "deprecated", "retired"] as const;
+export const PROJECT_ROLES = ["ProjectAdmin", "Developer", "Approver", "Reader"] as const;
+
+const TAG_KEY = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/;
+const MAX_TAGS = 50;
+
+const Tags = z
+  .record(z.string().regex(TAG_KEY, "tag keys are 1-63 letters, digits, '.', '_', ':' or '-'"), z.string().max(256))
+  .refine((t) => Object.keys(t).length <= MAX_TAGS, `at most ${MAX_TAGS} tags`);
+
+export const Pillars = z
+  .strictObject({
+    models: z.boolean().default(true),
+    tools: z.boolean().default(true),
+    agents: z.boolean().default(true),
+  })
+  .meta({ description: "Per-pillar switches. Switching a pillar off keeps its registrations; switching it on restores them." });
+
+export const RoleAssignment = z
+  .strictObject({
+    principalId: z.string().min(1).max(256),
+    role: z.enum(PROJECT_ROLES),
+  })
+  .meta({ description: "A project-scoped role for a user (the token's oid)." });
+
+const fields = {
+  name: z.string().trim().min(1).max(100).meta({ description: "Unique within the tenant (case-insensitive)" }),
+  description: z.string().max(2000).optional(),
+  environment: z.enum(ENVIRONMENTS),
+  owner: z.string().min(1).max(256),
+  costCenter: z.string().min(1).max(64).optional(),
+  tags: Tags.default({}),
+  reviewDate: z.iso.date().optional().meta({ description: "Required for sandbox projects" }),
+  lifecycleStage: z.enum(LIFECYCLE_STAGES).default("active"),
+  pillars: Pillars.default({ models: true, tools: true, agents: true }),
+  roleAssignments: z.array(RoleAssignment).max(100).default([]),
+};
+
+function sandboxNeedsReviewDate(spec: { environment: string; reviewDate?: string | undefined }, ctx: z.RefinementCtx) {
+  if (spec.environment === "sandbox" && !spec.reviewDate) {
+    ctx.addIssue({ code: "custom", path: ["reviewDate"], message: "is required for sandbox projects" });
+  }
+}
+
+export const ProjectSpec = z.strictObject(fields).superRefine(sandboxNeedsReviewDate).meta({ id: "ProjectSpec" });
+export type ProjectSpec = z.output<typeof ProjectSpec>;
+export type ProjectSpecInput = z.input<typeof ProjectSpec>;
+
+/** PATCH body (merge-patch semantics): absent = unchanged, null = cleared (optional fields only). */
+export const ProjectPatch = z
+  .strictObject({
+    name: fields.name.optional(),
+    description: z.string().max(2000).nullable().optional(),
+    environment: fields.environment.optional(),
+    owner: fields.owner.optional(),
+    costCenter: z.string().min(1).max(64).nullable().optional(),
+    tags: Tags.optional(),
+    reviewDate: z.iso.date().nullable().optional(),
+    lifecycleStage: fields.lifecycleStage.optional(),
+    pillars: z.strictObject({ models: z.boolean(), tools: z.boolean(), agents: z.boolean() }).partial().optional(),
+    roleAssignments: z.array(RoleAssignment).max(100).optional(),
+  })
+  .meta({ id: "ProjectPatch" });
+export type ProjectPatch = z.output<typeof ProjectPatch>;
+
+export const Project = z
+  .strictObject({
+    id: ProjectId,
+    ...fields,
+    tags: z.record(z.string(), z.string()),
+    pillars: z.strictObject({ models: z.boolean(), tools: z.boolean(), agents: z.boolean() }),
+    roleAssignments: z.array(RoleAssignment),
+    lifecycleStage: z.enum(LIFECYCLE_STAGES),
+    ...serverFields,
+  })
+  .meta({ id: "Project" });
+export type Project = z.output<typeof Project>;
+
+export const ProjectList = z
+  .object({ items: z.array(Project), continuationToken: z.string().optional(), nextLink: z.string().optional() })
+  .meta({ id: "ProjectList" });

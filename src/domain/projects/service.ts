@@ -1,0 +1,216 @@
+import type { Clock } from "../../ports/clock.js";
+import { TENANT_SCOPE, type Partition, type Store, type StoredDoc } from "../../ports/store.js";
+import { sha256 } from "../audit/chain.js";
+import type { ChangeWriter } from "../changes.js";
+import { etagMatches, etagValue, newId, type Page, type Principal, type RequestContext, type Role } from "../common.js";
+import { AppError, fail } from "../errors.js";
+import { unwrapToken, wrapToken } from "../paging.js";
+import { parseOrThrow } from "../validation.js";
+import { ProjectSpec, type Project, type ProjectPatch, type ProjectSpecInput } from "./schema.js";
+
+interface ProjectDoc extends StoredDoc, Omit<Project, "etag"> {
+  docType: "project";
+  scopeId: typeof TENANT_SCOPE;
+}
+
+interface NameReservationDoc extends StoredDoc {
+  docType: "nameReservation";
+  resourceId: string;
+}
+
+const READ_ROLES: Role[] = ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"];
+
+const tenantPartition = (tenantId: string): Partition => ({ tenantId, scopeId: TENANT_SCOPE });
+const nameId = (name: string) => `name.project.${sha256(name.trim().toLowerCase()).slice(0, 48)}`;
+export const projectPath = (id: string) => `/projects/${id}`;
+const subject = (tenantId: string, id: string) => `/tenants/${tenantId}${projectPath(id)}`;
+
+function hasAny(p: Principal, roles: Role[]): boolean {
+  return roles.some((r) => p.roles.has(r));
+}
+
+function projectRoles(doc: ProjectDoc, p: Principal): Set<string> {
+  return new Set(doc.roleAssignments.filter((a) => a.principalId === p.userId).map((a) => a.role));
+}
+
+function toProject(doc: Omit<ProjectDoc, "_etag">, etag: string): Project {
+  const { docType: _d, scopeId: _s, _etag: _e, ...rest } = doc as ProjectDoc & { _etag?: string };
+  return { ...rest, etag: etagValue(etag) };
+}
+
+/** The project as audit digests and events see it: no version field. */
+function snapshot(doc: Omit<ProjectDoc, "_etag">): Omit<Project, "etag"> {
+  const { etag: _e, ...rest } = toProject(doc, "");
+  return rest;
+}
+
+const forbidden = (detail: string) => new AppError({ kind: "forbidden", detail });
+
+export class ProjectService {
+  constructor(
+    private readonly store: Store,
+    private readonly changes: ChangeWriter,
+    private readonly clock: Clock,
+  ) {}
+
+  async create(ctx: RequestContext, input: ProjectSpecInput): Promise<Project> {
+    const { principal } = ctx;
+    if (!principal.roles.has("TenantAdmin")) throw forbidden("creating projects requires TenantAdmin");
+    const spec = parseOrThrow(ProjectSpec, input, "body");
+    const now = this.clock.now().toISOString();
+    const id = newId("prj");
+    const partition = tenantPartition(principal.tenantId);
+    const doc: ProjectDoc = {
+      ...spec,
+      id,
+      tenantId: principal.tenantId,
+      scopeId: TENANT_SCOPE,
+      docType: "project",
+      createdAt: now,
+      createdBy: principal.userId,
+      updatedAt: now,
+      updatedBy: principal.userId,
+    };
+    const reservation: NameReservationDoc = { id: nameId(spec.name), ...partition, docType: "nameReservation", resourceId: id };
+    const after = snapshot(doc);
+    const [etag] = await this.changes.commit({
+      partition,
+      ctx,
+      action: "project.create",
+      resource: projectPath(id),
+      after,
+      ops: [
+        { kind: "create", doc },
+        { kind: "create", doc: reservation },
+      ],
+      event: { type: "aigov.project.created.v1", subject: subject(principal.tenantId, id), data: after },
+      onFailure: (index, status) =>
+        index === 1 && status === 409 ? { kind: "conflict", detail: `a project named '${spec.name}' already exists` } : undefined,
+    });
+    return toProject(doc, etag ?? "");
+  }
+
+  async get(ctx: RequestContext, id: string): Promise<Project> {
+    const doc = await this.load(ctx.principal, id);
+    this.authorize(ctx.principal, doc, READ_ROLES, ["ProjectAdmin", "Developer", "Approver", "Reader"], "read");
+    return toProject(doc, doc._etag);
+  }
+
+  async list(ctx: RequestContext, page: { maxPageSize: number; continuationToken?: string | undefined }): Promise<Page<Project>> {
+    if (!hasAny(ctx.principal, READ_ROLES)) throw forbidden("listing projects requires a tenant role");
+    const token = unwrapToken(page.continuationToken);
+    const result = await this.store.queryPage<ProjectDoc>(tenantPartition(ctx.principal.tenantId), {
+      docType: "project",
+      orderBy: { field: "createdAt", direction: "ASC" },
+      maxPageSize: page.maxPageSize,
+      ...(token ? { continuationToken: token } : {}),
+    });
+    const next = wrapToken(result.continuationToken);
+    return { items: result.items.map((d) => toProject(d, d._etag)), ...(next ? { continuationToken: next } : {}) };
+  }
+
+  async update(ctx: RequestContext, id: string, patch: ProjectPatch, ifMatch: string): Promise<Project> {
+    const { principal } = ctx;
+    const current = await this.load(principal, id);
+    this.authorize(principal, current, ["TenantAdmin", "ProjectAdmin"], ["ProjectAdmin"], "update");
+    if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    const { _etag, ...currentDoc } = current;
+    const merged: Record<string, unknown> = { ...currentDoc };
+    for (const [key, value] of Object.entries(patch)) {
+      if (value === undefined) continue;
+      if (value === null) delete merged[key];
+      else if (key === "pillars") merged.pillars = { ...current.pillars, ...(value as object) };
+      else merged[key] = value;
+    }
+    const specFields = Object.fromEntries(
+      Object.keys(ProjectSpec.shape).filter((k) => k in merged).map((k) => [k, merged[k]]),
+    );
+    const spec = parseOrThrow(ProjectSpec, specFields, "body");
+    const now = this.clock.now().toISOString();
+    const doc: ProjectDoc = {
+      ...spec,
+      id,
+      tenantId: principal.tenantId,
+      scopeId: TENANT_SCOPE,
+      docType: "project",
+      createdAt: current.createdAt,
+      createdBy: current.createdBy,
+      updatedAt: now,
+      updatedBy: principal.userId,
+    };
+    const partition = tenantPartition(principal.tenantId);
+    const renamed = nameId(spec.name) !== nameId(current.name);
+    const before = snapshot(current);
+    const after = snapshot(doc);
+    const [etag] = await this.changes.commit({
+      partition,
+      ctx,
+      action: "project.update",
+      resource: projectPath(id),
+      before,
+      after,
+      ops: [
+        { kind: "replace", doc, ifMatch: current._etag },
+        ...(renamed
+          ? [
+              { kind: "delete", id: nameId(current.name) } as const,
+              { kind: "create", doc: { id: nameId(spec.name), ...partition, docType: "nameReservation", resourceId: id } } as const,
+            ]
+          : []),
+      ],
+      event: { type: "aigov.project.updated.v1", subject: subject(principal.tenantId, id), data: after },
+      onFailure: (index, status) =>
+        index === 2 && status === 409 ? { kind: "conflict", detail: `a project named '${spec.name}' already exists` } : undefined,
+    });
+    return toProject(doc, etag ?? "");
+  }
+
+  async delete(ctx: RequestContext, id: string, ifMatch: string): Promise<void> {
+    const { principal } = ctx;
+    const current = await this.load(principal, id);
+    this.authorize(principal, current, ["TenantAdmin"], [], "delete");
+    if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    await this.changes.commit({
+      partition: tenantPartition(principal.tenantId),
+      ctx,
+      action: "project.delete",
+      resource: projectPath(id),
+      before: snapshot(current),
+      ops: [
+        { kind: "delete", id, ifMatch: current._etag },
+        { kind: "delete", id: nameId(current.name) },
+      ],
+      event: { type: "aigov.project.deleted.v1", subject: subject(principal.tenantId, id), data: { id, name: current.name } },
+    });
+  }
+
+  /** Ids of the tenant's projects, for jobs that walk every project (one query page at a time). */
+  async listIds(tenantId: string): Promise<string[]> {
+    const ids: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.store.queryPage<ProjectDoc>(tenantPartition(tenantId), {
+        docType: "project",
+        maxPageSize: 100,
+        ...(token ? { continuationToken: token } : {}),
+      });
+      ids.push(...page.items.map((d) => d.id));
+      token = page.continuationToken;
+    } while (token);
+    return ids;
+  }
+
+  private async load(principal: Principal, id: string) {
+    // The partition comes from the token: another tenant's project is simply not there.
+    const doc = await this.store.read<ProjectDoc>(tenantPartition(principal.tenantId), id);
+    if (!doc || doc.docType !== "project") return fail({ kind: "notFound", resource: projectPath(id) });
+    return doc;
+  }
+
+  private authorize(p: Principal, doc: ProjectDoc, tenantRoles: Role[], projectRoleNames: string[], verb: string): void {
+    if (hasAny(p, tenantRoles)) return;
+    const assigned = projectRoles(doc, p);
+    if (projectRoleNames.some((r) => assigned.has(r))) return;
+    throw forbidden(`you may not ${verb} this project`);
+  }
+}

@@ -1,0 +1,119 @@
+import { randomUUID } from "node:crypto";
+import type { HttpFunctionOptions, HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
+import type { z } from "zod";
+import { functionRoute, type Operation, type ParsedRequest } from "../api/contract.js";
+import { MAX_BODY_BYTES } from "../api/problem.js";
+import { getServices, type Services } from "../app/services.js";
+import type { RequestContext } from "../domain/common.js";
+import { AppError } from "../domain/errors.js";
+import { parseOrThrow } from "../domain/validation.js";
+import { INTERNAL_ERROR, mapError, problemBody } from "./problem.js";
+
+export interface HandlerResult {
+  status?: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+type Handler<O extends Operation> = (req: ParsedRequest<O>, ctx: RequestContext, services: Services) => Promise<HandlerResult>;
+type AnonymousHandler<O extends Operation> = (req: ParsedRequest<O>, services: Services) => Promise<HandlerResult>;
+
+const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+async function readJsonBody(op: Operation, request: HttpRequest): Promise<unknown> {
+  const contentType = (request.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  const accepted = op.bodyTypes ?? ["application/json"];
+  if (!accepted.includes(contentType)) {
+    throw new AppError({ kind: "unsupportedMediaType", detail: `send ${accepted.join(" or ")}` });
+  }
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > MAX_BODY_BYTES) throw new AppError({ kind: "payloadTooLarge", limitBytes: MAX_BODY_BYTES });
+  const bytes = Buffer.from(await request.arrayBuffer());
+  if (bytes.length > MAX_BODY_BYTES) throw new AppError({ kind: "payloadTooLarge", limitBytes: MAX_BODY_BYTES });
+  if (bytes.length === 0) throw new AppError({ kind: "malformedBody", detail: "a JSON body is required" });
+  try {
+    return JSON.parse(bytes.toString("utf8"));
+  } catch {
+    throw new AppError({ kind: "malformedBody", detail: "the body is not valid JSON" });
+  }
+}
+
+function queryObject(request: HttpRequest): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of new Set(request.query.keys())) {
+    const values = request.query.getAll(key);
+    if (values.length > 1) {
+      throw new AppError({ kind: "validation", detail: "the request query is invalid", errors: [{ field: `query.${key}`, message: "may appear only once" }] });
+    }
+    out[key] = values[0]!;
+  }
+  return out;
+}
+
+async function parseRequest<O extends Operation>(op: O, request: HttpRequest): Promise<ParsedRequest<O>> {
+  const params = op.params ? parseOrThrow(op.params, { ...request.params }, "params") : undefined;
+  const query = op.query ? parseOrThrow(op.query, queryObject(request), "query") : undefined;
+  const body = op.body ? parseOrThrow(op.body as z.ZodType, await readJsonBody(op, request), "body") : undefined;
+  let ifMatch: string | undefined;
+  if (op.ifMatch) {
+    ifMatch = request.headers.get("if-match")?.trim() || undefined;
+    if (!ifMatch) throw new AppError({ kind: "preconditionRequired" });
+  }
+  return { params, query, body, ifMatch } as ParsedRequest<O>;
+}
+
+function toResponse(op: Operation, result: HandlerResult, correlationId: string): HttpResponseInit {
+  const headers: Record<string, string> = { "x-correlation-id": correlationId, ...result.headers };
+  const body = result.body;
+  const etag = body && typeof body === "object" && "etag" in body ? (body as { etag: unknown }).etag : undefined;
+  if (typeof etag === "string" && etag) headers.ETag = `"${etag}"`;
+  if (body === undefined) return { status: result.status ?? op.success.status, headers };
+  headers["Content-Type"] = "application/json; charset=utf-8";
+  return { status: result.status ?? op.success.status, headers, body: JSON.stringify(body) };
+}
+
+function errorResponse(err: unknown, request: HttpRequest, correlationId: string, context: InvocationContext): HttpResponseInit {
+  let mapped = INTERNAL_ERROR;
+  if (err instanceof AppError) mapped = mapError(err.error);
+  else context.error(`correlationId=${correlationId} unhandled error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  const instance = new URL(request.url).pathname;
+  return {
+    status: mapped.status,
+    headers: { "Content-Type": "application/problem+json; charset=utf-8", "x-correlation-id": correlationId, ...mapped.headers },
+    body: JSON.stringify(problemBody(mapped, instance, correlationId)),
+  };
+}
+
+function options(op: Operation, run: (request: HttpRequest, correlationId: string, services: Services) => Promise<HandlerResult>): HttpFunctionOptions {
+  return {
+    methods: [op.method],
+    route: functionRoute(op),
+    authLevel: "anonymous", // bearer tokens are validated by the app itself (fail closed)
+    handler: async (request, context) => {
+      const supplied = request.headers.get("x-correlation-id");
+      const correlationId = supplied && CORRELATION_ID.test(supplied) ? supplied : randomUUID();
+      try {
+        const services = await getServices();
+        return toResponse(op, await run(request, correlationId, services), correlationId);
+      } catch (err) {
+        return errorResponse(err, request, correlationId, context);
+      }
+    },
+  };
+}
+
+/** Binds an authenticated operation to its handler: token → principal, role gate, validation, problem+json. */
+export function endpoint<O extends Operation>(op: O, handler: Handler<O>): HttpFunctionOptions {
+  return options(op, async (request, correlationId, services) => {
+    const principal = await services.verifier.verify(request.headers.get("authorization"));
+    if (op.roles && !op.roles.some((r) => principal.roles.has(r))) {
+      throw new AppError({ kind: "forbidden", detail: `requires one of: ${op.roles.join(", ")}` });
+    }
+    const parsed = await parseRequest(op, request);
+    return handler(parsed, { principal, correlationId }, services);
+  });
+}
+
+export function anonymousEndpoint<O extends Operation>(op: O, handler: AnonymousHandler<O>): HttpFunctionOptions {
+  return options(op, async (request, _correlationId, services) => handler(await parseRequest(op, request), services));
+}

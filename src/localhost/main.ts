@@ -1,0 +1,153 @@
+/**
+ * `npm start`: runs the function app on this machine exactly as registered in functions/,
+ * on the embedded default — in-process Cosmos-wire server, dev token issuer, NDJSON event sink —
+ * all under the data directory (.data/ by default).
+ */
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { z } from "zod";
+import { ROLES } from "../domain/common.js";
+import { installCoreShim } from "./core-shim.js";
+import { startLocalHost, type BuiltinRoute, type LocalHost } from "./host.js";
+
+function findRoot(dir: string): string {
+  for (let d = dir; ; d = dirname(d)) {
+    if (existsSync(join(d, "package.json")) && existsSync(join(d, "host.json"))) return d;
+    if (dirname(d) === d) throw new Error("cannot find the project root (package.json + host.json)");
+  }
+}
+
+const ROOT = findRoot(__dirname);
+
+function listJs(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .sort()
+    .flatMap((name) => {
+      const full = join(dir, name);
+      if (statSync(full).isDirectory()) return listJs(full);
+      return name.endsWith(".js") ? [full] : [];
+    });
+}
+
+const TokenRequest = z.strictObject({
+  tenant: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
+  user: z.string().min(1).max(256),
+  roles: z.array(z.enum(ROLES)).max(ROLES.length),
+  ttlSeconds: z.number().int().min(60).max(7 * 24 * 3600).optional(),
+});
+
+function sendJson(res: import("node:http").ServerResponse, status: number, body: unknown, type = "application/json") {
+  res.writeHead(status, { "content-type": type });
+  res.end(JSON.stringify(body));
+}
+
+export interface RunningApp {
+  host: LocalHost;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+export async function startApp(opts: { port?: number; dataDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunningApp> {
+  const env = opts.env ?? process.env;
+  const envFile = join(ROOT, ".env");
+  if (env === process.env && existsSync(envFile)) process.loadEnvFile(envFile);
+  const dataDir = resolve(ROOT, opts.dataDir ?? env.AIGOV_DATA_DIR ?? ".data");
+  const port = opts.port ?? Number(env.PORT ?? 7071);
+  env.AIGOV_DATA_DIR = dataDir;
+  env.OUTBOX_RELAY_SCHEDULE ??= "*/2 * * * * *";
+  const stops: (() => Promise<void>)[] = [];
+
+  if (!env.COSMOS_ENDPOINT) {
+    const { startEmbeddedCosmos } = await import("../adapters/local/embedded-cosmos.js");
+    const { connectCosmos } = await import("../adapters/cosmos/connect.js");
+    const cosmos = await startEmbeddedCosmos({ dataDir });
+    stops.push(() => cosmos.close());
+    env.COSMOS_ENDPOINT = cosmos.endpoint;
+    env.COSMOS_LOCAL_KEY = cosmos.key;
+    env.AIGOV_LOCAL = "true";
+    // What infra/main.bicep provisions in Azure.
+    const provisioner = await connectCosmos(
+      { endpoint: cosmos.endpoint, localKey: cosmos.key, database: env.COSMOS_DATABASE ?? "aigov", container: env.COSMOS_CONTAINER ?? "resources" },
+      { createIfMissing: true },
+    );
+    provisioner.dispose();
+  }
+
+  const builtinRoutes: BuiltinRoute[] = [];
+  if ((env.AUTH_MODE ?? "dev") === "dev") {
+    const { loadOrCreateDevIssuer, DEV_AUDIENCE, DEV_ISSUER } = await import("../auth/dev-issuer.js");
+    const issuer = await loadOrCreateDevIssuer(join(dataDir, "dev-issuer.json"));
+    env.AUTH_MODE = "dev";
+    env.AUTH_ISSUER = DEV_ISSUER;
+    env.AUTH_AUDIENCE = DEV_AUDIENCE;
+    env.AIGOV_LOCAL = "true";
+    builtinRoutes.push(
+      { method: "GET", path: "/.dev/jwks.json", handle: (_req, res) => sendJson(res, 200, issuer.jwks, "application/jwk-set+json") },
+      {
+        method: "POST",
+        path: "/.dev/token",
+        handle: async (_req, res, body) => {
+          let parsed;
+          try {
+            parsed = TokenRequest.safeParse(JSON.parse(body.toString("utf8") || "null"));
+          } catch {
+            return sendJson(res, 400, { title: "body is not JSON", status: 400 }, "application/problem+json");
+          }
+          if (!parsed.success) {
+            const errors = parsed.error.issues.map((i) => ({ field: i.path.join("."), message: i.message }));
+            return sendJson(res, 400, { title: "invalid token request", status: 400, errors }, "application/problem+json");
+          }
+          const { tenant, user, roles, ttlSeconds } = parsed.data;
+          const token = await issuer.mint({ tenant, user, roles, ...(ttlSeconds ? { ttlSeconds } : {}) });
+          sendJson(res, 200, { access_token: token, token_type: "Bearer" });
+        },
+      },
+    );
+  }
+
+  installCoreShim();
+  const host = await startLocalHost({
+    port,
+    functionFiles: listJs(join(ROOT, "dist", "functions")),
+    builtinRoutes,
+    // The JWKS URL needs the bound port, so it is set before any function runs (config is parsed lazily).
+    log: (level, message) => {
+      if (level !== "debug") console[level === "info" ? "log" : level](message);
+    },
+  });
+  env.AUTH_JWKS_URI ??= `${host.url}/.dev/jwks.json`;
+  if (port !== 7071) env.WEBSITE_HOSTNAME ??= `127.0.0.1:${host.port}`;
+
+  return {
+    host,
+    dataDir,
+    stop: async () => {
+      await host.close();
+      for (const stop of stops.reverse()) await stop();
+    },
+  };
+}
+
+if (require.main === module) {
+  const started = Date.now();
+  startApp()
+    .then((app) => {
+      console.log(`aigov local host listening on ${app.host.url} (data in ${app.dataDir}) — ready in ${Date.now() - started} ms`);
+      console.log(`  health:  ${app.host.url}/api/health`);
+      console.log(`  openapi: ${app.host.url}/api/openapi.json`);
+      let stopping = false;
+      const shutdown = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        console.log(`${signal}: stopping`);
+        void app.stop().then(() => process.exit(0));
+      };
+      process.on("SIGINT", () => shutdown("SIGINT"));
+      process.on("SIGTERM", () => shutdown("SIGTERM"));
+    })
+    .catch((err: unknown) => {
+      console.error(err instanceof Error ? err.message : err);
+      process.exit(1);
+    });
+}

@@ -1,0 +1,79 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectCosmos } from "../../src/adapters/cosmos/connect.js";
+import type { CosmosStore } from "../../src/adapters/cosmos/store.js";
+import { startEmbeddedCosmos, type EmbeddedCosmos } from "../../src/adapters/local/embedded-cosmos.js";
+import type { StoredDoc } from "../../src/ports/store.js";
+
+const dataDir = mkdtempSync(join(tmpdir(), "aigov-store-"));
+let cosmos: EmbeddedCosmos;
+let store: CosmosStore;
+const cfg = () => ({ endpoint: cosmos.endpoint, database: "db", container: "c", localKey: cosmos.key });
+const A = { tenantId: "ta", scopeId: "_tenant" };
+const B = { tenantId: "tb", scopeId: "_tenant" };
+const doc = (p: typeof A, id: string, extra: Record<string, unknown> = {}): StoredDoc => ({ id, ...p, docType: "thing", ...extra });
+
+beforeAll(async () => {
+  cosmos = await startEmbeddedCosmos({ dataDir });
+  store = await connectCosmos(cfg(), { createIfMissing: true });
+});
+afterAll(async () => {
+  store.dispose();
+  await cosmos.close();
+});
+
+describe("CosmosStore on the embedded server", () => {
+  it("a failing batch applies nothing (atomic)", async () => {
+    const first = await store.batch(A, [{ kind: "create", doc: doc(A, "x1", { n: 1 }) }]);
+    expect(first.ok).toBe(true);
+    const r = await store.batch(A, [
+      { kind: "create", doc: doc(A, "x2") },
+      { kind: "replace", doc: doc(A, "x1", { n: 2 }) },
+      { kind: "create", doc: doc(A, "x1") }, // conflict
+    ]);
+    expect(r).toEqual({ ok: false, failedIndex: 2, status: 409 });
+    expect(await store.read(A, "x2")).toBeUndefined();
+    expect((await store.read(A, "x1"))?.n).toBe(1);
+  });
+
+  it("replace with a stale ETag fails with 412 and keeps the document", async () => {
+    const current = (await store.read(A, "x1"))!;
+    const ok = await store.batch(A, [{ kind: "replace", doc: doc(A, "x1", { n: 3 }), ifMatch: current._etag }]);
+    expect(ok.ok).toBe(true);
+    const stale = await store.batch(A, [{ kind: "replace", doc: doc(A, "x1", { n: 4 }), ifMatch: current._etag }]);
+    expect(stale).toEqual({ ok: false, failedIndex: 0, status: 412 });
+    expect((await store.read(A, "x1"))?.n).toBe(3);
+  });
+
+  it("reads and queries are scoped to the partition", async () => {
+    await store.batch(B, [{ kind: "create", doc: doc(B, "y1") }]);
+    expect(await store.read(B, "x1")).toBeUndefined();
+    const page = await store.queryPage(B, { docType: "thing", maxPageSize: 10 });
+    expect(page.items.map((i) => i.id)).toEqual(["y1"]);
+  });
+
+  it("pages with continuation tokens", async () => {
+    const P = { tenantId: "tp", scopeId: "_tenant" };
+    for (let i = 0; i < 5; i++) await store.batch(P, [{ kind: "create", doc: doc(P, `p${i}`, { seq: i }) }]);
+    const seen: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await store.queryPage(P, { docType: "thing", maxPageSize: 2, orderBy: { field: "seq", direction: "ASC" }, ...(token ? { continuationToken: token } : {}) });
+      seen.push(...page.items.map((i) => i.id));
+      token = page.continuationToken;
+    } while (token);
+    expect(seen).toEqual(["p0", "p1", "p2", "p3", "p4"]);
+  });
+
+  it("persists across a restart with the same ETags", async () => {
+    const before = (await store.read(A, "x1"))!;
+    store.dispose();
+    await cosmos.close();
+    cosmos = await startEmbeddedCosmos({ dataDir });
+    store = await connectCosmos(cfg(), { createIfMissing: true });
+    const after = (await store.read(A, "x1"))!;
+    expect(after).toEqual(before);
+  });
+});
