@@ -31,7 +31,8 @@ function convert(schema: z.ZodType, io: "input" | "output", components: Map<stri
   const { $defs, $schema: _s, ...rest } = rewriteRefs(json) as typeof json;
   for (const [name, def] of Object.entries($defs ?? {})) addComponent(components, name, def);
   if (!id) return rest;
-  addComponent(components, id, rest);
+  // A registered root comes back as {$ref} into $defs; otherwise it is inline.
+  if (rest.$ref !== `#/components/schemas/${id}`) addComponent(components, id, rest);
   return { $ref: `#/components/schemas/${id}` };
 }
 

@@ -56,7 +56,7 @@ export class AigovClient {
     for (const [k, v] of Object.entries(i.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { accept: "application/json", ...extraHeaders };
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
-    if (i.ifMatch !== undefined) headers["if-match"] = i.ifMatch.startsWith('"') ? i.ifMatch : `"${i.ifMatch}"`;
+    if (i.ifMatch !== undefined) headers["if-match"] = /^(W\/)?"|^\*$/.test(i.ifMatch) ? i.ifMatch : `"${i.ifMatch}"`;
     let body: string | undefined;
     if (i.body !== undefined) {
       headers["content-type"] = "application/json";

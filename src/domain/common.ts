@@ -54,8 +54,17 @@ export interface Page<T> {
   continuationToken?: string;
 }
 
-const unquote = (etag: string) => etag.replace(/^W\//, "").replace(/^"(.*)"$/, "$1");
+const unquote = (etag: string) => etag.replace(/^"(.*)"$/, "$1");
 
-/** ETags compare without weak prefixes or quotes (Cosmos quotes its _etag values, the embedded server does not). */
-export const etagMatches = (a: string, b: string): boolean => unquote(a) === unquote(b);
+/**
+ * If-Match per RFC 9110 §13.1.1: "*" matches any current version; otherwise strong comparison,
+ * so a weak validator (W/"…") never matches. Quotes are ignored (Cosmos quotes its _etag, the
+ * embedded server does not).
+ */
+export function etagMatches(current: string, ifMatch: string): boolean {
+  return ifMatch
+    .split(",")
+    .map((v) => v.trim())
+    .some((v) => v === "*" || (!v.startsWith("W/") && unquote(v) === unquote(current)));
+}
 export const etagValue = unquote;

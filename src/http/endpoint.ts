@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { HttpFunctionOptions, HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
-import type { z } from "zod";
+import { z } from "zod";
 import { functionRoute, type Operation, type ParsedRequest } from "../api/contract.js";
 import { MAX_BODY_BYTES } from "../api/problem.js";
 import { getServices, type Services } from "../app/services.js";
@@ -50,9 +50,13 @@ function queryObject(request: HttpRequest): Record<string, string> {
   return out;
 }
 
+const NO_QUERY = z.strictObject({});
+
 async function parseRequest<O extends Operation>(op: O, request: HttpRequest): Promise<ParsedRequest<O>> {
   const params = op.params ? parseOrThrow(op.params, { ...request.params }, "params") : undefined;
-  const query = op.query ? parseOrThrow(op.query, queryObject(request), "query") : undefined;
+  // Unknown query parameters are refused, like unknown body fields (anonymous probes excepted).
+  const querySchema = op.query ?? (op.anonymous ? undefined : NO_QUERY);
+  const query = querySchema ? parseOrThrow(querySchema, queryObject(request), "query") : undefined;
   const body = op.body ? parseOrThrow(op.body as z.ZodType, await readJsonBody(op, request), "body") : undefined;
   let ifMatch: string | undefined;
   if (op.ifMatch) {

@@ -209,30 +209,25 @@ export const CORE_SHIM_FILENAME = path.resolve(path.sep, "__aigov_localhost__", 
 export function installCoreShim(): void {
   const s = state();
   const internals = Module as unknown as ModuleInternals;
-  // The module object is (re)seeded every time: cheap, and it survives someone clearing require.cache.
-  if (!internals._cache[CORE_SHIM_FILENAME]) {
+  // (Re)seeded on every resolution: cheap, and survives someone clearing require.cache.
+  const seed = (): void => {
+    if (internals._cache[CORE_SHIM_FILENAME]) return;
     const m = new Module(CORE_SHIM_FILENAME);
     m.filename = CORE_SHIM_FILENAME;
     m.exports = s.api;
     m.loaded = true;
     internals._cache[CORE_SHIM_FILENAME] = m;
-  }
+  };
+  seed();
   if (s.installed) return;
   const original = internals._resolveFilename;
-  const patched: ResolveFilename = function (this: unknown, request, parent, isMain, options) {
+  internals._resolveFilename = function (this: unknown, request, parent, isMain, options) {
     if (request === CORE_MODULE_ID) {
-      if (!internals._cache[CORE_SHIM_FILENAME]) {
-        const m = new Module(CORE_SHIM_FILENAME);
-        m.filename = CORE_SHIM_FILENAME;
-        m.exports = s.api;
-        m.loaded = true;
-        internals._cache[CORE_SHIM_FILENAME] = m;
-      }
+      seed();
       return CORE_SHIM_FILENAME;
     }
     return original.call(this, request, parent, isMain, options);
   };
-  internals._resolveFilename = patched;
   s.installed = true;
 }
 

@@ -327,14 +327,28 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
   const providers = opts.inputBindingProviders ?? {};
   const builtins = opts.builtinRoutes ?? [];
 
-  const previousSink = setCoreLogSink((level, category, message) => {
+  // Library logs made outside an invocation (e.g. its system warnings) go to this host's log.
+  const ownSink = (level: CoreLogLevel, category: CoreLogCategory, message: string): void => {
     const l = mapLevel(level);
     if (l) log(l, `[${category}] ${message}`);
-  });
+  };
+  const previousSink = setCoreLogSink(ownSink);
+  const restoreSink = (): void => {
+    // Only if no other host has installed its own sink since.
+    const current = setCoreLogSink(previousSink);
+    if (current !== ownSink) setCoreLogSink(current);
+  };
 
   // -- load the app ---------------------------------------------------------------------------
   const startedAt = new Date();
   try {
+    await loadApp();
+  } catch (err) {
+    restoreSink();
+    throw err;
+  }
+
+  async function loadApp(): Promise<void> {
     for (const file of opts.functionFiles) {
       const abs = path.resolve(file);
       const req = Module.createRequire(abs);
@@ -350,49 +364,45 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
         }
       }
     }
-  } catch (err) {
-    setCoreLogSink(previousSink);
-    throw err;
-  }
 
-  const pmOrUndefined = getProgrammingModel() as ProgrammingModelLike | undefined;
-  if (getRegisteredFunctions().length === 0 && opts.functionFiles.length > 0) {
-    log(
-      "warn",
-      "No functions were registered. If @azure/functions was used before installCoreShim() ran, it latched into test mode.",
-    );
-  }
-  if (pmOrUndefined && typeof pmOrUndefined.getCapabilities === "function") {
-    // Like the worker after loading the app: locks app.setup() and reveals HTTP streaming.
-    const caps = await pmOrUndefined.getCapabilities({});
-    if (caps && typeof caps === "object" && "HttpUri" in caps) {
-      setCoreLogSink(previousSink);
-      throw new Error("app.setup({ enableHttpStream: true }) is not supported by the local host");
+    const pm = getProgrammingModel() as ProgrammingModelLike | undefined;
+    if (getRegisteredFunctions().length === 0 && opts.functionFiles.length > 0) {
+      log(
+        "warn",
+        "No functions were registered. If @azure/functions was used before installCoreShim() ran, it latched into test mode.",
+      );
     }
-  }
+    if (pm && typeof pm.getCapabilities === "function") {
+      // Like the worker after loading the app: locks app.setup() and reveals HTTP streaming.
+      const caps = await pm.getCapabilities({});
+      if (caps && typeof caps === "object" && "HttpUri" in caps) {
+        throw new Error("app.setup({ enableHttpStream: true }) is not supported by the local host");
+      }
+    }
 
-  const appStartCtx = {
-    get hookData() {
-      return getAppLevelOnlyHookData();
-    },
-    set hookData(_v: unknown) {
-      readOnly("hookData");
-    },
-    get appHookData() {
-      return getAppHookData();
-    },
-    set appHookData(_v: unknown) {
-      readOnly("appHookData");
-    },
-    functionAppDirectory: process.cwd(),
-  };
-  for (const hook of getHooks("appStart")) await hook(appStartCtx);
+    const appStartCtx = {
+      get hookData() {
+        return getAppLevelOnlyHookData();
+      },
+      set hookData(_v: unknown) {
+        readOnly("hookData");
+      },
+      get appHookData() {
+        return getAppHookData();
+      },
+      set appHookData(_v: unknown) {
+        readOnly("appHookData");
+      },
+      functionAppDirectory: process.cwd(),
+    };
+    for (const hook of getHooks("appStart")) await hook(appStartCtx);
+  }
 
   // -- invocation (worker path) ---------------------------------------------------------------
   function requireProgrammingModel(): ProgrammingModelLike {
     const pm = getProgrammingModel() as ProgrammingModelLike | undefined;
     if (!pm || typeof pm.getInvocationModel !== "function") {
-      throw new Error("No programming model was registered (was @azure/functions loaded after installCoreShim()?)");
+      throw new Error("No programming model was registered (did the app call app.* before installCoreShim()?)");
     }
     return pm;
   }
@@ -455,8 +465,30 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
     triggerMetadata: Record<string, RpcTypedData>,
     reason: string,
   ): Promise<{ invocationId: string; response: RpcInvocationResponse; result: unknown }> {
-    const pm = requireProgrammingModel();
     const invocationId = randomUUID();
+    const started = Date.now();
+    log("debug", `Executing 'Functions.${fn.name}' (Reason='${reason}', Id=${invocationId})`);
+    try {
+      const r = await invokeWorkerPath(fn, invocationId, triggerData, triggerMetadata);
+      log("debug", `Executed 'Functions.${fn.name}' (Succeeded, Id=${invocationId}, Duration=${Date.now() - started}ms)`);
+      return r;
+    } catch (err) {
+      // Covers input binding providers too: a failing timer run is always reported.
+      log(
+        "error",
+        `Executed 'Functions.${fn.name}' (Failed, Id=${invocationId}, Duration=${Date.now() - started}ms): ${errorText(err)}`,
+      );
+      throw err;
+    }
+  }
+
+  async function invokeWorkerPath(
+    fn: RegisteredFunction,
+    invocationId: string,
+    triggerData: RpcTypedData | undefined,
+    triggerMetadata: Record<string, RpcTypedData>,
+  ): Promise<{ invocationId: string; response: RpcInvocationResponse; result: unknown }> {
+    const pm = requireProgrammingModel();
     const inputData: RpcParameterBinding[] = [];
     inputData.push(triggerData === undefined ? { name: fn.trigger.key } : { name: fn.trigger.key, data: triggerData });
     for (const [key, binding] of Object.entries(fn.metadata.bindings)) {
@@ -489,97 +521,86 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
       },
     };
 
-    const started = Date.now();
-    log("debug", `Executing 'Functions.${fn.name}' (Reason='${reason}', Id=${invocationId})`);
+    const model = await pm.getInvocationModel(coreCtx);
+    const hookData: Record<string, unknown> = {};
+    const args = await model.getArguments();
+    const context = args.context;
+    let inputs = args.inputs;
+    let callback = fn.callback;
+    logContext = { hookData, invocationContext: context };
+
+    const preCtx = {
+      get hookData() {
+        return hookData;
+      },
+      set hookData(_v: unknown) {
+        readOnly("hookData");
+      },
+      get appHookData() {
+        return getAppHookData();
+      },
+      set appHookData(_v: unknown) {
+        readOnly("appHookData");
+      },
+      get invocationContext() {
+        return context;
+      },
+      set invocationContext(_v: unknown) {
+        readOnly("invocationContext");
+      },
+      functionCallback: callback,
+      inputs,
+    };
+    coreCtx.state = "preInvocationHooks";
     try {
-      const model = await pm.getInvocationModel(coreCtx);
-      const hookData: Record<string, unknown> = {};
-      const args = await model.getArguments();
-      const context = args.context;
-      let inputs = args.inputs;
-      let callback = fn.callback;
-      logContext = { hookData, invocationContext: context };
-
-      const preCtx = {
-        get hookData() {
-          return hookData;
-        },
-        set hookData(_v: unknown) {
-          readOnly("hookData");
-        },
-        get appHookData() {
-          return getAppHookData();
-        },
-        set appHookData(_v: unknown) {
-          readOnly("appHookData");
-        },
-        get invocationContext() {
-          return context;
-        },
-        set invocationContext(_v: unknown) {
-          readOnly("invocationContext");
-        },
-        functionCallback: callback,
-        inputs,
-      };
-      coreCtx.state = "preInvocationHooks";
-      try {
-        await executeHooks("preInvocation", preCtx);
-      } finally {
-        coreCtx.state = undefined;
-      }
-      inputs = preCtx.inputs;
-      callback = preCtx.functionCallback;
-
-      const postCtx = {
-        get hookData() {
-          return hookData;
-        },
-        set hookData(_v: unknown) {
-          readOnly("hookData");
-        },
-        get appHookData() {
-          return getAppHookData();
-        },
-        set appHookData(_v: unknown) {
-          readOnly("appHookData");
-        },
-        get invocationContext() {
-          return context;
-        },
-        set invocationContext(_v: unknown) {
-          readOnly("invocationContext");
-        },
-        inputs,
-        result: null as unknown,
-        error: null as unknown,
-      };
-      coreCtx.state = "invocation";
-      try {
-        postCtx.result = await model.invokeFunction(context, inputs, callback);
-      } catch (err) {
-        postCtx.error = err;
-      } finally {
-        coreCtx.state = undefined;
-      }
-      coreCtx.state = "postInvocationHooks";
-      try {
-        await executeHooks("postInvocation", postCtx);
-      } finally {
-        coreCtx.state = undefined;
-      }
-      if (postCtx.error !== null && postCtx.error !== undefined) throw postCtx.error;
-
-      const response = await model.getResponse(context, postCtx.result);
-      log("debug", `Executed 'Functions.${fn.name}' (Succeeded, Id=${invocationId}, Duration=${Date.now() - started}ms)`);
-      return { invocationId, response, result: postCtx.result };
-    } catch (err) {
-      log(
-        "error",
-        `Executed 'Functions.${fn.name}' (Failed, Id=${invocationId}, Duration=${Date.now() - started}ms): ${errorText(err)}`,
-      );
-      throw err;
+      await executeHooks("preInvocation", preCtx);
+    } finally {
+      coreCtx.state = undefined;
     }
+    inputs = preCtx.inputs;
+    callback = preCtx.functionCallback;
+
+    const postCtx = {
+      get hookData() {
+        return hookData;
+      },
+      set hookData(_v: unknown) {
+        readOnly("hookData");
+      },
+      get appHookData() {
+        return getAppHookData();
+      },
+      set appHookData(_v: unknown) {
+        readOnly("appHookData");
+      },
+      get invocationContext() {
+        return context;
+      },
+      set invocationContext(_v: unknown) {
+        readOnly("invocationContext");
+      },
+      inputs,
+      result: null as unknown,
+      error: null as unknown,
+    };
+    coreCtx.state = "invocation";
+    try {
+      postCtx.result = await model.invokeFunction(context, inputs, callback);
+    } catch (err) {
+      postCtx.error = err;
+    } finally {
+      coreCtx.state = undefined;
+    }
+    coreCtx.state = "postInvocationHooks";
+    try {
+      await executeHooks("postInvocation", postCtx);
+    } finally {
+      coreCtx.state = undefined;
+    }
+    if (postCtx.error !== null && postCtx.error !== undefined) throw postCtx.error;
+
+    const response = await model.getResponse(context, postCtx.result);
+    return { invocationId, response, result: postCtx.result };
   }
 
   function outcomeOf(r: { invocationId: string; response: RpcInvocationResponse; result: unknown }): InvocationOutcome {
@@ -952,7 +973,7 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
       });
     });
   } catch (err) {
-    setCoreLogSink(previousSink);
+    restoreSink();
     throw err;
   }
   server.on("error", (err) => log("error", `HTTP server error: ${errorText(err)}`));
@@ -1018,7 +1039,7 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
           server.close(() => resolve());
           server.closeAllConnections();
         });
-        setCoreLogSink(previousSink);
+        restoreSink();
       })();
       return closing;
     },

@@ -7,6 +7,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { ROLES } from "../domain/common.js";
+import type { EmbeddedCosmos } from "../adapters/local/embedded-cosmos.js";
 import { installCoreShim } from "./core-shim.js";
 import { startLocalHost, type BuiltinRoute, type LocalHost } from "./host.js";
 
@@ -45,10 +46,12 @@ function sendJson(res: import("node:http").ServerResponse, status: number, body:
 export interface RunningApp {
   host: LocalHost;
   dataDir: string;
+  /** The embedded Cosmos server, when the app runs on it (no COSMOS_ENDPOINT configured). */
+  cosmos?: EmbeddedCosmos;
   stop(): Promise<void>;
 }
 
-export async function startApp(opts: { port?: number; dataDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunningApp> {
+export async function startApp(opts: { port?: number; dataDir?: string; env?: NodeJS.ProcessEnv; quiet?: boolean } = {}): Promise<RunningApp> {
   const env = opts.env ?? process.env;
   const envFile = join(ROOT, ".env");
   if (env === process.env && existsSync(envFile)) process.loadEnvFile(envFile);
@@ -57,18 +60,20 @@ export async function startApp(opts: { port?: number; dataDir?: string; env?: No
   env.AIGOV_DATA_DIR = dataDir;
   env.OUTBOX_RELAY_SCHEDULE ??= "*/2 * * * * *";
   const stops: (() => Promise<void>)[] = [];
+  let cosmos: EmbeddedCosmos | undefined;
 
   if (!env.COSMOS_ENDPOINT) {
     const { startEmbeddedCosmos } = await import("../adapters/local/embedded-cosmos.js");
     const { connectCosmos } = await import("../adapters/cosmos/connect.js");
-    const cosmos = await startEmbeddedCosmos({ dataDir });
-    stops.push(() => cosmos.close());
-    env.COSMOS_ENDPOINT = cosmos.endpoint;
-    env.COSMOS_LOCAL_KEY = cosmos.key;
+    const embedded = await startEmbeddedCosmos({ dataDir });
+    cosmos = embedded;
+    stops.push(() => embedded.close());
+    env.COSMOS_ENDPOINT = embedded.endpoint;
+    env.COSMOS_LOCAL_KEY = embedded.key;
     env.AIGOV_LOCAL = "true";
     // What infra/main.bicep provisions in Azure.
     const provisioner = await connectCosmos(
-      { endpoint: cosmos.endpoint, localKey: cosmos.key, database: env.COSMOS_DATABASE ?? "aigov", container: env.COSMOS_CONTAINER ?? "resources" },
+      { endpoint: embedded.endpoint, localKey: embedded.key, database: env.COSMOS_DATABASE ?? "aigov", container: env.COSMOS_CONTAINER ?? "resources" },
       { createIfMissing: true },
     );
     provisioner.dispose();
@@ -113,7 +118,8 @@ export async function startApp(opts: { port?: number; dataDir?: string; env?: No
     builtinRoutes,
     // The JWKS URL needs the bound port, so it is set before any function runs (config is parsed lazily).
     log: (level, message) => {
-      if (level !== "debug") console[level === "info" ? "log" : level](message);
+      if (level === "debug" || (opts.quiet && level === "info")) return;
+      console[level === "info" ? "log" : level](message);
     },
   });
   env.AUTH_JWKS_URI ??= `${host.url}/.dev/jwks.json`;
@@ -122,6 +128,7 @@ export async function startApp(opts: { port?: number; dataDir?: string; env?: No
   return {
     host,
     dataDir,
+    ...(cosmos ? { cosmos } : {}),
     stop: async () => {
       await host.close();
       for (const stop of stops.reverse()) await stop();

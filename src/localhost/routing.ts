@@ -40,10 +40,11 @@ export type RoutePart = LiteralPart | ParameterPart;
 
 export interface RouteSegment {
   parts: RoutePart[];
-  /** For complex segments (more than one part): anchored, case-insensitive matcher. */
-  pattern?: RegExp;
-  /** Parameters of a complex segment, in capture-group order. */
-  patternParams?: ParameterPart[];
+  /**
+   * For complex segments (more than one part): anchored, case-insensitive matchers tried in
+   * order, each with its parameters in capture-group order.
+   */
+  patterns?: { re: RegExp; params: ParameterPart[] }[];
 }
 
 export interface RouteTemplate {
@@ -189,6 +190,24 @@ function createConstraint(template: string, name: string, args: string | undefin
 
 /** Finds the `)` closing constraint arguments that start at `from` (just after `(`). */
 function findArgsEnd(s: string, from: number): number {
+  const isEnd = (j: number): boolean => {
+    const next = s[j + 1];
+    return next === undefined || next === ":" || next === "=" || (next === "?" && j + 2 === s.length);
+  };
+  // Balanced parentheses first (regexes with groups), skipping backslash escapes...
+  let depth = 1;
+  for (let j = from; j < s.length; j++) {
+    const c = s[j];
+    if (c === "\\") {
+      j++;
+    } else if (c === "(") {
+      depth++;
+    } else if (c === ")" && --depth === 0) {
+      if (isEnd(j)) return j;
+      break;
+    }
+  }
+  // ...else the first `)` that is followed by something that can end the constraint.
   for (let j = from; j < s.length; j++) {
     if (s[j] !== ")") continue;
     const next = s[j + 1];
@@ -302,34 +321,44 @@ function parseSegment(template: string, text: string): RouteSegment {
   if (parts.length === 0) throw new RouteTemplateError(template, "empty segment");
   const segment: RouteSegment = { parts };
   if (parts.length > 1) {
-    let pattern = "^";
-    const params: ParameterPart[] = [];
     for (let k = 0; k < parts.length; k++) {
       const p = parts[k] as RoutePart;
-      if (p.kind === "literal") {
-        const next = parts[k + 1];
-        // `{name}.{ext?}`: an optional last parameter takes its preceding "." with it.
-        if (next && next.kind === "parameter" && next.optional && k + 1 === parts.length - 1 && p.text.endsWith(".")) {
-          pattern += escapeRegExp(p.text.slice(0, -1)) + "(?:\\.(.+))?";
-          params.push(next);
-          k++;
-          continue;
-        }
-        pattern += escapeRegExp(p.text);
-      } else {
-        if (p.catchAll) throw new RouteTemplateError(template, "a catch-all parameter must be alone in its segment");
-        if (p.optional && k !== parts.length - 1) {
-          throw new RouteTemplateError(template, `optional parameter "${p.name}" must be at the end of its segment`);
-        }
-        if (k > 0 && (parts[k - 1] as RoutePart).kind === "parameter") {
-          throw new RouteTemplateError(template, "two consecutive parameters must be separated by a literal");
-        }
-        pattern += p.optional ? "(.*)" : "(.+)";
-        params.push(p);
+      if (p.kind !== "parameter") continue;
+      if (p.catchAll) throw new RouteTemplateError(template, "a catch-all parameter must be alone in its segment");
+      if (p.optional && k !== parts.length - 1) {
+        throw new RouteTemplateError(template, `optional parameter "${p.name}" must be at the end of its segment`);
+      }
+      if (k > 0 && (parts[k - 1] as RoutePart).kind === "parameter") {
+        throw new RouteTemplateError(template, "two consecutive parameters must be separated by a literal");
       }
     }
-    segment.pattern = new RegExp(pattern + "$", "is");
-    segment.patternParams = params;
+    const build = (ps: RoutePart[]): { re: RegExp; params: ParameterPart[] } => {
+      let pattern = "^";
+      const params: ParameterPart[] = [];
+      for (const p of ps) {
+        if (p.kind === "literal") {
+          pattern += escapeRegExp(p.text);
+        } else {
+          // Greedy: like ASP.NET's right-to-left literal search, "{a}-{b}" on "x-y-z" gives a="x-y".
+          pattern += "(.+)";
+          params.push(p);
+        }
+      }
+      return { re: new RegExp(pattern + "$", "is"), params };
+    };
+    segment.patterns = [build(parts)];
+    const last = parts[parts.length - 1] as RoutePart;
+    if (last.kind === "parameter" && last.optional) {
+      // `{name}.{ext?}`: without the optional value the separator before it goes too.
+      const before = parts.slice(0, -1);
+      const sep = before[before.length - 1];
+      if (sep && sep.kind === "literal") {
+        const trimmed = sep.text.endsWith(".") ? sep.text.slice(0, -1) : sep.text;
+        const rest: RoutePart[] = before.slice(0, -1);
+        if (trimmed !== "") rest.push({ kind: "literal", text: trimmed });
+        if (rest.length > 0) segment.patterns.push(build(rest));
+      }
+    }
   }
   return segment;
 }
@@ -441,19 +470,25 @@ export function matchRouteTemplate(route: RouteTemplate, segments: readonly stri
       }
       continue;
     }
-    const m = seg.pattern?.exec(value);
-    if (!m) return null;
-    const params = seg.patternParams ?? [];
-    for (let k = 0; k < params.length; k++) {
-      const p = params[k] as ParameterPart;
-      const v = m[k + 1];
-      if (v === undefined || v === "") {
-        if (!p.optional) return null;
-        continue;
+    let matched: Record<string, string> | null = null;
+    for (const { re, params } of seg.patterns ?? []) {
+      const m = re.exec(value);
+      if (!m) continue;
+      const found: Record<string, string> = {};
+      let ok = true;
+      for (let k = 0; k < params.length && ok; k++) {
+        const p = params[k] as ParameterPart;
+        const v = m[k + 1] ?? "";
+        ok = v !== "" && passes(p, v);
+        found[p.name] = v;
       }
-      if (!passes(p, v)) return null;
-      values[p.name] = v;
+      if (ok) {
+        matched = found;
+        break;
+      }
     }
+    if (!matched) return null;
+    Object.assign(values, matched);
   }
   if (segments.length > tsegs.length) return null;
   return values;

@@ -14,7 +14,8 @@ import { join } from "node:path";
  *  - persistence: a snapshot under the data directory, written shortly after every change and on close;
  *  - request counting by kind, so tests can prove how many round trips an API call costs.
  */
-export type RequestKind = "read" | "query" | "batch" | "write" | "metadata";
+/** queryPlan: the SDK's query-plan lookup, which it starts beside every query page (it does not wait for it on single-partition queries). */
+export type RequestKind = "read" | "query" | "queryPlan" | "batch" | "write" | "metadata";
 
 export interface EmbeddedCosmos {
   endpoint: string;
@@ -100,6 +101,7 @@ async function atomicBatch(account: any, req: IncomingMessage, res: ServerRespon
 function kindOf(req: IncomingMessage): RequestKind {
   const h = req.headers;
   if (h["x-ms-cosmos-is-batch-request"] === "True" || h["x-ms-cosmos-is-batch-request"] === "true") return "batch";
+  if (h["x-ms-cosmos-is-query-plan-request"] === "True" || h["x-ms-cosmos-is-query-plan-request"] === "true") return "queryPlan";
   if (h["x-ms-documentdb-isquery"] === "True" || h["x-ms-documentdb-isquery"] === "true") return "query";
   const isDoc = /\/docs\/[^/]+$/.test((req.url ?? "").split("?")[0] ?? "");
   if (req.method === "GET") return isDoc ? "read" : "metadata";
@@ -147,7 +149,7 @@ function restore(account: any, snapshot: Snapshot): void {
 
 export async function startEmbeddedCosmos(opts: { dataDir?: string; port?: number; persistDebounceMs?: number } = {}): Promise<EmbeddedCosmos> {
   const { Account, routes } = loadPackage();
-  const counts: Record<RequestKind, number> = { read: 0, query: 0, batch: 0, write: 0, metadata: 0 };
+  const counts: Record<RequestKind, number> = { read: 0, query: 0, queryPlan: 0, batch: 0, write: 0, metadata: 0 };
   let account: any;
   const snapshotFile = opts.dataDir ? join(opts.dataDir, "cosmos.json") : undefined;
   let dirty = false;
@@ -194,7 +196,7 @@ export async function startEmbeddedCosmos(opts: { dataDir?: string; port?: numbe
         if (req.headers["if-none-match"]) res.statusCode = 304;
         res.setHeader("etag", "1");
       }
-      if (res.statusCode < 400 && kind !== "read" && kind !== "query" && req.method !== "GET") markDirty();
+      if (res.statusCode < 400 && req.method !== "GET" && kind !== "query" && kind !== "queryPlan") markDirty();
       res.end(JSON.stringify(body));
     })().catch(() => {
       if (!res.writableEnded) {

@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MAX_BODY_BYTES } from "../../src/api/problem.js";
+import type { Project } from "../../src/domain/projects/schema.js";
+import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
+import { fillPath, operationsOf, validBodies, type OpenApiOperation } from "../support/walk.js";
+
+let t: TestApp;
+let token: string;
+let project: Project;
+
+beforeAll(async () => {
+  t = await startTestApp();
+  token = await t.token("t1", "alice", ["TenantAdmin", "Auditor"]);
+  project = await (await t.as("t1", "alice", ["TenantAdmin"])).projects.create(projectSpec("bad input target"));
+});
+afterAll(() => t.stop());
+
+interface Case {
+  name: string;
+  url: URL;
+  init: RequestInit;
+  expect: number;
+  field?: string;
+}
+
+function casesFor(op: OpenApiOperation): Case[] {
+  const values = { projectId: project.id };
+  const url = (path = fillPath(op.path, values)) => new URL(`/api${path}`, t.url);
+  const auth = { authorization: `Bearer ${token}` };
+  const ifMatch = op.ifMatch ? { "if-match": `"${project.etag}"` } : {};
+  const json = { "content-type": "application/json" };
+  const valid = op.hasBody ? JSON.stringify(validBodies[op.operationId]!("bad-input")) : undefined;
+  const base = { method: op.method, headers: { ...auth, ...ifMatch, ...(op.hasBody ? json : {}) }, ...(valid ? { body: valid } : {}) };
+  const cases: Case[] = [];
+  if (!op.anonymous) {
+    cases.push({ name: "missing auth", url: url(), init: { ...base, headers: { ...ifMatch, ...(op.hasBody ? json : {}) } }, expect: 401 });
+    cases.push({ name: "garbage token", url: url(), init: { ...base, headers: { ...base.headers, authorization: "Bearer a.b.c" } }, expect: 401 });
+    cases.push({ name: "unknown query parameter", url: new URL(`${url().href}?bogus=1`), init: base, expect: 400, field: "query.bogus" });
+  }
+  for (const param of op.pathParams) {
+    for (const bad of ["not-an-id", "prj_UPPERCASE0000000000", "x".repeat(300)]) {
+      cases.push({ name: `bad ${param} ${bad.slice(0, 20)}`, url: url(fillPath(op.path, { ...values, [param]: bad })), init: base, expect: 400, field: `params.${param}` });
+    }
+  }
+  if (op.queryParams.includes("maxPageSize")) {
+    for (const bad of ["abc", "0", "101", "1.5"]) {
+      cases.push({ name: `maxPageSize=${bad}`, url: new URL(`${url().href}?maxPageSize=${bad}`), init: base, expect: 400, field: "query.maxPageSize" });
+    }
+  }
+  if (op.ifMatch) {
+    cases.push({ name: "missing If-Match", url: url(), init: { ...base, headers: { ...auth, ...(op.hasBody ? json : {}) } }, expect: 428 });
+  }
+  if (op.hasBody) {
+    const h = base.headers;
+    cases.push({ name: "malformed JSON", url: url(), init: { ...base, body: "{not json" }, expect: 400 });
+    cases.push({ name: "empty body", url: url(), init: { ...base, body: "" }, expect: 400 });
+    cases.push({ name: "wrong content type", url: url(), init: { ...base, headers: { ...h, "content-type": "text/plain" } }, expect: 415 });
+    cases.push({ name: "no content type", url: url(), init: { ...base, headers: { ...auth, ...ifMatch } }, expect: 415 });
+    cases.push({ name: "array body", url: url(), init: { ...base, body: "[]" }, expect: 400 });
+    cases.push({ name: "string body", url: url(), init: { ...base, body: '"x"' }, expect: 400 });
+    cases.push({ name: "null body", url: url(), init: { ...base, body: "null" }, expect: 400 });
+    const withUnknown = { ...(validBodies[op.operationId]!("u") as object), unexpectedField: 1 };
+    cases.push({ name: "unknown field", url: url(), init: { ...base, body: JSON.stringify(withUnknown) }, expect: 400, field: "body.unexpectedField" });
+    const wrongTypes = Object.fromEntries(Object.keys(validBodies[op.operationId]!("w") as object).map((k) => [k, { nested: [1, 2] }]));
+    cases.push({ name: "wrong types", url: url(), init: { ...base, body: JSON.stringify(wrongTypes) }, expect: 400 });
+    const big = JSON.stringify({ ...(validBodies[op.operationId]!("big") as object), description: "x".repeat(MAX_BODY_BYTES) });
+    cases.push({ name: "oversized body", url: url(), init: { ...base, body: big }, expect: 413 });
+    cases.push({ name: "deep nesting", url: url(), init: { ...base, body: "[".repeat(5000) + "]".repeat(5000) }, expect: 400 });
+  }
+  return cases;
+}
+
+describe("bad input on every route", () => {
+  it("gets a 4xx problem+json with field errors, never a 5xx, and changes nothing", async () => {
+    const doc = await t.anonymous.openApi();
+    const auditBefore = (await (await t.as("t1", "aud", ["Auditor"])).audit.list()).items.length;
+    let checked = 0;
+    for (const op of operationsOf(doc)) {
+      for (const c of casesFor(op)) {
+        const res = await fetch(c.url, c.init);
+        const text = await res.text();
+        const label = `${op.method} ${op.path} [${c.name}] → ${res.status} ${text.slice(0, 300)}`;
+        expect(res.status, label).toBe(c.expect);
+        expect(res.headers.get("content-type"), label).toMatch(/^application\/problem\+json/);
+        const problem = JSON.parse(text) as { status: number; code: string; title: string; correlationId: string; errors?: { field: string }[] };
+        expect(problem.status, label).toBe(c.expect);
+        expect(problem.code, label).toMatch(/^[A-Z][A-Za-z]+$/);
+        expect(problem.correlationId, label).toBeTruthy();
+        if (c.field) expect(problem.errors?.map((e) => e.field), label).toContain(c.field);
+        checked += 1;
+      }
+    }
+    expect(checked).toBeGreaterThan(40);
+    const audit = await (await t.as("t1", "aud", ["Auditor"])).audit.list();
+    expect(audit.items.length).toBe(auditBefore);
+    const admin = await t.as("t1", "alice", ["TenantAdmin"]);
+    expect(await admin.projects.get(project.id)).toEqual(project);
+  });
+
+  it("echoes a caller's correlation id and generates one otherwise", async () => {
+    const res = await fetch(`${t.url}/api/projects/not-an-id`, { headers: { authorization: `Bearer ${token}`, "x-correlation-id": "trace-123" } });
+    expect(res.headers.get("x-correlation-id")).toBe("trace-123");
+    expect(((await res.json()) as { correlationId: string }).correlationId).toBe("trace-123");
+  });
+
+  it("unknown routes and methods are problem+json 4xx from the host", async () => {
+    const missing = await fetch(`${t.url}/api/nothing-here`);
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get("content-type")).toMatch(/problem\+json/);
+    const wrongMethod = await fetch(`${t.url}/api/health`, { method: "PUT" });
+    expect(wrongMethod.status).toBe(405);
+  });
+});

@@ -1,0 +1,144 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ApiError, type AigovClient } from "../../src/client/index.js";
+import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
+
+let t: TestApp;
+let admin: AigovClient;
+
+beforeAll(async () => {
+  t = await startTestApp();
+  admin = await t.as("t1", "alice", ["TenantAdmin"]);
+});
+afterAll(() => t.stop());
+
+const problemOf = async (p: Promise<unknown>) => {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof ApiError) return err.problem!;
+    throw err;
+  }
+  throw new Error("expected an error");
+};
+
+describe("projects", () => {
+  it("creates a project with defaults and server fields, and stores exactly that", async () => {
+    const created = await admin.projects.create(projectSpec("Fraud detection", { tags: { team: "risk" }, costCenter: "CC-1" }));
+    expect(created).toMatchObject({
+      name: "Fraud detection",
+      environment: "dev",
+      owner: "alice",
+      costCenter: "CC-1",
+      tags: { team: "risk" },
+      lifecycleStage: "active",
+      pillars: { models: true, tools: true, agents: true },
+      roleAssignments: [],
+      tenantId: "t1",
+      createdBy: "alice",
+      updatedBy: "alice",
+    });
+    expect(created.id).toMatch(/^prj_[0-9a-z]{20}$/);
+    expect(created.etag).toBeTruthy();
+    const { resource } = await t.container().item(created.id, ["t1", "_tenant"]).read();
+    expect(resource).toMatchObject({ id: created.id, docType: "project", tenantId: "t1", name: "Fraud detection" });
+    const got = await admin.call((await import("../../src/api/operations.js")).getProject, { params: { projectId: created.id } });
+    expect(got.body).toEqual(created);
+    expect(got.headers.get("etag")).toBe(`"${created.etag}"`);
+  });
+
+  it("rejects a duplicate name (case-insensitive) with 409 and stores nothing", async () => {
+    await admin.projects.create(projectSpec("Payments"));
+    const before = (await admin.projects.list({ maxPageSize: 100 })).items.length;
+    const problem = await problemOf(admin.projects.create(projectSpec("payments")));
+    expect(problem).toMatchObject({ status: 409, code: "Conflict" });
+    expect((await admin.projects.list({ maxPageSize: 100 })).items.length).toBe(before);
+  });
+
+  it("requires a review date for sandboxes", async () => {
+    const problem = await problemOf(admin.projects.create(projectSpec("Sandbox A", { environment: "sandbox" })));
+    expect(problem.status).toBe(400);
+    expect(problem.errors).toEqual([{ field: "body.reviewDate", message: "is required for sandbox projects" }]);
+    const ok = await admin.projects.create(projectSpec("Sandbox A", { environment: "sandbox", reviewDate: "2027-03-01" }));
+    expect(ok.reviewDate).toBe("2027-03-01");
+  });
+
+  it("updates with merge-patch semantics, renames free the old name, and pillars keep the rest", async () => {
+    const p = await admin.projects.create(projectSpec("Old name", { description: "d", costCenter: "CC" }));
+    const updated = await admin.projects.update(p.id, { name: "New name", description: null, pillars: { tools: false } }, p.etag);
+    expect(updated).toMatchObject({ name: "New name", costCenter: "CC", pillars: { models: true, tools: false, agents: true } });
+    expect(updated.description).toBeUndefined();
+    expect(updated.etag).not.toBe(p.etag);
+    expect(updated.createdAt).toBe(p.createdAt);
+    // The old name is free again, the new one is taken.
+    await admin.projects.create(projectSpec("Old name"));
+    expect((await problemOf(admin.projects.create(projectSpec("new NAME")))).status).toBe(409);
+    // Switching a pillar back on restores it.
+    const back = await admin.projects.update(p.id, { pillars: { tools: true } }, updated.etag);
+    expect(back.pillars).toEqual({ models: true, tools: true, agents: true });
+  });
+
+  it("an update that would make the project invalid is refused and changes nothing", async () => {
+    const p = await admin.projects.create(projectSpec("Will stay dev"));
+    const problem = await problemOf(admin.projects.update(p.id, { environment: "sandbox" }, p.etag));
+    expect(problem.errors).toEqual([{ field: "body.reviewDate", message: "is required for sandbox projects" }]);
+    expect(await admin.projects.get(p.id)).toEqual(p);
+  });
+
+  it("deletes with If-Match; the project and its name are gone", async () => {
+    const p = await admin.projects.create(projectSpec("Short lived"));
+    await admin.projects.delete(p.id, p.etag);
+    expect((await problemOf(admin.projects.get(p.id))).status).toBe(404);
+    const { resource } = await t.container().item(p.id, ["t1", "_tenant"]).read();
+    expect(resource).toBeUndefined();
+    await admin.projects.create(projectSpec("Short lived"));
+  });
+
+  it("pages with opaque continuation tokens and nextLink", async () => {
+    const c = await t.as("paging", "pat", ["TenantAdmin"]);
+    const names = ["p1", "p2", "p3", "p4", "p5"];
+    for (const n of names) await c.projects.create(projectSpec(n));
+    const first = await c.projects.list({ maxPageSize: 2 });
+    expect(first.items.map((p) => p.name)).toEqual(["p1", "p2"]);
+    expect(first.nextLink).toMatch(/^\/api\/projects\?maxPageSize=2&continuationToken=/);
+    const seen = [...first.items];
+    let token = first.continuationToken;
+    while (token) {
+      const page = await c.projects.list({ maxPageSize: 2, continuationToken: token });
+      seen.push(...page.items);
+      token = page.continuationToken;
+    }
+    expect(seen.map((p) => p.name)).toEqual(names);
+    const bad = await problemOf(c.projects.list({ continuationToken: "not-a-token" }));
+    expect(bad).toMatchObject({ status: 400, errors: [{ field: "query.continuationToken" }] });
+  });
+
+  it("enforces roles: Reader reads, only TenantAdmin creates and deletes, project ProjectAdmins update", async () => {
+    const p = await admin.projects.create(projectSpec("Roles", { roleAssignments: [{ principalId: "pam", role: "ProjectAdmin" }] }));
+    const reader = await t.as("t1", "rita", ["Reader"]);
+    expect((await reader.projects.get(p.id)).name).toBe("Roles");
+    expect((await problemOf(reader.projects.create(projectSpec("nope")))).status).toBe(403);
+    expect((await problemOf(reader.projects.update(p.id, { description: "x" }, p.etag))).status).toBe(403);
+    // pam has no tenant role, only the project assignment.
+    const pam = await t.as("t1", "pam", []);
+    const updated = await pam.projects.update(p.id, { description: "by pam" }, p.etag);
+    expect(updated.updatedBy).toBe("pam");
+    expect((await problemOf(pam.projects.delete(p.id, updated.etag))).status).toBe(403);
+    expect((await problemOf(pam.projects.list())).status).toBe(403);
+    const other = await admin.projects.create(projectSpec("Not pam's"));
+    expect((await problemOf(pam.projects.get(other.id))).status).toBe(403);
+  });
+
+  it("401 without a token, with a forged token, and with another issuer's token", async () => {
+    expect((await problemOf(t.anonymous.projects.list())).status).toBe(401);
+    const token = await t.token("t1", "alice", ["TenantAdmin"]);
+    const [h, p] = token.split(".");
+    const forgedPayload = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p!, "base64url").toString()), tid: "t2" })).toString("base64url");
+    const forged = t.anonymous.withToken(`${h}.${forgedPayload}.${token.split(".")[2]}`);
+    const problem = await problemOf(forged.projects.list());
+    expect(problem).toMatchObject({ status: 401, code: "Unauthenticated" });
+    const res = await fetch(`${t.url}/api/projects`, { headers: { authorization: "Basic abc" } });
+    expect(res.status).toBe(401);
+    expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(res.headers.get("www-authenticate")).toMatch(/^Bearer/);
+  });
+});

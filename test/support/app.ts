@@ -1,0 +1,81 @@
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CosmosClient, type Container } from "@azure/cosmos";
+import { AigovClient } from "../../src/client/index.js";
+import type { Role } from "../../src/domain/common.js";
+import type { CloudEvent } from "../../src/ports/events.js";
+import { startApp, type RunningApp } from "../../src/localhost/main.js";
+
+export interface TestApp {
+  url: string;
+  app: RunningApp;
+  anonymous: AigovClient;
+  /** A client with a dev token for (tenant, user, roles). */
+  as(tenant: string, user: string, roles: Role[]): Promise<AigovClient>;
+  token(tenant: string, user: string, roles: Role[]): Promise<string>;
+  /** Runs the outbox relay once, as its timer would. */
+  relay(): Promise<void>;
+  /** Every event delivered to the local sink so far. */
+  events(): CloudEvent[];
+  /** Direct access to the stored documents (bypassing the API), for checks and tampering. */
+  container(): Container;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the real app in this process on the embedded default (fresh data dir, ephemeral port),
+ * loading the compiled registrations from dist/functions exactly as `npm start` does.
+ * The outbox relay timer is parked so tests drive delivery deterministically.
+ */
+export async function startTestApp(): Promise<TestApp> {
+  const dataDir = mkdtempSync(join(tmpdir(), "aigov-test-"));
+  process.env.OUTBOX_RELAY_SCHEDULE = "0 0 0 1 1 *";
+  for (const k of ["COSMOS_ENDPOINT", "AUTH_MODE", "AUTH_JWKS_URI", "EVENTGRID_TOPIC_ENDPOINT"]) delete process.env[k];
+  const app = await startApp({ port: 0, dataDir, quiet: true });
+  const url = app.host.url;
+  const anonymous = new AigovClient({ endpoint: url });
+  const tokens = new Map<string, string>();
+  const token = async (tenant: string, user: string, roles: Role[]) => {
+    const key = JSON.stringify([tenant, user, roles]);
+    let t = tokens.get(key);
+    if (!t) {
+      t = await anonymous.dev.token({ tenant, user, roles });
+      tokens.set(key, t);
+    }
+    return t;
+  };
+  let cosmosClient: CosmosClient | undefined;
+  return {
+    url,
+    app,
+    anonymous,
+    token,
+    as: async (tenant, user, roles) => anonymous.withToken(await token(tenant, user, roles)),
+    relay: () => app.host.invokeTimer("outboxRelay"),
+    events: () => {
+      const file = join(dataDir, "events.ndjson");
+      if (!existsSync(file)) return [];
+      return readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as CloudEvent);
+    },
+    container: () => {
+      cosmosClient ??= new CosmosClient({
+        endpoint: app.cosmos!.endpoint,
+        key: app.cosmos!.key,
+        connectionPolicy: { enableEndpointDiscovery: false },
+      });
+      return cosmosClient.database("aigov").container("resources");
+    },
+    stop: async () => {
+      cosmosClient?.dispose();
+      await app.stop();
+    },
+  };
+}
+
+export const projectSpec = (name: string, extra: Record<string, unknown> = {}) => ({
+  name,
+  environment: "dev" as const,
+  owner: "alice",
+  ...extra,
+});

@@ -1,0 +1,51 @@
+/**
+ * Helpers for the tests that walk every operation of the OpenAPI document.
+ * A new operation must be described here (a valid body, how to fill its path), or those tests fail.
+ */
+export interface OpenApiOperation {
+  method: string;
+  path: string;
+  operationId: string;
+  anonymous: boolean;
+  hasBody: boolean;
+  bodyTypes: string[];
+  ifMatch: boolean;
+  pathParams: string[];
+  queryParams: string[];
+}
+
+export function operationsOf(doc: Record<string, unknown>): OpenApiOperation[] {
+  const out: OpenApiOperation[] = [];
+  for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, Record<string, unknown>>>)) {
+    for (const [method, op] of Object.entries(item)) {
+      const params = (op.parameters as { name: string; in: string }[]) ?? [];
+      const body = op.requestBody as { content: Record<string, unknown> } | undefined;
+      out.push({
+        method: method.toUpperCase(),
+        path,
+        operationId: op.operationId as string,
+        anonymous: Array.isArray(op.security) && op.security.length === 0,
+        hasBody: body !== undefined,
+        bodyTypes: body ? Object.keys(body.content) : [],
+        ifMatch: params.some((p) => p.in === "header" && p.name === "If-Match"),
+        pathParams: params.filter((p) => p.in === "path").map((p) => p.name),
+        queryParams: params.filter((p) => p.in === "query").map((p) => p.name),
+      });
+    }
+  }
+  return out;
+}
+
+/** A valid body for every operation that takes one. */
+export const validBodies: Record<string, (unique: string) => unknown> = {
+  createProject: (u) => ({ name: `walk ${u}`, environment: "dev", owner: "walker" }),
+  updateProject: (u) => ({ description: `walked ${u}` }),
+};
+
+export function fillPath(path: string, values: Record<string, string>): string {
+  return path.replace(/\{(\w+)\}/g, (_, name: string) => {
+    const v = values[name];
+    if (v === undefined) throw new Error(`no value for path parameter {${name}}: add it to the walk`);
+    return encodeURIComponent(v);
+  });
+}
