@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
+import { parseConfig } from "../config/index.js";
 import { ROLES } from "../domain/common.js";
 import type { EmbeddedCosmos } from "../adapters/local/embedded-cosmos.js";
 import { installCoreShim } from "./core-shim.js";
@@ -80,7 +81,7 @@ export async function startApp(opts: { port?: number; dataDir?: string; env?: No
   }
 
   const builtinRoutes: BuiltinRoute[] = [];
-  if ((env.AUTH_MODE ?? "dev") === "dev") {
+  if ((env.AUTH_MODE || "dev") === "dev") {
     const { loadOrCreateDevIssuer, DEV_AUDIENCE, DEV_ISSUER } = await import("../auth/dev-issuer.js");
     const issuer = await loadOrCreateDevIssuer(join(dataDir, "dev-issuer.json"));
     env.AUTH_MODE = "dev";
@@ -122,8 +123,16 @@ export async function startApp(opts: { port?: number; dataDir?: string; env?: No
       console[level === "info" ? "log" : level](message);
     },
   });
-  env.AUTH_JWKS_URI ??= `${host.url}/.dev/jwks.json`;
-  if (port !== 7071) env.WEBSITE_HOSTNAME ??= `127.0.0.1:${host.port}`;
+  if (env.AUTH_MODE === "dev") env.AUTH_JWKS_URI ||= `${host.url}/.dev/jwks.json`;
+  if (port !== 7071) env.WEBSITE_HOSTNAME ||= `127.0.0.1:${host.port}`;
+  // Fail at start, not on the first request, when the settings are wrong.
+  try {
+    parseConfig(env);
+  } catch (err) {
+    await host.close();
+    for (const stop of stops.reverse()) await stop();
+    throw err;
+  }
 
   return {
     host,
