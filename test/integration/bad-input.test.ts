@@ -26,11 +26,12 @@ interface Case {
 function casesFor(op: OpenApiOperation): Case[] {
   const values = { projectId: project.id };
   const url = (path = fillPath(op.path, values)) => new URL(`/api${path}`, t.url);
-  const auth = { authorization: `Bearer ${token}` };
-  const ifMatch = op.ifMatch ? { "if-match": `"${project.etag}"` } : {};
-  const json = { "content-type": "application/json" };
+  const auth: Record<string, string> = { authorization: `Bearer ${token}` };
+  const ifMatch: Record<string, string> = op.ifMatch ? { "if-match": `"${project.etag}"` } : {};
+  const json: Record<string, string> = { "content-type": "application/json" };
   const valid = op.hasBody ? JSON.stringify(validBodies[op.operationId]!("bad-input")) : undefined;
-  const base = { method: op.method, headers: { ...auth, ...ifMatch, ...(op.hasBody ? json : {}) }, ...(valid ? { body: valid } : {}) };
+  const headers: Record<string, string> = { ...auth, ...ifMatch, ...(op.hasBody ? json : {}) };
+  const base = { method: op.method, headers, ...(valid ? { body: valid } : {}) };
   const cases: Case[] = [];
   if (!op.anonymous) {
     cases.push({ name: "missing auth", url: url(), init: { ...base, headers: { ...ifMatch, ...(op.hasBody ? json : {}) } }, expect: 401 });

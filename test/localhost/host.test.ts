@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- JSON bodies of the fixture app are read loosely */
 import http from "node:http";
 import { createRequire } from "node:module";
 import path from "node:path";

@@ -1,0 +1,88 @@
+import { describe, expect, it } from "vitest";
+import { parseConfig } from "../../src/config/index.js";
+import { canonicalJson, digestOf, recordHash } from "../../src/domain/audit/chain.js";
+import { etagMatches, newId } from "../../src/domain/common.js";
+import { chunkEvents } from "../../src/domain/outbox/relay.js";
+import { unwrapToken, wrapToken } from "../../src/domain/paging.js";
+import type { DomainError } from "../../src/domain/errors.js";
+import { mapError } from "../../src/http/problem.js";
+import type { CloudEvent } from "../../src/ports/events.js";
+
+const baseEnv = { COSMOS_ENDPOINT: "https://acct.documents.azure.com:443/", AUTH_ISSUER: "https://login.microsoftonline.com/{tenantid}/v2.0", AUTH_AUDIENCE: "api://aigov", AUTH_JWKS_URI: "https://login.microsoftonline.com/common/discovery/v2.0/keys" };
+
+describe("config", () => {
+  it("parses the Azure settings with defaults", () => {
+    const c = parseConfig(baseEnv);
+    expect(c).toMatchObject({ local: false, cosmos: { database: "aigov", container: "resources" }, auth: { mode: "entra", clockSkewSeconds: 120, tenantClaim: "tid" } });
+    expect(c.cosmos.localKey).toBeUndefined();
+  });
+
+  it("refuses dev tokens and account keys in Azure, and reports every bad setting", () => {
+    expect(() => parseConfig({ ...baseEnv, WEBSITE_SITE_NAME: "app", AUTH_MODE: "dev" })).toThrow(/AUTH_MODE: dev tokens are refused in Azure/);
+    expect(() => parseConfig({ ...baseEnv, COSMOS_LOCAL_KEY: "k" })).toThrow(/COSMOS_LOCAL_KEY: only valid with AIGOV_LOCAL=true/);
+    expect(() => parseConfig({})).toThrow(/COSMOS_ENDPOINT[\s\S]*AUTH_ISSUER[\s\S]*AUTH_AUDIENCE/);
+  });
+});
+
+describe("audit chain primitives", () => {
+  it("canonical JSON sorts keys at every level and drops undefined", () => {
+    expect(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: undefined, x: 2 }], c: null } })).toBe('{"a":{"c":null,"d":[1,{"x":2,"z":1}]},"b":1}');
+    expect(digestOf({ a: 1, b: 2 })).toBe(digestOf({ b: 2, a: 1, etag: "ignored" }));
+    expect(digestOf(undefined)).toBeNull();
+  });
+
+  it("a record's hash covers every field", () => {
+    const r = { tenantId: "t", scopeId: "_tenant", seq: 1, actor: "a", action: "x.create", resource: "/x/1", correlationId: "c", at: "2026-01-01T00:00:00.000Z", beforeDigest: null, afterDigest: "d", prevHash: "0".repeat(64) };
+    const h = recordHash(r);
+    for (const [k, v] of Object.entries(r)) {
+      const changed = { ...r, [k]: typeof v === "number" ? v + 1 : `${String(v)}!` };
+      expect(recordHash(changed), k).not.toBe(h);
+    }
+  });
+});
+
+describe("events are chunked within Event Grid's limits", () => {
+  const event = (i: number, size: number): CloudEvent => ({ specversion: "1.0", id: String(i), source: "/aigov", type: "t", subject: "s", time: "", datacontenttype: "application/json", data: "x".repeat(size) });
+  it("by count and by bytes, in order", () => {
+    const many = Array.from({ length: 12_001 }, (_, i) => event(i, 1));
+    expect(chunkEvents(many).map((c) => c.length)).toEqual([5000, 5000, 2001]);
+    const big = Array.from({ length: 5 }, (_, i) => event(i, 400_000));
+    const chunks = chunkEvents(big);
+    expect(chunks.map((c) => c.length)).toEqual([2, 2, 1]);
+    for (const c of chunks) expect(Buffer.byteLength(JSON.stringify(c))).toBeLessThanOrEqual(1024 * 1024);
+    expect(chunks.flat().map((e) => e.id)).toEqual(["0", "1", "2", "3", "4"]);
+    expect(() => chunkEvents([event(0, 2_000_000)])).toThrow(/alone exceeds/);
+  });
+});
+
+describe("small contracts", () => {
+  it("ids are prefixed, URL-safe and unique", () => {
+    const ids = new Set(Array.from({ length: 1000 }, () => newId("prj")));
+    expect(ids.size).toBe(1000);
+    for (const id of ids) expect(id).toMatch(/^prj_[0-9a-z]{20}$/);
+  });
+
+  it("If-Match: strong comparison, quotes optional, lists and * allowed", () => {
+    expect(etagMatches('"abc"', '"abc"')).toBe(true);
+    expect(etagMatches("abc", '"abc"')).toBe(true);
+    expect(etagMatches("abc", 'W/"abc"')).toBe(false);
+    expect(etagMatches("abc", '"x", "abc"')).toBe(true);
+    expect(etagMatches("abc", "*")).toBe(true);
+    expect(etagMatches("abc", '"abd"')).toBe(false);
+  });
+
+  it("continuation tokens round-trip and garbage is a 400", () => {
+    expect(unwrapToken(wrapToken("cosmos-token"))).toBe("cosmos-token");
+    expect(() => unwrapToken("garbage")).toThrow(/invalid continuation token/);
+  });
+
+  it("every domain error kind maps to a 4xx or 503", () => {
+    const kinds = [
+      { kind: "unauthenticated", detail: "" }, { kind: "forbidden", detail: "" }, { kind: "notFound", resource: "/x" },
+      { kind: "validation", detail: "", errors: [] }, { kind: "malformedBody", detail: "" }, { kind: "unsupportedMediaType", detail: "" },
+      { kind: "payloadTooLarge", limitBytes: 1 }, { kind: "conflict", detail: "" }, { kind: "preconditionRequired" },
+      { kind: "preconditionFailed" }, { kind: "unavailable", detail: "" },
+    ] satisfies DomainError[];
+    expect(kinds.map((k) => mapError(k).status)).toEqual([401, 403, 404, 400, 400, 415, 413, 409, 428, 412, 503]);
+  });
+});
