@@ -19,16 +19,34 @@ const unauthenticated = (detail: string) => new AppError({ kind: "unauthenticate
  * AUTH_ISSUER may contain "{tenantid}" for multi-tenant Entra apps
  * (https://login.microsoftonline.com/{tenantid}/v2.0).
  */
-export function createTokenVerifier(auth: Config["auth"]): TokenVerifier {
+export function createTokenVerifier(auth: Config["auth"], opts: { cacheSize?: number; now?: () => number } = {}): TokenVerifier {
   const jwks = createRemoteJWKSet(new URL(auth.jwksUri), { cooldownDuration: 30_000, cacheMaxAge: 600_000 });
   const templated = auth.issuer.includes("{tenantid}");
+  const now = opts.now ?? Date.now;
+  // Signature checks dominate a cheap request's CPU; a client reuses one token for many calls.
+  // Only successfully validated tokens are cached, and never past their expiry (plus allowed skew).
+  const cache = new Map<string, { principal: Principal; until: number }>();
+  const cacheSize = opts.cacheSize ?? 10_000;
   return {
     async verify(authorization) {
       const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/i.exec(authorization?.trim() ?? "");
       if (!match) throw unauthenticated("a bearer token is required");
+      const token = match[1]!;
+      const hit = cache.get(token);
+      if (hit && hit.until > now()) return hit.principal;
+      if (hit) cache.delete(token);
+      const principal = await verifyToken(token);
+      const exp = (JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString("utf8")) as { exp: number }).exp;
+      if (cache.size >= cacheSize) cache.delete(cache.keys().next().value!);
+      cache.set(token, { principal, until: Math.min(exp * 1000 + auth.clockSkewSeconds * 1000, now() + 5 * 60_000) });
+      return principal;
+    },
+  };
+
+  async function verifyToken(token: string): Promise<Principal> {
       let payload: JWTPayload;
       try {
-        ({ payload } = await jwtVerify(match[1]!, jwks, {
+        ({ payload } = await jwtVerify(token, jwks, {
           audience: auth.audience,
           ...(templated ? {} : { issuer: auth.issuer }),
           clockTolerance: auth.clockSkewSeconds,
@@ -49,6 +67,5 @@ export function createTokenVerifier(auth: Config["auth"]): TokenVerifier {
       const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is Role => KNOWN_ROLES.has(r as string)) : [];
       const name = typeof payload.preferred_username === "string" ? payload.preferred_username : undefined;
       return { tenantId, userId, roles: new Set(roles), ...(name ? { name } : {}) };
-    },
-  };
+  }
 }

@@ -152,6 +152,7 @@ if (require.main === module) {
       console.log(`aigov local host listening on ${app.host.url} (data in ${app.dataDir}) — ready in ${Date.now() - started} ms`);
       console.log(`  health:  ${app.host.url}/api/health`);
       console.log(`  openapi: ${app.host.url}/api/openapi.json`);
+      if (app.cosmos) console.log(`  cosmos (embedded): ${app.cosmos.endpoint}`);
       let stopping = false;
       const shutdown = (signal: string) => {
         if (stopping) return;

@@ -76,4 +76,22 @@ describe("CosmosStore on the embedded server", () => {
     const after = (await store.read(A, "x1"))!;
     expect(after).toEqual(before);
   });
+
+  it("keeps changes that were only journaled when the process died (no clean close)", async () => {
+    const crashDir = mkdtempSync(join(tmpdir(), "aigov-crash-"));
+    const first = await startEmbeddedCosmos({ dataDir: crashDir });
+    const s1 = await connectCosmos({ endpoint: first.endpoint, database: "db", container: "c", localKey: first.key }, { createIfMissing: true });
+    await s1.batch(A, [{ kind: "create", doc: doc(A, "kept", { n: 1 }) }, { kind: "create", doc: doc(A, "gone") }]);
+    await s1.batch(A, [{ kind: "replace", doc: doc(A, "kept", { n: 2 }) }, { kind: "delete", id: "gone" }]);
+    const expected = await s1.read(A, "kept");
+    await new Promise((r) => setTimeout(r, 300)); // the journal is flushed within ~100 ms
+    s1.dispose(); // and `first` is never closed: as if the process had been killed
+    const second = await startEmbeddedCosmos({ dataDir: crashDir });
+    const s2 = await connectCosmos({ endpoint: second.endpoint, database: "db", container: "c", localKey: second.key }, { createIfMissing: true });
+    expect(await s2.read(A, "kept")).toEqual(expected);
+    expect(await s2.read(A, "gone")).toBeUndefined();
+    s2.dispose();
+    await second.close();
+    await first.close();
+  });
 });

@@ -21,7 +21,7 @@ async function roundTrips(call: () => Promise<unknown>): Promise<Partial<Record<
   const cosmos = t.app.cosmos!;
   cosmos.resetCounts();
   await call();
-  return Object.fromEntries(Object.entries(cosmos.counts).filter(([, n]) => n > 0));
+  return Object.fromEntries(Object.entries(cosmos.counts()).filter(([, n]) => n > 0));
 }
 
 describe("storage round trips per API call", () => {

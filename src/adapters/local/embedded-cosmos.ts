@@ -1,6 +1,6 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-require-imports --
    this file adapts the untyped internals of @vercel/cosmosdb-server, a local test double. */
-import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
@@ -11,7 +11,8 @@ import { join } from "node:path";
  *
  * It wraps @vercel/cosmosdb-server with three things the package lacks:
  *  - atomic transactional batches (the package applies the operations before a failing one);
- *  - persistence: a snapshot under the data directory, written shortly after every change and on close;
+ *  - persistence under the data directory: every document change is appended to a journal within
+ *    ~100 ms (cost proportional to the change, not to the data), folded into a snapshot at start and close;
  *  - request counting by kind, so tests can prove how many round trips an API call costs.
  */
 /** queryPlan: the SDK's query-plan lookup, which it starts beside every query page (it does not wait for it on single-partition queries). */
@@ -20,11 +21,19 @@ export type RequestKind = "read" | "query" | "queryPlan" | "batch" | "write" | "
 export interface EmbeddedCosmos {
   endpoint: string;
   key: string;
-  counts: Record<RequestKind, number>;
+  /** Requests served since start (or the last reset), by kind. */
+  counts(): Record<RequestKind, number>;
   resetCounts(): void;
-  flush(): void;
   close(): Promise<void>;
 }
+
+export interface EmbeddedCosmosOptions {
+  dataDir?: string;
+  port?: number;
+}
+
+const KINDS: RequestKind[] = ["read", "query", "queryPlan", "batch", "write", "metadata"];
+const countsOf = (shared: Int32Array) => Object.fromEntries(KINDS.map((k, i) => [k, Atomics.load(shared, i)])) as Record<RequestKind, number>;
 
 const PKG = "@vercel/cosmosdb-server/lib";
 
@@ -35,8 +44,29 @@ function loadPackage(): { Account: any; routes: (req: IncomingMessage) => any } 
     batchModule.default = atomicBatch;
     batchModule.__aigovAtomic = true;
   }
+  const Documents = require(`${PKG}/account/documents`).default;
+  if (!Documents.prototype.__aigovJournal) {
+    const set = Documents.prototype._set;
+    const del = Documents.prototype.delete;
+    Documents.prototype._set = function (data: any) {
+      const result = set.call(this, data);
+      for (const hook of journalHooks) hook(this, { op: "set", doc: data });
+      return result;
+    };
+    Documents.prototype.delete = function (idOrRid: string, partition: unknown) {
+      const data = this._item("/id", idOrRid, partition).read();
+      const result = del.call(this, idOrRid, partition);
+      if (data) for (const hook of journalHooks) hook(this, { op: "del", id: data.id, pk: partition });
+      return result;
+    };
+    Documents.prototype.__aigovJournal = true;
+  }
   return { Account: require(`${PKG}/account`).default, routes: require(`${PKG}/routes`).default };
 }
+
+type JournalEntry = { op: "set"; doc: any } | { op: "del"; id: string; pk: unknown };
+/** One per running server: each journals the changes of its own account's documents. */
+const journalHooks = new Set<(documents: any, entry: JournalEntry) => void>();
 
 async function atomicBatch(account: any, req: IncomingMessage, res: ServerResponse, { dbId, collId }: any) {
   const json = require(`${PKG}/json`).default;
@@ -129,6 +159,37 @@ function dump(account: any): Snapshot {
   return { databases };
 }
 
+function putDocument(documents: any, doc: any): void {
+  // create() assigns fresh system fields; keep the stored ETag and timestamp so
+  // clients' If-Match values stay valid across a restart.
+  const stored = documents.create(withoutSystem(doc));
+  stored._etag = doc._etag;
+  stored._ts = doc._ts;
+}
+
+/** Applies journal lines (written after the snapshot) in order; a torn last line is ignored. */
+function replay(account: any, text: string): void {
+  for (const line of text.split("\n")) {
+    if (!line) continue;
+    let e: { d: string; c: string } & JournalEntry;
+    try {
+      e = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const coll = account.database(e.d).collection(e.c);
+    if (!coll.read()) continue;
+    const documents = coll.documents;
+    if (e.op === "del") {
+      if (coll.document(e.id, e.pk).read()) documents.delete(e.id, e.pk);
+    } else {
+      const pk = documents._getPartition(e.doc);
+      if (coll.document(e.doc.id, pk).read()) documents.delete(e.doc.id, pk);
+      putDocument(documents, e.doc);
+    }
+  }
+}
+
 function restore(account: any, snapshot: Snapshot): void {
   for (const db of snapshot.databases) {
     account.databases.create(db.meta);
@@ -136,42 +197,88 @@ function restore(account: any, snapshot: Snapshot): void {
     for (const coll of db.collections) {
       database.collections.create(coll.meta);
       const documents = database.collection(coll.meta.id).documents;
-      for (const doc of coll.docs) {
-        // create() assigns fresh system fields; keep the stored ETag and timestamp so
-        // clients' If-Match values stay valid across a restart.
-        const stored = documents.create(withoutSystem(doc));
-        stored._etag = doc._etag;
-        stored._ts = doc._ts;
-      }
+      for (const doc of coll.docs) putDocument(documents, doc);
     }
   }
 }
 
-export async function startEmbeddedCosmos(opts: { dataDir?: string; port?: number; persistDebounceMs?: number } = {}): Promise<EmbeddedCosmos> {
+export async function startEmbeddedCosmos(opts: EmbeddedCosmosOptions = {}): Promise<EmbeddedCosmos> {
+  const shared = new Int32Array(new SharedArrayBuffer(4 * KINDS.length));
+  const server = await serve(opts, shared);
+  return {
+    endpoint: server.endpoint,
+    key: LOCAL_KEY,
+    counts: () => countsOf(shared),
+    resetCounts: () => shared.fill(0),
+    close: server.close,
+  };
+}
+
+const LOCAL_KEY = "local-embedded-server-accepts-any-key";
+
+async function serve(opts: EmbeddedCosmosOptions, shared: Int32Array): Promise<{ endpoint: string; close(): Promise<void> }> {
   const { Account, routes } = loadPackage();
-  const counts: Record<RequestKind, number> = { read: 0, query: 0, queryPlan: 0, batch: 0, write: 0, metadata: 0 };
   let account: any;
   const snapshotFile = opts.dataDir ? join(opts.dataDir, "cosmos.json") : undefined;
-  let dirty = false;
+  const journalFile = opts.dataDir ? join(opts.dataDir, "cosmos.journal.ndjson") : undefined;
+  const where = new WeakMap<object, [string, string]>();
+  let pending: string[] = [];
+  let journalLines = 0;
+  let metadataChanged = false;
   let timer: NodeJS.Timeout | undefined;
 
-  const flush = () => {
-    if (timer) clearTimeout(timer);
-    timer = undefined;
-    if (!dirty || !snapshotFile || !account) return;
-    dirty = false;
+  const locate = (documents: any): [string, string] | undefined => {
+    let found = where.get(documents);
+    if (!found) {
+      for (const dbItem of account.databases._data.values()) {
+        const db = account.database(dbItem.read().id);
+        for (const collItem of db.collections._data.values()) {
+          const coll = db.collection(collItem.read().id);
+          where.set(coll.documents, [dbItem.read().id, collItem.read().id]);
+        }
+      }
+      found = where.get(documents);
+    }
+    return found;
+  };
+  const compact = () => {
+    if (!snapshotFile || !journalFile || !account) return;
     const tmp = `${snapshotFile}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify(dump(account)));
     renameSync(tmp, snapshotFile);
+    writeFileSync(journalFile, "");
+    journalLines = 0;
+    metadataChanged = false;
+  };
+  const flush = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    if (!journalFile) return;
+    if (metadataChanged || journalLines > 200_000) return compact();
+    if (pending.length === 0) return;
+    appendFileSync(journalFile, pending.join(""));
+    journalLines += pending.length;
+    pending = [];
+  };
+  const schedule = () => {
+    timer ??= setTimeout(flush, 100);
+  };
+  let replaying = false;
+  const journal = (documents: any, entry: JournalEntry) => {
+    if (replaying) return;
+    const at = locate(documents);
+    if (!at) return; // another server's account
+    pending.push(`${JSON.stringify({ d: at[0], c: at[1], ...entry })}\n`);
+    schedule();
   };
   const markDirty = () => {
-    dirty = true;
-    timer ??= setTimeout(flush, opts.persistDebounceMs ?? 200);
+    metadataChanged = true;
+    schedule();
   };
 
   const server: Server = createServer({ keepAlive: true }, (req, res) => {
     const kind = kindOf(req);
-    counts[kind] += 1;
+    Atomics.add(shared, KINDS.indexOf(kind), 1);
     const route = routes(req);
     void (async () => {
       let body: any;
@@ -196,7 +303,7 @@ export async function startEmbeddedCosmos(opts: { dataDir?: string; port?: numbe
         if (req.headers["if-none-match"]) res.statusCode = 304;
         res.setHeader("etag", "1");
       }
-      if (res.statusCode < 400 && req.method !== "GET" && kind !== "query" && kind !== "queryPlan") markDirty();
+      if (res.statusCode < 400 && kind === "metadata" && req.method !== "GET") markDirty();
       res.end(JSON.stringify(body));
     })().catch(() => {
       if (!res.writableEnded) {
@@ -212,20 +319,21 @@ export async function startEmbeddedCosmos(opts: { dataDir?: string; port?: numbe
   const { port } = server.address() as AddressInfo;
   account = new Account("127.0.0.1", port);
   // The account advertises https locations; clients connect with endpoint discovery off.
-  if (snapshotFile) {
+  if (snapshotFile && journalFile) {
     mkdirSync(opts.dataDir!, { recursive: true });
+    replaying = true;
     if (existsSync(snapshotFile)) restore(account, JSON.parse(readFileSync(snapshotFile, "utf8")) as Snapshot);
+    if (existsSync(journalFile)) replay(account, readFileSync(journalFile, "utf8"));
+    replaying = false;
+    compact();
+    journalHooks.add(journal);
   }
   return {
     endpoint: `http://127.0.0.1:${port}`,
-    key: "local-embedded-server-accepts-any-key",
-    counts,
-    resetCounts: () => {
-      for (const k of Object.keys(counts) as RequestKind[]) counts[k] = 0;
-    },
-    flush,
     close: async () => {
       flush();
+      compact();
+      journalHooks.delete(journal);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
