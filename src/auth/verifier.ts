@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
+import type { JWTPayload } from "jose";
 import type { Config } from "../config/index.js";
 import { ROLES, type Principal, type Role } from "../domain/common.js";
 import { AppError } from "../domain/errors.js";
@@ -20,6 +20,9 @@ const unauthenticated = (detail: string) => new AppError({ kind: "unauthenticate
  * (https://login.microsoftonline.com/{tenantid}/v2.0).
  */
 export function createTokenVerifier(auth: Config["auth"], opts: { cacheSize?: number; now?: () => number } = {}): TokenVerifier {
+  // Loaded here, not at module load: keeps the function app's cold start cheap.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createRemoteJWKSet, errors: joseErrors, jwtVerify } = require("jose") as typeof import("jose");
   const jwks = createRemoteJWKSet(new URL(auth.jwksUri), { cooldownDuration: 30_000, cacheMaxAge: 600_000 });
   const templated = auth.issuer.includes("{tenantid}");
   const now = opts.now ?? Date.now;

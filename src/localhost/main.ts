@@ -54,8 +54,6 @@ export interface RunningApp {
 
 export async function startApp(opts: { port?: number; dataDir?: string; env?: NodeJS.ProcessEnv; quiet?: boolean } = {}): Promise<RunningApp> {
   const env = opts.env ?? process.env;
-  const envFile = join(ROOT, ".env");
-  if (env === process.env && existsSync(envFile)) process.loadEnvFile(envFile);
   const dataDir = resolve(ROOT, opts.dataDir ?? env.AIGOV_DATA_DIR ?? ".data");
   const port = opts.port ?? Number(env.PORT ?? 7071);
   env.AIGOV_DATA_DIR = dataDir;
@@ -147,6 +145,8 @@ export async function startApp(opts: { port?: number; dataDir?: string; env?: No
 
 if (require.main === module) {
   const started = Date.now();
+  const envFile = join(ROOT, ".env");
+  if (existsSync(envFile)) process.loadEnvFile(envFile);
   startApp()
     .then((app) => {
       console.log(`aigov local host listening on ${app.host.url} (data in ${app.dataDir}) — ready in ${Date.now() - started} ms`);
