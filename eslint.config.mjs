@@ -24,8 +24,8 @@ export default tseslint.config(
     },
   },
   {
-    files: ["bin/**/*.js", "bench/**/*.mjs", "scripts/**/*.mjs"],
-    languageOptions: { globals: { require: "readonly", process: "readonly", console: "readonly" } },
+    files: ["bin/**/*.js", "bench/**/*.mjs", "bench/**/*.cjs", "scripts/**/*.mjs"],
+    languageOptions: { globals: { require: "readonly", process: "readonly", console: "readonly", __dirname: "readonly", performance: "readonly" } },
     rules: { "@typescript-eslint/no-require-imports": "off" },
   },
 );

@@ -38,6 +38,20 @@ function toProject(doc: Omit<ProjectDoc, "_etag">, etag: string): Project {
   return { ...rest, etag: etagValue(etag) };
 }
 
+function projectDoc(spec: ProjectSpec, id: string, by: Principal, created: { createdAt: string; createdBy: string }, now: string): ProjectDoc {
+  return {
+    ...spec,
+    id,
+    tenantId: by.tenantId,
+    scopeId: TENANT_SCOPE,
+    docType: "project",
+    createdAt: created.createdAt,
+    createdBy: created.createdBy,
+    updatedAt: now,
+    updatedBy: by.userId,
+  };
+}
+
 /** The project as audit digests and events see it: no version field. */
 function snapshot(doc: Omit<ProjectDoc, "_etag">): Omit<Project, "etag"> {
   const { etag: _e, ...rest } = toProject(doc, "");
@@ -60,17 +74,7 @@ export class ProjectService {
     const now = this.clock.now().toISOString();
     const id = newId("prj");
     const partition = tenantPartition(principal.tenantId);
-    const doc: ProjectDoc = {
-      ...spec,
-      id,
-      tenantId: principal.tenantId,
-      scopeId: TENANT_SCOPE,
-      docType: "project",
-      createdAt: now,
-      createdBy: principal.userId,
-      updatedAt: now,
-      updatedBy: principal.userId,
-    };
+    const doc = projectDoc(spec, id, principal, { createdAt: now, createdBy: principal.userId }, now);
     const reservation: NameReservationDoc = { id: nameId(spec.name), ...partition, docType: "nameReservation", resourceId: id };
     const after = snapshot(doc);
     const [etag] = await this.changes.commit({
@@ -126,18 +130,7 @@ export class ProjectService {
       Object.keys(ProjectSpec.shape).filter((k) => k in merged).map((k) => [k, merged[k]]),
     );
     const spec = parseOrThrow(ProjectSpec, specFields, "body");
-    const now = this.clock.now().toISOString();
-    const doc: ProjectDoc = {
-      ...spec,
-      id,
-      tenantId: principal.tenantId,
-      scopeId: TENANT_SCOPE,
-      docType: "project",
-      createdAt: current.createdAt,
-      createdBy: current.createdBy,
-      updatedAt: now,
-      updatedBy: principal.userId,
-    };
+    const doc = projectDoc(spec, id, principal, current, this.clock.now().toISOString());
     const partition = tenantPartition(principal.tenantId);
     const renamed = nameId(spec.name) !== nameId(current.name);
     const before = snapshot(current);
