@@ -64,7 +64,7 @@ export async function startApp(opts: { port?: number; dataDir?: string; env?: No
   if (!env.COSMOS_ENDPOINT) {
     const { startEmbeddedCosmos } = await import("../adapters/local/embedded-cosmos.js");
     const { connectCosmos } = await import("../adapters/cosmos/connect.js");
-    const embedded = await startEmbeddedCosmos({ dataDir });
+    const embedded = await startEmbeddedCosmos({ dataDir, thread: "worker" });
     cosmos = embedded;
     stops.push(() => embedded.close());
     env.COSMOS_ENDPOINT = embedded.endpoint;

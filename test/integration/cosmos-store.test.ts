@@ -54,6 +54,17 @@ describe("CosmosStore on the embedded server", () => {
     expect(page.items.map((i) => i.id)).toEqual(["y1"]);
   });
 
+  it("the embedded server scopes a query to the partition key it is sent with, as Cosmos DB does", async () => {
+    const { CosmosClient } = await import("@azure/cosmos");
+    const client = new CosmosClient({ endpoint: cosmos.endpoint, key: cosmos.key, connectionPolicy: { enableEndpointDiscovery: false } });
+    const container = client.database("db").container("c");
+    const scoped = await container.items.query("SELECT * FROM c", { partitionKey: ["tb", "_tenant"] }).fetchAll();
+    expect(scoped.resources.map((d: { id: string }) => d.id)).toEqual(["y1"]);
+    const all = await container.items.query("SELECT * FROM c").fetchAll();
+    expect(all.resources.length).toBeGreaterThan(1);
+    client.dispose();
+  });
+
   it("pages with continuation tokens", async () => {
     const P = { tenantId: "tp", scopeId: "_tenant" };
     for (let i = 0; i < 5; i++) await store.batch(P, [{ kind: "create", doc: doc(P, `p${i}`, { seq: i }) }]);

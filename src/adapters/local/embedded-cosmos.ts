@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 
 /**
  * The embedded, Cosmos-wire-compatible server behind `npm start` and the tests.
@@ -30,6 +31,12 @@ export interface EmbeddedCosmos {
 export interface EmbeddedCosmosOptions {
   dataDir?: string;
   port?: number;
+  /**
+   * "worker": serve from a worker thread of this process, so the store and the app each get a core
+   * (`npm start` uses it: measured ~3× the API throughput of sharing one thread). Needs the compiled
+   * module; from TypeScript sources (vitest) it falls back to "same".
+   */
+  thread?: "same" | "worker";
 }
 
 const KINDS: RequestKind[] = ["read", "query", "queryPlan", "batch", "write", "metadata"];
@@ -50,18 +57,101 @@ function loadPackage(): { Account: any; routes: (req: IncomingMessage) => any } 
     const del = Documents.prototype.delete;
     Documents.prototype._set = function (data: any) {
       const result = set.call(this, data);
+      partitionOf(this, this._getPartition(data)).set(data._rid, data);
+      if (data.docType !== undefined) docTypeOf(this, data.docType).set(data._rid, data);
       for (const hook of journalHooks) hook(this, { op: "set", doc: data });
       return result;
     };
     Documents.prototype.delete = function (idOrRid: string, partition: unknown) {
       const data = this._item("/id", idOrRid, partition).read();
       const result = del.call(this, idOrRid, partition);
-      if (data) for (const hook of journalHooks) hook(this, { op: "del", id: data.id, pk: partition });
+      if (data) {
+        partitionOf(this, this._getPartition(data)).delete(data._rid);
+        if (data.docType !== undefined) docTypeOf(this, data.docType).delete(data._rid);
+        for (const hook of journalHooks) hook(this, { op: "del", id: data.id, pk: partition });
+      }
       return result;
     };
     Documents.prototype.__aigovJournal = true;
   }
   return { Account: require(`${PKG}/account`).default, routes: require(`${PKG}/routes`).default };
+}
+
+/**
+ * Two indexes the package lacks (it interprets every query over every document of a container):
+ * documents by first-level partition key value, so a partition-scoped query reads one partition as in
+ * Cosmos DB; and by `docType`, the discriminator our store adapter puts in every query, so a
+ * cross-partition query (the outbox relay's) reads only the documents of its type.
+ */
+type Index = WeakMap<object, Map<unknown, Map<string, any>>>;
+const byPartition: Index = new WeakMap();
+const byDocType: Index = new WeakMap();
+function bucket(index: Index, documents: object, key: unknown): Map<string, any> {
+  let keys = index.get(documents);
+  if (!keys) index.set(documents, (keys = new Map()));
+  let docs = keys.get(key);
+  if (!docs) keys.set(key, (docs = new Map()));
+  return docs;
+}
+const partitionOf = (documents: object, pk: unknown) => bucket(byPartition, documents, pk);
+const docTypeOf = (documents: object, docType: unknown) => bucket(byDocType, documents, docType);
+
+/**
+ * Query handler that honours the partition-key header like Cosmos DB does (the package ignores it and
+ * scans the whole container): a single-partition query reads only that partition's documents.
+ */
+async function scopedQuery(account: any, req: IncomingMessage, res: ServerResponse, { dbId, collId }: any) {
+  const readItems = require(`${PKG}/handler/_read-items`).default;
+  const json = require(`${PKG}/json`).default;
+  const { parsePartitionKey } = require(`${PKG}/utils/get-partition-from-header`);
+  return readItems(req, res, "Documents", async ({ continuation, maxItemCount }: any) => {
+    const body = await json(req);
+    if (!body.query) {
+      res.statusCode = 400;
+      return { message: "missing query" };
+    }
+    const collection = account.database(dbId).collection(collId);
+    const meta = collection.read();
+    if (!meta) return null;
+    const documents = collection.documents;
+    const header = req.headers["x-ms-documentdb-partitionkey"];
+    const docType = (body.parameters as { name: string; value: unknown }[] | undefined)?.find((p) => p.name === "@docType")?.value;
+    const data =
+      typeof header === "string"
+        ? [...partitionOf(documents, parsePartitionKey(header)).values()]
+        : docType !== undefined && /c\.docType = @docType/.test(body.query)
+          ? [...docTypeOf(documents, docType).values()]
+          : [...documents._data.values()].map((item: any) => item.read());
+    try {
+      return documents._getQuery(body.query).exec(data, {
+        parameters: body.parameters,
+        udf: documents._userDefinedFunctions(),
+        maxItemCount,
+        continuation,
+        compositeIndexes: meta.indexingPolicy?.compositeIndexes ?? [],
+      });
+    } catch (err) {
+      res.statusCode = 400;
+      return { message: (err as Error).message };
+    }
+  });
+}
+
+/**
+ * The SDK asks for a query plan beside every query page. The package answered that by running the
+ * query over the whole container (and the SDK ignored the result). With one partition key range the
+ * plan never changes how a query runs here, so answer with the trivial plan, cheaply.
+ */
+async function queryPlan() {
+  return {
+    partitionedQueryExecutionInfoVersion: 2,
+    queryInfo: {
+      distinctType: "None", top: null, offset: null, limit: null, orderBy: [], orderByExpressions: [],
+      groupByExpressions: [], groupByAliases: [], aggregates: [], groupByAliasToAggregateType: {},
+      rewrittenQuery: "", hasSelectValue: false, dCountInfo: null, hasNonStreamingOrderBy: false,
+    },
+    queryRanges: [{ min: "", max: "FF", isMinInclusive: true, isMaxInclusive: false }],
+  };
 }
 
 type JournalEntry = { op: "set"; doc: any } | { op: "del"; id: string; pk: unknown };
@@ -145,13 +235,13 @@ interface Snapshot {
 const SYSTEM = ["_rid", "_self", "_etag", "_ts", "_docs", "_sprocs", "_triggers", "_udfs", "_conflicts"];
 const withoutSystem = (o: any) => Object.fromEntries(Object.entries(o).filter(([k]) => !SYSTEM.includes(k)));
 
-function dump(account: any): Snapshot {
+function dump(account: any, opts: { withDocuments: boolean } = { withDocuments: true }): Snapshot {
   const databases = [...account.databases._data.values()].map((dbItem: any) => {
     const meta = dbItem.read();
     const db = account.database(meta.id);
     const collections = [...db.collections._data.values()].map((collItem: any) => {
       const cmeta = collItem.read();
-      const docs = [...db.collection(cmeta.id).documents._data.values()].map((d: any) => d.read());
+      const docs = opts.withDocuments ? [...db.collection(cmeta.id).documents._data.values()].map((d: any) => d.read()) : [];
       return { meta: withoutSystem(cmeta), docs };
     });
     return { meta: withoutSystem(meta), collections };
@@ -171,10 +261,18 @@ function putDocument(documents: any, doc: any): void {
 function replay(account: any, text: string): void {
   for (const line of text.split("\n")) {
     if (!line) continue;
-    let e: { d: string; c: string } & JournalEntry;
+    let e: ({ d: string; c: string } & JournalEntry) | { op: "schema"; databases: Snapshot["databases"] };
     try {
       e = JSON.parse(line);
     } catch {
+      continue;
+    }
+    if (e.op === "schema") {
+      for (const db of e.databases) {
+        if (!account.database(db.meta.id).read()) account.databases.create(db.meta);
+        const database = account.database(db.meta.id);
+        for (const c of db.collections) if (!database.collection(c.meta.id).read()) database.collections.create(c.meta);
+      }
       continue;
     }
     const coll = account.database(e.d).collection(e.c);
@@ -204,6 +302,7 @@ function restore(account: any, snapshot: Snapshot): void {
 
 export async function startEmbeddedCosmos(opts: EmbeddedCosmosOptions = {}): Promise<EmbeddedCosmos> {
   const shared = new Int32Array(new SharedArrayBuffer(4 * KINDS.length));
+  if (opts.thread === "worker" && __filename.endsWith(".js")) return startInWorker(opts, shared);
   const server = await serve(opts, shared);
   return {
     endpoint: server.endpoint,
@@ -216,15 +315,51 @@ export async function startEmbeddedCosmos(opts: EmbeddedCosmosOptions = {}): Pro
 
 const LOCAL_KEY = "local-embedded-server-accepts-any-key";
 
+async function startInWorker(opts: EmbeddedCosmosOptions, shared: Int32Array): Promise<EmbeddedCosmos> {
+  const worker = new Worker(__filename, { workerData: { aigovEmbeddedCosmos: { ...opts, thread: "same" }, shared } });
+  const endpoint = await new Promise<string>((resolve, reject) => {
+    worker.once("message", (m: { endpoint?: string; error?: string }) => (m.endpoint ? resolve(m.endpoint) : reject(new Error(m.error))));
+    worker.once("error", reject);
+  });
+  return {
+    endpoint,
+    key: LOCAL_KEY,
+    counts: () => countsOf(shared),
+    resetCounts: () => shared.fill(0),
+    close: async () => {
+      const closed = new Promise((resolve) => worker.once("message", resolve));
+      worker.postMessage("close");
+      await closed; // the worker has written its snapshot
+      await worker.terminate();
+    },
+  };
+}
+
+// Worker entry point: serve, report the endpoint, close (compacting the journal) when told to.
+if (!isMainThread && (workerData as { aigovEmbeddedCosmos?: unknown } | null)?.aigovEmbeddedCosmos) {
+  const data = workerData as { aigovEmbeddedCosmos: EmbeddedCosmosOptions; shared: Int32Array };
+  serve(data.aigovEmbeddedCosmos, data.shared).then(
+    (server) => {
+      parentPort!.postMessage({ endpoint: server.endpoint });
+      parentPort!.on("message", (m) => {
+        if (m === "close") void server.close().then(() => parentPort!.postMessage("closed"));
+      });
+    },
+    (err: unknown) => parentPort!.postMessage({ error: err instanceof Error ? err.message : String(err) }),
+  );
+}
+
 async function serve(opts: EmbeddedCosmosOptions, shared: Int32Array): Promise<{ endpoint: string; close(): Promise<void> }> {
   const { Account, routes } = loadPackage();
+  const routeQuery = (req: IncomingMessage) => {
+    const m = /^\/dbs\/([^/]+)\/colls\/([^/]+)\/docs$/.exec((req.url ?? "").split("?")[0] ?? "");
+    return m ? [{ dbId: decodeURIComponent(m[1]!), collId: decodeURIComponent(m[2]!) }, scopedQuery] : routes(req);
+  };
   let account: any;
   const snapshotFile = opts.dataDir ? join(opts.dataDir, "cosmos.json") : undefined;
   const journalFile = opts.dataDir ? join(opts.dataDir, "cosmos.journal.ndjson") : undefined;
   const where = new WeakMap<object, [string, string]>();
   let pending: string[] = [];
-  let journalLines = 0;
-  let metadataChanged = false;
   let timer: NodeJS.Timeout | undefined;
 
   const locate = (documents: any): [string, string] | undefined => {
@@ -247,17 +382,15 @@ async function serve(opts: EmbeddedCosmosOptions, shared: Int32Array): Promise<{
     writeFileSync(tmp, JSON.stringify(dump(account)));
     renameSync(tmp, snapshotFile);
     writeFileSync(journalFile, "");
-    journalLines = 0;
-    metadataChanged = false;
   };
   const flush = () => {
     if (timer) clearTimeout(timer);
     timer = undefined;
     if (!journalFile) return;
-    if (metadataChanged || journalLines > 200_000) return compact();
+    // No compaction while serving: it would stall the server for as long as the whole data takes to
+    // serialise. The journal is folded into the snapshot at start and at close.
     if (pending.length === 0) return;
     appendFileSync(journalFile, pending.join(""));
-    journalLines += pending.length;
     pending = [];
   };
   const schedule = () => {
@@ -271,15 +404,18 @@ async function serve(opts: EmbeddedCosmosOptions, shared: Int32Array): Promise<{
     pending.push(`${JSON.stringify({ d: at[0], c: at[1], ...entry })}\n`);
     schedule();
   };
-  const markDirty = () => {
-    metadataChanged = true;
+  /** Databases and containers are journaled as a whole (they are few and rarely change). */
+  const journalSchema = () => {
+    if (!journalFile) return;
+    pending.push(`${JSON.stringify({ op: "schema", databases: dump(account, { withDocuments: false }).databases })}\n`);
     schedule();
   };
 
   const server: Server = createServer({ keepAlive: true }, (req, res) => {
     const kind = kindOf(req);
     Atomics.add(shared, KINDS.indexOf(kind), 1);
-    const route = routes(req);
+    const isDocs = /\/docs$/.test((req.url ?? "").split("?")[0] ?? "");
+    const route = kind === "queryPlan" && isDocs ? [{}, queryPlan] : kind === "query" && isDocs ? routeQuery(req) : routes(req);
     void (async () => {
       let body: any;
       if (route) {
@@ -303,7 +439,7 @@ async function serve(opts: EmbeddedCosmosOptions, shared: Int32Array): Promise<{
         if (req.headers["if-none-match"]) res.statusCode = 304;
         res.setHeader("etag", "1");
       }
-      if (res.statusCode < 400 && kind === "metadata" && req.method !== "GET") markDirty();
+      if (res.statusCode < 400 && kind === "metadata" && req.method !== "GET") journalSchema();
       res.end(JSON.stringify(body));
     })().catch(() => {
       if (!res.writableEnded) {

@@ -45,13 +45,27 @@ export class OutboxRelay {
       const byId = new Map(page.items.map((d) => [d.event.id, d]));
       for (const chunk of chunkEvents(page.items.map((d) => d.event), this.limits)) {
         await this.publisher.publish(chunk);
-        for (const event of chunk) {
-          const doc = byId.get(event.id)!;
-          await this.store.delete({ tenantId: doc.tenantId, scopeId: doc.scopeId }, doc.id);
-        }
+        await this.forget(chunk.map((e) => byId.get(e.id)!));
         delivered += chunk.length;
       }
     }
     return { delivered };
+  }
+
+  /** Deletes delivered records: one batch per partition and 100 records. */
+  private async forget(docs: OutboxDoc[]): Promise<void> {
+    const byPartition = new Map<string, OutboxDoc[]>();
+    for (const d of docs) {
+      const key = JSON.stringify([d.tenantId, d.scopeId]);
+      byPartition.set(key, [...(byPartition.get(key) ?? []), d]);
+    }
+    for (const group of byPartition.values()) {
+      const partition = { tenantId: group[0]!.tenantId, scopeId: group[0]!.scopeId };
+      for (let i = 0; i < group.length; i += 100) {
+        const result = await this.store.batch(partition, group.slice(i, i + 100).map((d) => ({ kind: "delete", id: d.id }) as const));
+        // A record already gone (another relay run got there first) is fine; anything else is retried next run.
+        if (!result.ok && result.status !== 404) throw new Error(`could not clear delivered outbox records (status ${result.status})`);
+      }
+    }
   }
 }
