@@ -52,8 +52,42 @@ for (const file of walk(join(root, "functions"))) {
     }
   }
 }
-if (problems.length) {
+// Orchestrators replay: their bodies must be deterministic. Any generator function in functions/workflows
+// is checked for clocks, randomness, timers and I/O; those belong in activities.
+const NON_DETERMINISTIC = [
+  [/\bDate\.now\s*\(/, "Date.now() (use context.df.currentUtcDateTime)"],
+  [/\bnew\s+Date\s*\(\s*\)/, "new Date() without arguments (use context.df.currentUtcDateTime)"],
+  [/\bMath\.random\s*\(/, "Math.random() (use context.df.newGuid)"],
+  [/\b(setTimeout|setInterval|setImmediate)\s*\(/, "timers (use context.df.createTimer)"],
+  [/\b(fetch|require|import)\s*\(/, "I/O or module loading (use an activity)"],
+  [/\bgetServices\s*\(/, "services (I/O: use an activity)"],
+  [/\bprocess\.env\b/, "process.env (pass it in the input)"],
+  [/\bawait\b/, "await (orchestrators yield tasks)"],
+];
+export function orchestratorProblems(text, name) {
+  const found = [];
+  for (const match of text.matchAll(/function\s*\*\s*\w*\s*\([^)]*\)[^{]*\{/g)) {
+    let depth = 0;
+    let end = match.index + match[0].length - 1;
+    for (let i = end; i < text.length; i++) {
+      if (text[i] === "{") depth++;
+      else if (text[i] === "}" && --depth === 0) {
+        end = i;
+        break;
+      }
+    }
+    const body = text.slice(match.index + match[0].length, end).replace(/\/\/.*$/gm, "").replace(/\/\*[\s\S]*?\*\//g, "");
+    for (const [re, what] of NON_DETERMINISTIC) if (re.test(body)) found.push(`${name}: orchestrator uses ${what}`);
+  }
+  return found;
+}
+for (const file of walk(join(root, "functions"))) {
+  if (!relative(join(root, "functions"), file).startsWith("workflows")) continue;
+  problems.push(...orchestratorProblems(readFileSync(file, "utf8"), relative(root, file)));
+}
+
+if (problems.length && process.argv[1] === new URL(import.meta.url).pathname) {
   console.error(`layering check failed:\n  ${problems.join("\n  ")}`);
   process.exit(1);
 }
-console.log("layering check: ok");
+if (process.argv[1] === new URL(import.meta.url).pathname) console.log("layering check: ok");

@@ -14,8 +14,10 @@ export interface Operation {
   path: string;
   summary: string;
   tag: string;
-  /** No token needed (health, OpenAPI). */
+  /** No token needed (health, OpenAPI, the approval page). */
   anonymous?: boolean;
+  /** Answers text/html (pages for people, e.g. the approval page) instead of JSON; errors are HTML pages too. */
+  html?: boolean;
   /** Tenant roles that may call it. Omitted when the service decides (project-scoped role assignments). */
   roles?: readonly Role[];
   /** Who may call it, in words, for the document. */
@@ -26,6 +28,8 @@ export interface Operation {
   /** Request content types accepted for the body. */
   bodyTypes?: readonly string[];
   ifMatch?: boolean;
+  /** html POST pages: the application/x-www-form-urlencoded fields. */
+  formBody?: z.ZodObject;
   success: { status: 200 | 201 | 202 | 204; schema?: z.ZodType; description: string };
   errors: readonly number[];
   /** The CLI verb that calls it, e.g. "projects create". */

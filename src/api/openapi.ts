@@ -79,9 +79,11 @@ export function buildOpenApiDocument(ops: readonly Operation[], info: { version:
   const problemRef = convert(Problem, "output", components);
   const paths: Record<string, Record<string, unknown>> = {};
   for (const op of ops) {
+    const html = { "text/html": { schema: { type: "string" } } };
     const responses: Record<string, unknown> = {
       [op.success.status]: {
         description: op.success.description,
+        ...(op.html ? { content: html } : {}),
         ...(op.success.schema ? { content: { "application/json": { schema: convert(op.success.schema, "output", components) } } } : {}),
         ...(op.success.schema && op.method !== "POST" && "etag" in ((op.success.schema as z.ZodObject).shape ?? {})
           ? { headers: { ETag: { schema: { type: "string" }, description: "Current version, for If-Match" } } }
@@ -92,7 +94,7 @@ export function buildOpenApiDocument(ops: readonly Operation[], info: { version:
     for (const status of [...errors].sort()) {
       responses[status] = {
         description: STATUS_TEXT[status] ?? "Unexpected error (generic body; details are logged with the correlation id)",
-        content: { "application/problem+json": { schema: problemRef } },
+        content: op.html ? html : { "application/problem+json": { schema: problemRef } },
       };
     }
     const params = [
@@ -109,6 +111,9 @@ export function buildOpenApiDocument(ops: readonly Operation[], info: { version:
       "x-aigov-cli": op.cli,
       ...(op.anonymous ? { security: [] } : {}),
       parameters: params,
+      ...(op.formBody
+        ? { requestBody: { required: true, content: { "application/x-www-form-urlencoded": { schema: convert(op.formBody, "input", components) } } } }
+        : {}),
       ...(op.body
         ? {
             requestBody: {

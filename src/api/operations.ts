@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { PageQuery } from "../domain/common.js";
 import { AuditList, AuditQuery, AuditVerification } from "../domain/audit/schema.js";
+import { Approval, ApprovalId, ApprovalList, ApprovalListQuery, ApprovalMetrics, ApprovalSpec, DecisionSpec } from "../domain/approvals/schema.js";
 import { Project, ProjectId, ProjectList, ProjectPatch, ProjectSpec } from "../domain/projects/schema.js";
 import { defineOperation, type Operation } from "./contract.js";
 
@@ -143,6 +144,118 @@ export const verifyAudit = defineOperation({
   cli: "audit verify",
 });
 
+const ApprovalParams = z.strictObject({ approvalId: ApprovalId });
+const ANY_ROLE = ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"] as const;
+
+export const createApproval = defineOperation({
+  operationId: "createApproval",
+  method: "POST",
+  path: "/approvals",
+  summary: "Request an approval; a durable orchestration drives it (stages, escalation, expiry, approver links)",
+  tag: "approvals",
+  roles: ANY_ROLE,
+  access: "any tenant role (the caller is the requester)",
+  body: ApprovalSpec,
+  bodyTypes: JSON_TYPES,
+  success: { status: 201, schema: Approval, description: "The request, pending at stage 1" },
+  errors: [...AUTH_ERRORS, 404, 413, 415],
+  cli: "approvals create",
+});
+
+export const listApprovals = defineOperation({
+  operationId: "listApprovals",
+  method: "GET",
+  path: "/approvals",
+  summary: "List approval requests (approver=me: those awaiting the caller's decision)",
+  tag: "approvals",
+  access: "any tenant role; requesters and named approvers see their own requests",
+  query: ApprovalListQuery,
+  success: { status: 200, schema: ApprovalList, description: "One page of requests, newest first" },
+  errors: AUTH_ERRORS,
+  cli: "approvals list",
+});
+
+export const getApprovalMetrics = defineOperation({
+  operationId: "getApprovalMetrics",
+  method: "GET",
+  path: "/approvals/metrics",
+  summary: "Counts, time to decision (p50/p95) and the share decided within 24 h",
+  tag: "approvals",
+  roles: ["TenantAdmin", "Auditor", "Approver"],
+  access: "TenantAdmin, Auditor, Approver",
+  success: { status: 200, schema: ApprovalMetrics, description: "Metrics over the tenant's requests" },
+  errors: AUTH_ERRORS,
+  cli: "approvals metrics",
+});
+
+export const getApproval = defineOperation({
+  operationId: "getApproval",
+  method: "GET",
+  path: "/approvals/{approvalId}",
+  summary: "Get an approval request with its full timeline",
+  tag: "approvals",
+  access: "any tenant role, the requester, or a named approver",
+  params: ApprovalParams,
+  success: { status: 200, schema: Approval, description: "The request" },
+  errors: [...AUTH_ERRORS, 404],
+  cli: "approvals show",
+});
+
+export const decideApproval = defineOperation({
+  operationId: "decideApproval",
+  method: "POST",
+  path: "/approvals/{approvalId}/decisions",
+  summary: "Approve or reject the current stage (If-Match required)",
+  tag: "approvals",
+  access: "an approver of the current stage who is not the requester and has not decided before",
+  params: ApprovalParams,
+  body: DecisionSpec,
+  bodyTypes: JSON_TYPES,
+  ifMatch: true,
+  success: { status: 200, schema: Approval, description: "The request after the decision" },
+  errors: [...AUTH_ERRORS, 404, 409, 412, 413, 415, 428],
+  cli: "approvals approve",
+});
+
+/** Query of the approval page: the signed approver link's token. */
+export const ReviewQuery = z.strictObject({ token: z.string().min(10).max(4096) });
+
+export const getApprovalReview = defineOperation({
+  operationId: "getApprovalReview",
+  method: "GET",
+  path: "/approvals/{approvalId}/review",
+  summary: "The approval page an approver link opens (HTML)",
+  tag: "approvals",
+  anonymous: true,
+  html: true,
+  access: "the holder of a valid, unused, unexpired approver link",
+  params: ApprovalParams,
+  query: ReviewQuery,
+  success: { status: 200, description: "text/html page with the frozen subject, the change, the justification and an Approve/Reject form" },
+  errors: [400, 403, 404, 409],
+  cli: "approvals review",
+});
+
+export const submitApprovalReview = defineOperation({
+  operationId: "submitApprovalReview",
+  method: "POST",
+  path: "/approvals/{approvalId}/review",
+  summary: "Submit the approval page's form (application/x-www-form-urlencoded: token, decision, justification) (HTML)",
+  tag: "approvals",
+  anonymous: true,
+  html: true,
+  access: "the holder of a valid, unused, unexpired approver link",
+  params: ApprovalParams,
+  formBody: z.strictObject({
+    token: z.string().min(10).max(4096),
+    decision: z.enum(["approve", "reject"]),
+    justification: z.string().trim().min(1).max(4000),
+  }),
+  success: { status: 200, description: "text/html confirmation" },
+  errors: [400, 403, 404, 409, 413, 415],
+  cli: "approvals review",
+});
+
 /** Every operation of the admin API. The OpenAPI document, the client and the CLI are built from this list. */
 export const operations: readonly Operation[] = [
   getHealth,
@@ -154,4 +267,11 @@ export const operations: readonly Operation[] = [
   deleteProject,
   listAudit,
   verifyAudit,
+  createApproval,
+  listApprovals,
+  getApprovalMetrics,
+  getApproval,
+  decideApproval,
+  getApprovalReview,
+  submitApprovalReview,
 ];

@@ -5,7 +5,11 @@ import { getConfig, type Config } from "../config/index.js";
 import { AuditService } from "../domain/audit/service.js";
 import { ChangeWriter } from "../domain/changes.js";
 import { OutboxRelay } from "../domain/outbox/relay.js";
+import { ApprovalLinks } from "../domain/approvals/links.js";
+import { ApprovalService } from "../domain/approvals/service.js";
 import { ProjectService } from "../domain/projects/service.js";
+import type { Notifier } from "../ports/notifier.js";
+import type { SecretStore } from "../ports/secrets.js";
 import { systemClock } from "../ports/clock.js";
 import type { EventPublisher } from "../ports/events.js";
 import type { Store } from "../ports/store.js";
@@ -17,6 +21,31 @@ export interface Services {
   projects: ProjectService;
   audit: AuditService;
   relay: OutboxRelay;
+  approvals: ApprovalService;
+  secrets: SecretStore;
+}
+
+async function notifierFor(config: Config): Promise<Notifier> {
+  if (config.local) {
+    // Locally, each person's channel is a file under .data/inbox/.
+    const { FileNotifier } = await import("../adapters/local/file-notifier.js");
+    return new FileNotifier(join(config.dataDir, "inbox"));
+  }
+  // No mail/Teams channel yet in Azure: say so (without the link), approvers use the API or CLI.
+  return {
+    deliver: async (recipient, message) => {
+      console.warn(`no notification channel configured; '${message.subject}' for ${recipient} was not delivered`);
+    },
+  };
+}
+
+async function secretStore(config: Config): Promise<SecretStore> {
+  if (config.keyVaultUri) {
+    const { KeyVaultSecretStore } = await import("../adapters/keyvault/secret-store.js");
+    return new KeyVaultSecretStore(config.keyVaultUri);
+  }
+  const { EncryptedFileSecretStore } = await import("../adapters/local/encrypted-secret-store.js");
+  return new EncryptedFileSecretStore(join(config.dataDir, "secrets"));
 }
 
 async function eventPublisher(config: Config): Promise<EventPublisher> {
@@ -34,6 +63,9 @@ export async function buildServices(config: Config): Promise<Services> {
   const store = await connectCosmos(config.cosmos, { createIfMissing: false });
   const changes = new ChangeWriter(store, systemClock);
   const projects = new ProjectService(store, changes, systemClock);
+  const secrets = await secretStore(config);
+  const notifier = await notifierFor(config);
+  const approvals = new ApprovalService(store, changes, systemClock, new ApprovalLinks(secrets, systemClock), notifier, projects, () => config.publicUrl);
   return {
     config,
     store,
@@ -41,6 +73,8 @@ export async function buildServices(config: Config): Promise<Services> {
     projects,
     audit: new AuditService(store, (tenantId) => projects.listIds(tenantId)),
     relay: new OutboxRelay(store, await eventPublisher(config)),
+    approvals,
+    secrets,
   };
 }
 

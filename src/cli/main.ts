@@ -189,6 +189,69 @@ export function buildProgram(io: CliIo): Command {
       if (!result.ok) throw new CommanderError(3, "aigov.auditBroken", "the audit chain is broken");
     });
 
+  const APPROVAL_COLUMNS = ["id", "status", "currentStage", "requester", "createdAt"];
+  const approvals = program.command("approvals").description("request, decide and follow approvals");
+  approvals
+    .command("create")
+    .description("request an approval from a JSON spec (subject, justification, stages)")
+    .requiredOption("--file <path>", "the ApprovalSpec as JSON")
+    .action(async (o: { file: string }) => {
+      print(await client().approvals.create(JSON.parse(readFileSync(o.file, "utf8")) as never), APPROVAL_COLUMNS.concat("etag"));
+    });
+  approvals
+    .command("list")
+    .description("list approval requests")
+    .addOption(new Option("--status <status>").choices(["pending", "approved", "rejected", "expired"]))
+    .option("--mine", "only those awaiting my decision")
+    .option("--requester <user>")
+    .option("--max-page-size <n>")
+    .option("--continuation-token <token>")
+    .action(async (o: { status?: "pending"; mine?: boolean; requester?: string; maxPageSize?: string; continuationToken?: string }) => {
+      const page = await client().approvals.list({
+        ...(o.status ? { status: o.status } : {}),
+        ...(o.mine ? { approver: "me" as const } : {}),
+        ...(o.requester ? { requester: o.requester } : {}),
+        ...(o.maxPageSize ? { maxPageSize: Number(o.maxPageSize) } : {}),
+        ...(o.continuationToken ? { continuationToken: o.continuationToken } : {}),
+      });
+      if (page.continuationToken) io.err(`more: --continuation-token ${page.continuationToken}`);
+      print(page.items, APPROVAL_COLUMNS);
+    });
+  approvals.command("show <approvalId>").description("show a request and its timeline").action(async (id: string) => {
+    const a = await client().approvals.get(id);
+    if (globals().output === "json") return print(a);
+    render(io, "table", a, APPROVAL_COLUMNS.concat("etag"));
+    render(io, "table", a.timeline, ["at", "type", "stage", "actor", "detail"]);
+  });
+  for (const decision of ["approve", "reject"] as const) {
+    approvals
+      .command(`${decision} <approvalId>`)
+      .description(`${decision} the current stage (reads the current ETag unless --if-match)`)
+      .requiredOption("--justification <text>")
+      .option("--if-match <etag>")
+      .action(async (id: string, o: { justification: string; ifMatch?: string }) => {
+        const c = client();
+        const etag = o.ifMatch ?? (await c.approvals.get(id)).etag;
+        print(await c.approvals.decide(id, { decision, justification: o.justification }, etag), APPROVAL_COLUMNS);
+      });
+  }
+  approvals.command("metrics").description("counts, time to decision, share within 24 h").action(async () => print(await client().approvals.metrics()));
+  approvals
+    .command("review <link>")
+    .description("open an approver link; with --approve/--reject, submit its form")
+    .option("--approve")
+    .option("--reject")
+    .option("--justification <text>")
+    .action(async (link: string, o: { approve?: boolean; reject?: boolean; justification?: string }) => {
+      const c = client();
+      const decision = o.approve ? "approve" : o.reject ? "reject" : undefined;
+      const res = decision
+        ? await c.approvals.submitLink(link, decision, o.justification ?? "")
+        : await c.approvals.openLink(link);
+      io.out(res.html.replace(/<style>[\s\S]*?<\/style>/, "").replace(/<[^>]+>/g, " ").replace(/[ \t]+/g, " ").replace(/\n\s*\n+/g, "\n").trim());
+      if (res.status >= 400) throw new CommanderError(1, "aigov.review", `the link was refused (HTTP ${res.status})`);
+    });
+
   return program;
 }
 

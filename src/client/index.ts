@@ -91,6 +91,31 @@ export class AigovClient {
     list: (query: z.input<typeof ops.listAudit.query> = {}) => this.call(ops.listAudit, { query }).then((r) => r.body),
     verify: () => this.call(ops.verifyAudit, {}).then((r) => r.body),
   };
+  approvals = {
+    create: (body: z.input<typeof ops.createApproval.body>) => this.call(ops.createApproval, { body }).then((r) => r.body),
+    list: (query: z.input<typeof ops.listApprovals.query> = {}) => this.call(ops.listApprovals, { query }).then((r) => r.body),
+    get: (approvalId: string) => this.call(ops.getApproval, { params: { approvalId } }).then((r) => r.body),
+    decide: (approvalId: string, body: z.input<typeof ops.decideApproval.body>, ifMatch: string) =>
+      this.call(ops.decideApproval, { params: { approvalId }, body, ifMatch }).then((r) => r.body),
+    metrics: () => this.call(ops.getApprovalMetrics, {}).then((r) => r.body),
+    /** Opens an approver link (the HTML page); returns status and page text. */
+    openLink: async (link: string) => {
+      const res = await this.fetchImpl(link, { headers: { accept: "text/html" } });
+      return { status: res.status, html: await res.text() };
+    },
+    /** Submits the approval page's form for a link, as a browser would. */
+    submitLink: async (link: string, decision: "approve" | "reject", justification: string) => {
+      const url = new URL(link);
+      const token = url.searchParams.get("token") ?? "";
+      url.search = "";
+      const res = await this.fetchImpl(url, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", accept: "text/html" },
+        body: new URLSearchParams({ token, decision, justification }).toString(),
+      });
+      return { status: res.status, html: await res.text() };
+    },
+  };
   dev = {
     /** Local host only: mints a dev token (POST /.dev/token). */
     token: async (claims: { tenant: string; user: string; roles: string[]; ttlSeconds?: number }): Promise<string> => {

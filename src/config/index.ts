@@ -27,6 +27,11 @@ const ConfigSchema = z
     EVENTGRID_TOPIC_ENDPOINT: z.url().optional(),
     EVENTS_WEBHOOK_URL: z.url().optional(),
     AIGOV_LOCAL: boolish.default(false),
+    // Key Vault for secrets (signing keys, peppers, provider keys). Unset = encrypted files under the data dir (local only).
+    KEYVAULT_URI: z.url().optional(),
+    // The app's public base URL, for links sent to people (approver links). Defaults to https://$WEBSITE_HOSTNAME.
+    AIGOV_PUBLIC_URL: z.url().optional(),
+    WEBSITE_HOSTNAME: z.string().optional(),
     // Set by App Service in Azure; used to refuse local-only settings there.
     WEBSITE_SITE_NAME: z.string().optional(),
   })
@@ -37,6 +42,9 @@ const ConfigSchema = z
     }
     if (inAzure && c.COSMOS_LOCAL_KEY !== undefined) {
       ctx.addIssue({ code: "custom", path: ["COSMOS_LOCAL_KEY"], message: "account keys are not used in Azure; use managed identity" });
+    }
+    if (!c.AIGOV_LOCAL && c.KEYVAULT_URI === undefined) {
+      ctx.addIssue({ code: "custom", path: ["KEYVAULT_URI"], message: "is required outside local mode" });
     }
     if (!c.AIGOV_LOCAL && c.COSMOS_LOCAL_KEY !== undefined) {
       ctx.addIssue({ code: "custom", path: ["COSMOS_LOCAL_KEY"], message: "only valid with AIGOV_LOCAL=true" });
@@ -56,6 +64,8 @@ export interface Config {
     tenantClaim: string;
   };
   events: { eventGridEndpoint?: string; webhookUrl?: string };
+  keyVaultUri?: string;
+  publicUrl: string;
 }
 
 export class ConfigError extends Error {}
@@ -84,6 +94,8 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
       clockSkewSeconds: c.AUTH_CLOCK_SKEW_SECONDS,
       tenantClaim: c.AUTH_TENANT_CLAIM,
     },
+    ...(c.KEYVAULT_URI !== undefined ? { keyVaultUri: c.KEYVAULT_URI } : {}),
+    publicUrl: (c.AIGOV_PUBLIC_URL ?? `https://${c.WEBSITE_HOSTNAME ?? "localhost"}`).replace(/\/$/, ""),
     events: {
       ...(c.EVENTGRID_TOPIC_ENDPOINT !== undefined ? { eventGridEndpoint: c.EVENTGRID_TOPIC_ENDPOINT } : {}),
       ...(c.EVENTS_WEBHOOK_URL !== undefined ? { webhookUrl: c.EVENTS_WEBHOOK_URL } : {}),

@@ -15,7 +15,7 @@ export interface HandlerResult {
   headers?: Record<string, string>;
 }
 
-type Handler<O extends Operation> = (req: ParsedRequest<O>, ctx: RequestContext, services: Services) => Promise<HandlerResult>;
+type Handler<O extends Operation> = (req: ParsedRequest<O>, ctx: RequestContext, services: Services, invocation: InvocationContext) => Promise<HandlerResult>;
 type AnonymousHandler<O extends Operation> = (req: ParsedRequest<O>, services: Services) => Promise<HandlerResult>;
 
 const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -52,7 +52,7 @@ function queryObject(request: HttpRequest): Record<string, string> {
 
 const NO_QUERY = z.strictObject({});
 
-async function parseRequest<O extends Operation>(op: O, request: HttpRequest): Promise<ParsedRequest<O>> {
+export async function parseRequest<O extends Operation>(op: O, request: HttpRequest): Promise<ParsedRequest<O>> {
   const params = op.params ? parseOrThrow(op.params, { ...request.params }, "params") : undefined;
   // Unknown query parameters are refused, like unknown body fields (anonymous probes excepted).
   const querySchema = op.query ?? (op.anonymous ? undefined : NO_QUERY);
@@ -76,7 +76,7 @@ function toResponse(op: Operation, result: HandlerResult, correlationId: string)
   return { status: result.status ?? op.success.status, headers, body: JSON.stringify(body) };
 }
 
-function errorResponse(err: unknown, request: HttpRequest, correlationId: string, context: InvocationContext): HttpResponseInit {
+export function errorResponse(err: unknown, request: HttpRequest, correlationId: string, context: InvocationContext): HttpResponseInit {
   let mapped = INTERNAL_ERROR;
   if (err instanceof AppError) mapped = mapError(err.error);
   else context.error(`correlationId=${correlationId} unhandled error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
@@ -88,7 +88,10 @@ function errorResponse(err: unknown, request: HttpRequest, correlationId: string
   };
 }
 
-function options(op: Operation, run: (request: HttpRequest, correlationId: string, services: Services) => Promise<HandlerResult>): HttpFunctionOptions {
+function options(
+  op: Operation,
+  run: (request: HttpRequest, correlationId: string, services: Services, invocation: InvocationContext) => Promise<HandlerResult>,
+): HttpFunctionOptions {
   return {
     methods: [op.method],
     route: functionRoute(op),
@@ -98,7 +101,7 @@ function options(op: Operation, run: (request: HttpRequest, correlationId: strin
       const correlationId = supplied && CORRELATION_ID.test(supplied) ? supplied : randomUUID();
       try {
         const services = await getServices();
-        return toResponse(op, await run(request, correlationId, services), correlationId);
+        return toResponse(op, await run(request, correlationId, services, context), correlationId);
       } catch (err) {
         return errorResponse(err, request, correlationId, context);
       }
@@ -108,13 +111,13 @@ function options(op: Operation, run: (request: HttpRequest, correlationId: strin
 
 /** Binds an authenticated operation to its handler: token → principal, role gate, validation, problem+json. */
 export function endpoint<O extends Operation>(op: O, handler: Handler<O>): HttpFunctionOptions {
-  return options(op, async (request, correlationId, services) => {
+  return options(op, async (request, correlationId, services, invocation) => {
     const principal = await services.verifier.verify(request.headers.get("authorization"));
     if (op.roles && !op.roles.some((r) => principal.roles.has(r))) {
       throw new AppError({ kind: "forbidden", detail: `requires one of: ${op.roles.join(", ")}` });
     }
     const parsed = await parseRequest(op, request);
-    return handler(parsed, { principal, correlationId }, services);
+    return handler(parsed, { principal, correlationId }, services, invocation);
   });
 }
 

@@ -110,19 +110,27 @@ export async function startApp(opts: { port?: number; dataDir?: string; env?: No
     );
   }
 
+  // The durable part of the host: orchestrations replayed by durable-functions itself, history under .data/durable/.
+  const { createDurableEngine } = await import("./durable/index.js");
+  const log = (level: "debug" | "info" | "warn" | "error", message: string) => {
+    if (level === "debug" || (opts.quiet && level === "info")) return;
+    console[level === "info" ? "log" : level](message);
+  };
+  const durable = createDurableEngine({ dataDir, log });
+
   installCoreShim();
   const host = await startLocalHost({
     port,
     functionFiles: listJs(join(ROOT, "dist", "functions")),
-    builtinRoutes,
-    // The JWKS URL needs the bound port, so it is set before any function runs (config is parsed lazily).
-    log: (level, message) => {
-      if (level === "debug" || (opts.quiet && level === "info")) return;
-      console[level === "info" ? "log" : level](message);
-    },
+    builtinRoutes: [...builtinRoutes, ...durable.builtinRoutes],
+    inputBindingProviders: durable.inputBindingProviders,
+    log,
   });
+  // Settings that need the bound port are set before any function runs (config is parsed lazily).
   if (env.AUTH_MODE === "dev") env.AUTH_JWKS_URI ||= `${host.url}/.dev/jwks.json`;
-  if (port !== 7071) env.WEBSITE_HOSTNAME ||= `127.0.0.1:${host.port}`;
+  // The durable client only keeps the binding's URLs when WEBSITE_HOSTNAME is set (else it assumes localhost:7071).
+  env.WEBSITE_HOSTNAME = `127.0.0.1:${host.port}`;
+  env.AIGOV_PUBLIC_URL ||= host.url;
   // Fail at start, not on the first request, when the settings are wrong.
   try {
     parseConfig(env);
@@ -131,6 +139,9 @@ export async function startApp(opts: { port?: number; dataDir?: string; env?: No
     for (const stop of stops.reverse()) await stop();
     throw err;
   }
+  // Resumes persisted orchestrations: pending timers re-armed, unfinished activities run again.
+  await durable.attach(host);
+  stops.push(() => durable.close());
 
   return {
     host,

@@ -7,11 +7,14 @@ import { fillPath, operationsOf, validBodies, type OpenApiOperation } from "../s
 let t: TestApp;
 let token: string;
 let project: Project;
+let approval: { id: string; etag: string };
 
 beforeAll(async () => {
   t = await startTestApp();
   token = await t.token("t1", "alice", ["TenantAdmin", "Auditor"]);
-  project = await (await t.as("t1", "alice", ["TenantAdmin"])).projects.create(projectSpec("bad input target"));
+  const admin = await t.as("t1", "alice", ["TenantAdmin"]);
+  project = await admin.projects.create(projectSpec("bad input target"));
+  approval = await admin.approvals.create(validBodies.createApproval!("target") as never);
 });
 afterAll(() => t.stop());
 
@@ -24,10 +27,11 @@ interface Case {
 }
 
 function casesFor(op: OpenApiOperation): Case[] {
-  const values = { projectId: project.id };
+  const values = { projectId: project.id, approvalId: approval.id };
   const url = (path = fillPath(op.path, values)) => new URL(`/api${path}`, t.url);
   const auth: Record<string, string> = { authorization: `Bearer ${token}` };
-  const ifMatch: Record<string, string> = op.ifMatch ? { "if-match": `"${project.etag}"` } : {};
+  const etag = op.path.startsWith("/approvals") ? approval.etag : project.etag;
+  const ifMatch: Record<string, string> = op.ifMatch ? { "if-match": `"${etag}"` } : {};
   const json: Record<string, string> = { "content-type": "application/json" };
   const valid = op.hasBody ? JSON.stringify(validBodies[op.operationId]!("bad-input")) : undefined;
   const headers: Record<string, string> = { ...auth, ...ifMatch, ...(op.hasBody ? json : {}) };
@@ -38,9 +42,21 @@ function casesFor(op: OpenApiOperation): Case[] {
     cases.push({ name: "garbage token", url: url(), init: { ...base, headers: { ...base.headers, authorization: "Bearer a.b.c" } }, expect: 401 });
     cases.push({ name: "unknown query parameter", url: new URL(`${url().href}?bogus=1`), init: base, expect: 400, field: "query.bogus" });
   }
+  if (op.html && op.method === "GET") {
+    cases.push({ name: "no token", url: url(), init: base, expect: 400 });
+    cases.push({ name: "garbage token", url: new URL(`${url().href}?token=${"z".repeat(40)}`), init: base, expect: 403 });
+  }
+  if (op.form) {
+    const form = { "content-type": "application/x-www-form-urlencoded" };
+    cases.push({ name: "form: wrong content type", url: url(), init: { method: "POST", headers: json, body: "{}" }, expect: 415 });
+    cases.push({ name: "form: missing fields", url: url(), init: { method: "POST", headers: form, body: "decision=approve" }, expect: 400 });
+    cases.push({ name: "form: bad decision", url: url(), init: { method: "POST", headers: form, body: `token=${"z".repeat(40)}&decision=maybe&justification=x` }, expect: 400 });
+    cases.push({ name: "form: forged token", url: url(), init: { method: "POST", headers: form, body: `token=${"z".repeat(40)}&decision=approve&justification=x` }, expect: 403 });
+    cases.push({ name: "form: oversized", url: url(), init: { method: "POST", headers: form, body: `token=${"z".repeat(MAX_BODY_BYTES)}` }, expect: 413 });
+  }
   for (const param of op.pathParams) {
     for (const bad of ["not-an-id", "prj_UPPERCASE0000000000", "x".repeat(300)]) {
-      cases.push({ name: `bad ${param} ${bad.slice(0, 20)}`, url: url(fillPath(op.path, { ...values, [param]: bad })), init: base, expect: 400, field: `params.${param}` });
+      cases.push({ name: `bad ${param} ${bad.slice(0, 20)}`, url: url(fillPath(op.path, { ...values, [param]: bad })), init: base, expect: 400, ...(op.html ? {} : { field: `params.${param}` }) });
     }
   }
   if (op.queryParams.includes("maxPageSize")) {
@@ -82,6 +98,12 @@ describe("bad input on every route", () => {
         const text = await res.text();
         const label = `${op.method} ${op.path} [${c.name}] → ${res.status} ${text.slice(0, 300)}`;
         expect(res.status, label).toBe(c.expect);
+        if (op.html) {
+          expect(res.headers.get("content-type"), label).toMatch(/^text\/html/);
+          expect(text, label).toMatch(/<h1>/);
+          checked += 1;
+          continue;
+        }
         expect(res.headers.get("content-type"), label).toMatch(/^application\/problem\+json/);
         const problem = JSON.parse(text) as { status: number; code: string; title: string; correlationId: string; errors?: { field: string }[] };
         expect(problem.status, label).toBe(c.expect);

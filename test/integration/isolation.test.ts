@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
+import type { Approval } from "../../src/domain/approvals/schema.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
 import { newId } from "../../src/domain/common.js";
@@ -8,6 +9,7 @@ import { fillPath, operationsOf, validBodies, type OpenApiOperation } from "../s
 let t: TestApp;
 let adminA: AigovClient;
 let projectA: Project;
+let approvalA: Approval;
 const SECRET_NAME = "tenant-a-confidential-project";
 
 beforeAll(async () => {
@@ -15,6 +17,11 @@ beforeAll(async () => {
   adminA = await t.as("tenant-a", "alice", ["TenantAdmin", "Auditor"]);
   projectA = await adminA.projects.create(projectSpec(SECRET_NAME, { owner: "alice-owner", tags: { secret: "a-tag-value" } }));
   projectA = await adminA.projects.update(projectA.id, { description: "a-description" }, projectA.etag);
+  approvalA = await adminA.approvals.create({
+    subject: { resourceType: "tool", resourceId: "a-secret-resource", projectId: projectA.id, change: { secret: "a-change-value" } },
+    justification: "a-secret-justification",
+    stages: [{ approvers: [{ user: "a-approver" }], decisionTimeout: "P1D" }],
+  });
 });
 afterAll(() => t.stop());
 
@@ -22,16 +29,21 @@ describe("tenant isolation", () => {
   it("tenant B, with every role, cannot see or change tenant A's resources on any route", async () => {
     const doc = await t.anonymous.openApi();
     const tokenB = await t.token("tenant-b", "mallory", ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"]);
-    const aValues = { projectId: projectA.id };
-    const leaks = [projectA.id, SECRET_NAME, "tenant-a", "alice-owner", "a-tag-value", "a-description"];
+    const aValues = { projectId: projectA.id, approvalId: approvalA.id };
+    const leaks = [projectA.id, approvalA.id, SECRET_NAME, "tenant-a", "alice-owner", "a-tag-value", "a-description", "a-secret-resource", "a-change-value", "a-secret-justification"];
     const walked: string[] = [];
-    const missingValues = { projectId: newId("prj") };
+    const missingValues = { projectId: newId("prj"), approvalId: newId("apr") };
     const call = async (op: OpenApiOperation, values: Record<string, string>, scope: string) => {
       const url = new URL(`/api${fillPath(op.path, values)}`, t.url);
       if (op.queryParams.includes("scope")) url.searchParams.set("scope", scope);
+      if (op.queryParams.includes("token")) url.searchParams.set("token", `v1.${"x".repeat(30)}.${"y".repeat(20)}`);
       const headers: Record<string, string> = { authorization: `Bearer ${tokenB}` };
       if (op.ifMatch) headers["if-match"] = `"${projectA.etag}"`;
       let body: string | undefined;
+      if (op.form) {
+        body = new URLSearchParams({ token: `v1.${"x".repeat(30)}.${"y".repeat(20)}`, decision: "approve", justification: "x" }).toString();
+        headers["content-type"] = "application/x-www-form-urlencoded";
+      }
       if (op.hasBody) {
         const sample = validBodies[op.operationId];
         expect(sample, `add a valid body for ${op.operationId} to test/support/walk.ts`).toBeDefined();
@@ -43,7 +55,10 @@ describe("tenant isolation", () => {
     };
     // What a caller sent comes back in a 404's detail; everything else must look like a missing resource.
     const normalise = (text: string, values: Record<string, string>) =>
-      Object.values(values).reduce((acc, v) => acc.replaceAll(v, "<id>"), text).replace(/"correlationId":"[^"]+"/, "");
+      Object.values(values)
+        .reduce((acc, v) => acc.replaceAll(v, "<id>"), text)
+        .replace(/"correlationId":"[^"]+"/, "")
+        .replace(/Reference: [0-9a-f-]+/, "");
     for (const op of operationsOf(doc)) {
       const { status, text } = await call(op, aValues, projectA.id);
       walked.push(`${op.method} ${op.path} → ${status}`);
@@ -57,16 +72,17 @@ describe("tenant isolation", () => {
       } else {
         expect(status, `${op.method} ${op.path}: ${text}`).toBeLessThan(500);
       }
-      const echoed = op.pathParams.length > 0 ? [projectA.id] : [];
+      const echoed = op.pathParams.length > 0 ? [projectA.id, approvalA.id] : [];
       for (const leak of leaks.filter((l) => !echoed.includes(l))) {
         expect(text, `${op.method} ${op.path} leaked ${leak}`).not.toContain(leak);
       }
     }
-    expect(walked.length).toBeGreaterThanOrEqual(9);
+    expect(walked.length).toBeGreaterThanOrEqual(16);
+    expect(await adminA.approvals.get(approvalA.id)).toEqual(approvalA);
     // A's state is untouched.
     expect(await adminA.projects.get(projectA.id)).toEqual(projectA);
     const auditA = await adminA.audit.list();
-    expect(auditA.items.map((r) => r.action)).toEqual(["project.update", "project.create"]);
+    expect(auditA.items.map((r) => r.action)).toEqual(["approval.create", "project.update", "project.create"]);
     expect((await adminA.audit.verify()).ok).toBe(true);
   });
 

@@ -9,7 +9,7 @@ const ROOT = resolve(__dirname, "..", "..");
 
 function cleanEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
-  for (const k of Object.keys(env)) if (/^(COSMOS_|AUTH_|AIGOV_|EVENTGRID_|EVENTS_|OUTBOX_)/.test(k)) delete env[k];
+  for (const k of Object.keys(env)) if (/^(COSMOS_|AUTH_|AIGOV_|EVENTGRID_|EVENTS_|OUTBOX_|KEYVAULT_|WEBSITE_)/.test(k)) delete env[k];
   return env;
 }
 

@@ -7,7 +7,9 @@ export interface OpenApiOperation {
   path: string;
   operationId: string;
   anonymous: boolean;
+  html: boolean;
   hasBody: boolean;
+  form: boolean;
   bodyTypes: string[];
   ifMatch: boolean;
   pathParams: string[];
@@ -25,7 +27,9 @@ export function operationsOf(doc: Record<string, unknown>): OpenApiOperation[] {
         path,
         operationId: op.operationId as string,
         anonymous: Array.isArray(op.security) && op.security.length === 0,
-        hasBody: body !== undefined,
+        html: Object.values((op.responses as Record<string, { content?: object }>) ?? {}).some((r) => r.content !== undefined && "text/html" in r.content),
+        hasBody: body !== undefined && !("application/x-www-form-urlencoded" in body.content),
+        form: body !== undefined && "application/x-www-form-urlencoded" in body.content,
         bodyTypes: body ? Object.keys(body.content) : [],
         ifMatch: params.some((p) => p.in === "header" && p.name === "If-Match"),
         pathParams: params.filter((p) => p.in === "path").map((p) => p.name),
@@ -40,6 +44,12 @@ export function operationsOf(doc: Record<string, unknown>): OpenApiOperation[] {
 export const validBodies: Record<string, (unique: string) => unknown> = {
   createProject: (u) => ({ name: `walk ${u}`, environment: "dev", owner: "walker" }),
   updateProject: (u) => ({ description: `walked ${u}` }),
+  createApproval: (u) => ({
+    subject: { resourceType: "tool", resourceId: `walk-${u}`, change: { enable: true } },
+    justification: "walk",
+    stages: [{ approvers: [{ user: "someone-else" }], decisionTimeout: "P1D" }],
+  }),
+  decideApproval: () => ({ decision: "approve", justification: "walk" }),
 };
 
 export function fillPath(path: string, values: Record<string, string>): string {

@@ -177,6 +177,13 @@ export class ProjectService {
     });
   }
 
+  /** The project roles assigned to a user (empty when the project does not exist in the tenant). */
+  async assignedRoles(tenantId: string, projectId: string, userId: string): Promise<Set<string>> {
+    const doc = await this.store.read<ProjectDoc>(tenantPartition(tenantId), projectId);
+    if (!doc || doc.docType !== "project") return new Set();
+    return new Set(doc.roleAssignments.filter((a) => a.principalId === userId).map((a) => a.role));
+  }
+
   /** Ids of the tenant's projects, for jobs that walk every project (one query page at a time). */
   async listIds(tenantId: string): Promise<string[]> {
     const ids: string[] = [];

@@ -1,0 +1,69 @@
+import { app } from "@azure/functions";
+import {
+  createApproval,
+  decideApproval,
+  getApproval,
+  getApprovalMetrics,
+  getApprovalReview,
+  listApprovals,
+  submitApprovalReview,
+} from "../src/api/operations.js";
+import { decidedPage, reviewPage } from "../src/http/approval-page.js";
+import { endpoint } from "../src/http/endpoint.js";
+import { htmlEndpoint } from "../src/http/html.js";
+import { pageResult } from "../src/http/paging.js";
+import { durableClient, durableClientInput } from "../src/workflows/registration.js";
+import { APPROVAL_ORCHESTRATOR, DECISION_EVENT, approvalInput } from "./workflows/approval.js";
+
+const clientInput = durableClientInput();
+
+app.http(createApproval.operationId, {
+  ...endpoint(createApproval, async ({ body }, ctx, s, invocation) => {
+    const approval = await s.approvals.create(ctx, body);
+    // One orchestration per request, with the request's id: starting it twice is harmless.
+    await durableClient(invocation).startNew(APPROVAL_ORCHESTRATOR, { instanceId: approval.id, input: approvalInput(approval) });
+    return { body: approval };
+  }),
+  extraInputs: [clientInput],
+});
+
+app.http(listApprovals.operationId, endpoint(listApprovals, async ({ query }, ctx, s) => ({
+  body: pageResult(listApprovals, query, await s.approvals.list(ctx, query)),
+})));
+
+app.http(getApprovalMetrics.operationId, endpoint(getApprovalMetrics, async (_req, ctx, s) => ({ body: await s.approvals.metrics(ctx) })));
+
+app.http(getApproval.operationId, endpoint(getApproval, async ({ params }, ctx, s) => ({ body: await s.approvals.get(ctx, params.approvalId) })));
+
+app.http(decideApproval.operationId, {
+  ...endpoint(decideApproval, async ({ params, body, ifMatch }, ctx, s, invocation) => {
+    const approval = await s.approvals.decide(ctx, params.approvalId, body, ifMatch);
+    await notifyOrchestration(invocation, approval.id);
+    return { body: approval };
+  }),
+  extraInputs: [clientInput],
+});
+
+app.http(getApprovalReview.operationId, htmlEndpoint(getApprovalReview, async ({ query }, s) => {
+  const { approval, approver, stage } = await s.approvals.inspectLink(query.token!);
+  return { html: reviewPage(approval, approver, stage, query.token!) };
+}));
+
+app.http(submitApprovalReview.operationId, {
+  ...htmlEndpoint(submitApprovalReview, async ({ form }, s, correlationId, invocation) => {
+    const decision = form.decision as "approve" | "reject";
+    const approval = await s.approvals.decideByLink(form.token!, { decision, justification: form.justification! }, correlationId);
+    await notifyOrchestration(invocation, approval.id);
+    return { html: decidedPage(approval, decision) };
+  }),
+  extraInputs: [clientInput],
+});
+
+/** The decision is already stored; the orchestration only needs to look again (410: it has finished). */
+async function notifyOrchestration(invocation: import("@azure/functions").InvocationContext, id: string): Promise<void> {
+  try {
+    await durableClient(invocation).raiseEvent(id, DECISION_EVENT, { at: new Date().toISOString() });
+  } catch (err) {
+    invocation.warn(`could not notify orchestration ${id}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}

@@ -1,0 +1,57 @@
+import type { ActivityHandler, OrchestrationContext, OrchestrationHandler } from "durable-functions";
+import { getServices } from "../../src/app/services.js";
+import type { ApprovalState } from "../../src/domain/approvals/service.js";
+import { activity, orchestration, retryOptions } from "../../src/workflows/registration.js";
+
+export const APPROVAL_ORCHESTRATOR = "approvalOrchestrator";
+export const DECISION_EVENT = "decision";
+
+interface ApprovalInput {
+  tenantId: string;
+  approvalId: string;
+}
+
+export const approvalInput = (a: { tenantId: string; id: string }): ApprovalInput => ({ tenantId: a.tenantId, approvalId: a.id });
+
+
+/**
+ * Drives one approval request: sends approver links for each stage, waits for a decision or the
+ * stage's timer, escalates once, expires. Decisions themselves are written by the API (one
+ * conditional write each); this orchestration never decides and never approves.
+ * Deterministic: no clock, randomness or I/O here — only activities (checked by scripts/check-layering.mjs).
+ */
+const orchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
+  const input = context.df.getInput<ApprovalInput>();
+  const retry = retryOptions(2000, 5);
+  let state: ApprovalState = yield context.df.callActivityWithRetry("approvalIssueLinks", retry, { ...input, stage: 0, escalation: false });
+  while (state.status === "pending") {
+    const stage = state.currentStage;
+    const escalating = !state.escalated && state.escalateAt !== undefined;
+    const timer = context.df.createTimer(new Date(escalating ? state.escalateAt! : state.deadline!));
+    const decision = context.df.waitForExternalEvent(DECISION_EVENT);
+    const winner: unknown = yield context.df.Task.any([decision, timer]);
+    if (winner === decision) {
+      if (!timer.isCompleted) timer.cancel();
+      state = yield context.df.callActivityWithRetry("approvalState", retry, input);
+      if (state.status === "pending" && state.currentStage !== stage) {
+        state = yield context.df.callActivityWithRetry("approvalIssueLinks", retry, { ...input, stage: state.currentStage, escalation: false });
+      }
+    } else {
+      state = yield context.df.callActivityWithRetry("approvalTimeout", retry, { ...input, stage, kind: escalating ? "escalate" : "expire", instanceId: context.df.instanceId });
+    }
+  }
+  return state.status;
+};
+
+orchestration(APPROVAL_ORCHESTRATOR, orchestrator);
+
+const issueLinks: ActivityHandler = async (input: ApprovalInput & { stage: number; escalation: boolean }) =>
+  (await getServices()).approvals.issueLinks(input.tenantId, input.approvalId, input.stage, input.escalation);
+activity("approvalIssueLinks", issueLinks);
+
+const readState: ActivityHandler = async (input: ApprovalInput) => (await getServices()).approvals.state(input.tenantId, input.approvalId);
+activity("approvalState", readState);
+
+const onTimeout: ActivityHandler = async (input: ApprovalInput & { stage: number; kind: "escalate" | "expire"; instanceId: string }) =>
+  (await getServices()).approvals.timeout(input.tenantId, input.approvalId, input.stage, input.kind, `orchestration:${input.instanceId}`);
+activity("approvalTimeout", onTimeout);

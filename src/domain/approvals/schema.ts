@@ -1,0 +1,165 @@
+import { z } from "zod";
+import { idSchema, ROLES, serverFields } from "../common.js";
+import { ProjectId } from "../projects/schema.js";
+
+export const ApprovalId = idSchema("apr");
+
+const DURATION = /^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$/;
+
+/** ISO-8601 duration (days, hours, minutes, seconds) → milliseconds; undefined when malformed. */
+export function durationMs(iso: string): number | undefined {
+  const m = DURATION.exec(iso);
+  if (!m || iso === "P" || iso.endsWith("T")) return undefined;
+  const [, d, h, min, s] = m.map((v) => Number(v ?? 0));
+  return (((d! * 24 + h!) * 60 + min!) * 60 + s!) * 1000;
+}
+
+const MIN_TIMEOUT_MS = 1000;
+const MAX_TIMEOUT_MS = 30 * 24 * 3600 * 1000;
+
+const Duration = z
+  .string()
+  .refine((v) => durationMs(v) !== undefined, "must be an ISO-8601 duration such as PT4H or P2D")
+  .refine((v) => {
+    const ms = durationMs(v) ?? 0;
+    return ms >= MIN_TIMEOUT_MS && ms <= MAX_TIMEOUT_MS;
+  }, "must be between PT1S and P30D");
+
+export const ApproverRef = z
+  .union([
+    z.strictObject({ user: z.string().min(1).max(256) }),
+    z.strictObject({ role: z.enum(ROLES), scope: z.enum(["tenant", "project"]).default("tenant") }),
+  ])
+  .meta({ description: "A named user (the token's oid), or everyone holding a role in the tenant or in the subject's project" });
+export type ApproverRef = z.output<typeof ApproverRef>;
+
+export const StageSpec = z
+  .strictObject({
+    name: z.string().min(1).max(100).optional(),
+    approvers: z.array(ApproverRef).min(1).max(20),
+    decisionTimeout: Duration.meta({ description: "After this long without a decision the request is denied (expired)" }),
+    escalateAfter: Duration.optional().meta({ description: "After this long without a decision the stage escalates once to escalateTo" }),
+    escalateTo: z.array(ApproverRef).min(1).max(20).optional(),
+  })
+  .superRefine((s, ctx) => {
+    if ((s.escalateAfter === undefined) !== (s.escalateTo === undefined)) {
+      ctx.addIssue({ code: "custom", path: ["escalateTo"], message: "escalateAfter and escalateTo go together" });
+    }
+    if (s.escalateAfter && (durationMs(s.escalateAfter) ?? 0) >= (durationMs(s.decisionTimeout) ?? 0)) {
+      ctx.addIssue({ code: "custom", path: ["escalateAfter"], message: "must be shorter than decisionTimeout" });
+    }
+  });
+
+export const Subject = z.strictObject({
+  resourceType: z.string().regex(/^[a-z][a-zA-Z0-9.-]{0,63}$/, "a resource type such as tool or exemption"),
+  resourceId: z.string().min(1).max(256),
+  projectId: ProjectId.optional(),
+  change: z
+    .record(z.string(), z.unknown())
+    .refine((c) => Buffer.byteLength(JSON.stringify(c)) <= 32 * 1024, "the change is limited to 32 KiB")
+    .meta({ description: "The exact change requested; frozen (with a digest) when the request is created" }),
+});
+
+export const ApprovalSpec = z
+  .strictObject({
+    subject: Subject,
+    justification: z.string().trim().min(1).max(4000),
+    stages: z.array(StageSpec).min(1).max(3),
+  })
+  .superRefine((spec, ctx) => {
+    // Stages need distinct approvers: a named user may appear in one stage only.
+    const seen = new Map<string, number>();
+    spec.stages.forEach((stage, i) => {
+      for (const a of [...stage.approvers, ...(stage.escalateTo ?? [])]) {
+        if (!("user" in a)) continue;
+        const first = seen.get(a.user);
+        if (first !== undefined && first !== i) {
+          ctx.addIssue({ code: "custom", path: ["stages", i, "approvers"], message: `${a.user} already approves stage ${first + 1}` });
+        }
+        seen.set(a.user, first ?? i);
+      }
+      if (stage.approvers.some((a) => "role" in a && a.scope === "project") && !spec.subject.projectId) {
+        ctx.addIssue({ code: "custom", path: ["stages", i, "approvers"], message: "project-scoped roles need subject.projectId" });
+      }
+    });
+  })
+  .meta({ id: "ApprovalSpec" });
+export type ApprovalSpecInput = z.input<typeof ApprovalSpec>;
+
+export const APPROVAL_STATUSES = ["pending", "approved", "rejected", "expired"] as const;
+
+export const Decision = z.object({
+  stage: z.number().int(),
+  approver: z.string(),
+  decision: z.enum(["approve", "reject"]),
+  justification: z.string(),
+  at: z.iso.datetime(),
+  via: z.enum(["api", "link"]),
+});
+
+export const Stage = z.object({
+  name: z.string().optional(),
+  approvers: z.array(ApproverRef),
+  decisionTimeout: z.string(),
+  escalateAfter: z.string().optional(),
+  escalateTo: z.array(ApproverRef).optional(),
+  status: z.enum(["waiting", "pending", "escalated", "approved", "rejected", "expired"]),
+  startedAt: z.iso.datetime().optional(),
+  escalateAt: z.iso.datetime().optional(),
+  deadline: z.iso.datetime().optional(),
+});
+
+export const TimelineEntry = z.object({
+  at: z.iso.datetime(),
+  type: z.enum(["requested", "stageStarted", "escalated", "decided", "approved", "rejected", "expired"]),
+  stage: z.number().int().optional(),
+  actor: z.string().optional(),
+  detail: z.string().optional(),
+});
+
+export const Approval = z
+  .object({
+    id: ApprovalId,
+    subject: Subject.extend({ digest: z.string().meta({ description: "SHA-256 of the canonical subject, including the change" }) }),
+    justification: z.string(),
+    requester: z.string(),
+    status: z.enum(APPROVAL_STATUSES),
+    currentStage: z.number().int().meta({ description: "Index of the stage awaiting a decision" }),
+    stages: z.array(Stage),
+    decisions: z.array(Decision),
+    timeline: z.array(TimelineEntry),
+    decidedAt: z.iso.datetime().optional(),
+    ...serverFields,
+  })
+  .meta({ id: "Approval" });
+export type Approval = z.output<typeof Approval>;
+
+export const ApprovalList = z
+  .object({ items: z.array(Approval), continuationToken: z.string().optional(), nextLink: z.string().optional() })
+  .meta({ id: "ApprovalList" });
+
+export const DecisionSpec = z
+  .strictObject({
+    decision: z.enum(["approve", "reject"]),
+    justification: z.string().trim().min(1).max(4000),
+  })
+  .meta({ id: "DecisionSpec" });
+export type DecisionSpec = z.output<typeof DecisionSpec>;
+
+export const ApprovalListQuery = z.strictObject({
+  maxPageSize: z.coerce.number().int().min(1).max(100).default(50),
+  continuationToken: z.string().min(1).max(4096).optional(),
+  status: z.enum(APPROVAL_STATUSES).optional(),
+  approver: z.literal("me").optional().meta({ description: "Only requests awaiting a decision the caller may make" }),
+  requester: z.string().min(1).max(256).optional(),
+});
+
+export const ApprovalMetrics = z
+  .object({
+    counts: z.record(z.enum(APPROVAL_STATUSES), z.number().int()),
+    decided: z.number().int(),
+    timeToDecisionMs: z.object({ p50: z.number().nullable(), p95: z.number().nullable() }),
+    decidedWithin24hShare: z.number().nullable().meta({ description: "Share of decided requests decided within 24 h (SLA target > 0.95)" }),
+  })
+  .meta({ id: "ApprovalMetrics" });
+export type ApprovalMetrics = z.output<typeof ApprovalMetrics>;

@@ -1,0 +1,181 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FileNotifier } from "../../src/adapters/local/file-notifier.js";
+import { ApiError, type AigovClient } from "../../src/client/index.js";
+import type { Approval, ApprovalSpecInput } from "../../src/domain/approvals/schema.js";
+import { startTestApp, type TestApp } from "../support/app.js";
+
+let t: TestApp;
+let alice: AigovClient; // requester
+let bob: AigovClient; // named approver, stage 1
+let carol: AigovClient; // holds the Approver role
+let auditor: AigovClient;
+
+beforeAll(async () => {
+  t = await startTestApp();
+  alice = await t.as("t1", "alice", ["Developer"]);
+  bob = await t.as("t1", "bob", ["Reader"]);
+  carol = await t.as("t1", "carol", ["Approver"]);
+  auditor = await t.as("t1", "audrey", ["Auditor", "TenantAdmin"]);
+});
+afterAll(() => t.stop());
+
+const spec = (extra: Partial<ApprovalSpecInput> = {}): ApprovalSpecInput => ({
+  subject: { resourceType: "tool", resourceId: "github-mcp", change: { action: "enable", scopes: ["repo:read"] } },
+  justification: "the payments team needs read access to repositories",
+  stages: [
+    { approvers: [{ user: "bob" }], decisionTimeout: "P1D" },
+    { approvers: [{ role: "Approver", scope: "tenant" }], decisionTimeout: "P1D" },
+  ],
+  ...extra,
+});
+
+const status = (p: Promise<unknown>) => p.then(() => 200, (e: unknown) => (e instanceof ApiError ? e.status : 599));
+
+function inbox(user: string): { subject: string; link: string }[] {
+  const file = FileNotifier.inboxFile(join(t.app.dataDir, "inbox"), user);
+  return existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { subject: string; link: string }) : [];
+}
+
+async function eventually<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const linkFor = (user: string, approvalId: string) => eventually(() => inbox(user).find((m) => m.link.includes(`/approvals/${approvalId}/`))?.link);
+
+describe("approval engine", () => {
+  it("runs a two-stage request to approval, enforcing separation of duties at every step", async () => {
+    const created = await alice.approvals.create(spec());
+    expect(created).toMatchObject({ status: "pending", currentStage: 0, requester: "alice", decisions: [] });
+    expect(created.subject.digest).toMatch(/^[0-9a-f]{64}$/);
+    expect(created.stages[0]).toMatchObject({ status: "pending" });
+    expect(created.stages[1]).toMatchObject({ status: "waiting" });
+
+    // The orchestration sends bob (and only bob) a link.
+    const link = await linkFor("bob", created.id);
+    expect(inbox("alice")).toEqual([]);
+
+    // Refusals change nothing.
+    expect(await status(alice.approvals.decide(created.id, { decision: "approve", justification: "me" }, created.etag))).toBe(403);
+    expect(await status(carol.approvals.decide(created.id, { decision: "approve", justification: "not my stage" }, created.etag))).toBe(403);
+    expect(await status(bob.approvals.decide(created.id, { decision: "approve", justification: "x" }, "stale"))).toBe(412);
+    expect(await alice.approvals.get(created.id)).toEqual(created);
+
+    const afterBob = await bob.approvals.decide(created.id, { decision: "approve", justification: "looks right" }, created.etag);
+    expect(afterBob).toMatchObject({ status: "pending", currentStage: 1, decisions: [{ stage: 0, approver: "bob", decision: "approve", via: "api" }] });
+    expect(afterBob.stages[1]!.status).toBe("pending");
+    // An approver decides at most once, and the stage-1 link no longer works.
+    expect(await status(bob.approvals.decide(created.id, { decision: "approve", justification: "again" }, afterBob.etag))).toBe(409);
+    expect((await t.anonymous.approvals.openLink(link)).status).toBe(409);
+
+    const done = await carol.approvals.decide(created.id, { decision: "approve", justification: "ok for prod" }, afterBob.etag);
+    expect(done).toMatchObject({ status: "approved", currentStage: 1 });
+    expect(done.timeline.map((e) => e.type)).toEqual(["requested", "stageStarted", "decided", "stageStarted", "decided", "approved"]);
+    expect(await status(carol.approvals.decide(created.id, { decision: "reject", justification: "late" }, done.etag))).toBe(409);
+
+    // Audited and evented, in order; the orchestration finishes.
+    const audit = await auditor.audit.list({ resource: `/approvals/${created.id}` });
+    expect(audit.items.map((r) => r.action)).toEqual(["approval.approve", "approval.approve", "approval.create"]);
+    await t.relay();
+    const events = t.events().filter((e) => e.subject === `/tenants/t1/approvals/${created.id}`).map((e) => e.type);
+    expect(events).toEqual(["aigov.approval.requested.v1", "aigov.approval.advanced.v1", "aigov.approval.approved.v1"]);
+  });
+
+  it("any rejection ends the request", async () => {
+    const created = await alice.approvals.create(spec());
+    const rejected = await bob.approvals.decide(created.id, { decision: "reject", justification: "too broad" }, created.etag);
+    expect(rejected).toMatchObject({ status: "rejected", stages: [{ status: "rejected" }, { status: "waiting" }] });
+    expect(await status(carol.approvals.decide(created.id, { decision: "approve", justification: "x" }, rejected.etag))).toBe(409);
+  });
+
+  it("validates requests: justification, stage count, distinct approvers, durations", async () => {
+    const cases: [Partial<ApprovalSpecInput>, string][] = [
+      [{ justification: "" }, "body.justification"],
+      [{ stages: [] }, "body.stages"],
+      [{ stages: [1, 2, 3, 4].map(() => ({ approvers: [{ user: "x" }], decisionTimeout: "P1D" })) }, "body.stages"],
+      [{ stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }, { approvers: [{ user: "bob" }], decisionTimeout: "P1D" }] }, "body.stages.1.approvers"],
+      [{ stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "1 day" }] }, "body.stages.0.decisionTimeout"],
+      [{ stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "PT1H", escalateAfter: "PT2H", escalateTo: [{ user: "dave" }] }] }, "body.stages.0.escalateAfter"],
+    ];
+    const before = (await auditor.approvals.list()).items.length;
+    for (const [extra, field] of cases) {
+      const err = await alice.approvals.create(spec(extra)).then(() => undefined, (e: unknown) => e as ApiError);
+      expect(err?.status, field).toBe(400);
+      expect(err?.problem?.errors?.map((e) => e.field), field).toContain(field);
+    }
+    expect((await auditor.approvals.list()).items.length).toBe(before);
+  });
+
+  it("approver links open the page once; forged, replayed and expired links are refused and change nothing", async () => {
+    const created = await alice.approvals.create(spec({ stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }] }));
+    const link = await linkFor("bob", created.id);
+    const page = await t.anonymous.approvals.openLink(link);
+    expect(page.status).toBe(200);
+    expect(page.html).toContain("the payments team needs read access to repositories");
+    expect(page.html).toContain("github-mcp");
+    expect(page.html).toContain("repo:read");
+    expect(page.html).toContain(created.subject.digest);
+
+    const forged = link.replace(/token=([^&]+)/, (_, tok: string) => `token=${tok.slice(0, -4)}AAAA`);
+    expect((await t.anonymous.approvals.openLink(forged)).status).toBe(403);
+    expect((await t.anonymous.approvals.submitLink(forged, "approve", "forged")).status).toBe(403);
+    expect(await auditor.approvals.get(created.id)).toMatchObject({ status: "pending", decisions: [] });
+
+    const submitted = await t.anonymous.approvals.submitLink(link, "approve", "approved from the page");
+    expect(submitted.status).toBe(200);
+    expect(submitted.html).toContain("approved");
+    const after = await auditor.approvals.get(created.id);
+    expect(after).toMatchObject({ status: "approved", decisions: [{ approver: "bob", via: "link", justification: "approved from the page" }] });
+    const replay = await t.anonymous.approvals.submitLink(link, "reject", "replayed");
+    expect(replay.status).toBe(409);
+    expect(await auditor.approvals.get(created.id)).toEqual(after);
+    // The decision through the page is audited like one through the API, with bob as the actor.
+    const audit = await auditor.audit.list({ resource: `/approvals/${created.id}` });
+    expect(audit.items[0]).toMatchObject({ action: "approval.approve", actor: "bob" });
+    // Links never reach events or the audit log.
+    await t.relay();
+    const token = new URL(link).searchParams.get("token")!;
+    expect(JSON.stringify(t.events())).not.toContain(token.slice(3, 40));
+    expect(JSON.stringify((await auditor.audit.list({ maxPageSize: 100 })).items)).not.toContain("token");
+  });
+
+  it("escalates once after escalateAfter, then denies at the timeout; events arrive in that order", async () => {
+    const created = await alice.approvals.create(
+      spec({ stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "PT4S", escalateAfter: "PT2S", escalateTo: [{ user: "dave" }] }] }),
+    );
+    await linkFor("dave", created.id); // the escalation reached the alternate approver
+    const escalated = await auditor.approvals.get(created.id);
+    expect(escalated.stages[0]!.status).toBe("escalated");
+    const expired = await eventually(async () => {
+      const a = await auditor.approvals.get(created.id);
+      return a.status === "expired" ? a : undefined;
+    });
+    expect(expired.timeline.map((e) => e.type)).toEqual(["requested", "stageStarted", "escalated", "expired"]);
+    expect(expired.decisions).toEqual([]);
+    await t.relay();
+    const events = t.events().filter((e) => e.subject === `/tenants/t1/approvals/${created.id}`).map((e) => e.type);
+    expect(events).toEqual(["aigov.approval.requested.v1", "aigov.approval.escalated.v1", "aigov.approval.expired.v1"]);
+    // The expired request's links are refused.
+    const link = inbox("dave").find((m) => m.link.includes(created.id))!.link;
+    expect((await t.anonymous.approvals.openLink(link)).status).toBeGreaterThanOrEqual(403);
+  });
+
+  it("lists what awaits me, and reports metrics", async () => {
+    const mine = await bob.approvals.list({ approver: "me" });
+    expect(mine.items.every((a: Approval) => a.status === "pending" && a.stages[a.currentStage]!.approvers.some((r) => "user" in r && r.user === "bob"))).toBe(true);
+    const metrics = await auditor.approvals.metrics();
+    expect(metrics.counts.approved).toBeGreaterThanOrEqual(2);
+    expect(metrics.counts.rejected).toBeGreaterThanOrEqual(1);
+    expect(metrics.counts.expired).toBeGreaterThanOrEqual(1);
+    expect(metrics.decided).toBe(metrics.counts.approved + metrics.counts.rejected);
+    expect(metrics.decidedWithin24hShare).toBe(1);
+    expect(metrics.timeToDecisionMs.p95).toBeGreaterThanOrEqual(metrics.timeToDecisionMs.p50!);
+  });
+});
