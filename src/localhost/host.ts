@@ -271,7 +271,13 @@ const STATUS_TITLES: Record<number, string> = {
 };
 
 function errorText(err: unknown): string {
-  if (err instanceof Error) return err.stack ?? `${err.name}: ${err.message}`;
+  if (err instanceof Error) {
+    const text = err.stack ?? `${err.name}: ${err.message}`;
+    // durable-functions 3.5 throws "false\n\n$OutOfProcData$:<state>" for a failed orchestrator; the
+    // state (with the real reason, which the durable engine logs) is too much for a log line.
+    const cut = text.indexOf("\n\n$OutOfProcData$:");
+    return cut >= 0 ? `${text.slice(0, cut)} (orchestrator failed; see the durable engine's log)` : text;
+  }
   try {
     return typeof err === "string" ? err : JSON.stringify(err);
   } catch {

@@ -164,7 +164,11 @@ describe("approval engine", () => {
     expect(events).toEqual(["aigov.approval.requested.v1", "aigov.approval.escalated.v1", "aigov.approval.expired.v1"]);
     // The expired request's links are refused.
     const link = inbox("dave").find((m) => m.link.includes(created.id))!.link;
-    expect((await t.anonymous.approvals.openLink(link)).status).toBeGreaterThanOrEqual(403);
+    const opened = await t.anonymous.approvals.openLink(link);
+    expect(opened.status).toBe(403);
+    expect(opened.html).toContain("expired");
+    expect((await t.anonymous.approvals.submitLink(link, "approve", "too late")).status).toBe(403);
+    expect(await auditor.approvals.get(created.id)).toEqual(expired);
   });
 
   it("lists what awaits me, and reports metrics", async () => {
