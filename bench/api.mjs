@@ -7,55 +7,21 @@
 // Load generators: raw phases use the Cosmos SDK (that is what "raw" means). API phases use `wrk`
 // when it is installed (apt-get install wrk) — a Node load generator takes most of a core away from
 // the app on a 2-core machine — and fall back to node:http (keep-alive) otherwise; the output says which.
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import http from "node:http";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
+import { httpClient, startApp } from "./lib.mjs";
 
 const require = createRequire(import.meta.url);
 const { CosmosClient } = require("@azure/cosmos");
-const root = fileURLToPath(new URL("..", import.meta.url));
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 16);
 const DURATION_MS = Number(process.env.DURATION_MS ?? 4000);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const hasWrk = spawnSync("wrk", ["--version"]).error === undefined;
 
-function startApp() {
-  const env = { ...process.env, PORT: "0", AIGOV_DATA_DIR: mkdtempSync(join(tmpdir(), "aigov-bench-")) };
-  for (const k of Object.keys(env)) if (/^(COSMOS_|AUTH_|EVENTGRID_)/.test(k)) delete env[k];
-  const child = spawn(process.execPath, [join(root, "dist/src/localhost/main.js")], { env, stdio: ["ignore", "pipe", "inherit"] });
-  let out = "";
-  return new Promise((resolve, reject) => {
-    const onData = (d) => {
-      out += d;
-      const url = /listening on (http:\/\/\S+)/.exec(out)?.[1];
-      const cosmos = /cosmos \(embedded\): (http:\/\/\S+)/.exec(out)?.[1];
-      if (url && cosmos) {
-        child.stdout.off("data", onData);
-        child.stdout.resume();
-        resolve({ child, url, cosmos });
-      }
-    };
-    child.stdout.on("data", onData);
-    child.on("exit", (c) => reject(new Error(`app exited ${c}: ${out}`)));
-  });
-}
-
-const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-function request(url, { method = "GET", headers = {}, body } = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, headers, agent }, (res) => {
-      const chunks = [];
-      res.on("data", (c) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString("utf8") }));
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
+const { request, close: closeHttp } = httpClient(CONCURRENCY * 2);
 
 /** A closed-loop phase in this process: CONCURRENCY callers, each calling fn back to back. */
 async function nodePhase(name, fn) {
@@ -161,7 +127,7 @@ end`;
     createRatio: +(results[3].perSecond / results[2].perSecond).toFixed(2),
   }, null, 2));
   client.dispose();
-  agent.destroy();
+  closeHttp();
 } finally {
   child.kill("SIGTERM");
 }

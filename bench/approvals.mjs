@@ -1,49 +1,12 @@
 // Approval orchestrations end to end on the local host (as `npm start` runs it): N requests created
 // and decided through the API by CONCURRENCY workers. Reports instances per second and the time from
 // the decision (API call returns) to the orchestration's completion, p50/p95.
-import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import http from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { httpClient, startApp } from "./lib.mjs";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
 const N = Number(process.env.N ?? 1000);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 16);
 
-function startApp() {
-  const env = { ...process.env, PORT: "0", AIGOV_DATA_DIR: mkdtempSync(join(tmpdir(), "aigov-bench-appr-")) };
-  for (const k of Object.keys(env)) if (/^(COSMOS_|AUTH_|EVENTGRID_|KEYVAULT_|WEBSITE_|AIGOV_PUBLIC)/.test(k)) delete env[k];
-  const child = spawn(process.execPath, [join(root, "dist/src/localhost/main.js")], { env, stdio: ["ignore", "pipe", "inherit"] });
-  let out = "";
-  return new Promise((resolve, reject) => {
-    const onData = (d) => {
-      out += d;
-      const url = /listening on (http:\/\/\S+)/.exec(out)?.[1];
-      if (url) {
-        child.stdout.off("data", onData);
-        child.stdout.resume();
-        resolve({ child, url });
-      }
-    };
-    child.stdout.on("data", onData);
-    child.on("exit", (c) => reject(new Error(`app exited ${c}: ${out}`)));
-  });
-}
-
-const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY * 2 });
-function request(url, { method = "GET", headers = {}, body } = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, headers, agent }, (res) => {
-      const chunks = [];
-      res.on("data", (c) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
+const { request, close: closeHttp } = httpClient(CONCURRENCY * 2);
 
 const { child, url } = await startApp();
 try {
@@ -92,5 +55,5 @@ try {
   }, null, 2));
 } finally {
   child.kill("SIGTERM");
-  agent.destroy();
+  closeHttp();
 }

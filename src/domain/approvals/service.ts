@@ -8,7 +8,7 @@ import { AppError, fail } from "../errors.js";
 import { unwrapToken, wrapToken } from "../paging.js";
 import type { ProjectService } from "../projects/service.js";
 import { parseOrThrow } from "../validation.js";
-import type { ApprovalLinks } from "./links.js";
+import type { ApprovalLinks, LinkClaims } from "./links.js";
 import {
   ApprovalSpec,
   durationMs,
@@ -168,12 +168,7 @@ export class ApprovalService {
 
   /** A decision through a signed approver link (the link is the credential). */
   async decideByLink(token: string, spec: DecisionSpec, correlationId: string): Promise<Approval> {
-    const check = await this.links.verify(token);
-    if (!check.ok) fail({ kind: "forbidden", detail: `this approval link is ${check.reason === "expired" ? "expired" : "not valid"}` });
-    const { claims } = check as { ok: true; claims: import("./links.js").LinkClaims };
-    const doc = await this.load(claims.tid, claims.aid);
-    if (doc.usedNonces.includes(claims.n)) fail({ kind: "conflict", detail: "this approval link has already been used" });
-    if (doc.status !== "pending" || doc.currentStage !== claims.st) fail({ kind: "conflict", detail: "this request no longer awaits this decision" });
+    const { claims, doc } = await this.openLink(token);
     // The link names its approver; tenant roles are not known without a token, so links go to named approvers only.
     const principal: Principal = { tenantId: claims.tid, userId: claims.ap, roles: new Set() };
     const refusal = await this.mayDecide(claims.ap, principal, doc);
@@ -183,12 +178,7 @@ export class ApprovalService {
 
   /** For the approval page: what the link's holder is about to decide on (validates the link, changes nothing). */
   async inspectLink(token: string): Promise<{ approval: Approval; approver: string; stage: number }> {
-    const check = await this.links.verify(token);
-    if (!check.ok) fail({ kind: "forbidden", detail: `this approval link is ${check.reason === "expired" ? "expired" : "not valid"}` });
-    const { claims } = check as { ok: true; claims: import("./links.js").LinkClaims };
-    const doc = await this.load(claims.tid, claims.aid);
-    if (doc.usedNonces.includes(claims.n)) fail({ kind: "conflict", detail: "this approval link has already been used" });
-    if (doc.status !== "pending" || doc.currentStage !== claims.st) fail({ kind: "conflict", detail: "this request no longer awaits this decision" });
+    const { claims, doc } = await this.openLink(token);
     return { approval: view(doc, doc._etag), approver: claims.ap, stage: claims.st };
   }
 
@@ -289,6 +279,17 @@ export class ApprovalService {
   }
 
   // ---- internals ----
+
+  /** A link that verifies, names a pending stage, and has not been used. */
+  private async openLink(token: string): Promise<{ claims: LinkClaims; doc: ApprovalDoc & { _etag: string } }> {
+    const check = await this.links.verify(token);
+    if (!check.ok) return fail({ kind: "forbidden", detail: `this approval link is ${check.reason === "expired" ? "expired" : "not valid"}` });
+    const { claims } = check;
+    const doc = await this.load(claims.tid, claims.aid);
+    if (doc.usedNonces.includes(claims.n)) fail({ kind: "conflict", detail: "this approval link has already been used" });
+    if (doc.status !== "pending" || doc.currentStage !== claims.st) fail({ kind: "conflict", detail: "this request no longer awaits this decision" });
+    return { claims, doc };
+  }
 
   private async record(ctx: RequestContext, doc: ApprovalDoc & { _etag: string }, spec: DecisionSpec, via: "api" | "link", nonce?: string): Promise<Approval> {
     const now = this.clock.now();
