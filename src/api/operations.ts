@@ -2,6 +2,7 @@ import { z } from "zod";
 import { PageQuery } from "../domain/common.js";
 import { AuditList, AuditQuery, AuditVerification } from "../domain/audit/schema.js";
 import { Approval, ApprovalId, ApprovalList, ApprovalListQuery, ApprovalMetrics, ApprovalSpec, DecisionSpec } from "../domain/approvals/schema.js";
+import { Model, ModelId, ModelList, ModelPatch, ModelSpec } from "../domain/models/schema.js";
 import { Project, ProjectId, ProjectList, ProjectPatch, ProjectSpec } from "../domain/projects/schema.js";
 import { defineOperation, type Operation } from "./contract.js";
 
@@ -113,7 +114,7 @@ export const deleteProject = defineOperation({
   params: ProjectParams,
   ifMatch: true,
   success: { status: 204, description: "Deleted" },
-  errors: [...AUTH_ERRORS, 404, 412, 428],
+  errors: [...AUTH_ERRORS, 404, 409, 412, 428],
   cli: "projects delete",
 });
 
@@ -142,6 +143,81 @@ export const verifyAudit = defineOperation({
   success: { status: 200, schema: AuditVerification, description: "The verification result" },
   errors: AUTH_ERRORS,
   cli: "audit verify",
+});
+
+const ModelParams = z.strictObject({ projectId: ProjectId, modelId: ModelId });
+const MODEL_WRITERS = "TenantAdmin, ProjectAdmin, or ProjectAdmin on the project";
+
+export const createModel = defineOperation({
+  operationId: "createModel",
+  method: "POST",
+  path: "/projects/{projectId}/models",
+  summary: "Register a model (platform or external) with its backends; provider keys are write-only",
+  tag: "models",
+  access: MODEL_WRITERS,
+  params: ProjectParams,
+  body: ModelSpec,
+  bodyTypes: JSON_TYPES,
+  success: { status: 201, schema: Model, description: "The model; keys appear only as secret references" },
+  errors: [...AUTH_ERRORS, 404, 409, 413, 415],
+  cli: "models register",
+});
+
+export const listModels = defineOperation({
+  operationId: "listModels",
+  method: "GET",
+  path: "/projects/{projectId}/models",
+  summary: "List a project's models",
+  tag: "models",
+  access: "any tenant role, or a role assignment on the project",
+  params: ProjectParams,
+  query: PageQuery,
+  success: { status: 200, schema: ModelList, description: "One page of models, by name" },
+  errors: [...AUTH_ERRORS, 404],
+  cli: "models list",
+});
+
+export const getModel = defineOperation({
+  operationId: "getModel",
+  method: "GET",
+  path: "/projects/{projectId}/models/{modelId}",
+  summary: "Get a model",
+  tag: "models",
+  access: "any tenant role, or a role assignment on the project",
+  params: ModelParams,
+  success: { status: 200, schema: Model, description: "The model" },
+  errors: [...AUTH_ERRORS, 404],
+  cli: "models show",
+});
+
+export const updateModel = defineOperation({
+  operationId: "updateModel",
+  method: "PATCH",
+  path: "/projects/{projectId}/models/{modelId}",
+  summary: "Update a model — e.g. status deprecated (with sunsetDate) or blocked (merge patch; If-Match required)",
+  tag: "models",
+  access: MODEL_WRITERS,
+  params: ModelParams,
+  body: ModelPatch,
+  bodyTypes: PATCH_TYPES,
+  ifMatch: true,
+  success: { status: 200, schema: Model, description: "The updated model" },
+  errors: [...AUTH_ERRORS, 404, 409, 412, 413, 415, 428],
+  cli: "models update",
+});
+
+export const deleteModel = defineOperation({
+  operationId: "deleteModel",
+  method: "DELETE",
+  path: "/projects/{projectId}/models/{modelId}",
+  summary: "Delete a model and its stored keys (If-Match required)",
+  tag: "models",
+  access: MODEL_WRITERS,
+  params: ModelParams,
+  ifMatch: true,
+  success: { status: 204, description: "Deleted" },
+  errors: [...AUTH_ERRORS, 404, 412, 428],
+  cli: "models delete",
 });
 
 const ApprovalParams = z.strictObject({ approvalId: ApprovalId });
@@ -265,6 +341,11 @@ export const operations: readonly Operation[] = [
   getProject,
   updateProject,
   deleteProject,
+  createModel,
+  listModels,
+  getModel,
+  updateModel,
+  deleteModel,
   listAudit,
   verifyAudit,
   createApproval,

@@ -7,6 +7,7 @@ import { ChangeWriter } from "../domain/changes.js";
 import { OutboxRelay } from "../domain/outbox/relay.js";
 import { ApprovalLinks } from "../domain/approvals/links.js";
 import { ApprovalService } from "../domain/approvals/service.js";
+import { ModelService } from "../domain/models/service.js";
 import { ProjectService } from "../domain/projects/service.js";
 import type { Notifier } from "../ports/notifier.js";
 import type { SecretStore } from "../ports/secrets.js";
@@ -22,6 +23,7 @@ export interface Services {
   audit: AuditService;
   relay: OutboxRelay;
   approvals: ApprovalService;
+  models: ModelService;
   secrets: SecretStore;
 }
 
@@ -65,6 +67,8 @@ export async function buildServices(config: Config): Promise<Services> {
   const projects = new ProjectService(store, changes, systemClock);
   const secrets = await secretStore(config);
   const notifier = await notifierFor(config);
+  const models = new ModelService(store, changes, systemClock, secrets, projects);
+  projects.countDependentsWith((tenantId, projectId) => models.count(tenantId, projectId));
   const approvals = new ApprovalService(store, changes, systemClock, new ApprovalLinks(secrets, systemClock), notifier, projects, () => config.publicUrl);
   return {
     config,
@@ -74,6 +78,7 @@ export async function buildServices(config: Config): Promise<Services> {
     audit: new AuditService(store, (tenantId) => projects.listIds(tenantId)),
     relay: new OutboxRelay(store, await eventPublisher(config)),
     approvals,
+    models,
     secrets,
   };
 }

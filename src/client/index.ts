@@ -91,6 +91,14 @@ export class AigovClient {
     list: (query: z.input<typeof ops.listAudit.query> = {}) => this.call(ops.listAudit, { query }).then((r) => r.body),
     verify: () => this.call(ops.verifyAudit, {}).then((r) => r.body),
   };
+  models = {
+    create: (projectId: string, body: z.input<typeof ops.createModel.body>) => this.call(ops.createModel, { params: { projectId }, body }).then((r) => r.body),
+    list: (projectId: string, query: z.input<typeof ops.listModels.query> = {}) => this.call(ops.listModels, { params: { projectId }, query }).then((r) => r.body),
+    get: (projectId: string, modelId: string) => this.call(ops.getModel, { params: { projectId, modelId } }).then((r) => r.body),
+    update: (projectId: string, modelId: string, body: z.input<typeof ops.updateModel.body>, ifMatch: string) =>
+      this.call(ops.updateModel, { params: { projectId, modelId }, body, ifMatch }).then((r) => r.body),
+    delete: (projectId: string, modelId: string, ifMatch: string) => this.call(ops.deleteModel, { params: { projectId, modelId }, ifMatch }).then(() => undefined),
+  };
   approvals = {
     create: (body: z.input<typeof ops.createApproval.body>) => this.call(ops.createApproval, { body }).then((r) => r.body),
     list: (query: z.input<typeof ops.listApprovals.query> = {}) => this.call(ops.listApprovals, { query }).then((r) => r.body),

@@ -8,6 +8,7 @@ let t: TestApp;
 let token: string;
 let project: Project;
 let approval: { id: string; etag: string };
+let model: { id: string; etag: string };
 
 beforeAll(async () => {
   t = await startTestApp();
@@ -15,6 +16,7 @@ beforeAll(async () => {
   const admin = await t.as("t1", "alice", ["TenantAdmin"]);
   project = await admin.projects.create(projectSpec("bad input target"));
   approval = await admin.approvals.create(validBodies.createApproval!("target") as never);
+  model = await admin.models.create(project.id, validBodies.createModel!("target") as never);
 });
 afterAll(() => t.stop());
 
@@ -27,10 +29,10 @@ interface Case {
 }
 
 function casesFor(op: OpenApiOperation): Case[] {
-  const values = { projectId: project.id, approvalId: approval.id };
+  const values = { projectId: project.id, approvalId: approval.id, modelId: model.id };
   const url = (path = fillPath(op.path, values)) => new URL(`/api${path}`, t.url);
   const auth: Record<string, string> = { authorization: `Bearer ${token}` };
-  const etag = op.path.startsWith("/approvals") ? approval.etag : project.etag;
+  const etag = op.path.startsWith("/approvals") ? approval.etag : op.path.includes("/models/") ? model.etag : project.etag;
   const ifMatch: Record<string, string> = op.ifMatch ? { "if-match": `"${etag}"` } : {};
   const json: Record<string, string> = { "content-type": "application/json" };
   const valid = op.hasBody ? JSON.stringify(validBodies[op.operationId]!("bad-input")) : undefined;
@@ -55,7 +57,7 @@ function casesFor(op: OpenApiOperation): Case[] {
     cases.push({ name: "form: oversized", url: url(), init: { method: "POST", headers: form, body: `token=${"z".repeat(MAX_BODY_BYTES)}` }, expect: 413 });
   }
   for (const param of op.pathParams) {
-    for (const bad of ["not-an-id", "prj_UPPERCASE0000000000", "x".repeat(300)]) {
+    for (const bad of ["not-an-id", "prj_UPPERCASE0000000000", "mdl_x", "x".repeat(300)]) {
       cases.push({ name: `bad ${param} ${bad.slice(0, 20)}`, url: url(fillPath(op.path, { ...values, [param]: bad })), init: base, expect: 400, ...(op.html ? {} : { field: `params.${param}` }) });
     }
   }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
 import type { Approval } from "../../src/domain/approvals/schema.js";
+import type { Model } from "../../src/domain/models/schema.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
 import { newId } from "../../src/domain/common.js";
@@ -10,6 +11,7 @@ let t: TestApp;
 let adminA: AigovClient;
 let projectA: Project;
 let approvalA: Approval;
+let modelA: Model;
 const SECRET_NAME = "tenant-a-confidential-project";
 
 beforeAll(async () => {
@@ -17,6 +19,12 @@ beforeAll(async () => {
   adminA = await t.as("tenant-a", "alice", ["TenantAdmin", "Auditor"]);
   projectA = await adminA.projects.create(projectSpec(SECRET_NAME, { owner: "alice-owner", tags: { secret: "a-tag-value" } }));
   projectA = await adminA.projects.update(projectA.id, { description: "a-description" }, projectA.etag);
+  modelA = await adminA.models.create(projectA.id, {
+    name: "a-secret-model",
+    provider: "openai",
+    modelName: "gpt-4o",
+    backends: [{ id: "a-backend", url: "https://a-secret-endpoint.example.com", region: "westeurope", credential: { type: "apiKey", header: "Authorization", key: "sk-a-secret-provider-key" } }],
+  });
   approvalA = await adminA.approvals.create({
     subject: { resourceType: "tool", resourceId: "a-secret-resource", projectId: projectA.id, change: { secret: "a-change-value" } },
     justification: "a-secret-justification",
@@ -29,10 +37,10 @@ describe("tenant isolation", () => {
   it("tenant B, with every role, cannot see or change tenant A's resources on any route", async () => {
     const doc = await t.anonymous.openApi();
     const tokenB = await t.token("tenant-b", "mallory", ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"]);
-    const aValues = { projectId: projectA.id, approvalId: approvalA.id };
-    const leaks = [projectA.id, approvalA.id, SECRET_NAME, "tenant-a", "alice-owner", "a-tag-value", "a-description", "a-secret-resource", "a-change-value", "a-secret-justification"];
+    const aValues = { projectId: projectA.id, approvalId: approvalA.id, modelId: modelA.id };
+    const leaks = [projectA.id, approvalA.id, SECRET_NAME, "tenant-a", "alice-owner", "a-tag-value", "a-description", "a-secret-resource", "a-change-value", "a-secret-justification", modelA.id, "a-secret-model", "a-secret-endpoint", "sk-a-secret-provider-key"];
     const walked: string[] = [];
-    const missingValues = { projectId: newId("prj"), approvalId: newId("apr") };
+    const missingValues = { projectId: newId("prj"), approvalId: newId("apr"), modelId: newId("mdl") };
     const call = async (op: OpenApiOperation, values: Record<string, string>, scope: string) => {
       const url = new URL(`/api${fillPath(op.path, values)}`, t.url);
       if (op.queryParams.includes("scope")) url.searchParams.set("scope", scope);
@@ -72,13 +80,14 @@ describe("tenant isolation", () => {
       } else {
         expect(status, `${op.method} ${op.path}: ${text}`).toBeLessThan(500);
       }
-      const echoed = op.pathParams.length > 0 ? [projectA.id, approvalA.id] : [];
+      const echoed = op.pathParams.length > 0 ? [projectA.id, approvalA.id, modelA.id] : [];
       for (const leak of leaks.filter((l) => !echoed.includes(l))) {
         expect(text, `${op.method} ${op.path} leaked ${leak}`).not.toContain(leak);
       }
     }
-    expect(walked.length).toBeGreaterThanOrEqual(16);
+    expect(walked.length).toBeGreaterThanOrEqual(21);
     expect(await adminA.approvals.get(approvalA.id)).toEqual(approvalA);
+    expect(await adminA.models.get(projectA.id, modelA.id)).toEqual(modelA);
     // A's state is untouched.
     expect(await adminA.projects.get(projectA.id)).toEqual(projectA);
     const auditA = await adminA.audit.list();

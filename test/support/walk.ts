@@ -50,6 +50,13 @@ export const validBodies: Record<string, (unique: string) => unknown> = {
     stages: [{ approvers: [{ user: "someone-else" }], decisionTimeout: "P1D" }],
   }),
   decideApproval: () => ({ decision: "approve", justification: "walk" }),
+  createModel: (u) => ({
+    name: `walk-${u.toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 40)}`,
+    provider: "azure-openai",
+    modelName: "gpt-4o",
+    backends: [{ id: "primary", url: "https://walk.openai.azure.com", region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }],
+  }),
+  updateModel: () => ({ displayName: "walked" }),
 };
 
 export function fillPath(path: string, values: Record<string, string>): string {

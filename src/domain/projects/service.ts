@@ -61,11 +61,18 @@ function snapshot(doc: Omit<ProjectDoc, "_etag">): Omit<Project, "etag"> {
 const forbidden = (detail: string) => new AppError({ kind: "forbidden", detail });
 
 export class ProjectService {
+  /** Resources registered inside a project (models, later tools and agents) block its deletion. */
+  private dependents: (tenantId: string, projectId: string) => Promise<number> = async () => 0;
+
   constructor(
     private readonly store: Store,
     private readonly changes: ChangeWriter,
     private readonly clock: Clock,
   ) {}
+
+  countDependentsWith(count: (tenantId: string, projectId: string) => Promise<number>): void {
+    this.dependents = count;
+  }
 
   async create(ctx: RequestContext, input: ProjectSpecInput): Promise<Project> {
     const { principal } = ctx;
@@ -163,6 +170,8 @@ export class ProjectService {
     const current = await this.load(principal, id);
     this.authorize(principal, current, ["TenantAdmin"], [], "delete");
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    const dependents = await this.dependents(principal.tenantId, id);
+    if (dependents > 0) fail({ kind: "conflict", detail: `the project still has ${dependents} registered resource(s); delete them first` });
     await this.changes.commit({
       partition: tenantPartition(principal.tenantId),
       ctx,

@@ -1,0 +1,218 @@
+import type {
+  ApiManagementClient,
+  ApiManagementClientOptionalParams,
+  BackendContract,
+  NamedValueCreateContract,
+  PolicyContract,
+  PolicyFragmentContract,
+} from "@azure/arm-apimanagement";
+import type { TokenCredential } from "@azure/identity";
+import type { ArtifactRef, GatewayArtifact, GatewayPublisher, PublishOutcome } from "../../ports/gateway.js";
+import { mapLimit, parseRef, runPublish, type Current, type Locator, type PlannedWrite, type PublishIo } from "./plan.js";
+import {
+  fromArmProperties,
+  resourcePath,
+  toArmProperties,
+  type BackendProperties,
+  type FragmentProperties,
+  type NamedValueProperties,
+  type PolicyProperties,
+} from "./shapes.js";
+
+export interface ArmGatewayPublisherOptions {
+  /** A GUID (the SDK refuses anything else, even against a fake). */
+  subscriptionId: string;
+  resourceGroup: string;
+  /** The API Management service name. */
+  serviceName: string;
+  /** Default: DefaultAzureCredential (managed identity in Azure), created on first use. */
+  credential?: TokenCredential;
+  /** Passed to ApiManagementClient: apiVersion (default 2024-05-01), retryOptions, httpClient (tests), endpoint… */
+  clientOptions?: ApiManagementClientOptionalParams;
+}
+
+/** Reads of many artifacts run this many GETs at a time (ARM throttles per principal; keep it modest). */
+const READ_CONCURRENCY = 8;
+
+/** The operations publish/read need on one entity, whatever its kind. */
+interface EntityOps {
+  /** The entity's ETag (HEAD), undefined on 404. */
+  etag(): Promise<string | undefined>;
+  /** The entity in wire form (`properties`) with its ETag, undefined on 404. */
+  get(): Promise<{ etag: string | undefined; properties: Record<string, unknown> } | undefined>;
+  put(properties: unknown, ifMatch: string | undefined): Promise<void>;
+  del(ifMatch: string): Promise<void>;
+}
+
+function isNotFound(err: unknown): boolean {
+  return (err as { statusCode?: unknown } | undefined)?.statusCode === 404;
+}
+
+async function orUndefined<T>(p: Promise<T>): Promise<T | undefined> {
+  try {
+    return await p;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * GatewayPublisher over Azure Resource Manager, through @azure/arm-apimanagement v10 (api-version
+ * 2024-05-01 by default). Every field the port models (pool members with priority/weight, circuit-breaker
+ * rules, header credentials, Key Vault named values, rawxml policies) is in that SDK's models, so the typed
+ * operations are used throughout: they bring the SDK's retry policy, error mapping and, for named values
+ * and fragments (long-running writes), its poller.
+ *
+ * ETags: before each write the entity's ETag is read (HEAD) and the PUT carries `If-Match: <that ETag>`;
+ * an entity that does not exist yet is created with a plain PUT (see the module report: APIM documents no
+ * If-None-Match). Deletes carry the ETag read just before. A 412 surfaces as GatewayPublishError.status.
+ */
+export class ArmGatewayPublisher implements GatewayPublisher {
+  private client: ApiManagementClient | undefined;
+
+  constructor(private readonly opts: ArmGatewayPublisherOptions) {}
+
+  private sdk(): ApiManagementClient {
+    if (!this.client) {
+      // Loaded on first use: the ARM SDK is large and most function invocations never publish; require
+      // (not import()) keeps the one CommonJS copy of the SDK.
+      /* eslint-disable @typescript-eslint/no-require-imports */
+      const { ApiManagementClient } = require("@azure/arm-apimanagement") as typeof import("@azure/arm-apimanagement");
+      let credential = this.opts.credential;
+      if (!credential) {
+        const { DefaultAzureCredential } = require("@azure/identity") as typeof import("@azure/identity");
+        credential = new DefaultAzureCredential();
+      }
+      /* eslint-enable @typescript-eslint/no-require-imports */
+      this.client = new ApiManagementClient(credential, this.opts.subscriptionId, this.opts.clientOptions);
+    }
+    return this.client;
+  }
+
+  publish(desired: GatewayArtifact[], previous: Record<ArtifactRef, string>): Promise<PublishOutcome> {
+    const io: PublishIo = {
+      lookup: async (loc: Locator, { needType }): Promise<Current | undefined> => {
+        const ops = this.ops(loc);
+        if (needType) {
+          const got = await ops.get();
+          return got && { etag: got.etag, backendType: got.properties.type === "Pool" ? "Pool" : "Single" };
+        }
+        const etag = await orUndefined(ops.etag());
+        return etag === undefined ? undefined : { etag };
+      },
+      write: async (w: PlannedWrite, current: Current | undefined) => {
+        if (current && !current.etag) throw new Error(`${resourcePath(w.loc)} exists but the gateway returned no ETag`);
+        await this.ops(w.loc).put(toArmProperties(w.artifact), current?.etag);
+      },
+      remove: async (_ref: ArtifactRef, loc: Locator, current: Current) => {
+        if (!current.etag) throw new Error(`${resourcePath(loc)} exists but the gateway returned no ETag`);
+        await this.ops(loc).del(current.etag);
+      },
+    };
+    return runPublish(io, desired, previous);
+  }
+
+  async read(refs: ArtifactRef[]): Promise<Record<ArtifactRef, GatewayArtifact | undefined>> {
+    const locs = refs.map(parseRef);
+    const got = await mapLimit(locs, READ_CONCURRENCY, (loc) => this.ops(loc).get());
+    const out: Record<ArtifactRef, GatewayArtifact | undefined> = {};
+    refs.forEach((ref, i) => {
+      const entity = got[i];
+      const loc = locs[i] as Locator;
+      out[ref] = entity ? fromArmProperties(loc, entity.properties) : undefined;
+    });
+    return out;
+  }
+
+  private ops(loc: Locator): EntityOps {
+    const c = this.sdk();
+    const rg = this.opts.resourceGroup;
+    const svc = this.opts.serviceName;
+    const ifMatchOpt = (ifMatch: string | undefined) => (ifMatch !== undefined ? { ifMatch } : {});
+    // The SDK flattens `properties` into the model; the model is the wire `properties` plus id/name/eTag.
+    const wire = (model: object | undefined) => model && { etag: (model as { eTag?: string }).eTag, properties: { ...model } as Record<string, unknown> };
+    switch (loc.kind) {
+      case "policy": {
+        const s = loc.scope;
+        // Read back as rawxml: the default (xml) returns the XML-escaped form, which would never compare equal.
+        const fmt = { format: "rawxml" } as const;
+        const policy = (p: unknown) => p as PolicyProperties satisfies PolicyContract;
+        if (s.type === "global") {
+          return {
+            etag: async () => (await c.policy.getEntityTag(rg, svc, "policy")).eTag,
+            get: async () => wire(await orUndefined(c.policy.get(rg, svc, "policy", fmt))),
+            put: async (p, m) => void (await c.policy.createOrUpdate(rg, svc, "policy", policy(p), ifMatchOpt(m))),
+            del: (m) => c.policy.delete(rg, svc, "policy", m),
+          };
+        }
+        if (s.type === "product") {
+          const id = s.productId;
+          return {
+            etag: async () => (await c.productPolicy.getEntityTag(rg, svc, id, "policy")).eTag,
+            get: async () => wire(await orUndefined(c.productPolicy.get(rg, svc, id, "policy", fmt))),
+            put: async (p, m) => void (await c.productPolicy.createOrUpdate(rg, svc, id, "policy", policy(p), ifMatchOpt(m))),
+            del: (m) => c.productPolicy.delete(rg, svc, id, "policy", m),
+          };
+        }
+        if (s.type === "api") {
+          const api = s.apiId;
+          return {
+            etag: async () => (await c.apiPolicy.getEntityTag(rg, svc, api, "policy")).eTag,
+            get: async () => wire(await orUndefined(c.apiPolicy.get(rg, svc, api, "policy", fmt))),
+            put: async (p, m) => void (await c.apiPolicy.createOrUpdate(rg, svc, api, "policy", policy(p), ifMatchOpt(m))),
+            del: (m) => c.apiPolicy.delete(rg, svc, api, "policy", m),
+          };
+        }
+        const { apiId: api, operationId: op } = s;
+        return {
+          etag: async () => (await c.apiOperationPolicy.getEntityTag(rg, svc, api, op, "policy")).eTag,
+          get: async () => wire(await orUndefined(c.apiOperationPolicy.get(rg, svc, api, op, "policy", fmt))),
+          put: async (p, m) => void (await c.apiOperationPolicy.createOrUpdate(rg, svc, api, op, "policy", policy(p), ifMatchOpt(m))),
+          del: (m) => c.apiOperationPolicy.delete(rg, svc, api, op, "policy", m),
+        };
+      }
+      case "fragment": {
+        const id = loc.id;
+        return {
+          etag: async () => (await c.policyFragment.getEntityTag(rg, svc, id)).eTag,
+          get: async () => wire(await orUndefined(c.policyFragment.get(rg, svc, id, { format: "rawxml" }))),
+          // A long-running operation in ARM: the SDK's poller waits for it to finish.
+          put: async (p, m) =>
+            void (await c.policyFragment.beginCreateOrUpdateAndWait(rg, svc, id, p as FragmentProperties satisfies PolicyFragmentContract, ifMatchOpt(m))),
+          del: (m) => c.policyFragment.delete(rg, svc, id, m),
+        };
+      }
+      case "backend": {
+        const id = loc.id;
+        return {
+          etag: async () => (await c.backend.getEntityTag(rg, svc, id)).eTag,
+          get: async () => {
+            const model = await orUndefined(c.backend.get(rg, svc, id));
+            if (!model) return undefined;
+            // The SDK names the backend's properties.type `typePropertiesType` (its `type` is the ARM resource type).
+            const { typePropertiesType, ...rest } = model;
+            return { etag: model.eTag, properties: { ...rest, type: typePropertiesType } };
+          },
+          put: async (p, m) => {
+            const { type, ...rest } = p as BackendProperties;
+            const model: BackendContract = { ...rest, typePropertiesType: type };
+            await c.backend.createOrUpdate(rg, svc, id, model, ifMatchOpt(m));
+          },
+          del: (m) => c.backend.delete(rg, svc, id, m),
+        };
+      }
+      case "namedValue": {
+        const id = loc.id;
+        return {
+          etag: async () => (await c.namedValue.getEntityTag(rg, svc, id)).eTag,
+          get: async () => wire(await orUndefined(c.namedValue.get(rg, svc, id))),
+          // Long-running in ARM (a Key Vault reference is resolved before it completes).
+          put: async (p, m) =>
+            void (await c.namedValue.beginCreateOrUpdateAndWait(rg, svc, id, p as NamedValueProperties satisfies NamedValueCreateContract, ifMatchOpt(m))),
+          del: (m) => c.namedValue.delete(rg, svc, id, m),
+        };
+      }
+    }
+  }
+}

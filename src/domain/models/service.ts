@@ -1,0 +1,234 @@
+import type { Clock } from "../../ports/clock.js";
+import type { SecretStore } from "../../ports/secrets.js";
+import type { Partition, Store, StoredDoc } from "../../ports/store.js";
+import { sha256 } from "../audit/chain.js";
+import type { ChangeWriter } from "../changes.js";
+import { etagMatches, etagValue, newId, type Page, type RequestContext } from "../common.js";
+import { fail } from "../errors.js";
+import { unwrapToken, wrapToken } from "../paging.js";
+import type { Project } from "../projects/schema.js";
+import type { ProjectService } from "../projects/service.js";
+import { parseOrThrow } from "../validation.js";
+import { ModelSpec, type Model, type ModelPatch, type ModelSpecInput } from "./schema.js";
+
+interface ModelDoc extends StoredDoc, Omit<Model, "etag"> {
+  docType: "model";
+}
+
+type Backend = Model["backends"][number];
+type BackendInput = ModelSpec["backends"][number] | NonNullable<ModelPatch["backends"]>[number];
+
+export const modelPath = (projectId: string, id: string) => `/projects/${projectId}/models/${id}`;
+const subjectOf = (tenantId: string, projectId: string, id: string) => `/tenants/${tenantId}${modelPath(projectId, id)}`;
+const nameId = (name: string) => `name.model.${sha256(name).slice(0, 48)}`;
+/** Key Vault secret names allow letters, digits and '-': ids are mapped accordingly. */
+export const backendSecretName = (modelId: string, backendId: string) => `model-${modelId.replace("_", "-")}-${backendId}`;
+
+function view(doc: ModelDoc, etag: string): Model {
+  const { docType: _d, scopeId: _s, _etag: _e, ...rest } = doc as ModelDoc & { _etag?: string };
+  return { ...rest, etag: etagValue(etag) };
+}
+function snapshot(doc: ModelDoc) {
+  const { etag: _e, ...rest } = view(doc, "");
+  return rest;
+}
+
+/**
+ * The model registry of a project. Models live in the project's own partition (tenant, project), so
+ * their writes and audit chain do not contend with other projects'. Provider keys go to the secret
+ * store on write and are referenced, never stored or returned.
+ */
+export class ModelService {
+  constructor(
+    private readonly store: Store,
+    private readonly changes: ChangeWriter,
+    private readonly clock: Clock,
+    private readonly secrets: SecretStore,
+    private readonly projects: ProjectService,
+  ) {}
+
+  async create(ctx: RequestContext, projectId: string, input: ModelSpecInput): Promise<Model> {
+    const project = await this.writable(ctx, projectId);
+    const spec = parseOrThrow(ModelSpec, input, "body");
+    const id = newId("mdl");
+    const now = this.clock.now().toISOString();
+    const backends = await this.storeCredentials(id, spec.backends, []);
+    const { backends: _b, ...fields } = spec;
+    const doc: ModelDoc = {
+      ...fields,
+      backends,
+      id,
+      projectId: project.id,
+      tenantId: ctx.principal.tenantId,
+      scopeId: project.id,
+      docType: "model",
+      createdAt: now,
+      createdBy: ctx.principal.userId,
+      updatedAt: now,
+      updatedBy: ctx.principal.userId,
+    };
+    const partition = this.partition(ctx, project.id);
+    const [etag] = await this.changes.commit({
+      partition,
+      ctx,
+      action: "model.register",
+      resource: modelPath(project.id, id),
+      after: snapshot(doc),
+      ops: [
+        { kind: "create", doc },
+        { kind: "create", doc: { id: nameId(spec.name), ...partition, docType: "nameReservation", resourceId: id } },
+      ],
+      event: { type: "aigov.model.registered.v1", subject: subjectOf(ctx.principal.tenantId, project.id, id), data: snapshot(doc) },
+      onFailure: (index, status) => (index === 1 && status === 409 ? { kind: "conflict", detail: `a model named '${spec.name}' already exists in this project` } : undefined),
+    });
+    return view(doc, etag ?? "");
+  }
+
+  async get(ctx: RequestContext, projectId: string, id: string): Promise<Model> {
+    await this.projects.get(ctx, projectId); // readable project, same tenant, or 404/403
+    const doc = await this.load(ctx, projectId, id);
+    return view(doc, doc._etag);
+  }
+
+  async list(ctx: RequestContext, projectId: string, page: { maxPageSize: number; continuationToken?: string | undefined }): Promise<Page<Model>> {
+    await this.projects.get(ctx, projectId);
+    const token = unwrapToken(page.continuationToken);
+    const result = await this.store.queryPage<ModelDoc>(this.partition(ctx, projectId), {
+      docType: "model",
+      orderBy: { field: "name", direction: "ASC" },
+      maxPageSize: page.maxPageSize,
+      ...(token ? { continuationToken: token } : {}),
+    });
+    const next = wrapToken(result.continuationToken);
+    return { items: result.items.map((d) => view(d, d._etag)), ...(next ? { continuationToken: next } : {}) };
+  }
+
+  /** How many models a project has (blocks deleting the project). One single-partition query page. */
+  async count(tenantId: string, projectId: string): Promise<number> {
+    const page = await this.store.queryPage<ModelDoc>({ tenantId, scopeId: projectId }, { docType: "model", maxPageSize: 100 });
+    return page.items.length;
+  }
+
+  /** Every model of a project (for the policy compiler). */
+  async listAll(tenantId: string, projectId: string): Promise<Model[]> {
+    const out: Model[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.store.queryPage<ModelDoc>({ tenantId, scopeId: projectId }, { docType: "model", maxPageSize: 100, ...(token ? { continuationToken: token } : {}) });
+      out.push(...page.items.map((d) => view(d, d._etag)));
+      token = page.continuationToken;
+    } while (token);
+    return out;
+  }
+
+  async update(ctx: RequestContext, projectId: string, id: string, patch: ModelPatch, ifMatch: string): Promise<Model> {
+    await this.writable(ctx, projectId);
+    const current = await this.load(ctx, projectId, id);
+    if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    const { _etag, ...currentDoc } = current;
+    const merged: Record<string, unknown> = { ...snapshot(currentDoc as ModelDoc) };
+    for (const [key, value] of Object.entries(patch)) {
+      if (key === "backends" || value === undefined) continue;
+      if (value === null) delete merged[key];
+      else merged[key] = value;
+    }
+    // Validate the merged model as a whole (with placeholder keys: stored keys are referenced, not re-sent).
+    const backendsIn = patch.backends ?? current.backends.map((b) => ({ ...b, credential: b.credential.type === "apiKey" ? { type: "apiKey" as const, header: b.credential.header, keep: true as const } : b.credential }));
+    const specView = Object.fromEntries(Object.keys(ModelSpec.shape).filter((k) => k in merged).map((k) => [k, merged[k]]));
+    const spec = parseOrThrow(
+      ModelSpec,
+      { ...specView, backends: backendsIn.map((b) => ({ ...b, credential: "keep" in b.credential ? { type: "apiKey", header: b.credential.header, key: "placeholder" } : b.credential })) },
+      "body",
+    );
+    for (const b of backendsIn) {
+      if ("keep" in b.credential && !current.backends.some((c) => c.id === b.id && c.credential.type === "apiKey")) {
+        fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: `body.backends.${b.id}.credential`, message: "keep: true needs an existing key for this backend" }] });
+      }
+    }
+    const backends = await this.storeCredentials(id, backendsIn, current.backends);
+    const { backends: _b, ...fields } = spec;
+    const doc: ModelDoc = {
+      ...fields,
+      backends,
+      id,
+      projectId,
+      tenantId: ctx.principal.tenantId,
+      scopeId: projectId,
+      docType: "model",
+      createdAt: current.createdAt,
+      createdBy: current.createdBy,
+      updatedAt: this.clock.now().toISOString(),
+      updatedBy: ctx.principal.userId,
+    };
+    const [etag] = await this.changes.commit({
+      partition: this.partition(ctx, projectId),
+      ctx,
+      action: "model.update",
+      resource: modelPath(projectId, id),
+      before: snapshot(current),
+      after: snapshot(doc),
+      ops: [{ kind: "replace", doc, ifMatch: current._etag }],
+      event: { type: "aigov.model.updated.v1", subject: subjectOf(ctx.principal.tenantId, projectId, id), data: snapshot(doc) },
+    });
+    return view(doc, etag ?? "");
+  }
+
+  async delete(ctx: RequestContext, projectId: string, id: string, ifMatch: string): Promise<void> {
+    await this.writable(ctx, projectId);
+    const current = await this.load(ctx, projectId, id);
+    if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    await this.changes.commit({
+      partition: this.partition(ctx, projectId),
+      ctx,
+      action: "model.delete",
+      resource: modelPath(projectId, id),
+      before: snapshot(current),
+      ops: [
+        { kind: "delete", id, ifMatch: current._etag },
+        { kind: "delete", id: nameId(current.name) },
+      ],
+      event: { type: "aigov.model.deleted.v1", subject: subjectOf(ctx.principal.tenantId, projectId, id), data: { id, projectId, name: current.name } },
+    });
+    for (const b of current.backends) if (b.credential.type === "apiKey") await this.secrets.delete(b.credential.secretRef.name);
+  }
+
+  /** Keys go to the secret store (a new version when re-sent); the model keeps only a reference. */
+  private async storeCredentials(modelId: string, inputs: BackendInput[], existing: Backend[]): Promise<Backend[]> {
+    const out: Backend[] = [];
+    for (const b of inputs) {
+      const { credential, ...rest } = b;
+      const base = { ...rest, priority: rest.priority ?? 1, weight: rest.weight ?? 1 };
+      if (credential.type === "managedIdentity") {
+        out.push({ ...base, credential });
+      } else if ("keep" in credential) {
+        const kept = existing.find((e) => e.id === b.id)!.credential;
+        out.push({ ...base, credential: { ...kept, header: credential.header } as Backend["credential"] });
+      } else {
+        const name = backendSecretName(modelId, b.id);
+        const saved = await this.secrets.set(name, credential.key, { contentType: "text/plain", tags: { model: modelId, backend: b.id } });
+        out.push({ ...base, credential: { type: "apiKey", header: credential.header, secretRef: { name, version: saved.version } } });
+      }
+    }
+    return out;
+  }
+
+  private async writable(ctx: RequestContext, projectId: string): Promise<Project> {
+    const project = await this.projects.get(ctx, projectId);
+    const p = ctx.principal;
+    const assigned = project.roleAssignments.some((a) => a.principalId === p.userId && a.role === "ProjectAdmin");
+    if (!p.roles.has("TenantAdmin") && !p.roles.has("ProjectAdmin") && !assigned) {
+      fail({ kind: "forbidden", detail: "registering models requires TenantAdmin or ProjectAdmin" });
+    }
+    return project;
+  }
+
+  private partition(ctx: RequestContext, projectId: string): Partition {
+    return { tenantId: ctx.principal.tenantId, scopeId: projectId };
+  }
+
+  private async load(ctx: RequestContext, projectId: string, id: string) {
+    const doc = await this.store.read<ModelDoc>(this.partition(ctx, projectId), id);
+    if (!doc || doc.docType !== "model") return fail({ kind: "notFound", resource: modelPath(projectId, id) });
+    return doc;
+  }
+}

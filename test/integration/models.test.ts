@@ -1,0 +1,129 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EncryptedFileSecretStore } from "../../src/adapters/local/encrypted-secret-store.js";
+import { ApiError, type AigovClient } from "../../src/client/index.js";
+import type { ModelSpecInput } from "../../src/domain/models/schema.js";
+import type { Project } from "../../src/domain/projects/schema.js";
+import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
+
+let t: TestApp;
+let admin: AigovClient;
+let project: Project;
+const KEY = "sk-test-provider-key-0123456789";
+
+beforeAll(async () => {
+  t = await startTestApp();
+  admin = await t.as("t1", "alice", ["TenantAdmin", "Auditor"]);
+  project = await admin.projects.create(projectSpec("models home"));
+});
+afterAll(() => t.stop());
+
+const spec = (name: string, extra: Partial<ModelSpecInput> = {}): ModelSpecInput => ({
+  name,
+  provider: "azure-openai",
+  modelName: "gpt-4o",
+  version: "2024-08-06",
+  pricing: { inputPer1kTokens: 0.0025, outputPer1kTokens: 0.01 },
+  backends: [
+    { id: "weu", url: "https://weu.openai.azure.com", region: "westeurope", priority: 1, weight: 3, credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } },
+    { id: "external", url: "https://api.openai.com", region: "global-1", priority: 2, credential: { type: "apiKey", header: "Authorization", key: KEY } },
+  ],
+  ...extra,
+});
+const statusOf = (p: Promise<unknown>) => p.then(() => 200, (e: unknown) => (e instanceof ApiError ? e.status : 599));
+
+describe("model registry", () => {
+  it("registers a model; the provider key goes to the secret store and nowhere else", async () => {
+    const m = await admin.models.create(project.id, spec("gpt-4o"));
+    expect(m).toMatchObject({ name: "gpt-4o", projectId: project.id, status: "active", dataClasses: ["public", "internal"] });
+    expect(m.backends[0]).toMatchObject({ id: "weu", priority: 1, weight: 3, credential: { type: "managedIdentity" } });
+    expect(m.backends[1]!.credential).toMatchObject({ type: "apiKey", header: "Authorization", secretRef: { name: `model-${m.id.replace("_", "-")}-external` } });
+    const secretRef = (m.backends[1]!.credential as { secretRef: { name: string; version: string } }).secretRef;
+    // The key is in the secret store…
+    const secrets = new EncryptedFileSecretStore(join(t.app.dataDir, "secrets"));
+    expect((await secrets.get(secretRef.name, secretRef.version))?.value).toBe(KEY);
+    // …and not in any response, stored document, audit record, event or other file of the data dir.
+    expect(JSON.stringify(await admin.models.get(project.id, m.id))).not.toContain(KEY);
+    const { resources } = await t.container().items.query("SELECT * FROM c").fetchAll();
+    expect(JSON.stringify(resources)).not.toContain(KEY);
+    await t.relay();
+    expect(JSON.stringify(t.events())).not.toContain(KEY);
+    for (const f of readdirSync(t.app.dataDir, { recursive: true }) as string[]) {
+      if (!f.startsWith("secrets")) {
+        try {
+          expect(readFileSync(join(t.app.dataDir, f), "utf8"), f).not.toContain(KEY);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "EISDIR") throw err;
+        }
+      }
+    }
+    // Audited in the project's own chain.
+    const audit = await admin.audit.list({ scope: project.id });
+    expect(audit.items.map((r) => [r.action, r.resource])).toEqual([["model.register", `/projects/${project.id}/models/${m.id}`]]);
+    expect(await admin.audit.verify()).toMatchObject({ ok: true });
+    expect(t.events().find((e) => e.type === "aigov.model.registered.v1")?.subject).toBe(`/tenants/t1/projects/${project.id}/models/${m.id}`);
+  });
+
+  it("validates: unique names, https backends, distinct backend ids, a sunset date for deprecated models, split weights", async () => {
+    expect(await statusOf(admin.models.create(project.id, spec("gpt-4o")))).toBe(409);
+    const bad: [Partial<ModelSpecInput>, string][] = [
+      [{ backends: [{ id: "x", url: "http://insecure.example.com", region: "weu", credential: { type: "managedIdentity", audience: "https://x" } }] }, "body.backends.0.url"],
+      [{ status: "deprecated" }, "body.sunsetDate"],
+      [{ split: { variants: [{ version: "a", weight: 50 }, { version: "b", weight: 40 }] } }, "body.split"],
+      [{ name: "Bad Name" }, "body.name"],
+    ];
+    for (const [extra, field] of bad) {
+      const err = await admin.models.create(project.id, spec("valid-name", extra)).then(() => undefined, (e: unknown) => e as ApiError);
+      expect(err?.problem?.errors?.map((e) => e.field), field).toContain(field);
+    }
+    const dup = spec("dup-backends");
+    dup.backends = [dup.backends[0]!, dup.backends[0]!];
+    expect(await statusOf(admin.models.create(project.id, dup))).toBe(400);
+  });
+
+  it("deprecates (with a sunset date) and blocks; keeps a stored key unless a new one is sent", async () => {
+    const m = await admin.models.create(project.id, spec("claude", { provider: "anthropic", modelName: "claude-sonnet-4" }));
+    const before = (m.backends[1]!.credential as { secretRef: { version: string } }).secretRef.version;
+    expect(await statusOf(admin.models.update(project.id, m.id, { status: "deprecated" }, m.etag))).toBe(400);
+    const deprecated = await admin.models.update(project.id, m.id, { status: "deprecated", sunsetDate: "2027-06-30" }, m.etag);
+    expect(deprecated).toMatchObject({ status: "deprecated", sunsetDate: "2027-06-30" });
+    expect(deprecated.backends).toEqual(m.backends);
+    const blocked = await admin.models.update(project.id, m.id, { status: "blocked", sunsetDate: null }, deprecated.etag);
+    expect(blocked.status).toBe("blocked");
+    expect(blocked.sunsetDate).toBeUndefined();
+    // Re-sending backends: `keep` keeps the stored key, a new key makes a new secret version.
+    const kept = await admin.models.update(project.id, m.id, {
+      backends: [
+        { id: "weu", url: "https://weu.openai.azure.com", region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } },
+        { id: "external", url: "https://api.anthropic.com", region: "global-1", credential: { type: "apiKey", header: "x-api-key", keep: true } },
+      ],
+    }, blocked.etag);
+    expect(kept.backends[1]!.credential).toMatchObject({ type: "apiKey", header: "x-api-key", secretRef: { version: before } });
+    const rotated = await admin.models.update(project.id, m.id, {
+      backends: [{ id: "external", url: "https://api.anthropic.com", region: "global-1", credential: { type: "apiKey", header: "x-api-key", key: "sk-new-key-abcdefgh" } }],
+    }, kept.etag);
+    expect((rotated.backends[0]!.credential as { secretRef: { version: string } }).secretRef.version).not.toBe(before);
+    expect(await statusOf(admin.models.update(project.id, m.id, {
+      backends: [{ id: "brand-new", url: "https://x.example.com", region: "weu", credential: { type: "apiKey", header: "x-api-key", keep: true } }],
+    }, rotated.etag))).toBe(400);
+  });
+
+  it("a project with models cannot be deleted; deleting the model deletes its keys", async () => {
+    const p = await admin.projects.create(projectSpec("short-lived models"));
+    const m = await admin.models.create(p.id, spec("temp"));
+    expect(await statusOf(admin.projects.delete(p.id, p.etag))).toBe(409);
+    await admin.models.delete(p.id, m.id, m.etag);
+    const secrets = new EncryptedFileSecretStore(join(t.app.dataDir, "secrets"));
+    const ref = (m.backends[1]!.credential as { secretRef: { name: string } }).secretRef;
+    expect(await secrets.get(ref.name)).toBeUndefined();
+    await admin.projects.delete(p.id, p.etag);
+  });
+
+  it("only writers register; readers list and read", async () => {
+    const reader = await t.as("t1", "rita", ["Reader"]);
+    expect(await statusOf(reader.models.create(project.id, spec("nope")))).toBe(403);
+    const list = await reader.models.list(project.id);
+    expect(list.items.map((m) => m.name)).toEqual(["claude", "gpt-4o"]);
+  });
+});
