@@ -51,8 +51,9 @@ export interface ArmFake {
   requests: ArmFakeRequest[];
   /** By resource path below the service (see ArmFakeRequest.resource). */
   state: Map<string, ArmFakeEntity>;
-  /** Changes an entity behind the publisher's back (new ETag), as a portal user would. */
-  edit(resource: string, mutate: (properties: Record<string, unknown>) => void): void;
+  /** Changes an entity behind the publisher's back (new ETag), as a portal user would. `path` is the
+   * resource path below the service ("backends/b1") or the full ARM path. */
+  edit(path: string, mutate: (properties: Record<string, unknown>) => void): void;
   /** Answers the next `times` requests with this status (and Retry-After: 0) instead of serving them. */
   failNext(status: number, times?: number): void;
   /** Runs `fn` once, just before the next request with this method and resource is served (races). */
@@ -180,9 +181,10 @@ export function createArmFake(): ArmFake {
     httpClient,
     requests,
     state,
-    edit(resource, mutate) {
+    edit(path, mutate) {
+      const resource = SERVICE_PATH.exec(path)?.[4] ?? path;
       const e = state.get(resource);
-      if (!e) throw new Error(`arm-fake: no entity at ${resource}`);
+      if (!e) throw new Error(`arm-fake: no entity at ${path}`);
       mutate(e.properties);
       e.etag = nextEtag();
     },

@@ -13,6 +13,7 @@ import {
   fromArmProperties,
   resourcePath,
   toArmProperties,
+  type ArmProperties,
   type BackendProperties,
   type FragmentProperties,
   type NamedValueProperties,
@@ -38,9 +39,7 @@ const READ_CONCURRENCY = 8;
 interface EntityOps {
   /** The entity's ETag (HEAD), undefined on 404. */
   etag(): Promise<string | undefined>;
-  /** The entity in wire form (`properties`) with its ETag, undefined on 404. */
-  get(): Promise<{ etag: string | undefined; properties: Record<string, unknown> } | undefined>;
-  put(properties: unknown, ifMatch: string | undefined): Promise<void>;
+  put(properties: ArmProperties, ifMatch: string | undefined): Promise<void>;
   del(ifMatch: string): Promise<void>;
 }
 
@@ -61,8 +60,13 @@ async function orUndefined<T>(p: Promise<T>): Promise<T | undefined> {
  * GatewayPublisher over Azure Resource Manager, through @azure/arm-apimanagement v10 (api-version
  * 2024-05-01 by default). Every field the port models (pool members with priority/weight, circuit-breaker
  * rules, header credentials, Key Vault named values, rawxml policies) is in that SDK's models, so the typed
- * operations are used throughout: they bring the SDK's retry policy, error mapping and, for named values
- * and fragments (long-running writes), its poller.
+ * operations are used for every write (and HEAD, DELETE): they bring the SDK's error mapping and, for named
+ * values and fragments (long-running writes), its poller.
+ *
+ * Reads are the exception: they are plain GETs sent through the same client's pipeline (same credential,
+ * retry policy, api-version), parsed by shapes.ts. The generated `apiPolicy.get` is marked isXML and
+ * deserialises a JSON answer without `properties.value` (Azure/azure-sdk-for-js#31566, still so in v10),
+ * so the SDK cannot read an API policy back at all; one raw path for every kind keeps read() uniform.
  *
  * ETags: before each write the entity's ETag is read (HEAD) and the PUT carries `If-Match: <that ETag>`;
  * an entity that does not exist yet is created with a plain PUT (see the module report: APIM documents no
@@ -93,12 +97,11 @@ export class ArmGatewayPublisher implements GatewayPublisher {
   publish(desired: GatewayArtifact[], previous: Record<ArtifactRef, string>): Promise<PublishOutcome> {
     const io: PublishIo = {
       lookup: async (loc: Locator, { needType }): Promise<Current | undefined> => {
-        const ops = this.ops(loc);
         if (needType) {
-          const got = await ops.get();
+          const got = await this.getRaw(loc);
           return got && { etag: got.etag, backendType: got.properties.type === "Pool" ? "Pool" : "Single" };
         }
-        const etag = await orUndefined(ops.etag());
+        const etag = await orUndefined(this.ops(loc).etag());
         return etag === undefined ? undefined : { etag };
       },
       write: async (w: PlannedWrite, current: Current | undefined) => {
@@ -115,7 +118,7 @@ export class ArmGatewayPublisher implements GatewayPublisher {
 
   async read(refs: ArtifactRef[]): Promise<Record<ArtifactRef, GatewayArtifact | undefined>> {
     const locs = refs.map(parseRef);
-    const got = await mapLimit(locs, READ_CONCURRENCY, (loc) => this.ops(loc).get());
+    const got = await mapLimit(locs, READ_CONCURRENCY, (loc) => this.getRaw(loc));
     const out: Record<ArtifactRef, GatewayArtifact | undefined> = {};
     refs.forEach((ref, i) => {
       const entity = got[i];
@@ -125,23 +128,56 @@ export class ArmGatewayPublisher implements GatewayPublisher {
     return out;
   }
 
+  /**
+   * GET of one entity through the client's own pipeline (credential, retries, api-version, httpClient):
+   * its wire `properties` and ETag, undefined on 404. Policies and fragments are asked for as rawxml: the
+   * default (xml) form is XML-escaped and would never compare equal to what was published.
+   */
+  private async getRaw(loc: Locator): Promise<{ etag: string | undefined; properties: Record<string, unknown> } | undefined> {
+    const client = this.sdk();
+    // Loaded with the SDK it belongs to (a dependency of @azure/arm-apimanagement), only when reading.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { createPipelineRequest, RestError } = require("@azure/core-rest-pipeline") as typeof import("@azure/core-rest-pipeline");
+    const path = resourcePath(loc).split("/").map(encodeURIComponent).join("/");
+    const query = new URLSearchParams({ "api-version": client.apiVersion });
+    if (loc.kind === "policy" || loc.kind === "fragment") query.set("format", "rawxml");
+    const url = `${client.$host}${this.servicePath()}/${path}?${query.toString()}`;
+    const request = createPipelineRequest({ url, method: "GET" });
+    request.headers.set("Accept", "application/json");
+    const response = await client.sendRequest(request);
+    if (response.status === 404) return undefined;
+    let body: unknown;
+    try {
+      body = response.bodyAsText ? JSON.parse(response.bodyAsText) : undefined;
+    } catch {
+      body = undefined;
+    }
+    if (response.status !== 200) {
+      const e = (body as { error?: { code?: string; message?: string } } | undefined)?.error;
+      throw new RestError(e?.message ?? `GET ${resourcePath(loc)} answered ${response.status}`, { code: e?.code, statusCode: response.status, request, response });
+    }
+    const props = (body as { properties?: unknown } | undefined)?.properties;
+    return { etag: response.headers.get("etag"), properties: props !== null && typeof props === "object" ? { ...(props as Record<string, unknown>) } : {} };
+  }
+
+  private servicePath(): string {
+    const { subscriptionId, resourceGroup, serviceName } = this.opts;
+    const e = encodeURIComponent;
+    return `/subscriptions/${e(subscriptionId)}/resourceGroups/${e(resourceGroup)}/providers/Microsoft.ApiManagement/service/${e(serviceName)}`;
+  }
+
   private ops(loc: Locator): EntityOps {
     const c = this.sdk();
     const rg = this.opts.resourceGroup;
     const svc = this.opts.serviceName;
     const ifMatchOpt = (ifMatch: string | undefined) => (ifMatch !== undefined ? { ifMatch } : {});
-    // The SDK flattens `properties` into the model; the model is the wire `properties` plus id/name/eTag.
-    const wire = (model: object | undefined) => model && { etag: (model as { eTag?: string }).eTag, properties: { ...model } as Record<string, unknown> };
     switch (loc.kind) {
       case "policy": {
         const s = loc.scope;
-        // Read back as rawxml: the default (xml) returns the XML-escaped form, which would never compare equal.
-        const fmt = { format: "rawxml" } as const;
-        const policy = (p: unknown) => p as PolicyProperties satisfies PolicyContract;
+        const policy = (p: ArmProperties) => p as PolicyProperties satisfies PolicyContract;
         if (s.type === "global") {
           return {
             etag: async () => (await c.policy.getEntityTag(rg, svc, "policy")).eTag,
-            get: async () => wire(await orUndefined(c.policy.get(rg, svc, "policy", fmt))),
             put: async (p, m) => void (await c.policy.createOrUpdate(rg, svc, "policy", policy(p), ifMatchOpt(m))),
             del: (m) => c.policy.delete(rg, svc, "policy", m),
           };
@@ -150,7 +186,6 @@ export class ArmGatewayPublisher implements GatewayPublisher {
           const id = s.productId;
           return {
             etag: async () => (await c.productPolicy.getEntityTag(rg, svc, id, "policy")).eTag,
-            get: async () => wire(await orUndefined(c.productPolicy.get(rg, svc, id, "policy", fmt))),
             put: async (p, m) => void (await c.productPolicy.createOrUpdate(rg, svc, id, "policy", policy(p), ifMatchOpt(m))),
             del: (m) => c.productPolicy.delete(rg, svc, id, "policy", m),
           };
@@ -159,7 +194,6 @@ export class ArmGatewayPublisher implements GatewayPublisher {
           const api = s.apiId;
           return {
             etag: async () => (await c.apiPolicy.getEntityTag(rg, svc, api, "policy")).eTag,
-            get: async () => wire(await orUndefined(c.apiPolicy.get(rg, svc, api, "policy", fmt))),
             put: async (p, m) => void (await c.apiPolicy.createOrUpdate(rg, svc, api, "policy", policy(p), ifMatchOpt(m))),
             del: (m) => c.apiPolicy.delete(rg, svc, api, "policy", m),
           };
@@ -167,7 +201,6 @@ export class ArmGatewayPublisher implements GatewayPublisher {
         const { apiId: api, operationId: op } = s;
         return {
           etag: async () => (await c.apiOperationPolicy.getEntityTag(rg, svc, api, op, "policy")).eTag,
-          get: async () => wire(await orUndefined(c.apiOperationPolicy.get(rg, svc, api, op, "policy", fmt))),
           put: async (p, m) => void (await c.apiOperationPolicy.createOrUpdate(rg, svc, api, op, "policy", policy(p), ifMatchOpt(m))),
           del: (m) => c.apiOperationPolicy.delete(rg, svc, api, op, "policy", m),
         };
@@ -176,7 +209,6 @@ export class ArmGatewayPublisher implements GatewayPublisher {
         const id = loc.id;
         return {
           etag: async () => (await c.policyFragment.getEntityTag(rg, svc, id)).eTag,
-          get: async () => wire(await orUndefined(c.policyFragment.get(rg, svc, id, { format: "rawxml" }))),
           // A long-running operation in ARM: the SDK's poller waits for it to finish.
           put: async (p, m) =>
             void (await c.policyFragment.beginCreateOrUpdateAndWait(rg, svc, id, p as FragmentProperties satisfies PolicyFragmentContract, ifMatchOpt(m))),
@@ -187,14 +219,8 @@ export class ArmGatewayPublisher implements GatewayPublisher {
         const id = loc.id;
         return {
           etag: async () => (await c.backend.getEntityTag(rg, svc, id)).eTag,
-          get: async () => {
-            const model = await orUndefined(c.backend.get(rg, svc, id));
-            if (!model) return undefined;
-            // The SDK names the backend's properties.type `typePropertiesType` (its `type` is the ARM resource type).
-            const { typePropertiesType, ...rest } = model;
-            return { etag: model.eTag, properties: { ...rest, type: typePropertiesType } };
-          },
           put: async (p, m) => {
+            // The SDK names the backend's properties.type `typePropertiesType` (its `type` is the ARM resource type).
             const { type, ...rest } = p as BackendProperties;
             const model: BackendContract = { ...rest, typePropertiesType: type };
             await c.backend.createOrUpdate(rg, svc, id, model, ifMatchOpt(m));
@@ -206,7 +232,6 @@ export class ArmGatewayPublisher implements GatewayPublisher {
         const id = loc.id;
         return {
           etag: async () => (await c.namedValue.getEntityTag(rg, svc, id)).eTag,
-          get: async () => wire(await orUndefined(c.namedValue.get(rg, svc, id))),
           // Long-running in ARM (a Key Vault reference is resolved before it completes).
           put: async (p, m) =>
             void (await c.namedValue.beginCreateOrUpdateAndWait(rg, svc, id, p as NamedValueProperties satisfies NamedValueCreateContract, ifMatchOpt(m))),

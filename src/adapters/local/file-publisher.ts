@@ -1,5 +1,5 @@
 import { mkdir, readFile, rename, rm, rmdir, writeFile } from "node:fs/promises";
-import { dirname, join, relative, sep } from "node:path";
+import { dirname, isAbsolute, join, relative } from "node:path";
 import type { ArtifactRef, GatewayArtifact, GatewayPublisher, PublishOutcome } from "../../ports/gateway.js";
 import { mapLimit, parseRef, runPublish, type Current, type Locator, type PlannedWrite, type PublishIo } from "../apim/plan.js";
 import { fromArmProperties, resourcePath, toArmProperties } from "../apim/shapes.js";
@@ -81,7 +81,7 @@ export class FilePublisher implements GatewayPublisher {
 
   /** Removes now-empty directories from `dir` up to (not including) the root. */
   private async pruneEmptyDirs(dir: string): Promise<void> {
-    while (relative(this.root, dir) !== "" && !relative(this.root, dir).startsWith(`..${sep}`) && relative(this.root, dir) !== "..") {
+    for (let rel = relative(this.root, dir); rel !== "" && !rel.startsWith("..") && !isAbsolute(rel); rel = relative(this.root, dir)) {
       try {
         await rmdir(dir);
       } catch {
