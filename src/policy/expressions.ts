@@ -1,0 +1,110 @@
+/**
+ * The closed vocabulary of policy expressions (`@(...)`) the compiler emits.
+ *
+ * Rule: an expression is a compiler constant. Its only variable parts are integers the compiler
+ * renders itself (limits, indexes) and values from the compiler's own enums (a correlation header
+ * from CORRELATION_HEADERS, a counter kind). No input string — a name, header, id, description —
+ * is ever placed in an expression. Per-model data (names, pool ids, dates) is written as *literal*
+ * attribute values (set-variable) that expressions read at run time, the same way they read the request.
+ *
+ * The property tests check every expression in every compiled document against {@link EXPRESSION_SHAPES}.
+ */
+import { type CORRELATION_HEADERS } from "./settings.js";
+import { VAR } from "./names.js";
+
+const int = (n: number): string => {
+  if (!Number.isSafeInteger(n)) throw new RangeError(`not an integer: ${n}`);
+  return String(n);
+};
+const v = (name: (typeof VAR)[keyof typeof VAR]) => `context.Variables["${name}"]`;
+const sub = `(context.Subscription?.Id ?? "none")`;
+
+/** The model the request addresses: the Azure OpenAI `deployment-id` path parameter, else the JSON body's `model`. */
+export const RESOLVE_MODEL = `@(context.Request.MatchedParameters.ContainsKey("deployment-id") ? context.Request.MatchedParameters["deployment-id"] : (context.Request.Body?.As<JObject>(preserveContent: true)?["model"]?.ToString() ?? ""))`;
+export const MODEL_INDEX = `@(Array.IndexOf(((string)${v(VAR.models)}).Split('|'), (string)${v(VAR.model)}))`;
+export const MODEL_UNKNOWN = `@((int)${v(VAR.modelIndex)} < 0)`;
+export const MODEL_POOL = `@(((string)${v(VAR.pools)}).Split('|')[(int)${v(VAR.modelIndex)}])`;
+export const MODEL_GROUP = `@(int.Parse(((string)${v(VAR.groups)}).Split('|')[(int)${v(VAR.modelIndex)}]))`;
+export const groupIs = (n: number) => `@((int)${v(VAR.group)} == ${int(n)})`;
+export const BACKEND = `@((string)${v(VAR.backend)})`;
+
+export const abRoll = (total: number) => `@(new Random().Next(${int(total)}))`;
+export const abBelow = (n: number) => `@((int)${v(VAR.abRoll)} < ${int(n)})`;
+
+export type CounterKind = "tpm" | "tq" | "rpm";
+/** Counter keys: one counter per (control, key or project[, model]). The kind prefix keeps controls
+ * apart, because one counter is shared by every policy that uses the same key value. */
+export function counterKey(kind: CounterKind, per: "key" | "project", perModel: boolean): string {
+  const parts = [`"${kind}-${per}|"`];
+  if (per === "key") parts.push(sub, `"|"`);
+  parts.push("context.Api.Id");
+  if (perModel) parts.push(`"|"`, `(string)${v(VAR.model)}`);
+  return `@(${parts.join(" + ")})`;
+}
+
+const OWN = { tpm: VAR.ownTokensPerMinute, tq: VAR.ownTokenQuota, cs: VAR.ownContentSafety } as const;
+/** Condition for a project-level element that models with their own value skip, optionally only for a key tier. */
+export function sharedCondition(own: keyof typeof OWN | undefined, tier: number | undefined): string {
+  const parts: string[] = [];
+  if (own) parts.push(`!context.Variables.ContainsKey("${OWN[own]}")`);
+  if (tier !== undefined) parts.push(`context.Variables.GetValueOrDefault<string>("${VAR.keyTier}", "") == "${int(tier)}"`);
+  if (!parts.length) throw new Error("sharedCondition needs a guard");
+  return `@(${parts.join(" && ")})`;
+}
+
+export const promptTooLarge = (maxBytes: number) =>
+  `@(context.Request.Body != null && context.Request.Body.As<byte[]>(preserveContent: true).Length > ${int(maxBytes)})`;
+
+export const REQUEST_ID = `@(context.RequestId.ToString())`;
+export const correlationEcho = (header: (typeof CORRELATION_HEADERS)[number]) =>
+  `@(context.Request.Headers.GetValueOrDefault("${header}", context.RequestId.ToString()))`;
+
+export const HAS_SUNSET = `@(context.Variables.ContainsKey("${VAR.sunset}"))`;
+export const SUNSET = `@((string)${v(VAR.sunset)})`;
+export const HAS_DEPRECATION = `@(context.Variables.ContainsKey("${VAR.deprecation}"))`;
+/** RFC 9745 structured date: `@` followed by Unix seconds (the digits are stored in the variable). */
+export const DEPRECATION = `@("@" + (string)${v(VAR.deprecation)})`;
+
+export const API_ID = `@(context.Api.Id)`;
+export const SUBSCRIPTION_ID = `@${sub}`;
+export const USER_ID = `@(context.User?.Id ?? "none")`;
+export const MODEL = `@(context.Variables.GetValueOrDefault<string>("${VAR.model}", ""))`;
+
+export const RETRY_CONDITION = `@(context.Response.StatusCode == 429 || context.Response.StatusCode >= 500)`;
+export const IS_503 = `@(context.Response.StatusCode == 503)`;
+
+/** The shape of an expression: integers replaced by `0`. */
+export const expressionShape = (expr: string) => expr.replace(/[0-9]+/g, "0");
+
+/** Every expression shape the compiler can emit, with integers replaced by `0`. */
+export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
+  const shapes = [
+    RESOLVE_MODEL,
+    MODEL_INDEX,
+    MODEL_UNKNOWN,
+    MODEL_POOL,
+    MODEL_GROUP,
+    groupIs(0),
+    BACKEND,
+    abRoll(0),
+    abBelow(0),
+    promptTooLarge(0),
+    REQUEST_ID,
+    HAS_SUNSET,
+    SUNSET,
+    HAS_DEPRECATION,
+    DEPRECATION,
+    API_ID,
+    SUBSCRIPTION_ID,
+    USER_ID,
+    MODEL,
+    RETRY_CONDITION,
+    IS_503,
+  ];
+  for (const h of ["x-correlation-id", "x-request-id", "x-ms-client-request-id"] as const) shapes.push(correlationEcho(h));
+  for (const kind of ["tpm", "tq", "rpm"] as const)
+    for (const per of ["key", "project"] as const) for (const perModel of [false, true]) shapes.push(counterKey(kind, per, perModel));
+  for (const own of [undefined, "tpm", "tq", "cs"] as const)
+    for (const tier of [undefined, 0]) if (own !== undefined || tier !== undefined) shapes.push(sharedCondition(own, tier));
+  return new Set(shapes.map(expressionShape));
+})();

@@ -1,0 +1,121 @@
+/**
+ * Strict schemas for every user-supplied string that may reach a policy document.
+ *
+ * The gateway treats some character sequences in policy XML as code, whatever the XML escaping:
+ * an attribute or text value that starts with `@(` or `@{` is a C# policy expression, and `{{name}}`
+ * anywhere in a document is replaced by a named value when the policy is saved. Escaping by the XML
+ * builder protects the markup, not these. So identifiers that end up in policy XML (as attribute or
+ * text values, never inside an expression) are limited to letters, digits and a few punctuation
+ * characters: no `@`, `{`, `}`, `(`, `<`, `&`, `"`, whitespace or `|` (the compiler's list separator).
+ * Free text (names, descriptions) is never written into policy XML at all; see {@link FreeText}.
+ */
+import { z } from "zod";
+
+/** Project, model, backend and tier ids: lower-case letters, digits and `_`, at most 24 characters.
+ * No `-`: the compiler joins ids with `-` to build artifact ids, so `-` keeps those unambiguous.
+ * Server-generated ids such as `prj_7x1k…` (24 characters) fit. */
+export const IDENT = /^[a-z0-9][a-z0-9_]{0,23}$/;
+export const Ident = z
+  .string()
+  .regex(IDENT, "must be 1-24 lower-case letters, digits or '_', starting with a letter or digit")
+  .meta({ description: "Identifier: 1-24 lower-case letters, digits or '_'" });
+
+/** The tenant id (an Entra tenant GUID or a slug). Never written into policy XML. */
+export const TenantId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, "must be 1-64 letters, digits, '_' or '-'")
+  .meta({ description: "Tenant id (GUID or slug)" });
+
+/** The name clients use to address a model (the OpenAI `model` field or the Azure OpenAI deployment name). */
+export const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+export const ModelName = z
+  .string()
+  .regex(MODEL_NAME, "must be 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit")
+  .meta({ description: "Model name as clients send it, e.g. gpt-4o" });
+
+/** Header names the gateway is not allowed to modify (set-header). */
+export const PROTECTED_HEADERS = ["connection", "content-length", "keepalive", "keep-alive", "transfer-encoding"] as const;
+export const HEADER_NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
+export const HeaderName = z
+  .string()
+  .regex(HEADER_NAME, "must be 1-64 letters, digits or '-', starting with a letter or digit")
+  .refine((h) => !(PROTECTED_HEADERS as readonly string[]).includes(h.toLowerCase()), "the gateway cannot modify this header")
+  .meta({ description: "HTTP header name (letters, digits, '-')" });
+
+/** An allowed value for a required header. */
+export const HeaderValue = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:/=+-]{0,127}$/, "must be 1-128 letters, digits or . _ : / = + -")
+  .meta({ description: "Literal header value" });
+
+/** Azure region (eastus, swedencentral) or another provider's region (us-east-1, europe-west4, global). */
+export const Region = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,31}$/, "must be 1-32 lower-case letters, digits or '-'")
+  .meta({ description: "Region name, e.g. swedencentral" });
+
+export const DataClass = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, "must be 1-32 lower-case letters, digits, '_' or '-'")
+  .meta({ description: "Data classification label, e.g. public, internal, confidential" });
+
+/** Azure AI Content Safety blocklist name. */
+export const BlocklistId = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'")
+  .meta({ description: "Content Safety blocklist name" });
+
+/** A model version label used by A/B splits, e.g. 2024-08-06. */
+export const VersionLabel = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/, "must be 1-32 letters, digits, '.', '_' or '-'")
+  .meta({ description: "Model version label, e.g. 2024-11-20" });
+
+/** APIM named value id and display name (`^[A-Za-z0-9-._]+$`), referenced as `{{id}}`. */
+export const NamedValueId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$/, "must be 1-80 letters, digits, '.', '_' or '-'")
+  .meta({ description: "APIM named value id (also its display name)" });
+
+/** Custom metric namespace (llm-emit-token-metric does not accept expressions here). */
+export const MetricNamespace = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "must be 1-64 letters, digits, '.', '_' or '-'")
+  .meta({ description: "Azure Monitor custom metric namespace" });
+
+/** An https URL without user info, query, fragment or any character that could start an expression. */
+export const HttpsUrl = z
+  .string()
+  .max(2000)
+  .regex(/^https:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~%/-]*)?$/, "must be an https URL without query or fragment")
+  .meta({ description: "https URL" });
+
+/** Managed-identity token audience: an https URL or an `api://` application id URI. */
+export const Audience = z
+  .string()
+  .max(512)
+  .regex(/^(https:\/\/[A-Za-z0-9.-]+(\/[A-Za-z0-9._~/-]*)?|api:\/\/[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*)$/, "must be an https URL or api:// URI")
+  .meta({ description: "Resource (audience) for the managed-identity token, e.g. https://cognitiveservices.azure.com" });
+
+export const Guid = z
+  .string()
+  .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, "must be a GUID")
+  .meta({ description: "GUID" });
+
+/** A Key Vault secret URI without a version, so Key Vault rotation reaches the gateway. */
+export const KeyVaultSecretUri = z
+  .string()
+  .regex(
+    /^https:\/\/[a-z0-9-]{3,24}\.vault\.(azure\.net|azure\.cn|usgovcloudapi\.net|microsoftazure\.de)\/secrets\/[A-Za-z0-9-]{1,127}\/?$/,
+    "must be a Key Vault secret URI without a version (https://<vault>.vault.azure.net/secrets/<name>)",
+  )
+  .meta({ description: "Key Vault secret identifier without version" });
+
+/** Free text (names, descriptions). It may contain anything printable; the compiler never writes it into
+ * policy XML, only into artifact descriptions, which the gateway does not interpret. */
+export const FreeText = (max: number) =>
+  z
+    .string()
+    .max(max)
+     
+    .regex(/^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]*$/, "must not contain control characters");

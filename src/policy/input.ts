@@ -1,0 +1,254 @@
+/**
+ * The compiler input: everything the policy compiler needs about one tenant, in the shape a model
+ * registry and the project service will map onto. Plain data, validated strictly (identifiers.ts).
+ *
+ * ## Virtual keys and per-key limits
+ *
+ * Virtual keys are APIM subscriptions. They are **not** listed in any policy, so no document grows
+ * with the number of keys:
+ * - Per-key limits use a counter keyed by the subscription, e.g.
+ *   `@("tpm-key|" + (context.Subscription?.Id ?? "none") + "|" + context.Api.Id)` as the counter-key
+ *   (expressions.ts `counterKey`).
+ * - Per-key overrides are **key tiers** (`keyTiers`): a small, tenant-defined set of limit profiles.
+ *   A key in tier T of project P is a subscription scoped to the product `aigov-<P>-<T>`
+ *   (names.ts `tierProductIdFor`), which contains only P's API. That product's policy sets one context
+ *   variable to the tier's number; the project's API policy picks the tier's limits with a `choose`
+ *   over tier numbers. Documents grow with the number of tiers a project offers (bounded, ≤ 20),
+ *   never with the number of keys. Keys without a tier are subscriptions scoped to the API
+ *   `aigov-<P>` and get the project's limits.
+ * - `virtualKeys` below is metadata only: it is validated (project and tier exist) and otherwise
+ *   ignored, which is exactly what keeps the documents independent of the key count.
+ */
+import { z } from "zod";
+import { Pillars } from "../domain/projects/schema.js";
+import {
+  Audience,
+  DataClass,
+  FreeText,
+  Guid,
+  HttpsUrl,
+  Ident,
+  KeyVaultSecretUri,
+  ModelName,
+  NamedValueId,
+  Region,
+  TenantId,
+  VersionLabel,
+} from "./identifiers.js";
+import { ModelSettings, QUOTA_PERIODS, Settings } from "./settings.js";
+
+export const GATEWAY_TIERS = ["classic", "v2", "consumption"] as const;
+export const PROVIDERS = ["azure-openai", "foundry", "openai", "anthropic", "bedrock", "vertex", "openai-compatible"] as const;
+export const MODEL_STATUSES = ["active", "deprecated", "blocked"] as const;
+/** Headers that can carry a backend key; `Authorization` is sent as `Bearer <key>`. */
+export const KEY_HEADERS = ["api-key", "x-api-key", "Authorization"] as const;
+/** Backends per pool (APIM limit). */
+export const MAX_POOL_SIZE = 30;
+
+export const ManagedIdentityAuth = z
+  .strictObject({
+    type: z.literal("managedIdentity"),
+    resource: Audience,
+    clientId: Guid.optional().meta({ description: "User-assigned identity client id; system-assigned when absent" }),
+  })
+  .meta({ description: "The gateway's managed identity gets a token for `resource` (authentication-managed-identity)" });
+
+export const KeyVaultSecretAuth = z
+  .strictObject({
+    type: z.literal("keyVaultSecret"),
+    namedValueId: NamedValueId.meta({ description: "The Key Vault-backed named value the compiler creates; referenced as {{id}}" }),
+    secretIdentifier: KeyVaultSecretUri,
+    identityClientId: Guid.optional().meta({ description: "User-assigned identity that reads the vault; system-assigned when absent" }),
+    header: z.enum(KEY_HEADERS).default("api-key"),
+  })
+  .meta({ description: "A key kept in Key Vault, sent by the backend as a header; never a raw key" });
+
+export const BackendAuth = z.discriminatedUnion("type", [ManagedIdentityAuth, KeyVaultSecretAuth]);
+export type BackendAuth = z.output<typeof BackendAuth>;
+
+export const ModelBackend = z
+  .strictObject({
+    id: Ident.meta({ description: "Unique within the tenant" }),
+    url: HttpsUrl.meta({ description: "Base URL the gateway forwards to (APIM backend url)" }),
+    region: Region,
+    priority: z.int().min(1).max(100).default(1).meta({ description: "Lower values are used first; higher only when all lower ones have tripped" }),
+    weight: z.int().min(1).max(100).default(1).meta({ description: "Share of traffic within a priority" }),
+    version: VersionLabel.optional().meta({ description: "Model version this backend serves (needed for A/B splits)" }),
+    auth: BackendAuth,
+  })
+  .meta({ id: "PolicyModelBackend" });
+export type ModelBackend = z.output<typeof ModelBackend>;
+
+export const Pricing = z
+  .strictObject({
+    currency: z.string().regex(/^[A-Z]{3}$/),
+    inputPerMillionTokens: z.number().min(0),
+    outputPerMillionTokens: z.number().min(0),
+  })
+  .meta({ description: "List price; used by cost reporting, not by policies" });
+
+export const AbSplit = z
+  .array(z.strictObject({ version: VersionLabel, weight: z.int().min(1).max(100) }))
+  .min(2)
+  .max(10)
+  .meta({ description: "Weighted split of requests between model versions (each version served by its own pool)" });
+
+export const PolicyModel = z
+  .strictObject({
+    id: Ident.meta({ description: "Unique within the project" }),
+    name: ModelName.meta({ description: "Name clients send (model field or deployment name); unique within the project" }),
+    displayName: FreeText(200).optional(),
+    description: FreeText(2000).optional(),
+    provider: z.enum(PROVIDERS),
+    status: z.enum(MODEL_STATUSES).default("active"),
+    deprecatedAt: z.iso.date().optional().meta({ description: "When the model was (or will be) deprecated; sent as the Deprecation header" }),
+    sunsetDate: z.iso.date().optional().meta({ description: "Required when deprecated; sent as the Sunset header" }),
+    backends: z.array(ModelBackend).min(1).max(100),
+    pricing: Pricing.optional(),
+    allowedDataClasses: z.array(DataClass).max(50).optional().meta({ description: "Data classes this model may receive; intersected with dataClass.allowed" }),
+    abSplit: AbSplit.optional(),
+    settings: ModelSettings.default({}),
+  })
+  .superRefine((m, ctx) => {
+    if (m.status === "deprecated" && !m.sunsetDate) ctx.addIssue({ code: "custom", path: ["sunsetDate"], message: "is required for a deprecated model" });
+    const ids = new Set<string>();
+    for (const [i, b] of m.backends.entries()) {
+      if (ids.has(b.id)) ctx.addIssue({ code: "custom", path: ["backends", i, "id"], message: `duplicate backend id ${b.id}` });
+      ids.add(b.id);
+    }
+    const auths = new Set(m.backends.map((b) => (b.auth.type === "managedIdentity" ? `mi|${b.auth.resource}|${b.auth.clientId ?? ""}` : "kv")));
+    if (auths.size > 1) {
+      ctx.addIssue({ code: "custom", path: ["backends"], message: "all backends of a model must use the same managed identity, or all use Key Vault keys" });
+    }
+    const perVersion = new Map<string, number>();
+    for (const b of m.backends) perVersion.set(b.version ?? "", (perVersion.get(b.version ?? "") ?? 0) + 1);
+    if (m.abSplit) {
+      const versions = new Set<string>();
+      for (const [i, s] of m.abSplit.entries()) {
+        if (versions.has(s.version)) ctx.addIssue({ code: "custom", path: ["abSplit", i, "version"], message: `duplicate version ${s.version}` });
+        versions.add(s.version);
+        if (!perVersion.has(s.version)) ctx.addIssue({ code: "custom", path: ["abSplit", i, "version"], message: `no backend serves version ${s.version}` });
+      }
+      for (const [i, b] of m.backends.entries()) {
+        if (!b.version || !versions.has(b.version)) ctx.addIssue({ code: "custom", path: ["backends", i, "version"], message: "with an A/B split, every backend serves one of the split's versions" });
+      }
+      for (const [version, n] of perVersion) {
+        if (versions.has(version) && n > MAX_POOL_SIZE) ctx.addIssue({ code: "custom", path: ["backends"], message: `version ${version} has ${n} backends; a pool holds at most ${MAX_POOL_SIZE}` });
+      }
+    } else if (m.backends.length > MAX_POOL_SIZE) {
+      ctx.addIssue({ code: "custom", path: ["backends"], message: `a pool holds at most ${MAX_POOL_SIZE} backends` });
+    }
+  })
+  .meta({ id: "PolicyModel" });
+export type PolicyModel = z.output<typeof PolicyModel>;
+
+export const PolicyProject = z
+  .strictObject({
+    id: Ident.meta({ description: "Project id, e.g. prj_7x1k…" }),
+    name: FreeText(100).min(1),
+    description: FreeText(2000).optional(),
+    pillars: Pillars.default({ models: true, tools: true, agents: true }),
+    settings: Settings.default({}),
+    keyTiers: z.array(Ident).max(20).default([]).meta({ description: "Key tiers this project offers (ids from keyTiers)" }),
+    models: z.array(PolicyModel).max(5000).default([]),
+  })
+  .superRefine((p, ctx) => {
+    const ids = new Set<string>();
+    const names = new Set<string>();
+    for (const [i, m] of p.models.entries()) {
+      if (ids.has(m.id)) ctx.addIssue({ code: "custom", path: ["models", i, "id"], message: `duplicate model id ${m.id}` });
+      if (names.has(m.name)) ctx.addIssue({ code: "custom", path: ["models", i, "name"], message: `duplicate model name ${m.name}` });
+      ids.add(m.id);
+      names.add(m.name);
+    }
+    if (new Set(p.keyTiers).size !== p.keyTiers.length) ctx.addIssue({ code: "custom", path: ["keyTiers"], message: "duplicate tier" });
+  })
+  .meta({ id: "PolicyProject" });
+export type PolicyProject = z.output<typeof PolicyProject>;
+
+export const KeyTier = z
+  .strictObject({
+    id: Ident,
+    description: FreeText(1000).optional(),
+    limits: z
+      .strictObject({
+        tokensPerMinute: z.int().min(1).max(1_000_000_000).optional(),
+        tokenQuota: z.strictObject({ limit: z.int().min(1).max(1_000_000_000_000), period: z.enum(QUOTA_PERIODS) }).optional(),
+        requestRate: z.strictObject({ calls: z.int().min(1).max(1_000_000), renewalPeriodSeconds: z.int().min(1).max(300) }).optional(),
+      })
+      .meta({ description: "Per-key limits for keys in this tier; they replace the per-key project/tenant values" }),
+  })
+  .meta({ id: "KeyTier" });
+export type KeyTier = z.output<typeof KeyTier>;
+
+export const VirtualKeyRef = z
+  .strictObject({
+    id: z.string().regex(/^[A-Za-z0-9_-]{1,80}$/),
+    projectId: Ident,
+    tier: Ident.optional(),
+  })
+  .meta({ description: "A virtual key (APIM subscription); metadata only, never compiled into a document" });
+
+export const Services = z
+  .strictObject({
+    contentSafety: z
+      .strictObject({ url: HttpsUrl.regex(/^https:\/\/[a-z0-9-]+\.cognitiveservices\.azure\.com\/?$/, "must be https://<name>.cognitiveservices.azure.com") })
+      .optional()
+      .meta({ description: "Azure AI Content Safety resource for llm-content-safety (the gateway identity needs Cognitive Services User)" }),
+    embeddings: z.strictObject({ url: HttpsUrl }).optional().meta({ description: "Embeddings deployment for the semantic cache (system-assigned identity)" }),
+  })
+  .meta({ description: "Shared services some controls need" });
+
+export const CompilerInput = z
+  .strictObject({
+    tenantId: TenantId,
+    gatewayTier: z.enum(GATEWAY_TIERS).default("v2").meta({ description: "Decides the size limit (16 KiB on consumption, else 512 KiB) and which policies exist" }),
+    settings: Settings.default({}).meta({ description: "Tenant-scope settings" }),
+    services: Services.default({}),
+    keyTiers: z.array(KeyTier).max(20).default([]),
+    projects: z.array(PolicyProject).max(1000),
+    virtualKeys: z.array(VirtualKeyRef).max(1_000_000).default([]),
+  })
+  .superRefine((input, ctx) => {
+    const tiers = new Set<string>();
+    for (const [i, t] of input.keyTiers.entries()) {
+      if (tiers.has(t.id)) ctx.addIssue({ code: "custom", path: ["keyTiers", i, "id"], message: `duplicate tier ${t.id}` });
+      tiers.add(t.id);
+    }
+    const projects = new Map<string, Set<string>>();
+    const backends = new Map<string, string>();
+    const namedValues = new Map<string, string>();
+    for (const [pi, p] of input.projects.entries()) {
+      if (projects.has(p.id)) ctx.addIssue({ code: "custom", path: ["projects", pi, "id"], message: `duplicate project id ${p.id}` });
+      projects.set(p.id, new Set(p.keyTiers));
+      for (const [ti, t] of p.keyTiers.entries()) {
+        if (!tiers.has(t)) ctx.addIssue({ code: "custom", path: ["projects", pi, "keyTiers", ti], message: `unknown tier ${t}` });
+      }
+      for (const [mi, m] of p.models.entries()) {
+        for (const [bi, b] of m.backends.entries()) {
+          const at = `${p.id}/${m.id}`;
+          const prev = backends.get(b.id);
+          if (prev !== undefined && prev !== at) {
+            ctx.addIssue({ code: "custom", path: ["projects", pi, "models", mi, "backends", bi, "id"], message: `backend id ${b.id} is already used by ${prev}` });
+          }
+          backends.set(b.id, at);
+          if (b.auth.type === "keyVaultSecret") {
+            const def = `${b.auth.secretIdentifier}|${b.auth.identityClientId ?? ""}`;
+            const nv = namedValues.get(b.auth.namedValueId);
+            if (nv !== undefined && nv !== def) {
+              ctx.addIssue({ code: "custom", path: ["projects", pi, "models", mi, "backends", bi, "auth", "namedValueId"], message: `named value ${b.auth.namedValueId} is defined twice with different secrets` });
+            }
+            namedValues.set(b.auth.namedValueId, def);
+          }
+        }
+      }
+    }
+    for (const [ki, k] of input.virtualKeys.entries()) {
+      const offered = projects.get(k.projectId);
+      if (!offered) ctx.addIssue({ code: "custom", path: ["virtualKeys", ki, "projectId"], message: `unknown project ${k.projectId}` });
+      else if (k.tier !== undefined && !offered.has(k.tier)) ctx.addIssue({ code: "custom", path: ["virtualKeys", ki, "tier"], message: `project ${k.projectId} does not offer tier ${k.tier}` });
+    }
+  })
+  .meta({ id: "PolicyCompilerInput" });
+export type CompilerInput = z.output<typeof CompilerInput>;
+export type CompilerInputIn = z.input<typeof CompilerInput>;

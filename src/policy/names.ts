@@ -1,0 +1,58 @@
+/**
+ * Naming conventions shared by the compiler and whoever provisions the APIM entities the compiled
+ * policies attach to (APIs and products are created by the project/key provisioning, not here).
+ *
+ * Ids are built from validated identifiers (identifiers.ts: `[a-z0-9_]`, no `-`) joined with `-`,
+ * so two different inputs never produce the same id. APIM limits: backend ids ≤ 80 characters,
+ * fragment ids `^[\w][\w-]+[\w]$` ≤ 80.
+ */
+
+/** The API that serves a project (one API per project; its policy is the project's policy). */
+export const apiIdFor = (projectId: string) => `aigov-${projectId}`;
+
+/** The product for keys of a project in a key tier. Keys in a tier are APIM subscriptions scoped to
+ * this product; the product holds only the project's API. */
+export const tierProductIdFor = (projectId: string, tierId: string) => `aigov-${projectId}-${tierId}`;
+
+/** A single backend (one endpoint of a model). Backend ids are unique within the tenant. */
+export const backendIdFor = (backendId: string) => `aigov-be-${backendId}`;
+
+/** The pool that serves a model in a project; with an A/B split, one pool per version (index in the
+ * sorted version list). */
+export const poolIdFor = (projectId: string, modelId: string, versionIndex?: number) =>
+  versionIndex === undefined ? `aigov-pool-${projectId}-${modelId}` : `aigov-pool-${projectId}-${modelId}-v${versionIndex}`;
+
+/** Shared backends used by llm-content-safety and llm-semantic-cache-lookup. */
+export const CONTENT_SAFETY_BACKEND_ID = "aigov-content-safety";
+export const EMBEDDINGS_BACKEND_ID = "aigov-embeddings";
+
+/** Policy fragments: blocks that are identical in every project policy. */
+export const FRAGMENT_RESOLVE_MODEL = "aigov-resolve-model";
+export const FRAGMENT_ON_ERROR = "aigov-on-error";
+
+/** The request header that carries the caller's data classification. */
+export const DATA_CLASS_HEADER = "x-aigov-data-class";
+
+/** Context variables set by compiled policies (compiler constants; never derived from input). */
+export const VAR = {
+  /** The model name the request addresses. */
+  model: "aigov-model",
+  /** '|'-separated model names the project may call (data, not code). */
+  models: "aigov-models",
+  /** '|'-separated pool ids, parallel to `models`. */
+  pools: "aigov-pools",
+  /** '|'-separated per-model block numbers, parallel to `models` (0 = no block). */
+  groups: "aigov-model-groups",
+  modelIndex: "aigov-model-ix",
+  group: "aigov-model-group",
+  backend: "aigov-backend",
+  /** Set by a key-tier product policy: the tier's number (1-based position in the sorted tier list). */
+  keyTier: "aigov-key-tier",
+  abRoll: "aigov-ab",
+  sunset: "aigov-sunset",
+  deprecation: "aigov-deprecation",
+  /** Set when the model has its own value for a control, so the project-level element skips it. */
+  ownTokensPerMinute: "aigov-own-tpm",
+  ownTokenQuota: "aigov-own-tq",
+  ownContentSafety: "aigov-own-cs",
+} as const;

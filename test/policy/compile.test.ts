@@ -1,0 +1,194 @@
+import { describe, expect, it } from "vitest";
+import { compile, CONSUMPTION_POLICY_SIZE_LIMIT_BYTES, type CompileResult } from "../../src/policy/compile.js";
+import { type PolicyCompileError, type PolicySizeError } from "../../src/policy/errors.js";
+import { type CompilerInputIn } from "../../src/policy/input.js";
+import { type GatewayArtifact, type PolicyArtifact } from "../../src/ports/gateway.js";
+import { GOLDEN_CASES, MI, model, project, tenant } from "./fixtures.js";
+import { validateCompiled } from "./validator.js";
+
+const policies = (r: CompileResult) => r.artifacts.filter((a): a is PolicyArtifact => a.kind === "policy");
+const apiPolicy = (r: CompileResult, projectId: string) => {
+  const p = policies(r).find((a) => a.scope.type === "api" && a.scope.apiId === `aigov-${projectId}`);
+  if (!p) throw new Error(`no policy for ${projectId}`);
+  return p.xml;
+};
+const ids = (as: GatewayArtifact[]) => as.map((a) => ("id" in a ? a.id : JSON.stringify(a.scope)));
+
+function expectCompileError(input: CompilerInputIn, code: string, pattern?: RegExp) {
+  try {
+    compile(input);
+  } catch (e) {
+    expect((e as Error).name).toMatch(/^Policy(Compile|Size)Error$/);
+    expect((e as PolicyCompileError).code).toBe(code);
+    if (pattern) expect((e as Error).message).toMatch(pattern);
+    return e as PolicyCompileError;
+  }
+  throw new Error("expected compile to throw");
+}
+
+describe("compile", () => {
+  it("is deterministic: byte-identical output for the same input", () => {
+    for (const input of Object.values(GOLDEN_CASES)) expect(JSON.stringify(compile(input))).toBe(JSON.stringify(compile(structuredClone(input))));
+  });
+
+  it("lists artifacts in publish order: named values, single backends, pools, fragments, policies", () => {
+    const r = compile(GOLDEN_CASES["pool-failover"]!);
+    const rank = (a: GatewayArtifact) => (a.kind === "namedValue" ? 0 : a.kind === "backend" ? (a.type === "Single" ? 1 : 2) : a.kind === "fragment" ? 3 : 4);
+    const ranks = r.artifacts.map(rank);
+    expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
+  });
+
+  it("blocked models vanish from every list and pool, and their backends are not published", () => {
+    const r = compile(GOLDEN_CASES["deprecated-blocked"]!);
+    const all = JSON.stringify(r.artifacts);
+    expect(all).not.toContain("davinci");
+    expect(ids(r.artifacts)).not.toContain("aigov-be-davinci_eus");
+  });
+
+  it("models outside models.allowed vanish like blocked ones", () => {
+    const r = compile(tenant([project("prj_a", [model("m1", "gpt-4o"), model("m2", "o3")])], { settings: { models: { allowed: ["gpt-4o", "o1"] } } }));
+    expect(apiPolicy(r, "prj_a")).toContain('value="gpt-4o"');
+    expect(JSON.stringify(r.artifacts)).not.toContain("aigov-be-m2_eus");
+  });
+
+  it("deprecated models keep routing and carry Sunset/Deprecation headers", () => {
+    const xml = apiPolicy(compile(GOLDEN_CASES["deprecated-blocked"]!), "prj_alpha");
+    expect(xml).toContain('value="gpt-35-turbo|gpt-4|gpt-4o"');
+    expect(xml).toContain('<set-variable name="aigov-sunset" value="Wed, 30 Sep 2026 00:00:00 GMT"/>');
+    expect(xml).toContain('<set-header name="Sunset" exists-action="override">');
+  });
+
+  it("a project with the models pillar off compiles without routing, and other projects are unaffected", () => {
+    const on = project("prj_on", [model("m1", "gpt-4o")]);
+    const off = project("prj_off", [model("m2", "gpt-4o")], { pillars: { models: false, tools: true, agents: true }, keyTiers: ["gold"] });
+    const settings = { correlationId: {}, contentSafety: {}, tokens: { perMinute: { limit: 100 } }, prompt: { maxBytes: 1000 } };
+    const keyTiers = [{ id: "gold", limits: { tokensPerMinute: 1000 } }];
+    const both = compile(tenant([on, off], { settings, keyTiers }));
+    const onAlone = compile(tenant([on], { settings, keyTiers }));
+    expect(validateCompiled(both.artifacts)).toEqual([]);
+    const offXml = apiPolicy(both, "prj_off");
+    for (const gone of ["llm-", "aigov-models", "set-backend-service", "include-fragment"]) expect(offXml).not.toContain(gone);
+    for (const kept of ["x-correlation-id", "Payload Too Large"]) expect(offXml).toContain(kept);
+    expect(ids(both.artifacts).filter((i) => i.includes("m2"))).toEqual([]);
+    expect(apiPolicy(both, "prj_on")).toBe(apiPolicy(onAlone, "prj_on"));
+    expect(policies(both).some((p) => p.scope.type === "product" && p.scope.productId === "aigov-prj_off-gold")).toBe(true);
+  });
+
+  it("emits tier products only for the tiers a project offers", () => {
+    const r = compile(GOLDEN_CASES["per-key-token-limit"]!);
+    expect(policies(r).filter((p) => p.scope.type === "product").map((p) => (p.scope.type === "product" ? p.scope.productId : ""))).toEqual(["aigov-prj_alpha-gold"]);
+    expect(apiPolicy(r, "prj_alpha")).not.toContain("2000");
+  });
+
+  it("per-key documents do not depend on the number of virtual keys", () => {
+    const base = GOLDEN_CASES["per-key-token-limit"]!;
+    const keys = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `key${i}`, projectId: "prj_alpha", ...(i % 3 === 0 ? { tier: "gold" } : {}) }));
+    const few = compile({ ...base, virtualKeys: keys(10) });
+    const many = compile({ ...base, virtualKeys: keys(100_000) });
+    expect(many.sizes).toEqual(few.sizes);
+    expect(JSON.stringify(many.artifacts)).toBe(JSON.stringify(few.artifacts));
+  });
+
+  it("rejects virtual keys in a tier the project does not offer", () => {
+    expectCompileError({ ...GOLDEN_CASES["per-key-token-limit"]!, virtualKeys: [{ id: "k", projectId: "prj_alpha", tier: "bronze" }] }, "invalidInput", /does not offer tier bronze/);
+  });
+
+  it("throws a typed size error naming the scope when a document exceeds the tier's limit", () => {
+    const models = Array.from({ length: 400 }, (_, i) => model(`m${i}`, `model-number-${i}`));
+    const input = tenant([project("prj_big", models)], { gatewayTier: "consumption" });
+    const e = expectCompileError(input, "sizeLimit", /policy:api\/aigov-prj_big/) as PolicySizeError;
+    expect(e.name).toBe("PolicySizeError");
+    expect(e.scope).toEqual({ type: "api", apiId: "aigov-prj_big" });
+    expect(e.limitBytes).toBe(CONSUMPTION_POLICY_SIZE_LIMIT_BYTES);
+    expect(e.bytes).toBeGreaterThan(e.limitBytes);
+    // The same project fits in 512 KiB.
+    expect(() => compile({ ...input, gatewayTier: "v2" })).not.toThrow();
+  });
+
+  it("refuses controls the consumption tier cannot run", () => {
+    const input = (settings: NonNullable<CompilerInputIn["settings"]>) => tenant([project("prj_a", [model("m1", "gpt-4o")])], { gatewayTier: "consumption", settings });
+    expectCompileError(input({ tokens: { perMinute: { limit: 10 } } }), "unsupportedOnTier", /tokens.perMinute \(set at tenant\) needs llm-token-limit/);
+    expectCompileError(input({ requests: { rate: { calls: 10 } } }), "unsupportedOnTier", /rate-limit-by-key/);
+    expectCompileError(input({ failover: {} }), "unsupportedOnTier", /circuit breakers/);
+    expect(() => compile(input({ correlationId: {}, metrics: { tokens: {} } }))).not.toThrow();
+  });
+
+  it("needs the shared services the controls use", () => {
+    const noServices = (settings: NonNullable<CompilerInputIn["settings"]>) => ({ ...tenant([project("prj_a", [model("m1", "gpt-4o")])], { settings }), services: {} });
+    expectCompileError(noServices({ contentSafety: {} }), "invalidInput", /services.contentSafety/);
+    expectCompileError(noServices({ semanticCache: {} }), "invalidInput", /services.embeddings/);
+  });
+
+  it("rejects odd thresholds on the four-level severity scale", () => {
+    expectCompileError(tenant([project("prj_a", [model("m1", "gpt-4o")])], { settings: { contentSafety: { categories: { Hate: 3 } } } }), "invalidInput", /0, 2, 4 or 6/);
+  });
+
+  it("rejects inconsistent registry data", () => {
+    const dup = tenant([project("prj_a", [model("m1", "gpt-4o"), model("m1", "o3")])]);
+    expectCompileError(dup, "invalidInput", /duplicate model id/);
+    const sharedBackend = tenant([project("prj_a", [model("m1", "gpt-4o")]), project("prj_b", [model("m1", "gpt-4o")])]);
+    expectCompileError(sharedBackend, "invalidInput", /already used/);
+    const mixedAuth = tenant([
+      project("prj_a", [
+        model("m1", "gpt-4o", {
+          backends: [
+            { id: "a", url: "https://a.openai.azure.com/openai", region: "eastus", auth: MI },
+            { id: "b", url: "https://b.openai.azure.com/openai", region: "eastus", auth: { type: "keyVaultSecret", namedValueId: "k", secretIdentifier: "https://kv1.vault.azure.net/secrets/k" } },
+          ],
+        }),
+      ]),
+    ]);
+    expectCompileError(mixedAuth, "invalidInput", /same managed identity/);
+    expectCompileError(tenant([project("prj_a", [model("m1", "gpt-4o", { status: "deprecated" })])]), "invalidInput", /sunsetDate/);
+    const versionedKey = { type: "keyVaultSecret", namedValueId: "k", secretIdentifier: "https://kv1.vault.azure.net/secrets/k/0123456789abcdef" } as const;
+    expectCompileError(tenant([project("prj_a", [model("m1", "gpt-4o", { backends: [{ id: "a", url: "https://a.example.com", region: "eastus", auth: versionedKey }] })])]), "invalidInput", /without a version/);
+  });
+
+  it("rejects user strings that could become markup, expressions or named-value references", () => {
+    const nasty = ['a<b', 'a&b', 'a"b', "@(x)", "{{secret}}", "]]>", "a b", "a|b"];
+    for (const s of nasty) {
+      expectCompileError(tenant([project("prj_a", [model("m1", s)])]), "invalidInput");
+      expectCompileError(tenant([project("prj_a", [model("m1", "ok")], { settings: { headers: { required: [{ name: s }] } } })]), "invalidInput");
+      expectCompileError(tenant([project("prj_a", [model("m1", "ok")], { settings: { contentSafety: { blocklists: [s] } } })]), "invalidInput");
+      expectCompileError(tenant([project("prj_a", [model("m1", "ok")], { settings: { regions: { allowed: [s] } } })]), "invalidInput");
+      expectCompileError(tenant([project("prj_a", [model("m1", "ok", { allowedDataClasses: [s] })])]), "invalidInput");
+      expectCompileError(tenant([project(s, [])]), "invalidInput");
+    }
+  });
+
+  it("keeps free text (names, descriptions) out of policy documents", () => {
+    const nasty = '<x a="1"> & @(context.Request) {{kv}} ]]> </policies>';
+    const r = compile(
+      tenant([project("prj_a", [model("m1", "gpt-4o", { displayName: nasty, description: nasty })], { name: nasty, description: nasty })], {
+        keyTiers: [{ id: "gold", description: nasty, limits: { tokensPerMinute: 5 } }],
+      }),
+    );
+    for (const a of r.artifacts) {
+      if (a.kind !== "policy" && a.kind !== "fragment") continue;
+      for (const piece of ["{{kv}}", "@(context.Request)", "<x ", "]]>", "&amp; @"]) expect(a.xml).not.toContain(piece);
+    }
+    expect(validateCompiled(r.artifacts)).toEqual([]);
+    // It may appear in artifact descriptions, which the gateway does not interpret.
+    expect(r.artifacts.some((a) => a.kind === "backend" && a.description?.includes(nasty))).toBe(true);
+  });
+
+  it("explains every element of every document", () => {
+    for (const input of Object.values(GOLDEN_CASES)) {
+      const r = compile(input);
+      for (const p of r.artifacts) {
+        if (p.kind !== "policy" && p.kind !== "fragment") continue;
+        const ref = p.kind === "policy" ? `policy:${p.scope.type === "api" ? `api/${p.scope.apiId}` : p.scope.type === "product" ? `product/${p.scope.productId}` : "global"}` : `fragment:${p.id}`;
+        const elements = (p.xml.match(/<[a-z][a-z-]*/g) ?? []).length;
+        const paths = new Set(r.explain.filter((e) => e.ref === ref).map((e) => e.path));
+        expect(paths.size, ref).toBe(elements);
+      }
+    }
+  });
+
+  it("explains model-scope values with the model's scope", () => {
+    const r = compile(GOLDEN_CASES["project-quota"]!);
+    const own = r.explain.filter((e) => e.control === "tokens.quota");
+    expect(own.some((e) => e.scope.level === "model" && e.scope.modelId === "mini" && e.path.endsWith("llm-token-limit[1]"))).toBe(true);
+    expect(own.some((e) => e.scope.level === "project" && e.path.endsWith("llm-token-limit[1]"))).toBe(true);
+  });
+});

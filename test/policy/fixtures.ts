@@ -1,0 +1,163 @@
+import { type CompilerInputIn } from "../../src/policy/input.js";
+
+type ModelIn = NonNullable<CompilerInputIn["projects"][number]["models"]>[number];
+type ProjectIn = CompilerInputIn["projects"][number];
+
+export const MI = { type: "managedIdentity", resource: "https://cognitiveservices.azure.com" } as const;
+
+export function model(id: string, name: string, extra: Partial<ModelIn> = {}): ModelIn {
+  return {
+    id,
+    name,
+    provider: "azure-openai",
+    backends: [{ id: `${id}_eus`, url: `https://aoai-eus.openai.azure.com/openai`, region: "eastus", auth: MI }],
+    ...extra,
+  };
+}
+
+export function project(id: string, models: ModelIn[], extra: Partial<ProjectIn> = {}): ProjectIn {
+  return { id, name: `Project ${id}`, models, ...extra };
+}
+
+export function tenant(projects: ProjectIn[], extra: Partial<CompilerInputIn> = {}): CompilerInputIn {
+  return {
+    tenantId: "contoso",
+    services: {
+      contentSafety: { url: "https://contoso-cs.cognitiveservices.azure.com" },
+      embeddings: { url: "https://contoso-aoai.openai.azure.com/openai/deployments/embeddings" },
+    },
+    projects,
+    ...extra,
+  };
+}
+
+/** The representative configurations, each with a reviewed golden file (test/policy/golden/<name>.xml). */
+export const GOLDEN_CASES: Record<string, CompilerInputIn> = {
+  "per-key-token-limit": tenant([project("prj_alpha", [model("gpt4o", "gpt-4o")], { keyTiers: ["gold"] })], {
+    settings: { tokens: { perMinute: { limit: 10_000, per: "key", estimatePromptTokens: true } } },
+    keyTiers: [
+      { id: "gold", description: "Premium keys", limits: { tokensPerMinute: 50_000 } },
+      { id: "bronze", limits: { tokensPerMinute: 2_000 } },
+    ],
+  }),
+
+  "project-quota": tenant([
+    project("prj_alpha", [model("gpt4o", "gpt-4o"), model("mini", "gpt-4o-mini", { settings: { tokens: { quota: { limit: 1_000_000 } } } })], {
+      settings: { tokens: { quota: { limit: 50_000_000, period: "Monthly", per: "project" } } },
+    }),
+  ]),
+
+  "content-safety": tenant([
+    project(
+      "prj_alpha",
+      [
+        model("gpt4o", "gpt-4o"),
+        model("kids", "gpt-4o-kids", { settings: { contentSafety: { categories: { Sexual: 2, Violence: 3 }, blocklists: ["kids_terms"] } } }),
+      ],
+      { settings: { contentSafety: { blocklists: ["project_terms"] } } },
+    ),
+  ], {
+    settings: {
+      contentSafety: { shieldPrompt: true, outputType: "EightSeverityLevels", categories: { Hate: 4, SelfHarm: 4, Sexual: 4, Violence: 4 }, blocklists: ["tenant_terms"] },
+    },
+  }),
+
+  "semantic-cache": tenant([project("prj_alpha", [model("gpt4o", "gpt-4o")])], {
+    settings: {
+      semanticCache: { scoreThreshold: 0.05, durationSeconds: 120, partitionBy: ["key"] },
+      requests: { rate: { calls: 60, renewalPeriodSeconds: 60, per: "key" } },
+    },
+  }),
+
+  "pool-failover": tenant([
+    project(
+      "prj_alpha",
+      [
+        model("gpt4o", "gpt-4o", {
+          backends: [
+            { id: "gpt4o_swc", url: "https://aoai-swc.openai.azure.com/openai", region: "swedencentral", priority: 1, weight: 3, auth: MI },
+            { id: "gpt4o_frc", url: "https://aoai-frc.openai.azure.com/openai", region: "francecentral", priority: 1, weight: 1, auth: MI },
+            { id: "gpt4o_eus", url: "https://aoai-eus.openai.azure.com/openai", region: "eastus", priority: 2, weight: 1, auth: MI },
+          ],
+          settings: { failover: { circuitBreaker: { failureCount: 3, failureInterval: "PT30S", tripDuration: "PT2M" } } },
+        }),
+        model("claude", "claude-sonnet", {
+          provider: "anthropic",
+          backends: [
+            {
+              id: "claude_api",
+              url: "https://api.anthropic.com/v1",
+              region: "global",
+              auth: { type: "keyVaultSecret", namedValueId: "anthropic-key", secretIdentifier: "https://contoso-kv.vault.azure.net/secrets/anthropic-key", header: "x-api-key" },
+            },
+          ],
+        }),
+      ],
+    ),
+  ], { settings: { failover: { retry: { enabled: true } } } }),
+
+  "region-restriction": tenant([
+    project(
+      "prj_alpha",
+      [
+        model("gpt4o", "gpt-4o", {
+          backends: [
+            { id: "gpt4o_swc", url: "https://aoai-swc.openai.azure.com/openai", region: "swedencentral", auth: MI },
+            { id: "gpt4o_eus", url: "https://aoai-eus.openai.azure.com/openai", region: "eastus", auth: MI },
+          ],
+        }),
+        model("o3", "o3", { backends: [{ id: "o3_eus", url: "https://aoai-eus.openai.azure.com/openai", region: "eastus", auth: MI }] }),
+      ],
+      { settings: { regions: { allowed: ["swedencentral", "westeurope"] } } },
+    ),
+  ], { settings: { regions: { allowed: ["eastus", "swedencentral", "westeurope"] } } }),
+
+  "ab-split": tenant([
+    project("prj_alpha", [
+      model("gpt4o", "gpt-4o", {
+        backends: [
+          { id: "gpt4o_0806", url: "https://aoai-swc.openai.azure.com/openai", region: "swedencentral", version: "2024-08-06", auth: MI },
+          { id: "gpt4o_1120", url: "https://aoai-swc2.openai.azure.com/openai", region: "swedencentral", version: "2024-11-20", auth: MI },
+        ],
+        abSplit: [
+          { version: "2024-11-20", weight: 20 },
+          { version: "2024-08-06", weight: 80 },
+        ],
+      }),
+    ]),
+  ]),
+
+  "deprecated-blocked": tenant([
+    project("prj_alpha", [
+      model("gpt4o", "gpt-4o"),
+      model("gpt35", "gpt-35-turbo", { status: "deprecated", deprecatedAt: "2026-01-15", sunsetDate: "2026-09-30" }),
+      model("gpt4", "gpt-4", { status: "deprecated", sunsetDate: "2026-06-30" }),
+      model("davinci", "davinci-002", { status: "blocked" }),
+    ]),
+  ]),
+
+  "request-hygiene": tenant(
+    [
+      project("prj_alpha", [model("gpt4o", "gpt-4o", { allowedDataClasses: ["public", "internal", "confidential"] })], {
+        settings: {
+          headers: { required: [{ name: "X-Team" }, { name: "X-Env", values: ["dev", "prod"] }], stripSecrets: { extra: ["X-Internal-Token"] } },
+          dataClass: { allowed: ["public", "internal"] },
+          prompt: { maxBytes: 262_144 },
+        },
+      }),
+    ],
+    {
+      settings: {
+        correlationId: { header: "x-correlation-id" },
+        headers: { stripSecrets: {}, required: [{ name: "X-Env", values: ["dev", "test", "prod"] }] },
+        metrics: { tokens: { namespace: "aigov" } },
+        dataClass: { allowed: ["public", "internal", "confidential"] },
+      },
+    },
+  ),
+
+  "models-pillar-off": tenant(
+    [project("prj_alpha", [model("gpt4o", "gpt-4o")], { pillars: { models: false, tools: true, agents: true } })],
+    { settings: { correlationId: {}, tokens: { perMinute: { limit: 1000 } }, requests: { rate: { calls: 100 } } } },
+  ),
+};

@@ -1,0 +1,305 @@
+/**
+ * Property tests over generated tenants: every valid input compiles to well-formed, allow-listed,
+ * deterministic documents within the size limit, and no user-supplied string ever becomes markup,
+ * a policy expression or a named-value reference.
+ */
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { create } from "xmlbuilder2";
+import { compile, CONSUMPTION_POLICY_SIZE_LIMIT_BYTES, POLICY_SIZE_LIMIT_BYTES } from "../../src/policy/compile.js";
+import { PolicyCompileError } from "../../src/policy/errors.js";
+import { EXPRESSION_SHAPES } from "../../src/policy/expressions.js";
+import { PROTECTED_HEADERS } from "../../src/policy/identifiers.js";
+import { type CompilerInputIn } from "../../src/policy/input.js";
+import { ALLOWED_ELEMENTS, expressionsIn, parse, validateCompiled } from "./validator.js";
+
+type ProjectIn = CompilerInputIn["projects"][number];
+type ModelIn = NonNullable<ProjectIn["models"]>[number];
+
+const NASTY = ["<", "&", '"', "@(", "{{", "]]>", "@{", "</policies>", "'", "}}"];
+/** Free text wrapped in ~ markers so it can be searched for. */
+const freeText = fc.tuple(fc.constantFrom(...NASTY), fc.string({ maxLength: 6 }), fc.constantFrom(...NASTY)).map(([a, b, c]) => `~${a}${b}${c}~`);
+
+const ident = fc.stringMatching(/^[a-z][a-z0-9_]{1,6}$/);
+const modelName = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,10}$/);
+const headerName = fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,10}$/).filter((h) => !(PROTECTED_HEADERS as readonly string[]).includes(h.toLowerCase()));
+const headerValue = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._:/=+-]{0,8}$/);
+const blocklist = fc.stringMatching(/^[A-Za-z0-9_-]{1,10}$/);
+const REGIONS = ["eastus", "swedencentral", "westeurope", "global"];
+const DATA_CLASSES = ["public", "internal", "confidential", "secret"];
+const region = fc.constantFrom(...REGIONS);
+const maybe = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
+const opt = { requiredKeys: [] as never[] };
+
+const per = fc.constantFrom("key" as const, "project" as const);
+const tokens = fc.record(
+  {
+    perMinute: fc.record({ enabled: fc.boolean(), limit: fc.integer({ min: 1, max: 1_000_000 }), per, estimatePromptTokens: fc.boolean() }, opt),
+    quota: fc.record({ limit: fc.integer({ min: 1, max: 1_000_000_000 }), period: fc.constantFrom("Hourly", "Daily", "Monthly" as const), per, enabled: fc.boolean() }, opt),
+  },
+  opt,
+);
+const contentSafety = fc.record(
+  {
+    enabled: fc.boolean(),
+    shieldPrompt: fc.boolean(),
+    outputType: fc.constantFrom("FourSeverityLevels" as const, "EightSeverityLevels" as const),
+    categories: fc.record({ Hate: fc.constantFrom(0, 2, 4, 6), Violence: fc.constantFrom(2, 4, 6) }, opt),
+    blocklists: fc.array(blocklist, { maxLength: 3 }),
+  },
+  opt,
+);
+const failoverModel = fc.record({ enabled: fc.boolean(), circuitBreaker: fc.record({ failureCount: fc.integer({ min: 1, max: 10 }), tripDuration: fc.constantFrom("PT30S", "PT2M") }, opt) }, opt);
+
+const settings = (names: string[]) =>
+  fc.record(
+    {
+      tokens,
+      requests: fc.record({ rate: fc.record({ calls: fc.integer({ min: 1, max: 1000 }), renewalPeriodSeconds: fc.integer({ min: 1, max: 300 }), per }, opt) }, opt),
+      contentSafety,
+      semanticCache: fc.record({ scoreThreshold: fc.constantFrom(0.05, 0.1, 0.2), durationSeconds: fc.integer({ min: 1, max: 3600 }), partitionBy: fc.subarray(["key", "user"] as const) }, opt),
+      models: fc.record({ allowed: fc.array(fc.oneof(fc.constantFrom(...(names.length ? names : ["x"])), modelName), { maxLength: 4 }) }, opt),
+      regions: fc.record({ allowed: fc.subarray(REGIONS) }, opt),
+      dataClass: fc.record({ allowed: fc.subarray(DATA_CLASSES) }, opt),
+      prompt: fc.record({ maxBytes: fc.option(fc.integer({ min: 1, max: 10_000_000 }), { nil: null }) }, opt),
+      headers: fc.record(
+        {
+          required: fc.array(fc.record({ name: headerName, values: maybe(fc.array(headerValue, { minLength: 1, maxLength: 3 })) }).map((h) => (h.values ? h : { name: h.name })), { maxLength: 3 }),
+          stripSecrets: fc.record({ enabled: fc.boolean(), extra: fc.array(headerName, { maxLength: 3 }) }, opt),
+        },
+        opt,
+      ),
+      correlationId: fc.record({ enabled: fc.boolean(), header: fc.constantFrom("x-correlation-id" as const, "x-request-id" as const) }, opt),
+      metrics: fc.record({ tokens: fc.record({ namespace: fc.constantFrom("aigov", "ai.usage"), dimensions: fc.subarray(["project", "key", "model"] as const, { minLength: 1 }) }, opt) }, opt),
+      failover: fc.record({ enabled: fc.boolean(), retry: fc.record({ enabled: fc.boolean(), count: fc.integer({ min: 1, max: 5 }) }, opt) }, opt),
+    },
+    opt,
+  );
+
+const modelSettings = fc.record({ tokens, contentSafety, regions: fc.record({ allowed: fc.subarray(REGIONS) }, opt), dataClass: fc.record({ allowed: fc.subarray(DATA_CLASSES) }, opt), failover: failoverModel }, opt);
+
+const MI = { type: "managedIdentity" as const, resource: "https://cognitiveservices.azure.com" };
+const KV = (id: string) => ({ type: "keyVaultSecret" as const, namedValueId: id, secretIdentifier: `https://contoso-kv.vault.azure.net/secrets/${id}`, header: "api-key" as const });
+
+const modelArb = fc.record({
+  name: modelName,
+  displayName: maybe(freeText),
+  description: maybe(freeText),
+  provider: fc.constantFrom("azure-openai" as const, "openai" as const, "anthropic" as const, "foundry" as const),
+  status: fc.constantFrom("active" as const, "active" as const, "deprecated" as const, "blocked" as const),
+  deprecatedAt: maybe(fc.constantFrom("2025-01-01", "2026-03-31")),
+  sunsetDate: fc.constantFrom("2026-06-30", "2027-01-31"),
+  backends: fc.array(fc.record({ region, priority: fc.integer({ min: 1, max: 3 }), weight: fc.integer({ min: 1, max: 100 }) }), { minLength: 1, maxLength: 4 }),
+  auth: fc.oneof(fc.constant(MI), fc.constantFrom(KV("key-a"), KV("key-b"))),
+  dataClasses: maybe(fc.subarray(DATA_CLASSES)),
+  ab: fc.option(fc.tuple(fc.integer({ min: 1, max: 100 }), fc.integer({ min: 1, max: 100 })), { nil: undefined }),
+  settings: modelSettings,
+});
+
+const projectArb = fc.record({
+  id: ident,
+  name: freeText,
+  description: maybe(freeText),
+  modelsOn: fc.boolean(),
+  models: fc.uniqueArray(fc.tuple(ident, modelArb), { maxLength: 5, selector: ([id, m]) => id + "|" + m.name, comparator: (a, b) => a.split("|")[0] === b.split("|")[0] || a.split("|")[1] === b.split("|")[1] }),
+  tiers: fc.subarray(["gold", "silver"]),
+});
+
+const inputArb: fc.Arbitrary<CompilerInputIn> = fc
+  .record({
+    tier: fc.constantFrom("classic" as const, "v2" as const),
+    projects: fc.uniqueArray(projectArb, { minLength: 1, maxLength: 3, selector: (p) => p.id }),
+    tiers: fc.record({ gold: fc.integer({ min: 1, max: 100_000 }), silver: fc.integer({ min: 1, max: 1000 }), tierText: freeText }),
+  })
+  .chain((t) =>
+    fc.tuple(fc.constant(t), settings(t.projects.flatMap((p) => p.models.map(([, m]) => m.name))), fc.array(settings([]), { minLength: t.projects.length, maxLength: t.projects.length })),
+  )
+  .map(([t, tenantSettings, projectSettings]) => ({
+    tenantId: "contoso",
+    gatewayTier: t.tier,
+    settings: tenantSettings,
+    services: { contentSafety: { url: "https://contoso-cs.cognitiveservices.azure.com" }, embeddings: { url: "https://contoso-aoai.openai.azure.com/openai" } },
+    keyTiers: [
+      { id: "gold", description: t.tiers.tierText, limits: { tokensPerMinute: t.tiers.gold, tokenQuota: { limit: t.tiers.gold * 100, period: "Daily" as const } } },
+      { id: "silver", limits: { requestRate: { calls: t.tiers.silver, renewalPeriodSeconds: 60 } } },
+    ],
+    projects: t.projects.map((p, pi): ProjectIn => ({
+      id: p.id,
+      name: p.name,
+      ...(p.description ? { description: p.description } : {}),
+      pillars: { models: p.modelsOn, tools: true, agents: true },
+      keyTiers: p.tiers,
+      settings: projectSettings[pi] ?? {},
+      models: p.models.map(([id, m], mi): ModelIn => {
+        const versions = m.ab ? ["2024-08-06", "2024-11-20"] : undefined;
+        return {
+          id,
+          name: m.name,
+          ...(m.displayName ? { displayName: m.displayName } : {}),
+          ...(m.description ? { description: m.description } : {}),
+          provider: m.provider,
+          status: m.status,
+          ...(m.deprecatedAt ? { deprecatedAt: m.deprecatedAt } : {}),
+          sunsetDate: m.sunsetDate,
+          backends: m.backends.map((b, bi) => ({
+            id: `b${pi}_${mi}_${bi}`,
+            url: `https://aoai-${pi}-${mi}-${bi}.openai.azure.com/openai`,
+            region: b.region,
+            priority: b.priority,
+            weight: b.weight,
+            auth: m.auth,
+            ...(versions ? { version: versions[bi % 2]! } : {}),
+          })),
+          ...(m.dataClasses ? { allowedDataClasses: m.dataClasses } : {}),
+          ...(m.ab && versions && m.backends.length > 1
+            ? { abSplit: [{ version: versions[0]!, weight: m.ab[0] }, { version: versions[1]!, weight: m.ab[1] }] }
+            : {}),
+          settings: m.settings,
+        };
+      }),
+    })),
+    virtualKeys: t.projects.flatMap((p, i) => [{ id: `k${i}`, projectId: p.id, ...(p.tiers[0] ? { tier: p.tiers[0] } : {}) }]),
+  }));
+
+/** Shuffles every array in a value (deterministically from the seed): no array order in the input carries meaning. */
+function shuffleDeep<T>(value: T, seed: number): T {
+  let s = seed >>> 0 || 1;
+  const rnd = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const walk = (v: unknown): unknown => {
+    if (Array.isArray(v)) {
+      const copy = v.map(walk);
+      for (let i = copy.length - 1; i > 0; i--) {
+        const j = Math.floor(rnd() * (i + 1));
+        [copy[i], copy[j]] = [copy[j], copy[i]];
+      }
+      return copy;
+    }
+    if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+    return v;
+  };
+  return walk(value) as T;
+}
+
+/** Every string a user supplied in the input (identifiers and free text). */
+function userStrings(input: CompilerInputIn): string[] {
+  const out: string[] = [];
+  const walk = (v: unknown, key: string) => {
+    if (typeof v === "string" && !["url", "resource", "secretIdentifier", "provider", "status", "period", "per", "outputType", "header", "type", "tenantId", "deprecatedAt", "sunsetDate"].includes(key)) out.push(v);
+    else if (Array.isArray(v)) v.forEach((x) => walk(x, key));
+    else if (v && typeof v === "object") for (const [k, x] of Object.entries(v)) walk(x, k);
+  };
+  walk(input, "");
+  return out;
+}
+
+const documents = (r: ReturnType<typeof compile>) => r.artifacts.flatMap((a) => (a.kind === "policy" || a.kind === "fragment" ? [a.xml] : []));
+
+const SHAPE_TEXT = [...EXPRESSION_SHAPES].join("\n");
+
+describe("compiler properties", () => {
+  it("valid inputs compile to allow-listed, parseable documents within the size limit", () => {
+    fc.assert(
+      fc.property(inputArb, (input) => {
+        const r = compile(input);
+        expect(validateCompiled(r.artifacts)).toEqual([]);
+        for (const xml of documents(r)) {
+          expect(() => create(xml)).not.toThrow();
+          expect(Buffer.byteLength(xml, "utf8")).toBeLessThanOrEqual(POLICY_SIZE_LIMIT_BYTES);
+        }
+        for (const s of r.sizes) expect(s.bytes).toBeLessThanOrEqual(POLICY_SIZE_LIMIT_BYTES);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it("is deterministic, also when the input's arrays come in another order", () => {
+    fc.assert(
+      fc.property(inputArb, fc.integer(), (input, seed) => {
+        const r = compile(input);
+        const once = JSON.stringify(r);
+        expect(JSON.stringify(compile(structuredClone(input)))).toBe(once);
+        expect(JSON.stringify(compile(shuffleDeep(input, seed)))).toBe(once);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it("no user-supplied string becomes markup, an expression or a named-value reference", () => {
+    fc.assert(
+      fc.property(inputArb, (input) => {
+        const r = compile(input);
+        const strings = userStrings(input);
+        const suspicious = strings.filter((s) => s.length >= 3 && /[^0-9]/.test(s) && !SHAPE_TEXT.includes(s));
+        for (const xml of documents(r)) {
+          // Free text never reaches a document; nothing introduces a named-value reference.
+          expect(xml).not.toContain("~");
+          expect(xml).not.toContain("{{");
+          const root = parse(xml);
+          const names: string[] = [];
+          const walk = (n: { nodeType: number; nodeName: string; childNodes: ArrayLike<never> }) => {
+            if (n.nodeType === 1) names.push(n.nodeName);
+            Array.from(n.childNodes).forEach(walk);
+          };
+          walk(root as never);
+          for (const name of names) expect(ALLOWED_ELEMENTS.has(name), name).toBe(true);
+          for (const expr of expressionsIn(root)) {
+            for (const s of suspicious) expect(expr.includes(s), `${s} inside ${expr}`).toBe(false);
+          }
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it("rejects identifiers that contain markup, expression or named-value syntax", () => {
+    const bad = fc.tuple(fc.string({ maxLength: 4 }), fc.constantFrom(...NASTY, " ", "|", "\n"), fc.string({ maxLength: 4 })).map(([a, b, c]) => `a${a}${b}${c}`);
+    const place: ((s: string) => CompilerInputIn)[] = [
+      (s) => ({ tenantId: "t", projects: [{ id: "p", name: "P", models: [{ id: "m", name: s, provider: "openai", backends: [{ id: "b", url: "https://x.example.com", region: "eastus", auth: MI }] }] }] }),
+      (s) => ({ tenantId: "t", projects: [{ id: "p", name: "P", settings: { headers: { required: [{ name: s }] } } }] }),
+      (s) => ({ tenantId: "t", projects: [{ id: "p", name: "P", settings: { headers: { required: [{ name: "x-a", values: [s] }] } } }] }),
+      (s) => ({ tenantId: "t", projects: [{ id: "p", name: "P", settings: { headers: { stripSecrets: { extra: [s] } } } }] }),
+      (s) => ({ tenantId: "t", settings: { contentSafety: { blocklists: [s] } }, projects: [] }),
+      (s) => ({ tenantId: "t", settings: { regions: { allowed: [s] } }, projects: [] }),
+      (s) => ({ tenantId: "t", settings: { dataClass: { allowed: [s] } }, projects: [] }),
+      (s) => ({ tenantId: "t", settings: { models: { allowed: [s] } }, projects: [] }),
+      (s) => ({ tenantId: "t", settings: { metrics: { tokens: { namespace: s } } }, projects: [] }),
+      (s) => ({ tenantId: "t", keyTiers: [{ id: s, limits: {} }], projects: [] }),
+      (s) => ({ tenantId: "t", projects: [{ id: s, name: "P" }] }),
+      (s) => ({ tenantId: "t", projects: [{ id: "p", name: "P", models: [{ id: "m", name: "m", provider: "openai", backends: [{ id: "b", url: "https://x.example.com", region: "eastus", auth: { type: "managedIdentity", resource: `https://x/${s}` } }] }] }] }),
+      (s) => ({ tenantId: "t", projects: [{ id: "p", name: "P", models: [{ id: "m", name: "m", provider: "openai", backends: [{ id: "b", url: "https://x.example.com", region: "eastus", auth: { type: "keyVaultSecret", namedValueId: s, secretIdentifier: "https://kv1.vault.azure.net/secrets/x" } }] }] }] }),
+    ];
+    fc.assert(
+      fc.property(bad, fc.integer({ min: 0, max: place.length - 1 }), (s, i) => {
+        expect(() => compile(place[i]!(s))).toThrow(PolicyCompileError);
+        try {
+          compile(place[i]!(s));
+        } catch (e) {
+          expect((e as PolicyCompileError).code).toBe("invalidInput");
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("on the consumption tier, compiles within 16 KiB or fails with a typed error", () => {
+    fc.assert(
+      fc.property(inputArb, (input) => {
+        try {
+          const r = compile({ ...input, gatewayTier: "consumption" });
+          for (const s of r.sizes) expect(s.bytes).toBeLessThanOrEqual(CONSUMPTION_POLICY_SIZE_LIMIT_BYTES);
+          expect(validateCompiled(r.artifacts)).toEqual([]);
+        } catch (e) {
+          expect(e).toBeInstanceOf(PolicyCompileError);
+          expect(["invalidInput", "unsupportedOnTier", "sizeLimit"]).toContain((e as PolicyCompileError).code);
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+});
