@@ -26,7 +26,7 @@ const spec = (name: string, extra: Partial<ModelSpecInput> = {}): ModelSpecInput
   version: "2024-08-06",
   pricing: { inputPer1kTokens: 0.0025, outputPer1kTokens: 0.01 },
   backends: [
-    { id: "weu", url: "https://weu.openai.azure.com", region: "westeurope", priority: 1, weight: 3, credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } },
+    { id: "weu", url: "https://weu.openai.azure.com", region: "westeurope", priority: 1, weight: 3, credential: { type: "apiKey", header: "api-key", key: `${KEY}-weu` } },
     { id: "external", url: "https://api.openai.com", region: "global-1", priority: 2, credential: { type: "apiKey", header: "Authorization", key: KEY } },
   ],
   ...extra,
@@ -37,7 +37,7 @@ describe("model registry", () => {
   it("registers a model; the provider key goes to the secret store and nowhere else", async () => {
     const m = await admin.models.create(project.id, spec("gpt-4o"));
     expect(m).toMatchObject({ name: "gpt-4o", projectId: project.id, status: "active", dataClasses: ["public", "internal"] });
-    expect(m.backends[0]).toMatchObject({ id: "weu", priority: 1, weight: 3, credential: { type: "managedIdentity" } });
+    expect(m.backends[0]).toMatchObject({ id: "weu", priority: 1, weight: 3, credential: { type: "apiKey", header: "api-key" } });
     expect(m.backends[1]!.credential).toMatchObject({ type: "apiKey", header: "Authorization", secretRef: { name: `model-${m.id.replace("_", "-")}-external` } });
     const secretRef = (m.backends[1]!.credential as { secretRef: { name: string; version: string } }).secretRef;
     // The key is in the secret store…
@@ -72,6 +72,11 @@ describe("model registry", () => {
       [{ status: "deprecated" }, "body.sunsetDate"],
       [{ split: { variants: [{ version: "a", weight: 50 }, { version: "b", weight: 40 }] } }, "body.split"],
       [{ name: "Bad Name" }, "body.name"],
+      [{ split: { variants: [{ version: "a", weight: 50 }, { version: "b", weight: 50 }] } }, "body.backends.0.version"],
+      [{ backends: [
+        { id: "mi", url: "https://a.example.com", region: "weu", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } },
+        { id: "key", url: "https://b.example.com", region: "weu", credential: { type: "apiKey", header: "api-key", key: "sk-12345678" } },
+      ] }, "body.backends"],
     ];
     for (const [extra, field] of bad) {
       const err = await admin.models.create(project.id, spec("valid-name", extra)).then(() => undefined, (e: unknown) => e as ApiError);
@@ -95,7 +100,7 @@ describe("model registry", () => {
     // Re-sending backends: `keep` keeps the stored key, a new key makes a new secret version.
     const kept = await admin.models.update(project.id, m.id, {
       backends: [
-        { id: "weu", url: "https://weu.openai.azure.com", region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } },
+        { id: "weu", url: "https://weu.openai.azure.com", region: "westeurope", credential: { type: "apiKey", header: "api-key", keep: true } },
         { id: "external", url: "https://api.anthropic.com", region: "global-1", credential: { type: "apiKey", header: "x-api-key", keep: true } },
       ],
     }, blocked.etag);

@@ -9,6 +9,9 @@ export const DATA_CLASSES = ["public", "internal", "confidential", "restricted"]
 const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const REGION = /^[a-z0-9][a-z0-9-]{1,40}$/;
 
+/** Headers a gateway can send a backend key in (Authorization is sent as "Bearer <key>"); matches the policy compiler. */
+const KeyHeader = z.enum(["api-key", "x-api-key", "Authorization"]);
+
 /** How APIM authenticates to a backend. A key is accepted on write only, kept in the secret store, never returned. */
 export const CredentialSpec = z.discriminatedUnion("type", [
   z.strictObject({
@@ -17,7 +20,7 @@ export const CredentialSpec = z.discriminatedUnion("type", [
   }),
   z.strictObject({
     type: z.literal("apiKey"),
-    header: z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,63}$/, "a header name"),
+    header: KeyHeader,
     key: z.string().min(8).max(4096).meta({ description: "Write-only: stored in the secret store, surfaced to APIM as a Key Vault-backed named value" }),
   }),
 ]);
@@ -26,13 +29,14 @@ export const Credential = z.discriminatedUnion("type", [
   z.object({ type: z.literal("managedIdentity"), audience: z.string() }),
   z.object({
     type: z.literal("apiKey"),
-    header: z.string(),
+    header: KeyHeader,
     secretRef: z.object({ name: z.string(), version: z.string() }).meta({ description: "Where the key is kept; the key itself is never returned" }),
   }),
 ]);
 
 const backendFields = {
   id: z.string().regex(SLUG, "1-63 lower-case letters, digits or '-'"),
+  version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).optional().meta({ description: "The model version this backend serves (needed with an A/B split)" }),
   url: z.url().refine((u) => u.startsWith("https://"), "must be an https URL"),
   region: z.string().regex(REGION, "an Azure/cloud region name such as westeurope"),
   priority: z.number().int().min(1).max(100).default(1),
@@ -71,15 +75,34 @@ const specFields = {
   split: Split.optional(),
 };
 
-function statusRules(m: { status: string; sunsetDate?: string | undefined; backends: { id: string }[] }, ctx: z.RefinementCtx) {
+type RuleInput = {
+  status: string;
+  sunsetDate?: string | undefined;
+  split?: { variants: { version: string }[] } | undefined;
+  backends: { id: string; version?: string | undefined; credential: { type: string; audience?: string } }[];
+};
+
+/** Rules the gateway imposes too (src/policy/input.ts): checked at registration, not at publish time. */
+function modelRules(m: RuleInput, ctx: z.RefinementCtx) {
   if (m.status === "deprecated" && !m.sunsetDate) ctx.addIssue({ code: "custom", path: ["sunsetDate"], message: "is required for a deprecated model" });
   const ids = m.backends.map((b) => b.id);
   if (new Set(ids).size !== ids.length) ctx.addIssue({ code: "custom", path: ["backends"], message: "backend ids must be distinct" });
+  const auths = new Set(m.backends.map((b) => (b.credential.type === "managedIdentity" ? `mi|${b.credential.audience}` : "key")));
+  if (auths.size > 1) ctx.addIssue({ code: "custom", path: ["backends"], message: "all backends of a model use the same managed identity audience, or all use keys" });
+  if (m.split) {
+    const versions = new Set(m.split.variants.map((v) => v.version));
+    m.backends.forEach((b, i) => {
+      if (!b.version || !versions.has(b.version)) ctx.addIssue({ code: "custom", path: ["backends", i, "version"], message: "with a split, every backend serves one of the split's versions" });
+    });
+    for (const v of versions) {
+      if (!m.backends.some((b) => b.version === v)) ctx.addIssue({ code: "custom", path: ["split"], message: `no backend serves version ${v}` });
+    }
+  }
 }
 
 export const ModelSpec = z
   .strictObject({ ...specFields, backends: z.array(BackendSpec).min(1).max(20) })
-  .superRefine(statusRules)
+  .superRefine(modelRules)
   .meta({ id: "ModelSpec" });
 export type ModelSpecInput = z.input<typeof ModelSpec>;
 export type ModelSpec = z.output<typeof ModelSpec>;
@@ -99,7 +122,7 @@ export const ModelPatch = z
       .array(
         z.strictObject({
           ...backendFields,
-          credential: z.union([CredentialSpec, z.strictObject({ type: z.literal("apiKey"), header: z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,63}$/), keep: z.literal(true) })]),
+          credential: z.union([CredentialSpec, z.strictObject({ type: z.literal("apiKey"), header: KeyHeader, keep: z.literal(true) })]),
         }),
       )
       .min(1)
