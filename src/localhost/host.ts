@@ -535,28 +535,14 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
     let callback = fn.callback;
     logContext = { hookData, invocationContext: context };
 
-    const preCtx = {
-      get hookData() {
-        return hookData;
-      },
-      set hookData(_v: unknown) {
-        readOnly("hookData");
-      },
-      get appHookData() {
-        return getAppHookData();
-      },
-      set appHookData(_v: unknown) {
-        readOnly("appHookData");
-      },
-      get invocationContext() {
-        return context;
-      },
-      set invocationContext(_v: unknown) {
-        readOnly("invocationContext");
-      },
-      functionCallback: callback,
-      inputs,
-    };
+    // Hook contexts expose hookData, appHookData and invocationContext read-only, as the worker does.
+    const hookContext = <T extends object>(fields: T) =>
+      Object.defineProperties(fields, {
+        hookData: { get: () => hookData, set: () => readOnly("hookData"), enumerable: true },
+        appHookData: { get: () => getAppHookData(), set: () => readOnly("appHookData"), enumerable: true },
+        invocationContext: { get: () => context, set: () => readOnly("invocationContext"), enumerable: true },
+      }) as T & { readonly hookData: Record<string, unknown>; readonly appHookData: Record<string, unknown>; readonly invocationContext: unknown };
+    const preCtx = hookContext({ functionCallback: callback, inputs });
     coreCtx.state = "preInvocationHooks";
     try {
       await executeHooks("preInvocation", preCtx);
@@ -566,29 +552,7 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
     inputs = preCtx.inputs;
     callback = preCtx.functionCallback;
 
-    const postCtx = {
-      get hookData() {
-        return hookData;
-      },
-      set hookData(_v: unknown) {
-        readOnly("hookData");
-      },
-      get appHookData() {
-        return getAppHookData();
-      },
-      set appHookData(_v: unknown) {
-        readOnly("appHookData");
-      },
-      get invocationContext() {
-        return context;
-      },
-      set invocationContext(_v: unknown) {
-        readOnly("invocationContext");
-      },
-      inputs,
-      result: null as unknown,
-      error: null as unknown,
-    };
+    const postCtx = hookContext({ inputs, result: null as unknown, error: null as unknown });
     coreCtx.state = "invocation";
     try {
       postCtx.result = await model.invokeFunction(context, inputs, callback);
