@@ -75,7 +75,7 @@ export async function buildServices(config: Config): Promise<Services> {
     store,
     verifier: createTokenVerifier(config.auth),
     projects,
-    audit: new AuditService(store, (tenantId) => projects.listIds(tenantId)),
+    audit: new AuditService(store, (tenantId) => projects.listAuditScopes(tenantId)),
     relay: new OutboxRelay(store, await eventPublisher(config)),
     approvals,
     models,

@@ -123,6 +123,16 @@ describe("model registry", () => {
     const ref = (m.backends[1]!.credential as { secretRef: { name: string } }).secretRef;
     expect(await secrets.get(ref.name)).toBeUndefined();
     await admin.projects.delete(p.id, p.etag);
+    // The deleted project's chain (model.register, model.delete) is still verified, and tampering in it still shows.
+    const verification = await admin.audit.verify();
+    expect(verification.ok).toBe(true);
+    expect(verification.scopes.find((s) => s.scope === p.id)).toEqual({ scope: p.id, records: 2, ok: true });
+    const container = t.container();
+    const id = `audit.${p.id}.000000000001`;
+    const { resource } = await container.item(id, ["t1", p.id]).read();
+    await container.item(id, ["t1", p.id]).replace({ ...resource, actor: "mallory" });
+    expect(await admin.audit.verify()).toMatchObject({ ok: false, firstBreak: { scope: p.id, seq: 1, reason: "hashMismatch" } });
+    await container.item(id, ["t1", p.id]).replace(resource);
   });
 
   it("only writers register; readers list and read", async () => {

@@ -93,6 +93,8 @@ export class ProjectService {
       ops: [
         { kind: "create", doc },
         { kind: "create", doc: reservation },
+        // Never deleted: the project's audit chain stays verifiable after the project is gone.
+        { kind: "create", doc: { id: `auditscope.${id}`, ...partition, docType: "auditScope", scope: id } },
       ],
       event: { type: "aigov.project.created.v1", subject: subject(principal.tenantId, id), data: after },
       onFailure: (index, status) =>
@@ -193,20 +195,25 @@ export class ProjectService {
     return new Set(doc.roleAssignments.filter((a) => a.principalId === userId).map((a) => a.role));
   }
 
-  /** Ids of the tenant's projects, for jobs that walk every project (one query page at a time). */
-  async listIds(tenantId: string): Promise<string[]> {
-    const ids: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.store.queryPage<ProjectDoc>(tenantPartition(tenantId), {
-        docType: "project",
-        maxPageSize: 100,
-        ...(token ? { continuationToken: token } : {}),
-      });
-      ids.push(...page.items.map((d) => d.id));
-      token = page.continuationToken;
-    } while (token);
-    return ids;
+  /**
+   * Every project scope that ever held an audit chain in the tenant, deleted projects included
+   * (one query page at a time). Projects from before scope records existed are found by their document.
+   */
+  async listAuditScopes(tenantId: string): Promise<string[]> {
+    const scopes = new Set<string>();
+    for (const docType of ["auditScope", "project"] as const) {
+      let token: string | undefined;
+      do {
+        const page = await this.store.queryPage<StoredDoc>(tenantPartition(tenantId), {
+          docType,
+          maxPageSize: 100,
+          ...(token ? { continuationToken: token } : {}),
+        });
+        for (const d of page.items) scopes.add(docType === "project" ? d.id : String(d.scope));
+        token = page.continuationToken;
+      } while (token);
+    }
+    return [...scopes].sort();
   }
 
   private async load(principal: Principal, id: string) {
