@@ -190,6 +190,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'EVENTGRID_TOPIC_ENDPOINT', value: topic.properties.endpoint }
         { name: 'KEYVAULT_URI', value: vault.properties.vaultUri }
         { name: 'OUTBOX_RELAY_SCHEDULE', value: '*/10 * * * * *' }
+        { name: 'APPROVAL_SWEEP_SCHEDULE', value: '0 */5 * * * *' }
       ]
     }
   }

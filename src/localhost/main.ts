@@ -58,6 +58,7 @@ export async function startApp(opts: { port?: number; dataDir?: string; env?: No
   const port = opts.port ?? Number(env.PORT ?? 7071);
   env.AIGOV_DATA_DIR = dataDir;
   env.OUTBOX_RELAY_SCHEDULE ??= "*/2 * * * * *";
+  env.APPROVAL_SWEEP_SCHEDULE ??= "0 */5 * * * *";
   const stops: (() => Promise<void>)[] = [];
   let cosmos: EmbeddedCosmos | undefined;
 

@@ -183,3 +183,32 @@ describe("approval engine", () => {
     expect(metrics.timeToDecisionMs.p95).toBeGreaterThanOrEqual(metrics.timeToDecisionMs.p50!);
   });
 });
+
+describe("approval driver sweep", () => {
+  it("starts the orchestration of a pending request that has none (e.g. its start failed), exactly once", async () => {
+    const created = await alice.approvals.create(spec({ stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }] }));
+    await linkFor("bob", created.id);
+    // Lose the driver: terminate and purge the instance, as if it had never started.
+    const base = `${t.url}/runtime/webhooks/durabletask/instances/${created.id}`;
+    expect((await fetch(`${base}/terminate?reason=lost`, { method: "POST" })).status).toBe(202);
+    await eventually(async () => ((await (await fetch(base)).json()) as { runtimeStatus: string }).runtimeStatus === "Terminated" || undefined);
+    expect((await fetch(base, { method: "DELETE" })).status).toBe(200);
+    expect((await fetch(base)).status).toBe(404);
+
+    await t.app.host.invokeTimer("approvalDriverSweep");
+    const running = await eventually(async () => {
+      const res = await fetch(base);
+      return res.status === 200 || res.status === 202 ? ((await res.json()) as { runtimeStatus: string }) : undefined;
+    });
+    expect(["Running", "Pending"]).toContain(running.runtimeStatus);
+    // A second sweep finds it and starts nothing.
+    await t.app.host.invokeTimer("approvalDriverSweep");
+    const decided = await bob.approvals.decide(created.id, { decision: "approve", justification: "driven again" }, created.etag);
+    expect(decided.status).toBe("approved");
+    const done = await eventually(async () => {
+      const body = (await (await fetch(base)).json()) as { runtimeStatus: string; output: unknown };
+      return body.runtimeStatus === "Completed" ? body : undefined;
+    });
+    expect(done.output).toBe("approved");
+  });
+});

@@ -211,6 +211,21 @@ export class ApprovalService {
     };
   }
 
+  /** Background jobs only (a cross-partition query): every pending request of every tenant, page by page. */
+  async *pendingEverywhere(): AsyncGenerator<{ tenantId: string; id: string }> {
+    let token: string | undefined;
+    do {
+      const page = await this.store.queryAcrossPartitions<ApprovalDoc>({
+        docType: "approval",
+        filters: [{ field: "status", op: "=", value: "pending" }],
+        maxPageSize: 100,
+        ...(token ? { continuationToken: token } : {}),
+      });
+      for (const d of page.items) yield { tenantId: d.tenantId, id: d.id };
+      token = page.continuationToken;
+    } while (token);
+  }
+
   // ---- used by the orchestration's activities (tenant and id come from the orchestration input) ----
 
   async state(tenantId: string, id: string): Promise<ApprovalState> {

@@ -1,0 +1,27 @@
+import { app } from "@azure/functions";
+import { getServices } from "../../src/app/services.js";
+import { durableClient, durableClientInput } from "../../src/workflows/registration.js";
+import { APPROVAL_ORCHESTRATOR, approvalInput } from "../workflows/approval.js";
+
+// A request is committed before its orchestration is started; if that start failed (or the instance
+// was purged), the request would wait forever. This job starts the missing driver — with the
+// request's id as instance id, so it can never start a second one.
+app.timer("approvalDriverSweep", {
+  schedule: "%APPROVAL_SWEEP_SCHEDULE%",
+  extraInputs: [durableClientInput()],
+  handler: async (_timer, context) => {
+    const { approvals } = await getServices();
+    const client = durableClient(context);
+    let started = 0;
+    for await (const pending of approvals.pendingEverywhere()) {
+      const exists = await client.getStatus(pending.id).then(
+        () => true,
+        () => false, // the client throws on 404: no such instance
+      );
+      if (exists) continue;
+      await client.startNew(APPROVAL_ORCHESTRATOR, { instanceId: pending.id, input: approvalInput({ tenantId: pending.tenantId, id: pending.id }) });
+      started += 1;
+    }
+    if (started > 0) context.warn(`approval driver sweep started ${started} missing orchestration(s)`);
+  },
+});
