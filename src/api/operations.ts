@@ -3,6 +3,7 @@ import { PageQuery } from "../domain/common.js";
 import { AuditList, AuditQuery, AuditVerification } from "../domain/audit/schema.js";
 import { Approval, ApprovalId, ApprovalList, ApprovalListQuery, ApprovalMetrics, ApprovalSpec, DecisionSpec } from "../domain/approvals/schema.js";
 import { Model, ModelId, ModelList, ModelPatch, ModelSpec } from "../domain/models/schema.js";
+import { PolicyPreview } from "../domain/policy/preview.js";
 import { Project, ProjectId, ProjectList, ProjectPatch, ProjectSpec } from "../domain/projects/schema.js";
 import { defineOperation, type Operation } from "./contract.js";
 
@@ -220,6 +221,20 @@ export const deleteModel = defineOperation({
   cli: "models delete",
 });
 
+export const getProjectPolicy = defineOperation({
+  operationId: "getProjectPolicy",
+  method: "GET",
+  path: "/projects/{projectId}/policy",
+  summary: "What the gateway would get for this project: the compiled APIM artifacts (explain=true: which setting produced each element)",
+  tag: "policy",
+  access: "any tenant role, or a role assignment on the project",
+  params: ProjectParams,
+  query: z.strictObject({ explain: z.enum(["true", "false"]).default("false") }),
+  success: { status: 200, schema: PolicyPreview, description: "Artifacts in publish order, document sizes, and optionally the explanation" },
+  errors: [...AUTH_ERRORS, 404, 409],
+  cli: "policy show",
+});
+
 const ApprovalParams = z.strictObject({ approvalId: ApprovalId });
 const ANY_ROLE = ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"] as const;
 
@@ -346,6 +361,7 @@ export const operations: readonly Operation[] = [
   getModel,
   updateModel,
   deleteModel,
+  getProjectPolicy,
   listAudit,
   verifyAudit,
   createApproval,

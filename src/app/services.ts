@@ -8,6 +8,7 @@ import { OutboxRelay } from "../domain/outbox/relay.js";
 import { ApprovalLinks } from "../domain/approvals/links.js";
 import { ApprovalService } from "../domain/approvals/service.js";
 import { ModelService } from "../domain/models/service.js";
+import { PolicyPreviewService } from "../domain/policy/preview.js";
 import { ProjectService } from "../domain/projects/service.js";
 import type { Notifier } from "../ports/notifier.js";
 import type { SecretStore } from "../ports/secrets.js";
@@ -24,6 +25,7 @@ export interface Services {
   relay: OutboxRelay;
   approvals: ApprovalService;
   models: ModelService;
+  policy: PolicyPreviewService;
   secrets: SecretStore;
 }
 
@@ -79,6 +81,7 @@ export async function buildServices(config: Config): Promise<Services> {
     relay: new OutboxRelay(store, await eventPublisher(config)),
     approvals,
     models,
+    policy: new PolicyPreviewService(projects, models, config.keyVaultUri),
     secrets,
   };
 }

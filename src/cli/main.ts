@@ -243,6 +243,22 @@ export function buildProgram(io: CliIo): Command {
       io.err(`deleted ${modelId}`);
     });
 
+  const policy = program.command("policy").description("see what the gateway would get");
+  policy
+    .command("show <projectId>")
+    .description("the compiled APIM artifacts for a project (policy XML printed as is)")
+    .option("--explain", "also list which setting produced each element")
+    .action(async (projectId: string, o: { explain?: boolean }) => {
+      const preview = await client().policy.show(projectId, o.explain ?? false);
+      if (globals().output === "json") return print(preview);
+      for (const a of preview.artifacts) {
+        io.out(`# ${a.ref}`);
+        io.out(typeof a.xml === "string" ? a.xml : JSON.stringify(a, null, 2));
+      }
+      render(io, "table", preview.sizes, ["ref", "bytes"]);
+      if (preview.explain) render(io, "table", preview.explain.map((e) => ({ ...e, control: JSON.stringify(e.control), scope: JSON.stringify(e.scope) })), ["ref", "path", "control", "scope"]);
+    });
+
   const APPROVAL_COLUMNS = ["id", "status", "currentStage", "requester", "createdAt"];
   const approvals = program.command("approvals").description("request, decide and follow approvals");
   approvals

@@ -99,6 +99,10 @@ export class AigovClient {
       this.call(ops.updateModel, { params: { projectId, modelId }, body, ifMatch }).then((r) => r.body),
     delete: (projectId: string, modelId: string, ifMatch: string) => this.call(ops.deleteModel, { params: { projectId, modelId }, ifMatch }).then(() => undefined),
   };
+  policy = {
+    show: (projectId: string, explain = false) =>
+      this.call(ops.getProjectPolicy, { params: { projectId }, query: { explain: explain ? "true" : "false" } }).then((r) => r.body),
+  };
   approvals = {
     create: (body: z.input<typeof ops.createApproval.body>) => this.call(ops.createApproval, { body }).then((r) => r.body),
     list: (query: z.input<typeof ops.listApprovals.query> = {}) => this.call(ops.listApprovals, { query }).then((r) => r.body),

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { Audience, HttpsUrl, Region, VersionLabel } from "../../policy/identifiers.js";
 import { idSchema, serverFields } from "../common.js";
 
 export const ModelId = idSchema("mdl");
@@ -7,7 +8,6 @@ export const MODEL_STATUSES = ["active", "deprecated", "blocked"] as const;
 export const DATA_CLASSES = ["public", "internal", "confidential", "restricted"] as const;
 
 const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
-const REGION = /^[a-z0-9][a-z0-9-]{1,40}$/;
 
 /** Headers a gateway can send a backend key in (Authorization is sent as "Bearer <key>"); matches the policy compiler. */
 const KeyHeader = z.enum(["api-key", "x-api-key", "Authorization"]);
@@ -16,7 +16,7 @@ const KeyHeader = z.enum(["api-key", "x-api-key", "Authorization"]);
 export const CredentialSpec = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("managedIdentity"),
-    audience: z.url().meta({ description: "Resource audience, e.g. https://cognitiveservices.azure.com" }),
+    audience: Audience,
   }),
   z.strictObject({
     type: z.literal("apiKey"),
@@ -36,11 +36,12 @@ export const Credential = z.discriminatedUnion("type", [
 
 const backendFields = {
   id: z.string().regex(SLUG, "1-63 lower-case letters, digits or '-'"),
-  version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).optional().meta({ description: "The model version this backend serves (needed with an A/B split)" }),
-  url: z.url().refine((u) => u.startsWith("https://"), "must be an https URL"),
-  region: z.string().regex(REGION, "an Azure/cloud region name such as westeurope"),
+  version: VersionLabel.optional().meta({ description: "The model version this backend serves (needed with an A/B split)" }),
+  // The gateway's own rules (src/policy/identifiers.ts), so whatever registers also compiles.
+  url: HttpsUrl,
+  region: Region,
   priority: z.number().int().min(1).max(100).default(1),
-  weight: z.number().int().min(1).max(1000).default(1),
+  weight: z.number().int().min(1).max(100).default(1),
 };
 
 export const BackendSpec = z.strictObject({ ...backendFields, credential: CredentialSpec });
@@ -55,7 +56,7 @@ const Pricing = z.strictObject({
 const Split = z
   .strictObject({
     variants: z
-      .array(z.strictObject({ version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/), weight: z.number().int().min(1).max(100) }))
+      .array(z.strictObject({ version: VersionLabel, weight: z.number().int().min(1).max(100) }))
       .min(2)
       .max(5),
   })

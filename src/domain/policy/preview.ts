@@ -1,0 +1,100 @@
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import { compile, PolicyCompileError, type CompilerInputIn, type ExplainEntry } from "../../policy/index.js";
+import { artifactRef, type GatewayArtifact } from "../../ports/gateway.js";
+import type { RequestContext } from "../common.js";
+import { AppError } from "../errors.js";
+import type { Model } from "../models/schema.js";
+import type { ModelService } from "../models/service.js";
+import type { Project } from "../projects/schema.js";
+import type { ProjectService } from "../projects/service.js";
+
+export const PolicyPreview = z
+  .object({
+    projectId: z.string(),
+    artifacts: z.array(z.object({ ref: z.string(), kind: z.string() }).catchall(z.unknown())).meta({ description: "What a publish would send for this project, in publish order" }),
+    sizes: z.array(z.object({ ref: z.string(), bytes: z.number().int() })),
+    explain: z.array(z.object({ ref: z.string(), path: z.string(), control: z.unknown(), scope: z.unknown(), note: z.string().optional() })).optional(),
+  })
+  .meta({ id: "PolicyPreview" });
+export type PolicyPreview = z.output<typeof PolicyPreview>;
+
+/** Compiler ids are ≤ 24 characters of [a-z0-9_] and unique in the tenant; registry backend ids are per model. */
+const backendId = (model: Model, backend: string) => `b_${createHash("sha256").update(`${model.id}/${backend}`).digest("hex").slice(0, 22)}`;
+/** Locally there is no vault: a synthetic vault URI names the secret the same way Key Vault would. */
+const LOCAL_VAULT = "https://aigov-local.vault.azure.net";
+
+/** The registry as the policy compiler sees it (settings at every scope are defaults until the settings API exists). */
+export function toCompilerInput(tenantId: string, project: Project, models: Model[], vaultUri: string | undefined): CompilerInputIn {
+  const vault = (vaultUri ?? LOCAL_VAULT).replace(/\/$/, "");
+  return {
+    tenantId,
+    projects: [
+      {
+        id: project.id,
+        name: project.name,
+        ...(project.description ? { description: project.description } : {}),
+        pillars: project.pillars,
+        models: models.map((m) => ({
+          id: m.id,
+          name: m.name,
+          ...(m.displayName ? { displayName: m.displayName } : {}),
+          provider: m.provider,
+          status: m.status,
+          ...(m.sunsetDate ? { sunsetDate: m.sunsetDate } : {}),
+          ...(m.pricing ? { pricing: { currency: m.pricing.currency, inputPerMillionTokens: m.pricing.inputPer1kTokens * 1000, outputPerMillionTokens: m.pricing.outputPer1kTokens * 1000 } } : {}),
+          allowedDataClasses: m.dataClasses,
+          ...(m.split ? { abSplit: m.split.variants } : {}),
+          backends: m.backends.map((b) => ({
+            id: backendId(m, b.id),
+            url: b.url,
+            region: b.region,
+            priority: b.priority,
+            weight: b.weight,
+            ...(b.version ? { version: b.version } : {}),
+            auth:
+              b.credential.type === "managedIdentity"
+                ? { type: "managedIdentity" as const, resource: b.credential.audience }
+                : {
+                    type: "keyVaultSecret" as const,
+                    namedValueId: `nv-${backendId(m, b.id)}`,
+                    // Versionless: a new key version reaches the gateway through Key Vault rotation.
+                    secretIdentifier: `${vault}/secrets/${b.credential.secretRef.name}`,
+                    header: b.credential.header,
+                  },
+          })),
+        })),
+      },
+    ],
+  };
+}
+
+/** What the gateway would get for one project: compiled from the registry, nothing published. */
+export class PolicyPreviewService {
+  constructor(
+    private readonly projects: ProjectService,
+    private readonly models: ModelService,
+    private readonly vaultUri: string | undefined,
+  ) {}
+
+  async preview(ctx: RequestContext, projectId: string, explain: boolean): Promise<PolicyPreview> {
+    const project = await this.projects.get(ctx, projectId);
+    const models = await this.models.listAll(ctx.principal.tenantId, projectId);
+    let result;
+    try {
+      result = compile(toCompilerInput(ctx.principal.tenantId, project, models, this.vaultUri));
+    } catch (err) {
+      if (err instanceof PolicyCompileError) {
+        throw new AppError({ kind: "conflict", detail: `the project cannot be compiled for the gateway: ${err.message}` });
+      }
+      throw err;
+    }
+    const artifacts = result.artifacts.map((a: GatewayArtifact) => ({ ref: artifactRef(a), ...a }));
+    return {
+      projectId,
+      artifacts,
+      sizes: result.sizes,
+      ...(explain ? { explain: result.explain.map((e: ExplainEntry) => ({ ...e })) } : {}),
+    };
+  }
+}

@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AigovClient } from "../../src/client/index.js";
+import type { Project } from "../../src/domain/projects/schema.js";
+import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
+
+let t: TestApp;
+let admin: AigovClient;
+let project: Project;
+const KEY = "sk-preview-provider-key-123456";
+
+beforeAll(async () => {
+  t = await startTestApp();
+  admin = await t.as("t1", "alice", ["TenantAdmin"]);
+  project = await admin.projects.create(projectSpec("policy preview"));
+  await admin.models.create(project.id, {
+    name: "gpt-4o",
+    provider: "azure-openai",
+    modelName: "gpt-4o",
+    backends: [
+      { id: "weu", url: "https://weu.openai.azure.com", region: "westeurope", priority: 1, weight: 3, credential: { type: "apiKey", header: "api-key", key: KEY } },
+      { id: "sec", url: "https://sec.openai.azure.com", region: "swedencentral", priority: 2, credential: { type: "apiKey", header: "api-key", key: KEY } },
+    ],
+  });
+  await admin.models.create(project.id, {
+    name: "old-model",
+    provider: "azure-openai",
+    modelName: "gpt-35-turbo",
+    status: "deprecated",
+    sunsetDate: "2027-01-31",
+    backends: [{ id: "weu", url: "https://old.openai.azure.com", region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }],
+  });
+  await admin.models.create(project.id, {
+    name: "banned-model",
+    provider: "openai",
+    modelName: "banned",
+    status: "blocked",
+    backends: [{ id: "x", url: "https://banned.example.com", region: "global", credential: { type: "managedIdentity", audience: "https://banned.example.com" } }],
+  });
+});
+afterAll(() => t.stop());
+
+describe("policy preview compiled from the model registry", () => {
+  it("shows pools, Key Vault-backed named values, deprecation headers; a blocked model is nowhere; no key anywhere", async () => {
+    const preview = await admin.policy.show(project.id);
+    const text = JSON.stringify(preview);
+    expect(text).not.toContain(KEY);
+    const policy = preview.artifacts.find((a) => a.kind === "policy" && String(a.ref).includes(project.id));
+    expect(policy, JSON.stringify(preview.artifacts.map((a) => a.ref))).toBeDefined();
+    const xml = String(policy!.xml);
+    expect(xml).toMatch(/^<\?xml|^<policies>/);
+    expect(xml).toContain("gpt-4o");
+    expect(xml).toContain("old-model");
+    expect(xml).toContain("Sunset");
+    expect(xml).not.toContain("banned");
+    expect(text).not.toContain("banned.example.com");
+    const pools = preview.artifacts.filter((a) => a.kind === "backend" && a.type === "Pool");
+    expect(pools.length).toBeGreaterThanOrEqual(2);
+    const namedValues = preview.artifacts.filter((a) => a.kind === "namedValue");
+    expect(namedValues.length).toBe(2);
+    for (const nv of namedValues) {
+      expect(nv).toMatchObject({ secret: true, keyVault: { secretIdentifier: expect.stringMatching(/^https:\/\/aigov-local\.vault\.azure\.net\/secrets\/model-mdl-/) } });
+    }
+    expect(preview.sizes.every((s) => s.bytes > 0 && s.bytes < 512 * 1024)).toBe(true);
+    expect(preview.explain).toBeUndefined();
+  });
+
+  it("is deterministic and explains itself on request", async () => {
+    const a = await admin.policy.show(project.id);
+    const b = await admin.policy.show(project.id, true);
+    expect(b.artifacts).toEqual(a.artifacts);
+    expect(b.explain!.length).toBeGreaterThan(0);
+    expect(b.explain!.every((e) => typeof e.ref === "string" && typeof e.path === "string")).toBe(true);
+  });
+
+  it("switching the models pillar off drops model routing and keeps the registrations", async () => {
+    const current = await admin.projects.get(project.id);
+    const off = await admin.projects.update(project.id, { pillars: { models: false } }, current.etag);
+    const preview = await admin.policy.show(project.id);
+    expect(preview.artifacts.some((a) => a.kind === "backend")).toBe(false);
+    expect((await admin.models.list(project.id)).items).toHaveLength(3);
+    await admin.projects.update(project.id, { pillars: { models: true } }, off.etag);
+    expect((await admin.policy.show(project.id)).artifacts.some((a) => a.kind === "backend")).toBe(true);
+  });
+});
