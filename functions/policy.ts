@@ -1,7 +1,13 @@
 import { app } from "@azure/functions";
-import { getProjectPolicy } from "../src/api/operations.js";
+import { getProjectPolicy, getTenantSettings, putTenantSettings } from "../src/api/operations.js";
 import { endpoint } from "../src/http/endpoint.js";
 
 app.http(getProjectPolicy.operationId, endpoint(getProjectPolicy, async ({ params, query }, ctx, s) => ({
   body: await s.policy.preview(ctx, params.projectId, query.explain === "true"),
+})));
+
+app.http(getTenantSettings.operationId, endpoint(getTenantSettings, async (_req, ctx, s) => ({ body: await s.settings.get(ctx) })));
+
+app.http(putTenantSettings.operationId, endpoint(putTenantSettings, async ({ body, ifMatch }, ctx, s) => ({
+  body: await s.settings.put(ctx, body, ifMatch),
 })));

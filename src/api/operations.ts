@@ -4,6 +4,7 @@ import { AuditList, AuditQuery, AuditVerification } from "../domain/audit/schema
 import { Approval, ApprovalId, ApprovalList, ApprovalListQuery, ApprovalMetrics, ApprovalSpec, DecisionSpec } from "../domain/approvals/schema.js";
 import { Model, ModelId, ModelList, ModelPatch, ModelSpec } from "../domain/models/schema.js";
 import { PolicyPreview } from "../domain/policy/preview.js";
+import { TenantSettings, TenantSettingsSpec } from "../domain/policy/tenant-settings.js";
 import { Project, ProjectId, ProjectList, ProjectPatch, ProjectSpec } from "../domain/projects/schema.js";
 import { defineOperation, type Operation } from "./contract.js";
 
@@ -221,6 +222,35 @@ export const deleteModel = defineOperation({
   cli: "models delete",
 });
 
+export const getTenantSettings = defineOperation({
+  operationId: "getTenantSettings",
+  method: "GET",
+  path: "/settings",
+  summary: "The tenant's governance settings (tenant scope of the policy-as-code)",
+  tag: "policy",
+  roles: ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"],
+  access: "any tenant role",
+  success: { status: 200, schema: TenantSettings, description: "The settings and their ETag (\"initial\" before the first write)" },
+  errors: AUTH_ERRORS,
+  cli: "settings show",
+});
+
+export const putTenantSettings = defineOperation({
+  operationId: "putTenantSettings",
+  method: "PUT",
+  path: "/settings",
+  summary: "Replace the tenant's governance settings (If-Match required; \"initial\" for the first write)",
+  tag: "policy",
+  roles: ["TenantAdmin"],
+  access: "TenantAdmin",
+  body: TenantSettingsSpec,
+  bodyTypes: JSON_TYPES,
+  ifMatch: true,
+  success: { status: 200, schema: TenantSettings, description: "The new settings" },
+  errors: [...AUTH_ERRORS, 412, 413, 415, 428],
+  cli: "settings set",
+});
+
 export const getProjectPolicy = defineOperation({
   operationId: "getProjectPolicy",
   method: "GET",
@@ -362,6 +392,8 @@ export const operations: readonly Operation[] = [
   updateModel,
   deleteModel,
   getProjectPolicy,
+  getTenantSettings,
+  putTenantSettings,
   listAudit,
   verifyAudit,
   createApproval,

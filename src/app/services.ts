@@ -9,6 +9,7 @@ import { ApprovalLinks } from "../domain/approvals/links.js";
 import { ApprovalService } from "../domain/approvals/service.js";
 import { ModelService } from "../domain/models/service.js";
 import { PolicyPreviewService } from "../domain/policy/preview.js";
+import { TenantSettingsService } from "../domain/policy/tenant-settings.js";
 import { ProjectService } from "../domain/projects/service.js";
 import type { Notifier } from "../ports/notifier.js";
 import type { SecretStore } from "../ports/secrets.js";
@@ -26,6 +27,7 @@ export interface Services {
   approvals: ApprovalService;
   models: ModelService;
   policy: PolicyPreviewService;
+  settings: TenantSettingsService;
   secrets: SecretStore;
 }
 
@@ -69,6 +71,7 @@ export async function buildServices(config: Config): Promise<Services> {
   const projects = new ProjectService(store, changes, systemClock);
   const secrets = await secretStore(config);
   const notifier = await notifierFor(config);
+  const tenantSettings = new TenantSettingsService(store, changes, systemClock);
   const models = new ModelService(store, changes, systemClock, secrets, projects);
   projects.countDependentsWith((tenantId, projectId) => models.count(tenantId, projectId));
   const approvals = new ApprovalService(store, changes, systemClock, new ApprovalLinks(secrets, systemClock), notifier, projects, () => config.publicUrl);
@@ -81,7 +84,8 @@ export async function buildServices(config: Config): Promise<Services> {
     relay: new OutboxRelay(store, await eventPublisher(config)),
     approvals,
     models,
-    policy: new PolicyPreviewService(projects, models, config.keyVaultUri),
+    policy: new PolicyPreviewService(projects, models, tenantSettings, config.keyVaultUri),
+    settings: tenantSettings,
     secrets,
   };
 }

@@ -243,6 +243,19 @@ export function buildProgram(io: CliIo): Command {
       io.err(`deleted ${modelId}`);
     });
 
+  const settings = program.command("settings").description("the tenant's governance settings (policy as code)");
+  settings.command("show").description("print the tenant settings").action(async () => io.out(JSON.stringify(await client().settings.get(), null, 2)));
+  settings
+    .command("set")
+    .description("replace the tenant settings from a JSON file ({\"settings\": {...}}; reads the current ETag unless --if-match)")
+    .requiredOption("--file <path>")
+    .option("--if-match <etag>")
+    .action(async (o: { file: string; ifMatch?: string }) => {
+      const c = client();
+      const etag = o.ifMatch ?? (await c.settings.get()).etag;
+      io.out(JSON.stringify(await c.settings.put(JSON.parse(readFileSync(o.file, "utf8")) as never, etag), null, 2));
+    });
+
   const policy = program.command("policy").description("see what the gateway would get");
   policy
     .command("show <projectId>")

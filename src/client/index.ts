@@ -99,6 +99,10 @@ export class AigovClient {
       this.call(ops.updateModel, { params: { projectId, modelId }, body, ifMatch }).then((r) => r.body),
     delete: (projectId: string, modelId: string, ifMatch: string) => this.call(ops.deleteModel, { params: { projectId, modelId }, ifMatch }).then(() => undefined),
   };
+  settings = {
+    get: () => this.call(ops.getTenantSettings, {}).then((r) => r.body),
+    put: (body: z.input<typeof ops.putTenantSettings.body>, ifMatch: string) => this.call(ops.putTenantSettings, { body, ifMatch }).then((r) => r.body),
+  };
   policy = {
     show: (projectId: string, explain = false) =>
       this.call(ops.getProjectPolicy, { params: { projectId }, query: { explain: explain ? "true" : "false" } }).then((r) => r.body),

@@ -72,6 +72,39 @@ describe("policy preview compiled from the model registry", () => {
     expect(b.explain!.every((e) => typeof e.ref === "string" && typeof e.path === "string")).toBe(true);
   });
 
+  it("tenant, project and model settings reach the compiled policy; settings are validated, versioned and audited", async () => {
+    const initial = await admin.settings.get();
+    expect(initial).toEqual({ settings: {}, etag: "initial" });
+    const before = String((await admin.policy.show(project.id)).artifacts.find((a) => a.kind === "policy" && String(a.ref).includes(project.id))!.xml);
+    expect(before).not.toContain("token-limit");
+
+    const bad = await admin.settings.put({ settings: { tokens: { perMinute: { limit: -5 } } } } as never, "initial").then(() => undefined, (e: { status: number; problem?: { errors?: { field: string }[] } }) => e);
+    expect(bad?.status).toBe(400);
+    expect(bad?.problem?.errors?.[0]?.field).toMatch(/^body\.settings\.tokens\.perMinute/);
+
+    const saved = await admin.settings.put({ settings: { tokens: { perMinute: { limit: 10000 } } } }, "initial");
+    expect(saved.settings).toMatchObject({ tokens: { perMinute: { limit: 10000 } } });
+    await expect(admin.settings.put({ settings: {} }, "initial")).rejects.toMatchObject({ status: 412 });
+    const current = await admin.projects.get(project.id);
+    await admin.projects.update(project.id, { settings: { regions: { allowed: ["westeurope"] } } }, current.etag);
+
+    const xml = String((await admin.policy.show(project.id)).artifacts.find((a) => a.kind === "policy" && String(a.ref).includes(project.id))!.xml);
+    expect(xml).toMatch(/token-limit/);
+    expect(xml).toContain("10000");
+    // The region rule: the swedencentral backend of gpt-4o is no longer routed.
+    const preview = await admin.policy.show(project.id, true);
+    expect(JSON.stringify(preview.artifacts)).not.toContain("sec.openai.azure.com");
+    expect(preview.explain!.some((e) => JSON.stringify(e.control).includes("tokens.perMinute"))).toBe(true);
+
+    const audit = await (await t.as("t1", "aud", ["Auditor"])).audit.list({ resource: "/settings" });
+    expect(audit.items.map((r) => r.action)).toEqual(["settings.update"]);
+    expect((await (await t.as("t1", "rita", ["Reader"])).settings.get()).settings).toEqual(saved.settings);
+    await expect((await t.as("t1", "pam", ["ProjectAdmin"])).settings.put({ settings: {} }, saved.etag)).rejects.toMatchObject({ status: 403 });
+    const restored = await admin.projects.get(project.id);
+    await admin.projects.update(project.id, { settings: null }, restored.etag);
+    await admin.settings.put({ settings: {} }, saved.etag);
+  });
+
   it("switching the models pillar off drops model routing and keeps the registrations", async () => {
     const current = await admin.projects.get(project.id);
     const off = await admin.projects.update(project.id, { pillars: { models: false } }, current.etag);

@@ -57,6 +57,7 @@ export const validBodies: Record<string, (unique: string) => unknown> = {
     backends: [{ id: "primary", url: "https://walk.openai.azure.com", region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }],
   }),
   updateModel: () => ({ displayName: "walked" }),
+  putTenantSettings: () => ({ settings: { tokens: { perMinute: { limit: 1000 } } } }),
 };
 
 export function fillPath(path: string, values: Record<string, string>): string {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { Audience, HttpsUrl, Region, VersionLabel } from "../../policy/identifiers.js";
+import { ModelSettings } from "../../policy/settings.js";
 import { idSchema, serverFields } from "../common.js";
 
 export const ModelId = idSchema("mdl");
@@ -74,6 +75,7 @@ const specFields = {
   status: z.enum(MODEL_STATUSES).default("active"),
   sunsetDate: z.iso.date().optional(),
   split: Split.optional(),
+  settings: ModelSettings.meta({ description: "Governance controls at model scope (tokens, content safety, regions, data class, circuit breaker)" }).optional(),
 };
 
 type RuleInput = {
@@ -119,6 +121,7 @@ export const ModelPatch = z
     status: z.enum(MODEL_STATUSES).optional(),
     sunsetDate: z.iso.date().nullable().optional(),
     split: Split.nullable().optional(),
+    settings: ModelSettings.meta({ description: "Replaced as a whole; null clears" }).nullable().optional(),
     backends: z
       .array(
         z.strictObject({

@@ -8,6 +8,7 @@ import type { Model } from "../models/schema.js";
 import type { ModelService } from "../models/service.js";
 import type { Project } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
+import type { TenantSettingsService } from "./tenant-settings.js";
 
 export const PolicyPreview = z
   .object({
@@ -24,14 +25,22 @@ const backendId = (model: Model, backend: string) => `b_${createHash("sha256").u
 /** Locally there is no vault: a synthetic vault URI names the secret the same way Key Vault would. */
 const LOCAL_VAULT = "https://aigov-local.vault.azure.net";
 
-/** The registry as the policy compiler sees it (settings at every scope are defaults until the settings API exists). */
-export function toCompilerInput(tenantId: string, project: Project, models: Model[], vaultUri: string | undefined): CompilerInputIn {
+/** The registry and the settings of every scope, as the policy compiler sees them. */
+export function toCompilerInput(
+  tenantId: string,
+  tenantSettings: CompilerInputIn["settings"],
+  project: Project,
+  models: Model[],
+  vaultUri: string | undefined,
+): CompilerInputIn {
   const vault = (vaultUri ?? LOCAL_VAULT).replace(/\/$/, "");
   return {
     tenantId,
+    settings: tenantSettings ?? {},
     projects: [
       {
         id: project.id,
+        settings: project.settings ?? {},
         name: project.name,
         ...(project.description ? { description: project.description } : {}),
         pillars: project.pillars,
@@ -44,6 +53,7 @@ export function toCompilerInput(tenantId: string, project: Project, models: Mode
           ...(m.sunsetDate ? { sunsetDate: m.sunsetDate } : {}),
           ...(m.pricing ? { pricing: { currency: m.pricing.currency, inputPerMillionTokens: m.pricing.inputPer1kTokens * 1000, outputPerMillionTokens: m.pricing.outputPer1kTokens * 1000 } } : {}),
           allowedDataClasses: m.dataClasses,
+          settings: m.settings ?? {},
           ...(m.split ? { abSplit: m.split.variants } : {}),
           backends: m.backends.map((b) => ({
             id: backendId(m, b.id),
@@ -74,15 +84,17 @@ export class PolicyPreviewService {
   constructor(
     private readonly projects: ProjectService,
     private readonly models: ModelService,
+    private readonly tenantSettings: TenantSettingsService,
     private readonly vaultUri: string | undefined,
   ) {}
 
   async preview(ctx: RequestContext, projectId: string, explain: boolean): Promise<PolicyPreview> {
     const project = await this.projects.get(ctx, projectId);
     const models = await this.models.listAll(ctx.principal.tenantId, projectId);
+    const settings = await this.tenantSettings.current(ctx.principal.tenantId);
     let result;
     try {
-      result = compile(toCompilerInput(ctx.principal.tenantId, project, models, this.vaultUri));
+      result = compile(toCompilerInput(ctx.principal.tenantId, settings, project, models, this.vaultUri));
     } catch (err) {
       if (err instanceof PolicyCompileError) {
         throw new AppError({ kind: "conflict", detail: `the project cannot be compiled for the gateway: ${err.message}` });

@@ -1,5 +1,9 @@
 import { z } from "zod";
+import { Settings } from "../../policy/settings.js";
 import { idSchema, serverFields } from "../common.js";
+
+/** Governance controls at project scope (src/policy/settings.ts); replaced as a whole on PATCH. */
+export const ProjectSettings = Settings.meta({ description: "Governance controls at project scope; see GET /api/settings for precedence" });
 
 export const ProjectId = idSchema("prj");
 export const ENVIRONMENTS = ["sandbox", "dev", "test", "prod"] as const;
@@ -39,6 +43,7 @@ const fields = {
   lifecycleStage: z.enum(LIFECYCLE_STAGES).default("active"),
   pillars: Pillars.default({ models: true, tools: true, agents: true }),
   roleAssignments: z.array(RoleAssignment).max(100).default([]),
+  settings: ProjectSettings.optional(),
 };
 
 function sandboxNeedsReviewDate(spec: { environment: string; reviewDate?: string | undefined }, ctx: z.RefinementCtx) {
@@ -64,6 +69,7 @@ export const ProjectPatch = z
     lifecycleStage: fields.lifecycleStage.optional(),
     pillars: z.strictObject({ models: z.boolean(), tools: z.boolean(), agents: z.boolean() }).partial().optional(),
     roleAssignments: z.array(RoleAssignment).max(100).optional(),
+    settings: ProjectSettings.nullable().optional(),
   })
   .meta({ id: "ProjectPatch" });
 export type ProjectPatch = z.output<typeof ProjectPatch>;
