@@ -313,6 +313,14 @@ function readOnly(name: string): never {
   throw new Error(`Cannot assign to read only property '${name}'`);
 }
 
+/** Adds getter-only properties that throw on assignment, as the worker's hook contexts do. */
+function withReadOnly<T extends object, G extends Record<string, () => unknown>>(target: T, getters: G): T & { readonly [K in keyof G]: ReturnType<G[K]> } {
+  for (const [name, get] of Object.entries(getters)) {
+    Object.defineProperty(target, name, { get, set: () => readOnly(name), enumerable: true });
+  }
+  return target as T & { readonly [K in keyof G]: ReturnType<G[K]> };
+}
+
 const DEFAULT_MAX_BODY = 100 * 1024 * 1024;
 
 interface TimerEntry {
@@ -386,21 +394,7 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
       }
     }
 
-    const appStartCtx = {
-      get hookData() {
-        return getAppLevelOnlyHookData();
-      },
-      set hookData(_v: unknown) {
-        readOnly("hookData");
-      },
-      get appHookData() {
-        return getAppHookData();
-      },
-      set appHookData(_v: unknown) {
-        readOnly("appHookData");
-      },
-      functionAppDirectory: process.cwd(),
-    };
+    const appStartCtx = withReadOnly({ functionAppDirectory: process.cwd() }, { hookData: getAppLevelOnlyHookData, appHookData: getAppHookData });
     for (const hook of getHooks("appStart")) await hook(appStartCtx);
   }
 
@@ -422,34 +416,15 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
     const hooks = getHooks("log");
     if (hooks.length === 0) return { level, message };
     const lc = logContext as { hookData: Record<string, unknown>; invocationContext: unknown } | undefined;
-    const ctx = {
-      level,
-      message,
-      get category() {
-        return category;
+    const ctx = withReadOnly(
+      { level, message },
+      {
+        category: () => category,
+        hookData: () => lc?.hookData ?? {},
+        appHookData: getAppHookData,
+        invocationContext: () => lc?.invocationContext,
       },
-      set category(_v: unknown) {
-        readOnly("category");
-      },
-      get hookData() {
-        return lc?.hookData ?? {};
-      },
-      set hookData(_v: unknown) {
-        readOnly("hookData");
-      },
-      get appHookData() {
-        return getAppHookData();
-      },
-      set appHookData(_v: unknown) {
-        readOnly("appHookData");
-      },
-      get invocationContext() {
-        return lc?.invocationContext;
-      },
-      set invocationContext(_v: unknown) {
-        readOnly("invocationContext");
-      },
-    };
+    );
     for (const hook of hooks) {
       try {
         hook(ctx);
@@ -537,11 +512,7 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
 
     // Hook contexts expose hookData, appHookData and invocationContext read-only, as the worker does.
     const hookContext = <T extends object>(fields: T) =>
-      Object.defineProperties(fields, {
-        hookData: { get: () => hookData, set: () => readOnly("hookData"), enumerable: true },
-        appHookData: { get: () => getAppHookData(), set: () => readOnly("appHookData"), enumerable: true },
-        invocationContext: { get: () => context, set: () => readOnly("invocationContext"), enumerable: true },
-      }) as T & { readonly hookData: Record<string, unknown>; readonly appHookData: Record<string, unknown>; readonly invocationContext: unknown };
+      withReadOnly(fields, { hookData: () => hookData, appHookData: getAppHookData, invocationContext: () => context });
     const preCtx = hookContext({ functionCallback: callback, inputs });
     coreCtx.state = "preInvocationHooks";
     try {

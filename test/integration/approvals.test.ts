@@ -2,9 +2,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FileNotifier } from "../../src/adapters/local/file-notifier.js";
-import { ApiError, type AigovClient } from "../../src/client/index.js";
+import { type ApiError, type AigovClient } from "../../src/client/index.js";
 import type { Approval, ApprovalSpecInput } from "../../src/domain/approvals/schema.js";
 import { startTestApp, type TestApp } from "../support/app.js";
+import { statusOf } from "../support/errors.js";
 
 let t: TestApp;
 let alice: AigovClient; // requester
@@ -31,7 +32,6 @@ const spec = (extra: Partial<ApprovalSpecInput> = {}): ApprovalSpecInput => ({
   ...extra,
 });
 
-const status = (p: Promise<unknown>) => p.then(() => 200, (e: unknown) => (e instanceof ApiError ? e.status : 599));
 
 function inbox(user: string): { subject: string; link: string }[] {
   const file = FileNotifier.inboxFile(join(t.app.dataDir, "inbox"), user);
@@ -63,22 +63,22 @@ describe("approval engine", () => {
     expect(inbox("alice")).toEqual([]);
 
     // Refusals change nothing.
-    expect(await status(alice.approvals.decide(created.id, { decision: "approve", justification: "me" }, created.etag))).toBe(403);
-    expect(await status(carol.approvals.decide(created.id, { decision: "approve", justification: "not my stage" }, created.etag))).toBe(403);
-    expect(await status(bob.approvals.decide(created.id, { decision: "approve", justification: "x" }, "stale"))).toBe(412);
+    expect(await statusOf(alice.approvals.decide(created.id, { decision: "approve", justification: "me" }, created.etag))).toBe(403);
+    expect(await statusOf(carol.approvals.decide(created.id, { decision: "approve", justification: "not my stage" }, created.etag))).toBe(403);
+    expect(await statusOf(bob.approvals.decide(created.id, { decision: "approve", justification: "x" }, "stale"))).toBe(412);
     expect(await alice.approvals.get(created.id)).toEqual(created);
 
     const afterBob = await bob.approvals.decide(created.id, { decision: "approve", justification: "looks right" }, created.etag);
     expect(afterBob).toMatchObject({ status: "pending", currentStage: 1, decisions: [{ stage: 0, approver: "bob", decision: "approve", via: "api" }] });
     expect(afterBob.stages[1]!.status).toBe("pending");
     // An approver decides at most once, and the stage-1 link no longer works.
-    expect(await status(bob.approvals.decide(created.id, { decision: "approve", justification: "again" }, afterBob.etag))).toBe(409);
+    expect(await statusOf(bob.approvals.decide(created.id, { decision: "approve", justification: "again" }, afterBob.etag))).toBe(409);
     expect((await t.anonymous.approvals.openLink(link)).status).toBe(409);
 
     const done = await carol.approvals.decide(created.id, { decision: "approve", justification: "ok for prod" }, afterBob.etag);
     expect(done).toMatchObject({ status: "approved", currentStage: 1 });
     expect(done.timeline.map((e) => e.type)).toEqual(["requested", "stageStarted", "decided", "stageStarted", "decided", "approved"]);
-    expect(await status(carol.approvals.decide(created.id, { decision: "reject", justification: "late" }, done.etag))).toBe(409);
+    expect(await statusOf(carol.approvals.decide(created.id, { decision: "reject", justification: "late" }, done.etag))).toBe(409);
 
     // Audited and evented, in order; the orchestration finishes.
     const audit = await auditor.audit.list({ resource: `/approvals/${created.id}` });
@@ -92,7 +92,7 @@ describe("approval engine", () => {
     const created = await alice.approvals.create(spec());
     const rejected = await bob.approvals.decide(created.id, { decision: "reject", justification: "too broad" }, created.etag);
     expect(rejected).toMatchObject({ status: "rejected", stages: [{ status: "rejected" }, { status: "waiting" }] });
-    expect(await status(carol.approvals.decide(created.id, { decision: "approve", justification: "x" }, rejected.etag))).toBe(409);
+    expect(await statusOf(carol.approvals.decide(created.id, { decision: "approve", justification: "x" }, rejected.etag))).toBe(409);
   });
 
   it("validates requests: justification, stage count, distinct approvers, durations", async () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiError, type AigovClient } from "../../src/client/index.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
+import { statusOf } from "../support/errors.js";
 
 let t: TestApp;
 let admin: AigovClient;
@@ -11,7 +12,6 @@ beforeAll(async () => {
 });
 afterAll(() => t.stop());
 
-const statusOf = (p: Promise<unknown>) => p.then(() => 200, (e: unknown) => (e instanceof ApiError ? e.status : 599));
 
 describe("optimistic concurrency", () => {
   it("missing If-Match → 428, stale → 412, current → 200", async () => {

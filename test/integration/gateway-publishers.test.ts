@@ -7,6 +7,7 @@ import { artifactHash, GatewayPublishError, normalizeArtifact } from "../../src/
 import { FilePublisher } from "../../src/adapters/local/file-publisher.js";
 import { artifactRef, type ArtifactRef, type GatewayArtifact, type GatewayPublisher } from "../../src/ports/gateway.js";
 import { createArmFake, type ArmFake } from "../support/arm-fake.js";
+import { errorOf } from "../support/errors.js";
 
 // ---- a representative desired set, written by hand, deliberately not in publish order ----
 
@@ -118,15 +119,6 @@ const byRef = (ref: ArtifactRef) => DESIRED.find((a) => artifactRef(a) === ref) 
 const without = (...refs: ArtifactRef[]) => DESIRED.filter((a) => !refs.includes(artifactRef(a)));
 const withApiPolicy = (xml: string) => DESIRED.map((a) => (artifactRef(a) === "policy:api/proj-x" ? { ...a, xml } : a)) as GatewayArtifact[];
 
-async function errorOf(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(Error);
-    return e as Error;
-  }
-  throw new Error("expected a rejection");
-}
 
 // ---- the behaviour both publishers share ----
 

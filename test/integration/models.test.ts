@@ -2,10 +2,11 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EncryptedFileSecretStore } from "../../src/adapters/local/encrypted-secret-store.js";
-import { ApiError, type AigovClient } from "../../src/client/index.js";
+import { type ApiError, type AigovClient } from "../../src/client/index.js";
 import type { ModelSpecInput } from "../../src/domain/models/schema.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
+import { statusOf } from "../support/errors.js";
 
 let t: TestApp;
 let admin: AigovClient;
@@ -31,7 +32,6 @@ const spec = (name: string, extra: Partial<ModelSpecInput> = {}): ModelSpecInput
   ],
   ...extra,
 });
-const statusOf = (p: Promise<unknown>) => p.then(() => 200, (e: unknown) => (e instanceof ApiError ? e.status : 599));
 
 describe("model registry", () => {
   it("registers a model; the provider key goes to the secret store and nowhere else", async () => {

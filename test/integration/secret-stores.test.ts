@@ -7,6 +7,7 @@ import { KeyVaultSecretStore } from "../../src/adapters/keyvault/secret-store.js
 import { EncryptedFileSecretStore } from "../../src/adapters/local/encrypted-secret-store.js";
 import type { SecretStore } from "../../src/ports/secrets.js";
 import { startKeyVaultFake, type KeyVaultFake } from "../support/keyvault-fake.js";
+import { errorOf } from "../support/errors.js";
 
 const fakeCredential = { getToken: async () => ({ token: "fake", expiresOnTimestamp: Date.now() + 3600_000 }) };
 const insecure = { allowInsecureConnection: true, disableChallengeResourceVerification: true };
@@ -14,16 +15,6 @@ const insecure = { allowInsecureConnection: true, disableChallengeResourceVerifi
 const wholeSecond = (ms: number) => new Date(Math.floor(ms / 1000) * 1000);
 const uniqueName = (prefix: string) => `${prefix}-${randomBytes(4).toString("hex")}`;
 
-/** The error a promise rejects with (fails the test if it resolves). */
-async function errorOf(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(Error);
-    return e as Error;
-  }
-  throw new Error("expected a rejection");
-}
 
 /** Key Vault timestamps have 1 s resolution: a clock that ticks a second per read keeps versions ordered without sleeping. */
 function tickingClock(): () => Date {
