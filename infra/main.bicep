@@ -129,6 +129,43 @@ resource vaultSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 }
 
 // Storage Blob Data Owner, for the Functions host's identity-based AzureWebJobsStorage.
+@description('Publisher e-mail and name of the API Management instance the control plane publishes to.')
+param apimPublisherEmail string = 'platform@example.com'
+param apimPublisherName string = 'aigov'
+
+// The gateway: the control plane publishes compiled artifacts here (ADR 005, 006). Its system identity
+// reads Key Vault-backed named values (provider keys) and calls backends with managed identity.
+resource apim 'Microsoft.ApiManagement/service@2024-05-01' = {
+  name: 'apim-aigov-${token}'
+  location: location
+  tags: tags
+  sku: { name: 'StandardV2', capacity: 1 }
+  identity: { type: 'SystemAssigned' }
+  properties: { publisherEmail: apimPublisherEmail, publisherName: apimPublisherName }
+}
+
+resource apimContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: apim
+  name: guid(apim.id, identity.id, 'apim-contributor')
+  properties: {
+    // API Management Service Contributor: the app writes APIs, products, backends, named values, policies.
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '312a565d-c81f-4fd8-895a-4e21e48d571c')
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource apimVaultReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: vault
+  name: guid(vault.id, apim.id, 'secrets-user')
+  properties: {
+    // Key Vault Secrets User: the gateway resolves Key Vault-backed named values.
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '4633458b-17de-408a-b874-0445c86b69e6')
+    principalId: apim.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 resource storageOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: storage
   name: guid(storage.id, identity.id, 'blob-owner')
@@ -191,6 +228,12 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'KEYVAULT_URI', value: vault.properties.vaultUri }
         { name: 'OUTBOX_RELAY_SCHEDULE', value: '*/10 * * * * *' }
         { name: 'APPROVAL_SWEEP_SCHEDULE', value: '0 */5 * * * *' }
+        { name: 'APIM_SUBSCRIPTION_ID', value: subscription().subscriptionId }
+        { name: 'APIM_RESOURCE_GROUP', value: resourceGroup().name }
+        { name: 'APIM_SERVICE_NAME', value: apim.name }
+        { name: 'GATEWAY_PUBLISH_SWEEP_SCHEDULE', value: '*/30 * * * * *' }
+        { name: 'DRIFT_CHECK_SCHEDULE', value: '0 */15 * * * *' }
+        { name: 'EXEMPTION_SWEEP_SCHEDULE', value: '0 */5 * * * *' }
       ]
     }
   }
@@ -202,5 +245,6 @@ output COSMOS_DATABASE string = 'aigov'
 output COSMOS_CONTAINER string = 'resources'
 output EVENTGRID_TOPIC_ENDPOINT string = topic.properties.endpoint
 output KEYVAULT_URI string = vault.properties.vaultUri
+output APIM_SERVICE_NAME string = apim.name
 output AUTH_AUDIENCE string = authAudience
 output API_URL string = 'https://${app.properties.defaultHostName}/api'

@@ -23,5 +23,15 @@ app.timer("approvalDriverSweep", {
       started += 1;
     }
     if (started > 0) context.warn(`approval driver sweep started ${started} missing orchestration(s)`);
+    // Crash safety for the settle hook: finished requests whose subject never learned the outcome.
+    let settled = 0;
+    for await (const done of approvals.unsettledEverywhere()) {
+      try {
+        if ((await approvals.settle(done.tenantId, done.id, `sweep:${context.invocationId}`)) === "settled") settled += 1;
+      } catch (err) {
+        context.error(`settling approval ${done.id} failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    if (settled > 0) context.warn(`approval driver sweep settled ${settled} finished approval(s)`);
   },
 });

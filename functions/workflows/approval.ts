@@ -40,6 +40,8 @@ const orchestrator: OrchestrationHandler = function* (context: OrchestrationCont
       state = yield context.df.callActivityWithRetry("approvalTimeout", retry, { ...input, stage, kind: escalating ? "escalate" : "expire", instanceId: context.df.instanceId });
     }
   }
+  // The subject's owner (e.g. exemptions) learns the outcome; idempotent, and the sweep repeats it after a crash.
+  yield context.df.callActivityWithRetry("approvalSettle", retry, { ...input, instanceId: context.df.instanceId });
   return state.status;
 };
 
@@ -55,3 +57,7 @@ activity("approvalState", readState);
 const onTimeout: ActivityHandler = async (input: ApprovalInput & { stage: number; kind: "escalate" | "expire"; instanceId: string }) =>
   (await getServices()).approvals.timeout(input.tenantId, input.approvalId, input.stage, input.kind, `orchestration:${input.instanceId}`);
 activity("approvalTimeout", onTimeout);
+
+const onSettle: ActivityHandler = async (input: ApprovalInput & { instanceId: string }) =>
+  (await getServices()).approvals.settle(input.tenantId, input.approvalId, `orchestration:${input.instanceId}`);
+activity("approvalSettle", onSettle);

@@ -7,6 +7,10 @@ import { PolicyPreview } from "../domain/policy/preview.js";
 import { TenantSettings, TenantSettingsSpec } from "../domain/policy/tenant-settings.js";
 import { Project, ProjectId, ProjectList, ProjectPatch, ProjectSpec } from "../domain/projects/schema.js";
 import { defineOperation, type Operation } from "./contract.js";
+import { exemptionOperations } from "./exemption-operations.js";
+import { gatewayOperations } from "./gateway-operations.js";
+
+export * from "./gateway-operations.js";
 
 export const Health = z
   .object({
@@ -403,4 +407,6 @@ export const operations: readonly Operation[] = [
   decideApproval,
   getApprovalReview,
   submitApprovalReview,
+  ...gatewayOperations,
+  ...exemptionOperations,
 ];

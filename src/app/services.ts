@@ -7,8 +7,11 @@ import { ChangeWriter } from "../domain/changes.js";
 import { OutboxRelay } from "../domain/outbox/relay.js";
 import { ApprovalLinks } from "../domain/approvals/links.js";
 import { ApprovalService } from "../domain/approvals/service.js";
+import { ExemptionService, type RequestPublish } from "../domain/exemptions/service.js";
 import { ModelService } from "../domain/models/service.js";
-import { PolicyPreviewService } from "../domain/policy/preview.js";
+import { PolicyPreviewService, TenantCompiler } from "../domain/policy/preview.js";
+import { PublishService } from "../domain/publishing/service.js";
+import type { GatewayPublisher } from "../ports/gateway.js";
 import { TenantSettingsService } from "../domain/policy/tenant-settings.js";
 import { ProjectService } from "../domain/projects/service.js";
 import type { Notifier } from "../ports/notifier.js";
@@ -29,6 +32,46 @@ export interface Services {
   policy: PolicyPreviewService;
   settings: TenantSettingsService;
   secrets: SecretStore;
+  exemptions: ExemptionService;
+  publishing: PublishService;
+  gateway: () => Promise<GatewayPublisher>;
+}
+
+/**
+ * Test seams: adapters a test supplies instead of the configured ones (e.g. the ARM publisher on an
+ * in-process fake). Kept on globalThis because tests load src/ while the app runs the compiled dist/.
+ */
+export interface ServiceOverrides {
+  gatewayPublisher?: (secrets: SecretStore) => GatewayPublisher;
+}
+const OVERRIDES = Symbol.for("aigov.serviceOverrides");
+const overridesNow = (): ServiceOverrides => ((globalThis as Record<symbol, unknown>)[OVERRIDES] as ServiceOverrides | undefined) ?? {};
+export function overrideServices(o: ServiceOverrides): void {
+  (globalThis as Record<symbol, unknown>)[OVERRIDES] = o;
+}
+
+/** The gateway publisher, built on first use (the ARM SDK is heavy: not on the cold-start path). */
+function gatewayPublisher(config: Config, secrets: SecretStore): () => Promise<GatewayPublisher> {
+  let publisher: Promise<GatewayPublisher> | undefined;
+  const resolveSecret = async (ref: { name: string; version: string }) => {
+    const value = await secrets.get(ref.name, ref.version);
+    if (value === undefined) throw new Error(`secret ${ref.name} (version ${ref.version}) is not in the secret store`);
+    return value.value;
+  };
+  const build = async (): Promise<GatewayPublisher> => {
+    const override = overridesNow().gatewayPublisher;
+    if (override) return override(secrets);
+    if (config.apim) {
+      const { ArmGatewayPublisher } = await import("../adapters/apim/arm-publisher.js");
+      return new ArmGatewayPublisher({ ...config.apim, resolveSecret });
+    }
+    const { FilePublisher } = await import("../adapters/local/file-publisher.js");
+    return new FilePublisher(join(config.dataDir, "apim"), { resolveSecret });
+  };
+  return () => (publisher ??= build().catch((err: unknown) => {
+    publisher = undefined;
+    throw err;
+  }));
 }
 
 async function notifierFor(config: Config): Promise<Notifier> {
@@ -74,7 +117,14 @@ export async function buildServices(config: Config): Promise<Services> {
   const tenantSettings = new TenantSettingsService(store, changes, systemClock);
   const models = new ModelService(store, changes, systemClock, secrets, projects);
   projects.countDependentsWith((tenantId, projectId) => models.count(tenantId, projectId));
+  const gateway = gatewayPublisher(config, secrets);
+  const compiler = new TenantCompiler(projects, models, tenantSettings, config.keyVaultUri);
+  const publishing = new PublishService(store, changes, systemClock, (tenantId) => compiler.compile(tenantId), gateway);
   const approvals = new ApprovalService(store, changes, systemClock, new ApprovalLinks(secrets, systemClock), notifier, projects, () => config.publicUrl);
+  // Exemptions ask for a republish on activation, expiry and revocation; publishing supplies the real
+  // request (PublishService.requestPublish feeds exemptions.listActive into applyExemptions).
+  const requestPublish: RequestPublish = async () => undefined;
+  const exemptions = new ExemptionService(store, changes, systemClock, approvals, projects, models, notifier, requestPublish);
   return {
     config,
     store,
@@ -87,6 +137,9 @@ export async function buildServices(config: Config): Promise<Services> {
     policy: new PolicyPreviewService(projects, models, tenantSettings, config.keyVaultUri),
     settings: tenantSettings,
     secrets,
+    exemptions,
+    publishing,
+    gateway,
   };
 }
 

@@ -256,7 +256,7 @@ export function buildProgram(io: CliIo): Command {
       io.out(JSON.stringify(await c.settings.put(JSON.parse(readFileSync(o.file, "utf8")) as never, etag), null, 2));
     });
 
-  const policy = program.command("policy").description("see what the gateway would get");
+  const policy = program.command("policy").description("see what the gateway gets: compile, diff, publish, roll back, check drift");
   policy
     .command("show <projectId>")
     .description("the compiled APIM artifacts for a project (policy XML printed as is)")
@@ -270,6 +270,83 @@ export function buildProgram(io: CliIo): Command {
       }
       render(io, "table", preview.sizes, ["ref", "bytes"]);
       if (preview.explain) render(io, "table", preview.explain.map((e) => ({ ...e, control: JSON.stringify(e.control), scope: JSON.stringify(e.scope) })), ["ref", "path", "control", "scope"]);
+    });
+
+  policy
+    .command("explain <projectId>")
+    .description("which setting (control and scope) produced each element of the project's compiled policy")
+    .action(async (projectId: string) => {
+      const preview = await client().policy.show(projectId, true);
+      if (globals().output === "json") return print(preview.explain);
+      render(io, "table", (preview.explain ?? []).map((e) => ({ ...e, control: JSON.stringify(e.control), scope: JSON.stringify(e.scope) })), ["ref", "path", "control", "scope"]);
+    });
+
+  const REVISION_COLUMNS = ["number", "id", "kind", "status", "createdBy", "createdAt", "publishedAt", "reason"];
+  const counts = (c: { added: number; modified: number; removed: number }) => `+${c.added} ~${c.modified} -${c.removed}`;
+  const showPublish = (r: { changed: boolean; revision?: { number: number; id: string; status: string; counts: { added: number; modified: number; removed: number } } }) => {
+    if (globals().output === "json") return print(r);
+    if (!r.changed) return io.out(r.revision ? `nothing to publish: the gateway holds revision ${r.revision.number} (${r.revision.id})` : "nothing to publish");
+    io.out(`revision ${r.revision!.number} (${r.revision!.id}) ${r.revision!.status}: ${counts(r.revision!.counts)} artifacts`);
+  };
+  policy
+    .command("diff")
+    .description("what a publish would change now (unified diff: published → compiled); --revision: what a revision changed")
+    .option("--revision <id>")
+    .action(async (o: { revision?: string }) => {
+      const c = client();
+      const d = o.revision ? await c.policy.revision(o.revision, true) : await c.policy.diff();
+      if (globals().output === "json") return print(d);
+      io.out(`${counts(d.counts)} artifacts`);
+      if (d.diff) io.out(d.diff);
+    });
+  policy
+    .command("publish")
+    .description("compile the tenant and publish it as a new revision (--wait: until the gateway holds it)")
+    .option("--reason <text>")
+    .option("--wait", "wait until the revision is published or failed")
+    .action(async (o: { reason?: string; wait?: boolean }) => {
+      const c = client();
+      let r = await c.policy.publish(o.reason ? { reason: o.reason } : {});
+      if (o.wait && r.changed && r.revision) r = { ...r, revision: await waitForRevision(c, r.revision.id) };
+      showPublish(r);
+    });
+  policy
+    .command("revisions")
+    .description("list publish revisions, newest first")
+    .option("--max-page-size <n>")
+    .action(async (o: { maxPageSize?: string }) => print((await client().policy.revisions(o.maxPageSize ? { maxPageSize: Number(o.maxPageSize) } : {})).items, REVISION_COLUMNS));
+  policy
+    .command("revision <revisionId>")
+    .description("one revision: who, when, what changed (--diff: the unified diff)")
+    .option("--diff")
+    .action(async (revisionId: string, o: { diff?: boolean }) => {
+      const r = await client().policy.revision(revisionId, o.diff ?? false);
+      if (globals().output === "json") return print(r);
+      print(r, REVISION_COLUMNS.concat("artifactCount"));
+      render(io, "table", r.changes, ["ref", "change"]);
+      if (r.diff) io.out(r.diff);
+    });
+  policy
+    .command("rollback <revisionId>")
+    .description("republish an earlier published revision, as a new revision (--wait: until the gateway holds it)")
+    .option("--reason <text>")
+    .option("--wait")
+    .action(async (revisionId: string, o: { reason?: string; wait?: boolean }) => {
+      const c = client();
+      let r = await c.policy.rollback(revisionId, o.reason ? { reason: o.reason } : {});
+      if (o.wait && r.changed && r.revision) r = { ...r, revision: await waitForRevision(c, r.revision.id) };
+      showPublish(r);
+    });
+  policy
+    .command("drift")
+    .description("differences between the gateway and the last published revision (--check: read the gateway back now)")
+    .option("--check", "run a drift check now (TenantAdmin)")
+    .action(async (o: { check?: boolean }) => {
+      const c = client();
+      const report = o.check ? await c.policy.checkDrift() : await c.policy.drift();
+      if (globals().output === "json") return print(report);
+      io.out(`${report.status}${report.revisionNumber ? ` (revision ${report.revisionNumber})` : ""}${report.checkedAt ? `, checked ${report.checkedAt}` : ""}: ${report.items.length} of ${report.checkedArtifacts} artifacts differ`);
+      for (const item of report.items) io.out(`${item.state} ${item.ref}\n${item.diff ?? ""}`);
     });
 
   const APPROVAL_COLUMNS = ["id", "status", "currentStage", "requester", "createdAt"];
@@ -335,10 +412,169 @@ export function buildProgram(io: CliIo): Command {
       if (res.status >= 400) throw new CommanderError(1, "aigov.review", `the link was refused (HTTP ${res.status})`);
     });
 
+  const EXEMPTION_COLUMNS = ["id", "status", "control", "scope", "category", "owner", "expiresAt"];
+  const exemptionRow = (e: { scope: { level: string; projectId?: string; modelId?: string; keyId?: string } } & Record<string, unknown>) => ({
+    ...e,
+    scope: e.scope.level === "tenant" ? "tenant" : [e.scope.projectId, e.scope.modelId ?? e.scope.keyId].filter(Boolean).join("/"),
+  });
+  const collect = (value: string, previous: string[] = []) => [...previous, value];
+  const parseScope = (value: string) => {
+    // tenant | project:<prj> | model:<prj>/<mdl> | key:<prj>/<key>
+    const [level, rest = ""] = value.split(":");
+    const [projectId, inner] = rest.split("/");
+    if (level === "tenant") return { level };
+    if (level === "project") return { level, projectId };
+    if (level === "model") return { level, projectId, modelId: inner };
+    if (level === "key") return { level, projectId, keyId: inner };
+    throw new CommanderError(2, "aigov.scope", "--scope expects tenant, project:<prj>, model:<prj>/<mdl> or key:<prj>/<key>");
+  };
+  const parseThresholds = (value: string) => Object.fromEntries(value.split(",").map((p) => {
+    const [k, v] = p.split("=");
+    if (!k || v === undefined || !/^\d$/.test(v)) throw new CommanderError(2, "aigov.thresholds", "--thresholds expects e.g. Hate=6,Violence=6");
+    return [k, Number(v)];
+  }));
+  const exemptions = program.command("exemptions").description("request, follow, renew, revoke and review policy exemptions");
+  exemptions
+    .command("request")
+    .description("request an exemption (a JSON ExemptionSpec with --file; flags override its fields)")
+    .option("--file <path>", "the ExemptionSpec as JSON")
+    .option("--control <id>", "control id, e.g. contentSafety or tokens.perMinute")
+    .option("--scope <scope>", "tenant | project:<prj> | model:<prj>/<mdl> | key:<prj>/<key>", parseScope)
+    .option("--off", "relaxation: switch the control off")
+    .option("--limit <n>", "relaxation: raise the limit to n")
+    .option("--thresholds <list>", "relaxation: content-safety thresholds, e.g. Hate=6", parseThresholds)
+    .addOption(new Option("--category <category>").choices(["waiver", "mitigated"]))
+    .option("--owner <user>")
+    .option("--blocker <text>", "reason: what the control blocks")
+    .option("--affects <text>", "reason: how the control gets in the way")
+    .option("--end-state <text>", "reason: what ends the need for the exemption")
+    .option("--compensating <text>", "a compensating control (repeatable)", collect)
+    .option("--evidence <url>", "an evidence link (repeatable)", collect)
+    .option("--expires-at <iso>", "expiry, e.g. 2026-07-01T00:00:00Z")
+    .option("--days <n>", "expiry in n days from now")
+    .action(async (o: Record<string, unknown>) => {
+      const body = o.file ? (JSON.parse(readFileSync(String(o.file), "utf8")) as Record<string, unknown>) : {};
+      for (const [opt, field] of [["control", "control"], ["scope", "scope"], ["category", "category"], ["owner", "owner"], ["compensating", "compensatingControls"], ["evidence", "evidence"], ["expiresAt", "expiresAt"]] as const) {
+        if (o[opt] !== undefined) body[field] = o[opt];
+      }
+      if (o.days !== undefined) body.expiresAt = new Date(Date.now() + Number(o.days) * 24 * 3600 * 1000).toISOString();
+      if (o.off) body.relaxation = { kind: "off" };
+      if (o.limit !== undefined) body.relaxation = { kind: "limit", value: Number(o.limit) };
+      if (o.thresholds !== undefined) body.relaxation = { kind: "thresholds", categories: o.thresholds };
+      if (o.blocker !== undefined || o.affects !== undefined || o.endState !== undefined) {
+        body.reason = { ...(body.reason as object | undefined), ...(o.blocker !== undefined ? { deliveryBlocker: o.blocker } : {}), ...(o.affects !== undefined ? { affectedControl: o.affects } : {}), ...(o.endState !== undefined ? { expectedEndState: o.endState } : {}) };
+      }
+      const e = await client().exemptions.request(body as never);
+      print(globals().output === "json" ? e : exemptionRow(e), EXEMPTION_COLUMNS.concat("approvalId", "etag"));
+    });
+  exemptions
+    .command("list")
+    .description("list exemptions, newest first")
+    .addOption(new Option("--status <status>").choices(["requested", "approved", "active", "expiring", "expired", "rejected", "revoked"]))
+    .option("--control <id>")
+    .option("--project <projectId>")
+    .option("--owner <user>")
+    .option("--max-page-size <n>")
+    .option("--continuation-token <token>")
+    .action(async (o: { status?: "active"; control?: string; project?: string; owner?: string; maxPageSize?: string; continuationToken?: string }) => {
+      const page = await client().exemptions.list({
+        ...(o.status ? { status: o.status } : {}),
+        ...(o.control ? { control: o.control as never } : {}),
+        ...(o.project ? { projectId: o.project } : {}),
+        ...(o.owner ? { owner: o.owner } : {}),
+        ...(o.maxPageSize ? { maxPageSize: Number(o.maxPageSize) } : {}),
+        ...(o.continuationToken ? { continuationToken: o.continuationToken } : {}),
+      });
+      if (page.continuationToken) io.err(`more: --continuation-token ${page.continuationToken}`);
+      print(globals().output === "json" ? page.items : page.items.map(exemptionRow), EXEMPTION_COLUMNS);
+    });
+  exemptions.command("show <exemptionId>").description("show an exemption, its renewals and timeline").action(async (id: string) => {
+    const e = await client().exemptions.get(id);
+    if (globals().output === "json") return print(e);
+    render(io, "table", exemptionRow(e), EXEMPTION_COLUMNS.concat("approvalId", "etag"));
+    if (e.renewals.length) render(io, "table", e.renewals, ["number", "status", "approvalId", "requestedAt", "expiresAt"]);
+    render(io, "table", e.timeline, ["at", "type", "actor", "detail"]);
+  });
+  exemptions
+    .command("renew <exemptionId>")
+    .description("request a renewal: a new approval with updated evidence")
+    .option("--file <path>", "the renewal as JSON (flags override)")
+    .option("--expires-at <iso>")
+    .option("--days <n>", "new expiry in n days from now")
+    .option("--evidence <url>", "updated evidence (repeatable)", collect)
+    .option("--justification <text>")
+    .option("--compensating <text>", "replaces the compensating controls (repeatable)", collect)
+    .option("--if-match <etag>")
+    .action(async (id: string, o: { file?: string; expiresAt?: string; days?: string; evidence?: string[]; justification?: string; compensating?: string[]; ifMatch?: string }) => {
+      const c = client();
+      const body = o.file ? (JSON.parse(readFileSync(o.file, "utf8")) as Record<string, unknown>) : {};
+      if (o.expiresAt) body.expiresAt = o.expiresAt;
+      if (o.days) body.expiresAt = new Date(Date.now() + Number(o.days) * 24 * 3600 * 1000).toISOString();
+      if (o.evidence) body.evidence = o.evidence;
+      if (o.justification) body.justification = o.justification;
+      if (o.compensating) body.compensatingControls = o.compensating;
+      const e = await c.exemptions.renew(id, body as never, o.ifMatch ?? (await c.exemptions.get(id)).etag);
+      print(globals().output === "json" ? e : exemptionRow(e), EXEMPTION_COLUMNS);
+    });
+  exemptions
+    .command("revoke <exemptionId>")
+    .description("revoke an exemption now")
+    .requiredOption("--reason <text>")
+    .option("--if-match <etag>")
+    .action(async (id: string, o: { reason: string; ifMatch?: string }) => {
+      const c = client();
+      const e = await c.exemptions.revoke(id, { reason: o.reason }, o.ifMatch ?? (await c.exemptions.get(id)).etag);
+      print(globals().output === "json" ? e : exemptionRow(e), EXEMPTION_COLUMNS);
+    });
+  exemptions
+    .command("review")
+    .description("the portfolio: counts, ageing, repeat renewals, clusters, missing compensating controls, breadth")
+    .option("--cluster-min-projects <n>", "a cluster is one control exempted in at least n projects", "3")
+    .option("--repeat-min-renewals <n>", "list exemptions renewed at least n times", "2")
+    .action(async (o: { clusterMinProjects: string; repeatMinRenewals: string }) => {
+      const r = await client().exemptions.review({ clusterMinProjects: Number(o.clusterMinProjects), repeatMinRenewals: Number(o.repeatMinRenewals) });
+      if (globals().output === "json") return print(r);
+      const section = (title: string, rows: Row[], columns: string[]) => {
+        io.out(title);
+        if (rows.length) render(io, "table", rows, columns);
+        else io.out("  (none)");
+      };
+      io.out(`Exemptions: ${r.total} in total, ${r.open} open (${Object.entries(r.byStatus).filter(([, n]) => n > 0).map(([s, n]) => `${s} ${n}`).join(", ")})`);
+      section("By control", r.byControl, ["control", "count"]);
+      section("By project", r.byProject, ["projectId", "count"]);
+      section("By owner", r.byOwner, ["owner", "count"]);
+      section("Ageing (open, since requested)", [{ ...r.ageing.buckets, oldestDays: r.ageing.oldestDays, averageDays: r.ageing.averageDays, expiringWithin7Days: r.ageing.expiringWithin7Days }], ["0-7d", "8-30d", "31-90d", "91d+", "oldestDays", "averageDays", "expiringWithin7Days"]);
+      section(`Clusters (one control in >= ${o.clusterMinProjects} projects)`, r.clusters.map((c) => ({ ...c, projects: c.projects.join(", ") })), ["control", "count", "projects"]);
+      section(`Repeat renewals (>= ${o.repeatMinRenewals})`, r.repeatRenewals.map((x) => exemptionRow(x)), ["id", "control", "scope", "renewals"]);
+      section("Without compensating controls", r.withoutCompensatingControls, ["id", "control", "category"]);
+      section("Breadth of scope (open)", [r.breadth], ["tenant", "project", "model", "key"]);
+    });
+  const exemptionPolicy = exemptions.command("policy").description("the tenant's exemption maxima (days per category and control)");
+  exemptionPolicy.command("show").description("print the exemption policy").action(async () => io.out(JSON.stringify(await client().exemptions.policy(), null, 2)));
+  exemptionPolicy
+    .command("set")
+    .description("replace the exemption policy from a JSON file ({\"maxDays\": {...}, \"controls\": {...}})")
+    .requiredOption("--file <path>")
+    .option("--if-match <etag>")
+    .action(async (o: { file: string; ifMatch?: string }) => {
+      const c = client();
+      const etag = o.ifMatch ?? (await c.exemptions.policy()).etag;
+      io.out(JSON.stringify(await c.exemptions.putPolicy(JSON.parse(readFileSync(o.file, "utf8")) as never, etag), null, 2));
+    });
+
   return program;
 }
 
 /** Every CLI verb the program implements, e.g. "projects create" (for the coverage test). */
+/** Polls a revision until the gateway holds it (or its publish failed). */
+async function waitForRevision(c: AigovClient, id: string) {
+  for (;;) {
+    const r = await c.policy.revision(id);
+    if (r.status !== "pending") return r;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
 export function cliVerbs(program: Command): string[] {
   const walk = (cmd: Command, prefix: string[]): string[] =>
     cmd.commands.flatMap((c) => {

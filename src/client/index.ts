@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { ClientInput, Operation, SuccessBody } from "../api/contract.js";
 import * as ops from "../api/operations.js";
+import * as exm from "../api/exemption-operations.js";
 import type { Problem } from "../api/problem.js";
 
 export class ApiError extends Error {
@@ -106,6 +107,13 @@ export class AigovClient {
   policy = {
     show: (projectId: string, explain = false) =>
       this.call(ops.getProjectPolicy, { params: { projectId }, query: { explain: explain ? "true" : "false" } }).then((r) => r.body),
+    publish: (body: z.input<typeof ops.publishGateway.body> = {}) => this.call(ops.publishGateway, { body }).then((r) => r.body),
+    revisions: (query: z.input<typeof ops.listRevisions.query> = {}) => this.call(ops.listRevisions, { query }).then((r) => r.body),
+    revision: (revisionId: string, diff = false) => this.call(ops.getRevision, { params: { revisionId }, query: { diff: diff ? "true" : "false" } }).then((r) => r.body),
+    rollback: (revisionId: string, body: z.input<typeof ops.rollbackRevision.body> = {}) => this.call(ops.rollbackRevision, { params: { revisionId }, body }).then((r) => r.body),
+    diff: () => this.call(ops.getGatewayDiff, {}).then((r) => r.body),
+    drift: () => this.call(ops.getDriftReport, {}).then((r) => r.body),
+    checkDrift: () => this.call(ops.checkDrift, {}).then((r) => r.body),
   };
   approvals = {
     create: (body: z.input<typeof ops.createApproval.body>) => this.call(ops.createApproval, { body }).then((r) => r.body),
@@ -131,6 +139,18 @@ export class AigovClient {
       });
       return { status: res.status, html: await res.text() };
     },
+  };
+  exemptions = {
+    request: (body: z.input<typeof exm.requestExemption.body>) => this.call(exm.requestExemption, { body }).then((r) => r.body),
+    list: (query: z.input<typeof exm.listExemptions.query> = {}) => this.call(exm.listExemptions, { query }).then((r) => r.body),
+    get: (exemptionId: string) => this.call(exm.getExemption, { params: { exemptionId } }).then((r) => r.body),
+    renew: (exemptionId: string, body: z.input<typeof exm.renewExemption.body>, ifMatch: string) =>
+      this.call(exm.renewExemption, { params: { exemptionId }, body, ifMatch }).then((r) => r.body),
+    revoke: (exemptionId: string, body: z.input<typeof exm.revokeExemption.body>, ifMatch: string) =>
+      this.call(exm.revokeExemption, { params: { exemptionId }, body, ifMatch }).then((r) => r.body),
+    review: (query: z.input<typeof exm.getExemptionReview.query> = {}) => this.call(exm.getExemptionReview, { query }).then((r) => r.body),
+    policy: () => this.call(exm.getExemptionPolicy, {}).then((r) => r.body),
+    putPolicy: (body: z.input<typeof exm.putExemptionPolicy.body>, ifMatch: string) => this.call(exm.putExemptionPolicy, { body, ifMatch }).then((r) => r.body),
   };
   dev = {
     /** Local host only: mints a dev token (POST /.dev/token). */

@@ -34,6 +34,15 @@ const ConfigSchema = z
     WEBSITE_HOSTNAME: z.string().optional(),
     // Set by App Service in Azure; used to refuse local-only settings there.
     WEBSITE_SITE_NAME: z.string().optional(),
+    // NCRONTAB (six fields) of the exemption expiry sweep; the timer reads it as %EXEMPTION_SWEEP_SCHEDULE%.
+    EXEMPTION_SWEEP_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, "must be six NCRONTAB fields").default("0 */5 * * * *"),
+    // The API Management instance the tenant's artifacts are published to. Unset = files under the data dir (local only).
+    APIM_SUBSCRIPTION_ID: z.guid().optional(),
+    APIM_RESOURCE_GROUP: z.string().min(1).max(90).optional(),
+    // Retries of one publish step against the gateway (durable activity retry; doubles each time).
+    PUBLISH_RETRY_FIRST_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(2000),
+    PUBLISH_RETRY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(6),
+    APIM_SERVICE_NAME: z.string().regex(/^[a-zA-Z][a-zA-Z0-9-]{0,49}$/, "an API Management service name").optional(),
   })
   .superRefine((c, ctx) => {
     const inAzure = c.WEBSITE_SITE_NAME !== undefined;
@@ -45,6 +54,13 @@ const ConfigSchema = z
     }
     if (!c.AIGOV_LOCAL && c.KEYVAULT_URI === undefined) {
       ctx.addIssue({ code: "custom", path: ["KEYVAULT_URI"], message: "is required outside local mode" });
+    }
+    const apim = [c.APIM_SUBSCRIPTION_ID, c.APIM_RESOURCE_GROUP, c.APIM_SERVICE_NAME].filter((v) => v !== undefined).length;
+    if (apim !== 0 && apim !== 3) {
+      ctx.addIssue({ code: "custom", path: ["APIM_SERVICE_NAME"], message: "APIM_SUBSCRIPTION_ID, APIM_RESOURCE_GROUP and APIM_SERVICE_NAME go together" });
+    }
+    if (!c.AIGOV_LOCAL && apim === 0) {
+      ctx.addIssue({ code: "custom", path: ["APIM_SERVICE_NAME"], message: "is required outside local mode (with APIM_SUBSCRIPTION_ID and APIM_RESOURCE_GROUP)" });
     }
     if (!c.AIGOV_LOCAL && c.COSMOS_LOCAL_KEY !== undefined) {
       ctx.addIssue({ code: "custom", path: ["COSMOS_LOCAL_KEY"], message: "only valid with AIGOV_LOCAL=true" });
@@ -65,6 +81,8 @@ export interface Config {
   };
   events: { eventGridEndpoint?: string; webhookUrl?: string };
   keyVaultUri?: string;
+  apim?: { subscriptionId: string; resourceGroup: string; serviceName: string };
+  publishRetry: { firstIntervalMs: number; maxAttempts: number };
   publicUrl: string;
 }
 
@@ -95,6 +113,10 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
       tenantClaim: c.AUTH_TENANT_CLAIM,
     },
     ...(c.KEYVAULT_URI !== undefined ? { keyVaultUri: c.KEYVAULT_URI } : {}),
+    ...(c.APIM_SUBSCRIPTION_ID && c.APIM_RESOURCE_GROUP && c.APIM_SERVICE_NAME
+      ? { apim: { subscriptionId: c.APIM_SUBSCRIPTION_ID, resourceGroup: c.APIM_RESOURCE_GROUP, serviceName: c.APIM_SERVICE_NAME } }
+      : {}),
+    publishRetry: { firstIntervalMs: c.PUBLISH_RETRY_FIRST_INTERVAL_MS, maxAttempts: c.PUBLISH_RETRY_MAX_ATTEMPTS },
     publicUrl: (c.AIGOV_PUBLIC_URL ?? `https://${c.WEBSITE_HOSTNAME ?? "localhost"}`).replace(/\/$/, ""),
     events: {
       ...(c.EVENTGRID_TOPIC_ENDPOINT !== undefined ? { eventGridEndpoint: c.EVENTGRID_TOPIC_ENDPOINT } : {}),

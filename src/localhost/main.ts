@@ -59,6 +59,9 @@ export async function startApp(opts: { port?: number; dataDir?: string; env?: No
   env.AIGOV_DATA_DIR = dataDir;
   env.OUTBOX_RELAY_SCHEDULE ??= "*/2 * * * * *";
   env.APPROVAL_SWEEP_SCHEDULE ??= "0 */5 * * * *";
+  env.EXEMPTION_SWEEP_SCHEDULE ??= "0 */5 * * * *";
+  env.GATEWAY_PUBLISH_SWEEP_SCHEDULE ??= "*/30 * * * * *";
+  env.DRIFT_CHECK_SCHEDULE ??= "0 */15 * * * *";
   const stops: (() => Promise<void>)[] = [];
   let cosmos: EmbeddedCosmos | undefined;
 

@@ -10,9 +10,15 @@
  *   APIM inheritance cannot express "a lower scope overrides": a limit in a parent scope would still
  *   run. So nothing is compiled into the global policy; the instance-wide policy stays the platform
  *   team's, and every project document starts each section with `<base/>`.
- * - **One product per (project, key tier)** (`aigov-<projectId>-<tierId>`): its policy only sets the
- *   tier number; the API policy applies that tier's per-key limits (input.ts explains why this keeps
- *   documents independent of the number of keys).
+ *   The API itself is an artifact too (path `aigov/<projectId>`, keys in the `api-key` header,
+ *   subscription required): with the models pillar on it has two pass-through operations (GET and POST
+ *   `/*`); with it off it has none, so nothing is routable but the policy and tier products still have
+ *   the API they attach to.
+ * - **One product per (project, key tier)** (`aigov-<projectId>-<tierId>`), published, subscription
+ *   required without approval, holding only the project's API: its policy only sets the tier number;
+ *   the API policy applies that tier's per-key limits (input.ts explains why this keeps documents
+ *   independent of the number of keys). Subscriptions (virtual keys) are not compiled: they never
+ *   change a document.
  * - **Backends**: one Single backend per model endpoint (with the model's circuit breaker), one Pool
  *   per (project, model) — or per (project, model, version) with an A/B split — using the endpoints'
  *   priority and weight. Blocked models, models outside `models.allowed` and endpoints outside
@@ -59,6 +65,7 @@
  */
 import {
   artifactRef,
+  type ApiArtifact,
   type ArtifactRef,
   type BackendArtifact,
   type CircuitBreakerRule,
@@ -67,19 +74,23 @@ import {
   type NamedValueArtifact,
   type PolicyArtifact,
   type PolicyScope,
+  type ProductArtifact,
 } from "../ports/gateway.js";
 import { PolicyCompileError, PolicySizeError, type PolicyIssue } from "./errors.js";
 import * as X from "./expressions.js";
 import { CompilerInput, MAX_POOL_SIZE, type CompilerInputIn, type KeyTier, type ModelBackend, type PolicyModel, type PolicyProject } from "./input.js";
 import {
   apiIdFor,
+  apiPathFor,
   backendIdFor,
   CONTENT_SAFETY_BACKEND_ID,
   DATA_CLASS_HEADER,
   EMBEDDINGS_BACKEND_ID,
   FRAGMENT_ON_ERROR,
   FRAGMENT_RESOLVE_MODEL,
+  MODEL_OPERATIONS,
   poolIdFor,
+  SUBSCRIPTION_KEY_HEADER,
   tierProductIdFor,
   VAR,
 } from "./names.js";
@@ -89,7 +100,7 @@ import { canonical, el, type ExplainEntry, render, type ScopeRef, textEl, type W
 export type { ExplainEntry, ScopeRef } from "./xml.js";
 
 export interface CompileResult {
-  /** In publish order: named values, single backends, pools, fragments, policies (each sorted by id). */
+  /** In publish order: named values, single backends, pools, fragments, APIs, products, policies (each sorted by id). */
   artifacts: GatewayArtifact[];
   /** Why each generated element or artifact exists: the control and the scope that produced it. */
   explain: ExplainEntry[];
@@ -137,6 +148,8 @@ class Compiler {
   private readonly serviceBackends = new Set<string>();
   private readonly fragments = new Map<string, { artifact: FragmentArtifact; explain: ExplainEntry[] }>();
   private readonly policies: { artifact: PolicyArtifact; explain: ExplainEntry[]; fragments: string[] }[] = [];
+  private readonly apis: ApiArtifact[] = [];
+  private readonly products: ProductArtifact[] = [];
   /** Explanations of backends, pools and named values, by artifact ref. */
   private readonly nonXmlExplain = new Map<ArtifactRef, ExplainEntry[]>();
   private readonly tiers: KeyTier[];
@@ -172,6 +185,8 @@ class Compiler {
       ...sortBy(this.backends, (b) => b.id),
       ...sortBy(this.pools, (b) => b.id),
       ...fragments.map((f) => f.artifact),
+      ...sortBy(this.apis, (a) => a.id),
+      ...sortBy(this.products, (p) => p.id),
       ...policies.map((p) => p.artifact),
     ];
     for (const a of artifacts) if (a.kind === "fragment" || a.kind === "policy") sizes.push({ ref: artifactRef(a), bytes: Buffer.byteLength(a.xml, "utf8") });
@@ -180,7 +195,7 @@ class Compiler {
     const push = (entries: ExplainEntry[] | undefined) => {
       for (const e of entries ?? []) explain.push(e);
     };
-    for (const a of artifacts) if (a.kind === "namedValue" || a.kind === "backend") push(this.nonXmlExplain.get(artifactRef(a)));
+    for (const a of artifacts) if (a.kind !== "fragment" && a.kind !== "policy") push(this.nonXmlExplain.get(artifactRef(a)));
     for (const f of fragments) push(f.explain);
     for (const p of policies) push(p.explain);
     return { artifacts, explain, sizes };
@@ -382,8 +397,37 @@ class Compiler {
       STRUCTURE,
     );
     this.addPolicy({ type: "api", apiId: apiIdFor(pid) }, doc, fragments);
+    this.projectApi(project);
 
     for (const tierId of [...project.keyTiers].sort(byCodePoint)) this.tierProduct(project, tierId);
+  }
+
+  /** The API the project's policy attaches to; its operations are the pillars' traffic (today: models). */
+  private projectApi(project: PolicyProject) {
+    const pid = project.id;
+    const api: ApiArtifact = {
+      kind: "api",
+      id: apiIdFor(pid),
+      // The id in the name: APIM does not need display names to be unique, people reading the portal do.
+      displayName: `${project.name} (${pid})`,
+      ...(project.description ? { description: project.description } : {}),
+      path: apiPathFor(pid),
+      protocols: ["https"],
+      subscriptionRequired: true,
+      subscriptionKeyHeaderName: SUBSCRIPTION_KEY_HEADER,
+      operations: project.pillars.models ? MODEL_OPERATIONS.map((o) => ({ ...o })) : [],
+    };
+    this.apis.push(api);
+    const scope: ScopeRef = { level: "project", projectId: pid };
+    const ref = artifactRef(api);
+    this.explainArtifact({ ref, path: "/", control: "structure", scope, note: "the project's API: its policy is the project's policy" });
+    this.explainArtifact({
+      ref,
+      path: "/operations",
+      control: "routing",
+      scope,
+      note: project.pillars.models ? "models pillar on: pass-through GET and POST on every path" : "models pillar off: no operations, nothing is routable",
+    });
   }
 
   private addPolicy(scope: PolicyScope, doc: XNode, fragments: string[]) {
@@ -423,7 +467,20 @@ class Compiler {
       ],
       STRUCTURE,
     );
-    this.addPolicy({ type: "product", productId: tierProductIdFor(project.id, tierId) }, doc, []);
+    const product: ProductArtifact = {
+      kind: "product",
+      id: tierProductIdFor(project.id, tierId),
+      displayName: `${project.name} (${project.id}), key tier ${tierId}`,
+      ...(tier.description ? { description: tier.description } : {}),
+      subscriptionRequired: true,
+      // Keys are issued by the control plane (its own approvals), never requested through the portal.
+      approvalRequired: false,
+      state: "published",
+      apis: [apiIdFor(project.id)],
+    };
+    this.products.push(product);
+    this.explainArtifact({ ref: artifactRef(product), path: "/", control: "structure", scope, note: `keys of project ${project.id} in tier ${tierId}` });
+    this.addPolicy({ type: "product", productId: product.id }, doc, []);
   }
 
   // -------------------------------------------------------------------------------------------

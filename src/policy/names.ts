@@ -1,6 +1,6 @@
 /**
- * Naming conventions shared by the compiler and whoever provisions the APIM entities the compiled
- * policies attach to (APIs and products are created by the project/key provisioning, not here).
+ * Naming conventions of the APIM entities the compiler emits (APIs, products, backends, fragments) and
+ * of those others attach to them (virtual keys: subscriptions scoped to the API or a tier product).
  *
  * Ids are built from validated identifiers (identifiers.ts: `[a-z0-9_]`, no `-`) joined with `-`,
  * so two different inputs never produce the same id. APIM limits: backend ids ≤ 80 characters,
@@ -9,6 +9,21 @@
 
 /** The API that serves a project (one API per project; its policy is the project's policy). */
 export const apiIdFor = (projectId: string) => `aigov-${projectId}`;
+
+/** The project API's URL suffix: https://<gateway>/aigov/<projectId>/… (ids are lower-case, so the
+ * case-insensitive uniqueness of APIM paths cannot collide two projects). */
+export const apiPathFor = (projectId: string) => `aigov/${projectId}`;
+
+/** The header that carries a virtual key: the one Azure OpenAI clients already send their key in, so
+ * they work against the gateway unchanged. */
+export const SUBSCRIPTION_KEY_HEADER = "api-key";
+
+/** The project API's operations with the models pillar on: pass-through, every path ("/*" is APIM's
+ * wildcard URL template), for the methods the model APIs use; the policy does the routing. */
+export const MODEL_OPERATIONS = [
+  { id: "aigov-get", method: "GET", urlTemplate: "/*", displayName: "GET (every path)" },
+  { id: "aigov-post", method: "POST", urlTemplate: "/*", displayName: "POST (every path)" },
+] as const;
 
 /** The product for keys of a project in a key tier. Keys in a tier are APIM subscriptions scoped to
  * this product; the product holds only the project's API. */

@@ -67,12 +67,103 @@ export type NamedValueArtifact =
   | { kind: "namedValue"; id: string; displayName: string; secret: false; value: string; tags?: string[] }
   | { kind: "namedValue"; id: string; displayName: string; secret: true; keyVault: { secretIdentifier: string; identityClientId?: string }; tags?: string[] };
 
-export type GatewayArtifact = PolicyArtifact | FragmentArtifact | BackendArtifact | NamedValueArtifact;
+/** An operation of an API. `urlTemplate` "/*" is APIM's wildcard: every path for that method. */
+export interface ApiOperation {
+  id: string;
+  method: string;
+  urlTemplate: string;
+  displayName: string;
+}
 
-/** A stable identity for an artifact, e.g. "policy:api/proj-x", "backend:pool-gpt4o", "namedValue:nv-openai-key". */
+/** An HTTP API (ARM apis/{id}) with its operations (apis/{id}/operations/{opId}); the operations listed
+ * are the only ones it keeps. No serviceUrl: the API policy picks the backend (set-backend-service). */
+export interface ApiArtifact {
+  kind: "api";
+  id: string;
+  displayName: string;
+  description?: string;
+  /** The API URL suffix below the gateway host, e.g. "aigov/prj_x". */
+  path: string;
+  protocols: ["https"];
+  subscriptionRequired: true;
+  /** The request header that carries a subscription (virtual) key. */
+  subscriptionKeyHeaderName: string;
+  operations: ApiOperation[];
+}
+
+/** A product (ARM products/{id}) and the APIs linked to it (products/{id}/apis/{apiId}); links not listed are removed. */
+export interface ProductArtifact {
+  kind: "product";
+  id: string;
+  displayName: string;
+  description?: string;
+  subscriptionRequired: true;
+  approvalRequired: false;
+  state: "published";
+  apis: string[];
+}
+
+/** A secret in the SecretStore port (src/ports/secrets.ts), by name and exact version. */
+export interface SecretRef {
+  name: string;
+  version: string;
+}
+
+/** Returns the value of a secret version; given to the publishers, called only to build a request body. */
+export type ResolveSecret = (ref: SecretRef) => Promise<string>;
+
+export type SubscriptionScope = { type: "api"; apiId: string } | { type: "product"; productId: string };
+export type SubscriptionState = "active" | "suspended" | "cancelled";
+
+/**
+ * An APIM subscription: a virtual key. The keys are named, never held: the artifact, its hash, plans,
+ * outcomes and local files carry only the SecretRefs; a publisher resolves them when it builds the ARM
+ * body. A new secret version is a new ref, hence a new hash, hence a re-send (rotation).
+ */
+export interface SubscriptionArtifact {
+  kind: "subscription";
+  id: string;
+  displayName: string;
+  scope: SubscriptionScope;
+  state: SubscriptionState;
+  primaryKey: SecretRef;
+  secondaryKey: SecretRef;
+}
+
+export type GatewayArtifact =
+  | PolicyArtifact
+  | FragmentArtifact
+  | BackendArtifact
+  | NamedValueArtifact
+  | ApiArtifact
+  | ProductArtifact
+  | SubscriptionArtifact;
+
+/**
+ * What read() returns for a subscription: the gateway cannot say which secret version a key came from,
+ * only the key itself, and the key must not travel further. So the refs become fingerprints
+ * (subscriptionFingerprint of each key as the gateway returns it). A drift check compares them with the
+ * fingerprints of the resolved desired secrets: expectedReadBack() in gateway-content.ts.
+ */
+export interface SubscriptionReadBack {
+  kind: "subscription";
+  id: string;
+  displayName: string;
+  scope: SubscriptionScope;
+  /** Whatever the gateway reports (it also knows "submitted", "expired", ...): a state the port does not model is drift. */
+  state: string;
+  primaryKeyFingerprint: string;
+  secondaryKeyFingerprint: string;
+}
+
+/** What read() returns: the artifact as the gateway holds it, normalised; a subscription as a SubscriptionReadBack. */
+export type GatewayReadBack = Exclude<GatewayArtifact, SubscriptionArtifact> | SubscriptionReadBack;
+
+/** A stable identity for an artifact, e.g. "policy:api/proj-x", "backend:pool-gpt4o", "namedValue:nv-openai-key",
+ * "api:aigov-prj_x", "product:aigov-prj_x-gold", "subscription:vk_1". */
 export type ArtifactRef = string;
 
-export function artifactRef(a: GatewayArtifact): ArtifactRef {
+export function artifactRef(a: GatewayArtifact | GatewayReadBack): ArtifactRef {
   switch (a.kind) {
     case "policy": {
       const s = a.scope;
@@ -87,6 +178,12 @@ export function artifactRef(a: GatewayArtifact): ArtifactRef {
       return `backend:${a.id}`;
     case "namedValue":
       return `namedValue:${a.id}`;
+    case "api":
+      return `api:${a.id}`;
+    case "product":
+      return `product:${a.id}`;
+    case "subscription":
+      return `subscription:${a.id}`;
   }
 }
 
@@ -104,10 +201,23 @@ export interface PublishOutcome {
 export interface GatewayPublisher {
   /**
    * Makes the gateway hold exactly `desired` (for the artifacts this control plane owns): ordered
-   * (named values, then backends — singles before pools — then fragments, then policies; deletes in
-   * reverse), idempotent (an artifact whose hash equals `previous[ref]` is not sent), ETag-guarded.
+   * (named values, then backends — singles before pools — then fragments, APIs, products, policies,
+   * subscriptions; deletes in reverse), idempotent (an artifact whose hash equals `previous[ref]` is not
+   * sent), ETag-guarded. Only refs in `previous` are ever deleted, so a partial desired set (e.g. one
+   * key's subscription, with `previous` holding only that ref) touches nothing else.
    */
   publish(desired: GatewayArtifact[], previous: Record<ArtifactRef, string>): Promise<PublishOutcome>;
   /** Reads back what the gateway holds now for these artifacts (undefined when missing), for drift checks. */
-  read(refs: ArtifactRef[]): Promise<Record<ArtifactRef, GatewayArtifact | undefined>>;
+  read(refs: ArtifactRef[]): Promise<Record<ArtifactRef, GatewayReadBack | undefined>>;
 }
+
+export {
+  artifactHash,
+  canonicalJson,
+  expectedReadBack,
+  normalizeArtifact,
+  normalizeReadBack,
+  poolMemberId,
+  readBackHash,
+  subscriptionFingerprint,
+} from "./gateway-content.js";

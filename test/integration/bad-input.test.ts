@@ -1,3 +1,4 @@
+import { newId } from "../../src/domain/common.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_BODY_BYTES } from "../../src/api/problem.js";
 import type { Project } from "../../src/domain/projects/schema.js";
@@ -9,6 +10,7 @@ let token: string;
 let project: Project;
 let approval: { id: string; etag: string };
 let model: { id: string; etag: string };
+let exemption: { id: string; etag: string };
 
 beforeAll(async () => {
   t = await startTestApp();
@@ -17,8 +19,10 @@ beforeAll(async () => {
   project = await admin.projects.create(projectSpec("bad input target"));
   approval = await admin.approvals.create(validBodies.createApproval!("target") as never);
   model = await admin.models.create(project.id, validBodies.createModel!("target") as never);
+  exemption = await admin.exemptions.request({ ...(validBodies.requestExemption!("target") as object), scope: { level: "project", projectId: project.id } } as never);
 });
 afterAll(() => t.stop());
+const MISSING_REVISION = newId("rev");
 
 interface Case {
   name: string;
@@ -29,10 +33,11 @@ interface Case {
 }
 
 function casesFor(op: OpenApiOperation): Case[] {
-  const values = { projectId: project.id, approvalId: approval.id, modelId: model.id };
+  // A revision id that does not exist: every bad-input case is refused before any lookup.
+  const values = { projectId: project.id, approvalId: approval.id, modelId: model.id, exemptionId: exemption.id, revisionId: MISSING_REVISION };
   const url = (path = fillPath(op.path, values)) => new URL(`/api${path}`, t.url);
   const auth: Record<string, string> = { authorization: `Bearer ${token}` };
-  const etag = op.path.startsWith("/approvals") ? approval.etag : op.path.includes("/models/") ? model.etag : project.etag;
+  const etag = op.path.startsWith("/approvals") ? approval.etag : op.path.includes("/models/") ? model.etag : op.path.startsWith("/exemptions/{") ? exemption.etag : project.etag;
   const ifMatch: Record<string, string> = op.ifMatch ? { "if-match": `"${etag}"` } : {};
   const json: Record<string, string> = { "content-type": "application/json" };
   const valid = op.hasBody ? JSON.stringify(validBodies[op.operationId]!("bad-input")) : undefined;

@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -52,6 +52,46 @@ describe("aigov CLI", () => {
     const gone = await aigov("projects", "get", project.id);
     expect(gone.code).toBe(1);
     expect(gone.err).toContain("404 NotFound");
+  });
+
+  it("publishes to the local gateway files, shows the revision and its diff, checks drift, rolls back", async () => {
+    expect((await aigov("login", "--dev", "--tenant", "t-cli-pub", "--user", "paula", "--roles", "TenantAdmin")).code).toBe(0);
+    const project = JSON.parse((await aigov("-o", "json", "projects", "create", "--name", "CLI publish", "--environment", "dev", "--owner", "paula")).out) as { id: string };
+    const admin = await t.as("t-cli-pub", "paula", ["TenantAdmin"]);
+    await admin.models.create(project.id, {
+      name: "gpt-4o",
+      provider: "azure-openai",
+      modelName: "gpt-4o",
+      backends: [{ id: "weu", url: "https://cli.openai.azure.com", region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }],
+    });
+    const diff = await aigov("policy", "diff");
+    expect(diff.out).toMatch(/^\+\d+ ~0 -0 artifacts/);
+    expect(diff.out).toContain("+++ b/policy:api/");
+
+    const first = await aigov("policy", "publish", "--reason", "from the CLI", "--wait");
+    expect(first.code).toBe(0);
+    expect(first.out).toMatch(/^revision 1 \(rev_\w+\) published: \+\d+ ~0 -0 artifacts$/);
+    // The local gateway is files mirroring ARM paths: the policy document is there, as compiled.
+    const policyFile = join(t.app.dataDir, "apim", "apis", `aigov-${project.id}`, "policies", "policy.xml");
+    expect(readFileSync(policyFile, "utf8")).toContain("<policies>");
+    expect((await aigov("policy", "publish")).out).toMatch(/^nothing to publish: the gateway holds revision 1/);
+
+    const revisions = await aigov("-o", "json", "policy", "revisions");
+    const [rev1] = JSON.parse(revisions.out) as { id: string; reason: string; createdBy: string }[];
+    expect(rev1).toMatchObject({ reason: "from the CLI", createdBy: "paula" });
+
+    expect((await aigov("policy", "drift", "--check")).out).toMatch(/^inSync \(revision 1\), checked .*: 0 of \d+ artifacts differ$/);
+    writeFileSync(policyFile, readFileSync(policyFile, "utf8").replace("<inbound>", "<inbound><set-header name=\"x-portal-edit\" exists-action=\"override\"><value>1</value></set-header>"));
+    const drift = await aigov("policy", "drift", "--check");
+    expect(drift.out).toMatch(/^drifted \(revision 1\)/);
+    expect(drift.out).toContain("+        <set-header name=\"x-portal-edit\"");
+
+    const rollback = await aigov("policy", "rollback", rev1!.id, "--wait");
+    expect(rollback.out).toMatch(/^revision 2 \(rev_\w+\) published/);
+    expect(readFileSync(policyFile, "utf8")).not.toContain("x-portal-edit");
+    expect((await aigov("policy", "drift", "--check")).out).toMatch(/^inSync \(revision 2\)/);
+    const explain = await aigov("policy", "explain", project.id);
+    expect(explain.out).toContain("structure");
   });
 
   it("prints the problem's field errors and exits non-zero on bad input", async () => {

@@ -1,11 +1,27 @@
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { inspect } from "node:util";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { ArmGatewayPublisher } from "../../src/adapters/apim/arm-publisher.js";
 import { artifactHash, GatewayPublishError, normalizeArtifact } from "../../src/adapters/apim/plan.js";
 import { FilePublisher } from "../../src/adapters/local/file-publisher.js";
-import { artifactRef, type ArtifactRef, type GatewayArtifact, type GatewayPublisher } from "../../src/ports/gateway.js";
+import {
+  artifactRef,
+  expectedReadBack,
+  readBackHash,
+  subscriptionFingerprint,
+  type ApiArtifact,
+  type ArtifactRef,
+  type GatewayArtifact,
+  type GatewayPublisher,
+  type GatewayReadBack,
+  type ProductArtifact,
+  type ResolveSecret,
+  type SecretRef,
+  type SubscriptionArtifact,
+  type SubscriptionReadBack,
+} from "../../src/ports/gateway.js";
 import { createArmFake, type ArmFake } from "../support/arm-fake.js";
 import { errorOf } from "../support/errors.js";
 
@@ -139,8 +155,15 @@ const SERVICE = `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.
 const fakeCredential = { getToken: async () => ({ token: "t", expiresOnTimestamp: Date.now() + 3600e3 }) };
 const fastRetries = { retryOptions: { retryDelayInMs: 1, maxRetryDelayInMs: 5 } };
 
-const armPublisher = (fake: ArmFake) =>
-  new ArmGatewayPublisher({ subscriptionId: SUB, resourceGroup: RG, serviceName: SVC, credential: fakeCredential, clientOptions: { httpClient: fake.httpClient, ...fastRetries } });
+const armPublisher = (fake: ArmFake, resolveSecret?: ResolveSecret) =>
+  new ArmGatewayPublisher({
+    subscriptionId: SUB,
+    resourceGroup: RG,
+    serviceName: SVC,
+    credential: fakeCredential,
+    clientOptions: { httpClient: fake.httpClient, ...fastRetries },
+    ...(resolveSecret ? { resolveSecret } : {}),
+  });
 
 const tempDirs: string[] = [];
 afterAll(async () => {
@@ -469,5 +492,451 @@ describe("FilePublisher on disk", () => {
     await expect(stat(join(dir, "apis"))).rejects.toMatchObject({ code: "ENOENT" });
     await expect(stat(join(dir, "policyFragments"))).rejects.toMatchObject({ code: "ENOENT" });
     expect(await files(dir)).not.toContain("apis/proj-x/policies/policy.json");
+  });
+});
+
+// ---- APIs, products and subscriptions (virtual keys) ----
+
+const KEYS: Record<string, string> = {
+  "vk-1/v1": "K1-primary-9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+  "vk-1/v2": "K1-primary-rotated-00112233445566778899aabbccdd",
+  "vk-1b/v1": "K1-secondary-a0b1c2d3e4f5061728394a5b6c7d8e9f",
+  "vk-2/v1": "K2-primary-0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+  "vk-2b/v1": "K2-secondary-ffeeddccbbaa99887766554433221100",
+};
+const ALL_KEYS = Object.values(KEYS);
+const resolved: string[] = [];
+const resolveSecret = async (ref: SecretRef): Promise<string> => {
+  const key = KEYS[`${ref.name}/${ref.version}`];
+  if (key === undefined) throw new Error(`no secret ${ref.name}/${ref.version}`);
+  resolved.push(`${ref.name}/${ref.version}`);
+  return key;
+};
+const noKeyIn = (what: string, value: unknown) => {
+  const text = typeof value === "string" ? value : inspect(value, { depth: 20, showHidden: true });
+  for (const k of ALL_KEYS) expect(text.includes(k), `${what} holds a key`).toBe(false);
+};
+
+const PRODUCT_POLICY = `<policies><inbound><base /><set-variable name="aigov-key-tier" value="1" /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>`;
+const API: ApiArtifact = {
+  kind: "api",
+  id: "proj-x",
+  displayName: "Project X (proj-x)",
+  description: "the project's models",
+  path: "aigov/proj-x",
+  protocols: ["https"],
+  subscriptionRequired: true,
+  subscriptionKeyHeaderName: "api-key",
+  operations: [
+    { id: "aigov-post", method: "POST", urlTemplate: "/*", displayName: "POST (every path)" },
+    { id: "aigov-get", method: "GET", urlTemplate: "/*", displayName: "GET (every path)" },
+  ],
+};
+const PRODUCT: ProductArtifact = {
+  kind: "product",
+  id: "gold",
+  displayName: "Project X, tier gold",
+  subscriptionRequired: true,
+  approvalRequired: false,
+  state: "published",
+  apis: ["proj-x"],
+};
+const SUB1: SubscriptionArtifact = {
+  kind: "subscription",
+  id: "vk1",
+  displayName: "alice's key",
+  scope: { type: "product", productId: "gold" },
+  state: "active",
+  primaryKey: { name: "vk-1", version: "v1" },
+  secondaryKey: { name: "vk-1b", version: "v1" },
+};
+const SUB2: SubscriptionArtifact = {
+  kind: "subscription",
+  id: "vk2",
+  displayName: "bob's key",
+  scope: { type: "api", apiId: "proj-x" },
+  state: "active",
+  primaryKey: { name: "vk-2", version: "v1" },
+  secondaryKey: { name: "vk-2b", version: "v1" },
+};
+const ROTATED1: SubscriptionArtifact = { ...SUB1, primaryKey: { name: "vk-1", version: "v2" } };
+/** Deliberately out of order. */
+const ENTITIES: GatewayArtifact[] = [
+  SUB1,
+  { kind: "policy", scope: { type: "api", apiId: "proj-x" }, xml: API_POLICY },
+  { kind: "policy", scope: { type: "product", productId: "gold" }, xml: PRODUCT_POLICY },
+  PRODUCT,
+  API,
+  SUB2,
+];
+const ENTITY_ORDER = ["api:proj-x", "product:gold", "policy:api/proj-x", "policy:product/gold", "subscription:vk1", "subscription:vk2"];
+const entityRef = (ref: ArtifactRef) => ENTITIES.find((a) => artifactRef(a) === ref) as GatewayArtifact;
+const replace = (set: GatewayArtifact[], a: GatewayArtifact) => set.map((x) => (artifactRef(x) === artifactRef(a) ? a : x));
+
+interface EntityHarness {
+  name: string;
+  setup(): Promise<{
+    publisher: GatewayPublisher;
+    /** Replaces subscription vk1's primary key behind the publisher's back. */
+    tamperKey(): Promise<void>;
+    /** Every byte the publisher left behind that a user could read (files), or "" for ARM. */
+    leftovers(): Promise<string>;
+  }>;
+}
+
+const entityHarnesses: EntityHarness[] = [
+  {
+    name: "ArmGatewayPublisher (ARM fake that 404s children of missing parents)",
+    async setup() {
+      const fake = createArmFake({ strictParents: true });
+      return {
+        publisher: armPublisher(fake, resolveSecret),
+        tamperKey: async () => fake.edit("subscriptions/vk1", (p) => (p.primaryKey = "set-in-the-portal")),
+        leftovers: async () => "",
+      };
+    },
+  },
+  {
+    name: "FilePublisher",
+    async setup() {
+      const dir = await mkdtemp(join(tmpdir(), "aigov-apim-"));
+      tempDirs.push(dir);
+      return {
+        publisher: new FilePublisher(dir, { resolveSecret }),
+        tamperKey: async () => {
+          const file = join(dir, "subscriptions", "vk1.json");
+          const body = JSON.parse(await readFile(file, "utf8")) as { properties: { primaryKey: unknown } };
+          body.properties.primaryKey = { secretRef: { name: "vk-2", version: "v1" } };
+          await writeFile(file, JSON.stringify(body));
+        },
+        leftovers: async () => {
+          const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+          const texts = await Promise.all(entries.filter((e) => e.isFile()).map((e) => readFile(join(e.parentPath, e.name), "utf8")));
+          return texts.join("\n");
+        },
+      };
+    },
+  },
+];
+
+for (const h of entityHarnesses) {
+  describe(`APIs, products and subscriptions: ${h.name}`, () => {
+    let ctx: Awaited<ReturnType<EntityHarness["setup"]>>;
+    beforeEach(async () => {
+      resolved.length = 0;
+      ctx = await h.setup();
+    });
+
+    it("publishes API, product, policies, subscriptions in that order; reads them back hashing as published", async () => {
+      const out = await ctx.publisher.publish(ENTITIES, {});
+      expect(out.sent).toEqual(ENTITY_ORDER);
+      for (const ref of ENTITY_ORDER) expect(out.hashes[ref]).toBe(artifactHash(entityRef(ref)));
+      const read = await ctx.publisher.read([...ENTITY_ORDER, "api:nope", "product:nope", "subscription:nope"]);
+      for (const ref of ENTITY_ORDER) {
+        const want = await expectedReadBack(entityRef(ref), resolveSecret);
+        expect(read[ref], ref).toEqual(want);
+        expect(readBackHash(read[ref] as GatewayReadBack), ref).toBe(readBackHash(want));
+        if (!ref.startsWith("subscription:")) expect(readBackHash(read[ref] as GatewayReadBack)).toBe(out.hashes[ref]);
+      }
+      expect(read["subscription:vk1"]).toEqual({
+        kind: "subscription",
+        id: "vk1",
+        displayName: "alice's key",
+        scope: { type: "product", productId: "gold" },
+        state: "active",
+        primaryKeyFingerprint: subscriptionFingerprint(KEYS["vk-1/v1"]!),
+        secondaryKeyFingerprint: subscriptionFingerprint(KEYS["vk-1b/v1"]!),
+      });
+      expect(subscriptionFingerprint("x")).toMatch(/^[0-9a-f]{16}$/);
+      expect([read["api:nope"], read["product:nope"], read["subscription:nope"]]).toEqual([undefined, undefined, undefined]);
+      // The keys were needed (to write, to fingerprint) but are in no result and nothing left behind.
+      expect(resolved.length).toBeGreaterThan(0);
+      noKeyIn("the outcome", out);
+      noKeyIn("read()", read);
+      noKeyIn("what the publisher left behind", await ctx.leftovers());
+    });
+
+    it("publishing again with the returned hashes sends nothing", async () => {
+      const first = await ctx.publisher.publish(ENTITIES, {});
+      const again = await ctx.publisher.publish([...ENTITIES].reverse(), first.hashes);
+      expect(again.sent).toEqual([]);
+      expect(again.deleted).toEqual([]);
+      expect(again.hashes).toEqual(first.hashes);
+    });
+
+    it("a rotated key (new SecretRef version) sends that subscription again, and read() shows the new key's fingerprint", async () => {
+      const first = await ctx.publisher.publish(ENTITIES, {});
+      const rotated = replace(ENTITIES, ROTATED1);
+      expect(artifactHash(ROTATED1)).not.toBe(first.hashes["subscription:vk1"]);
+      const out = await ctx.publisher.publish(rotated, first.hashes);
+      expect(out.sent).toEqual(["subscription:vk1"]);
+      const read = await ctx.publisher.read(["subscription:vk1"]);
+      expect(read["subscription:vk1"]).toMatchObject({ primaryKeyFingerprint: subscriptionFingerprint(KEYS["vk-1/v2"]!) });
+      expect(readBackHash(read["subscription:vk1"] as GatewayReadBack)).toBe(readBackHash(await expectedReadBack(ROTATED1, resolveSecret)));
+    });
+
+    it("a partial desired set (one key, `previous` holding only its ref) touches nothing else", async () => {
+      const first = await ctx.publisher.publish(ENTITIES, {});
+      const out = await ctx.publisher.publish([ROTATED1], { "subscription:vk1": first.hashes["subscription:vk1"] as string });
+      expect(out).toEqual({ sent: ["subscription:vk1"], unchanged: [], deleted: [], hashes: { "subscription:vk1": artifactHash(ROTATED1) } });
+      const read = await ctx.publisher.read(ENTITY_ORDER);
+      for (const ref of ENTITY_ORDER) expect(read[ref], ref).toBeDefined();
+      // Revoking that one key alone: deleted, everything else stays.
+      const revoked = await ctx.publisher.publish([], out.hashes);
+      expect(revoked.deleted).toEqual(["subscription:vk1"]);
+      expect(Object.values(await ctx.publisher.read(ENTITY_ORDER)).filter((x) => x === undefined)).toHaveLength(1);
+    });
+
+    it("a key changed behind the publisher's back is drift (fingerprints differ); republishing repairs it", async () => {
+      const first = await ctx.publisher.publish(ENTITIES, {});
+      await ctx.tamperKey();
+      const want = await expectedReadBack(SUB1, resolveSecret);
+      const got = (await ctx.publisher.read(["subscription:vk1"]))["subscription:vk1"] as SubscriptionReadBack;
+      expect(got.primaryKeyFingerprint).not.toBe((want as SubscriptionReadBack).primaryKeyFingerprint);
+      expect(got.secondaryKeyFingerprint).toBe((want as SubscriptionReadBack).secondaryKeyFingerprint);
+      expect(readBackHash(got)).not.toBe(readBackHash(want));
+      const { ["subscription:vk1"]: _drifted, ...rest } = first.hashes;
+      expect((await ctx.publisher.publish(ENTITIES, rest)).sent).toEqual(["subscription:vk1"]);
+      expect((await ctx.publisher.read(["subscription:vk1"]))["subscription:vk1"]).toEqual(want);
+    });
+
+    it("keeps operations and product links exactly as listed", async () => {
+      const first = await ctx.publisher.publish(ENTITIES, {});
+      const other: ApiArtifact = { ...API, id: "proj-y", path: "aigov/proj-y", operations: [] };
+      const postOnly: ApiArtifact = { ...API, operations: [{ id: "aigov-post", method: "POST", urlTemplate: "/*", displayName: "POST, renamed" }] };
+      const next = [...replace(replace(ENTITIES, postOnly), { ...PRODUCT, apis: ["proj-y"] }), other];
+      const out = await ctx.publisher.publish(next, first.hashes);
+      expect(out.sent).toEqual(["api:proj-x", "api:proj-y", "product:gold"]);
+      const read = await ctx.publisher.read(["api:proj-x", "api:proj-y", "product:gold"]);
+      expect(read["api:proj-x"]).toEqual(normalizeArtifact(postOnly));
+      expect(read["api:proj-y"]).toEqual(normalizeArtifact(other));
+      expect(read["product:gold"]).toMatchObject({ apis: ["proj-y"] });
+    });
+
+    it("deletes in reverse: subscriptions, policies, products, APIs", async () => {
+      const first = await ctx.publisher.publish(ENTITIES, {});
+      const out = await ctx.publisher.publish([], first.hashes);
+      expect(out.deleted).toEqual([...ENTITY_ORDER].reverse());
+      expect(Object.values(await ctx.publisher.read(ENTITY_ORDER))).toEqual(ENTITY_ORDER.map(() => undefined));
+    });
+
+    it("refuses ids and secret refs that could escape a path", async () => {
+      await expect(ctx.publisher.publish([{ ...API, operations: [{ ...API.operations[0]!, id: "../x" }] }], {})).rejects.toThrow(/invalid operation id/);
+      await expect(ctx.publisher.publish([{ ...PRODUCT, apis: ["a/b"] }], {})).rejects.toThrow(/invalid api id/);
+      await expect(ctx.publisher.publish([{ ...SUB1, primaryKey: { name: "vk/1", version: "v1" } }], {})).rejects.toThrow(/invalid secret name/);
+      await expect(ctx.publisher.publish([{ ...SUB1, scope: { type: "api", apiId: ".." } }], {})).rejects.toThrow(/invalid api id/);
+    });
+  });
+}
+
+describe("ArmGatewayPublisher on the wire: APIs, products, subscriptions", () => {
+  let fake: ArmFake;
+  let publisher: ArmGatewayPublisher;
+  beforeEach(() => {
+    fake = createArmFake({ strictParents: true });
+    publisher = armPublisher(fake, resolveSecret);
+  });
+  const calls = () => fake.requests.map((r) => `${r.method} ${r.resource}${r.ifMatch ? ` If-Match:${r.ifMatch}` : ""} → ${r.status}`);
+
+  it("creates with the exact requests; the keys are in the subscription bodies and in no other request", async () => {
+    await publisher.publish(ENTITIES, {});
+    expect(calls()).toEqual([
+      "HEAD apis/proj-x → 404",
+      "PUT apis/proj-x → 201",
+      "PUT apis/proj-x/operations/aigov-get → 201",
+      "PUT apis/proj-x/operations/aigov-post → 201",
+      "HEAD products/gold → 404",
+      "PUT products/gold → 201",
+      "PUT products/gold/apis/proj-x → 201",
+      "HEAD apis/proj-x/policies/policy → 404",
+      "PUT apis/proj-x/policies/policy → 201",
+      "HEAD products/gold/policies/policy → 404",
+      "PUT products/gold/policies/policy → 201",
+      "HEAD subscriptions/vk1 → 404",
+      "PUT subscriptions/vk1 → 201",
+      "HEAD subscriptions/vk2 → 404",
+      "PUT subscriptions/vk2 → 201",
+    ]);
+    for (const r of fake.requests) {
+      expect(r.path).toBe(SERVICE + r.resource);
+      expect(r.apiVersion).toBe("2024-05-01");
+    }
+    const bodies = Object.fromEntries(fake.requests.filter((r) => r.method === "PUT").map((r) => [r.resource, r.body]));
+    expect(bodies).toEqual({
+      "apis/proj-x": {
+        properties: {
+          displayName: "Project X (proj-x)",
+          description: "the project's models",
+          path: "aigov/proj-x",
+          protocols: ["https"],
+          subscriptionRequired: true,
+          subscriptionKeyParameterNames: { header: "api-key" },
+        },
+      },
+      "apis/proj-x/operations/aigov-get": { properties: { displayName: "GET (every path)", method: "GET", urlTemplate: "/*" } },
+      "apis/proj-x/operations/aigov-post": { properties: { displayName: "POST (every path)", method: "POST", urlTemplate: "/*" } },
+      "products/gold": { properties: { displayName: "Project X, tier gold", subscriptionRequired: true, approvalRequired: false, state: "published" } },
+      "products/gold/apis/proj-x": undefined,
+      "apis/proj-x/policies/policy": { properties: { value: API_POLICY, format: "rawxml" } },
+      "products/gold/policies/policy": { properties: { value: PRODUCT_POLICY, format: "rawxml" } },
+      "subscriptions/vk1": {
+        properties: { scope: "/products/gold", displayName: "alice's key", state: "active", primaryKey: KEYS["vk-1/v1"], secondaryKey: KEYS["vk-1b/v1"] },
+      },
+      "subscriptions/vk2": {
+        properties: { scope: "/apis/proj-x", displayName: "bob's key", state: "active", primaryKey: KEYS["vk-2/v1"], secondaryKey: KEYS["vk-2b/v1"] },
+      },
+    });
+    for (const r of fake.requests) if (r.resource !== "subscriptions/vk1" && r.resource !== "subscriptions/vk2") noKeyIn(`${r.method} ${r.resource}`, JSON.stringify(r.body ?? ""));
+  });
+
+  it("the fake refuses a policy whose API does not exist, as APIM does (what the ordering prevents)", async () => {
+    const err = await errorOf(publisher.publish([entityRef("policy:api/proj-x")], {}));
+    expect(err).toBeInstanceOf(GatewayPublishError);
+    expect((err as GatewayPublishError).status).toBe(404);
+  });
+
+  it("idempotent: a second publish with the returned hashes sends no request at all", async () => {
+    const first = await publisher.publish(ENTITIES, {});
+    fake.requests.length = 0;
+    await publisher.publish(ENTITIES, first.hashes);
+    expect(fake.requests).toEqual([]);
+  });
+
+  it("updates: If-Match on the entity, then lists and syncs its operations or links", async () => {
+    const first = await publisher.publish(ENTITIES, {});
+    const apiEtag = fake.state.get("apis/proj-x")?.etag as string;
+    const productEtag = fake.state.get("products/gold")?.etag as string;
+    fake.requests.length = 0;
+    const postOnly: ApiArtifact = { ...API, operations: [{ id: "aigov-post", method: "POST", urlTemplate: "/*", displayName: "POST, renamed" }] };
+    const other: ApiArtifact = { ...API, id: "proj-y", path: "aigov/proj-y", operations: [] };
+    await publisher.publish([...replace(replace(ENTITIES, postOnly), { ...PRODUCT, apis: ["proj-y"] }), other], first.hashes);
+    expect(calls()).toEqual([
+      "HEAD apis/proj-x → 200",
+      `PUT apis/proj-x If-Match:${apiEtag} → 200`,
+      "GET apis/proj-x/operations → 200",
+      "PUT apis/proj-x/operations/aigov-post If-Match:* → 200",
+      "DELETE apis/proj-x/operations/aigov-get If-Match:* → 200",
+      "HEAD apis/proj-y → 404",
+      "PUT apis/proj-y → 201",
+      "HEAD products/gold → 200",
+      `PUT products/gold If-Match:${productEtag} → 200`,
+      "GET products/gold/apis → 200",
+      "PUT products/gold/apis/proj-y → 201",
+      "DELETE products/gold/apis/proj-x → 200",
+    ]);
+  });
+
+  it("a rotated key: HEAD, then one PUT with If-Match carrying the new key", async () => {
+    const first = await publisher.publish(ENTITIES, {});
+    const etag = fake.state.get("subscriptions/vk1")?.etag as string;
+    fake.requests.length = 0;
+    await publisher.publish(replace(ENTITIES, ROTATED1), first.hashes);
+    expect(calls()).toEqual(["HEAD subscriptions/vk1 → 200", `PUT subscriptions/vk1 If-Match:${etag} → 200`]);
+    expect(fake.requests[1]?.body).toMatchObject({ properties: { primaryKey: KEYS["vk-1/v2"], secondaryKey: KEYS["vk-1b/v1"] } });
+  });
+
+  it("read(): GET for the entity, then its operations, its links, or listSecrets (POST) for the keys", async () => {
+    await publisher.publish(ENTITIES, {});
+    fake.requests.length = 0;
+    await publisher.read(["api:proj-x", "product:gold", "subscription:vk1"]);
+    expect(fake.requests.map((r) => `${r.method} ${r.resource}`).sort()).toEqual([
+      "GET apis/proj-x",
+      "GET apis/proj-x/operations",
+      "GET products/gold",
+      "GET products/gold/apis",
+      "GET subscriptions/vk1",
+      "POST subscriptions/vk1/listSecrets",
+    ]);
+  });
+
+  it("deletes: subscriptions, policies, product, API, each with the ETag just read", async () => {
+    const first = await publisher.publish(ENTITIES, {});
+    const etags = Object.fromEntries([...fake.state].map(([k, v]) => [k, v.etag]));
+    fake.requests.length = 0;
+    await publisher.publish([], first.hashes);
+    expect(calls().filter((c) => c.startsWith("DELETE"))).toEqual([
+      `DELETE subscriptions/vk2 If-Match:${etags["subscriptions/vk2"]} → 200`,
+      `DELETE subscriptions/vk1 If-Match:${etags["subscriptions/vk1"]} → 200`,
+      `DELETE products/gold/policies/policy If-Match:${etags["products/gold/policies/policy"]} → 200`,
+      `DELETE apis/proj-x/policies/policy If-Match:${etags["apis/proj-x/policies/policy"]} → 200`,
+      `DELETE products/gold If-Match:${etags["products/gold"]} → 200`,
+      `DELETE apis/proj-x If-Match:${etags["apis/proj-x"]} → 200`,
+    ]);
+    expect([...fake.state.keys()]).toEqual([]);
+  });
+
+  it("a failed subscription write reports status and message, but the error carries no key", async () => {
+    fake.beforeNext("PUT", "subscriptions/vk1", () => fake.failNext(400));
+    const err = await errorOf(publisher.publish(ENTITIES, {}));
+    expect(err).toBeInstanceOf(GatewayPublishError);
+    const e = err as GatewayPublishError;
+    expect(e.status).toBe(400);
+    expect(e.ref).toBe("subscription:vk1");
+    noKeyIn("the error", e);
+    noKeyIn("the error's cause", e.cause);
+  });
+
+  it("without resolveSecret, everything but subscriptions publishes", async () => {
+    const bare = armPublisher(fake);
+    await expect(bare.publish(ENTITIES, {})).rejects.toThrow(/subscription vk1: this publisher was created without resolveSecret/);
+    expect(fake.state.has("products/gold/policies/policy")).toBe(true);
+  });
+});
+
+describe("FilePublisher on disk: APIs, products, subscriptions", () => {
+  let dir: string;
+  let publisher: FilePublisher;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "aigov-apim-"));
+    tempDirs.push(dir);
+    publisher = new FilePublisher(dir, { resolveSecret });
+  });
+
+  const files = async (root: string): Promise<string[]> =>
+    (await readdir(root, { recursive: true, withFileTypes: true }))
+      .filter((e) => e.isFile())
+      .map((e) => join(e.parentPath, e.name).slice(root.length + 1))
+      .sort();
+  const json = async (path: string) => JSON.parse(await readFile(join(dir, path), "utf8")) as unknown;
+
+  it("mirrors the ARM paths; a subscription's file names its secrets instead of holding the keys", async () => {
+    await publisher.publish(ENTITIES, {});
+    expect(await files(dir)).toEqual([
+      "apis/proj-x.json",
+      "apis/proj-x/operations/aigov-get.json",
+      "apis/proj-x/operations/aigov-post.json",
+      "apis/proj-x/policies/policy.json",
+      "apis/proj-x/policies/policy.xml",
+      "products/gold.json",
+      "products/gold/apis/proj-x.json",
+      "products/gold/policies/policy.json",
+      "products/gold/policies/policy.xml",
+      "subscriptions/vk1.json",
+      "subscriptions/vk2.json",
+    ]);
+    expect(await json("apis/proj-x/operations/aigov-get.json")).toEqual({ properties: { displayName: "GET (every path)", method: "GET", urlTemplate: "/*" } });
+    expect(await json("products/gold/apis/proj-x.json")).toEqual({});
+    expect(await json("subscriptions/vk1.json")).toEqual({
+      properties: {
+        scope: "/products/gold",
+        displayName: "alice's key",
+        state: "active",
+        primaryKey: { secretRef: { name: "vk-1", version: "v1" } },
+        secondaryKey: { secretRef: { name: "vk-1b", version: "v1" } },
+      },
+    });
+  });
+
+  it("deleting an API or product removes its operations or links with it", async () => {
+    const first = await publisher.publish(ENTITIES, {});
+    await publisher.publish([], first.hashes);
+    expect(await files(dir)).toEqual([]);
+  });
+
+  it("a hand-edited operation reads back as a changed API", async () => {
+    const first = await publisher.publish(ENTITIES, {});
+    await writeFile(join(dir, "apis/proj-x/operations/aigov-get.json"), JSON.stringify({ properties: { displayName: "x", method: "DELETE", urlTemplate: "/*" } }));
+    const read = await publisher.read(["api:proj-x"]);
+    expect(readBackHash(read["api:proj-x"] as GatewayReadBack)).not.toBe(first.hashes["api:proj-x"]);
   });
 });

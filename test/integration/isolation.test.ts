@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
 import type { Approval } from "../../src/domain/approvals/schema.js";
+import type { Exemption } from "../../src/domain/exemptions/schema.js";
 import type { Model } from "../../src/domain/models/schema.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
@@ -12,6 +13,8 @@ let adminA: AigovClient;
 let projectA: Project;
 let approvalA: Approval;
 let modelA: Model;
+let revisionA: string;
+let exemptionA: Exemption;
 const SECRET_NAME = "tenant-a-confidential-project";
 
 beforeAll(async () => {
@@ -30,6 +33,19 @@ beforeAll(async () => {
     justification: "a-secret-justification",
     stages: [{ approvers: [{ user: "a-approver" }], decisionTimeout: "P1D" }],
   });
+  exemptionA = await adminA.exemptions.request({
+    control: "contentSafety",
+    scope: { level: "model", projectId: projectA.id, modelId: modelA.id },
+    relaxation: { kind: "off" },
+    category: "waiver",
+    owner: "a-exemption-owner",
+    reason: { deliveryBlocker: "a-secret-blocker", affectedControl: "a-secret-affected", expectedEndState: "a-secret-end-state" },
+    compensatingControls: ["a-secret-compensating"],
+    expiresAt: new Date(Date.now() + 7 * 24 * 3600 * 1000).toISOString(),
+  });
+  const published = await adminA.policy.publish({ reason: "a-secret-publish-reason" });
+  revisionA = published.revision!.id;
+  while ((await adminA.policy.revision(revisionA)).status === "pending") await new Promise((r) => setTimeout(r, 20));
 });
 afterAll(() => t.stop());
 
@@ -37,10 +53,10 @@ describe("tenant isolation", () => {
   it("tenant B, with every role, cannot see or change tenant A's resources on any route", async () => {
     const doc = await t.anonymous.openApi();
     const tokenB = await t.token("tenant-b", "mallory", ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"]);
-    const aValues = { projectId: projectA.id, approvalId: approvalA.id, modelId: modelA.id };
-    const leaks = [projectA.id, approvalA.id, SECRET_NAME, "tenant-a", "alice-owner", "a-tag-value", "a-description", "a-secret-resource", "a-change-value", "a-secret-justification", modelA.id, "a-secret-model", "a-secret-endpoint", "sk-a-secret-provider-key"];
+    const aValues = { projectId: projectA.id, approvalId: approvalA.id, modelId: modelA.id, revisionId: revisionA, exemptionId: exemptionA.id };
+    const leaks = [projectA.id, approvalA.id, SECRET_NAME, "tenant-a", "alice-owner", "a-tag-value", "a-description", "a-secret-resource", "a-change-value", "a-secret-justification", modelA.id, "a-secret-model", "a-secret-endpoint", "sk-a-secret-provider-key", revisionA, "a-secret-publish-reason", exemptionA.id, "a-exemption-owner", "a-secret-blocker", "a-secret-compensating"];
     const walked: string[] = [];
-    const missingValues = { projectId: newId("prj"), approvalId: newId("apr"), modelId: newId("mdl") };
+    const missingValues = { projectId: newId("prj"), approvalId: newId("apr"), modelId: newId("mdl"), revisionId: newId("rev"), exemptionId: newId("exm") };
     const call = async (op: OpenApiOperation, values: Record<string, string>, scope: string) => {
       const url = new URL(`/api${fillPath(op.path, values)}`, t.url);
       if (op.queryParams.includes("scope")) url.searchParams.set("scope", scope);
@@ -80,7 +96,7 @@ describe("tenant isolation", () => {
       } else {
         expect(status, `${op.method} ${op.path}: ${text}`).toBeLessThan(500);
       }
-      const echoed = op.pathParams.length > 0 ? [projectA.id, approvalA.id, modelA.id] : [];
+      const echoed = op.pathParams.map((p) => (aValues as Record<string, string>)[p]);
       for (const leak of leaks.filter((l) => !echoed.includes(l))) {
         expect(text, `${op.method} ${op.path} leaked ${leak}`).not.toContain(leak);
       }
@@ -91,7 +107,8 @@ describe("tenant isolation", () => {
     // A's state is untouched.
     expect(await adminA.projects.get(projectA.id)).toEqual(projectA);
     const auditA = await adminA.audit.list();
-    expect(auditA.items.map((r) => r.action)).toEqual(["approval.create", "project.update", "project.create"]);
+    expect(await adminA.exemptions.get(exemptionA.id)).toEqual(exemptionA);
+    expect(auditA.items.map((r) => r.action).sort()).toEqual(["approval.create", "approval.create", "exemption.request", "gateway.publish", "gateway.revision.create", "project.update", "project.create"].sort());
     expect((await adminA.audit.verify()).ok).toBe(true);
   });
 

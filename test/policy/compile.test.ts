@@ -31,11 +31,55 @@ describe("compile", () => {
     for (const input of Object.values(GOLDEN_CASES)) expect(JSON.stringify(compile(input))).toBe(JSON.stringify(compile(structuredClone(input))));
   });
 
-  it("lists artifacts in publish order: named values, single backends, pools, fragments, policies", () => {
-    const r = compile(GOLDEN_CASES["pool-failover"]!);
-    const rank = (a: GatewayArtifact) => (a.kind === "namedValue" ? 0 : a.kind === "backend" ? (a.type === "Single" ? 1 : 2) : a.kind === "fragment" ? 3 : 4);
-    const ranks = r.artifacts.map(rank);
-    expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
+  it("lists artifacts in publish order: named values, single backends, pools, fragments, APIs, products, policies", () => {
+    const order = ["namedValue", "single", "pool", "fragment", "api", "product", "policy"];
+    const rank = (a: GatewayArtifact) => order.indexOf(a.kind === "backend" ? (a.type === "Single" ? "single" : "pool") : a.kind);
+    for (const name of ["pool-failover", "per-key-token-limit"]) {
+      const ranks = compile(GOLDEN_CASES[name]!).artifacts.map(rank);
+      expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
+      expect(ranks).not.toContain(-1);
+    }
+  });
+
+  it("emits the API every project policy attaches to, and a product per offered tier linked to it", () => {
+    const r = compile(GOLDEN_CASES["per-key-token-limit"]!);
+    const entities = r.artifacts.filter((a) => a.kind === "api" || a.kind === "product");
+    expect(entities).toEqual([
+      {
+        kind: "api",
+        id: "aigov-prj_alpha",
+        displayName: "Project prj_alpha (prj_alpha)",
+        path: "aigov/prj_alpha",
+        protocols: ["https"],
+        subscriptionRequired: true,
+        subscriptionKeyHeaderName: "api-key",
+        operations: [
+          { id: "aigov-get", method: "GET", urlTemplate: "/*", displayName: "GET (every path)" },
+          { id: "aigov-post", method: "POST", urlTemplate: "/*", displayName: "POST (every path)" },
+        ],
+      },
+      {
+        kind: "product",
+        id: "aigov-prj_alpha-gold",
+        displayName: "Project prj_alpha (prj_alpha), key tier gold",
+        description: "Premium keys",
+        subscriptionRequired: true,
+        approvalRequired: false,
+        state: "published",
+        apis: ["aigov-prj_alpha"],
+      },
+    ]);
+    // No subscriptions: keys never change what compiles.
+    expect(r.artifacts.some((a) => a.kind === "subscription")).toBe(false);
+  });
+
+  it("a project with the models pillar off still gets its API (its policy and products need it), with no operations", () => {
+    const off = project("prj_off", [model("m2", "gpt-4o")], { pillars: { models: false, tools: true, agents: true }, keyTiers: ["gold"], description: "paused" });
+    const r = compile(tenant([off], { keyTiers: [{ id: "gold", limits: { tokensPerMinute: 1000 } }] }));
+    expect(validateCompiled(r.artifacts)).toEqual([]);
+    const api = r.artifacts.find((a) => a.kind === "api");
+    expect(api).toMatchObject({ id: "aigov-prj_off", description: "paused", operations: [] });
+    expect(r.artifacts.find((a) => a.kind === "product")).toMatchObject({ id: "aigov-prj_off-gold", apis: ["aigov-prj_off"] });
   });
 
   it("blocked models vanish from every list and pool, and their backends are not published", () => {

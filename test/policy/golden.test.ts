@@ -24,6 +24,8 @@ function golden(file: string, actual: string) {
 }
 
 const nonPolicy = (artifacts: GatewayArtifact[]) => artifacts.filter((a) => a.kind === "backend" || a.kind === "namedValue");
+/** The APIs and products the policies attach to. */
+const entities = (artifacts: GatewayArtifact[]) => artifacts.filter((a) => a.kind === "api" || a.kind === "product");
 
 describe("golden policies", () => {
   for (const [name, input] of Object.entries(GOLDEN_CASES)) {
@@ -37,6 +39,7 @@ describe("golden policies", () => {
         if (p.kind === "policy" && p.scope.type === "product") golden(`${name}.product-${p.scope.productId}.xml`, p.xml);
       }
       golden(`${name}.backends.json`, JSON.stringify(nonPolicy(result.artifacts), null, 2));
+      golden(`${name}.entities.json`, JSON.stringify(entities(result.artifacts), null, 2));
       // Every artifact and every element of every document is explained.
       const explained = new Set(result.explain.map((e) => e.ref));
       for (const a of result.artifacts) expect(explained.has(artifactRef(a)), artifactRef(a)).toBe(true);

@@ -332,5 +332,40 @@ export function validateCompiled(artifacts: GatewayArtifact[]): string[] {
     if (a.kind !== "policy") continue;
     for (const p of validatePolicy(a.xml, fragments)) problems.push(`${a.scope.type}:${"apiId" in a.scope ? a.scope.apiId : "productId" in a.scope ? a.scope.productId : ""}: ${p}`);
   }
+  problems.push(...checkEntities(artifacts));
+  return problems;
+}
+
+/**
+ * APIM refuses a policy whose API or product does not exist, and a product link to a missing API: every
+ * scope a compiled policy names, and every API a product lists, must be among the artifacts. Entity
+ * fields are checked against the documented limits (apim-reference.md §4; REST apis/create-or-update).
+ */
+function checkEntities(artifacts: GatewayArtifact[]): string[] {
+  const problems: string[] = [];
+  const apis = new Set(artifacts.flatMap((a) => (a.kind === "api" ? [a.id] : [])));
+  const products = new Set(artifacts.flatMap((a) => (a.kind === "product" ? [a.id] : [])));
+  for (const a of artifacts) {
+    if (a.kind === "policy") {
+      const s = a.scope;
+      if ((s.type === "api" || s.type === "operation") && !apis.has(s.apiId)) problems.push(`policy at api ${s.apiId}: no such API among the artifacts`);
+      if (s.type === "product" && !products.has(s.productId)) problems.push(`policy at product ${s.productId}: no such product among the artifacts`);
+    } else if (a.kind === "api") {
+      if (a.displayName.length < 1 || a.displayName.length > 300) problems.push(`api ${a.id}: displayName must be 1-300 characters`);
+      if (a.path.length > 400 || a.path.startsWith("/")) problems.push(`api ${a.id}: invalid path ${a.path}`);
+      if (!/^[A-Za-z0-9-]+$/.test(a.subscriptionKeyHeaderName)) problems.push(`api ${a.id}: invalid key header`);
+      for (const o of a.operations) {
+        if (!/^[A-Z]+$/.test(o.method) || !o.urlTemplate.startsWith("/")) problems.push(`api ${a.id}: invalid operation ${o.id}`);
+      }
+      const routes = a.operations.map((o) => `${o.method} ${o.urlTemplate}`);
+      if (new Set(routes).size !== routes.length) problems.push(`api ${a.id}: two operations with the same method and URL template`);
+    } else if (a.kind === "product") {
+      if (a.displayName.length < 1 || a.displayName.length > 300) problems.push(`product ${a.id}: displayName must be 1-300 characters`);
+      if ((a.description ?? "").length > 1000) problems.push(`product ${a.id}: description over 1000 characters`);
+      for (const api of a.apis) if (!apis.has(api)) problems.push(`product ${a.id}: links API ${api}, which is not among the artifacts`);
+    }
+  }
+  const paths = artifacts.flatMap((a) => (a.kind === "api" ? [a.path.toLowerCase()] : []));
+  if (new Set(paths).size !== paths.length) problems.push("two APIs share a path (APIM paths are case-insensitive)");
   return problems;
 }

@@ -32,6 +32,10 @@ export async function startTestApp(): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), "aigov-test-"));
   process.env.OUTBOX_RELAY_SCHEDULE = "0 0 0 1 1 *";
   process.env.APPROVAL_SWEEP_SCHEDULE = "0 0 0 1 1 *";
+  process.env.GATEWAY_PUBLISH_SWEEP_SCHEDULE = "0 0 0 1 1 *";
+  process.env.DRIFT_CHECK_SCHEDULE = "0 0 0 1 1 *";
+  process.env.PUBLISH_RETRY_FIRST_INTERVAL_MS = "100";
+  process.env.PUBLISH_RETRY_MAX_ATTEMPTS = "4";
   for (const k of ["COSMOS_ENDPOINT", "AUTH_MODE", "AUTH_JWKS_URI", "EVENTGRID_TOPIC_ENDPOINT", "KEYVAULT_URI", "AIGOV_PUBLIC_URL", "WEBSITE_HOSTNAME"]) delete process.env[k];
   const app = await startApp({ port: 0, dataDir, quiet: true });
   const url = app.host.url;

@@ -2,7 +2,8 @@ import { createHttpHeaders, type HttpClient, type PipelineRequest, type Pipeline
 
 /**
  * An in-process fake of Azure Resource Manager for the API Management entities the gateway publisher
- * writes (policies at every scope, policy fragments, backends, named values), to be passed to
+ * writes (policies at every scope, policy fragments, backends, named values, APIs and their operations,
+ * products and their API links, subscriptions), to be passed to
  * ApiManagementClient as `httpClient`. In-process rather than a server because the SDK refuses bearer
  * tokens over plain HTTP (see shared/notes/local-fakes.md), and this way the real SDK pipeline (auth,
  * retries, serialisation, LRO poller) still runs end to end.
@@ -18,7 +19,16 @@ import { createHttpHeaders, type HttpClient, type PipelineRequest, type Pipeline
  *    Succeeded (they are long-running in ARM: the SDK poller then completes at once);
  *  - a secret named value's `value` is never returned;
  *  - policies/fragments read without `format=rawxml` come back in the escaped "xml" form (the SPEC example
- *    ApiManagementCreateApiPolicyNonXmlEncoded echoes `=>` as `=&gt;`); this fake escapes only that.
+ *    ApiManagementCreateApiPolicyNonXmlEncoded echoes `=>` as `=&gt;`); this fake escapes only that;
+ *  - APIs are long-running writes (and deletes); deleting an API deletes its operations, policies and
+ *    product links; deleting a product its policy and API links;
+ *  - GET apis/{a}/operations and GET products/{p}/apis list children (`{ value: [...] }`);
+ *  - a product–API link (PUT products/{p}/apis/{a}) has no body, and its DELETE no If-Match;
+ *  - a subscription's keys are never returned by GET (null), only by POST …/listSecrets; missing keys are
+ *    generated; its scope comes back as a full resource id;
+ *  - with `strictParents`, a child whose parent is missing (a policy or operation of an unknown API, a
+ *    product policy or link of an unknown product, a subscription of an unknown scope) is a 404, as in
+ *    APIM: the ordering tests rely on it. Off by default, so that policy-only tests need no API.
  * Entity names are compared case-sensitively (ARM does not); state is in memory.
  */
 
@@ -74,9 +84,37 @@ const KINDS: { pattern: RegExp; type: string; lro: boolean }[] = [
   { pattern: new RegExp(`^policyFragments/${SEG}$`), type: "Microsoft.ApiManagement/service/policyFragments", lro: true },
   { pattern: new RegExp(`^backends/${SEG}$`), type: "Microsoft.ApiManagement/service/backends", lro: false },
   { pattern: new RegExp(`^namedValues/${SEG}$`), type: "Microsoft.ApiManagement/service/namedValues", lro: true },
+  { pattern: new RegExp(`^apis/${SEG}$`), type: "Microsoft.ApiManagement/service/apis", lro: true },
+  { pattern: new RegExp(`^apis/${SEG}/operations/${SEG}$`), type: "Microsoft.ApiManagement/service/apis/operations", lro: false },
+  { pattern: new RegExp(`^products/${SEG}$`), type: "Microsoft.ApiManagement/service/products", lro: false },
+  { pattern: new RegExp(`^products/${SEG}/apis/${SEG}$`), type: "Microsoft.ApiManagement/service/products/apis", lro: false },
+  { pattern: new RegExp(`^subscriptions/${SEG}$`), type: "Microsoft.ApiManagement/service/subscriptions", lro: false },
 ];
 
-export function createArmFake(): ArmFake {
+/** Collections the fake lists (GET), by pattern; the entities listed are those one segment below. */
+const LISTS = [new RegExp(`^apis/${SEG}/operations$`), new RegExp(`^products/${SEG}/apis$`)];
+const LIST_SECRETS = new RegExp(`^subscriptions/(${SEG})/listSecrets$`);
+
+/** The entities that must exist before `resource` can be written (strictParents). */
+function parentsOf(resource: string, body: unknown): string[] {
+  const parts = resource.split("/");
+  if (parts[0] === "apis" && parts.length > 2) return [`apis/${parts[1]}`];
+  if (parts[0] === "products" && parts[2] === "policies") return [`products/${parts[1]}`];
+  if (parts[0] === "products" && parts[2] === "apis") return [`products/${parts[1]}`, `apis/${parts[3]}`];
+  if (parts[0] === "subscriptions" && parts.length === 2) {
+    const scope = (body as { properties?: { scope?: unknown } } | undefined)?.properties?.scope;
+    const m = typeof scope === "string" ? /\/((?:apis|products)\/[^/]+)$/.exec(scope) : null;
+    return m?.[1] ? [m[1]] : [];
+  }
+  return [];
+}
+
+export interface ArmFakeOptions {
+  /** Refuse (404) writes of children whose parent does not exist, as APIM does. */
+  strictParents?: boolean;
+}
+
+export function createArmFake(options: ArmFakeOptions = {}): ArmFake {
   const state = new Map<string, ArmFakeEntity>();
   const requests: ArmFakeRequest[] = [];
   let faults: number[] = [];
@@ -98,8 +136,23 @@ export function createArmFake(): ArmFake {
     if (!GUID.test(m[1] ?? "")) return error(request, 400, "InvalidSubscriptionId", `The provided subscription identifier '${m[1]}' is malformed or invalid.`);
     if (!rec.apiVersion) return error(request, 400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.");
     const resource = rec.resource;
+    const servicePrefix = rec.path.slice(0, rec.path.length - resource.length);
+    if (request.method === "GET" && LISTS.some((l) => l.test(resource))) {
+      const value = [...state.entries()]
+        .filter(([k]) => k.startsWith(`${resource}/`) && !k.slice(resource.length + 1).includes("/"))
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([k, e]) => ({ id: servicePrefix + k, name: k.slice(resource.length + 1), properties: structuredClone(e.properties) }));
+      return respond(request, 200, { value });
+    }
+    const secrets = LIST_SECRETS.exec(resource);
+    if (request.method === "POST" && secrets) {
+      const e = state.get(`subscriptions/${secrets[1]}`);
+      if (!e) return error(request, 404, "ResourceNotFound", `${resource} was not found.`);
+      return respond(request, 200, { primaryKey: e.properties.primaryKey, secondaryKey: e.properties.secondaryKey }, { etag: e.etag });
+    }
     const kind = KINDS.find((k) => k.pattern.test(resource));
     if (!kind) return error(request, 400, "UnsupportedByFake", `the fake does not model ${resource}`);
+    const isLink = /^products\/[^/]+\/apis\//.test(resource);
     const entity = state.get(resource);
     const matches = (ifMatch: string | undefined) => ifMatch === undefined || (entity !== undefined && (ifMatch === "*" || ifMatch === entity.etag));
     const name = resource.slice(resource.lastIndexOf("/") + 1);
@@ -107,6 +160,13 @@ export function createArmFake(): ArmFake {
       const properties: Record<string, unknown> = structuredClone(e.properties);
       if (kind.lro) properties.provisioningState = "Succeeded";
       if (resource.startsWith("namedValues/") && properties.secret === true) delete properties.value;
+      if (resource.startsWith("subscriptions/")) {
+        properties.primaryKey = null;
+        properties.secondaryKey = null;
+        if (typeof properties.scope === "string" && properties.scope.startsWith("/") && !properties.scope.startsWith("/subscriptions/")) {
+          properties.scope = servicePrefix.replace(/\/$/, "") + properties.scope;
+        }
+      }
       if (!rawxml && typeof properties.value === "string" && properties.format === "rawxml") {
         properties.value = properties.value.replace(/=>/g, "=&gt;");
         properties.format = "xml";
@@ -123,17 +183,32 @@ export function createArmFake(): ArmFake {
       }
       case "PUT": {
         if (!matches(rec.ifMatch)) return error(request, 412, "PreconditionFailed", `ETag mismatch for ${resource}.`);
-        const props = (rec.body as { properties?: unknown } | undefined)?.properties;
+        if (options.strictParents) {
+          const missing = parentsOf(resource, rec.body).find((p) => !state.has(p));
+          if (missing) return error(request, 404, "ResourceNotFound", `${missing} was not found (needed by ${resource}).`);
+        }
+        const props = isLink ? {} : (rec.body as { properties?: unknown } | undefined)?.properties;
         if (props === null || typeof props !== "object" || Array.isArray(props)) return error(request, 400, "ValidationError", "body.properties is required");
-        const next: ArmFakeEntity = { properties: structuredClone(props as Record<string, unknown>), etag: nextEtag() };
+        const stored = structuredClone(props as Record<string, unknown>);
+        if (resource.startsWith("subscriptions/")) {
+          // APIM generates a key that is not given (and keeps the old one on an update without it).
+          for (const k of ["primaryKey", "secondaryKey"]) stored[k] ??= entity?.properties[k] ?? `generated-${k}-${etagCounter}`;
+        }
+        const next: ArmFakeEntity = { properties: stored, etag: nextEtag() };
         state.set(resource, next);
         return respond(request, entity ? 200 : 201, envelope(next, true), { etag: next.etag });
       }
       case "DELETE": {
-        if (rec.ifMatch === undefined) return error(request, 400, "InvalidRequest", "If-Match header is required for DELETE.");
+        if (rec.ifMatch === undefined && !isLink) return error(request, 400, "InvalidRequest", "If-Match header is required for DELETE.");
         if (!entity) return respond(request, 204);
-        if (!matches(rec.ifMatch)) return error(request, 412, "PreconditionFailed", `ETag mismatch for ${resource}.`);
+        if (!isLink && !matches(rec.ifMatch)) return error(request, 412, "PreconditionFailed", `ETag mismatch for ${resource}.`);
         state.delete(resource);
+        // Children go with their parent, as in APIM.
+        const cascade = /^(apis|products)\/[^/]+$/.test(resource);
+        if (cascade) {
+          const apiLink = resource.startsWith("apis/") ? new RegExp(`^products/[^/]+/apis/${resource.slice("apis/".length)}$`) : undefined;
+          for (const k of [...state.keys()]) if (k.startsWith(`${resource}/`) || apiLink?.test(k)) state.delete(k);
+        }
         return respond(request, 200);
       }
       default:

@@ -58,6 +58,20 @@ export const validBodies: Record<string, (unique: string) => unknown> = {
   }),
   updateModel: () => ({ displayName: "walked" }),
   putTenantSettings: () => ({ settings: { tokens: { perMinute: { limit: 1000 } } } }),
+  requestExemption: (u) => ({
+    control: "tokens.perMinute",
+    scope: { level: "project", projectId: "prj_00000000000000000000" },
+    relaxation: { kind: "limit", value: 5000 },
+    category: "mitigated",
+    owner: "walker",
+    reason: { deliveryBlocker: `walk ${u}`, affectedControl: "walk", expectedEndState: "walk" },
+    expiresAt: new Date(Date.now() + 10 * 24 * 3600 * 1000).toISOString(),
+  }),
+  renewExemption: () => ({ expiresAt: new Date(Date.now() + 20 * 24 * 3600 * 1000).toISOString(), evidence: ["https://walk.example.com/evidence"], justification: "walk" }),
+  revokeExemption: () => ({ reason: "walk" }),
+  putExemptionPolicy: () => ({ maxDays: { waiver: 30, mitigated: 90 } }),
+  publishGateway: () => ({ reason: "walk" }),
+  rollbackRevision: () => ({ reason: "walk" }),
 };
 
 export function fillPath(path: string, values: Record<string, string>): string {

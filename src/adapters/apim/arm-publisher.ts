@@ -1,23 +1,43 @@
 import type {
+  ApiCreateOrUpdateParameter,
   ApiManagementClient,
   ApiManagementClientOptionalParams,
   BackendContract,
   NamedValueCreateContract,
+  OperationContract,
   PolicyContract,
   PolicyFragmentContract,
+  ProductContract,
+  SubscriptionCreateParameters,
 } from "@azure/arm-apimanagement";
 import type { TokenCredential } from "@azure/identity";
-import type { ArtifactRef, GatewayArtifact, GatewayPublisher, PublishOutcome } from "../../ports/gateway.js";
-import { mapLimit, parseRef, runPublish, type Current, type Locator, type PlannedWrite, type PublishIo } from "./plan.js";
+import type {
+  ApiArtifact,
+  ArtifactRef,
+  GatewayArtifact,
+  GatewayPublisher,
+  GatewayReadBack,
+  ProductArtifact,
+  PublishOutcome,
+  ResolveSecret,
+  SubscriptionArtifact,
+} from "../../ports/gateway.js";
+import { diffChildren, mapLimit, parseRef, runPublish, type Current, type Locator, type PlannedWrite, type PublishIo } from "./plan.js";
 import {
   fromArmProperties,
+  operationProperties,
   resourcePath,
+  subscriptionProperties,
   toArmProperties,
+  type ApiProperties,
+  type ArmChildren,
   type ArmProperties,
   type BackendProperties,
   type FragmentProperties,
   type NamedValueProperties,
+  type OperationProperties,
   type PolicyProperties,
+  type ProductProperties,
 } from "./shapes.js";
 
 export interface ArmGatewayPublisherOptions {
@@ -30,6 +50,9 @@ export interface ArmGatewayPublisherOptions {
   credential?: TokenCredential;
   /** Passed to ApiManagementClient: apiVersion (default 2024-05-01), retryOptions, httpClient (tests), endpoint… */
   clientOptions?: ApiManagementClientOptionalParams;
+  /** Resolves a subscription's key refs when its PUT body is built (and nowhere else). Without it,
+   * publishing a subscription fails; every other kind works. */
+  resolveSecret?: ResolveSecret;
 }
 
 /** Reads of many artifacts run this many GETs at a time (ARM throttles per principal; keep it modest). */
@@ -106,7 +129,12 @@ export class ArmGatewayPublisher implements GatewayPublisher {
       },
       write: async (w: PlannedWrite, current: Current | undefined) => {
         if (current && !current.etag) throw new Error(`${resourcePath(w.loc)} exists but the gateway returned no ETag`);
-        await this.ops(w.loc).put(toArmProperties(w.artifact), current?.etag);
+        const a = w.artifact;
+        if (a.kind === "subscription") return this.putSubscription(a, current?.etag);
+        await this.ops(w.loc).put(toArmProperties(a), current?.etag);
+        // A new entity has no children yet: listing them would only cost a request.
+        if (a.kind === "api") await this.syncOperations(a, current !== undefined);
+        if (a.kind === "product") await this.syncProductApis(a, current !== undefined);
       },
       remove: async (_ref: ArtifactRef, loc: Locator, current: Current) => {
         if (!current.etag) throw new Error(`${resourcePath(loc)} exists but the gateway returned no ETag`);
@@ -116,16 +144,84 @@ export class ArmGatewayPublisher implements GatewayPublisher {
     return runPublish(io, desired, previous);
   }
 
-  async read(refs: ArtifactRef[]): Promise<Record<ArtifactRef, GatewayArtifact | undefined>> {
+  async read(refs: ArtifactRef[]): Promise<Record<ArtifactRef, GatewayReadBack | undefined>> {
     const locs = refs.map(parseRef);
-    const got = await mapLimit(locs, READ_CONCURRENCY, (loc) => this.getRaw(loc));
-    const out: Record<ArtifactRef, GatewayArtifact | undefined> = {};
-    refs.forEach((ref, i) => {
-      const entity = got[i];
-      const loc = locs[i] as Locator;
-      out[ref] = entity ? fromArmProperties(loc, entity.properties) : undefined;
+    const got = await mapLimit(locs, READ_CONCURRENCY, async (loc) => {
+      const entity = await this.getRaw(loc);
+      return entity && fromArmProperties(loc, entity.properties, await this.children(loc));
     });
+    const out: Record<ArtifactRef, GatewayReadBack | undefined> = {};
+    refs.forEach((ref, i) => (out[ref] = got[i]));
     return out;
+  }
+
+  /** What read() needs besides the entity's own properties: operations, linked APIs, or keys. */
+  private async children(loc: Locator): Promise<ArmChildren> {
+    const c = this.sdk();
+    const { resourceGroup: rg, serviceName: svc } = this.opts;
+    if (loc.kind === "api") return { operations: await this.listOperations(loc.id) };
+    if (loc.kind === "product") {
+      const apis: string[] = [];
+      for await (const api of c.productApi.listByProduct(rg, svc, loc.id)) if (api.name) apis.push(api.name);
+      return { apis };
+    }
+    if (loc.kind === "subscription") {
+      // GET never returns keys; listSecrets does. Only their fingerprints leave fromArmProperties.
+      const { primaryKey, secondaryKey } = await c.subscription.listSecrets(rg, svc, loc.id);
+      return { keys: { primaryKey, secondaryKey } };
+    }
+    return {};
+  }
+
+  private async listOperations(apiId: string): Promise<{ name: string; properties: OperationProperties }[]> {
+    const ops: { name: string; properties: OperationProperties }[] = [];
+    for await (const o of this.sdk().apiOperation.listByApi(this.opts.resourceGroup, this.opts.serviceName, apiId)) {
+      if (o.name) ops.push({ name: o.name, properties: { displayName: o.displayName ?? "", method: o.method ?? "", urlTemplate: o.urlTemplate ?? "" } });
+    }
+    return ops;
+  }
+
+  /**
+   * Makes the API's operations exactly the listed ones. Operations are sub-entities of the API just
+   * written under its ETag; the listing is their freshness check. An update of a listed operation carries
+   * `If-Match: *` ("must still exist"), so one deleted concurrently fails (412) instead of being recreated.
+   */
+  private async syncOperations(a: ApiArtifact, existed: boolean): Promise<void> {
+    const c = this.sdk();
+    const { resourceGroup: rg, serviceName: svc } = this.opts;
+    const desired = new Map(a.operations.map((o) => [o.id, operationProperties(o)]));
+    const existing = new Map(existed ? (await this.listOperations(a.id)).map((o) => [o.name, o.properties]) : []);
+    const same = (x: OperationProperties, y: OperationProperties) => x.displayName === y.displayName && x.method === y.method && x.urlTemplate === y.urlTemplate;
+    const { put, remove } = diffChildren(desired, existing, same);
+    for (const id of put) {
+      const body = desired.get(id) as OperationProperties satisfies OperationContract;
+      await c.apiOperation.createOrUpdate(rg, svc, a.id, id, body, existing.has(id) ? { ifMatch: "*" } : {});
+    }
+    for (const id of remove) await c.apiOperation.delete(rg, svc, a.id, id, "*");
+  }
+
+  /** Makes the product's API links exactly the listed ones (a link has no body and no ETag). */
+  private async syncProductApis(a: ProductArtifact, existed: boolean): Promise<void> {
+    const c = this.sdk();
+    const { resourceGroup: rg, serviceName: svc } = this.opts;
+    const existing = new Map<string, true>();
+    if (existed) for await (const api of c.productApi.listByProduct(rg, svc, a.id)) if (api.name) existing.set(api.name, true);
+    const { put, remove } = diffChildren(new Map(a.apis.map((id) => [id, true as const])), existing, () => true);
+    for (const apiId of put) await c.productApi.createOrUpdate(rg, svc, a.id, apiId);
+    for (const apiId of remove) await c.productApi.delete(rg, svc, a.id, apiId);
+  }
+
+  /** The one place key material exists: resolved, put in the body, sent; an error keeps no trace of it. */
+  private async putSubscription(a: SubscriptionArtifact, ifMatch: string | undefined): Promise<void> {
+    const resolve = this.opts.resolveSecret;
+    if (!resolve) throw new Error(`subscription ${a.id}: this publisher was created without resolveSecret`);
+    const [primary, secondary] = await Promise.all([resolve(a.primaryKey), resolve(a.secondaryKey)]);
+    const body = subscriptionProperties(a, primary, secondary) satisfies SubscriptionCreateParameters;
+    try {
+      await this.sdk().subscription.createOrUpdate(this.opts.resourceGroup, this.opts.serviceName, a.id, body, ifMatch !== undefined ? { ifMatch } : {});
+    } catch (err) {
+      throw withoutKeys(err, [primary, secondary]);
+    }
   }
 
   /**
@@ -228,6 +324,33 @@ export class ArmGatewayPublisher implements GatewayPublisher {
           del: (m) => c.backend.delete(rg, svc, id, m),
         };
       }
+      case "api": {
+        const id = loc.id;
+        return {
+          etag: async () => (await c.api.getEntityTag(rg, svc, id)).eTag,
+          // Long-running in ARM. Deleting the API deletes its operations and policies with it.
+          put: async (p, m) => void (await c.api.beginCreateOrUpdateAndWait(rg, svc, id, p as ApiProperties satisfies ApiCreateOrUpdateParameter, ifMatchOpt(m))),
+          del: async (m) => void (await c.api.beginDeleteAndWait(rg, svc, id, m)),
+        };
+      }
+      case "product": {
+        const id = loc.id;
+        return {
+          etag: async () => (await c.product.getEntityTag(rg, svc, id)).eTag,
+          put: async (p, m) => void (await c.product.createOrUpdate(rg, svc, id, p as ProductProperties satisfies ProductContract, ifMatchOpt(m))),
+          // No deleteSubscriptions: keys still scoped to the product make the delete fail rather than vanish
+          // (the control plane deletes its own subscriptions first: they rank after products).
+          del: (m) => c.product.delete(rg, svc, id, m),
+        };
+      }
+      case "subscription": {
+        const id = loc.id;
+        return {
+          etag: async () => (await c.subscription.getEntityTag(rg, svc, id)).eTag,
+          put: () => Promise.reject(new Error("gateway: subscriptions are written by putSubscription")),
+          del: (m) => c.subscription.delete(rg, svc, id, m),
+        };
+      }
       case "namedValue": {
         const id = loc.id;
         return {
@@ -240,4 +363,18 @@ export class ArmGatewayPublisher implements GatewayPublisher {
       }
     }
   }
+}
+
+/**
+ * A failed subscription PUT's error without the request (whose body holds the keys) and with any echo
+ * of a key redacted; the status and code survive for GatewayPublishError.
+ */
+function withoutKeys(err: unknown, keys: string[]): Error {
+  const e = err as { message?: unknown; statusCode?: unknown; code?: unknown } | undefined;
+  let message = typeof e?.message === "string" ? e.message : "subscription write failed";
+  for (const k of keys) if (k) message = message.split(k).join("[redacted]");
+  const out = new Error(message) as Error & { statusCode?: number; code?: string };
+  if (typeof e?.statusCode === "number") out.statusCode = e.statusCode;
+  if (typeof e?.code === "string") out.code = e.code;
+  return out;
 }

@@ -1,18 +1,21 @@
-import { createHash } from "node:crypto";
 import {
+  artifactHash,
   artifactRef,
+  normalizeArtifact,
   type ArtifactRef,
-  type BackendArtifact,
-  type CircuitBreakerRule,
   type GatewayArtifact,
   type PolicyScope,
   type PublishOutcome,
 } from "../../ports/gateway.js";
+import { assertValidSecretName, assertValidSecretVersion } from "../../ports/secrets.js";
+
+// Content hashing moved to the port (the domain needs it too); re-exported for the adapters' tests.
+export { artifactHash, canonicalJson, normalizeArtifact, poolMemberId } from "../../ports/gateway.js";
 
 /**
  * What the two gateway publishers (ARM and local files) share, so that they cannot drift apart:
  * normalisation and content hashing, ref parsing, ordering, and the publish loop itself. Each publisher
- * only supplies its I/O (PublishIo). No Azure SDK here.
+ * only supplies its I/O (PublishIo). No Azure SDK here; content hashing is the port's (gateway-content.ts).
  */
 
 /** Where an artifact lives, recovered from its ref alone (deletes only have the ref). */
@@ -20,10 +23,17 @@ export type Locator =
   | { kind: "policy"; scope: PolicyScope }
   | { kind: "fragment"; id: string }
   | { kind: "backend"; id: string }
-  | { kind: "namedValue"; id: string };
+  | { kind: "namedValue"; id: string }
+  | { kind: "api"; id: string }
+  | { kind: "product"; id: string }
+  | { kind: "subscription"; id: string };
 
-/** Write order: named values, single backends, pools, fragments, policies. Deletes run in reverse. */
-const RANK = { namedValue: 0, single: 1, pool: 2, fragment: 3, policy: 4 } as const;
+/**
+ * Write order: named values, single backends, pools, fragments, APIs, products (they link APIs),
+ * policies (APIM refuses a policy whose API or product does not exist), subscriptions (a key starts to
+ * work only once the policies that limit it are in place). Deletes run in reverse.
+ */
+const RANK = { namedValue: 0, single: 1, pool: 2, fragment: 3, api: 4, product: 5, policy: 6, subscription: 7 } as const;
 
 export function rankOf(loc: Locator, backendType?: "Single" | "Pool"): number {
   if (loc.kind === "backend") return backendType === "Pool" ? RANK.pool : RANK.single;
@@ -62,114 +72,12 @@ export function parseRef(ref: ArtifactRef): Locator {
     else if (parts.length === 2 && parts[0] === "api") loc = { kind, scope: { type: "api", apiId: parts[1] ?? "" } };
     else if (parts.length === 4 && parts[0] === "api" && parts[2] === "operation")
       loc = { kind, scope: { type: "operation", apiId: parts[1] ?? "", operationId: parts[3] ?? "" } };
-  } else if (kind === "fragment" || kind === "backend" || kind === "namedValue") {
+  } else if (kind === "fragment" || kind === "backend" || kind === "namedValue" || kind === "api" || kind === "product" || kind === "subscription") {
     loc = { kind, id: rest };
   }
   if (colon < 0 || !loc) throw new Error(`gateway: unknown artifact ref ${JSON.stringify(ref)}`);
   assertLocator(loc);
   return loc;
-}
-
-/** A pool member may be given as "b1", "/backends/b1" or a full ARM id; the port means the backend id. */
-export function poolMemberId(id: string): string {
-  const i = id.lastIndexOf("/backends/");
-  return i >= 0 ? id.slice(i + "/backends/".length) : id;
-}
-
-function normalizeRule(r: CircuitBreakerRule): CircuitBreakerRule {
-  const fc = r.failureCondition;
-  return {
-    name: r.name,
-    failureCondition: {
-      count: fc.count,
-      interval: fc.interval,
-      statusCodeRanges: fc.statusCodeRanges.map((s) => ({ min: s.min, max: s.max })),
-      ...(fc.errorReasons && fc.errorReasons.length > 0 ? { errorReasons: [...fc.errorReasons] } : {}),
-    },
-    tripDuration: r.tripDuration,
-    ...(r.acceptRetryAfter !== undefined ? { acceptRetryAfter: r.acceptRetryAfter } : {}),
-  };
-}
-
-/**
- * The one canonical form of an artifact: what is hashed, what read() returns. Empty optional values
- * (description "", tags [], no rules, no headers) are dropped, because the gateway does not keep the
- * difference between "empty" and "absent" and a read-back must hash the same as what was published.
- */
-export function normalizeArtifact(a: GatewayArtifact): GatewayArtifact {
-  const desc = (d: string | undefined) => (d ? { description: d } : {});
-  switch (a.kind) {
-    case "policy": {
-      const s = a.scope;
-      const scope: PolicyScope =
-        s.type === "global"
-          ? { type: "global" }
-          : s.type === "product"
-            ? { type: "product", productId: s.productId }
-            : s.type === "api"
-              ? { type: "api", apiId: s.apiId }
-              : { type: "operation", apiId: s.apiId, operationId: s.operationId };
-      return { kind: "policy", scope, xml: a.xml };
-    }
-    case "fragment":
-      return { kind: "fragment", id: a.id, ...desc(a.description), xml: a.xml };
-    case "backend": {
-      if (a.type === "Pool") {
-        return {
-          kind: "backend",
-          id: a.id,
-          type: "Pool",
-          ...desc(a.description),
-          services: a.services.map((m) => ({
-            id: poolMemberId(m.id),
-            ...(m.priority !== undefined ? { priority: m.priority } : {}),
-            ...(m.weight !== undefined ? { weight: m.weight } : {}),
-          })),
-        };
-      }
-      const headers = a.credentialHeaders && Object.keys(a.credentialHeaders).length > 0 ? a.credentialHeaders : undefined;
-      const single: BackendArtifact = {
-        kind: "backend",
-        id: a.id,
-        type: "Single",
-        url: a.url,
-        ...desc(a.description),
-        ...(a.circuitBreaker && a.circuitBreaker.rules.length > 0 ? { circuitBreaker: { rules: a.circuitBreaker.rules.map(normalizeRule) } } : {}),
-        ...(headers ? { credentialHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [...v]])) } : {}),
-      };
-      return single;
-    }
-    case "namedValue": {
-      const tags = a.tags && a.tags.length > 0 ? { tags: [...a.tags] } : {};
-      if (a.secret) {
-        const kv = a.keyVault;
-        return {
-          kind: "namedValue",
-          id: a.id,
-          displayName: a.displayName,
-          secret: true,
-          keyVault: { secretIdentifier: kv.secretIdentifier, ...(kv.identityClientId ? { identityClientId: kv.identityClientId } : {}) },
-          ...tags,
-        };
-      }
-      return { kind: "namedValue", id: a.id, displayName: a.displayName, secret: false, value: a.value, ...tags };
-    }
-  }
-}
-
-/** JSON with object keys sorted and undefined members dropped; arrays keep their order (it matters). */
-export function canonicalJson(v: unknown): string {
-  if (v === null || typeof v !== "object") return JSON.stringify(v) ?? "null";
-  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? "null" : canonicalJson(x))).join(",")}]`;
-  const entries = Object.entries(v as Record<string, unknown>)
-    .filter(([, x]) => x !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(",")}}`;
-}
-
-/** Content hash of an artifact: sha256 (hex) of the canonical JSON of its normalised form. */
-export function artifactHash(a: GatewayArtifact): string {
-  return createHash("sha256").update(canonicalJson(normalizeArtifact(a))).digest("hex");
 }
 
 export interface PlannedWrite {
@@ -189,6 +97,48 @@ export interface PublishPlan {
   hashes: Record<ArtifactRef, string>;
 }
 
+/** Ids inside an artifact become paths too (pool members, operations, linked APIs, subscription scopes). */
+function assertContent(ref: ArtifactRef, a: GatewayArtifact): void {
+  switch (a.kind) {
+    case "backend":
+      if (a.type === "Pool") {
+        if (a.services.length === 0) throw new Error(`gateway: pool ${ref} has no members`);
+        for (const m of a.services) assertSafeId("pool member", m.id);
+      }
+      return;
+    case "api": {
+      const seen = new Set<string>();
+      for (const o of a.operations) {
+        assertSafeId("operation", o.id);
+        if (seen.has(o.id)) throw new Error(`gateway: ${ref} lists operation ${o.id} twice`);
+        seen.add(o.id);
+      }
+      return;
+    }
+    case "product":
+      for (const api of a.apis) assertSafeId("api", api);
+      return;
+    case "subscription":
+      assertSafeId(a.scope.type, a.scope.type === "api" ? a.scope.apiId : a.scope.productId);
+      for (const key of [a.primaryKey, a.secondaryKey]) {
+        assertValidSecretName(key.name);
+        assertValidSecretVersion(key.version);
+      }
+      return;
+    default:
+      return;
+  }
+}
+
+/** How a set of child entities (an API's operations, a product's API links) must change to become `desired`. */
+export function diffChildren<T>(desired: Map<string, T>, existing: Map<string, T>, same: (a: T, b: T) => boolean): { put: string[]; remove: string[] } {
+  const put = [...desired].filter(([id, v]) => {
+    const cur = existing.get(id);
+    return cur === undefined || !same(v, cur);
+  });
+  return { put: put.map(([id]) => id), remove: [...existing.keys()].filter((id) => !desired.has(id)) };
+}
+
 export function planPublish(desired: GatewayArtifact[], previous: Record<ArtifactRef, string>): PublishPlan {
   const seen = new Set<ArtifactRef>();
   const candidates: (PlannedWrite & { rank: number; index: number })[] = [];
@@ -201,10 +151,7 @@ export function planPublish(desired: GatewayArtifact[], previous: Record<Artifac
     seen.add(ref);
     const loc = locatorOf(artifact);
     assertLocator(loc);
-    if (artifact.kind === "backend" && artifact.type === "Pool") {
-      if (artifact.services.length === 0) throw new Error(`gateway: pool ${ref} has no members`);
-      for (const m of artifact.services) assertSafeId("pool member", m.id);
-    }
+    assertContent(ref, artifact);
     const hash = artifactHash(artifact);
     hashes[ref] = hash;
     if (previous[ref] === hash) unchanged.push(ref);

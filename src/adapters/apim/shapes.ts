@@ -1,5 +1,19 @@
-import type { BackendArtifact, CircuitBreakerRule, GatewayArtifact } from "../../ports/gateway.js";
-import { normalizeArtifact, poolMemberId, type Locator } from "./plan.js";
+import {
+  normalizeArtifact,
+  normalizeReadBack,
+  poolMemberId,
+  subscriptionFingerprint,
+  type ApiArtifact,
+  type ApiOperation,
+  type BackendArtifact,
+  type CircuitBreakerRule,
+  type GatewayArtifact,
+  type GatewayReadBack,
+  type ProductArtifact,
+  type SubscriptionArtifact,
+  type SubscriptionScope,
+} from "../../ports/gateway.js";
+import { type Locator } from "./plan.js";
 
 /**
  * The ARM wire format (api-version 2024-05-01) of each artifact kind, both ways: the request body a PUT
@@ -37,7 +51,45 @@ export interface NamedValueProperties {
   tags?: string[];
 }
 
-export type ArmProperties = PolicyProperties | FragmentProperties | BackendProperties | NamedValueProperties;
+export interface ApiProperties {
+  displayName: string;
+  description?: string;
+  path: string;
+  protocols: string[];
+  subscriptionRequired: boolean;
+  /** Only the header is modelled; the query parameter name keeps APIM's default. */
+  subscriptionKeyParameterNames: { header: string };
+}
+
+/** apis/{apiId}/operations/{operationId} */
+export interface OperationProperties {
+  displayName: string;
+  method: string;
+  urlTemplate: string;
+}
+
+export interface ProductProperties {
+  displayName: string;
+  description?: string;
+  subscriptionRequired: boolean;
+  approvalRequired: boolean;
+  state: "published" | "notPublished";
+}
+
+/**
+ * subscriptions/{sid}. `K` is what stands for a key: the key itself in the ARM body (and nowhere else),
+ * `{ secretRef }` in the local files.
+ */
+export interface SubscriptionProperties<K> {
+  /** "/apis/{apiId}" or "/products/{productId}" (ARM answers with the full resource id). */
+  scope: string;
+  displayName: string;
+  state: "active" | "suspended" | "cancelled";
+  primaryKey: K;
+  secondaryKey: K;
+}
+
+export type ArmProperties = PolicyProperties | FragmentProperties | BackendProperties | NamedValueProperties | ApiProperties | ProductProperties;
 
 /** The resource path below `…/providers/Microsoft.ApiManagement/service/{serviceName}/` (ids unencoded). */
 export function resourcePath(loc: Locator): string {
@@ -55,10 +107,33 @@ export function resourcePath(loc: Locator): string {
       return `backends/${loc.id}`;
     case "namedValue":
       return `namedValues/${loc.id}`;
+    case "api":
+      return `apis/${loc.id}`;
+    case "product":
+      return `products/${loc.id}`;
+    case "subscription":
+      return `subscriptions/${loc.id}`;
   }
 }
 
-/** The `properties` of the PUT body for an artifact (the body is `{ properties }`). */
+export const operationPath = (apiId: string, operationId: string) => `apis/${apiId}/operations/${operationId}`;
+export const productApiPath = (productId: string, apiId: string) => `products/${productId}/apis/${apiId}`;
+
+export function operationProperties(o: ApiOperation): OperationProperties {
+  return { displayName: o.displayName, method: o.method, urlTemplate: o.urlTemplate };
+}
+
+export function subscriptionScopePath(s: SubscriptionScope): string {
+  return s.type === "api" ? `/apis/${s.apiId}` : `/products/${s.productId}`;
+}
+
+/** The `properties` of a subscription's PUT body, with `key(ref)` standing in for each key. */
+export function subscriptionProperties<K>(a: SubscriptionArtifact, primaryKey: K, secondaryKey: K): SubscriptionProperties<K> {
+  return { scope: subscriptionScopePath(a.scope), displayName: a.displayName, state: a.state, primaryKey, secondaryKey };
+}
+
+/** The `properties` of the PUT body for an artifact (the body is `{ properties }`). Not for
+ * subscriptions: their body needs the resolved keys (subscriptionProperties). */
 export function toArmProperties(raw: GatewayArtifact): ArmProperties {
   const a = normalizeArtifact(raw);
   switch (a.kind) {
@@ -90,6 +165,25 @@ export function toArmProperties(raw: GatewayArtifact): ArmProperties {
         ...(a.secret ? { keyVault: a.keyVault } : { value: a.value }),
         ...(a.tags ? { tags: a.tags } : {}),
       };
+    case "api":
+      return {
+        displayName: a.displayName,
+        ...(a.description ? { description: a.description } : {}),
+        path: a.path,
+        protocols: a.protocols,
+        subscriptionRequired: a.subscriptionRequired,
+        subscriptionKeyParameterNames: { header: a.subscriptionKeyHeaderName },
+      };
+    case "product":
+      return {
+        displayName: a.displayName,
+        ...(a.description ? { description: a.description } : {}),
+        subscriptionRequired: a.subscriptionRequired,
+        approvalRequired: a.approvalRequired,
+        state: a.state,
+      };
+    case "subscription":
+      throw new Error("gateway: a subscription's body is built with subscriptionProperties");
   }
 }
 
@@ -125,13 +219,77 @@ function parseRule(v: unknown): CircuitBreakerRule {
  * entity hashes exactly like what was published). Fields the port does not model are ignored; missing
  * or mistyped fields come back empty, which shows up as drift rather than as an exception.
  */
-export function fromArmProperties(loc: Locator, properties: unknown): GatewayArtifact {
+export interface ArmChildren {
+  /** api: its operations as listed by the gateway (name = operation id). */
+  operations?: { name: string; properties: unknown }[];
+  /** product: the ids of the APIs linked to it. */
+  apis?: string[];
+  /** subscription: the keys as the gateway returns them (listSecrets); only fingerprints leave this function. */
+  keys?: { primaryKey?: unknown; secondaryKey?: unknown };
+}
+
+/** "/subscriptions/…/service/s/products/p" or "/products/p" → the port's scope; anything else reads as an empty api id (drift). */
+export function parseSubscriptionScope(scope: string): SubscriptionScope {
+  const m = /\/(apis|products)\/([^/]+)$/.exec(scope);
+  if (m?.[1] === "products") return { type: "product", productId: m[2] ?? "" };
+  return { type: "api", apiId: m?.[2] ?? "" };
+}
+
+/** normalizeArtifact for the kinds whose read-back is the artifact itself. */
+const norm = (a: Exclude<GatewayArtifact, SubscriptionArtifact>) => normalizeArtifact(a) as GatewayReadBack;
+
+/** A key that is missing or not a string fingerprints as "" (drift), never as an exception. */
+const fingerprintOf = (key: unknown) => (typeof key === "string" ? subscriptionFingerprint(key) : "");
+
+export function fromArmProperties(loc: Locator, properties: unknown, children: ArmChildren = {}): GatewayReadBack {
   const p = obj(properties) ?? {};
   switch (loc.kind) {
+    case "api": {
+      const operations = (children.operations ?? []).map((o) => {
+        const op = obj(o.properties) ?? {};
+        return { id: o.name, method: str(op.method), urlTemplate: str(op.urlTemplate), displayName: str(op.displayName) };
+      });
+      // What the port does not model (other protocols, no subscription) is kept as read, so it hashes as drift.
+      const api = {
+        kind: "api",
+        id: loc.id,
+        displayName: str(p.displayName),
+        description: optStr(p.description),
+        path: str(p.path),
+        protocols: arr(p.protocols).map(str),
+        subscriptionRequired: p.subscriptionRequired,
+        subscriptionKeyHeaderName: str(obj(p.subscriptionKeyParameterNames)?.header),
+        operations,
+      } as unknown as ApiArtifact;
+      return norm(api);
+    }
+    case "product": {
+      const product = {
+        kind: "product",
+        id: loc.id,
+        displayName: str(p.displayName),
+        description: optStr(p.description),
+        subscriptionRequired: p.subscriptionRequired,
+        approvalRequired: p.approvalRequired,
+        state: str(p.state),
+        apis: children.apis ?? [],
+      } as unknown as ProductArtifact;
+      return norm(product);
+    }
+    case "subscription":
+      return normalizeReadBack({
+        kind: "subscription",
+        id: loc.id,
+        displayName: str(p.displayName),
+        scope: parseSubscriptionScope(str(p.scope)),
+        state: str(p.state),
+        primaryKeyFingerprint: fingerprintOf(children.keys?.primaryKey),
+        secondaryKeyFingerprint: fingerprintOf(children.keys?.secondaryKey),
+      });
     case "policy":
-      return normalizeArtifact({ kind: "policy", scope: loc.scope, xml: str(p.value) });
+      return norm({ kind: "policy", scope: loc.scope, xml: str(p.value) });
     case "fragment":
-      return normalizeArtifact({ kind: "fragment", id: loc.id, description: optStr(p.description), xml: str(p.value) });
+      return norm({ kind: "fragment", id: loc.id, description: optStr(p.description), xml: str(p.value) });
     case "backend": {
       const description = optStr(p.description);
       let a: BackendArtifact;
@@ -147,7 +305,7 @@ export function fromArmProperties(loc: Locator, properties: unknown): GatewayArt
         const credentialHeaders = header ? Object.fromEntries(Object.entries(header).map(([k, v]) => [k, arr(v).map(str)])) : undefined;
         a = { kind: "backend", id: loc.id, type: "Single", url: str(p.url), description, circuitBreaker: { rules }, credentialHeaders };
       }
-      return normalizeArtifact(a);
+      return norm(a);
     }
     case "namedValue": {
       const tags = arr(p.tags).map(str);
@@ -157,9 +315,9 @@ export function fromArmProperties(loc: Locator, properties: unknown): GatewayArt
         // empty secretIdentifier, i.e. as drift.
         const kv = obj(p.keyVault) ?? {};
         const keyVault = { secretIdentifier: str(kv.secretIdentifier), identityClientId: optStr(kv.identityClientId) };
-        return normalizeArtifact({ kind: "namedValue", id: loc.id, displayName, secret: true, keyVault, tags });
+        return norm({ kind: "namedValue", id: loc.id, displayName, secret: true, keyVault, tags });
       }
-      return normalizeArtifact({ kind: "namedValue", id: loc.id, displayName, secret: false, value: str(p.value), tags });
+      return norm({ kind: "namedValue", id: loc.id, displayName, secret: false, value: str(p.value), tags });
     }
   }
 }

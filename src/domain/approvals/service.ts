@@ -25,7 +25,12 @@ interface ApprovalDoc extends StoredDoc, Omit<Approval, "etag"> {
   docType: "approval";
   /** Nonces of approver links already used: a link works once. */
   usedNonces: string[];
+  /** Set when a settle handler is registered for the subject's type: "due" until the handler has seen the outcome. */
+  settlement?: "due" | "done";
 }
+
+/** Learns the outcome of a finished approval (see onSettled). Must be idempotent: it may run more than once. */
+export type SettleHandler = (approval: Approval, correlationId: string) => Promise<void>;
 
 /** What the orchestration needs to know to drive a request (no links, no personal data beyond ids). */
 export interface ApprovalState {
@@ -43,7 +48,7 @@ const subjectOf = (tenantId: string, id: string) => `/tenants/${tenantId}${appro
 const LINK_TTL_MS = 7 * 24 * 3600 * 1000;
 
 function view(doc: ApprovalDoc, etag: string): Approval {
-  const { docType: _d, scopeId: _s, usedNonces: _n, _etag: _e, ...rest } = doc as ApprovalDoc & { _etag?: string };
+  const { docType: _d, scopeId: _s, usedNonces: _n, settlement: _st, _etag: _e, ...rest } = doc as ApprovalDoc & { _etag?: string };
   return { ...rest, etag: etagValue(etag) };
 }
 function snapshot(doc: ApprovalDoc) {
@@ -73,6 +78,8 @@ function startStage(stage: Stage, now: Date): Stage {
  * durable orchestration (functions/workflows/approval.ts) only drives timers and link delivery.
  */
 export class ApprovalService {
+  private readonly settleHandlers = new Map<string, SettleHandler>();
+
   constructor(
     private readonly store: Store,
     private readonly changes: ChangeWriter,
@@ -82,6 +89,14 @@ export class ApprovalService {
     private readonly projects: ProjectService,
     private readonly publicUrl: () => string,
   ) {}
+
+  /**
+   * Registers the owner of a subject type (e.g. "exemption") to learn each finished request's outcome.
+   * The orchestration calls it when its loop ends, and the approval sweep for any it missed (a crash).
+   */
+  onSettled(resourceType: string, handler: SettleHandler): void {
+    this.settleHandlers.set(resourceType, handler);
+  }
 
   async create(ctx: RequestContext, input: ApprovalSpecInput): Promise<Approval> {
     const { principal } = ctx;
@@ -108,6 +123,7 @@ export class ApprovalService {
         { at: now.toISOString(), type: "stageStarted", stage: 0 },
       ],
       usedNonces: [],
+      ...(this.settleHandlers.has(spec.subject.resourceType) ? { settlement: "due" as const } : {}),
       createdAt: now.toISOString(),
       createdBy: principal.userId,
       updatedAt: now.toISOString(),
@@ -226,7 +242,55 @@ export class ApprovalService {
     } while (token);
   }
 
+  /** Background jobs only (a cross-partition query): finished requests whose settle handler has not run yet. */
+  async *unsettledEverywhere(): AsyncGenerator<{ tenantId: string; id: string }> {
+    let token: string | undefined;
+    do {
+      const page = await this.store.queryAcrossPartitions<ApprovalDoc>({
+        docType: "approval",
+        filters: [{ field: "settlement", op: "=", value: "due" }],
+        maxPageSize: 100,
+        ...(token ? { continuationToken: token } : {}),
+      });
+      for (const d of page.items) if (d.status !== "pending") yield { tenantId: d.tenantId, id: d.id };
+      token = page.continuationToken;
+    } while (token);
+  }
+
   // ---- used by the orchestration's activities (tenant and id come from the orchestration input) ----
+
+  /**
+   * Hands a finished request to its subject type's settle handler, then records that it did. Idempotent:
+   * a pending request, a type without a handler or an already settled request is a no-op.
+   */
+  async settle(tenantId: string, id: string, correlationId: string): Promise<"pending" | "settled" | "none"> {
+    for (;;) {
+      const doc = await this.load(tenantId, id);
+      if (doc.status === "pending") return "pending";
+      const handler = this.settleHandlers.get(doc.subject.resourceType);
+      if (!handler) return "none";
+      if (doc.settlement === "done") return "settled";
+      await handler(view(doc, doc._etag), correlationId);
+      const system: RequestContext = { principal: { tenantId, userId: "system:approval-settle", roles: new Set() }, correlationId };
+      const { _etag, ...rest } = { ...doc, settlement: "done" as const };
+      try {
+        await this.changes.commit({
+          partition: partitionOf(tenantId),
+          ctx: system,
+          action: "approval.settle",
+          resource: approvalPath(id),
+          before: snapshot(doc),
+          after: snapshot(rest),
+          ops: [{ kind: "replace", doc: rest, ifMatch: doc._etag }],
+          event: { type: "aigov.approval.settled.v1", subject: subjectOf(tenantId, id), data: eventData(rest) },
+        });
+        return "settled";
+      } catch (err) {
+        if (err instanceof AppError && err.error.kind === "preconditionFailed") continue; // settled concurrently: look again
+        throw err;
+      }
+    }
+  }
 
   async state(tenantId: string, id: string): Promise<ApprovalState> {
     return stateOf(await this.load(tenantId, id));

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { PolicyCompileError } from "../../policy/errors.js";
-import type { CompilerInputIn, ExplainEntry } from "../../policy/index.js";
+import type { CompileResult, CompilerInputIn, ExplainEntry } from "../../policy/index.js";
 import { artifactRef, type GatewayArtifact } from "../../ports/gateway.js";
 import type { RequestContext } from "../common.js";
 import { AppError } from "../errors.js";
@@ -26,6 +26,50 @@ const backendId = (model: Model, backend: string) => `b_${createHash("sha256").u
 /** Locally there is no vault: a synthetic vault URI names the secret the same way Key Vault would. */
 const LOCAL_VAULT = "https://aigov-local.vault.azure.net";
 
+type ProjectInput = NonNullable<CompilerInputIn["projects"]>[number];
+
+/** One project of the registry, as the policy compiler sees it. */
+export function toProjectInput(project: Project, models: Model[], vaultUri: string | undefined): ProjectInput {
+  const vault = (vaultUri ?? LOCAL_VAULT).replace(/\/$/, "");
+  return {
+    id: project.id,
+    settings: project.settings ?? {},
+    name: project.name,
+    ...(project.description ? { description: project.description } : {}),
+    pillars: project.pillars,
+    models: models.map((m) => ({
+      id: m.id,
+      name: m.name,
+      ...(m.displayName ? { displayName: m.displayName } : {}),
+      provider: m.provider,
+      status: m.status,
+      ...(m.sunsetDate ? { sunsetDate: m.sunsetDate } : {}),
+      ...(m.pricing ? { pricing: { currency: m.pricing.currency, inputPerMillionTokens: m.pricing.inputPer1kTokens * 1000, outputPerMillionTokens: m.pricing.outputPer1kTokens * 1000 } } : {}),
+      allowedDataClasses: m.dataClasses,
+      settings: m.settings ?? {},
+      ...(m.split ? { abSplit: m.split.variants } : {}),
+      backends: m.backends.map((b) => ({
+        id: backendId(m, b.id),
+        url: b.url,
+        region: b.region,
+        priority: b.priority,
+        weight: b.weight,
+        ...(b.version ? { version: b.version } : {}),
+        auth:
+          b.credential.type === "managedIdentity"
+            ? { type: "managedIdentity" as const, resource: b.credential.audience }
+            : {
+                type: "keyVaultSecret" as const,
+                namedValueId: `nv-${backendId(m, b.id)}`,
+                // Versionless: a new key version reaches the gateway through Key Vault rotation.
+                secretIdentifier: `${vault}/secrets/${b.credential.secretRef.name}`,
+                header: b.credential.header,
+              },
+      })),
+    })),
+  };
+}
+
 /** The registry and the settings of every scope, as the policy compiler sees them. */
 export function toCompilerInput(
   tenantId: string,
@@ -34,50 +78,43 @@ export function toCompilerInput(
   models: Model[],
   vaultUri: string | undefined,
 ): CompilerInputIn {
-  const vault = (vaultUri ?? LOCAL_VAULT).replace(/\/$/, "");
-  return {
-    tenantId,
-    settings: tenantSettings ?? {},
-    projects: [
-      {
-        id: project.id,
-        settings: project.settings ?? {},
-        name: project.name,
-        ...(project.description ? { description: project.description } : {}),
-        pillars: project.pillars,
-        models: models.map((m) => ({
-          id: m.id,
-          name: m.name,
-          ...(m.displayName ? { displayName: m.displayName } : {}),
-          provider: m.provider,
-          status: m.status,
-          ...(m.sunsetDate ? { sunsetDate: m.sunsetDate } : {}),
-          ...(m.pricing ? { pricing: { currency: m.pricing.currency, inputPerMillionTokens: m.pricing.inputPer1kTokens * 1000, outputPerMillionTokens: m.pricing.outputPer1kTokens * 1000 } } : {}),
-          allowedDataClasses: m.dataClasses,
-          settings: m.settings ?? {},
-          ...(m.split ? { abSplit: m.split.variants } : {}),
-          backends: m.backends.map((b) => ({
-            id: backendId(m, b.id),
-            url: b.url,
-            region: b.region,
-            priority: b.priority,
-            weight: b.weight,
-            ...(b.version ? { version: b.version } : {}),
-            auth:
-              b.credential.type === "managedIdentity"
-                ? { type: "managedIdentity" as const, resource: b.credential.audience }
-                : {
-                    type: "keyVaultSecret" as const,
-                    namedValueId: `nv-${backendId(m, b.id)}`,
-                    // Versionless: a new key version reaches the gateway through Key Vault rotation.
-                    secretIdentifier: `${vault}/secrets/${b.credential.secretRef.name}`,
-                    header: b.credential.header,
-                  },
-          })),
-        })),
-      },
-    ],
-  };
+  return { tenantId, settings: tenantSettings ?? {}, projects: [toProjectInput(project, models, vaultUri)] };
+}
+
+/** A last step on the compiler input before compiling (active exemptions relax controls here). */
+export type InputTransform = (tenantId: string, input: CompilerInputIn) => Promise<CompilerInputIn>;
+const asIs: InputTransform = (_tenantId, input) => Promise.resolve(input);
+
+/** The compiler (and xmlbuilder2) load on first use: they would cost every cold start ~60 ms. */
+function compileLazily(input: CompilerInputIn): CompileResult {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { compile } = require("../../policy/compile.js") as typeof import("../../policy/compile.js");
+  try {
+    return compile(input);
+  } catch (err) {
+    if (err instanceof PolicyCompileError) {
+      throw new AppError({ kind: "conflict", detail: `the registry cannot be compiled for the gateway: ${err.message}` });
+    }
+    throw err;
+  }
+}
+
+/** Compiles a whole tenant (every project) from the registry and the settings: what a publish sends. */
+export class TenantCompiler {
+  constructor(
+    private readonly projects: ProjectService,
+    private readonly models: ModelService,
+    private readonly tenantSettings: TenantSettingsService,
+    private readonly vaultUri: string | undefined,
+    private readonly transform: InputTransform = asIs,
+  ) {}
+
+  async compile(tenantId: string): Promise<CompileResult> {
+    const [projects, settings] = await Promise.all([this.projects.listAll(tenantId), this.tenantSettings.current(tenantId)]);
+    const inputs: ProjectInput[] = [];
+    for (const p of projects) inputs.push(toProjectInput(p, await this.models.listAll(tenantId, p.id), this.vaultUri));
+    return compileLazily(await this.transform(tenantId, { tenantId, settings, projects: inputs }));
+  }
 }
 
 /** What the gateway would get for one project: compiled from the registry, nothing published. */
@@ -87,24 +124,15 @@ export class PolicyPreviewService {
     private readonly models: ModelService,
     private readonly tenantSettings: TenantSettingsService,
     private readonly vaultUri: string | undefined,
+    private readonly transform: InputTransform = asIs,
   ) {}
 
   async preview(ctx: RequestContext, projectId: string, explain: boolean): Promise<PolicyPreview> {
     const project = await this.projects.get(ctx, projectId);
     const models = await this.models.listAll(ctx.principal.tenantId, projectId);
     const settings = await this.tenantSettings.current(ctx.principal.tenantId);
-    // The compiler (and xmlbuilder2) load on first use: they would cost every cold start ~60 ms.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { compile } = require("../../policy/compile.js") as typeof import("../../policy/compile.js");
-    let result;
-    try {
-      result = compile(toCompilerInput(ctx.principal.tenantId, settings, project, models, this.vaultUri));
-    } catch (err) {
-      if (err instanceof PolicyCompileError) {
-        throw new AppError({ kind: "conflict", detail: `the project cannot be compiled for the gateway: ${err.message}` });
-      }
-      throw err;
-    }
+    const tenantId = ctx.principal.tenantId;
+    const result = compileLazily(await this.transform(tenantId, toCompilerInput(tenantId, settings, project, models, this.vaultUri)));
     const artifacts = result.artifacts.map((a: GatewayArtifact) => ({ ref: artifactRef(a), ...a }));
     return {
       projectId,

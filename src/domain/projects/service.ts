@@ -122,6 +122,23 @@ export class ProjectService {
     return { items: result.items.map((d) => toProject(d, d._etag)), ...(next ? { continuationToken: next } : {}) };
   }
 
+  /** Every project of a tenant (the publisher compiles them all); not a request path. */
+  async listAll(tenantId: string): Promise<Project[]> {
+    const out: Project[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.store.queryPage<ProjectDoc>(tenantPartition(tenantId), {
+        docType: "project",
+        orderBy: { field: "createdAt", direction: "ASC" },
+        maxPageSize: 100,
+        ...(token ? { continuationToken: token } : {}),
+      });
+      for (const d of page.items) out.push(toProject(d, d._etag));
+      token = page.continuationToken;
+    } while (token);
+    return out;
+  }
+
   async update(ctx: RequestContext, id: string, patch: ProjectPatch, ifMatch: string): Promise<Project> {
     const { principal } = ctx;
     const current = await this.load(principal, id);

@@ -1,0 +1,57 @@
+import type { ActivityHandler, OrchestrationContext, OrchestrationHandler } from "durable-functions";
+import { getServices } from "../../src/app/services.js";
+import type { ApplyResult } from "../../src/domain/publishing/service.js";
+import { activity, orchestration, retryOptions } from "../../src/workflows/registration.js";
+
+export const PUBLISH_ORCHESTRATOR = "publishOrchestrator";
+
+export interface PublishInput {
+  tenantId: string;
+  revisionId: string;
+  /** From configuration, passed in: an orchestrator may not read settings (determinism). */
+  retry: { firstIntervalMs: number; maxAttempts: number };
+}
+
+export const publishInput = (tenantId: string, revisionId: string, retry: PublishInput["retry"]): PublishInput => ({ tenantId, revisionId, retry: { ...retry } });
+
+/** While another revision holds the tenant's gateway, wait this long between attempts, at most this often. */
+const BUSY_WAIT_MS = 5000;
+const MAX_BUSY_WAITS = 240;
+
+/**
+ * Applies one revision to the gateway (instance id = revision id, so never twice). The apply activity
+ * is retried with back-off when the gateway refuses a call (5xx, 409/412, time-outs); each retry
+ * resumes from what the gateway holds. When the retries run out the revision is marked failed.
+ * Deterministic: no clock, randomness or I/O here — only activities and durable timers.
+ */
+const orchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
+  const input = context.df.getInput<PublishInput>();
+  const retry = retryOptions(input.retry.firstIntervalMs, input.retry.maxAttempts);
+  retry.backoffCoefficient = 2;
+  for (let waits = 0; ; waits++) {
+    let result: ApplyResult;
+    try {
+      result = yield context.df.callActivityWithRetry("gatewayApply", retry, { ...input, instanceId: context.df.instanceId });
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      yield context.df.callActivity("gatewayPublishFailed", { ...input, instanceId: context.df.instanceId, error: why });
+      return "failed";
+    }
+    if (result !== "busy") return result;
+    if (waits >= MAX_BUSY_WAITS) {
+      yield context.df.callActivity("gatewayPublishFailed", { ...input, instanceId: context.df.instanceId, error: "another revision held the gateway for too long" });
+      return "failed";
+    }
+    yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + BUSY_WAIT_MS));
+  }
+};
+
+orchestration(PUBLISH_ORCHESTRATOR, orchestrator);
+
+const apply: ActivityHandler = async (input: PublishInput & { instanceId: string }) =>
+  (await getServices()).publishing.apply(input.tenantId, input.revisionId, `orchestration:${input.instanceId}`);
+activity("gatewayApply", apply);
+
+const failed: ActivityHandler = async (input: PublishInput & { instanceId: string; error: string }) =>
+  (await getServices()).publishing.markFailed(input.tenantId, input.revisionId, input.error, `orchestration:${input.instanceId}`);
+activity("gatewayPublishFailed", failed);

@@ -1,0 +1,151 @@
+import { z } from "zod";
+import {
+  Exemption,
+  ExemptionId,
+  ExemptionList,
+  ExemptionListQuery,
+  ExemptionPolicy,
+  ExemptionPolicySpec,
+  ExemptionReview,
+  ExemptionSpec,
+  RenewalSpec,
+  ReviewQuery,
+  RevokeSpec,
+} from "../domain/exemptions/schema.js";
+import { defineOperation, type Operation } from "./contract.js";
+
+const JSON_TYPES = ["application/json"] as const;
+const AUTH_ERRORS = [400, 401, 403] as const;
+const ANY_ROLE = ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"] as const;
+const ExemptionParams = z.strictObject({ exemptionId: ExemptionId });
+
+export const requestExemption = defineOperation({
+  operationId: "requestExemption",
+  method: "POST",
+  path: "/exemptions",
+  summary: "Request an exemption from one governance control at the smallest scope; an approval decides it",
+  tag: "exemptions",
+  roles: ["TenantAdmin", "ProjectAdmin", "Developer"],
+  access: "TenantAdmin, ProjectAdmin, Developer (the caller is the requester; tenant scope: TenantAdmin)",
+  body: ExemptionSpec,
+  bodyTypes: JSON_TYPES,
+  success: { status: 201, schema: Exemption, description: "The exemption, requested; its approval is in approvalId" },
+  errors: [...AUTH_ERRORS, 404, 413, 415],
+  cli: "exemptions request",
+});
+
+export const listExemptions = defineOperation({
+  operationId: "listExemptions",
+  method: "GET",
+  path: "/exemptions",
+  summary: "List exemptions (filters: status, control, projectId, owner), newest first",
+  tag: "exemptions",
+  roles: ANY_ROLE,
+  access: "any tenant role",
+  query: ExemptionListQuery,
+  success: { status: 200, schema: ExemptionList, description: "One page of exemptions" },
+  errors: AUTH_ERRORS,
+  cli: "exemptions list",
+});
+
+export const getExemptionReview = defineOperation({
+  operationId: "getExemptionReview",
+  method: "GET",
+  path: "/exemptions/review",
+  summary: "Portfolio review: counts by control, project and owner; ageing; repeat renewals; clusters; missing compensating controls; breadth",
+  tag: "exemptions",
+  roles: ANY_ROLE,
+  access: "any tenant role",
+  query: ReviewQuery,
+  success: { status: 200, schema: ExemptionReview, description: "The review of the tenant's exemptions" },
+  errors: AUTH_ERRORS,
+  cli: "exemptions review",
+});
+
+export const getExemptionPolicy = defineOperation({
+  operationId: "getExemptionPolicy",
+  method: "GET",
+  path: "/exemptions/policy",
+  summary: "The tenant's exemption maxima (days per category and per control)",
+  tag: "exemptions",
+  roles: ANY_ROLE,
+  access: "any tenant role",
+  success: { status: 200, schema: ExemptionPolicy, description: "The policy (defaults and ETag \"initial\" before the first write)" },
+  errors: AUTH_ERRORS,
+  cli: "exemptions policy show",
+});
+
+export const putExemptionPolicy = defineOperation({
+  operationId: "putExemptionPolicy",
+  method: "PUT",
+  path: "/exemptions/policy",
+  summary: "Replace the tenant's exemption maxima (If-Match required; \"initial\" for the first write)",
+  tag: "exemptions",
+  roles: ["TenantAdmin"],
+  access: "TenantAdmin",
+  body: ExemptionPolicySpec,
+  bodyTypes: JSON_TYPES,
+  ifMatch: true,
+  success: { status: 200, schema: ExemptionPolicy, description: "The new policy" },
+  errors: [...AUTH_ERRORS, 412, 413, 415, 428],
+  cli: "exemptions policy set",
+});
+
+export const getExemption = defineOperation({
+  operationId: "getExemption",
+  method: "GET",
+  path: "/exemptions/{exemptionId}",
+  summary: "Get an exemption with its renewals and timeline",
+  tag: "exemptions",
+  roles: ANY_ROLE,
+  access: "any tenant role",
+  params: ExemptionParams,
+  success: { status: 200, schema: Exemption, description: "The exemption" },
+  errors: [...AUTH_ERRORS, 404],
+  cli: "exemptions show",
+});
+
+export const renewExemption = defineOperation({
+  operationId: "renewExemption",
+  method: "POST",
+  path: "/exemptions/{exemptionId}:renew",
+  summary: "Request a renewal: a new approval with updated evidence (If-Match required)",
+  tag: "exemptions",
+  roles: ["TenantAdmin", "ProjectAdmin", "Developer"],
+  access: "the owner, the requester, or a TenantAdmin",
+  params: ExemptionParams,
+  body: RenewalSpec,
+  bodyTypes: JSON_TYPES,
+  ifMatch: true,
+  success: { status: 202, schema: Exemption, description: "The exemption with the renewal pending" },
+  errors: [...AUTH_ERRORS, 404, 409, 412, 413, 415, 428],
+  cli: "exemptions renew",
+});
+
+export const revokeExemption = defineOperation({
+  operationId: "revokeExemption",
+  method: "POST",
+  path: "/exemptions/{exemptionId}:revoke",
+  summary: "Revoke an exemption now; the control applies again at the next publish (If-Match required)",
+  tag: "exemptions",
+  roles: ["TenantAdmin", "ProjectAdmin", "Developer"],
+  access: "the owner, the requester, or a TenantAdmin",
+  params: ExemptionParams,
+  body: RevokeSpec,
+  bodyTypes: JSON_TYPES,
+  ifMatch: true,
+  success: { status: 200, schema: Exemption, description: "The revoked exemption" },
+  errors: [...AUTH_ERRORS, 404, 409, 412, 413, 415, 428],
+  cli: "exemptions revoke",
+});
+
+export const exemptionOperations: readonly Operation[] = [
+  requestExemption,
+  listExemptions,
+  getExemptionReview,
+  getExemptionPolicy,
+  putExemptionPolicy,
+  getExemption,
+  renewExemption,
+  revokeExemption,
+];

@@ -1,0 +1,667 @@
+import { exemptionUnsupported, type ActiveExemption } from "../../policy/exemptions.js";
+import type { Clock } from "../../ports/clock.js";
+import type { Notifier } from "../../ports/notifier.js";
+import { TENANT_SCOPE, type Filter, type Partition, type Store, type StoredDoc, type Versioned } from "../../ports/store.js";
+import type { Approval, ApprovalSpecInput } from "../approvals/schema.js";
+import type { ApprovalService } from "../approvals/service.js";
+import type { ChangeWriter } from "../changes.js";
+import { etagMatches, etagValue, newId, type Page, type RequestContext, type Role } from "../common.js";
+import { AppError, fail, type FieldError } from "../errors.js";
+import type { ModelService } from "../models/service.js";
+import { unwrapToken, wrapToken } from "../paging.js";
+import type { ProjectService } from "../projects/service.js";
+import { parseOrThrow } from "../validation.js";
+import {
+  DEFAULT_EXEMPTION_POLICY,
+  ExemptionPolicySpec,
+  ExemptionSpec,
+  IN_FORCE,
+  OPEN,
+  RenewalSpec,
+  RevokeSpec,
+  type Exemption,
+  type ExemptionListQuery,
+  type ExemptionPolicy,
+  type ExemptionReview,
+  type ExemptionSpecInput,
+  type ExemptionStatus,
+} from "./schema.js";
+
+/** Asks for the tenant's gateway policy to be compiled and published again (the publisher provides it). */
+export type RequestPublish = (tenantId: string, cause: { by: string; reason: string; correlationId: string }) => Promise<void>;
+
+/**
+ * Virtual keys are built elsewhere: when a key service exists it is passed in, and key-scoped
+ * exemptions must name a key that exists in the project. Without one, only the id's shape is checked.
+ */
+export interface KeyLookup {
+  exists(tenantId: string, projectId: string, keyId: string): Promise<boolean>;
+}
+
+interface ExemptionDoc extends StoredDoc, Omit<Exemption, "etag"> {
+  docType: "exemption";
+  /** Query fields: the scope's project ("" for the tenant) and level. */
+  projectId: string;
+  scopeLevel: Exemption["scope"]["level"];
+}
+
+interface ExemptionPolicyDoc extends StoredDoc {
+  docType: "exemptionPolicy";
+  maxDays: ExemptionPolicySpec["maxDays"];
+  controls: ExemptionPolicySpec["controls"];
+  updatedAt: string;
+  updatedBy: string;
+}
+
+export const INITIAL_ETAG = "initial";
+const POLICY_DOC_ID = "exemptionPolicy.tenant";
+const DAY_MS = 24 * 3600 * 1000;
+/** Key exemptions become key tiers (ADR 007); the compiler allows 20 tiers, so they stay few. */
+export const MAX_OPEN_KEY_EXEMPTIONS = 10;
+const REQUESTERS: Role[] = ["TenantAdmin", "ProjectAdmin", "Developer"];
+const READERS: Role[] = ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"];
+const DEFAULT_STAGES: ApprovalSpecInput["stages"] = [{ approvers: [{ role: "TenantAdmin", scope: "tenant" }], decisionTimeout: "P7D" }];
+
+const partitionOf = (tenantId: string): Partition => ({ tenantId, scopeId: TENANT_SCOPE });
+export const exemptionPath = (id: string) => `/exemptions/${id}`;
+const subjectOf = (tenantId: string, id: string) => `/tenants/${tenantId}${exemptionPath(id)}`;
+const system = (tenantId: string, userId: string, correlationId: string): RequestContext => ({ principal: { tenantId, userId, roles: new Set() }, correlationId });
+
+function view(doc: ExemptionDoc, etag: string): Exemption {
+  const { docType: _d, scopeId: _s, projectId: _p, scopeLevel: _l, _etag: _e, ...rest } = doc as ExemptionDoc & { _etag?: string };
+  return { ...rest, etag: etagValue(etag) };
+}
+function snapshot(doc: ExemptionDoc) {
+  const { etag: _e, ...rest } = view(doc, "");
+  return rest;
+}
+/** Event data: what routes and correlates; never the free-text reason. */
+function eventData(doc: ExemptionDoc, extra: Record<string, unknown> = {}) {
+  return { id: doc.id, status: doc.status, control: doc.control, scope: doc.scope, category: doc.category, owner: doc.owner, expiresAt: doc.expiresAt, approvalId: doc.approvalId, ...extra };
+}
+
+/**
+ * "Broad" scopes need a second approval stage: the whole tenant, or a control switched off for a
+ * whole project (everything the project serves loses the guardrail, not just one model or key).
+ */
+export function isBroad(scope: Exemption["scope"], relaxation: Exemption["relaxation"]): boolean {
+  return scope.level === "tenant" || (scope.level === "project" && relaxation.kind === "off");
+}
+
+const validation = (errors: FieldError[]) => new AppError({ kind: "validation", detail: "the request body is invalid", errors });
+
+type Step = { next: ExemptionDoc; action: string; event: string; extra?: Record<string, unknown>; publish?: string; notify?: "7d" | "1d" };
+
+/**
+ * Policy exemptions: narrow, owned, time-limited relaxations of one governance control, decided by
+ * the approval engine and expired by a timer (docs/adr/007-exemptions.md). Every transition is one
+ * conditional write with its audit record and event (ChangeWriter); exemptions live in the tenant
+ * partition so lists and the portfolio review are single-partition queries.
+ */
+export class ExemptionService {
+  constructor(
+    private readonly store: Store,
+    private readonly changes: ChangeWriter,
+    private readonly clock: Clock,
+    private readonly approvals: ApprovalService,
+    private readonly projects: ProjectService,
+    private readonly models: ModelService,
+    private readonly notifier: Notifier,
+    private readonly requestPublish: RequestPublish,
+    private readonly keys?: KeyLookup,
+  ) {
+    approvals.onSettled("exemption", (approval, correlationId) => this.settleApproval(approval, correlationId));
+  }
+
+  // ---- API ----
+
+  async request(ctx: RequestContext, input: ExemptionSpecInput): Promise<{ exemption: Exemption; approval: Approval }> {
+    const { principal } = ctx;
+    if (!REQUESTERS.some((r) => principal.roles.has(r))) fail({ kind: "forbidden", detail: "requesting an exemption requires TenantAdmin, ProjectAdmin or Developer" });
+    const spec = parseOrThrow(ExemptionSpec, input, "body");
+    const now = this.clock.now();
+    const policy = await this.policyFor(principal.tenantId);
+    const errors: FieldError[] = [];
+    const unsupported = exemptionUnsupported(spec.control, spec.scope.level, spec.relaxation);
+    if (unsupported) errors.push({ field: `body.${unsupported.field}`, message: unsupported.message });
+    errors.push(...expiryErrors(policy, spec.category, spec.control, now, spec.expiresAt, "body.expiresAt"));
+    const stages = spec.approval?.stages ?? DEFAULT_STAGES;
+    if (isBroad(spec.scope, spec.relaxation) && stages.length < 2) {
+      errors.push({ field: "body.approval.stages", message: "a broad scope (the tenant, or a control switched off for a whole project) needs at least two approval stages" });
+    }
+    if (errors.length) throw validation(errors);
+    await this.checkScope(ctx, spec.scope);
+
+    const id = newId("exm");
+    const expiresAt = new Date(spec.expiresAt).toISOString();
+    const projectId = spec.scope.level === "tenant" ? undefined : spec.scope.projectId;
+    const approval = await this.approvals.create(ctx, {
+      subject: {
+        resourceType: "exemption",
+        resourceId: id,
+        ...(projectId ? { projectId } : {}),
+        change: { kind: "request", control: spec.control, scope: spec.scope, relaxation: spec.relaxation, category: spec.category, owner: spec.owner, expiresAt, compensatingControls: spec.compensatingControls, evidence: spec.evidence },
+      },
+      justification: `${spec.reason.deliveryBlocker} — expected end state: ${spec.reason.expectedEndState}`.slice(0, 4000),
+      stages,
+    });
+    const at = now.toISOString();
+    const doc: ExemptionDoc = {
+      id,
+      tenantId: principal.tenantId,
+      scopeId: TENANT_SCOPE,
+      docType: "exemption",
+      projectId: projectId ?? "",
+      scopeLevel: spec.scope.level,
+      control: spec.control,
+      scope: spec.scope,
+      relaxation: spec.relaxation,
+      category: spec.category,
+      owner: spec.owner,
+      reason: spec.reason,
+      compensatingControls: spec.compensatingControls,
+      evidence: spec.evidence,
+      expiresAt,
+      status: "requested",
+      requester: principal.userId,
+      approvalId: approval.id,
+      notices: {},
+      renewals: [],
+      timeline: [{ at, type: "requested", actor: principal.userId }],
+      createdAt: at,
+      createdBy: principal.userId,
+      updatedAt: at,
+      updatedBy: principal.userId,
+    };
+    const [etag] = await this.changes.commit({
+      partition: partitionOf(principal.tenantId),
+      ctx,
+      action: "exemption.request",
+      resource: exemptionPath(id),
+      after: snapshot(doc),
+      ops: [{ kind: "create", doc }],
+      event: { type: "aigov.exemption.requested.v1", subject: subjectOf(principal.tenantId, id), data: eventData(doc) },
+    });
+    return { exemption: view(doc, etag ?? ""), approval };
+  }
+
+  async get(ctx: RequestContext, id: string): Promise<Exemption> {
+    this.mayRead(ctx);
+    const doc = await this.load(ctx.principal.tenantId, id);
+    return view(doc, doc._etag);
+  }
+
+  async list(ctx: RequestContext, q: ExemptionListQuery): Promise<Page<Exemption>> {
+    this.mayRead(ctx);
+    const filters: Filter[] = [];
+    if (q.status) filters.push({ field: "status", op: "=", value: q.status });
+    if (q.control) filters.push({ field: "control", op: "=", value: q.control });
+    if (q.projectId) filters.push({ field: "projectId", op: "=", value: q.projectId });
+    if (q.owner) filters.push({ field: "owner", op: "=", value: q.owner });
+    const token = unwrapToken(q.continuationToken);
+    const page = await this.store.queryPage<ExemptionDoc>(partitionOf(ctx.principal.tenantId), {
+      docType: "exemption",
+      filters,
+      orderBy: { field: "createdAt", direction: "DESC" },
+      maxPageSize: q.maxPageSize,
+      ...(token ? { continuationToken: token } : {}),
+    });
+    const next = wrapToken(page.continuationToken);
+    return { items: page.items.map((d) => view(d, d._etag)), ...(next ? { continuationToken: next } : {}) };
+  }
+
+  /** A renewal is a new approval with updated evidence; the exemption stays as it is until it is decided. */
+  async renew(ctx: RequestContext, id: string, input: unknown, ifMatch: string): Promise<{ exemption: Exemption; approval: Approval }> {
+    const { principal } = ctx;
+    const doc = await this.load(principal.tenantId, id);
+    this.mayChange(ctx, doc, "renew");
+    const spec = parseOrThrow(RenewalSpec, input, "body");
+    if (!etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    if (!IN_FORCE.includes(doc.status)) fail({ kind: "conflict", detail: `only an active exemption can be renewed; this one is ${doc.status}` });
+    if (doc.renewals.some((r) => r.status === "pending")) fail({ kind: "conflict", detail: "a renewal is already awaiting approval" });
+    const now = this.clock.now();
+    const policy = await this.policyFor(principal.tenantId);
+    const errors = expiryErrors(policy, doc.category, doc.control, now, spec.expiresAt, "body.expiresAt");
+    const expiresAt = new Date(spec.expiresAt).toISOString();
+    if (Date.parse(expiresAt) <= Date.parse(doc.expiresAt)) errors.push({ field: "body.expiresAt", message: `must be later than the current expiry (${doc.expiresAt})` });
+    if (spec.evidence.every((e) => doc.evidence.includes(e))) errors.push({ field: "body.evidence", message: "a renewal needs updated evidence: at least one link the exemption does not already have" });
+    const compensating = spec.compensatingControls ?? doc.compensatingControls;
+    if (doc.category === "waiver" && compensating.length === 0) errors.push({ field: "body.compensatingControls", message: "a waiver needs at least one compensating control" });
+    const stages = spec.approval?.stages ?? DEFAULT_STAGES;
+    if (isBroad(doc.scope, doc.relaxation) && stages.length < 2) errors.push({ field: "body.approval.stages", message: "a broad scope needs at least two approval stages" });
+    if (errors.length) throw validation(errors);
+
+    const number = doc.renewals.length + 1;
+    const approval = await this.approvals.create(ctx, {
+      subject: {
+        resourceType: "exemption",
+        resourceId: id,
+        ...(doc.projectId ? { projectId: doc.projectId } : {}),
+        change: { kind: "renewal", renewal: number, control: doc.control, scope: doc.scope, relaxation: doc.relaxation, previousExpiresAt: doc.expiresAt, expiresAt, evidence: spec.evidence, compensatingControls: compensating },
+      },
+      justification: spec.justification,
+      stages,
+    });
+    const at = now.toISOString();
+    const next: ExemptionDoc = {
+      ...stripEtag(doc),
+      renewals: [
+        ...doc.renewals,
+        {
+          number,
+          approvalId: approval.id,
+          requestedAt: at,
+          requestedBy: principal.userId,
+          previousExpiresAt: doc.expiresAt,
+          expiresAt,
+          evidence: spec.evidence,
+          justification: spec.justification,
+          ...(spec.compensatingControls ? { compensatingControls: spec.compensatingControls } : {}),
+          status: "pending",
+        },
+      ],
+      timeline: [...doc.timeline, { at, type: "renewalRequested", actor: principal.userId, detail: `renewal ${number} until ${expiresAt}` }],
+      updatedAt: at,
+      updatedBy: principal.userId,
+    };
+    const etag = await this.commit(ctx, doc, { next, action: "exemption.renewal.request", event: "aigov.exemption.requested.v1", extra: { renewal: number } });
+    return { exemption: view(next, etag), approval };
+  }
+
+  async revoke(ctx: RequestContext, id: string, input: unknown, ifMatch: string): Promise<Exemption> {
+    const { principal } = ctx;
+    const doc = await this.load(principal.tenantId, id);
+    this.mayChange(ctx, doc, "revoke");
+    const spec = parseOrThrow(RevokeSpec, input, "body");
+    if (!etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    if (!OPEN.includes(doc.status)) fail({ kind: "conflict", detail: `the exemption is already ${doc.status}` });
+    const at = this.clock.now().toISOString();
+    const wasInForce = IN_FORCE.includes(doc.status);
+    const next: ExemptionDoc = {
+      ...stripEtag(doc),
+      status: "revoked",
+      endedAt: at,
+      revokeReason: spec.reason,
+      timeline: [...doc.timeline, { at, type: "revoked", actor: principal.userId, detail: spec.reason }],
+      updatedAt: at,
+      updatedBy: principal.userId,
+    };
+    const etag = await this.commit(ctx, doc, { next, action: "exemption.revoke", event: "aigov.exemption.revoked.v1" });
+    if (wasInForce) await this.requestPublish(principal.tenantId, { by: principal.userId, reason: `exemption ${id} revoked`, correlationId: ctx.correlationId });
+    return view(next, etag);
+  }
+
+  async getPolicy(ctx: RequestContext): Promise<ExemptionPolicy> {
+    this.mayRead(ctx);
+    const doc = await this.store.read<ExemptionPolicyDoc>(partitionOf(ctx.principal.tenantId), POLICY_DOC_ID);
+    if (!doc) return { ...DEFAULT_EXEMPTION_POLICY, etag: INITIAL_ETAG };
+    return { maxDays: doc.maxDays, controls: doc.controls, updatedAt: doc.updatedAt, updatedBy: doc.updatedBy, etag: etagValue(doc._etag) };
+  }
+
+  async putPolicy(ctx: RequestContext, input: unknown, ifMatch: string): Promise<ExemptionPolicy> {
+    const { principal } = ctx;
+    if (!principal.roles.has("TenantAdmin")) fail({ kind: "forbidden", detail: "changing the exemption policy requires TenantAdmin" });
+    const spec = parseOrThrow(ExemptionPolicySpec, input, "body");
+    const partition = partitionOf(principal.tenantId);
+    const current = await this.store.read<ExemptionPolicyDoc>(partition, POLICY_DOC_ID);
+    if (!etagMatches(current?._etag ?? INITIAL_ETAG, ifMatch)) fail({ kind: "preconditionFailed" });
+    const doc: ExemptionPolicyDoc = { id: POLICY_DOC_ID, ...partition, docType: "exemptionPolicy", maxDays: spec.maxDays, controls: spec.controls, updatedAt: this.clock.now().toISOString(), updatedBy: principal.userId };
+    const plain = (d: ExemptionPolicyDoc) => ({ maxDays: d.maxDays, controls: d.controls, updatedAt: d.updatedAt, updatedBy: d.updatedBy });
+    const [etag] = await this.changes.commit({
+      partition,
+      ctx,
+      action: "exemptionPolicy.update",
+      resource: "/exemptions/policy",
+      ...(current ? { before: plain(current) } : {}),
+      after: plain(doc),
+      ops: [current ? { kind: "replace", doc, ifMatch: current._etag } : { kind: "create", doc }],
+      event: { type: "aigov.exemptionpolicy.updated.v1", subject: `/tenants/${principal.tenantId}/exemptions/policy`, data: plain(doc) },
+      onFailure: (_i, status) => (status === 409 ? { kind: "preconditionFailed" } : undefined),
+    });
+    return { ...plain(doc), etag: etagValue(etag ?? "") };
+  }
+
+  /** The portfolio: counts, ageing, repeat renewals, clusters, missing compensating controls, breadth. */
+  async review(ctx: RequestContext, q: { clusterMinProjects: number; repeatMinRenewals: number }): Promise<ExemptionReview> {
+    this.mayRead(ctx);
+    const now = this.clock.now();
+    const all = await this.all(ctx.principal.tenantId);
+    const open = all.filter((d) => OPEN.includes(d.status));
+    const byStatus = Object.fromEntries(["requested", "approved", "active", "expiring", "expired", "rejected", "revoked"].map((s) => [s, 0])) as Record<ExemptionStatus, number>;
+    for (const d of all) byStatus[d.status] += 1;
+    const tally = (key: (d: ExemptionDoc) => string | undefined) => {
+      const m = new Map<string, number>();
+      for (const d of open) {
+        const k = key(d);
+        if (k !== undefined) m.set(k, (m.get(k) ?? 0) + 1);
+      }
+      return [...m].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    };
+    const ages = open.map((d) => (now.getTime() - Date.parse(d.createdAt)) / DAY_MS);
+    const buckets = { "0-7d": 0, "8-30d": 0, "31-90d": 0, "91d+": 0 };
+    for (const a of ages) {
+      const days = Math.floor(a);
+      if (days <= 7) buckets["0-7d"] += 1;
+      else if (days <= 30) buckets["8-30d"] += 1;
+      else if (days <= 90) buckets["31-90d"] += 1;
+      else buckets["91d+"] += 1;
+    }
+    const round1 = (n: number) => Math.round(n * 10) / 10;
+    const projectsByControl = new Map<string, Set<string>>();
+    for (const d of open) {
+      if (!d.projectId) continue;
+      const set = projectsByControl.get(d.control) ?? new Set<string>();
+      set.add(d.projectId);
+      projectsByControl.set(d.control, set);
+    }
+    const breadth = { tenant: 0, project: 0, model: 0, key: 0 };
+    for (const d of open) breadth[d.scope.level] += 1;
+    return {
+      at: now.toISOString(),
+      total: all.length,
+      open: open.length,
+      byStatus,
+      byControl: tally((d) => d.control).map(([control, count]) => ({ control, count })),
+      byProject: tally((d) => d.projectId || undefined).map(([projectId, count]) => ({ projectId, count })),
+      byOwner: tally((d) => d.owner).map(([owner, count]) => ({ owner, count })),
+      ageing: {
+        buckets,
+        oldestDays: ages.length ? round1(Math.max(...ages)) : null,
+        averageDays: ages.length ? round1(ages.reduce((a, b) => a + b, 0) / ages.length) : null,
+        expiringWithin7Days: open.filter((d) => IN_FORCE.includes(d.status) && Date.parse(d.expiresAt) - now.getTime() <= 7 * DAY_MS).length,
+      },
+      repeatRenewals: all
+        .map((d) => ({ id: d.id, control: d.control, scope: d.scope, renewals: d.renewals.filter((r) => r.status === "approved").length }))
+        .filter((r) => r.renewals >= q.repeatMinRenewals)
+        .sort((a, b) => b.renewals - a.renewals || (a.id < b.id ? -1 : 1)),
+      clusters: [...projectsByControl]
+        .filter(([, projects]) => projects.size >= q.clusterMinProjects)
+        .map(([control, projects]) => ({ control, projects: [...projects].sort(), count: projects.size }))
+        .sort((a, b) => b.count - a.count || (a.control < b.control ? -1 : 1)),
+      withoutCompensatingControls: open.filter((d) => d.compensatingControls.length === 0).map((d) => ({ id: d.id, control: d.control, category: d.category })),
+      breadth,
+    };
+  }
+
+  // ---- for the publisher ----
+
+  /** The exemptions in force at `at` (what applyExemptions needs). Expiry is decided here, not by the sweep, so a publish after `expiresAt` never carries an expired exemption. */
+  async listActive(tenantId: string, at: Date): Promise<ActiveExemption[]> {
+    const out: ActiveExemption[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.store.queryPage<ExemptionDoc>(partitionOf(tenantId), {
+        docType: "exemption",
+        filters: [{ field: "expiresAt", op: ">", value: at.toISOString() }],
+        maxPageSize: 100,
+        ...(token ? { continuationToken: token } : {}),
+      });
+      for (const d of page.items) {
+        if (IN_FORCE.includes(d.status) && d.activatedAt !== undefined && Date.parse(d.activatedAt) <= at.getTime()) {
+          out.push({ id: d.id, control: d.control, scope: d.scope, relaxation: d.relaxation });
+        }
+      }
+      token = page.continuationToken;
+    } while (token);
+    return out.sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  // ---- the expiry sweep (timer job) ----
+
+  /**
+   * Notices at 7 days and 1 day before expiry (each at most once: claimed by a conditional write on
+   * the exemption before delivery), and expiry on time. Idempotent; after downtime it catches up in
+   * one run: an exemption past its expiry expires without late notices, one past the 1-day mark gets
+   * the 1-day notice only (the 7-day one is recorded as superseded).
+   */
+  async sweep(correlationId: string): Promise<{ notified: number; expired: number }> {
+    const ids: { tenantId: string; id: string }[] = [];
+    for (const status of IN_FORCE) {
+      let token: string | undefined;
+      do {
+        const page = await this.store.queryAcrossPartitions<ExemptionDoc>({
+          docType: "exemption",
+          filters: [{ field: "status", op: "=", value: status }],
+          maxPageSize: 100,
+          ...(token ? { continuationToken: token } : {}),
+        });
+        for (const d of page.items) ids.push({ tenantId: d.tenantId, id: d.id });
+        token = page.continuationToken;
+      } while (token);
+    }
+    let notified = 0;
+    let expired = 0;
+    for (const { tenantId, id } of ids) {
+      const done = await this.transition(tenantId, id, system(tenantId, "system:exemption-sweep", correlationId), (doc) => this.sweepStep(doc));
+      if (done?.notify) notified += 1;
+      if (done?.next.status === "expired") expired += 1;
+    }
+    return { notified, expired };
+  }
+
+  private sweepStep(doc: Versioned<ExemptionDoc>): Step | undefined {
+    if (!IN_FORCE.includes(doc.status)) return undefined;
+    const now = this.clock.now();
+    const at = now.toISOString();
+    const left = Date.parse(doc.expiresAt) - now.getTime();
+    const base = { ...stripEtag(doc), updatedAt: at, updatedBy: "system:exemption-sweep" };
+    if (left <= 0) {
+      return {
+        next: { ...base, status: "expired", endedAt: at, timeline: [...doc.timeline, { at, type: "expired", actor: "system:exemption-sweep" }] },
+        action: "exemption.expire",
+        event: "aigov.exemption.expired.v1",
+        publish: `exemption ${doc.id} expired`,
+      };
+    }
+    const notice = left <= DAY_MS && !doc.notices["1d"] ? "1d" : left <= 7 * DAY_MS && !doc.notices["7d"] && !doc.notices["1d"] ? "7d" : undefined;
+    if (!notice) return undefined;
+    const notices = { ...doc.notices, [notice]: { at, status: "sent" as const }, ...(notice === "1d" && !doc.notices["7d"] ? { "7d": { at, status: "superseded" as const } } : {}) };
+    return {
+      next: { ...base, status: "expiring", notices, timeline: [...doc.timeline, { at, type: "expiring", actor: "system:exemption-sweep", detail: `${notice === "1d" ? "1 day" : "7 days"} notice to ${doc.owner}` }] },
+      action: "exemption.notify",
+      event: "aigov.exemption.expiring.v1",
+      extra: { notice },
+      notify: notice,
+    };
+  }
+
+  // ---- the approval settle hook ----
+
+  /** Learns an approval's outcome (idempotent: each step checks the exemption's own state). */
+  async settleApproval(approval: Approval, correlationId: string): Promise<void> {
+    const tenantId = approval.tenantId;
+    const ctx = system(tenantId, "system:exemption-settle", correlationId);
+    for (let steps = 0; steps < 4; steps++) {
+      const done = await this.transition(tenantId, approval.subject.resourceId, ctx, (doc) => this.settleStep(doc, approval));
+      if (!done) return;
+    }
+  }
+
+  private settleStep(doc: Versioned<ExemptionDoc>, approval: Approval): Step | undefined {
+    const at = this.clock.now().toISOString();
+    const actor = "system:exemption-settle";
+    const base = { ...stripEtag(doc), updatedAt: at, updatedBy: actor };
+    const approved = approval.status === "approved";
+    if (approval.id === doc.approvalId) {
+      if (doc.status === "requested") {
+        return approved
+          ? { next: { ...base, status: "approved", timeline: [...doc.timeline, { at, type: "approved", actor, detail: approval.id }] }, action: "exemption.approve", event: "aigov.exemption.approved.v1" }
+          : {
+              next: { ...base, status: "rejected", endedAt: at, timeline: [...doc.timeline, { at, type: "rejected", actor, detail: `approval ${approval.status}` }] },
+              action: "exemption.reject",
+              event: "aigov.exemption.rejected.v1",
+              extra: { approvalStatus: approval.status },
+            };
+      }
+      if (doc.status !== "approved") return undefined;
+      if (Date.parse(doc.expiresAt) <= Date.parse(at)) {
+        // Decided after its own expiry: it never takes effect.
+        return { next: { ...base, status: "expired", endedAt: at, timeline: [...doc.timeline, { at, type: "expired", actor, detail: "approved after its expiry" }] }, action: "exemption.expire", event: "aigov.exemption.expired.v1" };
+      }
+      return {
+        next: { ...base, status: "active", activatedAt: at, timeline: [...doc.timeline, { at, type: "activated", actor }] },
+        action: "exemption.activate",
+        event: "aigov.exemption.activated.v1",
+        publish: `exemption ${doc.id} activated`,
+      };
+    }
+    const index = doc.renewals.findIndex((r) => r.approvalId === approval.id);
+    const renewal = doc.renewals[index];
+    if (!renewal || renewal.status !== "pending") return undefined;
+    const renewals = doc.renewals.map((r) => ({ ...r }));
+    const settled = renewals[index]!;
+    settled.settledAt = at;
+    if (!approved) {
+      settled.status = "rejected";
+      return {
+        next: { ...base, renewals, timeline: [...doc.timeline, { at, type: "renewalRejected", actor, detail: `renewal ${renewal.number}: approval ${approval.status}` }] },
+        action: "exemption.renewal.reject",
+        event: "aigov.exemption.rejected.v1",
+        extra: { renewal: renewal.number, approvalStatus: approval.status },
+      };
+    }
+    if (!IN_FORCE.includes(doc.status)) {
+      settled.status = "lapsed";
+      return {
+        next: { ...base, renewals, timeline: [...doc.timeline, { at, type: "renewalRejected", actor, detail: `renewal ${renewal.number} approved after the exemption ended (${doc.status})` }] },
+        action: "exemption.renewal.lapse",
+        event: "aigov.exemption.rejected.v1",
+        extra: { renewal: renewal.number, approvalStatus: approval.status, lapsed: true },
+      };
+    }
+    settled.status = "approved";
+    return {
+      next: {
+        ...base,
+        status: "active",
+        renewals,
+        expiresAt: renewal.expiresAt,
+        evidence: renewal.evidence,
+        compensatingControls: renewal.compensatingControls ?? doc.compensatingControls,
+        // New expiry, new notices.
+        notices: {},
+        timeline: [...doc.timeline, { at, type: "renewed", actor, detail: `renewal ${renewal.number} until ${renewal.expiresAt}` }],
+      },
+      action: "exemption.renewal.approve",
+      event: "aigov.exemption.approved.v1",
+      extra: { renewal: renewal.number },
+    };
+  }
+
+  // ---- internals ----
+
+  /** Applies one system step with a conditional write, re-reading on a lost race; then its side effects. */
+  private async transition(tenantId: string, id: string, ctx: RequestContext, decide: (doc: Versioned<ExemptionDoc>) => Step | undefined): Promise<Step | undefined> {
+    for (;;) {
+      const doc = await this.store.read<ExemptionDoc>(partitionOf(tenantId), id);
+      if (!doc || doc.docType !== "exemption") return undefined;
+      const step = decide(doc);
+      if (!step) return undefined;
+      try {
+        await this.commit(ctx, doc, step);
+      } catch (err) {
+        if (err instanceof AppError && err.error.kind === "preconditionFailed") continue;
+        throw err;
+      }
+      if (step.notify) await this.sendNotice(step.next, step.notify);
+      if (step.publish) await this.requestPublish(tenantId, { by: ctx.principal.userId, reason: step.publish, correlationId: ctx.correlationId });
+      return step;
+    }
+  }
+
+  private async commit(ctx: RequestContext, before: Versioned<ExemptionDoc>, step: Step): Promise<string> {
+    const { tenantId, id } = before;
+    const [etag] = await this.changes.commit({
+      partition: partitionOf(tenantId),
+      ctx,
+      action: step.action,
+      resource: exemptionPath(id),
+      before: snapshot(before),
+      after: snapshot(step.next),
+      ops: [{ kind: "replace", doc: step.next, ifMatch: before._etag }],
+      event: { type: step.event, subject: subjectOf(tenantId, id), data: eventData(step.next, step.extra) },
+    });
+    return etag ?? "";
+  }
+
+  /** Delivered after the notice is recorded: a failed delivery is logged, never repeated (the expiring event carries it too). */
+  private async sendNotice(doc: ExemptionDoc, notice: "7d" | "1d"): Promise<void> {
+    const where = doc.scope.level === "tenant" ? "the tenant" : doc.scope.level === "project" ? doc.scope.projectId : doc.scope.level === "model" ? `${doc.scope.projectId}/${doc.scope.modelId}` : `${doc.scope.projectId} key ${doc.scope.keyId}`;
+    try {
+      await this.notifier.deliver(doc.owner, {
+        subject: `Exemption ${doc.id} expires in ${notice === "1d" ? "1 day" : "7 days"}`,
+        body: `Your exemption from ${doc.control} for ${where} expires at ${doc.expiresAt}; the control applies again then. To keep it, request a renewal with updated evidence (aigov exemptions renew ${doc.id}).`,
+      });
+    } catch (err) {
+      console.warn(`exemption ${doc.id}: the ${notice} notice to its owner could not be delivered: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  private async checkScope(ctx: RequestContext, scope: Exemption["scope"]): Promise<void> {
+    if (scope.level === "tenant") {
+      if (!ctx.principal.roles.has("TenantAdmin")) fail({ kind: "forbidden", detail: "a tenant-wide exemption is requested by a TenantAdmin" });
+      return;
+    }
+    await this.projects.get(ctx, scope.projectId); // 404 for a missing project or another tenant's
+    if (scope.level === "model") await this.models.get(ctx, scope.projectId, scope.modelId);
+    if (scope.level === "key") {
+      if (this.keys && !(await this.keys.exists(ctx.principal.tenantId, scope.projectId, scope.keyId))) {
+        fail({ kind: "notFound", resource: `/projects/${scope.projectId}/keys/${scope.keyId}` });
+      }
+      const openKeys = (await this.all(ctx.principal.tenantId)).filter((d) => d.scopeLevel === "key" && OPEN.includes(d.status)).length;
+      if (openKeys >= MAX_OPEN_KEY_EXEMPTIONS) {
+        throw validation([{ field: "body.scope", message: `at most ${MAX_OPEN_KEY_EXEMPTIONS} key exemptions may be open at once (each becomes a key tier); exempt the model or project instead` }]);
+      }
+    }
+  }
+
+  private async policyFor(tenantId: string): Promise<ExemptionPolicySpec> {
+    const doc = await this.store.read<ExemptionPolicyDoc>(partitionOf(tenantId), POLICY_DOC_ID);
+    return doc ? { maxDays: doc.maxDays, controls: doc.controls } : DEFAULT_EXEMPTION_POLICY;
+  }
+
+  private async all(tenantId: string): Promise<Versioned<ExemptionDoc>[]> {
+    const out: Versioned<ExemptionDoc>[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.store.queryPage<ExemptionDoc>(partitionOf(tenantId), { docType: "exemption", maxPageSize: 100, ...(token ? { continuationToken: token } : {}) });
+      out.push(...page.items);
+      token = page.continuationToken;
+    } while (token);
+    return out;
+  }
+
+  private mayRead(ctx: RequestContext): void {
+    if (!READERS.some((r) => ctx.principal.roles.has(r))) fail({ kind: "forbidden", detail: "reading exemptions requires a tenant role" });
+  }
+
+  /** The owner, the requester or a TenantAdmin; checked after the tenant lookup so another tenant's id is a 404. */
+  private mayChange(ctx: RequestContext, doc: ExemptionDoc, what: string): void {
+    const p = ctx.principal;
+    if (p.roles.has("TenantAdmin") || p.userId === doc.owner || p.userId === doc.requester) return;
+    fail({ kind: "forbidden", detail: `only the owner, the requester or a TenantAdmin may ${what} an exemption` });
+  }
+
+  private async load(tenantId: string, id: string): Promise<Versioned<ExemptionDoc>> {
+    const doc = await this.store.read<ExemptionDoc>(partitionOf(tenantId), id);
+    if (!doc || doc.docType !== "exemption") return fail({ kind: "notFound", resource: exemptionPath(id) });
+    return doc;
+  }
+}
+
+function stripEtag(doc: Versioned<ExemptionDoc>): ExemptionDoc {
+  const { _etag: _e, ...rest } = doc;
+  return rest as ExemptionDoc;
+}
+
+/** expiresAt must lie in the future and within the tenant's maxima for the category and the control. */
+export function expiryErrors(policy: ExemptionPolicySpec, category: Exemption["category"], control: Exemption["control"], now: Date, expiresAt: string, field: string): FieldError[] {
+  const at = Date.parse(expiresAt);
+  const perControl = policy.controls[control]?.[category];
+  const maxDays = Math.min(policy.maxDays[category], perControl ?? Infinity);
+  if (at <= now.getTime()) return [{ field, message: "must be in the future" }];
+  if (at > now.getTime() + maxDays * DAY_MS) {
+    return [{ field, message: `must be within ${maxDays} days for a ${category} of ${control} (the tenant's maximum${perControl !== undefined ? " for this control" : ""})` }];
+  }
+  return [];
+}

@@ -1,0 +1,264 @@
+/**
+ * Policy exemptions as a pure compiler step: `applyExemptions(input, active)` rewrites the compiler
+ * input so that `compile()` relaxes exactly the exempted control at exactly the exempted scope.
+ * No clock and no I/O: which exemptions are active at a moment is decided by the caller (the
+ * exemption service's `listActive`), so an expired or revoked exemption is simply not passed in and
+ * the input — hence every compiled byte — is the baseline again (docs/adr/007-exemptions.md).
+ *
+ * ## Scopes
+ * - `tenant`: the tenant-level setting (broad: needs two approval stages).
+ * - `project`: the project's setting (and the project's models, see below).
+ * - `model`: one model's setting within a project (only controls settable at model scope).
+ * - `key`: one virtual key. Documents never grow per key (input.ts), so a key exemption becomes a
+ *   *key tier*: a tier that copies the key's own tier (if any) with the relaxed per-key limit, offered
+ *   by the key's project, and the key is moved to it in `virtualKeys`. Keys with identical relaxed
+ *   limits in one project share a tier; the number of tiers stays within the compiler's bound of 20
+ *   (exemptions that would exceed it are not applied: fail closed). Only per-key limits
+ *   (`tokens.perMinute`, `tokens.quota`, `requests.rate`) have a per-key representation, so only
+ *   they can be exempted for a key, and only where the project's limit is counted per key.
+ *   Exemption tier ids start with {@link EXEMPTION_TIER_PREFIX}, which sorts after ordinary tier ids,
+ *   so the numbers of existing tiers (and their documents) do not move.
+ *
+ * ## Relaxations
+ * - `off`: the control is switched off at the scope and at every narrower scope inside it that would
+ *   switch it back on (a project exemption covers the project's models).
+ * - `limit`: a numeric limit (tokens per minute, token quota, calls per window, prompt bytes) is set
+ *   at the scope; narrower scopes inside it that set a lower value are raised to it.
+ * - `thresholds`: content-safety category thresholds (block at or above) are raised the same way.
+ * Allow-lists (`models.allowed`, `regions.allowed`, `dataClass.allowed`) and requirement lists
+ * (`headers.required`) intersect or add up across scopes: a narrower scope cannot widen them, so
+ * they cannot be exempted at a narrow scope without touching every sibling; they are not exemptible.
+ */
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import type { CompilerInputIn } from "./input.js";
+import { CONTENT_CATEGORIES, CONTROLS, type ControlId, mergeSettings, type Settings } from "./settings.js";
+
+const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";
+const typedId = (prefix: string) => z.string().regex(new RegExp(`^${prefix}_[${ALPHABET}]{20}$`), `must be a ${prefix}_ id (${prefix}_ and 20 base32 characters)`);
+
+export const ExemptionScope = z
+  .discriminatedUnion("level", [
+    z.strictObject({ level: z.literal("tenant") }),
+    z.strictObject({ level: z.literal("project"), projectId: typedId("prj") }),
+    z.strictObject({ level: z.literal("model"), projectId: typedId("prj"), modelId: typedId("mdl") }),
+    z.strictObject({ level: z.literal("key"), projectId: typedId("prj"), keyId: typedId("key") }),
+  ])
+  .meta({ id: "ExemptionScope", description: "The smallest scope the exemption applies to: the tenant (broad), a project, a model within a project, or one virtual key" });
+export type ExemptionScope = z.output<typeof ExemptionScope>;
+export type ScopeLevel = ExemptionScope["level"];
+
+export const Relaxation = z
+  .discriminatedUnion("kind", [
+    z.strictObject({ kind: z.literal("off") }),
+    z.strictObject({ kind: z.literal("limit"), value: z.int().min(1).max(1_000_000_000_000) }),
+    z.strictObject({ kind: z.literal("thresholds"), categories: z.partialRecord(z.enum(CONTENT_CATEGORIES), z.int().min(0).max(7)) }),
+  ])
+  .meta({ id: "Relaxation", description: "off: the control switched off; limit: a raised limit; thresholds: raised content-safety category thresholds (e.g. 4 → 6)" });
+export type Relaxation = z.output<typeof Relaxation>;
+
+/** An exemption in force, as the compiler step needs it. */
+export interface ActiveExemption {
+  id: string;
+  control: ControlId;
+  scope: ExemptionScope;
+  relaxation: Relaxation;
+}
+
+/** Controls that can be switched off, raised, or have their thresholds raised. */
+const OFF_CONTROLS: readonly ControlId[] = ["tokens.perMinute", "tokens.quota", "requests.rate", "contentSafety", "semanticCache", "prompt.maxBytes", "correlationId", "headers.stripSecrets", "metrics.tokens", "failover"];
+const LIMIT_CONTROLS: readonly ControlId[] = ["tokens.perMinute", "tokens.quota", "requests.rate", "prompt.maxBytes"];
+const KEY_CONTROLS: readonly ControlId[] = ["tokens.perMinute", "tokens.quota", "requests.rate"];
+/** The settings schemas' own maxima (settings.ts), so a relaxed input still compiles. */
+const LIMIT_MAX: Partial<Record<ControlId, number>> = { "tokens.perMinute": 1_000_000_000, "tokens.quota": 1_000_000_000_000, "requests.rate": 1_000_000, "prompt.maxBytes": 512 * 1024 * 1024 };
+
+/** Why (control, scope, relaxation) cannot be exempted, with the field to blame; undefined when it can. */
+export function exemptionUnsupported(control: ControlId, level: ScopeLevel, relaxation: Relaxation): { field: "control" | "relaxation" | "scope"; message: string } | undefined {
+  const info = CONTROLS[control];
+  if (info.merge !== "value") return { field: "control", message: `${control} is an allow- or requirement list that narrower scopes cannot widen; it cannot be exempted` };
+  if (relaxation.kind === "off" && !OFF_CONTROLS.includes(control)) return { field: "relaxation", message: `${control} cannot be switched off` };
+  if (relaxation.kind === "limit" && !LIMIT_CONTROLS.includes(control)) return { field: "relaxation", message: `${control} has no numeric limit; use off or thresholds` };
+  if (relaxation.kind === "limit" && relaxation.value > (LIMIT_MAX[control] ?? 0)) return { field: "relaxation", message: `the limit of ${control} is at most ${LIMIT_MAX[control]}` };
+  if (relaxation.kind === "thresholds" && control !== "contentSafety") return { field: "relaxation", message: "thresholds apply to contentSafety only" };
+  if (level === "key") {
+    if (!KEY_CONTROLS.includes(control) || relaxation.kind !== "limit") return { field: "scope", message: "a key can only be exempted from a per-key limit (tokens.perMinute, tokens.quota, requests.rate) with a raised limit" };
+  } else if (level !== "tenant" && !info.scopes.includes(level)) {
+    return { field: "scope", message: `${control} cannot be set at ${level} scope` };
+  }
+  return undefined;
+}
+
+/** Exemption tiers sort after ordinary tier ids ('~' is not allowed in ids; 'zzzz_x' is as late as ids go in practice). */
+export const EXEMPTION_TIER_PREFIX = "zzzz_x";
+const MAX_TIERS = 20;
+
+type SettingsIn = NonNullable<CompilerInputIn["settings"]>;
+type ProjectIn = CompilerInputIn["projects"][number];
+type ModelIn = NonNullable<ProjectIn["models"]>[number];
+type TierIn = NonNullable<CompilerInputIn["keyTiers"]>[number];
+type Obj = Record<string, unknown>;
+
+const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Where each control lives in a settings object, and which field holds its limit. */
+const PATHS: Partial<Record<ControlId, { path: string[]; limitField?: string }>> = {
+  "tokens.perMinute": { path: ["tokens", "perMinute"], limitField: "limit" },
+  "tokens.quota": { path: ["tokens", "quota"], limitField: "limit" },
+  "requests.rate": { path: ["requests", "rate"], limitField: "calls" },
+  contentSafety: { path: ["contentSafety"] },
+  semanticCache: { path: ["semanticCache"] },
+  correlationId: { path: ["correlationId"] },
+  "headers.stripSecrets": { path: ["headers", "stripSecrets"] },
+  "metrics.tokens": { path: ["metrics", "tokens"] },
+  failover: { path: ["failover"] },
+};
+
+/**
+ * Relaxes one control in one settings object (a copy is returned). `own`: this is the exempted scope
+ * itself (the relaxation is set); otherwise a narrower scope inside it (only values it sets itself
+ * that would undo the relaxation are changed). Returns the same object when nothing changes.
+ */
+function relaxSettings<S extends Obj>(settings: S | undefined, control: ControlId, r: Relaxation, own: boolean): S | undefined {
+  if (control === "prompt.maxBytes") {
+    const prompt = isObj(settings?.prompt) ? settings.prompt : undefined;
+    const current = prompt?.maxBytes as number | null | undefined;
+    let next: number | null | undefined = current;
+    if (r.kind === "off") next = own || (current !== undefined && current !== null) ? null : current;
+    else if (r.kind === "limit") next = own ? r.value : typeof current === "number" && current < r.value ? r.value : current;
+    if (next === current) return settings;
+    return { ...(settings ?? {}), prompt: { ...(prompt ?? {}), maxBytes: next } } as unknown as S;
+  }
+  const where = PATHS[control];
+  if (!where) return settings;
+  const [head, leaf] = where.path.length === 2 ? [where.path[0]!, where.path[1]!] : [undefined, where.path[0]!];
+  const parent: Obj | undefined = head ? (isObj(settings?.[head]) ? (settings[head] as Obj) : undefined) : settings;
+  const current: Obj | undefined = isObj(parent?.[leaf]) ? (parent[leaf] as Obj) : undefined;
+  if (!own && current === undefined) return settings;
+  let next: Obj = { ...(current ?? {}) };
+  if (r.kind === "off") {
+    if (!own && next.enabled !== true) return settings;
+    next.enabled = false;
+  } else if (r.kind === "limit") {
+    const field = where.limitField!;
+    const value = next[field];
+    if (own) next[field] = r.value;
+    else if (typeof value === "number" && value < r.value) next[field] = r.value;
+    else return settings;
+  } else {
+    const categories: Obj = isObj(next.categories) ? { ...next.categories } : {};
+    let changed = false;
+    for (const [name, t] of Object.entries(r.categories)) {
+      if (t === undefined) continue;
+      const have = categories[name];
+      if (own ? have !== t : typeof have === "number" && have < t) {
+        categories[name] = t;
+        changed = true;
+      }
+    }
+    if (!changed && !own) return settings;
+    next = { ...next, categories };
+  }
+  const withLeaf = { ...(parent ?? {}), [leaf]: next };
+  return (head ? { ...(settings ?? {}), [head]: withLeaf } : withLeaf) as unknown as S;
+}
+
+const modelScoped = (control: ControlId) => CONTROLS[control].scopes.includes("model");
+
+function relaxModel(m: ModelIn, control: ControlId, r: Relaxation, own: boolean): ModelIn {
+  if (!modelScoped(control)) return m;
+  const settings = relaxSettings(m.settings as Obj | undefined, control, r, own);
+  return settings === m.settings ? m : { ...m, settings: settings as ModelIn["settings"] };
+}
+
+function relaxProject(p: ProjectIn, control: ControlId, r: Relaxation, own: boolean): ProjectIn {
+  const settings = relaxSettings(p.settings as Obj | undefined, control, r, own);
+  const models = p.models?.map((m) => relaxModel(m, control, r, false));
+  const modelsChanged = models?.some((m, i) => m !== p.models![i]) ?? false;
+  if (settings === p.settings && !modelsChanged) return p;
+  return { ...p, ...(settings !== p.settings ? { settings: settings as ProjectIn["settings"] } : {}), ...(modelsChanged ? { models: models! } : {}) };
+}
+
+const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * The compiler input with the active exemptions applied. Pure; with no exemptions the input is
+ * returned as is, so the compiled artifacts are byte-identical to the baseline.
+ */
+export function applyExemptions(input: CompilerInputIn, active: ActiveExemption[]): CompilerInputIn {
+  if (active.length === 0) return input;
+  // Deterministic regardless of the order exemptions are listed in.
+  const sorted = [...active].sort((a, b) => byCodePoint(a.id, b.id)).filter((e) => exemptionUnsupported(e.control, e.scope.level, e.relaxation) === undefined);
+  let out: CompilerInputIn = input;
+  for (const e of sorted) {
+    const { scope, control, relaxation } = e;
+    if (scope.level === "tenant") {
+      const settings = relaxSettings(out.settings as Obj | undefined, control, relaxation, true) as SettingsIn | undefined;
+      out = { ...out, ...(settings ? { settings } : {}), projects: out.projects.map((p) => relaxProject(p, control, relaxation, false)) };
+    } else if (scope.level === "project") {
+      out = { ...out, projects: out.projects.map((p) => (p.id === scope.projectId ? relaxProject(p, control, relaxation, true) : p)) };
+    } else if (scope.level === "model") {
+      out = {
+        ...out,
+        projects: out.projects.map((p) =>
+          p.id !== scope.projectId ? p : { ...p, models: (p.models ?? []).map((m) => (m.id === scope.modelId ? relaxModel(m, control, relaxation, true) : m)) },
+        ),
+      };
+    }
+  }
+  return applyKeyExemptions(out, sorted.filter((e) => e.scope.level === "key"));
+}
+
+/** Key exemptions → exemption key tiers (see the module comment). */
+function applyKeyExemptions(input: CompilerInputIn, keyExemptions: ActiveExemption[]): CompilerInputIn {
+  if (keyExemptions.length === 0) return input;
+  const byKey = new Map<string, { projectId: string; items: ActiveExemption[] }>();
+  for (const e of keyExemptions) {
+    if (e.scope.level !== "key") continue;
+    const entry = byKey.get(e.scope.keyId) ?? { projectId: e.scope.projectId, items: [] };
+    if (entry.projectId !== e.scope.projectId) continue; // a key belongs to one project
+    entry.items.push(e);
+    byKey.set(e.scope.keyId, entry);
+  }
+  const tiers: TierIn[] = [...(input.keyTiers ?? [])];
+  const projects = new Map(input.projects.map((p) => [p.id, p]));
+  const virtualKeys = [...(input.virtualKeys ?? [])];
+  let changed = false;
+  for (const keyId of [...byKey.keys()].sort(byCodePoint)) {
+    const { projectId, items } = byKey.get(keyId)!;
+    const project = projects.get(projectId);
+    if (!project) continue;
+    const keyIndex = virtualKeys.findIndex((k) => k.id === keyId);
+    const baseTierId = keyIndex >= 0 ? virtualKeys[keyIndex]!.tier : undefined;
+    const baseTier = baseTierId !== undefined ? tiers.find((t) => t.id === baseTierId) : undefined;
+    const eff = mergeSettings(input.settings as Settings | undefined, project.settings as Settings | undefined);
+    const limits: TierIn["limits"] = { ...(baseTier?.limits ?? {}) };
+    for (const e of items) {
+      if (e.relaxation.kind !== "limit") continue;
+      const value = e.relaxation.value;
+      // A tier sets per-key values; it cannot relax a shared (per-project) counter.
+      if (e.control === "tokens.perMinute" && (baseTier?.limits.tokensPerMinute !== undefined || eff["tokens.perMinute"]?.value.per === "key")) {
+        limits.tokensPerMinute = Math.max(value, baseTier?.limits.tokensPerMinute ?? 0);
+      } else if (e.control === "tokens.quota" && (baseTier?.limits.tokenQuota !== undefined || eff["tokens.quota"]?.value.per === "key")) {
+        const period = baseTier?.limits.tokenQuota?.period ?? eff["tokens.quota"]?.value.period ?? "Monthly";
+        limits.tokenQuota = { limit: Math.max(value, baseTier?.limits.tokenQuota?.limit ?? 0), period };
+      } else if (e.control === "requests.rate" && (baseTier?.limits.requestRate !== undefined || eff["requests.rate"]?.value.per === "key")) {
+        const renewalPeriodSeconds = baseTier?.limits.requestRate?.renewalPeriodSeconds ?? eff["requests.rate"]?.value.renewalPeriodSeconds ?? 60;
+        limits.requestRate = { calls: Math.max(value, baseTier?.limits.requestRate?.calls ?? 0), renewalPeriodSeconds };
+      }
+    }
+    if (JSON.stringify(limits) === JSON.stringify(baseTier?.limits ?? {})) continue;
+    const digest = createHash("sha256").update(JSON.stringify([projectId, baseTierId ?? "", limits])).digest("hex").slice(0, 24 - EXEMPTION_TIER_PREFIX.length);
+    const tierId = `${EXEMPTION_TIER_PREFIX}${digest}`;
+    const offered = project.keyTiers ?? [];
+    if (!tiers.some((t) => t.id === tierId)) {
+      if (tiers.length >= MAX_TIERS || offered.length >= MAX_TIERS) continue; // fail closed: the key keeps its limits
+      tiers.push({ id: tierId, description: `exemption tier of ${projectId}`, limits });
+    }
+    if (!offered.includes(tierId)) projects.set(projectId, { ...project, keyTiers: [...offered, tierId] });
+    if (keyIndex >= 0) virtualKeys[keyIndex] = { ...virtualKeys[keyIndex]!, tier: tierId };
+    else virtualKeys.push({ id: keyId, projectId, tier: tierId });
+    changed = true;
+  }
+  if (!changed) return input;
+  return { ...input, keyTiers: tiers, projects: input.projects.map((p) => projects.get(p.id)!), virtualKeys };
+}

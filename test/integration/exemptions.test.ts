@@ -1,0 +1,239 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../../src/cli/main.js";
+import { ApiError, type AigovClient } from "../../src/client/index.js";
+import type { ExemptionSpecInput } from "../../src/domain/exemptions/schema.js";
+import type { Project } from "../../src/domain/projects/schema.js";
+import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
+import { errorOf, statusOf } from "../support/errors.js";
+
+let t: TestApp;
+let alice: AigovClient; // developer, requester
+let carol: AigovClient; // tenant admin, approver
+let auditor: AigovClient;
+let project: Project;
+const DAY = 24 * 3600 * 1000;
+
+beforeAll(async () => {
+  t = await startTestApp();
+  alice = await t.as("t1", "alice", ["Developer"]);
+  carol = await t.as("t1", "carol", ["TenantAdmin"]);
+  auditor = await t.as("t1", "audrey", ["Auditor"]);
+  project = await carol.projects.create(projectSpec("exempt me"));
+});
+afterAll(() => t.stop());
+
+const spec = (extra: Partial<ExemptionSpecInput> = {}): ExemptionSpecInput => ({
+  control: "contentSafety",
+  scope: { level: "project", projectId: project.id },
+  relaxation: { kind: "thresholds", categories: { Hate: 6 } },
+  category: "waiver",
+  owner: "olga",
+  reason: { deliveryBlocker: "clinical prompts are flagged", affectedControl: "Hate threshold 4", expectedEndState: "a clinical blocklist" },
+  compensatingControls: ["human review of flagged sessions"],
+  evidence: ["https://tickets.example.com/SEC-1"],
+  expiresAt: new Date(Date.now() + 14 * DAY).toISOString(),
+  ...extra,
+});
+
+async function eventually<T>(fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function fieldsOf(p: Promise<unknown>): Promise<string[]> {
+  const err = await errorOf(p);
+  expect(err).toBeInstanceOf(ApiError);
+  expect((err as ApiError).status).toBe(400);
+  return ((err as ApiError).problem?.errors ?? []).map((e) => e.field);
+}
+
+describe("exemptions API", () => {
+  it("refuses unsafe requests with 400 field errors and stores nothing", async () => {
+    const auditBefore = (await auditor.audit.list()).items.length;
+    const { owner: _o, ...noOwner } = spec();
+    const { expiresAt: _e, ...noExpiry } = spec();
+    expect(await fieldsOf(alice.exemptions.request(noOwner as ExemptionSpecInput))).toContain("body.owner");
+    expect(await fieldsOf(alice.exemptions.request(noExpiry as ExemptionSpecInput))).toContain("body.expiresAt");
+    expect(await fieldsOf(alice.exemptions.request(spec({ expiresAt: new Date(Date.now() + 31 * DAY).toISOString() })))).toEqual(["body.expiresAt"]);
+    expect(await fieldsOf(alice.exemptions.request(spec({ compensatingControls: [] })))).toEqual(["body.compensatingControls"]);
+    // Broad: switching a control off for a whole project, or anything tenant-wide, needs two stages.
+    expect(await fieldsOf(alice.exemptions.request(spec({ relaxation: { kind: "off" } })))).toEqual(["body.approval.stages"]);
+    expect(
+      await fieldsOf(carol.exemptions.request(spec({ scope: { level: "tenant" }, approval: { stages: [{ approvers: [{ role: "TenantAdmin" }], decisionTimeout: "P1D" }] } }))),
+    ).toEqual(["body.approval.stages"]);
+    expect(await fieldsOf(alice.exemptions.request(spec({ control: "regions.allowed", relaxation: { kind: "off" } })))).toContain("body.control");
+    expect(await fieldsOf(alice.exemptions.request(spec({ scope: { level: "key", projectId: project.id, keyId: "key_x" } })))).toContain("body.scope.keyId");
+    // Per-control maxima (tenant-configurable): both the category's and the control's apply.
+    const policy = await carol.exemptions.policy();
+    expect(policy).toMatchObject({ maxDays: { waiver: 30, mitigated: 90 }, etag: "initial" });
+    await carol.exemptions.putPolicy({ maxDays: { waiver: 30, mitigated: 90 }, controls: { contentSafety: { mitigated: 10 } } }, "initial");
+    expect(await fieldsOf(alice.exemptions.request(spec({ category: "mitigated", expiresAt: new Date(Date.now() + 11 * DAY).toISOString() })))).toEqual(["body.expiresAt"]);
+
+    expect((await alice.exemptions.list()).items).toEqual([]);
+    expect((await carol.approvals.list()).items).toEqual([]);
+    const audit = await auditor.audit.list();
+    // Only the policy change was recorded.
+    expect(audit.items.map((r) => r.action)).toEqual(["exemptionPolicy.update", "project.create"]);
+    expect(auditBefore).toBe(1);
+  });
+
+  it("requested → approved through the approval engine → active; the requester cannot approve; revoke ends it", async () => {
+    const created = await alice.exemptions.request(spec());
+    expect(created).toMatchObject({ status: "requested", requester: "alice", owner: "olga", renewals: [], notices: {} });
+    const approval = await carol.approvals.get(created.approvalId);
+    expect(approval.subject).toMatchObject({ resourceType: "exemption", resourceId: created.id, projectId: project.id });
+    expect(await statusOf(alice.approvals.decide(approval.id, { decision: "approve", justification: "mine" }, approval.etag))).toBe(403);
+    await carol.approvals.decide(approval.id, { decision: "approve", justification: "compensated" }, approval.etag);
+    // The orchestration's settle activity activates it.
+    const active = await eventually(async () => {
+      const e = await alice.exemptions.get(created.id);
+      return e.status === "active" ? e : undefined;
+    });
+    expect(active.timeline.map((x) => x.type)).toEqual(["requested", "approved", "activated"]);
+    expect((await alice.exemptions.list({ status: "active", projectId: project.id })).items.map((e) => e.id)).toEqual([created.id]);
+    expect((await alice.exemptions.list({ control: "tokens.quota" })).items).toEqual([]);
+
+    // Renewals need updated evidence and the current ETag.
+    expect(await fieldsOf(alice.exemptions.renew(created.id, { expiresAt: new Date(Date.now() + 20 * DAY).toISOString(), evidence: active.evidence, justification: "x" }, active.etag))).toEqual(["body.evidence"]);
+    expect(await statusOf(alice.exemptions.renew(created.id, { expiresAt: new Date(Date.now() + 20 * DAY).toISOString(), evidence: ["https://e.example.com/2"], justification: "x" }, "stale"))).toBe(412);
+    // Someone who is neither owner, requester nor TenantAdmin may not revoke.
+    const dev = await t.as("t1", "dave", ["Developer"]);
+    expect(await statusOf(dev.exemptions.revoke(created.id, { reason: "no" }, active.etag))).toBe(403);
+
+    const revoked = await (await t.as("t1", "olga", ["Developer"])).exemptions.revoke(created.id, { reason: "blocklist shipped" }, active.etag);
+    expect(revoked).toMatchObject({ status: "revoked", revokeReason: "blocklist shipped" });
+    expect(await statusOf(alice.exemptions.revoke(created.id, { reason: "again" }, revoked.etag))).toBe(409);
+
+    await t.relay();
+    const types = t.events().filter((e) => e.subject.endsWith(`/exemptions/${created.id}`)).map((e) => e.type);
+    expect(types).toEqual(expect.arrayContaining(["aigov.exemption.requested.v1", "aigov.exemption.approved.v1", "aigov.exemption.activated.v1", "aigov.exemption.revoked.v1"]));
+    const actions = (await auditor.audit.list({ resource: `/exemptions/${created.id}` })).items.map((r) => r.action);
+    expect(actions).toEqual(["exemption.revoke", "exemption.activate", "exemption.approve", "exemption.request"]);
+  });
+
+  it("a rejection reaches the exemption", async () => {
+    const created = await alice.exemptions.request(spec({ category: "mitigated", compensatingControls: [], expiresAt: new Date(Date.now() + 5 * DAY).toISOString() }));
+    const approval = await carol.approvals.get(created.approvalId);
+    await carol.approvals.decide(approval.id, { decision: "reject", justification: "fix the prompts" }, approval.etag);
+    const rejected = await eventually(async () => {
+      const e = await alice.exemptions.get(created.id);
+      return e.status === "rejected" ? e : undefined;
+    });
+    expect(rejected.endedAt).toBeDefined();
+  });
+});
+
+describe("portfolio review", () => {
+  const T = "t-review";
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const P = ["prj_0000000000000000000a", "prj_0000000000000000000b", "prj_0000000000000000000c", "prj_0000000000000000000d"];
+  let admin: AigovClient;
+
+  /** A stored exemption (seeded straight into the store: ages and renewal histories need past dates). */
+  function seed(n: number, o: { control: string; projectId?: string; level?: "tenant" | "project" | "model" | "key"; status: string; owner: string; ageDays: number; compensating?: number; renewals?: string[]; expiresInDays?: number }) {
+    const now = Date.now();
+    const id = `exm_${String(n).padStart(20, "0")}`;
+    const level = o.level ?? "project";
+    const scope =
+      level === "tenant" ? { level } : level === "model" ? { level, projectId: o.projectId, modelId: "mdl_00000000000000000001" } : level === "key" ? { level, projectId: o.projectId, keyId: "key_00000000000000000001" } : { level, projectId: o.projectId };
+    return t.container().items.create({
+      id,
+      tenantId: T,
+      scopeId: "_tenant",
+      docType: "exemption",
+      projectId: o.projectId ?? "",
+      scopeLevel: level,
+      control: o.control,
+      scope,
+      relaxation: { kind: "off" },
+      category: o.compensating === 0 ? "mitigated" : "waiver",
+      owner: o.owner,
+      reason: { deliveryBlocker: "b", affectedControl: "a", expectedEndState: "e" },
+      compensatingControls: Array.from({ length: o.compensating ?? 1 }, (_, i) => `c${i}`),
+      evidence: [],
+      expiresAt: iso(now + (o.expiresInDays ?? 20) * DAY),
+      status: o.status,
+      requester: "alice",
+      approvalId: `apr_${String(n).padStart(20, "0")}`,
+      notices: {},
+      renewals: (o.renewals ?? []).map((status, i) => ({ number: i + 1, approvalId: `apr_r${i}`, requestedAt: iso(now - DAY), requestedBy: "alice", previousExpiresAt: iso(now), expiresAt: iso(now + DAY), evidence: [], justification: "j", status })),
+      timeline: [],
+      createdAt: iso(now - o.ageDays * DAY),
+      createdBy: "alice",
+      updatedAt: iso(now),
+      updatedBy: "alice",
+    });
+  }
+
+  beforeAll(async () => {
+    admin = await t.as(T, "root", ["TenantAdmin"]);
+    await seed(1, { control: "contentSafety", projectId: P[0], status: "active", owner: "olga", ageDays: 2, renewals: ["approved", "approved", "rejected"] });
+    await seed(2, { control: "contentSafety", projectId: P[1], status: "expiring", owner: "olga", ageDays: 12, expiresInDays: 3 });
+    await seed(3, { control: "contentSafety", projectId: P[2], level: "model", status: "requested", owner: "pete", ageDays: 40, compensating: 0 });
+    await seed(4, { control: "tokens.perMinute", projectId: P[0], level: "key", status: "active", owner: "pete", ageDays: 100, renewals: ["approved"] });
+    await seed(5, { control: "tokens.perMinute", projectId: P[3], status: "active", owner: "quinn", ageDays: 5, renewals: ["approved", "approved"] });
+    await seed(6, { control: "contentSafety", projectId: P[3], status: "expired", owner: "quinn", ageDays: 200, renewals: ["approved", "approved", "approved"] });
+    await seed(7, { control: "prompt.maxBytes", level: "tenant", status: "active", owner: "root", ageDays: 8 });
+    await seed(8, { control: "contentSafety", projectId: P[0], status: "revoked", owner: "olga", ageDays: 1 });
+  });
+
+  it("reports counts, ageing, repeat renewals, clusters, missing compensating controls and breadth exactly", async () => {
+    const r = await admin.exemptions.review();
+    expect(r.total).toBe(8);
+    expect(r.open).toBe(6);
+    expect(r.byStatus).toEqual({ requested: 1, approved: 0, active: 4, expiring: 1, expired: 1, rejected: 0, revoked: 1 });
+    expect(r.byControl).toEqual([{ control: "contentSafety", count: 3 }, { control: "tokens.perMinute", count: 2 }, { control: "prompt.maxBytes", count: 1 }]);
+    expect(r.byProject).toEqual([{ projectId: P[0], count: 2 }, { projectId: P[1], count: 1 }, { projectId: P[2], count: 1 }, { projectId: P[3], count: 1 }]);
+    expect(r.byOwner).toEqual([{ owner: "olga", count: 2 }, { owner: "pete", count: 2 }, { owner: "quinn", count: 1 }, { owner: "root", count: 1 }]);
+    expect(r.ageing.buckets).toEqual({ "0-7d": 2, "8-30d": 2, "31-90d": 1, "91d+": 1 });
+    expect(r.ageing.oldestDays).toBe(100);
+    expect(r.ageing.averageDays).toBe(27.8); // (2 + 12 + 40 + 100 + 5 + 8) / 6
+    expect(r.ageing.expiringWithin7Days).toBe(1);
+    expect(r.repeatRenewals.map((x) => [x.id, x.renewals])).toEqual([
+      ["exm_00000000000000000006", 3],
+      ["exm_00000000000000000001", 2],
+      ["exm_00000000000000000005", 2],
+    ]);
+    expect(r.clusters).toEqual([{ control: "contentSafety", projects: [P[0], P[1], P[2]], count: 3 }]);
+    expect(r.withoutCompensatingControls).toEqual([{ id: "exm_00000000000000000003", control: "contentSafety", category: "mitigated" }]);
+    expect(r.breadth).toEqual({ tenant: 1, project: 3, model: 1, key: 1 });
+
+    const two = await admin.exemptions.review({ clusterMinProjects: 2, repeatMinRenewals: 3 });
+    expect(two.clusters.map((c) => [c.control, c.count])).toEqual([["contentSafety", 3], ["tokens.perMinute", 2]]);
+    expect(two.repeatRenewals.map((x) => x.id)).toEqual(["exm_00000000000000000006"]);
+  });
+
+  it("the CLI prints the review as readable tables, and the other verbs work", async () => {
+    const env = { AIGOV_CONFIG: join(mkdtempSync(join(tmpdir(), "aigov-cli-")), "config.json") };
+    const aigov = async (...args: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runCli(["--endpoint", t.url, ...args], { out: (s) => out.push(s), err: (s) => err.push(s), env });
+      return { code, out: out.join("\n"), err: err.join("\n") };
+    };
+    expect((await aigov("login", "--dev", "--tenant", T, "--user", "root", "--roles", "TenantAdmin")).code).toBe(0);
+    const review = await aigov("exemptions", "review");
+    expect(review.code).toBe(0);
+    expect(review.out).toContain("Exemptions: 8 in total, 6 open");
+    expect(review.out).toMatch(/Clusters \(one control in >= 3 projects\)[\s\S]*contentSafety[\s\S]*3/);
+    expect(review.out).toContain("Without compensating controls");
+    expect(review.out).toContain("exm_00000000000000000003");
+    const list = await aigov("exemptions", "list", "--status", "active");
+    expect(list.out).toContain("exm_00000000000000000004");
+    expect(list.out).toContain(`${P[0]}/key_00000000000000000001`);
+    const show = await aigov("exemptions", "show", "exm_00000000000000000001");
+    expect(show.code).toBe(0);
+    expect(show.out).toContain("approved");
+    const bad = await aigov("exemptions", "request", "--control", "contentSafety", "--scope", `project:${P[0]}`, "--off", "--category", "waiver", "--days", "5");
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain("body.owner");
+  });
+});
