@@ -9,7 +9,7 @@ import { ApprovalLinks } from "../domain/approvals/links.js";
 import { ApprovalService } from "../domain/approvals/service.js";
 import { ExemptionService, type RequestPublish } from "../domain/exemptions/service.js";
 import { ModelService } from "../domain/models/service.js";
-import { PolicyPreviewService, TenantCompiler } from "../domain/policy/preview.js";
+import { PolicyPreviewService, TenantCompiler, type InputTransform } from "../domain/policy/preview.js";
 import { PublishService } from "../domain/publishing/service.js";
 import type { GatewayPublisher } from "../ports/gateway.js";
 import { TenantSettingsService } from "../domain/policy/tenant-settings.js";
@@ -118,13 +118,28 @@ export async function buildServices(config: Config): Promise<Services> {
   const models = new ModelService(store, changes, systemClock, secrets, projects);
   projects.countDependentsWith((tenantId, projectId) => models.count(tenantId, projectId));
   const gateway = gatewayPublisher(config, secrets);
-  const compiler = new TenantCompiler(projects, models, tenantSettings, config.keyVaultUri);
+  // Active exemptions relax their controls in the compiler input, for previews and publishes alike.
+  let exemptions: ExemptionService | undefined;
+  const withExemptions: InputTransform = async (tenantId, input) => {
+    const active = await exemptions!.listActive(tenantId, systemClock.now());
+    if (active.length === 0) return input;
+    const { applyExemptions } = await import("../policy/exemptions.js");
+    return applyExemptions(input, active);
+  };
+  const compiler = new TenantCompiler(projects, models, tenantSettings, config.keyVaultUri, withExemptions);
   const publishing = new PublishService(store, changes, systemClock, (tenantId) => compiler.compile(tenantId), gateway);
   const approvals = new ApprovalService(store, changes, systemClock, new ApprovalLinks(secrets, systemClock), notifier, projects, () => config.publicUrl);
-  // Exemptions ask for a republish on activation, expiry and revocation; publishing supplies the real
-  // request (PublishService.requestPublish feeds exemptions.listActive into applyExemptions).
-  const requestPublish: RequestPublish = async () => undefined;
-  const exemptions = new ExemptionService(store, changes, systemClock, approvals, projects, models, notifier, requestPublish);
+  // Activation, expiry and revocation make a pending revision; the gateway publish sweep starts its
+  // orchestration (ADR 006), so the sweep and the settle activity need no durable client.
+  const requestPublish: RequestPublish = async (tenantId, cause) => {
+    try {
+      await publishing.requestPublish(tenantId, cause);
+    } catch (err) {
+      // The exemption's own transition stands; the gateway catches up with the next publish.
+      console.error(`republish after '${cause.reason}' failed for tenant ${tenantId}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
+  exemptions = new ExemptionService(store, changes, systemClock, approvals, projects, models, notifier, requestPublish);
   return {
     config,
     store,
@@ -134,7 +149,7 @@ export async function buildServices(config: Config): Promise<Services> {
     relay: new OutboxRelay(store, await eventPublisher(config)),
     approvals,
     models,
-    policy: new PolicyPreviewService(projects, models, tenantSettings, config.keyVaultUri),
+    policy: new PolicyPreviewService(projects, models, tenantSettings, config.keyVaultUri, withExemptions),
     settings: tenantSettings,
     secrets,
     exemptions,

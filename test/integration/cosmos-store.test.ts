@@ -54,6 +54,19 @@ describe("CosmosStore on the embedded server", () => {
     expect(page.items.map((i) => i.id)).toEqual(["y1"]);
   });
 
+  it("an id is unique per full hierarchical partition key, not per tenant (as in Cosmos DB)", async () => {
+    const a = { tenantId: "h1", scopeId: "prj_a" };
+    const b = { tenantId: "h1", scopeId: "prj_b" };
+    expect((await store.batch(a, [{ kind: "create", doc: { id: "name.same", ...a, docType: "n", v: "a" } }])).ok).toBe(true);
+    expect((await store.batch(b, [{ kind: "create", doc: { id: "name.same", ...b, docType: "n", v: "b" } }])).ok).toBe(true);
+    expect(await store.read(a, "name.same")).toMatchObject({ v: "a", scopeId: "prj_a" });
+    expect(await store.read(b, "name.same")).toMatchObject({ v: "b", scopeId: "prj_b" });
+    expect(await store.delete(a, "name.same")).toBe(true);
+    expect(await store.read(a, "name.same")).toBeUndefined();
+    expect(await store.read(b, "name.same")).toMatchObject({ v: "b" });
+    expect((await store.queryPage(b, { docType: "n", maxPageSize: 10 })).items.map((d) => d.v)).toEqual(["b"]);
+  });
+
   it("the embedded server scopes a query to the partition key it is sent with, as Cosmos DB does", async () => {
     const { CosmosClient } = await import("@azure/cosmos");
     const client = new CosmosClient({ endpoint: cosmos.endpoint, key: cosmos.key, connectionPolicy: { enableEndpointDiscovery: false } });

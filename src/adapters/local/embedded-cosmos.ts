@@ -51,6 +51,30 @@ function loadPackage(): { Account: any; routes: (req: IncomingMessage) => any } 
     batchModule.default = atomicBatch;
     batchModule.__aigovAtomic = true;
   }
+  // Hierarchical partition keys: the package knows only the first path of a key (and the first value of
+  // a key header), so two documents with the same id in [tenant, scopeA] and [tenant, scopeB] would be
+  // one document — unlike Cosmos DB, where an id is unique per full logical partition key. Here the
+  // partition of a document and of a request is the JSON of all its key values.
+  const pkUtil = require(`${PKG}/utils/get-partition-from-header`);
+  if (!pkUtil.__aigovHierarchical) {
+    const parse = pkUtil.parsePartitionKey;
+    pkUtil.parsePartitionKey = (partitionKey: string, defaultValue: unknown) => {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(partitionKey);
+      } catch {
+        return parse(partitionKey, defaultValue);
+      }
+      return Array.isArray(parsed) && parsed.length > 1 ? JSON.stringify(parsed) : parse(partitionKey, defaultValue);
+    };
+    const Items = require(`${PKG}/account/items`).default;
+    const partitionOfDoc = Items.prototype._getPartition;
+    Items.prototype._getPartition = function (this: { _partitionKeyPath: string[] }, data: any) {
+      if (this._partitionKeyPath.length < 2) return partitionOfDoc.call(this, data);
+      return JSON.stringify(this._partitionKeyPath.map((path) => path.slice(1).split("/").reduce((v: any, k) => (v === null || v === undefined ? undefined : v[k]), data)));
+    };
+    pkUtil.__aigovHierarchical = true;
+  }
   const Documents = require(`${PKG}/account/documents`).default;
   if (!Documents.prototype.__aigovJournal) {
     const set = Documents.prototype._set;

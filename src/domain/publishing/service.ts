@@ -137,6 +137,9 @@ export class PublishService {
 
   /** For automation (exemption activation and expiry…): a publish on behalf of the system. */
   async requestPublish(tenantId: string, cause: { by: string; reason: string; correlationId: string }): Promise<PublishResult> {
+    // A tenant that never published has nothing at the gateway to keep in step: its first publish is a person's decision.
+    const state = await this.state(tenantId);
+    if (!state.published && !state.latest) return { changed: false };
     const ctx: RequestContext = { principal: { tenantId, userId: cause.by, roles: new Set(["TenantAdmin"]) }, correlationId: cause.correlationId };
     const compiled = await this.compileTenant(tenantId);
     return this.propose(ctx, compiled.artifacts, { kind: "publish", reason: cause.reason });
