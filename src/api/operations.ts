@@ -9,8 +9,10 @@ import { Project, ProjectId, ProjectList, ProjectPatch, ProjectSpec } from "../d
 import { defineOperation, type Operation } from "./contract.js";
 import { exemptionOperations } from "./exemption-operations.js";
 import { gatewayOperations } from "./gateway-operations.js";
+import { keyOperations } from "./key-operations.js";
 
 export * from "./gateway-operations.js";
+export * from "./key-operations.js";
 
 export const Health = z
   .object({
@@ -408,5 +410,6 @@ export const operations: readonly Operation[] = [
   getApprovalReview,
   submitApprovalReview,
   ...gatewayOperations,
+  ...keyOperations,
   ...exemptionOperations,
 ];

@@ -11,6 +11,7 @@ import { ExemptionService, type RequestPublish } from "../domain/exemptions/serv
 import { ModelService } from "../domain/models/service.js";
 import { PolicyPreviewService, TenantCompiler, type InputTransform } from "../domain/policy/preview.js";
 import { PublishService } from "../domain/publishing/service.js";
+import { KeyService, type KeyDoc } from "../domain/keys/service.js";
 import type { GatewayPublisher } from "../ports/gateway.js";
 import { TenantSettingsService } from "../domain/policy/tenant-settings.js";
 import { ProjectService } from "../domain/projects/service.js";
@@ -35,6 +36,7 @@ export interface Services {
   exemptions: ExemptionService;
   publishing: PublishService;
   gateway: () => Promise<GatewayPublisher>;
+  keys: KeyService;
 }
 
 /**
@@ -42,7 +44,8 @@ export interface Services {
  * in-process fake). Kept on globalThis because tests load src/ while the app runs the compiled dist/.
  */
 export interface ServiceOverrides {
-  gatewayPublisher?: (secrets: SecretStore) => GatewayPublisher;
+  /** Gets the app's own secret resolver (real secrets from the store, key fillers derived). */
+  gatewayPublisher?: (resolveSecret: (ref: { name: string; version: string }) => Promise<string>) => GatewayPublisher;
 }
 const OVERRIDES = Symbol.for("aigov.serviceOverrides");
 const overridesNow = (): ServiceOverrides => ((globalThis as Record<symbol, unknown>)[OVERRIDES] as ServiceOverrides | undefined) ?? {};
@@ -51,16 +54,11 @@ export function overrideServices(o: ServiceOverrides): void {
 }
 
 /** The gateway publisher, built on first use (the ARM SDK is heavy: not on the cold-start path). */
-function gatewayPublisher(config: Config, secrets: SecretStore): () => Promise<GatewayPublisher> {
+function gatewayPublisher(config: Config, resolveSecret: (ref: { name: string; version: string }) => Promise<string>): () => Promise<GatewayPublisher> {
   let publisher: Promise<GatewayPublisher> | undefined;
-  const resolveSecret = async (ref: { name: string; version: string }) => {
-    const value = await secrets.get(ref.name, ref.version);
-    if (value === undefined) throw new Error(`secret ${ref.name} (version ${ref.version}) is not in the secret store`);
-    return value.value;
-  };
   const build = async (): Promise<GatewayPublisher> => {
     const override = overridesNow().gatewayPublisher;
-    if (override) return override(secrets);
+    if (override) return override(resolveSecret);
     if (config.apim) {
       const { ArmGatewayPublisher } = await import("../adapters/apim/arm-publisher.js");
       return new ArmGatewayPublisher({ ...config.apim, resolveSecret });
@@ -117,7 +115,9 @@ export async function buildServices(config: Config): Promise<Services> {
   const tenantSettings = new TenantSettingsService(store, changes, systemClock);
   const models = new ModelService(store, changes, systemClock, secrets, projects);
   projects.countDependentsWith((tenantId, projectId) => models.count(tenantId, projectId));
-  const gateway = gatewayPublisher(config, secrets);
+  // The gateway resolves subscription keys through the key service (real secrets from the store, fillers derived).
+  let keys: KeyService | undefined;
+  const gateway = gatewayPublisher(config, (ref) => keys!.resolveSecret(ref));
   // Active exemptions relax their controls in the compiler input, for previews and publishes alike.
   let exemptions: ExemptionService | undefined;
   const withExemptions: InputTransform = async (tenantId, input) => {
@@ -126,7 +126,14 @@ export async function buildServices(config: Config): Promise<Services> {
     const { applyExemptions } = await import("../policy/exemptions.js");
     return applyExemptions(input, active);
   };
-  const compiler = new TenantCompiler(projects, models, tenantSettings, config.keyVaultUri, withExemptions);
+  // Virtual key profiles become key tiers (ADR 008), then exemptions relax controls.
+  const withKeysAndExemptions: InputTransform = async (tenantId, input) => {
+    const byProject = new Map<string, KeyDoc[]>();
+    for (const p of input.projects) byProject.set(p.id, await keys!.listAllDocs(tenantId, p.id));
+    const { withKeyProfiles } = await import("../domain/keys/profiles.js");
+    return withExemptions(tenantId, withKeyProfiles(input, byProject));
+  };
+  const compiler = new TenantCompiler(projects, models, tenantSettings, config.keyVaultUri, withKeysAndExemptions);
   const publishing = new PublishService(store, changes, systemClock, (tenantId) => compiler.compile(tenantId), gateway);
   const approvals = new ApprovalService(store, changes, systemClock, new ApprovalLinks(secrets, systemClock), notifier, projects, () => config.publicUrl);
   // Activation, expiry and revocation make a pending revision; the gateway publish sweep starts its
@@ -139,6 +146,13 @@ export async function buildServices(config: Config): Promise<Services> {
       console.error(`republish after '${cause.reason}' failed for tenant ${tenantId}: ${err instanceof Error ? err.message : String(err)}`);
     }
   };
+  keys = new KeyService(store, changes, systemClock, secrets, projects, models, {
+    publisher: gateway,
+    holds: (tenantId, ref) => publishing.holds(tenantId, ref),
+    ensurePublished: async (tenantId, cause) => {
+      await publishing.ensurePublished(tenantId, cause);
+    },
+  });
   exemptions = new ExemptionService(store, changes, systemClock, approvals, projects, models, notifier, requestPublish);
   return {
     config,
@@ -149,12 +163,13 @@ export async function buildServices(config: Config): Promise<Services> {
     relay: new OutboxRelay(store, await eventPublisher(config)),
     approvals,
     models,
-    policy: new PolicyPreviewService(projects, models, tenantSettings, config.keyVaultUri, withExemptions),
+    policy: new PolicyPreviewService(projects, models, tenantSettings, config.keyVaultUri, withKeysAndExemptions),
     settings: tenantSettings,
     secrets,
     exemptions,
     publishing,
     gateway,
+    keys,
   };
 }
 

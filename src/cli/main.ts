@@ -349,6 +349,109 @@ export function buildProgram(io: CliIo): Command {
       for (const item of report.items) io.out(`${item.state} ${item.ref}\n${item.diff ?? ""}`);
     });
 
+  const KEY_COLUMNS = ["id", "name", "status", "owner", "prefix", "last4", "expiresAt", "gateway"];
+  const keyRow = (k: { gateway: { state: string } } & Record<string, unknown>) => ({ ...k, gateway: k.gateway.state });
+  const showSecret = (k: { key: string; id: string }) => {
+    if (globals().output === "json") return print(k);
+    print(keyRow(k as never), KEY_COLUMNS);
+    io.out(`\nkey: ${k.key}\nThis is the only time the key is shown. Store it now.`);
+  };
+  const keys = program.command("keys").description("virtual keys: create, rotate, revoke, suspend, resume, collect, look up");
+  keys
+    .command("create <projectId>")
+    .description("create a virtual key (the key is printed once)")
+    .requiredOption("--name <name>")
+    .option("--owner <user>")
+    .option("--model <modelId...>", "models the key may call (default: all of the project's)")
+    .option("--tpm <n>", "tokens per minute")
+    .option("--rpm <n>", "requests per minute")
+    .option("--quota <limit/period>", "token quota, e.g. 1000000/Monthly")
+    .option("--budget <amount CUR/period>", "cost budget, e.g. '50 USD/Monthly'")
+    .option("--expires <iso>", "expiry (default: the project's default lifetime)")
+    .action(async (projectId: string, o: { name: string; owner?: string; model?: string[]; tpm?: string; rpm?: string; quota?: string; budget?: string; expires?: string }) => {
+      const quota = o.quota?.split("/");
+      const budget = o.budget ? /^([\d.]+)\s*([A-Z]{3})\/(\w+)$/.exec(o.budget) : null;
+      const created = await client().keys.create(projectId, {
+        name: o.name,
+        ...(o.owner ? { owner: o.owner } : {}),
+        ...(o.model ? { scopes: { models: o.model } } : {}),
+        limits: {
+          ...(o.tpm ? { tokensPerMinute: Number(o.tpm) } : {}),
+          ...(o.rpm ? { requestsPerMinute: Number(o.rpm) } : {}),
+          ...(quota ? { tokenQuota: { limit: Number(quota[0]), period: quota[1] as never } } : {}),
+          ...(budget ? { budget: { amount: Number(budget[1]), currency: budget[2]!, period: budget[3] as never } } : {}),
+        },
+        ...(o.expires ? { expiresAt: o.expires } : {}),
+      });
+      showSecret(created);
+    });
+  keys
+    .command("list <projectId>")
+    .description("list a project's keys")
+    .action(async (projectId: string) => print((await client().keys.list(projectId)).items.map(keyRow), KEY_COLUMNS));
+  keys
+    .command("show <projectId> <keyId>")
+    .description("one key (never its secret)")
+    .action(async (projectId: string, keyId: string) => {
+      const k = await client().keys.get(projectId, keyId);
+      print(globals().output === "json" ? k : keyRow(k), KEY_COLUMNS.concat("rotationCount", "lastRotatedAt"));
+    });
+  /** Runs an action on one key or (--all) on every key of the project, with a progress line per key. */
+  const perKey = async (projectId: string, keyId: string | undefined, all: boolean | undefined, act: (c: AigovClient, id: string, etag: string) => Promise<unknown>) => {
+    const c = client();
+    const ids = all ? (await listAllKeys(c, projectId)).map((k) => k.id) : keyId ? [keyId] : [];
+    if (ids.length === 0) throw new Error("name a key, or --all");
+    let done = 0;
+    let failed = 0;
+    for (const id of ids) {
+      try {
+        const result = await act(c, id, (await c.keys.get(projectId, id)).etag);
+        done += 1;
+        if (!all) return (result as { key?: string }).key ? showSecret(result as never) : print(globals().output === "json" ? result : keyRow(result as never), KEY_COLUMNS);
+      } catch (err) {
+        failed += 1;
+        if (!all) throw err;
+        io.err(`${id}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      io.err(`[${done + failed}/${ids.length}] ${done} done, ${failed} failed`);
+    }
+  };
+  keys
+    .command("rotate <projectId> [keyId]")
+    .description("rotate (the new key is printed once); --all: every active key of the project (new keys printed as JSON lines)")
+    .option("--overlap <iso>", "how long the old secret keeps working, e.g. PT24H; PT0S for a compromised key", "PT24H")
+    .option("--reason <text>")
+    .option("--all")
+    .action(async (projectId: string, keyId: string | undefined, o: { overlap: string; reason?: string; all?: boolean }) =>
+      perKey(projectId, keyId, o.all, async (c, id, etag) => {
+        const r = await c.keys.rotate(projectId, id, { overlap: o.overlap, ...(o.reason ? { reason: o.reason } : {}) }, etag);
+        if (o.all) io.out(JSON.stringify({ id: r.id, key: r.key }));
+        return r;
+      }),
+    );
+  for (const [verb, help] of [["revoke", "revoke for good"], ["suspend", "suspend (reversible)"], ["resume", "resume a suspended key"]] as const) {
+    keys
+      .command(`${verb} <projectId> [keyId]`)
+      .description(`${help}; --all: every key of the project`)
+      .requiredOption("--reason <text>")
+      .option("--all")
+      .action(async (projectId: string, keyId: string | undefined, o: { reason: string; all?: boolean }) =>
+        perKey(projectId, keyId, o.all, (c, id, etag) => c.keys[verb](projectId, id, { reason: o.reason }, etag)),
+      );
+  }
+  keys
+    .command("collect <projectId> <keyId>")
+    .description("collect the new secret of a scheduled rotation (once; the key's owner)")
+    .action(async (projectId: string, keyId: string) => showSecret(await client().keys.collect(projectId, keyId)));
+  keys
+    .command("lookup")
+    .description("which key a (leaked) secret belongs to; reads the secret from stdin or --key")
+    .option("--key <secret>")
+    .action(async (o: { key?: string }) => {
+      const secret = o.key ?? readFileSync(0, "utf8").trim();
+      print(await client().keys.lookup(secret), ["keyId", "projectId", "status", "secret"]);
+    });
+
   const APPROVAL_COLUMNS = ["id", "status", "currentStage", "requester", "createdAt"];
   const approvals = program.command("approvals").description("request, decide and follow approvals");
   approvals
@@ -566,6 +669,17 @@ export function buildProgram(io: CliIo): Command {
 }
 
 /** Every CLI verb the program implements, e.g. "projects create" (for the coverage test). */
+async function listAllKeys(c: AigovClient, projectId: string) {
+  const out: Awaited<ReturnType<AigovClient["keys"]["list"]>>["items"] = [];
+  let token: string | undefined;
+  do {
+    const page = await c.keys.list(projectId, { maxPageSize: 100, ...(token ? { continuationToken: token } : {}) });
+    out.push(...page.items);
+    token = page.nextLink ? new URL(page.nextLink, "http://x").searchParams.get("continuationToken") ?? undefined : undefined;
+  } while (token);
+  return out;
+}
+
 /** Polls a revision until the gateway holds it (or its publish failed). */
 async function waitForRevision(c: AigovClient, id: string) {
   for (;;) {

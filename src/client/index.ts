@@ -115,6 +115,21 @@ export class AigovClient {
     drift: () => this.call(ops.getDriftReport, {}).then((r) => r.body),
     checkDrift: () => this.call(ops.checkDrift, {}).then((r) => r.body),
   };
+  keys = {
+    create: (projectId: string, body: z.input<typeof ops.createKey.body>) => this.call(ops.createKey, { params: { projectId }, body }).then((r) => r.body),
+    list: (projectId: string, query: z.input<typeof ops.listKeys.query> = {}) => this.call(ops.listKeys, { params: { projectId }, query }).then((r) => r.body),
+    get: (projectId: string, keyId: string) => this.call(ops.getKey, { params: { projectId, keyId } }).then((r) => r.body),
+    rotate: (projectId: string, keyId: string, body: z.input<typeof ops.rotateKey.body>, ifMatch: string) =>
+      this.call(ops.rotateKey, { params: { projectId, keyId }, body, ifMatch }).then((r) => r.body),
+    revoke: (projectId: string, keyId: string, body: z.input<typeof ops.revokeKey.body>, ifMatch: string) =>
+      this.call(ops.revokeKey, { params: { projectId, keyId }, body, ifMatch }).then((r) => r.body),
+    suspend: (projectId: string, keyId: string, body: z.input<typeof ops.suspendKey.body>, ifMatch: string) =>
+      this.call(ops.suspendKey, { params: { projectId, keyId }, body, ifMatch }).then((r) => r.body),
+    resume: (projectId: string, keyId: string, body: z.input<typeof ops.resumeKey.body>, ifMatch: string) =>
+      this.call(ops.resumeKey, { params: { projectId, keyId }, body, ifMatch }).then((r) => r.body),
+    collect: (projectId: string, keyId: string) => this.call(ops.collectKey, { params: { projectId, keyId } }).then((r) => r.body),
+    lookup: (key: string) => this.call(ops.lookupKey, { body: { key } }).then((r) => r.body),
+  };
   approvals = {
     create: (body: z.input<typeof ops.createApproval.body>) => this.call(ops.createApproval, { body }).then((r) => r.body),
     list: (query: z.input<typeof ops.listApprovals.query> = {}) => this.call(ops.listApprovals, { query }).then((r) => r.body),

@@ -62,6 +62,7 @@ export async function startApp(opts: { port?: number; dataDir?: string; env?: No
   env.EXEMPTION_SWEEP_SCHEDULE ??= "0 */5 * * * *";
   env.GATEWAY_PUBLISH_SWEEP_SCHEDULE ??= "*/30 * * * * *";
   env.DRIFT_CHECK_SCHEDULE ??= "0 */15 * * * *";
+  env.KEY_LIFECYCLE_SCHEDULE ??= "0 * * * * *";
   const stops: (() => Promise<void>)[] = [];
   let cosmos: EmbeddedCosmos | undefined;
 

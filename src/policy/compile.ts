@@ -15,10 +15,11 @@
  *   `/*`); with it off it has none, so nothing is routable but the policy and tier products still have
  *   the API they attach to.
  * - **One product per (project, key tier)** (`aigov-<projectId>-<tierId>`), published, subscription
- *   required without approval, holding only the project's API: its policy only sets the tier number;
- *   the API policy applies that tier's per-key limits (input.ts explains why this keeps documents
- *   independent of the number of keys). Subscriptions (virtual keys) are not compiled: they never
- *   change a document.
+ *   required without approval, holding the project's API and the APIs of the projects that accept the
+ *   tier of this project's keys (`sharedKeyTiers`): its policy only sets the tier number; each API
+ *   policy applies that tier's per-key limits and model scope (input.ts explains why this keeps
+ *   documents independent of the number of keys). Subscriptions (virtual keys) are not compiled:
+ *   they never change a document.
  * - **Backends**: one Single backend per model endpoint (with the model's circuit breaker), one Pool
  *   per (project, model) — or per (project, model, version) with an A/B split — using the endpoints'
  *   priority and weight. Blocked models, models outside `models.allowed` and endpoints outside
@@ -32,7 +33,10 @@
  * The API policy writes the project's model names and pool ids as literal '|'-separated lists
  * (set-variable values: data, not code). The resolve fragment finds the requested model's position
  * in the list with a constant expression (expressions.ts), returns 404 `model_not_found` for models
- * that are unknown, blocked or not allowed, and selects the pool. Models that need their own policy
+ * that are unknown, blocked or not allowed, and selects the pool. A key tier with a model list narrows
+ * that list further for its keys: the API policy writes the intersection as another literal list
+ * (only for tiers it actually narrows) and answers 403 `model_not_allowed` for a model outside it.
+ * Models that need their own policy
  * statements (data-class check, deprecation headers, managed identity, A/B split, model-scope limits
  * or content safety) get a numbered block; models with identical blocks share one, so a document
  * grows by one list entry per model, not by a block per model.
@@ -153,12 +157,22 @@ class Compiler {
   /** Explanations of backends, pools and named values, by artifact ref. */
   private readonly nonXmlExplain = new Map<ArtifactRef, ExplainEntry[]>();
   private readonly tiers: KeyTier[];
+  private readonly tierById: Map<string, KeyTier>;
   private readonly tierNumber: Map<string, number>;
+  /** "<ownerProjectId>/<tierId>" → the projects that accept the owner's keys in that tier, sorted. */
+  private readonly acceptedBy = new Map<string, string[]>();
   private readonly limit: number;
 
   constructor(private readonly input: CompilerInput) {
     this.tiers = sortBy(input.keyTiers, (t) => t.id);
+    this.tierById = new Map(this.tiers.map((t) => [t.id, t]));
     this.tierNumber = new Map(this.tiers.map((t, i) => [t.id, i + 1]));
+    for (const p of input.projects) {
+      for (const s of p.sharedKeyTiers) {
+        const k = `${s.projectId}/${s.tierId}`;
+        this.acceptedBy.set(k, [...(this.acceptedBy.get(k) ?? []), p.id].sort(byCodePoint));
+      }
+    }
     this.limit = input.gatewayTier === "consumption" ? CONSUMPTION_POLICY_SIZE_LIMIT_BYTES : POLICY_SIZE_LIMIT_BYTES;
   }
 
@@ -278,12 +292,14 @@ class Compiler {
       }
     }
 
-    const offered = new Set(project.keyTiers);
-    const rate = this.requestRate(eff, pid, offered);
+    // Tiers this API applies: its own and those of other projects' keys it accepts. Tier numbers are
+    // tenant-wide, so an accepted tier is told apart by the same number as in its owner's policy.
+    const applied = new Set([...project.keyTiers, ...project.sharedKeyTiers.map((s) => s.tierId)]);
+    const rate = this.requestRate(eff, pid, applied);
     if (!(modelsOn && eff.semanticCache)) inbound.push(...rate);
 
     if (modelsOn) {
-      inbound.push(...this.routing(project, eff, routable, fragments));
+      inbound.push(...this.routing(project, eff, routable, fragments, applied));
       const maxPool = Math.max(0, ...routable.map((r) => this.poolSizes(r).reduce((a, b) => Math.max(a, b), 0)));
       const fo = eff.failover;
       if (fo && fo.value.retry.enabled && routable.length) {
@@ -352,8 +368,8 @@ class Compiler {
         inbound.push(...rate);
         outbound.push(el("llm-semantic-cache-store", { duration: sc.value.durationSeconds }, undefined, w));
       }
-      inbound.push(...this.tokenLimits("tokens.perMinute", eff, pid, offered, anyOwn("tokens.perMinute")));
-      inbound.push(...this.tokenLimits("tokens.quota", eff, pid, offered, anyOwn("tokens.quota")));
+      inbound.push(...this.tokenLimits("tokens.perMinute", eff, pid, applied, anyOwn("tokens.perMinute")));
+      inbound.push(...this.tokenLimits("tokens.quota", eff, pid, applied, anyOwn("tokens.quota")));
       const mt = eff["metrics.tokens"];
       if (mt) {
         const names = { project: "API ID", key: "Subscription ID", model: "Model" } as const;
@@ -446,9 +462,9 @@ class Compiler {
     this.fragments.set(id, { artifact, explain });
   }
 
-  /** Per-key limits of a tier product: the product policy only names the tier. */
+  /** Per-key limits and model scope of a tier product: the product policy only names the tier. */
   private tierProduct(project: PolicyProject, tierId: string) {
-    const tier = this.tiers.find((t) => t.id === tierId);
+    const tier = this.tierById.get(tierId);
     const n = this.tierNumber.get(tierId);
     if (!tier || n === undefined) throw invalid("tokens.perMinute", `unknown tier ${tierId}`);
     const scope: ScopeRef = { level: "tier", tierId };
@@ -456,6 +472,8 @@ class Compiler {
     if (tier.limits.tokensPerMinute !== undefined) whys.push({ control: "tokens.perMinute", scope });
     if (tier.limits.tokenQuota !== undefined) whys.push({ control: "tokens.quota", scope });
     if (tier.limits.requestRate !== undefined) whys.push({ control: "requests.rate", scope });
+    if (tier.models !== undefined) whys.push({ control: "models.allowed", scope });
+    const acceptedBy = this.acceptedBy.get(`${project.id}/${tierId}`) ?? [];
     const doc = el(
       "policies",
       undefined,
@@ -476,18 +494,24 @@ class Compiler {
       // Keys are issued by the control plane (its own approvals), never requested through the portal.
       approvalRequired: false,
       state: "published",
-      apis: [apiIdFor(project.id)],
+      // The owner's API plus the APIs of projects that accept these keys: the link is what lets the
+      // gateway accept the key there at all.
+      apis: [project.id, ...acceptedBy].map(apiIdFor).sort(byCodePoint),
     };
     this.products.push(product);
     this.explainArtifact({ ref: artifactRef(product), path: "/", control: "structure", scope, note: `keys of project ${project.id} in tier ${tierId}` });
+    for (const q of acceptedBy) {
+      this.explainArtifact({ ref: artifactRef(product), path: "/apis", control: "structure", scope: { level: "project", projectId: q }, note: `project ${q} accepts keys of project ${project.id} in tier ${tierId}` });
+    }
     this.addPolicy({ type: "product", productId: product.id }, doc, []);
   }
 
   // -------------------------------------------------------------------------------------------
   // Limits
 
-  private offeredTiers(offered: Set<string>): KeyTier[] {
-    return this.tiers.filter((t) => offered.has(t.id));
+  /** The tiers a project's API applies (offered or accepted), in tier-number order. */
+  private offeredTiers(applied: Set<string>): KeyTier[] {
+    return this.tiers.filter((t) => applied.has(t.id));
   }
 
   private requestRate(eff: EffectiveSettings, pid: string, offered: Set<string>): XNode[] {
@@ -704,7 +728,7 @@ class Compiler {
     this.explainArtifact({ ref: artifactRef(backend), path: "/", control, scope: TENANT, note: "shared service (services in the compiler input)" });
   }
 
-  private forbidden(code: string, message: string, why: Why): XNode {
+  private forbidden(code: string, message: string, why: Why | Why[]): XNode {
     return el(
       "return-response",
       undefined,
@@ -777,7 +801,7 @@ class Compiler {
   }
 
   /** The model section of the inbound policy: data lists, the resolve fragment, per-model blocks, the backend. */
-  private routing(project: PolicyProject, eff: EffectiveSettings, routable: RoutableModel[], fragments: string[]): XNode[] {
+  private routing(project: PolicyProject, eff: EffectiveSettings, routable: RoutableModel[], fragments: string[], applied: Set<string>): XNode[] {
     const pid = project.id;
     const allowed = eff["models.allowed"];
     const listWhy: Why = allowed ? this.why("models.allowed", allowed, pid, undefined, `${routable.length} models`) : { control: "routing", scope: { level: "project", projectId: pid }, note: `${routable.length} models` };
@@ -819,11 +843,54 @@ class Compiler {
     ];
     if (groups.size) out.push(el("set-variable", { name: VAR.groups, value: numbers.join("|") }, undefined, routingWhy));
     out.push(el("include-fragment", { "fragment-id": FRAGMENT_RESOLVE_MODEL }, undefined, listWhy));
+    // Right after the model is resolved (unknown and not-allowed models have had their 404), before
+    // any model block, cache lookup or token counting runs for a request the key may not make.
+    out.push(...this.tierModelScope(project, routable, applied));
     if (groups.size) {
       out.push(el("set-variable", { name: VAR.group, value: X.MODEL_GROUP }, undefined, routingWhy));
       out.push(el("choose", undefined, [...groups.values()].map((g) => el("when", { condition: X.groupIs(g.number) }, g.nodes)), routingWhy));
     }
     out.push(el("set-backend-service", { "backend-id": X.BACKEND }, undefined, routingWhy));
+    return out;
+  }
+
+  /**
+   * Key-tier model scope. For keys of a tier with a model list, the allowed models are the project's
+   * routable models (already narrowed by models.allowed and blocked status) intersected with the
+   * tier's names; names the project does not have simply drop out. One `when` per tier that narrows
+   * this project's list sets that intersection as a literal list; tiers whose list covers every
+   * routable model need no element. A tier that leaves nothing answers 403 directly.
+   */
+  private tierModelScope(project: PolicyProject, routable: RoutableModel[], applied: Set<string>): XNode[] {
+    const names = routable.map((r) => r.model.name);
+    const owners = new Map<string, string[]>();
+    for (const s of project.sharedKeyTiers) owners.set(s.tierId, [...(owners.get(s.tierId) ?? []), s.projectId].sort(byCodePoint));
+    const whens: XNode[] = [];
+    const checked: Why[] = [];
+    for (const tier of this.offeredTiers(applied)) {
+      if (tier.models === undefined) continue;
+      const listed = new Set(tier.models);
+      const allowed = names.filter((n) => listed.has(n));
+      if (allowed.length === names.length) continue;
+      const from = owners.get(tier.id);
+      const shared = from ? `; keys of project ${from.join(", ")} accepted here` : "";
+      const why: Why = { control: "models.allowed", scope: { level: "tier", tierId: tier.id }, note: `${allowed.length} of ${names.length} models${shared}` };
+      const n = this.tierNumber.get(tier.id) ?? 0;
+      whens.push(
+        el(
+          "when",
+          { condition: X.tierIs(n) },
+          [allowed.length ? el("set-variable", { name: VAR.tierModels, value: allowed.join("|") }) : this.forbidden("model_not_allowed", "This key may not use the requested model.", why)],
+          why,
+        ),
+      );
+      if (allowed.length) checked.push(why);
+    }
+    if (!whens.length) return [];
+    const out = [el("choose", undefined, whens, whens.flatMap((w) => w.why ?? []))];
+    if (checked.length) {
+      out.push(el("choose", undefined, [el("when", { condition: X.MODEL_NOT_IN_TIER }, [this.forbidden("model_not_allowed", "This key may not use the requested model.", checked)])], checked));
+    }
     return out;
   }
 

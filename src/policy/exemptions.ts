@@ -12,8 +12,11 @@
  * - `key`: one virtual key. Documents never grow per key (input.ts), so a key exemption becomes a
  *   *key tier*: a tier that copies the key's own tier (if any) with the relaxed per-key limit, offered
  *   by the key's project, and the key is moved to it in `virtualKeys`. Keys with identical relaxed
- *   limits in one project share a tier; the number of tiers stays within the compiler's bound of 20
- *   (exemptions that would exceed it are not applied: fail closed). Only per-key limits
+ *   limits in one project share a tier; the number of tiers stays within the compiler's bounds
+ *   (input.ts: per tenant, offered per project, accepted per project; exemptions that would exceed
+ *   them are not applied: fail closed). The exemption tier keeps the key's model scope (`models`), and
+ *   projects that accept the key's tier (`sharedKeyTiers`) accept the exemption tier too, so relaxing
+ *   a limit neither widens nor narrows where and which models the key may call. Only per-key limits
  *   (`tokens.perMinute`, `tokens.quota`, `requests.rate`) have a per-key representation, so only
  *   they can be exempted for a key, and only where the project's limit is counted per key.
  *   Exemption tier ids start with {@link EXEMPTION_TIER_PREFIX}, which sorts after ordinary tier ids,
@@ -31,7 +34,7 @@
  */
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import type { CompilerInputIn } from "./input.js";
+import { type CompilerInputIn, MAX_PROJECT_KEY_TIERS, MAX_TENANT_KEY_TIERS } from "./input.js";
 import { CONTENT_CATEGORIES, CONTROLS, type ControlId, mergeSettings, type Settings } from "./settings.js";
 
 const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";
@@ -90,7 +93,6 @@ export function exemptionUnsupported(control: ControlId, level: ScopeLevel, rela
 
 /** Exemption tiers sort after ordinary tier ids ('~' is not allowed in ids; 'zzzz_x' is as late as ids go in practice). */
 export const EXEMPTION_TIER_PREFIX = "zzzz_x";
-const MAX_TIERS = 20;
 
 type SettingsIn = NonNullable<CompilerInputIn["settings"]>;
 type ProjectIn = CompilerInputIn["projects"][number];
@@ -250,11 +252,15 @@ function applyKeyExemptions(input: CompilerInputIn, keyExemptions: ActiveExempti
     const digest = createHash("sha256").update(JSON.stringify([projectId, baseTierId ?? "", limits])).digest("hex").slice(0, 24 - EXEMPTION_TIER_PREFIX.length);
     const tierId = `${EXEMPTION_TIER_PREFIX}${digest}`;
     const offered = project.keyTiers ?? [];
+    const accepts = (q: ProjectIn, t: string) => (q.sharedKeyTiers ?? []).some((s) => s.projectId === projectId && s.tierId === t);
+    const acceptors = baseTierId === undefined ? [] : [...projects.values()].filter((q) => accepts(q, baseTierId) && !accepts(q, tierId));
+    if (acceptors.some((q) => (q.sharedKeyTiers ?? []).length >= MAX_PROJECT_KEY_TIERS)) continue; // fail closed: the key keeps its limits
     if (!tiers.some((t) => t.id === tierId)) {
-      if (tiers.length >= MAX_TIERS || offered.length >= MAX_TIERS) continue; // fail closed: the key keeps its limits
-      tiers.push({ id: tierId, description: `exemption tier of ${projectId}`, limits });
+      if (tiers.length >= MAX_TENANT_KEY_TIERS || offered.length >= MAX_PROJECT_KEY_TIERS) continue; // fail closed, as above
+      tiers.push({ id: tierId, description: `exemption tier of ${projectId}`, limits, ...(baseTier?.models ? { models: [...baseTier.models] } : {}) });
     }
     if (!offered.includes(tierId)) projects.set(projectId, { ...project, keyTiers: [...offered, tierId] });
+    for (const q of acceptors) projects.set(q.id, { ...q, sharedKeyTiers: [...(q.sharedKeyTiers ?? []), { projectId, tierId }] });
     if (keyIndex >= 0) virtualKeys[keyIndex] = { ...virtualKeys[keyIndex]!, tier: tierId };
     else virtualKeys.push({ id: keyId, projectId, tier: tierId });
     changed = true;

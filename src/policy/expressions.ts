@@ -52,6 +52,12 @@ export function sharedCondition(own: keyof typeof OWN | undefined, tier: number 
   return `@(${parts.join(" && ")})`;
 }
 
+/** Keys of tier `n` (the number a tier product's policy sets). */
+export const tierIs = (n: number) => sharedCondition(undefined, n);
+/** The resolved model is not in the key tier's model list (a set-variable literal, like the project's
+ * model list), so tier model names never enter an expression. No list set = no tier restriction. */
+export const MODEL_NOT_IN_TIER = `@(context.Variables.ContainsKey("${VAR.tierModels}") && Array.IndexOf(((string)${v(VAR.tierModels)}).Split('|'), (string)${v(VAR.model)}) < 0)`;
+
 export const promptTooLarge = (maxBytes: number) =>
   `@(context.Request.Body != null && context.Request.Body.As<byte[]>(preserveContent: true).Length > ${int(maxBytes)})`;
 
@@ -84,6 +90,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     MODEL_UNKNOWN,
     MODEL_POOL,
     MODEL_GROUP,
+    MODEL_NOT_IN_TIER,
     groupIs(0),
     BACKEND,
     abRoll(0),

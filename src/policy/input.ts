@@ -9,13 +9,20 @@
  * - Per-key limits use a counter keyed by the subscription, e.g.
  *   `@("tpm-key|" + (context.Subscription?.Id ?? "none") + "|" + context.Api.Id)` as the counter-key
  *   (expressions.ts `counterKey`).
- * - Per-key overrides are **key tiers** (`keyTiers`): a small, tenant-defined set of limit profiles.
+ * - Per-key overrides are **key tiers** (`keyTiers`): tenant-defined key *profiles*, each a set of
+ *   per-key limits and optionally the model names its keys may call (`models`). Keys with equal
+ *   profiles share one tier (the domain derives ids such as `kp_<10 hex>`), so the tenant list grows
+ *   with distinct profiles (≤ {@link MAX_TENANT_KEY_TIERS}), never with keys.
  *   A key in tier T of project P is a subscription scoped to the product `aigov-<P>-<T>`
- *   (names.ts `tierProductIdFor`), which contains only P's API. That product's policy sets one context
- *   variable to the tier's number; the project's API policy picks the tier's limits with a `choose`
- *   over tier numbers. Documents grow with the number of tiers a project offers (bounded, ≤ 20),
- *   never with the number of keys. Keys without a tier are subscriptions scoped to the API
- *   `aigov-<P>` and get the project's limits.
+ *   (names.ts `tierProductIdFor`), which contains P's API. That product's policy sets one context
+ *   variable to the tier's number; the project's API policy picks the tier's limits and model scope
+ *   with a `choose` over tier numbers. Documents grow with the number of tiers a project offers or
+ *   accepts (bounded, ≤ {@link MAX_PROJECT_KEY_TIERS} each), never with the number of keys. Keys
+ *   without a tier are subscriptions scoped to the API `aigov-<P>` and get the project's limits.
+ * - Sharing: project Q lists `(P, T)` in `sharedKeyTiers` to accept P's keys in tier T (after an
+ *   approval, decided outside the compiler). The product `aigov-<P>-<T>` then also contains Q's API,
+ *   and Q's API policy treats T like a tier it offers. Only the product links the key to Q's API, so
+ *   accepting (P, T) admits P's keys in T, not other projects' keys in the same tier.
  * - `virtualKeys` below is metadata only: it is validated (project and tier exist) and otherwise
  *   ignored, which is exactly what keeps the documents independent of the key count.
  */
@@ -44,6 +51,14 @@ export const MODEL_STATUSES = ["active", "deprecated", "blocked"] as const;
 export const KEY_HEADERS = ["api-key", "x-api-key", "Authorization"] as const;
 /** Backends per pool (APIM limit). */
 export const MAX_POOL_SIZE = 30;
+/** Key profiles per tenant: one tier per distinct (limits, models) profile, shared by all keys that have it.
+ * Tiers cost nothing in a document unless a project offers or accepts them. */
+export const MAX_TENANT_KEY_TIERS = 2000;
+/** Tiers one project offers, and (separately) tiers of other projects' keys it accepts: the API policy
+ * grows by a `when` per tier (limits, model list), so this bounds the document, not the key count. */
+export const MAX_PROJECT_KEY_TIERS = 40;
+/** Model names one key tier may list. */
+export const MAX_TIER_MODELS = 200;
 
 export const ManagedIdentityAuth = z
   .strictObject({
@@ -149,7 +164,12 @@ export const PolicyProject = z
     description: FreeText(2000).optional(),
     pillars: Pillars.default({ models: true, tools: true, agents: true }),
     settings: Settings.default({}),
-    keyTiers: z.array(Ident).max(20).default([]).meta({ description: "Key tiers this project offers (ids from keyTiers)" }),
+    keyTiers: z.array(Ident).max(MAX_PROJECT_KEY_TIERS).default([]).meta({ description: "Key tiers this project offers (ids from keyTiers)" }),
+    sharedKeyTiers: z
+      .array(z.strictObject({ projectId: Ident, tierId: Ident }))
+      .max(MAX_PROJECT_KEY_TIERS)
+      .default([])
+      .meta({ description: "Tiers of another project's keys this project accepts: the owner's tier product also links this project's API, and this project's policy applies the tier" }),
     models: z.array(PolicyModel).max(5000).default([]),
   })
   .superRefine((p, ctx) => {
@@ -162,6 +182,13 @@ export const PolicyProject = z
       names.add(m.name);
     }
     if (new Set(p.keyTiers).size !== p.keyTiers.length) ctx.addIssue({ code: "custom", path: ["keyTiers"], message: "duplicate tier" });
+    const shared = new Set<string>();
+    for (const [i, s] of p.sharedKeyTiers.entries()) {
+      const k = `${s.projectId}/${s.tierId}`;
+      if (shared.has(k)) ctx.addIssue({ code: "custom", path: ["sharedKeyTiers", i], message: `duplicate shared tier ${k}` });
+      shared.add(k);
+      if (s.projectId === p.id) ctx.addIssue({ code: "custom", path: ["sharedKeyTiers", i, "projectId"], message: "a project cannot accept its own tier; it offers it (keyTiers)" });
+    }
   })
   .meta({ id: "PolicyProject" });
 export type PolicyProject = z.output<typeof PolicyProject>;
@@ -177,6 +204,14 @@ export const KeyTier = z
         requestRate: z.strictObject({ calls: z.int().min(1).max(1_000_000), renewalPeriodSeconds: z.int().min(1).max(300) }).optional(),
       })
       .meta({ description: "Per-key limits for keys in this tier; they replace the per-key project/tenant values" }),
+    models: z
+      .array(ModelName)
+      .max(MAX_TIER_MODELS)
+      .optional()
+      .meta({
+        description:
+          "Model names (PolicyModel.name) keys in this tier may call, in every project that offers or accepts the tier; intersected with the project's allowed models. Absent: every model the project allows. Names no project has are never matched (a model may be deleted while keys still list it).",
+      }),
   })
   .meta({ id: "KeyTier" });
 export type KeyTier = z.output<typeof KeyTier>;
@@ -205,7 +240,7 @@ export const CompilerInput = z
     gatewayTier: z.enum(GATEWAY_TIERS).default("v2").meta({ description: "Decides the size limit (16 KiB on consumption, else 512 KiB) and which policies exist" }),
     settings: Settings.default({}).meta({ description: "Tenant-scope settings" }),
     services: Services.default({}),
-    keyTiers: z.array(KeyTier).max(20).default([]),
+    keyTiers: z.array(KeyTier).max(MAX_TENANT_KEY_TIERS).default([]),
     projects: z.array(PolicyProject).max(1000),
     virtualKeys: z.array(VirtualKeyRef).max(1_000_000).default([]),
   })
@@ -241,6 +276,16 @@ export const CompilerInput = z
             namedValues.set(b.auth.namedValueId, def);
           }
         }
+      }
+    }
+    // Accepted tiers: the owner exists, the tier exists and the owner offers it (its product is what
+    // links the keys to this project's API, so without it the acceptance could never take effect).
+    for (const [pi, p] of input.projects.entries()) {
+      for (const [si, s] of p.sharedKeyTiers.entries()) {
+        const offered = projects.get(s.projectId);
+        if (!offered) ctx.addIssue({ code: "custom", path: ["projects", pi, "sharedKeyTiers", si, "projectId"], message: `unknown project ${s.projectId}` });
+        else if (!tiers.has(s.tierId)) ctx.addIssue({ code: "custom", path: ["projects", pi, "sharedKeyTiers", si, "tierId"], message: `unknown tier ${s.tierId}` });
+        else if (!offered.has(s.tierId)) ctx.addIssue({ code: "custom", path: ["projects", pi, "sharedKeyTiers", si, "tierId"], message: `project ${s.projectId} does not offer tier ${s.tierId}` });
       }
     }
     for (const [ki, k] of input.virtualKeys.entries()) {

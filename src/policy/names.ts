@@ -26,7 +26,8 @@ export const MODEL_OPERATIONS = [
 ] as const;
 
 /** The product for keys of a project in a key tier. Keys in a tier are APIM subscriptions scoped to
- * this product; the product holds only the project's API. */
+ * this product; the product holds the project's API and the APIs of the projects that accept the
+ * tier of this project's keys (`sharedKeyTiers`). */
 export const tierProductIdFor = (projectId: string, tierId: string) => `aigov-${projectId}-${tierId}`;
 
 /** A single backend (one endpoint of a model). Backend ids are unique within the tenant. */
@@ -63,6 +64,9 @@ export const VAR = {
   backend: "aigov-backend",
   /** Set by a key-tier product policy: the tier's number (1-based position in the sorted tier list). */
   keyTier: "aigov-key-tier",
+  /** '|'-separated model names the key's tier may call (data, not code), set only for tiers that
+   * restrict the project's models; absent = no tier restriction. */
+  tierModels: "aigov-tier-models",
   abRoll: "aigov-ab",
   sunset: "aigov-sunset",
   deprecation: "aigov-deprecation",

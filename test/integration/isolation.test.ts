@@ -6,6 +6,10 @@ import type { Model } from "../../src/domain/models/schema.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
 import { newId } from "../../src/domain/common.js";
+import { ApiError } from "../../src/client/index.js";
+import { errorOf } from "../support/errors.js";
+
+const statusOfError = (err: unknown) => (err instanceof ApiError ? err.status : undefined);
 import { fillPath, operationsOf, validBodies, type OpenApiOperation } from "../support/walk.js";
 
 let t: TestApp;
@@ -14,6 +18,7 @@ let projectA: Project;
 let approvalA: Approval;
 let modelA: Model;
 let revisionA: string;
+let keyA: { id: string; key: string; prefix: string };
 let exemptionA: Exemption;
 const SECRET_NAME = "tenant-a-confidential-project";
 
@@ -46,6 +51,8 @@ beforeAll(async () => {
   const published = await adminA.policy.publish({ reason: "a-secret-publish-reason" });
   revisionA = published.revision!.id;
   while ((await adminA.policy.revision(revisionA)).status === "pending") await new Promise((r) => setTimeout(r, 20));
+  // After the first publish: the key's subscription goes straight to the gateway (its API is there).
+  keyA = await adminA.keys.create(projectA.id, { name: "a-secret-key-name" });
 });
 afterAll(() => t.stop());
 
@@ -53,10 +60,10 @@ describe("tenant isolation", () => {
   it("tenant B, with every role, cannot see or change tenant A's resources on any route", async () => {
     const doc = await t.anonymous.openApi();
     const tokenB = await t.token("tenant-b", "mallory", ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"]);
-    const aValues = { projectId: projectA.id, approvalId: approvalA.id, modelId: modelA.id, revisionId: revisionA, exemptionId: exemptionA.id };
+    const aValues = { projectId: projectA.id, approvalId: approvalA.id, modelId: modelA.id, revisionId: revisionA, keyId: keyA.id, exemptionId: exemptionA.id };
     const leaks = [projectA.id, approvalA.id, SECRET_NAME, "tenant-a", "alice-owner", "a-tag-value", "a-description", "a-secret-resource", "a-change-value", "a-secret-justification", modelA.id, "a-secret-model", "a-secret-endpoint", "sk-a-secret-provider-key", revisionA, "a-secret-publish-reason", exemptionA.id, "a-exemption-owner", "a-secret-blocker", "a-secret-compensating"];
     const walked: string[] = [];
-    const missingValues = { projectId: newId("prj"), approvalId: newId("apr"), modelId: newId("mdl"), revisionId: newId("rev"), exemptionId: newId("exm") };
+    const missingValues = { projectId: newId("prj"), approvalId: newId("apr"), modelId: newId("mdl"), revisionId: newId("rev"), keyId: newId("key"), exemptionId: newId("exm") };
     const call = async (op: OpenApiOperation, values: Record<string, string>, scope: string) => {
       const url = new URL(`/api${fillPath(op.path, values)}`, t.url);
       if (op.queryParams.includes("scope")) url.searchParams.set("scope", scope);
@@ -110,6 +117,14 @@ describe("tenant isolation", () => {
     expect(await adminA.exemptions.get(exemptionA.id)).toEqual(exemptionA);
     expect(auditA.items.map((r) => r.action).sort()).toEqual(["approval.create", "approval.create", "exemption.request", "gateway.publish", "gateway.revision.create", "project.update", "project.create"].sort());
     expect((await adminA.audit.verify()).ok).toBe(true);
+  });
+
+  it("tenant B cannot identify tenant A's key by its secret: the lookup answers as for an unknown key", async () => {
+    const adminB = await t.as("tenant-b", "mallory", ["TenantAdmin", "Auditor"]);
+    const err = await errorOf(adminB.keys.lookup(keyA.key));
+    expect(statusOfError(err)).toBe(404);
+    expect(JSON.stringify(err)).not.toContain(keyA.id);
+    expect(await adminA.keys.lookup(keyA.key)).toMatchObject({ keyId: keyA.id, projectId: projectA.id, secret: "current" });
   });
 
   it("stored documents carry their tenant in the partition key; B's point read of A's id finds nothing", async () => {

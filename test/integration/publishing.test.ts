@@ -46,14 +46,14 @@ async function publish(reason: string): Promise<Revision> {
 beforeAll(async () => {
   fake = createArmFake();
   overrideServices({
-    gatewayPublisher: (secrets) =>
+    gatewayPublisher: (resolveSecret) =>
       new ArmGatewayPublisher({
         subscriptionId: SUB,
         resourceGroup: "rg-aigov",
         serviceName: "apim-aigov",
         credential: fakeCredential,
         clientOptions: { httpClient: { sendRequest: (req) => (broken ? Promise.resolve({ request: req, status: 500, headers: createHttpHeaders() }) : fake.httpClient.sendRequest(req)) }, retryOptions: { retryDelayInMs: 1, maxRetryDelayInMs: 5 } },
-        resolveSecret: async (ref) => (await secrets.get(ref.name, ref.version))!.value,
+        resolveSecret,
       }),
   });
   t = await startTestApp();

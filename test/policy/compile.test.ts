@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { compile, CONSUMPTION_POLICY_SIZE_LIMIT_BYTES, type CompileResult } from "../../src/policy/compile.js";
+import { compile, CONSUMPTION_POLICY_SIZE_LIMIT_BYTES, POLICY_SIZE_LIMIT_BYTES, type CompileResult } from "../../src/policy/compile.js";
 import { type PolicyCompileError, type PolicySizeError } from "../../src/policy/errors.js";
-import { type CompilerInputIn } from "../../src/policy/input.js";
+import { type CompilerInputIn, MAX_PROJECT_KEY_TIERS, MAX_TENANT_KEY_TIERS } from "../../src/policy/input.js";
 import { type GatewayArtifact, type PolicyArtifact } from "../../src/ports/gateway.js";
 import { GOLDEN_CASES, MI, model, project, tenant } from "./fixtures.js";
 import { validateCompiled } from "./validator.js";
@@ -135,6 +135,132 @@ describe("compile", () => {
 
   it("rejects virtual keys in a tier the project does not offer", () => {
     expectCompileError({ ...GOLDEN_CASES["per-key-token-limit"]!, virtualKeys: [{ id: "k", projectId: "prj_alpha", tier: "bronze" }] }, "invalidInput", /does not offer tier bronze/);
+  });
+
+  describe("key tiers as key profiles (limits + model scope)", () => {
+    const scoped = GOLDEN_CASES["key-tier-model-scope"]!;
+    const shared = GOLDEN_CASES["shared-key-tier"]!;
+    const productApis = (r: CompileResult, id: string) => {
+      const p = r.artifacts.find((a) => a.kind === "product" && a.id === id);
+      return p && p.kind === "product" ? p.apis : undefined;
+    };
+
+    it("narrows a tier's keys to the listed models that the project allows, with a 403 after the model is resolved", () => {
+      const xml = apiPolicy(compile(scoped), "prj_alpha");
+      // The intersection with the routable list: unknown (retired-model) and blocked (davinci-002) names drop out.
+      expect(xml).toContain('<set-variable name="aigov-tier-models" value="gpt-4o-mini|o3"/>');
+      expect(xml).not.toContain("retired-model");
+      expect(xml).not.toContain("davinci");
+      expect(xml).toContain('"code":"model_not_allowed"');
+      expect(xml.indexOf('fragment-id="aigov-resolve-model"')).toBeLessThan(xml.indexOf("aigov-tier-models"));
+      expect(xml.indexOf("aigov-tier-models")).toBeLessThan(xml.indexOf("aigov-model-group&quot;"));
+      // A tier whose list covers every routable model adds nothing (tier 3 appears only in its rate limit).
+      expect(xml.match(/== &quot;3&quot;/g)).toHaveLength(1);
+    });
+
+    it("a list that matches none of the project's models refuses every model for that tier; no list means no restriction", () => {
+      const onlyUnknown = tenant([project("prj_a", [model("m1", "gpt-4o")], { keyTiers: ["kp_0000000001", "gold"] })], {
+        keyTiers: [
+          { id: "kp_0000000001", limits: {}, models: ["deleted-model"] },
+          { id: "gold", limits: { tokensPerMinute: 5 } },
+        ],
+      });
+      const r = compile(onlyUnknown);
+      expect(validateCompiled(r.artifacts)).toEqual([]);
+      const xml = apiPolicy(r, "prj_a");
+      expect(xml).not.toContain("aigov-tier-models");
+      expect(xml.match(/model_not_allowed/g)).toHaveLength(1);
+      expect(xml).not.toContain("deleted-model");
+      // Without model lists the document is what it was before key profiles existed.
+      const plain = tenant([project("prj_a", [model("m1", "gpt-4o")], { keyTiers: ["gold"] })], { keyTiers: [{ id: "gold", limits: { tokensPerMinute: 5 } }] });
+      expect(apiPolicy(compile(plain), "prj_a")).not.toContain("model_not_allowed");
+    });
+
+    it("explains the model scope with control models.allowed at the tier's scope", () => {
+      const r = compile(scoped);
+      const entries = r.explain.filter((e) => e.control === "models.allowed" && e.scope.level === "tier");
+      const tiersOf = (ref: string) => new Set(entries.filter((e) => e.ref === ref).map((e) => (e.scope.level === "tier" ? e.scope.tierId : "")));
+      expect(tiersOf("policy:api/aigov-prj_alpha")).toEqual(new Set(["kp_3f9a0c12de", "kp_c0ffee0001"]));
+      expect(tiersOf("policy:product/aigov-prj_alpha-kp_7b21e4a5f0")).toEqual(new Set(["kp_7b21e4a5f0"]));
+      expect(entries.some((e) => e.note === "2 of 3 models")).toBe(true);
+    });
+
+    it("a shared tier links the owner's product to the accepting project's API and applies there by model name", () => {
+      const r = compile(shared);
+      expect(validateCompiled(r.artifacts)).toEqual([]);
+      expect(productApis(r, "aigov-prj_alpha-kp_3f9a0c12de")).toEqual(["aigov-prj_alpha", "aigov-prj_beta"]);
+      expect(productApis(r, "aigov-prj_beta-gold")).toEqual(["aigov-prj_beta"]);
+      // No product for the accepting project: its keys are not in the tier, the owner's keys are.
+      expect(ids(r.artifacts)).not.toContain("aigov-prj_beta-kp_3f9a0c12de");
+      const beta = apiPolicy(r, "prj_beta");
+      expect(beta).toContain('<set-variable name="aigov-tier-models" value="gpt-4o"/>');
+      expect(beta).toContain('tokens-per-minute="5000"');
+      const notes = r.explain.filter((e) => e.ref === "policy:api/aigov-prj_beta" && e.control === "models.allowed").map((e) => e.note);
+      expect(notes).toContain("1 of 2 models; keys of project prj_alpha accepted here");
+      // The owner's document does not depend on who accepts its tier.
+      const alone = compile({ ...shared, projects: shared.projects.map((p) => (p.id === "prj_beta" ? { ...p, sharedKeyTiers: [] } : p)) });
+      expect(apiPolicy(alone, "prj_alpha")).toBe(apiPolicy(r, "prj_alpha"));
+      expect(productApis(alone, "aigov-prj_alpha-kp_3f9a0c12de")).toEqual(["aigov-prj_alpha"]);
+    });
+
+    it("rejects shared tiers that do not exist or are not offered by their project, naming the path", () => {
+      const withShare = (s: { projectId: string; tierId: string }) => ({
+        ...shared,
+        projects: shared.projects.map((p) => (p.id === "prj_beta" ? { ...p, sharedKeyTiers: [s] } : p)),
+      });
+      const issue = (s: { projectId: string; tierId: string }) => expectCompileError(withShare(s), "invalidInput").issues[0];
+      expect(issue({ projectId: "prj_nope", tierId: "kp_3f9a0c12de" })).toEqual({ path: "projects.1.sharedKeyTiers.0.projectId", message: "unknown project prj_nope" });
+      expect(issue({ projectId: "prj_alpha", tierId: "kp_nope" })).toEqual({ path: "projects.1.sharedKeyTiers.0.tierId", message: "unknown tier kp_nope" });
+      expect(issue({ projectId: "prj_alpha", tierId: "gold" })).toEqual({ path: "projects.1.sharedKeyTiers.0.tierId", message: "project prj_alpha does not offer tier gold" });
+      expect(issue({ projectId: "prj_beta", tierId: "gold" })?.path).toBe("projects.1.sharedKeyTiers.0.projectId");
+      const dup = { ...shared, projects: shared.projects.map((p) => (p.id === "prj_beta" ? { ...p, sharedKeyTiers: [p.sharedKeyTiers![0]!, p.sharedKeyTiers![0]!] } : p)) };
+      expectCompileError(dup, "invalidInput", /duplicate shared tier prj_alpha\/kp_3f9a0c12de/);
+      expectCompileError(withShare({ projectId: "prj_alpha", tierId: "a<b" }), "invalidInput");
+    });
+
+    it("validates tier model names like model names and bounds the lists", () => {
+      const withModels = (models: string[]) => tenant([project("prj_a", [model("m1", "gpt-4o")], { keyTiers: ["t"] })], { keyTiers: [{ id: "t", limits: {}, models }] });
+      for (const bad of ["a|b", "@(x)", "{{kv}}", "a b", "a<b", ""]) expectCompileError(withModels([bad]), "invalidInput", /keyTiers\.0\.models\.0/);
+      expectCompileError(withModels(Array.from({ length: 201 }, (_, i) => `m${i}`)), "invalidInput");
+      expect(() => compile(withModels(Array.from({ length: 200 }, (_, i) => `m${i}`)))).not.toThrow();
+    });
+
+    it("holds 2000 tenant tiers and 40 offered tiers per project; one more is refused", () => {
+      const many = Array.from({ length: MAX_TENANT_KEY_TIERS }, (_, i) => ({ id: `kp_${i.toString(16).padStart(10, "0")}`, limits: { tokensPerMinute: 100 + i } }));
+      const offered = many.slice(0, MAX_PROJECT_KEY_TIERS).map((t) => t.id);
+      expect(() => compile(tenant([project("prj_a", [model("m1", "gpt-4o")], { keyTiers: offered })], { keyTiers: many }))).not.toThrow();
+      expectCompileError(tenant([], { keyTiers: [...many, { id: "one_more", limits: {} }] }), "invalidInput", /keyTiers/);
+      expectCompileError(tenant([project("prj_a", [], { keyTiers: many.slice(0, MAX_PROJECT_KEY_TIERS + 1).map((t) => t.id) })], { keyTiers: many }), "invalidInput", /projects\.0\.keyTiers/);
+    });
+
+    it("40 offered tiers with 50-name model lists (and 40 accepted ones) stay within 512 KiB", () => {
+      // Worst-case names (64 characters) and every per-key limit in every tier, so every tier adds a when everywhere.
+      const name = (i: number) => `model-${String(i).padStart(4, "0")}-${"x".repeat(53)}`;
+      const models = Array.from({ length: 200 }, (_, i) => model(`m${i}`, name(i)));
+      const tiers = (prefix: string) =>
+        Array.from({ length: MAX_PROJECT_KEY_TIERS }, (_, t) => ({
+          id: `kp_${prefix}${String(t).padStart(9, "0")}`,
+          limits: { tokensPerMinute: 1000 + t, tokenQuota: { limit: 100_000 + t, period: "Monthly" as const }, requestRate: { calls: 10 + t, renewalPeriodSeconds: 60 } },
+          models: Array.from({ length: 50 }, (_, k) => name((t * 7 + k) % 200)),
+        }));
+      const own = tiers("a");
+      const accepted = tiers("b");
+      const settings = { tokens: { perMinute: { limit: 100, per: "key" as const }, quota: { limit: 1000, per: "key" as const } }, requests: { rate: { calls: 5, per: "key" as const } } };
+      const size = (withShared: boolean) => {
+        const projects = [project("prj_big", models, { keyTiers: own.map((t) => t.id), ...(withShared ? { sharedKeyTiers: accepted.map((t) => ({ projectId: "prj_owner", tierId: t.id })) } : {}) })];
+        if (withShared) projects.push(project("prj_owner", [model("o1", "gpt-4o")], { keyTiers: accepted.map((t) => t.id) }));
+        const r = compile(tenant(projects, { settings, keyTiers: [...own, ...accepted] }));
+        expect(validateCompiled(r.artifacts)).toEqual([]);
+        const api = r.sizes.find((x) => x.ref === "policy:api/aigov-prj_big")!.bytes;
+        const fragments = r.sizes.filter((x) => x.ref.startsWith("fragment:")).reduce((n, x) => n + x.bytes, 0);
+        return { api, withFragments: api + fragments };
+      };
+      const offeredOnly = size(false);
+      const withShared = size(true);
+      console.log(`key-tier capacity: 40 offered tiers x 50 names: ${JSON.stringify(offeredOnly)} bytes; plus 40 accepted: ${JSON.stringify(withShared)} bytes (limit ${POLICY_SIZE_LIMIT_BYTES})`);
+      expect(offeredOnly.withFragments).toBeLessThan(POLICY_SIZE_LIMIT_BYTES);
+      expect(withShared.withFragments).toBeLessThan(POLICY_SIZE_LIMIT_BYTES);
+    });
   });
 
   it("throws a typed size error naming the scope when a document exceeds the tier's limit", () => {

@@ -108,6 +108,24 @@ describe("applyExemptions", () => {
     expect(tier.limits).toEqual({ tokensPerMinute: 5_000, requestRate: { calls: 600, renewalPeriodSeconds: 60 } });
   });
 
+  it("a key exemption keeps the key's model scope and the projects that accept its tier", () => {
+    const shared: CompilerInputIn = {
+      ...BASE,
+      keyTiers: [{ id: "gold", limits: { tokensPerMinute: 5_000 }, models: ["gpt-4o"] }],
+      projects: BASE.projects.map((p) => (p.id === P2 ? { ...p, keyTiers: [], sharedKeyTiers: [{ projectId: P1, tierId: "gold" }] } : p)),
+    };
+    const e = ex("exm_9", { control: "tokens.perMinute", scope: { level: "key", projectId: P1, keyId: OTHER_KEY }, relaxation: { kind: "limit", value: 9_000 } });
+    const after = applyExemptions(shared, [e]);
+    const tier = after.keyTiers!.find((t) => t.id.startsWith(EXEMPTION_TIER_PREFIX))!;
+    expect(tier.models).toEqual(["gpt-4o"]);
+    expect(after.projects.find((p) => p.id === P2)!.sharedKeyTiers).toEqual([
+      { projectId: P1, tierId: "gold" },
+      { projectId: P1, tierId: tier.id },
+    ]);
+    const product = compile(after).artifacts.find((a) => a.kind === "product" && a.id === `aigov-${P1}-${tier.id}`);
+    expect(product && product.kind === "product" ? product.apis : []).toEqual([`aigov-${P1}`, `aigov-${P2}`]);
+  });
+
   it("a per-project (shared) counter is not relaxed for one key", () => {
     const e = ex("exm_7", { control: "tokens.quota", scope: { level: "key", projectId: P1, keyId: KEY }, relaxation: { kind: "limit", value: 9_000_000 } });
     expect(applyExemptions(BASE, [e])).toEqual(BASE);

@@ -156,6 +156,44 @@ export const GOLDEN_CASES: Record<string, CompilerInputIn> = {
     },
   ),
 
+  // Key profiles as tiers: a model list narrows the project's models for the tier's keys. Unknown
+  // names never match; a list covering every model adds nothing; a list matching none refuses all.
+  "key-tier-model-scope": tenant(
+    [
+      project("prj_alpha", [model("gpt4o", "gpt-4o"), model("mini", "gpt-4o-mini"), model("o3", "o3"), model("davinci", "davinci-002", { status: "blocked" })], {
+        keyTiers: ["kp_3f9a0c12de", "kp_7b21e4a5f0", "kp_c0ffee0001", "gold"],
+      }),
+    ],
+    {
+      settings: { tokens: { perMinute: { limit: 10_000, per: "key" } } },
+      keyTiers: [
+        { id: "gold", limits: { tokensPerMinute: 50_000 } },
+        { id: "kp_3f9a0c12de", limits: { tokensPerMinute: 20_000 }, models: ["retired-model", "gpt-4o-mini", "o3"] },
+        { id: "kp_7b21e4a5f0", limits: { requestRate: { calls: 30, renewalPeriodSeconds: 60 } }, models: ["o3", "gpt-4o", "gpt-4o-mini", "davinci-002"] },
+        { id: "kp_c0ffee0001", limits: {}, models: ["dall-e-3"] },
+      ],
+    },
+  ),
+
+  // prj_beta accepts prj_alpha's keys in kp_3f9a0c12de: the owner's product links both APIs, and
+  // prj_beta applies the tier's limits and its model list (by name) to its own models.
+  "shared-key-tier": tenant(
+    [
+      project("prj_alpha", [model("gpt4o", "gpt-4o"), model("mini", "gpt-4o-mini")], { keyTiers: ["kp_3f9a0c12de"] }),
+      project("prj_beta", [model("b_gpt4o", "gpt-4o"), model("b_o3", "o3")], {
+        keyTiers: ["gold"],
+        sharedKeyTiers: [{ projectId: "prj_alpha", tierId: "kp_3f9a0c12de" }],
+      }),
+    ],
+    {
+      settings: { tokens: { perMinute: { limit: 10_000, per: "key" } } },
+      keyTiers: [
+        { id: "gold", limits: { tokensPerMinute: 50_000 } },
+        { id: "kp_3f9a0c12de", limits: { tokensPerMinute: 5_000 }, models: ["gpt-4o"] },
+      ],
+    },
+  ),
+
   "models-pillar-off": tenant(
     [project("prj_alpha", [model("gpt4o", "gpt-4o")], { pillars: { models: false, tools: true, agents: true } })],
     { settings: { correlationId: {}, tokens: { perMinute: { limit: 1000 } }, requests: { rate: { calls: 100 } } } },

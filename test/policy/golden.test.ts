@@ -32,9 +32,10 @@ describe("golden policies", () => {
     it(name, () => {
       const result = compile(input);
       expect(validateCompiled(result.artifacts)).toEqual([]);
-      const api = result.artifacts.find((a) => a.kind === "policy" && a.scope.type === "api");
-      if (!api || api.kind !== "policy") throw new Error("no API policy");
-      golden(`${name}.xml`, api.xml);
+      const apis = result.artifacts.flatMap((a) => (a.kind === "policy" && a.scope.type === "api" ? [{ apiId: a.scope.apiId, xml: a.xml }] : []));
+      if (!apis.length) throw new Error("no API policy");
+      // The first project's API policy is <name>.xml; further projects (e.g. one accepting a shared tier) get their own file.
+      for (const [i, api] of apis.entries()) golden(i === 0 ? `${name}.xml` : `${name}.api-${api.apiId}.xml`, api.xml);
       for (const p of result.artifacts) {
         if (p.kind === "policy" && p.scope.type === "product") golden(`${name}.product-${p.scope.productId}.xml`, p.xml);
       }

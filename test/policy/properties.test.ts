@@ -102,8 +102,14 @@ const projectArb = fc.record({
   description: maybe(freeText),
   modelsOn: fc.boolean(),
   models: fc.uniqueArray(fc.tuple(ident, modelArb), { maxLength: 5, selector: ([id, m]) => id + "|" + m.name, comparator: (a, b) => a.split("|")[0] === b.split("|")[0] || a.split("|")[1] === b.split("|")[1] }),
-  tiers: fc.subarray(["gold", "silver"]),
+  tiers: fc.subarray(["gold", "silver", "kp_0a1b2c3d4e"]),
+  /** Picks among the tiers other projects offer (index pairs resolved once all projects exist). */
+  accepts: fc.array(fc.nat(), { maxLength: 3 }),
 });
+
+/** A tier's model list: names of generated models, names no project has, or none at all (no restriction). */
+const tierModels = (names: string[]) =>
+  maybe(fc.array(fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...(names.length ? names : ["x"])) }, { weight: 1, arbitrary: modelName }), { maxLength: 5 }));
 
 const inputArb: fc.Arbitrary<CompilerInputIn> = fc
   .record({
@@ -111,17 +117,24 @@ const inputArb: fc.Arbitrary<CompilerInputIn> = fc
     projects: fc.uniqueArray(projectArb, { minLength: 1, maxLength: 3, selector: (p) => p.id }),
     tiers: fc.record({ gold: fc.integer({ min: 1, max: 100_000 }), silver: fc.integer({ min: 1, max: 1000 }), tierText: freeText }),
   })
-  .chain((t) =>
-    fc.tuple(fc.constant(t), settings(t.projects.flatMap((p) => p.models.map(([, m]) => m.name))), fc.array(settings([]), { minLength: t.projects.length, maxLength: t.projects.length })),
-  )
-  .map(([t, tenantSettings, projectSettings]) => ({
+  .chain((t) => {
+    const names = t.projects.flatMap((p) => p.models.map(([, m]) => m.name));
+    return fc.tuple(
+      fc.constant(t),
+      settings(names),
+      fc.array(settings([]), { minLength: t.projects.length, maxLength: t.projects.length }),
+      fc.tuple(tierModels(names), tierModels(names), tierModels(names)),
+    );
+  })
+  .map(([t, tenantSettings, projectSettings, [goldModels, silverModels, kpModels]]) => ({
     tenantId: "contoso",
     gatewayTier: t.tier,
     settings: tenantSettings,
     services: { contentSafety: { url: "https://contoso-cs.cognitiveservices.azure.com" }, embeddings: { url: "https://contoso-aoai.openai.azure.com/openai" } },
     keyTiers: [
-      { id: "gold", description: t.tiers.tierText, limits: { tokensPerMinute: t.tiers.gold, tokenQuota: { limit: t.tiers.gold * 100, period: "Daily" as const } } },
-      { id: "silver", limits: { requestRate: { calls: t.tiers.silver, renewalPeriodSeconds: 60 } } },
+      { id: "gold", description: t.tiers.tierText, limits: { tokensPerMinute: t.tiers.gold, tokenQuota: { limit: t.tiers.gold * 100, period: "Daily" as const } }, ...(goldModels ? { models: goldModels } : {}) },
+      { id: "silver", limits: { requestRate: { calls: t.tiers.silver, renewalPeriodSeconds: 60 } }, ...(silverModels ? { models: silverModels } : {}) },
+      { id: "kp_0a1b2c3d4e", limits: {}, ...(kpModels ? { models: kpModels } : {}) },
     ],
     projects: t.projects.map((p, pi): ProjectIn => ({
       id: p.id,
@@ -129,6 +142,11 @@ const inputArb: fc.Arbitrary<CompilerInputIn> = fc
       ...(p.description ? { description: p.description } : {}),
       pillars: { models: p.modelsOn, tools: true, agents: true },
       keyTiers: p.tiers,
+      sharedKeyTiers: (() => {
+        const offeredElsewhere = t.projects.flatMap((o) => (o.id === p.id ? [] : o.tiers.map((tierId) => ({ projectId: o.id, tierId }))));
+        const picked = offeredElsewhere.length ? p.accepts.map((i) => offeredElsewhere[i % offeredElsewhere.length]!) : [];
+        return [...new Map(picked.map((s) => [`${s.projectId}/${s.tierId}`, s])).values()];
+      })(),
       settings: projectSettings[pi] ?? {},
       models: p.models.map(([id, m], mi): ModelIn => {
         const versions = m.ab ? ["2024-08-06", "2024-11-20"] : undefined;
@@ -257,6 +275,40 @@ describe("compiler properties", () => {
     );
   });
 
+  it("a tier's keys may call exactly the project's routable models that the tier lists (offered or accepted tiers)", () => {
+    const tierWhen = (n: number) =>
+      new RegExp(`<when condition="@\\(context\\.Variables\\.GetValueOrDefault&lt;string&gt;\\(&quot;aigov-key-tier&quot;, &quot;&quot;\\) == &quot;${n}&quot;\\)">\\s*<(set-variable name="aigov-tier-models" value="([^"]*)"|return-response>)`, "g");
+    fc.assert(
+      fc.property(inputArb, (input) => {
+        const r = compile(input);
+        const tierIds = (input.keyTiers ?? []).map((t) => t.id).sort();
+        for (const p of input.projects) {
+          const api = r.artifacts.find((a) => a.kind === "policy" && a.scope.type === "api" && a.scope.apiId === `aigov-${p.id}`);
+          const xml = api && api.kind === "policy" ? api.xml : "";
+          const routable = /<set-variable name="aigov-models" value="([^"]*)"\/>/.exec(xml)?.[1]?.split("|") ?? [];
+          const applied = new Set([...(p.keyTiers ?? []), ...(p.sharedKeyTiers ?? []).map((s) => s.tierId)]);
+          for (const tier of input.keyTiers ?? []) {
+            const found = [...xml.matchAll(tierWhen(tierIds.indexOf(tier.id) + 1))];
+            const allowed = routable.filter((m) => tier.models?.includes(m));
+            if (!applied.has(tier.id) || !tier.models || !routable.length || allowed.length === routable.length) {
+              expect(found, `${p.id}/${tier.id}`).toHaveLength(0);
+            } else {
+              expect(found, `${p.id}/${tier.id}`).toHaveLength(1);
+              expect(found[0]![2] ?? "", `${p.id}/${tier.id}`).toBe(allowed.join("|"));
+              if (!allowed.length) expect(found[0]![1]).toBe("return-response>");
+            }
+          }
+          // Every project whose keys another project accepts links that project's API in its tier product.
+          for (const s of p.sharedKeyTiers ?? []) {
+            const product = r.artifacts.find((a) => a.kind === "product" && a.id === `aigov-${s.projectId}-${s.tierId}`);
+            expect(product && product.kind === "product" ? product.apis : []).toContain(`aigov-${p.id}`);
+          }
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it("rejects identifiers that contain markup, expression or named-value syntax", () => {
     const bad = fc.tuple(fc.string({ maxLength: 4 }), fc.constantFrom(...NASTY, " ", "|", "\n"), fc.string({ maxLength: 4 })).map(([a, b, c]) => `a${a}${b}${c}`);
     const place: ((s: string) => CompilerInputIn)[] = [
@@ -270,6 +322,9 @@ describe("compiler properties", () => {
       (s) => ({ tenantId: "t", settings: { models: { allowed: [s] } }, projects: [] }),
       (s) => ({ tenantId: "t", settings: { metrics: { tokens: { namespace: s } } }, projects: [] }),
       (s) => ({ tenantId: "t", keyTiers: [{ id: s, limits: {} }], projects: [] }),
+      (s) => ({ tenantId: "t", keyTiers: [{ id: "t", limits: {}, models: ["ok", s] }], projects: [] }),
+      (s) => ({ tenantId: "t", keyTiers: [{ id: "t", limits: {} }], projects: [{ id: "p", name: "P", keyTiers: ["t"] }, { id: "q", name: "Q", sharedKeyTiers: [{ projectId: s, tierId: "t" }] }] }),
+      (s) => ({ tenantId: "t", keyTiers: [{ id: "t", limits: {} }], projects: [{ id: "p", name: "P", keyTiers: ["t"] }, { id: "q", name: "Q", sharedKeyTiers: [{ projectId: "p", tierId: s }] }] }),
       (s) => ({ tenantId: "t", projects: [{ id: s, name: "P" }] }),
       (s) => ({ tenantId: "t", projects: [{ id: "p", name: "P", models: [{ id: "m", name: "m", provider: "openai", backends: [{ id: "b", url: "https://x.example.com", region: "eastus", auth: { type: "managedIdentity", resource: `https://x/${s}` } }] }] }] }),
       (s) => ({ tenantId: "t", projects: [{ id: "p", name: "P", models: [{ id: "m", name: "m", provider: "openai", backends: [{ id: "b", url: "https://x.example.com", region: "eastus", auth: { type: "keyVaultSecret", namedValueId: s, secretIdentifier: "https://kv1.vault.azure.net/secrets/x" } }] }] }] }),

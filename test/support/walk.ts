@@ -71,6 +71,12 @@ export const validBodies: Record<string, (unique: string) => unknown> = {
   revokeExemption: () => ({ reason: "walk" }),
   putExemptionPolicy: () => ({ maxDays: { waiver: 30, mitigated: 90 } }),
   publishGateway: () => ({ reason: "walk" }),
+  createKey: (u) => ({ name: `walk ${u}`.slice(0, 100) }),
+  rotateKey: () => ({ overlap: "PT1H" }),
+  revokeKey: () => ({ reason: "walk" }),
+  suspendKey: () => ({ reason: "walk" }),
+  resumeKey: () => ({ reason: "walk" }),
+  lookupKey: () => ({ key: "aigw_0000000000000000000000000000000000000A" }),
   rollbackRevision: () => ({ reason: "walk" }),
 };
 

@@ -32,6 +32,20 @@ export const RoleAssignment = z
   })
   .meta({ description: "A project-scoped role for a user (the token's oid)." });
 
+export const KeyPolicy = z
+  .strictObject({
+    defaultTtlDays: z.int().min(1).max(365).default(90).meta({ description: "Expiry of a new virtual key when its request gives none" }),
+    maxTtlDays: z.int().min(1).max(365).default(365).meta({ description: "Longest expiry a virtual key may have (at most 365 days)" }),
+    rotateAfterDays: z.int().min(1).max(365).optional().meta({ description: "The scheduled job rotates keys whose secret is older; no scheduled rotation when absent" }),
+    rotationOverlapHours: z.int().min(0).max(720).default(168).meta({ description: "Overlap of a scheduled rotation: how long the old secret keeps working (the owner collects the new one meanwhile)" }),
+  })
+  .superRefine((p, ctx) => {
+    if (p.defaultTtlDays > p.maxTtlDays) ctx.addIssue({ code: "custom", path: ["defaultTtlDays"], message: "must not exceed maxTtlDays" });
+  })
+  .meta({ description: "Virtual key lifetimes and scheduled rotation for the project" });
+export type KeyPolicy = z.output<typeof KeyPolicy>;
+export const DEFAULT_KEY_POLICY: KeyPolicy = { defaultTtlDays: 90, maxTtlDays: 365, rotationOverlapHours: 168 };
+
 const fields = {
   name: z.string().trim().min(1).max(100).meta({ description: "Unique within the tenant (case-insensitive)" }),
   description: z.string().max(2000).optional(),
@@ -44,6 +58,7 @@ const fields = {
   pillars: Pillars.default({ models: true, tools: true, agents: true }),
   roleAssignments: z.array(RoleAssignment).max(100).default([]),
   settings: ProjectSettings.optional(),
+  keyPolicy: KeyPolicy.optional(),
 };
 
 function sandboxNeedsReviewDate(spec: { environment: string; reviewDate?: string | undefined }, ctx: z.RefinementCtx) {
@@ -70,6 +85,7 @@ export const ProjectPatch = z
     pillars: z.strictObject({ models: z.boolean(), tools: z.boolean(), agents: z.boolean() }).partial().optional(),
     roleAssignments: z.array(RoleAssignment).max(100).optional(),
     settings: ProjectSettings.nullable().optional(),
+    keyPolicy: KeyPolicy.nullable().optional(),
   })
   .meta({ id: "ProjectPatch" });
 export type ProjectPatch = z.output<typeof ProjectPatch>;

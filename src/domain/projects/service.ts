@@ -6,7 +6,7 @@ import { etagMatches, etagValue, newId, type Page, type Principal, type RequestC
 import { AppError, fail } from "../errors.js";
 import { unwrapToken, wrapToken } from "../paging.js";
 import { parseOrThrow } from "../validation.js";
-import { ProjectSpec, type Project, type ProjectPatch, type ProjectSpecInput } from "./schema.js";
+import { DEFAULT_KEY_POLICY, ProjectSpec, type KeyPolicy, type Project, type ProjectPatch, type ProjectSpecInput } from "./schema.js";
 
 interface ProjectDoc extends StoredDoc, Omit<Project, "etag"> {
   docType: "project";
@@ -120,6 +120,13 @@ export class ProjectService {
     });
     const next = wrapToken(result.continuationToken);
     return { items: result.items.map((d) => toProject(d, d._etag)), ...(next ? { continuationToken: next } : {}) };
+  }
+
+  /** The project's virtual key policy (background jobs); undefined when the project is gone. */
+  async keyPolicyOf(tenantId: string, projectId: string): Promise<KeyPolicy | undefined> {
+    const doc = await this.store.read<ProjectDoc>(tenantPartition(tenantId), projectId);
+    if (!doc || doc.docType !== "project") return undefined;
+    return doc.keyPolicy ?? DEFAULT_KEY_POLICY;
   }
 
   /** Every project of a tenant (the publisher compiles them all); not a request path. */

@@ -145,6 +145,18 @@ export class PublishService {
     return this.propose(ctx, compiled.artifacts, { kind: "publish", reason: cause.reason });
   }
 
+  /** Whether the gateway holds an artifact, as far as the last publish (and any partial one since) says. */
+  async holds(tenantId: string, ref: ArtifactRef): Promise<boolean> {
+    return (await this.gatewayManifest(tenantId, await this.state(tenantId))).has(ref);
+  }
+
+  /** Like requestPublish, but also for a tenant that never published (a virtual key needs its API or product). */
+  async ensurePublished(tenantId: string, cause: { by: string; reason: string; correlationId: string }): Promise<PublishResult> {
+    const ctx: RequestContext = { principal: { tenantId, userId: cause.by, roles: new Set(["TenantAdmin"]) }, correlationId: cause.correlationId };
+    const compiled = await this.compileTenant(tenantId);
+    return this.propose(ctx, compiled.artifacts, { kind: "publish", reason: cause.reason });
+  }
+
   async rollback(ctx: RequestContext, revisionId: string, input: unknown): Promise<PublishResult> {
     this.require(ctx, ["TenantAdmin"], "rolling back requires TenantAdmin");
     const spec = parseOrThrow(PublishSpec, input ?? {}, "body");

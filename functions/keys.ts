@@ -1,0 +1,48 @@
+import { app, type InvocationContext } from "@azure/functions";
+import { collectKey, createKey, getKey, listKeys, lookupKey, resumeKey, revokeKey, rotateKey, suspendKey } from "../src/api/operations.js";
+import type { Services } from "../src/app/services.js";
+import { endpoint } from "../src/http/endpoint.js";
+import { pageResult } from "../src/http/paging.js";
+import { durableClient, durableClientInput } from "../src/workflows/registration.js";
+import { KEY_ROTATION_ORCHESTRATOR, rotationInstanceId, type KeyRotationInput } from "./workflows/key-rotation.js";
+
+const clientInput = durableClientInput();
+
+export async function startRotation(client: ReturnType<typeof durableClient>, s: Services, k: Omit<KeyRotationInput, "retry">): Promise<void> {
+  const input: KeyRotationInput = { ...k, retry: { ...s.config.publishRetry } };
+  await client.startNew(KEY_ROTATION_ORCHESTRATOR, { instanceId: rotationInstanceId(k.keyId, k.rotationId), input });
+}
+
+app.http(createKey.operationId, endpoint(createKey, async ({ params, body }, ctx, s) => ({ body: await s.keys.create(ctx, params.projectId, body) })));
+
+app.http(listKeys.operationId, endpoint(listKeys, async ({ params, query }, ctx, s) => ({
+  body: pageResult(listKeys, query, await s.keys.list(ctx, params.projectId, query)),
+})));
+
+app.http(getKey.operationId, endpoint(getKey, async ({ params }, ctx, s) => ({ body: await s.keys.get(ctx, params.projectId, params.keyId) })));
+
+app.http(rotateKey.operationId, {
+  ...endpoint(rotateKey, async ({ params, body, ifMatch }, ctx, s, invocation: InvocationContext) => {
+    const { rotationId, ...key } = await s.keys.rotate(ctx, params.projectId, params.keyId, body, ifMatch);
+    // If this start fails, the key lifecycle job starts the missing driver (same instance id).
+    await startRotation(durableClient(invocation), s, { tenantId: ctx.principal.tenantId, projectId: params.projectId, keyId: params.keyId, rotationId });
+    return { body: key };
+  }),
+  extraInputs: [clientInput],
+});
+
+app.http(revokeKey.operationId, endpoint(revokeKey, async ({ params, body, ifMatch }, ctx, s) => ({
+  body: await s.keys.revoke(ctx, params.projectId, params.keyId, body, ifMatch),
+})));
+
+app.http(suspendKey.operationId, endpoint(suspendKey, async ({ params, body, ifMatch }, ctx, s) => ({
+  body: await s.keys.suspend(ctx, params.projectId, params.keyId, body, ifMatch),
+})));
+
+app.http(resumeKey.operationId, endpoint(resumeKey, async ({ params, body, ifMatch }, ctx, s) => ({
+  body: await s.keys.resume(ctx, params.projectId, params.keyId, body, ifMatch),
+})));
+
+app.http(collectKey.operationId, endpoint(collectKey, async ({ params }, ctx, s) => ({ body: await s.keys.pickup(ctx, params.projectId, params.keyId) })));
+
+app.http(lookupKey.operationId, endpoint(lookupKey, async ({ body }, ctx, s) => ({ body: await s.keys.lookup(ctx, body) })));

@@ -1,0 +1,151 @@
+import { z } from "zod";
+import { PageQuery } from "../domain/common.js";
+import { Key, KeyId, KeyList, KeySpec, KeyWithSecret, LookupResult, LookupSpec, ReasonSpec, RotateSpec } from "../domain/keys/schema.js";
+import { ProjectId } from "../domain/projects/schema.js";
+import { defineOperation } from "./contract.js";
+
+const JSON_TYPES = ["application/json"] as const;
+const AUTH_ERRORS = [400, 401, 403] as const;
+const ProjectParams = z.strictObject({ projectId: ProjectId });
+const KeyParams = z.strictObject({ projectId: ProjectId, keyId: KeyId });
+const WRITERS = ["TenantAdmin", "ProjectAdmin", "Developer"] as const;
+
+export const createKey = defineOperation({
+  operationId: "createKey",
+  method: "POST",
+  path: "/projects/{projectId}/keys",
+  summary: "Create a virtual key (scoped, limited, expiring); the key itself is in this response only",
+  tag: "keys",
+  access: "TenantAdmin, ProjectAdmin or Developer (tenant role or project assignment)",
+  params: ProjectParams,
+  body: KeySpec,
+  bodyTypes: JSON_TYPES,
+  success: { status: 201, schema: KeyWithSecret, description: "The key with its secret (shown once); gateway.state tells whether the gateway holds it yet" },
+  errors: [...AUTH_ERRORS, 404, 409, 413, 415],
+  cli: "keys create",
+});
+
+export const listKeys = defineOperation({
+  operationId: "listKeys",
+  method: "GET",
+  path: "/projects/{projectId}/keys",
+  summary: "List the project's virtual keys (never their secrets)",
+  tag: "keys",
+  access: "any tenant role, or a role assignment on the project",
+  params: ProjectParams,
+  query: PageQuery,
+  success: { status: 200, schema: KeyList, description: "One page of keys, oldest first" },
+  errors: [...AUTH_ERRORS, 404],
+  cli: "keys list",
+});
+
+export const getKey = defineOperation({
+  operationId: "getKey",
+  method: "GET",
+  path: "/projects/{projectId}/keys/{keyId}",
+  summary: "A virtual key: scopes, limits, expiry, status, gateway state, rotation (never its secret)",
+  tag: "keys",
+  access: "any tenant role, or a role assignment on the project",
+  params: KeyParams,
+  success: { status: 200, schema: Key, description: "The key; its ETag is also in the ETag header" },
+  errors: [...AUTH_ERRORS, 404],
+  cli: "keys show",
+});
+
+export const rotateKey = defineOperation({
+  operationId: "rotateKey",
+  method: "POST",
+  path: "/projects/{projectId}/keys/{keyId}:rotate",
+  summary: "Rotate: a new secret (in this response only) works once the gateway confirms it; the old one works for the overlap, then never again",
+  tag: "keys",
+  roles: WRITERS,
+  access: "the key's owner, TenantAdmin or ProjectAdmin",
+  params: KeyParams,
+  body: RotateSpec,
+  bodyTypes: JSON_TYPES,
+  ifMatch: true,
+  success: { status: 202, schema: KeyWithSecret, description: "The key with its new secret; a durable orchestration publishes, waits the overlap and retires the old secret" },
+  errors: [...AUTH_ERRORS, 404, 409, 412, 413, 415, 428],
+  cli: "keys rotate",
+});
+
+export const revokeKey = defineOperation({
+  operationId: "revokeKey",
+  method: "POST",
+  path: "/projects/{projectId}/keys/{keyId}:revoke",
+  summary: "Revoke for good: status revoked once the gateway confirms (revocationPending until then)",
+  tag: "keys",
+  roles: WRITERS,
+  access: "the key's owner, TenantAdmin or ProjectAdmin",
+  params: KeyParams,
+  body: ReasonSpec,
+  bodyTypes: JSON_TYPES,
+  ifMatch: true,
+  success: { status: 200, schema: Key, description: "The key: revoked, or revocationPending when the gateway has not confirmed yet" },
+  errors: [...AUTH_ERRORS, 404, 409, 412, 413, 415, 428],
+  cli: "keys revoke",
+});
+
+export const suspendKey = defineOperation({
+  operationId: "suspendKey",
+  method: "POST",
+  path: "/projects/{projectId}/keys/{keyId}:suspend",
+  summary: "Suspend (reversible); gateway.state is synced once the gateway refuses the key",
+  tag: "keys",
+  roles: WRITERS,
+  access: "the key's owner, TenantAdmin or ProjectAdmin",
+  params: KeyParams,
+  body: ReasonSpec,
+  bodyTypes: JSON_TYPES,
+  ifMatch: true,
+  success: { status: 200, schema: Key, description: "The suspended key" },
+  errors: [...AUTH_ERRORS, 404, 409, 412, 413, 415, 428],
+  cli: "keys suspend",
+});
+
+export const resumeKey = defineOperation({
+  operationId: "resumeKey",
+  method: "POST",
+  path: "/projects/{projectId}/keys/{keyId}:resume",
+  summary: "Resume a suspended key",
+  tag: "keys",
+  roles: WRITERS,
+  access: "the key's owner, TenantAdmin or ProjectAdmin",
+  params: KeyParams,
+  body: ReasonSpec,
+  bodyTypes: JSON_TYPES,
+  ifMatch: true,
+  success: { status: 200, schema: Key, description: "The active key" },
+  errors: [...AUTH_ERRORS, 404, 409, 412, 413, 415, 428],
+  cli: "keys resume",
+});
+
+export const collectKey = defineOperation({
+  operationId: "collectKey",
+  method: "POST",
+  path: "/projects/{projectId}/keys/{keyId}:collect",
+  summary: "The owner collects the new secret of a scheduled rotation, once, during its overlap",
+  tag: "keys",
+  access: "the key's owner",
+  params: KeyParams,
+  success: { status: 200, schema: KeyWithSecret, description: "The key with its new secret (shown once)" },
+  errors: [...AUTH_ERRORS, 404, 409],
+  cli: "keys collect",
+});
+
+export const lookupKey = defineOperation({
+  operationId: "lookupKey",
+  method: "POST",
+  path: "/keys:lookup",
+  summary: "Which key a (leaked) secret belongs to; format and checksum are checked before anything is looked up",
+  tag: "keys",
+  roles: ["TenantAdmin", "Auditor"],
+  access: "TenantAdmin or Auditor",
+  body: LookupSpec,
+  bodyTypes: JSON_TYPES,
+  success: { status: 200, schema: LookupResult, description: "The key and which of its secrets this is" },
+  errors: [...AUTH_ERRORS, 404, 413, 415],
+  cli: "keys lookup",
+});
+
+export const keyOperations = [createKey, listKeys, getKey, rotateKey, revokeKey, suspendKey, resumeKey, collectKey, lookupKey] as const;

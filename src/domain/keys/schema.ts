@@ -1,0 +1,136 @@
+import { z } from "zod";
+import { QUOTA_PERIODS } from "../../policy/settings.js";
+import { idSchema } from "../common.js";
+import { ModelId } from "../models/schema.js";
+import { ProjectId } from "../projects/schema.js";
+
+export const KeyId = idSchema("key");
+export const KEY_STATUSES = ["active", "suspended", "revoked", "expired"] as const;
+
+const ToolOrAgentId = z.string().regex(/^[a-z]{3}_[0-9a-z]{20}$/, "must be a tool or agent id");
+
+export const KeyScopes = z
+  .strictObject({
+    models: z.array(ModelId).max(200).optional().meta({ description: "Models of the project this key may call; absent = every model of the project" }),
+    tools: z.array(ToolOrAgentId).max(200).optional().meta({ description: "Tools (MCP servers) this key may call; recorded, enforced once tools are published" }),
+    agents: z.array(ToolOrAgentId).max(200).optional().meta({ description: "Agents this key may call; recorded, enforced once agents are published" }),
+  })
+  .meta({ id: "KeyScopes" });
+export type KeyScopes = z.output<typeof KeyScopes>;
+
+export const KeyLimits = z
+  .strictObject({
+    tokensPerMinute: z.int().min(1).max(1_000_000_000).optional(),
+    tokenQuota: z.strictObject({ limit: z.int().min(1).max(1_000_000_000_000), period: z.enum(QUOTA_PERIODS) }).optional(),
+    requestsPerMinute: z.int().min(1).max(1_000_000).optional(),
+    budget: z
+      .strictObject({ amount: z.number().positive().max(10_000_000), currency: z.string().regex(/^[A-Z]{3}$/), period: z.enum(QUOTA_PERIODS) })
+      .optional()
+      .meta({ description: "Cost per period; the gateway enforces it as a token quota derived from the highest price among the key's models (never more than the budget buys)" }),
+  })
+  .meta({ id: "KeyLimits" });
+export type KeyLimits = z.output<typeof KeyLimits>;
+
+export const KeySpec = z
+  .strictObject({
+    name: z.string().trim().min(1).max(100),
+    description: z.string().max(1000).optional(),
+    owner: z.string().min(1).max(256).optional().meta({ description: "Who answers for the key (the token's oid); the caller when absent" }),
+    scopes: KeyScopes.default({}),
+    limits: KeyLimits.default({}),
+    expiresAt: z.iso.datetime().optional().meta({ description: "Mandatory in effect: the project's default lifetime applies when absent; at most the project's maximum" }),
+  })
+  .meta({ id: "KeySpec" });
+export type KeySpecInput = z.input<typeof KeySpec>;
+
+export const KeyShare = z
+  .object({ projectId: ProjectId, status: z.enum(["pending", "active", "rejected", "revoked"]), approvalId: z.string(), requestedBy: z.string(), requestedAt: z.iso.datetime() })
+  .meta({ id: "KeyShare" });
+
+export const Key = z
+  .object({
+    id: KeyId,
+    projectId: ProjectId,
+    name: z.string(),
+    description: z.string().optional(),
+    owner: z.string(),
+    scopes: KeyScopes,
+    limits: KeyLimits,
+    expiresAt: z.iso.datetime(),
+    status: z.enum([...KEY_STATUSES, "revocationPending"]).meta({
+      description: "revocationPending: revoked here, but the gateway has not confirmed yet (it may still work); never reported as revoked before that",
+    }),
+    gateway: z
+      .object({ state: z.enum(["synced", "pending"]), subscriptionId: z.string(), profile: z.string() })
+      .meta({ description: "pending: a change (creation, rotation, suspension…) is not yet confirmed by the gateway" }),
+    prefix: z.string().meta({ description: "First characters of the current secret" }),
+    last4: z.string().meta({ description: "Last four characters of the current secret" }),
+    rotation: z
+      .object({ phase: z.enum(["overlap", "retiring"]), startedAt: z.iso.datetime(), overlapUntil: z.iso.datetime().optional(), scheduled: z.boolean(), awaitingPickup: z.boolean() })
+      .optional(),
+    lastRotatedAt: z.iso.datetime().optional(),
+    rotationCount: z.int(),
+    lastUsedAt: z.iso.datetime().optional().meta({ description: "When known (from gateway metrics)" }),
+    shares: z.array(KeyShare),
+    sharedFrom: ProjectId.optional().meta({ description: "Set when listed in a project the key is shared with" }),
+    createdAt: z.iso.datetime(),
+    createdBy: z.string(),
+    updatedAt: z.iso.datetime(),
+    updatedBy: z.string(),
+    etag: z.string(),
+  })
+  .meta({ id: "Key" });
+export type Key = z.output<typeof Key>;
+
+export const KeyWithSecret = Key.extend({
+  key: z.string().meta({ description: "The key itself: shown this once, never again" }),
+}).meta({ id: "KeyWithSecret" });
+export type KeyWithSecret = z.output<typeof KeyWithSecret>;
+
+export const KeyList = z.object({ items: z.array(Key), nextLink: z.string().optional() }).meta({ id: "KeyList" });
+
+const OVERLAP = /^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$/;
+export function overlapMs(iso: string): number | undefined {
+  const m = OVERLAP.exec(iso);
+  if (!m || iso === "P" || iso.endsWith("T")) return undefined;
+  const [, d, h, min, s] = m.map((v) => Number(v ?? 0));
+  return (((d! * 24 + h!) * 60 + min!) * 60 + s!) * 1000;
+}
+
+export const RotateSpec = z
+  .strictObject({
+    overlap: z
+      .string()
+      .refine((v) => overlapMs(v) !== undefined, "must be an ISO-8601 duration such as PT24H, or PT0S for a compromised key")
+      .refine((v) => (overlapMs(v) ?? 0) <= 30 * 24 * 3600 * 1000, "at most P30D")
+      .default("PT24H")
+      .meta({ description: "How long the old secret keeps working after the new one is confirmed at the gateway (PT0S: retire at once)" }),
+    reason: z.string().trim().min(1).max(500).optional(),
+  })
+  .meta({ id: "RotateSpec" });
+
+export const ReasonSpec = z.strictObject({ reason: z.string().trim().min(1).max(500) }).meta({ id: "KeyReasonSpec" });
+
+export const LookupSpec = z.strictObject({ key: z.string().min(1).max(200) }).meta({ id: "KeyLookupSpec" });
+export const LookupResult = z
+  .object({
+    keyId: KeyId,
+    projectId: ProjectId,
+    status: Key.shape.status,
+    secret: z.enum(["current", "next", "retired"]).meta({ description: "Which of the key's secrets this is" }),
+  })
+  .meta({ id: "KeyLookupResult" });
+export type LookupResult = z.output<typeof LookupResult>;
+
+export const ShareSpec = z
+  .strictObject({
+    projectId: ProjectId.meta({ description: "The project (same tenant) the key may also be used with" }),
+    justification: z.string().trim().min(1).max(4000),
+    approvers: z
+      .array(z.union([z.strictObject({ user: z.string().min(1).max(256) }), z.strictObject({ role: z.enum(["TenantAdmin", "ProjectAdmin", "Approver"]) })]))
+      .min(1)
+      .max(20)
+      .default([{ role: "ProjectAdmin" }])
+      .meta({ description: "Who approves (default: the target project's admins)" }),
+  })
+  .meta({ id: "KeyShareSpec" });

@@ -1,0 +1,718 @@
+import { createHash, createHmac, randomBytes } from "node:crypto";
+import type { Clock } from "../../ports/clock.js";
+import { artifactHash, artifactRef, expectedReadBack, readBackHash, type GatewayPublisher, type SecretRef, type SubscriptionArtifact } from "../../ports/gateway.js";
+import type { SecretStore } from "../../ports/secrets.js";
+import { TENANT_SCOPE, type Partition, type Store, type StoredDoc, type Versioned } from "../../ports/store.js";
+import { apiIdFor, tierProductIdFor } from "../../policy/names.js";
+import type { ChangeWriter } from "../changes.js";
+import { etagMatches, etagValue, newId, type Page, type RequestContext } from "../common.js";
+import { AppError, fail, notFound } from "../errors.js";
+import type { Model } from "../models/schema.js";
+import type { ModelService } from "../models/service.js";
+import { unwrapToken, wrapToken } from "../paging.js";
+import { DEFAULT_KEY_POLICY, type KeyPolicy, type Project } from "../projects/schema.js";
+import type { ProjectService } from "../projects/service.js";
+import { parseOrThrow } from "../validation.js";
+import { generateKey, isWellFormedKey, keyDigest, keyHints } from "./format.js";
+import { KeySpec, LookupSpec, overlapMs, ReasonSpec, RotateSpec, type Key, type KeyLimits, type KeyScopes, type KeySpecInput, type KeyWithSecret, type LookupResult } from "./schema.js";
+
+type SlotName = "primary" | "secondary";
+type KeyStatus = "active" | "suspended" | "revoked" | "expired";
+const other = (s: SlotName): SlotName => (s === "primary" ? "secondary" : "primary");
+
+/** A slot of the key's APIM subscription: a real secret (in the secret store) or a filler nobody knows. */
+interface Slot {
+  kind: "secret" | "filler";
+  /** Secret store version (secrets) or generation (fillers). */
+  version: string;
+}
+
+interface Rotation {
+  id: string;
+  phase: "overlap" | "retiring";
+  newSlot: SlotName;
+  overlapMs: number;
+  overlapUntil?: string;
+  startedAt: string;
+  startedBy: string;
+  scheduled: boolean;
+  awaitingPickup: boolean;
+}
+
+export interface KeyDoc extends StoredDoc {
+  docType: "virtualKey";
+  projectId: string;
+  name: string;
+  description?: string;
+  owner: string;
+  scopes: KeyScopes;
+  limits: KeyLimits;
+  expiresAt: string;
+  status: KeyStatus;
+  prefix: string;
+  last4: string;
+  /** The slot holding the secret the owner is meant to use now. */
+  current: SlotName;
+  slots: Record<SlotName, Slot>;
+  rotation?: Rotation;
+  /** desiredGen grows with every change the gateway must learn; syncedGen is the last one it confirmed. */
+  gateway: { desiredGen: number; syncedGen: number; publishedHash?: string };
+  revocationPending?: boolean;
+  /** Expiry notices sent ("14d", "1d") → when. */
+  notices: Record<string, string>;
+  secretCreatedAt: string;
+  rotationCount: number;
+  lastRotatedAt?: string;
+  fillerGen: number;
+  createdAt: string;
+  createdBy: string;
+  updatedAt: string;
+  updatedBy: string;
+}
+
+/** Index from a secret's digest to its key (tenant partition): lookups of leaked keys, never the secret itself. */
+interface DigestDoc extends StoredDoc {
+  docType: "keyDigest";
+  projectId: string;
+  keyId: string;
+  slot: SlotName;
+  version: string;
+}
+
+export const keyPath = (projectId: string, id: string) => `/projects/${projectId}/keys/${id}`;
+const subjectOf = (tenantId: string, projectId: string, id: string) => `/tenants/${tenantId}${keyPath(projectId, id)}`;
+/** Key Vault names allow letters, digits and '-'. */
+const secretName = (keyId: string, slot: SlotName) => `vkey-${keyId.replace("_", "-")}-${slot}`;
+const fillerName = (keyId: string, slot: SlotName) => `vkfill-${keyId.replace("_", "-")}-${slot}`;
+const PEPPER_NAME = "vkey-pepper";
+const digestId = (digest: string) => `keydigest.${digest}`;
+const SYNC_ATTEMPTS = 6;
+
+/** What the key's subscription needs at the gateway before it can exist: its product or the project API. */
+export function profileOf(doc: Pick<KeyDoc, "scopes" | "limits">): string {
+  const models = [...(doc.scopes.models ?? [])].sort();
+  const limits = doc.limits;
+  if (models.length === 0 && Object.keys(limits).length === 0) return "";
+  const canonical = JSON.stringify([models, limits.tokensPerMinute ?? null, limits.tokenQuota ?? null, limits.requestsPerMinute ?? null, limits.budget ?? null]);
+  return `kp_${createHash("sha256").update(canonical).digest("hex").slice(0, 10)}`;
+}
+
+/** The key's APIM subscription as it should be now: a pure function of the key document. */
+export function subscriptionFor(doc: KeyDoc): SubscriptionArtifact {
+  const profile = profileOf(doc);
+  const dead = doc.status === "revoked" || doc.status === "expired";
+  const ref = (slot: SlotName): SecretRef =>
+    doc.slots[slot].kind === "secret" ? { name: secretName(doc.id, slot), version: doc.slots[slot].version } : { name: fillerName(doc.id, slot), version: doc.slots[slot].version };
+  return {
+    kind: "subscription",
+    id: doc.id,
+    displayName: `${doc.name} (${doc.id})`.slice(0, 100),
+    scope: profile ? { type: "product", productId: tierProductIdFor(doc.projectId, profile) } : { type: "api", apiId: apiIdFor(doc.projectId) },
+    state: dead ? "cancelled" : doc.status === "suspended" ? "suspended" : "active",
+    primaryKey: ref("primary"),
+    secondaryKey: ref("secondary"),
+  };
+}
+
+function statusOf(doc: KeyDoc): Key["status"] {
+  return doc.status === "revoked" && doc.revocationPending ? "revocationPending" : doc.status;
+}
+
+function view(doc: KeyDoc, etag: string, sharedFrom?: string): Key {
+  return {
+    id: doc.id,
+    projectId: doc.projectId,
+    name: doc.name,
+    ...(doc.description ? { description: doc.description } : {}),
+    owner: doc.owner,
+    scopes: doc.scopes,
+    limits: doc.limits,
+    expiresAt: doc.expiresAt,
+    status: statusOf(doc),
+    gateway: { state: doc.gateway.syncedGen >= doc.gateway.desiredGen ? "synced" : "pending", subscriptionId: doc.id, profile: profileOf(doc) || "project" },
+    prefix: doc.prefix,
+    last4: doc.last4,
+    ...(doc.rotation
+      ? {
+          rotation: {
+            phase: doc.rotation.phase,
+            startedAt: doc.rotation.startedAt,
+            ...(doc.rotation.overlapUntil ? { overlapUntil: doc.rotation.overlapUntil } : {}),
+            scheduled: doc.rotation.scheduled,
+            awaitingPickup: doc.rotation.awaitingPickup,
+          },
+        }
+      : {}),
+    ...(doc.lastRotatedAt ? { lastRotatedAt: doc.lastRotatedAt } : {}),
+    rotationCount: doc.rotationCount,
+    shares: [],
+    ...(sharedFrom ? { sharedFrom } : {}),
+    createdAt: doc.createdAt,
+    createdBy: doc.createdBy,
+    updatedAt: doc.updatedAt,
+    updatedBy: doc.updatedBy,
+    etag: etagValue(etag),
+  };
+}
+
+/** What audit records and events say about a key: never a secret, digest or secret version. */
+function snapshot(doc: KeyDoc) {
+  const { etag: _e, ...rest } = view(doc, "");
+  return rest;
+}
+
+/** The gateway-facing side the key service needs from publishing (ADR 006). */
+export interface GatewayAccess {
+  publisher(): Promise<GatewayPublisher>;
+  /** Whether the gateway holds an artifact (the key's product or API) according to the last publish. */
+  holds(tenantId: string, ref: string): Promise<boolean>;
+  /** Makes (if needed) a pending revision so the tenant's profiles reach the gateway. */
+  ensurePublished(tenantId: string, cause: { by: string; reason: string; correlationId: string }): Promise<void>;
+}
+
+export type SyncResult = "synced" | "waitingForProfile";
+
+/**
+ * Virtual keys: one APIM subscription per key (docs/adr/008-virtual-keys.md). The key material lives
+ * only in the secret store (for the gateway) and, once, in the creation or rotation response; Cosmos
+ * holds an HMAC digest (peppered), the prefix and the last four characters.
+ */
+export class KeyService {
+  private pepper: Promise<string> | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly changes: ChangeWriter,
+    private readonly clock: Clock,
+    private readonly secrets: SecretStore,
+    private readonly projects: ProjectService,
+    private readonly models: ModelService,
+    private readonly gateway: GatewayAccess,
+  ) {}
+
+  // ------------------------------------------------------------------------------------------
+  // API
+
+  async create(ctx: RequestContext, projectId: string, input: KeySpecInput): Promise<KeyWithSecret> {
+    const project = await this.writable(ctx, projectId, "create");
+    const spec = parseOrThrow(KeySpec, input, "body");
+    const policy = project.keyPolicy ?? DEFAULT_KEY_POLICY;
+    const now = this.clock.now();
+    const expiresAt = spec.expiresAt ?? new Date(now.getTime() + policy.defaultTtlDays * 86_400_000).toISOString();
+    await this.validate(ctx, project, policy, spec.scopes, spec.limits, expiresAt, now);
+
+    const id = newId("key");
+    const plaintext = generateKey();
+    const secret = await this.secrets.set(secretName(id, "primary"), plaintext, { contentType: "aigov-virtual-key", tags: { keyId: id, projectId } });
+    await this.index(ctx.principal.tenantId, projectId, id, "primary", secret.version, plaintext);
+    const at = now.toISOString();
+    const doc: KeyDoc = {
+      id,
+      tenantId: ctx.principal.tenantId,
+      scopeId: projectId,
+      docType: "virtualKey",
+      projectId,
+      name: spec.name,
+      ...(spec.description ? { description: spec.description } : {}),
+      owner: spec.owner ?? ctx.principal.userId,
+      scopes: spec.scopes,
+      limits: spec.limits,
+      expiresAt,
+      status: "active",
+      ...keyHints(plaintext),
+      current: "primary",
+      slots: { primary: { kind: "secret", version: secret.version }, secondary: { kind: "filler", version: "g1" } },
+      gateway: { desiredGen: 1, syncedGen: 0 },
+      notices: {},
+      secretCreatedAt: at,
+      rotationCount: 0,
+      fillerGen: 1,
+      createdAt: at,
+      createdBy: ctx.principal.userId,
+      updatedAt: at,
+      updatedBy: ctx.principal.userId,
+    };
+    const [etag] = await this.changes.commit({
+      partition: this.partition(ctx.principal.tenantId, projectId),
+      ctx,
+      action: "key.create",
+      resource: keyPath(projectId, id),
+      after: snapshot(doc),
+      ops: [{ kind: "create", doc }],
+      event: { type: "aigov.key.created.v1", subject: subjectOf(ctx.principal.tenantId, projectId, id), data: snapshot(doc) },
+    });
+    const synced = await this.trySync(ctx.principal.tenantId, projectId, id, ctx.correlationId);
+    return { ...view(synced ?? doc, synced?._etag ?? etag ?? ""), key: plaintext };
+  }
+
+  async get(ctx: RequestContext, projectId: string, id: string): Promise<Key> {
+    await this.projects.get(ctx, projectId);
+    const doc = await this.load(ctx.principal.tenantId, projectId, id);
+    return view(doc, doc._etag);
+  }
+
+  async list(ctx: RequestContext, projectId: string, page: { maxPageSize: number; continuationToken?: string | undefined }): Promise<Page<Key>> {
+    await this.projects.get(ctx, projectId);
+    const token = unwrapToken(page.continuationToken);
+    const result = await this.store.queryPage<KeyDoc>(this.partition(ctx.principal.tenantId, projectId), {
+      docType: "virtualKey",
+      orderBy: { field: "createdAt", direction: "ASC" },
+      maxPageSize: page.maxPageSize,
+      ...(token ? { continuationToken: token } : {}),
+    });
+    const next = wrapToken(result.continuationToken);
+    return { items: result.items.map((d) => view(d, d._etag)), ...(next ? { continuationToken: next } : {}) };
+  }
+
+  /** Starts a rotation: the new secret goes into the standby slot now; the orchestration publishes, waits the overlap, retires. */
+  async rotate(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch?: string): Promise<KeyWithSecret & { rotationId: string }> {
+    await this.mayManage(ctx, projectId, id);
+    const spec = parseOrThrow(RotateSpec, input ?? {}, "body");
+    const doc = await this.load(ctx.principal.tenantId, projectId, id);
+    if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    const { plaintext, rotationId, doc: next, etag } = await this.beginRotation(ctx, doc, overlapMs(spec.overlap)!, false, spec.reason);
+    return { ...view(next, etag), key: plaintext, rotationId };
+  }
+
+  async revoke(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch?: string): Promise<Key> {
+    await this.mayManage(ctx, projectId, id);
+    const spec = parseOrThrow(ReasonSpec, input, "body");
+    const doc = await this.load(ctx.principal.tenantId, projectId, id);
+    if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    if (doc.status === "revoked") fail({ kind: "conflict", detail: "the key is already revoked" });
+    await this.kill(ctx, doc, "revoked", spec.reason);
+    const synced = await this.trySync(ctx.principal.tenantId, projectId, id, ctx.correlationId);
+    return this.reread(ctx.principal.tenantId, projectId, id, synced);
+  }
+
+  async suspend(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch?: string): Promise<Key> {
+    return this.setActive(ctx, projectId, id, input, ifMatch, "suspended");
+  }
+
+  async resume(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch?: string): Promise<Key> {
+    return this.setActive(ctx, projectId, id, input, ifMatch, "active");
+  }
+
+  /** The new secret of a scheduled rotation, handed to the key's owner exactly once. */
+  async pickup(ctx: RequestContext, projectId: string, id: string): Promise<KeyWithSecret> {
+    await this.projects.get(ctx, projectId);
+    const doc = await this.load(ctx.principal.tenantId, projectId, id);
+    if (doc.owner !== ctx.principal.userId) fail({ kind: "forbidden", detail: "only the key's owner collects a rotated secret" });
+    const r = doc.rotation;
+    if (!r || !r.awaitingPickup) fail({ kind: "conflict", detail: "no rotated secret is waiting for collection" });
+    const secret = await this.secrets.get(secretName(id, r!.newSlot), doc.slots[r!.newSlot].version);
+    if (!secret) fail({ kind: "conflict", detail: "the rotated secret is no longer available" });
+    const next: KeyDoc = { ...strip(doc), rotation: { ...r!, awaitingPickup: false }, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
+    const [etag] = await this.changes.commit({
+      partition: this.partition(ctx.principal.tenantId, projectId),
+      ctx,
+      action: "key.pickup",
+      resource: keyPath(projectId, id),
+      before: snapshot(doc),
+      after: snapshot(next),
+      ops: [{ kind: "replace", doc: next, ifMatch: doc._etag }],
+      event: { type: "aigov.key.secret.collected.v1", subject: subjectOf(ctx.principal.tenantId, projectId, id), data: { keyId: id, projectId } },
+      onFailure: () => ({ kind: "conflict", detail: "the key changed meanwhile; try again" }),
+    });
+    return { ...view(next, etag ?? ""), key: secret!.value };
+  }
+
+  /** Which key a leaked secret belongs to. Shape and checksum are checked first: a mistyped key never reaches the store. */
+  async lookup(ctx: RequestContext, input: unknown): Promise<LookupResult> {
+    if (!ctx.principal.roles.has("TenantAdmin") && !ctx.principal.roles.has("Auditor")) fail({ kind: "forbidden", detail: "looking up keys requires TenantAdmin or Auditor" });
+    const { key } = parseOrThrow(LookupSpec, input, "body");
+    if (!isWellFormedKey(key)) {
+      throw new AppError({ kind: "validation", detail: "not a virtual key", errors: [{ field: "body.key", message: "is not an aigw_ key or its checksum does not match" }] });
+    }
+    const tenantId = ctx.principal.tenantId;
+    const entry = await this.store.read<DigestDoc>({ tenantId, scopeId: TENANT_SCOPE }, digestId(keyDigest(await this.pepperValue(), key)));
+    const doc = entry ? await this.store.read<KeyDoc>(this.partition(tenantId, entry.projectId), entry.keyId) : undefined;
+    if (!entry || !doc) return notFound("/keys/lookup");
+    const slot = doc.slots[entry.slot];
+    const live = slot.kind === "secret" && slot.version === entry.version;
+    const secret = !live ? "retired" : entry.slot === doc.current ? "current" : "next";
+    return { keyId: doc.id, projectId: doc.projectId, status: statusOf(doc), secret };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Workflow steps (activities) and jobs
+
+  /** Rotation step 1: the gateway holds both secrets (confirmed); fixes the end of the overlap. */
+  async confirmRotation(tenantId: string, projectId: string, id: string, rotationId: string, correlationId: string): Promise<{ state: "gone" } | { state: "overlap"; until: string }> {
+    const doc = await this.read(tenantId, projectId, id);
+    if (!doc?.rotation || doc.rotation.id !== rotationId) return { state: "gone" };
+    if (doc.rotation.phase === "retiring") return { state: "overlap", until: doc.rotation.overlapUntil ?? this.clock.now().toISOString() };
+    const synced = await this.sync(tenantId, projectId, id, correlationId);
+    if (synced !== "synced") throw new Error(`key ${id}: the gateway does not hold its product yet`);
+    for (;;) {
+      const cur = await this.read(tenantId, projectId, id);
+      if (!cur?.rotation || cur.rotation.id !== rotationId) return { state: "gone" };
+      if (cur.rotation.overlapUntil) return { state: "overlap", until: cur.rotation.overlapUntil };
+      const until = new Date(this.clock.now().getTime() + cur.rotation.overlapMs).toISOString();
+      const next: KeyDoc = { ...strip(cur), rotation: { ...cur.rotation, overlapUntil: until } };
+      const r = await this.store.batch(this.partition(tenantId, projectId), [{ kind: "replace", doc: next, ifMatch: cur._etag }]);
+      if (r.ok) return { state: "overlap", until };
+    }
+  }
+
+  /** Rotation step 2: the old secret is replaced by a filler at the gateway (confirmed) and is never valid again. */
+  async retireRotation(tenantId: string, projectId: string, id: string, rotationId: string, correlationId: string): Promise<"done" | "gone"> {
+    const ctx = this.system(tenantId, correlationId);
+    let doc = await this.read(tenantId, projectId, id);
+    if (!doc?.rotation || doc.rotation.id !== rotationId) return "gone";
+    if (doc.rotation.phase === "overlap") {
+      const r = doc.rotation;
+      const old = doc.current;
+      const fillerGen = doc.fillerGen + 1;
+      const next: KeyDoc = {
+        ...strip(doc),
+        current: r.newSlot,
+        slots: { ...doc.slots, [old]: { kind: "filler", version: `g${fillerGen}` } },
+        fillerGen,
+        rotation: { ...r, phase: "retiring" },
+        gateway: { ...doc.gateway, desiredGen: doc.gateway.desiredGen + 1 },
+        updatedAt: this.clock.now().toISOString(),
+        updatedBy: ctx.principal.userId,
+      };
+      await this.commit(ctx, doc, next, "key.rotation.retire", "aigov.key.rotation.retiring.v1");
+    }
+    if ((await this.sync(tenantId, projectId, id, correlationId)) !== "synced") throw new Error(`key ${id}: the gateway does not hold its product yet`);
+    doc = (await this.read(tenantId, projectId, id))!;
+    if (!doc.rotation || doc.rotation.id !== rotationId) return "gone";
+    const at = this.clock.now().toISOString();
+    const retiredSlot = other(doc.current);
+    const { rotation: _r, ...rest } = strip(doc);
+    const done: KeyDoc = { ...rest, rotationCount: doc.rotationCount + 1, lastRotatedAt: at, updatedAt: at, updatedBy: ctx.principal.userId };
+    await this.commit(ctx, doc, done, "key.rotation.complete", "aigov.key.rotated.v1");
+    // Defence in depth: the retired secret cannot even be read back for a republish.
+    await this.disableRetired(id, retiredSlot);
+    return "done";
+  }
+
+  /**
+   * Publishes the key's subscription and confirms it by reading it back. Idempotent; safe to call
+   * from any step and from the jobs. "waitingForProfile": the key's product is not at the gateway yet
+   * (a tenant publish has been asked for).
+   */
+  async sync(tenantId: string, projectId: string, id: string, correlationId: string): Promise<SyncResult> {
+    const partition = this.partition(tenantId, projectId);
+    for (let attempt = 0; attempt < SYNC_ATTEMPTS; attempt++) {
+      const doc = await this.read(tenantId, projectId, id);
+      if (!doc) return "synced";
+      if (doc.gateway.syncedGen >= doc.gateway.desiredGen) return "synced";
+      const artifact = subscriptionFor(doc);
+      const parent = artifact.scope.type === "product" ? `product:${artifact.scope.productId}` : `api:${artifact.scope.apiId}`;
+      if (!(await this.gateway.holds(tenantId, parent))) {
+        await this.gateway.ensurePublished(tenantId, { by: "system:keys", reason: `virtual key ${id} needs ${parent}`, correlationId });
+        return "waitingForProfile";
+      }
+      const publisher = await this.gateway.publisher();
+      const ref = artifactRef(artifact);
+      const hash = artifactHash(artifact);
+      await publisher.publish([artifact], doc.gateway.publishedHash ? { [ref]: doc.gateway.publishedHash } : {});
+      const back = (await publisher.read([ref]))[ref];
+      const expected = await expectedReadBack(artifact, (r) => this.resolveSecret(r));
+      if (!back || readBackHash(back) !== readBackHash(expected)) {
+        // Sent, but not (yet) what the gateway answers with: publish again next attempt.
+        await this.store.batch(partition, [{ kind: "replace", doc: { ...strip(doc), gateway: { ...doc.gateway, publishedHash: "unconfirmed" } }, ifMatch: doc._etag }]);
+        continue;
+      }
+      const gen = doc.gateway.desiredGen;
+      for (;;) {
+        const cur = await this.read(tenantId, projectId, id);
+        if (!cur) return "synced";
+        const confirmed = cur.gateway.desiredGen === gen;
+        const next: KeyDoc = {
+          ...strip(cur),
+          gateway: { ...cur.gateway, publishedHash: hash, ...(confirmed ? { syncedGen: gen } : {}) },
+          ...(confirmed && cur.revocationPending ? { revocationPending: false } : {}),
+        };
+        const r = await this.store.batch(partition, [{ kind: "replace", doc: next, ifMatch: cur._etag }]);
+        if (!r.ok) continue;
+        if (confirmed && cur.revocationPending) {
+          // Now, and only now, the key is revoked as far as anyone can tell.
+          await this.changes.commit({
+            partition,
+            ctx: this.system(tenantId, correlationId),
+            action: "key.revoke.confirm",
+            resource: keyPath(projectId, id),
+            after: { status: "revoked" },
+            ops: [],
+            event: { type: "aigov.key.revoked.v1", subject: subjectOf(tenantId, projectId, id), data: { keyId: id, projectId } },
+          });
+        }
+        if (confirmed) return "synced";
+        break; // a newer change arrived while publishing: publish it too
+      }
+    }
+    throw new Error(`key ${id}: the gateway did not confirm the subscription after ${SYNC_ATTEMPTS} attempts`);
+  }
+
+  /** Resolves the secret references of subscriptions for the publisher: real secrets from the store, fillers derived. */
+  async resolveSecret(ref: SecretRef): Promise<string> {
+    if (ref.name.startsWith("vkfill-")) {
+      // Derived, never stored: unknowable without the pepper, different for every slot and generation.
+      return `unused-${createHmac("sha256", await this.pepperValue()).update(`${ref.name}/${ref.version}`).digest("base64url")}`;
+    }
+    const value = await this.secrets.get(ref.name, ref.version);
+    if (!value) throw new Error(`secret ${ref.name} (version ${ref.version}) is not available`);
+    return value.value;
+  }
+
+  /** Starts a scheduled rotation (the job): the owner collects the new secret during the overlap. */
+  async beginScheduledRotation(tenantId: string, projectId: string, id: string, overlapHours: number, correlationId: string): Promise<string | undefined> {
+    const doc = await this.read(tenantId, projectId, id);
+    if (!doc || doc.status !== "active" || doc.rotation) return undefined;
+    const { rotationId } = await this.beginRotation(this.system(tenantId, correlationId), doc, overlapHours * 3_600_000, true, "scheduled rotation");
+    return rotationId;
+  }
+
+  /** The job's per-key housekeeping: expiry notices, expiry, and gateway changes not yet confirmed. */
+  async housekeep(tenantId: string, projectId: string, id: string, correlationId: string): Promise<void> {
+    const doc = await this.read(tenantId, projectId, id);
+    if (!doc) return;
+    const now = this.clock.now().getTime();
+    const expiresAt = Date.parse(doc.expiresAt);
+    if ((doc.status === "active" || doc.status === "suspended") && expiresAt <= now) {
+      await this.kill(this.system(tenantId, correlationId), doc, "expired", "expiresAt reached");
+    } else if (doc.status === "active" || doc.status === "suspended") {
+      for (const [notice, ms] of [["14d", 14 * 86_400_000], ["1d", 86_400_000]] as const) {
+        if (expiresAt - now > ms || doc.notices[notice]) continue;
+        // The 14-day notice is pointless once the 1-day one is due (after downtime): send only the nearer one.
+        if (notice === "14d" && expiresAt - now <= 86_400_000) continue;
+        const cur = (await this.read(tenantId, projectId, id))!;
+        const next: KeyDoc = { ...strip(cur), notices: { ...cur.notices, [notice]: new Date(now).toISOString() } };
+        await this.commit(this.system(tenantId, correlationId), cur, next, `key.expiring.${notice}`, "aigov.key.expiring.v1", { keyId: id, projectId, owner: cur.owner, expiresAt: cur.expiresAt, notice });
+      }
+    }
+    const cur = await this.read(tenantId, projectId, id);
+    if (cur && !cur.rotation && cur.gateway.syncedGen < cur.gateway.desiredGen) await this.sync(tenantId, projectId, id, correlationId);
+  }
+
+  /** Background only: every key with the fields the lifecycle job needs. */
+  async *everyKey(): AsyncGenerator<Pick<KeyDoc, "tenantId" | "projectId" | "id" | "status" | "expiresAt" | "secretCreatedAt" | "notices" | "gateway"> & { rotating: boolean }> {
+    let token: string | undefined;
+    do {
+      const page = await this.store.queryAcrossPartitions<KeyDoc>({ docType: "virtualKey", maxPageSize: 100, ...(token ? { continuationToken: token } : {}) });
+      for (const d of page.items) {
+        yield { tenantId: d.tenantId, projectId: d.projectId, id: d.id, status: d.status, expiresAt: d.expiresAt, secretCreatedAt: d.secretCreatedAt, notices: d.notices, gateway: d.gateway, rotating: d.rotation !== undefined };
+      }
+      token = page.continuationToken;
+    } while (token);
+  }
+
+  /** Every key of a tenant's project, for the compiler (key profiles become key tiers). */
+  async listAllDocs(tenantId: string, projectId: string): Promise<KeyDoc[]> {
+    const out: KeyDoc[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.store.queryPage<KeyDoc>(this.partition(tenantId, projectId), { docType: "virtualKey", maxPageSize: 100, ...(token ? { continuationToken: token } : {}) });
+      out.push(...page.items);
+      token = page.continuationToken;
+    } while (token);
+    return out;
+  }
+
+  /** The rotation in progress, if any (for the orchestration's start). */
+  async rotationOf(tenantId: string, projectId: string, id: string): Promise<string | undefined> {
+    return (await this.read(tenantId, projectId, id))?.rotation?.id;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Internals
+
+  private async beginRotation(ctx: RequestContext, doc: Versioned<KeyDoc>, overlap: number, scheduled: boolean, reason?: string) {
+    if (doc.status !== "active") fail({ kind: "conflict", detail: `a ${doc.status} key cannot be rotated` });
+    if (doc.rotation) fail({ kind: "conflict", detail: "a rotation of this key is already in progress" });
+    const tenantId = ctx.principal.tenantId;
+    const newSlot = other(doc.current);
+    const plaintext = generateKey();
+    const secret = await this.secrets.set(secretName(doc.id, newSlot), plaintext, { contentType: "aigov-virtual-key", tags: { keyId: doc.id, projectId: doc.projectId } });
+    await this.index(tenantId, doc.projectId, doc.id, newSlot, secret.version, plaintext);
+    const at = this.clock.now().toISOString();
+    const rotationId = newId("rot");
+    const next: KeyDoc = {
+      ...strip(doc),
+      slots: { ...doc.slots, [newSlot]: { kind: "secret", version: secret.version } },
+      rotation: { id: rotationId, phase: "overlap", newSlot, overlapMs: overlap, startedAt: at, startedBy: ctx.principal.userId, scheduled, awaitingPickup: scheduled },
+      // The hints follow the secret the owner is to use from now on.
+      ...keyHints(plaintext),
+      secretCreatedAt: at,
+      gateway: { ...doc.gateway, desiredGen: doc.gateway.desiredGen + 1 },
+      updatedAt: at,
+      updatedBy: ctx.principal.userId,
+    };
+    const etag = await this.commit(ctx, doc, next, "key.rotate", "aigov.key.rotation.started.v1", { keyId: doc.id, projectId: doc.projectId, scheduled, overlapMs: overlap, ...(reason ? { reason } : {}) });
+    return { plaintext, rotationId, doc: next, etag };
+  }
+
+  /** Revocation and expiry: both slots become fillers (the secrets are never valid again) and the subscription is cancelled. */
+  private async kill(ctx: RequestContext, doc: Versioned<KeyDoc>, status: "revoked" | "expired", reason: string): Promise<void> {
+    const fillerGen = doc.fillerGen + 2;
+    const { rotation: _r, ...rest } = strip(doc);
+    const next: KeyDoc = {
+      ...rest,
+      status,
+      slots: { primary: { kind: "filler", version: `g${fillerGen - 1}` }, secondary: { kind: "filler", version: `g${fillerGen}` } },
+      fillerGen,
+      ...(status === "revoked" ? { revocationPending: true } : {}),
+      gateway: { ...doc.gateway, desiredGen: doc.gateway.desiredGen + 1 },
+      updatedAt: this.clock.now().toISOString(),
+      updatedBy: ctx.principal.userId,
+    };
+    await this.commit(ctx, doc, next, status === "revoked" ? "key.revoke" : "key.expire", status === "revoked" ? "aigov.key.revocation.requested.v1" : "aigov.key.expired.v1", {
+      keyId: doc.id,
+      projectId: doc.projectId,
+      reason,
+    });
+    for (const slot of ["primary", "secondary"] as const) if (doc.slots[slot].kind === "secret") await this.disableRetired(doc.id, slot, doc.slots[slot].version);
+  }
+
+  private async setActive(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch: string | undefined, status: "active" | "suspended"): Promise<Key> {
+    await this.mayManage(ctx, projectId, id);
+    const spec = parseOrThrow(ReasonSpec, input, "body");
+    const doc = await this.load(ctx.principal.tenantId, projectId, id);
+    if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    const allowed = status === "suspended" ? doc.status === "active" : doc.status === "suspended";
+    if (!allowed) fail({ kind: "conflict", detail: `a ${doc.status} key cannot be ${status === "suspended" ? "suspended" : "resumed"}` });
+    if (status === "active" && Date.parse(doc.expiresAt) <= this.clock.now().getTime()) fail({ kind: "conflict", detail: "the key has expired" });
+    const next: KeyDoc = {
+      ...strip(doc),
+      status,
+      gateway: { ...doc.gateway, desiredGen: doc.gateway.desiredGen + 1 },
+      updatedAt: this.clock.now().toISOString(),
+      updatedBy: ctx.principal.userId,
+    };
+    await this.commit(ctx, doc, next, status === "suspended" ? "key.suspend" : "key.resume", status === "suspended" ? "aigov.key.suspended.v1" : "aigov.key.resumed.v1", {
+      keyId: id,
+      projectId,
+      reason: spec.reason,
+    });
+    const synced = await this.trySync(ctx.principal.tenantId, projectId, id, ctx.correlationId);
+    return this.reread(ctx.principal.tenantId, projectId, id, synced);
+  }
+
+  private async commit(ctx: RequestContext, before: Versioned<KeyDoc>, after: KeyDoc, action: string, eventType: string, data?: unknown): Promise<string> {
+    const [etag] = await this.changes.commit({
+      partition: this.partition(ctx.principal.tenantId, before.projectId),
+      ctx,
+      action,
+      resource: keyPath(before.projectId, before.id),
+      before: snapshot(before),
+      after: snapshot(after),
+      ops: [{ kind: "replace", doc: after, ifMatch: before._etag }],
+      event: { type: eventType, subject: subjectOf(ctx.principal.tenantId, before.projectId, before.id), data: data ?? snapshot(after) },
+      onFailure: () => ({ kind: "preconditionFailed" }),
+    });
+    return etag ?? "";
+  }
+
+  /** A gateway change right away when the gateway answers; otherwise the key stays "pending" and the job retries. */
+  private async trySync(tenantId: string, projectId: string, id: string, correlationId: string): Promise<Versioned<KeyDoc> | undefined> {
+    try {
+      await this.sync(tenantId, projectId, id, correlationId);
+    } catch (err) {
+      console.warn(`key ${id}: gateway change not confirmed yet (${err instanceof Error ? err.message : String(err)}); the key lifecycle job retries`);
+    }
+    return this.read(tenantId, projectId, id);
+  }
+
+  private async reread(tenantId: string, projectId: string, id: string, doc: Versioned<KeyDoc> | undefined): Promise<Key> {
+    const d = doc ?? (await this.load(tenantId, projectId, id));
+    return view(d, d._etag);
+  }
+
+  private async validate(ctx: RequestContext, project: Project, policy: KeyPolicy, scopes: KeyScopes, limits: KeyLimits, expiresAt: string, now: Date): Promise<void> {
+    const errors: { field: string; message: string }[] = [];
+    const exp = Date.parse(expiresAt);
+    if (exp <= now.getTime()) errors.push({ field: "body.expiresAt", message: "must be in the future" });
+    if (exp > now.getTime() + policy.maxTtlDays * 86_400_000) errors.push({ field: "body.expiresAt", message: `is beyond the project's maximum key lifetime of ${policy.maxTtlDays} days` });
+    const models = await this.models.listAll(ctx.principal.tenantId, project.id);
+    const byId = new Map(models.map((m) => [m.id, m]));
+    (scopes.models ?? []).forEach((m, i) => {
+      if (!byId.has(m)) errors.push({ field: `body.scopes.models.${i}`, message: `model ${m} is not registered in this project` });
+    });
+    if (limits.budget) {
+      const scoped: Model[] = scopes.models?.length ? scopes.models.flatMap((m) => byId.get(m) ?? []) : models;
+      if (scoped.length === 0 || scoped.some((m) => !m.pricing || m.pricing.currency !== limits.budget!.currency)) {
+        errors.push({ field: "body.limits.budget", message: `needs every model the key can reach to be priced in ${limits.budget.currency}` });
+      }
+      if (limits.tokenQuota && limits.tokenQuota.period !== limits.budget.period) errors.push({ field: "body.limits.budget.period", message: "must equal tokenQuota.period when both are set" });
+    }
+    if (errors.length > 0) throw new AppError({ kind: "validation", detail: "the key cannot be created as requested", errors });
+  }
+
+  private async index(tenantId: string, projectId: string, keyId: string, slot: SlotName, version: string, plaintext: string): Promise<void> {
+    const digest = keyDigest(await this.pepperValue(), plaintext);
+    const doc: DigestDoc = { id: digestId(digest), tenantId, scopeId: TENANT_SCOPE, docType: "keyDigest", projectId, keyId, slot, version };
+    const r = await this.store.batch({ tenantId, scopeId: TENANT_SCOPE }, [{ kind: "create", doc }]);
+    if (!r.ok) throw new Error(`key digest index write failed (${r.status})`);
+  }
+
+  private async disableRetired(keyId: string, slot: SlotName, version?: string): Promise<void> {
+    try {
+      const versions = await this.secrets.listVersions(secretName(keyId, slot));
+      for (const v of versions) if (v.enabled && (version === undefined || v.version === version)) await this.secrets.disableVersion(secretName(keyId, slot), v.version);
+    } catch (err) {
+      console.warn(`key ${keyId}: could not disable a retired secret version: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  private pepperValue(): Promise<string> {
+    this.pepper ??= (async () => {
+      const existing = await this.secrets.get(PEPPER_NAME);
+      if (existing) return existing.value;
+      // First use: create it. Two instances racing both write a version; the newest wins for later reads,
+      // so re-read after writing and use whatever is newest.
+      await this.secrets.set(PEPPER_NAME, randomBytes(32).toString("base64url"), { contentType: "aigov-pepper" });
+      return (await this.secrets.get(PEPPER_NAME))!.value;
+    })().catch((err: unknown) => {
+      this.pepper = undefined;
+      throw err;
+    });
+    return this.pepper;
+  }
+
+  private async writable(ctx: RequestContext, projectId: string, what: string): Promise<Project> {
+    const project = await this.projects.get(ctx, projectId);
+    const p = ctx.principal;
+    const assigned = project.roleAssignments.some((a) => a.principalId === p.userId && (a.role === "ProjectAdmin" || a.role === "Developer"));
+    if (!p.roles.has("TenantAdmin") && !p.roles.has("ProjectAdmin") && !p.roles.has("Developer") && !assigned) {
+      fail({ kind: "forbidden", detail: `to ${what} keys requires TenantAdmin, ProjectAdmin or Developer` });
+    }
+    return project;
+  }
+
+  /** Owners manage their keys; tenant and project admins manage every key of the project. */
+  private async mayManage(ctx: RequestContext, projectId: string, id: string): Promise<void> {
+    const project = await this.projects.get(ctx, projectId);
+    const doc = await this.load(ctx.principal.tenantId, projectId, id);
+    const p = ctx.principal;
+    const admin = p.roles.has("TenantAdmin") || p.roles.has("ProjectAdmin") || project.roleAssignments.some((a) => a.principalId === p.userId && a.role === "ProjectAdmin");
+    if (!admin && doc.owner !== p.userId) fail({ kind: "forbidden", detail: "only the key's owner or an admin may change it" });
+  }
+
+  private async load(tenantId: string, projectId: string, id: string): Promise<Versioned<KeyDoc>> {
+    const doc = /^key_[0-9a-z]{20}$/.test(id) ? await this.read(tenantId, projectId, id) : undefined;
+    if (!doc) return notFound(keyPath(projectId, id));
+    return doc;
+  }
+
+  private async read(tenantId: string, projectId: string, id: string): Promise<Versioned<KeyDoc> | undefined> {
+    const doc = await this.store.read<KeyDoc>(this.partition(tenantId, projectId), id);
+    return doc && doc.docType === "virtualKey" ? doc : undefined;
+  }
+
+  private partition(tenantId: string, projectId: string): Partition {
+    return { tenantId, scopeId: projectId };
+  }
+
+  private system(tenantId: string, correlationId: string): RequestContext {
+    return { principal: { tenantId, userId: "system:keys", roles: new Set() }, correlationId };
+  }
+}
+
+function strip(doc: Versioned<KeyDoc>): KeyDoc {
+  const { _etag: _e, _rid: _r, _self: _s, _ts: _t, _attachments: _a, ...rest } = doc as Versioned<KeyDoc> & Record<string, unknown>;
+  return rest as KeyDoc;
+}

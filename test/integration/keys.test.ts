@@ -1,0 +1,288 @@
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { createHttpHeaders } from "@azure/core-rest-pipeline";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ArmGatewayPublisher } from "../../src/adapters/apim/arm-publisher.js";
+import { overrideServices } from "../../src/app/services.js";
+import type { ApiError, AigovClient } from "../../src/client/index.js";
+import { isWellFormedKey } from "../../src/domain/keys/format.js";
+import type { Key, KeyWithSecret } from "../../src/domain/keys/schema.js";
+import type { Model } from "../../src/domain/models/schema.js";
+import type { Project } from "../../src/domain/projects/schema.js";
+import { apiIdFor, tierProductIdFor } from "../../src/policy/names.js";
+import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
+import { createArmFake, type ArmFake } from "../support/arm-fake.js";
+import { errorOf, statusOf } from "../support/errors.js";
+
+const SUB = "6f1c3f8e-2a4b-4c1d-9e8f-0a1b2c3d4e5f";
+const fakeCredential = { getToken: async () => ({ token: "t", expiresOnTimestamp: Date.now() + 3600e3 }) };
+
+let t: TestApp;
+let fake: ArmFake;
+let admin: AigovClient;
+let dev: AigovClient;
+let project: Project;
+let gpt: Model;
+let mini: Model;
+/** Every key plaintext seen in a response: none of them may be stored or logged anywhere. */
+const plaintexts = new Set<string>();
+/** Everything the app wrote to stdout/stderr during the tests. */
+let captured = "";
+/** While true, the gateway answers every call with 500. */
+let broken = false;
+const writes = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
+
+const sub = (keyId: string) => fake.state.get(`subscriptions/${keyId}`)?.properties as { state: string; scope: string } | undefined;
+/** The successful subscription writes for a key, as (primary, secondary) pairs, in order. */
+const keyHistory = (keyId: string) =>
+  fake.requests
+    .filter((r) => r.method === "PUT" && r.resource === `subscriptions/${keyId}` && r.status < 300)
+    .map((r) => (r.body as { properties: { primaryKey: string; secondaryKey: string } }).properties)
+    .map((p) => [p.primaryKey, p.secondaryKey] as const);
+
+async function until<T>(fn: () => Promise<T | undefined>, what: string): Promise<T> {
+  for (let i = 0; i < 400; i++) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`not reached: ${what}`);
+}
+
+/** Runs what the timers would run until the key is confirmed at the gateway. */
+async function synced(keyId: string): Promise<Key> {
+  return until(async () => {
+    await t.app.host.invokeTimer("gatewayPublishSweep");
+    await t.app.host.invokeTimer("keyLifecycle");
+    const k = await admin.keys.get(project.id, keyId);
+    return k.gateway.state === "synced" ? k : undefined;
+  }, `key ${keyId} synced`);
+}
+
+async function create(body: Parameters<AigovClient["keys"]["create"]>[1]): Promise<KeyWithSecret> {
+  const k = await dev.keys.create(project.id, body);
+  plaintexts.add(k.key);
+  return k;
+}
+
+beforeAll(async () => {
+  fake = createArmFake();
+  overrideServices({
+    gatewayPublisher: (resolveSecret) =>
+      new ArmGatewayPublisher({
+        subscriptionId: SUB,
+        resourceGroup: "rg-aigov",
+        serviceName: "apim-aigov",
+        credential: fakeCredential,
+        clientOptions: {
+          httpClient: { sendRequest: (req) => (broken ? Promise.resolve({ request: req, status: 500, headers: createHttpHeaders() }) : fake.httpClient.sendRequest(req)) },
+          retryOptions: { retryDelayInMs: 1, maxRetryDelayInMs: 5 },
+        },
+        resolveSecret,
+      }),
+  });
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    captured += String(chunk);
+    return (writes.out as (...a: unknown[]) => boolean)(chunk, ...rest);
+  }) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    captured += String(chunk);
+    return (writes.err as (...a: unknown[]) => boolean)(chunk, ...rest);
+  }) as typeof process.stderr.write;
+  t = await startTestApp();
+  admin = await t.as("t-keys", "carol", ["TenantAdmin", "Auditor"]);
+  dev = await t.as("t-keys", "dora", ["Developer"]);
+  project = await admin.projects.create(projectSpec("keys", { keyPolicy: { defaultTtlDays: 30, maxTtlDays: 90, rotateAfterDays: 10, rotationOverlapHours: 1 } }));
+  const model = (name: string) => ({
+    name,
+    provider: "azure-openai" as const,
+    modelName: name,
+    pricing: { currency: "USD", inputPer1kTokens: 0.005, outputPer1kTokens: 0.015 },
+    backends: [{ id: "weu", url: `https://${name}.openai.azure.com`, region: "westeurope", credential: { type: "managedIdentity" as const, audience: "https://cognitiveservices.azure.com" } }],
+  });
+  gpt = await admin.models.create(project.id, model("gpt-4o"));
+  mini = await admin.models.create(project.id, model("gpt-4o-mini"));
+});
+
+afterAll(async () => {
+  process.stdout.write = writes.out;
+  process.stderr.write = writes.err;
+  overrideServices({});
+  await t.stop();
+});
+
+describe("virtual keys", () => {
+  let plain: KeyWithSecret;
+
+  it("creates a key shown once, in the aigw_ format with a checksum; the gateway gets a subscription for it", async () => {
+    plain = await create({ name: "plain key" });
+    expect(plain.key).toMatch(/^aigw_[0-9A-Za-z]{38}$/);
+    expect(isWellFormedKey(plain.key)).toBe(true);
+    expect(plain).toMatchObject({ status: "active", owner: "dora", prefix: plain.key.slice(0, 9), last4: plain.key.slice(-4), rotationCount: 0 });
+    // 30 days: the project's default lifetime.
+    expect(Date.parse(plain.expiresAt) - Date.now()).toBeGreaterThan(29 * 86_400_000);
+    const key = await synced(plain.id);
+    expect(key).not.toHaveProperty("key");
+    expect(JSON.stringify(await dev.keys.list(project.id))).not.toContain(plain.key);
+    // The first key made the tenant publish its project API; the subscription is scoped to it.
+    expect(sub(plain.id)).toMatchObject({ state: "active", scope: expect.stringMatching(new RegExp(`/apis/${apiIdFor(project.id)}$`)) as unknown });
+    expect(keyHistory(plain.id).at(-1)?.[0]).toBe(plain.key);
+  });
+
+  it("a scoped, limited key gets its own product: a key not scoped to a model cannot reach it", async () => {
+    const scoped = await create({ name: "mini only", scopes: { models: [mini.id] }, limits: { tokensPerMinute: 2000, requestsPerMinute: 30, budget: { amount: 5, currency: "USD", period: "Monthly" } } });
+    const key = await synced(scoped.id);
+    const product = tierProductIdFor(project.id, key.gateway.profile);
+    expect(sub(scoped.id)?.scope).toMatch(new RegExp(`/products/${product}$`));
+    const apiPolicy = String(fake.state.get(`apis/${apiIdFor(project.id)}/policies/policy`)?.properties.value);
+    const productPolicy = String(fake.state.get(`products/${product}/policies/policy`)?.properties.value);
+    expect(productPolicy).toContain("set-variable");
+    // The tier's branch lists only the scoped model; requests for another model get a 403.
+    expect(apiPolicy).toContain("gpt-4o-mini");
+    expect(apiPolicy).toContain('tokens-per-minute="2000"');
+    expect(apiPolicy).toMatch(/status code="403"/);
+    // Budget 5 USD at 0.015 USD per 1K tokens → at most 333,333 tokens a month.
+    expect(apiPolicy).toContain('token-quota="333333"');
+    void gpt;
+  });
+
+  it("refuses bad requests with field errors and stores nothing", async () => {
+    const before = (await admin.keys.list(project.id)).items.length;
+    for (const [body, field] of [
+      [{ name: "x", expiresAt: new Date(Date.now() + 200 * 86_400_000).toISOString() }, "body.expiresAt"],
+      [{ name: "x", expiresAt: new Date(Date.now() - 1000).toISOString() }, "body.expiresAt"],
+      [{ name: "x", scopes: { models: ["mdl_00000000000000000000"] } }, "body.scopes.models.0"],
+      [{ name: "x", limits: { budget: { amount: 5, currency: "EUR", period: "Monthly" } } }, "body.limits.budget"],
+    ] as const) {
+      const err = await errorOf(dev.keys.create(project.id, body as never));
+      expect((err as ApiError).status).toBe(400);
+      expect((err as ApiError).problem?.errors?.map((e) => e.field)).toContain(field);
+    }
+    expect((await admin.keys.list(project.id)).items.length).toBe(before);
+  });
+
+  it("rotates with a stable id: both secrets valid during the overlap, the old one never again after it", async () => {
+    const before = await dev.keys.get(project.id, plain.id);
+    const rotated = await dev.keys.rotate(project.id, plain.id, { overlap: "PT1S" }, before.etag);
+    plaintexts.add(rotated.key);
+    expect(rotated.id).toBe(plain.id);
+    expect(rotated.key).not.toBe(plain.key);
+    expect(rotated.rotation).toMatchObject({ phase: "overlap", scheduled: false });
+    const done = await until(async () => {
+      const k = await dev.keys.get(project.id, plain.id);
+      return k.rotation === undefined && k.rotationCount === 1 ? k : undefined;
+    }, "rotation completes");
+    expect(done).toMatchObject({ scopes: before.scopes, limits: before.limits, expiresAt: before.expiresAt, last4: rotated.key.slice(-4), gateway: { state: "synced" } });
+    const history = keyHistory(plain.id);
+    const both = history.findIndex(([a, b]) => [a, b].includes(plain.key) && [a, b].includes(rotated.key));
+    expect(both).toBeGreaterThan(-1);
+    const retired = history.findIndex((pair, i) => i > both && !pair.includes(plain.key));
+    expect(retired).toBeGreaterThan(both);
+    for (const pair of history.slice(retired)) expect(pair).not.toContain(plain.key);
+    expect(history.at(-1)).toContain(rotated.key);
+    // The lookup knows both: the old one as retired.
+    expect(await admin.keys.lookup(plain.key)).toMatchObject({ keyId: plain.id, secret: "retired" });
+    expect(await admin.keys.lookup(rotated.key)).toMatchObject({ keyId: plain.id, secret: "current", status: "active" });
+    plain = { ...plain, key: rotated.key };
+  });
+
+  it("a rotation completes through gateway faults (5xx, 412) and never leaves a retired secret valid", async () => {
+    for (const fault of [1, 3, 6, 9] as const) {
+      const k = await create({ name: `faulty ${fault}` });
+      await synced(k.id);
+      const cur = await dev.keys.get(project.id, k.id);
+      fake.failNext(503, fault);
+      // Someone touches the subscription between our read and our write once: the If-Match write fails with 412.
+      fake.beforeNext("PUT", `subscriptions/${k.id}`, () => fake.edit(`subscriptions/${k.id}`, (p) => (p.displayName = "touched in the portal")));
+      const r = await dev.keys.rotate(project.id, k.id, { overlap: "PT0S" }, cur.etag);
+      plaintexts.add(r.key);
+      await until(async () => ((await dev.keys.get(project.id, k.id)).rotationCount === 1 ? true : undefined), `rotation with ${fault} faults`);
+      const history = keyHistory(k.id);
+      const firstWithout = history.findIndex((pair, i) => i > 0 && !pair.includes(k.key));
+      expect(firstWithout, JSON.stringify(history.length)).toBeGreaterThan(0);
+      for (const pair of history.slice(firstWithout)) expect(pair).not.toContain(k.key);
+      for (const pair of history) expect(new Set(pair).size).toBe(2);
+      expect(history.at(-1)).toContain(r.key);
+      expect(sub(k.id)?.state).toBe("active");
+    }
+    expect(fake.requests.some((r) => r.status === 503)).toBe(true);
+    expect(fake.requests.some((r) => r.status === 412)).toBe(true);
+  });
+
+  it("suspend, resume and revoke are published before the call returns; a revoked secret is gone for good", async () => {
+    let k = await dev.keys.get(project.id, plain.id);
+    k = await dev.keys.suspend(project.id, plain.id, { reason: "investigating" }, k.etag);
+    expect(k).toMatchObject({ status: "suspended", gateway: { state: "synced" } });
+    expect(sub(plain.id)?.state).toBe("suspended");
+    k = await dev.keys.resume(project.id, plain.id, { reason: "cleared" }, k.etag);
+    expect(sub(plain.id)?.state).toBe("active");
+    k = await admin.keys.revoke(project.id, plain.id, { reason: "leaked" }, k.etag);
+    expect(k).toMatchObject({ status: "revoked", gateway: { state: "synced" } });
+    expect(sub(plain.id)?.state).toBe("cancelled");
+    expect(keyHistory(plain.id).at(-1)).not.toContain(plain.key);
+    expect(await statusOf(admin.keys.revoke(project.id, plain.id, { reason: "again" }, k.etag))).toBe(409);
+    expect(await statusOf(admin.keys.resume(project.id, plain.id, { reason: "no" }, k.etag))).toBe(409);
+  });
+
+  it("reports revocationPending, never revoked, while the gateway does not confirm; the job finishes it", async () => {
+    const k = await create({ name: "to revoke while down" });
+    const cur = await synced(k.id);
+    broken = true;
+    const pending = await admin.keys.revoke(project.id, k.id, { reason: "gateway down" }, cur.etag);
+    expect(pending.status).toBe("revocationPending");
+    expect(sub(k.id)?.state).toBe("active");
+    broken = false;
+    await t.app.host.invokeTimer("keyLifecycle");
+    expect((await admin.keys.get(project.id, k.id)).status).toBe("revoked");
+    expect(sub(k.id)?.state).toBe("cancelled");
+  });
+
+  it("expiry: notices at 14 days and 1 day, then expired and refused by the gateway", async () => {
+    const soon = await create({ name: "short-lived", expiresAt: new Date(Date.now() + 3000).toISOString() });
+    await synced(soon.id);
+    await t.app.host.invokeTimer("keyLifecycle");
+    await t.app.host.invokeTimer("keyLifecycle");
+    await t.relay();
+    const notices = t.events().filter((e) => e.type === "aigov.key.expiring.v1" && (e.data as { keyId: string }).keyId === soon.id);
+    // Inside a day of expiry: only the 1-day notice (the 14-day one would say nothing new), and only once.
+    expect(notices.map((e) => (e.data as { notice: string }).notice)).toEqual(["1d"]);
+    await new Promise((r) => setTimeout(r, 3100));
+    await t.app.host.invokeTimer("keyLifecycle");
+    expect((await admin.keys.get(project.id, soon.id)).status).toBe("expired");
+    expect(sub(soon.id)?.state).toBe("cancelled");
+  });
+
+  it("a key with one character changed fails its checksum before any lookup", async () => {
+    const k = [...plain.key];
+    k[10] = k[10] === "A" ? "B" : "A";
+    const counts = () => t.app.cosmos!.counts();
+    const before = counts();
+    const err = await errorOf(admin.keys.lookup(k.join("")));
+    expect((err as ApiError).status).toBe(400);
+    expect((err as ApiError).problem?.errors?.[0]?.field).toBe("body.key");
+    const after = counts();
+    expect(after.read - before.read).toBe(0);
+    expect(after.query - before.query).toBe(0);
+  });
+
+  it("never stores, logs or emits a key: every document, audit record, event, file and log line is scanned", async () => {
+    await t.relay();
+    const docs = (await t.container().items.query("SELECT * FROM c").fetchAll()).resources;
+    const files: string[] = [];
+    const walk = (dir: string) => {
+      for (const name of readdirSync(dir)) {
+        const p = join(dir, name);
+        if (statSync(p).isDirectory()) walk(p);
+        else files.push(readFileSync(p).toString("latin1"));
+      }
+    };
+    walk(t.app.dataDir);
+    const haystacks = [JSON.stringify(docs), JSON.stringify(t.events()), captured, ...files];
+    expect(plaintexts.size).toBeGreaterThan(6);
+    for (const p of plaintexts) {
+      for (const needle of [p, Buffer.from(p).toString("base64"), Buffer.from(p).toString("base64url")]) {
+        for (const h of haystacks) expect(h.includes(needle), `found ${needle.slice(0, 9)}…`).toBe(false);
+      }
+    }
+  });
+});
