@@ -1,9 +1,10 @@
 import { app, type InvocationContext } from "@azure/functions";
-import { collectKey, createKey, getKey, listKeys, lookupKey, resumeKey, revokeKey, rotateKey, suspendKey } from "../src/api/operations.js";
+import { collectKey, createKey, getKey, listKeys, listSharedKeys, lookupKey, resumeKey, revokeKey, rotateKey, shareKey, suspendKey, unshareKey } from "../src/api/operations.js";
 import type { Services } from "../src/app/services.js";
 import { endpoint } from "../src/http/endpoint.js";
 import { pageResult } from "../src/http/paging.js";
 import { durableClient, durableClientInput } from "../src/workflows/registration.js";
+import { APPROVAL_ORCHESTRATOR, approvalInput } from "./workflows/approval.js";
 import { KEY_ROTATION_ORCHESTRATOR, rotationInstanceId, type KeyRotationInput } from "./workflows/key-rotation.js";
 
 const clientInput = durableClientInput();
@@ -46,3 +47,19 @@ app.http(resumeKey.operationId, endpoint(resumeKey, async ({ params, body, ifMat
 app.http(collectKey.operationId, endpoint(collectKey, async ({ params }, ctx, s) => ({ body: await s.keys.pickup(ctx, params.projectId, params.keyId) })));
 
 app.http(lookupKey.operationId, endpoint(lookupKey, async ({ body }, ctx, s) => ({ body: await s.keys.lookup(ctx, body) })));
+
+app.http(shareKey.operationId, {
+  ...endpoint(shareKey, async ({ params, body, ifMatch }, ctx, s, invocation) => {
+    const result = await s.keys.share(ctx, params.projectId, params.keyId, body, ifMatch);
+    // The approval's driver, as for any approval request (the approval sweep starts it if this fails).
+    await durableClient(invocation).startNew(APPROVAL_ORCHESTRATOR, { instanceId: result.approval.id, input: approvalInput(result.approval) });
+    return { body: result };
+  }),
+  extraInputs: [clientInput],
+});
+
+app.http(unshareKey.operationId, endpoint(unshareKey, async ({ params, ifMatch }, ctx, s) => ({
+  body: await s.keys.unshare(ctx, params.projectId, params.keyId, params.targetProjectId, ifMatch),
+})));
+
+app.http(listSharedKeys.operationId, endpoint(listSharedKeys, async ({ params }, ctx, s) => ({ body: { items: await s.keys.listSharedIn(ctx, params.projectId) } })));

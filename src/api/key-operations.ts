@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { PageQuery } from "../domain/common.js";
-import { Key, KeyId, KeyList, KeySpec, KeyWithSecret, LookupResult, LookupSpec, ReasonSpec, RotateSpec } from "../domain/keys/schema.js";
+import { Approval } from "../domain/approvals/schema.js";
+import { Key, KeyId, KeyList, KeySpec, KeyWithSecret, LookupResult, LookupSpec, ReasonSpec, RotateSpec, ShareSpec } from "../domain/keys/schema.js";
 import { ProjectId } from "../domain/projects/schema.js";
 import { defineOperation } from "./contract.js";
 
@@ -148,4 +149,49 @@ export const lookupKey = defineOperation({
   cli: "keys lookup",
 });
 
-export const keyOperations = [createKey, listKeys, getKey, rotateKey, revokeKey, suspendKey, resumeKey, collectKey, lookupKey] as const;
+export const shareKey = defineOperation({
+  operationId: "shareKey",
+  method: "POST",
+  path: "/projects/{projectId}/keys/{keyId}:share",
+  summary: "Ask to use the key with another project of the tenant; an approval decides (default approvers: that project's admins)",
+  tag: "keys",
+  roles: WRITERS,
+  access: "the key's owner, TenantAdmin or ProjectAdmin",
+  params: KeyParams,
+  body: ShareSpec,
+  bodyTypes: JSON_TYPES,
+  ifMatch: true,
+  success: { status: 202, schema: z.object({ key: Key, approval: Approval }).meta({ id: "KeyShareRequest" }), description: "The key with the pending share, and the approval request" },
+  errors: [...AUTH_ERRORS, 404, 409, 412, 413, 415, 428],
+  cli: "keys share",
+});
+
+export const unshareKey = defineOperation({
+  operationId: "unshareKey",
+  method: "DELETE",
+  path: "/projects/{projectId}/keys/{keyId}/shares/{targetProjectId}",
+  summary: "End a share: the key stops working with that project once the gateway confirms",
+  tag: "keys",
+  roles: WRITERS,
+  access: "the key's owner, TenantAdmin or ProjectAdmin",
+  params: z.strictObject({ projectId: ProjectId, keyId: KeyId, targetProjectId: ProjectId }),
+  ifMatch: true,
+  success: { status: 200, schema: Key, description: "The key with the share revoked" },
+  errors: [...AUTH_ERRORS, 404, 409, 412, 428],
+  cli: "keys unshare",
+});
+
+export const listSharedKeys = defineOperation({
+  operationId: "listSharedKeys",
+  method: "GET",
+  path: "/projects/{projectId}/shared-keys",
+  summary: "Keys of other projects that are shared with this project (active shares)",
+  tag: "keys",
+  access: "any tenant role, or a role assignment on the project",
+  params: ProjectParams,
+  success: { status: 200, schema: KeyList, description: "The shared keys, each with sharedFrom" },
+  errors: [...AUTH_ERRORS, 404],
+  cli: "keys shared",
+});
+
+export const keyOperations = [createKey, listKeys, getKey, rotateKey, revokeKey, suspendKey, resumeKey, collectKey, lookupKey, shareKey, unshareKey, listSharedKeys] as const;

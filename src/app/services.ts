@@ -152,7 +152,7 @@ export async function buildServices(config: Config): Promise<Services> {
     ensurePublished: async (tenantId, cause) => {
       await publishing.ensurePublished(tenantId, cause);
     },
-  });
+  }, approvals);
   exemptions = new ExemptionService(store, changes, systemClock, approvals, projects, models, notifier, requestPublish);
   return {
     config,

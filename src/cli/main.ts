@@ -440,6 +440,30 @@ export function buildProgram(io: CliIo): Command {
       );
   }
   keys
+    .command("share <projectId> <keyId>")
+    .description("ask to use the key with another project (an approval decides)")
+    .requiredOption("--with <projectId>", "the other project")
+    .requiredOption("--justification <text>")
+    .option("--approver <user...>", "named approvers (default: the other project's admins)")
+    .action(async (projectId: string, keyId: string, o: { with: string; justification: string; approver?: string[] }) => {
+      const c = client();
+      const r = await c.keys.share(projectId, keyId, { projectId: o.with, justification: o.justification, ...(o.approver ? { approvers: o.approver.map((user) => ({ user })) } : {}) }, (await c.keys.get(projectId, keyId)).etag);
+      if (globals().output === "json") return print(r);
+      io.out(`share with ${o.with} requested: approval ${r.approval.id} (${r.approval.status})`);
+    });
+  keys
+    .command("unshare <projectId> <keyId>")
+    .description("end a share with another project")
+    .requiredOption("--with <projectId>")
+    .action(async (projectId: string, keyId: string, o: { with: string }) => {
+      const c = client();
+      print(keyRow(await c.keys.unshare(projectId, keyId, o.with, (await c.keys.get(projectId, keyId)).etag)), KEY_COLUMNS);
+    });
+  keys
+    .command("shared <projectId>")
+    .description("keys of other projects shared with this project")
+    .action(async (projectId: string) => print((await client().keys.shared(projectId)).items.map((k) => ({ ...keyRow(k), sharedFrom: k.sharedFrom })), ["sharedFrom", ...KEY_COLUMNS]));
+  keys
     .command("collect <projectId> <keyId>")
     .description("collect the new secret of a scheduled rotation (once; the key's owner)")
     .action(async (projectId: string, keyId: string) => showSecret(await client().keys.collect(projectId, keyId)));

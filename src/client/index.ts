@@ -129,6 +129,11 @@ export class AigovClient {
       this.call(ops.resumeKey, { params: { projectId, keyId }, body, ifMatch }).then((r) => r.body),
     collect: (projectId: string, keyId: string) => this.call(ops.collectKey, { params: { projectId, keyId } }).then((r) => r.body),
     lookup: (key: string) => this.call(ops.lookupKey, { body: { key } }).then((r) => r.body),
+    share: (projectId: string, keyId: string, body: z.input<typeof ops.shareKey.body>, ifMatch: string) =>
+      this.call(ops.shareKey, { params: { projectId, keyId }, body, ifMatch }).then((r) => r.body),
+    unshare: (projectId: string, keyId: string, targetProjectId: string, ifMatch: string) =>
+      this.call(ops.unshareKey, { params: { projectId, keyId, targetProjectId }, ifMatch }).then((r) => r.body),
+    shared: (projectId: string) => this.call(ops.listSharedKeys, { params: { projectId } }).then((r) => r.body),
   };
   approvals = {
     create: (body: z.input<typeof ops.createApproval.body>) => this.call(ops.createApproval, { body }).then((r) => r.body),

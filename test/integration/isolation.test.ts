@@ -60,10 +60,10 @@ describe("tenant isolation", () => {
   it("tenant B, with every role, cannot see or change tenant A's resources on any route", async () => {
     const doc = await t.anonymous.openApi();
     const tokenB = await t.token("tenant-b", "mallory", ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"]);
-    const aValues = { projectId: projectA.id, approvalId: approvalA.id, modelId: modelA.id, revisionId: revisionA, keyId: keyA.id, exemptionId: exemptionA.id };
+    const aValues = { projectId: projectA.id, approvalId: approvalA.id, modelId: modelA.id, revisionId: revisionA, keyId: keyA.id, targetProjectId: projectA.id, exemptionId: exemptionA.id };
     const leaks = [projectA.id, approvalA.id, SECRET_NAME, "tenant-a", "alice-owner", "a-tag-value", "a-description", "a-secret-resource", "a-change-value", "a-secret-justification", modelA.id, "a-secret-model", "a-secret-endpoint", "sk-a-secret-provider-key", revisionA, "a-secret-publish-reason", exemptionA.id, "a-exemption-owner", "a-secret-blocker", "a-secret-compensating"];
     const walked: string[] = [];
-    const missingValues = { projectId: newId("prj"), approvalId: newId("apr"), modelId: newId("mdl"), revisionId: newId("rev"), keyId: newId("key"), exemptionId: newId("exm") };
+    const missingValues = { projectId: newId("prj"), approvalId: newId("apr"), modelId: newId("mdl"), revisionId: newId("rev"), keyId: newId("key"), targetProjectId: newId("prj"), exemptionId: newId("exm") };
     const call = async (op: OpenApiOperation, values: Record<string, string>, scope: string) => {
       const url = new URL(`/api${fillPath(op.path, values)}`, t.url);
       if (op.queryParams.includes("scope")) url.searchParams.set("scope", scope);

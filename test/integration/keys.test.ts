@@ -137,10 +137,11 @@ describe("virtual keys", () => {
     const apiPolicy = String(fake.state.get(`apis/${apiIdFor(project.id)}/policies/policy`)?.properties.value);
     const productPolicy = String(fake.state.get(`products/${product}/policies/policy`)?.properties.value);
     expect(productPolicy).toContain("set-variable");
-    // The tier's branch lists only the scoped model; requests for another model get a 403.
-    expect(apiPolicy).toContain("gpt-4o-mini");
+    // The tier's branch allows only the scoped model; a request for another model gets a 403.
+    expect(apiPolicy).toContain('<set-variable name="aigov-tier-models" value="gpt-4o-mini"/>');
+    expect(apiPolicy).not.toMatch(/name="aigov-tier-models" value="[^"]*gpt-4o(\||")/);
+    expect(apiPolicy).toMatch(/<set-status code="403" reason="Forbidden"\/>[\s\S]*model_not_allowed/);
     expect(apiPolicy).toContain('tokens-per-minute="2000"');
-    expect(apiPolicy).toMatch(/status code="403"/);
     // Budget 5 USD at 0.015 USD per 1K tokens → at most 333,333 tokens a month.
     expect(apiPolicy).toContain('token-quota="333333"');
     void gpt;
@@ -263,6 +264,68 @@ describe("virtual keys", () => {
     const after = counts();
     expect(after.read - before.read).toBe(0);
     expect(after.query - before.query).toBe(0);
+  });
+
+  it("scheduled rotation: the job rotates a key older than the project's policy; the owner collects the new secret once", async () => {
+    const k = await create({ name: "scheduled" });
+    await synced(k.id);
+    // Make the secret 11 days old (the project rotates after 10) without waiting 11 days.
+    const item = t.container().item(k.id, ["t-keys", project.id]);
+    const { resource } = await item.read<Record<string, unknown>>();
+    await item.replace({ ...resource!, secretCreatedAt: new Date(Date.now() - 11 * 86_400_000).toISOString() });
+    await t.app.host.invokeTimer("keyLifecycle");
+    const rotating = await dev.keys.get(project.id, k.id);
+    expect(rotating).toMatchObject({ rotation: { scheduled: true }, awaitingCollection: true });
+    // Running the job again starts nothing new (idempotent).
+    await t.app.host.invokeTimer("keyLifecycle");
+    expect((await dev.keys.get(project.id, k.id)).rotation?.startedAt).toBe(rotating.rotation?.startedAt);
+    expect(await statusOf(admin.keys.collect(project.id, k.id))).toBe(403); // not the owner
+    const collected = await dev.keys.collect(project.id, k.id);
+    plaintexts.add(collected.key);
+    expect(collected.key).not.toBe(k.key);
+    expect(isWellFormedKey(collected.key)).toBe(true);
+    expect(await statusOf(dev.keys.collect(project.id, k.id))).toBe(409); // once
+    expect(await admin.keys.lookup(collected.key)).toMatchObject({ keyId: k.id, secret: "next" });
+  });
+
+  it("shares a key with another project through an approval; visible in both; revocable", async () => {
+    const other = await admin.projects.create(projectSpec("keys-other"));
+    await admin.models.create(other.id, {
+      name: "gpt-4o-mini",
+      provider: "azure-openai",
+      modelName: "gpt-4o-mini",
+      backends: [{ id: "weu", url: "https://other-mini.openai.azure.com", region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }],
+    });
+    const k = await create({ name: "to share", scopes: { models: [mini.id] } });
+    const before = await synced(k.id);
+    const { key: pending, approval } = await dev.keys.share(project.id, k.id, { projectId: other.id, justification: "shared evaluation", approvers: [{ user: "quinn" }] }, before.etag);
+    expect(pending.shares).toEqual([expect.objectContaining({ projectId: other.id, status: "pending", approvalId: approval.id })]);
+    expect(approval.subject).toMatchObject({ resourceType: "keyShare", resourceId: k.id, projectId: other.id });
+    expect(await statusOf(dev.keys.share(project.id, k.id, { projectId: other.id, justification: "again" }, pending.etag))).toBe(409);
+    const quinn = await t.as("t-keys", "quinn", ["Approver"]);
+    await quinn.approvals.decide(approval.id, { decision: "approve", justification: "fine" }, (await quinn.approvals.get(approval.id)).etag);
+    await until(async () => ((await dev.keys.get(project.id, k.id)).shares[0]?.status === "active" ? true : undefined), "share active");
+    const moved = await synced(k.id);
+    const product = tierProductIdFor(project.id, moved.gateway.profile);
+    expect(moved.gateway.profile).not.toBe(before.gateway.profile);
+    expect(sub(k.id)?.scope).toMatch(new RegExp(`/products/${product}$`));
+    // The key's product reaches the other project's API too, and only this key is on it.
+    expect(fake.state.has(`products/${product}/apis/${apiIdFor(other.id)}`)).toBe(true);
+    expect(fake.state.has(`products/${product}/apis/${apiIdFor(project.id)}`)).toBe(true);
+    const shared = await admin.keys.shared(other.id);
+    expect(shared.items.map((x) => [x.id, x.sharedFrom])).toEqual([[k.id, project.id]]);
+
+    const cur = await dev.keys.get(project.id, k.id);
+    const ended = await dev.keys.unshare(project.id, k.id, other.id, cur.etag);
+    expect(ended.shares[0]?.status).toBe("revoked");
+    const back = await synced(k.id);
+    expect(back.gateway.profile).toBe(before.gateway.profile);
+    expect(sub(k.id)?.scope).toMatch(new RegExp(`/products/${tierProductIdFor(project.id, before.gateway.profile)}$`));
+    expect((await admin.keys.shared(other.id)).items).toEqual([]);
+    // The next publish removes the product that linked the other project.
+    await admin.policy.publish({ reason: "clean up" });
+    await t.app.host.invokeTimer("gatewayPublishSweep");
+    await until(async () => (fake.state.has(`products/${product}`) ? undefined : true), "shared product removed");
   });
 
   it("never stores, logs or emits a key: every document, audit record, event, file and log line is scanned", async () => {

@@ -77,6 +77,7 @@ export const validBodies: Record<string, (unique: string) => unknown> = {
   suspendKey: () => ({ reason: "walk" }),
   resumeKey: () => ({ reason: "walk" }),
   lookupKey: () => ({ key: "aigw_0000000000000000000000000000000000000A" }),
+  shareKey: () => ({ projectId: "prj_00000000000000000000", justification: "walk" }),
   rollbackRevision: () => ({ reason: "walk" }),
 };
 

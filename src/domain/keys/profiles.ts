@@ -1,37 +1,62 @@
 import type { CompilerInputIn } from "../../policy/index.js";
-import { profileOf, type KeyDoc } from "./service.js";
+import { profileDefOf, type KeyDoc, type ProfileDef } from "./service.js";
 
 type TierIn = NonNullable<CompilerInputIn["keyTiers"]>[number];
 type ProjectIn = CompilerInputIn["projects"][number];
 
 /**
- * Virtual keys as the compiler sees them: keys with the same scopes and limits share a profile, and a
- * profile is a key tier (product `aigov-<project>-<profile>` with that tier's per-key limits and model
- * list). Documents therefore grow with the number of distinct profiles a project uses, never with the
- * number of keys (ADR 008). A budget becomes a token quota: the most tokens the budget can buy at the
- * highest price among the models the key can reach, so the gateway never lets a key spend more.
+ * Virtual keys as the compiler sees them: keys with the same scopes, limits and shares have one
+ * profile, and a profile is a key tier (product `aigov-<project>-<profile>` with that tier's per-key
+ * limits and model list; projects the key is shared with accept the tier). Documents therefore grow
+ * with the number of distinct profiles a project uses, never with the number of keys (ADR 008).
+ *
+ * A key whose profile changed (a share began or ended) keeps its previous profile compiled until the
+ * gateway has moved its subscription: a product is never deleted while a subscription is on it.
+ *
+ * A budget becomes a token quota: the most tokens the budget buys at the highest price among the
+ * models the key can reach, so the gateway never lets a key spend more than its budget.
  */
 export function withKeyProfiles(input: CompilerInputIn, keysByProject: Map<string, KeyDoc[]>): CompilerInputIn {
   const tiers = new Map<string, TierIn>();
   for (const t of input.keyTiers ?? []) tiers.set(t.id, t);
-  const projects: ProjectIn[] = input.projects.map((project) => {
-    const keys = keysByProject.get(project.id) ?? [];
-    const offered = new Set(project.keyTiers ?? []);
-    for (const key of keys) {
-      const profile = profileOf(key);
-      if (!profile) continue;
-      offered.add(profile);
-      if (!tiers.has(profile)) tiers.set(profile, tierFor(profile, key, project));
+  const known = new Set(input.projects.map((p) => p.id));
+  const offered = new Map<string, Set<string>>();
+  const accepted = new Map<string, { projectId: string; tierId: string }[]>();
+  const byId = new Map(input.projects.map((p) => [p.id, p]));
+  for (const project of input.projects) {
+    offered.set(project.id, new Set(project.keyTiers ?? []));
+    accepted.set(project.id, [...(project.sharedKeyTiers ?? [])]);
+  }
+  for (const project of input.projects) {
+    for (const key of keysByProject.get(project.id) ?? []) {
+      const profiles: ProfileDef[] = [profileDefOf(key)];
+      const published = key.gateway.publishedProfile;
+      if (published && published.id !== profiles[0]!.id) profiles.push(published);
+      for (const def of profiles) {
+        if (!def.id) continue;
+        offered.get(project.id)!.add(def.id);
+        if (!tiers.has(def.id)) tiers.set(def.id, tierFor(def, project));
+        for (const target of def.sharedWith) {
+          // A project deleted since is simply no longer a target.
+          if (!known.has(target)) continue;
+          const list = accepted.get(target)!;
+          if (!list.some((x) => x.projectId === project.id && x.tierId === def.id)) list.push({ projectId: project.id, tierId: def.id });
+        }
+      }
     }
-    return offered.size === (project.keyTiers ?? []).length ? project : { ...project, keyTiers: [...offered].sort() };
+  }
+  const projects: ProjectIn[] = input.projects.map((project) => {
+    const tierIds = [...offered.get(project.id)!].sort();
+    const shared = accepted.get(project.id)!.sort((a, b) => (a.projectId + a.tierId < b.projectId + b.tierId ? -1 : 1));
+    return { ...byId.get(project.id)!, keyTiers: tierIds, sharedKeyTiers: shared };
   });
   return { ...input, keyTiers: [...tiers.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), projects };
 }
 
-function tierFor(id: string, key: KeyDoc, project: ProjectIn): TierIn {
+function tierFor(def: ProfileDef, project: ProjectIn): TierIn {
   const models = project.models ?? [];
-  const scoped = key.scopes.models?.length ? models.filter((m) => key.scopes.models!.includes(m.id)) : models;
-  const l = key.limits;
+  const scoped = def.models.length ? models.filter((m) => def.models.includes(m.id)) : models;
+  const l = def.limits;
   let quota = l.tokenQuota ? { ...l.tokenQuota } : undefined;
   if (l.budget) {
     const perToken = Math.max(...scoped.map((m) => (m.pricing ? Math.max(m.pricing.inputPerMillionTokens, m.pricing.outputPerMillionTokens) / 1_000_000 : Infinity)));
@@ -39,7 +64,7 @@ function tierFor(id: string, key: KeyDoc, project: ProjectIn): TierIn {
     quota = { limit: Math.min(quota?.limit ?? 1_000_000_000_000, affordable), period: l.budget.period };
   }
   return {
-    id,
+    id: def.id,
     description: `virtual key profile of project ${project.id}`,
     limits: {
       ...(l.tokensPerMinute !== undefined ? { tokensPerMinute: l.tokensPerMinute } : {}),
@@ -47,6 +72,7 @@ function tierFor(id: string, key: KeyDoc, project: ProjectIn): TierIn {
       ...(l.requestsPerMinute !== undefined ? { requestRate: { calls: l.requestsPerMinute, renewalPeriodSeconds: 60 } } : {}),
     },
     // Model names, resolved now: a renamed model keeps its keys (the profile id is built from model ids).
-    ...(key.scopes.models?.length ? { models: scoped.map((m) => m.name).sort() } : {}),
+    // A key scoped to models that are all gone gets an empty list: it reaches nothing (never everything).
+    ...(def.models.length ? { models: scoped.map((m) => m.name).sort() } : {}),
   };
 }

@@ -66,8 +66,9 @@ export const Key = z
     prefix: z.string().meta({ description: "First characters of the current secret" }),
     last4: z.string().meta({ description: "Last four characters of the current secret" }),
     rotation: z
-      .object({ phase: z.enum(["overlap", "retiring"]), startedAt: z.iso.datetime(), overlapUntil: z.iso.datetime().optional(), scheduled: z.boolean(), awaitingPickup: z.boolean() })
+      .object({ phase: z.enum(["overlap", "retiring"]), startedAt: z.iso.datetime(), overlapUntil: z.iso.datetime().optional(), scheduled: z.boolean() })
       .optional(),
+    awaitingCollection: z.boolean().meta({ description: "A scheduled rotation made a new secret the owner has not collected yet (POST …:collect)" }),
     lastRotatedAt: z.iso.datetime().optional(),
     rotationCount: z.int(),
     lastUsedAt: z.iso.datetime().optional().meta({ description: "When known (from gateway metrics)" }),

@@ -14,7 +14,9 @@ import { DEFAULT_KEY_POLICY, type KeyPolicy, type Project } from "../projects/sc
 import type { ProjectService } from "../projects/service.js";
 import { parseOrThrow } from "../validation.js";
 import { generateKey, isWellFormedKey, keyDigest, keyHints } from "./format.js";
-import { KeySpec, LookupSpec, overlapMs, ReasonSpec, RotateSpec, type Key, type KeyLimits, type KeyScopes, type KeySpecInput, type KeyWithSecret, type LookupResult } from "./schema.js";
+import type { Approval } from "../approvals/schema.js";
+import type { ApprovalService } from "../approvals/service.js";
+import { KeySpec, LookupSpec, overlapMs, ReasonSpec, RotateSpec, ShareSpec, type Key, type KeyLimits, type KeyScopes, type KeySpecInput, type KeyWithSecret, type LookupResult } from "./schema.js";
 
 type SlotName = "primary" | "secondary";
 type KeyStatus = "active" | "suspended" | "revoked" | "expired";
@@ -36,7 +38,6 @@ interface Rotation {
   startedAt: string;
   startedBy: string;
   scheduled: boolean;
-  awaitingPickup: boolean;
 }
 
 export interface KeyDoc extends StoredDoc {
@@ -55,8 +56,15 @@ export interface KeyDoc extends StoredDoc {
   current: SlotName;
   slots: Record<SlotName, Slot>;
   rotation?: Rotation;
-  /** desiredGen grows with every change the gateway must learn; syncedGen is the last one it confirmed. */
-  gateway: { desiredGen: number; syncedGen: number; publishedHash?: string };
+  /** A scheduled rotation's new secret, until its owner collects it (it outlives the rotation itself). */
+  pickup?: { slot: SlotName; version: string };
+  /**
+   * desiredGen grows with every change the gateway must learn; syncedGen is the last one it confirmed.
+   * publishedProfile: the profile the gateway's subscription is on now — kept in the compiled tenant
+   * until the subscription has moved, so its product is never deleted from under it.
+   */
+  gateway: { desiredGen: number; syncedGen: number; publishedHash?: string; publishedProfile?: ProfileDef };
+  shares: ShareDoc[];
   revocationPending?: boolean;
   /** Expiry notices sent ("14d", "1d") → when. */
   notices: Record<string, string>;
@@ -68,6 +76,31 @@ export interface KeyDoc extends StoredDoc {
   createdBy: string;
   updatedAt: string;
   updatedBy: string;
+}
+
+export interface ShareDoc {
+  projectId: string;
+  status: "pending" | "active" | "rejected" | "revoked";
+  approvalId: string;
+  requestedBy: string;
+  requestedAt: string;
+  decidedAt?: string;
+}
+
+/** What decides a key's product: its model scope, its limits and the projects it is shared with. */
+export interface ProfileDef {
+  id: string;
+  models: string[];
+  limits: KeyLimits;
+  sharedWith: string[];
+}
+
+/** Index in the target project of a key shared into it (so the key is visible there). */
+interface SharedInDoc extends StoredDoc {
+  docType: "keyShareIn";
+  fromProject: string;
+  keyId: string;
+  status: "active" | "revoked";
 }
 
 /** Index from a secret's digest to its key (tenant partition): lookups of leaked keys, never the secret itself. */
@@ -88,14 +121,17 @@ const PEPPER_NAME = "vkey-pepper";
 const digestId = (digest: string) => `keydigest.${digest}`;
 const SYNC_ATTEMPTS = 6;
 
-/** What the key's subscription needs at the gateway before it can exist: its product or the project API. */
-export function profileOf(doc: Pick<KeyDoc, "scopes" | "limits">): string {
+/** The key's profile: "" (none: a subscription on the project API) or a product of its own kind. */
+export function profileDefOf(doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?: ShareDoc[] }): ProfileDef {
   const models = [...(doc.scopes.models ?? [])].sort();
   const limits = doc.limits;
-  if (models.length === 0 && Object.keys(limits).length === 0) return "";
-  const canonical = JSON.stringify([models, limits.tokensPerMinute ?? null, limits.tokenQuota ?? null, limits.requestsPerMinute ?? null, limits.budget ?? null]);
-  return `kp_${createHash("sha256").update(canonical).digest("hex").slice(0, 10)}`;
+  const sharedWith = (doc.shares ?? []).filter((x) => x.status === "active").map((x) => x.projectId).sort();
+  if (models.length === 0 && Object.keys(limits).length === 0 && sharedWith.length === 0) return { id: "", models, limits, sharedWith };
+  const canonical = JSON.stringify([models, limits.tokensPerMinute ?? null, limits.tokenQuota ?? null, limits.requestsPerMinute ?? null, limits.budget ?? null, sharedWith]);
+  return { id: `kp_${createHash("sha256").update(canonical).digest("hex").slice(0, 10)}`, models, limits, sharedWith };
 }
+
+export const profileOf = (doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?: ShareDoc[] }): string => profileDefOf(doc).id;
 
 /** The key's APIM subscription as it should be now: a pure function of the key document. */
 export function subscriptionFor(doc: KeyDoc): SubscriptionArtifact {
@@ -139,13 +175,13 @@ function view(doc: KeyDoc, etag: string, sharedFrom?: string): Key {
             startedAt: doc.rotation.startedAt,
             ...(doc.rotation.overlapUntil ? { overlapUntil: doc.rotation.overlapUntil } : {}),
             scheduled: doc.rotation.scheduled,
-            awaitingPickup: doc.rotation.awaitingPickup,
           },
         }
       : {}),
     ...(doc.lastRotatedAt ? { lastRotatedAt: doc.lastRotatedAt } : {}),
     rotationCount: doc.rotationCount,
-    shares: [],
+    awaitingCollection: doc.pickup !== undefined,
+    shares: (doc.shares ?? []).map((x) => ({ projectId: x.projectId, status: x.status, approvalId: x.approvalId, requestedBy: x.requestedBy, requestedAt: x.requestedAt })),
     ...(sharedFrom ? { sharedFrom } : {}),
     createdAt: doc.createdAt,
     createdBy: doc.createdBy,
@@ -188,7 +224,10 @@ export class KeyService {
     private readonly projects: ProjectService,
     private readonly models: ModelService,
     private readonly gateway: GatewayAccess,
-  ) {}
+    private readonly approvals: ApprovalService,
+  ) {
+    approvals.onSettled("keyShare", (approval, correlationId) => this.settleShare(approval, correlationId));
+  }
 
   // ------------------------------------------------------------------------------------------
   // API
@@ -223,6 +262,7 @@ export class KeyService {
       current: "primary",
       slots: { primary: { kind: "secret", version: secret.version }, secondary: { kind: "filler", version: "g1" } },
       gateway: { desiredGen: 1, syncedGen: 0 },
+      shares: [],
       notices: {},
       secretCreatedAt: at,
       rotationCount: 0,
@@ -298,11 +338,15 @@ export class KeyService {
     await this.projects.get(ctx, projectId);
     const doc = await this.load(ctx.principal.tenantId, projectId, id);
     if (doc.owner !== ctx.principal.userId) fail({ kind: "forbidden", detail: "only the key's owner collects a rotated secret" });
-    const r = doc.rotation;
-    if (!r || !r.awaitingPickup) fail({ kind: "conflict", detail: "no rotated secret is waiting for collection" });
-    const secret = await this.secrets.get(secretName(id, r!.newSlot), doc.slots[r!.newSlot].version);
+    const pick = doc.pickup;
+    // Collectable while that secret is still the key's (a later rotation or a revocation ends it).
+    if (!pick || doc.slots[pick.slot].kind !== "secret" || doc.slots[pick.slot].version !== pick.version) {
+      fail({ kind: "conflict", detail: "no rotated secret is waiting for collection" });
+    }
+    const secret = await this.secrets.get(secretName(id, pick!.slot), pick!.version);
     if (!secret) fail({ kind: "conflict", detail: "the rotated secret is no longer available" });
-    const next: KeyDoc = { ...strip(doc), rotation: { ...r!, awaitingPickup: false }, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
+    const { pickup: _p, ...rest } = strip(doc);
+    const next: KeyDoc = { ...rest, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
     const [etag] = await this.changes.commit({
       partition: this.partition(ctx.principal.tenantId, projectId),
       ctx,
@@ -315,6 +359,119 @@ export class KeyService {
       onFailure: () => ({ kind: "conflict", detail: "the key changed meanwhile; try again" }),
     });
     return { ...view(next, etag ?? ""), key: secret!.value };
+  }
+
+  /**
+   * Asks to use the key with another project of the tenant: an approval (by default the target
+   * project's admins) decides; the share shows on the key and, once active, in the target project.
+   */
+  async share(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch?: string): Promise<{ key: Key; approval: Approval }> {
+    await this.mayManage(ctx, projectId, id);
+    const spec = parseOrThrow(ShareSpec, input, "body");
+    const tenantId = ctx.principal.tenantId;
+    if (spec.projectId === projectId) fail({ kind: "validation", detail: "a key is already usable in its own project", errors: [{ field: "body.projectId", message: "is the key's own project" }] });
+    await this.projects.get(ctx, spec.projectId); // 404 for a project of another tenant, like a missing one
+    const doc = await this.load(tenantId, projectId, id);
+    if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    if (doc.status === "revoked" || doc.status === "expired") fail({ kind: "conflict", detail: `a ${doc.status} key cannot be shared` });
+    if ((doc.shares ?? []).some((x) => x.projectId === spec.projectId && (x.status === "pending" || x.status === "active"))) {
+      fail({ kind: "conflict", detail: `the key is already shared (or being shared) with ${spec.projectId}` });
+    }
+    const approval = await this.approvals.create(ctx, {
+      subject: { resourceType: "keyShare", resourceId: id, projectId: spec.projectId, change: { keyId: id, fromProject: projectId, toProject: spec.projectId } },
+      justification: spec.justification,
+      stages: [{ approvers: spec.approvers.map((a) => ("role" in a ? { role: a.role, scope: "project" as const } : a)), decisionTimeout: "P7D" }],
+    });
+    const at = this.clock.now().toISOString();
+    const next: KeyDoc = {
+      ...strip(doc),
+      shares: [...(doc.shares ?? []), { projectId: spec.projectId, status: "pending", approvalId: approval.id, requestedBy: ctx.principal.userId, requestedAt: at }],
+      updatedAt: at,
+      updatedBy: ctx.principal.userId,
+    };
+    const etag = await this.commit(ctx, doc, next, "key.share.request", "aigov.key.share.requested.v1", { keyId: id, projectId, toProject: spec.projectId, approvalId: approval.id });
+    return { key: view(next, etag), approval };
+  }
+
+  /** Ends a share (either project's admin or the key's owner): the key stops working with that project once the gateway confirms. */
+  async unshare(ctx: RequestContext, projectId: string, id: string, targetProjectId: string, ifMatch?: string): Promise<Key> {
+    await this.mayManage(ctx, projectId, id);
+    const tenantId = ctx.principal.tenantId;
+    const doc = await this.load(tenantId, projectId, id);
+    if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    const share = (doc.shares ?? []).find((x) => x.projectId === targetProjectId && (x.status === "active" || x.status === "pending"));
+    if (!share) return notFound(`${keyPath(projectId, id)}/shares/${targetProjectId}`);
+    await this.setShare(ctx, doc, targetProjectId, "revoked");
+    const synced = await this.trySync(tenantId, projectId, id, ctx.correlationId);
+    return this.reread(tenantId, projectId, id, synced);
+  }
+
+  /** Keys of other projects shared into this one (active shares). */
+  async listSharedIn(ctx: RequestContext, projectId: string): Promise<Key[]> {
+    await this.projects.get(ctx, projectId);
+    const tenantId = ctx.principal.tenantId;
+    const out: Key[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.store.queryPage<SharedInDoc>(this.partition(tenantId, projectId), { docType: "keyShareIn", maxPageSize: 100, ...(token ? { continuationToken: token } : {}) });
+      for (const s of page.items) {
+        if (s.status !== "active") continue;
+        const doc = await this.read(tenantId, s.fromProject, s.keyId);
+        if (doc && (doc.shares ?? []).some((x) => x.projectId === projectId && x.status === "active")) out.push(view(doc, doc._etag, s.fromProject));
+      }
+      token = page.continuationToken;
+    } while (token);
+    return out;
+  }
+
+  /** The approval engine's verdict on a share (idempotent: it may run more than once). */
+  private async settleShare(approval: Approval, correlationId: string): Promise<void> {
+    const change = approval.subject.change as { keyId?: string; fromProject?: string; toProject?: string };
+    if (!change.keyId || !change.fromProject || !change.toProject) return;
+    const tenantId = approval.tenantId;
+    const doc = await this.read(tenantId, change.fromProject, change.keyId);
+    const share = doc?.shares?.find((x) => x.approvalId === approval.id);
+    if (!doc || !share || share.status !== "pending") return;
+    const ctx = this.system(tenantId, correlationId);
+    if (approval.status !== "approved") {
+      await this.setShare(ctx, doc, change.toProject, "rejected");
+      return;
+    }
+    await this.setShare(ctx, doc, change.toProject, "active");
+    // The target project's product link comes with the next publish; the key moves to it once published.
+    await this.gateway.ensurePublished(tenantId, { by: "system:keys", reason: `key ${change.keyId} shared with ${change.toProject}`, correlationId });
+  }
+
+  private async setShare(ctx: RequestContext, doc: Versioned<KeyDoc>, target: string, status: ShareDoc["status"]): Promise<void> {
+    const tenantId = ctx.principal.tenantId;
+    const at = this.clock.now().toISOString();
+    const shares = (doc.shares ?? []).map((x) => (x.projectId === target && (x.status === "pending" || x.status === "active") ? { ...x, status, decidedAt: at } : x));
+    const moves = status === "active" || doc.shares?.some((x) => x.projectId === target && x.status === "active");
+    const next: KeyDoc = {
+      ...strip(doc),
+      shares,
+      ...(moves ? { gateway: { ...doc.gateway, desiredGen: doc.gateway.desiredGen + 1 } } : {}),
+      updatedAt: at,
+      updatedBy: ctx.principal.userId,
+    };
+    const events = { active: "aigov.key.shared.v1", rejected: "aigov.key.share.rejected.v1", revoked: "aigov.key.share.revoked.v1", pending: "aigov.key.share.requested.v1" } as const;
+    await this.commit(ctx, doc, next, `key.share.${status}`, events[status], { keyId: doc.id, projectId: doc.projectId, toProject: target });
+    if (status === "active" || status === "revoked") {
+      // Visible in the target project too (its own partition and audit chain).
+      const partition = this.partition(tenantId, target);
+      const current = await this.store.read<SharedInDoc>(partition, `keyshare.${doc.id}`);
+      const shareDoc: SharedInDoc = { id: `keyshare.${doc.id}`, ...partition, docType: "keyShareIn", fromProject: doc.projectId, keyId: doc.id, status: status === "active" ? "active" : "revoked" };
+      await this.changes.commit({
+        partition,
+        ctx,
+        action: status === "active" ? "key.share.accept" : "key.share.end",
+        resource: `/projects/${target}/keys/shared/${doc.id}`,
+        after: { keyId: doc.id, fromProject: doc.projectId, status: shareDoc.status },
+        ops: [current ? { kind: "replace", doc: shareDoc, ifMatch: current._etag } : { kind: "create", doc: shareDoc }],
+        event: { type: status === "active" ? "aigov.key.share.accepted.v1" : "aigov.key.share.ended.v1", subject: `/tenants/${tenantId}/projects/${target}/keys/shared/${doc.id}`, data: { keyId: doc.id, fromProject: doc.projectId } },
+        onFailure: () => ({ kind: "conflict", detail: "the share changed meanwhile; try again" }),
+      });
+    }
   }
 
   /** Which key a leaked secret belongs to. Shape and checksum are checked first: a mistyped key never reaches the store. */
@@ -424,7 +581,7 @@ export class KeyService {
         const confirmed = cur.gateway.desiredGen === gen;
         const next: KeyDoc = {
           ...strip(cur),
-          gateway: { ...cur.gateway, publishedHash: hash, ...(confirmed ? { syncedGen: gen } : {}) },
+          gateway: { ...cur.gateway, publishedHash: hash, publishedProfile: profileDefOf(doc), ...(confirmed ? { syncedGen: gen } : {}) },
           ...(confirmed && cur.revocationPending ? { revocationPending: false } : {}),
         };
         const r = await this.store.batch(partition, [{ kind: "replace", doc: next, ifMatch: cur._etag }]);
@@ -534,7 +691,8 @@ export class KeyService {
     const next: KeyDoc = {
       ...strip(doc),
       slots: { ...doc.slots, [newSlot]: { kind: "secret", version: secret.version } },
-      rotation: { id: rotationId, phase: "overlap", newSlot, overlapMs: overlap, startedAt: at, startedBy: ctx.principal.userId, scheduled, awaitingPickup: scheduled },
+      rotation: { id: rotationId, phase: "overlap", newSlot, overlapMs: overlap, startedAt: at, startedBy: ctx.principal.userId, scheduled },
+      ...(scheduled ? { pickup: { slot: newSlot, version: secret.version } } : {}),
       // The hints follow the secret the owner is to use from now on.
       ...keyHints(plaintext),
       secretCreatedAt: at,
