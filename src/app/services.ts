@@ -126,12 +126,22 @@ export async function buildServices(config: Config): Promise<Services> {
     const { applyExemptions } = await import("../policy/exemptions.js");
     return applyExemptions(input, active);
   };
-  // Virtual key profiles become key tiers (ADR 008), then exemptions relax controls.
+  // The key lifecycle job asks for every key; the tenant's active exemptions are read once a few seconds.
+  const activeCache = new Map<string, { at: number; value: ReturnType<ExemptionService["listActive"]> }>();
+  const activeExemptions = (tenantId: string) => {
+    const hit = activeCache.get(tenantId);
+    if (hit && Date.now() - hit.at < 5000) return hit.value;
+    const value = exemptions!.listActive(tenantId, systemClock.now());
+    activeCache.set(tenantId, { at: Date.now(), value });
+    return value;
+  };
+  // Virtual key profiles become key tiers (ADR 008), then exemptions relax controls; exemption tiers a
+  // key's subscription is still on stay compiled until it has moved (a product is never deleted under it).
   const withKeysAndExemptions: InputTransform = async (tenantId, input) => {
     const byProject = new Map<string, KeyDoc[]>();
     for (const p of input.projects) byProject.set(p.id, await keys!.listAllDocs(tenantId, p.id));
-    const { withKeyProfiles } = await import("../domain/keys/profiles.js");
-    return withExemptions(tenantId, withKeyProfiles(input, byProject));
+    const { withKeyProfiles, withPublishedExemptionTiers } = await import("../domain/keys/profiles.js");
+    return withPublishedExemptionTiers(await withExemptions(tenantId, withKeyProfiles(input, byProject)), byProject);
   };
   const compiler = new TenantCompiler(projects, models, tenantSettings, config.keyVaultUri, withKeysAndExemptions);
   const publishing = new PublishService(store, changes, systemClock, (tenantId) => compiler.compile(tenantId), gateway);
@@ -151,6 +161,16 @@ export async function buildServices(config: Config): Promise<Services> {
     holds: (tenantId, ref) => publishing.holds(tenantId, ref),
     ensurePublished: async (tenantId, cause) => {
       await publishing.ensurePublished(tenantId, cause);
+    },
+    exemptionTier: async (tenantId, projectId, keyId) => {
+      const active = await activeExemptions(tenantId);
+      if (!active.some((e) => e.scope.level === "key" && e.scope.keyId === keyId)) return undefined;
+      // Rare: derive the tier exactly as the compiler input does, so the subscription and the products agree.
+      const input = await compiler.input(tenantId);
+      const id = input.virtualKeys?.find((k) => k.id === keyId && k.projectId === projectId)?.tier;
+      const { EXEMPTION_TIER_PREFIX } = await import("../policy/exemptions.js");
+      const tier = id?.startsWith(EXEMPTION_TIER_PREFIX) ? input.keyTiers?.find((t) => t.id === id) : undefined;
+      return tier ? { id: tier.id, tier: { ...tier, limits: { ...tier.limits } } } : undefined;
     },
   }, approvals);
   exemptions = new ExemptionService(store, changes, systemClock, approvals, projects, models, notifier, requestPublish);

@@ -355,6 +355,50 @@ describe("virtual keys", () => {
     await until(async () => (fake.state.has(`products/${product}`) ? undefined : true), "shared product removed");
   });
 
+  it("a key-scope exemption moves the key's subscription to the exemption's product, and back when it ends", async () => {
+    const k = await create({ name: "exempted key", limits: { tokensPerMinute: 1000 } });
+    const own = await synced(k.id);
+    const ownProduct = tierProductIdFor(project.id, own.gateway.profile);
+    const exemption = await dev.exemptions.request({
+      control: "tokens.perMinute",
+      scope: { level: "key", projectId: project.id, keyId: k.id },
+      relaxation: { kind: "limit", value: 5000 },
+      category: "waiver",
+      owner: "dora",
+      reason: { deliveryBlocker: "batch backfill", affectedControl: "1000 tokens per minute", expectedEndState: "backfill done" },
+      compensatingControls: ["backfill watched"],
+      evidence: ["https://tickets.example.com/BF-1"],
+      expiresAt: new Date(Date.now() + 3 * 86_400_000).toISOString(),
+    });
+    const approval = await admin.approvals.get(exemption.approvalId);
+    await admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
+    await until(async () => ((await dev.exemptions.get(exemption.id)).status === "active" ? true : undefined), "exemption active");
+    const exemptProduct = await until(async () => {
+      await t.app.host.invokeTimer("gatewayPublishSweep");
+      await t.app.host.invokeTimer("keyLifecycle");
+      const scope = sub(k.id)?.scope ?? "";
+      return /\/products\/[^/]*zzzz_x/.test(scope) ? scope.split("/products/")[1] : undefined;
+    }, "key on the exemption product");
+    const policy = String(fake.state.get(`apis/${apiIdFor(project.id)}/policies/policy`)?.properties.value);
+    expect(policy).toContain('tokens-per-minute="5000"');
+    expect(fake.state.has(`products/${ownProduct}`)).toBe(true);
+
+    const active = await dev.exemptions.get(exemption.id);
+    await admin.exemptions.revoke(exemption.id, { reason: "done" }, active.etag);
+    await until(async () => {
+      await t.app.host.invokeTimer("gatewayPublishSweep");
+      await t.app.host.invokeTimer("keyLifecycle");
+      return sub(k.id)?.scope?.endsWith(`/products/${ownProduct}`) ? true : undefined;
+    }, "key back on its own product");
+    // No publish failed on the way (the exemption product was never deleted under the subscription).
+    expect((await admin.policy.revisions()).items.filter((r) => r.status === "failed")).toEqual([]);
+    await admin.policy.publish({ reason: "after the exemption" });
+    await until(async () => {
+      await t.app.host.invokeTimer("gatewayPublishSweep");
+      return fake.state.has(`products/${exemptProduct}`) ? undefined : true;
+    }, "exemption product removed");
+  });
+
   it("never stores, logs or emits a key: every document, audit record, event, file and log line is scanned", async () => {
     await t.relay();
     const docs = (await t.container().items.query("SELECT * FROM c").fetchAll()).resources;

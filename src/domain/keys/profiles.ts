@@ -23,6 +23,9 @@ export function withKeyProfiles(input: CompilerInputIn, keysByProject: Map<strin
   const offered = new Map<string, Set<string>>();
   const accepted = new Map<string, { projectId: string; tierId: string }[]>();
   const byId = new Map(input.projects.map((p) => [p.id, p]));
+  // Which tier each key is on: metadata for the compiler (never compiled into a document), read by
+  // key-scope exemptions to derive the exempted key's tier from its own.
+  const virtualKeys = [...(input.virtualKeys ?? [])];
   for (const project of input.projects) {
     offered.set(project.id, new Set(project.keyTiers ?? []));
     accepted.set(project.id, [...(project.sharedKeyTiers ?? [])]);
@@ -30,6 +33,7 @@ export function withKeyProfiles(input: CompilerInputIn, keysByProject: Map<strin
   for (const project of input.projects) {
     for (const key of keysByProject.get(project.id) ?? []) {
       const profiles: ProfileDef[] = [profileDefOf(key)];
+      if (profiles[0]!.id) virtualKeys.push({ id: key.id, projectId: project.id, tier: profiles[0]!.id });
       const published = key.gateway.publishedProfile;
       if (published && published.id !== profiles[0]!.id) profiles.push(published);
       for (const def of profiles) {
@@ -50,7 +54,7 @@ export function withKeyProfiles(input: CompilerInputIn, keysByProject: Map<strin
     const shared = accepted.get(project.id)!.sort((a, b) => (a.projectId + a.tierId < b.projectId + b.tierId ? -1 : 1));
     return { ...byId.get(project.id)!, keyTiers: tierIds, sharedKeyTiers: shared };
   });
-  return { ...input, keyTiers: [...tiers.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), projects };
+  return { ...input, keyTiers: [...tiers.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), projects, virtualKeys };
 }
 
 function tierFor(def: ProfileDef, project: ProjectIn): TierIn {
@@ -75,4 +79,33 @@ function tierFor(def: ProfileDef, project: ProjectIn): TierIn {
     // A key scoped to models that are all gone gets an empty list: it reaches nothing (never everything).
     ...(def.models.length ? { models: scoped.map((m) => m.name).sort() } : {}),
   };
+}
+
+/**
+ * After exemptions were applied: an exemption tier that a key's subscription is still on (the
+ * exemption ended, the key has not moved back yet) stays compiled, so the publish that follows the
+ * exemption's end never deletes the product under the subscription. The next publish after the key
+ * moved drops it.
+ */
+export function withPublishedExemptionTiers(input: CompilerInputIn, keysByProject: Map<string, KeyDoc[]>): CompilerInputIn {
+  const tiers = new Map((input.keyTiers ?? []).map((t) => [t.id, t]));
+  const projects = new Map(input.projects.map((p) => [p.id, p]));
+  let changed = false;
+  for (const [projectId, keys] of keysByProject) {
+    for (const key of keys) {
+      const held = key.gateway.publishedExemptionTier;
+      const project = projects.get(projectId);
+      if (!held || !project) continue;
+      if (!tiers.has(held.id)) {
+        tiers.set(held.id, held.tier as TierIn);
+        changed = true;
+      }
+      if (!(project.keyTiers ?? []).includes(held.id)) {
+        projects.set(projectId, { ...project, keyTiers: [...(project.keyTiers ?? []), held.id].sort() });
+        changed = true;
+      }
+    }
+  }
+  if (!changed) return input;
+  return { ...input, keyTiers: [...tiers.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), projects: input.projects.map((p) => projects.get(p.id)!) };
 }

@@ -63,7 +63,7 @@ export interface KeyDoc extends StoredDoc {
    * publishedProfile: the profile the gateway's subscription is on now — kept in the compiled tenant
    * until the subscription has moved, so its product is never deleted from under it.
    */
-  gateway: { desiredGen: number; syncedGen: number; publishedHash?: string; publishedProfile?: ProfileDef };
+  gateway: { desiredGen: number; syncedGen: number; publishedHash?: string; publishedProfile?: ProfileDef; publishedExemptionTier?: ExemptionTier };
   shares: ShareDoc[];
   revocationPending?: boolean;
   /** Expiry notices sent ("14d", "1d") → when. */
@@ -133,9 +133,12 @@ export function profileDefOf(doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?:
 
 export const profileOf = (doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?: ShareDoc[] }): string => profileDefOf(doc).id;
 
-/** The key's APIM subscription as it should be now: a pure function of the key document. */
-export function subscriptionFor(doc: KeyDoc): SubscriptionArtifact {
-  const profile = profileOf(doc);
+/**
+ * The key's APIM subscription as it should be now: a pure function of the key document (and of the
+ * tier an active key-scope exemption puts it on, which replaces its own product while it lasts).
+ */
+export function subscriptionFor(doc: KeyDoc, exemptionTier?: string): SubscriptionArtifact {
+  const profile = exemptionTier ?? profileOf(doc);
   const dead = doc.status === "revoked" || doc.status === "expired";
   const ref = (slot: SlotName): SecretRef =>
     doc.slots[slot].kind === "secret" ? { name: secretName(doc.id, slot), version: doc.slots[slot].version } : { name: fillerName(doc.id, slot), version: doc.slots[slot].version };
@@ -204,9 +207,17 @@ export interface GatewayAccess {
   holds(tenantId: string, ref: string): Promise<boolean>;
   /** Makes (if needed) a pending revision so the tenant's profiles reach the gateway. */
   ensurePublished(tenantId: string, cause: { by: string; reason: string; correlationId: string }): Promise<void>;
+  /** The tier an active key-scope exemption puts the key on (its product replaces the key's own), if any. */
+  exemptionTier(tenantId: string, projectId: string, keyId: string): Promise<ExemptionTier | undefined>;
 }
 
 export type SyncResult = "synced" | "waitingForProfile";
+
+/** A key tier made by a key-scope exemption, as the compiler input holds it. */
+export interface ExemptionTier {
+  id: string;
+  tier: { id: string; description?: string; limits: Record<string, unknown>; models?: string[] };
+}
 
 /**
  * Virtual keys: one APIM subscription per key (docs/adr/008-virtual-keys.md). The key material lives
@@ -556,8 +567,12 @@ export class KeyService {
     for (let attempt = 0; attempt < SYNC_ATTEMPTS; attempt++) {
       const doc = await this.read(tenantId, projectId, id);
       if (!doc) return "synced";
-      if (doc.gateway.syncedGen >= doc.gateway.desiredGen) return "synced";
-      const artifact = subscriptionFor(doc);
+      const live = doc.status === "active" || doc.status === "suspended";
+      const exempted = live ? await this.gateway.exemptionTier(tenantId, projectId, id) : undefined;
+      const artifact = subscriptionFor(doc, exempted?.id);
+      // In step when every change was confirmed and the subscription is still what it should be (an
+      // exemption starting or ending moves it to another product without a change to the key).
+      if (doc.gateway.syncedGen >= doc.gateway.desiredGen && doc.gateway.publishedHash === artifactHash(artifact)) return "synced";
       const parent = artifact.scope.type === "product" ? `product:${artifact.scope.productId}` : `api:${artifact.scope.apiId}`;
       if (!(await this.gateway.holds(tenantId, parent))) {
         await this.gateway.ensurePublished(tenantId, { by: "system:keys", reason: `virtual key ${id} needs ${parent}`, correlationId });
@@ -581,7 +596,14 @@ export class KeyService {
         const confirmed = cur.gateway.desiredGen === gen;
         const next: KeyDoc = {
           ...strip(cur),
-          gateway: { ...cur.gateway, publishedHash: hash, publishedProfile: profileDefOf(doc), ...(confirmed ? { syncedGen: gen } : {}) },
+          gateway: {
+            ...withoutExemptionTier(cur.gateway),
+            publishedHash: hash,
+            publishedProfile: profileDefOf(doc),
+            // The exemption tier the subscription is on stays compiled until the key has left it.
+            ...(exempted ? { publishedExemptionTier: exempted } : {}),
+            ...(confirmed ? { syncedGen: gen } : {}),
+          },
           ...(confirmed && cur.revocationPending ? { revocationPending: false } : {}),
         };
         const r = await this.store.batch(partition, [{ kind: "replace", doc: next, ifMatch: cur._etag }]);
@@ -643,7 +665,7 @@ export class KeyService {
       }
     }
     const cur = await this.read(tenantId, projectId, id);
-    if (cur && !cur.rotation && cur.gateway.syncedGen < cur.gateway.desiredGen) await this.sync(tenantId, projectId, id, correlationId);
+    if (cur && !cur.rotation) await this.sync(tenantId, projectId, id, correlationId);
   }
 
   /** Background only: every key with the fields the lifecycle job needs. */
@@ -868,6 +890,11 @@ export class KeyService {
   private system(tenantId: string, correlationId: string): RequestContext {
     return { principal: { tenantId, userId: "system:keys", roles: new Set() }, correlationId };
   }
+}
+
+function withoutExemptionTier(g: KeyDoc["gateway"]): KeyDoc["gateway"] {
+  const { publishedExemptionTier: _x, ...rest } = g;
+  return rest;
 }
 
 function strip(doc: Versioned<KeyDoc>): KeyDoc {

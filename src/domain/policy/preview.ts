@@ -110,10 +110,15 @@ export class TenantCompiler {
   ) {}
 
   async compile(tenantId: string): Promise<CompileResult> {
+    return compileLazily(await this.input(tenantId));
+  }
+
+  /** The compiler input of the tenant, with every transform applied (keys, exemptions). */
+  async input(tenantId: string): Promise<CompilerInputIn> {
     const [projects, settings] = await Promise.all([this.projects.listAll(tenantId), this.tenantSettings.current(tenantId)]);
     const inputs: ProjectInput[] = [];
     for (const p of projects) inputs.push(toProjectInput(p, await this.models.listAll(tenantId, p.id), this.vaultUri));
-    return compileLazily(await this.transform(tenantId, { tenantId, settings, projects: inputs }));
+    return this.transform(tenantId, { tenantId, settings, projects: inputs });
   }
 }
 
