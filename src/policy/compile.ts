@@ -16,10 +16,12 @@
  *   the API they attach to.
  * - **One product per (project, key tier)** (`aigov-<projectId>-<tierId>`), published, subscription
  *   required without approval, holding the project's API and the APIs of the projects that accept the
- *   tier of this project's keys (`sharedKeyTiers`): its policy only sets the tier number; each API
- *   policy applies that tier's per-key limits and model scope (input.ts explains why this keeps
- *   documents independent of the number of keys). Subscriptions (virtual keys) are not compiled:
- *   they never change a document.
+ *   tier of this project's keys (`sharedKeyTiers`): its policy only sets the tier's id; each API
+ *   policy applies that tier's per-key limits and model scope, comparing the id as a string literal
+ *   (input.ts explains why this keeps documents independent of the number of keys). Tiers are never
+ *   numbered: adding or removing a tier leaves every other tier's product policy, and the API policy
+ *   of every project that does not apply that tier, byte-identical. Subscriptions (virtual keys) are
+ *   not compiled: they never change a document.
  * - **Backends**: one Single backend per model endpoint (with the model's circuit breaker), one Pool
  *   per (project, model) — or per (project, model, version) with an A/B split — using the endpoints'
  *   priority and weight. Blocked models, models outside `models.allowed` and endpoints outside
@@ -158,7 +160,6 @@ class Compiler {
   private readonly nonXmlExplain = new Map<ArtifactRef, ExplainEntry[]>();
   private readonly tiers: KeyTier[];
   private readonly tierById: Map<string, KeyTier>;
-  private readonly tierNumber: Map<string, number>;
   /** "<ownerProjectId>/<tierId>" → the projects that accept the owner's keys in that tier, sorted. */
   private readonly acceptedBy = new Map<string, string[]>();
   private readonly limit: number;
@@ -166,7 +167,6 @@ class Compiler {
   constructor(private readonly input: CompilerInput) {
     this.tiers = sortBy(input.keyTiers, (t) => t.id);
     this.tierById = new Map(this.tiers.map((t) => [t.id, t]));
-    this.tierNumber = new Map(this.tiers.map((t, i) => [t.id, i + 1]));
     for (const p of input.projects) {
       for (const s of p.sharedKeyTiers) {
         const k = `${s.projectId}/${s.tierId}`;
@@ -292,8 +292,8 @@ class Compiler {
       }
     }
 
-    // Tiers this API applies: its own and those of other projects' keys it accepts. Tier numbers are
-    // tenant-wide, so an accepted tier is told apart by the same number as in its owner's policy.
+    // Tiers this API applies: its own and those of other projects' keys it accepts. A tier is told
+    // apart by its id (what its product policy sets), the same in every project that applies it.
     const applied = new Set([...project.keyTiers, ...project.sharedKeyTiers.map((s) => s.tierId)]);
     const rate = this.requestRate(eff, pid, applied);
     if (!(modelsOn && eff.semanticCache)) inbound.push(...rate);
@@ -462,11 +462,11 @@ class Compiler {
     this.fragments.set(id, { artifact, explain });
   }
 
-  /** Per-key limits and model scope of a tier product: the product policy only names the tier. */
+  /** Per-key limits and model scope of a tier product: the product policy only names the tier, by
+   * its id, so the document depends on nothing but the project, the tier and who accepts it. */
   private tierProduct(project: PolicyProject, tierId: string) {
     const tier = this.tierById.get(tierId);
-    const n = this.tierNumber.get(tierId);
-    if (!tier || n === undefined) throw invalid("tokens.perMinute", `unknown tier ${tierId}`);
+    if (!tier) throw invalid("tokens.perMinute", `unknown tier ${tierId}`);
     const scope: ScopeRef = { level: "tier", tierId };
     const whys: Why[] = [];
     if (tier.limits.tokensPerMinute !== undefined) whys.push({ control: "tokens.perMinute", scope });
@@ -478,7 +478,7 @@ class Compiler {
       "policies",
       undefined,
       [
-        el("inbound", undefined, [el("base", undefined, undefined, STRUCTURE), el("set-variable", { name: VAR.keyTier, value: n }, undefined, whys.length ? whys : [{ control: "structure", scope }])], STRUCTURE),
+        el("inbound", undefined, [el("base", undefined, undefined, STRUCTURE), el("set-variable", { name: VAR.keyTier, value: tierId }, undefined, whys.length ? whys : [{ control: "structure", scope }])], STRUCTURE),
         el("backend", undefined, [el("base")], STRUCTURE),
         el("outbound", undefined, [el("base")], STRUCTURE),
         el("on-error", undefined, [el("base")], STRUCTURE),
@@ -509,7 +509,7 @@ class Compiler {
   // -------------------------------------------------------------------------------------------
   // Limits
 
-  /** The tiers a project's API applies (offered or accepted), in tier-number order. */
+  /** The tiers a project's API applies (offered or accepted), sorted by id. */
   private offeredTiers(applied: Set<string>): KeyTier[] {
     return this.tiers.filter((t) => applied.has(t.id));
   }
@@ -574,10 +574,9 @@ class Compiler {
       if (keyDefault) out.push(guard(element(keyDefault.value, keyDefault.why)));
       return out;
     }
-    const whens = tierValues.map(({ tier, v }) => {
-      const n = this.tierNumber.get(tier.id) ?? 0;
-      return el("when", { condition: X.sharedCondition(own, n) }, [element(v, { control, scope: { level: "tier", tierId: tier.id } })]);
-    });
+    const whens = tierValues.map(({ tier, v }) =>
+      el("when", { condition: X.sharedCondition(own, tier.id) }, [element(v, { control, scope: { level: "tier", tierId: tier.id } })]),
+    );
     if (keyDefault) {
       const node = element(keyDefault.value, keyDefault.why);
       whens.push(own ? el("when", { condition: X.sharedCondition(own, undefined) }, [node]) : el("otherwise", undefined, [node]));
@@ -875,11 +874,10 @@ class Compiler {
       const from = owners.get(tier.id);
       const shared = from ? `; keys of project ${from.join(", ")} accepted here` : "";
       const why: Why = { control: "models.allowed", scope: { level: "tier", tierId: tier.id }, note: `${allowed.length} of ${names.length} models${shared}` };
-      const n = this.tierNumber.get(tier.id) ?? 0;
       whens.push(
         el(
           "when",
-          { condition: X.tierIs(n) },
+          { condition: X.tierIs(tier.id) },
           [allowed.length ? el("set-variable", { name: VAR.tierModels, value: allowed.join("|") }) : this.forbidden("model_not_allowed", "This key may not use the requested model.", why)],
           why,
         ),

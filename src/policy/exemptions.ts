@@ -20,7 +20,8 @@
  *   (`tokens.perMinute`, `tokens.quota`, `requests.rate`) have a per-key representation, so only
  *   they can be exempted for a key, and only where the project's limit is counted per key.
  *   Exemption tier ids start with {@link EXEMPTION_TIER_PREFIX}, which sorts after ordinary tier ids,
- *   so the numbers of existing tiers (and their documents) do not move.
+ *   so their `when`s come after those of existing tiers in an API policy. (Tiers are identified by id
+ *   in documents, so an exemption tier changes no other tier's product policy either way.)
  *
  * ## Relaxations
  * - `off`: the control is switched off at the scope and at every narrower scope inside it that would

@@ -2,13 +2,18 @@
  * The closed vocabulary of policy expressions (`@(...)`) the compiler emits.
  *
  * Rule: an expression is a compiler constant. Its only variable parts are integers the compiler
- * renders itself (limits, indexes) and values from the compiler's own enums (a correlation header
- * from CORRELATION_HEADERS, a counter kind). No input string — a name, header, id, description —
+ * renders itself (limits, indexes), values from the compiler's own enums (a correlation header
+ * from CORRELATION_HEADERS, a counter kind) and — the one exception — a key tier id as a C# string
+ * literal in the tier comparison ({@link tierIs}). A tier id is a validated identifier
+ * (identifiers.ts `TIER_ID`: `[a-z0-9_]`, no quote, backslash, `@`, `{`, `<`, `&` or whitespace),
+ * checked again here by {@link tierLiteral}, so it can neither leave the literal nor start code or a
+ * named-value reference. No other input string — a name, header, model or project id, description —
  * is ever placed in an expression. Per-model data (names, pool ids, dates) is written as *literal*
  * attribute values (set-variable) that expressions read at run time, the same way they read the request.
  *
  * The property tests check every expression in every compiled document against {@link EXPRESSION_SHAPES}.
  */
+import { TIER_ID } from "./identifiers.js";
 import { type CORRELATION_HEADERS } from "./settings.js";
 import { VAR } from "./names.js";
 
@@ -42,18 +47,26 @@ export function counterKey(kind: CounterKind, per: "key" | "project", perModel: 
   return `@(${parts.join(" + ")})`;
 }
 
+/** A key tier id as a C# string literal. Throws unless the id matches TIER_ID (identifiers.ts), the
+ * character set that cannot end or escape the literal, start an expression or a named value. */
+export function tierLiteral(tierId: string): string {
+  if (!TIER_ID.test(tierId)) throw new RangeError(`not a key tier id: ${JSON.stringify(tierId)}`);
+  return `"${tierId}"`;
+}
+
 const OWN = { tpm: VAR.ownTokensPerMinute, tq: VAR.ownTokenQuota, cs: VAR.ownContentSafety } as const;
-/** Condition for a project-level element that models with their own value skip, optionally only for a key tier. */
-export function sharedCondition(own: keyof typeof OWN | undefined, tier: number | undefined): string {
+/** Condition for a project-level element that models with their own value skip, optionally only for
+ * the keys of one key tier (by id). */
+export function sharedCondition(own: keyof typeof OWN | undefined, tierId: string | undefined): string {
   const parts: string[] = [];
   if (own) parts.push(`!context.Variables.ContainsKey("${OWN[own]}")`);
-  if (tier !== undefined) parts.push(`context.Variables.GetValueOrDefault<string>("${VAR.keyTier}", "") == "${int(tier)}"`);
+  if (tierId !== undefined) parts.push(`context.Variables.GetValueOrDefault<string>("${VAR.keyTier}", "") == ${tierLiteral(tierId)}`);
   if (!parts.length) throw new Error("sharedCondition needs a guard");
   return `@(${parts.join(" && ")})`;
 }
 
-/** Keys of tier `n` (the number a tier product's policy sets). */
-export const tierIs = (n: number) => sharedCondition(undefined, n);
+/** Keys of the tier `tierId` (the id its tier product's policy sets in `aigov-key-tier`). */
+export const tierIs = (tierId: string) => sharedCondition(undefined, tierId);
 /** The resolved model is not in the key tier's model list (a set-variable literal, like the project's
  * model list), so tier model names never enter an expression. No list set = no tier restriction. */
 export const MODEL_NOT_IN_TIER = `@(context.Variables.ContainsKey("${VAR.tierModels}") && Array.IndexOf(((string)${v(VAR.tierModels)}).Split('|'), (string)${v(VAR.model)}) < 0)`;
@@ -79,8 +92,18 @@ export const MODEL = `@(context.Variables.GetValueOrDefault<string>("${VAR.model
 export const RETRY_CONDITION = `@(context.Response.StatusCode == 429 || context.Response.StatusCode >= 500)`;
 export const IS_503 = `@(context.Response.StatusCode == 503)`;
 
-/** The shape of an expression: integers replaced by `0`. */
-export const expressionShape = (expr: string) => expr.replace(/[0-9]+/g, "0");
+/** Where a tier id appears in an expression: the literal right after the `aigov-key-tier` comparison. */
+const TIER_COMPARISON = new RegExp(`(context\\.Variables\\.GetValueOrDefault<string>\\("${VAR.keyTier}", ""\\) == ")([^"]*)(")`, "g");
+/** A tier id that stands for any tier in {@link EXPRESSION_SHAPES}. */
+const ANY_TIER = "tier";
+
+/** The shape of an expression: key tier ids replaced by `tier` (only ids that match TIER_ID; anything
+ * else is left in place, so it does not match a shape), then integers replaced by `0`. */
+export const expressionShape = (expr: string) =>
+  expr.replace(TIER_COMPARISON, (whole, pre: string, id: string, post: string) => (TIER_ID.test(id) ? `${pre}${ANY_TIER}${post}` : whole)).replace(/[0-9]+/g, "0");
+
+/** The key tier ids compared in an expression (empty for expressions that do not compare a tier). */
+export const tierIdsIn = (expr: string): string[] => [...expr.matchAll(TIER_COMPARISON)].map((m) => m[2] ?? "");
 
 /** Every expression shape the compiler can emit, with integers replaced by `0`. */
 export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
@@ -112,6 +135,6 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
   for (const kind of ["tpm", "tq", "rpm"] as const)
     for (const per of ["key", "project"] as const) for (const perModel of [false, true]) shapes.push(counterKey(kind, per, perModel));
   for (const own of [undefined, "tpm", "tq", "cs"] as const)
-    for (const tier of [undefined, 0]) if (own !== undefined || tier !== undefined) shapes.push(sharedCondition(own, tier));
+    for (const tier of [undefined, ANY_TIER]) if (own !== undefined || tier !== undefined) shapes.push(sharedCondition(own, tier));
   return new Set(shapes.map(expressionShape));
 })();

@@ -5,8 +5,9 @@
  * an attribute or text value that starts with `@(` or `@{` is a C# policy expression, and `{{name}}`
  * anywhere in a document is replaced by a named value when the policy is saved. Escaping by the XML
  * builder protects the markup, not these. So identifiers that end up in policy XML (as attribute or
- * text values, never inside an expression) are limited to letters, digits and a few punctuation
- * characters: no `@`, `{`, `}`, `(`, `<`, `&`, `"`, whitespace or `|` (the compiler's list separator).
+ * text values) are limited to letters, digits and a few punctuation characters: no `@`, `{`, `}`,
+ * `(`, `<`, `&`, `"`, whitespace or `|` (the compiler's list separator). Only one identifier is ever
+ * placed inside an expression: a key tier id, as a string literal ({@link TierId}).
  * Free text (names, descriptions) is never written into policy XML at all; see {@link FreeText}.
  */
 import { z } from "zod";
@@ -19,6 +20,22 @@ export const Ident = z
   .string()
   .regex(IDENT, "must be 1-24 lower-case letters, digits or '_', starting with a letter or digit")
   .meta({ description: "Identifier: 1-24 lower-case letters, digits or '_'" });
+
+/** Key tier ids. Unlike other identifiers, a tier id is written *inside* a policy expression: the
+ * tier product's policy sets `aigov-key-tier` to the id and the project's API policy compares it as a
+ * C# string literal (`… == "kp_3f9a0c12de"`, expressions.ts `tierIs`). That is safe because of the
+ * {@link IDENT} character set, which this pattern keeps: lower-case letters, digits and `_` only, so
+ * no `"` or `\` (which would end or escape the literal), no `@(`, `@{`, `{{`, `}}`, `<`, `&`,
+ * whitespace or line breaks. Stricter than Ident in one respect: not digits only, so a tier id can
+ * never equal a tier *number* ("1", "2", …), which product policies set before tiers were identified
+ * by id; during the one-time republish, a product policy still carrying a number matches no tier of an
+ * updated API policy (its keys get the project's per-key limits, never another tier's). The
+ * expression builder checks the pattern again before it emits a literal. */
+export const TIER_ID = /^(?![0-9]+$)[a-z0-9][a-z0-9_]{0,23}$/;
+export const TierId = z
+  .string()
+  .regex(TIER_ID, "must be 1-24 lower-case letters, digits or '_', starting with a letter or digit, and not digits only")
+  .meta({ description: "Key tier id: 1-24 lower-case letters, digits or '_', not digits only (e.g. kp_3f9a0c12de)" });
 
 /** The tenant id (an Entra tenant GUID or a slug). Never written into policy XML. */
 export const TenantId = z

@@ -15,8 +15,10 @@
  *   with distinct profiles (≤ {@link MAX_TENANT_KEY_TIERS}), never with keys.
  *   A key in tier T of project P is a subscription scoped to the product `aigov-<P>-<T>`
  *   (names.ts `tierProductIdFor`), which contains P's API. That product's policy sets one context
- *   variable to the tier's number; the project's API policy picks the tier's limits and model scope
- *   with a `choose` over tier numbers. Documents grow with the number of tiers a project offers or
+ *   variable to the tier's id; the project's API policy picks the tier's limits and model scope with
+ *   a `choose` over tier ids. A tier's documents therefore depend on that tier alone: adding or
+ *   removing another tier changes no other tier's product policy, nor the API policy of a project
+ *   that does not apply the changed tier. Documents grow with the number of tiers a project offers or
  *   accepts (bounded, ≤ {@link MAX_PROJECT_KEY_TIERS} each), never with the number of keys. Keys
  *   without a tier are subscriptions scoped to the API `aigov-<P>` and get the project's limits.
  * - Sharing: project Q lists `(P, T)` in `sharedKeyTiers` to accept P's keys in tier T (after an
@@ -40,6 +42,7 @@ import {
   NamedValueId,
   Region,
   TenantId,
+  TierId,
   VersionLabel,
 } from "./identifiers.js";
 import { ModelSettings, QUOTA_PERIODS, Settings } from "./settings.js";
@@ -164,9 +167,9 @@ export const PolicyProject = z
     description: FreeText(2000).optional(),
     pillars: Pillars.default({ models: true, tools: true, agents: true }),
     settings: Settings.default({}),
-    keyTiers: z.array(Ident).max(MAX_PROJECT_KEY_TIERS).default([]).meta({ description: "Key tiers this project offers (ids from keyTiers)" }),
+    keyTiers: z.array(TierId).max(MAX_PROJECT_KEY_TIERS).default([]).meta({ description: "Key tiers this project offers (ids from keyTiers)" }),
     sharedKeyTiers: z
-      .array(z.strictObject({ projectId: Ident, tierId: Ident }))
+      .array(z.strictObject({ projectId: Ident, tierId: TierId }))
       .max(MAX_PROJECT_KEY_TIERS)
       .default([])
       .meta({ description: "Tiers of another project's keys this project accepts: the owner's tier product also links this project's API, and this project's policy applies the tier" }),
@@ -195,7 +198,7 @@ export type PolicyProject = z.output<typeof PolicyProject>;
 
 export const KeyTier = z
   .strictObject({
-    id: Ident,
+    id: TierId,
     description: FreeText(1000).optional(),
     limits: z
       .strictObject({
@@ -220,7 +223,7 @@ export const VirtualKeyRef = z
   .strictObject({
     id: z.string().regex(/^[A-Za-z0-9_-]{1,80}$/),
     projectId: Ident,
-    tier: Ident.optional(),
+    tier: TierId.optional(),
   })
   .meta({ description: "A virtual key (APIM subscription); metadata only, never compiled into a document" });
 

@@ -62,7 +62,8 @@ export const VAR = {
   modelIndex: "aigov-model-ix",
   group: "aigov-model-group",
   backend: "aigov-backend",
-  /** Set by a key-tier product policy: the tier's number (1-based position in the sorted tier list). */
+  /** Set by a key-tier product policy: the tier's id (identifiers.ts TierId); API policies compare it
+   * as a string literal, so a tier's identity in documents does not depend on other tiers. */
   keyTier: "aigov-key-tier",
   /** '|'-separated model names the key's tier may call (data, not code), set only for tiers that
    * restrict the project's models; absent = no tier restriction. */

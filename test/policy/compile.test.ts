@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { compile, CONSUMPTION_POLICY_SIZE_LIMIT_BYTES, POLICY_SIZE_LIMIT_BYTES, type CompileResult } from "../../src/policy/compile.js";
 import { type PolicyCompileError, type PolicySizeError } from "../../src/policy/errors.js";
+import * as X from "../../src/policy/expressions.js";
 import { type CompilerInputIn, MAX_PROJECT_KEY_TIERS, MAX_TENANT_KEY_TIERS } from "../../src/policy/input.js";
 import { type GatewayArtifact, type PolicyArtifact } from "../../src/ports/gateway.js";
 import { GOLDEN_CASES, MI, model, project, tenant } from "./fixtures.js";
@@ -154,8 +155,60 @@ describe("compile", () => {
       expect(xml).toContain('"code":"model_not_allowed"');
       expect(xml.indexOf('fragment-id="aigov-resolve-model"')).toBeLessThan(xml.indexOf("aigov-tier-models"));
       expect(xml.indexOf("aigov-tier-models")).toBeLessThan(xml.indexOf("aigov-model-group&quot;"));
-      // A tier whose list covers every routable model adds nothing (tier 3 appears only in its rate limit).
-      expect(xml.match(/== &quot;3&quot;/g)).toHaveLength(1);
+      // A tier whose list covers every routable model adds nothing (kp_7b21e4a5f0 appears only in its rate limit).
+      expect(xml.match(/== &quot;kp_7b21e4a5f0&quot;/g)).toHaveLength(1);
+    });
+
+    it("identifies a tier by its id: the product policy sets the id, the API policy compares the id string", () => {
+      const r = compile(scoped);
+      const product = policies(r).find((p) => p.scope.type === "product" && p.scope.productId === "aigov-prj_alpha-kp_3f9a0c12de")!;
+      expect(product.xml).toContain('<set-variable name="aigov-key-tier" value="kp_3f9a0c12de"/>');
+      const xml = apiPolicy(r, "prj_alpha");
+      expect(xml).toContain(
+        '<when condition="@(context.Variables.GetValueOrDefault&lt;string&gt;(&quot;aigov-key-tier&quot;, &quot;&quot;) == &quot;kp_3f9a0c12de&quot;)">',
+      );
+      // No tier numbers anywhere: every comparison names a tier the project applies.
+      const compared = [...xml.matchAll(/aigov-key-tier&quot;, &quot;&quot;\) == &quot;([^&]*)&quot;/g)].map((m) => m[1]);
+      expect(new Set(compared)).toEqual(new Set(["gold", "kp_3f9a0c12de", "kp_7b21e4a5f0", "kp_c0ffee0001"]));
+    });
+
+    it("adding a tier leaves every other tier's product policy, and the API policy of every project that does not apply it, byte-identical", () => {
+      // Ids that sort first, in the middle and last: with positional tier numbers each would have
+      // renumbered the tiers after it.
+      for (const id of ["aaa_new", "kp_5000000000", "zzz_new"]) {
+        const newTier = { id, limits: { tokensPerMinute: 7 }, models: ["gpt-4o"] };
+        for (const base of [scoped, shared]) {
+          const before = compile(base);
+          const product = (r: CompileResult, productId: string) => policies(r).find((p) => p.scope.type === "product" && p.scope.productId === productId)?.xml;
+          const productIds = policies(before).flatMap((p) => (p.scope.type === "product" ? [p.scope.productId] : []));
+          // 1. Nobody offers the new tier: every document is unchanged.
+          const unused = compile({ ...base, keyTiers: [...base.keyTiers!, newTier] });
+          expect(JSON.stringify(unused.artifacts)).toBe(JSON.stringify(before.artifacts));
+          // 2. The first project offers it: only that project's API policy and the new product are new.
+          const offeredBy = base.projects[0]!.id;
+          const offered = compile({
+            ...base,
+            keyTiers: [newTier, ...base.keyTiers!],
+            projects: base.projects.map((p) => (p.id === offeredBy ? { ...p, keyTiers: [...(p.keyTiers ?? []), id] } : p)),
+          });
+          expect(validateCompiled(offered.artifacts)).toEqual([]);
+          for (const productId of productIds) expect(product(offered, productId), productId).toBe(product(before, productId));
+          expect(product(offered, `aigov-${offeredBy}-${id}`)).toContain(`<set-variable name="aigov-key-tier" value="${id}"/>`);
+          for (const p of base.projects) {
+            if (p.id === offeredBy) expect(apiPolicy(offered, p.id)).toContain(`== &quot;${id}&quot;`);
+            else expect(apiPolicy(offered, p.id), p.id).toBe(apiPolicy(before, p.id));
+          }
+        }
+      }
+    });
+
+    it("refuses tier ids that are digits only (a legacy tier number) or unsafe in a string literal", () => {
+      const withTier = (id: string) => tenant([project("prj_a", [model("m1", "gpt-4o")], { keyTiers: [id] })], { keyTiers: [{ id, limits: { tokensPerMinute: 5 } }] });
+      for (const bad of ["1", "2", "0042", 'a"b', "a\\b", "a@(b", "a{{b", "a<b", "a b", "A", ""]) expectCompileError(withTier(bad), "invalidInput", /keyTiers\.0\.id/);
+      for (const ok of ["1a", "kp_0123456789", "gold", "_".padStart(24, "a")]) expect(() => compile(withTier(ok)), ok).not.toThrow();
+      // The expression builder checks again, independently of input validation.
+      for (const bad of ["1", 'a"b', "a\\b", "a@(b", "a{{b", "a<b", "a&b", "a b", "a\nb", "KP", "a".repeat(25)]) expect(() => X.tierIs(bad), bad).toThrow(RangeError);
+      expect(X.tierIs("kp_3f9a0c12de")).toBe('@(context.Variables.GetValueOrDefault<string>("aigov-key-tier", "") == "kp_3f9a0c12de")');
     });
 
     it("a list that matches none of the project's models refuses every model for that tier; no list means no restriction", () => {

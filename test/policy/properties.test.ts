@@ -8,8 +8,8 @@ import { describe, expect, it } from "vitest";
 import { create } from "xmlbuilder2";
 import { compile, CONSUMPTION_POLICY_SIZE_LIMIT_BYTES, POLICY_SIZE_LIMIT_BYTES } from "../../src/policy/compile.js";
 import { PolicyCompileError } from "../../src/policy/errors.js";
-import { EXPRESSION_SHAPES } from "../../src/policy/expressions.js";
-import { PROTECTED_HEADERS } from "../../src/policy/identifiers.js";
+import { EXPRESSION_SHAPES, expressionShape, tierIdsIn, tierIs } from "../../src/policy/expressions.js";
+import { IDENT, PROTECTED_HEADERS, TIER_ID } from "../../src/policy/identifiers.js";
 import { type CompilerInputIn } from "../../src/policy/input.js";
 import { ALLOWED_ELEMENTS, expressionsIn, parse, validateCompiled } from "./validator.js";
 
@@ -219,6 +219,10 @@ function userStrings(input: CompilerInputIn): string[] {
 const documents = (r: ReturnType<typeof compile>) => r.artifacts.flatMap((a) => (a.kind === "policy" || a.kind === "fragment" ? [a.xml] : []));
 
 const SHAPE_TEXT = [...EXPRESSION_SHAPES].join("\n");
+/** The literal of a tier comparison (in a parsed, unescaped expression). */
+const TIER_LITERAL = /(GetValueOrDefault<string>\("aigov-key-tier", ""\) == ")[^"]*(")/g;
+/** Valid tier ids (fast-check cannot generate from TIER_ID itself: it has a lookahead). */
+const tierIdArb = fc.stringMatching(IDENT).filter((s) => TIER_ID.test(s));
 
 describe("compiler properties", () => {
   it("valid inputs compile to allow-listed, parseable documents within the size limit", () => {
@@ -254,6 +258,7 @@ describe("compiler properties", () => {
         const r = compile(input);
         const strings = userStrings(input);
         const suspicious = strings.filter((s) => s.length >= 3 && /[^0-9]/.test(s) && !SHAPE_TEXT.includes(s));
+        const tierIds = new Set((input.keyTiers ?? []).map((t) => t.id));
         for (const xml of documents(r)) {
           // Free text never reaches a document; nothing introduces a named-value reference.
           expect(xml).not.toContain("~");
@@ -267,7 +272,11 @@ describe("compiler properties", () => {
           walk(root as never);
           for (const name of names) expect(ALLOWED_ELEMENTS.has(name), name).toBe(true);
           for (const expr of expressionsIn(root)) {
-            for (const s of suspicious) expect(expr.includes(s), `${s} inside ${expr}`).toBe(false);
+            // The one input string an expression may hold: a declared tier id, as the literal of the
+            // tier comparison. Everything else in the expression is a compiler constant.
+            for (const id of tierIdsIn(expr)) expect(tierIds.has(id), `${id} in ${expr}`).toBe(true);
+            const rest = expr.replace(TIER_LITERAL, "$1$2");
+            for (const s of suspicious) expect(rest.includes(s), `${s} inside ${expr}`).toBe(false);
           }
         }
       }),
@@ -276,19 +285,18 @@ describe("compiler properties", () => {
   });
 
   it("a tier's keys may call exactly the project's routable models that the tier lists (offered or accepted tiers)", () => {
-    const tierWhen = (n: number) =>
-      new RegExp(`<when condition="@\\(context\\.Variables\\.GetValueOrDefault&lt;string&gt;\\(&quot;aigov-key-tier&quot;, &quot;&quot;\\) == &quot;${n}&quot;\\)">\\s*<(set-variable name="aigov-tier-models" value="([^"]*)"|return-response>)`, "g");
+    const tierWhen = (id: string) =>
+      new RegExp(`<when condition="@\\(context\\.Variables\\.GetValueOrDefault&lt;string&gt;\\(&quot;aigov-key-tier&quot;, &quot;&quot;\\) == &quot;${id}&quot;\\)">\\s*<(set-variable name="aigov-tier-models" value="([^"]*)"|return-response>)`, "g");
     fc.assert(
       fc.property(inputArb, (input) => {
         const r = compile(input);
-        const tierIds = (input.keyTiers ?? []).map((t) => t.id).sort();
         for (const p of input.projects) {
           const api = r.artifacts.find((a) => a.kind === "policy" && a.scope.type === "api" && a.scope.apiId === `aigov-${p.id}`);
           const xml = api && api.kind === "policy" ? api.xml : "";
           const routable = /<set-variable name="aigov-models" value="([^"]*)"\/>/.exec(xml)?.[1]?.split("|") ?? [];
           const applied = new Set([...(p.keyTiers ?? []), ...(p.sharedKeyTiers ?? []).map((s) => s.tierId)]);
           for (const tier of input.keyTiers ?? []) {
-            const found = [...xml.matchAll(tierWhen(tierIds.indexOf(tier.id) + 1))];
+            const found = [...xml.matchAll(tierWhen(tier.id))];
             const allowed = routable.filter((m) => tier.models?.includes(m));
             if (!applied.has(tier.id) || !tier.models || !routable.length || allowed.length === routable.length) {
               expect(found, `${p.id}/${tier.id}`).toHaveLength(0);
@@ -309,6 +317,73 @@ describe("compiler properties", () => {
     );
   });
 
+  it("adding a tier leaves every other tier's product policy and every API policy that does not apply it byte-identical", () => {
+    const policyXml = (r: ReturnType<typeof compile>) =>
+      new Map(r.artifacts.flatMap((a) => (a.kind === "policy" ? [[a.scope.type === "api" ? `api:${a.scope.apiId}` : a.scope.type === "product" ? `product:${a.scope.productId}` : "other", a.xml] as const] : [])));
+    fc.assert(
+      fc.property(
+        inputArb,
+        tierIdArb,
+        fc.nat(),
+        fc.nat(),
+        fc.boolean(),
+        fc.option(fc.array(modelName, { maxLength: 3 }), { nil: undefined }),
+        (input, rawId, ownerIx, acceptorIx, accepted, models) => {
+          const tiers = input.keyTiers ?? [];
+          fc.pre(!tiers.some((t) => t.id === rawId));
+          const id = rawId;
+          const owner = input.projects[ownerIx % input.projects.length]!;
+          const acceptor = accepted ? input.projects[acceptorIx % input.projects.length]! : undefined;
+          const acceptorId = acceptor && acceptor.id !== owner.id ? acceptor.id : undefined;
+          const before = policyXml(compile(input));
+          const next: CompilerInputIn = {
+            ...input,
+            keyTiers: [...tiers, { id, limits: { tokensPerMinute: 11, requestRate: { calls: 3, renewalPeriodSeconds: 60 } }, ...(models ? { models } : {}) }],
+            projects: input.projects.map((p) =>
+              p.id === owner.id
+                ? { ...p, keyTiers: [...(p.keyTiers ?? []), id] }
+                : p.id === acceptorId
+                  ? { ...p, sharedKeyTiers: [...(p.sharedKeyTiers ?? []), { projectId: owner.id, tierId: id }] }
+                  : p,
+            ),
+          };
+          const after = policyXml(compile(next));
+          const newProduct = `product:aigov-${owner.id}-${id}`;
+          const changedApis = new Set([`api:aigov-${owner.id}`, ...(acceptorId ? [`api:aigov-${acceptorId}`] : [])]);
+          expect([...after.keys()].sort()).toEqual([...before.keys(), newProduct].sort());
+          expect(after.get(newProduct)).toContain(`<set-variable name="aigov-key-tier" value="${id}"/>`);
+          for (const [ref, xml] of before) {
+            if (!changedApis.has(ref)) expect(after.get(ref), ref).toBe(xml);
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it("a tier comparison holds exactly the tier id, and only ids that are safe in a C# string literal", () => {
+    const candidate = fc.oneof(
+      tierIdArb,
+      fc.string({ maxLength: 26 }),
+      fc.tuple(tierIdArb, fc.constantFrom(...NASTY, "\\", "\n", " ", "|", "A"), tierIdArb).map(([a, b, c]) => `${a}${b}${c}`),
+    );
+    fc.assert(
+      fc.property(candidate, (id) => {
+        if (!TIER_ID.test(id)) {
+          expect(() => tierIs(id)).toThrow(RangeError);
+          return;
+        }
+        const expr = tierIs(id);
+        expect(EXPRESSION_SHAPES.has(expressionShape(expr))).toBe(true);
+        expect(tierIdsIn(expr)).toEqual([id]);
+        expect(expr.replace(TIER_LITERAL, "$1$2")).toBe('@(context.Variables.GetValueOrDefault<string>("aigov-key-tier", "") == "")');
+        expect(id).toMatch(/^[a-z0-9_]+$/);
+        expect(id).not.toMatch(/^[0-9]+$/);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it("rejects identifiers that contain markup, expression or named-value syntax", () => {
     const bad = fc.tuple(fc.string({ maxLength: 4 }), fc.constantFrom(...NASTY, " ", "|", "\n"), fc.string({ maxLength: 4 })).map(([a, b, c]) => `a${a}${b}${c}`);
     const place: ((s: string) => CompilerInputIn)[] = [
@@ -325,6 +400,8 @@ describe("compiler properties", () => {
       (s) => ({ tenantId: "t", keyTiers: [{ id: "t", limits: {}, models: ["ok", s] }], projects: [] }),
       (s) => ({ tenantId: "t", keyTiers: [{ id: "t", limits: {} }], projects: [{ id: "p", name: "P", keyTiers: ["t"] }, { id: "q", name: "Q", sharedKeyTiers: [{ projectId: s, tierId: "t" }] }] }),
       (s) => ({ tenantId: "t", keyTiers: [{ id: "t", limits: {} }], projects: [{ id: "p", name: "P", keyTiers: ["t"] }, { id: "q", name: "Q", sharedKeyTiers: [{ projectId: "p", tierId: s }] }] }),
+      (s) => ({ tenantId: "t", keyTiers: [{ id: "t", limits: {} }], projects: [{ id: "p", name: "P", keyTiers: ["t", s] }] }),
+      (s) => ({ tenantId: "t", keyTiers: [{ id: "t", limits: {} }], projects: [{ id: "p", name: "P", keyTiers: ["t"] }], virtualKeys: [{ id: "k", projectId: "p", tier: s }] }),
       (s) => ({ tenantId: "t", projects: [{ id: s, name: "P" }] }),
       (s) => ({ tenantId: "t", projects: [{ id: "p", name: "P", models: [{ id: "m", name: "m", provider: "openai", backends: [{ id: "b", url: "https://x.example.com", region: "eastus", auth: { type: "managedIdentity", resource: `https://x/${s}` } }] }] }] }),
       (s) => ({ tenantId: "t", projects: [{ id: "p", name: "P", models: [{ id: "m", name: "m", provider: "openai", backends: [{ id: "b", url: "https://x.example.com", region: "eastus", auth: { type: "keyVaultSecret", namedValueId: s, secretIdentifier: "https://kv1.vault.azure.net/secrets/x" } }] }] }] }),
