@@ -70,56 +70,33 @@ export const rotateKey = defineOperation({
   cli: "keys rotate",
 });
 
-export const revokeKey = defineOperation({
-  operationId: "revokeKey",
-  method: "POST",
-  path: "/projects/{projectId}/keys/{keyId}:revoke",
-  summary: "Revoke for good: status revoked once the gateway confirms (revocationPending until then)",
-  tag: "keys",
-  roles: WRITERS,
-  access: "the key's owner, TenantAdmin or ProjectAdmin",
-  params: KeyParams,
-  body: ReasonSpec,
-  bodyTypes: JSON_TYPES,
-  ifMatch: true,
-  success: { status: 200, schema: Key, description: "The key: revoked, or revocationPending when the gateway has not confirmed yet" },
-  errors: [...AUTH_ERRORS, 404, 409, 412, 413, 415, 428],
-  cli: "keys revoke",
-});
+/** Revoke, suspend and resume share their shape: a reason, If-Match, the key back. */
+const keyAction = <Id extends string>(operationId: Id, verb: "revoke" | "suspend" | "resume", summary: string, description: string) =>
+  defineOperation({
+    operationId,
+    method: "POST",
+    path: `/projects/{projectId}/keys/{keyId}:${verb}`,
+    summary,
+    tag: "keys",
+    roles: WRITERS,
+    access: "the key's owner, TenantAdmin or ProjectAdmin",
+    params: KeyParams,
+    body: ReasonSpec,
+    bodyTypes: JSON_TYPES,
+    ifMatch: true,
+    success: { status: 200, schema: Key, description },
+    errors: [...AUTH_ERRORS, 404, 409, 412, 413, 415, 428],
+    cli: `keys ${verb}`,
+  });
 
-export const suspendKey = defineOperation({
-  operationId: "suspendKey",
-  method: "POST",
-  path: "/projects/{projectId}/keys/{keyId}:suspend",
-  summary: "Suspend (reversible); gateway.state is synced once the gateway refuses the key",
-  tag: "keys",
-  roles: WRITERS,
-  access: "the key's owner, TenantAdmin or ProjectAdmin",
-  params: KeyParams,
-  body: ReasonSpec,
-  bodyTypes: JSON_TYPES,
-  ifMatch: true,
-  success: { status: 200, schema: Key, description: "The suspended key" },
-  errors: [...AUTH_ERRORS, 404, 409, 412, 413, 415, 428],
-  cli: "keys suspend",
-});
-
-export const resumeKey = defineOperation({
-  operationId: "resumeKey",
-  method: "POST",
-  path: "/projects/{projectId}/keys/{keyId}:resume",
-  summary: "Resume a suspended key",
-  tag: "keys",
-  roles: WRITERS,
-  access: "the key's owner, TenantAdmin or ProjectAdmin",
-  params: KeyParams,
-  body: ReasonSpec,
-  bodyTypes: JSON_TYPES,
-  ifMatch: true,
-  success: { status: 200, schema: Key, description: "The active key" },
-  errors: [...AUTH_ERRORS, 404, 409, 412, 413, 415, 428],
-  cli: "keys resume",
-});
+export const revokeKey = keyAction(
+  "revokeKey",
+  "revoke",
+  "Revoke for good: status revoked once the gateway confirms (revocationPending until then)",
+  "The key: revoked, or revocationPending when the gateway has not confirmed yet",
+);
+export const suspendKey = keyAction("suspendKey", "suspend", "Suspend (reversible); gateway.state is synced once the gateway refuses the key", "The suspended key");
+export const resumeKey = keyAction("resumeKey", "resume", "Resume a suspended key", "The active key");
 
 export const collectKey = defineOperation({
   operationId: "collectKey",

@@ -2,7 +2,6 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createHttpHeaders } from "@azure/core-rest-pipeline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ArmGatewayPublisher } from "../../src/adapters/apim/arm-publisher.js";
 import { overrideServices } from "../../src/app/services.js";
 import type { ApiError, AigovClient } from "../../src/client/index.js";
 import { isWellFormedKey } from "../../src/domain/keys/format.js";
@@ -11,11 +10,9 @@ import type { Model } from "../../src/domain/models/schema.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import { apiIdFor, tierProductIdFor } from "../../src/policy/names.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
-import { createArmFake, type ArmFake } from "../support/arm-fake.js";
+import { armPublisherOn, createArmFake, type ArmFake } from "../support/arm-fake.js";
 import { errorOf, statusOf } from "../support/errors.js";
 
-const SUB = "6f1c3f8e-2a4b-4c1d-9e8f-0a1b2c3d4e5f";
-const fakeCredential = { getToken: async () => ({ token: "t", expiresOnTimestamp: Date.now() + 3600e3 }) };
 
 let t: TestApp;
 let fake: ArmFake;
@@ -71,26 +68,14 @@ beforeAll(async () => {
   fake = createArmFake();
   overrideServices({
     gatewayPublisher: (resolveSecret) =>
-      new ArmGatewayPublisher({
-        subscriptionId: SUB,
-        resourceGroup: "rg-aigov",
-        serviceName: "apim-aigov",
-        credential: fakeCredential,
-        clientOptions: {
-          httpClient: {
-            sendRequest: async (req) => {
-              if (broken) return { request: req, status: 500, headers: createHttpHeaders() };
-              const res = await fake.httpClient.sendRequest(req);
-              if (lostAnswers > 0 && req.method === "PUT" && /\/subscriptions\/key_/.test(new URL(req.url).pathname.split("/service/")[1] ?? "")) {
-                lostAnswers -= 1;
-                throw Object.assign(new Error("socket hang up: the request timed out"), { code: "ETIMEDOUT" });
-              }
-              return res;
-            },
-          },
-          retryOptions: { retryDelayInMs: 1, maxRetryDelayInMs: 5 },
-        },
-        resolveSecret,
+      armPublisherOn(fake, resolveSecret, async (req, send) => {
+        if (broken) return { request: req, status: 500, headers: createHttpHeaders() };
+        const res = await send(req);
+        if (lostAnswers > 0 && req.method === "PUT" && /\/subscriptions\/key_/.test(new URL(req.url).pathname.split("/service/")[1] ?? "")) {
+          lostAnswers -= 1;
+          throw Object.assign(new Error("socket hang up: the request timed out"), { code: "ETIMEDOUT" });
+        }
+        return res;
       }),
   });
   process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {

@@ -1,6 +1,5 @@
 import { createHttpHeaders } from "@azure/core-rest-pipeline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ArmGatewayPublisher } from "../../src/adapters/apim/arm-publisher.js";
 import { parseRef } from "../../src/adapters/apim/plan.js";
 import { resourcePath } from "../../src/adapters/apim/shapes.js";
 import { overrideServices } from "../../src/app/services.js";
@@ -10,11 +9,9 @@ import type { Model } from "../../src/domain/models/schema.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import type { Revision } from "../../src/domain/publishing/schema.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
-import { createArmFake, type ArmFake } from "../support/arm-fake.js";
+import { armPublisherOn, createArmFake, type ArmFake } from "../support/arm-fake.js";
 import { statusOf } from "../support/errors.js";
 
-const SUB = "6f1c3f8e-2a4b-4c1d-9e8f-0a1b2c3d4e5f";
-const fakeCredential = { getToken: async () => ({ token: "t", expiresOnTimestamp: Date.now() + 3600e3 }) };
 const KEY = "sk-publishing-provider-key-0123456789";
 
 let t: TestApp;
@@ -47,14 +44,7 @@ beforeAll(async () => {
   fake = createArmFake();
   overrideServices({
     gatewayPublisher: (resolveSecret) =>
-      new ArmGatewayPublisher({
-        subscriptionId: SUB,
-        resourceGroup: "rg-aigov",
-        serviceName: "apim-aigov",
-        credential: fakeCredential,
-        clientOptions: { httpClient: { sendRequest: (req) => (broken ? Promise.resolve({ request: req, status: 500, headers: createHttpHeaders() }) : fake.httpClient.sendRequest(req)) }, retryOptions: { retryDelayInMs: 1, maxRetryDelayInMs: 5 } },
-        resolveSecret,
-      }),
+      armPublisherOn(fake, resolveSecret, (req, send) => (broken ? Promise.resolve({ request: req, status: 500, headers: createHttpHeaders() }) : send(req))),
   });
   t = await startTestApp();
   admin = await t.as("t-pub", "alice", ["TenantAdmin"]);

@@ -1,3 +1,4 @@
+import { ArmGatewayPublisher } from "../../src/adapters/apim/arm-publisher.js";
 import { createHttpHeaders, type HttpClient, type PipelineRequest, type PipelineResponse } from "@azure/core-rest-pipeline";
 
 /**
@@ -276,4 +277,27 @@ export function createArmFake(options: ArmFakeOptions = {}): ArmFake {
       hooks = [];
     },
   };
+}
+
+export const FAKE_ARM_SUBSCRIPTION = "6f1c3f8e-2a4b-4c1d-9e8f-0a1b2c3d4e5f";
+const fakeCredential = { getToken: async () => ({ token: "t", expiresOnTimestamp: Date.now() + 3600e3 }) };
+
+/**
+ * The real ARM publisher (SDK and all) on a fake, as the app's publisher in integration tests
+ * (overrideServices). `around` may replace or wrap a request (faults, lost answers) before the fake.
+ */
+export function armPublisherOn(
+  fake: ArmFake,
+  resolveSecret: (ref: { name: string; version: string }) => Promise<string>,
+  around?: (request: PipelineRequest, send: (r: PipelineRequest) => Promise<PipelineResponse>) => Promise<PipelineResponse>,
+): ArmGatewayPublisher {
+  const send = (r: PipelineRequest) => fake.httpClient.sendRequest(r);
+  return new ArmGatewayPublisher({
+    subscriptionId: FAKE_ARM_SUBSCRIPTION,
+    resourceGroup: "rg-aigov",
+    serviceName: "apim-aigov",
+    credential: fakeCredential,
+    clientOptions: { httpClient: { sendRequest: (r) => (around ? around(r, send) : send(r)) }, retryOptions: { retryDelayInMs: 1, maxRetryDelayInMs: 5 } },
+    resolveSecret,
+  });
 }

@@ -7,6 +7,7 @@ import type { ChangeWriter } from "../changes.js";
 import { newId, type Page, type RequestContext, type Role } from "../common.js";
 import { AppError, fail, notFound } from "../errors.js";
 import { parseOrThrow } from "../validation.js";
+import { mapLimit } from "../../util/map-limit.js";
 import { comparableHash, unifiedDiff } from "./render.js";
 import {
   MAX_LISTED_CHANGES,
@@ -78,18 +79,6 @@ export class GatewayUnavailableError extends Error {
   override name = "GatewayUnavailableError";
 }
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 function diffManifests(before: Manifest, after: Manifest): { changes: ArtifactChange[]; counts: Revision["counts"] } {
   const changes: ArtifactChange[] = [];
