@@ -295,6 +295,7 @@ class Compiler {
     // Tiers this API applies: its own and those of other projects' keys it accepts. A tier is told
     // apart by its id (what its product policy sets), the same in every project that applies it.
     const applied = new Set([...project.keyTiers, ...project.sharedKeyTiers.map((s) => s.tierId)]);
+    inbound.push(...this.unknownTierGuard(pid, applied));
     const rate = this.requestRate(eff, pid, applied);
     if (!(modelsOn && eff.semanticCache)) inbound.push(...rate);
 
@@ -416,6 +417,28 @@ class Compiler {
     this.projectApi(project);
 
     for (const tierId of [...project.keyTiers].sort(byCodePoint)) this.tierProduct(project, tierId);
+  }
+
+  /**
+   * Fail closed on a key tier this API does not apply: every tier-dependent element below (limits,
+   * model scope) matches tiers by id, so a key whose product policy sets an id the API does not know
+   * — e.g. during the one publish that changes the format of tier ids, or a product policy and an API
+   * policy from different revisions — would otherwise fall through to the project's per-key limits
+   * and its full model list. Placed before the first of them, it answers 403 instead.
+   *
+   * Emitted only when the API applies at least one tier. A project with no tiers gets no guard: a key
+   * of another project's tier product reaches this API only if that product links it, which the
+   * compiler does only for projects that accept the tier (sharedKeyTiers), and those apply it. Keys
+   * without a tier set no variable. So the guard would never fire there, and leaving it out keeps
+   * tier-less documents (most of them) unchanged.
+   */
+  private unknownTierGuard(pid: string, applied: Set<string>): XNode[] {
+    if (!applied.size) return [];
+    const ids = [...applied].sort(byCodePoint);
+    const why: Why = { control: "structure", scope: { level: "project", projectId: pid }, note: `fail closed: a key tier other than ${ids.join(", ")}` };
+    return [
+      el("choose", undefined, [el("when", { condition: X.tierNotIn(ids) }, [this.forbidden("key_tier_unknown", "This key's tier is not valid for this project.", why)])], why),
+    ];
   }
 
   /** The API the project's policy attaches to; its operations are the pillars' traffic (today: models). */

@@ -29,14 +29,31 @@
  * - `limit`: a numeric limit (tokens per minute, token quota, calls per window, prompt bytes) is set
  *   at the scope; narrower scopes inside it that set a lower value are raised to it.
  * - `thresholds`: content-safety category thresholds (block at or above) are raised the same way.
- * Allow-lists (`models.allowed`, `regions.allowed`, `dataClass.allowed`) and requirement lists
- * (`headers.required`) intersect or add up across scopes: a narrower scope cannot widen them, so
- * they cannot be exempted at a narrow scope without touching every sibling; they are not exemptible.
+ * - `allow` (allow-lists `models.allowed`, `regions.allowed`, `dataClass.allowed`, at project or model
+ *   scope): inside the scope the effective list is the normal one — the intersection across tenant,
+ *   project and model — plus the exemption's values. A narrower scope can only narrow an allow-list,
+ *   so the values cannot simply be written into the scope's own list (the intersection would drop
+ *   them again, or they would narrow nothing); they go into the scope's `exempt` entry
+ *   (settings.ts `CompilerSettings`), which `mergeSettings` unions in *after* intersecting. `off` on
+ *   an allow-list lifts the restriction inside the scope the same way. Nothing outside the scope reads
+ *   that entry, so siblings keep their lists. Not at tenant scope (a tenant-wide widening is just a
+ *   different tenant setting) nor for a key (a key has no allow-list of its own).
+ * Requirement lists (`headers.required`) add up across scopes; they are not exemptible.
  */
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { type CompilerInputIn, MAX_PROJECT_KEY_TIERS, MAX_TENANT_KEY_TIERS } from "./input.js";
-import { CONTENT_CATEGORIES, CONTROLS, type ControlId, mergeSettings, type Settings } from "./settings.js";
+import {
+  ALLOW_LIST_VALUE,
+  type AllowListExemptions,
+  CONTENT_CATEGORIES,
+  CONTROLS,
+  type ControlId,
+  isAllowListControl,
+  MAX_ALLOW_LIST_EXEMPTION_VALUES,
+  mergeSettings,
+  type Settings,
+} from "./settings.js";
 
 const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";
 const typedId = (prefix: string) => z.string().regex(new RegExp(`^${prefix}_[${ALPHABET}]{20}$`), `must be a ${prefix}_ id (${prefix}_ and 20 base32 characters)`);
@@ -57,8 +74,21 @@ export const Relaxation = z
     z.strictObject({ kind: z.literal("off") }),
     z.strictObject({ kind: z.literal("limit"), value: z.int().min(1).max(1_000_000_000_000) }),
     z.strictObject({ kind: z.literal("thresholds"), categories: z.partialRecord(z.enum(CONTENT_CATEGORIES), z.int().min(0).max(7)) }),
+    z.strictObject({
+      kind: z.literal("allow"),
+      // The common character set of model names, regions and data classes; each value is checked
+      // against the control's own schema by exemptionUnsupported.
+      values: z
+        .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/, "must be a model name, region or data class"))
+        .min(1)
+        .max(MAX_ALLOW_LIST_EXEMPTION_VALUES),
+    }),
   ])
-  .meta({ id: "Relaxation", description: "off: the control switched off; limit: a raised limit; thresholds: raised content-safety category thresholds (e.g. 4 → 6)" });
+  .meta({
+    id: "Relaxation",
+    description:
+      "off: the control switched off (for an allow-list: no restriction inside the scope); limit: a raised limit; thresholds: raised content-safety category thresholds (e.g. 4 → 6); allow: values an allow-list (models.allowed, regions.allowed, dataClass.allowed) admits in addition inside the scope",
+  });
 export type Relaxation = z.output<typeof Relaxation>;
 
 /** An exemption in force, as the compiler step needs it. */
@@ -79,7 +109,20 @@ const LIMIT_MAX: Partial<Record<ControlId, number>> = { "tokens.perMinute": 1_00
 /** Why (control, scope, relaxation) cannot be exempted, with the field to blame; undefined when it can. */
 export function exemptionUnsupported(control: ControlId, level: ScopeLevel, relaxation: Relaxation): { field: "control" | "relaxation" | "scope"; message: string } | undefined {
   const info = CONTROLS[control];
-  if (info.merge !== "value") return { field: "control", message: `${control} is an allow- or requirement list that narrower scopes cannot widen; it cannot be exempted` };
+  if (info.merge === "union") return { field: "control", message: `${control} is a requirement list that adds up across scopes; it cannot be exempted` };
+  if (isAllowListControl(control)) {
+    if (relaxation.kind !== "allow" && relaxation.kind !== "off") return { field: "relaxation", message: `${control} is an allow-list: widen it with allow (values) or lift it with off` };
+    if (relaxation.kind === "allow") {
+      const bad = relaxation.values.find((v) => !ALLOW_LIST_VALUE[control].safeParse(v).success);
+      if (bad !== undefined) return { field: "relaxation", message: `${JSON.stringify(bad)} is not a valid value of ${control}` };
+    }
+    if (level !== "project" && level !== "model") {
+      return { field: "scope", message: `${control} can be widened for a project or a model within a project only (tenant-wide it would be a different tenant setting; a key has no allow-list of its own)` };
+    }
+    if (!info.scopes.includes(level)) return { field: "scope", message: `${control} cannot be set at ${level} scope` };
+    return undefined;
+  }
+  if (relaxation.kind === "allow") return { field: "relaxation", message: "allow applies to allow-lists only (models.allowed, regions.allowed, dataClass.allowed)" };
   if (relaxation.kind === "off" && !OFF_CONTROLS.includes(control)) return { field: "relaxation", message: `${control} cannot be switched off` };
   if (relaxation.kind === "limit" && !LIMIT_CONTROLS.includes(control)) return { field: "relaxation", message: `${control} has no numeric limit; use off or thresholds` };
   if (relaxation.kind === "limit" && relaxation.value > (LIMIT_MAX[control] ?? 0)) return { field: "relaxation", message: `the limit of ${control} is at most ${LIMIT_MAX[control]}` };
@@ -122,6 +165,19 @@ const PATHS: Partial<Record<ControlId, { path: string[]; limitField?: string }>>
  * that would undo the relaxation are changed). Returns the same object when nothing changes.
  */
 function relaxSettings<S extends Obj>(settings: S | undefined, control: ControlId, r: Relaxation, own: boolean): S | undefined {
+  if (isAllowListControl(control)) {
+    // Narrower scopes need no rewrite: mergeSettings applies the scope's exemption to everything
+    // inside it, after their own lists have been intersected.
+    if (!own || (r.kind !== "allow" && r.kind !== "off")) return settings;
+    const exempt: AllowListExemptions = isObj(settings?.exempt) ? (settings.exempt as AllowListExemptions) : {};
+    const current = exempt[control];
+    // Several exemptions of one control at one scope combine: their values add up, and off wins.
+    const next =
+      r.kind === "off"
+        ? { ...current, off: true as const }
+        : { ...current, add: [...new Set([...(current?.add ?? []), ...r.values])].sort(byCodePoint) };
+    return { ...(settings ?? {}), exempt: { ...exempt, [control]: next } } as unknown as S;
+  }
   if (control === "prompt.maxBytes") {
     const prompt = isObj(settings?.prompt) ? settings.prompt : undefined;
     const current = prompt?.maxBytes as number | null | undefined;
@@ -147,7 +203,7 @@ function relaxSettings<S extends Obj>(settings: S | undefined, control: ControlI
     if (own) next[field] = r.value;
     else if (typeof value === "number" && value < r.value) next[field] = r.value;
     else return settings;
-  } else {
+  } else if (r.kind === "thresholds") {
     const categories: Obj = isObj(next.categories) ? { ...next.categories } : {};
     let changed = false;
     for (const [name, t] of Object.entries(r.categories)) {
@@ -160,6 +216,8 @@ function relaxSettings<S extends Obj>(settings: S | undefined, control: ControlI
     }
     if (!changed && !own) return settings;
     next = { ...next, categories };
+  } else {
+    return settings; // allow: only allow-lists (above); exemptionUnsupported filters the rest out
   }
   const withLeaf = { ...(parent ?? {}), [leaf]: next };
   return (head ? { ...(settings ?? {}), [head]: withLeaf } : withLeaf) as unknown as S;

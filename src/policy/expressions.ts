@@ -4,7 +4,7 @@
  * Rule: an expression is a compiler constant. Its only variable parts are integers the compiler
  * renders itself (limits, indexes), values from the compiler's own enums (a correlation header
  * from CORRELATION_HEADERS, a counter kind) and — the one exception — a key tier id as a C# string
- * literal in the tier comparison ({@link tierIs}). A tier id is a validated identifier
+ * literal in the tier comparison ({@link tierIs}, and the fail-closed guard {@link tierNotIn}). A tier id is a validated identifier
  * (identifiers.ts `TIER_ID`: `[a-z0-9_]`, no quote, backslash, `@`, `{`, `<`, `&` or whitespace),
  * checked again here by {@link tierLiteral}, so it can neither leave the literal nor start code or a
  * named-value reference. No other input string — a name, header, model or project id, description —
@@ -54,19 +54,34 @@ export function tierLiteral(tierId: string): string {
   return `"${tierId}"`;
 }
 
+/** The comparison of the key's tier (the variable its tier product's policy sets) with one tier id. */
+const keyTierEquals = (tierId: string) => `context.Variables.GetValueOrDefault<string>("${VAR.keyTier}", "") == ${tierLiteral(tierId)}`;
+
 const OWN = { tpm: VAR.ownTokensPerMinute, tq: VAR.ownTokenQuota, cs: VAR.ownContentSafety } as const;
 /** Condition for a project-level element that models with their own value skip, optionally only for
  * the keys of one key tier (by id). */
 export function sharedCondition(own: keyof typeof OWN | undefined, tierId: string | undefined): string {
   const parts: string[] = [];
   if (own) parts.push(`!context.Variables.ContainsKey("${OWN[own]}")`);
-  if (tierId !== undefined) parts.push(`context.Variables.GetValueOrDefault<string>("${VAR.keyTier}", "") == ${tierLiteral(tierId)}`);
+  if (tierId !== undefined) parts.push(keyTierEquals(tierId));
   if (!parts.length) throw new Error("sharedCondition needs a guard");
   return `@(${parts.join(" && ")})`;
 }
 
 /** Keys of the tier `tierId` (the id its tier product's policy sets in `aigov-key-tier`). */
 export const tierIs = (tierId: string) => sharedCondition(undefined, tierId);
+/**
+ * Fail-closed tier guard: the request carries a key tier (some tier product's policy set
+ * `aigov-key-tier`) that is none of `tierIds`, the tiers this API applies. Without it such a key would
+ * fall through every tier `choose` to the project's per-key limits and full model list. Each id goes
+ * through the same literal helper as {@link tierIs}; the ids are sorted by the caller, so the
+ * expression depends only on the set of tiers the API applies.
+ */
+export function tierNotIn(tierIds: readonly string[]): string {
+  if (!tierIds.length) throw new Error("tierNotIn needs at least one tier id");
+  return `@(context.Variables.ContainsKey("${VAR.keyTier}") && !(${tierIds.map(keyTierEquals).join(" || ")}))`;
+}
+
 /** The resolved model is not in the key tier's model list (a set-variable literal, like the project's
  * model list), so tier model names never enter an expression. No list set = no tier restriction. */
 export const MODEL_NOT_IN_TIER = `@(context.Variables.ContainsKey("${VAR.tierModels}") && Array.IndexOf(((string)${v(VAR.tierModels)}).Split('|'), (string)${v(VAR.model)}) < 0)`;
@@ -97,10 +112,21 @@ const TIER_COMPARISON = new RegExp(`(context\\.Variables\\.GetValueOrDefault<str
 /** A tier id that stands for any tier in {@link EXPRESSION_SHAPES}. */
 const ANY_TIER = "tier";
 
+/** Further comparisons in a {@link tierNotIn} list once their ids are `tier`: a guard over n tiers has the
+ * shape of the guard over one (the list length is data, like the number of models). */
+const MORE_TIER_COMPARISONS = new RegExp(
+  `(?: \\|\\| context\\.Variables\\.GetValueOrDefault<string>\\("${VAR.keyTier}", ""\\) == "${ANY_TIER}")+(?=\\)\\)$)`,
+  "g",
+);
+
 /** The shape of an expression: key tier ids replaced by `tier` (only ids that match TIER_ID; anything
- * else is left in place, so it does not match a shape), then integers replaced by `0`. */
+ * else is left in place, so it does not match a shape), repeated comparisons of a tier guard folded
+ * into one, then integers replaced by `0`. */
 export const expressionShape = (expr: string) =>
-  expr.replace(TIER_COMPARISON, (whole, pre: string, id: string, post: string) => (TIER_ID.test(id) ? `${pre}${ANY_TIER}${post}` : whole)).replace(/[0-9]+/g, "0");
+  expr
+    .replace(TIER_COMPARISON, (whole, pre: string, id: string, post: string) => (TIER_ID.test(id) ? `${pre}${ANY_TIER}${post}` : whole))
+    .replace(MORE_TIER_COMPARISONS, "")
+    .replace(/[0-9]+/g, "0");
 
 /** The key tier ids compared in an expression (empty for expressions that do not compare a tier). */
 export const tierIdsIn = (expr: string): string[] => [...expr.matchAll(TIER_COMPARISON)].map((m) => m[2] ?? "");
@@ -114,6 +140,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     MODEL_POOL,
     MODEL_GROUP,
     MODEL_NOT_IN_TIER,
+    tierNotIn([ANY_TIER]),
     groupIs(0),
     BACKEND,
     abRoll(0),

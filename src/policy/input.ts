@@ -45,7 +45,7 @@ import {
   TierId,
   VersionLabel,
 } from "./identifiers.js";
-import { ModelSettings, QUOTA_PERIODS, Settings } from "./settings.js";
+import { CompilerModelSettings, CompilerSettings, QUOTA_PERIODS, Settings } from "./settings.js";
 
 export const GATEWAY_TIERS = ["classic", "v2", "consumption"] as const;
 export const PROVIDERS = ["azure-openai", "foundry", "openai", "anthropic", "bedrock", "vertex", "openai-compatible"] as const;
@@ -125,7 +125,7 @@ export const PolicyModel = z
     pricing: Pricing.optional(),
     allowedDataClasses: z.array(DataClass).max(50).optional().meta({ description: "Data classes this model may receive; intersected with dataClass.allowed" }),
     abSplit: AbSplit.optional(),
-    settings: ModelSettings.default({}),
+    settings: CompilerModelSettings.default({}),
   })
   .superRefine((m, ctx) => {
     if (m.status === "deprecated" && !m.sunsetDate) ctx.addIssue({ code: "custom", path: ["sunsetDate"], message: "is required for a deprecated model" });
@@ -166,7 +166,7 @@ export const PolicyProject = z
     name: FreeText(100).min(1),
     description: FreeText(2000).optional(),
     pillars: Pillars.default({ models: true, tools: true, agents: true }),
-    settings: Settings.default({}),
+    settings: CompilerSettings.default({}),
     keyTiers: z.array(TierId).max(MAX_PROJECT_KEY_TIERS).default([]).meta({ description: "Key tiers this project offers (ids from keyTiers)" }),
     sharedKeyTiers: z
       .array(z.strictObject({ projectId: Ident, tierId: TierId }))

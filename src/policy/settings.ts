@@ -24,6 +24,12 @@
  *   can only add requirements. For a required header listed at several scopes with allowed values,
  *   the allowed values intersect.
  *
+ * - **Allow-list exemptions** (`exempt`, compiler input only — see {@link CompilerSettings}): after the
+ *   intersection, the values an exemption adds at a project or model scope are unioned in, or the
+ *   restriction is lifted (`off`), for that scope and everything inside it. They are applied last
+ *   because a narrower scope could otherwise intersect them away again, and an exemption means "the
+ *   normal list plus these values", not "whatever the narrowest scope says".
+ *
  * Per-key limits (`tokens.perMinute`, `tokens.quota`, `requests.rate` with `per: "key"`) have one more
  * level, the key tier (see input.ts): model > key tier > project > tenant. That level is applied by
  * the compiler, not here, because a tier is chosen per request.
@@ -238,6 +244,58 @@ export const ModelSettings = z
 export type ModelSettings = z.output<typeof ModelSettings>;
 
 // ---------------------------------------------------------------------------------------------
+// Allow-list exemptions: compiler input only.
+
+/** Controls whose lists intersect across scopes; an exemption can widen or lift them per scope. */
+export const ALLOW_LIST_CONTROLS = ["models.allowed", "regions.allowed", "dataClass.allowed"] as const satisfies readonly ControlId[];
+export type AllowListControl = (typeof ALLOW_LIST_CONTROLS)[number];
+export const isAllowListControl = (c: ControlId): c is AllowListControl => (ALLOW_LIST_CONTROLS as readonly string[]).includes(c);
+
+/** The schema of one value of each allow-list: an exemption's values are validated exactly like the list's own. */
+export const ALLOW_LIST_VALUE: Readonly<Record<AllowListControl, z.ZodType<string>>> = { "models.allowed": ModelName, "regions.allowed": Region, "dataClass.allowed": DataClass };
+/** Values one exemption may add (the smallest of the lists' own maxima, dataClass.allowed's 50). */
+export const MAX_ALLOW_LIST_EXEMPTION_VALUES = 50;
+
+const allowListExemption = (value: z.ZodType<string>) =>
+  z
+    .strictObject({
+      add: z.array(value).min(1).max(10_000).optional().meta({ description: "Values allowed in addition to the intersected list" }),
+      off: z.literal(true).optional().meta({ description: "No restriction from this list inside the scope" }),
+    })
+    .meta({ description: "An allow-list exemption at this scope" });
+
+/**
+ * What `applyExemptions` (exemptions.ts) writes to widen an allow-list at one scope. It is **not** a
+ * governance setting: the user-facing schemas ({@link Settings}, {@link ModelSettings}, used by the
+ * tenant, project and model settings APIs) are strict objects without it, so nobody can write it;
+ * only the compiler input's project and model settings accept it ({@link CompilerSettings},
+ * {@link CompilerModelSettings}). Not at tenant scope: an allow-list is widened for a project or a
+ * model; tenant-wide, that is simply a different tenant setting.
+ */
+export const AllowListExemptions = z
+  .strictObject({
+    "models.allowed": allowListExemption(ModelName).optional(),
+    "regions.allowed": allowListExemption(Region).optional(),
+    "dataClass.allowed": allowListExemption(DataClass).optional(),
+  })
+  .meta({ description: "Allow-list exemptions in force at this scope (written by applyExemptions only)" });
+export type AllowListExemptions = z.output<typeof AllowListExemptions>;
+const ModelAllowListExemptions = AllowListExemptions.omit({ "models.allowed": true });
+
+/** Project settings in the compiler input: the governance settings plus allow-list exemptions. */
+export const CompilerSettings = Settings.extend({ exempt: AllowListExemptions.optional() }).meta({
+  id: "CompilerProjectSettings",
+  description: "Project-scope governance settings as the compiler gets them: exempt is set by applyExemptions only",
+});
+export type CompilerSettings = z.output<typeof CompilerSettings>;
+/** Model settings in the compiler input: the model-scope settings plus allow-list exemptions. */
+export const CompilerModelSettings = ModelSettings.extend({ exempt: ModelAllowListExemptions.optional() }).meta({
+  id: "CompilerModelSettings",
+  description: "Model-scope governance settings as the compiler gets them: exempt is set by applyExemptions only",
+});
+export type CompilerModelSettings = z.output<typeof CompilerModelSettings>;
+
+// ---------------------------------------------------------------------------------------------
 // Effective (merged) settings.
 
 export interface ResolvedValues {
@@ -310,6 +368,25 @@ function intersect(layers: Layer<string[]>[]): Resolved<string[]> | undefined {
   return acc === undefined ? undefined : resolved(sortedUnique(acc), sources);
 }
 
+type AllowListExemption = NonNullable<AllowListExemptions[AllowListControl]>;
+
+/**
+ * An allow-list: the intersection of every scope's list, then the exemptions of the scopes that have
+ * one (project, model) — after the intersection, so a narrower scope cannot undo them. Without any
+ * list there is no restriction to widen, so exemptions change nothing. `off` lifts the restriction;
+ * added values are unioned in, and their scope becomes a source (explain names the exempted scope).
+ */
+function allowList(layers: Layer<string[]>[], exempt: Layer<AllowListExemption>[]): Resolved<string[]> | undefined {
+  const base = intersect(layers);
+  if (!base) return undefined;
+  const active = exempt.filter((l): l is [SettingLevel, AllowListExemption] => l[1] !== undefined);
+  if (!active.length) return base;
+  if (active.some(([, e]) => e.off)) return undefined;
+  const levels = new Set([...base.sources, ...active.map(([level]) => level)]);
+  const sources = SETTING_LEVELS.filter((l) => levels.has(l));
+  return resolved(sortedUnique([...base.value, ...active.flatMap(([, e]) => e.add ?? [])]), sources);
+}
+
 const DEFAULT_CATEGORY_THRESHOLD = 4;
 export const DEFAULT_CIRCUIT_BREAKER = {
   failureCount: 1,
@@ -326,7 +403,7 @@ export const DEFAULT_CIRCUIT_BREAKER = {
  * Merges the settings of the three scopes into the effective settings (see the module comment for
  * the precedence rules). Pure: the result depends only on the arguments, and lists come out sorted.
  */
-export function mergeSettings(tenant?: Settings, project?: Settings, model?: ModelSettings): EffectiveSettings {
+export function mergeSettings(tenant?: Settings, project?: CompilerSettings, model?: CompilerModelSettings): EffectiveSettings {
   const out: EffectiveSettings = {};
   const layers = <T>(pick: (s: Settings | ModelSettings) => T | undefined, includeModel = true): Layer<T>[] => [
     ["tenant", tenant && pick(tenant)],
@@ -384,11 +461,16 @@ export function mergeSettings(tenant?: Settings, project?: Settings, model?: Mod
     out.semanticCache = resolved(v, sc.sources);
   }
 
-  const models = intersect(layers((s) => m(s).models?.allowed, false));
+  // Exemptions exist only at project and model scope (the tenant schema has no `exempt`).
+  const exempt = (control: AllowListControl, includeModel = true): Layer<AllowListExemption>[] => [
+    ["project", project?.exempt?.[control]],
+    ["model", includeModel ? (model?.exempt as AllowListExemptions | undefined)?.[control] : undefined],
+  ];
+  const models = allowList(layers((s) => m(s).models?.allowed, false), exempt("models.allowed", false));
   if (models) out["models.allowed"] = models;
-  const regions = intersect(layers((s) => s.regions?.allowed));
+  const regions = allowList(layers((s) => s.regions?.allowed), exempt("regions.allowed"));
   if (regions) out["regions.allowed"] = regions;
-  const dataClasses = intersect(layers((s) => s.dataClass?.allowed));
+  const dataClasses = allowList(layers((s) => s.dataClass?.allowed), exempt("dataClass.allowed"));
   if (dataClasses) out["dataClass.allowed"] = dataClasses;
 
   // Scalar: the most specific scope that sets it (null = removed).

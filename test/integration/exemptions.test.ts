@@ -69,7 +69,18 @@ describe("exemptions API", () => {
     expect(
       await fieldsOf(carol.exemptions.request(spec({ scope: { level: "tenant" }, approval: { stages: [{ approvers: [{ role: "TenantAdmin" }], decisionTimeout: "P1D" }] } }))),
     ).toEqual(["body.approval.stages"]);
-    expect(await fieldsOf(alice.exemptions.request(spec({ control: "regions.allowed", relaxation: { kind: "off" } })))).toContain("body.control");
+    // Allow-lists: widened (allow) or lifted (off) for a project or a model only, with values valid for the list.
+    expect(await fieldsOf(alice.exemptions.request(spec({ control: "headers.required", relaxation: { kind: "off" } })))).toContain("body.control");
+    expect(await fieldsOf(alice.exemptions.request(spec({ control: "regions.allowed", relaxation: { kind: "limit", value: 3 } })))).toEqual(["body.relaxation"]);
+    expect(await fieldsOf(alice.exemptions.request(spec({ control: "regions.allowed", relaxation: { kind: "allow", values: ["eastus", "westeurope2"] }, scope: { level: "key", projectId: project.id, keyId: "key_0000000000000000000k" } })))).toEqual(["body.scope"]);
+    expect(await fieldsOf(alice.exemptions.request(spec({ control: "dataClass.allowed", relaxation: { kind: "allow", values: ["Secret"] } })))).toEqual(["body.relaxation"]);
+    expect(await fieldsOf(alice.exemptions.request(spec({ control: "regions.allowed", relaxation: { kind: "allow", values: ["<script>"] } })))).toContain("body.relaxation.values.0");
+    expect(await fieldsOf(alice.exemptions.request(spec({ control: "contentSafety", relaxation: { kind: "allow", values: ["eastus"] } })))).toEqual(["body.relaxation"]);
+    expect(
+      await fieldsOf(carol.exemptions.request(spec({ control: "regions.allowed", scope: { level: "tenant" }, relaxation: { kind: "allow", values: ["eastus"] }, approval: { stages: [{ approvers: [{ role: "TenantAdmin" }], decisionTimeout: "P1D" }, { approvers: [{ role: "TenantAdmin" }], decisionTimeout: "P1D" }] } }))),
+    ).toEqual(["body.scope"]);
+    // Lifting an allow-list for a whole project is broad, like switching any control off there.
+    expect(await fieldsOf(alice.exemptions.request(spec({ control: "regions.allowed", relaxation: { kind: "off" } })))).toEqual(["body.approval.stages"]);
     expect(await fieldsOf(alice.exemptions.request(spec({ scope: { level: "key", projectId: project.id, keyId: "key_x" } })))).toContain("body.scope.keyId");
     // Per-control maxima (tenant-configurable): both the category's and the control's apply.
     const policy = await carol.exemptions.policy();
@@ -128,6 +139,22 @@ describe("exemptions API", () => {
       return e.status === "rejected" ? e : undefined;
     });
     expect(rejected.endedAt).toBeDefined();
+  });
+});
+
+describe("allow-list exemptions", () => {
+  it("a region exemption for a project is accepted and, once approved, listed as active for the compiler", async () => {
+    const created = await alice.exemptions.request(spec({ control: "regions.allowed", relaxation: { kind: "allow", values: ["westeurope", "eastus"] } }));
+    expect(created).toMatchObject({ status: "requested", control: "regions.allowed", relaxation: { kind: "allow", values: ["westeurope", "eastus"] } });
+    const approval = await carol.approvals.get(created.approvalId);
+    expect(approval.subject.change).toMatchObject({ control: "regions.allowed", relaxation: { kind: "allow", values: ["westeurope", "eastus"] } });
+    await carol.approvals.decide(approval.id, { decision: "approve", justification: "EU data residency review done" }, approval.etag);
+    const active = await eventually(async () => {
+      const e = await alice.exemptions.get(created.id);
+      return e.status === "active" ? e : undefined;
+    });
+    expect((await alice.exemptions.list({ control: "regions.allowed", status: "active" })).items.map((e) => e.id)).toEqual([active.id]);
+    await alice.exemptions.revoke(active.id, { reason: "done" }, active.etag);
   });
 });
 

@@ -155,8 +155,10 @@ describe("compile", () => {
       expect(xml).toContain('"code":"model_not_allowed"');
       expect(xml.indexOf('fragment-id="aigov-resolve-model"')).toBeLessThan(xml.indexOf("aigov-tier-models"));
       expect(xml.indexOf("aigov-tier-models")).toBeLessThan(xml.indexOf("aigov-model-group&quot;"));
-      // A tier whose list covers every routable model adds nothing (kp_7b21e4a5f0 appears only in its rate limit).
-      expect(xml.match(/== &quot;kp_7b21e4a5f0&quot;/g)).toHaveLength(1);
+      // A tier whose list covers every routable model adds nothing (kp_7b21e4a5f0 has only its rate-limit
+      // when, besides its place in the list of the fail-closed tier guard).
+      expect(xml.match(/== &quot;kp_7b21e4a5f0&quot;\)">/g)).toHaveLength(1);
+      expect(xml.match(/== &quot;kp_7b21e4a5f0&quot;/g)).toHaveLength(2);
     });
 
     it("identifies a tier by its id: the product policy sets the id, the API policy compares the id string", () => {
@@ -170,6 +172,55 @@ describe("compile", () => {
       // No tier numbers anywhere: every comparison names a tier the project applies.
       const compared = [...xml.matchAll(/aigov-key-tier&quot;, &quot;&quot;\) == &quot;([^&]*)&quot;/g)].map((m) => m[1]);
       expect(new Set(compared)).toEqual(new Set(["gold", "kp_3f9a0c12de", "kp_7b21e4a5f0", "kp_c0ffee0001"]));
+    });
+
+    describe("fail-closed tier guard", () => {
+      /** Inbound elements in document order, as `<name` strings, plus where the guard and the first tier-dependent element are. */
+      const guardWhen = (xml: string) => /<when condition="@\(context\.Variables\.ContainsKey\(&quot;aigov-key-tier&quot;\) &amp;&amp; !\(([^"]*)\)\)">\s*<return-response>/.exec(xml);
+      const comparedIn = (list: string) => [...list.matchAll(/== &quot;([a-z0-9_]+)&quot;/g)].map((m) => m[1]);
+
+      it("refuses a key whose tier this API neither offers nor accepts (403 key_tier_unknown), before any tier-dependent element", () => {
+        const xml = apiPolicy(compile(scoped), "prj_alpha");
+        const m = guardWhen(xml);
+        expect(m).not.toBeNull();
+        // Every tier the API applies, sorted, each through the tier-id literal helper.
+        expect(comparedIn(m![1]!)).toEqual(["gold", "kp_3f9a0c12de", "kp_7b21e4a5f0", "kp_c0ffee0001"]);
+        expect(xml).toContain('"code":"key_tier_unknown"');
+        // The guard is the first thing that reads the tier: before rate limits, the tier model scope and token limits.
+        expect(xml.indexOf("aigov-key-tier")).toBe(m!.index + m![0].indexOf("aigov-key-tier"));
+        expect(m!.index).toBeLessThan(xml.indexOf("aigov-models"));
+      });
+
+      it("lists accepted tiers as well as offered ones", () => {
+        const r = compile(shared);
+        expect(comparedIn(guardWhen(apiPolicy(r, "prj_beta"))![1]!)).toEqual(["gold", "kp_3f9a0c12de"]);
+        expect(comparedIn(guardWhen(apiPolicy(r, "prj_alpha"))![1]!)).toEqual(["kp_3f9a0c12de"]);
+      });
+
+      it("is absent when the project applies no tier, and present with the models pillar off", () => {
+        for (const name of ["region-restriction", "project-quota", "request-hygiene"]) expect(apiPolicy(compile(GOLDEN_CASES[name]!), "prj_alpha")).not.toContain("aigov-key-tier");
+        const off = compile(tenant([project("prj_off", [model("m2", "gpt-4o")], { pillars: { models: false, tools: true, agents: true }, keyTiers: ["gold"] })], {
+          settings: { requests: { rate: { calls: 10 } } },
+          keyTiers: [{ id: "gold", limits: { requestRate: { calls: 100, renewalPeriodSeconds: 60 } } }],
+        }));
+        const xml = apiPolicy(off, "prj_off");
+        expect(guardWhen(xml)).not.toBeNull();
+        expect(xml.indexOf("key_tier_unknown")).toBeLessThan(xml.indexOf("rate-limit-by-key"));
+        expect(validateCompiled(off.artifacts)).toEqual([]);
+      });
+
+      it("builds its condition only from safe tier ids, with one shape whatever the number of tiers", () => {
+        expect(() => X.tierNotIn([])).toThrow();
+        expect(() => X.tierNotIn(["gold", "1"])).toThrow(RangeError);
+        expect(() => X.tierNotIn(['a" || true || "'])).toThrow(RangeError);
+        const one = X.tierNotIn(["gold"]);
+        const many = X.tierNotIn(["a1", "gold", "kp_3f9a0c12de", "zzzz_x0"]);
+        expect(X.tierIdsIn(many)).toEqual(["a1", "gold", "kp_3f9a0c12de", "zzzz_x0"]);
+        expect(X.expressionShape(many)).toBe(X.expressionShape(one));
+        expect(X.EXPRESSION_SHAPES.has(X.expressionShape(many))).toBe(true);
+        // Folding applies only to a well-formed tail of tier comparisons, not to anything appended after it.
+        expect(X.EXPRESSION_SHAPES.has(X.expressionShape(many.replace(/\)\)$/, ") || true)")))).toBe(false);
+      });
     });
 
     it("adding a tier leaves every other tier's product policy, and the API policy of every project that does not apply it, byte-identical", () => {

@@ -4,6 +4,7 @@ import { compile } from "../../src/policy/compile.js";
 import { applyExemptions, exemptionUnsupported, EXEMPTION_TIER_PREFIX, type ActiveExemption } from "../../src/policy/exemptions.js";
 import type { CompilerInputIn } from "../../src/policy/input.js";
 import { artifactRef, type GatewayArtifact } from "../../src/ports/gateway.js";
+import { CompilerModelSettings, CompilerSettings, ModelSettings, Settings } from "../../src/policy/settings.js";
 import { MI, model, project, tenant } from "./fixtures.js";
 
 const P1 = "prj_0000000000000000000a";
@@ -13,19 +14,35 @@ const M2 = "mdl_0000000000000000000b";
 const KEY = "key_0000000000000000000k";
 const OTHER_KEY = "key_0000000000000000000z";
 
+const M3 = "mdl_0000000000000000000c";
+const M4 = "mdl_0000000000000000000d";
 const be = (id: string) => ({ backends: [{ id, url: "https://aoai-eus.openai.azure.com/openai", region: "eastus", auth: MI }] });
+const weu = (id: string) => ({ id, url: "https://aoai-weu.openai.azure.com/openai", region: "westeurope", auth: MI });
 
-/** Two projects, both with content safety and per-key limits, so shared artifacts exist beyond the exempted scope. */
+/**
+ * Two projects, both with content safety, per-key limits and allow-lists, so shared artifacts exist
+ * beyond the exempted scope: westeurope backends and o3 are outside the tenant's allow-lists.
+ */
 const BASE: CompilerInputIn = tenant(
   [
-    project(P1, [model(M1, "gpt-4o", be("b1")), model(M2, "gpt-4o-mini", { ...be("b2"), settings: { contentSafety: { categories: { Hate: 2 } }, tokens: { perMinute: { limit: 500 } } } })], {
-      keyTiers: ["gold"],
-      settings: { prompt: { maxBytes: 65_536 } },
-    }),
-    project(P2, [model("mdl_0000000000000000000c", "gpt-4o", be("b3"))], { keyTiers: ["gold"] }),
+    project(
+      P1,
+      [
+        model(M1, "gpt-4o", { backends: [...be("b1").backends, weu("b1w")] }),
+        model(M2, "gpt-4o-mini", { backends: [...be("b2").backends, weu("b2w")], settings: { contentSafety: { categories: { Hate: 2 } }, tokens: { perMinute: { limit: 500 } }, regions: { allowed: ["eastus"] } } }),
+      ],
+      {
+        keyTiers: ["gold"],
+        settings: { prompt: { maxBytes: 65_536 } },
+      },
+    ),
+    project(P2, [model(M3, "gpt-4o", { backends: [...be("b3").backends, weu("b3w")] }), model(M4, "o3", be("b4"))], { keyTiers: ["gold"] }),
   ],
   {
     settings: {
+      models: { allowed: ["gpt-4o", "gpt-4o-mini"] },
+      regions: { allowed: ["eastus", "swedencentral"] },
+      dataClass: { allowed: ["public"] },
       contentSafety: { categories: { Hate: 4, Violence: 4 } },
       tokens: { perMinute: { limit: 1_000, per: "key" }, quota: { limit: 1_000_000, per: "project" } },
       requests: { rate: { calls: 60, per: "key" } },
@@ -47,6 +64,14 @@ function changedRefs(before: CompilerInputIn, after: CompilerInputIn): string[] 
   return [...new Set([...a.keys(), ...b.keys()])].filter((r) => a.get(r) !== b.get(r)).sort();
 }
 const ex = (id: string, e: Omit<ActiveExemption, "id">): ActiveExemption => ({ id, ...e });
+const apiXml = (input: CompilerInputIn, projectId: string) => {
+  const api = compile(input).artifacts.find((a) => artifactRef(a) === `policy:api/aigov-${projectId}`);
+  return api && "xml" in api ? api.xml : "";
+};
+const pool = (input: CompilerInputIn, projectId: string, modelId: string) => {
+  const p = compile(input).artifacts.find((a) => a.kind === "backend" && a.id === `aigov-pool-${projectId}-${modelId}`);
+  return p && p.kind === "backend" && p.type === "Pool" ? p.services.map((s) => s.id) : undefined;
+};
 
 describe("applyExemptions", () => {
   it("no exemptions: the same input, byte-identical artifacts", () => {
@@ -139,8 +164,106 @@ describe("applyExemptions", () => {
     expect(api && "xml" in api ? api.xml : "").not.toMatch(/65536/);
   });
 
+  describe("allow-list exemptions", () => {
+    it("a project region exemption adds the region to the project's effective list, for every model in it, and nothing else", () => {
+      const e = ex("exm_r1", { control: "regions.allowed", scope: { level: "project", projectId: P1 }, relaxation: { kind: "allow", values: ["westeurope"] } });
+      const after = applyExemptions(BASE, [e]);
+      expect(changedRefs(BASE, after)).toEqual(
+        [`backend:aigov-be-b1w`, `backend:aigov-be-b2w`, `backend:aigov-pool-${P1}-${M1}`, `backend:aigov-pool-${P1}-${M2}`].sort(),
+      );
+      expect(pool(BASE, P1, M1)).toEqual(["/backends/aigov-be-b1"]);
+      expect(pool(after, P1, M1)).toEqual(["/backends/aigov-be-b1", "/backends/aigov-be-b1w"]);
+      // "The normal effective list plus these values": M2 narrows to eastus itself, and still gets
+      // westeurope, because the exemption is applied after the intersection.
+      expect(pool(after, P1, M2)).toEqual(["/backends/aigov-be-b2", "/backends/aigov-be-b2w"]);
+      // Only the scope's exempt entry is written; the models and the other project are untouched.
+      expect(after.projects[0]!.settings).toEqual({ prompt: { maxBytes: 65_536 }, exempt: { "regions.allowed": { add: ["westeurope"] } } });
+      expect(after.projects[0]!.models).toBe(BASE.projects[0]!.models);
+      expect(after.projects[1]).toBe(BASE.projects[1]);
+      expect(pool(after, P2, M3)).toEqual(["/backends/aigov-be-b3"]);
+    });
+
+    it("a model region exemption widens that model only", () => {
+      const e = ex("exm_r2", { control: "regions.allowed", scope: { level: "model", projectId: P2, modelId: M3 }, relaxation: { kind: "allow", values: ["westeurope"] } });
+      const after = applyExemptions(BASE, [e]);
+      expect(changedRefs(BASE, after)).toEqual([`backend:aigov-be-b3w`, `backend:aigov-pool-${P2}-${M3}`]);
+      expect(after.projects[1]!.models![0]!.settings).toEqual({ exempt: { "regions.allowed": { add: ["westeurope"] } } });
+    });
+
+    it("a models.allowed exemption makes a model routable in that project", () => {
+      const e = ex("exm_m1", { control: "models.allowed", scope: { level: "project", projectId: P2 }, relaxation: { kind: "allow", values: ["o3"] } });
+      const after = applyExemptions(BASE, [e]);
+      expect(apiXml(BASE, P2)).toContain('<set-variable name="aigov-models" value="gpt-4o"/>');
+      expect(apiXml(after, P2)).toContain('<set-variable name="aigov-models" value="gpt-4o|o3"/>');
+      expect(changedRefs(BASE, after)).toEqual([`backend:aigov-be-b4`, `backend:aigov-pool-${P2}-${M4}`, `policy:api/aigov-${P2}`]);
+    });
+
+    it("a dataClass.allowed exemption adds the class to the model's header check", () => {
+      const e = ex("exm_d1", { control: "dataClass.allowed", scope: { level: "model", projectId: P1, modelId: M1 }, relaxation: { kind: "allow", values: ["internal"] } });
+      const after = applyExemptions(BASE, [e]);
+      expect(changedRefs(BASE, after)).toEqual([`policy:api/aigov-${P1}`]);
+      const xml = apiXml(after, P1);
+      expect(xml).toContain("<value>internal</value>");
+      // M2 keeps its public-only check: the blocks differ now.
+      expect(xml.match(/name="x-aigov-data-class"/g)).toHaveLength(2);
+    });
+
+    it("off lifts the restriction inside the scope; exemptions of one control and scope add up", () => {
+      const off = applyExemptions(BASE, [ex("exm_o", { control: "regions.allowed", scope: { level: "project", projectId: P1 }, relaxation: { kind: "off" } })]);
+      expect(pool(off, P1, M2)).toEqual(["/backends/aigov-be-b2", "/backends/aigov-be-b2w"]);
+      const two = applyExemptions(BASE, [
+        ex("exm_b", { control: "dataClass.allowed", scope: { level: "project", projectId: P1 }, relaxation: { kind: "allow", values: ["secret", "internal"] } }),
+        ex("exm_a", { control: "dataClass.allowed", scope: { level: "project", projectId: P1 }, relaxation: { kind: "allow", values: ["internal", "confidential"] } }),
+      ]);
+      expect(two.projects[0]!.settings).toMatchObject({ exempt: { "dataClass.allowed": { add: ["confidential", "internal", "secret"] } } });
+    });
+
+    it("without a restriction there is nothing to widen: the artifacts stay the baseline", () => {
+      const open: CompilerInputIn = { ...BASE, settings: { ...BASE.settings, regions: {} } };
+      const after = applyExemptions(open, [ex("exm_n", { control: "regions.allowed", scope: { level: "project", projectId: P2 }, relaxation: { kind: "allow", values: ["westeurope"] } })]);
+      expect(changedRefs(open, after)).toEqual([]);
+    });
+
+    it("explains the widened list with the exempted scope", () => {
+      const e = ex("exm_r3", { control: "regions.allowed", scope: { level: "model", projectId: P2, modelId: M3 }, relaxation: { kind: "allow", values: ["westeurope"] } });
+      const entry = compile(applyExemptions(BASE, [e])).explain.find((x) => x.ref === `backend:aigov-pool-${P2}-${M3}` && x.control === "regions.allowed");
+      expect(entry?.scope).toEqual({ level: "model", projectId: P2, modelId: M3 });
+      expect(entry?.note).toBe("regions eastus, swedencentral, westeurope");
+    });
+
+    it("refuses unsupported scopes, relaxations and values", () => {
+      const allow = (values: string[]) => ({ kind: "allow" as const, values });
+      expect(exemptionUnsupported("regions.allowed", "project", allow(["westeurope"]))).toBeUndefined();
+      expect(exemptionUnsupported("regions.allowed", "model", { kind: "off" })).toBeUndefined();
+      expect(exemptionUnsupported("dataClass.allowed", "model", allow(["internal"]))).toBeUndefined();
+      expect(exemptionUnsupported("models.allowed", "project", allow(["o3"]))).toBeUndefined();
+      expect(exemptionUnsupported("regions.allowed", "tenant", allow(["westeurope"]))?.field).toBe("scope");
+      expect(exemptionUnsupported("regions.allowed", "key", allow(["westeurope"]))?.field).toBe("scope");
+      expect(exemptionUnsupported("models.allowed", "model", allow(["o3"]))?.field).toBe("scope");
+      expect(exemptionUnsupported("regions.allowed", "project", { kind: "limit", value: 3 })?.field).toBe("relaxation");
+      expect(exemptionUnsupported("regions.allowed", "project", allow(["West Europe"]))?.field).toBe("relaxation");
+      expect(exemptionUnsupported("dataClass.allowed", "project", allow(["Internal"]))?.field).toBe("relaxation");
+      expect(exemptionUnsupported("contentSafety", "project", allow(["x"]))?.field).toBe("relaxation");
+      expect(exemptionUnsupported("headers.required", "project", { kind: "off" })?.field).toBe("control");
+      // Unsupported exemptions are ignored by applyExemptions too (fail closed: the baseline).
+      expect(applyExemptions(BASE, [ex("exm_t", { control: "regions.allowed", scope: { level: "tenant" }, relaxation: allow(["westeurope"]) })])).toEqual(BASE);
+    });
+
+    it("the exempt entry is compiler input only: the settings users write reject it, the tenant's too", () => {
+      const entry = { exempt: { "regions.allowed": { add: ["westeurope"] } } };
+      expect(Settings.safeParse(entry).success).toBe(false);
+      expect(ModelSettings.safeParse(entry).success).toBe(false);
+      expect(CompilerSettings.safeParse(entry).success).toBe(true);
+      expect(CompilerModelSettings.safeParse(entry).success).toBe(true);
+      expect(CompilerModelSettings.safeParse({ exempt: { "models.allowed": { add: ["o3"] } } }).success).toBe(false);
+      expect(CompilerSettings.safeParse({ exempt: { "regions.allowed": { add: ["West Europe"] } } }).success).toBe(false);
+      expect(() => compile({ ...BASE, settings: { ...BASE.settings, ...entry } as never })).toThrow(/invalid compiler input/);
+    });
+  });
+
   it("refuses what cannot be relaxed at a scope", () => {
-    expect(exemptionUnsupported("regions.allowed", "project", { kind: "off" })?.field).toBe("control");
+    expect(exemptionUnsupported("regions.allowed", "project", { kind: "limit", value: 1 })?.field).toBe("relaxation");
+    expect(exemptionUnsupported("headers.required", "project", { kind: "off" })?.field).toBe("control");
     expect(exemptionUnsupported("semanticCache", "model", { kind: "off" })?.field).toBe("scope");
     expect(exemptionUnsupported("contentSafety", "key", { kind: "off" })?.field).toBe("scope");
     expect(exemptionUnsupported("failover", "project", { kind: "limit", value: 3 })?.field).toBe("relaxation");
@@ -156,29 +279,48 @@ describe("applyExemptions", () => {
       { level: "key" as const, projectId: P1, keyId: KEY },
       { level: "key" as const, projectId: P1, keyId: OTHER_KEY },
     ];
-    const controls = ["tokens.perMinute", "tokens.quota", "requests.rate", "contentSafety", "semanticCache", "prompt.maxBytes", "metrics.tokens", "failover"] as const;
+    const controls = [
+      "tokens.perMinute",
+      "tokens.quota",
+      "requests.rate",
+      "contentSafety",
+      "semanticCache",
+      "prompt.maxBytes",
+      "metrics.tokens",
+      "failover",
+      "models.allowed",
+      "regions.allowed",
+      "dataClass.allowed",
+    ] as const;
     const relaxations = fc.oneof(
       fc.constant({ kind: "off" as const }),
       fc.integer({ min: 1, max: 10_000_000 }).map((value) => ({ kind: "limit" as const, value })),
       fc.constantFrom(2, 4, 6).map((t) => ({ kind: "thresholds" as const, categories: { Hate: t, Violence: t } })),
+      // Values valid for every allow-list: regions, model names (o3 is outside the tenant's list) and data classes.
+      fc.subarray(["westeurope", "o3", "gpt-4o", "internal", "eastus"], { minLength: 1 }).map((values) => ({ kind: "allow" as const, values })),
     );
     let applied = 0;
+    let widened = 0;
     fc.assert(
       fc.property(fc.constantFrom(...scopes), fc.constantFrom(...controls), relaxations, (scope, control, relaxation) => {
         if (exemptionUnsupported(control, scope.level, relaxation)) return;
         applied += 1;
         const after = applyExemptions(BASE, [{ id: "exm_p", control, scope, relaxation }]);
+        // The models inside the scope: their pools and single backends are the scope's too (failover
+        // shapes them; an allow-list exemption adds backends, pools or whole models).
+        const inScope = BASE.projects.find((p) => p.id === scope.projectId)!.models!.filter((m) => scope.level === "project" || (scope.level === "model" && m.id === scope.modelId));
         const allowed = (ref: string) =>
           ref === `policy:api/aigov-${scope.projectId}` ||
           ref.includes(`aigov-${scope.projectId}-${EXEMPTION_TIER_PREFIX}`) ||
-          // failover at model scope shapes that model's backends and pool
-          (scope.level === "model" && (ref.includes(scope.modelId) || ref.startsWith(`backend:aigov-pool-${scope.projectId}-${scope.modelId}`))) ||
-          (scope.level === "project" && ref.startsWith(`backend:aigov-pool-${scope.projectId}-`)) ||
-          (scope.level === "project" && ref.startsWith("backend:aigov-be-") && control === "failover" && BASE.projects.find((p) => p.id === scope.projectId)!.models!.some((m) => ref.includes(m.backends[0]!.id)));
-        for (const ref of changedRefs(BASE, after)) expect(allowed(ref), `${control} ${JSON.stringify(scope)} ${JSON.stringify(relaxation)} changed ${ref}`).toBe(true);
+          inScope.some((m) => ref === `backend:aigov-pool-${scope.projectId}-${m.id}` || m.backends.some((b) => ref === `backend:aigov-be-${b.id}`));
+        const changed = changedRefs(BASE, after);
+        for (const ref of changed) expect(allowed(ref), `${control} ${JSON.stringify(scope)} ${JSON.stringify(relaxation)} changed ${ref}`).toBe(true);
+        if (changed.length && relaxation.kind === "allow") widened += 1;
       }),
-      { numRuns: 150, seed: 7 },
+      { numRuns: 250, seed: 7 },
     );
     expect(applied).toBeGreaterThan(30);
+    // The allow-list generators do reach changes (not only no-ops).
+    expect(widened).toBeGreaterThan(3);
   });
 });

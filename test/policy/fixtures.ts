@@ -1,3 +1,4 @@
+import { applyExemptions } from "../../src/policy/exemptions.js";
 import { type CompilerInputIn } from "../../src/policy/input.js";
 
 type ModelIn = NonNullable<CompilerInputIn["projects"][number]["models"]>[number];
@@ -111,6 +112,14 @@ export const GOLDEN_CASES: Record<string, CompilerInputIn> = {
       { settings: { regions: { allowed: ["swedencentral", "westeurope"] } } },
     ),
   ], { settings: { regions: { allowed: ["eastus", "swedencentral", "westeurope"] } } }),
+
+  // The region restriction above with an active exemption for one model: o3 may use eastus (outside
+  // the project's list), so it gets its pool instead of the 403; gpt-4o keeps swedencentral only.
+  get "region-restriction-exemption"(): CompilerInputIn {
+    return applyExemptions(GOLDEN_CASES["region-restriction"]!, [
+      { id: "exm_golden", control: "regions.allowed", scope: { level: "model", projectId: "prj_alpha", modelId: "o3" }, relaxation: { kind: "allow", values: ["eastus"] } },
+    ]);
+  },
 
   "ab-split": tenant([
     project("prj_alpha", [

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CONTROL_IDS, CONTROLS, mergeSettings, ModelSettings, Settings } from "../../src/policy/settings.js";
+import { CompilerModelSettings, CompilerSettings, CONTROL_IDS, CONTROLS, mergeSettings, ModelSettings, Settings } from "../../src/policy/settings.js";
 
 const S = (s: unknown) => Settings.parse(s);
 const M = (s: unknown) => ModelSettings.parse(s);
@@ -30,6 +30,23 @@ describe("mergeSettings precedence", () => {
     expect(mergeSettings(tenant, S({ contentSafety: { enabled: false } }))["contentSafety"]).toBeUndefined();
     const back = mergeSettings(tenant, S({ contentSafety: { enabled: false } }), M({ contentSafety: { enabled: true } }));
     expect(back.contentSafety?.value.shieldPrompt).toBe(true);
+  });
+
+  it("allow-list exemptions (compiler input only) are unioned in after the intersection, at project and model scope", () => {
+    const tenant = S({ regions: { allowed: ["eastus", "swedencentral"] }, models: { allowed: ["gpt-4o"] } });
+    const project = CompilerSettings.parse({ regions: { allowed: ["swedencentral"] }, exempt: { "regions.allowed": { add: ["westeurope"] }, "models.allowed": { add: ["o3"] } } });
+    const model = CompilerModelSettings.parse({ regions: { allowed: ["eastus"] }, exempt: { "regions.allowed": { add: ["norwayeast"] } } });
+    // tenant ∩ project ∩ model = [] — then the project's and the model's exemptions.
+    expect(mergeSettings(tenant, project, model)["regions.allowed"]).toEqual({ value: ["norwayeast", "westeurope"], scope: "model", sources: ["tenant", "project", "model"] });
+    expect(mergeSettings(tenant, project)["regions.allowed"]?.value).toEqual(["swedencentral", "westeurope"]);
+    expect(mergeSettings(tenant, project)["models.allowed"]).toEqual({ value: ["gpt-4o", "o3"], scope: "project", sources: ["tenant", "project"] });
+    // off lifts the restriction inside the scope; with no list anywhere there is nothing to widen.
+    expect(mergeSettings(tenant, CompilerSettings.parse({ exempt: { "regions.allowed": { off: true } } }))["regions.allowed"]).toBeUndefined();
+    expect(mergeSettings(undefined, project)["dataClass.allowed"]).toBeUndefined();
+    expect(mergeSettings(S({}), CompilerSettings.parse({ exempt: { "dataClass.allowed": { add: ["internal"] } } }))["dataClass.allowed"]).toBeUndefined();
+    // Users cannot write it: the tenant, project and model settings schemas refuse the field.
+    expect(Settings.safeParse({ exempt: {} }).success).toBe(false);
+    expect(ModelSettings.safeParse({ exempt: {} }).success).toBe(false);
   });
 
   it("an empty control object enables the control with defaults", () => {
