@@ -117,6 +117,7 @@ export async function buildServices(config: Config): Promise<Services> {
   projects.countDependentsWith((tenantId, projectId) => models.count(tenantId, projectId));
   // The gateway resolves subscription keys through the key service (real secrets from the store, fillers derived).
   let keys: KeyService | undefined;
+  const ensuring = new Map<string, Promise<void>>();
   const gateway = gatewayPublisher(config, (ref) => keys!.resolveSecret(ref));
   // Active exemptions relax their controls in the compiler input, for previews and publishes alike.
   let exemptions: ExemptionService | undefined;
@@ -160,7 +161,17 @@ export async function buildServices(config: Config): Promise<Services> {
     publisher: gateway,
     holds: (tenantId, ref) => publishing.holds(tenantId, ref),
     ensurePublished: async (tenantId, cause) => {
-      await publishing.ensurePublished(tenantId, cause);
+      // Many keys waiting for products ask together (a bulk create): callers while one compile of the
+      // tenant is under way share it; a key it started too early to see is picked up by the next
+      // lifecycle run (the key stays gateway.state "pending" until then).
+      const running = ensuring.get(tenantId);
+      if (running) return running;
+      const run = publishing
+        .ensurePublished(tenantId, cause)
+        .then(() => undefined)
+        .finally(() => ensuring.delete(tenantId));
+      ensuring.set(tenantId, run);
+      return run;
     },
     exemptionTier: async (tenantId, projectId, keyId) => {
       const active = await activeExemptions(tenantId);
