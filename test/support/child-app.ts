@@ -16,12 +16,15 @@ export interface ChildApp {
   output: () => string;
 }
 
-/** Starts the app in its own process (`npm start`, or the compiled entry point directly) on an ephemeral port. */
-export function startChildApp(dataDir: string, how: "npm start" | "node" = "node"): Promise<ChildApp> {
+/**
+ * Starts the app in its own process (`npm start`, or the compiled entry point directly) on an ephemeral port.
+ * `env`: extra settings for the child (e.g. short timer schedules), on top of the clean environment.
+ */
+export function startChildApp(dataDir: string, how: "npm start" | "node" = "node", env: NodeJS.ProcessEnv = {}): Promise<ChildApp> {
   const [cmd, args] = how === "npm start" ? ["npm", ["start", "--silent"]] : [process.execPath, ["dist/src/localhost/main.js"]];
   const child = spawn(cmd, args, {
     cwd: ROOT,
-    env: { ...cleanEnv(), PORT: "0", AIGOV_DATA_DIR: dataDir },
+    env: { ...cleanEnv(), ...env, PORT: "0", AIGOV_DATA_DIR: dataDir },
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
   });

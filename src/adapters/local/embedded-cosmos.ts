@@ -12,8 +12,9 @@ import { Worker, isMainThread, parentPort, workerData } from "node:worker_thread
  *
  * It wraps @vercel/cosmosdb-server with three things the package lacks:
  *  - atomic transactional batches (the package applies the operations before a failing one);
- *  - persistence under the data directory: every document change is appended to a journal within
- *    ~100 ms (cost proportional to the change, not to the data), folded into a snapshot at start and close;
+ *  - persistence under the data directory: every document change is appended to a journal before the
+ *    request that made it is answered (cost proportional to the change, not to the data; no fsync, so it
+ *    survives a killed process, not a power cut), folded into a snapshot at start and close;
  *  - request counting by kind, so tests can prove how many round trips an API call costs.
  */
 /** queryPlan: the SDK's query-plan lookup, which it starts beside every query page (it does not wait for it on single-partition queries). */
@@ -464,6 +465,9 @@ async function serve(opts: EmbeddedCosmosOptions, shared: Int32Array): Promise<{
         res.setHeader("etag", "1");
       }
       if (res.statusCode < 400 && kind === "metadata" && req.method !== "GET") journalSchema();
+      // Journaled before acknowledged: a write the client saw succeed survives the process being killed
+      // (one append per request that changed something; reads find nothing pending).
+      flush();
       res.end(JSON.stringify(body));
     })().catch(() => {
       if (!res.writableEnded) {
