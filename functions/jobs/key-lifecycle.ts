@@ -9,6 +9,7 @@ import { rotationInstanceId } from "../workflows/key-rotation.js";
 // by the next one and running twice changes nothing: expiry notices (14 days, 1 day; once each),
 // expiry, scheduled rotation by the project's key policy, rotations whose driver is missing, and
 // gateway changes not yet confirmed (a revocation that could not reach the gateway is retried here).
+// Scheduled rotations are paced: at most KEY_ROTATIONS_PER_RUN start per run.
 app.timer("keyLifecycle", {
   schedule: "%KEY_LIFECYCLE_SCHEDULE%",
   extraInputs: [durableClientInput()],
@@ -24,29 +25,50 @@ app.timer("keyLifecycle", {
     };
     const now = Date.now();
     let rotations = 0;
-    let failures = 0;
-    for await (const key of s.keys.everyKey()) {
-      try {
-        await s.keys.housekeep(key.tenantId, key.projectId, key.id, correlationId);
-        const rotationId = await s.keys.rotationOf(key.tenantId, key.projectId, key.id);
-        if (rotationId) {
-          const exists = await client.getStatus(rotationInstanceId(key.id, rotationId)).then(() => true, () => false);
-          if (!exists) await startRotation(client, s, { tenantId: key.tenantId, projectId: key.projectId, keyId: key.id, rotationId });
-          continue;
-        }
-        const policy = await policyOf(key.tenantId, key.projectId);
-        if (key.status !== "active" || !policy?.rotateAfterDays) continue;
-        if (now - Date.parse(key.secretCreatedAt) < policy.rotateAfterDays * 86_400_000) continue;
-        const started = await s.keys.beginScheduledRotation(key.tenantId, key.projectId, key.id, policy.rotationOverlapHours, correlationId);
-        if (started) {
-          await startRotation(client, s, { tenantId: key.tenantId, projectId: key.projectId, keyId: key.id, rotationId: started });
-          rotations += 1;
-        }
-      } catch (err) {
-        failures += 1;
-        context.error(`key lifecycle: key ${key.id}: ${err instanceof Error ? err.message : String(err)}`);
+    let deferred = 0;
+    type KeyRef = { tenantId: string; projectId: string; id: string; status: string; secretCreatedAt: string };
+    const visit = async (key: KeyRef) => {
+      await s.keys.housekeep(key.tenantId, key.projectId, key.id, correlationId);
+      const rotationId = await s.keys.rotationOf(key.tenantId, key.projectId, key.id);
+      if (rotationId) {
+        const exists = await client.getStatus(rotationInstanceId(key.id, rotationId)).then(() => true, () => false);
+        if (!exists) await startRotation(client, s, { tenantId: key.tenantId, projectId: key.projectId, keyId: key.id, rotationId });
+        return;
       }
+      const policy = await policyOf(key.tenantId, key.projectId);
+      if (key.status !== "active" || !policy?.rotateAfterDays) return;
+      if (now - Date.parse(key.secretCreatedAt) < policy.rotateAfterDays * 86_400_000) return;
+      // Paced to what the management plane allows (KEY_ROTATIONS_PER_RUN); the rest start next run.
+      if (rotations >= s.config.keyRotationsPerRun) {
+        deferred += 1;
+        return;
+      }
+      const started = await s.keys.beginScheduledRotation(key.tenantId, key.projectId, key.id, policy.rotationOverlapHours, correlationId);
+      if (started) {
+        await startRotation(client, s, { tenantId: key.tenantId, projectId: key.projectId, keyId: key.id, rotationId: started });
+        rotations += 1;
+      }
+    };
+    // A key that fails (a concurrent write to it, a store hiccup) gets a second go at the end of the
+    // run; what still fails is retried by the next run.
+    const retry: KeyRef[] = [];
+    for await (const key of s.keys.everyKey()) {
+      await visit(key).catch((err: unknown) => {
+        context.warn(`key lifecycle: key ${key.id}: ${err instanceof Error ? err.message : String(err)} (retried in this run)`);
+        retry.push(key);
+      });
     }
-    if (rotations > 0 || failures > 0) context.log(`key lifecycle: ${rotations} scheduled rotation(s) started, ${failures} key(s) failed (retried next run)`);
+    let failures = 0;
+    for (const key of retry) {
+      await visit(key).catch((err: unknown) => {
+        failures += 1;
+        context.error(`key lifecycle: key ${key.id}: ${err instanceof Error ? err.message : String(err)} (retried next run)`);
+      });
+    }
+    if (rotations > 0 || failures > 0 || deferred > 0 || retry.length > 0) {
+      context.log(
+        `key lifecycle: ${rotations} scheduled rotation(s) started, ${deferred} due ones left for the next run, ${retry.length} key(s) retried, ${failures} failed (retried next run)`,
+      );
+    }
   },
 });

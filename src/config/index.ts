@@ -42,6 +42,9 @@ const ConfigSchema = z
     // Retries of one publish step against the gateway (durable activity retry; doubles each time).
     PUBLISH_RETRY_FIRST_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(2000),
     PUBLISH_RETRY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(6),
+    // Scheduled key rotations started per run of the key lifecycle job (each rotation costs the
+    // management plane ~4 ARM writes and 1 Key Vault secret write; ARM allows ~10 writes/s per principal).
+    KEY_ROTATIONS_PER_RUN: z.coerce.number().int().min(1).max(100_000).default(120),
     APIM_SERVICE_NAME: z.string().regex(/^[a-zA-Z][a-zA-Z0-9-]{0,49}$/, "an API Management service name").optional(),
   })
   .superRefine((c, ctx) => {
@@ -83,6 +86,7 @@ export interface Config {
   keyVaultUri?: string;
   apim?: { subscriptionId: string; resourceGroup: string; serviceName: string };
   publishRetry: { firstIntervalMs: number; maxAttempts: number };
+  keyRotationsPerRun: number;
   publicUrl: string;
 }
 
@@ -117,6 +121,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
       ? { apim: { subscriptionId: c.APIM_SUBSCRIPTION_ID, resourceGroup: c.APIM_RESOURCE_GROUP, serviceName: c.APIM_SERVICE_NAME } }
       : {}),
     publishRetry: { firstIntervalMs: c.PUBLISH_RETRY_FIRST_INTERVAL_MS, maxAttempts: c.PUBLISH_RETRY_MAX_ATTEMPTS },
+    keyRotationsPerRun: c.KEY_ROTATIONS_PER_RUN,
     publicUrl: (c.AIGOV_PUBLIC_URL ?? `https://${c.WEBSITE_HOSTNAME ?? "localhost"}`).replace(/\/$/, ""),
     events: {
       ...(c.EVENTGRID_TOPIC_ENDPOINT !== undefined ? { eventGridEndpoint: c.EVENTGRID_TOPIC_ENDPOINT } : {}),

@@ -83,7 +83,10 @@ function loadPackage(): { Account: any; routes: (req: IncomingMessage) => any } 
     Documents.prototype._set = function (data: any) {
       const result = set.call(this, data);
       partitionOf(this, this._getPartition(data)).set(data._rid, data);
-      if (data.docType !== undefined) docTypeOf(this, data.docType).set(data._rid, data);
+      if (data.docType !== undefined) {
+        docTypeOf(this, data.docType).set(data._rid, data);
+        partitionTypeOf(this, this._getPartition(data), data.docType).set(data._rid, data);
+      }
       for (const hook of journalHooks) hook(this, { op: "set", doc: data });
       return result;
     };
@@ -92,7 +95,10 @@ function loadPackage(): { Account: any; routes: (req: IncomingMessage) => any } 
       const result = del.call(this, idOrRid, partition);
       if (data) {
         partitionOf(this, this._getPartition(data)).delete(data._rid);
-        if (data.docType !== undefined) docTypeOf(this, data.docType).delete(data._rid);
+        if (data.docType !== undefined) {
+          docTypeOf(this, data.docType).delete(data._rid);
+          partitionTypeOf(this, this._getPartition(data), data.docType).delete(data._rid);
+        }
         for (const hook of journalHooks) hook(this, { op: "del", id: data.id, pk: partition });
       }
       return result;
@@ -106,7 +112,9 @@ function loadPackage(): { Account: any; routes: (req: IncomingMessage) => any } 
  * Two indexes the package lacks (it interprets every query over every document of a container):
  * documents by first-level partition key value, so a partition-scoped query reads one partition as in
  * Cosmos DB; and by `docType`, the discriminator our store adapter puts in every query, so a
- * cross-partition query (the outbox relay's) reads only the documents of its type.
+ * cross-partition query (the outbox relay's) reads only the documents of its type; and both together,
+ * so a partition-scoped query of one type (a project's models, beside thousands of its keys, audit
+ * records and outbox events) does not read the whole partition — Cosmos DB answers it from its index.
  */
 type Index = WeakMap<object, Map<unknown, Map<string, any>>>;
 const byPartition: Index = new WeakMap();
@@ -120,6 +128,8 @@ function bucket(index: Index, documents: object, key: unknown): Map<string, any>
 }
 const partitionOf = (documents: object, pk: unknown) => bucket(byPartition, documents, pk);
 const docTypeOf = (documents: object, docType: unknown) => bucket(byDocType, documents, docType);
+const byPartitionType: Index = new WeakMap();
+const partitionTypeOf = (documents: object, pk: unknown, docType: unknown) => bucket(byPartitionType, documents, JSON.stringify([pk, docType]));
 
 /**
  * Query handler that honours the partition-key header like Cosmos DB does (the package ignores it and
@@ -141,10 +151,11 @@ async function scopedQuery(account: any, req: IncomingMessage, res: ServerRespon
     const documents = collection.documents;
     const header = req.headers["x-ms-documentdb-partitionkey"];
     const docType = (body.parameters as { name: string; value: unknown }[] | undefined)?.find((p) => p.name === "@docType")?.value;
+    const typed = docType !== undefined && /c\.docType = @docType/.test(body.query);
     const data =
       typeof header === "string"
-        ? [...partitionOf(documents, parsePartitionKey(header)).values()]
-        : docType !== undefined && /c\.docType = @docType/.test(body.query)
+        ? [...(typed ? partitionTypeOf(documents, parsePartitionKey(header), docType) : partitionOf(documents, parsePartitionKey(header))).values()]
+        : typed
           ? [...docTypeOf(documents, docType).values()]
           : [...documents._data.values()].map((item: any) => item.read());
     try {
@@ -478,6 +489,11 @@ async function serve(opts: EmbeddedCosmosOptions, shared: Int32Array): Promise<{
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
+    // The SDK keeps connections open and reuses them; Node closes an idle one after 5 s by default,
+    // and a request sent on a socket just as the server closes it fails with ECONNRESET — which the SDK
+    // does not retry for a transactional batch. Cosmos DB keeps idle connections far longer.
+    server.keepAliveTimeout = 10 * 60_000;
+    server.headersTimeout = 10 * 60_000 + 1000;
     server.listen(opts.port ?? 0, "127.0.0.1", () => resolve());
   });
   const { port } = server.address() as AddressInfo;
