@@ -184,7 +184,7 @@ export async function buildServices(config: Config): Promise<Services> {
       return tier ? { id: tier.id, tier: { ...tier, limits: { ...tier.limits } } } : undefined;
     },
   }, approvals);
-  exemptions = new ExemptionService(store, changes, systemClock, approvals, projects, models, notifier, requestPublish);
+  exemptions = new ExemptionService(store, changes, systemClock, approvals, projects, models, notifier, requestPublish, keys);
   return {
     config,
     store,

@@ -30,10 +30,7 @@ import {
 /** Asks for the tenant's gateway policy to be compiled and published again (the publisher provides it). */
 export type RequestPublish = (tenantId: string, cause: { by: string; reason: string; correlationId: string }) => Promise<void>;
 
-/**
- * Virtual keys are built elsewhere: when a key service exists it is passed in, and key-scoped
- * exemptions must name a key that exists in the project. Without one, only the id's shape is checked.
- */
+/** Key-scoped exemptions must name a key that exists in the project (the key service answers). */
 export interface KeyLookup {
   exists(tenantId: string, projectId: string, keyId: string): Promise<boolean>;
 }
@@ -436,7 +433,36 @@ export class ExemptionService {
       if (done?.notify) notified += 1;
       if (done?.next.status === "expired") expired += 1;
     }
+    await this.republishEnded(correlationId);
     return { notified, expired };
+  }
+
+  /**
+   * The republish after an exemption ended is asked for right after the transition; if that ask was
+   * lost (a crash in between, the publisher unreachable), nothing else would make it. So for a day
+   * after any exemption of a tenant ended, every sweep asks again: a publish of an unchanged tenant
+   * makes no revision and sends nothing, so asking twice costs one compile.
+   */
+  private async republishEnded(correlationId: string): Promise<void> {
+    const cutoff = new Date(this.clock.now().getTime() - DAY_MS).toISOString();
+    const tenants = new Set<string>();
+    for (const status of ["expired", "revoked"] as const) {
+      let token: string | undefined;
+      do {
+        const page = await this.store.queryAcrossPartitions<ExemptionDoc>({
+          docType: "exemption",
+          filters: [
+            { field: "status", op: "=", value: status },
+            { field: "endedAt", op: ">=", value: cutoff },
+          ],
+          maxPageSize: 100,
+          ...(token ? { continuationToken: token } : {}),
+        });
+        for (const d of page.items) tenants.add(d.tenantId);
+        token = page.continuationToken;
+      } while (token);
+    }
+    for (const tenantId of tenants) await this.requestPublish(tenantId, { by: "system:exemption-sweep", reason: "exemptions ended in the last day", correlationId });
   }
 
   private sweepStep(doc: Versioned<ExemptionDoc>): Step | undefined {
@@ -520,7 +546,8 @@ export class ExemptionService {
         extra: { renewal: renewal.number, approvalStatus: approval.status },
       };
     }
-    if (!IN_FORCE.includes(doc.status)) {
+    // Ended by time even if the sweep has not recorded it yet: a publish may already have dropped it.
+    if (!IN_FORCE.includes(doc.status) || Date.parse(doc.expiresAt) <= Date.parse(at)) {
       settled.status = "lapsed";
       return {
         next: { ...base, renewals, timeline: [...doc.timeline, { at, type: "renewalRejected", actor, detail: `renewal ${renewal.number} approved after the exemption ended (${doc.status})` }] },

@@ -75,11 +75,3 @@ export function keyDigest(pepper: string, key: string): string {
 export function keyHints(key: string): { prefix: string; last4: string } {
   return { prefix: key.slice(0, KEY_PREFIX.length + 4), last4: key.slice(-4) };
 }
-
-/**
- * Material for the slot of a subscription that holds no usable key: APIM always has two keys per
- * subscription, so the unused one gets a fresh random value nobody is ever shown (not key-shaped).
- */
-export function generateFiller(): string {
-  return `unused-${randomBytes(32).toString("base64url")}`;
-}

@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes } from "node:crypto";
+import { createHash, createHmac, randomBytes, randomUUID } from "node:crypto";
 import type { Clock } from "../../ports/clock.js";
 import { artifactHash, artifactRef, expectedReadBack, readBackHash, type GatewayPublisher, type SecretRef, type SubscriptionArtifact } from "../../ports/gateway.js";
 import type { SecretStore } from "../../ports/secrets.js";
@@ -38,6 +38,8 @@ interface Rotation {
   startedAt: string;
   startedBy: string;
   scheduled: boolean;
+  /** Set when retiring: the secret version the filler replaced (disabled once the gateway confirmed). */
+  retiredVersion?: string;
 }
 
 export interface KeyDoc extends StoredDoc {
@@ -63,7 +65,15 @@ export interface KeyDoc extends StoredDoc {
    * publishedProfile: the profile the gateway's subscription is on now — kept in the compiled tenant
    * until the subscription has moved, so its product is never deleted from under it.
    */
-  gateway: { desiredGen: number; syncedGen: number; publishedHash?: string; publishedProfile?: ProfileDef; publishedExemptionTier?: ExemptionTier };
+  gateway: {
+    desiredGen: number;
+    syncedGen: number;
+    publishedHash?: string;
+    publishedProfile?: ProfileDef;
+    publishedExemptionTier?: ExemptionTier;
+    /** The sync publishing this key now (one at a time), until `until`. */
+    syncing?: { token: string; until: string };
+  };
   shares: ShareDoc[];
   revocationPending?: boolean;
   /** Expiry notices sent ("14d", "1d") → when. */
@@ -119,7 +129,9 @@ const secretName = (keyId: string, slot: SlotName) => `vkey-${keyId.replace("_",
 const fillerName = (keyId: string, slot: SlotName) => `vkfill-${keyId.replace("_", "-")}-${slot}`;
 const PEPPER_NAME = "vkey-pepper";
 const digestId = (digest: string) => `keydigest.${digest}`;
-const SYNC_ATTEMPTS = 6;
+const SYNC_ATTEMPTS = 24;
+/** How long a sync may hold a key before another may take over (a crashed sync's claim expires). */
+const SYNC_CLAIM_MS = 60_000;
 
 /** The key's profile: "" (none: a subscription on the project API) or a product of its own kind. */
 export function profileDefOf(doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?: ShareDoc[] }): ProfileDef {
@@ -537,7 +549,7 @@ export class KeyService {
         current: r.newSlot,
         slots: { ...doc.slots, [old]: { kind: "filler", version: `g${fillerGen}` } },
         fillerGen,
-        rotation: { ...r, phase: "retiring" },
+        rotation: { ...r, phase: "retiring", ...(doc.slots[old].kind === "secret" ? { retiredVersion: doc.slots[old].version } : {}) },
         gateway: { ...doc.gateway, desiredGen: doc.gateway.desiredGen + 1 },
         updatedAt: this.clock.now().toISOString(),
         updatedBy: ctx.principal.userId,
@@ -549,11 +561,13 @@ export class KeyService {
     if (!doc.rotation || doc.rotation.id !== rotationId) return "gone";
     const at = this.clock.now().toISOString();
     const retiredSlot = other(doc.current);
+    const retiredVersion = doc.rotation.retiredVersion;
     const { rotation: _r, ...rest } = strip(doc);
     const done: KeyDoc = { ...rest, rotationCount: doc.rotationCount + 1, lastRotatedAt: at, updatedAt: at, updatedBy: ctx.principal.userId };
     await this.commit(ctx, doc, done, "key.rotation.complete", "aigov.key.rotated.v1");
-    // Defence in depth: the retired secret cannot even be read back for a republish.
-    await this.disableRetired(id, retiredSlot);
+    // Defence in depth: the retired secret cannot even be read back for a republish. Only that version:
+    // a rotation started since may already have put its new secret under the same name.
+    if (retiredVersion) await this.disableRetired(id, retiredSlot, retiredVersion);
     return "done";
   }
 
@@ -578,26 +592,54 @@ export class KeyService {
         await this.gateway.ensurePublished(tenantId, { by: "system:keys", reason: `virtual key ${id} needs ${parent}`, correlationId });
         return "waitingForProfile";
       }
+      // One publisher per key at a time: a sync that published an older state must never record
+      // itself over a newer one, so each sync claims the key first and records only while it holds it.
+      const now = this.clock.now().getTime();
+      if (doc.gateway.syncing && Date.parse(doc.gateway.syncing.until) > now) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(250, 25 * (attempt + 1))));
+        continue;
+      }
+      const claim = { token: randomUUID(), until: new Date(now + SYNC_CLAIM_MS).toISOString() };
+      const claimed = await this.store.batch(partition, [{ kind: "replace", doc: { ...strip(doc), gateway: { ...doc.gateway, syncing: claim } }, ifMatch: doc._etag }]);
+      if (!claimed.ok) continue;
+      const release = async (extra: Partial<KeyDoc["gateway"]> = {}) => {
+        for (;;) {
+          const cur = await this.read(tenantId, projectId, id);
+          if (!cur || cur.gateway.syncing?.token !== claim.token) return;
+          const { syncing: _s, ...gateway } = cur.gateway;
+          if ((await this.store.batch(partition, [{ kind: "replace", doc: { ...strip(cur), gateway: { ...gateway, ...extra } }, ifMatch: cur._etag }])).ok) return;
+        }
+      };
       const publisher = await this.gateway.publisher();
       const ref = artifactRef(artifact);
       const hash = artifactHash(artifact);
-      await publisher.publish([artifact], doc.gateway.publishedHash ? { [ref]: doc.gateway.publishedHash } : {});
-      const back = (await publisher.read([ref]))[ref];
-      const expected = await expectedReadBack(artifact, (r) => this.resolveSecret(r));
+      let back;
+      let expected;
+      try {
+        await publisher.publish([artifact], doc.gateway.publishedHash ? { [ref]: doc.gateway.publishedHash } : {});
+        back = (await publisher.read([ref]))[ref];
+        expected = await expectedReadBack(artifact, (r) => this.resolveSecret(r));
+      } catch (err) {
+        // What the gateway holds is unknown now: the next sync publishes again.
+        await release({ publishedHash: "unconfirmed" }).catch(() => undefined);
+        throw err;
+      }
       if (!back || readBackHash(back) !== readBackHash(expected)) {
         // Sent, but not (yet) what the gateway answers with: publish again next attempt.
-        await this.store.batch(partition, [{ kind: "replace", doc: { ...strip(doc), gateway: { ...doc.gateway, publishedHash: "unconfirmed" } }, ifMatch: doc._etag }]);
+        await release({ publishedHash: "unconfirmed" });
         continue;
       }
       const gen = doc.gateway.desiredGen;
       for (;;) {
         const cur = await this.read(tenantId, projectId, id);
         if (!cur) return "synced";
+        if (cur.gateway.syncing?.token !== claim.token) break; // the claim expired and another sync took over
         const confirmed = cur.gateway.desiredGen === gen;
+        const { syncing: _s, ...gatewayRest } = cur.gateway;
         const next: KeyDoc = {
           ...strip(cur),
           gateway: {
-            ...withoutExemptionTier(cur.gateway),
+            ...withoutExemptionTier(gatewayRest),
             publishedHash: hash,
             publishedProfile: profileDefOf(doc),
             // The exemption tier the subscription is on stays compiled until the key has left it.
@@ -690,6 +732,11 @@ export class KeyService {
       token = page.continuationToken;
     } while (token);
     return out;
+  }
+
+  /** Whether a key exists in the project (exemptions of one key name it). */
+  async exists(tenantId: string, projectId: string, id: string): Promise<boolean> {
+    return /^key_[0-9a-z]{20}$/.test(id) && (await this.read(tenantId, projectId, id)) !== undefined;
   }
 
   /** The rotation in progress, if any (for the orchestration's start). */
@@ -840,12 +887,14 @@ export class KeyService {
 
   private pepperValue(): Promise<string> {
     this.pepper ??= (async () => {
-      const existing = await this.secrets.get(PEPPER_NAME);
-      if (existing) return existing.value;
-      // First use: create it. Two instances racing both write a version; the newest wins for later reads,
-      // so re-read after writing and use whatever is newest.
-      await this.secrets.set(PEPPER_NAME, randomBytes(32).toString("base64url"), { contentType: "aigov-pepper" });
-      return (await this.secrets.get(PEPPER_NAME))!.value;
+      if (!(await this.secrets.get(PEPPER_NAME))) await this.secrets.set(PEPPER_NAME, randomBytes(32).toString("base64url"), { contentType: "aigov-pepper" });
+      // Instances racing on first use may each write a version: all of them use the OLDEST enabled
+      // one, which they agree on (the newest would differ until every write has landed).
+      const versions = (await this.secrets.listVersions(PEPPER_NAME)).filter((v) => v.enabled);
+      const oldest = versions.sort((a, b) => (a.createdOn?.getTime() ?? 0) - (b.createdOn?.getTime() ?? 0))[0];
+      const value = oldest ? await this.secrets.get(PEPPER_NAME, oldest.version) : undefined;
+      if (!value) throw new Error("the key pepper is not readable");
+      return value.value;
     })().catch((err: unknown) => {
       this.pepper = undefined;
       throw err;

@@ -251,39 +251,60 @@ export class PublishService {
       // Record how far it got (the publisher says what the gateway now holds), release, and let the retry resume.
       const partial = (err as { partial?: { hashes: Record<ArtifactRef, string> } }).partial;
       const base = await this.publishedManifest(tenantId, state);
-      const overrides = partial ? overridesOf(base, partial.hashes) : state.overrides;
-      const { lease: _l, ...rest } = state;
-      await this.replaceState(partition, { ...rest, overrides }, state._etag);
+      await this.updateState(tenantId, revisionId, (fresh) => {
+        const { lease: _l, ...rest } = fresh;
+        return { ...rest, overrides: partial ? overridesOf(base, partial.hashes) : fresh.overrides };
+      });
       throw new GatewayUnavailableError(`publishing revision ${revision.number} stopped: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     const at = now.toISOString();
-    const { lease: _l, ...released } = state;
-    const nextState: GatewayStateDoc = { ...released, overrides: {}, published: { revisionId, number: revision.number, at } };
     const after: RevisionDoc = {
       ...stripEtag(revision),
       status: "published",
       publishedAt: at,
       outcome: { sent: outcome.sent.length, unchanged: outcome.unchanged.length, deleted: outcome.deleted.length },
     };
-    await this.changes.commit({
-      partition,
-      ctx,
-      action: "gateway.publish",
-      resource: revisionPath(revisionId),
-      before: { status: revision.status },
-      after: { status: "published", number: revision.number, outcome: after.outcome },
-      ops: [
-        { kind: "replace", doc: after, ifMatch: revision._etag },
-        { kind: "replace", doc: nextState, ifMatch: state._etag },
-      ],
-      event: {
-        type: "aigov.gateway.published.v1",
-        subject: subjectOf(tenantId, revisionPath(revisionId)),
-        data: { revisionId, number: revision.number, kind: revision.kind, counts: revision.counts, outcome: after.outcome },
-      },
-      onFailure: () => ({ kind: "conflict", detail: "the gateway state changed while publishing; the publish is retried" }),
-    });
-    return "published";
+    // A publish proposed meanwhile rewrote the state (its counter and newest revision): build the
+    // final state from a fresh read each time, keeping those, as long as the lease is still ours.
+    for (let attempt = 0; ; attempt++) {
+      const fresh = await this.stateDoc(tenantId);
+      if (fresh.lease && fresh.lease.revisionId !== revisionId) throw new GatewayUnavailableError(`revision ${revision.number} lost its lease while publishing`);
+      const { lease: _l, ...released } = fresh;
+      const nextState: GatewayStateDoc = { ...released, overrides: {}, published: { revisionId, number: revision.number, at } };
+      try {
+        await this.changes.commit({
+          partition,
+          ctx,
+          action: "gateway.publish",
+          resource: revisionPath(revisionId),
+          before: { status: revision.status },
+          after: { status: "published", number: revision.number, outcome: after.outcome },
+          ops: [
+            { kind: "replace", doc: after, ifMatch: revision._etag },
+            fresh._etag ? { kind: "replace", doc: stripEtag(nextState), ifMatch: fresh._etag } : { kind: "create", doc: stripEtag(nextState) },
+          ],
+          event: {
+            type: "aigov.gateway.published.v1",
+            subject: subjectOf(tenantId, revisionPath(revisionId)),
+            data: { revisionId, number: revision.number, kind: revision.kind, counts: revision.counts, outcome: after.outcome },
+          },
+          onFailure: (index) => ({ kind: "conflict", detail: index === 1 ? "state" : "revision" }),
+        });
+        return "published";
+      } catch (err) {
+        const raced = err instanceof AppError && err.error.kind === "conflict" && err.error.detail === "state";
+        if (!raced || attempt >= 8) throw err;
+      }
+    }
+  }
+
+  /** A conditional update of the gateway state by this revision's applier, retried on a race with a proposal. */
+  private async updateState(tenantId: string, revisionId: string, change: (fresh: GatewayStateDoc) => GatewayStateDoc): Promise<void> {
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const fresh = await this.stateDoc(tenantId);
+      if (fresh.lease && fresh.lease.revisionId !== revisionId) return;
+      if (await this.replaceState(this.partition(tenantId), change(fresh), fresh._etag)) return;
+    }
   }
 
   /** The retries ran out: the revision is failed (the gateway keeps what it holds; drift checks compare with the last published revision). */
