@@ -1,18 +1,13 @@
 import { app, type InvocationContext } from "@azure/functions";
 import { collectKey, createKey, getKey, listKeys, listSharedKeys, lookupKey, resumeKey, revokeKey, rotateKey, shareKey, suspendKey, unshareKey } from "../src/api/operations.js";
-import type { Services } from "../src/app/services.js";
 import { endpoint } from "../src/http/endpoint.js";
 import { pageResult } from "../src/http/paging.js";
 import { durableClient, durableClientInput } from "../src/workflows/registration.js";
 import { APPROVAL_ORCHESTRATOR, approvalInput } from "./workflows/approval.js";
-import { KEY_ROTATION_ORCHESTRATOR, rotationInstanceId, type KeyRotationInput } from "./workflows/key-rotation.js";
+import { startRotation } from "./workflows/key-rotation.js";
 
 const clientInput = durableClientInput();
 
-export async function startRotation(client: ReturnType<typeof durableClient>, s: Services, k: Omit<KeyRotationInput, "retry">): Promise<void> {
-  const input: KeyRotationInput = { ...k, retry: { ...s.config.publishRetry } };
-  await client.startNew(KEY_ROTATION_ORCHESTRATOR, { instanceId: rotationInstanceId(k.keyId, k.rotationId), input });
-}
 
 app.http(createKey.operationId, endpoint(createKey, async ({ params, body }, ctx, s) => ({ body: await s.keys.create(ctx, params.projectId, body) })));
 

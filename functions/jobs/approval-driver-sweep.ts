@@ -1,6 +1,6 @@
 import { app } from "@azure/functions";
 import { getServices } from "../../src/app/services.js";
-import { durableClient, durableClientInput } from "../../src/workflows/registration.js";
+import { durableClient, durableClientInput, startIfMissing } from "../../src/workflows/registration.js";
 import { APPROVAL_ORCHESTRATOR, approvalInput } from "../workflows/approval.js";
 
 // A request is committed before its orchestration is started; if that start failed (or the instance
@@ -14,12 +14,7 @@ app.timer("approvalDriverSweep", {
     const client = durableClient(context);
     let started = 0;
     for await (const pending of approvals.pendingEverywhere()) {
-      const exists = await client.getStatus(pending.id).then(
-        () => true,
-        () => false, // the client throws on 404: no such instance
-      );
-      if (exists) continue;
-      await client.startNew(APPROVAL_ORCHESTRATOR, { instanceId: pending.id, input: approvalInput({ tenantId: pending.tenantId, id: pending.id }) });
+      if (!(await startIfMissing(client, APPROVAL_ORCHESTRATOR, pending.id, approvalInput({ tenantId: pending.tenantId, id: pending.id })))) continue;
       started += 1;
     }
     if (started > 0) context.warn(`approval driver sweep started ${started} missing orchestration(s)`);

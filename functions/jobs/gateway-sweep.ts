@@ -1,6 +1,6 @@
 import { app } from "@azure/functions";
 import { getServices } from "../../src/app/services.js";
-import { durableClient, durableClientInput } from "../../src/workflows/registration.js";
+import { durableClient, durableClientInput, startIfMissing } from "../../src/workflows/registration.js";
 import { PUBLISH_ORCHESTRATOR, publishInput } from "../workflows/publish.js";
 
 // Revisions made without an HTTP request (exemption activation and expiry, automation) and revisions
@@ -13,13 +13,7 @@ app.timer("gatewayPublishSweep", {
     const { publishing, config } = await getServices();
     const client = durableClient(context);
     for await (const pending of publishing.pendingRevisions()) {
-      const exists = await client.getStatus(pending.revisionId).then(
-        () => true,
-        () => false, // the client throws on 404: no such instance
-      );
-      if (exists) continue;
-      const input = publishInput(pending.tenantId, pending.revisionId, config.publishRetry);
-      await client.startNew(PUBLISH_ORCHESTRATOR, { instanceId: pending.revisionId, input });
+      await startIfMissing(client, PUBLISH_ORCHESTRATOR, pending.revisionId, publishInput(pending.tenantId, pending.revisionId, config.publishRetry));
     }
   },
 });

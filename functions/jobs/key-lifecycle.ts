@@ -1,9 +1,8 @@
 import { app } from "@azure/functions";
 import { getServices } from "../../src/app/services.js";
 import { DEFAULT_KEY_POLICY } from "../../src/domain/projects/schema.js";
-import { durableClient, durableClientInput } from "../../src/workflows/registration.js";
-import { startRotation } from "../keys.js";
-import { rotationInstanceId } from "../workflows/key-rotation.js";
+import { durableClient, durableClientInput, startIfMissing } from "../../src/workflows/registration.js";
+import { KEY_ROTATION_ORCHESTRATOR, rotationInstanceId, startRotation, type KeyRotationInput } from "../workflows/key-rotation.js";
 
 // Every run looks at every key and does what its state calls for, so a missed run is simply caught up
 // by the next one and running twice changes nothing: expiry notices (14 days, 1 day; once each),
@@ -31,8 +30,8 @@ app.timer("keyLifecycle", {
       await s.keys.housekeep(key.tenantId, key.projectId, key.id, correlationId);
       const rotationId = await s.keys.rotationOf(key.tenantId, key.projectId, key.id);
       if (rotationId) {
-        const exists = await client.getStatus(rotationInstanceId(key.id, rotationId)).then(() => true, () => false);
-        if (!exists) await startRotation(client, s, { tenantId: key.tenantId, projectId: key.projectId, keyId: key.id, rotationId });
+        const input: KeyRotationInput = { tenantId: key.tenantId, projectId: key.projectId, keyId: key.id, rotationId, retry: { ...s.config.publishRetry } };
+        await startIfMissing(client, KEY_ROTATION_ORCHESTRATOR, rotationInstanceId(key.id, rotationId), input);
         return;
       }
       const policy = await policyOf(key.tenantId, key.projectId);

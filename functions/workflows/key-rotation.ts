@@ -1,5 +1,5 @@
-import type { ActivityHandler, OrchestrationContext, OrchestrationHandler } from "durable-functions";
-import { getServices } from "../../src/app/services.js";
+import type { ActivityHandler, DurableClient, OrchestrationContext, OrchestrationHandler } from "durable-functions";
+import { getServices, type Services } from "../../src/app/services.js";
 import { activity, orchestration, retryOptions } from "../../src/workflows/registration.js";
 
 export const KEY_ROTATION_ORCHESTRATOR = "keyRotationOrchestrator";
@@ -15,6 +15,12 @@ export interface KeyRotationInput {
 
 /** Instance id: one orchestration per rotation, so a rotation is never driven twice. */
 export const rotationInstanceId = (keyId: string, rotationId: string) => `${keyId}.${rotationId}`;
+
+/** Starts the driver of one rotation (the instance id makes a second start of the same rotation harmless). */
+export async function startRotation(client: DurableClient, s: Services, k: Omit<KeyRotationInput, "retry">): Promise<void> {
+  const input: KeyRotationInput = { ...k, retry: { ...s.config.publishRetry } };
+  await client.startNew(KEY_ROTATION_ORCHESTRATOR, { instanceId: rotationInstanceId(k.keyId, k.rotationId), input });
+}
 
 /** After the retries of a step ran out, wait this long and start the step's retries again: a rotation always finishes. */
 const STEP_PAUSE_MS = 60_000;

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { mapLimit } from "../util/map-limit.js";
 import { connectCosmos } from "../adapters/cosmos/connect.js";
 import { createTokenVerifier, type TokenVerifier } from "../auth/verifier.js";
 import { getConfig, type Config } from "../config/index.js";
@@ -139,8 +140,7 @@ export async function buildServices(config: Config): Promise<Services> {
   // Virtual key profiles become key tiers (ADR 008), then exemptions relax controls; exemption tiers a
   // key's subscription is still on stay compiled until it has moved (a product is never deleted under it).
   const withKeysAndExemptions: InputTransform = async (tenantId, input) => {
-    const byProject = new Map<string, KeyDoc[]>();
-    for (const p of input.projects) byProject.set(p.id, await keys!.listAllDocs(tenantId, p.id));
+    const byProject = new Map<string, KeyDoc[]>(await mapLimit(input.projects, 8, async (p) => [p.id, await keys!.listAllDocs(tenantId, p.id)] as const));
     const { withKeyProfiles, withPublishedExemptionTiers } = await import("../domain/keys/profiles.js");
     return withPublishedExemptionTiers(await withExemptions(tenantId, withKeyProfiles(input, byProject)), byProject);
   };

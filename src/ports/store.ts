@@ -20,6 +20,12 @@ export interface StoredDoc {
 
 export type Versioned<T> = T & { _etag: string };
 
+/** A document as read, ready to be written back: without its version (the store adds the new one). */
+export function unversioned<T extends StoredDoc>(doc: T & { _etag?: string }): T {
+  const { _etag: _e, ...rest } = doc;
+  return rest as T;
+}
+
 export type BatchOp =
   | { kind: "create"; doc: StoredDoc }
   | { kind: "replace"; doc: StoredDoc; ifMatch?: string }

@@ -49,3 +49,17 @@ export const durableClient = (context: InvocationContext): DF.DurableClient => d
 
 /** Retry options for callActivityWithRetry, built when an orchestrator first runs. */
 export const retryOptions = (firstRetryIntervalMs: number, maxAttempts: number): DF.RetryOptions => new (df().RetryOptions)(firstRetryIntervalMs, maxAttempts);
+
+/**
+ * Starts an orchestration unless an instance with that id exists (sweeps that restart what a failed
+ * start or a purge left without a driver). The id is the subject's, so a subject never gets two.
+ */
+export async function startIfMissing(client: DF.DurableClient, name: string, instanceId: string, input: unknown): Promise<boolean> {
+  const exists = await client.getStatus(instanceId).then(
+    () => true,
+    () => false, // the client throws on 404: no such instance
+  );
+  if (exists) return false;
+  await client.startNew(name, { instanceId, input });
+  return true;
+}

@@ -110,7 +110,7 @@ function loadPackage(): { Account: any; routes: (req: IncomingMessage) => any } 
 
 /**
  * Two indexes the package lacks (it interprets every query over every document of a container):
- * documents by first-level partition key value, so a partition-scoped query reads one partition as in
+ * documents by (full, hierarchical) partition key, so a partition-scoped query reads one partition as in
  * Cosmos DB; and by `docType`, the discriminator our store adapter puts in every query, so a
  * cross-partition query (the outbox relay's) reads only the documents of its type; and both together,
  * so a partition-scoped query of one type (a project's models, beside thousands of its keys, audit

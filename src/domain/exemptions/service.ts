@@ -1,7 +1,7 @@
 import { exemptionUnsupported, type ActiveExemption } from "../../policy/exemptions.js";
 import type { Clock } from "../../ports/clock.js";
 import type { Notifier } from "../../ports/notifier.js";
-import { TENANT_SCOPE, type Filter, type Partition, type Store, type StoredDoc, type Versioned } from "../../ports/store.js";
+import { TENANT_SCOPE, unversioned, type Filter, type Partition, type Store, type StoredDoc, type Versioned } from "../../ports/store.js";
 import type { Approval, ApprovalSpecInput } from "../approvals/schema.js";
 import type { ApprovalService } from "../approvals/service.js";
 import type { ChangeWriter } from "../changes.js";
@@ -241,7 +241,7 @@ export class ExemptionService {
     });
     const at = now.toISOString();
     const next: ExemptionDoc = {
-      ...stripEtag(doc),
+      ...unversioned(doc),
       renewals: [
         ...doc.renewals,
         {
@@ -275,7 +275,7 @@ export class ExemptionService {
     const at = this.clock.now().toISOString();
     const wasInForce = IN_FORCE.includes(doc.status);
     const next: ExemptionDoc = {
-      ...stripEtag(doc),
+      ...unversioned(doc),
       status: "revoked",
       endedAt: at,
       revokeReason: spec.reason,
@@ -470,7 +470,7 @@ export class ExemptionService {
     const now = this.clock.now();
     const at = now.toISOString();
     const left = Date.parse(doc.expiresAt) - now.getTime();
-    const base = { ...stripEtag(doc), updatedAt: at, updatedBy: "system:exemption-sweep" };
+    const base = { ...unversioned(doc), updatedAt: at, updatedBy: "system:exemption-sweep" };
     if (left <= 0) {
       return {
         next: { ...base, status: "expired", endedAt: at, timeline: [...doc.timeline, { at, type: "expired", actor: "system:exemption-sweep" }] },
@@ -506,7 +506,7 @@ export class ExemptionService {
   private settleStep(doc: Versioned<ExemptionDoc>, approval: Approval): Step | undefined {
     const at = this.clock.now().toISOString();
     const actor = "system:exemption-settle";
-    const base = { ...stripEtag(doc), updatedAt: at, updatedBy: actor };
+    const base = { ...unversioned(doc), updatedAt: at, updatedBy: actor };
     const approved = approval.status === "approved";
     if (approval.id === doc.approvalId) {
       if (doc.status === "requested") {
@@ -676,10 +676,6 @@ export class ExemptionService {
   }
 }
 
-function stripEtag(doc: Versioned<ExemptionDoc>): ExemptionDoc {
-  const { _etag: _e, ...rest } = doc;
-  return rest as ExemptionDoc;
-}
 
 /** expiresAt must lie in the future and within the tenant's maxima for the category and the control. */
 export function expiryErrors(policy: ExemptionPolicySpec, category: Exemption["category"], control: Exemption["control"], now: Date, expiresAt: string, field: string): FieldError[] {

@@ -2,7 +2,7 @@ import { createHash, createHmac, randomBytes, randomUUID } from "node:crypto";
 import type { Clock } from "../../ports/clock.js";
 import { artifactHash, artifactRef, expectedReadBack, readBackHash, type GatewayPublisher, type SecretRef, type SubscriptionArtifact } from "../../ports/gateway.js";
 import type { SecretStore } from "../../ports/secrets.js";
-import { TENANT_SCOPE, type Partition, type Store, type StoredDoc, type Versioned } from "../../ports/store.js";
+import { TENANT_SCOPE, unversioned, type Partition, type Store, type StoredDoc, type Versioned } from "../../ports/store.js";
 import { apiIdFor, tierProductIdFor } from "../../policy/names.js";
 import type { ChangeWriter } from "../changes.js";
 import { etagMatches, etagValue, newId, type Page, type RequestContext } from "../common.js";
@@ -368,7 +368,7 @@ export class KeyService {
     }
     const secret = await this.secrets.get(secretName(id, pick!.slot), pick!.version);
     if (!secret) fail({ kind: "conflict", detail: "the rotated secret is no longer available" });
-    const { pickup: _p, ...rest } = strip(doc);
+    const { pickup: _p, ...rest } = unversioned(doc);
     const next: KeyDoc = { ...rest, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
     const [etag] = await this.changes.commit({
       partition: this.partition(ctx.principal.tenantId, projectId),
@@ -407,7 +407,7 @@ export class KeyService {
     });
     const at = this.clock.now().toISOString();
     const next: KeyDoc = {
-      ...strip(doc),
+      ...unversioned(doc),
       shares: [...(doc.shares ?? []), { projectId: spec.projectId, status: "pending", approvalId: approval.id, requestedBy: ctx.principal.userId, requestedAt: at }],
       updatedAt: at,
       updatedBy: ctx.principal.userId,
@@ -471,7 +471,7 @@ export class KeyService {
     const shares = (doc.shares ?? []).map((x) => (x.projectId === target && (x.status === "pending" || x.status === "active") ? { ...x, status, decidedAt: at } : x));
     const moves = status === "active" || doc.shares?.some((x) => x.projectId === target && x.status === "active");
     const next: KeyDoc = {
-      ...strip(doc),
+      ...unversioned(doc),
       shares,
       ...(moves ? { gateway: { ...doc.gateway, desiredGen: doc.gateway.desiredGen + 1 } } : {}),
       updatedAt: at,
@@ -529,7 +529,7 @@ export class KeyService {
       if (!cur?.rotation || cur.rotation.id !== rotationId) return { state: "gone" };
       if (cur.rotation.overlapUntil) return { state: "overlap", until: cur.rotation.overlapUntil };
       const until = new Date(this.clock.now().getTime() + cur.rotation.overlapMs).toISOString();
-      const next: KeyDoc = { ...strip(cur), rotation: { ...cur.rotation, overlapUntil: until } };
+      const next: KeyDoc = { ...unversioned(cur), rotation: { ...cur.rotation, overlapUntil: until } };
       const r = await this.store.batch(this.partition(tenantId, projectId), [{ kind: "replace", doc: next, ifMatch: cur._etag }]);
       if (r.ok) return { state: "overlap", until };
     }
@@ -545,7 +545,7 @@ export class KeyService {
       const old = doc.current;
       const fillerGen = doc.fillerGen + 1;
       const next: KeyDoc = {
-        ...strip(doc),
+        ...unversioned(doc),
         current: r.newSlot,
         slots: { ...doc.slots, [old]: { kind: "filler", version: `g${fillerGen}` } },
         fillerGen,
@@ -562,7 +562,7 @@ export class KeyService {
     const at = this.clock.now().toISOString();
     const retiredSlot = other(doc.current);
     const retiredVersion = doc.rotation.retiredVersion;
-    const { rotation: _r, ...rest } = strip(doc);
+    const { rotation: _r, ...rest } = unversioned(doc);
     const done: KeyDoc = { ...rest, rotationCount: doc.rotationCount + 1, lastRotatedAt: at, updatedAt: at, updatedBy: ctx.principal.userId };
     await this.commit(ctx, doc, done, "key.rotation.complete", "aigov.key.rotated.v1");
     // Defence in depth: the retired secret cannot even be read back for a republish. Only that version:
@@ -600,14 +600,14 @@ export class KeyService {
         continue;
       }
       const claim = { token: randomUUID(), until: new Date(now + SYNC_CLAIM_MS).toISOString() };
-      const claimed = await this.store.batch(partition, [{ kind: "replace", doc: { ...strip(doc), gateway: { ...doc.gateway, syncing: claim } }, ifMatch: doc._etag }]);
+      const claimed = await this.store.batch(partition, [{ kind: "replace", doc: { ...unversioned(doc), gateway: { ...doc.gateway, syncing: claim } }, ifMatch: doc._etag }]);
       if (!claimed.ok) continue;
       const release = async (extra: Partial<KeyDoc["gateway"]> = {}) => {
         for (;;) {
           const cur = await this.read(tenantId, projectId, id);
           if (!cur || cur.gateway.syncing?.token !== claim.token) return;
           const { syncing: _s, ...gateway } = cur.gateway;
-          if ((await this.store.batch(partition, [{ kind: "replace", doc: { ...strip(cur), gateway: { ...gateway, ...extra } }, ifMatch: cur._etag }])).ok) return;
+          if ((await this.store.batch(partition, [{ kind: "replace", doc: { ...unversioned(cur), gateway: { ...gateway, ...extra } }, ifMatch: cur._etag }])).ok) return;
         }
       };
       const publisher = await this.gateway.publisher();
@@ -637,7 +637,7 @@ export class KeyService {
         const confirmed = cur.gateway.desiredGen === gen;
         const { syncing: _s, ...gatewayRest } = cur.gateway;
         const next: KeyDoc = {
-          ...strip(cur),
+          ...unversioned(cur),
           gateway: {
             ...withoutExemptionTier(gatewayRest),
             publishedHash: hash,
@@ -702,7 +702,7 @@ export class KeyService {
         // The 14-day notice is pointless once the 1-day one is due (after downtime): send only the nearer one.
         if (notice === "14d" && expiresAt - now <= 86_400_000) continue;
         const cur = (await this.read(tenantId, projectId, id))!;
-        const next: KeyDoc = { ...strip(cur), notices: { ...cur.notices, [notice]: new Date(now).toISOString() } };
+        const next: KeyDoc = { ...unversioned(cur), notices: { ...cur.notices, [notice]: new Date(now).toISOString() } };
         await this.commit(this.system(tenantId, correlationId), cur, next, `key.expiring.${notice}`, "aigov.key.expiring.v1", { keyId: id, projectId, owner: cur.owner, expiresAt: cur.expiresAt, notice });
       }
     }
@@ -758,7 +758,7 @@ export class KeyService {
     const at = this.clock.now().toISOString();
     const rotationId = newId("rot");
     const next: KeyDoc = {
-      ...strip(doc),
+      ...unversioned(doc),
       slots: { ...doc.slots, [newSlot]: { kind: "secret", version: secret.version } },
       rotation: { id: rotationId, phase: "overlap", newSlot, overlapMs: overlap, startedAt: at, startedBy: ctx.principal.userId, scheduled },
       ...(scheduled ? { pickup: { slot: newSlot, version: secret.version } } : {}),
@@ -776,7 +776,7 @@ export class KeyService {
   /** Revocation and expiry: both slots become fillers (the secrets are never valid again) and the subscription is cancelled. */
   private async kill(ctx: RequestContext, doc: Versioned<KeyDoc>, status: "revoked" | "expired", reason: string): Promise<void> {
     const fillerGen = doc.fillerGen + 2;
-    const { rotation: _r, ...rest } = strip(doc);
+    const { rotation: _r, ...rest } = unversioned(doc);
     const next: KeyDoc = {
       ...rest,
       status,
@@ -804,7 +804,7 @@ export class KeyService {
     if (!allowed) fail({ kind: "conflict", detail: `a ${doc.status} key cannot be ${status === "suspended" ? "suspended" : "resumed"}` });
     if (status === "active" && Date.parse(doc.expiresAt) <= this.clock.now().getTime()) fail({ kind: "conflict", detail: "the key has expired" });
     const next: KeyDoc = {
-      ...strip(doc),
+      ...unversioned(doc),
       status,
       gateway: { ...doc.gateway, desiredGen: doc.gateway.desiredGen + 1 },
       updatedAt: this.clock.now().toISOString(),
@@ -946,7 +946,3 @@ function withoutExemptionTier(g: KeyDoc["gateway"]): KeyDoc["gateway"] {
   return rest;
 }
 
-function strip(doc: Versioned<KeyDoc>): KeyDoc {
-  const { _etag: _e, _rid: _r, _self: _s, _ts: _t, _attachments: _a, ...rest } = doc as Versioned<KeyDoc> & Record<string, unknown>;
-  return rest as KeyDoc;
-}

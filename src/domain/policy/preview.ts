@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import { mapLimit } from "../../util/map-limit.js";
 import { PolicyCompileError } from "../../policy/errors.js";
 import type { CompileResult, CompilerInputIn, ExplainEntry } from "../../policy/index.js";
 import { artifactRef, type GatewayArtifact } from "../../ports/gateway.js";
@@ -116,8 +117,7 @@ export class TenantCompiler {
   /** The compiler input of the tenant, with every transform applied (keys, exemptions). */
   async input(tenantId: string): Promise<CompilerInputIn> {
     const [projects, settings] = await Promise.all([this.projects.listAll(tenantId), this.tenantSettings.current(tenantId)]);
-    const inputs: ProjectInput[] = [];
-    for (const p of projects) inputs.push(toProjectInput(p, await this.models.listAll(tenantId, p.id), this.vaultUri));
+    const inputs: ProjectInput[] = await mapLimit(projects, 8, async (p) => toProjectInput(p, await this.models.listAll(tenantId, p.id), this.vaultUri));
     return this.transform(tenantId, { tenantId, settings, projects: inputs });
   }
 }

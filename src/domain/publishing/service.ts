@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { CompileResult } from "../../policy/index.js";
 import type { Clock } from "../../ports/clock.js";
 import { artifactHash, artifactRef, type ArtifactRef, type GatewayArtifact, type GatewayPublisher } from "../../ports/gateway.js";
-import { TENANT_SCOPE, type BatchOp, type Partition, type Store, type StoredDoc, type Versioned } from "../../ports/store.js";
+import { TENANT_SCOPE, unversioned, type BatchOp, type Partition, type Store, type StoredDoc, type Versioned } from "../../ports/store.js";
 import type { ChangeWriter } from "../changes.js";
 import { newId, type Page, type RequestContext, type Role } from "../common.js";
 import { AppError, fail, notFound } from "../errors.js";
@@ -27,6 +27,8 @@ const LEASE_MS = 10 * 60 * 1000;
 /** Unified diffs returned by the API are cut at this size (the counts and change list stay complete). */
 const MAX_DIFF_CHARS = 1_000_000;
 const READ_CONCURRENCY = 16;
+/** Manifests kept in memory (they are immutable; a large tenant's is ~20 MB). */
+const MANIFEST_CACHE = 8;
 
 const READERS: Role[] = ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"];
 const STATE_ID = "gateway.state";
@@ -106,6 +108,8 @@ const sameManifest = (a: Manifest, b: Manifest) => a.size === b.size && [...a].e
  * the gateway now holds so the retry resumes instead of starting over. See docs/adr/006-publishing.md.
  */
 export class PublishService {
+  private readonly manifests = new Map<string, Manifest>();
+
   constructor(
     private readonly store: Store,
     private readonly changes: ChangeWriter,
@@ -259,7 +263,7 @@ export class PublishService {
     }
     const at = now.toISOString();
     const after: RevisionDoc = {
-      ...stripEtag(revision),
+      ...unversioned(revision),
       status: "published",
       publishedAt: at,
       outcome: { sent: outcome.sent.length, unchanged: outcome.unchanged.length, deleted: outcome.deleted.length },
@@ -281,7 +285,7 @@ export class PublishService {
           after: { status: "published", number: revision.number, outcome: after.outcome },
           ops: [
             { kind: "replace", doc: after, ifMatch: revision._etag },
-            fresh._etag ? { kind: "replace", doc: stripEtag(nextState), ifMatch: fresh._etag } : { kind: "create", doc: stripEtag(nextState) },
+            fresh._etag ? { kind: "replace", doc: unversioned(nextState), ifMatch: fresh._etag } : { kind: "create", doc: unversioned(nextState) },
           ],
           event: {
             type: "aigov.gateway.published.v1",
@@ -462,7 +466,7 @@ export class PublishService {
         changes: changes.slice(0, MAX_LISTED_CHANGES),
         parts: parts.length,
       };
-      const nextState: GatewayStateDoc = { ...stripEtag(state), revisionCount: number, latest: { revisionId: id, number } };
+      const nextState: GatewayStateDoc = { ...unversioned(state), revisionCount: number, latest: { revisionId: id, number } };
       const stateOp: BatchOp = state._etag ? { kind: "replace", doc: nextState, ifMatch: state._etag } : { kind: "create", doc: nextState };
       let raced = false;
       await this.changes
@@ -494,7 +498,7 @@ export class PublishService {
   }
 
   private async transition(ctx: RequestContext, revision: Versioned<RevisionDoc>, patch: Partial<RevisionDoc>, eventType: string): Promise<void> {
-    const after: RevisionDoc = { ...stripEtag(revision), ...patch };
+    const after: RevisionDoc = { ...unversioned(revision), ...patch };
     await this.changes.commit({
       partition: this.partition(ctx.principal.tenantId),
       ctx,
@@ -540,6 +544,11 @@ export class PublishService {
   }
 
   private async manifest(tenantId: string, revision: RevisionDoc): Promise<Manifest> {
+    // A revision's manifest never changes once written: keep the last few (every key sync asks
+    // whether the gateway holds its product, which is a lookup in the published manifest).
+    const key = `${tenantId}/${revision.id}`;
+    const hit = this.manifests.get(key);
+    if (hit) return new Map(hit);
     const parts = await mapLimit(
       Array.from({ length: revision.parts }, (_, i) => i),
       READ_CONCURRENCY,
@@ -550,7 +559,9 @@ export class PublishService {
       if (!p) throw new Error(`a manifest part of revision ${revision.id} is missing`);
       for (const [ref, h] of p.entries) out.set(ref, h);
     }
-    return out;
+    this.manifests.set(key, out);
+    if (this.manifests.size > MANIFEST_CACHE) this.manifests.delete(this.manifests.keys().next().value!);
+    return new Map(out);
   }
 
   private async publishedManifest(tenantId: string, state: GatewayStateDoc): Promise<Manifest> {
@@ -598,7 +609,7 @@ export class PublishService {
 
   /** A conditional replace of the gateway state outside any audited change (leases, progress); undefined when it lost a race. */
   private async replaceState(partition: Partition, doc: GatewayStateDoc, ifMatch: string | undefined): Promise<string | undefined> {
-    const clean = stripEtag(doc);
+    const clean = unversioned(doc);
     const result = await this.store.batch(partition, [ifMatch ? { kind: "replace", doc: clean, ifMatch } : { kind: "create", doc: clean }]);
     return result.ok ? result.etags[0] : undefined;
   }
@@ -627,11 +638,6 @@ function overridesOf(base: Manifest, held: Record<ArtifactRef, string>): Record<
   return out;
 }
 
-/** The document without the store's system fields, ready to be written back. */
-function stripEtag<T extends StoredDoc>(doc: T & { _etag?: string }): T {
-  const { _etag: _e, _rid: _r, _self: _s, _ts: _t, _attachments: _a, ...rest } = doc as T & Record<string, unknown>;
-  return rest as T;
-}
 
 function toRevision(doc: RevisionDoc): Revision {
   return {
