@@ -1,21 +1,18 @@
 import { join } from "node:path";
 import { mapLimit } from "../util/map-limit.js";
-import { connectCosmos } from "../adapters/cosmos/connect.js";
-import { createTokenVerifier, type TokenVerifier } from "../auth/verifier.js";
+import type { TokenVerifier } from "../auth/verifier.js";
 import { getConfig, type Config } from "../config/index.js";
-import { AuditService } from "../domain/audit/service.js";
-import { ChangeWriter } from "../domain/changes.js";
-import { OutboxRelay } from "../domain/outbox/relay.js";
-import { ApprovalLinks } from "../domain/approvals/links.js";
-import { ApprovalService } from "../domain/approvals/service.js";
-import { ExemptionService, type RequestPublish } from "../domain/exemptions/service.js";
-import { ModelService } from "../domain/models/service.js";
-import { PolicyPreviewService, TenantCompiler, type InputTransform } from "../domain/policy/preview.js";
-import { PublishService } from "../domain/publishing/service.js";
-import { KeyService, type KeyDoc } from "../domain/keys/service.js";
+import type { AuditService } from "../domain/audit/service.js";
+import type { OutboxRelay } from "../domain/outbox/relay.js";
+import type { ApprovalService } from "../domain/approvals/service.js";
+import type { ExemptionService, RequestPublish } from "../domain/exemptions/service.js";
+import type { ModelService } from "../domain/models/service.js";
+import type { InputTransform, PolicyPreviewService } from "../domain/policy/preview.js";
+import type { PublishService } from "../domain/publishing/service.js";
+import type { KeyDoc, KeyService } from "../domain/keys/service.js";
 import type { GatewayPublisher } from "../ports/gateway.js";
-import { TenantSettingsService } from "../domain/policy/tenant-settings.js";
-import { ProjectService } from "../domain/projects/service.js";
+import type { TenantSettingsService } from "../domain/policy/tenant-settings.js";
+import type { ProjectService } from "../domain/projects/service.js";
 import type { Notifier } from "../ports/notifier.js";
 import type { SecretStore } from "../ports/secrets.js";
 import { systemClock } from "../ports/clock.js";
@@ -107,6 +104,38 @@ async function eventPublisher(config: Config): Promise<EventPublisher> {
 
 /** The composition root: builds every service from the configuration, once, on first use. */
 export async function buildServices(config: Config): Promise<Services> {
+  // The domain loads here, on the first request, not when the registrations load (cold start).
+  const [
+    { connectCosmos },
+    { createTokenVerifier },
+    { AuditService },
+    { ChangeWriter },
+    { OutboxRelay },
+    { ApprovalLinks },
+    { ApprovalService },
+    { ExemptionService },
+    { ModelService },
+    { PolicyPreviewService, TenantCompiler },
+    { PublishService },
+    { KeyService },
+    { TenantSettingsService },
+    { ProjectService },
+  ] = await Promise.all([
+    import("../adapters/cosmos/connect.js"),
+    import("../auth/verifier.js"),
+    import("../domain/audit/service.js"),
+    import("../domain/changes.js"),
+    import("../domain/outbox/relay.js"),
+    import("../domain/approvals/links.js"),
+    import("../domain/approvals/service.js"),
+    import("../domain/exemptions/service.js"),
+    import("../domain/models/service.js"),
+    import("../domain/policy/preview.js"),
+    import("../domain/publishing/service.js"),
+    import("../domain/keys/service.js"),
+    import("../domain/policy/tenant-settings.js"),
+    import("../domain/projects/service.js"),
+  ]);
   // No I/O here: the database and container are provisioned by infra (Azure) or by the local host.
   const store = await connectCosmos(config.cosmos, { createIfMissing: false });
   const changes = new ChangeWriter(store, systemClock);
