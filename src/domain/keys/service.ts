@@ -329,18 +329,16 @@ export class KeyService {
 
   /** Starts a rotation: the new secret goes into the standby slot now; the orchestration publishes, waits the overlap, retires. */
   async rotate(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch?: string): Promise<KeyWithSecret & { rotationId: string }> {
-    await this.mayManage(ctx, projectId, id);
+    const doc = await this.mayManage(ctx, projectId, id);
     const spec = parseOrThrow(RotateSpec, input ?? {}, "body");
-    const doc = await this.load(ctx.principal.tenantId, projectId, id);
     if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     const { plaintext, rotationId, doc: next, etag } = await this.beginRotation(ctx, doc, overlapMs(spec.overlap)!, false, spec.reason);
     return { ...view(next, etag), key: plaintext, rotationId };
   }
 
   async revoke(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch?: string): Promise<Key> {
-    await this.mayManage(ctx, projectId, id);
+    const doc = await this.mayManage(ctx, projectId, id);
     const spec = parseOrThrow(ReasonSpec, input, "body");
-    const doc = await this.load(ctx.principal.tenantId, projectId, id);
     if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     if (doc.status === "revoked") fail({ kind: "conflict", detail: "the key is already revoked" });
     await this.kill(ctx, doc, "revoked", spec.reason);
@@ -418,9 +416,8 @@ export class KeyService {
 
   /** Ends a share (either project's admin or the key's owner): the key stops working with that project once the gateway confirms. */
   async unshare(ctx: RequestContext, projectId: string, id: string, targetProjectId: string, ifMatch?: string): Promise<Key> {
-    await this.mayManage(ctx, projectId, id);
+    const doc = await this.mayManage(ctx, projectId, id);
     const tenantId = ctx.principal.tenantId;
-    const doc = await this.load(tenantId, projectId, id);
     if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     const share = (doc.shares ?? []).find((x) => x.projectId === targetProjectId && (x.status === "active" || x.status === "pending"));
     if (!share) return notFound(`${keyPath(projectId, id)}/shares/${targetProjectId}`);
@@ -796,9 +793,8 @@ export class KeyService {
   }
 
   private async setActive(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch: string | undefined, status: "active" | "suspended"): Promise<Key> {
-    await this.mayManage(ctx, projectId, id);
+    const doc = await this.mayManage(ctx, projectId, id);
     const spec = parseOrThrow(ReasonSpec, input, "body");
-    const doc = await this.load(ctx.principal.tenantId, projectId, id);
     if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     const allowed = status === "suspended" ? doc.status === "active" : doc.status === "suspended";
     if (!allowed) fail({ kind: "conflict", detail: `a ${doc.status} key cannot be ${status === "suspended" ? "suspended" : "resumed"}` });
@@ -912,13 +908,14 @@ export class KeyService {
     return project;
   }
 
-  /** Owners manage their keys; tenant and project admins manage every key of the project. */
-  private async mayManage(ctx: RequestContext, projectId: string, id: string): Promise<void> {
+  /** The key, if the caller may change it: owners their keys; tenant and project admins every key of the project. */
+  private async mayManage(ctx: RequestContext, projectId: string, id: string): Promise<Versioned<KeyDoc>> {
     const project = await this.projects.get(ctx, projectId);
     const doc = await this.load(ctx.principal.tenantId, projectId, id);
     const p = ctx.principal;
     const admin = p.roles.has("TenantAdmin") || p.roles.has("ProjectAdmin") || project.roleAssignments.some((a) => a.principalId === p.userId && a.role === "ProjectAdmin");
     if (!admin && doc.owner !== p.userId) fail({ kind: "forbidden", detail: "only the key's owner or an admin may change it" });
+    return doc;
   }
 
   private async load(tenantId: string, projectId: string, id: string): Promise<Versioned<KeyDoc>> {
