@@ -25,10 +25,11 @@ app.timer("keyLifecycle", {
     const now = Date.now();
     let rotations = 0;
     let deferred = 0;
-    type KeyRef = { tenantId: string; projectId: string; id: string; status: string; secretCreatedAt: string };
-    const visit = async (key: KeyRef) => {
-      await s.keys.housekeep(key.tenantId, key.projectId, key.id, correlationId);
-      const rotationId = await s.keys.rotationOf(key.tenantId, key.projectId, key.id);
+    type KeyRef = Parameters<typeof s.keys.housekeep>[0];
+    const visit = async (listed: KeyRef) => {
+      const key = await s.keys.housekeep(listed, correlationId);
+      if (!key) return;
+      const rotationId = key.rotation?.id;
       if (rotationId) {
         const input: KeyRotationInput = { tenantId: key.tenantId, projectId: key.projectId, keyId: key.id, rotationId, retry: { ...s.config.publishRetry } };
         await startIfMissing(client, KEY_ROTATION_ORCHESTRATOR, rotationInstanceId(key.id, rotationId), input);
@@ -58,7 +59,9 @@ app.timer("keyLifecycle", {
       });
     }
     let failures = 0;
-    for (const key of retry) {
+    for (const listed of retry) {
+      const key = await s.keys.latest(listed);
+      if (!key) continue;
       await visit(key).catch((err: unknown) => {
         failures += 1;
         context.error(`key lifecycle: key ${key.id}: ${err instanceof Error ? err.message : String(err)} (retried next run)`);

@@ -686,35 +686,42 @@ export class KeyService {
   }
 
   /** The job's per-key housekeeping: expiry notices, expiry, and gateway changes not yet confirmed. */
-  async housekeep(tenantId: string, projectId: string, id: string, correlationId: string): Promise<void> {
-    const doc = await this.read(tenantId, projectId, id);
-    if (!doc) return;
+  async housekeep(listed: Versioned<KeyDoc>, correlationId: string): Promise<Versioned<KeyDoc> | undefined> {
+    // The job lists keys in pages: act on the listed document, re-read only after acting (every write
+    // is conditional, so a listed document gone stale fails the write and the job retries the key).
+    const { tenantId, projectId, id } = listed;
+    let doc: Versioned<KeyDoc> | undefined = listed;
     const now = this.clock.now().getTime();
     const expiresAt = Date.parse(doc.expiresAt);
     if ((doc.status === "active" || doc.status === "suspended") && expiresAt <= now) {
       await this.kill(this.system(tenantId, correlationId), doc, "expired", "expiresAt reached");
+      doc = await this.read(tenantId, projectId, id);
     } else if (doc.status === "active" || doc.status === "suspended") {
       for (const [notice, ms] of [["14d", 14 * 86_400_000], ["1d", 86_400_000]] as const) {
-        if (expiresAt - now > ms || doc.notices[notice]) continue;
+        if (!doc || expiresAt - now > ms || doc.notices[notice]) continue;
         // The 14-day notice is pointless once the 1-day one is due (after downtime): send only the nearer one.
         if (notice === "14d" && expiresAt - now <= 86_400_000) continue;
-        const cur = (await this.read(tenantId, projectId, id))!;
-        const next: KeyDoc = { ...unversioned(cur), notices: { ...cur.notices, [notice]: new Date(now).toISOString() } };
-        await this.commit(this.system(tenantId, correlationId), cur, next, `key.expiring.${notice}`, "aigov.key.expiring.v1", { keyId: id, projectId, owner: cur.owner, expiresAt: cur.expiresAt, notice });
+        const next: KeyDoc = { ...unversioned(doc), notices: { ...doc.notices, [notice]: new Date(now).toISOString() } };
+        await this.commit(this.system(tenantId, correlationId), doc, next, `key.expiring.${notice}`, "aigov.key.expiring.v1", { keyId: id, projectId, owner: doc.owner, expiresAt: doc.expiresAt, notice });
+        doc = await this.read(tenantId, projectId, id);
       }
     }
-    const cur = await this.read(tenantId, projectId, id);
-    if (cur && !cur.rotation) await this.sync(tenantId, projectId, id, correlationId);
+    // A rotation's own steps sync the key; otherwise reconcile (unconfirmed changes, exemption moves).
+    if (doc && !doc.rotation) await this.sync(tenantId, projectId, id, correlationId);
+    return doc;
   }
 
-  /** Background only: every key with the fields the lifecycle job needs. */
-  async *everyKey(): AsyncGenerator<Pick<KeyDoc, "tenantId" | "projectId" | "id" | "status" | "expiresAt" | "secretCreatedAt" | "notices" | "gateway"> & { rotating: boolean }> {
+  /** The key as stored now (a job retrying a key whose listed document went stale). */
+  latest(doc: Pick<KeyDoc, "tenantId" | "projectId" | "id">): Promise<Versioned<KeyDoc> | undefined> {
+    return this.read(doc.tenantId, doc.projectId, doc.id);
+  }
+
+  /** Background only: every key (the lifecycle job's work list). */
+  async *everyKey(): AsyncGenerator<Versioned<KeyDoc>> {
     let token: string | undefined;
     do {
       const page = await this.store.queryAcrossPartitions<KeyDoc>({ docType: "virtualKey", maxPageSize: 100, ...(token ? { continuationToken: token } : {}) });
-      for (const d of page.items) {
-        yield { tenantId: d.tenantId, projectId: d.projectId, id: d.id, status: d.status, expiresAt: d.expiresAt, secretCreatedAt: d.secretCreatedAt, notices: d.notices, gateway: d.gateway, rotating: d.rotation !== undefined };
-      }
+      for (const d of page.items) yield d;
       token = page.continuationToken;
     } while (token);
   }
@@ -736,10 +743,6 @@ export class KeyService {
     return /^key_[0-9a-z]{20}$/.test(id) && (await this.read(tenantId, projectId, id)) !== undefined;
   }
 
-  /** The rotation in progress, if any (for the orchestration's start). */
-  async rotationOf(tenantId: string, projectId: string, id: string): Promise<string | undefined> {
-    return (await this.read(tenantId, projectId, id))?.rotation?.id;
-  }
 
   // ------------------------------------------------------------------------------------------
   // Internals
