@@ -5,7 +5,7 @@ import { canonicalJson, sha256 } from "../audit/chain.js";
 import type { ChangeWriter } from "../changes.js";
 import { etagMatches, etagValue, newId, type Page, type Principal, type RequestContext, type Role } from "../common.js";
 import { AppError, fail } from "../errors.js";
-import { unwrapToken, wrapToken } from "../paging.js";
+import { everyDoc, unwrapToken, wrapToken } from "../paging.js";
 import type { ProjectService } from "../projects/service.js";
 import { parseOrThrow } from "../validation.js";
 import type { ApprovalLinks, LinkClaims } from "./links.js";
@@ -204,19 +204,10 @@ export class ApprovalService {
     }
     const counts = { pending: 0, approved: 0, rejected: 0, expired: 0 };
     const durations: number[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.store.queryPage<ApprovalDoc>(partitionOf(ctx.principal.tenantId), {
-        docType: "approval",
-        maxPageSize: 100,
-        ...(token ? { continuationToken: token } : {}),
-      });
-      for (const d of page.items) {
-        counts[d.status] += 1;
-        if (d.decidedAt && d.status !== "expired") durations.push(Date.parse(d.decidedAt) - Date.parse(d.createdAt));
-      }
-      token = page.continuationToken;
-    } while (token);
+    for await (const d of everyDoc<ApprovalDoc>(this.store, partitionOf(ctx.principal.tenantId), { docType: "approval" })) {
+      counts[d.status] += 1;
+      if (d.decidedAt && d.status !== "expired") durations.push(Date.parse(d.decidedAt) - Date.parse(d.createdAt));
+    }
     durations.sort((a, b) => a - b);
     const q = (p: number) => (durations.length ? durations[Math.min(durations.length - 1, Math.ceil(durations.length * p) - 1)]! : null);
     return {
@@ -229,32 +220,16 @@ export class ApprovalService {
 
   /** Background jobs only (a cross-partition query): every pending request of every tenant, page by page. */
   async *pendingEverywhere(): AsyncGenerator<{ tenantId: string; id: string }> {
-    let token: string | undefined;
-    do {
-      const page = await this.store.queryAcrossPartitions<ApprovalDoc>({
-        docType: "approval",
-        filters: [{ field: "status", op: "=", value: "pending" }],
-        maxPageSize: 100,
-        ...(token ? { continuationToken: token } : {}),
-      });
-      for (const d of page.items) yield { tenantId: d.tenantId, id: d.id };
-      token = page.continuationToken;
-    } while (token);
+    for await (const d of everyDoc<ApprovalDoc>(this.store, "all", { docType: "approval", filters: [{ field: "status", op: "=", value: "pending" }] })) {
+      yield { tenantId: d.tenantId, id: d.id };
+    }
   }
 
   /** Background jobs only (a cross-partition query): finished requests whose settle handler has not run yet. */
   async *unsettledEverywhere(): AsyncGenerator<{ tenantId: string; id: string }> {
-    let token: string | undefined;
-    do {
-      const page = await this.store.queryAcrossPartitions<ApprovalDoc>({
-        docType: "approval",
-        filters: [{ field: "settlement", op: "=", value: "due" }],
-        maxPageSize: 100,
-        ...(token ? { continuationToken: token } : {}),
-      });
-      for (const d of page.items) if (d.status !== "pending") yield { tenantId: d.tenantId, id: d.id };
-      token = page.continuationToken;
-    } while (token);
+    for await (const d of everyDoc<ApprovalDoc>(this.store, "all", { docType: "approval", filters: [{ field: "settlement", op: "=", value: "due" }] })) {
+      if (d.status !== "pending") yield { tenantId: d.tenantId, id: d.id };
+    }
   }
 
   // ---- used by the orchestration's activities (tenant and id come from the orchestration input) ----

@@ -8,7 +8,7 @@ import type { ChangeWriter } from "../changes.js";
 import { etagMatches, etagValue, newId, type Page, type RequestContext, type Role } from "../common.js";
 import { AppError, fail, type FieldError } from "../errors.js";
 import type { ModelService } from "../models/service.js";
-import { unwrapToken, wrapToken } from "../paging.js";
+import { everyDoc, toArray, unwrapToken, wrapToken } from "../paging.js";
 import type { ProjectService } from "../projects/service.js";
 import { parseOrThrow } from "../validation.js";
 import {
@@ -385,21 +385,11 @@ export class ExemptionService {
   /** The exemptions in force at `at` (what applyExemptions needs). Expiry is decided here, not by the sweep, so a publish after `expiresAt` never carries an expired exemption. */
   async listActive(tenantId: string, at: Date): Promise<ActiveExemption[]> {
     const out: ActiveExemption[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.store.queryPage<ExemptionDoc>(partitionOf(tenantId), {
-        docType: "exemption",
-        filters: [{ field: "expiresAt", op: ">", value: at.toISOString() }],
-        maxPageSize: 100,
-        ...(token ? { continuationToken: token } : {}),
-      });
-      for (const d of page.items) {
-        if (IN_FORCE.includes(d.status) && d.activatedAt !== undefined && Date.parse(d.activatedAt) <= at.getTime()) {
-          out.push({ id: d.id, control: d.control, scope: d.scope, relaxation: d.relaxation });
-        }
+    for await (const d of everyDoc<ExemptionDoc>(this.store, partitionOf(tenantId), { docType: "exemption", filters: [{ field: "expiresAt", op: ">", value: at.toISOString() }] })) {
+      if (IN_FORCE.includes(d.status) && d.activatedAt !== undefined && Date.parse(d.activatedAt) <= at.getTime()) {
+        out.push({ id: d.id, control: d.control, scope: d.scope, relaxation: d.relaxation });
       }
-      token = page.continuationToken;
-    } while (token);
+    }
     return out.sort((a, b) => (a.id < b.id ? -1 : 1));
   }
 
@@ -414,17 +404,9 @@ export class ExemptionService {
   async sweep(correlationId: string): Promise<{ notified: number; expired: number }> {
     const ids: { tenantId: string; id: string }[] = [];
     for (const status of IN_FORCE) {
-      let token: string | undefined;
-      do {
-        const page = await this.store.queryAcrossPartitions<ExemptionDoc>({
-          docType: "exemption",
-          filters: [{ field: "status", op: "=", value: status }],
-          maxPageSize: 100,
-          ...(token ? { continuationToken: token } : {}),
-        });
-        for (const d of page.items) ids.push({ tenantId: d.tenantId, id: d.id });
-        token = page.continuationToken;
-      } while (token);
+      for await (const d of everyDoc<ExemptionDoc>(this.store, "all", { docType: "exemption", filters: [{ field: "status", op: "=", value: status }] })) {
+        ids.push({ tenantId: d.tenantId, id: d.id });
+      }
     }
     let notified = 0;
     let expired = 0;
@@ -447,20 +429,14 @@ export class ExemptionService {
     const cutoff = new Date(this.clock.now().getTime() - DAY_MS).toISOString();
     const tenants = new Set<string>();
     for (const status of ["expired", "revoked"] as const) {
-      let token: string | undefined;
-      do {
-        const page = await this.store.queryAcrossPartitions<ExemptionDoc>({
-          docType: "exemption",
-          filters: [
-            { field: "status", op: "=", value: status },
-            { field: "endedAt", op: ">=", value: cutoff },
-          ],
-          maxPageSize: 100,
-          ...(token ? { continuationToken: token } : {}),
-        });
-        for (const d of page.items) tenants.add(d.tenantId);
-        token = page.continuationToken;
-      } while (token);
+      const ended = everyDoc<ExemptionDoc>(this.store, "all", {
+        docType: "exemption",
+        filters: [
+          { field: "status", op: "=", value: status },
+          { field: "endedAt", op: ">=", value: cutoff },
+        ],
+      });
+      for await (const d of ended) tenants.add(d.tenantId);
     }
     for (const tenantId of tenants) await this.requestPublish(tenantId, { by: "system:exemption-sweep", reason: "exemptions ended in the last day", correlationId });
   }
@@ -648,14 +624,7 @@ export class ExemptionService {
   }
 
   private async all(tenantId: string): Promise<Versioned<ExemptionDoc>[]> {
-    const out: Versioned<ExemptionDoc>[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.store.queryPage<ExemptionDoc>(partitionOf(tenantId), { docType: "exemption", maxPageSize: 100, ...(token ? { continuationToken: token } : {}) });
-      out.push(...page.items);
-      token = page.continuationToken;
-    } while (token);
-    return out;
+    return toArray(everyDoc<ExemptionDoc>(this.store, partitionOf(tenantId), { docType: "exemption" }));
   }
 
   private mayRead(ctx: RequestContext): void {

@@ -9,7 +9,7 @@ import { etagMatches, etagValue, newId, type Page, type RequestContext } from ".
 import { AppError, fail, notFound } from "../errors.js";
 import type { Model } from "../models/schema.js";
 import type { ModelService } from "../models/service.js";
-import { unwrapToken, wrapToken } from "../paging.js";
+import { everyDoc, listPage, toArray } from "../paging.js";
 import { DEFAULT_KEY_POLICY, type KeyPolicy, type Project } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
 import { parseOrThrow } from "../validation.js";
@@ -316,15 +316,8 @@ export class KeyService {
 
   async list(ctx: RequestContext, projectId: string, page: { maxPageSize: number; continuationToken?: string | undefined }): Promise<Page<Key>> {
     await this.projects.get(ctx, projectId);
-    const token = unwrapToken(page.continuationToken);
-    const result = await this.store.queryPage<KeyDoc>(this.partition(ctx.principal.tenantId, projectId), {
-      docType: "virtualKey",
-      orderBy: { field: "createdAt", direction: "ASC" },
-      maxPageSize: page.maxPageSize,
-      ...(token ? { continuationToken: token } : {}),
-    });
-    const next = wrapToken(result.continuationToken);
-    return { items: result.items.map((d) => view(d, d._etag)), ...(next ? { continuationToken: next } : {}) };
+    const result = await listPage<KeyDoc>(this.store, this.partition(ctx.principal.tenantId, projectId), { docType: "virtualKey", orderBy: { field: "createdAt", direction: "ASC" } }, page);
+    return { ...result, items: result.items.map((d) => view(d, d._etag)) };
   }
 
   /** Starts a rotation: the new secret goes into the standby slot now; the orchestration publishes, waits the overlap, retires. */
@@ -431,16 +424,11 @@ export class KeyService {
     await this.projects.get(ctx, projectId);
     const tenantId = ctx.principal.tenantId;
     const out: Key[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.store.queryPage<SharedInDoc>(this.partition(tenantId, projectId), { docType: "keyShareIn", maxPageSize: 100, ...(token ? { continuationToken: token } : {}) });
-      for (const s of page.items) {
-        if (s.status !== "active") continue;
-        const doc = await this.read(tenantId, s.fromProject, s.keyId);
-        if (doc && (doc.shares ?? []).some((x) => x.projectId === projectId && x.status === "active")) out.push(view(doc, doc._etag, s.fromProject));
-      }
-      token = page.continuationToken;
-    } while (token);
+    for await (const s of everyDoc<SharedInDoc>(this.store, this.partition(tenantId, projectId), { docType: "keyShareIn" })) {
+      if (s.status !== "active") continue;
+      const doc = await this.read(tenantId, s.fromProject, s.keyId);
+      if (doc && (doc.shares ?? []).some((x) => x.projectId === projectId && x.status === "active")) out.push(view(doc, doc._etag, s.fromProject));
+    }
     return out;
   }
 
@@ -717,25 +705,13 @@ export class KeyService {
   }
 
   /** Background only: every key (the lifecycle job's work list). */
-  async *everyKey(): AsyncGenerator<Versioned<KeyDoc>> {
-    let token: string | undefined;
-    do {
-      const page = await this.store.queryAcrossPartitions<KeyDoc>({ docType: "virtualKey", maxPageSize: 100, ...(token ? { continuationToken: token } : {}) });
-      for (const d of page.items) yield d;
-      token = page.continuationToken;
-    } while (token);
+  everyKey(): AsyncGenerator<Versioned<KeyDoc>> {
+    return everyDoc<KeyDoc>(this.store, "all", { docType: "virtualKey" });
   }
 
   /** Every key of a tenant's project, for the compiler (key profiles become key tiers). */
   async listAllDocs(tenantId: string, projectId: string): Promise<KeyDoc[]> {
-    const out: KeyDoc[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.store.queryPage<KeyDoc>(this.partition(tenantId, projectId), { docType: "virtualKey", maxPageSize: 100, ...(token ? { continuationToken: token } : {}) });
-      out.push(...page.items);
-      token = page.continuationToken;
-    } while (token);
-    return out;
+    return toArray(everyDoc<KeyDoc>(this.store, this.partition(tenantId, projectId), { docType: "virtualKey" }));
   }
 
   /** Whether a key exists in the project (exemptions of one key name it). */

@@ -5,7 +5,7 @@ import { sha256 } from "../audit/chain.js";
 import type { ChangeWriter } from "../changes.js";
 import { etagMatches, etagValue, newId, type Page, type RequestContext } from "../common.js";
 import { fail } from "../errors.js";
-import { unwrapToken, wrapToken } from "../paging.js";
+import { everyDoc, listPage, toArray } from "../paging.js";
 import type { Project } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
 import { parseOrThrow } from "../validation.js";
@@ -92,15 +92,8 @@ export class ModelService {
 
   async list(ctx: RequestContext, projectId: string, page: { maxPageSize: number; continuationToken?: string | undefined }): Promise<Page<Model>> {
     await this.projects.get(ctx, projectId);
-    const token = unwrapToken(page.continuationToken);
-    const result = await this.store.queryPage<ModelDoc>(this.partition(ctx, projectId), {
-      docType: "model",
-      orderBy: { field: "name", direction: "ASC" },
-      maxPageSize: page.maxPageSize,
-      ...(token ? { continuationToken: token } : {}),
-    });
-    const next = wrapToken(result.continuationToken);
-    return { items: result.items.map((d) => view(d, d._etag)), ...(next ? { continuationToken: next } : {}) };
+    const result = await listPage<ModelDoc>(this.store, this.partition(ctx, projectId), { docType: "model", orderBy: { field: "name", direction: "ASC" } }, page);
+    return { ...result, items: result.items.map((d) => view(d, d._etag)) };
   }
 
   /** How many models a project has (blocks deleting the project). One single-partition query page. */
@@ -111,14 +104,8 @@ export class ModelService {
 
   /** Every model of a project (for the policy compiler). */
   async listAll(tenantId: string, projectId: string): Promise<Model[]> {
-    const out: Model[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.store.queryPage<ModelDoc>({ tenantId, scopeId: projectId }, { docType: "model", maxPageSize: 100, ...(token ? { continuationToken: token } : {}) });
-      out.push(...page.items.map((d) => view(d, d._etag)));
-      token = page.continuationToken;
-    } while (token);
-    return out;
+    const docs = await toArray(everyDoc<ModelDoc>(this.store, { tenantId, scopeId: projectId }, { docType: "model" }));
+    return docs.map((d) => view(d, d._etag));
   }
 
   async update(ctx: RequestContext, projectId: string, id: string, patch: ModelPatch, ifMatch: string): Promise<Model> {

@@ -4,7 +4,7 @@ import { sha256 } from "../audit/chain.js";
 import type { ChangeWriter } from "../changes.js";
 import { etagMatches, etagValue, newId, type Page, type Principal, type RequestContext, type Role } from "../common.js";
 import { AppError, fail } from "../errors.js";
-import { unwrapToken, wrapToken } from "../paging.js";
+import { everyDoc, listPage, toArray } from "../paging.js";
 import { parseOrThrow } from "../validation.js";
 import { DEFAULT_KEY_POLICY, ProjectSpec, type KeyPolicy, type Project, type ProjectPatch, type ProjectSpecInput } from "./schema.js";
 
@@ -111,15 +111,8 @@ export class ProjectService {
 
   async list(ctx: RequestContext, page: { maxPageSize: number; continuationToken?: string | undefined }): Promise<Page<Project>> {
     if (!hasAny(ctx.principal, READ_ROLES)) throw forbidden("listing projects requires a tenant role");
-    const token = unwrapToken(page.continuationToken);
-    const result = await this.store.queryPage<ProjectDoc>(tenantPartition(ctx.principal.tenantId), {
-      docType: "project",
-      orderBy: { field: "createdAt", direction: "ASC" },
-      maxPageSize: page.maxPageSize,
-      ...(token ? { continuationToken: token } : {}),
-    });
-    const next = wrapToken(result.continuationToken);
-    return { items: result.items.map((d) => toProject(d, d._etag)), ...(next ? { continuationToken: next } : {}) };
+    const result = await listPage<ProjectDoc>(this.store, tenantPartition(ctx.principal.tenantId), { docType: "project", orderBy: { field: "createdAt", direction: "ASC" } }, page);
+    return { ...result, items: result.items.map((d) => toProject(d, d._etag)) };
   }
 
   /** The project's virtual key policy (background jobs); undefined when the project is gone. */
@@ -131,19 +124,8 @@ export class ProjectService {
 
   /** Every project of a tenant (the publisher compiles them all); not a request path. */
   async listAll(tenantId: string): Promise<Project[]> {
-    const out: Project[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.store.queryPage<ProjectDoc>(tenantPartition(tenantId), {
-        docType: "project",
-        orderBy: { field: "createdAt", direction: "ASC" },
-        maxPageSize: 100,
-        ...(token ? { continuationToken: token } : {}),
-      });
-      for (const d of page.items) out.push(toProject(d, d._etag));
-      token = page.continuationToken;
-    } while (token);
-    return out;
+    const docs = await toArray(everyDoc<ProjectDoc>(this.store, tenantPartition(tenantId), { docType: "project", orderBy: { field: "createdAt", direction: "ASC" } }));
+    return docs.map((d) => toProject(d, d._etag));
   }
 
   async update(ctx: RequestContext, id: string, patch: ProjectPatch, ifMatch: string): Promise<Project> {
@@ -226,16 +208,7 @@ export class ProjectService {
   async listAuditScopes(tenantId: string): Promise<string[]> {
     const scopes = new Set<string>();
     for (const docType of ["auditScope", "project"] as const) {
-      let token: string | undefined;
-      do {
-        const page = await this.store.queryPage<StoredDoc>(tenantPartition(tenantId), {
-          docType,
-          maxPageSize: 100,
-          ...(token ? { continuationToken: token } : {}),
-        });
-        for (const d of page.items) scopes.add(docType === "project" ? d.id : String(d.scope));
-        token = page.continuationToken;
-      } while (token);
+      for await (const d of everyDoc<StoredDoc>(this.store, tenantPartition(tenantId), { docType })) scopes.add(docType === "project" ? d.id : String(d.scope));
     }
     return [...scopes].sort();
   }

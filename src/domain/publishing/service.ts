@@ -9,6 +9,7 @@ import { AppError, fail, notFound } from "../errors.js";
 import { parseOrThrow } from "../validation.js";
 import { mapLimit } from "../../util/map-limit.js";
 import { comparableHash, unifiedDiff } from "./render.js";
+import { everyDoc, listPage } from "../paging.js";
 import {
   MAX_LISTED_CHANGES,
   PublishSpec,
@@ -175,13 +176,8 @@ export class PublishService {
 
   async list(ctx: RequestContext, page: { maxPageSize: number; continuationToken?: string | undefined }): Promise<Page<Revision>> {
     this.require(ctx, READERS, "reading revisions requires a tenant role");
-    const result = await this.store.queryPage<RevisionDoc>(this.partition(ctx.principal.tenantId), {
-      docType: "revision",
-      orderBy: { field: "number", direction: "DESC" },
-      maxPageSize: page.maxPageSize,
-      ...(page.continuationToken ? { continuationToken: page.continuationToken } : {}),
-    });
-    return { items: result.items.map(toRevision), ...(result.continuationToken ? { continuationToken: result.continuationToken } : {}) };
+    const result = await listPage<RevisionDoc>(this.store, this.partition(ctx.principal.tenantId), { docType: "revision", orderBy: { field: "number", direction: "DESC" } }, page);
+    return { ...result, items: result.items.map(toRevision) };
   }
 
   /** What a publish would change now: the gateway's state (as last published) → the compiled registry. */
@@ -382,27 +378,14 @@ export class PublishService {
 
   /** Tenants that have published at least once (the drift job's work list). Background jobs only. */
   async *publishedTenants(): AsyncGenerator<string> {
-    let token: string | undefined;
-    do {
-      const page = await this.store.queryAcrossPartitions<GatewayStateDoc>({ docType: "gatewayState", maxPageSize: 100, ...(token ? { continuationToken: token } : {}) });
-      for (const d of page.items) if (d.published) yield d.tenantId;
-      token = page.continuationToken;
-    } while (token);
+    for await (const d of everyDoc<GatewayStateDoc>(this.store, "all", { docType: "gatewayState" })) if (d.published) yield d.tenantId;
   }
 
   /** Pending revisions everywhere (the sweep starts an orchestration for any that lack one). */
   async *pendingRevisions(): AsyncGenerator<{ tenantId: string; revisionId: string }> {
-    let token: string | undefined;
-    do {
-      const page = await this.store.queryAcrossPartitions<RevisionDoc>({
-        docType: "revision",
-        filters: [{ field: "status", op: "=", value: "pending" }],
-        maxPageSize: 100,
-        ...(token ? { continuationToken: token } : {}),
-      });
-      for (const d of page.items) yield { tenantId: d.tenantId, revisionId: d.id };
-      token = page.continuationToken;
-    } while (token);
+    for await (const d of everyDoc<RevisionDoc>(this.store, "all", { docType: "revision", filters: [{ field: "status", op: "=", value: "pending" }] })) {
+      yield { tenantId: d.tenantId, revisionId: d.id };
+    }
   }
 
   // ------------------------------------------------------------------------------------------
