@@ -5,16 +5,8 @@ import { describe, expect, it } from "vitest";
 import { FileNotifier } from "../../src/adapters/local/file-notifier.js";
 import { AigovClient } from "../../src/client/index.js";
 import { startChildApp, stopChildApp } from "../support/child-app.js";
+import { until } from "../support/until.js";
 
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe("an approval survives a crash of the host", () => {
   it("the process is killed while the orchestration waits; after a restart the decision completes it and no activity ran twice", { timeout: 120_000 }, async () => {

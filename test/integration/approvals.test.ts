@@ -6,6 +6,7 @@ import { type ApiError, type AigovClient } from "../../src/client/index.js";
 import type { Approval, ApprovalSpecInput } from "../../src/domain/approvals/schema.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { statusOf } from "../support/errors.js";
+import { until } from "../support/until.js";
 
 let t: TestApp;
 let alice: AigovClient; // requester
@@ -38,17 +39,8 @@ function inbox(user: string): { subject: string; link: string }[] {
   return existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { subject: string; link: string }) : [];
 }
 
-async function eventually<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
-const linkFor = (user: string, approvalId: string) => eventually(() => inbox(user).find((m) => m.link.includes(`/approvals/${approvalId}/`))?.link);
+const linkFor = (user: string, approvalId: string) => until(() => inbox(user).find((m) => m.link.includes(`/approvals/${approvalId}/`))?.link);
 
 describe("approval engine", () => {
   it("runs a two-stage request to approval, enforcing separation of duties at every step", async () => {
@@ -153,7 +145,7 @@ describe("approval engine", () => {
     await linkFor("dave", created.id); // the escalation reached the alternate approver
     const escalated = await auditor.approvals.get(created.id);
     expect(escalated.stages[0]!.status).toBe("escalated");
-    const expired = await eventually(async () => {
+    const expired = await until(async () => {
       const a = await auditor.approvals.get(created.id);
       return a.status === "expired" ? a : undefined;
     });
@@ -191,12 +183,12 @@ describe("approval driver sweep", () => {
     // Lose the driver: terminate and purge the instance, as if it had never started.
     const base = `${t.url}/runtime/webhooks/durabletask/instances/${created.id}`;
     expect((await fetch(`${base}/terminate?reason=lost`, { method: "POST" })).status).toBe(202);
-    await eventually(async () => ((await (await fetch(base)).json()) as { runtimeStatus: string }).runtimeStatus === "Terminated" || undefined);
+    await until(async () => ((await (await fetch(base)).json()) as { runtimeStatus: string }).runtimeStatus === "Terminated" || undefined);
     expect((await fetch(base, { method: "DELETE" })).status).toBe(200);
     expect((await fetch(base)).status).toBe(404);
 
     await t.app.host.invokeTimer("approvalDriverSweep");
-    const running = await eventually(async () => {
+    const running = await until(async () => {
       const res = await fetch(base);
       return res.status === 200 || res.status === 202 ? ((await res.json()) as { runtimeStatus: string }) : undefined;
     });
@@ -205,7 +197,7 @@ describe("approval driver sweep", () => {
     await t.app.host.invokeTimer("approvalDriverSweep");
     const decided = await bob.approvals.decide(created.id, { decision: "approve", justification: "driven again" }, created.etag);
     expect(decided.status).toBe("approved");
-    const done = await eventually(async () => {
+    const done = await until(async () => {
       const body = (await (await fetch(base)).json()) as { runtimeStatus: string; output: unknown };
       return body.runtimeStatus === "Completed" ? body : undefined;
     });

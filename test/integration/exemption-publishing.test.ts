@@ -6,6 +6,7 @@ import type { Project } from "../../src/domain/projects/schema.js";
 import type { Revision } from "../../src/domain/publishing/schema.js";
 import { apiIdFor } from "../../src/policy/names.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
+import { until } from "../support/until.js";
 
 let t: TestApp;
 let admin: AigovClient;
@@ -29,14 +30,6 @@ function gatewayFiles(): Map<string, string> {
   return out;
 }
 
-async function until<T>(fn: () => Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 300; i++) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error("condition not met in time");
-}
 
 /** The revision automation made: the publish sweep starts its orchestration, as its timer would. */
 async function nextRevision(after: number): Promise<Revision> {

@@ -8,6 +8,7 @@ import type { ExemptionSpecInput } from "../../src/domain/exemptions/schema.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
 import { errorOf, statusOf } from "../support/errors.js";
+import { until } from "../support/until.js";
 
 let t: TestApp;
 let alice: AigovClient; // developer, requester
@@ -38,15 +39,6 @@ const spec = (extra: Partial<ExemptionSpecInput> = {}): ExemptionSpecInput => ({
   ...extra,
 });
 
-async function eventually<T>(fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function fieldsOf(p: Promise<unknown>): Promise<string[]> {
   const err = await errorOf(p);
@@ -104,7 +96,7 @@ describe("exemptions API", () => {
     expect(await statusOf(alice.approvals.decide(approval.id, { decision: "approve", justification: "mine" }, approval.etag))).toBe(403);
     await carol.approvals.decide(approval.id, { decision: "approve", justification: "compensated" }, approval.etag);
     // The orchestration's settle activity activates it.
-    const active = await eventually(async () => {
+    const active = await until(async () => {
       const e = await alice.exemptions.get(created.id);
       return e.status === "active" ? e : undefined;
     });
@@ -134,7 +126,7 @@ describe("exemptions API", () => {
     const created = await alice.exemptions.request(spec({ category: "mitigated", compensatingControls: [], expiresAt: new Date(Date.now() + 5 * DAY).toISOString() }));
     const approval = await carol.approvals.get(created.approvalId);
     await carol.approvals.decide(approval.id, { decision: "reject", justification: "fix the prompts" }, approval.etag);
-    const rejected = await eventually(async () => {
+    const rejected = await until(async () => {
       const e = await alice.exemptions.get(created.id);
       return e.status === "rejected" ? e : undefined;
     });
@@ -149,7 +141,7 @@ describe("allow-list exemptions", () => {
     const approval = await carol.approvals.get(created.approvalId);
     expect(approval.subject.change).toMatchObject({ control: "regions.allowed", relaxation: { kind: "allow", values: ["westeurope", "eastus"] } });
     await carol.approvals.decide(approval.id, { decision: "approve", justification: "EU data residency review done" }, approval.etag);
-    const active = await eventually(async () => {
+    const active = await until(async () => {
       const e = await alice.exemptions.get(created.id);
       return e.status === "active" ? e : undefined;
     });

@@ -10,6 +10,7 @@ import type { KeyDoc } from "../../src/domain/keys/service.js";
 import { subscriptionFingerprint } from "../../src/ports/gateway-content.js";
 import type { SubscriptionReadBack } from "../../src/ports/gateway.js";
 import { startChildApp, stopChildApp, type ChildApp } from "../support/child-app.js";
+import { until } from "../support/until.js";
 
 /**
  * Acceptance of key rotation under crashes: with the host SIGKILLed mid-orchestration (right after the
@@ -29,15 +30,6 @@ const CHILD_ENV = {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 45_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`not reached in time: ${what}`);
-    await sleep(50);
-  }
-}
 
 interface Ref {
   name: string;

@@ -12,6 +12,7 @@ import { apiIdFor, tierProductIdFor } from "../../src/policy/names.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
 import { armPublisherOn, createArmFake, type ArmFake } from "../support/arm-fake.js";
 import { errorOf, statusOf } from "../support/errors.js";
+import { until } from "../support/until.js";
 
 
 let t: TestApp;
@@ -39,14 +40,6 @@ const keyHistory = (keyId: string) =>
     .map((r) => (r.body as { properties: { primaryKey: string; secondaryKey: string } }).properties)
     .map((p) => [p.primaryKey, p.secondaryKey] as const);
 
-async function until<T>(fn: () => Promise<T | undefined>, what: string): Promise<T> {
-  for (let i = 0; i < 400; i++) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`not reached: ${what}`);
-}
 
 /** Runs what the timers would run until the key is confirmed at the gateway. */
 async function synced(keyId: string): Promise<Key> {
