@@ -1,5 +1,5 @@
 // Policy compiler throughput: a tenant with PROJECTS projects × MODELS models (default 100 × 1,000),
-// compiled by the built module (npx tsc -p tsconfig.build.json first). Prints the total time, the
+// compiled by the built module (npm run build first). Prints the total time, the
 // time per project (target < 200 ms), the largest document and the document sizes with 10 and with
 // 100,000 virtual keys (they must be identical: keys are never compiled into a document).
 import { createRequire } from "node:module";

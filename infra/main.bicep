@@ -206,7 +206,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
           authentication: { type: 'UserAssignedIdentity', userAssignedIdentityResourceId: identity.id }
         }
       }
-      runtime: { name: 'node', version: '20' }
+      runtime: { name: 'node', version: '22' }
       scaleAndConcurrency: { instanceMemoryMB: 2048, maximumInstanceCount: 40 }
     }
     siteConfig: {

@@ -165,7 +165,7 @@ if (require.main === module) {
   if (existsSync(envFile)) process.loadEnvFile(envFile);
   startApp()
     .then((app) => {
-      console.log(`aigov local host listening on ${app.host.url} (data in ${app.dataDir}) — ready in ${Date.now() - started} ms`);
+      console.log(`aigov local host listening on ${app.host.url} (data in ${app.dataDir}, Node ${process.version}) — ready in ${Date.now() - started} ms`);
       console.log(`  health:  ${app.host.url}/api/health`);
       console.log(`  openapi: ${app.host.url}/api/openapi.json`);
       if (app.cosmos) console.log(`  cosmos (embedded): ${app.cosmos.endpoint}`);

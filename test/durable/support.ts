@@ -103,7 +103,7 @@ export function ensureBuilt(): void {
     newestMtime(path.join(ROOT, "src", "localhost"), ".ts") > newestMtime(distDir, ".js");
   if (!stale()) return;
   try {
-    execFileSync(process.execPath, [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json"], {
+    execFileSync(process.execPath, [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.json"], {
       cwd: ROOT,
       stdio: "pipe",
     });

@@ -10,6 +10,8 @@ describe("npm start", () => {
     const dataDir = mkdtempSync(join(tmpdir(), "aigov-start-"));
     const started = Date.now();
     const first = await startChildApp(dataDir, "npm start");
+    // From a shell whose `node` is the system one: npm's script PATH puts the project's Node 22 first.
+    expect(first.output()).toMatch(/aigov local host listening on \S+ \(data in .+, Node v22\./);
     const health = await new AigovClient({ endpoint: first.url }).health();
     expect(health).toMatchObject({ status: "ok", checks: { store: { status: "ok" } } });
     expect(Date.now() - started).toBeLessThan(60_000);

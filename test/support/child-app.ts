@@ -3,10 +3,12 @@ import { resolve } from "node:path";
 
 export const ROOT = resolve(__dirname, "..", "..");
 
-/** The environment of a newcomer's shell: none of the app's settings. */
+/** The environment of a newcomer's shell: none of the app's settings, and none of the PATH entries npm
+ * adds for its scripts (so `npm start` finds the project's own Node 22 the way a fresh shell would). */
 export function cleanEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
-  for (const k of Object.keys(env)) if (/^(COSMOS_|AUTH_|AIGOV_|EVENTGRID_|EVENTS_|OUTBOX_|KEYVAULT_|WEBSITE_)/.test(k)) delete env[k];
+  for (const k of Object.keys(env)) if (/^(COSMOS_|AUTH_|AIGOV_|EVENTGRID_|EVENTS_|OUTBOX_|KEYVAULT_|WEBSITE_|npm_)/.test(k)) delete env[k];
+  env.PATH = (env.PATH ?? "").split(":").filter((d) => !/node_modules[\\/]\.bin$/.test(d) && !d.includes("node-gyp-bin")).join(":");
   return env;
 }
 
