@@ -1,0 +1,163 @@
+/**
+ * The local gateway: the data path on a developer's machine. It serves exactly what a publish wrote
+ * under the gateway folder (ARM resource paths), running the policies with the semantics the APIM
+ * policy reference documents, against backends reached through the host mappings (the local fakes)
+ * or the network. docs/adr/009-local-gateway.md says what it emulates, what it cannot, and how it is
+ * kept honest.
+ */
+import { watch, type FSWatcher } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import { type AddressInfo } from "node:net";
+import { initExpressions } from "./expressions/engine.js";
+import { type LoadIssue, type TokenUsage } from "./policy/types.js";
+import { Backends } from "./runtime/backends.js";
+import { Counters } from "./runtime/counters.js";
+import { Pipeline } from "./runtime/gateway.js";
+import { GatewayLogs, TABLES } from "./runtime/logs.js";
+import { Outbound, type HostMapping } from "./runtime/outbound.js";
+import { SemanticCache } from "./runtime/semantic-cache.js";
+import { loadSnapshot, SecretCache, type Snapshot, type SnapshotSources } from "./runtime/snapshot.js";
+
+export type { HostMapping } from "./runtime/outbound.js";
+export type { LoadIssue } from "./policy/types.js";
+export type { SnapshotSources } from "./runtime/snapshot.js";
+
+export interface LocalGatewayOptions {
+  /** The gateway's folder: what the file publisher writes (.data/apim/). */
+  root: string;
+  port?: number;
+  /** Where the APIM-shaped logs go (.data/gateway/); none when absent. */
+  logDir?: string;
+  sources: SnapshotSources;
+  hosts?: HostMapping[];
+  /** The clock of limits, breakers and caches (tests pass a virtual one). */
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  random?: () => number;
+  /** Reload when the folder changes (default true). */
+  watch?: boolean;
+  region?: string;
+  serviceName?: string;
+  /** Requests larger than this are refused (v2 tiers buffer at most 2 MiB). */
+  maxRequestBytes?: number;
+  log?: (message: string) => void;
+}
+
+export interface LocalGateway {
+  url: string;
+  port: number;
+  /** Loads the folder again now; resolves with the load issues (empty when everything loaded). */
+  reload(): Promise<LoadIssue[]>;
+  issues(): LoadIssue[];
+  flushLogs(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startLocalGateway(opts: LocalGatewayOptions): Promise<LocalGateway> {
+  await initExpressions();
+  await mkdir(opts.root, { recursive: true });
+  const now = opts.now ?? Date.now;
+  const random = opts.random ?? Math.random;
+  const log = opts.log ?? ((m: string) => console.warn(m));
+  const secrets = new SecretCache();
+  let snapshot: Snapshot = await loadSnapshot(opts.root, opts.sources, secrets);
+  const backends = new Backends(snapshot.backends, now, random);
+  const logs = new GatewayLogs(opts.logDir);
+  const report = (issues: LoadIssue[]) => {
+    for (const i of issues.slice(0, 20)) log(`local gateway: ${i.file}:${i.line}:${i.column}: ${i.message}`);
+    if (issues.length > 20) log(`local gateway: … and ${issues.length - 20} more load issues`);
+  };
+  report(snapshot.issues);
+
+  const pipeline = new Pipeline({
+    snapshot: () => snapshot,
+    backends,
+    outbound: new Outbound(opts.hosts ?? []),
+    logs,
+    random,
+    region: opts.region ?? "local",
+    serviceName: opts.serviceName ?? "aigov-local",
+    maxRequestBytes: opts.maxRequestBytes ?? 2 * 1024 * 1024,
+    maxResponseBytes: 32 * 1024 * 1024,
+    services: {
+      now,
+      sleep: opts.sleep ?? ((ms) => new Promise((ok) => setTimeout(ok, ms))),
+      counters: new Counters(now),
+      semanticCache: new SemanticCache(now),
+      managedIdentityToken: (resource, clientId) => localIdentityToken(resource, clientId),
+      metric: (namespace, dimensions, usage: TokenUsage) => {
+        const at = new Date(now()).toISOString();
+        for (const [name, value] of [["Prompt Tokens", usage.promptTokens], ["Completion Tokens", usage.completionTokens], ["Total Tokens", usage.totalTokens]] as const) {
+          logs.write(TABLES.metrics, { TimeGenerated: at, Namespace: namespace, Name: name, Value: value, Dimensions: dimensions });
+        }
+      },
+    },
+  });
+
+  let reloading: Promise<LoadIssue[]> | undefined;
+  let again = false;
+  const reload = (): Promise<LoadIssue[]> => {
+    if (reloading) {
+      again = true;
+      return reloading;
+    }
+    reloading = (async () => {
+      do {
+        again = false;
+        const next = await loadSnapshot(opts.root, opts.sources, secrets);
+        backends.update(next.backends);
+        snapshot = next;
+        report(next.issues);
+      } while (again);
+      return snapshot.issues;
+    })().finally(() => (reloading = undefined));
+    return reloading;
+  };
+
+  let watcher: FSWatcher | undefined;
+  if (opts.watch !== false) {
+    let timer: NodeJS.Timeout | undefined;
+    watcher = watch(opts.root, { recursive: true }, () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => void reload().catch((err: unknown) => log(`local gateway: reload failed: ${String(err)}`)), 25);
+    });
+  }
+
+  const server: Server = createServer((req, res) => {
+    pipeline.handle(req, res).catch((err: unknown) => {
+      log(`local gateway: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
+      res.end(JSON.stringify({ statusCode: 500, message: "Internal server error" }));
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((ok, fail) => {
+    server.once("error", fail);
+    server.listen(opts.port ?? 0, "127.0.0.1", () => ok());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    reload,
+    issues: () => snapshot.issues,
+    flushLogs: () => logs.flush(),
+    close: async () => {
+      watcher?.close();
+      server.closeAllConnections();
+      await new Promise((ok) => server.close(ok));
+      await logs.flush();
+    },
+  };
+}
+
+/**
+ * What authentication-managed-identity and managed-identity backend credentials send locally: an
+ * unsigned token naming the audience. The local fakes only check that a bearer token is present; a
+ * real Azure resource would refuse it (use API-key backends against real endpoints locally).
+ */
+export function localIdentityToken(resource: string, clientId?: string): string {
+  const part = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  return `${part({ alg: "none", typ: "JWT" })}.${part({ aud: resource, iss: "aigov-local-gateway", ...(clientId ? { appid: clientId } : {}) })}.`;
+}
