@@ -27,7 +27,7 @@ const log = (m) => process.stderr.write(`[bench:keys] ${m}\n`);
 
 /** The app as `npm start` runs it, with the lifecycle timer parked (we trigger it) and a fast publish sweep. */
 function startApp(dataDir) {
-  const env = { ...process.env, PORT: "0", AIGOV_DATA_DIR: dataDir };
+  const env = { ...process.env, PORT: "0", GATEWAY_PORT: "0", MOCK_BACKENDS_PORT: "0", AIGOV_DATA_DIR: dataDir };
   for (const k of Object.keys(env)) if (/^(COSMOS_|AUTH_|EVENTGRID_|KEYVAULT_|WEBSITE_|AIGOV_PUBLIC|APIM_)/.test(k)) delete env[k];
   // Unpaced (the default paces scheduled rotations to what ARM and Key Vault allow in Azure: see the
   // bound printed at the end); ROTATIONS_PER_RUN=120 shows the paced job.

@@ -8,6 +8,7 @@ export const Problem = z
     detail: z.string().optional(),
     instance: z.string().optional(),
     code: z.string().meta({ description: "Stable, machine-readable error code" }),
+    reason: z.string().meta({ description: "Stable, machine-readable reason (snake_case), more specific than code where the API tells refusals apart, e.g. content_safety_service_missing; see docs/api.md" }),
     correlationId: z.string(),
     errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
   })

@@ -10,6 +10,7 @@ import type { ModelService } from "../domain/models/service.js";
 import type { InputTransform, PolicyPreviewService } from "../domain/policy/preview.js";
 import type { PublishService } from "../domain/publishing/service.js";
 import type { KeyDoc, KeyService } from "../domain/keys/service.js";
+import type { TenantGateways } from "../domain/publishing/tenant-gateways.js";
 import type { GatewayPublisher } from "../ports/gateway.js";
 import type { TenantSettingsService } from "../domain/policy/tenant-settings.js";
 import type { ProjectService } from "../domain/projects/service.js";
@@ -33,7 +34,8 @@ export interface Services {
   secrets: SecretStore;
   exemptions: ExemptionService;
   publishing: PublishService;
-  gateway: () => Promise<GatewayPublisher>;
+  /** Each tenant's gateway instance, artifact names and publisher. */
+  gateways: TenantGateways;
   keys: KeyService;
 }
 
@@ -51,23 +53,36 @@ export function overrideServices(o: ServiceOverrides): void {
   (globalThis as Record<symbol, unknown>)[OVERRIDES] = o;
 }
 
-/** The gateway publisher, built on first use (the ARM SDK is heavy: not on the cold-start path). */
-function gatewayPublisher(config: Config, resolveSecret: (ref: { name: string; version: string }) => Promise<string>): () => Promise<GatewayPublisher> {
-  let publisher: Promise<GatewayPublisher> | undefined;
-  const build = async (): Promise<GatewayPublisher> => {
+/** The local folder of a gateway instance: .data/apim/ for the default one, .data/apim-<name>/ for others. */
+export const localGatewayFolder = (dataDir: string, instance: string) => join(dataDir, instance === "default" ? "apim" : `apim-${instance}`);
+
+/** Each instance's publisher, built on first use (the ARM SDK is heavy: not on the cold-start path). */
+function gatewayPublishers(config: Config, resolveSecret: (ref: { name: string; version: string }) => Promise<string>): (instance: string) => Promise<GatewayPublisher> {
+  const publishers = new Map<string, Promise<GatewayPublisher>>();
+  const build = async (instance: string): Promise<GatewayPublisher> => {
     const override = overridesNow().gatewayPublisher;
-    if (override) return override(resolveSecret);
-    if (config.apim) {
+    if (override && instance === "default") return override(resolveSecret);
+    const named = config.gatewayInstances[instance];
+    const arm = instance === "default" ? config.apim : named && "serviceName" in named ? named : undefined;
+    if (arm) {
       const { ArmGatewayPublisher } = await import("../adapters/apim/arm-publisher.js");
-      return new ArmGatewayPublisher({ ...config.apim, resolveSecret });
+      return new ArmGatewayPublisher({ ...arm, resolveSecret });
     }
+    if (instance !== "default" && !named) throw new Error(`unknown gateway instance '${instance}'`);
     const { FilePublisher } = await import("../adapters/local/file-publisher.js");
-    return new FilePublisher(join(config.dataDir, "apim"), { resolveSecret });
+    return new FilePublisher(localGatewayFolder(config.dataDir, instance), { resolveSecret });
   };
-  return () => (publisher ??= build().catch((err: unknown) => {
-    publisher = undefined;
-    throw err;
-  }));
+  return (instance) => {
+    let p = publishers.get(instance);
+    if (!p) {
+      p = build(instance).catch((err: unknown) => {
+        publishers.delete(instance);
+        throw err;
+      });
+      publishers.set(instance, p);
+    }
+    return p;
+  };
 }
 
 async function notifierFor(config: Config): Promise<Notifier> {
@@ -117,6 +132,7 @@ export async function buildServices(config: Config): Promise<Services> {
     { ModelService },
     { PolicyPreviewService, TenantCompiler },
     { PublishService },
+    { TenantGateways },
     { KeyService },
     { TenantSettingsService },
     { ProjectService },
@@ -132,6 +148,7 @@ export async function buildServices(config: Config): Promise<Services> {
     import("../domain/models/service.js"),
     import("../domain/policy/preview.js"),
     import("../domain/publishing/service.js"),
+    import("../domain/publishing/tenant-gateways.js"),
     import("../domain/keys/service.js"),
     import("../domain/policy/tenant-settings.js"),
     import("../domain/projects/service.js"),
@@ -148,7 +165,8 @@ export async function buildServices(config: Config): Promise<Services> {
   // The gateway resolves subscription keys through the key service (real secrets from the store, fillers derived).
   let keys: KeyService | undefined;
   const ensuring = new Map<string, Promise<void>>();
-  const gateway = gatewayPublisher(config, (ref) => keys!.resolveSecret(ref));
+  const gateways = new TenantGateways(store, config.gatewayAssignments, gatewayPublishers(config, (ref) => keys!.resolveSecret(ref)));
+  const gatewayKey = (tenantId: string) => gateways.explicitKey(tenantId);
   // Active exemptions relax their controls in the compiler input, for previews and publishes alike.
   let exemptions: ExemptionService | undefined;
   const withExemptions: InputTransform = async (tenantId, input) => {
@@ -173,8 +191,8 @@ export async function buildServices(config: Config): Promise<Services> {
     const { withKeyProfiles, withPublishedExemptionTiers } = await import("../domain/keys/profiles.js");
     return withPublishedExemptionTiers(await withExemptions(tenantId, withKeyProfiles(input, byProject)), byProject);
   };
-  const compiler = new TenantCompiler(projects, models, tenantSettings, config.keyVaultUri, withKeysAndExemptions);
-  const publishing = new PublishService(store, changes, systemClock, (tenantId) => compiler.compile(tenantId), gateway);
+  const compiler = new TenantCompiler(projects, models, tenantSettings, config.keyVaultUri, withKeysAndExemptions, gatewayKey);
+  const publishing = new PublishService(store, changes, systemClock, (tenantId) => compiler.compile(tenantId), (tenantId) => gateways.publisher(tenantId), (tenantId) => gateways.reserve(tenantId));
   const approvals = new ApprovalService(store, changes, systemClock, new ApprovalLinks(secrets, systemClock), notifier, projects, () => config.publicUrl);
   // Activation, expiry and revocation make a pending revision; the gateway publish sweep starts its
   // orchestration (ADR 006), so the sweep and the settle activity need no durable client.
@@ -187,7 +205,8 @@ export async function buildServices(config: Config): Promise<Services> {
     }
   };
   keys = new KeyService(store, changes, systemClock, secrets, projects, models, {
-    publisher: gateway,
+    publisher: (tenantId) => gateways.publisher(tenantId),
+    names: (tenantId) => gateways.names(tenantId),
     holds: (tenantId, ref) => publishing.holds(tenantId, ref),
     ensurePublished: async (tenantId, cause) => {
       // Many keys waiting for products ask together (a bulk create): callers while one compile of the
@@ -223,12 +242,12 @@ export async function buildServices(config: Config): Promise<Services> {
     relay: new OutboxRelay(store, await eventPublisher(config)),
     approvals,
     models,
-    policy: new PolicyPreviewService(projects, models, tenantSettings, config.keyVaultUri, withKeysAndExemptions),
+    policy: new PolicyPreviewService(projects, models, tenantSettings, config.keyVaultUri, withKeysAndExemptions, gatewayKey),
     settings: tenantSettings,
     secrets,
     exemptions,
     publishing,
-    gateway,
+    gateways,
     keys,
   };
 }

@@ -8,6 +8,30 @@ const boolish = z
   .enum(["true", "false", "1", "0"])
   .transform((v) => v === "true" || v === "1");
 
+/** A JSON-valued setting, parsed and validated with `schema`. */
+const json = <S extends z.ZodType>(schema: S) =>
+  z.string().transform((text, ctx) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      ctx.addIssue({ code: "custom", message: "must be JSON" });
+      return z.NEVER;
+    }
+  }).pipe(schema);
+
+const GatewayInstances = z.record(
+  z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/),
+  z.strictObject({
+    subscriptionId: z.guid().optional(),
+    resourceGroup: z.string().min(1).max(90).optional(),
+    serviceName: z.string().regex(/^[a-zA-Z][a-zA-Z0-9-]{0,49}$/).optional(),
+  }),
+);
+const GatewayAssignments = z.record(
+  z.string().min(1),
+  z.strictObject({ instance: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/).optional(), key: z.string().regex(/^[a-z0-9]{1,10}$/).optional() }),
+);
+
 const ConfigSchema = z
   .object({
     AIGOV_DATA_DIR: z.string().default(".data"),
@@ -46,6 +70,11 @@ const ConfigSchema = z
     // management plane ~4 ARM writes and 1 Key Vault secret write; ARM allows ~10 writes/s per principal).
     KEY_ROTATIONS_PER_RUN: z.coerce.number().int().min(1).max(100_000).default(120),
     APIM_SERVICE_NAME: z.string().regex(/^[a-zA-Z][a-zA-Z0-9-]{0,49}$/, "an API Management service name").optional(),
+    // More API Management instances, by name ({"eu": {"subscriptionId", "resourceGroup", "serviceName"}}; locally
+    // a name alone is a folder .data/apim-<name>/), and tenants assigned to them or given an explicit
+    // gateway key ({"<tenantId>": {"instance": "eu", "key": "abc123"}}). Unassigned tenants use APIM_*.
+    GATEWAY_INSTANCES: json(GatewayInstances).default({}),
+    GATEWAY_ASSIGNMENTS: json(GatewayAssignments).default({}),
   })
   .superRefine((c, ctx) => {
     const inAzure = c.WEBSITE_SITE_NAME !== undefined;
@@ -64,6 +93,15 @@ const ConfigSchema = z
     }
     if (!c.AIGOV_LOCAL && apim === 0) {
       ctx.addIssue({ code: "custom", path: ["APIM_SERVICE_NAME"], message: "is required outside local mode (with APIM_SUBSCRIPTION_ID and APIM_RESOURCE_GROUP)" });
+    }
+    for (const [name, inst] of Object.entries(c.GATEWAY_INSTANCES)) {
+      const set = [inst.subscriptionId, inst.resourceGroup, inst.serviceName].filter((v) => v !== undefined).length;
+      if (name === "default") ctx.addIssue({ code: "custom", path: ["GATEWAY_INSTANCES"], message: "'default' is the APIM_* instance; name the others" });
+      if (set !== 0 && set !== 3) ctx.addIssue({ code: "custom", path: ["GATEWAY_INSTANCES", name], message: "subscriptionId, resourceGroup and serviceName go together" });
+      if (!c.AIGOV_LOCAL && set !== 3) ctx.addIssue({ code: "custom", path: ["GATEWAY_INSTANCES", name], message: "outside local mode an instance needs subscriptionId, resourceGroup and serviceName" });
+    }
+    for (const [tenant, a] of Object.entries(c.GATEWAY_ASSIGNMENTS)) {
+      if (a.instance && a.instance !== "default" && !c.GATEWAY_INSTANCES[a.instance]) ctx.addIssue({ code: "custom", path: ["GATEWAY_ASSIGNMENTS", tenant, "instance"], message: `unknown instance '${a.instance}'` });
     }
     if (!c.AIGOV_LOCAL && c.COSMOS_LOCAL_KEY !== undefined) {
       ctx.addIssue({ code: "custom", path: ["COSMOS_LOCAL_KEY"], message: "only valid with AIGOV_LOCAL=true" });
@@ -85,6 +123,9 @@ export interface Config {
   events: { eventGridEndpoint?: string; webhookUrl?: string };
   keyVaultUri?: string;
   apim?: { subscriptionId: string; resourceGroup: string; serviceName: string };
+  /** Named API Management instances besides the default (APIM_*); locally, folders .data/apim-<name>/. */
+  gatewayInstances: Record<string, { subscriptionId: string; resourceGroup: string; serviceName: string } | { local: true }>;
+  gatewayAssignments: Record<string, { instance?: string; key?: string }>;
   publishRetry: { firstIntervalMs: number; maxAttempts: number };
   keyRotationsPerRun: number;
   publicUrl: string;
@@ -120,6 +161,13 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     ...(c.APIM_SUBSCRIPTION_ID && c.APIM_RESOURCE_GROUP && c.APIM_SERVICE_NAME
       ? { apim: { subscriptionId: c.APIM_SUBSCRIPTION_ID, resourceGroup: c.APIM_RESOURCE_GROUP, serviceName: c.APIM_SERVICE_NAME } }
       : {}),
+    gatewayInstances: Object.fromEntries(
+      Object.entries(c.GATEWAY_INSTANCES).map(([name, i]) => [
+        name,
+        i.subscriptionId && i.resourceGroup && i.serviceName ? { subscriptionId: i.subscriptionId, resourceGroup: i.resourceGroup, serviceName: i.serviceName } : { local: true as const },
+      ]),
+    ),
+    gatewayAssignments: Object.fromEntries(Object.entries(c.GATEWAY_ASSIGNMENTS).map(([t, a]) => [t, { ...(a.instance ? { instance: a.instance } : {}), ...(a.key ? { key: a.key } : {}) }])),
     publishRetry: { firstIntervalMs: c.PUBLISH_RETRY_FIRST_INTERVAL_MS, maxAttempts: c.PUBLISH_RETRY_MAX_ATTEMPTS },
     keyRotationsPerRun: c.KEY_ROTATIONS_PER_RUN,
     publicUrl: (c.AIGOV_PUBLIC_URL ?? `https://${c.WEBSITE_HOSTNAME ?? "localhost"}`).replace(/\/$/, ""),

@@ -7,15 +7,19 @@ export interface FieldError {
   message: string;
 }
 
+/**
+ * `reason`: a stable, machine-readable code for refusals a client may want to act on (documented in
+ * docs/api.md); the HTTP mapping derives a generic one from the kind when none is given.
+ */
 export type DomainError =
   | { kind: "unauthenticated"; detail: string }
-  | { kind: "forbidden"; detail: string }
+  | { kind: "forbidden"; detail: string; reason?: string }
   | { kind: "notFound"; resource: string }
-  | { kind: "validation"; detail: string; errors: FieldError[] }
+  | { kind: "validation"; detail: string; errors: FieldError[]; reason?: string }
   | { kind: "malformedBody"; detail: string }
   | { kind: "unsupportedMediaType"; detail: string }
   | { kind: "payloadTooLarge"; limitBytes: number }
-  | { kind: "conflict"; detail: string }
+  | { kind: "conflict"; detail: string; reason?: string }
   | { kind: "preconditionRequired" }
   | { kind: "preconditionFailed" }
   | { kind: "unavailable"; detail: string };

@@ -6,8 +6,12 @@ interface Mapped {
   code: string;
   title: string;
   detail: string;
+  /** Stable machine-readable reason (snake_case); defaults to the code's. */
+  reason?: string;
   headers?: Record<string, string>;
 }
+
+const snake = (code: string) => code.replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 
 /** The one place where domain errors become HTTP. */
 export function mapError(error: DomainError): Mapped & { errors?: { field: string; message: string }[] } {
@@ -15,11 +19,11 @@ export function mapError(error: DomainError): Mapped & { errors?: { field: strin
     case "unauthenticated":
       return { status: 401, code: "Unauthenticated", title: "Authentication required", detail: error.detail, headers: { "WWW-Authenticate": 'Bearer realm="aigov"' } };
     case "forbidden":
-      return { status: 403, code: "Forbidden", title: "Not allowed", detail: error.detail };
+      return { status: 403, code: "Forbidden", title: "Not allowed", detail: error.detail, ...(error.reason ? { reason: error.reason } : {}) };
     case "notFound":
       return { status: 404, code: "NotFound", title: "Not found", detail: `${error.resource} was not found` };
     case "validation":
-      return { status: 400, code: "ValidationFailed", title: "Invalid request", detail: error.detail, errors: error.errors };
+      return { status: 400, code: "ValidationFailed", title: "Invalid request", detail: error.detail, errors: error.errors, ...(error.reason ? { reason: error.reason } : {}) };
     case "malformedBody":
       return { status: 400, code: "MalformedBody", title: "Malformed request body", detail: error.detail };
     case "unsupportedMediaType":
@@ -27,7 +31,7 @@ export function mapError(error: DomainError): Mapped & { errors?: { field: strin
     case "payloadTooLarge":
       return { status: 413, code: "PayloadTooLarge", title: "Request body too large", detail: `the limit is ${error.limitBytes} bytes` };
     case "conflict":
-      return { status: 409, code: "Conflict", title: "Conflict", detail: error.detail };
+      return { status: 409, code: "Conflict", title: "Conflict", detail: error.detail, ...(error.reason ? { reason: error.reason } : {}) };
     case "preconditionRequired":
       return { status: 428, code: "PreconditionRequired", title: "If-Match required", detail: "send the resource's ETag in If-Match" };
     case "preconditionFailed":
@@ -45,6 +49,7 @@ export function problemBody(m: ReturnType<typeof mapError>, instance: string, co
     detail: m.detail,
     instance,
     code: m.code,
+    reason: m.reason ?? snake(m.code),
     correlationId,
     ...(m.errors ? { errors: m.errors } : {}),
   };

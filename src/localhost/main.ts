@@ -11,6 +11,8 @@ import { ROLES } from "../domain/common.js";
 import type { EmbeddedCosmos } from "../adapters/local/embedded-cosmos.js";
 import { installCoreShim } from "./core-shim.js";
 import { startLocalHost, type BuiltinRoute, type LocalHost } from "./host.js";
+import type { LocalGateway } from "../local-gateway/index.js";
+import type { MockBackends } from "../local-backends/index.js";
 
 function findRoot(dir: string): string {
   for (let d = dir; ; d = dirname(d)) {
@@ -49,10 +51,31 @@ export interface RunningApp {
   dataDir: string;
   /** The embedded Cosmos server, when the app runs on it (no COSMOS_ENDPOINT configured). */
   cosmos?: EmbeddedCosmos;
+  /** The local gateway serving what publishes wrote under the data dir, one per gateway instance (ADR 009). */
+  gateways: Map<string, LocalGateway>;
+  /** The local fake backends (OpenAI-compatible models, Content Safety) the gateway reaches through its host map. */
+  backends?: MockBackends;
   stop(): Promise<void>;
 }
 
-export async function startApp(opts: { port?: number; dataDir?: string; env?: NodeJS.ProcessEnv; quiet?: boolean } = {}): Promise<RunningApp> {
+export interface StartOptions {
+  port?: number;
+  dataDir?: string;
+  env?: NodeJS.ProcessEnv;
+  quiet?: boolean;
+  /** The local gateway's port (default GATEWAY_PORT or 7072; 0 = any); false: no local gateway. */
+  gatewayPort?: number | false;
+  /** The fake backends' port (default MOCK_BACKENDS_PORT or 7073; 0 = any); false: none. */
+  backendsPort?: number | false;
+  /** The clock of the gateway's limits, breakers and caches (tests move it by hand). */
+  gatewayClock?: { now: () => number; sleep?: (ms: number) => Promise<void> };
+  gatewayRandom?: () => number;
+}
+
+/** Hosts the local gateway sends to the fake backends instead of the network (ADR 009). */
+export const LOCAL_BACKEND_HOSTS = ["*.mock.localhost", "*.cognitiveservices.azure.com"];
+
+export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
   const env = opts.env ?? process.env;
   const dataDir = resolve(ROOT, opts.dataDir ?? env.AIGOV_DATA_DIR ?? ".data");
   const port = opts.port ?? Number(env.PORT ?? 7071);
@@ -148,9 +171,57 @@ export async function startApp(opts: { port?: number; dataDir?: string; env?: No
   await durable.attach(host);
   stops.push(() => durable.close());
 
+  // The data path: fake backends, then a local gateway per instance over the files publishes write.
+  let backends: MockBackends | undefined;
+  const gateways = new Map<string, LocalGateway>();
+  if (opts.backendsPort !== false) {
+    const { startMockBackends } = await import("../local-backends/index.js");
+    const started = await startMockBackends({ port: opts.backendsPort ?? Number(env.MOCK_BACKENDS_PORT ?? 7073) });
+    backends = started;
+    stops.push(() => started.close());
+  }
+  if (opts.gatewayPort !== false) {
+    const config = parseConfig(env);
+    const { startLocalGateway } = await import("../local-gateway/index.js");
+    const { EncryptedFileSecretStore } = await import("../adapters/local/encrypted-secret-store.js");
+    const { localGatewayFolder } = await import("../app/services.js");
+    // The gateway reads the same secret store as the app: subscription keys by exact version (a filler,
+    // never stored, reads as no key: nobody holds it), Key Vault-backed named values by name.
+    const secrets = new EncryptedFileSecretStore(join(dataDir, "secrets"));
+    const sources = {
+      resolveSecret: async (ref: { name: string; version: string }) => {
+        const v = await secrets.get(ref.name, ref.version);
+        if (!v) throw new Error(`no secret ${ref.name}@${ref.version}`);
+        return v.value;
+      },
+      resolveKeyVaultSecret: async (id: string) => (await secrets.get(id.replace(/\/+$/, "").split("/").pop() ?? ""))?.value,
+    };
+    const target = backends?.url;
+    const hosts = target ? LOCAL_BACKEND_HOSTS.map((host) => ({ host, target })) : [];
+    const instances = ["default", ...Object.keys(config.gatewayInstances).filter((n) => !("serviceName" in config.gatewayInstances[n]!))];
+    const gatewayPort = opts.gatewayPort ?? Number(env.GATEWAY_PORT ?? 7072);
+    for (const [i, instance] of instances.entries()) {
+      const gw = await startLocalGateway({
+        root: localGatewayFolder(dataDir, instance),
+        logDir: join(dataDir, "gateway", ...(instance === "default" ? [] : [instance])),
+        port: i === 0 ? gatewayPort : 0,
+        sources,
+        hosts,
+        ...(opts.gatewayClock ? { now: opts.gatewayClock.now, ...(opts.gatewayClock.sleep ? { sleep: opts.gatewayClock.sleep } : {}) } : {}),
+        ...(opts.gatewayRandom ? { random: opts.gatewayRandom } : {}),
+        serviceName: instance === "default" ? "aigov-local" : `aigov-local-${instance}`,
+        log: (m) => log("warn", m),
+      });
+      gateways.set(instance, gw);
+      stops.push(() => gw.close());
+    }
+  }
+
   return {
     host,
     dataDir,
+    gateways,
+    ...(backends ? { backends } : {}),
     ...(cosmos ? { cosmos } : {}),
     stop: async () => {
       await host.close();
@@ -168,6 +239,8 @@ if (require.main === module) {
       console.log(`aigov local host listening on ${app.host.url} (data in ${app.dataDir}, Node ${process.version}) — ready in ${Date.now() - started} ms`);
       console.log(`  health:  ${app.host.url}/api/health`);
       console.log(`  openapi: ${app.host.url}/api/openapi.json`);
+      for (const [name, gw] of app.gateways) console.log(`  gateway${name === "default" ? "" : ` (${name})`}: ${gw.url}/aigov/<key>/<projectId>/… (serves ${join(app.dataDir, name === "default" ? "apim" : `apim-${name}`)})`);
+      if (app.backends) console.log(`  fake backends: ${app.backends.url} (https://<name>.mock.localhost, https://<name>.cognitiveservices.azure.com through the gateway)`);
       if (app.cosmos) console.log(`  cosmos (embedded): ${app.cosmos.endpoint}`);
       let stopping = false;
       const shutdown = (signal: string) => {

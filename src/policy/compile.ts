@@ -86,19 +86,15 @@ import { PolicyCompileError, PolicySizeError, type PolicyIssue } from "./errors.
 import * as X from "./expressions.js";
 import { CompilerInput, MAX_POOL_SIZE, type CompilerInputIn, type KeyTier, type ModelBackend, type PolicyModel, type PolicyProject } from "./input.js";
 import {
-  apiIdFor,
-  apiPathFor,
-  backendIdFor,
-  CONTENT_SAFETY_BACKEND_ID,
   DATA_CLASS_HEADER,
-  EMBEDDINGS_BACKEND_ID,
-  FRAGMENT_ON_ERROR,
-  FRAGMENT_RESOLVE_MODEL,
+  DEFAULT_AZURE_OPENAI_API_VERSION,
+  gatewayNames,
+  MODEL_CALLS,
   MODEL_OPERATIONS,
-  poolIdFor,
   SUBSCRIPTION_KEY_HEADER,
-  tierProductIdFor,
+  SUBSCRIPTION_KEY_QUERY,
   VAR,
+  type GatewayNames,
 } from "./names.js";
 import { type ControlId, type EffectiveSettings, mergeSettings, type Resolved, type ResolvedValues, type SettingLevel } from "./settings.js";
 import { canonical, el, type ExplainEntry, render, type ScopeRef, textEl, type Why, type XNode } from "./xml.js";
@@ -144,6 +140,8 @@ interface RoutableModel {
   eff: EffectiveSettings;
   /** Pool id written to the pools list ("" when no backend is left). */
   pool: string;
+  /** Retries on 429/5xx across the model's pool (0 without failover or with one backend). */
+  retries: number;
   block: XNode[];
 }
 
@@ -163,8 +161,10 @@ class Compiler {
   /** "<ownerProjectId>/<tierId>" → the projects that accept the owner's keys in that tier, sorted. */
   private readonly acceptedBy = new Map<string, string[]>();
   private readonly limit: number;
+  private readonly n: GatewayNames;
 
   constructor(private readonly input: CompilerInput) {
+    this.n = gatewayNames(input.tenantId, input.gatewayKey);
     this.tiers = sortBy(input.keyTiers, (t) => t.id);
     this.tierById = new Map(this.tiers.map((t) => [t.id, t]));
     for (const p of input.projects) {
@@ -300,23 +300,29 @@ class Compiler {
     if (!(modelsOn && eff.semanticCache)) inbound.push(...rate);
 
     if (modelsOn) {
+      // The virtual key authenticates the caller to the gateway and goes no further: neither the
+      // subscription key carriers nor a client's own Authorization reach a provider (backend
+      // credentials and managed identity are added after this).
+      const keyWhy: Why = { control: "structure", scope: { level: "project", projectId: pid }, note: "the virtual key never reaches a backend" };
+      inbound.push(
+        el("set-header", { name: SUBSCRIPTION_KEY_HEADER, "exists-action": "delete" }, undefined, keyWhy),
+        el("set-header", { name: "Authorization", "exists-action": "delete" }, undefined, keyWhy),
+        el("set-query-parameter", { name: SUBSCRIPTION_KEY_QUERY, "exists-action": "delete" }, undefined, keyWhy),
+      );
       inbound.push(...this.routing(project, eff, routable, fragments, applied));
-      const maxPool = Math.max(0, ...routable.map((r) => this.poolSizes(r).reduce((a, b) => Math.max(a, b), 0)));
-      const fo = eff.failover;
-      if (fo && fo.value.retry.enabled && routable.length) {
-        const count = fo.value.retry.count ?? Math.min(29, maxPool - 1);
-        if (count >= 1) {
-          // The retry forwards the request itself, so the section has no <base/> (it would forward a
-          // second time); this is the documented AI-gateway pattern for pools.
-          backend = [
-            el(
-              "retry",
-              { count, interval: 0, "first-fast-retry": true, condition: X.RETRY_CONDITION },
-              [el("set-backend-service", { "backend-id": X.BACKEND }), el("forward-request", { "buffer-request-body": true })],
-              this.why("failover", fo, pid, undefined, "retry across the pool; a tripped circuit breaker takes a backend out"),
-            ),
-          ];
-        }
+      if (routable.some((r) => r.retries > 0)) {
+        const fo = eff.failover ?? routable.find((r) => r.eff.failover)?.eff.failover;
+        // The retry forwards the request itself, so the section has no <base/> (it would forward a
+        // second time); this is the documented AI-gateway pattern for pools. Each model retries as
+        // often as its own pool allows (a per-model list), never by the project's largest pool.
+        backend = [
+          el(
+            "retry",
+            { count: X.RETRY_COUNT, interval: 0, "first-fast-retry": true, condition: X.RETRY_CONDITION },
+            [el("set-backend-service", { "backend-id": X.BACKEND }), el("forward-request", { "buffer-request-body": true })],
+            fo ? this.why("failover", fo, pid, undefined, "retry across the pool; a tripped circuit breaker takes a backend out") : { control: "failover", scope: { level: "project", projectId: pid } },
+          ),
+        ];
       }
     }
 
@@ -336,7 +342,7 @@ class Compiler {
     }
 
     if (modelsOn) {
-      const anyOwn = (c: "tokens.perMinute" | "tokens.quota" | "contentSafety") => routable.some((r) => modelSets(r.model, c));
+      const anyOwn = (c: "contentSafety") => routable.some((r) => modelSets(r.model, c));
       const cs = eff.contentSafety;
       if (cs) {
         const node = this.contentSafety(cs.value, this.why("contentSafety", cs, pid));
@@ -346,7 +352,7 @@ class Compiler {
       if (sc) {
         const embeddings = this.input.services.embeddings;
         if (!embeddings) throw invalid("semanticCache", "services.embeddings is required when the semantic cache is on");
-        this.serviceBackend(EMBEDDINGS_BACKEND_ID, embeddings.url, "aigov: embeddings deployment for the semantic cache", "semanticCache");
+        this.serviceBackend(this.n.embeddings, embeddings, "https://cognitiveservices.azure.com/", "aigov: embeddings deployment for the semantic cache", "semanticCache");
         const w = this.why("semanticCache", sc, pid);
         const varyBy = [textEl("vary-by", X.API_ID), textEl("vary-by", X.MODEL)];
         if (sc.value.partitionBy.includes("key")) varyBy.push(textEl("vary-by", X.SUBSCRIPTION_ID));
@@ -356,7 +362,7 @@ class Compiler {
             "llm-semantic-cache-lookup",
             {
               "score-threshold": sc.value.scoreThreshold,
-              "embeddings-backend-id": EMBEDDINGS_BACKEND_ID,
+              "embeddings-backend-id": this.n.embeddings,
               "embeddings-backend-auth": "system-assigned",
               "ignore-system-messages": sc.value.ignoreSystemMessages,
               "max-message-count": sc.value.maxMessageCount,
@@ -369,8 +375,11 @@ class Compiler {
         inbound.push(...rate);
         outbound.push(el("llm-semantic-cache-store", { duration: sc.value.durationSeconds }, undefined, w));
       }
-      inbound.push(...this.tokenLimits("tokens.perMinute", eff, pid, applied, anyOwn("tokens.perMinute")));
-      inbound.push(...this.tokenLimits("tokens.quota", eff, pid, applied, anyOwn("tokens.quota")));
+      // Every limit that applies is its own counter and all of them run: the key's (tier or project
+      // per-key), the project's, the model's (in its block) and the key's budget; the tightest bites.
+      inbound.push(...this.tokenLimits("tokens.perMinute", eff, pid, applied));
+      inbound.push(...this.tokenLimits("tokens.quota", eff, pid, applied));
+      inbound.push(...this.budgets(pid, applied));
       const mt = eff["metrics.tokens"];
       if (mt) {
         const names = { project: "API ID", key: "Subscription ID", model: "Model" } as const;
@@ -393,8 +402,8 @@ class Compiler {
     }
     if (modelsOn) {
       // After the correlation header: the fragment may end the pipeline with return-response.
-      onError.push(el("include-fragment", { "fragment-id": FRAGMENT_ON_ERROR }, undefined, { control: "routing", scope: TENANT, note: "generic 503 without pool details" }));
-      fragments.push(FRAGMENT_ON_ERROR);
+      onError.push(el("include-fragment", { "fragment-id": this.n.fragment("on-error") }, undefined, { control: "routing", scope: TENANT, note: "generic 503 without pool details" }));
+      fragments.push(this.n.fragment("on-error"));
       this.addOnErrorFragment();
     }
     if (strip) {
@@ -413,7 +422,7 @@ class Compiler {
       ],
       STRUCTURE,
     );
-    this.addPolicy({ type: "api", apiId: apiIdFor(pid) }, doc, fragments);
+    this.addPolicy({ type: "api", apiId: this.n.api(pid) }, doc, fragments);
     this.projectApi(project);
 
     for (const tierId of [...project.keyTiers].sort(byCodePoint)) this.tierProduct(project, tierId);
@@ -446,11 +455,11 @@ class Compiler {
     const pid = project.id;
     const api: ApiArtifact = {
       kind: "api",
-      id: apiIdFor(pid),
+      id: this.n.api(pid),
       // The id in the name: APIM does not need display names to be unique, people reading the portal do.
       displayName: `${project.name} (${pid})`,
       ...(project.description ? { description: project.description } : {}),
-      path: apiPathFor(pid),
+      path: this.n.apiPath(pid),
       protocols: ["https"],
       subscriptionRequired: true,
       subscriptionKeyHeaderName: SUBSCRIPTION_KEY_HEADER,
@@ -465,7 +474,7 @@ class Compiler {
       path: "/operations",
       control: "routing",
       scope,
-      note: project.pillars.models ? "models pillar on: pass-through GET and POST on every path" : "models pillar off: no operations, nothing is routable",
+      note: project.pillars.models ? "models pillar on: the OpenAI-style, Azure OpenAI v1 and Azure OpenAI deployment routes (ADR 009)" : "models pillar off: no operations, nothing is routable",
     });
   }
 
@@ -510,7 +519,7 @@ class Compiler {
     );
     const product: ProductArtifact = {
       kind: "product",
-      id: tierProductIdFor(project.id, tierId),
+      id: this.n.product(project.id, tierId),
       displayName: `${project.name} (${project.id}), key tier ${tierId}`,
       ...(tier.description ? { description: tier.description } : {}),
       subscriptionRequired: true,
@@ -519,7 +528,7 @@ class Compiler {
       state: "published",
       // The owner's API plus the APIs of projects that accept these keys: the link is what lets the
       // gateway accept the key there at all.
-      apis: [project.id, ...acceptedBy].map(apiIdFor).sort(byCodePoint),
+      apis: [project.id, ...acceptedBy].map((p) => this.n.api(p)).sort(byCodePoint),
     };
     this.products.push(product);
     this.explainArtifact({ ref: artifactRef(product), path: "/", control: "structure", scope, note: `keys of project ${project.id} in tier ${tierId}` });
@@ -539,34 +548,38 @@ class Compiler {
 
   private requestRate(eff: EffectiveSettings, pid: string, offered: Set<string>): XNode[] {
     const rr = eff["requests.rate"];
-    const tierValues = this.offeredTiers(offered).flatMap((t) => (t.limits.requestRate ? [{ tier: t, v: { ...t.limits.requestRate, per: "key" as const } }] : []));
-    const element = (v: ResolvedValues["requests.rate"], why: Why) => {
+    const element = (v: Omit<ResolvedValues["requests.rate"], "per">, per: "key" | "project" | "tier", why: Why) => {
       this.requireTier("requests.rate", "rate-limit-by-key", why);
-      return el("rate-limit-by-key", { calls: v.calls, "renewal-period": v.renewalPeriodSeconds, "counter-key": X.counterKey("rpm", v.per, false) }, undefined, why);
+      return el("rate-limit-by-key", { calls: v.calls, "renewal-period": v.renewalPeriodSeconds, "counter-key": X.counterKey("rpm", per, false) }, undefined, why);
     };
-    return this.tiered("requests.rate", rr && { value: rr.value, why: this.why("requests.rate", rr, pid) }, tierValues, element, undefined);
+    return this.keyed("requests.rate", rr && { value: rr.value, why: this.why("requests.rate", rr, pid) }, offered, (t) => t.limits.requestRate, element);
   }
 
-  private tokenLimits(control: "tokens.perMinute" | "tokens.quota", eff: EffectiveSettings, pid: string, offered: Set<string>, anyOwn: boolean): XNode[] {
-    const tiers = this.offeredTiers(offered);
+  private tokenLimits(control: "tokens.perMinute" | "tokens.quota", eff: EffectiveSettings, pid: string, offered: Set<string>): XNode[] {
     if (control === "tokens.perMinute") {
       const r = eff["tokens.perMinute"];
       const est = r?.value.estimatePromptTokens ?? false;
-      const tierValues = tiers.flatMap((t) =>
-        t.limits.tokensPerMinute !== undefined ? [{ tier: t, v: { limit: t.limits.tokensPerMinute, per: "key" as const, estimatePromptTokens: est } }] : [],
+      return this.keyed(control, r && { value: r.value, why: this.why(control, r, pid) }, offered, (t) => (t.limits.tokensPerMinute !== undefined ? { limit: t.limits.tokensPerMinute, estimatePromptTokens: est } : undefined), (v, per, why) =>
+        this.tokenLimit("tpm", v, per, false, why),
       );
-      return this.tiered(control, r && { value: r.value, why: this.why(control, r, pid) }, tierValues, (v, why) => this.tokenLimit("tpm", v, false, why), anyOwn ? "tpm" : undefined);
     }
     const r = eff["tokens.quota"];
     const est = r?.value.estimatePromptTokens ?? false;
-    const tierValues = tiers.flatMap((t) => (t.limits.tokenQuota ? [{ tier: t, v: { ...t.limits.tokenQuota, per: "key" as const, estimatePromptTokens: est } }] : []));
-    return this.tiered(control, r && { value: r.value, why: this.why(control, r, pid) }, tierValues, (v, why) => this.tokenLimit("tq", v, false, why), anyOwn ? "tq" : undefined);
+    return this.keyed(control, r && { value: r.value, why: this.why(control, r, pid) }, offered, (t) => (t.limits.tokenQuota ? { ...t.limits.tokenQuota, estimatePromptTokens: est } : undefined), (v, per, why) =>
+      this.tokenLimit("tq", v, per, false, why),
+    );
   }
 
-  private tokenLimit(kind: "tpm" | "tq", v: ResolvedValues["tokens.perMinute"] | ResolvedValues["tokens.quota"], perModel: boolean, why: Why): XNode {
+  private tokenLimit(
+    kind: "tpm" | "tq",
+    v: { limit: number; estimatePromptTokens: boolean; period?: string },
+    per: "key" | "project" | "tier",
+    perModel: boolean,
+    why: Why,
+  ): XNode {
     this.requireTier(kind === "tpm" ? "tokens.perMinute" : "tokens.quota", "llm-token-limit", why);
-    const attrs: Record<string, string | number | boolean> = { "counter-key": X.counterKey(kind, v.per, perModel) };
-    if ("period" in v) {
+    const attrs: Record<string, string | number | boolean> = { "counter-key": X.counterKey(kind, per, perModel) };
+    if (v.period !== undefined) {
       attrs["token-quota"] = v.limit;
       attrs["token-quota-period"] = v.period;
     } else {
@@ -577,41 +590,59 @@ class Compiler {
   }
 
   /**
-   * A project-level limit with key-tier overrides and model-scope overrides:
-   * - models with their own value set an "own" variable in their block; the project-level elements skip them;
-   * - keys in a tier that sets this limit get the tier's per-key value instead of a per-key project value
-   *   (a per-project value still applies to them: it is a different counter).
+   * A per-key or per-project limit, and the key tiers' own values for it. Each is its own counter and
+   * they add up, so the tightest bites: the project's per-project limit, the project's per-key limit
+   * (every key), and a tier's per-key value (keys of that tier, counter `…-tier`). A key profile can
+   * narrow its keys' limits, never widen them past the project's. The one exception is an exemption
+   * tier: it lists the controls it relaxes (`relaxes`), and its keys get the tier's value instead of
+   * the project's per-key limit — the approved relaxation, for that key only.
    */
-  private tiered<V extends { per: "key" | "project" }>(
-    control: ControlId,
+  private keyed<V extends { per: "key" | "project" }, T extends object>(
+    control: "tokens.perMinute" | "tokens.quota" | "requests.rate",
     project: { value: V; why: Why } | undefined,
-    tierValues: { tier: KeyTier; v: V }[],
-    element: (v: V, why: Why) => XNode,
-    own: "tpm" | "tq" | undefined,
+    offered: Set<string>,
+    tierValue: (t: KeyTier) => T | undefined,
+    element: (v: V | T, per: "key" | "project" | "tier", why: Why) => XNode,
   ): XNode[] {
     const out: XNode[] = [];
-    const guard = (node: XNode) => (own ? el("choose", undefined, [el("when", { condition: X.sharedCondition(own, undefined) }, [node])], node.why) : node);
-    if (project && project.value.per === "project") out.push(guard(element(project.value, project.why)));
-    const keyDefault = project && project.value.per === "key" ? project : undefined;
-    if (!tierValues.length) {
-      if (keyDefault) out.push(guard(element(keyDefault.value, keyDefault.why)));
-      return out;
+    const tiers = this.offeredTiers(offered).flatMap((t) => {
+      const v = tierValue(t);
+      return v ? [{ tier: t, v }] : [];
+    });
+    if (project) {
+      const node = element(project.value, project.value.per, project.why);
+      const replacing = project.value.per === "key" ? tiers.filter((t) => t.tier.relaxes?.includes(control)).map((t) => t.tier.id) : [];
+      out.push(replacing.length ? el("choose", undefined, [el("when", { condition: X.tierNotAmong(replacing) }, [node])], node.why) : node);
     }
-    const whens = tierValues.map(({ tier, v }) =>
-      el("when", { condition: X.sharedCondition(own, tier.id) }, [element(v, { control, scope: { level: "tier", tierId: tier.id } })]),
-    );
-    if (keyDefault) {
-      const node = element(keyDefault.value, keyDefault.why);
-      whens.push(own ? el("when", { condition: X.sharedCondition(own, undefined) }, [node]) : el("otherwise", undefined, [node]));
+    if (tiers.length) {
+      const whens = tiers.map(({ tier, v }) => el("when", { condition: X.tierIs(tier.id) }, [element(v, "tier", { control, scope: { level: "tier", tierId: tier.id } })]));
+      out.push(el("choose", undefined, whens, whens[0]?.children?.[0]?.why));
     }
-    out.push(el("choose", undefined, whens, keyDefault?.why ?? whens[0]?.children?.[0]?.why));
     return out;
+  }
+
+  /** A key's budget: the token quota it buys (key profiles), one counter per key across every API it reaches. */
+  private budgets(pid: string, offered: Set<string>): XNode[] {
+    const tiers = this.offeredTiers(offered).filter((t) => t.limits.budget);
+    if (!tiers.length) return [];
+    const whens = tiers.map((t) => {
+      const why: Why = { control: "tokens.quota", scope: { level: "tier", tierId: t.id }, note: `budget: ${t.limits.budget!.tokens} tokens ${t.limits.budget!.period.toLowerCase()}` };
+      this.requireTier("tokens.quota", "llm-token-limit", why);
+      return el(
+        "when",
+        { condition: X.tierIs(t.id) },
+        [el("llm-token-limit", { "counter-key": X.BUDGET_COUNTER_KEY, "token-quota": t.limits.budget!.tokens, "token-quota-period": t.limits.budget!.period, "estimate-prompt-tokens": false }, undefined, why)],
+        why,
+      );
+    });
+    void pid;
+    return [el("choose", undefined, whens, whens.flatMap((w) => w.why ?? []))];
   }
 
   private contentSafety(v: ResolvedValues["contentSafety"], why: Why): XNode {
     const service = this.input.services.contentSafety;
     if (!service) throw invalid("contentSafety", "services.contentSafety is required when content safety is on");
-    this.serviceBackend(CONTENT_SAFETY_BACKEND_ID, service.url, "aigov: Azure AI Content Safety for llm-content-safety", "contentSafety");
+    this.serviceBackend(this.n.contentSafety, service, "https://cognitiveservices.azure.com", "aigov: Azure AI Content Safety for llm-content-safety", "contentSafety");
     if (v.outputType === "FourSeverityLevels") {
       const odd = v.categories.find((c) => c.threshold % 2 !== 0);
       if (odd) throw invalid("contentSafety", `category ${odd.name}: with FourSeverityLevels the threshold must be 0, 2, 4 or 6 (got ${odd.threshold})`);
@@ -620,7 +651,7 @@ class Compiler {
     if (v.blocklists.length) children.push(el("blocklists", undefined, v.blocklists.map((b) => textEl("id", b))));
     return el(
       "llm-content-safety",
-      { "backend-id": CONTENT_SAFETY_BACKEND_ID, "shield-prompt": v.shieldPrompt, "enforce-on-completions": v.enforceOnCompletions },
+      { "backend-id": this.n.contentSafety, "shield-prompt": v.shieldPrompt, "enforce-on-completions": v.enforceOnCompletions },
       children,
       why,
     );
@@ -666,18 +697,20 @@ class Compiler {
     if (!backends.length || (split && !split.length)) {
       const w = regions ? this.why("regions.allowed", regions, pid, mid, "no backend in an allowed region") : routing;
       block.push(this.forbidden("model_unavailable_in_region", "The model has no backend in a region this project may use.", w));
-      return { model, eff, pool: "", block };
+      return { model, eff, pool: "", retries: 0, block };
     }
 
-    // Data classes: the model's own list intersected with dataClass.allowed.
+    // Data classes apply only where a data-class rule is configured (dataClass.allowed at some scope):
+    // then the request must carry x-aigov-data-class with a class in that list intersected with the
+    // model's own classes. Without a rule, requests need no header (stock clients work unchanged).
     const dcSetting = eff["dataClass.allowed"];
-    let dataClasses: string[] | undefined = dcSetting?.value;
-    if (model.allowedDataClasses) {
-      const own = new Set(model.allowedDataClasses);
-      dataClasses = (dataClasses ?? [...own]).filter((d) => own.has(d)).sort(byCodePoint);
+    let dataClasses: string[] | undefined;
+    if (dcSetting) {
+      const own = model.allowedDataClasses ? new Set(model.allowedDataClasses) : undefined;
+      dataClasses = dcSetting.value.filter((d) => !own || own.has(d)).sort(byCodePoint);
     }
-    if (dataClasses) {
-      const w = dcSetting ? this.why("dataClass.allowed", dcSetting, pid, mid) : { control: "dataClass.allowed" as const, scope: routing.scope, note: "the model's allowed data classes" };
+    if (dcSetting && dataClasses) {
+      const w = this.why("dataClass.allowed", dcSetting, pid, mid, model.allowedDataClasses ? "intersected with the model's data classes" : undefined);
       block.push(
         dataClasses.length
           ? el(
@@ -703,15 +736,14 @@ class Compiler {
       block.push(el("set-variable", { name: VAR.ownContentSafety, value: true }, undefined, w));
       if (cs) block.push(this.contentSafety(cs.value, w));
     }
-    for (const [control, kind, own] of [
-      ["tokens.perMinute", "tpm", VAR.ownTokensPerMinute],
-      ["tokens.quota", "tq", VAR.ownTokenQuota],
+    // A model's own limit is one more counter (the model is in its key); the key's and the project's still count.
+    for (const [control, kind] of [
+      ["tokens.perMinute", "tpm"],
+      ["tokens.quota", "tq"],
     ] as const) {
       if (!modelSets(model, control)) continue;
       const r = eff[control];
-      const w = r ? this.why(control, r, pid, mid) : { control, scope: routing.scope, note: "switched off for this model" };
-      block.push(el("set-variable", { name: own, value: true }, undefined, w));
-      if (r) block.push(this.tokenLimit(kind, r.value, true, w));
+      if (r) block.push(this.tokenLimit(kind, r.value, r.value.per, true, this.why(control, r, pid, mid)));
     }
 
     const auth = backends[0]?.auth;
@@ -738,14 +770,23 @@ class Compiler {
     } else {
       pool = this.pool(project, model, eff, backends, undefined);
     }
-    return { model, eff, pool, block };
+    const fo = eff.failover;
+    const largest = Math.max(0, ...(split ? split.map((s) => backends.filter((b) => b.version === s.version).length) : [backends.length]));
+    const retries = fo?.value.retry.enabled ? Math.min(fo.value.retry.count ?? Math.min(29, largest - 1), 50) : 0;
+    return { model, eff, pool, retries: Math.max(0, retries), block };
   }
 
-  /** A tenant-wide backend the GenAI policies call themselves (content safety, embeddings). */
-  private serviceBackend(id: string, url: string, description: string, control: ControlId) {
+  /**
+   * A tenant-wide backend the GenAI policies call themselves (content safety, embeddings). The policies
+   * authenticate with the backend's managed-identity credential (the Content Safety and semantic-cache
+   * references require it; resource https://cognitiveservices.azure.com, with a trailing slash for
+   * the embeddings backend as the semantic-cache guide writes it). ADR 009 records that this backend
+   * property is documented on Learn and in the portal but not in the published REST specifications.
+   */
+  private serviceBackend(id: string, service: { url: string; clientId?: string | undefined }, resource: string, description: string, control: ControlId) {
     if (this.serviceBackends.has(id)) return;
     this.serviceBackends.add(id);
-    const backend: BackendArtifact = { kind: "backend", id, type: "Single", url, description };
+    const backend: BackendArtifact = { kind: "backend", id, type: "Single", url: service.url, description, managedIdentity: { resource, ...(service.clientId ? { clientId: service.clientId } : {}) } };
     this.backends.push(backend);
     this.explainArtifact({ ref: artifactRef(backend), path: "/", control, scope: TENANT, note: "shared service (services in the compiler input)" });
   }
@@ -767,7 +808,7 @@ class Compiler {
   private pool(project: PolicyProject, model: PolicyModel, eff: EffectiveSettings, members: ModelBackend[], versionIndex?: number, version?: string): string {
     const pid = project.id;
     const mid = model.id;
-    const id = poolIdFor(pid, mid, versionIndex);
+    const id = this.n.pool(pid, mid, versionIndex);
     const label = `${project.name} / ${model.displayName ?? model.name}`;
     const fo = eff.failover;
     const routing: Why = { control: "routing", scope: { level: "model", projectId: pid, modelId: mid } };
@@ -788,10 +829,10 @@ class Compiler {
       };
     }
     for (const b of members) {
-      const backend: BackendArtifact = { kind: "backend", id: backendIdFor(b.id), type: "Single", url: b.url, description: `${label} (${b.region})` };
+      const backend: BackendArtifact = { kind: "backend", id: this.n.backend(b.id), type: "Single", url: backendUrl(b.url, model), description: `${label} (${b.region})` };
       if (circuitBreaker) backend.circuitBreaker = circuitBreaker;
       if (b.auth.type === "keyVaultSecret") {
-        const nv = b.auth.namedValueId;
+        const nv = this.n.namedValue(b.auth.namedValueId);
         backend.credentialHeaders = { [b.auth.header]: [b.auth.header === "Authorization" ? `Bearer {{${nv}}}` : `{{${nv}}}`] };
         if (!this.namedValues.has(nv)) {
           const artifact: NamedValueArtifact = {
@@ -813,7 +854,7 @@ class Compiler {
     if (members.length > MAX_POOL_SIZE) throw invalid("failover", `${id}: a pool holds at most ${MAX_POOL_SIZE} backends`);
     const services = [...members]
       .sort((a, b) => a.priority - b.priority || byCodePoint(a.id, b.id))
-      .map((b) => ({ id: `/backends/${backendIdFor(b.id)}`, priority: b.priority, weight: b.weight }));
+      .map((b) => ({ id: `/backends/${this.n.backend(b.id)}`, priority: b.priority, weight: b.weight }));
     const poolArtifact: BackendArtifact = { kind: "backend", id, type: "Pool", description: `${label}${version === undefined ? "" : ` (version ${version})`}`, services };
     this.pools.push(poolArtifact);
     this.explainArtifact({ ref: artifactRef(poolArtifact), path: "/", control: "routing", scope: routing.scope });
@@ -837,7 +878,7 @@ class Compiler {
       ];
     }
     this.addResolveFragment();
-    fragments.push(FRAGMENT_RESOLVE_MODEL);
+    fragments.push(this.n.fragment("resolve-model"));
 
     // Number the distinct blocks in model-name order; models with an identical block share a number.
     const groups = new Map<string, { number: number; nodes: XNode[] }>();
@@ -859,12 +900,19 @@ class Compiler {
     }
 
     const routingWhy: Why = { control: "routing", scope: { level: "project", projectId: pid } };
+    const retries = routable.some((r) => r.retries > 0);
     const out: XNode[] = [
       el("set-variable", { name: VAR.models, value: routable.map((r) => r.model.name).join("|") }, undefined, listWhy),
       el("set-variable", { name: VAR.pools, value: routable.map((r) => r.pool).join("|") }, undefined, routingWhy),
+      // The provider's deployment (or model) name is the registry's, never the client's: the backend
+      // path and body are rewritten to it, so a key scoped to one model cannot reach another deployment.
+      el("set-variable", { name: VAR.deployments, value: routable.map((r) => r.model.deployment ?? r.model.name).join("|") }, undefined, routingWhy),
+      el("set-variable", { name: VAR.routes, value: routable.map((r) => routeOf(r.model)).join("|") }, undefined, routingWhy),
     ];
+    if (retries) out.push(el("set-variable", { name: VAR.retryCounts, value: routable.map((r) => r.retries).join("|") }, undefined, { control: "failover", scope: { level: "project", projectId: pid }, note: "retries per model: its pool size - 1 (or the configured count)" }));
     if (groups.size) out.push(el("set-variable", { name: VAR.groups, value: numbers.join("|") }, undefined, routingWhy));
-    out.push(el("include-fragment", { "fragment-id": FRAGMENT_RESOLVE_MODEL }, undefined, listWhy));
+    out.push(el("include-fragment", { "fragment-id": this.n.fragment("resolve-model") }, undefined, listWhy));
+    if (retries) out.push(el("set-variable", { name: VAR.retries, value: X.MODEL_RETRIES }, undefined, { control: "failover", scope: { level: "project", projectId: pid } }));
     // Right after the model is resolved (unknown and not-allowed models have had their 404), before
     // any model block, cache lookup or token counting runs for a request the key may not make.
     out.push(...this.tierModelScope(project, routable, applied));
@@ -939,22 +987,38 @@ class Compiler {
 
   private addResolveFragment() {
     const why: Why = { control: "routing", scope: TENANT, note: "resolve the requested model" };
+    const refuse = (status: 400 | 404, reason: string, code: string, message: string) =>
+      el("return-response", undefined, [
+        el("set-status", { code: status, reason }),
+        el("set-header", { name: "Content-Type", "exists-action": "override" }, [textEl("value", "application/json")]),
+        textEl("set-body", JSON_ERROR(code, message)),
+      ]);
     this.addFragment(
-      FRAGMENT_RESOLVE_MODEL,
-      "aigov: finds the requested model in the project's model list, answers 404 for unknown models and selects its pool",
+      this.n.fragment("resolve-model"),
+      "aigov: finds the requested model (path or body) in the project's model list, refuses unknown or contradictory requests, selects its pool and rewrites the backend request to the governed deployment",
       [
-        el("set-variable", { name: VAR.model, value: X.RESOLVE_MODEL }),
+        // The operation names the model call; order matters (chat-completions also ends in -completions).
+        el(
+          "choose",
+          undefined,
+          MODEL_CALLS.map((c) => el("when", { condition: X.callIs(c.name) }, [el("set-variable", { name: VAR.call, value: c.call })])),
+        ),
+        el("set-variable", { name: VAR.pathModel, value: X.PATH_MODEL }),
+        el("set-variable", { name: VAR.bodyModel, value: X.BODY_MODEL }),
+        el("choose", undefined, [el("when", { condition: X.MODEL_MISMATCH }, [refuse(400, "Bad Request", "model_mismatch", "The path and the body name different models.")])]),
+        el("set-variable", { name: VAR.model, value: X.REQUESTED_MODEL }),
+        el("choose", undefined, [el("when", { condition: X.MODEL_MISSING }, [refuse(400, "Bad Request", "model_required", "The request names no model (the deployment in the path or 'model' in the body).")])]),
         el("set-variable", { name: VAR.modelIndex, value: X.MODEL_INDEX }),
-        el("choose", undefined, [
-          el("when", { condition: X.MODEL_UNKNOWN }, [
-            el("return-response", undefined, [
-              el("set-status", { code: 404, reason: "Not Found" }),
-              el("set-header", { name: "Content-Type", "exists-action": "override" }, [textEl("value", "application/json")]),
-              textEl("set-body", JSON_ERROR("model_not_found", "The requested model is not available to this project.")),
-            ]),
-          ]),
-        ]),
+        el("choose", undefined, [el("when", { condition: X.MODEL_UNKNOWN }, [refuse(404, "Not Found", "model_not_found", "The requested model is not available to this project.")])]),
         el("set-variable", { name: VAR.backend, value: X.MODEL_POOL }),
+        el("set-variable", { name: VAR.deployment, value: X.MODEL_DEPLOYMENT }),
+        el("choose", undefined, [
+          el("when", { condition: X.ROUTE_IS_AZURE }, [
+            el("rewrite-uri", { template: X.AZURE_DEPLOYMENT_PATH, "copy-unmatched-params": true }),
+            el("set-query-parameter", { name: "api-version", "exists-action": "skip" }, [textEl("value", DEFAULT_AZURE_OPENAI_API_VERSION)]),
+          ]),
+          el("otherwise", undefined, [el("rewrite-uri", { template: X.V1_PATH, "copy-unmatched-params": true }), textEl("set-body", X.BODY_WITH_DEPLOYMENT)]),
+        ]),
       ],
       why,
     );
@@ -962,7 +1026,7 @@ class Compiler {
 
   private addOnErrorFragment() {
     this.addFragment(
-      FRAGMENT_ON_ERROR,
+      this.n.fragment("on-error"),
       "aigov: answers a generic 503 when every backend of a pool is unavailable, without revealing pool details",
       [
         el("choose", undefined, [
@@ -1009,4 +1073,15 @@ function imfFixdate(isoDate: string): string {
 /** 2026-07-01 → "1782864000". */
 function unixSeconds(isoDate: string): string {
   return String(Date.parse(`${isoDate}T00:00:00Z`) / 1000);
+}
+
+/** How a model's backends are called: Azure OpenAI deployment paths, or an OpenAI-compatible base URL with the model in the body. */
+function routeOf(model: PolicyModel): "azure" | "v1" {
+  return model.provider === "azure-openai" ? "azure" : "v1";
+}
+
+/** An Azure OpenAI backend is the resource endpoint: a trailing /openai (a common way to write it) is
+ * dropped, because the gateway adds /openai/deployments/<deployment>/… itself. */
+function backendUrl(url: string, model: PolicyModel): string {
+  return routeOf(model) === "azure" ? url.replace(/\/openai\/?$/, "").replace(/\/$/, "") : url.replace(/\/$/, "");
 }

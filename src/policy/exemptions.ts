@@ -316,7 +316,10 @@ function applyKeyExemptions(input: CompilerInputIn, keyExemptions: ActiveExempti
     if (acceptors.some((q) => (q.sharedKeyTiers ?? []).length >= MAX_PROJECT_KEY_TIERS)) continue; // fail closed: the key keeps its limits
     if (!tiers.some((t) => t.id === tierId)) {
       if (tiers.length >= MAX_TENANT_KEY_TIERS || offered.length >= MAX_PROJECT_KEY_TIERS) continue; // fail closed, as above
-      tiers.push({ id: tierId, description: `exemption tier of ${projectId}`, limits, ...(baseTier?.models ? { models: [...baseTier.models] } : {}) });
+      const relaxes = [...new Set(items.filter((e) => e.relaxation.kind === "limit").map((e) => e.control))].filter((c): c is "tokens.perMinute" | "tokens.quota" | "requests.rate" =>
+        ["tokens.perMinute", "tokens.quota", "requests.rate"].includes(c),
+      ).sort();
+      tiers.push({ id: tierId, description: `exemption tier of ${projectId}`, limits, relaxes, ...(baseTier?.models ? { models: [...baseTier.models] } : {}) });
     }
     if (!offered.includes(tierId)) projects.set(projectId, { ...project, keyTiers: [...offered, tierId] });
     for (const q of acceptors) projects.set(q.id, { ...q, sharedKeyTiers: [...(q.sharedKeyTiers ?? []), { projectId, tierId }] });

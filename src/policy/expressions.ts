@@ -15,7 +15,7 @@
  */
 import { TIER_ID } from "./identifiers.js";
 import { type CORRELATION_HEADERS } from "./settings.js";
-import { VAR } from "./names.js";
+import { MODEL_CALLS, VAR } from "./names.js";
 
 const int = (n: number): string => {
   if (!Number.isSafeInteger(n)) throw new RangeError(`not an integer: ${n}`);
@@ -24,28 +24,54 @@ const int = (n: number): string => {
 const v = (name: (typeof VAR)[keyof typeof VAR]) => `context.Variables["${name}"]`;
 const sub = `(context.Subscription?.Id ?? "none")`;
 
-/** The model the request addresses: the Azure OpenAI `deployment-id` path parameter, else the JSON body's `model`. */
-export const RESOLVE_MODEL = `@(context.Request.MatchedParameters.ContainsKey("deployment-id") ? context.Request.MatchedParameters["deployment-id"] : (context.Request.Body?.As<JObject>(preserveContent: true)?["model"]?.ToString() ?? ""))`;
+/** The model named in the path (`/openai/deployments/{deployment-id}/…`), "" on the other routes. */
+export const PATH_MODEL = `@(context.Request.MatchedParameters.GetValueOrDefault("deployment-id", ""))`;
+/** The model named in the JSON body (`model`), "" when the body names none. */
+export const BODY_MODEL = `@(context.Request.Body?.As<JObject>(preserveContent: true)?["model"]?.ToString() ?? "")`;
+/** The model the request addresses: the path's, else the body's. */
+export const REQUESTED_MODEL = `@((string)${v(VAR.pathModel)} != "" ? (string)${v(VAR.pathModel)} : (string)${v(VAR.bodyModel)})`;
+/** The path and the body name different models: refused, so a key cannot pass a check with one and reach the other. */
+export const MODEL_MISMATCH = `@((string)${v(VAR.pathModel)} != "" && (string)${v(VAR.bodyModel)} != "" && (string)${v(VAR.pathModel)} != (string)${v(VAR.bodyModel)})`;
+export const MODEL_MISSING = `@((string)${v(VAR.model)} == "")`;
 export const MODEL_INDEX = `@(Array.IndexOf(((string)${v(VAR.models)}).Split('|'), (string)${v(VAR.model)}))`;
 export const MODEL_UNKNOWN = `@((int)${v(VAR.modelIndex)} < 0)`;
-export const MODEL_POOL = `@(((string)${v(VAR.pools)}).Split('|')[(int)${v(VAR.modelIndex)}])`;
-export const MODEL_GROUP = `@(int.Parse(((string)${v(VAR.groups)}).Split('|')[(int)${v(VAR.modelIndex)}]))`;
-export const groupIs = (n: number) => `@((int)${v(VAR.group)} == ${int(n)})`;
+const atModel = (list: (typeof VAR)[keyof typeof VAR]) => `((string)${v(list)}).Split('|')[(int)${v(VAR.modelIndex)}]`;
+export const MODEL_POOL = `@(${atModel(VAR.pools)})`;
+export const MODEL_GROUP = `@(int.Parse(${atModel(VAR.groups)}))`;
+export const MODEL_DEPLOYMENT = `@(${atModel(VAR.deployments)})`;
+export const MODEL_RETRIES = `@(int.Parse(${atModel(VAR.retryCounts)}))`;
+export const ROUTE_IS_AZURE = `@(${atModel(VAR.routes)} == "azure")`;
+/** The operation stands for this model call (operation ids end with the call's name: names.ts MODEL_OPERATIONS). */
+export const callIs = (name: string) => {
+  if (!/^[a-z-]+$/.test(name)) throw new RangeError(`not a model call: ${name}`);
+  return `@(context.Operation.Id.EndsWith("-${name}"))`;
+};
+/** The backend path of an Azure OpenAI deployment call: the governed deployment, never the client's. */
+export const AZURE_DEPLOYMENT_PATH = `@("/openai/deployments/" + (string)${v(VAR.deployment)} + "/" + (string)${v(VAR.call)})`;
+/** The backend path of an OpenAI-style call, relative to the backend's base URL (…/v1). */
+export const V1_PATH = `@("/" + (string)${v(VAR.call)})`;
+/** The request body with `model` set to the governed deployment (OpenAI-style backends read the model from the body). */
+export const BODY_WITH_DEPLOYMENT = `@{ var body = context.Request.Body.As<JObject>(preserveContent: true); body["model"] = (string)${v(VAR.deployment)}; return body.ToString(); }`;
 export const BACKEND = `@((string)${v(VAR.backend)})`;
+export const groupIs = (n: number) => `@((int)${v(VAR.group)} == ${int(n)})`;
 
 export const abRoll = (total: number) => `@(new Random().Next(${int(total)}))`;
 export const abBelow = (n: number) => `@((int)${v(VAR.abRoll)} < ${int(n)})`;
 
 export type CounterKind = "tpm" | "tq" | "rpm";
 /** Counter keys: one counter per (control, key or project[, model]). The kind prefix keeps controls
- * apart, because one counter is shared by every policy that uses the same key value. */
-export function counterKey(kind: CounterKind, per: "key" | "project", perModel: boolean): string {
+ * apart, because one counter is shared by every policy that uses the same key value; a model's own
+ * limit has its own counter (the model in the key), so a key's limit and a model's limit both count. */
+export function counterKey(kind: CounterKind, per: "key" | "project" | "tier", perModel: boolean): string {
   const parts = [`"${kind}-${per}|"`];
-  if (per === "key") parts.push(sub, `"|"`);
+  if (per !== "project") parts.push(sub, `"|"`);
   parts.push("context.Api.Id");
   if (perModel) parts.push(`"|"`, `(string)${v(VAR.model)}`);
   return `@(${parts.join(" + ")})`;
 }
+
+/** A key's budget: one counter per key across every API it reaches (a shared key spends one budget). */
+export const BUDGET_COUNTER_KEY = `@("budget|" + ${sub})`;
 
 /** A key tier id as a C# string literal. Throws unless the id matches TIER_ID (identifiers.ts), the
  * character set that cannot end or escape the literal, start an expression or a named value. */
@@ -57,7 +83,7 @@ export function tierLiteral(tierId: string): string {
 /** The comparison of the key's tier (the variable its tier product's policy sets) with one tier id. */
 const keyTierEquals = (tierId: string) => `context.Variables.GetValueOrDefault<string>("${VAR.keyTier}", "") == ${tierLiteral(tierId)}`;
 
-const OWN = { tpm: VAR.ownTokensPerMinute, tq: VAR.ownTokenQuota, cs: VAR.ownContentSafety } as const;
+const OWN = { cs: VAR.ownContentSafety } as const;
 /** Condition for a project-level element that models with their own value skip, optionally only for
  * the keys of one key tier (by id). */
 export function sharedCondition(own: keyof typeof OWN | undefined, tierId: string | undefined): string {
@@ -82,6 +108,13 @@ export function tierNotIn(tierIds: readonly string[]): string {
   return `@(context.Variables.ContainsKey("${VAR.keyTier}") && !(${tierIds.map(keyTierEquals).join(" || ")}))`;
 }
 
+/** The key is in none of these tiers (a key without a tier is in none): the project's per-key limit
+ * applies, except to keys of exemption tiers that relax it. */
+export function tierNotAmong(tierIds: readonly string[]): string {
+  if (!tierIds.length) throw new Error("tierNotAmong needs at least one tier id");
+  return `@(!(${tierIds.map(keyTierEquals).join(" || ")}))`;
+}
+
 /** The resolved model is not in the key tier's model list (a set-variable literal, like the project's
  * model list), so tier model names never enter an expression. No list set = no tier restriction. */
 export const MODEL_NOT_IN_TIER = `@(context.Variables.ContainsKey("${VAR.tierModels}") && Array.IndexOf(((string)${v(VAR.tierModels)}).Split('|'), (string)${v(VAR.model)}) < 0)`;
@@ -104,7 +137,9 @@ export const SUBSCRIPTION_ID = `@${sub}`;
 export const USER_ID = `@(context.User?.Id ?? "none")`;
 export const MODEL = `@(context.Variables.GetValueOrDefault<string>("${VAR.model}", ""))`;
 
-export const RETRY_CONDITION = `@(context.Response.StatusCode == 429 || context.Response.StatusCode >= 500)`;
+export const RETRY_COUNT = `@(Math.Max(1, (int)${v(VAR.retries)}))`;
+/** Retry on throttling and server errors, for models whose pool has another backend to try. */
+export const RETRY_CONDITION = `@((int)${v(VAR.retries)} > 0 && (context.Response.StatusCode == 429 || context.Response.StatusCode >= 500))`;
 export const IS_503 = `@(context.Response.StatusCode == 503)`;
 
 /** Where a tier id appears in an expression: the literal right after the `aigov-key-tier` comparison. */
@@ -134,13 +169,26 @@ export const tierIdsIn = (expr: string): string[] => [...expr.matchAll(TIER_COMP
 /** Every expression shape the compiler can emit, with integers replaced by `0`. */
 export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
   const shapes = [
-    RESOLVE_MODEL,
+    PATH_MODEL,
+    BODY_MODEL,
+    REQUESTED_MODEL,
+    MODEL_MISMATCH,
+    MODEL_MISSING,
+    MODEL_DEPLOYMENT,
+    MODEL_RETRIES,
+    ROUTE_IS_AZURE,
+    AZURE_DEPLOYMENT_PATH,
+    V1_PATH,
+    BODY_WITH_DEPLOYMENT,
+    BUDGET_COUNTER_KEY,
+    RETRY_COUNT,
     MODEL_INDEX,
     MODEL_UNKNOWN,
     MODEL_POOL,
     MODEL_GROUP,
     MODEL_NOT_IN_TIER,
     tierNotIn([ANY_TIER]),
+    tierNotAmong([ANY_TIER]),
     groupIs(0),
     BACKEND,
     abRoll(0),
@@ -159,9 +207,10 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     IS_503,
   ];
   for (const h of ["x-correlation-id", "x-request-id", "x-ms-client-request-id"] as const) shapes.push(correlationEcho(h));
+  for (const c of MODEL_CALLS) shapes.push(callIs(c.name));
   for (const kind of ["tpm", "tq", "rpm"] as const)
-    for (const per of ["key", "project"] as const) for (const perModel of [false, true]) shapes.push(counterKey(kind, per, perModel));
-  for (const own of [undefined, "tpm", "tq", "cs"] as const)
+    for (const per of ["key", "project", "tier"] as const) for (const perModel of [false, true]) shapes.push(counterKey(kind, per, perModel));
+  for (const own of [undefined, "cs"] as const)
     for (const tier of [undefined, ANY_TIER]) if (own !== undefined || tier !== undefined) shapes.push(sharedCondition(own, tier));
   return new Set(shapes.map(expressionShape));
 })();

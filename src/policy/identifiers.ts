@@ -50,6 +50,19 @@ export const ModelName = z
   .regex(MODEL_NAME, "must be 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit")
   .meta({ description: "Model name as clients send it, e.g. gpt-4o" });
 
+/** The provider's deployment or model name (the registry's modelName), written as a literal list entry:
+ * no `|` (the list separator), no `@`, `{`, `}`, `<`, `&`, quotes or whitespace. */
+export const DeploymentName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, "must be 1-128 letters, digits, '.', '_', ':', '/' or '-', starting with a letter or digit")
+  .meta({ description: "Provider deployment or model name, e.g. gpt-4o-2024-08-06" });
+
+/** A tenant's gateway key (names.ts GATEWAY_KEY). */
+export const GatewayKey = z
+  .string()
+  .regex(/^[a-z0-9]{1,10}$/, "must be 1-10 lower-case letters or digits")
+  .meta({ description: "Gateway key of a tenant: the prefix of its artifact ids" });
+
 /** Header names the gateway is not allowed to modify (set-header). */
 export const PROTECTED_HEADERS = ["connection", "content-length", "keepalive", "keep-alive", "transfer-encoding"] as const;
 export const HEADER_NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;

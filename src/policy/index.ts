@@ -6,5 +6,5 @@
 export { compile, CONSUMPTION_POLICY_SIZE_LIMIT_BYTES, POLICY_SIZE_LIMIT_BYTES, SECRET_HEADERS, type CompileResult, type ExplainEntry, type ScopeRef } from "./compile.js";
 export { PolicyCompileError, PolicySizeError, type PolicyIssue } from "./errors.js";
 export { CompilerInput, KeyTier, PolicyModel, PolicyProject, type CompilerInputIn } from "./input.js";
-export { apiIdFor, backendIdFor, poolIdFor, tierProductIdFor } from "./names.js";
+export { gatewayNames, GatewayNames, tenantGatewayKey } from "./names.js";
 export { CONTROL_IDS, CONTROLS, ControlId, mergeSettings, ModelSettings, Settings, type EffectiveSettings, type SettingLevel } from "./settings.js";

@@ -38,6 +38,8 @@ import {
   HttpsUrl,
   Ident,
   KeyVaultSecretUri,
+  DeploymentName,
+  GatewayKey,
   ModelName,
   NamedValueId,
   Region,
@@ -46,6 +48,8 @@ import {
   VersionLabel,
 } from "./identifiers.js";
 import { CompilerModelSettings, CompilerSettings, QUOTA_PERIODS, Settings } from "./settings.js";
+
+const AZURE_DEPLOYMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export const GATEWAY_TIERS = ["classic", "v2", "consumption"] as const;
 export const PROVIDERS = ["azure-openai", "foundry", "openai", "anthropic", "bedrock", "vertex", "openai-compatible"] as const;
@@ -115,6 +119,9 @@ export const PolicyModel = z
   .strictObject({
     id: Ident.meta({ description: "Unique within the project" }),
     name: ModelName.meta({ description: "Name clients send (model field or deployment name); unique within the project" }),
+    deployment: DeploymentName.optional().meta({
+      description: "The provider's deployment (Azure OpenAI) or model name the gateway sends the request to; the client never chooses it. Default: name",
+    }),
     displayName: FreeText(200).optional(),
     description: FreeText(2000).optional(),
     provider: z.enum(PROVIDERS),
@@ -129,6 +136,9 @@ export const PolicyModel = z
   })
   .superRefine((m, ctx) => {
     if (m.status === "deprecated" && !m.sunsetDate) ctx.addIssue({ code: "custom", path: ["sunsetDate"], message: "is required for a deprecated model" });
+    if (m.provider === "azure-openai" && !AZURE_DEPLOYMENT.test(m.deployment ?? m.name)) {
+      ctx.addIssue({ code: "custom", path: ["deployment"], message: "an Azure OpenAI deployment name is 1-64 letters, digits, '.', '_' or '-' (it becomes a path segment)" });
+    }
     const ids = new Set<string>();
     for (const [i, b] of m.backends.entries()) {
       if (ids.has(b.id)) ctx.addIssue({ code: "custom", path: ["backends", i, "id"], message: `duplicate backend id ${b.id}` });
@@ -205,8 +215,16 @@ export const KeyTier = z
         tokensPerMinute: z.int().min(1).max(1_000_000_000).optional(),
         tokenQuota: z.strictObject({ limit: z.int().min(1).max(1_000_000_000_000), period: z.enum(QUOTA_PERIODS) }).optional(),
         requestRate: z.strictObject({ calls: z.int().min(1).max(1_000_000), renewalPeriodSeconds: z.int().min(1).max(300) }).optional(),
+        budget: z
+          .strictObject({ tokens: z.int().min(1).max(1_000_000_000_000), period: z.enum(QUOTA_PERIODS) })
+          .optional()
+          .meta({ description: "The tokens a key's budget buys: one counter per key across every API it reaches" }),
       })
-      .meta({ description: "Per-key limits for keys in this tier; they replace the per-key project/tenant values" }),
+      .meta({ description: "Per-key limits for keys in this tier; each is its own counter on top of the project's per-key limits (the tightest bites)" }),
+    relaxes: z
+      .array(z.enum(["tokens.perMinute", "tokens.quota", "requests.rate"]))
+      .optional()
+      .meta({ description: "Set on exemption tiers: their value replaces the project's per-key limit for these controls (an approved relaxation for one key)" }),
     models: z
       .array(ModelName)
       .max(MAX_TIER_MODELS)
@@ -230,16 +248,23 @@ export const VirtualKeyRef = z
 export const Services = z
   .strictObject({
     contentSafety: z
-      .strictObject({ url: HttpsUrl.regex(/^https:\/\/[a-z0-9-]+\.cognitiveservices\.azure\.com\/?$/, "must be https://<name>.cognitiveservices.azure.com") })
+      .strictObject({
+        url: HttpsUrl.regex(/^https:\/\/[a-z0-9-]+\.cognitiveservices\.azure\.com\/?$/, "must be https://<name>.cognitiveservices.azure.com"),
+        clientId: Guid.optional().meta({ description: "User-assigned identity of the gateway; system-assigned when absent" }),
+      })
       .optional()
       .meta({ description: "Azure AI Content Safety resource for llm-content-safety (the gateway identity needs Cognitive Services User)" }),
-    embeddings: z.strictObject({ url: HttpsUrl }).optional().meta({ description: "Embeddings deployment for the semantic cache (system-assigned identity)" }),
+    embeddings: z
+      .strictObject({ url: HttpsUrl, clientId: Guid.optional() })
+      .optional()
+      .meta({ description: "Embeddings deployment URL (…/openai/deployments/<name>/embeddings) for the semantic cache; the gateway's identity authenticates" }),
   })
   .meta({ description: "Shared services some controls need" });
 
 export const CompilerInput = z
   .strictObject({
     tenantId: TenantId,
+    gatewayKey: GatewayKey.optional().meta({ description: "The tenant's artifact id key when an operator assigned one; derived from tenantId otherwise (names.ts)" }),
     gatewayTier: z.enum(GATEWAY_TIERS).default("v2").meta({ description: "Decides the size limit (16 KiB on consumption, else 512 KiB) and which policies exist" }),
     settings: Settings.default({}).meta({ description: "Tenant-scope settings" }),
     services: Services.default({}),

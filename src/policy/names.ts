@@ -1,53 +1,141 @@
 /**
- * Naming conventions of the APIM entities the compiler emits (APIs, products, backends, fragments) and
- * of those others attach to them (virtual keys: subscriptions scoped to the API or a tier product).
+ * Naming conventions of the APIM entities the compiler emits (APIs, operations, products, backends,
+ * named values, fragments) and of those others attach to them (virtual keys: subscriptions scoped to
+ * the API or a tier product).
  *
- * Ids are built from validated identifiers (identifiers.ts: `[a-z0-9_]`, no `-`) joined with `-`,
- * so two different inputs never produce the same id. APIM limits: backend ids ≤ 80 characters,
- * fragment ids `^[\w][\w-]+[\w]$` ≤ 80.
+ * **Tenants share a gateway, never an artifact.** Every id starts with the tenant's gateway key
+ * (`aigov-<key>-…`), so one tenant's publish can neither overwrite nor delete another's artifact, and
+ * no policy of one tenant can include another's fragment or reach its backends. The key is derived
+ * from the tenant id (10 base32 characters of its SHA-256, {@link tenantGatewayKey}); the publishing
+ * side reserves it per gateway instance before the first write, so two tenants can never hold the
+ * same key on one instance (a collision is refused; an operator then assigns an explicit key).
+ *
+ * Ids are built from validated identifiers (identifiers.ts: `[a-z0-9_]`, no `-`) joined with `-`, so
+ * two different inputs never produce the same id. APIM limits: backend ids ≤ 80 characters, fragment
+ * ids `^[\w][\w-]+[\w]$` ≤ 80, named values `^[A-Za-z0-9-._]+$` ≤ 80 (a pool id is at most
+ * 6 + 10 + 6 + 24 + 1 + 24 + 3 = 74).
  */
+import { createHash } from "node:crypto";
 
-/** The API that serves a project (one API per project; its policy is the project's policy). */
-export const apiIdFor = (projectId: string) => `aigov-${projectId}`;
+/** An explicit gateway key (assigned by an operator) or a derived one: lower-case letters and digits. */
+export const GATEWAY_KEY = /^[a-z0-9]{1,10}$/;
 
-/** The project API's URL suffix: https://<gateway>/aigov/<projectId>/… (ids are lower-case, so the
- * case-insensitive uniqueness of APIM paths cannot collide two projects). */
-export const apiPathFor = (projectId: string) => `aigov/${projectId}`;
+const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
 
-/** The header that carries a virtual key: the one Azure OpenAI clients already send their key in, so
- * they work against the gateway unchanged. */
+/** The gateway key derived from a tenant id: the first 50 bits of its SHA-256, in base32. */
+export function tenantGatewayKey(tenantId: string): string {
+  const digest = createHash("sha256").update(`aigov-tenant:${tenantId}`).digest();
+  let bits = 0;
+  let value = 0;
+  let out = "";
+  for (const byte of digest) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5 && out.length < 10) {
+      out += BASE32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+    if (out.length === 10) break;
+  }
+  return out;
+}
+
+/** The ids of one tenant's artifacts. */
+export class GatewayNames {
+  readonly prefix: string;
+
+  constructor(readonly key: string) {
+    if (!GATEWAY_KEY.test(key)) throw new RangeError(`not a gateway key: ${JSON.stringify(key)}`);
+    this.prefix = `aigov-${key}`;
+  }
+
+  /** The API that serves a project (its policy is the project's policy). */
+  api(projectId: string): string {
+    return `${this.prefix}-${projectId}`;
+  }
+
+  /** The project API's URL suffix: https://<gateway>/aigov/<key>/<projectId>/… (lower-case ids: APIM paths are case-insensitive). */
+  apiPath(projectId: string): string {
+    return `aigov/${this.key}/${projectId}`;
+  }
+
+  /** The product for keys of a project in a key tier. */
+  product(projectId: string, tierId: string): string {
+    return `${this.prefix}-${projectId}-${tierId}`;
+  }
+
+  /** A single backend (one endpoint of a model); backend ids are unique within the tenant. */
+  backend(backendId: string): string {
+    return `${this.prefix}-be-${backendId}`;
+  }
+
+  /** The pool that serves a model in a project; with an A/B split, one pool per version. */
+  pool(projectId: string, modelId: string, versionIndex?: number): string {
+    return `${this.prefix}-pool-${projectId}-${modelId}${versionIndex === undefined ? "" : `-v${versionIndex}`}`;
+  }
+
+  /** A named value (a Key Vault-backed backend key), referenced as {{id}}. */
+  namedValue(id: string): string {
+    return `${this.prefix}-${id}`;
+  }
+
+  fragment(name: "resolve-model" | "on-error"): string {
+    return `${this.prefix}-${name}`;
+  }
+
+  /** Shared backends the GenAI policies call themselves. */
+  get contentSafety(): string {
+    return `${this.prefix}-content-safety`;
+  }
+
+  get embeddings(): string {
+    return `${this.prefix}-embeddings`;
+  }
+
+  /** A virtual key's subscription. */
+  subscription(keyId: string): string {
+    return `${this.prefix}-${keyId}`;
+  }
+
+  /** True when an artifact id belongs to this tenant. */
+  owns(id: string): boolean {
+    return id === this.prefix || id.startsWith(`${this.prefix}-`);
+  }
+}
+
+export function gatewayNames(tenantId: string, explicitKey?: string): GatewayNames {
+  return new GatewayNames(explicitKey ?? tenantGatewayKey(tenantId));
+}
+
+/** The header that carries a virtual key: the one Azure OpenAI clients already send their key in. */
 export const SUBSCRIPTION_KEY_HEADER = "api-key";
+/** APIM's default query parameter for a subscription key (kept; removed before forwarding). */
+export const SUBSCRIPTION_KEY_QUERY = "subscription-key";
 
-/** The project API's operations with the models pillar on: pass-through, every path ("/*" is APIM's
- * wildcard URL template), for the methods the model APIs use; the policy does the routing. */
-export const MODEL_OPERATIONS = [
-  { id: "aigov-get", method: "GET", urlTemplate: "/*", displayName: "GET (every path)" },
-  { id: "aigov-post", method: "POST", urlTemplate: "/*", displayName: "POST (every path)" },
+/** The model calls the gateway serves (ADR 009: the request shapes). `call` is the path the backend gets. */
+export const MODEL_CALLS = [
+  { name: "chat-completions", call: "chat/completions" },
+  { name: "completions", call: "completions" },
+  { name: "embeddings", call: "embeddings" },
+  { name: "responses", call: "responses" },
 ] as const;
 
-/** The product for keys of a project in a key tier. Keys in a tier are APIM subscriptions scoped to
- * this product; the product holds the project's API and the APIs of the projects that accept the
- * tier of this project's keys (`sharedKeyTiers`). */
-export const tierProductIdFor = (projectId: string, tierId: string) => `aigov-${projectId}-${tierId}`;
+/**
+ * The project API's operations with the models pillar on: the OpenAI-style routes (`/v1/…`, model in
+ * the body), the Azure OpenAI v1 routes (`/openai/v1/…`, model in the body) and the Azure OpenAI
+ * deployment routes (`/openai/deployments/{deployment-id}/…`, model in the path; no Responses API there).
+ */
+export const MODEL_OPERATIONS: readonly { id: string; method: "POST"; urlTemplate: string; displayName: string }[] = MODEL_CALLS.flatMap((c) => [
+  { id: `v1-${c.name}`, method: "POST" as const, urlTemplate: `/v1/${c.call}`, displayName: `${c.call} (OpenAI style)` },
+  { id: `openai-v1-${c.name}`, method: "POST" as const, urlTemplate: `/openai/v1/${c.call}`, displayName: `${c.call} (Azure OpenAI v1)` },
+  ...(c.name === "responses" ? [] : [{ id: `deployment-${c.name}`, method: "POST" as const, urlTemplate: `/openai/deployments/{deployment-id}/${c.call}`, displayName: `${c.call} (Azure OpenAI deployment)` }]),
+]);
 
-/** A single backend (one endpoint of a model). Backend ids are unique within the tenant. */
-export const backendIdFor = (backendId: string) => `aigov-be-${backendId}`;
-
-/** The pool that serves a model in a project; with an A/B split, one pool per version (index in the
- * sorted version list). */
-export const poolIdFor = (projectId: string, modelId: string, versionIndex?: number) =>
-  versionIndex === undefined ? `aigov-pool-${projectId}-${modelId}` : `aigov-pool-${projectId}-${modelId}-v${versionIndex}`;
-
-/** Shared backends used by llm-content-safety and llm-semantic-cache-lookup. */
-export const CONTENT_SAFETY_BACKEND_ID = "aigov-content-safety";
-export const EMBEDDINGS_BACKEND_ID = "aigov-embeddings";
-
-/** Policy fragments: blocks that are identical in every project policy. */
-export const FRAGMENT_RESOLVE_MODEL = "aigov-resolve-model";
-export const FRAGMENT_ON_ERROR = "aigov-on-error";
-
-/** The request header that carries the caller's data classification. */
+/** The request header that carries the caller's data classification (only where a data-class rule applies). */
 export const DATA_CLASS_HEADER = "x-aigov-data-class";
+
+/** The api-version the gateway adds for Azure OpenAI deployment calls whose client sent none. */
+export const DEFAULT_AZURE_OPENAI_API_VERSION = "2024-10-21";
 
 /** Context variables set by compiled policies (compiler constants; never derived from input). */
 export const VAR = {
@@ -57,11 +145,25 @@ export const VAR = {
   models: "aigov-models",
   /** '|'-separated pool ids, parallel to `models`. */
   pools: "aigov-pools",
+  /** '|'-separated provider deployment/model names (the registry's modelName), parallel to `models`. */
+  deployments: "aigov-deployments",
+  /** '|'-separated backend request shapes ("azure" deployment paths or "v1" model-in-body), parallel to `models`. */
+  routes: "aigov-routes",
+  /** '|'-separated retries on 429/5xx per model, parallel to `models` (only with failover). */
+  retryCounts: "aigov-retry-counts",
   /** '|'-separated per-model block numbers, parallel to `models` (0 = no block). */
   groups: "aigov-model-groups",
   modelIndex: "aigov-model-ix",
   group: "aigov-model-group",
   backend: "aigov-backend",
+  /** The path model (deployment-id) and the body model, as the client named them. */
+  pathModel: "aigov-path-model",
+  bodyModel: "aigov-body-model",
+  /** The provider deployment/model the request is sent to. */
+  deployment: "aigov-deployment",
+  /** The model call (chat/completions, embeddings, …) the operation stands for. */
+  call: "aigov-call",
+  retries: "aigov-retries",
   /** Set by a key-tier product policy: the tier's id (identifiers.ts TierId); API policies compare it
    * as a string literal, so a tier's identity in documents does not depend on other tiers. */
   keyTier: "aigov-key-tier",
@@ -71,8 +173,6 @@ export const VAR = {
   abRoll: "aigov-ab",
   sunset: "aigov-sunset",
   deprecation: "aigov-deprecation",
-  /** Set when the model has its own value for a control, so the project-level element skips it. */
-  ownTokensPerMinute: "aigov-own-tpm",
-  ownTokenQuota: "aigov-own-tq",
+  /** Set when the model has its own content-safety settings, so the project-level element skips it. */
   ownContentSafety: "aigov-own-cs",
 } as const;

@@ -15,7 +15,7 @@ export type PolicyScope =
 export interface PolicyArtifact {
   kind: "policy";
   scope: PolicyScope;
-  /** The <policies> document, published as format "rawxml". */
+  /** The <policies> document: well-formed XML with escaped expressions, published as format "xml". */
   xml: string;
 }
 
@@ -52,7 +52,10 @@ export type BackendArtifact =
       circuitBreaker?: { rules: CircuitBreakerRule[] };
       /** Header credentials by reference to named values only (e.g. {"api-key": ["{{nv-id}}"]}); never a raw key. */
       credentialHeaders?: Record<string, string[]>;
-      /** Managed identity auth is done in policy (authentication-managed-identity), not here. */
+      /** The gateway's managed identity authenticates to the backend (credentials.managedIdentity): used by
+       * backends that policies call themselves (Content Safety, embeddings). Model backends authenticate
+       * in policy (authentication-managed-identity). */
+      managedIdentity?: { resource: string; clientId?: string };
     }
   | {
       kind: "backend";

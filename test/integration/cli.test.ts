@@ -1,3 +1,4 @@
+import { gatewayNames } from "../../src/policy/names.js";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -72,7 +73,7 @@ describe("aigov CLI", () => {
     expect(first.code).toBe(0);
     expect(first.out).toMatch(/^revision 1 \(rev_\w+\) published: \+\d+ ~0 -0 artifacts$/);
     // The local gateway is files mirroring ARM paths: the policy document is there, as compiled.
-    const policyFile = join(t.app.dataDir, "apim", "apis", `aigov-${project.id}`, "policies", "policy.xml");
+    const policyFile = join(t.app.dataDir, "apim", "apis", gatewayNames("t-cli-pub").api(project.id), "policies", "policy.xml");
     expect(readFileSync(policyFile, "utf8")).toContain("<policies>");
     expect((await aigov("policy", "publish")).out).toMatch(/^nothing to publish: the gateway holds revision 1/);
 

@@ -4,7 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import type { Revision } from "../../src/domain/publishing/schema.js";
-import { apiIdFor } from "../../src/policy/names.js";
+import { gatewayNames } from "../../src/policy/names.js";
+
+/** The ids of this suite's tenant's artifacts. */
+const N = gatewayNames("t-exp-pub");
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
 import { until } from "../support/until.js";
 
@@ -66,7 +69,7 @@ describe("an exemption's effect on the published gateway", () => {
     const baselineResult = await admin.policy.publish({ reason: "baseline" });
     await until(async () => ((await admin.policy.revision(baselineResult.revision!.id)).status === "published" ? true : undefined));
     const baseline = gatewayFiles();
-    const policyFile = (p: Project) => `apis/${apiIdFor(p.id)}/policies/policy.xml`;
+    const policyFile = (p: Project) => `apis/${N.api(p.id)}/policies/policy.xml`;
     expect(baseline.get(policyFile(exempted))).toContain('tokens-per-minute="1000"');
 
     const requested = await dev.exemptions.request({
@@ -86,7 +89,7 @@ describe("an exemption's effect on the published gateway", () => {
 
     const activated = await nextRevision(1);
     expect(activated).toMatchObject({ number: 2, status: "published", createdBy: expect.stringMatching(/^system:|olga|carol/) as unknown });
-    expect(activated.changes).toEqual([{ ref: `policy:api/${apiIdFor(exempted.id)}`, change: "modified" }]);
+    expect(activated.changes).toEqual([{ ref: `policy:api/${N.api(exempted.id)}`, change: "modified" }]);
     const during = gatewayFiles();
     expect(during.get(policyFile(exempted))).toContain('tokens-per-minute="50000"');
     // Nothing else moved: every other file of the gateway (the policy's .json twin aside) is as it was.

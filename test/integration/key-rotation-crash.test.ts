@@ -5,6 +5,7 @@ import { CosmosClient } from "@azure/cosmos";
 import { describe, expect, it } from "vitest";
 import { EncryptedFileSecretStore } from "../../src/adapters/local/encrypted-secret-store.js";
 import { FilePublisher } from "../../src/adapters/local/file-publisher.js";
+import { gatewayNames } from "../../src/policy/names.js";
 import { AigovClient } from "../../src/client/index.js";
 import type { KeyDoc } from "../../src/domain/keys/service.js";
 import { subscriptionFingerprint } from "../../src/ports/gateway-content.js";
@@ -42,6 +43,9 @@ type Slot = "primary" | "secondary";
  * Watches <dataDir>/apim/subscriptions/*.json (what the gateway holds, locally) and records, per key,
  * every distinct (primary, secondary) pair of secret refs it sees, in order.
  */
+/** The subscription ids of the suite's tenant ("t-crash"): <gateway key prefix>-<key id>. */
+const NAMES = gatewayNames("t-crash");
+
 class GatewayWatcher {
   readonly seen = new Map<string, { primary: string; secondary: string }[]>();
   readonly violations: string[] = [];
@@ -60,7 +64,7 @@ class GatewayWatcher {
 
   /** The refs the file holds now, or undefined. */
   current(keyId: string): { primary: string; secondary: string } | undefined {
-    const file = join(this.dir, `${keyId}.json`);
+    const file = join(this.dir, `${NAMES.subscription(keyId)}.json`);
     if (!existsSync(file)) return undefined;
     let props: { primaryKey?: { secretRef?: Ref }; secondaryKey?: { secretRef?: Ref } };
     try {
@@ -81,7 +85,7 @@ class GatewayWatcher {
     if (!existsSync(this.dir)) return;
     for (const name of readdirSync(this.dir)) {
       if (!name.endsWith(".json")) continue; // temp files of an atomic write
-      const keyId = name.slice(0, -".json".length);
+      const keyId = name.slice(NAMES.subscription("").length, -".json".length);
       const now = this.current(keyId);
       if (!now) continue;
       const list = this.seen.get(keyId) ?? [];
@@ -246,7 +250,8 @@ describe("key rotation survives crashes of the host", () => {
             if (id !== k5) expect(both, `${id}: ${JSON.stringify(watcher.seen.get(id))}`).toBe(true);
           }
           // Fingerprints, as the gateway read-back reports them, equal the secrets the key doc says are valid.
-          const back = (await publisher.read([`subscription:${id}`]))[`subscription:${id}`] as SubscriptionReadBack;
+          const ref = `subscription:${NAMES.subscription(id)}`;
+          const back = (await publisher.read([ref]))[ref] as SubscriptionReadBack;
           const fp = { primary: back.primaryKeyFingerprint, secondary: back.secondaryKeyFingerprint };
           const valid = (await secrets.get(`vkey-${id.replace("_", "-")}-${doc.current}`, doc.slots[doc.current].version))!.value;
           expect(valid.slice(-4)).toBe(doc.last4);

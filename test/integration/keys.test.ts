@@ -8,7 +8,10 @@ import { isWellFormedKey } from "../../src/domain/keys/format.js";
 import type { Key, KeyWithSecret } from "../../src/domain/keys/schema.js";
 import type { Model } from "../../src/domain/models/schema.js";
 import type { Project } from "../../src/domain/projects/schema.js";
-import { apiIdFor, tierProductIdFor } from "../../src/policy/names.js";
+import { gatewayNames } from "../../src/policy/names.js";
+
+/** The ids of this suite's tenant's artifacts. */
+const N = gatewayNames("t-keys");
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
 import { armPublisherOn, createArmFake, type ArmFake } from "../support/arm-fake.js";
 import { errorOf, statusOf } from "../support/errors.js";
@@ -32,11 +35,11 @@ let broken = false;
 let lostAnswers = 0;
 const writes = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
 
-const sub = (keyId: string) => fake.state.get(`subscriptions/${keyId}`)?.properties as { state: string; scope: string } | undefined;
+const sub = (keyId: string) => fake.state.get(`subscriptions/${N.subscription(keyId)}`)?.properties as { state: string; scope: string } | undefined;
 /** The successful subscription writes for a key, as (primary, secondary) pairs, in order. */
 const keyHistory = (keyId: string) =>
   fake.requests
-    .filter((r) => r.method === "PUT" && r.resource === `subscriptions/${keyId}` && r.status < 300)
+    .filter((r) => r.method === "PUT" && r.resource === `subscriptions/${N.subscription(keyId)}` && r.status < 300)
     .map((r) => (r.body as { properties: { primaryKey: string; secondaryKey: string } }).properties)
     .map((p) => [p.primaryKey, p.secondaryKey] as const);
 
@@ -64,7 +67,7 @@ beforeAll(async () => {
       armPublisherOn(fake, resolveSecret, async (req, send) => {
         if (broken) return { request: req, status: 500, headers: createHttpHeaders() };
         const res = await send(req);
-        if (lostAnswers > 0 && req.method === "PUT" && /\/subscriptions\/key_/.test(new URL(req.url).pathname.split("/service/")[1] ?? "")) {
+        if (lostAnswers > 0 && req.method === "PUT" && /\/subscriptions\/aigov-[a-z0-9]+-key_/.test(new URL(req.url).pathname.split("/service/")[1] ?? "")) {
           lostAnswers -= 1;
           throw Object.assign(new Error("socket hang up: the request timed out"), { code: "ETIMEDOUT" });
         }
@@ -115,16 +118,16 @@ describe("virtual keys", () => {
     expect(key).not.toHaveProperty("key");
     expect(JSON.stringify(await dev.keys.list(project.id))).not.toContain(plain.key);
     // The first key made the tenant publish its project API; the subscription is scoped to it.
-    expect(sub(plain.id)).toMatchObject({ state: "active", scope: expect.stringMatching(new RegExp(`/apis/${apiIdFor(project.id)}$`)) as unknown });
+    expect(sub(plain.id)).toMatchObject({ state: "active", scope: expect.stringMatching(new RegExp(`/apis/${N.api(project.id)}$`)) as unknown });
     expect(keyHistory(plain.id).at(-1)?.[0]).toBe(plain.key);
   });
 
   it("a scoped, limited key gets its own product: a key not scoped to a model cannot reach it", async () => {
     const scoped = await create({ name: "mini only", scopes: { models: [mini.id] }, limits: { tokensPerMinute: 2000, requestsPerMinute: 30, budget: { amount: 5, currency: "USD", period: "Monthly" } } });
     const key = await synced(scoped.id);
-    const product = tierProductIdFor(project.id, key.gateway.profile);
+    const product = N.product(project.id, key.gateway.profile);
     expect(sub(scoped.id)?.scope).toMatch(new RegExp(`/products/${product}$`));
-    const apiPolicy = String(fake.state.get(`apis/${apiIdFor(project.id)}/policies/policy`)?.properties.value);
+    const apiPolicy = String(fake.state.get(`apis/${N.api(project.id)}/policies/policy`)?.properties.value);
     const productPolicy = String(fake.state.get(`products/${product}/policies/policy`)?.properties.value);
     expect(productPolicy).toContain("set-variable");
     // The tier's branch allows only the scoped model; a request for another model gets a 403.
@@ -184,7 +187,7 @@ describe("virtual keys", () => {
       const cur = await dev.keys.get(project.id, k.id);
       fake.failNext(status, fault);
       // Someone touches the subscription between our read and our write once: the If-Match write fails with 412.
-      fake.beforeNext("PUT", `subscriptions/${k.id}`, () => fake.edit(`subscriptions/${k.id}`, (p) => (p.displayName = "touched in the portal")));
+      fake.beforeNext("PUT", `subscriptions/${N.subscription(k.id)}`, () => fake.edit(`subscriptions/${N.subscription(k.id)}`, (p) => (p.displayName = "touched in the portal")));
       const r = await dev.keys.rotate(project.id, k.id, { overlap: "PT0S" }, cur.etag);
       plaintexts.add(r.key);
       await until(async () => ((await dev.keys.get(project.id, k.id)).rotationCount === 1 ? true : undefined), `rotation with ${fault} × ${status}`);
@@ -310,12 +313,12 @@ describe("virtual keys", () => {
     await quinn.approvals.decide(approval.id, { decision: "approve", justification: "fine" }, (await quinn.approvals.get(approval.id)).etag);
     await until(async () => ((await dev.keys.get(project.id, k.id)).shares[0]?.status === "active" ? true : undefined), "share active");
     const moved = await synced(k.id);
-    const product = tierProductIdFor(project.id, moved.gateway.profile);
+    const product = N.product(project.id, moved.gateway.profile);
     expect(moved.gateway.profile).not.toBe(before.gateway.profile);
     expect(sub(k.id)?.scope).toMatch(new RegExp(`/products/${product}$`));
     // The key's product reaches the other project's API too, and only this key is on it.
-    expect(fake.state.has(`products/${product}/apis/${apiIdFor(other.id)}`)).toBe(true);
-    expect(fake.state.has(`products/${product}/apis/${apiIdFor(project.id)}`)).toBe(true);
+    expect(fake.state.has(`products/${product}/apis/${N.api(other.id)}`)).toBe(true);
+    expect(fake.state.has(`products/${product}/apis/${N.api(project.id)}`)).toBe(true);
     const shared = await admin.keys.shared(other.id);
     expect(shared.items.map((x) => [x.id, x.sharedFrom])).toEqual([[k.id, project.id]]);
 
@@ -324,7 +327,7 @@ describe("virtual keys", () => {
     expect(ended.shares[0]?.status).toBe("revoked");
     const back = await synced(k.id);
     expect(back.gateway.profile).toBe(before.gateway.profile);
-    expect(sub(k.id)?.scope).toMatch(new RegExp(`/products/${tierProductIdFor(project.id, before.gateway.profile)}$`));
+    expect(sub(k.id)?.scope).toMatch(new RegExp(`/products/${N.product(project.id, before.gateway.profile)}$`));
     expect((await admin.keys.shared(other.id)).items).toEqual([]);
     // The next publish removes the product that linked the other project.
     await admin.policy.publish({ reason: "clean up" });
@@ -335,7 +338,7 @@ describe("virtual keys", () => {
   it("a key-scope exemption moves the key's subscription to the exemption's product, and back when it ends", async () => {
     const k = await create({ name: "exempted key", limits: { tokensPerMinute: 1000 } });
     const own = await synced(k.id);
-    const ownProduct = tierProductIdFor(project.id, own.gateway.profile);
+    const ownProduct = N.product(project.id, own.gateway.profile);
     const exemption = await dev.exemptions.request({
       control: "tokens.perMinute",
       scope: { level: "key", projectId: project.id, keyId: k.id },
@@ -356,7 +359,7 @@ describe("virtual keys", () => {
       const scope = sub(k.id)?.scope ?? "";
       return /\/products\/[^/]*zzzz_x/.test(scope) ? scope.split("/products/")[1] : undefined;
     }, "key on the exemption product");
-    const policy = String(fake.state.get(`apis/${apiIdFor(project.id)}/policies/policy`)?.properties.value);
+    const policy = String(fake.state.get(`apis/${N.api(project.id)}/policies/policy`)?.properties.value);
     expect(policy).toContain('tokens-per-minute="5000"');
     expect(fake.state.has(`products/${ownProduct}`)).toBe(true);
 

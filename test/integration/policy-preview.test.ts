@@ -74,7 +74,7 @@ describe("policy preview compiled from the model registry", () => {
 
   it("tenant, project and model settings reach the compiled policy; settings are validated, versioned and audited", async () => {
     const initial = await admin.settings.get();
-    expect(initial).toEqual({ settings: {}, etag: "initial" });
+    expect(initial).toEqual({ settings: {}, services: {}, etag: "initial" });
     const before = String((await admin.policy.show(project.id)).artifacts.find((a) => a.kind === "policy" && String(a.ref).includes(project.id))!.xml);
     expect(before).not.toContain("token-limit");
 

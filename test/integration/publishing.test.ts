@@ -3,7 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseRef } from "../../src/adapters/apim/plan.js";
 import { resourcePath } from "../../src/adapters/apim/shapes.js";
 import { overrideServices } from "../../src/app/services.js";
-import { apiIdFor } from "../../src/policy/names.js";
+import { gatewayNames } from "../../src/policy/names.js";
+
+/** The ids of this suite's tenant's artifacts. */
+const N = gatewayNames("t-pub");
 import type { AigovClient } from "../../src/client/index.js";
 import type { Model } from "../../src/domain/models/schema.js";
 import type { Project } from "../../src/domain/projects/schema.js";
@@ -73,7 +76,7 @@ afterAll(async () => {
 describe("publishing to the gateway (real ARM SDK against a recording fake)", () => {
   let first: Revision;
   let second: Revision;
-  const apiPolicy = () => `apis/${apiIdFor(project.id)}/policies/policy`;
+  const apiPolicy = () => `apis/${N.api(project.id)}/policies/policy`;
 
   it("publishes exactly the compiled artifacts, named values and backends before the policies that use them", async () => {
     const preview = await admin.policy.show(project.id);
@@ -89,10 +92,10 @@ describe("publishing to the gateway (real ARM SDK against a recording fake)", ()
       expect(r.apiVersion).toBe("2024-05-01");
       expect(expected.some((p) => r.resource === p || r.resource.startsWith(`${p}/`)), r.resource).toBe(true);
     }
-    // Bodies: the policy document as compiled (rawxml), the key as a Key Vault reference only.
+    // Bodies: the policy document as compiled (format xml: well-formed, expressions escaped), the key as a Key Vault reference only.
     const policy = preview.artifacts.find((a) => a.kind === "policy")!;
     const policyPut = puts.find((r) => r.resource === resourcePath(parseRef(String(policy.ref))))!;
-    expect(policyPut.body).toEqual({ properties: { format: "rawxml", value: policy.xml } });
+    expect(policyPut.body).toEqual({ properties: { format: "xml", value: policy.xml } });
     expect(JSON.stringify(fake.requests)).not.toContain(KEY);
     const nvPuts = puts.filter((r) => r.resource.startsWith("namedValues/"));
     expect(nvPuts).toHaveLength(2); // one Key Vault-backed named value per keyed backend
@@ -152,7 +155,7 @@ describe("publishing to the gateway (real ARM SDK against a recording fake)", ()
     fake.edit(apiPolicy(), (p) => (p.value = String(p.value).replace('tokens-per-minute="4321"', 'tokens-per-minute="999999"')));
     const report = await admin.policy.checkDrift();
     expect(report.status).toBe("drifted");
-    expect(report.items.map((i) => [i.ref, i.state])).toEqual([[`policy:api/${apiIdFor(project.id)}`, "modified"]]);
+    expect(report.items.map((i) => [i.ref, i.state])).toEqual([[`policy:api/${N.api(project.id)}`, "modified"]]);
     expect(report.items[0]!.diff).toMatch(/^-.*tokens-per-minute="4321"/m);
     expect(report.items[0]!.diff).toMatch(/^\+.*tokens-per-minute="999999"/m);
     expect((await admin.policy.drift()).status).toBe("drifted");

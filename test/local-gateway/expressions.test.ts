@@ -34,11 +34,19 @@ const run = (src: string, s: RequestState = state(), random = () => 0.5) => {
 beforeAll(() => initExpressions());
 
 describe("policy expressions (C# subset over the context model)", () => {
-  it("resolves the model from the body or the deployment path parameter", () => {
-    expect(run(X.RESOLVE_MODEL)).toBe("gpt-4o");
-    expect(run(X.RESOLVE_MODEL, state({ matched: { "deployment-id": "dep-a" } }))).toBe("dep-a");
-    expect(run(X.RESOLVE_MODEL, state({ body: undefined }))).toBe("");
-    expect(run(X.RESOLVE_MODEL, state({ body: Buffer.from("{}") }))).toBe("");
+  it("reads the model from the body and from the deployment path parameter", () => {
+    expect(run(X.BODY_MODEL)).toBe("gpt-4o");
+    expect(run(X.PATH_MODEL)).toBe("");
+    expect(run(X.PATH_MODEL, state({ matched: { "deployment-id": "dep-a" } }))).toBe("dep-a");
+    expect(run(X.BODY_MODEL, state({ body: undefined }))).toBe("");
+    expect(run(X.BODY_MODEL, state({ body: Buffer.from("{}") }))).toBe("");
+    const s = state();
+    s.variables.set("aigov-path-model", "a");
+    s.variables.set("aigov-body-model", "b");
+    expect(run(X.MODEL_MISMATCH, s)).toBe(true);
+    expect(run(X.REQUESTED_MODEL, s)).toBe("a");
+    s.variables.set("aigov-body-model", "a");
+    expect(run(X.MODEL_MISMATCH, s)).toBe(false);
   });
 
   it("reads typed variables, list lookups and casts exactly (a boxed string is not an int)", () => {
@@ -81,7 +89,11 @@ describe("policy expressions (C# subset over the context model)", () => {
   });
 
   it("evaluates every expression shape the compiler emits without a load error", () => {
-    for (const expr of [X.RESOLVE_MODEL, X.MODEL_INDEX, X.MODEL_UNKNOWN, X.MODEL_POOL, X.MODEL_GROUP, X.MODEL_NOT_IN_TIER, X.tierNotIn(["kp_a", "kp_b"]), X.abRoll(100), X.abBelow(30), X.promptTooLarge(1000), X.SUNSET, X.DEPRECATION, X.API_ID, X.SUBSCRIPTION_ID, X.USER_ID, X.MODEL, X.RETRY_CONDITION, X.IS_503, X.sharedCondition("tpm", "kp_a")]) {
+    for (const expr of [...X.EXPRESSION_SHAPES].map((e) => e.replace(/"tier"/g, '"kp_x"'))) {
+      const kind = expr.startsWith("@{") ? "block" : "single";
+      expect(() => compileExpression(expr.slice(2, -1), kind), expr).not.toThrow();
+    }
+    for (const expr of [X.MODEL_INDEX, X.MODEL_UNKNOWN, X.MODEL_POOL, X.MODEL_GROUP, X.MODEL_NOT_IN_TIER, X.tierNotIn(["kp_a", "kp_b"]), X.abRoll(100), X.abBelow(30), X.promptTooLarge(1000), X.SUNSET, X.DEPRECATION, X.API_ID, X.SUBSCRIPTION_ID, X.USER_ID, X.MODEL, X.RETRY_CONDITION, X.IS_503, X.sharedCondition("cs", "kp_a")]) {
       expect(() => compileExpression(expr.slice(2, -1), "single"), expr).not.toThrow();
     }
   });

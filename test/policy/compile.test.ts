@@ -1,3 +1,4 @@
+import { gatewayNames } from "../../src/policy/names.js";
 import { describe, expect, it } from "vitest";
 import { compile, CONSUMPTION_POLICY_SIZE_LIMIT_BYTES, POLICY_SIZE_LIMIT_BYTES, type CompileResult } from "../../src/policy/compile.js";
 import { type PolicyCompileError, type PolicySizeError } from "../../src/policy/errors.js";
@@ -7,9 +8,13 @@ import { type GatewayArtifact, type PolicyArtifact } from "../../src/ports/gatew
 import { GOLDEN_CASES, MI, model, project, tenant } from "./fixtures.js";
 import { validateCompiled } from "./validator.js";
 
+/** The fixtures' tenant ("contoso"): its artifact ids and their prefix. */
+const N = gatewayNames("contoso");
+const K = N.prefix;
+
 const policies = (r: CompileResult) => r.artifacts.filter((a): a is PolicyArtifact => a.kind === "policy");
 const apiPolicy = (r: CompileResult, projectId: string) => {
-  const p = policies(r).find((a) => a.scope.type === "api" && a.scope.apiId === `aigov-${projectId}`);
+  const p = policies(r).find((a) => a.scope.type === "api" && a.scope.apiId === N.api(projectId));
   if (!p) throw new Error(`no policy for ${projectId}`);
   return p.xml;
 };
@@ -48,26 +53,36 @@ describe("compile", () => {
     expect(entities).toEqual([
       {
         kind: "api",
-        id: "aigov-prj_alpha",
+        id: `${K}-prj_alpha`,
         displayName: "Project prj_alpha (prj_alpha)",
-        path: "aigov/prj_alpha",
+        path: `aigov/${N.key}/prj_alpha`,
         protocols: ["https"],
         subscriptionRequired: true,
         subscriptionKeyHeaderName: "api-key",
+        // The request shapes the gateway serves (ADR 009): OpenAI style, Azure OpenAI v1, Azure OpenAI deployments.
         operations: [
-          { id: "aigov-get", method: "GET", urlTemplate: "/*", displayName: "GET (every path)" },
-          { id: "aigov-post", method: "POST", urlTemplate: "/*", displayName: "POST (every path)" },
+          { id: "v1-chat-completions", method: "POST", urlTemplate: "/v1/chat/completions", displayName: "chat/completions (OpenAI style)" },
+          { id: "openai-v1-chat-completions", method: "POST", urlTemplate: "/openai/v1/chat/completions", displayName: "chat/completions (Azure OpenAI v1)" },
+          { id: "deployment-chat-completions", method: "POST", urlTemplate: "/openai/deployments/{deployment-id}/chat/completions", displayName: "chat/completions (Azure OpenAI deployment)" },
+          { id: "v1-completions", method: "POST", urlTemplate: "/v1/completions", displayName: "completions (OpenAI style)" },
+          { id: "openai-v1-completions", method: "POST", urlTemplate: "/openai/v1/completions", displayName: "completions (Azure OpenAI v1)" },
+          { id: "deployment-completions", method: "POST", urlTemplate: "/openai/deployments/{deployment-id}/completions", displayName: "completions (Azure OpenAI deployment)" },
+          { id: "v1-embeddings", method: "POST", urlTemplate: "/v1/embeddings", displayName: "embeddings (OpenAI style)" },
+          { id: "openai-v1-embeddings", method: "POST", urlTemplate: "/openai/v1/embeddings", displayName: "embeddings (Azure OpenAI v1)" },
+          { id: "deployment-embeddings", method: "POST", urlTemplate: "/openai/deployments/{deployment-id}/embeddings", displayName: "embeddings (Azure OpenAI deployment)" },
+          { id: "v1-responses", method: "POST", urlTemplate: "/v1/responses", displayName: "responses (OpenAI style)" },
+          { id: "openai-v1-responses", method: "POST", urlTemplate: "/openai/v1/responses", displayName: "responses (Azure OpenAI v1)" },
         ],
       },
       {
         kind: "product",
-        id: "aigov-prj_alpha-gold",
+        id: `${K}-prj_alpha-gold`,
         displayName: "Project prj_alpha (prj_alpha), key tier gold",
         description: "Premium keys",
         subscriptionRequired: true,
         approvalRequired: false,
         state: "published",
-        apis: ["aigov-prj_alpha"],
+        apis: [`${K}-prj_alpha`],
       },
     ]);
     // No subscriptions: keys never change what compiles.
@@ -79,21 +94,21 @@ describe("compile", () => {
     const r = compile(tenant([off], { keyTiers: [{ id: "gold", limits: { tokensPerMinute: 1000 } }] }));
     expect(validateCompiled(r.artifacts)).toEqual([]);
     const api = r.artifacts.find((a) => a.kind === "api");
-    expect(api).toMatchObject({ id: "aigov-prj_off", description: "paused", operations: [] });
-    expect(r.artifacts.find((a) => a.kind === "product")).toMatchObject({ id: "aigov-prj_off-gold", apis: ["aigov-prj_off"] });
+    expect(api).toMatchObject({ id: `${K}-prj_off`, description: "paused", operations: [] });
+    expect(r.artifacts.find((a) => a.kind === "product")).toMatchObject({ id: `${K}-prj_off-gold`, apis: [`${K}-prj_off`] });
   });
 
   it("blocked models vanish from every list and pool, and their backends are not published", () => {
     const r = compile(GOLDEN_CASES["deprecated-blocked"]!);
     const all = JSON.stringify(r.artifacts);
     expect(all).not.toContain("davinci");
-    expect(ids(r.artifacts)).not.toContain("aigov-be-davinci_eus");
+    expect(ids(r.artifacts)).not.toContain(`${K}-be-davinci_eus`);
   });
 
   it("models outside models.allowed vanish like blocked ones", () => {
     const r = compile(tenant([project("prj_a", [model("m1", "gpt-4o"), model("m2", "o3")])], { settings: { models: { allowed: ["gpt-4o", "o1"] } } }));
     expect(apiPolicy(r, "prj_a")).toContain('value="gpt-4o"');
-    expect(JSON.stringify(r.artifacts)).not.toContain("aigov-be-m2_eus");
+    expect(JSON.stringify(r.artifacts)).not.toContain(`${K}-be-m2_eus`);
   });
 
   it("deprecated models keep routing and carry Sunset/Deprecation headers", () => {
@@ -116,12 +131,12 @@ describe("compile", () => {
     for (const kept of ["x-correlation-id", "Payload Too Large"]) expect(offXml).toContain(kept);
     expect(ids(both.artifacts).filter((i) => i.includes("m2"))).toEqual([]);
     expect(apiPolicy(both, "prj_on")).toBe(apiPolicy(onAlone, "prj_on"));
-    expect(policies(both).some((p) => p.scope.type === "product" && p.scope.productId === "aigov-prj_off-gold")).toBe(true);
+    expect(policies(both).some((p) => p.scope.type === "product" && p.scope.productId === `${K}-prj_off-gold`)).toBe(true);
   });
 
   it("emits tier products only for the tiers a project offers", () => {
     const r = compile(GOLDEN_CASES["per-key-token-limit"]!);
-    expect(policies(r).filter((p) => p.scope.type === "product").map((p) => (p.scope.type === "product" ? p.scope.productId : ""))).toEqual(["aigov-prj_alpha-gold"]);
+    expect(policies(r).filter((p) => p.scope.type === "product").map((p) => (p.scope.type === "product" ? p.scope.productId : ""))).toEqual([`${K}-prj_alpha-gold`]);
     expect(apiPolicy(r, "prj_alpha")).not.toContain("2000");
   });
 
@@ -153,7 +168,7 @@ describe("compile", () => {
       expect(xml).not.toContain("retired-model");
       expect(xml).not.toContain("davinci");
       expect(xml).toContain('"code":"model_not_allowed"');
-      expect(xml.indexOf('fragment-id="aigov-resolve-model"')).toBeLessThan(xml.indexOf("aigov-tier-models"));
+      expect(xml.indexOf('fragment-id="${K}-resolve-model"')).toBeLessThan(xml.indexOf("aigov-tier-models"));
       expect(xml.indexOf("aigov-tier-models")).toBeLessThan(xml.indexOf("aigov-model-group&quot;"));
       // A tier whose list covers every routable model adds nothing (kp_7b21e4a5f0 has only its rate-limit
       // when, besides its place in the list of the fail-closed tier guard).
@@ -163,7 +178,7 @@ describe("compile", () => {
 
     it("identifies a tier by its id: the product policy sets the id, the API policy compares the id string", () => {
       const r = compile(scoped);
-      const product = policies(r).find((p) => p.scope.type === "product" && p.scope.productId === "aigov-prj_alpha-kp_3f9a0c12de")!;
+      const product = policies(r).find((p) => p.scope.type === "product" && p.scope.productId === `${K}-prj_alpha-kp_3f9a0c12de`)!;
       expect(product.xml).toContain('<set-variable name="aigov-key-tier" value="kp_3f9a0c12de"/>');
       const xml = apiPolicy(r, "prj_alpha");
       expect(xml).toContain(
@@ -244,7 +259,7 @@ describe("compile", () => {
           });
           expect(validateCompiled(offered.artifacts)).toEqual([]);
           for (const productId of productIds) expect(product(offered, productId), productId).toBe(product(before, productId));
-          expect(product(offered, `aigov-${offeredBy}-${id}`)).toContain(`<set-variable name="aigov-key-tier" value="${id}"/>`);
+          expect(product(offered, N.product(offeredBy, id))).toContain(`<set-variable name="aigov-key-tier" value="${id}"/>`);
           for (const p of base.projects) {
             if (p.id === offeredBy) expect(apiPolicy(offered, p.id)).toContain(`== &quot;${id}&quot;`);
             else expect(apiPolicy(offered, p.id), p.id).toBe(apiPolicy(before, p.id));
@@ -284,27 +299,27 @@ describe("compile", () => {
       const r = compile(scoped);
       const entries = r.explain.filter((e) => e.control === "models.allowed" && e.scope.level === "tier");
       const tiersOf = (ref: string) => new Set(entries.filter((e) => e.ref === ref).map((e) => (e.scope.level === "tier" ? e.scope.tierId : "")));
-      expect(tiersOf("policy:api/aigov-prj_alpha")).toEqual(new Set(["kp_3f9a0c12de", "kp_c0ffee0001"]));
-      expect(tiersOf("policy:product/aigov-prj_alpha-kp_7b21e4a5f0")).toEqual(new Set(["kp_7b21e4a5f0"]));
+      expect(tiersOf(`policy:api/${K}-prj_alpha`)).toEqual(new Set(["kp_3f9a0c12de", "kp_c0ffee0001"]));
+      expect(tiersOf(`policy:product/${K}-prj_alpha-kp_7b21e4a5f0`)).toEqual(new Set(["kp_7b21e4a5f0"]));
       expect(entries.some((e) => e.note === "2 of 3 models")).toBe(true);
     });
 
     it("a shared tier links the owner's product to the accepting project's API and applies there by model name", () => {
       const r = compile(shared);
       expect(validateCompiled(r.artifacts)).toEqual([]);
-      expect(productApis(r, "aigov-prj_alpha-kp_3f9a0c12de")).toEqual(["aigov-prj_alpha", "aigov-prj_beta"]);
-      expect(productApis(r, "aigov-prj_beta-gold")).toEqual(["aigov-prj_beta"]);
+      expect(productApis(r, `${K}-prj_alpha-kp_3f9a0c12de`)).toEqual([`${K}-prj_alpha`, `${K}-prj_beta`]);
+      expect(productApis(r, `${K}-prj_beta-gold`)).toEqual([`${K}-prj_beta`]);
       // No product for the accepting project: its keys are not in the tier, the owner's keys are.
-      expect(ids(r.artifacts)).not.toContain("aigov-prj_beta-kp_3f9a0c12de");
+      expect(ids(r.artifacts)).not.toContain(`${K}-prj_beta-kp_3f9a0c12de`);
       const beta = apiPolicy(r, "prj_beta");
       expect(beta).toContain('<set-variable name="aigov-tier-models" value="gpt-4o"/>');
       expect(beta).toContain('tokens-per-minute="5000"');
-      const notes = r.explain.filter((e) => e.ref === "policy:api/aigov-prj_beta" && e.control === "models.allowed").map((e) => e.note);
+      const notes = r.explain.filter((e) => e.ref === `policy:api/${K}-prj_beta` && e.control === "models.allowed").map((e) => e.note);
       expect(notes).toContain("1 of 2 models; keys of project prj_alpha accepted here");
       // The owner's document does not depend on who accepts its tier.
       const alone = compile({ ...shared, projects: shared.projects.map((p) => (p.id === "prj_beta" ? { ...p, sharedKeyTiers: [] } : p)) });
       expect(apiPolicy(alone, "prj_alpha")).toBe(apiPolicy(r, "prj_alpha"));
-      expect(productApis(alone, "aigov-prj_alpha-kp_3f9a0c12de")).toEqual(["aigov-prj_alpha"]);
+      expect(productApis(alone, `${K}-prj_alpha-kp_3f9a0c12de`)).toEqual([`${K}-prj_alpha`]);
     });
 
     it("rejects shared tiers that do not exist or are not offered by their project, naming the path", () => {
@@ -355,7 +370,7 @@ describe("compile", () => {
         if (withShared) projects.push(project("prj_owner", [model("o1", "gpt-4o")], { keyTiers: accepted.map((t) => t.id) }));
         const r = compile(tenant(projects, { settings, keyTiers: [...own, ...accepted] }));
         expect(validateCompiled(r.artifacts)).toEqual([]);
-        const api = r.sizes.find((x) => x.ref === "policy:api/aigov-prj_big")!.bytes;
+        const api = r.sizes.find((x) => x.ref === `policy:api/${K}-prj_big`)!.bytes;
         const fragments = r.sizes.filter((x) => x.ref.startsWith("fragment:")).reduce((n, x) => n + x.bytes, 0);
         return { api, withFragments: api + fragments };
       };
@@ -370,9 +385,9 @@ describe("compile", () => {
   it("throws a typed size error naming the scope when a document exceeds the tier's limit", () => {
     const models = Array.from({ length: 400 }, (_, i) => model(`m${i}`, `model-number-${i}`));
     const input = tenant([project("prj_big", models)], { gatewayTier: "consumption" });
-    const e = expectCompileError(input, "sizeLimit", /policy:api\/aigov-prj_big/) as PolicySizeError;
+    const e = expectCompileError(input, "sizeLimit", new RegExp(`policy:api/${K}-prj_big`)) as PolicySizeError;
     expect(e.name).toBe("PolicySizeError");
-    expect(e.scope).toEqual({ type: "api", apiId: "aigov-prj_big" });
+    expect(e.scope).toEqual({ type: "api", apiId: `${K}-prj_big` });
     expect(e.limitBytes).toBe(CONSUMPTION_POLICY_SIZE_LIMIT_BYTES);
     expect(e.bytes).toBeGreaterThan(e.limitBytes);
     // The same project fits in 512 KiB.

@@ -1,3 +1,4 @@
+import { gatewayNames } from "../../src/policy/names.js";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { compile } from "../../src/policy/compile.js";
@@ -57,6 +58,9 @@ const BASE: CompilerInputIn = tenant(
   },
 );
 
+/** The fixtures' tenant ("contoso") prefixes every artifact id. */
+const K = gatewayNames("contoso").prefix;
+
 const byRef = (artifacts: GatewayArtifact[]) => new Map(artifacts.map((a) => [artifactRef(a), JSON.stringify(a)]));
 function changedRefs(before: CompilerInputIn, after: CompilerInputIn): string[] {
   const a = byRef(compile(before).artifacts);
@@ -65,11 +69,11 @@ function changedRefs(before: CompilerInputIn, after: CompilerInputIn): string[] 
 }
 const ex = (id: string, e: Omit<ActiveExemption, "id">): ActiveExemption => ({ id, ...e });
 const apiXml = (input: CompilerInputIn, projectId: string) => {
-  const api = compile(input).artifacts.find((a) => artifactRef(a) === `policy:api/aigov-${projectId}`);
+  const api = compile(input).artifacts.find((a) => artifactRef(a) === `policy:api/${K}-${projectId}`);
   return api && "xml" in api ? api.xml : "";
 };
 const pool = (input: CompilerInputIn, projectId: string, modelId: string) => {
-  const p = compile(input).artifacts.find((a) => a.kind === "backend" && a.id === `aigov-pool-${projectId}-${modelId}`);
+  const p = compile(input).artifacts.find((a) => a.kind === "backend" && a.id === `${K}-pool-${projectId}-${modelId}`);
   return p && p.kind === "backend" && p.type === "Pool" ? p.services.map((s) => s.id) : undefined;
 };
 
@@ -82,8 +86,8 @@ describe("applyExemptions", () => {
   it("a project exemption changes only that project's API policy", () => {
     const e = ex("exm_1", { control: "contentSafety", scope: { level: "project", projectId: P1 }, relaxation: { kind: "thresholds", categories: { Hate: 6 } } });
     const after = applyExemptions(BASE, [e]);
-    expect(changedRefs(BASE, after)).toEqual([`policy:api/aigov-${P1}`]);
-    const api = compile(after).artifacts.find((a) => artifactRef(a) === `policy:api/aigov-${P1}`);
+    expect(changedRefs(BASE, after)).toEqual([`policy:api/${K}-${P1}`]);
+    const api = compile(after).artifacts.find((a) => artifactRef(a) === `policy:api/${K}-${P1}`);
     expect(api && "xml" in api ? api.xml : "").toContain('name="Hate" threshold="6"');
     // M2's own stricter Hate threshold (2) is raised too: it lies inside the exempted project.
     expect(after.projects[0]!.models![1]!.settings).toMatchObject({ contentSafety: { categories: { Hate: 6 } } });
@@ -94,7 +98,7 @@ describe("applyExemptions", () => {
   it("a model exemption changes only its project's API policy, and only that model's block", () => {
     const e = ex("exm_2", { control: "tokens.perMinute", scope: { level: "model", projectId: P1, modelId: M2 }, relaxation: { kind: "limit", value: 2_000 } });
     const after = applyExemptions(BASE, [e]);
-    expect(changedRefs(BASE, after)).toEqual([`policy:api/aigov-${P1}`]);
+    expect(changedRefs(BASE, after)).toEqual([`policy:api/${K}-${P1}`]);
     expect(after.projects[0]!.models![0]).toBe(BASE.projects[0]!.models![0]);
     expect(after.projects[1]).toBe(BASE.projects[1]);
   });
@@ -102,8 +106,8 @@ describe("applyExemptions", () => {
   it("switching a control off for a project switches it off for its models too", () => {
     const e = ex("exm_3", { control: "contentSafety", scope: { level: "project", projectId: P2 }, relaxation: { kind: "off" } });
     const after = applyExemptions(BASE, [e]);
-    expect(changedRefs(BASE, after)).toEqual([`policy:api/aigov-${P2}`]);
-    const api = compile(after).artifacts.find((a) => artifactRef(a) === `policy:api/aigov-${P2}`);
+    expect(changedRefs(BASE, after)).toEqual([`policy:api/${K}-${P2}`]);
+    const api = compile(after).artifacts.find((a) => artifactRef(a) === `policy:api/${K}-${P2}`);
     expect(api && "xml" in api ? api.xml : "").not.toContain("llm-content-safety");
   });
 
@@ -113,9 +117,9 @@ describe("applyExemptions", () => {
     const changed = changedRefs(BASE, after);
     // The project's API policy gets the tier's branch; the tier's product (and its policy, when the
     // compiler emits products) is new. Nothing of any other project, tier or key changes.
-    expect(changed[0]).toBe(`policy:api/aigov-${P1}`);
+    expect(changed[0]).toBe(`policy:api/${K}-${P1}`);
     expect(changed.length).toBeGreaterThanOrEqual(2);
-    for (const ref of changed.slice(1)) expect(ref).toMatch(new RegExp(`^(policy:product|product):?/?aigov-${P1}-${EXEMPTION_TIER_PREFIX}[0-9a-f]+$`));
+    for (const ref of changed.slice(1)) expect(ref).toMatch(new RegExp(`^(policy:product|product):?/?${K}-${P1}-${EXEMPTION_TIER_PREFIX}[0-9a-f]+$`));
     const tier = after.keyTiers!.find((t) => t.id.startsWith(EXEMPTION_TIER_PREFIX))!;
     expect(tier.limits).toEqual({ tokensPerMinute: 3_000 });
     expect(after.virtualKeys!.find((k) => k.id === KEY)!.tier).toBe(tier.id);
@@ -147,8 +151,8 @@ describe("applyExemptions", () => {
       { projectId: P1, tierId: "gold" },
       { projectId: P1, tierId: tier.id },
     ]);
-    const product = compile(after).artifacts.find((a) => a.kind === "product" && a.id === `aigov-${P1}-${tier.id}`);
-    expect(product && product.kind === "product" ? product.apis : []).toEqual([`aigov-${P1}`, `aigov-${P2}`]);
+    const product = compile(after).artifacts.find((a) => a.kind === "product" && a.id === `${K}-${P1}-${tier.id}`);
+    expect(product && product.kind === "product" ? product.apis : []).toEqual([`${K}-${P1}`, `${K}-${P2}`]);
   });
 
   it("a per-project (shared) counter is not relaxed for one key", () => {
@@ -160,7 +164,7 @@ describe("applyExemptions", () => {
     const e = ex("exm_8", { control: "prompt.maxBytes", scope: { level: "tenant" }, relaxation: { kind: "off" } });
     const after = applyExemptions(BASE, [e]);
     expect(after.projects[0]!.settings).toMatchObject({ prompt: { maxBytes: null } });
-    const api = compile(after).artifacts.find((a) => artifactRef(a) === `policy:api/aigov-${P1}`);
+    const api = compile(after).artifacts.find((a) => artifactRef(a) === `policy:api/${K}-${P1}`);
     expect(api && "xml" in api ? api.xml : "").not.toMatch(/65536/);
   });
 
@@ -169,24 +173,24 @@ describe("applyExemptions", () => {
       const e = ex("exm_r1", { control: "regions.allowed", scope: { level: "project", projectId: P1 }, relaxation: { kind: "allow", values: ["westeurope"] } });
       const after = applyExemptions(BASE, [e]);
       expect(changedRefs(BASE, after)).toEqual(
-        [`backend:aigov-be-b1w`, `backend:aigov-be-b2w`, `backend:aigov-pool-${P1}-${M1}`, `backend:aigov-pool-${P1}-${M2}`].sort(),
+        [`backend:${K}-be-b1w`, `backend:${K}-be-b2w`, `backend:${K}-pool-${P1}-${M1}`, `backend:${K}-pool-${P1}-${M2}`].sort(),
       );
-      expect(pool(BASE, P1, M1)).toEqual(["/backends/aigov-be-b1"]);
-      expect(pool(after, P1, M1)).toEqual(["/backends/aigov-be-b1", "/backends/aigov-be-b1w"]);
+      expect(pool(BASE, P1, M1)).toEqual([`/backends/${K}-be-b1`]);
+      expect(pool(after, P1, M1)).toEqual([`/backends/${K}-be-b1`, `/backends/${K}-be-b1w`]);
       // "The normal effective list plus these values": M2 narrows to eastus itself, and still gets
       // westeurope, because the exemption is applied after the intersection.
-      expect(pool(after, P1, M2)).toEqual(["/backends/aigov-be-b2", "/backends/aigov-be-b2w"]);
+      expect(pool(after, P1, M2)).toEqual([`/backends/${K}-be-b2`, `/backends/${K}-be-b2w`]);
       // Only the scope's exempt entry is written; the models and the other project are untouched.
       expect(after.projects[0]!.settings).toEqual({ prompt: { maxBytes: 65_536 }, exempt: { "regions.allowed": { add: ["westeurope"] } } });
       expect(after.projects[0]!.models).toBe(BASE.projects[0]!.models);
       expect(after.projects[1]).toBe(BASE.projects[1]);
-      expect(pool(after, P2, M3)).toEqual(["/backends/aigov-be-b3"]);
+      expect(pool(after, P2, M3)).toEqual([`/backends/${K}-be-b3`]);
     });
 
     it("a model region exemption widens that model only", () => {
       const e = ex("exm_r2", { control: "regions.allowed", scope: { level: "model", projectId: P2, modelId: M3 }, relaxation: { kind: "allow", values: ["westeurope"] } });
       const after = applyExemptions(BASE, [e]);
-      expect(changedRefs(BASE, after)).toEqual([`backend:aigov-be-b3w`, `backend:aigov-pool-${P2}-${M3}`]);
+      expect(changedRefs(BASE, after)).toEqual([`backend:${K}-be-b3w`, `backend:${K}-pool-${P2}-${M3}`]);
       expect(after.projects[1]!.models![0]!.settings).toEqual({ exempt: { "regions.allowed": { add: ["westeurope"] } } });
     });
 
@@ -195,13 +199,13 @@ describe("applyExemptions", () => {
       const after = applyExemptions(BASE, [e]);
       expect(apiXml(BASE, P2)).toContain('<set-variable name="aigov-models" value="gpt-4o"/>');
       expect(apiXml(after, P2)).toContain('<set-variable name="aigov-models" value="gpt-4o|o3"/>');
-      expect(changedRefs(BASE, after)).toEqual([`backend:aigov-be-b4`, `backend:aigov-pool-${P2}-${M4}`, `policy:api/aigov-${P2}`]);
+      expect(changedRefs(BASE, after)).toEqual([`backend:${K}-be-b4`, `backend:${K}-pool-${P2}-${M4}`, `policy:api/${K}-${P2}`]);
     });
 
     it("a dataClass.allowed exemption adds the class to the model's header check", () => {
       const e = ex("exm_d1", { control: "dataClass.allowed", scope: { level: "model", projectId: P1, modelId: M1 }, relaxation: { kind: "allow", values: ["internal"] } });
       const after = applyExemptions(BASE, [e]);
-      expect(changedRefs(BASE, after)).toEqual([`policy:api/aigov-${P1}`]);
+      expect(changedRefs(BASE, after)).toEqual([`policy:api/${K}-${P1}`]);
       const xml = apiXml(after, P1);
       expect(xml).toContain("<value>internal</value>");
       // M2 keeps its public-only check: the blocks differ now.
@@ -210,7 +214,7 @@ describe("applyExemptions", () => {
 
     it("off lifts the restriction inside the scope; exemptions of one control and scope add up", () => {
       const off = applyExemptions(BASE, [ex("exm_o", { control: "regions.allowed", scope: { level: "project", projectId: P1 }, relaxation: { kind: "off" } })]);
-      expect(pool(off, P1, M2)).toEqual(["/backends/aigov-be-b2", "/backends/aigov-be-b2w"]);
+      expect(pool(off, P1, M2)).toEqual([`/backends/${K}-be-b2`, `/backends/${K}-be-b2w`]);
       const two = applyExemptions(BASE, [
         ex("exm_b", { control: "dataClass.allowed", scope: { level: "project", projectId: P1 }, relaxation: { kind: "allow", values: ["secret", "internal"] } }),
         ex("exm_a", { control: "dataClass.allowed", scope: { level: "project", projectId: P1 }, relaxation: { kind: "allow", values: ["internal", "confidential"] } }),
@@ -226,7 +230,7 @@ describe("applyExemptions", () => {
 
     it("explains the widened list with the exempted scope", () => {
       const e = ex("exm_r3", { control: "regions.allowed", scope: { level: "model", projectId: P2, modelId: M3 }, relaxation: { kind: "allow", values: ["westeurope"] } });
-      const entry = compile(applyExemptions(BASE, [e])).explain.find((x) => x.ref === `backend:aigov-pool-${P2}-${M3}` && x.control === "regions.allowed");
+      const entry = compile(applyExemptions(BASE, [e])).explain.find((x) => x.ref === `backend:${K}-pool-${P2}-${M3}` && x.control === "regions.allowed");
       expect(entry?.scope).toEqual({ level: "model", projectId: P2, modelId: M3 });
       expect(entry?.note).toBe("regions eastus, swedencentral, westeurope");
     });
@@ -310,9 +314,9 @@ describe("applyExemptions", () => {
         // shapes them; an allow-list exemption adds backends, pools or whole models).
         const inScope = BASE.projects.find((p) => p.id === scope.projectId)!.models!.filter((m) => scope.level === "project" || (scope.level === "model" && m.id === scope.modelId));
         const allowed = (ref: string) =>
-          ref === `policy:api/aigov-${scope.projectId}` ||
-          ref.includes(`aigov-${scope.projectId}-${EXEMPTION_TIER_PREFIX}`) ||
-          inScope.some((m) => ref === `backend:aigov-pool-${scope.projectId}-${m.id}` || m.backends.some((b) => ref === `backend:aigov-be-${b.id}`));
+          ref === `policy:api/${K}-${scope.projectId}` ||
+          ref.includes(`${K}-${scope.projectId}-${EXEMPTION_TIER_PREFIX}`) ||
+          inScope.some((m) => ref === `backend:${K}-pool-${scope.projectId}-${m.id}` || m.backends.some((b) => ref === `backend:${K}-be-${b.id}`));
         const changed = changedRefs(BASE, after);
         for (const ref of changed) expect(allowed(ref), `${control} ${JSON.stringify(scope)} ${JSON.stringify(relaxation)} changed ${ref}`).toBe(true);
         if (changed.length && relaxation.kind === "allow") widened += 1;

@@ -3,14 +3,22 @@
  * deterministic documents within the size limit, and no user-supplied string ever becomes markup,
  * a policy expression or a named-value reference.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
+import { FilePublisher } from "../../src/adapters/local/file-publisher.js";
+import { initExpressions } from "../../src/local-gateway/expressions/engine.js";
+import { loadSnapshot, SecretCache } from "../../src/local-gateway/runtime/snapshot.js";
+import { artifactRef } from "../../src/ports/gateway.js";
 import { create } from "xmlbuilder2";
 import { compile, CONSUMPTION_POLICY_SIZE_LIMIT_BYTES, POLICY_SIZE_LIMIT_BYTES } from "../../src/policy/compile.js";
 import { PolicyCompileError } from "../../src/policy/errors.js";
 import { EXPRESSION_SHAPES, expressionShape, tierIdsIn, tierIs } from "../../src/policy/expressions.js";
 import { IDENT, PROTECTED_HEADERS, TIER_ID } from "../../src/policy/identifiers.js";
 import { type CompilerInputIn } from "../../src/policy/input.js";
+import { gatewayNames } from "../../src/policy/names.js";
 import { ALLOWED_ELEMENTS, expressionsIn, parse, validateCompiled } from "./validator.js";
 
 type ProjectIn = CompilerInputIn["projects"][number];
@@ -153,6 +161,7 @@ const inputArb: fc.Arbitrary<CompilerInputIn> = fc
         return {
           id,
           name: m.name,
+          deployment: `dep-${m.name.replace(/:/g, "-")}`,
           ...(m.displayName ? { displayName: m.displayName } : {}),
           ...(m.description ? { description: m.description } : {}),
           provider: m.provider,
@@ -216,6 +225,9 @@ function userStrings(input: CompilerInputIn): string[] {
   return out;
 }
 
+/** The ids of the generated tenant's artifacts. */
+const N = gatewayNames("contoso");
+
 const documents = (r: ReturnType<typeof compile>) => r.artifacts.flatMap((a) => (a.kind === "policy" || a.kind === "fragment" ? [a.xml] : []));
 
 const SHAPE_TEXT = [...EXPRESSION_SHAPES].join("\n");
@@ -224,7 +236,56 @@ const TIER_LITERAL = /(GetValueOrDefault<string>\("aigov-key-tier", ""\) == ")[^
 /** Valid tier ids (fast-check cannot generate from TIER_ID itself: it has a lookahead). */
 const tierIdArb = fc.stringMatching(IDENT).filter((s) => TIER_ID.test(s));
 
+beforeAll(() => initExpressions());
+
 describe("compiler properties", () => {
+  it("the local gateway loads every compiled document with zero unsupported constructs", async () => {
+    await fc.assert(
+      fc.asyncProperty(inputArb, async (input) => {
+        const r = compile(input);
+        const root = mkdtempSync(join(tmpdir(), "aigov-prop-"));
+        try {
+          await new FilePublisher(root).publish(r.artifacts, {});
+          const snap = await loadSnapshot(root, { resolveSecret: async () => "k", resolveKeyVaultSecret: async () => "kv" }, new SecretCache());
+          expect(snap.issues).toEqual([]);
+          expect(snap.apis.map((a) => a.id).sort()).toEqual(r.artifacts.flatMap((a) => (a.kind === "api" ? [a.id] : [])).sort());
+        } finally {
+          rmSync(root, { recursive: true, force: true });
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it("two tenants never share an artifact id, and a publish of one never touches the other's files", async () => {
+    await fc.assert(
+      fc.asyncProperty(inputArb, fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9_-]{0,20}$/), fc.boolean(), async (input, other, pillarOff) => {
+        fc.pre(other !== input.tenantId);
+        const a = compile(input);
+        // The same registry under another tenant: every id differs, by construction not by chance.
+        const b = compile({ ...input, tenantId: other });
+        const refsA = new Set(a.artifacts.map(artifactRef));
+        for (const art of b.artifacts) expect(refsA.has(artifactRef(art)), artifactRef(art)).toBe(false);
+        const pathsA = new Set(a.artifacts.flatMap((x) => (x.kind === "api" ? [x.path.toLowerCase()] : [])));
+        for (const art of b.artifacts) if (art.kind === "api") expect(pathsA.has(art.path.toLowerCase())).toBe(false);
+        // One gateway folder for both: B's publishes (even switching its models pillar off) leave A's files as they were.
+        const root = mkdtempSync(join(tmpdir(), "aigov-2t-"));
+        try {
+          const gw = new FilePublisher(root);
+          await gw.publish(a.artifacts, {});
+          const before = await gw.read([...refsA]);
+          const first = await gw.publish(b.artifacts, {});
+          const b2 = compile({ ...input, tenantId: other, projects: input.projects.map((p) => ({ ...p, pillars: { models: !pillarOff, tools: true, agents: true } })) });
+          await gw.publish(b2.artifacts, first.hashes);
+          expect(await gw.read([...refsA])).toEqual(before);
+        } finally {
+          rmSync(root, { recursive: true, force: true });
+        }
+      }),
+      { numRuns: 25 },
+    );
+  });
+
   it("valid inputs compile to allow-listed, parseable documents within the size limit", () => {
     fc.assert(
       fc.property(inputArb, (input) => {
@@ -291,7 +352,7 @@ describe("compiler properties", () => {
       fc.property(inputArb, (input) => {
         const r = compile(input);
         for (const p of input.projects) {
-          const api = r.artifacts.find((a) => a.kind === "policy" && a.scope.type === "api" && a.scope.apiId === `aigov-${p.id}`);
+          const api = r.artifacts.find((a) => a.kind === "policy" && a.scope.type === "api" && a.scope.apiId === N.api(p.id));
           const xml = api && api.kind === "policy" ? api.xml : "";
           const routable = /<set-variable name="aigov-models" value="([^"]*)"\/>/.exec(xml)?.[1]?.split("|") ?? [];
           const applied = new Set([...(p.keyTiers ?? []), ...(p.sharedKeyTiers ?? []).map((s) => s.tierId)]);
@@ -308,8 +369,8 @@ describe("compiler properties", () => {
           }
           // Every project whose keys another project accepts links that project's API in its tier product.
           for (const s of p.sharedKeyTiers ?? []) {
-            const product = r.artifacts.find((a) => a.kind === "product" && a.id === `aigov-${s.projectId}-${s.tierId}`);
-            expect(product && product.kind === "product" ? product.apis : []).toContain(`aigov-${p.id}`);
+            const product = r.artifacts.find((a) => a.kind === "product" && a.id === N.product(s.projectId, s.tierId));
+            expect(product && product.kind === "product" ? product.apis : []).toContain(N.api(p.id));
           }
         }
       }),
@@ -348,8 +409,8 @@ describe("compiler properties", () => {
             ),
           };
           const after = policyXml(compile(next));
-          const newProduct = `product:aigov-${owner.id}-${id}`;
-          const changedApis = new Set([`api:aigov-${owner.id}`, ...(acceptorId ? [`api:aigov-${acceptorId}`] : [])]);
+          const newProduct = `product:${N.product(owner.id, id)}`;
+          const changedApis = new Set([`api:${N.api(owner.id)}`, ...(acceptorId ? [`api:${N.api(acceptorId)}`] : [])]);
           expect([...after.keys()].sort()).toEqual([...before.keys(), newProduct].sort());
           expect(after.get(newProduct)).toContain(`<set-variable name="aigov-key-tier" value="${id}"/>`);
           for (const [ref, xml] of before) {

@@ -1,8 +1,10 @@
 /**
  * A structural validator for compiled policy documents: an allow-list of the elements and attributes
- * documented in /work/shared/notes/apim-reference.md (§1 GenAI policies, §2 classic policies, §5
- * fragments) and the Azure-Samples AI-Gateway golden policies (retry/forward-request in backend),
- * each with the sections APIM allows it in. Fragments are checked where they are included.
+ * the APIM policy reference documents (docs/gateway.md restates what the compiler relies on: the GenAI
+ * policies, the classic ones, fragments, retry/forward-request in backend), each with the sections
+ * APIM allows it in. Fragments are checked where they are included. The local gateway's loader is the
+ * second, independent check: it runs what this validator accepts (golden and property tests load every
+ * document there too).
  */
 import { create } from "xmlbuilder2";
 import { EXPRESSION_SHAPES, expressionShape } from "../../src/policy/expressions.js";
@@ -123,6 +125,9 @@ const STATEMENTS: Record<string, ElementRule> = {
     attrs: { condition: { required: true, expression: true }, count: { required: true, pattern: INT }, interval: { required: true, pattern: INT }, "first-fast-retry": { pattern: BOOL } },
     children: "statements",
   },
+  "rewrite-uri": { sections: ["inbound"], attrs: { template: { required: true, expression: true }, "copy-unmatched-params": { pattern: BOOL } } },
+  "set-query-parameter": { sections: ["inbound", "backend"], attrs: { name: { required: true, noExpression: true }, "exists-action": { pattern: EXISTS } }, children: ["value"] },
+  "set-body": { sections: ALL, attrs: {}, text: true },
   "forward-request": { sections: ["backend"], attrs: { "buffer-request-body": { pattern: BOOL }, timeout: { pattern: INT } } },
 };
 
@@ -132,7 +137,6 @@ const CHILDREN: Record<string, ElementRule> = {
   when: { attrs: { condition: { required: true, expression: true } }, children: "statements" },
   otherwise: { attrs: {}, children: "statements" },
   "set-status": { attrs: { code: { required: true, pattern: INT }, reason: {} } },
-  "set-body": { attrs: {}, text: true },
   categories: { attrs: { "output-type": { pattern: /^(FourSeverityLevels|EightSeverityLevels)$/ } }, children: ["category"] },
   category: { attrs: { name: { required: true, pattern: /^(Hate|SelfHarm|Sexual|Violence)$/ }, threshold: { required: true, pattern: /^[0-7]$/ } } },
   blocklists: { attrs: {}, children: ["id"] },

@@ -6,6 +6,8 @@ import { AigovClient } from "../../src/client/index.js";
 import type { Role } from "../../src/domain/common.js";
 import type { CloudEvent } from "../../src/ports/events.js";
 import { startApp, type RunningApp } from "../../src/localhost/main.js";
+import type { LocalGateway } from "../../src/local-gateway/index.js";
+import type { MockBackends } from "../../src/local-backends/index.js";
 
 export interface TestApp {
   url: string;
@@ -20,7 +22,23 @@ export interface TestApp {
   events(): CloudEvent[];
   /** Direct access to the stored documents (bypassing the API), for checks and tampering. */
   container(): Container;
+  /** The local gateway (default instance), serving what publishes wrote under the data dir. */
+  gateway: LocalGateway;
+  /** The fake backends behind the gateway (https://<name>.mock.localhost, *.cognitiveservices.azure.com). */
+  backends: MockBackends;
+  /** The gateway's clock: limits, breakers and caches move only when a test advances it. */
+  clock: GatewayClock;
   stop(): Promise<void>;
+}
+
+/** A virtual clock for the local gateway. It starts at the real time, so quota windows line up with what the app writes. */
+export class GatewayClock {
+  t = Date.now();
+  now = () => this.t;
+  sleep = async (ms: number) => void (this.t += ms);
+  advance(ms: number): void {
+    this.t += ms;
+  }
 }
 
 /**
@@ -38,7 +56,8 @@ export async function startTestApp(): Promise<TestApp> {
   process.env.PUBLISH_RETRY_FIRST_INTERVAL_MS = "100";
   process.env.PUBLISH_RETRY_MAX_ATTEMPTS = "4";
   for (const k of ["COSMOS_ENDPOINT", "AUTH_MODE", "AUTH_JWKS_URI", "EVENTGRID_TOPIC_ENDPOINT", "KEYVAULT_URI", "AIGOV_PUBLIC_URL", "WEBSITE_HOSTNAME"]) delete process.env[k];
-  const app = await startApp({ port: 0, dataDir, quiet: true });
+  const clock = new GatewayClock();
+  const app = await startApp({ port: 0, dataDir, quiet: true, gatewayPort: 0, backendsPort: 0, gatewayClock: clock });
   const url = app.host.url;
   const anonymous = new AigovClient({ endpoint: url });
   const tokens = new Map<string, string>();
@@ -72,6 +91,9 @@ export async function startTestApp(): Promise<TestApp> {
       });
       return cosmosClient.database("aigov").container("resources");
     },
+    gateway: app.gateways.get("default")!,
+    backends: app.backends!,
+    clock,
     stop: async () => {
       cosmosClient?.dispose();
       await app.stop();

@@ -1,3 +1,4 @@
+import { create } from "xmlbuilder2";
 import { ArmGatewayPublisher } from "../../src/adapters/apim/arm-publisher.js";
 import { createHttpHeaders, type HttpClient, type PipelineRequest, type PipelineResponse } from "@azure/core-rest-pipeline";
 
@@ -19,8 +20,10 @@ import { createHttpHeaders, type HttpClient, type PipelineRequest, type Pipeline
  *  - PUT answers 201 on create, 200 on update; named values and fragments report provisioningState
  *    Succeeded (they are long-running in ARM: the SDK poller then completes at once);
  *  - a secret named value's `value` is never returned;
- *  - policies/fragments read without `format=rawxml` come back in the escaped "xml" form (the SPEC example
- *    ApiManagementCreateApiPolicyNonXmlEncoded echoes `=>` as `=&gt;`); this fake escapes only that;
+ *  - policies/fragments are stored as parsed documents and read back in APIM's own serialization: the
+ *    "xml" form (the default) is the document re-serialized (this fake: no indentation, `>` escaped in
+ *    attributes as the SPEC example ApiManagementCreateApiPolicyNonXmlEncoded echoes `=>` as `=&gt;`),
+ *    never the bytes that were sent; `format=rawxml` returns the text with expressions unescaped;
  *  - APIs are long-running writes (and deletes); deleting an API deletes its operations, policies and
  *    product links; deleting a product its policy and API links;
  *  - GET apis/{a}/operations and GET products/{p}/apis list children (`{ value: [...] }`);
@@ -168,9 +171,9 @@ export function createArmFake(options: ArmFakeOptions = {}): ArmFake {
           properties.scope = servicePrefix.replace(/\/$/, "") + properties.scope;
         }
       }
-      if (!rawxml && typeof properties.value === "string" && properties.format === "rawxml") {
-        properties.value = properties.value.replace(/=>/g, "=&gt;");
-        properties.format = "xml";
+      if (typeof properties.value === "string" && (resource.includes("policies/") || resource.startsWith("policyFragments/"))) {
+        properties.value = rawxml ? properties.value : reserialize(properties.value);
+        properties.format = rawxml ? "rawxml" : "xml";
       }
       return { id: rec.path, type: kind.type, name, properties };
     };
@@ -179,7 +182,7 @@ export function createArmFake(options: ArmFakeOptions = {}): ArmFake {
       case "HEAD":
       case "GET": {
         if (!entity) return error(request, 404, "ResourceNotFound", `${resource} was not found.`);
-        const rawxml = rec.query.format === "rawxml" || !(resource.includes("policies/") || resource.startsWith("policyFragments/"));
+        const rawxml = rec.query.format === "rawxml";
         return respond(request, 200, envelope(entity, rawxml), { etag: entity.etag });
       }
       case "PUT": {
@@ -300,4 +303,13 @@ export function armPublisherOn(
     clientOptions: { httpClient: { sendRequest: (r) => (around ? around(r, send) : send(r)) }, retryOptions: { retryDelayInMs: 1, maxRetryDelayInMs: 5 } },
     resolveSecret,
   });
+}
+
+/** APIM's serialization of a stored policy: the same document, other bytes (compact, `>` escaped in attributes). */
+function reserialize(xml: string): string {
+  try {
+    return create(xml).end({ headless: true, prettyPrint: false }).replace(/="([^"]*)"/g, (_m, v: string) => `="${v.replace(/>/g, "&gt;")}"`);
+  } catch {
+    return xml;
+  }
 }

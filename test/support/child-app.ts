@@ -26,7 +26,7 @@ export function startChildApp(dataDir: string, how: "npm start" | "node" = "node
   const [cmd, args] = how === "npm start" ? ["npm", ["start", "--silent"]] : [process.execPath, ["dist/src/localhost/main.js"]];
   const child = spawn(cmd, args, {
     cwd: ROOT,
-    env: { ...cleanEnv(), ...env, PORT: "0", AIGOV_DATA_DIR: dataDir },
+    env: { ...cleanEnv(), ...env, PORT: "0", GATEWAY_PORT: "0", MOCK_BACKENDS_PORT: "0", AIGOV_DATA_DIR: dataDir },
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -82,7 +82,7 @@ async function orUndefined<T>(p: Promise<T>): Promise<T | undefined> {
 /**
  * GatewayPublisher over Azure Resource Manager, through @azure/arm-apimanagement v10 (api-version
  * 2024-05-01 by default). Every field the port models (pool members with priority/weight, circuit-breaker
- * rules, header credentials, Key Vault named values, rawxml policies) is in that SDK's models, so the typed
+ * rules, header credentials, Key Vault named values, xml policies) is in that SDK's models, so the typed
  * operations are used for every write (and HEAD, DELETE): they bring the SDK's error mapping and, for named
  * values and fragments (long-running writes), its poller.
  *
@@ -226,8 +226,8 @@ export class ArmGatewayPublisher implements GatewayPublisher {
 
   /**
    * GET of one entity through the client's own pipeline (credential, retries, api-version, httpClient):
-   * its wire `properties` and ETag, undefined on 404. Policies and fragments are asked for as rawxml: the
-   * default (xml) form is XML-escaped and would never compare equal to what was published.
+   * its wire `properties` and ETag, undefined on 404. Policies and fragments are asked for as xml, the
+   * format they were published in (drift compares the parsed documents: APIM re-serialises them).
    */
   private async getRaw(loc: Locator): Promise<{ etag: string | undefined; properties: Record<string, unknown> } | undefined> {
     const client = this.sdk();
@@ -236,7 +236,7 @@ export class ArmGatewayPublisher implements GatewayPublisher {
     const { createPipelineRequest, RestError } = require("@azure/core-rest-pipeline") as typeof import("@azure/core-rest-pipeline");
     const path = resourcePath(loc).split("/").map(encodeURIComponent).join("/");
     const query = new URLSearchParams({ "api-version": client.apiVersion });
-    if (loc.kind === "policy" || loc.kind === "fragment") query.set("format", "rawxml");
+    if (loc.kind === "policy" || loc.kind === "fragment") query.set("format", "xml");
     const url = `${client.$host}${this.servicePath()}/${path}?${query.toString()}`;
     const request = createPipelineRequest({ url, method: "GET" });
     request.headers.set("Accept", "application/json");
@@ -254,6 +254,29 @@ export class ArmGatewayPublisher implements GatewayPublisher {
     }
     const props = (body as { properties?: unknown } | undefined)?.properties;
     return { etag: response.headers.get("etag"), properties: props !== null && typeof props === "object" ? { ...(props as Record<string, unknown>) } : {} };
+  }
+
+  /** PUT of `{ properties }` through the client's pipeline, for fields the SDK's models do not carry. */
+  private async putRaw(loc: Locator, properties: object, ifMatch: string | undefined): Promise<void> {
+    const client = this.sdk();
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { createPipelineRequest, RestError } = require("@azure/core-rest-pipeline") as typeof import("@azure/core-rest-pipeline");
+    const path = resourcePath(loc).split("/").map(encodeURIComponent).join("/");
+    const url = `${client.$host}${this.servicePath()}/${path}?${new URLSearchParams({ "api-version": client.apiVersion }).toString()}`;
+    const request = createPipelineRequest({ url, method: "PUT", body: JSON.stringify({ properties }) });
+    request.headers.set("Content-Type", "application/json");
+    request.headers.set("Accept", "application/json");
+    if (ifMatch !== undefined) request.headers.set("If-Match", ifMatch);
+    const response = await client.sendRequest(request);
+    if (response.status !== 200 && response.status !== 201) {
+      let e: { code?: string; message?: string } | undefined;
+      try {
+        e = (JSON.parse(response.bodyAsText ?? "{}") as { error?: { code?: string; message?: string } }).error;
+      } catch {
+        e = undefined;
+      }
+      throw new RestError(e?.message ?? `PUT ${resourcePath(loc)} answered ${response.status}`, { code: e?.code, statusCode: response.status, request, response });
+    }
   }
 
   private servicePath(): string {
@@ -316,9 +339,13 @@ export class ArmGatewayPublisher implements GatewayPublisher {
         return {
           etag: async () => (await c.backend.getEntityTag(rg, svc, id)).eTag,
           put: async (p, m) => {
+            const props = p as BackendProperties;
+            // The SDK's serializer drops credentials.managedIdentity (not in its models; ADR 009): such a
+            // backend is sent as the plain ARM body through the same client pipeline.
+            if (props.credentials?.managedIdentity) return this.putRaw(loc, props, m);
             // The SDK names the backend's properties.type `typePropertiesType` (its `type` is the ARM resource type).
-            const { type, ...rest } = p as BackendProperties;
-            const model: BackendContract = { ...rest, typePropertiesType: type };
+            const { type, ...rest } = props;
+            const model: BackendContract = { ...rest, typePropertiesType: type } as BackendContract;
             await c.backend.createOrUpdate(rg, svc, id, model, ifMatchOpt(m));
           },
           del: (m) => c.backend.delete(rg, svc, id, m),

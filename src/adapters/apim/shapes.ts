@@ -23,13 +23,14 @@ import { type Locator } from "./plan.js";
 
 export interface PolicyProperties {
   value: string;
-  /** Always rawxml: policy expressions keep their unescaped quotes, < and &. */
-  format: "rawxml";
+  /** Always xml: the compiler renders well-formed XML, so quotes, < and & inside expressions are
+   * escaped (&quot;, &lt;, &amp;). rawxml would hand those escapes to the expression compiler as C#. */
+  format: "xml";
 }
 
 export interface FragmentProperties {
   value: string;
-  format: "rawxml";
+  format: "xml";
   description?: string;
 }
 
@@ -39,7 +40,7 @@ export interface BackendProperties {
   url?: string;
   protocol?: "http";
   circuitBreaker?: { rules: CircuitBreakerRule[] };
-  credentials?: { header: Record<string, string[]> };
+  credentials?: { header?: Record<string, string[]>; managedIdentity?: { resource: string; clientId?: string } };
   pool?: { services: { id: string; priority?: number; weight?: number }[] };
 }
 
@@ -138,9 +139,9 @@ export function toArmProperties(raw: GatewayArtifact): ArmProperties {
   const a = normalizeArtifact(raw);
   switch (a.kind) {
     case "policy":
-      return { value: a.xml, format: "rawxml" };
+      return { value: a.xml, format: "xml" };
     case "fragment":
-      return { value: a.xml, format: "rawxml", ...(a.description ? { description: a.description } : {}) };
+      return { value: a.xml, format: "xml", ...(a.description ? { description: a.description } : {}) };
     case "backend":
       if (a.type === "Pool") {
         return {
@@ -156,7 +157,9 @@ export function toArmProperties(raw: GatewayArtifact): ArmProperties {
         protocol: "http",
         ...(a.description ? { description: a.description } : {}),
         ...(a.circuitBreaker ? { circuitBreaker: a.circuitBreaker } : {}),
-        ...(a.credentialHeaders ? { credentials: { header: a.credentialHeaders } } : {}),
+        ...(a.credentialHeaders || a.managedIdentity
+          ? { credentials: { ...(a.credentialHeaders ? { header: a.credentialHeaders } : {}), ...(a.managedIdentity ? { managedIdentity: a.managedIdentity } : {}) } }
+          : {}),
       };
     case "namedValue":
       return {
@@ -303,7 +306,9 @@ export function fromArmProperties(loc: Locator, properties: unknown, children: A
         const rules = arr(obj(p.circuitBreaker)?.rules).map(parseRule);
         const header = obj(obj(p.credentials)?.header);
         const credentialHeaders = header ? Object.fromEntries(Object.entries(header).map(([k, v]) => [k, arr(v).map(str)])) : undefined;
-        a = { kind: "backend", id: loc.id, type: "Single", url: str(p.url), description, circuitBreaker: { rules }, credentialHeaders };
+        const mi = obj(obj(p.credentials)?.managedIdentity);
+        const managedIdentity = mi ? { resource: str(mi.resource), ...(optStr(mi.clientId) ? { clientId: str(mi.clientId) } : {}) } : undefined;
+        a = { kind: "backend", id: loc.id, type: "Single", url: str(p.url), description, circuitBreaker: { rules }, credentialHeaders, ...(managedIdentity ? { managedIdentity } : {}) };
       }
       return norm(a);
     }

@@ -13,8 +13,9 @@ type ProjectIn = CompilerInputIn["projects"][number];
  * A key whose profile changed (a share began or ended) keeps its previous profile compiled until the
  * gateway has moved its subscription: a product is never deleted while a subscription is on it.
  *
- * A budget becomes a token quota: the most tokens the budget buys at the highest price among the
- * models the key can reach, so the gateway never lets a key spend more than its budget.
+ * A budget becomes the tier's budget quota: the most tokens the budget buys at the highest price among
+ * the models the key can reach — in its own project and in every project it is shared with — counted
+ * once per key across all of them, so the gateway never lets a key spend more than its budget.
  */
 export function withKeyProfiles(input: CompilerInputIn, keysByProject: Map<string, KeyDoc[]>): CompilerInputIn {
   const tiers = new Map<string, TierIn>();
@@ -39,7 +40,7 @@ export function withKeyProfiles(input: CompilerInputIn, keysByProject: Map<strin
       for (const def of profiles) {
         if (!def.id) continue;
         offered.get(project.id)!.add(def.id);
-        if (!tiers.has(def.id)) tiers.set(def.id, tierFor(def, project));
+        if (!tiers.has(def.id)) tiers.set(def.id, tierFor(def, project, def.sharedWith.flatMap((t) => (byId.get(t) ? [byId.get(t)!] : []))));
         for (const target of def.sharedWith) {
           // A project deleted since is simply no longer a target.
           if (!known.has(target)) continue;
@@ -57,22 +58,27 @@ export function withKeyProfiles(input: CompilerInputIn, keysByProject: Map<strin
   return { ...input, keyTiers: [...tiers.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), projects, virtualKeys };
 }
 
-function tierFor(def: ProfileDef, project: ProjectIn): TierIn {
+function tierFor(def: ProfileDef, project: ProjectIn, sharedWith: ProjectIn[]): TierIn {
   const models = project.models ?? [];
   const scoped = def.models.length ? models.filter((m) => def.models.includes(m.id)) : models;
   const l = def.limits;
-  let quota = l.tokenQuota ? { ...l.tokenQuota } : undefined;
+  let budget: { tokens: number; period: NonNullable<typeof l.budget>["period"] } | undefined;
   if (l.budget) {
-    const perToken = Math.max(...scoped.map((m) => (m.pricing ? Math.max(m.pricing.inputPerMillionTokens, m.pricing.outputPerMillionTokens) / 1_000_000 : Infinity)));
+    // The key reaches its own scoped models and, where it is shared, the same names there (or every model when unscoped).
+    const names = new Set(scoped.map((m) => m.name));
+    const reachable = [...scoped, ...sharedWith.flatMap((q) => (q.models ?? []).filter((m) => !def.models.length || names.has(m.name)))];
+    const perToken = Math.max(...reachable.map((m) => (m.pricing ? Math.max(m.pricing.inputPerMillionTokens, m.pricing.outputPerMillionTokens) / 1_000_000 : Infinity)));
+    // A model without a price could cost anything: the budget then buys a single token (fail closed).
     const affordable = Number.isFinite(perToken) && perToken > 0 ? Math.max(1, Math.floor(l.budget.amount / perToken)) : 1;
-    quota = { limit: Math.min(quota?.limit ?? 1_000_000_000_000, affordable), period: l.budget.period };
+    budget = { tokens: affordable, period: l.budget.period };
   }
   return {
     id: def.id,
     description: `virtual key profile of project ${project.id}`,
     limits: {
       ...(l.tokensPerMinute !== undefined ? { tokensPerMinute: l.tokensPerMinute } : {}),
-      ...(quota ? { tokenQuota: quota } : {}),
+      ...(l.tokenQuota ? { tokenQuota: { ...l.tokenQuota } } : {}),
+      ...(budget ? { budget } : {}),
       ...(l.requestsPerMinute !== undefined ? { requestRate: { calls: l.requestsPerMinute, renewalPeriodSeconds: 60 } } : {}),
     },
     // Model names, resolved now: a renamed model keeps its keys (the profile id is built from model ids).

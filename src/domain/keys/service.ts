@@ -3,7 +3,7 @@ import type { Clock } from "../../ports/clock.js";
 import { artifactHash, artifactRef, expectedReadBack, readBackHash, type GatewayPublisher, type SecretRef, type SubscriptionArtifact } from "../../ports/gateway.js";
 import type { SecretStore } from "../../ports/secrets.js";
 import { TENANT_SCOPE, unversioned, type Partition, type Store, type StoredDoc, type Versioned } from "../../ports/store.js";
-import { apiIdFor, tierProductIdFor } from "../../policy/names.js";
+import { type GatewayNames } from "../../policy/names.js";
 import type { ChangeWriter } from "../changes.js";
 import { etagMatches, etagValue, newId, type Page, type RequestContext } from "../common.js";
 import { AppError, fail, notFound } from "../errors.js";
@@ -66,6 +66,8 @@ export interface KeyDoc extends StoredDoc {
    * until the subscription has moved, so its product is never deleted from under it.
    */
   gateway: {
+    /** The key's APIM subscription id (names.ts: the tenant's gateway key + the key id). */
+    subscriptionId?: string;
     desiredGen: number;
     syncedGen: number;
     publishedHash?: string;
@@ -149,20 +151,35 @@ export const profileOf = (doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?: Sh
  * The key's APIM subscription as it should be now: a pure function of the key document (and of the
  * tier an active key-scope exemption puts it on, which replaces its own product while it lasts).
  */
-export function subscriptionFor(doc: KeyDoc, exemptionTier?: string): SubscriptionArtifact {
+export function subscriptionFor(doc: KeyDoc, names: GatewayNames, exemptionTier?: string): SubscriptionArtifact {
   const profile = exemptionTier ?? profileOf(doc);
   const dead = doc.status === "revoked" || doc.status === "expired";
   const ref = (slot: SlotName): SecretRef =>
     doc.slots[slot].kind === "secret" ? { name: secretName(doc.id, slot), version: doc.slots[slot].version } : { name: fillerName(doc.id, slot), version: doc.slots[slot].version };
+  const id = names.subscription(doc.id);
   return {
     kind: "subscription",
-    id: doc.id,
-    displayName: `${doc.name} (${doc.id})`.slice(0, 100),
-    scope: profile ? { type: "product", productId: tierProductIdFor(doc.projectId, profile) } : { type: "api", apiId: apiIdFor(doc.projectId) },
+    id,
+    displayName: subscriptionDisplayName(doc.name, doc.id),
+    scope: profile ? { type: "product", productId: names.product(doc.projectId, profile) } : { type: "api", apiId: names.api(doc.projectId) },
     state: dead ? "cancelled" : doc.status === "suspended" ? "suspended" : "active",
     primaryKey: ref("primary"),
     secondaryKey: ref("secondary"),
   };
+}
+
+/** APIM allows 100 characters: the key id always fits (it is how people find the key), the name is
+ * shortened by whole code points so a surrogate pair is never split. */
+export function subscriptionDisplayName(name: string, keyId: string): string {
+  const suffix = ` (${keyId})`;
+  const room = 100 - suffix.length;
+  if (name.length <= room) return `${name}${suffix}`;
+  let out = "";
+  for (const ch of name) {
+    if (out.length + ch.length > room - 1) break;
+    out += ch;
+  }
+  return `${out}…${suffix}`;
 }
 
 function statusOf(doc: KeyDoc): Key["status"] {
@@ -180,7 +197,7 @@ function view(doc: KeyDoc, etag: string, sharedFrom?: string): Key {
     limits: doc.limits,
     expiresAt: doc.expiresAt,
     status: statusOf(doc),
-    gateway: { state: doc.gateway.syncedGen >= doc.gateway.desiredGen ? "synced" : "pending", subscriptionId: doc.id, profile: profileOf(doc) || "project" },
+    gateway: { state: doc.gateway.syncedGen >= doc.gateway.desiredGen ? "synced" : "pending", subscriptionId: doc.gateway.subscriptionId ?? doc.id, profile: profileOf(doc) || "project" },
     prefix: doc.prefix,
     last4: doc.last4,
     ...(doc.rotation
@@ -214,7 +231,10 @@ function snapshot(doc: KeyDoc) {
 
 /** The gateway-facing side the key service needs from publishing (ADR 006). */
 export interface GatewayAccess {
-  publisher(): Promise<GatewayPublisher>;
+  /** The tenant's gateway (its instance, its key reserved there). */
+  publisher(tenantId: string): Promise<GatewayPublisher>;
+  /** The ids of the tenant's artifacts (names.ts). */
+  names(tenantId: string): GatewayNames;
   /** Whether the gateway holds an artifact (the key's product or API) according to the last publish. */
   holds(tenantId: string, ref: string): Promise<boolean>;
   /** Makes (if needed) a pending revision so the tenant's profiles reach the gateway. */
@@ -284,7 +304,7 @@ export class KeyService {
       ...keyHints(plaintext),
       current: "primary",
       slots: { primary: { kind: "secret", version: secret.version }, secondary: { kind: "filler", version: "g1" } },
-      gateway: { desiredGen: 1, syncedGen: 0 },
+      gateway: { subscriptionId: this.gateway.names(ctx.principal.tenantId).subscription(id), desiredGen: 1, syncedGen: 0 },
       shares: [],
       notices: {},
       secretCreatedAt: at,
@@ -568,7 +588,7 @@ export class KeyService {
       if (!doc) return "synced";
       const live = doc.status === "active" || doc.status === "suspended";
       const exempted = live ? await this.gateway.exemptionTier(tenantId, projectId, id) : undefined;
-      const artifact = subscriptionFor(doc, exempted?.id);
+      const artifact = subscriptionFor(doc, this.gateway.names(tenantId), exempted?.id);
       // In step when every change was confirmed and the subscription is still what it should be (an
       // exemption starting or ending moves it to another product without a change to the key).
       if (doc.gateway.syncedGen >= doc.gateway.desiredGen && doc.gateway.publishedHash === artifactHash(artifact)) return "synced";
@@ -595,7 +615,7 @@ export class KeyService {
           if ((await this.store.batch(partition, [{ kind: "replace", doc: { ...unversioned(cur), gateway: { ...gateway, ...extra } }, ifMatch: cur._etag }])).ok) return;
         }
       };
-      const publisher = await this.gateway.publisher();
+      const publisher = await this.gateway.publisher(tenantId);
       const ref = artifactRef(artifact);
       const hash = artifactHash(artifact);
       let back;

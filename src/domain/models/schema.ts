@@ -143,6 +143,7 @@ export const Model = z
     ...specFields,
     dataClasses: z.array(z.enum(DATA_CLASSES)),
     status: z.enum(MODEL_STATUSES),
+    deprecatedAt: z.iso.date().optional().meta({ description: "When the model was deprecated (server-set); sent as the Deprecation header" }),
     backends: z.array(Backend),
     ...serverFields,
   })

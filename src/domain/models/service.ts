@@ -56,6 +56,7 @@ export class ModelService {
     const { backends: _b, ...fields } = spec;
     const doc: ModelDoc = {
       ...fields,
+      ...(spec.status === "deprecated" ? { deprecatedAt: now.slice(0, 10) } : {}),
       backends,
       id,
       projectId: project.id,
@@ -134,8 +135,11 @@ export class ModelService {
     }
     const backends = await this.storeCredentials(id, backendsIn, current.backends);
     const { backends: _b, ...fields } = spec;
+    // When the model became deprecated (the Deprecation response header, RFC 9745); kept while it stays so.
+    const deprecatedAt = spec.status === "deprecated" ? (current.status === "deprecated" ? current.deprecatedAt : undefined) ?? this.clock.now().toISOString().slice(0, 10) : undefined;
     const doc: ModelDoc = {
       ...fields,
+      ...(deprecatedAt ? { deprecatedAt } : {}),
       backends,
       id,
       projectId,

@@ -41,10 +41,12 @@ export function toProjectInput(project: Project, models: Model[], vaultUri: stri
     models: models.map((m) => ({
       id: m.id,
       name: m.name,
+      deployment: m.modelName,
       ...(m.displayName ? { displayName: m.displayName } : {}),
       provider: m.provider,
       status: m.status,
       ...(m.sunsetDate ? { sunsetDate: m.sunsetDate } : {}),
+      ...(m.status === "deprecated" && m.deprecatedAt ? { deprecatedAt: m.deprecatedAt } : {}),
       ...(m.pricing ? { pricing: { currency: m.pricing.currency, inputPerMillionTokens: m.pricing.inputPer1kTokens * 1000, outputPerMillionTokens: m.pricing.outputPer1kTokens * 1000 } } : {}),
       allowedDataClasses: m.dataClasses,
       settings: m.settings ?? {},
@@ -74,12 +76,13 @@ export function toProjectInput(project: Project, models: Model[], vaultUri: stri
 /** The registry and the settings of every scope, as the policy compiler sees them. */
 export function toCompilerInput(
   tenantId: string,
-  tenantSettings: CompilerInputIn["settings"],
+  tenant: { settings: CompilerInputIn["settings"]; services: CompilerInputIn["services"] },
   project: Project,
   models: Model[],
   vaultUri: string | undefined,
+  gatewayKey?: string,
 ): CompilerInputIn {
-  return { tenantId, settings: tenantSettings ?? {}, projects: [toProjectInput(project, models, vaultUri)] };
+  return { tenantId, ...(gatewayKey ? { gatewayKey } : {}), settings: tenant.settings ?? {}, services: tenant.services ?? {}, projects: [toProjectInput(project, models, vaultUri)] };
 }
 
 /** A last step on the compiler input before compiling (active exemptions relax controls here). */
@@ -108,6 +111,8 @@ export class TenantCompiler {
     private readonly tenantSettings: TenantSettingsService,
     private readonly vaultUri: string | undefined,
     private readonly transform: InputTransform = asIs,
+    /** An operator-assigned gateway key for the tenant (names.ts); derived from the tenant id when undefined. */
+    private readonly gatewayKey: (tenantId: string) => string | undefined = () => undefined,
   ) {}
 
   async compile(tenantId: string): Promise<CompileResult> {
@@ -116,9 +121,10 @@ export class TenantCompiler {
 
   /** The compiler input of the tenant, with every transform applied (keys, exemptions). */
   async input(tenantId: string): Promise<CompilerInputIn> {
-    const [projects, settings] = await Promise.all([this.projects.listAll(tenantId), this.tenantSettings.current(tenantId)]);
+    const [projects, tenant] = await Promise.all([this.projects.listAll(tenantId), this.tenantSettings.scope(tenantId)]);
     const inputs: ProjectInput[] = await mapLimit(projects, 8, async (p) => toProjectInput(p, await this.models.listAll(tenantId, p.id), this.vaultUri));
-    return this.transform(tenantId, { tenantId, settings, projects: inputs });
+    const key = this.gatewayKey(tenantId);
+    return this.transform(tenantId, { tenantId, ...(key ? { gatewayKey: key } : {}), settings: tenant.settings, services: tenant.services, projects: inputs });
   }
 }
 
@@ -130,14 +136,15 @@ export class PolicyPreviewService {
     private readonly tenantSettings: TenantSettingsService,
     private readonly vaultUri: string | undefined,
     private readonly transform: InputTransform = asIs,
+    private readonly gatewayKey: (tenantId: string) => string | undefined = () => undefined,
   ) {}
 
   async preview(ctx: RequestContext, projectId: string, explain: boolean): Promise<PolicyPreview> {
     const project = await this.projects.get(ctx, projectId);
     const models = await this.models.listAll(ctx.principal.tenantId, projectId);
-    const settings = await this.tenantSettings.current(ctx.principal.tenantId);
     const tenantId = ctx.principal.tenantId;
-    const result = compileLazily(await this.transform(tenantId, toCompilerInput(tenantId, settings, project, models, this.vaultUri)));
+    const tenant = await this.tenantSettings.scope(tenantId);
+    const result = compileLazily(await this.transform(tenantId, toCompilerInput(tenantId, tenant, project, models, this.vaultUri, this.gatewayKey(tenantId))));
     const artifacts = result.artifacts.map((a: GatewayArtifact) => ({ ref: artifactRef(a), ...a }));
     return {
       projectId,

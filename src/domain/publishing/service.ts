@@ -116,7 +116,10 @@ export class PublishService {
     private readonly changes: ChangeWriter,
     private readonly clock: Clock,
     private readonly compileTenant: (tenantId: string) => Promise<CompileResult>,
-    private readonly publisher: () => Promise<GatewayPublisher>,
+    /** The tenant's gateway publisher (its instance; its gateway key reserved there: tenant-gateways.ts). */
+    private readonly publisher: (tenantId: string) => Promise<GatewayPublisher>,
+    /** Reserves the tenant's gateway key on its instance; a collision is refused before anything is stored. */
+    private readonly reserveGateway: (tenantId: string) => Promise<void> = async () => undefined,
   ) {}
 
   // ------------------------------------------------------------------------------------------
@@ -243,7 +246,7 @@ export class PublishService {
     const previous = await this.heldManifest(tenantId, state);
     const target = await this.manifest(tenantId, revision);
     const desired = await this.artifacts(tenantId, target);
-    const publisher = await this.publisher();
+    const publisher = await this.publisher(tenantId);
     let outcome;
     try {
       outcome = await publisher.publish(desired, Object.fromEntries(previous));
@@ -329,7 +332,7 @@ export class PublishService {
     } else {
       const expected = await this.gatewayManifest(tenantId, state);
       const refs = [...expected.keys()].sort();
-      const [held, artifacts] = await Promise.all([(await this.publisher()).read(refs), this.artifactsByRef(tenantId, expected)]);
+      const [held, artifacts] = await Promise.all([(await this.publisher(tenantId)).read(refs), this.artifactsByRef(tenantId, expected)]);
       const items: DriftItem[] = [];
       for (const ref of refs) {
         const want = artifacts.get(ref)!;
@@ -403,6 +406,7 @@ export class PublishService {
     const tenantId = ctx.principal.tenantId;
     const partition = this.partition(tenantId);
     const manifest = manifestOf(artifacts);
+    await this.reserveGateway(tenantId);
     for (;;) {
       const state = await this.stateDoc(tenantId);
       const gateway = await this.heldManifest(tenantId, state);

@@ -1,0 +1,92 @@
+import { gatewayNames, type GatewayNames } from "../../policy/names.js";
+import type { GatewayPublisher } from "../../ports/gateway.js";
+import type { Partition, Store, StoredDoc } from "../../ports/store.js";
+import { fail } from "../errors.js";
+
+/** Where a tenant's artifacts go: a gateway instance, and optionally an operator-assigned key. */
+export interface GatewayAssignment {
+  instance?: string;
+  key?: string;
+}
+
+export const DEFAULT_INSTANCE = "default";
+
+/** System documents live outside every tenant's partitions (no tenant id can start with '_'). */
+const SYSTEM: Partition = { tenantId: "_system", scopeId: "gateway" };
+
+interface KeyReservation extends StoredDoc {
+  docType: "gatewayKeyReservation";
+  owner: string;
+  instance: string;
+  key: string;
+}
+
+/**
+ * Each tenant's gateway: the instance it is assigned to (GATEWAY_ASSIGNMENTS; the default instance
+ * otherwise) and the key its artifact ids start with (names.ts). Before the first write of a tenant to
+ * an instance its key is reserved there (one system document per instance and key, created or found
+ * owned by the tenant), so two tenants can never write under the same ids on one gateway: a key that
+ * another tenant holds is refused (409 `gateway_key_collision`; an operator then assigns an explicit key).
+ */
+export class TenantGateways {
+  private readonly reserved = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly assignments: Record<string, GatewayAssignment>,
+    private readonly publisherFor: (instance: string) => Promise<GatewayPublisher>,
+  ) {}
+
+  instance(tenantId: string): string {
+    return this.assignments[tenantId]?.instance ?? DEFAULT_INSTANCE;
+  }
+
+  /** The operator-assigned key, when there is one (the compiler derives the key otherwise). */
+  explicitKey(tenantId: string): string | undefined {
+    return this.assignments[tenantId]?.key;
+  }
+
+  names(tenantId: string): GatewayNames {
+    return gatewayNames(tenantId, this.explicitKey(tenantId));
+  }
+
+  /** The tenant's publisher, after its key is reserved on its instance. */
+  async publisher(tenantId: string): Promise<GatewayPublisher> {
+    await this.reserve(tenantId);
+    return this.publisherFor(this.instance(tenantId));
+  }
+
+  reserve(tenantId: string): Promise<void> {
+    let p = this.reserved.get(tenantId);
+    if (!p) {
+      p = this.claim(tenantId).catch((err: unknown) => {
+        this.reserved.delete(tenantId);
+        throw err;
+      });
+      this.reserved.set(tenantId, p);
+    }
+    return p;
+  }
+
+  private async claim(tenantId: string): Promise<void> {
+    const instance = this.instance(tenantId);
+    const key = this.names(tenantId).key;
+    const id = `gatewaykey.${instance}.${key}`;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const existing = await this.store.read<KeyReservation>(SYSTEM, id);
+      if (existing) {
+        if (existing.owner === tenantId) return;
+        return fail({
+          kind: "conflict",
+          reason: "gateway_key_collision",
+          detail: `this tenant's gateway key '${key}' is held by another tenant on gateway '${instance}'; an operator must assign this tenant an explicit key (GATEWAY_ASSIGNMENTS)`,
+        });
+      }
+      const doc: KeyReservation = { id, ...SYSTEM, docType: "gatewayKeyReservation", owner: tenantId, instance, key };
+      const r = await this.store.batch(SYSTEM, [{ kind: "create", doc }]);
+      if (r.ok) return;
+      // Created concurrently: read again and see whose it is.
+    }
+    fail({ kind: "unavailable", detail: "could not reserve the tenant's gateway key; try again" });
+  }
+}
