@@ -1,0 +1,130 @@
+/**
+ * Conformance: limits, budgets and key states promised by the API, checked by requests through the
+ * local gateway. The gateway's clock is virtual: windows and periods pass when a test moves it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AigovClient } from "../../src/client/index.js";
+import type { Project } from "../../src/domain/projects/schema.js";
+import { Governed } from "../support/governed.js";
+import { until } from "../support/until.js";
+
+let g: Governed;
+let dev: AigovClient;
+let project: Project;
+let gpt: { id: string };
+let mini: { id: string };
+
+// Prices per 1K tokens: 0.01 USD (input and output) → 10 USD per million → 1e-5 USD a token.
+const priced = { pricing: { currency: "USD", inputPer1kTokens: 0.01, outputPer1kTokens: 0.01 } };
+
+beforeAll(async () => {
+  g = await Governed.start("t-limits");
+  dev = await g.as("dora", ["Developer"]);
+  project = await g.project("limits");
+  // gpt-4o has its own per-key limit of 20 tokens a minute; the key's own limits are on top.
+  gpt = await g.model(project.id, "gpt-4o", { extra: { ...priced, settings: { tokens: { perMinute: { limit: 20, per: "key" } } } } });
+  mini = await g.model(project.id, "gpt-4o-mini", { extra: priced });
+  await g.publish("first");
+});
+afterAll(() => g.stop());
+
+const call = (key: string, model: string, maxTokens = 8) => g.chat(project.id, key, model, { words: 2, maxTokens });
+
+describe("conformance: limits, budgets and key states at the local gateway", () => {
+  it("a key's limit and a model's limit are separate counters: the tighter one bites, on every model", async () => {
+    const key = (await g.key(dev, project.id, { name: "tpm 30", limits: { tokensPerMinute: 30 } })).key;
+    // Each call counts 10 tokens (2 prompt + 8 completion, as the backend reports them).
+    expect((await call(key, "gpt-4o")).status).toBe(200);
+    expect((await call(key, "gpt-4o")).status).toBe(200);
+    const model = await call(key, "gpt-4o");
+    expect(model.status).toBe(429); // the model's 20
+    expect(Number(model.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect((await call(key, "gpt-4o-mini")).status).toBe(200); // the key has 10 left
+    const own = await call(key, "gpt-4o-mini");
+    expect(own.status).toBe(429); // the key's 30, counted across models
+    g.t.clock.advance(61_000);
+    expect((await call(key, "gpt-4o-mini")).status).toBe(200);
+  });
+
+  it("a budget is enforced on every model, with a model limit present, and a shared key spends one budget", async () => {
+    const other = await g.project("limits-shared");
+    await g.model(other.id, "gpt-4o-mini", { extra: { pricing: { currency: "USD", inputPer1kTokens: 0.02, outputPer1kTokens: 0.02 } } });
+    await g.publish("other project");
+    // 0.0009 USD at the highest price the key can reach once shared (2e-5 a token) buys 45 tokens.
+    const k = await g.key(dev, project.id, { name: "budget", scopes: { models: [mini.id, gpt.id] }, limits: { budget: { amount: 0.0009, currency: "USD", period: "Monthly" } } });
+    const before = await dev.keys.get(project.id, k.id);
+    const { approval } = await dev.keys.share(project.id, k.id, { projectId: other.id, justification: "evaluation", approvers: [{ user: "quinn" }] }, before.etag);
+    const quinn = await g.as("quinn", ["Approver"]);
+    await quinn.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, (await quinn.approvals.get(approval.id)).etag);
+    await until(async () => ((await dev.keys.get(project.id, k.id)).shares[0]?.status === "active" ? true : undefined), "share active");
+    await g.synced(project.id, k.id);
+    expect((await call(k.key, "gpt-4o")).status).toBe(200); // 10
+    expect((await g.chat(other.id, k.key, "gpt-4o-mini", { words: 2, maxTokens: 8 })).status).toBe(200); // 20, in the other project
+    expect((await call(k.key, "gpt-4o-mini")).status).toBe(200); // 30
+    expect((await g.chat(other.id, k.key, "gpt-4o-mini", { words: 2, maxTokens: 8 })).status).toBe(200); // 40
+    expect((await call(k.key, "gpt-4o-mini", 3)).status).toBe(200); // 45: the budget is spent
+    const spent = await call(k.key, "gpt-4o-mini");
+    expect(spent.status).toBe(403);
+    expect(Number(spent.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect((await g.chat(other.id, k.key, "gpt-4o-mini")).status).toBe(403);
+    // The next month the budget is new.
+    const now = new Date(g.t.clock.now());
+    g.t.clock.advance(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1) - now.getTime() + 1000);
+    expect((await call(k.key, "gpt-4o-mini")).status).toBe(200);
+  });
+
+  it("a project quota refuses with 403 until its period ends; a request rate with 429 until its window slides", async () => {
+    const p = await g.project("quota", { settings: { tokens: { quota: { limit: 25, period: "Hourly", per: "project" } }, requests: { rate: { calls: 2, renewalPeriodSeconds: 60, per: "key" } } } });
+    await g.model(p.id, "gpt-4o-mini");
+    await g.publish("quota");
+    const a = (await g.key(dev, p.id, { name: "a" })).key;
+    const b = (await g.key(dev, p.id, { name: "b" })).key;
+    expect((await g.chat(p.id, a, "gpt-4o-mini")).status).toBe(200);
+    expect((await g.chat(p.id, a, "gpt-4o-mini")).status).toBe(200);
+    const rate = await g.chat(p.id, a, "gpt-4o-mini");
+    expect(rate.status).toBe(429);
+    expect(rate.json.message).toMatch(/Rate limit is exceeded/);
+    // Key b has its own request rate, but the project's quota is shared: 20 of 25 are used.
+    expect((await g.chat(p.id, b, "gpt-4o-mini")).status).toBe(200);
+    const quota = await g.chat(p.id, b, "gpt-4o-mini");
+    expect(quota.status).toBe(403);
+    const hour = 3_600_000;
+    g.t.clock.advance(hour - (g.t.clock.now() % hour) + 1000);
+    expect((await g.chat(p.id, b, "gpt-4o-mini")).status).toBe(200);
+    expect((await g.chat(p.id, a, "gpt-4o-mini")).status).toBe(200);
+  });
+
+  it("suspended, revoked and expired keys are refused; resumed keys work again", async () => {
+    const k = await g.key(dev, project.id, { name: "states" });
+    expect((await call(k.key, "gpt-4o-mini")).status).toBe(200);
+    await dev.keys.suspend(project.id, k.id, { reason: "investigating" }, (await dev.keys.get(project.id, k.id)).etag);
+    await g.settle();
+    expect((await call(k.key, "gpt-4o-mini")).status).toBe(401);
+    await dev.keys.resume(project.id, k.id, { reason: "cleared" }, (await dev.keys.get(project.id, k.id)).etag);
+    await g.settle();
+    expect((await call(k.key, "gpt-4o-mini")).status).toBe(200);
+    await dev.keys.revoke(project.id, k.id, { reason: "done" }, (await dev.keys.get(project.id, k.id)).etag);
+    await g.settle();
+    expect((await call(k.key, "gpt-4o-mini")).status).toBe(401);
+
+    const soon = await g.key(dev, project.id, { name: "short", expiresAt: new Date(Date.now() + 2500).toISOString() });
+    expect((await call(soon.key, "gpt-4o-mini")).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 2600));
+    await g.t.app.host.invokeTimer("keyLifecycle");
+    await g.settle();
+    expect((await dev.keys.get(project.id, soon.id)).status).toBe("expired");
+    expect((await call(soon.key, "gpt-4o-mini")).status).toBe(401);
+  });
+
+  it("during a rotation's overlap both secrets work; after it only the new one", async () => {
+    const k = await g.key(dev, project.id, { name: "rotating" });
+    const rotated = await dev.keys.rotate(project.id, k.id, { overlap: "PT3S" }, (await dev.keys.get(project.id, k.id)).etag);
+    await g.t.gateway.reload();
+    expect((await call(k.key, "gpt-4o-mini")).status).toBe(200);
+    expect((await call(rotated.key, "gpt-4o-mini")).status).toBe(200);
+    await until(async () => ((await dev.keys.get(project.id, k.id)).rotation === undefined ? true : undefined), "rotation completes");
+    await g.t.gateway.reload();
+    expect((await call(k.key, "gpt-4o-mini")).status).toBe(401);
+    expect((await call(rotated.key, "gpt-4o-mini")).status).toBe(200);
+  });
+});

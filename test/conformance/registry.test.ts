@@ -1,0 +1,134 @@
+/**
+ * Conformance: what the registry and governance settings say about models — lifecycle, regions,
+ * A/B splits, pillars, exemptions — checked by requests through the local gateway.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AigovClient } from "../../src/client/index.js";
+import { Governed } from "../support/governed.js";
+import { until } from "../support/until.js";
+
+let g: Governed;
+let dev: AigovClient;
+const DAY = 86_400_000;
+const key = (h: string) => ({ type: "apiKey" as const, header: "api-key" as const, key: `provider-key-${h}` });
+
+beforeAll(async () => {
+  g = await Governed.start("t-registry");
+  dev = await g.as("dora", ["Developer"]);
+});
+afterAll(() => g.stop());
+
+describe("conformance: models, regions, splits, pillars and exemptions at the local gateway", () => {
+  it("deprecated models answer with Sunset and Deprecation; blocked models are not found", async () => {
+    const p = await g.project("lifecycle");
+    const old = await g.model(p.id, "gpt-35");
+    await g.model(p.id, "gpt-4o");
+    await g.publish("lifecycle");
+    const k = (await g.key(dev, p.id, { name: "lifecycle" })).key;
+    expect((await g.chat(p.id, k, "gpt-35")).headers.get("sunset")).toBeNull();
+    const cur = await g.admin.models.get(p.id, old.id);
+    const deprecated = await g.admin.models.update(p.id, old.id, { status: "deprecated", sunsetDate: "2027-06-30" }, cur.etag);
+    await g.publish("deprecate");
+    const answer = await g.chat(p.id, k, "gpt-35");
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get("sunset")).toBe("Wed, 30 Jun 2027 00:00:00 GMT");
+    expect(answer.headers.get("deprecation")).toBe(`@${Date.parse(`${deprecated.deprecatedAt}T00:00:00Z`) / 1000}`);
+    expect((await g.chat(p.id, k, "gpt-4o")).headers.get("sunset")).toBeNull();
+    await g.admin.models.update(p.id, old.id, { status: "blocked", sunsetDate: null }, deprecated.etag);
+    await g.publish("block");
+    const blocked = await g.chat(p.id, k, "gpt-35");
+    expect([blocked.status, blocked.json.error?.code]).toEqual([404, "model_not_found"]);
+  });
+
+  it("only backends in allowed regions serve; a model with none left is refused", async () => {
+    const p = await g.project("regions", { settings: { regions: { allowed: ["westeurope"] } } });
+    await g.admin.models.create(p.id, {
+      name: "gpt-4o",
+      provider: "openai",
+      modelName: "gpt-4o",
+      backends: [
+        { id: "us", url: "https://us.mock.localhost/v1", region: "eastus", credential: key("us") },
+        { id: "eu", url: "https://eu.mock.localhost/v1", region: "westeurope", credential: key("eu") },
+      ],
+    });
+    await g.admin.models.create(p.id, { name: "o3", provider: "openai", modelName: "o3", backends: [{ id: "us", url: "https://o3us.mock.localhost/v1", region: "eastus", credential: key("o3us") }] });
+    await g.publish("regions");
+    const k = (await g.key(dev, p.id, { name: "regions" })).key;
+    for (let i = 0; i < 10; i++) expect((await g.chat(p.id, k, "gpt-4o")).headers.get("x-mock-instance")).toBe("eu.mock.localhost");
+    expect(g.t.backends.requests("us.mock.localhost")).toHaveLength(0);
+    const none = await g.chat(p.id, k, "o3");
+    expect([none.status, none.json.error?.code]).toEqual([403, "model_unavailable_in_region"]);
+  });
+
+  it("an A/B split sends each version its share of requests", async () => {
+    const p = await g.project("split");
+    await g.admin.models.create(p.id, {
+      name: "gpt-4o",
+      provider: "openai",
+      modelName: "gpt-4o",
+      split: { variants: [{ version: "a", weight: 70 }, { version: "b", weight: 30 }] },
+      backends: [
+        { id: "a", version: "a", url: "https://va.mock.localhost/v1", region: "eastus", credential: key("va") },
+        { id: "b", version: "b", url: "https://vb.mock.localhost/v1", region: "eastus", credential: key("vb") },
+      ],
+    });
+    await g.publish("split");
+    const k = (await g.key(dev, p.id, { name: "split" })).key;
+    const n = 400;
+    let a = 0;
+    for (let i = 0; i < n; i++) if ((await g.chat(p.id, k, "gpt-4o")).headers.get("x-mock-instance") === "va.mock.localhost") a++;
+    // Binomial(400, 0.7): mean 280, standard deviation ~9.2; five deviations either way.
+    expect(a).toBeGreaterThan(280 - 46);
+    expect(a).toBeLessThan(280 + 46);
+    expect(g.t.backends.requests("va.mock.localhost").length + g.t.backends.requests("vb.mock.localhost").length).toBe(n);
+  });
+
+  it("a project with the models pillar off serves nothing; switched on again it serves", async () => {
+    const p = await g.project("pillar");
+    await g.model(p.id, "gpt-4o");
+    await g.publish("pillar on");
+    const k = (await g.key(dev, p.id, { name: "pillar" })).key;
+    expect((await g.chat(p.id, k, "gpt-4o")).status).toBe(200);
+    const cur = await g.admin.projects.get(p.id);
+    const off = await g.admin.projects.update(p.id, { pillars: { models: false } }, cur.etag);
+    await g.publish("pillar off");
+    expect((await g.chat(p.id, k, "gpt-4o")).status).toBe(404);
+    await g.admin.projects.update(p.id, { pillars: { models: true } }, off.etag);
+    await g.publish("pillar on again");
+    expect((await g.chat(p.id, k, "gpt-4o")).status).toBe(200);
+  });
+
+  it("an exemption relaxes its control at the gateway while active, and its revocation restores it exactly", async () => {
+    const p = await g.project("exempt", { settings: { tokens: { perMinute: { limit: 20, per: "key" } } } });
+    await g.model(p.id, "gpt-4o");
+    await g.publish("baseline");
+    const k = (await g.key(dev, p.id, { name: "exempt" })).key;
+    const burst = async () => {
+      const statuses = [];
+      for (let i = 0; i < 4; i++) statuses.push((await g.chat(p.id, k, "gpt-4o")).status);
+      g.t.clock.advance(61_000);
+      return statuses;
+    };
+    expect(await burst()).toEqual([200, 200, 429, 429]);
+    const requested = await dev.exemptions.request({
+      control: "tokens.perMinute",
+      scope: { level: "project", projectId: p.id },
+      relaxation: { kind: "limit", value: 1000 },
+      category: "waiver",
+      owner: "dora",
+      reason: { deliveryBlocker: "load test", affectedControl: "tokens per minute 20", expectedEndState: "limits reviewed" },
+      compensatingControls: ["watched"],
+      evidence: ["https://tickets.example.com/LOAD-1"],
+      expiresAt: new Date(Date.now() + 7 * DAY).toISOString(),
+    });
+    const approval = await g.admin.approvals.get(requested.approvalId);
+    await g.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
+    await until(async () => ((await dev.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
+    await g.settle();
+    expect(await burst()).toEqual([200, 200, 200, 200]);
+    const active = await dev.exemptions.get(requested.id);
+    await g.admin.exemptions.revoke(requested.id, { reason: "done" }, active.etag);
+    await g.settle();
+    expect(await burst()).toEqual([200, 200, 429, 429]);
+  });
+});

@@ -1,0 +1,131 @@
+/**
+ * A governed tenant on the real app: registry, settings and keys made through the API, published
+ * through the API, and every check made by sending requests through the local gateway.
+ */
+import type { AigovClient } from "../../src/client/index.js";
+import type { Role } from "../../src/domain/common.js";
+import type { KeyWithSecret } from "../../src/domain/keys/schema.js";
+import type { Project } from "../../src/domain/projects/schema.js";
+import { gatewayNames, type GatewayNames } from "../../src/policy/names.js";
+import { projectSpec, startTestApp, type TestApp } from "./app.js";
+import { until } from "./until.js";
+
+export interface GatewayAnswer {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: Record<string, unknown> & { error?: { code?: string }; message?: string; model?: string; usage?: Record<string, number> };
+}
+
+export class Governed {
+  readonly names: GatewayNames;
+  private constructor(
+    readonly t: TestApp,
+    readonly tenant: string,
+    readonly admin: AigovClient,
+  ) {
+    this.names = gatewayNames(tenant);
+  }
+
+  static async start(tenant = "t-gw", t?: TestApp): Promise<Governed> {
+    const app = t ?? (await startTestApp());
+    return new Governed(app, tenant, await app.as(tenant, "alice", ["TenantAdmin", "Auditor"]));
+  }
+
+  as(user: string, roles: Role[]): Promise<AigovClient> {
+    return this.t.as(this.tenant, user, roles);
+  }
+
+  project(name: string, extra: Record<string, unknown> = {}): Promise<Project> {
+    return this.admin.projects.create(projectSpec(name, extra));
+  }
+
+  /** An OpenAI-compatible model served by the fake backends: one backend per host given. */
+  async model(projectId: string, name: string, opts: { hosts?: string[]; provider?: "openai" | "azure-openai"; modelName?: string; extra?: Record<string, unknown>; backend?: Record<string, unknown> } = {}) {
+    const provider = opts.provider ?? "openai";
+    const hosts = opts.hosts ?? [`${name.replace(/[^a-z0-9-]/g, "")}.mock.localhost`];
+    return this.admin.models.create(projectId, {
+      name,
+      provider,
+      modelName: opts.modelName ?? `${name}-deployment`,
+      backends: hosts.map((h, i) => ({
+        id: `b${i}`,
+        url: provider === "azure-openai" ? `https://${h}` : `https://${h}/v1`,
+        region: "eastus",
+        credential: { type: "apiKey" as const, header: "api-key" as const, key: `provider-key-${h}` },
+        ...opts.backend,
+      })),
+      ...opts.extra,
+    } as never);
+  }
+
+  /** Publishes what compiles now and waits until the local gateway serves it. */
+  async publish(reason = "test"): Promise<void> {
+    const r = await this.admin.policy.publish({ reason });
+    if (r.revision) await until(async () => ((await this.admin.policy.revision(r.revision!.id)).status === "published" ? true : undefined), `revision ${r.revision.number} published`);
+    await this.settle();
+  }
+
+  /** Lets automation run (publish sweep, key lifecycle), then reloads the gateway's files. */
+  async settle(): Promise<void> {
+    await this.t.app.host.invokeTimer("gatewayPublishSweep");
+    await until(async () => {
+      const list = await this.admin.policy.revisions();
+      return list.items.every((rev) => rev.status !== "pending") ? true : undefined;
+    }, "no revision pending");
+    await this.t.gateway.reload();
+  }
+
+  /** A virtual key, once its subscription is at the gateway. */
+  async key(client: AigovClient, projectId: string, body: Parameters<AigovClient["keys"]["create"]>[1]): Promise<KeyWithSecret> {
+    const k = await client.keys.create(projectId, body);
+    await this.synced(projectId, k.id);
+    return k;
+  }
+
+  async synced(projectId: string, keyId: string): Promise<void> {
+    await until(async () => {
+      await this.t.app.host.invokeTimer("gatewayPublishSweep");
+      await this.t.app.host.invokeTimer("keyLifecycle");
+      return (await this.admin.keys.get(projectId, keyId)).gateway.state === "synced" ? true : undefined;
+    }, `key ${keyId} synced`);
+    await this.settle();
+  }
+
+  /** The project's base URL at the local gateway. */
+  base(projectId: string): string {
+    return `${this.t.gateway.url}/${this.names.apiPath(projectId)}`;
+  }
+
+  async call(projectId: string, path: string, init: { key?: string; body?: unknown; headers?: Record<string, string>; method?: string } = {}): Promise<GatewayAnswer> {
+    const res = await fetch(`${this.base(projectId)}${path}`, {
+      method: init.method ?? "POST",
+      headers: { "content-type": "application/json", ...(init.key ? { "api-key": init.key } : {}), ...init.headers },
+      ...(init.body !== undefined ? { body: typeof init.body === "string" ? init.body : JSON.stringify(init.body) } : {}),
+    });
+    const text = await res.text();
+    let json: GatewayAnswer["json"] = {};
+    try {
+      json = JSON.parse(text) as GatewayAnswer["json"];
+    } catch {
+      // Not JSON (a stream): the text is the answer.
+    }
+    return { status: res.status, headers: res.headers, text, json };
+  }
+
+  /** A chat completion whose usage the fake backends report exactly: `words` prompt tokens, `maxTokens` completion tokens. */
+  chat(projectId: string, key: string, model: string, opts: { words?: number; maxTokens?: number; route?: "v1" | "openai-v1" | "deployment"; headers?: Record<string, string>; extra?: Record<string, unknown> } = {}) {
+    const route = opts.route ?? "v1";
+    const path = route === "v1" ? "/v1/chat/completions" : route === "openai-v1" ? "/openai/v1/chat/completions" : `/openai/deployments/${model}/chat/completions?api-version=2024-10-21`;
+    const words = Array.from({ length: opts.words ?? 2 }, (_, i) => `w${i}`).join(" ");
+    return this.call(projectId, path, {
+      key,
+      ...(opts.headers ? { headers: opts.headers } : {}),
+      body: { ...(route === "deployment" ? {} : { model }), max_tokens: opts.maxTokens ?? 8, messages: [{ role: "user", content: words }], ...opts.extra },
+    });
+  }
+
+  stop(): Promise<void> {
+    return this.t.stop();
+  }
+}
