@@ -9,8 +9,8 @@ import { fileURLToPath } from "node:url";
 export const root = fileURLToPath(new URL("..", import.meta.url));
 
 /** Starts dist/src/localhost/main.js on an ephemeral port and a fresh data dir, with none of the app's settings. */
-export function startApp() {
-  const env = { ...process.env, PORT: "0", GATEWAY_PORT: "0", MOCK_BACKENDS_PORT: "0", AIGOV_DATA_DIR: mkdtempSync(join(tmpdir(), "aigov-bench-")) };
+export function startApp(extraEnv = {}) {
+  const env = { ...process.env, PORT: "0", GATEWAY_PORT: "0", MOCK_BACKENDS_PORT: "0", AIGOV_DATA_DIR: mkdtempSync(join(tmpdir(), "aigov-bench-")), ...extraEnv };
   for (const k of Object.keys(env)) if (/^(COSMOS_|AUTH_|EVENTGRID_|KEYVAULT_|WEBSITE_|AIGOV_PUBLIC)/.test(k)) delete env[k];
   const child = spawn(process.execPath, [join(root, "dist/src/localhost/main.js")], { env, stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
@@ -22,7 +22,7 @@ export function startApp() {
       if (url && cosmos) {
         child.stdout.off("data", onData);
         child.stdout.resume();
-        resolve({ child, url, cosmos });
+        resolve({ child, url, cosmos, output: () => out });
       }
     };
     child.stdout.on("data", onData);

@@ -37,6 +37,7 @@ const orchestrator: OrchestrationHandler = function* (context: OrchestrationCont
       yield context.df.callActivity("gatewayPublishFailed", { ...input, instanceId: context.df.instanceId, error: why });
       return "failed";
     }
+    if (result === "published") yield context.df.callActivity("gatewayKeysCatchUp", { ...input, instanceId: context.df.instanceId });
     if (result !== "busy") return result;
     if (waits >= MAX_BUSY_WAITS) {
       yield context.df.callActivity("gatewayPublishFailed", { ...input, instanceId: context.df.instanceId, error: "another revision held the gateway for too long" });
@@ -51,6 +52,14 @@ orchestration(PUBLISH_ORCHESTRATOR, orchestrator);
 const apply: ActivityHandler = async (input: PublishInput & { instanceId: string }) =>
   (await getServices()).publishing.apply(input.tenantId, input.revisionId, `orchestration:${input.instanceId}`);
 activity("gatewayApply", apply);
+
+/** Keys waiting for what this revision published (a new profile's product) are synced at once. */
+const keysCatchUp: ActivityHandler = async (input: PublishInput & { instanceId: string }) => {
+  const s = await getServices();
+  const projects = await s.projects.listAll(input.tenantId);
+  return s.keys.syncWaiting(input.tenantId, projects.map((p) => p.id), `orchestration:${input.instanceId}`);
+};
+activity("gatewayKeysCatchUp", keysCatchUp);
 
 const failed: ActivityHandler = async (input: PublishInput & { instanceId: string; error: string }) =>
   (await getServices()).publishing.markFailed(input.tenantId, input.revisionId, input.error, `orchestration:${input.instanceId}`);

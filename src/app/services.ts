@@ -135,6 +135,7 @@ export async function buildServices(config: Config): Promise<Services> {
     { TenantGateways },
     { KeyService },
     { TenantSettingsService },
+    { SettingsGuard },
     { ProjectService },
   ] = await Promise.all([
     import("../adapters/cosmos/connect.js"),
@@ -151,16 +152,18 @@ export async function buildServices(config: Config): Promise<Services> {
     import("../domain/publishing/tenant-gateways.js"),
     import("../domain/keys/service.js"),
     import("../domain/policy/tenant-settings.js"),
+    import("../domain/policy/settings-guard.js"),
     import("../domain/projects/service.js"),
   ]);
   // No I/O here: the database and container are provisioned by infra (Azure) or by the local host.
   const store = await connectCosmos(config.cosmos, { createIfMissing: false });
   const changes = new ChangeWriter(store, systemClock);
-  const projects = new ProjectService(store, changes, systemClock);
+  const tenantSettings = new TenantSettingsService(store, changes, systemClock);
+  const settingsGuard = new SettingsGuard(tenantSettings);
+  const projects = new ProjectService(store, changes, systemClock, settingsGuard);
   const secrets = await secretStore(config);
   const notifier = await notifierFor(config);
-  const tenantSettings = new TenantSettingsService(store, changes, systemClock);
-  const models = new ModelService(store, changes, systemClock, secrets, projects);
+  const models = new ModelService(store, changes, systemClock, secrets, projects, settingsGuard);
   projects.countDependentsWith((tenantId, projectId) => models.count(tenantId, projectId));
   // The gateway resolves subscription keys through the key service (real secrets from the store, fillers derived).
   let keys: KeyService | undefined;

@@ -281,11 +281,28 @@ export function buildProgram(io: CliIo): Command {
       render(io, "table", (preview.explain ?? []).map((e) => ({ ...e, control: JSON.stringify(e.control), scope: JSON.stringify(e.scope) })), ["ref", "path", "control", "scope"]);
     });
 
+  policy
+    .command("path <projectId>")
+    .description("the project's API path at the gateway (https://<gateway>/<path>/v1/chat/completions, …; locally http://127.0.0.1:7072/<path>)")
+    .action(async (projectId: string) => {
+      const api = (await client().policy.show(projectId)).artifacts.find((a) => a.kind === "api");
+      if (!api || typeof api.path !== "string") throw new Error(`project ${projectId} has no API`);
+      io.out(api.path);
+    });
+
   const REVISION_COLUMNS = ["number", "id", "kind", "status", "createdBy", "createdAt", "publishedAt", "reason"];
   const counts = (c: { added: number; modified: number; removed: number }) => `+${c.added} ~${c.modified} -${c.removed}`;
   const showPublish = (r: { changed: boolean; revision?: { number: number; id: string; status: string; counts: { added: number; modified: number; removed: number } } }) => {
     if (globals().output === "json") return print(r);
-    if (!r.changed) return io.out(r.revision ? `nothing to publish: the gateway holds revision ${r.revision.number} (${r.revision.id})` : "nothing to publish");
+    if (!r.changed) {
+      if (!r.revision) return io.out("nothing to publish");
+      // The compiled state is already a revision: held by the gateway, or pending and on its way there.
+      return io.out(
+        r.revision.status === "published"
+          ? `nothing to publish: the gateway holds revision ${r.revision.number} (${r.revision.id})`
+          : `nothing new to publish: revision ${r.revision.number} (${r.revision.id}) has it and is ${r.revision.status}`,
+      );
+    }
     io.out(`revision ${r.revision!.number} (${r.revision!.id}) ${r.revision!.status}: ${counts(r.revision!.counts)} artifacts`);
   };
   policy
@@ -307,7 +324,8 @@ export function buildProgram(io: CliIo): Command {
     .action(async (o: { reason?: string; wait?: boolean }) => {
       const c = client();
       let r = await c.policy.publish(o.reason ? { reason: o.reason } : {});
-      if (o.wait && r.changed && r.revision) r = { ...r, revision: await waitForRevision(c, r.revision.id) };
+      // --wait also waits for a pending revision that already holds what would be published (e.g. one automation made).
+      if (o.wait && r.revision && (r.changed || r.revision.status === "pending")) r = { ...r, revision: await waitForRevision(c, r.revision.id) };
       showPublish(r);
     });
   policy
@@ -368,7 +386,8 @@ export function buildProgram(io: CliIo): Command {
     .option("--quota <limit/period>", "token quota, e.g. 1000000/Monthly")
     .option("--budget <amount CUR/period>", "cost budget, e.g. '50 USD/Monthly'")
     .option("--expires <iso>", "expiry (default: the project's default lifetime)")
-    .action(async (projectId: string, o: { name: string; owner?: string; model?: string[]; tpm?: string; rpm?: string; quota?: string; budget?: string; expires?: string }) => {
+    .option("--wait", "wait until the gateway accepts the key (a new profile is published first)")
+    .action(async (projectId: string, o: { name: string; owner?: string; model?: string[]; tpm?: string; rpm?: string; quota?: string; budget?: string; expires?: string; wait?: boolean }) => {
       const quota = o.quota?.split("/");
       const budget = o.budget ? /^([\d.]+)\s*([A-Z]{3})\/(\w+)$/.exec(o.budget) : null;
       const created = await client().keys.create(projectId, {
@@ -383,6 +402,22 @@ export function buildProgram(io: CliIo): Command {
         },
         ...(o.expires ? { expiresAt: o.expires } : {}),
       });
+      if (o.wait && created.gateway.state !== "synced") {
+        // A key with a new profile waits for its product: the publish sweep publishes it, then the key syncs.
+        const deadline = Date.now() + 180_000;
+        for (;;) {
+          const k = await client().keys.get(projectId, created.id);
+          if (k.gateway.state === "synced") {
+            created.gateway = k.gateway;
+            break;
+          }
+          if (Date.now() > deadline) {
+            io.err("the gateway has not accepted the key yet; `aigov keys show` tells when it has");
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
       showSecret(created);
     });
   keys

@@ -11,7 +11,6 @@ let g: Governed;
 let dev: AigovClient;
 let project: Project;
 let mini: { id: string };
-let big: { id: string };
 let any: string;
 let onlyMini: string;
 
@@ -20,7 +19,7 @@ beforeAll(async () => {
   dev = await g.as("dora", ["Developer"]);
   project = await g.project("routing");
   mini = await g.model(project.id, "gpt-4o-mini", { modelName: "mini-2024-07-18" });
-  big = await g.model(project.id, "gpt-4o", { modelName: "gpt-4o-2024-08-06" });
+  await g.model(project.id, "gpt-4o", { modelName: "gpt-4o-2024-08-06" });
   await g.model(project.id, "azure-mini", { provider: "azure-openai", modelName: "azure-mini-dep", hosts: ["aoai-east.mock.localhost"] });
   await g.publish("first");
   any = (await g.key(dev, project.id, { name: "any model" })).key;

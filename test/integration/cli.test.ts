@@ -93,6 +93,18 @@ describe("aigov CLI", () => {
     expect((await aigov("policy", "drift", "--check")).out).toMatch(/^inSync \(revision 2\)/);
     const explain = await aigov("policy", "explain", project.id);
     expect(explain.out).toContain("structure");
+
+    // A key with a profile of its own makes the system ask for a publish (its product); a person's
+    // publish right after finds that pending revision holds the same, and --wait waits for it.
+    await admin.keys.create(project.id, { name: "limited", limits: { tokensPerMinute: 100 } });
+    const pending = (await admin.policy.revisions()).items[0]!;
+    expect(pending).toMatchObject({ number: 3, status: "pending" });
+    expect((await aigov("policy", "publish")).out).toBe(`nothing new to publish: revision 3 (${pending.id}) has it and is pending`);
+    const waiting = aigov("policy", "publish", "--wait");
+    await new Promise((r) => setTimeout(r, 300));
+    await t.app.host.invokeTimer("gatewayPublishSweep");
+    expect((await waiting).out).toBe(`nothing to publish: the gateway holds revision 3 (${pending.id})`);
+    expect((await admin.policy.revision(pending.id)).status).toBe("published");
   });
 
   it("prints the problem's field errors and exits non-zero on bad input", async () => {

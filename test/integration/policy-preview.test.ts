@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { AigovClient } from "../../src/client/index.js";
+import { ApiError, type AigovClient } from "../../src/client/index.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
 
@@ -113,5 +113,36 @@ describe("policy preview compiled from the model registry", () => {
     expect((await admin.models.list(project.id)).items).toHaveLength(3);
     await admin.projects.update(project.id, { pillars: { models: true } }, off.etag);
     expect((await admin.policy.show(project.id)).artifacts.some((a) => a.kind === "backend")).toBe(true);
+  });
+
+  it("a control whose service is not configured is a 400 naming what is missing, at every scope; with the service it compiles", async () => {
+    const problem = async (p: Promise<unknown>) => {
+      const e = await p.then(() => undefined, (x: unknown) => x as ApiError);
+      expect(e).toBeInstanceOf(ApiError);
+      return e!.problem!;
+    };
+    const s = await admin.settings.get();
+    const tenant = await problem(admin.settings.put({ settings: { contentSafety: { categories: { Hate: 2 } } } }, s.etag));
+    expect(tenant).toMatchObject({ status: 400, reason: "content_safety_service_missing" });
+    expect(tenant.errors).toEqual([expect.objectContaining({ field: "body.settings.contentSafety" })]);
+    const cur = await admin.projects.get(project.id);
+    const onProject = await problem(admin.projects.update(project.id, { settings: { semanticCache: {} } }, cur.etag));
+    expect(onProject).toMatchObject({ status: 400, reason: "embeddings_service_missing" });
+    expect(onProject.errors?.[0]?.field).toBe("body.settings.semanticCache");
+    const model = (await admin.models.list(project.id)).items.find((m) => m.name === "gpt-4o")!;
+    const onModel = await problem(admin.models.update(project.id, model.id, { settings: { contentSafety: { shieldPrompt: true } } }, model.etag));
+    expect(onModel).toMatchObject({ status: 400, reason: "content_safety_service_missing" });
+    // Nothing was written.
+    expect((await admin.models.get(project.id, model.id)).etag).toBe(model.etag);
+    expect((await admin.projects.get(project.id)).etag).toBe(cur.etag);
+
+    const withServices = await admin.settings.put(
+      { settings: { contentSafety: { categories: { Hate: 2 } } }, services: { contentSafety: { url: "https://cs-prod.cognitiveservices.azure.com" } } },
+      s.etag,
+    );
+    const artifacts = (await admin.policy.show(project.id)).artifacts;
+    const backend = artifacts.find((a) => a.kind === "backend" && String(a.id).endsWith("-content-safety")) as { url?: string; managedIdentity?: unknown } | undefined;
+    expect(backend).toMatchObject({ url: "https://cs-prod.cognitiveservices.azure.com", managedIdentity: { resource: "https://cognitiveservices.azure.com" } });
+    await admin.settings.put({ settings: {} }, withServices.etag);
   });
 });

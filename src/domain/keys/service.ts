@@ -730,6 +730,26 @@ export class KeyService {
   }
 
   /** Every key of a tenant's project, for the compiler (key profiles become key tiers). */
+  /**
+   * After a revision reached the gateway: keys whose change the gateway has not confirmed (most often a
+   * new key waiting for its profile's product) are synced now instead of at the lifecycle job's next
+   * run. Best effort: a key that fails here stays pending and the job retries it.
+   */
+  async syncWaiting(tenantId: string, projectIds: string[], correlationId: string): Promise<number> {
+    let synced = 0;
+    for (const projectId of projectIds) {
+      for await (const doc of everyDoc<KeyDoc>(this.store, this.partition(tenantId, projectId), { docType: "virtualKey" })) {
+        if (doc.gateway.syncedGen >= doc.gateway.desiredGen || doc.rotation) continue;
+        try {
+          if ((await this.sync(tenantId, projectId, doc.id, correlationId)) === "synced") synced++;
+        } catch {
+          // Left pending: the key lifecycle job retries unconfirmed keys.
+        }
+      }
+    }
+    return synced;
+  }
+
   async listAllDocs(tenantId: string, projectId: string): Promise<KeyDoc[]> {
     return toArray(everyDoc<KeyDoc>(this.store, this.partition(tenantId, projectId), { docType: "virtualKey" }));
   }

@@ -1,3 +1,4 @@
+import type { SettingsGuard } from "../policy/settings-guard.js";
 import type { Clock } from "../../ports/clock.js";
 import type { SecretStore } from "../../ports/secrets.js";
 import type { Partition, Store, StoredDoc } from "../../ports/store.js";
@@ -45,11 +46,13 @@ export class ModelService {
     private readonly clock: Clock,
     private readonly secrets: SecretStore,
     private readonly projects: ProjectService,
+    private readonly settingsGuard?: SettingsGuard,
   ) {}
 
   async create(ctx: RequestContext, projectId: string, input: ModelSpecInput): Promise<Model> {
     const project = await this.writable(ctx, projectId);
     const spec = parseOrThrow(ModelSpec, input, "body");
+    if (spec.settings) await this.settingsGuard?.check(ctx.principal.tenantId, project.settings, spec.settings, "body.settings");
     const id = newId("mdl");
     const now = this.clock.now().toISOString();
     const backends = await this.storeCredentials(id, spec.backends, []);
@@ -133,6 +136,7 @@ export class ModelService {
         fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: `body.backends.${b.id}.credential`, message: "keep: true needs an existing key for this backend" }] });
       }
     }
+    if (patch.settings) await this.settingsGuard?.check(ctx.principal.tenantId, (await this.projects.get(ctx, projectId)).settings, spec.settings, "body.settings");
     const backends = await this.storeCredentials(id, backendsIn, current.backends);
     const { backends: _b, ...fields } = spec;
     // When the model became deprecated (the Deprecation response header, RFC 9745); kept while it stays so.

@@ -1,3 +1,4 @@
+import type { SettingsGuard } from "../policy/settings-guard.js";
 import type { Clock } from "../../ports/clock.js";
 import { TENANT_SCOPE, type Partition, type Store, type StoredDoc } from "../../ports/store.js";
 import { sha256 } from "../audit/chain.js";
@@ -68,6 +69,8 @@ export class ProjectService {
     private readonly store: Store,
     private readonly changes: ChangeWriter,
     private readonly clock: Clock,
+    /** Checks project settings against the tenant's (services a control needs). */
+    private readonly settingsGuard?: SettingsGuard,
   ) {}
 
   countDependentsWith(count: (tenantId: string, projectId: string) => Promise<number>): void {
@@ -78,6 +81,7 @@ export class ProjectService {
     const { principal } = ctx;
     if (!principal.roles.has("TenantAdmin")) throw forbidden("creating projects requires TenantAdmin");
     const spec = parseOrThrow(ProjectSpec, input, "body");
+    if (spec.settings) await this.settingsGuard?.check(principal.tenantId, spec.settings, undefined, "body.settings");
     const now = this.clock.now().toISOString();
     const id = newId("prj");
     const partition = tenantPartition(principal.tenantId);
@@ -145,6 +149,7 @@ export class ProjectService {
       Object.keys(ProjectSpec.shape).filter((k) => k in merged).map((k) => [k, merged[k]]),
     );
     const spec = parseOrThrow(ProjectSpec, specFields, "body");
+    if (patch.settings !== undefined && spec.settings) await this.settingsGuard?.check(principal.tenantId, spec.settings, undefined, "body.settings");
     const doc = projectDoc(spec, id, principal, current, this.clock.now().toISOString());
     const partition = tenantPartition(principal.tenantId);
     const renamed = nameId(spec.name) !== nameId(current.name);
