@@ -6,6 +6,7 @@ import { MAX_BODY_BYTES } from "../api/problem.js";
 import { getServices, type Services } from "../app/services.js";
 import type { RequestContext } from "../domain/common.js";
 import { AppError } from "../domain/errors.js";
+import { checkJsonValues } from "./input-guards.js";
 import { parseOrThrow } from "../domain/validation.js";
 import { INTERNAL_ERROR, mapError, problemBody } from "./problem.js";
 
@@ -31,11 +32,14 @@ async function readJsonBody(op: Operation, request: HttpRequest): Promise<unknow
   const bytes = Buffer.from(await request.arrayBuffer());
   if (bytes.length > MAX_BODY_BYTES) throw new AppError({ kind: "payloadTooLarge", limitBytes: MAX_BODY_BYTES });
   if (bytes.length === 0) throw new AppError({ kind: "malformedBody", detail: "a JSON body is required" });
+  let value: unknown;
   try {
-    return JSON.parse(bytes.toString("utf8"));
+    value = JSON.parse(bytes.toString("utf8"));
   } catch {
     throw new AppError({ kind: "malformedBody", detail: "the body is not valid JSON" });
   }
+  checkJsonValues(value, "body");
+  return value;
 }
 
 function queryObject(request: HttpRequest): Record<string, string> {

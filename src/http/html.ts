@@ -5,6 +5,7 @@ import { MAX_BODY_BYTES } from "../api/problem.js";
 import { getServices, type Services } from "../app/services.js";
 import { AppError } from "../domain/errors.js";
 import { parseOrThrow } from "../domain/validation.js";
+import { checkJsonValues } from "./input-guards.js";
 import { INTERNAL_ERROR, mapError } from "./problem.js";
 
 export const escapeHtml = (s: string) =>
@@ -55,7 +56,9 @@ async function readForm(request: HttpRequest): Promise<Record<string, string>> {
   }
   const bytes = Buffer.from(await request.arrayBuffer());
   if (bytes.length > MAX_BODY_BYTES) throw new AppError({ kind: "payloadTooLarge", limitBytes: MAX_BODY_BYTES });
-  return Object.fromEntries(new URLSearchParams(bytes.toString("utf8")));
+  const form = Object.fromEntries(new URLSearchParams(bytes.toString("utf8")));
+  checkJsonValues(form, "form");
+  return form;
 }
 
 /** An anonymous operation that answers with HTML pages (errors included) instead of JSON. */

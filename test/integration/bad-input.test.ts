@@ -31,6 +31,7 @@ interface Case {
   init: RequestInit;
   expect: number;
   field?: string;
+  reason?: string;
 }
 
 function casesFor(op: OpenApiOperation): Case[] {
@@ -90,7 +91,17 @@ function casesFor(op: OpenApiOperation): Case[] {
     cases.push({ name: "wrong types", url: url(), init: { ...base, body: JSON.stringify(wrongTypes) }, expect: 400 });
     const big = JSON.stringify({ ...(validBodies[op.operationId]!("big") as object), description: "x".repeat(MAX_BODY_BYTES) });
     cases.push({ name: "oversized body", url: url(), init: { ...base, body: big }, expect: 413 });
-    cases.push({ name: "deep nesting", url: url(), init: { ...base, body: "[".repeat(5000) + "]".repeat(5000) }, expect: 400 });
+    cases.push({ name: "deep nesting", url: url(), init: { ...base, body: "[".repeat(5000) + "]".repeat(5000) }, expect: 400, reason: "body_too_deep" });
+    cases.push({ name: "deep objects", url: url(), init: { ...base, body: '{"a":'.repeat(5000) + "1" + "}".repeat(5000) }, expect: 400, reason: "body_too_deep" });
+    // A BEL, a NUL or a lone surrogate in any text field is refused at the edge (it would reach documents, logs and the compiler).
+    const sample = validBodies[op.operationId]!("ctl") as Record<string, unknown>;
+    const text = Object.keys(sample).find((k) => typeof sample[k] === "string");
+    if (text) {
+      for (const [label, bad] of [["BEL", "a\\u0007b"], ["NUL", "a\\u0000b"], ["lone surrogate", "a\\ud800b"]] as const) {
+        const body = JSON.stringify({ ...sample, [text]: "@@" }).replace('"@@"', `"${bad}"`);
+        cases.push({ name: `${label} in ${text}`, url: url(), init: { ...base, body }, expect: 400, field: `body.${text}`, reason: "control_characters" });
+      }
+    }
   }
   return cases;
 }
@@ -113,11 +124,13 @@ describe("bad input on every route", () => {
           continue;
         }
         expect(res.headers.get("content-type"), label).toMatch(/^application\/problem\+json/);
-        const problem = JSON.parse(text) as { status: number; code: string; title: string; correlationId: string; errors?: { field: string }[] };
+        const problem = JSON.parse(text) as { status: number; code: string; reason: string; title: string; correlationId: string; errors?: { field: string }[] };
         expect(problem.status, label).toBe(c.expect);
         expect(problem.code, label).toMatch(/^[A-Z][A-Za-z]+$/);
         expect(problem.correlationId, label).toBeTruthy();
         if (c.field) expect(problem.errors?.map((e) => e.field), label).toContain(c.field);
+        expect(problem.reason, label).toMatch(/^[a-z][a-z0-9_]*$/);
+        if (c.reason) expect(problem.reason, label).toBe(c.reason);
         checked += 1;
       }
     }
