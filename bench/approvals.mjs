@@ -8,16 +8,20 @@ const CONCURRENCY = Number(process.env.CONCURRENCY ?? 16);
 
 const { request, close: closeHttp } = httpClient(CONCURRENCY * 2);
 
-const { child, url } = await startApp();
+const { child, url, durableKey } = await startApp();
 try {
   const token = async (user, roles) =>
     JSON.parse((await request(`${url}/.dev/token`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ tenant: "bench", user, roles }) })).body).access_token;
   const alice = { authorization: `Bearer ${await token("alice", ["Developer"])}`, "content-type": "application/json" };
   const bob = { authorization: `Bearer ${await token("bob", ["Reader"])}`, "content-type": "application/json" };
+  // The tenant routes tool approvals to bob (who approves is the tenant's route, not the request's).
+  const admin = { authorization: `Bearer ${await token("tara", ["TenantAdmin"])}`, "content-type": "application/json", "if-match": '"initial"' };
+  const routes = { routes: [{ name: "tools", match: { subjectType: "tool" }, stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }] }] };
+  const put = await request(`${url}/api/approval-routes`, { method: "PUT", headers: admin, body: JSON.stringify(routes) });
+  if (put.status !== 200) throw new Error(`setting the approval routes failed: ${put.status} ${put.body}`);
   const spec = (i) => JSON.stringify({
     subject: { resourceType: "tool", resourceId: `tool-${i}`, change: { enable: true } },
     justification: "bench",
-    stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }],
   });
   const latencies = [];
   let next = 0;
@@ -33,7 +37,7 @@ try {
       if (decided.status !== 200) { failures++; continue; }
       const t0 = performance.now();
       for (;;) {
-        const s = await request(`${url}/runtime/webhooks/durabletask/instances/${a.id}`);
+        const s = await request(`${url}/runtime/webhooks/durabletask/instances/${a.id}`, { headers: durableKey });
         const status = s.status < 300 ? JSON.parse(s.body).runtimeStatus : undefined;
         if (status === "Completed") break;
         if (status === "Failed" || status === "Terminated") { failures++; break; }

@@ -9,7 +9,7 @@
 // (versions created/disabled in the window, read back from <dataDir>/secrets) and gateway writes/s
 // (subscription files replaced, counted with fs.watch), then the bounds Key Vault and ARM would impose.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, watch } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, watch } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -73,6 +73,8 @@ function startApp(dataDir) {
 
 const dataDir = mkdtempSync(join(tmpdir(), "aigov-bench-keys-"));
 const app = await startApp(dataDir);
+// The durable HTTP API needs the host's system key, made at first start under the data dir.
+const durableKey = () => ({ "x-functions-key": readFileSync(join(dataDir, "durabletask.key"), "utf8").trim() });
 const { request, close: closeHttp } = httpClient(CONCURRENCY * 2 + 4);
 const json = async (res, what) => {
   if (res.status >= 300) throw new Error(`${what}: ${res.status} ${res.body}`);
@@ -94,7 +96,8 @@ try {
     modelName: "gpt-4o",
     backends: [{ id: "weu", url: "https://gpt-4o.openai.azure.com", region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }],
   });
-  // The first key makes the tenant publish its project API; the others sync inline once it is there.
+  // A TenantAdmin publishes the project (automation never does); the keys sync once its API is there.
+  await post("/gateway/publish", { reason: "bench keys" });
   const first = await post(`/projects/${project.id}/keys`, { name: "key 0" });
   for (;;) {
     if ((await get(`/projects/${project.id}/keys/${first.id}`)).gateway.state === "synced") break;
@@ -155,7 +158,7 @@ try {
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
-      const res = await request(`${url}/runtime/webhooks/durabletask/instances?runtimeStatus=Running,Pending&instanceIdPrefix=key_&showInput=false`);
+      const res = await request(`${url}/runtime/webhooks/durabletask/instances?runtimeStatus=Running,Pending&instanceIdPrefix=key_&showInput=false`, { headers: durableKey() });
       if (res.status < 300) {
         const n = JSON.parse(res.body).length;
         peak = Math.max(peak, n);
@@ -186,7 +189,7 @@ try {
       log(`${((performance.now() - p0) / 1000).toFixed(0)} s: gateway writes ${gatewayWrites}, peak ${peak}`);
     }
     if (jobSeconds === undefined) continue;
-    const res = await request(`${url}/runtime/webhooks/durabletask/instances?runtimeStatus=Running,Pending&instanceIdPrefix=key_&showInput=false`);
+    const res = await request(`${url}/runtime/webhooks/durabletask/instances?runtimeStatus=Running,Pending&instanceIdPrefix=key_&showInput=false`, { headers: durableKey() });
     if (res.status < 300 && JSON.parse(res.body).length === 0) break;
   }
   const seconds = (performance.now() - p0) / 1000;
@@ -199,7 +202,7 @@ try {
   const after = await keyDocs();
   const rotated = after.filter((d) => d.rotationCount >= 1 && !d.rotation && d.gateway.syncedGen >= d.gateway.desiredGen).length;
   const byStatus = {};
-  for (const i of await json(await request(`${url}/runtime/webhooks/durabletask/instances?instanceIdPrefix=key_&showInput=false`), "instances")) {
+  for (const i of await json(await request(`${url}/runtime/webhooks/durabletask/instances?instanceIdPrefix=key_&showInput=false`, { headers: durableKey() }), "instances")) {
     byStatus[i.runtimeStatus] = (byStatus[i.runtimeStatus] ?? 0) + 1;
   }
   cosmos.dispose();

@@ -1,6 +1,6 @@
 // Shared by the bench scripts: start the app as `npm start` runs it, and a cheap keep-alive HTTP client.
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,7 +8,10 @@ import { fileURLToPath } from "node:url";
 
 export const root = fileURLToPath(new URL("..", import.meta.url));
 
-/** Starts dist/src/localhost/main.js on an ephemeral port and a fresh data dir, with none of the app's settings. */
+/**
+ * Starts dist/src/localhost/main.js on an ephemeral port and a fresh data dir, with none of the app's settings.
+ * `durableKey`: the header the durable HTTP API requires (the host's system key, kept under the data dir).
+ */
 export function startApp(extraEnv = {}) {
   const env = { ...process.env, PORT: "0", GATEWAY_PORT: "0", MOCK_BACKENDS_PORT: "0", AIGOV_DATA_DIR: mkdtempSync(join(tmpdir(), "aigov-bench-")), ...extraEnv };
   for (const k of Object.keys(env)) if (/^(COSMOS_|AUTH_|EVENTGRID_|KEYVAULT_|WEBSITE_|AIGOV_PUBLIC)/.test(k)) delete env[k];
@@ -22,7 +25,8 @@ export function startApp(extraEnv = {}) {
       if (url && cosmos) {
         child.stdout.off("data", onData);
         child.stdout.resume();
-        resolve({ child, url, cosmos, output: () => out });
+        const durableKey = { "x-functions-key": readFileSync(join(env.AIGOV_DATA_DIR, "durabletask.key"), "utf8").trim() };
+        resolve({ child, url, cosmos, durableKey, output: () => out });
       }
     };
     child.stdout.on("data", onData);

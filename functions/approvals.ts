@@ -8,6 +8,8 @@ import {
   listApprovals,
   submitApprovalReview,
 } from "../src/api/operations.js";
+import { getApprovalRoutes, putApprovalRoutes } from "../src/api/approval-route-operations.js";
+import { AppError } from "../src/domain/errors.js";
 import { decidedPage, reviewPage } from "../src/http/approval-page.js";
 import { endpoint } from "../src/http/endpoint.js";
 import { htmlEndpoint } from "../src/http/html.js";
@@ -37,27 +39,42 @@ app.http(getApproval.operationId, endpoint(getApproval, async ({ params }, ctx, 
 
 app.http(decideApproval.operationId, {
   ...endpoint(decideApproval, async ({ params, body, ifMatch }, ctx, s, invocation) => {
-    const approval = await s.approvals.decide(ctx, params.approvalId, body, ifMatch);
+    const approval = await lateDecisionWakes(invocation, params.approvalId, () => s.approvals.decide(ctx, params.approvalId, body, ifMatch));
     await notifyOrchestration(invocation, approval.id);
     return { body: approval };
   }),
   extraInputs: [clientInput],
 });
 
-app.http(getApprovalReview.operationId, htmlEndpoint(getApprovalReview, async ({ query }, s) => {
-  const { approval, approver, stage } = await s.approvals.inspectLink(query.token!);
+app.http(getApprovalReview.operationId, htmlEndpoint(getApprovalReview, async ({ params, query }, s) => {
+  // The link must have been issued for the request in the URL (403 approval_link_mismatch otherwise).
+  const { approval, approver, stage } = await s.approvals.inspectLink(params.approvalId!, query.token!);
   return { html: reviewPage(approval, approver, stage, query.token!) };
 }));
 
 app.http(submitApprovalReview.operationId, {
-  ...htmlEndpoint(submitApprovalReview, async ({ form }, s, correlationId, invocation) => {
+  ...htmlEndpoint(submitApprovalReview, async ({ params, form }, s, correlationId, invocation) => {
     const decision = form.decision as "approve" | "reject";
-    const approval = await s.approvals.decideByLink(form.token!, { decision, justification: form.justification! }, correlationId);
+    const id = params.approvalId!;
+    const approval = await lateDecisionWakes(invocation, id, () => s.approvals.decideByLink(id, form.token!, { decision, justification: form.justification! }, correlationId));
     await notifyOrchestration(invocation, approval.id);
     return { html: decidedPage(approval, decision) };
   }),
   extraInputs: [clientInput],
 });
+
+/**
+ * A decision after the stage's deadline expires the request instead (409 approval_deadline_passed):
+ * the orchestration, if it is still waiting, is told to look again, so it winds down and settles.
+ */
+async function lateDecisionWakes<T>(invocation: import("@azure/functions").InvocationContext, id: string, decide: () => Promise<T>): Promise<T> {
+  try {
+    return await decide();
+  } catch (err) {
+    if (err instanceof AppError && err.error.kind === "conflict" && err.error.reason === "approval_deadline_passed") await notifyOrchestration(invocation, id);
+    throw err;
+  }
+}
 
 /** The decision is already stored; the orchestration only needs to look again (410: it has finished). */
 async function notifyOrchestration(invocation: import("@azure/functions").InvocationContext, id: string): Promise<void> {
@@ -67,3 +84,7 @@ async function notifyOrchestration(invocation: import("@azure/functions").Invoca
     invocation.warn(`could not notify orchestration ${id}: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
+
+app.http(getApprovalRoutes.operationId, endpoint(getApprovalRoutes, async (_req, ctx, s) => ({ body: await s.approvalRoutes.get(ctx) })));
+
+app.http(putApprovalRoutes.operationId, endpoint(putApprovalRoutes, async ({ body, ifMatch }, ctx, s) => ({ body: await s.approvalRoutes.put(ctx, body, ifMatch) })));

@@ -1,28 +1,45 @@
 import { app } from "@azure/functions";
 import { getServices } from "../../src/app/services.js";
-import { durableClient, durableClientInput, startIfMissing } from "../../src/workflows/registration.js";
-import { APPROVAL_ORCHESTRATOR, approvalInput } from "../workflows/approval.js";
+import { durableClient, durableClientInput, ensureDriver } from "../../src/workflows/registration.js";
+import { APPROVAL_ORCHESTRATOR, DECISION_EVENT, approvalInput } from "../workflows/approval.js";
 
-// A request is committed before its orchestration is started; if that start failed (or the instance
-// was purged), the request would wait forever. This job starts the missing driver — with the
-// request's id as instance id, so it can never start a second one.
+// Deadlines hold without the orchestration (docs/durable.md, "Drivers and sweeps"). For every pending
+// request: past its stage's deadline → expired now (the stage timer's own transition), whatever state
+// its orchestration is in; otherwise its orchestration must be alive — a missing one (its start failed,
+// it was purged) is started, a failed or terminated one is started again — always with the request's
+// id as instance id, so a request never has two. Then finished requests are settled.
 app.timer("approvalDriverSweep", {
   schedule: "%APPROVAL_SWEEP_SCHEDULE%",
   extraInputs: [durableClientInput()],
   handler: async (_timer, context) => {
     const { approvals } = await getServices();
     const client = durableClient(context);
-    let started = 0;
+    const correlationId = `sweep:${context.invocationId}`;
+    const count = { expired: 0, started: 0, restarted: 0 };
     for await (const pending of approvals.pendingEverywhere()) {
-      if (!(await startIfMissing(client, APPROVAL_ORCHESTRATOR, pending.id, approvalInput({ tenantId: pending.tenantId, id: pending.id })))) continue;
-      started += 1;
+      try {
+        const { approval, expired } = await approvals.expireIfDue(pending.tenantId, pending.id, correlationId);
+        if (expired) {
+          count.expired += 1;
+          // A live orchestration looks again and winds down (settles) now, not at its own timer.
+          await client.raiseEvent(pending.id, DECISION_EVENT, { expired: true }).catch(() => undefined);
+        }
+        if (approval.status !== "pending") continue;
+        const outcome = await ensureDriver(client, APPROVAL_ORCHESTRATOR, pending.id, approvalInput(pending), async () => (await approvals.state(pending.tenantId, pending.id)).status === "pending");
+        if (outcome === "started" || outcome === "restarted") count[outcome] += 1;
+      } catch (err) {
+        // One request's trouble (a store hiccup, the status endpoint) must not stop the others.
+        context.error(`approval driver sweep: ${pending.id}: ${err instanceof Error ? err.message : String(err)}`);
+      }
     }
-    if (started > 0) context.warn(`approval driver sweep started ${started} missing orchestration(s)`);
+    if (count.expired + count.started + count.restarted > 0) {
+      context.warn(`approval driver sweep: ${count.expired} past-due request(s) expired, ${count.started} missing and ${count.restarted} failed or terminated orchestration(s) started`);
+    }
     // Crash safety for the settle hook: finished requests whose subject never learned the outcome.
     let settled = 0;
     for await (const done of approvals.unsettledEverywhere()) {
       try {
-        if ((await approvals.settle(done.tenantId, done.id, `sweep:${context.invocationId}`)) === "settled") settled += 1;
+        if ((await approvals.settle(done.tenantId, done.id, correlationId)) === "settled") settled += 1;
       } catch (err) {
         context.error(`settling approval ${done.id} failed: ${err instanceof Error ? err.message : String(err)}`);
       }

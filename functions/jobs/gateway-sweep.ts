@@ -1,20 +1,30 @@
 import { app } from "@azure/functions";
 import { getServices } from "../../src/app/services.js";
-import { durableClient, durableClientInput, startIfMissing } from "../../src/workflows/registration.js";
+import { durableClient, durableClientInput, ensureDriver } from "../../src/workflows/registration.js";
 import { PUBLISH_ORCHESTRATOR, publishInput } from "../workflows/publish.js";
 
-// Revisions made without an HTTP request (exemption activation and expiry, automation) and revisions
-// whose orchestration failed to start are pending without a driver: start one, with the revision's id
-// as instance id, so a revision can never be applied by two orchestrations.
+// Revisions made without an HTTP request (exemption activation and expiry, automation), revisions
+// whose orchestration failed to start, and revisions whose orchestration failed or was terminated
+// before it could mark them published or failed are pending without a live driver: start one, with the
+// revision's id as instance id, so a revision can never be applied by two orchestrations (applying is
+// idempotent and resumes from what the gateway holds).
 app.timer("gatewayPublishSweep", {
   schedule: "%GATEWAY_PUBLISH_SWEEP_SCHEDULE%",
   extraInputs: [durableClientInput()],
   handler: async (_timer, context) => {
     const { publishing, config } = await getServices();
     const client = durableClient(context);
+    let restarted = 0;
     for await (const pending of publishing.pendingRevisions()) {
-      await startIfMissing(client, PUBLISH_ORCHESTRATOR, pending.revisionId, publishInput(pending.tenantId, pending.revisionId, config.publishRetry));
+      try {
+        const input = publishInput(pending.tenantId, pending.revisionId, config.publishRetry);
+        const outcome = await ensureDriver(client, PUBLISH_ORCHESTRATOR, pending.revisionId, input, () => publishing.isPending(pending.tenantId, pending.revisionId));
+        if (outcome === "restarted") restarted += 1;
+      } catch (err) {
+        context.error(`gateway publish sweep: revision ${pending.revisionId}: ${err instanceof Error ? err.message : String(err)}`);
+      }
     }
+    if (restarted > 0) context.warn(`gateway publish sweep started ${restarted} failed or terminated publish orchestration(s) again`);
   },
 });
 

@@ -1,12 +1,12 @@
 import { app } from "@azure/functions";
 import { getServices } from "../../src/app/services.js";
 import { DEFAULT_KEY_POLICY } from "../../src/domain/projects/schema.js";
-import { durableClient, durableClientInput, startIfMissing } from "../../src/workflows/registration.js";
+import { durableClient, durableClientInput, ensureDriver } from "../../src/workflows/registration.js";
 import { KEY_ROTATION_ORCHESTRATOR, rotationInstanceId, startRotation, type KeyRotationInput } from "../workflows/key-rotation.js";
 
 // Every run looks at every key and does what its state calls for, so a missed run is simply caught up
 // by the next one and running twice changes nothing: expiry notices (14 days, 1 day; once each),
-// expiry, scheduled rotation by the project's key policy, rotations whose driver is missing, and
+// expiry, scheduled rotation by the project's key policy, rotations whose driver is missing, failed or terminated, and
 // gateway changes not yet confirmed (a revocation that could not reach the gateway is retried here).
 // Scheduled rotations are paced: at most KEY_ROTATIONS_PER_RUN start per run.
 app.timer("keyLifecycle", {
@@ -31,8 +31,12 @@ app.timer("keyLifecycle", {
       if (!key) return;
       const rotationId = key.rotation?.id;
       if (rotationId) {
+        // Its driver must be alive: a missing one is started, a failed or terminated one started again
+        // (every step is idempotent and keyed by the rotation id, so a restart repeats at most one step).
         const input: KeyRotationInput = { tenantId: key.tenantId, projectId: key.projectId, keyId: key.id, rotationId, retry: { ...s.config.publishRetry } };
-        await startIfMissing(client, KEY_ROTATION_ORCHESTRATOR, rotationInstanceId(key.id, rotationId), input);
+        const stillRotating = async () => (await s.keys.latest(key))?.rotation?.id === rotationId;
+        const outcome = await ensureDriver(client, KEY_ROTATION_ORCHESTRATOR, rotationInstanceId(key.id, rotationId), input, stillRotating);
+        if (outcome === "restarted") context.warn(`key lifecycle: the rotation ${rotationId} of key ${key.id} had lost its orchestration; started it again`);
         return;
       }
       const policy = await policyOf(key.tenantId, key.projectId);

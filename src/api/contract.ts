@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import type { Role } from "../domain/common.js";
+import type { Access } from "./access.js";
 
 export type HttpMethod = "GET" | "POST" | "PATCH" | "PUT" | "DELETE";
 
@@ -18,10 +18,11 @@ export interface Operation {
   anonymous?: boolean;
   /** Answers text/html (pages for people, e.g. the approval page) instead of JSON; errors are HTML pages too. */
   html?: boolean;
-  /** Tenant roles that may call it. Omitted when the service decides (project-scoped role assignments). */
-  roles?: readonly Role[];
-  /** Who may call it, in words, for the document. */
-  access: string;
+  /**
+   * Who may call it: tenant roles, roles assigned on the path's project, and who may call it on
+   * resources of their own. The gate enforces it; the OpenAPI description and docs/api.md show it.
+   */
+  access: Access;
   params?: z.ZodObject;
   query?: z.ZodObject;
   body?: z.ZodType;

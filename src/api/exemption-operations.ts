@@ -12,11 +12,13 @@ import {
   ReviewQuery,
   RevokeSpec,
 } from "../domain/exemptions/schema.js";
+import { ANY_TENANT_ROLE, type Access } from "./access.js";
 import { defineOperation, type Operation } from "./contract.js";
 
 const JSON_TYPES = ["application/json"] as const;
 const AUTH_ERRORS = [400, 401, 403] as const;
-const ANY_ROLE = ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"] as const;
+/** Renewing and revoking: a TenantAdmin, or the exemption's owner or requester (the service checks which). */
+const EXEMPTION_CHANGERS: Access = { tenant: ["TenantAdmin"], own: { who: "the exemption's owner or requester", tenant: ["ProjectAdmin", "Developer"] } };
 const ExemptionParams = z.strictObject({ exemptionId: ExemptionId });
 
 export const requestExemption = defineOperation({
@@ -25,8 +27,7 @@ export const requestExemption = defineOperation({
   path: "/exemptions",
   summary: "Request an exemption from one governance control at the smallest scope; an approval decides it",
   tag: "exemptions",
-  roles: ["TenantAdmin", "ProjectAdmin", "Developer"],
-  access: "TenantAdmin, ProjectAdmin, Developer (the caller is the requester; tenant scope: TenantAdmin)",
+  access: { tenant: ["TenantAdmin", "ProjectAdmin", "Developer"], note: "the caller is the requester; a tenant-wide exemption: TenantAdmin only" },
   body: ExemptionSpec,
   bodyTypes: JSON_TYPES,
   success: { status: 201, schema: Exemption, description: "The exemption, requested; its approval is in approvalId" },
@@ -40,8 +41,7 @@ export const listExemptions = defineOperation({
   path: "/exemptions",
   summary: "List exemptions (filters: status, control, projectId, owner), newest first",
   tag: "exemptions",
-  roles: ANY_ROLE,
-  access: "any tenant role",
+  access: { tenant: ANY_TENANT_ROLE },
   query: ExemptionListQuery,
   success: { status: 200, schema: ExemptionList, description: "One page of exemptions" },
   errors: AUTH_ERRORS,
@@ -54,8 +54,7 @@ export const getExemptionReview = defineOperation({
   path: "/exemptions/review",
   summary: "Portfolio review: counts by control, project and owner; ageing; repeat renewals; clusters; missing compensating controls; breadth",
   tag: "exemptions",
-  roles: ANY_ROLE,
-  access: "any tenant role",
+  access: { tenant: ANY_TENANT_ROLE },
   query: ReviewQuery,
   success: { status: 200, schema: ExemptionReview, description: "The review of the tenant's exemptions" },
   errors: AUTH_ERRORS,
@@ -68,8 +67,7 @@ export const getExemptionPolicy = defineOperation({
   path: "/exemptions/policy",
   summary: "The tenant's exemption maxima (days per category and per control)",
   tag: "exemptions",
-  roles: ANY_ROLE,
-  access: "any tenant role",
+  access: { tenant: ANY_TENANT_ROLE },
   success: { status: 200, schema: ExemptionPolicy, description: "The policy (defaults and ETag \"initial\" before the first write)" },
   errors: AUTH_ERRORS,
   cli: "exemptions policy show",
@@ -81,8 +79,7 @@ export const putExemptionPolicy = defineOperation({
   path: "/exemptions/policy",
   summary: "Replace the tenant's exemption maxima (If-Match required; \"initial\" for the first write)",
   tag: "exemptions",
-  roles: ["TenantAdmin"],
-  access: "TenantAdmin",
+  access: { tenant: ["TenantAdmin"] },
   body: ExemptionPolicySpec,
   bodyTypes: JSON_TYPES,
   ifMatch: true,
@@ -97,8 +94,7 @@ export const getExemption = defineOperation({
   path: "/exemptions/{exemptionId}",
   summary: "Get an exemption with its renewals and timeline",
   tag: "exemptions",
-  roles: ANY_ROLE,
-  access: "any tenant role",
+  access: { tenant: ANY_TENANT_ROLE },
   params: ExemptionParams,
   success: { status: 200, schema: Exemption, description: "The exemption" },
   errors: [...AUTH_ERRORS, 404],
@@ -111,8 +107,7 @@ export const renewExemption = defineOperation({
   path: "/exemptions/{exemptionId}:renew",
   summary: "Request a renewal: a new approval with updated evidence (If-Match required)",
   tag: "exemptions",
-  roles: ["TenantAdmin", "ProjectAdmin", "Developer"],
-  access: "the owner, the requester, or a TenantAdmin",
+  access: EXEMPTION_CHANGERS,
   params: ExemptionParams,
   body: RenewalSpec,
   bodyTypes: JSON_TYPES,
@@ -128,8 +123,7 @@ export const revokeExemption = defineOperation({
   path: "/exemptions/{exemptionId}:revoke",
   summary: "Revoke an exemption now; the control applies again at the next publish (If-Match required)",
   tag: "exemptions",
-  roles: ["TenantAdmin", "ProjectAdmin", "Developer"],
-  access: "the owner, the requester, or a TenantAdmin",
+  access: EXEMPTION_CHANGERS,
   params: ExemptionParams,
   body: RevokeSpec,
   bodyTypes: JSON_TYPES,

@@ -1,11 +1,11 @@
 import { z } from "zod";
 import { PageQuery } from "../domain/common.js";
 import { DriftReport, GatewayDiff, PublishResult, PublishSpec, Revision, RevisionId, RevisionList, RevisionQuery } from "../domain/publishing/schema.js";
+import { ANY_TENANT_ROLE } from "./access.js";
 import { defineOperation } from "./contract.js";
 
 const JSON_TYPES = ["application/json"] as const;
 const AUTH_ERRORS = [400, 401, 403] as const;
-const ANY_ROLE = ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"] as const;
 const RevisionParams = z.strictObject({ revisionId: RevisionId });
 
 export const publishGateway = defineOperation({
@@ -14,8 +14,7 @@ export const publishGateway = defineOperation({
   path: "/gateway/publish",
   summary: "Compile the tenant and publish it to the gateway as a new revision (nothing is made or sent when nothing changed)",
   tag: "gateway",
-  roles: ["TenantAdmin"],
-  access: "TenantAdmin",
+  access: { tenant: ["TenantAdmin"] },
   body: PublishSpec,
   bodyTypes: JSON_TYPES,
   success: { status: 202, schema: PublishResult, description: "The pending revision (a durable orchestration applies it), or changed=false" },
@@ -29,8 +28,7 @@ export const listRevisions = defineOperation({
   path: "/gateway/revisions",
   summary: "List publish revisions, newest first",
   tag: "gateway",
-  roles: ANY_ROLE,
-  access: "any tenant role",
+  access: { tenant: ANY_TENANT_ROLE },
   query: PageQuery,
   success: { status: 200, schema: RevisionList, description: "One page of revisions" },
   errors: AUTH_ERRORS,
@@ -43,8 +41,7 @@ export const getRevision = defineOperation({
   path: "/gateway/revisions/{revisionId}",
   summary: "One revision: who, when, what changed; diff=true adds the unified diff against the revision it was based on",
   tag: "gateway",
-  roles: ANY_ROLE,
-  access: "any tenant role",
+  access: { tenant: ANY_TENANT_ROLE },
   params: RevisionParams,
   query: RevisionQuery,
   success: { status: 200, schema: Revision, description: "The revision" },
@@ -58,8 +55,7 @@ export const rollbackRevision = defineOperation({
   path: "/gateway/revisions/{revisionId}/rollback",
   summary: "Republish the artifacts of an earlier published revision, as a new revision",
   tag: "gateway",
-  roles: ["TenantAdmin"],
-  access: "TenantAdmin",
+  access: { tenant: ["TenantAdmin"] },
   params: RevisionParams,
   body: PublishSpec,
   bodyTypes: JSON_TYPES,
@@ -74,8 +70,7 @@ export const getGatewayDiff = defineOperation({
   path: "/gateway/diff",
   summary: "What a publish would change now: the published state against the compiled registry, as a unified diff",
   tag: "gateway",
-  roles: ANY_ROLE,
-  access: "any tenant role",
+  access: { tenant: ANY_TENANT_ROLE },
   success: { status: 200, schema: GatewayDiff, description: "Changed artifacts and their unified diff" },
   errors: [...AUTH_ERRORS, 409],
   cli: "policy diff",
@@ -87,8 +82,7 @@ export const getDriftReport = defineOperation({
   path: "/gateway/drift",
   summary: "The last drift check: differences between what the gateway holds and the last published revision",
   tag: "gateway",
-  roles: ANY_ROLE,
-  access: "any tenant role",
+  access: { tenant: ANY_TENANT_ROLE },
   success: { status: 200, schema: DriftReport, description: "The report (a scheduled job refreshes it)" },
   errors: AUTH_ERRORS,
   cli: "policy drift",
@@ -100,8 +94,7 @@ export const checkDrift = defineOperation({
   path: "/gateway/drift/check",
   summary: "Read the gateway back now and compare it with the last published revision",
   tag: "gateway",
-  roles: ["TenantAdmin"],
-  access: "TenantAdmin",
+  access: { tenant: ["TenantAdmin"] },
   success: { status: 200, schema: DriftReport, description: "The fresh report" },
   errors: AUTH_ERRORS,
   cli: "policy drift",

@@ -3,13 +3,18 @@ import { PageQuery } from "../domain/common.js";
 import { Approval } from "../domain/approvals/schema.js";
 import { Key, KeyId, KeyList, KeySpec, KeyWithSecret, LookupResult, LookupSpec, ReasonSpec, RotateSpec, ShareSpec } from "../domain/keys/schema.js";
 import { ProjectId } from "../domain/projects/schema.js";
+import { ANY_PROJECT_ROLE, ANY_TENANT_ROLE, type Access } from "./access.js";
 import { defineOperation } from "./contract.js";
 
 const JSON_TYPES = ["application/json"] as const;
 const AUTH_ERRORS = [400, 401, 403] as const;
 const ProjectParams = z.strictObject({ projectId: ProjectId });
 const KeyParams = z.strictObject({ projectId: ProjectId, keyId: KeyId });
-const WRITERS = ["TenantAdmin", "ProjectAdmin", "Developer"] as const;
+const PROJECT_READERS: Access = { tenant: ANY_TENANT_ROLE, project: ANY_PROJECT_ROLE };
+/** A key's owner may manage it with any role that lets them read the project (the key service checks ownership). */
+const KEY_OWNER = { who: "the key's owner", tenant: ANY_TENANT_ROLE, project: ANY_PROJECT_ROLE } as const;
+/** Rotating, revoking, suspending, resuming, sharing: tenant and project admins every key of the project, owners their own. */
+const KEY_MANAGERS: Access = { tenant: ["TenantAdmin", "ProjectAdmin"], project: ["ProjectAdmin"], own: KEY_OWNER };
 
 export const createKey = defineOperation({
   operationId: "createKey",
@@ -17,7 +22,7 @@ export const createKey = defineOperation({
   path: "/projects/{projectId}/keys",
   summary: "Create a virtual key (scoped, limited, expiring); the key itself is in this response only",
   tag: "keys",
-  access: "TenantAdmin, ProjectAdmin or Developer (tenant role or project assignment)",
+  access: { tenant: ["TenantAdmin", "ProjectAdmin", "Developer"], project: ["ProjectAdmin", "Developer"] },
   params: ProjectParams,
   body: KeySpec,
   bodyTypes: JSON_TYPES,
@@ -32,7 +37,7 @@ export const listKeys = defineOperation({
   path: "/projects/{projectId}/keys",
   summary: "List the project's virtual keys (never their secrets)",
   tag: "keys",
-  access: "any tenant role, or a role assignment on the project",
+  access: PROJECT_READERS,
   params: ProjectParams,
   query: PageQuery,
   success: { status: 200, schema: KeyList, description: "One page of keys, oldest first" },
@@ -46,7 +51,7 @@ export const getKey = defineOperation({
   path: "/projects/{projectId}/keys/{keyId}",
   summary: "A virtual key: scopes, limits, expiry, status, gateway state, rotation (never its secret)",
   tag: "keys",
-  access: "any tenant role, or a role assignment on the project",
+  access: PROJECT_READERS,
   params: KeyParams,
   success: { status: 200, schema: Key, description: "The key; its ETag is also in the ETag header" },
   errors: [...AUTH_ERRORS, 404],
@@ -59,8 +64,7 @@ export const rotateKey = defineOperation({
   path: "/projects/{projectId}/keys/{keyId}:rotate",
   summary: "Rotate: a new secret (in this response only) works once the gateway confirms it; the old one works for the overlap, then never again",
   tag: "keys",
-  roles: WRITERS,
-  access: "the key's owner, TenantAdmin or ProjectAdmin",
+  access: KEY_MANAGERS,
   params: KeyParams,
   body: RotateSpec,
   bodyTypes: JSON_TYPES,
@@ -78,8 +82,7 @@ const keyAction = <Id extends string>(operationId: Id, verb: "revoke" | "suspend
     path: `/projects/{projectId}/keys/{keyId}:${verb}`,
     summary,
     tag: "keys",
-    roles: WRITERS,
-    access: "the key's owner, TenantAdmin or ProjectAdmin",
+    access: KEY_MANAGERS,
     params: KeyParams,
     body: ReasonSpec,
     bodyTypes: JSON_TYPES,
@@ -104,7 +107,7 @@ export const collectKey = defineOperation({
   path: "/projects/{projectId}/keys/{keyId}:collect",
   summary: "The owner collects the new secret of a scheduled rotation, once, during its overlap",
   tag: "keys",
-  access: "the key's owner",
+  access: { tenant: [], own: KEY_OWNER },
   params: KeyParams,
   success: { status: 200, schema: KeyWithSecret, description: "The key with its new secret (shown once)" },
   errors: [...AUTH_ERRORS, 404, 409],
@@ -117,8 +120,7 @@ export const lookupKey = defineOperation({
   path: "/keys:lookup",
   summary: "Which key a (leaked) secret belongs to; format and checksum are checked before anything is looked up",
   tag: "keys",
-  roles: ["TenantAdmin", "Auditor"],
-  access: "TenantAdmin or Auditor",
+  access: { tenant: ["TenantAdmin", "Auditor"] },
   body: LookupSpec,
   bodyTypes: JSON_TYPES,
   success: { status: 200, schema: LookupResult, description: "The key and which of its secrets this is" },
@@ -132,8 +134,7 @@ export const shareKey = defineOperation({
   path: "/projects/{projectId}/keys/{keyId}:share",
   summary: "Ask to use the key with another project of the tenant; an approval decides (default approvers: that project's admins)",
   tag: "keys",
-  roles: WRITERS,
-  access: "the key's owner, TenantAdmin or ProjectAdmin",
+  access: { ...KEY_MANAGERS, note: "the caller must also be able to read the other project" },
   params: KeyParams,
   body: ShareSpec,
   bodyTypes: JSON_TYPES,
@@ -149,8 +150,7 @@ export const unshareKey = defineOperation({
   path: "/projects/{projectId}/keys/{keyId}/shares/{targetProjectId}",
   summary: "End a share: the key stops working with that project once the gateway confirms",
   tag: "keys",
-  roles: WRITERS,
-  access: "the key's owner, TenantAdmin or ProjectAdmin",
+  access: KEY_MANAGERS,
   params: z.strictObject({ projectId: ProjectId, keyId: KeyId, targetProjectId: ProjectId }),
   ifMatch: true,
   success: { status: 200, schema: Key, description: "The key with the share revoked" },
@@ -164,7 +164,7 @@ export const listSharedKeys = defineOperation({
   path: "/projects/{projectId}/shared-keys",
   summary: "Keys of other projects that are shared with this project (active shares)",
   tag: "keys",
-  access: "any tenant role, or a role assignment on the project",
+  access: PROJECT_READERS,
   params: ProjectParams,
   success: { status: 200, schema: KeyList, description: "The shared keys, each with sharedFrom" },
   errors: [...AUTH_ERRORS, 404],

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { describeAccess } from "./access.js";
 import type { Operation } from "./contract.js";
 import { Problem } from "./problem.js";
 
@@ -107,8 +108,10 @@ export function buildOpenApiDocument(ops: readonly Operation[], info: { version:
       operationId: op.operationId,
       summary: op.summary,
       tags: [op.tag],
-      description: `Access: ${op.access}. CLI: \`aigov ${op.cli}\`.`,
+      description: `Access: ${describeAccess(op.access, op.anonymous)}. CLI: \`aigov ${op.cli}\`.`,
       "x-aigov-cli": op.cli,
+      // Who may call it, as declared (src/api/access.ts): what the gate enforces and docs/api.md tabulates.
+      "x-aigov-access": op.access,
       ...(op.anonymous ? { security: [] } : {}),
       parameters: params,
       ...(op.formBody

@@ -6,7 +6,9 @@ import { Model, ModelId, ModelList, ModelPatch, ModelSpec } from "../domain/mode
 import { PolicyPreview } from "../domain/policy/preview.js";
 import { TenantSettings, TenantSettingsSpec } from "../domain/policy/tenant-settings.js";
 import { Project, ProjectId, ProjectList, ProjectPatch, ProjectSpec } from "../domain/projects/schema.js";
+import { ANY_PROJECT_ROLE, ANY_TENANT_ROLE, NO_TOKEN, type Access } from "./access.js";
 import { defineOperation, type Operation } from "./contract.js";
+import { approvalRouteOperations } from "./approval-route-operations.js";
 import { exemptionOperations } from "./exemption-operations.js";
 import { gatewayOperations } from "./gateway-operations.js";
 import { keyOperations } from "./key-operations.js";
@@ -23,6 +25,8 @@ export const Health = z
   .meta({ id: "Health" });
 
 const ProjectParams = z.strictObject({ projectId: ProjectId });
+/** Reading a project and what it holds: any tenant role, or any role assignment on the project. */
+const PROJECT_READERS: Access = { tenant: ANY_TENANT_ROLE, project: ANY_PROJECT_ROLE };
 const JSON_TYPES = ["application/json"] as const;
 const PATCH_TYPES = ["application/json", "application/merge-patch+json"] as const;
 const AUTH_ERRORS = [400, 401, 403] as const;
@@ -34,7 +38,7 @@ export const getHealth = defineOperation({
   summary: "Liveness and store reachability",
   tag: "health",
   anonymous: true,
-  access: "anonymous",
+  access: NO_TOKEN,
   success: { status: 200, schema: Health, description: "The app and its store are reachable" },
   errors: [503],
   cli: "health",
@@ -47,7 +51,7 @@ export const getOpenApi = defineOperation({
   summary: "This OpenAPI 3.1 document",
   tag: "meta",
   anonymous: true,
-  access: "anonymous",
+  access: NO_TOKEN,
   success: { status: 200, schema: z.record(z.string(), z.unknown()), description: "OpenAPI 3.1 document" },
   errors: [],
   cli: "openapi",
@@ -59,8 +63,7 @@ export const createProject = defineOperation({
   path: "/projects",
   summary: "Create a project",
   tag: "projects",
-  roles: ["TenantAdmin"],
-  access: "TenantAdmin",
+  access: { tenant: ["TenantAdmin"] },
   body: ProjectSpec,
   bodyTypes: JSON_TYPES,
   success: { status: 201, schema: Project, description: "The project, with its ETag" },
@@ -74,8 +77,7 @@ export const listProjects = defineOperation({
   path: "/projects",
   summary: "List the tenant's projects",
   tag: "projects",
-  roles: ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"],
-  access: "any tenant role",
+  access: { tenant: ANY_TENANT_ROLE },
   query: PageQuery,
   success: { status: 200, schema: ProjectList, description: "One page of projects" },
   errors: AUTH_ERRORS,
@@ -88,7 +90,7 @@ export const getProject = defineOperation({
   path: "/projects/{projectId}",
   summary: "Get a project",
   tag: "projects",
-  access: "any tenant role, or a role assignment on the project",
+  access: PROJECT_READERS,
   params: ProjectParams,
   success: { status: 200, schema: Project, description: "The project; its ETag is also in the ETag header" },
   errors: [...AUTH_ERRORS, 404],
@@ -101,7 +103,7 @@ export const updateProject = defineOperation({
   path: "/projects/{projectId}",
   summary: "Update a project (merge patch; If-Match required)",
   tag: "projects",
-  access: "TenantAdmin, ProjectAdmin, or ProjectAdmin on the project",
+  access: { tenant: ["TenantAdmin", "ProjectAdmin"], project: ["ProjectAdmin"] },
   params: ProjectParams,
   body: ProjectPatch,
   bodyTypes: PATCH_TYPES,
@@ -117,8 +119,7 @@ export const deleteProject = defineOperation({
   path: "/projects/{projectId}",
   summary: "Delete a project (If-Match required)",
   tag: "projects",
-  roles: ["TenantAdmin"],
-  access: "TenantAdmin",
+  access: { tenant: ["TenantAdmin"] },
   params: ProjectParams,
   ifMatch: true,
   success: { status: 204, description: "Deleted" },
@@ -132,8 +133,7 @@ export const listAudit = defineOperation({
   path: "/audit",
   summary: "Read the audit log of one scope (the tenant, or a project), newest first",
   tag: "audit",
-  roles: ["Auditor", "TenantAdmin"],
-  access: "Auditor, TenantAdmin",
+  access: { tenant: ["Auditor", "TenantAdmin"] },
   query: AuditQuery,
   success: { status: 200, schema: AuditList, description: "One page of audit records" },
   errors: AUTH_ERRORS,
@@ -146,15 +146,14 @@ export const verifyAudit = defineOperation({
   path: "/audit/verify",
   summary: "Recompute the tenant's audit hash chains and report the first break",
   tag: "audit",
-  roles: ["Auditor", "TenantAdmin"],
-  access: "Auditor, TenantAdmin",
+  access: { tenant: ["Auditor", "TenantAdmin"] },
   success: { status: 200, schema: AuditVerification, description: "The verification result" },
   errors: AUTH_ERRORS,
   cli: "audit verify",
 });
 
 const ModelParams = z.strictObject({ projectId: ProjectId, modelId: ModelId });
-const MODEL_WRITERS = "TenantAdmin, ProjectAdmin, or ProjectAdmin on the project";
+const MODEL_WRITERS: Access = { tenant: ["TenantAdmin", "ProjectAdmin"], project: ["ProjectAdmin"] };
 
 export const createModel = defineOperation({
   operationId: "createModel",
@@ -177,7 +176,7 @@ export const listModels = defineOperation({
   path: "/projects/{projectId}/models",
   summary: "List a project's models",
   tag: "models",
-  access: "any tenant role, or a role assignment on the project",
+  access: PROJECT_READERS,
   params: ProjectParams,
   query: PageQuery,
   success: { status: 200, schema: ModelList, description: "One page of models, by name" },
@@ -191,7 +190,7 @@ export const getModel = defineOperation({
   path: "/projects/{projectId}/models/{modelId}",
   summary: "Get a model",
   tag: "models",
-  access: "any tenant role, or a role assignment on the project",
+  access: PROJECT_READERS,
   params: ModelParams,
   success: { status: 200, schema: Model, description: "The model" },
   errors: [...AUTH_ERRORS, 404],
@@ -234,8 +233,7 @@ export const getTenantSettings = defineOperation({
   path: "/settings",
   summary: "The tenant's governance settings (tenant scope of the policy-as-code)",
   tag: "policy",
-  roles: ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"],
-  access: "any tenant role",
+  access: { tenant: ANY_TENANT_ROLE },
   success: { status: 200, schema: TenantSettings, description: "The settings and their ETag (\"initial\" before the first write)" },
   errors: AUTH_ERRORS,
   cli: "settings show",
@@ -247,8 +245,7 @@ export const putTenantSettings = defineOperation({
   path: "/settings",
   summary: "Replace the tenant's governance settings (If-Match required; \"initial\" for the first write)",
   tag: "policy",
-  roles: ["TenantAdmin"],
-  access: "TenantAdmin",
+  access: { tenant: ["TenantAdmin"] },
   body: TenantSettingsSpec,
   bodyTypes: JSON_TYPES,
   ifMatch: true,
@@ -263,7 +260,7 @@ export const getProjectPolicy = defineOperation({
   path: "/projects/{projectId}/policy",
   summary: "What the gateway would get for this project: the compiled APIM artifacts (explain=true: which setting produced each element)",
   tag: "policy",
-  access: "any tenant role, or a role assignment on the project",
+  access: PROJECT_READERS,
   params: ProjectParams,
   query: z.strictObject({ explain: z.enum(["true", "false"]).default("false") }),
   success: { status: 200, schema: PolicyPreview, description: "Artifacts in publish order, document sizes, and optionally the explanation" },
@@ -272,7 +269,6 @@ export const getProjectPolicy = defineOperation({
 });
 
 const ApprovalParams = z.strictObject({ approvalId: ApprovalId });
-const ANY_ROLE = ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"] as const;
 
 export const createApproval = defineOperation({
   operationId: "createApproval",
@@ -280,8 +276,7 @@ export const createApproval = defineOperation({
   path: "/approvals",
   summary: "Request an approval; a durable orchestration drives it (stages, escalation, expiry, approver links)",
   tag: "approvals",
-  roles: ANY_ROLE,
-  access: "any tenant role (the caller is the requester)",
+  access: { tenant: ANY_TENANT_ROLE, note: "the caller is the requester" },
   body: ApprovalSpec,
   bodyTypes: JSON_TYPES,
   success: { status: 201, schema: Approval, description: "The request, pending at stage 1" },
@@ -295,7 +290,7 @@ export const listApprovals = defineOperation({
   path: "/approvals",
   summary: "List approval requests (approver=me: those awaiting the caller's decision)",
   tag: "approvals",
-  access: "any tenant role; requesters and named approvers see their own requests",
+  access: { tenant: ANY_TENANT_ROLE, own: { who: "requests they made or that name them as an approver", anyone: true, lists: true } },
   query: ApprovalListQuery,
   success: { status: 200, schema: ApprovalList, description: "One page of requests, newest first" },
   errors: AUTH_ERRORS,
@@ -308,8 +303,7 @@ export const getApprovalMetrics = defineOperation({
   path: "/approvals/metrics",
   summary: "Counts, time to decision (p50/p95) and the share decided within 24 h",
   tag: "approvals",
-  roles: ["TenantAdmin", "Auditor", "Approver"],
-  access: "TenantAdmin, Auditor, Approver",
+  access: { tenant: ["TenantAdmin", "Auditor", "Approver"] },
   success: { status: 200, schema: ApprovalMetrics, description: "Metrics over the tenant's requests" },
   errors: AUTH_ERRORS,
   cli: "approvals metrics",
@@ -321,7 +315,7 @@ export const getApproval = defineOperation({
   path: "/approvals/{approvalId}",
   summary: "Get an approval request with its full timeline",
   tag: "approvals",
-  access: "any tenant role, the requester, or a named approver",
+  access: { tenant: ANY_TENANT_ROLE, own: { who: "the requester or a named approver", anyone: true } },
   params: ApprovalParams,
   success: { status: 200, schema: Approval, description: "The request" },
   errors: [...AUTH_ERRORS, 404],
@@ -334,7 +328,7 @@ export const decideApproval = defineOperation({
   path: "/approvals/{approvalId}/decisions",
   summary: "Approve or reject the current stage (If-Match required)",
   tag: "approvals",
-  access: "an approver of the current stage who is not the requester and has not decided before",
+  access: { tenant: [], own: { who: "an approver of the current stage (named, or holding its role on the tenant or on the subject's project) who is not the requester and has not decided before", anyone: true } },
   params: ApprovalParams,
   body: DecisionSpec,
   bodyTypes: JSON_TYPES,
@@ -355,7 +349,7 @@ export const getApprovalReview = defineOperation({
   tag: "approvals",
   anonymous: true,
   html: true,
-  access: "the holder of a valid, unused, unexpired approver link",
+  access: { tenant: [], note: "the holder of a valid, unused, unexpired approver link" },
   params: ApprovalParams,
   query: ReviewQuery,
   success: { status: 200, description: "text/html page with the frozen subject, the change, the justification and an Approve/Reject form" },
@@ -371,7 +365,7 @@ export const submitApprovalReview = defineOperation({
   tag: "approvals",
   anonymous: true,
   html: true,
-  access: "the holder of a valid, unused, unexpired approver link",
+  access: { tenant: [], note: "the holder of a valid, unused, unexpired approver link" },
   params: ApprovalParams,
   formBody: z.strictObject({
     token: z.string().min(10).max(4096),
@@ -412,4 +406,5 @@ export const operations: readonly Operation[] = [
   ...gatewayOperations,
   ...keyOperations,
   ...exemptionOperations,
+  ...approvalRouteOperations,
 ];

@@ -5,6 +5,7 @@ import { getConfig, type Config } from "../config/index.js";
 import type { AuditService } from "../domain/audit/service.js";
 import type { OutboxRelay } from "../domain/outbox/relay.js";
 import type { ApprovalService } from "../domain/approvals/service.js";
+import type { ApprovalRouteService } from "../domain/approvals/routes.js";
 import type { ExemptionService, RequestPublish } from "../domain/exemptions/service.js";
 import type { ModelService } from "../domain/models/service.js";
 import type { InputTransform, PolicyPreviewService } from "../domain/policy/preview.js";
@@ -16,7 +17,7 @@ import type { TenantSettingsService } from "../domain/policy/tenant-settings.js"
 import type { ProjectService } from "../domain/projects/service.js";
 import type { Notifier } from "../ports/notifier.js";
 import type { SecretStore } from "../ports/secrets.js";
-import { systemClock } from "../ports/clock.js";
+import { systemClock as realClock, type Clock } from "../ports/clock.js";
 import type { EventPublisher } from "../ports/events.js";
 import type { Store } from "../ports/store.js";
 
@@ -28,6 +29,8 @@ export interface Services {
   audit: AuditService;
   relay: OutboxRelay;
   approvals: ApprovalService;
+  /** The tenant's approval routes: who approves what. */
+  approvalRoutes: ApprovalRouteService;
   models: ModelService;
   policy: PolicyPreviewService;
   settings: TenantSettingsService;
@@ -46,12 +49,19 @@ export interface Services {
 export interface ServiceOverrides {
   /** Gets the app's own secret resolver (real secrets from the store, key fillers derived). */
   gatewayPublisher?: (resolveSecret: (ref: { name: string; version: string }) => Promise<string>) => GatewayPublisher;
+  /**
+   * The services' clock (deadlines, expiries, audit times), read on every call: a test moves the
+   * domain's time past a deadline. Durable timers keep the real time (a test drives the sweeps).
+   */
+  clock?: Clock;
 }
 const OVERRIDES = Symbol.for("aigov.serviceOverrides");
 const overridesNow = (): ServiceOverrides => ((globalThis as Record<symbol, unknown>)[OVERRIDES] as ServiceOverrides | undefined) ?? {};
 export function overrideServices(o: ServiceOverrides): void {
   (globalThis as Record<symbol, unknown>)[OVERRIDES] = o;
 }
+/** The clock every service gets: the real one unless a test overrides it (ServiceOverrides.clock). */
+const systemClock: Clock = { now: () => (overridesNow().clock ?? realClock).now() };
 
 /** The local folder of a gateway instance: .data/apim/ for the default one, .data/apim-<name>/ for others. */
 export const localGatewayFolder = (dataDir: string, instance: string) => join(dataDir, instance === "default" ? "apim" : `apim-${instance}`);
@@ -128,6 +138,7 @@ export async function buildServices(config: Config): Promise<Services> {
     { OutboxRelay },
     { ApprovalLinks },
     { ApprovalService },
+    { ApprovalRouteService },
     { ExemptionService },
     { ModelService },
     { PolicyPreviewService, TenantCompiler },
@@ -145,6 +156,7 @@ export async function buildServices(config: Config): Promise<Services> {
     import("../domain/outbox/relay.js"),
     import("../domain/approvals/links.js"),
     import("../domain/approvals/service.js"),
+    import("../domain/approvals/routes.js"),
     import("../domain/exemptions/service.js"),
     import("../domain/models/service.js"),
     import("../domain/policy/preview.js"),
@@ -167,7 +179,7 @@ export async function buildServices(config: Config): Promise<Services> {
   projects.countDependentsWith((tenantId, projectId) => models.count(tenantId, projectId));
   // The gateway resolves subscription keys through the key service (real secrets from the store, fillers derived).
   let keys: KeyService | undefined;
-  const ensuring = new Map<string, Promise<void>>();
+  const ensuring = new Map<string, Promise<{ needsPublish?: boolean }>>();
   const gateways = new TenantGateways(store, config.gatewayAssignments, gatewayPublishers(config, (ref) => keys!.resolveSecret(ref)));
   const gatewayKey = (tenantId: string) => gateways.explicitKey(tenantId);
   // Active exemptions relax their controls in the compiler input, for previews and publishes alike.
@@ -195,8 +207,9 @@ export async function buildServices(config: Config): Promise<Services> {
     return withPublishedExemptionTiers(await withExemptions(tenantId, withKeyProfiles(input, byProject)), byProject);
   };
   const compiler = new TenantCompiler(projects, models, tenantSettings, config.keyVaultUri, withKeysAndExemptions, gatewayKey);
-  const publishing = new PublishService(store, changes, systemClock, (tenantId) => compiler.compile(tenantId), (tenantId) => gateways.publisher(tenantId), (tenantId) => gateways.reserve(tenantId));
-  const approvals = new ApprovalService(store, changes, systemClock, new ApprovalLinks(secrets, systemClock), notifier, projects, () => config.publicUrl);
+  const publishing = new PublishService(store, changes, systemClock, compiler, (tenantId) => gateways.publisher(tenantId), (tenantId) => gateways.reserve(tenantId));
+  const approvalRoutes = new ApprovalRouteService(store, changes, systemClock);
+  const approvals = new ApprovalService(store, changes, systemClock, new ApprovalLinks(secrets, systemClock), notifier, projects, () => config.publicUrl, approvalRoutes);
   // Activation, expiry and revocation make a pending revision; the gateway publish sweep starts its
   // orchestration (ADR 006), so the sweep and the settle activity need no durable client.
   const requestPublish: RequestPublish = async (tenantId, cause) => {
@@ -219,7 +232,7 @@ export async function buildServices(config: Config): Promise<Services> {
       if (running) return running;
       const run = publishing
         .ensurePublished(tenantId, cause)
-        .then(() => undefined)
+        .then((r) => (r.needsPublish ? { needsPublish: true } : {}))
         .finally(() => ensuring.delete(tenantId));
       ensuring.set(tenantId, run);
       return run;
@@ -244,6 +257,7 @@ export async function buildServices(config: Config): Promise<Services> {
     audit: new AuditService(store, (tenantId) => projects.listAuditScopes(tenantId)),
     relay: new OutboxRelay(store, await eventPublisher(config)),
     approvals,
+    approvalRoutes,
     models,
     policy: new PolicyPreviewService(projects, models, tenantSettings, config.keyVaultUri, withKeysAndExemptions, gatewayKey),
     settings: tenantSettings,

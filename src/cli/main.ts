@@ -515,7 +515,7 @@ export function buildProgram(io: CliIo): Command {
   const approvals = program.command("approvals").description("request, decide and follow approvals");
   approvals
     .command("create")
-    .description("request an approval from a JSON spec (subject, justification, stages)")
+    .description("request an approval from a JSON spec (subject, justification, optional extra stages); the tenant's route decides who approves")
     .requiredOption("--file <path>", "the ApprovalSpec as JSON")
     .action(async (o: { file: string }) => {
       print(await client().approvals.create(JSON.parse(readFileSync(o.file, "utf8")) as never), APPROVAL_COLUMNS.concat("etag"));
@@ -558,6 +558,18 @@ export function buildProgram(io: CliIo): Command {
       });
   }
   approvals.command("metrics").description("counts, time to decision, share within 24 h").action(async () => print(await client().approvals.metrics()));
+  const routes = approvals.command("routes").description("who approves what: the tenant's approval routes (TenantAdmin sets them)");
+  routes.command("show").description("print the routes, the product defaults and the minimums").action(async () => io.out(JSON.stringify(await client().approvals.routes(), null, 2)));
+  routes
+    .command("set")
+    .description("replace the routes from a JSON file ({\"routes\": [{\"name\", \"match\", \"stages\"}]})")
+    .requiredOption("--file <path>")
+    .option("--if-match <etag>")
+    .action(async (o: { file: string; ifMatch?: string }) => {
+      const c = client();
+      const etag = o.ifMatch ?? (await c.approvals.routes()).etag;
+      io.out(JSON.stringify(await c.approvals.putRoutes(JSON.parse(readFileSync(o.file, "utf8")) as never, etag), null, 2));
+    });
   approvals
     .command("review <link>")
     .description("open an approver link; with --approve/--reject, submit its form")

@@ -2,6 +2,7 @@ import type { z } from "zod";
 import type { ClientInput, Operation, SuccessBody } from "../api/contract.js";
 import * as ops from "../api/operations.js";
 import * as exm from "../api/exemption-operations.js";
+import * as routes from "../api/approval-route-operations.js";
 import type { Problem } from "../api/problem.js";
 
 export class ApiError extends Error {
@@ -142,6 +143,8 @@ export class AigovClient {
     decide: (approvalId: string, body: z.input<typeof ops.decideApproval.body>, ifMatch: string) =>
       this.call(ops.decideApproval, { params: { approvalId }, body, ifMatch }).then((r) => r.body),
     metrics: () => this.call(ops.getApprovalMetrics, {}).then((r) => r.body),
+    routes: () => this.call(routes.getApprovalRoutes, {}).then((r) => r.body),
+    putRoutes: (body: z.input<typeof routes.putApprovalRoutes.body>, ifMatch: string) => this.call(routes.putApprovalRoutes, { body, ifMatch }).then((r) => r.body),
     /** Opens an approver link (the HTML page); returns status and page text. */
     openLink: async (link: string) => {
       const res = await this.fetchImpl(link, { headers: { accept: "text/html" } });

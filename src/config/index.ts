@@ -58,6 +58,8 @@ const ConfigSchema = z
     WEBSITE_HOSTNAME: z.string().optional(),
     // Set by App Service in Azure; used to refuse local-only settings there.
     WEBSITE_SITE_NAME: z.string().optional(),
+    // Not a setting: which variable Azure set (see azureSignal), when the app runs in Azure.
+    __azureSignal: z.string().optional(),
     // NCRONTAB (six fields) of the exemption expiry sweep; the timer reads it as %EXEMPTION_SWEEP_SCHEDULE%.
     EXEMPTION_SWEEP_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, "must be six NCRONTAB fields").default("0 */5 * * * *"),
     // The API Management instance the tenant's artifacts are published to. Unset = files under the data dir (local only).
@@ -77,7 +79,14 @@ const ConfigSchema = z
     GATEWAY_ASSIGNMENTS: json(GatewayAssignments).default({}),
   })
   .superRefine((c, ctx) => {
-    const inAzure = c.WEBSITE_SITE_NAME !== undefined;
+    const inAzure = c.__azureSignal !== undefined;
+    if (inAzure && c.AIGOV_LOCAL) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["AIGOV_LOCAL"],
+        message: `local mode is refused in Azure (${c.__azureSignal} is set): it serves an embedded store, dev tokens and files instead of Cosmos DB, Entra ID and Key Vault`,
+      });
+    }
     if (inAzure && c.AUTH_MODE === "dev") {
       ctx.addIssue({ code: "custom", path: ["AUTH_MODE"], message: "dev tokens are refused in Azure" });
     }
@@ -133,8 +142,22 @@ export interface Config {
 
 export class ConfigError extends Error {}
 
+/**
+ * The variable that shows the app runs on Azure Functions, or undefined: App Service sets WEBSITE_INSTANCE_ID,
+ * WEBSITE_SITE_NAME and WEBSITE_OWNER_NAME; Linux Consumption and Flex Consumption set CONTAINER_NAME, which
+ * other container platforms set too, so it counts only beside the Functions host's own settings. The local
+ * host sets none of them (it sets WEBSITE_HOSTNAME only).
+ */
+export function azureSignal(env: NodeJS.ProcessEnv): string | undefined {
+  for (const name of ["WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "WEBSITE_OWNER_NAME"]) if (env[name]) return name;
+  if (env.CONTAINER_NAME && Object.keys(env).some((k) => /^(AzureWebJobsStorage(__\w+)?|FUNCTIONS_WORKER_RUNTIME|FUNCTIONS_EXTENSION_VERSION)$/.test(k) && env[k])) {
+    return "CONTAINER_NAME";
+  }
+  return undefined;
+}
+
 export function parseConfig(env: NodeJS.ProcessEnv): Config {
-  const parsed = ConfigSchema.safeParse(env);
+  const parsed = ConfigSchema.safeParse({ ...env, __azureSignal: azureSignal(env) });
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);

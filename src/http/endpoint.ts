@@ -1,11 +1,13 @@
 import { randomUUID } from "node:crypto";
 import type { HttpFunctionOptions, HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 import { z } from "zod";
+import { describeAccess, isProjectScoped, needsProjectRoles, verdict } from "../api/access.js";
 import { functionRoute, type Operation, type ParsedRequest } from "../api/contract.js";
 import { MAX_BODY_BYTES } from "../api/problem.js";
 import { getServices, type Services } from "../app/services.js";
-import type { RequestContext } from "../domain/common.js";
+import type { Principal, RequestContext } from "../domain/common.js";
 import { AppError } from "../domain/errors.js";
+import { ProjectId } from "../domain/projects/schema.js";
 import { checkJsonValues } from "./input-guards.js";
 import { parseOrThrow } from "../domain/validation.js";
 import { INTERNAL_ERROR, mapError, problemBody } from "./problem.js";
@@ -113,13 +115,29 @@ function options(
   };
 }
 
-/** Binds an authenticated operation to its handler: token → principal, role gate, validation, problem+json. */
+/**
+ * The gate: the operation's declared access (src/api/access.ts) over the caller's effective roles —
+ * the token's tenant roles and, on operations with a {projectId}, the roles assigned to the caller on
+ * that project (one read of the project, only when the tenant roles do not settle it). Callers admitted
+ * only for resources of their own ("own") go on to the service, which checks the relation.
+ * A malformed or unknown project holds no assignments.
+ */
+async function admit(op: Operation, request: HttpRequest, principal: Principal, services: Services): Promise<void> {
+  let projectRoles: ReadonlySet<string> = new Set();
+  const projectId = request.params.projectId;
+  if (isProjectScoped(op) && needsProjectRoles(op.access, principal.roles) && ProjectId.safeParse(projectId).success) {
+    projectRoles = await services.projects.assignedRoles(principal.tenantId, projectId!, principal.userId);
+  }
+  if (verdict(op.access, principal.roles, projectRoles) === "no") {
+    throw new AppError({ kind: "forbidden", detail: `allowed: ${describeAccess(op.access)}` });
+  }
+}
+
+/** Binds an authenticated operation to its handler: token → principal, access gate, validation, problem+json. */
 export function endpoint<O extends Operation>(op: O, handler: Handler<O>): HttpFunctionOptions {
   return options(op, async (request, correlationId, services, invocation) => {
     const principal = await services.verifier.verify(request.headers.get("authorization"));
-    if (op.roles && !op.roles.some((r) => principal.roles.has(r))) {
-      throw new AppError({ kind: "forbidden", detail: `requires one of: ${op.roles.join(", ")}` });
-    }
+    await admit(op, request, principal, services);
     const parsed = await parseRequest(op, request);
     return handler(parsed, { principal, correlationId }, services, invocation);
   });

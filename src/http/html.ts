@@ -6,7 +6,7 @@ import { getServices, type Services } from "../app/services.js";
 import { AppError } from "../domain/errors.js";
 import { parseOrThrow } from "../domain/validation.js";
 import { checkJsonValues } from "./input-guards.js";
-import { INTERNAL_ERROR, mapError } from "./problem.js";
+import { INTERNAL_ERROR, mapError, problemBody } from "./problem.js";
 
 export const escapeHtml = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
@@ -42,10 +42,12 @@ function errorPage(err: unknown, correlationId: string, context: InvocationConte
   if (err instanceof AppError) mapped = mapError(err.error);
   else context.error(`correlationId=${correlationId} unhandled error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   const detail = mapped.errors?.length ? `${mapped.detail}: ${mapped.errors.map((e) => `${e.field} ${e.message}`).join("; ")}` : mapped.detail;
+  // The same stable reason a problem+json body carries (docs/api.md), for scripts reading the page.
+  const reason = problemBody(mapped, "", correlationId).reason;
   return {
     status: mapped.status,
     headers: { ...HEADERS, "x-correlation-id": correlationId },
-    body: page(mapped.title, `<div class="error"><h1>${escapeHtml(mapped.title)}</h1><p>${escapeHtml(detail)}</p><p><small>Reference: ${escapeHtml(correlationId)}</small></p></div>`),
+    body: page(mapped.title, `<div class="error" data-reason="${escapeHtml(reason)}"><h1>${escapeHtml(mapped.title)}</h1><p>${escapeHtml(detail)}</p><p><small>Reference: ${escapeHtml(correlationId)}</small></p></div>`),
   };
 }
 

@@ -45,6 +45,11 @@ export interface BuiltinRoute {
   method: string;
   /** Exact path like "/.dev/jwks.json", or a prefix ending in "/*" (matches "/prefix/..."). */
   path: string;
+  /**
+   * Checked before the body is read: returns why the request is refused (401 problem+json), or undefined.
+   * An unauthenticated caller never gets to send a body the host buffers.
+   */
+  authorize?(req: http.IncomingMessage, url: URL): string | undefined;
   handle(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): void | Promise<void>;
 }
 
@@ -60,11 +65,21 @@ export interface LocalHostOptions {
   port: number;
   /** Default "127.0.0.1". */
   hostname?: string;
+  /**
+   * Host names (as in a URL: "app.example.com", "[fd00::1]") requests may be addressed to besides the
+   * loopback ones (localhost, 127.0.0.1, [::1]) and a specific `hostname` the host listens on. A request
+   * whose Host header names anything else is refused with 421: a web page on another origin cannot reach
+   * the host through DNS rebinding (its requests carry the attacker's host name).
+   */
+  allowedHosts?: string[];
   /** Absolute paths of JS modules to require (in order) after installing the shim. */
   functionFiles: string[];
   /** Default "api". */
   routePrefix?: string;
-  /** Default 100 MiB (Azure's limit); larger → 413 problem+json before invoking. */
+  /**
+   * Default 100 MiB (Azure's limit). A larger declared Content-Length is refused with 413 problem+json
+   * before the body is read; a chunked body is read only until it passes the limit (413, connection closed).
+   */
   maxRequestBodyBytes?: number;
   builtinRoutes?: BuiltinRoute[];
   /** Keyed by binding type. */
@@ -264,11 +279,22 @@ function serializeCookie(c: RpcHttpCookie): string {
 
 const STATUS_TITLES: Record<number, string> = {
   400: "Bad Request",
+  401: "Unauthorized",
   404: "Not Found",
   405: "Method Not Allowed",
   413: "Payload Too Large",
+  421: "Misdirected Request",
   500: "Internal Server Error",
 };
+
+/** Host names that reach this machine's loopback interface only (in URL form). */
+const LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"];
+
+/** The host name of a Host header value ("Example.com:7071" → "example.com", "[::1]:80" → "[::1]"), or undefined when malformed. */
+export function hostNameOf(header: string): string | undefined {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::\d{1,5})?$/.exec(header.trim());
+  return m ? m[1]!.toLowerCase() : undefined;
+}
 
 function errorText(err: unknown): string {
   if (err instanceof Error) {
@@ -338,6 +364,11 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
   const hostname = opts.hostname ?? "127.0.0.1";
   const routePrefixSegments = splitPath(opts.routePrefix ?? "api").map((s) => s.toLowerCase());
   const maxBody = opts.maxRequestBodyBytes ?? DEFAULT_MAX_BODY;
+  const allowedHosts = new Set([
+    ...LOOPBACK_HOSTS,
+    ...(opts.allowedHosts ?? []).map((h) => h.toLowerCase()),
+    ...(hostname === "0.0.0.0" || hostname === "::" ? [] : [hostname.includes(":") ? `[${hostname.toLowerCase()}]` : hostname.toLowerCase()]),
+  ]);
   const providers = opts.inputBindingProviders ?? {};
   const builtins = opts.builtinRoutes ?? [];
 
@@ -673,22 +704,26 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
     res.end(req.method === "HEAD" ? undefined : body);
   }
 
+  /** The body, or null as soon as it passes the limit (reading stops there; answer with sendTooLarge). */
   function readBody(req: http.IncomingMessage): Promise<Buffer | null> {
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
       let tooLarge = false;
-      req.on("data", (chunk: Buffer) => {
-        if (tooLarge) return;
+      const onData = (chunk: Buffer) => {
         size += chunk.length;
         if (size > maxBody) {
+          // Stop reading here: nothing more is buffered or pulled off the wire; the 413 closes the connection.
           tooLarge = true;
           chunks.length = 0;
+          req.off("data", onData);
+          req.pause();
           resolve(null);
           return;
         }
         chunks.push(chunk);
-      });
+      };
+      req.on("data", onData);
       req.on("end", () => {
         if (!tooLarge) resolve(Buffer.concat(chunks, size));
       });
@@ -700,6 +735,12 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
 
   function sendTooLarge(req: http.IncomingMessage, res: http.ServerResponse): void {
     sendProblem(req, res, 413, `The request body exceeds the maximum of ${maxBody} bytes.`, { connection: "close" });
+  }
+
+  /** A refusal sent before the body is read: the connection closes, so the body is never read either. */
+  function refuseUnread(req: http.IncomingMessage, res: http.ServerResponse, status: number, detail: string, headers: Record<string, string> = {}): void {
+    const hasBody = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? "0") > 0;
+    sendProblem(req, res, status, detail, { ...headers, ...(hasBody ? { connection: "close" } : {}) });
   }
 
   function requestUrl(req: http.IncomingMessage): URL {
@@ -836,6 +877,17 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
   }
 
   async function handleRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    // DNS rebinding: a page of another origin whose name now resolves to 127.0.0.1 sends its own name.
+    // (HTTP/1.1 requires a Host header, which node:http enforces; HTTP/1.0 without one is not a browser's.)
+    const hostHeader = req.headers.host;
+    if (hostHeader !== undefined) {
+      const name = hostNameOf(hostHeader);
+      if (name === undefined || !allowedHosts.has(name)) {
+        refuseUnread(req, res, 421, `This host answers requests addressed to ${[...allowedHosts].join(", ")} only, not to '${hostHeader.slice(0, 100)}'.`);
+        return;
+      }
+    }
+
     const method = (req.method ?? "GET").toUpperCase();
     const url = requestUrl(req);
     const pathname = url.pathname;
@@ -854,6 +906,11 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
         : pathname === b.path;
       if (!pathMatches) continue;
       if (b.method === "*" || b.method.toUpperCase() === method) {
+        const denied = b.authorize?.(req, url);
+        if (denied !== undefined) {
+          refuseUnread(req, res, 401, denied);
+          return;
+        }
         const body = await readBody(req);
         if (body === null) {
           sendTooLarge(req, res);

@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
+import { MAX_BODY_BYTES } from "../api/problem.js";
 import { parseConfig } from "../config/index.js";
 import { ROLES } from "../domain/common.js";
 import type { EmbeddedCosmos } from "../adapters/local/embedded-cosmos.js";
@@ -46,6 +47,14 @@ function sendJson(res: import("node:http").ServerResponse, status: number, body:
   res.end(JSON.stringify(body));
 }
 
+/**
+ * The most the local host buffers of a request body before a function runs (413 above, before the body is
+ * read). The API refuses more than MAX_BODY_BYTES itself, with its own problem shape (and the approval
+ * page with HTML); this bound is above that, so those answers stay the API's, and far below Azure's
+ * 100 MiB, so nobody gets the host to buffer megabytes before authentication.
+ */
+export const LOCAL_HOST_MAX_BODY_BYTES = 4 * MAX_BODY_BYTES;
+
 export interface RunningApp {
   host: LocalHost;
   dataDir: string;
@@ -55,6 +64,8 @@ export interface RunningApp {
   gateways: Map<string, LocalGateway>;
   /** The local fake backends (OpenAI-compatible models, Content Safety) the gateway reaches through its host map. */
   backends?: MockBackends;
+  /** The host's system key the durable HTTP API requires (`?code=` or `x-functions-key`); kept in <dataDir>/durabletask.key. */
+  durableKey: string;
   stop(): Promise<void>;
 }
 
@@ -119,7 +130,11 @@ export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
       {
         method: "POST",
         path: "/.dev/token",
-        handle: async (_req, res, body) => {
+        handle: async (req, res, body) => {
+          // Only JSON: a cross-site <form> (text/plain, urlencoded, multipart) cannot mint a token.
+          if ((req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase() !== "application/json") {
+            return sendJson(res, 415, { title: "Unsupported Media Type", status: 415, detail: "send Content-Type: application/json" }, "application/problem+json");
+          }
           let parsed;
           try {
             parsed = TokenRequest.safeParse(JSON.parse(body.toString("utf8") || "null"));
@@ -147,8 +162,17 @@ export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
   const durable = createDurableEngine({ dataDir, log });
 
   installCoreShim();
+  // Requests addressed to loopback names are served, and those to the configured public URL's host.
+  let publicHost: string | undefined;
+  try {
+    publicHost = env.AIGOV_PUBLIC_URL ? new URL(env.AIGOV_PUBLIC_URL).hostname : undefined;
+  } catch {
+    publicHost = undefined; // the config check below reports the bad URL
+  }
   const host = await startLocalHost({
     port,
+    ...(publicHost ? { allowedHosts: [publicHost] } : {}),
+    maxRequestBodyBytes: LOCAL_HOST_MAX_BODY_BYTES,
     functionFiles: listJs(join(ROOT, "dist", "functions")),
     builtinRoutes: [...builtinRoutes, ...durable.builtinRoutes],
     inputBindingProviders: durable.inputBindingProviders,
@@ -220,6 +244,7 @@ export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
   return {
     host,
     dataDir,
+    durableKey: durable.systemKey,
     gateways,
     ...(backends ? { backends } : {}),
     ...(cosmos ? { cosmos } : {}),
@@ -242,6 +267,7 @@ if (require.main === module) {
       for (const [name, gw] of app.gateways) console.log(`  gateway${name === "default" ? "" : ` (${name})`}: ${gw.url}/aigov/<key>/<projectId>/… (serves ${join(app.dataDir, name === "default" ? "apim" : `apim-${name}`)})`);
       if (app.backends) console.log(`  fake backends: ${app.backends.url} (https://<name>.mock.localhost, https://<name>.cognitiveservices.azure.com through the gateway)`);
       if (app.cosmos) console.log(`  cosmos (embedded): ${app.cosmos.endpoint}`);
+      console.log(`  durable API: ${app.host.url}/runtime/webhooks/durabletask/… (x-functions-key or ?code= from ${join(app.dataDir, "durabletask.key")})`);
       let stopping = false;
       const shutdown = (signal: string) => {
         if (stopping) return;

@@ -11,8 +11,9 @@
  * scopes listed in {@link CONTROLS} (the model-scope schema rejects the others).
  *
  * - **Values** (numbers, switches, enums; `merge: "value"`): the most specific scope that sets a
- *   *field* wins, field by field. A project can therefore raise or lower a tenant default, and a
- *   model can override its project. `enabled: false` (or `null` for scalar controls) at a scope
+ *   *field* wins, field by field — within the tenant's floor: a project or model may tighten a
+ *   control the tenant sets, never loosen it (floors.ts: refused on write, clamped in the compiler
+ *   input before this merge; exemptions are the way below a floor). A model can override its project. `enabled: false` (or `null` for scalar controls) at a scope
  *   switches the control off for that scope and the ones below it that do not switch it back on.
  *   Content-safety category thresholds merge per category.
  * - **Allow-lists** (`merge: "intersect"`: `models.allowed`, `regions.allowed`, `dataClass.allowed`):

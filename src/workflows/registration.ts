@@ -50,16 +50,42 @@ export const durableClient = (context: InvocationContext): DF.DurableClient => d
 /** Retry options for callActivityWithRetry, built when an orchestrator first runs. */
 export const retryOptions = (firstRetryIntervalMs: number, maxAttempts: number): DF.RetryOptions => new (df().RetryOptions)(firstRetryIntervalMs, maxAttempts);
 
+/** Runtime statuses of an instance that still drives its subject (a suspended one is an operator's choice: left alone). */
+const LIVE = new Set(["Running", "Pending", "ContinuedAsNew", "Suspended"]);
+
 /**
- * Starts an orchestration unless an instance with that id exists (sweeps that restart what a failed
- * start or a purge left without a driver). The id is the subject's, so a subject never gets two.
+ * What a sweep did about a subject's driver: it was alive, it was missing and was started, or it had
+ * ended (failed, terminated, canceled — or completed while the subject still needs it) and was started
+ * again under the same id; "notNeeded": it had ended, and so had the subject's need for it.
  */
-export async function startIfMissing(client: DF.DurableClient, name: string, instanceId: string, input: unknown): Promise<boolean> {
-  const exists = await client.getStatus(instanceId).then(
-    () => true,
-    () => false, // the client throws on 404: no such instance
-  );
-  if (exists) return false;
+export type DriverCheck = "alive" | "started" | "restarted" | "notNeeded";
+
+/**
+ * Makes sure a subject that needs an orchestration has a live one (sweeps: a failed start, a purge, an
+ * orchestration that failed or was terminated). The instance id is the subject's, so a subject never
+ * gets two: startNew over a finished instance replaces it (Azure's default
+ * `overridableExistingInstanceStates: NonRunningStates`; the local engine does the same), over a live
+ * one it is refused. `stillNeeded` is asked before replacing a finished instance — the subject may
+ * have been finished by that very instance since the sweep listed it. Throws when the status query
+ * fails for another reason than "no such instance" (the caller logs and goes on with the next one).
+ */
+export async function ensureDriver(
+  client: DF.DurableClient,
+  name: string,
+  instanceId: string,
+  input: unknown,
+  stillNeeded: () => Promise<boolean> = async () => true,
+): Promise<DriverCheck> {
+  let status: string | undefined;
+  try {
+    status = String((await client.getStatus(instanceId)).runtimeStatus);
+  } catch (err) {
+    // The client reports "no such instance" as an error mentioning the HTTP 404 it got.
+    if (!(err instanceof Error && /\b404\b/.test(err.message))) throw err;
+  }
+  if (status !== undefined && LIVE.has(status)) return "alive";
+  if (status !== undefined && !(await stillNeeded())) return "notNeeded";
   await client.startNew(name, { instanceId, input });
-  return true;
+  return status === undefined ? "started" : "restarted";
 }
+

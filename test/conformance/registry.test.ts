@@ -124,11 +124,11 @@ describe("conformance: models, regions, splits, pillars and exemptions at the lo
     const approval = await g.admin.approvals.get(requested.approvalId);
     await g.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
     await until(async () => ((await dev.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
-    await g.settle();
+    await g.systemPublish(requested.id);
     expect(await burst()).toEqual([200, 200, 200, 200]);
     const active = await dev.exemptions.get(requested.id);
     await g.admin.exemptions.revoke(requested.id, { reason: "done" }, active.etag);
-    await g.settle();
+    await g.systemPublish(`${requested.id} revoked`);
     expect(await burst()).toEqual([200, 200, 429, 429]);
   });
 });

@@ -20,6 +20,11 @@ async function start(name: string, input?: unknown, id?: string): Promise<{ id: 
   return { id: r.body.id, body: r.body, headers: r.headers };
 }
 
+/** A call to the durable HTTP API with the host's system key, as Azure requires. */
+function hook(url: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(url, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), "x-functions-key": t.engine.systemKey } });
+}
+
 async function statusOf(id: string, qs = ""): Promise<any> {
   const r = await t.get(`/api/durable/status/${encodeURIComponent(id)}${qs}`);
   expect(r.status, JSON.stringify(r.body)).toBe(200);
@@ -45,8 +50,8 @@ describe("durable client binding and HTTP API", () => {
     const s = await start("waiter", undefined, "binding-check");
     expect(s.body).toMatchObject({
       id: "binding-check",
-      statusQueryGetUri: `${t.url}/runtime/webhooks/durabletask/instances/binding-check?taskHub=aigov&connection=Storage`,
-      sendEventPostUri: `${t.url}/runtime/webhooks/durabletask/instances/binding-check/raiseEvent/{eventName}?taskHub=aigov&connection=Storage`,
+      statusQueryGetUri: `${t.url}/runtime/webhooks/durabletask/instances/binding-check?taskHub=aigov&connection=Storage&code=${t.engine.systemKey}`,
+      sendEventPostUri: `${t.url}/runtime/webhooks/durabletask/instances/binding-check/raiseEvent/{eventName}?taskHub=aigov&connection=Storage&code=${t.engine.systemKey}`,
       terminatePostUri: expect.stringContaining("/instances/binding-check/terminate?reason={text}&taskHub=aigov"),
       purgeHistoryDeleteUri: expect.stringContaining("/instances/binding-check?taskHub=aigov"),
     });
@@ -78,26 +83,26 @@ describe("durable client binding and HTTP API", () => {
     expect(late.status).toBe(410);
 
     const payload = await t.get("/api/durable/payload/binding-check");
-    expect(payload.body.statusQueryGetUri).toBe(`${t.url}/runtime/webhooks/durabletask/instances/binding-check?taskHub=aigov&connection=Storage`);
+    expect(payload.body.statusQueryGetUri).toBe(`${t.url}/runtime/webhooks/durabletask/instances/binding-check?taskHub=aigov&connection=Storage&code=${t.engine.systemKey}`);
   });
 
   it("answers the extension's error codes", async () => {
     const base = `${t.url}/runtime/webhooks/durabletask`;
-    expect((await fetch(`${base}/instances/nope`)).status).toBe(404);
-    expect((await fetch(`${base}/orchestrators/noSuchOrchestrator`, { method: "POST" })).status).toBe(400);
-    const badJson = await fetch(`${base}/orchestrators/waiter`, { method: "POST", body: "{not json" });
+    expect((await hook(`${base}/instances/nope`)).status).toBe(404);
+    expect((await hook(`${base}/orchestrators/noSuchOrchestrator`, { method: "POST" })).status).toBe(400);
+    const badJson = await hook(`${base}/orchestrators/waiter`, { method: "POST", body: "{not json" });
     expect(badJson.status).toBe(400);
-    expect((await fetch(`${base}/instances/nope/raiseEvent/x`, { method: "POST", headers: { "content-type": "application/json" }, body: "1" })).status).toBe(404);
-    expect((await fetch(`${base}/instances/nope/terminate?reason=x`, { method: "POST" })).status).toBe(404);
-    expect((await fetch(`${base}/entities/counter/one`)).status).toBe(501);
+    expect((await hook(`${base}/instances/nope/raiseEvent/x`, { method: "POST", headers: { "content-type": "application/json" }, body: "1" })).status).toBe(404);
+    expect((await hook(`${base}/instances/nope/terminate?reason=x`, { method: "POST" })).status).toBe(404);
+    expect((await hook(`${base}/entities/counter/one`)).status).toBe(501);
 
     // Start twice with the same id while running: 409; raise with a non-JSON content type: 400.
     await start("waiter", undefined, "dup-id");
-    expect((await fetch(`${base}/orchestrators/waiter/dup-id`, { method: "POST" })).status).toBe(409);
-    const textRaise = await fetch(`${base}/instances/dup-id/raiseEvent/Go`, { method: "POST", headers: { "content-type": "text/plain" }, body: "1" });
+    expect((await hook(`${base}/orchestrators/waiter/dup-id`, { method: "POST" })).status).toBe(409);
+    const textRaise = await hook(`${base}/instances/dup-id/raiseEvent/Go`, { method: "POST", headers: { "content-type": "text/plain" }, body: "1" });
     expect(textRaise.status).toBe(400);
     // Purging a running instance: 412.
-    expect((await fetch(`${base}/instances/dup-id`, { method: "DELETE" })).status).toBe(412);
+    expect((await hook(`${base}/instances/dup-id`, { method: "DELETE" })).status).toBe(412);
     expect((await t.post("/api/durable/terminate/dup-id?reason=cleanup")).status).toBe(202);
     await waitDone("dup-id");
     // Through the client: unknown ids.
@@ -136,7 +141,7 @@ describe("orchestrations", () => {
     expect(t.logs.filter((l) => l.message.includes(`decision reached for ${id}`))).toHaveLength(1);
 
     // History through the client (showHistory): folded like the extension does.
-    const raw = await fetch(`${t.url}/runtime/webhooks/durabletask/instances/${id}?showHistory=true&showHistoryOutput=true`);
+    const raw = await hook(`${t.url}/runtime/webhooks/durabletask/instances/${id}?showHistory=true&showHistoryOutput=true`);
     const withHistory = (await raw.json()) as any;
     const types = withHistory.historyEvents.map((e: any) => e.EventType);
     expect(types[0]).toBe("ExecutionStarted");
@@ -313,17 +318,17 @@ describe("orchestrations", () => {
 
   it("the webhook's create-and-wait and restart endpoints", async () => {
     const base = `${t.url}/runtime/webhooks/durabletask`;
-    const waited = await fetch(`${base}/orchestrators/fanOut?timeout=10&pollingInterval=1`, { method: "POST", body: "[6]" });
+    const waited = await hook(`${base}/orchestrators/fanOut?timeout=10&pollingInterval=1`, { method: "POST", body: "[6]" });
     expect(waited.status).toBe(200);
     expect(((await waited.json()) as any).squares).toEqual([36]);
 
     await start("counterStr", undefined, "to-restart");
     await waitDone("to-restart");
-    const again = await fetch(`${base}/instances/to-restart/restart?restartWithNewInstanceId=false`, { method: "POST" });
+    const again = await hook(`${base}/instances/to-restart/restart?restartWithNewInstanceId=false`, { method: "POST" });
     expect(again.status).toBe(202);
     expect(((await again.json()) as any).id).toBe("to-restart");
     expect((await waitDone("to-restart")).output).toEqual({ s: "xxx", type: "string" });
-    const fresh = await fetch(`${base}/instances/to-restart/restart`, { method: "POST" });
+    const fresh = await hook(`${base}/instances/to-restart/restart`, { method: "POST" });
     const freshId = ((await fresh.json()) as any).id;
     expect(freshId).toMatch(/^[0-9a-f]{32}$/);
     expect((await waitDone(freshId)).input).toBe("xxx");
@@ -356,9 +361,9 @@ describe("queries and purge", () => {
     expect(none.body.filter((s: any) => s.instanceId === a.id)).toEqual([]);
 
     // (The client only forwards showInput=false in URL-template mode, so ask the webhook directly.)
-    const withInput = (await (await fetch(`${t.url}/runtime/webhooks/durabletask/instances/${a.id}`)).json()) as any;
+    const withInput = (await (await hook(`${t.url}/runtime/webhooks/durabletask/instances/${a.id}`)).json()) as any;
     expect(withInput.input).toBe("xxx");
-    const withoutInput = (await (await fetch(`${t.url}/runtime/webhooks/durabletask/instances/${a.id}?showInput=false`)).json()) as any;
+    const withoutInput = (await (await hook(`${t.url}/runtime/webhooks/durabletask/instances/${a.id}?showInput=false`)).json()) as any;
     expect(withoutInput.input).toBeNull();
 
     expect((await t.del(`/api/durable/purge/${a.id}`)).body).toEqual({ instancesDeleted: 1 });

@@ -18,7 +18,7 @@ describe("URL-template mode (no rpcBaseUrl)", () => {
   it("start, status (showInput=false), raise, list, terminate and purge work through the templates", async () => {
     const started = await t.post("/api/durable/start/waiter/tpl-1", { hello: "world" });
     expect(started.status).toBe(202);
-    expect(started.body.statusQueryGetUri).toBe(`${t.url}/runtime/webhooks/durabletask/instances/tpl-1?taskHub=TemplateHub&connection=Storage`);
+    expect(started.body.statusQueryGetUri).toBe(`${t.url}/runtime/webhooks/durabletask/instances/tpl-1?taskHub=TemplateHub&connection=Storage&code=${t.engine.systemKey}`);
     await t.engine.waitForStatus("tpl-1", ["Running"], 5000);
 
     const withInput = await t.get("/api/durable/status/tpl-1");

@@ -30,10 +30,10 @@ describe.skipIf(!available)("approval page in a real browser", () => {
   it("an approver opens the link, approves with a justification, the request completes, and the link is then refused", async () => {
     const alice = await t.as("t1", "alice", ["Developer"]);
     const auditor = await t.as("t1", "audrey", ["Auditor"]);
+    await (await t.as("t1", "tara", ["TenantAdmin"])).approvals.putRoutes({ routes: [{ name: "agents", match: { subjectType: "agent" }, stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }] }] }, "initial");
     const created = await alice.approvals.create({
       subject: { resourceType: "agent", resourceId: "claims-triage", change: { publish: "v3", region: "westeurope" } },
       justification: "quarterly release of the triage agent",
-      stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }],
     });
     const inbox = FileNotifier.inboxFile(join(t.app.dataDir, "inbox"), "bob");
     let link: string | undefined;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { FileNotifier } from "../../src/adapters/local/file-notifier.js";
 import { AigovClient } from "../../src/client/index.js";
-import { startChildApp, stopChildApp } from "../support/child-app.js";
+import { durableKeyHeader, startChildApp, stopChildApp } from "../support/child-app.js";
 import { until } from "../support/until.js";
 
 
@@ -19,10 +19,12 @@ describe("an approval survives a crash of the host", () => {
     const anon = new AigovClient({ endpoint: first.url });
     const aliceToken = await anon.dev.token({ tenant: "t1", user: "alice", roles: ["Developer"] });
     const bobToken = await anon.dev.token({ tenant: "t1", user: "bob", roles: ["Reader"] });
+    // The tenant routes tool approvals to bob.
+    const admin = anon.withToken(await anon.dev.token({ tenant: "t1", user: "tara", roles: ["TenantAdmin"] }));
+    await admin.approvals.putRoutes({ routes: [{ name: "tools", match: { subjectType: "tool" }, stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }] }] }, "initial");
     const created = await anon.withToken(aliceToken).approvals.create({
       subject: { resourceType: "tool", resourceId: "crash-me", change: { enable: true } },
       justification: "crash test",
-      stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }],
     });
     // The first activity (sending bob his link) has run: the orchestration now waits for a decision or its timer.
     await until(() => (inbox("bob").length === 1 ? true : undefined));
@@ -34,7 +36,7 @@ describe("an approval survives a crash of the host", () => {
     const decided = await bob.approvals.decide(created.id, { decision: "approve", justification: "after the crash" }, created.etag);
     expect(decided.status).toBe("approved");
     const status = await until(async () => {
-      const res = await fetch(`${second.url}/runtime/webhooks/durabletask/instances/${created.id}`);
+      const res = await fetch(`${second.url}/runtime/webhooks/durabletask/instances/${created.id}`, { headers: durableKeyHeader(dataDir) });
       const body = (await res.json()) as { runtimeStatus: string; output: unknown };
       return body.runtimeStatus === "Completed" ? body : undefined;
     });

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FileNotifier } from "../../src/adapters/local/file-notifier.js";
 import { type ApiError, type AigovClient } from "../../src/client/index.js";
 import type { Approval, ApprovalSpecInput } from "../../src/domain/approvals/schema.js";
-import { startTestApp, type TestApp } from "../support/app.js";
+import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
 import { statusOf } from "../support/errors.js";
 import { until } from "../support/until.js";
 
@@ -20,16 +20,24 @@ beforeAll(async () => {
   bob = await t.as("t1", "bob", ["Reader"]);
   carol = await t.as("t1", "carol", ["Approver"]);
   auditor = await t.as("t1", "audrey", ["Auditor", "TenantAdmin"]);
+  // Who approves what is the tenant's: these routes give the engine's tests their stages.
+  const routes = await auditor.approvals.routes();
+  await auditor.approvals.putRoutes(
+    {
+      routes: [
+        { name: "tools: bob, then an Approver", match: { subjectType: "tool" }, stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }, { approvers: [{ role: "Approver", scope: "tenant" }], decisionTimeout: "P1D" }] },
+        { name: "agents: bob", match: { subjectType: "agent" }, stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }] },
+        { name: "promotions: bob, escalating to dave", match: { subjectType: "promotion" }, stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "PT4S", escalateAfter: "PT2S", escalateTo: [{ user: "dave" }] }] },
+      ],
+    },
+    routes.etag,
+  );
 });
 afterAll(() => t.stop());
 
-const spec = (extra: Partial<ApprovalSpecInput> = {}): ApprovalSpecInput => ({
-  subject: { resourceType: "tool", resourceId: "github-mcp", change: { action: "enable", scopes: ["repo:read"] } },
+const spec = (extra: Partial<ApprovalSpecInput> = {}, resourceType = "tool"): ApprovalSpecInput => ({
+  subject: { resourceType, resourceId: "github-mcp", change: { action: "enable", scopes: ["repo:read"] } },
   justification: "the payments team needs read access to repositories",
-  stages: [
-    { approvers: [{ user: "bob" }], decisionTimeout: "P1D" },
-    { approvers: [{ role: "Approver", scope: "tenant" }], decisionTimeout: "P1D" },
-  ],
   ...extra,
 });
 
@@ -45,7 +53,7 @@ const linkFor = (user: string, approvalId: string) => until(() => inbox(user).fi
 describe("approval engine", () => {
   it("runs a two-stage request to approval, enforcing separation of duties at every step", async () => {
     const created = await alice.approvals.create(spec());
-    expect(created).toMatchObject({ status: "pending", currentStage: 0, requester: "alice", decisions: [] });
+    expect(created).toMatchObject({ status: "pending", currentStage: 0, requester: "alice", decisions: [], route: { name: "tools: bob, then an Approver", source: "tenant", risk: "standard" } });
     expect(created.subject.digest).toMatch(/^[0-9a-f]{64}$/);
     expect(created.stages[0]).toMatchObject({ status: "pending" });
     expect(created.stages[1]).toMatchObject({ status: "waiting" });
@@ -87,14 +95,15 @@ describe("approval engine", () => {
     expect(await statusOf(carol.approvals.decide(created.id, { decision: "approve", justification: "x" }, rejected.etag))).toBe(409);
   });
 
-  it("validates requests: justification, stage count, distinct approvers, durations", async () => {
+  it("validates requests: justification, extra stages, peer roles, reserved types, durations", async () => {
     const cases: [Partial<ApprovalSpecInput>, string][] = [
       [{ justification: "" }, "body.justification"],
       [{ stages: [] }, "body.stages"],
-      [{ stages: [1, 2, 3, 4].map(() => ({ approvers: [{ user: "x" }], decisionTimeout: "P1D" })) }, "body.stages"],
-      [{ stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }, { approvers: [{ user: "bob" }], decisionTimeout: "P1D" }] }, "body.stages.1.approvers"],
+      [{ stages: [1, 2, 3].map(() => ({ approvers: [{ user: "x" }], decisionTimeout: "P1D" })) }, "body.stages"],
+      [{ stages: [{ approvers: [{ role: "Developer", scope: "tenant" }], decisionTimeout: "P1D" }] }, "body.stages.0.approvers"],
       [{ stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "1 day" }] }, "body.stages.0.decisionTimeout"],
       [{ stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "PT1H", escalateAfter: "PT2H", escalateTo: [{ user: "dave" }] }] }, "body.stages.0.escalateAfter"],
+      [{ subject: { resourceType: "exemption", resourceId: "exm_x", change: {} } }, "body.subject.resourceType"],
     ];
     const before = (await auditor.approvals.list()).items.length;
     for (const [extra, field] of cases) {
@@ -105,8 +114,75 @@ describe("approval engine", () => {
     expect((await auditor.approvals.list()).items.length).toBe(before);
   });
 
+  it("the route decides who approves; a requester only adds stages after it", async () => {
+    const created = await alice.approvals.create(spec({ stages: [{ approvers: [{ user: "erin" }], decisionTimeout: "P1D" }] }));
+    expect(created.stages.map((s) => [s.origin, s.approvers])).toEqual([
+      ["route", [{ user: "bob" }]],
+      ["route", [{ role: "Approver", scope: "tenant" }]],
+      ["requester", [{ user: "erin" }]],
+    ]);
+    // erin's stage comes last: she cannot decide before the route's approvers.
+    const erin = await t.as("t1", "erin", ["Developer"]);
+    expect(await statusOf(erin.approvals.decide(created.id, { decision: "approve", justification: "me first" }, created.etag))).toBe(403);
+    // Without a tenant route the product's applies: a TenantAdmin decides anything else.
+    const other = await alice.approvals.create(spec({}, "dataset"));
+    expect(other.route).toEqual({ name: "product: anything else", source: "product", risk: "standard" });
+    expect(other.stages.map((s) => s.approvers)).toEqual([[{ role: "TenantAdmin", scope: "tenant" }]]);
+    expect(await statusOf(bob.approvals.decide(other.id, { decision: "approve", justification: "peer" }, other.etag))).toBe(403);
+  });
+
+  it("routes are the TenantAdmin's, checked against the minimums, audited, and do not change requests already made", async () => {
+    const current = await auditor.approvals.routes();
+    expect(current.defaults.map((r) => r.name)).toContain("product: high-risk exemption");
+    expect(current.minimums.length).toBeGreaterThan(3);
+    // Not a TenantAdmin: refused.
+    expect(await statusOf(alice.approvals.putRoutes({ routes: [] }, current.etag))).toBe(403);
+    // Peers deciding exemptions, a one-stage route for high-risk exemptions, project roles at tenant scope: below the minimums.
+    const below = [
+      { name: "peers", match: { subjectType: "exemption" as const }, stages: [{ approvers: [{ role: "Developer" as const, scope: "tenant" as const }], decisionTimeout: "P1D" }] },
+      { name: "one stage", match: { subjectType: "exemption" as const, risk: "high" as const }, stages: [{ approvers: [{ role: "TenantAdmin" as const, scope: "tenant" as const }], decisionTimeout: "P1D" }] },
+      { name: "nobody", match: { scope: "tenant" as const, subjectType: "tool" as const }, stages: [{ approvers: [{ role: "ProjectAdmin" as const, scope: "project" as const }], decisionTimeout: "P1D" }] },
+    ];
+    const err = await auditor.approvals.putRoutes({ routes: below }, current.etag).then(() => undefined, (e: unknown) => e as ApiError);
+    expect(err?.status).toBe(400);
+    expect(err?.problem?.reason).toBe("approval_route_below_minimum");
+    expect(err?.problem?.errors?.map((e) => e.field)).toEqual(["body.routes.0.stages", "body.routes.0.stages", "body.routes.1.stages", "body.routes.2.stages.0.approvers"]);
+    expect(await auditor.approvals.routes()).toEqual(current);
+
+    // A request keeps the route it was given; a new one gets the new route.
+    const before = await alice.approvals.create(spec({}, "agent"));
+    const agentsByCarol = current.routes.map((r) => (r.match.subjectType === "agent" ? { ...r, name: "agents: carol", stages: [{ approvers: [{ user: "carol" }], decisionTimeout: "P1D" }] } : r));
+    const updated = await auditor.approvals.putRoutes({ routes: agentsByCarol }, current.etag);
+    expect(updated.etag).not.toBe(current.etag);
+    expect(await statusOf(auditor.approvals.putRoutes({ routes: agentsByCarol }, current.etag))).toBe(412);
+    expect((await alice.approvals.get(before.id)).stages[0]!.approvers).toEqual([{ user: "bob" }]);
+    const after = await alice.approvals.create(spec({}, "agent"));
+    expect(after.stages[0]!.approvers).toEqual([{ user: "carol" }]);
+    expect(after.route?.name).toBe("agents: carol");
+    const audit = await auditor.audit.list({ resource: "/approval-routes" });
+    expect(audit.items.map((r) => r.action)).toEqual(["approvalRoutes.update", "approvalRoutes.update"]);
+    await t.relay();
+    expect(t.events().filter((e) => e.type === "aigov.approvalroutes.updated.v1").length).toBe(2);
+    await auditor.approvals.putRoutes({ routes: current.routes }, updated.etag);
+  });
+
+  it("separation of duties: nobody the requester manages through a project assignment decides", async () => {
+    const admin = await t.as("t1", "audrey", ["TenantAdmin"]);
+    const project = await admin.projects.create({ ...projectSpec("sod"), roleAssignments: [{ principalId: "alice", role: "ProjectAdmin" }, { principalId: "carol", role: "Reader" }] });
+    // carol holds the tenant Approver role, but alice administers a project carol is assigned to.
+    const created = await alice.approvals.create(spec({ subject: { resourceType: "tool", resourceId: "t", projectId: project.id, change: {} } }));
+    const afterBob = await bob.approvals.decide(created.id, { decision: "approve", justification: "ok" }, created.etag);
+    const err = await carol.approvals.decide(created.id, { decision: "approve", justification: "my admin asked" }, afterBob.etag).then(() => undefined, (e: unknown) => e as ApiError);
+    expect(err?.status).toBe(403);
+    expect(err?.problem?.reason).toBe("approver_managed_by_requester");
+    expect((await alice.approvals.get(created.id)).status).toBe("pending");
+    // An Approver alice does not manage decides.
+    const frank = await t.as("t1", "frank", ["Approver"]);
+    expect((await frank.approvals.decide(created.id, { decision: "approve", justification: "independent" }, afterBob.etag)).status).toBe("approved");
+  });
+
   it("approver links open the page once; forged, replayed and expired links are refused and change nothing", async () => {
-    const created = await alice.approvals.create(spec({ stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }] }));
+    const created = await alice.approvals.create(spec({}, "agent"));
     const link = await linkFor("bob", created.id);
     const page = await t.anonymous.approvals.openLink(link);
     expect(page.status).toBe(200);
@@ -139,9 +215,7 @@ describe("approval engine", () => {
   });
 
   it("escalates once after escalateAfter, then denies at the timeout; events arrive in that order", async () => {
-    const created = await alice.approvals.create(
-      spec({ stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "PT4S", escalateAfter: "PT2S", escalateTo: [{ user: "dave" }] }] }),
-    );
+    const created = await alice.approvals.create(spec({}, "promotion"));
     await linkFor("dave", created.id); // the escalation reached the alternate approver
     const escalated = await auditor.approvals.get(created.id);
     expect(escalated.stages[0]!.status).toBe("escalated");
@@ -178,18 +252,19 @@ describe("approval engine", () => {
 
 describe("approval driver sweep", () => {
   it("starts the orchestration of a pending request that has none (e.g. its start failed), exactly once", async () => {
-    const created = await alice.approvals.create(spec({ stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }] }));
+    const created = await alice.approvals.create(spec({}, "agent"));
     await linkFor("bob", created.id);
     // Lose the driver: terminate and purge the instance, as if it had never started.
     const base = `${t.url}/runtime/webhooks/durabletask/instances/${created.id}`;
-    expect((await fetch(`${base}/terminate?reason=lost`, { method: "POST" })).status).toBe(202);
-    await until(async () => ((await (await fetch(base)).json()) as { runtimeStatus: string }).runtimeStatus === "Terminated" || undefined);
-    expect((await fetch(base, { method: "DELETE" })).status).toBe(200);
-    expect((await fetch(base)).status).toBe(404);
+    const hook = (url: string, init: RequestInit = {}) => fetch(url, { ...init, headers: { "x-functions-key": t.app.durableKey } });
+    expect((await hook(`${base}/terminate?reason=lost`, { method: "POST" })).status).toBe(202);
+    await until(async () => ((await (await hook(base)).json()) as { runtimeStatus: string }).runtimeStatus === "Terminated" || undefined);
+    expect((await hook(base, { method: "DELETE" })).status).toBe(200);
+    expect((await hook(base)).status).toBe(404);
 
     await t.app.host.invokeTimer("approvalDriverSweep");
     const running = await until(async () => {
-      const res = await fetch(base);
+      const res = await hook(base);
       return res.status === 200 || res.status === 202 ? ((await res.json()) as { runtimeStatus: string }) : undefined;
     });
     expect(["Running", "Pending"]).toContain(running.runtimeStatus);
@@ -198,7 +273,7 @@ describe("approval driver sweep", () => {
     const decided = await bob.approvals.decide(created.id, { decision: "approve", justification: "driven again" }, created.etag);
     expect(decided.status).toBe("approved");
     const done = await until(async () => {
-      const body = (await (await fetch(base)).json()) as { runtimeStatus: string; output: unknown };
+      const body = (await (await hook(base)).json()) as { runtimeStatus: string; output: unknown };
       return body.runtimeStatus === "Completed" ? body : undefined;
     });
     expect(done.output).toBe("approved");

@@ -56,11 +56,12 @@ describe("exemptions API", () => {
     expect(await fieldsOf(alice.exemptions.request(noExpiry as ExemptionSpecInput))).toContain("body.expiresAt");
     expect(await fieldsOf(alice.exemptions.request(spec({ expiresAt: new Date(Date.now() + 31 * DAY).toISOString() })))).toEqual(["body.expiresAt"]);
     expect(await fieldsOf(alice.exemptions.request(spec({ compensatingControls: [] })))).toEqual(["body.compensatingControls"]);
-    // Broad: switching a control off for a whole project, or anything tenant-wide, needs two stages.
-    expect(await fieldsOf(alice.exemptions.request(spec({ relaxation: { kind: "off" } })))).toEqual(["body.approval.stages"]);
-    expect(
-      await fieldsOf(carol.exemptions.request(spec({ scope: { level: "tenant" }, approval: { stages: [{ approvers: [{ role: "TenantAdmin" }], decisionTimeout: "P1D" }] } }))),
-    ).toEqual(["body.approval.stages"]);
+    // The requester does not pick the approvers: the tenant's route does. Peers ("any Developer",
+    // "any Reader") cannot even be added after it (the security review's walk-around).
+    const peers = { stages: [{ approvers: [{ role: "Developer" as const }], decisionTimeout: "P1D" }, { approvers: [{ role: "Reader" as const }], decisionTimeout: "P1D" }] };
+    const peerErr = await errorOf(alice.exemptions.request(spec({ control: "tokens.perMinute", relaxation: { kind: "off" }, approval: peers })));
+    expect((peerErr as ApiError).problem).toMatchObject({ status: 400, reason: "approver_role_not_allowed" });
+    expect((peerErr as ApiError).problem?.errors?.map((e) => e.field)).toEqual(["body.approval.stages.0.approvers", "body.approval.stages.1.approvers"]);
     // Allow-lists: widened (allow) or lifted (off) for a project or a model only, with values valid for the list.
     expect(await fieldsOf(alice.exemptions.request(spec({ control: "headers.required", relaxation: { kind: "off" } })))).toContain("body.control");
     expect(await fieldsOf(alice.exemptions.request(spec({ control: "regions.allowed", relaxation: { kind: "limit", value: 3 } })))).toEqual(["body.relaxation"]);
@@ -71,8 +72,6 @@ describe("exemptions API", () => {
     expect(
       await fieldsOf(carol.exemptions.request(spec({ control: "regions.allowed", scope: { level: "tenant" }, relaxation: { kind: "allow", values: ["eastus"] }, approval: { stages: [{ approvers: [{ role: "TenantAdmin" }], decisionTimeout: "P1D" }, { approvers: [{ role: "TenantAdmin" }], decisionTimeout: "P1D" }] } }))),
     ).toEqual(["body.scope"]);
-    // Lifting an allow-list for a whole project is broad, like switching any control off there.
-    expect(await fieldsOf(alice.exemptions.request(spec({ control: "regions.allowed", relaxation: { kind: "off" } })))).toEqual(["body.approval.stages"]);
     expect(await fieldsOf(alice.exemptions.request(spec({ scope: { level: "key", projectId: project.id, keyId: "key_x" } })))).toContain("body.scope.keyId");
     // Per-control maxima (tenant-configurable): both the category's and the control's apply.
     const policy = await carol.exemptions.policy();
@@ -120,6 +119,39 @@ describe("exemptions API", () => {
     expect(types).toEqual(expect.arrayContaining(["aigov.exemption.requested.v1", "aigov.exemption.approved.v1", "aigov.exemption.activated.v1", "aigov.exemption.revoked.v1"]));
     const actions = (await auditor.audit.list({ resource: `/exemptions/${created.id}` })).items.map((r) => r.action);
     expect(actions).toEqual(["exemption.revoke", "exemption.activate", "exemption.approve", "exemption.request"]);
+  });
+
+  it("a high-risk exemption goes through the tenant's governance route, whatever approvers the requester adds", async () => {
+    // The token limit switched off for a whole project, with two named peers added: the product route for high-risk
+    // exemptions (an Approver or TenantAdmin, then a TenantAdmin) comes first.
+    const created = await alice.exemptions.request(
+      spec({
+        control: "tokens.perMinute",
+        relaxation: { kind: "off" },
+        approval: { stages: [{ approvers: [{ user: "dev2" }], decisionTimeout: "P1D" }, { approvers: [{ user: "dev3" }], decisionTimeout: "P1D" }] },
+      }),
+    );
+    let approval = await carol.approvals.get(created.approvalId);
+    expect(approval.route).toEqual({ name: "product: high-risk exemption", source: "product", risk: "high" });
+    expect(approval.stages.map((s) => s.origin)).toEqual(["route", "route", "requester", "requester"]);
+    const dev2 = await t.as("t1", "dev2", ["Developer"]);
+    const dev3 = await t.as("t1", "dev3", ["Developer"]);
+    expect(await statusOf(dev2.approvals.decide(approval.id, { decision: "approve", justification: "peer" }, approval.etag))).toBe(403);
+    expect(await statusOf(dev3.approvals.decide(approval.id, { decision: "approve", justification: "peer" }, approval.etag))).toBe(403);
+    approval = await carol.approvals.decide(approval.id, { decision: "approve", justification: "risk accepted" }, approval.etag);
+    // Two different people: carol cannot take the second governance stage too.
+    expect(await statusOf(carol.approvals.decide(approval.id, { decision: "approve", justification: "again" }, approval.etag))).toBe(409);
+    const second = await t.as("t1", "tess", ["TenantAdmin"]);
+    approval = await second.approvals.decide(approval.id, { decision: "approve", justification: "second pair of eyes" }, approval.etag);
+    approval = await dev2.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
+    expect((await alice.exemptions.get(created.id)).status).toBe("requested");
+    approval = await dev3.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
+    expect(approval.status).toBe("approved");
+    const revoked = await until(async () => {
+      const e = await alice.exemptions.get(created.id);
+      return e.status === "active" ? e : undefined;
+    });
+    await carol.exemptions.revoke(created.id, { reason: "test over" }, revoked.etag);
   });
 
   it("a rejection reaches the exemption", async () => {

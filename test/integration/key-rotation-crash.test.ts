@@ -10,7 +10,7 @@ import { AigovClient } from "../../src/client/index.js";
 import type { KeyDoc } from "../../src/domain/keys/service.js";
 import { subscriptionFingerprint } from "../../src/ports/gateway-content.js";
 import type { SubscriptionReadBack } from "../../src/ports/gateway.js";
-import { startChildApp, stopChildApp, type ChildApp } from "../support/child-app.js";
+import { durableKeyHeader, startChildApp, stopChildApp, type ChildApp } from "../support/child-app.js";
 import { until } from "../support/until.js";
 
 /**
@@ -136,6 +136,8 @@ describe("key rotation survives crashes of the host", () => {
           modelName: "gpt-4o",
           backends: [{ id: "weu", url: "https://gpt-4o.openai.azure.com", region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }],
         });
+        // A TenantAdmin publishes the project first (automation never publishes a project).
+        await admin().policy.publish({ reason: "rotation crash" });
         /** Every plaintext each key ever had (from the API responses), oldest first. */
         const plaintexts = new Map<string, string[]>();
         const ids: string[] = [];
@@ -146,7 +148,7 @@ describe("key rotation survives crashes of the host", () => {
         }
         const [k1, k2, k3, k4, k5, k6] = ids as [string, string, string, string, string, string];
         const getKey = (id: string) => admin().keys.get(project.id, id);
-        // The first key made the tenant publish its project API; the keys follow once it is there.
+        // The keys follow once the project API is at the gateway.
         for (const id of ids) {
           await until(async () => {
             await timer("gatewayPublishSweep");
@@ -202,7 +204,7 @@ describe("key rotation survives crashes of the host", () => {
             const k = await getKey(id);
             return k.rotation === undefined && k.rotationCount >= expected.get(id)! && k.gateway.state === "synced" ? true : undefined;
           }, `the rotation of ${id} completes`, 90_000).catch(async (err: Error) => {
-            const instances = await (await fetch(`${app.url}/runtime/webhooks/durabletask/instances?instanceIdPrefix=${id}&showInput=false`)).text();
+            const instances = await (await fetch(`${app.url}/runtime/webhooks/durabletask/instances?instanceIdPrefix=${id}&showInput=false`, { headers: durableKeyHeader(dataDir) })).text();
             throw new Error(`${err.message} (k${ids.indexOf(id) + 1}): ${JSON.stringify(await getKey(id))}\norchestrations: ${instances}\ngateway: ${JSON.stringify(watcher.seen.get(id))}`);
           });
         }
@@ -262,7 +264,7 @@ describe("key rotation survives crashes of the host", () => {
           }
         }
         // Every rotation orchestration ended Completed (none failed or left running).
-        const instances = (await (await fetch(`${app.url}/runtime/webhooks/durabletask/instances?instanceIdPrefix=key_`)).json()) as { instanceId: string; runtimeStatus: string }[];
+        const instances = (await (await fetch(`${app.url}/runtime/webhooks/durabletask/instances?instanceIdPrefix=key_`, { headers: durableKeyHeader(dataDir) })).json()) as { instanceId: string; runtimeStatus: string }[];
         expect(instances.length).toBeGreaterThanOrEqual(5);
         expect(instances.filter((i) => i.runtimeStatus !== "Completed")).toEqual([]);
       } catch (err) {

@@ -107,6 +107,24 @@ afterAll(async () => {
 describe("virtual keys", () => {
   let plain: KeyWithSecret;
 
+  it("a key in a project nobody published waits for a TenantAdmin's publish, and says so", async () => {
+    const early = await create({ name: "early key" });
+    const waiting = await until(async () => {
+      await t.app.host.invokeTimer("keyLifecycle");
+      const k = await admin.keys.get(project.id, early.id);
+      return k.gateway.waitingFor === "publish" ? k : undefined;
+    }, "key waiting for a publish");
+    expect(waiting.gateway.state).toBe("pending");
+    // Automation published nothing: no revision, nothing at the gateway.
+    expect((await admin.policy.revisions()).items).toEqual([]);
+    expect(fake.state.has(`apis/${N.api(project.id)}`)).toBe(false);
+    // A person's publish brings the project; the key follows on its own.
+    await admin.policy.publish({ reason: "first publish" });
+    const after = await synced(early.id);
+    expect(after.gateway.waitingFor).toBeUndefined();
+    await dev.keys.revoke(project.id, early.id, { reason: "test over" }, after.etag);
+  });
+
   it("creates a key shown once, in the aigw_ format with a checksum; the gateway gets a subscription for it", async () => {
     plain = await create({ name: "plain key" });
     expect(plain.key).toMatch(/^aigw_[0-9A-Za-z]{38}$/);
@@ -117,7 +135,7 @@ describe("virtual keys", () => {
     const key = await synced(plain.id);
     expect(key).not.toHaveProperty("key");
     expect(JSON.stringify(await dev.keys.list(project.id))).not.toContain(plain.key);
-    // The first key made the tenant publish its project API; the subscription is scoped to it.
+    // The subscription is scoped to the project API (published by the TenantAdmin's first publish).
     expect(sub(plain.id)).toMatchObject({ state: "active", scope: expect.stringMatching(new RegExp(`/apis/${N.api(project.id)}$`)) as unknown });
     expect(keyHistory(plain.id).at(-1)?.[0]).toBe(plain.key);
   });
@@ -303,13 +321,23 @@ describe("virtual keys", () => {
       modelName: "gpt-4o-mini",
       backends: [{ id: "weu", url: "https://other-mini.openai.azure.com", region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }],
     });
+    // The target project reaches the gateway with a person's publish (automation never publishes a project).
+    await admin.policy.publish({ reason: "the other project" });
     const k = await create({ name: "to share", scopes: { models: [mini.id] } });
     const before = await synced(k.id);
     const { key: pending, approval } = await dev.keys.share(project.id, k.id, { projectId: other.id, justification: "shared evaluation", approvers: [{ user: "quinn" }] }, before.etag);
     expect(pending.shares).toEqual([expect.objectContaining({ projectId: other.id, status: "pending", approvalId: approval.id })]);
     expect(approval.subject).toMatchObject({ resourceType: "keyShare", resourceId: k.id, projectId: other.id });
     expect(await statusOf(dev.keys.share(project.id, k.id, { projectId: other.id, justification: "again" }, pending.etag))).toBe(409);
+    // The tenant's route for key shares comes first (the target project's admins or a TenantAdmin); quinn, whom the requester added, decides after.
+    expect(approval.stages.map((x) => [x.origin, x.approvers])).toEqual([
+      ["route", [{ role: "ProjectAdmin", scope: "project" }, { role: "TenantAdmin", scope: "tenant" }]],
+      ["requester", [{ user: "quinn" }]],
+    ]);
     const quinn = await t.as("t-keys", "quinn", ["Approver"]);
+    expect(await statusOf(quinn.approvals.decide(approval.id, { decision: "approve", justification: "first?" }, approval.etag))).toBe(403);
+    await admin.approvals.decide(approval.id, { decision: "approve", justification: "the target project agrees" }, approval.etag);
+    expect((await dev.keys.get(project.id, k.id)).shares[0]?.status).toBe("pending");
     await quinn.approvals.decide(approval.id, { decision: "approve", justification: "fine" }, (await quinn.approvals.get(approval.id)).etag);
     await until(async () => ((await dev.keys.get(project.id, k.id)).shares[0]?.status === "active" ? true : undefined), "share active");
     const moved = await synced(k.id);

@@ -114,6 +114,31 @@ describe("model registry", () => {
     }, rotated.etag))).toBe(400);
   });
 
+  it("a stored provider key stays bound to its backend's origin and header", async () => {
+    // A project admin (assigned on the project only) cannot point a key a TenantAdmin registered at another host.
+    const p = await admin.projects.create(projectSpec("bound keys", { roleAssignments: [{ principalId: "pam", role: "ProjectAdmin" }] }));
+    const m = await admin.models.create(p.id, spec("bound"));
+    const pam = await t.as("t1", "pam", []);
+    const moved = (url: string, header: "api-key" | "x-api-key" = "api-key") => ({
+      backends: [{ id: "weu", url, region: "westeurope", credential: { type: "apiKey" as const, header, keep: true as const } }],
+    });
+    const err = await pam.models.update(p.id, m.id, moved("https://attacker.example.net/openai"), m.etag).then(() => undefined, (e: unknown) => e as ApiError);
+    expect(err?.status).toBe(400);
+    expect(err?.problem?.reason).toBe("credential_rebind_requires_key");
+    expect(err?.problem?.errors?.map((e) => e.field)).toEqual(["body.backends.0.url"]);
+    const header = await pam.models.update(p.id, m.id, moved("https://weu.openai.azure.com", "x-api-key"), m.etag).then(() => undefined, (e: unknown) => e as ApiError);
+    expect(header?.problem?.errors?.map((e) => e.field)).toEqual(["body.backends.0.credential.header"]);
+    expect(await admin.models.get(p.id, m.id)).toEqual(m);
+    // Same origin, another path: still the same endpoint.
+    const samePlace = await pam.models.update(p.id, m.id, moved("https://weu.openai.azure.com/openai"), m.etag);
+    expect(samePlace.backends[0]!.credential).toEqual(m.backends[0]!.credential);
+    // With the key sent again, anywhere; a TenantAdmin may keep it while moving it.
+    const withKey = await pam.models.update(p.id, m.id, { backends: [{ id: "weu", url: "https://other.openai.azure.com", region: "westeurope", credential: { type: "apiKey", header: "api-key", key: "sk-pams-own-key-123" } }] }, samePlace.etag);
+    expect(withKey.backends[0]!.url).toBe("https://other.openai.azure.com");
+    const byAdmin = await admin.models.update(p.id, m.id, moved("https://third.openai.azure.com"), withKey.etag);
+    expect(byAdmin.backends[0]!.credential).toEqual(withKey.backends[0]!.credential);
+  });
+
   it("a project with models cannot be deleted; deleting the model deletes its keys", async () => {
     const p = await admin.projects.create(projectSpec("short-lived models"));
     const m = await admin.models.create(p.id, spec("temp"));

@@ -1,7 +1,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 
 export const ROOT = resolve(__dirname, "..", "..");
+
+/** The header the durable HTTP API of an app on this data dir requires (its system key, made at first start). */
+export function durableKeyHeader(dataDir: string): Record<string, string> {
+  return { "x-functions-key": readFileSync(join(dataDir, "durabletask.key"), "utf8").trim() };
+}
 
 /** The environment of a newcomer's shell: none of the app's settings, and none of the PATH entries npm
  * adds for its scripts (so `npm start` finds the project's own Node 22 the way a fresh shell would). */

@@ -66,6 +66,15 @@ export class Governed {
     await this.settle();
   }
 
+  /** Waits for the system's publish whose reason mentions `about` (an exemption's activation…), then settles. */
+  async systemPublish(about: string): Promise<void> {
+    await until(async () => {
+      const list = await this.admin.policy.revisions({ maxPageSize: 20 });
+      return list.items.some((r) => r.origin === "system" && r.reason?.includes(about)) ? true : undefined;
+    }, `a system publish about ${about}`);
+    await this.settle();
+  }
+
   /** Lets automation run (publish sweep, key lifecycle), then reloads the gateway's files. */
   async settle(): Promise<void> {
     await this.t.app.host.invokeTimer("gatewayPublishSweep");

@@ -50,6 +50,7 @@ export const validBodies: Record<string, (unique: string) => unknown> = {
     stages: [{ approvers: [{ user: "someone-else" }], decisionTimeout: "P1D" }],
   }),
   decideApproval: () => ({ decision: "approve", justification: "walk" }),
+  putApprovalRoutes: () => ({ routes: [{ name: "walk", match: { subjectType: "tool" }, stages: [{ approvers: [{ user: "walker" }], decisionTimeout: "P1D" }] }] }),
   createModel: (u) => ({
     name: `walk-${u.toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 40)}`,
     provider: "azure-openai",

@@ -9,6 +9,7 @@ import type { CosmosStore } from "../../src/adapters/cosmos/store.js";
 import { startEmbeddedCosmos, type EmbeddedCosmos } from "../../src/adapters/local/embedded-cosmos.js";
 import { EncryptedFileSecretStore } from "../../src/adapters/local/encrypted-secret-store.js";
 import { ApprovalLinks } from "../../src/domain/approvals/links.js";
+import { ApprovalRouteService } from "../../src/domain/approvals/routes.js";
 import { ApprovalService } from "../../src/domain/approvals/service.js";
 import { ChangeWriter, type AuditDoc, type OutboxDoc } from "../../src/domain/changes.js";
 import type { RequestContext, Role } from "../../src/domain/common.js";
@@ -47,7 +48,7 @@ beforeAll(async () => {
   const secrets = new EncryptedFileSecretStore(join(dir, "secrets"));
   const models = new ModelService(store, changes, clock, secrets, projects);
   const notifier = { deliver: async (to: string, m: { subject: string }) => void delivered.push({ to, subject: m.subject, at: now }) };
-  approvals = new ApprovalService(store, changes, clock, new ApprovalLinks(secrets, clock), notifier, projects, () => "https://aigov.test");
+  approvals = new ApprovalService(store, changes, clock, new ApprovalLinks(secrets, clock), notifier, projects, () => "https://aigov.test", new ApprovalRouteService(store, changes, clock));
   exemptions = new ExemptionService(store, changes, clock, approvals, projects, models, notifier, async (tenantId, cause) => void publishes.push({ tenantId, reason: cause.reason }));
   projectId = (await projects.create(boss, { name: "sweep", environment: "dev", owner: "olga" })).id;
 });

@@ -1,11 +1,24 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-require-imports --
    this file adapts the untyped internals of @vercel/cosmosdb-server, a local test double. */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
+import {
+  JOURNAL_FILE,
+  SNAPSHOT_FILE,
+  type JournalLine,
+  type Snapshot,
+  type StoredEntry,
+  StoreDamagedError,
+  parseSnapshot,
+  repairCommand,
+  splitJournal,
+} from "./cosmos-files.js";
+
+export { StoreDamagedError } from "./cosmos-files.js";
 
 /**
  * The embedded, Cosmos-wire-compatible server behind `npm start` and the tests.
@@ -14,7 +27,9 @@ import { Worker, isMainThread, parentPort, workerData } from "node:worker_thread
  *  - atomic transactional batches (the package applies the operations before a failing one);
  *  - persistence under the data directory: every document change is appended to a journal before the
  *    request that made it is answered (cost proportional to the change, not to the data; no fsync, so it
- *    survives a killed process, not a power cut), folded into a snapshot at start and close;
+ *    survives a killed process, not a power cut), folded into a snapshot at start and close. A store it
+ *    cannot read completely is never opened (StoreDamagedError: file, line, `npm run store:repair`), and
+ *    compaction never discards journal content this server did not read or write itself;
  *  - request counting by kind, so tests can prove how many round trips an API call costs.
  */
 /** queryPlan: the SDK's query-plan lookup, which it starts beside every query page (it does not wait for it on single-partition queries). */
@@ -264,10 +279,6 @@ function kindOf(req: IncomingMessage): RequestKind {
   return /\/docs(\/|$)/.test(req.url ?? "") ? "write" : "metadata";
 }
 
-interface Snapshot {
-  databases: { meta: any; collections: { meta: any; docs: any[] }[] }[];
-}
-
 const SYSTEM = ["_rid", "_self", "_etag", "_ts", "_docs", "_sprocs", "_triggers", "_udfs", "_conflicts"];
 const withoutSystem = (o: any) => Object.fromEntries(Object.entries(o).filter(([k]) => !SYSTEM.includes(k)));
 
@@ -293,27 +304,27 @@ function putDocument(documents: any, doc: any): void {
   stored._ts = doc._ts;
 }
 
-/** Applies journal lines (written after the snapshot) in order; a torn last line is ignored. */
-function replay(account: any, text: string): void {
-  for (const line of text.split("\n")) {
-    if (!line) continue;
-    let e: ({ d: string; c: string } & JournalEntry) | { op: "schema"; databases: Snapshot["databases"] };
-    try {
-      e = JSON.parse(line);
-    } catch {
-      continue;
+/** Applies one journal entry; returns why it cannot be applied, or undefined. */
+function apply(account: any, e: StoredEntry): string | undefined {
+  if (e.op === "group") {
+    for (const inner of e.entries) {
+      const problem = apply(account, inner);
+      if (problem) return problem;
     }
-    if (e.op === "schema") {
-      for (const db of e.databases) {
-        if (!account.database(db.meta.id).read()) account.databases.create(db.meta);
-        const database = account.database(db.meta.id);
-        for (const c of db.collections) if (!database.collection(c.meta.id).read()) database.collections.create(c.meta);
-      }
-      continue;
+    return undefined;
+  }
+  if (e.op === "schema") {
+    for (const db of e.databases) {
+      if (!account.database(db.meta.id).read()) account.databases.create(db.meta);
+      const database = account.database(db.meta.id);
+      for (const c of db.collections) if (!database.collection(c.meta.id).read()) database.collections.create(c.meta);
     }
-    const coll = account.database(e.d).collection(e.c);
-    if (!coll.read()) continue;
-    const documents = coll.documents;
+    return undefined;
+  }
+  const coll = account.database(e.d).collection(e.c);
+  if (!coll?.read()) return `cannot be applied: it changes container ${e.d}/${e.c}, which neither the snapshot nor an earlier journal line defines`;
+  const documents = coll.documents;
+  try {
     if (e.op === "del") {
       if (coll.document(e.id, e.pk).read()) documents.delete(e.id, e.pk);
     } else {
@@ -321,7 +332,10 @@ function replay(account: any, text: string): void {
       if (coll.document(e.doc.id, pk).read()) documents.delete(e.doc.id, pk);
       putDocument(documents, e.doc);
     }
+  } catch (err) {
+    return `cannot be applied: ${(err as Error).message}`;
   }
+  return undefined;
 }
 
 function restore(account: any, snapshot: Snapshot): void {
@@ -334,6 +348,85 @@ function restore(account: any, snapshot: Snapshot): void {
       for (const doc of coll.docs) putDocument(documents, doc);
     }
   }
+}
+
+/**
+ * Loads a snapshot and the journal lines written after it into an account, in order. Returns the lines
+ * that could not be used (unreadable, or not applicable), having applied every other one; torn tails
+ * (see splitJournal) are skipped. Throws when the snapshot itself cannot be restored.
+ */
+export function loadStore(account: any, snapshot: Snapshot | undefined, lines: JournalLine[]): JournalLine[] {
+  if (snapshot) restore(account, snapshot);
+  const bad: JournalLine[] = [];
+  for (const line of lines) {
+    if (line.torn) continue;
+    if (line.problem) {
+      bad.push(line);
+      continue;
+    }
+    if (!line.entry) continue; // a blank line
+    const problem = apply(account, line.entry);
+    if (problem) bad.push({ ...line, problem });
+  }
+  return bad;
+}
+
+/** An empty in-memory account of the package (no server), e.g. for a repair's dry run. */
+export function newAccount(): any {
+  const { Account } = loadPackage();
+  return new Account("127.0.0.1", 0);
+}
+
+/** The documents of every container of an account, with their container's definition. */
+export function documentsOf(account: any): { db: string; container: string; meta: any; docs: any[] }[] {
+  return dump(account).databases.flatMap((db) => db.collections.map((c) => ({ db: db.meta.id as string, container: c.meta.id as string, meta: c.meta, docs: c.docs })));
+}
+
+function damagedJournalMessage(dataDir: string, file: string, bad: JournalLine[]): string {
+  const shown = bad.slice(0, 5).map((l) => `line ${l.no}: ${l.problem}`);
+  if (bad.length > 5) shown.push(`and ${bad.length - 5} more`);
+  const what =
+    bad.length === 1
+      ? `line ${bad[0]!.no} is unusable (${bad[0]!.problem})`
+      : `lines ${bad.map((l) => l.no).slice(0, 20).join(", ")}${bad.length > 20 ? ", …" : ""} are unusable (${shown.join("; ")})`;
+  return (
+    `The embedded Cosmos store in ${dataDir} was not opened: ${file} ${what}. ` +
+    "Nothing was changed or deleted. Opening it would silently lose the documents those lines hold.\n" +
+    "Move the damaged lines to a quarantine file beside the store, keep every readable line and list the documents affected with:\n" +
+    `  ${repairCommand(dataDir)}`
+  );
+}
+
+function damagedSnapshotMessage(dataDir: string, file: string, problem: string): string {
+  return (
+    `The embedded Cosmos store in ${dataDir} was not opened: the snapshot ${file} is unreadable (${problem}). ` +
+    "Nothing was changed or deleted.\n" +
+    "Move it to a quarantine file beside the store, keep what can still be read of it and of the journal, and list the documents affected with:\n" +
+    `  ${repairCommand(dataDir)}`
+  );
+}
+
+/** Reads the store's files into the account, or throws StoreDamagedError. Returns the journal's length in bytes and its torn tail, if any. */
+function openStore(account: any, dataDir: string): { journalBytes: number; torn?: JournalLine } {
+  const snapshotFile = join(dataDir, SNAPSHOT_FILE);
+  const journalFile = join(dataDir, JOURNAL_FILE);
+  let snapshot: Snapshot | undefined;
+  if (existsSync(snapshotFile)) {
+    const parsed = parseSnapshot(readFileSync(snapshotFile, "utf8"));
+    if ("problem" in parsed) throw new StoreDamagedError(damagedSnapshotMessage(dataDir, snapshotFile, parsed.problem), snapshotFile);
+    snapshot = parsed.snapshot;
+  }
+  const bytes = existsSync(journalFile) ? readFileSync(journalFile) : Buffer.alloc(0);
+  const lines = splitJournal(bytes.toString("utf8"));
+  let bad: JournalLine[];
+  try {
+    bad = loadStore(account, snapshot, lines);
+  } catch (err) {
+    throw new StoreDamagedError(damagedSnapshotMessage(dataDir, snapshotFile, `it cannot be restored: ${(err as Error).message}`), snapshotFile);
+  }
+  if (bad.length > 0) throw new StoreDamagedError(damagedJournalMessage(dataDir, journalFile, bad), journalFile, bad.map((l) => l.no));
+  const torn = lines.find((l) => l.torn);
+  return { journalBytes: bytes.length, ...(torn ? { torn } : {}) };
 }
 
 export async function startEmbeddedCosmos(opts: EmbeddedCosmosOptions = {}): Promise<EmbeddedCosmos> {
@@ -350,6 +443,9 @@ export async function startEmbeddedCosmos(opts: EmbeddedCosmosOptions = {}): Pro
 }
 
 const LOCAL_KEY = "local-embedded-server-accepts-any-key";
+
+/** A timestamp for file names: 20250102T030405Z. */
+const stamp = () => new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
 
 async function startInWorker(opts: EmbeddedCosmosOptions, shared: Int32Array): Promise<EmbeddedCosmos> {
   const worker = new Worker(__filename, { workerData: { aigovEmbeddedCosmos: { ...opts, thread: "same" }, shared } });
@@ -392,11 +488,19 @@ async function serve(opts: EmbeddedCosmosOptions, shared: Int32Array): Promise<{
     return m ? [{ dbId: decodeURIComponent(m[1]!), collId: decodeURIComponent(m[2]!) }, scopedQuery] : routes(req);
   };
   let account: any;
-  const snapshotFile = opts.dataDir ? join(opts.dataDir, "cosmos.json") : undefined;
-  const journalFile = opts.dataDir ? join(opts.dataDir, "cosmos.journal.ndjson") : undefined;
+  const snapshotFile = opts.dataDir ? join(opts.dataDir, SNAPSHOT_FILE) : undefined;
+  const journalFile = opts.dataDir ? join(opts.dataDir, JOURNAL_FILE) : undefined;
   const where = new WeakMap<object, [string, string]>();
+  /** Serialised entries (no newline) not yet appended. */
   let pending: string[] = [];
   let timer: NodeJS.Timeout | undefined;
+  /**
+   * The journal's length as this server knows it: what it read at start plus what it appended since.
+   * All of it is in memory, so compaction may fold it into the snapshot and empty the file. When the file
+   * is longer or shorter (another process appended to it, compacted it, or someone edited it), compaction
+   * refuses: it would discard content this server never read.
+   */
+  let journalBytes = 0;
 
   const locate = (documents: any): [string, string] | undefined => {
     let found = where.get(documents);
@@ -414,10 +518,18 @@ async function serve(opts: EmbeddedCosmosOptions, shared: Int32Array): Promise<{
   };
   const compact = () => {
     if (!snapshotFile || !journalFile || !account) return;
+    const size = existsSync(journalFile) ? statSync(journalFile).size : 0;
+    if (size !== journalBytes) {
+      throw new Error(
+        `not compacting the embedded Cosmos store: ${journalFile} holds ${size} bytes, but this server read or wrote ${journalBytes}. ` +
+          "Something else changed it, and compacting would discard what this server never read; the snapshot and the journal are left as they are, and the next start replays the journal.",
+      );
+    }
     const tmp = `${snapshotFile}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify(dump(account)));
     renameSync(tmp, snapshotFile);
     writeFileSync(journalFile, "");
+    journalBytes = 0;
   };
   const flush = () => {
     if (timer) clearTimeout(timer);
@@ -426,24 +538,45 @@ async function serve(opts: EmbeddedCosmosOptions, shared: Int32Array): Promise<{
     // No compaction while serving: it would stall the server for as long as the whole data takes to
     // serialise. The journal is folded into the snapshot at start and at close.
     if (pending.length === 0) return;
-    appendFileSync(journalFile, pending.join(""));
+    // One line per append: the changes of a batch (and of any request answered with it) are applied
+    // together or, when a crash tears the line, not at all (see splitJournal).
+    const text = pending.length === 1 ? `${pending[0]}\n` : `{"op":"group","entries":[${pending.join(",")}]}\n`;
+    try {
+      appendFileSync(journalFile, text);
+    } catch (err) {
+      // A partial append (disk full) must not stay: the next one would be glued to it into a damaged line.
+      // The request fails (500): its change was not acknowledged, and is retried with the next append.
+      try {
+        truncateSync(journalFile, journalBytes);
+      } catch {
+        // the journal keeps an incomplete last line: a torn tail, ignored at the next start
+      }
+      throw err;
+    }
+    journalBytes += Buffer.byteLength(text);
     pending = [];
   };
   const schedule = () => {
-    timer ??= setTimeout(flush, 100);
+    timer ??= setTimeout(() => {
+      try {
+        flush();
+      } catch (err) {
+        console.error(`embedded Cosmos: appending to ${journalFile} failed: ${(err as Error).message}`);
+      }
+    }, 100);
   };
   let replaying = false;
   const journal = (documents: any, entry: JournalEntry) => {
     if (replaying) return;
     const at = locate(documents);
     if (!at) return; // another server's account
-    pending.push(`${JSON.stringify({ d: at[0], c: at[1], ...entry })}\n`);
+    pending.push(JSON.stringify({ d: at[0], c: at[1], ...entry }));
     schedule();
   };
   /** Databases and containers are journaled as a whole (they are few and rarely change). */
   const journalSchema = () => {
     if (!journalFile) return;
-    pending.push(`${JSON.stringify({ op: "schema", databases: dump(account, { withDocuments: false }).databases })}\n`);
+    pending.push(JSON.stringify({ op: "schema", databases: dump(account, { withDocuments: false }).databases }));
     schedule();
   };
 
@@ -500,19 +633,38 @@ async function serve(opts: EmbeddedCosmosOptions, shared: Int32Array): Promise<{
   account = new Account("127.0.0.1", port);
   // The account advertises https locations; clients connect with endpoint discovery off.
   if (snapshotFile && journalFile) {
-    mkdirSync(opts.dataDir!, { recursive: true });
-    replaying = true;
-    if (existsSync(snapshotFile)) restore(account, JSON.parse(readFileSync(snapshotFile, "utf8")) as Snapshot);
-    if (existsSync(journalFile)) replay(account, readFileSync(journalFile, "utf8"));
-    replaying = false;
-    compact();
+    try {
+      mkdirSync(opts.dataDir!, { recursive: true });
+      replaying = true;
+      const opened = openStore(account, opts.dataDir!);
+      replaying = false;
+      journalBytes = opened.journalBytes;
+      if (opened.torn) {
+        // Not damage (see splitJournal): a crash interrupted that append, so it was never acknowledged.
+        // Compaction below drops it from the journal; a copy is kept, so nothing is deleted unseen.
+        let copy = `${journalFile}.torn-${stamp()}`;
+        for (let i = 1; existsSync(copy); i++) copy = `${journalFile}.torn-${stamp()}-${i}`;
+        writeFileSync(copy, opened.torn.text);
+        console.warn(`embedded Cosmos: ignored the incomplete last line ${opened.torn.no} of ${journalFile} (a write interrupted by a crash, never acknowledged); copied to ${copy}`);
+      }
+      compact();
+    } catch (err) {
+      replaying = false;
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw err;
+    }
     journalHooks.add(journal);
   }
   return {
     endpoint: `http://127.0.0.1:${port}`,
     close: async () => {
-      flush();
-      compact();
+      try {
+        flush();
+        compact();
+      } catch (err) {
+        console.error(`embedded Cosmos: ${(err as Error).message}`);
+      }
       journalHooks.delete(journal);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

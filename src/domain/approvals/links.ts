@@ -12,7 +12,8 @@ export interface LinkClaims {
   n: string; // single-use nonce
 }
 
-export type LinkCheck = { ok: true; claims: LinkClaims } | { ok: false; reason: "malformed" | "forged" | "expired" };
+/** An expired link still carries its (authentic) claims: a late decision through it expires the request it names. */
+export type LinkCheck = { ok: true; claims: LinkClaims } | { ok: false; reason: "malformed" | "forged" } | { ok: false; reason: "expired"; claims: LinkClaims };
 
 export const LINK_KEY_SECRET = "approval-link-signing-key";
 
@@ -48,7 +49,8 @@ export class ApprovalLinks {
     } catch {
       return { ok: false, reason: "malformed" };
     }
-    if (typeof claims.exp !== "number" || claims.exp * 1000 <= this.clock.now().getTime()) return { ok: false, reason: "expired" };
+    if (typeof claims.exp !== "number") return { ok: false, reason: "malformed" };
+    if (claims.exp * 1000 <= this.clock.now().getTime()) return { ok: false, reason: "expired", claims };
     return { ok: true, claims };
   }
 

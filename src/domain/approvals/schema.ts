@@ -60,30 +60,28 @@ export const Subject = z.strictObject({
     .meta({ description: "The exact change requested; frozen (with a digest) when the request is created" }),
 });
 
+/** Stages a requester may add after the route's (they never replace or shorten the route). */
+export const MAX_EXTRA_STAGES = 2;
+export const ExtraStages = z
+  .array(StageSpec)
+  .min(1)
+  .max(MAX_EXTRA_STAGES)
+  .meta({ description: "Stages the requester adds after the tenant's approval route (at most 2); they never replace the route's stages" });
+
 export const ApprovalSpec = z
   .strictObject({
     subject: Subject,
     justification: z.string().trim().min(1).max(4000),
-    stages: z.array(StageSpec).min(1).max(3),
+    stages: ExtraStages.optional(),
   })
   .superRefine((spec, ctx) => {
-    // Stages need distinct approvers: a named user may appear in one stage only.
-    const seen = new Map<string, number>();
-    spec.stages.forEach((stage, i) => {
-      for (const a of [...stage.approvers, ...(stage.escalateTo ?? [])]) {
-        if (!("user" in a)) continue;
-        const first = seen.get(a.user);
-        if (first !== undefined && first !== i) {
-          ctx.addIssue({ code: "custom", path: ["stages", i, "approvers"], message: `${a.user} already approves stage ${first + 1}` });
-        }
-        seen.set(a.user, first ?? i);
-      }
+    spec.stages?.forEach((stage, i) => {
       if (stage.approvers.some((a) => "role" in a && a.scope === "project") && !spec.subject.projectId) {
         ctx.addIssue({ code: "custom", path: ["stages", i, "approvers"], message: "project-scoped roles need subject.projectId" });
       }
     });
   })
-  .meta({ id: "ApprovalSpec" });
+  .meta({ id: "ApprovalSpec", description: "A request for approval. Who approves is the tenant's approval route for the subject (GET /approval-routes); stages only add approvers." });
 export type ApprovalSpecInput = z.input<typeof ApprovalSpec>;
 
 export const APPROVAL_STATUSES = ["pending", "approved", "rejected", "expired"] as const;
@@ -107,6 +105,7 @@ export const Stage = z.object({
   startedAt: z.iso.datetime().optional(),
   escalateAt: z.iso.datetime().optional(),
   deadline: z.iso.datetime().optional(),
+  origin: z.enum(["route", "requester"]).optional().meta({ description: "route: a stage of the tenant's approval route; requester: a stage the requester added" }),
 });
 
 export const TimelineEntry = z.object({
@@ -125,6 +124,10 @@ export const Approval = z
     requester: z.string(),
     status: z.enum(APPROVAL_STATUSES),
     currentStage: z.number().int().meta({ description: "Index of the stage awaiting a decision" }),
+    route: z
+      .object({ name: z.string(), source: z.enum(["tenant", "product"]), risk: z.enum(["standard", "high"]) })
+      .optional()
+      .meta({ description: "The approval route the request was given when it was made (it keeps it when the routes change)" }),
     stages: z.array(Stage),
     decisions: z.array(Decision),
     timeline: z.array(TimelineEntry),
@@ -163,3 +166,63 @@ export const ApprovalMetrics = z
   })
   .meta({ id: "ApprovalMetrics" });
 export type ApprovalMetrics = z.output<typeof ApprovalMetrics>;
+
+// ---------------------------------------------------------------------------------------------
+// Approval routes: who approves what is the tenant's, not the requester's.
+
+/** Subject types approval routes tell apart ("*" in a route matches any). */
+export const ROUTE_SUBJECT_TYPES = ["exemption", "keyShare", "tool", "agent", "promotion", "model"] as const;
+export type RouteSubjectType = (typeof ROUTE_SUBJECT_TYPES)[number] | "other";
+export const ROUTE_SCOPES = ["tenant", "project", "model", "key"] as const;
+export const RISKS = ["standard", "high"] as const;
+export type Risk = (typeof RISKS)[number];
+
+/** What a route is matched on: the subject's type, the scope it affects, and its risk. */
+export interface RouteKey {
+  subjectType: RouteSubjectType;
+  scope: (typeof ROUTE_SCOPES)[number];
+  risk: Risk;
+}
+
+export const RouteMatch = z
+  .strictObject({
+    subjectType: z.enum([...ROUTE_SUBJECT_TYPES, "*"]).default("*"),
+    scope: z.enum([...ROUTE_SCOPES, "*"]).default("*").meta({ description: "tenant, project, model or key: what the subject affects" }),
+    risk: z.enum([...RISKS, "*"]).default("*").meta({ description: "high: an exemption of a whole scope (the tenant, or a control switched off for a project)" }),
+  })
+  .meta({ description: "Which requests the route applies to; omitted fields match anything" });
+
+export const ApprovalRoute = z
+  .strictObject({
+    name: z.string().trim().min(1).max(100),
+    match: RouteMatch,
+    stages: z.array(StageSpec).min(1).max(3),
+  })
+  .meta({ id: "ApprovalRoute" });
+export type ApprovalRoute = z.output<typeof ApprovalRoute>;
+
+export const ApprovalRoutesSpec = z
+  .strictObject({ routes: z.array(ApprovalRoute).max(50).meta({ description: "Tried in order; the first match wins, then the product defaults" }) })
+  .meta({ id: "ApprovalRoutesSpec" });
+export type ApprovalRoutesSpec = z.output<typeof ApprovalRoutesSpec>;
+
+/** A route as the API returns it (every match field filled in). */
+const ApprovalRouteView = z
+  .object({
+    name: z.string(),
+    match: z.object({ subjectType: z.enum([...ROUTE_SUBJECT_TYPES, "*"]), scope: z.enum([...ROUTE_SCOPES, "*"]), risk: z.enum([...RISKS, "*"]) }),
+    stages: z.array(Stage.pick({ name: true, approvers: true, decisionTimeout: true, escalateAfter: true, escalateTo: true })),
+  })
+  .meta({ id: "ApprovalRouteView" });
+
+export const ApprovalRoutes = z
+  .object({
+    routes: z.array(ApprovalRouteView),
+    defaults: z.array(ApprovalRouteView).meta({ description: "The product's routes, used when no tenant route matches (read-only)" }),
+    minimums: z.array(z.string()).meta({ description: "The rules every route and request is held to" }),
+    updatedAt: z.iso.datetime().optional(),
+    updatedBy: z.string().optional(),
+    etag: z.string().meta({ description: "\"initial\" before the first write" }),
+  })
+  .meta({ id: "ApprovalRoutes" });
+export type ApprovalRoutes = z.output<typeof ApprovalRoutes>;

@@ -6,9 +6,11 @@ import type { ChangeWriter } from "../changes.js";
 import { etagMatches, etagValue, newId, type Page, type Principal, type RequestContext, type Role } from "../common.js";
 import { AppError, fail } from "../errors.js";
 import { everyDoc, unwrapToken, wrapToken } from "../paging.js";
+import type { Project } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
 import { parseOrThrow } from "../validation.js";
 import type { ApprovalLinks, LinkClaims } from "./links.js";
+import type { ApprovalRouteService } from "./routes.js";
 import {
   ApprovalSpec,
   durationMs,
@@ -17,9 +19,33 @@ import {
   type ApprovalSpecInput,
   type ApproverRef,
   type DecisionSpec,
+  ROUTE_SUBJECT_TYPES,
+  type RouteKey,
 } from "./schema.js";
 
 type Stage = Approval["stages"][number];
+type StageSpecOut = NonNullable<ReturnType<typeof ApprovalSpec.parse>["stages"]>[number];
+
+/** A request opened by the service that owns its subject type. */
+export interface ApprovalRequest {
+  subject: { resourceType: string; resourceId: string; projectId?: string; change: Record<string, unknown> };
+  justification: string;
+  /** What the tenant's approval route is chosen by. */
+  route: RouteKey;
+  /** Stages the requester adds after the route's (validated by the caller's schema). */
+  extraStages?: StageSpecOut[];
+  /** Where the extra stages were in the caller's body, for field errors (e.g. "body.approval.stages"). */
+  extraField?: string;
+}
+
+/**
+ * Roles a requester may name for a whole stage: roles that carry approval authority. "Any Developer"
+ * or "any Reader" is a peer group, not a control, and is refused (named people are always allowed).
+ */
+const REQUESTER_STAGE_ROLES: readonly Role[] = ["TenantAdmin", "Approver", "ProjectAdmin"];
+
+/** Subject types whose requests only their own services open (with the checks those make). */
+const RESERVED_TYPES = ["exemption", "keyShare"];
 
 interface ApprovalDoc extends StoredDoc, Omit<Approval, "etag"> {
   docType: "approval";
@@ -88,6 +114,7 @@ export class ApprovalService {
     private readonly notifier: Notifier,
     private readonly projects: ProjectService,
     private readonly publicUrl: () => string,
+    private readonly routes: ApprovalRouteService,
   ) {}
 
   /**
@@ -98,14 +125,57 @@ export class ApprovalService {
     this.settleHandlers.set(resourceType, handler);
   }
 
+  /** A request through the API (any subject type but those their own services request: exemptions, key shares). */
   async create(ctx: RequestContext, input: ApprovalSpecInput): Promise<Approval> {
     const { principal } = ctx;
     if (principal.roles.size === 0) fail({ kind: "forbidden", detail: "requesting an approval requires a tenant role" });
     const spec = parseOrThrow(ApprovalSpec, input, "body");
+    if (RESERVED_TYPES.includes(spec.subject.resourceType)) {
+      throw new AppError({
+        kind: "validation",
+        detail: `${spec.subject.resourceType} approvals are requested through their own API (exemptions, key shares)`,
+        errors: [{ field: "body.subject.resourceType", message: "is requested through its own API" }],
+        reason: "subject_type_reserved",
+      });
+    }
+    const subjectType = (ROUTE_SUBJECT_TYPES as readonly string[]).includes(spec.subject.resourceType) ? (spec.subject.resourceType as RouteKey["subjectType"]) : "other";
+    return this.request(ctx, {
+      subject: spec.subject,
+      justification: spec.justification,
+      route: { subjectType, scope: spec.subject.projectId ? "project" : "tenant", risk: "standard" },
+      ...(spec.stages ? { extraStages: spec.stages, extraField: "body.stages" } : {}),
+    });
+  }
+
+  /**
+   * Opens a request on the tenant's approval route for `route` (the services that own a subject type
+   * call this; the route decides who approves). `extraStages` come after the route's: a requester can
+   * add approvers, never remove or replace them.
+   */
+  async request(ctx: RequestContext, input: ApprovalRequest): Promise<Approval> {
+    const { principal } = ctx;
+    const spec = { subject: input.subject, justification: input.justification };
     if (spec.subject.projectId) await this.projects.get(ctx, spec.subject.projectId); // 404 for another tenant's project
+    const peerErrors = (input.extraStages ?? []).flatMap((s, i) =>
+      [...s.approvers, ...(s.escalateTo ?? [])].flatMap((r) =>
+        "role" in r && !REQUESTER_STAGE_ROLES.includes(r.role) ? [{ field: `${input.extraField ?? "body.stages"}.${i}.approvers`, message: `'any ${r.role}' cannot approve: name people, or TenantAdmin, Approver or ProjectAdmin` }] : [],
+      ),
+    );
+    if (peerErrors.length) throw new AppError({ kind: "validation", detail: "a requester may add approvers with approval authority only", errors: peerErrors, reason: "approver_role_not_allowed" });
+    const route = await this.routes.resolve(principal.tenantId, input.route);
+    const planned: Stage[] = [
+      ...route.stages.map((s) => ({ ...s, origin: "route" as const, status: "waiting" as const })),
+      ...(input.extraStages ?? []).map((s) => ({ ...s, origin: "requester" as const, status: "waiting" as const })),
+    ];
+    planned.forEach((s, i) => {
+      const refs = [...s.approvers, ...(s.escalateTo ?? [])];
+      if (!spec.subject.projectId && refs.every((r) => "role" in r && r.scope === "project")) {
+        fail({ kind: "conflict", detail: `stage ${i + 1} of route '${route.name}' names only project-scoped approvers, and the request has no project`, reason: "approval_route_unsatisfiable" });
+      }
+    });
     const now = this.clock.now();
     const id = newId("apr");
-    const stages: Stage[] = spec.stages.map((s, i) => (i === 0 ? startStage({ ...s, status: "waiting" }, now) : { ...s, status: "waiting" }));
+    const stages: Stage[] = planned.map((s, i) => (i === 0 ? startStage(s, now) : s));
     const doc: ApprovalDoc = {
       id,
       tenantId: principal.tenantId,
@@ -116,6 +186,7 @@ export class ApprovalService {
       requester: principal.userId,
       status: "pending",
       currentStage: 0,
+      route: { name: route.name, source: route.source, risk: input.route.risk },
       stages,
       decisions: [],
       timeline: [
@@ -166,14 +237,18 @@ export class ApprovalService {
     });
     let items = page.items.filter((d) => this.mayRead(principal, d));
     if (q.approver === "me") {
-      const eligible = await Promise.all(items.map((d) => this.mayDecide(principal.userId, principal, d)));
+      const projects = await this.projects.listAll(principal.tenantId);
+      const eligible = await Promise.all(items.map((d) => this.mayDecide(principal.userId, principal, d, projects)));
       items = items.filter((_, i) => eligible[i] === undefined);
     }
     const next = wrapToken(page.continuationToken);
     return { items: items.map((d) => view(d, d._etag)), ...(next ? { continuationToken: next } : {}) };
   }
 
-  /** A decision through the API: authenticated approver, If-Match on the request. */
+  /**
+   * A decision through the API: authenticated approver, If-Match on the request. At or after the
+   * current stage's deadline it is refused (409 approval_deadline_passed) and the request expires.
+   */
   async decide(ctx: RequestContext, id: string, spec: DecisionSpec, ifMatch: string): Promise<Approval> {
     const doc = await this.load(ctx.principal.tenantId, id);
     if (!etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
@@ -182,9 +257,12 @@ export class ApprovalService {
     return this.record(ctx, doc, spec, "api");
   }
 
-  /** A decision through a signed approver link (the link is the credential). */
-  async decideByLink(token: string, spec: DecisionSpec, correlationId: string): Promise<Approval> {
-    const { claims, doc } = await this.openLink(token);
+  /**
+   * A decision through a signed approver link (the link is the credential), posted under the URL of
+   * `approvalId`: a link issued for another request is refused (403 approval_link_mismatch).
+   */
+  async decideByLink(approvalId: string, token: string, spec: DecisionSpec, correlationId: string): Promise<Approval> {
+    const { claims, doc } = await this.openLink(approvalId, token, { correlationId });
     // The link names its approver; tenant roles are not known without a token, so links go to named approvers only.
     const principal: Principal = { tenantId: claims.tid, userId: claims.ap, roles: new Set() };
     const refusal = await this.mayDecide(claims.ap, principal, doc);
@@ -192,9 +270,9 @@ export class ApprovalService {
     return this.record({ principal, correlationId }, doc, spec, "link", claims.n);
   }
 
-  /** For the approval page: what the link's holder is about to decide on (validates the link, changes nothing). */
-  async inspectLink(token: string): Promise<{ approval: Approval; approver: string; stage: number }> {
-    const { claims, doc } = await this.openLink(token);
+  /** For the approval page of `approvalId`: what the link's holder is about to decide on (validates the link, changes nothing). */
+  async inspectLink(approvalId: string, token: string): Promise<{ approval: Approval; approver: string; stage: number }> {
+    const { claims, doc } = await this.openLink(approvalId, token);
     return { approval: view(doc, doc._etag), approver: claims.ap, stage: claims.st };
   }
 
@@ -223,6 +301,20 @@ export class ApprovalService {
     for await (const d of everyDoc<ApprovalDoc>(this.store, "all", { docType: "approval", filters: [{ field: "status", op: "=", value: "pending" }] })) {
       yield { tenantId: d.tenantId, id: d.id };
     }
+  }
+
+  /**
+   * Background jobs (the approval and exemption sweeps): makes the transition that is due by time —
+   * the current stage's deadline has passed → expired, exactly what the stage timer does — whether or
+   * not the request's orchestration is alive to do it. Returns the request as it stands afterwards
+   * and whether it is expired now because of this call.
+   */
+  async expireIfDue(tenantId: string, id: string, correlationId: string): Promise<{ approval: Approval; expired: boolean }> {
+    const doc = await this.load(tenantId, id);
+    if (!pastDeadline(doc, this.clock.now())) return { approval: view(doc, doc._etag), expired: false };
+    await this.timeout(tenantId, id, doc.currentStage, "expire", correlationId);
+    const after = await this.load(tenantId, id);
+    return { approval: view(after, after._etag), expired: after.status === "expired" };
   }
 
   /** Background jobs only (a cross-partition query): finished requests whose settle handler has not run yet. */
@@ -271,24 +363,63 @@ export class ApprovalService {
     return stateOf(await this.load(tenantId, id));
   }
 
-  /** Sends a link to each named approver of the current stage (or of its escalation). Idempotent per stage. */
-  async issueLinks(tenantId: string, id: string, stage: number, escalation: boolean): Promise<ApprovalState> {
+  /**
+   * Sends a link to each named approver of the current stage (or of its escalation). Idempotent per stage.
+   * A delivery that fails for one approver never fails the request or stops the others' links: it is
+   * recorded (audit record + `aigov.approval.notification.failed.v1`, see recordUndelivered) and the
+   * approver can still decide through the API; the orchestration goes on waiting for a decision.
+   */
+  async issueLinks(tenantId: string, id: string, stage: number, escalation: boolean, correlationId = `orchestration:${id}`): Promise<ApprovalState> {
     const doc = await this.load(tenantId, id);
     const s = doc.stages[stage];
     if (doc.status === "pending" && doc.currentStage === stage && s) {
       const refs = escalation ? (s.escalateTo ?? []) : s.approvers;
       const users = [...new Set(refs.flatMap((r) => ("user" in r ? [r.user] : [])))].filter((u) => u !== doc.requester);
       const exp = Math.floor(Math.min(Date.parse(s.deadline ?? "") || Infinity, this.clock.now().getTime() + LINK_TTL_MS) / 1000);
+      const undelivered: { recipient: string; error: string }[] = [];
       for (const user of users) {
         const { token } = await this.links.issue({ tid: tenantId, aid: id, st: stage, ap: user, exp });
-        await this.notifier.deliver(user, {
-          subject: `Approval needed: ${doc.subject.resourceType} ${doc.subject.resourceId}`,
-          body: `${doc.requester} asks for your decision (stage ${stage + 1} of ${doc.stages.length}): ${doc.justification}`,
-          link: `${this.publicUrl()}/api/approvals/${id}/review?token=${encodeURIComponent(token)}`,
-        });
+        try {
+          await this.notifier.deliver(user, {
+            subject: `Approval needed: ${doc.subject.resourceType} ${doc.subject.resourceId}`,
+            body: `${doc.requester} asks for your decision (stage ${stage + 1} of ${doc.stages.length}): ${doc.justification}`,
+            link: `${this.publicUrl()}/api/approvals/${id}/review?token=${encodeURIComponent(token)}`,
+          });
+        } catch (err) {
+          undelivered.push({ recipient: user, error: errorClass(err) });
+        }
       }
+      if (undelivered.length > 0) await this.recordUndelivered(doc, stage, escalation, undelivered, correlationId);
     }
     return stateOf(doc);
+  }
+
+  /**
+   * Approver links that could not be delivered: one audit record and one warning event
+   * (`aigov.approval.notification.failed.v1`) naming the stage, the recipients and the kind of error
+   * — never the link or the error's text, which may quote the message. Not a timeline entry: that
+   * would change the request (and its ETag) under approvers about to decide on it. Best effort: if
+   * even this write fails it is logged, and the links that did go out stand.
+   */
+  private async recordUndelivered(doc: ApprovalDoc, stage: number, escalation: boolean, undelivered: { recipient: string; error: string }[], correlationId: string): Promise<void> {
+    const { tenantId, id } = doc;
+    console.warn(`approval ${id}: stage ${stage + 1} link(s) not delivered to ${undelivered.map((u) => `${u.recipient.slice(0, 64)} (${u.error})`).join(", ")}`);
+    try {
+      await this.changes.commit({
+        partition: partitionOf(tenantId),
+        ctx: { principal: { tenantId, userId: "system:approval-notifier", roles: new Set() }, correlationId },
+        action: "approval.notify.failed",
+        resource: approvalPath(id),
+        ops: [],
+        event: {
+          type: "aigov.approval.notification.failed.v1",
+          subject: subjectOf(tenantId, id),
+          data: { ...eventData(doc), stage, escalation, undelivered },
+        },
+      });
+    } catch (err) {
+      console.warn(`approval ${id}: recording the undelivered links failed: ${errorClass(err)}`);
+    }
   }
 
   /** A stage timer fired: escalate once, or expire. No-op when the request moved on meanwhile. */
@@ -327,7 +458,7 @@ export class ApprovalService {
         if (err instanceof AppError && err.error.kind === "preconditionFailed") continue; // a decision landed first: look again
         throw err;
       }
-      if (kind === "escalate") await this.issueLinks(tenantId, id, stage, true);
+      if (kind === "escalate") await this.issueLinks(tenantId, id, stage, true, correlationId);
       return stateOf(rest);
     }
   }
@@ -335,18 +466,47 @@ export class ApprovalService {
   // ---- internals ----
 
   /** A link that verifies, names a pending stage, and has not been used. */
-  private async openLink(token: string): Promise<{ claims: LinkClaims; doc: ApprovalDoc & { _etag: string } }> {
+  /**
+   * A link that verifies, was issued for `approvalId` (the request in the URL it is used under), names
+   * a pending stage, and has not been used. `deciding`: the link is being used to decide; an expired
+   * (but authentic) link of a request whose stage is past its deadline then expires the request and
+   * is refused with approval_deadline_passed — a late decision never counts, whoever drives the request.
+   */
+  private async openLink(approvalId: string, token: string, deciding?: { correlationId: string }): Promise<{ claims: LinkClaims; doc: ApprovalDoc & { _etag: string } }> {
     const check = await this.links.verify(token);
-    if (!check.ok) return fail({ kind: "forbidden", detail: `this approval link is ${check.reason === "expired" ? "expired" : "not valid"}` });
+    if (!check.ok) {
+      if (check.reason !== "expired") return fail({ kind: "forbidden", detail: "this approval link is not valid", reason: "approval_link_invalid" });
+      if (check.claims.aid !== approvalId) return fail(LINK_MISMATCH);
+      if (deciding) {
+        const doc = await this.store.read<ApprovalDoc>(partitionOf(check.claims.tid), check.claims.aid);
+        if (doc?.docType === "approval" && doc.currentStage === check.claims.st) await this.refuseLateDecision(doc, this.clock.now(), deciding.correlationId);
+      }
+      return fail({ kind: "forbidden", detail: "this approval link is expired", reason: "approval_link_expired" });
+    }
     const { claims } = check;
+    // Checked before anything is read: a link works only under the URL of the request it was issued for.
+    if (claims.aid !== approvalId) fail(LINK_MISMATCH);
     const doc = await this.load(claims.tid, claims.aid);
-    if (doc.usedNonces.includes(claims.n)) fail({ kind: "conflict", detail: "this approval link has already been used" });
-    if (doc.status !== "pending" || doc.currentStage !== claims.st) fail({ kind: "conflict", detail: "this request no longer awaits this decision" });
+    if (doc.usedNonces.includes(claims.n)) fail({ kind: "conflict", detail: "this approval link has already been used", reason: "approval_link_used" });
+    if (doc.status !== "pending" || doc.currentStage !== claims.st) fail({ kind: "conflict", detail: "this request no longer awaits this decision", reason: "approval_not_awaiting" });
     return { claims, doc };
+  }
+
+  /**
+   * A decision at or after the current stage's deadline never counts: the request is expired right
+   * then — the stage timer's own transition (timeout "expire"), made here in case the orchestration
+   * is late, failed or gone — and the decision is refused (409 approval_deadline_passed).
+   */
+  private async refuseLateDecision(doc: ApprovalDoc, now: Date, correlationId: string): Promise<void> {
+    if (!pastDeadline(doc, now)) return;
+    const deadline = doc.stages[doc.currentStage]!.deadline!;
+    await this.timeout(doc.tenantId, doc.id, doc.currentStage, "expire", correlationId);
+    fail({ kind: "conflict", detail: `the decision came after the stage's deadline (${deadline}); the request has expired`, reason: "approval_deadline_passed" });
   }
 
   private async record(ctx: RequestContext, doc: ApprovalDoc & { _etag: string }, spec: DecisionSpec, via: "api" | "link", nonce?: string): Promise<Approval> {
     const now = this.clock.now();
+    await this.refuseLateDecision(doc, now, ctx.correlationId);
     const at = now.toISOString();
     const stage = doc.currentStage;
     const next: ApprovalDoc = {
@@ -393,9 +553,12 @@ export class ApprovalService {
   }
 
   /** Undefined when `userId` may decide the current stage now; otherwise the error to report. */
-  private async mayDecide(userId: string, principal: Principal, doc: ApprovalDoc): Promise<AppError | undefined> {
+  private async mayDecide(userId: string, principal: Principal, doc: ApprovalDoc, projects?: Project[]): Promise<AppError | undefined> {
     if (doc.status !== "pending") return new AppError({ kind: "conflict", detail: `the request is already ${doc.status}` });
-    if (userId === doc.requester) return new AppError({ kind: "forbidden", detail: "requesters never approve their own request" });
+    if (userId === doc.requester) return new AppError({ kind: "forbidden", detail: "requesters never approve their own request", reason: "approver_is_requester" });
+    if (this.managedByRequester(projects ?? (await this.projects.listAll(doc.tenantId)), doc.requester, userId)) {
+      return new AppError({ kind: "forbidden", detail: "the requester manages you through a project assignment; someone independent must decide", reason: "approver_managed_by_requester" });
+    }
     if (doc.decisions.some((d) => d.approver === userId)) return new AppError({ kind: "conflict", detail: "you have already decided on this request" });
     const stage = doc.stages[doc.currentStage]!;
     const refs = [...stage.approvers, ...(stage.status === "escalated" ? (stage.escalateTo ?? []) : [])];
@@ -407,6 +570,13 @@ export class ApprovalService {
       }
     }
     return new AppError({ kind: "forbidden", detail: "you are not an approver of the current stage" });
+  }
+
+  /** Separation of duties: does `requester` administer (ProjectAdmin assignment) a project `userId` is assigned to? */
+  private managedByRequester(projects: Project[], requester: string, userId: string): boolean {
+    return projects.some(
+      (p) => p.roleAssignments.some((a) => a.principalId === requester && a.role === "ProjectAdmin") && p.roleAssignments.some((a) => a.principalId === userId),
+    );
   }
 
   private async holdsRole(principal: Principal, ref: Extract<ApproverRef, { role: string }>, doc: ApprovalDoc): Promise<boolean> {
@@ -427,6 +597,22 @@ export class ApprovalService {
     if (!doc || doc.docType !== "approval") return fail({ kind: "notFound", resource: approvalPath(id) });
     return doc;
   }
+}
+
+/** The 403 for a link used under another request's URL (a link for B posted to /approvals/A/review). */
+const LINK_MISMATCH = { kind: "forbidden", detail: "this approval link was issued for another approval request", reason: "approval_link_mismatch" } as const;
+
+/** Pending, and the current stage's deadline has come: only expiry is left (what the stage timer does). */
+function pastDeadline(doc: ApprovalDoc, now: Date): boolean {
+  const deadline = doc.stages[doc.currentStage]?.deadline;
+  return doc.status === "pending" && deadline !== undefined && Date.parse(deadline) <= now.getTime();
+}
+
+/** What kind of error a delivery failed with (a code or class name), never its text: that may quote the message and its link. */
+function errorClass(err: unknown): string {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  const name = typeof code === "string" && /^[A-Za-z0-9_.-]{1,64}$/.test(code) ? code : err instanceof Error ? err.name : typeof err;
+  return name.slice(0, 64);
 }
 
 function stateOf(doc: ApprovalDoc): ApprovalState {

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ExemptionScope, Relaxation } from "../../policy/exemptions.js";
 import { ControlId } from "../../policy/settings.js";
-import { StageSpec } from "../approvals/schema.js";
+import { ExtraStages } from "../approvals/schema.js";
 import { idSchema, serverFields } from "../common.js";
 import { ProjectId } from "../projects/schema.js";
 
@@ -28,8 +28,8 @@ export const Reason = z
   .meta({ id: "ExemptionReason" });
 
 const Approval = z
-  .strictObject({ stages: z.array(StageSpec).min(1).max(3) })
-  .meta({ description: "Approval stages (default: one stage, any TenantAdmin, 7 days). Broad scopes need at least two." });
+  .strictObject({ stages: ExtraStages })
+  .meta({ description: "Stages added after the tenant's approval route for exemptions (GET /approval-routes); the route decides who approves" });
 
 export const ExemptionSpec = z
   .strictObject({

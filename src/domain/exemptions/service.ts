@@ -2,7 +2,7 @@ import { exemptionUnsupported, type ActiveExemption } from "../../policy/exempti
 import type { Clock } from "../../ports/clock.js";
 import type { Notifier } from "../../ports/notifier.js";
 import { TENANT_SCOPE, unversioned, type Filter, type Partition, type Store, type StoredDoc, type Versioned } from "../../ports/store.js";
-import type { Approval, ApprovalSpecInput } from "../approvals/schema.js";
+import type { Approval, RouteKey } from "../approvals/schema.js";
 import type { ApprovalService } from "../approvals/service.js";
 import type { ChangeWriter } from "../changes.js";
 import { etagMatches, etagValue, newId, type Page, type RequestContext, type Role } from "../common.js";
@@ -57,7 +57,6 @@ const DAY_MS = 24 * 3600 * 1000;
 export const MAX_OPEN_KEY_EXEMPTIONS = 10;
 const REQUESTERS: Role[] = ["TenantAdmin", "ProjectAdmin", "Developer"];
 const READERS: Role[] = ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"];
-const DEFAULT_STAGES: ApprovalSpecInput["stages"] = [{ approvers: [{ role: "TenantAdmin", scope: "tenant" }], decisionTimeout: "P7D" }];
 
 const partitionOf = (tenantId: string): Partition => ({ tenantId, scopeId: TENANT_SCOPE });
 export const exemptionPath = (id: string) => `/exemptions/${id}`;
@@ -84,6 +83,9 @@ function eventData(doc: ExemptionDoc, extra: Record<string, unknown> = {}) {
 export function isBroad(scope: Exemption["scope"], relaxation: Exemption["relaxation"]): boolean {
   return scope.level === "tenant" || (scope.level === "project" && relaxation.kind === "off");
 }
+
+/** The approval route of an exemption: by its scope, and high risk when it is broad. */
+const routeKeyOf = (scope: Exemption["scope"], relaxation: Exemption["relaxation"]): RouteKey => ({ subjectType: "exemption", scope: scope.level, risk: isBroad(scope, relaxation) ? "high" : "standard" });
 
 const validation = (errors: FieldError[]) => new AppError({ kind: "validation", detail: "the request body is invalid", errors });
 
@@ -122,17 +124,13 @@ export class ExemptionService {
     const unsupported = exemptionUnsupported(spec.control, spec.scope.level, spec.relaxation);
     if (unsupported) errors.push({ field: `body.${unsupported.field}`, message: unsupported.message });
     errors.push(...expiryErrors(policy, spec.category, spec.control, now, spec.expiresAt, "body.expiresAt"));
-    const stages = spec.approval?.stages ?? DEFAULT_STAGES;
-    if (isBroad(spec.scope, spec.relaxation) && stages.length < 2) {
-      errors.push({ field: "body.approval.stages", message: "a broad scope (the tenant, or a control switched off for a whole project) needs at least two approval stages" });
-    }
     if (errors.length) throw validation(errors);
     await this.checkScope(ctx, spec.scope);
 
     const id = newId("exm");
     const expiresAt = new Date(spec.expiresAt).toISOString();
     const projectId = spec.scope.level === "tenant" ? undefined : spec.scope.projectId;
-    const approval = await this.approvals.create(ctx, {
+    const approval = await this.approvals.request(ctx, {
       subject: {
         resourceType: "exemption",
         resourceId: id,
@@ -140,7 +138,8 @@ export class ExemptionService {
         change: { kind: "request", control: spec.control, scope: spec.scope, relaxation: spec.relaxation, category: spec.category, owner: spec.owner, expiresAt, compensatingControls: spec.compensatingControls, evidence: spec.evidence },
       },
       justification: `${spec.reason.deliveryBlocker} — expected end state: ${spec.reason.expectedEndState}`.slice(0, 4000),
-      stages,
+      route: routeKeyOf(spec.scope, spec.relaxation),
+      ...(spec.approval?.stages ? { extraStages: spec.approval.stages, extraField: "body.approval.stages" } : {}),
     });
     const at = now.toISOString();
     const doc: ExemptionDoc = {
@@ -224,12 +223,11 @@ export class ExemptionService {
     if (spec.evidence.every((e) => doc.evidence.includes(e))) errors.push({ field: "body.evidence", message: "a renewal needs updated evidence: at least one link the exemption does not already have" });
     const compensating = spec.compensatingControls ?? doc.compensatingControls;
     if (doc.category === "waiver" && compensating.length === 0) errors.push({ field: "body.compensatingControls", message: "a waiver needs at least one compensating control" });
-    const stages = spec.approval?.stages ?? DEFAULT_STAGES;
-    if (isBroad(doc.scope, doc.relaxation) && stages.length < 2) errors.push({ field: "body.approval.stages", message: "a broad scope needs at least two approval stages" });
     if (errors.length) throw validation(errors);
 
     const number = doc.renewals.length + 1;
-    const approval = await this.approvals.create(ctx, {
+    // A renewal takes the route as it is now (the original request keeps the one it was given).
+    const approval = await this.approvals.request(ctx, {
       subject: {
         resourceType: "exemption",
         resourceId: id,
@@ -237,7 +235,8 @@ export class ExemptionService {
         change: { kind: "renewal", renewal: number, control: doc.control, scope: doc.scope, relaxation: doc.relaxation, previousExpiresAt: doc.expiresAt, expiresAt, evidence: spec.evidence, compensatingControls: compensating },
       },
       justification: spec.justification,
-      stages,
+      route: routeKeyOf(doc.scope, doc.relaxation),
+      ...(spec.approval?.stages ? { extraStages: spec.approval.stages, extraField: "body.approval.stages" } : {}),
     });
     const at = now.toISOString();
     const next: ExemptionDoc = {
@@ -401,13 +400,17 @@ export class ExemptionService {
    * one run: an exemption past its expiry expires without late notices, one past the 1-day mark gets
    * the 1-day notice only (the 7-day one is recorded as superseded).
    */
-  async sweep(correlationId: string): Promise<{ notified: number; expired: number }> {
+  async sweep(correlationId: string): Promise<{ notified: number; expired: number; settled: number }> {
     const ids: { tenantId: string; id: string }[] = [];
-    for (const status of IN_FORCE) {
+    const deciding: { tenantId: string; approvalId: string }[] = [];
+    for (const status of OPEN) {
       for await (const d of everyDoc<ExemptionDoc>(this.store, "all", { docType: "exemption", filters: [{ field: "status", op: "=", value: status }] })) {
-        ids.push({ tenantId: d.tenantId, id: d.id });
+        if (IN_FORCE.includes(status)) ids.push({ tenantId: d.tenantId, id: d.id });
+        else deciding.push({ tenantId: d.tenantId, approvalId: d.approvalId });
+        for (const r of d.renewals) if (r.status === "pending") deciding.push({ tenantId: d.tenantId, approvalId: r.approvalId });
       }
     }
+    const settled = await this.settleDecided(deciding, correlationId);
     let notified = 0;
     let expired = 0;
     for (const { tenantId, id } of ids) {
@@ -416,7 +419,27 @@ export class ExemptionService {
       if (done?.next.status === "expired") expired += 1;
     }
     await this.republishEnded(correlationId);
-    return { notified, expired };
+    return { notified, expired, settled };
+  }
+
+  /**
+   * The approvals that decide open exemptions (requests and pending renewals) are driven by their
+   * orchestrations; an exemption must not wait on one that failed or was terminated. So the sweep
+   * makes the approval's transition that is due by time (past its stage deadline → expired) and hands
+   * any finished one to the settle hook — both idempotent, so a live orchestration doing the same is
+   * harmless. (The approval sweep starts the dead orchestrations again; this needs no durable client.)
+   */
+  private async settleDecided(deciding: { tenantId: string; approvalId: string }[], correlationId: string): Promise<number> {
+    let settled = 0;
+    for (const { tenantId, approvalId } of deciding) {
+      try {
+        const { approval } = await this.approvals.expireIfDue(tenantId, approvalId, correlationId);
+        if (approval.status !== "pending" && (await this.approvals.settle(tenantId, approvalId, correlationId)) === "settled") settled += 1;
+      } catch (err) {
+        console.warn(`exemption sweep: approval ${approvalId}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    return settled;
   }
 
   /**

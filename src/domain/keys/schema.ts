@@ -61,7 +61,12 @@ export const Key = z
       description: "revocationPending: revoked here, but the gateway has not confirmed yet (it may still work); never reported as revoked before that",
     }),
     gateway: z
-      .object({ state: z.enum(["synced", "pending"]), subscriptionId: z.string(), profile: z.string() })
+      .object({
+        state: z.enum(["synced", "pending"]),
+        subscriptionId: z.string(),
+        profile: z.string(),
+        waitingFor: z.literal("publish").optional().meta({ description: "The key's project is not at the gateway yet: automation never publishes a project; the key syncs after a TenantAdmin's publish" }),
+      })
       .meta({ description: "pending: a change (creation, rotation, suspension…) is not yet confirmed by the gateway" }),
     prefix: z.string().meta({ description: "First characters of the current secret" }),
     last4: z.string().meta({ description: "Last four characters of the current secret" }),
@@ -131,7 +136,7 @@ export const ShareSpec = z
       .array(z.union([z.strictObject({ user: z.string().min(1).max(256) }), z.strictObject({ role: z.enum(["TenantAdmin", "ProjectAdmin", "Approver"]) })]))
       .min(1)
       .max(20)
-      .default([{ role: "ProjectAdmin" }])
-      .meta({ description: "Who approves (default: the target project's admins)" }),
+      .optional()
+      .meta({ description: "Approvers added as an extra stage after the tenant's route for key shares (by default the target project's admins or a TenantAdmin)" }),
   })
   .meta({ id: "KeyShareSpec" });

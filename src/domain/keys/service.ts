@@ -75,6 +75,8 @@ export interface KeyDoc extends StoredDoc {
     publishedExemptionTier?: ExemptionTier;
     /** The sync publishing this key now (one at a time), until `until`. */
     syncing?: { token: string; until: string };
+    /** "publish": the key's project is not at the gateway yet; automation does not publish a project, a TenantAdmin does. */
+    waitingFor?: "publish";
   };
   shares: ShareDoc[];
   revocationPending?: boolean;
@@ -197,7 +199,12 @@ function view(doc: KeyDoc, etag: string, sharedFrom?: string): Key {
     limits: doc.limits,
     expiresAt: doc.expiresAt,
     status: statusOf(doc),
-    gateway: { state: doc.gateway.syncedGen >= doc.gateway.desiredGen ? "synced" : "pending", subscriptionId: doc.gateway.subscriptionId ?? doc.id, profile: profileOf(doc) || "project" },
+    gateway: {
+      state: doc.gateway.syncedGen >= doc.gateway.desiredGen ? "synced" : "pending",
+      subscriptionId: doc.gateway.subscriptionId ?? doc.id,
+      profile: profileOf(doc) || "project",
+      ...(doc.gateway.waitingFor && doc.gateway.syncedGen < doc.gateway.desiredGen ? { waitingFor: doc.gateway.waitingFor } : {}),
+    },
     prefix: doc.prefix,
     last4: doc.last4,
     ...(doc.rotation
@@ -237,13 +244,16 @@ export interface GatewayAccess {
   names(tenantId: string): GatewayNames;
   /** Whether the gateway holds an artifact (the key's product or API) according to the last publish. */
   holds(tenantId: string, ref: string): Promise<boolean>;
-  /** Makes (if needed) a pending revision so the tenant's profiles reach the gateway. */
-  ensurePublished(tenantId: string, cause: { by: string; reason: string; correlationId: string }): Promise<void>;
+  /**
+   * Makes (if needed) a pending revision so the tenant's profiles reach the gateway, on top of what is
+   * published; `needsPublish`: nothing of the tenant is published yet, a person's publish comes first.
+   */
+  ensurePublished(tenantId: string, cause: { by: string; reason: string; correlationId: string }): Promise<{ needsPublish?: boolean }>;
   /** The tier an active key-scope exemption puts the key on (its product replaces the key's own), if any. */
   exemptionTier(tenantId: string, projectId: string, keyId: string): Promise<ExemptionTier | undefined>;
 }
 
-export type SyncResult = "synced" | "waitingForProfile";
+export type SyncResult = "synced" | "waitingForProfile" | "waitingForPublish";
 
 /** A key tier made by a key-scope exemption, as the compiler input holds it. */
 export interface ExemptionTier {
@@ -411,10 +421,13 @@ export class KeyService {
     if ((doc.shares ?? []).some((x) => x.projectId === spec.projectId && (x.status === "pending" || x.status === "active"))) {
       fail({ kind: "conflict", detail: `the key is already shared (or being shared) with ${spec.projectId}` });
     }
-    const approval = await this.approvals.create(ctx, {
+    // Who approves is the tenant's route for key shares (default: the target project's admins or a
+    // TenantAdmin); approvers the requester names are an extra stage after it.
+    const approval = await this.approvals.request(ctx, {
       subject: { resourceType: "keyShare", resourceId: id, projectId: spec.projectId, change: { keyId: id, fromProject: projectId, toProject: spec.projectId } },
       justification: spec.justification,
-      stages: [{ approvers: spec.approvers.map((a) => ("role" in a ? { role: a.role, scope: "project" as const } : a)), decisionTimeout: "P7D" }],
+      route: { subjectType: "keyShare", scope: "project", risk: "standard" },
+      ...(spec.approvers ? { extraStages: [{ approvers: spec.approvers.map((a) => ("role" in a ? { role: a.role, scope: "project" as const } : a)), decisionTimeout: "P7D" }], extraField: "body.approvers" } : {}),
     });
     const at = this.clock.now().toISOString();
     const next: KeyDoc = {
@@ -594,8 +607,15 @@ export class KeyService {
       if (doc.gateway.syncedGen >= doc.gateway.desiredGen && doc.gateway.publishedHash === artifactHash(artifact)) return "synced";
       const parent = artifact.scope.type === "product" ? `product:${artifact.scope.productId}` : `api:${artifact.scope.apiId}`;
       if (!(await this.gateway.holds(tenantId, parent))) {
-        await this.gateway.ensurePublished(tenantId, { by: "system:keys", reason: `virtual key ${id} needs ${parent}`, correlationId });
-        return "waitingForProfile";
+        const asked = await this.gateway.ensurePublished(tenantId, { by: "system:keys", reason: `virtual key ${id} needs ${parent}`, correlationId });
+        // The system publishes a key's product on top of what is published, never a project nobody
+        // published: the key says it waits for that publish (housekeeping, not an audited change).
+        const waitingFor = asked.needsPublish || !(await this.gateway.holds(tenantId, `api:${this.gateway.names(tenantId).api(projectId)}`)) ? "publish" : undefined;
+        if (doc.gateway.waitingFor !== waitingFor) {
+          const { waitingFor: _w, ...rest } = doc.gateway;
+          await this.store.batch(partition, [{ kind: "replace", doc: { ...unversioned(doc), gateway: { ...rest, ...(waitingFor ? { waitingFor } : {}) } }, ifMatch: doc._etag }]);
+        }
+        return waitingFor ? "waitingForPublish" : "waitingForProfile";
       }
       // One publisher per key at a time: a sync that published an older state must never record
       // itself over a newer one, so each sync claims the key first and records only while it holds it.
@@ -645,6 +665,7 @@ export class KeyService {
           ...unversioned(cur),
           gateway: {
             ...withoutExemptionTier(gatewayRest),
+            waitingFor: undefined,
             publishedHash: hash,
             publishedProfile: profileDefOf(doc),
             // The exemption tier the subscription is on stays compiled until the key has left it.
@@ -770,14 +791,30 @@ export class KeyService {
     const newSlot = other(doc.current);
     const plaintext = generateKey();
     const secret = await this.secrets.set(secretName(doc.id, newSlot), plaintext, { contentType: "aigov-virtual-key", tags: { keyId: doc.id, projectId: doc.projectId } });
-    await this.index(tenantId, doc.projectId, doc.id, newSlot, secret.version, plaintext);
+    let committing = false;
+    try {
+      await this.index(tenantId, doc.projectId, doc.id, newSlot, secret.version, plaintext);
+      committing = true;
+      return await this.commitRotation(ctx, doc, newSlot, secret.version, plaintext, overlap, scheduled, reason);
+    } catch (err) {
+      // Nothing references the new secret when the rotation was not recorded: the key changed under
+      // us (an ETag race with another rotation, a revocation, …: 412) or the write was refused. It must
+      // not stay an enabled version nobody tracks: disable it. A store error of unknown outcome (the
+      // write may have landed) leaves it alone — the rotation may be real.
+      if (!committing || err instanceof AppError) await this.discardUnusedSecret(tenantId, doc.id, newSlot, secret.version, plaintext);
+      throw err;
+    }
+  }
+
+  /** Records a rotation whose new secret (`version`) is already in the secret store; 412 when the key changed meanwhile. */
+  private async commitRotation(ctx: RequestContext, doc: Versioned<KeyDoc>, newSlot: SlotName, version: string, plaintext: string, overlap: number, scheduled: boolean, reason?: string) {
     const at = this.clock.now().toISOString();
     const rotationId = newId("rot");
     const next: KeyDoc = {
       ...unversioned(doc),
-      slots: { ...doc.slots, [newSlot]: { kind: "secret", version: secret.version } },
+      slots: { ...doc.slots, [newSlot]: { kind: "secret", version: version } },
       rotation: { id: rotationId, phase: "overlap", newSlot, overlapMs: overlap, startedAt: at, startedBy: ctx.principal.userId, scheduled },
-      ...(scheduled ? { pickup: { slot: newSlot, version: secret.version } } : {}),
+      ...(scheduled ? { pickup: { slot: newSlot, version: version } } : {}),
       // The hints follow the secret the owner is to use from now on.
       ...keyHints(plaintext),
       secretCreatedAt: at,
@@ -889,6 +926,23 @@ export class KeyService {
     const doc: DigestDoc = { id: digestId(digest), tenantId, scopeId: TENANT_SCOPE, docType: "keyDigest", projectId, keyId, slot, version };
     const r = await this.store.batch({ tenantId, scopeId: TENANT_SCOPE }, [{ kind: "create", doc }]);
     if (!r.ok) throw new Error(`key digest index write failed (${r.status})`);
+  }
+
+  /**
+   * A secret version made for a rotation that was not recorded: disabled (never readable again, so
+   * never publishable) and its digest entry removed. Best effort: a failure is logged (never the value).
+   */
+  private async discardUnusedSecret(tenantId: string, keyId: string, slot: SlotName, version: string, plaintext: string): Promise<void> {
+    try {
+      await this.secrets.disableVersion(secretName(keyId, slot), version);
+    } catch (err) {
+      console.warn(`key ${keyId}: could not disable the unused secret version ${version} of an unrecorded rotation: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    try {
+      await this.store.batch({ tenantId, scopeId: TENANT_SCOPE }, [{ kind: "delete", id: digestId(keyDigest(await this.pepperValue(), plaintext)) }]);
+    } catch {
+      // A stale digest entry of a secret nobody ever saw only makes a lookup of it answer "retired".
+    }
   }
 
   private async disableRetired(keyId: string, slot: SlotName, version?: string): Promise<void> {

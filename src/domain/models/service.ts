@@ -5,7 +5,7 @@ import type { Partition, Store, StoredDoc } from "../../ports/store.js";
 import { sha256 } from "../audit/chain.js";
 import type { ChangeWriter } from "../changes.js";
 import { etagMatches, etagValue, newId, type Page, type RequestContext } from "../common.js";
-import { fail } from "../errors.js";
+import { AppError, fail } from "../errors.js";
 import { everyDoc, listPage, toArray } from "../paging.js";
 import type { Project } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
@@ -24,6 +24,32 @@ const subjectOf = (tenantId: string, projectId: string, id: string) => `/tenants
 const nameId = (name: string) => `name.model.${sha256(name).slice(0, 48)}`;
 /** Key Vault secret names allow letters, digits and '-': ids are mapped accordingly. */
 export const backendSecretName = (modelId: string, backendId: string) => `model-${modelId.replace("_", "-")}-${backendId}`;
+
+const originOf = (url: string) => new URL(url).origin.toLowerCase();
+
+/**
+ * A stored provider key is bound to where it goes: its backend's origin (scheme, host, port) and the
+ * header it is sent in. Keeping the key while pointing the backend elsewhere would send a key someone
+ * else registered to a host of the editor's choosing; so that takes the key again (whoever knows it
+ * may send it anywhere) or a TenantAdmin (checked by the caller).
+ */
+function checkCredentialBinding(patch: NonNullable<ModelPatch["backends"]>, existing: Backend[]): void {
+  const errors: { field: string; message: string }[] = [];
+  patch.forEach((b, i) => {
+    if (!("keep" in b.credential)) return;
+    const was = existing.find((e) => e.id === b.id);
+    if (!was || was.credential.type !== "apiKey") return;
+    if (originOf(b.url) !== originOf(was.url)) {
+      errors.push({ field: `body.backends.${i}.url`, message: `the stored key was registered for ${originOf(was.url)}; send the key again (credential.key) to use it with ${originOf(b.url)}` });
+    }
+    if (b.credential.header !== was.credential.header) {
+      errors.push({ field: `body.backends.${i}.credential.header`, message: `the stored key is sent in ${was.credential.header}; send the key again to send it in ${b.credential.header}` });
+    }
+  });
+  if (errors.length) {
+    throw new AppError({ kind: "validation", detail: "a kept provider key cannot move to another endpoint or header without the key", errors, reason: "credential_rebind_requires_key" });
+  }
+}
 
 function view(doc: ModelDoc, etag: string): Model {
   const { docType: _d, scopeId: _s, _etag: _e, ...rest } = doc as ModelDoc & { _etag?: string };
@@ -136,6 +162,7 @@ export class ModelService {
         fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: `body.backends.${b.id}.credential`, message: "keep: true needs an existing key for this backend" }] });
       }
     }
+    if (patch.backends && !ctx.principal.roles.has("TenantAdmin")) checkCredentialBinding(patch.backends, current.backends);
     if (patch.settings) await this.settingsGuard?.check(ctx.principal.tenantId, (await this.projects.get(ctx, projectId)).settings, spec.settings, "body.settings");
     const backends = await this.storeCredentials(id, backendsIn, current.backends);
     const { backends: _b, ...fields } = spec;

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { z } from "zod";
 import { mapLimit } from "../../util/map-limit.js";
 import { PolicyCompileError } from "../../policy/errors.js";
+import { applyFloors } from "../../policy/floors.js";
 import type { CompileResult, CompilerInputIn, ExplainEntry } from "../../policy/index.js";
 import { artifactRef, type GatewayArtifact } from "../../ports/gateway.js";
 import type { RequestContext } from "../common.js";
@@ -10,6 +11,7 @@ import type { Model } from "../models/schema.js";
 import type { ModelService } from "../models/service.js";
 import type { Project } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
+import type { RegistrySnapshot } from "../publishing/registry.js";
 import type { TenantSettingsService } from "./tenant-settings.js";
 
 export const PolicyPreview = z
@@ -73,7 +75,7 @@ export function toProjectInput(project: Project, models: Model[], vaultUri: stri
   };
 }
 
-/** The registry and the settings of every scope, as the policy compiler sees them. */
+/** The registry and the settings of every scope, as the policy compiler sees them (tenant controls as floors). */
 export function toCompilerInput(
   tenantId: string,
   tenant: { settings: CompilerInputIn["settings"]; services: CompilerInputIn["services"] },
@@ -82,7 +84,7 @@ export function toCompilerInput(
   vaultUri: string | undefined,
   gatewayKey?: string,
 ): CompilerInputIn {
-  return { tenantId, ...(gatewayKey ? { gatewayKey } : {}), settings: tenant.settings ?? {}, services: tenant.services ?? {}, projects: [toProjectInput(project, models, vaultUri)] };
+  return applyFloors({ tenantId, ...(gatewayKey ? { gatewayKey } : {}), settings: tenant.settings ?? {}, services: tenant.services ?? {}, projects: [toProjectInput(project, models, vaultUri)] });
 }
 
 /** A last step on the compiler input before compiling (active exemptions relax controls here). */
@@ -90,17 +92,37 @@ export type InputTransform = (tenantId: string, input: CompilerInputIn) => Promi
 const asIs: InputTransform = (_tenantId, input) => Promise.resolve(input);
 
 /** The compiler (and xmlbuilder2) load on first use: they would cost every cold start ~60 ms. */
-function compileLazily(input: CompilerInputIn): CompileResult {
+function compileRaw(input: CompilerInputIn): CompileResult {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { compile } = require("../../policy/compile.js") as typeof import("../../policy/compile.js");
+  return compile(input);
+}
+
+const compileError = (err: PolicyCompileError) => new AppError({ kind: "conflict", detail: `the registry cannot be compiled for the gateway: ${err.message}`, reason: "registry_not_compilable" });
+
+function compileLazily(input: CompilerInputIn): CompileResult {
   try {
-    return compile(input);
+    return compileRaw(input);
   } catch (err) {
-    if (err instanceof PolicyCompileError) {
-      throw new AppError({ kind: "conflict", detail: `the registry cannot be compiled for the gateway: ${err.message}` });
-    }
+    if (err instanceof PolicyCompileError) throw compileError(err);
     throw err;
   }
+}
+
+/** A project whose registry does not compile, and what the publish did instead. */
+export interface IsolatedProject {
+  projectId: string;
+  name: string;
+  error: string;
+  /** keptPublished: the project's last published registry was compiled instead; leftOut: it was never published, so it is not. */
+  outcome: "keptPublished" | "leftOut";
+}
+
+/** A tenant compiled for a publish: the artifacts, the registry they were compiled from, and any project isolated. */
+export interface CompiledTenant {
+  result: CompileResult;
+  registry: RegistrySnapshot;
+  isolated: IsolatedProject[];
 }
 
 /** Compiles a whole tenant (every project) from the registry and the settings: what a publish sends. */
@@ -119,12 +141,62 @@ export class TenantCompiler {
     return compileLazily(await this.input(tenantId));
   }
 
-  /** The compiler input of the tenant, with every transform applied (keys, exemptions). */
-  async input(tenantId: string): Promise<CompilerInputIn> {
+  /** The registry as it is now (tenant settings, projects and models), before keys, floors and exemptions. */
+  async registry(tenantId: string): Promise<RegistrySnapshot> {
     const [projects, tenant] = await Promise.all([this.projects.listAll(tenantId), this.tenantSettings.scope(tenantId)]);
     const inputs: ProjectInput[] = await mapLimit(projects, 8, async (p) => toProjectInput(p, await this.models.listAll(tenantId, p.id), this.vaultUri));
     const key = this.gatewayKey(tenantId);
-    return this.transform(tenantId, { tenantId, ...(key ? { gatewayKey: key } : {}), settings: tenant.settings, services: tenant.services, projects: inputs });
+    return { tenantId, ...(key ? { gatewayKey: key } : {}), settings: tenant.settings, services: tenant.services, projects: inputs };
+  }
+
+  /** The compiler input of the tenant, with every transform applied (keys, exemptions). */
+  async input(tenantId: string): Promise<CompilerInputIn> {
+    return this.inputFrom(await this.registry(tenantId));
+  }
+
+  /** A registry snapshot as compiler input: tenant controls as floors, then keys and exemptions (the transform). */
+  inputFrom(reg: RegistrySnapshot): Promise<CompilerInputIn> {
+    const { tenantId, gatewayKey, settings, services, projects } = reg;
+    return this.transform(tenantId, applyFloors({ tenantId, ...(gatewayKey ? { gatewayKey } : {}), settings, services, projects }));
+  }
+
+  /**
+   * Compiles a registry snapshot for a publish. One project that does not compile (a damaged record,
+   * a registration the compiler refuses) never blocks the tenant: it is found by compiling projects
+   * one by one, then replaced by its entry in `published` (the registry the gateway holds) when that
+   * compiles, or left out when it was never published — and reported by name. A failure that is not
+   * any single project's (the tenant's settings) still fails the publish (409).
+   */
+  async compileRegistry(reg: RegistrySnapshot, published?: RegistrySnapshot): Promise<CompiledTenant> {
+    const attempt = async (r: RegistrySnapshot): Promise<CompileResult | PolicyCompileError> => {
+      try {
+        return compileRaw(await this.inputFrom(r));
+      } catch (err) {
+        if (err instanceof PolicyCompileError) return err;
+        throw err;
+      }
+    };
+    const whole = await attempt(reg);
+    if (!(whole instanceof PolicyCompileError)) return { result: whole, registry: reg, isolated: [] };
+    const alone = (p: ProjectInput): RegistrySnapshot => ({ ...reg, projects: [{ ...p, sharedKeyTiers: [] }] });
+    const isolated: IsolatedProject[] = [];
+    const projects: ProjectInput[] = [];
+    for (const p of reg.projects) {
+      const own = await attempt(alone(p));
+      if (!(own instanceof PolicyCompileError)) {
+        projects.push(p);
+        continue;
+      }
+      const before = published?.projects.find((q) => q.id === p.id);
+      const keep = before && !((await attempt(alone(before))) instanceof PolicyCompileError);
+      if (keep) projects.push(before);
+      isolated.push({ projectId: p.id, name: p.name, error: own.message.slice(0, 1000), outcome: keep ? "keptPublished" : "leftOut" });
+    }
+    if (!isolated.length) throw compileError(whole);
+    const registry = { ...reg, projects };
+    const result = await attempt(registry);
+    if (result instanceof PolicyCompileError) throw compileError(result);
+    return { result, registry, isolated };
   }
 }
 

@@ -15,7 +15,7 @@ const READERS: Role[] = ["TenantAdmin", "ProjectAdmin", "Developer", "Approver",
 
 const TenantScopeSettings = Settings.meta({
   description:
-    "Governance controls at tenant scope. Precedence: for values the most specific scope that sets a field wins (model > project > tenant); allow-lists intersect; required/stripped headers and blocklists add up.",
+    "Governance controls at tenant scope. They are floors: a project or model may tighten them, never loosen them (an exemption is the way below). Within that, for values the most specific scope that sets a field wins (model > project > tenant); allow-lists intersect; required/stripped headers and blocklists add up.",
 });
 
 const TenantServices = Services.meta({

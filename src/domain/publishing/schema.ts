@@ -24,6 +24,18 @@ export const Revision = z
     rollbackOf: RevisionId.optional().meta({ description: "For a rollback: the revision whose artifacts it republishes" }),
     basedOn: RevisionId.optional().meta({ description: "The revision the gateway held when this one was made (changes are relative to it)" }),
     reason: z.string().optional(),
+    origin: z.enum(["person", "system"]).meta({
+      description: "person: a TenantAdmin's publish or rollback (the registry as it is); system: automation (keys, shares, exemptions) compiling what is already published plus its own change",
+    }),
+    registryFrom: RevisionId.optional().meta({ description: "For a system publish: the revision whose registry it compiled (the published one, or a person's pending one)" }),
+    isolated: z
+      .array(z.object({ projectId: z.string(), name: z.string(), error: z.string(), outcome: z.enum(["keptPublished", "leftOut"]) }))
+      .optional()
+      .meta({ description: "Projects whose registry did not compile: their last published registry was kept (keptPublished), or they were left out (never published); every other project published" }),
+    staged: z
+      .object({ tenant: z.boolean(), projects: z.array(z.string()) })
+      .optional()
+      .meta({ description: "For a system publish: registry changes it did not ship (tenant settings, projects) — they wait for a person's publish" }),
     status: z.enum(REVISION_STATUSES).meta({
       description: "pending until applied; published once the gateway holds it; superseded when a newer revision was applied first; failed after the retries ran out",
     }),
@@ -56,6 +68,10 @@ export const PublishResult = z
   .object({
     changed: z.boolean().meta({ description: "false when the compiled artifacts equal what the gateway holds: nothing is published" }),
     revision: Revision.optional().meta({ description: "The new revision (pending), or the current one when nothing changed" }),
+    isolated: z
+      .array(z.object({ projectId: z.string(), name: z.string(), error: z.string(), outcome: z.enum(["keptPublished", "leftOut"]) }))
+      .optional()
+      .meta({ description: "Projects of this publish whose registry did not compile (also when nothing changed): kept as published, or left out" }),
   })
   .meta({ id: "PublishResult" });
 export type PublishResult = z.output<typeof PublishResult>;

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import type { CompileResult } from "../../policy/index.js";
+import type { CompiledTenant, IsolatedProject } from "../policy/preview.js";
+import { snapshotFrom, snapshotParts, stagedBetween, type RegistryPart, type RegistrySnapshot } from "./registry.js";
 import type { Clock } from "../../ports/clock.js";
 import { artifactHash, artifactRef, type ArtifactRef, type GatewayArtifact, type GatewayPublisher } from "../../ports/gateway.js";
 import { TENANT_SCOPE, unversioned, type BatchOp, type Partition, type Store, type StoredDoc, type Versioned } from "../../ports/store.js";
@@ -38,6 +39,8 @@ const revisionPath = (id: string) => `/gateway/revisions/${id}`;
 const subjectOf = (tenantId: string, path: string) => `/tenants/${tenantId}${path}`;
 const artifactDocId = (hash: string) => `artifact.${hash}`;
 const partId = (revisionId: string, n: number) => `revpart.${revisionId}.${n}`;
+const registryPartId = (revisionId: string, n: number) => `revreg.${revisionId}.${n}`;
+const registryDocId = (hash: string) => `registry.${hash}`;
 
 type Manifest = Map<ArtifactRef, string>;
 
@@ -56,6 +59,24 @@ interface GatewayStateDoc extends StoredDoc {
 interface RevisionDoc extends StoredDoc, Omit<Revision, "diff" | "id"> {
   docType: "revision";
   parts: number;
+  /** Chunks of the registry snapshot's entries (absent on revisions made before snapshots were kept). */
+  registryParts?: number;
+}
+
+interface RegistryPartDoc extends StoredDoc {
+  docType: "registryPart";
+  part: RegistryPart;
+}
+
+interface RegistryEntriesDoc extends StoredDoc {
+  docType: "revisionRegistry";
+  entries: [string, string][];
+}
+
+/** What the publisher needs of the compiler: the registry now, and a snapshot compiled with projects isolated. */
+export interface PublishCompiler {
+  registry(tenantId: string): Promise<RegistrySnapshot>;
+  compileRegistry(reg: RegistrySnapshot, published?: RegistrySnapshot): Promise<CompiledTenant>;
 }
 
 interface RevisionPartDoc extends StoredDoc {
@@ -73,6 +94,23 @@ interface DriftDoc extends StoredDoc, Omit<DriftReport, "checkedAt"> {
   checkedAt: string;
   fingerprint: string;
 }
+
+/** What a revision is made with. */
+interface ProposeMeta {
+  kind: "publish" | "rollback";
+  origin: "person" | "system";
+  rollbackOf?: string;
+  reason?: string;
+  /** The registry the artifacts were compiled from (kept for the system's publishes after this one). */
+  registry?: RegistrySnapshot;
+  isolated?: IsolatedProject[];
+  staged?: { tenant: boolean; projects: string[] };
+  /** For a system publish: the revision whose registry it compiled. */
+  registryFrom?: string;
+}
+
+/** A system publish's base is no longer the newest revision (a person published meanwhile): compile again. */
+const BASE_MOVED = Symbol("baseMoved");
 
 /** What an apply attempt came to; "busy": another revision holds the gateway, try again shortly. */
 export type ApplyResult = "published" | "superseded" | "failed" | "busy";
@@ -115,7 +153,7 @@ export class PublishService {
     private readonly store: Store,
     private readonly changes: ChangeWriter,
     private readonly clock: Clock,
-    private readonly compileTenant: (tenantId: string) => Promise<CompileResult>,
+    private readonly compiler: PublishCompiler,
     /** The tenant's gateway publisher (its instance; its gateway key reserved there: tenant-gateways.ts). */
     private readonly publisher: (tenantId: string) => Promise<GatewayPublisher>,
     /** Reserves the tenant's gateway key on its instance; a collision is refused before anything is stored. */
@@ -125,21 +163,48 @@ export class PublishService {
   // ------------------------------------------------------------------------------------------
   // API
 
+  /** A person's publish: everything the registry says now (what GET /gateway/diff shows). */
   async publish(ctx: RequestContext, input: unknown): Promise<PublishResult> {
     this.require(ctx, ["TenantAdmin"], "publishing requires TenantAdmin");
     const spec = parseOrThrow(PublishSpec, input ?? {}, "body");
-    const compiled = await this.compileTenant(ctx.principal.tenantId);
-    return this.propose(ctx, compiled.artifacts, { kind: "publish", ...(spec.reason ? { reason: spec.reason } : {}) });
+    const tenantId = ctx.principal.tenantId;
+    const state = await this.state(tenantId);
+    const compiled = await this.compiler.compileRegistry(await this.compiler.registry(tenantId), await this.registryOf(tenantId, state.published?.revisionId));
+    const result = await this.propose(ctx, compiled.result.artifacts, { kind: "publish", origin: "person", registry: compiled.registry, isolated: compiled.isolated, ...(spec.reason ? { reason: spec.reason } : {}) });
+    return compiled.isolated.length ? { ...result, isolated: compiled.isolated } : result;
   }
 
-  /** For automation (exemption activation and expiry…): a publish on behalf of the system. */
-  async requestPublish(tenantId: string, cause: { by: string; reason: string; correlationId: string }): Promise<PublishResult> {
-    // A tenant that never published has nothing at the gateway to keep in step: its first publish is a person's decision.
-    const state = await this.state(tenantId);
-    if (!state.published && !state.latest) return { changed: false };
+  /**
+   * For automation (an exemption's activation, expiry or revocation; a key that needs its product; a
+   * share): a publish on behalf of the system. It compiles the registry the gateway holds (or is
+   * about to: a pending revision's) with the current keys and exemptions — so it ships what its own
+   * change needs and never a registry change a person has not published; those stay staged and the
+   * revision says which (`staged`). Nothing happens for a tenant that never published (its first
+   * publish is a person's decision) — `needsPublish` says so.
+   */
+  async requestPublish(tenantId: string, cause: { by: string; reason: string; correlationId: string }): Promise<PublishResult & { needsPublish?: true }> {
     const ctx: RequestContext = { principal: { tenantId, userId: cause.by, roles: new Set(["TenantAdmin"]) }, correlationId: cause.correlationId };
-    const compiled = await this.compileTenant(tenantId);
-    return this.propose(ctx, compiled.artifacts, { kind: "publish", reason: cause.reason });
+    for (let attempt = 0; ; attempt++) {
+      const state = await this.state(tenantId);
+      const baseId = await this.systemBase(tenantId, state);
+      const base = await this.registryOf(tenantId, baseId);
+      if (!base) return { changed: false, needsPublish: true };
+      const compiled = await this.compiler.compileRegistry(base, base);
+      const staged = stagedBetween(base, await this.compiler.registry(tenantId));
+      const result = await this.propose(ctx, compiled.result.artifacts, {
+        kind: "publish",
+        origin: "system",
+        reason: cause.reason,
+        registry: compiled.registry,
+        isolated: compiled.isolated,
+        staged,
+        // A person's publish made meanwhile is the new base: compiling from the old one would undo it.
+        baseIs: state.latest?.revisionId,
+        registryFrom: baseId!,
+      });
+      if (result !== BASE_MOVED) return result;
+      if (attempt >= 8) throw new AppError({ kind: "unavailable", detail: "the gateway's revisions kept changing; the system publish will be retried" });
+    }
   }
 
   /** Whether the gateway holds an artifact, as far as the last publish (and any partial one since) says. */
@@ -147,11 +212,9 @@ export class PublishService {
     return (await this.gatewayManifest(tenantId, await this.state(tenantId))).has(ref);
   }
 
-  /** Like requestPublish, but also for a tenant that never published (a virtual key needs its API or product). */
-  async ensurePublished(tenantId: string, cause: { by: string; reason: string; correlationId: string }): Promise<PublishResult> {
-    const ctx: RequestContext = { principal: { tenantId, userId: cause.by, roles: new Set(["TenantAdmin"]) }, correlationId: cause.correlationId };
-    const compiled = await this.compileTenant(tenantId);
-    return this.propose(ctx, compiled.artifacts, { kind: "publish", reason: cause.reason });
+  /** A virtual key needs its API or product: the system publishes what the keys need (see requestPublish). */
+  async ensurePublished(tenantId: string, cause: { by: string; reason: string; correlationId: string }): Promise<PublishResult & { needsPublish?: true }> {
+    return this.requestPublish(tenantId, cause);
   }
 
   async rollback(ctx: RequestContext, revisionId: string, input: unknown): Promise<PublishResult> {
@@ -163,7 +226,8 @@ export class PublishService {
     }
     const manifest = await this.manifest(ctx.principal.tenantId, target);
     const artifacts = await this.artifacts(ctx.principal.tenantId, manifest);
-    return this.propose(ctx, artifacts, { kind: "rollback", rollbackOf: target.id, reason: spec.reason ?? `rollback to revision ${target.number}` });
+    const registry = await this.registryOf(ctx.principal.tenantId, target.id);
+    return this.propose(ctx, artifacts, { kind: "rollback", origin: "person", rollbackOf: target.id, reason: spec.reason ?? `rollback to revision ${target.number}`, ...(registry ? { registry } : {}) });
   }
 
   async get(ctx: RequestContext, revisionId: string, withDiff: boolean): Promise<Revision> {
@@ -188,7 +252,7 @@ export class PublishService {
     this.require(ctx, READERS, "reading the gateway diff requires a tenant role");
     const tenantId = ctx.principal.tenantId;
     const state = await this.state(tenantId);
-    const compiled = await this.compileTenant(tenantId);
+    const compiled = (await this.compiler.compileRegistry(await this.compiler.registry(tenantId), await this.registryOf(tenantId, state.published?.revisionId))).result;
     const before = await this.heldManifest(tenantId, state);
     const after = manifestOf(compiled.artifacts);
     const { changes, counts } = diffManifests(before, after);
@@ -384,11 +448,16 @@ export class PublishService {
     for await (const d of everyDoc<GatewayStateDoc>(this.store, "all", { docType: "gatewayState" })) if (d.published) yield d.tenantId;
   }
 
-  /** Pending revisions everywhere (the sweep starts an orchestration for any that lack one). */
+  /** Pending revisions everywhere (the sweep starts an orchestration for any that lacks a live one). */
   async *pendingRevisions(): AsyncGenerator<{ tenantId: string; revisionId: string }> {
     for await (const d of everyDoc<RevisionDoc>(this.store, "all", { docType: "revision", filters: [{ field: "status", op: "=", value: "pending" }] })) {
       yield { tenantId: d.tenantId, revisionId: d.id };
     }
+  }
+
+  /** Whether a revision still waits to be applied (the sweep asks before starting a finished driver again). */
+  async isPending(tenantId: string, revisionId: string): Promise<boolean> {
+    return (await this.loadRevision(tenantId, revisionId)).status === "pending";
   }
 
   // ------------------------------------------------------------------------------------------
@@ -398,20 +467,21 @@ export class PublishService {
    * Makes a pending revision for `artifacts` unless they are exactly what the gateway will hold
    * anyway (the pending revision if any, else the published state): then nothing is made or sent.
    */
-  private async propose(
-    ctx: RequestContext,
-    artifacts: GatewayArtifact[],
-    meta: { kind: "publish" | "rollback"; rollbackOf?: string; reason?: string },
-  ): Promise<PublishResult> {
+  private async propose(ctx: RequestContext, artifacts: GatewayArtifact[], meta: ProposeMeta & { baseIs: string | undefined }): Promise<PublishResult | typeof BASE_MOVED>;
+  private async propose(ctx: RequestContext, artifacts: GatewayArtifact[], meta: ProposeMeta): Promise<PublishResult>;
+  private async propose(ctx: RequestContext, artifacts: GatewayArtifact[], meta: ProposeMeta & { baseIs?: string | undefined }): Promise<PublishResult | typeof BASE_MOVED> {
     const tenantId = ctx.principal.tenantId;
     const partition = this.partition(tenantId);
     const manifest = manifestOf(artifacts);
     await this.reserveGateway(tenantId);
     for (;;) {
       const state = await this.stateDoc(tenantId);
+      if ("baseIs" in meta && state.latest?.revisionId !== meta.baseIs) return BASE_MOVED;
       const gateway = await this.heldManifest(tenantId, state);
       const latest = state.latest ? await this.loadRevision(tenantId, state.latest.revisionId) : undefined;
       const target = latest?.status === "pending" ? await this.manifest(tenantId, latest) : gateway;
+      // A system publish that changes nothing leaves the state as it is (its registry is the base's, or a
+      // pending revision's); a person's publish that changes no artifact still records nothing either.
       if (sameManifest(target, manifest) && (latest?.status === "pending" || Object.keys(state.overrides).length === 0)) {
         const current = latest?.status === "pending" ? latest : state.published ? await this.loadRevision(tenantId, state.published.revisionId) : undefined;
         return { changed: false, ...(current ? { revision: toRevision(current) } : {}) };
@@ -433,6 +503,7 @@ export class PublishService {
         parts.push({ id: partId(id, i), ...partition, docType: "revisionPart", entries: entries.slice(i * PART_SIZE, (i + 1) * PART_SIZE) });
       }
       await mapLimit(parts, READ_CONCURRENCY, (p) => this.store.batch(partition, [{ kind: "create", doc: p }]));
+      const registryParts = meta.registry ? await this.storeRegistry(tenantId, id, meta.registry) : undefined;
 
       const { changes, counts } = diffManifests(gateway, manifest);
       const number = state.revisionCount + 1;
@@ -445,6 +516,10 @@ export class PublishService {
         ...(meta.rollbackOf ? { rollbackOf: meta.rollbackOf } : {}),
         ...(state.published ? { basedOn: state.published.revisionId } : {}),
         ...(meta.reason ? { reason: meta.reason } : {}),
+        origin: meta.origin,
+        ...(meta.registryFrom ? { registryFrom: meta.registryFrom } : {}),
+        ...(meta.isolated?.length ? { isolated: meta.isolated } : {}),
+        ...(meta.staged && (meta.staged.tenant || meta.staged.projects.length) ? { staged: meta.staged } : {}),
         status: "pending",
         createdAt: this.clock.now().toISOString(),
         createdBy: ctx.principal.userId,
@@ -452,6 +527,7 @@ export class PublishService {
         counts,
         changes: changes.slice(0, MAX_LISTED_CHANGES),
         parts: parts.length,
+        ...(registryParts !== undefined ? { registryParts } : {}),
       };
       const nextState: GatewayStateDoc = { ...unversioned(state), revisionCount: number, latest: { revisionId: id, number } };
       const stateOp: BatchOp = state._etag ? { kind: "replace", doc: nextState, ifMatch: state._etag } : { kind: "create", doc: nextState };
@@ -462,12 +538,12 @@ export class PublishService {
           ctx,
           action: meta.kind === "rollback" ? "gateway.rollback" : "gateway.revision.create",
           resource: revisionPath(id),
-          after: { number, kind: meta.kind, rollbackOf: meta.rollbackOf, reason: meta.reason, counts },
+          after: { number, kind: meta.kind, origin: meta.origin, rollbackOf: meta.rollbackOf, reason: meta.reason, counts, isolated: doc.isolated, staged: doc.staged },
           ops: [{ kind: "create", doc }, stateOp],
           event: {
             type: meta.kind === "rollback" ? "aigov.gateway.rollback.requested.v1" : "aigov.gateway.publish.requested.v1",
             subject: subjectOf(tenantId, revisionPath(id)),
-            data: { revisionId: id, number, kind: meta.kind, rollbackOf: meta.rollbackOf, counts },
+            data: { revisionId: id, number, kind: meta.kind, origin: meta.origin, rollbackOf: meta.rollbackOf, counts, isolated: doc.isolated?.map(({ projectId, name, outcome }) => ({ projectId, name, outcome })), staged: doc.staged },
           },
           onFailure: (index) => (index === 1 ? { kind: "conflict", detail: "raced" } : undefined),
         })
@@ -478,10 +554,56 @@ export class PublishService {
         });
       if (raced) {
         await Promise.all(parts.map((p) => this.store.delete(partition, p.id)));
+        await Promise.all(Array.from({ length: registryParts ?? 0 }, (_, i) => this.store.delete(partition, registryPartId(id, i))));
         continue;
       }
       return { changed: true, revision: toRevision(doc) };
     }
+  }
+
+  /** Stores a revision's registry snapshot: content-addressed parts, and the entries in chunks. */
+  private async storeRegistry(tenantId: string, revisionId: string, registry: RegistrySnapshot): Promise<number> {
+    const partition = this.partition(tenantId);
+    const { entries, parts } = snapshotParts(registry);
+    await mapLimit([...parts], READ_CONCURRENCY, ([hash, part]) =>
+      this.store.batch(partition, [{ kind: "upsert", doc: { id: registryDocId(hash), ...partition, docType: "registryPart", part } satisfies RegistryPartDoc }]),
+    );
+    const chunks: RegistryEntriesDoc[] = [];
+    for (let i = 0; i * PART_SIZE < entries.length || i === 0; i++) {
+      chunks.push({ id: registryPartId(revisionId, i), ...partition, docType: "revisionRegistry", entries: entries.slice(i * PART_SIZE, (i + 1) * PART_SIZE) });
+    }
+    await mapLimit(chunks, READ_CONCURRENCY, (c) => this.store.batch(partition, [{ kind: "create", doc: c }]));
+    return chunks.length;
+  }
+
+  /** The registry snapshot a revision was compiled from; undefined without a revision, or for one made before snapshots were kept. */
+  private async registryOf(tenantId: string, revisionId: string | undefined): Promise<RegistrySnapshot | undefined> {
+    if (!revisionId) return undefined;
+    const revision = await this.loadRevision(tenantId, revisionId);
+    if (revision.registryParts === undefined) return undefined;
+    const partition = this.partition(tenantId);
+    const chunks = await mapLimit(Array.from({ length: revision.registryParts }, (_, i) => i), READ_CONCURRENCY, (i) => this.store.read<RegistryEntriesDoc>(partition, registryPartId(revisionId, i)));
+    const entries = chunks.flatMap((c) => {
+      if (!c) throw new Error(`a registry part of revision ${revisionId} is missing`);
+      return c.entries;
+    });
+    const hashes = [...new Set(entries.map(([, h]) => h))];
+    const docs = await mapLimit(hashes, READ_CONCURRENCY, (h) => this.store.read<RegistryPartDoc>(partition, registryDocId(h)));
+    const parts = new Map(docs.flatMap((d, i) => (d ? [[hashes[i]!, d.part] as const] : [])));
+    return snapshotFrom(tenantId, entries, parts);
+  }
+
+  /**
+   * The revision a system publish builds on: a pending revision (a person's publish on its way, which
+   * the system's must not undo), else the published one.
+   */
+  private async systemBase(tenantId: string, state: GatewayStateDoc): Promise<string | undefined> {
+    if (state.latest && state.latest.revisionId !== state.published?.revisionId) {
+      // Read after the state: it may have been published since (the state read is then the older one).
+      const latest = await this.loadRevision(tenantId, state.latest.revisionId);
+      if (latest.status === "pending" || latest.status === "published") return latest.id;
+    }
+    return state.published?.revisionId;
   }
 
   private async transition(ctx: RequestContext, revision: Versioned<RevisionDoc>, patch: Partial<RevisionDoc>, eventType: string): Promise<void> {
@@ -634,6 +756,10 @@ function toRevision(doc: RevisionDoc): Revision {
     ...(doc.rollbackOf ? { rollbackOf: doc.rollbackOf } : {}),
     ...(doc.basedOn ? { basedOn: doc.basedOn } : {}),
     ...(doc.reason ? { reason: doc.reason } : {}),
+    origin: doc.origin ?? "person",
+    ...(doc.registryFrom ? { registryFrom: doc.registryFrom } : {}),
+    ...(doc.isolated ? { isolated: doc.isolated } : {}),
+    ...(doc.staged ? { staged: doc.staged } : {}),
     status: doc.status,
     createdAt: doc.createdAt,
     createdBy: doc.createdBy,

@@ -1,29 +1,35 @@
 // The Durable extension's HTTP API (EXT HttpApiHandler.cs) as builtin routes of the local host,
 // and the `durableClient` binding value that points the library's DurableClient at it
 // (notes §3). Both rpcBaseUrl mode and URL-template mode land on the same handlers.
+//
+// As in Azure, every call needs the host's system key (system-key.ts): `?code=` or `x-functions-key`,
+// else 401 problem+json before the body is read. The binding data carries the key as Azure's does
+// (`code=` in the URLs and requiredQueryStringParameters); client-shim.ts adds it in rpcBaseUrl mode.
 
 import type http from "node:http";
 import type { BuiltinRoute, LocalHost } from "../host.js";
+import { installDurableClientKeyShim } from "./client-shim.js";
 import { DurableApiError, type EngineCore } from "./engine.js";
 import { renderHistory } from "./history.js";
+import { keyMatches, presentedKey } from "./system-key.js";
 import { type InstanceRecord, RUNTIME_STATUSES, isTerminal, parseLoose } from "./types.js";
 
 export const WEBHOOK_PATH = "/runtime/webhooks/durabletask";
 
-function querySuffix(core: EngineCore): string {
-  return `taskHub=${encodeURIComponent(core.taskHub)}&connection=${encodeURIComponent(core.connectionName)}`;
+function querySuffix(core: EngineCore, key: string): string {
+  return `taskHub=${encodeURIComponent(core.taskHub)}&connection=${encodeURIComponent(core.connectionName)}&code=${encodeURIComponent(key)}`;
 }
 
 /** The `durableClient` binding value (EXT BindingHelper.cs), as a JSON string. */
-export function clientBindingData(core: EngineCore, hostUrl: string, useRpcBaseUrl: boolean): string {
+export function clientBindingData(core: EngineCore, hostUrl: string, useRpcBaseUrl: boolean, key: string): string {
   const base = `${hostUrl.replace(/\/+$/, "")}${WEBHOOK_PATH}`;
-  const qs = querySuffix(core);
+  const qs = querySuffix(core, key);
   const instance = `${base}/instances/INSTANCEID`;
   const data: Record<string, unknown> = {
     taskHubName: core.taskHub,
     creationUrls: {
-      createNewInstancePostUri: `${base}/orchestrators/{functionName}[/{instanceId}]`,
-      createAndWaitOnNewInstancePostUri: `${base}/orchestrators/{functionName}[/{instanceId}]?timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}`,
+      createNewInstancePostUri: `${base}/orchestrators/{functionName}[/{instanceId}]?code=${encodeURIComponent(key)}`,
+      createAndWaitOnNewInstancePostUri: `${base}/orchestrators/{functionName}[/{instanceId}]?timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}&code=${encodeURIComponent(key)}`,
     },
     managementUrls: managementUrls(instance, "INSTANCEID", qs),
     baseUrl: base,
@@ -130,10 +136,11 @@ function checkStatusResponse(
   req: http.IncomingMessage,
   res: http.ServerResponse,
   instanceId: string,
+  key: string,
 ): void {
   const hostHeader = req.headers.host ?? `127.0.0.1:${core.host?.port ?? 7071}`;
   const base = `http://${hostHeader}${WEBHOOK_PATH}`;
-  const urls = managementUrls(`${base}/instances/${encodeURIComponent(instanceId)}`, instanceId, querySuffix(core));
+  const urls = managementUrls(`${base}/instances/${encodeURIComponent(instanceId)}`, instanceId, querySuffix(core, key));
   send(res, 202, urls, { location: urls.statusQueryGetUri as string, "retry-after": "10" });
 }
 
@@ -160,6 +167,7 @@ async function waitForCompletion(
   res: http.ServerResponse,
   instanceId: string,
   timeoutMs: number,
+  key: string,
 ): Promise<void> {
   let status = core.status(instanceId);
   if (status && !isTerminal(status.runtimeStatus)) {
@@ -171,14 +179,14 @@ async function waitForCompletion(
   }
   const rec = core.record(instanceId);
   if (!status || !rec || !isTerminal(status.runtimeStatus)) {
-    checkStatusResponse(core, req, res, instanceId);
+    checkStatusResponse(core, req, res, instanceId, key);
     return;
   }
   if (status.runtimeStatus === "Completed") send(res, 200, status.output);
   else send(res, 200, statusPayload(rec));
 }
 
-async function handle(core: EngineCore, req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): Promise<void> {
+async function handle(core: EngineCore, req: http.IncomingMessage, res: http.ServerResponse, body: Buffer, key: string): Promise<void> {
   const method = (req.method ?? "GET").toUpperCase();
   const url = new URL(req.url ?? "/", "http://localhost");
   const rest = url.pathname.slice(WEBHOOK_PATH.length);
@@ -207,9 +215,9 @@ async function handle(core: EngineCore, req: http.IncomingMessage, res: http.Ser
     });
     const timeout = Number(q.get("timeout"));
     if (q.has("timeout") && q.has("pollingInterval") && Number.isFinite(timeout)) {
-      return waitForCompletion(core, req, res, instanceId, Math.max(0, timeout) * 1000);
+      return waitForCompletion(core, req, res, instanceId, Math.max(0, timeout) * 1000, key);
     }
-    return checkStatusResponse(core, req, res, instanceId);
+    return checkStatusResponse(core, req, res, instanceId, key);
   }
 
   if (controller === "instances") {
@@ -302,7 +310,7 @@ async function handle(core: EngineCore, req: http.IncomingMessage, res: http.Ser
       if (op === "restart") {
         const fresh = boolParam(q, "restartWithNewInstanceId") ?? true;
         const id = await core.restart(a, fresh);
-        return checkStatusResponse(core, req, res, id);
+        return checkStatusResponse(core, req, res, id, key);
       }
     }
     return send(res, 404);
@@ -312,14 +320,16 @@ async function handle(core: EngineCore, req: http.IncomingMessage, res: http.Ser
   return send(res, 404);
 }
 
-export function createRoutes(core: EngineCore): BuiltinRoute[] {
+export function createRoutes(core: EngineCore, key: string): BuiltinRoute[] {
   return [
     {
       method: "*",
       path: `${WEBHOOK_PATH}/*`,
+      authorize: (req, url) =>
+        keyMatches(presentedKey(req, url), key) ? undefined : "The durable HTTP API requires the host's system key: a 'code' query parameter or an 'x-functions-key' header.",
       handle: async (req, res, body) => {
         try {
-          await handle(core, req, res, body);
+          await handle(core, req, res, body, key);
         } catch (err) {
           if (res.headersSent) {
             res.destroy();
@@ -338,6 +348,9 @@ export function createRoutes(core: EngineCore): BuiltinRoute[] {
   ];
 }
 
-export function bindingProvider(core: EngineCore, useRpcBaseUrl: boolean) {
-  return (_binding: unknown, _fn: unknown, host: LocalHost): string => clientBindingData(core, host.url, useRpcBaseUrl);
+export function bindingProvider(core: EngineCore, useRpcBaseUrl: boolean, key: string) {
+  return (_binding: unknown, _fn: unknown, host: LocalHost): string => {
+    installDurableClientKeyShim(); // before the function that asked for the client runs
+    return clientBindingData(core, host.url, useRpcBaseUrl, key);
+  };
 }

@@ -16,12 +16,14 @@
 import type { BuiltinRoute, InputBindingProvider, LocalHost } from "../host.js";
 import { type EngineStats, type EpisodeRecord, EngineCore } from "./engine.js";
 import { bindingProvider, createRoutes } from "./http-api.js";
+import { loadOrCreateSystemKey, newSystemKey } from "./system-key.js";
 import type { HistoryEvent, InstanceStatus } from "./types.js";
 
 export type { EngineStats, EpisodeRecord } from "./engine.js";
 export type { HistoryEvent, InstanceStatus, RuntimeStatus } from "./types.js";
 export { EventType, ActionType } from "./types.js";
 export { WEBHOOK_PATH } from "./http-api.js";
+export { SYSTEM_KEY_FILE } from "./system-key.js";
 
 export interface DurableEngineOptions {
   /** Persist instances under <dataDir>/durable/<taskHub>/ (atomic writes); undefined = memory only. */
@@ -41,11 +43,18 @@ export interface DurableEngineOptions {
   useRpcBaseUrl?: boolean;
   /** Called after every orchestrator invocation (contract recording). */
   onEpisode?: (episode: EpisodeRecord) => void;
+  /**
+   * The system key the durable HTTP API requires (`code` or `x-functions-key`). Default: <dataDir>/durabletask.key,
+   * made at first start (mode 0600); a random key per engine without a data directory.
+   */
+  systemKey?: string;
 }
 
 export interface DurableEngine {
   /** Pass to startLocalHost. */
   builtinRoutes: BuiltinRoute[];
+  /** The key callers of /runtime/webhooks/durabletask/* present (`?code=` or `x-functions-key`). */
+  systemKey: string;
   /** Pass to startLocalHost ({ durableClient, orchestrationClient }). */
   inputBindingProviders: Record<string, InputBindingProvider>;
   /** After startLocalHost: finds orchestrator/activity functions and resumes persisted instances. */
@@ -75,10 +84,12 @@ export function createDurableEngine(opts: DurableEngineOptions = {}): DurableEng
     selfCheck: opts.selfCheck ?? process.env.AIGOV_DURABLE_SELFCHECK === "1",
     ...(opts.onEpisode ? { onEpisode: opts.onEpisode } : {}),
   });
-  const provider = bindingProvider(core, opts.useRpcBaseUrl !== false) as InputBindingProvider;
+  const systemKey = opts.systemKey ?? (opts.dataDir !== undefined ? loadOrCreateSystemKey(opts.dataDir) : newSystemKey());
+  const provider = bindingProvider(core, opts.useRpcBaseUrl !== false, systemKey) as InputBindingProvider;
   const toJson = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
   return {
-    builtinRoutes: createRoutes(core),
+    builtinRoutes: createRoutes(core, systemKey),
+    systemKey,
     inputBindingProviders: { durableClient: provider, orchestrationClient: provider },
     attach: (host) => core.attach(host),
     getStatus: (id) => core.status(id),

@@ -1,0 +1,60 @@
+import { canonicalJson, sha256 } from "../audit/chain.js";
+import type { CompilerInputIn } from "../../policy/index.js";
+
+export type ProjectInput = CompilerInputIn["projects"][number];
+
+/**
+ * The registry as a publish compiled it: the tenant's settings and services and every project (with
+ * its models) as compiler input, before keys, floors and exemptions are applied. A revision keeps the
+ * snapshot it was compiled from, so a publish the *system* starts (a key needs its product, an
+ * exemption starts or ends) compiles from what is already published — plus its own change — and
+ * never ships registry changes a person has not published yet.
+ */
+export interface RegistrySnapshot {
+  tenantId: string;
+  gatewayKey?: string;
+  settings: CompilerInputIn["settings"];
+  services: CompilerInputIn["services"];
+  projects: ProjectInput[];
+}
+
+/** One part of a snapshot, stored content-addressed (written once, shared by every revision that holds it). */
+export type RegistryPart = { kind: "tenant"; settings: CompilerInputIn["settings"]; services: CompilerInputIn["services"]; gatewayKey?: string } | { kind: "project"; project: ProjectInput };
+
+/** The snapshot as entries (key → hash of its part): "tenant", and "project:<id>" per project. */
+export function snapshotParts(reg: RegistrySnapshot): { entries: [string, string][]; parts: Map<string, RegistryPart> } {
+  const parts = new Map<string, RegistryPart>();
+  const entries: [string, string][] = [];
+  const add = (key: string, part: RegistryPart) => {
+    const hash = sha256(canonicalJson(part));
+    parts.set(hash, part);
+    entries.push([key, hash]);
+  };
+  add("tenant", { kind: "tenant", settings: reg.settings, services: reg.services, ...(reg.gatewayKey ? { gatewayKey: reg.gatewayKey } : {}) });
+  for (const p of reg.projects) add(`project:${p.id}`, { kind: "project", project: p });
+  return { entries, parts };
+}
+
+/** The snapshot back from its parts, projects in the order they were stored. */
+export function snapshotFrom(tenantId: string, entries: [string, string][], parts: Map<string, RegistryPart>): RegistrySnapshot {
+  let tenant: Extract<RegistryPart, { kind: "tenant" }> | undefined;
+  const projects: ProjectInput[] = [];
+  for (const [key, hash] of entries) {
+    const part = parts.get(hash);
+    if (!part) throw new Error(`registry part ${hash} (${key}) is missing from the store`);
+    if (part.kind === "tenant") tenant = part;
+    else projects.push(part.project);
+  }
+  if (!tenant) throw new Error("a registry snapshot has no tenant part");
+  return { tenantId, ...(tenant.gatewayKey ? { gatewayKey: tenant.gatewayKey } : {}), settings: tenant.settings, services: tenant.services, projects };
+}
+
+/** What differs between two snapshots: the tenant part, and the projects added, changed or removed. */
+export function stagedBetween(published: RegistrySnapshot, current: RegistrySnapshot): { tenant: boolean; projects: string[] } {
+  const a = new Map(snapshotParts(published).entries);
+  const b = new Map(snapshotParts(current).entries);
+  const projects = new Set<string>();
+  for (const [key, hash] of b) if (key.startsWith("project:") && a.get(key) !== hash) projects.add(key.slice("project:".length));
+  for (const key of a.keys()) if (key.startsWith("project:") && !b.has(key)) projects.add(key.slice("project:".length));
+  return { tenant: a.get("tenant") !== b.get("tenant"), projects: [...projects].sort() };
+}

@@ -1,0 +1,180 @@
+/**
+ * Conformance: governance that cannot be talked around, checked by requests through the local
+ * gateway — tenant controls are floors (loosening is an exemption), automation publishes only what
+ * its own change needs, and one bad record never blocks the tenant.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ApiError, AigovClient } from "../../src/client/index.js";
+import { startTestApp, type TestApp } from "../support/app.js";
+import { Governed } from "../support/governed.js";
+import { until } from "../support/until.js";
+
+let t: TestApp;
+const DAY = 86_400_000;
+
+beforeAll(async () => {
+  t = await startTestApp();
+});
+afterAll(() => t.stop());
+
+const problemOf = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => (e as ApiError).problem);
+
+/** Calls of `words` + `maxTokens` tokens until the first refusal (at most `n`), then a minute passes. */
+async function burst(g: Governed, projectId: string, key: string, n: number, size = { words: 2, maxTokens: 8 }): Promise<number[]> {
+  const statuses = [];
+  for (let i = 0; i < n; i++) statuses.push((await g.chat(projectId, key, "gpt-4o", size)).status);
+  g.t.clock.advance(61_000);
+  return statuses;
+}
+
+describe("conformance: tenant controls are floors", () => {
+  let g: Governed;
+  let pam: AigovClient; // ProjectAdmin through a project assignment only
+  let dev: AigovClient;
+  beforeAll(async () => {
+    g = await Governed.start("t-gov-floors", t);
+    pam = await g.as("pam", []);
+    dev = await g.as("dora", ["Developer"]);
+    const s = await g.admin.settings.get();
+    await g.admin.settings.put({ settings: { tokens: { perMinute: { limit: 20, per: "key" } } } }, s.etag);
+  });
+
+  it("a project admin's loosening is a 400; tightening works; an approved exemption is the way below the floor", async () => {
+    const p = await g.project("floors", { roleAssignments: [{ principalId: "pam", role: "ProjectAdmin" }] });
+    await g.model(p.id, "gpt-4o");
+    await g.publish("baseline");
+    const k = (await g.key(dev, p.id, { name: "floors" })).key;
+    expect(await burst(g, p.id, k, 4)).toEqual([200, 200, 429, 429]);
+
+    // Raising the limit, or switching it off, at the project: refused, nothing stored.
+    let cur = await pam.projects.get(p.id);
+    for (const [settings, field] of [
+      [{ tokens: { perMinute: { limit: 1000 } } }, "body.settings.tokens.perMinute.limit"],
+      [{ tokens: { perMinute: { enabled: false } } }, "body.settings.tokens.perMinute.enabled"],
+    ] as const) {
+      const problem = await problemOf(pam.projects.update(p.id, { settings }, cur.etag));
+      expect(problem).toMatchObject({ status: 400, reason: "loosens_tenant_control" });
+      expect(problem?.errors?.map((e) => e.field)).toEqual([field]);
+    }
+    expect(await pam.projects.get(p.id)).toEqual(cur);
+
+    // Tightening is the project's to decide: 10 tokens a minute.
+    cur = await pam.projects.update(p.id, { settings: { tokens: { perMinute: { limit: 10 } } } }, cur.etag);
+    await g.publish("tighter");
+    expect(await burst(g, p.id, k, 3)).toEqual([200, 429, 429]);
+
+    // Below the floor only through an exemption a TenantAdmin approves.
+    const requested = await dev.exemptions.request({
+      control: "tokens.perMinute",
+      scope: { level: "project", projectId: p.id },
+      relaxation: { kind: "limit", value: 1000 },
+      category: "waiver",
+      owner: "dora",
+      reason: { deliveryBlocker: "load test", affectedControl: "20 tokens a minute", expectedEndState: "limits reviewed" },
+      compensatingControls: ["watched"],
+      evidence: ["https://tickets.example.com/LOAD-2"],
+      expiresAt: new Date(Date.now() + 7 * DAY).toISOString(),
+    });
+    const approval = await g.admin.approvals.get(requested.approvalId);
+    await g.admin.approvals.decide(approval.id, { decision: "approve", justification: "load test" }, approval.etag);
+    await until(async () => ((await dev.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
+    await g.systemPublish(requested.id);
+    expect(await burst(g, p.id, k, 4)).toEqual([200, 200, 200, 200]);
+    await g.admin.exemptions.revoke(requested.id, { reason: "done" }, (await dev.exemptions.get(requested.id)).etag);
+    await g.systemPublish(`${requested.id} revoked`);
+    expect(await burst(g, p.id, k, 3)).toEqual([200, 429, 429]);
+  });
+
+  it("settings stored looser than the tenant (the tenant tightened since) reach the gateway clamped to the tenant's floor", async () => {
+    const p = await g.project("clamped", { settings: { tokens: { perMinute: { limit: 15 } } } });
+    await g.model(p.id, "gpt-4o");
+    await g.publish("clamped");
+    const k = (await g.key(dev, p.id, { name: "clamped" })).key;
+    const small = { words: 1, maxTokens: 1 };
+    const at15 = await burst(g, p.id, k, 10, small);
+    const s = await g.admin.settings.get();
+    await g.admin.settings.put({ settings: { tokens: { perMinute: { limit: 5, per: "key" } } } }, s.etag);
+    await g.publish("tenant tightened");
+    const at5 = await burst(g, p.id, k, 10, small);
+    expect(at15.filter((x) => x === 200).length).toBe(8);
+    expect(at5.filter((x) => x === 200).length).toBe(3);
+    // The project's stored value is untouched (the clamp is the compiler input's), and explain names the tenant.
+    expect((await g.admin.projects.get(p.id)).settings).toEqual({ tokens: { perMinute: { limit: 15 } } });
+    const s2 = await g.admin.settings.get();
+    await g.admin.settings.put({ settings: { tokens: { perMinute: { limit: 20, per: "key" } } } }, s2.etag);
+  });
+});
+
+describe("conformance: automation publishes only what it needs", () => {
+  it("a key's automatic publish ships its product and leaves a staged registry change for a person's publish, and says so", async () => {
+    const g = await Governed.start("t-gov-auto", t);
+    const pam = await g.as("pam", []);
+    const dev = await g.as("dora", ["Developer"]);
+    const p = await g.project("auto", { roleAssignments: [{ principalId: "pam", role: "ProjectAdmin" }] });
+    await g.model(p.id, "gpt-4o");
+    await g.publish("baseline");
+    // The project admin stages a registry change (a new model), then a key with its own limits profile needs a product.
+    await pam.models.create(p.id, {
+      name: "o3",
+      provider: "openai",
+      modelName: "o3",
+      backends: [{ id: "b0", url: "https://o3.mock.localhost/v1", region: "eastus", credential: { type: "apiKey", header: "api-key", key: "provider-key-o3" } }],
+    });
+    const k = await g.key(dev, p.id, { name: "profiled", limits: { tokensPerMinute: 500 } });
+    const revisions = (await g.admin.policy.revisions()).items;
+    const system = revisions.find((r) => r.origin === "system")!;
+    expect(system).toMatchObject({ status: "published", staged: { tenant: false, projects: [p.id] } });
+    expect(system.changes.every((c) => !c.ref.includes("o3"))).toBe(true);
+    expect(system.changes.some((c) => c.ref.startsWith("product:"))).toBe(true);
+    // The key works; the staged model is not at the gateway.
+    expect((await g.chat(p.id, k.key, "gpt-4o")).status).toBe(200);
+    const staged = await g.chat(p.id, k.key, "o3");
+    expect([staged.status, staged.json.error?.code]).toEqual([404, "model_not_found"]);
+    expect((await g.admin.policy.diff()).counts.added).toBeGreaterThan(0);
+    // A person's publish ships it.
+    await g.publish("the new model");
+    expect((await g.chat(p.id, k.key, "o3")).status).toBe(200);
+  });
+});
+
+describe("conformance: one bad record never blocks a tenant", () => {
+  it("a control character is a 400 at the edge; injected into the store, it isolates only its own project", async () => {
+    const g = await Governed.start("t-gov-iso", t);
+    const dev = await g.as("dora", ["Developer"]);
+    const a = await g.project("damaged");
+    const b = await g.project("healthy");
+    await g.model(a.id, "gpt-4o", { hosts: ["iso-a.mock.localhost"] });
+    await g.model(b.id, "gpt-4o", { hosts: ["iso-b.mock.localhost"] });
+    await g.publish("baseline");
+    const ka = (await g.key(dev, a.id, { name: "a" })).key;
+
+    // Through the API: refused at the edge.
+    const problem = await problemOf(g.admin.projects.update(a.id, { description: "bell\u0007" }, a.etag));
+    expect(problem).toMatchObject({ status: 400, reason: "control_characters" });
+
+    // Straight into the store (a damaged record): the tenant still publishes; the project keeps what it had.
+    const item = t.container().item(a.id, ["t-gov-iso", "_tenant"]);
+    const { resource } = await item.read();
+    await item.replace({ ...resource, description: "bell\u0007" });
+    await g.model(b.id, "o3", { hosts: ["iso-b-o3.mock.localhost"] });
+    const result = await g.admin.policy.publish({ reason: "with a damaged project" });
+    expect(result.revision?.isolated).toEqual([{ projectId: a.id, name: "damaged", error: expect.stringContaining("control") as unknown, outcome: "keptPublished" }]);
+    await until(async () => ((await g.admin.policy.revision(result.revision!.id)).status === "published" ? true : undefined), "published");
+    await g.settle();
+    const kb = (await g.key(dev, b.id, { name: "b" })).key;
+    expect((await g.chat(b.id, kb, "o3")).status).toBe(200);
+    expect((await g.chat(a.id, ka, "gpt-4o")).status).toBe(200);
+
+    // A damaged project that never published is left out, and said so.
+    const c = await g.project("never published");
+    const citem = t.container().item(c.id, ["t-gov-iso", "_tenant"]);
+    await citem.replace({ ...(await citem.read()).resource, name: "nul\u0000name" });
+    const again = await g.admin.policy.publish({ reason: "again" });
+    // Nothing else changed, so no new revision: the publish still says what it isolated.
+    expect(again.changed).toBe(false);
+    expect(again.isolated?.map((x) => [x.projectId, x.outcome])).toEqual([
+      [a.id, "keptPublished"],
+      [c.id, "leftOut"],
+    ]);
+  });
+});

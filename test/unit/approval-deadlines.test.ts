@@ -1,0 +1,229 @@
+// Deadlines hold without the orchestration: clock-controlled tests of the approval engine on the real
+// store (embedded Cosmos), with no durable host at all — decisions after a stage's deadline, links used
+// under another request's URL, notifier failures, and the exemption sweep settling what a dead
+// orchestration left undecided.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectCosmos } from "../../src/adapters/cosmos/connect.js";
+import type { CosmosStore } from "../../src/adapters/cosmos/store.js";
+import { startEmbeddedCosmos, type EmbeddedCosmos } from "../../src/adapters/local/embedded-cosmos.js";
+import { EncryptedFileSecretStore } from "../../src/adapters/local/encrypted-secret-store.js";
+import { ApprovalLinks } from "../../src/domain/approvals/links.js";
+import type { ApprovalRouteService } from "../../src/domain/approvals/routes.js";
+import type { ApproverRef } from "../../src/domain/approvals/schema.js";
+import { ApprovalService } from "../../src/domain/approvals/service.js";
+import { ChangeWriter, type AuditDoc, type OutboxDoc } from "../../src/domain/changes.js";
+import type { RequestContext, Role } from "../../src/domain/common.js";
+import { AppError } from "../../src/domain/errors.js";
+import { ExemptionService } from "../../src/domain/exemptions/service.js";
+import { ModelService } from "../../src/domain/models/service.js";
+import { ProjectService } from "../../src/domain/projects/service.js";
+import type { Clock } from "../../src/ports/clock.js";
+import { TENANT_SCOPE } from "../../src/ports/store.js";
+
+const DAY = 24 * 3600 * 1000;
+const TENANT = "t-deadlines";
+
+let cosmos: EmbeddedCosmos;
+let store: CosmosStore;
+let now = Date.parse("2026-05-04T08:00:00.000Z");
+const clock: Clock = { now: () => new Date(now) };
+const delivered: { to: string; link?: string }[] = [];
+/** Recipients whose channel fails. */
+const unreachable = new Set<string>();
+/** The stages every request gets (the tenant's route, as far as these tests are concerned). */
+let routeStages: { approvers: ApproverRef[]; decisionTimeout: string }[] = [];
+let approvals: ApprovalService;
+let exemptions: ExemptionService;
+let projectId: string;
+
+const ctx = (user: string, roles: Role[]): RequestContext => ({ principal: { tenantId: TENANT, userId: user, roles: new Set(roles) }, correlationId: `test-${user}` });
+const alice = ctx("alice", ["Developer"]);
+const bob = ctx("bob", ["Reader"]);
+const boss = ctx("boss", ["TenantAdmin", "Auditor"]);
+
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), "aigov-deadlines-"));
+  cosmos = await startEmbeddedCosmos({ dataDir: dir });
+  store = await connectCosmos({ endpoint: cosmos.endpoint, database: "db", container: "c", localKey: cosmos.key }, { createIfMissing: true });
+  const changes = new ChangeWriter(store, clock);
+  const projects = new ProjectService(store, changes, clock);
+  const secrets = new EncryptedFileSecretStore(join(dir, "secrets"));
+  const models = new ModelService(store, changes, clock, secrets, projects);
+  const notifier = {
+    deliver: async (to: string, m: { link?: string }) => {
+      if (unreachable.has(to)) throw Object.assign(new Error(`mailbox of ${to} refused ${m.link ?? ""}`), { code: "EMAILREFUSED" });
+      delivered.push({ to, ...(m.link ? { link: m.link } : {}) });
+    },
+  };
+  // Who approves is the routes' business (the lead's ApprovalRouteService): here every request gets routeStages.
+  const routes = { resolve: async () => ({ name: "test route", source: "tenant" as const, stages: routeStages }) } as unknown as ApprovalRouteService;
+  approvals = new ApprovalService(store, changes, clock, new ApprovalLinks(secrets, clock), notifier, projects, () => "https://aigov.test", routes);
+  exemptions = new ExemptionService(store, changes, clock, approvals, projects, models, notifier, async () => undefined);
+  projectId = (await projects.create(boss, { name: "deadlines", environment: "dev", owner: "olga" })).id;
+});
+afterAll(async () => {
+  store.dispose();
+  await cosmos.close();
+});
+
+const request = (stages = [{ approvers: [{ user: "bob" }] as ApproverRef[], decisionTimeout: "P1D" }]) => {
+  routeStages = stages;
+  return approvals.create(alice, { subject: { resourceType: "tool", resourceId: "github-mcp", change: { enable: true } }, justification: "needed for the payments team" });
+};
+
+/** Sends the stage's links (what the orchestration's first activity does) and returns bob's token. */
+async function tokenFor(user: string, approvalId: string): Promise<string> {
+  await approvals.issueLinks(TENANT, approvalId, 0, false);
+  const link = delivered.filter((d) => d.to === user && d.link?.includes(`/approvals/${approvalId}/`)).at(-1)!.link!;
+  return new URL(link).searchParams.get("token")!;
+}
+
+async function refusal(p: Promise<unknown>): Promise<{ kind: string; reason?: string }> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(AppError);
+  const e = (err as AppError).error;
+  return { kind: e.kind, ...("reason" in e && e.reason ? { reason: e.reason } : {}) };
+}
+
+async function auditOf(resource: string): Promise<AuditDoc[]> {
+  const page = await store.queryPage<AuditDoc>({ tenantId: TENANT, scopeId: TENANT_SCOPE }, { docType: "audit", maxPageSize: 500, orderBy: { field: "seq", direction: "ASC" } });
+  return page.items.filter((a) => a.resource === resource);
+}
+
+async function eventsOf(subject: string): Promise<OutboxDoc["event"][]> {
+  const page = await store.queryPage<OutboxDoc>({ tenantId: TENANT, scopeId: TENANT_SCOPE }, { docType: "outbox", maxPageSize: 500 });
+  return page.items.map((o) => o.event).filter((e) => e.subject === `/tenants/${TENANT}${subject}`);
+}
+
+describe("a decision after the stage's deadline never counts", () => {
+  it("through the API: 409 approval_deadline_passed, and the request is expired right then (the timer's transition)", async () => {
+    const created = await request();
+    const deadline = Date.parse(created.stages[0]!.deadline!);
+    now = deadline + 40_000; // the orchestration is gone: nothing expired it at the deadline
+    expect(await refusal(approvals.decide(bob, created.id, { decision: "approve", justification: "late" }, created.etag))).toEqual({ kind: "conflict", reason: "approval_deadline_passed" });
+    const after = await approvals.get(boss, created.id);
+    expect(after).toMatchObject({ status: "expired", decisions: [], stages: [{ status: "expired" }] });
+    expect(after.timeline.map((e) => e.type)).toEqual(["requested", "stageStarted", "expired"]);
+    expect((await auditOf(`/approvals/${created.id}`)).map((a) => [a.action, a.actor])).toEqual([
+      ["approval.create", "alice"],
+      ["approval.expire", "system:approval-timer"],
+    ]);
+    expect((await eventsOf(`/approvals/${created.id}`)).map((e) => e.type).sort()).toEqual(["aigov.approval.expired.v1", "aigov.approval.requested.v1"]);
+    // Trying again changes nothing.
+    expect((await refusal(approvals.decide(bob, created.id, { decision: "approve", justification: "again" }, after.etag))).kind).toBe("conflict");
+    expect(await approvals.get(boss, created.id)).toEqual(after);
+  });
+
+  it("the deadline itself is too late; a millisecond before it is in time", async () => {
+    const inTime = await request();
+    now = Date.parse(inTime.stages[0]!.deadline!) - 1;
+    expect((await approvals.decide(bob, inTime.id, { decision: "approve", justification: "just in time" }, inTime.etag)).status).toBe("approved");
+    const late = await request();
+    now = Date.parse(late.stages[0]!.deadline!);
+    expect((await refusal(approvals.decide(bob, late.id, { decision: "reject", justification: "on the dot" }, late.etag))).reason).toBe("approval_deadline_passed");
+    expect((await approvals.get(boss, late.id)).status).toBe("expired");
+  });
+
+  it("through an approver link: the (authentic, expired) link expires the request and is refused with the same reason", async () => {
+    const created = await request();
+    const token = await tokenFor("bob", created.id);
+    now = Date.parse(created.stages[0]!.deadline!) + 40_000;
+    expect(await refusal(approvals.decideByLink(created.id, token, { decision: "approve", justification: "late link" }, "corr-link"))).toEqual({ kind: "conflict", reason: "approval_deadline_passed" });
+    const after = await approvals.get(boss, created.id);
+    expect(after).toMatchObject({ status: "expired", decisions: [] });
+    expect((await auditOf(`/approvals/${created.id}`)).at(-1)).toMatchObject({ action: "approval.expire", correlationId: "corr-link" });
+    // Opening the page changes nothing: the link is expired.
+    expect(await refusal(approvals.inspectLink(created.id, token))).toEqual({ kind: "forbidden", reason: "approval_link_expired" });
+    expect(await approvals.get(boss, created.id)).toEqual(after);
+  });
+
+  it("the sweep's expireIfDue expires only what is past due", async () => {
+    const created = await request();
+    expect((await approvals.expireIfDue(TENANT, created.id, "sweep")).expired).toBe(false);
+    expect((await approvals.get(boss, created.id)).status).toBe("pending");
+    now = Date.parse(created.stages[0]!.deadline!) + 1;
+    const { approval, expired } = await approvals.expireIfDue(TENANT, created.id, "sweep");
+    expect(expired).toBe(true);
+    expect(approval.status).toBe("expired");
+    // A second run finds nothing due: nothing new is written.
+    expect(await approvals.expireIfDue(TENANT, created.id, "sweep")).toMatchObject({ expired: false, approval: { status: "expired" } });
+    expect((await auditOf(`/approvals/${created.id}`)).map((a) => a.action)).toEqual(["approval.create", "approval.expire"]);
+  });
+});
+
+describe("approver links belong to their request's URL", () => {
+  it("a link for B used under A's URL is refused (403 approval_link_mismatch), on the page and in the form; neither request changes", async () => {
+    const a = await request();
+    const b = await request();
+    const tokenB = await tokenFor("bob", b.id);
+    expect(await refusal(approvals.decideByLink(a.id, tokenB, { decision: "approve", justification: "wrong URL" }, "c"))).toEqual({ kind: "forbidden", reason: "approval_link_mismatch" });
+    expect(await refusal(approvals.inspectLink(a.id, tokenB))).toEqual({ kind: "forbidden", reason: "approval_link_mismatch" });
+    expect(await approvals.get(boss, a.id)).toEqual(a);
+    expect(await approvals.get(boss, b.id)).toEqual(b);
+    // Under its own URL the link still works (its nonce was not burnt by the refusal).
+    expect((await approvals.inspectLink(b.id, tokenB)).approval.id).toBe(b.id);
+    expect((await approvals.decideByLink(b.id, tokenB, { decision: "approve", justification: "right URL" }, "c")).status).toBe("approved");
+  });
+});
+
+describe("notifier failures do not fail the approval", () => {
+  it("the other approvers get their links; the failure is audited and announced without the link; the request is untouched", async () => {
+    const created = await request([{ approvers: [{ user: "bob" }, { user: "carol" }, { user: "dave" }], decisionTimeout: "P1D" }]);
+    unreachable.add("carol");
+    delivered.length = 0;
+    const state = await approvals.issueLinks(TENANT, created.id, 0, false);
+    unreachable.clear();
+    expect(state).toMatchObject({ status: "pending", currentStage: 0 });
+    expect(delivered.map((d) => d.to).sort()).toEqual(["bob", "dave"]);
+    // Recorded without changing the request: approvers' ETags stay valid.
+    expect(await approvals.get(boss, created.id)).toEqual(created);
+    const audit = await auditOf(`/approvals/${created.id}`);
+    expect(audit.map((a) => [a.action, a.actor])).toEqual([
+      ["approval.create", "alice"],
+      ["approval.notify.failed", "system:approval-notifier"],
+    ]);
+    const [warning] = (await eventsOf(`/approvals/${created.id}`)).filter((e) => e.type === "aigov.approval.notification.failed.v1");
+    expect(warning!.data).toMatchObject({ id: created.id, stage: 0, escalation: false, undelivered: [{ recipient: "carol", error: "EMAILREFUSED" }] });
+    expect(JSON.stringify(warning)).not.toContain("token");
+    expect(JSON.stringify(warning)).not.toContain("https://aigov.test");
+    // Carol can still decide through the API.
+    expect((await approvals.decide(ctx("carol", ["Reader"]), created.id, { decision: "approve", justification: "saw it in the list" }, created.etag)).status).toBe("approved");
+  });
+});
+
+describe("the exemption sweep settles what a dead orchestration left undecided", () => {
+  it("an exemption whose approval is past its deadline is rejected by the sweep (approval expired and settled)", async () => {
+    routeStages = [{ approvers: [{ role: "TenantAdmin", scope: "tenant" }], decisionTimeout: "P7D" }];
+    const { exemption, approval } = await exemptions.request(alice, {
+      control: "contentSafety",
+      scope: { level: "project", projectId },
+      relaxation: { kind: "thresholds", categories: { Hate: 6 } },
+      category: "waiver",
+      owner: "olga",
+      reason: { deliveryBlocker: "clinical terms are flagged", affectedControl: "Hate threshold 4", expectedEndState: "a custom blocklist" },
+      compensatingControls: ["human review"],
+      evidence: ["https://tickets.example.com/SEC-9"],
+      expiresAt: new Date(now + 20 * DAY).toISOString(),
+    });
+    // Before the deadline the sweep leaves the request alone.
+    await exemptions.sweep("sweep-1");
+    expect((await exemptions.get(alice, exemption.id)).status).toBe("requested");
+    now = Date.parse(approval.stages[0]!.deadline!) + 1000;
+    const result = await exemptions.sweep("sweep-2");
+    expect(result.settled).toBe(1);
+    expect(await approvals.get(boss, approval.id)).toMatchObject({ status: "expired" });
+    const after = await exemptions.get(alice, exemption.id);
+    expect(after.status).toBe("rejected");
+    expect((await auditOf(`/exemptions/${exemption.id}`)).map((a) => a.action)).toEqual(["exemption.request", "exemption.reject"]);
+    expect(await approvals.settle(TENANT, approval.id, "again")).toBe("settled");
+    // Idempotent: another run changes nothing.
+    await exemptions.sweep("sweep-3");
+    expect((await exemptions.get(alice, exemption.id)).etag).toBe(after.etag);
+  });
+});

@@ -1,0 +1,47 @@
+import { describe, expect, it } from "vitest";
+import { parseConfig } from "../../src/config/index.js";
+
+/** What `npm start` hands the config on the embedded default. */
+const localEnv = {
+  AIGOV_LOCAL: "true",
+  COSMOS_ENDPOINT: "http://127.0.0.1:8081",
+  COSMOS_LOCAL_KEY: "local",
+  AUTH_MODE: "dev",
+  AUTH_ISSUER: "aigov-dev",
+  AUTH_AUDIENCE: "api://aigov-dev",
+  AUTH_JWKS_URI: "http://127.0.0.1:7071/.dev/jwks.json",
+  WEBSITE_HOSTNAME: "127.0.0.1:7071",
+};
+
+describe("AIGOV_LOCAL=true in Azure", () => {
+  it("is accepted on a workstation (and in a container that is not Azure Functions)", () => {
+    expect(parseConfig(localEnv).local).toBe(true);
+    expect(parseConfig({ ...localEnv, CONTAINER_NAME: "devbox" }).local).toBe(true);
+  });
+
+  it.each([
+    ["WEBSITE_INSTANCE_ID", { WEBSITE_INSTANCE_ID: "4f0c9b1e" }],
+    ["WEBSITE_SITE_NAME", { WEBSITE_SITE_NAME: "func-aigov" }],
+    ["WEBSITE_OWNER_NAME", { WEBSITE_OWNER_NAME: "sub+rg-webspace" }],
+    ["CONTAINER_NAME", { CONTAINER_NAME: "func-aigov_abc", AzureWebJobsStorage__accountName: "staigov" }],
+    ["CONTAINER_NAME", { CONTAINER_NAME: "func-aigov_abc", FUNCTIONS_WORKER_RUNTIME: "node" }],
+  ])("is refused when %s shows the Functions-on-Azure environment", (variable, azure) => {
+    expect(() => parseConfig({ ...localEnv, ...azure })).toThrow(new RegExp(`AIGOV_LOCAL: local mode is refused in Azure \\(${variable} is set\\)`));
+  });
+
+  it("is refused even with every other setting valid for Azure", () => {
+    const azureEnv = {
+      KEYVAULT_URI: "https://kv.vault.azure.net/",
+      APIM_SUBSCRIPTION_ID: "00000000-0000-0000-0000-000000000001",
+      APIM_RESOURCE_GROUP: "rg-aigov",
+      APIM_SERVICE_NAME: "apim-aigov",
+      COSMOS_ENDPOINT: "https://acct.documents.azure.com:443/",
+      AUTH_ISSUER: "https://login.microsoftonline.com/{tenantid}/v2.0",
+      AUTH_AUDIENCE: "api://aigov",
+      AUTH_JWKS_URI: "https://login.microsoftonline.com/common/discovery/v2.0/keys",
+      WEBSITE_INSTANCE_ID: "4f0c9b1e",
+    };
+    expect(parseConfig(azureEnv).local).toBe(false);
+    expect(() => parseConfig({ ...azureEnv, AIGOV_LOCAL: "1" })).toThrow(/invalid configuration:\n {2}AIGOV_LOCAL: local mode is refused in Azure/);
+  });
+});
