@@ -5,11 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
 import { Governed } from "../support/governed.js";
-import { until } from "../support/until.js";
 
 let g: Governed;
 let dev: AigovClient;
-const DAY = 86_400_000;
 const key = (h: string) => ({ type: "apiKey" as const, header: "api-key" as const, key: `provider-key-${h}` });
 
 beforeAll(async () => {
@@ -110,25 +108,9 @@ describe("conformance: models, regions, splits, pillars and exemptions at the lo
       return statuses;
     };
     expect(await burst()).toEqual([200, 200, 429, 429]);
-    const requested = await dev.exemptions.request({
-      control: "tokens.perMinute",
-      scope: { level: "project", projectId: p.id },
-      relaxation: { kind: "limit", value: 1000 },
-      category: "waiver",
-      owner: "dora",
-      reason: { deliveryBlocker: "load test", affectedControl: "tokens per minute 20", expectedEndState: "limits reviewed" },
-      compensatingControls: ["watched"],
-      evidence: ["https://tickets.example.com/LOAD-1"],
-      expiresAt: new Date(Date.now() + 7 * DAY).toISOString(),
-    });
-    const approval = await g.admin.approvals.get(requested.approvalId);
-    await g.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
-    await until(async () => ((await dev.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
-    await g.systemPublish(requested.id);
+    const exemption = await g.exemptProject(dev, p.id, "tokens.perMinute", { kind: "limit", value: 1000 });
     expect(await burst()).toEqual([200, 200, 200, 200]);
-    const active = await dev.exemptions.get(requested.id);
-    await g.admin.exemptions.revoke(requested.id, { reason: "done" }, active.etag);
-    await g.systemPublish(`${requested.id} revoked`);
+    await g.revokeExemption(exemption);
     expect(await burst()).toEqual([200, 200, 429, 429]);
   });
 });

@@ -66,6 +66,35 @@ export class Governed {
     await this.settle();
   }
 
+  /**
+   * A project-scope exemption of `control`, requested by `requester`, approved by the TenantAdmin on
+   * the product route, active, and at the gateway (its system publish applied). Returns its id.
+   */
+  async exemptProject(requester: AigovClient, projectId: string, control: "tokens.perMinute", relaxation: { kind: "limit"; value: number }): Promise<string> {
+    const requested = await requester.exemptions.request({
+      control,
+      scope: { level: "project", projectId },
+      relaxation,
+      category: "waiver",
+      owner: "dora",
+      reason: { deliveryBlocker: "load test", affectedControl: `${control} too low`, expectedEndState: "limits reviewed" },
+      compensatingControls: ["watched"],
+      evidence: ["https://tickets.example.com/LOAD-1"],
+      expiresAt: new Date(Date.now() + 7 * 86_400_000).toISOString(),
+    });
+    const approval = await this.admin.approvals.get(requested.approvalId);
+    await this.admin.approvals.decide(approval.id, { decision: "approve", justification: "load test" }, approval.etag);
+    await until(async () => ((await this.admin.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
+    await this.systemPublish(requested.id);
+    return requested.id;
+  }
+
+  /** Revokes an exemption and waits until its system publish is at the gateway. */
+  async revokeExemption(id: string): Promise<void> {
+    await this.admin.exemptions.revoke(id, { reason: "done" }, (await this.admin.exemptions.get(id)).etag);
+    await this.systemPublish(`${id} revoked`);
+  }
+
   /** Waits for the system's publish whose reason mentions `about` (an exemption's activation…), then settles. */
   async systemPublish(about: string): Promise<void> {
     await until(async () => {
