@@ -1,7 +1,7 @@
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", ".data/", "coverage/", "test/fixtures/"] },
+  { ignores: ["dist/", "node_modules/", ".data/", "coverage/", "test/fixtures/", "packages/*/dist/", "packages/*/test/fixtures/"] },
   ...tseslint.configs.recommended,
   {
     rules: {
@@ -18,7 +18,7 @@ export default tseslint.config(
       "no-restricted-imports": ["error", {
         patterns: [
           { group: ["@azure/*", "durable-functions"], message: "domain and ports stay free of Azure SDKs and @azure/functions: use a port" },
-          { group: ["node:http", "node:https", "**/adapters/**", "**/http/**", "**/localhost/**", "**/app/**"], message: "domain code talks to ports, not adapters or HTTP" },
+          { group: ["node:http", "node:https", "**/adapters/**", "**/http/**", "**/local-app/**", "**/app/**", "@aigov/functions-localhost", "@aigov/functions-localhost/*"], message: "domain code talks to ports, not adapters or HTTP" },
         ],
       }],
     },

@@ -37,7 +37,7 @@ function startApp(dataDir) {
     GATEWAY_PUBLISH_SWEEP_SCHEDULE: "*/2 * * * * *",
     KEY_ROTATIONS_PER_RUN: process.env.ROTATIONS_PER_RUN ?? String(Math.max(N, 1)),
   });
-  const child = spawn(process.execPath, [...(process.env.CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.CPU_PROF}`] : []), join(root, "dist/src/localhost/main.js")], {
+  const child = spawn(process.execPath, [...(process.env.CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.CPU_PROF}`] : []), join(root, "dist/src/local-app/main.js")], {
     env,
     stdio: ["ignore", "pipe", "pipe"],
   });

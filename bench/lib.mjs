@@ -9,13 +9,13 @@ import { fileURLToPath } from "node:url";
 export const root = fileURLToPath(new URL("..", import.meta.url));
 
 /**
- * Starts dist/src/localhost/main.js on an ephemeral port and a fresh data dir, with none of the app's settings.
+ * Starts dist/src/local-app/main.js on an ephemeral port and a fresh data dir, with none of the app's settings.
  * `durableKey`: the header the durable HTTP API requires (the host's system key, kept under the data dir).
  */
 export function startApp(extraEnv = {}) {
   const env = { ...process.env, PORT: "0", GATEWAY_PORT: "0", MOCK_BACKENDS_PORT: "0", AIGOV_DATA_DIR: mkdtempSync(join(tmpdir(), "aigov-bench-")), ...extraEnv };
   for (const k of Object.keys(env)) if (/^(COSMOS_|AUTH_|EVENTGRID_|KEYVAULT_|WEBSITE_|AIGOV_PUBLIC)/.test(k)) delete env[k];
-  const child = spawn(process.execPath, [join(root, "dist/src/localhost/main.js")], { env, stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [join(root, "dist/src/local-app/main.js")], { env, stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   return new Promise((resolve, reject) => {
     const onData = (d) => {

@@ -2,7 +2,7 @@
 // milliseconds since this process started. Used by bench/coldstart.mjs in fresh processes.
 const { readdirSync, statSync } = require("node:fs");
 const { join } = require("node:path");
-const { installCoreShim, getRegisteredFunctions } = require("../dist/src/localhost/core-shim.js");
+const { installCoreShim, getRegisteredFunctions } = require("@aigov/functions-localhost/core-shim");
 
 const list = (dir) =>
   readdirSync(dir).sort().flatMap((n) => {

@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // Keeps the layering honest beyond what ESLint sees:
 //  - services and domain never import @azure/functions (directly or through another module);
-//  - functions/ holds registrations only: no classes, no store or SDK access.
-import { readFileSync, readdirSync, statSync } from "node:fs";
-import { dirname, join, relative, resolve } from "node:path";
+//  - functions/ holds registrations only: no classes, no store or SDK access;
+//  - the local host (packages/functions-localhost) imports nothing from the app, and the app reaches it
+//    only by its package name, from its launcher (src/local-app), tests and benchmarks.
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { builtinModules } from "node:module";
+import { dirname, join, relative, resolve, sep } from "node:path";
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), "..");
 const walk = (dir) =>
@@ -21,9 +24,9 @@ const resolveLocal = (from, spec) => {
 };
 
 const problems = [];
-// Transitive check: nothing reachable from src/domain or src/ports may import @azure/functions.
+// Transitive check: nothing reachable from src/domain, src/ports or src/pillars may import @azure/functions.
 const forbidden = /^(@azure\/functions|durable-functions)$/;
-for (const start of [...walk(join(root, "src/domain")), ...walk(join(root, "src/ports"))]) {
+for (const start of [...walk(join(root, "src/domain")), ...walk(join(root, "src/ports")), ...walk(join(root, "src/pillars"))]) {
   const seen = new Set();
   const stack = [[start, [relative(root, start)]]];
   while (stack.length) {
@@ -84,6 +87,64 @@ export function orchestratorProblems(text, name) {
 for (const file of walk(join(root, "functions"))) {
   if (!relative(join(root, "functions"), file).startsWith("workflows")) continue;
   problems.push(...orchestratorProblems(readFileSync(file, "utf8"), relative(root, file)));
+}
+
+// The local host is a package of its own. Its relative imports stay inside it; anything else it imports
+// is a node built-in or a dependency its package.json declares (devDependencies for its tests).
+const LOCALHOST_NAME = "@aigov/functions-localhost";
+const LOCALHOST = join(root, "packages", "functions-localhost");
+const walkSources = (dir) =>
+  !existsSync(dir)
+    ? []
+    : readdirSync(dir).flatMap((n) => {
+        const p = join(dir, n);
+        if (statSync(p).isDirectory()) return n === "node_modules" || n === "dist" || n === "recorded" ? [] : walkSources(p);
+        return /\.(ts|mts|cts|js|mjs|cjs)$/.test(n) && !n.endsWith(".d.ts") ? [p] : [];
+      });
+/** Import specifiers outside comments (the host's comments quote `require('@azure/functions-core')`). */
+const codeImportsOf = (file) => {
+  const code = readFileSync(file, "utf8")
+    .split("\n")
+    .map((line) => (/^\s*(\/\/|\/\*|\*)/.test(line) ? "" : line))
+    .join("\n");
+  return [...code.matchAll(/(?:import|export)[^"'`]*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|require\(\s*["']([^"']+)["']\s*\)|^\s*import\s+["']([^"']+)["']/gm)].map(
+    (m) => m[1] ?? m[2] ?? m[3] ?? m[4],
+  );
+};
+const packageOf = (spec) => (spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]);
+const isBuiltin = (spec) => spec.startsWith("node:") || builtinModules.includes(packageOf(spec));
+if (existsSync(join(LOCALHOST, "package.json"))) {
+  const pkg = JSON.parse(readFileSync(join(LOCALHOST, "package.json"), "utf8"));
+  const runtime = new Set([...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {})]);
+  const forTests = new Set([...runtime, ...Object.keys(pkg.devDependencies ?? {})]);
+  for (const [dir, allowed] of [["src", runtime], ["test", forTests]]) {
+    for (const file of walkSources(join(LOCALHOST, dir))) {
+      for (const spec of codeImportsOf(file)) {
+        if (spec.startsWith(".")) {
+          const target = resolve(dirname(file), spec);
+          if (!target.startsWith(LOCALHOST + sep)) problems.push(`${relative(root, file)} imports ${spec}: the local host imports nothing from the app`);
+        } else if (!isBuiltin(spec) && !allowed.has(packageOf(spec))) {
+          problems.push(`${relative(root, file)} imports ${spec}: not a dependency of ${LOCALHOST_NAME} (the local host imports nothing from the app)`);
+        }
+      }
+    }
+  }
+}
+// The app reaches the local host by its package name only (never by a path into packages/), and only from
+// its launcher, tests and benchmarks: what runs in Azure (functions/, the rest of src/) never loads it.
+for (const dir of ["functions", "src", "test", "bench", "scripts", "bin"]) {
+  for (const file of walkSources(join(root, dir))) {
+    const rel = relative(root, file);
+    for (const spec of codeImportsOf(file)) {
+      if (spec.startsWith(".") && resolve(dirname(file), spec).startsWith(join(root, "packages") + sep)) {
+        problems.push(`${rel} imports ${spec}: import the local host as ${LOCALHOST_NAME}, not by its path`);
+      }
+      const launcherOrTooling = !/^(functions|src)\//.test(rel.split(sep).join("/")) || rel.split(sep).join("/").startsWith("src/local-app/");
+      if (packageOf(spec) === LOCALHOST_NAME && !launcherOrTooling) {
+        problems.push(`${rel} imports ${spec}: only the launcher (src/local-app), tests and benchmarks load the local host`);
+      }
+    }
+  }
 }
 
 if (problems.length && process.argv[1] === new URL(import.meta.url).pathname) {

@@ -1,9 +1,8 @@
 import { ApprovalRoutes, ApprovalRoutesSpec } from "../domain/approvals/schema.js";
 import { ANY_TENANT_ROLE } from "./access.js";
+import { AUTH_ERRORS, JSON_TYPES } from "./common.js";
 import { defineOperation, type Operation } from "./contract.js";
 
-const JSON_TYPES = ["application/json"] as const;
-const AUTH_ERRORS = [400, 401, 403] as const;
 
 export const getApprovalRoutes = defineOperation({
   operationId: "getApprovalRoutes",

@@ -13,10 +13,9 @@ import {
   RevokeSpec,
 } from "../domain/exemptions/schema.js";
 import { ANY_TENANT_ROLE, type Access } from "./access.js";
+import { AUTH_ERRORS, JSON_TYPES } from "./common.js";
 import { defineOperation, type Operation } from "./contract.js";
 
-const JSON_TYPES = ["application/json"] as const;
-const AUTH_ERRORS = [400, 401, 403] as const;
 /** Renewing and revoking: a TenantAdmin, or the exemption's owner or requester (the service checks which). */
 const EXEMPTION_CHANGERS: Access = { tenant: ["TenantAdmin"], own: { who: "the exemption's owner or requester", tenant: ["ProjectAdmin", "Developer"] } };
 const ExemptionParams = z.strictObject({ exemptionId: ExemptionId });

@@ -2,10 +2,9 @@ import { z } from "zod";
 import { PageQuery } from "../domain/common.js";
 import { DriftReport, GatewayDiff, PublishResult, PublishSpec, Revision, RevisionId, RevisionList, RevisionQuery } from "../domain/publishing/schema.js";
 import { ANY_TENANT_ROLE } from "./access.js";
+import { AUTH_ERRORS, JSON_TYPES } from "./common.js";
 import { defineOperation } from "./contract.js";
 
-const JSON_TYPES = ["application/json"] as const;
-const AUTH_ERRORS = [400, 401, 403] as const;
 const RevisionParams = z.strictObject({ revisionId: RevisionId });
 
 export const publishGateway = defineOperation({

@@ -4,13 +4,10 @@ import { Approval } from "../domain/approvals/schema.js";
 import { Key, KeyId, KeyList, KeySpec, KeyWithSecret, LookupResult, LookupSpec, ReasonSpec, RotateSpec, ShareSpec } from "../domain/keys/schema.js";
 import { ProjectId } from "../domain/projects/schema.js";
 import { ANY_PROJECT_ROLE, ANY_TENANT_ROLE, type Access } from "./access.js";
+import { AUTH_ERRORS, JSON_TYPES, PROJECT_READERS, ProjectParams } from "./common.js";
 import { defineOperation } from "./contract.js";
 
-const JSON_TYPES = ["application/json"] as const;
-const AUTH_ERRORS = [400, 401, 403] as const;
-const ProjectParams = z.strictObject({ projectId: ProjectId });
 const KeyParams = z.strictObject({ projectId: ProjectId, keyId: KeyId });
-const PROJECT_READERS: Access = { tenant: ANY_TENANT_ROLE, project: ANY_PROJECT_ROLE };
 /** A key's owner may manage it with any role that lets them read the project (the key service checks ownership). */
 const KEY_OWNER = { who: "the key's owner", tenant: ANY_TENANT_ROLE, project: ANY_PROJECT_ROLE } as const;
 /** Rotating, revoking, suspending, resuming, sharing: tenant and project admins every key of the project, owners their own. */

@@ -10,7 +10,7 @@ const STATUS_TEXT: Record<number, string> = {
   401: "Missing or invalid bearer token",
   403: "The caller's roles do not allow this",
   404: "Not found (another tenant's resource is indistinguishable from a missing one)",
-  409: "Conflict (e.g. a name already taken)",
+  409: "Conflict: the problem's reason says which (e.g. name_taken, rotation_in_progress)",
   412: "If-Match does not match the current ETag",
   413: "Request body too large",
   415: "Unsupported content type",

@@ -2,19 +2,21 @@ import { z } from "zod";
 import { PageQuery } from "../domain/common.js";
 import { AuditList, AuditQuery, AuditVerification } from "../domain/audit/schema.js";
 import { Approval, ApprovalId, ApprovalList, ApprovalListQuery, ApprovalMetrics, ApprovalSpec, DecisionSpec } from "../domain/approvals/schema.js";
-import { Model, ModelId, ModelList, ModelPatch, ModelSpec } from "../domain/models/schema.js";
 import { PolicyPreview } from "../domain/policy/preview.js";
 import { TenantSettings, TenantSettingsSpec } from "../domain/policy/tenant-settings.js";
-import { Project, ProjectId, ProjectList, ProjectPatch, ProjectSpec } from "../domain/projects/schema.js";
-import { ANY_PROJECT_ROLE, ANY_TENANT_ROLE, NO_TOKEN, type Access } from "./access.js";
+import { Project, ProjectList, ProjectPatch, ProjectSpec } from "../domain/projects/schema.js";
+import { ANY_TENANT_ROLE, NO_TOKEN } from "./access.js";
+import { AUTH_ERRORS, JSON_TYPES, PATCH_TYPES, PROJECT_READERS, ProjectParams } from "./common.js";
 import { defineOperation, type Operation } from "./contract.js";
 import { approvalRouteOperations } from "./approval-route-operations.js";
 import { exemptionOperations } from "./exemption-operations.js";
 import { gatewayOperations } from "./gateway-operations.js";
 import { keyOperations } from "./key-operations.js";
+import { pillarOperations } from "../pillars/index.js";
 
 export * from "./gateway-operations.js";
 export * from "./key-operations.js";
+export * from "../pillars/models/operations.js";
 
 export const Health = z
   .object({
@@ -24,12 +26,6 @@ export const Health = z
   })
   .meta({ id: "Health" });
 
-const ProjectParams = z.strictObject({ projectId: ProjectId });
-/** Reading a project and what it holds: any tenant role, or any role assignment on the project. */
-const PROJECT_READERS: Access = { tenant: ANY_TENANT_ROLE, project: ANY_PROJECT_ROLE };
-const JSON_TYPES = ["application/json"] as const;
-const PATCH_TYPES = ["application/json", "application/merge-patch+json"] as const;
-const AUTH_ERRORS = [400, 401, 403] as const;
 
 export const getHealth = defineOperation({
   operationId: "getHealth",
@@ -150,81 +146,6 @@ export const verifyAudit = defineOperation({
   success: { status: 200, schema: AuditVerification, description: "The verification result" },
   errors: AUTH_ERRORS,
   cli: "audit verify",
-});
-
-const ModelParams = z.strictObject({ projectId: ProjectId, modelId: ModelId });
-const MODEL_WRITERS: Access = { tenant: ["TenantAdmin", "ProjectAdmin"], project: ["ProjectAdmin"] };
-
-export const createModel = defineOperation({
-  operationId: "createModel",
-  method: "POST",
-  path: "/projects/{projectId}/models",
-  summary: "Register a model (platform or external) with its backends; provider keys are write-only",
-  tag: "models",
-  access: MODEL_WRITERS,
-  params: ProjectParams,
-  body: ModelSpec,
-  bodyTypes: JSON_TYPES,
-  success: { status: 201, schema: Model, description: "The model; keys appear only as secret references" },
-  errors: [...AUTH_ERRORS, 404, 409, 413, 415],
-  cli: "models register",
-});
-
-export const listModels = defineOperation({
-  operationId: "listModels",
-  method: "GET",
-  path: "/projects/{projectId}/models",
-  summary: "List a project's models",
-  tag: "models",
-  access: PROJECT_READERS,
-  params: ProjectParams,
-  query: PageQuery,
-  success: { status: 200, schema: ModelList, description: "One page of models, by name" },
-  errors: [...AUTH_ERRORS, 404],
-  cli: "models list",
-});
-
-export const getModel = defineOperation({
-  operationId: "getModel",
-  method: "GET",
-  path: "/projects/{projectId}/models/{modelId}",
-  summary: "Get a model",
-  tag: "models",
-  access: PROJECT_READERS,
-  params: ModelParams,
-  success: { status: 200, schema: Model, description: "The model" },
-  errors: [...AUTH_ERRORS, 404],
-  cli: "models show",
-});
-
-export const updateModel = defineOperation({
-  operationId: "updateModel",
-  method: "PATCH",
-  path: "/projects/{projectId}/models/{modelId}",
-  summary: "Update a model — e.g. status deprecated (with sunsetDate) or blocked (merge patch; If-Match required)",
-  tag: "models",
-  access: MODEL_WRITERS,
-  params: ModelParams,
-  body: ModelPatch,
-  bodyTypes: PATCH_TYPES,
-  ifMatch: true,
-  success: { status: 200, schema: Model, description: "The updated model" },
-  errors: [...AUTH_ERRORS, 404, 409, 412, 413, 415, 428],
-  cli: "models update",
-});
-
-export const deleteModel = defineOperation({
-  operationId: "deleteModel",
-  method: "DELETE",
-  path: "/projects/{projectId}/models/{modelId}",
-  summary: "Delete a model and its stored keys (If-Match required)",
-  tag: "models",
-  access: MODEL_WRITERS,
-  params: ModelParams,
-  ifMatch: true,
-  success: { status: 204, description: "Deleted" },
-  errors: [...AUTH_ERRORS, 404, 412, 428],
-  cli: "models delete",
 });
 
 export const getTenantSettings = defineOperation({
@@ -386,11 +307,6 @@ export const operations: readonly Operation[] = [
   getProject,
   updateProject,
   deleteProject,
-  createModel,
-  listModels,
-  getModel,
-  updateModel,
-  deleteModel,
   getProjectPolicy,
   getTenantSettings,
   putTenantSettings,
@@ -407,4 +323,5 @@ export const operations: readonly Operation[] = [
   ...keyOperations,
   ...exemptionOperations,
   ...approvalRouteOperations,
+  ...pillarOperations(),
 ];

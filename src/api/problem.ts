@@ -1,4 +1,17 @@
 import { z } from "zod";
+import { DEFAULT_REASONS, REASONS } from "../domain/reasons.js";
+
+/** Every reason a problem may carry, for the OpenAPI document: the catalog's, then the defaults (a code's own). */
+export const KNOWN_REASONS: readonly { reason: string; status: number; meaning: string }[] = [
+  ...Object.entries(REASONS).map(([reason, r]) => ({ reason, status: r.status, meaning: r.meaning })),
+  ...Object.entries(DEFAULT_REASONS).map(([reason, status]) => ({ reason, status, meaning: "the default: the code's own, when the refusal has no more specific reason" })),
+];
+
+/** The reason table of docs/api.md (Markdown), from the catalog: test/unit/reasons.test.ts holds the docs to it. */
+export function renderReasonTable(): string {
+  const rows = Object.entries(REASONS).map(([reason, r]) => `| \`${reason}\` | ${r.status} | ${r.meaning.replaceAll("|", "\\|")} |`);
+  return ["| reason | status | meaning |", "|---|---|---|", ...rows].join("\n");
+}
 
 export const Problem = z
   .object({
@@ -8,7 +21,11 @@ export const Problem = z
     detail: z.string().optional(),
     instance: z.string().optional(),
     code: z.string().meta({ description: "Stable, machine-readable error code" }),
-    reason: z.string().meta({ description: "Stable, machine-readable reason (snake_case), more specific than code where the API tells refusals apart, e.g. content_safety_service_missing; see docs/api.md" }),
+    reason: z.string().meta({
+      description:
+        "Stable, machine-readable reason (snake_case): the code's own (validation_failed, conflict, …) unless the refusal has a more specific one a client can act on, e.g. name_taken or rotation_in_progress. The known values, with their status and meaning, are listed in x-aigov-reasons (and docs/api.md); new ones may be added, so treat an unknown value like the code's own.",
+      "x-aigov-reasons": KNOWN_REASONS,
+    }),
     correlationId: z.string(),
     errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
   })

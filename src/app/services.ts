@@ -7,7 +7,8 @@ import type { OutboxRelay } from "../domain/outbox/relay.js";
 import type { ApprovalService } from "../domain/approvals/service.js";
 import type { ApprovalRouteService } from "../domain/approvals/routes.js";
 import type { ExemptionService, RequestPublish } from "../domain/exemptions/service.js";
-import type { ModelService } from "../domain/models/service.js";
+import type { ModelService } from "../pillars/models/service.js";
+import type { PillarRuntime } from "../pillars/pillar.js";
 import type { InputTransform, PolicyPreviewService } from "../domain/policy/preview.js";
 import type { PublishService } from "../domain/publishing/service.js";
 import type { KeyDoc, KeyService } from "../domain/keys/service.js";
@@ -32,6 +33,8 @@ export interface Services {
   /** The tenant's approval routes: who approves what. */
   approvalRoutes: ApprovalRouteService;
   models: ModelService;
+  /** A pillar's runtime (its service and hooks), by name. */
+  pillar(name: string): Promise<PillarRuntime>;
   policy: PolicyPreviewService;
   settings: TenantSettingsService;
   secrets: SecretStore;
@@ -140,7 +143,6 @@ export async function buildServices(config: Config): Promise<Services> {
     { ApprovalService },
     { ApprovalRouteService },
     { ExemptionService },
-    { ModelService },
     { PolicyPreviewService, TenantCompiler },
     { PublishService },
     { TenantGateways },
@@ -158,7 +160,6 @@ export async function buildServices(config: Config): Promise<Services> {
     import("../domain/approvals/service.js"),
     import("../domain/approvals/routes.js"),
     import("../domain/exemptions/service.js"),
-    import("../domain/models/service.js"),
     import("../domain/policy/preview.js"),
     import("../domain/publishing/service.js"),
     import("../domain/publishing/tenant-gateways.js"),
@@ -175,8 +176,16 @@ export async function buildServices(config: Config): Promise<Services> {
   const projects = new ProjectService(store, changes, systemClock, settingsGuard);
   const secrets = await secretStore(config);
   const notifier = await notifierFor(config);
-  const models = new ModelService(store, changes, systemClock, secrets, projects, settingsGuard);
-  projects.countDependentsWith((tenantId, projectId) => models.count(tenantId, projectId));
+  // Every pillar's service, and what it holds in a project (project deletion asks each).
+  const { pillars } = await import("../pillars/index.js");
+  const pillarRuntimes = new Map<string, PillarRuntime>();
+  for (const pillar of pillars()) {
+    const runtime = await pillar.build({ store, changes, clock: systemClock, secrets, projects, settingsGuard });
+    pillarRuntimes.set(pillar.name, runtime);
+    projects.countDependentsWith(pillar.name, (tenantId, projectId) => runtime.countDependents(tenantId, projectId));
+  }
+  const models = pillarRuntimes.get("models")!.service as ModelService;
+  const pillarInputs = [...pillarRuntimes.values()].flatMap((r) => (r.compilerInput ? [r.compilerInput.bind(r)] : []));
   // The gateway resolves subscription keys through the key service (real secrets from the store, fillers derived).
   let keys: KeyService | undefined;
   const ensuring = new Map<string, Promise<{ needsPublish?: boolean }>>();
@@ -206,7 +215,7 @@ export async function buildServices(config: Config): Promise<Services> {
     const { withKeyProfiles, withPublishedExemptionTiers } = await import("../domain/keys/profiles.js");
     return withPublishedExemptionTiers(await withExemptions(tenantId, withKeyProfiles(input, byProject)), byProject);
   };
-  const compiler = new TenantCompiler(projects, models, tenantSettings, config.keyVaultUri, withKeysAndExemptions, gatewayKey);
+  const compiler = new TenantCompiler(projects, pillarInputs, tenantSettings, config.keyVaultUri, withKeysAndExemptions, gatewayKey);
   const publishing = new PublishService(store, changes, systemClock, compiler, (tenantId) => gateways.publisher(tenantId), (tenantId) => gateways.reserve(tenantId));
   const approvalRoutes = new ApprovalRouteService(store, changes, systemClock);
   const approvals = new ApprovalService(store, changes, systemClock, new ApprovalLinks(secrets, systemClock), notifier, projects, () => config.publicUrl, approvalRoutes);
@@ -259,7 +268,8 @@ export async function buildServices(config: Config): Promise<Services> {
     approvals,
     approvalRoutes,
     models,
-    policy: new PolicyPreviewService(projects, models, tenantSettings, config.keyVaultUri, withKeysAndExemptions, gatewayKey),
+    policy: new PolicyPreviewService(projects, pillarInputs, tenantSettings, config.keyVaultUri, withKeysAndExemptions, gatewayKey),
+    pillar: async (name) => pillarRuntimes.get(name) ?? Promise.reject(new Error(`no pillar named ${name}`)),
     settings: tenantSettings,
     secrets,
     exemptions,

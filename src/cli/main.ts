@@ -5,6 +5,7 @@ import { operations } from "../api/operations.js";
 import { AigovClient, ApiError } from "../client/index.js";
 import { ROLES } from "../domain/common.js";
 import { ENVIRONMENTS, LIFECYCLE_STAGES } from "../domain/projects/schema.js";
+import { pillars } from "../pillars/index.js";
 import { DEFAULT_ENDPOINT, profilePath, resolveProfile, saveProfile } from "./profiles.js";
 
 export interface CliIo {
@@ -189,59 +190,19 @@ export function buildProgram(io: CliIo): Command {
       if (!result.ok) throw new CommanderError(3, "aigov.auditBroken", "the audit chain is broken");
     });
 
-  const MODEL_COLUMNS = ["id", "name", "provider", "modelName", "status", "sunsetDate"];
-  const models = program.command("models").description("register and govern a project's models");
-  models
-    .command("register <projectId>")
-    .description("register a model from a JSON ModelSpec (backend keys are write-only)")
-    .requiredOption("--file <path>", "the ModelSpec as JSON")
-    .action(async (projectId: string, o: { file: string }) => {
-      print(await client().models.create(projectId, JSON.parse(readFileSync(o.file, "utf8")) as never), MODEL_COLUMNS.concat("etag"));
+  // Each pillar adds its own commands (models register|list|show|update|deprecate|block|delete, …).
+  for (const pillar of pillars()) {
+    pillar.cli?.({
+      program,
+      client,
+      print,
+      render: (format, value, columns) => render(io, format, value, columns),
+      out: (text) => io.out(text),
+      err: (text) => io.err(text),
+      json: () => globals().output === "json",
+      readJson: (path) => JSON.parse(readFileSync(path, "utf8")) as unknown,
     });
-  models
-    .command("list <projectId>")
-    .description("list a project's models")
-    .option("--max-page-size <n>")
-    .option("--continuation-token <token>")
-    .action(async (projectId: string, o: { maxPageSize?: string; continuationToken?: string }) => {
-      const page = await client().models.list(projectId, { ...(o.maxPageSize ? { maxPageSize: Number(o.maxPageSize) } : {}), ...(o.continuationToken ? { continuationToken: o.continuationToken } : {}) });
-      if (page.continuationToken) io.err(`more: --continuation-token ${page.continuationToken}`);
-      print(page.items, MODEL_COLUMNS);
-    });
-  models.command("show <projectId> <modelId>").description("show a model").action(async (projectId: string, modelId: string) => {
-    const m = await client().models.get(projectId, modelId);
-    if (globals().output === "json") return print(m);
-    render(io, "table", m, MODEL_COLUMNS.concat("etag"));
-    render(io, "table", m.backends.map((b) => ({ ...b, credential: b.credential.type })), ["id", "url", "region", "priority", "weight", "credential"]);
-  });
-  const patchModel = async (projectId: string, modelId: string, patch: object, ifMatch?: string) => {
-    const c = client();
-    print(await c.models.update(projectId, modelId, patch as never, ifMatch ?? (await c.models.get(projectId, modelId)).etag), MODEL_COLUMNS);
-  };
-  models
-    .command("update <projectId> <modelId>")
-    .description("apply a JSON merge patch to a model")
-    .requiredOption("--file <path>", "the ModelPatch as JSON")
-    .option("--if-match <etag>")
-    .action((projectId: string, modelId: string, o: { file: string; ifMatch?: string }) => patchModel(projectId, modelId, JSON.parse(readFileSync(o.file, "utf8")) as object, o.ifMatch));
-  models
-    .command("deprecate <projectId> <modelId>")
-    .description("mark a model deprecated: it keeps working and answers with Deprecation/Sunset headers")
-    .requiredOption("--sunset-date <yyyy-mm-dd>")
-    .action((projectId: string, modelId: string, o: { sunsetDate: string }) => patchModel(projectId, modelId, { status: "deprecated", sunsetDate: o.sunsetDate }));
-  models
-    .command("block <projectId> <modelId>")
-    .description("block a model: it leaves every pool and allow-list at the next publish")
-    .action((projectId: string, modelId: string) => patchModel(projectId, modelId, { status: "blocked" }));
-  models
-    .command("delete <projectId> <modelId>")
-    .description("delete a model and its stored keys")
-    .option("--if-match <etag>")
-    .action(async (projectId: string, modelId: string, o: { ifMatch?: string }) => {
-      const c = client();
-      await c.models.delete(projectId, modelId, o.ifMatch ?? (await c.models.get(projectId, modelId)).etag);
-      io.err(`deleted ${modelId}`);
-    });
+  }
 
   const settings = program.command("settings").description("the tenant's governance settings (policy as code)");
   settings.command("show").description("print the tenant settings").action(async () => io.out(JSON.stringify(await client().settings.get(), null, 2)));

@@ -223,7 +223,7 @@ export class ChangeWriter {
 function defaultFailure(status: number, resource: string): DomainError {
   if (status === 412) return { kind: "preconditionFailed" };
   if (status === 404) return { kind: "notFound", resource };
-  if (status === 409) return { kind: "conflict", detail: `${resource} already exists` };
+  if (status === 409) return { kind: "conflict", detail: `${resource} already exists`, reason: "already_exists" };
   if (status === 413) return { kind: "payloadTooLarge", limitBytes: 2 * 1024 * 1024 };
   return { kind: "unavailable", detail: `the store refused the change (status ${status})` };
 }

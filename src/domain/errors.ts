@@ -1,3 +1,5 @@
+import type { ReasonWith } from "./reasons.js";
+
 /**
  * Every failure the domain can report. Mapped to HTTP in exactly one place (src/http/problem.ts).
  */
@@ -8,18 +10,19 @@ export interface FieldError {
 }
 
 /**
- * `reason`: a stable, machine-readable code for refusals a client may want to act on (documented in
- * docs/api.md); the HTTP mapping derives a generic one from the kind when none is given.
+ * `reason`: a stable, machine-readable code for refusals a client may want to act on, from the catalog
+ * in ./reasons.ts (documented in docs/api.md and the OpenAPI document), with its kind's status; every
+ * conflict has one. The HTTP mapping derives a generic one from the kind when none is given.
  */
 export type DomainError =
   | { kind: "unauthenticated"; detail: string }
-  | { kind: "forbidden"; detail: string; reason?: string }
+  | { kind: "forbidden"; detail: string; reason?: ReasonWith<403> }
   | { kind: "notFound"; resource: string }
-  | { kind: "validation"; detail: string; errors: FieldError[]; reason?: string }
+  | { kind: "validation"; detail: string; errors: FieldError[]; reason?: ReasonWith<400> }
   | { kind: "malformedBody"; detail: string }
   | { kind: "unsupportedMediaType"; detail: string }
   | { kind: "payloadTooLarge"; limitBytes: number }
-  | { kind: "conflict"; detail: string; reason?: string }
+  | { kind: "conflict"; detail: string; reason: ReasonWith<409> }
   | { kind: "preconditionRequired" }
   | { kind: "preconditionFailed" }
   | { kind: "unavailable"; detail: string };

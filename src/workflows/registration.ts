@@ -10,7 +10,7 @@ import type * as DF from "durable-functions";
  * costs ~175 ms to load — most of the app's cold-start budget. Here the registrations are the same
  * (same trigger types, same handlers), but the library is required the first time a durable function
  * actually runs. See docs/adr/004-lazy-durable-registration.md. Pinned to durable-functions 3.5.0;
- * the contract tests in test/durable replay recorded histories through these handlers.
+ * the contract tests in packages/functions-localhost/test/durable replay recorded histories through these handlers.
  */
 const df = (): typeof DF => require("durable-functions") as typeof DF;
 

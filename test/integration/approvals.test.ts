@@ -5,7 +5,7 @@ import { FileNotifier } from "../../src/adapters/local/file-notifier.js";
 import { type ApiError, type AigovClient } from "../../src/client/index.js";
 import type { Approval, ApprovalSpecInput } from "../../src/domain/approvals/schema.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
-import { statusOf } from "../support/errors.js";
+import { reasonOf, statusOf } from "../support/errors.js";
 import { until } from "../support/until.js";
 
 let t: TestApp;
@@ -63,8 +63,8 @@ describe("approval engine", () => {
     expect(inbox("alice")).toEqual([]);
 
     // Refusals change nothing.
-    expect(await statusOf(alice.approvals.decide(created.id, { decision: "approve", justification: "me" }, created.etag))).toBe(403);
-    expect(await statusOf(carol.approvals.decide(created.id, { decision: "approve", justification: "not my stage" }, created.etag))).toBe(403);
+    expect(await reasonOf(alice.approvals.decide(created.id, { decision: "approve", justification: "me" }, created.etag))).toBe("403 approver_is_requester");
+    expect(await reasonOf(carol.approvals.decide(created.id, { decision: "approve", justification: "not my stage" }, created.etag))).toBe("403 approver_not_in_stage");
     expect(await statusOf(bob.approvals.decide(created.id, { decision: "approve", justification: "x" }, "stale"))).toBe(412);
     expect(await alice.approvals.get(created.id)).toEqual(created);
 
@@ -72,13 +72,13 @@ describe("approval engine", () => {
     expect(afterBob).toMatchObject({ status: "pending", currentStage: 1, decisions: [{ stage: 0, approver: "bob", decision: "approve", via: "api" }] });
     expect(afterBob.stages[1]!.status).toBe("pending");
     // An approver decides at most once, and the stage-1 link no longer works.
-    expect(await statusOf(bob.approvals.decide(created.id, { decision: "approve", justification: "again" }, afterBob.etag))).toBe(409);
+    expect(await reasonOf(bob.approvals.decide(created.id, { decision: "approve", justification: "again" }, afterBob.etag))).toBe("409 approver_already_decided");
     expect((await t.anonymous.approvals.openLink(link)).status).toBe(409);
 
     const done = await carol.approvals.decide(created.id, { decision: "approve", justification: "ok for prod" }, afterBob.etag);
     expect(done).toMatchObject({ status: "approved", currentStage: 1 });
     expect(done.timeline.map((e) => e.type)).toEqual(["requested", "stageStarted", "decided", "stageStarted", "decided", "approved"]);
-    expect(await statusOf(carol.approvals.decide(created.id, { decision: "reject", justification: "late" }, done.etag))).toBe(409);
+    expect(await reasonOf(carol.approvals.decide(created.id, { decision: "reject", justification: "late" }, done.etag))).toBe("409 approval_not_awaiting");
 
     // Audited and evented, in order; the orchestration finishes.
     const audit = await auditor.audit.list({ resource: `/approvals/${created.id}` });
@@ -92,7 +92,7 @@ describe("approval engine", () => {
     const created = await alice.approvals.create(spec());
     const rejected = await bob.approvals.decide(created.id, { decision: "reject", justification: "too broad" }, created.etag);
     expect(rejected).toMatchObject({ status: "rejected", stages: [{ status: "rejected" }, { status: "waiting" }] });
-    expect(await statusOf(carol.approvals.decide(created.id, { decision: "approve", justification: "x" }, rejected.etag))).toBe(409);
+    expect(await reasonOf(carol.approvals.decide(created.id, { decision: "approve", justification: "x" }, rejected.etag))).toBe("409 approval_not_awaiting");
   });
 
   it("validates requests: justification, extra stages, peer roles, reserved types, durations", async () => {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_BODY_BYTES } from "../../src/api/problem.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
-import { fillPath, operationsOf, validBodies, type OpenApiOperation } from "../support/walk.js";
+import { fillPath, operationsOf, registerFixturePillar, validBodies, type OpenApiOperation } from "../support/walk.js";
 
 let t: TestApp;
 let token: string;
@@ -13,6 +13,8 @@ let model: { id: string; etag: string };
 let exemption: { id: string; etag: string };
 
 beforeAll(async () => {
+  // A pillar registered through the pillar list alone is walked like the built-in ones.
+  registerFixturePillar();
   t = await startTestApp();
   token = await t.token("t1", "alice", ["TenantAdmin", "Auditor"]);
   const admin = await t.as("t1", "alice", ["TenantAdmin"]);
@@ -36,7 +38,7 @@ interface Case {
 
 function casesFor(op: OpenApiOperation): Case[] {
   // A revision id that does not exist: every bad-input case is refused before any lookup.
-  const values = { projectId: project.id, approvalId: approval.id, modelId: model.id, exemptionId: exemption.id, revisionId: MISSING_REVISION, keyId: MISSING_KEY, targetProjectId: project.id };
+  const values = { projectId: project.id, approvalId: approval.id, modelId: model.id, exemptionId: exemption.id, revisionId: MISSING_REVISION, keyId: MISSING_KEY, targetProjectId: project.id, widgetId: newId("wdg") };
   const url = (path = fillPath(op.path, values)) => new URL(`/api${path}`, t.url);
   const auth: Record<string, string> = { authorization: `Bearer ${token}` };
   const etag = op.path.startsWith("/approvals") ? approval.etag : op.path.includes("/models/") ? model.etag : op.path.startsWith("/exemptions/{") ? exemption.etag : project.etag;

@@ -7,7 +7,7 @@ import { ApiError, type AigovClient } from "../../src/client/index.js";
 import type { ExemptionSpecInput } from "../../src/domain/exemptions/schema.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
-import { errorOf, statusOf } from "../support/errors.js";
+import { errorOf, reasonOf, statusOf } from "../support/errors.js";
 import { until } from "../support/until.js";
 
 let t: TestApp;
@@ -78,6 +78,7 @@ describe("exemptions API", () => {
     expect(policy).toMatchObject({ maxDays: { waiver: 30, mitigated: 90 }, etag: "initial" });
     await carol.exemptions.putPolicy({ maxDays: { waiver: 30, mitigated: 90 }, controls: { contentSafety: { mitigated: 10 } } }, "initial");
     expect(await fieldsOf(alice.exemptions.request(spec({ category: "mitigated", expiresAt: new Date(Date.now() + 11 * DAY).toISOString() })))).toEqual(["body.expiresAt"]);
+    expect(await reasonOf(alice.exemptions.request(spec({ category: "mitigated", expiresAt: new Date(Date.now() + 11 * DAY).toISOString() })))).toBe("400 exemption_lifetime_exceeded");
 
     expect((await alice.exemptions.list()).items).toEqual([]);
     expect((await carol.approvals.list()).items).toEqual([]);
@@ -90,9 +91,11 @@ describe("exemptions API", () => {
   it("requested → approved through the approval engine → active; the requester cannot approve; revoke ends it", async () => {
     const created = await alice.exemptions.request(spec());
     expect(created).toMatchObject({ status: "requested", requester: "alice", owner: "olga", renewals: [], notices: {} });
+    // Only an exemption in force renews.
+    expect(await reasonOf(alice.exemptions.renew(created.id, { expiresAt: new Date(Date.now() + 20 * DAY).toISOString(), evidence: ["https://e.example.com/2"], justification: "x" }, created.etag))).toBe("409 exemption_not_active");
     const approval = await carol.approvals.get(created.approvalId);
     expect(approval.subject).toMatchObject({ resourceType: "exemption", resourceId: created.id, projectId: project.id });
-    expect(await statusOf(alice.approvals.decide(approval.id, { decision: "approve", justification: "mine" }, approval.etag))).toBe(403);
+    expect(await reasonOf(alice.approvals.decide(approval.id, { decision: "approve", justification: "mine" }, approval.etag))).toBe("403 approver_is_requester");
     await carol.approvals.decide(approval.id, { decision: "approve", justification: "compensated" }, approval.etag);
     // The orchestration's settle activity activates it.
     const active = await until(async () => {
@@ -108,11 +111,11 @@ describe("exemptions API", () => {
     expect(await statusOf(alice.exemptions.renew(created.id, { expiresAt: new Date(Date.now() + 20 * DAY).toISOString(), evidence: ["https://e.example.com/2"], justification: "x" }, "stale"))).toBe(412);
     // Someone who is neither owner, requester nor TenantAdmin may not revoke.
     const dev = await t.as("t1", "dave", ["Developer"]);
-    expect(await statusOf(dev.exemptions.revoke(created.id, { reason: "no" }, active.etag))).toBe(403);
+    expect(await reasonOf(dev.exemptions.revoke(created.id, { reason: "no" }, active.etag))).toBe("403 exemption_owner_only");
 
     const revoked = await (await t.as("t1", "olga", ["Developer"])).exemptions.revoke(created.id, { reason: "blocklist shipped" }, active.etag);
     expect(revoked).toMatchObject({ status: "revoked", revokeReason: "blocklist shipped" });
-    expect(await statusOf(alice.exemptions.revoke(created.id, { reason: "again" }, revoked.etag))).toBe(409);
+    expect(await reasonOf(alice.exemptions.revoke(created.id, { reason: "again" }, revoked.etag))).toBe("409 exemption_ended");
 
     await t.relay();
     const types = t.events().filter((e) => e.subject.endsWith(`/exemptions/${created.id}`)).map((e) => e.type);
@@ -136,11 +139,11 @@ describe("exemptions API", () => {
     expect(approval.stages.map((s) => s.origin)).toEqual(["route", "route", "requester", "requester"]);
     const dev2 = await t.as("t1", "dev2", ["Developer"]);
     const dev3 = await t.as("t1", "dev3", ["Developer"]);
-    expect(await statusOf(dev2.approvals.decide(approval.id, { decision: "approve", justification: "peer" }, approval.etag))).toBe(403);
-    expect(await statusOf(dev3.approvals.decide(approval.id, { decision: "approve", justification: "peer" }, approval.etag))).toBe(403);
+    expect(await reasonOf(dev2.approvals.decide(approval.id, { decision: "approve", justification: "peer" }, approval.etag))).toBe("403 approver_not_in_stage");
+    expect(await reasonOf(dev3.approvals.decide(approval.id, { decision: "approve", justification: "peer" }, approval.etag))).toBe("403 approver_not_in_stage");
     approval = await carol.approvals.decide(approval.id, { decision: "approve", justification: "risk accepted" }, approval.etag);
     // Two different people: carol cannot take the second governance stage too.
-    expect(await statusOf(carol.approvals.decide(approval.id, { decision: "approve", justification: "again" }, approval.etag))).toBe(409);
+    expect(await reasonOf(carol.approvals.decide(approval.id, { decision: "approve", justification: "again" }, approval.etag))).toBe("409 approver_already_decided");
     const second = await t.as("t1", "tess", ["TenantAdmin"]);
     approval = await second.approvals.decide(approval.id, { decision: "approve", justification: "second pair of eyes" }, approval.etag);
     approval = await dev2.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
 import type { Approval } from "../../src/domain/approvals/schema.js";
 import type { Exemption } from "../../src/domain/exemptions/schema.js";
-import type { Model } from "../../src/domain/models/schema.js";
+import type { Model } from "../../src/pillars/models/schema.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
 import { newId } from "../../src/domain/common.js";
@@ -10,7 +10,8 @@ import { ApiError } from "../../src/client/index.js";
 import { errorOf } from "../support/errors.js";
 
 const statusOfError = (err: unknown) => (err instanceof ApiError ? err.status : undefined);
-import { fillPath, operationsOf, validBodies, type OpenApiOperation } from "../support/walk.js";
+import { fillPath, operationsOf, registerFixturePillar, validBodies, type OpenApiOperation } from "../support/walk.js";
+import { createWidget } from "../fixtures/widgets-pillar.js";
 
 let t: TestApp;
 let adminA: AigovClient;
@@ -20,9 +21,12 @@ let modelA: Model;
 let revisionA: string;
 let keyA: { id: string; key: string; prefix: string };
 let exemptionA: Exemption;
+let widgetA: { id: string };
 const SECRET_NAME = "tenant-a-confidential-project";
 
 beforeAll(async () => {
+  // A pillar registered through the pillar list alone is walked like the built-in ones.
+  registerFixturePillar();
   t = await startTestApp();
   adminA = await t.as("tenant-a", "alice", ["TenantAdmin", "Auditor"]);
   projectA = await adminA.projects.create(projectSpec(SECRET_NAME, { owner: "alice-owner", tags: { secret: "a-tag-value" } }));
@@ -53,6 +57,7 @@ beforeAll(async () => {
   while ((await adminA.policy.revision(revisionA)).status === "pending") await new Promise((r) => setTimeout(r, 20));
   // After the first publish: the key's subscription goes straight to the gateway (its API is there).
   keyA = await adminA.keys.create(projectA.id, { name: "a-secret-key-name" });
+  widgetA = (await adminA.call(createWidget, { params: { projectId: projectA.id }, body: { name: "a-secret-widget" } })).body;
 });
 afterAll(() => t.stop());
 
@@ -60,10 +65,10 @@ describe("tenant isolation", () => {
   it("tenant B, with every role, cannot see or change tenant A's resources on any route", async () => {
     const doc = await t.anonymous.openApi();
     const tokenB = await t.token("tenant-b", "mallory", ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"]);
-    const aValues = { projectId: projectA.id, approvalId: approvalA.id, modelId: modelA.id, revisionId: revisionA, keyId: keyA.id, targetProjectId: projectA.id, exemptionId: exemptionA.id };
-    const leaks = [projectA.id, approvalA.id, SECRET_NAME, "tenant-a", "alice-owner", "a-tag-value", "a-description", "a-secret-resource", "a-change-value", "a-secret-justification", modelA.id, "a-secret-model", "a-secret-endpoint", "sk-a-secret-provider-key", revisionA, "a-secret-publish-reason", exemptionA.id, "a-exemption-owner", "a-secret-blocker", "a-secret-compensating"];
+    const aValues = { projectId: projectA.id, approvalId: approvalA.id, modelId: modelA.id, revisionId: revisionA, keyId: keyA.id, targetProjectId: projectA.id, exemptionId: exemptionA.id, widgetId: widgetA.id };
+    const leaks = [projectA.id, approvalA.id, SECRET_NAME, "tenant-a", "alice-owner", "a-tag-value", "a-description", "a-secret-resource", "a-change-value", "a-secret-justification", modelA.id, "a-secret-model", "a-secret-endpoint", "sk-a-secret-provider-key", revisionA, "a-secret-publish-reason", exemptionA.id, "a-exemption-owner", "a-secret-blocker", "a-secret-compensating", widgetA.id, "a-secret-widget"];
     const walked: string[] = [];
-    const missingValues = { projectId: newId("prj"), approvalId: newId("apr"), modelId: newId("mdl"), revisionId: newId("rev"), keyId: newId("key"), targetProjectId: newId("prj"), exemptionId: newId("exm") };
+    const missingValues = { projectId: newId("prj"), approvalId: newId("apr"), modelId: newId("mdl"), revisionId: newId("rev"), keyId: newId("key"), targetProjectId: newId("prj"), exemptionId: newId("exm"), widgetId: newId("wdg") };
     const call = async (op: OpenApiOperation, values: Record<string, string>, scope: string) => {
       const url = new URL(`/api${fillPath(op.path, values)}`, t.url);
       if (op.queryParams.includes("scope")) url.searchParams.set("scope", scope);
@@ -116,6 +121,7 @@ describe("tenant isolation", () => {
     const auditA = await adminA.audit.list();
     expect(await adminA.exemptions.get(exemptionA.id)).toEqual(exemptionA);
     expect(auditA.items.map((r) => r.action).sort()).toEqual(["approval.create", "approval.create", "exemption.request", "gateway.publish", "gateway.revision.create", "project.update", "project.create"].sort());
+    expect(walked.filter((w) => w.includes("/widgets"))).toHaveLength(4);
     expect((await adminA.audit.verify()).ok).toBe(true);
   });
 

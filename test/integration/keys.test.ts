@@ -6,7 +6,7 @@ import { overrideServices } from "../../src/app/services.js";
 import type { ApiError, AigovClient } from "../../src/client/index.js";
 import { isWellFormedKey } from "../../src/domain/keys/format.js";
 import type { Key, KeyWithSecret } from "../../src/domain/keys/schema.js";
-import type { Model } from "../../src/domain/models/schema.js";
+import type { Model } from "../../src/pillars/models/schema.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import { gatewayNames } from "../../src/policy/names.js";
 
@@ -14,7 +14,7 @@ import { gatewayNames } from "../../src/policy/names.js";
 const N = gatewayNames("t-keys");
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
 import { armPublisherOn, createArmFake, type ArmFake } from "../support/arm-fake.js";
-import { errorOf, statusOf } from "../support/errors.js";
+import { errorOf, reasonOf } from "../support/errors.js";
 import { until } from "../support/until.js";
 
 
@@ -246,8 +246,8 @@ describe("virtual keys", () => {
     expect(k).toMatchObject({ status: "revoked", gateway: { state: "synced" } });
     expect(sub(plain.id)?.state).toBe("cancelled");
     expect(keyHistory(plain.id).at(-1)).not.toContain(plain.key);
-    expect(await statusOf(admin.keys.revoke(project.id, plain.id, { reason: "again" }, k.etag))).toBe(409);
-    expect(await statusOf(admin.keys.resume(project.id, plain.id, { reason: "no" }, k.etag))).toBe(409);
+    expect(await reasonOf(admin.keys.revoke(project.id, plain.id, { reason: "again" }, k.etag))).toBe("409 key_revoked");
+    expect(await reasonOf(admin.keys.resume(project.id, plain.id, { reason: "no" }, k.etag))).toBe("409 key_not_suspended");
   });
 
   it("reports revocationPending, never revoked, while the gateway does not confirm; the job finishes it", async () => {
@@ -304,12 +304,12 @@ describe("virtual keys", () => {
     // Running the job again starts nothing new (idempotent).
     await t.app.host.invokeTimer("keyLifecycle");
     expect((await dev.keys.get(project.id, k.id)).rotation?.startedAt).toBe(rotating.rotation?.startedAt);
-    expect(await statusOf(admin.keys.collect(project.id, k.id))).toBe(403); // not the owner
+    expect(await reasonOf(admin.keys.collect(project.id, k.id))).toBe("403 key_owner_only");
     const collected = await dev.keys.collect(project.id, k.id);
     plaintexts.add(collected.key);
     expect(collected.key).not.toBe(k.key);
     expect(isWellFormedKey(collected.key)).toBe(true);
-    expect(await statusOf(dev.keys.collect(project.id, k.id))).toBe(409); // once
+    expect(await reasonOf(dev.keys.collect(project.id, k.id))).toBe("409 rotated_secret_not_waiting"); // once
     expect(await admin.keys.lookup(collected.key)).toMatchObject({ keyId: k.id, secret: "next" });
   });
 
@@ -328,14 +328,14 @@ describe("virtual keys", () => {
     const { key: pending, approval } = await dev.keys.share(project.id, k.id, { projectId: other.id, justification: "shared evaluation", approvers: [{ user: "quinn" }] }, before.etag);
     expect(pending.shares).toEqual([expect.objectContaining({ projectId: other.id, status: "pending", approvalId: approval.id })]);
     expect(approval.subject).toMatchObject({ resourceType: "keyShare", resourceId: k.id, projectId: other.id });
-    expect(await statusOf(dev.keys.share(project.id, k.id, { projectId: other.id, justification: "again" }, pending.etag))).toBe(409);
+    expect(await reasonOf(dev.keys.share(project.id, k.id, { projectId: other.id, justification: "again" }, pending.etag))).toBe("409 key_already_shared");
     // The tenant's route for key shares comes first (the target project's admins or a TenantAdmin); quinn, whom the requester added, decides after.
     expect(approval.stages.map((x) => [x.origin, x.approvers])).toEqual([
       ["route", [{ role: "ProjectAdmin", scope: "project" }, { role: "TenantAdmin", scope: "tenant" }]],
       ["requester", [{ user: "quinn" }]],
     ]);
     const quinn = await t.as("t-keys", "quinn", ["Approver"]);
-    expect(await statusOf(quinn.approvals.decide(approval.id, { decision: "approve", justification: "first?" }, approval.etag))).toBe(403);
+    expect(await reasonOf(quinn.approvals.decide(approval.id, { decision: "approve", justification: "first?" }, approval.etag))).toBe("403 approver_not_in_stage");
     await admin.approvals.decide(approval.id, { decision: "approve", justification: "the target project agrees" }, approval.etag);
     expect((await dev.keys.get(project.id, k.id)).shares[0]?.status).toBe("pending");
     await quinn.approvals.decide(approval.id, { decision: "approve", justification: "fine" }, (await quinn.approvals.get(approval.id)).etag);

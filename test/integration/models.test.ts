@@ -3,10 +3,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EncryptedFileSecretStore } from "../../src/adapters/local/encrypted-secret-store.js";
 import { type ApiError, type AigovClient } from "../../src/client/index.js";
-import type { ModelSpecInput } from "../../src/domain/models/schema.js";
+import type { ModelSpecInput } from "../../src/pillars/models/schema.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
-import { statusOf } from "../support/errors.js";
+import { reasonOf, statusOf } from "../support/errors.js";
 
 let t: TestApp;
 let admin: AigovClient;
@@ -66,7 +66,7 @@ describe("model registry", () => {
   });
 
   it("validates: unique names, https backends, distinct backend ids, a sunset date for deprecated models, split weights", async () => {
-    expect(await statusOf(admin.models.create(project.id, spec("gpt-4o")))).toBe(409);
+    expect(await reasonOf(admin.models.create(project.id, spec("gpt-4o")))).toBe("409 name_taken");
     const bad: [Partial<ModelSpecInput>, string][] = [
       [{ backends: [{ id: "x", url: "http://insecure.example.com", region: "weu", credential: { type: "managedIdentity", audience: "https://x" } }] }, "body.backends.0.url"],
       [{ status: "deprecated" }, "body.sunsetDate"],
@@ -142,7 +142,7 @@ describe("model registry", () => {
   it("a project with models cannot be deleted; deleting the model deletes its keys", async () => {
     const p = await admin.projects.create(projectSpec("short-lived models"));
     const m = await admin.models.create(p.id, spec("temp"));
-    expect(await statusOf(admin.projects.delete(p.id, p.etag))).toBe(409);
+    expect(await reasonOf(admin.projects.delete(p.id, p.etag))).toBe("409 project_has_dependents");
     await admin.models.delete(p.id, m.id, m.etag);
     const secrets = new EncryptedFileSecretStore(join(t.app.dataDir, "secrets"));
     const ref = (m.backends[1]!.credential as { secretRef: { name: string } }).secretRef;

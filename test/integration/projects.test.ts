@@ -50,7 +50,7 @@ describe("projects", () => {
     await admin.projects.create(projectSpec("Payments"));
     const before = (await admin.projects.list({ maxPageSize: 100 })).items.length;
     const problem = await problemOf(admin.projects.create(projectSpec("payments")));
-    expect(problem).toMatchObject({ status: 409, code: "Conflict" });
+    expect(problem).toMatchObject({ status: 409, code: "Conflict", reason: "name_taken" });
     expect((await admin.projects.list({ maxPageSize: 100 })).items.length).toBe(before);
   });
 
@@ -71,7 +71,9 @@ describe("projects", () => {
     expect(updated.createdAt).toBe(p.createdAt);
     // The old name is free again, the new one is taken.
     await admin.projects.create(projectSpec("Old name"));
-    expect((await problemOf(admin.projects.create(projectSpec("new NAME")))).status).toBe(409);
+    expect(await problemOf(admin.projects.create(projectSpec("new NAME")))).toMatchObject({ status: 409, reason: "name_taken" });
+    // Renaming onto a taken name is the same conflict, and changes nothing (the ETag below still holds).
+    expect(await problemOf(admin.projects.update(p.id, { name: "old NAME" }, updated.etag))).toMatchObject({ status: 409, reason: "name_taken" });
     // Switching a pillar back on restores it.
     const back = await admin.projects.update(p.id, { pillars: { tools: true } }, updated.etag);
     expect(back.pillars).toEqual({ models: true, tools: true, agents: true });

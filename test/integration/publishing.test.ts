@@ -8,12 +8,12 @@ import { gatewayNames } from "../../src/policy/names.js";
 /** The ids of this suite's tenant's artifacts. */
 const N = gatewayNames("t-pub");
 import type { AigovClient } from "../../src/client/index.js";
-import type { Model } from "../../src/domain/models/schema.js";
+import type { Model } from "../../src/pillars/models/schema.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import type { Revision } from "../../src/domain/publishing/schema.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
 import { armPublisherOn, createArmFake, type ArmFake } from "../support/arm-fake.js";
-import { statusOf } from "../support/errors.js";
+import { reasonOf, statusOf } from "../support/errors.js";
 
 const KEY = "sk-publishing-provider-key-0123456789";
 
@@ -247,6 +247,8 @@ describe("publishing to the gateway (real ARM SDK against a recording fake)", ()
     expect(rev.error).toMatch(/stopped/);
     await t.relay();
     expect(t.events().some((e) => e.type === "aigov.gateway.publish.failed.v1" && (e.data as { revisionId: string }).revisionId === rev.id)).toBe(true);
+    // A failed revision was never published: it cannot be rolled back to.
+    expect(await reasonOf(admin.policy.rollback(rev.id, {}))).toBe("409 revision_not_published");
     const next = await publish("retry by hand");
     expect(next.status).toBe("published");
     expect(policyOf(apiPolicy())).toContain('tokens-per-minute="1111"');

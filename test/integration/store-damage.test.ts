@@ -199,7 +199,7 @@ describe("a torn last line (kill -9 in the middle of an append)", () => {
 /** Builds dist/ when the files these child processes run are older than their sources. */
 function ensureBuilt(): void {
   const pairs = [
-    ["src/localhost/store-repair.ts", "dist/src/localhost/store-repair.js"],
+    ["src/local-app/store-repair.ts", "dist/src/local-app/store-repair.js"],
     ["src/adapters/local/cosmos-repair.ts", "dist/src/adapters/local/cosmos-repair.js"],
     ["src/adapters/local/cosmos-files.ts", "dist/src/adapters/local/cosmos-files.js"],
     ["src/adapters/local/embedded-cosmos.ts", "dist/src/adapters/local/embedded-cosmos.js"],
@@ -212,7 +212,7 @@ function ensureBuilt(): void {
 
 function spawnSyncTsc(): string {
   // tsc emits even with type errors elsewhere in the project; only a missing output is fatal.
-  const r = spawnSync(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.json"], { cwd: ROOT, encoding: "utf8" });
+  const r = spawnSync(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-b"], { cwd: ROOT, encoding: "utf8" });
   return `${r.stdout}${r.stderr}`;
 }
 
@@ -232,7 +232,7 @@ describe("the local host and npm run store:repair (child processes)", () => {
     ensureBuilt();
     const { dir, damagedLine } = await storeWithDamagedJournal();
     const env = { ...cleanEnv(), PORT: "0", GATEWAY_PORT: "0", MOCK_BACKENDS_PORT: "0", AIGOV_DATA_DIR: dir };
-    const refused = await run(process.execPath, ["dist/src/localhost/main.js"], env);
+    const refused = await run(process.execPath, ["dist/src/local-app/main.js"], env);
     expect(refused.code).toBe(1);
     expect(refused.output).toContain(journalOf(dir));
     expect(refused.output).toContain(`line ${damagedLine}`);

@@ -343,7 +343,8 @@ export function validateCompiled(artifacts: GatewayArtifact[]): string[] {
 /**
  * APIM refuses a policy whose API or product does not exist, and a product link to a missing API: every
  * scope a compiled policy names, and every API a product lists, must be among the artifacts. Entity
- * fields are checked against the documented limits (apim-reference.md §4; REST apis/create-or-update).
+ * fields are checked against the documented limits (docs/gateway.md, "APIM rules the compiler follows",
+ * APIs, products and subscriptions; REST apis/create-or-update).
  */
 function checkEntities(artifacts: GatewayArtifact[]): string[] {
   const problems: string[] = [];

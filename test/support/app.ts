@@ -5,7 +5,7 @@ import { CosmosClient, type Container } from "@azure/cosmos";
 import { AigovClient } from "../../src/client/index.js";
 import type { Role } from "../../src/domain/common.js";
 import type { CloudEvent } from "../../src/ports/events.js";
-import { startApp, type RunningApp } from "../../src/localhost/main.js";
+import { startApp, type RunningApp } from "../../src/local-app/main.js";
 import type { LocalGateway } from "../../src/local-gateway/index.js";
 import type { MockBackends } from "../../src/local-backends/index.js";
 

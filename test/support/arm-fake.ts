@@ -7,8 +7,8 @@ import { createHttpHeaders, type HttpClient, type PipelineRequest, type Pipeline
  * writes (policies at every scope, policy fragments, backends, named values, APIs and their operations,
  * products and their API links, subscriptions), to be passed to
  * ApiManagementClient as `httpClient`. In-process rather than a server because the SDK refuses bearer
- * tokens over plain HTTP (see shared/notes/local-fakes.md), and this way the real SDK pipeline (auth,
- * retries, serialisation, LRO poller) still runs end to end.
+ * tokens over plain HTTP (see docs/local-host.md, "Azure SDKs against local servers"), and this way the
+ * real SDK pipeline (auth, retries, serialisation, LRO poller) still runs end to end.
  *
  * Behaviour copied from ARM/APIM, because the publisher depends on it:
  *  - paths are /subscriptions/{GUID}/resourceGroups/{rg}/providers/Microsoft.ApiManagement/service/{svc}/…,

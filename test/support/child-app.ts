@@ -1,8 +1,41 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 export const ROOT = resolve(__dirname, "..", "..");
+
+function newestMtime(dir: string, ext: string): number {
+  if (!existsSync(dir)) return 0;
+  let newest = 0;
+  for (const name of readdirSync(dir)) {
+    const full = join(dir, name);
+    const st = statSync(full);
+    if (st.isDirectory()) newest = Math.max(newest, newestMtime(full, ext));
+    else if (name.endsWith(ext)) newest = Math.max(newest, st.mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * Child processes run the compiled app (dist/src/local-app/main.js) on the compiled local host
+ * (packages/functions-localhost/dist). Builds both (`tsc -b`, the project's own build) when either is
+ * missing or older than its sources.
+ */
+export function ensureBuilt(): void {
+  const pairs: [src: string, out: string][] = [
+    [join(ROOT, "src", "local-app"), join(ROOT, "dist", "src", "local-app")],
+    [join(ROOT, "packages", "functions-localhost", "src"), join(ROOT, "packages", "functions-localhost", "dist", "src")],
+  ];
+  const stale = (): boolean =>
+    !existsSync(join(ROOT, "dist", "src", "local-app", "main.js")) || pairs.some(([src, out]) => newestMtime(src, ".ts") > newestMtime(out, ".js"));
+  if (!stale()) return;
+  try {
+    execFileSync(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-b"], { cwd: ROOT, stdio: "pipe" });
+  } catch (err) {
+    // tsc emits even with type errors elsewhere in the project; only a missing output is fatal.
+    if (stale()) throw new Error(`build failed: ${(err as { stdout?: Buffer }).stdout?.toString() ?? String(err)}`);
+  }
+}
 
 /** The header the durable HTTP API of an app on this data dir requires (its system key, made at first start). */
 export function durableKeyHeader(dataDir: string): Record<string, string> {
@@ -29,7 +62,7 @@ export interface ChildApp {
  * `env`: extra settings for the child (e.g. short timer schedules), on top of the clean environment.
  */
 export function startChildApp(dataDir: string, how: "npm start" | "node" = "node", env: NodeJS.ProcessEnv = {}): Promise<ChildApp> {
-  const [cmd, args] = how === "npm start" ? ["npm", ["start", "--silent"]] : [process.execPath, ["dist/src/localhost/main.js"]];
+  const [cmd, args] = how === "npm start" ? ["npm", ["start", "--silent"]] : [process.execPath, ["dist/src/local-app/main.js"]];
   const child = spawn(cmd, args, {
     cwd: ROOT,
     env: { ...cleanEnv(), ...env, PORT: "0", GATEWAY_PORT: "0", MOCK_BACKENDS_PORT: "0", AIGOV_DATA_DIR: dataDir },

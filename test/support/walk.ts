@@ -2,6 +2,17 @@
  * Helpers for the tests that walk every operation of the OpenAPI document.
  * A new operation must be described here (a valid body, how to fill its path), or those tests fail.
  */
+import { join } from "node:path";
+import { pillarExamples, registerPillarModules } from "../../src/pillars/index.js";
+
+/**
+ * The fixture pillar (test/fixtures/widgets-pillar.ts, compiled to dist/): the walks register it so
+ * that they prove a pillar registered through the pillar list alone is walked like the built-in ones.
+ */
+export function registerFixturePillar(): void {
+  registerPillarModules([join(__dirname, "..", "..", "dist", "test", "fixtures", "widgets-pillar.js")]);
+}
+
 export interface OpenApiOperation {
   method: string;
   path: string;
@@ -40,8 +51,7 @@ export function operationsOf(doc: Record<string, unknown>): OpenApiOperation[] {
   return out;
 }
 
-/** A valid body for every operation that takes one. */
-export const validBodies: Record<string, (unique: string) => unknown> = {
+const CORE_BODIES: Record<string, (unique: string) => unknown> = {
   createProject: (u) => ({ name: `walk ${u}`, environment: "dev", owner: "walker" }),
   updateProject: (u) => ({ description: `walked ${u}` }),
   createApproval: (u) => ({
@@ -51,13 +61,6 @@ export const validBodies: Record<string, (unique: string) => unknown> = {
   }),
   decideApproval: () => ({ decision: "approve", justification: "walk" }),
   putApprovalRoutes: () => ({ routes: [{ name: "walk", match: { subjectType: "tool" }, stages: [{ approvers: [{ user: "walker" }], decisionTimeout: "P1D" }] }] }),
-  createModel: (u) => ({
-    name: `walk-${u.toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 40)}`,
-    provider: "azure-openai",
-    modelName: "gpt-4o",
-    backends: [{ id: "primary", url: "https://walk.openai.azure.com", region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }],
-  }),
-  updateModel: () => ({ displayName: "walked" }),
   putTenantSettings: () => ({ settings: { tokens: { perMinute: { limit: 1000 } } } }),
   requestExemption: (u) => ({
     control: "tokens.perMinute",
@@ -81,6 +84,11 @@ export const validBodies: Record<string, (unique: string) => unknown> = {
   shareKey: () => ({ projectId: "prj_00000000000000000000", justification: "walk" }),
   rollbackRevision: () => ({ reason: "walk" }),
 };
+
+/** A valid body for every operation that takes one: the core's, and each pillar's examples (read when used, so registered pillars count). */
+export const validBodies: Record<string, ((unique: string) => unknown) | undefined> = new Proxy({} as Record<string, (unique: string) => unknown>, {
+  get: (_t, name: string) => CORE_BODIES[name] ?? pillarExamples()[name],
+});
 
 export function fillPath(path: string, values: Record<string, string>): string {
   return path.replace(/\{(\w+)\}/g, (_, name: string) => {

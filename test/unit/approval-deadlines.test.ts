@@ -18,7 +18,7 @@ import { ChangeWriter, type AuditDoc, type OutboxDoc } from "../../src/domain/ch
 import type { RequestContext, Role } from "../../src/domain/common.js";
 import { AppError } from "../../src/domain/errors.js";
 import { ExemptionService } from "../../src/domain/exemptions/service.js";
-import { ModelService } from "../../src/domain/models/service.js";
+import { ModelService } from "../../src/pillars/models/service.js";
 import { ProjectService } from "../../src/domain/projects/service.js";
 import type { Clock } from "../../src/ports/clock.js";
 import { TENANT_SCOPE } from "../../src/ports/store.js";

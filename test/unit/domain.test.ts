@@ -80,7 +80,7 @@ describe("small contracts", () => {
     const kinds = [
       { kind: "unauthenticated", detail: "" }, { kind: "forbidden", detail: "" }, { kind: "notFound", resource: "/x" },
       { kind: "validation", detail: "", errors: [] }, { kind: "malformedBody", detail: "" }, { kind: "unsupportedMediaType", detail: "" },
-      { kind: "payloadTooLarge", limitBytes: 1 }, { kind: "conflict", detail: "" }, { kind: "preconditionRequired" },
+      { kind: "payloadTooLarge", limitBytes: 1 }, { kind: "conflict", detail: "", reason: "name_taken" }, { kind: "preconditionRequired" },
       { kind: "preconditionFailed" }, { kind: "unavailable", detail: "" },
     ] satisfies DomainError[];
     expect(kinds.map((k) => mapError(k).status)).toEqual([401, 403, 404, 400, 400, 415, 413, 409, 428, 412, 503]);

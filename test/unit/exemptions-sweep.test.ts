@@ -15,7 +15,7 @@ import { ChangeWriter, type AuditDoc, type OutboxDoc } from "../../src/domain/ch
 import type { RequestContext, Role } from "../../src/domain/common.js";
 import type { ExemptionSpecInput } from "../../src/domain/exemptions/schema.js";
 import { ExemptionService } from "../../src/domain/exemptions/service.js";
-import { ModelService } from "../../src/domain/models/service.js";
+import { ModelService } from "../../src/pillars/models/service.js";
 import { ProjectService } from "../../src/domain/projects/service.js";
 import type { Clock } from "../../src/ports/clock.js";
 import { TENANT_SCOPE } from "../../src/ports/store.js";
@@ -195,6 +195,10 @@ describe("exemption lifecycle with a controlled clock", () => {
     const { exemption: pending, approval } = await exemptions.renew(alice, e.id, { expiresAt: new Date(now + 20 * DAY).toISOString(), evidence: ["https://tickets.example.com/SEC-2"], justification: "blocklist work slipped" }, current.etag);
     expect(pending.renewals).toMatchObject([{ number: 1, status: "pending", approvalId: approval.id, previousExpiresAt: e.expiresAt }]);
     expect(pending.expiresAt).toBe(e.expiresAt); // unchanged until approved
+    // One renewal at a time.
+    await expect(exemptions.renew(alice, e.id, { expiresAt: new Date(now + 21 * DAY).toISOString(), evidence: ["https://tickets.example.com/SEC-9"], justification: "another" }, pending.etag)).rejects.toMatchObject({
+      error: { kind: "conflict", reason: "renewal_pending" },
+    });
     await approvals.decide(boss, approval.id, { decision: "approve", justification: "ok" }, approval.etag);
     await approvals.settle(TENANT, approval.id, "test");
     const renewed = await exemptions.get(alice, e.id);

@@ -14,7 +14,7 @@ import { ChangeWriter } from "../../src/domain/changes.js";
 import type { RequestContext } from "../../src/domain/common.js";
 import { AppError } from "../../src/domain/errors.js";
 import { KeyService, type KeyDoc } from "../../src/domain/keys/service.js";
-import { ModelService } from "../../src/domain/models/service.js";
+import { ModelService } from "../../src/pillars/models/service.js";
 import { ProjectService } from "../../src/domain/projects/service.js";
 import { gatewayNames } from "../../src/policy/names.js";
 import type { SecretStore } from "../../src/ports/secrets.js";
@@ -96,5 +96,22 @@ describe("a rotation that loses the ETag race", () => {
     const referenced = (["primary", "secondary"] as const).flatMap((s) => (doc.slots[s].kind === "secret" ? [`${s}/${doc.slots[s].version}`] : []));
     const enabled = (await Promise.all((["primary", "secondary"] as const).map(async (s) => (await secrets.listVersions(secretName(key.id, s))).filter((v) => v.enabled).map((v) => `${s}/${v.version}`)))).flat();
     expect(enabled.sort()).toEqual(referenced.sort());
+  });
+});
+
+describe("key state conflicts say which (reason)", () => {
+  const refusal = (p: Promise<unknown>) => p.then(() => "accepted", (e: unknown) => (e instanceof AppError && e.error.kind === "conflict" ? e.error.reason : String(e)));
+
+  it("rotation in progress, not active, not suspended, revoked", async () => {
+    const key = await keys.create(admin, projectId, { name: "states" });
+    await keys.rotate(admin, projectId, key.id, { overlap: "PT1H" });
+    expect(await refusal(keys.rotate(admin, projectId, key.id, { overlap: "PT1H" }))).toBe("rotation_in_progress");
+    expect(await refusal(keys.resume(admin, projectId, key.id, { reason: "it is not suspended" }))).toBe("key_not_suspended");
+    await keys.suspend(admin, projectId, key.id, { reason: "investigating" });
+    expect(await refusal(keys.suspend(admin, projectId, key.id, { reason: "again" }))).toBe("key_not_active");
+    expect(await refusal(keys.rotate(admin, projectId, key.id, { overlap: "PT1H" }))).toBe("key_not_active");
+    await keys.revoke(admin, projectId, key.id, { reason: "leaked" });
+    expect(await refusal(keys.revoke(admin, projectId, key.id, { reason: "again" }))).toBe("key_revoked");
+    expect(await refusal(keys.resume(admin, projectId, key.id, { reason: "no" }))).toBe("key_not_suspended");
   });
 });

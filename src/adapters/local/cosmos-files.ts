@@ -7,7 +7,7 @@
  *
  * Nothing here changes a file. The server refuses to open a store whose files it cannot read
  * (`StoreDamagedError`, naming the file, the line and the repair command); `npm run store:repair`
- * (src/localhost/store-repair.ts) moves the damaged part aside and keeps the rest.
+ * (src/local-app/store-repair.ts) moves the damaged part aside and keeps the rest.
  */
 import { join } from "node:path";
 

@@ -1,27 +1,15 @@
 import type { Clock } from "../../ports/clock.js";
-import { TENANT_SCOPE, type Partition, type Store, type StoredDoc } from "../../ports/store.js";
+import type { Store } from "../../ports/store.js";
 import type { ChangeWriter } from "../changes.js";
-import { etagMatches, etagValue, type RequestContext, type Role } from "../common.js";
+import type { RequestContext, Role } from "../common.js";
 import { AppError, fail, type FieldError } from "../errors.js";
+import { ANY_TENANT_ROLE, GOVERNANCE_DECIDERS, holdsAny, TENANT_ADMINS } from "../kernel/roles.js";
+import { INITIAL_ETAG, TenantSingleton } from "../kernel/singleton.js";
 import { parseOrThrow } from "../validation.js";
 import { ApprovalRoutesSpec, type ApprovalRoute, type ApprovalRoutes, type ApproverRef, type RouteKey } from "./schema.js";
 
 type StageSpec = ApprovalRoute["stages"][number];
 
-interface ApprovalRoutesDoc extends StoredDoc {
-  docType: "approvalRoutes";
-  routes: ApprovalRoute[];
-  updatedAt: string;
-  updatedBy: string;
-}
-
-export const INITIAL_ETAG = "initial";
-const DOC_ID = "approvalRoutes.tenant";
-const READERS: Role[] = ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"];
-const partitionOf = (tenantId: string): Partition => ({ tenantId, scopeId: TENANT_SCOPE });
-
-/** Roles whose holders decide for the tenant's governance (not for a project, not as peers). */
-const GOVERNANCE_ROLES: readonly Role[] = ["TenantAdmin", "Approver"];
 
 const stage = (approvers: ApproverRef[]): StageSpec => ({ approvers, decisionTimeout: "P7D" });
 const tenantRole = (role: Role): ApproverRef => ({ role, scope: "tenant" });
@@ -55,7 +43,7 @@ const matches = (route: ApprovalRoute, key: RouteKey): boolean =>
 const mayApply = (route: ApprovalRoute, subjectType: RouteKey["subjectType"], risk?: RouteKey["risk"]): boolean =>
   (route.match.subjectType === "*" || route.match.subjectType === subjectType) && (risk === undefined || route.match.risk === "*" || route.match.risk === risk);
 
-const isGovernanceRef = (ref: ApproverRef) => ("user" in ref ? true : ref.scope === "tenant" && GOVERNANCE_ROLES.includes(ref.role));
+const isGovernanceRef = (ref: ApproverRef) => ("user" in ref ? true : ref.scope === "tenant" && GOVERNANCE_DECIDERS.includes(ref.role));
 const isGovernanceStage = (s: StageSpec) => [...s.approvers, ...(s.escalateTo ?? [])].every(isGovernanceRef);
 
 /** What keeps a route from being used (the product's minimums); empty when it may be. */
@@ -86,25 +74,31 @@ export interface ResolvedRoute {
 
 /**
  * Approval routes are the tenant's: TenantAdmins say who approves what (by subject type, scope and
- * risk); requesters may only add stages after the route's. Stored as one document in the tenant
- * partition, replaced as a whole with If-Match, audited and announced like every change.
+ * risk); requesters may only add stages after the route's. One tenant document, replaced as a whole
+ * with If-Match, audited and announced like every change.
  */
 export class ApprovalRouteService {
-  constructor(
-    private readonly store: Store,
-    private readonly changes: ChangeWriter,
-    private readonly clock: Clock,
-  ) {}
+  private readonly doc: TenantSingleton<{ routes: ApprovalRoute[] }>;
+
+  constructor(store: Store, changes: ChangeWriter, clock: Clock) {
+    this.doc = new TenantSingleton(store, changes, clock, {
+      id: "approvalRoutes.tenant",
+      docType: "approvalRoutes",
+      path: "/approval-routes",
+      action: "approvalRoutes.update",
+      event: "aigov.approvalroutes.updated.v1",
+      eventData: (v) => ({ routes: v.routes.map((r) => ({ name: r.name, match: r.match, stages: r.stages.length })) }),
+    });
+  }
 
   async get(ctx: RequestContext): Promise<ApprovalRoutes> {
-    if (!READERS.some((r) => ctx.principal.roles.has(r))) fail({ kind: "forbidden", detail: "reading approval routes requires a tenant role" });
-    const doc = await this.store.read<ApprovalRoutesDoc>(partitionOf(ctx.principal.tenantId), DOC_ID);
-    return doc ? this.view(doc, doc._etag) : { routes: [], defaults: [...PRODUCT_ROUTES], minimums: MINIMUMS, etag: INITIAL_ETAG };
+    if (!holdsAny(ctx.principal.roles, ANY_TENANT_ROLE)) fail({ kind: "forbidden", detail: "reading approval routes requires a tenant role" });
+    const written = await this.doc.read(ctx.principal.tenantId);
+    return { routes: [], ...written, defaults: [...PRODUCT_ROUTES], minimums: MINIMUMS, etag: written?.etag ?? INITIAL_ETAG };
   }
 
   async put(ctx: RequestContext, input: unknown, ifMatch: string): Promise<ApprovalRoutes> {
-    const { principal } = ctx;
-    if (!principal.roles.has("TenantAdmin")) fail({ kind: "forbidden", detail: "changing approval routes requires TenantAdmin" });
+    if (!holdsAny(ctx.principal.roles, TENANT_ADMINS)) fail({ kind: "forbidden", detail: "changing approval routes requires TenantAdmin" });
     const spec = parseOrThrow(ApprovalRoutesSpec, input, "body");
     const errors = spec.routes.flatMap((r, i) => routeMinimumErrors(r, `body.routes.${i}`));
     const names = new Set<string>();
@@ -113,23 +107,8 @@ export class ApprovalRouteService {
       names.add(r.name);
     });
     if (errors.length) throw new AppError({ kind: "validation", detail: "the approval routes do not meet the product's minimums", errors, reason: "approval_route_below_minimum" });
-    const partition = partitionOf(principal.tenantId);
-    const current = await this.store.read<ApprovalRoutesDoc>(partition, DOC_ID);
-    if (!etagMatches(current?._etag ?? INITIAL_ETAG, ifMatch)) fail({ kind: "preconditionFailed" });
-    const doc: ApprovalRoutesDoc = { id: DOC_ID, ...partition, docType: "approvalRoutes", routes: spec.routes, updatedAt: this.clock.now().toISOString(), updatedBy: principal.userId };
-    const plain = (d: ApprovalRoutesDoc) => ({ routes: d.routes, updatedAt: d.updatedAt, updatedBy: d.updatedBy });
-    const [etag] = await this.changes.commit({
-      partition,
-      ctx,
-      action: "approvalRoutes.update",
-      resource: "/approval-routes",
-      ...(current ? { before: plain(current) } : {}),
-      after: plain(doc),
-      ops: [current ? { kind: "replace", doc, ifMatch: current._etag } : { kind: "create", doc }],
-      event: { type: "aigov.approvalroutes.updated.v1", subject: `/tenants/${principal.tenantId}/approval-routes`, data: { routes: doc.routes.map((r) => ({ name: r.name, match: r.match, stages: r.stages.length })) } },
-      onFailure: (_i, status) => (status === 409 ? { kind: "preconditionFailed" } : undefined),
-    });
-    return this.view(doc, etag ?? "");
+    const written = await this.doc.write(ctx, { routes: spec.routes }, ifMatch);
+    return { ...written, defaults: [...PRODUCT_ROUTES], minimums: MINIMUMS };
   }
 
   /**
@@ -138,14 +117,10 @@ export class ApprovalRouteService {
    * short is skipped, never used.
    */
   async resolve(tenantId: string, key: RouteKey): Promise<ResolvedRoute> {
-    const doc = await this.store.read<ApprovalRoutesDoc>(partitionOf(tenantId), DOC_ID);
-    const tenant = (doc?.routes ?? []).find((r) => matches(r, key) && routeMinimumErrors(r, "route").length === 0);
+    const written = await this.doc.read(tenantId);
+    const tenant = (written?.routes ?? []).find((r) => matches(r, key) && routeMinimumErrors(r, "route").length === 0);
     if (tenant) return { name: tenant.name, source: "tenant", stages: tenant.stages };
     const product = PRODUCT_ROUTES.find((r) => matches(r, key))!;
     return { name: product.name, source: "product", stages: product.stages };
-  }
-
-  private view(doc: ApprovalRoutesDoc, etag: string): ApprovalRoutes {
-    return { routes: doc.routes, defaults: [...PRODUCT_ROUTES], minimums: MINIMUMS, updatedAt: doc.updatedAt, updatedBy: doc.updatedBy, etag: etagValue(etag) };
   }
 }

@@ -554,12 +554,12 @@ export class ApprovalService {
 
   /** Undefined when `userId` may decide the current stage now; otherwise the error to report. */
   private async mayDecide(userId: string, principal: Principal, doc: ApprovalDoc, projects?: Project[]): Promise<AppError | undefined> {
-    if (doc.status !== "pending") return new AppError({ kind: "conflict", detail: `the request is already ${doc.status}` });
+    if (doc.status !== "pending") return new AppError({ kind: "conflict", detail: `the request is already ${doc.status}`, reason: "approval_not_awaiting" });
     if (userId === doc.requester) return new AppError({ kind: "forbidden", detail: "requesters never approve their own request", reason: "approver_is_requester" });
     if (this.managedByRequester(projects ?? (await this.projects.listAll(doc.tenantId)), doc.requester, userId)) {
       return new AppError({ kind: "forbidden", detail: "the requester manages you through a project assignment; someone independent must decide", reason: "approver_managed_by_requester" });
     }
-    if (doc.decisions.some((d) => d.approver === userId)) return new AppError({ kind: "conflict", detail: "you have already decided on this request" });
+    if (doc.decisions.some((d) => d.approver === userId)) return new AppError({ kind: "conflict", detail: "you have already decided on this request", reason: "approver_already_decided" });
     const stage = doc.stages[doc.currentStage]!;
     const refs = [...stage.approvers, ...(stage.status === "escalated" ? (stage.escalateTo ?? []) : [])];
     for (const ref of refs) {
@@ -569,7 +569,7 @@ export class ApprovalService {
         return undefined;
       }
     }
-    return new AppError({ kind: "forbidden", detail: "you are not an approver of the current stage" });
+    return new AppError({ kind: "forbidden", detail: "you are not an approver of the current stage", reason: "approver_not_in_stage" });
   }
 
   /** Separation of duties: does `requester` administer (ProjectAdmin assignment) a project `userId` is assigned to? */

@@ -7,9 +7,12 @@ import type { ApprovalService } from "../approvals/service.js";
 import type { ChangeWriter } from "../changes.js";
 import { etagMatches, etagValue, newId, type Page, type RequestContext, type Role } from "../common.js";
 import { AppError, fail, type FieldError } from "../errors.js";
-import type { ModelService } from "../models/service.js";
+import type { ReasonWith } from "../reasons.js";
+import type { ModelService } from "../../pillars/models/service.js";
 import { everyDoc, toArray, unwrapToken, wrapToken } from "../paging.js";
 import type { ProjectService } from "../projects/service.js";
+import { holdsAny, TENANT_ADMINS } from "../kernel/roles.js";
+import { INITIAL_ETAG, TenantSingleton } from "../kernel/singleton.js";
 import { parseOrThrow } from "../validation.js";
 import {
   DEFAULT_EXEMPTION_POLICY,
@@ -42,16 +45,7 @@ interface ExemptionDoc extends StoredDoc, Omit<Exemption, "etag"> {
   scopeLevel: Exemption["scope"]["level"];
 }
 
-interface ExemptionPolicyDoc extends StoredDoc {
-  docType: "exemptionPolicy";
-  maxDays: ExemptionPolicySpec["maxDays"];
-  controls: ExemptionPolicySpec["controls"];
-  updatedAt: string;
-  updatedBy: string;
-}
 
-export const INITIAL_ETAG = "initial";
-const POLICY_DOC_ID = "exemptionPolicy.tenant";
 const DAY_MS = 24 * 3600 * 1000;
 /** Key exemptions become key tiers (ADR 007); the compiler allows 20 tiers, so they stay few. */
 export const MAX_OPEN_KEY_EXEMPTIONS = 10;
@@ -87,7 +81,9 @@ export function isBroad(scope: Exemption["scope"], relaxation: Exemption["relaxa
 /** The approval route of an exemption: by its scope, and high risk when it is broad. */
 const routeKeyOf = (scope: Exemption["scope"], relaxation: Exemption["relaxation"]): RouteKey => ({ subjectType: "exemption", scope: scope.level, risk: isBroad(scope, relaxation) ? "high" : "standard" });
 
-const validation = (errors: FieldError[]) => new AppError({ kind: "validation", detail: "the request body is invalid", errors });
+const validation = (errors: FieldError[], why?: { reason: ReasonWith<400> }) => new AppError({ kind: "validation", detail: "the request body is invalid", errors, ...why });
+/** expiryErrors refuses a date in the future only for the tenant's maximum: a business rule, with its reason. */
+const beyondMaximum = (expiry: FieldError[], expiresAt: string, now: Date) => (expiry.length > 0 && Date.parse(expiresAt) > now.getTime() ? { reason: "exemption_lifetime_exceeded" as const } : undefined);
 
 type Step = { next: ExemptionDoc; action: string; event: string; extra?: Record<string, unknown>; publish?: string; notify?: "7d" | "1d" };
 
@@ -110,7 +106,10 @@ export class ExemptionService {
     private readonly keys?: KeyLookup,
   ) {
     approvals.onSettled("exemption", (approval, correlationId) => this.settleApproval(approval, correlationId));
+    this.policyDoc = new TenantSingleton(store, changes, clock, { id: "exemptionPolicy.tenant", docType: "exemptionPolicy", path: "/exemptions/policy", action: "exemptionPolicy.update", event: "aigov.exemptionpolicy.updated.v1" });
   }
+
+  private readonly policyDoc: TenantSingleton<ExemptionPolicySpec>;
 
   // ---- API ----
 
@@ -123,8 +122,9 @@ export class ExemptionService {
     const errors: FieldError[] = [];
     const unsupported = exemptionUnsupported(spec.control, spec.scope.level, spec.relaxation);
     if (unsupported) errors.push({ field: `body.${unsupported.field}`, message: unsupported.message });
-    errors.push(...expiryErrors(policy, spec.category, spec.control, now, spec.expiresAt, "body.expiresAt"));
-    if (errors.length) throw validation(errors);
+    const expiry = expiryErrors(policy, spec.category, spec.control, now, spec.expiresAt, "body.expiresAt");
+    errors.push(...expiry);
+    if (errors.length) throw validation(errors, beyondMaximum(expiry, spec.expiresAt, now));
     await this.checkScope(ctx, spec.scope);
 
     const id = newId("exm");
@@ -213,17 +213,18 @@ export class ExemptionService {
     this.mayChange(ctx, doc, "renew");
     const spec = parseOrThrow(RenewalSpec, input, "body");
     if (!etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
-    if (!IN_FORCE.includes(doc.status)) fail({ kind: "conflict", detail: `only an active exemption can be renewed; this one is ${doc.status}` });
-    if (doc.renewals.some((r) => r.status === "pending")) fail({ kind: "conflict", detail: "a renewal is already awaiting approval" });
+    if (!IN_FORCE.includes(doc.status)) fail({ kind: "conflict", detail: `only an active exemption can be renewed; this one is ${doc.status}`, reason: "exemption_not_active" });
+    if (doc.renewals.some((r) => r.status === "pending")) fail({ kind: "conflict", detail: "a renewal is already awaiting approval", reason: "renewal_pending" });
     const now = this.clock.now();
     const policy = await this.policyFor(principal.tenantId);
     const errors = expiryErrors(policy, doc.category, doc.control, now, spec.expiresAt, "body.expiresAt");
+    const lifetime = beyondMaximum(errors, spec.expiresAt, now);
     const expiresAt = new Date(spec.expiresAt).toISOString();
     if (Date.parse(expiresAt) <= Date.parse(doc.expiresAt)) errors.push({ field: "body.expiresAt", message: `must be later than the current expiry (${doc.expiresAt})` });
     if (spec.evidence.every((e) => doc.evidence.includes(e))) errors.push({ field: "body.evidence", message: "a renewal needs updated evidence: at least one link the exemption does not already have" });
     const compensating = spec.compensatingControls ?? doc.compensatingControls;
     if (doc.category === "waiver" && compensating.length === 0) errors.push({ field: "body.compensatingControls", message: "a waiver needs at least one compensating control" });
-    if (errors.length) throw validation(errors);
+    if (errors.length) throw validation(errors, lifetime);
 
     const number = doc.renewals.length + 1;
     // A renewal takes the route as it is now (the original request keeps the one it was given).
@@ -270,7 +271,7 @@ export class ExemptionService {
     this.mayChange(ctx, doc, "revoke");
     const spec = parseOrThrow(RevokeSpec, input, "body");
     if (!etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
-    if (!OPEN.includes(doc.status)) fail({ kind: "conflict", detail: `the exemption is already ${doc.status}` });
+    if (!OPEN.includes(doc.status)) fail({ kind: "conflict", detail: `the exemption is already ${doc.status}`, reason: "exemption_ended" });
     const at = this.clock.now().toISOString();
     const wasInForce = IN_FORCE.includes(doc.status);
     const next: ExemptionDoc = {
@@ -289,32 +290,13 @@ export class ExemptionService {
 
   async getPolicy(ctx: RequestContext): Promise<ExemptionPolicy> {
     this.mayRead(ctx);
-    const doc = await this.store.read<ExemptionPolicyDoc>(partitionOf(ctx.principal.tenantId), POLICY_DOC_ID);
-    if (!doc) return { ...DEFAULT_EXEMPTION_POLICY, etag: INITIAL_ETAG };
-    return { maxDays: doc.maxDays, controls: doc.controls, updatedAt: doc.updatedAt, updatedBy: doc.updatedBy, etag: etagValue(doc._etag) };
+    return (await this.policyDoc.read(ctx.principal.tenantId)) ?? { ...DEFAULT_EXEMPTION_POLICY, etag: INITIAL_ETAG };
   }
 
   async putPolicy(ctx: RequestContext, input: unknown, ifMatch: string): Promise<ExemptionPolicy> {
-    const { principal } = ctx;
-    if (!principal.roles.has("TenantAdmin")) fail({ kind: "forbidden", detail: "changing the exemption policy requires TenantAdmin" });
+    if (!holdsAny(ctx.principal.roles, TENANT_ADMINS)) fail({ kind: "forbidden", detail: "changing the exemption policy requires TenantAdmin" });
     const spec = parseOrThrow(ExemptionPolicySpec, input, "body");
-    const partition = partitionOf(principal.tenantId);
-    const current = await this.store.read<ExemptionPolicyDoc>(partition, POLICY_DOC_ID);
-    if (!etagMatches(current?._etag ?? INITIAL_ETAG, ifMatch)) fail({ kind: "preconditionFailed" });
-    const doc: ExemptionPolicyDoc = { id: POLICY_DOC_ID, ...partition, docType: "exemptionPolicy", maxDays: spec.maxDays, controls: spec.controls, updatedAt: this.clock.now().toISOString(), updatedBy: principal.userId };
-    const plain = (d: ExemptionPolicyDoc) => ({ maxDays: d.maxDays, controls: d.controls, updatedAt: d.updatedAt, updatedBy: d.updatedBy });
-    const [etag] = await this.changes.commit({
-      partition,
-      ctx,
-      action: "exemptionPolicy.update",
-      resource: "/exemptions/policy",
-      ...(current ? { before: plain(current) } : {}),
-      after: plain(doc),
-      ops: [current ? { kind: "replace", doc, ifMatch: current._etag } : { kind: "create", doc }],
-      event: { type: "aigov.exemptionpolicy.updated.v1", subject: `/tenants/${principal.tenantId}/exemptions/policy`, data: plain(doc) },
-      onFailure: (_i, status) => (status === 409 ? { kind: "preconditionFailed" } : undefined),
-    });
-    return { ...plain(doc), etag: etagValue(etag ?? "") };
+    return this.policyDoc.write(ctx, { maxDays: spec.maxDays, controls: spec.controls }, ifMatch);
   }
 
   /** The portfolio: counts, ageing, repeat renewals, clusters, missing compensating controls, breadth. */
@@ -636,13 +618,13 @@ export class ExemptionService {
       }
       const openKeys = (await this.all(ctx.principal.tenantId)).filter((d) => d.scopeLevel === "key" && OPEN.includes(d.status)).length;
       if (openKeys >= MAX_OPEN_KEY_EXEMPTIONS) {
-        throw validation([{ field: "body.scope", message: `at most ${MAX_OPEN_KEY_EXEMPTIONS} key exemptions may be open at once (each becomes a key tier); exempt the model or project instead` }]);
+        throw validation([{ field: "body.scope", message: `at most ${MAX_OPEN_KEY_EXEMPTIONS} key exemptions may be open at once (each becomes a key tier); exempt the model or project instead` }], { reason: "too_many_key_exemptions" });
       }
     }
   }
 
   private async policyFor(tenantId: string): Promise<ExemptionPolicySpec> {
-    const doc = await this.store.read<ExemptionPolicyDoc>(partitionOf(tenantId), POLICY_DOC_ID);
+    const doc = await this.policyDoc.read(tenantId);
     return doc ? { maxDays: doc.maxDays, controls: doc.controls } : DEFAULT_EXEMPTION_POLICY;
   }
 
@@ -658,7 +640,7 @@ export class ExemptionService {
   private mayChange(ctx: RequestContext, doc: ExemptionDoc, what: string): void {
     const p = ctx.principal;
     if (p.roles.has("TenantAdmin") || p.userId === doc.owner || p.userId === doc.requester) return;
-    fail({ kind: "forbidden", detail: `only the owner, the requester or a TenantAdmin may ${what} an exemption` });
+    fail({ kind: "forbidden", detail: `only the owner, the requester or a TenantAdmin may ${what} an exemption`, reason: "exemption_owner_only" });
   }
 
   private async load(tenantId: string, id: string): Promise<Versioned<ExemptionDoc>> {

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { QUOTA_PERIODS } from "../../policy/settings.js";
 import { idSchema } from "../common.js";
-import { ModelId } from "../models/schema.js";
+import { ModelId } from "../../pillars/models/schema.js";
 import { ProjectId } from "../projects/schema.js";
 
 export const KeyId = idSchema("key");

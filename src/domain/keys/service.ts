@@ -7,8 +7,8 @@ import { type GatewayNames } from "../../policy/names.js";
 import type { ChangeWriter } from "../changes.js";
 import { etagMatches, etagValue, newId, type Page, type RequestContext } from "../common.js";
 import { AppError, fail, notFound } from "../errors.js";
-import type { Model } from "../models/schema.js";
-import type { ModelService } from "../models/service.js";
+import type { Model } from "../../pillars/models/schema.js";
+import type { ModelService } from "../../pillars/models/service.js";
 import { everyDoc, listPage, toArray } from "../paging.js";
 import { DEFAULT_KEY_POLICY, type KeyPolicy, type Project } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
@@ -363,7 +363,7 @@ export class KeyService {
     const doc = await this.mayManage(ctx, projectId, id);
     const spec = parseOrThrow(ReasonSpec, input, "body");
     if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
-    if (doc.status === "revoked") fail({ kind: "conflict", detail: "the key is already revoked" });
+    if (doc.status === "revoked") fail({ kind: "conflict", detail: "the key is already revoked", reason: "key_revoked" });
     await this.kill(ctx, doc, "revoked", spec.reason);
     const synced = await this.trySync(ctx.principal.tenantId, projectId, id, ctx.correlationId);
     return this.reread(ctx.principal.tenantId, projectId, id, synced);
@@ -381,14 +381,14 @@ export class KeyService {
   async pickup(ctx: RequestContext, projectId: string, id: string): Promise<KeyWithSecret> {
     await this.projects.get(ctx, projectId);
     const doc = await this.load(ctx.principal.tenantId, projectId, id);
-    if (doc.owner !== ctx.principal.userId) fail({ kind: "forbidden", detail: "only the key's owner collects a rotated secret" });
+    if (doc.owner !== ctx.principal.userId) fail({ kind: "forbidden", detail: "only the key's owner collects a rotated secret", reason: "key_owner_only" });
     const pick = doc.pickup;
     // Collectable while that secret is still the key's (a later rotation or a revocation ends it).
     if (!pick || doc.slots[pick.slot].kind !== "secret" || doc.slots[pick.slot].version !== pick.version) {
-      fail({ kind: "conflict", detail: "no rotated secret is waiting for collection" });
+      fail({ kind: "conflict", detail: "no rotated secret is waiting for collection", reason: "rotated_secret_not_waiting" });
     }
     const secret = await this.secrets.get(secretName(id, pick!.slot), pick!.version);
-    if (!secret) fail({ kind: "conflict", detail: "the rotated secret is no longer available" });
+    if (!secret) fail({ kind: "conflict", detail: "the rotated secret is no longer available", reason: "rotated_secret_gone" });
     const { pickup: _p, ...rest } = unversioned(doc);
     const next: KeyDoc = { ...rest, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
     const [etag] = await this.changes.commit({
@@ -400,7 +400,7 @@ export class KeyService {
       after: snapshot(next),
       ops: [{ kind: "replace", doc: next, ifMatch: doc._etag }],
       event: { type: "aigov.key.secret.collected.v1", subject: subjectOf(ctx.principal.tenantId, projectId, id), data: { keyId: id, projectId } },
-      onFailure: () => ({ kind: "conflict", detail: "the key changed meanwhile; try again" }),
+      onFailure: () => ({ kind: "conflict", detail: "the key changed meanwhile; try again", reason: "changed_meanwhile" }),
     });
     return { ...view(next, etag ?? ""), key: secret!.value };
   }
@@ -417,9 +417,9 @@ export class KeyService {
     await this.projects.get(ctx, spec.projectId); // 404 for a project of another tenant, like a missing one
     const doc = await this.load(tenantId, projectId, id);
     if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
-    if (doc.status === "revoked" || doc.status === "expired") fail({ kind: "conflict", detail: `a ${doc.status} key cannot be shared` });
+    if (doc.status === "revoked" || doc.status === "expired") fail({ kind: "conflict", detail: `a ${doc.status} key cannot be shared`, reason: doc.status === "revoked" ? "key_revoked" : "key_expired" });
     if ((doc.shares ?? []).some((x) => x.projectId === spec.projectId && (x.status === "pending" || x.status === "active"))) {
-      fail({ kind: "conflict", detail: `the key is already shared (or being shared) with ${spec.projectId}` });
+      fail({ kind: "conflict", detail: `the key is already shared (or being shared) with ${spec.projectId}`, reason: "key_already_shared" });
     }
     // Who approves is the tenant's route for key shares (default: the target project's admins or a
     // TenantAdmin); approvers the requester names are an extra stage after it.
@@ -510,7 +510,7 @@ export class KeyService {
         after: { keyId: doc.id, fromProject: doc.projectId, status: shareDoc.status },
         ops: [current ? { kind: "replace", doc: shareDoc, ifMatch: current._etag } : { kind: "create", doc: shareDoc }],
         event: { type: status === "active" ? "aigov.key.share.accepted.v1" : "aigov.key.share.ended.v1", subject: `/tenants/${tenantId}/projects/${target}/keys/shared/${doc.id}`, data: { keyId: doc.id, fromProject: doc.projectId } },
-        onFailure: () => ({ kind: "conflict", detail: "the share changed meanwhile; try again" }),
+        onFailure: () => ({ kind: "conflict", detail: "the share changed meanwhile; try again", reason: "changed_meanwhile" }),
       });
     }
   }
@@ -785,8 +785,8 @@ export class KeyService {
   // Internals
 
   private async beginRotation(ctx: RequestContext, doc: Versioned<KeyDoc>, overlap: number, scheduled: boolean, reason?: string) {
-    if (doc.status !== "active") fail({ kind: "conflict", detail: `a ${doc.status} key cannot be rotated` });
-    if (doc.rotation) fail({ kind: "conflict", detail: "a rotation of this key is already in progress" });
+    if (doc.status !== "active") fail({ kind: "conflict", detail: `a ${doc.status} key cannot be rotated`, reason: "key_not_active" });
+    if (doc.rotation) fail({ kind: "conflict", detail: "a rotation of this key is already in progress", reason: "rotation_in_progress" });
     const tenantId = ctx.principal.tenantId;
     const newSlot = other(doc.current);
     const plaintext = generateKey();
@@ -853,8 +853,8 @@ export class KeyService {
     const spec = parseOrThrow(ReasonSpec, input, "body");
     if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     const allowed = status === "suspended" ? doc.status === "active" : doc.status === "suspended";
-    if (!allowed) fail({ kind: "conflict", detail: `a ${doc.status} key cannot be ${status === "suspended" ? "suspended" : "resumed"}` });
-    if (status === "active" && Date.parse(doc.expiresAt) <= this.clock.now().getTime()) fail({ kind: "conflict", detail: "the key has expired" });
+    if (!allowed) fail({ kind: "conflict", detail: `a ${doc.status} key cannot be ${status === "suspended" ? "suspended" : "resumed"}`, reason: status === "suspended" ? "key_not_active" : "key_not_suspended" });
+    if (status === "active" && Date.parse(doc.expiresAt) <= this.clock.now().getTime()) fail({ kind: "conflict", detail: "the key has expired", reason: "key_expired" });
     const next: KeyDoc = {
       ...unversioned(doc),
       status,
@@ -905,7 +905,8 @@ export class KeyService {
     const errors: { field: string; message: string }[] = [];
     const exp = Date.parse(expiresAt);
     if (exp <= now.getTime()) errors.push({ field: "body.expiresAt", message: "must be in the future" });
-    if (exp > now.getTime() + policy.maxTtlDays * 86_400_000) errors.push({ field: "body.expiresAt", message: `is beyond the project's maximum key lifetime of ${policy.maxTtlDays} days` });
+    const tooLong = exp > now.getTime() + policy.maxTtlDays * 86_400_000;
+    if (tooLong) errors.push({ field: "body.expiresAt", message: `is beyond the project's maximum key lifetime of ${policy.maxTtlDays} days` });
     const models = await this.models.listAll(ctx.principal.tenantId, project.id);
     const byId = new Map(models.map((m) => [m.id, m]));
     (scopes.models ?? []).forEach((m, i) => {
@@ -918,7 +919,7 @@ export class KeyService {
       }
       if (limits.tokenQuota && limits.tokenQuota.period !== limits.budget.period) errors.push({ field: "body.limits.budget.period", message: "must equal tokenQuota.period when both are set" });
     }
-    if (errors.length > 0) throw new AppError({ kind: "validation", detail: "the key cannot be created as requested", errors });
+    if (errors.length > 0) throw new AppError({ kind: "validation", detail: "the key cannot be created as requested", errors, ...(tooLong ? { reason: "key_lifetime_exceeded" as const } : {}) });
   }
 
   private async index(tenantId: string, projectId: string, keyId: string, slot: SlotName, version: string, plaintext: string): Promise<void> {

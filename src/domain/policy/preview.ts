@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { z } from "zod";
 import { mapLimit } from "../../util/map-limit.js";
 import { PolicyCompileError } from "../../policy/errors.js";
@@ -7,8 +6,6 @@ import type { CompileResult, CompilerInputIn, ExplainEntry } from "../../policy/
 import { artifactRef, type GatewayArtifact } from "../../ports/gateway.js";
 import type { RequestContext } from "../common.js";
 import { AppError } from "../errors.js";
-import type { Model } from "../models/schema.js";
-import type { ModelService } from "../models/service.js";
 import type { Project } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
 import type { RegistrySnapshot } from "../publishing/registry.js";
@@ -24,67 +21,36 @@ export const PolicyPreview = z
   .meta({ id: "PolicyPreview" });
 export type PolicyPreview = z.output<typeof PolicyPreview>;
 
-/** Compiler ids are ≤ 24 characters of [a-z0-9_] and unique in the tenant; registry backend ids are per model. */
-const backendId = (model: Model, backend: string) => `b_${createHash("sha256").update(`${model.id}/${backend}`).digest("hex").slice(0, 22)}`;
-/** Locally there is no vault: a synthetic vault URI names the secret the same way Key Vault would. */
-const LOCAL_VAULT = "https://aigov-local.vault.azure.net";
-
 type ProjectInput = NonNullable<CompilerInputIn["projects"]>[number];
 
-/** One project of the registry, as the policy compiler sees it. */
-export function toProjectInput(project: Project, models: Model[], vaultUri: string | undefined): ProjectInput {
-  const vault = (vaultUri ?? LOCAL_VAULT).replace(/\/$/, "");
-  return {
-    id: project.id,
-    settings: project.settings ?? {},
-    name: project.name,
-    ...(project.description ? { description: project.description } : {}),
-    pillars: project.pillars,
-    models: models.map((m) => ({
-      id: m.id,
-      name: m.name,
-      deployment: m.modelName,
-      ...(m.displayName ? { displayName: m.displayName } : {}),
-      provider: m.provider,
-      status: m.status,
-      ...(m.sunsetDate ? { sunsetDate: m.sunsetDate } : {}),
-      ...(m.status === "deprecated" && m.deprecatedAt ? { deprecatedAt: m.deprecatedAt } : {}),
-      ...(m.pricing ? { pricing: { currency: m.pricing.currency, inputPerMillionTokens: m.pricing.inputPer1kTokens * 1000, outputPerMillionTokens: m.pricing.outputPer1kTokens * 1000 } } : {}),
-      allowedDataClasses: m.dataClasses,
-      settings: m.settings ?? {},
-      ...(m.split ? { abSplit: m.split.variants } : {}),
-      backends: m.backends.map((b) => ({
-        id: backendId(m, b.id),
-        url: b.url,
-        region: b.region,
-        priority: b.priority,
-        weight: b.weight,
-        ...(b.version ? { version: b.version } : {}),
-        auth:
-          b.credential.type === "managedIdentity"
-            ? { type: "managedIdentity" as const, resource: b.credential.audience }
-            : {
-                type: "keyVaultSecret" as const,
-                namedValueId: `nv-${backendId(m, b.id)}`,
-                // Versionless: a new key version reaches the gateway through Key Vault rotation.
-                secretIdentifier: `${vault}/secrets/${b.credential.secretRef.name}`,
-                header: b.credential.header,
-              },
-      })),
-    })),
-  };
+/** A pillar's part of a project's compiler input (models: `models`), from the registry as it is. */
+export type PillarInput = (tenantId: string, project: Project, vaultUri: string | undefined) => Promise<Partial<ProjectInput>>;
+
+/** One project of the registry, as the policy compiler sees it: its own fields, then each pillar's part. */
+export async function toProjectInput(tenantId: string, project: Project, pillars: readonly PillarInput[], vaultUri: string | undefined): Promise<ProjectInput> {
+  const parts = await Promise.all(pillars.map((contribute) => contribute(tenantId, project, vaultUri)));
+  return Object.assign(
+    {
+      id: project.id,
+      settings: project.settings ?? {},
+      name: project.name,
+      ...(project.description ? { description: project.description } : {}),
+      pillars: project.pillars,
+    },
+    ...parts,
+  ) as ProjectInput;
 }
 
 /** The registry and the settings of every scope, as the policy compiler sees them (tenant controls as floors). */
-export function toCompilerInput(
+export async function toCompilerInput(
   tenantId: string,
   tenant: { settings: CompilerInputIn["settings"]; services: CompilerInputIn["services"] },
   project: Project,
-  models: Model[],
+  pillars: readonly PillarInput[],
   vaultUri: string | undefined,
   gatewayKey?: string,
-): CompilerInputIn {
-  return applyFloors({ tenantId, ...(gatewayKey ? { gatewayKey } : {}), settings: tenant.settings ?? {}, services: tenant.services ?? {}, projects: [toProjectInput(project, models, vaultUri)] });
+): Promise<CompilerInputIn> {
+  return applyFloors({ tenantId, ...(gatewayKey ? { gatewayKey } : {}), settings: tenant.settings ?? {}, services: tenant.services ?? {}, projects: [await toProjectInput(tenantId, project, pillars, vaultUri)] });
 }
 
 /** A last step on the compiler input before compiling (active exemptions relax controls here). */
@@ -129,7 +95,7 @@ export interface CompiledTenant {
 export class TenantCompiler {
   constructor(
     private readonly projects: ProjectService,
-    private readonly models: ModelService,
+    private readonly pillars: readonly PillarInput[],
     private readonly tenantSettings: TenantSettingsService,
     private readonly vaultUri: string | undefined,
     private readonly transform: InputTransform = asIs,
@@ -144,7 +110,7 @@ export class TenantCompiler {
   /** The registry as it is now (tenant settings, projects and models), before keys, floors and exemptions. */
   async registry(tenantId: string): Promise<RegistrySnapshot> {
     const [projects, tenant] = await Promise.all([this.projects.listAll(tenantId), this.tenantSettings.scope(tenantId)]);
-    const inputs: ProjectInput[] = await mapLimit(projects, 8, async (p) => toProjectInput(p, await this.models.listAll(tenantId, p.id), this.vaultUri));
+    const inputs: ProjectInput[] = await mapLimit(projects, 8, (p) => toProjectInput(tenantId, p, this.pillars, this.vaultUri));
     const key = this.gatewayKey(tenantId);
     return { tenantId, ...(key ? { gatewayKey: key } : {}), settings: tenant.settings, services: tenant.services, projects: inputs };
   }
@@ -204,7 +170,7 @@ export class TenantCompiler {
 export class PolicyPreviewService {
   constructor(
     private readonly projects: ProjectService,
-    private readonly models: ModelService,
+    private readonly pillars: readonly PillarInput[],
     private readonly tenantSettings: TenantSettingsService,
     private readonly vaultUri: string | undefined,
     private readonly transform: InputTransform = asIs,
@@ -213,10 +179,9 @@ export class PolicyPreviewService {
 
   async preview(ctx: RequestContext, projectId: string, explain: boolean): Promise<PolicyPreview> {
     const project = await this.projects.get(ctx, projectId);
-    const models = await this.models.listAll(ctx.principal.tenantId, projectId);
     const tenantId = ctx.principal.tenantId;
     const tenant = await this.tenantSettings.scope(tenantId);
-    const result = compileLazily(await this.transform(tenantId, toCompilerInput(tenantId, tenant, project, models, this.vaultUri, this.gatewayKey(tenantId))));
+    const result = compileLazily(await this.transform(tenantId, await toCompilerInput(tenantId, tenant, project, this.pillars, this.vaultUri, this.gatewayKey(tenantId))));
     const artifacts = result.artifacts.map((a: GatewayArtifact) => ({ ref: artifactRef(a), ...a }));
     return {
       projectId,

@@ -2,16 +2,15 @@ import { z } from "zod";
 import { Services } from "../../policy/input.js";
 import { mergeSettings, Settings } from "../../policy/settings.js";
 import type { Clock } from "../../ports/clock.js";
-import { TENANT_SCOPE, type Partition, type Store, type StoredDoc } from "../../ports/store.js";
+import type { Store } from "../../ports/store.js";
 import type { ChangeWriter } from "../changes.js";
-import { etagMatches, etagValue, type RequestContext, type Role } from "../common.js";
+import type { RequestContext } from "../common.js";
 import { fail } from "../errors.js";
+import { ANY_TENANT_ROLE, holdsAny, TENANT_ADMINS } from "../kernel/roles.js";
+import { INITIAL_ETAG, TenantSingleton } from "../kernel/singleton.js";
 import { parseOrThrow } from "../validation.js";
 
-/** The ETag of tenant settings never written: send it in If-Match to write them the first time. */
-export const INITIAL_ETAG = "initial";
-const DOC_ID = "settings.tenant";
-const READERS: Role[] = ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"];
+export { INITIAL_ETAG };
 
 const TenantScopeSettings = Settings.meta({
   description:
@@ -35,25 +34,20 @@ export const TenantSettings = z
   .meta({ id: "TenantSettings" });
 export type TenantSettings = z.output<typeof TenantSettings>;
 
-interface TenantSettingsDoc extends StoredDoc {
-  docType: "tenantSettings";
-  settings: z.output<typeof Settings>;
-  services?: z.output<typeof Services>;
-  updatedAt: string;
-  updatedBy: string;
-}
+type TenantScope = { settings: z.output<typeof Settings>; services?: z.output<typeof Services> };
 
 /** Tenant-scope governance settings: one document per tenant, written with If-Match, audited. */
 export class TenantSettingsService {
-  constructor(
-    private readonly store: Store,
-    private readonly changes: ChangeWriter,
-    private readonly clock: Clock,
-  ) {}
+  private readonly doc: TenantSingleton<TenantScope>;
+
+  constructor(store: Store, changes: ChangeWriter, clock: Clock) {
+    this.doc = new TenantSingleton(store, changes, clock, { id: "settings.tenant", docType: "tenantSettings", path: "/settings", action: "settings.update", event: "aigov.settings.updated.v1" });
+  }
 
   async get(ctx: RequestContext): Promise<TenantSettings> {
-    if (!READERS.some((r) => ctx.principal.roles.has(r))) fail({ kind: "forbidden", detail: "reading settings requires a tenant role" });
-    return this.read(ctx.principal.tenantId);
+    if (!holdsAny(ctx.principal.roles, ANY_TENANT_ROLE)) fail({ kind: "forbidden", detail: "reading settings requires a tenant role" });
+    const written = await this.doc.read(ctx.principal.tenantId);
+    return written ? { ...written, services: written.services ?? {} } : { settings: {}, services: {}, etag: INITIAL_ETAG };
   }
 
   /** For the compiler: the tenant's settings (empty when never written). */
@@ -63,50 +57,16 @@ export class TenantSettingsService {
 
   /** The tenant's settings and services in one read (what project and model writes check against). */
   async scope(tenantId: string): Promise<{ settings: z.output<typeof Settings>; services: z.output<typeof Services> }> {
-    const doc = await this.store.read<TenantSettingsDoc>(this.partition(tenantId), DOC_ID);
-    return { settings: doc?.settings ?? {}, services: doc?.services ?? {} };
+    const written = await this.doc.read(tenantId);
+    return { settings: written?.settings ?? {}, services: written?.services ?? {} };
   }
 
   async put(ctx: RequestContext, input: unknown, ifMatch: string): Promise<TenantSettings> {
-    const { principal } = ctx;
-    if (!principal.roles.has("TenantAdmin")) fail({ kind: "forbidden", detail: "changing tenant settings requires TenantAdmin" });
+    if (!holdsAny(ctx.principal.roles, TENANT_ADMINS)) fail({ kind: "forbidden", detail: "changing tenant settings requires TenantAdmin" });
     const spec = parseOrThrow(TenantSettingsSpec, input, "body");
     requireServices([spec.settings], spec.services ?? {}, "body.settings");
-    const partition = this.partition(principal.tenantId);
-    const current = await this.store.read<TenantSettingsDoc>(partition, DOC_ID);
-    if (!etagMatches(current?._etag ?? INITIAL_ETAG, ifMatch)) fail({ kind: "preconditionFailed" });
-    const doc: TenantSettingsDoc = {
-      id: DOC_ID,
-      ...partition,
-      docType: "tenantSettings",
-      settings: spec.settings,
-      ...(spec.services ? { services: spec.services } : {}),
-      updatedAt: this.clock.now().toISOString(),
-      updatedBy: principal.userId,
-    };
-    const view = (d: TenantSettingsDoc) => ({ settings: d.settings, services: d.services ?? {}, updatedAt: d.updatedAt, updatedBy: d.updatedBy });
-    const [etag] = await this.changes.commit({
-      partition,
-      ctx,
-      action: "settings.update",
-      resource: "/settings",
-      ...(current ? { before: view(current) } : {}),
-      after: view(doc),
-      ops: [current ? { kind: "replace", doc, ifMatch: current._etag } : { kind: "create", doc }],
-      event: { type: "aigov.settings.updated.v1", subject: `/tenants/${principal.tenantId}/settings`, data: view(doc) },
-      onFailure: (_i, status) => (status === 409 ? { kind: "preconditionFailed" } : undefined),
-    });
-    return { ...view(doc), etag: etagValue(etag ?? "") };
-  }
-
-  private async read(tenantId: string): Promise<TenantSettings> {
-    const doc = await this.store.read<TenantSettingsDoc>(this.partition(tenantId), DOC_ID);
-    if (!doc) return { settings: {}, services: {}, etag: INITIAL_ETAG };
-    return { settings: doc.settings, services: doc.services ?? {}, updatedAt: doc.updatedAt, updatedBy: doc.updatedBy, etag: etagValue(doc._etag) };
-  }
-
-  private partition(tenantId: string): Partition {
-    return { tenantId, scopeId: TENANT_SCOPE };
+    const written = await this.doc.write(ctx, { settings: spec.settings, ...(spec.services ? { services: spec.services } : {}) }, ifMatch);
+    return { ...written, services: written.services ?? {} };
   }
 }
 

@@ -62,8 +62,8 @@ function snapshot(doc: Omit<ProjectDoc, "_etag">): Omit<Project, "etag"> {
 const forbidden = (detail: string) => new AppError({ kind: "forbidden", detail });
 
 export class ProjectService {
-  /** Resources registered inside a project (models, later tools and agents) block its deletion. */
-  private dependents: (tenantId: string, projectId: string) => Promise<number> = async () => 0;
+  /** Resources registered inside a project, per pillar (models, tools, agents): any blocks its deletion. */
+  private readonly dependents = new Map<string, (tenantId: string, projectId: string) => Promise<number>>();
 
   constructor(
     private readonly store: Store,
@@ -73,8 +73,9 @@ export class ProjectService {
     private readonly settingsGuard?: SettingsGuard,
   ) {}
 
-  countDependentsWith(count: (tenantId: string, projectId: string) => Promise<number>): void {
-    this.dependents = count;
+  /** Adds (or replaces, by name) a counter of what a pillar holds in a project. */
+  countDependentsWith(name: string, count: (tenantId: string, projectId: string) => Promise<number>): void {
+    this.dependents.set(name, count);
   }
 
   async create(ctx: RequestContext, input: ProjectSpecInput): Promise<Project> {
@@ -102,7 +103,7 @@ export class ProjectService {
       ],
       event: { type: "aigov.project.created.v1", subject: subject(principal.tenantId, id), data: after },
       onFailure: (index, status) =>
-        index === 1 && status === 409 ? { kind: "conflict", detail: `a project named '${spec.name}' already exists` } : undefined,
+        index === 1 && status === 409 ? { kind: "conflict", detail: `a project named '${spec.name}' already exists`, reason: "name_taken" } : undefined,
     });
     return toProject(doc, etag ?? "");
   }
@@ -173,7 +174,7 @@ export class ProjectService {
       ],
       event: { type: "aigov.project.updated.v1", subject: subject(principal.tenantId, id), data: after },
       onFailure: (index, status) =>
-        index === 2 && status === 409 ? { kind: "conflict", detail: `a project named '${spec.name}' already exists` } : undefined,
+        index === 2 && status === 409 ? { kind: "conflict", detail: `a project named '${spec.name}' already exists`, reason: "name_taken" } : undefined,
     });
     return toProject(doc, etag ?? "");
   }
@@ -183,8 +184,11 @@ export class ProjectService {
     const current = await this.load(principal, id);
     this.authorize(principal, current, ["TenantAdmin"], [], "delete");
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
-    const dependents = await this.dependents(principal.tenantId, id);
-    if (dependents > 0) fail({ kind: "conflict", detail: `the project still has ${dependents} registered resource(s); delete them first` });
+    const counts = await Promise.all([...this.dependents].map(async ([name, count]) => [name, await count(principal.tenantId, id)] as const));
+    const held = counts.filter(([, n]) => n > 0);
+    if (held.length) {
+      fail({ kind: "conflict", detail: `the project still holds ${held.map(([name, n]) => `${n} ${name}`).join(", ")}; delete them first`, reason: "project_has_dependents" });
+    }
     await this.changes.commit({
       partition: tenantPartition(principal.tenantId),
       ctx,

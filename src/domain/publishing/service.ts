@@ -222,7 +222,7 @@ export class PublishService {
     const spec = parseOrThrow(PublishSpec, input ?? {}, "body");
     const target = await this.loadRevision(ctx.principal.tenantId, revisionId);
     if (target.status !== "published") {
-      fail({ kind: "conflict", detail: `revision ${target.number} was never published (${target.status}); only a published revision can be restored` });
+      fail({ kind: "conflict", detail: `revision ${target.number} was never published (${target.status}); only a published revision can be restored`, reason: "revision_not_published" });
     }
     const manifest = await this.manifest(ctx.principal.tenantId, target);
     const artifacts = await this.artifacts(ctx.principal.tenantId, manifest);
@@ -355,11 +355,11 @@ export class PublishService {
             subject: subjectOf(tenantId, revisionPath(revisionId)),
             data: { revisionId, number: revision.number, kind: revision.kind, counts: revision.counts, outcome: after.outcome },
           },
-          onFailure: (index) => ({ kind: "conflict", detail: index === 1 ? "state" : "revision" }),
+          onFailure: (index) => ({ kind: "conflict", detail: index === 1 ? "state" : "revision", reason: index === 1 ? "gateway_state_raced" : "changed_meanwhile" }),
         });
         return "published";
       } catch (err) {
-        const raced = err instanceof AppError && err.error.kind === "conflict" && err.error.detail === "state";
+        const raced = err instanceof AppError && err.error.kind === "conflict" && err.error.reason === "gateway_state_raced";
         if (!raced || attempt >= 8) throw err;
       }
     }
@@ -437,7 +437,7 @@ export class PublishService {
           subject: subjectOf(tenantId, "/gateway/drift"),
           data: { status: report.status, revisionId: report.revisionId, items: report.items.map(({ ref, state: s }) => ({ ref, state: s })) },
         },
-        onFailure: () => ({ kind: "conflict", detail: "another drift check wrote the report at the same time" }),
+        onFailure: () => ({ kind: "conflict", detail: "another drift check wrote the report at the same time", reason: "changed_meanwhile" }),
       });
     }
     return { ...report, checkedAt };
@@ -545,11 +545,11 @@ export class PublishService {
             subject: subjectOf(tenantId, revisionPath(id)),
             data: { revisionId: id, number, kind: meta.kind, origin: meta.origin, rollbackOf: meta.rollbackOf, counts, isolated: doc.isolated?.map(({ projectId, name, outcome }) => ({ projectId, name, outcome })), staged: doc.staged },
           },
-          onFailure: (index) => (index === 1 ? { kind: "conflict", detail: "raced" } : undefined),
+          onFailure: (index) => (index === 1 ? { kind: "conflict", detail: "raced", reason: "revision_number_taken" } : undefined),
         })
         .catch((err: unknown) => {
           // Another publish took the next number first: recompute against the new state.
-          if (err instanceof AppError && err.error.kind === "conflict" && err.error.detail === "raced") raced = true;
+          if (err instanceof AppError && err.error.kind === "conflict" && err.error.reason === "revision_number_taken") raced = true;
           else throw err;
         });
       if (raced) {
@@ -617,7 +617,7 @@ export class PublishService {
       after: { status: after.status, ...(after.error ? { error: after.error } : {}) },
       ops: [{ kind: "replace", doc: after, ifMatch: revision._etag }],
       event: { type: eventType, subject: subjectOf(ctx.principal.tenantId, revisionPath(revision.id)), data: { revisionId: revision.id, number: revision.number, status: after.status, error: after.error } },
-      onFailure: () => ({ kind: "conflict", detail: "the revision changed meanwhile" }),
+      onFailure: () => ({ kind: "conflict", detail: "the revision changed meanwhile", reason: "changed_meanwhile" }),
     });
   }
 

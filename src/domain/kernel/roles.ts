@@ -1,0 +1,24 @@
+import { ROLES, type Role } from "../common.js";
+
+/**
+ * The tenant role sets the domain checks, defined once. Operations declare who may call them with the
+ * same sets (src/api/access.ts), and the services check them again as a second layer.
+ */
+export const ANY_TENANT_ROLE: readonly Role[] = ROLES;
+/** May change tenant-wide governance (settings, routes, policy maxima) and publish. */
+export const TENANT_ADMINS: readonly Role[] = ["TenantAdmin"];
+/** May manage a project's registry and keys when the role is held at tenant scope. */
+export const PROJECT_MANAGERS: readonly Role[] = ["TenantAdmin", "ProjectAdmin"];
+/** May read the audit log. */
+export const AUDIT_READERS: readonly Role[] = ["Auditor", "TenantAdmin"];
+/** Decide for the tenant's governance (not for a project, not as peers): a route's governance stage. */
+export const GOVERNANCE_DECIDERS: readonly Role[] = ["TenantAdmin", "Approver"];
+/** May read approval metrics. */
+export const APPROVAL_OVERSEERS: readonly Role[] = ["TenantAdmin", "Auditor", "Approver"];
+/** May request an exemption. */
+export const EXEMPTION_REQUESTERS: readonly Role[] = ["TenantAdmin", "ProjectAdmin", "Developer"];
+/** Roles a requester may name for a whole extra approval stage (roles with approval authority). */
+export const STAGE_ROLES: readonly Role[] = ["TenantAdmin", "Approver", "ProjectAdmin"];
+
+/** Whether the principal holds any of the roles. */
+export const holdsAny = (held: ReadonlySet<Role>, roles: readonly Role[]): boolean => roles.some((r) => held.has(r));

@@ -1,0 +1,89 @@
+/**
+ * Every specific `reason` a problem can carry: one catalog, with the status it comes with and what it
+ * means. DomainError only accepts reasons from here (for its kind's status); the reason table in
+ * docs/api.md, the OpenAPI Problem schema (`x-aigov-reasons`) and test/unit/reasons.test.ts derive
+ * from it. Meanings are Markdown (the docs table renders them as they are).
+ *
+ * A new refusal a client may act on gets a reason here (snake_case, what happened, not where); the
+ * same situation in another service reuses the existing one. "Internal" reasons are signals a service
+ * catches and retries itself; a client sees them only when the retries run out.
+ */
+export const REASONS = {
+  // The docs table lists them in this order: new reasons go to the end of their group, or a new group.
+  content_safety_service_missing: { status: 400, meaning: "content safety is switched on at some scope but the tenant has no `services.contentSafety`" },
+  embeddings_service_missing: { status: 400, meaning: "the semantic cache is switched on but the tenant has no `services.embeddings`" },
+  gateway_key_collision: { status: 409, meaning: "the tenant's gateway key is held by another tenant on its gateway instance; an operator assigns an explicit key" },
+  approval_deadline_passed: { status: 409, meaning: "a decision (API or approver link) came at or after the current stage's deadline: it does not count, and the request has been expired by that very call" },
+  approval_link_mismatch: { status: 403, meaning: "an approver link used under another request's URL (`/approvals/{A}/review` with a link issued for B); nothing is read or changed" },
+  approval_link_expired: { status: 403, meaning: "the approver link has expired (with its stage's deadline, or after 7 days)" },
+  approval_link_invalid: { status: 403, meaning: "the approver link is malformed, forged or tampered with" },
+  approval_link_used: { status: 409, meaning: "the approver link has already been used (links work once)" },
+  approval_not_awaiting: { status: 409, meaning: "the request (a link's, or one decided through the API) is decided, expired, or at another stage" },
+  approval_route_below_minimum: { status: 400, meaning: "approval routes that fall short of the product's minimums (`GET /api/approval-routes` lists them)" },
+  approval_route_unsatisfiable: { status: 409, meaning: "the request's route has a stage only project roles could decide, and the request names no project" },
+  approver_role_not_allowed: { status: 400, meaning: "a requester added a stage for a role without approval authority (\"any Developer\", \"any Reader\")" },
+  approver_is_requester: { status: 403, meaning: "requesters never decide their own request" },
+  approver_managed_by_requester: { status: 403, meaning: "the decider is assigned to a project the requester administers (separation of duties)" },
+  subject_type_reserved: { status: 400, meaning: "`exemption` and `keyShare` approvals are requested through their own APIs" },
+  loosens_tenant_control: { status: 400, meaning: "a project or model setting would loosen a tenant control (each field named); request an exemption instead" },
+  credential_rebind_requires_key: { status: 400, meaning: "a kept provider key would go to another origin or header: send the key again (or a TenantAdmin does it)" },
+  control_characters: { status: 400, meaning: "a string or field name in the body or form carries a control character (C0 other than tab/LF/CR, DEL) or a lone surrogate" },
+  body_too_deep: { status: 400, meaning: "the JSON body is nested deeper than 32 levels" },
+  registry_not_compilable: { status: 409, meaning: "the tenant's own settings do not compile (a single project that does not compile is isolated instead, see Publishing)" },
+  // ---- approvals ----
+  approver_already_decided: { status: 409, meaning: "the caller has already decided on this request (a stage that needs several approvers counts each person once)" },
+  approver_not_in_stage: { status: 403, meaning: "the caller is not an approver of the request's current stage (by name, role or escalation)" },
+  // ---- names and resources ----
+  name_taken: { status: 409, meaning: "the name is already used: a project's in the tenant (case-insensitive), a model's in its project" },
+  already_exists: { status: 409, meaning: "a resource with that identity already exists (a create that collided; read it instead)" },
+  project_has_dependents: { status: 409, meaning: "the project still has registered resources (models, keys, …): delete them first" },
+  changed_meanwhile: { status: 409, meaning: "the resource changed while the request was applied (a concurrent change won): read it again and retry" },
+  // ---- publishing ----
+  revision_not_published: { status: 409, meaning: "a rollback names a revision that was never published (pending, failed, superseded): only a published revision can be restored" },
+  gateway_state_raced: { status: 409, meaning: "internal: another publish changed the gateway state while this one was recorded; retried by the service, seen only when the retries run out (retry)" },
+  revision_number_taken: { status: 409, meaning: "internal: another publish took the next revision number first; the service recomputes against the new state (never returned)" },
+  // ---- exemptions ----
+  exemption_not_active: { status: 409, meaning: "only an exemption in force (`active`, `expiring`) can be renewed" },
+  renewal_pending: { status: 409, meaning: "a renewal of the exemption is already awaiting approval" },
+  exemption_ended: { status: 409, meaning: "the exemption is already over (`rejected`, `revoked`, `expired`): there is nothing to revoke" },
+  exemption_owner_only: { status: 403, meaning: "only the exemption's owner, its requester or a TenantAdmin may renew or revoke it" },
+  exemption_lifetime_exceeded: { status: 400, meaning: "`expiresAt` is beyond the tenant's maximum for this category (and control) of exemption (`GET /api/exemptions/policy`)" },
+  too_many_key_exemptions: { status: 400, meaning: "the tenant already has the most open key-scoped exemptions (10; each is a key tier): exempt the model or project instead" },
+  // ---- virtual keys ----
+  key_not_active: { status: 409, meaning: "only an `active` key can be rotated or suspended (this one is suspended, revoked or expired)" },
+  key_not_suspended: { status: 409, meaning: "only a `suspended` key can be resumed" },
+  key_revoked: { status: 409, meaning: "the key is revoked: it cannot be revoked again or shared" },
+  key_expired: { status: 409, meaning: "the key has expired (or its `expiresAt` has passed): it cannot be resumed or shared; create a new one" },
+  rotation_in_progress: { status: 409, meaning: "a rotation of the key is already in progress (until its overlap ends and the old secret is retired)" },
+  key_already_shared: { status: 409, meaning: "the key is already shared, or a share awaits approval, with that project" },
+  rotated_secret_not_waiting: { status: 409, meaning: "no rotated secret waits for collection (already collected, or a later rotation or revocation ended it)" },
+  rotated_secret_gone: { status: 409, meaning: "the rotated secret is no longer in the secret store: rotate the key again" },
+  key_owner_only: { status: 403, meaning: "only the key's owner collects a rotated secret" },
+  key_lifetime_exceeded: { status: 400, meaning: "`expiresAt` is beyond the project's maximum key lifetime (`keyPolicy.maxTtlDays`)" },
+  // ---- models ----
+  credential_not_stored: { status: 400, meaning: "`keep: true` for a backend that has no stored provider key: send the key" },
+} as const satisfies Record<string, { status: 400 | 403 | 409; meaning: string }>;
+
+export type Reason = keyof typeof REASONS;
+
+/** The reasons that come with a status (a conflict's are the 409 ones). */
+export type ReasonWith<S extends number> = { [R in Reason]: (typeof REASONS)[R]["status"] extends S ? R : never }[Reason];
+
+/**
+ * The reason a problem carries when its refusal has no specific one: its code in snake_case (see
+ * src/http/problem.ts), with its status.
+ */
+export const DEFAULT_REASONS = {
+  validation_failed: 400,
+  malformed_body: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  precondition_failed: 412,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  precondition_required: 428,
+  internal_error: 500,
+  unavailable: 503,
+} as const satisfies Record<string, number>;

@@ -1,0 +1,221 @@
+import type { SettingsGuard } from "../../domain/policy/settings-guard.js";
+import type { Clock } from "../../ports/clock.js";
+import type { SecretStore } from "../../ports/secrets.js";
+import type { Partition, Store, StoredDoc } from "../../ports/store.js";
+import { sha256 } from "../../domain/audit/chain.js";
+import type { ChangeWriter } from "../../domain/changes.js";
+import { etagMatches, newId, type Page, type RequestContext } from "../../domain/common.js";
+import { AppError, fail } from "../../domain/errors.js";
+import { Collection } from "../../domain/kernel/collection.js";
+import { holdsAny, PROJECT_MANAGERS } from "../../domain/kernel/roles.js";
+import { toArray } from "../../domain/paging.js";
+import type { Project } from "../../domain/projects/schema.js";
+import type { ProjectService } from "../../domain/projects/service.js";
+import { parseOrThrow } from "../../domain/validation.js";
+import { ModelSpec, type Model, type ModelPatch, type ModelSpecInput } from "./schema.js";
+
+interface ModelDoc extends StoredDoc, Omit<Model, "etag"> {
+  docType: "model";
+}
+
+type Backend = Model["backends"][number];
+type BackendInput = ModelSpec["backends"][number] | NonNullable<ModelPatch["backends"]>[number];
+
+export const modelPath = (projectId: string, id: string) => `/projects/${projectId}/models/${id}`;
+const nameId = (name: string) => `name.model.${sha256(name).slice(0, 48)}`;
+/** Key Vault secret names allow letters, digits and '-': ids are mapped accordingly. */
+export const backendSecretName = (modelId: string, backendId: string) => `model-${modelId.replace("_", "-")}-${backendId}`;
+
+const originOf = (url: string) => new URL(url).origin.toLowerCase();
+
+/**
+ * A stored provider key is bound to where it goes: its backend's origin (scheme, host, port) and the
+ * header it is sent in. Keeping the key while pointing the backend elsewhere would send a key someone
+ * else registered to a host of the editor's choosing; so that takes the key again (whoever knows it
+ * may send it anywhere) or a TenantAdmin (checked by the caller).
+ */
+function checkCredentialBinding(patch: NonNullable<ModelPatch["backends"]>, existing: Backend[]): void {
+  const errors: { field: string; message: string }[] = [];
+  patch.forEach((b, i) => {
+    if (!("keep" in b.credential)) return;
+    const was = existing.find((e) => e.id === b.id);
+    if (!was || was.credential.type !== "apiKey") return;
+    if (originOf(b.url) !== originOf(was.url)) {
+      errors.push({ field: `body.backends.${i}.url`, message: `the stored key was registered for ${originOf(was.url)}; send the key again (credential.key) to use it with ${originOf(b.url)}` });
+    }
+    if (b.credential.header !== was.credential.header) {
+      errors.push({ field: `body.backends.${i}.credential.header`, message: `the stored key is sent in ${was.credential.header}; send the key again to send it in ${b.credential.header}` });
+    }
+  });
+  if (errors.length) {
+    throw new AppError({ kind: "validation", detail: "a kept provider key cannot move to another endpoint or header without the key", errors, reason: "credential_rebind_requires_key" });
+  }
+}
+
+/**
+ * The model registry of a project. Models live in the project's own partition (tenant, project), so
+ * their writes and audit chain do not contend with other projects'. Provider keys go to the secret
+ * store on write and are referenced, never stored or returned.
+ */
+export class ModelService {
+  private readonly models: Collection<ModelDoc, Model>;
+
+  constructor(
+    store: Store,
+    changes: ChangeWriter,
+    private readonly clock: Clock,
+    private readonly secrets: SecretStore,
+    private readonly projects: ProjectService,
+    private readonly settingsGuard?: SettingsGuard,
+  ) {
+    this.models = new Collection<ModelDoc, Model>(store, changes, { docType: "model", path: (d) => modelPath(d.scopeId, d.id) });
+  }
+
+  async create(ctx: RequestContext, projectId: string, input: ModelSpecInput): Promise<Model> {
+    const project = await this.writable(ctx, projectId);
+    const spec = parseOrThrow(ModelSpec, input, "body");
+    if (spec.settings) await this.settingsGuard?.check(ctx.principal.tenantId, project.settings, spec.settings, "body.settings");
+    const id = newId("mdl");
+    const now = this.clock.now().toISOString();
+    const backends = await this.storeCredentials(id, spec.backends, []);
+    const { backends: _b, ...fields } = spec;
+    const doc: ModelDoc = {
+      ...fields,
+      ...(spec.status === "deprecated" ? { deprecatedAt: now.slice(0, 10) } : {}),
+      backends,
+      id,
+      projectId: project.id,
+      tenantId: ctx.principal.tenantId,
+      scopeId: project.id,
+      docType: "model",
+      createdAt: now,
+      createdBy: ctx.principal.userId,
+      updatedAt: now,
+      updatedBy: ctx.principal.userId,
+    };
+    const partition = this.partition(ctx, project.id);
+    return this.models.create(ctx, doc, {
+      action: "model.register",
+      event: "aigov.model.registered.v1",
+      extraOps: [{ kind: "create", doc: { id: nameId(spec.name), ...partition, docType: "nameReservation", resourceId: id } }],
+      onFailure: (index, status) => (index === 1 && status === 409 ? { kind: "conflict", detail: `a model named '${spec.name}' already exists in this project`, reason: "name_taken" } : undefined),
+    });
+  }
+
+  async get(ctx: RequestContext, projectId: string, id: string): Promise<Model> {
+    await this.projects.get(ctx, projectId); // readable project, same tenant, or 404/403
+    return this.models.view(await this.load(ctx, projectId, id));
+  }
+
+  async list(ctx: RequestContext, projectId: string, page: { maxPageSize: number; continuationToken?: string | undefined }): Promise<Page<Model>> {
+    await this.projects.get(ctx, projectId);
+    return this.models.page(this.partition(ctx, projectId), { orderBy: { field: "name", direction: "ASC" } }, page);
+  }
+
+  /** How many models a project has (blocks deleting the project). One single-partition query page. */
+  async count(tenantId: string, projectId: string): Promise<number> {
+    return (await this.models.page({ tenantId, scopeId: projectId }, {}, { maxPageSize: 100 })).items.length;
+  }
+
+  /** Every model of a project (for the policy compiler). */
+  async listAll(tenantId: string, projectId: string): Promise<Model[]> {
+    return (await toArray(this.models.every({ tenantId, scopeId: projectId }))).map((d) => this.models.view(d));
+  }
+
+  async update(ctx: RequestContext, projectId: string, id: string, patch: ModelPatch, ifMatch: string): Promise<Model> {
+    await this.writable(ctx, projectId);
+    const current = await this.load(ctx, projectId, id);
+    if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    const merged: Record<string, unknown> = { ...this.models.snapshot(current) };
+    for (const [key, value] of Object.entries(patch)) {
+      if (key === "backends" || value === undefined) continue;
+      if (value === null) delete merged[key];
+      else merged[key] = value;
+    }
+    // Validate the merged model as a whole (with placeholder keys: stored keys are referenced, not re-sent).
+    const backendsIn = patch.backends ?? current.backends.map((b) => ({ ...b, credential: b.credential.type === "apiKey" ? { type: "apiKey" as const, header: b.credential.header, keep: true as const } : b.credential }));
+    const specView = Object.fromEntries(Object.keys(ModelSpec.shape).filter((k) => k in merged).map((k) => [k, merged[k]]));
+    const spec = parseOrThrow(
+      ModelSpec,
+      { ...specView, backends: backendsIn.map((b) => ({ ...b, credential: "keep" in b.credential ? { type: "apiKey", header: b.credential.header, key: "placeholder" } : b.credential })) },
+      "body",
+    );
+    for (const b of backendsIn) {
+      if ("keep" in b.credential && !current.backends.some((c) => c.id === b.id && c.credential.type === "apiKey")) {
+        fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: `body.backends.${b.id}.credential`, message: "keep: true needs an existing key for this backend" }], reason: "credential_not_stored" });
+      }
+    }
+    if (patch.backends && !ctx.principal.roles.has("TenantAdmin")) checkCredentialBinding(patch.backends, current.backends);
+    if (patch.settings) await this.settingsGuard?.check(ctx.principal.tenantId, (await this.projects.get(ctx, projectId)).settings, spec.settings, "body.settings");
+    const backends = await this.storeCredentials(id, backendsIn, current.backends);
+    const { backends: _b, ...fields } = spec;
+    // When the model became deprecated (the Deprecation response header, RFC 9745); kept while it stays so.
+    const deprecatedAt = spec.status === "deprecated" ? (current.status === "deprecated" ? current.deprecatedAt : undefined) ?? this.clock.now().toISOString().slice(0, 10) : undefined;
+    const doc: ModelDoc = {
+      ...fields,
+      ...(deprecatedAt ? { deprecatedAt } : {}),
+      backends,
+      id,
+      projectId,
+      tenantId: ctx.principal.tenantId,
+      scopeId: projectId,
+      docType: "model",
+      createdAt: current.createdAt,
+      createdBy: current.createdBy,
+      updatedAt: this.clock.now().toISOString(),
+      updatedBy: ctx.principal.userId,
+    };
+    return this.models.replace(ctx, current, doc, { action: "model.update", event: "aigov.model.updated.v1" });
+  }
+
+  async delete(ctx: RequestContext, projectId: string, id: string, ifMatch: string): Promise<void> {
+    await this.writable(ctx, projectId);
+    const current = await this.load(ctx, projectId, id);
+    if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    await this.models.delete(ctx, current, {
+      action: "model.delete",
+      event: "aigov.model.deleted.v1",
+      data: { id, projectId, name: current.name },
+      extraOps: [{ kind: "delete", id: nameId(current.name) }],
+    });
+    for (const b of current.backends) if (b.credential.type === "apiKey") await this.secrets.delete(b.credential.secretRef.name);
+  }
+
+  /** Keys go to the secret store (a new version when re-sent); the model keeps only a reference. */
+  private async storeCredentials(modelId: string, inputs: BackendInput[], existing: Backend[]): Promise<Backend[]> {
+    const out: Backend[] = [];
+    for (const b of inputs) {
+      const { credential, ...rest } = b;
+      const base = { ...rest, priority: rest.priority ?? 1, weight: rest.weight ?? 1 };
+      if (credential.type === "managedIdentity") {
+        out.push({ ...base, credential });
+      } else if ("keep" in credential) {
+        const kept = existing.find((e) => e.id === b.id)!.credential;
+        out.push({ ...base, credential: { ...kept, header: credential.header } as Backend["credential"] });
+      } else {
+        const name = backendSecretName(modelId, b.id);
+        const saved = await this.secrets.set(name, credential.key, { contentType: "text/plain", tags: { model: modelId, backend: b.id } });
+        out.push({ ...base, credential: { type: "apiKey", header: credential.header, secretRef: { name, version: saved.version } } });
+      }
+    }
+    return out;
+  }
+
+  private async writable(ctx: RequestContext, projectId: string): Promise<Project> {
+    const project = await this.projects.get(ctx, projectId);
+    const p = ctx.principal;
+    const assigned = project.roleAssignments.some((a) => a.principalId === p.userId && a.role === "ProjectAdmin");
+    if (!holdsAny(p.roles, PROJECT_MANAGERS) && !assigned) {
+      fail({ kind: "forbidden", detail: "registering models requires TenantAdmin or ProjectAdmin" });
+    }
+    return project;
+  }
+
+  private partition(ctx: RequestContext, projectId: string): Partition {
+    return { tenantId: ctx.principal.tenantId, scopeId: projectId };
+  }
+
+  private load(ctx: RequestContext, projectId: string, id: string) {
+    return this.models.load(this.partition(ctx, projectId), id, modelPath(projectId, id));
+  }
+}

@@ -1,0 +1,79 @@
+import type { Operation, ParsedRequest } from "../api/contract.js";
+import type { ChangeWriter } from "../domain/changes.js";
+import type { RequestContext } from "../domain/common.js";
+import type { SettingsGuard } from "../domain/policy/settings-guard.js";
+import type { Project } from "../domain/projects/schema.js";
+import type { ProjectService } from "../domain/projects/service.js";
+import type { CompilerInputIn } from "../policy/index.js";
+import type { Clock } from "../ports/clock.js";
+import type { SecretStore } from "../ports/secrets.js";
+import type { Store } from "../ports/store.js";
+
+/** What a pillar's service may use: the kernel's ports and the cross-cutting services it builds on. */
+export interface PillarKit {
+  store: Store;
+  changes: ChangeWriter;
+  clock: Clock;
+  secrets: SecretStore;
+  projects: ProjectService;
+  settingsGuard: SettingsGuard;
+}
+
+/** A project as the policy compiler sees it (what a pillar contributes to). */
+export type ProjectInput = CompilerInputIn["projects"][number];
+
+/** A pillar, built: its service and the hooks the cross-cutting modules call. */
+export interface PillarRuntime<S = unknown> {
+  service: S;
+  /** Resources the pillar holds in a project (a project with any cannot be deleted). */
+  countDependents(tenantId: string, projectId: string): Promise<number>;
+  /** The pillar's part of a project's compiler input (e.g. `models`), from the registry as it is. */
+  compilerInput?(tenantId: string, project: Project, vaultUri: string | undefined): Promise<Partial<ProjectInput>>;
+}
+
+/** What an operation's handler answers. */
+export interface RouteResult {
+  status?: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+/** One operation of a pillar and how its service answers it (no Functions types: the edge adapts). */
+export interface PillarRoute<S> {
+  op: Operation;
+  handle(req: ParsedRequest<Operation>, ctx: RequestContext, service: S): Promise<RouteResult>;
+}
+
+/** Pairs an operation with its handler, keeping the handler's request typed by the operation. */
+export function route<S, O extends Operation>(op: O, handle: (req: ParsedRequest<O>, ctx: RequestContext, service: S) => Promise<RouteResult>): PillarRoute<S> {
+  return { op, handle: handle as PillarRoute<S>["handle"] };
+}
+
+/** The CLI's tools, for a pillar's commands. */
+export interface PillarCliKit<Client> {
+  program: import("commander").Command;
+  client(): Client;
+  print(value: unknown, columns?: string[]): void;
+  render(format: "table", value: unknown, columns: string[]): void;
+  out(text: string): void;
+  err(text: string): void;
+  json(): boolean;
+  readJson(path: string): unknown;
+}
+
+/**
+ * One pillar (models now; tools and agents next): its operations with their handlers, the service
+ * behind them, its commands, and examples of valid bodies. The composition root, the operations
+ * list, the function registrations, the compiler input, project deletion, the CLI and the test
+ * walks all loop over the pillar list (src/pillars/index.ts). See docs/pillars.md.
+ */
+export interface Pillar<S = unknown> {
+  name: string;
+  routes: readonly PillarRoute<S>[];
+  /** Builds the runtime on first use (the service loads lazily: not on the cold-start path). */
+  build(kit: PillarKit): Promise<PillarRuntime<S>>;
+  /** A valid body for each operation that takes one (`unique` varies names), for walks and docs. */
+  examples: Readonly<Record<string, (unique: string) => unknown>>;
+  /** Adds the pillar's commands to the CLI. */
+  cli?(kit: PillarCliKit<import("../client/index.js").AigovClient>): void;
+}
