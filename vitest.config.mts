@@ -1,7 +1,47 @@
+import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
+import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 const localhost = (file: string) => fileURLToPath(new URL(`./packages/functions-localhost/src/${file}`, import.meta.url));
+
+/** Every test: the app's (test/) and the local host's (packages/functions-localhost/test, which also runs alone with its own config). */
+const ALL = ["test/**/*.test.ts", "packages/functions-localhost/test/**/*.test.ts"];
+/** The slow project: tests that start child processes (crashes, `npm start`, store damage, the host's Host checks) or a browser. */
+const SLOW = [
+  "test/integration/*-crash.test.ts",
+  "test/integration/npm-start.test.ts",
+  "test/integration/store-damage.test.ts",
+  "test/local-app/host-safety.test.ts",
+  "test/e2e/**/*.test.ts",
+  "packages/functions-localhost/test/durable/crash.test.ts",
+];
+
+/**
+ * Test files run side by side, each in its own process. Vitest's default (one fewer worker than cores) is a
+ * single worker on a 2-core machine: every file after the other. One more worker than cores keeps the cores
+ * busy while a file waits (HTTP round trips, file writes, child processes starting). VITEST_MAX_WORKERS overrides.
+ */
+const WORKERS = availableParallelism() + 1;
+
+/**
+ * The order files start in: vitest's own (files that failed last time, then the longest known, else the
+ * largest), with the slow project's files moved to the front, each followed by as many fast files as there
+ * are other workers. A child-process test starts early, next to the longest in-process files (it mostly
+ * waits, and last it would be the tail of the run), and the next one usually starts once it is done, so
+ * child processes seldom compete with each other for the CPU.
+ */
+class SlowSpread extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const slow = sorted.filter((f) => f.project.name === "slow");
+    const fast = sorted.filter((f) => f.project.name !== "slow");
+    const between = Math.max(1, (this.ctx.config.maxWorkers ?? WORKERS) - 1);
+    const out: TestSpecification[] = [];
+    for (const s of slow) out.push(s, ...fast.splice(0, between));
+    return [...out, ...fast];
+  }
+}
 
 export default defineConfig({
   // The app's tests run the local host's sources, as they run the app's (child processes run the compiled package).
@@ -16,12 +56,19 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: "forks",
+    maxWorkers: WORKERS,
+    sequence: { sequencer: SlowSpread },
     reporters: ["default"],
+    // dist/ is built once, before any test file runs (in-process tests load dist/functions, child processes dist/src).
+    globalSetup: ["test/support/global-setup.ts"],
+    // `npx vitest` runs the fast project; `npm test` runs both (--project fast --project slow replaces this).
+    // (`project` is vitest's --project option, honoured in the config file too, though typed for the CLI only.)
+    ...({ project: ["fast"] } as object),
     projects: [
-      // The app: test/ (unit, integration, conformance, gateway, e2e, local-app).
-      { extends: true, test: { name: "aigov", include: ["test/**/*.test.ts"] } },
-      // The local host's own tests (packages/functions-localhost/test), with its own config.
-      "packages/functions-localhost",
+      // In-process tests: the default while developing (`npx vitest`, `npm run test:fast`).
+      { extends: true, test: { name: "fast", include: ALL, exclude: SLOW } },
+      // Child processes and the browser (`npm run test:slow`, or `npx vitest run --project slow <file>`).
+      { extends: true, test: { name: "slow", include: SLOW } },
     ],
   },
 });

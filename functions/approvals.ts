@@ -14,16 +14,16 @@ import { decidedPage, reviewPage } from "../src/http/approval-page.js";
 import { endpoint } from "../src/http/endpoint.js";
 import { htmlEndpoint } from "../src/http/html.js";
 import { pageResult } from "../src/http/paging.js";
+import { driven } from "../src/workflows/drive.js";
 import { durableClient, durableClientInput } from "../src/workflows/registration.js";
-import { APPROVAL_ORCHESTRATOR, DECISION_EVENT, approvalInput } from "./workflows/approval.js";
+import { DECISION_EVENT } from "./workflows/approval.js";
 
 const clientInput = durableClientInput();
 
 app.http(createApproval.operationId, {
+  // One orchestration per request, with the request's id: starting it twice is harmless.
   ...endpoint(createApproval, async ({ body }, ctx, s, invocation) => {
-    const approval = await s.approvals.create(ctx, body);
-    // One orchestration per request, with the request's id: starting it twice is harmless.
-    await durableClient(invocation).startNew(APPROVAL_ORCHESTRATOR, { instanceId: approval.id, input: approvalInput(approval) });
+    const { approval } = await driven(invocation, await s.approvals.create(ctx, body));
     return { body: approval };
   }),
   extraInputs: [clientInput],

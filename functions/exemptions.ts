@@ -1,4 +1,4 @@
-import { app, type InvocationContext } from "@azure/functions";
+import { app } from "@azure/functions";
 import {
   getExemption,
   getExemptionPolicy,
@@ -9,22 +9,17 @@ import {
   requestExemption,
   revokeExemption,
 } from "../src/api/exemption-operations.js";
-import type { Approval } from "../src/domain/approvals/schema.js";
 import { endpoint } from "../src/http/endpoint.js";
 import { pageResult } from "../src/http/paging.js";
-import { durableClient, durableClientInput } from "../src/workflows/registration.js";
-import { APPROVAL_ORCHESTRATOR, approvalInput } from "./workflows/approval.js";
+import { driven } from "../src/workflows/drive.js";
+import { durableClientInput } from "../src/workflows/registration.js";
 
+// A request and a renewal each start their approval's driver (the approval sweep starts any that is missing).
 const clientInput = durableClientInput();
-
-/** One orchestration per approval, with the approval's id: starting it twice is harmless, and the sweep starts any that is missing. */
-const drive = (invocation: InvocationContext, approval: Approval) =>
-  durableClient(invocation).startNew(APPROVAL_ORCHESTRATOR, { instanceId: approval.id, input: approvalInput(approval) });
 
 app.http(requestExemption.operationId, {
   ...endpoint(requestExemption, async ({ body }, ctx, s, invocation) => {
-    const { exemption, approval } = await s.exemptions.request(ctx, body);
-    await drive(invocation, approval);
+    const { exemption } = await driven(invocation, await s.exemptions.request(ctx, body));
     return { body: exemption };
   }),
   extraInputs: [clientInput],
@@ -44,8 +39,7 @@ app.http(getExemption.operationId, endpoint(getExemption, async ({ params }, ctx
 
 app.http(renewExemption.operationId, {
   ...endpoint(renewExemption, async ({ params, body, ifMatch }, ctx, s, invocation) => {
-    const { exemption, approval } = await s.exemptions.renew(ctx, params.exemptionId, body, ifMatch);
-    await drive(invocation, approval);
+    const { exemption } = await driven(invocation, await s.exemptions.renew(ctx, params.exemptionId, body, ifMatch));
     return { body: exemption };
   }),
   extraInputs: [clientInput],

@@ -1,13 +1,11 @@
-import { app, type InvocationContext } from "@azure/functions";
+import { app } from "@azure/functions";
 import { collectKey, createKey, getKey, listKeys, listSharedKeys, lookupKey, resumeKey, revokeKey, rotateKey, shareKey, suspendKey, unshareKey } from "../src/api/operations.js";
 import { endpoint } from "../src/http/endpoint.js";
 import { pageResult } from "../src/http/paging.js";
-import { durableClient, durableClientInput } from "../src/workflows/registration.js";
-import { APPROVAL_ORCHESTRATOR, approvalInput } from "./workflows/approval.js";
-import { startRotation } from "./workflows/key-rotation.js";
+import { driven } from "../src/workflows/drive.js";
+import { durableClientInput } from "../src/workflows/registration.js";
 
 const clientInput = durableClientInput();
-
 
 app.http(createKey.operationId, endpoint(createKey, async ({ params, body }, ctx, s) => ({ body: await s.keys.create(ctx, params.projectId, body) })));
 
@@ -18,10 +16,9 @@ app.http(listKeys.operationId, endpoint(listKeys, async ({ params, query }, ctx,
 app.http(getKey.operationId, endpoint(getKey, async ({ params }, ctx, s) => ({ body: await s.keys.get(ctx, params.projectId, params.keyId) })));
 
 app.http(rotateKey.operationId, {
-  ...endpoint(rotateKey, async ({ params, body, ifMatch }, ctx, s, invocation: InvocationContext) => {
-    const { rotationId, ...key } = await s.keys.rotate(ctx, params.projectId, params.keyId, body, ifMatch);
-    // If this start fails, the key lifecycle job starts the missing driver (same instance id).
-    await startRotation(durableClient(invocation), s, { tenantId: ctx.principal.tenantId, projectId: params.projectId, keyId: params.keyId, rotationId });
+  // The rotation's driver starts with the answer; if that fails, the key lifecycle job starts it (same instance id).
+  ...endpoint(rotateKey, async ({ params, body, ifMatch }, ctx, s, invocation) => {
+    const { rotationId: _r, ...key } = await driven(invocation, await s.keys.rotate(ctx, params.projectId, params.keyId, body, ifMatch));
     return { body: key };
   }),
   extraInputs: [clientInput],
@@ -44,12 +41,10 @@ app.http(collectKey.operationId, endpoint(collectKey, async ({ params }, ctx, s)
 app.http(lookupKey.operationId, endpoint(lookupKey, async ({ body }, ctx, s) => ({ body: await s.keys.lookup(ctx, body) })));
 
 app.http(shareKey.operationId, {
-  ...endpoint(shareKey, async ({ params, body, ifMatch }, ctx, s, invocation) => {
-    const result = await s.keys.share(ctx, params.projectId, params.keyId, body, ifMatch);
-    // The approval's driver, as for any approval request (the approval sweep starts it if this fails).
-    await durableClient(invocation).startNew(APPROVAL_ORCHESTRATOR, { instanceId: result.approval.id, input: approvalInput(result.approval) });
-    return { body: result };
-  }),
+  // The approval's driver, as for any approval request (the approval sweep starts it if this fails).
+  ...endpoint(shareKey, async ({ params, body, ifMatch }, ctx, s, invocation) => ({
+    body: await driven(invocation, await s.keys.share(ctx, params.projectId, params.keyId, body, ifMatch)),
+  })),
   extraInputs: [clientInput],
 });
 

@@ -1,35 +1,23 @@
-import { app, type InvocationContext } from "@azure/functions";
+import { app } from "@azure/functions";
 import { checkDrift, getDriftReport, getGatewayDiff, getRevision, listRevisions, publishGateway, rollbackRevision } from "../src/api/operations.js";
-import type { Services } from "../src/app/services.js";
-import type { PublishResult } from "../src/domain/publishing/schema.js";
 import { endpoint } from "../src/http/endpoint.js";
 import { pageResult } from "../src/http/paging.js";
-import { durableClient, durableClientInput } from "../src/workflows/registration.js";
-import { PUBLISH_ORCHESTRATOR, publishInput } from "./workflows/publish.js";
+import { driven } from "../src/workflows/drive.js";
+import { durableClientInput } from "../src/workflows/registration.js";
 
+// A publish or rollback that made a pending revision starts its driver (the gateway publish sweep starts any that is missing).
 const clientInput = durableClientInput();
-
-/** One orchestration per revision, with the revision's id: starting it twice is harmless. */
-async function start(invocation: InvocationContext, s: Services, tenantId: string, result: PublishResult): Promise<void> {
-  if (!result.changed || !result.revision || result.revision.status !== "pending") return;
-  const input = publishInput(tenantId, result.revision.id, s.config.publishRetry);
-  await durableClient(invocation).startNew(PUBLISH_ORCHESTRATOR, { instanceId: result.revision.id, input });
-}
 
 app.http(publishGateway.operationId, {
   ...endpoint(publishGateway, async ({ body }, ctx, s, invocation) => {
-    const result = await s.publishing.publish(ctx, body);
-    await start(invocation, s, ctx.principal.tenantId, result);
-    return { body: result };
+    return { body: await driven(invocation, await s.publishing.publish(ctx, body)) };
   }),
   extraInputs: [clientInput],
 });
 
 app.http(rollbackRevision.operationId, {
   ...endpoint(rollbackRevision, async ({ params, body }, ctx, s, invocation) => {
-    const result = await s.publishing.rollback(ctx, params.revisionId, body);
-    await start(invocation, s, ctx.principal.tenantId, result);
-    return { body: result };
+    return { body: await driven(invocation, await s.publishing.rollback(ctx, params.revisionId, body)) };
   }),
   extraInputs: [clientInput],
 });

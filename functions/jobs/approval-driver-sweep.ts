@@ -1,7 +1,9 @@
 import { app } from "@azure/functions";
 import { getServices } from "../../src/app/services.js";
-import { durableClient, durableClientInput, ensureDriver } from "../../src/workflows/registration.js";
-import { APPROVAL_ORCHESTRATOR, DECISION_EVENT, approvalInput } from "../workflows/approval.js";
+import { approvalDrive } from "../../src/domain/approvals/drive.js";
+import { ensureDriver } from "../../src/workflows/drive.js";
+import { durableClient, durableClientInput } from "../../src/workflows/registration.js";
+import { DECISION_EVENT } from "../workflows/approval.js";
 
 // Deadlines hold without the orchestration (docs/durable.md, "Drivers and sweeps"). For every pending
 // request: past its stage's deadline → expired now (the stage timer's own transition), whatever state
@@ -25,7 +27,7 @@ app.timer("approvalDriverSweep", {
           await client.raiseEvent(pending.id, DECISION_EVENT, { expired: true }).catch(() => undefined);
         }
         if (approval.status !== "pending") continue;
-        const outcome = await ensureDriver(client, APPROVAL_ORCHESTRATOR, pending.id, approvalInput(pending), async () => (await approvals.state(pending.tenantId, pending.id)).status === "pending");
+        const outcome = await ensureDriver(client, approvalDrive(pending), async () => (await approvals.state(pending.tenantId, pending.id)).status === "pending");
         if (outcome === "started" || outcome === "restarted") count[outcome] += 1;
       } catch (err) {
         // One request's trouble (a store hiccup, the status endpoint) must not stop the others.

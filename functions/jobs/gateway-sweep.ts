@@ -1,7 +1,7 @@
 import { app } from "@azure/functions";
 import { getServices } from "../../src/app/services.js";
-import { durableClient, durableClientInput, ensureDriver } from "../../src/workflows/registration.js";
-import { PUBLISH_ORCHESTRATOR, publishInput } from "../workflows/publish.js";
+import { ensureDriver } from "../../src/workflows/drive.js";
+import { durableClient, durableClientInput } from "../../src/workflows/registration.js";
 
 // Revisions made without an HTTP request (exemption activation and expiry, automation), revisions
 // whose orchestration failed to start, and revisions whose orchestration failed or was terminated
@@ -12,13 +12,12 @@ app.timer("gatewayPublishSweep", {
   schedule: "%GATEWAY_PUBLISH_SWEEP_SCHEDULE%",
   extraInputs: [durableClientInput()],
   handler: async (_timer, context) => {
-    const { publishing, config } = await getServices();
+    const { publishing } = await getServices();
     const client = durableClient(context);
     let restarted = 0;
     for await (const pending of publishing.pendingRevisions()) {
       try {
-        const input = publishInput(pending.tenantId, pending.revisionId, config.publishRetry);
-        const outcome = await ensureDriver(client, PUBLISH_ORCHESTRATOR, pending.revisionId, input, () => publishing.isPending(pending.tenantId, pending.revisionId));
+        const outcome = await ensureDriver(client, pending.drive, () => publishing.isPending(pending.tenantId, pending.revisionId));
         if (outcome === "restarted") restarted += 1;
       } catch (err) {
         context.error(`gateway publish sweep: revision ${pending.revisionId}: ${err instanceof Error ? err.message : String(err)}`);
@@ -34,9 +33,9 @@ app.timer("gatewayDriftCheck", {
   schedule: "%DRIFT_CHECK_SCHEDULE%",
   handler: async (_timer, context) => {
     const { publishing } = await getServices();
-    for await (const tenantId of publishing.publishedTenants()) {
+    for await (const tenantId of publishing.drift.publishedTenants()) {
       try {
-        const report = await publishing.checkDrift(tenantId, `timer:${context.invocationId}`);
+        const report = await publishing.drift.check(tenantId, `timer:${context.invocationId}`);
         if (report.status === "drifted") context.warn(`gateway drift in tenant ${tenantId}: ${report.items.length} artifact(s) differ from revision ${report.revisionNumber}`);
       } catch (err) {
         // One tenant's unreachable gateway must not stop the others' checks.

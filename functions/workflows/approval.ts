@@ -1,18 +1,11 @@
 import type { ActivityHandler, OrchestrationContext, OrchestrationHandler } from "durable-functions";
 import { getServices } from "../../src/app/services.js";
+import { APPROVAL_ORCHESTRATOR, type ApprovalInput } from "../../src/domain/approvals/drive.js";
 import type { ApprovalState } from "../../src/domain/approvals/service.js";
 import { activity, orchestration, retryOptions } from "../../src/workflows/registration.js";
 
-export const APPROVAL_ORCHESTRATOR = "approvalOrchestrator";
+/** Raised on the orchestration (instance id = the request's id) when a decision was stored: it looks again. */
 export const DECISION_EVENT = "decision";
-
-interface ApprovalInput {
-  tenantId: string;
-  approvalId: string;
-}
-
-export const approvalInput = (a: { tenantId: string; id: string }): ApprovalInput => ({ tenantId: a.tenantId, approvalId: a.id });
-
 
 /**
  * Drives one approval request: sends approver links for each stage, waits for a decision or the

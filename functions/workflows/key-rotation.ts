@@ -1,26 +1,7 @@
-import type { ActivityHandler, DurableClient, OrchestrationContext, OrchestrationHandler } from "durable-functions";
-import { getServices, type Services } from "../../src/app/services.js";
+import type { ActivityHandler, OrchestrationContext, OrchestrationHandler } from "durable-functions";
+import { getServices } from "../../src/app/services.js";
+import { KEY_ROTATION_ORCHESTRATOR, type KeyRotationInput } from "../../src/domain/keys/rotation.js";
 import { activity, orchestration, retryOptions } from "../../src/workflows/registration.js";
-
-export const KEY_ROTATION_ORCHESTRATOR = "keyRotationOrchestrator";
-
-export interface KeyRotationInput {
-  tenantId: string;
-  projectId: string;
-  keyId: string;
-  rotationId: string;
-  /** From configuration (an orchestrator may not read settings). */
-  retry: { firstIntervalMs: number; maxAttempts: number };
-}
-
-/** Instance id: one orchestration per rotation, so a rotation is never driven twice. */
-export const rotationInstanceId = (keyId: string, rotationId: string) => `${keyId}.${rotationId}`;
-
-/** Starts the driver of one rotation (the instance id makes a second start of the same rotation harmless). */
-export async function startRotation(client: DurableClient, s: Services, k: Omit<KeyRotationInput, "retry">): Promise<void> {
-  const input: KeyRotationInput = { ...k, retry: { ...s.config.publishRetry } };
-  await client.startNew(KEY_ROTATION_ORCHESTRATOR, { instanceId: rotationInstanceId(k.keyId, k.rotationId), input });
-}
 
 /** After the retries of a step ran out, wait this long and start the step's retries again: a rotation always finishes. */
 const STEP_PAUSE_MS = 60_000;
@@ -63,9 +44,9 @@ const orchestrator: OrchestrationHandler = function* (context: OrchestrationCont
 orchestration(KEY_ROTATION_ORCHESTRATOR, orchestrator);
 
 const confirm: ActivityHandler = async (i: KeyRotationInput & { instanceId: string }) =>
-  (await getServices()).keys.confirmRotation(i.tenantId, i.projectId, i.keyId, i.rotationId, `orchestration:${i.instanceId}`);
+  (await getServices()).keys.rotation.confirm(i.tenantId, i.projectId, i.keyId, i.rotationId, `orchestration:${i.instanceId}`);
 activity("keyRotationConfirm", confirm);
 
 const retire: ActivityHandler = async (i: KeyRotationInput & { instanceId: string }) =>
-  (await getServices()).keys.retireRotation(i.tenantId, i.projectId, i.keyId, i.rotationId, `orchestration:${i.instanceId}`);
+  (await getServices()).keys.rotation.retire(i.tenantId, i.projectId, i.keyId, i.rotationId, `orchestration:${i.instanceId}`);
 activity("keyRotationRetire", retire);

@@ -1,18 +1,7 @@
 import type { ActivityHandler, OrchestrationContext, OrchestrationHandler } from "durable-functions";
 import { getServices } from "../../src/app/services.js";
-import type { ApplyResult } from "../../src/domain/publishing/service.js";
+import { PUBLISH_ORCHESTRATOR, type ApplyResult, type PublishInput } from "../../src/domain/publishing/applier.js";
 import { activity, orchestration, retryOptions } from "../../src/workflows/registration.js";
-
-export const PUBLISH_ORCHESTRATOR = "publishOrchestrator";
-
-export interface PublishInput {
-  tenantId: string;
-  revisionId: string;
-  /** From configuration, passed in: an orchestrator may not read settings (determinism). */
-  retry: { firstIntervalMs: number; maxAttempts: number };
-}
-
-export const publishInput = (tenantId: string, revisionId: string, retry: PublishInput["retry"]): PublishInput => ({ tenantId, revisionId, retry: { ...retry } });
 
 /** While another revision holds the tenant's gateway, wait this long between attempts, at most this often. */
 const BUSY_WAIT_MS = 5000;
@@ -50,17 +39,17 @@ const orchestrator: OrchestrationHandler = function* (context: OrchestrationCont
 orchestration(PUBLISH_ORCHESTRATOR, orchestrator);
 
 const apply: ActivityHandler = async (input: PublishInput & { instanceId: string }) =>
-  (await getServices()).publishing.apply(input.tenantId, input.revisionId, `orchestration:${input.instanceId}`);
+  (await getServices()).publishing.applier.apply(input.tenantId, input.revisionId, `orchestration:${input.instanceId}`);
 activity("gatewayApply", apply);
 
 /** Keys waiting for what this revision published (a new profile's product) are synced at once. */
 const keysCatchUp: ActivityHandler = async (input: PublishInput & { instanceId: string }) => {
   const s = await getServices();
   const projects = await s.projects.listAll(input.tenantId);
-  return s.keys.syncWaiting(input.tenantId, projects.map((p) => p.id), `orchestration:${input.instanceId}`);
+  return s.keys.sync.syncWaiting(input.tenantId, projects.map((p) => p.id), `orchestration:${input.instanceId}`);
 };
 activity("gatewayKeysCatchUp", keysCatchUp);
 
 const failed: ActivityHandler = async (input: PublishInput & { instanceId: string; error: string }) =>
-  (await getServices()).publishing.markFailed(input.tenantId, input.revisionId, input.error, `orchestration:${input.instanceId}`);
+  (await getServices()).publishing.applier.markFailed(input.tenantId, input.revisionId, input.error, `orchestration:${input.instanceId}`);
 activity("gatewayPublishFailed", failed);

@@ -1,17 +1,17 @@
 import { join } from "node:path";
-import { mapLimit } from "../util/map-limit.js";
 import type { TokenVerifier } from "../auth/verifier.js";
 import { getConfig, type Config } from "../config/index.js";
 import type { AuditService } from "../domain/audit/service.js";
 import type { OutboxRelay } from "../domain/outbox/relay.js";
 import type { ApprovalService } from "../domain/approvals/service.js";
 import type { ApprovalRouteService } from "../domain/approvals/routes.js";
-import type { ExemptionService, RequestPublish } from "../domain/exemptions/service.js";
+import type { ExemptionService } from "../domain/exemptions/service.js";
 import type { ModelService } from "../pillars/models/service.js";
 import type { PillarRuntime } from "../pillars/pillar.js";
-import type { InputTransform, PolicyPreviewService } from "../domain/policy/preview.js";
+import type { PolicyPreviewService } from "../domain/policy/preview.js";
 import type { PublishService } from "../domain/publishing/service.js";
-import type { KeyDoc, KeyService } from "../domain/keys/service.js";
+import type { KeyService } from "../domain/keys/service.js";
+import type { SecretResolver } from "../domain/keys/secrets.js";
 import type { TenantGateways } from "../domain/publishing/tenant-gateways.js";
 import type { GatewayPublisher } from "../ports/gateway.js";
 import type { TenantSettingsService } from "../domain/policy/tenant-settings.js";
@@ -51,7 +51,7 @@ export interface Services {
  */
 export interface ServiceOverrides {
   /** Gets the app's own secret resolver (real secrets from the store, key fillers derived). */
-  gatewayPublisher?: (resolveSecret: (ref: { name: string; version: string }) => Promise<string>) => GatewayPublisher;
+  gatewayPublisher?: (resolveSecret: SecretResolver) => GatewayPublisher;
   /**
    * The services' clock (deadlines, expiries, audit times), read on every call: a test moves the
    * domain's time past a deadline. Durable timers keep the real time (a test drives the sweeps).
@@ -70,7 +70,7 @@ const systemClock: Clock = { now: () => (overridesNow().clock ?? realClock).now(
 export const localGatewayFolder = (dataDir: string, instance: string) => join(dataDir, instance === "default" ? "apim" : `apim-${instance}`);
 
 /** Each instance's publisher, built on first use (the ARM SDK is heavy: not on the cold-start path). */
-function gatewayPublishers(config: Config, resolveSecret: (ref: { name: string; version: string }) => Promise<string>): (instance: string) => Promise<GatewayPublisher> {
+function gatewayPublishers(config: Config, resolveSecret: SecretResolver): (instance: string) => Promise<GatewayPublisher> {
   const publishers = new Map<string, Promise<GatewayPublisher>>();
   const build = async (instance: string): Promise<GatewayPublisher> => {
     const override = overridesNow().gatewayPublisher;
@@ -130,7 +130,12 @@ async function eventPublisher(config: Config): Promise<EventPublisher> {
   return new NdjsonEventSink(join(config.dataDir, "events.ndjson"), config.events.webhookUrl);
 }
 
-/** The composition root: builds every service from the configuration, once, on first use. */
+/**
+ * The composition root: builds every service from the configuration, once, on first use. It only
+ * wires: the rules live in the domain. Construction order is acyclic — readers first (key documents,
+ * key secrets, active exemptions), then the gateways and the compiler that read through them, then
+ * publishing, approvals, keys and exemptions.
+ */
 export async function buildServices(config: Config): Promise<Services> {
   // The domain loads here, on the first request, not when the registrations load (cold start).
   const [
@@ -143,10 +148,16 @@ export async function buildServices(config: Config): Promise<Services> {
     { ApprovalService },
     { ApprovalRouteService },
     { ExemptionService },
+    { ExemptionDocuments },
+    { ActiveExemptions },
     { PolicyPreviewService, TenantCompiler },
+    { compilerInput, registryContributors },
     { PublishService },
     { TenantGateways },
     { KeyService },
+    { KeyDocuments },
+    { KeySecrets },
+    { gatewayAccess },
     { TenantSettingsService },
     { SettingsGuard },
     { ProjectService },
@@ -160,104 +171,80 @@ export async function buildServices(config: Config): Promise<Services> {
     import("../domain/approvals/service.js"),
     import("../domain/approvals/routes.js"),
     import("../domain/exemptions/service.js"),
+    import("../domain/exemptions/documents.js"),
+    import("../domain/exemptions/active.js"),
     import("../domain/policy/preview.js"),
+    import("../domain/policy/compiler-input.js"),
     import("../domain/publishing/service.js"),
     import("../domain/publishing/tenant-gateways.js"),
     import("../domain/keys/service.js"),
+    import("../domain/keys/documents.js"),
+    import("../domain/keys/secrets.js"),
+    import("../domain/keys/gateway-access.js"),
     import("../domain/policy/tenant-settings.js"),
     import("../domain/policy/settings-guard.js"),
     import("../domain/projects/service.js"),
   ]);
   // No I/O here: the database and container are provisioned by infra (Azure) or by the local host.
+  const clock = systemClock;
   const store = await connectCosmos(config.cosmos, { createIfMissing: false });
-  const changes = new ChangeWriter(store, systemClock);
-  const tenantSettings = new TenantSettingsService(store, changes, systemClock);
+  const changes = new ChangeWriter(store, clock);
+  const tenantSettings = new TenantSettingsService(store, changes, clock);
   const settingsGuard = new SettingsGuard(tenantSettings);
-  const projects = new ProjectService(store, changes, systemClock, settingsGuard);
+  const projects = new ProjectService(store, changes, clock, settingsGuard);
   const secrets = await secretStore(config);
   const notifier = await notifierFor(config);
   // Every pillar's service, and what it holds in a project (project deletion asks each).
   const { pillars } = await import("../pillars/index.js");
   const pillarRuntimes = new Map<string, PillarRuntime>();
   for (const pillar of pillars()) {
-    const runtime = await pillar.build({ store, changes, clock: systemClock, secrets, projects, settingsGuard });
+    const runtime = await pillar.build({ store, changes, clock, secrets, projects, settingsGuard });
     pillarRuntimes.set(pillar.name, runtime);
     projects.countDependentsWith(pillar.name, (tenantId, projectId) => runtime.countDependents(tenantId, projectId));
   }
   const models = pillarRuntimes.get("models")!.service as ModelService;
   const pillarInputs = [...pillarRuntimes.values()].flatMap((r) => (r.compilerInput ? [r.compilerInput.bind(r)] : []));
-  // The gateway resolves subscription keys through the key service (real secrets from the store, fillers derived).
-  let keys: KeyService | undefined;
-  const ensuring = new Map<string, Promise<{ needsPublish?: boolean }>>();
-  const gateways = new TenantGateways(store, config.gatewayAssignments, gatewayPublishers(config, (ref) => keys!.resolveSecret(ref)));
+
+  // Readers: what the gateways and the compiler input read, before the services that write it.
+  const keyDocuments = new KeyDocuments(store, changes);
+  const keySecrets = new KeySecrets(store, secrets);
+  const exemptionDocuments = new ExemptionDocuments(store, changes);
+  const activeExemptions = new ActiveExemptions(exemptionDocuments, clock);
+  // The gateways resolve subscription keys through the key secrets (real secrets from the store, fillers derived).
+  const gateways = new TenantGateways(store, config.gatewayAssignments, gatewayPublishers(config, keySecrets.resolveSecret));
   const gatewayKey = (tenantId: string) => gateways.explicitKey(tenantId);
-  // Active exemptions relax their controls in the compiler input, for previews and publishes alike.
-  let exemptions: ExemptionService | undefined;
-  const withExemptions: InputTransform = async (tenantId, input) => {
-    const active = await exemptions!.listActive(tenantId, systemClock.now());
-    if (active.length === 0) return input;
-    const { applyExemptions } = await import("../policy/exemptions.js");
-    return applyExemptions(input, active);
-  };
-  // The key lifecycle job asks for every key; the tenant's active exemptions are read once a few seconds.
-  const activeCache = new Map<string, { at: number; value: ReturnType<ExemptionService["listActive"]> }>();
-  const activeExemptions = (tenantId: string) => {
-    const hit = activeCache.get(tenantId);
-    if (hit && Date.now() - hit.at < 5000) return hit.value;
-    const value = exemptions!.listActive(tenantId, systemClock.now());
-    activeCache.set(tenantId, { at: Date.now(), value });
-    return value;
-  };
-  // Virtual key profiles become key tiers (ADR 008), then exemptions relax controls; exemption tiers a
-  // key's subscription is still on stay compiled until it has moved (a product is never deleted under it).
-  const withKeysAndExemptions: InputTransform = async (tenantId, input) => {
-    const byProject = new Map<string, KeyDoc[]>(await mapLimit(input.projects, 8, async (p) => [p.id, await keys!.listAllDocs(tenantId, p.id)] as const));
-    const { withKeyProfiles, withPublishedExemptionTiers } = await import("../domain/keys/profiles.js");
-    return withPublishedExemptionTiers(await withExemptions(tenantId, withKeyProfiles(input, byProject)), byProject);
-  };
-  const compiler = new TenantCompiler(projects, pillarInputs, tenantSettings, config.keyVaultUri, withKeysAndExemptions, gatewayKey);
-  const publishing = new PublishService(store, changes, systemClock, compiler, (tenantId) => gateways.publisher(tenantId), (tenantId) => gateways.reserve(tenantId));
-  const approvalRoutes = new ApprovalRouteService(store, changes, systemClock);
-  const approvals = new ApprovalService(store, changes, systemClock, new ApprovalLinks(secrets, systemClock), notifier, projects, () => config.publicUrl, approvalRoutes);
-  // Activation, expiry and revocation make a pending revision; the gateway publish sweep starts its
-  // orchestration (ADR 006), so the sweep and the settle activity need no durable client.
-  const requestPublish: RequestPublish = async (tenantId, cause) => {
-    try {
-      await publishing.requestPublish(tenantId, cause);
-    } catch (err) {
-      // The exemption's own transition stands; the gateway catches up with the next publish.
-      console.error(`republish after '${cause.reason}' failed for tenant ${tenantId}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  };
-  keys = new KeyService(store, changes, systemClock, secrets, projects, models, {
-    publisher: (tenantId) => gateways.publisher(tenantId),
-    names: (tenantId) => gateways.names(tenantId),
-    holds: (tenantId, ref) => publishing.holds(tenantId, ref),
-    ensurePublished: async (tenantId, cause) => {
-      // Many keys waiting for products ask together (a bulk create): callers while one compile of the
-      // tenant is under way share it; a key it started too early to see is picked up by the next
-      // lifecycle run (the key stays gateway.state "pending" until then).
-      const running = ensuring.get(tenantId);
-      if (running) return running;
-      const run = publishing
-        .ensurePublished(tenantId, cause)
-        .then((r) => (r.needsPublish ? { needsPublish: true } : {}))
-        .finally(() => ensuring.delete(tenantId));
-      ensuring.set(tenantId, run);
-      return run;
-    },
-    exemptionTier: async (tenantId, projectId, keyId) => {
-      const active = await activeExemptions(tenantId);
-      if (!active.some((e) => e.scope.level === "key" && e.scope.keyId === keyId)) return undefined;
-      // Rare: derive the tier exactly as the compiler input does, so the subscription and the products agree.
-      const input = await compiler.input(tenantId);
-      const id = input.virtualKeys?.find((k) => k.id === keyId && k.projectId === projectId)?.tier;
-      const { EXEMPTION_TIER_PREFIX } = await import("../policy/exemptions.js");
-      const tier = id?.startsWith(EXEMPTION_TIER_PREFIX) ? input.keyTiers?.find((t) => t.id === id) : undefined;
-      return tier ? { id: tier.id, tier: { ...tier, limits: { ...tier.limits } } } : undefined;
-    },
-  }, approvals);
-  exemptions = new ExemptionService(store, changes, systemClock, approvals, projects, models, notifier, requestPublish, keys);
+  // Key profiles → exemptions → published exemption tiers, for previews and publishes alike.
+  const registryInput = compilerInput(registryContributors({ keys: keyDocuments, exemptions: activeExemptions }));
+  const compiler = new TenantCompiler(projects, pillarInputs, tenantSettings, config.keyVaultUri, registryInput, gatewayKey);
+
+  const publishing = new PublishService({ store, changes, clock, compiler, gateways, retry: config.publishRetry });
+  const approvalRoutes = new ApprovalRouteService(store, changes, clock);
+  const approvals = new ApprovalService(store, changes, clock, new ApprovalLinks(secrets, clock), notifier, projects, () => config.publicUrl, approvalRoutes);
+  const keys = new KeyService({
+    clock,
+    documents: keyDocuments,
+    secrets: keySecrets,
+    projects,
+    models,
+    approvals,
+    gateway: gatewayAccess({ gateways, publishing, exemptions: activeExemptions, compilerInput: (tenantId) => compiler.input(tenantId) }),
+    rotations: { retry: config.publishRetry, perRun: config.keyRotationsPerRun },
+  });
+  // Activation, expiry and revocation make a pending revision (a system publish); the gateway publish
+  // sweep starts its orchestration (ADR 006), so the sweep and the settle activity need no durable client.
+  const exemptions = new ExemptionService({
+    store,
+    changes,
+    clock,
+    approvals,
+    projects,
+    models,
+    notifier,
+    requestPublish: (tenantId, cause) => publishing.requestPublish(tenantId, cause),
+    keys: keyDocuments,
+    documents: exemptionDocuments,
+    active: activeExemptions,
+  });
   return {
     config,
     store,
@@ -268,7 +255,7 @@ export async function buildServices(config: Config): Promise<Services> {
     approvals,
     approvalRoutes,
     models,
-    policy: new PolicyPreviewService(projects, pillarInputs, tenantSettings, config.keyVaultUri, withKeysAndExemptions, gatewayKey),
+    policy: new PolicyPreviewService(projects, pillarInputs, tenantSettings, config.keyVaultUri, registryInput, gatewayKey),
     pillar: async (name) => pillarRuntimes.get(name) ?? Promise.reject(new Error(`no pillar named ${name}`)),
     settings: tenantSettings,
     secrets,

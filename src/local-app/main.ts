@@ -67,6 +67,8 @@ export interface RunningApp {
   backends?: MockBackends;
   /** The host's system key the durable HTTP API requires (`?code=` or `x-functions-key`); kept in <dataDir>/durabletask.key. */
   durableKey: string;
+  /** After the app's clock (StartOptions.now, or the test clock) moved forward: the durable timers now due fire. */
+  wakeTimers(): void;
   stop(): Promise<void>;
 }
 
@@ -82,6 +84,11 @@ export interface StartOptions {
   /** The clock of the gateway's limits, breakers and caches (tests move it by hand). */
   gatewayClock?: { now: () => number; sleep?: (ms: number) => Promise<void> };
   gatewayRandom?: () => number;
+  /**
+   * The app's clock (ms epoch) for durable history and timers (default: the real time). A test that moves it
+   * gives the same time to the services (ServiceOverrides.clock) and calls RunningApp.wakeTimers() after each move.
+   */
+  now?: () => number;
 }
 
 /** Hosts the local gateway sends to the fake backends instead of the network (ADR 009). */
@@ -160,7 +167,38 @@ export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
     if (level === "debug" || (opts.quiet && level === "info")) return;
     console[level === "info" ? "log" : level](message);
   };
-  const durable = createDurableEngine({ dataDir, log });
+  // The app's clock: the real one, or one a test moves (StartOptions.now in-process; in a child process the
+  // test clock, AIGOV_LOCAL_TEST_CLOCK=1, honoured in local mode only: docs/local-host.md, "The test clock").
+  let now = opts.now;
+  if (env.AIGOV_LOCAL_TEST_CLOCK === "1") {
+    if (env.AIGOV_LOCAL !== "true") {
+      for (const stop of stops.reverse()) await stop();
+      throw new Error("AIGOV_LOCAL_TEST_CLOCK=1 is honoured in local mode only (the embedded store or dev tokens)");
+    }
+    const { loadTestClock } = await import("./test-clock.js");
+    const { overrideServices } = await import("../app/services.js");
+    const clock = loadTestClock(dataDir);
+    now = clock.now;
+    overrideServices({ clock: { now: () => new Date(clock.now()) } });
+    builtinRoutes.push({
+      method: "POST",
+      path: "/.dev/clock",
+      handle: (req, res, body) => {
+        if ((req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase() !== "application/json") {
+          return sendJson(res, 415, { title: "Unsupported Media Type", status: 415, detail: "send Content-Type: application/json" }, "application/problem+json");
+        }
+        try {
+          const { advanceMs = 0 } = JSON.parse(body.toString("utf8") || "{}") as { advanceMs?: number };
+          clock.advance(advanceMs);
+        } catch (err) {
+          return sendJson(res, 400, { title: "invalid clock request", status: 400, detail: err instanceof Error ? err.message : String(err) }, "application/problem+json");
+        }
+        durable.wakeTimers();
+        sendJson(res, 200, { now: new Date(clock.now()).toISOString(), offsetMs: clock.offsetMs() });
+      },
+    });
+  }
+  const durable = createDurableEngine({ dataDir, log, ...(now ? { now } : {}) });
 
   installCoreShim();
   // Requests addressed to loopback names are served, and those to the configured public URL's host.
@@ -246,6 +284,7 @@ export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
     host,
     dataDir,
     durableKey: durable.systemKey,
+    wakeTimers: () => durable.wakeTimers(),
     gateways,
     ...(backends ? { backends } : {}),
     ...(cosmos ? { cosmos } : {}),

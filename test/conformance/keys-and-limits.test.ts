@@ -3,6 +3,7 @@
  * local gateway. The gateway's clock is virtual: windows and periods pass when a test moves it.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { overrideServices } from "../../src/app/services.js";
 import type { AigovClient } from "../../src/client/index.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import { Governed } from "../support/governed.js";
@@ -19,6 +20,8 @@ const priced = { pricing: { currency: "USD", inputPer1kTokens: 0.01, outputPer1k
 
 beforeAll(async () => {
   g = await Governed.start("t-limits");
+  // Expiries and rotation overlaps pass on the app's clock (services and durable timers), moved by the tests.
+  overrideServices({ clock: g.t.appClock });
   dev = await g.as("dora", ["Developer"]);
   project = await g.project("limits");
   // gpt-4o has its own per-key limit of 20 tokens a minute; the key's own limits are on top.
@@ -26,7 +29,10 @@ beforeAll(async () => {
   mini = await g.model(project.id, "gpt-4o-mini", { extra: priced });
   await g.publish("first");
 });
-afterAll(() => g.stop());
+afterAll(async () => {
+  overrideServices({});
+  await g.stop();
+});
 
 const call = (key: string, model: string, maxTokens = 8) => g.chat(project.id, key, model, { words: 2, maxTokens });
 
@@ -106,9 +112,9 @@ describe("conformance: limits, budgets and key states at the local gateway", () 
     await g.settle();
     expect((await call(k.key, "gpt-4o-mini")).status).toBe(401);
 
-    const soon = await g.key(dev, project.id, { name: "short", expiresAt: new Date(Date.now() + 2500).toISOString() });
+    const soon = await g.key(dev, project.id, { name: "short", expiresAt: new Date(g.t.appClock.ms() + 3_600_000).toISOString() });
     expect((await call(soon.key, "gpt-4o-mini")).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 2600));
+    g.t.appClock.advance(3_601_000); // past its expiry
     await g.t.app.host.invokeTimer("keyLifecycle");
     await g.settle();
     expect((await dev.keys.get(project.id, soon.id)).status).toBe("expired");
@@ -117,10 +123,12 @@ describe("conformance: limits, budgets and key states at the local gateway", () 
 
   it("during a rotation's overlap both secrets work; after it only the new one", async () => {
     const k = await g.key(dev, project.id, { name: "rotating" });
-    const rotated = await dev.keys.rotate(project.id, k.id, { overlap: "PT3S" }, (await dev.keys.get(project.id, k.id)).etag);
+    const rotated = await dev.keys.rotate(project.id, k.id, { overlap: "PT1H" }, (await dev.keys.get(project.id, k.id)).etag);
     await g.t.gateway.reload();
     expect((await call(k.key, "gpt-4o-mini")).status).toBe(200);
     expect((await call(rotated.key, "gpt-4o-mini")).status).toBe(200);
+    await until(async () => ((await dev.keys.get(project.id, k.id)).rotation?.overlapUntil ? true : undefined), "overlap begins");
+    g.t.appClock.advance(3_600_000); // the overlap (PT1H) passes
     await until(async () => ((await dev.keys.get(project.id, k.id)).rotation === undefined ? true : undefined), "rotation completes");
     await g.t.gateway.reload();
     expect((await call(k.key, "gpt-4o-mini")).status).toBe(401);

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FileNotifier } from "../../src/adapters/local/file-notifier.js";
+import { overrideServices } from "../../src/app/services.js";
 import { type ApiError, type AigovClient } from "../../src/client/index.js";
 import type { Approval, ApprovalSpecInput } from "../../src/domain/approvals/schema.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
@@ -16,6 +17,8 @@ let auditor: AigovClient;
 
 beforeAll(async () => {
   t = await startTestApp();
+  // Deadlines and escalations are the services' time and the durable timers': both on the app's clock.
+  overrideServices({ clock: t.appClock });
   alice = await t.as("t1", "alice", ["Developer"]);
   bob = await t.as("t1", "bob", ["Reader"]);
   carol = await t.as("t1", "carol", ["Approver"]);
@@ -27,13 +30,16 @@ beforeAll(async () => {
       routes: [
         { name: "tools: bob, then an Approver", match: { subjectType: "tool" }, stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }, { approvers: [{ role: "Approver", scope: "tenant" }], decisionTimeout: "P1D" }] },
         { name: "agents: bob", match: { subjectType: "agent" }, stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }] },
-        { name: "promotions: bob, escalating to dave", match: { subjectType: "promotion" }, stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "PT4S", escalateAfter: "PT2S", escalateTo: [{ user: "dave" }] }] },
+        { name: "promotions: bob, escalating to dave", match: { subjectType: "promotion" }, stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "PT1H", escalateAfter: "PT30M", escalateTo: [{ user: "dave" }] }] },
       ],
     },
     routes.etag,
   );
 });
-afterAll(() => t.stop());
+afterAll(async () => {
+  overrideServices({});
+  await t.stop();
+});
 
 const spec = (extra: Partial<ApprovalSpecInput> = {}, resourceType = "tool"): ApprovalSpecInput => ({
   subject: { resourceType, resourceId: "github-mcp", change: { action: "enable", scopes: ["repo:read"] } },
@@ -216,9 +222,12 @@ describe("approval engine", () => {
 
   it("escalates once after escalateAfter, then denies at the timeout; events arrive in that order", async () => {
     const created = await alice.approvals.create(spec({}, "promotion"));
+    await linkFor("bob", created.id); // the stage has started
+    t.appClock.advance(30 * 60_000); // escalateAfter (PT30M) passes
     await linkFor("dave", created.id); // the escalation reached the alternate approver
     const escalated = await auditor.approvals.get(created.id);
     expect(escalated.stages[0]!.status).toBe("escalated");
+    t.appClock.advance(30 * 60_000); // the decision timeout (PT1H) passes
     const expired = await until(async () => {
       const a = await auditor.approvals.get(created.id);
       return a.status === "expired" ? a : undefined;

@@ -5,6 +5,7 @@ import { CosmosClient } from "@azure/cosmos";
 import { describe, expect, it } from "vitest";
 import { EncryptedFileSecretStore } from "../../src/adapters/local/encrypted-secret-store.js";
 import { FilePublisher } from "../../src/adapters/local/file-publisher.js";
+import { loadTestClock } from "../../src/local-app/test-clock.js";
 import { gatewayNames } from "../../src/policy/names.js";
 import { AigovClient } from "../../src/client/index.js";
 import type { KeyDoc } from "../../src/domain/keys/service.js";
@@ -19,15 +20,25 @@ import { until } from "../support/until.js";
  * recorded gateway state (the FilePublisher's subscription files) never holds more than two valid
  * secrets for a key, never holds a retired secret again once it was replaced, and every rotation
  * completes after a restart on the same data directory. No timed assertions: only eventual states.
+ *
+ * Time is the child's test clock (docs/local-host.md, "The test clock"): overlaps are an hour long and
+ * end when the test moves the clock, so each crash falls where it is meant to on any machine; the host
+ * comes back from each crash some minutes later on that clock, so what the killed process held (a key's
+ * sync claim, a paused step) has lapsed as it would have, without waiting for it; the publish sweep and the
+ * key lifecycle job run when the test invokes them, as their timers would.
  */
 
-// Short schedules for the child: the publish sweep and the key lifecycle job run often, publish steps retry fast.
 const CHILD_ENV = {
-  GATEWAY_PUBLISH_SWEEP_SCHEDULE: "*/1 * * * * *",
-  KEY_LIFECYCLE_SCHEDULE: "*/2 * * * * *",
+  AIGOV_LOCAL_TEST_CLOCK: "1",
+  GATEWAY_PUBLISH_SWEEP_SCHEDULE: "0 0 0 1 1 *",
+  KEY_LIFECYCLE_SCHEDULE: "0 0 0 1 1 *",
   PUBLISH_RETRY_FIRST_INTERVAL_MS: "200",
   PUBLISH_RETRY_MAX_ATTEMPTS: "10",
 };
+const OVERLAP = "PT1H";
+const HOUR = 3_600_000;
+/** How long the host stays down after each crash, on its clock (well inside an overlap). */
+const DOWNTIME_MS = 5 * 60_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -120,6 +131,7 @@ describe("key rotation survives crashes of the host", () => {
       let app: ChildApp = await startChildApp(dataDir, "node", CHILD_ENV);
       const restart = async () => {
         await stopChildApp(app.child, "SIGKILL");
+        loadTestClock(dataDir).advance(DOWNTIME_MS); // the clock file the next process starts from
         app = await startChildApp(dataDir, "node", CHILD_ENV);
       };
       const anon = () => new AigovClient({ endpoint: app.url });
@@ -127,6 +139,11 @@ describe("key rotation survives crashes of the host", () => {
       const adminToken = await anon().dev.token({ tenant: "t-crash", user: "carol", roles: ["TenantAdmin", "Auditor"] });
       const admin = () => anon().withToken(adminToken);
       const timer = (name: string) => fetch(`${app.url}/admin/functions/${name}`, { method: "POST" }).then(() => undefined);
+      /** Moves the child's clock (services and durable timers) forward; it stays moved across restarts. */
+      const advance = async (ms: number) => {
+        const r = await fetch(`${app.url}/.dev/clock`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ advanceMs: ms }) });
+        expect(r.status).toBe(200);
+      };
 
       try {
         const project = await admin().projects.create({ name: "rotation crash", environment: "dev", owner: "carol" });
@@ -148,6 +165,7 @@ describe("key rotation survives crashes of the host", () => {
         }
         const [k1, k2, k3, k4, k5, k6] = ids as [string, string, string, string, string, string];
         const getKey = (id: string) => admin().keys.get(project.id, id);
+        const inOverlap = (id: string) => until(async () => ((await getKey(id)).rotation?.overlapUntil ? true : undefined), `${id} in its overlap`);
         // The keys follow once the project API is at the gateway.
         for (const id of ids) {
           await until(async () => {
@@ -163,19 +181,22 @@ describe("key rotation survives crashes of the host", () => {
         };
 
         // 1. Killed right after the rotate call returned (the orchestration has just been started).
-        await rotate(k1, "PT2S");
+        await rotate(k1, OVERLAP);
         await restart();
 
         // 2. Killed during the overlap timer (k2 confirmed: both secrets at the gateway), while k3 has just started.
-        await rotate(k2, "PT2S");
-        await until(async () => ((await getKey(k2)).rotation?.overlapUntil ? true : undefined), "k2 in its overlap");
-        await rotate(k3, "PT2S");
+        await rotate(k2, OVERLAP);
+        await inOverlap(k2);
+        await rotate(k3, OVERLAP);
         await restart();
 
         // 3. Killed during retire: the moment the gateway shows the filler in k4's old slot, before the
         //    rotation is recorded as complete.
         //    A new key's secret is in its primary slot: that is the one k4's rotation retires.
-        await rotate(k4, "PT1S");
+        //    The hour ends the overlaps of k1–k3 too (their restarted drivers wait on their timers): they retire alongside.
+        await rotate(k4, OVERLAP);
+        for (const id of [k1, k2, k3, k4]) await inOverlap(id);
+        await advance(HOUR);
         await until(() => (watcher.current(k4)?.primary.startsWith("vkfill-") ? true : undefined), "k4's old secret replaced at the gateway", 60_000);
         await restart();
 
@@ -199,11 +220,14 @@ describe("key rotation survives crashes of the host", () => {
           expect(k5now.last4).toBe(plaintexts.get(k5)![0]!.slice(-4));
           await rotate(k5, "PT0S");
         }
+        // Every overlap is over on the app's clock; the job runs as its timer would (it starts a missing driver).
         for (const id of ids) {
           await until(async () => {
             const k = await getKey(id);
-            return k.rotation === undefined && k.rotationCount >= expected.get(id)! && k.gateway.state === "synced" ? true : undefined;
-          }, `the rotation of ${id} completes`, 90_000).catch(async (err: Error) => {
+            if (k.rotation === undefined && k.rotationCount >= expected.get(id)! && k.gateway.state === "synced") return true;
+            await timer("keyLifecycle");
+            return undefined;
+          }, `the rotation of ${id} completes`, 90_000, 500).catch(async (err: Error) => {
             const instances = await (await fetch(`${app.url}/runtime/webhooks/durabletask/instances?instanceIdPrefix=${id}&showInput=false`, { headers: durableKeyHeader(dataDir) })).text();
             throw new Error(`${err.message} (k${ids.indexOf(id) + 1}): ${JSON.stringify(await getKey(id))}\norchestrations: ${instances}\ngateway: ${JSON.stringify(watcher.seen.get(id))}`);
           });

@@ -12,13 +12,15 @@ import { gatewayNames } from "../../src/policy/names.js";
 
 /** The ids of this suite's tenant's artifacts. */
 const N = gatewayNames("t-keys");
-import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
+import { AppClock, projectSpec, startTestApp, type TestApp } from "../support/app.js";
 import { armPublisherOn, createArmFake, type ArmFake } from "../support/arm-fake.js";
 import { errorOf, reasonOf } from "../support/errors.js";
 import { until } from "../support/until.js";
 
 
 let t: TestApp;
+/** The app's time (services and durable timers): overlaps and expiries pass when a test moves it. */
+const appClock = new AppClock();
 let fake: ArmFake;
 let admin: AigovClient;
 let dev: AigovClient;
@@ -63,6 +65,7 @@ async function create(body: Parameters<AigovClient["keys"]["create"]>[1]): Promi
 beforeAll(async () => {
   fake = createArmFake();
   overrideServices({
+    clock: appClock,
     gatewayPublisher: (resolveSecret) =>
       armPublisherOn(fake, resolveSecret, async (req, send) => {
         if (broken) return { request: req, status: 500, headers: createHttpHeaders() };
@@ -82,7 +85,7 @@ beforeAll(async () => {
     captured += String(chunk);
     return (writes.err as (...a: unknown[]) => boolean)(chunk, ...rest);
   }) as typeof process.stderr.write;
-  t = await startTestApp();
+  t = await startTestApp({ appClock });
   admin = await t.as("t-keys", "carol", ["TenantAdmin", "Auditor"]);
   dev = await t.as("t-keys", "dora", ["Developer"]);
   project = await admin.projects.create(projectSpec("keys", { keyPolicy: { defaultTtlDays: 30, maxTtlDays: 90, rotateAfterDays: 10, rotationOverlapHours: 1 } }));
@@ -175,11 +178,15 @@ describe("virtual keys", () => {
 
   it("rotates with a stable id: both secrets valid during the overlap, the old one never again after it", async () => {
     const before = await dev.keys.get(project.id, plain.id);
-    const rotated = await dev.keys.rotate(project.id, plain.id, { overlap: "PT1S" }, before.etag);
+    const rotated = await dev.keys.rotate(project.id, plain.id, { overlap: "PT1H" }, before.etag);
     plaintexts.add(rotated.key);
     expect(rotated.id).toBe(plain.id);
     expect(rotated.key).not.toBe(plain.key);
     expect(rotated.rotation).toMatchObject({ phase: "overlap", scheduled: false });
+    // The gateway holds both secrets (the overlap has begun); an hour of the app's time later it is over.
+    await until(async () => ((await dev.keys.get(project.id, plain.id)).rotation?.overlapUntil ? true : undefined), "overlap begins");
+    expect((await dev.keys.get(project.id, plain.id)).rotation?.phase).toBe("overlap");
+    appClock.advance(3_600_000);
     const done = await until(async () => {
       const k = await dev.keys.get(project.id, plain.id);
       return k.rotation === undefined && k.rotationCount === 1 ? k : undefined;
@@ -264,7 +271,7 @@ describe("virtual keys", () => {
   });
 
   it("expiry: notices at 14 days and 1 day, then expired and refused by the gateway", async () => {
-    const soon = await create({ name: "short-lived", expiresAt: new Date(Date.now() + 3000).toISOString() });
+    const soon = await create({ name: "short-lived", expiresAt: new Date(appClock.ms() + 3_600_000).toISOString() });
     await synced(soon.id);
     await t.app.host.invokeTimer("keyLifecycle");
     await t.app.host.invokeTimer("keyLifecycle");
@@ -272,7 +279,7 @@ describe("virtual keys", () => {
     const notices = t.events().filter((e) => e.type === "aigov.key.expiring.v1" && (e.data as { keyId: string }).keyId === soon.id);
     // Inside a day of expiry: only the 1-day notice (the 14-day one would say nothing new), and only once.
     expect(notices.map((e) => (e.data as { notice: string }).notice)).toEqual(["1d"]);
-    await new Promise((r) => setTimeout(r, 3100));
+    appClock.advance(3_601_000); // past its expiry
     await t.app.host.invokeTimer("keyLifecycle");
     expect((await admin.keys.get(project.id, soon.id)).status).toBe("expired");
     expect(sub(soon.id)?.state).toBe("cancelled");

@@ -1,11 +1,18 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { AigovClient } from "../../src/client/index.js";
-import { startChildApp, stopChildApp } from "../support/child-app.js";
+import { ROOT, startChildApp, stopChildApp } from "../support/child-app.js";
 
 describe("npm start", () => {
+  it("builds first (prestart), so a fresh clone starts with `npm install && npm start`", () => {
+    // The starts below skip prestart: dist/ is built once before the tests, never while they load it.
+    const scripts = (JSON.parse(readFileSync(`${ROOT}/package.json`, "utf8")) as { scripts: Record<string, string> }).scripts;
+    expect(scripts.prestart).toBe("npm run build");
+    expect(scripts.start).toBe("node dist/src/local-app/main.js");
+  });
+
   it("answers /api/health on the embedded default, and keeps projects across a restart", { timeout: 180_000 }, async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "aigov-start-"));
     const started = Date.now();

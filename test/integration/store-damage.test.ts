@@ -1,8 +1,8 @@
 // The embedded store never loses data silently: a damaged journal line or snapshot stops start-up (file,
 // line, repair command); `npm run store:repair` quarantines the damaged part and keeps the rest; compaction
 // never discards what it could not read; a torn last line (kill -9 mid-append) is not damage.
-import { spawn, spawnSync } from "node:child_process";
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { appendFileSync, mkdtempSync, readFileSync, readdirSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -11,7 +11,7 @@ import type { CosmosStore } from "../../src/adapters/cosmos/store.js";
 import { repairStore } from "../../src/adapters/local/cosmos-repair.js";
 import { startEmbeddedCosmos, type EmbeddedCosmos } from "../../src/adapters/local/embedded-cosmos.js";
 import type { StoredDoc } from "../../src/ports/store.js";
-import { ROOT, cleanEnv, startChildApp, stopChildApp } from "../support/child-app.js";
+import { ROOT, cleanEnv, ensureBuilt, startChildApp, stopChildApp } from "../support/child-app.js";
 
 const A = { tenantId: "ta", scopeId: "_tenant" };
 const doc = (id: string, extra: Record<string, unknown> = {}): StoredDoc => ({ id, ...A, docType: "thing", ...extra });
@@ -195,26 +195,6 @@ describe("a torn last line (kill -9 in the middle of an append)", () => {
     expect(readFileSync(join(dir, copies[0]!), "utf8")).toBe(last.slice(0, cut));
   });
 });
-
-/** Builds dist/ when the files these child processes run are older than their sources. */
-function ensureBuilt(): void {
-  const pairs = [
-    ["src/local-app/store-repair.ts", "dist/src/local-app/store-repair.js"],
-    ["src/adapters/local/cosmos-repair.ts", "dist/src/adapters/local/cosmos-repair.js"],
-    ["src/adapters/local/cosmos-files.ts", "dist/src/adapters/local/cosmos-files.js"],
-    ["src/adapters/local/embedded-cosmos.ts", "dist/src/adapters/local/embedded-cosmos.js"],
-  ];
-  const stale = () => pairs.some(([src, out]) => !existsSync(join(ROOT, out!)) || statSync(join(ROOT, src!)).mtimeMs > statSync(join(ROOT, out!)).mtimeMs);
-  if (!stale()) return;
-  const r = spawnSyncTsc();
-  if (stale()) throw new Error(`build failed: ${r}`);
-}
-
-function spawnSyncTsc(): string {
-  // tsc emits even with type errors elsewhere in the project; only a missing output is fatal.
-  const r = spawnSync(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-b"], { cwd: ROOT, encoding: "utf8" });
-  return `${r.stdout}${r.stderr}`;
-}
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {

@@ -28,7 +28,36 @@ export interface TestApp {
   backends: MockBackends;
   /** The gateway's clock: limits, breakers and caches move only when a test advances it. */
   clock: GatewayClock;
+  /**
+   * The app's clock: durable history and timers (rotation overlaps, approval escalations and deadlines,
+   * retries) and, when the test gives it to the services (`overrideServices({ clock: t.appClock })`), the
+   * domain's time. Real time until a test moves it forward; `advance` wakes the durable timers now due.
+   */
+  appClock: AppClock;
   stop(): Promise<void>;
+}
+
+/**
+ * The app's clock in tests: the real time plus an offset that only moves forward. It keeps flowing (retry
+ * back-offs and short waits work as usual) and jumps when a test advances it, instead of sleeping through
+ * an overlap, an escalation or an expiry.
+ */
+export class AppClock {
+  offsetMs = 0;
+  private readonly moved: (() => void)[] = [];
+  /** ms epoch, for the durable engine (StartOptions.now). */
+  ms = (): number => Date.now() + this.offsetMs;
+  /** The services' Clock port (ServiceOverrides.clock). */
+  now = (): Date => new Date(this.ms());
+  /** Moves the clock forward; the durable timers now due fire (their completion is asynchronous: wait for its effect). */
+  advance(ms: number): void {
+    if (ms < 0) throw new RangeError("the app's clock only moves forward");
+    this.offsetMs += ms;
+    for (const f of this.moved) f();
+  }
+  onAdvance(f: () => void): void {
+    this.moved.push(f);
+  }
 }
 
 /** A virtual clock for the local gateway. It starts at the real time, so quota windows line up with what the app writes. */
@@ -46,7 +75,7 @@ export class GatewayClock {
  * loading the compiled registrations from dist/functions exactly as `npm start` does.
  * The outbox relay timer is parked so tests drive delivery deterministically.
  */
-export async function startTestApp(): Promise<TestApp> {
+export async function startTestApp(opts: { appClock?: AppClock } = {}): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), "aigov-test-"));
   process.env.OUTBOX_RELAY_SCHEDULE = "0 0 0 1 1 *";
   process.env.APPROVAL_SWEEP_SCHEDULE = "0 0 0 1 1 *";
@@ -57,7 +86,9 @@ export async function startTestApp(): Promise<TestApp> {
   process.env.PUBLISH_RETRY_MAX_ATTEMPTS = "4";
   for (const k of ["COSMOS_ENDPOINT", "AUTH_MODE", "AUTH_JWKS_URI", "EVENTGRID_TOPIC_ENDPOINT", "KEYVAULT_URI", "AIGOV_PUBLIC_URL", "WEBSITE_HOSTNAME"]) delete process.env[k];
   const clock = new GatewayClock();
-  const app = await startApp({ port: 0, dataDir, quiet: true, gatewayPort: 0, backendsPort: 0, gatewayClock: clock });
+  const appClock = opts.appClock ?? new AppClock();
+  const app = await startApp({ port: 0, dataDir, quiet: true, gatewayPort: 0, backendsPort: 0, gatewayClock: clock, now: appClock.ms });
+  appClock.onAdvance(() => app.wakeTimers());
   const url = app.host.url;
   const anonymous = new AigovClient({ endpoint: url });
   const tokens = new Map<string, string>();
@@ -94,6 +125,7 @@ export async function startTestApp(): Promise<TestApp> {
     gateway: app.gateways.get("default")!,
     backends: app.backends!,
     clock,
+    appClock,
     stop: async () => {
       cosmosClient?.dispose();
       await app.stop();

@@ -4,37 +4,50 @@ import { join, resolve } from "node:path";
 
 export const ROOT = resolve(__dirname, "..", "..");
 
-function newestMtime(dir: string, ext: string): number {
+/** The newest modification time of a file or folder (a folder changes when an entry is added, removed or renamed). */
+function newestMtime(dir: string): number {
   if (!existsSync(dir)) return 0;
-  let newest = 0;
+  let newest = statSync(dir).mtimeMs;
   for (const name of readdirSync(dir)) {
     const full = join(dir, name);
     const st = statSync(full);
-    if (st.isDirectory()) newest = Math.max(newest, newestMtime(full, ext));
-    else if (name.endsWith(ext)) newest = Math.max(newest, st.mtimeMs);
+    newest = Math.max(newest, st.isDirectory() ? newestMtime(full) : st.mtimeMs);
   }
   return newest;
 }
 
+/** Each project's sources, and the build record `tsc -b` writes when it builds it (also after type errors). */
+const BUILDS: [sources: string[], buildInfo: string][] = [
+  [["functions", "src"].map((d) => join(ROOT, d)), join(ROOT, "dist", ".tsbuildinfo")],
+  [[join(ROOT, "packages", "functions-localhost", "src")], join(ROOT, "packages", "functions-localhost", "dist", ".tsbuildinfo")],
+];
+
+/** True when dist/ is missing or a source changed since the last build of its project. */
+export function distIsStale(): boolean {
+  if (!existsSync(join(ROOT, "dist", "src", "local-app", "main.js"))) return true;
+  return BUILDS.some(([sources, info]) => !existsSync(info) || sources.some((d) => newestMtime(d) > statSync(info).mtimeMs));
+}
+
 /**
- * Child processes run the compiled app (dist/src/local-app/main.js) on the compiled local host
- * (packages/functions-localhost/dist). Builds both (`tsc -b`, the project's own build) when either is
- * missing or older than its sources.
+ * In-process tests load the compiled registrations (dist/functions) and child processes run the compiled app
+ * (dist/src/local-app/main.js) on the compiled local host (packages/functions-localhost/dist): dist/ is built
+ * once, before any test file runs, and never while tests load it. `npm test` builds first and sets
+ * TEST_DIST_FRESH=1; otherwise the global setup (test/support/global-setup.ts) calls this, which runs the
+ * project's build (`tsc -b`, then scripts/prune-dist.mjs) when dist/ is stale, and sets TEST_DIST_FRESH=1 for
+ * the test processes it starts next.
  */
 export function ensureBuilt(): void {
-  const pairs: [src: string, out: string][] = [
-    [join(ROOT, "src", "local-app"), join(ROOT, "dist", "src", "local-app")],
-    [join(ROOT, "packages", "functions-localhost", "src"), join(ROOT, "packages", "functions-localhost", "dist", "src")],
-  ];
-  const stale = (): boolean =>
-    !existsSync(join(ROOT, "dist", "src", "local-app", "main.js")) || pairs.some(([src, out]) => newestMtime(src, ".ts") > newestMtime(out, ".js"));
-  if (!stale()) return;
-  try {
-    execFileSync(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-b"], { cwd: ROOT, stdio: "pipe" });
-  } catch (err) {
-    // tsc emits even with type errors elsewhere in the project; only a missing output is fatal.
-    if (stale()) throw new Error(`build failed: ${(err as { stdout?: Buffer }).stdout?.toString() ?? String(err)}`);
+  if (process.env.TEST_DIST_FRESH === "1") return;
+  if (distIsStale()) {
+    try {
+      execFileSync(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-b"], { cwd: ROOT, stdio: "pipe" });
+    } catch (err) {
+      // tsc emits even with type errors elsewhere in the project; only a missing output is fatal.
+      if (!existsSync(join(ROOT, "dist", "src", "local-app", "main.js"))) throw new Error(`build failed: ${(err as { stdout?: Buffer }).stdout?.toString() ?? String(err)}`);
+    }
+    execFileSync(process.execPath, [join(ROOT, "scripts", "prune-dist.mjs")], { cwd: ROOT, stdio: "pipe" });
   }
+  process.env.TEST_DIST_FRESH = "1";
 }
 
 /** The header the durable HTTP API of an app on this data dir requires (its system key, made at first start). */
@@ -59,10 +72,12 @@ export interface ChildApp {
 
 /**
  * Starts the app in its own process (`npm start`, or the compiled entry point directly) on an ephemeral port.
+ * `npm start` runs without its prestart (`npm run build`): dist/ was built before the tests (ensureBuilt), and a
+ * build here would rewrite it under the test files loading it.
  * `env`: extra settings for the child (e.g. short timer schedules), on top of the clean environment.
  */
 export function startChildApp(dataDir: string, how: "npm start" | "node" = "node", env: NodeJS.ProcessEnv = {}): Promise<ChildApp> {
-  const [cmd, args] = how === "npm start" ? ["npm", ["start", "--silent"]] : [process.execPath, ["dist/src/local-app/main.js"]];
+  const [cmd, args] = how === "npm start" ? ["npm", ["start", "--silent", "--ignore-scripts"]] : [process.execPath, ["dist/src/local-app/main.js"]];
   const child = spawn(cmd, args, {
     cwd: ROOT,
     env: { ...cleanEnv(), ...env, PORT: "0", GATEWAY_PORT: "0", MOCK_BACKENDS_PORT: "0", AIGOV_DATA_DIR: dataDir },

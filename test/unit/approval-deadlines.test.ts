@@ -61,7 +61,7 @@ beforeAll(async () => {
   // Who approves is the routes' business (the lead's ApprovalRouteService): here every request gets routeStages.
   const routes = { resolve: async () => ({ name: "test route", source: "tenant" as const, stages: routeStages }) } as unknown as ApprovalRouteService;
   approvals = new ApprovalService(store, changes, clock, new ApprovalLinks(secrets, clock), notifier, projects, () => "https://aigov.test", routes);
-  exemptions = new ExemptionService(store, changes, clock, approvals, projects, models, notifier, async () => undefined);
+  exemptions = new ExemptionService({ store, changes, clock, approvals, projects, models, notifier, requestPublish: async () => undefined });
   projectId = (await projects.create(boss, { name: "deadlines", environment: "dev", owner: "olga" })).id;
 });
 afterAll(async () => {
@@ -71,7 +71,7 @@ afterAll(async () => {
 
 const request = (stages = [{ approvers: [{ user: "bob" }] as ApproverRef[], decisionTimeout: "P1D" }]) => {
   routeStages = stages;
-  return approvals.create(alice, { subject: { resourceType: "tool", resourceId: "github-mcp", change: { enable: true } }, justification: "needed for the payments team" });
+  return approvals.create(alice, { subject: { resourceType: "tool", resourceId: "github-mcp", change: { enable: true } }, justification: "needed for the payments team" }).then((r) => r.approval);
 };
 
 /** Sends the stage's links (what the orchestration's first activity does) and returns bob's token. */

@@ -49,7 +49,7 @@ beforeAll(async () => {
   const models = new ModelService(store, changes, clock, secrets, projects);
   const notifier = { deliver: async (to: string, m: { subject: string }) => void delivered.push({ to, subject: m.subject, at: now }) };
   approvals = new ApprovalService(store, changes, clock, new ApprovalLinks(secrets, clock), notifier, projects, () => "https://aigov.test", new ApprovalRouteService(store, changes, clock));
-  exemptions = new ExemptionService(store, changes, clock, approvals, projects, models, notifier, async (tenantId, cause) => void publishes.push({ tenantId, reason: cause.reason }));
+  exemptions = new ExemptionService({ store, changes, clock, approvals, projects, models, notifier, requestPublish: async (tenantId, cause) => void publishes.push({ tenantId, reason: cause.reason }) });
   projectId = (await projects.create(boss, { name: "sweep", environment: "dev", owner: "olga" })).id;
 });
 afterAll(async () => {

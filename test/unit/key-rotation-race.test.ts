@@ -13,6 +13,8 @@ import type { ApprovalService } from "../../src/domain/approvals/service.js";
 import { ChangeWriter } from "../../src/domain/changes.js";
 import type { RequestContext } from "../../src/domain/common.js";
 import { AppError } from "../../src/domain/errors.js";
+import { KeyDocuments } from "../../src/domain/keys/documents.js";
+import { KeySecrets } from "../../src/domain/keys/secrets.js";
 import { KeyService, type KeyDoc } from "../../src/domain/keys/service.js";
 import { ModelService } from "../../src/pillars/models/service.js";
 import { ProjectService } from "../../src/domain/projects/service.js";
@@ -54,15 +56,23 @@ beforeAll(async () => {
   };
   const models = new ModelService(store, changes, clock, racing, projects);
   const approvals = { onSettled: () => undefined } as unknown as ApprovalService;
-  keys = new KeyService(store, changes, clock, racing, projects, models, {
-    publisher: async () => {
-      throw new Error("no gateway in this test");
+  keys = new KeyService({
+    clock,
+    documents: new KeyDocuments(store, changes),
+    secrets: new KeySecrets(store, racing),
+    projects,
+    models,
+    approvals,
+    gateway: {
+      publisher: async () => {
+        throw new Error("no gateway in this test");
+      },
+      names: (tenantId) => gatewayNames(tenantId),
+      holds: async () => false,
+      ensurePublished: async () => ({}),
+      exemptionTier: async () => undefined,
     },
-    names: (tenantId) => gatewayNames(tenantId),
-    holds: async () => false,
-    ensurePublished: async () => ({}),
-    exemptionTier: async () => undefined,
-  }, approvals);
+  });
   projectId = (await projects.create(admin, { name: "race", environment: "dev", owner: "carol" })).id;
 });
 afterAll(async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { subscriptionDisplayName } from "../../src/domain/keys/service.js";
+import { subscriptionDisplayName } from "../../src/domain/keys/subscription.js";
 
 describe("a key's subscription display name", () => {
   it("fits APIM's 100 characters and always keeps the key id", () => {

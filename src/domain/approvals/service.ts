@@ -3,12 +3,16 @@ import type { Notifier } from "../../ports/notifier.js";
 import { TENANT_SCOPE, type Filter, type Partition, type Store, type StoredDoc } from "../../ports/store.js";
 import { canonicalJson, sha256 } from "../audit/chain.js";
 import type { ChangeWriter } from "../changes.js";
-import { etagMatches, etagValue, newId, type Page, type Principal, type RequestContext, type Role } from "../common.js";
+import { etagMatches, etagValue, newId, type Page, type Principal, type RequestContext } from "../common.js";
 import { AppError, fail } from "../errors.js";
+import type { Driven } from "../kernel/drive.js";
+import { ANY_TENANT_ROLE, APPROVAL_OVERSEERS, holdsAny, STAGE_ROLES } from "../kernel/roles.js";
+import { systemContext } from "../kernel/system.js";
 import { everyDoc, unwrapToken, wrapToken } from "../paging.js";
 import type { Project } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
 import { parseOrThrow } from "../validation.js";
+import { approvalDrive } from "./drive.js";
 import type { ApprovalLinks, LinkClaims } from "./links.js";
 import type { ApprovalRouteService } from "./routes.js";
 import {
@@ -39,10 +43,9 @@ export interface ApprovalRequest {
 }
 
 /**
- * Roles a requester may name for a whole stage: roles that carry approval authority. "Any Developer"
- * or "any Reader" is a peer group, not a control, and is refused (named people are always allowed).
+ * Roles a requester may name for a whole stage (STAGE_ROLES): roles that carry approval authority. "Any
+ * Developer" or "any Reader" is a peer group, not a control, and is refused (named people are always allowed).
  */
-const REQUESTER_STAGE_ROLES: readonly Role[] = ["TenantAdmin", "Approver", "ProjectAdmin"];
 
 /** Subject types whose requests only their own services open (with the checks those make). */
 const RESERVED_TYPES = ["exemption", "keyShare"];
@@ -67,7 +70,6 @@ export interface ApprovalState {
   deadline?: string;
 }
 
-const READ_ROLES: Role[] = ["TenantAdmin", "Auditor", "Approver", "ProjectAdmin", "Developer", "Reader"];
 const partitionOf = (tenantId: string): Partition => ({ tenantId, scopeId: TENANT_SCOPE });
 export const approvalPath = (id: string) => `/approvals/${id}`;
 const subjectOf = (tenantId: string, id: string) => `/tenants/${tenantId}${approvalPath(id)}`;
@@ -126,7 +128,7 @@ export class ApprovalService {
   }
 
   /** A request through the API (any subject type but those their own services request: exemptions, key shares). */
-  async create(ctx: RequestContext, input: ApprovalSpecInput): Promise<Approval> {
+  async create(ctx: RequestContext, input: ApprovalSpecInput): Promise<Driven<{ approval: Approval }>> {
     const { principal } = ctx;
     if (principal.roles.size === 0) fail({ kind: "forbidden", detail: "requesting an approval requires a tenant role" });
     const spec = parseOrThrow(ApprovalSpec, input, "body");
@@ -139,12 +141,14 @@ export class ApprovalService {
       });
     }
     const subjectType = (ROUTE_SUBJECT_TYPES as readonly string[]).includes(spec.subject.resourceType) ? (spec.subject.resourceType as RouteKey["subjectType"]) : "other";
-    return this.request(ctx, {
+    const approval = await this.request(ctx, {
       subject: spec.subject,
       justification: spec.justification,
       route: { subjectType, scope: spec.subject.projectId ? "project" : "tenant", risk: "standard" },
       ...(spec.stages ? { extraStages: spec.stages, extraField: "body.stages" } : {}),
     });
+    // One orchestration per request, with the request's id (the approval sweep starts any that is missing).
+    return { approval, drive: approvalDrive(approval) };
   }
 
   /**
@@ -158,7 +162,7 @@ export class ApprovalService {
     if (spec.subject.projectId) await this.projects.get(ctx, spec.subject.projectId); // 404 for another tenant's project
     const peerErrors = (input.extraStages ?? []).flatMap((s, i) =>
       [...s.approvers, ...(s.escalateTo ?? [])].flatMap((r) =>
-        "role" in r && !REQUESTER_STAGE_ROLES.includes(r.role) ? [{ field: `${input.extraField ?? "body.stages"}.${i}.approvers`, message: `'any ${r.role}' cannot approve: name people, or TenantAdmin, Approver or ProjectAdmin` }] : [],
+        "role" in r && !STAGE_ROLES.includes(r.role) ? [{ field: `${input.extraField ?? "body.stages"}.${i}.approvers`, message: `'any ${r.role}' cannot approve: name people, or TenantAdmin, Approver or ProjectAdmin` }] : [],
       ),
     );
     if (peerErrors.length) throw new AppError({ kind: "validation", detail: "a requester may add approvers with approval authority only", errors: peerErrors, reason: "approver_role_not_allowed" });
@@ -277,7 +281,7 @@ export class ApprovalService {
   }
 
   async metrics(ctx: RequestContext): Promise<ApprovalMetrics> {
-    if (!["TenantAdmin", "Auditor", "Approver"].some((r) => ctx.principal.roles.has(r as Role))) {
+    if (!holdsAny(ctx.principal.roles, APPROVAL_OVERSEERS)) {
       fail({ kind: "forbidden", detail: "approval metrics require TenantAdmin, Auditor or Approver" });
     }
     const counts = { pending: 0, approved: 0, rejected: 0, expired: 0 };
@@ -338,7 +342,7 @@ export class ApprovalService {
       if (!handler) return "none";
       if (doc.settlement === "done") return "settled";
       await handler(view(doc, doc._etag), correlationId);
-      const system: RequestContext = { principal: { tenantId, userId: "system:approval-settle", roles: new Set() }, correlationId };
+      const system = systemContext(tenantId, "system:approval-settle", correlationId);
       const { _etag, ...rest } = { ...doc, settlement: "done" as const };
       try {
         await this.changes.commit({
@@ -407,7 +411,7 @@ export class ApprovalService {
     try {
       await this.changes.commit({
         partition: partitionOf(tenantId),
-        ctx: { principal: { tenantId, userId: "system:approval-notifier", roles: new Set() }, correlationId },
+        ctx: systemContext(tenantId, "system:approval-notifier", correlationId),
         action: "approval.notify.failed",
         resource: approvalPath(id),
         ops: [],
@@ -430,7 +434,7 @@ export class ApprovalService {
       if (doc.status !== "pending" || doc.currentStage !== stage || !s) return stateOf(doc);
       if (kind === "escalate" && s.status === "escalated") return stateOf(doc);
       const now = this.clock.now().toISOString();
-      const system: RequestContext = { principal: { tenantId, userId: "system:approval-timer", roles: new Set() }, correlationId };
+      const system = systemContext(tenantId, "system:approval-timer", correlationId);
       const next: ApprovalDoc = { ...doc, stages: doc.stages.map((x) => ({ ...x })), timeline: [...doc.timeline], updatedAt: now, updatedBy: system.principal.userId };
       const ns = next.stages[stage]!;
       if (kind === "escalate") {
@@ -587,7 +591,7 @@ export class ApprovalService {
   }
 
   private mayRead(p: Principal, doc: ApprovalDoc): boolean {
-    if (READ_ROLES.some((r) => p.roles.has(r))) return true;
+    if (holdsAny(p.roles, ANY_TENANT_ROLE)) return true;
     if (doc.requester === p.userId) return true;
     return doc.stages.some((s) => [...s.approvers, ...(s.escalateTo ?? [])].some((r) => "user" in r && r.user === p.userId));
   }

@@ -1,13 +1,12 @@
 import { TENANT_SCOPE, type Partition, type Store } from "../../ports/store.js";
 import { chainHeadId, type AuditDoc, type ChainHeadDoc } from "../changes.js";
-import type { Page, RequestContext, Role } from "../common.js";
+import type { Page, RequestContext } from "../common.js";
 import { AppError } from "../errors.js";
+import { AUDIT_READERS, holdsAny } from "../kernel/roles.js";
 import { unwrapToken, wrapToken } from "../paging.js";
 import type { Filter } from "../../ports/store.js";
 import { GENESIS_HASH, recordHash } from "./chain.js";
 import type { AuditQuery, AuditRecord, AuditVerification } from "./schema.js";
-
-const AUDIT_READERS: Role[] = ["Auditor", "TenantAdmin"];
 
 const toScopeId = (scope: string) => (scope === "tenant" ? TENANT_SCOPE : scope);
 const toScope = (scopeId: string) => (scopeId === TENANT_SCOPE ? "tenant" : scopeId);
@@ -111,7 +110,7 @@ export class AuditService {
   }
 
   private authorize(ctx: RequestContext): void {
-    if (!AUDIT_READERS.some((r) => ctx.principal.roles.has(r))) {
+    if (!holdsAny(ctx.principal.roles, AUDIT_READERS)) {
       throw new AppError({ kind: "forbidden", detail: "reading the audit log requires Auditor or TenantAdmin" });
     }
   }

@@ -5,12 +5,17 @@ import { fail, type DomainError } from "../errors.js";
 import { everyDoc, listPage } from "../paging.js";
 
 /** What a collection of documents is: its type, where its resources are, and what stays inside. */
-export interface CollectionSpec<D extends StoredDoc> {
+export interface CollectionSpec<D extends StoredDoc, V extends { etag: string } = { etag: string }> {
   docType: D["docType"];
   /** A resource's API path below the tenant, e.g. `/projects/prj_…/models/mdl_…` (audit records, 404s, event subjects). */
   path(doc: Pick<D, "id" | "scopeId">): string;
   /** Fields kept in the document but never shown or audited (beyond docType, scopeId and the version). */
   internal?: readonly string[];
+  /**
+   * The resource as shown, when it is not simply the document without its internal fields (computed
+   * fields, a chosen subset): `view` adds the version as `etag`, `snapshot` is this as it is.
+   */
+  present?: (doc: D) => Omit<V, "etag">;
 }
 
 /** How a change is recorded: the audit action and the event; `data` defaults to the snapshot after the change. */
@@ -38,13 +43,14 @@ export class Collection<D extends StoredDoc, V extends { etag: string }> {
   constructor(
     private readonly store: Store,
     private readonly changes: ChangeWriter,
-    readonly spec: CollectionSpec<D>,
+    readonly spec: CollectionSpec<D, V>,
   ) {
     this.hidden = new Set([...ALWAYS_HIDDEN, ...(spec.internal ?? [])]);
   }
 
   /** The resource as the API shows it. */
   view(doc: D & { _etag?: string }, etag = doc._etag ?? ""): V {
+    if (this.spec.present) return { ...this.spec.present(doc), etag: etagValue(etag) } as V;
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(doc)) if (!this.hidden.has(k)) out[k] = v;
     out.etag = etagValue(etag);
@@ -83,8 +89,8 @@ export class Collection<D extends StoredDoc, V extends { etag: string }> {
     return { ...result, items: result.items.map((d) => this.view(d)) };
   }
 
-  /** Every document of the partition (jobs and compiles; request paths page instead). */
-  every(partition: Partition, query: Omit<QuerySpec, "docType" | "maxPageSize" | "continuationToken"> = {}): AsyncGenerator<Versioned<D>> {
+  /** Every document of the partition, or of every partition ("all": jobs only; request paths page instead). */
+  every(partition: Partition | "all", query: Omit<QuerySpec, "docType" | "maxPageSize" | "continuationToken"> = {}): AsyncGenerator<Versioned<D>> {
     return everyDoc<D>(this.store, partition, { docType: this.spec.docType, ...query });
   }
 

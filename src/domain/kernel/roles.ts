@@ -17,6 +17,10 @@ export const GOVERNANCE_DECIDERS: readonly Role[] = ["TenantAdmin", "Approver"];
 export const APPROVAL_OVERSEERS: readonly Role[] = ["TenantAdmin", "Auditor", "Approver"];
 /** May request an exemption. */
 export const EXEMPTION_REQUESTERS: readonly Role[] = ["TenantAdmin", "ProjectAdmin", "Developer"];
+/** May create and hold virtual keys in a project (tenant roles; the same roles assigned on the project count too). */
+export const KEY_HOLDERS: readonly Role[] = ["TenantAdmin", "ProjectAdmin", "Developer"];
+/** May look up which key a (leaked) secret belongs to. */
+export const KEY_INVESTIGATORS: readonly Role[] = ["TenantAdmin", "Auditor"];
 /** Roles a requester may name for a whole extra approval stage (roles with approval authority). */
 export const STAGE_ROLES: readonly Role[] = ["TenantAdmin", "Approver", "ProjectAdmin"];
 

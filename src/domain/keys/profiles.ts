@@ -1,5 +1,5 @@
 import type { CompilerInputIn } from "../../policy/index.js";
-import { profileDefOf, type KeyDoc, type ProfileDef } from "./service.js";
+import { profileDefOf, type KeyDoc, type ProfileDef } from "./documents.js";
 
 type TierIn = NonNullable<CompilerInputIn["keyTiers"]>[number];
 type ProjectIn = CompilerInputIn["projects"][number];

@@ -5,6 +5,7 @@ import { sha256 } from "../audit/chain.js";
 import type { ChangeWriter } from "../changes.js";
 import { etagMatches, etagValue, newId, type Page, type Principal, type RequestContext, type Role } from "../common.js";
 import { AppError, fail } from "../errors.js";
+import { ANY_TENANT_ROLE, holdsAny, PROJECT_MANAGERS, TENANT_ADMINS } from "../kernel/roles.js";
 import { everyDoc, listPage, toArray } from "../paging.js";
 import { parseOrThrow } from "../validation.js";
 import { DEFAULT_KEY_POLICY, ProjectSpec, type KeyPolicy, type Project, type ProjectPatch, type ProjectSpecInput } from "./schema.js";
@@ -19,15 +20,13 @@ interface NameReservationDoc extends StoredDoc {
   resourceId: string;
 }
 
-const READ_ROLES: Role[] = ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"];
-
 const tenantPartition = (tenantId: string): Partition => ({ tenantId, scopeId: TENANT_SCOPE });
 const nameId = (name: string) => `name.project.${sha256(name.trim().toLowerCase()).slice(0, 48)}`;
 export const projectPath = (id: string) => `/projects/${id}`;
 const subject = (tenantId: string, id: string) => `/tenants/${tenantId}${projectPath(id)}`;
 
-function hasAny(p: Principal, roles: Role[]): boolean {
-  return roles.some((r) => p.roles.has(r));
+function hasAny(p: Principal, roles: readonly Role[]): boolean {
+  return holdsAny(p.roles, roles);
 }
 
 function projectRoles(doc: ProjectDoc, p: Principal): Set<string> {
@@ -80,7 +79,7 @@ export class ProjectService {
 
   async create(ctx: RequestContext, input: ProjectSpecInput): Promise<Project> {
     const { principal } = ctx;
-    if (!principal.roles.has("TenantAdmin")) throw forbidden("creating projects requires TenantAdmin");
+    if (!hasAny(principal, TENANT_ADMINS)) throw forbidden("creating projects requires TenantAdmin");
     const spec = parseOrThrow(ProjectSpec, input, "body");
     if (spec.settings) await this.settingsGuard?.check(principal.tenantId, spec.settings, undefined, "body.settings");
     const now = this.clock.now().toISOString();
@@ -110,12 +109,12 @@ export class ProjectService {
 
   async get(ctx: RequestContext, id: string): Promise<Project> {
     const doc = await this.load(ctx.principal, id);
-    this.authorize(ctx.principal, doc, READ_ROLES, ["ProjectAdmin", "Developer", "Approver", "Reader"], "read");
+    this.authorize(ctx.principal, doc, ANY_TENANT_ROLE, ["ProjectAdmin", "Developer", "Approver", "Reader"], "read");
     return toProject(doc, doc._etag);
   }
 
   async list(ctx: RequestContext, page: { maxPageSize: number; continuationToken?: string | undefined }): Promise<Page<Project>> {
-    if (!hasAny(ctx.principal, READ_ROLES)) throw forbidden("listing projects requires a tenant role");
+    if (!hasAny(ctx.principal, ANY_TENANT_ROLE)) throw forbidden("listing projects requires a tenant role");
     const result = await listPage<ProjectDoc>(this.store, tenantPartition(ctx.principal.tenantId), { docType: "project", orderBy: { field: "createdAt", direction: "ASC" } }, page);
     return { ...result, items: result.items.map((d) => toProject(d, d._etag)) };
   }
@@ -136,7 +135,7 @@ export class ProjectService {
   async update(ctx: RequestContext, id: string, patch: ProjectPatch, ifMatch: string): Promise<Project> {
     const { principal } = ctx;
     const current = await this.load(principal, id);
-    this.authorize(principal, current, ["TenantAdmin", "ProjectAdmin"], ["ProjectAdmin"], "update");
+    this.authorize(principal, current, PROJECT_MANAGERS, ["ProjectAdmin"], "update");
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     const { _etag, ...currentDoc } = current;
     const merged: Record<string, unknown> = { ...currentDoc };
@@ -182,7 +181,7 @@ export class ProjectService {
   async delete(ctx: RequestContext, id: string, ifMatch: string): Promise<void> {
     const { principal } = ctx;
     const current = await this.load(principal, id);
-    this.authorize(principal, current, ["TenantAdmin"], [], "delete");
+    this.authorize(principal, current, TENANT_ADMINS, [], "delete");
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     const counts = await Promise.all([...this.dependents].map(async ([name, count]) => [name, await count(principal.tenantId, id)] as const));
     const held = counts.filter(([, n]) => n > 0);
@@ -229,7 +228,7 @@ export class ProjectService {
     return doc;
   }
 
-  private authorize(p: Principal, doc: ProjectDoc, tenantRoles: Role[], projectRoleNames: string[], verb: string): void {
+  private authorize(p: Principal, doc: ProjectDoc, tenantRoles: readonly Role[], projectRoleNames: string[], verb: string): void {
     if (hasAny(p, tenantRoles)) return;
     const assigned = projectRoles(doc, p);
     if (projectRoleNames.some((r) => assigned.has(r))) return;

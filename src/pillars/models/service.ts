@@ -7,7 +7,7 @@ import type { ChangeWriter } from "../../domain/changes.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../../domain/common.js";
 import { AppError, fail } from "../../domain/errors.js";
 import { Collection } from "../../domain/kernel/collection.js";
-import { holdsAny, PROJECT_MANAGERS } from "../../domain/kernel/roles.js";
+import { holdsAny, PROJECT_MANAGERS, TENANT_ADMINS } from "../../domain/kernel/roles.js";
 import { toArray } from "../../domain/paging.js";
 import type { Project } from "../../domain/projects/schema.js";
 import type { ProjectService } from "../../domain/projects/service.js";
@@ -145,7 +145,7 @@ export class ModelService {
         fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: `body.backends.${b.id}.credential`, message: "keep: true needs an existing key for this backend" }], reason: "credential_not_stored" });
       }
     }
-    if (patch.backends && !ctx.principal.roles.has("TenantAdmin")) checkCredentialBinding(patch.backends, current.backends);
+    if (patch.backends && !holdsAny(ctx.principal.roles, TENANT_ADMINS)) checkCredentialBinding(patch.backends, current.backends);
     if (patch.settings) await this.settingsGuard?.check(ctx.principal.tenantId, (await this.projects.get(ctx, projectId)).settings, spec.settings, "body.settings");
     const backends = await this.storeCredentials(id, backendsIn, current.backends);
     const { backends: _b, ...fields } = spec;

@@ -170,6 +170,11 @@ export class EngineCore {
     return { ...this.#stats, instances: this.#instances.size, armedTimers: this.#timers.size };
   }
 
+  /** Re-reads the `now` clock for every armed durable timer (a test moved it): the due ones fire. */
+  wakeTimers(): void {
+    this.#timers.recheck();
+  }
+
   // -- queries ------------------------------------------------------------------------------
 
   record(instanceId: string): InstanceRecord | undefined {

@@ -31,7 +31,10 @@ export interface DurableEngineOptions {
   /** Default "aigov". */
   taskHub?: string;
   log?: (level: "debug" | "info" | "warn" | "error", message: string) => void;
-  /** Clock (ms epoch), default Date.now. Used for history timestamps and timer due times. */
+  /**
+   * Clock (ms epoch), default Date.now. Used for history timestamps and timer due times. A clock that
+   * jumps forward (a test's) calls wakeTimers() after each jump.
+   */
   now?: () => number;
   /**
    * Debug: after every episode compare the engine's task ids with the library's internal
@@ -72,6 +75,8 @@ export interface DurableEngine {
   /** A copy of the current execution's history. */
   getHistory(instanceId: string): HistoryEvent[] | undefined;
   stats(): EngineStats;
+  /** After the `now` clock jumped forward: re-reads it for every armed timer, and the due ones fire. */
+  wakeTimers(): void;
 }
 
 export function createDurableEngine(opts: DurableEngineOptions = {}): DurableEngine {
@@ -105,5 +110,6 @@ export function createDurableEngine(opts: DurableEngineOptions = {}): DurableEng
     terminate: (id, reason) => core.terminate(id, reason),
     getHistory: (id) => core.history(id),
     stats: () => core.stats(),
+    wakeTimers: () => core.wakeTimers(),
   };
 }

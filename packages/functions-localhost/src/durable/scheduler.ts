@@ -1,12 +1,13 @@
 // Wall-clock timers for durable timers. setTimeout caps its delay at 2^31-1 ms (~24.8 days) and
 // fires *immediately* beyond that, so long delays are slept in chunks and re-checked against the
 // clock on every wake-up (docs/local-host.md, "Timers and external events"). A due time in the past
-// fires on the next turn.
+// fires on the next turn. A `now` clock that jumps (a test's) is re-read for every timer by recheck().
 
 export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 export class TimerScheduler {
   readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #armed = new Map<string, { dueAt: number; fire: () => void }>();
   readonly #now: () => number;
   readonly #maxChunk: number;
 
@@ -18,8 +19,10 @@ export class TimerScheduler {
   /** (Re)arms `key` to call `fire` once the clock reaches `dueAt` (ms epoch). */
   schedule(key: string, dueAt: number, fire: () => void): void {
     this.cancel(key);
+    this.#armed.set(key, { dueAt, fire });
     const fireNow = (): void => {
       this.#timers.delete(key);
+      this.#armed.delete(key);
       fire();
     };
     const wake = (): void => {
@@ -45,6 +48,16 @@ export class TimerScheduler {
       clearTimeout(t);
       this.#timers.delete(key);
     }
+    this.#armed.delete(key);
+  }
+
+  /**
+   * Re-reads the clock for every armed timer, as if each were scheduled again now: those already due
+   * fire on the next turn, the others sleep until their due time. For a `now` clock that a test moves
+   * forward (a real clock never needs it).
+   */
+  recheck(): void {
+    for (const [key, { dueAt, fire }] of [...this.#armed]) this.schedule(key, dueAt, fire);
   }
 
   has(key: string): boolean {
@@ -58,5 +71,6 @@ export class TimerScheduler {
   cancelAll(): void {
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
+    this.#armed.clear();
   }
 }

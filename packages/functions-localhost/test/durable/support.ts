@@ -96,9 +96,12 @@ function newestMtime(dir: string, ext: string): number {
 
 /**
  * Child-process tests run the compiled host (this package's dist/). Builds it (the package's own
- * build, `tsc -b`) when dist/src is missing or older than src/.
+ * build, `tsc -b`) when dist/src is missing or older than src/ — unless the runner has just built it
+ * (TEST_DIST_FRESH=1: the root `npm test` and the root vitest global setup), so that nothing rebuilds
+ * dist/ while other test files load it.
  */
 export function ensureBuilt(): void {
+  if (process.env.TEST_DIST_FRESH === "1") return;
   const distDir = path.join(ROOT, "dist", "src");
   const stale = (): boolean =>
     !existsSync(path.join(distDir, "durable", "index.js")) ||

@@ -51,6 +51,29 @@ describe("durable timers beyond setTimeout's ceiling", () => {
     vi.advanceTimersByTime(1000);
     expect(fired).toEqual(["late", "x2"]);
   });
+
+  it("a clock moved forward by hand: recheck() fires what is now due, once, and leaves the rest armed", () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    let offset = 0;
+    const s = new TimerScheduler(() => Date.now() + offset);
+    const fired: string[] = [];
+    const hour = 3600 * 1000;
+    s.schedule("overlap", Date.now() + hour, () => fired.push("overlap"));
+    s.schedule("later", Date.now() + 3 * hour, () => fired.push("later"));
+    offset += hour; // the clock jumps; the armed setTimeout alone would still wait an hour of real time
+    vi.advanceTimersByTime(0);
+    expect(fired).toEqual([]);
+    s.recheck();
+    s.recheck();
+    vi.advanceTimersByTime(0);
+    expect(fired).toEqual(["overlap"]);
+    expect(s.has("later")).toBe(true);
+    vi.advanceTimersByTime(2 * hour - 1);
+    expect(fired).toEqual(["overlap"]);
+    vi.advanceTimersByTime(1);
+    expect(fired).toEqual(["overlap", "later"]);
+    expect(s.size).toBe(0);
+  });
 });
 
 function record(id: string, extra: Partial<InstanceRecord> = {}): InstanceRecord {

@@ -1,0 +1,184 @@
+/** `aigov keys …`: virtual keys (create, list, show, rotate, revoke, suspend, resume, share, unshare, shared, collect, lookup). */
+import { readFileSync } from "node:fs";
+import { type AigovClient } from "../../client/index.js";
+import { type CliKit } from "../kit.js";
+
+const KEY_COLUMNS = ["id", "name", "status", "owner", "prefix", "last4", "expiresAt", "gateway"];
+const keyRow = (k: { gateway: { state: string } } & Record<string, unknown>) => ({ ...k, gateway: k.gateway.state });
+
+async function listAllKeys(c: AigovClient, projectId: string) {
+  const out: Awaited<ReturnType<AigovClient["keys"]["list"]>>["items"] = [];
+  let token: string | undefined;
+  do {
+    const page = await c.keys.list(projectId, { maxPageSize: 100, ...(token ? { continuationToken: token } : {}) });
+    out.push(...page.items);
+    token = page.nextLink ? new URL(page.nextLink, "http://x").searchParams.get("continuationToken") ?? undefined : undefined;
+  } while (token);
+  return out;
+}
+
+type CreateOptions = {
+  name: string;
+  owner?: string;
+  model?: string[];
+  tpm?: string;
+  rpm?: string;
+  quota?: string;
+  budget?: string;
+  expires?: string;
+  wait?: boolean;
+};
+
+export function keyCommands({ program, client, print, out, err, json }: CliKit): void {
+  const showSecret = (k: { key: string; id: string }) => {
+    if (json()) return print(k);
+    print(keyRow(k as never), KEY_COLUMNS);
+    out(`\nkey: ${k.key}\nThis is the only time the key is shown. Store it now.`);
+  };
+  const keys = program.command("keys").description("virtual keys: create, rotate, revoke, suspend, resume, collect, look up");
+  keys
+    .command("create <projectId>")
+    .description("create a virtual key (the key is printed once)")
+    .requiredOption("--name <name>")
+    .option("--owner <user>")
+    .option("--model <modelId...>", "models the key may call (default: all of the project's)")
+    .option("--tpm <n>", "tokens per minute")
+    .option("--rpm <n>", "requests per minute")
+    .option("--quota <limit/period>", "token quota, e.g. 1000000/Monthly")
+    .option("--budget <amount CUR/period>", "cost budget, e.g. '50 USD/Monthly'")
+    .option("--expires <iso>", "expiry (default: the project's default lifetime)")
+    .option("--wait", "wait until the gateway accepts the key (a new profile is published first)")
+    .action(async (projectId: string, o: CreateOptions) => {
+      const quota = o.quota?.split("/");
+      const budget = o.budget ? /^([\d.]+)\s*([A-Z]{3})\/(\w+)$/.exec(o.budget) : null;
+      const created = await client().keys.create(projectId, {
+        name: o.name,
+        ...(o.owner ? { owner: o.owner } : {}),
+        ...(o.model ? { scopes: { models: o.model } } : {}),
+        limits: {
+          ...(o.tpm ? { tokensPerMinute: Number(o.tpm) } : {}),
+          ...(o.rpm ? { requestsPerMinute: Number(o.rpm) } : {}),
+          ...(quota ? { tokenQuota: { limit: Number(quota[0]), period: quota[1] as never } } : {}),
+          ...(budget ? { budget: { amount: Number(budget[1]), currency: budget[2]!, period: budget[3] as never } } : {}),
+        },
+        ...(o.expires ? { expiresAt: o.expires } : {}),
+      });
+      if (o.wait && created.gateway.state !== "synced") {
+        // A key with a new profile waits for its product: the publish sweep publishes it, then the key syncs.
+        const deadline = Date.now() + 180_000;
+        for (;;) {
+          const k = await client().keys.get(projectId, created.id);
+          if (k.gateway.state === "synced") {
+            created.gateway = k.gateway;
+            break;
+          }
+          if (Date.now() > deadline) {
+            err("the gateway has not accepted the key yet; `aigov keys show` tells when it has");
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+      showSecret(created);
+    });
+  keys
+    .command("list <projectId>")
+    .description("list a project's keys")
+    .action(async (projectId: string) => print((await client().keys.list(projectId)).items.map(keyRow), KEY_COLUMNS));
+  keys
+    .command("show <projectId> <keyId>")
+    .description("one key (never its secret)")
+    .action(async (projectId: string, keyId: string) => {
+      const k = await client().keys.get(projectId, keyId);
+      print(json() ? k : keyRow(k), KEY_COLUMNS.concat("rotationCount", "lastRotatedAt"));
+    });
+  /** Runs an action on one key or (--all) on every key of the project, with a progress line per key. */
+  const perKey = async (
+    projectId: string,
+    keyId: string | undefined,
+    all: boolean | undefined,
+    act: (c: AigovClient, id: string, etag: string) => Promise<unknown>,
+  ) => {
+    const c = client();
+    const ids = all ? (await listAllKeys(c, projectId)).map((k) => k.id) : keyId ? [keyId] : [];
+    if (ids.length === 0) throw new Error("name a key, or --all");
+    let done = 0;
+    let failed = 0;
+    for (const id of ids) {
+      try {
+        const result = await act(c, id, (await c.keys.get(projectId, id)).etag);
+        done += 1;
+        if (!all) {
+          return (result as { key?: string }).key ? showSecret(result as never) : print(json() ? result : keyRow(result as never), KEY_COLUMNS);
+        }
+      } catch (e) {
+        failed += 1;
+        if (!all) throw e;
+        err(`${id}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      err(`[${done + failed}/${ids.length}] ${done} done, ${failed} failed`);
+    }
+  };
+  keys
+    .command("rotate <projectId> [keyId]")
+    .description("rotate (the new key is printed once); --all: every active key of the project (new keys printed as JSON lines)")
+    .option("--overlap <iso>", "how long the old secret keeps working, e.g. PT24H; PT0S for a compromised key", "PT24H")
+    .option("--reason <text>")
+    .option("--all")
+    .action(async (projectId: string, keyId: string | undefined, o: { overlap: string; reason?: string; all?: boolean }) =>
+      perKey(projectId, keyId, o.all, async (c, id, etag) => {
+        const r = await c.keys.rotate(projectId, id, { overlap: o.overlap, ...(o.reason ? { reason: o.reason } : {}) }, etag);
+        if (o.all) out(JSON.stringify({ id: r.id, key: r.key }));
+        return r;
+      }),
+    );
+  for (const [verb, help] of [["revoke", "revoke for good"], ["suspend", "suspend (reversible)"], ["resume", "resume a suspended key"]] as const) {
+    keys
+      .command(`${verb} <projectId> [keyId]`)
+      .description(`${help}; --all: every key of the project`)
+      .requiredOption("--reason <text>")
+      .option("--all")
+      .action(async (projectId: string, keyId: string | undefined, o: { reason: string; all?: boolean }) =>
+        perKey(projectId, keyId, o.all, (c, id, etag) => c.keys[verb](projectId, id, { reason: o.reason }, etag)),
+      );
+  }
+  keys
+    .command("share <projectId> <keyId>")
+    .description("ask to use the key with another project (an approval decides)")
+    .requiredOption("--with <projectId>", "the other project")
+    .requiredOption("--justification <text>")
+    .option("--approver <user...>", "named approvers (default: the other project's admins)")
+    .action(async (projectId: string, keyId: string, o: { with: string; justification: string; approver?: string[] }) => {
+      const c = client();
+      const body = { projectId: o.with, justification: o.justification, ...(o.approver ? { approvers: o.approver.map((user) => ({ user })) } : {}) };
+      const r = await c.keys.share(projectId, keyId, body, (await c.keys.get(projectId, keyId)).etag);
+      if (json()) return print(r);
+      out(`share with ${o.with} requested: approval ${r.approval.id} (${r.approval.status})`);
+    });
+  keys
+    .command("unshare <projectId> <keyId>")
+    .description("end a share with another project")
+    .requiredOption("--with <projectId>")
+    .action(async (projectId: string, keyId: string, o: { with: string }) => {
+      const c = client();
+      print(keyRow(await c.keys.unshare(projectId, keyId, o.with, (await c.keys.get(projectId, keyId)).etag)), KEY_COLUMNS);
+    });
+  keys
+    .command("shared <projectId>")
+    .description("keys of other projects shared with this project")
+    .action(async (projectId: string) => {
+      print((await client().keys.shared(projectId)).items.map((k) => ({ ...keyRow(k), sharedFrom: k.sharedFrom })), ["sharedFrom", ...KEY_COLUMNS]);
+    });
+  keys
+    .command("collect <projectId> <keyId>")
+    .description("collect the new secret of a scheduled rotation (once; the key's owner)")
+    .action(async (projectId: string, keyId: string) => showSecret(await client().keys.collect(projectId, keyId)));
+  keys
+    .command("lookup")
+    .description("which key a (leaked) secret belongs to; reads the secret from stdin or --key")
+    .option("--key <secret>")
+    .action(async (o: { key?: string }) => {
+      const secret = o.key ?? readFileSync(0, "utf8").trim();
+      print(await client().keys.lookup(secret), ["keyId", "projectId", "status", "secret"]);
+    });
+}

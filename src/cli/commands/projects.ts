@@ -1,0 +1,96 @@
+/** `aigov projects create|list|get|update|delete`. */
+import { readFileSync } from "node:fs";
+import { type Command, CommanderError, Option } from "commander";
+import { ENVIRONMENTS, LIFECYCLE_STAGES } from "../../domain/projects/schema.js";
+import { type CliKit } from "../kit.js";
+
+const PROJECT_COLUMNS = ["id", "name", "environment", "owner", "lifecycleStage", "updatedAt"];
+
+const collectTag = (value: string, previous: Record<string, string> = {}) => {
+  const eq = value.indexOf("=");
+  if (eq <= 0) throw new CommanderError(2, "aigov.tag", `--tag expects key=value, got '${value}'`);
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+};
+
+const parsePillars = (value: string) => {
+  const out: Record<string, boolean> = {};
+  for (const part of value.split(",")) {
+    const [k, v] = part.split("=");
+    if (!k || (v !== "on" && v !== "off")) throw new CommanderError(2, "aigov.pillars", "--pillars expects e.g. models=on,tools=off");
+    out[k] = v === "on";
+  }
+  return out;
+};
+
+/** The options of a project's fields, shared by create and update. */
+const specOptions = (cmd: Command, create: boolean) =>
+  cmd
+    .option("--file <path>", "read the JSON body from a file (flags override its fields)")
+    .option("--name <name>")
+    .option("--description <text>")
+    .addOption(new Option("--environment <env>").choices([...ENVIRONMENTS]))
+    .option("--owner <user>")
+    .option("--cost-center <code>")
+    .option("--tag <key=value>", "repeatable", collectTag)
+    .option("--review-date <yyyy-mm-dd>", create ? "required for sandbox projects" : "")
+    .addOption(new Option("--lifecycle-stage <stage>").choices([...LIFECYCLE_STAGES]))
+    .option("--pillars <list>", "e.g. models=on,tools=off,agents=on", parsePillars);
+
+/** The body from --file, with the flags that are set written over it. */
+const specFrom = (o: Record<string, unknown>) => {
+  const base = o.file ? (JSON.parse(readFileSync(String(o.file), "utf8")) as Record<string, unknown>) : {};
+  const map: Record<string, string> = {
+    name: "name", description: "description", environment: "environment", owner: "owner", costCenter: "costCenter",
+    tag: "tags", reviewDate: "reviewDate", lifecycleStage: "lifecycleStage", pillars: "pillars",
+  };
+  for (const [opt, field] of Object.entries(map)) if (o[opt] !== undefined) base[field] = o[opt];
+  return base;
+};
+
+export function projectCommands({ program, client, print, err }: CliKit): void {
+  const projects = program.command("projects").description("manage projects");
+
+  specOptions(projects.command("create").description("create a project"), true).action(async (o: Record<string, unknown>) => {
+    print(await client().projects.create(specFrom(o) as never), PROJECT_COLUMNS.concat("etag"));
+  });
+  projects
+    .command("list")
+    .description("list projects")
+    .option("--max-page-size <n>", "page size (1-100)")
+    .option("--continuation-token <token>")
+    .option("--all", "follow continuation tokens to the end")
+    .action(async (o: { maxPageSize?: string; continuationToken?: string; all?: boolean }) => {
+      const c = client();
+      const items = [];
+      let token = o.continuationToken;
+      do {
+        const page = await c.projects.list({
+          ...(o.maxPageSize ? { maxPageSize: Number(o.maxPageSize) } : {}),
+          ...(token ? { continuationToken: token } : {}),
+        });
+        items.push(...page.items);
+        token = page.continuationToken;
+        if (!o.all && token) err(`more: --continuation-token ${token}`);
+      } while (o.all && token);
+      print(items, PROJECT_COLUMNS);
+    });
+  projects.command("get <projectId>").description("show a project").action(async (id: string) => {
+    print(await client().projects.get(id), PROJECT_COLUMNS.concat("etag"));
+  });
+  specOptions(projects.command("update <projectId>").description("update a project (reads the current ETag unless --if-match)"), false)
+    .option("--if-match <etag>", "the ETag you last read")
+    .action(async (id: string, o: Record<string, unknown>) => {
+      const c = client();
+      const etag = (o.ifMatch as string | undefined) ?? (await c.projects.get(id)).etag;
+      print(await c.projects.update(id, specFrom(o) as never, etag), PROJECT_COLUMNS.concat("etag"));
+    });
+  projects
+    .command("delete <projectId>")
+    .description("delete a project")
+    .option("--if-match <etag>", "the ETag you last read")
+    .action(async (id: string, o: { ifMatch?: string }) => {
+      const c = client();
+      await c.projects.delete(id, o.ifMatch ?? (await c.projects.get(id)).etag);
+      err(`deleted ${id}`);
+    });
+}

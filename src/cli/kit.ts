@@ -1,0 +1,47 @@
+/**
+ * What every command group gets: the pillars' CLI kit (the API client, printing, JSON files) plus
+ * the process I/O and the global options. Built-in groups (commands/*.ts) and pillar groups
+ * (src/pillars/<name>/index.ts `cli`) add their commands to the same program with it.
+ */
+import Table from "cli-table3";
+import { type AigovClient } from "../client/index.js";
+import { type PillarCliKit } from "../pillars/pillar.js";
+
+export interface CliIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  fetch?: typeof fetch;
+}
+
+export type Output = "table" | "json";
+export type Row = Record<string, unknown>;
+
+/** The program's global options. */
+export interface Globals {
+  profile?: string;
+  endpoint?: string;
+  output: Output;
+}
+
+export interface CliKit extends PillarCliKit<AigovClient> {
+  io: CliIo;
+  globals(): Globals;
+}
+
+/** Prints JSON (with `-o json`, or without columns) or a table of the given columns. */
+export function render(io: CliIo, output: Output, value: unknown, columns?: string[]): void {
+  if (output === "json" || !columns) {
+    io.out(JSON.stringify(value, null, 2));
+    return;
+  }
+  const rows: Row[] = Array.isArray(value) ? (value as Row[]) : [value as Row];
+  const table = new Table({ head: columns, style: { head: [], border: [] } });
+  for (const row of rows) {
+    table.push(columns.map((c) => {
+      const v = row[c];
+      return v === undefined || v === null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
+    }));
+  }
+  io.out(table.toString());
+}

@@ -1,0 +1,47 @@
+import type { Versioned } from "../../ports/store.js";
+import type { RequestContext } from "../common.js";
+import { fail } from "../errors.js";
+import { holdsAny, KEY_HOLDERS, PROJECT_MANAGERS } from "../kernel/roles.js";
+import type { Project } from "../projects/schema.js";
+import type { ProjectService } from "../projects/service.js";
+import type { KeyDoc, KeyDocuments } from "./documents.js";
+
+/** Who may do what with a project's keys: the project is resolved through the caller's tenant first (404 otherwise). */
+export class KeyAccess {
+  constructor(
+    private readonly projects: Pick<ProjectService, "get">,
+    private readonly docs: KeyDocuments,
+  ) {}
+
+  /** The project, if the caller may hold keys in it (a tenant role or the same role assigned on the project). */
+  async writable(ctx: RequestContext, projectId: string, what: string): Promise<Project> {
+    const project = await this.projects.get(ctx, projectId);
+    const p = ctx.principal;
+    const assigned = project.roleAssignments.some((a) => a.principalId === p.userId && (a.role === "ProjectAdmin" || a.role === "Developer"));
+    if (!holdsAny(p.roles, KEY_HOLDERS) && !assigned) {
+      fail({ kind: "forbidden", detail: `to ${what} keys requires TenantAdmin, ProjectAdmin or Developer` });
+    }
+    return project;
+  }
+
+  /** The key, if the caller may change it: owners their keys; tenant and project admins every key of the project. */
+  async mayManage(ctx: RequestContext, projectId: string, id: string): Promise<Versioned<KeyDoc>> {
+    const project = await this.projects.get(ctx, projectId);
+    const doc = await this.docs.load(ctx.principal.tenantId, projectId, id);
+    const p = ctx.principal;
+    const admin = holdsAny(p.roles, PROJECT_MANAGERS) || project.roleAssignments.some((a) => a.principalId === p.userId && a.role === "ProjectAdmin");
+    if (!admin && doc.owner !== p.userId) fail({ kind: "forbidden", detail: "only the key's owner or an admin may change it" });
+    return doc;
+  }
+
+  /** The project, if the caller may read it. */
+  project(ctx: RequestContext, projectId: string): Promise<Project> {
+    return this.projects.get(ctx, projectId);
+  }
+
+  /** The key, if the caller may read the project. */
+  async readable(ctx: RequestContext, projectId: string, id: string): Promise<Versioned<KeyDoc>> {
+    await this.projects.get(ctx, projectId);
+    return this.docs.load(ctx.principal.tenantId, projectId, id);
+  }
+}

@@ -1,0 +1,288 @@
+import { createHash } from "node:crypto";
+import type { Partition, Store, StoredDoc, Versioned } from "../../ports/store.js";
+import type { ChangeWriter } from "../changes.js";
+import type { RequestContext } from "../common.js";
+import { notFound, type DomainError } from "../errors.js";
+import { Collection } from "../kernel/collection.js";
+import { everyDoc, toArray } from "../paging.js";
+import type { Key, KeyLimits, KeyScopes } from "./schema.js";
+
+export type SlotName = "primary" | "secondary";
+export type KeyStatus = "active" | "suspended" | "revoked" | "expired";
+export const otherSlot = (s: SlotName): SlotName => (s === "primary" ? "secondary" : "primary");
+
+/** A slot of the key's APIM subscription: a real secret (in the secret store) or a filler nobody knows. */
+export interface Slot {
+  kind: "secret" | "filler";
+  /** Secret store version (secrets) or generation (fillers). */
+  version: string;
+}
+
+export interface Rotation {
+  id: string;
+  phase: "overlap" | "retiring";
+  newSlot: SlotName;
+  overlapMs: number;
+  overlapUntil?: string;
+  startedAt: string;
+  startedBy: string;
+  scheduled: boolean;
+  /** Set when retiring: the secret version the filler replaced (disabled once the gateway confirmed). */
+  retiredVersion?: string;
+}
+
+/** A key tier made by a key-scope exemption, as the compiler input holds it. */
+export interface ExemptionTier {
+  id: string;
+  tier: { id: string; description?: string; limits: Record<string, unknown>; models?: string[] };
+}
+
+/** What decides a key's product: its model scope, its limits and the projects it is shared with. */
+export interface ProfileDef {
+  id: string;
+  models: string[];
+  limits: KeyLimits;
+  sharedWith: string[];
+}
+
+export interface KeyDoc extends StoredDoc {
+  docType: "virtualKey";
+  projectId: string;
+  name: string;
+  description?: string;
+  owner: string;
+  scopes: KeyScopes;
+  limits: KeyLimits;
+  expiresAt: string;
+  status: KeyStatus;
+  prefix: string;
+  last4: string;
+  /** The slot holding the secret the owner is meant to use now. */
+  current: SlotName;
+  slots: Record<SlotName, Slot>;
+  rotation?: Rotation;
+  /** A scheduled rotation's new secret, until its owner collects it (it outlives the rotation itself). */
+  pickup?: { slot: SlotName; version: string };
+  /**
+   * desiredGen grows with every change the gateway must learn; syncedGen is the last one it confirmed.
+   * publishedProfile: the profile the gateway's subscription is on now — kept in the compiled tenant
+   * until the subscription has moved, so its product is never deleted from under it.
+   */
+  gateway: {
+    /** The key's APIM subscription id (names.ts: the tenant's gateway key + the key id). */
+    subscriptionId?: string;
+    desiredGen: number;
+    syncedGen: number;
+    publishedHash?: string;
+    publishedProfile?: ProfileDef;
+    publishedExemptionTier?: ExemptionTier;
+    /** The sync publishing this key now (one at a time), until `until`. */
+    syncing?: { token: string; until: string };
+    /** "publish": the key's project is not at the gateway yet; automation does not publish a project, a TenantAdmin does. */
+    waitingFor?: "publish";
+  };
+  shares: ShareDoc[];
+  revocationPending?: boolean;
+  /** Expiry notices sent ("14d", "1d") → when. */
+  notices: Record<string, string>;
+  secretCreatedAt: string;
+  rotationCount: number;
+  lastRotatedAt?: string;
+  fillerGen: number;
+  createdAt: string;
+  createdBy: string;
+  updatedAt: string;
+  updatedBy: string;
+}
+
+export interface ShareDoc {
+  projectId: string;
+  status: "pending" | "active" | "rejected" | "revoked";
+  approvalId: string;
+  requestedBy: string;
+  requestedAt: string;
+  decidedAt?: string;
+}
+
+/** Index in the target project of a key shared into it (so the key is visible there). */
+interface SharedInDoc extends StoredDoc {
+  docType: "keyShareIn";
+  fromProject: string;
+  keyId: string;
+  status: "active" | "revoked";
+}
+
+export const keyPath = (projectId: string, id: string) => `/projects/${projectId}/keys/${id}`;
+const KEY_ID = /^key_[0-9a-z]{20}$/;
+
+/** The key's profile: "" (none: a subscription on the project API) or a product of its own kind. */
+export function profileDefOf(doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?: ShareDoc[] }): ProfileDef {
+  const models = [...(doc.scopes.models ?? [])].sort();
+  const limits = doc.limits;
+  const sharedWith = (doc.shares ?? []).filter((x) => x.status === "active").map((x) => x.projectId).sort();
+  if (models.length === 0 && Object.keys(limits).length === 0 && sharedWith.length === 0) return { id: "", models, limits, sharedWith };
+  const canonical = JSON.stringify([models, limits.tokensPerMinute ?? null, limits.tokenQuota ?? null, limits.requestsPerMinute ?? null, limits.budget ?? null, sharedWith]);
+  return { id: `kp_${createHash("sha256").update(canonical).digest("hex").slice(0, 10)}`, models, limits, sharedWith };
+}
+
+export const profileOf = (doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?: ShareDoc[] }): string => profileDefOf(doc).id;
+
+export function statusOf(doc: KeyDoc): Key["status"] {
+  return doc.status === "revoked" && doc.revocationPending ? "revocationPending" : doc.status;
+}
+
+/** The key as the API shows it (and audit records and events see it): never a secret, digest or secret version. */
+function present(doc: KeyDoc, sharedFrom?: string): Omit<Key, "etag"> {
+  return {
+    id: doc.id,
+    projectId: doc.projectId,
+    name: doc.name,
+    ...(doc.description ? { description: doc.description } : {}),
+    owner: doc.owner,
+    scopes: doc.scopes,
+    limits: doc.limits,
+    expiresAt: doc.expiresAt,
+    status: statusOf(doc),
+    gateway: {
+      state: doc.gateway.syncedGen >= doc.gateway.desiredGen ? "synced" : "pending",
+      subscriptionId: doc.gateway.subscriptionId ?? doc.id,
+      profile: profileOf(doc) || "project",
+      ...(doc.gateway.waitingFor && doc.gateway.syncedGen < doc.gateway.desiredGen ? { waitingFor: doc.gateway.waitingFor } : {}),
+    },
+    prefix: doc.prefix,
+    last4: doc.last4,
+    ...(doc.rotation
+      ? {
+          rotation: {
+            phase: doc.rotation.phase,
+            startedAt: doc.rotation.startedAt,
+            ...(doc.rotation.overlapUntil ? { overlapUntil: doc.rotation.overlapUntil } : {}),
+            scheduled: doc.rotation.scheduled,
+          },
+        }
+      : {}),
+    ...(doc.lastRotatedAt ? { lastRotatedAt: doc.lastRotatedAt } : {}),
+    rotationCount: doc.rotationCount,
+    awaitingCollection: doc.pickup !== undefined,
+    shares: (doc.shares ?? []).map((x) => ({ projectId: x.projectId, status: x.status, approvalId: x.approvalId, requestedBy: x.requestedBy, requestedAt: x.requestedAt })),
+    ...(sharedFrom ? { sharedFrom } : {}),
+    createdAt: doc.createdAt,
+    createdBy: doc.createdBy,
+    updatedAt: doc.updatedAt,
+    updatedBy: doc.updatedBy,
+  };
+}
+
+/** Read-only access to key documents: what the compiler input and exemptions need of keys (no gateway, no secrets). */
+export interface KeyDocReader {
+  /** Every key of a tenant's project (key profiles become key tiers). */
+  listAll(tenantId: string, projectId: string): Promise<KeyDoc[]>;
+  /** Whether a key exists in the project (exemptions of one key name it). */
+  exists(tenantId: string, projectId: string, id: string): Promise<boolean>;
+}
+
+/**
+ * The key documents (project partition `[tenant, project]`) and the index of keys shared into a
+ * project: reads that check the document type, the view, and every write — audited changes through
+ * the change writer, and the gateway bookkeeping (claims, confirmations) as plain conditional writes.
+ */
+export class KeyDocuments implements KeyDocReader {
+  private readonly keys: Collection<KeyDoc, Key>;
+
+  constructor(
+    private readonly store: Store,
+    private readonly changes: ChangeWriter,
+  ) {
+    this.keys = new Collection<KeyDoc, Key>(store, changes, { docType: "virtualKey", path: (d) => keyPath(d.scopeId, d.id), present: (d) => present(d) });
+  }
+
+  view(doc: KeyDoc & { _etag?: string }, etag?: string, sharedFrom?: string): Key {
+    const v = this.keys.view(doc, etag);
+    return sharedFrom ? { ...present(doc, sharedFrom), etag: v.etag } : v;
+  }
+
+  partition(tenantId: string, projectId: string): Partition {
+    return { tenantId, scopeId: projectId };
+  }
+
+  read(tenantId: string, projectId: string, id: string): Promise<Versioned<KeyDoc> | undefined> {
+    return this.keys.read(this.partition(tenantId, projectId), id);
+  }
+
+  /** The key, or a 404 (an id that is not a key id never reaches the store). */
+  async load(tenantId: string, projectId: string, id: string): Promise<Versioned<KeyDoc>> {
+    const doc = KEY_ID.test(id) ? await this.read(tenantId, projectId, id) : undefined;
+    if (!doc) return notFound(keyPath(projectId, id));
+    return doc;
+  }
+
+  async exists(tenantId: string, projectId: string, id: string): Promise<boolean> {
+    return KEY_ID.test(id) && (await this.read(tenantId, projectId, id)) !== undefined;
+  }
+
+  /** The key as stored now (a job retrying a key whose listed document went stale). */
+  latest(doc: Pick<KeyDoc, "tenantId" | "projectId" | "id">): Promise<Versioned<KeyDoc> | undefined> {
+    return this.read(doc.tenantId, doc.projectId, doc.id);
+  }
+
+  page(tenantId: string, projectId: string, page: { maxPageSize: number; continuationToken?: string | undefined }) {
+    return this.keys.page(this.partition(tenantId, projectId), { orderBy: { field: "createdAt", direction: "ASC" } }, page);
+  }
+
+  listAll(tenantId: string, projectId: string): Promise<KeyDoc[]> {
+    return toArray(this.inProject(tenantId, projectId));
+  }
+
+  inProject(tenantId: string, projectId: string): AsyncGenerator<Versioned<KeyDoc>> {
+    return this.keys.every(this.partition(tenantId, projectId));
+  }
+
+  /** Background only: every key (the lifecycle job's work list). */
+  everyKey(): AsyncGenerator<Versioned<KeyDoc>> {
+    return this.keys.every("all");
+  }
+
+  create(ctx: RequestContext, doc: KeyDoc): Promise<Key> {
+    return this.keys.create(ctx, doc, { action: "key.create", event: "aigov.key.created.v1" });
+  }
+
+  /** An audited change of the key (If-Match on `before`); any refusal of the write is a 412. */
+  commit(ctx: RequestContext, before: Versioned<KeyDoc>, after: KeyDoc, action: string, event: string, data?: unknown, onFailure: () => DomainError = () => ({ kind: "preconditionFailed" })): Promise<Key> {
+    return this.keys.replace(ctx, before, after, { action, event, ...(data !== undefined ? { data } : {}), onFailure });
+  }
+
+  /** An audited statement about a key that changes no document (a revocation the gateway confirmed). */
+  async announce(ctx: RequestContext, doc: Pick<KeyDoc, "tenantId" | "projectId" | "id">, action: string, event: string, after: Record<string, unknown>, data: Record<string, unknown>): Promise<void> {
+    const key = { tenantId: doc.tenantId, scopeId: doc.projectId, id: doc.id };
+    await this.changes.commit({ partition: this.partition(doc.tenantId, doc.projectId), ctx, action, resource: keyPath(doc.projectId, doc.id), after, ops: [], event: { type: event, subject: this.keys.subject(key), data } });
+  }
+
+  /** Bookkeeping of the gateway's state (claims, confirmations, waiting): conditional, not audited. False when the key changed meanwhile. */
+  async put(doc: KeyDoc, ifMatch: string): Promise<boolean> {
+    return (await this.store.batch(this.partition(doc.tenantId, doc.projectId), [{ kind: "replace", doc, ifMatch }])).ok;
+  }
+
+  /** The active shares into a project: where each shared key lives. */
+  async *sharedInto(tenantId: string, projectId: string): AsyncGenerator<{ fromProject: string; keyId: string }> {
+    for await (const s of everyDoc<SharedInDoc>(this.store, this.partition(tenantId, projectId), { docType: "keyShareIn" })) if (s.status === "active") yield { fromProject: s.fromProject, keyId: s.keyId };
+  }
+
+  /** Makes a key visible in the project it is shared with, or ends that (the target's own partition and audit chain). */
+  async recordSharedIn(ctx: RequestContext, doc: KeyDoc, target: string, status: "active" | "revoked"): Promise<void> {
+    const tenantId = ctx.principal.tenantId;
+    const partition = this.partition(tenantId, target);
+    const id = `keyshare.${doc.id}`;
+    const current = await this.store.read<SharedInDoc>(partition, id);
+    const shareDoc: SharedInDoc = { id, ...partition, docType: "keyShareIn", fromProject: doc.projectId, keyId: doc.id, status };
+    await this.changes.commit({
+      partition,
+      ctx,
+      action: status === "active" ? "key.share.accept" : "key.share.end",
+      resource: `/projects/${target}/keys/shared/${doc.id}`,
+      after: { keyId: doc.id, fromProject: doc.projectId, status },
+      ops: [current ? { kind: "replace", doc: shareDoc, ifMatch: current._etag } : { kind: "create", doc: shareDoc }],
+      event: { type: status === "active" ? "aigov.key.share.accepted.v1" : "aigov.key.share.ended.v1", subject: `/tenants/${tenantId}/projects/${target}/keys/shared/${doc.id}`, data: { keyId: doc.id, fromProject: doc.projectId } },
+      onFailure: () => ({ kind: "conflict", detail: "the share changed meanwhile; try again", reason: "changed_meanwhile" }),
+    });
+  }
+}

@@ -1,0 +1,158 @@
+import { randomUUID } from "node:crypto";
+import type { Clock } from "../../ports/clock.js";
+import { artifactHash, artifactRef, expectedReadBack, readBackHash } from "../../ports/gateway.js";
+import { unversioned, type Versioned } from "../../ports/store.js";
+import { systemContext } from "../kernel/system.js";
+import { profileDefOf, type KeyDoc, type KeyDocuments } from "./documents.js";
+import type { GatewayAccess } from "./gateway-access.js";
+import type { SecretResolver } from "./secrets.js";
+import { subscriptionFor } from "./subscription.js";
+
+export type SyncResult = "synced" | "waitingForProfile" | "waitingForPublish";
+
+const SYNC_ATTEMPTS = 24;
+/** How long a sync may hold a key before another may take over (a crashed sync's claim expires). */
+const SYNC_CLAIM_MS = 60_000;
+
+function withoutExemptionTier(g: KeyDoc["gateway"]): KeyDoc["gateway"] {
+  const { publishedExemptionTier: _x, ...rest } = g;
+  return rest;
+}
+
+/**
+ * Gateway sync is confirmed (ADR 008): a key's subscription is published (If-Match), read back and
+ * only then recorded as synced. One sync per key at a time (a claim on the key document).
+ */
+export class KeyGatewaySync {
+  constructor(
+    private readonly docs: KeyDocuments,
+    private readonly resolveSecret: SecretResolver,
+    private readonly gateway: GatewayAccess,
+    private readonly clock: Clock,
+  ) {}
+
+  /**
+   * Publishes the key's subscription and confirms it by reading it back. Idempotent; safe to call
+   * from any step and from the jobs. "waitingForProfile": the key's product is not at the gateway yet
+   * (a tenant publish has been asked for).
+   */
+  async sync(tenantId: string, projectId: string, id: string, correlationId: string): Promise<SyncResult> {
+    for (let attempt = 0; attempt < SYNC_ATTEMPTS; attempt++) {
+      const doc = await this.docs.read(tenantId, projectId, id);
+      if (!doc) return "synced";
+      const live = doc.status === "active" || doc.status === "suspended";
+      const exempted = live ? await this.gateway.exemptionTier(tenantId, projectId, id) : undefined;
+      const artifact = subscriptionFor(doc, this.gateway.names(tenantId), exempted?.id);
+      // In step when every change was confirmed and the subscription is still what it should be (an
+      // exemption starting or ending moves it to another product without a change to the key).
+      if (doc.gateway.syncedGen >= doc.gateway.desiredGen && doc.gateway.publishedHash === artifactHash(artifact)) return "synced";
+      const parent = artifact.scope.type === "product" ? `product:${artifact.scope.productId}` : `api:${artifact.scope.apiId}`;
+      if (!(await this.gateway.holds(tenantId, parent))) {
+        const asked = await this.gateway.ensurePublished(tenantId, { by: "system:keys", reason: `virtual key ${id} needs ${parent}`, correlationId });
+        // The system publishes a key's product on top of what is published, never a project nobody
+        // published: the key says it waits for that publish (housekeeping, not an audited change).
+        const waitingFor = asked.needsPublish || !(await this.gateway.holds(tenantId, `api:${this.gateway.names(tenantId).api(projectId)}`)) ? "publish" : undefined;
+        if (doc.gateway.waitingFor !== waitingFor) {
+          const { waitingFor: _w, ...rest } = doc.gateway;
+          await this.docs.put({ ...unversioned(doc), gateway: { ...rest, ...(waitingFor ? { waitingFor } : {}) } }, doc._etag);
+        }
+        return waitingFor ? "waitingForPublish" : "waitingForProfile";
+      }
+      // One publisher per key at a time: a sync that published an older state must never record
+      // itself over a newer one, so each sync claims the key first and records only while it holds it.
+      const now = this.clock.now().getTime();
+      if (doc.gateway.syncing && Date.parse(doc.gateway.syncing.until) > now) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(250, 25 * (attempt + 1))));
+        continue;
+      }
+      const claim = { token: randomUUID(), until: new Date(now + SYNC_CLAIM_MS).toISOString() };
+      if (!(await this.docs.put({ ...unversioned(doc), gateway: { ...doc.gateway, syncing: claim } }, doc._etag))) continue;
+      const release = async (extra: Partial<KeyDoc["gateway"]> = {}) => {
+        for (;;) {
+          const cur = await this.docs.read(tenantId, projectId, id);
+          if (!cur || cur.gateway.syncing?.token !== claim.token) return;
+          const { syncing: _s, ...gateway } = cur.gateway;
+          if (await this.docs.put({ ...unversioned(cur), gateway: { ...gateway, ...extra } }, cur._etag)) return;
+        }
+      };
+      const publisher = await this.gateway.publisher(tenantId);
+      const ref = artifactRef(artifact);
+      const hash = artifactHash(artifact);
+      let back;
+      let expected;
+      try {
+        await publisher.publish([artifact], doc.gateway.publishedHash ? { [ref]: doc.gateway.publishedHash } : {});
+        back = (await publisher.read([ref]))[ref];
+        expected = await expectedReadBack(artifact, this.resolveSecret);
+      } catch (err) {
+        // What the gateway holds is unknown now: the next sync publishes again.
+        await release({ publishedHash: "unconfirmed" }).catch(() => undefined);
+        throw err;
+      }
+      if (!back || readBackHash(back) !== readBackHash(expected)) {
+        // Sent, but not (yet) what the gateway answers with: publish again next attempt.
+        await release({ publishedHash: "unconfirmed" });
+        continue;
+      }
+      const gen = doc.gateway.desiredGen;
+      for (;;) {
+        const cur = await this.docs.read(tenantId, projectId, id);
+        if (!cur) return "synced";
+        if (cur.gateway.syncing?.token !== claim.token) break; // the claim expired and another sync took over
+        const confirmed = cur.gateway.desiredGen === gen;
+        const { syncing: _s, ...gatewayRest } = cur.gateway;
+        const next: KeyDoc = {
+          ...unversioned(cur),
+          gateway: {
+            ...withoutExemptionTier(gatewayRest),
+            waitingFor: undefined,
+            publishedHash: hash,
+            publishedProfile: profileDefOf(doc),
+            // The exemption tier the subscription is on stays compiled until the key has left it.
+            ...(exempted ? { publishedExemptionTier: exempted } : {}),
+            ...(confirmed ? { syncedGen: gen } : {}),
+          },
+          ...(confirmed && cur.revocationPending ? { revocationPending: false } : {}),
+        };
+        if (!(await this.docs.put(next, cur._etag))) continue;
+        if (confirmed && cur.revocationPending) {
+          // Now, and only now, the key is revoked as far as anyone can tell.
+          await this.docs.announce(systemContext(tenantId, "system:keys", correlationId), cur, "key.revoke.confirm", "aigov.key.revoked.v1", { status: "revoked" }, { keyId: id, projectId });
+        }
+        if (confirmed) return "synced";
+        break; // a newer change arrived while publishing: publish it too
+      }
+    }
+    throw new Error(`key ${id}: the gateway did not confirm the subscription after ${SYNC_ATTEMPTS} attempts`);
+  }
+
+  /** A gateway change right away when the gateway answers; otherwise the key stays "pending" and the job retries. */
+  async trySync(tenantId: string, projectId: string, id: string, correlationId: string): Promise<Versioned<KeyDoc> | undefined> {
+    try {
+      await this.sync(tenantId, projectId, id, correlationId);
+    } catch (err) {
+      console.warn(`key ${id}: gateway change not confirmed yet (${err instanceof Error ? err.message : String(err)}); the key lifecycle job retries`);
+    }
+    return this.docs.read(tenantId, projectId, id);
+  }
+
+  /**
+   * After a revision reached the gateway: keys whose change the gateway has not confirmed (most often a
+   * new key waiting for its profile's product) are synced now instead of at the lifecycle job's next
+   * run. Best effort: a key that fails here stays pending and the job retries it.
+   */
+  async syncWaiting(tenantId: string, projectIds: string[], correlationId: string): Promise<number> {
+    let synced = 0;
+    for (const projectId of projectIds) {
+      for await (const doc of this.docs.inProject(tenantId, projectId)) {
+        if (doc.gateway.syncedGen >= doc.gateway.desiredGen || doc.rotation) continue;
+        try {
+          if ((await this.sync(tenantId, projectId, doc.id, correlationId)) === "synced") synced++;
+        } catch {
+          // Left pending: the key lifecycle job retries unconfirmed keys.
+        }
+      }
+    }
+    return synced;
+  }
+}

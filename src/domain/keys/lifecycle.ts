@@ -1,0 +1,169 @@
+import type { Clock } from "../../ports/clock.js";
+import { unversioned, type Versioned } from "../../ports/store.js";
+import type { RequestContext } from "../common.js";
+import type { Drivers, JobLog } from "../kernel/drive.js";
+import { systemContext } from "../kernel/system.js";
+import { DEFAULT_KEY_POLICY, type KeyPolicy } from "../projects/schema.js";
+import type { ProjectService } from "../projects/service.js";
+import type { KeyDoc, KeyDocuments } from "./documents.js";
+import type { KeyGatewaySync } from "./gateway-sync.js";
+import type { KeyRotation, RotationStarted } from "./rotation.js";
+import type { KeySecrets } from "./secrets.js";
+
+const DAY_MS = 86_400_000;
+/** Expiry notices, nearest last: each sent once, and only the nearer one after downtime. */
+const NOTICES = [["14d", 14 * DAY_MS], ["1d", DAY_MS]] as const;
+
+/** Whether a key's secret is old enough for its project's scheduled rotation (`rotateAfterDays`; none without it). */
+export function rotationDue(key: Pick<KeyDoc, "status" | "secretCreatedAt">, policy: Pick<KeyPolicy, "rotateAfterDays">, now: number): boolean {
+  if (key.status !== "active" || !policy.rotateAfterDays) return false;
+  return now - Date.parse(key.secretCreatedAt) >= policy.rotateAfterDays * DAY_MS;
+}
+
+/** What one run of the lifecycle job did. */
+export interface LifecycleReport {
+  /** Scheduled rotations started. */
+  rotations: number;
+  /** Due rotations left for the next run (pacing). */
+  deferred: number;
+  /** Keys that failed once and were tried again in the run. */
+  retried: number;
+  /** Keys that failed again (the next run retries them). */
+  failures: number;
+}
+
+/**
+ * A key's life after creation: expiry notices (14 days, 1 day; once each), expiry, revocation's and
+ * expiry's end state (both slots fillers), scheduled rotation by the project's key policy — paced to
+ * what the management plane allows (`perRun` a run; ADR 008) — and the drivers of rotations kept alive.
+ */
+export class KeyLifecycle {
+  constructor(
+    private readonly docs: KeyDocuments,
+    private readonly secrets: KeySecrets,
+    private readonly sync: KeyGatewaySync,
+    private readonly rotation: KeyRotation,
+    private readonly projects: Pick<ProjectService, "keyPolicyOf">,
+    private readonly clock: Clock,
+    /** Scheduled rotations started per run at most (KEY_ROTATIONS_PER_RUN); the rest start next run. */
+    private readonly perRun: number,
+  ) {}
+
+  /** Revocation and expiry: both slots become fillers (the secrets are never valid again) and the subscription is cancelled. */
+  async end(ctx: RequestContext, doc: Versioned<KeyDoc>, status: "revoked" | "expired", reason: string): Promise<void> {
+    const fillerGen = doc.fillerGen + 2;
+    const { rotation: _r, ...rest } = unversioned(doc);
+    const next: KeyDoc = {
+      ...rest,
+      status,
+      slots: { primary: { kind: "filler", version: `g${fillerGen - 1}` }, secondary: { kind: "filler", version: `g${fillerGen}` } },
+      fillerGen,
+      ...(status === "revoked" ? { revocationPending: true } : {}),
+      gateway: { ...doc.gateway, desiredGen: doc.gateway.desiredGen + 1 },
+      updatedAt: this.clock.now().toISOString(),
+      updatedBy: ctx.principal.userId,
+    };
+    await this.docs.commit(ctx, doc, next, status === "revoked" ? "key.revoke" : "key.expire", status === "revoked" ? "aigov.key.revocation.requested.v1" : "aigov.key.expired.v1", {
+      keyId: doc.id,
+      projectId: doc.projectId,
+      reason,
+    });
+    for (const slot of ["primary", "secondary"] as const) if (doc.slots[slot].kind === "secret") await this.secrets.disableRetired(doc.id, slot, doc.slots[slot].version);
+  }
+
+  /** Starts a scheduled rotation: the owner collects the new secret during the overlap. */
+  async beginScheduled(tenantId: string, projectId: string, id: string, overlapHours: number, correlationId: string): Promise<RotationStarted | undefined> {
+    const doc = await this.docs.read(tenantId, projectId, id);
+    if (!doc || doc.status !== "active" || doc.rotation) return undefined;
+    return this.rotation.begin(systemContext(tenantId, "system:keys", correlationId), doc, overlapHours * 3_600_000, true, "scheduled rotation");
+  }
+
+  /** The job's per-key housekeeping: expiry notices, expiry, and gateway changes not yet confirmed. */
+  async housekeep(listed: Versioned<KeyDoc>, correlationId: string): Promise<Versioned<KeyDoc> | undefined> {
+    // The job lists keys in pages: act on the listed document, re-read only after acting (every write
+    // is conditional, so a listed document gone stale fails the write and the job retries the key).
+    const { tenantId, projectId, id } = listed;
+    const ctx = systemContext(tenantId, "system:keys", correlationId);
+    let doc: Versioned<KeyDoc> | undefined = listed;
+    const now = this.clock.now().getTime();
+    const expiresAt = Date.parse(doc.expiresAt);
+    if ((doc.status === "active" || doc.status === "suspended") && expiresAt <= now) {
+      await this.end(ctx, doc, "expired", "expiresAt reached");
+      doc = await this.docs.read(tenantId, projectId, id);
+    } else if (doc.status === "active" || doc.status === "suspended") {
+      for (const [notice, ms] of NOTICES) {
+        if (!doc || expiresAt - now > ms || doc.notices[notice]) continue;
+        // The 14-day notice is pointless once the 1-day one is due (after downtime): send only the nearer one.
+        if (notice === "14d" && expiresAt - now <= DAY_MS) continue;
+        const next: KeyDoc = { ...unversioned(doc), notices: { ...doc.notices, [notice]: new Date(now).toISOString() } };
+        await this.docs.commit(ctx, doc, next, `key.expiring.${notice}`, "aigov.key.expiring.v1", { keyId: id, projectId, owner: doc.owner, expiresAt: doc.expiresAt, notice });
+        doc = await this.docs.read(tenantId, projectId, id);
+      }
+    }
+    // A rotation's own steps sync the key; otherwise reconcile (unconfirmed changes, exemption moves).
+    if (doc && !doc.rotation) await this.sync.sync(tenantId, projectId, id, correlationId);
+    return doc;
+  }
+
+  /**
+   * One run of the lifecycle job (every key, every run: a missed run is caught up by the next and
+   * running twice changes nothing): housekeeping, the driver of every rotation in progress kept alive
+   * (a missing one started, a failed or terminated one started again: every step is idempotent and
+   * keyed by the rotation id), and scheduled rotations of keys whose secret is due, at most `perRun`.
+   * A key that fails (a concurrent write to it, a store hiccup) gets a second go at the end of the run.
+   */
+  async run(correlationId: string, drivers: Drivers, log: JobLog): Promise<LifecycleReport> {
+    const policies = new Map<string, Promise<KeyPolicy>>();
+    const policyOf = (tenantId: string, projectId: string) => {
+      const k = `${tenantId}/${projectId}`;
+      if (!policies.has(k)) policies.set(k, this.projects.keyPolicyOf(tenantId, projectId).then((p) => p ?? DEFAULT_KEY_POLICY));
+      return policies.get(k)!;
+    };
+    const now = this.clock.now().getTime();
+    let rotations = 0;
+    let deferred = 0;
+    const visit = async (listed: Versioned<KeyDoc>) => {
+      const key = await this.housekeep(listed, correlationId);
+      if (!key) return;
+      const rotationId = key.rotation?.id;
+      if (rotationId) {
+        const stillRotating = async () => (await this.docs.latest(key))?.rotation?.id === rotationId;
+        const outcome = await drivers.ensure(this.rotation.drive(key, rotationId), stillRotating);
+        if (outcome === "restarted") log.warn(`key lifecycle: the rotation ${rotationId} of key ${key.id} had lost its orchestration; started it again`);
+        return;
+      }
+      const policy = await policyOf(key.tenantId, key.projectId);
+      if (!rotationDue(key, policy, now)) return;
+      // Paced to what the management plane allows; the rest start next run.
+      if (rotations >= this.perRun) {
+        deferred += 1;
+        return;
+      }
+      const started = await this.beginScheduled(key.tenantId, key.projectId, key.id, policy.rotationOverlapHours, correlationId);
+      if (started) {
+        await drivers.start(started.drive);
+        rotations += 1;
+      }
+    };
+    const retry: Versioned<KeyDoc>[] = [];
+    for await (const key of this.docs.everyKey()) {
+      await visit(key).catch((err: unknown) => {
+        log.warn(`key lifecycle: key ${key.id}: ${err instanceof Error ? err.message : String(err)} (retried in this run)`);
+        retry.push(key);
+      });
+    }
+    let failures = 0;
+    for (const listed of retry) {
+      const key = await this.docs.latest(listed);
+      if (!key) continue;
+      await visit(key).catch((err: unknown) => {
+        failures += 1;
+        log.error(`key lifecycle: key ${key.id}: ${err instanceof Error ? err.message : String(err)} (retried next run)`);
+      });
+    }
+    if (rotations > 0 || failures > 0 || deferred > 0 || retry.length > 0) {
+      log.log(`key lifecycle: ${rotations} scheduled rotation(s) started, ${deferred} due ones left for the next run, ${retry.length} key(s) retried, ${failures} failed (retried next run)`);
+    }
+    return { rotations, deferred, retried: retry.length, failures };
+  }
+}

@@ -1,0 +1,128 @@
+import type { Clock } from "../../ports/clock.js";
+import { unversioned, type Versioned } from "../../ports/store.js";
+import type { Approval } from "../approvals/schema.js";
+import type { ApprovalService } from "../approvals/service.js";
+import { approvalDrive } from "../approvals/drive.js";
+import { etagMatches, type RequestContext } from "../common.js";
+import { fail, notFound } from "../errors.js";
+import type { Driven } from "../kernel/drive.js";
+import { systemContext } from "../kernel/system.js";
+import type { ProjectService } from "../projects/service.js";
+import { parseOrThrow } from "../validation.js";
+import type { KeyAccess } from "./access.js";
+import { keyPath, type KeyDoc, type KeyDocuments, type ShareDoc } from "./documents.js";
+import type { GatewayAccess } from "./gateway-access.js";
+import type { KeyGatewaySync } from "./gateway-sync.js";
+import { ShareSpec, type Key } from "./schema.js";
+
+const SHARE_EVENTS = { active: "aigov.key.shared.v1", rejected: "aigov.key.share.rejected.v1", revoked: "aigov.key.share.revoked.v1", pending: "aigov.key.share.requested.v1" } as const;
+
+/**
+ * Sharing a key with another project of the tenant: an approval (by default the target project's
+ * admins) decides; the share shows on the key and, once active, in the target project, and the key's
+ * profile then includes that project (ADR 008, "Sharing").
+ */
+export class KeySharing {
+  constructor(
+    private readonly docs: KeyDocuments,
+    private readonly access: KeyAccess,
+    private readonly projects: Pick<ProjectService, "get">,
+    private readonly approvals: ApprovalService,
+    private readonly sync: KeyGatewaySync,
+    private readonly gateway: Pick<GatewayAccess, "ensurePublished">,
+    private readonly clock: Clock,
+  ) {
+    approvals.onSettled("keyShare", (approval, correlationId) => this.settle(approval, correlationId));
+  }
+
+  /** Asks to use the key with another project; the approval's driver comes with the answer. */
+  async share(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch?: string): Promise<Driven<{ key: Key; approval: Approval }>> {
+    await this.access.mayManage(ctx, projectId, id);
+    const spec = parseOrThrow(ShareSpec, input, "body");
+    const tenantId = ctx.principal.tenantId;
+    if (spec.projectId === projectId) fail({ kind: "validation", detail: "a key is already usable in its own project", errors: [{ field: "body.projectId", message: "is the key's own project" }] });
+    await this.projects.get(ctx, spec.projectId); // 404 for a project of another tenant, like a missing one
+    const doc = await this.docs.load(tenantId, projectId, id);
+    if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    if (doc.status === "revoked" || doc.status === "expired") fail({ kind: "conflict", detail: `a ${doc.status} key cannot be shared`, reason: doc.status === "revoked" ? "key_revoked" : "key_expired" });
+    if ((doc.shares ?? []).some((x) => x.projectId === spec.projectId && (x.status === "pending" || x.status === "active"))) {
+      fail({ kind: "conflict", detail: `the key is already shared (or being shared) with ${spec.projectId}`, reason: "key_already_shared" });
+    }
+    // Who approves is the tenant's route for key shares (default: the target project's admins or a
+    // TenantAdmin); approvers the requester names are an extra stage after it.
+    const approval = await this.approvals.request(ctx, {
+      subject: { resourceType: "keyShare", resourceId: id, projectId: spec.projectId, change: { keyId: id, fromProject: projectId, toProject: spec.projectId } },
+      justification: spec.justification,
+      route: { subjectType: "keyShare", scope: "project", risk: "standard" },
+      ...(spec.approvers ? { extraStages: [{ approvers: spec.approvers.map((a) => ("role" in a ? { role: a.role, scope: "project" as const } : a)), decisionTimeout: "P7D" }], extraField: "body.approvers" } : {}),
+    });
+    const at = this.clock.now().toISOString();
+    const next: KeyDoc = {
+      ...unversioned(doc),
+      shares: [...(doc.shares ?? []), { projectId: spec.projectId, status: "pending", approvalId: approval.id, requestedBy: ctx.principal.userId, requestedAt: at }],
+      updatedAt: at,
+      updatedBy: ctx.principal.userId,
+    };
+    const key = await this.docs.commit(ctx, doc, next, "key.share.request", "aigov.key.share.requested.v1", { keyId: id, projectId, toProject: spec.projectId, approvalId: approval.id });
+    return { key, approval, drive: approvalDrive(approval) };
+  }
+
+  /** Ends a share (either project's admin or the key's owner): the key stops working with that project once the gateway confirms. */
+  async unshare(ctx: RequestContext, projectId: string, id: string, targetProjectId: string, ifMatch?: string): Promise<Key> {
+    const doc = await this.access.mayManage(ctx, projectId, id);
+    const tenantId = ctx.principal.tenantId;
+    if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    const share = (doc.shares ?? []).find((x) => x.projectId === targetProjectId && (x.status === "active" || x.status === "pending"));
+    if (!share) return notFound(`${keyPath(projectId, id)}/shares/${targetProjectId}`);
+    await this.setShare(ctx, doc, targetProjectId, "revoked");
+    const synced = await this.sync.trySync(tenantId, projectId, id, ctx.correlationId);
+    const d = synced ?? (await this.docs.load(tenantId, projectId, id));
+    return this.docs.view(d);
+  }
+
+  /** Keys of other projects shared into this one (active shares). */
+  async listSharedIn(ctx: RequestContext, projectId: string): Promise<Key[]> {
+    await this.projects.get(ctx, projectId);
+    const tenantId = ctx.principal.tenantId;
+    const out: Key[] = [];
+    for await (const s of this.docs.sharedInto(tenantId, projectId)) {
+      const doc = await this.docs.read(tenantId, s.fromProject, s.keyId);
+      if (doc && (doc.shares ?? []).some((x) => x.projectId === projectId && x.status === "active")) out.push(this.docs.view(doc, doc._etag, s.fromProject));
+    }
+    return out;
+  }
+
+  /** The approval engine's verdict on a share (idempotent: it may run more than once). */
+  private async settle(approval: Approval, correlationId: string): Promise<void> {
+    const change = approval.subject.change as { keyId?: string; fromProject?: string; toProject?: string };
+    if (!change.keyId || !change.fromProject || !change.toProject) return;
+    const tenantId = approval.tenantId;
+    const doc = await this.docs.read(tenantId, change.fromProject, change.keyId);
+    const share = doc?.shares?.find((x) => x.approvalId === approval.id);
+    if (!doc || !share || share.status !== "pending") return;
+    const ctx = systemContext(tenantId, "system:keys", correlationId);
+    if (approval.status !== "approved") {
+      await this.setShare(ctx, doc, change.toProject, "rejected");
+      return;
+    }
+    await this.setShare(ctx, doc, change.toProject, "active");
+    // The target project's product link comes with the next publish; the key moves to it once published.
+    await this.gateway.ensurePublished(tenantId, { by: "system:keys", reason: `key ${change.keyId} shared with ${change.toProject}`, correlationId });
+  }
+
+  private async setShare(ctx: RequestContext, doc: Versioned<KeyDoc>, target: string, status: ShareDoc["status"]): Promise<void> {
+    const at = this.clock.now().toISOString();
+    const shares = (doc.shares ?? []).map((x) => (x.projectId === target && (x.status === "pending" || x.status === "active") ? { ...x, status, decidedAt: at } : x));
+    const moves = status === "active" || doc.shares?.some((x) => x.projectId === target && x.status === "active");
+    const next: KeyDoc = {
+      ...unversioned(doc),
+      shares,
+      ...(moves ? { gateway: { ...doc.gateway, desiredGen: doc.gateway.desiredGen + 1 } } : {}),
+      updatedAt: at,
+      updatedBy: ctx.principal.userId,
+    };
+    await this.docs.commit(ctx, doc, next, `key.share.${status}`, SHARE_EVENTS[status], { keyId: doc.id, projectId: doc.projectId, toProject: target });
+    // Visible in the target project too (its own partition and audit chain).
+    if (status === "active" || status === "revoked") await this.docs.recordSharedIn(ctx, doc, target, status);
+  }
+}

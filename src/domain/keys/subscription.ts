@@ -1,0 +1,39 @@
+import type { SecretRef, SubscriptionArtifact } from "../../ports/gateway.js";
+import type { GatewayNames } from "../../policy/names.js";
+import { profileOf, type KeyDoc, type SlotName } from "./documents.js";
+import { fillerName, secretName } from "./secrets.js";
+
+/**
+ * The key's APIM subscription as it should be now: a pure function of the key document (and of the
+ * tier an active key-scope exemption puts it on, which replaces its own product while it lasts).
+ */
+export function subscriptionFor(doc: KeyDoc, names: GatewayNames, exemptionTier?: string): SubscriptionArtifact {
+  const profile = exemptionTier ?? profileOf(doc);
+  const dead = doc.status === "revoked" || doc.status === "expired";
+  const ref = (slot: SlotName): SecretRef =>
+    doc.slots[slot].kind === "secret" ? { name: secretName(doc.id, slot), version: doc.slots[slot].version } : { name: fillerName(doc.id, slot), version: doc.slots[slot].version };
+  const id = names.subscription(doc.id);
+  return {
+    kind: "subscription",
+    id,
+    displayName: subscriptionDisplayName(doc.name, doc.id),
+    scope: profile ? { type: "product", productId: names.product(doc.projectId, profile) } : { type: "api", apiId: names.api(doc.projectId) },
+    state: dead ? "cancelled" : doc.status === "suspended" ? "suspended" : "active",
+    primaryKey: ref("primary"),
+    secondaryKey: ref("secondary"),
+  };
+}
+
+/** APIM allows 100 characters: the key id always fits (it is how people find the key), the name is
+ * shortened by whole code points so a surrogate pair is never split. */
+export function subscriptionDisplayName(name: string, keyId: string): string {
+  const suffix = ` (${keyId})`;
+  const room = 100 - suffix.length;
+  if (name.length <= room) return `${name}${suffix}`;
+  let out = "";
+  for (const ch of name) {
+    if (out.length + ch.length > room - 1) break;
+    out += ch;
+  }
+  return `${out}…${suffix}`;
+}

@@ -1,0 +1,165 @@
+import type { Clock } from "../../ports/clock.js";
+import type { ArtifactRef, GatewayPublisher } from "../../ports/gateway.js";
+import { unversioned, type Versioned } from "../../ports/store.js";
+import type { ChangeWriter } from "../changes.js";
+import type { RequestContext } from "../common.js";
+import { AppError } from "../errors.js";
+import type { DriveRequest, DriveRetry } from "../kernel/drive.js";
+import { systemContext } from "../kernel/system.js";
+import { partitionOf, revisionPath, subjectOf, type GatewayStateDoc, type PublishingDocuments, type RevisionDoc } from "./documents.js";
+import { overridesOf, type ManifestStore } from "./manifest-store.js";
+
+export const PUBLISH_ORCHESTRATOR = "publishOrchestrator";
+
+export interface PublishInput {
+  tenantId: string;
+  revisionId: string;
+  /** From configuration, passed in: an orchestrator may not read settings (determinism). */
+  retry: DriveRetry;
+}
+
+/** One orchestration per revision, with the revision's id: starting it twice is harmless, and the gateway publish sweep starts any that is missing. */
+export const publishDrive = (tenantId: string, revisionId: string, retry: DriveRetry): DriveRequest<PublishInput> => ({
+  orchestrator: PUBLISH_ORCHESTRATOR,
+  instanceId: revisionId,
+  input: { tenantId, revisionId, retry: { ...retry } },
+});
+
+/** How long an apply may hold the tenant's gateway before another revision may take over. */
+const LEASE_MS = 10 * 60 * 1000;
+
+/** What an apply attempt came to; "busy": another revision holds the gateway, try again shortly. */
+export type ApplyResult = "published" | "superseded" | "failed" | "busy";
+
+/** Thrown by apply when the gateway refused part of a publish: the activity fails and is retried. */
+export class GatewayUnavailableError extends Error {
+  override name = "GatewayUnavailableError";
+}
+
+/**
+ * Brings the gateway to a revision (the publish orchestration's activity, functions/workflows/publish.ts):
+ * one revision at a time per tenant (a lease on the gateway state), the newest wins (older pending
+ * revisions are superseded), and a publish that stops part-way records what the gateway now holds so
+ * the retry resumes instead of starting over (ADR 006).
+ */
+export class GatewayApplier {
+  constructor(
+    private readonly docs: PublishingDocuments,
+    private readonly manifests: ManifestStore,
+    private readonly changes: ChangeWriter,
+    private readonly clock: Clock,
+    /** The tenant's gateway publisher (its instance; its gateway key reserved there: tenant-gateways.ts). */
+    private readonly publisher: (tenantId: string) => Promise<GatewayPublisher>,
+  ) {}
+
+  /**
+   * Brings the gateway to one revision. Idempotent: a revision already published (or superseded, or
+   * failed) is not applied again. Throws GatewayUnavailableError when the gateway refused a call: the
+   * activity's retry resumes from what the gateway holds then.
+   */
+  async apply(tenantId: string, revisionId: string, correlationId: string): Promise<ApplyResult> {
+    const partition = partitionOf(tenantId);
+    const revision = await this.docs.loadRevision(tenantId, revisionId);
+    if (revision.status !== "pending") return revision.status;
+    let state = await this.docs.state(tenantId);
+    const ctx = systemContext(tenantId, "system:publisher", correlationId);
+    if (state.latest && state.latest.number > revision.number) {
+      await this.transition(ctx, revision, { status: "superseded" }, "aigov.gateway.revision.superseded.v1");
+      return "superseded";
+    }
+    const now = this.clock.now();
+    if (state.lease && state.lease.revisionId !== revisionId && Date.parse(state.lease.until) > now.getTime()) return "busy";
+    const leased: GatewayStateDoc = { ...state, lease: { revisionId, until: new Date(now.getTime() + LEASE_MS).toISOString() } };
+    const etag = await this.docs.replaceState(leased, state._etag);
+    if (!etag) return "busy";
+    state = { ...leased, _etag: etag };
+
+    const previous = await this.manifests.heldManifest(tenantId, state);
+    const target = await this.manifests.manifest(tenantId, revision);
+    const desired = await this.manifests.artifacts(tenantId, target);
+    const publisher = await this.publisher(tenantId);
+    let outcome;
+    try {
+      outcome = await publisher.publish(desired, Object.fromEntries(previous));
+    } catch (err) {
+      // Record how far it got (the publisher says what the gateway now holds), release, and let the retry resume.
+      const partial = (err as { partial?: { hashes: Record<ArtifactRef, string> } }).partial;
+      const base = await this.manifests.publishedManifest(tenantId, state);
+      await this.updateState(tenantId, revisionId, (fresh) => {
+        const { lease: _l, ...rest } = fresh;
+        return { ...rest, overrides: partial ? overridesOf(base, partial.hashes) : fresh.overrides };
+      });
+      throw new GatewayUnavailableError(`publishing revision ${revision.number} stopped: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    const at = now.toISOString();
+    const after: RevisionDoc = {
+      ...unversioned(revision),
+      status: "published",
+      publishedAt: at,
+      outcome: { sent: outcome.sent.length, unchanged: outcome.unchanged.length, deleted: outcome.deleted.length },
+    };
+    // A publish proposed meanwhile rewrote the state (its counter and newest revision): build the
+    // final state from a fresh read each time, keeping those, as long as the lease is still ours.
+    for (let attempt = 0; ; attempt++) {
+      const fresh = await this.docs.state(tenantId);
+      if (fresh.lease && fresh.lease.revisionId !== revisionId) throw new GatewayUnavailableError(`revision ${revision.number} lost its lease while publishing`);
+      const { lease: _l, ...released } = fresh;
+      const nextState: GatewayStateDoc = { ...released, overrides: {}, published: { revisionId, number: revision.number, at } };
+      try {
+        await this.changes.commit({
+          partition,
+          ctx,
+          action: "gateway.publish",
+          resource: revisionPath(revisionId),
+          before: { status: revision.status },
+          after: { status: "published", number: revision.number, outcome: after.outcome },
+          ops: [
+            { kind: "replace", doc: after, ifMatch: revision._etag },
+            fresh._etag ? { kind: "replace", doc: unversioned(nextState), ifMatch: fresh._etag } : { kind: "create", doc: unversioned(nextState) },
+          ],
+          event: {
+            type: "aigov.gateway.published.v1",
+            subject: subjectOf(tenantId, revisionPath(revisionId)),
+            data: { revisionId, number: revision.number, kind: revision.kind, counts: revision.counts, outcome: after.outcome },
+          },
+          onFailure: (index) => ({ kind: "conflict", detail: index === 1 ? "state" : "revision", reason: index === 1 ? "gateway_state_raced" : "changed_meanwhile" }),
+        });
+        return "published";
+      } catch (err) {
+        const raced = err instanceof AppError && err.error.kind === "conflict" && err.error.reason === "gateway_state_raced";
+        if (!raced || attempt >= 8) throw err;
+      }
+    }
+  }
+
+  /** The retries ran out: the revision is failed (the gateway keeps what it holds; drift checks compare with the last published revision). */
+  async markFailed(tenantId: string, revisionId: string, error: string, correlationId: string): Promise<void> {
+    const revision = await this.docs.loadRevision(tenantId, revisionId);
+    if (revision.status !== "pending") return;
+    await this.transition(systemContext(tenantId, "system:publisher", correlationId), revision, { status: "failed", error: error.slice(0, 2000) }, "aigov.gateway.publish.failed.v1");
+  }
+
+  /** A conditional update of the gateway state by this revision's applier, retried on a race with a proposal. */
+  private async updateState(tenantId: string, revisionId: string, change: (fresh: GatewayStateDoc) => GatewayStateDoc): Promise<void> {
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const fresh = await this.docs.state(tenantId);
+      if (fresh.lease && fresh.lease.revisionId !== revisionId) return;
+      if (await this.docs.replaceState(change(fresh), fresh._etag)) return;
+    }
+  }
+
+  private async transition(ctx: RequestContext, revision: Versioned<RevisionDoc>, patch: Partial<RevisionDoc>, eventType: string): Promise<void> {
+    const after: RevisionDoc = { ...unversioned(revision), ...patch };
+    await this.changes.commit({
+      partition: partitionOf(ctx.principal.tenantId),
+      ctx,
+      action: `gateway.revision.${patch.status ?? "update"}`,
+      resource: revisionPath(revision.id),
+      before: { status: revision.status },
+      after: { status: after.status, ...(after.error ? { error: after.error } : {}) },
+      ops: [{ kind: "replace", doc: after, ifMatch: revision._etag }],
+      event: { type: eventType, subject: subjectOf(ctx.principal.tenantId, revisionPath(revision.id)), data: { revisionId: revision.id, number: revision.number, status: after.status, error: after.error } },
+      onFailure: () => ({ kind: "conflict", detail: "the revision changed meanwhile", reason: "changed_meanwhile" }),
+    });
+  }
+}

@@ -1,0 +1,156 @@
+import { artifactHash, artifactRef, type ArtifactRef, type GatewayArtifact } from "../../ports/gateway.js";
+import type { Store, StoredDoc } from "../../ports/store.js";
+import { mapLimit } from "../../util/map-limit.js";
+import { partitionOf, PART_SIZE, READ_CONCURRENCY, type GatewayStateDoc, type Manifest, type PublishingDocuments, type RevisionDoc } from "./documents.js";
+import type { ArtifactChange, Revision } from "./schema.js";
+
+/** Manifests kept in memory (they are immutable; a large tenant's is ~20 MB). */
+const MANIFEST_CACHE = 8;
+
+const artifactDocId = (hash: string) => `artifact.${hash}`;
+const partId = (revisionId: string, n: number) => `revpart.${revisionId}.${n}`;
+
+interface RevisionPartDoc extends StoredDoc {
+  docType: "revisionPart";
+  entries: [ArtifactRef, string][];
+}
+
+interface ArtifactDoc extends StoredDoc {
+  docType: "gatewayArtifact";
+  artifact: GatewayArtifact;
+}
+
+export function manifestOf(artifacts: GatewayArtifact[]): Manifest {
+  return new Map(artifacts.map((a) => [artifactRef(a), artifactHash(a)]));
+}
+
+export const sameManifest = (a: Manifest, b: Manifest) => a.size === b.size && [...a].every(([ref, h]) => b.get(ref) === h);
+
+export function diffManifests(before: Manifest, after: Manifest): { changes: ArtifactChange[]; counts: Revision["counts"] } {
+  const changes: ArtifactChange[] = [];
+  for (const [ref, hash] of after) {
+    const prev = before.get(ref);
+    if (prev === undefined) changes.push({ ref, change: "added" });
+    else if (prev !== hash) changes.push({ ref, change: "modified" });
+  }
+  for (const ref of before.keys()) if (!after.has(ref)) changes.push({ ref, change: "removed" });
+  changes.sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
+  const count = (c: ArtifactChange["change"]) => changes.filter((x) => x.change === c).length;
+  return { changes, counts: { added: count("added"), modified: count("modified"), removed: count("removed") } };
+}
+
+/** What a partial publish left at the gateway, relative to the published manifest (ref → hash; null = removed). */
+export function overridesOf(base: Manifest, held: Record<ArtifactRef, string>): Record<ArtifactRef, string | null> {
+  const out: Record<ArtifactRef, string | null> = {};
+  for (const [ref, h] of Object.entries(held)) if (base.get(ref) !== h) out[ref] = h;
+  for (const ref of base.keys()) if (!(ref in held)) out[ref] = null;
+  return out;
+}
+
+/**
+ * Artifacts stored content-addressed (`artifact.<sha256>`, written once, shared by every revision that
+ * holds them) and each revision's manifest (ref → hash) in parts of PART_SIZE entries; and what the
+ * gateway holds, as far as this control plane knows (ADR 006).
+ */
+export class ManifestStore {
+  private readonly cache = new Map<string, Manifest>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly docs: PublishingDocuments,
+  ) {}
+
+  /** Stores artifacts by their hash (idempotent: the same content is one document). */
+  async storeArtifacts(tenantId: string, byHash: Map<string, GatewayArtifact>): Promise<void> {
+    const partition = partitionOf(tenantId);
+    await mapLimit([...byHash], READ_CONCURRENCY, ([hash, artifact]) =>
+      this.store.batch(partition, [{ kind: "upsert", doc: { id: artifactDocId(hash), ...partition, docType: "gatewayArtifact", artifact } satisfies ArtifactDoc }]),
+    );
+  }
+
+  /** Stores a revision's manifest in parts (before the revision itself, so it never points at anything missing); how many. */
+  async storeManifest(tenantId: string, revisionId: string, manifest: Manifest): Promise<number> {
+    const partition = partitionOf(tenantId);
+    const entries = [...manifest].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const parts: RevisionPartDoc[] = [];
+    for (let i = 0; i * PART_SIZE < entries.length || i === 0; i++) {
+      parts.push({ id: partId(revisionId, i), ...partition, docType: "revisionPart", entries: entries.slice(i * PART_SIZE, (i + 1) * PART_SIZE) });
+    }
+    await mapLimit(parts, READ_CONCURRENCY, (p) => this.store.batch(partition, [{ kind: "create", doc: p }]));
+    return parts.length;
+  }
+
+  /** Removes the parts of a revision that was never recorded (it lost the race for its number). */
+  async dropManifest(tenantId: string, revisionId: string, parts: number): Promise<void> {
+    await Promise.all(Array.from({ length: parts }, (_, i) => this.store.delete(partitionOf(tenantId), partId(revisionId, i))));
+  }
+
+  async manifest(tenantId: string, revision: RevisionDoc): Promise<Manifest> {
+    // A revision's manifest never changes once written: keep the last few (every key sync asks
+    // whether the gateway holds its product, which is a lookup in the published manifest).
+    const key = `${tenantId}/${revision.id}`;
+    const hit = this.cache.get(key);
+    if (hit) return new Map(hit);
+    const parts = await mapLimit(
+      Array.from({ length: revision.parts }, (_, i) => i),
+      READ_CONCURRENCY,
+      (i) => this.store.read<RevisionPartDoc>(partitionOf(tenantId), partId(revision.id, i)),
+    );
+    const out: Manifest = new Map();
+    for (const p of parts) {
+      if (!p) throw new Error(`a manifest part of revision ${revision.id} is missing`);
+      for (const [ref, h] of p.entries) out.set(ref, h);
+    }
+    this.cache.set(key, out);
+    if (this.cache.size > MANIFEST_CACHE) this.cache.delete(this.cache.keys().next().value!);
+    return new Map(out);
+  }
+
+  /** One stored artifact by its hash. */
+  async artifact(tenantId: string, hash: string): Promise<GatewayArtifact | undefined> {
+    return (await this.store.read<ArtifactDoc>(partitionOf(tenantId), artifactDocId(hash)))?.artifact;
+  }
+
+  async artifacts(tenantId: string, manifest: Manifest): Promise<GatewayArtifact[]> {
+    return [...(await this.artifactsByRef(tenantId, manifest)).values()];
+  }
+
+  async artifactsByRef(tenantId: string, manifest: Manifest): Promise<Map<ArtifactRef, GatewayArtifact>> {
+    const hashes = [...new Set(manifest.values())];
+    const docs = await mapLimit(hashes, READ_CONCURRENCY, (h) => this.store.read<ArtifactDoc>(partitionOf(tenantId), artifactDocId(h)));
+    const byHash = new Map<string, GatewayArtifact>();
+    docs.forEach((d, i) => {
+      if (!d) throw new Error(`gateway artifact ${hashes[i]} is missing from the store`);
+      byHash.set(hashes[i]!, d.artifact);
+    });
+    return new Map([...manifest].map(([ref, h]) => [ref, byHash.get(h)!]));
+  }
+
+  async publishedManifest(tenantId: string, state: GatewayStateDoc): Promise<Manifest> {
+    return state.published ? this.manifest(tenantId, await this.docs.loadRevision(tenantId, state.published.revisionId)) : new Map();
+  }
+
+  /** What the gateway holds (as far as this control plane knows): the published revision plus any partial publish since. */
+  async gatewayManifest(tenantId: string, state: GatewayStateDoc): Promise<Manifest> {
+    const m = await this.publishedManifest(tenantId, state);
+    for (const [ref, h] of Object.entries(state.overrides)) {
+      if (h === null) m.delete(ref);
+      else m.set(ref, h);
+    }
+    return m;
+  }
+
+  /**
+   * What the gateway holds as far as a publish is concerned: like gatewayManifest, but artifacts the
+   * last drift check found modified or missing count as not held, so the next publish (or rollback)
+   * sends them again and so repairs the drift.
+   */
+  async heldManifest(tenantId: string, state: GatewayStateDoc): Promise<Manifest> {
+    const m = await this.gatewayManifest(tenantId, state);
+    const drift = await this.docs.drift(tenantId);
+    if (drift?.status === "drifted" && drift.revisionId === state.published?.revisionId) {
+      for (const item of drift.items) if (m.has(item.ref)) m.set(item.ref, `drifted:${drift.fingerprint}`);
+    }
+    return m;
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The GenAI policies of the models pillar beyond routing and limits: content safety
+ * (`llm-content-safety`, per project and per model), the semantic cache (`llm-semantic-cache-lookup`
+ * and `-store`) and token metrics (`llm-emit-token-metric`). The first two call tenant-wide service
+ * backends (backends.ts `serviceBackend`), which the compiler input must name.
+ */
+import * as X from "../expressions.js";
+import { type EffectiveSettings, type ResolvedValues } from "../settings.js";
+import { el, textEl, type Why, type XNode } from "../xml.js";
+import { serviceBackend } from "./backends.js";
+import { type Collector, invalid } from "./collector.js";
+
+/** One `llm-content-safety` element (a project's, or a model's own in its block). */
+export function contentSafety(c: Collector, v: ResolvedValues["contentSafety"], why: Why): XNode {
+  const service = c.input.services.contentSafety;
+  if (!service) throw invalid("contentSafety", "services.contentSafety is required when content safety is on");
+  const description = "aigov: Azure AI Content Safety for llm-content-safety";
+  serviceBackend(c, c.n.contentSafety, service, "https://cognitiveservices.azure.com", description, "contentSafety");
+  if (v.outputType === "FourSeverityLevels") {
+    const odd = v.categories.find((cat) => cat.threshold % 2 !== 0);
+    if (odd) throw invalid("contentSafety", `category ${odd.name}: with FourSeverityLevels the threshold must be 0, 2, 4 or 6 (got ${odd.threshold})`);
+  }
+  const children = [el("categories", { "output-type": v.outputType }, v.categories.map((cat) => el("category", { name: cat.name, threshold: cat.threshold })))];
+  if (v.blocklists.length) children.push(el("blocklists", undefined, v.blocklists.map((b) => textEl("id", b))));
+  return el(
+    "llm-content-safety",
+    { "backend-id": c.n.contentSafety, "shield-prompt": v.shieldPrompt, "enforce-on-completions": v.enforceOnCompletions },
+    children,
+    why,
+  );
+}
+
+/** The project's content safety; skipped for models with their own setting (`someModelsOwn`: they mark themselves in their block). */
+export function projectContentSafety(c: Collector, eff: EffectiveSettings, pid: string, someModelsOwn: boolean): XNode[] {
+  const cs = eff.contentSafety;
+  if (!cs) return [];
+  const node = contentSafety(c, cs.value, c.why("contentSafety", cs, pid));
+  return [someModelsOwn ? el("choose", undefined, [el("when", { condition: X.sharedCondition("cs", undefined) }, [node])], node.why) : node];
+}
+
+/** The semantic cache's lookup (inbound) and store (outbound), and the embeddings backend they use. */
+export function semanticCache(c: Collector, eff: EffectiveSettings, pid: string): { lookup: XNode; store: XNode } | undefined {
+  const sc = eff.semanticCache;
+  if (!sc) return undefined;
+  const embeddings = c.input.services.embeddings;
+  if (!embeddings) throw invalid("semanticCache", "services.embeddings is required when the semantic cache is on");
+  serviceBackend(c, c.n.embeddings, embeddings, "https://cognitiveservices.azure.com/", "aigov: embeddings deployment for the semantic cache", "semanticCache");
+  const w = c.why("semanticCache", sc, pid);
+  const varyBy = [textEl("vary-by", X.API_ID), textEl("vary-by", X.MODEL)];
+  if (sc.value.partitionBy.includes("key")) varyBy.push(textEl("vary-by", X.SUBSCRIPTION_ID));
+  if (sc.value.partitionBy.includes("user")) varyBy.push(textEl("vary-by", X.USER_ID));
+  const lookup = el(
+    "llm-semantic-cache-lookup",
+    {
+      "score-threshold": sc.value.scoreThreshold,
+      "embeddings-backend-id": c.n.embeddings,
+      "embeddings-backend-auth": "system-assigned",
+      "ignore-system-messages": sc.value.ignoreSystemMessages,
+      "max-message-count": sc.value.maxMessageCount,
+    },
+    varyBy,
+    w,
+  );
+  return { lookup, store: el("llm-semantic-cache-store", { duration: sc.value.durationSeconds }, undefined, w) };
+}
+
+/** `metrics.tokens`: token counts by the configured dimensions. */
+export function tokenMetrics(c: Collector, eff: EffectiveSettings, pid: string): XNode[] {
+  const mt = eff["metrics.tokens"];
+  if (!mt) return [];
+  const names = { project: "API ID", key: "Subscription ID", model: "Model" } as const;
+  return [
+    el(
+      "llm-emit-token-metric",
+      { namespace: mt.value.namespace },
+      mt.value.dimensions.map((d) => el("dimension", d === "model" ? { name: names[d], value: X.MODEL } : { name: names[d] })),
+      c.why("metrics.tokens", mt, pid),
+    ),
+  ];
+}

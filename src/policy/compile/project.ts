@@ -1,0 +1,208 @@
+/**
+ * A project: its API policy, the API it attaches to and its key tier products. The policy's sections
+ * are built here in document order from the families' parts: the request-level controls every
+ * project has (correlation id, header rules, tier guard, request rate, prompt size), then, with the
+ * models pillar on, the models' (routing.ts, genai.ts, limits.ts, tiers.ts). A new pillar adds its
+ * part here, from a sibling file.
+ */
+import { artifactRef, type ApiArtifact } from "../../ports/gateway.js";
+import * as X from "../expressions.js";
+import { type PolicyProject } from "../input.js";
+import { MODEL_OPERATIONS, SUBSCRIPTION_KEY_HEADER } from "../names.js";
+import { type EffectiveSettings, mergeSettings } from "../settings.js";
+import { el, type ScopeRef, textEl, type Why, type XNode } from "../xml.js";
+import { byCodePoint, type Collector, JSON_ERROR, STRUCTURE, TENANT } from "./collector.js";
+import { addOnErrorFragment } from "./fragments.js";
+import { projectContentSafety, semanticCache, tokenMetrics } from "./genai.js";
+import { requestRate, tokenLimits } from "./limits.js";
+import { modelSets, routableModels } from "./models.js";
+import { deprecationHeaders, keyIsolation, retrySection, routing } from "./routing.js";
+import { appliedTiers, budgets, tierProduct, unknownTierGuard } from "./tiers.js";
+
+/** Headers deleted in both directions when `headers.stripSecrets` is on (plus the configured extras). */
+export const SECRET_HEADERS = ["api-key", "authorization", "ocp-apim-subscription-key", "proxy-authorization", "x-api-key"] as const;
+
+/** The sections of a policy document, each starting with `<base/>`, and the fragments it includes. */
+interface Sections {
+  inbound: XNode[];
+  backend: XNode[];
+  outbound: XNode[];
+  onError: XNode[];
+  fragments: string[];
+}
+
+export function compileProject(c: Collector, project: PolicyProject) {
+  const pid = project.id;
+  const eff = mergeSettings(c.input.settings, project.settings);
+  const modelsOn = project.pillars.models;
+  // The models come first: their backends, pools and named values, and whatever in them fails the input.
+  const routable = modelsOn ? routableModels(c, project) : [];
+  const s: Sections = {
+    inbound: [el("base", undefined, undefined, STRUCTURE)],
+    backend: [el("base", undefined, undefined, STRUCTURE)],
+    outbound: [el("base", undefined, undefined, STRUCTURE)],
+    onError: [el("base", undefined, undefined, STRUCTURE)],
+    fragments: [],
+  };
+
+  s.inbound.push(...requestHeaders(c, eff, pid));
+  // Tiers this API applies: its own and those of other projects' keys it accepts. A tier is told
+  // apart by its id (what its product policy sets), the same in every project that applies it.
+  const applied = appliedTiers(project);
+  s.inbound.push(...unknownTierGuard(pid, applied));
+  const rate = requestRate(c, eff, pid, applied);
+  if (!(modelsOn && eff.semanticCache)) s.inbound.push(...rate);
+
+  if (modelsOn) {
+    s.inbound.push(...keyIsolation(pid));
+    s.inbound.push(...routing(c, project, eff, routable, s.fragments, applied));
+    const retry = retrySection(c, eff, pid, routable);
+    if (retry) s.backend = retry;
+  }
+
+  s.inbound.push(...promptSize(c, eff, pid));
+
+  if (modelsOn) {
+    s.inbound.push(...projectContentSafety(c, eff, pid, routable.some((r) => modelSets(r.model, "contentSafety"))));
+    const cache = semanticCache(c, eff, pid);
+    if (cache) {
+      // The docs recommend a rate limit immediately after the lookup.
+      s.inbound.push(cache.lookup, ...rate);
+      s.outbound.push(cache.store);
+    }
+    // Every limit that applies is its own counter and all of them run: the key's (tier or project
+    // per-key), the project's, the model's (in its block) and the key's budget; the tightest bites.
+    s.inbound.push(...tokenLimits(c, "tokens.perMinute", eff, pid, applied));
+    s.inbound.push(...tokenLimits(c, "tokens.quota", eff, pid, applied));
+    s.inbound.push(...budgets(c, applied));
+    s.inbound.push(...tokenMetrics(c, eff, pid));
+    s.outbound.push(...deprecationHeaders(routable, pid));
+  }
+
+  responseHeaders(c, eff, pid, modelsOn, s);
+
+  const doc = el(
+    "policies",
+    undefined,
+    [
+      el("inbound", undefined, s.inbound, STRUCTURE),
+      el("backend", undefined, s.backend, STRUCTURE),
+      el("outbound", undefined, s.outbound, STRUCTURE),
+      el("on-error", undefined, s.onError, STRUCTURE),
+    ],
+    STRUCTURE,
+  );
+  c.addPolicy({ type: "api", apiId: c.n.api(pid) }, doc, s.fragments);
+  projectApi(c, project);
+
+  for (const tierId of [...project.keyTiers].sort(byCodePoint)) tierProduct(c, project, tierId);
+}
+
+/** The headers `headers.stripSecrets` deletes, sorted ([] when it is off). */
+function strippedHeaders(eff: EffectiveSettings): string[] {
+  const strip = eff["headers.stripSecrets"];
+  return strip ? [...new Set([...SECRET_HEADERS, ...strip.value.extra])].sort(byCodePoint) : [];
+}
+
+/** The start of inbound: the correlation id, secret headers removed, required headers checked. */
+function requestHeaders(c: Collector, eff: EffectiveSettings, pid: string): XNode[] {
+  const out: XNode[] = [];
+  const ci = eff.correlationId;
+  if (ci) {
+    const w = c.why("correlationId", ci, pid);
+    out.push(el("set-header", { name: ci.value.header, "exists-action": "skip" }, [textEl("value", X.REQUEST_ID)], w));
+  }
+
+  const strip = eff["headers.stripSecrets"];
+  if (strip) {
+    const w = c.why("headers.stripSecrets", strip, pid);
+    for (const h of strippedHeaders(eff)) out.push(el("set-header", { name: h, "exists-action": "delete" }, undefined, w));
+  }
+
+  const required = eff["headers.required"];
+  if (required) {
+    const w = c.why("headers.required", required, pid);
+    const message = "A required header is missing or has a value that is not allowed";
+    for (const h of required.value) {
+      out.push(
+        el(
+          "check-header",
+          { name: h.name, "failed-check-httpcode": 400, "failed-check-error-message": message, "ignore-case": true },
+          (h.values ?? []).map((v) => textEl("value", v)),
+          w,
+        ),
+      );
+    }
+  }
+  return out;
+}
+
+/** `prompt.maxBytes`: a 413 for a request body over the limit. */
+function promptSize(c: Collector, eff: EffectiveSettings, pid: string): XNode[] {
+  const maxBytes = eff["prompt.maxBytes"];
+  if (!maxBytes) return [];
+  return [
+    el("choose", undefined, [
+      el("when", { condition: X.promptTooLarge(maxBytes.value) }, [
+        el("return-response", undefined, [
+          el("set-status", { code: 413, reason: "Payload Too Large" }),
+          el("set-header", { name: "Content-Type", "exists-action": "override" }, [textEl("value", "application/json")]),
+          textEl("set-body", JSON_ERROR("prompt_too_large", "The request body exceeds the size this project allows.")),
+        ]),
+      ]),
+    ], c.why("prompt.maxBytes", maxBytes, pid, undefined, `${maxBytes.value} bytes`)),
+  ];
+}
+
+/** The end of outbound and on-error: the correlation id echoed, the on-error fragment (models), secret headers removed. */
+function responseHeaders(c: Collector, eff: EffectiveSettings, pid: string, modelsOn: boolean, s: Sections) {
+  const ci = eff.correlationId;
+  if (ci) {
+    const w = c.why("correlationId", ci, pid);
+    const echo = () => el("set-header", { name: ci.value.header, "exists-action": "override" }, [textEl("value", X.correlationEcho(ci.value.header))], w);
+    s.outbound.push(echo());
+    s.onError.push(echo());
+  }
+  if (modelsOn) {
+    // After the correlation header: the fragment may end the pipeline with return-response.
+    const why: Why = { control: "routing", scope: TENANT, note: "generic 503 without pool details" };
+    s.onError.push(el("include-fragment", { "fragment-id": c.n.fragment("on-error") }, undefined, why));
+    s.fragments.push(c.n.fragment("on-error"));
+    addOnErrorFragment(c);
+  }
+  const strip = eff["headers.stripSecrets"];
+  if (strip) {
+    const w = c.why("headers.stripSecrets", strip, pid);
+    for (const h of strippedHeaders(eff)) s.outbound.push(el("set-header", { name: h, "exists-action": "delete" }, undefined, w));
+  }
+}
+
+/** The API the project's policy attaches to; its operations are the pillars' traffic (today: models). */
+function projectApi(c: Collector, project: PolicyProject) {
+  const pid = project.id;
+  const api: ApiArtifact = {
+    kind: "api",
+    id: c.n.api(pid),
+    // The id in the name: APIM does not need display names to be unique, people reading the portal do.
+    displayName: `${project.name} (${pid})`,
+    ...(project.description ? { description: project.description } : {}),
+    path: c.n.apiPath(pid),
+    protocols: ["https"],
+    subscriptionRequired: true,
+    subscriptionKeyHeaderName: SUBSCRIPTION_KEY_HEADER,
+    operations: project.pillars.models ? MODEL_OPERATIONS.map((o) => ({ ...o })) : [],
+  };
+  c.apis.push(api);
+  const scope: ScopeRef = { level: "project", projectId: pid };
+  const ref = artifactRef(api);
+  c.explainArtifact({ ref, path: "/", control: "structure", scope, note: "the project's API: its policy is the project's policy" });
+  c.explainArtifact({
+    ref,
+    path: "/operations",
+    control: "routing",
+    scope,
+    note: project.pillars.models
+      ? "models pillar on: the OpenAI-style, Azure OpenAI v1 and Azure OpenAI deployment routes (ADR 009)"
+      : "models pillar off: no operations, nothing is routable",
+  });
+}
