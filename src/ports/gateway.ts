@@ -70,16 +70,75 @@ export type NamedValueArtifact =
   | { kind: "namedValue"; id: string; displayName: string; secret: false; value: string; tags?: string[] }
   | { kind: "namedValue"; id: string; displayName: string; secret: true; keyVault: { secretIdentifier: string; identityClientId?: string }; tags?: string[] };
 
+/** A parameter of an operation (ARM ParameterContract). */
+export interface OperationParameter {
+  name: string;
+  /** "string", "integer", "number", "boolean", "array" or "object" (ARM `type`). */
+  type: string;
+  required: boolean;
+  description?: string;
+  /** A schema of the API's schema document (ApiSchema) that describes the value, by its type name. */
+  schemaId?: string;
+  typeName?: string;
+}
+
 /** An operation of an API. `urlTemplate` "/*" is APIM's wildcard: every path for that method. */
 export interface ApiOperation {
   id: string;
   method: string;
   urlTemplate: string;
   displayName: string;
+  description?: string;
+  /** `{name}` parameters of `urlTemplate` (ARM templateParameters). */
+  templateParameters?: OperationParameter[];
+  /** ARM `request`: query parameters, headers and body representations (schemas by schemaId/typeName). */
+  request?: {
+    queryParameters?: OperationParameter[];
+    headers?: OperationParameter[];
+    representations?: { contentType: string; schemaId?: string; typeName?: string }[];
+  };
+  /** ARM `responses`: the success response's representations (what a REST-as-MCP tool's output is). */
+  responses?: { statusCode: number; description?: string; representations?: { contentType: string; schemaId?: string; typeName?: string }[] }[];
 }
 
+/**
+ * A schema document of an API (ARM apis/{id}/schemas/{schemaId}, contentType
+ * "application/vnd.oai.openapi.components+json"): the components its operations' representations name.
+ */
+export interface ApiSchema {
+  id: string;
+  contentType: "application/vnd.oai.openapi.components+json";
+  document: { components: { schemas: Record<string, unknown> } };
+}
+
+/**
+ * A tool of an MCP API made from a REST API (ARM apis/{mcpApiId}/tools/{id}, api-version
+ * 2025-09-01-preview; preview, docs/adr/013-tools-at-the-gateway.md): it names the REST operation that
+ * serves it. APIM derives its input schema from that operation.
+ */
+export interface McpToolArtifact {
+  /** Resource name: 1–80 characters, `^\w+$|^\w[\w-]+\w$`. */
+  id: string;
+  /** The tool's name as MCP clients see it (letters, digits, `_`, `-`; ≤ 300). */
+  displayName: string;
+  description?: string;
+  /** The backing operation: apis/{apiId}/operations/{operationId} (an ARM id in the request body). */
+  apiId: string;
+  operationId: string;
+}
+
+/**
+ * What an API of type "mcp" serves (ARM `properties.type: "mcp"`, api-version 2025-09-01-preview,
+ * preview: docs/adr/013-tools-at-the-gateway.md):
+ * - `passThrough`: a remote MCP server the gateway forwards to (`serviceUrl`, `mcpProperties`);
+ * - `restTools`: tools made from operations of the tenant's REST APIs (`apis/{id}/tools/{toolId}`).
+ */
+export type McpApiSource =
+  | { type: "passThrough"; serviceUrl: string; transportType: "streamable" | "sse"; endpoints: { name: "message" | "sse"; uriTemplate: string }[] }
+  | { type: "restTools"; tools: McpToolArtifact[] };
+
 /** An HTTP API (ARM apis/{id}) with its operations (apis/{id}/operations/{opId}); the operations listed
- * are the only ones it keeps. No serviceUrl: the API policy picks the backend (set-backend-service). */
+ * are the only ones it keeps. A project API has no serviceUrl: its policy picks the backend (set-backend-service). */
 export interface ApiArtifact {
   kind: "api";
   id: string;
@@ -92,6 +151,12 @@ export interface ApiArtifact {
   /** The request header that carries a subscription (virtual) key. */
   subscriptionKeyHeaderName: string;
   operations: ApiOperation[];
+  /** Set on an MCP server API (then `operations` is empty); absent on an HTTP API. */
+  mcp?: McpApiSource;
+  /** HTTP APIs only: where requests go when no policy sets a backend (ARM serviceUrl). */
+  serviceUrl?: string;
+  /** HTTP APIs only: schema documents its operations' representations reference. */
+  schemas?: ApiSchema[];
 }
 
 /** A product (ARM products/{id}) and the APIs linked to it (products/{id}/apis/{apiId}); links not listed are removed. */
