@@ -12,6 +12,7 @@ const SLOW = [
   "test/integration/*-crash.test.ts",
   "test/integration/npm-start.test.ts",
   "test/integration/store-damage.test.ts",
+  "test/integration/tools-discovery.test.ts",
   "test/local-app/host-safety.test.ts",
   "test/e2e/**/*.test.ts",
   "packages/functions-localhost/test/durable/crash.test.ts",

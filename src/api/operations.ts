@@ -17,6 +17,7 @@ import { pillarOperations } from "../pillars/index.js";
 export * from "./gateway-operations.js";
 export * from "./key-operations.js";
 export * from "../pillars/models/operations.js";
+export * from "../pillars/tools/operations.js";
 
 export const Health = z
   .object({

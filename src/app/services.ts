@@ -10,7 +10,7 @@ import type { ModelService } from "../pillars/models/service.js";
 import type { PillarRuntime } from "../pillars/pillar.js";
 import type { PolicyPreviewService } from "../domain/policy/preview.js";
 import type { PublishService } from "../domain/publishing/service.js";
-import type { KeyService } from "../domain/keys/service.js";
+import type { KeyService, KeyToolScopes } from "../domain/keys/service.js";
 import type { SecretResolver } from "../domain/keys/secrets.js";
 import type { TenantGateways } from "../domain/publishing/tenant-gateways.js";
 import type { GatewayPublisher } from "../ports/gateway.js";
@@ -194,11 +194,14 @@ export async function buildServices(config: Config): Promise<Services> {
   const projects = new ProjectService(store, changes, clock, settingsGuard);
   const secrets = await secretStore(config);
   const notifier = await notifierFor(config);
+  // The approval engine depends on no pillar; pillars register their subject types' settle handlers on it.
+  const approvalRoutes = new ApprovalRouteService(store, changes, clock);
+  const approvals = new ApprovalService(store, changes, clock, new ApprovalLinks(secrets, clock), notifier, projects, () => config.publicUrl, approvalRoutes);
   // Every pillar's service, and what it holds in a project (project deletion asks each).
   const { pillars } = await import("../pillars/index.js");
   const pillarRuntimes = new Map<string, PillarRuntime>();
   for (const pillar of pillars()) {
-    const runtime = await pillar.build({ store, changes, clock, secrets, projects, settingsGuard });
+    const runtime = await pillar.build({ store, changes, clock, secrets, projects, settingsGuard, approvals, allowLoopback: config.local });
     pillarRuntimes.set(pillar.name, runtime);
     projects.countDependentsWith(pillar.name, (tenantId, projectId) => runtime.countDependents(tenantId, projectId));
   }
@@ -214,18 +217,19 @@ export async function buildServices(config: Config): Promise<Services> {
   const gateways = new TenantGateways(store, config.gatewayAssignments, gatewayPublishers(config, keySecrets.resolveSecret));
   const gatewayKey = (tenantId: string) => gateways.explicitKey(tenantId);
   // Key profiles → exemptions → published exemption tiers, for previews and publishes alike.
-  const registryInput = compilerInput(registryContributors({ keys: keyDocuments, exemptions: activeExemptions }));
+  const pillarContributors = [...pillarRuntimes.values()].flatMap((r) => (r.contributor ? [r.contributor] : []));
+  const registryInput = compilerInput([...registryContributors({ keys: keyDocuments, exemptions: activeExemptions }), ...pillarContributors]);
   const compiler = new TenantCompiler(projects, pillarInputs, tenantSettings, config.keyVaultUri, registryInput, gatewayKey);
 
   const publishing = new PublishService({ store, changes, clock, compiler, gateways, retry: config.publishRetry });
-  const approvalRoutes = new ApprovalRouteService(store, changes, clock);
-  const approvals = new ApprovalService(store, changes, clock, new ApprovalLinks(secrets, clock), notifier, projects, () => config.publicUrl, approvalRoutes);
+  for (const runtime of pillarRuntimes.values()) runtime.connect?.({ requestPublish: (tenantId, cause) => publishing.requestPublish(tenantId, cause) });
   const keys = new KeyService({
     clock,
     documents: keyDocuments,
     secrets: keySecrets,
     projects,
     models,
+    tools: pillarRuntimes.get("tools")?.service as KeyToolScopes | undefined,
     approvals,
     gateway: gatewayAccess({ gateways, publishing, exemptions: activeExemptions, compilerInput: (tenantId) => compiler.input(tenantId) }),
     rotations: { retry: config.publishRetry, perRun: config.keyRotationsPerRun },

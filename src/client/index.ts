@@ -101,6 +101,32 @@ export class AigovClient {
       this.call(ops.updateModel, { params: { projectId, modelId }, body, ifMatch }).then((r) => r.body),
     delete: (projectId: string, modelId: string, ifMatch: string) => this.call(ops.deleteModel, { params: { projectId, modelId }, ifMatch }).then(() => undefined),
   };
+  tools = {
+    createServer: (projectId: string, body: z.input<typeof ops.createMcpServer.body>) => this.call(ops.createMcpServer, { params: { projectId }, body }).then((r) => r.body),
+    importServer: (projectId: string, body: z.input<typeof ops.importMcpServer.body>) => this.call(ops.importMcpServer, { params: { projectId }, body }).then((r) => r.body),
+    listServers: (projectId: string, query: z.input<typeof ops.listMcpServers.query> = {}) => this.call(ops.listMcpServers, { params: { projectId }, query }).then((r) => r.body),
+    getServer: (projectId: string, serverId: string) => this.call(ops.getMcpServer, { params: { projectId, serverId } }).then((r) => r.body),
+    updateServer: (projectId: string, serverId: string, body: z.input<typeof ops.updateMcpServer.body>, ifMatch: string) => this.call(ops.updateMcpServer, { params: { projectId, serverId }, body, ifMatch }).then((r) => r.body),
+    deleteServer: (projectId: string, serverId: string, ifMatch: string) => this.call(ops.deleteMcpServer, { params: { projectId, serverId }, ifMatch }).then(() => undefined),
+    discover: (projectId: string, serverId: string) => this.call(ops.discoverMcpServer, { params: { projectId, serverId } }).then((r) => r.body),
+    exportServer: (projectId: string, serverId: string) => this.call(ops.exportMcpServer, { params: { projectId, serverId } }).then((r) => r.body),
+    listSnapshots: (projectId: string, serverId: string, query: z.input<typeof ops.listMcpSnapshots.query> = {}) => this.call(ops.listMcpSnapshots, { params: { projectId, serverId }, query }).then((r) => r.body),
+    getSnapshot: (projectId: string, serverId: string, snapshotId: string) => this.call(ops.getMcpSnapshot, { params: { projectId, serverId, snapshotId } }).then((r) => r.body),
+    listTools: (projectId: string, serverId: string, query: z.input<typeof ops.listMcpTools.query> = {}) => this.call(ops.listMcpTools, { params: { projectId, serverId }, query }).then((r) => r.body),
+    getTool: (projectId: string, serverId: string, toolName: string) => this.call(ops.getMcpTool, { params: { projectId, serverId, toolName } }).then((r) => r.body),
+    requestApproval: (projectId: string, serverId: string, toolName: string, body: z.input<typeof ops.requestMcpToolApproval.body>) =>
+      this.call(ops.requestMcpToolApproval, { params: { projectId, serverId, toolName }, body }).then((r) => r.body),
+    getSettings: (projectId: string) => this.call(ops.getToolsSettings, { params: { projectId } }).then((r) => r.body),
+    putSettings: (projectId: string, body: z.input<typeof ops.putToolsSettings.body>, ifMatch: string) => this.call(ops.putToolsSettings, { params: { projectId }, body, ifMatch }).then((r) => r.body),
+    searchCatalog: (query: z.input<typeof ops.searchToolCatalog.query> = {}) => this.call(ops.searchToolCatalog, { query }).then((r) => r.body),
+  };
+  toolboxes = {
+    create: (projectId: string, body: z.input<typeof ops.createToolbox.body>) => this.call(ops.createToolbox, { params: { projectId }, body }).then((r) => r.body),
+    list: (projectId: string, query: z.input<typeof ops.listToolboxes.query> = {}) => this.call(ops.listToolboxes, { params: { projectId }, query }).then((r) => r.body),
+    get: (projectId: string, toolboxId: string) => this.call(ops.getToolbox, { params: { projectId, toolboxId } }).then((r) => r.body),
+    update: (projectId: string, toolboxId: string, body: z.input<typeof ops.updateToolbox.body>, ifMatch: string) => this.call(ops.updateToolbox, { params: { projectId, toolboxId }, body, ifMatch }).then((r) => r.body),
+    delete: (projectId: string, toolboxId: string, ifMatch: string) => this.call(ops.deleteToolbox, { params: { projectId, toolboxId }, ifMatch }).then(() => undefined),
+  };
   settings = {
     get: () => this.call(ops.getTenantSettings, {}).then((r) => r.body),
     put: (body: z.input<typeof ops.putTenantSettings.body>, ifMatch: string) => this.call(ops.putTenantSettings, { body, ifMatch }).then((r) => r.body),

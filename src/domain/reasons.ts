@@ -62,6 +62,14 @@ export const REASONS = {
   key_lifetime_exceeded: { status: 400, meaning: "`expiresAt` is beyond the project's maximum key lifetime (`keyPolicy.maxTtlDays`)" },
   // ---- models ----
   credential_not_stored: { status: 400, meaning: "`keep: true` for a backend that has no stored provider key: send the key" },
+  // ---- tools (MCP) ----
+  upstream_address_refused: { status: 400, meaning: "an MCP server or OpenAPI document URL points at a private, loopback or link-local address (allowed only locally, loopback only)" },
+  openapi_invalid: { status: 400, meaning: "the OpenAPI document is not a valid OpenAPI 3.0/3.1 document, or cannot be converted (each problem named)" },
+  toolbox_mixes_sources: { status: 400, meaning: "a toolbox holds tools of more than one remote server, or remote and converted (OpenAPI) tools together: the gateway can serve neither as one MCP server" },
+  tool_unknown: { status: 400, meaning: "a toolbox or key names a tool (or server) the project's latest discovery does not list" },
+  tool_approval_not_required: { status: 409, meaning: "the project's approval mode does not require an approval for this tool (`GET …/tools-settings`)" },
+  tool_approval_pending: { status: 409, meaning: "an approval of this tool's current definition is already pending or granted" },
+  discovery_not_ready: { status: 409, meaning: "the server has no successful discovery yet: its tools are unknown (`POST …/discover`, then read `discoveryState`)" },
 } as const satisfies Record<string, { status: 400 | 403 | 409; meaning: string }>;
 
 export type Reason = keyof typeof REASONS;

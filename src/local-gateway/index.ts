@@ -3,7 +3,8 @@
  * under the gateway folder (ARM resource paths), running the policies with the semantics the APIM
  * policy reference documents, against backends reached through the host mappings (the local fakes)
  * or the network. docs/adr/009-local-gateway.md says what it emulates, what it cannot, and how it is
- * kept honest.
+ * kept honest; MCP servers (pass-through, and made of REST tools: runtime/mcp.ts) are described in
+ * docs/gateway.md, "MCP servers at the gateway".
  */
 import { watch, type FSWatcher } from "node:fs";
 import { mkdir } from "node:fs/promises";

@@ -8,6 +8,9 @@ import type { CompilerInputIn } from "../policy/index.js";
 import type { Clock } from "../ports/clock.js";
 import type { SecretStore } from "../ports/secrets.js";
 import type { Store } from "../ports/store.js";
+import type { ApprovalService } from "../domain/approvals/service.js";
+import type { DriveRequest } from "../domain/kernel/drive.js";
+import type { InputContributor } from "../domain/policy/compiler-input.js";
 
 /** What a pillar's service may use: the kernel's ports and the cross-cutting services it builds on. */
 export interface PillarKit {
@@ -17,6 +20,16 @@ export interface PillarKit {
   secrets: SecretStore;
   projects: ProjectService;
   settingsGuard: SettingsGuard;
+  /** The approval engine (a pillar registers its subject type's settle handler). */
+  approvals: ApprovalService;
+  /** Local mode: outbound calls may reach loopback addresses (never anything else private). */
+  allowLoopback: boolean;
+}
+
+/** What the composition root gives a pillar once the cross-cutting services exist (no forward references). */
+export interface PillarConnections {
+  /** Asks for a system publish (live state a pillar contributes changed: the gateway must follow). */
+  requestPublish(tenantId: string, cause: { by: `system:${string}`; reason: string; correlationId: string }): Promise<unknown>;
 }
 
 /** A project as the policy compiler sees it (what a pillar contributes to). */
@@ -29,6 +42,10 @@ export interface PillarRuntime<S = unknown> {
   countDependents(tenantId: string, projectId: string): Promise<number>;
   /** The pillar's part of a project's compiler input (e.g. `models`), from the registry as it is. */
   compilerInput?(tenantId: string, project: Project, vaultUri: string | undefined): Promise<Partial<ProjectInput>>;
+  /** Live state added at every compile, system publishes included (after key profiles and exemptions). */
+  contributor?: InputContributor;
+  /** Called once the publishing service exists. */
+  connect?(connections: PillarConnections): void;
 }
 
 /** What an operation's handler answers. */
@@ -36,17 +53,26 @@ export interface RouteResult {
   status?: number;
   body?: unknown;
   headers?: Record<string, string>;
+  /** An orchestration the result needs (started by the edge: routes that return one are `drives: true`). */
+  drive?: DriveRequest | undefined;
 }
 
 /** One operation of a pillar and how its service answers it (no Functions types: the edge adapts). */
 export interface PillarRoute<S> {
   op: Operation;
+  /** The handler may return a drive request (the registration then gets a durable client). */
+  drives?: boolean;
   handle(req: ParsedRequest<Operation>, ctx: RequestContext, service: S): Promise<RouteResult>;
 }
 
 /** Pairs an operation with its handler, keeping the handler's request typed by the operation. */
 export function route<S, O extends Operation>(op: O, handle: (req: ParsedRequest<O>, ctx: RequestContext, service: S) => Promise<RouteResult>): PillarRoute<S> {
   return { op, handle: handle as PillarRoute<S>["handle"] };
+}
+
+/** A route whose result may need an orchestration started (a service's `Driven` result). */
+export function drivenRoute<S, O extends Operation>(op: O, handle: (req: ParsedRequest<O>, ctx: RequestContext, service: S) => Promise<RouteResult>): PillarRoute<S> {
+  return { op, drives: true, handle: handle as PillarRoute<S>["handle"] };
 }
 
 /** The CLI's tools, for a pillar's commands. */

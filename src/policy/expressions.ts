@@ -214,3 +214,35 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     for (const tier of [undefined, ANY_TIER]) if (own !== undefined || tier !== undefined) shapes.push(sharedCondition(own, tier));
   return new Set(shapes.map(expressionShape));
 })();
+
+// ---------------------------------------------------------------------------------------------
+// MCP APIs: the JSON-RPC request, read from the body (APIM has no MCP-specific context member; only
+// the request body may be read in an MCP API's policy — reading the response would buffer streams).
+
+/** The request is a JSON-RPC batch (a JSON array): refused, since one batch could carry calls the checks never see. */
+export const MCP_IS_BATCH = `@(context.Request.Method == "POST" && context.Request.Body != null && context.Request.Body.As<string>(preserveContent: true).TrimStart().StartsWith("["))`;
+/** The JSON-RPC method of a POST ("" otherwise). */
+export const MCP_METHOD = `@(context.Request.Method == "POST" ? (context.Request.Body?.As<JObject>(preserveContent: true)?["method"]?.ToString() ?? "") : "")`;
+/** The tool a tools/call names ("" for anything else). */
+export const MCP_TOOL = `@((string)${v(VAR.mcpMethod)} == "tools/call" ? (context.Request.Body?.As<JObject>(preserveContent: true)?["params"]?["name"]?.ToString() ?? "") : "")`;
+const MCP_IS_CALL = `(string)${v(VAR.mcpMethod)} == "tools/call"`;
+/** A tools/call (increments the per-tool counters). */
+export const MCP_CALL = `@(${MCP_IS_CALL})`;
+/** A tools/call of a tool outside the '|'-separated list in the variable `listVar` (a set-variable literal: tool names never enter an expression). */
+export const mcpCallOutside = (listVar: string) =>
+  `@(${MCP_IS_CALL} && ((string)${v(VAR.mcpTool)} == "" || Array.IndexOf(((string)context.Variables["${listVar}"]).Split('|'), (string)${v(VAR.mcpTool)}) < 0))`;
+/** A tools/call of exactly this tool (per-tool rate limits); the name is a validated tool name (identifiers: [A-Za-z0-9_.-]). */
+export const mcpCallOf = (tool: string) => {
+  if (!/^[A-Za-z0-9_.-]{1,128}$/.test(tool)) throw new Error(`not a tool name: ${JSON.stringify(tool)}`);
+  return `@(${MCP_IS_CALL} && (string)${v(VAR.mcpTool)} == "${tool}")`;
+};
+/** A tools/call by a key of this tier. */
+export const mcpCallByTier = (tierId: string) => `@(${MCP_IS_CALL} && ${keyTierEquals(tierId)})`;
+/** The per-key, per-tool counter of an MCP API. */
+export const MCP_TOOL_COUNTER_KEY = `@("mcp|" + (context.Subscription?.Id ?? "none") + "|" + context.Api.Id + "|" + (string)${v(VAR.mcpTool)})`;
+/** A JSON-RPC error answering the request's id (null when it has none); `reason` is a stable aigov reason. */
+export const mcpErrorBody = (code: number, message: string, reason: string) => {
+  const tail = JSON.stringify({ code, message, data: { reason } });
+  const quoted = tail.replace(/\\/g, "\\\\").replace(/"/g, '\\"');
+  return `@("{\\"jsonrpc\\":\\"2.0\\",\\"id\\":" + (context.Request.Body?.As<JObject>(preserveContent: true)?["id"]?.ToString(Newtonsoft.Json.Formatting.None) ?? "null") + ",\\"error\\":${quoted}}")`;
+};

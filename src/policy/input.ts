@@ -35,6 +35,7 @@ import {
   DataClass,
   FreeText,
   Guid,
+  HeaderName,
   HttpsUrl,
   Ident,
   KeyVaultSecretUri,
@@ -170,6 +171,91 @@ export const PolicyModel = z
   .meta({ id: "PolicyModel" });
 export type PolicyModel = z.output<typeof PolicyModel>;
 
+/** An MCP server's name: its namespace in the project (URL path segment, catalog ids, key scopes). */
+export const MCP_SERVER_NAME = /^[a-z][a-z0-9-]{0,38}[a-z0-9]$/;
+/** A tool name the gateway can route and compare (MCP 2025-11-25's character set; never `|`). */
+export const TOOL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+export const MAX_PROJECT_MCP_SERVERS = 100;
+export const MAX_SERVER_TOOLS = 10_000;
+
+const ToolRateLimit = z.strictObject({ calls: z.int().min(1).max(1_000_000), renewalPeriodSeconds: z.int().min(1).max(300) });
+
+/** A tool as the gateway needs it: its name, whether it needs an approval, and (REST tools) the operation that serves it. */
+export const PolicyTool = z
+  .strictObject({
+    name: z.string().regex(TOOL_NAME),
+    /** sha-256 of the tool's canonical definition (what an approval pins). */
+    hash: z.string().regex(/^[0-9a-f]{64}$/),
+    readOnly: z.boolean().default(false),
+    /** REST tools: the operation of the server's REST API that serves it. */
+    operation: z
+      .strictObject({
+        id: z.string().regex(/^[A-Za-z0-9_-]{1,80}$/),
+        method: z.enum(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
+        urlTemplate: z.string().min(1).max(2000),
+        description: FreeText(1000).optional(),
+        templateParameters: z.array(z.unknown()).max(100).default([]),
+        queryParameters: z.array(z.unknown()).max(100).default([]),
+        headers: z.array(z.unknown()).max(100).default([]),
+        body: z.strictObject({ contentType: z.string().max(200), schema: z.unknown() }).optional(),
+        response: z.strictObject({ contentType: z.string().max(200), schema: z.unknown() }).optional(),
+      })
+      .optional(),
+  })
+  .meta({ id: "PolicyTool" });
+export type PolicyTool = z.output<typeof PolicyTool>;
+
+export const McpUpstreamAuth = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("none") }),
+  z.strictObject({ type: z.literal("header"), header: HeaderName, namedValueId: NamedValueId, secretIdentifier: KeyVaultSecretUri }),
+  z.strictObject({ type: z.literal("managedIdentity"), audience: Audience, clientId: Guid.optional() }),
+]);
+
+/** An MCP server of a project as the compiler sees it: how the gateway reaches it and its tools (from its latest discovery). */
+export const PolicyMcpServer = z
+  .strictObject({
+    id: z.string().regex(/^srv_[0-9a-z]{20}$/),
+    name: z.string().regex(MCP_SERVER_NAME),
+    displayName: FreeText(100).optional(),
+    status: z.enum(MODEL_STATUSES).default("active"),
+    sunsetDate: z.iso.date().optional(),
+    source: z.discriminatedUnion("kind", [
+      z.strictObject({ kind: z.literal("remote"), url: z.url({ protocol: /^https?$/ }), transport: z.enum(["streamable-http", "sse"]) }),
+      z.strictObject({ kind: z.literal("openapi"), baseUrl: z.url({ protocol: /^https?$/ }) }),
+    ]),
+    auth: McpUpstreamAuth.default({ type: "none" }),
+    limits: z
+      .strictObject({ perTool: ToolRateLimit.optional(), tools: z.record(z.string().regex(TOOL_NAME), ToolRateLimit).optional() })
+      .default({}),
+    /** Filled from the latest discovery (live: not part of the published registry snapshot). */
+    tools: z.array(PolicyTool).max(MAX_SERVER_TOOLS).default([]),
+  })
+  .meta({ id: "PolicyMcpServer" });
+export type PolicyMcpServer = z.output<typeof PolicyMcpServer>;
+
+export const PolicyToolbox = z
+  .strictObject({
+    id: z.string().regex(/^tbx_[0-9a-z]{20}$/),
+    name: z.string().regex(MCP_SERVER_NAME),
+    tools: z.array(z.strictObject({ server: z.string().regex(MCP_SERVER_NAME), tool: z.string().regex(TOOL_NAME) })).max(500),
+  })
+  .meta({ id: "PolicyToolbox" });
+export type PolicyToolbox = z.output<typeof PolicyToolbox>;
+
+/** What an approval granted: a tool of a server, pinned to the definition hash that was approved (live). */
+export const PolicyToolGrant = z.strictObject({ server: z.string().regex(MCP_SERVER_NAME), tool: z.string().regex(TOOL_NAME), hash: z.string().regex(/^[0-9a-f]{64}$/) });
+
+export const PolicyTools = z
+  .strictObject({
+    /** Which tools need an approval before keys may call them: none, all, or those not annotated read-only. */
+    approvalMode: z.enum(["none", "all", "destructive"]).default("none"),
+    servers: z.array(PolicyMcpServer).max(MAX_PROJECT_MCP_SERVERS).default([]),
+    toolboxes: z.array(PolicyToolbox).max(200).default([]),
+    grants: z.array(PolicyToolGrant).max(100_000).default([]),
+  })
+  .meta({ id: "PolicyTools" });
+export type PolicyTools = z.output<typeof PolicyTools>;
+
 export const PolicyProject = z
   .strictObject({
     id: Ident.meta({ description: "Project id, e.g. prj_7x1k…" }),
@@ -184,8 +270,14 @@ export const PolicyProject = z
       .default([])
       .meta({ description: "Tiers of another project's keys this project accepts: the owner's tier product also links this project's API, and this project's policy applies the tier" }),
     models: z.array(PolicyModel).max(5000).default([]),
+    tools: PolicyTools.default({ approvalMode: "none", servers: [], toolboxes: [], grants: [] }),
   })
   .superRefine((p, ctx) => {
+    const serverNames = new Set<string>();
+    for (const [i, srv] of p.tools.servers.entries()) {
+      if (serverNames.has(srv.name)) ctx.addIssue({ code: "custom", path: ["tools", "servers", i, "name"], message: `duplicate server name ${srv.name}` });
+      serverNames.add(srv.name);
+    }
     const ids = new Set<string>();
     const names = new Set<string>();
     for (const [i, m] of p.models.entries()) {
@@ -232,6 +324,14 @@ export const KeyTier = z
       .meta({
         description:
           "Model names (PolicyModel.name) keys in this tier may call, in every project that offers or accepts the tier; intersected with the project's allowed models. Absent: every model the project allows. Names no project has are never matched (a model may be deleted while keys still list it).",
+      }),
+    tools: z
+      .array(z.string().regex(/^(server:[a-z][a-z0-9-]{0,38}[a-z0-9]|toolbox:[a-z][a-z0-9-]{0,38}[a-z0-9]|tool:[a-z][a-z0-9-]{0,38}[a-z0-9]\/[A-Za-z0-9_.-]{1,128})$/))
+      .max(MAX_TIER_MODELS)
+      .optional()
+      .meta({
+        description:
+          "What keys in this tier may call among MCP tools: `server:<name>` (every tool of a server), `tool:<server>/<tool>`, `toolbox:<name>`. Absent or empty: no tool at all (tools are granted to keys explicitly).",
       }),
   })
   .meta({ id: "KeyTier" });

@@ -97,6 +97,34 @@ export class GatewayNames {
     return `${this.prefix}-${keyId}`;
   }
 
+  /** The MCP API that serves a project's MCP server (or a REST API's tools) at the gateway. */
+  mcpApi(projectId: string, serverName: string): string {
+    return `${this.prefix}-${projectId}-mcp-${serverName}`;
+  }
+
+  /** The MCP API that serves a project's toolbox (a virtual MCP server). */
+  toolboxApi(projectId: string, toolboxName: string): string {
+    return `${this.prefix}-${projectId}-tbx-${toolboxName}`;
+  }
+
+  /** The REST API behind an MCP server converted from an OpenAPI document. */
+  restApi(projectId: string, serverName: string): string {
+    return `${this.prefix}-${projectId}-rest-${serverName}`;
+  }
+
+  /** URL suffixes: …/<projectId>/mcp/<server>, …/<projectId>/toolboxes/<name>, …/<projectId>/rest/<server>. */
+  mcpApiPath(projectId: string, serverName: string): string {
+    return `${this.apiPath(projectId)}/mcp/${serverName}`;
+  }
+
+  toolboxApiPath(projectId: string, toolboxName: string): string {
+    return `${this.apiPath(projectId)}/toolboxes/${toolboxName}`;
+  }
+
+  restApiPath(projectId: string, serverName: string): string {
+    return `${this.apiPath(projectId)}/rest/${serverName}`;
+  }
+
   /** True when an artifact id belongs to this tenant. */
   owns(id: string): boolean {
     return id === this.prefix || id.startsWith(`${this.prefix}-`);
@@ -175,4 +203,8 @@ export const VAR = {
   deprecation: "aigov-deprecation",
   /** Set when the model has its own content-safety settings, so the project-level element skips it. */
   ownContentSafety: "aigov-own-cs",
+  /** MCP APIs: the JSON-RPC method of the request ("" when not a POST; "__batch__" for a JSON array). */
+  mcpMethod: "aigov-mcp-method",
+  /** MCP APIs: the tool a tools/call names ("" otherwise). */
+  mcpTool: "aigov-mcp-tool",
 } as const;

@@ -14,9 +14,9 @@ export type ScopeRef =
   | { level: "model"; projectId: string; modelId: string }
   | { level: "tier"; tierId: string };
 
-/** `routing`: produced by the model registry data (models, backends, status), not by a setting.
+/** `routing`: produced by the model registry data (models, backends, status), not by a setting. `tools`: by the tool registry (MCP servers, toolboxes, approvals, key tool scopes).
  * `structure`: the document skeleton (policies, sections, base). */
-export type ExplainControl = ControlId | "routing" | "structure";
+export type ExplainControl = ControlId | "routing" | "structure" | "tools";
 
 export interface Why {
   control: ExplainControl;

@@ -1,10 +1,14 @@
 import { createHash } from "node:crypto";
 import type {
   ApiArtifact,
+  ApiOperation,
+  ApiSchema,
   BackendArtifact,
   CircuitBreakerRule,
   GatewayArtifact,
   GatewayReadBack,
+  McpApiSource,
+  OperationParameter,
   PolicyScope,
   ProductArtifact,
   ResolveSecret,
@@ -41,6 +45,74 @@ function normalizeRule(r: CircuitBreakerRule): CircuitBreakerRule {
 
 const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
+type Representation = { contentType: string; schemaId?: string; typeName?: string };
+
+function normalizeParameter(p: OperationParameter): OperationParameter {
+  return {
+    name: p.name,
+    type: p.type,
+    // The gateway may leave `required: false` out of what it returns.
+    required: p.required === true,
+    ...(p.description ? { description: p.description } : {}),
+    ...(p.schemaId ? { schemaId: p.schemaId } : {}),
+    ...(p.typeName ? { typeName: p.typeName } : {}),
+  };
+}
+
+function normalizeRepresentation(r: Representation): Representation {
+  return { contentType: r.contentType, ...(r.schemaId ? { schemaId: r.schemaId } : {}), ...(r.typeName ? { typeName: r.typeName } : {}) };
+}
+
+/** Parameters, representations and responses keep their order (the gateway keeps the order sent);
+ * empty lists and an empty request are dropped (APIM returns `[]` for what was never sent). */
+export function normalizeOperation(o: ApiOperation): ApiOperation {
+  const params = (ps: OperationParameter[] | undefined) => (ps && ps.length > 0 ? ps.map(normalizeParameter) : undefined);
+  const reps = (rs: Representation[] | undefined) => (rs && rs.length > 0 ? rs.map(normalizeRepresentation) : undefined);
+  const query = params(o.request?.queryParameters);
+  const headers = params(o.request?.headers);
+  const representations = reps(o.request?.representations);
+  const templateParameters = params(o.templateParameters);
+  const responses = o.responses?.map((r) => {
+    const rr = reps(r.representations);
+    return { statusCode: r.statusCode, ...(r.description ? { description: r.description } : {}), ...(rr ? { representations: rr } : {}) };
+  });
+  return {
+    id: o.id,
+    method: o.method,
+    urlTemplate: o.urlTemplate,
+    displayName: o.displayName,
+    ...(o.description ? { description: o.description } : {}),
+    ...(templateParameters ? { templateParameters } : {}),
+    ...(query || headers || representations
+      ? { request: { ...(query ? { queryParameters: query } : {}), ...(headers ? { headers } : {}), ...(representations ? { representations } : {}) } }
+      : {}),
+    ...(responses && responses.length > 0 ? { responses } : {}),
+  };
+}
+
+/** Tools and endpoints are separate gateway entities (or named members) without an order: sorted. */
+function normalizeMcp(m: McpApiSource): McpApiSource {
+  if (m.type === "passThrough") {
+    return {
+      type: "passThrough",
+      serviceUrl: m.serviceUrl,
+      transportType: m.transportType,
+      endpoints: m.endpoints.map((e) => ({ name: e.name, uriTemplate: e.uriTemplate })).sort((x, y) => byCodePoint(x.name, y.name)),
+    };
+  }
+  return {
+    type: "restTools",
+    tools: m.tools
+      .map((t) => ({ id: t.id, displayName: t.displayName, ...(t.description ? { description: t.description } : {}), apiId: t.apiId, operationId: t.operationId }))
+      .sort((x, y) => byCodePoint(x.id, y.id)),
+  };
+}
+
+/** A schema document is JSON the gateway stores as given: copied (the caller keeps its own), hashed by canonicalJson. */
+function normalizeSchema(s: ApiSchema): ApiSchema {
+  return { id: s.id, contentType: s.contentType, document: structuredClone(s.document) };
+}
+
 function normalizeSubscriptionScope(s: SubscriptionScope): SubscriptionScope {
   return s.type === "api" ? { type: "api", apiId: s.apiId } : { type: "product", productId: s.productId };
 }
@@ -49,7 +121,8 @@ function normalizeSubscriptionScope(s: SubscriptionScope): SubscriptionScope {
  * The one canonical form of an artifact: what is hashed, what read() returns. Empty optional values
  * (description "", tags [], no rules, no headers) are dropped, because the gateway does not keep the
  * difference between "empty" and "absent" and a read-back must hash the same as what was published.
- * Operations and product links are separate gateway entities without an order: they are sorted.
+ * Operations, schemas, MCP tools and product links are separate gateway entities without an order: they
+ * are sorted. An MCP API keeps its `mcp` even with no tools: that is what makes it an MCP server.
  */
 export function normalizeArtifact(a: GatewayArtifact): GatewayArtifact {
   const desc = (d: string | undefined) => (d ? { description: d } : {});
@@ -121,9 +194,10 @@ export function normalizeArtifact(a: GatewayArtifact): GatewayArtifact {
         protocols: [...a.protocols] as ApiArtifact["protocols"],
         subscriptionRequired: a.subscriptionRequired,
         subscriptionKeyHeaderName: a.subscriptionKeyHeaderName,
-        operations: [...a.operations]
-          .map((o) => ({ id: o.id, method: o.method, urlTemplate: o.urlTemplate, displayName: o.displayName }))
-          .sort((x, y) => byCodePoint(x.id, y.id)),
+        operations: [...a.operations].map(normalizeOperation).sort((x, y) => byCodePoint(x.id, y.id)),
+        ...(a.mcp ? { mcp: normalizeMcp(a.mcp) } : {}),
+        ...(a.serviceUrl ? { serviceUrl: a.serviceUrl } : {}),
+        ...(a.schemas && a.schemas.length > 0 ? { schemas: a.schemas.map(normalizeSchema).sort((x, y) => byCodePoint(x.id, y.id)) } : {}),
       };
       return api;
     }

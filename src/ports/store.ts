@@ -38,7 +38,9 @@ export type BatchResult =
 
 export type Filter =
   | { field: string; op: "=" | "<" | "<=" | ">" | ">="; value: string | number | boolean }
-  | { field: string; op: "startsWith"; value: string };
+  | { field: string; op: "startsWith"; value: string }
+  /** A substring of a string field (CONTAINS), or an element of an array field (ARRAY_CONTAINS). */
+  | { field: string; op: "contains" | "arrayContains"; value: string };
 
 export interface QuerySpec {
   docType: string;

@@ -38,7 +38,7 @@ interface Case {
 
 function casesFor(op: OpenApiOperation): Case[] {
   // A revision id that does not exist: every bad-input case is refused before any lookup.
-  const values = { projectId: project.id, approvalId: approval.id, modelId: model.id, exemptionId: exemption.id, revisionId: MISSING_REVISION, keyId: MISSING_KEY, targetProjectId: project.id, widgetId: newId("wdg") };
+  const values = { projectId: project.id, approvalId: approval.id, modelId: model.id, exemptionId: exemption.id, revisionId: MISSING_REVISION, keyId: MISSING_KEY, targetProjectId: project.id, widgetId: newId("wdg"), serverId: newId("srv"), toolName: "echo", snapshotId: newId("snp"), toolboxId: newId("tbx") };
   const url = (path = fillPath(op.path, values)) => new URL(`/api${path}`, t.url);
   const auth: Record<string, string> = { authorization: `Bearer ${token}` };
   const etag = op.path.startsWith("/approvals") ? approval.etag : op.path.includes("/models/") ? model.etag : op.path.startsWith("/exemptions/{") ? exemption.etag : project.etag;
@@ -66,7 +66,8 @@ function casesFor(op: OpenApiOperation): Case[] {
     cases.push({ name: "form: oversized", url: url(), init: { method: "POST", headers: form, body: `token=${"z".repeat(MAX_BODY_BYTES)}` }, expect: 413 });
   }
   for (const param of op.pathParams) {
-    for (const bad of ["not-an-id", "prj_UPPERCASE0000000000", "mdl_x", "x".repeat(300)]) {
+    // Ids get malformed ids; a tool name (a name, not an id: "not-an-id" is a valid one) gets malformed names.
+    for (const bad of param === "toolName" ? ["bad name!", "a|b", "x".repeat(300)] : ["not-an-id", "prj_UPPERCASE0000000000", "mdl_x", "x".repeat(300)]) {
       cases.push({ name: `bad ${param} ${bad.slice(0, 20)}`, url: url(fillPath(op.path, { ...values, [param]: bad })), init: base, expect: 400, ...(op.html ? {} : { field: `params.${param}` }) });
     }
   }

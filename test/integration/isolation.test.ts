@@ -22,6 +22,7 @@ let revisionA: string;
 let keyA: { id: string; key: string; prefix: string };
 let exemptionA: Exemption;
 let widgetA: { id: string };
+let serverA: { id: string };
 const SECRET_NAME = "tenant-a-confidential-project";
 
 beforeAll(async () => {
@@ -58,6 +59,7 @@ beforeAll(async () => {
   // After the first publish: the key's subscription goes straight to the gateway (its API is there).
   keyA = await adminA.keys.create(projectA.id, { name: "a-secret-key-name" });
   widgetA = (await adminA.call(createWidget, { params: { projectId: projectA.id }, body: { name: "a-secret-widget" } })).body;
+  serverA = await adminA.tools.createServer(projectA.id, { name: "a-secret-server", source: { kind: "remote", url: "https://mcp.example.com/mcp" }, discovery: { enabled: false, intervalHours: 24 } });
 });
 afterAll(() => t.stop());
 
@@ -65,10 +67,10 @@ describe("tenant isolation", () => {
   it("tenant B, with every role, cannot see or change tenant A's resources on any route", async () => {
     const doc = await t.anonymous.openApi();
     const tokenB = await t.token("tenant-b", "mallory", ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"]);
-    const aValues = { projectId: projectA.id, approvalId: approvalA.id, modelId: modelA.id, revisionId: revisionA, keyId: keyA.id, targetProjectId: projectA.id, exemptionId: exemptionA.id, widgetId: widgetA.id };
+    const aValues = { projectId: projectA.id, approvalId: approvalA.id, modelId: modelA.id, revisionId: revisionA, keyId: keyA.id, targetProjectId: projectA.id, exemptionId: exemptionA.id, widgetId: widgetA.id, serverId: serverA.id, toolName: "echo", snapshotId: newId("snp"), toolboxId: newId("tbx") };
     const leaks = [projectA.id, approvalA.id, SECRET_NAME, "tenant-a", "alice-owner", "a-tag-value", "a-description", "a-secret-resource", "a-change-value", "a-secret-justification", modelA.id, "a-secret-model", "a-secret-endpoint", "sk-a-secret-provider-key", revisionA, "a-secret-publish-reason", exemptionA.id, "a-exemption-owner", "a-secret-blocker", "a-secret-compensating", widgetA.id, "a-secret-widget"];
     const walked: string[] = [];
-    const missingValues = { projectId: newId("prj"), approvalId: newId("apr"), modelId: newId("mdl"), revisionId: newId("rev"), keyId: newId("key"), targetProjectId: newId("prj"), exemptionId: newId("exm"), widgetId: newId("wdg") };
+    const missingValues = { projectId: newId("prj"), approvalId: newId("apr"), modelId: newId("mdl"), revisionId: newId("rev"), keyId: newId("key"), targetProjectId: newId("prj"), exemptionId: newId("exm"), widgetId: newId("wdg"), serverId: newId("srv"), toolName: "echo", snapshotId: newId("snp"), toolboxId: newId("tbx") };
     const call = async (op: OpenApiOperation, values: Record<string, string>, scope: string) => {
       const url = new URL(`/api${fillPath(op.path, values)}`, t.url);
       if (op.queryParams.includes("scope")) url.searchParams.set("scope", scope);

@@ -9,6 +9,7 @@
  * - allowed ("✓"): the operation's success status with the valid request this test sends, except
  *   where ALLOWED_BUT says otherwise and why.
  */
+import { newId } from "../../src/domain/common.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CALLERS, isProjectScoped, verdict, type Access, type Caller, type Verdict } from "../../src/api/access.js";
 import type { AigovClient } from "../../src/client/index.js";
@@ -228,6 +229,10 @@ beforeAll(async () => {
     revisionId: published.revision!.id,
     approvalId: await approvalAwaiting(SOMEONE_ELSE),
     exemptionId: await exemptionOwnedBy("exemption-owner"),
+    serverId: (await boss.tools.createServer(project.id, { name: "matrix", source: { kind: "remote", url: "https://mcp.example.com/mcp" }, discovery: { enabled: false, intervalHours: 24 } })).id,
+    toolName: "echo",
+    snapshotId: newId("snp"),
+    toolboxId: newId("tbx"),
   };
   const doc = await t.anonymous.openApi();
   const paths = doc.paths as Record<string, Record<string, { "x-aigov-access": Access; responses: Record<string, unknown> }>>;

@@ -6,9 +6,10 @@
 import http from "node:http";
 import { type RegisteredFunction, getRegisteredFunctions, getRegistrationRevision } from "./core-shim.js";
 import type { BuiltinRoute } from "./host.js";
+import { BodilessRequest } from "./http-request.js";
 import { type Log, errorText } from "./log.js";
 import { RouteTable, RouteTemplateError, splitPath } from "./routing.js";
-import { type RpcHttpCookie, type RpcHttpData, type RpcTypedData, bodyBytes, isHttpTriggerType, tryJsonParse } from "./rpc.js";
+import { LazyJson, type RpcHttpCookie, type RpcHttpData, type RpcTypedData, bodyBytes, isHttpTriggerType, tryJsonParse } from "./rpc.js";
 import type { Worker, WorkerResult } from "./worker.js";
 
 const STATUS_TITLES: Record<number, string> = {
@@ -45,6 +46,14 @@ function serializeCookie(c: RpcHttpCookie): string {
   else if (c.sameSite === "explicitNone") s += "; samesite=none";
   if (c.httpOnly?.value) s += "; httponly";
   return s;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Whether the path starts with the (lower-case) route prefix, ignoring case. */
+function hasPrefix(segments: string[], prefix: string[]): boolean {
+  for (let i = 0; i < prefix.length; i++) if (segments[i]?.toLowerCase() !== prefix[i]) return false;
+  return true;
 }
 
 /** The HTTP-triggered functions by route template, rebuilt whenever the registrations change. */
@@ -126,6 +135,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
   const maxBody = o.maxRequestBodyBytes;
   const builtins = o.builtinRoutes;
   const routePrefixSegments = routes.prefixSegments;
+  const outputKeys = new WeakMap<RegisteredFunction, string | undefined>();
   const allowedHosts = new Set([
     ...LOOPBACK_HOSTS,
     ...o.allowedHosts.map((h) => h.toLowerCase()),
@@ -186,6 +196,10 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
     sendProblem(req, res, 413, `The request body exceeds the maximum of ${maxBody} bytes.`, { connection: "close" });
   }
 
+  function hasBody(req: http.IncomingMessage): boolean {
+    return req.headers["transfer-encoding"] !== undefined || req.headers["content-length"] !== undefined;
+  }
+
   /** A refusal sent before the body is read: the connection closes, so the body is never read either. */
   function refuseUnread(req: http.IncomingMessage, res: http.ServerResponse, status: number, detail: string, headers: Record<string, string> = {}): void {
     const hasBody = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? "0") > 0;
@@ -214,6 +228,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
   function queryRecord(url: URL): Record<string, string> {
     // The host sends IQueryCollection values as StringValues.ToString(): repeated keys comma-joined.
     const out: Record<string, string> = {};
+    if (url.search === "") return out;
     for (const [k, v] of url.searchParams) out[k] = k in out ? `${out[k]},${v}` : v;
     return out;
   }
@@ -237,22 +252,25 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
   }
 
   function httpOutputKey(fn: RegisteredFunction): string | undefined {
-    if (fn.metadata.bindings.$return?.type?.toLowerCase() === "http") return "$return";
-    for (const [k, b] of Object.entries(fn.metadata.bindings)) {
-      if (b.direction === "out" && b.type.toLowerCase() === "http") return k;
-    }
-    return undefined;
+    // A registration's bindings do not change: looked up once per function.
+    if (outputKeys.has(fn)) return outputKeys.get(fn);
+    let key: string | undefined;
+    if (fn.metadata.bindings.$return?.type?.toLowerCase() === "http") key = "$return";
+    else key = Object.entries(fn.metadata.bindings).find(([, b]) => b.direction === "out" && b.type.toLowerCase() === "http")?.[0];
+    outputKeys.set(fn, key);
+    return key;
   }
 
   async function handleFunction(
     req: http.IncomingMessage,
     res: http.ServerResponse,
+    method: string,
     fn: RegisteredFunction,
     url: URL,
     params: Record<string, string>,
   ): Promise<void> {
-    const method = (req.method ?? "GET").toUpperCase();
-    const body = await readBody(req);
+    // A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112 6.3): nothing to wait for.
+    const body = hasBody(req) ? await readBody(req) : EMPTY;
     if (body === null) {
       sendTooLarge(req, res);
       return;
@@ -261,9 +279,11 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
     const query = queryRecord(url);
     const httpData: RpcHttpData = { method, url: url.href, headers, query, params };
     if (method !== "GET" && method !== "HEAD") httpData.body = { bytes: body };
+    const nativeRequest = BodilessRequest.of(url, method, headers);
+    if (nativeRequest) httpData.nativeRequest = nativeRequest;
     const triggerMetadata: Record<string, RpcTypedData> = {
-      Query: { json: JSON.stringify(query) },
-      Headers: { json: JSON.stringify(headers) },
+      Query: new LazyJson(() => query),
+      Headers: new LazyJson(() => headers),
     };
     for (const [k, v] of Object.entries(params)) triggerMetadata[k] ??= { string: v };
 
@@ -343,7 +363,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
     }
 
     // Built-in routes (dev endpoints supplied by the caller).
-    const builtinAllow = new Set<string>();
+    let builtinAllow: Set<string> | undefined;
     for (const b of builtins) {
       const pathMatches = b.path.endsWith("/*")
         ? pathname.startsWith(b.path.slice(0, -1)) || pathname === b.path.slice(0, -2)
@@ -363,7 +383,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
         await b.handle(req, res, body);
         return;
       }
-      builtinAllow.add(b.method.toUpperCase());
+      (builtinAllow ??= new Set()).add(b.method.toUpperCase());
     }
 
     const segments = splitPath(pathname);
@@ -374,19 +394,19 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
       return;
     }
 
-    if (routePrefixSegments.every((p, i) => segments[i]?.toLowerCase() === p)) {
+    if (hasPrefix(segments, routePrefixSegments)) {
       const match = routes.table().match(segments.slice(routePrefixSegments.length), method);
       if (match.status === "matched") {
-        await handleFunction(req, res, match.value, url, match.params);
+        await handleFunction(req, res, method, match.value, url, match.params);
         return;
       }
       if (match.status === "method-not-allowed") {
-        const allow = [...new Set([...match.allow, ...builtinAllow])].join(", ");
+        const allow = [...new Set([...match.allow, ...(builtinAllow ?? [])])].join(", ");
         sendProblem(req, res, 405, `Method ${method} is not allowed for ${pathname}.`, { allow });
         return;
       }
     }
-    if (builtinAllow.size > 0) {
+    if (builtinAllow !== undefined) {
       sendProblem(req, res, 405, `Method ${method} is not allowed for ${pathname}.`, { allow: [...builtinAllow].join(", ") });
       return;
     }

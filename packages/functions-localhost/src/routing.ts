@@ -423,9 +423,14 @@ function decodeSegment(s: string): string {
 
 /** Splits a URL path (no query) into decoded segments; leading and trailing slashes ignored. */
 export function splitPath(pathname: string): string[] {
-  const trimmed = pathname.replace(/^\/+/, "").replace(/\/+$/, "");
-  if (trimmed === "") return [];
-  return trimmed.split("/").map(decodeSegment);
+  let start = 0;
+  let end = pathname.length;
+  while (start < end && pathname.charCodeAt(start) === 0x2f) start++;
+  while (end > start && pathname.charCodeAt(end - 1) === 0x2f) end--;
+  if (start === end) return [];
+  const segments = pathname.slice(start, end).split("/");
+  for (let i = 0; i < segments.length; i++) segments[i] = decodeSegment(segments[i] as string);
+  return segments;
 }
 
 function passes(p: ParameterPart, value: string): boolean {
@@ -437,6 +442,24 @@ function passes(p: ParameterPart, value: string): boolean {
  * (strings; optional parameters without a value are absent) or null.
  */
 export function matchRouteTemplate(route: RouteTemplate, segments: readonly string[]): Record<string, string> | null {
+  return matchSegments(route, literalsOf(route), segments, segments.map((s) => s.toLowerCase()));
+}
+
+/** Each segment's literal in lower case when the segment is a single literal (else undefined). */
+function literalsOf(route: RouteTemplate): (string | undefined)[] {
+  return route.segments.map((seg) => {
+    const single = seg.parts.length === 1 ? (seg.parts[0] as RoutePart) : undefined;
+    return single?.kind === "literal" ? single.text.toLowerCase() : undefined;
+  });
+}
+
+/** matchRouteTemplate, given what does not change between requests (`literals`) and the lower-cased path. */
+function matchSegments(
+  route: RouteTemplate,
+  literals: readonly (string | undefined)[],
+  segments: readonly string[],
+  lowered: readonly string[],
+): Record<string, string> | null {
   const values: Record<string, string> = {};
   const tsegs = route.segments;
   for (let i = 0; i < tsegs.length; i++) {
@@ -463,7 +486,7 @@ export function matchRouteTemplate(route: RouteTemplate, segments: readonly stri
     }
     if (single) {
       if (single.kind === "literal") {
-        if (single.text.toLowerCase() !== value.toLowerCase()) return null;
+        if (literals[i] !== lowered[i]) return null;
       } else {
         if (value === "" || !passes(single, value)) return null;
         values[single.name] = value;
@@ -515,6 +538,25 @@ interface RouteEntry<T> {
   methods: Set<string> | null;
   value: T;
   order: number;
+  /** See literalsOf. */
+  literals: (string | undefined)[];
+  /** The fewest and most path segments the template can match: most paths are ruled out on their length alone. */
+  minSegments: number;
+  maxSegments: number;
+}
+
+/** The bounds of RouteEntry: trailing optional, defaulted or catch-all segments may be absent; a catch-all takes any number. */
+function segmentBounds(route: RouteTemplate): { minSegments: number; maxSegments: number } {
+  const tsegs = route.segments;
+  let minSegments = 0;
+  let maxSegments = tsegs.length;
+  tsegs.forEach((seg, i) => {
+    const single = seg.parts.length === 1 ? (seg.parts[0] as RoutePart) : undefined;
+    const param = single?.kind === "parameter" ? single : undefined;
+    if (param?.catchAll) maxSegments = Infinity;
+    else if (!(param && (param.optional || param.defaultValue !== undefined))) minSegments = i + 1;
+  });
+  return { minSegments, maxSegments };
 }
 
 /** Route table with ASP.NET-like precedence and method selection. */
@@ -525,7 +567,7 @@ export class RouteTable<T> {
   add(template: string, methods: readonly string[] | null | undefined, value: T): RouteTemplate {
     const route = parseRouteTemplate(template);
     const set = methods && methods.length > 0 ? new Set(methods.map((m) => m.toUpperCase())) : null;
-    this.#entries.push({ route, methods: set, value, order: this.#entries.length });
+    this.#entries.push({ route, methods: set, value, order: this.#entries.length, literals: literalsOf(route), ...segmentBounds(route) });
     this.#entries.sort((a, b) => comparePrecedence(a.route, b.route) || a.order - b.order);
     return route;
   }
@@ -537,10 +579,12 @@ export class RouteTable<T> {
   /** `segments` are decoded path segments relative to the table's root (see splitPath). */
   match(segments: readonly string[], method: string): RouteMatch<T> {
     const upper = method.toUpperCase();
+    const lowered = segments.map((s) => s.toLowerCase());
     let allow: Set<string> | null = null;
     let anyPathMatch = false;
     for (const e of this.#entries) {
-      const params = matchRouteTemplate(e.route, segments);
+      if (segments.length < e.minSegments || segments.length > e.maxSegments) continue;
+      const params = matchSegments(e.route, e.literals, segments, lowered);
       if (!params) continue;
       anyPathMatch = true;
       if (!e.methods || e.methods.has(upper)) return { status: "matched", value: e.value, params, route: e.route };

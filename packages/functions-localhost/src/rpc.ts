@@ -23,6 +23,11 @@ export interface RpcHttpData {
   query?: Record<string, string> | null;
   cookies?: RpcHttpCookie[] | null;
   enableContentNegotiation?: boolean | null;
+  /**
+   * Not the worker's: the library's own HttpRequest init takes the fetch `Request` behind the request
+   * ready-made here (http-request.ts). Never sent back.
+   */
+  nativeRequest?: unknown;
 }
 
 export interface RpcTypedData {
@@ -85,6 +90,23 @@ export function toRpcTypedData(value: unknown): RpcTypedData | undefined {
   if (value instanceof ArrayBuffer) return { bytes: new Uint8Array(value) };
   if (typeof value === "number") return Number.isInteger(value) ? { int: value } : { double: value };
   return { json: JSON.stringify(value) };
+}
+
+/**
+ * RpcTypedData `{ json }` of a value, serialised on first read: for metadata the library may never read
+ * (it reads no HTTP or timer trigger's). The value must not change once it is handed over.
+ */
+export class LazyJson implements RpcTypedData {
+  readonly #value: () => unknown;
+  #json: string | undefined;
+
+  constructor(value: () => unknown) {
+    this.#value = value;
+  }
+
+  get json(): string {
+    return (this.#json ??= JSON.stringify(this.#value()));
+  }
 }
 
 export function tryJsonParse(s: string): unknown {

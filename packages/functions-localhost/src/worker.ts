@@ -9,6 +9,7 @@ import Module from "node:module";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import {
+  type Binding,
   type CoreLogCategory,
   type CoreLogLevel,
   type RegisteredFunction,
@@ -19,16 +20,51 @@ import {
   getRegisteredFunctions,
 } from "./core-shim.js";
 import type { InputBindingProvider, InvocationOutcome, LocalHost } from "./host.js";
+import { directHttpOutput } from "./http-output.js";
 import { type Log, errorText, mapLevel } from "./log.js";
 import {
+  LazyJson,
   type InvocationState,
   type ProgrammingModelLike,
   type RpcInvocationResponse,
   type RpcParameterBinding,
   type RpcTypedData,
   fromRpcTypedData,
+  isHttpTriggerType,
   toRpcTypedData,
 } from "./rpc.js";
+
+/** What the worker path needs to know of a function, worked out once from its (fixed) registration. */
+interface FunctionPlan {
+  /** The non-trigger input bindings: a provider may supply their values. */
+  inputs: [string, Binding][];
+  /**
+   * The library converts the return value as an HTTP response (an HTTP trigger whose `$return` is an
+   * `http` output), so a plain HttpResponseInit may take the direct conversion (http-output.ts).
+   */
+  httpReturn: boolean;
+  /** ...and `$return` is the only output: the library's getResponse would add nothing to it. */
+  httpReturnOnly: boolean;
+}
+
+const plans = new WeakMap<RegisteredFunction, FunctionPlan>();
+
+function planOf(fn: RegisteredFunction): FunctionPlan {
+  let plan = plans.get(fn);
+  if (plan) return plan;
+  const inputs: [string, Binding][] = [];
+  let outputs = 0;
+  for (const [key, binding] of Object.entries(fn.metadata.bindings)) {
+    if (binding.direction === "out") outputs++;
+    if (key !== fn.trigger.key && (binding.direction === "in" || binding.direction === "inout")) inputs.push([key, binding]);
+  }
+  const ret = fn.metadata.bindings.$return;
+  const httpReturn =
+    ret !== undefined && ret.direction === "out" && typeof ret.type === "string" && ret.type.toLowerCase() === "http" && isHttpTriggerType(fn.trigger.binding.type);
+  plan = { inputs, httpReturn, httpReturnOnly: httpReturn && outputs === 1 };
+  plans.set(fn, plan);
+  return plan;
+}
 
 /** What one invocation returned through the worker path. */
 export interface WorkerResult {
@@ -172,10 +208,6 @@ export function createWorker(o: { log: Log; providers: Record<string, InputBindi
     return category === "user" ? { level: ctx.level, message: String(ctx.message) } : { level, message };
   }
 
-  async function executeHooks(name: string, ctx: unknown): Promise<void> {
-    for (const hook of getHooks(name)) await hook(ctx);
-  }
-
   async function invoke(
     fn: RegisteredFunction,
     triggerData: RpcTypedData | undefined,
@@ -206,10 +238,10 @@ export function createWorker(o: { log: Log; providers: Record<string, InputBindi
     triggerMetadata: Record<string, RpcTypedData>,
   ): Promise<WorkerResult> {
     const pm = requireProgrammingModel();
+    const plan = planOf(fn);
     const inputData: RpcParameterBinding[] = [];
     inputData.push(triggerData === undefined ? { name: fn.trigger.key } : { name: fn.trigger.key, data: triggerData });
-    for (const [key, binding] of Object.entries(fn.metadata.bindings)) {
-      if (key === fn.trigger.key || (binding.direction !== "in" && binding.direction !== "inout")) continue;
+    for (const [key, binding] of plan.inputs) {
       const provider = providers[binding.type];
       if (!provider) continue;
       const value = await provider(binding, fn, o.host());
@@ -218,12 +250,13 @@ export function createWorker(o: { log: Log; providers: Record<string, InputBindi
       inputData.push(data === undefined ? { name: key } : { name: key, data });
     }
 
-    const sys = { MethodName: fn.name, UtcNow: new Date().toISOString(), RandGuid: randomUUID() };
+    const now = Date.now();
+    const sys = new LazyJson(() => ({ MethodName: fn.name, UtcNow: new Date(now).toISOString(), RandGuid: randomUUID() }));
     const request = {
       invocationId,
       functionId: fn.name,
       inputData,
-      triggerMetadata: { ...triggerMetadata, sys: { json: JSON.stringify(sys) } },
+      triggerMetadata: { ...triggerMetadata, sys },
     };
     let logContext: { hookData: Record<string, unknown>; invocationContext: unknown } | undefined;
     const coreCtx = {
@@ -246,38 +279,55 @@ export function createWorker(o: { log: Log; providers: Record<string, InputBindi
     let callback = fn.callback;
     logContext = { hookData, invocationContext: context };
 
-    // Hook contexts expose hookData, appHookData and invocationContext read-only, as the worker does.
+    // Hook contexts expose hookData, appHookData and invocationContext read-only, as the worker does; they
+    // are only built for hooks that exist.
     const hookContext = <T extends object>(fields: T) =>
       withReadOnly(fields, { hookData: () => hookData, appHookData: getAppHookData, invocationContext: () => context });
-    const preCtx = hookContext({ functionCallback: callback, inputs });
-    coreCtx.state = "preInvocationHooks";
-    try {
-      await executeHooks("preInvocation", preCtx);
-    } finally {
-      coreCtx.state = undefined;
+    const preHooks = getHooks("preInvocation");
+    if (preHooks.length > 0) {
+      const preCtx = hookContext({ functionCallback: callback, inputs });
+      coreCtx.state = "preInvocationHooks";
+      try {
+        for (const hook of preHooks) await hook(preCtx);
+      } finally {
+        coreCtx.state = undefined;
+      }
+      inputs = preCtx.inputs;
+      callback = preCtx.functionCallback;
     }
-    inputs = preCtx.inputs;
-    callback = preCtx.functionCallback;
 
-    const postCtx = hookContext({ inputs, result: null as unknown, error: null as unknown });
+    let result: unknown = null;
+    let error: unknown = null;
     coreCtx.state = "invocation";
     try {
-      postCtx.result = await model.invokeFunction(context, inputs, callback);
+      result = await model.invokeFunction(context, inputs, callback);
     } catch (err) {
-      postCtx.error = err;
+      error = err;
     } finally {
       coreCtx.state = undefined;
     }
-    coreCtx.state = "postInvocationHooks";
-    try {
-      await executeHooks("postInvocation", postCtx);
-    } finally {
-      coreCtx.state = undefined;
+    const postHooks = getHooks("postInvocation");
+    if (postHooks.length > 0) {
+      const postCtx = hookContext({ inputs, result, error });
+      coreCtx.state = "postInvocationHooks";
+      try {
+        for (const hook of postHooks) await hook(postCtx);
+      } finally {
+        coreCtx.state = undefined;
+      }
+      result = postCtx.result;
+      error = postCtx.error;
     }
-    if (postCtx.error !== null && postCtx.error !== undefined) throw postCtx.error;
+    if (error !== null && error !== undefined) throw error;
 
-    const response = await model.getResponse(context, postCtx.result);
-    return { invocationId, response, result: postCtx.result };
+    // A plain HttpResponseInit is converted here, without the library's round trip through a fetch Response
+    // (http-output.ts). The library still converts any other output, handed null for the HTTP one.
+    const direct = plan.httpReturn ? directHttpOutput(result) : undefined;
+    if (direct === undefined) return { invocationId, response: await model.getResponse(context, result), result };
+    if (plan.httpReturnOnly) return { invocationId, response: { invocationId, outputData: [], returnValue: direct }, result };
+    const response = await model.getResponse(context, null);
+    response.returnValue = direct;
+    return { invocationId, response, result };
   }
 
   return { invoke };

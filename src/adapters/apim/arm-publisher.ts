@@ -8,8 +8,10 @@ import type {
   PolicyContract,
   PolicyFragmentContract,
   ProductContract,
+  SchemaContract,
   SubscriptionCreateParameters,
 } from "@azure/arm-apimanagement";
+import type { PipelineResponse } from "@azure/core-rest-pipeline";
 import type { TokenCredential } from "@azure/identity";
 import type {
   ApiArtifact,
@@ -22,22 +24,33 @@ import type {
   ResolveSecret,
   SubscriptionArtifact,
 } from "../../ports/gateway.js";
-import { diffChildren, mapLimit, parseRef, runPublish, type Current, type Locator, type PlannedWrite, type PublishIo } from "./plan.js";
+import { canonicalJson } from "../../ports/gateway.js";
+import { diffChildren, mapLimit, parseRef, runPublish, type Current, type Deferred, type Locator, type PlannedWrite, type PublishIo } from "./plan.js";
 import {
   fromArmProperties,
+  MCP_API_VERSION,
   operationProperties,
+  parseOperation,
+  parseSchema,
+  parseTool,
   resourcePath,
+  schemaProperties,
   subscriptionProperties,
   toArmProperties,
+  toolPath,
+  toolProperties,
   type ApiProperties,
   type ArmChildren,
   type ArmProperties,
   type BackendProperties,
   type FragmentProperties,
+  type McpEndpointsShape,
   type NamedValueProperties,
   type OperationProperties,
   type PolicyProperties,
   type ProductProperties,
+  type SchemaProperties,
+  type ToolProperties,
 } from "./shapes.js";
 
 export interface ArmGatewayPublisherOptions {
@@ -53,6 +66,13 @@ export interface ArmGatewayPublisherOptions {
   /** Resolves a subscription's key refs when its PUT body is built (and nowhere else). Without it,
    * publishing a subscription fails; every other kind works. */
   resolveSecret?: ResolveSecret;
+  /** How a pass-through MCP server's `mcpProperties.endpoints` is sent (shapes.ts McpEndpointsShape);
+   * default "list", Learn's shape. Both shapes are read back. */
+  mcpEndpoints?: McpEndpointsShape;
+  /** Wait between polls of a long-running MCP write when the service sends no Retry-After (default 2 s). */
+  pollIntervalMs?: number;
+  /** Give up on a long-running MCP write after this long (default 10 minutes). */
+  pollTimeoutMs?: number;
 }
 
 /** Reads of many artifacts run this many GETs at a time (ARM throttles per principal; keep it modest). */
@@ -94,6 +114,13 @@ async function orUndefined<T>(p: Promise<T>): Promise<T | undefined> {
  * ETags: before each write the entity's ETag is read (HEAD) and the PUT carries `If-Match: <that ETag>`;
  * an entity that does not exist yet is created with a plain PUT (see the module report: APIM documents no
  * If-None-Match). Deletes carry the ETag read just before. A 412 surfaces as GatewayPublishError.status.
+ *
+ * MCP servers (APIs of `type: "mcp"` and their `tools`) exist only in api-version 2025-09-01-preview, and
+ * the SDK's serializer drops `mcpProperties`, so they go as plain REST at that version through the same
+ * pipeline, polling `Azure-AsyncOperation` (their writes and deletes are long-running). APIs are read at
+ * that version too (only it returns an MCP server's shape), and an API about to be deleted is read there
+ * to learn whether it is an MCP server: MCP servers are deleted before the HTTP APIs whose operations
+ * their tools name. Operations and schemas stay on the SDK.
  */
 export class ArmGatewayPublisher implements GatewayPublisher {
   private client: ApiManagementClient | undefined;
@@ -118,26 +145,42 @@ export class ArmGatewayPublisher implements GatewayPublisher {
   }
 
   publish(desired: GatewayArtifact[], previous: Record<ArtifactRef, string>): Promise<PublishOutcome> {
+    // HTTP APIs whose operations a desired MCP tool names: their stale operations are removed last.
+    const named = new Set(desired.flatMap((a) => (a.kind === "api" && a.mcp?.type === "restTools" ? a.mcp.tools.map((t) => t.apiId) : [])));
     const io: PublishIo = {
       lookup: async (loc: Locator, { needType }): Promise<Current | undefined> => {
+        if (needType && loc.kind === "api") {
+          const got = await this.getRaw(loc, MCP_API_VERSION);
+          return got && { etag: got.etag, apiType: got.properties.type === "mcp" ? "mcp" : "http" };
+        }
         if (needType) {
           const got = await this.getRaw(loc);
           return got && { etag: got.etag, backendType: got.properties.type === "Pool" ? "Pool" : "Single" };
         }
+        if (loc.kind === "api" && loc.mcp) {
+          const head = await this.rest("HEAD", resourcePath(loc), { apiVersion: MCP_API_VERSION });
+          return head && { etag: head.headers.get("etag") };
+        }
         const etag = await orUndefined(this.ops(loc).etag());
         return etag === undefined ? undefined : { etag };
       },
-      write: async (w: PlannedWrite, current: Current | undefined) => {
+      write: async (w: PlannedWrite, current: Current | undefined): Promise<Deferred | void> => {
         if (current && !current.etag) throw new Error(`${resourcePath(w.loc)} exists but the gateway returned no ETag`);
         const a = w.artifact;
         if (a.kind === "subscription") return this.putSubscription(a, current?.etag);
+        if (a.kind === "api" && a.mcp) {
+          await this.putLongRunning(resourcePath(w.loc), toArmProperties(a, { mcpEndpoints: this.opts.mcpEndpoints }), current?.etag);
+          return this.syncTools(a, current !== undefined);
+        }
         await this.ops(w.loc).put(toArmProperties(a), current?.etag);
         // A new entity has no children yet: listing them would only cost a request.
-        if (a.kind === "api") await this.syncOperations(a, current !== undefined);
+        if (a.kind === "api") return this.syncApiChildren(a, current !== undefined, named.has(a.id));
         if (a.kind === "product") await this.syncProductApis(a, current !== undefined);
       },
       remove: async (_ref: ArtifactRef, loc: Locator, current: Current) => {
         if (!current.etag) throw new Error(`${resourcePath(loc)} exists but the gateway returned no ETag`);
+        // An MCP server takes its tools with it.
+        if (loc.kind === "api" && current.apiType === "mcp") return this.deleteLongRunning(resourcePath(loc), current.etag);
         await this.ops(loc).del(current.etag);
       },
     };
@@ -147,19 +190,26 @@ export class ArmGatewayPublisher implements GatewayPublisher {
   async read(refs: ArtifactRef[]): Promise<Record<ArtifactRef, GatewayReadBack | undefined>> {
     const locs = refs.map(parseRef);
     const got = await mapLimit(locs, READ_CONCURRENCY, async (loc) => {
-      const entity = await this.getRaw(loc);
-      return entity && fromArmProperties(loc, entity.properties, await this.children(loc));
+      const entity = await this.getRaw(loc, loc.kind === "api" ? MCP_API_VERSION : undefined);
+      return entity && fromArmProperties(loc, entity.properties, await this.children(loc, entity.properties));
     });
     const out: Record<ArtifactRef, GatewayReadBack | undefined> = {};
     refs.forEach((ref, i) => (out[ref] = got[i]));
     return out;
   }
 
-  /** What read() needs besides the entity's own properties: operations, linked APIs, or keys. */
-  private async children(loc: Locator): Promise<ArmChildren> {
+  /** What read() needs besides the entity's own properties: operations (and schemas) or tools, linked APIs, or keys. */
+  private async children(loc: Locator, properties: Record<string, unknown>): Promise<ArmChildren> {
     const c = this.sdk();
     const { resourceGroup: rg, serviceName: svc } = this.opts;
-    if (loc.kind === "api") return { operations: await this.listOperations(loc.id) };
+    // A pass-through server has no tools of its own (read() would not show them).
+    if (loc.kind === "api" && properties.type === "mcp") return properties.mcpProperties ? {} : { tools: await this.listTools(loc.id) };
+    if (loc.kind === "api") {
+      const operations = await this.listOperations(loc.id);
+      // Only a REST API has schemas (a project API never does, and listing would cost a request per API).
+      const rest = typeof properties.serviceUrl === "string" || operations.some((o) => namesSchema(o.properties));
+      return { operations, ...(rest ? { schemas: await this.listSchemas(loc.id) } : {}) };
+    }
     if (loc.kind === "product") {
       const apis: string[] = [];
       for await (const api of c.productApi.listByProduct(rg, svc, loc.id)) if (api.name) apis.push(api.name);
@@ -173,31 +223,95 @@ export class ArmGatewayPublisher implements GatewayPublisher {
     return {};
   }
 
+  /** The API's operations as the port's bodies (what the SDK lists, normalised: `values: []` and the like dropped). */
   private async listOperations(apiId: string): Promise<{ name: string; properties: OperationProperties }[]> {
     const ops: { name: string; properties: OperationProperties }[] = [];
     for await (const o of this.sdk().apiOperation.listByApi(this.opts.resourceGroup, this.opts.serviceName, apiId)) {
-      if (o.name) ops.push({ name: o.name, properties: { displayName: o.displayName ?? "", method: o.method ?? "", urlTemplate: o.urlTemplate ?? "" } });
+      if (o.name) ops.push({ name: o.name, properties: operationProperties(parseOperation(o.name, o)) });
     }
     return ops;
   }
 
+  /** The API's schema documents in their ARM form ({ contentType, document }); the SDK flattens document.components. */
+  private async listSchemas(apiId: string): Promise<{ name: string; properties: SchemaProperties }[]> {
+    const out: { name: string; properties: SchemaProperties }[] = [];
+    for await (const x of this.sdk().apiSchema.listByApi(this.opts.resourceGroup, this.opts.serviceName, apiId)) {
+      if (x.name) out.push({ name: x.name, properties: schemaProperties(parseSchema(x.name, { contentType: x.contentType, document: { components: x.components } })) });
+    }
+    return out;
+  }
+
+  /** An MCP server's tools (2025-09-01-preview), every page. */
+  private async listTools(apiId: string): Promise<{ name: string; properties: ToolProperties }[]> {
+    const out: { name: string; properties: ToolProperties }[] = [];
+    let url: string | undefined = this.url(`apis/${apiId}/tools`, MCP_API_VERSION);
+    while (url) {
+      const page = await this.send("GET", url);
+      const body = page?.json as { value?: { name?: unknown; properties?: unknown }[]; nextLink?: unknown } | undefined;
+      for (const t of body?.value ?? []) if (typeof t.name === "string") out.push({ name: t.name, properties: t.properties as ToolProperties });
+      url = typeof body?.nextLink === "string" ? body.nextLink : undefined;
+    }
+    return out;
+  }
+
   /**
-   * Makes the API's operations exactly the listed ones. Operations are sub-entities of the API just
-   * written under its ETag; the listing is their freshness check. An update of a listed operation carries
-   * `If-Match: *` ("must still exist"), so one deleted concurrently fails (412) instead of being recreated.
+   * Makes an HTTP API's schemas and operations exactly the listed ones: schemas first (operations name
+   * them), then operations. Sub-entities of the API just written under its ETag: the listing is their
+   * freshness check. An update of a listed child carries `If-Match: *` ("must still exist"), so one deleted
+   * concurrently fails (412) instead of being recreated.
+   *
+   * What has to go goes last, after its operations' users: stale operations after every MCP tool that may
+   * name them has been rewritten or deleted (runPublish's deferred work), stale schemas after the operations
+   * that used them. That is needed only for a REST API (a serviceUrl or schemas, or named by a desired tool);
+   * a project API (neither, never behind a tool) removes its stale operations at once and has no schemas to list.
    */
-  private async syncOperations(a: ApiArtifact, existed: boolean): Promise<void> {
+  private async syncApiChildren(a: ApiArtifact, existed: boolean, namedByTool: boolean): Promise<Deferred | void> {
     const c = this.sdk();
     const { resourceGroup: rg, serviceName: svc } = this.opts;
+    const rest = a.serviceUrl !== undefined || (a.schemas?.length ?? 0) > 0 || namedByTool;
+    const same = (x: object, y: object) => canonicalJson(x) === canonicalJson(y);
+
+    const desiredSchemas = new Map((a.schemas ?? []).map((x) => [x.id, schemaProperties(x)]));
+    const existingSchemas = new Map(existed && rest ? (await this.listSchemas(a.id)).map((x) => [x.name, x.properties]) : []);
+    const schemas = diffChildren(desiredSchemas, existingSchemas, same);
+    for (const id of schemas.put) {
+      const p = desiredSchemas.get(id) as SchemaProperties;
+      const body: SchemaContract = { contentType: p.contentType, components: p.document.components };
+      await c.apiSchema.beginCreateOrUpdateAndWait(rg, svc, a.id, id, body, existingSchemas.has(id) ? { ifMatch: "*" } : {});
+    }
+
     const desired = new Map(a.operations.map((o) => [o.id, operationProperties(o)]));
     const existing = new Map(existed ? (await this.listOperations(a.id)).map((o) => [o.name, o.properties]) : []);
-    const same = (x: OperationProperties, y: OperationProperties) => x.displayName === y.displayName && x.method === y.method && x.urlTemplate === y.urlTemplate;
-    const { put, remove } = diffChildren(desired, existing, same);
-    for (const id of put) {
+    const ops = diffChildren(desired, existing, same);
+    for (const id of ops.put) {
       const body = desired.get(id) as OperationProperties satisfies OperationContract;
       await c.apiOperation.createOrUpdate(rg, svc, a.id, id, body, existing.has(id) ? { ifMatch: "*" } : {});
     }
-    for (const id of remove) await c.apiOperation.delete(rg, svc, a.id, id, "*");
+
+    const removeStale = async () => {
+      for (const id of ops.remove) await c.apiOperation.delete(rg, svc, a.id, id, "*");
+      for (const id of schemas.remove) await c.apiSchema.delete(rg, svc, a.id, id, "*");
+    };
+    if (ops.remove.length === 0 && schemas.remove.length === 0) return;
+    if (!rest) return removeStale();
+    return removeStale;
+  }
+
+  /**
+   * Makes an MCP server's tools exactly the listed ones (none for a pass-through server), as plain REST at
+   * 2025-09-01-preview; `operationId` is the full resource id of the backing operation. Tools name other
+   * APIs' operations, written earlier in the publish (HTTP APIs rank before MCP servers).
+   */
+  private async syncTools(a: ApiArtifact, existed: boolean): Promise<void> {
+    const serviceId = this.servicePath();
+    const tools = a.mcp?.type === "restTools" ? a.mcp.tools : [];
+    const desired = new Map(tools.map((t) => [t.id, toolProperties(t, serviceId)]));
+    // Compared as the port sees them: the service may spell the resource id's segments in another case.
+    const same = (x: ToolProperties, y: ToolProperties) => canonicalJson(parseTool("", x)) === canonicalJson(parseTool("", y));
+    const existing = new Map(existed ? (await this.listTools(a.id)).map((t) => [t.name, t.properties]) : []);
+    const { put, remove } = diffChildren(desired, existing, same);
+    for (const id of put) await this.putLongRunning(toolPath(a.id, id), desired.get(id) as ToolProperties, existing.has(id) ? "*" : undefined);
+    for (const id of remove) await this.deleteLongRunning(toolPath(a.id, id), "*");
   }
 
   /** Makes the product's API links exactly the listed ones (a link has no body and no ETag). */
@@ -229,53 +343,114 @@ export class ArmGatewayPublisher implements GatewayPublisher {
    * its wire `properties` and ETag, undefined on 404. Policies and fragments are asked for as xml, the
    * format they were published in (drift compares the parsed documents: APIM re-serialises them).
    */
-  private async getRaw(loc: Locator): Promise<{ etag: string | undefined; properties: Record<string, unknown> } | undefined> {
-    const client = this.sdk();
-    // Loaded with the SDK it belongs to (a dependency of @azure/arm-apimanagement), only when reading.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { createPipelineRequest, RestError } = require("@azure/core-rest-pipeline") as typeof import("@azure/core-rest-pipeline");
-    const path = resourcePath(loc).split("/").map(encodeURIComponent).join("/");
-    const query = new URLSearchParams({ "api-version": client.apiVersion });
-    if (loc.kind === "policy" || loc.kind === "fragment") query.set("format", "xml");
-    const url = `${client.$host}${this.servicePath()}/${path}?${query.toString()}`;
-    const request = createPipelineRequest({ url, method: "GET" });
-    request.headers.set("Accept", "application/json");
-    const response = await client.sendRequest(request);
-    if (response.status === 404) return undefined;
-    let body: unknown;
-    try {
-      body = response.bodyAsText ? JSON.parse(response.bodyAsText) : undefined;
-    } catch {
-      body = undefined;
-    }
-    if (response.status !== 200) {
-      const e = (body as { error?: { code?: string; message?: string } } | undefined)?.error;
-      throw new RestError(e?.message ?? `GET ${resourcePath(loc)} answered ${response.status}`, { code: e?.code, statusCode: response.status, request, response });
-    }
-    const props = (body as { properties?: unknown } | undefined)?.properties;
+  private async getRaw(loc: Locator, apiVersion?: string): Promise<{ etag: string | undefined; properties: Record<string, unknown> } | undefined> {
+    const query = loc.kind === "policy" || loc.kind === "fragment" ? { format: "xml" } : undefined;
+    const response = await this.rest("GET", resourcePath(loc), { ...(apiVersion ? { apiVersion } : {}), ...(query ? { query } : {}) });
+    if (!response) return undefined;
+    const props = (response.json as { properties?: unknown } | undefined)?.properties;
     return { etag: response.headers.get("etag"), properties: props !== null && typeof props === "object" ? { ...(props as Record<string, unknown>) } : {} };
   }
 
   /** PUT of `{ properties }` through the client's pipeline, for fields the SDK's models do not carry. */
   private async putRaw(loc: Locator, properties: object, ifMatch: string | undefined): Promise<void> {
+    await this.rest("PUT", resourcePath(loc), { body: { properties }, ...(ifMatch !== undefined ? { ifMatch } : {}) });
+  }
+
+  /** PUT of `{ properties }` at 2025-09-01-preview (MCP servers and tools), waiting for the operation to finish. */
+  private async putLongRunning(path: string, properties: object, ifMatch: string | undefined): Promise<void> {
+    const response = await this.rest("PUT", path, { apiVersion: MCP_API_VERSION, body: { properties }, ...(ifMatch !== undefined ? { ifMatch } : {}) });
+    if (response) await this.settle(response.raw, `PUT ${path}`);
+  }
+
+  /** DELETE at 2025-09-01-preview with If-Match (required: without it the service answers 412), waiting for it to finish. */
+  private async deleteLongRunning(path: string, ifMatch: string): Promise<void> {
+    const response = await this.rest("DELETE", path, { apiVersion: MCP_API_VERSION, ifMatch });
+    if (response) await this.settle(response.raw, `DELETE ${path}`);
+  }
+
+  /** The URL of a resource below the service, at an api-version (the SDK's unless given). */
+  private url(path: string, apiVersion: string, query: Record<string, string> = {}): string {
     const client = this.sdk();
+    const segments = path.split("/").map(encodeURIComponent).join("/");
+    return `${client.$host}${this.servicePath()}/${segments}?${new URLSearchParams({ "api-version": apiVersion, ...query }).toString()}`;
+  }
+
+  /** A plain request to a resource below the service; undefined on 404 of a GET, HEAD or DELETE. */
+  private rest(
+    method: "GET" | "HEAD" | "PUT" | "DELETE",
+    path: string,
+    opts: { apiVersion?: string; query?: Record<string, string>; body?: unknown; ifMatch?: string } = {},
+  ): Promise<{ status: number; headers: PipelineResponse["headers"]; json: unknown; raw: PipelineResponse } | undefined> {
+    const url = this.url(path, opts.apiVersion ?? this.sdk().apiVersion, opts.query);
+    return this.send(method, url, opts.body, opts.ifMatch, path);
+  }
+
+  /** Sends through the client's pipeline; errors become RestErrors with the service's code and status. */
+  private async send(
+    method: "GET" | "HEAD" | "PUT" | "DELETE",
+    url: string,
+    body?: unknown,
+    ifMatch?: string,
+    what = url,
+  ): Promise<{ status: number; headers: PipelineResponse["headers"]; json: unknown; raw: PipelineResponse } | undefined> {
+    const client = this.sdk();
+    // Loaded with the SDK it belongs to (a dependency of @azure/arm-apimanagement), only when used.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { createPipelineRequest, RestError } = require("@azure/core-rest-pipeline") as typeof import("@azure/core-rest-pipeline");
-    const path = resourcePath(loc).split("/").map(encodeURIComponent).join("/");
-    const url = `${client.$host}${this.servicePath()}/${path}?${new URLSearchParams({ "api-version": client.apiVersion }).toString()}`;
-    const request = createPipelineRequest({ url, method: "PUT", body: JSON.stringify({ properties }) });
-    request.headers.set("Content-Type", "application/json");
+    const request = createPipelineRequest({ url, method, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    if (body !== undefined) request.headers.set("Content-Type", "application/json");
     request.headers.set("Accept", "application/json");
     if (ifMatch !== undefined) request.headers.set("If-Match", ifMatch);
     const response = await client.sendRequest(request);
-    if (response.status !== 200 && response.status !== 201) {
-      let e: { code?: string; message?: string } | undefined;
-      try {
-        e = (JSON.parse(response.bodyAsText ?? "{}") as { error?: { code?: string; message?: string } }).error;
-      } catch {
-        e = undefined;
+    if (response.status === 404 && method !== "PUT") return undefined;
+    let json: unknown;
+    try {
+      json = response.bodyAsText ? JSON.parse(response.bodyAsText) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (response.status >= 300) {
+      const e = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
+      throw new RestError(e?.message ?? `${method} ${what} answered ${response.status}`, { code: e?.code, statusCode: response.status, request, response });
+    }
+    return { status: response.status, headers: response.headers, json, raw: response };
+  }
+
+  /**
+   * Waits for a long-running write or delete: polls `Azure-AsyncOperation` (its `status` Succeeded, Failed
+   * or Canceled), else, for a 202 with `Location`, that URL until it stops answering 202. Retry-After is
+   * honoured; an answer with neither header was complete.
+   */
+  private async settle(response: PipelineResponse, what: string): Promise<void> {
+    const interval = this.opts.pollIntervalMs ?? 2000;
+    const deadline = Date.now() + (this.opts.pollTimeoutMs ?? 600_000);
+    const wait = (r: PipelineResponse) => {
+      const s = Number(r.headers.get("retry-after"));
+      return new Promise((ok) => setTimeout(ok, Number.isFinite(s) && s >= 0 ? s * 1000 : interval));
+    };
+    const asyncOp = response.headers.get("azure-asyncoperation");
+    const location = response.status === 202 ? response.headers.get("location") : undefined;
+    const url = asyncOp ?? location;
+    if (!url) return;
+    let last = response;
+    for (;;) {
+      if (Date.now() > deadline) throw new Error(`${what}: the operation did not finish in time`);
+      await wait(last);
+      const got = await this.send("GET", url, undefined, undefined, `${what} (status)`);
+      if (!got) throw new Error(`${what}: the operation's status is gone (404)`);
+      last = got.raw;
+      if (!asyncOp) {
+        if (got.status !== 202) return;
+        continue;
       }
-      throw new RestError(e?.message ?? `PUT ${resourcePath(loc)} answered ${response.status}`, { code: e?.code, statusCode: response.status, request, response });
+      const status = (got.json as { status?: unknown } | undefined)?.status;
+      if (status === "Succeeded") return;
+      if (status === "Failed" || status === "Canceled") {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { RestError } = require("@azure/core-rest-pipeline") as typeof import("@azure/core-rest-pipeline");
+        const e = (got.json as { error?: { code?: string; message?: string } }).error;
+        throw new RestError(`${what}: ${String(status)}${e?.message ? `: ${e.message}` : ""}`, { code: e?.code ?? String(status), statusCode: 409 });
+      }
     }
   }
 
@@ -404,4 +579,11 @@ function withoutKeys(err: unknown, keys: string[]): Error {
   if (typeof e?.statusCode === "number") out.statusCode = e.statusCode;
   if (typeof e?.code === "string") out.code = e.code;
   return out;
+}
+
+/** Whether an operation names a schema document (a REST API's operation; a project API's never does). */
+function namesSchema(o: OperationProperties): boolean {
+  const reps = [...(o.request?.representations ?? []), ...(o.responses ?? []).flatMap((r) => r.representations ?? [])];
+  const params = [...(o.templateParameters ?? []), ...(o.request?.queryParameters ?? []), ...(o.request?.headers ?? [])];
+  return [...reps, ...params].some((x) => x.schemaId !== undefined);
 }

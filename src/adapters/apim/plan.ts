@@ -24,23 +24,34 @@ export type Locator =
   | { kind: "fragment"; id: string }
   | { kind: "backend"; id: string }
   | { kind: "namedValue"; id: string }
-  | { kind: "api"; id: string }
+  /** `mcp` is known when writing (from the artifact); a delete learns it from the gateway (Current.apiType). */
+  | { kind: "api"; id: string; mcp?: boolean }
   | { kind: "product"; id: string }
   | { kind: "subscription"; id: string };
 
 /**
- * Write order: named values, single backends, pools, fragments, APIs, products (they link APIs),
- * policies (APIM refuses a policy whose API or product does not exist), subscriptions (a key starts to
- * work only once the policies that limit it are in place). Deletes run in reverse.
+ * Write order: named values, single backends, pools, fragments, HTTP APIs, MCP APIs (their tools name HTTP
+ * APIs' operations, which must exist first), products (they link APIs), policies (APIM refuses a policy
+ * whose API or product does not exist), subscriptions (a key starts to work only once the policies that
+ * limit it are in place). Deletes run in reverse: an MCP API (and its tools) goes before the operations
+ * they name.
  */
-const RANK = { namedValue: 0, single: 1, pool: 2, fragment: 3, api: 4, product: 5, policy: 6, subscription: 7 } as const;
+const RANK = { namedValue: 0, single: 1, pool: 2, fragment: 3, api: 4, mcpApi: 5, product: 6, policy: 7, subscription: 8 } as const;
 
-export function rankOf(loc: Locator, backendType?: "Single" | "Pool"): number {
-  if (loc.kind === "backend") return backendType === "Pool" ? RANK.pool : RANK.single;
+/** What only the gateway (or the artifact) knows about an entity, and its rank depends on. */
+export interface Subtype {
+  backendType?: "Single" | "Pool";
+  apiType?: "http" | "mcp";
+}
+
+export function rankOf(loc: Locator, sub: Subtype = {}): number {
+  if (loc.kind === "backend") return sub.backendType === "Pool" ? RANK.pool : RANK.single;
+  if (loc.kind === "api") return sub.apiType === "mcp" || loc.mcp ? RANK.mcpApi : RANK.api;
   return RANK[loc.kind];
 }
 
 export function locatorOf(a: GatewayArtifact): Locator {
+  if (a.kind === "api") return a.mcp ? { kind: "api", id: a.id, mcp: true } : { kind: "api", id: a.id };
   return a.kind === "policy" ? { kind: "policy", scope: a.scope } : { kind: a.kind, id: a.id };
 }
 
@@ -107,12 +118,17 @@ function assertContent(ref: ArtifactRef, a: GatewayArtifact): void {
       }
       return;
     case "api": {
-      const seen = new Set<string>();
-      for (const o of a.operations) {
-        assertSafeId("operation", o.id);
-        if (seen.has(o.id)) throw new Error(`gateway: ${ref} lists operation ${o.id} twice`);
-        seen.add(o.id);
-      }
+      const unique = (what: string, ids: string[]) => {
+        const seen = new Set<string>();
+        for (const id of ids) {
+          assertSafeId(what, id);
+          if (seen.has(id)) throw new Error(`gateway: ${ref} lists ${what} ${id} twice`);
+          seen.add(id);
+        }
+      };
+      unique("operation", a.operations.map((o) => o.id));
+      unique("schema", (a.schemas ?? []).map((x) => x.id));
+      if (a.mcp) assertMcp(ref, a);
       return;
     }
     case "product":
@@ -127,6 +143,33 @@ function assertContent(ref: ArtifactRef, a: GatewayArtifact): void {
       return;
     default:
       return;
+  }
+}
+
+/**
+ * What APIM refuses an MCP server for (Learn, manage-mcp-servers-rest-api: "SSE transport requires exactly
+ * two endpoints (sse and message). Streamable transport requires one (message)", a uriTemplate starts with
+ * "/"), refused here before anything is sent; tool ids and the operations they name become paths.
+ */
+function assertMcp(ref: ArtifactRef, a: Extract<GatewayArtifact, { kind: "api" }>): void {
+  const m = a.mcp!;
+  if (a.operations.length > 0) throw new Error(`gateway: ${ref} is an MCP server: it has tools, not operations`);
+  if (a.serviceUrl || (a.schemas?.length ?? 0) > 0) throw new Error(`gateway: ${ref} is an MCP server: serviceUrl and schemas belong to HTTP APIs`);
+  if (m.type === "passThrough") {
+    const names = m.endpoints.map((e) => e.name).sort();
+    const want = m.transportType === "sse" ? ["message", "sse"] : ["message"];
+    if (names.join() !== want.join()) throw new Error(`gateway: ${ref}: a ${m.transportType} MCP server needs the endpoints ${want.join(" and ")}, got ${names.join(", ") || "none"}`);
+    for (const e of m.endpoints) if (!e.uriTemplate.startsWith("/")) throw new Error(`gateway: ${ref}: endpoint ${e.name}'s uriTemplate must start with "/"`);
+    if (!/^https?:\/\//i.test(m.serviceUrl)) throw new Error(`gateway: ${ref}: serviceUrl must be an http(s) URL`);
+    return;
+  }
+  const seen = new Set<string>();
+  for (const t of m.tools) {
+    assertSafeId("tool", t.id);
+    if (seen.has(t.id)) throw new Error(`gateway: ${ref} lists tool ${t.id} twice`);
+    seen.add(t.id);
+    assertSafeId("api", t.apiId);
+    assertSafeId("operation", t.operationId);
   }
 }
 
@@ -155,7 +198,7 @@ export function planPublish(desired: GatewayArtifact[], previous: Record<Artifac
     const hash = artifactHash(artifact);
     hashes[ref] = hash;
     if (previous[ref] === hash) unchanged.push(ref);
-    else candidates.push({ ref, loc, artifact, hash, index, rank: rankOf(loc, artifact.kind === "backend" ? artifact.type : undefined) });
+    else candidates.push({ ref, loc, artifact, hash, index, rank: rankOf(loc, artifact.kind === "backend" ? { backendType: artifact.type } : {}) });
   });
   // Stable: within a rank, the caller's order is kept.
   candidates.sort((a, b) => a.rank - b.rank || a.index - b.index);
@@ -165,19 +208,24 @@ export function planPublish(desired: GatewayArtifact[], previous: Record<Artifac
 }
 
 /** What the gateway holds for one entity right now. */
-export interface Current {
+export interface Current extends Subtype {
   /** The entity's ETag (the file publisher has none). */
   etag?: string;
-  /** For backends looked up with needType. */
-  backendType?: "Single" | "Pool";
 }
+
+/**
+ * Work a write leaves for the end of the publish, after every other write and delete: removing an HTTP
+ * API's stale operations (and the schemas they used), which MCP tools written or deleted later in the
+ * same publish may still name (APIM refuses to delete an operation a tool names).
+ */
+export type Deferred = () => Promise<void>;
 
 /** The I/O a publisher plugs into runPublish. */
 export interface PublishIo {
-  /** undefined when the entity does not exist. needType: a backend's type is wanted (to order deletes). */
+  /** undefined when the entity does not exist. needType: a backend's or an API's type is wanted (to order deletes). */
   lookup(loc: Locator, opts: { needType: boolean }): Promise<Current | undefined>;
-  /** Creates (current undefined) or updates (guarded by current.etag) one artifact. */
-  write(w: PlannedWrite, current: Current | undefined): Promise<void>;
+  /** Creates (current undefined) or updates (guarded by current.etag) one artifact; may defer part of it. */
+  write(w: PlannedWrite, current: Current | undefined): Promise<Deferred | void>;
   remove(ref: ArtifactRef, loc: Locator, current: Current): Promise<void>;
 }
 
@@ -216,21 +264,26 @@ export async function runPublish(io: PublishIo, desired: GatewayArtifact[], prev
 
   let at: ArtifactRef = "";
   const outcome = (): PublishOutcome => ({ sent: [...sent], unchanged: [...plan.unchanged], deleted: [...deleted], hashes: { ...hashes } });
+  // A write with deferred work is only believed done (its hash recorded) once that work is done: a publish
+  // that stops before then leaves the previous hash, so the next one sends it again.
+  const deferred: { ref: ArtifactRef; hash: string; run: Deferred }[] = [];
   try {
     for (const w of plan.writes) {
       at = w.ref;
       // Read the ETag immediately before the write, so the guarded window is as short as it can be.
-      await io.write(w, await io.lookup(w.loc, { needType: false }));
+      const rest = await io.write(w, await io.lookup(w.loc, { needType: false }));
       sent.push(w.ref);
-      hashes[w.ref] = w.hash;
+      if (rest) deferred.push({ ref: w.ref, hash: w.hash, run: rest });
+      else hashes[w.ref] = w.hash;
     }
-    // Every delete is looked up first: a backend's rank (pool before its members) comes from the gateway.
+    // Every delete is looked up first: a backend's rank (pool before its members) and an API's (MCP
+    // before HTTP) come from the gateway.
     const found: { ref: ArtifactRef; loc: Locator; cur: Current | undefined; rank: number; index: number }[] = [];
     for (const [index, ref] of plan.deletes.entries()) {
       at = ref;
       const loc = parseRef(ref);
-      const cur = await io.lookup(loc, { needType: loc.kind === "backend" });
-      found.push({ ref, loc, cur, rank: rankOf(loc, cur?.backendType), index });
+      const cur = await io.lookup(loc, { needType: loc.kind === "backend" || loc.kind === "api" });
+      found.push({ ref, loc, cur, rank: rankOf(loc, cur ?? {}), index });
     }
     found.sort((a, b) => b.rank - a.rank || b.index - a.index);
     for (const d of found) {
@@ -239,6 +292,11 @@ export async function runPublish(io: PublishIo, desired: GatewayArtifact[], prev
       if (d.cur) await io.remove(d.ref, d.loc, d.cur);
       deleted.push(d.ref);
       delete hashes[d.ref];
+    }
+    for (const d of deferred) {
+      at = d.ref;
+      await d.run();
+      hashes[d.ref] = d.hash;
     }
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);

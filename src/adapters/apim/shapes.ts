@@ -5,21 +5,33 @@ import {
   subscriptionFingerprint,
   type ApiArtifact,
   type ApiOperation,
+  type ApiSchema,
   type BackendArtifact,
   type CircuitBreakerRule,
   type GatewayArtifact,
   type GatewayReadBack,
+  type McpApiSource,
+  type McpToolArtifact,
+  type OperationParameter,
   type ProductArtifact,
   type SubscriptionArtifact,
   type SubscriptionScope,
 } from "../../ports/gateway.js";
+import { normalizeOperation } from "../../ports/gateway-content.js";
 import { type Locator } from "./plan.js";
 
 /**
  * The ARM wire format (api-version 2024-05-01) of each artifact kind, both ways: the request body a PUT
  * sends and the parse of what a GET (or a file on disk) holds. The ARM publisher and the file publisher
  * both go through here; no Azure SDK types.
+ *
+ * MCP servers are the exception to the api-version: an API of `type: "mcp"` (its `mcpProperties`) and its
+ * `tools` exist only in api-version 2025-09-01-preview (MCP_API_VERSION), a preview whose shapes Learn
+ * and the REST specification's examples do not agree on (docs/gateway.md, "MCP servers at the gateway").
  */
+
+/** The management API version that knows MCP servers (`type: "mcp"`, `mcpProperties`, apis/{id}/tools). Preview. */
+export const MCP_API_VERSION = "2025-09-01-preview";
 
 export interface PolicyProperties {
   value: string;
@@ -60,13 +72,66 @@ export interface ApiProperties {
   subscriptionRequired: boolean;
   /** Only the header is modelled; the query parameter name keeps APIM's default. */
   subscriptionKeyParameterNames: { header: string };
+  /** An HTTP API's default backend; a pass-through MCP server's remote server. */
+  serviceUrl?: string;
+  /** Only MCP servers send a type (2025-09-01-preview); an HTTP API keeps APIM's default ("http"). */
+  type?: "mcp";
+  /** A pass-through MCP server only (2025-09-01-preview). */
+  mcpProperties?: McpProperties;
 }
 
-/** apis/{apiId}/operations/{operationId} */
+/**
+ * How `mcpProperties.endpoints` is written. "list" is Learn's shape (`manage-mcp-servers-rest-api`:
+ * `[{ name: "message" | "sse", uriTemplate }]`); "map" is the REST specification example's
+ * (`ApiManagementCreateMcpApi.json`: `{ sse: { uriTemplate }, messages: { uriTemplate } }`). Which one the
+ * service keeps is not settled (preview); both are read back.
+ */
+export type McpEndpointsShape = "list" | "map";
+
+export interface McpProperties {
+  transportType: "streamable" | "sse";
+  endpoints: { name: string; uriTemplate: string }[] | Record<string, { uriTemplate: string }>;
+}
+
+/** ARM ParameterContract (the fields the port models). */
+export interface ParameterProperties {
+  name: string;
+  type: string;
+  required: boolean;
+  description?: string;
+  schemaId?: string;
+  typeName?: string;
+}
+
+/** ARM RepresentationContract (the fields the port models). */
+export interface RepresentationProperties {
+  contentType: string;
+  schemaId?: string;
+  typeName?: string;
+}
+
+/** apis/{apiId}/operations/{operationId} (ARM OperationContract). */
 export interface OperationProperties {
   displayName: string;
   method: string;
   urlTemplate: string;
+  description?: string;
+  templateParameters?: ParameterProperties[];
+  request?: { queryParameters?: ParameterProperties[]; headers?: ParameterProperties[]; representations?: RepresentationProperties[] };
+  responses?: { statusCode: number; description?: string; representations?: RepresentationProperties[] }[];
+}
+
+/** apis/{apiId}/schemas/{schemaId} (ARM SchemaContract): an OpenAPI components document. */
+export interface SchemaProperties {
+  contentType: string;
+  document: { components: Record<string, unknown> };
+}
+
+/** apis/{mcpApiId}/tools/{toolId} (2025-09-01-preview): `operationId` is the resource id of the backing operation. */
+export interface ToolProperties {
+  displayName: string;
+  description?: string;
+  operationId: string;
 }
 
 export interface ProductProperties {
@@ -119,9 +184,47 @@ export function resourcePath(loc: Locator): string {
 
 export const operationPath = (apiId: string, operationId: string) => `apis/${apiId}/operations/${operationId}`;
 export const productApiPath = (productId: string, apiId: string) => `products/${productId}/apis/${apiId}`;
+export const schemaPath = (apiId: string, schemaId: string) => `apis/${apiId}/schemas/${schemaId}`;
+export const toolPath = (apiId: string, toolId: string) => `apis/${apiId}/tools/${toolId}`;
 
-export function operationProperties(o: ApiOperation): OperationProperties {
-  return { displayName: o.displayName, method: o.method, urlTemplate: o.urlTemplate };
+/** The body of an operation, from its normalised form (empty lists are never sent). */
+export function operationProperties(raw: ApiOperation): OperationProperties {
+  const o = normalizeOperation(raw);
+  return {
+    displayName: o.displayName,
+    method: o.method,
+    urlTemplate: o.urlTemplate,
+    ...(o.description ? { description: o.description } : {}),
+    ...(o.templateParameters ? { templateParameters: o.templateParameters } : {}),
+    ...(o.request ? { request: o.request } : {}),
+    ...(o.responses ? { responses: o.responses } : {}),
+  };
+}
+
+export function schemaProperties(s: ApiSchema): SchemaProperties {
+  return { contentType: s.contentType, document: { components: structuredClone(s.document.components) } };
+}
+
+/**
+ * The resource id of the operation behind a tool. The ARM publisher passes the service's resource id
+ * ("/subscriptions/…/service/{name}"), as the preview documents (a full ARM id); the file publisher has no
+ * service and passes "", leaving the relative form "/apis/{apiId}/operations/{operationId}" (the form
+ * pool members and subscription scopes already take). Both read back by their suffix.
+ */
+export function toolOperationId(serviceId: string, apiId: string, operationId: string): string {
+  return `${serviceId}/apis/${apiId}/operations/${operationId}`;
+}
+
+export function toolProperties(t: McpToolArtifact, serviceId: string): ToolProperties {
+  return { displayName: t.displayName, ...(t.description ? { description: t.description } : {}), operationId: toolOperationId(serviceId, t.apiId, t.operationId) };
+}
+
+function mcpProperties(m: Extract<McpApiSource, { type: "passThrough" }>, shape: McpEndpointsShape): McpProperties {
+  const endpoints =
+    shape === "map"
+      ? Object.fromEntries(m.endpoints.map((e) => [e.name === "message" ? "messages" : e.name, { uriTemplate: e.uriTemplate }]))
+      : m.endpoints.map((e) => ({ name: e.name, uriTemplate: e.uriTemplate }));
+  return { transportType: m.transportType, endpoints };
 }
 
 export function subscriptionScopePath(s: SubscriptionScope): string {
@@ -135,7 +238,7 @@ export function subscriptionProperties<K>(a: SubscriptionArtifact, primaryKey: K
 
 /** The `properties` of the PUT body for an artifact (the body is `{ properties }`). Not for
  * subscriptions: their body needs the resolved keys (subscriptionProperties). */
-export function toArmProperties(raw: GatewayArtifact): ArmProperties {
+export function toArmProperties(raw: GatewayArtifact, opts: { mcpEndpoints?: McpEndpointsShape } = {}): ArmProperties {
   const a = normalizeArtifact(raw);
   switch (a.kind) {
     case "policy":
@@ -168,15 +271,22 @@ export function toArmProperties(raw: GatewayArtifact): ArmProperties {
         ...(a.secret ? { keyVault: a.keyVault } : { value: a.value }),
         ...(a.tags ? { tags: a.tags } : {}),
       };
-    case "api":
+    case "api": {
+      const mcp = a.mcp;
+      const passThrough = mcp?.type === "passThrough" ? mcp : undefined;
+      const serviceUrl = passThrough ? passThrough.serviceUrl : a.serviceUrl;
       return {
+        ...(mcp ? { type: "mcp" as const } : {}),
         displayName: a.displayName,
         ...(a.description ? { description: a.description } : {}),
         path: a.path,
         protocols: a.protocols,
         subscriptionRequired: a.subscriptionRequired,
         subscriptionKeyParameterNames: { header: a.subscriptionKeyHeaderName },
+        ...(serviceUrl ? { serviceUrl } : {}),
+        ...(passThrough ? { mcpProperties: mcpProperties(passThrough, opts.mcpEndpoints ?? "list") } : {}),
       };
+    }
     case "product":
       return {
         displayName: a.displayName,
@@ -225,6 +335,10 @@ function parseRule(v: unknown): CircuitBreakerRule {
 export interface ArmChildren {
   /** api: its operations as listed by the gateway (name = operation id). */
   operations?: { name: string; properties: unknown }[];
+  /** api: its schema documents (name = schema id), `properties` as ARM has them ({ contentType, document }). */
+  schemas?: { name: string; properties: unknown }[];
+  /** MCP api: its tools (name = tool id). */
+  tools?: { name: string; properties: unknown }[];
   /** product: the ids of the APIs linked to it. */
   apis?: string[];
   /** subscription: the keys as the gateway returns them (listSecrets); only fingerprints leave this function. */
@@ -248,10 +362,11 @@ export function fromArmProperties(loc: Locator, properties: unknown, children: A
   const p = obj(properties) ?? {};
   switch (loc.kind) {
     case "api": {
-      const operations = (children.operations ?? []).map((o) => {
-        const op = obj(o.properties) ?? {};
-        return { id: o.name, method: str(op.method), urlTemplate: str(op.urlTemplate), displayName: str(op.displayName) };
-      });
+      const isMcp = p.type === "mcp";
+      // An MCP server has no operations of its own (its tools name other APIs' operations).
+      const operations = isMcp ? [] : (children.operations ?? []).map((o) => parseOperation(o.name, o.properties));
+      const schemas = (children.schemas ?? []).map((c) => parseSchema(c.name, c.properties));
+      const serviceUrl = optStr(p.serviceUrl);
       // What the port does not model (other protocols, no subscription) is kept as read, so it hashes as drift.
       const api = {
         kind: "api",
@@ -263,6 +378,7 @@ export function fromArmProperties(loc: Locator, properties: unknown, children: A
         subscriptionRequired: p.subscriptionRequired,
         subscriptionKeyHeaderName: str(obj(p.subscriptionKeyParameterNames)?.header),
         operations,
+        ...(isMcp ? { mcp: parseMcp(p, children.tools ?? []) } : { serviceUrl, schemas }),
       } as unknown as ApiArtifact;
       return norm(api);
     }
@@ -325,4 +441,74 @@ export function fromArmProperties(loc: Locator, properties: unknown, children: A
       return norm({ kind: "namedValue", id: loc.id, displayName, secret: false, value: str(p.value), tags });
     }
   }
+}
+
+function parseParameter(v: unknown): OperationParameter {
+  const x = obj(v) ?? {};
+  return { name: str(x.name), type: str(x.type), required: x.required === true, description: optStr(x.description), schemaId: optStr(x.schemaId), typeName: optStr(x.typeName) };
+}
+
+function parseRepresentation(v: unknown): RepresentationProperties {
+  const x = obj(v) ?? {};
+  return { contentType: str(x.contentType), schemaId: optStr(x.schemaId), typeName: optStr(x.typeName) };
+}
+
+/** An operation's ARM properties (or the SDK's flattened OperationContract: the same names) as the port's operation. */
+export function parseOperation(id: string, properties: unknown): ApiOperation {
+  const op = obj(properties) ?? {};
+  const req = obj(op.request);
+  return {
+    id,
+    method: str(op.method),
+    urlTemplate: str(op.urlTemplate),
+    displayName: str(op.displayName),
+    description: optStr(op.description),
+    templateParameters: arr(op.templateParameters).map(parseParameter),
+    request: req
+      ? { queryParameters: arr(req.queryParameters).map(parseParameter), headers: arr(req.headers).map(parseParameter), representations: arr(req.representations).map(parseRepresentation) }
+      : undefined,
+    responses: arr(op.responses).map((r) => {
+      const x = obj(r) ?? {};
+      return { statusCode: num(x.statusCode), description: optStr(x.description), representations: arr(x.representations).map(parseRepresentation) };
+    }),
+  } as ApiOperation;
+}
+
+/** A schema's ARM properties ({ contentType, document }). A document without components reads as an empty one (drift). */
+export function parseSchema(id: string, properties: unknown): ApiSchema {
+  const p = obj(properties) ?? {};
+  const components = obj(obj(p.document)?.components) ?? {};
+  return { id, contentType: str(p.contentType), document: { components } } as ApiSchema;
+}
+
+/** The operation a tool's `operationId` names, from its suffix (a full ARM id or the relative form). */
+export function parseToolOperationId(operationId: string): { apiId: string; operationId: string } | undefined {
+  const m = /\/apis\/([^/]+)\/operations\/([^/]+)$/i.exec(operationId);
+  return m ? { apiId: decodeURIComponent(m[1]!), operationId: decodeURIComponent(m[2]!) } : undefined;
+}
+
+export function parseTool(id: string, properties: unknown): McpToolArtifact {
+  const p = obj(properties) ?? {};
+  const target = parseToolOperationId(str(p.operationId)) ?? { apiId: "", operationId: "" };
+  return { id, displayName: str(p.displayName), description: optStr(p.description), apiId: target.apiId, operationId: target.operationId } as McpToolArtifact;
+}
+
+/** `mcpProperties.endpoints` in either shape (McpEndpointsShape); the map's "messages" is the list's "message". */
+export function parseMcpEndpoints(v: unknown): { name: string; uriTemplate: string }[] {
+  if (Array.isArray(v)) return v.map((e) => ({ name: str(obj(e)?.name), uriTemplate: str(obj(e)?.uriTemplate) }));
+  return Object.entries(obj(v) ?? {}).map(([name, e]) => ({ name: name === "messages" ? "message" : name, uriTemplate: str(obj(e)?.uriTemplate) }));
+}
+
+/** An MCP server: pass-through when it has mcpProperties, else made of its tools. */
+function parseMcp(p: Obj, tools: { name: string; properties: unknown }[]): McpApiSource {
+  const mp = obj(p.mcpProperties);
+  if (mp) {
+    return {
+      type: "passThrough",
+      serviceUrl: str(p.serviceUrl),
+      transportType: str(mp.transportType),
+      endpoints: parseMcpEndpoints(mp.endpoints),
+    } as McpApiSource;
+  }
+  return { type: "restTools", tools: tools.map((t) => parseTool(t.name, t.properties)) };
 }

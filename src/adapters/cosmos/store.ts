@@ -36,7 +36,10 @@ function buildSql(spec: QuerySpec, partition: Partition | undefined): { query: s
   (spec.filters ?? []).forEach((f: Filter, i) => {
     const p = `@p${i}`;
     parameters.push({ name: p, value: f.value });
-    where.push(f.op === "startsWith" ? `STARTSWITH(${fieldRef(f.field)}, ${p})` : `${fieldRef(f.field)} ${f.op} ${p}`);
+    const field = fieldRef(f.field);
+    where.push(
+      f.op === "startsWith" ? `STARTSWITH(${field}, ${p})` : f.op === "contains" ? `CONTAINS(${field}, ${p})` : f.op === "arrayContains" ? `ARRAY_CONTAINS(${field}, ${p})` : `${field} ${f.op} ${p}`,
+    );
   });
   let query = `SELECT * FROM c WHERE ${where.join(" AND ")}`;
   if (spec.orderBy) query += ` ORDER BY ${fieldRef(spec.orderBy.field)} ${spec.orderBy.direction}`;

@@ -1,7 +1,6 @@
 import { mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative } from "node:path";
 import type {
-  ApiArtifact,
   ArtifactRef,
   GatewayArtifact,
   GatewayPublisher,
@@ -18,8 +17,12 @@ import {
   operationProperties,
   productApiPath,
   resourcePath,
+  schemaPath,
+  schemaProperties,
   subscriptionProperties,
   toArmProperties,
+  toolPath,
+  toolProperties,
   type ArmChildren,
 } from "../apim/shapes.js";
 
@@ -35,8 +38,11 @@ export interface FilePublisherOptions {
  *   <root>/<resource>.json  the ARM PUT body, `{ "properties": … }`, as ArmGatewayPublisher sends it
  *   <root>/<resource>.xml   for policies and fragments, the XML alone (the same text as properties.value)
  * e.g. apis/proj-x/policies/policy.{json,xml}, backends/pool-gpt4o.json, namedValues/nv-key.json,
- * apis/proj-x.json with apis/proj-x/operations/<op>.json, products/gold.json with products/gold/apis/<api>.json
- * (a link: ARM sends no body, so the file holds `{}`), subscriptions/<sid>.json.
+ * apis/proj-x.json with apis/proj-x/operations/<op>.json and apis/proj-x/schemas/<schema>.json,
+ * products/gold.json with products/gold/apis/<api>.json (a link: ARM sends no body, so the file holds
+ * `{}`), subscriptions/<sid>.json. An MCP server is apis/<id>.json (`type: "mcp"`, with `mcpProperties`
+ * when it passes through) with apis/<id>/tools/<tool>.json, whose `operationId` is the relative
+ * "/apis/{apiId}/operations/{operationId}" (no ARM service here; the ARM publisher sends the full id).
  *
  * A subscription's file is its ARM body with `{ "secretRef": { name, version } }` where ARM gets the key:
  * key material never reaches the disk. read() resolves those refs (resolveSecret) to fingerprint them.
@@ -62,7 +68,9 @@ export class FilePublisher implements GatewayPublisher {
       lookup: async (loc: Locator): Promise<Current | undefined> => {
         const props = await this.readJson(loc);
         if (props === undefined) return undefined;
-        return loc.kind === "backend" ? { backendType: props.type === "Pool" ? "Pool" : "Single" } : {};
+        if (loc.kind === "backend") return { backendType: props.type === "Pool" ? "Pool" : "Single" };
+        if (loc.kind === "api") return { apiType: props.type === "mcp" ? "mcp" : "http" };
+        return {};
       },
       write: async (w: PlannedWrite) => {
         const a = w.artifact;
@@ -71,15 +79,21 @@ export class FilePublisher implements GatewayPublisher {
         const properties = a.kind === "subscription" ? subscriptionProperties(a, secretRef(a.primaryKey), secretRef(a.secondaryKey)) : toArmProperties(a);
         if (a.kind === "policy" || a.kind === "fragment") await this.writeFile(`${base}.xml`, a.xml);
         await this.writeJson(base, { properties });
-        if (a.kind === "api") await this.syncOperations(a);
+        // Files have no references between them: children are synced in place, nothing is deferred.
+        if (a.kind === "api") {
+          await this.syncChildren(join(this.pathOf(w.loc), "schemas"), new Map((a.schemas ?? []).map((x) => [x.id, { properties: schemaProperties(x) }])), (id) => schemaPath(a.id, id));
+          await this.syncChildren(join(this.pathOf(w.loc), "operations"), new Map(a.operations.map((o) => [o.id, { properties: operationProperties(o) }])), (id) => operationPath(a.id, id));
+          const tools = a.mcp?.type === "restTools" ? a.mcp.tools : [];
+          await this.syncChildren(join(this.pathOf(w.loc), "tools"), new Map(tools.map((t) => [t.id, { properties: toolProperties(t, "") }])), (id) => toolPath(a.id, id));
+        }
         if (a.kind === "product") await this.syncProductApis(a);
       },
       remove: async (_ref: ArtifactRef, loc: Locator) => {
         const base = this.pathOf(loc);
         await rm(`${base}.json`, { force: true });
         await rm(`${base}.xml`, { force: true });
-        // As in APIM: an API takes its operations with it, a product its API links.
-        if (loc.kind === "api") await rm(join(base, "operations"), { recursive: true, force: true });
+        // As in APIM: an API takes its operations, schemas and tools with it, a product its API links.
+        if (loc.kind === "api") for (const d of ["operations", "schemas", "tools"]) await rm(join(base, d), { recursive: true, force: true });
         if (loc.kind === "product") await rm(join(base, "apis"), { recursive: true, force: true });
         await this.pruneEmptyDirs(loc.kind === "api" || loc.kind === "product" ? base : dirname(base));
       },
@@ -105,7 +119,11 @@ export class FilePublisher implements GatewayPublisher {
 
   /** Operations, linked APIs or (resolved from the file's secretRefs) keys, as fromArmProperties wants them. */
   private async children(loc: Locator, props: Record<string, unknown>): Promise<ArmChildren> {
-    if (loc.kind === "api") return { operations: await this.readChildren(join(this.pathOf(loc), "operations")) };
+    if (loc.kind === "api") {
+      const dir = this.pathOf(loc);
+      const [operations, schemas, tools] = await Promise.all(["operations", "schemas", "tools"].map((d) => this.readChildren(join(dir, d))));
+      return { operations, schemas, tools };
+    }
     if (loc.kind === "product") return { apis: (await this.readChildren(join(this.pathOf(loc), "apis"))).map((c) => c.name) };
     if (loc.kind !== "subscription") return {};
     const resolve = this.opts.resolveSecret;
@@ -134,13 +152,14 @@ export class FilePublisher implements GatewayPublisher {
     );
   }
 
-  private async syncOperations(a: ApiArtifact): Promise<void> {
-    const desired = new Map(a.operations.map((o) => [o.id, JSON.stringify({ properties: operationProperties(o) })]));
-    const dir = join(this.pathOf({ kind: "api", id: a.id }), "operations");
+  /** Makes the .json files in `dir` (an API's operations, schemas or tools) exactly `desired`, by id. */
+  private async syncChildren(dir: string, desired: Map<string, { properties: object }>, path: (id: string) => string): Promise<void> {
+    const want = new Map([...desired].map(([id, body]) => [id, JSON.stringify(body)]));
     const existing = new Map((await this.readChildren(dir)).map((c) => [c.name, JSON.stringify({ properties: c.properties })]));
-    const { put, remove } = diffChildren(desired, existing, (x, y) => x === y);
-    for (const id of put) await this.writeJson(join(this.root, ...operationPath(a.id, id).split("/")), JSON.parse(desired.get(id) as string));
+    const { put, remove } = diffChildren(want, existing, (x, y) => x === y);
+    for (const id of put) await this.writeJson(join(this.root, ...path(id).split("/")), desired.get(id));
     for (const id of remove) await rm(join(dir, `${id}.json`), { force: true });
+    await this.pruneEmptyDirs(dir);
   }
 
   private async syncProductApis(a: ProductArtifact): Promise<void> {

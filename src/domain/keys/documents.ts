@@ -41,6 +41,8 @@ export interface ExemptionTier {
 export interface ProfileDef {
   id: string;
   models: string[];
+  /** Tool scope entries (srv_…, srv_…/<tool>, tbx_…), sorted. */
+  tools: string[];
   limits: KeyLimits;
   sharedWith: string[];
 }
@@ -118,11 +120,13 @@ const KEY_ID = /^key_[0-9a-z]{20}$/;
 /** The key's profile: "" (none: a subscription on the project API) or a product of its own kind. */
 export function profileDefOf(doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?: ShareDoc[] }): ProfileDef {
   const models = [...(doc.scopes.models ?? [])].sort();
+  const tools = [...new Set(doc.scopes.tools ?? [])].sort();
   const limits = doc.limits;
   const sharedWith = (doc.shares ?? []).filter((x) => x.status === "active").map((x) => x.projectId).sort();
-  if (models.length === 0 && Object.keys(limits).length === 0 && sharedWith.length === 0) return { id: "", models, limits, sharedWith };
-  const canonical = JSON.stringify([models, limits.tokensPerMinute ?? null, limits.tokenQuota ?? null, limits.requestsPerMinute ?? null, limits.budget ?? null, sharedWith]);
-  return { id: `kp_${createHash("sha256").update(canonical).digest("hex").slice(0, 10)}`, models, limits, sharedWith };
+  if (models.length === 0 && tools.length === 0 && Object.keys(limits).length === 0 && sharedWith.length === 0) return { id: "", models, tools, limits, sharedWith };
+  // Tools join the canonical form only when set, so profiles of keys without tools keep their ids.
+  const canonical = JSON.stringify([models, limits.tokensPerMinute ?? null, limits.tokenQuota ?? null, limits.requestsPerMinute ?? null, limits.budget ?? null, sharedWith, ...(tools.length ? [tools] : [])]);
+  return { id: `kp_${createHash("sha256").update(canonical).digest("hex").slice(0, 10)}`, models, tools, limits, sharedWith };
 }
 
 export const profileOf = (doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?: ShareDoc[] }): string => profileDefOf(doc).id;

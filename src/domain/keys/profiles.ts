@@ -84,7 +84,33 @@ function tierFor(def: ProfileDef, project: ProjectIn, sharedWith: ProjectIn[]): 
     // Model names, resolved now: a renamed model keeps its keys (the profile id is built from model ids).
     // A key scoped to models that are all gone gets an empty list: it reaches nothing (never everything).
     ...(def.models.length ? { models: scoped.map((m) => m.name).sort() } : {}),
+    ...(def.tools.length ? { tools: toolScope(def.tools, project) } : {}),
   };
+}
+
+/**
+ * A key's tool scope as names (KeyTier.tools), resolved in its own project: server and toolbox ids
+ * become `server:<name>`, `tool:<server>/<tool>` and `toolbox:<name>`. Entries whose server or toolbox
+ * is gone drop out; a key left with none reaches no tool (the tier keeps an empty list: never everything).
+ */
+function toolScope(entries: string[], project: ProjectIn): string[] {
+  const servers = new Map((project.tools?.servers ?? []).map((s) => [s.id, s.name]));
+  const boxes = new Map((project.tools?.toolboxes ?? []).map((b) => [b.id, b.name]));
+  const out = new Set<string>();
+  for (const e of entries) {
+    const slash = e.indexOf("/");
+    if (e.startsWith("tbx_")) {
+      const name = boxes.get(e);
+      if (name) out.add(`toolbox:${name}`);
+    } else if (slash < 0) {
+      const name = servers.get(e);
+      if (name) out.add(`server:${name}`);
+    } else {
+      const name = servers.get(e.slice(0, slash));
+      if (name) out.add(`tool:${name}/${e.slice(slash + 1)}`);
+    }
+  }
+  return [...out].sort();
 }
 
 /**

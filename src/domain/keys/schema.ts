@@ -12,7 +12,11 @@ const ToolOrAgentId = z.string().regex(/^[a-z]{3}_[0-9a-z]{20}$/, "must be a too
 export const KeyScopes = z
   .strictObject({
     models: z.array(ModelId).max(200).optional().meta({ description: "Models of the project this key may call; absent = every model of the project" }),
-    tools: z.array(ToolOrAgentId).max(200).optional().meta({ description: "Tools (MCP servers) this key may call; recorded, enforced once tools are published" }),
+    tools: z
+      .array(z.string().regex(/^(srv_[0-9a-z]{20}(\/[A-Za-z0-9_.-]{1,128})?|tbx_[0-9a-z]{20})$/, "must be an MCP server id (srv_…), a server's tool (srv_…/<tool name>) or a toolbox id (tbx_…)"))
+      .max(200)
+      .optional()
+      .meta({ description: "MCP tools this key may call: a whole server (srv_…), one tool of a server (srv_…/<tool>), or a toolbox (tbx_…). Absent or empty: no tools (tools are granted to keys explicitly); enforced at the gateway" }),
     agents: z.array(ToolOrAgentId).max(200).optional().meta({ description: "Agents this key may call; recorded, enforced once agents are published" }),
   })
   .meta({ id: "KeyScopes" });

@@ -34,10 +34,17 @@ export interface KeyKit {
   secrets: KeySecrets;
   projects: ProjectService;
   models: Pick<ModelService, "listAll">;
+  /** The tools pillar, when it is there: which tool scope entries name nothing in a project. */
+  tools?: KeyToolScopes | undefined;
   gateway: GatewayAccess;
   approvals: ApprovalService;
   /** Rotation orchestrations' retry (PUBLISH_RETRY_*) and scheduled rotations per lifecycle run (KEY_ROTATIONS_PER_RUN). */
   rotations?: { retry: DriveRetry; perRun: number };
+}
+
+/** What keys ask the tools pillar: the entries of a tool scope that name no server, tool or toolbox of the project. */
+export interface KeyToolScopes {
+  unknownScopes(tenantId: string, projectId: string, entries: string[]): Promise<string[]>;
 }
 
 const DEFAULT_ROTATIONS = { retry: { firstIntervalMs: 2000, maxAttempts: 6 }, perRun: 120 };
@@ -61,6 +68,7 @@ export class KeyService {
   private readonly secrets: KeySecrets;
   private readonly clock: Clock;
   private readonly models: Pick<ModelService, "listAll">;
+  private readonly tools: KeyToolScopes | undefined;
   private readonly gateway: GatewayAccess;
 
   constructor(kit: KeyKit) {
@@ -70,6 +78,7 @@ export class KeyService {
     this.secrets = secrets;
     this.clock = clock;
     this.models = kit.models;
+    this.tools = kit.tools;
     this.gateway = gateway;
     this.access = new KeyAccess(projects, documents);
     this.sync = new KeyGatewaySync(documents, secrets.resolveSecret, gateway, clock);
@@ -249,6 +258,10 @@ export class KeyService {
     (scopes.models ?? []).forEach((m, i) => {
       if (!byId.has(m)) errors.push({ field: `body.scopes.models.${i}`, message: `model ${m} is not registered in this project` });
     });
+    if (scopes.tools?.length) {
+      const unknown = this.tools ? await this.tools.unknownScopes(ctx.principal.tenantId, project.id, scopes.tools) : scopes.tools;
+      for (const e of unknown) errors.push({ field: `body.scopes.tools.${scopes.tools.indexOf(e)}`, message: `${e} names no MCP server, tool or toolbox of this project` });
+    }
     if (limits.budget) {
       const scoped: Model[] = scopes.models?.length ? scopes.models.flatMap((m) => byId.get(m) ?? []) : models;
       if (scoped.length === 0 || scoped.some((m) => !m.pricing || m.pricing.currency !== limits.budget!.currency)) {

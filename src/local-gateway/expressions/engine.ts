@@ -14,6 +14,7 @@ import type { Language, Node as SyntaxNode, Parser } from "web-tree-sitter";
 import {
   ByteArray,
   csCast,
+  Formatting,
   csEquals,
   CsException,
   csToString,
@@ -76,7 +77,7 @@ export const KNOWN_MEMBERS = new Set([
   "GetValueOrDefault", "ContainsKey", "As",
   // string, arrays, numbers, JSON
   "Length", "Count", "Type", "Split", "Contains", "StartsWith", "EndsWith", "IndexOf", "LastIndexOf", "Substring", "ToLower", "ToUpper",
-  "ToLowerInvariant", "ToUpperInvariant", "Trim", "Replace", "Equals", "ToString", "Remove",
+  "ToLowerInvariant", "ToUpperInvariant", "Trim", "TrimStart", "TrimEnd", "Replace", "Equals", "ToString", "Remove",
   // statics
   "Parse", "Min", "Max", "IsNullOrEmpty", "Next",
 ]);
@@ -343,6 +344,12 @@ class Compiler {
   }
 
   private memberAccess(node: SyntaxNode): Ev {
+    // Newtonsoft's Formatting enum, qualified or not: the one enum expressions pass (JToken.ToString(Formatting)).
+    const formatting = /^(?:Newtonsoft\.Json\.)?Formatting\.(None|Indented)$/.exec(node.text.replace(/\s+/g, ""));
+    if (formatting) {
+      const value = new Formatting(formatting[1] as "None" | "Indented");
+      return () => value;
+    }
     const exprNode = this.field(node, "expression");
     const { name } = this.memberName(this.field(node, "name"));
     if (exprNode.type === "predefined_type") {
@@ -634,6 +641,13 @@ function stringMethod(s: string, name: string, v: unknown[]): unknown {
       return s.toUpperCase();
     case "Trim":
       return s.trim();
+    // .NET's char.IsWhiteSpace does not count U+FEFF (JavaScript's \s does).
+    case "TrimStart":
+      if (v.length === 0) return s.replace(/^[^\S\uFEFF]+/, "");
+      break;
+    case "TrimEnd":
+      if (v.length === 0) return s.replace(/[^\S\uFEFF]+$/, "");
+      break;
     case "Replace":
       return s.split(str(0)).join(str(1));
     case "Equals":
@@ -644,4 +658,4 @@ function stringMethod(s: string, name: string, v: unknown[]): unknown {
   throw unknownMember("string", `${name}()`);
 }
 
-export { ByteArray, JToken };
+export { ByteArray, Formatting, JToken };

@@ -51,6 +51,18 @@ export class ByteArray implements HostObject {
   }
 }
 
+/** Newtonsoft.Json.Formatting, the argument of JToken.ToString(Formatting): None is compact JSON, Indented two spaces. */
+export class Formatting implements HostObject {
+  readonly csType = "Formatting";
+  constructor(readonly name: "None" | "Indented") {}
+  getMember(name: string): unknown {
+    throw unknownMember(this.csType, name);
+  }
+  toCsString(): string {
+    return this.name;
+  }
+}
+
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 /** Newtonsoft.Json's JToken family: JObject, JArray and JValue over a JSON value. */
@@ -82,6 +94,10 @@ export class JToken implements HostObject {
 
   invoke(name: string, args: CsArg[]): unknown {
     if (name === "ToString" && args.length === 0) return this.toCsString();
+    // ToString(Formatting) writes JSON, a JValue included: a string comes back quoted, null as null.
+    if (name === "ToString" && args.length === 1 && args[0]!.value instanceof Formatting) {
+      return (args[0]!.value as Formatting).name === "None" ? JSON.stringify(this.value) : JSON.stringify(this.value, null, 2);
+    }
     if (name === "ContainsKey" && args.length === 1 && this.csType === "JObject") return Object.hasOwn(this.value as object, String(args[0]!.value));
     if (name === "Remove" && args.length === 1 && this.csType === "JObject") {
       const k = String(args[0]!.value);

@@ -24,6 +24,8 @@ export interface ResponseState {
   /** Buffered body; undefined while a streamed body is passed through (stream set). */
   body: Buffer | undefined;
   stream?: AsyncIterable<Buffer>;
+  /** Stops a streamed body at its source (the client went away). */
+  cancel?: () => void;
 }
 
 export interface RequestState {
@@ -48,6 +50,8 @@ export interface RequestState {
   response: ResponseState | undefined;
   lastError: LastError | undefined;
   deployment: { region: string; serviceName: string };
+  /** A request to an MCP server, whose policies must not read the response body. */
+  mcp?: boolean;
 }
 
 const obj = (csType: string, members: Record<string, () => unknown>, methods: Record<string, (args: CsArg[], typeArgs: string[]) => unknown> = {}): HostObject => ({
@@ -223,7 +227,12 @@ export function contextObject(s: RequestState): HostObject {
     StatusCode: () => s.response?.status ?? 200,
     StatusReason: () => s.response?.reason ?? "OK",
     Headers: () => headersObject(() => s.response?.headers ?? emptyHeaders()),
-    Body: () => (s.response?.body === undefined || s.response.body.length === 0 ? null : bodyObject(() => s.response?.body, () => undefined)),
+    Body: () => {
+      // "Don't access the response body using the context.Response.Body variable within MCP server
+      // policies": it buffers the answer and breaks streaming (Learn). Refused, as an expression error.
+      if (s.mcp) throw new CsException("NotSupportedException", "an MCP server's policies must not read context.Response.Body (APIM: it breaks streaming)");
+      return s.response?.body === undefined || s.response.body.length === 0 ? null : bodyObject(() => s.response?.body, () => undefined);
+    },
   });
   const nullable = (v: HostObject | null) => () => v;
   return obj("IProxyRequestContext", {

@@ -2,6 +2,10 @@
  * One request through the gateway: API and operation matching, subscription keys, the policy
  * pipeline over the scopes (global → product → API → operation, `<base/>` placing the parent's
  * statements), the backend call, the answer (buffered or streamed), and the logs.
+ *
+ * MCP servers run the same pipeline; only what forward-request reaches differs (mcp.ts): a pass-through
+ * server's remote server, or the gateway's own server of REST tools, whose calls come back in here as
+ * requests to the tools' operations (an internal exchange with a buffered answer).
  */
 import { randomUUID } from "node:crypto";
 import { type IncomingMessage, type ServerResponse } from "node:http";
@@ -12,10 +16,93 @@ import { EndPipeline, PolicyError, type CompletedCall, type Run, type RunService
 import { type Backends } from "./backends.js";
 import { contextObject, type RequestState } from "./context.js";
 import { type GatewayLogs, TABLES } from "./logs.js";
+import { describeMessage, rewriteEndpointEvent, serveTools, toolRequest, type JsonObject, type ToolAnswer } from "./mcp.js";
 import { HeaderBag } from "./message.js";
 import { type Outbound, OutboundError, readAll } from "./outbound.js";
-import { type LoadedApi, type LoadedSubscription, type Snapshot } from "./snapshot.js";
+import { type LoadedApi, type LoadedOperation, type LoadedSubscription, type LoadedTool, type Snapshot } from "./snapshot.js";
 import { estimateTokens, promptText, StreamUsage, usageOf } from "./tokens.js";
+
+/** A request as the pipeline takes it: from a client (handle) or from the gateway itself (a tool's call). */
+interface Exchange {
+  method: string;
+  url: URL;
+  headers: HeaderBag;
+  ip: string;
+  readBody(limit: number): Promise<Buffer>;
+}
+
+/** Where the answer goes: the client's response, or a buffer (a tool's call). */
+interface Sink {
+  head(status: number, reason: string | undefined, headers: Record<string, string[]>): void;
+  /** Resolves when the chunk is written or the receiver is gone (never waits on a closed client). */
+  write(chunk: Buffer): Promise<void>;
+  end(chunk?: Buffer): void;
+  /** Runs once the receiver goes away (a client hanging up on a stream), or after the end. */
+  onClose(fn: () => void): void;
+}
+
+function httpSink(res: ServerResponse): Sink {
+  return {
+    head: (status, reason, headers) => void res.writeHead(status, reason || undefined, headers),
+    write: (chunk) =>
+      new Promise((ok) => {
+        if (res.destroyed || res.writableEnded || res.write(chunk)) return ok();
+        const done = () => {
+          res.off("drain", done);
+          res.off("close", done);
+          ok();
+        };
+        res.once("drain", done);
+        res.once("close", done);
+      }),
+    end: (chunk) => void res.end(chunk),
+    onClose: (fn) => void res.once("close", fn),
+  };
+}
+
+/** Collects an answer (the gateway's own call to a tool's operation), up to a size. */
+class BufferSink implements Sink {
+  status = 0;
+  private chunks: Buffer[] = [];
+  private size = 0;
+  tooLarge = false;
+  constructor(private readonly limit: number) {}
+  head(status: number): void {
+    this.status = status;
+  }
+  private add(chunk: Buffer): void {
+    this.size += chunk.length;
+    if (this.size > this.limit) this.tooLarge = true;
+    else this.chunks.push(chunk);
+  }
+  async write(chunk: Buffer): Promise<void> {
+    this.add(chunk);
+  }
+  end(chunk?: Buffer): void {
+    if (chunk) this.add(chunk);
+  }
+  onClose(): void {}
+  body(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+}
+
+/** Headers of an MCP request that belong to its transport, not to the REST call a tool makes. */
+const TRANSPORT_HEADERS = new Set([
+  "accept",
+  "accept-encoding",
+  "connection",
+  "content-length",
+  "content-type",
+  "host",
+  "keep-alive",
+  "last-event-id",
+  "mcp-method",
+  "mcp-name",
+  "mcp-protocol-version",
+  "mcp-session-id",
+  "transfer-encoding",
+]);
 
 export interface PipelineDeps {
   snapshot: () => Snapshot;
@@ -43,12 +130,25 @@ const DEFAULT_GLOBAL: PolicyDocument = { file: "(default global policy)", sectio
 export class Pipeline {
   constructor(private readonly deps: PipelineDeps) {}
 
-  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    return this.run(
+      {
+        method: (req.method ?? "GET").toUpperCase(),
+        url: new URL(req.url ?? "/", `http://${req.headers.host ?? "localhost"}`),
+        headers: HeaderBag.fromIncoming(req.headers),
+        ip: req.socket.remoteAddress ?? "",
+        readBody: (limit) => readAll(req, limit),
+      },
+      httpSink(res),
+    );
+  }
+
+  private async run(ex: Exchange, sink: Sink): Promise<void> {
     const started = performance.now();
     const d = this.deps;
     const snap = d.snapshot();
-    const url = new URL(req.url ?? "/", `http://${req.headers.host ?? "localhost"}`);
-    const method = (req.method ?? "GET").toUpperCase();
+    const url = ex.url;
+    const method = ex.method;
     const requestId = randomUUID();
     const record = {
       TimeGenerated: new Date(d.services.now()).toISOString(),
@@ -69,7 +169,7 @@ export class Pipeline {
       TotalTime: 0,
       BackendTime: 0,
       Cache: "none" as "hit" | "miss" | "none",
-      CallerIpAddress: req.socket.remoteAddress ?? "",
+      CallerIpAddress: ex.ip,
       LastErrorSource: "",
       LastErrorReason: "",
       LastErrorMessage: "",
@@ -78,19 +178,22 @@ export class Pipeline {
       RequestSize: 0,
       ResponseSize: 0,
     };
+    // An MCP server's requests are also described in the MCP log (once the body is read).
+    let mcpLog: (() => void) | undefined;
     const finish = (status: number, bytes: number) => {
       record.ResponseCode = status;
       record.IsRequestSuccess = status >= 200 && status < 400;
       record.ResponseSize = bytes;
       record.TotalTime = Math.round(performance.now() - started);
       d.logs.write(TABLES.gateway, record);
+      mcpLog?.();
     };
     const refuse = (spec: { status: number; headers: Record<string, string>; body: string }, reason: string, source: string) => {
       record.LastErrorReason = reason;
       record.LastErrorSource = source;
       record.LastErrorMessage = (JSON.parse(spec.body) as { message: string }).message;
-      res.writeHead(spec.status, spec.headers);
-      res.end(spec.body);
+      sink.head(spec.status, undefined, Object.fromEntries(Object.entries(spec.headers).map(([k, v]) => [k, [v]])));
+      sink.end(Buffer.from(spec.body));
       finish(spec.status, Buffer.byteLength(spec.body));
     };
 
@@ -115,13 +218,41 @@ export class Pipeline {
 
     let body: Buffer | undefined;
     try {
-      body = await readAll(req, d.maxRequestBytes);
+      body = await ex.readBody(d.maxRequestBytes);
     } catch {
       return refuse(json(413, `The request body exceeds the ${d.maxRequestBytes} bytes the gateway buffers.`), "RequestEntityTooLarge", "configuration");
     }
     record.RequestSize = body.length;
 
-    const headers = HeaderBag.fromIncoming(req.headers);
+    const headers = ex.headers;
+    // Filled in as the request goes; written with the gateway log record.
+    const mcp = { toolCount: 0, operation: "", error: "", errorType: "" };
+    if (api.mcp) {
+      const m = describeMessage(method === "POST" ? body : undefined);
+      const mcpApi = api.mcp;
+      mcpLog = () =>
+        d.logs.write(TABLES.mcp, {
+          TimeGenerated: record.TimeGenerated,
+          CorrelationId: requestId,
+          Region: d.region,
+          ApiType: mcpApi.type === "passThrough" ? "passthrough" : "rest",
+          TransportType: mcpApi.type === "passThrough" ? mcpApi.transportType : "streamable",
+          McpServerEndpoint: url.pathname,
+          Method: m.method,
+          ToolName: m.tool,
+          ToolCount: mcp.toolCount,
+          SessionId: headers.joined("mcp-session-id") ?? "",
+          ProtocolVersion: headers.joined("mcp-protocol-version") ?? m.protocolVersion,
+          ClientName: m.clientName,
+          ClientVersion: m.clientVersion,
+          ServerName: mcpApi.type === "restTools" ? api.id : "",
+          ServerVersion: "",
+          AuthenticationMethod: api.subscriptionRequired ? "api_key" : "none",
+          OperationName: mcp.operation || (op?.id ?? ""),
+          Error: mcp.error || record.LastErrorMessage,
+          ErrorType: mcp.errorType || record.LastErrorReason,
+        });
+    }
     let subscription: LoadedSubscription | undefined;
     if (api.subscriptionRequired) {
       const key = headers.get(api.keyHeader)?.[0] ?? url.searchParams.get(api.keyQuery) ?? undefined;
@@ -146,7 +277,7 @@ export class Pipeline {
       { scope: "api", file: `apis/${api.id}/policies/policy.xml`, doc: api.policy },
       { scope: "operation", file: `apis/${api.id}/operations/${op.id}/policies/policy.xml`, doc: op.policy },
     ];
-    const broken = chain.flatMap((c) => snap.broken.get(c.file) ?? []);
+    const broken = [...api.issues, ...chain.flatMap((c) => snap.broken.get(c.file) ?? [])];
     if (broken.length) {
       const first = broken[0]!;
       return refuse(json(500, `The local gateway could not load ${first.file} (line ${first.line}): ${first.message}`), "PolicyLoadFailure", "configuration");
@@ -157,7 +288,8 @@ export class Pipeline {
       ip: record.CallerIpAddress,
       method,
       originalUrl: url,
-      path: opPath,
+      // A pass-through MCP endpoint's path is the remote server's (its mcpProperties endpoint).
+      path: op.mcp?.upstreamPath ?? opPath,
       query: new URLSearchParams(url.search),
       headers,
       body,
@@ -171,14 +303,16 @@ export class Pipeline {
       response: undefined,
       lastError: undefined,
       deployment: { region: d.region, serviceName: d.serviceName },
+      ...(api.mcp ? { mcp: true } : {}),
     };
     const env: EvalEnv = { context: contextObject(state), random: d.random };
+    const target = { api, op, ex, log: mcp };
     const r: Run = {
       state,
       env,
       section: "inbound",
       scope: "operation",
-      services: this.services(),
+      services: this.services(target),
       backend: {},
       onComplete: [],
       trace: { backendMs: 0, cache: "none", streamed: false },
@@ -234,6 +368,8 @@ export class Pipeline {
     const response = state.response ?? { status: 200, reason: "OK", headers: new HeaderBag(), body: undefined };
     const out: Record<string, string[]> = {};
     for (const [k, v] of Object.entries(response.headers.toRecord())) if (!/^(content-length|transfer-encoding|connection|keep-alive)$/i.test(k)) out[k] = v;
+    // Token usage is the LLM policies' business; an MCP server's answers carry none.
+    const llm = !api.mcp;
     const complete = async (usage: TokenUsage | undefined, model: string | undefined) => {
       const call: CompletedCall = { status: response.status, usage, streamed: r.trace.streamed, ...(model ? { model } : {}) };
       for (const f of r.onComplete) await f(call);
@@ -257,7 +393,10 @@ export class Pipeline {
     };
 
     if (response.stream) {
-      res.writeHead(response.status, response.reason || undefined, out);
+      sink.head(response.status, response.reason || undefined, out);
+      // A client that hangs up ends the backend's stream too (an MCP server's GET stream never ends by itself).
+      const cancel = response.cancel;
+      if (cancel) sink.onClose(cancel);
       const watch = new StreamUsage();
       let sent = 0;
       let checkedAt = 0;
@@ -274,23 +413,23 @@ export class Pipeline {
           if (r.streamChecks.length && text.length - checkedAt >= Math.min(...r.streamChecks.map((c) => c.windowSize))) checkedAt = text.length;
           if (stop) break;
           sent += chunk.length;
-          if (!res.write(chunk)) await new Promise((ok) => res.once("drain", ok));
+          await sink.write(chunk);
         }
       } catch {
-        // The backend's stream broke off: the client gets what arrived.
+        // The backend's stream broke off (or the client left): the client gets what arrived.
       }
-      res.end();
+      sink.end();
       finish(response.status, sent);
-      await complete(watch.result(promptTokens), watch.model);
+      await complete(llm ? watch.result(promptTokens) : undefined, watch.model);
       return;
     }
 
     const bytes = response.body ?? Buffer.alloc(0);
-    res.writeHead(response.status, response.reason || undefined, { ...out, "content-length": String(bytes.length) });
-    res.end(bytes);
+    sink.head(response.status, response.reason || undefined, { ...out, "content-length": [String(bytes.length)] });
+    sink.end(bytes);
     finish(response.status, bytes.length);
-    const answer = parseJson(bytes) as { model?: unknown } | undefined;
-    await complete(r.usage, typeof answer?.model === "string" ? answer.model : undefined);
+    const answer = llm ? (parseJson(bytes) as { model?: unknown } | undefined) : undefined;
+    await complete(llm ? r.usage : undefined, typeof answer?.model === "string" ? answer.model : undefined);
   }
 
   /** A failure jumps to on-error with context.LastError; the response is the policy's, else 500. */
@@ -312,18 +451,62 @@ export class Pipeline {
     }
   }
 
-  private services(): RunServices {
+  private services(t: Target): RunServices {
     const d = this.deps;
     return {
       ...d.services,
       backendUrl: (id) => d.backends.get(id)?.url ?? (d.backends.get(id) ? `pool:${id}` : undefined),
-      forward: (r, opts) => this.forward(r, opts.timeoutMs),
+      forward: (r, opts) => (t.api.mcp?.type === "restTools" ? this.serveTools(r, t, t.api.mcp.tools) : this.forward(r, opts.timeoutMs, t)),
       callBackend: (id, path, bodyJson, headers) => this.callBackend(id, path, bodyJson, headers),
     };
   }
 
-  private async forward(r: Run, timeoutMs: number): Promise<void> {
+  /**
+   * An MCP server made of tools answers itself (mcp.ts serveTools); a `tools/call` is sent as a request to
+   * the tool's operation, through that operation's API: the caller's key (as that API's key header),
+   * that API's subscription check and policies, its backend. So a tool works for a key exactly when the
+   * key may call the operation itself (docs/gateway.md).
+   */
+  private async serveTools(r: Run, t: Target, tools: LoadedTool[]): Promise<void> {
+    const t0 = performance.now();
+    const answer = await serveTools({ method: r.state.method, headers: r.state.headers, body: r.state.body }, { name: t.api.id, title: t.api.name, tools }, async (name, args) => {
+      const tool = tools.find((x) => x.name === name)!;
+      t.log.operation = tool.operation.id;
+      return this.callTool(r, t, tool, args);
+    });
+    r.trace.backendMs += performance.now() - t0;
+    t.log.toolCount = answer.log.toolCount;
+    t.log.error = answer.log.error;
+    t.log.errorType = answer.log.errorType;
+    r.state.response = { status: answer.status, reason: "", headers: new HeaderBag(Object.entries(answer.headers)), body: Buffer.from(answer.body) };
+  }
+
+  private async callTool(r: Run, t: Target, tool: LoadedTool, args: JsonObject): Promise<ToolAnswer | { error: string }> {
+    const built = toolRequest(tool.operation.shape, args);
+    if ("error" in built) return built;
+    const target = tool.api;
+    const url = new URL(`${target.path ? `/${target.path}` : ""}${built.path}`, t.ex.url.origin);
+    url.search = built.query.toString();
+    const headers = new HeaderBag();
+    const ownKey = t.api.keyHeader.toLowerCase();
+    for (const name of r.state.headers.names()) {
+      if (!TRANSPORT_HEADERS.has(name.toLowerCase()) && name.toLowerCase() !== ownKey) headers.set(name, r.state.headers.get(name) ?? []);
+    }
+    for (const [k, v] of Object.entries(built.headers)) headers.set(k, [v]);
+    headers.set("Accept", ["application/json"]);
+    if (built.contentType) headers.set("Content-Type", [built.contentType]);
+    if (r.state.subscription) headers.set(target.keyHeader, [r.state.subscription.key]);
+    const sink = new BufferSink(this.deps.maxResponseBytes);
+    await this.run({ method: built.method, url, headers, ip: t.ex.ip, readBody: async () => built.body ?? Buffer.alloc(0) }, sink);
+    r.trace.backendUrl = url.href;
+    r.trace.backendStatus = sink.status;
+    if (sink.tooLarge) return { error: `the operation's answer exceeds ${this.deps.maxResponseBytes} bytes` };
+    return { status: sink.status, body: sink.body() };
+  }
+
+  private async forward(r: Run, timeoutMs: number, t: Target): Promise<void> {
     const d = this.deps;
+    const mcp = t.api.mcp?.type === "passThrough" ? t.api.mcp : undefined;
     let base: string;
     let backendId: string | undefined;
     let extra: Record<string, string[]> = {};
@@ -336,12 +519,22 @@ export class Pipeline {
       if (picked.managedIdentity) extra.Authorization = [`Bearer ${d.services.managedIdentityToken(picked.managedIdentity.resource, picked.managedIdentity.clientId)}`];
     } else if (r.backend.baseUrl) {
       base = r.backend.baseUrl;
+    } else if (mcp ?? t.api.serviceUrl) {
+      // No policy chose a backend: the API's service URL (a pass-through MCP server's remote server).
+      base = mcp?.serviceUrl ?? t.api.serviceUrl!;
     } else {
       throw new PolicyError("forward-request", "BackendNotSet", "no backend is set for the request (set-backend-service)", json(500, "Internal server error"));
     }
-    const q = r.state.query.toString();
-    const target = new URL(`${base.replace(/\/+$/, "")}${r.state.path}${q ? `?${q}` : ""}`);
+    const query = new URLSearchParams(r.state.query);
     const headers = r.state.headers.toRecord();
+    if (mcp) {
+      // The gateway's key stays at the gateway: a remote MCP server is another party (an HTTP API's
+      // backend gets what the policy leaves, as in APIM).
+      query.delete(t.api.keyQuery);
+      for (const k of Object.keys(headers)) if (k.toLowerCase() === t.api.keyHeader.toLowerCase()) delete headers[k];
+    }
+    const q = query.toString();
+    const target = new URL(`${base.replace(/\/+$/, "")}${r.state.path}${q ? `?${q}` : ""}`);
     for (const [k, v] of Object.entries(extra)) {
       for (const existing of Object.keys(headers)) if (existing.toLowerCase() === k.toLowerCase()) delete headers[existing];
       headers[k] = v;
@@ -365,7 +558,9 @@ export class Pipeline {
     const hdrs = new HeaderBag(Object.entries(res.headers));
     const type = hdrs.joined("content-type") ?? "";
     if (type.startsWith("text/event-stream") && res.status < 300) {
-      r.state.response = { status: res.status, reason: res.body.statusMessage ?? "", headers: hdrs, body: undefined, stream: res.body };
+      // The SSE transport's stream tells the client where to post: back through the gateway.
+      const stream = t.op.mcp?.endpoint === "sse" ? rewriteEndpointEvent(res.body, `${t.api.path ? `/${t.api.path}` : ""}/messages`) : res.body;
+      r.state.response = { status: res.status, reason: res.body.statusMessage ?? "", headers: hdrs, body: undefined, stream, cancel: () => res.body.destroy() };
       r.trace.streamed = true;
       r.trace.backendMs += performance.now() - t0;
       return;
@@ -394,6 +589,15 @@ export class Pipeline {
       throw new PolicyError("backend", "BackendConnectionFailure", `backend '${id}': ${err instanceof Error ? err.message : String(err)}`, json(500, "Internal server error"));
     }
   }
+}
+
+/** What a request is for: forward-request needs it (the API's service URL, an MCP server's kind). */
+interface Target {
+  api: LoadedApi;
+  op: LoadedOperation;
+  ex: Exchange;
+  /** What the MCP log records beyond the request itself. */
+  log: { toolCount: number; operation: string; error: string; errorType: string };
 }
 
 function covers(sub: LoadedSubscription, api: LoadedApi, snap: Snapshot): boolean {

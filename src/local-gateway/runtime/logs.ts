@@ -1,8 +1,8 @@
 /**
  * The local gateway's logs, in the shape of APIM's diagnostic tables so usage analytics reads the
  * same columns locally as from Log Analytics: `ApiManagementGatewayLogs` (one record per request) and
- * `ApiManagementGatewayLlmLog` (one per LLM call, joined on CorrelationId), plus the custom metrics
- * llm-emit-token-metric emits. NDJSON, one file per table and UTC day:
+ * `ApiManagementGatewayLlmLog` (one per LLM call, joined on CorrelationId), `ApiManagementGatewayMCPLog`
+ * (one per request to an MCP server), plus the custom metrics llm-emit-token-metric emits. NDJSON, one file per table and UTC day:
  * <dir>/<Table>/<yyyy-mm-dd>.ndjson. Lines are appended in batches; flush() writes what is pending.
  */
 import { appendFile, mkdir } from "node:fs/promises";
@@ -60,7 +60,36 @@ export interface MetricRecord {
   Dimensions: Record<string, string>;
 }
 
-export const TABLES = { gateway: "ApiManagementGatewayLogs", llm: "ApiManagementGatewayLlmLog", metrics: "CustomMetrics" } as const;
+/**
+ * A request to an MCP server (table ApiManagementGatewayMCPLog, diagnostic category GatewayMCPLogs; the
+ * columns of its Azure Monitor reference page). Values the page leaves open are the gateway's: ApiType
+ * "passthrough" or "rest", AuthenticationMethod "api_key" or "none", OperationName the endpoint (or a
+ * tool's operation), ServerName the API id of a server made of tools (a pass-through server's own name
+ * would have to be read from its answers, which the gateway does not read).
+ */
+export interface McpLogRecord {
+  TimeGenerated: string;
+  CorrelationId: string;
+  Region: string;
+  ApiType: string;
+  TransportType: string;
+  McpServerEndpoint: string;
+  Method: string;
+  ToolName: string;
+  ToolCount: number;
+  SessionId: string;
+  ProtocolVersion: string;
+  ClientName: string;
+  ClientVersion: string;
+  ServerName: string;
+  ServerVersion: string;
+  AuthenticationMethod: string;
+  OperationName: string;
+  Error: string;
+  ErrorType: string;
+}
+
+export const TABLES = { gateway: "ApiManagementGatewayLogs", llm: "ApiManagementGatewayLlmLog", mcp: "ApiManagementGatewayMCPLog", metrics: "CustomMetrics" } as const;
 
 export class GatewayLogs {
   private pending = new Map<string, string[]>();
@@ -72,7 +101,8 @@ export class GatewayLogs {
   write(table: typeof TABLES.gateway, record: GatewayLogRecord): void;
   write(table: typeof TABLES.llm, record: LlmLogRecord): void;
   write(table: typeof TABLES.metrics, record: MetricRecord): void;
-  write(table: (typeof TABLES)[keyof typeof TABLES], record: GatewayLogRecord | LlmLogRecord | MetricRecord): void {
+  write(table: typeof TABLES.mcp, record: McpLogRecord): void;
+  write(table: (typeof TABLES)[keyof typeof TABLES], record: GatewayLogRecord | LlmLogRecord | MetricRecord | McpLogRecord): void {
     if (!this.dir) return;
     const file = join(this.dir, table, `${record.TimeGenerated.slice(0, 10)}.ndjson`);
     const lines = this.pending.get(file) ?? [];

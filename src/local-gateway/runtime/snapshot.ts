@@ -2,8 +2,10 @@
  * Reads what a publish wrote — the ARM resource bodies under the gateway's folder (.data/apim/: the
  * same paths and `properties` as the management API) — into what the gateway serves: APIs with their
  * operations, products with their API links, subscriptions with their keys, backends, named values,
- * fragments and policy documents. Everything that does not load is a LoadIssue with its file and
- * line; an API whose policy chain has an issue answers 500 naming it instead of running half a policy.
+ * fragments and policy documents; MCP servers (APIs of `type: "mcp"`) with their tools, and the schema
+ * documents and request/response shapes of operations that tools are made from. Everything that does
+ * not load is a LoadIssue with its file and line; an API whose policy chain (or, for an MCP server, whose
+ * configuration) has an issue answers 500 naming it instead of running half of it.
  */
 import { readdir, readFile } from "node:fs/promises";
 import { join, relative } from "node:path";
@@ -11,6 +13,7 @@ import { loadPolicyDocument, parseFragment, type PolicyDocument } from "../polic
 import { type LoadIssue } from "../policy/types.js";
 import { type XmlElement } from "../xml.js";
 import { isoDurationMs, type BackendDef, type CircuitBreakerRule } from "./backends.js";
+import { toolSchemas, type OperationParam, type OperationShape, type Representation, type ServedTool } from "./mcp.js";
 
 export interface SecretRefLike {
   name: string;
@@ -33,7 +36,22 @@ export interface LoadedOperation {
   /** Higher first: literal segments beat parameters, parameters beat the wildcard. */
   rank: number;
   policy?: PolicyDocument;
+  /** Its parameters and representations (what a tool made from it is derived from). */
+  shape: OperationShape;
+  /** An MCP server's endpoint: what it is, and (pass-through) the remote server's path for it. */
+  mcp?: { endpoint: "message" | "sse"; upstreamPath?: string };
 }
+
+/** A tool of an MCP server, resolved to the operation that serves it. */
+export interface LoadedTool extends ServedTool {
+  id: string;
+  api: LoadedApi;
+  operation: LoadedOperation;
+}
+
+export type LoadedMcp =
+  | { type: "passThrough"; serviceUrl: string; transportType: "streamable" | "sse" }
+  | { type: "restTools"; tools: LoadedTool[] };
 
 export interface LoadedApi {
   id: string;
@@ -44,6 +62,13 @@ export interface LoadedApi {
   keyQuery: string;
   operations: LoadedOperation[];
   policy?: PolicyDocument;
+  /** An HTTP API's default backend (ARM serviceUrl). */
+  serviceUrl?: string;
+  /** Schema documents by id: their `components.schemas`. */
+  schemas: Map<string, Record<string, unknown>>;
+  mcp?: LoadedMcp;
+  /** What keeps this API from being served (a broken MCP configuration or tool): it answers 500 naming the first. */
+  issues: LoadIssue[];
 }
 
 export interface LoadedProduct {
@@ -169,14 +194,22 @@ export async function loadSnapshot(root: string, sources: SnapshotSources, secre
   const global = await policyAt("policies/policy");
 
   const apis: LoadedApi[] = [];
+  const toolFiles = new Map<LoadedApi, { id: string; props: Record<string, unknown> }[]>();
   for (const id of children("apis")) {
     const p = await readJson(`apis/${id}`);
     if (!p) continue;
     const names = (p.subscriptionKeyParameterNames ?? {}) as { header?: unknown; query?: unknown };
+    const own: LoadIssue[] = [];
+    const isMcp = p.type === "mcp";
+    if (p.type !== undefined && p.type !== "http" && !isMcp) own.push({ file: `apis/${id}.json`, line: 1, column: 1, message: `API type '${String(p.type)}' is not served by the local gateway (http and mcp are)` });
     const operations: LoadedOperation[] = [];
     for (const opId of children(`apis/${id}/operations`)) {
       const o = await readJson(`apis/${id}/operations/${opId}`);
       if (!o) continue;
+      if (isMcp) {
+        own.push({ file: `apis/${id}/operations/${opId}.json`, line: 1, column: 1, message: "an MCP server has tools, not operations" });
+        continue;
+      }
       const template = typeof o.urlTemplate === "string" ? o.urlTemplate : "";
       const compiled = compileTemplate(template);
       if ("error" in compiled) {
@@ -184,11 +217,19 @@ export async function loadSnapshot(root: string, sources: SnapshotSources, secre
         continue;
       }
       const policy = await policyAt(`apis/${id}/operations/${opId}/policies/policy`);
-      operations.push({ id: opId, name: String(o.displayName ?? opId), method: String(o.method ?? "GET").toUpperCase(), urlTemplate: template, ...compiled, ...(policy ? { policy } : {}) });
+      const method = String(o.method ?? "GET").toUpperCase();
+      operations.push({ id: opId, name: String(o.displayName ?? opId), method, urlTemplate: template, ...compiled, ...(policy ? { policy } : {}), shape: operationShape(o, method, template) });
     }
-    operations.sort((a, b) => b.rank - a.rank);
+    const schemas = new Map<string, Record<string, unknown>>();
+    for (const schemaId of children(`apis/${id}/schemas`)) {
+      const x = await readJson(`apis/${id}/schemas/${schemaId}`);
+      if (!x) continue;
+      const components = (x.document as { components?: { schemas?: unknown } } | undefined)?.components?.schemas;
+      if (components && typeof components === "object" && !Array.isArray(components)) schemas.set(schemaId, components as Record<string, unknown>);
+      else issues.push({ file: `apis/${id}/schemas/${schemaId}.json`, line: 1, column: 1, message: "a schema document needs document.components.schemas (OpenAPI components)" });
+    }
     const policy = await policyAt(`apis/${id}/policies/policy`);
-    apis.push({
+    const api: LoadedApi = {
       id,
       name: String(p.displayName ?? id),
       path: String(p.path ?? "").replace(/^\/+|\/+$/g, ""),
@@ -197,8 +238,39 @@ export async function loadSnapshot(root: string, sources: SnapshotSources, secre
       keyQuery: typeof names.query === "string" ? names.query : "subscription-key",
       operations,
       ...(policy ? { policy } : {}),
-    });
+      ...(!isMcp && typeof p.serviceUrl === "string" && p.serviceUrl ? { serviceUrl: p.serviceUrl } : {}),
+      schemas,
+      issues: own,
+    };
+    if (isMcp) {
+      const tools = [];
+      for (const toolId of children(`apis/${id}/tools`)) {
+        const t = await readJson(`apis/${id}/tools/${toolId}`);
+        if (t) tools.push({ id: toolId, props: t });
+      }
+      loadMcp(api, p, own);
+      if (api.mcp?.type === "restTools") toolFiles.set(api, tools);
+      else if (tools.length) own.push({ file: `apis/${id}/tools/${tools[0]!.id}.json`, line: 1, column: 1, message: "a pass-through MCP server (mcpProperties) has no tools of its own" });
+    }
+    operations.sort((a, b) => b.rank - a.rank);
+    apis.push(api);
   }
+  // Tools name operations of other APIs: resolved once every API is loaded.
+  for (const [api, tools] of toolFiles) {
+    const loaded: LoadedTool[] = [];
+    for (const t of tools) {
+      const tool = loadTool(api, t.id, t.props, apis);
+      if (typeof tool === "string") api.issues.push({ file: `apis/${api.id}/tools/${t.id}.json`, line: 1, column: 1, message: tool });
+      else loaded.push(tool);
+    }
+    const names = new Set<string>();
+    for (const t of loaded) {
+      if (names.has(t.name)) api.issues.push({ file: `apis/${api.id}/tools/${t.id}.json`, line: 1, column: 1, message: `two tools are named '${t.name}'` });
+      names.add(t.name);
+    }
+    api.mcp = { type: "restTools", tools: loaded };
+  }
+  for (const api of apis) issues.push(...api.issues);
   // Longest path first, so /a/b wins over /a.
   apis.sort((a, b) => b.path.length - a.path.length);
 
@@ -247,6 +319,106 @@ export async function loadSnapshot(root: string, sources: SnapshotSources, secre
   }
 
   return { apis, products, subscriptionsByKey, backends, ...(global ? { global } : {}), broken, issues };
+}
+
+const str = (v: unknown): string | undefined => (typeof v === "string" && v !== "" ? v : undefined);
+
+function params(v: unknown): OperationParam[] {
+  return (Array.isArray(v) ? v : []).map((x: Record<string, unknown>) => ({
+    name: String(x?.name ?? ""),
+    type: String(x?.type ?? ""),
+    required: x?.required === true,
+    ...(str(x?.description) ? { description: str(x?.description)! } : {}),
+    ...(str(x?.schemaId) ? { schemaId: str(x?.schemaId)! } : {}),
+    ...(str(x?.typeName) ? { typeName: str(x?.typeName)! } : {}),
+  }));
+}
+
+function representations(v: unknown): Representation[] {
+  return (Array.isArray(v) ? v : []).map((x: Record<string, unknown>) => ({
+    contentType: String(x?.contentType ?? ""),
+    ...(str(x?.schemaId) ? { schemaId: str(x?.schemaId)! } : {}),
+    ...(str(x?.typeName) ? { typeName: str(x?.typeName)! } : {}),
+  }));
+}
+
+/** An operation file's request and response shapes (ARM OperationContract). */
+function operationShape(o: Record<string, unknown>, method: string, urlTemplate: string): OperationShape {
+  const req = (o.request ?? {}) as Record<string, unknown>;
+  return {
+    method,
+    urlTemplate,
+    ...(str(o.description) ? { description: str(o.description)! } : {}),
+    templateParameters: params(o.templateParameters),
+    queryParameters: params(req.queryParameters),
+    headers: params(req.headers),
+    representations: representations(req.representations),
+    responses: (Array.isArray(o.responses) ? o.responses : []).map((r: Record<string, unknown>) => ({ statusCode: Number(r?.statusCode), representations: representations(r?.representations) })),
+  };
+}
+
+const NO_SHAPE = (method: string, urlTemplate: string): OperationShape => ({ method, urlTemplate, templateParameters: [], queryParameters: [], headers: [], representations: [], responses: [] });
+
+/**
+ * The gateway side of an MCP server: Streamable HTTP at `/mcp` (POST, GET, DELETE), or for an SSE
+ * pass-through `GET /sse` and `POST /messages` — whatever the remote server's own paths
+ * (`mcpProperties.endpoints`), which are where the gateway forwards them. An MCP API without
+ * mcpProperties is made of its tools. Both `endpoints` shapes of the preview are read.
+ */
+function loadMcp(api: LoadedApi, p: Record<string, unknown>, own: LoadIssue[]): void {
+  const file = `apis/${api.id}.json`;
+  const issue = (message: string) => own.push({ file, line: 1, column: 1, message });
+  const op = (id: "message" | "sse", method: string, path: string, upstreamPath?: string): LoadedOperation => {
+    const compiled = compileTemplate(path) as { match: LoadedOperation["match"]; rank: number };
+    return { id, name: id, method, urlTemplate: path, ...compiled, shape: NO_SHAPE(method, path), mcp: { endpoint: id, ...(upstreamPath ? { upstreamPath } : {}) } };
+  };
+  const streamable = (upstreamPath?: string) => ["POST", "GET", "DELETE"].map((m) => op("message", m, "/mcp", upstreamPath));
+  const mp = p.mcpProperties as { transportType?: unknown; endpoints?: unknown } | undefined;
+  if (!mp || typeof mp !== "object") {
+    api.mcp = { type: "restTools", tools: [] };
+    api.operations.push(...streamable());
+    return;
+  }
+  const endpoints = new Map<string, string>();
+  const raw = mp.endpoints;
+  const list: [string, unknown][] = Array.isArray(raw)
+    ? raw.map((e: Record<string, unknown>) => [String(e?.name ?? ""), e?.uriTemplate])
+    : Object.entries((raw ?? {}) as Record<string, { uriTemplate?: unknown }>).map(([k, e]) => [k === "messages" ? "message" : k, e?.uriTemplate]);
+  for (const [name, uri] of list) {
+    if (typeof uri !== "string" || !uri.startsWith("/")) issue(`endpoint '${name}': uriTemplate must start with '/'`);
+    else endpoints.set(name, uri);
+  }
+  const transport = mp.transportType;
+  const serviceUrl = typeof p.serviceUrl === "string" ? p.serviceUrl : "";
+  if (!/^https?:\/\//i.test(serviceUrl)) issue("a pass-through MCP server needs an http(s) serviceUrl");
+  if (transport === "streamable") {
+    if (!endpoints.has("message") || endpoints.size !== 1) issue("streamable transport requires one endpoint: message");
+    api.operations.push(...streamable(endpoints.get("message") ?? "/mcp"));
+  } else if (transport === "sse") {
+    if (!endpoints.has("message") || !endpoints.has("sse") || endpoints.size !== 2) issue("SSE transport requires exactly two endpoints: sse and message");
+    api.operations.push(op("sse", "GET", "/sse", endpoints.get("sse") ?? "/sse"), op("message", "POST", "/messages", endpoints.get("message") ?? "/messages"));
+  } else {
+    issue(`transportType must be streamable or sse, not '${String(transport)}'`);
+    return;
+  }
+  api.mcp = { type: "passThrough", serviceUrl, transportType: transport };
+}
+
+/** A tool file resolved to its operation and schemas, or why it cannot be served. */
+function loadTool(api: LoadedApi, id: string, t: Record<string, unknown>, apis: LoadedApi[]): LoadedTool | string {
+  const name = typeof t.displayName === "string" ? t.displayName : "";
+  if (!name) return "a tool needs a displayName (its name as clients see it)";
+  const target = /\/apis\/([^/]+)\/operations\/([^/]+)$/i.exec(typeof t.operationId === "string" ? t.operationId : "");
+  if (!target) return `operationId '${String(t.operationId)}' does not name an operation (…/apis/{apiId}/operations/{operationId})`;
+  const backing = apis.find((a) => a.id === decodeURIComponent(target[1]!));
+  if (!backing) return `API '${target[1]}' (named by operationId) does not exist`;
+  if (backing.mcp || backing.id === api.id) return `API '${backing.id}' is an MCP server: a tool's operation belongs to an HTTP API`;
+  const operation = backing.operations.find((o) => o.id === decodeURIComponent(target[2]!));
+  if (!operation) return `API '${backing.id}' has no operation '${target[2]}'`;
+  const schemas = toolSchemas(operation.shape, backing.schemas);
+  if (schemas.problems.length) return `tool '${name}': ${schemas.problems.join("; ")}`;
+  const description = typeof t.description === "string" && t.description ? t.description : operation.shape.description;
+  return { id, name, ...(description ? { description } : {}), inputSchema: schemas.input, ...(schemas.output ? { outputSchema: schemas.output } : {}), api: backing, operation };
 }
 
 /** "/apis/{id}", "/products/{id}" or "/apis" (all APIs), alone or at the end of a full resource id. */

@@ -18,6 +18,7 @@ import { requestRate, tokenLimits } from "./limits.js";
 import { modelSets, routableModels } from "./models.js";
 import { deprecationHeaders, keyIsolation, retrySection, routing } from "./routing.js";
 import { appliedTiers, budgets, tierProduct, unknownTierGuard } from "./tiers.js";
+import { compileTools } from "./tools.js";
 
 /** Headers deleted in both directions when `headers.stripSecrets` is on (plus the configured extras). */
 export const SECRET_HEADERS = ["api-key", "authorization", "ocp-apim-subscription-key", "proxy-authorization", "x-api-key"] as const;
@@ -95,6 +96,7 @@ export function compileProject(c: Collector, project: PolicyProject) {
   c.addPolicy({ type: "api", apiId: c.n.api(pid) }, doc, s.fragments);
   projectApi(c, project);
 
+  compileTools(c, project);
   for (const tierId of [...project.keyTiers].sort(byCodePoint)) tierProduct(c, project, tierId);
 }
 

@@ -10,6 +10,7 @@ import { VAR } from "../names.js";
 import { el, type ScopeRef, type Why, type XNode } from "../xml.js";
 import { byCodePoint, type Collector, forbidden, invalid, STRUCTURE } from "./collector.js";
 import { type RoutableModel } from "./models.js";
+import { toolApisFor } from "./tools.js";
 
 /** The ids of the tiers a project's API applies: its own and those of other projects' keys it accepts. */
 export function appliedTiers(project: PolicyProject): Set<string> {
@@ -77,7 +78,7 @@ export function tierProduct(c: Collector, project: PolicyProject, tierId: string
     state: "published",
     // The owner's API plus the APIs of projects that accept these keys: the link is what lets the
     // gateway accept the key there at all.
-    apis: [project.id, ...acceptedBy].map((p) => c.n.api(p)).sort(byCodePoint),
+    apis: [...[project.id, ...acceptedBy].map((p) => c.n.api(p)), ...[project, ...acceptedBy.flatMap((q) => c.input.projects.filter((x) => x.id === q))].flatMap((p) => toolApisFor(c, p, tier))].sort(byCodePoint),
   };
   c.products.push(product);
   const ref = artifactRef(product);

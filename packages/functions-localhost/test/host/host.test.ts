@@ -199,6 +199,36 @@ describe("HTTP triggers", () => {
     expect(cookies[1]).toBe("theme=dark; max-age=3600");
   });
 
+  it("gives GET, HEAD and POST handlers the request's URL, method, headers, body and clone", async () => {
+    const headers = { "x-custom": "yes", "content-type": "text/plain" };
+    const get = await getJson("/api/inspect?q=1&q=2", { headers });
+    expect(get.status).toBe(200);
+    expect(get.res.headers.get("x-method")).toBe("GET");
+    const expected = {
+      url: `${host.url}/api/inspect?q=1&q=2`,
+      custom: "yes",
+      query: ["1,2"], // repeated keys comma-joined, as the host sends them
+      bodyUsed: false,
+      clone: { url: `${host.url}/api/inspect?q=1&q=2`, custom: "yes" },
+      user: null,
+    };
+    expect(get.body).toStrictEqual({ ...expected, method: "GET", bodyIsNull: true, text: "" });
+    const post = await getJson("/api/inspect?q=1&q=2", { method: "POST", headers, body: "sent" });
+    expect(post.body).toStrictEqual({ ...expected, method: "POST", bodyIsNull: false, text: "sent", bodyUsed: true });
+    const head = await fetch(`${host.url}/api/inspect`, { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("x-method")).toBe("HEAD");
+  });
+
+  it("converts an HTTP function's other outputs next to its response", async () => {
+    const res = await fetch(`${host.url}/api/with-output`, { method: "POST" });
+    expect(res.status).toBe(202);
+    expect(await res.text()).toBe("queued");
+    const out = await host.invokeDetailed("withOutput", { method: "POST", url: "http://localhost/api/with-output", headers: {}, params: {} });
+    expect(out.outputs).toStrictEqual({ queued: { n: 1 } });
+    expect(out.returnValue).toMatchObject({ statusCode: "202", headers: { "content-type": "text/plain;charset=UTF-8" } });
+  });
+
   it("answers 204 when the handler returns nothing", async () => {
     const res = await fetch(`${host.url}/api/nothing`, { method: "POST" });
     expect(res.status).toBe(204);

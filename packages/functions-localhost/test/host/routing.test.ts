@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   RouteTable,
   RouteTemplateError,
+  comparePrecedence,
   matchRouteTemplate,
   parseRouteTemplate,
   splitPath,
@@ -112,5 +113,51 @@ describe("RouteTable", () => {
     expect(m).toEqual({ status: "method-not-allowed", allow: ["GET", "PUT"] });
     expect(pick("/items/1", "PATCH")).toBe("anyMethod");
     expect(pick("/nothing")).toBe("not-found");
+  });
+});
+
+describe("RouteTable lookup", () => {
+  // The table skips templates on the path's length and compares literals lower-cased once per request:
+  // it must pick exactly what trying every template in precedence order with matchRouteTemplate picks.
+  const templates = [
+    "",
+    "a",
+    "a/b",
+    "A/{x}",
+    "a/{x?}",
+    "a/{x=d}/c",
+    "a/{x=d}",
+    "a/{x:int}/{y?}",
+    "a/{*rest}",
+    "a/b/{**rest=z}",
+    "{x}/b",
+    "{x}.{ext?}",
+    "k/{id}:rotate",
+    "{*all}",
+    "p/{a}/{b}/{c}",
+    "d/{x=v}",
+    "e/{x?}/{y=w}",
+  ];
+  const paths = ["/", "/a", "/A/", "/a/b", "/a/B/c", "/a/1", "/a/1/2", "/a/1/2/3", "/x/b", "/f.txt", "/f", "/k/9:rotate", "/p/1/2/3", "/p/1/2", "/a//b", "/a/%41", "/d", "/d/1", "/e", "/e/1", "/e/1/2"];
+  const table = new RouteTable<string>();
+  const routes = templates.map((t) => ({ template: t, route: table.add(t, null, t) }));
+  const ordered = routes.map((r, order) => ({ ...r, order })).sort((x, y) => comparePrecedence(x.route, y.route) || x.order - y.order);
+
+  it.each(paths)("%s", (path) => {
+    const segments = splitPath(path);
+    const first = ordered.find((r) => matchRouteTemplate(r.route, segments) !== null);
+    const m = table.match(segments, "GET");
+    if (!first) {
+      expect(m.status).toBe("not-found");
+      return;
+    }
+    expect(m).toMatchObject({ status: "matched", value: first.template, params: matchRouteTemplate(first.route, segments) });
+  });
+
+  it("splits paths as before: outer slashes dropped, inner empty segments kept, segments decoded", () => {
+    expect(splitPath("")).toEqual([]);
+    expect(splitPath("///")).toEqual([]);
+    expect(splitPath("//a//b%2Fc//")).toEqual(["a", "", "b/c"]);
+    expect(splitPath("/%E0%A4%A")).toEqual(["%E0%A4%A"]);
   });
 });

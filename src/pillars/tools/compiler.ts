@@ -1,0 +1,77 @@
+/**
+ * The tools pillar's part of the compiler input. Registrations, toolboxes and the approval mode are
+ * registry (published by a person, like models); what discovery found (each server's tools and their
+ * definition hashes) and what approvals granted are live state, added at every compile — system
+ * publishes included — so a suspended approval reaches the gateway without waiting for anyone.
+ */
+import { createHash } from "node:crypto";
+import type { InputContributor } from "../../domain/policy/compiler-input.js";
+import { TOOL_NAME, type PolicyMcpServer } from "../../policy/input.js";
+import type { ProjectInput } from "../pillar.js";
+import type { ServerDoc, ToolboxDoc } from "./documents.js";
+import type { ToolsService } from "./service.js";
+
+/** Locally there is no vault: a synthetic vault URI names the secret the same way Key Vault would. */
+const LOCAL_VAULT = "https://aigov-local.vault.azure.net";
+const nvId = (serverId: string) => `nv-mcp-${createHash("sha256").update(serverId).digest("hex").slice(0, 20)}`;
+
+type ToolsInput = NonNullable<ProjectInput["tools"]>;
+type ServerInput = Omit<PolicyMcpServer, "tools" | "limits" | "auth" | "status"> & Partial<Pick<PolicyMcpServer, "limits" | "auth" | "status">>;
+
+function serverInput(s: ServerDoc, vaultUri: string | undefined): ServerInput {
+  const vault = (vaultUri ?? LOCAL_VAULT).replace(/\/$/, "");
+  return {
+    id: s.id,
+    name: s.name,
+    ...(s.displayName ? { displayName: s.displayName } : {}),
+    status: s.status,
+    ...(s.sunsetDate ? { sunsetDate: s.sunsetDate } : {}),
+    source: s.source.kind === "remote" ? { kind: "remote", url: s.source.url, transport: s.source.transport } : { kind: "openapi", baseUrl: s.source.baseUrl },
+    // OAuth client credentials are used by discovery only: the gateway does not fetch tokens (docs/tools.md).
+    auth:
+      s.auth.type === "header"
+        ? { type: "header", header: s.auth.header, namedValueId: nvId(s.id), secretIdentifier: `${vault}/secrets/${s.auth.secretRef.name}` }
+        : s.auth.type === "managedIdentity"
+          ? { type: "managedIdentity", audience: s.auth.audience, ...(s.auth.clientId ? { clientId: s.auth.clientId } : {}) }
+          : { type: "none" },
+    limits: { ...(s.limits.perTool ? { perTool: s.limits.perTool } : {}), ...(s.limits.tools ? { tools: s.limits.tools } : {}) },
+  };
+}
+
+/** The registry part: servers (without tools), toolboxes and the approval mode. */
+export function toToolsInput(mode: ToolsInput["approvalMode"], servers: ServerDoc[], boxes: ToolboxDoc[], vaultUri: string | undefined): ToolsInput {
+  return {
+    approvalMode: mode,
+    servers: [...servers].sort((a, b) => (a.name < b.name ? -1 : 1)).map((s) => serverInput(s, vaultUri)) as ToolsInput["servers"],
+    toolboxes: [...boxes].sort((a, b) => (a.name < b.name ? -1 : 1)).map((b) => ({ id: b.id, name: b.name, tools: b.tools })),
+    grants: [],
+  };
+}
+
+/** The live part: each server's tools from its latest snapshot, and the approvals in force. */
+export const liveTools =
+  (service: ToolsService): InputContributor =>
+  async (input, run) => {
+    const projects = await Promise.all(
+      input.projects.map(async (p) => {
+        const tools = p.tools;
+        if (!tools?.servers?.length) return p;
+        const partition = { tenantId: run.tenantId, scopeId: p.id };
+        const servers = await Promise.all(
+          tools.servers.map(async (s) => {
+            const doc = await service.registry.servers.read(partition, s.id);
+            const listed = doc ? await service.toolsOf(doc) : [];
+            return {
+              ...s,
+              tools: listed
+                .filter((t) => TOOL_NAME.test(t.name))
+                .map((t) => ({ name: t.name, hash: t.hash, readOnly: t.annotations.readOnly, ...(t.operation ? { operation: t.operation as never } : {}) })),
+            };
+          }),
+        );
+        const grants = (await service.grants.all(partition)).filter((g) => g.state === "approved" && g.pinnedHash).map((g) => ({ server: g.server, tool: g.tool, hash: g.pinnedHash! }));
+        return { ...p, tools: { ...tools, servers, grants } };
+      }),
+    );
+    return { ...input, projects };
+  };

@@ -1,0 +1,172 @@
+import { createHash } from "node:crypto";
+
+/**
+ * Tool definitions as servers report them: a content hash to pin an approved definition, and a diff to show
+ * what a server changed since. Both work on the raw JSON a server sent (fields an SDK would drop included),
+ * and neither recurses: a definition nested thousands of levels deep is data a server can send.
+ */
+
+export interface ToolDefinitionEntry {
+  name: string;
+  hash: string;
+  definition: Record<string, unknown>;
+}
+
+export interface ToolDiff {
+  added: string[];
+  removed: string[];
+  changed: { name: string; fields: string[] }[];
+}
+
+/**
+ * `_meta` is the protocol's channel for per-response metadata (trace ids, cache hints) and says nothing about
+ * what the tool does, so it does not count as a change of definition.
+ */
+const VOLATILE_FIELDS = new Set(["_meta"]);
+
+/** Hex SHA-256 of the RFC 8785 canonical JSON of the tool, without `_meta`: key order does not matter, content does. */
+export function toolHash(raw: Record<string, unknown>): string {
+  const stable: Record<string, unknown> = {};
+  if (raw !== null && typeof raw === "object" && !Array.isArray(raw)) {
+    for (const key of Object.keys(raw)) if (!VOLATILE_FIELDS.has(key)) stable[key] = raw[key];
+  }
+  return createHash("sha256").update(canonicalJson(stable), "utf8").digest("hex");
+}
+
+/** What changed between two discoveries of one server, by tool name; every list sorted by name. */
+export function diffTools(previous: readonly ToolDefinitionEntry[], next: readonly ToolDefinitionEntry[]): ToolDiff {
+  const before = byName(previous);
+  const after = byName(next);
+  const added = [...after.keys()].filter((name) => !before.has(name)).sort(compareCodeUnits);
+  const removed = [...before.keys()].filter((name) => !after.has(name)).sort(compareCodeUnits);
+  const changed: ToolDiff["changed"] = [];
+  for (const name of [...after.keys()].sort(compareCodeUnits)) {
+    const old = before.get(name);
+    const now = after.get(name);
+    if (!old || !now || old.hash === now.hash) continue;
+    changed.push({ name, fields: changedFields(old.definition, now.definition) });
+  }
+  return { added, removed, changed };
+}
+
+/** Top-level keys whose canonical JSON differs, `_meta` aside (the hash ignores it too). */
+function changedFields(before: Record<string, unknown>, after: Record<string, unknown>): string[] {
+  const keys = new Set([...ownKeys(before), ...ownKeys(after)]);
+  const fields: string[] = [];
+  for (const key of keys) {
+    if (VOLATILE_FIELDS.has(key)) continue;
+    const a = Object.hasOwn(before ?? {}, key) ? canonicalJson(before[key]) : undefined;
+    const b = Object.hasOwn(after ?? {}, key) ? canonicalJson(after[key]) : undefined;
+    if (a !== b) fields.push(key);
+  }
+  return fields.sort(compareCodeUnits);
+}
+
+/** A server may list one name twice; the last definition is the one a client that keys by name would keep. */
+function byName(entries: readonly ToolDefinitionEntry[]): Map<string, ToolDefinitionEntry> {
+  const map = new Map<string, ToolDefinitionEntry>();
+  for (const entry of Array.isArray(entries) ? entries : []) {
+    if (entry && typeof entry.name === "string") map.set(entry.name, entry);
+  }
+  return map;
+}
+
+function ownKeys(value: unknown): string[] {
+  return value !== null && typeof value === "object" && !Array.isArray(value) ? Object.keys(value) : [];
+}
+
+/** RFC 8785 orders keys by UTF-16 code units, which is what the default string comparison does (not localeCompare). */
+function compareCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+type Frame =
+  | { kind: "array"; items: readonly unknown[]; index: number }
+  | { kind: "object"; source: Record<string, unknown>; keys: string[]; index: number; wrote: boolean };
+
+/**
+ * RFC 8785 (JCS) canonical JSON: keys sorted by code units, no whitespace, numbers and strings as ECMAScript
+ * serializes them. Iterative, so depth costs heap rather than stack. Values JSON cannot carry are treated as
+ * JSON.stringify treats them (dropped in objects, null in arrays, non-finite numbers as null), and an object
+ * that contains itself is written as null there, so the function never throws.
+ */
+export function canonicalJson(value: unknown): string {
+  const out: string[] = [];
+  const stack: Frame[] = [];
+  const open = new Set<object>();
+
+  const emitValue = (v: unknown): void => {
+    const scalar = scalarJson(v);
+    if (scalar !== undefined) {
+      out.push(scalar);
+      return;
+    }
+    if (v === null || typeof v !== "object" || open.has(v)) {
+      out.push("null");
+      return;
+    }
+    open.add(v);
+    if (Array.isArray(v)) {
+      out.push("[");
+      stack.push({ kind: "array", items: v, index: 0 });
+    } else {
+      const source = v as Record<string, unknown>;
+      out.push("{");
+      stack.push({ kind: "object", source, keys: Object.keys(source).sort(compareCodeUnits), index: 0, wrote: false });
+    }
+  };
+
+  if (isOmitted(value)) return "null";
+  emitValue(value);
+  while (stack.length > 0) {
+    const frame = stack[stack.length - 1]!;
+    if (frame.kind === "array") {
+      if (frame.index >= frame.items.length) {
+        out.push("]");
+        open.delete(frame.items);
+        stack.pop();
+        continue;
+      }
+      if (frame.index > 0) out.push(",");
+      const item = frame.items[frame.index++];
+      if (isOmitted(item)) out.push("null");
+      else emitValue(item);
+    } else {
+      if (frame.index >= frame.keys.length) {
+        out.push("}");
+        open.delete(frame.source);
+        stack.pop();
+        continue;
+      }
+      const key = frame.keys[frame.index++]!;
+      const item = frame.source[key];
+      if (isOmitted(item)) continue;
+      if (frame.wrote) out.push(",");
+      frame.wrote = true;
+      out.push(JSON.stringify(key), ":");
+      emitValue(item);
+    }
+  }
+  return out.join("");
+}
+
+/** Values JSON.stringify leaves out of an object (and writes as null in an array). */
+function isOmitted(v: unknown): boolean {
+  return v === undefined || typeof v === "function" || typeof v === "symbol";
+}
+
+function scalarJson(v: unknown): string | undefined {
+  switch (typeof v) {
+    case "string":
+      return JSON.stringify(v);
+    case "number":
+      // ECMAScript's Number-to-string is JCS's number format; -0 comes out as 0.
+      return Number.isFinite(v) ? JSON.stringify(v) : "null";
+    case "boolean":
+      return v ? "true" : "false";
+    case "bigint":
+      return v.toString();
+    default:
+      return v === null ? "null" : undefined;
+  }
+}

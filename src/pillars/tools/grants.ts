@@ -1,0 +1,139 @@
+/**
+ * Approvals of tools, opt-in per project (approval mode none | all | destructive). A request goes
+ * through the tenant's approval engine (subject type "tool", its route); an approval pins the
+ * definition hash the request was about. A tool is callable while its current definition hash equals
+ * the pinned one: when discovery finds it changed, the approval is suspended (an event says why) and
+ * the tool stays refused at the gateway until a new approval pins the new definition.
+ */
+import type { Approval } from "../../domain/approvals/schema.js";
+import type { ApprovalService } from "../../domain/approvals/service.js";
+import type { ChangeWriter } from "../../domain/changes.js";
+import type { RequestContext } from "../../domain/common.js";
+import { fail } from "../../domain/errors.js";
+import { systemContext } from "../../domain/kernel/system.js";
+import type { Clock } from "../../ports/clock.js";
+import type { Partition, Store } from "../../ports/store.js";
+import { grantId, serverPath, type GrantDoc, type ServerDoc, type StoredTool } from "./documents.js";
+import type { Tool } from "./schema.js";
+
+export type ApprovalMode = "none" | "all" | "destructive";
+export type ToolApprovalState = Tool["approval"]["state"];
+
+/** What the project's approvals say about a tool as it is now. */
+export function approvalStateOf(mode: ApprovalMode, tool: Pick<StoredTool, "hash" | "annotations">, grant: GrantDoc | undefined): { state: ToolApprovalState; callable: boolean } {
+  if (mode === "none" || (mode === "destructive" && tool.annotations.readOnly)) return { state: "notRequired", callable: true };
+  if (!grant) return { state: "required", callable: false };
+  if (grant.state === "approved") return grant.pinnedHash === tool.hash ? { state: "approved", callable: true } : { state: "suspended", callable: false };
+  return { state: grant.state, callable: false };
+}
+
+export class ToolGrants {
+  constructor(
+    private readonly store: Store,
+    private readonly changes: ChangeWriter,
+    private readonly clock: Clock,
+    private readonly approvals: ApprovalService,
+  ) {}
+
+  read(partition: Partition, serverId: string, tool: string): Promise<GrantDoc | undefined> {
+    return this.store.read<GrantDoc>(partition, grantId(serverId, tool)).then((d) => (d?.docType === "toolGrant" ? d : undefined));
+  }
+
+  /** Every grant of a project (for the compiler input and tool listings). */
+  async all(partition: Partition): Promise<GrantDoc[]> {
+    const out: GrantDoc[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.store.queryPage<GrantDoc>(partition, { docType: "toolGrant", maxPageSize: 500, ...(token ? { continuationToken: token } : {}) });
+      out.push(...page.items);
+      token = page.continuationToken;
+    } while (token);
+    return out;
+  }
+
+  /** Opens an approval request for a tool's current definition. */
+  async request(ctx: RequestContext, server: ServerDoc, tool: StoredTool, mode: ApprovalMode, justification: string): Promise<{ grant: GrantDoc; approval: Approval }> {
+    const partition = { tenantId: server.tenantId, scopeId: server.scopeId };
+    const current = await this.read(partition, server.id, tool.name);
+    const now = approvalStateOf(mode, tool, current);
+    if (now.state === "notRequired") fail({ kind: "conflict", detail: `the project's approval mode (${mode}) does not require an approval for ${tool.name}`, reason: "tool_approval_not_required" });
+    if ((current?.state === "pending" && current.requestedHash === tool.hash) || now.state === "approved") {
+      fail({ kind: "conflict", detail: `an approval of ${tool.name}'s current definition is already ${now.state === "approved" ? "granted" : "pending"}`, reason: "tool_approval_pending" });
+    }
+    const approval = await this.approvals.request(ctx, {
+      subject: { resourceType: "tool", resourceId: `${server.id}/${tool.name}`, projectId: server.projectId, change: { serverId: server.id, server: server.name, tool: tool.name, hash: tool.hash, readOnly: tool.annotations.readOnly } },
+      justification,
+      route: { subjectType: "tool", scope: "project", risk: tool.annotations.readOnly ? "standard" : "high" },
+    });
+    const at = this.clock.now().toISOString();
+    const grant: GrantDoc = {
+      id: grantId(server.id, tool.name),
+      ...partition,
+      docType: "toolGrant",
+      serverId: server.id,
+      server: server.name,
+      tool: tool.name,
+      state: "pending",
+      approvalId: approval.id,
+      requestedHash: tool.hash,
+      // A suspended or superseded approval keeps its pin until the new one is decided: nothing becomes callable early.
+      ...(current?.pinnedHash ? { pinnedHash: current.pinnedHash } : {}),
+      requestedBy: ctx.principal.userId,
+      requestedAt: at,
+      updatedAt: at,
+    };
+    await this.write(ctx, grant, current, "tool.approval.request", "aigov.mcp.tool.approval.requested.v1");
+    return { grant, approval };
+  }
+
+  /** The approval engine's verdict (idempotent). Returns the grant when it changed. */
+  async settle(approval: Approval, correlationId: string): Promise<GrantDoc | undefined> {
+    const change = approval.subject.change as { serverId?: string; tool?: string; hash?: string };
+    if (!change.serverId || !change.tool || !change.hash || !approval.subject.projectId) return undefined;
+    const partition = { tenantId: approval.tenantId, scopeId: approval.subject.projectId };
+    const current = await this.read(partition, change.serverId, change.tool);
+    if (!current || current.approvalId !== approval.id || current.state !== "pending") return undefined;
+    const ctx = systemContext(approval.tenantId, "system:tool-approvals", correlationId);
+    const approved = approval.status === "approved";
+    const next: GrantDoc = {
+      ...current,
+      state: approved ? "approved" : "rejected",
+      ...(approved ? { pinnedHash: change.hash } : {}),
+      cause: approved ? "approved" : `approval ${approval.status}`,
+      updatedAt: this.clock.now().toISOString(),
+    };
+    delete (next as { _etag?: string })._etag;
+    await this.write(ctx, next, current, approved ? "tool.approval.grant" : "tool.approval.reject", approved ? "aigov.mcp.tool.approved.v1" : "aigov.mcp.tool.rejected.v1");
+    return next;
+  }
+
+  /** Discovery found these tools changed (name → new hash): approvals pinned to another definition are suspended. */
+  async suspendChanged(ctx: RequestContext, server: ServerDoc, changed: Map<string, string>): Promise<string[]> {
+    const partition = { tenantId: server.tenantId, scopeId: server.scopeId };
+    const suspended: string[] = [];
+    for (const [tool, hash] of changed) {
+      const current = await this.read(partition, server.id, tool);
+      if (!current || current.state !== "approved" || current.pinnedHash === hash) continue;
+      const next: GrantDoc = { ...current, state: "suspended", cause: "definition_changed", updatedAt: this.clock.now().toISOString() };
+      delete (next as { _etag?: string })._etag;
+      await this.write(ctx, next, current, "tool.approval.suspend", "aigov.mcp.tool.suspended.v1", { cause: "definition_changed", pinnedHash: current.pinnedHash, currentHash: hash });
+      suspended.push(tool);
+    }
+    return suspended;
+  }
+
+  private async write(ctx: RequestContext, next: GrantDoc, current: (GrantDoc & { _etag?: string }) | undefined, action: string, event: string, extra: object = {}) {
+    const resource = `${serverPath(next.scopeId, next.serverId)}/tools/${encodeURIComponent(next.tool)}/approval`;
+    const view = { server: next.server, serverId: next.serverId, tool: next.tool, state: next.state, approvalId: next.approvalId, requestedHash: next.requestedHash, ...(next.pinnedHash ? { pinnedHash: next.pinnedHash } : {}) };
+    await this.changes.commit({
+      partition: { tenantId: next.tenantId, scopeId: next.scopeId },
+      ctx,
+      action,
+      resource,
+      ...(current ? { before: { state: current.state, pinnedHash: current.pinnedHash } } : {}),
+      after: view,
+      ops: [current ? { kind: "replace", doc: next, ...(current._etag ? { ifMatch: current._etag } : {}) } : { kind: "create", doc: next }],
+      event: { type: event, subject: `/tenants/${next.tenantId}${resource}`, data: { ...view, projectId: next.scopeId, ...extra } },
+    });
+  }
+}

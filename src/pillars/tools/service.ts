@@ -1,0 +1,351 @@
+/**
+ * The tools pillar's service: the server registry, discovery and its snapshots, the tools of a server
+ * with what the project's approvals say about them, approvals of tools, toolboxes, the approval mode,
+ * and the tenant catalog. The parts live beside it (servers.ts, discovery/run.ts, snapshots.ts,
+ * grants.ts, toolboxes.ts, catalog.ts); this class is the API they answer through.
+ */
+import { approvalDrive } from "../../domain/approvals/drive.js";
+import type { Approval } from "../../domain/approvals/schema.js";
+import type { ApprovalService } from "../../domain/approvals/service.js";
+import type { ChangeWriter } from "../../domain/changes.js";
+import { etagMatches, etagValue, type Page, type RequestContext } from "../../domain/common.js";
+import { fail, notFound } from "../../domain/errors.js";
+import type { Driven, DriveRequest } from "../../domain/kernel/drive.js";
+import type { ProjectService } from "../../domain/projects/service.js";
+import { parseOrThrow } from "../../domain/validation.js";
+import type { Clock } from "../../ports/clock.js";
+import type { SecretStore } from "../../ports/secrets.js";
+import type { Partition, Store } from "../../ports/store.js";
+import { Catalog, type CatalogDoc } from "./catalog.js";
+import { DiscoveryRunner, type DiscoveryResult } from "./discovery/run.js";
+import { settingsId, settingsPath, snapshotPath, type ServerDoc, type SettingsDoc, type SnapshotDoc, type StoredTool } from "./documents.js";
+import { approvalStateOf, ToolGrants, type ApprovalMode } from "./grants.js";
+import { exportServerJson, importServerJson } from "./registry-json.js";
+import { ToolsSettings, type McpServerPatch, type CatalogEntry, type McpServer, type McpServerSpecInput, type Snapshot, type Tool } from "./schema.js";
+import { ServerRegistry } from "./servers.js";
+import { SnapshotStore } from "./snapshots.js";
+import { Toolboxes } from "./toolboxes.js";
+
+export const TOOL_DISCOVERY_ORCHESTRATOR = "toolDiscovery";
+export interface ToolDiscoveryInput {
+  tenantId: string;
+  projectId: string;
+  serverId: string;
+}
+/** One discovery driver per server (its id): a second request while one runs joins it. */
+export const discoveryDrive = (tenantId: string, projectId: string, serverId: string): DriveRequest<ToolDiscoveryInput> => ({
+  orchestrator: TOOL_DISCOVERY_ORCHESTRATOR,
+  instanceId: `tool-discovery-${serverId}`,
+  input: { tenantId, projectId, serverId },
+});
+
+export interface ToolsDeps {
+  store: Store;
+  changes: ChangeWriter;
+  clock: Clock;
+  secrets: SecretStore;
+  projects: ProjectService;
+  approvals: ApprovalService;
+  /** Local mode: loopback upstreams are allowed (nothing else private, ever). */
+  allowLoopback: boolean;
+}
+
+export class ToolsService {
+  readonly registry: ServerRegistry;
+  readonly snapshots: SnapshotStore;
+  readonly grants: ToolGrants;
+  readonly toolboxes: Toolboxes;
+  readonly catalog: Catalog;
+  readonly discovery: DiscoveryRunner;
+  private readonly store: Store;
+  private readonly changes: ChangeWriter;
+  private readonly clock: Clock;
+  private readonly projects: ProjectService;
+
+  constructor(deps: ToolsDeps) {
+    this.store = deps.store;
+    this.changes = deps.changes;
+    this.clock = deps.clock;
+    this.projects = deps.projects;
+    this.registry = new ServerRegistry(deps.store, deps.changes, deps.clock, deps.secrets, deps.projects, deps.allowLoopback);
+    this.snapshots = new SnapshotStore(deps.store);
+    this.grants = new ToolGrants(deps.store, deps.changes, deps.clock, deps.approvals);
+    this.toolboxes = new Toolboxes(deps.store, deps.changes, deps.clock, deps.projects);
+    this.catalog = new Catalog(deps.store);
+    this.discovery = new DiscoveryRunner(this.registry, this.snapshots, deps.clock, { suspendChanged: (ctx, server, changed) => this.grants.suspendChanged(ctx, server, changed), catalog: (t, s, v, tools, removed) => this.refreshCatalog(t, s, v, tools, removed) }, deps.allowLoopback);
+    deps.approvals.onSettled("tool", (approval, correlationId) => this.settle(approval, correlationId));
+  }
+
+  // ---- servers
+
+  async createServer(ctx: RequestContext, projectId: string, input: McpServerSpecInput): Promise<Driven<McpServer>> {
+    const server = await this.registry.create(ctx, projectId, input);
+    return { ...server, drive: discoveryDrive(ctx.principal.tenantId, projectId, server.id) };
+  }
+
+  async updateServer(ctx: RequestContext, projectId: string, id: string, patch: McpServerPatch, ifMatch: string): Promise<Driven<McpServer>> {
+    const { server, rediscover } = await this.registry.update(ctx, projectId, id, patch, ifMatch);
+    if (patch.status !== undefined) await this.refreshCatalogOf(ctx.principal.tenantId, projectId, id);
+    return rediscover ? { ...server, drive: discoveryDrive(ctx.principal.tenantId, projectId, id) } : server;
+  }
+
+  async deleteServer(ctx: RequestContext, projectId: string, id: string, ifMatch: string): Promise<void> {
+    const server = await this.registry.load(ctx.principal.tenantId, projectId, id);
+    const holders = (await this.toolboxes.listAll(ctx.principal.tenantId, projectId)).filter((b) => b.tools.some((t) => t.server === server.name));
+    if (holders.length) fail({ kind: "conflict", detail: `toolboxes ${holders.map((b) => b.name).join(", ")} hold tools of ${server.name}: change them first`, reason: "project_has_dependents" });
+    await this.registry.delete(ctx, projectId, id, ifMatch);
+    await this.catalog.removeServer(ctx.principal.tenantId, id);
+  }
+
+  /** Starts a discovery now (on demand); the server's discoveryState says how it went. */
+  async discover(ctx: RequestContext, projectId: string, id: string): Promise<Driven<McpServer>> {
+    const server = await this.registry.get(ctx, projectId, id);
+    await this.registry.writable(ctx, projectId);
+    return { ...server, drive: discoveryDrive(ctx.principal.tenantId, projectId, id) };
+  }
+
+  /** The discovery activity. */
+  runDiscovery(input: ToolDiscoveryInput, correlationId: string): Promise<DiscoveryResult> {
+    return this.discovery.run(input.tenantId, input.projectId, input.serverId, correlationId);
+  }
+
+  /** Servers whose scheduled re-discovery is due (a job: across partitions). */
+  async *dueForDiscovery(): AsyncGenerator<DriveRequest<ToolDiscoveryInput>> {
+    const now = this.clock.now().getTime();
+    for await (const s of this.registry.servers.every("all")) {
+      if (!s.discovery.enabled) continue;
+      const last = Date.parse(s.discoveryState.lastAttemptAt ?? s.createdAt);
+      if (last + s.discovery.intervalHours * 3_600_000 <= now) yield discoveryDrive(s.tenantId, s.projectId, s.id);
+    }
+  }
+
+  async importServer(ctx: RequestContext, projectId: string, serverJson: unknown, options: { name?: string | undefined; remote?: number | undefined }): Promise<Driven<McpServer>> {
+    const spec = importServerJson(serverJson, options);
+    return this.createServer(ctx, projectId, spec);
+  }
+
+  async exportServer(ctx: RequestContext, projectId: string, id: string): Promise<Record<string, unknown>> {
+    const server = await this.registry.get(ctx, projectId, id);
+    return exportServerJson(server);
+  }
+
+  // ---- snapshots and tools
+
+  async listSnapshots(ctx: RequestContext, projectId: string, serverId: string, page: { maxPageSize: number; continuationToken?: string | undefined }): Promise<Page<Snapshot>> {
+    await this.registry.get(ctx, projectId, serverId);
+    const result = await this.snapshots.page(this.partition(ctx, projectId), serverId, page);
+    return { items: result.items.map(snapshotView), ...(result.continuationToken ? { continuationToken: result.continuationToken } : {}) };
+  }
+
+  async getSnapshot(ctx: RequestContext, projectId: string, serverId: string, id: string): Promise<Snapshot> {
+    await this.registry.get(ctx, projectId, serverId);
+    const header = await this.snapshots.header(this.partition(ctx, projectId), id);
+    if (!header || header.serverId !== serverId) return notFound(snapshotPath(projectId, serverId, id));
+    return snapshotView(header);
+  }
+
+  /** The server's tools from its latest snapshot, each with its approval state in the project. */
+  async listTools(ctx: RequestContext, projectId: string, serverId: string, page: { maxPageSize: number; continuationToken?: string | undefined }): Promise<Page<Tool>> {
+    await this.projects.get(ctx, projectId);
+    const server = await this.registry.load(ctx.principal.tenantId, projectId, serverId);
+    const tools = await this.toolsOf(server);
+    const start = page.continuationToken ? Number.parseInt(page.continuationToken, 10) : 0;
+    if (!Number.isInteger(start) || start < 0 || start > tools.length) fail({ kind: "validation", detail: "the continuation token is invalid", errors: [{ field: "query.continuationToken", message: "is not a token this list gave" }] });
+    const mode = await this.approvalMode(ctx.principal.tenantId, projectId);
+    const partition = this.partition(ctx, projectId);
+    const slice = tools.slice(start, start + page.maxPageSize);
+    const items = await Promise.all(slice.map(async (t) => this.toolView(server, t, mode, await this.grants.read(partition, server.id, t.name))));
+    const next = start + slice.length;
+    return { items, ...(next < tools.length ? { continuationToken: String(next) } : {}) };
+  }
+
+  async getTool(ctx: RequestContext, projectId: string, serverId: string, name: string): Promise<Tool> {
+    await this.projects.get(ctx, projectId);
+    const server = await this.registry.load(ctx.principal.tenantId, projectId, serverId);
+    const tool = (await this.toolsOf(server)).find((t) => t.name === name);
+    if (!tool) return notFound(`/projects/${projectId}/mcp-servers/${serverId}/tools/${encodeURIComponent(name)}`);
+    return this.toolView(server, tool, await this.approvalMode(ctx.principal.tenantId, projectId), await this.grants.read(this.partition(ctx, projectId), serverId, name));
+  }
+
+  /** The tools of a server's latest snapshot (none before its first successful discovery). */
+  async toolsOf(server: ServerDoc): Promise<StoredTool[]> {
+    const id = server.discoveryState.snapshotId;
+    if (!id) return [];
+    const header = await this.snapshots.header({ tenantId: server.tenantId, scopeId: server.scopeId }, id);
+    return header ? this.snapshots.tools({ tenantId: server.tenantId, scopeId: server.scopeId }, header) : [];
+  }
+
+  // ---- approvals
+
+  async requestApproval(ctx: RequestContext, projectId: string, serverId: string, name: string, input: unknown): Promise<Driven<{ tool: Tool; approval: Approval }>> {
+    const spec = parseOrThrow((await import("./schema.js")).ToolApprovalSpec, input, "body");
+    await this.projects.get(ctx, projectId);
+    const server = await this.registry.load(ctx.principal.tenantId, projectId, serverId);
+    if (!server.discoveryState.snapshotId) fail({ kind: "conflict", detail: `${server.name} has no successful discovery yet`, reason: "discovery_not_ready" });
+    const tool = (await this.toolsOf(server)).find((t) => t.name === name);
+    if (!tool) return notFound(`/projects/${projectId}/mcp-servers/${serverId}/tools/${encodeURIComponent(name)}`);
+    const mode = await this.approvalMode(ctx.principal.tenantId, projectId);
+    const { grant, approval } = await this.grants.request(ctx, server, tool, mode, spec.justification);
+    await this.catalog.setApproval(ctx.principal.tenantId, serverId, name, "pending");
+    return { tool: this.toolView(server, tool, mode, grant), approval, drive: approvalDrive(approval) };
+  }
+
+  private async settle(approval: Approval, correlationId: string): Promise<void> {
+    const grant = await this.grants.settle(approval, correlationId);
+    if (!grant) return;
+    const server = await this.registry.servers.read({ tenantId: grant.tenantId, scopeId: grant.scopeId }, grant.serverId);
+    const tool = server ? (await this.toolsOf(server)).find((t) => t.name === grant.tool) : undefined;
+    if (tool) await this.catalog.setApproval(grant.tenantId, grant.serverId, grant.tool, approvalStateOf(await this.approvalMode(grant.tenantId, grant.scopeId), tool, grant).state);
+    // Grants are live compiler input: a system publish takes the new state to the gateway.
+    await this.onGatewayChange?.(grant.tenantId, { by: "system:tool-approvals", reason: `tool ${grant.server}/${grant.tool} ${grant.state}`, correlationId });
+  }
+
+  /** Set by the composition root once publishing exists (a system publish of live tool state). */
+  onGatewayChange?: (tenantId: string, cause: { by: `system:${string}`; reason: string; correlationId: string }) => Promise<unknown>;
+
+  // ---- the approval mode
+
+  async getSettings(ctx: RequestContext, projectId: string): Promise<{ approvalMode: ApprovalMode; etag: string }> {
+    await this.projects.get(ctx, projectId);
+    const doc = await this.store.read<SettingsDoc>(this.partition(ctx, projectId), settingsId);
+    return doc?.docType === "toolsSettings" ? { approvalMode: doc.approvalMode, etag: etagValue(doc._etag) } : { approvalMode: "none", etag: "initial" };
+  }
+
+  async putSettings(ctx: RequestContext, projectId: string, input: unknown, ifMatch: string): Promise<{ approvalMode: ApprovalMode; etag: string }> {
+    await this.registry.writable(ctx, projectId);
+    const spec = parseOrThrow(ToolsSettings, input, "body");
+    const partition = this.partition(ctx, projectId);
+    const current = await this.store.read<SettingsDoc>(partition, settingsId);
+    if (!etagMatches(current?._etag ?? "initial", ifMatch)) fail({ kind: "preconditionFailed" });
+    const doc: SettingsDoc = { id: settingsId, ...partition, docType: "toolsSettings", approvalMode: spec.approvalMode, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
+    const [etag] = await this.changes.commit({
+      partition,
+      ctx,
+      action: "tools.settings.update",
+      resource: settingsPath(projectId),
+      ...(current ? { before: { approvalMode: current.approvalMode } } : {}),
+      after: { approvalMode: spec.approvalMode },
+      ops: [current ? { kind: "replace", doc, ifMatch: current._etag } : { kind: "create", doc }],
+      event: { type: "aigov.mcp.settings.updated.v1", subject: `/tenants/${ctx.principal.tenantId}${settingsPath(projectId)}`, data: { projectId, approvalMode: spec.approvalMode } },
+    });
+    for (const s of await this.registry.listAll(ctx.principal.tenantId, projectId)) await this.refreshCatalogOf(ctx.principal.tenantId, projectId, s.id);
+    return { approvalMode: spec.approvalMode, etag: etagValue(etag ?? "") };
+  }
+
+  async approvalMode(tenantId: string, projectId: string): Promise<ApprovalMode> {
+    const doc = await this.store.read<SettingsDoc>({ tenantId, scopeId: projectId }, settingsId);
+    return doc?.docType === "toolsSettings" ? doc.approvalMode : "none";
+  }
+
+  // ---- toolboxes
+
+  async createToolbox(ctx: RequestContext, projectId: string, input: unknown) {
+    await this.registry.writable(ctx, projectId);
+    return this.toolboxes.create(ctx, projectId, input, await this.registry.listAll(ctx.principal.tenantId, projectId), (s) => this.toolsOf(s));
+  }
+
+  async updateToolbox(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch: string) {
+    await this.registry.writable(ctx, projectId);
+    return this.toolboxes.update(ctx, projectId, id, input, ifMatch, await this.registry.listAll(ctx.principal.tenantId, projectId), (s) => this.toolsOf(s));
+  }
+
+  async deleteToolbox(ctx: RequestContext, projectId: string, id: string, ifMatch: string) {
+    await this.registry.writable(ctx, projectId);
+    return this.toolboxes.delete(ctx, projectId, id, ifMatch);
+  }
+
+  // ---- the catalog
+
+  async searchCatalog(ctx: RequestContext, query: { q?: string | undefined; projectId?: string | undefined; server?: string | undefined; readOnly?: "true" | "false" | undefined; approval?: string | undefined; tag?: string | undefined; maxPageSize: number; continuationToken?: string | undefined }): Promise<Page<CatalogEntry>> {
+    if (ctx.principal.roles.size === 0) fail({ kind: "forbidden", detail: "the tool catalog needs a tenant role" });
+    return this.catalog.search(ctx.principal.tenantId, query, query);
+  }
+
+  /** Key scopes: the entries of a project that name no server, tool or toolbox it has. */
+  async unknownScopes(tenantId: string, projectId: string, entries: string[]): Promise<string[]> {
+    if (!entries.length) return [];
+    const servers = new Map((await this.registry.listAll(tenantId, projectId)).map((s) => [s.id, s]));
+    const boxes = new Set((await this.toolboxes.listAll(tenantId, projectId)).map((b) => b.id));
+    const unknown: string[] = [];
+    for (const e of entries) {
+      if (e.startsWith("tbx_")) {
+        if (!boxes.has(e)) unknown.push(e);
+        continue;
+      }
+      const [id, tool] = e.includes("/") ? [e.slice(0, e.indexOf("/")), e.slice(e.indexOf("/") + 1)] : [e, undefined];
+      const server = servers.get(id);
+      if (!server || (tool !== undefined && !(await this.toolsOf(server)).some((t) => t.name === tool))) unknown.push(e);
+    }
+    return unknown;
+  }
+
+  // ---- project dependents
+
+  async count(tenantId: string, projectId: string): Promise<number> {
+    return (await this.registry.count(tenantId, projectId)) + (await this.toolboxes.listAll(tenantId, projectId)).length;
+  }
+
+  // ---- helpers
+
+  private toolView(server: ServerDoc, t: StoredTool, mode: ApprovalMode, grant: Awaited<ReturnType<ToolGrants["read"]>>): Tool {
+    const a = approvalStateOf(mode, t, grant);
+    return {
+      name: t.name,
+      namespacedName: `${server.name}/${t.name}`,
+      ...(typeof t.definition.title === "string" ? { title: t.definition.title } : {}),
+      ...(typeof t.definition.description === "string" ? { description: t.definition.description } : {}),
+      hash: t.hash,
+      annotations: t.annotations,
+      findings: t.findings,
+      approval: { state: a.state, ...(grant ? { approvalId: grant.approvalId } : {}), ...(grant?.pinnedHash ? { pinnedHash: grant.pinnedHash } : {}), ...(grant?.cause ? { cause: grant.cause } : {}) },
+      callable: a.callable && server.status !== "blocked",
+      definition: t.definition,
+    };
+  }
+
+  private async refreshCatalog(tenantId: string, server: ServerDoc, protocolVersion: string, tools: StoredTool[], removed: string[]): Promise<void> {
+    const mode = await this.approvalMode(tenantId, server.projectId);
+    const partition = { tenantId, scopeId: server.scopeId };
+    const at = this.clock.now().toISOString();
+    const entries: CatalogDoc[] = [];
+    const grants = new Map((await this.grants.all(partition)).filter((g) => g.serverId === server.id).map((g) => [g.tool, g]));
+    for (const t of tools) {
+      if (!t.name) continue;
+      entries.push(this.catalog.entryFor(tenantId, { projectId: server.projectId, serverId: server.id, server: server.name, status: server.status, tags: server.tags, protocolVersion }, t, approvalStateOf(mode, t, grants.get(t.name)).state, at));
+    }
+    await this.catalog.write(tenantId, entries, removed.map((tool) => ({ serverId: server.id, tool })));
+  }
+
+  private async refreshCatalogOf(tenantId: string, projectId: string, serverId: string): Promise<void> {
+    const server = await this.registry.servers.read({ tenantId, scopeId: projectId }, serverId);
+    if (!server?.discoveryState.snapshotId) return;
+    await this.refreshCatalog(tenantId, server, server.discoveryState.protocolVersion ?? "", await this.toolsOf(server), []);
+  }
+
+  private partition(ctx: RequestContext, projectId: string): Partition {
+    return { tenantId: ctx.principal.tenantId, scopeId: projectId };
+  }
+}
+
+function snapshotView(d: SnapshotDoc & { _etag?: string }): Snapshot {
+  return {
+    id: d.id,
+    serverId: d.serverId,
+    projectId: d.projectId,
+    seq: d.seq,
+    createdAt: d.createdAt,
+    transport: d.transport,
+    protocolVersion: d.protocolVersion,
+    serverInfo: d.serverInfo,
+    capabilities: d.capabilities,
+    toolCount: d.toolCount,
+    resourceCount: d.resourceCount,
+    promptCount: d.promptCount,
+    resources: d.resources,
+    prompts: d.prompts,
+    findingCount: d.findingCount,
+    diff: d.diff,
+    etag: etagValue(d._etag ?? ""),
+  };
+}
+

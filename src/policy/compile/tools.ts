@@ -1,0 +1,354 @@
+/**
+ * The tools pillar at the gateway: a project's MCP servers and toolboxes as APIM MCP APIs (ARM
+ * `apis` with `type: "mcp"`, api-version 2025-09-01-preview — preview; docs/adr/013-tools-at-the-gateway.md).
+ *
+ * - A **remote** server is a pass-through MCP API at `aigov/<key>/<project>/mcp/<server>`.
+ * - A server **converted from OpenAPI** is a REST API (`…/rest/<server>`, its operations and schema
+ *   document, the registered base URL as its service URL) plus an MCP API whose tools name those
+ *   operations (REST-as-MCP). The REST API is linked to no product: keys reach it only as tools.
+ * - A **toolbox** is an MCP API of its own at `…/toolboxes/<name>`: REST tools of any converted servers
+ *   (a true subset: `tools/list` shows only them), or tools of one remote server (a pass-through whose
+ *   `tools/call` is limited to the toolbox's tools; `tools/list` is the server's, since a policy must
+ *   not read an MCP response body).
+ *
+ * Every MCP API's policy reads the JSON-RPC request (method, and the tool of a `tools/call`), refuses
+ * batches, and refuses a `tools/call` that the key's tier does not grant (key tool scopes), that the
+ * project's approval mode does not allow (approvals pin a tool's definition hash: a changed tool is not
+ * callable until approved again), or that a toolbox does not hold; then counts per-key, per-tool rate
+ * limits and authenticates to the upstream (a Key Vault-backed header or the gateway's managed
+ * identity). Lists of tool names are set-variable literals (data): tool names never enter an expression.
+ *
+ * Keys reach tools only through a tier that grants them (KeyTier.tools): its product links the MCP APIs
+ * it grants, and the product of a tier without tools links none, so a document of a project without
+ * tools is what it was before the pillar existed.
+ */
+import { artifactRef, type ApiArtifact, type McpToolArtifact, type NamedValueArtifact } from "../../ports/gateway.js";
+import * as X from "../expressions.js";
+import { type KeyTier, type PolicyMcpServer, type PolicyProject, type PolicyTool } from "../input.js";
+import { SUBSCRIPTION_KEY_HEADER, VAR } from "../names.js";
+import { el, textEl, type Why, type XNode } from "../xml.js";
+import { byCodePoint, type Collector, sortBy, STRUCTURE } from "./collector.js";
+import { keyIsolation } from "./routing.js";
+import { appliedTiers, tiersApplied } from "./tiers.js";
+
+const LIST = { allowed: "aigov-mcp-allowed", tier: "aigov-mcp-tier-tools", toolbox: "aigov-mcp-toolbox" } as const;
+
+/** What a key tier grants in a project: servers whole, single tools, toolboxes. */
+interface TierGrant {
+  servers: Set<string>;
+  tools: Map<string, Set<string>>;
+  toolboxes: Set<string>;
+}
+
+function grantOf(tier: KeyTier): TierGrant {
+  const g: TierGrant = { servers: new Set(), tools: new Map(), toolboxes: new Set() };
+  for (const entry of tier.tools ?? []) {
+    const [kind, rest] = [entry.slice(0, entry.indexOf(":")), entry.slice(entry.indexOf(":") + 1)];
+    if (kind === "server") g.servers.add(rest);
+    else if (kind === "toolbox") g.toolboxes.add(rest);
+    else {
+      const [server, tool] = [rest.slice(0, rest.indexOf("/")), rest.slice(rest.indexOf("/") + 1)];
+      g.tools.set(server, new Set([...(g.tools.get(server) ?? []), tool]));
+    }
+  }
+  return g;
+}
+
+/** Servers the gateway serves: tools pillar on, not blocked. */
+const servedServers = (project: PolicyProject) => (project.pillars.tools ? sortBy(project.tools.servers, (s) => s.name).filter((s) => s.status !== "blocked") : []);
+
+/** Toolboxes the gateway serves: those whose tools all come from served servers of one kind (see the header). */
+function servedToolboxes(project: PolicyProject): { name: string; id: string; kind: "rest" | "remote"; tools: { server: PolicyMcpServer; tool: PolicyTool; exposed: string }[] }[] {
+  if (!project.pillars.tools) return [];
+  const servers = new Map(servedServers(project).map((s) => [s.name, s]));
+  const out: ReturnType<typeof servedToolboxes> = [];
+  for (const box of sortBy(project.tools.toolboxes, (b) => b.name)) {
+    const members = box.tools.flatMap((t) => {
+      const server = servers.get(t.server);
+      const tool = server?.tools.find((x) => x.name === t.tool);
+      return server && tool ? [{ server, tool }] : [];
+    });
+    if (!members.length) continue;
+    const kinds = new Set(members.map((m) => m.server.source.kind));
+    const remotes = new Set(members.filter((m) => m.server.source.kind === "remote").map((m) => m.server.name));
+    if (kinds.size > 1 || remotes.size > 1) continue; // refused when written (toolbox_mixes_sources); never half-served
+    // Names collide only across servers: then every colliding tool is exposed as <server>_<tool>.
+    const count = new Map<string, number>();
+    for (const m of members) count.set(m.tool.name, (count.get(m.tool.name) ?? 0) + 1);
+    const tools = sortBy(
+      members.map((m) => ({ ...m, exposed: (count.get(m.tool.name) ?? 0) > 1 ? `${m.server.name}_${m.tool.name}` : m.tool.name })),
+      (m) => m.exposed,
+    );
+    out.push({ name: box.name, id: box.id, kind: kinds.has("openapi") ? "rest" : "remote", tools });
+  }
+  return out;
+}
+
+/** The MCP API ids a tier's keys reach in a project (what its product links). */
+export function toolApisFor(c: Collector, project: PolicyProject, tier: KeyTier): string[] {
+  if (!tier.tools?.length) return [];
+  const g = grantOf(tier);
+  const ids: string[] = [];
+  for (const s of servedServers(project)) if (g.servers.has(s.name) || g.tools.has(s.name)) ids.push(c.n.mcpApi(project.id, s.name));
+  for (const b of servedToolboxes(project)) if (g.toolboxes.has(b.name)) ids.push(c.n.toolboxApi(project.id, b.name));
+  return ids.sort(byCodePoint);
+}
+
+/** Whether a project's approval mode lets keys call a tool now (approvals pin the definition hash). */
+function callable(project: PolicyProject, server: string, tool: PolicyTool): boolean {
+  const mode = project.tools.approvalMode;
+  if (mode === "none") return true;
+  if (mode === "destructive" && tool.readOnly) return true;
+  return project.tools.grants.some((g) => g.server === server && g.tool === tool.name && g.hash === tool.hash);
+}
+
+const jsonRpcRefusal = (status: 400 | 403, reason: string, message: string, why: Why | Why[]): XNode =>
+  el(
+    "return-response",
+    undefined,
+    [
+      el("set-status", { code: status, reason: status === 400 ? "Bad Request" : "Forbidden" }),
+      el("set-header", { name: "Content-Type", "exists-action": "override" }, [textEl("value", "application/json")]),
+      textEl("set-body", status === 400 ? `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":${JSON.stringify(message)},"data":{"reason":"${reason}"}}}` : X.mcpErrorBody(-32001, message, reason)),
+    ],
+    why,
+  );
+
+const when = (condition: string, body: XNode[], why: Why | Why[]) => el("choose", undefined, [el("when", { condition }, body, why)], why);
+
+interface McpPolicyParts {
+  /** The tools this API exposes: (server, tool, exposed name). */
+  tools: { server: PolicyMcpServer; tool: PolicyTool; exposed: string }[];
+  /** The upstream's auth (pass-through APIs); REST tools authenticate in their REST API's policy. */
+  upstream?: PolicyMcpServer;
+  /** A pass-through toolbox: calls limited to its tools. */
+  toolbox?: string;
+  /** The tiers whose keys reach this API, with the exposed names each may call (undefined: all). */
+  tiers: { tier: KeyTier; allowed?: string[] }[];
+  limits: PolicyMcpServer["limits"][];
+}
+
+function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: McpPolicyParts) {
+  const pid = project.id;
+  const scope = { level: "project" as const, projectId: pid };
+  const why = (note: string): Why => ({ control: "tools", scope, note });
+  const inbound: XNode[] = [el("base", undefined, undefined, STRUCTURE)];
+  inbound.push(el("set-variable", { name: VAR.mcpMethod, value: X.MCP_METHOD }, undefined, why("the JSON-RPC method")));
+  inbound.push(when(X.MCP_IS_BATCH, [jsonRpcRefusal(400, "mcp_batch_refused", "JSON-RPC batches are not accepted", why("batches would carry calls past the checks"))], why("batches refused")));
+  inbound.push(el("set-variable", { name: VAR.mcpTool, value: X.MCP_TOOL }, undefined, why("the tool a tools/call names")));
+  // Fail closed: only keys of a tier that grants this API get further (others are not linked, but a
+  // product policy and an API policy can come from different revisions for a moment).
+  const tierIds = parts.tiers.map((t) => t.tier.id).sort(byCodePoint);
+  const notInScope = (w: Why) => jsonRpcRefusal(403, "tool_not_in_scope", "This key may not call this tool.", w);
+  if (!tierIds.length) inbound.push(notInScope(why("no key tier grants this API")));
+  else inbound.push(when(X.tierNotAmong(tierIds), [notInScope(why(`key tiers: ${tierIds.join(", ")}`))], why("key tool scope")));
+  const narrowing = parts.tiers.filter((t) => t.allowed !== undefined);
+  if (narrowing.length) {
+    const whens = narrowing.map((t) => {
+      const w: Why = { control: "tools", scope: { level: "tier", tierId: t.tier.id }, note: `${t.allowed!.length} tools` };
+      return el("when", { condition: X.mcpCallByTier(t.tier.id) }, [el("set-variable", { name: LIST.tier, value: t.allowed!.join("|") }, undefined, w)], w);
+    });
+    inbound.push(el("choose", undefined, whens, whens.flatMap((w) => w.why ?? [])));
+    const narrowed = X.mcpCallOutside(LIST.tier).replace("@(", `@(context.Variables.ContainsKey("${LIST.tier}") && `);
+    inbound.push(when(narrowed, [notInScope(why("key tool scope"))], why("key tool scope")));
+  }
+  if (parts.toolbox !== undefined) {
+    const names = parts.tools.map((t) => t.exposed);
+    inbound.push(el("set-variable", { name: LIST.toolbox, value: names.join("|") }, undefined, why(`toolbox ${parts.toolbox}: ${names.length} tools`)));
+    inbound.push(when(X.mcpCallOutside(LIST.toolbox), [jsonRpcRefusal(403, "tool_not_in_toolbox", "This toolbox does not hold this tool.", why("toolbox"))], why("toolbox")));
+  }
+  if (project.tools.approvalMode !== "none") {
+    const allowed = parts.tools.filter((t) => callable(project, t.server.name, t.tool)).map((t) => t.exposed);
+    const w = why(`approval mode ${project.tools.approvalMode}: ${allowed.length} of ${parts.tools.length} tools callable`);
+    inbound.push(el("set-variable", { name: LIST.allowed, value: allowed.join("|") }, undefined, w));
+    inbound.push(when(X.mcpCallOutside(LIST.allowed), [jsonRpcRefusal(403, "tool_not_approved", "This tool is not approved for this project, or its definition changed since it was approved.", w)], w));
+  }
+  // Per-tool rate limits, per key: the named tools' own, then the server default for every other tool.
+  const named = new Map<string, { calls: number; renewalPeriodSeconds: number }>();
+  let perTool: { calls: number; renewalPeriodSeconds: number } | undefined;
+  for (const l of parts.limits) {
+    for (const [tool, limit] of Object.entries(l.tools ?? {}).sort(([a], [b]) => byCodePoint(a, b))) {
+      const exposed = parts.tools.find((t) => t.tool.name === tool)?.exposed ?? tool;
+      if (!named.has(exposed)) named.set(exposed, limit);
+    }
+    perTool ??= l.perTool;
+  }
+  const limitEl = (limit: { calls: number; renewalPeriodSeconds: number }, w: Why) =>
+    el("rate-limit-by-key", { calls: limit.calls, "renewal-period": limit.renewalPeriodSeconds, "counter-key": X.MCP_TOOL_COUNTER_KEY, "increment-condition": X.MCP_CALL }, undefined, w);
+  if (named.size || perTool) {
+    const whens = [...named.entries()].map(([tool, limit]) => {
+      const w = why(`rate limit of ${tool}: ${limit.calls} calls per ${limit.renewalPeriodSeconds} s per key`);
+      return el("when", { condition: X.mcpCallOf(tool) }, [limitEl(limit, w)], w);
+    });
+    const other = perTool ? [el("otherwise", undefined, [limitEl(perTool, why(`per-tool rate limit: ${perTool.calls} calls per ${perTool.renewalPeriodSeconds} s per key`))])] : [];
+    inbound.push(el("choose", undefined, [...whens, ...other], why("per-tool rate limits")));
+  }
+  inbound.push(...keyIsolation(pid));
+  const auth = parts.upstream?.auth;
+  if (auth?.type === "header") {
+    const nv = upstreamNamedValue(c, auth);
+    inbound.push(el("set-header", { name: auth.header, "exists-action": "override" }, [textEl("value", `{{${nv}}}`)], why("upstream credential (Key Vault)")));
+  } else if (auth?.type === "managedIdentity") {
+    inbound.push(el("authentication-managed-identity", { resource: auth.audience, ...(auth.clientId ? { "client-id": auth.clientId } : {}) }, undefined, why("upstream credential (managed identity)")));
+  }
+  const outbound: XNode[] = [el("base", undefined, undefined, STRUCTURE)];
+  const sunset = parts.upstream?.status === "deprecated" ? parts.upstream.sunsetDate : undefined;
+  if (sunset) outbound.push(el("set-header", { name: "Sunset", "exists-action": "override" }, [textEl("value", new Date(`${sunset}T00:00:00Z`).toUTCString())], why(`deprecated; sunset ${sunset}`)));
+  const doc = el(
+    "policies",
+    undefined,
+    [
+      el("inbound", undefined, inbound, STRUCTURE),
+      el("backend", undefined, [el("base")], STRUCTURE),
+      el("outbound", undefined, outbound, STRUCTURE),
+      el("on-error", undefined, [el("base")], STRUCTURE),
+    ],
+    STRUCTURE,
+  );
+  c.addPolicy({ type: "api", apiId }, doc, []);
+}
+
+function upstreamNamedValue(c: Collector, auth: Extract<PolicyMcpServer["auth"], { type: "header" }>): string {
+  const nv = c.n.namedValue(auth.namedValueId);
+  if (!c.namedValues.has(nv)) {
+    const artifact: NamedValueArtifact = { kind: "namedValue", id: nv, displayName: nv, secret: true, keyVault: { secretIdentifier: auth.secretIdentifier }, tags: ["aigov"] };
+    c.namedValues.set(nv, artifact);
+    c.explainArtifact({ ref: artifactRef(artifact), path: "/", control: "tools", scope: { level: "tenant" }, note: "Key Vault-backed MCP upstream credential" });
+  }
+  return nv;
+}
+
+/** The tiers that reach an API, and what each may call there (exposed names; undefined = all). */
+function tiersReaching(c: Collector, project: PolicyProject, reaches: (g: TierGrant) => string[] | "all" | undefined) {
+  const out: { tier: KeyTier; allowed?: string[] }[] = [];
+  for (const tier of tiersApplied(c, appliedTiers(project))) {
+    if (!tier.tools?.length) continue;
+    const r = reaches(grantOf(tier));
+    if (r === undefined) continue;
+    out.push(r === "all" ? { tier } : { tier, allowed: r });
+  }
+  return out;
+}
+
+const mcpApiBase = (c: Collector, id: string, path: string, displayName: string, description: string | undefined): Omit<ApiArtifact, "mcp"> => ({
+  kind: "api",
+  id,
+  displayName,
+  ...(description ? { description } : {}),
+  path,
+  protocols: ["https"],
+  subscriptionRequired: true,
+  subscriptionKeyHeaderName: SUBSCRIPTION_KEY_HEADER,
+  operations: [],
+});
+
+/** A remote server's pass-through source: the service URL and the endpoint(s) below it. */
+function passThrough(server: PolicyMcpServer & { source: { kind: "remote" } }): NonNullable<ApiArtifact["mcp"]> {
+  const url = new URL(server.source.url);
+  const path = url.pathname.replace(/\/+$/, "");
+  const cut = path.lastIndexOf("/");
+  const serviceUrl = `${url.origin}${path.slice(0, Math.max(cut, 0))}`;
+  const endpoint = path.slice(cut) || "/";
+  if (server.source.transport === "sse") {
+    return { type: "passThrough", serviceUrl, transportType: "sse", endpoints: [{ name: "sse", uriTemplate: endpoint }, { name: "message", uriTemplate: "/messages" }] };
+  }
+  return { type: "passThrough", serviceUrl, transportType: "streamable", endpoints: [{ name: "message", uriTemplate: endpoint }] };
+}
+
+const toolResourceId = (name: string) => {
+  const id = name.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 80).replace(/^-+|-+$/g, "_");
+  return id.length ? id : "tool";
+};
+
+/** REST-as-MCP: the server's REST API (operations from its tools) and the tool resources naming them. */
+function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer & { source: { kind: "openapi" } }): ApiArtifact {
+  const schemas: Record<string, unknown> = {};
+  const operations = sortBy(
+    server.tools.filter((t) => t.operation),
+    (t) => t.operation!.id,
+  ).map((t) => {
+    const op = t.operation!;
+    if (op.body) schemas[`${op.id}Request`] = op.body.schema;
+    if (op.response) schemas[`${op.id}Response`] = op.response.schema;
+    return {
+      id: op.id,
+      method: op.method,
+      urlTemplate: op.urlTemplate,
+      displayName: t.name,
+      ...(op.description ? { description: op.description } : {}),
+      templateParameters: op.templateParameters as never,
+      request: {
+        queryParameters: op.queryParameters as never,
+        headers: op.headers as never,
+        ...(op.body ? { representations: [{ contentType: op.body.contentType, schemaId: "components", typeName: `${op.id}Request` }] } : {}),
+      },
+      ...(op.response ? { responses: [{ statusCode: 200, representations: [{ contentType: op.response.contentType, schemaId: "components", typeName: `${op.id}Response` }] }] } : {}),
+    };
+  });
+  const api: ApiArtifact = {
+    kind: "api",
+    id: c.n.restApi(project.id, server.name),
+    displayName: `${server.displayName ?? server.name} (REST, project ${project.id})`,
+    path: c.n.restApiPath(project.id, server.name),
+    protocols: ["https"],
+    subscriptionRequired: true,
+    subscriptionKeyHeaderName: SUBSCRIPTION_KEY_HEADER,
+    operations,
+    serviceUrl: server.source.baseUrl,
+    ...(Object.keys(schemas).length ? { schemas: [{ id: "components", contentType: "application/vnd.oai.openapi.components+json" as const, document: { components: { schemas } } }] } : {}),
+  };
+  // The REST API's own policy: the key never travels on; the upstream credential is added here.
+  const inbound: XNode[] = [el("base", undefined, undefined, STRUCTURE), ...keyIsolation(project.id)];
+  const why: Why = { control: "tools", scope: { level: "project", projectId: project.id }, note: `REST API of ${server.name}` };
+  if (server.auth.type === "header") inbound.push(el("set-header", { name: server.auth.header, "exists-action": "override" }, [textEl("value", `{{${upstreamNamedValue(c, server.auth)}}}`)], why));
+  else if (server.auth.type === "managedIdentity") inbound.push(el("authentication-managed-identity", { resource: server.auth.audience, ...(server.auth.clientId ? { "client-id": server.auth.clientId } : {}) }, undefined, why));
+  c.addPolicy(
+    { type: "api", apiId: api.id },
+    el("policies", undefined, [el("inbound", undefined, inbound, STRUCTURE), el("backend", undefined, [el("base")], STRUCTURE), el("outbound", undefined, [el("base")], STRUCTURE), el("on-error", undefined, [el("base")], STRUCTURE)], STRUCTURE),
+    [],
+  );
+  return api;
+}
+
+/** A project's tool APIs (servers, their REST APIs, toolboxes) and their policies. */
+export function compileTools(c: Collector, project: PolicyProject) {
+  const servers = servedServers(project);
+  for (const server of servers) {
+    const tools = sortBy(server.tools, (t) => t.name).map((tool) => ({ server, tool, exposed: tool.name }));
+    const tiers = tiersReaching(c, project, (g) => (g.servers.has(server.name) ? "all" : g.tools.has(server.name) ? [...g.tools.get(server.name)!].sort(byCodePoint) : undefined));
+    const id = c.n.mcpApi(project.id, server.name);
+    const base = mcpApiBase(c, id, c.n.mcpApiPath(project.id, server.name), `${server.displayName ?? server.name} (MCP, project ${project.id})`, undefined);
+    let api: ApiArtifact;
+    if (server.source.kind === "remote") {
+      api = { ...base, mcp: passThrough(server as PolicyMcpServer & { source: { kind: "remote" } }) };
+    } else {
+      const rest = restApi(c, project, server as PolicyMcpServer & { source: { kind: "openapi" } });
+      c.apis.push(rest);
+      const mcpTools: McpToolArtifact[] = tools.filter((t) => t.tool.operation).map((t) => ({ id: toolResourceId(t.exposed), displayName: t.exposed, apiId: rest.id, operationId: t.tool.operation!.id, ...(t.tool.operation!.description ? { description: t.tool.operation!.description } : {}) }));
+      api = { ...base, mcp: { type: "restTools", tools: mcpTools } };
+    }
+    c.apis.push(api);
+    c.explainArtifact({ ref: artifactRef(api), path: "/", control: "tools", scope: { level: "project", projectId: project.id }, note: `MCP server ${server.name} (${server.source.kind})` });
+    mcpPolicy(c, project, id, { tools, ...(server.source.kind === "remote" ? { upstream: server } : {}), tiers, limits: [server.limits] });
+  }
+  for (const box of servedToolboxes(project)) {
+    const id = c.n.toolboxApi(project.id, box.name);
+    const tiers = tiersReaching(c, project, (g) => (g.toolboxes.has(box.name) ? "all" : undefined));
+    const base = mcpApiBase(c, id, c.n.toolboxApiPath(project.id, box.name), `Toolbox ${box.name} (MCP, project ${project.id})`, undefined);
+    const first = box.tools[0]!.server;
+    const api: ApiArtifact =
+      box.kind === "remote"
+        ? { ...base, mcp: passThrough(first as PolicyMcpServer & { source: { kind: "remote" } }) }
+        : {
+            ...base,
+            mcp: {
+              type: "restTools",
+              tools: box.tools.map((t) => ({ id: toolResourceId(t.exposed), displayName: t.exposed, apiId: c.n.restApi(project.id, t.server.name), operationId: t.tool.operation!.id, ...(t.tool.operation!.description ? { description: t.tool.operation!.description } : {}) })),
+            },
+          };
+    c.apis.push(api);
+    c.explainArtifact({ ref: artifactRef(api), path: "/", control: "tools", scope: { level: "project", projectId: project.id }, note: `toolbox ${box.name}: ${box.tools.length} tools` });
+    const servers = [...new Map(box.tools.map((t) => [t.server.name, t.server])).values()];
+    mcpPolicy(c, project, id, { tools: box.tools, ...(box.kind === "remote" ? { upstream: first, toolbox: box.name } : {}), tiers, limits: servers.map((s) => s.limits) });
+  }
+}
