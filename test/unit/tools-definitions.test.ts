@@ -83,6 +83,13 @@ describe("toolHash", () => {
     expect(new Set(Object.values(variants).map(toolHash)).size).toBe(Object.keys(variants).length);
   });
 
+  it("counts every field a server sent, __proto__ included", () => {
+    const a = JSON.parse('{"name":"t","__proto__":{"x":1}}') as Record<string, unknown>;
+    const b = JSON.parse('{"name":"t","__proto__":{"x":2}}') as Record<string, unknown>;
+    expect(toolHash(a)).not.toBe(toolHash(b));
+    expect(diffTools([entry(a)], [entry(b)]).changed).toEqual([{ name: "t", fields: ["__proto__"] }]);
+  });
+
   it("never throws on hostile definitions", () => {
     let deep: Record<string, unknown> = {};
     for (let i = 0; i < 50_000; i++) deep = { properties: { a: deep } };

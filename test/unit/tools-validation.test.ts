@@ -53,7 +53,7 @@ describe("inputSchema", () => {
     expect(validateTool(draft07, "2025-11-25")).toEqual([]);
     const draft2020 = tool({ inputSchema: { $schema: "https://json-schema.org/draft/2020-12/schema", ...withProperty({ prefixItems: [{ type: "string" }] }) } });
     expect(validateTool(draft2020, "2024-11-05")).toEqual([]);
-    for (const $schema of ["http://json-schema.org/draft-04/schema#", "https://json-schema.org/draft/2019-09/schema", "https://example.invalid/dialect", 42]) {
+    for (const $schema of ["http://json-schema.org/draft-04/schema#", "https://json-schema.org/draft/2019-09/schema", "https://example.invalid/dialect", "constructor", "__proto__", 42]) {
       expect(codes(validateTool(tool({ inputSchema: { $schema, type: "object" } }), "2025-11-25"))).toEqual(["schema_dialect_unsupported"]);
     }
   });

@@ -26,10 +26,9 @@ const VOLATILE_FIELDS = new Set(["_meta"]);
 
 /** Hex SHA-256 of the RFC 8785 canonical JSON of the tool, without `_meta`: key order does not matter, content does. */
 export function toolHash(raw: Record<string, unknown>): string {
-  const stable: Record<string, unknown> = {};
-  if (raw !== null && typeof raw === "object" && !Array.isArray(raw)) {
-    for (const key of Object.keys(raw)) if (!VOLATILE_FIELDS.has(key)) stable[key] = raw[key];
-  }
+  const fields = raw !== null && typeof raw === "object" && !Array.isArray(raw) ? Object.entries(raw) : [];
+  // fromEntries defines own properties: an assignment would turn a "__proto__" field into a prototype, unhashed.
+  const stable = Object.fromEntries(fields.filter(([key]) => !VOLATILE_FIELDS.has(key)));
   return createHash("sha256").update(canonicalJson(stable), "utf8").digest("hex");
 }
 

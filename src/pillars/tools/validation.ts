@@ -50,14 +50,15 @@ export const SCHEMA_LIMITS = {
 
 type Dialect = "draft-07" | "2020-12";
 
-const DIALECT_IDS: Record<string, Dialect> = {
-  "http://json-schema.org/draft-07/schema": "draft-07",
-  "http://json-schema.org/draft-07/schema#": "draft-07",
-  "https://json-schema.org/draft-07/schema": "draft-07",
-  "https://json-schema.org/draft-07/schema#": "draft-07",
-  "https://json-schema.org/draft/2020-12/schema": "2020-12",
-  "https://json-schema.org/draft/2020-12/schema#": "2020-12",
-};
+/** A Map, not an object literal: a `$schema` of "constructor" must not find Object's. */
+const DIALECT_IDS = new Map<string, Dialect>([
+  ["http://json-schema.org/draft-07/schema", "draft-07"],
+  ["http://json-schema.org/draft-07/schema#", "draft-07"],
+  ["https://json-schema.org/draft-07/schema", "draft-07"],
+  ["https://json-schema.org/draft-07/schema#", "draft-07"],
+  ["https://json-schema.org/draft/2020-12/schema", "2020-12"],
+  ["https://json-schema.org/draft/2020-12/schema#", "2020-12"],
+]);
 
 /** The base URI a schema without `$id` is compiled under (a name that can never be fetched). */
 const ROOT_BASE = "urn:aigov:tool-schema";
@@ -82,7 +83,12 @@ export function validateTool(raw: unknown, protocolVersion: string): ToolFinding
 
 /** The spec's defaults. Destructive and idempotent mean something only for a tool that writes, so a read-only one is neither destructive nor repeated-with-effect. */
 export function annotationsOf(raw: unknown): ToolAnnotationFlags {
-  const annotations = isRecord(raw) && isRecord(raw.annotations) ? raw.annotations : {};
+  let annotations: Record<string, unknown> = {};
+  try {
+    if (isRecord(raw) && isRecord(raw.annotations)) annotations = { ...raw.annotations };
+  } catch {
+    // unreadable: the defaults, which assume the worst of a tool, apply
+  }
   const hint = (key: (typeof HINTS)[number], fallback: boolean): boolean => (typeof annotations[key] === "boolean" ? (annotations[key] as boolean) : fallback);
   const readOnly = hint("readOnlyHint", false);
   return {
@@ -329,7 +335,7 @@ function dialectOf(schema: Record<string, unknown>, version: string): Dialect | 
   const declared = schema.$schema;
   // SEP-1613: a schema without $schema is 2020-12 from 2025-11-25, and draft-07 before.
   if (declared === undefined) return version >= V2025_11_25 ? "2020-12" : "draft-07";
-  return typeof declared === "string" ? DIALECT_IDS[declared] : undefined;
+  return typeof declared === "string" ? DIALECT_IDS.get(declared) : undefined;
 }
 
 interface WalkItem {
