@@ -4,6 +4,7 @@ import type { Approval } from "../../src/domain/approvals/schema.js";
 import type { Exemption } from "../../src/domain/exemptions/schema.js";
 import type { Model } from "../../src/pillars/models/schema.js";
 import type { Project } from "../../src/domain/projects/schema.js";
+import { convertedServer } from "../support/tools.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
 import { newId } from "../../src/domain/common.js";
 import { ApiError } from "../../src/client/index.js";
@@ -22,7 +23,8 @@ let revisionA: string;
 let keyA: { id: string; key: string; prefix: string };
 let exemptionA: Exemption;
 let widgetA: { id: string };
-let serverA: { id: string };
+let serverA: { id: string; discoveryState: { snapshotId?: string | undefined } };
+let toolboxA: { id: string };
 const SECRET_NAME = "tenant-a-confidential-project";
 
 beforeAll(async () => {
@@ -59,7 +61,8 @@ beforeAll(async () => {
   // After the first publish: the key's subscription goes straight to the gateway (its API is there).
   keyA = await adminA.keys.create(projectA.id, { name: "a-secret-key-name" });
   widgetA = (await adminA.call(createWidget, { params: { projectId: projectA.id }, body: { name: "a-secret-widget" } })).body;
-  serverA = await adminA.tools.createServer(projectA.id, { name: "a-secret-server", source: { kind: "remote", url: "https://mcp.example.com/mcp" }, discovery: { enabled: false, intervalHours: 24 } });
+  serverA = await convertedServer(adminA, projectA.id, "a-secret-server");
+  toolboxA = await adminA.toolboxes.create(projectA.id, { name: "a-secret-box", tools: [{ server: "a-secret-server", tool: "getItem" }] });
 });
 afterAll(() => t.stop());
 
@@ -67,7 +70,7 @@ describe("tenant isolation", () => {
   it("tenant B, with every role, cannot see or change tenant A's resources on any route", async () => {
     const doc = await t.anonymous.openApi();
     const tokenB = await t.token("tenant-b", "mallory", ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"]);
-    const aValues = { projectId: projectA.id, approvalId: approvalA.id, modelId: modelA.id, revisionId: revisionA, keyId: keyA.id, targetProjectId: projectA.id, exemptionId: exemptionA.id, widgetId: widgetA.id, serverId: serverA.id, toolName: "echo", snapshotId: newId("snp"), toolboxId: newId("tbx") };
+    const aValues = { projectId: projectA.id, approvalId: approvalA.id, modelId: modelA.id, revisionId: revisionA, keyId: keyA.id, targetProjectId: projectA.id, exemptionId: exemptionA.id, widgetId: widgetA.id, serverId: serverA.id, toolName: "getItem", snapshotId: serverA.discoveryState.snapshotId!, toolboxId: toolboxA.id };
     const leaks = [projectA.id, approvalA.id, SECRET_NAME, "tenant-a", "alice-owner", "a-tag-value", "a-description", "a-secret-resource", "a-change-value", "a-secret-justification", modelA.id, "a-secret-model", "a-secret-endpoint", "sk-a-secret-provider-key", revisionA, "a-secret-publish-reason", exemptionA.id, "a-exemption-owner", "a-secret-blocker", "a-secret-compensating", widgetA.id, "a-secret-widget"];
     const walked: string[] = [];
     const missingValues = { projectId: newId("prj"), approvalId: newId("apr"), modelId: newId("mdl"), revisionId: newId("rev"), keyId: newId("key"), targetProjectId: newId("prj"), exemptionId: newId("exm"), widgetId: newId("wdg"), serverId: newId("srv"), toolName: "echo", snapshotId: newId("snp"), toolboxId: newId("tbx") };

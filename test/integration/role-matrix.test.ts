@@ -9,12 +9,12 @@
  * - allowed ("✓"): the operation's success status with the valid request this test sends, except
  *   where ALLOWED_BUT says otherwise and why.
  */
-import { newId } from "../../src/domain/common.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CALLERS, isProjectScoped, verdict, type Access, type Caller, type Verdict } from "../../src/api/access.js";
 import type { AigovClient } from "../../src/client/index.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
+import { convertedServer } from "../support/tools.js";
 import { until } from "../support/until.js";
 import { fillPath, operationsOf, validBodies, type OpenApiOperation } from "../support/walk.js";
 
@@ -38,7 +38,7 @@ const ALLOWED_BUT: Record<string, { status: number; why: string }> = {
 };
 
 /** Operations whose allowed callers each get a fixture of their own (allowedTarget). */
-const OWN_FIXTURE = new Set(["deleteProject", "deleteModel", "rotateKey", "revokeKey", "suspendKey", "resumeKey", "collectKey", "shareKey", "unshareKey", "getApproval", "decideApproval", "renewExemption", "revokeExemption"]);
+const OWN_FIXTURE = new Set(["deleteProject", "deleteModel", "deleteMcpServer", "deleteToolbox", "requestMcpToolApproval", "rotateKey", "revokeKey", "suspendKey", "resumeKey", "collectKey", "shareKey", "unshareKey", "getApproval", "decideApproval", "renewExemption", "revokeExemption"]);
 
 interface Target {
   values: Record<string, string>;
@@ -124,6 +124,7 @@ function bodyFor(op: OpenApiOperation): unknown {
   if (op.operationId === "requestExemption") return { ...body, scope: { level: "project", projectId: project.id } };
   if (op.operationId === "shareKey") return { ...body, projectId: other.id };
   if (op.operationId === "lookupKey") return { key: leakedKey };
+  if (op.operationId === "createToolbox") return { ...(body as object), tools: [{ server: "matrix", tool: "getItem" }] };
   return body;
 }
 
@@ -139,6 +140,16 @@ async function allowedTarget(op: OpenApiOperation, caller: Caller, v: Verdict): 
   switch (op.operationId) {
     case "deleteProject":
       values.projectId = (await boss.projects.create(projectSpec(`doomed ${unique()}`))).id;
+      break;
+    case "deleteMcpServer":
+      values.serverId = (await convertedServer(boss, project.id, `doomed-${unique()}`)).id;
+      break;
+    case "deleteToolbox":
+      values.toolboxId = (await boss.toolboxes.create(project.id, { name: `doomed-${unique()}`, tools: [{ server: "matrix", tool: "getItem" }] })).id;
+      break;
+    case "requestMcpToolApproval":
+      // Each request needs a tool whose approval is not yet pending: a server of its own.
+      values.serverId = (await convertedServer(boss, project.id, `ask-${unique()}`)).id;
       break;
     case "deleteModel":
       values.modelId = (await boss.models.create(project.id, validBodies.createModel!(unique()) as Parameters<AigovClient["models"]["create"]>[1])).id;
@@ -199,6 +210,14 @@ async function quiet(): Promise<void> {
   }, "the tenant is quiet");
 }
 
+/** An MCP server with tools (converted, no network), a snapshot, a toolbox, and an approval mode that asks for approvals. */
+async function toolFixtures(): Promise<Record<string, string>> {
+  const server = await convertedServer(boss, project.id, "matrix");
+  await boss.tools.putSettings(project.id, { approvalMode: "all" }, "initial");
+  const box = await boss.toolboxes.create(project.id, { name: "matrix-box", tools: [{ server: "matrix", tool: "getItem" }] });
+  return { serverId: server.id, toolName: "deleteItem", snapshotId: server.discoveryState.snapshotId!, toolboxId: box.id };
+}
+
 let ops: Op[];
 
 beforeAll(async () => {
@@ -229,10 +248,7 @@ beforeAll(async () => {
     revisionId: published.revision!.id,
     approvalId: await approvalAwaiting(SOMEONE_ELSE),
     exemptionId: await exemptionOwnedBy("exemption-owner"),
-    serverId: (await boss.tools.createServer(project.id, { name: "matrix", source: { kind: "remote", url: "https://mcp.example.com/mcp" }, discovery: { enabled: false, intervalHours: 24 } })).id,
-    toolName: "echo",
-    snapshotId: newId("snp"),
-    toolboxId: newId("tbx"),
+    ...(await toolFixtures()),
   };
   const doc = await t.anonymous.openApi();
   const paths = doc.paths as Record<string, Record<string, { "x-aigov-access": Access; responses: Record<string, unknown> }>>;

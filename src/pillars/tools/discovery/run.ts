@@ -197,6 +197,8 @@ export class DiscoveryRunner {
       }
     } catch (err) {
       return { failed: { code: (err as { code?: string }).code === "blocked_address" ? "blocked_address" : "connect_failed", message: err instanceof Error ? err.message.slice(0, 300) : "fetch failed" } };
+    } finally {
+      await fetch.close();
     }
   }
 
@@ -210,6 +212,8 @@ export class DiscoveryRunner {
       return { accessToken: json.access_token };
     } catch (err) {
       return { failed: { code: "upstream_auth_failed", message: err instanceof Error ? err.message.slice(0, 300) : "token request failed" } };
+    } finally {
+      await fetch.close();
     }
   }
 
