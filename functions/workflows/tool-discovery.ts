@@ -1,7 +1,7 @@
 import type { ActivityHandler, OrchestrationContext, OrchestrationHandler } from "durable-functions";
 import { getServices } from "../../src/app/services.js";
-import type { ToolsService, ToolDiscoveryInput } from "../../src/pillars/tools/service.js";
-import { TOOL_DISCOVERY_ORCHESTRATOR } from "../../src/pillars/tools/service.js";
+import { TOOL_DISCOVERY_ORCHESTRATOR, type ToolDiscoveryInput } from "../../src/pillars/tools/discovery/drive.js";
+import type { ToolsService } from "../../src/pillars/tools/service.js";
 import { activity, orchestration, retryOptions } from "../../src/workflows/registration.js";
 
 /**
@@ -12,8 +12,8 @@ import { activity, orchestration, retryOptions } from "../../src/workflows/regis
  */
 const orchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = context.df.getInput<ToolDiscoveryInput>();
-  const result: { outcome: string } = yield context.df.callActivityWithRetry("toolDiscoveryRun", retryOptions(2000, 3), { ...input, instanceId: context.df.instanceId });
-  if (result.outcome === "changed") yield context.df.callActivityWithRetry("toolDiscoveryPublish", retryOptions(2000, 5), { ...input, instanceId: context.df.instanceId });
+  const result: { outcome: string; snapshotId?: string } = yield context.df.callActivityWithRetry("toolDiscoveryRun", retryOptions(2000, 3), { ...input, instanceId: context.df.instanceId });
+  if (result.outcome === "changed") yield context.df.callActivityWithRetry("toolDiscoveryPublish", retryOptions(2000, 5), { ...input, snapshotId: result.snapshotId, instanceId: context.df.instanceId });
   return result.outcome;
 };
 orchestration(TOOL_DISCOVERY_ORCHESTRATOR, orchestrator);
@@ -23,9 +23,9 @@ const tools = async () => (await (await getServices()).pillar("tools")).service 
 const run: ActivityHandler = async (i: ToolDiscoveryInput & { instanceId: string }) => (await tools()).runDiscovery(i, `orchestration:${i.instanceId}`);
 activity("toolDiscoveryRun", run);
 
-const publish: ActivityHandler = async (i: ToolDiscoveryInput & { instanceId: string }) => {
+const publish: ActivityHandler = async (i: ToolDiscoveryInput & { snapshotId: string; instanceId: string }) => {
   const s = await getServices();
-  const result = await s.publishing.requestPublish(i.tenantId, { by: "system:tool-discovery", reason: `discovery of MCP server ${i.serverId} changed its tools`, correlationId: `orchestration:${i.instanceId}` });
+  const result = await s.publishing.requestPublish(i.tenantId, { by: "system:tool-discovery", reason: `discovery of MCP server ${i.serverId} changed its tools (snapshot ${i.snapshotId})`, correlationId: `orchestration:${i.instanceId}` });
   return { changed: result.changed };
 };
 activity("toolDiscoveryPublish", publish);

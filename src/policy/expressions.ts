@@ -246,3 +246,7 @@ export const mcpErrorBody = (code: number, message: string, reason: string) => {
   const quoted = tail.replace(/\\/g, "\\\\").replace(/"/g, '\\"');
   return `@("{\\"jsonrpc\\":\\"2.0\\",\\"id\\":" + (context.Request.Body?.As<JObject>(preserveContent: true)?["id"]?.ToString(Newtonsoft.Json.Formatting.None) ?? "null") + ",\\"error\\":${quoted}}")`;
 };
+
+/** The REST operation called is not in the '|'-separated list of operation ids in `listVar` (REST tools' APIs); `onlyIfSet`: no list = no restriction. */
+export const operationOutside = (listVar: string, onlyIfSet: boolean) =>
+  `@(${onlyIfSet ? `context.Variables.ContainsKey("${listVar}") && ` : ""}Array.IndexOf(((string)context.Variables["${listVar}"]).Split('|'), context.Operation.Id) < 0)`;

@@ -187,18 +187,17 @@ export const PolicyTool = z
     /** sha-256 of the tool's canonical definition (what an approval pins). */
     hash: z.string().regex(/^[0-9a-f]{64}$/),
     readOnly: z.boolean().default(false),
-    /** REST tools: the operation of the server's REST API that serves it. */
+    /** REST tools: the operation of the server's REST API that serves it (ARM OperationContract fields; its representations name types of the server's `restSchemas`). */
     operation: z
       .strictObject({
         id: z.string().regex(/^[A-Za-z0-9_-]{1,80}$/),
         method: z.enum(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
         urlTemplate: z.string().min(1).max(2000),
+        displayName: z.string().max(300).optional(),
         description: FreeText(1000).optional(),
-        templateParameters: z.array(z.unknown()).max(100).default([]),
-        queryParameters: z.array(z.unknown()).max(100).default([]),
-        headers: z.array(z.unknown()).max(100).default([]),
-        body: z.strictObject({ contentType: z.string().max(200), schema: z.unknown() }).optional(),
-        response: z.strictObject({ contentType: z.string().max(200), schema: z.unknown() }).optional(),
+        templateParameters: z.array(z.record(z.string(), z.unknown())).max(100).optional(),
+        request: z.record(z.string(), z.unknown()).optional(),
+        responses: z.array(z.record(z.string(), z.unknown())).max(20).optional(),
       })
       .optional(),
   })
@@ -229,6 +228,8 @@ export const PolicyMcpServer = z
       .default({}),
     /** Filled from the latest discovery (live: not part of the published registry snapshot). */
     tools: z.array(PolicyTool).max(MAX_SERVER_TOOLS).default([]),
+    /** REST tools: the component schemas their operations' representations name (live, with the tools). */
+    restSchemas: z.record(z.string(), z.unknown()).optional(),
   })
   .meta({ id: "PolicyMcpServer" });
 export type PolicyMcpServer = z.output<typeof PolicyMcpServer>;

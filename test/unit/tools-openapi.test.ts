@@ -108,7 +108,63 @@ describe("convertOpenApi: 200 generated operations", () => {
     const reasons = outcome.skipped.map((s) => s.reason);
     expect(reasons.some((r) => r.includes("not JSON") && r.includes("multipart/form-data"))).toBe(true);
     expect(reasons.some((r) => r.includes("cookie"))).toBe(true);
-    expect(outcome.skipped.every((s) => /^(GET|POST) \/res\d+\/(files|session)$/.test(s.operation))).toBe(true);
+    // The files and sessions of every fifth resource, and the operations whose arguments collide on purpose.
+    const filesAndSessions = outcome.skipped.filter((s) => /^(GET|POST) \/res\d+\/(files|session)$/.test(s.operation));
+    expect(filesAndSessions).toHaveLength(8);
+    expect(outcome.skipped.filter((s) => !filesAndSessions.includes(s)).map((s) => s.operation)).toEqual(["GET /res11/items", "POST /res6/items", "GET /res8/items/{itemId}"]);
+  });
+
+  it("skips an operation whose argument names are not distinct and usable as they are, naming the argument", () => {
+    // The gateway serves a REST tool with arguments named after the operation's parameters: a renamed property would describe another tool.
+    const reasonFor = (operation: string) => outcome.skipped.find((s) => s.operation === operation)?.reason;
+    expect(reasonFor("POST /res6/items")).toMatch(/^the argument 'body' is not a distinct argument name/); // a query parameter beside the JSON body
+    expect(reasonFor("GET /res8/items/{itemId}")).toMatch(/^the argument 'itemId' is not a distinct argument name/); // in the path and in the query
+    expect(reasonFor("GET /res11/items")).toMatch(/^the argument 'sort by' is not a distinct argument name/); // a space
+    for (const label of ["POST /res6/items", "GET /res8/items/{itemId}", "GET /res11/items"]) {
+      expect(outcome.tools.some((t) => `${t.binding.method} ${t.binding.urlTemplate}` === label)).toBe(false);
+    }
+    // The same operations of other resources, whose names do not collide, are tools.
+    const argumentsOf = (label: string) => outcome.tools.find((t) => `${t.binding.method} ${t.binding.urlTemplate}` === label)?.binding.arguments.map((a) => a.name);
+    expect(argumentsOf("POST /res7/items")).toEqual(["source", "body"]);
+    expect(argumentsOf("GET /res9/items/{itemId}")).toEqual(["itemId", "revision", "X-Request-Priority"]);
+    expect(argumentsOf("GET /res12/items")).toEqual(expect.arrayContaining(["limit", "q", "tags", "X-Trace-Id"]));
+    expect(argumentsOf("GET /res12/items")).not.toContain("sort by");
+  });
+
+  it("skips collisions across every location and names outside [A-Za-z0-9_.-]{1,48}, keeping the names that fit", async () => {
+    const string = { type: "string" };
+    const doc = {
+      openapi: "3.1.0",
+      info: { title: "names", version: "1" },
+      paths: {
+        "/a/{id}": { get: { operationId: "pathAndHeader", parameters: [{ name: "id", in: "path", required: true, schema: string }, { name: "id", in: "header", schema: string }], responses: { "204": { description: "ok" } } } },
+        "/b": { post: { operationId: "headerNamedBody", parameters: [{ name: "body", in: "header", schema: string }], requestBody: { content: { "application/json": { schema: { type: "object" } } } }, responses: { "204": { description: "ok" } } } },
+        "/c": { get: { operationId: "longest", parameters: [{ name: "n".repeat(48), in: "query", schema: string }], responses: { "204": { description: "ok" } } } },
+        "/d": { get: { operationId: "tooLong", parameters: [{ name: "n".repeat(49), in: "query", schema: string }], responses: { "204": { description: "ok" } } } },
+        "/e": { get: { operationId: "bodyWithoutBody", parameters: [{ name: "body", in: "query", schema: string }], responses: { "204": { description: "ok" } } } },
+        "/f": { get: { operationId: "punctuated", parameters: [{ name: "filter.name", in: "query", schema: string }, { name: "X-Page_Size", in: "header", schema: string }], responses: { "204": { description: "ok" } } } },
+        "/g": { get: { operationId: "accented", parameters: [{ name: "café", in: "query", schema: string }], responses: { "204": { description: "ok" } } } },
+      },
+    };
+    const outcome = converted(await convertOpenApi(doc));
+    expect(outcome.skipped).toEqual([
+      { operation: "GET /a/{id}", reason: expect.stringContaining("'id'") },
+      { operation: "POST /b", reason: expect.stringContaining("'body'") },
+      { operation: "GET /d", reason: expect.stringContaining(`'${"n".repeat(49)}'`) },
+      { operation: "GET /g", reason: expect.stringContaining("'café'") },
+    ]);
+    expect(outcome.tools.map((t) => [t.name, t.binding.arguments])).toEqual([
+      ["longest", [{ property: "n".repeat(48), in: "query", name: "n".repeat(48) }]],
+      ["bodyWithoutBody", [{ property: "body", in: "query", name: "body" }]],
+      [
+        "punctuated",
+        [
+          { property: "filter.name", in: "query", name: "filter.name" },
+          { property: "X-Page_Size", in: "header", name: "X-Page_Size" },
+        ],
+      ],
+    ]);
+    expect(Object.keys(tool(outcome, "punctuated").inputSchema.properties as Json)).toEqual(["X-Page_Size", "filter.name"]);
   });
 
   it("gives byte-identical output for the same document, the document in another key order, and its JSON text", async () => {
@@ -141,7 +197,8 @@ describe("convertOpenApi: 200 generated operations", () => {
     expect(tool(outcome, "ListItems5").binding.method).toBe("GET");
     expect(tool(outcome, "listitems5_2").binding.method).toBe("POST");
     // Operations without an operationId are named from method and path.
-    const unnamed = operationsOf(document).filter((op) => op.operationId === undefined && !/files|session/.test(op.path));
+    const skipped = new Set(outcome.skipped.map((s) => s.operation));
+    const unnamed = operationsOf(document).filter((op) => op.operationId === undefined && !skipped.has(`${op.method} ${op.path}`));
     expect(unnamed.length).toBeGreaterThan(0);
     for (const op of unnamed) {
       const t = outcome.tools.find((c) => c.binding.method === op.method && c.binding.urlTemplate === op.path);
@@ -159,21 +216,28 @@ describe("convertOpenApi: 200 generated operations", () => {
     expect(long?.description?.endsWith("…")).toBe(true);
   });
 
-  it("binds every parameter to one input property, renaming collisions by location", () => {
+  it("binds every parameter to the input property of its own name, and the JSON body to body", () => {
     const getItem = tool(outcome, "getItem0");
     expect(getItem.binding.arguments).toEqual([
       { property: "itemId", in: "path", name: "itemId" },
-      { property: "itemId_query", in: "query", name: "itemId" },
+      { property: "revision", in: "query", name: "revision" },
       { property: "X-Request-Priority", in: "header", name: "X-Request-Priority" },
     ]);
     expect(getItem.inputSchema.required).toEqual(["itemId"]);
     const create = tool(outcome, "createItem0");
-    expect(create.binding.arguments.map((a) => [a.property, a.in])).toEqual([["body_query", "query"], ["body", "body"]]);
+    expect(create.binding.arguments).toEqual([
+      { property: "source", in: "query", name: "source" },
+      { property: "body", in: "body", name: "body" },
+    ]);
     expect(create.binding.body).toEqual({ contentType: "application/json", required: true });
     expect(create.inputSchema.required).toEqual(["body"]);
     // The JSON media type is chosen over XML, with its parameters.
     expect(tool(outcome, "replaceItem0").binding.body?.contentType).toBe("application/json; charset=utf-8");
     for (const t of outcome.tools) {
+      // No property differs from its parameter's name: the gateway's tool has these arguments.
+      for (const a of t.binding.arguments) expect(a.property, `${t.name}: ${a.in} ${a.name}`).toBe(a.in === "body" ? "body" : a.name);
+      expect(t.binding.arguments.filter((a) => a.in === "body")).toHaveLength(t.binding.body ? 1 : 0);
+      expect(new Set(t.binding.arguments.map((a) => a.property)).size).toBe(t.binding.arguments.length);
       expect(Object.keys(t.inputSchema.properties as Json).sort()).toEqual(t.binding.arguments.map((a) => a.property).sort());
       expect(t.binding.templateParameters.map((p) => p.name)).toEqual([...t.binding.urlTemplate.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]));
     }
@@ -496,7 +560,7 @@ describe("restApiParts and mcpTools", () => {
       urlTemplate: "/res0/items/{itemId}",
       displayName: "getItem0",
       templateParameters: [{ name: "itemId", type: "string", required: true }],
-      request: { queryParameters: [{ name: "itemId", type: "integer", required: false }], headers: [{ name: "X-Request-Priority", type: "integer" }], representations: [] },
+      request: { queryParameters: [{ name: "revision", type: "integer", required: false }], headers: [{ name: "X-Request-Priority", type: "integer" }], representations: [] },
       responses: [{ statusCode: 200, representations: [{ contentType: "application/json", schemaId: "components", typeName: "getItem0Response" }] }],
     });
     expect(restApiParts(outcome.tools)).toEqual({ operations, schemas });

@@ -174,7 +174,7 @@ async function scopedQuery(account: any, req: IncomingMessage, res: ServerRespon
           ? [...docTypeOf(documents, docType).values()]
           : [...documents._data.values()].map((item: any) => item.read());
     try {
-      return documents._getQuery(body.query).exec(data, {
+      return linear(documents._getQuery(body.query)).exec(data, {
         parameters: body.parameters,
         udf: documents._userDefinedFunctions(),
         maxItemCount,
@@ -186,6 +186,22 @@ async function scopedQuery(account: any, req: IncomingMessage, res: ServerRespon
       return { message: (err as Error).message };
     }
   });
+}
+
+/**
+ * The package's generated query code gathers the documents with `reduce((acc, c) => [...acc, { c }], [])`,
+ * which copies the array once per document: quadratic (a partition of 50,000 documents took ~20 s a
+ * query). The same gathering, linear; applied once per cached query, and only where the code has that
+ * exact shape (anything else runs as generated).
+ */
+const QUADRATIC_GATHER = /\$c\.reduce\(\(\$, c\) => typeof c !== "undefined" \? \[\.\.\.\$, \{\s*c: c\s*\}\] : \$, \[\]\)/;
+const linearized = new WeakSet<object>();
+function linear<Q extends { code: string; _code?: string | null }>(query: Q): Q {
+  if (linearized.has(query)) return query;
+  linearized.add(query);
+  const code = query.code;
+  if (QUADRATIC_GATHER.test(code)) query._code = code.replace(QUADRATIC_GATHER, '$c.filter((c) => typeof c !== "undefined").map((c) => ({ c: c }))');
+  return query;
 }
 
 /**

@@ -60,9 +60,11 @@ export const liveTools =
         const servers = await Promise.all(
           tools.servers.map(async (s) => {
             const doc = await service.registry.servers.read(partition, s.id);
-            const listed = doc ? await service.toolsOf(doc) : [];
+            const snapshot = doc ? await service.latestSnapshot(doc) : undefined;
+            const listed = snapshot?.tools ?? [];
             return {
               ...s,
+              ...(snapshot?.header.restSchemas ? { restSchemas: snapshot.header.restSchemas } : {}),
               tools: listed
                 .filter((t) => TOOL_NAME.test(t.name))
                 .map((t) => ({ name: t.name, hash: t.hash, readOnly: t.annotations.readOnly, ...(t.operation ? { operation: t.operation as never } : {}) })),

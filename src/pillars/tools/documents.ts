@@ -34,6 +34,8 @@ export interface SnapshotDoc extends StoredDoc {
   diff: { added: string[]; removed: string[]; changed: { name: string; fields: string[] }[] };
   /** The chunk documents holding the tools, in order. */
   chunks: string[];
+  /** REST tools: the component schemas their operations name. */
+  restSchemas?: Record<string, unknown>;
 }
 
 /** One tool of a snapshot, as stored. */

@@ -17,6 +17,7 @@ import type { Clock } from "../../ports/clock.js";
 import type { SecretStore } from "../../ports/secrets.js";
 import type { Partition, Store } from "../../ports/store.js";
 import { Catalog, type CatalogDoc } from "./catalog.js";
+import { discoveryDrive, type ToolDiscoveryInput } from "./discovery/drive.js";
 import { DiscoveryRunner, type DiscoveryResult } from "./discovery/run.js";
 import { settingsId, settingsPath, snapshotPath, type ServerDoc, type SettingsDoc, type SnapshotDoc, type StoredTool } from "./documents.js";
 import { approvalStateOf, ToolGrants, type ApprovalMode } from "./grants.js";
@@ -25,19 +26,6 @@ import { ToolsSettings, type McpServerPatch, type CatalogEntry, type McpServer, 
 import { ServerRegistry } from "./servers.js";
 import { SnapshotStore } from "./snapshots.js";
 import { Toolboxes } from "./toolboxes.js";
-
-export const TOOL_DISCOVERY_ORCHESTRATOR = "toolDiscovery";
-export interface ToolDiscoveryInput {
-  tenantId: string;
-  projectId: string;
-  serverId: string;
-}
-/** One discovery driver per server (its id): a second request while one runs joins it. */
-export const discoveryDrive = (tenantId: string, projectId: string, serverId: string): DriveRequest<ToolDiscoveryInput> => ({
-  orchestrator: TOOL_DISCOVERY_ORCHESTRATOR,
-  instanceId: `tool-discovery-${serverId}`,
-  input: { tenantId, projectId, serverId },
-});
 
 export interface ToolsDeps {
   store: Store;
@@ -169,10 +157,16 @@ export class ToolsService {
 
   /** The tools of a server's latest snapshot (none before its first successful discovery). */
   async toolsOf(server: ServerDoc): Promise<StoredTool[]> {
+    return (await this.latestSnapshot(server))?.tools ?? [];
+  }
+
+  /** A server's latest snapshot: its header and tools. */
+  async latestSnapshot(server: ServerDoc): Promise<{ header: SnapshotDoc; tools: StoredTool[] } | undefined> {
     const id = server.discoveryState.snapshotId;
-    if (!id) return [];
-    const header = await this.snapshots.header({ tenantId: server.tenantId, scopeId: server.scopeId }, id);
-    return header ? this.snapshots.tools({ tenantId: server.tenantId, scopeId: server.scopeId }, header) : [];
+    if (!id) return undefined;
+    const partition = { tenantId: server.tenantId, scopeId: server.scopeId };
+    const header = await this.snapshots.header(partition, id);
+    return header ? { header, tools: await this.snapshots.tools(partition, header) } : undefined;
   }
 
   // ---- approvals
@@ -197,7 +191,7 @@ export class ToolsService {
     const tool = server ? (await this.toolsOf(server)).find((t) => t.name === grant.tool) : undefined;
     if (tool) await this.catalog.setApproval(grant.tenantId, grant.serverId, grant.tool, approvalStateOf(await this.approvalMode(grant.tenantId, grant.scopeId), tool, grant).state);
     // Grants are live compiler input: a system publish takes the new state to the gateway.
-    await this.onGatewayChange?.(grant.tenantId, { by: "system:tool-approvals", reason: `tool ${grant.server}/${grant.tool} ${grant.state}`, correlationId });
+    await this.onGatewayChange?.(grant.tenantId, { by: "system:tool-approvals", reason: `tool ${grant.server}/${grant.tool} ${grant.state} (${grant.approvalId})`, correlationId });
   }
 
   /** Set by the composition root once publishing exists (a system publish of live tool state). */

@@ -22,12 +22,15 @@
  * it grants, and the product of a tier without tools links none, so a document of a project without
  * tools is what it was before the pillar existed.
  */
-import { artifactRef, type ApiArtifact, type McpToolArtifact, type NamedValueArtifact } from "../../ports/gateway.js";
+import { artifactRef, type ApiArtifact, type ApiOperation, type McpToolArtifact, type NamedValueArtifact } from "../../ports/gateway.js";
+
+/** The REST API's one schema document (its operations' representations name its components). */
+const REST_SCHEMA_ID = "components";
 import * as X from "../expressions.js";
 import { type KeyTier, type PolicyMcpServer, type PolicyProject, type PolicyTool } from "../input.js";
 import { SUBSCRIPTION_KEY_HEADER, VAR } from "../names.js";
 import { el, textEl, type Why, type XNode } from "../xml.js";
-import { byCodePoint, type Collector, sortBy, STRUCTURE } from "./collector.js";
+import { byCodePoint, type Collector, forbidden, sortBy, STRUCTURE } from "./collector.js";
 import { keyIsolation } from "./routing.js";
 import { appliedTiers, tiersApplied } from "./tiers.js";
 
@@ -91,7 +94,18 @@ export function toolApisFor(c: Collector, project: PolicyProject, tier: KeyTier)
   const ids: string[] = [];
   for (const s of servedServers(project)) if (g.servers.has(s.name) || g.tools.has(s.name)) ids.push(c.n.mcpApi(project.id, s.name));
   for (const b of servedToolboxes(project)) if (g.toolboxes.has(b.name)) ids.push(c.n.toolboxApi(project.id, b.name));
+  // A REST tool's call reaches its operation through the REST API with the caller's key: a tier that
+  // reaches any tool of a converted server is linked to its REST API too (whose policy allows those operations only).
+  for (const s of servedServers(project)) if (s.source.kind === "openapi" && restReach(project, s, g) !== undefined) ids.push(c.n.restApi(project.id, s.name));
   return ids.sort(byCodePoint);
+}
+
+/** The tools of a converted server a tier reaches, directly or through toolboxes: all, some (names), or none. */
+function restReach(project: PolicyProject, server: PolicyMcpServer, g: TierGrant): "all" | string[] | undefined {
+  if (g.servers.has(server.name)) return "all";
+  const names = new Set(g.tools.get(server.name) ?? []);
+  for (const b of servedToolboxes(project)) if (g.toolboxes.has(b.name)) for (const t of b.tools) if (t.server.name === server.name) names.add(t.tool.name);
+  return names.size ? [...names].sort(byCodePoint) : undefined;
 }
 
 /** Whether a project's approval mode lets keys call a tool now (approvals pin the definition hash). */
@@ -262,29 +276,11 @@ const toolResourceId = (name: string) => {
 
 /** REST-as-MCP: the server's REST API (operations from its tools) and the tool resources naming them. */
 function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer & { source: { kind: "openapi" } }): ApiArtifact {
-  const schemas: Record<string, unknown> = {};
-  const operations = sortBy(
+  const operations: ApiOperation[] = sortBy(
     server.tools.filter((t) => t.operation),
     (t) => t.operation!.id,
-  ).map((t) => {
-    const op = t.operation!;
-    if (op.body) schemas[`${op.id}Request`] = op.body.schema;
-    if (op.response) schemas[`${op.id}Response`] = op.response.schema;
-    return {
-      id: op.id,
-      method: op.method,
-      urlTemplate: op.urlTemplate,
-      displayName: t.name,
-      ...(op.description ? { description: op.description } : {}),
-      templateParameters: op.templateParameters as never,
-      request: {
-        queryParameters: op.queryParameters as never,
-        headers: op.headers as never,
-        ...(op.body ? { representations: [{ contentType: op.body.contentType, schemaId: "components", typeName: `${op.id}Request` }] } : {}),
-      },
-      ...(op.response ? { responses: [{ statusCode: 200, representations: [{ contentType: op.response.contentType, schemaId: "components", typeName: `${op.id}Response` }] }] } : {}),
-    };
-  });
+  ).map((t) => ({ ...(t.operation as unknown as ApiOperation), displayName: t.name }));
+  const schemas = server.restSchemas ?? {};
   const api: ApiArtifact = {
     kind: "api",
     id: c.n.restApi(project.id, server.name),
@@ -295,11 +291,31 @@ function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer &
     subscriptionKeyHeaderName: SUBSCRIPTION_KEY_HEADER,
     operations,
     serviceUrl: server.source.baseUrl,
-    ...(Object.keys(schemas).length ? { schemas: [{ id: "components", contentType: "application/vnd.oai.openapi.components+json" as const, document: { components: { schemas } } }] } : {}),
+    ...(Object.keys(schemas).length ? { schemas: [{ id: REST_SCHEMA_ID, contentType: "application/vnd.oai.openapi.components+json" as const, document: { components: { schemas } } }] } : {}),
   };
-  // The REST API's own policy: the key never travels on; the upstream credential is added here.
-  const inbound: XNode[] = [el("base", undefined, undefined, STRUCTURE), ...keyIsolation(project.id)];
+  // The REST API's own policy: its operations are the server's tools, so a key may call an operation
+  // exactly when it may call the tool (tier scope, approvals) — also when it calls the REST API
+  // directly; then the key never travels on and the upstream credential is added here.
   const why: Why = { control: "tools", scope: { level: "project", projectId: project.id }, note: `REST API of ${server.name}` };
+  const opOf = new Map(server.tools.flatMap((t) => (t.operation ? [[t.name, t.operation.id] as const] : [])));
+  const ops = (names: string[]) => names.flatMap((n) => (opOf.has(n) ? [opOf.get(n)!] : [])).sort(byCodePoint);
+  const inbound: XNode[] = [el("base", undefined, undefined, STRUCTURE)];
+  const tiers = tiersReaching(c, project, (g) => restReach(project, server, g));
+  const notInScope = (w: Why) => forbidden("tool_not_in_scope", "This key may not call this tool.", w);
+  const tierIds = tiers.map((t) => t.tier.id).sort(byCodePoint);
+  if (!tierIds.length) inbound.push(notInScope(why));
+  else inbound.push(when(X.tierNotAmong(tierIds), [notInScope(why)], why));
+  const narrowing = tiers.filter((t) => t.allowed !== undefined);
+  if (narrowing.length) {
+    inbound.push(el("choose", undefined, narrowing.map((t) => el("when", { condition: X.tierIs(t.tier.id) }, [el("set-variable", { name: LIST.tier, value: ops(t.allowed!).join("|") })], why)), why));
+    inbound.push(when(X.operationOutside(LIST.tier, true), [notInScope(why)], why));
+  }
+  if (project.tools.approvalMode !== "none") {
+    const allowed = server.tools.filter((t) => callable(project, server.name, t)).map((t) => t.name);
+    inbound.push(el("set-variable", { name: LIST.allowed, value: ops(allowed).join("|") }, undefined, why));
+    inbound.push(when(X.operationOutside(LIST.allowed, false), [forbidden("tool_not_approved", "This tool is not approved for this project, or its definition changed since it was approved.", why)], why));
+  }
+  inbound.push(...keyIsolation(project.id));
   if (server.auth.type === "header") inbound.push(el("set-header", { name: server.auth.header, "exists-action": "override" }, [textEl("value", `{{${upstreamNamedValue(c, server.auth)}}}`)], why));
   else if (server.auth.type === "managedIdentity") inbound.push(el("authentication-managed-identity", { resource: server.auth.audience, ...(server.auth.clientId ? { "client-id": server.auth.clientId } : {}) }, undefined, why));
   c.addPolicy(

@@ -25,6 +25,8 @@ export interface ListedServer {
   tools: { definition: Record<string, unknown>; operation?: Record<string, unknown> }[];
   resources: string[];
   prompts: string[];
+  /** REST tools: the component schemas their operations name (kept on the snapshot). */
+  restSchemas?: Record<string, unknown>;
 }
 
 export type DiscoveryResult =
@@ -36,6 +38,8 @@ export type DiscoveryResult =
 /** The protocol version REST tools are served with (the gateway answers as an MCP server for them). */
 export const REST_TOOLS_PROTOCOL = "2025-06-18";
 const OPENAPI_MAX_BYTES = 4 << 20;
+/** The schema document rides on the snapshot's header (a Cosmos item): well below the 2 MB item limit. */
+const REST_SCHEMAS_MAX_BYTES = 1 << 20;
 
 export interface DiscoveryHooks {
   /** Approvals pinned to a definition that changed are suspended; returns the tools suspended. */
@@ -76,11 +80,14 @@ export class DiscoveryRunner {
     const previous = server.discoveryState.snapshotId ? await this.snapshots.header(partition, server.discoveryState.snapshotId) : undefined;
     const before = previous ? await this.snapshots.tools(partition, previous) : [];
     const diff = diffTools(before, tools);
-    const same = previous && !diff.added.length && !diff.removed.length && !diff.changed.length && previous.protocolVersion === listed.protocolVersion && previous.transport === listed.transport;
+    const same = previous && !diff.added.length && !diff.removed.length && !diff.changed.length && previous.protocolVersion === listed.protocolVersion && previous.transport === listed.transport && sameJson(previous.restSchemas, listed.restSchemas) && sameOperations(before, tools);
     if (same) {
       await this.record(ctx, serverId, partition, (s) => ({ ...s.discoveryState, status: "succeeded", lastAttemptAt: at, lastSuccessAt: at, failure: undefined }), "aigov.mcp.discovery.unchanged.v1", { snapshotId: previous.id });
       return { outcome: "unchanged", snapshotId: previous.id };
     }
+    // The catalog first: once the server says "succeeded", a search finds what it found. (The catalog is
+    // derived: should the commit below fail, the next discovery rewrites it.)
+    await this.hooks.catalog(tenantId, server, listed.protocolVersion, tools, diff.removed);
     const { snapshotId, chunks } = await this.snapshots.writeChunks(partition, tools);
     const findingCount = tools.reduce((n, t) => n + t.findings.length, 0);
     for (let attempt = 0; ; attempt++) {
@@ -109,6 +116,7 @@ export class DiscoveryRunner {
         findingCount,
         diff,
         chunks,
+        ...(listed.restSchemas ? { restSchemas: listed.restSchemas } : {}),
       };
       const { _etag, ...rest } = server;
       const next: ServerDoc = {
@@ -135,7 +143,8 @@ export class DiscoveryRunner {
     }
     const changed = new Map(tools.filter((t) => diff.changed.some((c) => c.name === t.name)).map((t) => [t.name, t.hash]));
     const suspended = changed.size ? await this.hooks.suspendChanged(ctx, server, changed) : [];
-    await this.hooks.catalog(tenantId, server, listed.protocolVersion, tools, diff.removed);
+    // Suspensions change the catalog's approval states of those tools.
+    if (suspended.length) await this.hooks.catalog(tenantId, server, listed.protocolVersion, tools.filter((t) => suspended.includes(t.name)), []);
     return { outcome: "changed", snapshotId, diff, suspended };
   }
 
@@ -169,16 +178,24 @@ export class DiscoveryRunner {
     const { convertOpenApi } = await import("../openapi/convert.js");
     const converted = await convertOpenApi(document, { ...(server.source.include ? { include: server.source.include } : {}) });
     if (!converted.ok) return { failed: { code: "openapi_invalid", message: converted.errors.slice(0, 5).map((e) => `${e.path}: ${e.message}`).join("; ").slice(0, 1000) } };
-    const { operationOf } = await import("../openapi/policy-tool.js");
+    const { restApiParts } = await import("../openapi/artifacts.js");
+    // The REST API's operations and its one schema document, as APIM takes them (representations name components).
+    const parts = restApiParts(converted.tools);
+    const restSchemas = (parts.schemas[0]?.document.components.schemas ?? {}) as Record<string, unknown>;
+    if (Buffer.byteLength(JSON.stringify(restSchemas)) > REST_SCHEMAS_MAX_BYTES) return { failed: { code: "manifest_too_large", message: `the converted schemas exceed ${REST_SCHEMAS_MAX_BYTES} bytes` } };
     return {
       transport: "openapi",
       protocolVersion: REST_TOOLS_PROTOCOL,
       serverInfo: { name: converted.title, version: converted.version },
       capabilities: { tools: {} },
-      tools: converted.tools.map((t) => ({
-        definition: { name: t.name, ...(t.title ? { title: t.title } : {}), ...(t.description ? { description: t.description } : {}), inputSchema: t.inputSchema, ...(t.outputSchema ? { outputSchema: t.outputSchema } : {}), annotations: t.annotations },
-        operation: operationOf(t),
-      })),
+      restSchemas,
+      tools: converted.tools.map((t, i) => {
+        const { displayName: _d, ...operation } = parts.operations[i]!;
+        return {
+          definition: { name: t.name, ...(t.title ? { title: t.title } : {}), ...(t.description ? { description: t.description } : {}), inputSchema: t.inputSchema, ...(t.outputSchema ? { outputSchema: t.outputSchema } : {}), annotations: t.annotations },
+          operation: operation as unknown as Record<string, unknown>,
+        };
+      }),
       resources: [],
       prompts: [],
     };
@@ -233,4 +250,7 @@ export class DiscoveryRunner {
   }
 }
 
+const sameJson = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+/** REST tools: the operation behind a tool can change while its definition does not (a new path): that is a change too. */
+const sameOperations = (a: StoredTool[], b: StoredTool[]) => sameJson(a.map((t) => t.operation ?? null), b.map((t) => t.operation ?? null));
 const stripUndefined = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;

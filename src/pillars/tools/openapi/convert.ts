@@ -448,15 +448,18 @@ function toTool(op: Operation, name: string, serverUrl: string | undefined, sche
   const parameters = parametersOf(op, schemas, refs);
   const body = requestBodyOf(op, schemas, refs);
 
+  // The gateway serves a REST tool with arguments named after the operation's parameters (and `body`),
+  // so the catalogued tool is that tool only when those names are usable and distinct as they are.
+  const argumentNames = [...parameters.map((p) => p.name), ...(body ? ["body"] : [])];
+  const unusable = argumentNames.find((n, i) => !/^[A-Za-z0-9_.-]{1,48}$/.test(n) || argumentNames.indexOf(n) !== i);
+  if (unusable !== undefined) throw new SkipOperation(`the argument '${unusable.slice(0, 60)}' is not a distinct argument name ([A-Za-z0-9_.-], ≤ 48, unique across path, query, header and body): the gateway's tool would not match`);
   const properties: [string, unknown][] = [];
   const required: string[] = [];
   const bindingArguments: RestBinding["arguments"] = [];
-  const taken = new Set<string>(body ? ["body"] : []);
   for (const parameter of parameters) {
-    const property = propertyName(parameter.name, parameter.in, taken);
-    properties.push([property, parameter.schema]);
-    if (parameter.required) required.push(property);
-    bindingArguments.push({ property, in: parameter.in, name: parameter.name });
+    properties.push([parameter.name, parameter.schema]);
+    if (parameter.required) required.push(parameter.name);
+    bindingArguments.push({ property: parameter.name, in: parameter.in, name: parameter.name });
   }
   if (body) {
     properties.push(["body", body.schema]);
@@ -571,20 +574,6 @@ function parametersOf(op: Operation, schemas: SchemaConverter, refs: Set<string>
 
   const rank = (p: Parameter): number => (p.in === "path" ? 0 : p.in === "query" ? 1 : 2);
   return parameters.sort((a, b) => rank(a) - rank(b) || (a.in === "path" ? template.indexOf(a.name) - template.indexOf(b.name) : compareText(a.name, b.name)));
-}
-
-/**
- * The input schema property of a parameter: its name where that is a portable property name (clients of
- * some model APIs allow only [A-Za-z0-9_.-]{1,64}), else a cleaned one; a name already taken gets its
- * location appended, then a number.
- */
-function propertyName(name: string, location: ParameterLocation, taken: Set<string>): string {
-  const base = name.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 48) || "_";
-  let property = base;
-  if (taken.has(property)) property = `${base}_${location}`;
-  for (let n = 2; taken.has(property); n++) property = `${base}_${location}_${n}`;
-  taken.add(property);
-  return property;
 }
 
 const JSON_MEDIA_TYPE = /^application\/(?:[\w.-]+\+)?json\s*(?:;.*)?$/i;
