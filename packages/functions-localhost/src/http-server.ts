@@ -136,6 +136,8 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
   const builtins = o.builtinRoutes;
   const routePrefixSegments = routes.prefixSegments;
   const outputKeys = new WeakMap<RegisteredFunction, string | undefined>();
+  /** The last Host header value found allowed (allowedHosts does not change). */
+  let lastAllowedHost: string | undefined;
   const allowedHosts = new Set([
     ...LOOPBACK_HOSTS,
     ...o.allowedHosts.map((h) => h.toLowerCase()),
@@ -196,7 +198,8 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
     sendProblem(req, res, 413, `The request body exceeds the maximum of ${maxBody} bytes.`, { connection: "close" });
   }
 
-  function hasBody(req: http.IncomingMessage): boolean {
+  /** False when the request has neither Content-Length nor Transfer-Encoding: then it has no body (RFC 9112 6.3). */
+  function mayHaveBody(req: http.IncomingMessage): boolean {
     return req.headers["transfer-encoding"] !== undefined || req.headers["content-length"] !== undefined;
   }
 
@@ -218,7 +221,9 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
 
   function flatHeaders(req: http.IncomingMessage): Record<string, string> {
     const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) {
+    const headers = req.headers;
+    for (const k of Object.keys(headers)) {
+      const v = headers[k];
       if (v === undefined) continue;
       out[k.toLowerCase()] = Array.isArray(v) ? v.join(", ") : v;
     }
@@ -269,8 +274,8 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
     url: URL,
     params: Record<string, string>,
   ): Promise<void> {
-    // A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112 6.3): nothing to wait for.
-    const body = hasBody(req) ? await readBody(req) : EMPTY;
+    // Nothing to wait for when there is no body.
+    const body = mayHaveBody(req) ? await readBody(req) : EMPTY;
     if (body === null) {
       sendTooLarge(req, res);
       return;
@@ -344,12 +349,14 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
     // DNS rebinding: a page of another origin whose name now resolves to 127.0.0.1 sends its own name.
     // (HTTP/1.1 requires a Host header, which node:http enforces; HTTP/1.0 without one is not a browser's.)
     const hostHeader = req.headers.host;
-    if (hostHeader !== undefined) {
+    if (hostHeader !== undefined && hostHeader !== lastAllowedHost) {
       const name = hostNameOf(hostHeader);
       if (name === undefined || !allowedHosts.has(name)) {
         refuseUnread(req, res, 421, `This host answers requests addressed to ${[...allowedHosts].join(", ")} only, not to '${hostHeader.slice(0, 100)}'.`);
         return;
       }
+      // Clients send the same Host on every request: the check is not repeated for it.
+      lastAllowedHost = hostHeader;
     }
 
     const method = (req.method ?? "GET").toUpperCase();

@@ -545,6 +545,16 @@ interface RouteEntry<T> {
   maxSegments: number;
 }
 
+/** Whether the path has each of the template's literal segments where the template has it (a cheap first test). */
+function literalsMatch(literals: readonly (string | undefined)[], lowered: readonly string[]): boolean {
+  const n = Math.min(literals.length, lowered.length);
+  for (let i = 0; i < n; i++) {
+    const literal = literals[i];
+    if (literal !== undefined && literal !== lowered[i]) return false;
+  }
+  return true;
+}
+
 /** The bounds of RouteEntry: trailing optional, defaulted or catch-all segments may be absent; a catch-all takes any number. */
 function segmentBounds(route: RouteTemplate): { minSegments: number; maxSegments: number } {
   const tsegs = route.segments;
@@ -583,7 +593,7 @@ export class RouteTable<T> {
     let allow: Set<string> | null = null;
     let anyPathMatch = false;
     for (const e of this.#entries) {
-      if (segments.length < e.minSegments || segments.length > e.maxSegments) continue;
+      if (segments.length < e.minSegments || segments.length > e.maxSegments || !literalsMatch(e.literals, lowered)) continue;
       const params = matchSegments(e.route, e.literals, segments, lowered);
       if (!params) continue;
       anyPathMatch = true;

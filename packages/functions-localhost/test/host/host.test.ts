@@ -265,6 +265,27 @@ describe("HTTP triggers", () => {
     expect(logs.some((l) => l.message.includes("echo called") && l.message.includes("bbbb"))).toBe(false);
   });
 
+  it("checks the Host of every request on a kept-alive connection, whatever came before", async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const url = new URL(`${host.url}/api/projects/mine`);
+    const get = (hostHeader: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.request({ hostname: url.hostname, port: url.port, path: url.pathname, agent, headers: { host: hostHeader } }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    try {
+      const statuses = [];
+      for (const h of [url.host, "evil.example", url.host, url.host, `EVIL.example:${url.port}`, "localhost"]) statuses.push(await get(h));
+      expect(statuses).toEqual([200, 421, 200, 200, 421, 200]);
+    } finally {
+      agent.destroy();
+    }
+  });
+
   it("feeds non-trigger inputs from inputBindingProviders", async () => {
     const r = await getJson("/api/client");
     expect(r.body).toEqual({ client: { taskHubName: "TestHub", bindingType: "durableClient", fn: "withClient" } });
