@@ -24,7 +24,7 @@ export const REASONS = {
   approver_role_not_allowed: { status: 400, meaning: "a requester added a stage for a role without approval authority (\"any Developer\", \"any Reader\")" },
   approver_is_requester: { status: 403, meaning: "requesters never decide their own request" },
   approver_managed_by_requester: { status: 403, meaning: "the decider is assigned to a project the requester administers (separation of duties)" },
-  subject_type_reserved: { status: 400, meaning: "`exemption` and `keyShare` approvals are requested through their own APIs" },
+  subject_type_reserved: { status: 400, meaning: "`exemption`, `keyShare` and `tool` approvals are requested through their own APIs" },
   loosens_tenant_control: { status: 400, meaning: "a project or model setting would loosen a tenant control (each field named); request an exemption instead" },
   credential_rebind_requires_key: { status: 400, meaning: "a kept provider key would go to another origin or header: send the key again (or a TenantAdmin does it)" },
   control_characters: { status: 400, meaning: "a string or field name in the body or form carries a control character (C0 other than tab/LF/CR, DEL) or a lone surrogate" },

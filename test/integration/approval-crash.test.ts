@@ -21,9 +21,9 @@ describe("an approval survives a crash of the host", () => {
     const bobToken = await anon.dev.token({ tenant: "t1", user: "bob", roles: ["Reader"] });
     // The tenant routes tool approvals to bob.
     const admin = anon.withToken(await anon.dev.token({ tenant: "t1", user: "tara", roles: ["TenantAdmin"] }));
-    await admin.approvals.putRoutes({ routes: [{ name: "tools", match: { subjectType: "tool" }, stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }] }] }, "initial");
+    await admin.approvals.putRoutes({ routes: [{ name: "tools", match: { subjectType: "model" }, stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }] }] }, "initial");
     const created = await anon.withToken(aliceToken).approvals.create({
-      subject: { resourceType: "tool", resourceId: "crash-me", change: { enable: true } },
+      subject: { resourceType: "model", resourceId: "crash-me", change: { enable: true } },
       justification: "crash test",
     });
     // The first activity (sending bob his link) has run: the orchestration now waits for a decision or its timer.

@@ -28,7 +28,7 @@ beforeAll(async () => {
   await auditor.approvals.putRoutes(
     {
       routes: [
-        { name: "tools: bob, then an Approver", match: { subjectType: "tool" }, stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }, { approvers: [{ role: "Approver", scope: "tenant" }], decisionTimeout: "P1D" }] },
+        { name: "tools: bob, then an Approver", match: { subjectType: "model" }, stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }, { approvers: [{ role: "Approver", scope: "tenant" }], decisionTimeout: "P1D" }] },
         { name: "agents: bob", match: { subjectType: "agent" }, stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }] },
         { name: "promotions: bob, escalating to dave", match: { subjectType: "promotion" }, stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "PT1H", escalateAfter: "PT30M", escalateTo: [{ user: "dave" }] }] },
       ],
@@ -41,7 +41,7 @@ afterAll(async () => {
   await t.stop();
 });
 
-const spec = (extra: Partial<ApprovalSpecInput> = {}, resourceType = "tool"): ApprovalSpecInput => ({
+const spec = (extra: Partial<ApprovalSpecInput> = {}, resourceType = "model"): ApprovalSpecInput => ({
   subject: { resourceType, resourceId: "github-mcp", change: { action: "enable", scopes: ["repo:read"] } },
   justification: "the payments team needs read access to repositories",
   ...extra,
@@ -147,7 +147,7 @@ describe("approval engine", () => {
     const below = [
       { name: "peers", match: { subjectType: "exemption" as const }, stages: [{ approvers: [{ role: "Developer" as const, scope: "tenant" as const }], decisionTimeout: "P1D" }] },
       { name: "one stage", match: { subjectType: "exemption" as const, risk: "high" as const }, stages: [{ approvers: [{ role: "TenantAdmin" as const, scope: "tenant" as const }], decisionTimeout: "P1D" }] },
-      { name: "nobody", match: { scope: "tenant" as const, subjectType: "tool" as const }, stages: [{ approvers: [{ role: "ProjectAdmin" as const, scope: "project" as const }], decisionTimeout: "P1D" }] },
+      { name: "nobody", match: { scope: "tenant" as const, subjectType: "model" as const }, stages: [{ approvers: [{ role: "ProjectAdmin" as const, scope: "project" as const }], decisionTimeout: "P1D" }] },
     ];
     const err = await auditor.approvals.putRoutes({ routes: below }, current.etag).then(() => undefined, (e: unknown) => e as ApiError);
     expect(err?.status).toBe(400);
@@ -176,7 +176,7 @@ describe("approval engine", () => {
     const admin = await t.as("t1", "audrey", ["TenantAdmin"]);
     const project = await admin.projects.create({ ...projectSpec("sod"), roleAssignments: [{ principalId: "alice", role: "ProjectAdmin" }, { principalId: "carol", role: "Reader" }] });
     // carol holds the tenant Approver role, but alice administers a project carol is assigned to.
-    const created = await alice.approvals.create(spec({ subject: { resourceType: "tool", resourceId: "t", projectId: project.id, change: {} } }));
+    const created = await alice.approvals.create(spec({ subject: { resourceType: "model", resourceId: "t", projectId: project.id, change: {} } }));
     const afterBob = await bob.approvals.decide(created.id, { decision: "approve", justification: "ok" }, created.etag);
     const err = await carol.approvals.decide(created.id, { decision: "approve", justification: "my admin asked" }, afterBob.etag).then(() => undefined, (e: unknown) => e as ApiError);
     expect(err?.status).toBe(403);

@@ -58,7 +58,7 @@ beforeAll(async () => {
   await admin.approvals.putRoutes(
     {
       routes: [
-        { name: "tools: bob", match: { subjectType: "tool" }, stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }] },
+        { name: "tools: bob", match: { subjectType: "model" }, stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D" }] },
         { name: "agents: bob and a long id", match: { subjectType: "agent" }, stages: [{ approvers: [{ user: LONG_ID }, { user: "bob" }], decisionTimeout: "P1D" }] },
       ],
     },
@@ -91,7 +91,7 @@ function inbox(user: string): { link: string }[] {
 const linksFor = (user: string, approvalId: string) => inbox(user).filter((m) => m.link.includes(`/approvals/${approvalId}/`));
 const linkFor = (user: string, approvalId: string) => until(() => linksFor(user, approvalId)[0]?.link, `link for ${user}`);
 
-const request = (resourceType = "tool") => alice.approvals.create({ subject: { resourceType, resourceId: "github-mcp", change: { enable: true } }, justification: "the payments team needs it" });
+const request = (resourceType = "model") => alice.approvals.create({ subject: { resourceType, resourceId: "github-mcp", change: { enable: true } }, justification: "the payments team needs it" });
 const reasonOf = (p: Promise<unknown>) => p.then(() => "accepted", (e: unknown) => (e instanceof ApiError ? `${e.status} ${e.problem?.reason}` : String(e)));
 const dataReason = (html: string) => /data-reason="([^"]+)"/.exec(html)?.[1];
 

@@ -41,7 +41,7 @@ beforeAll(async () => {
     backends: [{ id: "a-backend", url: "https://a-secret-endpoint.example.com", region: "westeurope", credential: { type: "apiKey", header: "Authorization", key: "sk-a-secret-provider-key" } }],
   });
   approvalA = await adminA.approvals.create({
-    subject: { resourceType: "tool", resourceId: "a-secret-resource", projectId: projectA.id, change: { secret: "a-change-value" } },
+    subject: { resourceType: "agent", resourceId: "a-secret-resource", projectId: projectA.id, change: { secret: "a-change-value" } },
     justification: "a-secret-justification",
     stages: [{ approvers: [{ user: "a-approver" }], decisionTimeout: "P1D" }],
   });

@@ -55,12 +55,12 @@ const CORE_BODIES: Record<string, (unique: string) => unknown> = {
   createProject: (u) => ({ name: `walk ${u}`, environment: "dev", owner: "walker" }),
   updateProject: (u) => ({ description: `walked ${u}` }),
   createApproval: (u) => ({
-    subject: { resourceType: "tool", resourceId: `walk-${u}`, change: { enable: true } },
+    subject: { resourceType: "model", resourceId: `walk-${u}`, change: { enable: true } },
     justification: "walk",
     stages: [{ approvers: [{ user: "someone-else" }], decisionTimeout: "P1D" }],
   }),
   decideApproval: () => ({ decision: "approve", justification: "walk" }),
-  putApprovalRoutes: () => ({ routes: [{ name: "walk", match: { subjectType: "tool" }, stages: [{ approvers: [{ user: "walker" }], decisionTimeout: "P1D" }] }] }),
+  putApprovalRoutes: () => ({ routes: [{ name: "walk", match: { subjectType: "model" }, stages: [{ approvers: [{ user: "walker" }], decisionTimeout: "P1D" }] }] }),
   putTenantSettings: () => ({ settings: { tokens: { perMinute: { limit: 1000 } } } }),
   requestExemption: (u) => ({
     control: "tokens.perMinute",

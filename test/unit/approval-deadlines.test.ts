@@ -71,7 +71,7 @@ afterAll(async () => {
 
 const request = (stages = [{ approvers: [{ user: "bob" }] as ApproverRef[], decisionTimeout: "P1D" }]) => {
   routeStages = stages;
-  return approvals.create(alice, { subject: { resourceType: "tool", resourceId: "github-mcp", change: { enable: true } }, justification: "needed for the payments team" }).then((r) => r.approval);
+  return approvals.create(alice, { subject: { resourceType: "model", resourceId: "github-mcp", change: { enable: true } }, justification: "needed for the payments team" }).then((r) => r.approval);
 };
 
 /** Sends the stage's links (what the orchestration's first activity does) and returns bob's token. */

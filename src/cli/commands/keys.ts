@@ -18,6 +18,7 @@ async function listAllKeys(c: AigovClient, projectId: string) {
 }
 
 type CreateOptions = {
+  tool?: string[];
   name: string;
   owner?: string;
   model?: string[];
@@ -42,6 +43,7 @@ export function keyCommands({ program, client, print, out, err, json }: CliKit):
     .requiredOption("--name <name>")
     .option("--owner <user>")
     .option("--model <modelId...>", "models the key may call (default: all of the project's)")
+    .option("--tool <entry...>", "MCP tools the key may call: srv_… (a server), srv_…/<tool>, tbx_… (a toolbox); none by default")
     .option("--tpm <n>", "tokens per minute")
     .option("--rpm <n>", "requests per minute")
     .option("--quota <limit/period>", "token quota, e.g. 1000000/Monthly")
@@ -54,7 +56,7 @@ export function keyCommands({ program, client, print, out, err, json }: CliKit):
       const created = await client().keys.create(projectId, {
         name: o.name,
         ...(o.owner ? { owner: o.owner } : {}),
-        ...(o.model ? { scopes: { models: o.model } } : {}),
+        ...(o.model || o.tool ? { scopes: { ...(o.model ? { models: o.model } : {}), ...(o.tool ? { tools: o.tool } : {}) } } : {}),
         limits: {
           ...(o.tpm ? { tokensPerMinute: Number(o.tpm) } : {}),
           ...(o.rpm ? { requestsPerMinute: Number(o.rpm) } : {}),

@@ -48,7 +48,7 @@ export interface ApprovalRequest {
  */
 
 /** Subject types whose requests only their own services open (with the checks those make). */
-const RESERVED_TYPES = ["exemption", "keyShare"];
+const RESERVED_TYPES = ["exemption", "keyShare", "tool"];
 
 interface ApprovalDoc extends StoredDoc, Omit<Approval, "etag"> {
   docType: "approval";
@@ -127,7 +127,7 @@ export class ApprovalService {
     this.settleHandlers.set(resourceType, handler);
   }
 
-  /** A request through the API (any subject type but those their own services request: exemptions, key shares). */
+  /** A request through the API (any subject type but those their own services request: exemptions, key shares, tools). */
   async create(ctx: RequestContext, input: ApprovalSpecInput): Promise<Driven<{ approval: Approval }>> {
     const { principal } = ctx;
     if (principal.roles.size === 0) fail({ kind: "forbidden", detail: "requesting an approval requires a tenant role" });
@@ -135,7 +135,7 @@ export class ApprovalService {
     if (RESERVED_TYPES.includes(spec.subject.resourceType)) {
       throw new AppError({
         kind: "validation",
-        detail: `${spec.subject.resourceType} approvals are requested through their own API (exemptions, key shares)`,
+        detail: `${spec.subject.resourceType} approvals are requested through their own API (exemptions, key shares, MCP tools)`,
         errors: [{ field: "body.subject.resourceType", message: "is requested through its own API" }],
         reason: "subject_type_reserved",
       });

@@ -17,7 +17,7 @@ import type { SecretStore } from "../../ports/secrets.js";
 import type { BatchOp, Partition, Store } from "../../ports/store.js";
 import { refuseUpstream } from "./upstream.js";
 import { openApiDocumentId, serverNameId, serverPath, upstreamSecretName, type OpenApiDocumentDoc, type ServerDoc } from "./documents.js";
-import { McpServerPatch, McpServerSpec, type McpServer, type McpServerSpecInput, type UpstreamAuth, type UpstreamAuthSpec } from "./schema.js";
+import { type McpServerPatch, McpServerSpec, type McpServer, type McpServerSpecInput, type UpstreamAuth, type UpstreamAuthSpec } from "./schema.js";
 
 export class ServerRegistry {
   readonly servers: Collection<ServerDoc, McpServer>;

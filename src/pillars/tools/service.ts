@@ -275,8 +275,9 @@ export class ToolsService {
 
   // ---- project dependents
 
+  /** One query: a toolbox holds tools of the project's servers, and a server a toolbox uses cannot be deleted, so servers count for both. */
   async count(tenantId: string, projectId: string): Promise<number> {
-    return (await this.registry.count(tenantId, projectId)) + (await this.toolboxes.listAll(tenantId, projectId)).length;
+    return this.registry.count(tenantId, projectId);
   }
 
   // ---- helpers
