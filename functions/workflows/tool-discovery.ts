@@ -12,8 +12,12 @@ import { activity, orchestration, retryOptions } from "../../src/workflows/regis
  */
 const orchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = context.df.getInput<ToolDiscoveryInput>();
-  const result: { outcome: string; snapshotId?: string } = yield context.df.callActivityWithRetry("toolDiscoveryRun", retryOptions(2000, 3), { ...input, instanceId: context.df.instanceId });
-  if (result.outcome === "changed") yield context.df.callActivityWithRetry("toolDiscoveryPublish", retryOptions(2000, 5), { ...input, snapshotId: result.snapshotId, instanceId: context.df.instanceId });
+  let result: { outcome: string; snapshotId?: string; suspended?: string[] } = { outcome: "restart" };
+  // "restart": the server's source or credential changed while it was listed; list it again (bounded).
+  for (let run = 0; run < 3 && result.outcome === "restart"; run++) {
+    result = yield context.df.callActivityWithRetry("toolDiscoveryRun", retryOptions(2000, 3), { ...input, instanceId: context.df.instanceId });
+  }
+  if (result.outcome === "changed" || (result.suspended?.length ?? 0) > 0) yield context.df.callActivityWithRetry("toolDiscoveryPublish", retryOptions(2000, 5), { ...input, snapshotId: result.snapshotId, instanceId: context.df.instanceId });
   return result.outcome;
 };
 orchestration(TOOL_DISCOVERY_ORCHESTRATOR, orchestrator);
@@ -25,7 +29,7 @@ activity("toolDiscoveryRun", run);
 
 const publish: ActivityHandler = async (i: ToolDiscoveryInput & { snapshotId: string; instanceId: string }) => {
   const s = await getServices();
-  const result = await s.publishing.requestPublish(i.tenantId, { by: "system:tool-discovery", reason: `discovery of MCP server ${i.serverId} changed its tools (snapshot ${i.snapshotId})`, correlationId: `orchestration:${i.instanceId}` });
+  const result = await s.publishing.requestPublish(i.tenantId, { by: "system:tool-discovery", reason: `discovery of MCP server ${i.serverId} changed its tools or suspended approvals (snapshot ${i.snapshotId})`, correlationId: `orchestration:${i.instanceId}` });
   return { changed: result.changed };
 };
 activity("toolDiscoveryPublish", publish);

@@ -69,6 +69,7 @@ export const REASONS = {
   tool_unknown: { status: 400, meaning: "a toolbox or key names a tool (or server) the project's latest discovery does not list" },
   tool_approval_not_required: { status: 409, meaning: "the project's approval mode does not require an approval for this tool (`GET …/tools-settings`)" },
   tool_approval_pending: { status: 409, meaning: "an approval of this tool's current definition is already pending or granted" },
+  project_limit_reached: { status: 409, meaning: "the project already holds the most MCP servers (100) or toolboxes (200) the gateway serves for one project" },
   discovery_not_ready: { status: 409, meaning: "the server has no successful discovery yet: its tools are unknown (`POST …/discover`, then read `discoveryState`)" },
 } as const satisfies Record<string, { status: 400 | 403 | 409; meaning: string }>;
 

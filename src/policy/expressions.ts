@@ -144,6 +144,51 @@ export const IS_503 = `@(context.Response.StatusCode == 503)`;
 
 /** Where a tier id appears in an expression: the literal right after the `aigov-key-tier` comparison. */
 const TIER_COMPARISON = new RegExp(`(context\\.Variables\\.GetValueOrDefault<string>\\("${VAR.keyTier}", ""\\) == ")([^"]*)(")`, "g");
+// ---------------------------------------------------------------------------------------------
+// MCP APIs: the JSON-RPC request, read from the body (APIM has no MCP-specific context member; only
+// the request body may be read in an MCP API's policy — reading the response would buffer streams).
+
+/** The request is a JSON-RPC batch (a JSON array): refused, since one batch could carry calls the checks never see. */
+export const MCP_IS_BATCH = `@(context.Request.Method == "POST" && context.Request.Body != null && context.Request.Body.As<string>(preserveContent: true).TrimStart().StartsWith("["))`;
+/** The JSON-RPC method of a POST ("" otherwise). */
+export const MCP_METHOD = `@(context.Request.Method == "POST" ? (context.Request.Body?.As<JObject>(preserveContent: true)?["method"]?.ToString() ?? "") : "")`;
+/** The tool a tools/call names ("" for anything else). */
+export const MCP_TOOL = `@((string)${v(VAR.mcpMethod)} == "tools/call" ? (context.Request.Body?.As<JObject>(preserveContent: true)?["params"]?["name"]?.ToString() ?? "") : "")`;
+const MCP_IS_CALL = `(string)${v(VAR.mcpMethod)} == "tools/call"`;
+/** A tools/call (increments the per-tool counters). */
+export const MCP_CALL = `@(${MCP_IS_CALL})`;
+type McpList = typeof VAR.mcpAllowed | typeof VAR.mcpTierTools | typeof VAR.mcpToolbox;
+/** A tools/call of a tool outside a '|'-separated list (a set-variable literal: tool names never enter an expression); `onlyIfSet`: no list, no check. */
+export const mcpCallOutside = (list: McpList, onlyIfSet = false) =>
+  `@(${onlyIfSet ? `context.Variables.ContainsKey("${list}") && ` : ""}${MCP_IS_CALL} && ((string)${v(VAR.mcpTool)} == "" || Array.IndexOf(((string)${v(list)}).Split('|'), (string)${v(VAR.mcpTool)}) < 0))`;
+/** A tools/call of exactly this tool (per-tool rate limits); the name is a validated tool name ([A-Za-z0-9_.-]). */
+export const mcpCallOf = (tool: string) => {
+  if (!/^[A-Za-z0-9_.-]{1,128}$/.test(tool)) throw new Error(`not a tool name: ${JSON.stringify(tool)}`);
+  return `@(${MCP_IS_CALL} && (string)${v(VAR.mcpTool)} == "${tool}")`;
+};
+/** A request for a method beyond the lifecycle and tool methods (resources, prompts, completions, …) where only those may pass. */
+export const MCP_BEYOND_TOOLS = `@(context.Variables.ContainsKey("${VAR.mcpToolsOnly}") && (string)${v(VAR.mcpMethod)} != "" && !((string)${v(VAR.mcpMethod)}).StartsWith("notifications/") && Array.IndexOf("initialize|ping|tools/list|tools/call".Split('|'), (string)${v(VAR.mcpMethod)}) < 0)`;
+/** The per-key, per-tool counter of an MCP API. */
+export const MCP_TOOL_COUNTER_KEY = `@("mcp|" + (context.Subscription?.Id ?? "none") + "|" + context.Api.Id + "|" + (string)${v(VAR.mcpTool)})`;
+/** The refusals an MCP API answers with (403, a JSON-RPC error): a stable reason and a message. */
+export const MCP_REFUSALS = {
+  tool_not_in_scope: "This key may not call this tool.",
+  tool_not_in_toolbox: "This toolbox does not hold this tool.",
+  method_not_in_scope: "This key may call tools of this server only.",
+  tool_not_approved: "This tool is not approved for this project, or its definition changed since it was approved.",
+} as const;
+/** A JSON-RPC error answering the request's id (null when it has none), with its reason in `data`. */
+export const mcpErrorBody = (reason: keyof typeof MCP_REFUSALS) => {
+  const tail = JSON.stringify({ code: -32001, message: MCP_REFUSALS[reason], data: { reason } });
+  const quoted = tail.replace(/\\/g, "\\\\").replace(/"/g, '\\"');
+  return `@("{\\"jsonrpc\\":\\"2.0\\",\\"id\\":" + (context.Request.Body?.As<JObject>(preserveContent: true)?["id"]?.ToString(Newtonsoft.Json.Formatting.None) ?? "null") + ",\\"error\\":${quoted}}")`;
+};
+/** REST tools' APIs: the operation called is not in a '|'-separated list of operation ids; `onlyIfSet`: no list, no check. */
+export const operationOutside = (list: typeof VAR.mcpAllowed | typeof VAR.mcpTierTools, onlyIfSet: boolean) =>
+  `@(${onlyIfSet ? `context.Variables.ContainsKey("${list}") && ` : ""}Array.IndexOf(((string)${v(list)}).Split('|'), context.Operation.Id) < 0)`;
+
+/** A tool name compared in a per-tool rate limit's condition: data, folded to `tool` in a shape. */
+const TOOL_COMPARISON = new RegExp(`(\\(string\\)context\\.Variables\\["${VAR.mcpTool}"\\] == ")([^"]*)(")`, "g");
 /** A tier id that stands for any tier in {@link EXPRESSION_SHAPES}. */
 const ANY_TIER = "tier";
 
@@ -159,6 +204,7 @@ const MORE_TIER_COMPARISONS = new RegExp(
  * into one, then integers replaced by `0`. */
 export const expressionShape = (expr: string) =>
   expr
+    .replace(TOOL_COMPARISON, (whole, pre: string, name: string, post: string) => (/^[A-Za-z0-9_.-]{1,128}$/.test(name) ? `${pre}tool${post}` : whole))
     .replace(TIER_COMPARISON, (whole, pre: string, id: string, post: string) => (TIER_ID.test(id) ? `${pre}${ANY_TIER}${post}` : whole))
     .replace(MORE_TIER_COMPARISONS, "")
     .replace(/[0-9]+/g, "0");
@@ -205,6 +251,16 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     MODEL,
     RETRY_CONDITION,
     IS_503,
+    MCP_IS_BATCH,
+    MCP_METHOD,
+    MCP_TOOL,
+    MCP_CALL,
+    MCP_BEYOND_TOOLS,
+    MCP_TOOL_COUNTER_KEY,
+    mcpCallOf("tool"),
+    ...(Object.keys(MCP_REFUSALS) as (keyof typeof MCP_REFUSALS)[]).map(mcpErrorBody),
+    ...([VAR.mcpAllowed, VAR.mcpTierTools, VAR.mcpToolbox] as const).flatMap((l) => [mcpCallOutside(l), mcpCallOutside(l, true)]),
+    ...([VAR.mcpAllowed, VAR.mcpTierTools] as const).flatMap((l) => [operationOutside(l, false), operationOutside(l, true)]),
   ];
   for (const h of ["x-correlation-id", "x-request-id", "x-ms-client-request-id"] as const) shapes.push(correlationEcho(h));
   for (const c of MODEL_CALLS) shapes.push(callIs(c.name));
@@ -214,39 +270,3 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     for (const tier of [undefined, ANY_TIER]) if (own !== undefined || tier !== undefined) shapes.push(sharedCondition(own, tier));
   return new Set(shapes.map(expressionShape));
 })();
-
-// ---------------------------------------------------------------------------------------------
-// MCP APIs: the JSON-RPC request, read from the body (APIM has no MCP-specific context member; only
-// the request body may be read in an MCP API's policy — reading the response would buffer streams).
-
-/** The request is a JSON-RPC batch (a JSON array): refused, since one batch could carry calls the checks never see. */
-export const MCP_IS_BATCH = `@(context.Request.Method == "POST" && context.Request.Body != null && context.Request.Body.As<string>(preserveContent: true).TrimStart().StartsWith("["))`;
-/** The JSON-RPC method of a POST ("" otherwise). */
-export const MCP_METHOD = `@(context.Request.Method == "POST" ? (context.Request.Body?.As<JObject>(preserveContent: true)?["method"]?.ToString() ?? "") : "")`;
-/** The tool a tools/call names ("" for anything else). */
-export const MCP_TOOL = `@((string)${v(VAR.mcpMethod)} == "tools/call" ? (context.Request.Body?.As<JObject>(preserveContent: true)?["params"]?["name"]?.ToString() ?? "") : "")`;
-const MCP_IS_CALL = `(string)${v(VAR.mcpMethod)} == "tools/call"`;
-/** A tools/call (increments the per-tool counters). */
-export const MCP_CALL = `@(${MCP_IS_CALL})`;
-/** A tools/call of a tool outside the '|'-separated list in the variable `listVar` (a set-variable literal: tool names never enter an expression). */
-export const mcpCallOutside = (listVar: string) =>
-  `@(${MCP_IS_CALL} && ((string)${v(VAR.mcpTool)} == "" || Array.IndexOf(((string)context.Variables["${listVar}"]).Split('|'), (string)${v(VAR.mcpTool)}) < 0))`;
-/** A tools/call of exactly this tool (per-tool rate limits); the name is a validated tool name (identifiers: [A-Za-z0-9_.-]). */
-export const mcpCallOf = (tool: string) => {
-  if (!/^[A-Za-z0-9_.-]{1,128}$/.test(tool)) throw new Error(`not a tool name: ${JSON.stringify(tool)}`);
-  return `@(${MCP_IS_CALL} && (string)${v(VAR.mcpTool)} == "${tool}")`;
-};
-/** A tools/call by a key of this tier. */
-export const mcpCallByTier = (tierId: string) => `@(${MCP_IS_CALL} && ${keyTierEquals(tierId)})`;
-/** The per-key, per-tool counter of an MCP API. */
-export const MCP_TOOL_COUNTER_KEY = `@("mcp|" + (context.Subscription?.Id ?? "none") + "|" + context.Api.Id + "|" + (string)${v(VAR.mcpTool)})`;
-/** A JSON-RPC error answering the request's id (null when it has none); `reason` is a stable aigov reason. */
-export const mcpErrorBody = (code: number, message: string, reason: string) => {
-  const tail = JSON.stringify({ code, message, data: { reason } });
-  const quoted = tail.replace(/\\/g, "\\\\").replace(/"/g, '\\"');
-  return `@("{\\"jsonrpc\\":\\"2.0\\",\\"id\\":" + (context.Request.Body?.As<JObject>(preserveContent: true)?["id"]?.ToString(Newtonsoft.Json.Formatting.None) ?? "null") + ",\\"error\\":${quoted}}")`;
-};
-
-/** The REST operation called is not in the '|'-separated list of operation ids in `listVar` (REST tools' APIs); `onlyIfSet`: no list = no restriction. */
-export const operationOutside = (listVar: string, onlyIfSet: boolean) =>
-  `@(${onlyIfSet ? `context.Variables.ContainsKey("${listVar}") && ` : ""}Array.IndexOf(((string)context.Variables["${listVar}"]).Split('|'), context.Operation.Id) < 0)`;

@@ -176,6 +176,7 @@ export const MCP_SERVER_NAME = /^[a-z][a-z0-9-]{0,38}[a-z0-9]$/;
 /** A tool name the gateway can route and compare (MCP 2025-11-25's character set; never `|`). */
 export const TOOL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 export const MAX_PROJECT_MCP_SERVERS = 100;
+export const MAX_PROJECT_TOOLBOXES = 200;
 export const MAX_SERVER_TOOLS = 10_000;
 
 const ToolRateLimit = z.strictObject({ calls: z.int().min(1).max(1_000_000), renewalPeriodSeconds: z.int().min(1).max(300) });
@@ -251,7 +252,7 @@ export const PolicyTools = z
     /** Which tools need an approval before keys may call them: none, all, or those not annotated read-only. */
     approvalMode: z.enum(["none", "all", "destructive"]).default("none"),
     servers: z.array(PolicyMcpServer).max(MAX_PROJECT_MCP_SERVERS).default([]),
-    toolboxes: z.array(PolicyToolbox).max(200).default([]),
+    toolboxes: z.array(PolicyToolbox).max(MAX_PROJECT_TOOLBOXES).default([]),
     grants: z.array(PolicyToolGrant).max(100_000).default([]),
   })
   .meta({ id: "PolicyTools" });

@@ -207,4 +207,12 @@ export const VAR = {
   mcpMethod: "aigov-mcp-method",
   /** MCP APIs: the tool a tools/call names ("" otherwise). */
   mcpTool: "aigov-mcp-tool",
+  /** MCP and REST-tool APIs: '|'-separated tools (or operations) the approval mode lets keys call. */
+  mcpAllowed: "aigov-mcp-allowed",
+  /** '|'-separated tools (or operations) a narrowed key tier may call; absent = the tier's whole grant. */
+  mcpTierTools: "aigov-mcp-tier-tools",
+  /** '|'-separated tools of a pass-through toolbox. */
+  mcpToolbox: "aigov-mcp-toolbox",
+  /** Set when only lifecycle and tool methods may pass (a narrowed tier, a toolbox). */
+  mcpToolsOnly: "aigov-mcp-tools-only",
 } as const;

@@ -74,6 +74,13 @@ describe("conformance: MCP tools at the local gateway", () => {
     const refused = await callTool(p.id, "fixture", k, "delete_file", { path: "/etc/passwd" });
     expect([refused.status, refused.json.error?.data?.reason]).toEqual([403, "tool_not_in_scope"]);
     expect(upstream.calls.get("delete_file") ?? 0).toBe(before);
+    // A grant of one tool is not a grant of the server's resources or prompts.
+    const resources = await fetch(`${g.t.gateway.url}/${g.names.mcpApiPath(p.id, "fixture")}/mcp`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "api-key": k },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 99, method: "resources/list", params: {} }),
+    });
+    expect([resources.status, ((await resources.json()) as { id: number; error?: { data?: { reason?: string } } }).error?.data?.reason]).toEqual([403, "method_not_in_scope"]);
     const noTools = (await g.key(dev, p.id, { name: "models-only" })).key;
     expect((await callTool(p.id, "fixture", noTools, "get_weather", { city: "Oslo" })).status).toBe(401);
   });

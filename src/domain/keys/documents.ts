@@ -41,8 +41,8 @@ export interface ExemptionTier {
 export interface ProfileDef {
   id: string;
   models: string[];
-  /** Tool scope entries (srv_…, srv_…/<tool>, tbx_…), sorted. */
-  tools: string[];
+  /** Tool scope entries (srv_…, srv_…/<tool>, tbx_…), sorted; absent on profiles published before tools existed. */
+  tools?: string[];
   limits: KeyLimits;
   sharedWith: string[];
 }

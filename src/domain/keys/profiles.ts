@@ -84,7 +84,8 @@ function tierFor(def: ProfileDef, project: ProjectIn, sharedWith: ProjectIn[]): 
     // Model names, resolved now: a renamed model keeps its keys (the profile id is built from model ids).
     // A key scoped to models that are all gone gets an empty list: it reaches nothing (never everything).
     ...(def.models.length ? { models: scoped.map((m) => m.name).sort() } : {}),
-    ...(def.tools.length ? { tools: toolScope(def.tools, project) } : {}),
+    // Profiles published before tools existed have no `tools`.
+    ...(def.tools?.length ? { tools: toolScope(def.tools, project) } : {}),
   };
 }
 

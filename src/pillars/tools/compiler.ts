@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import type { InputContributor } from "../../domain/policy/compiler-input.js";
 import { TOOL_NAME, type PolicyMcpServer } from "../../policy/input.js";
 import type { ProjectInput } from "../pillar.js";
-import type { ServerDoc, ToolboxDoc } from "./documents.js";
+import { sourceKey, type ServerDoc, type ToolboxDoc } from "./documents.js";
 import type { ToolsService } from "./service.js";
 
 /** Locally there is no vault: a synthetic vault URI names the secret the same way Key Vault would. */
@@ -60,18 +60,22 @@ export const liveTools =
         const servers = await Promise.all(
           tools.servers.map(async (s) => {
             const doc = await service.registry.servers.read(partition, s.id);
-            const snapshot = doc ? await service.latestSnapshot(doc) : undefined;
+            const latest = doc ? await service.latestSnapshot(doc) : undefined;
+            // Tools listed from another source than the one being compiled (a new URL not published yet) are not this server's: none.
+            const snapshot = latest && (latest.header.sourceKey ?? sourceKey(s.source)) === sourceKey(s.source) ? latest : undefined;
             const listed = snapshot?.tools ?? [];
             return {
               ...s,
               ...(snapshot?.header.restSchemas ? { restSchemas: snapshot.header.restSchemas } : {}),
               tools: listed
-                .filter((t) => TOOL_NAME.test(t.name))
+                .filter((t) => TOOL_NAME.test(t.name) && !t.findings.some((f) => f.code === "duplicate_name"))
                 .map((t) => ({ name: t.name, hash: t.hash, readOnly: t.annotations.readOnly, ...(t.operation ? { operation: t.operation as never } : {}) })),
             };
           }),
         );
-        const grants = (await service.grants.all(partition)).filter((g) => g.state === "approved" && g.pinnedHash).map((g) => ({ server: g.server, tool: g.tool, hash: g.pinnedHash! }));
+        // Approvals are the server's (by id): a server registered again under the same name starts without them.
+        const ids = new Set(tools.servers.map((s) => s.id));
+        const grants = (await service.grants.all(partition)).filter((g) => g.state === "approved" && g.pinnedHash && ids.has(g.serverId)).map((g) => ({ server: g.server, tool: g.tool, hash: g.pinnedHash! }));
         return { ...p, tools: { ...tools, servers, grants } };
       }),
     );

@@ -21,6 +21,8 @@ export interface SnapshotDoc extends StoredDoc {
   projectId: string;
   seq: number;
   createdAt: string;
+  /** The upstream it was listed from (sourceKey): the compiler uses it only with a registration of the same source. */
+  sourceKey?: string;
   transport: "streamable-http" | "sse" | "openapi";
   protocolVersion: string;
   serverInfo: Record<string, unknown>;
@@ -105,3 +107,7 @@ export const settingsId = "tools-settings";
 export const openApiDocumentId = (serverId: string) => `oas.${serverId}`;
 /** Secret names: letters, digits and '-' (Key Vault). */
 export const upstreamSecretName = (serverId: string) => `mcp-${serverId.replace("_", "-")}-upstream`;
+
+/** Where a server's tools come from, as one string: a remote URL and transport, or a REST API's base URL. */
+export const sourceKey = (source: { kind: "remote"; url: string; transport: string } | { kind: "openapi"; baseUrl: string }): string =>
+  source.kind === "remote" ? `remote|${source.url}|${source.transport}` : `openapi|${source.baseUrl}`;

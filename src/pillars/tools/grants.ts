@@ -92,7 +92,9 @@ export class ToolGrants {
     if (!change.serverId || !change.tool || !change.hash || !approval.subject.projectId) return undefined;
     const partition = { tenantId: approval.tenantId, scopeId: approval.subject.projectId };
     const current = await this.read(partition, change.serverId, change.tool);
-    if (!current || current.approvalId !== approval.id || current.state !== "pending") return undefined;
+    if (!current || current.approvalId !== approval.id) return undefined;
+    // Already decided by this approval (a retried settle): what follows the decision runs again.
+    if (current.state !== "pending") return current.state === "suspended" ? undefined : current;
     const ctx = systemContext(approval.tenantId, "system:tool-approvals", correlationId);
     const approved = approval.status === "approved";
     const next: GrantDoc = {
@@ -107,19 +109,25 @@ export class ToolGrants {
     return next;
   }
 
-  /** Discovery found these tools changed (name → new hash): approvals pinned to another definition are suspended. */
-  async suspendChanged(ctx: RequestContext, server: ServerDoc, changed: Map<string, string>): Promise<string[]> {
+  /** Approvals of this server pinned to another definition than the tool's now are suspended (every discovery checks all of them). */
+  async suspendChanged(ctx: RequestContext, server: ServerDoc, tools: StoredTool[]): Promise<string[]> {
     const partition = { tenantId: server.tenantId, scopeId: server.scopeId };
+    const now = new Map(tools.map((t) => [t.name, t.hash]));
     const suspended: string[] = [];
-    for (const [tool, hash] of changed) {
-      const current = await this.read(partition, server.id, tool);
-      if (!current || current.state !== "approved" || current.pinnedHash === hash) continue;
+    for (const current of await this.all(partition)) {
+      const hash = now.get(current.tool);
+      if (current.serverId !== server.id || current.state !== "approved" || hash === undefined || current.pinnedHash === hash) continue;
       const next: GrantDoc = { ...current, state: "suspended", cause: "definition_changed", updatedAt: this.clock.now().toISOString() };
       delete (next as { _etag?: string })._etag;
       await this.write(ctx, next, current, "tool.approval.suspend", "aigov.mcp.tool.suspended.v1", { cause: "definition_changed", pinnedHash: current.pinnedHash, currentHash: hash });
-      suspended.push(tool);
+      suspended.push(current.tool);
     }
     return suspended;
+  }
+
+  /** A deleted server's approvals go with it (a server registered again under its name starts over). */
+  async forgetServer(partition: Partition, serverId: string): Promise<void> {
+    for (const g of await this.all(partition)) if (g.serverId === serverId) await this.store.delete(partition, g.id).catch(() => false);
   }
 
   private async write(ctx: RequestContext, next: GrantDoc, current: (GrantDoc & { _etag?: string }) | undefined, action: string, event: string, extra: object = {}) {

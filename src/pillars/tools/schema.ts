@@ -123,7 +123,7 @@ export const McpServerPatch = z
     sunsetDate: z.iso.date().nullable().optional(),
     dataClasses: z.array(DataClass).max(20).optional(),
     limits: ToolsLimits.optional(),
-    discovery: z.strictObject({ enabled: z.boolean().default(true), intervalHours: z.int().min(1).max(720).default(24) }).optional(),
+    discovery: z.strictObject({ enabled: z.boolean().optional(), intervalHours: z.int().min(1).max(720).optional() }).optional().meta({ description: "Merged into the current settings" }),
   })
   .meta({ id: "McpServerPatch" });
 export type McpServerPatch = z.output<typeof McpServerPatch>;

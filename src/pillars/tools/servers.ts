@@ -15,6 +15,7 @@ import { parseOrThrow } from "../../domain/validation.js";
 import type { Clock } from "../../ports/clock.js";
 import type { SecretStore } from "../../ports/secrets.js";
 import type { BatchOp, Partition, Store } from "../../ports/store.js";
+import { MAX_PROJECT_MCP_SERVERS } from "../../policy/input.js";
 import { refuseUpstream } from "./upstream.js";
 import { openApiDocumentId, serverNameId, serverPath, upstreamSecretName, type OpenApiDocumentDoc, type ServerDoc } from "./documents.js";
 import { type McpServerPatch, McpServerSpec, type McpServer, type McpServerSpecInput, type UpstreamAuth, type UpstreamAuthSpec } from "./schema.js";
@@ -40,7 +41,11 @@ export class ServerRegistry {
   async create(ctx: RequestContext, projectId: string, input: McpServerSpecInput): Promise<McpServer> {
     const project = await this.writable(ctx, projectId);
     const spec = parseOrThrow(McpServerSpec, input, "body");
-    this.checkUrls(spec.source, "body.source");
+    this.checkUrls(spec.source, "body.source", spec.auth);
+    this.checkIdentity(ctx, spec.auth);
+    if ((await this.count(ctx.principal.tenantId, project.id)) >= MAX_PROJECT_MCP_SERVERS) {
+      fail({ kind: "conflict", detail: `a project holds at most ${MAX_PROJECT_MCP_SERVERS} MCP servers`, reason: "project_limit_reached" });
+    }
     const id = newId("srv");
     const now = this.clock.now().toISOString();
     const partition = this.partition(ctx.principal.tenantId, project.id);
@@ -109,6 +114,10 @@ export class ServerRegistry {
     delete (next as { _etag?: string })._etag;
     for (const [key, value] of Object.entries(patch)) {
       if (key === "source" || key === "auth" || value === undefined) continue;
+      if (key === "discovery") {
+        next.discovery = { ...current.discovery, ...(value as object) };
+        continue;
+      }
       if (value === null) delete (next as unknown as Record<string, unknown>)[key];
       else (next as unknown as Record<string, unknown>)[key] = value;
     }
@@ -125,6 +134,10 @@ export class ServerRegistry {
         else extraOps.push({ kind: "delete", id: openApiDocumentId(id) });
         next.source = rest;
       } else next.source = patch.source;
+    }
+    if (patch.auth) {
+      this.checkUrls(undefined, "body.source", patch.auth);
+      this.checkIdentity(ctx, patch.auth);
     }
     if (patch.auth || patch.source) {
       const authIn: UpstreamAuthSpec = patch.auth ?? keepOf(current.auth);
@@ -174,13 +187,25 @@ export class ServerRegistry {
     return project;
   }
 
-  private checkUrls(source: McpServerSpec["source"], field: string): void {
-    const urls: [string, string][] = source.kind === "remote" ? [[`${field}.url`, source.url]] : [[`${field}.baseUrl`, source.baseUrl], ...(source.documentUrl ? ([[`${field}.documentUrl`, source.documentUrl]] as [string, string][]) : [])];
+  private checkUrls(source: McpServerSpec["source"] | undefined, field: string, auth?: UpstreamAuthSpec): void {
+    const urls: [string, string][] = !source ? [] : source.kind === "remote" ? [[`${field}.url`, source.url]] : [[`${field}.baseUrl`, source.baseUrl], ...(source.documentUrl ? ([[`${field}.documentUrl`, source.documentUrl]] as [string, string][]) : [])];
+    if (auth?.type === "oauthClientCredentials") urls.push(["body.auth.tokenUrl", auth.tokenUrl]);
     const errors = urls.flatMap(([f, url]) => {
       const why = refuseUpstream(url, this.allowLoopback);
       return why ? [{ field: f, message: why }] : [];
     });
     if (errors.length) throw new AppError({ kind: "validation", detail: "the server's address is not allowed", errors, reason: "upstream_address_refused" });
+  }
+
+  /**
+   * The gateway's own identity sends a token for `audience` to whatever the server's URL is: only a
+   * TenantAdmin may point it at a server (a project admin could otherwise collect tokens for any
+   * resource the gateway may reach, e.g. Key Vault).
+   */
+  private checkIdentity(ctx: RequestContext, auth: UpstreamAuthSpec): void {
+    if (auth.type === "managedIdentity" && !holdsAny(ctx.principal.roles, TENANT_ADMINS)) {
+      fail({ kind: "forbidden", detail: "only a TenantAdmin may give an MCP server the gateway's managed identity" });
+    }
   }
 
   /** Secrets go to the secret store (a new version when re-sent); the server keeps only a reference. */
@@ -221,6 +246,9 @@ function bindingCheck(before: ServerDoc, after: ServerDoc, authIn: UpstreamAuthS
   if (before.auth.type === "none" || before.auth.type === "managedIdentity") return;
   const errors: { field: string; message: string }[] = [];
   if (originOf(before.source) !== originOf(after.source)) errors.push({ field: "body.source", message: `the stored secret was registered for ${originOf(before.source)}; send it again to use it with ${originOf(after.source)}` });
+  if (before.auth.type === "oauthClientCredentials" && authIn.type === "oauthClientCredentials" && new URL(before.auth.tokenUrl).origin.toLowerCase() !== new URL(authIn.tokenUrl).origin.toLowerCase()) {
+    errors.push({ field: "body.auth.tokenUrl", message: `the stored client secret was registered for ${new URL(before.auth.tokenUrl).origin}; send it again to use it with another token endpoint` });
+  }
   if (before.auth.type === "header" && authIn.type === "header" && before.auth.header !== authIn.header) errors.push({ field: "body.auth.header", message: `the stored secret is sent in ${before.auth.header}; send it again to send it in another header` });
   if (errors.length) throw new AppError({ kind: "validation", detail: "a kept upstream secret cannot move to another endpoint or header without the secret", errors, reason: "credential_rebind_requires_key" });
 }

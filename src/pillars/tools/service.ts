@@ -11,6 +11,7 @@ import type { ChangeWriter } from "../../domain/changes.js";
 import { etagMatches, etagValue, type Page, type RequestContext } from "../../domain/common.js";
 import { fail, notFound } from "../../domain/errors.js";
 import type { Driven, DriveRequest } from "../../domain/kernel/drive.js";
+import { holdsAny, KEY_HOLDERS } from "../../domain/kernel/roles.js";
 import type { ProjectService } from "../../domain/projects/service.js";
 import { parseOrThrow } from "../../domain/validation.js";
 import type { Clock } from "../../ports/clock.js";
@@ -22,7 +23,7 @@ import { DiscoveryRunner, type DiscoveryResult } from "./discovery/run.js";
 import { settingsId, settingsPath, snapshotPath, type ServerDoc, type SettingsDoc, type SnapshotDoc, type StoredTool } from "./documents.js";
 import { approvalStateOf, ToolGrants, type ApprovalMode } from "./grants.js";
 import { exportServerJson, importServerJson } from "./registry-json.js";
-import { ToolsSettings, type McpServerPatch, type CatalogEntry, type McpServer, type McpServerSpecInput, type Snapshot, type Tool } from "./schema.js";
+import { ToolApprovalSpec, ToolsSettings, type McpServerPatch, type CatalogEntry, type McpServer, type McpServerSpecInput, type Snapshot, type Tool } from "./schema.js";
 import { ServerRegistry } from "./servers.js";
 import { SnapshotStore } from "./snapshots.js";
 import { Toolboxes } from "./toolboxes.js";
@@ -60,7 +61,7 @@ export class ToolsService {
     this.grants = new ToolGrants(deps.store, deps.changes, deps.clock, deps.approvals);
     this.toolboxes = new Toolboxes(deps.store, deps.changes, deps.clock, deps.projects);
     this.catalog = new Catalog(deps.store);
-    this.discovery = new DiscoveryRunner(this.registry, this.snapshots, deps.clock, { suspendChanged: (ctx, server, changed) => this.grants.suspendChanged(ctx, server, changed), catalog: (t, s, v, tools, removed) => this.refreshCatalog(t, s, v, tools, removed) }, deps.allowLoopback);
+    this.discovery = new DiscoveryRunner(this.registry, this.snapshots, deps.clock, { suspendChanged: (ctx, server, tools) => this.suspend(ctx, server, tools), catalog: (t, s, v, tools, removed) => this.refreshCatalog(t, s, v, tools, removed), forget: (t, id) => this.catalog.removeServer(t, id) }, deps.allowLoopback);
     deps.approvals.onSettled("tool", (approval, correlationId) => this.settle(approval, correlationId));
   }
 
@@ -77,12 +78,19 @@ export class ToolsService {
     return rediscover ? { ...server, drive: discoveryDrive(ctx.principal.tenantId, projectId, id) } : server;
   }
 
+  private async suspend(ctx: RequestContext, server: ServerDoc, tools: StoredTool[]): Promise<string[]> {
+    const suspended = await this.grants.suspendChanged(ctx, server, tools);
+    for (const tool of suspended) await this.catalog.setApproval(server.tenantId, server.id, tool, "suspended");
+    return suspended;
+  }
+
   async deleteServer(ctx: RequestContext, projectId: string, id: string, ifMatch: string): Promise<void> {
     const server = await this.registry.load(ctx.principal.tenantId, projectId, id);
     const holders = (await this.toolboxes.listAll(ctx.principal.tenantId, projectId)).filter((b) => b.tools.some((t) => t.server === server.name));
     if (holders.length) fail({ kind: "conflict", detail: `toolboxes ${holders.map((b) => b.name).join(", ")} hold tools of ${server.name}: change them first`, reason: "project_has_dependents" });
     await this.registry.delete(ctx, projectId, id, ifMatch);
     await this.catalog.removeServer(ctx.principal.tenantId, id);
+    await this.grants.forgetServer(this.partition(ctx, projectId), id);
   }
 
   /** Starts a discovery now (on demand); the server's discoveryState says how it went. */
@@ -101,7 +109,8 @@ export class ToolsService {
   async *dueForDiscovery(): AsyncGenerator<DriveRequest<ToolDiscoveryInput>> {
     const now = this.clock.now().getTime();
     for await (const s of this.registry.servers.every("all")) {
-      if (!s.discovery.enabled) continue;
+      // A blocked server is not contacted (nor sent its credentials).
+      if (!s.discovery.enabled || s.status === "blocked") continue;
       const last = Date.parse(s.discoveryState.lastAttemptAt ?? s.createdAt);
       if (last + s.discovery.intervalHours * 3_600_000 <= now) yield discoveryDrive(s.tenantId, s.projectId, s.id);
     }
@@ -172,8 +181,11 @@ export class ToolsService {
   // ---- approvals
 
   async requestApproval(ctx: RequestContext, projectId: string, serverId: string, name: string, input: unknown): Promise<Driven<{ tool: Tool; approval: Approval }>> {
-    const spec = parseOrThrow((await import("./schema.js")).ToolApprovalSpec, input, "body");
-    await this.projects.get(ctx, projectId);
+    const spec = parseOrThrow(ToolApprovalSpec, input, "body");
+    const project = await this.projects.get(ctx, projectId);
+    const p = ctx.principal;
+    const assigned = project.roleAssignments.some((a) => a.principalId === p.userId && (a.role === "ProjectAdmin" || a.role === "Developer"));
+    if (!holdsAny(p.roles, KEY_HOLDERS) && !assigned) fail({ kind: "forbidden", detail: "asking for a tool approval requires a role that may hold keys in the project" });
     const server = await this.registry.load(ctx.principal.tenantId, projectId, serverId);
     if (!server.discoveryState.snapshotId) fail({ kind: "conflict", detail: `${server.name} has no successful discovery yet`, reason: "discovery_not_ready" });
     const tool = (await this.toolsOf(server)).find((t) => t.name === name);
@@ -261,6 +273,7 @@ export class ToolsService {
     const servers = new Map((await this.registry.listAll(tenantId, projectId)).map((s) => [s.id, s]));
     const boxes = new Set((await this.toolboxes.listAll(tenantId, projectId)).map((b) => b.id));
     const unknown: string[] = [];
+    const names = new Map<string, Set<string>>();
     for (const e of entries) {
       if (e.startsWith("tbx_")) {
         if (!boxes.has(e)) unknown.push(e);
@@ -268,7 +281,8 @@ export class ToolsService {
       }
       const [id, tool] = e.includes("/") ? [e.slice(0, e.indexOf("/")), e.slice(e.indexOf("/") + 1)] : [e, undefined];
       const server = servers.get(id);
-      if (!server || (tool !== undefined && !(await this.toolsOf(server)).some((t) => t.name === tool))) unknown.push(e);
+      if (server && tool !== undefined && !names.has(server.id)) names.set(server.id, new Set((await this.toolsOf(server)).map((t) => t.name)));
+      if (!server || (tool !== undefined && !names.get(server.id)!.has(tool))) unknown.push(e);
     }
     return unknown;
   }

@@ -10,6 +10,7 @@ import { Collection } from "../../domain/kernel/collection.js";
 import { toArray } from "../../domain/paging.js";
 import type { ProjectService } from "../../domain/projects/service.js";
 import { parseOrThrow } from "../../domain/validation.js";
+import { MAX_PROJECT_TOOLBOXES } from "../../policy/input.js";
 import type { Clock } from "../../ports/clock.js";
 import type { Store } from "../../ports/store.js";
 import { toolboxNameId, toolboxPath, type ServerDoc, type StoredTool, type ToolboxDoc } from "./documents.js";
@@ -32,6 +33,9 @@ export class Toolboxes {
   async create(ctx: RequestContext, projectId: string, input: unknown, servers: ServerDoc[], toolsOf: ToolsOf): Promise<Toolbox> {
     const spec = parseOrThrow(ToolboxSpec, input, "body");
     await checkMembers(spec.tools, servers, toolsOf, "body.tools");
+    if ((await this.listAll(ctx.principal.tenantId, projectId)).length >= MAX_PROJECT_TOOLBOXES) {
+      fail({ kind: "conflict", detail: `a project holds at most ${MAX_PROJECT_TOOLBOXES} toolboxes`, reason: "project_limit_reached" });
+    }
     const id = newId("tbx");
     const now = this.clock.now().toISOString();
     const partition = { tenantId: ctx.principal.tenantId, scopeId: projectId };

@@ -78,7 +78,9 @@ export function tierProduct(c: Collector, project: PolicyProject, tierId: string
     state: "published",
     // The owner's API plus the APIs of projects that accept these keys: the link is what lets the
     // gateway accept the key there at all.
-    apis: [...[project.id, ...acceptedBy].map((p) => c.n.api(p)), ...[project, ...acceptedBy.flatMap((q) => c.input.projects.filter((x) => x.id === q))].flatMap((p) => toolApisFor(c, p, tier))].sort(byCodePoint),
+    // Tool APIs of the owner only: a tier's tool scope names the owner's servers and toolboxes (a shared
+    // key reaches another project's models, never its tools).
+    apis: [...[project.id, ...acceptedBy].map((p) => c.n.api(p)), ...toolApisFor(c, project, tier)].sort(byCodePoint),
   };
   c.products.push(product);
   const ref = artifactRef(product);

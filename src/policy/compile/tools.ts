@@ -32,9 +32,9 @@ import { SUBSCRIPTION_KEY_HEADER, VAR } from "../names.js";
 import { el, textEl, type Why, type XNode } from "../xml.js";
 import { byCodePoint, type Collector, forbidden, sortBy, STRUCTURE } from "./collector.js";
 import { keyIsolation } from "./routing.js";
-import { appliedTiers, tiersApplied } from "./tiers.js";
+import { tiersApplied } from "./tiers.js";
 
-const LIST = { allowed: "aigov-mcp-allowed", tier: "aigov-mcp-tier-tools", toolbox: "aigov-mcp-toolbox" } as const;
+const LIST = { allowed: VAR.mcpAllowed, tier: VAR.mcpTierTools, toolbox: VAR.mcpToolbox, toolsOnly: VAR.mcpToolsOnly } as const;
 
 /** What a key tier grants in a project: servers whole, single tools, toolboxes. */
 interface TierGrant {
@@ -75,13 +75,21 @@ function servedToolboxes(project: PolicyProject): { name: string; id: string; ki
     const kinds = new Set(members.map((m) => m.server.source.kind));
     const remotes = new Set(members.filter((m) => m.server.source.kind === "remote").map((m) => m.server.name));
     if (kinds.size > 1 || remotes.size > 1) continue; // refused when written (toolbox_mixes_sources); never half-served
-    // Names collide only across servers: then every colliding tool is exposed as <server>_<tool>.
+    // Names collide only across servers: then every colliding tool is exposed as <server>_<tool>, and a
+    // name that still collides (with a tool really called so) gets a number: one exposed name, one tool.
     const count = new Map<string, number>();
     for (const m of members) count.set(m.tool.name, (count.get(m.tool.name) ?? 0) + 1);
-    const tools = sortBy(
+    const named = sortBy(
       members.map((m) => ({ ...m, exposed: (count.get(m.tool.name) ?? 0) > 1 ? `${m.server.name}_${m.tool.name}` : m.tool.name })),
-      (m) => m.exposed,
+      (m) => `${m.exposed}\u0000${m.server.name}`,
     );
+    const taken = new Set<string>();
+    const tools = named.map((m) => {
+      let exposed = m.exposed;
+      for (let n = 2; taken.has(exposed); n++) exposed = `${m.exposed.slice(0, 120)}_${n}`;
+      taken.add(exposed);
+      return { ...m, exposed };
+    });
     out.push({ name: box.name, id: box.id, kind: kinds.has("openapi") ? "rest" : "remote", tools });
   }
   return out;
@@ -116,14 +124,17 @@ function callable(project: PolicyProject, server: string, tool: PolicyTool): boo
   return project.tools.grants.some((g) => g.server === server && g.tool === tool.name && g.hash === tool.hash);
 }
 
-const jsonRpcRefusal = (status: 400 | 403, reason: string, message: string, why: Why | Why[]): XNode =>
+const BATCH_REFUSED = `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"JSON-RPC batches are not accepted","data":{"reason":"mcp_batch_refused"}}}`;
+
+/** A refusal as MCP clients read it: an HTTP status and a JSON-RPC error with a stable reason in `data`. */
+const jsonRpcRefusal = (reason: keyof typeof X.MCP_REFUSALS | "mcp_batch_refused", why: Why | Why[]): XNode =>
   el(
     "return-response",
     undefined,
     [
-      el("set-status", { code: status, reason: status === 400 ? "Bad Request" : "Forbidden" }),
+      el("set-status", { code: reason === "mcp_batch_refused" ? 400 : 403, reason: reason === "mcp_batch_refused" ? "Bad Request" : "Forbidden" }),
       el("set-header", { name: "Content-Type", "exists-action": "override" }, [textEl("value", "application/json")]),
-      textEl("set-body", status === 400 ? `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":${JSON.stringify(message)},"data":{"reason":"${reason}"}}}` : X.mcpErrorBody(-32001, message, reason)),
+      textEl("set-body", reason === "mcp_batch_refused" ? BATCH_REFUSED : X.mcpErrorBody(reason)),
     ],
     why,
   );
@@ -148,34 +159,40 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
   const why = (note: string): Why => ({ control: "tools", scope, note });
   const inbound: XNode[] = [el("base", undefined, undefined, STRUCTURE)];
   inbound.push(el("set-variable", { name: VAR.mcpMethod, value: X.MCP_METHOD }, undefined, why("the JSON-RPC method")));
-  inbound.push(when(X.MCP_IS_BATCH, [jsonRpcRefusal(400, "mcp_batch_refused", "JSON-RPC batches are not accepted", why("batches would carry calls past the checks"))], why("batches refused")));
+  inbound.push(when(X.MCP_IS_BATCH, [jsonRpcRefusal("mcp_batch_refused", why("batches would carry calls past the checks"))], why("batches refused")));
   inbound.push(el("set-variable", { name: VAR.mcpTool, value: X.MCP_TOOL }, undefined, why("the tool a tools/call names")));
   // Fail closed: only keys of a tier that grants this API get further (others are not linked, but a
   // product policy and an API policy can come from different revisions for a moment).
   const tierIds = parts.tiers.map((t) => t.tier.id).sort(byCodePoint);
-  const notInScope = (w: Why) => jsonRpcRefusal(403, "tool_not_in_scope", "This key may not call this tool.", w);
+  const notInScope = (w: Why) => jsonRpcRefusal("tool_not_in_scope", w);
   if (!tierIds.length) inbound.push(notInScope(why("no key tier grants this API")));
   else inbound.push(when(X.tierNotAmong(tierIds), [notInScope(why(`key tiers: ${tierIds.join(", ")}`))], why("key tool scope")));
   const narrowing = parts.tiers.filter((t) => t.allowed !== undefined);
   if (narrowing.length) {
     const whens = narrowing.map((t) => {
       const w: Why = { control: "tools", scope: { level: "tier", tierId: t.tier.id }, note: `${t.allowed!.length} tools` };
-      return el("when", { condition: X.mcpCallByTier(t.tier.id) }, [el("set-variable", { name: LIST.tier, value: t.allowed!.join("|") }, undefined, w)], w);
+      const set = [el("set-variable", { name: LIST.tier, value: t.allowed!.join("|") }, undefined, w), el("set-variable", { name: LIST.toolsOnly, value: "1" }, undefined, w)];
+      return el("when", { condition: X.tierIs(t.tier.id) }, set, w);
     });
     inbound.push(el("choose", undefined, whens, whens.flatMap((w) => w.why ?? [])));
-    const narrowed = X.mcpCallOutside(LIST.tier).replace("@(", `@(context.Variables.ContainsKey("${LIST.tier}") && `);
-    inbound.push(when(narrowed, [notInScope(why("key tool scope"))], why("key tool scope")));
+    inbound.push(when(X.mcpCallOutside(LIST.tier, true), [notInScope(why("key tool scope"))], why("key tool scope")));
   }
   if (parts.toolbox !== undefined) {
     const names = parts.tools.map((t) => t.exposed);
+    inbound.push(el("set-variable", { name: LIST.toolsOnly, value: "1" }, undefined, why(`toolbox ${parts.toolbox}: its tools only`)));
     inbound.push(el("set-variable", { name: LIST.toolbox, value: names.join("|") }, undefined, why(`toolbox ${parts.toolbox}: ${names.length} tools`)));
-    inbound.push(when(X.mcpCallOutside(LIST.toolbox), [jsonRpcRefusal(403, "tool_not_in_toolbox", "This toolbox does not hold this tool.", why("toolbox"))], why("toolbox")));
+    inbound.push(when(X.mcpCallOutside(LIST.toolbox), [jsonRpcRefusal("tool_not_in_toolbox", why("toolbox"))], why("toolbox")));
+  }
+  // A grant of some tools (a narrowed tier, a pass-through toolbox) is a grant of tools, not of the
+  // server's resources, prompts or completions: only the lifecycle and tool methods pass.
+  if (narrowing.length || parts.toolbox !== undefined) {
+    inbound.push(when(X.MCP_BEYOND_TOOLS, [jsonRpcRefusal("method_not_in_scope", why("tools only"))], why("tools only")));
   }
   if (project.tools.approvalMode !== "none") {
     const allowed = parts.tools.filter((t) => callable(project, t.server.name, t.tool)).map((t) => t.exposed);
     const w = why(`approval mode ${project.tools.approvalMode}: ${allowed.length} of ${parts.tools.length} tools callable`);
     inbound.push(el("set-variable", { name: LIST.allowed, value: allowed.join("|") }, undefined, w));
-    inbound.push(when(X.mcpCallOutside(LIST.allowed), [jsonRpcRefusal(403, "tool_not_approved", "This tool is not approved for this project, or its definition changed since it was approved.", w)], w));
+    inbound.push(when(X.mcpCallOutside(LIST.allowed), [jsonRpcRefusal("tool_not_approved", w)], w));
   }
   // Per-tool rate limits, per key: the named tools' own, then the server default for every other tool.
   const named = new Map<string, { calls: number; renewalPeriodSeconds: number }>();
@@ -235,7 +252,8 @@ function upstreamNamedValue(c: Collector, auth: Extract<PolicyMcpServer["auth"],
 /** The tiers that reach an API, and what each may call there (exposed names; undefined = all). */
 function tiersReaching(c: Collector, project: PolicyProject, reaches: (g: TierGrant) => string[] | "all" | undefined) {
   const out: { tier: KeyTier; allowed?: string[] }[] = [];
-  for (const tier of tiersApplied(c, appliedTiers(project))) {
+  // The project's own tiers only: a tier another project's keys are on (a share) names that project's tools.
+  for (const tier of tiersApplied(c, new Set(project.keyTiers))) {
     if (!tier.tools?.length) continue;
     const r = reaches(grantOf(tier));
     if (r === undefined) continue;
@@ -269,10 +287,17 @@ function passThrough(server: PolicyMcpServer & { source: { kind: "remote" } }): 
   return { type: "passThrough", serviceUrl, transportType: "streamable", endpoints: [{ name: "message", uriTemplate: endpoint }] };
 }
 
-const toolResourceId = (name: string) => {
-  const id = name.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 80).replace(/^-+|-+$/g, "_");
-  return id.length ? id : "tool";
-};
+/** Tool resource names of one MCP API (1–80, `^\w+$|^\w[\w-]+\w$`), unique ignoring case as ARM compares them. */
+function toolResourceIds(names: string[]): string[] {
+  const taken = new Set<string>();
+  return names.map((name) => {
+    const base = name.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 80).replace(/^-+|-+$/g, "_") || "tool";
+    let id = base;
+    for (let n = 2; taken.has(id.toLowerCase()); n++) id = `${base.slice(0, 80 - String(n).length - 1)}_${n}`;
+    taken.add(id.toLowerCase());
+    return id;
+  });
+}
 
 /** REST-as-MCP: the server's REST API (operations from its tools) and the tool resources naming them. */
 function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer & { source: { kind: "openapi" } }): ApiArtifact {
@@ -301,7 +326,7 @@ function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer &
   const ops = (names: string[]) => names.flatMap((n) => (opOf.has(n) ? [opOf.get(n)!] : [])).sort(byCodePoint);
   const inbound: XNode[] = [el("base", undefined, undefined, STRUCTURE)];
   const tiers = tiersReaching(c, project, (g) => restReach(project, server, g));
-  const notInScope = (w: Why) => forbidden("tool_not_in_scope", "This key may not call this tool.", w);
+  const notInScope = (w: Why) => forbidden("tool_not_in_scope", X.MCP_REFUSALS.tool_not_in_scope, w);
   const tierIds = tiers.map((t) => t.tier.id).sort(byCodePoint);
   if (!tierIds.length) inbound.push(notInScope(why));
   else inbound.push(when(X.tierNotAmong(tierIds), [notInScope(why)], why));
@@ -313,7 +338,7 @@ function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer &
   if (project.tools.approvalMode !== "none") {
     const allowed = server.tools.filter((t) => callable(project, server.name, t)).map((t) => t.name);
     inbound.push(el("set-variable", { name: LIST.allowed, value: ops(allowed).join("|") }, undefined, why));
-    inbound.push(when(X.operationOutside(LIST.allowed, false), [forbidden("tool_not_approved", "This tool is not approved for this project, or its definition changed since it was approved.", why)], why));
+    inbound.push(when(X.operationOutside(LIST.allowed, false), [forbidden("tool_not_approved", X.MCP_REFUSALS.tool_not_approved, why)], why));
   }
   inbound.push(...keyIsolation(project.id));
   if (server.auth.type === "header") inbound.push(el("set-header", { name: server.auth.header, "exists-action": "override" }, [textEl("value", `{{${upstreamNamedValue(c, server.auth)}}}`)], why));
@@ -340,7 +365,9 @@ export function compileTools(c: Collector, project: PolicyProject) {
     } else {
       const rest = restApi(c, project, server as PolicyMcpServer & { source: { kind: "openapi" } });
       c.apis.push(rest);
-      const mcpTools: McpToolArtifact[] = tools.filter((t) => t.tool.operation).map((t) => ({ id: toolResourceId(t.exposed), displayName: t.exposed, apiId: rest.id, operationId: t.tool.operation!.id, ...(t.tool.operation!.description ? { description: t.tool.operation!.description } : {}) }));
+      const served = tools.filter((t) => t.tool.operation);
+      const ids = toolResourceIds(served.map((t) => t.exposed));
+      const mcpTools: McpToolArtifact[] = served.map((t, i) => ({ id: ids[i]!, displayName: t.exposed, apiId: rest.id, operationId: t.tool.operation!.id, ...(t.tool.operation!.description ? { description: t.tool.operation!.description } : {}) }));
       api = { ...base, mcp: { type: "restTools", tools: mcpTools } };
     }
     c.apis.push(api);
@@ -352,6 +379,7 @@ export function compileTools(c: Collector, project: PolicyProject) {
     const tiers = tiersReaching(c, project, (g) => (g.toolboxes.has(box.name) ? "all" : undefined));
     const base = mcpApiBase(c, id, c.n.toolboxApiPath(project.id, box.name), `Toolbox ${box.name} (MCP, project ${project.id})`, undefined);
     const first = box.tools[0]!.server;
+    const boxIds = toolResourceIds(box.tools.map((x) => x.exposed));
     const api: ApiArtifact =
       box.kind === "remote"
         ? { ...base, mcp: passThrough(first as PolicyMcpServer & { source: { kind: "remote" } }) }
@@ -359,7 +387,7 @@ export function compileTools(c: Collector, project: PolicyProject) {
             ...base,
             mcp: {
               type: "restTools",
-              tools: box.tools.map((t) => ({ id: toolResourceId(t.exposed), displayName: t.exposed, apiId: c.n.restApi(project.id, t.server.name), operationId: t.tool.operation!.id, ...(t.tool.operation!.description ? { description: t.tool.operation!.description } : {}) })),
+              tools: box.tools.map((t, i) => ({ id: boxIds[i]!, displayName: t.exposed, apiId: c.n.restApi(project.id, t.server.name), operationId: t.tool.operation!.id, ...(t.tool.operation!.description ? { description: t.tool.operation!.description } : {}) })),
             },
           };
     c.apis.push(api);

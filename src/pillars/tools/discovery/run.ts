@@ -10,7 +10,7 @@ import type { RequestContext } from "../../../domain/common.js";
 import { systemContext } from "../../../domain/kernel/system.js";
 import type { Clock } from "../../../ports/clock.js";
 import { diffTools, toolHash } from "../definitions.js";
-import type { ServerDoc, SnapshotDoc, StoredTool } from "../documents.js";
+import { sourceKey, type ServerDoc, type SnapshotDoc, type StoredTool } from "../documents.js";
 import { annotationsOf, validateTool } from "../validation.js";
 import type { ServerRegistry } from "../servers.js";
 import type { SnapshotStore } from "../snapshots.js";
@@ -31,8 +31,9 @@ export interface ListedServer {
 
 export type DiscoveryResult =
   | { outcome: "gone" }
+  | { outcome: "restart" }
   | { outcome: "failed"; code: string; message: string }
-  | { outcome: "unchanged"; snapshotId: string | undefined }
+  | { outcome: "unchanged"; snapshotId: string | undefined; suspended: string[] }
   | { outcome: "changed"; snapshotId: string; diff: SnapshotDoc["diff"]; suspended: string[] };
 
 /** The protocol version REST tools are served with (the gateway answers as an MCP server for them). */
@@ -42,10 +43,12 @@ const OPENAPI_MAX_BYTES = 4 << 20;
 const REST_SCHEMAS_MAX_BYTES = 1 << 20;
 
 export interface DiscoveryHooks {
-  /** Approvals pinned to a definition that changed are suspended; returns the tools suspended. */
-  suspendChanged(ctx: RequestContext, server: ServerDoc, changed: Map<string, string>): Promise<string[]>;
+  /** Approvals pinned to another definition than the tool's now are suspended (and the catalog told); returns the tools suspended. */
+  suspendChanged(ctx: RequestContext, server: ServerDoc, tools: StoredTool[]): Promise<string[]>;
   /** The catalog follows the new snapshot. */
   catalog(tenantId: string, server: ServerDoc, protocolVersion: string, tools: StoredTool[], removed: string[]): Promise<void>;
+  /** A deleted server's catalog entries go. */
+  forget(tenantId: string, serverId: string): Promise<void>;
 }
 
 export class DiscoveryRunner {
@@ -62,28 +65,53 @@ export class DiscoveryRunner {
     const ctx = systemContext(tenantId, "system:tool-discovery", correlationId);
     const partition = this.registry.partition(tenantId, projectId);
     let server = await this.registry.servers.read(partition, serverId);
-    if (!server) return { outcome: "gone" };
+    if (!server) return this.gone(tenantId, serverId);
+    // What the listing was made from: if the server's source or credential changes before the commit,
+    // these tools are the old upstream's and the run starts again (the orchestrator repeats it).
+    const madeFrom = fingerprintOf(server);
     const listed = await this.list(server).catch((err: unknown) => ({ failed: { code: "internal", message: err instanceof Error ? err.message.slice(0, 500) : "discovery failed" } }));
     const at = this.clock.now().toISOString();
-    if ("failed" in listed) {
-      await this.record(ctx, serverId, partition, (s) => ({ ...s.discoveryState, status: "failed", lastAttemptAt: at, failure: listed.failed }), "aigov.mcp.discovery.failed.v1", listed.failed);
-      return { outcome: "failed", ...listed.failed };
-    }
-    const tools: StoredTool[] = listed.tools.map(({ definition, operation }) => ({
-      name: typeof definition.name === "string" ? definition.name : "",
-      hash: toolHash(definition),
-      definition,
-      findings: validateTool(definition, listed.protocolVersion),
-      annotations: annotationsOf(definition),
-      ...(operation ? { operation } : {}),
-    }));
+    const failed = async (failure: { code: string; message: string }): Promise<DiscoveryResult> => {
+      await this.record(ctx, serverId, partition, (x) => ({ ...x.discoveryState, status: "failed", lastAttemptAt: at, failure }), "aigov.mcp.discovery.failed.v1", failure);
+      return { outcome: "failed", ...failure };
+    };
+    if ("failed" in listed) return failed(listed.failed);
+    const counts = new Map<string, number>();
+    for (const { definition } of listed.tools) counts.set(String(definition.name ?? ""), (counts.get(String(definition.name ?? "")) ?? 0) + 1);
+    const tools: StoredTool[] = listed.tools.map(({ definition, operation }) => {
+      const name = typeof definition.name === "string" ? definition.name : "";
+      // A name listed twice could hide a changed definition behind an approved one: neither copy is callable.
+      const duplicate = (counts.get(name) ?? 0) > 1 ? [{ severity: "error" as const, code: "duplicate_name", path: "name", message: `the server lists ${name} ${counts.get(name)} times; none of them is callable` }] : [];
+      return {
+        name,
+        hash: toolHash(definition),
+        definition,
+        findings: [...duplicate, ...validateTool(definition, listed.protocolVersion)],
+        annotations: annotationsOf(definition),
+        ...(operation ? { operation: cleanOperation(operation) } : {}),
+      };
+    });
+    const tooLarge = tools.find((t) => Buffer.byteLength(JSON.stringify(t)) > MAX_TOOL_BYTES);
+    if (tooLarge) return failed({ code: "manifest_too_large", message: `the tool ${tooLarge.name.slice(0, 128)} is larger than ${MAX_TOOL_BYTES} bytes` });
     const previous = server.discoveryState.snapshotId ? await this.snapshots.header(partition, server.discoveryState.snapshotId) : undefined;
     const before = previous ? await this.snapshots.tools(partition, previous) : [];
     const diff = diffTools(before, tools);
-    const same = previous && !diff.added.length && !diff.removed.length && !diff.changed.length && previous.protocolVersion === listed.protocolVersion && previous.transport === listed.transport && sameJson(previous.restSchemas, listed.restSchemas) && sameOperations(before, tools);
+    const key = sourceKey(server.source);
+    const same =
+      previous &&
+      !diff.added.length &&
+      !diff.removed.length &&
+      !diff.changed.length &&
+      previous.protocolVersion === listed.protocolVersion &&
+      previous.transport === listed.transport &&
+      previous.sourceKey === key &&
+      sameJson(previous.restSchemas, listed.restSchemas) &&
+      sameOperations(before, tools);
     if (same) {
-      await this.record(ctx, serverId, partition, (s) => ({ ...s.discoveryState, status: "succeeded", lastAttemptAt: at, lastSuccessAt: at, failure: undefined }), "aigov.mcp.discovery.unchanged.v1", { snapshotId: previous.id });
-      return { outcome: "unchanged", snapshotId: previous.id };
+      await this.record(ctx, serverId, partition, (x) => ({ ...x.discoveryState, status: "succeeded", lastAttemptAt: at, lastSuccessAt: at, failure: undefined }), "aigov.mcp.discovery.unchanged.v1", { snapshotId: previous.id });
+      // Approvals are checked on every run, so a run retried after a commit that was not followed by its suspensions still makes them.
+      const suspended = await this.hooks.suspendChanged(ctx, server, tools);
+      return { outcome: "unchanged", snapshotId: previous.id, suspended };
     }
     // The catalog first: once the server says "succeeded", a search finds what it found. (The catalog is
     // derived: should the commit below fail, the next discovery rewrites it.)
@@ -94,7 +122,11 @@ export class DiscoveryRunner {
       server = await this.registry.servers.read(partition, serverId);
       if (!server) {
         await this.snapshots.deleteChunks(partition, chunks);
-        return { outcome: "gone" };
+        return this.gone(tenantId, serverId);
+      }
+      if (fingerprintOf(server) !== madeFrom) {
+        await this.snapshots.deleteChunks(partition, chunks);
+        return { outcome: "restart" };
       }
       const header: SnapshotDoc = {
         id: snapshotId,
@@ -104,15 +136,16 @@ export class DiscoveryRunner {
         projectId,
         seq: server.snapshotSeq + 1,
         createdAt: at,
+        sourceKey: key,
         transport: listed.transport,
         protocolVersion: listed.protocolVersion,
-        serverInfo: listed.serverInfo,
-        capabilities: listed.capabilities,
+        serverInfo: bounded(listed.serverInfo),
+        capabilities: bounded(listed.capabilities),
         toolCount: tools.length,
         resourceCount: listed.resources.length,
         promptCount: listed.prompts.length,
-        resources: listed.resources.slice(0, 200),
-        prompts: listed.prompts.slice(0, 200),
+        resources: listed.resources.slice(0, 200).map((r) => r.slice(0, 500)),
+        prompts: listed.prompts.slice(0, 200).map((r) => r.slice(0, 200)),
         findingCount,
         diff,
         chunks,
@@ -130,7 +163,7 @@ export class DiscoveryRunner {
         await this.registry.servers.replace(ctx, server, next, {
           action: "mcpServer.discover",
           event: "aigov.mcp.discovery.changed.v1",
-          data: { serverId, projectId, snapshotId, protocolVersion: listed.protocolVersion, toolCount: tools.length, diff },
+          data: { serverId, projectId, snapshotId, protocolVersion: listed.protocolVersion, toolCount: tools.length, diff: { added: diff.added.length, removed: diff.removed.length, changed: diff.changed.map((c) => c.name).slice(0, 100) } },
           extraOps: [{ kind: "create", doc: header }],
         });
         break;
@@ -138,14 +171,19 @@ export class DiscoveryRunner {
         // The server changed meanwhile (someone edited it): read it again, keep the same chunks.
         if (attempt < 3 && err instanceof Error && "error" in err && (err as { error: { kind: string } }).error.kind === "preconditionFailed") continue;
         await this.snapshots.deleteChunks(partition, chunks);
+        // A document the store refuses (too large, …) is the server's failure, recorded; anything else is retried.
+        if (err instanceof Error && /\b413\b|too large|RequestEntityTooLarge/i.test(err.message)) return failed({ code: "manifest_too_large", message: "the snapshot is larger than the store accepts" });
         throw err;
       }
     }
-    const changed = new Map(tools.filter((t) => diff.changed.some((c) => c.name === t.name)).map((t) => [t.name, t.hash]));
-    const suspended = changed.size ? await this.hooks.suspendChanged(ctx, server, changed) : [];
-    // Suspensions change the catalog's approval states of those tools.
-    if (suspended.length) await this.hooks.catalog(tenantId, server, listed.protocolVersion, tools.filter((t) => suspended.includes(t.name)), []);
+    const suspended = await this.hooks.suspendChanged(ctx, server, tools);
     return { outcome: "changed", snapshotId, diff, suspended };
+  }
+
+  /** The server was deleted meanwhile: its catalog entries go too (a discovery may have written them). */
+  private async gone(tenantId: string, serverId: string): Promise<DiscoveryResult> {
+    await this.hooks.forget(tenantId, serverId);
+    return { outcome: "gone" };
   }
 
   /** The server's tools now, or why they could not be listed. */
@@ -248,6 +286,23 @@ export class DiscoveryRunner {
       }
     }
   }
+}
+
+/** A tool's stored form beyond this cannot fit a chunk document (Cosmos items are ≤ 2 MB). */
+const MAX_TOOL_BYTES = 1_000_000;
+const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g;
+
+/** The upstream a listing came from, with its credential: a change means the listing is not this server's any more. */
+const fingerprintOf = (s: ServerDoc) => JSON.stringify([sourceKey(s.source), s.auth]);
+
+/** Server-supplied objects kept on the header, bounded (a header is one Cosmos item). */
+const bounded = (o: Record<string, unknown>): Record<string, unknown> => (Buffer.byteLength(JSON.stringify(o)) <= 16_384 ? o : { truncated: true });
+
+/** An operation's text fields become gateway artifact text: no control characters, within APIM's lengths. */
+function cleanOperation(op: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...op };
+  if (typeof out.description === "string") out.description = out.description.replace(CONTROL, " ").slice(0, 1000);
+  return out;
 }
 
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);

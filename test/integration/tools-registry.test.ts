@@ -1,0 +1,105 @@
+/**
+ * The MCP server registry's rules: upstream secrets are write-only and bound to where they go; the
+ * gateway's identity is a TenantAdmin's to give; server.json in and out; toolboxes the gateway can
+ * serve; every change audited and evented.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AigovClient } from "../../src/client/index.js";
+import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
+import { statusOf } from "../support/errors.js";
+import { convertedServer } from "../support/tools.js";
+import { until } from "../support/until.js";
+
+let t: TestApp;
+let admin: AigovClient;
+let projectAdmin: AigovClient;
+let projectId: string;
+const SECRET = "upstream-s3cr3t-9f2c1a";
+
+beforeAll(async () => {
+  t = await startTestApp();
+  admin = await t.as("t-tools-reg", "tina", ["TenantAdmin", "Auditor"]);
+  projectId = (await admin.projects.create({ ...projectSpec("tools registry"), roleAssignments: [{ principalId: "pat", role: "ProjectAdmin" }] })).id;
+  projectAdmin = await t.as("t-tools-reg", "pat", []);
+});
+afterAll(() => t.stop());
+
+const problem = async (p: Promise<unknown>) => p.then(() => undefined, (e: { status: number; problem?: { reason?: string; errors?: { field: string }[] } }) => ({ status: e.status, reason: e.problem?.reason, fields: e.problem?.errors?.map((x) => x.field) }));
+
+describe("the MCP server registry", () => {
+  it("an upstream header secret is write-only: never in the response, the store, the audit log or an event", async () => {
+    const s = await projectAdmin.tools.createServer(projectId, { name: "secretive", source: { kind: "remote", url: "https://mcp.example.com/mcp" }, auth: { type: "header", header: "x-api-key", value: SECRET }, discovery: { enabled: false, intervalHours: 24 } });
+    expect(s.auth).toMatchObject({ type: "header", header: "x-api-key", secretRef: { name: expect.any(String) as string } });
+    expect(JSON.stringify(await projectAdmin.tools.getServer(projectId, s.id))).not.toContain(SECRET);
+    const { resources } = await t.container().items.query({ query: "SELECT * FROM c WHERE c.tenantId = 't-tools-reg'" }).fetchAll();
+    expect(JSON.stringify(resources)).not.toContain(SECRET);
+    await t.relay();
+    expect(JSON.stringify(t.events())).not.toContain(SECRET);
+    const audit = await admin.audit.list({ scope: projectId, maxPageSize: 100 });
+    expect(audit.items.some((r) => r.action === "mcpServer.register")).toBe(true);
+    expect(t.events().some((e) => e.type === "aigov.mcp.server.registered.v1" && e.subject?.endsWith(s.id))).toBe(true);
+  });
+
+  it("a kept secret stays with its origin, header and token endpoint unless the secret is sent again", async () => {
+    const created = await projectAdmin.tools.createServer(projectId, {
+      name: "oauthy",
+      source: { kind: "remote", url: "https://mcp.example.com/mcp" },
+      auth: { type: "oauthClientCredentials", tokenUrl: "https://login.example.com/token", clientId: "app", clientSecret: SECRET },
+      discovery: { enabled: false, intervalHours: 24 },
+    });
+    // Registration discovers once (it fails here: nothing answers at example.com); then the version is stable.
+    const settled = await until(async () => {
+      const x = await projectAdmin.tools.getServer(projectId, created.id);
+      return x.discoveryState.status !== "never" ? x : undefined;
+    }, "the first discovery");
+    const s = settled;
+    const moved = await problem(projectAdmin.tools.updateServer(projectId, s.id, { auth: { type: "oauthClientCredentials", tokenUrl: "https://attacker.example.net/token", clientId: "app", keep: true } }, s.etag));
+    expect(moved).toMatchObject({ status: 400, reason: "credential_rebind_requires_key", fields: ["body.auth.tokenUrl"] });
+    const elsewhere = await problem(projectAdmin.tools.updateServer(projectId, s.id, { source: { kind: "remote", url: "https://other.example.net/mcp" } }, s.etag));
+    expect(elsewhere).toMatchObject({ status: 400, reason: "credential_rebind_requires_key" });
+    const resent = await projectAdmin.tools.updateServer(projectId, s.id, { auth: { type: "oauthClientCredentials", tokenUrl: "https://login2.example.com/token", clientId: "app", clientSecret: "another-secret-value" } }, s.etag);
+    expect(resent.auth).toMatchObject({ type: "oauthClientCredentials", tokenUrl: "https://login2.example.com/token" });
+  });
+
+  it("refuses private and link-local upstreams and token endpoints; only a TenantAdmin gives a server the gateway's identity", async () => {
+    const linkLocal = await problem(admin.tools.createServer(projectId, { name: "imds", source: { kind: "remote", url: "https://169.254.169.254/mcp" } }));
+    expect(linkLocal).toMatchObject({ status: 400, reason: "upstream_address_refused", fields: ["body.source.url"] });
+    const token = await problem(admin.tools.createServer(projectId, { name: "imds-token", source: { kind: "remote", url: "https://mcp.example.com/mcp" }, auth: { type: "oauthClientCredentials", tokenUrl: "https://10.0.0.5/token", clientId: "a", clientSecret: "b" } }));
+    expect(token).toMatchObject({ status: 400, reason: "upstream_address_refused", fields: ["body.auth.tokenUrl"] });
+    const mi = { name: "vaulted", source: { kind: "remote" as const, url: "https://mcp.example.com/mcp" }, auth: { type: "managedIdentity" as const, audience: "https://vault.azure.net" }, discovery: { enabled: false, intervalHours: 24 } };
+    expect(await statusOf(projectAdmin.tools.createServer(projectId, mi))).toBe(403);
+    expect((await admin.tools.createServer(projectId, mi)).auth).toEqual({ type: "managedIdentity", audience: "https://vault.azure.net" });
+  });
+
+  it("server.json: a remote becomes a registration, packages are kept as metadata, and it exports back", async () => {
+    const serverJson = {
+      $schema: "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json",
+      name: "io.github.example/weather-tools",
+      description: "Weather tools",
+      version: "1.2.3",
+      remotes: [{ type: "streamable-http", url: "https://{region}.weather.example.com/mcp", variables: { region: { default: "eu" } } }],
+      packages: [{ registryType: "npm", identifier: "@example/weather-mcp", version: "1.2.3", transport: { type: "stdio" } }],
+    };
+    const s = await admin.tools.importServer(projectId, { serverJson });
+    expect(s).toMatchObject({ name: "weather-tools", source: { kind: "remote", url: "https://eu.weather.example.com/mcp", transport: "streamable-http" }, registry: { name: "io.github.example/weather-tools", version: "1.2.3" } });
+    expect(s.registry!.packages[0]).toMatchObject({ registryType: "npm", identifier: "@example/weather-mcp", routable: false });
+    const out = await admin.tools.exportServer(projectId, s.id);
+    expect(out).toMatchObject({ name: serverJson.name, version: "1.2.3", remotes: [{ type: "streamable-http", url: "https://eu.weather.example.com/mcp" }], packages: [{ registryType: "npm", identifier: "@example/weather-mcp" }] });
+    const onlyPackages = await problem(admin.tools.importServer(projectId, { serverJson: { ...serverJson, remotes: [] } }));
+    expect(onlyPackages).toMatchObject({ status: 400, fields: ["body.serverJson.remotes"] });
+  });
+
+  it("toolboxes hold tools their servers list, never remote tools of two servers or remote with converted ones", async () => {
+    await convertedServer(admin, projectId, "items");
+    const unknown = await problem(admin.toolboxes.create(projectId, { name: "bad", tools: [{ server: "items", tool: "noSuchTool" }] }));
+    expect(unknown).toMatchObject({ status: 400, reason: "tool_unknown", fields: ["body.tools.0.tool"] });
+    const box = await admin.toolboxes.create(projectId, { name: "reads", tools: [{ server: "items", tool: "getItem" }] });
+    expect(box.tools).toEqual([{ server: "items", tool: "getItem" }]);
+    // A server a toolbox uses cannot be deleted under it.
+    const items = (await admin.tools.listServers(projectId)).items.find((x) => x.name === "items")!;
+    expect(await problem(admin.tools.deleteServer(projectId, items.id, items.etag))).toMatchObject({ status: 409, reason: "project_has_dependents" });
+    await admin.toolboxes.delete(projectId, box.id, box.etag);
+    await admin.tools.deleteServer(projectId, items.id, items.etag);
+    await until(async () => ((await admin.tools.searchCatalog({ server: "items", projectId })).items.length === 0 ? true : undefined), "catalog entries gone with the server");
+  });
+});
