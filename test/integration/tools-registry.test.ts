@@ -89,6 +89,23 @@ describe("the MCP server registry", () => {
     expect(onlyPackages).toMatchObject({ status: 400, fields: ["body.serverJson.remotes"] });
   });
 
+  it("the catalog pages with opaque tokens and filters by words, server, read-only and approval state", async () => {
+    const s = await convertedServer(admin, projectId, "catalogued");
+    const first = await admin.tools.searchCatalog({ server: "catalogued", maxPageSize: 1 });
+    expect(first.items.map((e) => e.namespacedName)).toEqual(["catalogued/deleteItem"]);
+    const second = await admin.tools.searchCatalog({ server: "catalogued", maxPageSize: 1, continuationToken: first.continuationToken! });
+    expect(second.items.map((e) => e.namespacedName)).toEqual(["catalogued/getItem"]);
+    expect(second.continuationToken).toBeUndefined();
+    expect(await problem(admin.tools.searchCatalog({ continuationToken: "not-a-token" }))).toMatchObject({ status: 400, fields: ["query.continuationToken"] });
+    expect((await admin.tools.searchCatalog({ q: "DELETE item", server: "catalogued" })).items.map((e) => e.tool)).toEqual(["deleteItem"]);
+    expect((await admin.tools.searchCatalog({ server: "catalogued", readOnly: "true" })).items.map((e) => e.tool)).toEqual(["getItem"]);
+    expect((await admin.tools.searchCatalog({ server: "catalogued", approval: "notRequired" })).items).toHaveLength(2);
+    // Another tenant's catalog is its own.
+    const other = await t.as("t-tools-other", "olga", ["TenantAdmin"]);
+    expect((await other.tools.searchCatalog({ server: "catalogued" })).items).toEqual([]);
+    await admin.tools.deleteServer(projectId, s.id, (await admin.tools.getServer(projectId, s.id)).etag);
+  });
+
   it("toolboxes hold tools their servers list, never remote tools of two servers or remote with converted ones", async () => {
     await convertedServer(admin, projectId, "items");
     const unknown = await problem(admin.toolboxes.create(projectId, { name: "bad", tools: [{ server: "items", tool: "noSuchTool" }] }));

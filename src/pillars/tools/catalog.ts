@@ -7,6 +7,7 @@
  */
 import { sha256 } from "../../domain/audit/chain.js";
 import type { Page } from "../../domain/common.js";
+import { unwrapToken, wrapToken } from "../../domain/paging.js";
 import { TENANT_SCOPE, type Filter, type Store, type StoredDoc } from "../../ports/store.js";
 import type { StoredTool } from "./documents.js";
 import type { CatalogEntry } from "./schema.js";
@@ -99,16 +100,18 @@ export class Catalog {
     if (q.readOnly) filters.push({ field: "annotations.readOnly", op: "=", value: q.readOnly === "true" });
     if (q.approval) filters.push({ field: "approval", op: "=", value: q.approval });
     if (q.tag) filters.push({ field: "tags", op: "arrayContains", value: q.tag });
+    const token = unwrapToken(page.continuationToken);
     const result = await this.store.queryPage<CatalogDoc>({ tenantId, scopeId: TENANT_SCOPE }, {
       docType: "catalogTool",
       filters,
       orderBy: { field: "namespacedName", direction: "ASC" },
       maxPageSize: page.maxPageSize,
-      ...(page.continuationToken ? { continuationToken: page.continuationToken } : {}),
+      ...(token ? { continuationToken: token } : {}),
     });
+    const next = wrapToken(result.continuationToken);
     return {
       items: result.items.map(({ _etag, id: _i, tenantId: _t, scopeId: _s, docType: _d, search: _q, ...entry }) => entry as CatalogEntry),
-      ...(result.continuationToken ? { continuationToken: result.continuationToken } : {}),
+      ...(next ? { continuationToken: next } : {}),
     };
   }
 }

@@ -130,10 +130,9 @@ export type McpServerPatch = z.output<typeof McpServerPatch>;
 
 export const DiscoveryState = z
   .strictObject({
-    status: z.enum(["never", "running", "succeeded", "failed"]),
+    status: z.enum(["never", "succeeded", "failed"]).meta({ description: "The last discovery's outcome (never: not finished yet)" }),
     lastAttemptAt: z.iso.datetime().optional(),
     lastSuccessAt: z.iso.datetime().optional(),
-    nextAt: z.iso.datetime().optional(),
     snapshotId: SnapshotId.optional(),
     protocolVersion: z.string().optional(),
     transport: z.enum(["streamable-http", "sse", "openapi"]).optional(),
@@ -151,7 +150,7 @@ export const McpServer = z
     ...specShape,
     source: z.discriminatedUnion("kind", [
       z.strictObject({ kind: z.literal("remote"), url: z.string(), transport: z.enum(["streamable-http", "sse"]) }),
-      z.strictObject({ kind: z.literal("openapi"), baseUrl: z.string(), documentUrl: z.string().optional(), include: z.array(z.string()).optional(), documentDigest: z.string().optional() }),
+      z.strictObject({ kind: z.literal("openapi"), baseUrl: z.string(), documentUrl: z.string().optional(), include: z.array(z.string()).optional() }),
     ]),
     auth: UpstreamAuth,
     discoveryState: DiscoveryState,

@@ -74,7 +74,7 @@ export class ToolsService {
 
   async updateServer(ctx: RequestContext, projectId: string, id: string, patch: McpServerPatch, ifMatch: string): Promise<Driven<McpServer>> {
     const { server, rediscover } = await this.registry.update(ctx, projectId, id, patch, ifMatch);
-    if (patch.status !== undefined) await this.refreshCatalogOf(ctx.principal.tenantId, projectId, id);
+    if (patch.status !== undefined || patch.tags !== undefined) await this.refreshCatalogOf(ctx.principal.tenantId, projectId, id);
     return rediscover ? { ...server, drive: discoveryDrive(ctx.principal.tenantId, projectId, id) } : server;
   }
 
