@@ -85,6 +85,41 @@ describe("conformance: MCP tools at the local gateway", () => {
     expect((await callTool(p.id, "fixture", noTools, "get_weather", { city: "Oslo" })).status).toBe(401);
   });
 
+  it("per-tool rate limits count per key and tool; a pass-through toolbox calls only its tools; the pillar switch removes the tool APIs", async () => {
+    const p = await g.project("limits-boxes");
+    const s = await register(p.id, "fixture");
+    await g.admin.tools.updateServer(p.id, s.id, { limits: { tools: { get_weather: { calls: 2, renewalPeriodSeconds: 60 } } } }, (await g.admin.tools.getServer(p.id, s.id)).etag);
+    const box = await g.admin.toolboxes.create(p.id, { name: "weather-box", tools: [{ server: "fixture", tool: "get_weather" }] });
+    await g.publish("limits and a toolbox");
+    const k = (await g.key(dev, p.id, { name: "limited", scopes: { tools: [s.id, box.id] } })).key;
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await callTool(p.id, "fixture", k, "get_weather", { city: "Bern" })).status);
+    expect(statuses).toEqual([200, 200, 429]);
+    // Another tool of the same key has its own counter (none here), and the window renews.
+    expect((await callTool(p.id, "fixture", k, "delete_file", { path: "x" })).status).toBe(200);
+    g.t.clock.advance(61_000);
+    expect((await callTool(p.id, "fixture", k, "get_weather", { city: "Bern" })).status).toBe(200);
+
+    const viaBox = (tool: string) =>
+      fetch(`${g.t.gateway.url}/${g.names.toolboxApiPath(p.id, "weather-box")}/mcp`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "api-key": k },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: tool, arguments: { path: "y", city: "Oslo" } } }),
+      });
+    const before = upstream.calls.get("delete_file") ?? 0;
+    const outside = await viaBox("delete_file");
+    expect([outside.status, ((await outside.json()) as { error?: { data?: { reason?: string } } }).error?.data?.reason]).toEqual([403, "tool_not_in_toolbox"]);
+    expect(upstream.calls.get("delete_file") ?? 0).toBe(before);
+    g.t.clock.advance(61_000);
+    expect((await viaBox("get_weather")).status).toBe(200);
+
+    const cur = await g.admin.projects.get(p.id);
+    await g.admin.projects.update(p.id, { pillars: { tools: false } }, cur.etag);
+    await g.publish("tools off");
+    expect((await callTool(p.id, "fixture", k, "get_weather", { city: "Bern" })).status).toBe(404);
+    expect((await g.admin.tools.getServer(p.id, s.id)).id).toBe(s.id);
+  });
+
   it("approval mode destructive: read-only tools are callable at once; a destructive one after approval; a changed definition is refused until approved again", async () => {
     const p = await g.project("approvals");
     const s = await register(p.id, "fixture");
