@@ -93,15 +93,8 @@ export interface McpProperties {
   endpoints: { name: string; uriTemplate: string }[] | Record<string, { uriTemplate: string }>;
 }
 
-/** ARM ParameterContract (the fields the port models). */
-export interface ParameterProperties {
-  name: string;
-  type: string;
-  required: boolean;
-  description?: string;
-  schemaId?: string;
-  typeName?: string;
-}
+/** ARM ParameterContract (the fields the port models: the port's type is the ARM shape). */
+export type ParameterProperties = OperationParameter;
 
 /** ARM RepresentationContract (the fields the port models). */
 export interface RepresentationProperties {

@@ -150,7 +150,8 @@ interface McpPolicyParts {
   toolbox?: string;
   /** The tiers whose keys reach this API, with the exposed names each may call (undefined: all). */
   tiers: { tier: KeyTier; allowed?: string[] }[];
-  limits: PolicyMcpServer["limits"][];
+  /** The servers the API's tools come from (their rate limits). */
+  servers: PolicyMcpServer[];
 }
 
 function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: McpPolicyParts) {
@@ -194,15 +195,18 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
     inbound.push(el("set-variable", { name: LIST.allowed, value: allowed.join("|") }, undefined, w));
     inbound.push(when(X.mcpCallOutside(LIST.allowed), [jsonRpcRefusal("tool_not_approved", w)], w));
   }
-  // Per-tool rate limits, per key: the named tools' own, then the server default for every other tool.
+  // Per-tool rate limits, per key: a tool's own limit (its server's, by the name it is exposed under),
+  // else a per-tool default — in a toolbox of several servers, the strictest of theirs.
   const named = new Map<string, { calls: number; renewalPeriodSeconds: number }>();
   let perTool: { calls: number; renewalPeriodSeconds: number } | undefined;
-  for (const l of parts.limits) {
-    for (const [tool, limit] of Object.entries(l.tools ?? {}).sort(([a], [b]) => byCodePoint(a, b))) {
-      const exposed = parts.tools.find((t) => t.tool.name === tool)?.exposed ?? tool;
-      if (!named.has(exposed)) named.set(exposed, limit);
+  const rate = (l: { calls: number; renewalPeriodSeconds: number }) => l.calls / l.renewalPeriodSeconds;
+  for (const server of parts.servers) {
+    for (const [tool, limit] of Object.entries(server.limits.tools ?? {}).sort(([a], [b]) => byCodePoint(a, b))) {
+      const exposed = parts.tools.find((t) => t.server.name === server.name && t.tool.name === tool)?.exposed ?? (parts.servers.length === 1 ? tool : undefined);
+      if (exposed !== undefined && !named.has(exposed)) named.set(exposed, limit);
     }
-    perTool ??= l.perTool;
+    const d = server.limits.perTool;
+    if (d && (!perTool || rate(d) < rate(perTool))) perTool = d;
   }
   const limitEl = (limit: { calls: number; renewalPeriodSeconds: number }, w: Why) =>
     el("rate-limit-by-key", { calls: limit.calls, "renewal-period": limit.renewalPeriodSeconds, "counter-key": X.MCP_TOOL_COUNTER_KEY, "increment-condition": X.MCP_CALL }, undefined, w);
@@ -372,7 +376,7 @@ export function compileTools(c: Collector, project: PolicyProject) {
     }
     c.apis.push(api);
     c.explainArtifact({ ref: artifactRef(api), path: "/", control: "tools", scope: { level: "project", projectId: project.id }, note: `MCP server ${server.name} (${server.source.kind})` });
-    mcpPolicy(c, project, id, { tools, ...(server.source.kind === "remote" ? { upstream: server } : {}), tiers, limits: [server.limits] });
+    mcpPolicy(c, project, id, { tools, ...(server.source.kind === "remote" ? { upstream: server } : {}), tiers, servers: [server] });
   }
   for (const box of servedToolboxes(project)) {
     const id = c.n.toolboxApi(project.id, box.name);
@@ -393,6 +397,6 @@ export function compileTools(c: Collector, project: PolicyProject) {
     c.apis.push(api);
     c.explainArtifact({ ref: artifactRef(api), path: "/", control: "tools", scope: { level: "project", projectId: project.id }, note: `toolbox ${box.name}: ${box.tools.length} tools` });
     const servers = [...new Map(box.tools.map((t) => [t.server.name, t.server])).values()];
-    mcpPolicy(c, project, id, { tools: box.tools, ...(box.kind === "remote" ? { upstream: first, toolbox: box.name } : {}), tiers, limits: servers.map((s) => s.limits) });
+    mcpPolicy(c, project, id, { tools: box.tools, ...(box.kind === "remote" ? { upstream: first, toolbox: box.name } : {}), tiers, servers });
   }
 }
