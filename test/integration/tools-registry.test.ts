@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
 import { statusOf } from "../support/errors.js";
-import { convertedServer } from "../support/tools.js";
+import { convertedServer, ITEMS_API } from "../support/tools.js";
 import { until } from "../support/until.js";
 
 let t: TestApp;
@@ -104,6 +104,30 @@ describe("the MCP server registry", () => {
     const other = await t.as("t-tools-other", "olga", ["TenantAdmin"]);
     expect((await other.tools.searchCatalog({ server: "catalogued" })).items).toEqual([]);
     await admin.tools.deleteServer(projectId, s.id, (await admin.tools.getServer(projectId, s.id)).etag);
+  });
+
+  it("scheduled re-discovery: a server whose interval has passed is discovered again; a blocked one is not contacted", async () => {
+    const created = await admin.tools.createServer(projectId, { name: "scheduled", source: { kind: "openapi", baseUrl: "https://items.example.com", document: ITEMS_API }, discovery: { enabled: true, intervalHours: 1 } });
+    const first = await until(async () => {
+      const x = await admin.tools.getServer(projectId, created.id);
+      return x.discoveryState.status === "succeeded" ? x : undefined;
+    }, "the first discovery");
+    // Two hours pass for this server: its last attempt moves back (the store, not the API).
+    const back = async (id: string) => {
+      const { resource } = await t.container().item(id, ["t-tools-reg", projectId]).read<{ discoveryState: { lastAttemptAt: string } }>();
+      resource!.discoveryState.lastAttemptAt = new Date(Date.now() - 2 * 3_600_000).toISOString();
+      await t.container().items.upsert(resource!);
+      return resource!.discoveryState.lastAttemptAt;
+    };
+    const stale = await back(first.id);
+    await t.app.host.invokeTimer("toolRediscovery");
+    await until(async () => ((await admin.tools.getServer(projectId, first.id)).discoveryState.lastAttemptAt! > stale ? true : undefined), "a second discovery");
+    const now = await admin.tools.getServer(projectId, first.id);
+    const blocked = await admin.tools.updateServer(projectId, first.id, { status: "blocked" }, now.etag);
+    const staleAgain = await back(blocked.id);
+    await t.app.host.invokeTimer("toolRediscovery");
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await admin.tools.getServer(projectId, first.id)).discoveryState.lastAttemptAt).toBe(staleAgain);
   });
 
   it("toolboxes hold tools their servers list, never remote tools of two servers or remote with converted ones", async () => {
