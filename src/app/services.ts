@@ -121,6 +121,13 @@ async function secretStore(config: Config): Promise<SecretStore> {
   return new EncryptedFileSecretStore(join(config.dataDir, "secrets"));
 }
 
+/** The provider keys' store: its own vault when configured (the gateway reads only it), else the one store. */
+async function providerSecretStore(config: Config, secrets: SecretStore): Promise<SecretStore> {
+  if (!config.providerKeyVaultUri || config.providerKeyVaultUri === config.keyVaultUri) return secrets;
+  const { KeyVaultSecretStore } = await import("../adapters/keyvault/secret-store.js");
+  return new KeyVaultSecretStore(config.providerKeyVaultUri);
+}
+
 async function eventPublisher(config: Config): Promise<EventPublisher> {
   if (config.events.eventGridEndpoint) {
     const { EventGridPublisher } = await import("../adapters/eventgrid/publisher.js");
@@ -193,6 +200,7 @@ export async function buildServices(config: Config): Promise<Services> {
   const settingsGuard = new SettingsGuard(tenantSettings);
   const projects = new ProjectService(store, changes, clock, settingsGuard);
   const secrets = await secretStore(config);
+  const providerSecrets = await providerSecretStore(config, secrets);
   const notifier = await notifierFor(config);
   // The approval engine depends on no pillar; pillars register their subject types' settle handlers on it.
   const approvalRoutes = new ApprovalRouteService(store, changes, clock);
@@ -201,7 +209,7 @@ export async function buildServices(config: Config): Promise<Services> {
   const { pillars } = await import("../pillars/index.js");
   const pillarRuntimes = new Map<string, PillarRuntime>();
   for (const pillar of pillars()) {
-    const runtime = await pillar.build({ store, changes, clock, secrets, projects, settingsGuard, approvals, allowLoopback: config.local });
+    const runtime = await pillar.build({ store, changes, clock, secrets, providerSecrets, projects, settingsGuard, approvals, allowLoopback: config.local });
     pillarRuntimes.set(pillar.name, runtime);
     projects.countDependentsWith(pillar.name, (tenantId, projectId) => runtime.countDependents(tenantId, projectId));
   }
@@ -219,7 +227,7 @@ export async function buildServices(config: Config): Promise<Services> {
   // Key profiles → exemptions → published exemption tiers, for previews and publishes alike.
   const pillarContributors = [...pillarRuntimes.values()].flatMap((r) => (r.contributor ? [r.contributor] : []));
   const registryInput = compilerInput([...registryContributors({ keys: keyDocuments, exemptions: activeExemptions }), ...pillarContributors]);
-  const compiler = new TenantCompiler(projects, pillarInputs, tenantSettings, config.keyVaultUri, registryInput, gatewayKey);
+  const compiler = new TenantCompiler(projects, pillarInputs, tenantSettings, config.providerKeyVaultUri, registryInput, gatewayKey);
 
   const publishing = new PublishService({ store, changes, clock, compiler, gateways, retry: config.publishRetry });
   for (const runtime of pillarRuntimes.values()) runtime.connect?.({ requestPublish: (tenantId, cause) => publishing.requestPublish(tenantId, cause) });
@@ -259,7 +267,7 @@ export async function buildServices(config: Config): Promise<Services> {
     approvals,
     approvalRoutes,
     models,
-    policy: new PolicyPreviewService(projects, pillarInputs, tenantSettings, config.keyVaultUri, registryInput, gatewayKey),
+    policy: new PolicyPreviewService(projects, pillarInputs, tenantSettings, config.providerKeyVaultUri, registryInput, gatewayKey),
     pillar: async (name) => pillarRuntimes.get(name) ?? Promise.reject(new Error(`no pillar named ${name}`)),
     settings: tenantSettings,
     secrets,

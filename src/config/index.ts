@@ -47,12 +47,22 @@ const ConfigSchema = z
     AUTH_JWKS_URI: z.url(),
     AUTH_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(600).default(120),
     AUTH_TENANT_CLAIM: z.string().default("tid"),
+    // AUTH_MODE=entra only: the Entra tenants (tid GUIDs, comma- or space-separated) whose tokens are accepted.
+    // Unset or empty = every tenant in which the multi-tenant app registration has a service principal.
+    AUTH_ALLOWED_TENANTS: z
+      .string()
+      .default("")
+      .transform((v) => v.split(/[\s,]+/).filter((t) => t !== "").map((t) => t.toLowerCase()))
+      .pipe(z.array(z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, "must be tenant ids (GUIDs)"))),
     // Events: Event Grid topic endpoint (CloudEvents schema) or the local NDJSON sink.
     EVENTGRID_TOPIC_ENDPOINT: z.url().optional(),
     EVENTS_WEBHOOK_URL: z.url().optional(),
     AIGOV_LOCAL: boolish.default(false),
     // Key Vault for secrets (signing keys, peppers, provider keys). Unset = encrypted files under the data dir (local only).
     KEYVAULT_URI: z.url().optional(),
+    // The vault of provider keys (model backends' keys, MCP upstream header secrets): the only vault the
+    // gateway's identity reads, so the control plane's signing keys and peppers stay out of its reach. Unset = KEYVAULT_URI.
+    PROVIDER_KEYVAULT_URI: z.url().optional(),
     // The app's public base URL, for links sent to people (approver links). Defaults to https://$WEBSITE_HOSTNAME.
     AIGOV_PUBLIC_URL: z.url().optional(),
     WEBSITE_HOSTNAME: z.string().optional(),
@@ -128,9 +138,13 @@ export interface Config {
     jwksUri: string;
     clockSkewSeconds: number;
     tenantClaim: string;
+    /** AUTH_MODE=entra: the only tenants accepted; absent or empty = any tenant. */
+    allowedTenants?: string[];
   };
   events: { eventGridEndpoint?: string; webhookUrl?: string };
   keyVaultUri?: string;
+  /** Where provider keys live (the gateway reads them as Key Vault-backed named values); the control plane's vault when not set. */
+  providerKeyVaultUri?: string;
   apim?: { subscriptionId: string; resourceGroup: string; serviceName: string };
   /** Named API Management instances besides the default (APIM_*); locally, folders .data/apim-<name>/. */
   gatewayInstances: Record<string, { subscriptionId: string; resourceGroup: string; serviceName: string } | { local: true }>;
@@ -179,8 +193,10 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
       jwksUri: c.AUTH_JWKS_URI,
       clockSkewSeconds: c.AUTH_CLOCK_SKEW_SECONDS,
       tenantClaim: c.AUTH_TENANT_CLAIM,
+      ...(c.AUTH_ALLOWED_TENANTS.length > 0 ? { allowedTenants: c.AUTH_ALLOWED_TENANTS } : {}),
     },
     ...(c.KEYVAULT_URI !== undefined ? { keyVaultUri: c.KEYVAULT_URI } : {}),
+    ...((c.PROVIDER_KEYVAULT_URI ?? c.KEYVAULT_URI) !== undefined ? { providerKeyVaultUri: c.PROVIDER_KEYVAULT_URI ?? c.KEYVAULT_URI } : {}),
     ...(c.APIM_SUBSCRIPTION_ID && c.APIM_RESOURCE_GROUP && c.APIM_SERVICE_NAME
       ? { apim: { subscriptionId: c.APIM_SUBSCRIPTION_ID, resourceGroup: c.APIM_RESOURCE_GROUP, serviceName: c.APIM_SERVICE_NAME } }
       : {}),

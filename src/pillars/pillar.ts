@@ -17,7 +17,10 @@ export interface PillarKit {
   store: Store;
   changes: ChangeWriter;
   clock: Clock;
+  /** The control plane's secrets (signing keys, peppers, secrets only the control plane uses). */
   secrets: SecretStore;
+  /** Provider keys the gateway sends upstream (read by its identity as Key Vault-backed named values). */
+  providerSecrets: SecretStore;
   projects: ProjectService;
   settingsGuard: SettingsGuard;
   /** The approval engine (a pillar registers its subject type's settle handler). */

@@ -45,3 +45,21 @@ describe("AIGOV_LOCAL=true in Azure", () => {
     expect(() => parseConfig({ ...azureEnv, AIGOV_LOCAL: "1" })).toThrow(/invalid configuration:\n {2}AIGOV_LOCAL: local mode is refused in Azure/);
   });
 });
+
+describe("the provider keys' vault", () => {
+  const azureEnv = {
+    KEYVAULT_URI: "https://kv-aigov.vault.azure.net/",
+    APIM_SUBSCRIPTION_ID: "00000000-0000-0000-0000-000000000001",
+    APIM_RESOURCE_GROUP: "rg-aigov",
+    APIM_SERVICE_NAME: "apim-aigov",
+    COSMOS_ENDPOINT: "https://acct.documents.azure.com:443/",
+    AUTH_ISSUER: "https://login.microsoftonline.com/{tenantid}/v2.0",
+    AUTH_AUDIENCE: "00000000-0000-0000-0000-0000000000aa",
+    AUTH_JWKS_URI: "https://login.microsoftonline.com/common/discovery/v2.0/keys",
+  };
+  it("is its own vault when PROVIDER_KEYVAULT_URI is set (the gateway reads only it), else the control plane's", () => {
+    expect(parseConfig({ ...azureEnv, PROVIDER_KEYVAULT_URI: "https://kvp-aigov.vault.azure.net/" })).toMatchObject({ keyVaultUri: "https://kv-aigov.vault.azure.net/", providerKeyVaultUri: "https://kvp-aigov.vault.azure.net/" });
+    expect(parseConfig(azureEnv).providerKeyVaultUri).toBe("https://kv-aigov.vault.azure.net/");
+    expect(parseConfig(localEnv).providerKeyVaultUri).toBeUndefined();
+  });
+});

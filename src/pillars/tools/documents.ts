@@ -106,7 +106,7 @@ export const grantId = (serverId: string, tool: string) => `grant.${serverId}.${
 export const settingsId = "tools-settings";
 export const openApiDocumentId = (serverId: string) => `oas.${serverId}`;
 /** Secret names: letters, digits and '-' (Key Vault). */
-export const upstreamSecretName = (serverId: string) => `mcp-${serverId.replace("_", "-")}-upstream`;
+export const upstreamSecretName = (serverId: string, type: "header" | "oauthClientCredentials") => `mcp-${serverId.replace("_", "-")}-${type === "header" ? "upstream" : "oauth"}`;
 
 /** Where a server's tools come from, as one string: a remote URL and transport, or a REST API's base URL. */
 export const sourceKey = (source: { kind: "remote"; url: string; transport: string } | { kind: "openapi"; baseUrl: string }): string =>

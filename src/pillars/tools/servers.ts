@@ -27,7 +27,8 @@ export class ServerRegistry {
     private readonly store: Store,
     changes: ChangeWriter,
     private readonly clock: Clock,
-    private readonly secrets: SecretStore,
+    /** Header secrets go where the gateway reads them; OAuth client secrets stay with the control plane. */
+    private readonly secrets: { gateway: SecretStore; controlPlane: SecretStore },
     private readonly projects: ProjectService,
     private readonly allowLoopback: boolean,
   ) {
@@ -150,6 +151,8 @@ export class ServerRegistry {
     const ops = extraOps.filter((op) => op.kind !== "delete" || current.source.kind === "openapi");
     const checked = ops.some((op) => op.kind === "delete") ? await this.withExisting(partition, ops) : ops;
     const server = await this.servers.replace(ctx, current, next, { action: "mcpServer.update", event: "aigov.mcp.server.updated.v1", extraOps: checked });
+    // A secret the server no longer uses (its auth changed type, or went) leaves the store.
+    if ((current.auth.type === "header" || current.auth.type === "oauthClientCredentials") && next.auth.type !== current.auth.type) await this.storeOf(current.auth.type).delete(current.auth.secretRef.name);
     return { server, rediscover: patch.source !== undefined || patch.auth !== undefined };
   }
 
@@ -163,7 +166,7 @@ export class ServerRegistry {
       { kind: "delete", id: openApiDocumentId(id) },
     ]);
     await this.servers.delete(ctx, current, { action: "mcpServer.delete", event: "aigov.mcp.server.deleted.v1", data: { id, projectId, name: current.name }, extraOps });
-    if (current.auth.type === "header" || current.auth.type === "oauthClientCredentials") await this.secrets.delete(current.auth.secretRef.name);
+    if (current.auth.type === "header" || current.auth.type === "oauthClientCredentials") await this.storeOf(current.auth.type).delete(current.auth.secretRef.name);
     return current;
   }
 
@@ -176,7 +179,7 @@ export class ServerRegistry {
   /** The header or client secret discovery sends (never logged, never returned). */
   async secretOf(auth: UpstreamAuth): Promise<string | undefined> {
     if (auth.type !== "header" && auth.type !== "oauthClientCredentials") return undefined;
-    return (await this.secrets.get(auth.secretRef.name, auth.secretRef.version))?.value;
+    return (await this.storeOf(auth.type).get(auth.secretRef.name, auth.secretRef.version))?.value;
   }
 
   async writable(ctx: RequestContext, projectId: string): Promise<Project> {
@@ -211,7 +214,7 @@ export class ServerRegistry {
   /** Secrets go to the secret store (a new version when re-sent); the server keeps only a reference. */
   private async storeAuth(serverId: string, auth: UpstreamAuthSpec, existing: UpstreamAuth | undefined, field: string): Promise<UpstreamAuth> {
     if (auth.type === "none" || auth.type === "managedIdentity") return auth;
-    const name = upstreamSecretName(serverId);
+    const name = upstreamSecretName(serverId, auth.type);
     if (auth.keep) {
       if (!existing || existing.type !== auth.type) {
         throw new AppError({ kind: "validation", detail: "the request body is invalid", errors: [{ field, message: "keep: true needs a stored secret of the same type" }], reason: "credential_not_stored" });
@@ -219,9 +222,13 @@ export class ServerRegistry {
       return auth.type === "header" ? { type: "header", header: auth.header, secretRef: existing.secretRef } : { type: "oauthClientCredentials", tokenUrl: auth.tokenUrl, clientId: auth.clientId, ...(auth.scope ? { scope: auth.scope } : {}), secretRef: existing.secretRef };
     }
     const value = (auth.type === "header" ? auth.value : auth.clientSecret)!;
-    const saved = await this.secrets.set(name, value, { contentType: "text/plain", tags: { mcpServer: serverId } });
+    const saved = await this.storeOf(auth.type).set(name, value, { contentType: "text/plain", tags: { mcpServer: serverId } });
     const secretRef = { name, version: saved.version };
     return auth.type === "header" ? { type: "header", header: auth.header, secretRef } : { type: "oauthClientCredentials", tokenUrl: auth.tokenUrl, clientId: auth.clientId, ...(auth.scope ? { scope: auth.scope } : {}), secretRef };
+  }
+
+  private storeOf(type: "header" | "oauthClientCredentials"): SecretStore {
+    return type === "header" ? this.secrets.gateway : this.secrets.controlPlane;
   }
 
   /** Drops deletes of documents that are not there (a transactional batch fails on a missing item). */

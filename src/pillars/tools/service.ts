@@ -32,7 +32,10 @@ export interface ToolsDeps {
   store: Store;
   changes: ChangeWriter;
   clock: Clock;
+  /** Secrets only the control plane uses (OAuth client secrets for discovery). */
   secrets: SecretStore;
+  /** Secrets the gateway sends upstream (header secrets). */
+  providerSecrets: SecretStore;
   projects: ProjectService;
   approvals: ApprovalService;
   /** Local mode: loopback upstreams are allowed (nothing else private, ever). */
@@ -56,7 +59,7 @@ export class ToolsService {
     this.changes = deps.changes;
     this.clock = deps.clock;
     this.projects = deps.projects;
-    this.registry = new ServerRegistry(deps.store, deps.changes, deps.clock, deps.secrets, deps.projects, deps.allowLoopback);
+    this.registry = new ServerRegistry(deps.store, deps.changes, deps.clock, { gateway: deps.providerSecrets, controlPlane: deps.secrets }, deps.projects, deps.allowLoopback);
     this.snapshots = new SnapshotStore(deps.store);
     this.grants = new ToolGrants(deps.store, deps.changes, deps.clock, deps.approvals);
     this.toolboxes = new Toolboxes(deps.store, deps.changes, deps.clock, deps.projects);

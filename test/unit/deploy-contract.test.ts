@@ -1,0 +1,315 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+
+/**
+ * The deployment contract, checked without Azure and without a Bicep compiler (docs/deploy.md, "The contract
+ * test"). Approach: structured extraction from text.
+ *
+ * - infra/main.bicep: a scanner finds each top-level `resource <name> '<type>@<version>' = [if (…)] [[for …:] {`
+ *   and its balanced `{ … }` body, skipping single-quoted strings (with `${…}` interpolation), ''' strings
+ *   and comments. Properties are read from the body with line-anchored patterns (`scope:`, `principalId:`…).
+ *   Role assignments must stay literal resources for this to see them (the template says so).
+ * - src/config/index.ts: the keys of the `ConfigSchema` object and whether each has `.default(`. Read from
+ *   the source so a new setting cannot be forgotten here.
+ * - docs/deploy.md: the tables between `<!-- contract:roles -->` and `<!-- contract:unset-settings -->` markers.
+ */
+
+const ROOT = join(__dirname, "..", "..");
+const read = (...p: string[]) => readFileSync(join(ROOT, ...p), "utf8");
+const BICEP = read("infra", "main.bicep");
+const CONFIG_SOURCE = read("src", "config", "index.ts");
+const DOC = read("docs", "deploy.md");
+
+// ----------------------------------------------------------------------------------------------------------
+// Bicep, as text
+// ----------------------------------------------------------------------------------------------------------
+
+interface BicepResource {
+  symbol: string;
+  type: string;
+  apiVersion: string;
+  body: string;
+}
+
+/** Index just past the `}` that closes the `{` at `open`, skipping strings and comments. */
+function closeBrace(text: string, open: number): number {
+  // A stack of contexts: "code" (counts braces), "str" (a '…' string), "interp" (${…} inside a string).
+  const stack: ("code" | "str" | "interp")[] = ["code"];
+  let depth = 0;
+  for (let i = open; i < text.length; i++) {
+    const c = text[i];
+    const top = stack[stack.length - 1];
+    if (top === "str") {
+      if (c === "\\") i++;
+      else if (c === "'") stack.pop();
+      else if (c === "$" && text[i + 1] === "{") {
+        stack.push("interp");
+        i++;
+      }
+      continue;
+    }
+    if (text.startsWith("'''", i)) {
+      const end = text.indexOf("'''", i + 3);
+      i = end < 0 ? text.length : end + 2;
+      continue;
+    }
+    if (text.startsWith("//", i)) {
+      const end = text.indexOf("\n", i);
+      i = end < 0 ? text.length : end;
+      continue;
+    }
+    if (text.startsWith("/*", i)) {
+      const end = text.indexOf("*/", i + 2);
+      i = end < 0 ? text.length : end + 1;
+      continue;
+    }
+    if (c === "'") stack.push("str");
+    else if (c === "{") {
+      if (top === "interp") stack.push("interp");
+      else depth++;
+    } else if (c === "}") {
+      if (top === "interp") stack.pop();
+      else if (--depth === 0) return i + 1;
+    }
+  }
+  throw new Error(`unbalanced braces from offset ${open}`);
+}
+
+function resources(text: string): BicepResource[] {
+  const out: BicepResource[] = [];
+  const head = /^resource\s+(\w+)\s+'([^'@]+)@([^']+)'\s*=\s*(?:if\s*\([^\n]*?\)\s*)?(?:\[\s*for\s[^\n]*?:\s*)?\{/gm;
+  for (const m of text.matchAll(head)) {
+    const open = (m.index ?? 0) + m[0].length - 1;
+    out.push({ symbol: m[1] as string, type: m[2] as string, apiVersion: m[3] as string, body: text.slice(open, closeBrace(text, open)) });
+  }
+  return out;
+}
+
+/** The expression after `<key>:` on its own line in a body (first match), or undefined. */
+const prop = (body: string, key: string): string | undefined => new RegExp(`^\\s*${key}:\\s*(.+?)\\s*$`, "m").exec(body)?.[1];
+
+const RESOURCES = resources(BICEP);
+const byType = (type: string) => RESOURCES.filter((r) => r.type.toLowerCase() === type.toLowerCase());
+
+/** The function app's app settings: `{ name: 'X', value: … }` entries of its `appSettings: [ … ]`. */
+function appSettings(): Map<string, string> {
+  const app = RESOURCES.find((r) => r.type === "Microsoft.Web/sites" && /functionAppConfig:/.test(r.body));
+  if (!app) throw new Error("no Microsoft.Web/sites resource with functionAppConfig in infra/main.bicep");
+  const start = app.body.indexOf("appSettings: [");
+  if (start < 0) throw new Error("the function app has no appSettings array");
+  const list = app.body.slice(start, app.body.indexOf("\n      ]", start));
+  return new Map([...list.matchAll(/\{\s*name:\s*'([^']+)'\s*,\s*value:\s*(.+?)\s*\}\s*$/gm)].map((m) => [m[1] as string, m[2] as string]));
+}
+
+// ----------------------------------------------------------------------------------------------------------
+// src/config, as text
+// ----------------------------------------------------------------------------------------------------------
+
+/** Every key of the ConfigSchema object (the environment variables parseConfig reads) and whether it has a default. */
+function configSettings(): { name: string; hasDefault: boolean }[] {
+  const start = CONFIG_SOURCE.indexOf("const ConfigSchema = z");
+  if (start < 0) throw new Error("src/config/index.ts: no `const ConfigSchema = z` (update this test's reader)");
+  const open = CONFIG_SOURCE.indexOf(".object({", start) + ".object(".length;
+  const body = CONFIG_SOURCE.slice(open, closeBrace(CONFIG_SOURCE, open));
+  const keys = [...body.matchAll(/^ {4}(\w+):/gm)];
+  if (keys.length === 0) throw new Error("src/config/index.ts: no keys found in ConfigSchema");
+  return keys
+    .map((m, i) => {
+      const from = m.index ?? 0;
+      const to = keys[i + 1]?.index ?? body.length;
+      const definition = body.slice(from, to).replace(/^\s*\/\/.*$/gm, "");
+      return { name: m[1] as string, hasDefault: /\.default\(/.test(definition) };
+    })
+    // `__azureSignal` is computed by parseConfig, not read from the environment.
+    .filter((s) => !s.name.startsWith("__"));
+}
+
+/** `%NAME%` app-setting references of the timer triggers in functions/. */
+function timerSettings(): string[] {
+  const names = new Set<string>();
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(dir, e.name));
+      else if (e.name.endsWith(".ts")) for (const m of readFileSync(join(dir, e.name), "utf8").matchAll(/"%(\w+)%"/g)) names.add(m[1] as string);
+    }
+  };
+  walk(join(ROOT, "functions"));
+  return [...names].sort();
+}
+
+// ----------------------------------------------------------------------------------------------------------
+// docs/deploy.md tables
+// ----------------------------------------------------------------------------------------------------------
+
+function table(marker: string): Record<string, string>[] {
+  const start = DOC.indexOf(`<!-- contract:${marker} -->`);
+  const end = DOC.indexOf(`<!-- /contract:${marker} -->`);
+  if (start < 0 || end < start) throw new Error(`docs/deploy.md: no <!-- contract:${marker} --> … <!-- /contract:${marker} --> table`);
+  const lines = DOC.slice(start, end).split("\n").filter((l) => l.trim().startsWith("|"));
+  const cells = (l: string) => l.trim().replace(/^\||\|$/g, "").split("|").map((c) => c.trim());
+  const header = cells(lines[0] ?? "");
+  return lines.slice(2).map((l) => Object.fromEntries(cells(l).map((c, i) => [header[i] ?? String(i), c])));
+}
+
+// ----------------------------------------------------------------------------------------------------------
+// Role assignments
+// ----------------------------------------------------------------------------------------------------------
+
+interface Assignment {
+  symbol: string;
+  kind: "arm" | "cosmos";
+  scope: string | undefined;
+  roleDefinitionId: string;
+  principalId: string;
+}
+
+function assignments(): Assignment[] {
+  const arm = byType("Microsoft.Authorization/roleAssignments").map((r) => ({
+    symbol: r.symbol,
+    kind: "arm" as const,
+    scope: prop(r.body, "scope"),
+    roleDefinitionId: prop(r.body, "roleDefinitionId") ?? "",
+    principalId: prop(r.body, "principalId") ?? "",
+  }));
+  const cosmos = byType("Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments").map((r) => ({
+    symbol: r.symbol,
+    kind: "cosmos" as const,
+    scope: prop(r.body, "scope"),
+    roleDefinitionId: prop(r.body, "roleDefinitionId") ?? "",
+    principalId: prop(r.body, "principalId") ?? "",
+  }));
+  return [...arm, ...cosmos];
+}
+
+const PRINCIPALS: Record<string, string> = {
+  app: "identity.properties.principalId",
+  gateway: "apim.identity.principalId",
+};
+
+/** Whether an assignment is the one a roles-table row describes. */
+function matches(a: Assignment, row: Record<string, string>): boolean {
+  const id = row["Role definition ID"] ?? "";
+  const principal = PRINCIPALS[row["Principal"] ?? ""];
+  const scope = row["Scope"] ?? "";
+  const role = id.startsWith("custom:")
+    ? new RegExp(`\\b${id.slice("custom:".length)}\\b`).test(a.roleDefinitionId)
+    : a.roleDefinitionId.toLowerCase().includes(id.toLowerCase());
+  if (!role || principal === undefined || a.principalId !== principal) return false;
+  // A Cosmos DB data-plane scope is a path; "container" means /dbs/<database>/colls/<container>.
+  if (a.kind === "cosmos") return scope === "container" && /\/dbs\/\$\{database\.name\}\/colls\/\$\{container\.name\}'$/.test(a.scope ?? "");
+  return a.scope === scope;
+}
+
+const BROAD_ROLES: Record<string, string> = {
+  "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
+  "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
+  "312a565d-c81f-4fd8-895a-4e21e48d571c": "API Management Service Contributor",
+  "00482a5a-887f-4fb3-b363-3b7fe8e74483": "Key Vault Administrator",
+};
+
+// ----------------------------------------------------------------------------------------------------------
+
+describe("deployment contract: infra/main.bicep against src/config, docs/deploy.md and package.json", () => {
+  it("reads the template, the config module and the doc tables (the readers still work)", () => {
+    expect(RESOURCES.length).toBeGreaterThan(10);
+    expect(appSettings().size).toBeGreaterThan(10);
+    expect(configSettings().map((s) => s.name)).toContain("COSMOS_ENDPOINT");
+    expect(table("roles").length).toBeGreaterThan(5);
+    expect(table("unset-settings").length).toBeGreaterThan(0);
+  });
+
+  describe("(a) settings", () => {
+    it("every setting src/config reads is an app setting, has a default in src/config, or is documented as not set", () => {
+      const set = appSettings();
+      const documented = new Map(table("unset-settings").map((r) => [r["Setting"] ?? "", r["Why the template does not set it"] ?? ""]));
+      const missing = configSettings().filter((s) => !set.has(s.name) && !s.hasDefault && !documented.get(s.name));
+      expect(missing.map((s) => s.name), "set them in infra/main.bicep or explain them in docs/deploy.md (contract:unset-settings)").toEqual([]);
+    });
+
+    it("the unset-settings table lists only settings the app reads and the template does not set", () => {
+      const read = new Set(configSettings().map((s) => s.name));
+      const set = appSettings();
+      const stale = table("unset-settings")
+        .map((r) => r["Setting"] ?? "")
+        .filter((name) => !read.has(name) || set.has(name));
+      expect(stale).toEqual([]);
+    });
+
+    it("every timer schedule (%SETTING% in functions/) is an app setting", () => {
+      const timers = timerSettings();
+      expect(timers).toContain("TOOL_DISCOVERY_SCHEDULE");
+      const set = appSettings();
+      expect(timers.filter((t) => !set.has(t))).toEqual([]);
+    });
+
+    it("app settings hold no keys or connection secrets (identity-based access)", () => {
+      const names = [...appSettings().keys()];
+      expect(names.filter((n) => /KEY$|PASSWORD|SECRET|_SAS\b/i.test(n) && n !== "KEY_ROTATIONS_PER_RUN")).toEqual([]);
+      expect(names).not.toContain("AzureWebJobsStorage");
+    });
+  });
+
+  describe("(b) data-plane roles", () => {
+    it("every roles-table row is a role assignment to that principal, with that role, at that scope", () => {
+      const all = assignments();
+      const missing = table("roles").filter((row) => !all.some((a) => matches(a, row)));
+      expect(missing.map((r) => `${r["Role"]} for ${r["Principal"]} on ${r["Scope"]}`), "add the role assignment to infra/main.bicep").toEqual([]);
+    });
+
+    it("every role assignment in the template is a row of the roles table (no undocumented access)", () => {
+      const rows = table("roles");
+      const undocumented = assignments().filter((a) => !rows.some((row) => matches(a, row)));
+      expect(undocumented.map((a) => a.symbol), "document it in docs/deploy.md (contract:roles)").toEqual([]);
+    });
+
+    it("role IDs in the table are GUIDs or name a custom role definition of the template", () => {
+      const customRoles = new Set(byType("Microsoft.Authorization/roleDefinitions").map((r) => r.symbol));
+      for (const row of table("roles")) {
+        const id = row["Role definition ID"] ?? "";
+        if (id.startsWith("custom:")) expect(customRoles.has(id.slice("custom:".length)), id).toBe(true);
+        else expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      }
+    });
+
+    it("every Azure role assignment names its scope (none lands on the whole resource group)", () => {
+      expect(assignments().filter((a) => a.kind === "arm" && !a.scope).map((a) => a.symbol)).toEqual([]);
+    });
+
+    it("no broad role is assigned (Owner, Contributor, API Management Service Contributor, Key Vault Administrator)", () => {
+      const broad = assignments().flatMap((a) => Object.entries(BROAD_ROLES).filter(([id]) => a.roleDefinitionId.includes(id)).map(([, name]) => `${a.symbol}: ${name}`));
+      expect(broad).toEqual([]);
+    });
+
+    it("the gateway has no role on the control plane's vault (signing keys, peppers)", () => {
+      const gatewayOnVault = assignments().filter((a) => a.principalId === PRINCIPALS.gateway && a.scope === "vault");
+      expect(gatewayOnVault.map((a) => a.symbol)).toEqual([]);
+    });
+
+    it("the custom APIM role writes only entity types below the service, and reads the service", () => {
+      const start = BICEP.indexOf("var apimPublisherActions = [");
+      expect(start, "infra/main.bicep: var apimPublisherActions").toBeGreaterThanOrEqual(0);
+      const actions = [...BICEP.slice(start, BICEP.indexOf("]", start)).matchAll(/'([^']+)'/g)].map((m) => m[1] as string);
+      expect(actions).toContain("Microsoft.ApiManagement/service/read");
+      for (const a of actions) {
+        expect(a).toMatch(/^Microsoft\.ApiManagement\/service\/[a-zA-Z]+/);
+        expect(a).not.toMatch(/^Microsoft\.ApiManagement\/service\/(\*|write|delete)$/);
+      }
+      // The role definition uses this list, and only assigns at the resource group.
+      const role = byType("Microsoft.Authorization/roleDefinitions").find((r) => r.symbol === "apimPublisherRole");
+      expect(role?.body).toMatch(/actions:\s*apimPublisherActions/);
+      expect(role?.body).toMatch(/assignableScopes:\s*\[\s*resourceGroup\(\)\.id\s*\]/);
+    });
+  });
+
+  describe("(c) runtime", () => {
+    it("the Flex Consumption runtime is node at package.json engines' major version", () => {
+      const engines = (JSON.parse(read("package.json")) as { engines: { node: string } }).engines.node;
+      const major = /(\d+)/.exec(engines)?.[1];
+      const runtime = /runtime:\s*\{\s*name:\s*'(\w+)'\s*,\s*version:\s*'([^']+)'\s*\}/.exec(BICEP);
+      expect(runtime?.[1]).toBe("node");
+      expect(runtime?.[2]).toBe(major);
+      expect(major).toBe("22");
+    });
+  });
+});
