@@ -78,10 +78,17 @@ integration) is a documented TODO in docs/deploy.md; it is not accepted until it
 @allowed([ 'none' ])
 param networkIsolation string = 'none'
 
-@description('The Entra app registration\'s client id (a GUID): Entra v2 access tokens carry it as aud; there is no default (docs/deploy.md, step 5)')
-@minLength(36)
+@description('''Create the Entra app registrations (API and CLI/portal client) with the Microsoft Graph Bicep extension
+(infra/modules/app-registration.bicep). The deployer then needs to be allowed to create applications in the tenant
+(docs/deploy.md, "What the deployer needs"). false: register them by hand and set authAudience.''')
+param createAppRegistration bool = true
+
+@description('Only when createAppRegistration is false: the client id (a GUID) of an API registration made by hand; Entra v2 access tokens carry it as aud (docs/deploy.md, step 5). Ignored otherwise.')
 @maxLength(36)
-param authAudience string
+param authAudience string = ''
+
+@description('SPA redirect URIs of the portal on the client registration (only with createAppRegistration).')
+param portalRedirectUris string[] = []
 
 @description('Entra tenant IDs (comma-separated) whose tokens the API accepts; empty = every tenant where the multi-tenant app registration has a service principal.')
 param authAllowedTenants string = ''
@@ -117,6 +124,24 @@ var deployLocation = contains(allowedLocations, normalizedLocation) ? normalized
 var vaultStem = take(token, 13 - length(keyVaultNameSuffix))
 var databaseName = 'aigov'
 var containerName = 'resources'
+
+// ---------------------------------------------------------------------------------------------------------
+// Entra app registrations (Microsoft Graph Bicep extension; infra/bicepconfig.json)
+// ---------------------------------------------------------------------------------------------------------
+
+module appRegistration 'modules/app-registration.bicep' = if (createAppRegistration) {
+  name: 'app-registration'
+  params: {
+    uniqueSuffix: token
+    environmentName: environmentName
+    portalRedirectUris: portalRedirectUris
+  }
+}
+
+// AUTH_AUDIENCE: the created API registration's client id, or the hand-made one. ARM evaluates only the branch
+// taken, so the module's output is not read when it is not deployed. An empty authAudience with
+// createAppRegistration=false makes the app refuse to start (src/config requires a client id), not accept tokens.
+var apiClientId = createAppRegistration ? appRegistration!.outputs.apiClientId : authAudience
 
 // ---------------------------------------------------------------------------------------------------------
 // Identity and monitoring
@@ -566,7 +591,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'COSMOS_CONTAINER', value: containerName }
         { name: 'AUTH_MODE', value: 'entra' }
         { name: 'AUTH_ISSUER', value: '${environment().authentication.loginEndpoint}{tenantid}/v2.0' }
-        { name: 'AUTH_AUDIENCE', value: authAudience }
+        { name: 'AUTH_AUDIENCE', value: apiClientId }
         { name: 'AUTH_JWKS_URI', value: '${environment().authentication.loginEndpoint}common/discovery/v2.0/keys' }
         { name: 'AUTH_ALLOWED_TENANTS', value: authAllowedTenants }
         { name: 'EVENTGRID_TOPIC_ENDPOINT', value: topic.properties.endpoint }
@@ -611,6 +636,10 @@ output EVENTGRID_TOPIC_ENDPOINT string = topic.properties.endpoint
 output KEYVAULT_URI string = vault.properties.vaultUri
 output PROVIDER_KEYVAULT_URI string = providerVault.properties.vaultUri
 output APIM_SERVICE_NAME string = apim.name
-output AUTH_AUDIENCE string = authAudience
+output AUTH_AUDIENCE string = apiClientId
+output AUTH_API_IDENTIFIER_URI string = createAppRegistration ? appRegistration!.outputs.apiIdentifierUri : ''
+output AUTH_API_SCOPE string = createAppRegistration ? appRegistration!.outputs.apiScope : ''
+output AUTH_CLIENT_ID string = createAppRegistration ? appRegistration!.outputs.clientId : ''
+output AUTH_API_SERVICE_PRINCIPAL_ID string = createAppRegistration ? appRegistration!.outputs.apiServicePrincipalId : ''
 output LOG_ANALYTICS_WORKSPACE_ID string = logs.id
 output API_URL string = 'https://${app.properties.defaultHostName}/api'

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { ROLES } from "../../src/domain/common.js";
 
 /**
  * The deployment contract, checked without Azure and without a Bicep compiler (docs/deploy.md, "The contract
@@ -13,6 +14,8 @@ import { describe, expect, it } from "vitest";
  * - src/config/index.ts: the keys of the `ConfigSchema` object and whether each has `.default(`. Read from
  *   the source so a new setting cannot be forgotten here.
  * - docs/deploy.md: the tables between `<!-- contract:roles -->` and `<!-- contract:unset-settings -->` markers.
+ * - infra/modules/app-registration.bicep (the Entra app registrations, Microsoft Graph Bicep extension): the same
+ *   scanner; the app roles are the objects of its literal `var appRoles = [ … ]`.
  */
 
 const ROOT = join(__dirname, "..", "..");
@@ -20,6 +23,7 @@ const read = (...p: string[]) => readFileSync(join(ROOT, ...p), "utf8");
 const BICEP = read("infra", "main.bicep");
 const CONFIG_SOURCE = read("src", "config", "index.ts");
 const DOC = read("docs", "deploy.md");
+const APP_REGISTRATION = read("infra", "modules", "app-registration.bicep");
 
 // ----------------------------------------------------------------------------------------------------------
 // Bicep, as text
@@ -90,6 +94,28 @@ function resources(text: string): BicepResource[] {
 const prop = (body: string, key: string): string | undefined => new RegExp(`^\\s*${key}:\\s*(.+?)\\s*$`, "m").exec(body)?.[1];
 
 const RESOURCES = resources(BICEP);
+const GRAPH_RESOURCES = resources(APP_REGISTRATION);
+
+/** The `= <expression>` of `var <name>` (one line) in a Bicep text, or undefined. */
+const bicepVar = (text: string, name: string): string | undefined => new RegExp(`^var\\s+${name}\\s*=\\s*(.+?)\\s*$`, "m").exec(text)?.[1];
+
+/** The `{ … }` objects of a multi-line literal array `var <name> = [ … ]` (each object's body, braces included). */
+function literalObjects(text: string, name: string): string[] {
+  const start = text.search(new RegExp(`^var\\s+${name}\\s*=\\s*\\[\\s*$`, "m"));
+  if (start < 0) throw new Error(`no multi-line \`var ${name} = [\` (update this test's reader)`);
+  const end = text.indexOf("\n]", start);
+  const out: string[] = [];
+  for (let i = text.indexOf("{", start); i >= 0 && i < end; i = text.indexOf("{", i)) {
+    const close = closeBrace(text, i);
+    out.push(text.slice(i, close));
+    i = close;
+  }
+  return out;
+}
+
+const GUID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const unquote = (v: string | undefined) => /^'([^']*)'$/.exec(v ?? "")?.[1];
+const stringList = (v: string | undefined) => [...(/^\[(.*)\]$/.exec(v ?? "")?.[1] ?? "").matchAll(/'([^']*)'/g)].map((m) => m[1] as string);
 const byType = (type: string) => RESOURCES.filter((r) => r.type.toLowerCase() === type.toLowerCase());
 
 /** The function app's app settings: `{ name: 'X', value: … }` entries of its `appSettings: [ … ]`. */
@@ -310,6 +336,94 @@ describe("deployment contract: infra/main.bicep against src/config, docs/deploy.
       expect(runtime?.[1]).toBe("node");
       expect(runtime?.[2]).toBe(major);
       expect(major).toBe("22");
+    });
+  });
+  describe("(d) Entra app registration (infra/modules/app-registration.bicep)", () => {
+    const appRoles = () =>
+      literalObjects(APP_REGISTRATION, "appRoles").map((body) => ({
+        id: unquote(prop(body, "id")),
+        value: unquote(prop(body, "value")),
+        displayName: unquote(prop(body, "displayName")),
+        description: prop(body, "description"),
+        allowedMemberTypes: stringList(prop(body, "allowedMemberTypes")),
+        isEnabled: prop(body, "isEnabled"),
+      }));
+    const applications = () => GRAPH_RESOURCES.filter((r) => r.type === "Microsoft.Graph/applications");
+    const apiUniqueName = "apiUniqueName";
+    /** Every declaration of the API application (the same uniqueName: the second completes the first). */
+    const apiDeclarations = () => applications().filter((r) => prop(r.body, "uniqueName") === apiUniqueName);
+
+    it("uses the Microsoft Graph Bicep extension, registered in infra/bicepconfig.json at a released v1.0 type version", () => {
+      expect(APP_REGISTRATION).toMatch(/^extension\s+microsoftGraphV1\s*$/m);
+      const config = JSON.parse(read("infra", "bicepconfig.json").replace(/^\s*\/\/.*$/gm, "")) as { extensions?: Record<string, string> };
+      expect(config.extensions?.["microsoftGraphV1"]).toMatch(/^br:mcr\.microsoft\.com\/bicep\/extensions\/microsoftgraph\/v1\.0:\d+\.\d+\.\d+$/);
+      expect(GRAPH_RESOURCES.map((r) => `${r.type}@${r.apiVersion}`).sort()).toEqual([
+        "Microsoft.Graph/applications@v1.0",
+        "Microsoft.Graph/applications@v1.0",
+        "Microsoft.Graph/applications@v1.0",
+        "Microsoft.Graph/servicePrincipals@v1.0",
+        "Microsoft.Graph/servicePrincipals@v1.0",
+      ]);
+      for (const app of applications()) expect(prop(app.body, "uniqueName"), app.symbol).toMatch(/^\w+$/);
+    });
+
+    it("declares exactly the app roles of src/domain/common.ts ROLES, each complete, with a fixed unique GUID", () => {
+      const roles = appRoles();
+      expect(roles.map((r) => r.value).sort()).toEqual([...ROLES].sort());
+      for (const r of roles) {
+        expect(r.id, r.value).toMatch(GUID_SHAPE);
+        expect(r.displayName, r.value).toBeTruthy();
+        expect(r.description, r.value).toMatch(/^'.+'$/);
+        expect(r.allowedMemberTypes, r.value).toContain("User");
+        expect(r.allowedMemberTypes.filter((t) => t !== "User" && t !== "Application"), r.value).toEqual([]);
+        expect(r.isEnabled, r.value).toBe("true");
+      }
+      expect(new Set(roles.map((r) => r.id)).size).toBe(roles.length);
+      // Approvals are a person's decision; the tenant's administrator is a person.
+      for (const human of ["TenantAdmin", "Approver"]) expect(roles.find((r) => r.value === human)?.allowedMemberTypes).toEqual(["User"]);
+    });
+
+    it("the API is multi-tenant, asks for v2 access tokens, carries the app roles, and gets api://{appId}", () => {
+      expect(bicepVar(APP_REGISTRATION, apiUniqueName)).toMatch(/^'aigov-api-\$\{uniqueSuffix\}'$/);
+      expect(bicepVar(APP_REGISTRATION, "apiSignInAudience")).toBe("'AzureADMultipleOrgs'");
+      const declarations = apiDeclarations();
+      expect(declarations.length).toBe(2);
+      for (const d of declarations) {
+        expect(prop(d.body, "signInAudience"), d.symbol).toBe("apiSignInAudience");
+        expect(prop(d.body, "requestedAccessTokenVersion"), d.symbol).toBe("2");
+        expect(prop(d.body, "appRoles"), d.symbol).toBe("appRoles");
+      }
+      const [first, last] = declarations as [(typeof declarations)[0], (typeof declarations)[0]];
+      expect(prop(first.body, "identifierUris")).toBeUndefined();
+      expect(prop(last.body, "identifierUris")).toBe(`[ 'api://\${${first.symbol}.appId}' ]`);
+    });
+
+    it("the client is a multi-tenant public client (device code, localhost) with a SPA platform, and may call the API", () => {
+      const client = applications().find((r) => prop(r.body, "uniqueName") === "clientUniqueName");
+      expect(client, "an application with uniqueName: clientUniqueName").toBeDefined();
+      const body = client?.body ?? "";
+      expect(prop(body, "signInAudience")).toBe("'AzureADMultipleOrgs'");
+      expect(prop(body, "isFallbackPublicClient")).toBe("true");
+      expect(body).toMatch(/publicClient:\s*\{\s*redirectUris:\s*\[[^\]]*'http:\/\/localhost'/);
+      expect(body).toMatch(/spa:\s*\{\s*redirectUris:\s*portalRedirectUris\s*\}/);
+      const api = apiDeclarations()[0]?.symbol ?? "";
+      expect(prop(body, "resourceAppId")).toBe(`${api}.appId`);
+      const last = apiDeclarations()[1]?.body ?? "";
+      expect(prop(last, "knownClientApplications")).toBe(`[ ${client?.symbol}.appId ]`);
+    });
+
+    it("the module's apiClientId output is the completed API's appId, and AUTH_AUDIENCE comes from it when the registration is created", () => {
+      const last = apiDeclarations()[1]?.symbol ?? "";
+      expect(APP_REGISTRATION).toMatch(new RegExp(`^output apiClientId string = ${last}\\.appId$`, "m"));
+      expect(GRAPH_RESOURCES.filter((r) => r.type === "Microsoft.Graph/servicePrincipals").map((r) => prop(r.body, "appId"))).toContain(`${last}.appId`);
+
+      expect(BICEP).toMatch(/^param createAppRegistration bool = true$/m);
+      expect(BICEP).toMatch(/^module appRegistration 'modules\/app-registration\.bicep' = if \(createAppRegistration\) \{$/m);
+      expect(bicepVar(BICEP, "apiClientId")).toBe("createAppRegistration ? appRegistration!.outputs.apiClientId : authAudience");
+      expect(appSettings().get("AUTH_AUDIENCE")).toBe("apiClientId");
+      expect(BICEP).toMatch(/^output AUTH_AUDIENCE string = apiClientId$/m);
+      const parameters = (JSON.parse(read("infra", "main.parameters.json")) as { parameters: Record<string, unknown> }).parameters;
+      expect(Object.keys(parameters)).toEqual(expect.arrayContaining(["createAppRegistration", "authAudience"]));
     });
   });
 });
