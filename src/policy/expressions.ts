@@ -150,6 +150,8 @@ const TIER_COMPARISON = new RegExp(`(context\\.Variables\\.GetValueOrDefault<str
 
 /** The request is a JSON-RPC batch (a JSON array): refused, since one batch could carry calls the checks never see. */
 export const MCP_IS_BATCH = `@(context.Request.Method == "POST" && context.Request.Body != null && context.Request.Body.As<string>(preserveContent: true).TrimStart().StartsWith("["))`;
+/** A request other than a POST that carries a body: its body is not checked (only a POST's is), so it must not reach the server. */
+export const MCP_BODY_OFF_POST = `@(context.Request.Method != "POST" && context.Request.Body != null && context.Request.Body.As<string>(preserveContent: true).Length > 0)`;
 /** The JSON-RPC method of a POST ("" otherwise). */
 export const MCP_METHOD = `@(context.Request.Method == "POST" ? (context.Request.Body?.As<JObject>(preserveContent: true)?["method"]?.ToString() ?? "") : "")`;
 /** The tool a tools/call names ("" for anything else). */
@@ -252,6 +254,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     RETRY_CONDITION,
     IS_503,
     MCP_IS_BATCH,
+    MCP_BODY_OFF_POST,
     MCP_METHOD,
     MCP_TOOL,
     MCP_CALL,

@@ -74,6 +74,22 @@ describe("conformance: MCP tools at the local gateway", () => {
     const refused = await callTool(p.id, "fixture", k, "delete_file", { path: "/etc/passwd" });
     expect([refused.status, refused.json.error?.data?.reason]).toEqual([403, "tool_not_in_scope"]);
     expect(upstream.calls.get("delete_file") ?? 0).toBe(before);
+    // A batch could carry calls past the checks: refused as a whole, before anything is read from it.
+    const batch = await fetch(`${g.t.gateway.url}/${g.names.mcpApiPath(p.id, "fixture")}/mcp`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "api-key": k },
+      body: JSON.stringify([{ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "delete_file", arguments: { path: "z" } } }]),
+    });
+    expect([batch.status, ((await batch.json()) as { error?: { data?: { reason?: string } } }).error?.data?.reason]).toEqual([400, "mcp_batch_refused"]);
+    expect(upstream.calls.get("delete_file") ?? 0).toBe(before);
+    // Only a POST's message is checked, so only a POST may carry one.
+    const deleteWithBody = await fetch(`${g.t.gateway.url}/${g.names.mcpApiPath(p.id, "fixture")}/mcp`, {
+      method: "DELETE",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "api-key": k },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "delete_file", arguments: { path: "z" } } }),
+    });
+    expect([deleteWithBody.status, ((await deleteWithBody.json()) as { error?: { data?: { reason?: string } } }).error?.data?.reason]).toEqual([400, "mcp_body_not_allowed"]);
+    expect(upstream.calls.get("delete_file") ?? 0).toBe(before);
     // A grant of one tool is not a grant of the server's resources or prompts.
     const resources = await fetch(`${g.t.gateway.url}/${g.names.mcpApiPath(p.id, "fixture")}/mcp`, {
       method: "POST",

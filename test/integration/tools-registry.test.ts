@@ -66,6 +66,8 @@ describe("the MCP server registry", () => {
     expect(linkLocal).toMatchObject({ status: 400, reason: "upstream_address_refused", fields: ["body.source.url"] });
     const token = await problem(admin.tools.createServer(projectId, { name: "imds-token", source: { kind: "remote", url: "https://mcp.example.com/mcp" }, auth: { type: "oauthClientCredentials", tokenUrl: "https://10.0.0.5/token", clientId: "a", clientSecret: "b" } }));
     expect(token).toMatchObject({ status: 400, reason: "upstream_address_refused", fields: ["body.auth.tokenUrl"] });
+    const query = await problem(admin.tools.createServer(projectId, { name: "queried", source: { kind: "remote", url: "https://mcp.example.com/mcp?tenant=a" } }));
+    expect(query).toMatchObject({ status: 400, reason: "upstream_address_refused", fields: ["body.source.url"] });
     const mi = { name: "vaulted", source: { kind: "remote" as const, url: "https://mcp.example.com/mcp" }, auth: { type: "managedIdentity" as const, audience: "https://vault.azure.net" }, discovery: { enabled: false, intervalHours: 24 } };
     expect(await statusOf(projectAdmin.tools.createServer(projectId, mi))).toBe(403);
     expect((await admin.tools.createServer(projectId, mi)).auth).toEqual({ type: "managedIdentity", audience: "https://vault.azure.net" });

@@ -95,8 +95,8 @@ describe("tools at the gateway: compiled artifacts", () => {
     expect(xml).toContain("method_not_in_scope");
     expect(xml).toContain('<set-header name="api-key" exists-action="delete"/>');
     // Keys of a tier that does not reach the server (t_box) are refused: the guard names only the tiers that do.
-    expect(xml).toContain("t_all");
-    expect(xml).not.toContain("t_box");
+    expect(xml).toContain("&quot;t_all&quot;");
+    expect(xml).not.toContain("&quot;t_box&quot;");
   });
 
   it("approval mode destructive: read-only tools and tools approved at their current hash are callable; a changed one is not", () => {
@@ -120,7 +120,7 @@ describe("tools at the gateway: compiled artifacts", () => {
     const r = compile(shared);
     expect(productOf(r, "a", "t_all")!.apis).toEqual([N.api("a"), N.api("b"), N.mcpApi("a", "github")].sort());
     const bPolicy = policyOf(r, N.mcpApi("b", "github"))!;
-    expect(bPolicy).not.toContain("t_all");
+    expect(bPolicy).not.toContain("&quot;t_all&quot;");
     expect(bPolicy).toContain("tool_not_in_scope");
   });
 

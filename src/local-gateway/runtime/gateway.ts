@@ -56,7 +56,8 @@ function httpSink(res: ServerResponse): Sink {
         res.once("close", done);
       }),
     end: (chunk) => void res.end(chunk),
-    onClose: (fn) => void res.once("close", fn),
+    // A client gone before the upstream answered has already closed: stop at once (else an SSE upstream streams on forever).
+    onClose: (fn) => (res.destroyed || res.writableEnded ? fn() : void res.once("close", fn)),
   };
 }
 

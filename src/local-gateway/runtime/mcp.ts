@@ -163,6 +163,8 @@ export function toolRequest(op: OperationShape, args: JsonObject): { method: str
   for (const p of op.templateParameters) {
     const v = args[p.name];
     if (v === undefined || v === null) return { error: `missing argument '${p.name}'` };
+    // "." and ".." survive percent-encoding and would move the request to another operation's path.
+    if (text(v) === "." || text(v) === "..") return { error: `argument '${p.name}' cannot be '${text(v)}'` };
     path = path.split(`{${p.name}}`).join(encodeURIComponent(text(v)));
   }
   if (/\{[^}]+\}/.test(path)) return { error: `the operation's URL template ${op.urlTemplate} has a parameter the operation does not declare` };

@@ -193,6 +193,12 @@ export class ServerRegistry {
   private checkUrls(source: McpServerSpec["source"] | undefined, field: string, auth?: UpstreamAuthSpec): void {
     const urls: [string, string][] = !source ? [] : source.kind === "remote" ? [[`${field}.url`, source.url]] : [[`${field}.baseUrl`, source.baseUrl], ...(source.documentUrl ? ([[`${field}.documentUrl`, source.documentUrl]] as [string, string][]) : [])];
     if (auth?.type === "oauthClientCredentials") urls.push(["body.auth.tokenUrl", auth.tokenUrl]);
+    // The gateway forwards to the service URL's path only (APIM's serviceUrl and endpoints): a query or
+    // fragment would be discovered with but not served through the gateway.
+    if (source?.kind === "remote") {
+      const u = new URL(source.url);
+      if (u.search || u.hash) throw new AppError({ kind: "validation", detail: "the server's address is not allowed", errors: [{ field: `${field}.url`, message: "must not carry a query or fragment" }], reason: "upstream_address_refused" });
+    }
     const errors = urls.flatMap(([f, url]) => {
       const why = refuseUpstream(url, this.allowLoopback);
       return why ? [{ field: f, message: why }] : [];

@@ -124,20 +124,25 @@ function callable(project: PolicyProject, server: string, tool: PolicyTool): boo
   return project.tools.grants.some((g) => g.server === server && g.tool === tool.name && g.hash === tool.hash);
 }
 
-const BATCH_REFUSED = `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"JSON-RPC batches are not accepted","data":{"reason":"mcp_batch_refused"}}}`;
+const INVALID_REQUESTS = {
+  mcp_batch_refused: `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"JSON-RPC batches are not accepted","data":{"reason":"mcp_batch_refused"}}}`,
+  mcp_body_not_allowed: `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Only a POST may carry a JSON-RPC message","data":{"reason":"mcp_body_not_allowed"}}}`,
+} as const;
 
 /** A refusal as MCP clients read it: an HTTP status and a JSON-RPC error with a stable reason in `data`. */
-const jsonRpcRefusal = (reason: keyof typeof X.MCP_REFUSALS | "mcp_batch_refused", why: Why | Why[]): XNode =>
-  el(
+const jsonRpcRefusal = (reason: keyof typeof X.MCP_REFUSALS | keyof typeof INVALID_REQUESTS, why: Why | Why[]): XNode => {
+  const invalid = reason === "mcp_batch_refused" || reason === "mcp_body_not_allowed";
+  return el(
     "return-response",
     undefined,
     [
-      el("set-status", { code: reason === "mcp_batch_refused" ? 400 : 403, reason: reason === "mcp_batch_refused" ? "Bad Request" : "Forbidden" }),
+      el("set-status", { code: invalid ? 400 : 403, reason: invalid ? "Bad Request" : "Forbidden" }),
       el("set-header", { name: "Content-Type", "exists-action": "override" }, [textEl("value", "application/json")]),
-      textEl("set-body", reason === "mcp_batch_refused" ? BATCH_REFUSED : X.mcpErrorBody(reason)),
+      textEl("set-body", invalid ? INVALID_REQUESTS[reason] : X.mcpErrorBody(reason)),
     ],
     why,
   );
+};
 
 const when = (condition: string, body: XNode[], why: Why | Why[]) => el("choose", undefined, [el("when", { condition }, body, why)], why);
 
@@ -159,8 +164,10 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
   const scope = { level: "project" as const, projectId: pid };
   const why = (note: string): Why => ({ control: "tools", scope, note });
   const inbound: XNode[] = [el("base", undefined, undefined, STRUCTURE)];
-  inbound.push(el("set-variable", { name: VAR.mcpMethod, value: X.MCP_METHOD }, undefined, why("the JSON-RPC method")));
+  // Batches first: reading a JSON array as an object fails the expression (a 500 instead of this 400).
   inbound.push(when(X.MCP_IS_BATCH, [jsonRpcRefusal("mcp_batch_refused", why("batches would carry calls past the checks"))], why("batches refused")));
+  inbound.push(when(X.MCP_BODY_OFF_POST, [jsonRpcRefusal("mcp_body_not_allowed", why("only a POST's message is checked"))], why("bodies on POST only")));
+  inbound.push(el("set-variable", { name: VAR.mcpMethod, value: X.MCP_METHOD }, undefined, why("the JSON-RPC method")));
   inbound.push(el("set-variable", { name: VAR.mcpTool, value: X.MCP_TOOL }, undefined, why("the tool a tools/call names")));
   // Fail closed: only keys of a tier that grants this API get further (others are not linked, but a
   // product policy and an API policy can come from different revisions for a moment).
