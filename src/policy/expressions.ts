@@ -170,6 +170,14 @@ export const mcpCallOf = (tool: string) => {
 };
 /** A request for a method beyond the lifecycle and tool methods (resources, prompts, completions, …) where only those may pass. */
 export const MCP_BEYOND_TOOLS = `@(context.Variables.ContainsKey("${VAR.mcpToolsOnly}") && (string)${v(VAR.mcpMethod)} != "" && !((string)${v(VAR.mcpMethod)}).StartsWith("notifications/") && Array.IndexOf("initialize|ping|tools/list|tools/call".Split('|'), (string)${v(VAR.mcpMethod)}) < 0)`;
+/** A JSON-RPC request or notification (a POST with a method): what the checks read. */
+export const MCP_IS_REQUEST = `@((string)${v(VAR.mcpMethod)} != "")`;
+/**
+ * The message rebuilt from exactly the fields the checks read (and a tools/call's `arguments` and
+ * `_meta`), so a server whose JSON decoder matches keys ignoring case (Go's encoding/json) cannot act on
+ * a `"Method"` or a second `"Name"` the checks never saw.
+ */
+export const MCP_MESSAGE_REBUILT = `@{ var o = context.Request.Body.As<JObject>(preserveContent: true); var m = new JObject(); m["jsonrpc"] = o["jsonrpc"]; if (o["id"] != null) { m["id"] = o["id"]; } m["method"] = o["method"]; if ((string)${v(VAR.mcpMethod)} == "tools/call") { var p = new JObject(); p["name"] = o["params"]?["name"]; if (o["params"]?["arguments"] != null) { p["arguments"] = o["params"]["arguments"]; } if (o["params"]?["_meta"] != null) { p["_meta"] = o["params"]["_meta"]; } m["params"] = p; } if ((string)${v(VAR.mcpMethod)} != "tools/call" && o["params"] != null) { m["params"] = o["params"]; } return m.ToString(Newtonsoft.Json.Formatting.None); }`;
 /** The per-key, per-tool counter of an MCP API. */
 export const MCP_TOOL_COUNTER_KEY = `@("mcp|" + (context.Subscription?.Id ?? "none") + "|" + context.Api.Id + "|" + (string)${v(VAR.mcpTool)})`;
 /** The refusals an MCP API answers with (403, a JSON-RPC error): a stable reason and a message. */
@@ -260,6 +268,8 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     MCP_CALL,
     MCP_BEYOND_TOOLS,
     MCP_TOOL_COUNTER_KEY,
+    MCP_IS_REQUEST,
+    MCP_MESSAGE_REBUILT,
     mcpCallOf("tool"),
     ...(Object.keys(MCP_REFUSALS) as (keyof typeof MCP_REFUSALS)[]).map(mcpErrorBody),
     ...([VAR.mcpAllowed, VAR.mcpTierTools, VAR.mcpToolbox] as const).flatMap((l) => [mcpCallOutside(l), mcpCallOutside(l, true)]),

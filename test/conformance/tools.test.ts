@@ -90,6 +90,15 @@ describe("conformance: MCP tools at the local gateway", () => {
     });
     expect([deleteWithBody.status, ((await deleteWithBody.json()) as { error?: { data?: { reason?: string } } }).error?.data?.reason]).toEqual([400, "mcp_body_not_allowed"]);
     expect(upstream.calls.get("delete_file") ?? 0).toBe(before);
+    // The message forwarded is the message checked: a case-variant key the checks never read does not reach the server.
+    const smuggled = await fetch(`${g.t.gateway.url}/${g.names.mcpApiPath(p.id, "fixture")}/mcp`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "api-key": k },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: "get_weather", Name: "delete_file", arguments: { city: "Rome" } } }),
+    });
+    expect(smuggled.status).toBe(200);
+    expect(JSON.stringify(await smuggled.json())).toContain("Sunny in Rome");
+    expect(upstream.calls.get("delete_file") ?? 0).toBe(before);
     // A grant of one tool is not a grant of the server's resources or prompts.
     const resources = await fetch(`${g.t.gateway.url}/${g.names.mcpApiPath(p.id, "fixture")}/mcp`, {
       method: "POST",

@@ -225,6 +225,7 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
     const other = perTool ? [el("otherwise", undefined, [limitEl(perTool, why(`per-tool rate limit: ${perTool.calls} calls per ${perTool.renewalPeriodSeconds} s per key`))])] : [];
     inbound.push(el("choose", undefined, [...whens, ...other], why("per-tool rate limits")));
   }
+  inbound.push(when(X.MCP_IS_REQUEST, [textEl("set-body", X.MCP_MESSAGE_REBUILT)], why("the message forwarded is the message checked")));
   inbound.push(...keyIsolation(pid));
   const auth = parts.upstream?.auth;
   if (auth?.type === "header") {
