@@ -101,7 +101,8 @@ interface McpArm {
   children: Map<string, Record<string, unknown>>;
   /** Statuses the next long-running operation reports, one per poll (then Succeeded). */
   statuses: string[];
-  publisher(opts?: { mcpEndpoints?: "list" | "map" }): ArmGatewayPublisher;
+  pacing: { retryAfter?: string };
+  publisher(opts?: { mcpEndpoints?: "list" | "map"; pollTimeoutMs?: number }): ArmGatewayPublisher;
 }
 
 function mcpArm(): McpArm {
@@ -109,6 +110,8 @@ function mcpArm(): McpArm {
   const calls: Call[] = [];
   const children = new Map<string, Record<string, unknown>>();
   const statuses: string[] = [];
+  /** A Retry-After the status answers carry (the service asks the poller to wait). */
+  const pacing: { retryAfter?: string } = {};
   let etag = 0;
   const answer = (request: PipelineRequest, status: number, body?: unknown, headers: Record<string, string> = {}): PipelineResponse => ({
     request,
@@ -125,7 +128,11 @@ function mcpArm(): McpArm {
     const resource = SERVICE_PATH.exec(decodeURIComponent(url.pathname))?.[1] ?? "";
     const version = url.searchParams.get("api-version");
     const child = /^apis\/([^/]+)\/(tools|schemas)(?:\/([^/]+))?$/.exec(resource);
-    if (resource.startsWith("operationResults/")) return answer(request, 200, { status: statuses.shift() ?? "Succeeded", ...(resource.endsWith("-failing") ? { error: { code: "ValidationError", message: "the MCP server's endpoints were refused" } } : {}) });
+    if (resource.startsWith("operationResults/")) {
+      const res = answer(request, 200, { status: statuses.shift() ?? "Succeeded", ...(resource.endsWith("-failing") ? { error: { code: "ValidationError", message: "the MCP server's endpoints were refused" } } : {}) });
+      if (pacing.retryAfter !== undefined) res.headers.set("retry-after", pacing.retryAfter);
+      return res;
+    }
     if (child) {
       const [, apiId, kind, id] = child;
       if ((kind === "tools") !== (version === PREVIEW)) return answer(request, 400, { error: { code: "InvalidApiVersion", message: `${kind} at ${version}` } });
@@ -186,6 +193,7 @@ function mcpArm(): McpArm {
     calls,
     children,
     statuses,
+    pacing,
     publisher: (opts = {}) =>
       new ArmGatewayPublisher({
         subscriptionId: FAKE_ARM_SUBSCRIPTION,
@@ -357,6 +365,15 @@ describe("ArmGatewayPublisher: MCP servers, tools and REST operations", () => {
     const e = err as GatewayPublishError;
     expect(e.message).toMatch(/api:mcp-remote.*Failed: the MCP server's endpoints were refused/);
     expect(e.partial.hashes["api:mcp-remote"]).toBe(ok.hashes["api:mcp-remote"]);
+  });
+
+  it("never waits past its deadline, whatever Retry-After the service asks for", async () => {
+    arm.statuses.push("InProgress", "InProgress", "InProgress");
+    arm.pacing.retryAfter = "86400";
+    const err = await errorOf(arm.publisher({ pollTimeoutMs: 50 }).publish([PASS], {}));
+    expect(err).toBeInstanceOf(GatewayPublishError);
+    expect(err.message).toMatch(/did not finish in time/);
+    delete arm.pacing.retryAfter;
   });
 
   it("refuses what APIM would refuse before sending anything", async () => {

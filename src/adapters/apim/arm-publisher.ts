@@ -424,9 +424,12 @@ export class ArmGatewayPublisher implements GatewayPublisher {
   private async settle(response: PipelineResponse, what: string): Promise<void> {
     const interval = this.opts.pollIntervalMs ?? 2000;
     const deadline = Date.now() + (this.opts.pollTimeoutMs ?? 600_000);
+    // Retry-After is honoured, but never past the deadline: a service asking for a day's pause fails the
+    // publish in time (the publish is retried) instead of holding it for a day.
     const wait = (r: PipelineResponse) => {
       const s = Number(r.headers.get("retry-after"));
-      return new Promise((ok) => setTimeout(ok, Number.isFinite(s) && s >= 0 ? s * 1000 : interval));
+      const asked = Number.isFinite(s) && s >= 0 ? s * 1000 : interval;
+      return new Promise((ok) => setTimeout(ok, Math.max(0, Math.min(asked, deadline - Date.now() + 1))));
     };
     const asyncOp = response.headers.get("azure-asyncoperation");
     const location = response.status === 202 ? response.headers.get("location") : undefined;
