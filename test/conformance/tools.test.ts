@@ -32,17 +32,22 @@ async function register(projectId: string, name: string) {
   }, `discovery of ${name}`);
 }
 
-let rpcId = 0;
-async function callTool(projectId: string, server: string, key: string, tool: string, args: Record<string, unknown>) {
-  const res = await fetch(`${g.t.gateway.url}/${g.names.mcpApiPath(projectId, server)}/mcp`, {
-    method: "POST",
+type Answer = { status: number; json: { id?: number; result?: { content: { text: string }[] }; error?: { message: string; data?: { reason?: string } } } };
+
+/** One request to an MCP API through the local gateway (a message, or anything the test wants to send). */
+async function post(apiPath: string, key: string, message: unknown, method = "POST"): Promise<Answer> {
+  const res = await fetch(`${g.t.gateway.url}/${apiPath}/mcp`, {
+    method,
     headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "api-key": key, "mcp-protocol-version": "2025-06-18" },
-    body: JSON.stringify({ jsonrpc: "2.0", id: ++rpcId, method: "tools/call", params: { name: tool, arguments: args } }),
+    body: JSON.stringify(message),
   });
   const text = await res.text();
-  const json = JSON.parse(text.startsWith("event:") || text.startsWith("data:") ? text.split("\n").find((l) => l.startsWith("data:"))!.slice(5) : text) as { id?: number; result?: { content: { text: string }[] }; error?: { message: string; data?: { reason?: string } } };
-  return { status: res.status, json };
+  return { status: res.status, json: JSON.parse(text.startsWith("event:") || text.startsWith("data:") ? text.split("\n").find((l) => l.startsWith("data:"))!.slice(5) : text) as Answer["json"] };
 }
+
+let rpcId = 0;
+const callTool = (projectId: string, server: string, key: string, tool: string, args: Record<string, unknown>) =>
+  post(g.names.mcpApiPath(projectId, server), key, { jsonrpc: "2.0", id: ++rpcId, method: "tools/call", params: { name: tool, arguments: args } });
 
 describe("conformance: MCP tools at the local gateway", () => {
   it("discovery records the server, its protocol version and each tool's hash and annotations", async () => {
@@ -75,37 +80,21 @@ describe("conformance: MCP tools at the local gateway", () => {
     expect([refused.status, refused.json.error?.data?.reason]).toEqual([403, "tool_not_in_scope"]);
     expect(upstream.calls.get("delete_file") ?? 0).toBe(before);
     // A batch could carry calls past the checks: refused as a whole, before anything is read from it.
-    const batch = await fetch(`${g.t.gateway.url}/${g.names.mcpApiPath(p.id, "fixture")}/mcp`, {
-      method: "POST",
-      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "api-key": k },
-      body: JSON.stringify([{ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "delete_file", arguments: { path: "z" } } }]),
-    });
-    expect([batch.status, ((await batch.json()) as { error?: { data?: { reason?: string } } }).error?.data?.reason]).toEqual([400, "mcp_batch_refused"]);
+    const fixture = g.names.mcpApiPath(p.id, "fixture");
+    const batch = await post(fixture, k, [{ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "delete_file", arguments: { path: "z" } } }]);
+    expect([batch.status, batch.json.error?.data?.reason]).toEqual([400, "mcp_batch_refused"]);
     expect(upstream.calls.get("delete_file") ?? 0).toBe(before);
     // Only a POST's message is checked, so only a POST may carry one.
-    const deleteWithBody = await fetch(`${g.t.gateway.url}/${g.names.mcpApiPath(p.id, "fixture")}/mcp`, {
-      method: "DELETE",
-      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "api-key": k },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "delete_file", arguments: { path: "z" } } }),
-    });
-    expect([deleteWithBody.status, ((await deleteWithBody.json()) as { error?: { data?: { reason?: string } } }).error?.data?.reason]).toEqual([400, "mcp_body_not_allowed"]);
+    const deleteWithBody = await post(fixture, k, { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "delete_file", arguments: { path: "z" } } }, "DELETE");
+    expect([deleteWithBody.status, deleteWithBody.json.error?.data?.reason]).toEqual([400, "mcp_body_not_allowed"]);
     expect(upstream.calls.get("delete_file") ?? 0).toBe(before);
     // The message forwarded is the message checked: a case-variant key the checks never read does not reach the server.
-    const smuggled = await fetch(`${g.t.gateway.url}/${g.names.mcpApiPath(p.id, "fixture")}/mcp`, {
-      method: "POST",
-      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "api-key": k },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: "get_weather", Name: "delete_file", arguments: { city: "Rome" } } }),
-    });
-    expect(smuggled.status).toBe(200);
-    expect(JSON.stringify(await smuggled.json())).toContain("Sunny in Rome");
+    const smuggled = await post(fixture, k, { jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: "get_weather", Name: "delete_file", arguments: { city: "Rome" } } });
+    expect([smuggled.status, smuggled.json.result?.content[0]?.text]).toEqual([200, "Sunny in Rome"]);
     expect(upstream.calls.get("delete_file") ?? 0).toBe(before);
     // A grant of one tool is not a grant of the server's resources or prompts.
-    const resources = await fetch(`${g.t.gateway.url}/${g.names.mcpApiPath(p.id, "fixture")}/mcp`, {
-      method: "POST",
-      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "api-key": k },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 99, method: "resources/list", params: {} }),
-    });
-    expect([resources.status, ((await resources.json()) as { id: number; error?: { data?: { reason?: string } } }).error?.data?.reason]).toEqual([403, "method_not_in_scope"]);
+    const resources = await post(fixture, k, { jsonrpc: "2.0", id: 99, method: "resources/list", params: {} });
+    expect([resources.status, resources.json.error?.data?.reason]).toEqual([403, "method_not_in_scope"]);
     const noTools = (await g.key(dev, p.id, { name: "models-only" })).key;
     expect((await callTool(p.id, "fixture", noTools, "get_weather", { city: "Oslo" })).status).toBe(401);
   });
@@ -125,15 +114,10 @@ describe("conformance: MCP tools at the local gateway", () => {
     g.t.clock.advance(61_000);
     expect((await callTool(p.id, "fixture", k, "get_weather", { city: "Bern" })).status).toBe(200);
 
-    const viaBox = (tool: string) =>
-      fetch(`${g.t.gateway.url}/${g.names.toolboxApiPath(p.id, "weather-box")}/mcp`, {
-        method: "POST",
-        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "api-key": k },
-        body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: tool, arguments: { path: "y", city: "Oslo" } } }),
-      });
+    const viaBox = (tool: string) => post(g.names.toolboxApiPath(p.id, "weather-box"), k, { jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: tool, arguments: { path: "y", city: "Oslo" } } });
     const before = upstream.calls.get("delete_file") ?? 0;
     const outside = await viaBox("delete_file");
-    expect([outside.status, ((await outside.json()) as { error?: { data?: { reason?: string } } }).error?.data?.reason]).toEqual([403, "tool_not_in_toolbox"]);
+    expect([outside.status, outside.json.error?.data?.reason]).toEqual([403, "tool_not_in_toolbox"]);
     expect(upstream.calls.get("delete_file") ?? 0).toBe(before);
     g.t.clock.advance(61_000);
     expect((await viaBox("get_weather")).status).toBe(200);

@@ -1,4 +1,4 @@
-import { ROLES, type Role } from "../common.js";
+import { ROLES, type Principal, type Role } from "../common.js";
 
 /**
  * The tenant role sets the domain checks, defined once. Operations declare who may call them with the
@@ -26,3 +26,10 @@ export const STAGE_ROLES: readonly Role[] = ["TenantAdmin", "Approver", "Project
 
 /** Whether the principal holds any of the roles. */
 export const holdsAny = (held: ReadonlySet<Role>, roles: readonly Role[]): boolean => roles.some((r) => held.has(r));
+
+/**
+ * Whether the principal holds one of the roles in the tenant, or has one of them assigned on the project
+ * (its `roleAssignments`): the one rule services apply beside the gate's (src/api/access.ts).
+ */
+export const holdsOn = (principal: Pick<Principal, "roles" | "userId">, project: { roleAssignments: readonly { principalId: string; role: string }[] }, roles: readonly Role[]): boolean =>
+  holdsAny(principal.roles, roles) || project.roleAssignments.some((a) => a.principalId === principal.userId && (roles as readonly string[]).includes(a.role));

@@ -1,7 +1,7 @@
 import type { Versioned } from "../../ports/store.js";
 import type { RequestContext } from "../common.js";
 import { fail } from "../errors.js";
-import { holdsAny, KEY_HOLDERS, PROJECT_MANAGERS } from "../kernel/roles.js";
+import { holdsOn, KEY_HOLDERS, PROJECT_MANAGERS } from "../kernel/roles.js";
 import type { Project } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
 import type { KeyDoc, KeyDocuments } from "./documents.js";
@@ -16,11 +16,7 @@ export class KeyAccess {
   /** The project, if the caller may hold keys in it (a tenant role or the same role assigned on the project). */
   async writable(ctx: RequestContext, projectId: string, what: string): Promise<Project> {
     const project = await this.projects.get(ctx, projectId);
-    const p = ctx.principal;
-    const assigned = project.roleAssignments.some((a) => a.principalId === p.userId && (a.role === "ProjectAdmin" || a.role === "Developer"));
-    if (!holdsAny(p.roles, KEY_HOLDERS) && !assigned) {
-      fail({ kind: "forbidden", detail: `to ${what} keys requires TenantAdmin, ProjectAdmin or Developer` });
-    }
+    if (!holdsOn(ctx.principal, project, KEY_HOLDERS)) fail({ kind: "forbidden", detail: `to ${what} keys requires TenantAdmin, ProjectAdmin or Developer` });
     return project;
   }
 
@@ -29,7 +25,7 @@ export class KeyAccess {
     const project = await this.projects.get(ctx, projectId);
     const doc = await this.docs.load(ctx.principal.tenantId, projectId, id);
     const p = ctx.principal;
-    const admin = holdsAny(p.roles, PROJECT_MANAGERS) || project.roleAssignments.some((a) => a.principalId === p.userId && a.role === "ProjectAdmin");
+    const admin = holdsOn(p, project, PROJECT_MANAGERS);
     if (!admin && doc.owner !== p.userId) fail({ kind: "forbidden", detail: "only the key's owner or an admin may change it" });
     return doc;
   }

@@ -7,7 +7,7 @@ import type { ChangeWriter } from "../../domain/changes.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../../domain/common.js";
 import { AppError, fail } from "../../domain/errors.js";
 import { Collection } from "../../domain/kernel/collection.js";
-import { holdsAny, PROJECT_MANAGERS, TENANT_ADMINS } from "../../domain/kernel/roles.js";
+import { holdsAny, holdsOn, PROJECT_MANAGERS, TENANT_ADMINS } from "../../domain/kernel/roles.js";
 import { toArray } from "../../domain/paging.js";
 import type { Project } from "../../domain/projects/schema.js";
 import type { ProjectService } from "../../domain/projects/service.js";
@@ -184,9 +184,7 @@ export class ServerRegistry {
 
   async writable(ctx: RequestContext, projectId: string): Promise<Project> {
     const project = await this.projects.get(ctx, projectId);
-    const p = ctx.principal;
-    const assigned = project.roleAssignments.some((a) => a.principalId === p.userId && a.role === "ProjectAdmin");
-    if (!holdsAny(p.roles, PROJECT_MANAGERS) && !assigned) fail({ kind: "forbidden", detail: "registering MCP servers requires TenantAdmin or ProjectAdmin" });
+    if (!holdsOn(ctx.principal, project, PROJECT_MANAGERS)) fail({ kind: "forbidden", detail: "registering MCP servers requires TenantAdmin or ProjectAdmin" });
     return project;
   }
 

@@ -11,7 +11,7 @@ import type { ChangeWriter } from "../../domain/changes.js";
 import { etagMatches, etagValue, type Page, type RequestContext } from "../../domain/common.js";
 import { fail, notFound } from "../../domain/errors.js";
 import type { Driven, DriveRequest } from "../../domain/kernel/drive.js";
-import { holdsAny, KEY_HOLDERS } from "../../domain/kernel/roles.js";
+import { holdsOn, KEY_HOLDERS } from "../../domain/kernel/roles.js";
 import type { ProjectService } from "../../domain/projects/service.js";
 import { parseOrThrow } from "../../domain/validation.js";
 import type { Clock } from "../../ports/clock.js";
@@ -186,9 +186,7 @@ export class ToolsService {
   async requestApproval(ctx: RequestContext, projectId: string, serverId: string, name: string, input: unknown): Promise<Driven<{ tool: Tool; approval: Approval }>> {
     const spec = parseOrThrow(ToolApprovalSpec, input, "body");
     const project = await this.projects.get(ctx, projectId);
-    const p = ctx.principal;
-    const assigned = project.roleAssignments.some((a) => a.principalId === p.userId && (a.role === "ProjectAdmin" || a.role === "Developer"));
-    if (!holdsAny(p.roles, KEY_HOLDERS) && !assigned) fail({ kind: "forbidden", detail: "asking for a tool approval requires a role that may hold keys in the project" });
+    if (!holdsOn(ctx.principal, project, KEY_HOLDERS)) fail({ kind: "forbidden", detail: "asking for a tool approval requires a role that may hold keys in the project" });
     const server = await this.registry.load(ctx.principal.tenantId, projectId, serverId);
     if (!server.discoveryState.snapshotId) fail({ kind: "conflict", detail: `${server.name} has no successful discovery yet`, reason: "discovery_not_ready" });
     const tool = (await this.toolsOf(server)).find((t) => t.name === name);
