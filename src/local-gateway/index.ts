@@ -6,8 +6,8 @@
  * kept honest; MCP servers (pass-through, and made of REST tools: runtime/mcp.ts) are described in
  * docs/gateway.md, "MCP servers at the gateway".
  */
-import { watch, type FSWatcher } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readdir, stat } from "node:fs/promises";
+import { join } from "node:path";
 import { createServer, type Server } from "node:http";
 import { type AddressInfo } from "node:net";
 import { initExpressions } from "./expressions/engine.js";
@@ -38,6 +38,8 @@ export interface LocalGatewayOptions {
   random?: () => number;
   /** Reload when the folder changes (default true). */
   watch?: boolean;
+  /** How often the folder is looked at for changes (default 200 ms). */
+  pollMs?: number;
   region?: string;
   serviceName?: string;
   /** Requests larger than this are refused (v2 tiers buffer at most 2 MiB). */
@@ -116,13 +118,26 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
     return reloading;
   };
 
-  let watcher: FSWatcher | undefined;
+  // The folder is watched by polling its files' names, sizes and times: Node's recursive fs.watch on
+  // Linux reads new folders synchronously in its own event handler and throws (uncaught) when a publish
+  // removes one in between — which a publish that deletes an API does.
+  let poller: NodeJS.Timeout | undefined;
   if (opts.watch !== false) {
-    let timer: NodeJS.Timeout | undefined;
-    watcher = watch(opts.root, { recursive: true }, () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => void reload().catch((err: unknown) => log(`local gateway: reload failed: ${String(err)}`)), 25);
-    });
+    let last = await folderStamp(opts.root);
+    let busy = false;
+    poller = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      void folderStamp(opts.root)
+        .then(async (stamp) => {
+          if (stamp === last) return;
+          last = stamp;
+          await reload();
+        })
+        .catch((err: unknown) => log(`local gateway: reload failed: ${String(err)}`))
+        .finally(() => (busy = false));
+    }, opts.pollMs ?? 200);
+    poller.unref();
   }
 
   const server: Server = createServer((req, res) => {
@@ -145,7 +160,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
     issues: () => snapshot.issues,
     flushLogs: () => logs.flush(),
     close: async () => {
-      watcher?.close();
+      clearInterval(poller);
       server.closeAllConnections();
       await new Promise((ok) => server.close(ok));
       await logs.flush();
@@ -161,4 +176,27 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
 export function localIdentityToken(resource: string, clientId?: string): string {
   const part = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
   return `${part({ alg: "none", typ: "JWT" })}.${part({ aud: resource, iss: "aigov-local-gateway", ...(clientId ? { appid: clientId } : {}) })}.`;
+}
+
+/** The folder's files as one string (paths, sizes, modification times): it changes when any file does. */
+async function folderStamp(root: string): Promise<string> {
+  const parts: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch {
+      return; // removed while walking: the next look sees the folder as it is then
+    }
+    for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const path = join(dir, e.name);
+      if (e.isDirectory()) await walk(path);
+      else {
+        const st = await stat(path).catch(() => undefined);
+        if (st) parts.push(`${path}:${st.size}:${st.mtimeMs}`);
+      }
+    }
+  };
+  await walk(root);
+  return parts.join("\n");
 }
