@@ -7,12 +7,13 @@ const localhost = (file: string) => fileURLToPath(new URL(`./packages/functions-
 
 /** Every test: the app's (test/) and the local host's (packages/functions-localhost/test, which also runs alone with its own config). */
 const ALL = ["test/**/*.test.ts", "packages/functions-localhost/test/**/*.test.ts"];
-/** The slow project: tests that start child processes (crashes, `npm start`, store damage, the host's Host checks) or a browser. */
+/** The slow project: tests that start child processes (crashes, `npm start`, store damage, the host's Host checks) or a browser, or sync thousands of agents. */
 const SLOW = [
   "test/integration/*-crash.test.ts",
   "test/integration/npm-start.test.ts",
   "test/integration/store-damage.test.ts",
   "test/integration/tools-discovery.test.ts",
+  "test/integration/agent-sync.test.ts",
   "test/local-app/host-safety.test.ts",
   "test/e2e/**/*.test.ts",
   "packages/functions-localhost/test/durable/crash.test.ts",

@@ -606,6 +606,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'DRIFT_CHECK_SCHEDULE', value: '0 */15 * * * *' }
         { name: 'KEY_LIFECYCLE_SCHEDULE', value: '0 * * * * *' }
         { name: 'TOOL_DISCOVERY_SCHEDULE', value: '0 */15 * * * *' }
+        { name: 'AGENT_SYNC_SCHEDULE', value: '0 */5 * * * *' }
         { name: 'KEY_ROTATIONS_PER_RUN', value: '120' }
         { name: 'EXEMPTION_SWEEP_SCHEDULE', value: '0 */5 * * * *' }
       ]

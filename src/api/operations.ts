@@ -18,6 +18,7 @@ export * from "./gateway-operations.js";
 export * from "./key-operations.js";
 export * from "../pillars/models/operations.js";
 export * from "../pillars/tools/operations.js";
+export * from "../pillars/agents/operations.js";
 
 export const Health = z
   .object({

@@ -10,7 +10,7 @@ import type { ModelService } from "../pillars/models/service.js";
 import type { PillarRuntime } from "../pillars/pillar.js";
 import type { PolicyPreviewService } from "../domain/policy/preview.js";
 import type { PublishService } from "../domain/publishing/service.js";
-import type { KeyService, KeyToolScopes } from "../domain/keys/service.js";
+import type { KeyAgentScopes, KeyService, KeyToolScopes } from "../domain/keys/service.js";
 import type { SecretResolver } from "../domain/keys/secrets.js";
 import type { TenantGateways } from "../domain/publishing/tenant-gateways.js";
 import type { GatewayPublisher } from "../ports/gateway.js";
@@ -57,6 +57,8 @@ export interface ServiceOverrides {
    * domain's time past a deadline. Durable timers keep the real time (a test drives the sweeps).
    */
   clock?: Clock;
+  /** Seams of pillars by name (the agents pillar's `agentSources`: a cloud SDK on an in-process fake). */
+  pillarSeams?: Record<string, unknown>;
 }
 const OVERRIDES = Symbol.for("aigov.serviceOverrides");
 const overridesNow = (): ServiceOverrides => ((globalThis as Record<symbol, unknown>)[OVERRIDES] as ServiceOverrides | undefined) ?? {};
@@ -165,6 +167,7 @@ export async function buildServices(config: Config): Promise<Services> {
     { KeyDocuments },
     { KeySecrets },
     { gatewayAccess },
+    { pillarKeys },
     { TenantSettingsService },
     { SettingsGuard },
     { ProjectService },
@@ -188,6 +191,7 @@ export async function buildServices(config: Config): Promise<Services> {
     import("../domain/keys/documents.js"),
     import("../domain/keys/secrets.js"),
     import("../domain/keys/gateway-access.js"),
+    import("../domain/keys/pillar-keys.js"),
     import("../domain/policy/tenant-settings.js"),
     import("../domain/policy/settings-guard.js"),
     import("../domain/projects/service.js"),
@@ -209,7 +213,7 @@ export async function buildServices(config: Config): Promise<Services> {
   const { pillars } = await import("../pillars/index.js");
   const pillarRuntimes = new Map<string, PillarRuntime>();
   for (const pillar of pillars()) {
-    const runtime = await pillar.build({ store, changes, clock, secrets, providerSecrets, projects, settingsGuard, approvals, allowLoopback: config.local });
+    const runtime = await pillar.build({ store, changes, clock, secrets, providerSecrets, projects, settingsGuard, approvals, allowLoopback: config.local, seam: (name) => overridesNow().pillarSeams?.[name] });
     pillarRuntimes.set(pillar.name, runtime);
     projects.countDependentsWith(pillar.name, (tenantId, projectId) => runtime.countDependents(tenantId, projectId));
   }
@@ -230,18 +234,24 @@ export async function buildServices(config: Config): Promise<Services> {
   const compiler = new TenantCompiler(projects, pillarInputs, tenantSettings, config.providerKeyVaultUri, registryInput, gatewayKey);
 
   const publishing = new PublishService({ store, changes, clock, compiler, gateways, retry: config.publishRetry });
-  for (const runtime of pillarRuntimes.values()) runtime.connect?.({ requestPublish: (tenantId, cause) => publishing.requestPublish(tenantId, cause) });
+  const toolScopes = pillarRuntimes.get("tools")?.service as KeyToolScopes | undefined;
   const keys = new KeyService({
     clock,
     documents: keyDocuments,
     secrets: keySecrets,
     projects,
     models,
-    tools: pillarRuntimes.get("tools")?.service as KeyToolScopes | undefined,
+    tools: toolScopes,
+    agents: pillarRuntimes.get("agents")?.service as KeyAgentScopes | undefined,
     approvals,
     gateway: gatewayAccess({ gateways, publishing, exemptions: activeExemptions, compilerInput: (tenantId) => compiler.input(tenantId) }),
     rotations: { retry: config.publishRetry, perRun: config.keyRotationsPerRun },
   });
+  // Pillars meet the services built after them here (no forward references).
+  const keysForPillars = pillarKeys(keys, models, toolScopes);
+  for (const runtime of pillarRuntimes.values()) {
+    runtime.connect?.({ requestPublish: (tenantId, cause) => publishing.requestPublish(tenantId, cause), keys: keysForPillars, pillar: (name) => pillarRuntimes.get(name) });
+  }
   // Activation, expiry and revocation make a pending revision (a system publish); the gateway publish
   // sweep starts its orchestration (ADR 006), so the sweep and the settle activity need no durable client.
   const exemptions = new ExemptionService({

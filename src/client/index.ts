@@ -127,6 +127,32 @@ export class AigovClient {
     update: (projectId: string, toolboxId: string, body: z.input<typeof ops.updateToolbox.body>, ifMatch: string) => this.call(ops.updateToolbox, { params: { projectId, toolboxId }, body, ifMatch }).then((r) => r.body),
     delete: (projectId: string, toolboxId: string, ifMatch: string) => this.call(ops.deleteToolbox, { params: { projectId, toolboxId }, ifMatch }).then(() => undefined),
   };
+  agents = {
+    create: (projectId: string, body: z.input<typeof ops.createAgent.body>) => this.call(ops.createAgent, { params: { projectId }, body }).then((r) => r.body),
+    list: (projectId: string, query: z.input<typeof ops.listAgents.query> = {}) => this.call(ops.listAgents, { params: { projectId }, query }).then((r) => r.body),
+    get: (projectId: string, agentId: string) => this.call(ops.getAgent, { params: { projectId, agentId } }).then((r) => r.body),
+    update: (projectId: string, agentId: string, body: z.input<typeof ops.updateAgent.body>, ifMatch: string) => this.call(ops.updateAgent, { params: { projectId, agentId }, body, ifMatch }).then((r) => r.body),
+    delete: (projectId: string, agentId: string, ifMatch: string) => this.call(ops.deleteAgent, { params: { projectId, agentId }, ifMatch }).then(() => undefined),
+    transition: (projectId: string, agentId: string, body: z.input<typeof ops.transitionAgent.body>) => this.call(ops.transitionAgent, { params: { projectId, agentId }, body }).then((r) => r.body),
+    issueKey: (projectId: string, agentId: string, body: z.input<typeof ops.issueAgentKey.body> = {}) => this.call(ops.issueAgentKey, { params: { projectId, agentId }, body }).then((r) => r.body),
+    getSettings: (projectId: string) => this.call(ops.getProjectAgentSettings, { params: { projectId } }).then((r) => r.body),
+    putSettings: (projectId: string, body: z.input<typeof ops.putProjectAgentSettings.body>, ifMatch: string) => this.call(ops.putProjectAgentSettings, { params: { projectId }, body, ifMatch }).then((r) => r.body),
+  };
+  connections = {
+    create: (body: z.input<typeof ops.createAgentConnection.body>) => this.call(ops.createAgentConnection, { body }).then((r) => r.body),
+    list: (query: z.input<typeof ops.listAgentConnections.query> = {}) => this.call(ops.listAgentConnections, { query }).then((r) => r.body),
+    get: (connectionId: string) => this.call(ops.getAgentConnection, { params: { connectionId } }).then((r) => r.body),
+    update: (connectionId: string, body: z.input<typeof ops.updateAgentConnection.body>, ifMatch: string) => this.call(ops.updateAgentConnection, { params: { connectionId }, body, ifMatch }).then((r) => r.body),
+    delete: (connectionId: string, ifMatch: string) => this.call(ops.deleteAgentConnection, { params: { connectionId }, ifMatch }).then(() => undefined),
+    sync: (connectionId: string) => this.call(ops.syncAgentConnection, { params: { connectionId } }).then((r) => r.body),
+    runs: (connectionId: string, query: z.input<typeof ops.listAgentSyncRuns.query> = {}) => this.call(ops.listAgentSyncRuns, { params: { connectionId }, query }).then((r) => r.body),
+    run: (connectionId: string, runId: string) => this.call(ops.getAgentSyncRun, { params: { connectionId, runId } }).then((r) => r.body),
+    getSettings: () => this.call(ops.getAgentSyncSettings, {}).then((r) => r.body),
+    putSettings: (body: z.input<typeof ops.putAgentSyncSettings.body>, ifMatch: string) => this.call(ops.putAgentSyncSettings, { body, ifMatch }).then((r) => r.body),
+  };
+  catalog = {
+    search: (query: z.input<typeof ops.searchCatalog.query> = {}) => this.call(ops.searchCatalog, { query }).then((r) => r.body),
+  };
   settings = {
     get: () => this.call(ops.getTenantSettings, {}).then((r) => r.body),
     put: (body: z.input<typeof ops.putTenantSettings.body>, ifMatch: string) => this.call(ops.putTenantSettings, { body, ifMatch }).then((r) => r.body),

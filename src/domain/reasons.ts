@@ -71,6 +71,14 @@ export const REASONS = {
   tool_approval_pending: { status: 409, meaning: "an approval of this tool's current definition is already pending or granted" },
   project_limit_reached: { status: 409, meaning: "the project already holds the most MCP servers (100) or toolboxes (200) the gateway serves for one project" },
   discovery_not_ready: { status: 409, meaning: "the server has no successful discovery yet: its tools are unknown (`POST …/discover`, then read `discoveryState`)" },
+  // ---- agents ----
+  agent_card_invalid: { status: 400, meaning: "the AgentCard is not a valid A2A v0.3 or v1.0 card, or a signature on it does not verify (each finding named); nothing was stored" },
+  agent_card_unreachable: { status: 400, meaning: "the AgentCard could not be fetched (not found, not JSON, too large, a refused address or redirect, a time-out)" },
+  agent_transition_not_allowed: { status: 409, meaning: "the lifecycle does not go from the agent's state to the one asked for (draft → active → deprecated → retired; blocked and back)" },
+  agent_is_synced: { status: 409, meaning: "a synced agent is not deleted while its connection exists (the next sync would bring it back): block, disable or retire it" },
+  agent_guardrails_need_models: { status: 400, meaning: "an agent's key needs at least one model in its guardrails (a key without model scope reaches every model of the project)" },
+  agent_has_key: { status: 409, meaning: "the agent already has a key: rotate it (`aigov keys rotate`) instead of issuing another" },
+  endpoint_override_not_allowed: { status: 400, meaning: "a connection's `endpoint` (a local fake) is accepted only when the control plane runs locally" },
 } as const satisfies Record<string, { status: 400 | 403 | 409; meaning: string }>;
 
 export type Reason = keyof typeof REASONS;

@@ -106,6 +106,7 @@ export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
   env.DRIFT_CHECK_SCHEDULE ??= "0 */15 * * * *";
   env.KEY_LIFECYCLE_SCHEDULE ??= "0 * * * * *";
   env.TOOL_DISCOVERY_SCHEDULE ??= "0 */5 * * * *";
+  env.AGENT_SYNC_SCHEDULE ??= "0 */5 * * * *";
   const stops: (() => Promise<void>)[] = [];
   let cosmos: EmbeddedCosmos | undefined;
 

@@ -2,12 +2,13 @@ import { createRequire } from "node:module";
 import type { Operation } from "../api/contract.js";
 import { modelsPillar } from "./models/index.js";
 import { toolsPillar } from "./tools/index.js";
+import { agentsPillar } from "./agents/index.js";
 import type { Pillar } from "./pillar.js";
 
 export type { Pillar, PillarKit, PillarRuntime } from "./pillar.js";
 
-/** The pillars of the product, in order. Agents join here. */
-const BUILT_IN: readonly Pillar[] = [modelsPillar as Pillar, toolsPillar as Pillar];
+/** The pillars of the product, in order. */
+const BUILT_IN: readonly Pillar[] = [modelsPillar as Pillar, toolsPillar as Pillar, agentsPillar as Pillar];
 
 const EXTRA = Symbol.for("aigov.extraPillarModules");
 const load = createRequire(__filename);

@@ -27,12 +27,27 @@ export interface PillarKit {
   approvals: ApprovalService;
   /** Local mode: outbound calls may reach loopback addresses (never anything else private). */
   allowLoopback: boolean;
+  /** Test seams a test set (ServiceOverrides.pillarSeams), read on every use; undefined in production. */
+  seam(name: string): unknown;
+}
+
+/** Virtual keys a pillar issues on its resources' behalf (an agent's own key), with the caller's rights. */
+export interface PillarKeys {
+  issue(ctx: RequestContext, projectId: string, spec: { name: string; description: string; owner: string; scopes: { models: string[]; tools: string[] }; limits: { tokensPerMinute?: number; requestsPerMinute?: number }; expiresAt?: string }): Promise<{ id: string; key: string } & Record<string, unknown>>;
+  /** The key follows new scopes and limits (its subscription moves to the new profile's product). */
+  rescope(ctx: RequestContext, projectId: string, keyId: string, scopes: { models: string[]; tools: string[] }, limits: { tokensPerMinute?: number; requestsPerMinute?: number }): Promise<void>;
+  revoke(ctx: RequestContext, projectId: string, keyId: string, reason: string): Promise<void>;
+  /** Scope entries that name nothing in the project. */
+  unknownScopes(tenantId: string, projectId: string, scopes: { models: string[]; tools: string[] }): Promise<{ models: string[]; tools: string[] }>;
 }
 
 /** What the composition root gives a pillar once the cross-cutting services exist (no forward references). */
 export interface PillarConnections {
   /** Asks for a system publish (live state a pillar contributes changed: the gateway must follow). */
   requestPublish(tenantId: string, cause: { by: `system:${string}`; reason: string; correlationId: string }): Promise<unknown>;
+  keys: PillarKeys;
+  /** The other pillars' runtimes (every pillar is built before any is connected). */
+  pillar(name: string): PillarRuntime | undefined;
 }
 
 /** A project as the policy compiler sees it (what a pillar contributes to). */

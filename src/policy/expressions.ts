@@ -180,6 +180,8 @@ export const MCP_IS_REQUEST = `@((string)${v(VAR.mcpMethod)} != "")`;
 export const MCP_MESSAGE_REBUILT = `@{ var o = context.Request.Body.As<JObject>(preserveContent: true); var m = new JObject(); m["jsonrpc"] = o["jsonrpc"]; if (o["id"] != null) { m["id"] = o["id"]; } m["method"] = o["method"]; if ((string)${v(VAR.mcpMethod)} == "tools/call") { var p = new JObject(); p["name"] = o["params"]?["name"]; if (o["params"]?["arguments"] != null) { p["arguments"] = o["params"]["arguments"]; } if (o["params"]?["_meta"] != null) { p["_meta"] = o["params"]["_meta"]; } m["params"] = p; } if ((string)${v(VAR.mcpMethod)} != "tools/call" && o["params"] != null) { m["params"] = o["params"]; } return m.ToString(Newtonsoft.Json.Formatting.None); }`;
 /** The per-key, per-tool counter of an MCP API. */
 export const MCP_TOOL_COUNTER_KEY = `@("mcp|" + (context.Subscription?.Id ?? "none") + "|" + context.Api.Id + "|" + (string)${v(VAR.mcpTool)})`;
+/** The per-key counter of an agent's API (its callers' calls per minute). */
+export const AGENT_CALL_COUNTER_KEY = `@("agent|" + (context.Subscription?.Id ?? "none") + "|" + context.Api.Id)`;
 /** The refusals an MCP API answers with (403, a JSON-RPC error): a stable reason and a message. */
 export const MCP_REFUSALS = {
   tool_not_in_scope: "This key may not call this tool.",
@@ -268,6 +270,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     MCP_CALL,
     MCP_BEYOND_TOOLS,
     MCP_TOOL_COUNTER_KEY,
+    AGENT_CALL_COUNTER_KEY,
     MCP_IS_REQUEST,
     MCP_MESSAGE_REBUILT,
     mcpCallOf("tool"),

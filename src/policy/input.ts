@@ -258,6 +258,30 @@ export const PolicyTools = z
   .meta({ id: "PolicyTools" });
 export type PolicyTools = z.output<typeof PolicyTools>;
 
+/** An agent's id: its name at the gateway (an API per served agent). */
+export const AgentIdent = z.string().regex(/^agt_[0-9a-z]{20}$/);
+/** The most agents a project serves at the gateway (APIs per APIM instance are limited: see docs/gateway.md). */
+export const MAX_PROJECT_AGENTS = 500;
+
+/** An agent the gateway serves (active or deprecated, enabled, with an endpoint; never one removed at its source). */
+export const PolicyAgent = z
+  .strictObject({
+    id: AgentIdent,
+    status: z.enum(["active", "deprecated"]),
+    sunsetDate: z.iso.date().optional(),
+    endpoint: z
+      .string()
+      .max(2000)
+      .regex(/^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~%/-]*)?$/, "must be an http(s) URL without query or fragment")
+      .meta({ description: "Where calls go (the API's service URL)" }),
+    /** Calls per minute per key at the agent's API. */
+    callsPerMinute: z.int().min(1).max(1_000_000).optional(),
+    /** The data classes a call may declare (x-aigov-data-class); a call must declare one of them. */
+    dataClasses: z.array(DataClass).min(1).max(16),
+  })
+  .meta({ id: "PolicyAgent" });
+export type PolicyAgent = z.output<typeof PolicyAgent>;
+
 export const PolicyProject = z
   .strictObject({
     id: Ident.meta({ description: "Project id, e.g. prj_7x1k…" }),
@@ -273,6 +297,7 @@ export const PolicyProject = z
       .meta({ description: "Tiers of another project's keys this project accepts: the owner's tier product also links this project's API, and this project's policy applies the tier" }),
     models: z.array(PolicyModel).max(5000).default([]),
     tools: PolicyTools.default({ approvalMode: "none", servers: [], toolboxes: [], grants: [] }),
+    agents: z.array(PolicyAgent).max(MAX_PROJECT_AGENTS).default([]),
   })
   .superRefine((p, ctx) => {
     const serverNames = new Set<string>();
@@ -335,6 +360,11 @@ export const KeyTier = z
         description:
           "What keys in this tier may call among MCP tools: `server:<name>` (every tool of a server), `tool:<server>/<tool>`, `toolbox:<name>`. Absent or empty: no tool at all (tools are granted to keys explicitly).",
       }),
+    agents: z
+      .array(AgentIdent)
+      .max(MAX_TIER_MODELS)
+      .optional()
+      .meta({ description: "Agents (PolicyAgent.id) keys in this tier may call. Absent or empty: none (agents are granted to keys explicitly)." }),
   })
   .meta({ id: "KeyTier" });
 export type KeyTier = z.output<typeof KeyTier>;

@@ -125,6 +125,16 @@ export class GatewayNames {
     return `${this.apiPath(projectId)}/rest/${serverName}`;
   }
 
+  /** The API that serves a project's agent at the gateway. */
+  agentApi(projectId: string, agentId: string): string {
+    return `${this.prefix}-${projectId}-${agentId}`;
+  }
+
+  /** …/<projectId>/agents/<agentId>. */
+  agentApiPath(projectId: string, agentId: string): string {
+    return `${this.apiPath(projectId)}/agents/${agentId}`;
+  }
+
   /** True when an artifact id belongs to this tenant. */
   owns(id: string): boolean {
     return id === this.prefix || id.startsWith(`${this.prefix}-`);

@@ -15,8 +15,8 @@ export type ScopeRef =
   | { level: "tier"; tierId: string };
 
 /** `routing`: produced by the model registry data (models, backends, status), not by a setting. `tools`: by the tool registry (MCP servers, toolboxes, approvals, key tool scopes).
- * `structure`: the document skeleton (policies, sections, base). */
-export type ExplainControl = ControlId | "routing" | "structure" | "tools";
+ * `agents`: by the agent registry (served agents, their guardrails, key agent scopes). `structure`: the document skeleton (policies, sections, base). */
+export type ExplainControl = ControlId | "routing" | "structure" | "tools" | "agents";
 
 export interface Why {
   control: ExplainControl;

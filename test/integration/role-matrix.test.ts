@@ -38,7 +38,7 @@ const ALLOWED_BUT: Record<string, { status: number; why: string }> = {
 };
 
 /** Operations whose allowed callers each get a fixture of their own (allowedTarget). */
-const OWN_FIXTURE = new Set(["deleteProject", "deleteModel", "deleteMcpServer", "deleteToolbox", "requestMcpToolApproval", "rotateKey", "revokeKey", "suspendKey", "resumeKey", "collectKey", "shareKey", "unshareKey", "getApproval", "decideApproval", "renewExemption", "revokeExemption"]);
+const OWN_FIXTURE = new Set(["deleteProject", "deleteModel", "deleteMcpServer", "deleteToolbox", "requestMcpToolApproval", "deleteAgent", "transitionAgent", "issueAgentKey", "deleteAgentConnection", "rotateKey", "revokeKey", "suspendKey", "resumeKey", "collectKey", "shareKey", "unshareKey", "getApproval", "decideApproval", "renewExemption", "revokeExemption"]);
 
 interface Target {
   values: Record<string, string>;
@@ -125,6 +125,8 @@ function bodyFor(op: OpenApiOperation): unknown {
   if (op.operationId === "shareKey") return { ...body, projectId: other.id };
   if (op.operationId === "lookupKey") return { key: leakedKey };
   if (op.operationId === "createToolbox") return { ...(body as object), tools: [{ server: "matrix", tool: "getItem" }] };
+  // A connection of the fixture project, switched off: its syncs are recorded as skipped and reach no cloud.
+  if (op.operationId === "createAgentConnection") return { ...body, projectId: project.id, enabled: false };
   return body;
 }
 
@@ -150,6 +152,14 @@ async function allowedTarget(op: OpenApiOperation, caller: Caller, v: Verdict): 
     case "requestMcpToolApproval":
       // Each request needs a tool whose approval is not yet pending: a server of its own.
       values.serverId = (await convertedServer(boss, project.id, `ask-${unique()}`)).id;
+      break;
+    case "deleteAgent":
+    case "transitionAgent":
+    case "issueAgentKey":
+      values.agentId = (await boss.agents.create(project.id, { name: `agent ${unique()}`, guardrails: { models: [shared.modelId!] } })).id;
+      break;
+    case "deleteAgentConnection":
+      values.connectionId = (await boss.connections.create(agentConnectionSpec())).id;
       break;
     case "deleteModel":
       values.modelId = (await boss.models.create(project.id, validBodies.createModel!(unique()) as Parameters<AigovClient["models"]["create"]>[1])).id;
@@ -210,6 +220,18 @@ async function quiet(): Promise<void> {
   }, "the tenant is quiet");
 }
 
+/** A connection switched off (its syncs are skipped: no cloud is called). */
+const agentConnectionSpec = () => ({ name: `con-${unique()}`.slice(0, 40), projectId: project.id, scope: { cloud: "bedrock" as const, accountId: "123456789012" }, regions: ["us-east-1"], credentials: { kind: "workloadIdentity" as const }, enabled: false });
+
+/** An agent, a connection (off) and a skipped run of it. */
+async function agentFixtures(modelId: string): Promise<Record<string, string>> {
+  const agent = await boss.agents.create(project.id, { name: "matrix agent", guardrails: { models: [modelId] } });
+  const connection = await boss.connections.create(agentConnectionSpec());
+  const run = await boss.connections.sync(connection.id);
+  await until(async () => ((await boss.connections.run(connection.id, run.id)).status === "skipped" ? true : undefined), "the switched-off connection's run is skipped");
+  return { agentId: agent.id, connectionId: connection.id, runId: run.id };
+}
+
 /** An MCP server with tools (converted, no network), a snapshot, a toolbox, and an approval mode that asks for approvals. */
 async function toolFixtures(): Promise<Record<string, string>> {
   const server = await convertedServer(boss, project.id, "matrix");
@@ -249,6 +271,7 @@ beforeAll(async () => {
     approvalId: await approvalAwaiting(SOMEONE_ELSE),
     exemptionId: await exemptionOwnedBy("exemption-owner"),
     ...(await toolFixtures()),
+    ...(await agentFixtures(model.id)),
   };
   const doc = await t.anonymous.openApi();
   const paths = doc.paths as Record<string, Record<string, { "x-aigov-access": Access; responses: Record<string, unknown> }>>;

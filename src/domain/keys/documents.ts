@@ -43,6 +43,8 @@ export interface ProfileDef {
   models: string[];
   /** Tool scope entries (srv_…, srv_…/<tool>, tbx_…), sorted; absent on profiles published before tools existed. */
   tools?: string[];
+  /** Agent ids, sorted; absent on profiles published before agents existed. */
+  agents?: string[];
   limits: KeyLimits;
   sharedWith: string[];
 }
@@ -121,12 +123,13 @@ const KEY_ID = /^key_[0-9a-z]{20}$/;
 export function profileDefOf(doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?: ShareDoc[] }): ProfileDef {
   const models = [...(doc.scopes.models ?? [])].sort();
   const tools = [...new Set(doc.scopes.tools ?? [])].sort();
+  const agents = [...new Set(doc.scopes.agents ?? [])].sort();
   const limits = doc.limits;
   const sharedWith = (doc.shares ?? []).filter((x) => x.status === "active").map((x) => x.projectId).sort();
-  if (models.length === 0 && tools.length === 0 && Object.keys(limits).length === 0 && sharedWith.length === 0) return { id: "", models, tools, limits, sharedWith };
-  // Tools join the canonical form only when set, so profiles of keys without tools keep their ids.
-  const canonical = JSON.stringify([models, limits.tokensPerMinute ?? null, limits.tokenQuota ?? null, limits.requestsPerMinute ?? null, limits.budget ?? null, sharedWith, ...(tools.length ? [tools] : [])]);
-  return { id: `kp_${createHash("sha256").update(canonical).digest("hex").slice(0, 10)}`, models, tools, limits, sharedWith };
+  if (models.length === 0 && tools.length === 0 && agents.length === 0 && Object.keys(limits).length === 0 && sharedWith.length === 0) return { id: "", models, tools, agents, limits, sharedWith };
+  // Tools and agents join the canonical form only when set, so profiles of keys without them keep their ids.
+  const canonical = JSON.stringify([models, limits.tokensPerMinute ?? null, limits.tokenQuota ?? null, limits.requestsPerMinute ?? null, limits.budget ?? null, sharedWith, ...(tools.length || agents.length ? [tools] : []), ...(agents.length ? [agents] : [])]);
+  return { id: `kp_${createHash("sha256").update(canonical).digest("hex").slice(0, 10)}`, models, tools, agents, limits, sharedWith };
 }
 
 export const profileOf = (doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?: ShareDoc[] }): string => profileDefOf(doc).id;

@@ -86,6 +86,8 @@ function tierFor(def: ProfileDef, project: ProjectIn, sharedWith: ProjectIn[]): 
     ...(def.models.length ? { models: scoped.map((m) => m.name).sort() } : {}),
     // Profiles published before tools existed have no `tools`.
     ...(def.tools?.length ? { tools: toolScope(def.tools, project) } : {}),
+    // Agent ids (an agent's id is its name at the gateway); ids of agents since deleted drop out.
+    ...(def.agents?.length ? { agents: def.agents.filter((id) => (project.agents ?? []).some((a) => a.id === id)).sort() } : {}),
   };
 }
 

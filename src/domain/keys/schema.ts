@@ -7,7 +7,6 @@ import { ProjectId } from "../projects/schema.js";
 export const KeyId = idSchema("key");
 export const KEY_STATUSES = ["active", "suspended", "revoked", "expired"] as const;
 
-const ToolOrAgentId = z.string().regex(/^[a-z]{3}_[0-9a-z]{20}$/, "must be a tool or agent id");
 
 export const KeyScopes = z
   .strictObject({
@@ -17,7 +16,11 @@ export const KeyScopes = z
       .max(200)
       .optional()
       .meta({ description: "MCP tools this key may call: a whole server (srv_…), one tool of a server (srv_…/<tool>), or a toolbox (tbx_…). Absent or empty: no tools (tools are granted to keys explicitly); enforced at the gateway" }),
-    agents: z.array(ToolOrAgentId).max(200).optional().meta({ description: "Agents this key may call; recorded, enforced once agents are published" }),
+    agents: z
+      .array(z.string().regex(/^agt_[0-9a-z]{20}$/, "must be an agent id (agt_…)"))
+      .max(200)
+      .optional()
+      .meta({ description: "Agents of the project this key may call at the gateway. Absent or empty: none (agents are granted to keys explicitly)" }),
   })
   .meta({ id: "KeyScopes" });
 export type KeyScopes = z.output<typeof KeyScopes>;

@@ -36,6 +36,8 @@ export interface KeyKit {
   models: Pick<ModelService, "listAll">;
   /** The tools pillar, when it is there: which tool scope entries name nothing in a project. */
   tools?: KeyToolScopes | undefined;
+  /** The agents pillar, when it is there: which agent ids name nothing in a project. */
+  agents?: KeyAgentScopes | undefined;
   gateway: GatewayAccess;
   approvals: ApprovalService;
   /** Rotation orchestrations' retry (PUBLISH_RETRY_*) and scheduled rotations per lifecycle run (KEY_ROTATIONS_PER_RUN). */
@@ -45,6 +47,11 @@ export interface KeyKit {
 /** What keys ask the tools pillar: the entries of a tool scope that name no server, tool or toolbox of the project. */
 export interface KeyToolScopes {
   unknownScopes(tenantId: string, projectId: string, entries: string[]): Promise<string[]>;
+}
+
+/** What keys ask the agents pillar: the agent ids that name no agent of the project. */
+export interface KeyAgentScopes {
+  unknownAgents(tenantId: string, projectId: string, ids: string[]): Promise<string[]>;
 }
 
 const DEFAULT_ROTATIONS = { retry: { firstIntervalMs: 2000, maxAttempts: 6 }, perRun: 120 };
@@ -69,6 +76,7 @@ export class KeyService {
   private readonly clock: Clock;
   private readonly models: Pick<ModelService, "listAll">;
   private readonly tools: KeyToolScopes | undefined;
+  private readonly agents: KeyAgentScopes | undefined;
   private readonly gateway: GatewayAccess;
 
   constructor(kit: KeyKit) {
@@ -79,6 +87,7 @@ export class KeyService {
     this.clock = clock;
     this.models = kit.models;
     this.tools = kit.tools;
+    this.agents = kit.agents;
     this.gateway = gateway;
     this.access = new KeyAccess(projects, documents);
     this.sync = new KeyGatewaySync(documents, secrets.resolveSecret, gateway, clock);
@@ -167,6 +176,29 @@ export class KeyService {
     return this.setActive(ctx, projectId, id, input, ifMatch, "active");
   }
 
+  /**
+   * New scopes and limits for a key whose scope another resource owns (an agent's key follows the
+   * agent's guardrails): the key keeps its secret, and its subscription moves to its new profile's
+   * product (confirmed at the gateway like any key change). Project managers only.
+   */
+  async rescope(ctx: RequestContext, projectId: string, id: string, scopes: KeyScopes, limits: KeyLimits): Promise<Key> {
+    const project = await this.access.writable(ctx, projectId, "rescope");
+    const doc = await this.access.mayManage(ctx, projectId, id);
+    if (doc.status === "revoked" || doc.status === "expired") return this.documents.view(doc);
+    const policy = project.keyPolicy ?? DEFAULT_KEY_POLICY;
+    await this.validate(ctx, project, policy, scopes, limits, doc.expiresAt, this.clock.now(), false);
+    const next: KeyDoc = {
+      ...unversioned(doc),
+      scopes,
+      limits,
+      gateway: { ...doc.gateway, desiredGen: doc.gateway.desiredGen + 1 },
+      updatedAt: this.clock.now().toISOString(),
+      updatedBy: ctx.principal.userId,
+    };
+    await this.documents.commit(ctx, doc, next, "key.rescope", "aigov.key.rescoped.v1", { keyId: id, projectId, scopes, limits });
+    return this.synced(ctx, projectId, id);
+  }
+
   /** The new secret of a scheduled rotation, handed to the key's owner exactly once. */
   async pickup(ctx: RequestContext, projectId: string, id: string): Promise<KeyWithSecret> {
     const doc = await this.access.readable(ctx, projectId, id);
@@ -247,11 +279,11 @@ export class KeyService {
     return this.documents.view(doc);
   }
 
-  private async validate(ctx: RequestContext, project: Project, policy: KeyPolicy, scopes: KeyScopes, limits: KeyLimits, expiresAt: string, now: Date): Promise<void> {
+  private async validate(ctx: RequestContext, project: Project, policy: KeyPolicy, scopes: KeyScopes, limits: KeyLimits, expiresAt: string, now: Date, checkLifetime = true): Promise<void> {
     const errors: { field: string; message: string }[] = [];
     const exp = Date.parse(expiresAt);
-    if (exp <= now.getTime()) errors.push({ field: "body.expiresAt", message: "must be in the future" });
-    const tooLong = exp > now.getTime() + policy.maxTtlDays * 86_400_000;
+    if (checkLifetime && exp <= now.getTime()) errors.push({ field: "body.expiresAt", message: "must be in the future" });
+    const tooLong = checkLifetime && exp > now.getTime() + policy.maxTtlDays * 86_400_000;
     if (tooLong) errors.push({ field: "body.expiresAt", message: `is beyond the project's maximum key lifetime of ${policy.maxTtlDays} days` });
     const models = await this.models.listAll(ctx.principal.tenantId, project.id);
     const byId = new Map(models.map((m) => [m.id, m]));
@@ -261,6 +293,10 @@ export class KeyService {
     if (scopes.tools?.length) {
       const unknown = this.tools ? await this.tools.unknownScopes(ctx.principal.tenantId, project.id, scopes.tools) : scopes.tools;
       for (const e of unknown) errors.push({ field: `body.scopes.tools.${scopes.tools.indexOf(e)}`, message: `${e} names no MCP server, tool or toolbox of this project` });
+    }
+    if (scopes.agents?.length) {
+      const unknown = this.agents ? await this.agents.unknownAgents(ctx.principal.tenantId, project.id, scopes.agents) : scopes.agents;
+      for (const e of unknown) errors.push({ field: `body.scopes.agents.${scopes.agents.indexOf(e)}`, message: `${e} names no agent of this project` });
     }
     if (limits.budget) {
       const scoped: Model[] = scopes.models?.length ? scopes.models.flatMap((m) => byId.get(m) ?? []) : models;

@@ -19,6 +19,7 @@ import { modelSets, routableModels } from "./models.js";
 import { deprecationHeaders, keyIsolation, retrySection, routing } from "./routing.js";
 import { appliedTiers, budgets, tierProduct, unknownTierGuard } from "./tiers.js";
 import { compileTools } from "./tools.js";
+import { compileAgents } from "./agents.js";
 
 /** Headers deleted in both directions when `headers.stripSecrets` is on (plus the configured extras). */
 export const SECRET_HEADERS = ["api-key", "authorization", "ocp-apim-subscription-key", "proxy-authorization", "x-api-key"] as const;
@@ -97,6 +98,7 @@ export function compileProject(c: Collector, project: PolicyProject) {
   projectApi(c, project);
 
   compileTools(c, project);
+  compileAgents(c, project);
   for (const tierId of [...project.keyTiers].sort(byCodePoint)) tierProduct(c, project, tierId);
 }
 

@@ -11,6 +11,7 @@ import { el, type ScopeRef, type Why, type XNode } from "../xml.js";
 import { byCodePoint, type Collector, forbidden, invalid, STRUCTURE } from "./collector.js";
 import { type RoutableModel } from "./models.js";
 import { toolApisFor } from "./tools.js";
+import { agentApisFor } from "./agents.js";
 
 /** The ids of the tiers a project's API applies: its own and those of other projects' keys it accepts. */
 export function appliedTiers(project: PolicyProject): Set<string> {
@@ -80,7 +81,7 @@ export function tierProduct(c: Collector, project: PolicyProject, tierId: string
     // gateway accept the key there at all.
     // Tool APIs of the owner only: a tier's tool scope names the owner's servers and toolboxes (a shared
     // key reaches another project's models, never its tools).
-    apis: [...[project.id, ...acceptedBy].map((p) => c.n.api(p)), ...toolApisFor(c, project, tier)].sort(byCodePoint),
+    apis: [...[project.id, ...acceptedBy].map((p) => c.n.api(p)), ...toolApisFor(c, project, tier), ...agentApisFor(c, project, tier)].sort(byCodePoint),
   };
   c.products.push(product);
   const ref = artifactRef(product);

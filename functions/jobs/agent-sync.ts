@@ -1,0 +1,29 @@
+import { app } from "@azure/functions";
+import { getServices } from "../../src/app/services.js";
+import { systemContext } from "../../src/domain/kernel/system.js";
+import type { AgentsService } from "../../src/pillars/agents/service.js";
+import { startDrive } from "../../src/workflows/drive.js";
+import { durableClient, durableClientInput } from "../../src/workflows/registration.js";
+
+// Scheduled agent sync: every enabled connection whose interval has passed since its last run gets a
+// run and its orchestration (one per connection: a running one is joined). The switches are checked by
+// the run itself, so a switched-off connection records a skipped run and touches nothing.
+app.timer("agentSyncSchedule", {
+  schedule: "%AGENT_SYNC_SCHEDULE%",
+  extraInputs: [durableClientInput()],
+  handler: async (_timer, context) => {
+    const agents = (await (await getServices()).pillar("agents")).service as AgentsService;
+    const client = durableClient(context);
+    let started = 0;
+    for await (const connection of agents.sync.due()) {
+      try {
+        const { drive } = await agents.sync.request(systemContext(connection.tenantId, "system:agent-sync", `timer:${context.invocationId}`), connection, "schedule");
+        await startDrive(client, drive);
+        started += 1;
+      } catch (err) {
+        context.error(`agent sync: connection ${connection.id}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    if (started > 0) context.log(`agent sync started ${started} run(s)`);
+  },
+});

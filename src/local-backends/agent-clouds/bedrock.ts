@@ -1,0 +1,216 @@
+/**
+ * A fake of Amazon Bedrock Agents (bedrock-agent) and AgentCore control (bedrock-agentcore-control), for the
+ * unmodified AWS SDK clients pointed at it with `endpoint`. One server answers every region: the region (and
+ * the service) is read from the SigV4 credential scope of the Authorization header
+ * (`Credential=AKID/20260101/<region>/<service>/aws4_request`), which the SDK signs with its configured
+ * region. Signatures are not verified; the access key id is checked when `accessKeyId` is set.
+ *
+ * Wire behaviour the SDK depends on (restJson1): errors carry `x-amzn-ErrorType` and a `{message}` body;
+ * timestamps are RFC 3339 strings (the SDK throws on epoch numbers); an absent `nextToken` ends a list.
+ * bedrock-agent's lists send maxResults/nextToken in a JSON body; AgentCore's ListAgentRuntimes in the query.
+ */
+import { type IncomingMessage, type ServerResponse } from "node:http";
+import { decodePath, readBody } from "../http-io.js";
+import {
+  AgentCloudState,
+  type FakeAgent,
+  type FakeStats,
+  type Fault,
+  type SeedOptions,
+  afterToken,
+  delay,
+  listen,
+  pageAfter,
+  pageToken,
+  patchWire,
+  sendJson,
+} from "./state.js";
+
+export type BedrockRequestKind = "ListAgents" | "GetAgent" | "ListAgentAliases" | "ListAgentActionGroups" | "ListAgentRuntimes";
+
+export interface BedrockFakeOptions extends SeedOptions {
+  /** Shared with the test, to change agents and inject faults; a fresh seeded one when absent. */
+  state?: AgentCloudState;
+  /** When set, requests signed with another access key id get 403 UnrecognizedClientException. */
+  accessKeyId?: string;
+  /** The account in ARNs. */
+  accountId?: string;
+  /** At most this many items per page of a list, whatever maxResults asks (real services may return fewer). */
+  pageCaps?: Partial<Record<BedrockRequestKind, number>>;
+  port?: number;
+}
+
+export interface BedrockFake {
+  state: AgentCloudState;
+  /** The SDK's `endpoint` (both clients). */
+  endpoint: string;
+  port: number;
+  stats(): FakeStats;
+  close(): Promise<void>;
+}
+
+const SCOPE = /Credential=([^/,\s]+)\/\d{8}\/([^/]+)\/([^/]+)\/aws4_request/;
+
+export async function startBedrockFake(options: BedrockFakeOptions = {}): Promise<BedrockFake> {
+  const state = options.state ?? new AgentCloudState("bedrock", options);
+  const accountId = options.accountId ?? "123456789012";
+  const server = await listen((req, res, closing) => serve(req, res, closing), options.port);
+  return { state, endpoint: server.url, port: server.port, stats: () => state.stats(), close: server.close };
+
+  async function serve(req: IncomingMessage, res: ServerResponse, closing: AbortSignal): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://fake.invalid");
+    const segments = decodePath(url.pathname).split("/").filter(Boolean);
+    const method = (req.method ?? "GET").toUpperCase();
+    const raw = await readBody(req);
+    const answer = (status: number, body: unknown, errorType?: string) => {
+      state.answered(status);
+      sendJson(res, status, body, { "x-amzn-requestid": crypto.randomUUID(), ...(errorType ? { "x-amzn-errortype": errorType } : {}) });
+    };
+    const fail = (status: number, errorType: string, message: string) => answer(status, { message }, errorType);
+
+    const scope = SCOPE.exec(req.headers.authorization ?? "");
+    const route = routeOf(method, segments);
+    const region = scope?.[2] ?? "unknown";
+    const fault = state.arrive({ kind: route?.kind ?? "Unknown", region, agentId: route?.agentId });
+    if (!scope) return fail(403, "MissingAuthenticationTokenException", "Missing Authentication Token");
+    if (options.accessKeyId !== undefined && scope[1] !== options.accessKeyId) {
+      return fail(403, "UnrecognizedClientException", "The security token included in the request is invalid.");
+    }
+    if (!route) return fail(404, "UnknownOperationException", `no operation at ${method} ${url.pathname}`);
+    const service = route.kind === "ListAgentRuntimes" ? "bedrock-agentcore" : "bedrock";
+    if (scope[3] !== service) return fail(403, "InvalidSignatureException", `credential scope names ${scope[3]}, expected ${service}`);
+    if (fault) {
+      const served = await applyFault(fault, closing, fail);
+      if (served) return;
+    }
+
+    let body: { maxResults?: unknown; nextToken?: unknown } = {};
+    if (raw) {
+      try {
+        body = JSON.parse(raw) as typeof body;
+      } catch {
+        return fail(400, "SerializationException", "body is not JSON");
+      }
+    }
+    // AgentCore's ListAgentRuntimes sends its paging in the query string, bedrock-agent's lists in the body.
+    const queryMax = url.searchParams.get("maxResults");
+    if (queryMax !== null) body.maxResults = Number(queryMax);
+    const queryToken = url.searchParams.get("nextToken");
+    if (queryToken !== null) body.nextToken = queryToken;
+    const max = body.maxResults;
+    if (max !== undefined && (typeof max !== "number" || !Number.isInteger(max) || max < 1 || max > 1000)) {
+      return fail(400, "ValidationException", "maxResults must be an integer from 1 to 1000");
+    }
+    if (body.nextToken !== undefined && typeof body.nextToken !== "string") return fail(400, "ValidationException", "nextToken must be a string");
+    const size = Math.min(max ?? 100, options.pageCaps?.[route.kind] ?? Infinity);
+    const after = body.nextToken === undefined ? undefined : afterToken(body.nextToken);
+
+    if (route.kind === "ListAgents" || route.kind === "ListAgentRuntimes") {
+      const { page, last } = pageAfter(state.list(region, route.kind === "ListAgents" ? "agent" : "runtime"), after, size);
+      const items = route.kind === "ListAgents" ? page.map(summary) : page.map((a) => runtime(a, region));
+      return answer(200, { [route.kind === "ListAgents" ? "agentSummaries" : "agentRuntimes"]: items, ...(last ? { nextToken: pageToken(last) } : {}) });
+    }
+    const agent = state.get(region, route.agentId ?? "");
+    if (!agent || agent.kind !== "agent") return fail(404, "ResourceNotFoundException", `Agent ${route.agentId} not found`);
+    if (route.kind === "GetAgent") return answer(200, { agent: detail(agent, region) });
+    if (route.kind === "ListAgentAliases") {
+      const { page, last } = pageAfter(agent.aliases, after, size);
+      return answer(200, { agentAliasSummaries: page.map((a) => alias(a, agent)), ...(last ? { nextToken: pageToken(last) } : {}) });
+    }
+    if (route.agentVersion !== "DRAFT" && route.agentVersion !== agent.version) {
+      return fail(404, "ResourceNotFoundException", `Version ${route.agentVersion} of agent ${agent.id} not found`);
+    }
+    const { page, last } = pageAfter(agent.actions, after, size);
+    return answer(200, {
+      actionGroupSummaries: page.map((g) => ({ actionGroupId: g.id, actionGroupName: g.name, actionGroupState: g.state ?? "ENABLED", updatedAt: agent.updatedAt })),
+      ...(last ? { nextToken: pageToken(last) } : {}),
+    });
+  }
+
+  function summary(a: FakeAgent): Record<string, unknown> {
+    return patchWire(
+      { agentId: a.id, agentName: a.name, agentStatus: a.status, description: a.description, updatedAt: a.updatedAt, latestAgentVersion: a.version },
+      a.wire,
+    );
+  }
+
+  function detail(a: FakeAgent, region: string): Record<string, unknown> {
+    return patchWire(
+      {
+        agentId: a.id,
+        agentName: a.name,
+        agentArn: `arn:aws:bedrock:${region}:${accountId}:agent/${a.id}`,
+        // GetAgent describes the working draft; the summary's latestAgentVersion is the newest numbered version.
+        agentVersion: "DRAFT",
+        agentStatus: a.status,
+        foundationModel: a.model,
+        description: a.description,
+        instruction: `You are ${a.name}.`,
+        orchestrationType: "DEFAULT",
+        idleSessionTTLInSeconds: 600,
+        agentResourceRoleArn: `arn:aws:iam::${accountId}:role/AmazonBedrockExecutionRoleForAgents_${a.id}`,
+        createdAt: a.createdAt,
+        updatedAt: a.updatedAt,
+        preparedAt: a.updatedAt,
+      },
+      a.wireDetail,
+    );
+  }
+
+  function alias(x: FakeAgent["aliases"][number], a: FakeAgent): Record<string, unknown> {
+    return {
+      agentAliasId: x.id,
+      agentAliasName: x.name,
+      agentAliasStatus: x.status,
+      routingConfiguration: x.agentVersion === undefined ? [] : [{ agentVersion: x.agentVersion }],
+      createdAt: a.createdAt,
+      updatedAt: a.updatedAt,
+    };
+  }
+
+  function runtime(a: FakeAgent, region: string): Record<string, unknown> {
+    return patchWire(
+      {
+        agentRuntimeArn: `arn:aws:bedrock-agentcore:${region}:${accountId}:runtime/${a.id}`,
+        agentRuntimeId: a.id,
+        agentRuntimeVersion: a.version,
+        agentRuntimeName: a.name,
+        description: a.description ?? "",
+        lastUpdatedAt: a.updatedAt,
+        status: a.status,
+      },
+      a.wire,
+    );
+  }
+
+  /** Serves the fault; false when the request should then be answered normally (a delay). */
+  async function applyFault(fault: Fault, closing: AbortSignal, fail: (status: number, type: string, message: string) => void): Promise<boolean> {
+    switch (fault.type) {
+      case "throttle":
+        fail(429, "ThrottlingException", "Rate exceeded");
+        return true;
+      case "error":
+        fail(fault.status, fault.status === 503 ? "ServiceUnavailableException" : "InternalServerException", `injected ${fault.status}`);
+        return true;
+      case "deny":
+        if (fault.status === 401) fail(401, "UnrecognizedClientException", "The security token included in the request is invalid.");
+        else fail(403, "AccessDeniedException", "User is not authorized to perform this action");
+        return true;
+      case "delay":
+        await delay(fault.ms, closing);
+        return false;
+    }
+  }
+}
+
+function routeOf(method: string, s: string[]): { kind: BedrockRequestKind; agentId?: string; agentVersion?: string } | undefined {
+  if (method === "POST" && s.length === 1 && s[0] === "agents") return { kind: "ListAgents" };
+  if (method === "POST" && s.length === 1 && s[0] === "runtimes") return { kind: "ListAgentRuntimes" };
+  if (s[0] !== "agents" || s[1] === undefined) return undefined;
+  if (method === "GET" && s.length === 2) return { kind: "GetAgent", agentId: s[1] };
+  if (method === "POST" && s.length === 3 && s[2] === "agentaliases") return { kind: "ListAgentAliases", agentId: s[1] };
+  if (method === "POST" && s.length === 5 && s[2] === "agentversions" && s[4] === "actiongroups") {
+    return { kind: "ListAgentActionGroups", agentId: s[1], agentVersion: s[3] };
+  }
+  return undefined;
+}

@@ -1,0 +1,295 @@
+/**
+ * The agent registry of a project: agents registered here and agents a connection syncs in, their
+ * AgentCards, owners, lifecycle, the enabled switch and guardrails, and each agent's own virtual key
+ * (scope and limits derived from its guardrails). Everything a person sets here is local governance: a
+ * sync never changes it (sync/apply.ts takes only the source's fields).
+ */
+import type { ChangeWriter } from "../../domain/changes.js";
+import { etagMatches, newId, type Page, type RequestContext } from "../../domain/common.js";
+import { AppError, fail } from "../../domain/errors.js";
+import { Collection } from "../../domain/kernel/collection.js";
+import type { ProjectService } from "../../domain/projects/service.js";
+import type { Project } from "../../domain/projects/schema.js";
+import { parseOrThrow } from "../../domain/validation.js";
+import type { Clock } from "../../ports/clock.js";
+import type { Partition, Store } from "../../ports/store.js";
+import { unversioned } from "../../ports/store.js";
+import { toArray } from "../../domain/paging.js";
+import { holdsOn, PROJECT_MANAGERS } from "../../domain/kernel/roles.js";
+import { agentPath, type AgentDoc, type ConnectionDoc } from "./documents.js";
+import { AgentPatch, AgentSpec, Guardrails, LifecycleChange, type Agent, type AgentSpecInput, type LifecycleState } from "./schema.js";
+import type { CardRecorder } from "./card-record.js";
+import { searchTextOf } from "./catalog.js";
+
+/** What agents need of virtual keys (the key service, wired once it exists). */
+export interface AgentKeys {
+  issue(ctx: RequestContext, projectId: string, spec: AgentKeySpec): Promise<{ id: string; key: string } & Record<string, unknown>>;
+  /** The key follows new guardrails (its subscription moves to the product of its new profile). */
+  rescope(ctx: RequestContext, projectId: string, keyId: string, scopes: { models: string[]; tools: string[] }, limits: AgentKeySpec["limits"]): Promise<void>;
+  revoke(ctx: RequestContext, projectId: string, keyId: string, reason: string): Promise<void>;
+  /** Guardrail entries that name nothing in the project (models, then tools), as field errors. */
+  unknownScopes(tenantId: string, projectId: string, scopes: { models: string[]; tools: string[] }): Promise<{ models: string[]; tools: string[] }>;
+}
+
+export interface AgentKeySpec {
+  name: string;
+  description: string;
+  owner: string;
+  scopes: { models: string[]; tools: string[] };
+  limits: { tokensPerMinute?: number; requestsPerMinute?: number };
+  expiresAt?: string;
+}
+
+/** The lifecycle's moves (blocked → the state it was blocked from is `unblock`, checked separately). */
+const MOVES: Record<LifecycleState, readonly LifecycleState[]> = {
+  draft: ["active", "retired", "blocked"],
+  active: ["deprecated", "retired", "blocked"],
+  deprecated: ["active", "retired", "blocked"],
+  blocked: ["retired"],
+  retired: [],
+};
+
+export class AgentRegistry {
+  readonly agents: Collection<AgentDoc, Agent>;
+  /** Wired once the key service exists (the composition root builds keys after the pillars). */
+  keys: AgentKeys | undefined;
+
+  constructor(
+    private readonly store: Store,
+    changes: ChangeWriter,
+    private readonly clock: Clock,
+    private readonly projects: ProjectService,
+    private readonly cards: CardRecorder,
+  ) {
+    this.agents = new Collection<AgentDoc, Agent>(store, changes, { docType: "agent", path: (d) => agentPath(d.scopeId, d.id), internal: ["localOverrides", "sourceValues", "sourceHash", "searchText"] });
+  }
+
+  partition(tenantId: string, projectId: string): Partition {
+    return { tenantId, scopeId: projectId };
+  }
+
+  async create(ctx: RequestContext, projectId: string, input: AgentSpecInput): Promise<Agent> {
+    const project = await this.writable(ctx, projectId);
+    const spec = parseOrThrow(AgentSpec, input, "body");
+    await this.checkGuardrails(ctx.principal.tenantId, project.id, spec.guardrails, "body.guardrails");
+    const card = spec.card ? await this.cards.record(spec.card, "body.card") : undefined;
+    const endpoint = spec.endpoint ?? (card?.card ? endpointOfCard(card.card) : undefined);
+    const now = this.clock.now().toISOString();
+    const id = newId("agt");
+    const doc: AgentDoc = {
+      id,
+      ...this.partition(ctx.principal.tenantId, project.id),
+      docType: "agent",
+      projectId: project.id,
+      name: spec.name,
+      ...(spec.description !== undefined ? { description: spec.description } : {}),
+      owner: spec.owner ?? ctx.principal.userId,
+      environment: spec.environment,
+      dataClasses: spec.dataClasses,
+      lifecycle: { state: "draft" },
+      enabled: true,
+      ...(endpoint ? { endpoint } : {}),
+      ...(card ? { card } : {}),
+      guardrails: spec.guardrails,
+      origin: "local",
+      createdAt: now,
+      createdBy: ctx.principal.userId,
+      updatedAt: now,
+      updatedBy: ctx.principal.userId,
+    };
+    doc.searchText = searchTextOf(doc);
+    return this.agents.create(ctx, doc, { action: "agent.register", event: "aigov.agent.registered.v1" });
+  }
+
+  async get(ctx: RequestContext, projectId: string, id: string): Promise<Agent> {
+    await this.projects.get(ctx, projectId);
+    const doc = await this.load(ctx.principal.tenantId, projectId, id);
+    return (await this.present(ctx.principal.tenantId, [doc]))[0]!;
+  }
+
+  async list(ctx: RequestContext, projectId: string, query: { maxPageSize: number; continuationToken?: string | undefined; state?: LifecycleState | undefined; origin?: "local" | "synced" | undefined; connectionId?: string | undefined }): Promise<Page<Agent>> {
+    await this.projects.get(ctx, projectId);
+    const filters = [
+      ...(query.state ? [{ field: "lifecycle.state", op: "=" as const, value: query.state }] : []),
+      ...(query.origin ? [{ field: "origin", op: "=" as const, value: query.origin }] : []),
+      ...(query.connectionId ? [{ field: "provenance.connectionId", op: "=" as const, value: query.connectionId }] : []),
+    ];
+    const page = await this.agents.page(this.partition(ctx.principal.tenantId, projectId), { filters, orderBy: { field: "name", direction: "ASC" } }, query);
+    return { ...page, items: await this.seen(ctx.principal.tenantId, page.items) };
+  }
+
+  async listAll(tenantId: string, projectId: string): Promise<AgentDoc[]> {
+    return toArray(this.agents.every(this.partition(tenantId, projectId)));
+  }
+
+  async count(tenantId: string, projectId: string): Promise<number> {
+    return (await this.agents.page(this.partition(tenantId, projectId), {}, { maxPageSize: 1 })).items.length;
+  }
+
+  load(tenantId: string, projectId: string, id: string) {
+    return this.agents.load(this.partition(tenantId, projectId), id, agentPath(projectId, id));
+  }
+
+  /** Merge patch. Editing a synced agent's name or description makes it a local override (docs/agents.md, "Conflicts"). */
+  async update(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch: string): Promise<Agent> {
+    await this.writable(ctx, projectId);
+    const patch = parseOrThrow(AgentPatch, input, "body");
+    const current = await this.load(ctx.principal.tenantId, projectId, id);
+    if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    if (patch.guardrails) await this.checkGuardrails(ctx.principal.tenantId, projectId, patch.guardrails, "body.guardrails");
+    const next: AgentDoc = { ...unversioned(current), updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
+    const overrides = new Set(current.localOverrides ?? []);
+    for (const field of ["name", "description"] as const) {
+      const value = patch[field];
+      if (value === undefined) continue;
+      if (value === null) delete next[field];
+      else next[field] = value;
+      if (current.origin === "synced") overrides.add(field);
+    }
+    if (overrides.size) next.localOverrides = [...overrides].sort();
+    if (patch.owner !== undefined) next.owner = patch.owner;
+    if (patch.environment !== undefined) next.environment = patch.environment;
+    if (patch.dataClasses !== undefined) next.dataClasses = patch.dataClasses;
+    if (patch.enabled !== undefined) next.enabled = patch.enabled;
+    if (patch.guardrails !== undefined) next.guardrails = patch.guardrails;
+    if (patch.card === null) delete next.card;
+    else if (patch.card !== undefined) next.card = await this.cards.record(patch.card, "body.card");
+    if (patch.endpoint === null) delete next.endpoint;
+    else if (patch.endpoint !== undefined) next.endpoint = patch.endpoint;
+    else if (patch.card && next.card?.card && !current.endpoint) {
+      const fromCard = endpointOfCard(next.card.card);
+      if (fromCard) next.endpoint = fromCard;
+    }
+    next.searchText = searchTextOf(next);
+    const updated = await this.agents.replace(ctx, current, next, { action: "agent.update", event: "aigov.agent.updated.v1" });
+    if (patch.guardrails && current.key && this.keys && JSON.stringify(patch.guardrails) !== JSON.stringify(current.guardrails)) {
+      await this.keys.rescope(ctx, projectId, current.key.keyId, { models: patch.guardrails.models, tools: patch.guardrails.tools }, keyLimits(patch.guardrails));
+    }
+    return (await this.seen(ctx.principal.tenantId, [updated]))[0]!;
+  }
+
+  async transition(ctx: RequestContext, projectId: string, id: string, input: unknown): Promise<Agent> {
+    const project = await this.writable(ctx, projectId);
+    const change = parseOrThrow(LifecycleChange, input, "body");
+    const current = await this.load(ctx.principal.tenantId, projectId, id);
+    const from = current.lifecycle.state;
+    const unblock = from === "blocked" && change.to === current.lifecycle.blockedFrom;
+    if (!unblock && !MOVES[from].includes(change.to)) {
+      fail({ kind: "conflict", detail: `an agent in state ${from} cannot become ${change.to}`, reason: "agent_transition_not_allowed" });
+    }
+    // Blocking and unblocking are the project managers' (a Developer holding a project role cannot).
+    if ((change.to === "blocked" || unblock) && !holdsOn(ctx.principal, project, PROJECT_MANAGERS)) fail({ kind: "forbidden", detail: "blocking and unblocking an agent needs TenantAdmin or ProjectAdmin" });
+    if (change.to === "deprecated" && !unblock) {
+      const today = this.clock.now().toISOString().slice(0, 10);
+      if (!change.sunsetDate) fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: "body.sunsetDate", message: "is required when deprecating" }] });
+      if (change.sunsetDate! < today) fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: "body.sunsetDate", message: "must not be in the past" }] });
+    }
+    const lifecycle: AgentDoc["lifecycle"] = {
+      state: change.to,
+      ...(change.to === "deprecated" ? { sunsetDate: change.sunsetDate! } : {}),
+      // Blocked keeps what it was blocked from (and its sunset), to return to it.
+      ...(change.to === "blocked" ? { blockedFrom: from, ...(current.lifecycle.sunsetDate ? { sunsetDate: current.lifecycle.sunsetDate } : {}) } : {}),
+      // Unblocked into deprecated: the sunset it had still holds.
+      ...(unblock && change.to === "deprecated" && current.lifecycle.sunsetDate ? { sunsetDate: current.lifecycle.sunsetDate } : {}),
+      ...(change.reason ? { reason: change.reason } : {}),
+    };
+    const next: AgentDoc = { ...unversioned(current), lifecycle, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
+    const updated = await this.agents.replace(ctx, current, next, {
+      action: `agent.lifecycle.${change.to}`,
+      event: "aigov.agent.lifecycle.changed.v1",
+      data: { agentId: id, projectId, from, to: change.to, ...(change.reason ? { reason: change.reason } : {}) },
+    });
+    // A retired agent's key goes with it (a blocked one's stays: blocking is undone by unblocking).
+    if (change.to === "retired" && current.key && this.keys) await this.keys.revoke(ctx, projectId, current.key.keyId, `agent ${id} retired`);
+    return (await this.seen(ctx.principal.tenantId, [updated]))[0]!;
+  }
+
+  async delete(ctx: RequestContext, projectId: string, id: string, ifMatch: string, connectionExists: (connectionId: string) => Promise<boolean>): Promise<void> {
+    await this.writable(ctx, projectId);
+    const current = await this.load(ctx.principal.tenantId, projectId, id);
+    if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    if (current.provenance && (await connectionExists(current.provenance.connectionId))) {
+      fail({ kind: "conflict", detail: "a synced agent is not deleted while its connection exists: block, disable or retire it", reason: "agent_is_synced" });
+    }
+    if (current.key && this.keys) await this.keys.revoke(ctx, projectId, current.key.keyId, `agent ${id} deleted`);
+    await this.agents.delete(ctx, current, { action: "agent.delete", event: "aigov.agent.deleted.v1" });
+  }
+
+  /** The agent's own key: scope and limits from its guardrails; the secret is in this one response. */
+  async issueKey(ctx: RequestContext, projectId: string, id: string, input: { expiresAt?: string | undefined }): Promise<Record<string, unknown>> {
+    await this.writable(ctx, projectId);
+    const keys = this.keys ?? fail({ kind: "unavailable", detail: "virtual keys are not available" });
+    const current = await this.load(ctx.principal.tenantId, projectId, id);
+    if (current.key) fail({ kind: "conflict", detail: `agent ${id} already has key ${current.key.keyId}`, reason: "agent_has_key" });
+    if (current.guardrails.models.length === 0) {
+      throw new AppError({ kind: "validation", detail: "the agent's guardrails name no model", reason: "agent_guardrails_need_models", errors: [{ field: "guardrails.models", message: "name at least one model before issuing the agent a key" }] });
+    }
+    const created = await keys.issue(ctx, projectId, {
+      name: `agent ${current.name}`.slice(0, 100),
+      description: `The key of agent ${id}; its scope and limits follow the agent's guardrails`,
+      owner: current.owner,
+      scopes: { models: current.guardrails.models, tools: current.guardrails.tools },
+      limits: keyLimits(current.guardrails),
+      ...(input.expiresAt ? { expiresAt: input.expiresAt } : {}),
+    });
+    // Recorded after the key exists: a failure here leaves a key the agent does not name, found by its name and revocable.
+    for (;;) {
+      const cur = await this.load(ctx.principal.tenantId, projectId, id);
+      const next: AgentDoc = { ...unversioned(cur), key: { keyId: created.id, issuedAt: this.clock.now().toISOString() }, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
+      try {
+        await this.agents.replace(ctx, cur, next, { action: "agent.key.issue", event: "aigov.agent.key.issued.v1", data: { agentId: id, projectId, keyId: created.id } });
+        break;
+      } catch (err) {
+        if (!(err instanceof AppError && err.error.kind === "preconditionFailed")) throw err;
+      }
+    }
+    return created;
+  }
+
+  /** Views with `provenance.lastSeenAt`: the last complete listing of the agent's region, when it held the agent. */
+  async present(tenantId: string, docs: (AgentDoc & { _etag?: string })[]): Promise<Agent[]> {
+    return this.seen(tenantId, docs.map((d) => this.agents.view(d)));
+  }
+
+  private async seen(tenantId: string, views: Agent[]): Promise<Agent[]> {
+    const ids = [...new Set(views.flatMap((v) => (v.provenance && v.sync?.state === "present" ? [v.provenance.connectionId] : [])))];
+    if (!ids.length) return views;
+    const connections = new Map<string, ConnectionDoc | undefined>();
+    for (const cid of ids) connections.set(cid, await this.store.read<ConnectionDoc>({ tenantId, scopeId: "_tenant" }, cid));
+    return views.map((v) => {
+      const at = v.provenance && v.sync?.state === "present" ? connections.get(v.provenance.connectionId)?.regionsSeenAt?.[v.provenance.region] : undefined;
+      // Seen only by a listing that finished after the agent was first recorded.
+      return at && v.provenance && at >= v.provenance.firstSeenAt ? { ...v, provenance: { ...v.provenance, lastSeenAt: at } } : v;
+    });
+  }
+
+  private async checkGuardrails(tenantId: string, projectId: string, guardrails: Guardrails, field: string): Promise<void> {
+    parseOrThrow(Guardrails, guardrails, field.split(".")[0]!);
+    if (!this.keys) return;
+    const unknown = await this.keys.unknownScopes(tenantId, projectId, { models: guardrails.models, tools: guardrails.tools });
+    const errors = [
+      ...unknown.models.map((m) => ({ field: `${field}.models.${guardrails.models.indexOf(m)}`, message: `model ${m} is not registered in this project` })),
+      ...unknown.tools.map((t) => ({ field: `${field}.tools.${guardrails.tools.indexOf(t)}`, message: `${t} names no MCP server, tool or toolbox of this project` })),
+    ];
+    if (errors.length) throw new AppError({ kind: "validation", detail: "the guardrails name resources the project does not hold", errors });
+  }
+
+  private async writable(ctx: RequestContext, projectId: string): Promise<Project> {
+    const project = await this.projects.get(ctx, projectId);
+    if (!holdsOn(ctx.principal, project, PROJECT_MANAGERS)) fail({ kind: "forbidden", detail: "changing a project's agents needs TenantAdmin or ProjectAdmin" });
+    return project;
+  }
+}
+
+/** The agent's key limits from its guardrails. */
+export const keyLimits = (g: Guardrails): AgentKeySpec["limits"] => ({
+  ...(g.limits.tokensPerMinute ? { tokensPerMinute: g.limits.tokensPerMinute } : {}),
+  ...(g.limits.requestsPerMinute ? { requestsPerMinute: g.limits.requestsPerMinute } : {}),
+});
+
+/** Where a card says the agent is served: its first JSON-RPC or HTTP+JSON interface. */
+export function endpointOfCard(card: Record<string, unknown>): { url: string; protocol: "a2a" } | undefined {
+  const interfaces = (card.interfaces ?? []) as { url: string; binding: string }[];
+  const usable = interfaces.find((i) => i.binding === "JSONRPC") ?? interfaces.find((i) => i.binding === "HTTP+JSON");
+  return usable ? { url: usable.url, protocol: "a2a" } : undefined;
+}

@@ -1,0 +1,81 @@
+/**
+ * An AgentCard as the registry records it: checked against its version's schema, its signatures
+ * verified (keys from the signature's `jku`, fetched with the bounded fetch, or an embedded `jwk`, which
+ * proves integrity and not identity), normalised, hashed. From the API an invalid card is refused with
+ * its findings and nothing is stored; from a sync (a cloud stores the card) the record keeps the
+ * findings and no card — never half of one.
+ */
+import { createHash } from "node:crypto";
+import canonicalize from "canonicalize";
+import { BlockedAddressError, createSafeFetch } from "../../adapters/http/safe-fetch.js";
+import { AppError } from "../../domain/errors.js";
+import type { Clock } from "../../ports/clock.js";
+import { assessCard, CardFetchError, chainKeyResolvers, embeddedJwkResolver, fetchAgentCard, jwksUrlResolver } from "./card/index.js";
+import type { AgentCardRecord } from "./schema.js";
+import type { z } from "zod";
+
+type CardRecord = z.output<typeof AgentCardRecord>;
+
+/** What the registry asks of cards. */
+export interface CardRecorder {
+  /** From the API: a valid card's record, or a 400 (`agent_card_invalid` with the findings, `agent_card_unreachable`). */
+  record(source: { card: Record<string, unknown> } | { url: string }, field: string): Promise<CardRecord>;
+  /** From a sync: the record of whatever the cloud stores (an invalid card keeps its findings and no card). */
+  assess(raw: unknown, origin: "cloud"): Promise<CardRecord>;
+}
+
+const FETCH_LIMITS = { maxBodyBytes: 256 * 1024, timeoutMs: 5000 };
+
+export class Cards implements CardRecorder {
+  private readonly fetch;
+  /** One resolver for the recorder's life: JWKS documents are cached between cards. */
+  private readonly keys;
+
+  constructor(
+    private readonly clock: Clock,
+    allowLoopback: boolean,
+  ) {
+    this.fetch = createSafeFetch({ allowLoopback, ...FETCH_LIMITS });
+    this.keys = chainKeyResolvers(jwksUrlResolver(this.fetch), embeddedJwkResolver);
+  }
+
+  async record(source: { card: Record<string, unknown> } | { url: string }, field: string): Promise<CardRecord> {
+    let raw: unknown;
+    let url: string | undefined;
+    if ("url" in source) {
+      try {
+        ({ raw, url } = await fetchAgentCard(source.url, this.fetch));
+      } catch (err) {
+        const code = err instanceof CardFetchError ? err.code : err instanceof BlockedAddressError ? "card_blocked_address" : "card_fetch_failed";
+        const message = err instanceof Error ? err.message : String(err);
+        throw new AppError({ kind: "validation", detail: `the AgentCard could not be fetched (${code})`, reason: "agent_card_unreachable", errors: [{ field: `${field}.url`, message: `${code}: ${message}` }] });
+      }
+    } else raw = source.card;
+    const record = await this.check(raw, "url" in source ? "fetched" : "supplied", url);
+    if (!record.valid) {
+      const errors = record.findings.filter((f) => f.severity === "error").map((f) => ({ field: `${field}${"card" in source ? ".card" : ""}${f.path ? `.${f.path}` : ""}`, message: `${f.code}: ${f.message}` }));
+      throw new AppError({ kind: "validation", detail: "the AgentCard is not valid", reason: "agent_card_invalid", errors: errors.length ? errors : [{ field, message: "the card is not valid" }] });
+    }
+    return record;
+  }
+
+  assess(raw: unknown, origin: "cloud"): Promise<CardRecord> {
+    return this.check(raw, origin, undefined);
+  }
+
+  private async check(raw: unknown, origin: CardRecord["origin"], url: string | undefined): Promise<CardRecord> {
+    const result = await assessCard(raw, { keys: this.keys });
+    return {
+      origin,
+      ...(url ? { url } : {}),
+      checkedAt: this.clock.now().toISOString(),
+      version: result.version,
+      valid: result.valid,
+      hash: createHash("sha256").update(canonicalize(raw) ?? "").digest("hex"),
+      findings: result.findings,
+      signatures: result.signatures,
+      trust: result.trust,
+      ...(result.valid && result.card ? { card: result.card as unknown as Record<string, unknown> } : {}),
+    };
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * The agent registry as the policy compiler's input: the agents the gateway serves. An agent is served
+ * when a person made it active (or deprecated it, until retirement), it is enabled, it has an endpoint
+ * (its own, else its card's first JSON-RPC or HTTP+JSON interface, else the one its cloud reports), and
+ * its source still runs it. Everything else is kept in the registry and absent at the gateway.
+ */
+import type { PolicyAgent } from "../../policy/input.js";
+import { endpointOfCard } from "./agents.js";
+import type { AgentDoc } from "./documents.js";
+
+const SERVABLE_URL = /^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~%/-]*)?$/;
+
+export function servedEndpoint(doc: AgentDoc): string | undefined {
+  const url = doc.endpoint?.url ?? (doc.card?.card ? endpointOfCard(doc.card.card)?.url : undefined) ?? doc.source?.endpoint;
+  // The gateway's service URL takes no query or fragment: an endpoint with one is not served.
+  return url && SERVABLE_URL.test(url.replace(/\/+$/, "")) ? url.replace(/\/+$/, "") : undefined;
+}
+
+export function toAgentsInput(docs: AgentDoc[]): PolicyAgent[] {
+  const out: PolicyAgent[] = [];
+  for (const d of [...docs].sort((a, b) => (a.id < b.id ? -1 : 1))) {
+    const state = d.lifecycle.state;
+    if ((state !== "active" && state !== "deprecated") || !d.enabled || d.sync?.state === "removedAtSource") continue;
+    const endpoint = servedEndpoint(d);
+    if (!endpoint) continue;
+    out.push({
+      id: d.id,
+      status: state,
+      ...(state === "deprecated" && d.lifecycle.sunsetDate ? { sunsetDate: d.lifecycle.sunsetDate } : {}),
+      endpoint,
+      ...(d.guardrails.limits.callsPerMinute ? { callsPerMinute: d.guardrails.limits.callsPerMinute } : {}),
+      dataClasses: d.guardrails.dataClasses,
+    });
+  }
+  return out;
+}

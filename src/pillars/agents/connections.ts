@@ -1,0 +1,246 @@
+/**
+ * Cloud connections: where a tenant's agents run outside Azure API Management's reach (Amazon Bedrock,
+ * Google Vertex AI Agent Engine, Azure AI Foundry), as whom the control plane lists them (credentials
+ * write-only, in the control plane's secret store, or none with workload identity federation), which
+ * regions, which project the agents land in, how often, and the switches that stop sync without touching
+ * any agent: per connection, per project and per tenant.
+ */
+import type { ChangeWriter } from "../../domain/changes.js";
+import { etagMatches, etagValue, newId, type Page, type RequestContext } from "../../domain/common.js";
+import { AppError, fail } from "../../domain/errors.js";
+import { Collection } from "../../domain/kernel/collection.js";
+import { holdsAny, TENANT_ADMINS, ANY_TENANT_ROLE, PROJECT_MANAGERS, holdsOn } from "../../domain/kernel/roles.js";
+import { INITIAL_ETAG, TenantSingleton } from "../../domain/kernel/singleton.js";
+import type { ProjectService } from "../../domain/projects/service.js";
+import { parseOrThrow } from "../../domain/validation.js";
+import type { Clock } from "../../ports/clock.js";
+import type { SecretStore } from "../../ports/secrets.js";
+import { TENANT_SCOPE, unversioned, type Partition, type Store } from "../../ports/store.js";
+import { connectionNameId, connectionPath, connectionSecretName, projectSyncSettingsPath, syncSettingsId, TENANT_SYNC_SETTINGS_PATH, type ConnectionDoc, type SyncSwitchDoc } from "./documents.js";
+import { AgentSyncSettings, ConnectionPatch, ConnectionSpec, type Connection, type ConnectionSpecInput } from "./schema.js";
+import type { SourceTarget } from "./sources/source.js";
+import type { z } from "zod";
+
+type CredentialsSpec = z.output<typeof ConnectionSpec>["credentials"];
+type ScopeSpec = z.output<typeof ConnectionSpec>["scope"];
+
+/** Which credentials each cloud takes (a static token only for local fakes). */
+const CREDENTIALS_BY_CLOUD: Record<ScopeSpec["cloud"], readonly CredentialsSpec["kind"][]> = {
+  bedrock: ["workloadIdentity", "awsAccessKey"],
+  vertex: ["workloadIdentity", "gcpServiceAccountKey", "accessToken"],
+  foundry: ["workloadIdentity", "accessToken"],
+};
+
+export class ConnectionService {
+  readonly connections: Collection<ConnectionDoc, Connection>;
+  private readonly tenantSwitch: TenantSingleton<{ syncEnabled: boolean }>;
+
+  constructor(
+    private readonly store: Store,
+    private readonly changes: ChangeWriter,
+    private readonly clock: Clock,
+    private readonly secrets: SecretStore,
+    private readonly projects: ProjectService,
+    /** Local mode: endpoint overrides (local fakes) and static tokens are accepted. */
+    private readonly local: boolean,
+  ) {
+    this.connections = new Collection<ConnectionDoc, Connection>(store, changes, { docType: "agentConnection", path: (d) => connectionPath(d.id) });
+    this.tenantSwitch = new TenantSingleton(store, changes, clock, { id: syncSettingsId, docType: "agentSyncSettings", path: TENANT_SYNC_SETTINGS_PATH, event: "aigov.agent.sync.settings.changed.v1", action: "agentSync.settings.update" });
+  }
+
+  private partition(tenantId: string): Partition {
+    return { tenantId, scopeId: TENANT_SCOPE };
+  }
+
+  async create(ctx: RequestContext, input: ConnectionSpecInput): Promise<Connection> {
+    this.admin(ctx);
+    const spec = parseOrThrow(ConnectionSpec, input, "body");
+    await this.projects.get(ctx, spec.projectId);
+    this.check(spec.scope, spec.credentials, spec.regions, "body");
+    const id = newId("con");
+    const credentials = await this.storeCredentials(id, spec.credentials);
+    const now = this.clock.now().toISOString();
+    const { scope, credentials: _c, ...fields } = spec;
+    const doc: ConnectionDoc = {
+      ...fields,
+      id,
+      ...this.partition(ctx.principal.tenantId),
+      docType: "agentConnection",
+      cloud: scope.cloud,
+      scope,
+      credentials,
+      owner: spec.owner ?? ctx.principal.userId,
+      createdAt: now,
+      createdBy: ctx.principal.userId,
+      updatedAt: now,
+      updatedBy: ctx.principal.userId,
+    };
+    return this.connections.create(ctx, doc, {
+      action: "agentConnection.create",
+      event: "aigov.agent.connection.created.v1",
+      extraOps: [{ kind: "create", doc: { id: connectionNameId(spec.name), ...this.partition(ctx.principal.tenantId), docType: "nameReservation", resourceId: id } }],
+      onFailure: (index, status) => (index === 1 && status === 409 ? { kind: "conflict", detail: `a connection named '${spec.name}' already exists`, reason: "name_taken" } : undefined),
+    });
+  }
+
+  async get(ctx: RequestContext, id: string): Promise<Connection> {
+    this.reader(ctx);
+    return this.connections.view(await this.load(ctx.principal.tenantId, id));
+  }
+
+  async list(ctx: RequestContext, page: { maxPageSize: number; continuationToken?: string | undefined }): Promise<Page<Connection>> {
+    this.reader(ctx);
+    return this.connections.page(this.partition(ctx.principal.tenantId), { orderBy: { field: "name", direction: "ASC" } }, page);
+  }
+
+  load(tenantId: string, id: string) {
+    return this.connections.load(this.partition(tenantId), id, connectionPath(id));
+  }
+
+  read(tenantId: string, id: string) {
+    return this.connections.read(this.partition(tenantId), id);
+  }
+
+  async update(ctx: RequestContext, id: string, input: unknown, ifMatch: string): Promise<Connection> {
+    this.admin(ctx);
+    const patch: ConnectionPatch = parseOrThrow(ConnectionPatch, input, "body");
+    const current = await this.load(ctx.principal.tenantId, id);
+    if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    if (patch.scope && patch.scope.cloud !== current.cloud) fail({ kind: "validation", detail: "a connection's cloud cannot change", errors: [{ field: "body.scope.cloud", message: `stays ${current.cloud}` }] });
+    const scope = (patch.scope ?? current.scope) as ScopeSpec;
+    const regions = patch.regions ?? current.regions;
+    const next: ConnectionDoc = { ...unversioned(current), scope, regions, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
+    if (patch.credentials) {
+      this.check(scope, patch.credentials, regions, "body");
+      next.credentials = await this.storeCredentials(id, patch.credentials);
+      // The replaced secret stops working for reads at once (a rollback is re-sending it).
+      if (current.credentials.kind !== "workloadIdentity") await this.secrets.disableVersion(current.credentials.secretRef.name, current.credentials.secretRef.version).catch(() => undefined);
+    } else this.check(scope, { kind: current.credentials.kind } as CredentialsSpec, regions, "body", true);
+    if (patch.description === null) delete next.description;
+    else if (patch.description !== undefined) next.description = patch.description;
+    if (patch.owner !== undefined) next.owner = patch.owner;
+    if (patch.schedule !== undefined) next.schedule = patch.schedule;
+    if (patch.enabled !== undefined) next.enabled = patch.enabled;
+    return this.connections.replace(ctx, current, next, { action: "agentConnection.update", event: "aigov.agent.connection.updated.v1" });
+  }
+
+  /** The connection goes; its agents stay in the registry with their provenance and local governance (they may then be deleted). */
+  async delete(ctx: RequestContext, id: string, ifMatch: string): Promise<void> {
+    this.admin(ctx);
+    const current = await this.load(ctx.principal.tenantId, id);
+    if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    await this.connections.delete(ctx, current, { action: "agentConnection.delete", event: "aigov.agent.connection.deleted.v1", extraOps: [{ kind: "delete", id: connectionNameId(current.name) }] });
+    if (current.credentials.kind !== "workloadIdentity") await this.secrets.delete(connectionSecretName(id)).catch(() => undefined);
+  }
+
+  // ---- the switches
+
+  async getTenantSettings(ctx: RequestContext): Promise<{ syncEnabled: boolean; etag: string }> {
+    this.reader(ctx);
+    const s = await this.tenantSwitch.read(ctx.principal.tenantId);
+    return s ? { syncEnabled: s.syncEnabled, etag: s.etag } : { syncEnabled: true, etag: INITIAL_ETAG };
+  }
+
+  async putTenantSettings(ctx: RequestContext, input: unknown, ifMatch: string): Promise<{ syncEnabled: boolean; etag: string }> {
+    this.admin(ctx);
+    const spec = parseOrThrow(AgentSyncSettings, input, "body");
+    const w = await this.tenantSwitch.write(ctx, { syncEnabled: spec.syncEnabled }, ifMatch);
+    return { syncEnabled: w.syncEnabled, etag: w.etag };
+  }
+
+  async getProjectSettings(ctx: RequestContext, projectId: string): Promise<{ syncEnabled: boolean; etag: string }> {
+    await this.projects.get(ctx, projectId);
+    const doc = await this.store.read<SyncSwitchDoc>({ tenantId: ctx.principal.tenantId, scopeId: projectId }, syncSettingsId);
+    return doc?.docType === "agentSyncSettings" ? { syncEnabled: doc.syncEnabled, etag: etagValue(doc._etag) } : { syncEnabled: true, etag: INITIAL_ETAG };
+  }
+
+  async putProjectSettings(ctx: RequestContext, projectId: string, input: unknown, ifMatch: string): Promise<{ syncEnabled: boolean; etag: string }> {
+    const project = await this.projects.get(ctx, projectId);
+    if (!holdsOn(ctx.principal, project, PROJECT_MANAGERS)) fail({ kind: "forbidden", detail: "needs TenantAdmin or ProjectAdmin" });
+    const spec = parseOrThrow(AgentSyncSettings, input, "body");
+    const partition = { tenantId: ctx.principal.tenantId, scopeId: projectId };
+    const current = await this.store.read<SyncSwitchDoc>(partition, syncSettingsId);
+    if (!etagMatches(current?._etag ?? INITIAL_ETAG, ifMatch)) fail({ kind: "preconditionFailed" });
+    const doc: SyncSwitchDoc = { id: syncSettingsId, ...partition, docType: "agentSyncSettings", syncEnabled: spec.syncEnabled, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
+    const path = projectSyncSettingsPath(projectId);
+    const [etag] = await this.changes.commit({
+      partition,
+      ctx,
+      action: "agentSync.settings.update",
+      resource: path,
+      ...(current ? { before: { syncEnabled: current.syncEnabled } } : {}),
+      after: { syncEnabled: spec.syncEnabled },
+      ops: [current ? { kind: "replace", doc, ifMatch: current._etag } : { kind: "create", doc }],
+      event: { type: "aigov.agent.sync.settings.changed.v1", subject: `/tenants/${ctx.principal.tenantId}${path}`, data: { projectId, syncEnabled: spec.syncEnabled } },
+      onFailure: (_i, status) => (status === 409 ? { kind: "preconditionFailed" } : undefined),
+    });
+    return { syncEnabled: spec.syncEnabled, etag: etagValue(etag ?? "") };
+  }
+
+  /** Why a connection does not sync now (a switch), or undefined when it does. */
+  async switchedOff(connection: ConnectionDoc): Promise<string | undefined> {
+    if (!connection.enabled) return "connection_disabled";
+    const tenant = await this.tenantSwitch.read(connection.tenantId);
+    if (tenant && !tenant.syncEnabled) return "tenant_sync_disabled";
+    const project = await this.store.read<SyncSwitchDoc>({ tenantId: connection.tenantId, scopeId: connection.projectId }, syncSettingsId);
+    if (project?.docType === "agentSyncSettings" && !project.syncEnabled) return "project_sync_disabled";
+    return undefined;
+  }
+
+  /** Where and as whom the sync reaches the cloud (secrets read now, never kept). */
+  async target(connection: ConnectionDoc): Promise<SourceTarget> {
+    const scope = connection.scope as ScopeSpec;
+    const secret = connection.credentials.kind === "workloadIdentity" ? undefined : await this.secrets.get(connection.credentials.secretRef.name, connection.credentials.secretRef.version);
+    if (connection.credentials.kind !== "workloadIdentity" && !secret) throw new Error(`connection ${connection.id}: its credential is missing from the secret store`);
+    const value = secret?.value ?? "";
+    if (scope.cloud === "bedrock") {
+      const credentials = connection.credentials.kind === "awsAccessKey" ? { accessKeyId: connection.credentials.accessKeyId, secretAccessKey: value } : ({ kind: "default" } as const);
+      return { cloud: "bedrock", accountId: scope.accountId, credentials, agentCore: scope.agentCore, ...(scope.endpoint && this.local ? { endpoint: scope.endpoint } : {}) };
+    }
+    if (scope.cloud === "vertex") {
+      const credentials = connection.credentials.kind === "gcpServiceAccountKey" ? ({ kind: "serviceAccountKey", json: value } as const) : connection.credentials.kind === "accessToken" ? ({ kind: "accessToken", token: value } as const) : ({ kind: "default" } as const);
+      const endpoint = scope.endpoint && this.local ? new URL(scope.endpoint) : undefined;
+      return { cloud: "vertex", projectId: scope.projectId, credentials, ...(endpoint ? { endpoint: { host: endpoint.hostname, port: Number(endpoint.port || (endpoint.protocol === "https:" ? 443 : 80)) } } : {}) };
+    }
+    return { cloud: "foundry", projectEndpoints: scope.projectEndpoints, credentials: connection.credentials.kind === "accessToken" ? { kind: "staticToken", token: value } : { kind: "default" } };
+  }
+
+  /** The account a connection's agents are recorded under (provenance). */
+  static account(connection: ConnectionDoc): string {
+    const scope = connection.scope as ScopeSpec;
+    return scope.cloud === "bedrock" ? scope.accountId : scope.cloud === "vertex" ? scope.projectId : Object.values(scope.projectEndpoints)[0]!.replace(/\/+$/, "");
+  }
+
+  private check(scope: ScopeSpec, credentials: Pick<CredentialsSpec, "kind">, regions: string[], at: string, kept = false): void {
+    const errors: { field: string; message: string }[] = [];
+    if (!CREDENTIALS_BY_CLOUD[scope.cloud].includes(credentials.kind)) errors.push({ field: `${at}.credentials.kind`, message: `${scope.cloud} takes ${CREDENTIALS_BY_CLOUD[scope.cloud].join(" or ")}` });
+    else if (credentials.kind === "accessToken" && !this.local && !kept) errors.push({ field: `${at}.credentials.kind`, message: "a static access token is for local fakes only" });
+    if (new Set(regions).size !== regions.length) errors.push({ field: `${at}.regions`, message: "regions must be distinct" });
+    if (scope.cloud === "foundry") {
+      const keys = Object.keys(scope.projectEndpoints).sort();
+      if (JSON.stringify(keys) !== JSON.stringify([...regions].sort())) errors.push({ field: `${at}.regions`, message: "must be exactly the regions of scope.projectEndpoints" });
+    }
+    if (errors.length) throw new AppError({ kind: "validation", detail: "the connection is invalid", errors });
+    if ("endpoint" in scope && scope.endpoint && !this.local) {
+      throw new AppError({ kind: "validation", detail: "endpoint overrides reach local fakes only", reason: "endpoint_override_not_allowed", errors: [{ field: `${at}.scope.endpoint`, message: "accepted only when the control plane runs locally" }] });
+    }
+  }
+
+  /** The secret parts go to the secret store (a new version of the connection's secret); the document keeps a reference. */
+  private async storeCredentials(id: string, spec: CredentialsSpec): Promise<ConnectionDoc["credentials"]> {
+    if (spec.kind === "workloadIdentity") return { kind: "workloadIdentity" };
+    const name = connectionSecretName(id);
+    const value = spec.kind === "awsAccessKey" ? spec.secretAccessKey : spec.kind === "gcpServiceAccountKey" ? spec.json : spec.token;
+    const stored = await this.secrets.set(name, value, { contentType: `aigov/agent-connection-${spec.kind}`, tags: { connectionId: id } });
+    const secretRef = { name, version: stored.version };
+    return spec.kind === "awsAccessKey" ? { kind: "awsAccessKey", accessKeyId: spec.accessKeyId, secretRef } : { kind: spec.kind, secretRef };
+  }
+
+  private admin(ctx: RequestContext): void {
+    if (!holdsAny(ctx.principal.roles, TENANT_ADMINS)) fail({ kind: "forbidden", detail: "cloud connections are the TenantAdmin's" });
+  }
+
+  private reader(ctx: RequestContext): void {
+    if (!holdsAny(ctx.principal.roles, ANY_TENANT_ROLE)) fail({ kind: "forbidden", detail: "needs a tenant role" });
+  }
+}

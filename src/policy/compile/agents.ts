@@ -1,0 +1,122 @@
+/**
+ * The agents pillar at the gateway: each served agent of a project (active or deprecated, enabled,
+ * with an endpoint, still present at its source) is an HTTP API of its own at
+ * `aigov/<key>/<project>/agents/<agentId>`, whose service URL is the agent's endpoint (callers add its last
+ * path segment: …/agents/<agentId>/a2a for https://agent.example.com/a2a) and whose wildcard
+ * operations (GET, POST, PUT, PATCH, DELETE on `/*`) carry A2A's JSON-RPC and HTTP+JSON bindings alike.
+ * APIM's own "A2A agent API" type is in preview without a documented ARM shape, so a plain HTTP API is
+ * used (docs/adr/015-agents-at-the-gateway.md).
+ *
+ * Its policy: only keys of a tier that grants the agent (KeyTier.agents) get through (403
+ * `agent_not_in_scope`; a product links the agent's API only for those tiers, and the policy checks it
+ * again, fail closed); a call must declare a data class the agent's guardrails allow
+ * (`x-aigov-data-class`); the guardrail's calls per minute are counted per key; the virtual key never
+ * reaches the agent; a deprecated agent's responses carry `Sunset`.
+ */
+import { artifactRef, type ApiArtifact, type ApiOperation } from "../../ports/gateway.js";
+import * as X from "../expressions.js";
+import { type KeyTier, type PolicyAgent, type PolicyProject } from "../input.js";
+import { DATA_CLASS_HEADER, SUBSCRIPTION_KEY_HEADER } from "../names.js";
+import { el, textEl, type Why, type XNode } from "../xml.js";
+import { byCodePoint, type Collector, forbidden, sortBy, STRUCTURE } from "./collector.js";
+import { keyIsolation } from "./routing.js";
+import { tiersApplied } from "./tiers.js";
+
+const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
+const OPERATIONS: readonly ApiOperation[] = METHODS.map((m) => ({ id: `agent-${m.toLowerCase()}`, method: m, urlTemplate: "/*", displayName: `${m} (any path)` }));
+
+/** Agents the gateway serves: the pillar on; the registry already left out the rest (compiler input). */
+const servedAgents = (project: PolicyProject): PolicyAgent[] => (project.pillars.agents ? sortBy(project.agents, (a) => a.id) : []);
+
+/** The agent API ids a tier's keys reach in a project (what its product links). */
+export function agentApisFor(c: Collector, project: PolicyProject, tier: KeyTier): string[] {
+  if (!tier.agents?.length) return [];
+  const granted = new Set(tier.agents);
+  return servedAgents(project)
+    .filter((a) => granted.has(a.id))
+    .map((a) => c.n.agentApi(project.id, a.id))
+    .sort(byCodePoint);
+}
+
+/**
+ * The API's service URL: the endpoint without its last path segment, which callers keep (…/agents/<id>/a2a
+ * for https://agent.example.com/a2a). The gateway forwards a request for the API's root with a trailing
+ * slash, which an endpoint need not accept; below the root, paths are forwarded as they are.
+ */
+export function serviceUrlOf(endpoint: string): string {
+  const url = new URL(endpoint);
+  const path = url.pathname.replace(/\/+$/, "");
+  return `${url.origin}${path.slice(0, Math.max(path.lastIndexOf("/"), 0))}`;
+}
+
+/** Where callers reach a served agent below its API: the endpoint's last path segment ("" for an origin). */
+export function agentCallPath(endpoint: string): string {
+  const path = new URL(endpoint).pathname.replace(/\/+$/, "");
+  return path.slice(Math.max(path.lastIndexOf("/"), 0));
+}
+
+function imfFixdate(isoDate: string): string {
+  return new Date(`${isoDate}T00:00:00Z`).toUTCString();
+}
+
+/** A project's agent APIs and their policies. */
+export function compileAgents(c: Collector, project: PolicyProject): void {
+  const pid = project.id;
+  for (const agent of servedAgents(project)) {
+    const id = c.n.agentApi(pid, agent.id);
+    const why = (note: string): Why => ({ control: "agents", scope: { level: "project", projectId: pid }, note });
+    const api: ApiArtifact = {
+      kind: "api",
+      id,
+      displayName: `Agent ${agent.id} (project ${pid})`,
+      path: c.n.agentApiPath(pid, agent.id),
+      protocols: ["https"],
+      subscriptionRequired: true,
+      subscriptionKeyHeaderName: SUBSCRIPTION_KEY_HEADER,
+      operations: OPERATIONS.map((o) => ({ ...o })),
+      serviceUrl: serviceUrlOf(agent.endpoint),
+    };
+    c.apis.push(api);
+    c.explainArtifact({ ref: artifactRef(api), path: "/", control: "agents", scope: { level: "project", projectId: pid }, note: `agent ${agent.id} (${agent.status})` });
+
+    const inbound: XNode[] = [el("base", undefined, undefined, STRUCTURE)];
+    // The project's own tiers only: a tier another project's keys are on (a share) names that project's agents.
+    const tierIds = tiersApplied(c, new Set(project.keyTiers))
+      .filter((t) => t.agents?.includes(agent.id))
+      .map((t) => t.id)
+      .sort(byCodePoint);
+    const notInScope = (w: Why) => forbidden("agent_not_in_scope", "This key may not call this agent.", w);
+    if (!tierIds.length) inbound.push(notInScope(why("no key tier grants this agent")));
+    else inbound.push(el("choose", undefined, [el("when", { condition: X.tierNotAmong(tierIds) }, [notInScope(why(`key tiers: ${tierIds.join(", ")}`))])], why("key agent scope")));
+    const classes = [...agent.dataClasses].sort(byCodePoint);
+    inbound.push(
+      el(
+        "check-header",
+        { name: DATA_CLASS_HEADER, "failed-check-httpcode": 403, "failed-check-error-message": "The request's data class is not allowed for this agent", "ignore-case": true },
+        classes.map((d) => textEl("value", d)),
+        why(`guardrails: data classes ${classes.join(", ")}`),
+      ),
+    );
+    if (agent.callsPerMinute) {
+      c.requireTier("requests.rate", "rate-limit-by-key", why("guardrails: calls per minute"));
+      inbound.push(el("rate-limit-by-key", { calls: agent.callsPerMinute, "renewal-period": 60, "counter-key": X.AGENT_CALL_COUNTER_KEY }, undefined, why(`guardrails: ${agent.callsPerMinute} calls per minute per key`)));
+    }
+    inbound.push(...keyIsolation(pid));
+    const outbound: XNode[] = [el("base", undefined, undefined, STRUCTURE)];
+    if (agent.status === "deprecated" && agent.sunsetDate) {
+      outbound.push(el("set-header", { name: "Sunset", "exists-action": "override" }, [textEl("value", imfFixdate(agent.sunsetDate))], why(`deprecated; sunset ${agent.sunsetDate}`)));
+    }
+    const doc = el(
+      "policies",
+      undefined,
+      [
+        el("inbound", undefined, inbound, STRUCTURE),
+        el("backend", undefined, [el("base")], STRUCTURE),
+        el("outbound", undefined, outbound, STRUCTURE),
+        el("on-error", undefined, [el("base")], STRUCTURE),
+      ],
+      STRUCTURE,
+    );
+    c.addPolicy({ type: "api", apiId: id }, doc, []);
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * Conformance: what the agents pillar promises at the gateway — a served agent is reachable only with a
+ * key that grants it, only for the data classes its guardrails allow, within its calls per minute, never
+ * with the virtual key forwarded, with Sunset once deprecated, and not at all when disabled, blocked or
+ * with the pillar off — and that an agent's own key follows its guardrails. Every promise is checked by
+ * requests through the local gateway to an A2A agent (and the fake model backends) on loopback.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AigovClient } from "../../src/client/index.js";
+import { startA2aAgent, type A2aAgent } from "../fixtures/agents/a2a-server.js";
+import { Governed } from "../support/governed.js";
+
+let g: Governed;
+let dev: AigovClient;
+let agentServer: A2aAgent;
+
+beforeAll(async () => {
+  g = await Governed.start("t-agents");
+  dev = await g.as("dora", ["Developer"]);
+  agentServer = await startA2aAgent();
+});
+afterAll(async () => {
+  await agentServer.close();
+  await g.stop();
+});
+
+let rpc = 0;
+async function send(projectId: string, agentId: string, key: string, text: string, headers: Record<string, string> = { "x-aigov-data-class": "internal" }) {
+  // The agent's endpoint at the gateway: the API, then the endpoint's last path segment (/a2a).
+  const res = await fetch(`${g.t.gateway.url}/${g.names.agentApiPath(projectId, agentId)}/a2a`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "api-key": key, ...headers },
+    body: JSON.stringify({ jsonrpc: "2.0", id: ++rpc, method: "message/send", params: { message: { role: "user", messageId: `u${rpc}`, parts: [{ kind: "text", text }] } } }),
+  });
+  const body = await res.text();
+  return { status: res.status, headers: res.headers, json: (body ? JSON.parse(body) : {}) as { result?: { parts: { text: string }[] }; error?: { code?: string } } };
+}
+
+async function activeAgent(projectId: string, guardrails: Record<string, unknown> = {}) {
+  const agent = await g.admin.agents.create(projectId, { name: "travel", card: { url: agentServer.url }, guardrails: { dataClasses: ["public", "internal"], ...guardrails } });
+  return g.admin.agents.transition(projectId, agent.id, { to: "active" });
+}
+
+describe("conformance: agents at the local gateway", () => {
+  it("a card fetched from the agent's well-known path is checked and gives the endpoint; a draft agent is not served", async () => {
+    const p = await g.project("cards");
+    const agent = await g.admin.agents.create(p.id, { name: "travel", card: { url: agentServer.url } });
+    expect(agent.card).toMatchObject({ origin: "fetched", version: "1.0", valid: true, trust: "unsigned", url: `${agentServer.url}/.well-known/agent-card.json` });
+    expect(agent.card?.card).toMatchObject({ name: "Travel planner", interfaces: [{ url: `${agentServer.url}/a2a`, binding: "JSONRPC" }] });
+    expect(agent.endpoint).toEqual({ url: `${agentServer.url}/a2a`, protocol: "a2a" });
+    expect(agent.lifecycle.state).toBe("draft");
+    await g.publish("a draft agent");
+    const k = (await g.key(dev, p.id, { name: "caller", scopes: { agents: [agent.id] } })).key;
+    expect((await send(p.id, agent.id, k, "Lisbon")).status).toBe(404);
+  });
+
+  it("a served agent: the key's agent scope, the data class, the calls per minute; the virtual key never reaches the agent", async () => {
+    const p = await g.project("served");
+    const agent = await activeAgent(p.id, { limits: { callsPerMinute: 3 } });
+    const other = await activeAgent(p.id);
+    await g.publish("two served agents");
+    const k = (await g.key(dev, p.id, { name: "caller", scopes: { agents: [agent.id] } })).key;
+    const before = agentServer.received.length;
+    const ok = await send(p.id, agent.id, k, "Lisbon in May");
+    expect([ok.status, ok.json.result?.parts[0]?.text]).toEqual([200, "planned: Lisbon in May"]);
+    const reached = agentServer.received.at(-1)!;
+    expect(reached.path).toBe("/a2a");
+    expect(reached.headers["api-key"]).toBeUndefined();
+    expect(JSON.stringify(reached.headers)).not.toContain(k);
+    // The data class must be declared, and be one the agent's guardrails allow.
+    expect((await send(p.id, agent.id, k, "no class", {})).status).toBe(403);
+    expect((await send(p.id, agent.id, k, "secret plans", { "x-aigov-data-class": "restricted" })).status).toBe(403);
+    expect(agentServer.received.length).toBe(before + 1);
+    // Calls per minute, per key.
+    const statuses = [(await send(p.id, agent.id, k, "2")).status, (await send(p.id, agent.id, k, "3")).status, (await send(p.id, agent.id, k, "4")).status];
+    expect(statuses).toEqual([200, 200, 429]);
+    g.t.clock.advance(61_000);
+    expect((await send(p.id, agent.id, k, "again")).status).toBe(200);
+    // Another agent of the project is not in this key's scope: its API is not linked to the key's product.
+    const refused = await send(p.id, other.id, k, "Oslo");
+    expect(refused.status).toBe(401);
+    // A key for models only reaches no agent.
+    const modelsOnly = (await g.key(dev, p.id, { name: "models" })).key;
+    expect((await send(p.id, agent.id, modelsOnly, "Oslo")).status).toBe(401);
+  });
+
+  it("deprecated agents answer with Sunset; disabled, blocked and retired ones are gone from the gateway, and so is everything with the pillar off", async () => {
+    const p = await g.project("lifecycle");
+    const agent = await activeAgent(p.id);
+    await g.publish("served");
+    const k = (await g.key(dev, p.id, { name: "caller", scopes: { agents: [agent.id] } })).key;
+    expect((await send(p.id, agent.id, k, "x")).status).toBe(200);
+
+    await g.admin.agents.transition(p.id, agent.id, { to: "deprecated", sunsetDate: "2099-01-31" });
+    await g.publish("deprecated");
+    const sunset = await send(p.id, agent.id, k, "x");
+    expect([sunset.status, sunset.headers.get("sunset")]).toEqual([200, "Sat, 31 Jan 2099 00:00:00 GMT"]);
+
+    await g.admin.agents.update(p.id, agent.id, { enabled: false }, (await g.admin.agents.get(p.id, agent.id)).etag);
+    await g.publish("disabled");
+    expect((await send(p.id, agent.id, k, "x")).status).toBe(404);
+    await g.admin.agents.update(p.id, agent.id, { enabled: true }, (await g.admin.agents.get(p.id, agent.id)).etag);
+    await g.publish("enabled");
+    expect((await send(p.id, agent.id, k, "x")).status).toBe(200);
+
+    const blocked = await g.admin.agents.transition(p.id, agent.id, { to: "blocked", reason: "prompt injection found" });
+    expect(blocked.lifecycle).toMatchObject({ state: "blocked", blockedFrom: "deprecated" });
+    await g.publish("blocked");
+    expect((await send(p.id, agent.id, k, "x")).status).toBe(404);
+    const back = await g.admin.agents.transition(p.id, agent.id, { to: "deprecated" });
+    expect(back.lifecycle).toMatchObject({ state: "deprecated", sunsetDate: "2099-01-31" });
+    await g.publish("unblocked");
+    expect((await send(p.id, agent.id, k, "x")).status).toBe(200);
+
+    const cur = await g.admin.projects.get(p.id);
+    await g.admin.projects.update(p.id, { pillars: { agents: false } }, cur.etag);
+    await g.publish("agents off");
+    expect((await send(p.id, agent.id, k, "x")).status).toBe(404);
+    expect((await g.admin.agents.get(p.id, agent.id)).lifecycle.state).toBe("deprecated");
+  });
+
+  it("an agent's own key reaches the models and limits of its guardrails, and follows when they change", async () => {
+    const p = await g.project("agent-key");
+    const planner = await g.model(p.id, "planner-model");
+    const writer = await g.model(p.id, "writer-model");
+    const agent = await g.admin.agents.create(p.id, { name: "with a key", guardrails: { models: [planner.id] } });
+    await g.publish("models");
+    const issued = await g.admin.agents.issueKey(p.id, agent.id, {});
+    expect(issued.scopes.models).toEqual([planner.id]);
+    expect((await g.admin.agents.get(p.id, agent.id)).key?.keyId).toBe(issued.id);
+    await g.synced(p.id, issued.id);
+    const chat = (model: string) => g.call(p.id, "/v1/chat/completions", { key: issued.key, body: { model, messages: [{ role: "user", content: "hi" }] } });
+    expect((await chat("planner-model")).status).toBe(200);
+    expect((await chat("writer-model")).status).toBe(403);
+
+    await g.admin.agents.update(p.id, agent.id, { guardrails: { models: [writer.id], limits: { requestsPerMinute: 100 } } }, (await g.admin.agents.get(p.id, agent.id)).etag);
+    const rescoped = await g.admin.keys.get(p.id, issued.id);
+    expect([rescoped.scopes.models, rescoped.limits]).toEqual([[writer.id], { requestsPerMinute: 100 }]);
+    await g.synced(p.id, issued.id);
+    expect((await chat("writer-model")).status).toBe(200);
+    expect((await chat("planner-model")).status).toBe(403);
+
+    // An agent without models in its guardrails gets no key (a key without model scope reaches every model).
+    const bare = await g.admin.agents.create(p.id, { name: "no models" });
+    await expect(g.admin.agents.issueKey(p.id, bare.id, {})).rejects.toMatchObject({ status: 400, problem: { reason: "agent_guardrails_need_models" } });
+    // Retiring the agent revokes its key.
+    await g.admin.agents.transition(p.id, agent.id, { to: "retired" });
+    expect(["revoked", "revocationPending"]).toContain((await g.admin.keys.get(p.id, issued.id)).status);
+  });
+});
