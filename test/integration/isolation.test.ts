@@ -4,6 +4,7 @@ import type { Approval } from "../../src/domain/approvals/schema.js";
 import type { Exemption } from "../../src/domain/exemptions/schema.js";
 import type { Model } from "../../src/pillars/models/schema.js";
 import type { Project } from "../../src/domain/projects/schema.js";
+import { until } from "../support/until.js";
 import { convertedServer } from "../support/tools.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
 import { newId } from "../../src/domain/common.js";
@@ -25,6 +26,9 @@ let exemptionA: Exemption;
 let widgetA: { id: string };
 let serverA: { id: string; discoveryState: { snapshotId?: string | undefined } };
 let toolboxA: { id: string };
+let agentA: { id: string };
+let connectionA: { id: string };
+let runA: { id: string };
 const SECRET_NAME = "tenant-a-confidential-project";
 
 beforeAll(async () => {
@@ -63,6 +67,11 @@ beforeAll(async () => {
   widgetA = (await adminA.call(createWidget, { params: { projectId: projectA.id }, body: { name: "a-secret-widget" } })).body;
   serverA = await convertedServer(adminA, projectA.id, "a-secret-server");
   toolboxA = await adminA.toolboxes.create(projectA.id, { name: "a-secret-box", tools: [{ server: "a-secret-server", tool: "getItem" }] });
+  agentA = await adminA.agents.create(projectA.id, { name: "a-secret-agent", description: "a-secret-agent-description", guardrails: { models: [modelA.id] } });
+  // Switched off: its run is recorded (skipped) and no cloud is called.
+  connectionA = await adminA.connections.create({ name: "a-secret-connection", projectId: projectA.id, scope: { cloud: "bedrock", accountId: "111122223333" }, regions: ["us-east-1"], credentials: { kind: "awsAccessKey", accessKeyId: "AKIASECRETSECRET0001", secretAccessKey: "a-secret-aws-secret-key" }, enabled: false });
+  runA = await adminA.connections.sync(connectionA.id);
+  await until(async () => ((await adminA.connections.run(connectionA.id, runA.id)).status === "skipped" ? true : undefined), "the switched-off connection's run is skipped");
 });
 afterAll(() => t.stop());
 
@@ -70,10 +79,10 @@ describe("tenant isolation", () => {
   it("tenant B, with every role, cannot see or change tenant A's resources on any route", async () => {
     const doc = await t.anonymous.openApi();
     const tokenB = await t.token("tenant-b", "mallory", ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"]);
-    const aValues = { projectId: projectA.id, approvalId: approvalA.id, modelId: modelA.id, revisionId: revisionA, keyId: keyA.id, targetProjectId: projectA.id, exemptionId: exemptionA.id, widgetId: widgetA.id, serverId: serverA.id, toolName: "getItem", snapshotId: serverA.discoveryState.snapshotId!, toolboxId: toolboxA.id };
-    const leaks = [projectA.id, approvalA.id, SECRET_NAME, "tenant-a", "alice-owner", "a-tag-value", "a-description", "a-secret-resource", "a-change-value", "a-secret-justification", modelA.id, "a-secret-model", "a-secret-endpoint", "sk-a-secret-provider-key", revisionA, "a-secret-publish-reason", exemptionA.id, "a-exemption-owner", "a-secret-blocker", "a-secret-compensating", widgetA.id, "a-secret-widget"];
+    const aValues = { projectId: projectA.id, approvalId: approvalA.id, modelId: modelA.id, revisionId: revisionA, keyId: keyA.id, targetProjectId: projectA.id, exemptionId: exemptionA.id, widgetId: widgetA.id, serverId: serverA.id, toolName: "getItem", snapshotId: serverA.discoveryState.snapshotId!, toolboxId: toolboxA.id, agentId: agentA.id, connectionId: connectionA.id, runId: runA.id };
+    const leaks = [projectA.id, approvalA.id, SECRET_NAME, "tenant-a", "alice-owner", "a-tag-value", "a-description", "a-secret-resource", "a-change-value", "a-secret-justification", modelA.id, "a-secret-model", "a-secret-endpoint", "sk-a-secret-provider-key", revisionA, "a-secret-publish-reason", exemptionA.id, "a-exemption-owner", "a-secret-blocker", "a-secret-compensating", widgetA.id, "a-secret-widget", agentA.id, "a-secret-agent", "a-secret-agent-description", connectionA.id, "a-secret-connection", "111122223333", "AKIASECRETSECRET0001", "a-secret-aws-secret-key", runA.id];
     const walked: string[] = [];
-    const missingValues = { projectId: newId("prj"), approvalId: newId("apr"), modelId: newId("mdl"), revisionId: newId("rev"), keyId: newId("key"), targetProjectId: newId("prj"), exemptionId: newId("exm"), widgetId: newId("wdg"), serverId: newId("srv"), toolName: "echo", snapshotId: newId("snp"), toolboxId: newId("tbx") };
+    const missingValues = { projectId: newId("prj"), approvalId: newId("apr"), modelId: newId("mdl"), revisionId: newId("rev"), keyId: newId("key"), targetProjectId: newId("prj"), exemptionId: newId("exm"), widgetId: newId("wdg"), serverId: newId("srv"), toolName: "echo", snapshotId: newId("snp"), toolboxId: newId("tbx"), agentId: newId("agt"), connectionId: newId("con"), runId: newId("syn") };
     const call = async (op: OpenApiOperation, values: Record<string, string>, scope: string) => {
       const url = new URL(`/api${fillPath(op.path, values)}`, t.url);
       if (op.queryParams.includes("scope")) url.searchParams.set("scope", scope);
@@ -125,7 +134,7 @@ describe("tenant isolation", () => {
     expect(await adminA.projects.get(projectA.id)).toEqual(projectA);
     const auditA = await adminA.audit.list();
     expect(await adminA.exemptions.get(exemptionA.id)).toEqual(exemptionA);
-    expect(auditA.items.map((r) => r.action).sort()).toEqual(["approval.create", "approval.create", "exemption.request", "gateway.publish", "gateway.revision.create", "project.update", "project.create"].sort());
+    expect(auditA.items.map((r) => r.action).sort()).toEqual(["approval.create", "approval.create", "exemption.request", "gateway.publish", "gateway.revision.create", "project.update", "project.create", "agentConnection.create", "agentSync.start", "agentSync.finish"].sort());
     expect(walked.filter((w) => w.includes("/widgets"))).toHaveLength(4);
     expect((await adminA.audit.verify()).ok).toBe(true);
   });

@@ -24,7 +24,7 @@ afterAll(() => t.stop());
 
 describe("pillars", () => {
   it("the pillar list is the one place: models and a registered fixture pillar", () => {
-    expect(pillars().map((p) => p.name)).toEqual(["models", "tools", "widgets"]);
+    expect(pillars().map((p) => p.name)).toEqual(["models", "tools", "agents", "widgets"]);
   });
 
   it("a registered pillar's routes are served, in the OpenAPI document, and its CLI verbs exist", async () => {

@@ -79,7 +79,7 @@ export const agentsPillar: Pillar<AgentsService> = {
     createAgent: (u) => ({ name: `walk ${u}`.slice(0, 200), description: "walked", endpoint: { url: "https://agent.example.com/a2a", protocol: "a2a" } }),
     updateAgent: () => ({ description: "walked again" }),
     transitionAgent: () => ({ to: "active" }),
-    issueAgentKey: () => ({}),
+    issueAgentKey: () => ({ expiresAt: new Date(Date.now() + 30 * 86_400_000).toISOString() }),
     putProjectAgentSettings: () => ({ syncEnabled: true }),
     createAgentConnection: (u) => ({
       name: `con-${u.toLowerCase().replace(/[^a-z0-9-]/g, "-")}`.slice(0, 40).replace(/-+$/, "") || "con-walk",
