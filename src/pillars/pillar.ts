@@ -33,9 +33,9 @@ export interface PillarKit {
 
 /** Virtual keys a pillar issues on its resources' behalf (an agent's own key), with the caller's rights. */
 export interface PillarKeys {
-  issue(ctx: RequestContext, projectId: string, spec: { name: string; description: string; owner: string; scopes: { models: string[]; tools: string[] }; limits: { tokensPerMinute?: number; requestsPerMinute?: number }; expiresAt?: string }): Promise<{ id: string; key: string } & Record<string, unknown>>;
+  issue(ctx: RequestContext, projectId: string, spec: { name: string; description: string; owner: string; scopes: { models: string[]; tools: string[] }; limits: { tokensPerMinute?: number; requestsPerMinute?: number; contentSafety?: "low" | "medium" | "high" }; expiresAt?: string }): Promise<{ id: string; key: string } & Record<string, unknown>>;
   /** The key follows new scopes and limits (its subscription moves to the new profile's product). */
-  rescope(ctx: RequestContext, projectId: string, keyId: string, scopes: { models: string[]; tools: string[] }, limits: { tokensPerMinute?: number; requestsPerMinute?: number }): Promise<void>;
+  rescope(ctx: RequestContext, projectId: string, keyId: string, scopes: { models: string[]; tools: string[] }, limits: { tokensPerMinute?: number; requestsPerMinute?: number; contentSafety?: "low" | "medium" | "high" }): Promise<void>;
   revoke(ctx: RequestContext, projectId: string, keyId: string, reason: string): Promise<void>;
   /** Scope entries that name nothing in the project. */
   unknownScopes(tenantId: string, projectId: string, scopes: { models: string[]; tools: string[] }): Promise<{ models: string[]; tools: string[] }>;

@@ -340,6 +340,10 @@ export const KeyTier = z
           .meta({ description: "The tokens a key's budget buys: one counter per key across every API it reaches" }),
       })
       .meta({ description: "Per-key limits for keys in this tier; each is its own counter on top of the project's per-key limits (the tightest bites)" }),
+    contentSafety: z
+      .enum(["low", "medium", "high"])
+      .optional()
+      .meta({ description: "Content safety on model calls of keys in this tier, on top of the project's (a second llm-content-safety: both must pass)" }),
     relaxes: z
       .array(z.enum(["tokens.perMinute", "tokens.quota", "requests.rate"]))
       .optional()

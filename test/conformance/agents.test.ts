@@ -17,6 +17,9 @@ let agentServer: A2aAgent;
 beforeAll(async () => {
   g = await Governed.start("t-agents");
   dev = await g.as("dora", ["Developer"]);
+  // Content safety guardrails call the tenant's Azure AI Content Safety (a fake backend).
+  const s = await g.admin.settings.get();
+  await g.admin.settings.put({ settings: {}, services: { contentSafety: { url: "https://safety.cognitiveservices.azure.com" } } }, s.etag);
   agentServer = await startA2aAgent();
 });
 afterAll(async () => {
@@ -146,5 +149,25 @@ describe("conformance: agents at the local gateway", () => {
     // Retiring the agent revokes its key.
     await g.admin.agents.transition(p.id, agent.id, { to: "retired" });
     expect(["revoked", "revocationPending"]).toContain((await g.admin.keys.get(p.id, issued.id)).status);
+  });
+
+  it("an agent's content-safety level screens its key's model calls on top of the project's (which has none here)", async () => {
+    const p = await g.project("agent-safety");
+    const m = await g.model(p.id, "safe-model");
+    const strict = await g.admin.agents.create(p.id, { name: "strict", guardrails: { models: [m.id], contentSafety: "high" } });
+    const lax = await g.admin.agents.create(p.id, { name: "lax", guardrails: { models: [m.id], contentSafety: "low" } });
+    await g.publish("models");
+    const ks = await g.admin.agents.issueKey(p.id, strict.id, {});
+    const kl = await g.admin.agents.issueKey(p.id, lax.id, {});
+    expect([ks.limits.contentSafety, kl.limits.contentSafety]).toEqual(["high", "low"]);
+    await g.synced(p.id, ks.id);
+    await g.synced(p.id, kl.id);
+    const plain = (await g.key(dev, p.id, { name: "no level" })).key;
+    const ask = (key: string, content: string) => g.call(p.id, "/v1/chat/completions", { key, body: { model: "safe-model", messages: [{ role: "user", content }] } }).then((r) => r.status);
+    expect(await ask(ks.key, "mild unsafe:Violence:2")).toBe(403);
+    expect(await ask(ks.key, "a calm question")).toBe(200);
+    expect(await ask(kl.key, "rough unsafe:Violence:4")).toBe(200);
+    expect(await ask(kl.key, "severe unsafe:Violence:6")).toBe(403);
+    expect(await ask(plain, "severe unsafe:Violence:6")).toBe(200);
   });
 });

@@ -127,8 +127,9 @@ export function profileDefOf(doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?:
   const limits = doc.limits;
   const sharedWith = (doc.shares ?? []).filter((x) => x.status === "active").map((x) => x.projectId).sort();
   if (models.length === 0 && tools.length === 0 && agents.length === 0 && Object.keys(limits).length === 0 && sharedWith.length === 0) return { id: "", models, tools, agents, limits, sharedWith };
-  // Tools and agents join the canonical form only when set, so profiles of keys without them keep their ids.
-  const canonical = JSON.stringify([models, limits.tokensPerMinute ?? null, limits.tokenQuota ?? null, limits.requestsPerMinute ?? null, limits.budget ?? null, sharedWith, ...(tools.length || agents.length ? [tools] : []), ...(agents.length ? [agents] : [])]);
+  // Tools, agents and a content-safety level join the canonical form only when set, so older profiles keep their ids.
+  const extra = [...(tools.length || agents.length || limits.contentSafety ? [tools] : []), ...(agents.length || limits.contentSafety ? [agents] : []), ...(limits.contentSafety ? [limits.contentSafety] : [])];
+  const canonical = JSON.stringify([models, limits.tokensPerMinute ?? null, limits.tokenQuota ?? null, limits.requestsPerMinute ?? null, limits.budget ?? null, sharedWith, ...extra]);
   return { id: `kp_${createHash("sha256").update(canonical).digest("hex").slice(0, 10)}`, models, tools, agents, limits, sharedWith };
 }
 

@@ -81,6 +81,7 @@ function tierFor(def: ProfileDef, project: ProjectIn, sharedWith: ProjectIn[]): 
       ...(budget ? { budget } : {}),
       ...(l.requestsPerMinute !== undefined ? { requestRate: { calls: l.requestsPerMinute, renewalPeriodSeconds: 60 } } : {}),
     },
+    ...(l.contentSafety ? { contentSafety: l.contentSafety } : {}),
     // Model names, resolved now: a renamed model keeps its keys (the profile id is built from model ids).
     // A key scoped to models that are all gone gets an empty list: it reaches nothing (never everything).
     ...(def.models.length ? { models: scoped.map((m) => m.name).sort() } : {}),

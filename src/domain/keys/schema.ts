@@ -30,6 +30,10 @@ export const KeyLimits = z
     tokensPerMinute: z.int().min(1).max(1_000_000_000).optional(),
     tokenQuota: z.strictObject({ limit: z.int().min(1).max(1_000_000_000_000), period: z.enum(QUOTA_PERIODS) }).optional(),
     requestsPerMinute: z.int().min(1).max(1_000_000).optional(),
+    contentSafety: z
+      .enum(["low", "medium", "high"])
+      .optional()
+      .meta({ description: "Content safety on this key's model calls, on top of the project's: low blocks high-severity content, medium medium and up (with prompt shields), high low and up; needs the tenant's services.contentSafety" }),
     budget: z
       .strictObject({ amount: z.number().positive().max(10_000_000), currency: z.string().regex(/^[A-Z]{3}$/), period: z.enum(QUOTA_PERIODS) })
       .optional()

@@ -36,7 +36,7 @@ export interface AgentKeySpec {
   description: string;
   owner: string;
   scopes: { models: string[]; tools: string[] };
-  limits: { tokensPerMinute?: number; requestsPerMinute?: number };
+  limits: { tokensPerMinute?: number; requestsPerMinute?: number; contentSafety?: "low" | "medium" | "high" };
   expiresAt?: string;
 }
 
@@ -285,6 +285,8 @@ export class AgentRegistry {
 export const keyLimits = (g: Guardrails): AgentKeySpec["limits"] => ({
   ...(g.limits.tokensPerMinute ? { tokensPerMinute: g.limits.tokensPerMinute } : {}),
   ...(g.limits.requestsPerMinute ? { requestsPerMinute: g.limits.requestsPerMinute } : {}),
+  // "project": the project's content safety alone; a level adds the key's own check on top.
+  ...(g.contentSafety !== "project" ? { contentSafety: g.contentSafety } : {}),
 });
 
 /** Where a card says the agent is served: its first JSON-RPC or HTTP+JSON interface. */

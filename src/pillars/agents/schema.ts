@@ -16,7 +16,7 @@ export const LIFECYCLE_STATES = ["draft", "active", "deprecated", "retired", "bl
 export type LifecycleState = (typeof LIFECYCLE_STATES)[number];
 export const ENVIRONMENTS = ["dev", "test", "prod"] as const;
 export const CLOUDS = ["bedrock", "vertex", "foundry"] as const;
-/** Content safety on calls to the agent: the project's setting, or a stricter level of the agent's own. */
+/** Content safety on the agent's model calls (through its key): the project's alone, or a level of its own on top. */
 export const CONTENT_SAFETY_LEVELS = ["project", "low", "medium", "high"] as const;
 
 const Url = z.url({ protocol: /^https?$/ }).max(2000);

@@ -5,6 +5,7 @@
  * backends (backends.ts `serviceBackend`), which the compiler input must name.
  */
 import * as X from "../expressions.js";
+import { type KeyTier } from "../input.js";
 import { type EffectiveSettings, type ResolvedValues } from "../settings.js";
 import { el, textEl, type Why, type XNode } from "../xml.js";
 import { serviceBackend } from "./backends.js";
@@ -36,6 +37,28 @@ export function projectContentSafety(c: Collector, eff: EffectiveSettings, pid: 
   if (!cs) return [];
   const node = contentSafety(c, cs.value, c.why("contentSafety", cs, pid));
   return [someModelsOwn ? el("choose", undefined, [el("when", { condition: X.sharedCondition("cs", undefined) }, [node])], node.why) : node];
+}
+
+/**
+ * Content-safety levels of key tiers (an agent's key carries its guardrail's level): a second
+ * `llm-content-safety` for calls of keys in the tier, after the project's (both must pass). Low blocks
+ * high severities only, medium from medium severity with prompt shields, high from low severity.
+ */
+const TIER_THRESHOLD = { low: 6, medium: 4, high: 2 } as const;
+export function tierContentSafety(c: Collector, tiers: readonly KeyTier[]): XNode[] {
+  const out: XNode[] = [];
+  for (const tier of tiers) {
+    if (!tier.contentSafety) continue;
+    const why: Why = { control: "contentSafety", scope: { level: "tier", tierId: tier.id }, note: `key tier content safety: ${tier.contentSafety}` };
+    const threshold = TIER_THRESHOLD[tier.contentSafety];
+    const node = contentSafety(
+      c,
+      { outputType: "FourSeverityLevels", categories: ["Hate", "SelfHarm", "Sexual", "Violence"].map((name) => ({ name, threshold })), shieldPrompt: tier.contentSafety !== "low", enforceOnCompletions: false, blocklists: [] } as ResolvedValues["contentSafety"],
+      why,
+    );
+    out.push(el("choose", undefined, [el("when", { condition: X.tierIs(tier.id) }, [node], why)], why));
+  }
+  return out;
 }
 
 /** The semantic cache's lookup (inbound) and store (outbound), and the embeddings backend they use. */

@@ -13,11 +13,11 @@ import { type EffectiveSettings, mergeSettings } from "../settings.js";
 import { el, type ScopeRef, textEl, type Why, type XNode } from "../xml.js";
 import { byCodePoint, type Collector, JSON_ERROR, STRUCTURE, TENANT } from "./collector.js";
 import { addOnErrorFragment } from "./fragments.js";
-import { projectContentSafety, semanticCache, tokenMetrics } from "./genai.js";
+import { projectContentSafety, semanticCache, tierContentSafety, tokenMetrics } from "./genai.js";
 import { requestRate, tokenLimits } from "./limits.js";
 import { modelSets, routableModels } from "./models.js";
 import { deprecationHeaders, keyIsolation, retrySection, routing } from "./routing.js";
-import { appliedTiers, budgets, tierProduct, unknownTierGuard } from "./tiers.js";
+import { appliedTiers, budgets, tierProduct, tiersApplied, unknownTierGuard } from "./tiers.js";
 import { compileTools } from "./tools.js";
 import { compileAgents } from "./agents.js";
 
@@ -66,6 +66,7 @@ export function compileProject(c: Collector, project: PolicyProject) {
 
   if (modelsOn) {
     s.inbound.push(...projectContentSafety(c, eff, pid, routable.some((r) => modelSets(r.model, "contentSafety"))));
+    s.inbound.push(...tierContentSafety(c, tiersApplied(c, applied)));
     const cache = semanticCache(c, eff, pid);
     if (cache) {
       // The docs recommend a rate limit immediately after the lookup.
