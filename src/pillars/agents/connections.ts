@@ -31,6 +31,9 @@ const CREDENTIALS_BY_CLOUD: Record<ScopeSpec["cloud"], readonly CredentialsSpec[
   foundry: ["workloadIdentity", "accessToken"],
 };
 
+/** A Foundry project endpoint (the only hosts a connection may name outside local mode). */
+const FOUNDRY_PROJECT_ENDPOINT = /^https:\/\/[a-z0-9][a-z0-9-]{0,62}\.services\.ai\.azure\.com\/api\/projects\/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\/?$/;
+
 export class ConnectionService {
   readonly connections: Collection<ConnectionDoc, Connection>;
   private readonly tenantSwitch: TenantSingleton<{ syncEnabled: boolean }>;
@@ -55,8 +58,8 @@ export class ConnectionService {
   async create(ctx: RequestContext, input: ConnectionSpecInput): Promise<Connection> {
     this.admin(ctx);
     const spec = parseOrThrow(ConnectionSpec, input, "body");
-    await this.projects.get(ctx, spec.projectId);
     this.check(spec.scope, spec.credentials, spec.regions, "body");
+    await this.projects.get(ctx, spec.projectId);
     const id = newId("con");
     const credentials = await this.storeCredentials(id, spec.credentials);
     const now = this.clock.now().toISOString();
@@ -219,6 +222,12 @@ export class ConnectionService {
     if (scope.cloud === "foundry") {
       const keys = Object.keys(scope.projectEndpoints).sort();
       if (JSON.stringify(keys) !== JSON.stringify([...regions].sort())) errors.push({ field: `${at}.regions`, message: "must be exactly the regions of scope.projectEndpoints" });
+      // The SDK sends the control plane's Entra token to this URL: only Foundry's own hosts, outside local mode.
+      if (!this.local) {
+        for (const [region, url] of Object.entries(scope.projectEndpoints)) {
+          if (!FOUNDRY_PROJECT_ENDPOINT.test(url)) errors.push({ field: `${at}.scope.projectEndpoints.${region}`, message: "must be https://<resource>.services.ai.azure.com/api/projects/<project>" });
+        }
+      }
     }
     if (errors.length) throw new AppError({ kind: "validation", detail: "the connection is invalid", errors });
     if ("endpoint" in scope && scope.endpoint && !this.local) {
