@@ -12,6 +12,10 @@ import { createAgentSource } from "../../src/pillars/agents/sources/index.js";
 import type { SourceTarget } from "../../src/pillars/agents/sources/source.js";
 import { startBedrockFake, startFoundryFake, startVertexFake, type BedrockFake, type FoundryFake, type VertexFake } from "../../src/local-backends/agent-clouds/index.js";
 import type { Project } from "../../src/domain/projects/schema.js";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runCli } from "../../src/cli/main.js";
 import { Governed } from "../support/governed.js";
 import { until } from "../support/until.js";
 
@@ -272,4 +276,29 @@ describe("agent sync from Bedrock, Vertex AI and Foundry", () => {
     const found = await g.admin.catalog.search({ q: "carded", kind: "agents" });
     expect(found.items.map((i) => i.id)).toContain(ok.id);
   }, 120_000);
+
+  it("the CLI: connections sync --wait prints the run's report; agents list, transition and the catalog", async () => {
+    const env = { AIGOV_CONFIG: join(mkdtempSync(join(tmpdir(), "aigov-cli-agents-")), "config.json") };
+    const aigov = async (...args: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runCli(["--endpoint", g.t.url, ...args], { out: (x) => out.push(x), err: (x) => err.push(x), env });
+      return { code, out: out.join("\n"), err: err.join("\n") };
+    };
+    expect((await aigov("login", "--dev", "--tenant", g.tenant, "--user", "cli-admin", "--roles", "TenantAdmin")).code).toBe(0);
+    bedrock.state.add("eu-west-1", { name: "cli-agent" });
+    const synced = await aigov("-o", "json", "connections", "sync", con.bedrock.id, "--wait");
+    expect(synced.code, synced.err).toBe(0);
+    const report = JSON.parse(synced.out) as SyncRun;
+    expect(report).toMatchObject({ status: "completed", counts: { discovered: 1 } });
+    const listed = await aigov("-o", "json", "agents", "list", project.id, "--connection", con.bedrock.id, "--max-page-size", "100");
+    const agent = (JSON.parse(listed.out) as Agent[]).find((a) => a.name === "cli-agent") ?? (await agentsOf(con.bedrock)).find((a) => a.name === "cli-agent")!;
+    expect(agent).toBeDefined();
+    const moved = await aigov("-o", "json", "agents", "transition", project.id, agent.id, "active");
+    expect(JSON.parse(moved.out)).toMatchObject({ lifecycle: { state: "active" } });
+    const found = await aigov("-o", "json", "catalog", "search", "cli-agent", "--kind", "agents");
+    expect((JSON.parse(found.out) as { id: string }[]).map((i) => i.id)).toContain(agent.id);
+    const runs = await aigov("connections", "runs", con.bedrock.id);
+    expect(runs.out).toContain(report.id);
+  });
 });
