@@ -175,7 +175,7 @@ describe("agent sync from Bedrock, Vertex AI and Foundry", () => {
 
   it("source changes arrive; gone agents become removedAtSource; lifecycle, enabled, guardrails and local edits survive; conflicts are reported", async () => {
     const agents = (await agentsOf(con.bedrock)).filter((a) => a.provenance!.region === "us-east-1").sort((a, b) => (a.id < b.id ? -1 : 1));
-    const [blocked, disabled, guarded, edited, gone] = agents;
+    const [blocked, disabled, guarded, edited, gone, broken] = agents;
     await g.admin.agents.transition(project.id, blocked!.id, { to: "blocked", reason: "under review" });
     await g.admin.agents.update(project.id, disabled!.id, { enabled: false }, (await g.admin.agents.get(project.id, disabled!.id)).etag);
     const guardrails = { models: [], tools: [], limits: { callsPerMinute: 7 }, contentSafety: "high" as const, dataClasses: ["public" as const] };
@@ -189,11 +189,15 @@ describe("agent sync from Bedrock, Vertex AI and Foundry", () => {
     bedrock.state.update("us-east-1", src(edited!), { description: "Described at the source" });
     const removed = bedrock.state.get("us-east-1", src(gone!))!;
     bedrock.state.remove("us-east-1", src(gone!));
+    // Still listed, but now a record that is not an agent: reported, not taken, and not "removed".
+    bedrock.state.update("us-east-1", src(broken!), { wire: { agentName: undefined } });
 
     const run = await sync(con.bedrock);
     expect(run.status).toBe("completed");
     expect(run.counts).toMatchObject({ changed: 4, removedAtSource: 1, discovered: 0, conflicts: 1 });
     expect(run.conflicts).toEqual([{ agentId: edited!.id, field: "description" }]);
+    expect(run.malformed.map((m) => m.sourceId)).toContain(src(broken!));
+    expect(await g.admin.agents.get(project.id, broken!.id)).toMatchObject({ name: broken!.name, sync: { state: "present" } });
 
     const after = async (a: Agent) => g.admin.agents.get(project.id, a.id);
     expect(await after(blocked!)).toMatchObject({ description: "new at the source", lifecycle: { state: "blocked", blockedFrom: "draft", reason: "under review" } });

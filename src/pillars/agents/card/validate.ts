@@ -296,7 +296,22 @@ function normalizeV1(card: AgentCardV1, raw: Record<string, unknown>, findings: 
 
   const securitySchemes = Object.entries(card.securitySchemes ?? {}).map(([name, scheme]) => ({ name, kind: kindOfV1(scheme) }));
   const skillRequirements = card.skills.map((s) => (s.securityRequirements ?? []).map((r) => Object.keys(r.schemes ?? {})));
-  const common = {
+  const common = commonOf(card);
+  return finish(
+    "1.0",
+    common,
+    interfaces,
+    { streaming: card.capabilities.streaming ?? false, pushNotifications: card.capabilities.pushNotifications ?? false, extendedAgentCard: card.capabilities.extendedAgentCard ?? false },
+    securitySchemes,
+    requirements,
+    { card: "/securityRequirements", skill: "securityRequirements", perSkill: skillRequirements },
+    findings,
+  );
+}
+
+/** The fields both formats carry under the same names. */
+function commonOf(card: AgentCardV1 | AgentCardV03) {
+  return {
     name: card.name,
     description: card.description,
     version: card.version,
@@ -309,16 +324,6 @@ function normalizeV1(card: AgentCardV1, raw: Record<string, unknown>, findings: 
     defaultOutputModes: card.defaultOutputModes,
     signatures: card.signatures,
   };
-  return finish(
-    "1.0",
-    common,
-    interfaces,
-    { streaming: card.capabilities.streaming ?? false, pushNotifications: card.capabilities.pushNotifications ?? false, extendedAgentCard: card.capabilities.extendedAgentCard ?? false },
-    securitySchemes,
-    requirements,
-    { card: "/securityRequirements", skill: "securityRequirements", perSkill: skillRequirements },
-    findings,
-  );
 }
 
 function normalizeV03(card: AgentCardV03, findings: CardFinding[]): NormalizedCard | undefined {
@@ -334,19 +339,7 @@ function normalizeV03(card: AgentCardV03, findings: CardFinding[]): NormalizedCa
   (card.additionalInterfaces ?? []).forEach((i, index) => add(i.url, i.transport, `/additionalInterfaces/${index}/transport`));
 
   const securitySchemes = Object.entries(card.securitySchemes ?? {}).map(([name, scheme]) => ({ name, kind: scheme.type }));
-  const common = {
-    name: card.name,
-    description: card.description,
-    version: card.version,
-    provider: card.provider,
-    documentationUrl: card.documentationUrl,
-    iconUrl: card.iconUrl,
-    extensions: card.capabilities.extensions,
-    skills: card.skills,
-    defaultInputModes: card.defaultInputModes,
-    defaultOutputModes: card.defaultOutputModes,
-    signatures: card.signatures,
-  };
+  const common = commonOf(card);
   return finish(
     "0.3",
     common,

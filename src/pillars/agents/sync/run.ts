@@ -146,6 +146,8 @@ export class SyncRunner {
       }
     });
     await Promise.all(workers);
+    // A record the cloud still lists, however broken, is not gone: the sweep must not mark its agent removed.
+    for (const m of listed.malformed) if (m.sourceId) seen.add(m.sourceId);
     counts.conflicts = conflicts.length;
     const doc: SeenDoc = {
       id: seenId(input.runId, input.region, input.page),
