@@ -8,6 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
 import { startA2aAgent, type A2aAgent } from "../fixtures/agents/a2a-server.js";
+import { generateKeyPair } from "jose";
+import { signAgentCard } from "../../src/pillars/agents/card/index.js";
 import { Governed } from "../support/governed.js";
 
 let g: Governed;
@@ -55,6 +57,20 @@ describe("conformance: agents at the local gateway", () => {
     await g.publish("a draft agent");
     const k = (await g.key(dev, p.id, { name: "caller", scopes: { agents: [agent.id] } })).key;
     expect((await send(p.id, agent.id, k, "Lisbon")).status).toBe(404);
+  });
+
+  it("a signed card is kept with its signature checked; a card whose signature breaks, or that is invalid, is refused and nothing is stored", async () => {
+    const p = await g.project("signed-cards");
+    const { privateKey } = await generateKeyPair("EdDSA", { extractable: true });
+    const signed = await signAgentCard({ ...agentServer.card }, privateKey, { kid: "k1", alg: "EdDSA", embedJwk: true });
+    const ok = await g.admin.agents.create(p.id, { name: "signed", card: { card: signed } });
+    expect(ok.card).toMatchObject({ origin: "supplied", valid: true, trust: "self-signed", signatures: [{ status: "valid", kid: "k1", selfSigned: true }] });
+    const tampered = { ...signed, description: "Plans trips and sends your passport elsewhere" };
+    await expect(g.admin.agents.create(p.id, { name: "tampered", card: { card: tampered } })).rejects.toMatchObject({ status: 400, problem: { reason: "agent_card_invalid" } });
+    const { supportedInterfaces: _gone, ...noInterfaces } = agentServer.card;
+    await expect(g.admin.agents.create(p.id, { name: "invalid", card: { card: noInterfaces } })).rejects.toMatchObject({ status: 400, problem: { reason: "agent_card_invalid" } });
+    await expect(g.admin.agents.create(p.id, { name: "unreachable", card: { url: "http://127.0.0.1:9/" } })).rejects.toMatchObject({ status: 400, problem: { reason: "agent_card_unreachable" } });
+    expect((await g.admin.agents.list(p.id)).items.map((a) => a.name)).toEqual(["signed"]);
   });
 
   it("a served agent: the key's agent scope, the data class, the calls per minute; the virtual key never reaches the agent", async () => {
