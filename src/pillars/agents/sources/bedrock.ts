@@ -23,6 +23,7 @@ import {
 } from "@aws-sdk/client-bedrock-agent";
 import { ConfiguredRetryStrategy } from "@smithy/core/retry";
 import { mapLimit } from "../../../util/map-limit.js";
+import { BEDROCK_AGENTS_PER_SECOND, cloudPacer } from "./pacing.js";
 import { DEFAULT_REQUEST_TIMEOUT_MS, RecordCheck, decodeCursor, encodeCursor, errorText, pageSizeOf, throwIfAborted, tuning } from "./shared.js";
 import { type AgentSource, type MalformedRecord, type SourceAgent, SourceError, type SourcePage, type SourceTarget } from "./source.js";
 
@@ -71,6 +72,10 @@ export function createBedrockSource(target: BedrockTarget): AgentSource {
     },
   });
 
+  // The documented quotas are the real service's: a local fake (an endpoint override) is not paced.
+  const pace = (region: string, operation: string, signal: AbortSignal | undefined) =>
+    target.endpoint ? Promise.resolve() : cloudPacer.take(`bedrock|${target.accountId}|${region}|${operation}`, BEDROCK_AGENTS_PER_SECOND[operation] ?? 0, signal);
+
   const agentsIn = (region: string): BedrockAgentClient => {
     let client = agentClients.get(region);
     if (!client) agentClients.set(region, (client = new BedrockAgentClient(config(region))));
@@ -86,6 +91,7 @@ export function createBedrockSource(target: BedrockTarget): AgentSource {
 
   async function listAgents(region: string, token: string | undefined, pageSize: number, signal: AbortSignal | undefined): Promise<SourcePage> {
     const client = agentsIn(region);
+    await pace(region, "ListAgents", signal);
     const listed = await aws(signal, "ListAgents", () => client.send(new ListAgentsCommand({ maxResults: pageSize, nextToken: token }), { abortSignal: signal }));
     const agents: SourceAgent[] = [];
     const malformed: MalformedRecord[] = [];
@@ -107,7 +113,7 @@ export function createBedrockSource(target: BedrockTarget): AgentSource {
       const outcomes = await mapLimit(valid, DETAIL_CONCURRENCY, async ({ summary, id }) => {
         throwIfAborted(page.signal);
         try {
-          return await details(client, summary, id, page.signal);
+          return await details(client, region, summary, id, page.signal);
         } catch (e) {
           page.abort(e);
           throw e;
@@ -128,6 +134,7 @@ export function createBedrockSource(target: BedrockTarget): AgentSource {
   /** GetAgent, then every page of aliases and of action groups; a deleted agent (404 on any of them) is skipped. */
   async function details(
     client: BedrockAgentClient,
+    region: string,
     summary: AgentSummary,
     agentId: string,
     signal: AbortSignal,
@@ -136,18 +143,19 @@ export function createBedrockSource(target: BedrockTarget): AgentSource {
     let aliases: AgentAliasSummary[];
     let groups: ActionGroupSummary[];
     try {
+      await pace(region, "GetAgent", signal);
       const got = await aws(signal, "GetAgent", () => client.send(new GetAgentCommand({ agentId }), { abortSignal: signal }));
       if (!got.agent || typeof got.agent !== "object") return { malformed: { sourceId: agentId, reason: "GetAgent: the answer has no agent" } };
       detail = got.agent as unknown as Record<string, unknown>;
       aliases = await all(signal, "ListAgentAliases", (nextToken) =>
-        client
-          .send(new ListAgentAliasesCommand({ agentId, maxResults: DETAIL_PAGE, nextToken }), { abortSignal: signal })
+        pace(region, "ListAgentAliases", signal)
+          .then(() => client.send(new ListAgentAliasesCommand({ agentId, maxResults: DETAIL_PAGE, nextToken }), { abortSignal: signal }))
           .then((r) => ({ items: r.agentAliasSummaries, next: r.nextToken })),
       );
       const agentVersion = summary.latestAgentVersion ?? "DRAFT";
       groups = await all(signal, "ListAgentActionGroups", (nextToken) =>
-        client
-          .send(new ListAgentActionGroupsCommand({ agentId, agentVersion, maxResults: DETAIL_PAGE, nextToken }), { abortSignal: signal })
+        pace(region, "ListAgentActionGroups", signal)
+          .then(() => client.send(new ListAgentActionGroupsCommand({ agentId, agentVersion, maxResults: DETAIL_PAGE, nextToken }), { abortSignal: signal }))
           .then((r) => ({ items: r.actionGroupSummaries, next: r.nextToken })),
       );
     } catch (e) {

@@ -24,9 +24,13 @@ export interface RegionOutcome {
   error?: { kind: string; code?: string; message: string };
 }
 
-/** One sync driver per connection: a second request while one runs joins it. */
+/**
+ * One driver per run (its id): a request while a run is running joins that run (SyncRunner.request).
+ * Not one id per connection: a run recorded in the moment between the previous run's report and its
+ * orchestration's completion would find that orchestration alive and never be driven.
+ */
 export const syncDrive = (tenantId: string, connectionId: string, runId: string): DriveRequest<AgentSyncInput> => ({
   orchestrator: AGENT_SYNC_ORCHESTRATOR,
-  instanceId: `agent-sync-${connectionId}`,
+  instanceId: `agent-sync-${runId}`,
   input: { tenantId, connectionId, runId },
 });

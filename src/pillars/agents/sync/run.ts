@@ -19,7 +19,7 @@ import type { CardRecorder } from "../card-record.js";
 import { ConnectionService } from "../connections.js";
 import { runPath, seenId, type AgentDoc, type ConnectionDoc, type SeenDoc, type SyncRunDoc } from "../documents.js";
 import type { SyncCounts, SyncRun } from "../schema.js";
-import type { AgentSourceFactory, SourceError } from "../sources/source.js";
+import type { AgentSource, AgentSourceFactory, SourceError } from "../sources/source.js";
 import { SyncApplier } from "./apply.js";
 import { syncDrive, type AgentSyncInput, type AgentSyncRegionInput, type RegionOutcome } from "./drive.js";
 import type { DriveRequest } from "../../../domain/kernel/drive.js";
@@ -27,6 +27,8 @@ import { Collection } from "../../../domain/kernel/collection.js";
 
 export const ZERO_COUNTS: SyncCounts = { listed: 0, discovered: 0, changed: 0, unchanged: 0, removedAtSource: 0, returned: 0, malformed: 0, conflicts: 0 };
 const PAGE_SIZE = 50;
+const SOURCE_IDLE_MS = 10 * 60_000;
+const SOURCE_CACHE_MAX = 100;
 const REPORT_LIST_MAX = 100;
 /** Seen records outlive a run that never finished by this much, then any later run's finish removes them. */
 const SEEN_TTL_MS = 7 * 86_400_000;
@@ -37,6 +39,7 @@ const add = (a: SyncCounts, b: Partial<SyncCounts>): SyncCounts => Object.fromEn
 
 export class SyncRunner {
   readonly runs: Collection<SyncRunDoc, SyncRun>;
+  private readonly sourceCache = new Map<string, { source: Promise<AgentSource>; usedAt: number }>();
   private readonly applier: SyncApplier;
   /** Tests and local fakes swap the factory (a Foundry fake is an in-process HTTP client). */
   sources: AgentSourceFactory;
@@ -119,7 +122,7 @@ export class SyncRunner {
     // A switch turned off mid-run stops the listing; the region then ends without a sweep (nothing is marked removed).
     const off = await this.connections.switchedOff(connection);
     if (off) return { listed: 0, stopped: off };
-    const source = await this.sources(await this.connections.target(connection));
+    const source = await this.sourceFor(connection);
     let listed;
     try {
       listed = await source.listPage(input.region, input.cursor, { pageSize: PAGE_SIZE });
@@ -128,8 +131,6 @@ export class SyncRunner {
       const e = err as Partial<SourceError> & Error;
       if (e?.name === "SourceError" && e.retryable === false) return { failed: { kind: e.kind!, ...(e.code ? { code: e.code } : {}), message: e.message } };
       throw err;
-    } finally {
-      await source.close?.();
     }
     const ctx = systemContext(input.tenantId, "system:agent-sync", correlationId);
     const account = ConnectionService.account(connection);
@@ -166,6 +167,30 @@ export class SyncRunner {
     };
     await this.store.batch({ tenantId: input.tenantId, scopeId: TENANT_SCOPE }, [{ kind: "upsert", doc }]);
     return { ...(listed.next ? { next: listed.next } : {}), listed: listed.agents.length };
+  }
+
+  /**
+   * The connection's source, kept between pages (its SDK clients, their connections and the pacing of
+   * their requests live in it; a Vertex client costs a few hundred ms to build). A change of the
+   * connection or its credential makes a new one; sources unused for 10 minutes are closed.
+   */
+  private async sourceFor(connection: ConnectionDoc): Promise<AgentSource> {
+    const now = this.clock.now().getTime();
+    for (const [k, v] of this.sourceCache) {
+      if (now - v.usedAt > SOURCE_IDLE_MS || this.sourceCache.size > SOURCE_CACHE_MAX) {
+        this.sourceCache.delete(k);
+        void v.source.then((x) => x.close?.()).catch(() => undefined);
+      }
+    }
+    const key = `${connection.tenantId}|${connection.id}|${connection.updatedAt}|${JSON.stringify(connection.credentials)}`;
+    let entry = this.sourceCache.get(key);
+    if (!entry) {
+      entry = { source: this.connections.target(connection).then((t) => this.sources(t)), usedAt: now };
+      this.sourceCache.set(key, entry);
+      entry.source.catch(() => this.sourceCache.delete(key));
+    }
+    entry.usedAt = now;
+    return entry.source;
   }
 
   /** After a complete listing of a region: its present agents the run did not see are removed at the source. */
