@@ -169,7 +169,7 @@ export class AgentRegistry {
   }
 
   async transition(ctx: RequestContext, projectId: string, id: string, input: unknown): Promise<Agent> {
-    const project = await this.writable(ctx, projectId);
+    await this.writable(ctx, projectId);
     const change = parseOrThrow(LifecycleChange, input, "body");
     const current = await this.load(ctx.principal.tenantId, projectId, id);
     const from = current.lifecycle.state;
@@ -177,8 +177,6 @@ export class AgentRegistry {
     if (!unblock && !MOVES[from].includes(change.to)) {
       fail({ kind: "conflict", detail: `an agent in state ${from} cannot become ${change.to}`, reason: "agent_transition_not_allowed" });
     }
-    // Blocking and unblocking are the project managers' (a Developer holding a project role cannot).
-    if ((change.to === "blocked" || unblock) && !holdsOn(ctx.principal, project, PROJECT_MANAGERS)) fail({ kind: "forbidden", detail: "blocking and unblocking an agent needs TenantAdmin or ProjectAdmin" });
     if (change.to === "deprecated" && !unblock) {
       const today = this.clock.now().toISOString().slice(0, 10);
       if (!change.sunsetDate) fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: "body.sunsetDate", message: "is required when deprecating" }] });

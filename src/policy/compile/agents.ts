@@ -49,12 +49,6 @@ export function serviceUrlOf(endpoint: string): string {
   return `${url.origin}${path.slice(0, Math.max(path.lastIndexOf("/"), 0))}`;
 }
 
-/** Where callers reach a served agent below its API: the endpoint's last path segment ("" for an origin). */
-export function agentCallPath(endpoint: string): string {
-  const path = new URL(endpoint).pathname.replace(/\/+$/, "");
-  return path.slice(Math.max(path.lastIndexOf("/"), 0));
-}
-
 function imfFixdate(isoDate: string): string {
   return new Date(`${isoDate}T00:00:00Z`).toUTCString();
 }
