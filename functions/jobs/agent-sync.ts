@@ -2,12 +2,13 @@ import { app } from "@azure/functions";
 import { getServices } from "../../src/app/services.js";
 import { systemContext } from "../../src/domain/kernel/system.js";
 import type { AgentsService } from "../../src/pillars/agents/service.js";
-import { startDrive } from "../../src/workflows/drive.js";
+import { ensureDriver, startDrive } from "../../src/workflows/drive.js";
 import { durableClient, durableClientInput } from "../../src/workflows/registration.js";
 
 // Scheduled agent sync: every enabled connection whose interval has passed since its last run gets a
-// run and its orchestration (one per connection: a running one is joined). The switches are checked by
-// the run itself, so a switched-off connection records a skipped run and touches nothing.
+// run and its orchestration (a running run is joined). The switches are checked by the run itself, so a
+// switched-off connection records a skipped run and touches nothing. Then every running run's driver
+// must be alive (docs/durable.md, "Drivers and sweeps").
 app.timer("agentSyncSchedule", {
   schedule: "%AGENT_SYNC_SCHEDULE%",
   extraInputs: [durableClientInput()],
@@ -24,6 +25,18 @@ app.timer("agentSyncSchedule", {
         context.error(`agent sync: connection ${connection.id}: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
+    // A run whose orchestration was lost (the process died before starting it, it was terminated, it
+    // failed) gets it back: the run lists again from the start, which writes nothing already applied.
+    let restarted = 0;
+    for await (const { drive, stillRunning } of agents.sync.running()) {
+      try {
+        const outcome = await ensureDriver(client, drive, stillRunning);
+        if (outcome === "started" || outcome === "restarted") restarted += 1;
+      } catch (err) {
+        context.error(`agent sync: ${drive.instanceId}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
     if (started > 0) context.log(`agent sync started ${started} run(s)`);
+    if (restarted > 0) context.log(`agent sync restarted the orchestration of ${restarted} run(s)`);
   },
 });

@@ -16,7 +16,10 @@ const sync: OrchestrationHandler = function* (context: OrchestrationContext) {
   const begun: { regions: string[]; skip?: string } = yield context.df.callActivityWithRetry("agentSyncBegin", retryOptions(2000, 5), input);
   let regions: RegionOutcome[] = [];
   if (!begun.skip) {
-    const tasks: Task[] = begun.regions.map((region) => context.df.callSubOrchestrator(AGENT_SYNC_REGION_ORCHESTRATOR, { ...input, region } satisfies AgentSyncRegionInput, `${input.runId}-${region}`));
+    // Ids unique per execution (its start time is replay-stable): a run whose driver the sweep restarts
+    // must not reuse the ids of the region orchestrations its lost driver started.
+    const execution = context.df.currentUtcDateTime.getTime();
+    const tasks: Task[] = begun.regions.map((region) => context.df.callSubOrchestrator(AGENT_SYNC_REGION_ORCHESTRATOR, { ...input, region } satisfies AgentSyncRegionInput, `${input.runId}-${region}-${execution}`));
     regions = yield context.df.Task.all(tasks);
   }
   const status: string = yield context.df.callActivityWithRetry("agentSyncFinish", retryOptions(2000, 8), { ...input, regions, ...(begun.skip ? { skipped: begun.skip } : {}), instanceId: context.df.instanceId });

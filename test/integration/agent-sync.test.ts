@@ -305,4 +305,23 @@ describe("agent sync from Bedrock, Vertex AI and Foundry", () => {
     const runs = await aigov("connections", "runs", con.bedrock.id);
     expect(runs.out).toContain(report.id);
   });
+
+  it("a run whose orchestration was lost is driven again by the schedule's sweep and completes", async () => {
+    // Slow answers: the run is still listing when its orchestration is lost.
+    bedrock.state.setRandomFaults({ delay: 1, delayMs: 300, seed: 3 });
+    const run = await g.admin.connections.sync(con.bedrock.id);
+    const durable = (path: string, init: RequestInit = {}) => fetch(`${g.t.url}/runtime/webhooks/durabletask${path}`, { ...init, headers: { "x-functions-key": g.t.app.durableKey } });
+    await until(async () => ((await durable(`/instances/agent-sync-${run.id}`)).status !== 404 ? true : undefined), "the run's orchestration exists");
+    expect((await durable(`/instances/agent-sync-${run.id}/terminate?reason=lost`, { method: "POST" })).status).toBe(202);
+    await until(async () => (((await (await durable(`/instances/agent-sync-${run.id}`)).json()) as { runtimeStatus: string }).runtimeStatus === "Terminated" ? true : undefined), "terminated");
+    expect((await g.admin.connections.run(con.bedrock.id, run.id)).status).toBe("running");
+    bedrock.state.setRandomFaults(undefined);
+    await g.t.app.host.invokeTimer("agentSyncSchedule");
+    const done = await until(async () => {
+      const r = await g.admin.connections.run(con.bedrock.id, run.id);
+      return r.status === "running" ? undefined : r;
+    }, "the restarted run", 120_000);
+    expect(done.status).toBe("completed");
+    expect(present(await agentsOf(con.bedrock))).toEqual(sourceIds("bedrock"));
+  }, 180_000);
 });

@@ -107,6 +107,14 @@ export class SyncRunner {
     }
   }
 
+  /** Runs still running, with their driver and whether they still need it (jobs only: the sweep restarts lost drivers). */
+  async *running(): AsyncGenerator<{ drive: DriveRequest; stillRunning: () => Promise<boolean> }> {
+    for await (const run of this.runs.every("all", { filters: [{ field: "status", op: "=", value: "running" }] })) {
+      const partition = { tenantId: run.tenantId, scopeId: TENANT_SCOPE };
+      yield { drive: syncDrive(run.tenantId, run.connectionId, run.id), stillRunning: async () => (await this.runs.read(partition, run.id))?.status === "running" };
+    }
+  }
+
   /** The run starts, or is skipped (a switch is off; the connection is gone): the regions to list. */
   async begin(input: AgentSyncInput): Promise<{ regions: string[]; skip?: string }> {
     const connection = await this.connections.read(input.tenantId, input.connectionId);
