@@ -166,6 +166,12 @@ describe("agent sync from Bedrock, Vertex AI and Foundry", () => {
       return g.t.events().filter((e) => e.type === "aigov.agent.discovered.v1").length >= 730 + 590 + 430 ? true : undefined;
     }, "a discovered event per agent");
 
+    // Cloud credentials are write-only: in no document, audit record or event, and in no response.
+    const { resources } = await g.t.container().items.query({ query: "SELECT * FROM c WHERE c.tenantId = @t", parameters: [{ name: "@t", value: g.tenant }] }).fetchAll();
+    const seen = JSON.stringify(resources) + JSON.stringify(g.t.events()) + JSON.stringify(await g.admin.connections.list());
+    for (const secret of ["fake-secret-access-key-value", "fake-google-token", "fake-entra-token"]) expect(seen).not.toContain(secret);
+    expect((await g.admin.connections.get(con.bedrock.id)).credentials).toEqual({ kind: "awsAccessKey", accessKeyId: ACCESS_KEY, secretRef: expect.objectContaining({ name: expect.any(String) }) });
+
     const before = await agentEtags();
     const again = await Promise.all([sync(con.bedrock), sync(con.vertex), sync(con.foundry)]);
     for (const run of again) expect(run.counts).toMatchObject({ discovered: 0, changed: 0, returned: 0, removedAtSource: 0 });
