@@ -434,7 +434,7 @@ for (const cloud of CLOUDS) {
         : quota === null
           ? "no documented rate limit"
           : r.peak > quota || r.avg > quota
-            ? `OVER QUOTA ×${round(Math.max(r.peak, r.avg) / quota)}: would need pacing`
+            ? `OVER QUOTA ×${round(Math.max(r.peak, r.avg) / quota)}: real endpoints are paced (sources/pacing.ts), fakes are not`
             : "within quota";
     console.log(`${pad(cloud, 8)} ${pad(r.kind, 22)} ${pad(r.region, 13)} ${lpad(r.total, 8)} ${lpad(round(r.avg), 7)} ${lpad(r.peak, 8)} ${lpad(r.peakMinute, 9)} ${lpad(quota === null || quota === undefined ? "—" : round(quota), 8)}  ${verdict}`);
   }
