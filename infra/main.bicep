@@ -180,6 +180,18 @@ resource insightsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   }
 }
 
+// Log Analytics Reader: usage ingestion queries the gateway's logs (ApiManagementGatewayLogs, …) in this
+// workspace with the app's identity (USAGE_LOG_WORKSPACE_ID; docs/usage.md).
+resource usageLogReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: logs
+  name: guid(logs.id, identity.id, 'log-analytics-reader')
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '73c42c96-874c-492b-b04d-ab87d138a893')
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Storage: the Functions host (AzureWebJobsStorage), Durable Functions (queues, tables, blobs), deployments
 // ---------------------------------------------------------------------------------------------------------
@@ -607,6 +619,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'KEY_LIFECYCLE_SCHEDULE', value: '0 * * * * *' }
         { name: 'TOOL_DISCOVERY_SCHEDULE', value: '0 */15 * * * *' }
         { name: 'AGENT_SYNC_SCHEDULE', value: '0 */5 * * * *' }
+        { name: 'USAGE_INGEST_SCHEDULE', value: '0 */5 * * * *' }
+        { name: 'USAGE_LOG_WORKSPACE_ID', value: logs.properties.customerId }
         { name: 'KEY_ROTATIONS_PER_RUN', value: '120' }
         { name: 'EXEMPTION_SWEEP_SCHEDULE', value: '0 */5 * * * *' }
       ]

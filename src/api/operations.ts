@@ -12,10 +12,12 @@ import { approvalRouteOperations } from "./approval-route-operations.js";
 import { exemptionOperations } from "./exemption-operations.js";
 import { gatewayOperations } from "./gateway-operations.js";
 import { keyOperations } from "./key-operations.js";
+import { usageOperations } from "./usage-operations.js";
 import { pillarOperations } from "../pillars/index.js";
 
 export * from "./gateway-operations.js";
 export * from "./key-operations.js";
+export * from "./usage-operations.js";
 export * from "../pillars/models/operations.js";
 export * from "../pillars/tools/operations.js";
 export * from "../pillars/agents/operations.js";
@@ -325,5 +327,6 @@ export const operations: readonly Operation[] = [
   ...keyOperations,
   ...exemptionOperations,
   ...approvalRouteOperations,
+  ...usageOperations,
   ...pillarOperations(),
 ];

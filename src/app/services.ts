@@ -16,6 +16,8 @@ import type { TenantGateways } from "../domain/publishing/tenant-gateways.js";
 import type { GatewayPublisher } from "../ports/gateway.js";
 import type { TenantSettingsService } from "../domain/policy/tenant-settings.js";
 import type { ProjectService } from "../domain/projects/service.js";
+import type { UsageService } from "../domain/usage/service.js";
+import type { UsageLogSource } from "../ports/usage-logs.js";
 import type { Notifier } from "../ports/notifier.js";
 import type { SecretStore } from "../ports/secrets.js";
 import { systemClock as realClock, type Clock } from "../ports/clock.js";
@@ -43,6 +45,7 @@ export interface Services {
   /** Each tenant's gateway instance, artifact names and publisher. */
   gateways: TenantGateways;
   keys: KeyService;
+  usage: UsageService;
 }
 
 /**
@@ -130,6 +133,26 @@ async function providerSecretStore(config: Config, secrets: SecretStore): Promis
   return new KeyVaultSecretStore(config.providerKeyVaultUri);
 }
 
+/** The gateways' logs: Log Analytics in Azure (one source per APIM instance), the local gateways' files locally. */
+function usageSourceNames(config: Config): string[] {
+  return ["default", ...Object.keys(config.gatewayInstances)];
+}
+async function usageSources(config: Config): Promise<UsageLogSource[]> {
+  const sources: UsageLogSource[] = [];
+  for (const name of usageSourceNames(config)) {
+    const named = config.gatewayInstances[name];
+    const arm = name === "default" ? config.apim : named && "serviceName" in named ? named : undefined;
+    if (arm && config.usage.workspaceId) {
+      const { LogAnalyticsUsageSource } = await import("../adapters/monitor/log-analytics-source.js");
+      sources.push(new LogAnalyticsUsageSource(name, config.usage.workspaceId, arm));
+    } else if (!arm) {
+      const { LocalGatewayLogSource } = await import("../adapters/local/gateway-log-source.js");
+      sources.push(new LocalGatewayLogSource(name, join(config.dataDir, "gateway", ...(name === "default" ? [] : [name])), () => systemClock.now().getTime()));
+    }
+  }
+  return sources;
+}
+
 async function eventPublisher(config: Config): Promise<EventPublisher> {
   if (config.events.eventGridEndpoint) {
     const { EventGridPublisher } = await import("../adapters/eventgrid/publisher.js");
@@ -171,6 +194,7 @@ export async function buildServices(config: Config): Promise<Services> {
     { TenantSettingsService },
     { SettingsGuard },
     { ProjectService },
+    { UsageService },
   ] = await Promise.all([
     import("../adapters/cosmos/connect.js"),
     import("../auth/verifier.js"),
@@ -195,6 +219,7 @@ export async function buildServices(config: Config): Promise<Services> {
     import("../domain/policy/tenant-settings.js"),
     import("../domain/policy/settings-guard.js"),
     import("../domain/projects/service.js"),
+    import("../domain/usage/service.js"),
   ]);
   // No I/O here: the database and container are provisioned by infra (Azure) or by the local host.
   const clock = systemClock;
@@ -234,6 +259,8 @@ export async function buildServices(config: Config): Promise<Services> {
   const compiler = new TenantCompiler(projects, pillarInputs, tenantSettings, config.providerKeyVaultUri, registryInput, gatewayKey);
 
   const publishing = new PublishService({ store, changes, clock, compiler, gateways, retry: config.publishRetry });
+  let sources: Promise<UsageLogSource[]> | undefined;
+  const usage = new UsageService({ store, changes, clock, projects, sources: () => (sources ??= usageSources(config)), sourceNames: usageSourceNames(config), retentionDays: config.usage.retentionDays });
   const toolScopes = pillarRuntimes.get("tools")?.service as KeyToolScopes | undefined;
   const keys = new KeyService({
     clock,
@@ -246,6 +273,7 @@ export async function buildServices(config: Config): Promise<Services> {
     approvals,
     gateway: gatewayAccess({ gateways, publishing, exemptions: activeExemptions, compilerInput: (tenantId) => compiler.input(tenantId) }),
     rotations: { retry: config.publishRetry, perRun: config.keyRotationsPerRun },
+    lastUse: (tenantId, projectId) => usage.keysLastUsed(tenantId, projectId),
   });
   // Pillars meet the services built after them here (no forward references).
   const keysForPillars = pillarKeys(keys, models, toolScopes);
@@ -285,6 +313,7 @@ export async function buildServices(config: Config): Promise<Services> {
     publishing,
     gateways,
     keys,
+    usage,
   };
 }
 

@@ -11,6 +11,7 @@ import { approvalCommands } from "./commands/approvals.js";
 import { auditCommands } from "./commands/audit.js";
 import { exemptionCommands } from "./commands/exemptions.js";
 import { keyCommands } from "./commands/keys.js";
+import { usageCommands } from "./commands/usage.js";
 import { loginCommands } from "./commands/login.js";
 import { policyCommands } from "./commands/policy.js";
 import { projectCommands } from "./commands/projects.js";
@@ -61,6 +62,7 @@ export function buildProgram(io: CliIo): Command {
   keyCommands(kit);
   approvalCommands(kit);
   exemptionCommands(kit);
+  usageCommands(kit);
 
   return program;
 }

@@ -127,6 +127,11 @@ export class AigovClient {
     update: (projectId: string, toolboxId: string, body: z.input<typeof ops.updateToolbox.body>, ifMatch: string) => this.call(ops.updateToolbox, { params: { projectId, toolboxId }, body, ifMatch }).then((r) => r.body),
     delete: (projectId: string, toolboxId: string, ifMatch: string) => this.call(ops.deleteToolbox, { params: { projectId, toolboxId }, ifMatch }).then(() => undefined),
   };
+  usage = {
+    project: (projectId: string, query: z.input<typeof ops.getProjectUsage.query>) => this.call(ops.getProjectUsage, { params: { projectId }, query }).then((r) => r.body),
+    tenant: (query: z.input<typeof ops.getTenantUsage.query>) => this.call(ops.getTenantUsage, { query }).then((r) => r.body),
+    budgets: (projectId: string) => this.call(ops.listProjectBudgets, { params: { projectId } }).then((r) => r.body),
+  };
   agents = {
     create: (projectId: string, body: z.input<typeof ops.createAgent.body>) => this.call(ops.createAgent, { params: { projectId }, body }).then((r) => r.body),
     list: (projectId: string, query: z.input<typeof ops.listAgents.query> = {}) => this.call(ops.listAgents, { params: { projectId }, query }).then((r) => r.body),

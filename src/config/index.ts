@@ -87,6 +87,13 @@ const ConfigSchema = z
     // gateway key ({"<tenantId>": {"instance": "eu", "key": "abc123"}}). Unassigned tenants use APIM_*.
     GATEWAY_INSTANCES: json(GatewayInstances).default({}),
     GATEWAY_ASSIGNMENTS: json(GatewayAssignments).default({}),
+    // The Log Analytics workspace (its workspace id, a GUID) APIM's diagnostic settings send the gateway
+    // and LLM logs to: usage ingestion reads it (in Azure; locally it reads the local gateway's files).
+    USAGE_LOG_WORKSPACE_ID: z.guid().optional(),
+    // Days each rollup granularity is kept (minute, hour, day).
+    USAGE_RETENTION_MINUTE_DAYS: z.coerce.number().int().min(1).max(30).default(3),
+    USAGE_RETENTION_HOUR_DAYS: z.coerce.number().int().min(7).max(400).default(95),
+    USAGE_RETENTION_DAY_DAYS: z.coerce.number().int().min(31).max(3650).default(800),
   })
   .superRefine((c, ctx) => {
     const inAzure = c.__azureSignal !== undefined;
@@ -122,6 +129,9 @@ const ConfigSchema = z
     for (const [tenant, a] of Object.entries(c.GATEWAY_ASSIGNMENTS)) {
       if (a.instance && a.instance !== "default" && !c.GATEWAY_INSTANCES[a.instance]) ctx.addIssue({ code: "custom", path: ["GATEWAY_ASSIGNMENTS", tenant, "instance"], message: `unknown instance '${a.instance}'` });
     }
+    if (!c.AIGOV_LOCAL && c.USAGE_LOG_WORKSPACE_ID === undefined) {
+      ctx.addIssue({ code: "custom", path: ["USAGE_LOG_WORKSPACE_ID"], message: "is required outside local mode (usage is read from the gateway's logs in Log Analytics)" });
+    }
     if (!c.AIGOV_LOCAL && c.COSMOS_LOCAL_KEY !== undefined) {
       ctx.addIssue({ code: "custom", path: ["COSMOS_LOCAL_KEY"], message: "only valid with AIGOV_LOCAL=true" });
     }
@@ -151,6 +161,7 @@ export interface Config {
   gatewayAssignments: Record<string, { instance?: string; key?: string }>;
   publishRetry: { firstIntervalMs: number; maxAttempts: number };
   keyRotationsPerRun: number;
+  usage: { workspaceId?: string; retentionDays: { minute: number; hour: number; day: number } };
   publicUrl: string;
 }
 
@@ -209,6 +220,10 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     gatewayAssignments: Object.fromEntries(Object.entries(c.GATEWAY_ASSIGNMENTS).map(([t, a]) => [t, { ...(a.instance ? { instance: a.instance } : {}), ...(a.key ? { key: a.key } : {}) }])),
     publishRetry: { firstIntervalMs: c.PUBLISH_RETRY_FIRST_INTERVAL_MS, maxAttempts: c.PUBLISH_RETRY_MAX_ATTEMPTS },
     keyRotationsPerRun: c.KEY_ROTATIONS_PER_RUN,
+    usage: {
+      ...(c.USAGE_LOG_WORKSPACE_ID !== undefined ? { workspaceId: c.USAGE_LOG_WORKSPACE_ID } : {}),
+      retentionDays: { minute: c.USAGE_RETENTION_MINUTE_DAYS, hour: c.USAGE_RETENTION_HOUR_DAYS, day: c.USAGE_RETENTION_DAY_DAYS },
+    },
     publicUrl: (c.AIGOV_PUBLIC_URL ?? `https://${c.WEBSITE_HOSTNAME ?? "localhost"}`).replace(/\/$/, ""),
     events: {
       ...(c.EVENTGRID_TOPIC_ENDPOINT !== undefined ? { eventGridEndpoint: c.EVENTGRID_TOPIC_ENDPOINT } : {}),

@@ -79,6 +79,9 @@ export const REASONS = {
   agent_guardrails_need_models: { status: 400, meaning: "an agent's key needs at least one model in its guardrails (a key without model scope reaches every model of the project)" },
   agent_has_key: { status: 409, meaning: "the agent already has a key: rotate it (`aigov keys rotate`) instead of issuing another" },
   endpoint_override_not_allowed: { status: 400, meaning: "a connection's `endpoint` (a local fake) is accepted only when the control plane runs locally" },
+  // ---- usage ----
+  usage_range_invalid: { status: 400, meaning: "a usage range whose end is not after its start" },
+  usage_range_too_large: { status: 400, meaning: "a usage series with more buckets than its granularity allows (2 days of minutes, 95 days of hours, 800 days): choose a coarser granularity or a shorter range" },
 } as const satisfies Record<string, { status: 400 | 403 | 409; meaning: string }>;
 
 export type Reason = keyof typeof REASONS;

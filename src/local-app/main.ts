@@ -107,6 +107,7 @@ export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
   env.KEY_LIFECYCLE_SCHEDULE ??= "0 * * * * *";
   env.TOOL_DISCOVERY_SCHEDULE ??= "0 */5 * * * *";
   env.AGENT_SYNC_SCHEDULE ??= "0 */5 * * * *";
+  env.USAGE_INGEST_SCHEDULE ??= "0 * * * * *";
   const stops: (() => Promise<void>)[] = [];
   let cosmos: EmbeddedCosmos | undefined;
 

@@ -79,7 +79,11 @@ describe("conformance: the gateway's request and token logs", () => {
     await g.chat(project.id, "aigw_wrong", "gpt-4o-mini");
     await g.t.gateway.flushLogs();
     const day = new Date(g.t.clock.now()).toISOString().slice(0, 10);
-    const read = (table: string) => readFileSync(join(g.t.app.dataDir, "gateway", table, `${day}.ndjson`), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    // One file per table and hour of the day.
+    const read = (table: string) =>
+      readdirSync(join(g.t.app.dataDir, "gateway", table, day))
+        .flatMap((hour) => readFileSync(join(g.t.app.dataDir, "gateway", table, day, hour), "utf8").trim().split("\n"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
     const requests = read("ApiManagementGatewayLogs");
     const llm = read("ApiManagementGatewayLlmLog");
     const mine = requests.filter((r) => r.ApimSubscriptionId === g.names.subscription(k.id));

@@ -197,7 +197,8 @@ const post = (path: string, body: string, headers: Record<string, string> = { "a
 async function logs(table: string): Promise<Record<string, unknown>[]> {
   await h.gateway.flushLogs();
   const dir = join(h.logDir, table);
-  const files = await readdir(dir).catch(() => [] as string[]);
+  // One file per UTC hour: <Table>/<yyyy-mm-dd>/<hh>.ndjson.
+  const files = (await readdir(dir, { recursive: true }).catch(() => [] as string[])).filter((f) => f.endsWith(".ndjson"));
   const lines = (await Promise.all(files.map((f) => readFile(join(dir, f), "utf8")))).join("").split("\n").filter(Boolean);
   return lines.map((l) => JSON.parse(l) as Record<string, unknown>);
 }

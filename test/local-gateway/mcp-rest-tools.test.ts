@@ -168,7 +168,8 @@ const rpc = (method: string, params: object, id: unknown = 1) => JSON.stringify(
 async function logs(table: string): Promise<Record<string, unknown>[]> {
   await h.gateway.flushLogs();
   const dir = join(h.logDir, table);
-  const files = await readdir(dir).catch(() => [] as string[]);
+  // One file per UTC hour: <Table>/<yyyy-mm-dd>/<hh>.ndjson.
+  const files = (await readdir(dir, { recursive: true }).catch(() => [] as string[])).filter((f) => f.endsWith(".ndjson"));
   return (await Promise.all(files.map((f) => readFile(join(dir, f), "utf8"))))
     .join("")
     .split("\n")

@@ -84,6 +84,7 @@ export async function startTestApp(opts: { appClock?: AppClock } = {}): Promise<
   process.env.KEY_LIFECYCLE_SCHEDULE = "0 0 0 1 1 *";
   process.env.TOOL_DISCOVERY_SCHEDULE = "0 0 0 1 1 *";
   process.env.AGENT_SYNC_SCHEDULE = "0 0 0 1 1 *";
+  process.env.USAGE_INGEST_SCHEDULE = "0 0 0 1 1 *";
   process.env.PUBLISH_RETRY_FIRST_INTERVAL_MS = "100";
   process.env.PUBLISH_RETRY_MAX_ATTEMPTS = "4";
   for (const k of ["COSMOS_ENDPOINT", "AUTH_MODE", "AUTH_JWKS_URI", "EVENTGRID_TOPIC_ENDPOINT", "KEYVAULT_URI", "AIGOV_PUBLIC_URL", "WEBSITE_HOSTNAME"]) delete process.env[k];

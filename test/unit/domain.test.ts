@@ -8,7 +8,7 @@ import type { DomainError } from "../../src/domain/errors.js";
 import { mapError } from "../../src/http/problem.js";
 import type { CloudEvent } from "../../src/ports/events.js";
 
-const baseEnv = { KEYVAULT_URI: "https://kv.vault.azure.net/", APIM_SUBSCRIPTION_ID: "00000000-0000-0000-0000-000000000001", APIM_RESOURCE_GROUP: "rg-aigov", APIM_SERVICE_NAME: "apim-aigov", COSMOS_ENDPOINT: "https://acct.documents.azure.com:443/", AUTH_ISSUER: "https://login.microsoftonline.com/{tenantid}/v2.0", AUTH_AUDIENCE: "api://aigov", AUTH_JWKS_URI: "https://login.microsoftonline.com/common/discovery/v2.0/keys" };
+const baseEnv = { KEYVAULT_URI: "https://kv.vault.azure.net/", APIM_SUBSCRIPTION_ID: "00000000-0000-0000-0000-000000000001", APIM_RESOURCE_GROUP: "rg-aigov", APIM_SERVICE_NAME: "apim-aigov", USAGE_LOG_WORKSPACE_ID: "11111111-2222-3333-4444-555555555555", COSMOS_ENDPOINT: "https://acct.documents.azure.com:443/", AUTH_ISSUER: "https://login.microsoftonline.com/{tenantid}/v2.0", AUTH_AUDIENCE: "api://aigov", AUTH_JWKS_URI: "https://login.microsoftonline.com/common/discovery/v2.0/keys" };
 
 describe("config", () => {
   it("parses the Azure settings with defaults", () => {

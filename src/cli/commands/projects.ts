@@ -22,6 +22,14 @@ const parsePillars = (value: string) => {
   return out;
 };
 
+/** '5000 USD/Monthly' → a budget; 'none' stays 'none' (specFrom turns it into null: cleared by an update). */
+export const parseBudget = (value: string) => {
+  if (value === "none") return value;
+  const m = /^([\d.]+)\s*([A-Z]{3})\/(\w+)$/.exec(value.trim());
+  if (!m) throw new CommanderError(2, "aigov.budget", "--budget expects e.g. '5000 USD/Monthly'");
+  return { amount: Number(m[1]), currency: m[2], period: m[3] };
+};
+
 /** The options of a project's fields, shared by create and update. */
 const specOptions = (cmd: Command, create: boolean) =>
   cmd
@@ -34,16 +42,18 @@ const specOptions = (cmd: Command, create: boolean) =>
     .option("--tag <key=value>", "repeatable", collectTag)
     .option("--review-date <yyyy-mm-dd>", create ? "required for sandbox projects" : "")
     .addOption(new Option("--lifecycle-stage <stage>").choices([...LIFECYCLE_STAGES]))
-    .option("--pillars <list>", "e.g. models=on,tools=off,agents=on", parsePillars);
+    .option("--pillars <list>", "e.g. models=on,tools=off,agents=on", parsePillars)
+    .option("--budget <amount CUR/period>", "what the project may spend, e.g. '5000 USD/Monthly' (alerts at 80% and 100%)" + (create ? "" : "; 'none' clears it"), parseBudget);
 
 /** The body from --file, with the flags that are set written over it. */
 const specFrom = (o: Record<string, unknown>) => {
   const base = o.file ? (JSON.parse(readFileSync(String(o.file), "utf8")) as Record<string, unknown>) : {};
   const map: Record<string, string> = {
     name: "name", description: "description", environment: "environment", owner: "owner", costCenter: "costCenter",
-    tag: "tags", reviewDate: "reviewDate", lifecycleStage: "lifecycleStage", pillars: "pillars",
+    tag: "tags", reviewDate: "reviewDate", lifecycleStage: "lifecycleStage", pillars: "pillars", budget: "budget",
   };
   for (const [opt, field] of Object.entries(map)) if (o[opt] !== undefined) base[field] = o[opt];
+  if (base.budget === "none") base.budget = null;
   return base;
 };
 

@@ -42,6 +42,8 @@ export interface KeyKit {
   approvals: ApprovalService;
   /** Rotation orchestrations' retry (PUBLISH_RETRY_*) and scheduled rotations per lifecycle run (KEY_ROTATIONS_PER_RUN). */
   rotations?: { retry: DriveRetry; perRun: number };
+  /** When each key of a project was last used at the gateway (usage ingestion), by key id. */
+  lastUse?: (tenantId: string, projectId: string) => Promise<Record<string, string> | undefined>;
 }
 
 /** What keys ask the tools pillar: the entries of a tool scope that name no server, tool or toolbox of the project. */
@@ -77,6 +79,7 @@ export class KeyService {
   private readonly models: Pick<ModelService, "listAll">;
   private readonly tools: KeyToolScopes | undefined;
   private readonly agents: KeyAgentScopes | undefined;
+  private readonly lastUse: KeyKit["lastUse"];
   private readonly gateway: GatewayAccess;
 
   constructor(kit: KeyKit) {
@@ -88,6 +91,7 @@ export class KeyService {
     this.models = kit.models;
     this.tools = kit.tools;
     this.agents = kit.agents;
+    this.lastUse = kit.lastUse;
     this.gateway = gateway;
     this.access = new KeyAccess(projects, documents);
     this.sync = new KeyGatewaySync(documents, secrets.resolveSecret, gateway, clock);
@@ -142,12 +146,21 @@ export class KeyService {
   }
 
   async get(ctx: RequestContext, projectId: string, id: string): Promise<Key> {
-    return this.documents.view(await this.access.readable(ctx, projectId, id));
+    const [key] = await this.withLastUse(ctx.principal.tenantId, projectId, [this.documents.view(await this.access.readable(ctx, projectId, id))]);
+    return key!;
   }
 
   async list(ctx: RequestContext, projectId: string, page: { maxPageSize: number; continuationToken?: string | undefined }): Promise<Page<Key>> {
     await this.access.project(ctx, projectId);
-    return this.documents.page(ctx.principal.tenantId, projectId, page);
+    const listed = await this.documents.page(ctx.principal.tenantId, projectId, page);
+    return { ...listed, items: await this.withLastUse(ctx.principal.tenantId, projectId, listed.items) };
+  }
+
+  /** `lastUsedAt` from usage ingestion's record of the project's gateway traffic. */
+  private async withLastUse(tenantId: string, projectId: string, keys: Key[]): Promise<Key[]> {
+    const used = this.lastUse ? await this.lastUse(tenantId, projectId) : undefined;
+    if (!used) return keys;
+    return keys.map((k) => (used[k.id] && (!k.lastUsedAt || used[k.id]! > k.lastUsedAt) ? { ...k, lastUsedAt: used[k.id]! } : k));
   }
 
   /** Starts a rotation: the new secret goes into the standby slot now; the orchestration (`drive`) publishes, waits the overlap, retires. */

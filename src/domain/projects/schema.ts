@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Settings } from "../../policy/settings.js";
+import { QUOTA_PERIODS, Settings } from "../../policy/settings.js";
 import { idSchema, serverFields } from "../common.js";
 
 /** Governance controls at project scope (src/policy/settings.ts); replaced as a whole on PATCH. */
@@ -46,6 +46,10 @@ export const KeyPolicy = z
 export type KeyPolicy = z.output<typeof KeyPolicy>;
 export const DEFAULT_KEY_POLICY: KeyPolicy = { defaultTtlDays: 90, maxTtlDays: 365, rotationOverlapHours: 168 };
 
+const ProjectBudget = z
+  .strictObject({ amount: z.number().positive().max(100_000_000), currency: z.string().regex(/^[A-Z]{3}$/), period: z.enum(QUOTA_PERIODS) })
+  .meta({ description: "What the project may spend per period, over all its keys: alerts at 80% and 100% (aigov.budget.thresholdReached.v1); the gateway enforces keys' budgets, not this one" });
+
 const fields = {
   name: z.string().trim().min(1).max(100).meta({ description: "Unique within the tenant (case-insensitive)" }),
   description: z.string().max(2000).optional(),
@@ -59,6 +63,7 @@ const fields = {
   roleAssignments: z.array(RoleAssignment).max(100).default([]),
   settings: ProjectSettings.optional(),
   keyPolicy: KeyPolicy.optional(),
+  budget: ProjectBudget.optional(),
 };
 
 function sandboxNeedsReviewDate(spec: { environment: string; reviewDate?: string | undefined }, ctx: z.RefinementCtx) {
@@ -86,6 +91,7 @@ export const ProjectPatch = z
     roleAssignments: z.array(RoleAssignment).max(100).optional(),
     settings: ProjectSettings.nullable().optional(),
     keyPolicy: KeyPolicy.nullable().optional(),
+    budget: ProjectBudget.nullable().optional(),
   })
   .meta({ id: "ProjectPatch" });
 export type ProjectPatch = z.output<typeof ProjectPatch>;

@@ -4,7 +4,9 @@
  * and fixed UTC windows for quotas ("a fixed window that starts at the UTC time truncated to the
  * unit"). In memory: a restart of the local gateway starts every counter from zero.
  */
-export type QuotaPeriod = "Hourly" | "Daily" | "Weekly" | "Monthly" | "Yearly";
+import { periodEnd, periodStart, type QuotaPeriod } from "../../util/periods.js";
+
+export { periodStart, type QuotaPeriod };
 
 export class Counters {
   private readonly sliding = new Map<string, { t: number; n: number }[]>();
@@ -61,40 +63,5 @@ export class Counters {
     const entry = this.fixed.get(k);
     if (entry && entry.start === start) entry.used += n;
     else this.fixed.set(k, { start, used: n });
-  }
-}
-
-export function periodStart(now: number, period: QuotaPeriod): number {
-  const d = new Date(now);
-  switch (period) {
-    case "Hourly":
-      return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate(), d.getUTCHours());
-    case "Daily":
-      return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
-    case "Weekly": {
-      // ISO weeks: Monday 00:00 UTC.
-      const day = (d.getUTCDay() + 6) % 7;
-      return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() - day);
-    }
-    case "Monthly":
-      return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
-    case "Yearly":
-      return Date.UTC(d.getUTCFullYear(), 0, 1);
-  }
-}
-
-function periodEnd(start: number, period: QuotaPeriod): number {
-  const d = new Date(start);
-  switch (period) {
-    case "Hourly":
-      return start + 3_600_000;
-    case "Daily":
-      return start + 86_400_000;
-    case "Weekly":
-      return start + 7 * 86_400_000;
-    case "Monthly":
-      return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
-    case "Yearly":
-      return Date.UTC(d.getUTCFullYear() + 1, 0, 1);
   }
 }

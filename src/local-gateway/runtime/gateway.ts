@@ -420,17 +420,18 @@ export class Pipeline {
         // The backend's stream broke off (or the client left): the client gets what arrived.
       }
       sink.end();
-      finish(response.status, sent);
+      // The LLM record before the request's: a log reader that sees the request sees its tokens.
       await complete(llm ? watch.result(promptTokens) : undefined, watch.model);
+      finish(response.status, sent);
       return;
     }
 
     const bytes = response.body ?? Buffer.alloc(0);
     sink.head(response.status, response.reason || undefined, { ...out, "content-length": [String(bytes.length)] });
     sink.end(bytes);
-    finish(response.status, bytes.length);
     const answer = llm ? (parseJson(bytes) as { model?: unknown } | undefined) : undefined;
     await complete(llm ? r.usage : undefined, typeof answer?.model === "string" ? answer.model : undefined);
+    finish(response.status, bytes.length);
   }
 
   /** A failure jumps to on-error with context.LastError; the response is the policy's, else 500. */

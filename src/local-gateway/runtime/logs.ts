@@ -2,8 +2,10 @@
  * The local gateway's logs, in the shape of APIM's diagnostic tables so usage analytics reads the
  * same columns locally as from Log Analytics: `ApiManagementGatewayLogs` (one record per request) and
  * `ApiManagementGatewayLlmLog` (one per LLM call, joined on CorrelationId), `ApiManagementGatewayMCPLog`
- * (one per request to an MCP server), plus the custom metrics llm-emit-token-metric emits. NDJSON, one file per table and UTC day:
- * <dir>/<Table>/<yyyy-mm-dd>.ndjson. Lines are appended in batches; flush() writes what is pending.
+ * (one per request to an MCP server), plus the custom metrics llm-emit-token-metric emits. NDJSON, one file per table and UTC hour
+ * of TimeGenerated: <dir>/<Table>/<yyyy-mm-dd>/<hh>.ndjson (usage ingestion re-reads the hours that grew).
+ * Lines are appended in batches; flush() writes what is pending, the request table last: a request's LLM
+ * and MCP records are on disk no later than its gateway record, so a reader that sees a request sees its tokens.
  */
 import { appendFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -104,7 +106,7 @@ export class GatewayLogs {
   write(table: typeof TABLES.mcp, record: McpLogRecord): void;
   write(table: (typeof TABLES)[keyof typeof TABLES], record: GatewayLogRecord | LlmLogRecord | MetricRecord | McpLogRecord): void {
     if (!this.dir) return;
-    const file = join(this.dir, table, `${record.TimeGenerated.slice(0, 10)}.ndjson`);
+    const file = join(this.dir, table, record.TimeGenerated.slice(0, 10), `${record.TimeGenerated.slice(11, 13)}.ndjson`);
     const lines = this.pending.get(file) ?? [];
     lines.push(JSON.stringify(record));
     this.pending.set(file, lines);
@@ -115,7 +117,8 @@ export class GatewayLogs {
   flush(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    const batch = this.pending;
+    const requestTable = `${join(this.dir ?? "", TABLES.gateway)}/`;
+    const batch = [...this.pending].sort(([a], [b]) => Number(a.startsWith(requestTable)) - Number(b.startsWith(requestTable)));
     this.pending = new Map();
     this.flushing = this.flushing.then(async () => {
       for (const [file, lines] of batch) {

@@ -3,7 +3,7 @@ import type { ProjectInput } from "../pillar.js";
 import type { Model } from "./schema.js";
 
 /** Compiler ids are ≤ 24 characters of [a-z0-9_] and unique in the tenant; registry backend ids are per model. */
-const backendId = (model: Model, backend: string) => `b_${createHash("sha256").update(`${model.id}/${backend}`).digest("hex").slice(0, 22)}`;
+export const backendId = (model: Pick<Model, "id">, backend: string) => `b_${createHash("sha256").update(`${model.id}/${backend}`).digest("hex").slice(0, 22)}`;
 /** Locally there is no vault: a synthetic vault URI names the secret the same way Key Vault would. */
 const LOCAL_VAULT = "https://aigov-local.vault.azure.net";
 

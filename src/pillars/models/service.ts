@@ -16,6 +16,8 @@ import { ModelSpec, type Model, type ModelPatch, type ModelSpecInput } from "./s
 
 interface ModelDoc extends StoredDoc, Omit<Model, "etag"> {
   docType: "model";
+  /** Every price the model had and since when ("" = before records began): usage is costed at the price in force when a request was made. */
+  pricingHistory?: { from: string; pricing: Model["pricing"] | null }[];
 }
 
 type Backend = Model["backends"][number];
@@ -68,7 +70,7 @@ export class ModelService {
     private readonly projects: ProjectService,
     private readonly settingsGuard?: SettingsGuard,
   ) {
-    this.models = new Collection<ModelDoc, Model>(store, changes, { docType: "model", path: (d) => modelPath(d.scopeId, d.id) });
+    this.models = new Collection<ModelDoc, Model>(store, changes, { docType: "model", path: (d) => modelPath(d.scopeId, d.id), internal: ["pricingHistory"] });
   }
 
   async create(ctx: RequestContext, projectId: string, input: ModelSpecInput): Promise<Model> {
@@ -83,6 +85,7 @@ export class ModelService {
       ...fields,
       ...(spec.status === "deprecated" ? { deprecatedAt: now.slice(0, 10) } : {}),
       backends,
+      pricingHistory: [{ from: now, pricing: spec.pricing ?? null }],
       id,
       projectId: project.id,
       tenantId: ctx.principal.tenantId,
@@ -151,10 +154,14 @@ export class ModelService {
     const { backends: _b, ...fields } = spec;
     // When the model became deprecated (the Deprecation response header, RFC 9745); kept while it stays so.
     const deprecatedAt = spec.status === "deprecated" ? (current.status === "deprecated" ? current.deprecatedAt : undefined) ?? this.clock.now().toISOString().slice(0, 10) : undefined;
+    const updatedAt = this.clock.now().toISOString();
+    const history = current.pricingHistory ?? (current.pricing ? [{ from: "", pricing: current.pricing }] : []);
+    const repriced = JSON.stringify(spec.pricing ?? null) !== JSON.stringify(current.pricing ?? null);
     const doc: ModelDoc = {
       ...fields,
       ...(deprecatedAt ? { deprecatedAt } : {}),
       backends,
+      pricingHistory: repriced ? [...history, { from: updatedAt, pricing: spec.pricing ?? null }] : history,
       id,
       projectId,
       tenantId: ctx.principal.tenantId,
@@ -162,7 +169,7 @@ export class ModelService {
       docType: "model",
       createdAt: current.createdAt,
       createdBy: current.createdBy,
-      updatedAt: this.clock.now().toISOString(),
+      updatedAt,
       updatedBy: ctx.principal.userId,
     };
     return this.models.replace(ctx, current, doc, { action: "model.update", event: "aigov.model.updated.v1" });

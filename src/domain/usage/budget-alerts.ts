@@ -1,0 +1,70 @@
+/**
+ * Budget thresholds: when a key's or a project's spend this period reaches 80% and then 100% of its
+ * budget, once each per period, an audited change and an event (`aigov.budget.thresholdReached.v1`).
+ * The record of what was announced lives beside the budget's project, one document per subject and
+ * period, so a rerun of ingestion announces nothing twice.
+ */
+import { randomUUID } from "node:crypto";
+import type { Store, StoredDoc, Versioned } from "../../ports/store.js";
+import type { ChangeWriter } from "../changes.js";
+import { AppError } from "../errors.js";
+import { Collection } from "../kernel/collection.js";
+import { systemContext } from "../kernel/system.js";
+import type { UsageAnalytics } from "./analytics.js";
+import type { Touched } from "./ingest.js";
+import type { BudgetStatus } from "./schema.js";
+
+export const BUDGET_THRESHOLDS = [80, 100] as const;
+
+interface BudgetAlertDoc extends StoredDoc {
+  docType: "budgetAlert";
+  subject: BudgetStatus["subject"];
+  periodStart: string;
+  periodEnd: string;
+  reached: number[];
+}
+
+export class BudgetAlerts {
+  private readonly alerts: Collection<BudgetAlertDoc, BudgetAlertDoc & { etag: string }>;
+
+  constructor(
+    store: Store,
+    changes: ChangeWriter,
+    private readonly analytics: UsageAnalytics,
+  ) {
+    this.alerts = new Collection(store, changes, { docType: "budgetAlert", path: (d) => `/projects/${d.scopeId}/budgets/${d.id}` });
+  }
+
+  async check(touched: Touched[]): Promise<number> {
+    let announced = 0;
+    for (const t of touched) {
+      const { tenantId, projectId } = t.owner;
+      for (const status of await this.analytics.budgetStatus(tenantId, projectId)) {
+        const due = BUDGET_THRESHOLDS.filter((th) => status.percent >= th);
+        if (!due.length) continue;
+        const partition = { tenantId, scopeId: projectId };
+        const id = `budget.${status.subject.id}.${status.periodStart.slice(0, 19)}`;
+        const current: Versioned<BudgetAlertDoc> | undefined = await this.alerts.read(partition, id);
+        const fresh = due.filter((th) => !current?.reached.includes(th));
+        if (!fresh.length) continue;
+        const top = Math.max(...fresh);
+        const ctx = systemContext(tenantId, "system:usage", randomUUID());
+        const next: BudgetAlertDoc = { id, ...partition, docType: "budgetAlert", subject: status.subject, periodStart: status.periodStart, periodEnd: status.periodEnd, reached: [...(current?.reached ?? []), ...fresh].sort((a, b) => a - b) };
+        const note = {
+          action: "budget.thresholdReached",
+          event: "aigov.budget.thresholdReached.v1",
+          data: { projectId, subject: status.subject, threshold: top, percent: status.percent, spent: status.spent, amount: status.amount, currency: status.currency, period: status.period, periodStart: status.periodStart, forecast: status.forecast },
+        };
+        try {
+          if (current) await this.alerts.replace(ctx, current, next, note);
+          else await this.alerts.create(ctx, next, note);
+          announced += 1;
+        } catch (err) {
+          // Another run announced it meanwhile: once is enough.
+          if (!(err instanceof AppError && (err.error.kind === "conflict" || err.error.kind === "preconditionFailed"))) throw err;
+        }
+      }
+    }
+    return announced;
+  }
+}

@@ -1,0 +1,255 @@
+/**
+ * Usage ingestion (ADR 016): the gateway's logs → rollups, exactly once by construction. A run asks the
+ * source which hours received records since its position, recomputes each such hour from all of the
+ * hour's records (its minutes, the hour, then the day from its hours) and replaces those buckets whole;
+ * only then does it move the position. Replaying, overlapping windows, late and out-of-order records,
+ * a record read twice (one CorrelationId) and a crash between reading and committing all end in the same
+ * rollups, because a bucket is a function of the records of its hour, never a sum of deliveries.
+ */
+import type { Clock } from "../../ports/clock.js";
+import type { Partition, Store, StoredDoc } from "../../ports/store.js";
+import type { GatewayCall, UsageHour, UsageLogSource } from "../../ports/usage-logs.js";
+import { backendId } from "../../pillars/models/compiler.js";
+import { everyDoc } from "../paging.js";
+import { BUCKET_LENGTH, RollupDocuments, type Retention, type RollupDoc } from "./documents.js";
+import { Attribution, callMetrics, HourRollup, priceAt, RowSet, type Owner, type PriceBook, type UsageRow } from "./rollup.js";
+
+/** A project's models as ingestion needs them. */
+interface ModelBook {
+  prices: PriceBook;
+  /** Gateway backend id → 'model/backend'. */
+  backends: Map<string, string>;
+}
+
+export const USAGE_SYSTEM: Partition = { tenantId: "_system", scopeId: "usage" };
+const GATEWAY_SYSTEM: Partition = { tenantId: "_system", scopeId: "gateway" };
+
+interface StateDoc extends StoredDoc {
+  docType: "usageIngestion";
+  source: string;
+  position?: string;
+  lastRun?: IngestReport;
+}
+
+export interface IngestReport {
+  source: string;
+  startedAt: string;
+  durationMs: number;
+  hours: UsageHour[];
+  requests: number;
+  unattributed: number;
+  projects: number;
+}
+
+/** When a project was last used through the gateway, per key, model, tool server, toolbox and agent. */
+export interface ActivityMaps {
+  keys: Record<string, string>;
+  model: Record<string, string>;
+  tool: Record<string, string>;
+  toolbox: Record<string, string>;
+  agent: Record<string, string>;
+}
+export interface ActivityDoc extends StoredDoc, ActivityMaps {
+  docType: "usageActivity";
+}
+export const ACTIVITY_ID = "usage.activity";
+
+interface ModelPriceDoc extends StoredDoc {
+  name: string;
+  backends?: { id: string }[];
+  pricing?: { currency: string; inputPer1kTokens: number; outputPer1kTokens: number };
+  pricingHistory?: { from: string; pricing: { currency: string; inputPer1kTokens: number; outputPer1kTokens: number } | null }[];
+}
+
+/** Where a run's rollups went: the projects (and days) it recomputed. */
+export interface Touched {
+  owner: Owner;
+  days: Set<string>;
+}
+
+export interface IngestOptions {
+  retention: Retention;
+  /** After the rollups: what reacts to new usage (budget thresholds). Errors there do not undo the run. */
+  afterRun?: (touched: Touched[]) => Promise<void>;
+}
+
+export class UsageIngestion {
+  readonly rollups: RollupDocuments;
+
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly opts: IngestOptions,
+  ) {
+    this.rollups = new RollupDocuments(store, opts.retention);
+  }
+
+  /** One run over one source. */
+  async run(source: UsageLogSource): Promise<IngestReport> {
+    const started = this.clock.now().getTime();
+    const t0 = performance.now();
+    const stateId = `usage.state.${source.name}`;
+    const state = await this.store.read<StateDoc>(USAGE_SYSTEM, stateId);
+    const { hours, position } = await source.changes(state?.position);
+    const owners = await this.owners(source.name);
+    const attribution = new Attribution(owners);
+    const books = new Map<string, Promise<ModelBook>>();
+    const touched = new Map<string, Touched>();
+    let requests = 0;
+    let unattributed = 0;
+
+    for (const hour of hours) {
+      const rollup = new HourRollup();
+      const pending: { call: GatewayCall; owner: Owner; prefix: string; rest: string }[] = [];
+      for await (const page of source.readHour(hour)) {
+        for (const call of page) {
+          requests += 1;
+          const o = attribution.owner(call);
+          if (!o) {
+            unattributed += 1;
+            continue;
+          }
+          pending.push({ call, owner: { tenantId: o.tenantId, projectId: o.projectId }, prefix: o.prefix, rest: o.rest });
+        }
+        for (const p of pending) {
+          const book = await this.book(books, p.owner);
+          const dims = attribution.dims(p.call, p.prefix, p.rest);
+          dims.backend = book.backends.get(dims.backend) ?? dims.backend;
+          const price = dims.kind === "model" && dims.resource ? priceAt(book.prices, dims.resource, p.call.time) : undefined;
+          const priced = price?.currency ? price : undefined;
+          rollup.add(p.owner, { ...dims, currency: priced?.currency ?? "" }, callMetrics(p.call, priced), p.call.time);
+        }
+        pending.length = 0;
+      }
+      for (const p of rollup.projects.values()) {
+        await this.writeHour(source.name, p.owner, hour, p.minutes, p.hour);
+        const k = `${p.owner.tenantId}|${p.owner.projectId}`;
+        const t = touched.get(k) ?? { owner: p.owner, days: new Set<string>() };
+        t.days.add(hour.slice(0, 10));
+        touched.set(k, t);
+        await this.recordActivity(p.owner, p.hour.list());
+      }
+    }
+    for (const t of touched.values()) for (const day of t.days) await this.rollDay(source.name, t.owner, day);
+
+    const report: IngestReport = {
+      source: source.name,
+      startedAt: new Date(started).toISOString(),
+      durationMs: Math.round(performance.now() - t0),
+      hours,
+      requests,
+      unattributed,
+      projects: touched.size,
+    };
+    // The position moves last: a run that stops before this point is simply done again.
+    const next: StateDoc = { id: stateId, ...USAGE_SYSTEM, docType: "usageIngestion", source: source.name, position, lastRun: report };
+    const r = await this.store.batch(USAGE_SYSTEM, [state ? { kind: "replace", doc: next, ifMatch: state._etag } : { kind: "create", doc: next }]);
+    // Another run moved it meanwhile: its rollups are the same function of the logs; nothing to undo.
+    if (!r.ok && r.status !== 412 && r.status !== 409) throw new Error(`usage ingestion state write failed with ${r.status}`);
+    if (this.opts.afterRun && touched.size) await this.opts.afterRun([...touched.values()]);
+    return report;
+  }
+
+  /** The last run of a source. */
+  async lastRun(sourceName: string): Promise<IngestReport | undefined> {
+    return (await this.store.read<StateDoc>(USAGE_SYSTEM, `usage.state.${sourceName}`))?.lastRun;
+  }
+
+  /** Deletes rollups past their retention (at most `max` per call). */
+  async sweep(max = 2000): Promise<number> {
+    const now = new Date(this.clock.now().getTime()).toISOString();
+    let deleted = 0;
+    for await (const d of everyDoc<RollupDoc>(this.store, "all", { docType: "usageRollup", filters: [{ field: "expiresAt", op: "<", value: now }] })) {
+      await this.store.delete({ tenantId: d.tenantId, scopeId: d.scopeId }, d.id);
+      if (++deleted >= max) break;
+    }
+    return deleted;
+  }
+
+  /** Gateway keys reserved on this instance → their tenants (tenants-never-share-a-key is enforced there). */
+  private async owners(instance: string): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for await (const d of everyDoc<StoredDoc & { owner: string; instance: string; key: string }>(this.store, GATEWAY_SYSTEM, { docType: "gatewayKeyReservation", filters: [{ field: "instance", op: "=", value: instance }] })) {
+      out.set(d.key, d.owner);
+    }
+    return out;
+  }
+
+  /** A project's prices per model name, as they were over time (the registry keeps each change), and its backends' names. */
+  private book(books: Map<string, Promise<ModelBook>>, owner: Owner): Promise<ModelBook> {
+    const k = `${owner.tenantId}|${owner.projectId}`;
+    let b = books.get(k);
+    if (!b) {
+      b = (async () => {
+        const book: PriceBook = new Map();
+        const backends = new Map<string, string>();
+        for await (const m of everyDoc<ModelPriceDoc>(this.store, { tenantId: owner.tenantId, scopeId: owner.projectId }, { docType: "model" })) {
+          const history = m.pricingHistory ?? (m.pricing ? [{ from: "", pricing: m.pricing }] : []);
+          book.set(
+            m.name,
+            history.map((h) => ({ from: h.from, currency: h.pricing?.currency ?? "", inputPer1kTokens: h.pricing?.inputPer1kTokens ?? 0, outputPer1kTokens: h.pricing?.outputPer1kTokens ?? 0 })),
+          );
+          // Backends are reported by the registry's names (model/backend), not the gateway's hashed ids.
+          for (const be of m.backends ?? []) backends.set(backendId(m, be.id), `${m.name}/${be.id}`);
+        }
+        return { prices: book, backends };
+      })();
+      books.set(k, b);
+    }
+    return b;
+  }
+
+  private async writeHour(source: string, owner: Owner, hour: UsageHour, minutes: Map<string, RowSet>, rows: RowSet): Promise<void> {
+    const partition = { tenantId: owner.tenantId, scopeId: owner.projectId };
+    const next = `${hour.slice(0, 11)}${String(Number(hour.slice(11, 13)) + 1).padStart(2, "0")}`;
+    const minuteParts = await this.rollups.partCounts(partition, source, "minute", `${hour}:00`, `${next}:00`);
+    const hourParts = await this.rollups.partCounts(partition, source, "hour", hour, `${hour}~`);
+    const ops = [...minutes].flatMap(([minute, set]) => this.rollups.bucketOps(partition, source, "minute", minute, set.list(), minuteParts.get(minute) ?? 0));
+    ops.push(...this.rollups.bucketOps(partition, source, "hour", hour, rows.list(), hourParts.get(hour) ?? 0));
+    await this.rollups.write(partition, ops);
+  }
+
+  /** A day is the sum of its hours (of this source). */
+  private async rollDay(source: string, owner: Owner, day: string): Promise<void> {
+    const partition = { tenantId: owner.tenantId, scopeId: owner.projectId };
+    const set = new RowSet();
+    for (const rows of (await this.rollups.rowsByBucket(partition, "hour", day, `${day}~`, source)).values()) set.addRows(rows.list());
+    const dayParts = await this.rollups.partCounts(partition, source, "day", day, `${day}~`);
+    await this.rollups.write(partition, this.rollups.bucketOps(partition, source, "day", day, set.list(), dayParts.get(day) ?? 0));
+  }
+
+  /** Latest request per key, model, tool, toolbox and agent (refused ones too: someone holds the key): only ever moves forward. */
+  private async recordActivity(owner: Owner, rows: UsageRow[]): Promise<void> {
+    const partition = { tenantId: owner.tenantId, scopeId: owner.projectId };
+    const latest: ActivityMaps = { keys: {}, model: {}, tool: {}, toolbox: {}, agent: {} };
+    const bump = (map: Record<string, string>, id: string, at: string) => {
+      if (id && at && (!map[id] || map[id] < at)) map[id] = at;
+    };
+    for (const r of rows) {
+      bump(latest.keys, r.d.keyId, r.m.lastAt);
+      bump(latest[r.d.kind], r.d.resource, r.m.lastAt);
+    }
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const doc = await this.store.read<ActivityDoc>(partition, ACTIVITY_ID);
+      const next: ActivityDoc = { id: ACTIVITY_ID, ...partition, docType: "usageActivity", keys: {}, model: {}, tool: {}, toolbox: {}, agent: {}, ...(doc ? pick(doc) : {}) };
+      let changed = !doc;
+      for (const field of ["keys", "model", "tool", "toolbox", "agent"] as const) {
+        for (const [id, at] of Object.entries(latest[field])) {
+          if (!next[field][id] || next[field][id] < at) {
+            next[field] = { ...next[field], [id]: at };
+            changed = true;
+          }
+        }
+      }
+      if (!changed) return;
+      const r = await this.store.batch(partition, [doc ? { kind: "replace", doc: next, ifMatch: doc._etag } : { kind: "create", doc: next }]);
+      if (r.ok) return;
+    }
+    throw new Error("usage activity: too many concurrent updates");
+  }
+}
+
+const pick = (d: ActivityDoc): ActivityMaps => ({ keys: d.keys ?? {}, model: d.model ?? {}, tool: d.tool ?? {}, toolbox: d.toolbox ?? {}, agent: d.agent ?? {} });
+
+/** Buckets a time falls in. */
+export const bucketOf = (iso: string, g: keyof typeof BUCKET_LENGTH) => iso.slice(0, BUCKET_LENGTH[g]);
