@@ -4,6 +4,7 @@
  * (src/pillars/<name>/index.ts `cli`) add their commands to the same program with it.
  */
 import Table from "cli-table3";
+import { CommanderError } from "commander";
 import { type AigovClient } from "../client/index.js";
 import { type PillarCliKit } from "../pillars/pillar.js";
 
@@ -44,4 +45,11 @@ export function render(io: CliIo, output: Output, value: unknown, columns?: stri
     }));
   }
   io.out(table.toString());
+}
+
+/** A --budget value, '5000 USD/Monthly' → { amount, currency, period } (a usage error otherwise). */
+export function parseBudget(value: string): { amount: number; currency: string; period: string } {
+  const m = /^([\d.]+)\s*([A-Z]{3})\/(\w+)$/.exec(value.trim());
+  if (!m) throw new CommanderError(2, "aigov.budget", `--budget expects e.g. '5000 USD/Monthly', got '${value}'`);
+  return { amount: Number(m[1]), currency: m[2]!, period: m[3]! };
 }

@@ -162,5 +162,11 @@ describe("conformance: usage and cost from the gateway's logs", () => {
     const cleared = JSON.parse(clear.out) as { budget?: unknown };
     expect(cleared.budget).toBeUndefined();
     expect((await aigov("usage", "show", p.id, "--since", "2x")).code).not.toBe(0);
+    // Keys take their budget the same way; a malformed one is a usage error, not silently dropped.
+    const key = JSON.parse((await aigov("-o", "json", "keys", "create", p.id, "--name", "cli budget", "--budget", "0.5 USD/Monthly")).out) as { limits: { budget?: unknown } };
+    expect(key.limits.budget).toEqual({ amount: 0.5, currency: "USD", period: "Monthly" });
+    const bad = await aigov("keys", "create", p.id, "--name", "bad budget", "--budget", "lots");
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toContain("--budget expects");
   });
 });

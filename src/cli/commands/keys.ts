@@ -1,7 +1,7 @@
 /** `aigov keys …`: virtual keys (create, list, show, rotate, revoke, suspend, resume, share, unshare, shared, collect, lookup). */
 import { readFileSync } from "node:fs";
 import { type AigovClient } from "../../client/index.js";
-import { type CliKit } from "../kit.js";
+import { type CliKit, parseBudget } from "../kit.js";
 
 const KEY_COLUMNS = ["id", "name", "status", "owner", "prefix", "last4", "expiresAt", "gateway"];
 const keyRow = (k: { gateway: { state: string } } & Record<string, unknown>) => ({ ...k, gateway: k.gateway.state });
@@ -25,7 +25,7 @@ type CreateOptions = {
   tpm?: string;
   rpm?: string;
   quota?: string;
-  budget?: string;
+  budget?: ReturnType<typeof parseBudget>;
   expires?: string;
   wait?: boolean;
 };
@@ -47,12 +47,11 @@ export function keyCommands({ program, client, print, out, err, json }: CliKit):
     .option("--tpm <n>", "tokens per minute")
     .option("--rpm <n>", "requests per minute")
     .option("--quota <limit/period>", "token quota, e.g. 1000000/Monthly")
-    .option("--budget <amount CUR/period>", "cost budget, e.g. '50 USD/Monthly'")
+    .option("--budget <amount CUR/period>", "cost budget, e.g. '50 USD/Monthly'", parseBudget)
     .option("--expires <iso>", "expiry (default: the project's default lifetime)")
     .option("--wait", "wait until the gateway accepts the key (a new profile is published first)")
     .action(async (projectId: string, o: CreateOptions) => {
       const quota = o.quota?.split("/");
-      const budget = o.budget ? /^([\d.]+)\s*([A-Z]{3})\/(\w+)$/.exec(o.budget) : null;
       const created = await client().keys.create(projectId, {
         name: o.name,
         ...(o.owner ? { owner: o.owner } : {}),
@@ -61,7 +60,7 @@ export function keyCommands({ program, client, print, out, err, json }: CliKit):
           ...(o.tpm ? { tokensPerMinute: Number(o.tpm) } : {}),
           ...(o.rpm ? { requestsPerMinute: Number(o.rpm) } : {}),
           ...(quota ? { tokenQuota: { limit: Number(quota[0]), period: quota[1] as never } } : {}),
-          ...(budget ? { budget: { amount: Number(budget[1]), currency: budget[2]!, period: budget[3] as never } } : {}),
+          ...(o.budget ? { budget: { ...o.budget, period: o.budget.period as never } } : {}),
         },
         ...(o.expires ? { expiresAt: o.expires } : {}),
       });

@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { type Command, CommanderError, Option } from "commander";
 import { ENVIRONMENTS, LIFECYCLE_STAGES } from "../../domain/projects/schema.js";
-import { type CliKit } from "../kit.js";
+import { type CliKit, parseBudget } from "../kit.js";
 
 const PROJECT_COLUMNS = ["id", "name", "environment", "owner", "lifecycleStage", "updatedAt"];
 
@@ -22,13 +22,8 @@ const parsePillars = (value: string) => {
   return out;
 };
 
-/** '5000 USD/Monthly' → a budget; 'none' stays 'none' (specFrom turns it into null: cleared by an update). */
-export const parseBudget = (value: string) => {
-  if (value === "none") return value;
-  const m = /^([\d.]+)\s*([A-Z]{3})\/(\w+)$/.exec(value.trim());
-  if (!m) throw new CommanderError(2, "aigov.budget", "--budget expects e.g. '5000 USD/Monthly'");
-  return { amount: Number(m[1]), currency: m[2], period: m[3] };
-};
+/** A project budget, or 'none' (kept as is: specFrom turns it into null, which an update clears). */
+const budgetOrNone = (value: string) => (value === "none" ? value : parseBudget(value));
 
 /** The options of a project's fields, shared by create and update. */
 const specOptions = (cmd: Command, create: boolean) =>
@@ -43,7 +38,7 @@ const specOptions = (cmd: Command, create: boolean) =>
     .option("--review-date <yyyy-mm-dd>", create ? "required for sandbox projects" : "")
     .addOption(new Option("--lifecycle-stage <stage>").choices([...LIFECYCLE_STAGES]))
     .option("--pillars <list>", "e.g. models=on,tools=off,agents=on", parsePillars)
-    .option("--budget <amount CUR/period>", "what the project may spend, e.g. '5000 USD/Monthly' (alerts at 80% and 100%)" + (create ? "" : "; 'none' clears it"), parseBudget);
+    .option("--budget <amount CUR/period>", "what the project may spend, e.g. '5000 USD/Monthly' (alerts at 80% and 100%)" + (create ? "" : "; 'none' clears it"), budgetOrNone);
 
 /** The body from --file, with the flags that are set written over it. */
 const specFrom = (o: Record<string, unknown>) => {

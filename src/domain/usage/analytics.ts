@@ -11,7 +11,7 @@ import { holdsAny } from "../kernel/roles.js";
 import { everyDoc } from "../paging.js";
 import type { ProjectService } from "../projects/service.js";
 import { BUCKET_LENGTH, BUCKET_MS, bucketStart, RollupDocuments, type Granularity } from "./documents.js";
-import { ACTIVITY_ID, USAGE_SYSTEM, type ActivityDoc, type ActivityMaps } from "./ingest.js";
+import { ACTIVITY_ID, lastRunOf, type ActivityDoc, type ActivityMaps } from "./ingest.js";
 import { emptyMetrics, ERROR_CLASSES, mergeInto, percentile, type UsageMetrics } from "./metrics.js";
 import type { UsageRow } from "./rollup.js";
 import { type UsageQuery, type BudgetStatus, type UsageReport, type UsageSummary } from "./schema.js";
@@ -107,8 +107,7 @@ export class UsageAnalytics {
   async ingestedThrough(): Promise<string | undefined> {
     let oldest: string | undefined;
     for (const s of this.sources()) {
-      const d = await this.store.read<StoredDoc & { lastRun?: { startedAt: string } }>(USAGE_SYSTEM, `usage.state.${s}`);
-      const at = d?.lastRun?.startedAt;
+      const at = (await lastRunOf(this.store, s))?.startedAt;
       if (!at) return undefined;
       if (!oldest || at < oldest) oldest = at;
     }

@@ -11,7 +11,7 @@ import type { Partition, Store, StoredDoc } from "../../ports/store.js";
 import type { GatewayCall, UsageHour, UsageLogSource } from "../../ports/usage-logs.js";
 import { backendId } from "../../pillars/models/compiler.js";
 import { everyDoc } from "../paging.js";
-import { BUCKET_LENGTH, RollupDocuments, type Retention, type RollupDoc } from "./documents.js";
+import { RollupDocuments, type Retention, type RollupDoc } from "./documents.js";
 import { Attribution, callMetrics, HourRollup, priceAt, RowSet, type Owner, type PriceBook, type UsageRow } from "./rollup.js";
 
 /** A project's models as ingestion needs them. */
@@ -30,6 +30,12 @@ interface StateDoc extends StoredDoc {
   position?: string;
   lastRun?: IngestReport;
 }
+
+/** The last run of a source, from its state document. */
+export async function lastRunOf(store: Store, source: string): Promise<IngestReport | undefined> {
+  return (await store.read<StateDoc>(USAGE_SYSTEM, stateId(source)))?.lastRun;
+}
+const stateId = (source: string) => `usage.state.${source}`;
 
 export interface IngestReport {
   source: string;
@@ -88,8 +94,8 @@ export class UsageIngestion {
   async run(source: UsageLogSource): Promise<IngestReport> {
     const started = this.clock.now().getTime();
     const t0 = performance.now();
-    const stateId = `usage.state.${source.name}`;
-    const state = await this.store.read<StateDoc>(USAGE_SYSTEM, stateId);
+    const id = stateId(source.name);
+    const state = await this.store.read<StateDoc>(USAGE_SYSTEM, id);
     const { hours, position } = await source.changes(state?.position);
     const owners = await this.owners(source.name);
     const attribution = new Attribution(owners);
@@ -142,17 +148,12 @@ export class UsageIngestion {
       projects: touched.size,
     };
     // The position moves last: a run that stops before this point is simply done again.
-    const next: StateDoc = { id: stateId, ...USAGE_SYSTEM, docType: "usageIngestion", source: source.name, position, lastRun: report };
+    const next: StateDoc = { id, ...USAGE_SYSTEM, docType: "usageIngestion", source: source.name, position, lastRun: report };
     const r = await this.store.batch(USAGE_SYSTEM, [state ? { kind: "replace", doc: next, ifMatch: state._etag } : { kind: "create", doc: next }]);
     // Another run moved it meanwhile: its rollups are the same function of the logs; nothing to undo.
     if (!r.ok && r.status !== 412 && r.status !== 409) throw new Error(`usage ingestion state write failed with ${r.status}`);
     if (this.opts.afterRun && touched.size) await this.opts.afterRun([...touched.values()]);
     return report;
-  }
-
-  /** The last run of a source. */
-  async lastRun(sourceName: string): Promise<IngestReport | undefined> {
-    return (await this.store.read<StateDoc>(USAGE_SYSTEM, `usage.state.${sourceName}`))?.lastRun;
   }
 
   /** Deletes rollups past their retention (at most `max` per call). */
@@ -252,4 +253,3 @@ export class UsageIngestion {
 const pick = (d: ActivityDoc): ActivityMaps => ({ keys: d.keys ?? {}, model: d.model ?? {}, tool: d.tool ?? {}, toolbox: d.toolbox ?? {}, agent: d.agent ?? {} });
 
 /** Buckets a time falls in. */
-export const bucketOf = (iso: string, g: keyof typeof BUCKET_LENGTH) => iso.slice(0, BUCKET_LENGTH[g]);
