@@ -623,6 +623,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'USAGE_LOG_WORKSPACE_ID', value: logs.properties.customerId }
         { name: 'KEY_ROTATIONS_PER_RUN', value: '120' }
         { name: 'EXEMPTION_SWEEP_SCHEDULE', value: '0 */5 * * * *' }
+        { name: 'ACCESS_REVIEW_SWEEP_SCHEDULE', value: '0 */15 * * * *' }
       ]
     }
   }

@@ -13,11 +13,13 @@ import { exemptionOperations } from "./exemption-operations.js";
 import { gatewayOperations } from "./gateway-operations.js";
 import { keyOperations } from "./key-operations.js";
 import { usageOperations } from "./usage-operations.js";
+import { reviewOperations } from "./review-operations.js";
 import { pillarOperations } from "../pillars/index.js";
 
 export * from "./gateway-operations.js";
 export * from "./key-operations.js";
 export * from "./usage-operations.js";
+export * from "./review-operations.js";
 export * from "../pillars/models/operations.js";
 export * from "../pillars/tools/operations.js";
 export * from "../pillars/agents/operations.js";
@@ -328,5 +330,6 @@ export const operations: readonly Operation[] = [
   ...exemptionOperations,
   ...approvalRouteOperations,
   ...usageOperations,
+  ...reviewOperations,
   ...pillarOperations(),
 ];

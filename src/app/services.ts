@@ -17,6 +17,8 @@ import type { GatewayPublisher } from "../ports/gateway.js";
 import type { TenantSettingsService } from "../domain/policy/tenant-settings.js";
 import type { ProjectService } from "../domain/projects/service.js";
 import type { UsageService } from "../domain/usage/service.js";
+import type { AccessReviewService } from "../domain/reviews/service.js";
+import type { TargetDeps } from "../domain/reviews/targets.js";
 import type { UsageLogSource } from "../ports/usage-logs.js";
 import type { Notifier } from "../ports/notifier.js";
 import type { SecretStore } from "../ports/secrets.js";
@@ -46,6 +48,7 @@ export interface Services {
   gateways: TenantGateways;
   keys: KeyService;
   usage: UsageService;
+  accessReviews: AccessReviewService;
 }
 
 /**
@@ -195,6 +198,9 @@ export async function buildServices(config: Config): Promise<Services> {
     { SettingsGuard },
     { ProjectService },
     { UsageService },
+    { AccessReviewService },
+    { ReviewDocuments },
+    { reviewTargets },
   ] = await Promise.all([
     import("../adapters/cosmos/connect.js"),
     import("../auth/verifier.js"),
@@ -220,6 +226,9 @@ export async function buildServices(config: Config): Promise<Services> {
     import("../domain/policy/settings-guard.js"),
     import("../domain/projects/service.js"),
     import("../domain/usage/service.js"),
+    import("../domain/reviews/service.js"),
+    import("../domain/reviews/documents.js"),
+    import("../domain/reviews/targets.js"),
   ]);
   // No I/O here: the database and container are provisioned by infra (Azure) or by the local host.
   const clock = systemClock;
@@ -295,6 +304,32 @@ export async function buildServices(config: Config): Promise<Services> {
     documents: exemptionDocuments,
     active: activeExemptions,
   });
+  // Access reviews see each kind of access through the service that owns it.
+  const accessReviews = new AccessReviewService({
+    docs: new ReviewDocuments(store, changes),
+    clock,
+    notifier,
+    publicUrl: () => config.publicUrl,
+    targets: reviewTargets({
+      store,
+      activity: (tenantId, projectId) => usage.activity(tenantId, projectId),
+      keys: {
+        inProject: (tenantId, projectId) => keyDocuments.inProject(tenantId, projectId),
+        revokeBySystem: (ctx, projectId, id, reason) => keys.revokeBySystem(ctx, projectId, id, reason),
+        endShare: (ctx, projectId, id, target) => keys.sharing.endShare(ctx, projectId, id, target),
+      },
+      projects,
+      exemptions,
+      tools: pillarRuntimes.get("tools")?.service as TargetDeps["tools"],
+    }),
+    projectIds: async (tenantId) => (await projects.listAll(tenantId)).map((p) => p.id),
+    projectOwners: async (tenantId, projectId) => {
+      const found = await projects.assignmentsOf(tenantId, projectId);
+      return found && [...new Set([found.owner, ...found.assignments.filter((a) => a.role === "ProjectAdmin").map((a) => a.principalId)])];
+    },
+    projectRoles: async (tenantId, projectId) => (await projects.assignmentsOf(tenantId, projectId))?.assignments,
+    activityThrough: () => usage.ingestedThrough(),
+  });
   return {
     config,
     store,
@@ -314,6 +349,7 @@ export async function buildServices(config: Config): Promise<Services> {
     gateways,
     keys,
     usage,
+    accessReviews,
   };
 }
 

@@ -12,6 +12,7 @@ import { auditCommands } from "./commands/audit.js";
 import { exemptionCommands } from "./commands/exemptions.js";
 import { keyCommands } from "./commands/keys.js";
 import { usageCommands } from "./commands/usage.js";
+import { reviewCommands } from "./commands/reviews.js";
 import { loginCommands } from "./commands/login.js";
 import { policyCommands } from "./commands/policy.js";
 import { projectCommands } from "./commands/projects.js";
@@ -63,6 +64,7 @@ export function buildProgram(io: CliIo): Command {
   approvalCommands(kit);
   exemptionCommands(kit);
   usageCommands(kit);
+  reviewCommands(kit);
 
   return program;
 }

@@ -132,6 +132,15 @@ export class AigovClient {
     tenant: (query: z.input<typeof ops.getTenantUsage.query>) => this.call(ops.getTenantUsage, { query }).then((r) => r.body),
     budgets: (projectId: string) => this.call(ops.listProjectBudgets, { params: { projectId } }).then((r) => r.body),
   };
+  reviews = {
+    create: (body: z.input<typeof ops.createAccessReview.body>) => this.call(ops.createAccessReview, { body }).then((r) => r.body),
+    list: (query: z.input<typeof ops.listAccessReviews.query> = {}) => this.call(ops.listAccessReviews, { query }).then((r) => r.body),
+    get: (reviewId: string) => this.call(ops.getAccessReview, { params: { reviewId } }).then((r) => r.body),
+    items: (reviewId: string, query: z.input<typeof ops.listAccessReviewItems.query> = {}) => this.call(ops.listAccessReviewItems, { params: { reviewId }, query }).then((r) => r.body),
+    decide: (reviewId: string, itemId: string, body: z.input<typeof ops.decideAccessReviewItem.body>) => this.call(ops.decideAccessReviewItem, { params: { reviewId, itemId }, body }).then((r) => r.body),
+    apply: (reviewId: string, ifMatch: string) => this.call(ops.applyAccessReview, { params: { reviewId }, ifMatch }).then((r) => r.body),
+    stop: (reviewId: string, body: z.input<typeof ops.stopAccessReview.body>, ifMatch: string) => this.call(ops.stopAccessReview, { params: { reviewId }, body, ifMatch }).then((r) => r.body),
+  };
   agents = {
     create: (projectId: string, body: z.input<typeof ops.createAgent.body>) => this.call(ops.createAgent, { params: { projectId }, body }).then((r) => r.body),
     list: (projectId: string, query: z.input<typeof ops.listAgents.query> = {}) => this.call(ops.listAgents, { params: { projectId }, query }).then((r) => r.body),

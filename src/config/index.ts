@@ -72,6 +72,8 @@ const ConfigSchema = z
     __azureSignal: z.string().optional(),
     // NCRONTAB (six fields) of the exemption expiry sweep; the timer reads it as %EXEMPTION_SWEEP_SCHEDULE%.
     EXEMPTION_SWEEP_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, "must be six NCRONTAB fields").default("0 */5 * * * *"),
+    // NCRONTAB of the access review sweep (starts missing campaign orchestrations, e.g. a recurring review's next one): %ACCESS_REVIEW_SWEEP_SCHEDULE%.
+    ACCESS_REVIEW_SWEEP_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, "must be six NCRONTAB fields").default("0 */15 * * * *"),
     // The API Management instance the tenant's artifacts are published to. Unset = files under the data dir (local only).
     APIM_SUBSCRIPTION_ID: z.guid().optional(),
     APIM_RESOURCE_GROUP: z.string().min(1).max(90).optional(),

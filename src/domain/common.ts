@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { z } from "zod";
 
 export const ROLES = ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"] as const;
@@ -25,6 +25,14 @@ export function newId(prefix: string): string {
   const bytes = randomBytes(20);
   let out = "";
   for (const b of bytes) out += ALPHABET[b & 31];
+  return `${prefix}_${out}`;
+}
+
+/** An id of the same shape as newId's, derived from `seed`: the same seed always gives the same id (idempotent creates). */
+export function derivedId(prefix: string, seed: string): string {
+  const bytes = createHash("sha256").update(seed).digest();
+  let out = "";
+  for (const b of bytes.subarray(0, 20)) out += ALPHABET[b & 31];
   return `${prefix}_${out}`;
 }
 

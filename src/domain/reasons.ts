@@ -82,6 +82,12 @@ export const REASONS = {
   // ---- usage ----
   usage_range_invalid: { status: 400, meaning: "a usage range whose end is not after its start" },
   usage_range_too_large: { status: 400, meaning: "a usage series with more buckets than its granularity allows (2 days of minutes, 95 days of hours, 800 days): choose a coarser granularity or a shorter range" },
+  // ---- access reviews ----
+  reviewer_is_holder: { status: 403, meaning: "nobody decides on their own access in an access review (the item's holder: a key's owner, an assignment's principal…)" },
+  not_item_reviewer: { status: 403, meaning: "the caller is not a reviewer of the item in the campaign's current stage" },
+  access_review_closed: { status: 409, meaning: "the access review takes no decisions or stop now: it is scheduled, past its stage's end, stopping, completed or canceled" },
+  access_review_not_completed: { status: 409, meaning: "only a completed access review can be applied" },
+  access_review_applied: { status: 409, meaning: "the access review's outcomes are already applied (or none is a removal): nothing to apply" },
 } as const satisfies Record<string, { status: 400 | 403 | 409; meaning: string }>;
 
 export type Reason = keyof typeof REASONS;

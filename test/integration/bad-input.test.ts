@@ -38,7 +38,7 @@ interface Case {
 
 function casesFor(op: OpenApiOperation): Case[] {
   // A revision id that does not exist: every bad-input case is refused before any lookup.
-  const values = { projectId: project.id, approvalId: approval.id, modelId: model.id, exemptionId: exemption.id, revisionId: MISSING_REVISION, keyId: MISSING_KEY, targetProjectId: project.id, widgetId: newId("wdg"), serverId: newId("srv"), toolName: "echo", snapshotId: newId("snp"), toolboxId: newId("tbx"), agentId: newId("agt"), connectionId: newId("con"), runId: newId("syn") };
+  const values = { projectId: project.id, approvalId: approval.id, modelId: model.id, exemptionId: exemption.id, revisionId: MISSING_REVISION, keyId: MISSING_KEY, targetProjectId: project.id, widgetId: newId("wdg"), serverId: newId("srv"), toolName: "echo", snapshotId: newId("snp"), toolboxId: newId("tbx"), agentId: newId("agt"), connectionId: newId("con"), runId: newId("syn"), reviewId: newId("arv"), itemId: newId("ari") };
   const url = (path = fillPath(op.path, values)) => new URL(`/api${path}`, t.url);
   const auth: Record<string, string> = { authorization: `Bearer ${token}` };
   const etag = op.path.startsWith("/approvals") ? approval.etag : op.path.includes("/models/") ? model.etag : op.path.startsWith("/exemptions/{") ? exemption.etag : project.etag;

@@ -29,6 +29,8 @@ let toolboxA: { id: string };
 let agentA: { id: string };
 let connectionA: { id: string };
 let runA: { id: string };
+let reviewA: { id: string };
+let reviewItemA: { id: string };
 const SECRET_NAME = "tenant-a-confidential-project";
 
 beforeAll(async () => {
@@ -72,6 +74,8 @@ beforeAll(async () => {
   connectionA = await adminA.connections.create({ name: "a-secret-connection", projectId: projectA.id, scope: { cloud: "bedrock", accountId: "111122223333" }, regions: ["us-east-1"], credentials: { kind: "awsAccessKey", accessKeyId: "AKIASECRETSECRET0001", secretAccessKey: "a-secret-aws-secret-key" }, enabled: false });
   runA = await adminA.connections.sync(connectionA.id);
   await until(async () => ((await adminA.connections.run(connectionA.id, runA.id)).status === "skipped" ? true : undefined), "the switched-off connection's run is skipped");
+  reviewA = await adminA.reviews.create({ name: "a-secret-review", kind: "keys", scope: { level: "project", projectId: projectA.id }, stages: [{ reviewers: { type: "users", users: ["a-reviewer"] } }] });
+  reviewItemA = await until(async () => (await adminA.reviews.items(reviewA.id)).items[0], "the review's items");
 });
 afterAll(() => t.stop());
 
@@ -79,10 +83,10 @@ describe("tenant isolation", () => {
   it("tenant B, with every role, cannot see or change tenant A's resources on any route", async () => {
     const doc = await t.anonymous.openApi();
     const tokenB = await t.token("tenant-b", "mallory", ["TenantAdmin", "ProjectAdmin", "Developer", "Approver", "Auditor", "Reader"]);
-    const aValues = { projectId: projectA.id, approvalId: approvalA.id, modelId: modelA.id, revisionId: revisionA, keyId: keyA.id, targetProjectId: projectA.id, exemptionId: exemptionA.id, widgetId: widgetA.id, serverId: serverA.id, toolName: "getItem", snapshotId: serverA.discoveryState.snapshotId!, toolboxId: toolboxA.id, agentId: agentA.id, connectionId: connectionA.id, runId: runA.id };
-    const leaks = [projectA.id, approvalA.id, SECRET_NAME, "tenant-a", "alice-owner", "a-tag-value", "a-description", "a-secret-resource", "a-change-value", "a-secret-justification", modelA.id, "a-secret-model", "a-secret-endpoint", "sk-a-secret-provider-key", revisionA, "a-secret-publish-reason", exemptionA.id, "a-exemption-owner", "a-secret-blocker", "a-secret-compensating", widgetA.id, "a-secret-widget", agentA.id, "a-secret-agent", "a-secret-agent-description", connectionA.id, "a-secret-connection", "111122223333", "AKIASECRETSECRET0001", "a-secret-aws-secret-key", runA.id];
+    const aValues = { projectId: projectA.id, approvalId: approvalA.id, modelId: modelA.id, revisionId: revisionA, keyId: keyA.id, targetProjectId: projectA.id, exemptionId: exemptionA.id, widgetId: widgetA.id, serverId: serverA.id, toolName: "getItem", snapshotId: serverA.discoveryState.snapshotId!, toolboxId: toolboxA.id, agentId: agentA.id, connectionId: connectionA.id, runId: runA.id, reviewId: reviewA.id, itemId: reviewItemA.id };
+    const leaks = [projectA.id, approvalA.id, SECRET_NAME, "tenant-a", "alice-owner", "a-tag-value", "a-description", "a-secret-resource", "a-change-value", "a-secret-justification", modelA.id, "a-secret-model", "a-secret-endpoint", "sk-a-secret-provider-key", revisionA, "a-secret-publish-reason", exemptionA.id, "a-exemption-owner", "a-secret-blocker", "a-secret-compensating", widgetA.id, "a-secret-widget", agentA.id, "a-secret-agent", "a-secret-agent-description", connectionA.id, "a-secret-connection", "111122223333", "AKIASECRETSECRET0001", "a-secret-aws-secret-key", runA.id, reviewA.id, reviewItemA.id, "a-secret-review", "a-reviewer"];
     const walked: string[] = [];
-    const missingValues = { projectId: newId("prj"), approvalId: newId("apr"), modelId: newId("mdl"), revisionId: newId("rev"), keyId: newId("key"), targetProjectId: newId("prj"), exemptionId: newId("exm"), widgetId: newId("wdg"), serverId: newId("srv"), toolName: "echo", snapshotId: newId("snp"), toolboxId: newId("tbx"), agentId: newId("agt"), connectionId: newId("con"), runId: newId("syn") };
+    const missingValues = { projectId: newId("prj"), approvalId: newId("apr"), modelId: newId("mdl"), revisionId: newId("rev"), keyId: newId("key"), targetProjectId: newId("prj"), exemptionId: newId("exm"), widgetId: newId("wdg"), serverId: newId("srv"), toolName: "echo", snapshotId: newId("snp"), toolboxId: newId("tbx"), agentId: newId("agt"), connectionId: newId("con"), runId: newId("syn"), reviewId: newId("arv"), itemId: newId("ari") };
     const call = async (op: OpenApiOperation, values: Record<string, string>, scope: string) => {
       const url = new URL(`/api${fillPath(op.path, values)}`, t.url);
       if (op.queryParams.includes("scope")) url.searchParams.set("scope", scope);
@@ -134,7 +138,7 @@ describe("tenant isolation", () => {
     expect(await adminA.projects.get(projectA.id)).toEqual(projectA);
     const auditA = await adminA.audit.list();
     expect(await adminA.exemptions.get(exemptionA.id)).toEqual(exemptionA);
-    expect(auditA.items.map((r) => r.action).sort()).toEqual(["approval.create", "approval.create", "exemption.request", "gateway.publish", "gateway.revision.create", "project.update", "project.create", "agentConnection.create", "agentSync.start", "agentSync.finish"].sort());
+    expect(auditA.items.map((r) => r.action).sort()).toEqual(["approval.create", "approval.create", "exemption.request", "gateway.publish", "gateway.revision.create", "project.update", "project.create", "agentConnection.create", "agentSync.start", "agentSync.finish", "accessReview.create", "accessReview.start"].sort());
     expect(walked.filter((w) => w.includes("/widgets"))).toHaveLength(4);
     expect((await adminA.audit.verify()).ok).toBe(true);
   });

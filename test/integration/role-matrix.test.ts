@@ -35,10 +35,12 @@ const ALLOWED_BUT: Record<string, { status: number; why: string }> = {
   // The caller may renew; but the exemption is still `requested` (its approval is open) and only an
   // active exemption renews. Making it active needs its approval settled — not what this test is about.
   renewExemption: { status: 409, why: "only an active exemption can be renewed" },
+  // The manager check passes; the campaign is in progress, and only a completed one is applied.
+  applyAccessReview: { status: 409, why: "only a completed access review can be applied" },
 };
 
 /** Operations whose allowed callers each get a fixture of their own (allowedTarget). */
-const OWN_FIXTURE = new Set(["deleteProject", "deleteModel", "deleteMcpServer", "deleteToolbox", "requestMcpToolApproval", "deleteAgent", "transitionAgent", "issueAgentKey", "deleteAgentConnection", "rotateKey", "revokeKey", "suspendKey", "resumeKey", "collectKey", "shareKey", "unshareKey", "getApproval", "decideApproval", "renewExemption", "revokeExemption"]);
+const OWN_FIXTURE = new Set(["deleteProject", "deleteModel", "deleteMcpServer", "deleteToolbox", "requestMcpToolApproval", "deleteAgent", "transitionAgent", "issueAgentKey", "deleteAgentConnection", "rotateKey", "revokeKey", "suspendKey", "resumeKey", "collectKey", "shareKey", "unshareKey", "getApproval", "decideApproval", "renewExemption", "revokeExemption", "createAccessReview", "getAccessReview", "listAccessReviewItems", "decideAccessReviewItem", "applyAccessReview", "stopAccessReview"]);
 
 interface Target {
   values: Record<string, string>;
@@ -85,6 +87,16 @@ async function approvalAwaiting(user: string): Promise<string> {
     a = await gatekeeper.approvals.decide(a.id, { decision: "approve", justification: "the route's own stage" }, a.etag);
     expect(a.status, "the gatekeeper advances the route's stages").toBe("pending");
   }
+}
+
+/** A campaign over the fixture project's keys (or the tenant's) whose one stage `reviewer` reviews, started, and an item they may decide. */
+async function reviewedBy(reviewer: string, level: "project" | "tenant" = "project"): Promise<{ reviewId: string; itemId: string }> {
+  const scope = level === "project" ? { level, projectId: project.id } : { level };
+  const r = await boss.reviews.create({ name: `matrix ${unique()}`, kind: "keys", scope, stages: [{ reviewers: { type: "users", users: [reviewer] } }] });
+  await until(async () => ((await boss.reviews.get(r.id)).status === "inProgress" ? true : undefined), `${r.id} in progress`);
+  const item = (await boss.reviews.items(r.id, { maxPageSize: 100 })).items.find((i) => i.target.holder !== reviewer && i.reviewers.includes(reviewer));
+  expect(item, `an item of ${r.id} that ${reviewer} reviews`).toBeDefined();
+  return { reviewId: r.id, itemId: item!.id };
 }
 
 async function exemptionOwnedBy(owner: string): Promise<string> {
@@ -187,6 +199,16 @@ async function allowedTarget(op: OpenApiOperation, caller: Caller, v: Verdict): 
     case "revokeExemption":
       values.exemptionId = v === "own" ? await exemptionOwnedBy(user) : op.operationId === "revokeExemption" ? await exemptionOwnedBy(SOMEONE_ELSE) : shared.exemptionId!;
       break;
+    case "createAccessReview":
+      // A ProjectAdmin starts campaigns of a project (a tenant-wide one is the TenantAdmin's).
+      return { values, body: { ...(bodyFor(op) as object), scope: { level: "project", projectId: project.id } } };
+    case "getAccessReview":
+    case "listAccessReviewItems":
+    case "decideAccessReviewItem":
+    case "applyAccessReview":
+    case "stopAccessReview":
+      Object.assign(values, await reviewedBy(user));
+      break;
   }
   return { values, body: bodyFor(op), ...(op.ifMatch ? { ifMatch: await etagOf(op, values) } : {}) };
 }
@@ -273,6 +295,8 @@ beforeAll(async () => {
     ...(await toolFixtures()),
     ...(await agentFixtures(model.id)),
   };
+  // A tenant-wide campaign that someone else reviews: what callers without a relation to it are refused.
+  Object.assign(shared, await reviewedBy(SOMEONE_ELSE, "tenant"));
   const doc = await t.anonymous.openApi();
   const paths = doc.paths as Record<string, Record<string, { "x-aigov-access": Access; responses: Record<string, unknown> }>>;
   ops = operationsOf(doc).map((o) => {

@@ -83,6 +83,9 @@ const CORE_BODIES: Record<string, (unique: string) => unknown> = {
   lookupKey: () => ({ key: "aigw_0000000000000000000000000000000000000A" }),
   shareKey: () => ({ projectId: "prj_00000000000000000000", justification: "walk" }),
   rollbackRevision: () => ({ reason: "walk" }),
+  createAccessReview: (u) => ({ name: `walk ${u}`.slice(0, 100), kind: "keys", scope: { level: "tenant" }, stages: [{ reviewers: { type: "users", users: ["walker"] }, durationDays: 7 }] }),
+  decideAccessReviewItem: () => ({ decision: "approve", justification: "walk" }),
+  stopAccessReview: () => ({ reason: "walk" }),
 };
 
 /** A valid body for every operation that takes one: the core's, and each pillar's examples (read when used, so registered pillars count). */

@@ -1,7 +1,7 @@
 import { exemptionUnsupported, type ActiveExemption } from "../../policy/exemptions.js";
 import type { Clock } from "../../ports/clock.js";
 import type { Notifier } from "../../ports/notifier.js";
-import { TENANT_SCOPE, unversioned, type Filter, type Store } from "../../ports/store.js";
+import { TENANT_SCOPE, unversioned, type Filter, type Store, type Versioned } from "../../ports/store.js";
 import type { ModelService } from "../../pillars/models/service.js";
 import { approvalDrive } from "../approvals/drive.js";
 import type { Approval } from "../approvals/schema.js";
@@ -224,19 +224,42 @@ export class ExemptionService {
     const spec = parseOrThrow(RevokeSpec, input, "body");
     if (!etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     if (!OPEN.includes(doc.status)) fail({ kind: "conflict", detail: `the exemption is already ${doc.status}`, reason: "exemption_ended" });
+    return this.end(ctx, doc, spec.reason);
+  }
+
+  /**
+   * Revokes an exemption on behalf of automation (an access review's outcome; `ctx` is a system context).
+   * Idempotent: "alreadyGone" when it is gone or already over.
+   */
+  async revokeBySystem(ctx: RequestContext, id: string, reason: string): Promise<"removed" | "alreadyGone"> {
+    const doc = await this.docs.read(ctx.principal.tenantId, id);
+    if (!doc || !OPEN.includes(doc.status)) return "alreadyGone";
+    await this.end(ctx, doc, reason);
+    return "removed";
+  }
+
+  /** Every exemption in force whose scope lies in the project (access reviews). */
+  async openInProject(tenantId: string, projectId: string): Promise<Exemption[]> {
+    const out: Exemption[] = [];
+    for await (const d of this.docs.matching(tenantId, [{ field: "projectId", op: "=", value: projectId }])) if (IN_FORCE.includes(d.status)) out.push(this.docs.view(d));
+    return out;
+  }
+
+  private async end(ctx: RequestContext, doc: Versioned<ExemptionDoc>, reason: string): Promise<Exemption> {
+    const { principal } = ctx;
     const at = this.clock.now().toISOString();
     const wasInForce = IN_FORCE.includes(doc.status);
     const next: ExemptionDoc = {
       ...unversioned(doc),
       status: "revoked",
       endedAt: at,
-      revokeReason: spec.reason,
-      timeline: [...doc.timeline, { at, type: "revoked", actor: principal.userId, detail: spec.reason }],
+      revokeReason: reason,
+      timeline: [...doc.timeline, { at, type: "revoked", actor: principal.userId, detail: reason }],
       updatedAt: at,
       updatedBy: principal.userId,
     };
     const exemption = await this.docs.commit(ctx, doc, { next, action: "exemption.revoke", event: "aigov.exemption.revoked.v1" });
-    if (wasInForce) await this.lifecycle.republish(principal.tenantId, { by: principal.userId, reason: `exemption ${id} revoked`, correlationId: ctx.correlationId });
+    if (wasInForce) await this.lifecycle.republish(principal.tenantId, { by: principal.userId, reason: `exemption ${doc.id} revoked`, correlationId: ctx.correlationId });
     return exemption;
   }
 

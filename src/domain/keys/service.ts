@@ -181,6 +181,19 @@ export class KeyService {
     return this.synced(ctx, projectId, id);
   }
 
+  /**
+   * Revokes a key on behalf of automation (an access review's outcome; `ctx` is a system context, audited
+   * as such), then tries its gateway change like any revocation. Idempotent: "alreadyGone" when the key
+   * is gone or already ended.
+   */
+  async revokeBySystem(ctx: RequestContext, projectId: string, id: string, reason: string): Promise<"removed" | "alreadyGone"> {
+    const doc = await this.documents.read(ctx.principal.tenantId, projectId, id);
+    if (!doc || doc.status === "revoked" || doc.status === "expired") return "alreadyGone";
+    await this.lifecycle.end(ctx, doc, "revoked", reason);
+    await this.synced(ctx, projectId, id);
+    return "removed";
+  }
+
   async suspend(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch?: string): Promise<Key> {
     return this.setActive(ctx, projectId, id, input, ifMatch, "suspended");
   }

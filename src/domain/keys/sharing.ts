@@ -80,6 +80,19 @@ export class KeySharing {
     return this.docs.view(d);
   }
 
+  /**
+   * Ends an active share on behalf of automation (an access review's outcome; `ctx` is a system context).
+   * Idempotent: "alreadyGone" when the key or the active share is gone.
+   */
+  async endShare(ctx: RequestContext, projectId: string, id: string, targetProjectId: string): Promise<"removed" | "alreadyGone"> {
+    const tenantId = ctx.principal.tenantId;
+    const doc = await this.docs.read(tenantId, projectId, id);
+    if (!doc || !(doc.shares ?? []).some((x) => x.projectId === targetProjectId && x.status === "active")) return "alreadyGone";
+    await this.setShare(ctx, doc, targetProjectId, "revoked");
+    await this.sync.trySync(tenantId, projectId, id, ctx.correlationId);
+    return "removed";
+  }
+
   /** Keys of other projects shared into this one (active shares). */
   async listSharedIn(ctx: RequestContext, projectId: string): Promise<Key[]> {
     await this.projects.get(ctx, projectId);

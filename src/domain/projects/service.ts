@@ -13,7 +13,11 @@ import { DEFAULT_KEY_POLICY, ProjectSpec, type KeyPolicy, type Project, type Pro
 interface ProjectDoc extends StoredDoc, Omit<Project, "etag"> {
   docType: "project";
   scopeId: typeof TENANT_SCOPE;
+  /** When each role assignment (`<principal>/<role>`) was made (access reviews leave newer ones without a recommendation). */
+  roleAssignedAt?: Record<string, string>;
 }
+
+const assignmentKey = (a: { principalId: string; role: string }) => `${a.principalId}/${a.role}`;
 
 interface NameReservationDoc extends StoredDoc {
   docType: "nameReservation";
@@ -34,13 +38,15 @@ function projectRoles(doc: ProjectDoc, p: Principal): Set<string> {
 }
 
 function toProject(doc: Omit<ProjectDoc, "_etag">, etag: string): Project {
-  const { docType: _d, scopeId: _s, _etag: _e, ...rest } = doc as ProjectDoc & { _etag?: string };
+  const { docType: _d, scopeId: _s, _etag: _e, roleAssignedAt: _r, ...rest } = doc as ProjectDoc & { _etag?: string };
   return { ...rest, etag: etagValue(etag) };
 }
 
-function projectDoc(spec: ProjectSpec, id: string, by: Principal, created: { createdAt: string; createdBy: string }, now: string): ProjectDoc {
+function projectDoc(spec: ProjectSpec, id: string, by: Principal, created: { createdAt: string; createdBy: string; roleAssignedAt?: Record<string, string> | undefined }, now: string): ProjectDoc {
+  const roleAssignedAt = Object.fromEntries(spec.roleAssignments.map((a) => [assignmentKey(a), created.roleAssignedAt?.[assignmentKey(a)] ?? now]));
   return {
     ...spec,
+    roleAssignedAt,
     id,
     tenantId: by.tenantId,
     scopeId: TENANT_SCOPE,
@@ -200,6 +206,51 @@ export class ProjectService {
       ],
       event: { type: "aigov.project.deleted.v1", subject: subject(principal.tenantId, id), data: { id, name: current.name } },
     });
+  }
+
+  /** A project's role assignments with when each was made, its owner and its admins (access reviews; undefined when the project is gone). */
+  async assignmentsOf(tenantId: string, projectId: string): Promise<{ owner: string; createdAt: string; assignments: { principalId: string; role: string; since: string }[] } | undefined> {
+    const doc = await this.store.read<ProjectDoc>(tenantPartition(tenantId), projectId);
+    if (!doc || doc.docType !== "project") return undefined;
+    const since = (a: { principalId: string; role: string }) => doc.roleAssignedAt?.[assignmentKey(a)] ?? doc.createdAt;
+    return { owner: doc.owner, createdAt: doc.createdAt, assignments: doc.roleAssignments.map((a) => ({ ...a, since: since(a) })) };
+  }
+
+  /**
+   * Removes one role assignment on behalf of automation (an access review's outcome; `ctx` is a system
+   * context, audited as such). Idempotent: "alreadyGone" when the assignment or the project is gone.
+   */
+  async removeAssignment(ctx: RequestContext, projectId: string, assignment: { principalId: string; role: string }): Promise<"removed" | "alreadyGone"> {
+    const partition = tenantPartition(ctx.principal.tenantId);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const current = await this.store.read<ProjectDoc>(partition, projectId);
+      if (!current || current.docType !== "project") return "alreadyGone";
+      const key = assignmentKey(assignment);
+      if (!current.roleAssignments.some((a) => assignmentKey(a) === key)) return "alreadyGone";
+      const { _etag, ...currentDoc } = current;
+      const roleAssignedAt = { ...current.roleAssignedAt };
+      delete roleAssignedAt[key];
+      const doc: ProjectDoc = { ...currentDoc, roleAssignments: current.roleAssignments.filter((a) => assignmentKey(a) !== key), roleAssignedAt, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
+      const after = snapshot(doc);
+      try {
+        await this.changes.commit({
+          partition,
+          ctx,
+          action: "project.roleAssignment.remove",
+          resource: projectPath(projectId),
+          before: snapshot(current),
+          after,
+          ops: [{ kind: "replace", doc, ifMatch: _etag }],
+          event: { type: "aigov.project.updated.v1", subject: subject(ctx.principal.tenantId, projectId), data: after },
+        });
+        return "removed";
+      } catch (err) {
+        // A concurrent change of the project: read it again and retry.
+        if (err instanceof AppError && err.error.kind === "preconditionFailed") continue;
+        throw err;
+      }
+    }
+    return fail({ kind: "conflict", detail: "the project kept changing while an assignment was removed", reason: "changed_meanwhile" });
   }
 
   /** The project roles assigned to a user (empty when the project does not exist in the tenant). */

@@ -11,7 +11,7 @@ import { holdsAny } from "../kernel/roles.js";
 import { everyDoc } from "../paging.js";
 import type { ProjectService } from "../projects/service.js";
 import { BUCKET_LENGTH, BUCKET_MS, bucketStart, RollupDocuments, type Granularity } from "./documents.js";
-import { ACTIVITY_ID, lastRunOf, type ActivityDoc, type ActivityMaps } from "./ingest.js";
+import { ACTIVITY_ID, lastRunOf, activityMaps, type ActivityDoc, type ActivityMaps } from "./ingest.js";
 import { emptyMetrics, ERROR_CLASSES, mergeInto, percentile, type UsageMetrics } from "./metrics.js";
 import type { UsageRow } from "./rollup.js";
 import { type UsageQuery, type BudgetStatus, type UsageReport, type UsageSummary } from "./schema.js";
@@ -97,10 +97,10 @@ export class UsageAnalytics {
     return this.report(ctx.principal.tenantId, ids, q);
   }
 
-  /** When each key, model, tool server, toolbox and agent of a project was last called through the gateway. */
+  /** When each key, model, tool server, tool, toolbox and agent of a project was last called through the gateway. */
   async activity(tenantId: string, projectId: string): Promise<ActivityMaps | undefined> {
     const d = await this.store.read<ActivityDoc>({ tenantId, scopeId: projectId }, ACTIVITY_ID);
-    return d ? { keys: d.keys ?? {}, model: d.model ?? {}, tool: d.tool ?? {}, toolbox: d.toolbox ?? {}, agent: d.agent ?? {} } : undefined;
+    return d ? activityMaps(d) : undefined;
   }
 
   /** When ingestion last completed a run (the oldest of the sources' last runs). */

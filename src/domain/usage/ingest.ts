@@ -54,6 +54,8 @@ export interface ActivityMaps {
   tool: Record<string, string>;
   toolbox: Record<string, string>;
   agent: Record<string, string>;
+  /** By `<server name>/<tool>`: an MCP tool (tools/call) or a REST tool's operation. */
+  toolCall: Record<string, string>;
 }
 export interface ActivityDoc extends StoredDoc, ActivityMaps {
   docType: "usageActivity";
@@ -222,19 +224,20 @@ export class UsageIngestion {
   /** Latest request per key, model, tool, toolbox and agent (refused ones too: someone holds the key): only ever moves forward. */
   private async recordActivity(owner: Owner, rows: UsageRow[]): Promise<void> {
     const partition = { tenantId: owner.tenantId, scopeId: owner.projectId };
-    const latest: ActivityMaps = { keys: {}, model: {}, tool: {}, toolbox: {}, agent: {} };
+    const latest: ActivityMaps = { keys: {}, model: {}, tool: {}, toolbox: {}, agent: {}, toolCall: {} };
     const bump = (map: Record<string, string>, id: string, at: string) => {
       if (id && at && (!map[id] || map[id] < at)) map[id] = at;
     };
     for (const r of rows) {
       bump(latest.keys, r.d.keyId, r.m.lastAt);
       bump(latest[r.d.kind], r.d.resource, r.m.lastAt);
+      if (r.d.kind === "tool" && r.d.resource && r.d.tool) bump(latest.toolCall, `${r.d.resource}/${r.d.tool}`, r.m.lastAt);
     }
     for (let attempt = 0; attempt < 5; attempt++) {
       const doc = await this.store.read<ActivityDoc>(partition, ACTIVITY_ID);
-      const next: ActivityDoc = { id: ACTIVITY_ID, ...partition, docType: "usageActivity", keys: {}, model: {}, tool: {}, toolbox: {}, agent: {}, ...(doc ? pick(doc) : {}) };
+      const next: ActivityDoc = { id: ACTIVITY_ID, ...partition, docType: "usageActivity", keys: {}, model: {}, tool: {}, toolbox: {}, agent: {}, toolCall: {}, ...(doc ? activityMaps(doc) : {}) };
       let changed = !doc;
-      for (const field of ["keys", "model", "tool", "toolbox", "agent"] as const) {
+      for (const field of ["keys", "model", "tool", "toolbox", "agent", "toolCall"] as const) {
         for (const [id, at] of Object.entries(latest[field])) {
           if (!next[field][id] || next[field][id] < at) {
             next[field] = { ...next[field], [id]: at };
@@ -250,6 +253,6 @@ export class UsageIngestion {
   }
 }
 
-const pick = (d: ActivityDoc): ActivityMaps => ({ keys: d.keys ?? {}, model: d.model ?? {}, tool: d.tool ?? {}, toolbox: d.toolbox ?? {}, agent: d.agent ?? {} });
+export const activityMaps = (d: ActivityDoc): ActivityMaps => ({ keys: d.keys ?? {}, model: d.model ?? {}, tool: d.tool ?? {}, toolbox: d.toolbox ?? {}, agent: d.agent ?? {}, toolCall: d.toolCall ?? {} });
 
 /** Buckets a time falls in. */

@@ -11,7 +11,7 @@ import type { ProjectService } from "../projects/service.js";
 import { UsageAnalytics } from "./analytics.js";
 import { BudgetAlerts } from "./budget-alerts.js";
 import type { Retention } from "./documents.js";
-import { UsageIngestion, type IngestReport } from "./ingest.js";
+import { UsageIngestion, type ActivityMaps, type IngestReport } from "./ingest.js";
 import type { BudgetList, UsageQuery, UsageReport } from "./schema.js";
 
 export interface UsageKit {
@@ -61,6 +61,16 @@ export class UsageService {
 
   budgets(ctx: RequestContext, projectId: string): Promise<BudgetList> {
     return this.analytics.budgets(ctx, projectId);
+  }
+
+  /** When each key, model, tool server, tool, toolbox and agent of a project was last used at the gateway (access reviews). */
+  activity(tenantId: string, projectId: string): Promise<ActivityMaps | undefined> {
+    return this.analytics.activity(tenantId, projectId);
+  }
+
+  /** Usage is complete up to here (undefined before every source has run once). */
+  ingestedThrough(): Promise<string | undefined> {
+    return this.analytics.ingestedThrough();
   }
 
   /** The last use of each key of a project (for key views). */

@@ -65,7 +65,8 @@ export interface GrantDoc extends StoredDoc {
   serverId: string;
   server: string;
   tool: string;
-  state: "pending" | "approved" | "rejected" | "suspended";
+  /** "withdrawn": an approval taken back (an access review's outcome); a new request can be made. */
+  state: "pending" | "approved" | "rejected" | "suspended" | "withdrawn";
   approvalId: string;
   /** The definition the request was about (what an approval pins). */
   requestedHash: string;

@@ -109,6 +109,16 @@ export class ToolGrants {
     return next;
   }
 
+  /** Withdraws an approved grant (an access review's outcome): idempotent, undefined when there is nothing approved to withdraw. */
+  async withdraw(ctx: RequestContext, partition: Partition, serverId: string, tool: string, reason: string): Promise<GrantDoc | undefined> {
+    const current = await this.read(partition, serverId, tool);
+    if (!current || current.state !== "approved") return undefined;
+    const next: GrantDoc = { ...current, state: "withdrawn", cause: reason, updatedAt: this.clock.now().toISOString() };
+    delete (next as { _etag?: string })._etag;
+    await this.write(ctx, next, current, "tool.approval.withdraw", "aigov.mcp.tool.withdrawn.v1", { cause: reason });
+    return next;
+  }
+
   /** Approvals of this server pinned to another definition than the tool's now are suspended (every discovery checks all of them). */
   async suspendChanged(ctx: RequestContext, server: ServerDoc, tools: StoredTool[]): Promise<string[]> {
     const partition = { tenantId: server.tenantId, scopeId: server.scopeId };

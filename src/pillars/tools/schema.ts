@@ -163,7 +163,7 @@ export const McpServerList = z.strictObject({ items: z.array(McpServer), continu
 
 export const ToolFinding = z.strictObject({ severity: z.enum(["error", "warning"]), code: z.string(), path: z.string(), message: z.string() }).meta({ id: "McpToolFinding" });
 
-export const ToolApprovalState = z.enum(["notRequired", "required", "pending", "approved", "suspended", "rejected"]);
+export const ToolApprovalState = z.enum(["notRequired", "required", "pending", "approved", "suspended", "rejected", "withdrawn"]);
 
 /** A tool of a server as its latest discovery found it, with what the project's approvals say about it. */
 export const Tool = z

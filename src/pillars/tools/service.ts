@@ -207,6 +207,24 @@ export class ToolsService {
     await this.onGatewayChange?.(grant.tenantId, { by: "system:tool-approvals", reason: `tool ${grant.server}/${grant.tool} ${grant.state} (${grant.approvalId})`, correlationId });
   }
 
+  /** The approved tool grants of a project (access reviews). */
+  async approvedGrants(tenantId: string, projectId: string): Promise<{ serverId: string; server: string; tool: string; approvedAt: string; requestedBy: string }[]> {
+    const grants = await this.grants.all({ tenantId, scopeId: projectId });
+    return grants.filter((g) => g.state === "approved").map((g) => ({ serverId: g.serverId, server: g.server, tool: g.tool, approvedAt: g.updatedAt, requestedBy: g.requestedBy }));
+  }
+
+  /**
+   * Withdraws a tool's approval on behalf of automation (an access review's outcome; `ctx` is a system
+   * context): the tool is no longer callable once the system publish it asks for is live. Idempotent.
+   */
+  async withdrawApproval(ctx: RequestContext, projectId: string, serverId: string, tool: string, reason: string): Promise<"removed" | "alreadyGone"> {
+    const grant = await this.grants.withdraw(ctx, { tenantId: ctx.principal.tenantId, scopeId: projectId }, serverId, tool, reason);
+    if (!grant) return "alreadyGone";
+    await this.catalog.setApproval(grant.tenantId, grant.serverId, grant.tool, "withdrawn");
+    await this.onGatewayChange?.(grant.tenantId, { by: "system:access-reviews", reason: `tool ${grant.server}/${grant.tool} approval withdrawn`, correlationId: ctx.correlationId });
+    return "removed";
+  }
+
   /** Set by the composition root once publishing exists (a system publish of live tool state). */
   onGatewayChange?: (tenantId: string, cause: { by: `system:${string}`; reason: string; correlationId: string }) => Promise<unknown>;
 

@@ -1,0 +1,186 @@
+/**
+ * What an access review can review: one adapter per kind over the service that owns the access. Each
+ * lists the standing access of a project with the activity that recommends keeping or removing it, and
+ * removes one on behalf of the campaign (idempotently: a retried removal finds it "alreadyGone").
+ */
+import type { Store, StoredDoc } from "../../ports/store.js";
+import type { RequestContext } from "../common.js";
+import type { Exemption } from "../exemptions/schema.js";
+import type { KeyDoc } from "../keys/documents.js";
+import type { ActivityMaps } from "../usage/ingest.js";
+import type { ReviewKind } from "./schema.js";
+
+/** One piece of standing access, as a campaign snapshots it. */
+export interface Reviewee {
+  targetId: string;
+  label: string;
+  /** Whose access it is: never their own reviewer. */
+  holder?: string;
+  /** When the access began. */
+  since: string;
+  /** Last use through the gateway (from the usage rollups); absent: not used since usage is recorded. */
+  lastActivityAt?: string;
+}
+
+export type RemoveResult = "removed" | "alreadyGone";
+
+export interface ReviewTarget {
+  /** Every piece of this kind of access in the project now. */
+  list(tenantId: string, projectId: string): Promise<Reviewee[]>;
+  /** Removes one (ctx: the campaign's system context). Idempotent. */
+  remove(ctx: RequestContext, projectId: string, targetId: string, reason: string): Promise<RemoveResult>;
+}
+
+export type ReviewTargets = Partial<Record<ReviewKind, ReviewTarget>>;
+
+const DAY_MS = 86_400_000;
+type Recommendation = { recommendation: "remove" | "keep" | "none"; recommendationReason: string };
+
+/**
+ * The activity recommendation (evaluated once, when the campaign starts): access unused for
+ * `inactiveDays` is recommended for removal; access newer than the window, or with no usage data to
+ * judge by, gets none (like Entra's reviews, which leave users newer than the window alone).
+ */
+export function recommend(r: Reviewee, now: number, inactiveDays: number, activityThrough: string | undefined): Recommendation {
+  const windowStart = now - inactiveDays * DAY_MS;
+  const day = (iso: string) => iso.slice(0, 10);
+  if (!activityThrough) return { recommendation: "none", recommendationReason: "no gateway usage has been ingested yet" };
+  if (Date.parse(activityThrough) < windowStart) return { recommendation: "none", recommendationReason: `gateway usage is ingested only up to ${day(activityThrough)}, before the ${inactiveDays}-day look-back window` };
+  if (Date.parse(r.since) > windowStart) return { recommendation: "none", recommendationReason: `granted ${day(r.since)}, within the ${inactiveDays}-day look-back window` };
+  if (r.lastActivityAt && Date.parse(r.lastActivityAt) >= windowStart) return { recommendation: "keep", recommendationReason: `used through the gateway on ${day(r.lastActivityAt)}` };
+  return {
+    recommendation: "remove",
+    recommendationReason: r.lastActivityAt ? `last used ${day(r.lastActivityAt)}, more than ${inactiveDays} days ago` : `not used through the gateway in the last ${inactiveDays} days`,
+  };
+}
+
+/** What the adapters need from the rest of the system (narrow, so the reviews module depends on no pillar). */
+export interface TargetDeps {
+  store: Store;
+  activity(tenantId: string, projectId: string): Promise<ActivityMaps | undefined>;
+  keys: {
+    inProject(tenantId: string, projectId: string): AsyncIterable<KeyDoc>;
+    revokeBySystem(ctx: RequestContext, projectId: string, id: string, reason: string): Promise<RemoveResult>;
+    endShare(ctx: RequestContext, projectId: string, id: string, targetProjectId: string): Promise<RemoveResult>;
+  };
+  projects: {
+    assignmentsOf(tenantId: string, projectId: string): Promise<{ assignments: { principalId: string; role: string; since: string }[] } | undefined>;
+    removeAssignment(ctx: RequestContext, projectId: string, a: { principalId: string; role: string }): Promise<RemoveResult>;
+  };
+  exemptions: {
+    openInProject(tenantId: string, projectId: string): Promise<Exemption[]>;
+    revokeBySystem(ctx: RequestContext, id: string, reason: string): Promise<RemoveResult>;
+  };
+  /** The tools pillar, when it is there. */
+  tools?: {
+    approvedGrants(tenantId: string, projectId: string): Promise<{ serverId: string; server: string; tool: string; approvedAt: string; requestedBy: string }[]>;
+    withdrawApproval(ctx: RequestContext, projectId: string, serverId: string, tool: string, reason: string): Promise<RemoveResult>;
+  };
+}
+
+const LIVE_KEY = new Set(["active", "suspended"]);
+const latest = (...values: (string | undefined)[]): string | undefined => values.filter((v): v is string => !!v).sort().at(-1);
+/** `a/b` split at the last slash (principal ids and server ids never end in one; roles and tool names hold none). */
+const splitLast = (id: string): [string, string] => [id.slice(0, id.lastIndexOf("/")), id.slice(id.lastIndexOf("/") + 1)];
+const SHARE_SEP = ">";
+
+async function liveKeys(deps: TargetDeps, tenantId: string, projectId: string): Promise<KeyDoc[]> {
+  const out: KeyDoc[] = [];
+  for await (const k of deps.keys.inProject(tenantId, projectId)) if (LIVE_KEY.has(k.status)) out.push(k);
+  return out;
+}
+
+/** The principal's last audited action in the project (changes only: reads are not audited). */
+async function lastAuditedAction(store: Store, tenantId: string, projectId: string, principalId: string): Promise<string | undefined> {
+  const page = await store.queryPage<StoredDoc & { at: string }>(
+    { tenantId, scopeId: projectId },
+    { docType: "audit", filters: [{ field: "actor", op: "=", value: principalId }], orderBy: { field: "at", direction: "DESC" }, maxPageSize: 1 },
+  );
+  return page.items[0]?.at;
+}
+
+/** The five kinds: virtual keys, project role assignments, key shares, tool approvals, exemptions in force. */
+export function reviewTargets(deps: TargetDeps): ReviewTargets {
+  const targets: ReviewTargets = {
+    keys: {
+      async list(tenantId, projectId) {
+        const activity = await deps.activity(tenantId, projectId);
+        return (await liveKeys(deps, tenantId, projectId)).map((k) => ({
+          targetId: k.id,
+          label: `key '${k.name}'`,
+          holder: k.owner,
+          since: k.createdAt,
+          ...(activity?.keys[k.id] ? { lastActivityAt: activity.keys[k.id] } : {}),
+        }));
+      },
+      remove: (ctx, projectId, id, reason) => deps.keys.revokeBySystem(ctx, projectId, id, reason),
+    },
+    roleAssignments: {
+      // Activity of a person in a project: their keys' last use at the gateway and their last audited change there.
+      async list(tenantId, projectId) {
+        const found = await deps.projects.assignmentsOf(tenantId, projectId);
+        if (!found) return [];
+        const activity = await deps.activity(tenantId, projectId);
+        const keys = await liveKeys(deps, tenantId, projectId);
+        const out: Reviewee[] = [];
+        for (const a of found.assignments) {
+          const keyUse = latest(...keys.filter((k) => k.owner === a.principalId).map((k) => activity?.keys[k.id]));
+          const last = latest(keyUse, await lastAuditedAction(deps.store, tenantId, projectId, a.principalId));
+          out.push({ targetId: `${a.principalId}/${a.role}`, label: `${a.role} '${a.principalId}'`, holder: a.principalId, since: a.since, ...(last ? { lastActivityAt: last } : {}) });
+        }
+        return out;
+      },
+      remove: (ctx, projectId, id) => {
+        const [principalId, role] = splitLast(id);
+        return deps.projects.removeAssignment(ctx, projectId, { principalId, role });
+      },
+    },
+    keyShares: {
+      // A share's activity is the key's use through the target project's APIs (usage is attributed to the API's project).
+      async list(tenantId, projectId) {
+        const out: Reviewee[] = [];
+        for (const k of await liveKeys(deps, tenantId, projectId)) {
+          for (const s of k.shares ?? []) {
+            if (s.status !== "active") continue;
+            const used = (await deps.activity(tenantId, s.projectId))?.keys[k.id];
+            out.push({ targetId: `${k.id}${SHARE_SEP}${s.projectId}`, label: `key '${k.name}' shared with ${s.projectId}`, holder: k.owner, since: s.decidedAt ?? s.requestedAt, ...(used ? { lastActivityAt: used } : {}) });
+          }
+        }
+        return out;
+      },
+      remove: (ctx, projectId, id) => {
+        const [keyId, target] = id.split(SHARE_SEP) as [string, string];
+        return deps.keys.endShare(ctx, projectId, keyId, target);
+      },
+    },
+    exemptions: {
+      // An exemption's activity is its subject's: a key exemption's key, otherwise any key of the project.
+      async list(tenantId, projectId) {
+        const activity = await deps.activity(tenantId, projectId);
+        const anyKey = latest(...Object.values(activity?.keys ?? {}));
+        return (await deps.exemptions.openInProject(tenantId, projectId)).map((e) => {
+          const used = e.scope.level === "key" ? activity?.keys[e.scope.keyId] : anyKey;
+          return { targetId: e.id, label: `exemption from ${e.control} (${e.scope.level})`, holder: e.owner, since: e.activatedAt ?? e.createdAt, ...(used ? { lastActivityAt: used } : {}) };
+        });
+      },
+      remove: (ctx, _projectId, id, reason) => deps.exemptions.revokeBySystem(ctx, id, reason),
+    },
+  };
+  const tools = deps.tools;
+  if (tools) {
+    targets.toolApprovals = {
+      async list(tenantId, projectId) {
+        const activity = await deps.activity(tenantId, projectId);
+        return (await tools.approvedGrants(tenantId, projectId)).map((g) => {
+          const used = activity?.toolCall[`${g.server}/${g.tool}`];
+          return { targetId: `${g.serverId}/${g.tool}`, label: `tool ${g.server}/${g.tool}`, holder: g.requestedBy, since: g.approvedAt, ...(used ? { lastActivityAt: used } : {}) };
+        });
+      },
+      remove: (ctx, projectId, id, reason) => {
+        const [serverId, tool] = [id.slice(0, id.indexOf("/")), id.slice(id.indexOf("/") + 1)];
+        return tools.withdrawApproval(ctx, projectId, serverId, tool, reason);
+      },
+    };
+  }
+  return targets;
+}

@@ -1,0 +1,34 @@
+import { describe, expect, it } from "vitest";
+import { nextStart } from "../../src/domain/reviews/schema.js";
+import { recommend } from "../../src/domain/reviews/targets.js";
+
+const DAY = 86_400_000;
+const now = Date.parse("2026-12-04T12:00:00Z");
+const iso = (ms: number) => new Date(ms).toISOString();
+const old = iso(now - 90 * DAY);
+
+describe("access review recommendations (evaluated once, at the campaign's start)", () => {
+  it("recommends removing access unused for the look-back window, keeping access used within it", () => {
+    expect(recommend({ targetId: "k", label: "k", since: old }, now, 30, iso(now))).toMatchObject({ recommendation: "remove", recommendationReason: "not used through the gateway in the last 30 days" });
+    expect(recommend({ targetId: "k", label: "k", since: old, lastActivityAt: iso(now - 31 * DAY) }, now, 30, iso(now)).recommendation).toBe("remove");
+    expect(recommend({ targetId: "k", label: "k", since: old, lastActivityAt: iso(now - 29 * DAY) }, now, 30, iso(now)).recommendation).toBe("keep");
+    // The window is the campaign's: 7 days makes a 10-day-old use stale.
+    expect(recommend({ targetId: "k", label: "k", since: old, lastActivityAt: iso(now - 10 * DAY) }, now, 7, iso(now)).recommendation).toBe("remove");
+  });
+
+  it("gives no recommendation without a signal: access newer than the window, no usage ingested, or usage older than the window", () => {
+    expect(recommend({ targetId: "k", label: "k", since: iso(now - 5 * DAY) }, now, 30, iso(now)).recommendation).toBe("none");
+    expect(recommend({ targetId: "k", label: "k", since: old }, now, 30, undefined)).toMatchObject({ recommendation: "none", recommendationReason: "no gateway usage has been ingested yet" });
+    expect(recommend({ targetId: "k", label: "k", since: old }, now, 30, iso(now - 40 * DAY)).recommendation).toBe("none");
+  });
+});
+
+describe("recurring reviews", () => {
+  it("start one period on, calendar months keeping the day or the month's last day", () => {
+    expect(nextStart("2026-12-04T09:00:00.000Z", "weekly")).toBe("2026-12-11T09:00:00.000Z");
+    expect(nextStart("2026-01-31T09:00:00.000Z", "monthly")).toBe("2026-02-28T09:00:00.000Z");
+    expect(nextStart("2026-11-30T09:00:00.000Z", "quarterly")).toBe("2027-02-28T09:00:00.000Z");
+    expect(nextStart("2028-08-31T00:00:00.000Z", "semiannual")).toBe("2029-02-28T00:00:00.000Z");
+    expect(nextStart("2028-02-29T00:00:00.000Z", "annual")).toBe("2029-02-28T00:00:00.000Z");
+  });
+});
