@@ -624,6 +624,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'KEY_ROTATIONS_PER_RUN', value: '120' }
         { name: 'EXEMPTION_SWEEP_SCHEDULE', value: '0 */5 * * * *' }
         { name: 'ACCESS_REVIEW_SWEEP_SCHEDULE', value: '0 */15 * * * *' }
+        { name: 'PROJECT_LIFECYCLE_SCHEDULE', value: '0 0 * * * *' }
       ]
     }
   }

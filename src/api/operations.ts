@@ -4,7 +4,7 @@ import { AuditList, AuditQuery, AuditVerification } from "../domain/audit/schema
 import { Approval, ApprovalId, ApprovalList, ApprovalListQuery, ApprovalMetrics, ApprovalSpec, DecisionSpec } from "../domain/approvals/schema.js";
 import { PolicyPreview } from "../domain/policy/preview.js";
 import { TenantSettings, TenantSettingsSpec } from "../domain/policy/tenant-settings.js";
-import { Project, ProjectList, ProjectPatch, ProjectSpec } from "../domain/projects/schema.js";
+import { ExtendSpec, PromoteSpec, Project, ProjectList, ProjectPatch, ProjectSpec, PromotionGates, PromotionGatesQuery } from "../domain/projects/schema.js";
 import { ANY_TENANT_ROLE, NO_TOKEN } from "./access.js";
 import { AUTH_ERRORS, JSON_TYPES, PATCH_TYPES, PROJECT_READERS, ProjectParams } from "./common.js";
 import { defineOperation, type Operation } from "./contract.js";
@@ -127,6 +127,50 @@ export const deleteProject = defineOperation({
   success: { status: 204, description: "Deleted" },
   errors: [...AUTH_ERRORS, 404, 409, 412, 428],
   cli: "projects delete",
+});
+
+export const getPromotionGates = defineOperation({
+  operationId: "getPromotionGates",
+  method: "GET",
+  path: "/projects/{projectId}/promotion-gates",
+  summary: "The checklist a promotion of the project to `to` must pass, evaluated now",
+  tag: "projects",
+  access: PROJECT_READERS,
+  params: ProjectParams,
+  query: PromotionGatesQuery,
+  success: { status: 200, schema: PromotionGates, description: "Each gate, passed or not, and why" },
+  errors: [...AUTH_ERRORS, 404],
+  cli: "projects gates",
+});
+
+export const promoteProject = defineOperation({
+  operationId: "promoteProject",
+  method: "POST",
+  path: "/projects/{projectId}:promote",
+  summary: "Ask to move the project to a later environment: refused with the failing gates, otherwise an approval decides (and the gates are checked again)",
+  tag: "projects",
+  access: { tenant: ["TenantAdmin", "ProjectAdmin"], project: ["ProjectAdmin"] },
+  params: ProjectParams,
+  body: PromoteSpec,
+  bodyTypes: JSON_TYPES,
+  success: { status: 202, schema: Project, description: "The project with its promotion awaiting approval" },
+  errors: [...AUTH_ERRORS, 404, 409, 413, 415],
+  cli: "projects promote",
+});
+
+export const extendProject = defineOperation({
+  operationId: "extendProject",
+  method: "POST",
+  path: "/projects/{projectId}:extend",
+  summary: "Ask for a later review date of a sandbox (an expired one is unlocked and its keys resumed once approved)",
+  tag: "projects",
+  access: { tenant: ["TenantAdmin", "ProjectAdmin"], project: ["ProjectAdmin"] },
+  params: ProjectParams,
+  body: ExtendSpec,
+  bodyTypes: JSON_TYPES,
+  success: { status: 202, schema: Project, description: "The project with its extension awaiting approval" },
+  errors: [...AUTH_ERRORS, 404, 409, 413, 415],
+  cli: "projects extend",
 });
 
 export const listAudit = defineOperation({
@@ -313,6 +357,9 @@ export const operations: readonly Operation[] = [
   getProject,
   updateProject,
   deleteProject,
+  getPromotionGates,
+  promoteProject,
+  extendProject,
   getProjectPolicy,
   getTenantSettings,
   putTenantSettings,

@@ -18,6 +18,7 @@ import type { TenantSettingsService } from "../domain/policy/tenant-settings.js"
 import type { ProjectService } from "../domain/projects/service.js";
 import type { UsageService } from "../domain/usage/service.js";
 import type { AccessReviewService } from "../domain/reviews/service.js";
+import type { ProjectLifecycle } from "../domain/projects/lifecycle.js";
 import type { TargetDeps } from "../domain/reviews/targets.js";
 import type { UsageLogSource } from "../ports/usage-logs.js";
 import type { Notifier } from "../ports/notifier.js";
@@ -49,6 +50,7 @@ export interface Services {
   keys: KeyService;
   usage: UsageService;
   accessReviews: AccessReviewService;
+  projectLifecycle: ProjectLifecycle;
 }
 
 /**
@@ -201,6 +203,7 @@ export async function buildServices(config: Config): Promise<Services> {
     { AccessReviewService },
     { ReviewDocuments },
     { reviewTargets },
+    { ProjectLifecycle },
   ] = await Promise.all([
     import("../adapters/cosmos/connect.js"),
     import("../auth/verifier.js"),
@@ -229,6 +232,7 @@ export async function buildServices(config: Config): Promise<Services> {
     import("../domain/reviews/service.js"),
     import("../domain/reviews/documents.js"),
     import("../domain/reviews/targets.js"),
+    import("../domain/projects/lifecycle.js"),
   ]);
   // No I/O here: the database and container are provisioned by infra (Azure) or by the local host.
   const clock = systemClock;
@@ -330,6 +334,25 @@ export async function buildServices(config: Config): Promise<Services> {
     projectRoles: async (tenantId, projectId) => (await projects.assignmentsOf(tenantId, projectId))?.assignments,
     activityThrough: () => usage.ingestedThrough(),
   });
+  // Promotions and sandbox expiry read each gate from the service that owns it.
+  const projectLifecycle = new ProjectLifecycle({
+    store,
+    changes,
+    clock,
+    notifier,
+    approvals,
+    projects,
+    gates: {
+      tenantSettings: (tenantId) => tenantSettings.current(tenantId),
+      exemptionsInForce: (tenantId, projectId) => exemptions.openInProject(tenantId, projectId),
+      liveKeys: async (tenantId, projectId) => (await keyDocuments.listAll(tenantId, projectId)).filter((k) => k.status === "active" || k.status === "suspended"),
+      lastReviewCompletedAt: (tenantId, projectId) => accessReviews.lastCompletedFor(tenantId, projectId),
+    },
+    keys: {
+      liveKeyIds: async (tenantId, projectId) => (await keyDocuments.listAll(tenantId, projectId)).filter((k) => k.status === "active").map((k) => k.id),
+      setActiveBySystem: (ctx, projectId, id, status, reason) => keys.setActiveBySystem(ctx, projectId, id, status, reason),
+    },
+  });
   return {
     config,
     store,
@@ -350,6 +373,7 @@ export async function buildServices(config: Config): Promise<Services> {
     keys,
     usage,
     accessReviews,
+    projectLifecycle,
   };
 }
 

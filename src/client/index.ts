@@ -88,6 +88,9 @@ export class AigovClient {
     update: (projectId: string, body: z.input<typeof ops.updateProject.body>, ifMatch: string) =>
       this.call(ops.updateProject, { params: { projectId }, body, ifMatch }).then((r) => r.body),
     delete: (projectId: string, ifMatch: string) => this.call(ops.deleteProject, { params: { projectId }, ifMatch }).then(() => undefined),
+    gates: (projectId: string, to?: z.input<typeof ops.getPromotionGates.query>["to"]) => this.call(ops.getPromotionGates, { params: { projectId }, query: to ? { to } : {} }).then((r) => r.body),
+    promote: (projectId: string, body: z.input<typeof ops.promoteProject.body>) => this.call(ops.promoteProject, { params: { projectId }, body }).then((r) => r.body),
+    extend: (projectId: string, body: z.input<typeof ops.extendProject.body>) => this.call(ops.extendProject, { params: { projectId }, body }).then((r) => r.body),
   };
   audit = {
     list: (query: z.input<typeof ops.listAudit.query> = {}) => this.call(ops.listAudit, { query }).then((r) => r.body),

@@ -73,6 +73,8 @@ const ConfigSchema = z
     // NCRONTAB (six fields) of the exemption expiry sweep; the timer reads it as %EXEMPTION_SWEEP_SCHEDULE%.
     EXEMPTION_SWEEP_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, "must be six NCRONTAB fields").default("0 */5 * * * *"),
     // NCRONTAB of the access review sweep (starts missing campaign orchestrations, e.g. a recurring review's next one): %ACCESS_REVIEW_SWEEP_SCHEDULE%.
+    // NCRONTAB of the sandbox expiry sweep (notices, then lock and key suspension): %PROJECT_LIFECYCLE_SCHEDULE%.
+    PROJECT_LIFECYCLE_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, "must be six NCRONTAB fields").default("0 0 * * * *"),
     ACCESS_REVIEW_SWEEP_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, "must be six NCRONTAB fields").default("0 */15 * * * *"),
     // The API Management instance the tenant's artifacts are published to. Unset = files under the data dir (local only).
     APIM_SUBSCRIPTION_ID: z.guid().optional(),

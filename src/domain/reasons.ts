@@ -24,7 +24,7 @@ export const REASONS = {
   approver_role_not_allowed: { status: 400, meaning: "a requester added a stage for a role without approval authority (\"any Developer\", \"any Reader\")" },
   approver_is_requester: { status: 403, meaning: "requesters never decide their own request" },
   approver_managed_by_requester: { status: 403, meaning: "the decider is assigned to a project the requester administers (separation of duties)" },
-  subject_type_reserved: { status: 400, meaning: "`exemption`, `keyShare` and `tool` approvals are requested through their own APIs" },
+  subject_type_reserved: { status: 400, meaning: "`exemption`, `keyShare`, `tool`, `projectPromotion` and `sandboxExtension` approvals are requested through their own APIs" },
   loosens_tenant_control: { status: 400, meaning: "a project or model setting would loosen a tenant control (each field named); request an exemption instead" },
   credential_rebind_requires_key: { status: 400, meaning: "a kept provider key would go to another origin or header: send the key again (or a TenantAdmin does it)" },
   control_characters: { status: 400, meaning: "a string or field name in the body or form carries a control character (C0 other than tab/LF/CR, DEL) or a lone surrogate" },
@@ -88,6 +88,13 @@ export const REASONS = {
   access_review_closed: { status: 409, meaning: "the access review takes no decisions or stop now: it is scheduled, past its stage's end, stopping, completed or canceled" },
   access_review_not_completed: { status: 409, meaning: "only a completed access review can be applied" },
   access_review_applied: { status: 409, meaning: "the access review's outcomes are already applied (or none is a removal): nothing to apply" },
+  // ---- project lifecycle ----
+  project_locked: { status: 409, meaning: "the project is locked (its sandbox expired): nothing that adds access is accepted and nothing is deleted until an extension is approved" },
+  promotion_required: { status: 409, meaning: "moving a project to a later environment is a promotion (`POST /api/projects/{id}:promote`), not a PATCH" },
+  promotion_gates_failed: { status: 409, meaning: "the promotion's gates do not all pass (the detail lists the failing ones; `GET /api/projects/{id}/promotion-gates` shows the checklist)" },
+  promotion_pending: { status: 409, meaning: "a promotion or extension of the project is already awaiting its approval" },
+  extension_required: { status: 409, meaning: "a later review date for a sandbox is an extension (`POST /api/projects/{id}:extend`, through approval), not a PATCH" },
+  not_a_sandbox: { status: 409, meaning: "only a sandbox project has a review date to extend" },
 } as const satisfies Record<string, { status: 400 | 403 | 409; meaning: string }>;
 
 export type Reason = keyof typeof REASONS;

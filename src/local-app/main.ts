@@ -103,6 +103,7 @@ export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
   env.APPROVAL_SWEEP_SCHEDULE ??= "0 */5 * * * *";
   env.EXEMPTION_SWEEP_SCHEDULE ??= "0 */5 * * * *";
   env.ACCESS_REVIEW_SWEEP_SCHEDULE ??= "0 */5 * * * *";
+  env.PROJECT_LIFECYCLE_SCHEDULE ??= "0 */5 * * * *";
   env.GATEWAY_PUBLISH_SWEEP_SCHEDULE ??= "*/30 * * * * *";
   env.DRIFT_CHECK_SCHEDULE ??= "0 */15 * * * *";
   env.KEY_LIFECYCLE_SCHEDULE ??= "0 * * * * *";

@@ -37,6 +37,10 @@ const ALLOWED_BUT: Record<string, { status: number; why: string }> = {
   renewExemption: { status: 409, why: "only an active exemption can be renewed" },
   // The manager check passes; the campaign is in progress, and only a completed one is applied.
   applyAccessReview: { status: 409, why: "only a completed access review can be applied" },
+  // The caller may ask; the fixture project passes no prod gate (no cost center, no controls, no review).
+  promoteProject: { status: 409, why: "the promotion's gates fail" },
+  // The caller may ask; the fixture project is not a sandbox.
+  extendProject: { status: 409, why: "only a sandbox has a review date to extend" },
 };
 
 /** Operations whose allowed callers each get a fixture of their own (allowedTarget). */

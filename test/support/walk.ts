@@ -86,6 +86,8 @@ const CORE_BODIES: Record<string, (unique: string) => unknown> = {
   createAccessReview: (u) => ({ name: `walk ${u}`.slice(0, 100), kind: "keys", scope: { level: "tenant" }, stages: [{ reviewers: { type: "users", users: ["walker"] }, durationDays: 7 }] }),
   decideAccessReviewItem: () => ({ decision: "approve", justification: "walk" }),
   stopAccessReview: () => ({ reason: "walk" }),
+  promoteProject: () => ({ to: "prod", justification: "walk" }),
+  extendProject: () => ({ reviewDate: new Date(Date.now() + 30 * 24 * 3600 * 1000).toISOString().slice(0, 10), justification: "walk" }),
 };
 
 /** A valid body for every operation that takes one: the core's, and each pillar's examples (read when used, so registered pillars count). */

@@ -1,4 +1,4 @@
-/** `aigov projects create|list|get|update|delete`. */
+/** `aigov projects create|list|get|update|delete|gates|promote|extend`. */
 import { readFileSync } from "node:fs";
 import { type Command, CommanderError, Option } from "commander";
 import { ENVIRONMENTS, LIFECYCLE_STAGES } from "../../domain/projects/schema.js";
@@ -52,7 +52,7 @@ const specFrom = (o: Record<string, unknown>) => {
   return base;
 };
 
-export function projectCommands({ program, client, print, err }: CliKit): void {
+export function projectCommands({ program, client, print, err, out, json }: CliKit): void {
   const projects = program.command("projects").description("manage projects");
 
   specOptions(projects.command("create").description("create a project"), true).action(async (o: Record<string, unknown>) => {
@@ -97,5 +97,31 @@ export function projectCommands({ program, client, print, err }: CliKit): void {
       const c = client();
       await c.projects.delete(id, o.ifMatch ?? (await c.projects.get(id)).etag);
       err(`deleted ${id}`);
+    });
+  projects
+    .command("gates <projectId>")
+    .description("the checklist a promotion to --to must pass, evaluated now")
+    .addOption(new Option("--to <environment>").choices(["dev", "test", "prod"]).default("prod"))
+    .action(async (id: string, o: { to: "prod" }) => {
+      const r = await client().projects.gates(id, o.to);
+      if (json()) return print(r);
+      out(`${r.from} → ${r.to}: ${r.passed ? "all gates pass" : "some gates fail"}`);
+      print(r.gates.map((g) => ({ gate: g.gate, passed: g.passed ? "yes" : "NO", detail: g.detail })), ["gate", "passed", "detail"]);
+    });
+  projects
+    .command("promote <projectId>")
+    .description("ask to move the project to a later environment (gates checked, then an approval)")
+    .addOption(new Option("--to <environment>").choices(["dev", "test", "prod"]).makeOptionMandatory())
+    .requiredOption("--justification <text>")
+    .action(async (id: string, o: { to: "prod"; justification: string }) => {
+      print(await client().projects.promote(id, { to: o.to, justification: o.justification }), PROJECT_COLUMNS.concat("promotion"));
+    });
+  projects
+    .command("extend <projectId>")
+    .description("ask for a later review date of a sandbox (unlocks an expired one once approved)")
+    .requiredOption("--review-date <yyyy-mm-dd>")
+    .requiredOption("--justification <text>")
+    .action(async (id: string, o: { reviewDate: string; justification: string }) => {
+      print(await client().projects.extend(id, { reviewDate: o.reviewDate, justification: o.justification }), PROJECT_COLUMNS.concat("extension"));
     });
 }

@@ -6,6 +6,11 @@ import type { Project } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
 import type { KeyDoc, KeyDocuments } from "./documents.js";
 
+/** A locked project (an expired sandbox) takes nothing that adds access; revoking and suspending stay possible. */
+function unlocked(project: Project, what: string): void {
+  if (project.lock) fail({ kind: "conflict", detail: `the project is locked (${project.lock.detail}): cannot ${what} keys until an extension is approved`, reason: "project_locked" });
+}
+
 /** Who may do what with a project's keys: the project is resolved through the caller's tenant first (404 otherwise). */
 export class KeyAccess {
   constructor(
@@ -17,16 +22,21 @@ export class KeyAccess {
   async writable(ctx: RequestContext, projectId: string, what: string): Promise<Project> {
     const project = await this.projects.get(ctx, projectId);
     if (!holdsOn(ctx.principal, project, KEY_HOLDERS)) fail({ kind: "forbidden", detail: `to ${what} keys requires TenantAdmin, ProjectAdmin or Developer` });
+    unlocked(project, what);
     return project;
   }
 
-  /** The key, if the caller may change it: owners their keys; tenant and project admins every key of the project. */
-  async mayManage(ctx: RequestContext, projectId: string, id: string): Promise<Versioned<KeyDoc>> {
+  /**
+   * The key, if the caller may change it: owners their keys; tenant and project admins every key of the
+   * project. `adds` names a change that adds access (resume, rotate, share): refused on a locked project.
+   */
+  async mayManage(ctx: RequestContext, projectId: string, id: string, adds?: string): Promise<Versioned<KeyDoc>> {
     const project = await this.projects.get(ctx, projectId);
     const doc = await this.docs.load(ctx.principal.tenantId, projectId, id);
     const p = ctx.principal;
     const admin = holdsOn(p, project, PROJECT_MANAGERS);
     if (!admin && doc.owner !== p.userId) fail({ kind: "forbidden", detail: "only the key's owner or an admin may change it" });
+    if (adds) unlocked(project, adds);
     return doc;
   }
 

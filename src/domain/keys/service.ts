@@ -1,5 +1,5 @@
 import type { Clock } from "../../ports/clock.js";
-import { unversioned } from "../../ports/store.js";
+import { unversioned, type Versioned } from "../../ports/store.js";
 import type { Model } from "../../pillars/models/schema.js";
 import type { ModelService } from "../../pillars/models/service.js";
 import type { Approval } from "../approvals/schema.js";
@@ -165,7 +165,7 @@ export class KeyService {
 
   /** Starts a rotation: the new secret goes into the standby slot now; the orchestration (`drive`) publishes, waits the overlap, retires. */
   async rotate(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch?: string): Promise<Driven<KeyWithSecret & { rotationId: string }>> {
-    const doc = await this.access.mayManage(ctx, projectId, id);
+    const doc = await this.access.mayManage(ctx, projectId, id, "rotate");
     const spec = parseOrThrow(RotateSpec, input ?? {}, "body");
     if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     const { plaintext, rotationId, key, drive } = await this.rotation.begin(ctx, doc, overlapMs(spec.overlap)!, false, spec.reason);
@@ -276,13 +276,31 @@ export class KeyService {
     return { keyId: doc.id, projectId: doc.projectId, status: statusOf(doc), secret };
   }
 
+  /**
+   * Suspends or resumes a key on behalf of automation (a sandbox's lock and its extension; `ctx` is a
+   * system context). Idempotent: false when the key is gone or not in the state this would change.
+   */
+  async setActiveBySystem(ctx: RequestContext, projectId: string, id: string, status: "active" | "suspended", reason: string): Promise<boolean> {
+    const doc = await this.documents.read(ctx.principal.tenantId, projectId, id);
+    if (!doc || doc.status !== (status === "suspended" ? "active" : "suspended")) return false;
+    if (status === "active" && Date.parse(doc.expiresAt) <= this.clock.now().getTime()) return false;
+    await this.writeActive(ctx, doc, status, reason);
+    await this.synced(ctx, projectId, id);
+    return true;
+  }
+
   private async setActive(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch: string | undefined, status: "active" | "suspended"): Promise<Key> {
-    const doc = await this.access.mayManage(ctx, projectId, id);
+    const doc = await this.access.mayManage(ctx, projectId, id, status === "active" ? "resume" : undefined);
     const spec = parseOrThrow(ReasonSpec, input, "body");
     if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     const allowed = status === "suspended" ? doc.status === "active" : doc.status === "suspended";
     if (!allowed) fail({ kind: "conflict", detail: `a ${doc.status} key cannot be ${status === "suspended" ? "suspended" : "resumed"}`, reason: status === "suspended" ? "key_not_active" : "key_not_suspended" });
     if (status === "active" && Date.parse(doc.expiresAt) <= this.clock.now().getTime()) fail({ kind: "conflict", detail: "the key has expired", reason: "key_expired" });
+    await this.writeActive(ctx, doc, status, spec.reason);
+    return this.synced(ctx, projectId, id);
+  }
+
+  private async writeActive(ctx: RequestContext, doc: Versioned<KeyDoc>, status: "active" | "suspended", reason: string): Promise<void> {
     const next: KeyDoc = {
       ...unversioned(doc),
       status,
@@ -291,11 +309,10 @@ export class KeyService {
       updatedBy: ctx.principal.userId,
     };
     await this.documents.commit(ctx, doc, next, status === "suspended" ? "key.suspend" : "key.resume", status === "suspended" ? "aigov.key.suspended.v1" : "aigov.key.resumed.v1", {
-      keyId: id,
-      projectId,
-      reason: spec.reason,
+      keyId: doc.id,
+      projectId: doc.projectId,
+      reason,
     });
-    return this.synced(ctx, projectId, id);
   }
 
   /** The key after trying its gateway change within the request (the lifecycle job retries what is not confirmed). */

@@ -37,7 +37,7 @@ export class KeySharing {
 
   /** Asks to use the key with another project; the approval's driver comes with the answer. */
   async share(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch?: string): Promise<Driven<{ key: Key; approval: Approval }>> {
-    await this.access.mayManage(ctx, projectId, id);
+    await this.access.mayManage(ctx, projectId, id, "share");
     const spec = parseOrThrow(ShareSpec, input, "body");
     const tenantId = ctx.principal.tenantId;
     if (spec.projectId === projectId) fail({ kind: "validation", detail: "a key is already usable in its own project", errors: [{ field: "body.projectId", message: "is the key's own project" }] });

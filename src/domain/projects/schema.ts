@@ -96,10 +96,33 @@ export const ProjectPatch = z
   .meta({ id: "ProjectPatch" });
 export type ProjectPatch = z.output<typeof ProjectPatch>;
 
+/** Why a project is locked: its writes that add access are refused, its keys suspended; nothing is deleted. */
+export const ProjectLock = z
+  .strictObject({
+    at: z.iso.datetime(),
+    reason: z.enum(["sandboxExpired"]),
+    detail: z.string(),
+  })
+  .meta({ id: "ProjectLock" });
+
+const PendingPromotion = z.strictObject({ approvalId: z.string(), to: z.enum(ENVIRONMENTS), requestedBy: z.string(), requestedAt: z.iso.datetime() });
+const PendingExtension = z.strictObject({ approvalId: z.string(), reviewDate: z.iso.date(), requestedBy: z.string(), requestedAt: z.iso.datetime() });
+const LastPromotion = z.strictObject({
+  to: z.enum(ENVIRONMENTS),
+  outcome: z.enum(["promoted", "rejected", "gatesFailed"]),
+  at: z.iso.datetime(),
+  approvalId: z.string(),
+  failingGates: z.array(z.string()).optional(),
+});
+
 export const Project = z
   .strictObject({
     id: ProjectId,
     ...fields,
+    lock: ProjectLock.optional(),
+    promotion: PendingPromotion.optional().meta({ description: "A promotion awaiting its approval" }),
+    lastPromotion: LastPromotion.optional(),
+    extension: PendingExtension.optional().meta({ description: "A sandbox extension awaiting its approval" }),
     tags: z.record(z.string(), z.string()),
     pillars: z.strictObject({ models: z.boolean(), tools: z.boolean(), agents: z.boolean() }),
     roleAssignments: z.array(RoleAssignment),
@@ -108,6 +131,37 @@ export const Project = z
   })
   .meta({ id: "Project" });
 export type Project = z.output<typeof Project>;
+
+export const GATES = ["ownerAndCostCenter", "contentSafety", "limits", "exemptionsReviewed", "keysRotated", "accessReview"] as const;
+export type GateName = (typeof GATES)[number];
+
+export const PromotionGates = z
+  .strictObject({
+    from: z.enum(ENVIRONMENTS),
+    to: z.enum(ENVIRONMENTS),
+    passed: z.boolean(),
+    gates: z.array(z.strictObject({ gate: z.enum(GATES), passed: z.boolean(), detail: z.string() })),
+  })
+  .meta({ id: "PromotionGates", description: "The checklist a promotion must pass, evaluated now" });
+export type PromotionGates = z.output<typeof PromotionGates>;
+
+export const PromotionGatesQuery = z.strictObject({ to: z.enum(ENVIRONMENTS).exclude(["sandbox"]).default("prod").meta({ description: "The target environment (default prod: the whole checklist)" }) });
+
+export const PromoteSpec = z
+  .strictObject({
+    to: z.enum(ENVIRONMENTS).exclude(["sandbox"]).meta({ description: "A later environment than the project's" }),
+    justification: z.string().trim().min(1).max(2000),
+  })
+  .meta({ id: "PromoteSpec" });
+export type PromoteSpec = z.output<typeof PromoteSpec>;
+
+export const ExtendSpec = z
+  .strictObject({
+    reviewDate: z.iso.date().meta({ description: "The sandbox's new review date, later than today and at most 180 days ahead" }),
+    justification: z.string().trim().min(1).max(2000),
+  })
+  .meta({ id: "ExtendSpec" });
+export type ExtendSpec = z.output<typeof ExtendSpec>;
 
 export const ProjectList = z
   .object({ items: z.array(Project), continuationToken: z.string().optional(), nextLink: z.string().optional() })

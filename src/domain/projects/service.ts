@@ -1,6 +1,6 @@
 import type { SettingsGuard } from "../policy/settings-guard.js";
 import type { Clock } from "../../ports/clock.js";
-import { TENANT_SCOPE, type Partition, type Store, type StoredDoc } from "../../ports/store.js";
+import { TENANT_SCOPE, type Partition, type Store, type StoredDoc, type Versioned } from "../../ports/store.js";
 import { sha256 } from "../audit/chain.js";
 import type { ChangeWriter } from "../changes.js";
 import { etagMatches, etagValue, newId, type Page, type Principal, type RequestContext, type Role } from "../common.js";
@@ -8,14 +8,22 @@ import { AppError, fail } from "../errors.js";
 import { ANY_TENANT_ROLE, holdsAny, PROJECT_MANAGERS, TENANT_ADMINS } from "../kernel/roles.js";
 import { everyDoc, listPage, toArray } from "../paging.js";
 import { parseOrThrow } from "../validation.js";
-import { DEFAULT_KEY_POLICY, ProjectSpec, type KeyPolicy, type Project, type ProjectPatch, type ProjectSpecInput } from "./schema.js";
+import { DEFAULT_KEY_POLICY, ENVIRONMENTS, ProjectSpec, type KeyPolicy, type Project, type ProjectPatch, type ProjectSpecInput } from "./schema.js";
 
-interface ProjectDoc extends StoredDoc, Omit<Project, "etag"> {
+export interface ProjectDoc extends StoredDoc, Omit<Project, "etag"> {
   docType: "project";
   scopeId: typeof TENANT_SCOPE;
   /** When each role assignment (`<principal>/<role>`) was made (access reviews leave newer ones without a recommendation). */
   roleAssignedAt?: Record<string, string>;
+  /** Keys the sandbox lock suspended (an extension resumes exactly these). */
+  suspendedByLock?: string[];
+  /** Expiry notices sent for the current review date. */
+  sandboxNotices?: { "14d"?: string; "1d"?: string };
 }
+
+/** Server-owned fields a PATCH keeps as they are (the lifecycle's: ./lifecycle.ts). */
+const SERVER_OWNED = ["lock", "promotion", "lastPromotion", "extension", "suspendedByLock", "sandboxNotices"] as const;
+const INTERNAL = ["roleAssignedAt", "suspendedByLock", "sandboxNotices"] as const;
 
 const assignmentKey = (a: { principalId: string; role: string }) => `${a.principalId}/${a.role}`;
 
@@ -24,10 +32,10 @@ interface NameReservationDoc extends StoredDoc {
   resourceId: string;
 }
 
-const tenantPartition = (tenantId: string): Partition => ({ tenantId, scopeId: TENANT_SCOPE });
+export const tenantPartition = (tenantId: string): Partition => ({ tenantId, scopeId: TENANT_SCOPE });
 const nameId = (name: string) => `name.project.${sha256(name.trim().toLowerCase()).slice(0, 48)}`;
 export const projectPath = (id: string) => `/projects/${id}`;
-const subject = (tenantId: string, id: string) => `/tenants/${tenantId}${projectPath(id)}`;
+export const projectSubject = (tenantId: string, id: string) => `/tenants/${tenantId}${projectPath(id)}`;
 
 function hasAny(p: Principal, roles: readonly Role[]): boolean {
   return holdsAny(p.roles, roles);
@@ -37,8 +45,9 @@ function projectRoles(doc: ProjectDoc, p: Principal): Set<string> {
   return new Set(doc.roleAssignments.filter((a) => a.principalId === p.userId).map((a) => a.role));
 }
 
-function toProject(doc: Omit<ProjectDoc, "_etag">, etag: string): Project {
-  const { docType: _d, scopeId: _s, _etag: _e, roleAssignedAt: _r, ...rest } = doc as ProjectDoc & { _etag?: string };
+export function toProject(doc: Omit<ProjectDoc, "_etag">, etag: string): Project {
+  const { docType: _d, scopeId: _s, _etag: _e, ...rest } = doc as ProjectDoc & { _etag?: string };
+  for (const k of INTERNAL) delete (rest as Record<string, unknown>)[k];
   return { ...rest, etag: etagValue(etag) };
 }
 
@@ -59,7 +68,7 @@ function projectDoc(spec: ProjectSpec, id: string, by: Principal, created: { cre
 }
 
 /** The project as audit digests and events see it: no version field. */
-function snapshot(doc: Omit<ProjectDoc, "_etag">): Omit<Project, "etag"> {
+export function projectSnapshot(doc: Omit<ProjectDoc, "_etag">): Omit<Project, "etag"> {
   const { etag: _e, ...rest } = toProject(doc, "");
   return rest;
 }
@@ -93,7 +102,7 @@ export class ProjectService {
     const partition = tenantPartition(principal.tenantId);
     const doc = projectDoc(spec, id, principal, { createdAt: now, createdBy: principal.userId }, now);
     const reservation: NameReservationDoc = { id: nameId(spec.name), ...partition, docType: "nameReservation", resourceId: id };
-    const after = snapshot(doc);
+    const after = projectSnapshot(doc);
     const [etag] = await this.changes.commit({
       partition,
       ctx,
@@ -106,7 +115,7 @@ export class ProjectService {
         // Never deleted: the project's audit chain stays verifiable after the project is gone.
         { kind: "create", doc: { id: `auditscope.${id}`, ...partition, docType: "auditScope", scope: id } },
       ],
-      event: { type: "aigov.project.created.v1", subject: subject(principal.tenantId, id), data: after },
+      event: { type: "aigov.project.created.v1", subject: projectSubject(principal.tenantId, id), data: after },
       onFailure: (index, status) =>
         index === 1 && status === 409 ? { kind: "conflict", detail: `a project named '${spec.name}' already exists`, reason: "name_taken" } : undefined,
     });
@@ -143,6 +152,10 @@ export class ProjectService {
     const current = await this.load(principal, id);
     this.authorize(principal, current, PROJECT_MANAGERS, ["ProjectAdmin"], "update");
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    if (current.lock) fail({ kind: "conflict", detail: `the project is locked (${current.lock.detail}); an extension through approval unlocks it`, reason: "project_locked" });
+    if (patch.environment && ENVIRONMENTS.indexOf(patch.environment) > ENVIRONMENTS.indexOf(current.environment)) {
+      fail({ kind: "conflict", detail: `moving from ${current.environment} to ${patch.environment} is a promotion: POST /api/projects/${id}:promote checks its gates and asks for approval`, reason: "promotion_required" });
+    }
     const { _etag, ...currentDoc } = current;
     const merged: Record<string, unknown> = { ...currentDoc };
     for (const [key, value] of Object.entries(patch)) {
@@ -155,12 +168,16 @@ export class ProjectService {
       Object.keys(ProjectSpec.shape).filter((k) => k in merged).map((k) => [k, merged[k]]),
     );
     const spec = parseOrThrow(ProjectSpec, specFields, "body");
+    if (spec.environment === "sandbox" && current.environment === "sandbox" && current.reviewDate && spec.reviewDate && spec.reviewDate > current.reviewDate) {
+      fail({ kind: "conflict", detail: `a later review date extends the sandbox: POST /api/projects/${id}:extend asks for approval`, reason: "extension_required" });
+    }
     if (patch.settings !== undefined && spec.settings) await this.settingsGuard?.check(principal.tenantId, spec.settings, undefined, "body.settings");
-    const doc = projectDoc(spec, id, principal, current, this.clock.now().toISOString());
+    const carried = Object.fromEntries(SERVER_OWNED.filter((k) => current[k] !== undefined).map((k) => [k, current[k]]));
+    const doc: ProjectDoc = { ...projectDoc(spec, id, principal, current, this.clock.now().toISOString()), ...carried };
     const partition = tenantPartition(principal.tenantId);
     const renamed = nameId(spec.name) !== nameId(current.name);
-    const before = snapshot(current);
-    const after = snapshot(doc);
+    const before = projectSnapshot(current);
+    const after = projectSnapshot(doc);
     const [etag] = await this.changes.commit({
       partition,
       ctx,
@@ -177,7 +194,7 @@ export class ProjectService {
             ]
           : []),
       ],
-      event: { type: "aigov.project.updated.v1", subject: subject(principal.tenantId, id), data: after },
+      event: { type: "aigov.project.updated.v1", subject: projectSubject(principal.tenantId, id), data: after },
       onFailure: (index, status) =>
         index === 2 && status === 409 ? { kind: "conflict", detail: `a project named '${spec.name}' already exists`, reason: "name_taken" } : undefined,
     });
@@ -189,6 +206,7 @@ export class ProjectService {
     const current = await this.load(principal, id);
     this.authorize(principal, current, TENANT_ADMINS, [], "delete");
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    if (current.lock) fail({ kind: "conflict", detail: `the project is locked (${current.lock.detail}): nothing in it is deleted`, reason: "project_locked" });
     const counts = await Promise.all([...this.dependents].map(async ([name, count]) => [name, await count(principal.tenantId, id)] as const));
     const held = counts.filter(([, n]) => n > 0);
     if (held.length) {
@@ -199,12 +217,12 @@ export class ProjectService {
       ctx,
       action: "project.delete",
       resource: projectPath(id),
-      before: snapshot(current),
+      before: projectSnapshot(current),
       ops: [
         { kind: "delete", id, ifMatch: current._etag },
         { kind: "delete", id: nameId(current.name) },
       ],
-      event: { type: "aigov.project.deleted.v1", subject: subject(principal.tenantId, id), data: { id, name: current.name } },
+      event: { type: "aigov.project.deleted.v1", subject: projectSubject(principal.tenantId, id), data: { id, name: current.name } },
     });
   }
 
@@ -231,17 +249,17 @@ export class ProjectService {
       const roleAssignedAt = { ...current.roleAssignedAt };
       delete roleAssignedAt[key];
       const doc: ProjectDoc = { ...currentDoc, roleAssignments: current.roleAssignments.filter((a) => assignmentKey(a) !== key), roleAssignedAt, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
-      const after = snapshot(doc);
+      const after = projectSnapshot(doc);
       try {
         await this.changes.commit({
           partition,
           ctx,
           action: "project.roleAssignment.remove",
           resource: projectPath(projectId),
-          before: snapshot(current),
+          before: projectSnapshot(current),
           after,
           ops: [{ kind: "replace", doc, ifMatch: _etag }],
-          event: { type: "aigov.project.updated.v1", subject: subject(ctx.principal.tenantId, projectId), data: after },
+          event: { type: "aigov.project.updated.v1", subject: projectSubject(ctx.principal.tenantId, projectId), data: after },
         });
         return "removed";
       } catch (err) {
@@ -251,6 +269,12 @@ export class ProjectService {
       }
     }
     return fail({ kind: "conflict", detail: "the project kept changing while an assignment was removed", reason: "changed_meanwhile" });
+  }
+
+  /** The stored project (the lifecycle's reads; no caller checks): undefined when it is not in the tenant. */
+  async readDoc(tenantId: string, projectId: string): Promise<Versioned<ProjectDoc> | undefined> {
+    const doc = await this.store.read<ProjectDoc>(tenantPartition(tenantId), projectId);
+    return doc && doc.docType === "project" ? doc : undefined;
   }
 
   /** The project roles assigned to a user (empty when the project does not exist in the tenant). */

@@ -195,6 +195,17 @@ export class AccessReviewService {
     return this.campaign.advance(tenantId, id, correlationId);
   }
 
+  /** When the last campaign covering the project (its own or a tenant-wide one) completed (promotion gates). */
+  async lastCompletedFor(tenantId: string, projectId: string): Promise<string | undefined> {
+    let latest: string | undefined;
+    for (const scope of [projectId, ""]) {
+      const page = await this.docs.reviews.page(reviewPartition(tenantId), { filters: [{ field: "status", op: "=", value: "completed" }, { field: "scopeProjectId", op: "=", value: scope }], orderBy: { field: "completedAt", direction: "DESC" } }, { maxPageSize: 1 });
+      const at = page.items[0]?.completedAt;
+      if (at && (!latest || at > latest)) latest = at;
+    }
+    return latest;
+  }
+
   /** Campaigns that need a live orchestration, in every tenant (the sweep). */
   unfinishedEverywhere(): AsyncGenerator<Versioned<ReviewDoc>> {
     return this.docs.unfinishedEverywhere();

@@ -1,0 +1,260 @@
+/**
+ * Project lifecycle (landing zones, docs/project-lifecycle.md): promotion to a later environment through
+ * gates and an approval, and sandboxes that expire at their review date — notices 14 days and 1 day
+ * before, then the project locked and its keys suspended (nothing deleted) — unless an extension is
+ * approved. Every step is a conditional write decided from the stored project and the clock.
+ */
+import type { Clock } from "../../ports/clock.js";
+import type { Notifier } from "../../ports/notifier.js";
+import { unversioned, type Store, type Versioned } from "../../ports/store.js";
+import { approvalDrive } from "../approvals/drive.js";
+import type { Approval } from "../approvals/schema.js";
+import type { ApprovalService } from "../approvals/service.js";
+import type { ChangeWriter } from "../changes.js";
+import type { RequestContext } from "../common.js";
+import { AppError, fail } from "../errors.js";
+import type { Driven } from "../kernel/drive.js";
+import { holdsOn, PROJECT_MANAGERS } from "../kernel/roles.js";
+import { systemContext } from "../kernel/system.js";
+import { everyDoc } from "../paging.js";
+import { parseOrThrow } from "../validation.js";
+import { evaluateGates, type GateDeps } from "./gates.js";
+import { ENVIRONMENTS, ExtendSpec, PromoteSpec, type Project, type PromotionGates } from "./schema.js";
+import { projectPath, projectSnapshot, projectSubject, tenantPartition, toProject, type ProjectDoc, type ProjectService } from "./service.js";
+
+/** Approval subject types only this module requests (reserved in the approval API). */
+export const PROMOTION_SUBJECT = "projectPromotion";
+export const EXTENSION_SUBJECT = "sandboxExtension";
+
+const DAY_MS = 86_400_000;
+const MAX_EXTENSION_DAYS = 180;
+const ACTOR = "system:project-lifecycle" as const;
+
+export interface ProjectLifecycleKit {
+  store: Store;
+  changes: ChangeWriter;
+  clock: Clock;
+  notifier: Notifier;
+  approvals: ApprovalService;
+  projects: ProjectService;
+  gates: GateDeps;
+  keys: {
+    liveKeyIds(tenantId: string, projectId: string): Promise<string[]>;
+    setActiveBySystem(ctx: RequestContext, projectId: string, id: string, status: "active" | "suspended", reason: string): Promise<boolean>;
+  };
+}
+
+/** A sandbox expires at the start (UTC) of its review date. */
+export const expiryOf = (reviewDate: string) => Date.parse(`${reviewDate}T00:00:00.000Z`);
+
+export class ProjectLifecycle {
+  constructor(private readonly kit: ProjectLifecycleKit) {
+    kit.approvals.onSettled(PROMOTION_SUBJECT, (approval, correlationId) => this.settlePromotion(approval, correlationId));
+    kit.approvals.onSettled(EXTENSION_SUBJECT, (approval, correlationId) => this.settleExtension(approval, correlationId));
+  }
+
+  /** The checklist for moving the project to `to`, evaluated now (anyone who may read the project). */
+  async gates(ctx: RequestContext, projectId: string, to: Exclude<Project["environment"], "sandbox">): Promise<PromotionGates> {
+    const project = await this.kit.projects.get(ctx, projectId);
+    return evaluateGates(this.kit.gates, project, to, this.kit.clock.now());
+  }
+
+  /** Asks to move the project to a later environment: refused with the failing gates, else an approval decides. */
+  async promote(ctx: RequestContext, projectId: string, input: unknown): Promise<Driven<Project>> {
+    const spec = parseOrThrow(PromoteSpec, input, "body");
+    const doc = await this.manageable(ctx, projectId, "promote");
+    if (ENVIRONMENTS.indexOf(spec.to) <= ENVIRONMENTS.indexOf(doc.environment)) {
+      fail({ kind: "validation", detail: "a promotion goes to a later environment", errors: [{ field: "body.to", message: `must be later than the project's environment (${doc.environment})` }] });
+    }
+    if (doc.promotion || doc.extension) fail({ kind: "conflict", detail: `the project's ${doc.promotion ? "promotion" : "extension"} is awaiting approval ${(doc.promotion ?? doc.extension)!.approvalId}`, reason: "promotion_pending" });
+    const checklist = await evaluateGates(this.kit.gates, toProject(doc, doc._etag), spec.to, this.kit.clock.now());
+    if (!checklist.passed) {
+      const failing = checklist.gates.filter((g) => !g.passed);
+      fail({ kind: "conflict", detail: `promotion to ${spec.to} refused; failing gates: ${failing.map((g) => `${g.gate} (${g.detail})`).join("; ")}`, reason: "promotion_gates_failed" });
+    }
+    const approval = await this.kit.approvals.request(ctx, {
+      subject: { resourceType: PROMOTION_SUBJECT, resourceId: projectId, projectId, change: { from: doc.environment, to: spec.to, gates: checklist.gates.map((g) => g.gate) } },
+      justification: spec.justification,
+      route: { subjectType: "promotion", scope: "project", risk: spec.to === "prod" ? "high" : "standard" },
+    });
+    const at = this.kit.clock.now().toISOString();
+    const next: ProjectDoc = { ...unversioned(doc), promotion: { approvalId: approval.id, to: spec.to, requestedBy: ctx.principal.userId, requestedAt: at }, updatedAt: at, updatedBy: ctx.principal.userId };
+    const project = await this.write(ctx, doc, next, "project.promotion.request", "aigov.project.promotionRequested.v1", { approvalId: approval.id, from: doc.environment, to: spec.to });
+    return { ...project, drive: approvalDrive(approval) };
+  }
+
+  /** Asks for a later review date of a sandbox (which also unlocks an expired one): an approval decides. */
+  async extend(ctx: RequestContext, projectId: string, input: unknown): Promise<Driven<Project>> {
+    const spec = parseOrThrow(ExtendSpec, input, "body");
+    const doc = await this.manageable(ctx, projectId, "extend", true);
+    if (doc.environment !== "sandbox") fail({ kind: "conflict", detail: `the project is ${doc.environment}, not a sandbox`, reason: "not_a_sandbox" });
+    const now = this.kit.clock.now();
+    const today = now.toISOString().slice(0, 10);
+    if (spec.reviewDate <= today || expiryOf(spec.reviewDate) > now.getTime() + MAX_EXTENSION_DAYS * DAY_MS) {
+      fail({ kind: "validation", detail: "the new review date is out of range", errors: [{ field: "body.reviewDate", message: `must be after today and at most ${MAX_EXTENSION_DAYS} days ahead` }] });
+    }
+    if (doc.promotion || doc.extension) fail({ kind: "conflict", detail: `the project's ${doc.promotion ? "promotion" : "extension"} is awaiting approval ${(doc.promotion ?? doc.extension)!.approvalId}`, reason: "promotion_pending" });
+    const approval = await this.kit.approvals.request(ctx, {
+      subject: { resourceType: EXTENSION_SUBJECT, resourceId: projectId, projectId, change: { from: doc.reviewDate, reviewDate: spec.reviewDate, locked: !!doc.lock } },
+      justification: spec.justification,
+      route: { subjectType: "promotion", scope: "project", risk: "standard" },
+    });
+    const at = now.toISOString();
+    const next: ProjectDoc = { ...unversioned(doc), extension: { approvalId: approval.id, reviewDate: spec.reviewDate, requestedBy: ctx.principal.userId, requestedAt: at }, updatedAt: at, updatedBy: ctx.principal.userId };
+    const project = await this.write(ctx, doc, next, "project.extension.request", "aigov.project.extensionRequested.v1", { approvalId: approval.id, reviewDate: spec.reviewDate });
+    return { ...project, drive: approvalDrive(approval) };
+  }
+
+  /** The promotion's approval is decided (idempotent): approved and still passing its gates → the new environment. */
+  private async settlePromotion(approval: Approval, correlationId: string): Promise<void> {
+    const ctx = systemContext(approval.tenantId, ACTOR, correlationId);
+    await this.retrying(approval.tenantId, approval.subject.resourceId, async (doc) => {
+      const pending = doc.promotion;
+      if (!pending || pending.approvalId !== approval.id) return;
+      const at = this.kit.clock.now().toISOString();
+      const base = { ...unversioned(doc), updatedAt: at, updatedBy: ACTOR } as ProjectDoc;
+      delete base.promotion;
+      if (approval.status !== "approved") {
+        await this.write(ctx, doc, { ...base, lastPromotion: { to: pending.to, outcome: "rejected", at, approvalId: approval.id } }, "project.promotion.reject", "aigov.project.promotionRejected.v1", { approvalId: approval.id, to: pending.to, status: approval.status });
+        return;
+      }
+      // The gates are checked again: the project may have changed while the approval was open.
+      const checklist = await evaluateGates(this.kit.gates, toProject(doc, doc._etag), pending.to as Exclude<Project["environment"], "sandbox">, this.kit.clock.now());
+      if (!checklist.passed) {
+        const failingGates = checklist.gates.filter((g) => !g.passed).map((g) => g.gate);
+        await this.write(ctx, doc, { ...base, lastPromotion: { to: pending.to, outcome: "gatesFailed", at, approvalId: approval.id, failingGates } }, "project.promotion.refuse", "aigov.project.promotionRefused.v1", { approvalId: approval.id, to: pending.to, failingGates });
+        return;
+      }
+      const next: ProjectDoc = { ...base, environment: pending.to, lastPromotion: { to: pending.to, outcome: "promoted", at, approvalId: approval.id } };
+      await this.write(ctx, doc, next, "project.promote", "aigov.project.promoted.v1", { approvalId: approval.id, from: doc.environment, to: pending.to });
+    });
+  }
+
+  /** The extension's approval is decided (idempotent): approved → the new review date, the lock lifted and its keys resumed. */
+  private async settleExtension(approval: Approval, correlationId: string): Promise<void> {
+    const ctx = systemContext(approval.tenantId, ACTOR, correlationId);
+    const projectId = approval.subject.resourceId;
+    const current = await this.kit.projects.readDoc(approval.tenantId, projectId);
+    const pending = current?.extension;
+    if (!current || !pending || pending.approvalId !== approval.id) return;
+    // Keys first, then the project: a settle repeated after a crash finds the keys resumed and writes the project.
+    if (approval.status === "approved") {
+      for (const id of current.suspendedByLock ?? []) await this.kit.keys.setActiveBySystem(ctx, projectId, id, "active", `sandbox ${projectId} extended to ${pending.reviewDate}`);
+    }
+    await this.retrying(approval.tenantId, projectId, async (doc) => {
+      if (doc.extension?.approvalId !== approval.id) return;
+      const at = this.kit.clock.now().toISOString();
+      const next = { ...unversioned(doc), updatedAt: at, updatedBy: ACTOR } as ProjectDoc;
+      delete next.extension;
+      if (approval.status !== "approved") {
+        await this.write(ctx, doc, next, "project.extension.reject", "aigov.project.extensionRejected.v1", { approvalId: approval.id, status: approval.status });
+        return;
+      }
+      next.reviewDate = pending.reviewDate;
+      delete next.lock;
+      delete next.suspendedByLock;
+      delete next.sandboxNotices;
+      await this.write(ctx, doc, next, "project.extend", "aigov.project.extended.v1", { approvalId: approval.id, reviewDate: pending.reviewDate, unlocked: !!doc.lock });
+    });
+  }
+
+  /**
+   * The sandbox sweep (timer job): expiry notices 14 days and 1 day before the review date, then at it
+   * the lock and the suspension of every live key. Catch-up safe: a missed run is made good by the next.
+   */
+  async sweep(correlationId: string): Promise<{ notified: number; locked: number; suspended: number }> {
+    const count = { notified: 0, locked: 0, suspended: 0 };
+    for await (const listed of everyDoc<ProjectDoc>(this.kit.store, "all", { docType: "project", filters: [{ field: "environment", op: "=", value: "sandbox" }] })) {
+      try {
+        const r = await this.sweepOne(listed.tenantId, listed.id, correlationId);
+        count.notified += r.notified;
+        count.locked += r.locked;
+        count.suspended += r.suspended;
+      } catch (err) {
+        // One project's trouble must not stop the others; the next run tries again.
+        console.warn(`project lifecycle sweep: ${listed.id}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    return count;
+  }
+
+  private async sweepOne(tenantId: string, projectId: string, correlationId: string): Promise<{ notified: number; locked: number; suspended: number }> {
+    const ctx = systemContext(tenantId, ACTOR, correlationId);
+    const out = { notified: 0, locked: 0, suspended: 0 };
+    await this.retrying(tenantId, projectId, async (doc) => {
+      if (doc.environment !== "sandbox" || !doc.reviewDate || doc.lock) return;
+      const now = this.kit.clock.now().getTime();
+      const expiry = expiryOf(doc.reviewDate);
+      const at = new Date(now).toISOString();
+      if (now >= expiry) {
+        const keys = await this.kit.keys.liveKeyIds(tenantId, projectId);
+        const next: ProjectDoc = { ...unversioned(doc), lock: { at, reason: "sandboxExpired", detail: `sandbox past its review date ${doc.reviewDate}` }, suspendedByLock: keys, updatedAt: at, updatedBy: ACTOR };
+        await this.write(ctx, doc, next, "project.lock", "aigov.project.locked.v1", { reason: "sandboxExpired", reviewDate: doc.reviewDate, keys: keys.length });
+        await this.notify(doc, `Sandbox ${doc.name} has expired and is locked`, `Its review date ${doc.reviewDate} has passed: its ${keys.length} key(s) are suspended and nothing that adds access is accepted. Nothing is deleted. To continue, request an extension (aigov projects extend ${doc.id}).`);
+        out.locked += 1;
+        return;
+      }
+      const notice = now >= expiry - DAY_MS ? "1d" : now >= expiry - 14 * DAY_MS ? "14d" : undefined;
+      if (!notice || doc.sandboxNotices?.[notice]) return;
+      await this.notify(doc, `Sandbox ${doc.name} expires in ${notice === "1d" ? "1 day" : "14 days"}`, `Its review date is ${doc.reviewDate}: then its keys are suspended and the project is locked (nothing is deleted). To keep it, request an extension (aigov projects extend ${doc.id}) or promote it.`);
+      const next: ProjectDoc = { ...unversioned(doc), sandboxNotices: { ...doc.sandboxNotices, [notice]: at }, updatedAt: at, updatedBy: ACTOR };
+      await this.write(ctx, doc, next, "project.expiryNotice", "aigov.project.expiryNotice.v1", { notice, reviewDate: doc.reviewDate });
+      out.notified += 1;
+    });
+    // The lock is written first with the keys it suspends: a sweep after a crash finishes the suspensions.
+    const locked = await this.kit.projects.readDoc(tenantId, projectId);
+    if (locked?.lock) {
+      for (const id of locked.suspendedByLock ?? []) if (await this.kit.keys.setActiveBySystem(ctx, projectId, id, "suspended", `sandbox ${projectId} expired (review date ${locked.reviewDate})`)) out.suspended += 1;
+    }
+    return out;
+  }
+
+  private async notify(doc: ProjectDoc, subject: string, body: string): Promise<void> {
+    const admins = doc.roleAssignments.filter((a) => a.role === "ProjectAdmin").map((a) => a.principalId);
+    for (const recipient of new Set([doc.owner, ...admins])) {
+      try {
+        await this.kit.notifier.deliver(recipient, { subject, body });
+      } catch (err) {
+        console.warn(`project ${doc.id}: a notice to ${recipient} could not be delivered: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+
+  /** The project, if the caller manages it (TenantAdmin, ProjectAdmin held or assigned); locked ones only for `evenLocked`. */
+  private async manageable(ctx: RequestContext, projectId: string, verb: string, evenLocked = false): Promise<Versioned<ProjectDoc>> {
+    const project = await this.kit.projects.get(ctx, projectId); // 404 for another tenant's, 403 for a caller without a project role
+    if (!holdsOn(ctx.principal, project, PROJECT_MANAGERS)) fail({ kind: "forbidden", detail: `to ${verb} a project requires TenantAdmin or its ProjectAdmin` });
+    const doc = await this.kit.projects.readDoc(ctx.principal.tenantId, projectId);
+    if (!doc) return fail({ kind: "notFound", resource: projectPath(projectId) });
+    if (doc.lock && !evenLocked) fail({ kind: "conflict", detail: `the project is locked (${doc.lock.detail}); an extension through approval unlocks it`, reason: "project_locked" });
+    return doc;
+  }
+
+  /** Runs a step on the current project, again on a lost race (412), at most 5 times. */
+  private async retrying(tenantId: string, projectId: string, step: (doc: Versioned<ProjectDoc>) => Promise<void>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const doc = await this.kit.projects.readDoc(tenantId, projectId);
+      if (!doc) return;
+      try {
+        return await step(doc);
+      } catch (err) {
+        if (attempt < 4 && err instanceof AppError && err.error.kind === "preconditionFailed") continue;
+        throw err;
+      }
+    }
+  }
+
+  private async write(ctx: RequestContext, before: Versioned<ProjectDoc>, after: ProjectDoc, action: string, event: string, data: Record<string, unknown>): Promise<Project> {
+    const [etag] = await this.kit.changes.commit({
+      partition: tenantPartition(before.tenantId),
+      ctx,
+      action,
+      resource: projectPath(before.id),
+      before: projectSnapshot(before),
+      after: projectSnapshot(after),
+      ops: [{ kind: "replace", doc: after, ifMatch: before._etag }],
+      event: { type: event, subject: projectSubject(before.tenantId, before.id), data: { projectId: before.id, ...data } },
+    });
+    return toProject(after, etag ?? "");
+  }
+}

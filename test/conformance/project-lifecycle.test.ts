@@ -1,0 +1,158 @@
+/**
+ * Conformance: project lifecycle. A sandbox past its review date is locked by the lifecycle job and its
+ * keys are refused at the local gateway, its data intact, until an approved extension unlocks it; a
+ * promotion to prod is refused with its failing gates listed, then succeeds once they pass.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FileNotifier } from "../../src/adapters/local/file-notifier.js";
+import { overrideServices } from "../../src/app/services.js";
+import type { AigovClient } from "../../src/client/index.js";
+import { ApiError } from "../../src/client/index.js";
+import { reasonOf } from "../support/errors.js";
+import { Governed } from "../support/governed.js";
+import { until } from "../support/until.js";
+
+const DAY = 86_400_000;
+let g: Governed;
+let paula: AigovClient; // ProjectAdmin assigned on the projects: requests; alice (TenantAdmin) approves
+
+const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+function inbox(user: string): { subject: string }[] {
+  const file = FileNotifier.inboxFile(join(g.t.app.dataDir, "inbox"), user);
+  return existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { subject: string }) : [];
+}
+async function sweep(): Promise<void> {
+  await g.t.app.host.invokeTimer("projectLifecycle");
+}
+async function approve(approvalId: string): Promise<void> {
+  await g.admin.approvals.decide(approvalId, { decision: "approve", justification: "agreed" }, (await g.admin.approvals.get(approvalId)).etag);
+}
+
+beforeAll(async () => {
+  g = await Governed.start("t-lifecycle");
+  // Review dates, notices and the lock are on the app's clock.
+  overrideServices({ clock: g.t.appClock });
+  paula = await g.as("paula", []);
+  const s = await g.admin.settings.get();
+  await g.admin.settings.put({ settings: {}, services: { contentSafety: { url: "https://safety.cognitiveservices.azure.com" } } }, s.etag);
+}, 120_000);
+afterAll(async () => {
+  overrideServices({});
+  await g.stop();
+});
+
+describe("project lifecycle", () => {
+  it("a sandbox gets notices 14 days and 1 day ahead, is locked at its review date with its keys refused at the gateway, and an approved extension unlocks it", async () => {
+    const reviewDate = day(g.t.appClock.ms() + 20 * DAY);
+    const p = await g.project("sandbox", { environment: "sandbox", reviewDate, owner: "olivia", roleAssignments: [{ principalId: "paula", role: "ProjectAdmin" }] });
+    const model = await g.model(p.id, "gpt-4o-mini");
+    await g.publish("sandbox");
+    const key = await g.key(g.admin, p.id, { name: "tinkering", owner: "dora", scopes: { models: [model.id] } });
+    expect((await g.chat(p.id, key.key, "gpt-4o-mini")).status).toBe(200);
+    // A later review date is an extension, not a PATCH.
+    expect(await reasonOf(paula.projects.update(p.id, { reviewDate: day(g.t.appClock.ms() + 60 * DAY) }, (await paula.projects.get(p.id)).etag))).toBe("409 extension_required");
+
+    await sweep();
+    expect(inbox("olivia")).toEqual([]);
+    g.t.appClock.advance(7 * DAY); // 13 days left
+    await sweep();
+    await sweep(); // once per notice
+    expect(inbox("olivia").map((m) => m.subject)).toEqual([`Sandbox sandbox expires in 14 days`]);
+    expect(inbox("paula").map((m) => m.subject)).toEqual([`Sandbox sandbox expires in 14 days`]);
+    g.t.appClock.advance(12 * DAY); // 1 day left
+    await sweep();
+    expect(inbox("olivia").map((m) => m.subject)).toEqual([`Sandbox sandbox expires in 14 days`, `Sandbox sandbox expires in 1 day`]);
+    expect((await g.admin.projects.get(p.id)).lock).toBeUndefined();
+
+    g.t.appClock.advance(DAY); // the review date
+    await sweep();
+    const locked = await g.admin.projects.get(p.id);
+    expect(locked.lock).toMatchObject({ reason: "sandboxExpired" });
+    await g.synced(p.id, key.id);
+    expect((await g.admin.keys.get(p.id, key.id)).status).toBe("suspended");
+    const refused = await g.chat(p.id, key.key, "gpt-4o-mini");
+    expect(refused.status).toBe(401);
+    // Its data is intact; nothing that adds access is accepted, nothing is deleted.
+    expect((await g.admin.models.get(p.id, model.id)).name).toBe("gpt-4o-mini");
+    expect((await g.admin.keys.list(p.id)).items.map((k) => k.id)).toEqual([key.id]);
+    expect(await reasonOf(g.admin.keys.create(p.id, { name: "another" }))).toBe("409 project_locked");
+    expect(await reasonOf(g.admin.keys.resume(p.id, key.id, { reason: "please" }, (await g.admin.keys.get(p.id, key.id)).etag))).toBe("409 project_locked");
+    expect(await reasonOf(g.admin.projects.update(p.id, { description: "x" }, locked.etag))).toBe("409 project_locked");
+    expect(await reasonOf(g.admin.projects.delete(p.id, locked.etag))).toBe("409 project_locked");
+    expect(await reasonOf(paula.projects.promote(p.id, { to: "dev", justification: "graduating" }))).toBe("409 project_locked");
+
+    // An extension through approval: the lock goes, the keys it suspended come back.
+    const newDate = day(g.t.appClock.ms() + 30 * DAY);
+    const asked = await paula.projects.extend(p.id, { reviewDate: newDate, justification: "the pilot runs another month" });
+    expect(asked.extension).toMatchObject({ reviewDate: newDate, requestedBy: "paula" });
+    expect(await reasonOf(paula.projects.extend(p.id, { reviewDate: newDate, justification: "again" }))).toBe("409 promotion_pending");
+    await approve(asked.extension!.approvalId);
+    const extended = await until(async () => {
+      const now = await g.admin.projects.get(p.id);
+      return now.lock === undefined && now.extension === undefined ? now : undefined;
+    }, "the extension settled");
+    expect(extended.reviewDate).toBe(newDate);
+    await g.synced(p.id, key.id);
+    expect((await g.admin.keys.get(p.id, key.id)).status).toBe("active");
+    expect((await g.chat(p.id, key.key, "gpt-4o-mini")).status).toBe(200);
+
+    await g.t.relay();
+    const types = g.t.events().filter((e) => e.subject === `/tenants/t-lifecycle/projects/${p.id}`).map((e) => e.type);
+    expect(types).toEqual(expect.arrayContaining(["aigov.project.expiryNotice.v1", "aigov.project.locked.v1", "aigov.project.extensionRequested.v1", "aigov.project.extended.v1"]));
+    const audit = await g.admin.audit.list({ maxPageSize: 100 });
+    expect(audit.items.find((r) => r.action === "project.lock")).toMatchObject({ actor: "system:project-lifecycle", resource: `/projects/${p.id}` });
+  });
+
+  it("promotion to prod is refused with the failing gates listed, then succeeds through approval once they pass", async () => {
+    const p = await g.project("payments", { environment: "dev", owner: "olivia", roleAssignments: [{ principalId: "paula", role: "ProjectAdmin" }] });
+    const checklist = await paula.projects.gates(p.id, "prod");
+    expect(checklist.passed).toBe(false);
+    expect(Object.fromEntries(checklist.gates.map((x) => [x.gate, x.passed]))).toEqual({
+      ownerAndCostCenter: false,
+      contentSafety: false,
+      limits: false,
+      exemptionsReviewed: true,
+      keysRotated: false,
+      accessReview: false,
+    });
+    const refused = await paula.projects.promote(p.id, { to: "prod", justification: "go live" }).catch((e: unknown) => e as ApiError);
+    expect(refused).toBeInstanceOf(ApiError);
+    expect((refused as ApiError).problem).toMatchObject({ status: 409, reason: "promotion_gates_failed" });
+    for (const gate of ["ownerAndCostCenter", "contentSafety", "limits", "keysRotated", "accessReview"]) expect((refused as ApiError).problem!.detail).toContain(gate);
+    expect((refused as ApiError).problem!.detail).not.toContain("exemptionsReviewed");
+    // Nor can a PATCH do it.
+    expect(await reasonOf(paula.projects.update(p.id, { environment: "prod" }, (await paula.projects.get(p.id)).etag))).toBe("409 promotion_required");
+    expect((await g.admin.projects.get(p.id)).environment).toBe("dev");
+
+    // Make the gates pass: a cost center, content safety and a token limit, a rotation policy, an access review.
+    await paula.projects.update(
+      p.id,
+      { costCenter: "CC-4711", settings: { contentSafety: { categories: { Violence: 4 } }, tokens: { perMinute: { limit: 10_000 } } }, keyPolicy: { rotateAfterDays: 30 } },
+      (await paula.projects.get(p.id)).etag,
+    );
+    const review = await g.admin.reviews.create({ name: "pre-prod", kind: "keys", scope: { level: "project", projectId: p.id }, stages: [{ reviewers: { type: "projectOwners" } }] });
+    const started = await until(async () => {
+      const r = await g.admin.reviews.get(review.id);
+      return r.status === "inProgress" ? r : undefined;
+    }, "review started");
+    await g.admin.reviews.stop(review.id, { reason: "nothing to review" }, started.etag);
+    await until(async () => ((await g.admin.reviews.get(review.id)).status === "completed" ? true : undefined), "review completed");
+    const passing = await paula.projects.gates(p.id, "prod");
+    expect(passing.gates.filter((x) => !x.passed)).toEqual([]);
+
+    const asked = await paula.projects.promote(p.id, { to: "prod", justification: "go live" });
+    expect(asked.promotion).toMatchObject({ to: "prod", requestedBy: "paula" });
+    expect(asked.environment).toBe("dev");
+    await approve(asked.promotion!.approvalId);
+    const promoted = await until(async () => {
+      const now = await g.admin.projects.get(p.id);
+      return now.environment === "prod" ? now : undefined;
+    }, "promoted");
+    expect(promoted.promotion).toBeUndefined();
+    expect(promoted.lastPromotion).toMatchObject({ to: "prod", outcome: "promoted", approvalId: asked.promotion!.approvalId });
+    await g.t.relay();
+    expect(g.t.events().some((e) => e.type === "aigov.project.promoted.v1" && e.subject === `/tenants/t-lifecycle/projects/${p.id}`)).toBe(true);
+  });
+});
