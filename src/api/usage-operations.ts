@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { USAGE_READERS } from "../domain/usage/analytics.js";
-import { BudgetList, UsageQuery, UsageReport } from "../domain/usage/schema.js";
+import { AdoptionReport, BudgetList, UsageQuery, UsageReport } from "../domain/usage/schema.js";
 import { AUTH_ERRORS, PROJECT_READERS, ProjectParams } from "./common.js";
 import { defineOperation } from "./contract.js";
 
@@ -45,4 +45,17 @@ export const listProjectBudgets = defineOperation({
   cli: "usage budgets",
 });
 
-export const usageOperations = [getProjectUsage, getTenantUsage, listProjectBudgets] as const;
+export const getAdoption = defineOperation({
+  operationId: "getAdoption",
+  method: "GET",
+  path: "/adoption",
+  summary: "Funnel and adoption: per project the time from creation to first model, publish, key and governed request; gateway and key use across projects; approval turnaround against its 24-hour objective",
+  tag: "usage",
+  access: { tenant: USAGE_READERS },
+  query: z.strictObject({}),
+  success: { status: 200, schema: AdoptionReport, description: "The tenant's adoption report" },
+  errors: AUTH_ERRORS,
+  cli: "usage adoption",
+});
+
+export const usageOperations = [getProjectUsage, getTenantUsage, listProjectBudgets, getAdoption] as const;

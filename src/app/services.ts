@@ -19,6 +19,7 @@ import type { ProjectService } from "../domain/projects/service.js";
 import type { UsageService } from "../domain/usage/service.js";
 import type { AccessReviewService } from "../domain/reviews/service.js";
 import type { ProjectLifecycle } from "../domain/projects/lifecycle.js";
+import type { Adoption } from "../domain/usage/adoption.js";
 import type { TargetDeps } from "../domain/reviews/targets.js";
 import type { UsageLogSource } from "../ports/usage-logs.js";
 import type { Notifier } from "../ports/notifier.js";
@@ -51,6 +52,7 @@ export interface Services {
   usage: UsageService;
   accessReviews: AccessReviewService;
   projectLifecycle: ProjectLifecycle;
+  adoption: Adoption;
 }
 
 /**
@@ -204,6 +206,7 @@ export async function buildServices(config: Config): Promise<Services> {
     { ReviewDocuments },
     { reviewTargets },
     { ProjectLifecycle },
+    { Adoption },
   ] = await Promise.all([
     import("../adapters/cosmos/connect.js"),
     import("../auth/verifier.js"),
@@ -233,6 +236,7 @@ export async function buildServices(config: Config): Promise<Services> {
     import("../domain/reviews/documents.js"),
     import("../domain/reviews/targets.js"),
     import("../domain/projects/lifecycle.js"),
+    import("../domain/usage/adoption.js"),
   ]);
   // No I/O here: the database and container are provisioned by infra (Azure) or by the local host.
   const clock = systemClock;
@@ -353,6 +357,16 @@ export async function buildServices(config: Config): Promise<Services> {
       setActiveBySystem: (ctx, projectId, id, status, reason) => keys.setActiveBySystem(ctx, projectId, id, status, reason),
     },
   });
+  const earliest = (dates: string[]) => dates.sort()[0];
+  const adoption = new Adoption({
+    clock,
+    projects: (tenantId) => projects.listAll(tenantId),
+    firstModelAt: async (tenantId, projectId) => earliest((await models.listAll(tenantId, projectId)).map((m) => m.createdAt)),
+    firstPublishedSince: (tenantId, since) => publishing.firstPublishedSince(tenantId, since),
+    firstKeyAt: async (tenantId, projectId) => earliest((await keyDocuments.listAll(tenantId, projectId)).map((k) => k.createdAt)),
+    activity: (tenantId, projectId) => usage.activity(tenantId, projectId),
+    approvalMetrics: (ctx) => approvals.metrics(ctx),
+  });
   return {
     config,
     store,
@@ -374,6 +388,7 @@ export async function buildServices(config: Config): Promise<Services> {
     usage,
     accessReviews,
     projectLifecycle,
+    adoption,
   };
 }
 

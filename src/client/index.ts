@@ -134,6 +134,7 @@ export class AigovClient {
     project: (projectId: string, query: z.input<typeof ops.getProjectUsage.query>) => this.call(ops.getProjectUsage, { params: { projectId }, query }).then((r) => r.body),
     tenant: (query: z.input<typeof ops.getTenantUsage.query>) => this.call(ops.getTenantUsage, { query }).then((r) => r.body),
     budgets: (projectId: string) => this.call(ops.listProjectBudgets, { params: { projectId } }).then((r) => r.body),
+    adoption: () => this.call(ops.getAdoption, { query: {} }).then((r) => r.body),
   };
   reviews = {
     create: (body: z.input<typeof ops.createAccessReview.body>) => this.call(ops.createAccessReview, { body }).then((r) => r.body),

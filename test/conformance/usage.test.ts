@@ -169,4 +169,31 @@ describe("conformance: usage and cost from the gateway's logs", () => {
     expect(bad.code).not.toBe(0);
     expect(bad.err).toContain("--budget expects");
   });
+
+  it("adoption: each project's funnel from creation to its first governed request, gateway and key use, approval turnaround", async () => {
+    const idle = await g.project("idle");
+    const r = await g.admin.usage.adoption();
+    const busy = r.projects.find((x) => x.projectId === p.id)!;
+    expect(Object.keys(busy.reached).sort()).toEqual(["firstKey", "firstModel", "firstPublish", "firstRequest"]);
+    // Registered, then published, then a key: in that order, each after the project's creation.
+    const at = (step: keyof typeof busy.reached) => Date.parse(busy.reached[step]!);
+    expect(at("firstModel")).toBeGreaterThanOrEqual(Date.parse(busy.createdAt));
+    expect(at("firstPublish")).toBeGreaterThanOrEqual(at("firstModel"));
+    expect(at("firstKey")).toBeGreaterThanOrEqual(at("firstPublish"));
+    expect(busy.sinceCreationMs.firstKey).toBe(at("firstKey") - Date.parse(busy.createdAt));
+    expect(busy).toMatchObject({ gatewayEnabled: true, keysInUse: true });
+    // The idle project has reached nothing.
+    expect(r.projects.find((x) => x.projectId === idle.id)).toMatchObject({ reached: {}, sinceCreationMs: {}, gatewayEnabled: false, keysInUse: false });
+    expect(r.summary.projects).toBe(r.projects.length);
+    expect(r.funnel.firstRequest.reached).toBe(r.projects.filter((x) => x.reached.firstRequest).length);
+    expect(r.funnel.firstRequest.share).toBe(r.funnel.firstRequest.reached / r.projects.length);
+    expect(r.summary.gatewayEnabled.count).toBe(r.projects.filter((x) => x.gatewayEnabled).length);
+    expect(r.approvals).toMatchObject({ objective: 0.95 });
+    await expect(dev.usage.adoption()).rejects.toMatchObject({ status: 403 });
+    const env = { AIGOV_CONFIG: join(mkdtempSync(join(tmpdir(), "aigov-cli-adoption-")), "config.json") };
+    const out: string[] = [];
+    expect(await runCli(["--endpoint", g.t.url, "login", "--dev", "--tenant", "t-usage", "--user", "alice", "--roles", "Auditor"], { out: (x) => out.push(x), err: (x) => out.push(x), env })).toBe(0);
+    expect(await runCli(["--endpoint", g.t.url, "usage", "adoption"], { out: (x) => out.push(x), err: (x) => out.push(x), env })).toBe(0);
+    expect(out.join("\n")).toMatch(/gateway enabled: \d+\/\d+/);
+  });
 });

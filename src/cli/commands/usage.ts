@@ -90,4 +90,21 @@ export function usageCommands({ program, client, print, out, json }: CliKit): vo
         ["subject", "budget", "spent", "percent", "atPeriodEnd", "exhaustedAt"],
       );
     });
+  usage
+    .command("adoption")
+    .description("the funnel from project creation to first governed request, gateway and key use, approval turnaround (tenant admins and auditors)")
+    .action(async () => {
+      const r = await client().usage.adoption();
+      if (json()) return print(r);
+      const days = (ms: number | null | undefined) => (ms === null || ms === undefined ? "" : `${(ms / 86_400_000).toFixed(1)} d`);
+      const pct = (x: number | null) => (x === null ? "" : `${Math.round(x * 100)}%`);
+      print(
+        Object.entries(r.funnel).map(([step, f]) => ({ step, reached: `${f.reached}/${r.summary.projects}`, share: pct(f.share), p50: days(f.sinceCreationMs.p50), p95: days(f.sinceCreationMs.p95) })),
+        ["step", "reached", "share", "p50", "p95"],
+      );
+      out("");
+      out(`gateway enabled: ${r.summary.gatewayEnabled.count}/${r.summary.projects} (${pct(r.summary.gatewayEnabled.share)}); keys in use (${r.summary.keysInUse.withinDays} d): ${r.summary.keysInUse.count}/${r.summary.projects} (${pct(r.summary.keysInUse.share)})`);
+      const a = r.approvals;
+      out(`approvals: ${a.decided} decided, p50 ${days(a.timeToDecisionMs.p50)}, p95 ${days(a.timeToDecisionMs.p95)}, within 24 h ${pct(a.decidedWithin24hShare)} (objective ${pct(a.objective)}${a.meetsObjective === null ? "" : a.meetsObjective ? ", met" : ", missed"})`);
+    });
 }

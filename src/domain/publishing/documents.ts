@@ -97,6 +97,18 @@ export class PublishingDocuments {
     return { ...result, items: result.items.map(toRevision) };
   }
 
+  /** When the first revision published at or after `since` went live (adoption: a project's first publish). */
+  async firstPublishedSince(tenantId: string, since: string): Promise<string | undefined> {
+    const page = await this.store.queryPage<RevisionDoc>(partitionOf(tenantId), {
+      docType: "revision",
+      // publishedAt stays when a later revision supersedes this one: every revision that ever went live counts.
+      filters: [{ field: "publishedAt", op: ">=", value: since }],
+      orderBy: { field: "publishedAt", direction: "ASC" },
+      maxPageSize: 1,
+    });
+    return page.items[0]?.publishedAt;
+  }
+
   /** Pending revisions everywhere (jobs only). */
   pendingRevisions(): AsyncGenerator<Versioned<RevisionDoc>> {
     return this.revisions.every("all", { filters: [{ field: "status", op: "=", value: "pending" }] });

@@ -227,6 +227,11 @@ export class PublishService {
   }
 
   /** Whether a revision still waits to be applied (the sweep asks before starting a finished driver again). */
+  /** When the first revision published at or after `since` went live (adoption metrics). */
+  firstPublishedSince(tenantId: string, since: string): Promise<string | undefined> {
+    return this.docs.firstPublishedSince(tenantId, since);
+  }
+
   async isPending(tenantId: string, revisionId: string): Promise<boolean> {
     return (await this.docs.loadRevision(tenantId, revisionId)).status === "pending";
   }

@@ -56,6 +56,8 @@ export interface ActivityMaps {
   agent: Record<string, string>;
   /** By `<server name>/<tool>`: an MCP tool (tools/call) or a REST tool's operation. */
   toolCall: Record<string, string>;
+  /** The project's first request through the gateway (it only moves back). */
+  firstRequestAt?: string;
 }
 export interface ActivityDoc extends StoredDoc, ActivityMaps {
   docType: "usageActivity";
@@ -228,7 +230,9 @@ export class UsageIngestion {
     const bump = (map: Record<string, string>, id: string, at: string) => {
       if (id && at && (!map[id] || map[id] < at)) map[id] = at;
     };
+    let first: string | undefined;
     for (const r of rows) {
+      if (r.m.firstAt && (!first || r.m.firstAt < first)) first = r.m.firstAt;
       bump(latest.keys, r.d.keyId, r.m.lastAt);
       bump(latest[r.d.kind], r.d.resource, r.m.lastAt);
       if (r.d.kind === "tool" && r.d.resource && r.d.tool) bump(latest.toolCall, `${r.d.resource}/${r.d.tool}`, r.m.lastAt);
@@ -237,6 +241,10 @@ export class UsageIngestion {
       const doc = await this.store.read<ActivityDoc>(partition, ACTIVITY_ID);
       const next: ActivityDoc = { id: ACTIVITY_ID, ...partition, docType: "usageActivity", keys: {}, model: {}, tool: {}, toolbox: {}, agent: {}, toolCall: {}, ...(doc ? activityMaps(doc) : {}) };
       let changed = !doc;
+      if (first && (!next.firstRequestAt || first < next.firstRequestAt)) {
+        next.firstRequestAt = first;
+        changed = true;
+      }
       for (const field of ["keys", "model", "tool", "toolbox", "agent", "toolCall"] as const) {
         for (const [id, at] of Object.entries(latest[field])) {
           if (!next[field][id] || next[field][id] < at) {
@@ -253,6 +261,14 @@ export class UsageIngestion {
   }
 }
 
-export const activityMaps = (d: ActivityDoc): ActivityMaps => ({ keys: d.keys ?? {}, model: d.model ?? {}, tool: d.tool ?? {}, toolbox: d.toolbox ?? {}, agent: d.agent ?? {}, toolCall: d.toolCall ?? {} });
+export const activityMaps = (d: ActivityDoc): ActivityMaps => ({
+  keys: d.keys ?? {},
+  model: d.model ?? {},
+  tool: d.tool ?? {},
+  toolbox: d.toolbox ?? {},
+  agent: d.agent ?? {},
+  toolCall: d.toolCall ?? {},
+  ...(d.firstRequestAt ? { firstRequestAt: d.firstRequestAt } : {}),
+});
 
 /** Buckets a time falls in. */

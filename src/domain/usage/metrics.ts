@@ -29,6 +29,8 @@ export interface UsageMetrics {
   backendMs: Histogram;
   /** TimeGenerated of the latest request counted. */
   lastAt: string;
+  /** The earliest request counted (absent in rows written before it was kept). */
+  firstAt?: string;
 }
 
 export function emptyMetrics(): UsageMetrics {
@@ -46,7 +48,7 @@ export function addTo(h: Histogram, ms: number): void {
   h[b] = (h[b] ?? 0) + 1;
 }
 
-/** Adds `b` into `a` (costs and counts sum, histograms merge, lastAt is the later). */
+/** Adds `b` into `a` (costs and counts sum, histograms merge, lastAt the later, firstAt the earlier). */
 export function mergeInto(a: UsageMetrics, b: UsageMetrics): UsageMetrics {
   a.requests += b.requests;
   a.succeeded += b.succeeded;
@@ -61,6 +63,7 @@ export function mergeInto(a: UsageMetrics, b: UsageMetrics): UsageMetrics {
   for (const [k, v] of Object.entries(b.gatewayMs)) a.gatewayMs[k] = (a.gatewayMs[k] ?? 0) + v;
   for (const [k, v] of Object.entries(b.backendMs)) a.backendMs[k] = (a.backendMs[k] ?? 0) + v;
   if (b.lastAt > a.lastAt) a.lastAt = b.lastAt;
+  if (b.firstAt && (!a.firstAt || b.firstAt < a.firstAt)) a.firstAt = b.firstAt;
   return a;
 }
 

@@ -111,6 +111,7 @@ export function callMetrics(call: GatewayCall, price: Price | undefined): UsageM
   addTo(m.gatewayMs, call.totalTime);
   if (call.backendTime > 0 || call.backendResponseCode > 0) addTo(m.backendMs, call.backendTime);
   m.lastAt = call.time;
+  m.firstAt = call.time;
   return m;
 }
 

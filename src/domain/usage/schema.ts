@@ -94,3 +94,43 @@ export type BudgetStatus = z.output<typeof BudgetStatus>;
 
 export const BudgetList = z.object({ items: z.array(BudgetStatus), ingestedThrough: z.iso.datetime().optional() }).meta({ id: "BudgetList" });
 export type BudgetList = z.output<typeof BudgetList>;
+
+// ---------------------------------------------------------------------------------------------
+// Adoption: the funnel from a project's creation to its first governed request.
+
+export const FUNNEL_STEPS = ["firstModel", "firstPublish", "firstKey", "firstRequest"] as const;
+export type FunnelStep = (typeof FUNNEL_STEPS)[number];
+
+const Share = z.number().nullable().meta({ description: "Between 0 and 1; null when there is nothing to divide by" });
+const Quantiles = z.strictObject({ p50: z.number().nullable(), p95: z.number().nullable() });
+
+export const AdoptionReport = z
+  .strictObject({
+    projects: z.array(
+      z.strictObject({
+        projectId: z.string(),
+        name: z.string(),
+        environment: z.string(),
+        createdAt: z.iso.datetime(),
+        reached: z.partialRecord(z.enum(FUNNEL_STEPS), z.iso.datetime()).meta({ description: "When the project reached each step of the funnel" }),
+        sinceCreationMs: z.partialRecord(z.enum(FUNNEL_STEPS), z.number()).meta({ description: "Time from the project's creation to each step reached" }),
+        gatewayEnabled: z.boolean().meta({ description: "A revision was published since the project was created (its API is at the gateway)" }),
+        keysInUse: z.boolean().meta({ description: "One of its keys made a request in the last 30 days" }),
+      }),
+    ),
+    funnel: z.record(z.enum(FUNNEL_STEPS), z.strictObject({ reached: z.int(), share: Share, sinceCreationMs: Quantiles })),
+    summary: z.strictObject({
+      projects: z.int(),
+      gatewayEnabled: z.strictObject({ count: z.int(), share: Share }),
+      keysInUse: z.strictObject({ count: z.int(), share: Share, withinDays: z.int() }),
+    }),
+    approvals: z.strictObject({
+      decided: z.int(),
+      timeToDecisionMs: Quantiles,
+      decidedWithin24hShare: Share,
+      objective: z.number().meta({ description: "The share of approvals to decide within 24 hours (0.95)" }),
+      meetsObjective: z.boolean().nullable(),
+    }),
+  })
+  .meta({ id: "AdoptionReport" });
+export type AdoptionReport = z.output<typeof AdoptionReport>;
