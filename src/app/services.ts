@@ -295,7 +295,12 @@ export async function buildServices(config: Config): Promise<Services> {
   // Pillars meet the services built after them here (no forward references).
   const keysForPillars = pillarKeys(keys, models, toolScopes);
   for (const runtime of pillarRuntimes.values()) {
-    runtime.connect?.({ requestPublish: (tenantId, cause) => publishing.requestPublish(tenantId, cause), keys: keysForPillars, pillar: (name) => pillarRuntimes.get(name) });
+    runtime.connect?.({
+      requestPublish: (tenantId, cause) => publishing.requestPublish(tenantId, cause),
+      keys: keysForPillars,
+      pillar: (name) => pillarRuntimes.get(name),
+      lastUse: (tenantId, projectId) => usage.activity(tenantId, projectId),
+    });
   }
   // Activation, expiry and revocation make a pending revision (a system publish); the gateway publish
   // sweep starts its orchestration (ADR 006), so the sweep and the settle activity need no durable client.

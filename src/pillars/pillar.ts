@@ -48,7 +48,12 @@ export interface PillarConnections {
   keys: PillarKeys;
   /** The other pillars' runtimes (every pillar is built before any is connected). */
   pillar(name: string): PillarRuntime | undefined;
+  /** When each resource of a project was last called through the gateway (usage rollups), by kind and name or id. */
+  lastUse(tenantId: string, projectId: string): Promise<LastUse | undefined>;
 }
+
+/** Last calls through the gateway: `tool` by server name, `toolCall` by `<server>/<tool>`, `agent` by agent id, … */
+export type LastUse = Record<"keys" | "model" | "tool" | "toolbox" | "agent" | "toolCall", Record<string, string>>;
 
 /** A project as the policy compiler sees it (what a pillar contributes to). */
 export type ProjectInput = CompilerInputIn["projects"][number];

@@ -101,6 +101,12 @@ describe("conformance: agents at the local gateway", () => {
     // A key for models only reaches no agent.
     const modelsOnly = (await g.key(dev, p.id, { name: "models" })).key;
     expect((await send(p.id, agent.id, modelsOnly, "Oslo")).status).toBe(401);
+    // Its last use, from the gateway's own logs once ingested, on the agent and in the list.
+    expect((await g.admin.agents.get(p.id, agent.id)).lastUsedAt).toBeUndefined();
+    await g.t.gateway.flushLogs();
+    await g.t.app.host.invokeTimer("usageIngest");
+    expect((await g.admin.agents.get(p.id, agent.id)).lastUsedAt).toMatch(/^\d{4}-/);
+    expect((await g.admin.agents.list(p.id)).items.find((a) => a.id === agent.id)?.lastUsedAt).toMatch(/^\d{4}-/);
   });
 
   it("deprecated agents answer with Sunset; disabled, blocked and retired ones are gone from the gateway, and so is everything with the pillar off", async () => {

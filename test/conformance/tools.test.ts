@@ -97,6 +97,12 @@ describe("conformance: MCP tools at the local gateway", () => {
     expect([resources.status, resources.json.error?.data?.reason]).toEqual([403, "method_not_in_scope"]);
     const noTools = (await g.key(dev, p.id, { name: "models-only" })).key;
     expect((await callTool(p.id, "fixture", noTools, "get_weather", { city: "Oslo" })).status).toBe(401);
+    // The tool's last call, from the gateway's own logs once ingested.
+    expect((await g.admin.tools.getTool(p.id, s.id, "get_weather")).lastUsedAt).toBeUndefined();
+    await g.t.gateway.flushLogs();
+    await g.t.app.host.invokeTimer("usageIngest");
+    expect((await g.admin.tools.getTool(p.id, s.id, "get_weather")).lastUsedAt).toMatch(/^\d{4}-/);
+    expect((await g.admin.tools.listTools(p.id, s.id)).items.find((t) => t.name === "get_weather")?.lastUsedAt).toMatch(/^\d{4}-/);
   });
 
   it("per-tool rate limits count per key and tool; a pass-through toolbox calls only its tools; the pillar switch removes the tool APIs", async () => {

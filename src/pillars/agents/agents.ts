@@ -249,7 +249,16 @@ export class AgentRegistry {
     return this.seen(tenantId, docs.map((d) => this.agents.view(d)));
   }
 
-  private async seen(tenantId: string, views: Agent[]): Promise<Agent[]> {
+  /** Set by the composition root once usage exists: last requests through the gateway (agents' lastUsedAt). */
+  lastUse?: (tenantId: string, projectId: string) => Promise<{ agent: Record<string, string> } | undefined>;
+
+  private async seen(tenantId: string, shown: Agent[]): Promise<Agent[]> {
+    const used = new Map<string, Record<string, string> | undefined>();
+    for (const projectId of new Set(shown.map((v) => v.projectId))) used.set(projectId, (await this.lastUse?.(tenantId, projectId))?.agent);
+    const views = shown.map((v) => {
+      const at = used.get(v.projectId)?.[v.id];
+      return at ? { ...v, lastUsedAt: at } : v;
+    });
     const ids = [...new Set(views.flatMap((v) => (v.provenance && v.sync?.state === "present" ? [v.provenance.connectionId] : [])))];
     if (!ids.length) return views;
     const connections = new Map<string, ConnectionDoc | undefined>();

@@ -159,6 +159,7 @@ export const Agent = z
     key: z.object({ keyId: z.string(), issuedAt: z.iso.datetime() }).optional().meta({ description: "The agent's own virtual key (scope and limits follow its guardrails)" }),
     origin: z.enum(["local", "synced"]),
     provenance: Provenance.optional(),
+    lastUsedAt: z.iso.datetime().optional().meta({ description: "Its last request through the gateway, from the usage rollups" }),
     source: SourceDetails.optional(),
     sync: z
       .object({

@@ -79,8 +79,9 @@ export const toolsPillar: Pillar<ToolsService> = {
         tools: toToolsInput(await service.approvalMode(tenantId, project.id), await service.registry.listAll(tenantId, project.id), await service.toolboxes.listAll(tenantId, project.id), vaultUri),
       }),
       contributor: liveTools(service),
-      connect: ({ requestPublish }) => {
+      connect: ({ requestPublish, lastUse }) => {
         service.onGatewayChange = requestPublish;
+        service.lastUse = lastUse;
       },
     };
   },

@@ -154,7 +154,8 @@ export class ToolsService {
     const mode = await this.approvalMode(ctx.principal.tenantId, projectId);
     const partition = this.partition(ctx, projectId);
     const slice = tools.slice(start, start + page.maxPageSize);
-    const items = await Promise.all(slice.map(async (t) => this.toolView(server, t, mode, await this.grants.read(partition, server.id, t.name))));
+    const used = (await this.lastUse?.(ctx.principal.tenantId, projectId))?.toolCall;
+    const items = await Promise.all(slice.map(async (t) => this.toolView(server, t, mode, await this.grants.read(partition, server.id, t.name), used)));
     const next = start + slice.length;
     return { items, ...(next < tools.length ? { continuationToken: String(next) } : {}) };
   }
@@ -164,7 +165,8 @@ export class ToolsService {
     const server = await this.registry.load(ctx.principal.tenantId, projectId, serverId);
     const tool = (await this.toolsOf(server)).find((t) => t.name === name);
     if (!tool) return notFound(`/projects/${projectId}/mcp-servers/${serverId}/tools/${encodeURIComponent(name)}`);
-    return this.toolView(server, tool, await this.approvalMode(ctx.principal.tenantId, projectId), await this.grants.read(this.partition(ctx, projectId), serverId, name));
+    const used = (await this.lastUse?.(ctx.principal.tenantId, projectId))?.toolCall;
+    return this.toolView(server, tool, await this.approvalMode(ctx.principal.tenantId, projectId), await this.grants.read(this.partition(ctx, projectId), serverId, name), used);
   }
 
   /** The tools of a server's latest snapshot (none before its first successful discovery). */
@@ -224,6 +226,9 @@ export class ToolsService {
     await this.onGatewayChange?.(grant.tenantId, { by: "system:access-reviews", reason: `tool ${grant.server}/${grant.tool} approval withdrawn`, correlationId: ctx.correlationId });
     return "removed";
   }
+
+  /** Set by the composition root once usage exists: last calls through the gateway (tools' lastUsedAt). */
+  lastUse?: (tenantId: string, projectId: string) => Promise<{ toolCall: Record<string, string> } | undefined>;
 
   /** Set by the composition root once publishing exists (a system publish of live tool state). */
   onGatewayChange?: (tenantId: string, cause: { by: `system:${string}`; reason: string; correlationId: string }) => Promise<unknown>;
@@ -315,8 +320,9 @@ export class ToolsService {
 
   // ---- helpers
 
-  private toolView(server: ServerDoc, t: StoredTool, mode: ApprovalMode, grant: Awaited<ReturnType<ToolGrants["read"]>>): Tool {
+  private toolView(server: ServerDoc, t: StoredTool, mode: ApprovalMode, grant: Awaited<ReturnType<ToolGrants["read"]>>, used?: Record<string, string>): Tool {
     const a = approvalStateOf(mode, t, grant);
+    const lastUsedAt = used?.[`${server.name}/${t.name}`];
     return {
       name: t.name,
       namespacedName: `${server.name}/${t.name}`,
@@ -327,6 +333,7 @@ export class ToolsService {
       findings: t.findings,
       approval: { state: a.state, ...(grant ? { approvalId: grant.approvalId } : {}), ...(grant?.pinnedHash ? { pinnedHash: grant.pinnedHash } : {}), ...(grant?.cause ? { cause: grant.cause } : {}) },
       callable: a.callable && server.status !== "blocked",
+      ...(lastUsedAt ? { lastUsedAt } : {}),
       definition: t.definition,
     };
   }
