@@ -504,6 +504,8 @@ resource apimLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
     logs: [
       { category: 'GatewayLogs', enabled: true }
       { category: 'GatewayLlmLogs', enabled: true }
+      // MCP tool calls (table ApiManagementGatewayMCPLog): usage per tool, tools' lastUsedAt, access reviews of tool approvals.
+      { category: 'GatewayMCPLogs', enabled: true }
     ]
   }
 }
