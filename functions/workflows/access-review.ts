@@ -21,13 +21,18 @@ const orchestrator: OrchestrationHandler = function* (context: OrchestrationCont
   const retry = retryOptions(2000, 5);
   const step = { ...input, instanceId: context.df.instanceId };
   let state: CampaignState = yield context.df.callActivityWithRetry("accessReviewAdvance", retry, step);
+  // One wait for a wake-up at a time, kept across timers until it is used: an event goes to the newest
+  // open wait, so a fresh wait per loop would leave a raised wake-up with one that is no longer watched.
+  let wake = context.df.waitForExternalEvent(WAKE_EVENT);
   while (!isFinal(state.status)) {
     if (state.wakeAt !== undefined) {
       const cap = context.df.currentUtcDateTime.getTime() + MAX_WAIT_MS;
       const timer = context.df.createTimer(new Date(Math.min(Date.parse(state.wakeAt), cap)));
-      const wake = context.df.waitForExternalEvent(WAKE_EVENT);
       const winner: unknown = yield context.df.Task.any([timer, wake]);
-      if (winner === wake && !timer.isCompleted) timer.cancel();
+      if (winner === wake) {
+        if (!timer.isCompleted) timer.cancel();
+        wake = context.df.waitForExternalEvent(WAKE_EVENT);
+      }
     }
     state = yield context.df.callActivityWithRetry("accessReviewAdvance", retry, step);
   }

@@ -341,7 +341,7 @@ export async function buildServices(config: Config): Promise<Services> {
       return found && [...new Set([found.owner, ...found.assignments.filter((a) => a.role === "ProjectAdmin").map((a) => a.principalId)])];
     },
     projectRoles: async (tenantId, projectId) => (await projects.assignmentsOf(tenantId, projectId))?.assignments,
-    activityThrough: () => usage.ingestedThrough(),
+    coverage: () => usage.coverage(),
   });
   // Promotions and sandbox expiry read each gate from the service that owns it.
   const projectLifecycle = new ProjectLifecycle({

@@ -66,6 +66,8 @@ beforeAll(async () => {
   await g.publish("access reviews");
   used = await g.key(dora, p.id, { name: "used", scopes: { models: [model.id] } });
   unused = await g.key(dora, p.id, { name: "unused", scopes: { models: [model.id] } });
+  // Usage is recorded from here on: recommendations can judge a month from now.
+  await ingest();
   // A month later (both clocks): only one key has been used since.
   g.t.appClock.advance(31 * DAY);
   g.t.clock.advance(31 * DAY);

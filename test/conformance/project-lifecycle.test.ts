@@ -132,13 +132,22 @@ describe("project lifecycle", () => {
       { costCenter: "CC-4711", settings: { contentSafety: { categories: { Violence: 4 } }, tokens: { perMinute: { limit: 10_000 } } }, keyPolicy: { rotateAfterDays: 30 } },
       (await paula.projects.get(p.id)).etag,
     );
-    const review = await g.admin.reviews.create({ name: "pre-prod", kind: "keys", scope: { level: "project", projectId: p.id }, stages: [{ reviewers: { type: "projectOwners" } }] });
-    const started = await until(async () => {
-      const r = await g.admin.reviews.get(review.id);
-      return r.status === "inProgress" ? r : undefined;
-    }, "review started");
-    await g.admin.reviews.stop(review.id, { reason: "nothing to review" }, started.etag);
-    await until(async () => ((await g.admin.reviews.get(review.id)).status === "completed" ? true : undefined), "review completed");
+    await g.admin.keys.create(p.id, { name: "payments", owner: "dora" });
+    const olivia = await g.as("olivia", []);
+    const reviewOf = async (stopAtOnce: boolean) => {
+      const review = await g.admin.reviews.create({ name: "pre-prod", kind: "keys", scope: { level: "project", projectId: p.id }, stages: [{ reviewers: { type: "users", users: ["olivia"] } }] });
+      const started = await until(async () => {
+        const r = await g.admin.reviews.get(review.id);
+        return r.status === "inProgress" ? r : undefined;
+      }, "review started");
+      if (!stopAtOnce) for (const item of (await olivia.reviews.items(review.id)).items) await olivia.reviews.decide(review.id, item.id, { decision: "approve", justification: "in use" });
+      await g.admin.reviews.stop(review.id, { reason: "reviewed" }, (await g.admin.reviews.get(started.id)).etag);
+      await until(async () => ((await g.admin.reviews.get(review.id)).status === "completed" ? true : undefined), "review completed");
+    };
+    // A campaign stopped before anyone decided anything proves nothing.
+    await reviewOf(true);
+    expect((await paula.projects.gates(p.id, "prod")).gates.find((x) => x.gate === "accessReview")?.passed).toBe(false);
+    await reviewOf(false);
     const passing = await paula.projects.gates(p.id, "prod");
     expect(passing.gates.filter((x) => !x.passed)).toEqual([]);
 

@@ -8,18 +8,28 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const old = iso(now - 90 * DAY);
 
 describe("access review recommendations (evaluated once, at the campaign's start)", () => {
+  // Usage recorded for 100 days and ingested up to now.
+  const covered = { since: iso(now - 100 * DAY), through: iso(now) };
+
   it("recommends removing access unused for the look-back window, keeping access used within it", () => {
-    expect(recommend({ targetId: "k", label: "k", since: old }, now, 30, iso(now))).toMatchObject({ recommendation: "remove", recommendationReason: "not used through the gateway in the last 30 days" });
-    expect(recommend({ targetId: "k", label: "k", since: old, lastActivityAt: iso(now - 31 * DAY) }, now, 30, iso(now)).recommendation).toBe("remove");
-    expect(recommend({ targetId: "k", label: "k", since: old, lastActivityAt: iso(now - 29 * DAY) }, now, 30, iso(now)).recommendation).toBe("keep");
+    expect(recommend({ targetId: "k", label: "k", since: old }, now, 30, covered)).toMatchObject({ recommendation: "remove", recommendationReason: "not used through the gateway in the last 30 days" });
+    expect(recommend({ targetId: "k", label: "k", since: old, lastActivityAt: iso(now - 31 * DAY) }, now, 30, covered).recommendation).toBe("remove");
+    expect(recommend({ targetId: "k", label: "k", since: old, lastActivityAt: iso(now - 29 * DAY) }, now, 30, covered).recommendation).toBe("keep");
     // The window is the campaign's: 7 days makes a 10-day-old use stale.
-    expect(recommend({ targetId: "k", label: "k", since: old, lastActivityAt: iso(now - 10 * DAY) }, now, 7, iso(now)).recommendation).toBe("remove");
+    expect(recommend({ targetId: "k", label: "k", since: old, lastActivityAt: iso(now - 10 * DAY) }, now, 7, covered).recommendation).toBe("remove");
   });
 
   it("gives no recommendation without a signal: access newer than the window, no usage ingested, or usage older than the window", () => {
-    expect(recommend({ targetId: "k", label: "k", since: iso(now - 5 * DAY) }, now, 30, iso(now)).recommendation).toBe("none");
+    expect(recommend({ targetId: "k", label: "k", since: iso(now - 5 * DAY) }, now, 30, covered).recommendation).toBe("none");
     expect(recommend({ targetId: "k", label: "k", since: old }, now, 30, undefined)).toMatchObject({ recommendation: "none", recommendationReason: "no gateway usage has been ingested yet" });
-    expect(recommend({ targetId: "k", label: "k", since: old }, now, 30, iso(now - 40 * DAY)).recommendation).toBe("none");
+    expect(recommend({ targetId: "k", label: "k", since: old }, now, 30, { since: covered.since, through: iso(now - 40 * DAY) }).recommendation).toBe("none");
+  });
+
+  it("does not read 'never seen' as 'unused' where the data does not reach back over the whole window", () => {
+    // Recording began 10 days ago (a new activity field, a new deployment): nothing is known before.
+    const recent = { since: iso(now - 10 * DAY), through: iso(now) };
+    expect(recommend({ targetId: "k", label: "k", since: old }, now, 30, recent)).toMatchObject({ recommendation: "none" });
+    expect(recommend({ targetId: "k", label: "k", since: old, lastActivityAt: iso(now - 2 * DAY) }, now, 30, recent).recommendation).toBe("keep");
   });
 });
 

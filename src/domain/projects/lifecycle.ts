@@ -118,10 +118,10 @@ export class ProjectLifecycle {
         await this.write(ctx, doc, { ...base, lastPromotion: { to: pending.to, outcome: "rejected", at, approvalId: approval.id } }, "project.promotion.reject", "aigov.project.promotionRejected.v1", { approvalId: approval.id, to: pending.to, status: approval.status });
         return;
       }
-      // The gates are checked again: the project may have changed while the approval was open.
+      // The gates are checked again: the project may have changed (or its sandbox expired) while the approval was open.
       const checklist = await evaluateGates(this.kit.gates, toProject(doc, doc._etag), pending.to as Exclude<Project["environment"], "sandbox">, this.kit.clock.now());
-      if (!checklist.passed) {
-        const failingGates = checklist.gates.filter((g) => !g.passed).map((g) => g.gate);
+      if (!checklist.passed || doc.lock) {
+        const failingGates: string[] = [...(doc.lock ? ["projectLocked"] : []), ...checklist.gates.filter((g) => !g.passed).map((g) => g.gate)];
         await this.write(ctx, doc, { ...base, lastPromotion: { to: pending.to, outcome: "gatesFailed", at, approvalId: approval.id, failingGates } }, "project.promotion.refuse", "aigov.project.promotionRefused.v1", { approvalId: approval.id, to: pending.to, failingGates });
         return;
       }
@@ -134,15 +134,9 @@ export class ProjectLifecycle {
   private async settleExtension(approval: Approval, correlationId: string): Promise<void> {
     const ctx = systemContext(approval.tenantId, ACTOR, correlationId);
     const projectId = approval.subject.resourceId;
-    const current = await this.kit.projects.readDoc(approval.tenantId, projectId);
-    const pending = current?.extension;
-    if (!current || !pending || pending.approvalId !== approval.id) return;
-    // Keys first, then the project: a settle repeated after a crash finds the keys resumed and writes the project.
-    if (approval.status === "approved") {
-      for (const id of current.suspendedByLock ?? []) await this.kit.keys.setActiveBySystem(ctx, projectId, id, "active", `sandbox ${projectId} extended to ${pending.reviewDate}`);
-    }
     await this.retrying(approval.tenantId, projectId, async (doc) => {
-      if (doc.extension?.approvalId !== approval.id) return;
+      const pending = doc.extension;
+      if (!pending || pending.approvalId !== approval.id) return;
       const at = this.kit.clock.now().toISOString();
       const next = { ...unversioned(doc), updatedAt: at, updatedBy: ACTOR } as ProjectDoc;
       delete next.extension;
@@ -150,6 +144,10 @@ export class ProjectLifecycle {
         await this.write(ctx, doc, next, "project.extension.reject", "aigov.project.extensionRejected.v1", { approvalId: approval.id, status: approval.status });
         return;
       }
+      // The keys this very version of the project lists, then the project (If-Match on that version): a
+      // lock written meanwhile fails the write and the step runs again with its list; a settle repeated
+      // after a crash finds the keys resumed and writes the project.
+      for (const id of doc.suspendedByLock ?? []) await this.kit.keys.setActiveBySystem(ctx, projectId, id, "active", `sandbox ${projectId} extended to ${pending.reviewDate}`);
       next.reviewDate = pending.reviewDate;
       delete next.lock;
       delete next.suspendedByLock;
@@ -195,16 +193,28 @@ export class ProjectLifecycle {
         return;
       }
       const notice = now >= expiry - DAY_MS ? "1d" : now >= expiry - 14 * DAY_MS ? "14d" : undefined;
-      if (!notice || doc.sandboxNotices?.[notice]) return;
+      const sent = doc.sandboxNotices?.reviewDate === doc.reviewDate ? doc.sandboxNotices : undefined;
+      if (!notice || sent?.[notice]) return;
       await this.notify(doc, `Sandbox ${doc.name} expires in ${notice === "1d" ? "1 day" : "14 days"}`, `Its review date is ${doc.reviewDate}: then its keys are suspended and the project is locked (nothing is deleted). To keep it, request an extension (aigov projects extend ${doc.id}) or promote it.`);
-      const next: ProjectDoc = { ...unversioned(doc), sandboxNotices: { ...doc.sandboxNotices, [notice]: at }, updatedAt: at, updatedBy: ACTOR };
+      const next: ProjectDoc = { ...unversioned(doc), sandboxNotices: { ...sent, reviewDate: doc.reviewDate, [notice]: at }, updatedAt: at, updatedBy: ACTOR };
       await this.write(ctx, doc, next, "project.expiryNotice", "aigov.project.expiryNotice.v1", { notice, reviewDate: doc.reviewDate });
       out.notified += 1;
     });
     // The lock is written first with the keys it suspends: a sweep after a crash finishes the suspensions.
+    // While locked, a key that became active anyway (created in the instant the lock was written) joins the list.
+    await this.retrying(tenantId, projectId, async (doc) => {
+      if (!doc.lock) return;
+      const listed = new Set(doc.suspendedByLock ?? []);
+      const joining = (await this.kit.keys.liveKeyIds(tenantId, projectId)).filter((id) => !listed.has(id));
+      if (!joining.length) return;
+      const at = this.kit.clock.now().toISOString();
+      await this.write(ctx, doc, { ...unversioned(doc), suspendedByLock: [...listed, ...joining], updatedAt: at, updatedBy: ACTOR }, "project.lock", "aigov.project.locked.v1", { reason: doc.lock.reason, reviewDate: doc.reviewDate, keys: listed.size + joining.length });
+    });
     const locked = await this.kit.projects.readDoc(tenantId, projectId);
-    if (locked?.lock) {
-      for (const id of locked.suspendedByLock ?? []) if (await this.kit.keys.setActiveBySystem(ctx, projectId, id, "suspended", `sandbox ${projectId} expired (review date ${locked.reviewDate})`)) out.suspended += 1;
+    for (const id of locked?.lock ? (locked.suspendedByLock ?? []) : []) {
+      // An extension settled meanwhile unlocks the project: it must not find its keys suspended again.
+      if (!(await this.kit.projects.readDoc(tenantId, projectId))?.lock) break;
+      if (await this.kit.keys.setActiveBySystem(ctx, projectId, id, "suspended", `sandbox ${projectId} expired (review date ${locked!.reviewDate})`)) out.suspended += 1;
     }
     return out;
   }

@@ -17,8 +17,8 @@ export interface ProjectDoc extends StoredDoc, Omit<Project, "etag"> {
   roleAssignedAt?: Record<string, string>;
   /** Keys the sandbox lock suspended (an extension resumes exactly these). */
   suspendedByLock?: string[];
-  /** Expiry notices sent for the current review date. */
-  sandboxNotices?: { "14d"?: string; "1d"?: string };
+  /** Expiry notices sent, for the review date they were about (a new date starts over). */
+  sandboxNotices?: { reviewDate?: string; "14d"?: string; "1d"?: string };
 }
 
 /** Server-owned fields a PATCH keeps as they are (the lifecycle's: ./lifecycle.ts). */
@@ -51,8 +51,17 @@ export function toProject(doc: Omit<ProjectDoc, "_etag">, etag: string): Project
   return { ...rest, etag: etagValue(etag) };
 }
 
-function projectDoc(spec: ProjectSpec, id: string, by: Principal, created: { createdAt: string; createdBy: string; roleAssignedAt?: Record<string, string> | undefined }, now: string): ProjectDoc {
-  const roleAssignedAt = Object.fromEntries(spec.roleAssignments.map((a) => [assignmentKey(a), created.roleAssignedAt?.[assignmentKey(a)] ?? now]));
+function projectDoc(
+  spec: ProjectSpec,
+  id: string,
+  by: Principal,
+  created: { createdAt: string; createdBy: string; roleAssignedAt?: Record<string, string> | undefined; roleAssignments?: readonly { principalId: string; role: string }[] },
+  now: string,
+): ProjectDoc {
+  // An assignment the project already had keeps its date; one from before dates were kept counts from the project's creation.
+  const had = new Set((created.roleAssignments ?? []).map(assignmentKey));
+  const since = (key: string) => created.roleAssignedAt?.[key] ?? (had.has(key) ? created.createdAt : now);
+  const roleAssignedAt = Object.fromEntries(spec.roleAssignments.map((a) => [assignmentKey(a), since(assignmentKey(a))]));
   return {
     ...spec,
     roleAssignedAt,

@@ -12,7 +12,8 @@ import type { RequestContext } from "../common.js";
 import { systemContext } from "../kernel/system.js";
 import { itemId, nextReviewId, type ItemDoc, type ReviewDoc, type ReviewDocuments } from "./documents.js";
 import { nextStart, type ReviewReport, type ReviewStatus } from "./schema.js";
-import { recommend, type ReviewTargets } from "./targets.js";
+import { ACTIVITY_OF, recommend, type ReviewTargets } from "./targets.js";
+import type { ActivityField } from "../usage/ingest.js";
 
 /** At most this many items per campaign: a larger estate is reviewed per project. */
 export const MAX_ITEMS = 5000;
@@ -37,8 +38,8 @@ export interface CampaignKit {
   projectIds(tenantId: string): Promise<string[]>;
   /** A project's owner and its ProjectAdmins (undefined when the project is gone). */
   projectOwners(tenantId: string, projectId: string): Promise<string[] | undefined>;
-  /** Usage is ingested up to here. */
-  activityThrough(): Promise<string | undefined>;
+  /** Up to when usage is ingested, and since when each activity field is recorded. */
+  coverage(): Promise<{ through: string; since: Partial<Record<ActivityField, string>> } | undefined>;
 }
 
 export const isFinal = (s: ReviewStatus) => s === "completed" || s === "canceled";
@@ -85,7 +86,10 @@ export class Campaign {
     const target = this.kit.targets[doc.kind];
     const projectIds = doc.scope.level === "tenant" ? await this.kit.projectIds(tenantId) : [doc.scope.projectId];
     const now = this.kit.clock.now();
-    const activityThrough = await this.kit.activityThrough();
+    const covered = await this.kit.coverage();
+    const since = covered?.since[ACTIVITY_OF[doc.kind]];
+    const coverage = covered && since ? { through: covered.through, since } : undefined;
+    const activityThrough = covered?.through;
     const items: ItemDoc[] = [];
     for (const projectId of projectIds) {
       for (const r of target ? await target.list(tenantId, projectId) : []) {
@@ -100,7 +104,7 @@ export class Campaign {
           target: { id: r.targetId, label: r.label, ...(r.holder ? { holder: r.holder } : {}) },
           since: r.since,
           ...(r.lastActivityAt ? { lastActivityAt: r.lastActivityAt } : {}),
-          ...recommend(r, now.getTime(), doc.recommendations.inactiveDays, activityThrough),
+          ...recommend(r, now.getTime(), doc.recommendations.inactiveDays, coverage),
           reviewers: [],
           decisions: [],
         });
@@ -183,17 +187,18 @@ export class Campaign {
     const now = this.kit.clock.now();
     const report: ReviewReport = { items: 0, recommendations: { remove: 0, keep: 0, none: 0 }, decided: { approve: 0, deny: 0 }, notReviewed: 0, outcomes: { keep: 0, remove: 0 }, followedRecommendation: 0 };
     let removals = 0;
-    for await (const item of this.kit.docs.itemsOf(tenantId, doc.id)) {
-      const last = [...item.decisions].sort((a, b) => b.stage - a.stage)[0];
-      const outcome = last ? (last.decision === "approve" ? "keep" : "remove") : this.defaultOutcome(doc, item);
+    for await (const listed of this.kit.docs.itemsOf(tenantId, doc.id)) {
+      // Derived from the item as it is written: a decision that lands meanwhile is taken into account.
+      const item = await this.kit.docs.updateItem(listed, (d) => (d.outcome ? undefined : { ...d, ...this.outcomeOf(doc, d) }));
+      if (!item?.outcome) continue;
+      const last = lastDecision(item);
       report.items += 1;
       report.recommendations[item.recommendation] = (report.recommendations[item.recommendation] ?? 0) + 1;
       if (last) report.decided[last.decision] = (report.decided[last.decision] ?? 0) + 1;
       else report.notReviewed += 1;
-      report.outcomes[outcome] = (report.outcomes[outcome] ?? 0) + 1;
-      if (last && item.recommendation !== "none" && item.recommendation === outcome) report.followedRecommendation += 1;
-      if (outcome === "remove") removals += 1;
-      await this.kit.docs.updateItem(item, (d) => (d.outcome ? undefined : { ...d, outcome, outcomeSource: last ? "decision" : "default" }));
+      report.outcomes[item.outcome] = (report.outcomes[item.outcome] ?? 0) + 1;
+      if (last && item.recommendation !== "none" && item.recommendation === item.outcome) report.followedRecommendation += 1;
+      if (item.outcome === "remove") removals += 1;
     }
     const stageStates = doc.stageStates.map((s) => (s.status === "inProgress" ? { ...s, status: "completed" as const } : s));
     const applying = doc.completion.autoApply && removals > 0;
@@ -230,7 +235,7 @@ export class Campaign {
       }
       if (done >= APPLY_CHUNK) return true;
       done += 1;
-      const why = item.outcomeSource === "decision" ? `denied by ${[...item.decisions].sort((a, b) => b.stage - a.stage)[0]!.by}` : `default decision '${doc.completion.defaultDecision}'`;
+      const why = item.outcomeSource === "decision" ? `denied by ${lastDecision(item)!.by}` : `default decision '${doc.completion.defaultDecision}'`;
       const reason = `access review '${doc.name}' (${doc.id}): ${why}`;
       let applied: NonNullable<ItemDoc["applied"]>;
       try {
@@ -249,10 +254,12 @@ export class Campaign {
     return false;
   }
 
-  private defaultOutcome(doc: ReviewDoc, item: ItemDoc): "keep" | "remove" {
+  /** An item's outcome: the last decision made (a later stage overrides an earlier one), else the campaign's default. */
+  private outcomeOf(doc: ReviewDoc, item: ItemDoc): Pick<ItemDoc, "outcome" | "outcomeSource"> {
+    const last = lastDecision(item);
+    if (last) return { outcome: last.decision === "approve" ? "keep" : "remove", outcomeSource: "decision" };
     const d = doc.completion.defaultDecision;
-    if (d === "recommendation") return item.recommendation === "remove" ? "remove" : "keep";
-    return d;
+    return { outcome: d === "recommendation" ? (item.recommendation === "remove" ? "remove" : "keep") : d, outcomeSource: "default" };
   }
 
   /** The next campaign of a recurring review: the first period start after now, same settings. */
@@ -295,5 +302,6 @@ export class Campaign {
   }
 }
 
+const lastDecision = (item: Pick<ItemDoc, "decisions">) => [...item.decisions].sort((a, b) => b.stage - a.stage)[0];
 const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 const blankReport = (): ReviewReport => ({ items: 0, recommendations: {}, decided: {}, notReviewed: 0, outcomes: {}, followedRecommendation: 0 });

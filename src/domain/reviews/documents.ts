@@ -72,19 +72,21 @@ export class ReviewDocuments {
   /**
    * Writes a derived change of an item (its stage's reviewers, its outcome, what applying it did): not a
    * decision, so no audit record of its own — the campaign's transition that causes it is audited.
-   * Re-reads and re-derives on a concurrent change (a decision landing meanwhile).
+   * Re-reads and re-derives on a concurrent change (a decision landing meanwhile): `change` must derive
+   * from the document it is given. Returns the item as stored afterwards (undefined: it is gone).
    */
-  async updateItem(doc: Versioned<ItemDoc>, change: (d: ItemDoc) => ItemDoc | undefined): Promise<void> {
+  async updateItem(doc: Versioned<ItemDoc>, change: (d: ItemDoc) => ItemDoc | undefined): Promise<ItemDoc | undefined> {
     let current: Versioned<ItemDoc> | undefined = doc;
     for (let attempt = 0; attempt < 5 && current; attempt++) {
       const { _etag, ...plain } = current;
       const next = change(plain as ItemDoc);
-      if (!next) return;
+      if (!next) return plain as ItemDoc;
       const r = await this.store.batch(reviewPartition(doc.tenantId), [{ kind: "replace", doc: next, ifMatch: _etag }]);
-      if (r.ok) return;
+      if (r.ok) return next;
       current = await this.items.read(reviewPartition(doc.tenantId), doc.id);
     }
     if (current) throw new Error(`access review item ${doc.id}: too many concurrent changes`);
+    return undefined;
   }
 
   /** Writes items as they are (a campaign's snapshot), 100 per batch. */

@@ -195,13 +195,25 @@ export class AccessReviewService {
     return this.campaign.advance(tenantId, id, correlationId);
   }
 
-  /** When the last campaign covering the project (its own or a tenant-wide one) completed (promotion gates). */
+  /**
+   * When the last campaign covering the project (its own or a tenant-wide one) completed as a review
+   * (promotion gates): it reviewed something, and was not stopped before anyone decided anything — a
+   * campaign created and stopped at once proves nothing.
+   */
   async lastCompletedFor(tenantId: string, projectId: string): Promise<string | undefined> {
     let latest: string | undefined;
     for (const scope of [projectId, ""]) {
-      const page = await this.docs.reviews.page(reviewPartition(tenantId), { filters: [{ field: "status", op: "=", value: "completed" }, { field: "scopeProjectId", op: "=", value: scope }], orderBy: { field: "completedAt", direction: "DESC" } }, { maxPageSize: 1 });
-      const at = page.items[0]?.completedAt;
-      if (at && (!latest || at > latest)) latest = at;
+      const filters: Filter[] = [{ field: "status", op: "=", value: "completed" }, { field: "scopeProjectId", op: "=", value: scope }];
+      let seen = 0;
+      for await (const d of this.docs.reviews.every(reviewPartition(tenantId), { filters, orderBy: { field: "completedAt", direction: "DESC" } })) {
+        const decided = Object.values(d.report?.decided ?? {}).reduce((a, b) => a + b, 0);
+        if (d.itemCount > 0 && !(d.stopRequestedAt && decided === 0)) {
+          if (d.completedAt && (!latest || d.completedAt > latest)) latest = d.completedAt;
+          break;
+        }
+        // Newest first: after a few that do not count, an older one would not be recent anyway.
+        if (++seen >= 20) break;
+      }
     }
     return latest;
   }

@@ -7,7 +7,7 @@ import type { Store, StoredDoc } from "../../ports/store.js";
 import type { RequestContext } from "../common.js";
 import type { Exemption } from "../exemptions/schema.js";
 import type { KeyDoc } from "../keys/documents.js";
-import type { ActivityMaps } from "../usage/ingest.js";
+import type { ActivityField, ActivityMaps } from "../usage/ingest.js";
 import type { ReviewKind } from "./schema.js";
 
 /** One piece of standing access, as a campaign snapshots it. */
@@ -36,16 +36,29 @@ export type ReviewTargets = Partial<Record<ReviewKind, ReviewTarget>>;
 const DAY_MS = 86_400_000;
 type Recommendation = { recommendation: "remove" | "keep" | "none"; recommendationReason: string };
 
+/** What the usage data covers for a kind's activity: recorded since `since`, ingested up to `through`. */
+export interface Coverage {
+  since: string;
+  through: string;
+}
+
+/** The activity field each kind's recommendation reads (role assignments add the audit log, which is always there). */
+export const ACTIVITY_OF: Record<ReviewKind, ActivityField> = { keys: "keys", roleAssignments: "keys", keyShares: "keys", toolApprovals: "toolCall", exemptions: "keys" };
+
 /**
  * The activity recommendation (evaluated once, when the campaign starts): access unused for
- * `inactiveDays` is recommended for removal; access newer than the window, or with no usage data to
- * judge by, gets none (like Entra's reviews, which leave users newer than the window alone).
+ * `inactiveDays` is recommended for removal; access newer than the window, or without usage data
+ * covering the whole window to judge by, gets none (like Entra's reviews, which leave users newer than
+ * the window alone): "never seen" only means "unused" where the data reaches back that far.
  */
-export function recommend(r: Reviewee, now: number, inactiveDays: number, activityThrough: string | undefined): Recommendation {
+export function recommend(r: Reviewee, now: number, inactiveDays: number, coverage: Coverage | undefined): Recommendation {
   const windowStart = now - inactiveDays * DAY_MS;
   const day = (iso: string) => iso.slice(0, 10);
-  if (!activityThrough) return { recommendation: "none", recommendationReason: "no gateway usage has been ingested yet" };
-  if (Date.parse(activityThrough) < windowStart) return { recommendation: "none", recommendationReason: `gateway usage is ingested only up to ${day(activityThrough)}, before the ${inactiveDays}-day look-back window` };
+  if (!coverage) return { recommendation: "none", recommendationReason: "no gateway usage has been ingested yet" };
+  if (Date.parse(coverage.through) < windowStart) return { recommendation: "none", recommendationReason: `gateway usage is ingested only up to ${day(coverage.through)}, before the ${inactiveDays}-day look-back window` };
+  if (Date.parse(coverage.since) > windowStart && !(r.lastActivityAt && Date.parse(r.lastActivityAt) >= windowStart)) {
+    return { recommendation: "none", recommendationReason: `gateway usage is recorded only since ${day(coverage.since)}, within the ${inactiveDays}-day look-back window` };
+  }
   if (Date.parse(r.since) > windowStart) return { recommendation: "none", recommendationReason: `granted ${day(r.since)}, within the ${inactiveDays}-day look-back window` };
   if (r.lastActivityAt && Date.parse(r.lastActivityAt) >= windowStart) return { recommendation: "keep", recommendationReason: `used through the gateway on ${day(r.lastActivityAt)}` };
   return {

@@ -11,7 +11,7 @@ import { holdsAny } from "../kernel/roles.js";
 import { everyDoc } from "../paging.js";
 import type { ProjectService } from "../projects/service.js";
 import { BUCKET_LENGTH, BUCKET_MS, bucketStart, RollupDocuments, type Granularity } from "./documents.js";
-import { ACTIVITY_ID, lastRunOf, activityMaps, type ActivityDoc, type ActivityMaps } from "./ingest.js";
+import { ACTIVITY_FIELDS, ACTIVITY_ID, activityMaps, lastRunOf, trackingOf, type ActivityDoc, type ActivityField, type ActivityMaps } from "./ingest.js";
 import { emptyMetrics, ERROR_CLASSES, mergeInto, percentile, type UsageMetrics } from "./metrics.js";
 import type { UsageRow } from "./rollup.js";
 import { type UsageQuery, type BudgetStatus, type UsageReport, type UsageSummary } from "./schema.js";
@@ -101,6 +101,24 @@ export class UsageAnalytics {
   async activity(tenantId: string, projectId: string): Promise<ActivityMaps | undefined> {
     const d = await this.store.read<ActivityDoc>({ tenantId, scopeId: projectId }, ACTIVITY_ID);
     return d ? activityMaps(d) : undefined;
+  }
+
+  /**
+   * What the activity covers: up to when (the oldest source's last run) and, per field, since when
+   * (the latest source's start of recording it). Undefined before every source has run once.
+   */
+  async coverage(): Promise<{ through: string; since: Partial<Record<ActivityField, string>> } | undefined> {
+    const through = await this.ingestedThrough();
+    if (!through) return undefined;
+    const since: Partial<Record<ActivityField, string>> = {};
+    for (const s of this.sources()) {
+      const tracking = (await trackingOf(this.store, s)) ?? {};
+      for (const f of ACTIVITY_FIELDS) {
+        const at = tracking[f] ?? through;
+        if (!since[f] || at > since[f]!) since[f] = at;
+      }
+    }
+    return { through, since };
   }
 
   /** When ingestion last completed a run (the oldest of the sources' last runs). */

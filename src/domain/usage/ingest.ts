@@ -29,6 +29,17 @@ interface StateDoc extends StoredDoc {
   source: string;
   position?: string;
   lastRun?: IngestReport;
+  /** Since when each activity field has been recorded from this source (the first run that kept it). */
+  tracking?: Partial<Record<ActivityField, string>>;
+}
+
+/** The per-project activity fields (ActivityMaps' maps). */
+export const ACTIVITY_FIELDS = ["keys", "model", "tool", "toolbox", "agent", "toolCall"] as const;
+export type ActivityField = (typeof ACTIVITY_FIELDS)[number];
+
+/** Since when a source has recorded each activity field: before that, "never used" means "not known". */
+export async function trackingOf(store: Store, source: string): Promise<Partial<Record<ActivityField, string>> | undefined> {
+  return (await store.read<StateDoc>(USAGE_SYSTEM, stateId(source)))?.tracking;
 }
 
 /** The last run of a source, from its state document. */
@@ -152,7 +163,9 @@ export class UsageIngestion {
       projects: touched.size,
     };
     // The position moves last: a run that stops before this point is simply done again.
-    const next: StateDoc = { id, ...USAGE_SYSTEM, docType: "usageIngestion", source: source.name, position, lastRun: report };
+    const startedAt = report.startedAt;
+    const tracking = Object.fromEntries(ACTIVITY_FIELDS.map((f) => [f, state?.tracking?.[f] ?? startedAt]));
+    const next: StateDoc = { id, ...USAGE_SYSTEM, docType: "usageIngestion", source: source.name, position, lastRun: report, tracking };
     const r = await this.store.batch(USAGE_SYSTEM, [state ? { kind: "replace", doc: next, ifMatch: state._etag } : { kind: "create", doc: next }]);
     // Another run moved it meanwhile: its rollups are the same function of the logs; nothing to undo.
     if (!r.ok && r.status !== 412 && r.status !== 409) throw new Error(`usage ingestion state write failed with ${r.status}`);

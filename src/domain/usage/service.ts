@@ -11,7 +11,7 @@ import type { ProjectService } from "../projects/service.js";
 import { UsageAnalytics } from "./analytics.js";
 import { BudgetAlerts } from "./budget-alerts.js";
 import type { Retention } from "./documents.js";
-import { UsageIngestion, type ActivityMaps, type IngestReport } from "./ingest.js";
+import { UsageIngestion, type ActivityField, type ActivityMaps, type IngestReport } from "./ingest.js";
 import type { BudgetList, UsageQuery, UsageReport } from "./schema.js";
 
 export interface UsageKit {
@@ -68,9 +68,9 @@ export class UsageService {
     return this.analytics.activity(tenantId, projectId);
   }
 
-  /** Usage is complete up to here (undefined before every source has run once). */
-  ingestedThrough(): Promise<string | undefined> {
-    return this.analytics.ingestedThrough();
+  /** Up to when usage is ingested, and since when each activity field is recorded (undefined before every source has run once). */
+  coverage(): Promise<{ through: string; since: Partial<Record<ActivityField, string>> } | undefined> {
+    return this.analytics.coverage();
   }
 
   /** The last use of each key of a project (for key views). */
