@@ -11,6 +11,7 @@ import { systemContext } from "../kernel/system.js";
 import { everyDoc, unwrapToken, wrapToken } from "../paging.js";
 import type { Project } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
+import { nearestRank } from "../../util/nearest-rank.js";
 import { parseOrThrow } from "../validation.js";
 import { approvalDrive } from "./drive.js";
 import type { ApprovalLinks, LinkClaims } from "./links.js";
@@ -291,11 +292,10 @@ export class ApprovalService {
       if (d.decidedAt && d.status !== "expired") durations.push(Date.parse(d.decidedAt) - Date.parse(d.createdAt));
     }
     durations.sort((a, b) => a - b);
-    const q = (p: number) => (durations.length ? durations[Math.min(durations.length - 1, Math.ceil(durations.length * p) - 1)]! : null);
     return {
       counts,
       decided: durations.length,
-      timeToDecisionMs: { p50: q(0.5), p95: q(0.95) },
+      timeToDecisionMs: { p50: nearestRank(durations, 0.5), p95: nearestRank(durations, 0.95) },
       decidedWithin24hShare: durations.length ? durations.filter((d) => d <= 24 * 3600 * 1000).length / durations.length : null,
     };
   }

@@ -5,6 +5,7 @@
  * and approval turnaround against the 95%-within-24-hours objective.
  */
 import type { Clock } from "../../ports/clock.js";
+import { nearestRank } from "../../util/nearest-rank.js";
 import type { ApprovalMetrics } from "../approvals/schema.js";
 import type { RequestContext } from "../common.js";
 import { fail } from "../errors.js";
@@ -91,5 +92,3 @@ export class Adoption {
 }
 
 const share = (n: number, of: number): number | null => (of === 0 ? null : n / of);
-/** Nearest-rank percentile of sorted values (as the approval metrics compute theirs); null when there are none. */
-const nearestRank = (sorted: number[], p: number): number | null => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * p) - 1)]! : null);
