@@ -163,6 +163,32 @@ describe("access reviews", () => {
     expect(await reasonOf(g.admin.reviews.apply(created.id, done.etag))).toBe("409 access_review_applied");
   });
 
+  it("runs stages in turn: each stage's reviewers are notified when it starts, and a later stage's decision overrides an earlier one", async () => {
+    const created = await g.admin.reviews.create(
+      campaign({ name: "two stages", stages: [{ reviewers: { type: "users", users: ["olivia"] }, durationDays: 3 }, { reviewers: { type: "users", users: ["paula"] }, durationDays: 3 }], reminders: false }),
+    );
+    await reaches(created.id, "inProgress");
+    const item = await itemFor(created.id, used.id);
+    expect(item.reviewers).toEqual(["olivia"]);
+    // Stage 2's reviewer cannot decide in stage 1.
+    expect(await reasonOf(paula.reviews.decide(created.id, item.id, { decision: "approve", justification: "early" }))).toBe("403 not_item_reviewer");
+    await olivia.reviews.decide(created.id, item.id, { decision: "deny", justification: "first look" });
+    g.t.appClock.advance(3 * DAY + 60_000);
+    const second = await until(async () => {
+      const r = await g.admin.reviews.get(created.id);
+      return r.currentStage === 1 ? r : undefined;
+    }, "stage 2");
+    expect(second.stageStates.map((s) => s.status)).toEqual(["completed", "inProgress"]);
+    await until(() => inbox("paula").find((m) => m.subject.includes("stage 2 of 2") && m.link?.includes(created.id)), "paula's notice");
+    expect((await itemFor(created.id, used.id)).reviewers).toEqual(["paula"]);
+    expect(await reasonOf(olivia.reviews.decide(created.id, item.id, { decision: "deny" }))).toBe("403 not_item_reviewer");
+    await paula.reviews.decide(created.id, item.id, { decision: "approve", justification: "still used" });
+    g.t.appClock.advance(3 * DAY + 60_000);
+    const done = await reaches(created.id, "completed");
+    expect(await itemFor(created.id, used.id)).toMatchObject({ outcome: "keep", outcomeSource: "decision", decisions: [{ stage: 0, decision: "deny", by: "olivia" }, { stage: 1, decision: "approve", by: "paula" }] });
+    expect(done.report).toMatchObject({ decided: { approve: 1 }, outcomes: { keep: done.itemCount } });
+  });
+
   it("reviews role assignments by activity; without auto-apply a denial is applied on request and the assignment is gone", async () => {
     const created = await g.admin.reviews.create(campaign({ name: "who may act", kind: "roleAssignments", stages: [{ reviewers: { type: "users", users: ["olivia"] }, durationDays: 7 }] }));
     await reaches(created.id, "inProgress");
