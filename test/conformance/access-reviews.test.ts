@@ -189,6 +189,18 @@ describe("access reviews", () => {
     expect(done.report).toMatchObject({ decided: { approve: 1 }, outcomes: { keep: done.itemCount } });
   });
 
+  it("fallback reviewers review what the stage's reviewers cannot: a project whose only owner holds the access", async () => {
+    const solo = await g.project("solo", { owner: "dora" });
+    const own = await g.admin.keys.create(solo.id, { name: "dora's own", owner: "dora" });
+    const created = await g.admin.reviews.create(campaign({ name: "solo", scope: { level: "project", projectId: solo.id }, stages: [{ reviewers: { type: "projectOwners" }, fallbackReviewers: ["fiona", "dora"] }] }));
+    await reaches(created.id, "inProgress");
+    // The owner is the holder: never their own reviewer, not even as a fallback.
+    expect(await itemFor(created.id, own.id)).toMatchObject({ reviewers: ["fiona"], target: { holder: "dora" } });
+    const fiona = await g.as("fiona", []);
+    expect((await fiona.reviews.list()).items.map((r) => r.id)).toContain(created.id);
+    expect((await fiona.reviews.decide(created.id, (await itemFor(created.id, own.id)).id, { decision: "deny", justification: "unused" })).decisions).toHaveLength(1);
+  });
+
   it("reviews role assignments by activity; without auto-apply a denial is applied on request and the assignment is gone", async () => {
     const created = await g.admin.reviews.create(campaign({ name: "who may act", kind: "roleAssignments", stages: [{ reviewers: { type: "users", users: ["olivia"] }, durationDays: 7 }] }));
     await reaches(created.id, "inProgress");
