@@ -151,8 +151,16 @@ describe("project lifecycle", () => {
     const passing = await paula.projects.gates(p.id, "prod");
     expect(passing.gates.filter((x) => !x.passed)).toEqual([]);
 
-    const asked = await paula.projects.promote(p.id, { to: "prod", justification: "go live" });
+    // Two requests at once: one is recorded, the other refused — and no approval is left open for nothing.
+    const both = await Promise.allSettled([paula.projects.promote(p.id, { to: "prod", justification: "go live" }), paula.projects.promote(p.id, { to: "prod", justification: "go live too" })]);
+    const won = both.filter((r) => r.status === "fulfilled");
+    expect(won).toHaveLength(1);
+    const lost = both.find((r) => r.status === "rejected") as PromiseRejectedResult;
+    expect((lost.reason as ApiError).problem).toMatchObject({ status: 409, reason: "promotion_pending" });
+    const asked = (won[0] as PromiseFulfilledResult<Awaited<ReturnType<AigovClient["projects"]["promote"]>>>).value;
     expect(asked.promotion).toMatchObject({ to: "prod", requestedBy: "paula" });
+    const open = (await g.admin.approvals.list({ status: "pending", requester: "paula", maxPageSize: 100 })).items.filter((a) => a.subject.resourceType === "projectPromotion" && a.subject.resourceId === p.id);
+    expect(open.map((a) => a.id)).toEqual([asked.promotion!.approvalId]);
     expect(asked.environment).toBe("dev");
     await approve(asked.promotion!.approvalId);
     const promoted = await until(async () => {

@@ -79,7 +79,7 @@ export class ProjectLifecycle {
     });
     const at = this.kit.clock.now().toISOString();
     const next: ProjectDoc = { ...unversioned(doc), promotion: { approvalId: approval.id, to: spec.to, requestedBy: ctx.principal.userId, requestedAt: at }, updatedAt: at, updatedBy: ctx.principal.userId };
-    const project = await this.write(ctx, doc, next, "project.promotion.request", "aigov.project.promotionRequested.v1", { approvalId: approval.id, from: doc.environment, to: spec.to });
+    const project = await this.recordRequest(ctx, doc, next, approval, "project.promotion.request", "aigov.project.promotionRequested.v1", { from: doc.environment, to: spec.to });
     return { ...project, drive: approvalDrive(approval) };
   }
 
@@ -101,7 +101,7 @@ export class ProjectLifecycle {
     });
     const at = now.toISOString();
     const next: ProjectDoc = { ...unversioned(doc), extension: { approvalId: approval.id, reviewDate: spec.reviewDate, requestedBy: ctx.principal.userId, requestedAt: at }, updatedAt: at, updatedBy: ctx.principal.userId };
-    const project = await this.write(ctx, doc, next, "project.extension.request", "aigov.project.extensionRequested.v1", { approvalId: approval.id, reviewDate: spec.reviewDate });
+    const project = await this.recordRequest(ctx, doc, next, approval, "project.extension.request", "aigov.project.extensionRequested.v1", { reviewDate: spec.reviewDate });
     return { ...project, drive: approvalDrive(approval) };
   }
 
@@ -238,6 +238,21 @@ export class ProjectLifecycle {
     if (!doc) return fail({ kind: "notFound", resource: projectPath(projectId) });
     if (doc.lock && !evenLocked) fail({ kind: "conflict", detail: `the project is locked (${doc.lock.detail}); an extension through approval unlocks it`, reason: "project_locked" });
     return doc;
+  }
+
+  /**
+   * Records a request's approval on the project (If-Match on the version the request was checked
+   * against). When another change won meanwhile (a second request, a lock), the approval just opened
+   * would decide nothing: it is expired at once, and the caller gets 409 `promotion_pending`.
+   */
+  private async recordRequest(ctx: RequestContext, doc: Versioned<ProjectDoc>, next: ProjectDoc, approval: Approval, action: string, event: string, data: Record<string, unknown>): Promise<Project> {
+    try {
+      return await this.write(ctx, doc, next, action, event, { approvalId: approval.id, ...data });
+    } catch (err) {
+      if (!(err instanceof AppError && err.error.kind === "preconditionFailed")) throw err;
+      await this.kit.approvals.timeout(doc.tenantId, approval.id, 0, "expire", ctx.correlationId);
+      return fail({ kind: "conflict", detail: "the project changed while the request was made (another promotion or extension, or its lock): read it again", reason: "promotion_pending" });
+    }
   }
 
   /** Runs a step on the current project, again on a lost race (412), at most 5 times. */
