@@ -189,7 +189,11 @@ export class Campaign {
     let removals = 0;
     for await (const listed of this.kit.docs.itemsOf(tenantId, doc.id)) {
       // Derived from the item as it is written: a decision that lands meanwhile is taken into account.
-      const item = await this.kit.docs.updateItem(listed, (d) => (d.outcome ? undefined : { ...d, ...this.outcomeOf(doc, d) }));
+      const item = await this.kit.docs.updateItem(listed, (d) => {
+        if (d.outcome) return undefined;
+        const o = this.outcomeOf(doc, d);
+        return { ...d, ...o, ...(o.outcome === "remove" ? { applyDue: true } : {}) };
+      });
       if (!item?.outcome) continue;
       const last = lastDecision(item);
       report.items += 1;
@@ -222,17 +226,9 @@ export class Campaign {
   private async applyChunk(ctx: RequestContext, doc: Versioned<ReviewDoc>): Promise<boolean> {
     const { tenantId } = doc;
     const target = this.kit.targets[doc.kind];
+    // Only the items still due: each step reads its chunk, not everything applied before it.
     let done = 0;
-    const counts = { removed: 0, alreadyGone: 0, failed: 0 };
-    for await (const item of this.kit.docs.itemsOf(tenantId, doc.id, [{ field: "outcome", op: "=", value: "remove" }])) {
-      if (item.applied && item.applied.result !== "failed") {
-        counts[item.applied.result as keyof typeof counts] += 1;
-        continue;
-      }
-      if (item.applied?.result === "failed" && item.applied.at >= (doc.updatedAt ?? "")) {
-        counts.failed += 1;
-        continue;
-      }
+    for await (const item of this.kit.docs.itemsOf(tenantId, doc.id, [{ field: "applyDue", op: "=", value: true }])) {
       if (done >= APPLY_CHUNK) return true;
       done += 1;
       const why = item.outcomeSource === "decision" ? `denied by ${lastDecision(item)!.by}` : `default decision '${doc.completion.defaultDecision}'`;
@@ -245,8 +241,12 @@ export class Campaign {
         // One item that cannot be removed does not hold up the others; the report counts it, and applying again retries it.
         applied = { at: this.kit.clock.now().toISOString(), result: "failed", detail: (err instanceof Error ? err.message : String(err)).slice(0, 500) };
       }
-      counts[applied.result as keyof typeof counts] += 1;
-      await this.kit.docs.updateItem(item, (d) => ({ ...d, applied }));
+      await this.kit.docs.updateItem(item, (d) => ({ ...d, applied, applyDue: false }));
+    }
+    const counts = { removed: 0, alreadyGone: 0, failed: 0 };
+    for await (const item of this.kit.docs.itemsOf(tenantId, doc.id, [{ field: "outcome", op: "=", value: "remove" }])) {
+      const result = item.applied?.result;
+      if (result && result !== "kept") counts[result] += 1;
     }
     const now = this.kit.clock.now();
     const report = { ...(doc.report ?? blankReport()), applied: counts, durationMs: now.getTime() - Date.parse(doc.startedAt ?? doc.startAt) };

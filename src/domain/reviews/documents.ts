@@ -19,6 +19,8 @@ export interface ReviewDoc extends StoredDoc, Omit<AccessReview, "etag"> {
 /** One reviewed piece of access (tenant partition, beside its campaign). */
 export interface ItemDoc extends StoredDoc, Omit<ReviewItem, "etag"> {
   docType: "accessReviewItem";
+  /** A removal still to apply (query field): set at completion, cleared when applied; applying again re-marks failed ones. */
+  applyDue?: boolean;
 }
 
 /** Statuses in which a campaign still needs its orchestration. */
@@ -41,7 +43,7 @@ export class ReviewDocuments {
     changes: ChangeWriter,
   ) {
     this.reviews = new Collection<ReviewDoc, AccessReview>(store, changes, { docType: "accessReview", path: (d) => reviewPath(d.id), internal: ["scopeProjectId", "currentReviewers", "stopRequestedAt"] });
-    this.items = new Collection<ItemDoc, ReviewItem>(store, changes, { docType: "accessReviewItem", path: (d) => itemPath((d as ItemDoc).reviewId, d.id) });
+    this.items = new Collection<ItemDoc, ReviewItem>(store, changes, { docType: "accessReviewItem", path: (d) => itemPath((d as ItemDoc).reviewId, d.id), internal: ["applyDue"] });
   }
 
   readReview(tenantId: string, id: string): Promise<Versioned<ReviewDoc> | undefined> {

@@ -166,6 +166,8 @@ export class AccessReviewService {
     const applied = doc.report!.applied;
     if (applied && (applied.failed ?? 0) === 0) fail({ kind: "conflict", detail: "the access review's outcomes are already applied", reason: "access_review_applied" });
     if ((doc.report!.outcomes.remove ?? 0) === 0) fail({ kind: "conflict", detail: "no item's outcome is remove: there is nothing to apply", reason: "access_review_applied" });
+    // Removals that failed before are due again (never-applied ones still are).
+    for await (const item of this.docs.itemsOf(doc.tenantId, id, [{ field: "applied.result", op: "=", value: "failed" }])) await this.docs.updateItem(item, (d) => (d.applied?.result === "failed" ? { ...d, applyDue: true } : undefined));
     const at = this.kit.clock.now().toISOString();
     const review = await this.docs.reviews.replace(ctx, doc, { ...unversioned(doc), status: "applying", updatedAt: at, updatedBy: ctx.principal.userId }, { action: "accessReview.apply", event: "aigov.accessReview.applying.v1", data: eventData(doc) });
     return { ...review, drive: accessReviewDrive(doc) };
