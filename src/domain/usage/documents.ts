@@ -70,6 +70,7 @@ export class RollupDocuments {
         parts,
         rows: rows.slice(part * ROWS_PER_PART, (part + 1) * ROWS_PER_PART),
         expiresAt: new Date(expires).toISOString(),
+        // Cosmos counts ttl from the write's _ts, the store's real time: so the real clock, not the app's.
         ttl: Math.max(60, Math.ceil((expires - Date.now()) / 1000)),
       };
       ops.push({ kind: "upsert", doc });
