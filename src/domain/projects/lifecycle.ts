@@ -44,6 +44,12 @@ export interface ProjectLifecycleKit {
   };
 }
 
+/** One promotion or extension at a time: both change what the project is. */
+function noRequestPending(doc: ProjectDoc): void {
+  const pending = doc.promotion ?? doc.extension;
+  if (pending) fail({ kind: "conflict", detail: `the project's ${doc.promotion ? "promotion" : "extension"} is awaiting approval ${pending.approvalId}`, reason: "promotion_pending" });
+}
+
 /** A sandbox expires at the start (UTC) of its review date. */
 export const expiryOf = (reviewDate: string) => Date.parse(`${reviewDate}T00:00:00.000Z`);
 
@@ -66,7 +72,7 @@ export class ProjectLifecycle {
     if (ENVIRONMENTS.indexOf(spec.to) <= ENVIRONMENTS.indexOf(doc.environment)) {
       fail({ kind: "validation", detail: "a promotion goes to a later environment", errors: [{ field: "body.to", message: `must be later than the project's environment (${doc.environment})` }] });
     }
-    if (doc.promotion || doc.extension) fail({ kind: "conflict", detail: `the project's ${doc.promotion ? "promotion" : "extension"} is awaiting approval ${(doc.promotion ?? doc.extension)!.approvalId}`, reason: "promotion_pending" });
+    noRequestPending(doc);
     const checklist = await evaluateGates(this.kit.gates, toProject(doc, doc._etag), spec.to, this.kit.clock.now());
     if (!checklist.passed) {
       const failing = checklist.gates.filter((g) => !g.passed);
@@ -93,7 +99,7 @@ export class ProjectLifecycle {
     if (spec.reviewDate <= today || expiryOf(spec.reviewDate) > now.getTime() + MAX_EXTENSION_DAYS * DAY_MS) {
       fail({ kind: "validation", detail: "the new review date is out of range", errors: [{ field: "body.reviewDate", message: `must be after today and at most ${MAX_EXTENSION_DAYS} days ahead` }] });
     }
-    if (doc.promotion || doc.extension) fail({ kind: "conflict", detail: `the project's ${doc.promotion ? "promotion" : "extension"} is awaiting approval ${(doc.promotion ?? doc.extension)!.approvalId}`, reason: "promotion_pending" });
+    noRequestPending(doc);
     const approval = await this.kit.approvals.request(ctx, {
       subject: { resourceType: EXTENSION_SUBJECT, resourceId: projectId, projectId, change: { from: doc.reviewDate, reviewDate: spec.reviewDate, locked: !!doc.lock } },
       justification: spec.justification,
@@ -108,7 +114,7 @@ export class ProjectLifecycle {
   /** The promotion's approval is decided (idempotent): approved and still passing its gates → the new environment. */
   private async settlePromotion(approval: Approval, correlationId: string): Promise<void> {
     const ctx = systemContext(approval.tenantId, ACTOR, correlationId);
-    await this.retrying(approval.tenantId, approval.subject.resourceId, async (doc) => {
+    await this.kit.projects.onCurrent(approval.tenantId, approval.subject.resourceId, async (doc) => {
       const pending = doc.promotion;
       if (!pending || pending.approvalId !== approval.id) return;
       const at = this.kit.clock.now().toISOString();
@@ -134,7 +140,7 @@ export class ProjectLifecycle {
   private async settleExtension(approval: Approval, correlationId: string): Promise<void> {
     const ctx = systemContext(approval.tenantId, ACTOR, correlationId);
     const projectId = approval.subject.resourceId;
-    await this.retrying(approval.tenantId, projectId, async (doc) => {
+    await this.kit.projects.onCurrent(approval.tenantId, projectId, async (doc) => {
       const pending = doc.extension;
       if (!pending || pending.approvalId !== approval.id) return;
       const at = this.kit.clock.now().toISOString();
@@ -179,7 +185,7 @@ export class ProjectLifecycle {
   private async sweepOne(tenantId: string, projectId: string, correlationId: string): Promise<{ notified: number; locked: number; suspended: number }> {
     const ctx = systemContext(tenantId, ACTOR, correlationId);
     const out = { notified: 0, locked: 0, suspended: 0 };
-    await this.retrying(tenantId, projectId, async (doc) => {
+    await this.kit.projects.onCurrent(tenantId, projectId, async (doc) => {
       if (doc.environment !== "sandbox" || !doc.reviewDate || doc.lock) return;
       const now = this.kit.clock.now().getTime();
       const expiry = expiryOf(doc.reviewDate);
@@ -202,7 +208,7 @@ export class ProjectLifecycle {
     });
     // The lock is written first with the keys it suspends: a sweep after a crash finishes the suspensions.
     // While locked, a key that became active anyway (created in the instant the lock was written) joins the list.
-    await this.retrying(tenantId, projectId, async (doc) => {
+    await this.kit.projects.onCurrent(tenantId, projectId, async (doc) => {
       if (!doc.lock) return;
       const listed = new Set(doc.suspendedByLock ?? []);
       const joining = (await this.kit.keys.liveKeyIds(tenantId, projectId)).filter((id) => !listed.has(id));
@@ -252,20 +258,6 @@ export class ProjectLifecycle {
       if (!(err instanceof AppError && err.error.kind === "preconditionFailed")) throw err;
       await this.kit.approvals.timeout(doc.tenantId, approval.id, 0, "expire", ctx.correlationId);
       return fail({ kind: "conflict", detail: "the project changed while the request was made (another promotion or extension, or its lock): read it again", reason: "promotion_pending" });
-    }
-  }
-
-  /** Runs a step on the current project, again on a lost race (412), at most 5 times. */
-  private async retrying(tenantId: string, projectId: string, step: (doc: Versioned<ProjectDoc>) => Promise<void>): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      const doc = await this.kit.projects.readDoc(tenantId, projectId);
-      if (!doc) return;
-      try {
-        return await step(doc);
-      } catch (err) {
-        if (attempt < 4 && err instanceof AppError && err.error.kind === "preconditionFailed") continue;
-        throw err;
-      }
     }
   }
 

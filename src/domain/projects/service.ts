@@ -248,36 +248,45 @@ export class ProjectService {
    * context, audited as such). Idempotent: "alreadyGone" when the assignment or the project is gone.
    */
   async removeAssignment(ctx: RequestContext, projectId: string, assignment: { principalId: string; role: string }): Promise<"removed" | "alreadyGone"> {
-    const partition = tenantPartition(ctx.principal.tenantId);
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const current = await this.store.read<ProjectDoc>(partition, projectId);
-      if (!current || current.docType !== "project") return "alreadyGone";
-      const key = assignmentKey(assignment);
-      if (!current.roleAssignments.some((a) => assignmentKey(a) === key)) return "alreadyGone";
+    const key = assignmentKey(assignment);
+    const removed = await this.onCurrent(ctx.principal.tenantId, projectId, async (current) => {
+      if (!current.roleAssignments.some((a) => assignmentKey(a) === key)) return "alreadyGone" as const;
       const { _etag, ...currentDoc } = current;
       const roleAssignedAt = { ...current.roleAssignedAt };
       delete roleAssignedAt[key];
       const doc: ProjectDoc = { ...currentDoc, roleAssignments: current.roleAssignments.filter((a) => assignmentKey(a) !== key), roleAssignedAt, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
       const after = projectSnapshot(doc);
+      await this.changes.commit({
+        partition: tenantPartition(ctx.principal.tenantId),
+        ctx,
+        action: "project.roleAssignment.remove",
+        resource: projectPath(projectId),
+        before: projectSnapshot(current),
+        after,
+        ops: [{ kind: "replace", doc, ifMatch: _etag }],
+        event: { type: "aigov.project.updated.v1", subject: projectSubject(ctx.principal.tenantId, projectId), data: after },
+      });
+      return "removed" as const;
+    });
+    return removed ?? "alreadyGone";
+  }
+
+  /**
+   * Runs `step` on the project as stored now, again on a lost race (a 412 from its conditional write),
+   * at most 5 times; undefined when the project is not in the tenant. For automation, which has no
+   * caller to send back for a fresh read.
+   */
+  async onCurrent<T>(tenantId: string, projectId: string, step: (doc: Versioned<ProjectDoc>) => Promise<T>): Promise<T | undefined> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const doc = await this.readDoc(tenantId, projectId);
+      if (!doc) return undefined;
       try {
-        await this.changes.commit({
-          partition,
-          ctx,
-          action: "project.roleAssignment.remove",
-          resource: projectPath(projectId),
-          before: projectSnapshot(current),
-          after,
-          ops: [{ kind: "replace", doc, ifMatch: _etag }],
-          event: { type: "aigov.project.updated.v1", subject: projectSubject(ctx.principal.tenantId, projectId), data: after },
-        });
-        return "removed";
+        return await step(doc);
       } catch (err) {
-        // A concurrent change of the project: read it again and retry.
-        if (err instanceof AppError && err.error.kind === "preconditionFailed") continue;
-        throw err;
+        if (!(err instanceof AppError && err.error.kind === "preconditionFailed")) throw err;
       }
     }
-    return fail({ kind: "conflict", detail: "the project kept changing while an assignment was removed", reason: "changed_meanwhile" });
+    return fail({ kind: "conflict", detail: "the project kept changing meanwhile", reason: "changed_meanwhile" });
   }
 
   /** The stored project (the lifecycle's reads; no caller checks): undefined when it is not in the tenant. */

@@ -8,7 +8,7 @@ import { unversioned, type Filter, type Versioned } from "../../ports/store.js";
 import { newId, etagMatches, type Page, type Principal, type RequestContext } from "../common.js";
 import { AppError, fail } from "../errors.js";
 import type { Driven, DriveRequest } from "../kernel/drive.js";
-import { holdsAny, PROJECT_MANAGERS, TENANT_ADMINS } from "../kernel/roles.js";
+import { holdsAny, holdsOn, PROJECT_MANAGERS, TENANT_ADMINS } from "../kernel/roles.js";
 import { parseOrThrow } from "../validation.js";
 import { Campaign, type CampaignKit, type CampaignState } from "./campaign.js";
 import { reviewPartition, UNFINISHED, type ItemDoc, type ReviewDoc, type ReviewDocuments } from "./documents.js";
@@ -109,7 +109,7 @@ export class AccessReviewService {
     const filters: Filter[] = [];
     if (q.status) filters.push({ field: "status", op: "=", value: q.status });
     if (q.projectId) filters.push({ field: "scopeProjectId", op: "=", value: q.projectId });
-    const whole = holdsAny(principal.roles, OVERSEERS) || (q.projectId !== undefined && (await this.manages(principal, q.projectId)));
+    const whole = holdsAny(principal.roles, OVERSEERS) || (q.projectId !== undefined && (await this.manages(principal, q.projectId)) === true);
     if (q.reviewer === "me" || !whole) filters.push({ field: "currentReviewers", op: "arrayContains", value: principal.userId });
     return this.docs.reviews.page(reviewPartition(principal.tenantId), { filters, orderBy: { field: "createdAt", direction: "DESC" } }, q);
   }
@@ -233,31 +233,25 @@ export class AccessReviewService {
 
   /** Tenant-wide campaigns: TenantAdmin. A project's: its managers (tenant roles, or ProjectAdmin assigned on it). */
   private async mayManage(p: Principal, projectId: string | undefined): Promise<void> {
-    if (holdsAny(p.roles, TENANT_ADMINS)) {
-      if (projectId && !(await this.kit.projectRoles(p.tenantId, projectId))) fail({ kind: "notFound", resource: `/projects/${projectId}` });
-      return;
+    if (!projectId) {
+      if (holdsAny(p.roles, TENANT_ADMINS)) return;
+      throw forbidden("tenant-wide access reviews require TenantAdmin");
     }
-    if (!projectId) throw forbidden("tenant-wide access reviews require TenantAdmin");
-    const roles = await this.kit.projectRoles(p.tenantId, projectId);
-    if (!roles) fail({ kind: "notFound", resource: `/projects/${projectId}` });
-    if (holdsAny(p.roles, PROJECT_MANAGERS) || roles!.some((a) => a.principalId === p.userId && a.role === "ProjectAdmin")) return;
-    throw forbidden("access reviews of a project require TenantAdmin or its ProjectAdmin");
+    const manages = await this.manages(p, projectId);
+    if (manages === undefined) fail({ kind: "notFound", resource: `/projects/${projectId}` });
+    if (!manages) throw forbidden("access reviews of a project require TenantAdmin or its ProjectAdmin");
+  }
+
+  /** Whether the principal manages the project (the one rule, kernel/roles.ts); undefined when it is not in the tenant. */
+  private async manages(p: Principal, projectId: string): Promise<boolean | undefined> {
+    const roleAssignments = await this.kit.projectRoles(p.tenantId, projectId);
+    return roleAssignments && holdsOn(p, { roleAssignments }, PROJECT_MANAGERS);
   }
 
   /** Overseers, and a project campaign's managers, read a campaign whole. */
   private async readsWhole(p: Principal, doc: ReviewDoc): Promise<boolean> {
     if (holdsAny(p.roles, OVERSEERS)) return true;
-    return doc.scope.level === "project" && this.manages(p, doc.scope.projectId);
-  }
-
-  private async manages(p: Principal, projectId: string): Promise<boolean> {
-    try {
-      await this.mayManage(p, projectId);
-      return true;
-    } catch (err) {
-      if (err instanceof AppError) return false;
-      throw err;
-    }
+    return doc.scope.level === "project" && (await this.manages(p, doc.scope.projectId)) === true;
   }
 
   private async mayRead(p: Principal, doc: ReviewDoc): Promise<void> {
