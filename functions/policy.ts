@@ -1,10 +1,15 @@
 import { app } from "@azure/functions";
-import { getProjectPolicy, getTenantSettings, putTenantSettings } from "../src/api/operations.js";
+import { getProjectPolicy, getTenantSettings, previewProjectPolicy, putTenantSettings } from "../src/api/operations.js";
 import { endpoint } from "../src/http/endpoint.js";
 
 app.http(getProjectPolicy.operationId, endpoint(getProjectPolicy, async ({ params, query }, ctx, s) => ({
   body: await s.policy.preview(ctx, params.projectId, query.explain === "true"),
 })));
+
+app.http(previewProjectPolicy.operationId, endpoint(previewProjectPolicy, async ({ params, body }, ctx, s) => {
+  const { explain, ...draft } = body;
+  return { body: await s.policy.preview(ctx, params.projectId, explain, draft) };
+}));
 
 app.http(getTenantSettings.operationId, endpoint(getTenantSettings, async (_req, ctx, s) => ({ body: await s.settings.get(ctx) })));
 

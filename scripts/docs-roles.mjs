@@ -11,7 +11,7 @@ import { dirname, join, resolve } from "node:path";
 const root = resolve(dirname(new URL(import.meta.url).pathname), "..");
 const require = createRequire(import.meta.url);
 const { renderAccessTable, withAccessTable } = require(join(root, "dist/src/api/access.js"));
-const { operations } = require(join(root, "dist/src/api/operations.js"));
+const { operations } = require(join(root, "dist/src/api/all-operations.js"));
 
 const file = join(root, "docs/api.md");
 const current = readFileSync(file, "utf8");

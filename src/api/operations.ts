@@ -2,19 +2,12 @@ import { z } from "zod";
 import { PageQuery } from "../domain/common.js";
 import { AuditList, AuditQuery, AuditVerification } from "../domain/audit/schema.js";
 import { Approval, ApprovalId, ApprovalList, ApprovalListQuery, ApprovalMetrics, ApprovalSpec, DecisionSpec } from "../domain/approvals/schema.js";
-import { PolicyPreview } from "../domain/policy/preview.js";
+import { PolicyDraft, PolicyPreview } from "../domain/policy/preview-schema.js";
 import { TenantSettings, TenantSettingsSpec } from "../domain/policy/tenant-settings.js";
 import { ExtendSpec, PromoteSpec, Project, ProjectList, ProjectPatch, ProjectSpec, PromotionGates, PromotionGatesQuery } from "../domain/projects/schema.js";
 import { ANY_TENANT_ROLE, NO_TOKEN } from "./access.js";
 import { AUTH_ERRORS, JSON_TYPES, PATCH_TYPES, PROJECT_READERS, ProjectParams } from "./common.js";
-import { defineOperation, type Operation } from "./contract.js";
-import { approvalRouteOperations } from "./approval-route-operations.js";
-import { exemptionOperations } from "./exemption-operations.js";
-import { gatewayOperations } from "./gateway-operations.js";
-import { keyOperations } from "./key-operations.js";
-import { usageOperations } from "./usage-operations.js";
-import { reviewOperations } from "./review-operations.js";
-import { pillarOperations } from "../pillars/index.js";
+import { defineOperation } from "./contract.js";
 
 export * from "./gateway-operations.js";
 export * from "./key-operations.js";
@@ -239,6 +232,21 @@ export const getProjectPolicy = defineOperation({
   cli: "policy show",
 });
 
+export const previewProjectPolicy = defineOperation({
+  operationId: "previewProjectPolicy",
+  method: "POST",
+  path: "/projects/{projectId}/policy:preview",
+  summary: "What the gateway would get for this project with drafted (unsaved) project or tenant settings; nothing is saved or published",
+  tag: "policy",
+  access: PROJECT_READERS,
+  params: ProjectParams,
+  body: PolicyDraft,
+  bodyTypes: JSON_TYPES,
+  success: { status: 200, schema: PolicyPreview, description: "Artifacts in publish order, document sizes, and optionally the explanation" },
+  errors: [...AUTH_ERRORS, 404, 409, 413, 415],
+  cli: "policy preview",
+});
+
 const ApprovalParams = z.strictObject({ approvalId: ApprovalId });
 
 export const createApproval = defineOperation({
@@ -347,36 +355,3 @@ export const submitApprovalReview = defineOperation({
   errors: [400, 403, 404, 409, 413, 415],
   cli: "approvals review",
 });
-
-/** Every operation of the admin API. The OpenAPI document, the client and the CLI are built from this list. */
-export const operations: readonly Operation[] = [
-  getHealth,
-  getOpenApi,
-  createProject,
-  listProjects,
-  getProject,
-  updateProject,
-  deleteProject,
-  getPromotionGates,
-  promoteProject,
-  extendProject,
-  getProjectPolicy,
-  getTenantSettings,
-  putTenantSettings,
-  listAudit,
-  verifyAudit,
-  createApproval,
-  listApprovals,
-  getApprovalMetrics,
-  getApproval,
-  decideApproval,
-  getApprovalReview,
-  submitApprovalReview,
-  ...gatewayOperations,
-  ...keyOperations,
-  ...exemptionOperations,
-  ...approvalRouteOperations,
-  ...usageOperations,
-  ...reviewOperations,
-  ...pillarOperations(),
-];

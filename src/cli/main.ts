@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
-import { operations } from "../api/operations.js";
+import { operations } from "../api/all-operations.js";
 import { AigovClient, ApiError } from "../client/index.js";
 import { pillars } from "../pillars/index.js";
 import { approvalCommands } from "./commands/approvals.js";

@@ -178,6 +178,8 @@ export class AigovClient {
   policy = {
     show: (projectId: string, explain = false) =>
       this.call(ops.getProjectPolicy, { params: { projectId }, query: { explain: explain ? "true" : "false" } }).then((r) => r.body),
+    /** Compiles drafted settings without saving them (the policy editor's live preview). */
+    preview: (projectId: string, body: z.input<typeof ops.previewProjectPolicy.body>) => this.call(ops.previewProjectPolicy, { params: { projectId }, body }).then((r) => r.body),
     publish: (body: z.input<typeof ops.publishGateway.body> = {}) => this.call(ops.publishGateway, { body }).then((r) => r.body),
     revisions: (query: z.input<typeof ops.listRevisions.query> = {}) => this.call(ops.listRevisions, { query }).then((r) => r.body),
     revision: (revisionId: string, diff = false) => this.call(ops.getRevision, { params: { revisionId }, query: { diff: diff ? "true" : "false" } }).then((r) => r.body),

@@ -1,5 +1,5 @@
 import { buildOpenApiDocument } from "../api/openapi.js";
-import { operations } from "../api/operations.js";
+import { operations } from "../api/all-operations.js";
 import { version } from "./version.js";
 
 let doc: Record<string, unknown> | undefined;

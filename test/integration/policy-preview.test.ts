@@ -145,4 +145,31 @@ describe("policy preview compiled from the model registry", () => {
     expect(backend).toMatchObject({ url: "https://cs-prod.cognitiveservices.azure.com", managedIdentity: { resource: "https://cognitiveservices.azure.com" } });
     await admin.settings.put({ settings: {} }, withServices.etag);
   });
+
+  it("a draft compiles as if saved, saves nothing, and is refused for what saving it would be refused for", async () => {
+    const xmlOf = (p: { artifacts: { kind: string; ref: string; xml?: unknown }[] }) => String(p.artifacts.find((a) => a.kind === "policy" && String(a.ref).includes(project.id))!.xml);
+    const before = await admin.projects.get(project.id);
+    const auditBefore = (await (await t.as("t1", "aud", ["Auditor"])).audit.list({})).items.length;
+    const reader = await t.as("t1", "rhea", ["Reader"]);
+
+    const drafted = await reader.policy.preview(project.id, { settings: { tokens: { perMinute: { limit: 4321 } } }, explain: true });
+    expect(xmlOf(drafted)).toMatch(/<llm-token-limit[^>]*tokens-per-minute="4321"/);
+    expect(drafted.explain!.some((e) => JSON.stringify(e.control).includes("tokens.perMinute"))).toBe(true);
+    expect(xmlOf(await admin.policy.show(project.id))).not.toContain("4321");
+
+    // A drafted tenant floor applies to the saved project settings as saving it would.
+    const floor = await admin.policy.preview(project.id, { tenantSettings: { tokens: { perMinute: { limit: 2000 } } } });
+    expect(xmlOf(floor)).toMatch(/tokens-per-minute="2000"/);
+    const loose = await admin.policy.preview(project.id, { tenantSettings: { tokens: { perMinute: { limit: 2000 } } }, settings: { tokens: { perMinute: { limit: 9000 } } } }).then(() => undefined, (e: ApiError) => e);
+    expect(loose?.problem).toMatchObject({ status: 400, reason: "loosens_tenant_control", errors: [expect.objectContaining({ field: "body.settings.tokens.perMinute.limit" })] });
+    const noService = await admin.policy.preview(project.id, { settings: { contentSafety: { categories: { Hate: 2 } } } }).then(() => undefined, (e: ApiError) => e);
+    expect(noService?.problem).toMatchObject({ status: 400, reason: "content_safety_service_missing" });
+    const invalid = await admin.policy.preview(project.id, { settings: { tokens: { perMinute: { limit: -1 } } } } as never).then(() => undefined, (e: ApiError) => e);
+    expect(invalid?.problem?.errors?.[0]?.field).toMatch(/^body\.settings\.tokens\.perMinute/);
+
+    // Nothing was written: the project, the tenant settings and the audit log are as they were.
+    expect((await admin.projects.get(project.id)).etag).toBe(before.etag);
+    expect((await admin.settings.get()).settings).toEqual({});
+    expect((await (await t.as("t1", "aud", ["Auditor"])).audit.list({})).items.length).toBe(auditBefore);
+  });
 });

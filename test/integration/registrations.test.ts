@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { operations } from "../../src/api/operations.js";
+import { operations } from "../../src/api/all-operations.js";
 import { buildProgram, cliVerbs } from "../../src/cli/main.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { operationsOf } from "../support/walk.js";

@@ -75,6 +75,7 @@ const CORE_BODIES: Record<string, (unique: string) => unknown> = {
   revokeExemption: () => ({ reason: "walk" }),
   putExemptionPolicy: () => ({ maxDays: { waiver: 30, mitigated: 90 } }),
   publishGateway: () => ({ reason: "walk" }),
+  previewProjectPolicy: () => ({ settings: { tokens: { perMinute: { limit: 500 } } }, explain: true }),
   createKey: (u) => ({ name: `walk ${u}`.slice(0, 100) }),
   rotateKey: () => ({ overlap: "PT1H" }),
   revokeKey: () => ({ reason: "walk" }),

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CALLERS, describeAccess, isProjectScoped, renderAccessTable, verdict, verdictFor, withAccessTable } from "../../src/api/access.js";
-import { operations } from "../../src/api/operations.js";
+import { operations } from "../../src/api/all-operations.js";
 
 const DOC = join(__dirname, "..", "..", "docs", "api.md");
 

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 import { buildOpenApiDocument } from "../../src/api/openapi.js";
-import { operations } from "../../src/api/operations.js";
+import { operations } from "../../src/api/all-operations.js";
 import { renderReasonTable } from "../../src/api/problem.js";
 import type { DomainError } from "../../src/domain/errors.js";
 import { DEFAULT_REASONS, REASONS } from "../../src/domain/reasons.js";

@@ -1,4 +1,5 @@
-/** `aigov policy show|explain|path|diff|publish|revisions|revision|rollback|drift`: what the gateway gets. */
+/** `aigov policy show|preview|explain|path|diff|publish|revisions|revision|rollback|drift`: what the gateway gets. */
+import { readFileSync } from "node:fs";
 import { type AigovClient } from "../../client/index.js";
 import { type CliKit } from "../kit.js";
 
@@ -23,6 +24,15 @@ async function waitForRevision(c: AigovClient, id: string) {
 type Revision = { number: number; id: string; status: string; counts: { added: number; modified: number; removed: number } };
 
 export function policyCommands({ program, client, print, render, out, json }: CliKit): void {
+  const showPreview = (preview: Awaited<ReturnType<AigovClient["policy"]["show"]>>) => {
+    if (json()) return print(preview);
+    for (const a of preview.artifacts) {
+      out(`# ${a.ref}`);
+      out(typeof a.xml === "string" ? a.xml : JSON.stringify(a, null, 2));
+    }
+    render("table", preview.sizes, ["ref", "bytes"]);
+    if (preview.explain) render("table", explainRows(preview.explain), EXPLAIN_COLUMNS);
+  };
   const policy = program.command("policy").description("see what the gateway gets: compile, diff, publish, roll back, check drift");
   policy
     .command("show <projectId>")
@@ -30,13 +40,18 @@ export function policyCommands({ program, client, print, render, out, json }: Cl
     .option("--explain", "also list which setting produced each element")
     .action(async (projectId: string, o: { explain?: boolean }) => {
       const preview = await client().policy.show(projectId, o.explain ?? false);
-      if (json()) return print(preview);
-      for (const a of preview.artifacts) {
-        out(`# ${a.ref}`);
-        out(typeof a.xml === "string" ? a.xml : JSON.stringify(a, null, 2));
-      }
-      render("table", preview.sizes, ["ref", "bytes"]);
-      if (preview.explain) render("table", explainRows(preview.explain), EXPLAIN_COLUMNS);
+      showPreview(preview);
+    });
+
+  policy
+    .command("preview <projectId>")
+    .description("compile drafted settings without saving them: --file holds {settings?, tenantSettings?} as the settings APIs take them")
+    .requiredOption("--file <path>", "the draft (JSON)")
+    .option("--explain", "also list which setting produced each element")
+    .action(async (projectId: string, o: { file: string; explain?: boolean }) => {
+      const draft = JSON.parse(readFileSync(o.file, "utf8")) as Record<string, unknown>;
+      const preview = await client().policy.preview(projectId, { ...draft, explain: o.explain ?? false } as never);
+      showPreview(preview);
     });
 
   policy

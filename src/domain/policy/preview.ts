@@ -1,4 +1,5 @@
-import { z } from "zod";
+import type { PolicyDraft, PolicyPreview } from "./preview-schema.js";
+import { checkSettings } from "./settings-guard.js";
 import { mapLimit } from "../../util/map-limit.js";
 import { PolicyCompileError } from "../../policy/errors.js";
 import { applyFloors } from "../../policy/floors.js";
@@ -11,15 +12,7 @@ import type { ProjectService } from "../projects/service.js";
 import type { RegistrySnapshot } from "../publishing/registry.js";
 import type { TenantSettingsService } from "./tenant-settings.js";
 
-export const PolicyPreview = z
-  .object({
-    projectId: z.string(),
-    artifacts: z.array(z.object({ ref: z.string(), kind: z.string() }).catchall(z.unknown())).meta({ description: "What a publish would send for this project, in publish order" }),
-    sizes: z.array(z.object({ ref: z.string(), bytes: z.number().int() })),
-    explain: z.array(z.object({ ref: z.string(), path: z.string(), control: z.unknown(), scope: z.unknown(), note: z.string().optional() })).optional(),
-  })
-  .meta({ id: "PolicyPreview" });
-export type PolicyPreview = z.output<typeof PolicyPreview>;
+export { PolicyPreview } from "./preview-schema.js";
 
 type ProjectInput = NonNullable<CompilerInputIn["projects"]>[number];
 
@@ -177,10 +170,16 @@ export class PolicyPreviewService {
     private readonly gatewayKey: (tenantId: string) => string | undefined = () => undefined,
   ) {}
 
-  async preview(ctx: RequestContext, projectId: string, explain: boolean): Promise<PolicyPreview> {
-    const project = await this.projects.get(ctx, projectId);
+  /** With a draft: its settings replace the saved ones for this compile only (the policy editor's live preview). */
+  async preview(ctx: RequestContext, projectId: string, explain: boolean, draft?: Omit<PolicyDraft, "explain">): Promise<PolicyPreview> {
+    const saved = await this.projects.get(ctx, projectId);
     const tenantId = ctx.principal.tenantId;
-    const tenant = await this.tenantSettings.scope(tenantId);
+    const savedTenant = await this.tenantSettings.scope(tenantId);
+    const project = draft?.settings !== undefined ? { ...saved, settings: draft.settings ?? {} } : saved;
+    const tenant = draft?.tenantSettings ? { ...savedTenant, settings: draft.tenantSettings } : savedTenant;
+    // A draft is refused for what saving it would be refused for (a missing service, a loosened floor).
+    if (draft?.tenantSettings) checkSettings(tenant, undefined, undefined, "body.tenantSettings");
+    if (draft?.settings !== undefined || draft?.tenantSettings) checkSettings(tenant, project.settings ?? undefined, undefined, "body.settings");
     const result = compileLazily(await this.transform(tenantId, await toCompilerInput(tenantId, tenant, project, this.pillars, this.vaultUri, this.gatewayKey(tenantId))));
     const artifacts = result.artifacts.map((a: GatewayArtifact) => ({ ref: artifactRef(a), ...a }));
     return {

@@ -18,17 +18,21 @@ export class SettingsGuard {
    * settings being written, if any. `field` names the settings being written (e.g. "body.settings").
    */
   async check(tenantId: string, project: Settings | undefined, model: unknown, field: string): Promise<void> {
-    const t = await this.tenant.scope(tenantId);
-    const written = model === undefined ? project : model;
-    const loose = loosenings(t.settings, written);
-    if (loose.length) {
-      throw new AppError({
-        kind: "validation",
-        detail: "the settings loosen tenant controls: a project or model may tighten a tenant control, never loosen it; request an exemption instead",
-        errors: loose.map((l) => ({ field: `${field}.${l.path}`, message: `${l.message} (${l.control}; request an exemption to go below the tenant's floor)` })),
-        reason: "loosens_tenant_control",
-      });
-    }
-    requireServices([t.settings, project, model], t.services, field);
+    checkSettings(await this.tenant.scope(tenantId), project, model, field);
   }
+}
+
+/** The guard's rules against given tenant settings (saved, or drafted in the policy editor): throws a 400. */
+export function checkSettings(t: { settings: Settings; services: Parameters<typeof requireServices>[1] }, project: Settings | undefined, model: unknown, field: string): void {
+  const written = model === undefined ? project : model;
+  const loose = loosenings(t.settings, written);
+  if (loose.length) {
+    throw new AppError({
+      kind: "validation",
+      detail: "the settings loosen tenant controls: a project or model may tighten a tenant control, never loosen it; request an exemption instead",
+      errors: loose.map((l) => ({ field: `${field}.${l.path}`, message: `${l.message} (${l.control}; request an exemption to go below the tenant's floor)` })),
+      reason: "loosens_tenant_control",
+    });
+  }
+  requireServices([t.settings, project, model], t.services, field);
 }

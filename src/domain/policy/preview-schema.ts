@@ -1,0 +1,25 @@
+import { z } from "zod";
+import { Settings } from "../../policy/settings.js";
+
+/** What the policy preview routes answer (kept apart from the compiler, which the portal never bundles). */
+export const PolicyPreview = z
+  .object({
+    projectId: z.string(),
+    artifacts: z.array(z.object({ ref: z.string(), kind: z.string() }).catchall(z.unknown())).meta({ description: "What a publish would send for this project, in publish order" }),
+    sizes: z.array(z.object({ ref: z.string(), bytes: z.number().int() })),
+    explain: z.array(z.object({ ref: z.string(), path: z.string(), control: z.unknown(), scope: z.unknown(), note: z.string().optional() })).optional(),
+  })
+  .meta({ id: "PolicyPreview" });
+export type PolicyPreview = z.output<typeof PolicyPreview>;
+
+/** Settings not yet saved, compiled as if they were: what the portal's policy editor shows beside its form. */
+export const PolicyDraft = z
+  .strictObject({
+    settings: Settings.nullable()
+      .optional()
+      .meta({ description: "The project's settings as drafted (replace the saved ones; null: none). Absent: the saved ones" }),
+    tenantSettings: Settings.optional().meta({ description: "The tenant's settings as drafted (floors, as when saved). Absent: the saved ones" }),
+    explain: z.boolean().default(false).meta({ description: "Also say which setting produced each element" }),
+  })
+  .meta({ id: "PolicyDraft" });
+export type PolicyDraft = z.output<typeof PolicyDraft>;
