@@ -3,7 +3,8 @@
 //  - services and domain never import @azure/functions (directly or through another module);
 //  - functions/ holds registrations only: no classes, no store or SDK access;
 //  - the local host (packages/functions-localhost) imports nothing from the app, and the app reaches it
-//    only by its package name, from its launcher (src/local-app), tests and benchmarks.
+//    only by its package name, from its launcher (src/local-app), tests and benchmarks;
+//  - the portal (packages/portal) takes from the app only the typed client and its schemas.
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { dirname, join, relative, resolve, sep } from "node:path";
@@ -136,13 +137,33 @@ for (const dir of ["functions", "src", "test", "bench", "scripts", "bin"]) {
   for (const file of walkSources(join(root, dir))) {
     const rel = relative(root, file);
     for (const spec of codeImportsOf(file)) {
-      if (spec.startsWith(".") && resolve(dirname(file), spec).startsWith(join(root, "packages") + sep)) {
+      if (spec.startsWith(".") && resolve(dirname(file), spec).startsWith(LOCALHOST + sep)) {
         problems.push(`${rel} imports ${spec}: import the local host as ${LOCALHOST_NAME}, not by its path`);
       }
       const launcherOrTooling = !/^(functions|src)\//.test(rel.split(sep).join("/")) || rel.split(sep).join("/").startsWith("src/local-app/");
       if (packageOf(spec) === LOCALHOST_NAME && !launcherOrTooling) {
         problems.push(`${rel} imports ${spec}: only the launcher (src/local-app), tests and benchmarks load the local host`);
       }
+    }
+  }
+}
+
+// The portal (packages/portal) is a browser app: from the app it takes the typed client and the schemas the
+// client is typed with (src/client, src/api, src/domain, src/policy), never what runs only on the server.
+const PORTAL = join(root, "packages", "portal", "src");
+const PORTAL_MAY_IMPORT = ["src/client/", "src/api/", "src/domain/", "src/policy/"];
+if (existsSync(PORTAL)) {
+  const tsx = (dir) =>
+    readdirSync(dir).flatMap((n) => {
+      const p = join(dir, n);
+      return statSync(p).isDirectory() ? tsx(p) : /\.tsx?$/.test(p) ? [p] : [];
+    });
+  for (const file of tsx(PORTAL)) {
+    for (const spec of importsOf(file)) {
+      if (!spec?.startsWith(".")) continue;
+      const target = relative(root, resolve(dirname(file), spec)).split(sep).join("/");
+      if (target.startsWith("packages/portal/")) continue;
+      if (!PORTAL_MAY_IMPORT.some((p) => target.startsWith(p))) problems.push(`${relative(root, file)} imports ${spec}: the portal reaches the app only through ${PORTAL_MAY_IMPORT.join(", ")}`);
     }
   }
 }

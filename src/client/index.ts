@@ -44,7 +44,8 @@ export class AigovClient {
   private readonly fetchImpl: typeof fetch;
 
   constructor(private readonly options: ClientOptions) {
-    this.fetchImpl = options.fetch ?? fetch;
+    // Called unbound: a browser's window.fetch refuses another `this` (Illegal invocation).
+    this.fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
   }
 
   withToken(token: string | undefined): AigovClient {

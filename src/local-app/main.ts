@@ -166,6 +166,21 @@ export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
     );
   }
 
+  // The portal (dist/portal) and, for its playgrounds, the local gateways under this origin (docs/portal.md).
+  const gatewayUrls = new Map<string, string>();
+  const { portalRoutes } = await import("./portal.js");
+  builtinRoutes.push(
+    ...portalRoutes({
+      root: join(ROOT, "dist", "portal"),
+      gateways: () => gatewayUrls,
+      // Entra sign-in needs the deployment's app registration (config.json written by azd): locally, dev tokens only.
+      config: () =>
+        env.AUTH_MODE === "dev"
+          ? { auth: { mode: "dev" }, gatewayUrl: "/.dev/gateway/default" }
+          : { error: "the local host signs portal users in with dev tokens only: start it with AUTH_MODE=dev (the default)" },
+    }),
+  );
+
   // The durable part of the host: orchestrations replayed by durable-functions itself, history under .data/durable/.
   const { createDurableEngine } = await import("@aigov/functions-localhost/durable");
   const log = (level: "debug" | "info" | "warn" | "error", message: string) => {
@@ -281,6 +296,7 @@ export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
         log: (m) => log("warn", m),
       });
       gateways.set(instance, gw);
+      gatewayUrls.set(instance, gw.url);
       stops.push(() => gw.close());
     }
   }
@@ -307,6 +323,7 @@ if (require.main === module) {
   startApp()
     .then((app) => {
       console.log(`aigov local host listening on ${app.host.url} (data in ${app.dataDir}, Node ${process.version}) — ready in ${Date.now() - started} ms`);
+      console.log(`  portal:  ${app.host.url}/portal/`);
       console.log(`  health:  ${app.host.url}/api/health`);
       console.log(`  openapi: ${app.host.url}/api/openapi.json`);
       for (const [name, gw] of app.gateways) console.log(`  gateway${name === "default" ? "" : ` (${name})`}: ${gw.url}/aigov/<key>/<projectId>/… (serves ${join(app.dataDir, name === "default" ? "apim" : `apim-${name}`)})`);

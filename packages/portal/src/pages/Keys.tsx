@@ -1,0 +1,167 @@
+import { Badge, Button, Checkbox, Field, Input, Subtitle2 } from "@fluentui/react-components";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
+import { useParams } from "react-router";
+import { useClient } from "../app/api.js";
+import { SecretDialog } from "../app/secret.js";
+import { DataTable, ErrorBar, FormGrid, Loading, PageHeader, ProjectPicker, Section, when } from "../app/ui.js";
+
+/** Virtual keys of a project: create with scopes and limits (the secret shown once), rotate, suspend, resume, revoke. */
+export default function Keys() {
+  const { projectId = "" } = useParams();
+  const client = useClient();
+  const qc = useQueryClient();
+  // While the gateway has not confirmed a change, automation updates the keys: the list follows it.
+  const keys = useQuery({
+    queryKey: ["keys", projectId],
+    queryFn: () => client.keys.list(projectId, { maxPageSize: 100 }),
+    enabled: !!projectId,
+    refetchInterval: (q) => (q.state.data?.items.some((k) => k.gateway.state !== "synced") ? 2000 : false),
+  });
+  const models = useQuery({ queryKey: ["models", projectId], queryFn: () => client.models.list(projectId, { maxPageSize: 100 }), enabled: !!projectId });
+  const [name, setName] = useState("");
+  const [scopeModels, setScopeModels] = useState<string[]>([]);
+  const [tools, setTools] = useState("");
+  const [agents, setAgents] = useState("");
+  const [tpm, setTpm] = useState("");
+  const [rpm, setRpm] = useState("");
+  const [expires, setExpires] = useState("");
+  const [reason, setReason] = useState("");
+  const [secret, setSecret] = useState<{ name: string; key: string }>();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+  const refresh = () => void qc.invalidateQueries({ queryKey: ["keys", projectId] });
+  const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
+
+  // Calls that answer with a secret go straight to the client, not through react-query (nothing caches them).
+  const withSecret = async (call: () => Promise<{ name: string; key: string }>) => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      const k = await call();
+      setSecret({ name: k.name, key: k.key });
+      refresh();
+    } catch (err) {
+      setError(err);
+      refresh();
+    } finally {
+      setBusy(false);
+    }
+  };
+  const create = () =>
+    withSecret(async () => {
+      const k = await client.keys.create(projectId, {
+        name,
+        scopes: { ...(scopeModels.length ? { models: scopeModels } : {}), ...(tools ? { tools: list(tools) } : {}), ...(agents ? { agents: list(agents) } : {}) },
+        limits: { ...(tpm ? { tokensPerMinute: Number(tpm) } : {}), ...(rpm ? { requestsPerMinute: Number(rpm) } : {}) },
+        ...(expires ? { expiresAt: new Date(`${expires}T23:59:59Z`).toISOString() } : {}),
+      });
+      setName("");
+      return k;
+    });
+  const act = useMutation({
+    mutationFn: async ({ id, etag, action }: { id: string; etag: string; action: "revoke" | "suspend" | "resume" }) => {
+      const why = reason || `${action} from the portal`;
+      if (action === "revoke") await client.keys.revoke(projectId, id, { reason: why }, etag);
+      else if (action === "suspend") await client.keys.suspend(projectId, id, { reason: why }, etag);
+      else await client.keys.resume(projectId, id, { reason: why }, etag);
+    },
+    onSuccess: refresh,
+    // A stale ETag: the key changed since the list was read (automation, or someone else); show the new state.
+    onError: refresh,
+  });
+
+  return (
+    <>
+      <PageHeader title="Virtual keys">
+        <ProjectPicker page="keys" />
+      </PageHeader>
+      {!projectId ? null : (
+        <>
+          <Section label="Create a key">
+            <Subtitle2 as="h2">Create a key</Subtitle2>
+            <FormGrid label="Create a key" onSubmit={() => void create()}>
+              <Field label="Name" required>
+                <Input value={name} onChange={(_, d) => setName(d.value)} />
+              </Field>
+              <fieldset>
+                <legend>Models (none checked: every model of the project)</legend>
+                {(models.data?.items ?? []).map((m) => (
+                  <Checkbox key={m.id} label={m.name} checked={scopeModels.includes(m.id)} onChange={(_, d) => setScopeModels((cur) => (d.checked ? [...cur, m.id] : cur.filter((x) => x !== m.id)))} />
+                ))}
+              </fieldset>
+              <Field label="Tools" hint="srv_…, srv_…/tool or tbx_…, comma-separated">
+                <Input value={tools} onChange={(_, d) => setTools(d.value)} />
+              </Field>
+              <Field label="Agents" hint="agt_…, comma-separated">
+                <Input value={agents} onChange={(_, d) => setAgents(d.value)} />
+              </Field>
+              <Field label="Tokens per minute">
+                <Input type="number" min={1} value={tpm} onChange={(_, d) => setTpm(d.value)} />
+              </Field>
+              <Field label="Requests per minute">
+                <Input type="number" min={1} value={rpm} onChange={(_, d) => setRpm(d.value)} />
+              </Field>
+              <Field label="Expires on" hint="Empty: the project's default lifetime">
+                <Input type="date" value={expires} onChange={(_, d) => setExpires(d.value)} />
+              </Field>
+              <Button appearance="primary" type="submit" disabled={busy || !name}>
+                Create key
+              </Button>
+            </FormGrid>
+            <ErrorBar error={error} />
+          </Section>
+          <Section label="Keys">
+            <Subtitle2 as="h2">Keys</Subtitle2>
+            <Field label="Reason for the next change">
+              <Input value={reason} onChange={(_, d) => setReason(d.value)} />
+            </Field>
+            <ErrorBar error={act.error} />
+            {keys.isPending ? <Loading label="Loading keys" /> : null}
+            <ErrorBar error={keys.error} onRetry={() => void keys.refetch()} />
+            {keys.data ? (
+              <DataTable
+                label="Keys"
+                empty="No key in this project."
+                rows={keys.data.items}
+                rowKey={(k) => k.id}
+                columns={[
+                  { key: "name", label: "Name" },
+                  { key: "status", label: "Status", render: (k) => <span data-testid={`key-status-${k.name}`}>{k.status}</span> },
+                  { key: "gateway", label: "Gateway", render: (k) => <Badge appearance="outline">{k.gateway.state}</Badge> },
+                  { key: "scopes", label: "Scopes", render: (k) => [k.scopes.models?.length ? `${k.scopes.models.length} models` : "all models", k.scopes.tools?.length ? `${k.scopes.tools.length} tools` : "", k.scopes.agents?.length ? `${k.scopes.agents.length} agents` : ""].filter(Boolean).join(", ") },
+                  { key: "expiresAt", label: "Expires", render: (k) => when(k.expiresAt) },
+                  {
+                    key: "actions",
+                    label: "Actions",
+                    render: (k) =>
+                      k.status === "revoked" || k.status === "expired" ? null : (
+                        <>
+                          <Button size="small" disabled={busy} aria-label={`Rotate ${k.name}`} onClick={() => void withSecret(() => client.keys.rotate(projectId, k.id, { overlap: "PT1H" }, k.etag))}>
+                            Rotate
+                          </Button>
+                          {k.status === "active" ? (
+                            <Button size="small" aria-label={`Suspend ${k.name}`} onClick={() => act.mutate({ id: k.id, etag: k.etag, action: "suspend" })}>
+                              Suspend
+                            </Button>
+                          ) : (
+                            <Button size="small" aria-label={`Resume ${k.name}`} onClick={() => act.mutate({ id: k.id, etag: k.etag, action: "resume" })}>
+                              Resume
+                            </Button>
+                          )}
+                          <Button size="small" aria-label={`Revoke ${k.name}`} onClick={() => act.mutate({ id: k.id, etag: k.etag, action: "revoke" })}>
+                            Revoke
+                          </Button>
+                        </>
+                      ),
+                  },
+                ]}
+              />
+            ) : null}
+          </Section>
+          <SecretDialog secret={secret} onClose={() => setSecret(undefined)} />
+        </>
+      )}
+    </>
+  );
+}

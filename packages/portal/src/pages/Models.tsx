@@ -1,0 +1,142 @@
+import { Badge, Button, Field, Input, Select, Subtitle2 } from "@fluentui/react-components";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
+import { useParams } from "react-router";
+import { useClient } from "../app/api.js";
+import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, ProjectPicker, Section } from "../app/ui.js";
+
+const PROVIDERS = ["azure-openai", "openai"] as const;
+
+/** Models of a project: register (with one backend), deprecate with a sunset date, block, reactivate. */
+export default function Models() {
+  const { projectId = "" } = useParams();
+  const client = useClient();
+  const qc = useQueryClient();
+  const models = useQuery({ queryKey: ["models", projectId], queryFn: () => client.models.list(projectId, { maxPageSize: 100 }), enabled: !!projectId });
+  const [name, setName] = useState("");
+  const [provider, setProvider] = useState<(typeof PROVIDERS)[number]>("azure-openai");
+  const [modelName, setModelName] = useState("");
+  const [url, setUrl] = useState("");
+  const [region, setRegion] = useState("eastus");
+  const [providerKey, setProviderKey] = useState("");
+  const [sunset, setSunset] = useState("");
+  const refresh = () => void qc.invalidateQueries({ queryKey: ["models", projectId] });
+  const register = useMutation({
+    mutationFn: () =>
+      client.models.create(projectId, {
+        name,
+        provider,
+        modelName: modelName || name,
+        backends: [
+          {
+            id: "primary",
+            url,
+            region,
+            credential: providerKey
+              ? { type: "apiKey", header: provider === "openai" ? "Authorization" : "api-key", key: providerKey }
+              : { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" },
+          },
+        ],
+      }),
+    onSuccess: () => {
+      // The provider key goes to the secret store; the form forgets it.
+      setProviderKey("");
+      setName("");
+      refresh();
+    },
+  });
+  const change = useMutation({
+    mutationFn: ({ id, etag, status }: { id: string; etag: string; status: "active" | "deprecated" | "blocked" }) =>
+      client.models.update(projectId, id, status === "deprecated" ? { status, sunsetDate: sunset } : { status, sunsetDate: null }, etag),
+    onSuccess: refresh,
+  });
+  return (
+    <>
+      <PageHeader title="Models">
+        <ProjectPicker page="models" />
+      </PageHeader>
+      {!projectId ? null : (
+        <>
+          <Section label="Register a model">
+            <Subtitle2 as="h2">Register a model</Subtitle2>
+            <FormGrid label="Register a model" onSubmit={() => register.mutate()}>
+              <Field label="Name" required hint="What callers send as model">
+                <Input value={name} onChange={(_, d) => setName(d.value)} />
+              </Field>
+              <Field label="Provider">
+                <Select value={provider} onChange={(_, d) => setProvider(d.value as (typeof PROVIDERS)[number])}>
+                  {PROVIDERS.map((p) => (
+                    <option key={p}>{p}</option>
+                  ))}
+                </Select>
+              </Field>
+              <Field label="Deployment / model name">
+                <Input value={modelName} onChange={(_, d) => setModelName(d.value)} placeholder={name} />
+              </Field>
+              <Field label="Backend URL" required>
+                <Input type="url" value={url} onChange={(_, d) => setUrl(d.value)} placeholder="https://…openai.azure.com" />
+              </Field>
+              <Field label="Region" required>
+                <Input value={region} onChange={(_, d) => setRegion(d.value)} />
+              </Field>
+              <Field label="Provider key" hint="Kept in the secret store, never shown again; empty: managed identity">
+                <Input type="password" autoComplete="off" value={providerKey} onChange={(_, d) => setProviderKey(d.value)} />
+              </Field>
+              <Button appearance="primary" type="submit" disabled={register.isPending || !name || !url}>
+                Register model
+              </Button>
+            </FormGrid>
+            <ErrorBar error={register.error} />
+            {register.data ? <Notice>Model {register.data.name} registered: publish the policy to put it at the gateway.</Notice> : null}
+          </Section>
+          <Section label="Registered models">
+            <Subtitle2 as="h2">Registered models</Subtitle2>
+            <Field label="Sunset date for deprecations">
+              <Input type="date" value={sunset} onChange={(_, d) => setSunset(d.value)} />
+            </Field>
+            <ErrorBar error={change.error} />
+            {models.isPending ? <Loading label="Loading models" /> : null}
+            <ErrorBar error={models.error} onRetry={() => void models.refetch()} />
+            {models.data ? (
+              <DataTable
+                label="Models"
+                empty="No model registered in this project."
+                rows={models.data.items}
+                rowKey={(m) => m.id}
+                columns={[
+                  { key: "name", label: "Name" },
+                  { key: "provider", label: "Provider" },
+                  { key: "status", label: "Status", render: (m) => <Badge appearance="tint" color={m.status === "active" ? "success" : m.status === "blocked" ? "danger" : "warning"}>{m.status}{m.sunsetDate ? ` until ${m.sunsetDate}` : ""}</Badge> },
+                  { key: "backends", label: "Backends", render: (m) => m.backends.map((b) => `${b.id} (${b.region})`).join(", ") },
+                  {
+                    key: "actions",
+                    label: "Actions",
+                    render: (m) => (
+                      <>
+                        {m.status !== "deprecated" ? (
+                          <Button size="small" disabled={!sunset} onClick={() => change.mutate({ id: m.id, etag: m.etag, status: "deprecated" })} aria-label={`Deprecate ${m.name}`}>
+                            Deprecate
+                          </Button>
+                        ) : null}
+                        {m.status !== "blocked" ? (
+                          <Button size="small" onClick={() => change.mutate({ id: m.id, etag: m.etag, status: "blocked" })} aria-label={`Block ${m.name}`}>
+                            Block
+                          </Button>
+                        ) : null}
+                        {m.status !== "active" ? (
+                          <Button size="small" onClick={() => change.mutate({ id: m.id, etag: m.etag, status: "active" })} aria-label={`Reactivate ${m.name}`}>
+                            Reactivate
+                          </Button>
+                        ) : null}
+                      </>
+                    ),
+                  },
+                ]}
+              />
+            ) : null}
+          </Section>
+        </>
+      )}
+    </>
+  );
+}

@@ -1,0 +1,105 @@
+import { Button, Field, Input, Select, Subtitle2, Link as FluentLink } from "@fluentui/react-components";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
+import { Link, useNavigate, useParams } from "react-router";
+import { useClient } from "../app/api.js";
+import { useSession } from "../app/session.js";
+import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, useProjects, when } from "../app/ui.js";
+
+const ENVIRONMENTS = ["sandbox", "dev", "test", "prod"] as const;
+
+export default function Projects() {
+  const client = useClient();
+  const { session } = useSession();
+  const { projectId } = useParams();
+  const navigate = useNavigate();
+  const qc = useQueryClient();
+  const projects = useProjects();
+  const [name, setName] = useState("");
+  const [environment, setEnvironment] = useState<(typeof ENVIRONMENTS)[number]>("dev");
+  const [owner, setOwner] = useState(session?.user ?? "");
+  const [reviewDate, setReviewDate] = useState("");
+  const create = useMutation({
+    mutationFn: () => client.projects.create({ name, environment, owner, ...(reviewDate ? { reviewDate } : {}) }),
+    onSuccess: (p) => {
+      void qc.invalidateQueries({ queryKey: ["projects"] });
+      setName("");
+      navigate(`/projects/${p.id}`);
+    },
+  });
+  const selected = useQuery({ queryKey: ["project", projectId], queryFn: () => client.projects.get(projectId!), enabled: !!projectId });
+  if (projectId) sessionStorage.setItem("aigov.lastProject", projectId);
+  return (
+    <>
+      <PageHeader title="Projects" />
+      <Section label="Create a project">
+        <Subtitle2 as="h2">Create a project</Subtitle2>
+        <FormGrid label="Create a project" onSubmit={() => create.mutate()}>
+          <Field label="Name" required>
+            <Input value={name} onChange={(_, d) => setName(d.value)} />
+          </Field>
+          <Field label="Environment">
+            <Select value={environment} onChange={(_, d) => setEnvironment(d.value as (typeof ENVIRONMENTS)[number])}>
+              {ENVIRONMENTS.map((e) => (
+                <option key={e}>{e}</option>
+              ))}
+            </Select>
+          </Field>
+          <Field label="Owner" required>
+            <Input value={owner} onChange={(_, d) => setOwner(d.value)} />
+          </Field>
+          <Field label="Review date (sandbox)">
+            <Input type="date" value={reviewDate} onChange={(_, d) => setReviewDate(d.value)} />
+          </Field>
+          <Button appearance="primary" type="submit" disabled={create.isPending || !name}>
+            Create project
+          </Button>
+        </FormGrid>
+        <ErrorBar error={create.error} />
+        {create.data ? <Notice>Project {create.data.name} created.</Notice> : null}
+      </Section>
+      <Section label="Your projects">
+        <Subtitle2 as="h2">Your projects</Subtitle2>
+        {projects.isPending ? <Loading label="Loading projects" /> : null}
+        <ErrorBar error={projects.error} onRetry={() => void projects.refetch()} />
+        {projects.data ? (
+          <DataTable
+            label="Projects"
+            empty="No project yet: create one above."
+            rows={projects.data.items}
+            rowKey={(p) => p.id}
+            columns={[
+              { key: "name", label: "Name", render: (p) => <Link to={`/projects/${p.id}`}>{p.name}</Link> },
+              { key: "environment", label: "Environment" },
+              { key: "lifecycleStage", label: "Stage" },
+              { key: "owner", label: "Owner" },
+              { key: "createdAt", label: "Created", render: (p) => when(p.createdAt) },
+            ]}
+          />
+        ) : null}
+      </Section>
+      {projectId ? (
+        <Section label="Project">
+          {selected.isPending ? <Loading label="Loading project" /> : null}
+          <ErrorBar error={selected.error} />
+          {selected.data ? (
+            <>
+              <Subtitle2 as="h2">{selected.data.name}</Subtitle2>
+              <p>
+                <code>{selected.data.id}</code> · {selected.data.environment} · owner {selected.data.owner}
+                {selected.data.lock ? ` · locked: ${selected.data.lock.reason}` : ""}
+              </p>
+              <nav aria-label="Project screens">
+                {(["models", "policy", "keys", "tools", "agents"] as const).map((page) => (
+                  <FluentLink key={page} as="a" href={`/portal/projects/${selected.data.id}/${page}`} onClick={(e) => (e.preventDefault(), navigate(`/projects/${selected.data.id}/${page}`))} style={{ marginRight: 16 }}>
+                    {page[0]!.toUpperCase() + page.slice(1)}
+                  </FluentLink>
+                ))}
+              </nav>
+            </>
+          ) : null}
+        </Section>
+      ) : null}
+    </>
+  );
+}

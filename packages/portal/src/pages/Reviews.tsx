@@ -1,0 +1,139 @@
+import { Badge, Button, Field, Input, Select, Subtitle2 } from "@fluentui/react-components";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
+import { Link, useParams } from "react-router";
+import { useClient } from "../app/api.js";
+import { DataTable, ErrorBar, FormGrid, Loading, PageHeader, Section, useProjects, when } from "../app/ui.js";
+
+const KINDS = ["keys", "roleAssignments", "keyShares", "toolApprovals", "exemptions"] as const;
+
+/** Access review campaigns: start one, decide its items (recommendations from gateway usage), stop it. */
+export default function Reviews() {
+  const { reviewId } = useParams();
+  const client = useClient();
+  const qc = useQueryClient();
+  const projects = useProjects();
+  const list = useQuery({ queryKey: ["reviews"], queryFn: () => client.reviews.list({ maxPageSize: 100 }) });
+  const review = useQuery({ queryKey: ["review", reviewId], queryFn: () => client.reviews.get(reviewId!), enabled: !!reviewId });
+  const items = useQuery({ queryKey: ["reviewItems", reviewId], queryFn: () => client.reviews.items(reviewId!, { maxPageSize: 100 }), enabled: !!reviewId });
+  const [name, setName] = useState("");
+  const [kind, setKind] = useState<(typeof KINDS)[number]>("keys");
+  const [projectId, setProjectId] = useState("");
+  const [days, setDays] = useState("14");
+  const [justification, setJustification] = useState("");
+  const create = useMutation({
+    mutationFn: () =>
+      client.reviews.create({
+        name,
+        kind,
+        scope: projectId ? { level: "project", projectId } : { level: "tenant" },
+        stages: [{ reviewers: { type: "projectOwners" }, durationDays: Number(days) }],
+      }),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: ["reviews"] }),
+  });
+  const decide = useMutation({
+    mutationFn: ({ itemId, decision }: { itemId: string; decision: "approve" | "deny" }) =>
+      client.reviews.decide(reviewId!, itemId, { decision, ...(justification ? { justification } : {}) }),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: ["reviewItems", reviewId] }),
+  });
+  const stop = useMutation({
+    mutationFn: () => client.reviews.stop(reviewId!, { reason: "stopped from the portal" }, review.data!.etag),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: ["review", reviewId] }),
+  });
+  return (
+    <>
+      <PageHeader title="Access reviews" />
+      <Section label="Start a review">
+        <Subtitle2 as="h2">Start a review</Subtitle2>
+        <FormGrid label="Start a review" onSubmit={() => create.mutate()}>
+          <Field label="Name" required>
+            <Input value={name} onChange={(_, d) => setName(d.value)} />
+          </Field>
+          <Field label="What is reviewed">
+            <Select value={kind} onChange={(_, d) => setKind(d.value as (typeof KINDS)[number])}>
+              {KINDS.map((k) => (
+                <option key={k}>{k}</option>
+              ))}
+            </Select>
+          </Field>
+          <Field label="Project (empty: every project)">
+            <Select value={projectId} onChange={(_, d) => setProjectId(d.value)}>
+              <option value="">Whole tenant</option>
+              {(projects.data?.items ?? []).map((p) => (
+                <option key={p.id} value={p.id}>
+                  {p.name}
+                </option>
+              ))}
+            </Select>
+          </Field>
+          <Field label="Days">
+            <Input type="number" min={1} max={90} value={days} onChange={(_, d) => setDays(d.value)} />
+          </Field>
+          <Button appearance="primary" type="submit" disabled={!name || create.isPending}>
+            Start review
+          </Button>
+        </FormGrid>
+        <ErrorBar error={create.error} />
+      </Section>
+      <Section label="Campaigns">
+        <Subtitle2 as="h2">Campaigns</Subtitle2>
+        {list.isPending ? <Loading label="Loading reviews" /> : null}
+        <ErrorBar error={list.error} onRetry={() => void list.refetch()} />
+        {list.data ? (
+          <DataTable
+            label="Access reviews"
+            empty="No access review yet."
+            rows={list.data.items}
+            rowKey={(r) => r.id}
+            columns={[
+              { key: "name", label: "Name", render: (r) => <Link to={`/reviews/${r.id}`}>{r.name}</Link> },
+              { key: "kind", label: "Kind" },
+              { key: "status", label: "Status", render: (r) => <Badge appearance="tint">{r.status}</Badge> },
+              { key: "createdAt", label: "Created", render: (r) => when(r.createdAt) },
+            ]}
+          />
+        ) : null}
+      </Section>
+      {reviewId ? (
+        <Section label="Items">
+          <Subtitle2 as="h2">{review.data?.name ?? "Review"}</Subtitle2>
+          <ErrorBar error={review.error ?? items.error ?? decide.error ?? stop.error} />
+          <Field label="Justification for the next decision">
+            <Input value={justification} onChange={(_, d) => setJustification(d.value)} />
+          </Field>
+          {items.isPending ? <Loading label="Loading items" /> : null}
+          {items.data ? (
+            <DataTable
+              label="Items to review"
+              empty="Nothing to review."
+              rows={items.data.items}
+              rowKey={(i) => i.id}
+              columns={[
+                { key: "target", label: "Access", render: (i) => i.target.label },
+                { key: "holder", label: "Holder", render: (i) => i.target.holder ?? "" },
+                { key: "lastActivityAt", label: "Last used", render: (i) => when(i.lastActivityAt) || "never seen" },
+                { key: "recommendation", label: "Recommendation", render: (i) => `${i.recommendation}: ${i.recommendationReason}` },
+                { key: "decision", label: "Decision", render: (i) => i.decisions.at(-1)?.decision ?? "" },
+                {
+                  key: "actions",
+                  label: "",
+                  render: (i) => (
+                    <>
+                      <Button size="small" onClick={() => decide.mutate({ itemId: i.id, decision: "approve" })} aria-label={`Keep ${i.target.label}`}>
+                        Keep
+                      </Button>
+                      <Button size="small" onClick={() => decide.mutate({ itemId: i.id, decision: "deny" })} aria-label={`Remove ${i.target.label}`}>
+                        Remove
+                      </Button>
+                    </>
+                  ),
+                },
+              ]}
+            />
+          ) : null}
+          {review.data && (review.data.status === "inProgress" || review.data.status === "scheduled") ? <Button onClick={() => stop.mutate()}>Stop the review</Button> : null}
+        </Section>
+      ) : null}
+    </>
+  );
+}

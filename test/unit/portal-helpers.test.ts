@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import { ApiError } from "../../src/client/index.js";
+import { isCurrent, NAV } from "../../packages/portal/src/app/navigation.js";
+import { describeError } from "../../packages/portal/src/app/problem-text.js";
+import { readToken } from "../../packages/portal/src/app/token.js";
+import { loadOrCreateDevIssuer } from "../../src/auth/dev-issuer.js";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+describe("portal helpers", () => {
+  it("marks the current screen: a project's page under its pillar, the list and a project under Projects", () => {
+    const current = (path: string) => NAV.filter((n) => isCurrent(n.path, path)).map((n) => n.label);
+    expect(current("/")).toEqual(["Dashboard"]);
+    expect(current("/projects")).toEqual(["Projects"]);
+    expect(current("/projects/prj_1")).toEqual(["Projects"]);
+    expect(current("/projects/prj_1/policy")).toEqual(["Policy"]);
+    expect(current("/projects/prj_1/keys")).toEqual(["Keys"]);
+    expect(current("/approvals/apr_1")).toEqual(["Approvals"]);
+    expect(current("/build/playground")).toEqual(["Playground"]);
+  });
+
+  it("reads who is signed in from a token the dev issuer minted (UTF-8 names included)", async () => {
+    const issuer = await loadOrCreateDevIssuer(join(mkdtempSync(join(tmpdir(), "portal-")), "issuer.json"));
+    const s = readToken(await issuer.mint({ tenant: "t1", user: "zoë", roles: ["TenantAdmin", "Auditor"], ttlSeconds: 600 }));
+    expect(s).toMatchObject({ tenant: "t1", user: "zoë", roles: ["TenantAdmin", "Auditor"] });
+    expect(s.expiresAt - Date.now()).toBeGreaterThan(590_000);
+  });
+
+  it("puts a problem in words: title, detail, the reason's meaning from the API's catalog, field errors", () => {
+    const problem = { type: "about:blank", title: "Bad Request", status: 400, code: "ValidationFailed", detail: "the settings loosen tenant controls", reason: "loosens_tenant_control", errors: [{ field: "body.settings.tokens.perMinute.limit", message: "above the tenant's 1000" }] };
+    const text = describeError(new ApiError(400, problem as never, JSON.stringify(problem)));
+    expect(text).toMatchObject({ title: "Bad Request", detail: problem.detail, reason: "loosens_tenant_control", fields: problem.errors });
+    expect(text.meaning).toMatch(/loosen a tenant control/);
+    expect(describeError(new ApiError(502, undefined, "<html>"))).toEqual({ title: "HTTP 502", fields: [] });
+    expect(describeError(new TypeError("Failed to fetch"))).toEqual({ title: "Failed to fetch", fields: [] });
+  });
+});
