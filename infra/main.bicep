@@ -90,6 +90,10 @@ param authAudience string = ''
 @description('SPA redirect URIs of the portal on the client registration (only with createAppRegistration).')
 param portalRedirectUris string[] = []
 
+@description('Region of the portal\'s Static Web App (a global service with a few control-plane regions; ADR 019).')
+@allowed([ 'westus2', 'centralus', 'eastus2', 'westeurope', 'eastasia' ])
+param portalLocation string = 'westeurope'
+
 @description('Entra tenant IDs (comma-separated) whose tokens the API accepts; empty = every tenant where the multi-tenant app registration has a service principal.')
 param authAllowedTenants string = ''
 
@@ -134,7 +138,24 @@ module appRegistration 'modules/app-registration.bicep' = if (createAppRegistrat
   params: {
     uniqueSuffix: token
     environmentName: environmentName
-    portalRedirectUris: portalRedirectUris
+    // The portal's own address (its Static Web App, below) and any others given.
+    portalRedirectUris: concat(portalRedirectUris, [ 'https://${portal.properties.defaultHostname}/portal/' ])
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The portal: a Static Web App serving dist/portal-site (ADR 019). It calls the function app across origins
+// (CORS below), so the API stays reachable for the CLI; no linked backend.
+// ---------------------------------------------------------------------------------------------------------
+
+resource portal 'Microsoft.Web/staticSites@2023-12-01' = {
+  name: 'swa-aigov-${token}'
+  location: portalLocation
+  tags: union(tags, { 'azd-service-name': 'portal' })
+  sku: { name: 'Free', tier: 'Free' }
+  properties: {
+    provider: 'Custom'
+    allowConfigFileUpdates: true
   }
 }
 
@@ -593,6 +614,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     }
     siteConfig: {
       minTlsVersion: '1.2'
+      // The portal's origin only; bearer tokens, no cookies (supportCredentials false).
+      cors: { allowedOrigins: [ 'https://${portal.properties.defaultHostname}' ], supportCredentials: false }
       appSettings: [
         { name: 'AzureWebJobsStorage__accountName', value: storage.name }
         { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
@@ -662,3 +685,6 @@ output AUTH_CLIENT_ID string = createAppRegistration ? appRegistration!.outputs.
 output AUTH_API_SERVICE_PRINCIPAL_ID string = createAppRegistration ? appRegistration!.outputs.apiServicePrincipalId : ''
 output LOG_ANALYTICS_WORKSPACE_ID string = logs.id
 output API_URL string = 'https://${app.properties.defaultHostName}/api'
+output API_ORIGIN string = 'https://${app.properties.defaultHostName}'
+output PORTAL_URL string = 'https://${portal.properties.defaultHostname}/portal/'
+output APIM_GATEWAY_URL string = apim.properties.gatewayUrl

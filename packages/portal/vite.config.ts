@@ -15,7 +15,7 @@ export default defineConfig({
     alias: [{ find: /^node:crypto$/, replacement: fileURLToPath(new URL("./src/shims/node-crypto.ts", import.meta.url)) }],
   },
   build: {
-    outDir: fileURLToPath(new URL("../../dist/portal", import.meta.url)),
+    outDir: fileURLToPath(new URL("../../dist/portal-site/portal", import.meta.url)),
     emptyOutDir: true,
     sourcemap: false,
     reportCompressedSize: false,

@@ -171,7 +171,7 @@ export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
   const { portalRoutes } = await import("./portal.js");
   builtinRoutes.push(
     ...portalRoutes({
-      root: join(ROOT, "dist", "portal"),
+      root: join(ROOT, "dist", "portal-site", "portal"),
       gateways: () => gatewayUrls,
       // Entra sign-in needs the deployment's app registration (config.json written by azd): locally, dev tokens only.
       config: () =>

@@ -1,6 +1,6 @@
 /**
  * The local host's portal routes (docs/portal.md):
- * - `/portal/…`: the built web app (dist/portal, `npm run build`), deep links answered with index.html,
+ * - `/portal/…`: the built web app (dist/portal-site/portal, `npm run build`), deep links answered with index.html,
  *   and `/portal/config.json` written from the app's own settings: dev sign-in only in dev mode;
  * - `/.dev/gateway/<instance>/…`: the local gateway under the portal's origin, so the playgrounds call it
  *   from the browser without CORS. It forwards the request as it is; the gateway decides everything.

@@ -36,7 +36,7 @@ describe("the function app package (.funcignore, scripts/package-files.mjs)", ()
   });
 
   it("has what the remote build needs to install and compile", () => {
-    for (const f of ["package-lock.json", "tsconfig.json", "scripts/prune-dist.mjs", "packages/functions-localhost/package.json", "packages/functions-localhost/tsconfig.json"]) {
+    for (const f of ["package-lock.json", "tsconfig.json", "scripts/prune-dist.mjs", "scripts/build-portal.mjs", "packages/portal/package.json", "packages/functions-localhost/package.json", "packages/functions-localhost/tsconfig.json"]) {
       expect(files, f).toContain(f);
     }
     expect(under("functions/").length).toBeGreaterThan(0);
@@ -47,7 +47,7 @@ describe("the function app package (.funcignore, scripts/package-files.mjs)", ()
   it("has no tests, benchmarks, local data, docs, infra or dev tooling", () => {
     const forbidden = /^(test|bench|\.data|coverage|docs|infra|bin|\.git|\.ci|dist\/test|dist\/bench)\/|^packages\/[^/]+\/(test|node_modules|dist\/test)\/|^(eslint\.config\.mjs|vitest\.config\.mts|\.env|local\.settings\.json|azure\.yaml)$/;
     expect(files.filter((f) => forbidden.test(f))).toEqual([]);
-    expect(files.filter((f) => f.startsWith("scripts/") && f !== "scripts/prune-dist.mjs")).toEqual([]);
+    expect(files.filter((f) => f.startsWith("scripts/") && f !== "scripts/prune-dist.mjs" && f !== "scripts/build-portal.mjs")).toEqual([]);
   });
 
   it("leaves out paths that may not exist in this checkout (.data, a package's tests, test fixtures)", () => {
@@ -63,6 +63,11 @@ describe("the function app package (.funcignore, scripts/package-files.mjs)", ()
     expect(dev.length).toBeGreaterThan(0);
     expect(files.filter((f) => f.includes("node_modules/"))).toEqual([]);
     for (const name of dev) expect(isPackaged(`node_modules/${name}/package.json`), name).toBe(false);
+  });
+
+  it("leaves the portal out but its package.json (the workspace list npm ci checks against the lock)", () => {
+    expect(files.filter((f) => f.startsWith("packages/portal/"))).toEqual(["packages/portal/package.json"]);
+    expect(files.filter((f) => f.startsWith("dist/portal-site/"))).toEqual([]);
   });
 
   it("goes with a remote build (azure.yaml), which needs the sources the package carries", () => {

@@ -1,10 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../../src/client/index.js";
+import { parseConfig } from "../../packages/portal/src/app/config.js";
 import { isCurrent, NAV } from "../../packages/portal/src/app/navigation.js";
 import { describeError } from "../../packages/portal/src/app/problem-text.js";
 import { readToken } from "../../packages/portal/src/app/token.js";
 import { loadOrCreateDevIssuer } from "../../src/auth/dev-issuer.js";
-import { mkdtempSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -34,5 +36,22 @@ describe("portal helpers", () => {
     expect(text.meaning).toMatch(/loosen a tenant control/);
     expect(describeError(new ApiError(502, undefined, "<html>"))).toEqual({ title: "HTTP 502", fields: [] });
     expect(describeError(new TypeError("Failed to fetch"))).toEqual({ title: "Failed to fetch", fields: [] });
+  });
+
+  it("takes the config the deployment's hook writes (Entra) and refuses one without a sign-in mode", () => {
+    const dir = mkdtempSync(join(tmpdir(), "portal-hook-"));
+    // The hook writes beside the built site: run a copy of it from a folder laid out like the repository.
+    const hook = readFileSync(join(__dirname, "..", "..", "infra", "hooks", "portal-config.sh"), "utf8");
+    execFileSync("sh", ["-c", hook.replace('site="$here/../../dist/portal-site/portal"', `site="${dir}"`)], {
+      env: { ...process.env, AUTH_CLIENT_ID: "11111111-2222-3333-4444-555555555555", AUTH_API_SCOPE: "api://aigov-api/access_as_user", API_ORIGIN: "https://func-aigov.azurewebsites.net", APIM_GATEWAY_URL: "https://apim-aigov.azure-api.net" },
+    });
+    const config = parseConfig(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")));
+    expect(config).toEqual({
+      auth: { mode: "entra", clientId: "11111111-2222-3333-4444-555555555555", authority: "https://login.microsoftonline.com/organizations", scopes: ["api://aigov-api/access_as_user"] },
+      apiUrl: "https://func-aigov.azurewebsites.net",
+      gatewayUrl: "https://apim-aigov.azure-api.net",
+    });
+    expect(parseConfig({ auth: { mode: "dev" } })).toEqual({ auth: { mode: "dev" } });
+    expect(() => parseConfig({ error: "dev tokens only" })).toThrow("config.json: dev tokens only");
   });
 });

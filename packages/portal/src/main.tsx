@@ -1,7 +1,7 @@
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./app/App.js";
-import { loadConfig } from "./app/config.js";
+import { loadConfig } from "./app/load-config.js";
 import { ConfigContext } from "./app/config-context.js";
 
 const root = createRoot(document.getElementById("root")!);

@@ -1,5 +1,5 @@
 /**
- * What the portal learns from where it is served: `config.json` beside index.html. The local host writes
+ * What the portal learns from where it is served (load-config.ts fetches it): `config.json` beside index.html. The local host writes
  * it from its own settings (dev sign-in only when the app runs with dev tokens); in Azure the deployment
  * writes it from the Entra app registration and the APIM gateway URL (docs/portal.md).
  */
@@ -9,6 +9,8 @@ export type AuthConfig =
 
 export interface PortalConfig {
   auth: AuthConfig;
+  /** The admin API's origin when it is not the portal's (Azure: the function app; locally the same origin). */
+  apiUrl?: string;
   /** Where the playgrounds send requests: the gateway's base URL (locally a same-origin path to the local gateway). */
   gatewayUrl?: string;
 }
@@ -21,11 +23,8 @@ function isConfig(v: unknown): v is PortalConfig {
   return auth.mode === "entra" && typeof auth.clientId === "string" && typeof auth.authority === "string" && Array.isArray(auth.scopes);
 }
 
-export async function loadConfig(): Promise<PortalConfig> {
-  // Beside index.html (the build's base), whatever deep link the portal was opened at.
-  const res = await fetch(`${import.meta.env.BASE_URL}config.json`, { cache: "no-store" });
-  if (!res.ok) throw new Error(`config.json: HTTP ${res.status}`);
-  const body: unknown = await res.json();
+/** config.json as the portal takes it: a sign-in mode it knows, or the server's reason why there is none. */
+export function parseConfig(body: unknown): PortalConfig {
   if (!isConfig(body)) throw new Error(`config.json: ${(body as { error?: string } | null)?.error ?? "not a portal configuration"}`);
   return body;
 }
