@@ -40,8 +40,14 @@ describe("conformance: limits, budgets and key states at the local gateway", () 
   it("a key's limit and a model's limit are separate counters: the tighter one bites, on every model", async () => {
     const key = (await g.key(dev, project.id, { name: "tpm 30", limits: { tokensPerMinute: 30 } })).key;
     // Each call counts 10 tokens (2 prompt + 8 completion, as the backend reports them).
-    expect((await call(key, "gpt-4o")).status).toBe(200);
-    expect((await call(key, "gpt-4o")).status).toBe(200);
+    const first = await call(key, "gpt-4o");
+    expect(first.status).toBe(200);
+    const second = await call(key, "gpt-4o");
+    expect(second.status).toBe(200);
+    // Each limit reports what it had left when the call was let through (before this call's own tokens).
+    const remaining = (r: typeof first) => Object.fromEntries([...r.headers].filter(([n]) => n.startsWith("x-aigov-tokens-remaining-")));
+    expect(remaining(first)).toEqual({ "x-aigov-tokens-remaining-minute-key-model": "20", "x-aigov-tokens-remaining-minute-tier": "30" });
+    expect(remaining(second)).toEqual({ "x-aigov-tokens-remaining-minute-key-model": "10", "x-aigov-tokens-remaining-minute-tier": "20" });
     const model = await call(key, "gpt-4o");
     expect(model.status).toBe(429); // the model's 20
     expect(Number(model.headers.get("retry-after"))).toBeGreaterThan(0);
@@ -84,8 +90,10 @@ describe("conformance: limits, budgets and key states at the local gateway", () 
     await g.publish("quota");
     const a = (await g.key(dev, p.id, { name: "a" })).key;
     const b = (await g.key(dev, p.id, { name: "b" })).key;
-    expect((await g.chat(p.id, a, "gpt-4o-mini")).status).toBe(200);
-    expect((await g.chat(p.id, a, "gpt-4o-mini")).status).toBe(200);
+    const first = await g.chat(p.id, a, "gpt-4o-mini");
+    expect(first.status).toBe(200);
+    expect(first.headers.get("x-aigov-tokens-remaining-quota-project")).toBe("25");
+    expect((await g.chat(p.id, a, "gpt-4o-mini")).headers.get("x-aigov-tokens-remaining-quota-project")).toBe("15");
     const rate = await g.chat(p.id, a, "gpt-4o-mini");
     expect(rate.status).toBe(429);
     expect(rate.json.message).toMatch(/Rate limit is exceeded/);

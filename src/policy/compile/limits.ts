@@ -49,11 +49,16 @@ export function tokenLimit(
 ): XNode {
   c.requireTier(kind === "tpm" ? "tokens.perMinute" : "tokens.quota", "llm-token-limit", why);
   const attrs: Record<string, string | number | boolean> = { "counter-key": X.counterKey(kind, per, perModel) };
+  // What is left of each limit goes back to the caller, one header per counter (several limits can apply
+  // to one call; each says its own): x-aigov-tokens-remaining-<minute|quota>-<key|project|tier>[-model].
+  const header = `x-aigov-tokens-remaining-${kind === "tpm" ? "minute" : "quota"}-${per}${perModel ? "-model" : ""}`;
   if (v.period !== undefined) {
     attrs["token-quota"] = v.limit;
     attrs["token-quota-period"] = v.period;
+    attrs["remaining-quota-tokens-header-name"] = header;
   } else {
     attrs["tokens-per-minute"] = v.limit;
+    attrs["remaining-tokens-header-name"] = header;
   }
   attrs["estimate-prompt-tokens"] = v.estimatePromptTokens;
   return el("llm-token-limit", attrs, undefined, why);
