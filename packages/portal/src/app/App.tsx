@@ -2,7 +2,6 @@ import { FluentProvider, webDarkTheme, webLightTheme } from "@fluentui/react-com
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { lazy, useEffect, useState } from "react";
 import { BrowserRouter, Navigate, Route, Routes } from "react-router";
-import { ApiError } from "./api.js";
 import type { PortalConfig } from "./config.js";
 import { Layout } from "./Layout.js";
 import { SessionProvider, useSession } from "./session.js";
@@ -26,7 +25,13 @@ const Playground = lazy(() => import("../pages/Playground.js"));
 // A refusal (4xx) is an answer, not a glitch: only server errors and network failures are retried.
 const queryClient = new QueryClient({
   defaultOptions: {
-    queries: { retry: (n, err) => n < 2 && !(err instanceof ApiError && err.status < 500), staleTime: 5_000 },
+    queries: {
+      retry: (n, err) => {
+        const status = (err as { status?: number }).status; // ApiError's, by shape (the client loads lazily)
+        return n < 2 && (status === undefined || status >= 500);
+      },
+      staleTime: 5_000,
+    },
   },
 });
 

@@ -1,7 +1,13 @@
-import { ApiError } from "../../../../src/client/index.js";
-import { KNOWN_REASONS } from "../../../../src/api/problem.js";
+import type { ApiError } from "../../../../src/client/index.js";
+import { REASONS } from "../../../../src/domain/reasons.js";
 
-const MEANINGS = new Map(KNOWN_REASONS.map((r) => [r.reason, r.meaning.replace(/`/g, "")]));
+/**
+ * The client's ApiError, recognised by shape: this module is on the sign-in screen's path, which does not
+ * load the client and its schemas (they come with the first screen that calls the API).
+ */
+const isApiError = (err: unknown): err is ApiError => err instanceof Error && err.name === "ApiError" && typeof (err as { status?: unknown }).status === "number";
+
+const MEANINGS = new Map<string, string>(Object.entries(REASONS).map(([reason, r]) => [reason, r.meaning.replace(/`/g, "")]));
 
 export interface ProblemText {
   title: string;
@@ -14,7 +20,7 @@ export interface ProblemText {
 
 /** A failed call in words: problem+json title, detail, reason and field errors. */
 export function describeError(err: unknown): ProblemText {
-  if (err instanceof ApiError && err.problem) {
+  if (isApiError(err) && err.problem) {
     const p = err.problem as { title?: string; detail?: string; reason?: string; errors?: { field: string; message: string }[] };
     return {
       title: p.title ?? `HTTP ${err.status}`,
@@ -24,7 +30,7 @@ export function describeError(err: unknown): ProblemText {
       fields: p.errors ?? [],
     };
   }
-  if (err instanceof ApiError) return { title: `HTTP ${err.status}`, fields: [] };
+  if (isApiError(err)) return { title: `HTTP ${err.status}`, fields: [] };
   return { title: err instanceof Error ? err.message : String(err), fields: [] };
 }
 

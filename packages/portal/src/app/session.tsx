@@ -1,5 +1,4 @@
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
-import { AigovClient } from "../../../../src/client/index.js";
 import type { AuthConfig } from "./config.js";
 import { readToken, type Session } from "./token.js";
 
@@ -64,6 +63,8 @@ export function SessionProvider({ auth, children }: { auth: AuthConfig; children
   const signInDev = useCallback(
     async (claims: { tenant: string; user: string; roles: string[] }) => {
       if (auth.mode !== "dev") throw new Error("dev sign-in is available only on the local host in dev mode");
+      // The client (and the schemas it carries) loads here, not with the sign-in screen.
+      const { AigovClient } = await import("../../../../src/client/index.js");
       const token = await new AigovClient({ endpoint: location.origin }).dev.token(claims);
       sessionStorage.setItem(DEV_SESSION, token);
       setSession(readToken(token));

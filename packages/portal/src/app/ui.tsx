@@ -4,8 +4,6 @@ import {
   MessageBar,
   MessageBarBody,
   MessageBarTitle,
-  Select,
-  Field,
   Spinner,
   Table,
   TableBody,
@@ -17,10 +15,8 @@ import {
   makeStyles,
   tokens,
 } from "@fluentui/react-components";
-import { useQuery } from "@tanstack/react-query";
 import type { ReactNode } from "react";
-import { useNavigate, useParams } from "react-router";
-import { describeError, useClient } from "./api.js";
+import { describeError } from "./problem-text.js";
 
 const useStyles = makeStyles({
   header: { display: "flex", alignItems: "center", gap: tokens.spacingHorizontalM, marginBottom: tokens.spacingVerticalL, flexWrap: "wrap" },
@@ -138,35 +134,6 @@ export function DataTable<T extends object>({ rows, columns, label, empty, rowKe
         ))}
       </TableBody>
     </Table>
-  );
-}
-
-/** The projects the caller can see (the server filters). */
-export function useProjects() {
-  const client = useClient();
-  return useQuery({ queryKey: ["projects"], queryFn: () => client.projects.list({ maxPageSize: 100 }) });
-}
-
-/** The project in the URL (/projects/:projectId/…), with a picker that moves to another project's same page. */
-export function ProjectPicker({ page }: { page: string }) {
-  const { projectId } = useParams();
-  const navigate = useNavigate();
-  const projects = useProjects();
-  if (projects.isPending) return <Loading label="Loading projects" />;
-  if (projects.error) return <ErrorBar error={projects.error} onRetry={() => void projects.refetch()} />;
-  return (
-    <Field label="Project">
-      <Select value={projectId ?? ""} onChange={(_, d) => navigate(`/projects/${d.value}/${page}`)}>
-        <option value="" disabled>
-          Choose a project
-        </option>
-        {projects.data.items.map((p) => (
-          <option key={p.id} value={p.id}>
-            {p.name} ({p.environment})
-          </option>
-        ))}
-      </Select>
-    </Field>
   );
 }
 

@@ -3,7 +3,8 @@ import { useQuery } from "@tanstack/react-query";
 import { useParams } from "react-router";
 import { useClient } from "../app/api.js";
 import { useSession, hasAny } from "../app/session.js";
-import { DataTable, ErrorBar, Loading, PageHeader, ProjectPicker, Section, when } from "../app/ui.js";
+import { DataTable, ErrorBar, Loading, PageHeader, Section, when } from "../app/ui.js";
+import { ProjectPicker } from "../app/projects.js";
 
 /** Agents of a project (lifecycle, origin, guardrails) and the tenant's cloud connections with their sync status. */
 export default function Agents() {

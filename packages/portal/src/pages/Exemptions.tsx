@@ -5,7 +5,8 @@ import { Link } from "react-router";
 import { CONTROL_IDS } from "../../../../src/policy/settings.js";
 import { useClient } from "../app/api.js";
 import { useSession } from "../app/session.js";
-import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, useProjects, when } from "../app/ui.js";
+import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
+import { useProjects } from "../app/projects.js";
 
 /** Time-boxed exemptions: request one (an approval follows), follow it, revoke it; the portfolio review. */
 export default function Exemptions() {

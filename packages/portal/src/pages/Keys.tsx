@@ -4,7 +4,8 @@ import { useState } from "react";
 import { useParams } from "react-router";
 import { useClient } from "../app/api.js";
 import { SecretDialog } from "../app/secret.js";
-import { DataTable, ErrorBar, FormGrid, Loading, PageHeader, ProjectPicker, Section, when } from "../app/ui.js";
+import { DataTable, ErrorBar, FormGrid, Loading, PageHeader, Section, when } from "../app/ui.js";
+import { ProjectPicker } from "../app/projects.js";
 
 /** Virtual keys of a project: create with scopes and limits (the secret shown once), rotate, suspend, resume, revoke. */
 export default function Keys() {

@@ -3,7 +3,8 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { useParams } from "react-router";
 import { useClient } from "../app/api.js";
-import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, ProjectPicker, Section } from "../app/ui.js";
+import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section } from "../app/ui.js";
+import { ProjectPicker } from "../app/projects.js";
 
 const PROVIDERS = ["azure-openai", "openai"] as const;
 

@@ -3,7 +3,8 @@ import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { useClient } from "../app/api.js";
 import { useConfig } from "../app/config-context.js";
-import { DataTable, Empty, ErrorBar, PageHeader, Section, useProjects } from "../app/ui.js";
+import { DataTable, Empty, ErrorBar, PageHeader, Section } from "../app/ui.js";
+import { useProjects } from "../app/projects.js";
 
 const useStyles = makeStyles({
   pre: { fontFamily: tokens.fontFamilyMonospace, whiteSpace: "pre-wrap", maxHeight: "40vh", overflow: "auto", padding: tokens.spacingHorizontalM, backgroundColor: tokens.colorNeutralBackground1 },

@@ -4,7 +4,8 @@ import { useEffect, useMemo, useState } from "react";
 import { useParams } from "react-router";
 import { useClient } from "../app/api.js";
 import { hasAny, useSession } from "../app/session.js";
-import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, ProjectPicker, Section, when } from "../app/ui.js";
+import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
+import { ProjectPicker } from "../app/projects.js";
 
 type Settings = Record<string, unknown>;
 type Scope = "project" | "tenant";

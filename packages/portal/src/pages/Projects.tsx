@@ -1,10 +1,11 @@
 import { Button, Field, Input, Select, Subtitle2, Link as FluentLink } from "@fluentui/react-components";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 import { useClient } from "../app/api.js";
 import { useSession } from "../app/session.js";
-import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, useProjects, when } from "../app/ui.js";
+import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
+import { useProjects } from "../app/projects.js";
 
 const ENVIRONMENTS = ["sandbox", "dev", "test", "prod"] as const;
 
@@ -27,8 +28,10 @@ export default function Projects() {
       navigate(`/projects/${p.id}`);
     },
   });
+  useEffect(() => {
+    if (projectId) sessionStorage.setItem("aigov.lastProject", projectId);
+  }, [projectId]);
   const selected = useQuery({ queryKey: ["project", projectId], queryFn: () => client.projects.get(projectId!), enabled: !!projectId });
-  if (projectId) sessionStorage.setItem("aigov.lastProject", projectId);
   return (
     <>
       <PageHeader title="Projects" />

@@ -3,7 +3,8 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link, useParams } from "react-router";
 import { useClient } from "../app/api.js";
-import { DataTable, ErrorBar, FormGrid, Loading, PageHeader, Section, useProjects, when } from "../app/ui.js";
+import { DataTable, ErrorBar, FormGrid, Loading, PageHeader, Section, when } from "../app/ui.js";
+import { useProjects } from "../app/projects.js";
 
 const KINDS = ["keys", "roleAssignments", "keyShares", "toolApprovals", "exemptions"] as const;
 

@@ -4,7 +4,8 @@ import { useState } from "react";
 import { useParams } from "react-router";
 import { useClient } from "../app/api.js";
 import { useConfig } from "../app/config-context.js";
-import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, ProjectPicker, Section } from "../app/ui.js";
+import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section } from "../app/ui.js";
+import { ProjectPicker } from "../app/projects.js";
 
 /** MCP servers of a project and the searchable tool catalog: approval state, findings, and how to connect. */
 export default function Tools() {

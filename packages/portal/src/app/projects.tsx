@@ -1,0 +1,40 @@
+import { Field, Select } from "@fluentui/react-components";
+import { useQuery } from "@tanstack/react-query";
+import { useEffect } from "react";
+import { useNavigate, useParams } from "react-router";
+import { useClient } from "./api.js";
+import { ErrorBar, Loading } from "./ui.js";
+
+/** The projects the caller can see (the server filters). */
+export function useProjects() {
+  const client = useClient();
+  return useQuery({ queryKey: ["projects"], queryFn: () => client.projects.list({ maxPageSize: 100 }) });
+}
+
+/** The project in the URL (/projects/:projectId/…), with a picker that moves to another project's same page. */
+export function ProjectPicker({ page }: { page: string }) {
+  const { projectId } = useParams();
+  const navigate = useNavigate();
+  const projects = useProjects();
+  // /models, /keys… open the project last picked (App.tsx, ProjectRedirect).
+  useEffect(() => {
+    if (projectId) sessionStorage.setItem("aigov.lastProject", projectId);
+  }, [projectId]);
+  if (projects.isPending) return <Loading label="Loading projects" />;
+  if (projects.error) return <ErrorBar error={projects.error} onRetry={() => void projects.refetch()} />;
+  return (
+    <Field label="Project">
+      <Select value={projectId ?? ""} onChange={(_, d) => navigate(`/projects/${d.value}/${page}`)}>
+        <option value="" disabled>
+          Choose a project
+        </option>
+        {projects.data.items.map((p) => (
+          <option key={p.id} value={p.id}>
+            {p.name} ({p.environment})
+          </option>
+        ))}
+      </Select>
+    </Field>
+  );
+}
+
