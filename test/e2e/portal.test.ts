@@ -243,7 +243,9 @@ describe.skipIf(!available)("the portal in a real browser", { timeout: 120_000 }
     await signIn("t-other", "bea", ["TenantAdmin", "Auditor"]);
     await page.goto(url("/projects"));
     await page.getByText("No project yet").waitFor();
-    for (const path of [`/projects/${projectId}/models`, `/projects/${projectId}/keys`, `/projects/${projectId}/policy`, "/approvals", "/exemptions", "/audit", "/build/catalog"]) {
+    const screens = ["/", "/projects", "/approvals", "/exemptions", "/reviews", "/audit", "/build/catalog", "/build/playground"];
+    for (const page of ["models", "policy", "keys", "tools", "agents"]) screens.push(`/projects/${projectId}/${page}`);
+    for (const path of screens) {
       await page.goto(url(path));
       await page.waitForLoadState("networkidle");
       const text = (await page.locator("main").textContent()) ?? "";
