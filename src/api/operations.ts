@@ -7,7 +7,13 @@ import { TenantSettings, TenantSettingsSpec } from "../domain/policy/tenant-sett
 import { ExtendSpec, PromoteSpec, Project, ProjectList, ProjectPatch, ProjectSpec, PromotionGates, PromotionGatesQuery } from "../domain/projects/schema.js";
 import { ANY_TENANT_ROLE, NO_TOKEN } from "./access.js";
 import { AUTH_ERRORS, JSON_TYPES, PATCH_TYPES, PROJECT_READERS, ProjectParams } from "./common.js";
-import { defineOperation } from "./contract.js";
+import { defineOperation, type Operation } from "./contract.js";
+import { approvalRouteOperations } from "./approval-route-operations.js";
+import { exemptionOperations } from "./exemption-operations.js";
+import { gatewayOperations } from "./gateway-operations.js";
+import { keyOperations } from "./key-operations.js";
+import { usageOperations } from "./usage-operations.js";
+import { reviewOperations } from "./review-operations.js";
 
 export * from "./gateway-operations.js";
 export * from "./key-operations.js";
@@ -355,3 +361,36 @@ export const submitApprovalReview = defineOperation({
   errors: [400, 403, 404, 409, 413, 415],
   cli: "approvals review",
 });
+
+/** The operations outside the pillars (api/all-operations.ts adds each pillar's). */
+export const coreOperations: readonly Operation[] = [
+  getHealth,
+  getOpenApi,
+  createProject,
+  listProjects,
+  getProject,
+  updateProject,
+  deleteProject,
+  getPromotionGates,
+  promoteProject,
+  extendProject,
+  getProjectPolicy,
+  previewProjectPolicy,
+  getTenantSettings,
+  putTenantSettings,
+  listAudit,
+  verifyAudit,
+  createApproval,
+  listApprovals,
+  getApprovalMetrics,
+  getApproval,
+  decideApproval,
+  getApprovalReview,
+  submitApprovalReview,
+  ...gatewayOperations,
+  ...keyOperations,
+  ...exemptionOperations,
+  ...approvalRouteOperations,
+  ...usageOperations,
+  ...reviewOperations,
+];

@@ -38,3 +38,25 @@ export function ProjectPicker({ page }: { page: string }) {
   );
 }
 
+
+/**
+ * A project chosen in a form (not the URL's): `none` names the empty choice — a scope ("Whole tenant") or,
+ * when `required`, a prompt that cannot be picked again.
+ */
+export function ProjectSelect({ label, value, onChange, none, required = false }: { label: string; value: string; onChange: (id: string) => void; none: string; required?: boolean }) {
+  const projects = useProjects();
+  return (
+    <Field label={label} validationMessage={projects.error ? "projects could not be read" : undefined}>
+      <Select value={value} onChange={(_, d) => onChange(d.value)}>
+        <option value="" disabled={required}>
+          {none}
+        </option>
+        {(projects.data?.items ?? []).map((p) => (
+          <option key={p.id} value={p.id}>
+            {p.name}
+          </option>
+        ))}
+      </Select>
+    </Field>
+  );
+}

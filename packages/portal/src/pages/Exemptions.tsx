@@ -6,14 +6,13 @@ import { CONTROL_IDS } from "../../../../src/policy/settings.js";
 import { useClient } from "../app/api.js";
 import { useSession } from "../app/session.js";
 import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
-import { useProjects } from "../app/projects.js";
+import { ProjectSelect } from "../app/projects.js";
 
 /** Time-boxed exemptions: request one (an approval follows), follow it, revoke it; the portfolio review. */
 export default function Exemptions() {
   const client = useClient();
   const qc = useQueryClient();
   const { session } = useSession();
-  const projects = useProjects();
   const list = useQuery({ queryKey: ["exemptions"], queryFn: () => client.exemptions.list({ maxPageSize: 100 }) });
   const review = useQuery({ queryKey: ["exemptionReview"], queryFn: () => client.exemptions.review({}), retry: false });
   const [control, setControl] = useState<(typeof CONTROL_IDS)[number]>("tokens.perMinute");
@@ -64,16 +63,7 @@ export default function Exemptions() {
               ))}
             </Select>
           </Field>
-          <Field label="Project (empty: tenant)">
-            <Select value={projectId} onChange={(_, d) => setProjectId(d.value)}>
-              <option value="">Whole tenant</option>
-              {(projects.data?.items ?? []).map((p) => (
-                <option key={p.id} value={p.id}>
-                  {p.name}
-                </option>
-              ))}
-            </Select>
-          </Field>
+          <ProjectSelect label="Project (empty: tenant)" value={projectId} onChange={setProjectId} none="Whole tenant" />
           <Field label="Relaxation">
             <Select value={relaxation} onChange={(_, d) => setRelaxation(d.value as "limit" | "off")}>
               <option value="limit">A higher limit</option>

@@ -4,7 +4,7 @@ import { useState } from "react";
 import { useClient } from "../app/api.js";
 import { useConfig } from "../app/config-context.js";
 import { DataTable, Empty, ErrorBar, PageHeader, Section } from "../app/ui.js";
-import { useProjects } from "../app/projects.js";
+import { ProjectSelect } from "../app/projects.js";
 
 const useStyles = makeStyles({
   pre: { fontFamily: tokens.fontFamilyMonospace, whiteSpace: "pre-wrap", maxHeight: "40vh", overflow: "auto", padding: tokens.spacingHorizontalM, backgroundColor: tokens.colorNeutralBackground1 },
@@ -28,7 +28,6 @@ export default function Playground() {
   const s = useStyles();
   const client = useClient();
   const config = useConfig();
-  const projects = useProjects();
   const [tab, setTab] = useState<"model" | "tool">("model");
   const [projectId, setProjectId] = useState("");
   const [key, setKey] = useState("");
@@ -87,18 +86,7 @@ export default function Playground() {
       </Field>
       <Section label="Request">
         <div className={s.row}>
-          <Field label="Project">
-            <Select value={projectId} onChange={(_, d) => setProjectId(d.value)}>
-              <option value="" disabled>
-                Choose a project
-              </option>
-              {(projects.data?.items ?? []).map((p) => (
-                <option key={p.id} value={p.id}>
-                  {p.name}
-                </option>
-              ))}
-            </Select>
-          </Field>
+          <ProjectSelect label="Project" value={projectId} onChange={setProjectId} none="Choose a project" required />
           <Field label="Your key" hint="Sent to the gateway only; not kept">
             <Input type="password" autoComplete="off" value={key} onChange={(_, d) => setKey(d.value)} />
           </Field>

@@ -4,7 +4,7 @@ import { useState } from "react";
 import { Link, useParams } from "react-router";
 import { useClient } from "../app/api.js";
 import { DataTable, ErrorBar, FormGrid, Loading, PageHeader, Section, when } from "../app/ui.js";
-import { useProjects } from "../app/projects.js";
+import { ProjectSelect } from "../app/projects.js";
 
 const KINDS = ["keys", "roleAssignments", "keyShares", "toolApprovals", "exemptions"] as const;
 
@@ -13,7 +13,6 @@ export default function Reviews() {
   const { reviewId } = useParams();
   const client = useClient();
   const qc = useQueryClient();
-  const projects = useProjects();
   const list = useQuery({ queryKey: ["reviews"], queryFn: () => client.reviews.list({ maxPageSize: 100 }) });
   const review = useQuery({ queryKey: ["review", reviewId], queryFn: () => client.reviews.get(reviewId!), enabled: !!reviewId });
   const items = useQuery({ queryKey: ["reviewItems", reviewId], queryFn: () => client.reviews.items(reviewId!, { maxPageSize: 100 }), enabled: !!reviewId });
@@ -57,16 +56,7 @@ export default function Reviews() {
               ))}
             </Select>
           </Field>
-          <Field label="Project (empty: every project)">
-            <Select value={projectId} onChange={(_, d) => setProjectId(d.value)}>
-              <option value="">Whole tenant</option>
-              {(projects.data?.items ?? []).map((p) => (
-                <option key={p.id} value={p.id}>
-                  {p.name}
-                </option>
-              ))}
-            </Select>
-          </Field>
+          <ProjectSelect label="Project (empty: every project)" value={projectId} onChange={setProjectId} none="Whole tenant" />
           <Field label="Days">
             <Input type="number" min={1} max={90} value={days} onChange={(_, d) => setDays(d.value)} />
           </Field>
