@@ -162,14 +162,21 @@ describe("policy preview compiled from the model registry", () => {
     expect(xmlOf(floor)).toMatch(/tokens-per-minute="2000"/);
     const loose = await admin.policy.preview(project.id, { tenantSettings: { tokens: { perMinute: { limit: 2000 } } }, settings: { tokens: { perMinute: { limit: 9000 } } } }).then(() => undefined, (e: ApiError) => e);
     expect(loose?.problem).toMatchObject({ status: 400, reason: "loosens_tenant_control", errors: [expect.objectContaining({ field: "body.settings.tokens.perMinute.limit" })] });
+    expect((await admin.projects.get(project.id)).etag).toBe(before.etag); // the previews wrote nothing
+    // A drafted floor below the saved project settings: the saved settings are named, not the body.
+    const current = await admin.projects.get(project.id);
+    await admin.projects.update(project.id, { settings: { tokens: { perMinute: { limit: 3000 } } } }, current.etag);
+    const below = await admin.policy.preview(project.id, { tenantSettings: { tokens: { perMinute: { limit: 2000 } } } }).then(() => undefined, (e: ApiError) => e);
+    expect(below?.problem).toMatchObject({ status: 400, reason: "loosens_tenant_control", errors: [expect.objectContaining({ field: "project.settings.tokens.perMinute.limit" })] });
+    await admin.projects.update(project.id, { settings: null }, (await admin.projects.get(project.id)).etag);
     const noService = await admin.policy.preview(project.id, { settings: { contentSafety: { categories: { Hate: 2 } } } }).then(() => undefined, (e: ApiError) => e);
     expect(noService?.problem).toMatchObject({ status: 400, reason: "content_safety_service_missing" });
     const invalid = await admin.policy.preview(project.id, { settings: { tokens: { perMinute: { limit: -1 } } } } as never).then(() => undefined, (e: ApiError) => e);
     expect(invalid?.problem?.errors?.[0]?.field).toMatch(/^body\.settings\.tokens\.perMinute/);
 
-    // Nothing was written: the project, the tenant settings and the audit log are as they were.
-    expect((await admin.projects.get(project.id)).etag).toBe(before.etag);
+    // Nothing the previews did was written: the tenant settings are as they were, and the audit log holds
+    // only the two project updates this test made itself.
     expect((await admin.settings.get()).settings).toEqual({});
-    expect((await (await t.as("t1", "aud", ["Auditor"])).audit.list({})).items.length).toBe(auditBefore);
+    expect((await (await t.as("t1", "aud", ["Auditor"])).audit.list({})).items.length).toBe(auditBefore + 2);
   });
 });

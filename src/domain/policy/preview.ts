@@ -179,7 +179,8 @@ export class PolicyPreviewService {
     const tenant = draft?.tenantSettings ? { ...savedTenant, settings: draft.tenantSettings } : savedTenant;
     // A draft is refused for what saving it would be refused for (a missing service, a loosened floor).
     if (draft?.tenantSettings) checkSettings(tenant, undefined, undefined, "body.tenantSettings");
-    if (draft?.settings !== undefined || draft?.tenantSettings) checkSettings(tenant, project.settings ?? undefined, undefined, "body.settings");
+    // With only a tenant draft, the saved project settings are what it is checked against (named as such).
+    if (draft?.settings !== undefined || draft?.tenantSettings) checkSettings(tenant, project.settings ?? undefined, undefined, draft.settings !== undefined ? "body.settings" : "project.settings");
     const result = compileLazily(await this.transform(tenantId, await toCompilerInput(tenantId, tenant, project, this.pillars, this.vaultUri, this.gatewayKey(tenantId))));
     const artifacts = result.artifacts.map((a: GatewayArtifact) => ({ ref: artifactRef(a), ...a }));
     return {
