@@ -242,7 +242,7 @@ export const previewProjectPolicy = defineOperation({
   operationId: "previewProjectPolicy",
   method: "POST",
   path: "/projects/{projectId}/policy:preview",
-  summary: "What the gateway would get for this project with drafted (unsaved) project or tenant settings; nothing is saved or published",
+  summary: "What the gateway would get for this project with drafted (unsaved) tenant, project or model settings; nothing is saved or published",
   tag: "policy",
   access: PROJECT_READERS,
   params: ProjectParams,

@@ -130,6 +130,13 @@ describe.skipIf(!available)("the portal in a real browser", { timeout: 120_000 }
     expect((await admin.projects.get(projectId)).settings).toBeUndefined(); // a draft until saved
     await page.getByRole("button", { name: "Save project settings" }).click();
     await expect.poll(async () => (await admin.projects.get(projectId)).settings, { timeout: 10_000 }).toMatchObject({ tokens: { perMinute: { limit: 1234 } } });
+    // The model's own settings, the same way.
+    await page.getByRole("radio", { name: "Model settings" }).check();
+    await label("Model").selectOption({ label: "gpt-4o" });
+    await label("Tokens per minute").fill("777");
+    await expect.poll(() => xml.textContent(), { timeout: 15_000 }).toContain('tokens-per-minute="777"');
+    await page.getByRole("button", { name: "Save model settings" }).click();
+    await expect.poll(async () => (await admin.models.list(projectId)).items[0]!.settings, { timeout: 10_000 }).toMatchObject({ tokens: { perMinute: { limit: 777 } } });
     await label("Reason").fill("first publish from the portal");
     await page.getByRole("button", { name: "Publish", exact: true }).click();
     await expect.poll(() => page.getByTestId("revision-1-status").textContent().catch(() => null), { timeout: 30_000 }).toBe("published");

@@ -162,6 +162,16 @@ describe("policy preview compiled from the model registry", () => {
     expect(xmlOf(floor)).toMatch(/tokens-per-minute="2000"/);
     const loose = await admin.policy.preview(project.id, { tenantSettings: { tokens: { perMinute: { limit: 2000 } } }, settings: { tokens: { perMinute: { limit: 9000 } } } }).then(() => undefined, (e: ApiError) => e);
     expect(loose?.problem).toMatchObject({ status: 400, reason: "loosens_tenant_control", errors: [expect.objectContaining({ field: "body.settings.tokens.perMinute.limit" })] });
+    // A model's drafted settings: compiled for that model only; an id the project does not have is a 400.
+    const gpt = (await admin.models.list(project.id)).items.find((m) => m.name === "gpt-4o")!;
+    const modelDraft = await reader.policy.preview(project.id, { models: { [gpt.id]: { tokens: { perMinute: { limit: 777 } } } } });
+    expect(xmlOf(modelDraft)).toMatch(/tokens-per-minute="777"[^>]*remaining-tokens-header-name="x-aigov-tokens-remaining-minute-key-model"/);
+    expect((await admin.models.get(project.id, gpt.id)).etag).toBe(gpt.etag);
+    const stranger = await reader.policy.preview(project.id, { models: { mdl_00000000000000000000: null } }).then(() => undefined, (e: ApiError) => e);
+    expect(stranger?.problem).toMatchObject({ status: 400, errors: [{ field: "body.models.mdl_00000000000000000000", message: "no model with this id in the project" }] });
+    const modelNoService = await reader.policy.preview(project.id, { models: { [gpt.id]: { contentSafety: { shieldPrompt: true } } } }).then(() => undefined, (e: ApiError) => e);
+    expect(modelNoService?.problem).toMatchObject({ status: 400, reason: "content_safety_service_missing" });
+
     expect((await admin.projects.get(project.id)).etag).toBe(before.etag); // the previews wrote nothing
     // A drafted floor below the saved project settings: the saved settings are named, not the body.
     const current = await admin.projects.get(project.id);

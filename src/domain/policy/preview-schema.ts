@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Settings } from "../../policy/settings.js";
+import { ModelSettings, Settings } from "../../policy/settings.js";
 
 /** What the policy preview routes answer (kept apart from the compiler, which the portal never bundles). */
 export const PolicyPreview = z
@@ -19,6 +19,11 @@ export const PolicyDraft = z
       .optional()
       .meta({ description: "The project's settings as drafted (replace the saved ones; null: none). Absent: the saved ones" }),
     tenantSettings: Settings.optional().meta({ description: "The tenant's settings as drafted (floors, as when saved). Absent: the saved ones" }),
+    models: z
+      .record(z.string().regex(/^mdl_[0-9a-z]{20}$/, "must be a model id (mdl_…)"), ModelSettings.nullable())
+      .refine((m) => Object.keys(m).length <= 200, "at most 200 models")
+      .optional()
+      .meta({ description: "Model settings as drafted, by model id of this project (null: none). Absent models keep their saved settings" }),
     explain: z.boolean().default(false).meta({ description: "Also say which setting produced each element" }),
   })
   .meta({ id: "PolicyDraft" });

@@ -4,9 +4,10 @@ import { mapLimit } from "../../util/map-limit.js";
 import { PolicyCompileError } from "../../policy/errors.js";
 import { applyFloors } from "../../policy/floors.js";
 import type { CompileResult, CompilerInputIn, ExplainEntry } from "../../policy/index.js";
+import type { ModelSettings } from "../../policy/settings.js";
 import { artifactRef, type GatewayArtifact } from "../../ports/gateway.js";
 import type { RequestContext } from "../common.js";
-import { AppError } from "../errors.js";
+import { AppError, fail } from "../errors.js";
 import type { Project } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
 import type { RegistrySnapshot } from "../publishing/registry.js";
@@ -42,8 +43,12 @@ export async function toCompilerInput(
   pillars: readonly PillarInput[],
   vaultUri: string | undefined,
   gatewayKey?: string,
+  /** Drafted model settings by model id (the policy editor), in place of the saved ones. */
+  modelSettings: Readonly<Record<string, ModelSettings | null>> = {},
 ): Promise<CompilerInputIn> {
-  return applyFloors({ tenantId, ...(gatewayKey ? { gatewayKey } : {}), settings: tenant.settings ?? {}, services: tenant.services ?? {}, projects: [await toProjectInput(tenantId, project, pillars, vaultUri)] });
+  const input = await toProjectInput(tenantId, project, pillars, vaultUri);
+  const models = input.models?.map((m) => (m.id in modelSettings ? { ...m, settings: modelSettings[m.id] ?? {} } : m));
+  return applyFloors({ tenantId, ...(gatewayKey ? { gatewayKey } : {}), settings: tenant.settings ?? {}, services: tenant.services ?? {}, projects: [{ ...input, ...(models ? { models } : {}) }] });
 }
 
 /** A last step on the compiler input before compiling (active exemptions relax controls here). */
@@ -181,7 +186,13 @@ export class PolicyPreviewService {
     if (draft?.tenantSettings) checkSettings(tenant, undefined, undefined, "body.tenantSettings");
     // With only a tenant draft, the saved project settings are what it is checked against (named as such).
     if (draft?.settings !== undefined || draft?.tenantSettings) checkSettings(tenant, project.settings ?? undefined, undefined, draft.settings !== undefined ? "body.settings" : "project.settings");
-    const result = compileLazily(await this.transform(tenantId, await toCompilerInput(tenantId, tenant, project, this.pillars, this.vaultUri, this.gatewayKey(tenantId))));
+    const models = draft?.models ?? {};
+    const input = await toCompilerInput(tenantId, tenant, project, this.pillars, this.vaultUri, this.gatewayKey(tenantId), models);
+    const known = new Set(input.projects.flatMap((p) => (p.models ?? []).map((m) => m.id)));
+    const unknown = Object.keys(models).filter((id) => !known.has(id));
+    if (unknown.length) fail({ kind: "validation", detail: "the draft names models this project does not have", errors: unknown.map((id) => ({ field: `body.models.${id}`, message: "no model with this id in the project" })) });
+    for (const [id, settings] of Object.entries(models)) if (settings) checkSettings(tenant, project.settings ?? undefined, settings, `body.models.${id}`);
+    const result = compileLazily(await this.transform(tenantId, input));
     const artifacts = result.artifacts.map((a: GatewayArtifact) => ({ ref: artifactRef(a), ...a }));
     return {
       projectId,

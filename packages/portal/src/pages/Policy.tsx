@@ -8,7 +8,7 @@ import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, wh
 import { ProjectPicker } from "../app/projects.js";
 
 type Settings = Record<string, unknown>;
-type Scope = "project" | "tenant";
+type Scope = "project" | "tenant" | "model";
 const PERIODS = ["Hourly", "Daily", "Weekly", "Monthly", "Yearly"] as const;
 
 const useStyles = makeStyles({
@@ -63,7 +63,19 @@ export default function Policy() {
   const [scope, setScope] = useState<Scope>("project");
   const project = useQuery({ queryKey: ["project", projectId], queryFn: () => client.projects.get(projectId), enabled: !!projectId });
   const tenant = useQuery({ queryKey: ["tenantSettings"], queryFn: () => client.settings.get() });
-  const saved: Settings | undefined = scope === "project" ? (project.data ? ((project.data.settings ?? {}) as Settings) : undefined) : (tenant.data?.settings as Settings | undefined);
+  const models = useQuery({ queryKey: ["models", projectId], queryFn: () => client.models.list(projectId, { maxPageSize: 100 }), enabled: !!projectId });
+  const [modelId, setModelId] = useState("");
+  const model = models.data?.items.find((m) => m.id === modelId);
+  const saved: Settings | undefined =
+    scope === "project"
+      ? project.data
+        ? ((project.data.settings ?? {}) as Settings)
+        : undefined
+      : scope === "tenant"
+        ? (tenant.data?.settings as Settings | undefined)
+        : model
+          ? ((model.settings ?? {}) as Settings)
+          : undefined;
   const [draft, setDraft] = useState<Settings>();
   const [json, setJson] = useState("");
   const [jsonError, setJsonError] = useState<string>();
@@ -76,7 +88,7 @@ export default function Policy() {
       setJson(JSON.stringify(value, null, 2));
       setJsonError(undefined);
     }
-  }, [savedJson, scope, projectId]);
+  }, [savedJson, scope, projectId, modelId]);
   const edit = (path: string[], value: unknown) => {
     const next = set(draft ?? {}, path, value);
     setDraft(next);
@@ -85,9 +97,13 @@ export default function Policy() {
 
   const debounced = useDebounced(draft, 300);
   const preview = useQuery({
-    queryKey: ["policyPreview", projectId, scope, debounced],
-    queryFn: () => client.policy.preview(projectId, { ...(scope === "project" ? { settings: debounced as never } : { tenantSettings: debounced as never }), explain: true }),
-    enabled: !!projectId && debounced !== undefined,
+    queryKey: ["policyPreview", projectId, scope, modelId, debounced],
+    queryFn: () =>
+      client.policy.preview(projectId, {
+        ...(scope === "project" ? { settings: debounced as never } : scope === "tenant" ? { tenantSettings: debounced as never } : { models: { [modelId]: debounced as never } }),
+        explain: true,
+      }),
+    enabled: !!projectId && debounced !== undefined && (scope !== "model" || !!model),
     placeholderData: keepPreviousData,
     retry: false,
   });
@@ -98,10 +114,11 @@ export default function Policy() {
   const save = useMutation({
     mutationFn: async () => {
       if (scope === "project") return client.projects.update(projectId, { settings: (draft ?? {}) as never }, project.data!.etag);
+      if (scope === "model") return client.models.update(projectId, modelId, { settings: (draft ?? {}) as never }, model!.etag);
       return client.settings.put({ settings: (draft ?? {}) as never, services: (tenant.data?.services ?? {}) as never }, tenant.data!.etag);
     },
     onSuccess: () => {
-      void qc.invalidateQueries({ queryKey: [scope === "project" ? "project" : "tenantSettings"] });
+      void qc.invalidateQueries({ queryKey: [scope === "project" ? "project" : scope === "model" ? "models" : "tenantSettings"] });
       void qc.invalidateQueries({ queryKey: ["gatewayDiff"] });
     },
   });
@@ -139,8 +156,23 @@ export default function Policy() {
             <RadioGroup layout="horizontal" value={scope} onChange={(_, d) => setScope(d.value as Scope)}>
               <Radio value="project" label="Project settings" />
               <Radio value="tenant" label="Tenant settings (floors)" />
+              <Radio value="model" label="Model settings" />
             </RadioGroup>
           </Field>
+          {scope === "model" ? (
+            <Field label="Model">
+              <Select value={modelId} onChange={(_, v) => setModelId(v.value)}>
+                <option value="" disabled>
+                  Choose a model
+                </option>
+                {(models.data?.items ?? []).map((m) => (
+                  <option key={m.id} value={m.id}>
+                    {m.name}
+                  </option>
+                ))}
+              </Select>
+            </Field>
+          ) : null}
           <div className={s.split}>
             <Section label="Settings">
               {!saved ? <Loading label="Loading settings" /> : null}
@@ -160,18 +192,22 @@ export default function Policy() {
                     ))}
                   </Select>
                 </Field>
-                <Field label="Requests per minute">
-                  <Input type="number" min={1} value={String(get(d, ["requests", "rate", "calls"]) ?? "")} onChange={(_, v) => edit(["requests", "rate", "calls"], num(v.value))} />
-                </Field>
+                {scope !== "model" ? (
+                  <Field label="Requests per minute">
+                    <Input type="number" min={1} value={String(get(d, ["requests", "rate", "calls"]) ?? "")} onChange={(_, v) => edit(["requests", "rate", "calls"], num(v.value))} />
+                  </Field>
+                ) : null}
                 <Field label="Allowed regions" hint="Comma-separated">
                   <Input
                     value={((get(d, ["regions", "allowed"]) as string[] | undefined) ?? []).join(", ")}
                     onChange={(_, v) => edit(["regions", "allowed"], v.value.trim() ? v.value.split(",").map((x) => x.trim()).filter(Boolean) : undefined)}
                   />
                 </Field>
-                <Field label="Largest prompt (bytes)">
-                  <Input type="number" min={1} value={String(get(d, ["prompt", "maxBytes"]) ?? "")} onChange={(_, v) => edit(["prompt", "maxBytes"], num(v.value))} />
-                </Field>
+                {scope !== "model" ? (
+                  <Field label="Largest prompt (bytes)">
+                    <Input type="number" min={1} value={String(get(d, ["prompt", "maxBytes"]) ?? "")} onChange={(_, v) => edit(["prompt", "maxBytes"], num(v.value))} />
+                  </Field>
+                ) : null}
                 <Field label="All settings (JSON)" validationMessage={jsonError} style={{ gridColumn: "1 / -1" }}>
                   <Textarea
                     className={s.json}
