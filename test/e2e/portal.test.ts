@@ -240,6 +240,13 @@ describe.skipIf(!available)("the portal in a real browser", { timeout: 120_000 }
     await expect.poll(async () => (await admin.exemptions.get(requested.id)).status, { timeout: 15_000 }).toBe("active");
     await check("approvals");
 
+    // Renewing it asks for another approval, with new evidence.
+    await page.goto(url("/exemptions"));
+    await label("Renewal: new evidence link").fill("https://tickets.example.com/LOAD-2");
+    await page.getByRole("button", { name: "Renew tokens.perMinute exemption" }).click();
+    await page.getByText("Renewal requested").waitFor();
+    expect((await admin.exemptions.get(requested.id)).renewals).toMatchObject([{ evidence: ["https://tickets.example.com/LOAD-2"], requestedBy: "alice" }]);
+
     await page.goto(url("/audit"));
     await page.getByRole("button", { name: "Verify the chain" }).click();
     await expect.poll(() => page.getByTestId("audit-verification").textContent(), { timeout: 10_000 }).toMatch(/^Chain intact/);

@@ -46,6 +46,13 @@ export default function Exemptions() {
       }),
     onSuccess: refresh,
   });
+  const [renewDays, setRenewDays] = useState("30");
+  const [renewEvidence, setRenewEvidence] = useState("");
+  const renew = useMutation({
+    mutationFn: ({ id, etag }: { id: string; etag: string }) =>
+      client.exemptions.renew(id, { expiresAt: new Date(Date.now() + Number(renewDays) * 86_400_000).toISOString(), evidence: [renewEvidence], justification: revokeReason || "renewed from the portal" }, etag),
+    onSuccess: refresh,
+  });
   const revoke = useMutation({
     mutationFn: ({ id, etag }: { id: string; etag: string }) => client.exemptions.revoke(id, { reason: revokeReason || "revoked from the portal" }, etag),
     onSuccess: refresh,
@@ -112,10 +119,23 @@ export default function Exemptions() {
       </Section>
       <Section label="Exemptions">
         <Subtitle2 as="h2">Exemptions</Subtitle2>
-        <Field label="Reason for a revocation">
-          <Input value={revokeReason} onChange={(_, d) => setRevokeReason(d.value)} />
-        </Field>
-        <ErrorBar error={revoke.error} />
+        <div style={{ display: "flex", gap: 16, flexWrap: "wrap" }}>
+          <Field label="Reason for a revocation or renewal">
+            <Input value={revokeReason} onChange={(_, d) => setRevokeReason(d.value)} />
+          </Field>
+          <Field label="Renewal: new evidence link">
+            <Input type="url" value={renewEvidence} onChange={(_, d) => setRenewEvidence(d.value)} />
+          </Field>
+          <Field label="Renewal: days from now">
+            <Input type="number" min={1} value={renewDays} onChange={(_, d) => setRenewDays(d.value)} />
+          </Field>
+        </div>
+        <ErrorBar error={revoke.error ?? renew.error} />
+        {renew.data ? (
+          <Notice>
+            Renewal requested: <Link to={`/approvals/${renew.data.renewals.at(-1)?.approvalId ?? renew.data.approvalId}`}>its approval</Link> decides it.
+          </Notice>
+        ) : null}
         {list.isPending ? <Loading label="Loading exemptions" /> : null}
         <ErrorBar error={list.error} onRetry={() => void list.refetch()} />
         {list.data ? (
@@ -135,9 +155,14 @@ export default function Exemptions() {
                 label: "",
                 render: (e) =>
                   e.status === "active" || e.status === "expiring" ? (
-                    <Button size="small" onClick={() => revoke.mutate({ id: e.id, etag: e.etag })}>
-                      Revoke
-                    </Button>
+                    <>
+                      <Button size="small" disabled={!renewEvidence} onClick={() => renew.mutate({ id: e.id, etag: e.etag })} aria-label={`Renew ${e.control} exemption`}>
+                        Renew
+                      </Button>
+                      <Button size="small" onClick={() => revoke.mutate({ id: e.id, etag: e.etag })} aria-label={`Revoke ${e.control} exemption`}>
+                        Revoke
+                      </Button>
+                    </>
                   ) : null,
               },
             ]}
