@@ -207,6 +207,14 @@ describe.skipIf(!available)("the portal in a real browser", { timeout: 120_000 }
       return (await admin.keys.get(projectId, id)).gateway.state === "synced" ? true : undefined;
     }, "rotation synced");
     await expect.poll(() => page.getByRole("row", { name: /playground key/ }).getByText("synced").count(), { timeout: 10_000 }).toBe(1);
+    // Sharing it with another project asks for an approval; the list shows the pending share.
+    const other = await admin.projects.create({ name: "portal other", environment: "dev", owner: "alice" });
+    await page.reload();
+    await label("Share with project").selectOption(other.id);
+    await page.getByRole("button", { name: "Share playground key" }).click();
+    await page.getByText("Share requested").waitFor();
+    await page.getByRole("cell", { name: `${other.id} (pending)` }).waitFor();
+    expect((await admin.keys.get(projectId, id)).shares).toMatchObject([{ projectId: other.id, status: "pending" }]);
     await page.getByRole("button", { name: "Revoke playground key" }).click();
     await page.waitForLoadState("networkidle");
     expect(await page.locator("main [role=alert]").allTextContents()).toEqual([]);

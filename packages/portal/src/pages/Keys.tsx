@@ -4,8 +4,8 @@ import { useState } from "react";
 import { useParams } from "react-router";
 import { useClient } from "../app/api.js";
 import { SecretDialog } from "../app/secret.js";
-import { DataTable, ErrorBar, FormGrid, Loading, PageHeader, Section, when } from "../app/ui.js";
-import { ProjectPicker } from "../app/projects.js";
+import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
+import { ProjectPicker, ProjectSelect } from "../app/projects.js";
 
 /** Virtual keys of a project: create with scopes and limits (the secret shown once), rotate, suspend, resume, revoke. */
 export default function Keys() {
@@ -28,6 +28,7 @@ export default function Keys() {
   const [rpm, setRpm] = useState("");
   const [expires, setExpires] = useState("");
   const [reason, setReason] = useState("");
+  const [shareWith, setShareWith] = useState("");
   const [secret, setSecret] = useState<{ name: string; key: string }>();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>();
@@ -69,6 +70,12 @@ export default function Keys() {
     },
     onSuccess: refresh,
     // A stale ETag: the key changed since the list was read (automation, or someone else); show the new state.
+    onError: refresh,
+  });
+
+  const share = useMutation({
+    mutationFn: ({ id, etag }: { id: string; etag: string }) => client.keys.share(projectId, id, { projectId: shareWith, justification: reason || "shared from the portal" }, etag),
+    onSuccess: refresh,
     onError: refresh,
   });
 
@@ -114,10 +121,14 @@ export default function Keys() {
           </Section>
           <Section label="Keys">
             <Subtitle2 as="h2">Keys</Subtitle2>
-            <Field label="Reason for the next change">
-              <Input value={reason} onChange={(_, d) => setReason(d.value)} />
-            </Field>
-            <ErrorBar error={act.error} />
+            <div style={{ display: "flex", gap: 16, flexWrap: "wrap" }}>
+              <Field label="Reason for the next change">
+                <Input value={reason} onChange={(_, d) => setReason(d.value)} />
+              </Field>
+              <ProjectSelect label="Share with project" value={shareWith} onChange={setShareWith} none="Choose a project" required />
+            </div>
+            <ErrorBar error={act.error ?? share.error} />
+            {share.data ? <Notice>Share requested: its approval decides it (Approvals).</Notice> : null}
             {keys.isPending ? <Loading label="Loading keys" /> : null}
             <ErrorBar error={keys.error} onRetry={() => void keys.refetch()} />
             {keys.data ? (
@@ -131,6 +142,7 @@ export default function Keys() {
                   { key: "status", label: "Status", render: (k) => <span data-testid={`key-status-${k.name}`}>{k.status}</span> },
                   { key: "gateway", label: "Gateway", render: (k) => <Badge appearance="outline">{k.gateway.state}</Badge> },
                   { key: "scopes", label: "Scopes", render: (k) => [k.scopes.models?.length ? `${k.scopes.models.length} models` : "all models", k.scopes.tools?.length ? `${k.scopes.tools.length} tools` : "", k.scopes.agents?.length ? `${k.scopes.agents.length} agents` : ""].filter(Boolean).join(", ") },
+                  { key: "shares", label: "Shared with", render: (k) => k.shares.map((sh) => `${sh.projectId} (${sh.status})`).join(", ") },
                   { key: "expiresAt", label: "Expires", render: (k) => when(k.expiresAt) },
                   {
                     key: "actions",
@@ -150,6 +162,9 @@ export default function Keys() {
                               Resume
                             </Button>
                           )}
+                          <Button size="small" disabled={!shareWith || shareWith === projectId} aria-label={`Share ${k.name}`} onClick={() => share.mutate({ id: k.id, etag: k.etag })}>
+                            Share
+                          </Button>
                           <Button size="small" aria-label={`Revoke ${k.name}`} onClick={() => act.mutate({ id: k.id, etag: k.etag, action: "revoke" })}>
                             Revoke
                           </Button>
