@@ -261,6 +261,33 @@ describe.skipIf(!available)("the portal in a real browser", { timeout: 120_000 }
     await check("audit");
   });
 
+  it("works from the keyboard alone, and in the dark theme too", async () => {
+    await page.goto(url("/"));
+    await page.getByRole("heading", { level: 1 }).waitFor();
+    // The first Tab reaches the skip link; Enter moves focus into the main region.
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { textContent: string } } }).document.activeElement.textContent)).toBe("Skip to content");
+    await page.keyboard.press("Enter");
+    expect(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { id: string } } }).document.activeElement.id)).toBe("main");
+    // The navigation is reachable by Tab and followed with Enter.
+    const nav = page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Audit" });
+    await nav.focus();
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: "Audit" }).waitFor();
+    await page.getByRole("button", { name: "Verify the chain" }).focus();
+    await page.keyboard.press("Enter");
+    await expect.poll(() => page.getByTestId("audit-verification").textContent(), { timeout: 10_000 }).toMatch(/^Chain intact/);
+
+    await page.getByRole("switch", { name: "Dark theme" }).check();
+    for (const [name, path] of [["dark-policy", `/projects/${projectId}/policy`], ["dark-keys", `/projects/${projectId}/keys`], ["dark-dashboard", "/"]] as const) {
+      await page.goto(url(path));
+      await page.getByRole("heading", { level: 1 }).waitFor();
+      await page.waitForLoadState("networkidle");
+      await check(name);
+    }
+    await page.getByRole("switch", { name: "Dark theme" }).uncheck();
+  });
+
   it("tenant isolation holds through the portal: tenant B sees nothing of tenant A", async () => {
     await signIn("t-other", "bea", ["TenantAdmin", "Auditor"]);
     await page.goto(url("/projects"));

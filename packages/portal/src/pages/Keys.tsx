@@ -142,7 +142,7 @@ export default function Keys() {
                   { key: "status", label: "Status", render: (k) => <span data-testid={`key-status-${k.name}`}>{k.status}</span> },
                   { key: "gateway", label: "Gateway", render: (k) => <Badge appearance="outline">{k.gateway.state}</Badge> },
                   { key: "scopes", label: "Scopes", render: (k) => [k.scopes.models?.length ? `${k.scopes.models.length} models` : "all models", k.scopes.tools?.length ? `${k.scopes.tools.length} tools` : "", k.scopes.agents?.length ? `${k.scopes.agents.length} agents` : ""].filter(Boolean).join(", ") },
-                  { key: "shares", label: "Shared with", render: (k) => k.shares.map((sh) => `${sh.projectId} (${sh.status})`).join(", ") },
+                  { key: "shares", label: "Shared with", render: (k) => <span style={{ wordBreak: "break-all" }}>{k.shares.map((sh) => `${sh.projectId} (${sh.status})`).join(", ")}</span> },
                   { key: "expiresAt", label: "Expires", render: (k) => when(k.expiresAt) },
                   {
                     key: "actions",
