@@ -190,7 +190,7 @@ export async function buildServices(config: Config): Promise<Services> {
     { ExemptionDocuments },
     { ActiveExemptions },
     { PolicyPreviewService, TenantCompiler },
-    { compilerInput, registryContributors },
+    { browserOrigins, compilerInput, registryContributors },
     { PublishService },
     { TenantGateways },
     { KeyService },
@@ -272,7 +272,7 @@ export async function buildServices(config: Config): Promise<Services> {
   const gatewayKey = (tenantId: string) => gateways.explicitKey(tenantId);
   // Key profiles → exemptions → published exemption tiers, for previews and publishes alike.
   const pillarContributors = [...pillarRuntimes.values()].flatMap((r) => (r.contributor ? [r.contributor] : []));
-  const registryInput = compilerInput([...registryContributors({ keys: keyDocuments, exemptions: activeExemptions }), ...pillarContributors]);
+  const registryInput = compilerInput([...registryContributors({ keys: keyDocuments, exemptions: activeExemptions }), ...pillarContributors, browserOrigins(config.browserOrigins)]);
   const compiler = new TenantCompiler(projects, pillarInputs, tenantSettings, config.providerKeyVaultUri, registryInput, gatewayKey);
 
   const publishing = new PublishService({ store, changes, clock, compiler, gateways, retry: config.publishRetry });

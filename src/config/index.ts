@@ -90,6 +90,13 @@ const ConfigSchema = z
     // a name alone is a folder .data/apim-<name>/), and tenants assigned to them or given an explicit
     // gateway key ({"<tenantId>": {"instance": "eu", "key": "abc123"}}). Unassigned tenants use APIM_*.
     GATEWAY_INSTANCES: json(GatewayInstances).default({}),
+    // Origins whose pages may call the published APIs from a browser (a cors policy on each API aigov
+    // publishes): the portal's, comma-separated. Locally the local host's own origins by default.
+    GATEWAY_BROWSER_ORIGINS: z
+      .string()
+      .default("")
+      .transform((v) => v.split(",").map((s) => s.trim().replace(/\/+$/, "").toLowerCase()).filter(Boolean))
+      .pipe(z.array(z.string().regex(/^https?:\/\/[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$/, "must be origins: http(s)://host[:port], no path")).max(20)),
     GATEWAY_ASSIGNMENTS: json(GatewayAssignments).default({}),
     // The Log Analytics workspace (its workspace id, a GUID) APIM's diagnostic settings send the gateway
     // and LLM logs to: usage ingestion reads it (in Azure; locally it reads the local gateway's files).
@@ -136,6 +143,9 @@ const ConfigSchema = z
     if (!c.AIGOV_LOCAL && c.USAGE_LOG_WORKSPACE_ID === undefined) {
       ctx.addIssue({ code: "custom", path: ["USAGE_LOG_WORKSPACE_ID"], message: "is required outside local mode (usage is read from the gateway's logs in Log Analytics)" });
     }
+    if (!c.AIGOV_LOCAL && c.GATEWAY_BROWSER_ORIGINS.some((o) => !o.startsWith("https://"))) {
+      ctx.addIssue({ code: "custom", path: ["GATEWAY_BROWSER_ORIGINS"], message: "outside local mode only https origins may call the gateway from a browser" });
+    }
     if (!c.AIGOV_LOCAL && c.COSMOS_LOCAL_KEY !== undefined) {
       ctx.addIssue({ code: "custom", path: ["COSMOS_LOCAL_KEY"], message: "only valid with AIGOV_LOCAL=true" });
     }
@@ -163,6 +173,8 @@ export interface Config {
   /** Named API Management instances besides the default (APIM_*); locally, folders .data/apim-<name>/. */
   gatewayInstances: Record<string, { subscriptionId: string; resourceGroup: string; serviceName: string } | { local: true }>;
   gatewayAssignments: Record<string, { instance?: string; key?: string }>;
+  /** Origins whose pages may call the published APIs from a browser (the portal's). */
+  browserOrigins: string[];
   publishRetry: { firstIntervalMs: number; maxAttempts: number };
   keyRotationsPerRun: number;
   usage: { workspaceId?: string; retentionDays: { minute: number; hour: number; day: number } };
@@ -222,6 +234,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
       ]),
     ),
     gatewayAssignments: Object.fromEntries(Object.entries(c.GATEWAY_ASSIGNMENTS).map(([t, a]) => [t, { ...(a.instance ? { instance: a.instance } : {}), ...(a.key ? { key: a.key } : {}) }])),
+    browserOrigins: c.GATEWAY_BROWSER_ORIGINS,
     publishRetry: { firstIntervalMs: c.PUBLISH_RETRY_FIRST_INTERVAL_MS, maxAttempts: c.PUBLISH_RETRY_MAX_ATTEMPTS },
     keyRotationsPerRun: c.KEY_ROTATIONS_PER_RUN,
     usage: {

@@ -166,7 +166,7 @@ export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
     );
   }
 
-  // The portal (dist/portal) and, for its playgrounds, the local gateways under this origin (docs/portal.md).
+  // The portal (dist/portal); its playgrounds call the local gateways directly (docs/portal.md).
   const gatewayUrls = new Map<string, string>();
   const { portalRoutes } = await import("./portal.js");
   builtinRoutes.push(
@@ -176,7 +176,7 @@ export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
       // Entra sign-in needs the deployment's app registration (config.json written by azd): locally, dev tokens only.
       config: () =>
         env.AUTH_MODE === "dev"
-          ? { auth: { mode: "dev" }, gatewayUrl: "/.dev/gateway/default" }
+          ? { auth: { mode: "dev" }, ...(gatewayUrls.has("default") ? { gatewayUrl: gatewayUrls.get("default") } : {}) }
           : { error: "the local host signs portal users in with dev tokens only: start it with AUTH_MODE=dev (the default)" },
     }),
   );
@@ -242,6 +242,10 @@ export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
   // The durable client only keeps the binding's URLs when WEBSITE_HOSTNAME is set (else it assumes localhost:7071).
   env.WEBSITE_HOSTNAME = `127.0.0.1:${host.port}`;
   env.AIGOV_PUBLIC_URL ||= host.url;
+  // The portal's pages (this origin, by either loopback name) call the local gateways from the browser:
+  // the compiled APIs' cors policies allow exactly these origins unless GATEWAY_BROWSER_ORIGINS says otherwise.
+  const publicOrigin = URL.canParse(env.AIGOV_PUBLIC_URL) ? [new URL(env.AIGOV_PUBLIC_URL).origin] : [];
+  env.GATEWAY_BROWSER_ORIGINS ||= [...new Set([...publicOrigin, host.url, `http://localhost:${host.port}`])].join(",");
   // Fail at start, not on the first request, when the settings are wrong.
   try {
     parseConfig(env);

@@ -397,6 +397,12 @@ export const Services = z
   })
   .meta({ description: "Shared services some controls need" });
 
+/** A web origin as browsers send it in `Origin`: scheme, host and, when not the default, port; no path. */
+export const BrowserOrigin = z
+  .string()
+  .regex(/^https?:\/\/[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$/, "must be an origin: http(s)://host[:port], lower case, no path")
+  .meta({ description: "A web origin, e.g. https://portal.contoso.com" });
+
 export const CompilerInput = z
   .strictObject({
     tenantId: TenantId,
@@ -404,6 +410,11 @@ export const CompilerInput = z
     gatewayTier: z.enum(GATEWAY_TIERS).default("v2").meta({ description: "Decides the size limit (16 KiB on consumption, else 512 KiB) and which policies exist" }),
     settings: Settings.default({}).meta({ description: "Tenant-scope settings" }),
     services: Services.default({}),
+    browserOrigins: z
+      .array(BrowserOrigin)
+      .max(20)
+      .default([])
+      .meta({ description: "Origins whose pages may call the published APIs from a browser (a cors policy on each API): the portal's" }),
     keyTiers: z.array(KeyTier).max(MAX_TENANT_KEY_TIERS).default([]),
     projects: z.array(PolicyProject).max(1000),
     virtualKeys: z.array(VirtualKeyRef).max(1_000_000).default([]),

@@ -39,7 +39,7 @@ describe("the local host serves the portal", () => {
     expect(deep.body).toBe(root.body);
     expect((await rawGet("/portal")).status).toBe(308);
     const config = await rawGet("/portal/config.json");
-    expect(JSON.parse(config.body)).toEqual({ auth: { mode: "dev" }, gatewayUrl: "/.dev/gateway/default" });
+    expect(JSON.parse(config.body)).toEqual({ auth: { mode: "dev" }, gatewayUrl: t.gateway.url });
     expect(config.headers["cache-control"]).toBe("no-store");
     const asset = /src="\/portal\/(assets\/[^"]+\.js)"/.exec(root.body)![1]!;
     const js = await rawGet(`/portal/${asset}`);
@@ -58,24 +58,53 @@ describe("the local host serves the portal", () => {
     }
   });
 
-  it("/.dev/gateway/<instance>/… is the local gateway itself: its answers and refusals, unchanged", async () => {
-    const p = await g.project("proxy");
-    await g.model(p.id, "proxied");
-    await g.publish("proxy");
-    const k = await g.key(g.admin, p.id, { name: "proxy key" });
-    const through = (key: string) =>
-      fetch(`${t.app.host.url}/.dev/gateway/default/${g.names.apiPath(p.id)}/v1/chat/completions`, {
-        method: "POST",
-        headers: { "content-type": "application/json", "api-key": key },
-        body: JSON.stringify({ model: "proxied", messages: [{ role: "user", content: "hi" }] }),
-      });
-    const ok = await through(k.key);
+  it("the playgrounds call the local gateway across origins: the published APIs let the portal's origin in (CORS), no other", async () => {
+    const p = await g.project("cors");
+    await g.model(p.id, "crossorigin");
+    await g.publish("cors");
+    const k = await g.key(g.admin, p.id, { name: "cors key" });
+    const gw = t.gateway.url;
+    const portal = t.app.host.url;
+    const chat = `${gw}/${g.names.apiPath(p.id)}/v1/chat/completions`;
+    const preflight = (origin: string, headers = "content-type,api-key") =>
+      fetch(chat, { method: "OPTIONS", headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": headers } });
+
+    // The portal's origin: the preflight is answered by the cors policy, with no key and no backend call.
+    const ok = await preflight(portal);
     expect(ok.status).toBe(200);
-    expect(((await ok.json()) as { object: string }).object).toBe("chat.completion");
-    expect(t.backends.requests("proxied.mock.localhost")).toHaveLength(1);
-    expect((await through("wrong")).status).toBe(401);
-    expect(t.backends.requests("proxied.mock.localhost")).toHaveLength(1);
-    const none = await fetch(`${t.app.host.url}/.dev/gateway/nope/x`);
-    expect(none.status).toBe(404);
+    expect(ok.headers.get("access-control-allow-origin")).toBe(portal);
+    expect(ok.headers.get("access-control-allow-methods")).toBe("POST");
+    expect(ok.headers.get("access-control-allow-headers")).toBe("content-type,api-key");
+    expect(ok.headers.get("access-control-max-age")).toBe("600");
+    expect(ok.headers.get("access-control-allow-credentials")).toBeNull();
+    // Another origin, or a header the policy does not allow: an empty 200 the browser refuses.
+    for (const refused of [await preflight("https://evil.example"), await preflight(portal, "content-type,api-key,x-not-allowed")]) {
+      expect(refused.status).toBe(200);
+      expect(refused.headers.get("access-control-allow-origin")).toBeNull();
+    }
+    expect(t.backends.requests("crossorigin.mock.localhost")).toHaveLength(0);
+
+    const call = (origin: string, model: string) =>
+      fetch(chat, { method: "POST", headers: { origin, "content-type": "application/json", "api-key": k.key }, body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }) });
+    // The actual request from the portal: answered, readable (Allow-Origin), governance headers exposed.
+    const answered = await call(portal, "crossorigin");
+    expect(answered.status).toBe(200);
+    expect(answered.headers.get("access-control-allow-origin")).toBe(portal);
+    const exposed = answered.headers.get("access-control-expose-headers")!.split(",");
+    expect(exposed).toEqual(expect.arrayContaining(["x-aigov-tokens-remaining-minute-key", "sunset", "retry-after"]));
+    // A refusal by policy is readable too (the page shows the gateway's reason).
+    const refusedByPolicy = await call(portal, "no-such-model");
+    expect(refusedByPolicy.status).toBe(404);
+    expect(refusedByPolicy.headers.get("access-control-allow-origin")).toBe(portal);
+    // Another origin: the request is served as for any client without an Origin, but the browser may not read it.
+    const elsewhere = await call("https://evil.example", "crossorigin");
+    expect(elsewhere.status).toBe(200);
+    expect(elsewhere.headers.get("access-control-allow-origin")).toBeNull();
+    expect(t.backends.requests("crossorigin.mock.localhost")).toHaveLength(2);
+
+    // config.json points the pages at the gateway, and the CSP lets them connect to it.
+    const config = JSON.parse((await rawGet("/portal/config.json")).body) as { gatewayUrl: string };
+    expect(config.gatewayUrl).toBe(gw);
+    expect((await rawGet("/portal/")).headers["content-security-policy"]).toContain(`connect-src 'self' ${new URL(gw).origin}`);
   });
 });

@@ -87,7 +87,7 @@ export async function startTestApp(opts: { appClock?: AppClock } = {}): Promise<
   process.env.USAGE_INGEST_SCHEDULE = "0 0 0 1 1 *";
   process.env.PUBLISH_RETRY_FIRST_INTERVAL_MS = "100";
   process.env.PUBLISH_RETRY_MAX_ATTEMPTS = "4";
-  for (const k of ["COSMOS_ENDPOINT", "AUTH_MODE", "AUTH_JWKS_URI", "EVENTGRID_TOPIC_ENDPOINT", "KEYVAULT_URI", "AIGOV_PUBLIC_URL", "WEBSITE_HOSTNAME"]) delete process.env[k];
+  for (const k of ["COSMOS_ENDPOINT", "AUTH_MODE", "AUTH_JWKS_URI", "EVENTGRID_TOPIC_ENDPOINT", "KEYVAULT_URI", "AIGOV_PUBLIC_URL", "WEBSITE_HOSTNAME", "GATEWAY_BROWSER_ORIGINS"]) delete process.env[k];
   const clock = new GatewayClock();
   const appClock = opts.appClock ?? new AppClock();
   const app = await startApp({ port: 0, dataDir, quiet: true, gatewayPort: 0, backendsPort: 0, gatewayClock: clock, now: appClock.ms });

@@ -75,3 +75,9 @@ export interface RegistryReaders {
 export function registryContributors(readers: RegistryReaders): InputContributor[] {
   return [keyProfiles(readers.keys), activeExemptions(readers.exemptions), publishedExemptionTiers(readers.keys)];
 }
+
+/** The platform's browser origins (GATEWAY_BROWSER_ORIGINS): every API the tenant publishes lets their pages call it (cors). */
+export const browserOrigins =
+  (origins: readonly string[]): InputContributor =>
+  async (input) =>
+    origins.length ? { ...input, browserOrigins: [...origins] } : input;

@@ -101,6 +101,8 @@ export class ElementLoader {
     if (parent.text.trim()) this.issue(parent, `<${parent.name}> holds text; only policy elements are allowed here`);
     const steps: Step[] = [];
     for (const el of children) {
+      // Preflights look for cors among inbound's own children (the reference's "direct children of the inbound element").
+      if (el.name === "cors" && parent.name !== "inbound") this.issue(el, "the local gateway runs <cors> only as a direct child of <inbound>");
       const step = this.statement(el);
       if (step) steps.push(step);
     }
@@ -134,12 +136,12 @@ export class ElementLoader {
     }
   }
 
-  /** llm-semantic-cache-lookup/-store may appear once per section. */
+  /** llm-semantic-cache-lookup/-store and cors may appear once per section. */
   checkOncePerSection(section: XmlElement): void {
     const seen = new Map<string, number>();
     const walk = (els: XmlElement[]) => {
       for (const el of els) {
-        if (el.name === "llm-semantic-cache-lookup" || el.name === "llm-semantic-cache-store") seen.set(el.name, (seen.get(el.name) ?? 0) + 1);
+        if (el.name === "llm-semantic-cache-lookup" || el.name === "llm-semantic-cache-store" || el.name === "cors") seen.set(el.name, (seen.get(el.name) ?? 0) + 1);
         if (el.name === "choose" || el.name === "when" || el.name === "otherwise") walk(el.children);
       }
     };

@@ -19,6 +19,8 @@ export interface Step {
   element: string;
   line: number;
   run(r: Run): Promise<void>;
+  /** A cors statement's rule: preflights read it without running the pipeline. */
+  cors?: import("./elements/cors.js").CorsRule;
 }
 
 /** The response a policy produced, or the one a backend answered with. */

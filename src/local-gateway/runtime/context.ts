@@ -52,6 +52,8 @@ export interface RequestState {
   deployment: { region: string; serviceName: string };
   /** A request to an MCP server, whose policies must not read the response body. */
   mcp?: boolean;
+  /** The CORS headers a matching cors statement adds to whatever response ends the request. */
+  cors?: import("../policy/elements/cors.js").CorsDecision;
 }
 
 const obj = (csType: string, members: Record<string, () => unknown>, methods: Record<string, (args: CsArg[], typeArgs: string[]) => unknown> = {}): HostObject => ({

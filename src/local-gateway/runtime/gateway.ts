@@ -18,6 +18,7 @@ import { contextObject, type RequestState } from "./context.js";
 import { type GatewayLogs, TABLES } from "./logs.js";
 import { describeMessage, rewriteEndpointEvent, serveTools, toolRequest, type JsonObject, type ToolAnswer } from "./mcp.js";
 import { HeaderBag } from "./message.js";
+import { type CorsRule, originAllowed } from "../policy/elements/cors.js";
 import { type Outbound, OutboundError, readAll } from "./outbound.js";
 import { type LoadedApi, type LoadedOperation, type LoadedSubscription, type LoadedTool, type Snapshot } from "./snapshot.js";
 import { estimateTokens, promptText, StreamUsage, usageOf } from "./tokens.js";
@@ -202,6 +203,16 @@ export class Pipeline {
     if (!api) return refuse(json(404, "Resource not found"), "OperationNotFound", "configuration");
     record.ApiId = api.id;
     const opPath = api.path ? url.pathname.slice(api.path.length + 1) || "/" : url.pathname;
+    // A CORS preflight to an API without an OPTIONS operation is the cors policies' alone (docs/gateway.md).
+    if (method === "OPTIONS" && ex.headers.has("origin") && ex.headers.has("access-control-request-method") && !api.operations.some((o) => o.method === "OPTIONS" && o.match(opPath))) {
+      const answer = preflight(snap, api, opPath, ex.headers);
+      if (answer) {
+        record.OperationId = answer.operationId;
+        sink.head(200, undefined, Object.fromEntries(Object.entries({ ...answer.headers, "Content-Length": "0" }).map(([k, v]) => [k, [v]])));
+        sink.end();
+        return finish(200, 0);
+      }
+    }
     let op: LoadedApi["operations"][number] | undefined;
     let matched: Record<string, string> = {};
     for (const o of api.operations) {
@@ -369,6 +380,7 @@ export class Pipeline {
     const response = state.response ?? { status: 200, reason: "OK", headers: new HeaderBag(), body: undefined };
     const out: Record<string, string[]> = {};
     for (const [k, v] of Object.entries(response.headers.toRecord())) if (!/^(content-length|transfer-encoding|connection|keep-alive)$/i.test(k)) out[k] = v;
+    for (const [k, v] of Object.entries(state.cors?.headers ?? {})) out[k] = [v];
     // Token usage is the LLM policies' business; an MCP server's answers carry none.
     const llm = !api.mcp;
     const complete = async (usage: TokenUsage | undefined, model: string | undefined) => {
@@ -615,4 +627,51 @@ function parseJson(bytes: Buffer | undefined): unknown {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A CORS preflight: the cors statements that are direct children of the effective inbound of the
+ * operation the browser asks for (global → API → operation; no product, since a preflight carries no
+ * key), in evaluation order. The first whose origin, method and headers match answers; one that does
+ * not match ends it with an empty 200 when terminate-unmatched-request is "true", else the next is
+ * tried; none matching is an empty 200 without CORS headers. No cors statement at all: undefined (the
+ * request is an ordinary OPTIONS request, which no operation serves).
+ */
+function preflight(snap: Snapshot, api: LoadedApi, opPath: string, headers: HeaderBag): { operationId: string; headers: Record<string, string> } | undefined {
+  const requested = (headers.get("access-control-request-method")?.[0] ?? "").trim().toUpperCase();
+  const op = api.operations.find((o) => o.method === requested && o.match(opPath));
+  const docs = [snap.global, api.policy, op?.policy];
+  const rules: CorsRule[] = [];
+  const collect = (i: number): void => {
+    if (i < 0) return;
+    const doc = docs[i];
+    if (!doc) return collect(i - 1);
+    for (const step of doc.sections.get("inbound") ?? []) {
+      if (step.element === "base") collect(i - 1);
+      else if (step.cors) rules.push(step.cors);
+    }
+  };
+  collect(docs.length - 1);
+  if (rules.length === 0) return undefined;
+  const origin = headers.get("origin")?.[0] ?? "";
+  const asked = (headers.joined("access-control-request-headers") ?? "").split(",").map((h) => h.trim().toLowerCase()).filter(Boolean);
+  for (const rule of rules) {
+    const allowed = originAllowed(rule, origin);
+    const methodOk = rule.methods.includes("*") || rule.methods.includes(requested);
+    const headersOk = rule.headers.includes("*") || asked.every((h) => rule.headers.includes(h));
+    if (allowed && methodOk && headersOk && op) {
+      return {
+        operationId: op.id,
+        headers: {
+          "Access-Control-Allow-Origin": allowed,
+          ...(rule.allowCredentials ? { "Access-Control-Allow-Credentials": "true" } : {}),
+          "Access-Control-Allow-Methods": requested,
+          ...(asked.length ? { "Access-Control-Allow-Headers": asked.join(",") } : {}),
+          ...(rule.maxAge ? { "Access-Control-Max-Age": String(rule.maxAge) } : {}),
+        },
+      };
+    }
+    if (rule.terminateUnmatched) break;
+  }
+  return { operationId: op?.id ?? "", headers: {} };
 }

@@ -19,6 +19,7 @@ import { type KeyTier, type PolicyAgent, type PolicyProject } from "../input.js"
 import { DATA_CLASS_HEADER, SUBSCRIPTION_KEY_HEADER } from "../names.js";
 import { el, textEl, type Why, type XNode } from "../xml.js";
 import { byCodePoint, type Collector, forbidden, sortBy, STRUCTURE } from "./collector.js";
+import { browserAccess } from "./cors.js";
 import { keyIsolation } from "./routing.js";
 import { tiersApplied } from "./tiers.js";
 
@@ -73,7 +74,7 @@ export function compileAgents(c: Collector, project: PolicyProject): void {
     c.apis.push(api);
     c.explainArtifact({ ref: artifactRef(api), path: "/", control: "agents", scope: { level: "project", projectId: pid }, note: `agent ${agent.id} (${agent.status})` });
 
-    const inbound: XNode[] = [el("base", undefined, undefined, STRUCTURE)];
+    const inbound: XNode[] = [...browserAccess(c, { kind: "agent", methods: METHODS, scope: { level: "project", projectId: pid } }), el("base", undefined, undefined, STRUCTURE)];
     // The project's own tiers only: a tier another project's keys are on (a share) names that project's agents.
     const tierIds = tiersApplied(c, new Set(project.keyTiers))
       .filter((t) => t.agents?.includes(agent.id))

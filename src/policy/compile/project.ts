@@ -20,6 +20,7 @@ import { deprecationHeaders, keyIsolation, retrySection, routing } from "./routi
 import { appliedTiers, budgets, tierProduct, tiersApplied, unknownTierGuard } from "./tiers.js";
 import { compileTools } from "./tools.js";
 import { compileAgents } from "./agents.js";
+import { browserAccess } from "./cors.js";
 
 /** Headers deleted in both directions when `headers.stripSecrets` is on (plus the configured extras). */
 export const SECRET_HEADERS = ["api-key", "authorization", "ocp-apim-subscription-key", "proxy-authorization", "x-api-key"] as const;
@@ -40,7 +41,8 @@ export function compileProject(c: Collector, project: PolicyProject) {
   // The models come first: their backends, pools and named values, and whatever in them fails the input.
   const routable = modelsOn ? routableModels(c, project) : [];
   const s: Sections = {
-    inbound: [el("base", undefined, undefined, STRUCTURE)],
+    // Browser access first, before <base/>: a preflight is answered by the first cors policy of the effective inbound.
+    inbound: [...browserAccess(c, { kind: "models", methods: modelsOn ? MODEL_OPERATIONS.map((o) => o.method) : [], extraRequestHeaders: settingsHeaders(eff), scope: { level: "project", projectId: pid } }), el("base", undefined, undefined, STRUCTURE)],
     backend: [el("base", undefined, undefined, STRUCTURE)],
     outbound: [el("base", undefined, undefined, STRUCTURE)],
     onError: [el("base", undefined, undefined, STRUCTURE)],
@@ -101,6 +103,11 @@ export function compileProject(c: Collector, project: PolicyProject) {
   compileTools(c, project);
   compileAgents(c, project);
   for (const tierId of [...project.keyTiers].sort(byCodePoint)) tierProduct(c, project, tierId);
+}
+
+/** Request headers the settings ask callers to send (required headers, the correlation id), which a page must be allowed to set. */
+function settingsHeaders(eff: EffectiveSettings): string[] {
+  return [...(eff["headers.required"]?.value.map((h) => h.name) ?? []), ...(eff.correlationId ? [eff.correlationId.value.header] : [])];
 }
 
 /** The headers `headers.stripSecrets` deletes, sorted ([] when it is off). */

@@ -31,6 +31,7 @@ import { type KeyTier, type PolicyMcpServer, type PolicyProject, type PolicyTool
 import { SUBSCRIPTION_KEY_HEADER, VAR } from "../names.js";
 import { el, textEl, type Why, type XNode } from "../xml.js";
 import { byCodePoint, type Collector, forbidden, sortBy, STRUCTURE } from "./collector.js";
+import { browserAccess } from "./cors.js";
 import { keyIsolation } from "./routing.js";
 import { tiersApplied } from "./tiers.js";
 
@@ -159,11 +160,14 @@ interface McpPolicyParts {
   servers: PolicyMcpServer[];
 }
 
+const MCP_METHODS = ["GET", "POST", "DELETE"];
+
 function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: McpPolicyParts) {
   const pid = project.id;
   const scope = { level: "project" as const, projectId: pid };
   const why = (note: string): Why => ({ control: "tools", scope, note });
-  const inbound: XNode[] = [el("base", undefined, undefined, STRUCTURE)];
+  // Streamable HTTP: POST a message, GET a stream, DELETE a session.
+  const inbound: XNode[] = [...browserAccess(c, { kind: "mcp", methods: MCP_METHODS, scope }), el("base", undefined, undefined, STRUCTURE)];
   // Batches first: reading a JSON array as an object fails the expression (a 500 instead of this 400).
   inbound.push(when(X.MCP_IS_BATCH, [jsonRpcRefusal("mcp_batch_refused", why("batches would carry calls past the checks"))], why("batches refused")));
   inbound.push(when(X.MCP_BODY_OFF_POST, [jsonRpcRefusal("mcp_body_not_allowed", why("only a POST's message is checked"))], why("bodies on POST only")));
@@ -336,7 +340,7 @@ function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer &
   const why: Why = { control: "tools", scope: { level: "project", projectId: project.id }, note: `REST API of ${server.name}` };
   const opOf = new Map(server.tools.flatMap((t) => (t.operation ? [[t.name, t.operation.id] as const] : [])));
   const ops = (names: string[]) => names.flatMap((n) => (opOf.has(n) ? [opOf.get(n)!] : [])).sort(byCodePoint);
-  const inbound: XNode[] = [el("base", undefined, undefined, STRUCTURE)];
+  const inbound: XNode[] = [...browserAccess(c, { kind: "rest", methods: operations.map((o) => o.method), scope: why.scope }), el("base", undefined, undefined, STRUCTURE)];
   const tiers = tiersReaching(c, project, (g) => restReach(project, server, g));
   const notInScope = (w: Why) => forbidden("tool_not_in_scope", X.MCP_REFUSALS.tool_not_in_scope, w);
   const tierIds = tiers.map((t) => t.tier.id).sort(byCodePoint);

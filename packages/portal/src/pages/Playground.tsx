@@ -48,19 +48,27 @@ export default function Playground() {
   const base = config.gatewayUrl ? new URL(config.gatewayUrl, location.href).href.replace(/\/$/, "") : undefined;
   const modelApi = apis.data?.find((a) => !a.path.includes("/mcp") && !/-(mcp|rest|tbx|agt)-/.test(a.id))?.path ?? apis.data?.[0]?.path;
 
-  const send = async (url: string, body: unknown) => {
+  // The gateway is another origin: only the headers its cors policy allows are sent (the MCP version to MCP servers only).
+  const send = async (url: string, body: unknown, mcp: boolean) => {
     setBusy(true);
     setError(undefined);
     setAnswer(undefined);
     try {
       const res = await fetch(url, {
         method: "POST",
-        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "api-key": key, "mcp-protocol-version": "2025-06-18" },
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "api-key": key, ...(mcp ? { "mcp-protocol-version": "2025-06-18" } : {}) },
         body: JSON.stringify(body),
       });
       setAnswer({ status: res.status, headers: [...res.headers.entries()], body: await res.text() });
     } catch (err) {
-      setError(err);
+      // A fetch that fails outright is an answer the browser would not show this page: one without CORS headers.
+      setError(
+        err instanceof TypeError
+          ? new Error(
+              "The gateway's answer cannot be read here: it carries no CORS headers. The gateway refuses a missing or invalid key before any policy runs, so this is most often the key; otherwise this portal's origin is not among the gateway's browser origins, or the gateway is unreachable.",
+            )
+          : err,
+      );
     } finally {
       setBusy(false);
     }
@@ -97,7 +105,7 @@ export default function Playground() {
             aria-label="Model request"
             onSubmit={(e) => {
               e.preventDefault();
-              void send(`${base}/${modelApi}/v1/chat/completions`, { model, messages: [{ role: "user", content: prompt }] });
+              void send(`${base}/${modelApi}/v1/chat/completions`, { model, messages: [{ role: "user", content: prompt }] }, false);
             }}
           >
             <Field label="Model">
@@ -127,7 +135,7 @@ export default function Playground() {
                 setError(new Error("arguments are not JSON"));
                 return;
               }
-              void send(`${base}/${api}/mcp`, { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: tool, arguments: parsed } });
+              void send(`${base}/${api}/mcp`, { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: tool, arguments: parsed } }, true);
             }}
           >
             <Field label="MCP API">

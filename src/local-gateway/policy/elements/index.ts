@@ -1,4 +1,5 @@
 import { type ElementDef } from "../load.js";
+import { cors } from "./cors.js";
 import { base, choose, includeFragment, retry, returnResponse, setStatus } from "./flow.js";
 import { llmTokenLimit, rateLimitByKey } from "./limits.js";
 import { llmContentSafety, llmEmitTokenMetric, llmSemanticCacheLookup, llmSemanticCacheStore } from "./llm.js";
@@ -9,6 +10,7 @@ import { authenticationManagedIdentity, forwardRequest, setBackendService } from
 export const ELEMENTS: Record<string, ElementDef> = {
   base,
   choose,
+  cors,
   "include-fragment": includeFragment,
   "return-response": returnResponse,
   "set-status": setStatus,
