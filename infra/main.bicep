@@ -646,6 +646,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'AGENT_SYNC_SCHEDULE', value: '0 */5 * * * *' }
         { name: 'USAGE_INGEST_SCHEDULE', value: '0 */5 * * * *' }
         { name: 'USAGE_LOG_WORKSPACE_ID', value: logs.properties.customerId }
+        // The portal's playgrounds call APIM from the browser: every API aigov publishes lets this origin in (cors).
+        { name: 'GATEWAY_BROWSER_ORIGINS', value: 'https://${portal.properties.defaultHostname}' }
         { name: 'KEY_ROTATIONS_PER_RUN', value: '120' }
         { name: 'EXEMPTION_SWEEP_SCHEDULE', value: '0 */5 * * * *' }
         { name: 'ACCESS_REVIEW_SWEEP_SCHEDULE', value: '0 */15 * * * *' }

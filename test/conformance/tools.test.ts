@@ -95,6 +95,22 @@ describe("conformance: MCP tools at the local gateway", () => {
     // A grant of one tool is not a grant of the server's resources or prompts.
     const resources = await post(fixture, k, { jsonrpc: "2.0", id: 99, method: "resources/list", params: {} });
     expect([resources.status, resources.json.error?.data?.reason]).toEqual([403, "method_not_in_scope"]);
+    // From the portal's page (a browser origin the platform named): a preflight answered without a key,
+    // the call's answer and the session header readable; the scope check is the same.
+    const origin = g.t.app.host.url;
+    const preflight = await fetch(`${g.t.gateway.url}/${fixture}/mcp`, {
+      method: "OPTIONS",
+      headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "api-key,content-type,mcp-protocol-version" },
+    });
+    expect([preflight.status, preflight.headers.get("access-control-allow-origin"), preflight.headers.get("access-control-allow-headers")]).toEqual([200, origin, "api-key,content-type,mcp-protocol-version"]);
+    const fromPage = await fetch(`${g.t.gateway.url}/${fixture}/mcp`, {
+      method: "POST",
+      headers: { origin, "content-type": "application/json", accept: "application/json, text/event-stream", "api-key": k, "mcp-protocol-version": "2025-06-18" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 4, method: "tools/call", params: { name: "delete_file", arguments: { path: "z" } } }),
+    });
+    expect([fromPage.status, fromPage.headers.get("access-control-allow-origin")]).toEqual([403, origin]);
+    expect(fromPage.headers.get("access-control-expose-headers")?.split(",")).toContain("mcp-session-id");
+    expect(upstream.calls.get("delete_file") ?? 0).toBe(before);
     const noTools = (await g.key(dev, p.id, { name: "models-only" })).key;
     expect((await callTool(p.id, "fixture", noTools, "get_weather", { city: "Oslo" })).status).toBe(401);
     // The tool's last call, from the gateway's own logs once ingested.

@@ -75,4 +75,62 @@ describe("local gateway: requests through published files", () => {
     expect(res.json.message).toMatch(/could not load apis\/api1\/policies\/policy.xml \(line 1\)/);
     expect(h.mocks.requests("eastus.mock.localhost")).toHaveLength(0);
   });
+
+  it("runs cors as APIM documents it: preflights from the effective inbound's cors statements, headers on whatever answers, unmatched origins left alone", async () => {
+    const corsOf = (origin: string, terminate: boolean) =>
+      `<cors allow-credentials="false" terminate-unmatched-request="${terminate}"><allowed-origins><origin>${origin}</origin></allowed-origins><allowed-methods preflight-result-max-age="300"><method>POST</method></allowed-methods><allowed-headers><header>api-key</header><header>content-type</header></allowed-headers><expose-headers><header>x-remaining</header></expose-headers></cors>`;
+    const folder = (apiTerminates: boolean) =>
+      basicFolder("", (f) =>
+        f
+          // The API's cors before <base/> (first in the effective inbound), the global one after it.
+          .xml("apis/api1/policies/policy", `<policies><inbound>${corsOf("https://a.example", apiTerminates)}<base /><set-backend-service backend-id="be1" /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>`)
+          .xml("policies/policy", `<policies><inbound>${corsOf("https://b.example:443", false)}</inbound><backend><forward-request /></backend><outbound /><on-error /></policies>`),
+      );
+    h = await startHarness(folder(false));
+    expect(h.gateway.issues()).toEqual([]);
+    const preflight = (origin: string, method = "POST", headers = "api-key") =>
+      call(h!.gateway, "/t1/p1/v1/chat/completions", { method: "OPTIONS", headers: { origin, "access-control-request-method": method, "access-control-request-headers": headers } });
+    const a = await preflight("https://a.example");
+    expect([a.status, a.headers.get("access-control-allow-origin"), a.headers.get("access-control-allow-methods"), a.headers.get("access-control-max-age")]).toEqual([200, "https://a.example", "POST", "300"]);
+    // Not the API's origin, and terminate-unmatched-request="false": the global statement (next in order) answers.
+    expect((await preflight("https://b.example")).headers.get("access-control-allow-origin")).toBe("https://b.example");
+    for (const refused of [await preflight("https://c.example"), await preflight("https://a.example", "DELETE"), await preflight("https://a.example", "POST", "x-other")]) {
+      expect(refused.status).toBe(200);
+      expect(refused.headers.get("access-control-allow-origin")).toBeNull();
+    }
+    // An OPTIONS request that is not a preflight is an ordinary request no operation serves.
+    expect((await call(h.gateway, "/t1/p1/v1/chat/completions", { method: "OPTIONS" })).status).toBe(404);
+
+    const actual = await call(h.gateway, "/t1/p1/v1/chat/completions", { key: "key-one", body: chat(2), headers: { origin: "https://a.example" } });
+    expect([actual.status, actual.headers.get("access-control-allow-origin"), actual.headers.get("access-control-expose-headers")]).toEqual([200, "https://a.example", "x-remaining"]);
+    // A key refused before any policy runs: no CORS headers (nothing in APIM's documentation says it adds them there).
+    const badKey = await call(h.gateway, "/t1/p1/v1/chat/completions", { key: "nope", body: chat(2), headers: { origin: "https://a.example" } });
+    expect([badKey.status, badKey.headers.get("access-control-allow-origin")]).toEqual([401, null]);
+    const other = await call(h.gateway, "/t1/p1/v1/chat/completions", { key: "key-one", body: chat(2), headers: { origin: "https://c.example" } });
+    expect([other.status, other.headers.get("access-control-allow-origin")]).toEqual([200, null]);
+    expect(h.mocks.requests("eastus.mock.localhost")).toHaveLength(2);
+    await h.close();
+
+    // terminate-unmatched-request="true" on the API's statement: the global one is never reached.
+    h = await startHarness(folder(true));
+    expect((await preflight("https://b.example")).headers.get("access-control-allow-origin")).toBeNull();
+  });
+
+  it("refuses cors where APIM's reference does not put it: nested, twice in a section, outside inbound, with a bad origin", async () => {
+    const c = (origin = "https://a.example") => `<cors><allowed-origins><origin>${origin}</origin></allowed-origins><allowed-headers><header>api-key</header></allowed-headers></cors>`;
+    h = await startHarness(
+      basicFolder(`<choose><when condition="@(true)">${c()}</when></choose>${c()}${c("not an origin")}`, (f) =>
+        f.xml("apis/api1/operations/chat/policies/policy", `<policies><inbound><base /></inbound><backend><base /></backend><outbound><base />${c()}</outbound><on-error><base /></on-error></policies>`),
+      ),
+    );
+    expect(h.gateway.issues().map((i) => i.message)).toEqual(
+      expect.arrayContaining([
+        "the local gateway runs <cors> only as a direct child of <inbound>",
+        "<cors> may appear only once in a section (found 3)",
+        "<origin> must be * or a URI with scheme, host and port, not 'not an origin'",
+        "<cors> is not allowed in the outbound section",
+      ]),
+    );
+  });
 });
+

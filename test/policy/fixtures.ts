@@ -207,4 +207,11 @@ export const GOLDEN_CASES: Record<string, CompilerInputIn> = {
     [project("prj_alpha", [model("gpt4o", "gpt-4o")], { pillars: { models: false, tools: true, agents: true } })],
     { settings: { correlationId: {}, tokens: { perMinute: { limit: 1000 } }, requests: { rate: { calls: 100 } } } },
   ),
+
+  // The portal's origin may call the project's API from a browser: a cors policy first in inbound.
+  "browser-origins": tenant([project("prj_alpha", [model("gpt4o", "gpt-4o")], { keyTiers: ["gold"] })], {
+    browserOrigins: ["https://portal.contoso.com", "http://localhost:7071"],
+    keyTiers: [{ id: "gold", limits: { tokensPerMinute: 500 } }],
+    settings: { correlationId: { header: "x-request-id" }, headers: { required: [{ name: "x-team" }] }, tokens: { perMinute: { limit: 1000 } } },
+  }),
 };

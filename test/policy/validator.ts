@@ -31,7 +31,9 @@ interface ElementRule {
   /** Allowed child element names; "statements" = any statement allowed in the section. */
   children?: string[] | "statements";
   text?: boolean;
-  /** At most once per section (semantic cache). */
+  /** A literal text value must match (cors origins, methods, header names). */
+  textPattern?: RegExp;
+  /** At most once per section (semantic cache, cors). */
   oncePerSection?: boolean;
 }
 
@@ -129,6 +131,13 @@ const STATEMENTS: Record<string, ElementRule> = {
   "set-query-parameter": { sections: ["inbound", "backend"], attrs: { name: { required: true, noExpression: true }, "exists-action": { pattern: EXISTS } }, children: ["value"] },
   "set-body": { sections: ALL, attrs: {}, text: true },
   "forward-request": { sections: ["backend"], attrs: { "buffer-request-body": { pattern: BOOL }, timeout: { pattern: INT } } },
+  // cors policy reference: inbound only, once per section, children in the documented order.
+  cors: {
+    sections: ["inbound"],
+    oncePerSection: true,
+    attrs: { "allow-credentials": { pattern: BOOL }, "terminate-unmatched-request": { pattern: BOOL } },
+    children: ["allowed-origins", "allowed-methods", "allowed-headers", "expose-headers"],
+  },
 };
 
 /** Child-only elements. */
@@ -143,6 +152,14 @@ const CHILDREN: Record<string, ElementRule> = {
   id: { attrs: {}, text: true },
   "vary-by": { attrs: {}, text: true },
   dimension: { attrs: { name: { required: true }, value: {} } },
+  "allowed-origins": { attrs: {}, children: ["origin"] },
+  // "The URI must include a scheme, host, and port" (the port may be left to the scheme's default).
+  origin: { attrs: {}, text: true, textPattern: /^https?:\/\/[a-z0-9.-]+(:[0-9]{1,5})?$/ },
+  "allowed-methods": { attrs: { "preflight-result-max-age": { pattern: INT } }, children: ["method"] },
+  method: { attrs: {}, text: true, textPattern: /^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$/ },
+  "allowed-headers": { attrs: {}, children: ["header"] },
+  "expose-headers": { attrs: {}, children: ["header"] },
+  header: { attrs: {}, text: true, textPattern: /^[A-Za-z0-9-]+$/ },
 };
 
 const DEFAULT_DIMENSIONS = new Set(["API ID", "Operation ID", "Product ID", "User ID", "Subscription ID", "Location", "Gateway ID", "Backend ID"]);
@@ -156,6 +173,7 @@ interface DomNode {
   childNodes: ArrayLike<DomNode>;
   textContent: string | null;
   attributes?: ArrayLike<{ name: string; value: string }>;
+  parentNode?: DomNode | null;
 }
 
 const elements = (n: DomNode) => Array.from(n.childNodes).filter((c) => c.nodeType === 1);
@@ -227,6 +245,14 @@ function checkElement(n: DomNode, path: string, section: Section | undefined, fr
   if (name === "llm-emit-token-metric" && elements(n).filter((c) => c.nodeName === "dimension" && !DEFAULT_DIMENSIONS.has(attrsOf(c).find(([k]) => k === "name")?.[1] ?? "")).length > 5) {
     problems.push(`${path}: more than 5 custom dimensions`);
   }
+  if (name === "cors") {
+    const order = elements(n).map((k) => ["allowed-origins", "allowed-methods", "allowed-headers", "expose-headers"].indexOf(k.nodeName));
+    if (order.some((o, i) => i > 0 && o <= order[i - 1]!)) problems.push(`${path}: cors children out of the documented order`);
+    if (!order.includes(0) || !order.includes(2)) problems.push(`${path}: cors needs allowed-origins and allowed-headers`);
+    // "Unexpected behavior if the cors policy is not the first policy in the inbound section" (common configuration issues).
+    const parent = n.parentNode;
+    if (!parent || parent.nodeName !== "inbound" || elements(parent)[0] !== n) problems.push(`${path}: cors must be the first statement of inbound`);
+  }
   if (name === "choose") {
     const kids = elements(n);
     if (!kids.some((k) => k.nodeName === "when")) problems.push(`${path}: choose needs a when`);
@@ -240,7 +266,7 @@ function checkElement(n: DomNode, path: string, section: Section | undefined, fr
   const kids = elements(n);
   if (rule.text) {
     if (kids.length) problems.push(`${path}: <${name}> holds text only`);
-    checkValue(`${path}/text()`, n.textContent ?? "", undefined, problems);
+    checkValue(`${path}/text()`, n.textContent ?? "", rule.textPattern ? { pattern: rule.textPattern } : undefined, problems);
   } else if (!kids.length && (n.textContent ?? "").trim() !== "") {
     problems.push(`${path}: unexpected text in <${name}>`);
   }

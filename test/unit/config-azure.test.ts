@@ -65,3 +65,29 @@ describe("the provider keys' vault", () => {
     expect(parseConfig(localEnv).providerKeyVaultUri).toBeUndefined();
   });
 });
+
+describe("GATEWAY_BROWSER_ORIGINS", () => {
+  const azureEnv = {
+    KEYVAULT_URI: "https://kv-aigov.vault.azure.net/",
+    APIM_SUBSCRIPTION_ID: "00000000-0000-0000-0000-000000000001",
+    APIM_RESOURCE_GROUP: "rg-aigov",
+    APIM_SERVICE_NAME: "apim-aigov",
+    USAGE_LOG_WORKSPACE_ID: "11111111-2222-3333-4444-555555555555",
+    COSMOS_ENDPOINT: "https://acct.documents.azure.com:443/",
+    AUTH_ISSUER: "https://login.microsoftonline.com/{tenantid}/v2.0",
+    AUTH_AUDIENCE: "00000000-0000-0000-0000-0000000000aa",
+    AUTH_JWKS_URI: "https://login.microsoftonline.com/common/discovery/v2.0/keys",
+  };
+  it("is a list of origins, normalised; http only in local mode; nothing else", () => {
+    expect(parseConfig({ ...azureEnv, GATEWAY_BROWSER_ORIGINS: " https://Portal.Contoso.com/ , https://swa-x.azurestaticapps.net" }).browserOrigins).toEqual([
+      "https://portal.contoso.com",
+      "https://swa-x.azurestaticapps.net",
+    ]);
+    expect(parseConfig(azureEnv).browserOrigins).toEqual([]);
+    expect(parseConfig({ ...localEnv, GATEWAY_BROWSER_ORIGINS: "http://127.0.0.1:7071" }).browserOrigins).toEqual(["http://127.0.0.1:7071"]);
+    expect(() => parseConfig({ ...azureEnv, GATEWAY_BROWSER_ORIGINS: "http://portal.contoso.com" })).toThrow(/GATEWAY_BROWSER_ORIGINS: outside local mode only https origins/);
+    for (const bad of ["https://portal.contoso.com/portal", "portal.contoso.com", "https://*.contoso.com"]) {
+      expect(() => parseConfig({ ...azureEnv, GATEWAY_BROWSER_ORIGINS: bad }), bad).toThrow(/GATEWAY_BROWSER_ORIGINS/);
+    }
+  });
+});

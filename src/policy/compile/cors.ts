@@ -22,7 +22,7 @@ const REQUEST_HEADERS = [SUBSCRIPTION_KEY_HEADER, "content-type", "accept", DATA
 /** The MCP transport's own headers (streamable HTTP: session, protocol version, stream resumption). */
 const MCP_REQUEST_HEADERS = ["mcp-session-id", "mcp-protocol-version", "last-event-id"];
 
-/** Every name `llm-token-limit` may report remaining tokens under (limits.ts `tokenLimitHeader`). */
+/** Every name an `llm-token-limit` may report remaining tokens under (limits.ts names them). */
 export const TOKEN_HEADERS = ["minute", "quota"].flatMap((window) =>
   ["key", "project", "tier"].flatMap((per) => [`x-aigov-tokens-remaining-${window}-${per}`, `x-aigov-tokens-remaining-${window}-${per}-model`]),
 );
@@ -33,8 +33,10 @@ export interface BrowserAccessOptions {
   kind: BrowserApiKind;
   /** The methods the API's operations take (MCP servers: GET, POST, DELETE). */
   methods: readonly string[];
-  /** Request headers the scope's settings require or echo (headers.required, correlationId). */
+  /** Request headers the scope's settings ask callers to send (headers.required, correlationId). */
   extraRequestHeaders?: readonly string[];
+  /** Response headers the scope's settings add (the echoed correlation id). */
+  extraResponseHeaders?: readonly string[];
   scope: ScopeRef;
 }
 
@@ -48,7 +50,7 @@ export function browserAccess(c: Collector, o: BrowserAccessOptions): XNode[] {
     ...(o.kind === "models" ? TOKEN_HEADERS : []),
     ...GOVERNANCE_HEADERS,
     ...(o.kind === "mcp" ? ["mcp-session-id"] : []),
-    ...(o.extraRequestHeaders ?? []),
+    ...(o.extraResponseHeaders ?? []),
   ];
   const exposeHeaders = lower(exposed);
   const methods = [...new Set(o.methods.map((m) => m.toUpperCase()))].sort(byCodePoint);

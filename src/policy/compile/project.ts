@@ -42,7 +42,7 @@ export function compileProject(c: Collector, project: PolicyProject) {
   const routable = modelsOn ? routableModels(c, project) : [];
   const s: Sections = {
     // Browser access first, before <base/>: a preflight is answered by the first cors policy of the effective inbound.
-    inbound: [...browserAccess(c, { kind: "models", methods: modelsOn ? MODEL_OPERATIONS.map((o) => o.method) : [], extraRequestHeaders: settingsHeaders(eff), scope: { level: "project", projectId: pid } }), el("base", undefined, undefined, STRUCTURE)],
+    inbound: [...browserAccess(c, { kind: "models", methods: modelsOn ? MODEL_OPERATIONS.map((o) => o.method) : [], extraRequestHeaders: settingsHeaders(eff), extraResponseHeaders: eff.correlationId ? [eff.correlationId.value.header] : [], scope: { level: "project", projectId: pid } }), el("base", undefined, undefined, STRUCTURE)],
     backend: [el("base", undefined, undefined, STRUCTURE)],
     outbound: [el("base", undefined, undefined, STRUCTURE)],
     onError: [el("base", undefined, undefined, STRUCTURE)],
