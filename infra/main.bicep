@@ -71,12 +71,17 @@ param keyVaultNameSuffix string = ''
 @allowed([ 'default', 'recover' ])
 param keyVaultCreateMode string = 'default'
 
-@description('''Network isolation. Only `none` is implemented: every service keeps its public endpoint, protected by
-Entra ID / managed identity and disabled local auth. `private` (VNet, Flex Consumption VNet integration,
-private endpoints and DNS zones for Storage, Cosmos DB, Key Vault, Event Grid; APIM Standard v2 VNet
-integration) is a documented TODO in docs/deploy.md; it is not accepted until it is built.''')
-@allowed([ 'none' ])
+@description('''Network isolation (docs/deploy.md, "Networking"). none: every service keeps its public endpoint,
+protected by Entra ID / managed identity and disabled local auth (dev). private: a VNet (infra/modules/network.bicep)
+with private endpoints and DNS zones for Storage (blob, queue, table), Cosmos DB, both vaults and the Event Grid
+topic, whose public network access is then disabled; the function app (Flex Consumption) and the API Management
+gateway (Standard v2) reach them through VNet integration. The admin API and the gateway keep their public
+endpoints: they are what the portal, the CLI and the applications call.''')
+@allowed([ 'none', 'private' ])
 param networkIsolation string = 'none'
+
+@description('Address space of the VNet when networkIsolation is private (three /24 subnets are cut from it).')
+param vnetAddressPrefix string = '10.42.0.0/16'
 
 @description('''Create the Entra app registrations (API and CLI/portal client) with the Microsoft Graph Bicep extension
 (infra/modules/app-registration.bicep). The deployer then needs to be allowed to create applications in the tenant
@@ -217,13 +222,21 @@ resource usageLogReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 // Storage: the Functions host (AzureWebJobsStorage), Durable Functions (queues, tables, blobs), deployments
 // ---------------------------------------------------------------------------------------------------------
 
+var isPrivate = networkIsolation == 'private'
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: 'staigov${take(token, 16)}'
   location: deployLocation
   tags: tags
   sku: { name: 'Standard_LRS' }
   kind: 'StorageV2'
-  properties: { allowSharedKeyAccess: false, minimumTlsVersion: 'TLS1_2', allowBlobPublicAccess: false }
+  properties: {
+    allowSharedKeyAccess: false
+    minimumTlsVersion: 'TLS1_2'
+    allowBlobPublicAccess: false
+    publicNetworkAccess: isPrivate ? 'Disabled' : 'Enabled'
+    networkAcls: isPrivate ? { defaultAction: 'Deny', bypass: 'None' } : { defaultAction: 'Allow', bypass: 'AzureServices' }
+  }
 }
 
 resource deployments 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
@@ -280,6 +293,7 @@ resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2024-05-15' = {
     capabilities: [ { name: 'EnableServerless' } ]
     disableLocalAuth: true
     consistencyPolicy: { defaultConsistencyLevel: 'Session' }
+    publicNetworkAccess: isPrivate ? 'Disabled' : 'Enabled'
   }
 }
 
@@ -323,7 +337,7 @@ resource topic 'Microsoft.EventGrid/topics@2025-02-15' = {
   name: 'evgt-aigov-${token}'
   location: deployLocation
   tags: tags
-  properties: { inputSchema: 'CloudEventSchemaV1_0', disableLocalAuth: true, minimumTlsVersionAllowed: '1.2' }
+  properties: { inputSchema: 'CloudEventSchemaV1_0', disableLocalAuth: true, minimumTlsVersionAllowed: '1.2', publicNetworkAccess: isPrivate ? 'Disabled' : 'Enabled' }
 }
 
 // EventGrid Data Sender: the outbox relay publishes CloudEvents with the app's identity.
@@ -369,6 +383,8 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     softDeleteRetentionInDays: keyVaultRetentionDays
     // The property accepts true or absent, never false (Bicep types: "does not accept false").
     enablePurgeProtection: keyVaultPurgeProtection ? true : null
+    publicNetworkAccess: isPrivate ? 'disabled' : 'enabled'
+    networkAcls: isPrivate ? { defaultAction: 'Deny', bypass: 'AzureServices' } : { defaultAction: 'Allow', bypass: 'AzureServices' }
   }
 }
 
@@ -384,6 +400,9 @@ resource providerVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enableSoftDelete: true
     softDeleteRetentionInDays: keyVaultRetentionDays
     enablePurgeProtection: keyVaultPurgeProtection ? true : null
+    // API Management is a trusted service of Key Vault; with VNet integration it also resolves the private endpoint.
+    publicNetworkAccess: isPrivate ? 'disabled' : 'enabled'
+    networkAcls: isPrivate ? { defaultAction: 'Deny', bypass: 'AzureServices' } : { defaultAction: 'Allow', bypass: 'AzureServices' }
   }
 }
 
@@ -420,7 +439,29 @@ resource apim 'Microsoft.ApiManagement/service@2024-05-01' = {
   tags: tags
   sku: { name: 'StandardV2', capacity: 1 }
   identity: { type: 'SystemAssigned' }
-  properties: { publisherEmail: apimPublisherEmail, publisherName: apimPublisherName }
+  properties: {
+    publisherEmail: apimPublisherEmail
+    publisherName: apimPublisherName
+    // v2 tiers: outbound VNet integration (External), the gateway endpoint stays public for the applications.
+    virtualNetworkType: isPrivate ? 'External' : 'None'
+    virtualNetworkConfiguration: isPrivate ? { subnetResourceId: network.outputs.apimSubnetId } : null
+  }
+}
+
+// The private network (networkIsolation = private): VNet, private endpoints and DNS zones.
+module network 'modules/network.bicep' = if (isPrivate) {
+  name: 'network'
+  params: {
+    location: deployLocation
+    tags: tags
+    token: token
+    addressPrefix: vnetAddressPrefix
+    storageAccountId: storage.id
+    cosmosAccountId: cosmos.id
+    vaultId: vault.id
+    providerVaultId: providerVault.id
+    topicId: topic.id
+  }
 }
 
 // Key Vault Secrets User on the providers' vault only: the gateway resolves Key Vault-backed named values.
@@ -600,6 +641,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Flex Consumption VNet integration: the app reaches Storage, Cosmos DB, the vaults and Event Grid privately.
+    virtualNetworkSubnetId: isPrivate ? network.outputs.appSubnetId : null
     functionAppConfig: {
       deployment: {
         storage: {

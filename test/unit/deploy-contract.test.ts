@@ -24,6 +24,7 @@ const BICEP = read("infra", "main.bicep");
 const CONFIG_SOURCE = read("src", "config", "index.ts");
 const DOC = read("docs", "deploy.md");
 const APP_REGISTRATION = read("infra", "modules", "app-registration.bicep");
+const NETWORK = read("infra", "modules", "network.bicep");
 
 // ----------------------------------------------------------------------------------------------------------
 // Bicep, as text
@@ -426,4 +427,49 @@ describe("deployment contract: infra/main.bicep against src/config, docs/deploy.
       expect(Object.keys(parameters)).toEqual(expect.arrayContaining(["createAppRegistration", "authAudience"]));
     });
   });
+
+  describe("(e) networkIsolation = private (infra/modules/network.bicep)", () => {
+    /** The data services the app reaches, and the sub-resources each needs a private endpoint for. */
+    const SERVICES: { symbol: string; type: string; groupIds: string[]; param: string }[] = [
+      { symbol: "storage", type: "Microsoft.Storage/storageAccounts", groupIds: ["blob", "queue", "table"], param: "storageAccountId" },
+      { symbol: "cosmos", type: "Microsoft.DocumentDB/databaseAccounts", groupIds: ["Sql"], param: "cosmosAccountId" },
+      { symbol: "vault", type: "Microsoft.KeyVault/vaults", groupIds: ["vault"], param: "vaultId" },
+      { symbol: "providerVault", type: "Microsoft.KeyVault/vaults", groupIds: ["vault"], param: "providerVaultId" },
+      { symbol: "topic", type: "Microsoft.EventGrid/topics", groupIds: ["topic"], param: "topicId" },
+    ];
+    const endpoints = literalObjects(NETWORK, "endpoints").map((o) => ({ target: /target:\s*(\w+)/.exec(o)?.[1], groupId: /groupId:\s*'([^']+)'/.exec(o)?.[1], zone: /zone:\s*'([^']+)'/.exec(o)?.[1] }));
+
+    it("is an allowed value, and the network module is deployed exactly then", () => {
+      expect(BICEP).toMatch(/@allowed\(\[ 'none', 'private' \]\)\nparam networkIsolation string = 'none'/);
+      expect(BICEP).toMatch(/var isPrivate = networkIsolation == 'private'/);
+      expect(BICEP).toMatch(/module network 'modules\/network\.bicep' = if \(isPrivate\)/);
+    });
+
+    it("every data service gets a private endpoint per sub-resource, with its private DNS zone, and turns public access off", () => {
+      for (const svc of SERVICES) {
+        const r = RESOURCES.find((x) => x.symbol === svc.symbol);
+        expect(r?.type, svc.symbol).toBe(svc.type);
+        expect(prop(r!.body, "publicNetworkAccess") ?? /publicNetworkAccess:\s*([^,}\n]+)/.exec(r!.body)?.[1], svc.symbol).toMatch(/^isPrivate \? '[Dd]isabled' : '[Ee]nabled'/);
+        expect(BICEP, `${svc.symbol} passed to the network module`).toMatch(new RegExp(`${svc.param}: ${svc.symbol}\\.id`));
+        const mine = endpoints.filter((e) => e.target === svc.param);
+        expect(mine.map((e) => e.groupId).sort(), svc.symbol).toEqual([...svc.groupIds].sort());
+        for (const e of mine) expect(e.zone, `${svc.symbol}/${e.groupId}`).toMatch(/^privatelink\./);
+      }
+      // Every endpoint's zone is created, linked to the VNet and used by the endpoint's zone group.
+      expect(NETWORK).toMatch(/resource zones 'Microsoft\.Network\/privateDnsZones@[^']+' = \[for z in zoneNames:/);
+      expect(NETWORK).toMatch(/resource zoneLinks 'Microsoft\.Network\/privateDnsZones\/virtualNetworkLinks@[^']+' = \[for \(z, i\) in zoneNames:/);
+      expect(NETWORK).toMatch(/privateDnsZoneId: resourceId\('Microsoft\.Network\/privateDnsZones', e\.zone\)/);
+    });
+
+    it("the function app and the gateway reach them through VNet integration on delegated subnets", () => {
+      const app = RESOURCES.find((r) => r.type === "Microsoft.Web/sites" && /functionAppConfig:/.test(r.body))!;
+      expect(prop(app.body, "virtualNetworkSubnetId")).toBe("isPrivate ? network.outputs.appSubnetId : null");
+      const apim = RESOURCES.find((r) => r.symbol === "apim")!;
+      expect(prop(apim.body, "virtualNetworkType")).toBe("isPrivate ? 'External' : 'None'");
+      expect(prop(apim.body, "virtualNetworkConfiguration")).toBe("isPrivate ? { subnetResourceId: network.outputs.apimSubnetId } : null");
+      expect(NETWORK).toMatch(/name: 'snet-app'[\s\S]*?serviceName: 'Microsoft\.App\/environments'/);
+      expect(NETWORK).toMatch(/name: 'snet-apim'[\s\S]*?serviceName: 'Microsoft\.Web\/serverFarms'/);
+    });
+  });
 });
+
