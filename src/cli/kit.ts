@@ -13,6 +13,8 @@ export interface CliIo {
   err: (text: string) => void;
   env: NodeJS.ProcessEnv;
   fetch?: typeof fetch;
+  /** MSAL's HTTP client for the Entra sign-in (tests: a local fake of Entra ID); MSAL's own otherwise. */
+  msalNetwork?: import("@azure/msal-node").INetworkModule;
 }
 
 export type Output = "table" | "json";

@@ -19,7 +19,7 @@ import { projectCommands } from "./commands/projects.js";
 import { serviceCommands } from "./commands/service.js";
 import { settingsCommands } from "./commands/settings.js";
 import { type CliIo, type CliKit, type Globals, render } from "./kit.js";
-import { profilePath, resolveProfile } from "./profiles.js";
+import { profilePath, resolveProfile, tokenCachePath } from "./profiles.js";
 
 export type { CliIo } from "./kit.js";
 
@@ -41,7 +41,11 @@ export function buildProgram(io: CliIo): Command {
     client: () => {
       const g = globals();
       const profile = resolveProfile(profilePath(io.env), g.profile);
-      return new AigovClient({ endpoint: g.endpoint ?? profile.endpoint, token: profile.token, ...(io.fetch ? { fetch: io.fetch } : {}) });
+      const entra = profile.entra;
+      const token = entra
+        ? async () => (await import("./entra.js")).entraToken(entra, { cachePath: tokenCachePath(io.env), ...(io.msalNetwork ? { networkClient: io.msalNetwork } : {}) })
+        : profile.token;
+      return new AigovClient({ endpoint: g.endpoint ?? profile.endpoint, token, ...(io.fetch ? { fetch: io.fetch } : {}) });
     },
     print: (value, columns) => render(io, globals().output, value, columns),
     render: (format, value, columns) => render(io, format, value, columns),

@@ -4,7 +4,10 @@ import { dirname, join } from "node:path";
 
 export interface Profile {
   endpoint: string;
+  /** A bearer token given at login (--dev, --token). */
   token?: string;
+  /** An Entra ID sign-in (--entra): tokens come from MSAL's cache (entra.ts), never from this file. */
+  entra?: import("./entra.js").EntraProfile;
 }
 
 interface ProfileFile {
@@ -17,6 +20,11 @@ export const DEFAULT_ENDPOINT = "http://127.0.0.1:7071";
 /** Profiles live in ~/.aigov/config.json (or $AIGOV_CONFIG), readable by the user only: they hold tokens. */
 export function profilePath(env: NodeJS.ProcessEnv = process.env): string {
   return env.AIGOV_CONFIG ?? join(homedir(), ".aigov", "config.json");
+}
+
+/** MSAL's token cache of the Entra sign-ins, beside the profiles. */
+export function tokenCachePath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(dirname(profilePath(env)), "msal-cache.json");
 }
 
 export function readProfiles(path: string): ProfileFile {

@@ -24,7 +24,8 @@ export interface ApiResponse<T> {
 
 export interface ClientOptions {
   endpoint: string;
-  token?: string | undefined;
+  /** A bearer token, or where to get one per call (the CLI's Entra sign-in refreshes through it). */
+  token?: string | (() => Promise<string>) | undefined;
   fetch?: typeof fetch;
 }
 
@@ -48,7 +49,7 @@ export class AigovClient {
     this.fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
   }
 
-  withToken(token: string | undefined): AigovClient {
+  withToken(token: ClientOptions["token"]): AigovClient {
     return new AigovClient({ ...this.options, token });
   }
 
@@ -58,7 +59,8 @@ export class AigovClient {
     const url = new URL(`/api${fillPath(op, i.params)}`, this.options.endpoint);
     for (const [k, v] of Object.entries(i.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { accept: "application/json", ...extraHeaders };
-    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    const token = typeof this.options.token === "function" ? await this.options.token() : this.options.token;
+    if (token) headers.authorization = `Bearer ${token}`;
     if (i.ifMatch !== undefined) headers["if-match"] = /^(W\/)?"|^\*$/.test(i.ifMatch) ? i.ifMatch : `"${i.ifMatch}"`;
     let body: string | undefined;
     if (i.body !== undefined) {
