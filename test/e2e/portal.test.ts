@@ -3,91 +3,36 @@
  * step is done by clicking and typing in the portal, and checked in the page, through the API, and by
  * requests through the local gateway. Screenshots of each screen go to .data/portal-screenshots/.
  */
-import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Locator, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { until } from "../support/until.js";
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const available = existsSync(CHROMIUM);
-if (!available) console.warn(`[e2e] ${CHROMIUM} not found: portal tests skipped (apt-get install chromium, or run .ci/run)`);
-const AXE = require.resolve("axe-core/axe.min.js");
-const SHOTS = join(process.cwd(), ".data", "portal-screenshots");
+import { chromiumAvailable as available, openPortal, type PortalBrowser } from "./portal-browser.js";
 
 let t: TestApp;
-let browser: Browser;
-let context: BrowserContext;
+let portal: PortalBrowser;
 let page: Page;
 let admin: AigovClient;
-const consoleLines: string[] = [];
+let consoleLines: string[] = [];
 
 beforeAll(async () => {
   if (!available) return;
-  mkdirSync(SHOTS, { recursive: true });
   t = await startTestApp();
   admin = await t.as("t-portal", "alice", ["TenantAdmin", "Auditor"]);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  // bypassCSP: axe-core is injected as an inline script, which the portal's CSP (rightly) refuses.
-  context = await browser.newContext({ bypassCSP: true, viewport: { width: 1400, height: 1000 } });
-  page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  page.on("console", (m) => consoleLines.push(m.text()));
+  portal = await openPortal(t);
+  ({ page, consoleLines } = portal);
 }, 60_000);
 afterAll(async () => {
-  await browser?.close();
+  await portal?.close();
   await t?.stop();
 });
 
-/** A form field by its label ("Name", or "Name *" when required). */
-const label = (name: string) => page.getByLabel(new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\s*\\*?$`));
-const url = (path: string) => `${t.app.host.url}/portal${path}`;
-
-/** axe-core on the current screen: no serious or critical violation; then a screenshot. */
-async function check(name: string): Promise<void> {
-  await page.addScriptTag({ path: AXE });
-  const run = () => page.evaluate(async () => {
-    const g = globalThis as unknown as { document: unknown; axe: { run: (ctx: unknown, o: object) => Promise<{ violations: { id: string; impact: string; nodes: { target: string[]; html: string }[] }[] }> } };
-    const r = await g.axe.run(g.document, { resultTypes: ["violations"] });
-    // Fluent UI's focus sentinels (tabster's data-tabster-dummy: aria-hidden, focusable, they pass focus on at
-    // once) are aria-hidden-focus false positives by design; Accessibility Insights suppresses them the same way.
-    return r.violations
-      .filter((v) => v.impact === "serious" || v.impact === "critical")
-      .map((v) => ({ ...v, nodes: v.nodes.filter((n) => !(v.id === "aria-hidden-focus" && n.html.includes("data-tabster-dummy"))) }))
-      .filter((v) => v.nodes.length > 0)
-      .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`);
-  });
-  // The settled screen: a dialog's or a list's transition still running is looked at again a second later.
-  let violations = await run();
-  if (violations.length) {
-    await page.waitForTimeout(1000);
-    violations = await run();
-  }
-  expect(violations, `accessibility of ${name}`).toEqual([]);
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
-}
-
-async function signIn(tenant: string, user: string, roles: string[]): Promise<void> {
-  await page.goto(url("/"));
-  if (await page.getByRole("button", { name: "Sign out" }).isVisible()) await page.getByRole("button", { name: "Sign out" }).click();
-  await label("Tenant").fill(tenant);
-  await label("User").fill(user);
-  for (const r of ["TenantAdmin", "ProjectAdmin", "Developer", "Auditor", "Reader"]) await page.getByLabel(r, { exact: true }).setChecked(roles.includes(r));
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await expect(page.getByTestId("signed-in-user").textContent()).resolves.toBe(user);
-}
-
-/** Everything the browser keeps: both storages and the portal's query and mutation caches. */
-const kept = () =>
-  page.evaluate(() => {
-    const g = globalThis as unknown as { localStorage: object; sessionStorage: object; aigovQueryCache?: () => unknown };
-    return JSON.stringify({ local: { ...g.localStorage }, session: { ...g.sessionStorage }, cache: g.aigovQueryCache?.() ?? null });
-  });
+const label = (name: string): Locator => portal.label(name);
+const url = (path: string) => portal.url(path);
+const check = (name: string) => portal.check(name);
+const signIn = (tenant: string, user: string, roles: string[]) => portal.signIn(tenant, user, roles);
+const kept = () => portal.kept();
 
 describe.skipIf(!available)("the portal in a real browser", { timeout: 120_000 }, () => {
   let projectId = "";

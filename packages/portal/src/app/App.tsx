@@ -15,6 +15,7 @@ const Policy = lazy(() => import("../pages/Policy.js"));
 const Keys = lazy(() => import("../pages/Keys.js"));
 const Tools = lazy(() => import("../pages/Tools.js"));
 const Agents = lazy(() => import("../pages/Agents.js"));
+const Connections = lazy(() => import("../pages/Connections.js"));
 const Approvals = lazy(() => import("../pages/Approvals.js"));
 const Exemptions = lazy(() => import("../pages/Exemptions.js"));
 const Reviews = lazy(() => import("../pages/Reviews.js"));
@@ -53,6 +54,7 @@ function Screens() {
       <Route path="/projects/:projectId/keys" element={<Keys />} />
       <Route path="/projects/:projectId/tools" element={<Tools />} />
       <Route path="/projects/:projectId/agents" element={<Agents />} />
+      <Route path="/connections" element={<Connections />} />
       <Route path="/approvals" element={<Approvals />} />
       <Route path="/approvals/:approvalId" element={<Approvals />} />
       <Route path="/exemptions" element={<Exemptions />} />

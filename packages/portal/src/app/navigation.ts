@@ -16,6 +16,7 @@ export const NAV: readonly NavItem[] = [
   { path: "/keys", label: "Keys", group: "Operate" },
   { path: "/tools", label: "Tools", group: "Operate" },
   { path: "/agents", label: "Agents", group: "Operate" },
+  { path: "/connections", label: "Cloud connections", group: "Operate", roles: GOVERNORS },
   { path: "/approvals", label: "Approvals", group: "Operate" },
   { path: "/exemptions", label: "Exemptions", group: "Operate" },
   { path: "/reviews", label: "Access reviews", group: "Operate", roles: ["TenantAdmin", "Auditor", "ProjectAdmin"] },

@@ -1,0 +1,163 @@
+/**
+ * The tools and agents screens in a real browser (Debian's Chromium) against a fresh app, a real MCP
+ * server (the SDK's), an A2A agent and the Bedrock fake: register a server and watch its discovery, build
+ * a toolbox, call a tool from the playground through the local gateway (across origins: the gateway's cors
+ * policy) and be refused one outside the key's scope; register an agent from its card, activate it, switch
+ * it off and issue its key (shown once); create a cloud connection and follow a sync to its end.
+ */
+import type { Locator, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startBedrockFake, type BedrockFake } from "../../src/local-backends/agent-clouds/index.js";
+import { startA2aAgent, type A2aAgent } from "../fixtures/agents/a2a-server.js";
+import { startGovernanceServer, type GovernanceServer } from "../fixtures/mcp/governance.js";
+import { startTestApp, type TestApp } from "../support/app.js";
+import { Governed } from "../support/governed.js";
+import { until } from "../support/until.js";
+import { chromiumAvailable as available, openPortal, type PortalBrowser } from "./portal-browser.js";
+
+const ACCESS_KEY = "AKIAPORTALFAKE000001";
+
+let t: TestApp;
+let g: Governed;
+let portal: PortalBrowser;
+let page: Page;
+let upstream: GovernanceServer;
+let agentServer: A2aAgent;
+let bedrock: BedrockFake;
+
+beforeAll(async () => {
+  if (!available) return;
+  t = await startTestApp();
+  g = await Governed.start("t-portal-pillars", t);
+  [upstream, agentServer, bedrock] = await Promise.all([startGovernanceServer(), startA2aAgent(), startBedrockFake({ seed: "portal", regions: { "us-east-1": 12 }, accessKeyId: ACCESS_KEY })]);
+  portal = await openPortal(t);
+  page = portal.page;
+}, 60_000);
+afterAll(async () => {
+  await portal?.close();
+  await Promise.all([upstream?.close(), agentServer?.close(), bedrock?.close()]);
+  await t?.stop();
+});
+
+const label = (name: string): Locator => portal.label(name);
+
+describe.skipIf(!available)("the tools and agents screens in a real browser", { timeout: 120_000 }, () => {
+  let projectId = "";
+
+  it("registers an MCP server, shows its discovered tools, builds a toolbox; the playground calls a tool through the gateway and is refused another", async () => {
+    projectId = (await g.project("portal tools")).id;
+    await portal.signIn("t-portal-pillars", "alice", ["TenantAdmin", "Auditor"]);
+    await page.goto(portal.url(`/projects/${projectId}/tools`));
+    await label("Server name").fill("fixture");
+    await label("MCP endpoint URL").fill(upstream.url);
+    await page.getByRole("button", { name: "Register server" }).click();
+    // Discovery runs in the background; the screen follows it.
+    await expect.poll(() => page.getByTestId("discovery-fixture").textContent(), { timeout: 20_000 }).toMatch(/^2 tools, MCP 2025-11-25/);
+    const tools = page.getByRole("table", { name: "Tools" });
+    await expect.poll(() => tools.textContent()).toContain("fixture/get_weather");
+    expect(await page.getByTestId("approval-fixture/delete_file").textContent()).toBe("notRequired");
+    await page.getByRole("checkbox", { name: "fixture/get_weather" }).check();
+    await label("Toolbox name").fill("weather");
+    await page.getByRole("button", { name: "Create toolbox" }).click();
+    await expect.poll(() => page.getByRole("table", { name: "Toolboxes" }).textContent()).toContain("fixture/get_weather");
+    const [server] = (await g.admin.tools.listServers(projectId)).items;
+    expect((await g.admin.toolboxes.list(projectId)).items.map((b) => [b.name, b.tools])).toEqual([["weather", [{ server: "fixture", tool: "get_weather" }]]]);
+    await portal.check("tools");
+
+    // Published, with a key that may call get_weather only; the connect URL is the gateway's.
+    await g.publish("tools from the portal");
+    const key = await g.key(g.admin, projectId, { name: "weather key", scopes: { tools: [`${server!.id}/get_weather`] } });
+    await page.reload();
+    await expect.poll(() => page.getByRole("table", { name: "MCP servers" }).textContent()).toContain(`${t.gateway.url}/${g.names.mcpApiPath(projectId, "fixture")}/mcp`);
+
+    await page.getByRole("link", { name: "Playground" }).click();
+    await page.getByRole("radio", { name: "A tool" }).check();
+    await label("Project").selectOption(projectId);
+    await label("Your key").fill(key.key);
+    await label("MCP API").selectOption(g.names.mcpApiPath(projectId, "fixture"));
+    await label("Tool").fill("get_weather");
+    await label("Arguments (JSON)").fill('{"city":"Oslo"}');
+    const before = upstream.calls.get("get_weather") ?? 0;
+    await page.getByRole("button", { name: "Call tool" }).click();
+    await expect.poll(() => page.getByTestId("playground-status").textContent(), { timeout: 15_000 }).toBe("200");
+    expect(await page.getByTestId("playground-body").textContent()).toContain("Sunny in Oslo");
+    expect(upstream.calls.get("get_weather")).toBe(before + 1);
+    // Outside the key's tool scope: the gateway's refusal, readable in the page; the server never hears of it.
+    const deletes = upstream.calls.get("delete_file") ?? 0;
+    await label("Tool").fill("delete_file");
+    await label("Arguments (JSON)").fill('{"path":"/etc/passwd"}');
+    await page.getByRole("button", { name: "Call tool" }).click();
+    await expect.poll(() => page.getByTestId("playground-status").textContent(), { timeout: 15_000 }).toBe("403");
+    expect(await page.getByTestId("playground-body").textContent()).toContain("tool_not_in_scope");
+    expect(upstream.calls.get("delete_file") ?? 0).toBe(deletes);
+    await portal.check("playground-tool");
+  });
+
+  it("registers an agent from its card, activates it, switches it off and on, and issues its key once", async () => {
+    const planner = await g.model(projectId, "planner");
+    await page.goto(portal.url(`/projects/${projectId}/agents`));
+    await label("Agent name").fill("travel");
+    await label("Models its key may call").selectOption(planner.id);
+    await label("Agent URL").fill(agentServer.url);
+    await page.getByRole("button", { name: "Register agent" }).click();
+    await expect.poll(() => page.getByTestId("agent-state-travel").textContent()).toBe("draft");
+    expect(await page.getByRole("table", { name: "Agents" }).textContent()).toContain("A2A 1.0, unsigned");
+    const [agent] = (await g.admin.agents.list(projectId)).items;
+    expect(agent).toMatchObject({ name: "travel", endpoint: { url: `${agentServer.url}/a2a`, protocol: "a2a" }, card: { origin: "fetched", valid: true }, guardrails: { models: [planner.id] } });
+
+    await label("Agent").selectOption(agent!.id);
+    await label("New state").selectOption("active");
+    await label("Reason").fill("reviewed");
+    await page.getByRole("button", { name: "Change state" }).click();
+    await expect.poll(() => page.getByTestId("agent-state-travel").textContent()).toBe("active");
+    await page.getByRole("button", { name: "Switch off: travel" }).click();
+    await expect.poll(async () => (await g.admin.agents.get(projectId, agent!.id)).enabled).toBe(false);
+    await page.getByRole("button", { name: "Switch on: travel" }).click();
+    await expect.poll(async () => (await g.admin.agents.get(projectId, agent!.id)).enabled).toBe(true);
+
+    await page.getByRole("button", { name: "Issue key: travel" }).click();
+    const secret = await page.getByTestId("secret-value").inputValue();
+    expect(secret.length).toBeGreaterThan(20);
+    await portal.check("agents-key");
+    await page.getByRole("button", { name: "I have stored it" }).click();
+    await page.getByTestId("secret-value").waitFor({ state: "detached" });
+    expect((await g.admin.agents.get(projectId, agent!.id)).key?.keyId).toMatch(/^key_/);
+    await expect.poll(() => page.getByRole("button", { name: "Issue key: travel" }).count()).toBe(0);
+    expect(await portal.kept()).not.toContain(secret);
+    expect(await page.content()).not.toContain(secret);
+    await portal.check("agents");
+  });
+
+  it("creates a Bedrock connection, syncs it now and follows the run to its end; the synced agents are listed", async () => {
+    await page.getByRole("link", { name: "Cloud connections", exact: true }).click();
+    await label("Connection name").fill("aws");
+    await label("Cloud").selectOption("bedrock");
+    await label("Register agents in").selectOption(projectId);
+    await label("AWS account id").fill("123456789012");
+    await label("Regions").fill("us-east-1");
+    await label("Service endpoint (local fakes only)").fill(bedrock.endpoint);
+    await label("Credentials").selectOption("awsAccessKey");
+    await label("Access key id").fill(ACCESS_KEY);
+    const awsSecret = "portal-fake-secret-access-key";
+    await label("Secret").fill(awsSecret);
+    await label("Sync every (minutes)").fill("60");
+    await page.getByRole("button", { name: "Create connection" }).click();
+    await expect.poll(() => page.getByRole("table", { name: "Cloud connections" }).textContent()).toContain("every 60 min");
+    // The secret left the form with the request, and is in no storage or cache.
+    expect(await label("Secret").count()).toBe(1);
+    expect(await label("Secret").inputValue()).toBe("");
+    expect(await portal.kept()).not.toContain(awsSecret);
+
+    await page.getByRole("button", { name: "Sync now: aws" }).click();
+    await expect.poll(() => page.getByTestId("sync-status").textContent(), { timeout: 30_000 }).toBe("completed");
+    expect(await page.getByRole("region", { name: "Sync of aws" }).textContent()).toMatch(/1 region done; 12 listed, 12 new/);
+    await portal.check("connections");
+    const synced = await until(async () => {
+      const items = (await g.admin.agents.list(projectId, { origin: "synced" })).items;
+      return items.length === 12 ? items : undefined;
+    }, "12 synced agents");
+    expect(synced.every((a) => a.provenance?.cloud === "bedrock" && a.provenance.region === "us-east-1")).toBe(true);
+    await page.goto(portal.url(`/projects/${projectId}/agents`));
+    await expect.poll(() => page.getByRole("table", { name: "Agents" }).textContent()).toContain("bedrock us-east-1");
+  });
+});
