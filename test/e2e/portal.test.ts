@@ -118,6 +118,8 @@ describe.skipIf(!available)("the portal in a real browser", { timeout: 120_000 }
     await label("Project").selectOption(projectId);
     await label("Your key").fill(secret);
     await label("Model").selectOption("gpt-4o");
+    // A long prompt: its tokens use up the minute's budget, so the next call is refused by the token limit.
+    await label("Prompt").fill(Array.from({ length: 1300 }, (_, i) => `w${i}`).join(" "));
     await page.getByRole("button", { name: "Send" }).click();
     await expect.poll(() => page.getByTestId("playground-status").textContent(), { timeout: 15_000 }).toBe("200");
     expect(await page.getByTestId("playground-body").textContent()).toContain("chat.completion");
@@ -126,6 +128,12 @@ describe.skipIf(!available)("the portal in a real browser", { timeout: 120_000 }
     expect(headers).toContain("x-aigov-tokens-remaining-minute-key1234");
     expect(t.backends.requests("portal.mock.localhost").length).toBe(1);
     await check("playground");
+    // Refused by policy: a 429 from the token limit, readable in the page with its Retry-After.
+    await page.getByRole("button", { name: "Send" }).click();
+    await expect.poll(() => page.getByTestId("playground-status").textContent(), { timeout: 15_000 }).toBe("429");
+    expect(await page.getByRole("table", { name: "Governance headers" }).textContent()).toMatch(/retry-after\d+/);
+    expect(t.backends.requests("portal.mock.localhost").length).toBe(1);
+    await check("playground-refused");
     // A wrong key is refused before any policy runs, so without CORS headers: the page says so, in words.
     await label("Your key").fill("not-a-key-at-all");
     await page.getByRole("button", { name: "Send" }).click();
