@@ -7,7 +7,11 @@ import { durableClientInput } from "../src/workflows/registration.js";
 
 const clientInput = durableClientInput();
 
-app.http(createKey.operationId, endpoint(createKey, async ({ params, body }, ctx, s) => ({ body: await s.keys.create(ctx, params.projectId, body) })));
+app.http(createKey.operationId, {
+  // A key that needs an approval comes with the approval's driver (the approval sweep starts it if this fails).
+  ...endpoint(createKey, async ({ params, body }, ctx, s, invocation) => ({ body: await driven(invocation, await s.keys.create(ctx, params.projectId, body)) })),
+  extraInputs: [clientInput],
+});
 
 app.http(listKeys.operationId, endpoint(listKeys, async ({ params, query }, ctx, s) => ({
   body: pageResult(listKeys, query, await s.keys.list(ctx, params.projectId, query)),

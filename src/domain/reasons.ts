@@ -52,6 +52,7 @@ export const REASONS = {
   // ---- virtual keys ----
   key_not_active: { status: 409, meaning: "only an `active` key can be rotated or suspended (this one is suspended, revoked or expired)" },
   key_not_suspended: { status: 409, meaning: "only a `suspended` key can be resumed" },
+  key_awaiting_approval: { status: 409, meaning: "the key was requested where keys need an approval, and its approval is pending: it cannot be resumed or shared until approved" },
   key_revoked: { status: 409, meaning: "the key is revoked: it cannot be revoked again or shared" },
   key_expired: { status: 409, meaning: "the key has expired (or its `expiresAt` has passed): it cannot be resumed or shared; create a new one" },
   rotation_in_progress: { status: 409, meaning: "a rotation of the key is already in progress (until its overlap ends and the old secret is retired)" },
@@ -60,6 +61,7 @@ export const REASONS = {
   rotated_secret_gone: { status: 409, meaning: "the rotated secret is no longer in the secret store: rotate the key again" },
   key_owner_only: { status: 403, meaning: "only the key's owner collects a rotated secret" },
   key_lifetime_exceeded: { status: 400, meaning: "`expiresAt` is beyond the project's maximum key lifetime (`keyPolicy.maxTtlDays`)" },
+  key_justification_required: { status: 400, meaning: "the project's keys need an approval (`keyPolicy.requireApproval`) and the request gives no `justification`" },
   // ---- models ----
   credential_not_stored: { status: 400, meaning: "`keep: true` for a backend that has no stored provider key: send the key" },
   // ---- tools (MCP) ----

@@ -160,4 +160,42 @@ describe.skipIf(!available)("the tools and agents screens in a real browser", { 
     await page.goto(portal.url(`/projects/${projectId}/agents`));
     await expect.poll(() => page.getByRole("table", { name: "Agents" }).textContent()).toContain("bedrock us-east-1");
   });
+
+  it("get credentials through approval: a project's keys need one; a developer's key is shown once and works once a project admin approves", async () => {
+    await g.publish("the planner model");
+    // The platform team turns the policy on in the project's page.
+    await portal.signIn("t-portal-pillars", "alice", ["TenantAdmin", "Auditor"]);
+    await page.goto(portal.url(`/projects/${projectId}`));
+    await page.getByRole("checkbox", { name: "Keys need an approval (unless a project admin creates them)" }).check();
+    await page.getByRole("button", { name: "Save key policy" }).click();
+    await expect.poll(async () => (await g.admin.projects.get(projectId)).keyPolicy?.requireApproval).toBe(true);
+
+    // A developer asks from the catalog: "Get credentials" leads to the project's keys.
+    await portal.signIn("t-portal-pillars", "dana", ["Developer"]);
+    await page.goto(portal.url("/build/catalog"));
+    await page.getByRole("link", { name: "Get credentials" }).first().click();
+    await page.waitForURL(new RegExp(`/projects/${projectId}/keys$`));
+    await label("Name").fill("dana's key");
+    await label("Justification").fill("the travel planner's evaluation");
+    await page.getByRole("button", { name: "Request key" }).click();
+    const secret = await page.getByTestId("secret-value").inputValue();
+    await page.getByRole("button", { name: "I have stored it" }).click();
+    await expect.poll(() => page.getByTestId("key-status-dana's key").textContent()).toBe("awaiting approval");
+    const key = (await g.admin.keys.list(projectId)).items.find((k) => k.name === "dana's key")!;
+    expect(key).toMatchObject({ status: "suspended", owner: "dana", approval: { state: "pending" } });
+    await g.synced(projectId, key.id);
+    expect((await g.chat(projectId, secret, "planner")).status).toBe(401);
+    expect(await portal.kept()).not.toContain(secret);
+    await portal.check("keys-requested");
+
+    await portal.signIn("t-portal-pillars", "alice", ["TenantAdmin", "Auditor"]);
+    await page.goto(portal.url(`/approvals/${key.approval!.approvalId}`));
+    await label("Justification").fill("evaluation agreed");
+    await page.getByRole("button", { name: "Approve" }).click();
+    await expect.poll(() => page.getByTestId("approval-status").textContent(), { timeout: 10_000 }).toBe("approved");
+    await expect.poll(async () => (await g.admin.keys.get(projectId, key.id)).status, { timeout: 15_000 }).toBe("active");
+    await g.synced(projectId, key.id);
+    expect((await g.chat(projectId, secret, "planner")).status).toBe(200);
+  });
 });
+

@@ -28,6 +28,7 @@ type CreateOptions = {
   budget?: ReturnType<typeof parseBudget>;
   expires?: string;
   wait?: boolean;
+  justification?: string;
 };
 
 export function keyCommands({ program, client, print, out, err, json }: CliKit): void {
@@ -49,6 +50,7 @@ export function keyCommands({ program, client, print, out, err, json }: CliKit):
     .option("--quota <limit/period>", "token quota, e.g. 1000000/Monthly")
     .option("--budget <amount CUR/period>", "cost budget, e.g. '50 USD/Monthly'", parseBudget)
     .option("--expires <iso>", "expiry (default: the project's default lifetime)")
+    .option("--justification <text>", "why the key is needed (required where the project's keys need an approval)")
     .option("--wait", "wait until the gateway accepts the key (a new profile is published first)")
     .action(async (projectId: string, o: CreateOptions) => {
       const quota = o.quota?.split("/");
@@ -63,7 +65,9 @@ export function keyCommands({ program, client, print, out, err, json }: CliKit):
           ...(o.budget ? { budget: { ...o.budget, period: o.budget.period as never } } : {}),
         },
         ...(o.expires ? { expiresAt: o.expires } : {}),
+        ...(o.justification ? { justification: o.justification } : {}),
       });
+      if (created.approval?.state === "pending") err(`The project's keys need an approval (${created.approval.approvalId}): the key works once it is approved.`);
       if (o.wait && created.gateway.state !== "synced") {
         // A key with a new profile waits for its product: the publish sweep publishes it, then the key syncs.
         const deadline = Date.now() + 180_000;

@@ -23,6 +23,7 @@ export const PRODUCT_ROUTES: readonly ApprovalRoute[] = [
   { name: "product: high-risk exemption", match: { subjectType: "exemption", scope: "*", risk: "high" }, stages: [stage([tenantRole("Approver"), tenantRole("TenantAdmin")]), stage([tenantRole("TenantAdmin")])] },
   { name: "product: exemption", match: { subjectType: "exemption", scope: "*", risk: "*" }, stages: [stage([tenantRole("TenantAdmin")])] },
   { name: "product: key share", match: { subjectType: "keyShare", scope: "*", risk: "*" }, stages: [stage([{ role: "ProjectAdmin", scope: "project" }, tenantRole("TenantAdmin")])] },
+  { name: "product: key request", match: { subjectType: "keyRequest", scope: "*", risk: "*" }, stages: [stage([{ role: "ProjectAdmin", scope: "project" }, tenantRole("TenantAdmin")])] },
   { name: "product: anything else", match: { subjectType: "*", scope: "*", risk: "*" }, stages: [stage([tenantRole("TenantAdmin")])] },
 ];
 

@@ -171,7 +171,7 @@ export type ApprovalMetrics = z.output<typeof ApprovalMetrics>;
 // Approval routes: who approves what is the tenant's, not the requester's.
 
 /** Subject types approval routes tell apart ("*" in a route matches any). */
-export const ROUTE_SUBJECT_TYPES = ["exemption", "keyShare", "tool", "agent", "promotion", "model"] as const;
+export const ROUTE_SUBJECT_TYPES = ["exemption", "keyShare", "keyRequest", "tool", "agent", "promotion", "model"] as const;
 export type RouteSubjectType = (typeof ROUTE_SUBJECT_TYPES)[number] | "other";
 export const ROUTE_SCOPES = ["tenant", "project", "model", "key"] as const;
 export const RISKS = ["standard", "high"] as const;

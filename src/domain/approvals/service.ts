@@ -49,7 +49,7 @@ export interface ApprovalRequest {
  */
 
 /** Subject types whose requests only their own services open (with the checks those make). */
-const RESERVED_TYPES = ["exemption", "keyShare", "tool", "projectPromotion", "sandboxExtension"];
+const RESERVED_TYPES = ["exemption", "keyShare", "keyRequest", "tool", "projectPromotion", "sandboxExtension"];
 
 interface ApprovalDoc extends StoredDoc, Omit<Approval, "etag"> {
   docType: "approval";
@@ -136,7 +136,7 @@ export class ApprovalService {
     if (RESERVED_TYPES.includes(spec.subject.resourceType)) {
       throw new AppError({
         kind: "validation",
-        detail: `${spec.subject.resourceType} approvals are requested through their own API (exemptions, key shares, MCP tools, promotions, sandbox extensions)`,
+        detail: `${spec.subject.resourceType} approvals are requested through their own API (exemptions, key shares, key requests, MCP tools, promotions, sandbox extensions)`,
         errors: [{ field: "body.subject.resourceType", message: "is requested through its own API" }],
         reason: "subject_type_reserved",
       });

@@ -86,6 +86,8 @@ export interface KeyDoc extends StoredDoc {
     waitingFor?: "publish";
   };
   shares: ShareDoc[];
+  /** A key requested where keys need an approval (keyPolicy.requireApproval): suspended until it is approved. */
+  approval?: { approvalId: string; state: "pending" | "approved" | "rejected"; requestedBy: string; requestedAt: string; decidedAt?: string };
   revocationPending?: boolean;
   /** Expiry notices sent ("14d", "1d") → when. */
   notices: Record<string, string>;
@@ -173,6 +175,7 @@ function present(doc: KeyDoc, sharedFrom?: string): Omit<Key, "etag"> {
     rotationCount: doc.rotationCount,
     awaitingCollection: doc.pickup !== undefined,
     shares: (doc.shares ?? []).map((x) => ({ projectId: x.projectId, status: x.status, approvalId: x.approvalId, requestedBy: x.requestedBy, requestedAt: x.requestedAt })),
+    ...(doc.approval ? { approval: { ...doc.approval } } : {}),
     ...(sharedFrom ? { sharedFrom } : {}),
     createdAt: doc.createdAt,
     createdBy: doc.createdBy,

@@ -8,7 +8,9 @@ import type { KeyService, KeyToolScopes } from "./service.js";
 export function pillarKeys(keys: KeyService, models: { listAll(tenantId: string, projectId: string): Promise<{ id: string }[]> }, tools: KeyToolScopes | undefined): PillarKeys {
   return {
     async issue(ctx, projectId, spec) {
-      return keys.create(ctx, projectId, { name: spec.name, description: spec.description, owner: spec.owner, scopes: { models: spec.scopes.models, ...(spec.scopes.tools.length ? { tools: spec.scopes.tools } : {}) }, limits: spec.limits, ...(spec.expiresAt ? { expiresAt: spec.expiresAt } : {}) });
+      // Pillars issue keys for project managers (an agent's key), whose keys never wait for an approval: no driver to start.
+      const { drive: _none, ...key } = await keys.create(ctx, projectId, { name: spec.name, description: spec.description, owner: spec.owner, scopes: { models: spec.scopes.models, ...(spec.scopes.tools.length ? { tools: spec.scopes.tools } : {}) }, limits: spec.limits, ...(spec.expiresAt ? { expiresAt: spec.expiresAt } : {}) });
+      return key;
     },
     async rescope(ctx, projectId, keyId, scopes, limits) {
       await keys.rescope(ctx, projectId, keyId, { models: scopes.models, ...(scopes.tools.length ? { tools: scopes.tools } : {}) }, limits);

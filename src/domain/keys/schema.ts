@@ -50,6 +50,9 @@ export const KeySpec = z
     scopes: KeyScopes.default({}),
     limits: KeyLimits.default({}),
     expiresAt: z.iso.datetime().optional().meta({ description: "Mandatory in effect: the project's default lifetime applies when absent; at most the project's maximum" }),
+    justification: z.string().trim().min(1).max(2000).optional().meta({
+      description: "Why the key is needed: required when the project's keys need an approval (keyPolicy.requireApproval) and the caller does not manage the project; approvers read it",
+    }),
   })
   .meta({ id: "KeySpec" });
 export type KeySpecInput = z.input<typeof KeySpec>;
@@ -57,6 +60,17 @@ export type KeySpecInput = z.input<typeof KeySpec>;
 export const KeyShare = z
   .object({ projectId: ProjectId, status: z.enum(["pending", "active", "rejected", "revoked"]), approvalId: z.string(), requestedBy: z.string(), requestedAt: z.iso.datetime() })
   .meta({ id: "KeyShare" });
+
+/** A key asked for in a project whose keys need an approval: it exists from the request, suspended until approved. */
+export const KeyRequestApproval = z
+  .object({
+    approvalId: z.string(),
+    state: z.enum(["pending", "approved", "rejected"]),
+    requestedBy: z.string(),
+    requestedAt: z.iso.datetime(),
+    decidedAt: z.iso.datetime().optional(),
+  })
+  .meta({ id: "KeyRequestApproval" });
 
 export const Key = z
   .object({
@@ -89,6 +103,7 @@ export const Key = z
     rotationCount: z.int(),
     lastUsedAt: z.iso.datetime().optional().meta({ description: "When known (from gateway metrics)" }),
     shares: z.array(KeyShare),
+    approval: KeyRequestApproval.optional().meta({ description: "Set on a key requested where keys need an approval: suspended while pending, active once approved, revoked if rejected" }),
     sharedFrom: ProjectId.optional().meta({ description: "Set when listed in a project the key is shared with" }),
     createdAt: z.iso.datetime(),
     createdBy: z.string(),

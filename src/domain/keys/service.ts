@@ -4,6 +4,7 @@ import type { Model } from "../../pillars/models/schema.js";
 import type { ModelService } from "../../pillars/models/service.js";
 import type { Approval } from "../approvals/schema.js";
 import type { ApprovalService } from "../approvals/service.js";
+import { approvalDrive } from "../approvals/drive.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../common.js";
 import { AppError, fail, notFound } from "../errors.js";
 import type { Driven, DriveRetry } from "../kernel/drive.js";
@@ -20,6 +21,7 @@ import { KeyLifecycle } from "./lifecycle.js";
 import { KeyRotation } from "./rotation.js";
 import { KeySpec, LookupSpec, overlapMs, ReasonSpec, RotateSpec, type Key, type KeyLimits, type KeyScopes, type KeySpecInput, type KeyWithSecret, type LookupResult } from "./schema.js";
 import type { KeySecrets } from "./secrets.js";
+import { KeyRequests } from "./requests.js";
 import { KeySharing } from "./sharing.js";
 
 /** The stored key (tests and tools read documents directly). */
@@ -73,6 +75,7 @@ export class KeyService {
   readonly rotation: KeyRotation;
   readonly lifecycle: KeyLifecycle;
   readonly sharing: KeySharing;
+  readonly requests: KeyRequests;
   private readonly access: KeyAccess;
   private readonly secrets: KeySecrets;
   private readonly clock: Clock;
@@ -98,9 +101,15 @@ export class KeyService {
     this.rotation = new KeyRotation(documents, secrets, this.sync, clock, rotations.retry);
     this.lifecycle = new KeyLifecycle(documents, secrets, this.sync, this.rotation, projects, clock, rotations.perRun);
     this.sharing = new KeySharing(documents, this.access, projects, kit.approvals, this.sync, gateway, clock);
+    this.requests = new KeyRequests(documents, kit.approvals, this.sync, this.lifecycle, clock);
   }
 
-  async create(ctx: RequestContext, projectId: string, input: KeySpecInput): Promise<KeyWithSecret> {
+  /**
+   * A new key, its secret in this answer only. Where the project's keys need an approval and the caller
+   * does not manage the project, the key is created suspended with its request's approval (`drive`: the
+   * approval's orchestration); the approval activates it (requests.ts).
+   */
+  async create(ctx: RequestContext, projectId: string, input: KeySpecInput): Promise<Driven<KeyWithSecret>> {
     const project = await this.access.writable(ctx, projectId, "create");
     const spec = parseOrThrow(KeySpec, input, "body");
     const policy = project.keyPolicy ?? DEFAULT_KEY_POLICY;
@@ -109,6 +118,8 @@ export class KeyService {
     await this.validate(ctx, project, policy, spec.scopes, spec.limits, expiresAt, now);
 
     const id = newId("key");
+    // The approval first: a key never exists that waits for an approval nobody was asked for.
+    const approval = this.requests.needsApproval(ctx, project) ? await this.requests.open(ctx, project, { id, name: spec.name, scopes: spec.scopes, justification: spec.justification }) : undefined;
     const plaintext = generateKey();
     const version = await this.secrets.write(id, projectId, "primary", plaintext);
     await this.secrets.index(ctx.principal.tenantId, projectId, id, "primary", version, plaintext);
@@ -125,7 +136,8 @@ export class KeyService {
       scopes: spec.scopes,
       limits: spec.limits,
       expiresAt,
-      status: "active",
+      status: approval ? "suspended" : "active",
+      ...(approval ? { approval: { approvalId: approval.id, state: "pending" as const, requestedBy: ctx.principal.userId, requestedAt: now.toISOString() } } : {}),
       ...keyHints(plaintext),
       current: "primary",
       slots: { primary: { kind: "secret", version }, secondary: { kind: "filler", version: "g1" } },
@@ -142,7 +154,7 @@ export class KeyService {
     };
     const created = await this.documents.create(ctx, doc);
     const synced = await this.sync.trySync(ctx.principal.tenantId, projectId, id, ctx.correlationId);
-    return { ...(synced ? this.documents.view(synced) : created), key: plaintext };
+    return { ...(synced ? this.documents.view(synced) : created), key: plaintext, ...(approval ? { drive: approvalDrive(approval) } : {}) };
   }
 
   async get(ctx: RequestContext, projectId: string, id: string): Promise<Key> {
@@ -293,6 +305,7 @@ export class KeyService {
     const doc = await this.access.mayManage(ctx, projectId, id, status === "active" ? "resume" : undefined);
     const spec = parseOrThrow(ReasonSpec, input, "body");
     if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    if (status === "active" && doc.approval?.state === "pending") fail({ kind: "conflict", detail: "the key waits for its request's approval; it works once approved", reason: "key_awaiting_approval" });
     const allowed = status === "suspended" ? doc.status === "active" : doc.status === "suspended";
     if (!allowed) fail({ kind: "conflict", detail: `a ${doc.status} key cannot be ${status === "suspended" ? "suspended" : "resumed"}`, reason: status === "suspended" ? "key_not_active" : "key_not_suspended" });
     if (status === "active" && Date.parse(doc.expiresAt) <= this.clock.now().getTime()) fail({ kind: "conflict", detail: "the key has expired", reason: "key_expired" });

@@ -45,6 +45,7 @@ export class KeySharing {
     const doc = await this.docs.load(tenantId, projectId, id);
     if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     if (doc.status === "revoked" || doc.status === "expired") fail({ kind: "conflict", detail: `a ${doc.status} key cannot be shared`, reason: doc.status === "revoked" ? "key_revoked" : "key_expired" });
+    if (doc.approval?.state === "pending") fail({ kind: "conflict", detail: "the key waits for its request's approval", reason: "key_awaiting_approval" });
     if ((doc.shares ?? []).some((x) => x.projectId === spec.projectId && (x.status === "pending" || x.status === "active"))) {
       fail({ kind: "conflict", detail: `the key is already shared (or being shared) with ${spec.projectId}`, reason: "key_already_shared" });
     }

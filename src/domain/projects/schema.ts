@@ -38,13 +38,16 @@ export const KeyPolicy = z
     maxTtlDays: z.int().min(1).max(365).default(365).meta({ description: "Longest expiry a virtual key may have (at most 365 days)" }),
     rotateAfterDays: z.int().min(1).max(365).optional().meta({ description: "The scheduled job rotates keys whose secret is older; no scheduled rotation when absent" }),
     rotationOverlapHours: z.int().min(0).max(720).default(168).meta({ description: "Overlap of a scheduled rotation: how long the old secret keeps working (the owner collects the new one meanwhile)" }),
+    requireApproval: z.boolean().default(false).meta({
+      description: "Keys asked for by someone who does not manage the project wait for an approval (route: key requests): created suspended, with the secret in the response, working once approved",
+    }),
   })
   .superRefine((p, ctx) => {
     if (p.defaultTtlDays > p.maxTtlDays) ctx.addIssue({ code: "custom", path: ["defaultTtlDays"], message: "must not exceed maxTtlDays" });
   })
   .meta({ description: "Virtual key lifetimes and scheduled rotation for the project" });
 export type KeyPolicy = z.output<typeof KeyPolicy>;
-export const DEFAULT_KEY_POLICY: KeyPolicy = { defaultTtlDays: 90, maxTtlDays: 365, rotationOverlapHours: 168 };
+export const DEFAULT_KEY_POLICY: KeyPolicy = { defaultTtlDays: 90, maxTtlDays: 365, rotationOverlapHours: 168, requireApproval: false };
 
 const ProjectBudget = z
   .strictObject({ amount: z.number().positive().max(100_000_000), currency: z.string().regex(/^[A-Z]{3}$/), period: z.enum(QUOTA_PERIODS) })

@@ -27,6 +27,10 @@ export default function Keys() {
   const [tpm, setTpm] = useState("");
   const [rpm, setRpm] = useState("");
   const [expires, setExpires] = useState("");
+  const [justification, setJustification] = useState("");
+  // Does a key asked for here wait for an approval? (The server decides; this only says so up front.)
+  const project = useQuery({ queryKey: ["project", projectId], queryFn: () => client.projects.get(projectId), enabled: !!projectId });
+  const needsApproval = project.data?.keyPolicy?.requireApproval === true;
   const [reason, setReason] = useState("");
   const [shareWith, setShareWith] = useState("");
   const [secret, setSecret] = useState<{ name: string; key: string }>();
@@ -57,8 +61,10 @@ export default function Keys() {
         scopes: { ...(scopeModels.length ? { models: scopeModels } : {}), ...(tools ? { tools: list(tools) } : {}), ...(agents ? { agents: list(agents) } : {}) },
         limits: { ...(tpm ? { tokensPerMinute: Number(tpm) } : {}), ...(rpm ? { requestsPerMinute: Number(rpm) } : {}) },
         ...(expires ? { expiresAt: new Date(`${expires}T23:59:59Z`).toISOString() } : {}),
+        ...(justification ? { justification } : {}),
       });
       setName("");
+      setJustification("");
       return k;
     });
   const act = useMutation({
@@ -113,10 +119,14 @@ export default function Keys() {
               <Field label="Expires on" hint="Empty: the project's default lifetime">
                 <Input type="date" value={expires} onChange={(_, d) => setExpires(d.value)} />
               </Field>
+              <Field label="Justification" hint={needsApproval ? "This project's keys need an approval: say why you need it" : "Needed only where a project's keys need an approval"} required={needsApproval}>
+                <Input value={justification} onChange={(_, d) => setJustification(d.value)} />
+              </Field>
               <Button appearance="primary" type="submit" disabled={busy || !name}>
-                Create key
+                {needsApproval ? "Request key" : "Create key"}
               </Button>
             </FormGrid>
+            {needsApproval ? <Notice intent="info">Keys of this project work once approved: the key is shown now, and stays suspended until its approval (Approvals) decides.</Notice> : null}
             <ErrorBar error={error} />
           </Section>
           <Section label="Keys">
@@ -139,7 +149,11 @@ export default function Keys() {
                 rowKey={(k) => k.id}
                 columns={[
                   { key: "name", label: "Name" },
-                  { key: "status", label: "Status", render: (k) => <span data-testid={`key-status-${k.name}`}>{k.status}</span> },
+                  {
+                    key: "status",
+                    label: "Status",
+                    render: (k) => <span data-testid={`key-status-${k.name}`}>{k.approval?.state === "pending" ? "awaiting approval" : k.approval?.state === "rejected" ? `${k.status} (request rejected)` : k.status}</span>,
+                  },
                   { key: "gateway", label: "Gateway", render: (k) => <Badge appearance="outline">{k.gateway.state}</Badge> },
                   { key: "scopes", label: "Scopes", render: (k) => [k.scopes.models?.length ? `${k.scopes.models.length} models` : "all models", k.scopes.tools?.length ? `${k.scopes.tools.length} tools` : "", k.scopes.agents?.length ? `${k.scopes.agents.length} agents` : ""].filter(Boolean).join(", ") },
                   { key: "shares", label: "Shared with", render: (k) => <span style={{ wordBreak: "break-all" }}>{k.shares.map((sh) => `${sh.projectId} (${sh.status})`).join(", ")}</span> },
@@ -153,7 +167,7 @@ export default function Keys() {
                           <Button size="small" disabled={busy} aria-label={`Rotate ${k.name}`} onClick={() => void withSecret(() => client.keys.rotate(projectId, k.id, { overlap: "PT1H" }, k.etag))}>
                             Rotate
                           </Button>
-                          {k.status === "active" ? (
+                          {k.approval?.state === "pending" ? null : k.status === "active" ? (
                             <Button size="small" aria-label={`Suspend ${k.name}`} onClick={() => act.mutate({ id: k.id, etag: k.etag, action: "suspend" })}>
                               Suspend
                             </Button>

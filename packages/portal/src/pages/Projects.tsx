@@ -1,4 +1,4 @@
-import { Button, Field, Input, Select, Subtitle2, Link as FluentLink } from "@fluentui/react-components";
+import { Button, Checkbox, Field, Input, Select, Subtitle2, Link as FluentLink } from "@fluentui/react-components";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
@@ -99,10 +99,60 @@ export default function Projects() {
                   </FluentLink>
                 ))}
               </nav>
+              <KeyPolicyForm project={selected.data} />
             </>
           ) : null}
         </Section>
       ) : null}
     </>
+  );
+}
+
+type Project = Awaited<ReturnType<ReturnType<typeof useClient>["projects"]["get"]>>;
+
+/** The project's key policy: lifetimes, scheduled rotation, and whether keys asked for by non-admins need an approval. */
+function KeyPolicyForm({ project }: { project: Project }) {
+  const client = useClient();
+  const qc = useQueryClient();
+  const policy = project.keyPolicy;
+  const [requireApproval, setRequireApproval] = useState(policy?.requireApproval ?? false);
+  const [defaultTtlDays, setDefaultTtlDays] = useState(String(policy?.defaultTtlDays ?? 90));
+  const [maxTtlDays, setMaxTtlDays] = useState(String(policy?.maxTtlDays ?? 365));
+  const [rotateAfterDays, setRotateAfterDays] = useState(policy?.rotateAfterDays ? String(policy.rotateAfterDays) : "");
+  const save = useMutation({
+    mutationFn: () =>
+      client.projects.update(
+        project.id,
+        {
+          keyPolicy: {
+            requireApproval,
+            defaultTtlDays: Number(defaultTtlDays),
+            maxTtlDays: Number(maxTtlDays),
+            ...(rotateAfterDays ? { rotateAfterDays: Number(rotateAfterDays) } : {}),
+            ...(policy?.rotationOverlapHours !== undefined ? { rotationOverlapHours: policy.rotationOverlapHours } : {}),
+          },
+        },
+        project.etag,
+      ),
+    onSuccess: (p) => qc.setQueryData(["project", project.id], p),
+  });
+  return (
+    <FormGrid label="Key policy" onSubmit={() => save.mutate()}>
+      <Checkbox label="Keys need an approval (unless a project admin creates them)" checked={requireApproval} onChange={(_, d) => setRequireApproval(d.checked === true)} />
+      <Field label="Default key lifetime (days)">
+        <Input type="number" min={1} max={365} value={defaultTtlDays} onChange={(_, d) => setDefaultTtlDays(d.value)} />
+      </Field>
+      <Field label="Longest key lifetime (days)">
+        <Input type="number" min={1} max={365} value={maxTtlDays} onChange={(_, d) => setMaxTtlDays(d.value)} />
+      </Field>
+      <Field label="Rotate keys after (days)" hint="Empty: no scheduled rotation">
+        <Input type="number" min={1} max={365} value={rotateAfterDays} onChange={(_, d) => setRotateAfterDays(d.value)} />
+      </Field>
+      <Button type="submit" disabled={save.isPending}>
+        Save key policy
+      </Button>
+      <ErrorBar error={save.error} />
+      {save.isSuccess ? <Notice>Key policy saved.</Notice> : null}
+    </FormGrid>
   );
 }

@@ -1,0 +1,86 @@
+import type { Clock } from "../../ports/clock.js";
+import { unversioned } from "../../ports/store.js";
+import type { Approval } from "../approvals/schema.js";
+import type { ApprovalService } from "../approvals/service.js";
+import type { RequestContext } from "../common.js";
+import { AppError } from "../errors.js";
+import { holdsOn, PROJECT_MANAGERS } from "../kernel/roles.js";
+import { systemContext } from "../kernel/system.js";
+import { DEFAULT_KEY_POLICY, type Project } from "../projects/schema.js";
+import type { KeyDoc, KeyDocuments } from "./documents.js";
+import type { KeyGatewaySync } from "./gateway-sync.js";
+import type { KeyLifecycle } from "./lifecycle.js";
+import type { KeyScopes } from "./schema.js";
+
+/**
+ * Keys asked for where keys need an approval (`keyPolicy.requireApproval`; ADR 008, "Key requests").
+ * The key exists from the request: its secret is in the request's answer (the only time it is shown, as
+ * for any key) and its subscription is created suspended, so the secret works nowhere until an approver
+ * (route: key requests; by default the project's admins or a TenantAdmin) approves; then the key is
+ * resumed at the gateway. A rejection or an expired request revokes it. Nobody resumes or shares a key
+ * whose request is pending. Project managers' own keys need no approval: they could approve them.
+ */
+export class KeyRequests {
+  constructor(
+    private readonly docs: KeyDocuments,
+    private readonly approvals: ApprovalService,
+    private readonly sync: KeyGatewaySync,
+    private readonly lifecycle: KeyLifecycle,
+    private readonly clock: Clock,
+  ) {
+    approvals.onSettled("keyRequest", (approval, correlationId) => this.settle(approval, correlationId));
+  }
+
+  /** Whether a key the caller creates in the project waits for an approval. */
+  needsApproval(ctx: RequestContext, project: Project): boolean {
+    return (project.keyPolicy ?? DEFAULT_KEY_POLICY).requireApproval === true && !holdsOn(ctx.principal, project, PROJECT_MANAGERS);
+  }
+
+  /** Opens the request's approval for a key about to be created (its id is already chosen). */
+  async open(ctx: RequestContext, project: Project, key: { id: string; name: string; scopes: KeyScopes; justification: string | undefined }): Promise<Approval> {
+    if (!key.justification) {
+      throw new AppError({
+        kind: "validation",
+        detail: "this project's keys need an approval: say why the key is needed",
+        errors: [{ field: "body.justification", message: "is required: the project's keys need an approval (keyPolicy.requireApproval)" }],
+        reason: "key_justification_required",
+      });
+    }
+    return this.approvals.request(ctx, {
+      subject: { resourceType: "keyRequest", resourceId: key.id, projectId: project.id, change: { keyId: key.id, projectId: project.id, name: key.name, scopes: key.scopes } },
+      justification: key.justification,
+      route: { subjectType: "keyRequest", scope: "project", risk: "standard" },
+    });
+  }
+
+  /** The approval engine's verdict (idempotent: it may run more than once). */
+  private async settle(approval: Approval, correlationId: string): Promise<void> {
+    const change = approval.subject.change as { keyId?: string; projectId?: string };
+    if (!change.keyId || !change.projectId) return;
+    const tenantId = approval.tenantId;
+    const doc = await this.docs.read(tenantId, change.projectId, change.keyId);
+    if (!doc || doc.approval?.approvalId !== approval.id || doc.approval.state !== "pending") return;
+    const ctx = systemContext(tenantId, "system:keys", correlationId);
+    const at = this.clock.now().toISOString();
+    const approved = approval.status === "approved";
+    const next: KeyDoc = {
+      ...unversioned(doc),
+      approval: { ...doc.approval, state: approved ? "approved" : "rejected", decidedAt: at },
+      // Approved: the key works from now on (unless something else ended it meanwhile).
+      ...(approved && doc.status === "suspended" ? { status: "active" as const, gateway: { ...doc.gateway, desiredGen: doc.gateway.desiredGen + 1 } } : {}),
+      updatedAt: at,
+      updatedBy: ctx.principal.userId,
+    };
+    await this.docs.commit(ctx, doc, next, approved ? "key.request.approve" : "key.request.reject", approved ? "aigov.key.request.approved.v1" : "aigov.key.request.rejected.v1", {
+      keyId: doc.id,
+      projectId: doc.projectId,
+      approvalId: approval.id,
+      outcome: approval.status,
+    });
+    if (!approved) {
+      const current = await this.docs.load(tenantId, doc.projectId, doc.id);
+      if (current.status !== "revoked" && current.status !== "expired") await this.lifecycle.end(ctx, current, "revoked", `key request ${approval.status}`);
+    }
+    await this.sync.trySync(tenantId, doc.projectId, doc.id, correlationId);
+  }
+}
