@@ -62,6 +62,20 @@ describe.skipIf(!available)("the portal in a real browser", { timeout: 120_000 }
     await page.getByRole("cell", { name: "gpt-4o", exact: true }).waitFor();
     expect((await admin.models.list(projectId)).items.map((m) => m.name)).toEqual(["gpt-4o"]);
     expect(await page.content()).not.toContain("sk-portal-provider-key");
+    // A failover backend (priority 2) in another region; the first backend's key is kept, not re-entered.
+    await label("Model").selectOption({ label: "gpt-4o" });
+    await label("Backend id").fill("failover");
+    await label("New backend URL").fill("https://portal-failover.mock.localhost/v1");
+    await label("Backend region").fill("westus");
+    await label("Its provider key").fill("sk-portal-failover-key-1234567890");
+    await page.getByRole("button", { name: "Add backend" }).click();
+    await expect.poll(() => page.getByTestId("backends-gpt-4o").textContent()).toContain("failover (westus, priority 2, weight 1)");
+    const [model] = (await admin.models.list(projectId)).items;
+    expect(model!.backends.map((b) => [b.id, b.priority, b.credential.type])).toEqual([
+      ["primary", 1, "apiKey"],
+      ["failover", 2, "apiKey"],
+    ]);
+    expect(await page.content()).not.toContain("sk-portal-failover-key");
     await check("models");
   });
 

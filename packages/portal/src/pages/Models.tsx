@@ -8,7 +8,7 @@ import { ProjectPicker } from "../app/projects.js";
 
 const PROVIDERS = ["azure-openai", "openai"] as const;
 
-/** Models of a project: register (with one backend), deprecate with a sunset date, block, reactivate. */
+/** Models of a project: register (with its first backend), add backends (failover, load balancing), deprecate with a sunset date, block, reactivate. */
 export default function Models() {
   const { projectId = "" } = useParams();
   const client = useClient();
@@ -108,7 +108,7 @@ export default function Models() {
                   { key: "name", label: "Name" },
                   { key: "provider", label: "Provider" },
                   { key: "status", label: "Status", render: (m) => <Badge appearance="tint" color={m.status === "active" ? "success" : m.status === "blocked" ? "danger" : "warning"}>{m.status}{m.sunsetDate ? ` until ${m.sunsetDate}` : ""}</Badge> },
-                  { key: "backends", label: "Backends", render: (m) => m.backends.map((b) => `${b.id} (${b.region})`).join(", ") },
+                  { key: "backends", label: "Backends", render: (m) => <span data-testid={`backends-${m.name}`}>{m.backends.map((b) => `${b.id} (${b.region}, priority ${b.priority}, weight ${b.weight})`).join("; ")}</span> },
                   {
                     key: "actions",
                     label: "Actions",
@@ -136,8 +136,95 @@ export default function Models() {
               />
             ) : null}
           </Section>
+          {models.data?.items.length ? <AddBackend projectId={projectId} models={models.data.items} onDone={refresh} /> : null}
         </>
       )}
     </>
+  );
+}
+
+type Model = Awaited<ReturnType<ReturnType<typeof useClient>["models"]["list"]>>["items"][number];
+
+/**
+ * Another backend for a model: the pool fails over by priority (1 first) and balances by weight within a
+ * priority. The model's other backends are sent as they are (a provider key is kept, never re-entered).
+ */
+function AddBackend({ projectId, models, onDone }: { projectId: string; models: Model[]; onDone: () => void }) {
+  const client = useClient();
+  const [modelId, setModelId] = useState("");
+  const [id, setId] = useState("");
+  const [url, setUrl] = useState("");
+  const [region, setRegion] = useState("");
+  const [priority, setPriority] = useState("2");
+  const [weight, setWeight] = useState("1");
+  const [key, setKey] = useState("");
+  const add = useMutation({
+    mutationFn: () => {
+      const model = models.find((m) => m.id === modelId)!;
+      const kept = model.backends.map((b) => ({
+        id: b.id,
+        url: b.url,
+        region: b.region,
+        priority: b.priority,
+        weight: b.weight,
+        ...(b.version ? { version: b.version } : {}),
+        credential: b.credential.type === "apiKey" ? { type: "apiKey" as const, header: b.credential.header, keep: true as const } : { type: "managedIdentity" as const, audience: b.credential.audience },
+      }));
+      const header = model.provider === "openai" ? ("Authorization" as const) : ("api-key" as const);
+      const added = {
+        id,
+        url,
+        region,
+        priority: Number(priority),
+        weight: Number(weight),
+        credential: key ? { type: "apiKey" as const, header, key } : { type: "managedIdentity" as const, audience: "https://cognitiveservices.azure.com" },
+      };
+      return client.models.update(projectId, model.id, { backends: [...kept, added] }, model.etag);
+    },
+    onSuccess: () => {
+      setKey("");
+      setId("");
+      onDone();
+    },
+  });
+  return (
+    <Section label="Add a backend">
+      <Subtitle2 as="h2">Add a backend</Subtitle2>
+      <FormGrid label="Add a backend" onSubmit={() => add.mutate()}>
+        <Field label="Model" required>
+          <Select value={modelId} onChange={(_, d) => setModelId(d.value)}>
+            <option value="">Choose a model</option>
+            {models.map((m) => (
+              <option key={m.id} value={m.id}>
+                {m.name}
+              </option>
+            ))}
+          </Select>
+        </Field>
+        <Field label="Backend id" required hint="lower-case letters, digits and -">
+          <Input value={id} onChange={(_, d) => setId(d.value)} />
+        </Field>
+        <Field label="New backend URL" required>
+          <Input type="url" value={url} onChange={(_, d) => setUrl(d.value)} />
+        </Field>
+        <Field label="Backend region" required>
+          <Input value={region} onChange={(_, d) => setRegion(d.value)} />
+        </Field>
+        <Field label="Priority" hint="1 is tried first; higher numbers are failover">
+          <Input type="number" min={1} max={100} value={priority} onChange={(_, d) => setPriority(d.value)} />
+        </Field>
+        <Field label="Weight" hint="Share of traffic among backends of one priority">
+          <Input type="number" min={1} max={100} value={weight} onChange={(_, d) => setWeight(d.value)} />
+        </Field>
+        <Field label="Its provider key" hint="Kept in the secret store, never shown again; empty: managed identity">
+          <Input type="password" autoComplete="off" value={key} onChange={(_, d) => setKey(d.value)} />
+        </Field>
+        <Button appearance="primary" type="submit" disabled={!modelId || !id || !url || !region || add.isPending}>
+          Add backend
+        </Button>
+      </FormGrid>
+      <ErrorBar error={add.error} />
+      {add.data ? <Notice>{add.data.name} has {add.data.backends.length} backends: publish to put the pool at the gateway.</Notice> : null}
+    </Section>
   );
 }

@@ -3,7 +3,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link, useParams } from "react-router";
 import { useClient } from "../app/api.js";
-import { DataTable, ErrorBar, FormGrid, Loading, PageHeader, Section, when } from "../app/ui.js";
+import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
 import { ProjectSelect } from "../app/projects.js";
 
 const KINDS = ["keys", "roleAssignments", "keyShares", "toolApprovals", "exemptions"] as const;
@@ -35,6 +35,14 @@ export default function Reviews() {
     mutationFn: ({ itemId, decision }: { itemId: string; decision: "approve" | "deny" }) =>
       client.reviews.decide(reviewId!, itemId, { decision, ...(justification ? { justification } : {}) }),
     onSuccess: () => void qc.invalidateQueries({ queryKey: ["reviewItems", reviewId] }),
+  });
+  // A completed campaign's removals, when it did not apply them itself (or to retry failed ones).
+  const apply = useMutation({
+    mutationFn: () => client.reviews.apply(reviewId!, review.data!.etag),
+    onSuccess: () => {
+      void qc.invalidateQueries({ queryKey: ["review", reviewId] });
+      void qc.invalidateQueries({ queryKey: ["reviewItems", reviewId] });
+    },
   });
   const stop = useMutation({
     mutationFn: () => client.reviews.stop(reviewId!, { reason: "stopped from the portal" }, review.data!.etag),
@@ -88,7 +96,7 @@ export default function Reviews() {
       {reviewId ? (
         <Section label="Items">
           <Subtitle2 as="h2">{review.data?.name ?? "Review"}</Subtitle2>
-          <ErrorBar error={review.error ?? items.error ?? decide.error ?? stop.error} />
+          <ErrorBar error={review.error ?? items.error ?? decide.error ?? stop.error ?? apply.error} />
           <Field label="Justification for the next decision">
             <Input value={justification} onChange={(_, d) => setJustification(d.value)} />
           </Field>
@@ -105,6 +113,7 @@ export default function Reviews() {
                 { key: "lastActivityAt", label: "Last used", render: (i) => when(i.lastActivityAt) || "never seen" },
                 { key: "recommendation", label: "Recommendation", render: (i) => `${i.recommendation}: ${i.recommendationReason}` },
                 { key: "decision", label: "Decision", render: (i) => i.decisions.at(-1)?.decision ?? "" },
+                { key: "outcome", label: "Outcome", render: (i) => [i.outcome ?? "", i.applied ? `${i.applied.result}${i.applied.detail ? `: ${i.applied.detail}` : ""}` : ""].filter(Boolean).join(", ") },
                 {
                   key: "actions",
                   label: "",
@@ -123,6 +132,12 @@ export default function Reviews() {
             />
           ) : null}
           {review.data && (review.data.status === "inProgress" || review.data.status === "scheduled") ? <Button onClick={() => stop.mutate()}>Stop the review</Button> : null}
+          {review.data?.status === "completed" ? (
+            <Button appearance="primary" disabled={apply.isPending} onClick={() => apply.mutate()}>
+              Apply the removals
+            </Button>
+          ) : null}
+          {apply.data ? <Notice>Applying the removals: each item shows its result.</Notice> : null}
         </Section>
       ) : null}
     </>
