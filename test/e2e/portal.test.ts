@@ -101,6 +101,21 @@ describe.skipIf(!available)("the portal in a real browser", { timeout: 120_000 }
     await expect.poll(() => page.getByTestId("revision-1-status").textContent().catch(() => null), { timeout: 30_000 }).toBe("published");
     expect((await admin.policy.revisions()).items[0]).toMatchObject({ number: 1, status: "published", reason: "first publish from the portal", createdBy: "alice" });
     await check("policy");
+
+    // Content filtering: the tenant's Content Safety resource, then the project's filter in the form; the XML follows (a draft, not saved).
+    await page.getByRole("radio", { name: "Tenant settings (floors)" }).check();
+    await label("Content Safety endpoint").fill("https://portal-cs.cognitiveservices.azure.com");
+    await page.getByRole("button", { name: "Save services" }).click();
+    await expect.poll(async () => (await admin.settings.get()).services, { timeout: 10_000 }).toMatchObject({ contentSafety: { url: "https://portal-cs.cognitiveservices.azure.com" } });
+    await page.getByRole("radio", { name: "Project settings" }).check();
+    await page.getByRole("checkbox", { name: "Check prompts" }).check();
+    await label("Block at severity").selectOption("2");
+    await page.getByRole("checkbox", { name: "Prompt Shields (jailbreak attacks)" }).check();
+    await expect.poll(() => xml.textContent(), { timeout: 15_000 }).toContain("<llm-content-safety");
+    expect(await xml.textContent()).toContain('shield-prompt="true"');
+    expect(await xml.textContent()).toMatch(/<category name="Hate" threshold="2"/);
+    await check("policy-content-filtering");
+    expect((await admin.projects.get(projectId)).settings).not.toHaveProperty("contentSafety");
   });
 
   it("creates a key and reads it once; the plaintext is in no storage, cache or log after leaving; the playground succeeds and is refused", async () => {

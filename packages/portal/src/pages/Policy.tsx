@@ -1,4 +1,4 @@
-import { Badge, Button, Field, Input, ProgressBar, Radio, RadioGroup, Select, Subtitle2, Textarea, makeStyles, tokens } from "@fluentui/react-components";
+import { Badge, Button, Checkbox, Field, Input, ProgressBar, Radio, RadioGroup, Select, Subtitle2, Textarea, makeStyles, tokens } from "@fluentui/react-components";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useMemo, useState } from "react";
 import { useParams } from "react-router";
@@ -10,6 +10,13 @@ import { ProjectPicker } from "../app/projects.js";
 type Settings = Record<string, unknown>;
 type Scope = "project" | "tenant" | "model";
 const PERIODS = ["Hourly", "Daily", "Weekly", "Monthly", "Yearly"] as const;
+const CATEGORIES = ["Hate", "SelfHarm", "Sexual", "Violence"] as const;
+/** Severity thresholds of the four-level scale (0, 2, 4, 6): a prompt at or above it is refused. */
+const SEVERITIES = [
+  { value: 2, label: "Low and above (strictest)" },
+  { value: 4, label: "Medium and above (default)" },
+  { value: 6, label: "High only" },
+] as const;
 
 const useStyles = makeStyles({
   split: { display: "grid", gridTemplateColumns: "minmax(320px, 1fr) minmax(360px, 1.3fr)", gap: tokens.spacingHorizontalXXL, alignItems: "start" },
@@ -208,6 +215,34 @@ export default function Policy() {
                     <Input type="number" min={1} value={String(get(d, ["prompt", "maxBytes"]) ?? "")} onChange={(_, v) => edit(["prompt", "maxBytes"], num(v.value))} />
                   </Field>
                 ) : null}
+                <fieldset style={{ gridColumn: "1 / -1", border: "none", padding: 0, display: "flex", gap: 16, flexWrap: "wrap", alignItems: "end" }}>
+                  <legend>Content filtering (Azure AI Content Safety)</legend>
+                  <Checkbox
+                    label="Check prompts"
+                    checked={get(d, ["contentSafety"]) !== undefined && get(d, ["contentSafety", "enabled"]) !== false}
+                    onChange={(_, v) => edit(["contentSafety"], v.checked ? { ...((get(d, ["contentSafety"]) as Settings | undefined) ?? {}), enabled: true } : undefined)}
+                  />
+                  <Field label="Block at severity">
+                    <Select
+                      disabled={get(d, ["contentSafety"]) === undefined}
+                      value={String(get(d, ["contentSafety", "categories", "Hate"]) ?? "")}
+                      onChange={(_, v) => edit(["contentSafety", "categories"], v.value ? Object.fromEntries(CATEGORIES.map((c) => [c, Number(v.value)])) : undefined)}
+                    >
+                      <option value="">(default: medium and above)</option>
+                      {SEVERITIES.map((x) => (
+                        <option key={x.value} value={x.value}>
+                          {x.label}
+                        </option>
+                      ))}
+                    </Select>
+                  </Field>
+                  <Checkbox
+                    label="Prompt Shields (jailbreak attacks)"
+                    disabled={get(d, ["contentSafety"]) === undefined}
+                    checked={get(d, ["contentSafety", "shieldPrompt"]) === true}
+                    onChange={(_, v) => edit(["contentSafety", "shieldPrompt"], v.checked ? true : undefined)}
+                  />
+                </fieldset>
                 <Field label="All settings (JSON)" validationMessage={jsonError} style={{ gridColumn: "1 / -1" }}>
                   <Textarea
                     className={s.json}
@@ -228,6 +263,7 @@ export default function Policy() {
                 </Button>
               </FormGrid>
               <ErrorBar error={save.error} />
+              {scope === "tenant" && tenant.data ? <SharedServices tenant={tenant.data} canEdit={isTenantAdmin} /> : null}
               {save.isSuccess && !dirty ? <Notice>Saved. Publish to put it at the gateway.</Notice> : null}
             </Section>
             <Section label="Compiled APIM policy">
@@ -337,5 +373,50 @@ export default function Policy() {
         </>
       )}
     </>
+  );
+}
+
+type TenantSettingsView = Awaited<ReturnType<ReturnType<typeof useClient>["settings"]["get"]>>;
+
+/**
+ * The services some controls need, saved with the tenant settings as they are: the Azure AI Content Safety
+ * resource (content filtering) and an embeddings deployment (the semantic cache). The gateway reaches them
+ * with its managed identity; a control switched on without its service is refused with
+ * `content_safety_service_missing` (or the cache's).
+ */
+function SharedServices({ tenant, canEdit }: { tenant: TenantSettingsView; canEdit: boolean }) {
+  const client = useClient();
+  const qc = useQueryClient();
+  const services = tenant.services as { contentSafety?: { url?: string }; embeddings?: { url?: string } };
+  const [contentSafety, setContentSafety] = useState(services.contentSafety?.url ?? "");
+  const [embeddings, setEmbeddings] = useState(services.embeddings?.url ?? "");
+  const save = useMutation({
+    mutationFn: () =>
+      client.settings.put(
+        {
+          settings: tenant.settings as never,
+          services: {
+            ...(contentSafety.trim() ? { contentSafety: { ...services.contentSafety, url: contentSafety.trim() } } : {}),
+            ...(embeddings.trim() ? { embeddings: { ...services.embeddings, url: embeddings.trim() } } : {}),
+          } as never,
+        },
+        tenant.etag,
+      ),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: ["tenantSettings"] }),
+  });
+  return (
+    <FormGrid label="Shared services" onSubmit={() => save.mutate()}>
+      <Field label="Content Safety endpoint" hint="https://<name>.cognitiveservices.azure.com (the gateway's identity needs Cognitive Services User)">
+        <Input type="url" value={contentSafety} onChange={(_, v) => setContentSafety(v.value)} />
+      </Field>
+      <Field label="Embeddings deployment" hint="…/openai/deployments/<name>/embeddings, for the semantic cache">
+        <Input type="url" value={embeddings} onChange={(_, v) => setEmbeddings(v.value)} />
+      </Field>
+      <Button type="submit" disabled={!canEdit || save.isPending}>
+        Save services
+      </Button>
+      <ErrorBar error={save.error} />
+      {save.isSuccess ? <Notice>Services saved.</Notice> : null}
+    </FormGrid>
   );
 }
