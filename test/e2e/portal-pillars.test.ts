@@ -197,5 +197,17 @@ describe.skipIf(!available)("the tools and agents screens in a real browser", { 
     await g.synced(projectId, key.id);
     expect((await g.chat(projectId, secret, "planner")).status).toBe(200);
   });
+
+  it("another tenant sees none of it: no server, tool, toolbox, agent or connection on any of these screens", async () => {
+    await portal.signIn("t-portal-pillars-other", "bea", ["TenantAdmin", "Auditor"]);
+    for (const path of ["/connections", "/build/catalog", `/projects/${projectId}/tools`, `/projects/${projectId}/agents`, `/projects/${projectId}/keys`]) {
+      await page.goto(portal.url(path));
+      await page.waitForLoadState("networkidle");
+      const text = (await page.locator("main").textContent()) ?? "";
+      for (const secret of ["fixture", "get_weather", "weather", "travel", "aws", "dana's key", "portal tools"]) expect(text, `${path}: ${secret}`).not.toContain(secret);
+    }
+    await page.goto(portal.url(`/projects/${projectId}/agents`));
+    await expect.poll(() => page.locator("[role=alert]").first().textContent(), { timeout: 10_000 }).toMatch(/not found/i);
+  });
 });
 
