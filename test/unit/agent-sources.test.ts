@@ -10,6 +10,7 @@ import {
   startFoundryFake,
   startVertexFake,
 } from "../../src/local-backends/agent-clouds/index.js";
+import { FEDERATION_AUDIENCE } from "../../src/pillars/agents/federation.js";
 import { createBedrockSource } from "../../src/pillars/agents/sources/bedrock.js";
 import { createFoundrySource } from "../../src/pillars/agents/sources/foundry.js";
 import { createAgentSource } from "../../src/pillars/agents/sources/index.js";
@@ -57,6 +58,8 @@ async function listAll(source: AgentSource, region: string, pageSize = PAGE): Pr
 
 /** Empty labels are no labels: the adapters leave the field out. */
 const labelsOf = (a: FakeAgent) => (Object.keys(a.labels).length ? a.labels : undefined);
+
+const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
 
 const bySourceId = (a: SourceAgent, b: SourceAgent) => (a.sourceId < b.sourceId ? -1 : a.sourceId > b.sourceId ? 1 : 0);
 
@@ -393,6 +396,29 @@ describe("bedrock specifics", () => {
     expect(pages.length).toBeGreaterThanOrEqual(3 + 2);
     expect(h.state.stats().byKindRegion[`ListAgentRuntimes ${region}`]).toBe(2);
     await withRuntimes.close?.();
+  });
+
+  it("workload identity federation: assumes the role with the Entra ID token through STS, lists with the temporary credentials; a token for another audience is refused", async () => {
+    const roleArn = "arn:aws:iam::123456789012:role/aigov-agent-sync";
+    const state = new AgentCloudState("bedrock", { seed: "federated", regions: { "region-f": 7 } });
+    const fake = await startBedrockFake({ state, webIdentity: { roleArn, audience: FEDERATION_AUDIENCE } });
+    const token = (aud: string) => `${b64({ alg: "RS256", kid: "k" })}.${b64({ aud, iss: "https://login.microsoftonline.com/tid/v2.0", sub: "mi-object-id" })}.sig`;
+    try {
+      const federated = createBedrockSource({ cloud: "bedrock", accountId: "123456789012", credentials: { kind: "webIdentity", roleArn, token: async () => token(FEDERATION_AUDIENCE) }, endpoint: fake.endpoint, retry: FAST });
+      const { agents } = await listAll(federated, "region-f");
+      expect(agents.map((a) => a.sourceId).sort()).toEqual(state.list("region-f").map((a) => a.id).sort());
+      // One role assumption serves the whole listing (the SDK caches the temporary credentials).
+      expect(fake.stsCalls).toEqual([{ roleArn, roleSessionName: "aigov-agent-sync", claims: expect.objectContaining({ aud: FEDERATION_AUDIENCE, sub: "mi-object-id" }), granted: true }]);
+
+      const wrongAudience = createBedrockSource({ cloud: "bedrock", accountId: "123456789012", credentials: { kind: "webIdentity", roleArn, token: async () => token("api://something-else") }, endpoint: fake.endpoint, retry: FAST });
+      const refused = await failure(wrongAudience.listPage("region-f", undefined, { pageSize: PAGE }));
+      expect(refused.kind).toBe("refused");
+      // A key id STS never issued is refused too.
+      const stranger = createBedrockSource({ cloud: "bedrock", accountId: "123456789012", credentials: { accessKeyId: "AKIDSTRANGER0000", secretAccessKey: "x" }, endpoint: fake.endpoint, retry: FAST });
+      expect((await failure(stranger.listPage("region-f", undefined, { pageSize: PAGE }))).kind).toBe("refused");
+    } finally {
+      await fake.close();
+    }
   });
 
   it("refuses a cursor it did not issue", async () => {

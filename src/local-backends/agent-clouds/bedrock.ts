@@ -5,6 +5,10 @@
  * (`Credential=AKID/20260101/<region>/<service>/aws4_request`), which the SDK signs with its configured
  * region. Signatures are not verified; the access key id is checked when `accessKeyId` is set.
  *
+ * With `webIdentity`, it also answers AWS STS AssumeRoleWithWebIdentity (query protocol, unsigned: the web
+ * identity token is the proof) for that role and audience with temporary credentials, and then accepts
+ * only requests signed with them (their access key id, and their session token in X-Amz-Security-Token).
+ *
  * Wire behaviour the SDK depends on (restJson1): errors carry `x-amzn-ErrorType` and a `{message}` body;
  * timestamps are RFC 3339 strings (the SDK throws on epoch numbers); an absent `nextToken` ends a list.
  * bedrock-agent's lists send maxResults/nextToken in a JSON body; AgentCore's ListAgentRuntimes in the query.
@@ -37,7 +41,18 @@ export interface BedrockFakeOptions extends SeedOptions {
   accountId?: string;
   /** At most this many items per page of a list, whatever maxResults asks (real services may return fewer). */
   pageCaps?: Partial<Record<BedrockRequestKind, number>>;
+  /** Workload identity federation: the role that may be assumed, and the `aud` its web identity tokens must carry. */
+  webIdentity?: { roleArn: string; audience: string; lifetimeSeconds?: number };
   port?: number;
+}
+
+/** An AssumeRoleWithWebIdentity call the fake answered (or refused). */
+export interface StsCall {
+  roleArn: string;
+  roleSessionName: string;
+  /** The token's claims (its signature is not checked here: the test's issuer made it). */
+  claims: Record<string, unknown>;
+  granted: boolean;
 }
 
 export interface BedrockFake {
@@ -46,6 +61,8 @@ export interface BedrockFake {
   endpoint: string;
   port: number;
   stats(): FakeStats;
+  /** The STS calls so far (webIdentity). */
+  stsCalls: StsCall[];
   close(): Promise<void>;
 }
 
@@ -55,7 +72,44 @@ export async function startBedrockFake(options: BedrockFakeOptions = {}): Promis
   const state = options.state ?? new AgentCloudState("bedrock", options);
   const accountId = options.accountId ?? "123456789012";
   const server = await listen((req, res, closing) => serve(req, res, closing), options.port);
-  return { state, endpoint: server.url, port: server.port, stats: () => state.stats(), close: server.close };
+  const stsCalls: StsCall[] = [];
+  /** Temporary credentials issued by STS: access key id → session token. */
+  const issued = new Map<string, string>();
+  return { state, endpoint: server.url, port: server.port, stats: () => state.stats(), stsCalls, close: server.close };
+
+  /** STS AssumeRoleWithWebIdentity: form-encoded in, XML out (errors as ErrorResponse). */
+  function sts(res: ServerResponse, form: URLSearchParams): void {
+    const xml = (status: number, body: string) => {
+      res.writeHead(status, { "content-type": "text/xml", "x-amzn-requestid": crypto.randomUUID() });
+      res.end(`<?xml version="1.0" encoding="UTF-8"?>\n${body}`);
+    };
+    const error = (status: number, code: string, message: string) =>
+      xml(status, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>${crypto.randomUUID()}</RequestId></ErrorResponse>`);
+    const roleArn = form.get("RoleArn") ?? "";
+    const roleSessionName = form.get("RoleSessionName") ?? "";
+    let claims: Record<string, unknown> = {};
+    try {
+      claims = JSON.parse(Buffer.from((form.get("WebIdentityToken") ?? "").split(".")[1] ?? "", "base64url").toString("utf8")) as Record<string, unknown>;
+    } catch {
+      claims = {};
+    }
+    const wanted = options.webIdentity!;
+    const granted = roleArn === wanted.roleArn && claims.aud === wanted.audience && typeof claims.sub === "string";
+    stsCalls.push({ roleArn, roleSessionName, claims, granted });
+    if (roleArn !== wanted.roleArn) return error(403, "AccessDenied", `Not authorized to perform sts:AssumeRoleWithWebIdentity on ${roleArn}`);
+    if (!granted) return error(400, "InvalidIdentityToken", "Incorrect token audience");
+    const accessKeyId = `ASIA${crypto.randomUUID().replace(/-/g, "").slice(0, 16).toUpperCase()}`;
+    const sessionToken = `fake-session-${crypto.randomUUID()}`;
+    issued.set(accessKeyId, sessionToken);
+    const expiration = new Date(Date.now() + (wanted.lifetimeSeconds ?? 3600) * 1000).toISOString();
+    xml(
+      200,
+      `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleWithWebIdentityResult>` +
+        `<Credentials><AccessKeyId>${accessKeyId}</AccessKeyId><SecretAccessKey>fake-secret-${accessKeyId}</SecretAccessKey><SessionToken>${sessionToken}</SessionToken><Expiration>${expiration}</Expiration></Credentials>` +
+        `<SubjectFromWebIdentityToken>${String(claims.sub)}</SubjectFromWebIdentityToken><AssumedRoleUser><Arn>${roleArn.replace(":role/", ":assumed-role/").replace(/^arn:aws:iam:/, "arn:aws:sts:")}/${roleSessionName}</Arn><AssumedRoleId>AROAFAKE:${roleSessionName}</AssumedRoleId></AssumedRoleUser>` +
+        `<Audience>${String(claims.aud)}</Audience></AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>${crypto.randomUUID()}</RequestId></ResponseMetadata></AssumeRoleWithWebIdentityResponse>`,
+    );
+  }
 
   async function serve(req: IncomingMessage, res: ServerResponse, closing: AbortSignal): Promise<void> {
     const url = new URL(req.url ?? "/", "http://fake.invalid");
@@ -68,12 +122,17 @@ export async function startBedrockFake(options: BedrockFakeOptions = {}): Promis
     };
     const fail = (status: number, errorType: string, message: string) => answer(status, { message }, errorType);
 
+    if (options.webIdentity && method === "POST" && segments.length === 0 && /Action=AssumeRoleWithWebIdentity/.test(raw)) return sts(res, new URLSearchParams(raw));
     const scope = SCOPE.exec(req.headers.authorization ?? "");
     const route = routeOf(method, segments);
     const region = scope?.[2] ?? "unknown";
     const fault = state.arrive({ kind: route?.kind ?? "Unknown", region, agentId: route?.agentId });
     if (!scope) return fail(403, "MissingAuthenticationTokenException", "Missing Authentication Token");
     if (options.accessKeyId !== undefined && scope[1] !== options.accessKeyId) {
+      return fail(403, "UnrecognizedClientException", "The security token included in the request is invalid.");
+    }
+    // Federated callers: only credentials STS issued here, each with its own session token.
+    if (options.webIdentity && (!issued.has(scope[1]!) || req.headers["x-amz-security-token"] !== issued.get(scope[1]!))) {
       return fail(403, "UnrecognizedClientException", "The security token included in the request is invalid.");
     }
     if (!route) return fail(404, "UnknownOperationException", `no operation at ${method} ${url.pathname}`);

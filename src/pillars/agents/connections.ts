@@ -5,6 +5,7 @@
  * regions, which project the agents land in, how often, and the switches that stop sync without touching
  * any agent: per connection, per project and per tenant.
  */
+import { type FederatedToken, managedIdentityToken } from "./federation.js";
 import type { ChangeWriter } from "../../domain/changes.js";
 import { etagMatches, etagValue, newId, type Page, type RequestContext } from "../../domain/common.js";
 import { AppError, fail } from "../../domain/errors.js";
@@ -46,6 +47,8 @@ export class ConnectionService {
     private readonly projects: ProjectService,
     /** Local mode: endpoint overrides (local fakes) and static tokens are accepted. */
     private readonly local: boolean,
+    /** The identity token presented to other clouds (workload identity federation); the managed identity's by default. */
+    private readonly federatedToken: () => FederatedToken = () => managedIdentityToken,
   ) {
     this.connections = new Collection<ConnectionDoc, Connection>(store, changes, { docType: "agentConnection", path: (d) => connectionPath(d.id) });
     this.tenantSwitch = new TenantSingleton(store, changes, clock, { id: syncSettingsId, docType: "agentSyncSettings", path: TENANT_SYNC_SETTINGS_PATH, event: "aigov.agent.sync.settings.changed.v1", action: "agentSync.settings.update" });
@@ -197,7 +200,12 @@ export class ConnectionService {
     if (connection.credentials.kind !== "workloadIdentity" && !secret) throw new Error(`connection ${connection.id}: its credential is missing from the secret store`);
     const value = secret?.value ?? "";
     if (scope.cloud === "bedrock") {
-      const credentials = connection.credentials.kind === "awsAccessKey" ? { accessKeyId: connection.credentials.accessKeyId, secretAccessKey: value } : ({ kind: "default" } as const);
+      const credentials =
+        connection.credentials.kind === "awsAccessKey"
+          ? { accessKeyId: connection.credentials.accessKeyId, secretAccessKey: value }
+          : scope.roleArn
+            ? { kind: "webIdentity" as const, roleArn: scope.roleArn, token: this.federatedToken() }
+            : ({ kind: "default" } as const);
       return { cloud: "bedrock", accountId: scope.accountId, credentials, agentCore: scope.agentCore, ...(scope.endpoint && this.local ? { endpoint: scope.endpoint } : {}) };
     }
     if (scope.cloud === "vertex") {
@@ -219,6 +227,8 @@ export class ConnectionService {
     if (!CREDENTIALS_BY_CLOUD[scope.cloud].includes(credentials.kind)) errors.push({ field: `${at}.credentials.kind`, message: `${scope.cloud} takes ${CREDENTIALS_BY_CLOUD[scope.cloud].join(" or ")}` });
     else if (credentials.kind === "accessToken" && !this.local && !kept) errors.push({ field: `${at}.credentials.kind`, message: "a static access token is for local fakes only" });
     if (new Set(regions).size !== regions.length) errors.push({ field: `${at}.regions`, message: "regions must be distinct" });
+    // AWS federates an identity through a role: without one there is nothing to assume.
+    if (scope.cloud === "bedrock" && credentials.kind === "workloadIdentity" && !scope.roleArn) errors.push({ field: `${at}.scope.roleArn`, message: "is required with workloadIdentity credentials: the IAM role the control plane's identity assumes" });
     if (scope.cloud === "foundry") {
       const keys = Object.keys(scope.projectEndpoints).sort();
       if (JSON.stringify(keys) !== JSON.stringify([...regions].sort())) errors.push({ field: `${at}.regions`, message: "must be exactly the regions of scope.projectEndpoints" });

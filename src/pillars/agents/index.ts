@@ -3,6 +3,7 @@ import type { Pillar } from "../pillar.js";
 import { drivenRoute, route } from "../pillar.js";
 import * as op from "./operations.js";
 import type { AgentsService } from "./service.js";
+import type { FederatedToken } from "./federation.js";
 import type { AgentSourceFactory } from "./sources/source.js";
 
 const AGENT_COLUMNS = ["id", "name", "lifecycle.state", "enabled", "origin", "provenance.cloud", "provenance.region", "sync.state", "owner"];
@@ -56,7 +57,7 @@ export const agentsPillar: Pillar<AgentsService> = {
 
   async build(kit) {
     const [{ AgentsService }, { toAgentsInput }] = await Promise.all([import("./service.js"), import("./compiler.js")]);
-    const service = new AgentsService({ store: kit.store, changes: kit.changes, clock: kit.clock, secrets: kit.secrets, projects: kit.projects, allowLoopback: kit.allowLoopback, testSources: () => kit.seam("agentSources") as AgentSourceFactory | undefined });
+    const service = new AgentsService({ store: kit.store, changes: kit.changes, clock: kit.clock, secrets: kit.secrets, projects: kit.projects, allowLoopback: kit.allowLoopback, testSources: () => kit.seam("agentSources") as AgentSourceFactory | undefined, testFederatedToken: () => kit.seam("federatedToken") as FederatedToken | undefined });
     return {
       service,
       countDependents: (tenantId, projectId) => service.count(tenantId, projectId),

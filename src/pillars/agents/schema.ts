@@ -246,7 +246,17 @@ export const ConnectionCredentials = z.discriminatedUnion("kind", [
 
 export const ConnectionScope = z
   .discriminatedUnion("cloud", [
-    z.strictObject({ cloud: z.literal("bedrock"), accountId: z.string().regex(/^\d{12}$/, "a 12-digit AWS account id"), agentCore: z.boolean().default(false), endpoint: LocalEndpoint.optional() }),
+    z.strictObject({
+      cloud: z.literal("bedrock"),
+      accountId: z.string().regex(/^\d{12}$/, "a 12-digit AWS account id"),
+      roleArn: z
+        .string()
+        .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, "an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+        .optional()
+        .meta({ description: "With workloadIdentity credentials: the IAM role the control plane assumes with its Entra ID token (STS AssumeRoleWithWebIdentity)" }),
+      agentCore: z.boolean().default(false),
+      endpoint: LocalEndpoint.optional(),
+    }),
     z.strictObject({ cloud: z.literal("vertex"), projectId: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, "a Google Cloud project id"), endpoint: LocalEndpoint.optional() }),
     z.strictObject({
       cloud: z.literal("foundry"),

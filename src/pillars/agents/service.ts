@@ -3,6 +3,7 @@
  * (connections.ts), the sync's steps (sync/run.ts) and the catalog across pillars (catalog.ts). This
  * class is the API they answer through; the parts hold the rules.
  */
+import { type FederatedToken, managedIdentityToken } from "./federation.js";
 import type { ChangeWriter } from "../../domain/changes.js";
 import type { Page, RequestContext } from "../../domain/common.js";
 import { fail } from "../../domain/errors.js";
@@ -32,6 +33,8 @@ export interface AgentsDeps {
   allowLoopback: boolean;
   /** A test's sources (a cloud SDK on an in-process fake), asked at every sync page; the real SDKs otherwise. */
   testSources?: () => AgentSourceFactory | undefined;
+  /** A test's identity token for workload identity federation; the managed identity's otherwise. */
+  testFederatedToken?: () => FederatedToken | undefined;
 }
 
 export class AgentsService {
@@ -45,7 +48,7 @@ export class AgentsService {
   constructor(private readonly deps: AgentsDeps) {
     this.cards = new Cards(deps.clock, deps.allowLoopback);
     this.registry = new AgentRegistry(deps.store, deps.changes, deps.clock, deps.projects, this.cards);
-    this.connections = new ConnectionService(deps.store, deps.changes, deps.clock, deps.secrets, deps.projects, deps.allowLoopback);
+    this.connections = new ConnectionService(deps.store, deps.changes, deps.clock, deps.secrets, deps.projects, deps.allowLoopback, () => deps.testFederatedToken?.() ?? managedIdentityToken);
     this.sync = new SyncRunner(deps.store, deps.changes, deps.clock, this.registry, this.connections, this.cards, (target) => (deps.testSources?.() ?? createAgentSource)(target));
   }
 

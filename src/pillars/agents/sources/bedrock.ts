@@ -54,7 +54,7 @@ export function createBedrockSource(target: BedrockTarget): AgentSource {
   const config = (region: string): BedrockAgentClientConfig => ({
     region,
     ...(target.endpoint ? { endpoint: target.endpoint } : {}),
-    ...("kind" in target.credentials ? {} : { credentials: { ...target.credentials } }),
+    ...credentialsOf(target, region),
     maxAttempts,
     // Standard rather than adaptive: adaptive's client-side rate limiter can slow a client to a request every
     // two seconds after a burst of throttling, which would stretch one page past the activity's time budget.
@@ -323,4 +323,29 @@ function toSourceError(e: unknown, operation: string, status?: number): SourceEr
   }
   // 5xx, InternalServerException, ServiceUnavailable, and anything unrecognised: worth another try later.
   return new SourceError("unavailable", message, name);
+}
+
+/**
+ * The SDK's credentials: an access key as it is; with workload identity federation, the AWS SDK's own web
+ * identity provider, which assumes the role with STS AssumeRoleWithWebIdentity (anonymous: the Entra ID
+ * token is the proof) and renews the temporary credentials when they expire; otherwise the default chain.
+ */
+function credentialsOf(target: BedrockTarget, region: string): Pick<BedrockAgentClientConfig, "credentials"> {
+  const c = target.credentials;
+  if (!("kind" in c)) return { credentials: { ...c } };
+  if (c.kind === "default") return {};
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { fromWebToken } = require("@aws-sdk/credential-provider-web-identity") as typeof import("@aws-sdk/credential-provider-web-identity");
+  // The SDK asks again only when the temporary credentials near their expiry: each time with a fresh identity
+  // token (the source outlives one token's lifetime; the token is never kept here).
+  return {
+    credentials: async () =>
+      fromWebToken({
+        roleArn: c.roleArn,
+        webIdentityToken: await c.token(),
+        roleSessionName: "aigov-agent-sync",
+        // STS of the region the client lists (a local fake's endpoint serves STS too).
+        clientConfig: { region, ...(target.endpoint ? { endpoint: target.endpoint } : {}) },
+      })(),
+  };
 }
