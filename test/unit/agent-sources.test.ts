@@ -476,6 +476,31 @@ describe("vertex specifics", () => {
     expect(await failure(other.listPage("region-a", undefined))).toMatchObject({ kind: "refused", code: "PERMISSION_DENIED" });
     await other.close?.();
   });
+
+  it("workload identity federation: exchanges the Entra ID token at STS for the pool provider, impersonates the service account, lists with its token; another audience is refused", async () => {
+    const provider = "//iam.googleapis.com/projects/123456789/locations/global/workloadIdentityPools/azure-pool/providers/aigov-entra";
+    const serviceAccount = "agent-sync@proj-fed.iam.gserviceaccount.com";
+    const state = new AgentCloudState("vertex", { seed: "federated", regions: { "region-f": 6 } });
+    const fake = await startVertexFake({ state, projectId: "proj-fed", workloadIdentity: { provider, subjectAudience: FEDERATION_AUDIENCE, serviceAccount } });
+    const token = (aud: string) => `${b64({ alg: "RS256", kid: "k" })}.${b64({ aud, iss: "https://login.microsoftonline.com/tid/v2.0", sub: "mi-object-id" })}.sig`;
+    const source = (aud: string) =>
+      createVertexSource({ cloud: "vertex", projectId: "proj-fed", credentials: { kind: "workloadIdentity", provider, serviceAccount, token: async () => token(aud) }, endpoint: { host: fake.host, port: fake.port }, retry: FAST });
+    try {
+      const federated = source(FEDERATION_AUDIENCE);
+      const { agents } = await listAll(federated, "region-f");
+      expect(agents.map((a) => a.sourceId).sort()).toEqual(state.list("region-f").map((a) => `projects/proj-fed/locations/region-f/reasoningEngines/${a.id}`).sort());
+      expect(fake.stsCalls).toEqual([
+        { endpoint: "sts", audience: provider, subjectClaims: expect.objectContaining({ aud: FEDERATION_AUDIENCE, sub: "mi-object-id" }), granted: true },
+        { endpoint: "impersonation", audience: serviceAccount, granted: true },
+      ]);
+      await federated.close?.();
+      const wrong = source("api://something-else");
+      expect((await failure(wrong.listPage("region-f", undefined))).kind).toBe("refused");
+      await wrong.close?.();
+    } finally {
+      await fake.close();
+    }
+  });
 });
 
 describe("foundry specifics", () => {

@@ -7,6 +7,10 @@
  * Wire behaviour the client depends on: protobuf JSON (camelCase names, Timestamps as RFC 3339 strings, which
  * the client turns into `{seconds, nanos}` objects); errors as a google.rpc.Status in `{error: {code, status,
  * message}}`, which gax maps to a gRPC code; an absent or empty `nextPageToken` ends the list.
+ *
+ * With `workloadIdentity`, it also answers Google's Security Token Service token exchange (`POST /v1/token`,
+ * RFC 8693 form) for that pool provider and subject-token audience, and IAM Credentials'
+ * `generateAccessToken` for the service account, and then accepts only the access tokens it issued.
  */
 import { type IncomingMessage, type ServerResponse } from "node:http";
 import { decodePath } from "../http-io.js";
@@ -20,7 +24,18 @@ export interface VertexFakeOptions extends SeedOptions {
   projectId?: string;
   /** When set, requests with another bearer token get 401 UNAUTHENTICATED. */
   token?: string;
+  /** Workload identity federation: the pool provider (STS `audience`), the `aud` a subject token must carry, and the service account impersonated (if any). */
+  workloadIdentity?: { provider: string; subjectAudience: string; serviceAccount?: string };
   port?: number;
+}
+
+/** A token exchange (or impersonation) the fake answered. */
+export interface GoogleStsCall {
+  endpoint: "sts" | "impersonation";
+  /** sts: the pool provider; impersonation: the service account. */
+  audience: string;
+  subjectClaims?: Record<string, unknown>;
+  granted: boolean;
 }
 
 export interface VertexFake {
@@ -30,6 +45,8 @@ export interface VertexFake {
   port: number;
   projectId: string;
   stats(): FakeStats;
+  /** Token exchanges so far (workloadIdentity). */
+  stsCalls: GoogleStsCall[];
   close(): Promise<void>;
 }
 
@@ -50,10 +67,63 @@ export async function startVertexFake(options: VertexFakeOptions = {}): Promise<
   const state = options.state ?? new AgentCloudState("vertex", options);
   const projectId = options.projectId ?? "fake-project";
   const server = await listen((req, res, closing) => serve(req, res, closing), options.port);
-  return { state, host: "127.0.0.1", port: server.port, projectId, stats: () => state.stats(), close: server.close };
+  const stsCalls: GoogleStsCall[] = [];
+  /** Access tokens the token exchange issued (federated), and those impersonation issued (the service account's). */
+  const federated = new Set<string>();
+  const impersonated = new Set<string>();
+  return { state, host: "127.0.0.1", port: server.port, projectId, stats: () => state.stats(), stsCalls, close: server.close };
+
+  /** STS token exchange and IAM Credentials generateAccessToken; undefined when the request is neither. */
+  async function federation(req: IncomingMessage, res: ServerResponse, path: string): Promise<true | undefined> {
+    const wi = options.workloadIdentity;
+    if (!wi || req.method !== "POST") return undefined;
+    const isSts = path === "/v1/token";
+    const impersonation = /^\/v1\/projects\/-\/serviceAccounts\/([^/:]+):generateAccessToken$/.exec(path);
+    if (!isSts && !impersonation) return undefined;
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const raw = Buffer.concat(chunks).toString("utf8");
+    if (isSts) {
+      const form = new URLSearchParams(raw);
+      let claims: Record<string, unknown> = {};
+      try {
+        claims = JSON.parse(Buffer.from((form.get("subject_token") ?? "").split(".")[1] ?? "", "base64url").toString("utf8")) as Record<string, unknown>;
+      } catch {
+        claims = {};
+      }
+      const granted =
+        form.get("grant_type") === "urn:ietf:params:oauth:grant-type:token-exchange" &&
+        form.get("audience") === wi.provider &&
+        form.get("subject_token_type") === "urn:ietf:params:oauth:token-type:jwt" &&
+        claims.aud === wi.subjectAudience &&
+        typeof claims.sub === "string";
+      stsCalls.push({ endpoint: "sts", audience: form.get("audience") ?? "", subjectClaims: claims, granted });
+      if (!granted) {
+        sendJson(res, 400, { error: "invalid_grant", error_description: "The audience in the subject token or the pool provider does not match." });
+        return true;
+      }
+      const token = `federated-${crypto.randomUUID()}`;
+      federated.add(token);
+      sendJson(res, 200, { access_token: token, issued_token_type: "urn:ietf:params:oauth:token-type:access_token", token_type: "Bearer", expires_in: 3600 });
+      return true;
+    }
+    const account = decodeURIComponent(impersonation![1]!);
+    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+    const granted = account === wi.serviceAccount && bearer !== undefined && federated.has(bearer);
+    stsCalls.push({ endpoint: "impersonation", audience: account, granted });
+    if (!granted) {
+      sendJson(res, 403, { error: { code: 403, message: "Permission 'iam.serviceAccounts.getAccessToken' denied", status: "PERMISSION_DENIED" } });
+      return true;
+    }
+    const token = `impersonated-${crypto.randomUUID()}`;
+    impersonated.add(token);
+    sendJson(res, 200, { accessToken: token, expireTime: new Date(Date.now() + 3_600_000).toISOString() });
+    return true;
+  }
 
   async function serve(req: IncomingMessage, res: ServerResponse, closing: AbortSignal): Promise<void> {
     const url = new URL(req.url ?? "/", "http://fake.invalid");
+    if (await federation(req, res, url.pathname)) return;
     const s = decodePath(url.pathname).split("/").filter(Boolean);
     const listing = s.length === 6 && s[5] === "reasoningEngines";
     const getting = s.length === 7 && s[5] === "reasoningEngines";
@@ -68,7 +138,10 @@ export async function startVertexFake(options: VertexFakeOptions = {}): Promise<
 
     const fault = state.arrive({ kind: getting ? "GetReasoningEngine" : listing ? "ListReasoningEngines" : "Unknown", region, agentId: getting ? s[6] : undefined });
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
-    if (!bearer || (options.token !== undefined && bearer !== options.token)) {
+    // Federated callers: the service account's token when it is impersonated, else the exchanged token itself.
+    const wi = options.workloadIdentity;
+    const federatedOk = wi ? (wi.serviceAccount ? impersonated.has(bearer ?? "") : federated.has(bearer ?? "")) : true;
+    if (!bearer || (options.token !== undefined && bearer !== options.token) || !federatedOk) {
       return fail(401, "Request had invalid authentication credentials. Expected OAuth 2 access token.", { "www-authenticate": 'Bearer realm="https://accounts.google.com/"' });
     }
     if (!valid) return fail(404, `The requested URL ${url.pathname} was not found on this server.`);

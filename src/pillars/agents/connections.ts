@@ -209,7 +209,14 @@ export class ConnectionService {
       return { cloud: "bedrock", accountId: scope.accountId, credentials, agentCore: scope.agentCore, ...(scope.endpoint && this.local ? { endpoint: scope.endpoint } : {}) };
     }
     if (scope.cloud === "vertex") {
-      const credentials = connection.credentials.kind === "gcpServiceAccountKey" ? ({ kind: "serviceAccountKey", json: value } as const) : connection.credentials.kind === "accessToken" ? ({ kind: "accessToken", token: value } as const) : ({ kind: "default" } as const);
+      const credentials =
+        connection.credentials.kind === "gcpServiceAccountKey"
+          ? ({ kind: "serviceAccountKey", json: value } as const)
+          : connection.credentials.kind === "accessToken"
+            ? ({ kind: "accessToken", token: value } as const)
+            : scope.workloadIdentityProvider
+              ? { kind: "workloadIdentity" as const, provider: scope.workloadIdentityProvider, ...(scope.serviceAccount ? { serviceAccount: scope.serviceAccount } : {}), token: this.federatedToken() }
+              : ({ kind: "default" } as const);
       const endpoint = scope.endpoint && this.local ? new URL(scope.endpoint) : undefined;
       return { cloud: "vertex", projectId: scope.projectId, credentials, ...(endpoint ? { endpoint: { host: endpoint.hostname, port: Number(endpoint.port || (endpoint.protocol === "https:" ? 443 : 80)) } } : {}) };
     }
@@ -228,6 +235,7 @@ export class ConnectionService {
     else if (credentials.kind === "accessToken" && !this.local && !kept) errors.push({ field: `${at}.credentials.kind`, message: "a static access token is for local fakes only" });
     if (new Set(regions).size !== regions.length) errors.push({ field: `${at}.regions`, message: "regions must be distinct" });
     // AWS federates an identity through a role: without one there is nothing to assume.
+    if (scope.cloud === "vertex" && scope.serviceAccount && !scope.workloadIdentityProvider) errors.push({ field: `${at}.scope.serviceAccount`, message: "is impersonated after a workload identity token exchange: give workloadIdentityProvider too" });
     if (scope.cloud === "bedrock" && credentials.kind === "workloadIdentity" && !scope.roleArn) errors.push({ field: `${at}.scope.roleArn`, message: "is required with workloadIdentity credentials: the IAM role the control plane's identity assumes" });
     if (scope.cloud === "foundry") {
       const keys = Object.keys(scope.projectEndpoints).sort();

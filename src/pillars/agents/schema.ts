@@ -257,7 +257,20 @@ export const ConnectionScope = z
       agentCore: z.boolean().default(false),
       endpoint: LocalEndpoint.optional(),
     }),
-    z.strictObject({ cloud: z.literal("vertex"), projectId: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, "a Google Cloud project id"), endpoint: LocalEndpoint.optional() }),
+    z.strictObject({
+      cloud: z.literal("vertex"),
+      projectId: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, "a Google Cloud project id"),
+      workloadIdentityProvider: z
+        .string()
+        .regex(/^\/\/iam\.googleapis\.com\/projects\/\d+\/locations\/global\/workloadIdentityPools\/[a-z0-9-]{4,32}\/providers\/[a-z0-9-]{4,32}$/, "//iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>")
+        .optional()
+        .meta({ description: "With workloadIdentity credentials: the workload identity pool provider that trusts the control plane's Entra ID tokens (absent: Application Default Credentials)" }),
+      serviceAccount: z
+        .email()
+        .optional()
+        .meta({ description: "With workloadIdentityProvider: the service account impersonated after the token exchange (absent: the federated principal itself needs the Vertex AI roles)" }),
+      endpoint: LocalEndpoint.optional(),
+    }),
     z.strictObject({
       cloud: z.literal("foundry"),
       projectEndpoints: z

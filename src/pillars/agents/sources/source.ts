@@ -99,7 +99,12 @@ export type SourceTarget =
       /** Google Cloud project id. */
       projectId: string;
       /** A service account key (JSON) or an access token (tests), or the default credentials (ADC / workload identity federation). */
-      credentials: { kind: "serviceAccountKey"; json: string } | { kind: "accessToken"; token: string } | { kind: "default" };
+      credentials:
+        | { kind: "serviceAccountKey"; json: string }
+        | { kind: "accessToken"; token: string }
+        /** Workload identity federation: the pool provider, the service account to impersonate, the Entra ID token's source. */
+        | { kind: "workloadIdentity"; provider: string; serviceAccount?: string; token: () => Promise<string> }
+        | { kind: "default" };
       /** Local fakes: host and port served over plain HTTP with the SDK's REST fallback. */
       endpoint?: { host: string; port: number };
       /** How the SDK retries and times out each request: attempts (first included), first back-off delay, time-out per attempt. Absent: 4 attempts, the adapter's back-off, 10 s. Tests shorten them. */

@@ -13,7 +13,7 @@
  * and the last is made without retry: its error is the cloud's own.
  */
 import { v1 } from "@google-cloud/aiplatform";
-import { OAuth2Client } from "google-auth-library";
+import { IdentityPoolClient, OAuth2Client } from "google-auth-library";
 import { RecordCheck, errorText, pageSizeOf, throwIfAborted, tuning } from "./shared.js";
 import { type AgentSource, type MalformedRecord, type SourceAgent, SourceError, type SourceFailureKind, type SourcePage, type SourceTarget } from "./source.js";
 
@@ -71,10 +71,12 @@ const KIND_OF_CODE: Partial<Record<number, SourceFailureKind>> = {
 export function createVertexSource(target: VertexTarget): AgentSource {
   const { maxAttempts, baseDelayMs, requestTimeoutMs } = tuning(target.retry);
   const clients = new Map<string, EngineClient>();
+  // One credential for every region's client: a federated one exchanges its token once, not per region.
+  let credentials: ClientOptions | undefined;
 
   const clientFor = (region: string): EngineClient => {
     let client = clients.get(region);
-    if (!client) clients.set(region, (client = new v1.ReasoningEngineServiceClient({ ...endpointOptions(target, region), ...credentialOptions(target) })));
+    if (!client) clients.set(region, (client = new v1.ReasoningEngineServiceClient({ ...endpointOptions(target, region), ...(credentials ??= credentialOptions(target)) })));
     return client;
   };
 
@@ -149,6 +151,23 @@ function endpointOptions(target: VertexTarget, region: string): ClientOptions {
 
 function credentialOptions(target: VertexTarget): ClientOptions {
   const credentials = target.credentials;
+  if (credentials.kind === "workloadIdentity") {
+    // Workload identity federation: google-auth-library's identity pool client exchanges the Entra ID token at
+    // Google's STS for the pool provider (RFC 8693), then (optionally) impersonates the service account; it
+    // asks the supplier again when its token expires. A local fake serves both endpoints.
+    const base = target.endpoint ? `http://${target.endpoint.host}:${target.endpoint.port}` : undefined;
+    const sa = credentials.serviceAccount;
+    const authClient = new IdentityPoolClient({
+      type: "external_account",
+      audience: credentials.provider,
+      subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+      token_url: `${base ?? "https://sts.googleapis.com"}/v1/token`,
+      ...(sa ? { service_account_impersonation_url: `${base ?? "https://iamcredentials.googleapis.com"}/v1/projects/-/serviceAccounts/${encodeURIComponent(sa)}:generateAccessToken` } : {}),
+      subject_token_supplier: { getSubjectToken: () => credentials.token() },
+      scopes: ["https://www.googleapis.com/auth/cloud-platform"],
+    });
+    return { authClient, projectId: target.projectId };
+  }
   if (credentials.kind === "accessToken") {
     const authClient = new OAuth2Client();
     // No refresh token: the client uses this token until the source is rebuilt (expiry far ahead, or it would
