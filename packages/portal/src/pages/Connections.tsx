@@ -136,6 +136,10 @@ function CreateConnection({ onDone }: { onDone: () => void }) {
   const [keyId, setKeyId] = useState("");
   const [secret, setSecret] = useState("");
   const [interval, setIntervalMinutes] = useState("360");
+  // Workload identity federation: the AWS role assumed, or the Google pool provider and service account.
+  const [roleArn, setRoleArn] = useState("");
+  const [poolProvider, setPoolProvider] = useState("");
+  const [serviceAccount, setServiceAccount] = useState("");
   const create = useMutation({
     mutationFn: () => {
       const regionList = list(regions);
@@ -143,9 +147,9 @@ function CreateConnection({ onDone }: { onDone: () => void }) {
       const projectEndpoints = Object.fromEntries(list(endpoints).map((pair) => pair.split("=").map((s) => s.trim()) as [string, string]));
       const scope =
         cloud === "bedrock"
-          ? { cloud, accountId: account, ...(localEndpoint ? { endpoint: localEndpoint } : {}) }
+          ? { cloud, accountId: account, ...(roleArn ? { roleArn } : {}), ...(localEndpoint ? { endpoint: localEndpoint } : {}) }
           : cloud === "vertex"
-            ? { cloud, projectId: account, ...(localEndpoint ? { endpoint: localEndpoint } : {}) }
+            ? { cloud, projectId: account, ...(poolProvider ? { workloadIdentityProvider: poolProvider } : {}), ...(serviceAccount ? { serviceAccount } : {}), ...(localEndpoint ? { endpoint: localEndpoint } : {}) }
             : { cloud, projectEndpoints };
       const credentials =
         credential === "awsAccessKey"
@@ -211,6 +215,21 @@ function CreateConnection({ onDone }: { onDone: () => void }) {
             <option value="accessToken">Access token (local fakes only)</option>
           </Select>
         </Field>
+        {credential === "workloadIdentity" && cloud === "bedrock" ? (
+          <Field label="IAM role ARN" required hint="The role the control plane's managed identity assumes (its trust policy names Entra ID)">
+            <Input value={roleArn} onChange={(_, d) => setRoleArn(d.value)} />
+          </Field>
+        ) : null}
+        {credential === "workloadIdentity" && cloud === "vertex" ? (
+          <>
+            <Field label="Workload identity pool provider" hint="//iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>">
+              <Input value={poolProvider} onChange={(_, d) => setPoolProvider(d.value)} />
+            </Field>
+            <Field label="Service account to impersonate">
+              <Input value={serviceAccount} onChange={(_, d) => setServiceAccount(d.value)} />
+            </Field>
+          </>
+        ) : null}
         {credential === "awsAccessKey" ? (
           <Field label="Access key id" required>
             <Input value={keyId} onChange={(_, d) => setKeyId(d.value)} />
