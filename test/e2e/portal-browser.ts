@@ -75,7 +75,10 @@ export async function openPortal(t: TestApp): Promise<PortalBrowser> {
 
   async function signIn(tenant: string, user: string, roles: string[]): Promise<void> {
     await page.goto(url("/"));
-    if (await page.getByRole("button", { name: "Sign out" }).isVisible()) await page.getByRole("button", { name: "Sign out" }).click();
+    // Signed in already, or the sign-in form: wait for the page to say which before deciding.
+    const signOut = page.getByRole("button", { name: "Sign out" });
+    await signOut.or(label("Tenant")).first().waitFor();
+    if (await signOut.isVisible()) await signOut.click();
     await label("Tenant").fill(tenant);
     await label("User").fill(user);
     for (const r of ["TenantAdmin", "ProjectAdmin", "Developer", "Auditor", "Reader"]) await page.getByLabel(r, { exact: true }).setChecked(roles.includes(r));

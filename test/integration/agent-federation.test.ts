@@ -36,14 +36,13 @@ afterAll(async () => {
 });
 
 describe("workload identity federation for a Bedrock connection", () => {
-  it("needs the IAM role; stores no secret; each sync assumes the role with a fresh identity token and converges", async () => {
+  it("stores no secret; a sync assumes the role with the identity token and converges; renewed credentials bring a new token", async () => {
     const project = await g.project("federated agents");
-    const body = { name: "aws-federated", projectId: project.id, scope: { cloud: "bedrock" as const, accountId: "123456789012", endpoint: bedrock.endpoint }, regions: ["us-east-1"], credentials: { kind: "workloadIdentity" as const } };
-    const refused = (await errorOf(g.admin.connections.create(body))) as ApiError;
+    const refused = (await errorOf(g.admin.connections.create({ name: "aws-bad-role", projectId: project.id, scope: { cloud: "bedrock", accountId: "123456789012", roleArn: "arn:aws:iam::1:role/x" }, regions: ["us-east-1"], credentials: { kind: "workloadIdentity" } }))) as ApiError;
     expect(refused.status).toBe(400);
     expect(refused.problem?.errors).toEqual([expect.objectContaining({ field: "body.scope.roleArn" })]);
 
-    const connection = await g.admin.connections.create({ ...body, scope: { ...body.scope, roleArn: ROLE } });
+    const connection = await g.admin.connections.create({ name: "aws-federated", projectId: project.id, scope: { cloud: "bedrock", accountId: "123456789012", roleArn: ROLE, endpoint: bedrock.endpoint }, regions: ["us-east-1"], credentials: { kind: "workloadIdentity" } });
     expect(connection.credentials).toEqual({ kind: "workloadIdentity" });
     const sync = async () => {
       const run = await g.admin.connections.sync(connection.id);

@@ -13,6 +13,19 @@ const localEnv = {
   WEBSITE_HOSTNAME: "127.0.0.1:7071",
 };
 
+/** Settings valid for Azure (outside local mode). */
+const azureEnv = {
+  KEYVAULT_URI: "https://kv-aigov.vault.azure.net/",
+  APIM_SUBSCRIPTION_ID: "00000000-0000-0000-0000-000000000001",
+  APIM_RESOURCE_GROUP: "rg-aigov",
+  APIM_SERVICE_NAME: "apim-aigov",
+  USAGE_LOG_WORKSPACE_ID: "11111111-2222-3333-4444-555555555555",
+  COSMOS_ENDPOINT: "https://acct.documents.azure.com:443/",
+  AUTH_ISSUER: "https://login.microsoftonline.com/{tenantid}/v2.0",
+  AUTH_AUDIENCE: "00000000-0000-0000-0000-0000000000aa",
+  AUTH_JWKS_URI: "https://login.microsoftonline.com/common/discovery/v2.0/keys",
+};
+
 describe("AIGOV_LOCAL=true in Azure", () => {
   it("is accepted on a workstation (and in a container that is not Azure Functions)", () => {
     expect(parseConfig(localEnv).local).toBe(true);
@@ -48,17 +61,6 @@ describe("AIGOV_LOCAL=true in Azure", () => {
 });
 
 describe("the provider keys' vault", () => {
-  const azureEnv = {
-    KEYVAULT_URI: "https://kv-aigov.vault.azure.net/",
-    APIM_SUBSCRIPTION_ID: "00000000-0000-0000-0000-000000000001",
-    APIM_RESOURCE_GROUP: "rg-aigov",
-    APIM_SERVICE_NAME: "apim-aigov",
-    USAGE_LOG_WORKSPACE_ID: "11111111-2222-3333-4444-555555555555",
-    COSMOS_ENDPOINT: "https://acct.documents.azure.com:443/",
-    AUTH_ISSUER: "https://login.microsoftonline.com/{tenantid}/v2.0",
-    AUTH_AUDIENCE: "00000000-0000-0000-0000-0000000000aa",
-    AUTH_JWKS_URI: "https://login.microsoftonline.com/common/discovery/v2.0/keys",
-  };
   it("is its own vault when PROVIDER_KEYVAULT_URI is set (the gateway reads only it), else the control plane's", () => {
     expect(parseConfig({ ...azureEnv, PROVIDER_KEYVAULT_URI: "https://kvp-aigov.vault.azure.net/" })).toMatchObject({ keyVaultUri: "https://kv-aigov.vault.azure.net/", providerKeyVaultUri: "https://kvp-aigov.vault.azure.net/" });
     expect(parseConfig(azureEnv).providerKeyVaultUri).toBe("https://kv-aigov.vault.azure.net/");
@@ -67,17 +69,6 @@ describe("the provider keys' vault", () => {
 });
 
 describe("GATEWAY_BROWSER_ORIGINS", () => {
-  const azureEnv = {
-    KEYVAULT_URI: "https://kv-aigov.vault.azure.net/",
-    APIM_SUBSCRIPTION_ID: "00000000-0000-0000-0000-000000000001",
-    APIM_RESOURCE_GROUP: "rg-aigov",
-    APIM_SERVICE_NAME: "apim-aigov",
-    USAGE_LOG_WORKSPACE_ID: "11111111-2222-3333-4444-555555555555",
-    COSMOS_ENDPOINT: "https://acct.documents.azure.com:443/",
-    AUTH_ISSUER: "https://login.microsoftonline.com/{tenantid}/v2.0",
-    AUTH_AUDIENCE: "00000000-0000-0000-0000-0000000000aa",
-    AUTH_JWKS_URI: "https://login.microsoftonline.com/common/discovery/v2.0/keys",
-  };
   it("is a list of origins, normalised; http only in local mode; nothing else", () => {
     expect(parseConfig({ ...azureEnv, GATEWAY_BROWSER_ORIGINS: " https://Portal.Contoso.com/ , https://swa-x.azurestaticapps.net" }).browserOrigins).toEqual([
       "https://portal.contoso.com",

@@ -234,9 +234,7 @@ export class ConnectionService {
     if (!CREDENTIALS_BY_CLOUD[scope.cloud].includes(credentials.kind)) errors.push({ field: `${at}.credentials.kind`, message: `${scope.cloud} takes ${CREDENTIALS_BY_CLOUD[scope.cloud].join(" or ")}` });
     else if (credentials.kind === "accessToken" && !this.local && !kept) errors.push({ field: `${at}.credentials.kind`, message: "a static access token is for local fakes only" });
     if (new Set(regions).size !== regions.length) errors.push({ field: `${at}.regions`, message: "regions must be distinct" });
-    // AWS federates an identity through a role: without one there is nothing to assume.
     if (scope.cloud === "vertex" && scope.serviceAccount && !scope.workloadIdentityProvider) errors.push({ field: `${at}.scope.serviceAccount`, message: "is impersonated after a workload identity token exchange: give workloadIdentityProvider too" });
-    if (scope.cloud === "bedrock" && credentials.kind === "workloadIdentity" && !scope.roleArn) errors.push({ field: `${at}.scope.roleArn`, message: "is required with workloadIdentity credentials: the IAM role the control plane's identity assumes" });
     if (scope.cloud === "foundry") {
       const keys = Object.keys(scope.projectEndpoints).sort();
       if (JSON.stringify(keys) !== JSON.stringify([...regions].sort())) errors.push({ field: `${at}.regions`, message: "must be exactly the regions of scope.projectEndpoints" });

@@ -253,7 +253,7 @@ export const ConnectionScope = z
         .string()
         .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, "an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
         .optional()
-        .meta({ description: "With workloadIdentity credentials: the IAM role the control plane assumes with its Entra ID token (STS AssumeRoleWithWebIdentity)" }),
+        .meta({ description: "With workloadIdentity credentials: the IAM role the control plane assumes with its Entra ID token (STS AssumeRoleWithWebIdentity); absent: the AWS SDK's default credential chain" }),
       agentCore: z.boolean().default(false),
       endpoint: LocalEndpoint.optional(),
     }),
