@@ -23,7 +23,7 @@ const REQUEST_HEADERS = [SUBSCRIPTION_KEY_HEADER, "content-type", "accept", DATA
 const MCP_REQUEST_HEADERS = ["mcp-session-id", "mcp-protocol-version", "last-event-id"];
 
 /** Every name an `llm-token-limit` may report remaining tokens under (limits.ts names them). */
-export const TOKEN_HEADERS = ["minute", "quota"].flatMap((window) =>
+const TOKEN_HEADERS = ["minute", "quota"].flatMap((window) =>
   ["key", "project", "tier"].flatMap((per) => [`x-aigov-tokens-remaining-${window}-${per}`, `x-aigov-tokens-remaining-${window}-${per}-model`]),
 );
 /** Response headers that carry governance, which a page may read. */
