@@ -361,8 +361,8 @@ export default function Policy() {
             <ErrorBar error={drift.error ?? checkDrift.error} />
             {drift.data ? (
               <p>
-                {drift.data.status}
-                {drift.data.checkedAt ? ` · checked ${when(drift.data.checkedAt)} (${drift.data.checkedArtifacts} artifacts)` : ""}
+                {/* A report never computed has no checkedAt: its status says nothing about the gateway yet. */}
+                {drift.data.checkedAt ? `${drift.data.status} · checked ${when(drift.data.checkedAt)} (${drift.data.checkedArtifacts} artifacts)` : "not checked yet"}
                 {drift.data.items.length ? ` · ${drift.data.items.map((i) => `${i.ref} ${i.state}`).join(", ")}` : ""}
               </p>
             ) : null}
