@@ -42,7 +42,7 @@ export function compileProject(c: Collector, project: PolicyProject) {
   const routable = modelsOn ? routableModels(c, project) : [];
   const s: Sections = {
     // Browser access first, before <base/>: a preflight is answered by the first cors policy of the effective inbound.
-    inbound: [...browserAccess(c, { kind: "models", methods: modelsOn ? MODEL_OPERATIONS.map((o) => o.method) : [], extraRequestHeaders: settingsHeaders(eff), extraResponseHeaders: eff.correlationId ? [eff.correlationId.value.header] : [], scope: { level: "project", projectId: pid } }), el("base", undefined, undefined, STRUCTURE)],
+    inbound: [...projectBrowserAccess(c, eff, pid, modelsOn), el("base", undefined, undefined, STRUCTURE)],
     backend: [el("base", undefined, undefined, STRUCTURE)],
     outbound: [el("base", undefined, undefined, STRUCTURE)],
     onError: [el("base", undefined, undefined, STRUCTURE)],
@@ -105,9 +105,20 @@ export function compileProject(c: Collector, project: PolicyProject) {
   for (const tierId of [...project.keyTiers].sort(byCodePoint)) tierProduct(c, project, tierId);
 }
 
-/** Request headers the settings ask callers to send (required headers, the correlation id), which a page must be allowed to set. */
-function settingsHeaders(eff: EffectiveSettings): string[] {
-  return [...(eff["headers.required"]?.value.map((h) => h.name) ?? []), ...(eff.correlationId ? [eff.correlationId.value.header] : [])];
+/**
+ * The project API's cors statement: a page may send the headers the settings ask callers for (required
+ * headers, the correlation id) and read the correlation id echoed back.
+ */
+function projectBrowserAccess(c: Collector, eff: EffectiveSettings, pid: string, modelsOn: boolean): XNode[] {
+  const correlation = eff.correlationId ? [eff.correlationId.value.header] : [];
+  const required = eff["headers.required"]?.value.map((h) => h.name) ?? [];
+  return browserAccess(c, {
+    kind: "models",
+    methods: modelsOn ? MODEL_OPERATIONS.map((o) => o.method) : [],
+    extraRequestHeaders: [...required, ...correlation],
+    extraResponseHeaders: correlation,
+    scope: { level: "project", projectId: pid },
+  });
 }
 
 /** The headers `headers.stripSecrets` deletes, sorted ([] when it is off). */
