@@ -1,17 +1,11 @@
-// Loads the whole function app (every registration) the way the worker does, then reports
-// milliseconds since this process started. Used by bench/coldstart.mjs in fresh processes.
-const { readdirSync, statSync } = require("node:fs");
+// Loads the whole function app the way the Functions worker does: package.json "main" (dist/app/main.js, every
+// registration), then reports milliseconds since this process started. Used by bench/coldstart.mjs in fresh processes.
 const { join } = require("node:path");
 const { installCoreShim, getRegisteredFunctions } = require("@aigov/functions-localhost/core-shim");
 
-const list = (dir) =>
-  readdirSync(dir).sort().flatMap((n) => {
-    const p = join(dir, n);
-    return statSync(p).isDirectory() ? list(p) : n.endsWith(".js") ? [p] : [];
-  });
-
+const root = join(__dirname, "..");
 const before = performance.now();
 installCoreShim();
-for (const file of list(join(__dirname, "..", "dist", "functions"))) require(file);
+require(join(root, require(join(root, "package.json")).main));
 const after = performance.now();
 process.stdout.write(JSON.stringify({ sinceProcessStartMs: after, loadMs: after - before, functions: getRegisteredFunctions().length }));

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // tsc never deletes what it emitted for a source that is gone (a moved or deleted file): such
-// leftovers in dist/ would still be loaded (every file in dist/functions is a registration). After
+// leftovers in dist/ could still be loaded (by the launcher, the CLI or a test). After
 // each build, remove the outputs of root sources that no longer exist.
 import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";

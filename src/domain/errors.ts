@@ -27,7 +27,17 @@ export type DomainError =
   | { kind: "preconditionFailed" }
   | { kind: "unavailable"; detail: string };
 
+const APP_ERROR = Symbol.for("aigov.AppError");
+
 export class AppError extends Error {
+  /**
+   * Recognised across copies of this module: the function app is one bundled file, and a pillar module compiled
+   * apart from it (a test's fixture pillar) throws the copy it imported (docs/adr/020-one-file-function-app.md).
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[APP_ERROR] === true;
+  }
+  readonly [APP_ERROR] = true;
   constructor(readonly error: DomainError) {
     super(`${error.kind}${"detail" in error ? `: ${error.detail}` : ""}`);
     this.name = "AppError";

@@ -5,7 +5,7 @@
  * @aigov/functions-localhost (packages/functions-localhost), which knows nothing of this app;
  * this file is the app's launcher: it wires the app's settings, stores and dev endpoints into it.
  */
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { MAX_BODY_BYTES } from "../api/problem.js";
@@ -25,15 +25,15 @@ function findRoot(dir: string): string {
 
 const ROOT = findRoot(__dirname);
 
-function listJs(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .sort()
-    .flatMap((name) => {
-      const full = join(dir, name);
-      if (statSync(full).isDirectory()) return listJs(full);
-      return name.endsWith(".js") ? [full] : [];
-    });
+/**
+ * The function app's entry point, found as the Functions worker finds it: package.json "main" (dist/app/main.js,
+ * every registration in one file, built by `npm run build`: docs/adr/020-one-file-function-app.md).
+ */
+function functionEntry(): string {
+  const { main } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { main?: string };
+  const file = main ? join(ROOT, main) : "";
+  if (!main || !existsSync(file)) throw new Error(`the function app's entry point (package.json "main": ${main ?? "none"}) is missing: run npm run build`);
+  return file;
 }
 
 const TokenRequest = z.strictObject({
@@ -232,7 +232,7 @@ export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
     port,
     ...(publicHost ? { allowedHosts: [publicHost] } : {}),
     maxRequestBodyBytes: LOCAL_HOST_MAX_BODY_BYTES,
-    functionFiles: listJs(join(ROOT, "dist", "functions")),
+    functionFiles: [functionEntry()],
     builtinRoutes: [...builtinRoutes, ...durable.builtinRoutes],
     inputBindingProviders: durable.inputBindingProviders,
     log,

@@ -72,7 +72,7 @@ export class GatewayClock {
 
 /**
  * Starts the real app in this process on the embedded default (fresh data dir, ephemeral port),
- * loading the compiled registrations from dist/functions exactly as `npm start` does.
+ * loading the function app's entry point (package.json "main", dist/app/main.js) exactly as `npm start` does.
  * The outbox relay timer is parked so tests drive delivery deterministically.
  */
 export async function startTestApp(opts: { appClock?: AppClock } = {}): Promise<TestApp> {

@@ -25,16 +25,20 @@ const BUILDS: [sources: string[], buildInfo: string][] = [
 /** True when dist/ is missing or a source changed since the last build of its project. */
 export function distIsStale(): boolean {
   if (!existsSync(join(ROOT, "dist", "src", "local-app", "main.js"))) return true;
+  // The bundle is older than the compiled app when `tsc -b` ran alone.
+  const bundle = join(ROOT, "dist", "app", "app.js");
+  const appInfo = BUILDS[0]![1];
+  if (!existsSync(bundle) || (existsSync(appInfo) && statSync(bundle).mtimeMs < statSync(appInfo).mtimeMs)) return true;
   return BUILDS.some(([sources, info]) => !existsSync(info) || sources.some((d) => newestMtime(d) > statSync(info).mtimeMs));
 }
 
 /**
- * In-process tests load the compiled registrations (dist/functions) and child processes run the compiled app
- * (dist/src/local-app/main.js) on the compiled local host (packages/functions-localhost/dist): dist/ is built
- * once, before any test file runs, and never while tests load it. `npm test` builds first and sets
- * TEST_DIST_FRESH=1; otherwise the global setup (test/support/global-setup.ts) calls this, which runs the
- * project's build (`tsc -b`, then scripts/prune-dist.mjs) when dist/ is stale, and sets TEST_DIST_FRESH=1 for
- * the test processes it starts next.
+ * In-process tests load the function app's entry point (package.json "main": dist/app/main.js, the bundled
+ * registrations) and child processes run the compiled app (dist/src/local-app/main.js) on the compiled local
+ * host (packages/functions-localhost/dist): dist/ is built once, before any test file runs, and never while
+ * tests load it. `npm test` builds first and sets TEST_DIST_FRESH=1; otherwise the global setup
+ * (test/support/global-setup.ts) calls this, which runs the project's build (`tsc -b`, scripts/prune-dist.mjs,
+ * scripts/bundle-app.mjs) when dist/ is stale, and sets TEST_DIST_FRESH=1 for the test processes it starts next.
  */
 export function ensureBuilt(): void {
   if (process.env.TEST_DIST_FRESH === "1") return;
@@ -46,6 +50,7 @@ export function ensureBuilt(): void {
       if (!existsSync(join(ROOT, "dist", "src", "local-app", "main.js"))) throw new Error(`build failed: ${(err as { stdout?: Buffer }).stdout?.toString() ?? String(err)}`);
     }
     execFileSync(process.execPath, [join(ROOT, "scripts", "prune-dist.mjs")], { cwd: ROOT, stdio: "pipe" });
+    execFileSync(process.execPath, [join(ROOT, "scripts", "bundle-app.mjs")], { cwd: ROOT, stdio: "pipe" });
   }
   process.env.TEST_DIST_FRESH = "1";
 }

@@ -29,6 +29,8 @@ let keys: KeyService;
 let projectId: string;
 /** Runs once, right after the next secret write (inside the rotation, before it is recorded). */
 let afterNextSet: (() => Promise<void>) | undefined;
+/** Runs once, right after the next secret read (inside a collection, before it is recorded). */
+let afterNextGet: (() => Promise<void>) | undefined;
 
 const admin: RequestContext = { principal: { tenantId: TENANT, userId: "carol", roles: new Set(["TenantAdmin"]) }, correlationId: "test" };
 const secretName = (keyId: string, slot: string) => `vkey-${keyId.replace("_", "-")}-${slot}`;
@@ -42,7 +44,13 @@ beforeAll(async () => {
   const projects = new ProjectService(store, changes, clock);
   secrets = new EncryptedFileSecretStore(join(dir, "secrets"));
   const racing: SecretStore = {
-    get: (n, v) => secrets.get(n, v),
+    get: async (n, v) => {
+      const got = await secrets.get(n, v);
+      const hook = afterNextGet;
+      afterNextGet = undefined;
+      if (hook) await hook();
+      return got;
+    },
     listVersions: (n) => secrets.listVersions(n),
     disableVersion: (n, v) => secrets.disableVersion(n, v),
     delete: (n) => secrets.delete(n),
@@ -123,5 +131,39 @@ describe("key state conflicts say which (reason)", () => {
     await keys.revoke(admin, projectId, key.id, { reason: "leaked" });
     expect(await refusal(keys.revoke(admin, projectId, key.id, { reason: "again" }))).toBe("key_revoked");
     expect(await refusal(keys.resume(admin, projectId, key.id, { reason: "no" }))).toBe("key_not_suspended");
+  });
+});
+
+describe("collecting a rotated secret while the system changes the key", () => {
+  it("reads the key again and hands the secret over once, instead of refusing", async () => {
+    const key = await keys.create(admin, projectId, { name: "collect-race" });
+    await keys.rotate(admin, projectId, key.id, { overlap: "PT1H" });
+    const partition = { tenantId: TENANT, scopeId: projectId };
+    const rotated = (await store.read<KeyDoc>(partition, key.id))!;
+    expect(rotated.slots.secondary.kind).toBe("secret");
+    const version = (rotated.slots.secondary as { version: string }).version;
+    // A scheduled rotation leaves its secret waiting for the owner (carol created the key).
+    const { _etag, ...waiting } = rotated as KeyDoc & { _etag?: string };
+    expect((await store.batch(partition, [{ kind: "replace", doc: { ...waiting, pickup: { slot: "secondary", version } }, ifMatch: _etag }])).ok).toBe(true);
+    // The gateway's bookkeeping writes the key between the collection's read and its write.
+    let raced = 0;
+    afterNextGet = async () => {
+      const current = (await store.read<KeyDoc>(partition, key.id))!;
+      const { _etag: etag, ...doc } = current as KeyDoc & { _etag?: string };
+      const r = await store.batch(partition, [{ kind: "replace", doc: { ...doc, updatedAt: new Date().toISOString() }, ifMatch: etag }]);
+      if (r.ok) raced += 1;
+    };
+    const collected = await keys.pickup(admin, projectId, key.id);
+    expect(raced).toBe(1);
+    expect(collected.key).toBe(await secrets.get(secretName(key.id, "secondary"), version).then((s) => s?.value));
+    expect(collected.awaitingCollection).toBe(false);
+    const after = (await store.read<KeyDoc>(partition, key.id))!;
+    expect(after.pickup).toBeUndefined();
+    // Once: a second collection finds nothing waiting.
+    const again = await keys.pickup(admin, projectId, key.id).then(
+      () => "accepted",
+      (e: unknown) => (e instanceof AppError && e.error.kind === "conflict" ? e.error.reason : String(e)),
+    );
+    expect(again).toBe("rotated_secret_not_waiting");
   });
 });

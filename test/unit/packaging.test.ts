@@ -32,11 +32,14 @@ describe("the function app package (.funcignore, scripts/package-files.mjs)", ()
     expect(files).toContain("host.json");
     expect(files).toContain("package.json");
     expect(under("dist/functions/").length).toBeGreaterThan(0);
+    // package.json "main": the bundled registrations the worker loads (scripts/bundle-app.mjs).
+    expect(files).toContain("dist/app/main.js");
+    expect(files).toContain("dist/app/app.js");
     expect(under("dist/src/").length).toBeGreaterThan(0);
   });
 
   it("has what the remote build needs to install and compile", () => {
-    for (const f of ["package-lock.json", "tsconfig.json", "scripts/prune-dist.mjs", "scripts/build-portal.mjs", "packages/portal/package.json", "packages/functions-localhost/package.json", "packages/functions-localhost/tsconfig.json"]) {
+    for (const f of ["package-lock.json", "tsconfig.json", "scripts/prune-dist.mjs", "scripts/bundle-app.mjs", "scripts/build-portal.mjs", "packages/portal/package.json", "packages/functions-localhost/package.json", "packages/functions-localhost/tsconfig.json"]) {
       expect(files, f).toContain(f);
     }
     expect(under("functions/").length).toBeGreaterThan(0);
@@ -47,7 +50,7 @@ describe("the function app package (.funcignore, scripts/package-files.mjs)", ()
   it("has no tests, benchmarks, local data, docs, infra or dev tooling", () => {
     const forbidden = /^(test|bench|\.data|coverage|docs|infra|bin|\.git|\.ci|dist\/test|dist\/bench)\/|^packages\/[^/]+\/(test|node_modules|dist\/test)\/|^(eslint\.config\.mjs|vitest\.config\.mts|\.env|local\.settings\.json|azure\.yaml)$/;
     expect(files.filter((f) => forbidden.test(f))).toEqual([]);
-    expect(files.filter((f) => f.startsWith("scripts/") && f !== "scripts/prune-dist.mjs" && f !== "scripts/build-portal.mjs")).toEqual([]);
+    expect(files.filter((f) => f.startsWith("scripts/") && !["scripts/prune-dist.mjs", "scripts/bundle-app.mjs", "scripts/build-portal.mjs"].includes(f))).toEqual([]);
   });
 
   it("leaves out paths that may not exist in this checkout (.data, a package's tests, test fixtures)", () => {

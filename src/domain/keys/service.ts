@@ -58,6 +58,8 @@ export interface KeyAgentScopes {
   unknownAgents(tenantId: string, projectId: string, ids: string[]): Promise<string[]>;
 }
 
+/** How often a collection is tried when the key changes under it (see pickup). */
+const PICKUP_ATTEMPTS = 3;
 const DEFAULT_ROTATIONS = { retry: { firstIntervalMs: 2000, maxAttempts: 6 }, perRun: 120 };
 
 /**
@@ -237,8 +239,23 @@ export class KeyService {
     return this.synced(ctx, projectId, id);
   }
 
-  /** The new secret of a scheduled rotation, handed to the key's owner exactly once. */
+  /**
+   * The new secret of a scheduled rotation, handed to the key's owner exactly once. The owner asks for "the
+   * waiting secret", not for a version of the key (no If-Match): a concurrent change by the system (the
+   * rotation's gateway bookkeeping) is read again and checked again, a few times, instead of reported.
+   */
   async pickup(ctx: RequestContext, projectId: string, id: string): Promise<KeyWithSecret> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.pickupOnce(ctx, projectId, id);
+      } catch (err) {
+        const changed = err instanceof AppError && err.error.kind === "conflict" && err.error.reason === "changed_meanwhile";
+        if (!changed || attempt === PICKUP_ATTEMPTS) throw err;
+      }
+    }
+  }
+
+  private async pickupOnce(ctx: RequestContext, projectId: string, id: string): Promise<KeyWithSecret> {
     const doc = await this.access.readable(ctx, projectId, id);
     if (doc.owner !== ctx.principal.userId) fail({ kind: "forbidden", detail: "only the key's owner collects a rotated secret", reason: "key_owner_only" });
     const pick = doc.pickup;
