@@ -18,7 +18,7 @@ const root = resolve(dirname(new URL(import.meta.url).pathname), "..");
 const out = join(root, "dist", "app");
 
 /** Every registration source, sorted, folders depth first. */
-export function registrationSources(dir = join(root, "functions")) {
+function registrationSources(dir = join(root, "functions")) {
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
     .sort()
@@ -31,7 +31,7 @@ export function registrationSources(dir = join(root, "functions")) {
 
 const ENTRY = "\0aigov-registrations";
 
-export async function bundleApp() {
+async function bundleApp() {
   const files = registrationSources();
   if (files.length === 0) throw new Error("bundle-app: functions/ has no registrations");
   rmSync(out, { recursive: true, force: true });
@@ -43,7 +43,7 @@ export async function bundleApp() {
     // The sources import each other as ./x.js (NodeNext): that is ./x.ts here.
     resolve: { extensionAlias: { ".js": [".ts", ".js"] } },
     // A bare specifier is a package: loaded from node_modules at run time, never copied in.
-    external: (id) => id !== ENTRY && !id.startsWith(".") && !id.startsWith("/") && !id.startsWith("\0"),
+    external: (id) => !id.startsWith(".") && !id.startsWith("/") && !id.startsWith("\0"),
     plugins: [
       {
         name: "aigov-registrations",
@@ -71,7 +71,6 @@ export async function bundleApp() {
       "",
     ].join("\n"),
   );
-  return files.length;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await bundleApp();
+await bundleApp();
