@@ -105,6 +105,39 @@ describe("project lifecycle", () => {
     expect(audit.items.find((r) => r.action === "project.lock")).toMatchObject({ actor: "system:project-lifecycle", resource: `/projects/${p.id}` });
   });
 
+  it("a key request approved while the sandbox is locked leaves the key suspended at the gateway; the extension resumes it with the others", async () => {
+    const dora = await g.as("dora", ["Developer"]);
+    const reviewDate = day(g.t.appClock.ms() + 3 * DAY);
+    const p = await g.project("guarded-sandbox", { environment: "sandbox", reviewDate, owner: "olivia", keyPolicy: { requireApproval: true }, roleAssignments: [{ principalId: "paula", role: "ProjectAdmin" }] });
+    const model = await g.model(p.id, "gpt-4o-mini");
+    await g.publish("guarded sandbox");
+    const asked = await dora.keys.create(p.id, { name: "dora's", justification: "the pilot", scopes: { models: [model.id] } });
+    expect(asked).toMatchObject({ status: "suspended", approval: { state: "pending" } });
+
+    g.t.appClock.advance(3 * DAY); // the review date, the request still pending
+    await sweep();
+    expect((await g.admin.projects.get(p.id)).lock).toMatchObject({ reason: "sandboxExpired" });
+    await approve(asked.approval!.approvalId);
+    const approved = await until(async () => {
+      const k = await g.admin.keys.get(p.id, asked.id);
+      return k.approval?.state === "approved" ? k : undefined;
+    }, "the request settled");
+    // Approved, but the lock holds: still suspended, listed with the lock's keys, refused at the gateway.
+    expect(approved.status).toBe("suspended");
+    await g.synced(p.id, asked.id);
+    expect((await g.chat(p.id, asked.key, "gpt-4o-mini")).status).toBe(401);
+    await sweep(); // the hourly sweep has nothing to undo
+    expect((await g.admin.keys.get(p.id, asked.id)).status).toBe("suspended");
+    const audit = (await g.admin.audit.list({ resource: `/projects/${p.id}`, maxPageSize: 100 })).items;
+    expect(audit.filter((r) => r.action === "project.lock").map((r) => r.actor)).toEqual(expect.arrayContaining(["system:project-lifecycle", "system:keys"]));
+
+    const extension = await paula.projects.extend(p.id, { reviewDate: day(g.t.appClock.ms() + 30 * DAY), justification: "another month" });
+    await approve(extension.extension!.approvalId);
+    await until(async () => ((await g.admin.keys.get(p.id, asked.id)).status === "active" ? true : undefined), "the extension resumed the key");
+    await g.synced(p.id, asked.id);
+    expect((await g.chat(p.id, asked.key, "gpt-4o-mini")).status).toBe(200);
+  });
+
   it("promotion to prod is refused with the failing gates listed, then succeeds through approval once they pass", async () => {
     const p = await g.project("payments", { environment: "dev", owner: "olivia", roleAssignments: [{ principalId: "paula", role: "ProjectAdmin" }] });
     const checklist = await paula.projects.gates(p.id, "prod");

@@ -7,6 +7,7 @@ import { AppError } from "../errors.js";
 import { holdsOn, PROJECT_MANAGERS } from "../kernel/roles.js";
 import { systemContext } from "../kernel/system.js";
 import { DEFAULT_KEY_POLICY, type Project } from "../projects/schema.js";
+import type { ProjectService } from "../projects/service.js";
 import type { KeyDoc, KeyDocuments } from "./documents.js";
 import type { KeyGatewaySync } from "./gateway-sync.js";
 import type { KeyLifecycle } from "./lifecycle.js";
@@ -26,6 +27,7 @@ export class KeyRequests {
     private readonly approvals: ApprovalService,
     private readonly sync: KeyGatewaySync,
     private readonly lifecycle: KeyLifecycle,
+    private readonly projects: Pick<ProjectService, "holdKeyWhileLocked">,
     private readonly clock: Clock,
   ) {
     approvals.onSettled("keyRequest", (approval, correlationId) => this.settle(approval, correlationId));
@@ -63,11 +65,14 @@ export class KeyRequests {
     const ctx = systemContext(tenantId, "system:keys", correlationId);
     const at = this.clock.now().toISOString();
     const approved = approval.status === "approved";
+    // Approved in a locked project (a sandbox past its review date): the key stays suspended, listed with
+    // the keys the lock suspended, and the extension that lifts the lock resumes it with them.
+    const activates = approved && doc.status === "suspended" && !(await this.projects.holdKeyWhileLocked(ctx, doc.projectId, doc.id));
     const next: KeyDoc = {
       ...unversioned(doc),
       approval: { ...doc.approval, state: approved ? "approved" : "rejected", decidedAt: at },
       // Approved: the key works from now on (unless something else ended it meanwhile).
-      ...(approved && doc.status === "suspended" ? { status: "active" as const, gateway: { ...doc.gateway, desiredGen: doc.gateway.desiredGen + 1 } } : {}),
+      ...(activates ? { status: "active" as const, gateway: { ...doc.gateway, desiredGen: doc.gateway.desiredGen + 1 } } : {}),
       updatedAt: at,
       updatedBy: ctx.principal.userId,
     };

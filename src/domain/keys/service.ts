@@ -103,7 +103,7 @@ export class KeyService {
     this.rotation = new KeyRotation(documents, secrets, this.sync, clock, rotations.retry);
     this.lifecycle = new KeyLifecycle(documents, secrets, this.sync, this.rotation, projects, clock, rotations.perRun);
     this.sharing = new KeySharing(documents, this.access, projects, kit.approvals, this.sync, gateway, clock);
-    this.requests = new KeyRequests(documents, kit.approvals, this.sync, this.lifecycle, clock);
+    this.requests = new KeyRequests(documents, kit.approvals, this.sync, this.lifecycle, projects, clock);
   }
 
   /**

@@ -272,6 +272,33 @@ export class ProjectService {
   }
 
   /**
+   * A key that would become active while the project is locked stays suspended and joins the keys the
+   * lock suspended, so that the extension resumes it with the others (automation: `ctx` is a system
+   * context). True when the project is locked; false when it is not (or gone). Idempotent.
+   */
+  async holdKeyWhileLocked(ctx: RequestContext, projectId: string, keyId: string): Promise<boolean> {
+    const held = await this.onCurrent(ctx.principal.tenantId, projectId, async (current) => {
+      if (!current.lock) return false;
+      const listed = current.suspendedByLock ?? [];
+      if (listed.includes(keyId)) return true;
+      const { _etag, ...currentDoc } = current;
+      const doc: ProjectDoc = { ...currentDoc, suspendedByLock: [...listed, keyId], updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
+      await this.changes.commit({
+        partition: tenantPartition(ctx.principal.tenantId),
+        ctx,
+        action: "project.lock",
+        resource: projectPath(projectId),
+        before: projectSnapshot(current),
+        after: projectSnapshot(doc),
+        ops: [{ kind: "replace", doc, ifMatch: _etag }],
+        event: { type: "aigov.project.locked.v1", subject: projectSubject(ctx.principal.tenantId, projectId), data: { projectId, reason: current.lock.reason, reviewDate: current.reviewDate, keys: listed.length + 1 } },
+      });
+      return true;
+    });
+    return held ?? false;
+  }
+
+  /**
    * Runs `step` on the project as stored now, again on a lost race (a 412 from its conditional write),
    * at most 5 times; undefined when the project is not in the tenant. For automation, which has no
    * caller to send back for a fresh read.
