@@ -5,7 +5,8 @@
 //   dist/app/app.js    every registration in functions/ (sorted, folders depth first: the order the files
 //                      were loaded one by one before), bundled from the TypeScript sources with the app's own
 //                      modules scope-hoisted into one script; packages stay external (the Functions worker
-//                      and the app share one @azure/functions, and the cloud SDKs still load on first use);
+//                      and the app share one @azure/functions, and the cloud SDKs still load on first use),
+//                      except zod, bundled in (its CommonJS build loads ~100 files and every locale);
 //   dist/app/*.js      the modules the app imports lazily (the adapters), one chunk each.
 //
 // `tsc -b` type-checks and compiles the same sources to dist/ (the launcher, the CLI, the tests' fixtures);
@@ -30,6 +31,8 @@ function registrationSources(dir = join(root, "functions")) {
 }
 
 const ENTRY = "\0aigov-registrations";
+/** Packages bundled in all the same: zod's tree-shaken ESM build instead of its ~100 CommonJS files (ADR 020). */
+const BUNDLED = /^zod(\/|$)/;
 
 async function bundleApp() {
   const files = registrationSources();
@@ -42,8 +45,8 @@ async function bundleApp() {
     tsconfig: join(root, "tsconfig.json"),
     // The sources import each other as ./x.js (NodeNext): that is ./x.ts here.
     resolve: { extensionAlias: { ".js": [".ts", ".js"] } },
-    // A bare specifier is a package: loaded from node_modules at run time, never copied in.
-    external: (id) => !id.startsWith(".") && !id.startsWith("/") && !id.startsWith("\0"),
+    // A bare specifier is a package: loaded from node_modules at run time, never copied in (but BUNDLED).
+    external: (id) => !id.startsWith(".") && !id.startsWith("/") && !id.startsWith("\0") && !BUNDLED.test(id),
     plugins: [
       {
         name: "aigov-registrations",
