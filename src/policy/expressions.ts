@@ -182,6 +182,17 @@ export const MCP_MESSAGE_REBUILT = `@{ var o = context.Request.Body.As<JObject>(
 export const MCP_TOOL_COUNTER_KEY = `@("mcp|" + (context.Subscription?.Id ?? "none") + "|" + context.Api.Id + "|" + (string)${v(VAR.mcpTool)})`;
 /** The per-key counter of an agent's API (its callers' calls per minute). */
 export const AGENT_CALL_COUNTER_KEY = `@("agent|" + (context.Subscription?.Id ?? "none") + "|" + context.Api.Id)`;
+/** Agent APIs: the operation that serves the agent's card (it needs no data class: it sends the agent nothing). */
+export const AGENT_CARD_OPERATION = "agent-card";
+export const NOT_AGENT_CARD = `@(context.Operation.Id != "${AGENT_CARD_OPERATION}")`;
+/**
+ * Where the served card's URLs point before the gateway answers (agent-card.ts): a reserved name
+ * (RFC 2606 `.invalid`), replaced by the gateway's own URL for the API as the caller addressed it.
+ */
+export const AGENT_CARD_PLACEHOLDER = "https://gateway.aigov.invalid";
+const ORIGINAL = "context.Request.OriginalUrl";
+/** The agent's card: the base64 set-variable literal decoded, its placeholder replaced by scheme://host[:port]/<API path>. */
+export const AGENT_CARD_BODY = `@(Encoding.UTF8.GetString(Convert.FromBase64String((string)${v(VAR.agentCard)})).Replace("${AGENT_CARD_PLACEHOLDER}", ${ORIGINAL}.Scheme + "://" + ${ORIGINAL}.Host + ((${ORIGINAL}.Scheme == "https" && ${ORIGINAL}.Port == 443) || (${ORIGINAL}.Scheme == "http" && ${ORIGINAL}.Port == 80) ? "" : ":" + ${ORIGINAL}.Port.ToString()) + "/" + context.Api.Path))`;
 /** The refusals an MCP API answers with (403, a JSON-RPC error): a stable reason and a message. */
 export const MCP_REFUSALS = {
   tool_not_in_scope: "This key may not call this tool.",
@@ -213,13 +224,13 @@ const MORE_TIER_COMPARISONS = new RegExp(
 
 /** The shape of an expression: key tier ids replaced by `tier` (only ids that match TIER_ID; anything
  * else is left in place, so it does not match a shape), repeated comparisons of a tier guard folded
- * into one, then integers replaced by `0`. */
+ * into one, then integers (whole words: not the 8 of UTF8) replaced by `0`. */
 export const expressionShape = (expr: string) =>
   expr
     .replace(TOOL_COMPARISON, (whole, pre: string, name: string, post: string) => (/^[A-Za-z0-9_.-]{1,128}$/.test(name) ? `${pre}tool${post}` : whole))
     .replace(TIER_COMPARISON, (whole, pre: string, id: string, post: string) => (TIER_ID.test(id) ? `${pre}${ANY_TIER}${post}` : whole))
     .replace(MORE_TIER_COMPARISONS, "")
-    .replace(/[0-9]+/g, "0");
+    .replace(/\b[0-9]+\b/g, "0");
 
 /** The key tier ids compared in an expression (empty for expressions that do not compare a tier). */
 export const tierIdsIn = (expr: string): string[] => [...expr.matchAll(TIER_COMPARISON)].map((m) => m[2] ?? "");
@@ -258,6 +269,8 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     HAS_DEPRECATION,
     DEPRECATION,
     API_ID,
+    NOT_AGENT_CARD,
+    AGENT_CARD_BODY,
     SUBSCRIPTION_ID,
     USER_ID,
     MODEL,

@@ -278,6 +278,11 @@ export const PolicyAgent = z
     callsPerMinute: z.int().min(1).max(1_000_000).optional(),
     /** The data classes a call may declare (x-aigov-data-class); a call must declare one of them. */
     dataClasses: z.array(DataClass).min(1).max(16),
+    /** The registry's valid AgentCard as received: served, rewritten, at the API's /.well-known/agent-card.json. */
+    card: z
+      .strictObject({ version: z.enum(["0.3", "1.0"]), document: z.record(z.string(), z.unknown()) })
+      .optional()
+      .meta({ description: "The agent's AgentCard as the registry recorded it (valid cards only); absent: the gateway answers 404 for the card" }),
   })
   .meta({ id: "PolicyAgent" });
 export type PolicyAgent = z.output<typeof PolicyAgent>;

@@ -225,4 +225,6 @@ export const VAR = {
   mcpToolbox: "aigov-mcp-toolbox",
   /** Set when only lifecycle and tool methods may pass (a narrowed tier, a toolbox). */
   mcpToolsOnly: "aigov-mcp-tools-only",
+  /** Agent APIs: the card the gateway serves, base64 of its UTF-8 JSON (data, not code; agent-card.ts). */
+  agentCard: "aigov-agent-card",
 } as const;

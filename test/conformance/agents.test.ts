@@ -109,6 +109,55 @@ describe("conformance: agents at the local gateway", () => {
     expect((await g.admin.agents.list(p.id)).items.find((a) => a.id === agent.id)?.lastUsedAt).toMatch(/^\d{4}-/);
   });
 
+  it("the gateway serves the registry's card at the API, rewritten to its own URLs: unsigned, with the key's scheme, interfaces elsewhere dropped", async () => {
+    const p = await g.project("served-cards");
+    const { privateKey } = await generateKeyPair("EdDSA", { extractable: true });
+    const own = agentServer.card as { supportedInterfaces: Record<string, unknown>[] };
+    const published = {
+      ...agentServer.card,
+      supportedInterfaces: [...own.supportedInterfaces, { url: "https://elsewhere.example.com/a2a", protocolBinding: "HTTP+JSON", protocolVersion: "1.0" }],
+      securitySchemes: { bearer: { httpAuthSecurityScheme: { scheme: "Bearer" } } },
+      securityRequirements: [{ schemes: { bearer: { list: [] } } }],
+    };
+    const signed = await signAgentCard(published, privateKey, { kid: "k1", alg: "EdDSA", embedJwk: true });
+    const created = await g.admin.agents.create(p.id, { name: "carded", card: { card: signed }, guardrails: { dataClasses: ["internal"] } });
+    expect(created.card).toMatchObject({ valid: true, trust: "self-signed", document: { signatures: [expect.any(Object)] } });
+    const agent = await g.admin.agents.transition(p.id, created.id, { to: "active" });
+    const bare = await g.admin.agents.create(p.id, { name: "no card", endpoint: { url: `${agentServer.url}/a2a` }, guardrails: { dataClasses: ["internal"] } });
+    await g.admin.agents.transition(p.id, bare.id, { to: "active" });
+    await g.publish("an agent with a card, one without");
+    const k = (await g.key(dev, p.id, { name: "card reader", scopes: { agents: [agent.id, bare.id] } })).key;
+    const api = `${g.t.gateway.url}/${g.names.agentApiPath(p.id, agent.id)}`;
+    const before = agentServer.received.length;
+
+    // No data class needed: fetching the card sends the agent nothing (the agent is not asked at all).
+    const res = await fetch(`${api}/.well-known/agent-card.json`, { headers: { "api-key": k } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("application/json");
+    const card = (await res.json()) as Record<string, unknown> & { supportedInterfaces: { url: string }[]; securitySchemes: Record<string, unknown>; securityRequirements: unknown[] };
+    expect(agentServer.received.length).toBe(before);
+    expect(card.signatures).toBeUndefined();
+    expect(card.supportedInterfaces).toEqual([{ url: `${api}/a2a`, protocolBinding: "JSONRPC", protocolVersion: "1.0" }]);
+    expect(card.securitySchemes).toEqual({ bearer: { httpAuthSecurityScheme: { scheme: "Bearer" } }, aigovGatewayKey: { apiKeySecurityScheme: { location: "header", name: "api-key", description: expect.any(String) } } });
+    expect(card.securityRequirements).toEqual([{ schemes: { bearer: { list: [] }, aigovGatewayKey: { list: [] } } }]);
+    const original = published as Record<string, unknown>;
+    expect({ name: card.name, skills: card.skills, provider: card.provider }).toEqual({ name: original.name, skills: original.skills, provider: original.provider });
+
+    // The card's URL is the agent at the gateway: a call there reaches the agent, under the guardrails.
+    const call = (url: string, headers: Record<string, string>) =>
+      fetch(url, { method: "POST", headers: { "content-type": "application/json", "api-key": k, ...headers }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "message/send", params: { message: { role: "user", messageId: "c1", parts: [{ kind: "text", text: "Porto" }] } } }) });
+    const answered = await call(card.supportedInterfaces[0]!.url, { "x-aigov-data-class": "internal" });
+    expect([answered.status, ((await answered.json()) as { result: { parts: { text: string }[] } }).result.parts[0]!.text]).toEqual([200, "planned: Porto"]);
+    expect((await call(card.supportedInterfaces[0]!.url, {})).status).toBe(403);
+
+    // Only with a key that reaches the agent; an agent without a recorded card: 404 with the reason.
+    expect((await fetch(`${api}/.well-known/agent-card.json`)).status).toBe(401);
+    const modelsOnly = (await g.key(dev, p.id, { name: "models only" })).key;
+    expect((await fetch(`${api}/.well-known/agent-card.json`, { headers: { "api-key": modelsOnly } })).status).toBe(401);
+    const none = await fetch(`${g.t.gateway.url}/${g.names.agentApiPath(p.id, bare.id)}/.well-known/agent-card.json`, { headers: { "api-key": k } });
+    expect([none.status, ((await none.json()) as { error: { code: string } }).error.code]).toEqual([404, "agent_card_not_recorded"]);
+  });
+
   it("deprecated agents answer with Sunset; disabled, blocked and retired ones are gone from the gateway, and so is everything with the pillar off", async () => {
     const p = await g.project("lifecycle");
     const agent = await activeAgent(p.id);

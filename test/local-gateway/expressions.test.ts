@@ -98,6 +98,22 @@ describe("policy expressions (C# subset over the context model)", () => {
     }
   });
 
+  it("serves an agent's card: the base64 literal decoded (UTF-8), the placeholder replaced by the URL the caller used", () => {
+    const card = JSON.stringify({ name: "Agent ✈", supportedInterfaces: [{ url: `${X.AGENT_CARD_PLACEHOLDER}/a2a` }] });
+    const at = (url: string) => {
+      const s = state({ originalUrl: new URL(url), api: { id: "a", name: "A", path: "aigov/k/p/agents/x" } });
+      s.variables.set("aigov-agent-card", Buffer.from(card, "utf8").toString("base64"));
+      return JSON.parse(run(X.AGENT_CARD_BODY, s) as string) as { name: string; supportedInterfaces: { url: string }[] };
+    };
+    expect(at("https://gw.example.com/aigov/k/p/agents/x/.well-known/agent-card.json")).toEqual({ name: "Agent ✈", supportedInterfaces: [{ url: "https://gw.example.com/aigov/k/p/agents/x/a2a" }] });
+    expect(at("http://127.0.0.1:7071/aigov/k/p/agents/x/.well-known/agent-card.json").supportedInterfaces[0]!.url).toBe("http://127.0.0.1:7071/aigov/k/p/agents/x/a2a");
+    expect(at("http://gw/aigov/k/p/agents/x/.well-known/agent-card.json").supportedInterfaces[0]!.url).toBe("http://gw/aigov/k/p/agents/x/a2a");
+    // .NET's decoder refuses what is not base64; it does not skip it.
+    expect(() => run(`@(Convert.FromBase64String("not base64!"))`)).toThrow(/Base-64/);
+    expect(run(`@(Encoding.UTF8.GetString(Convert.FromBase64String("aGk=")))`)).toBe("hi");
+    expect(run(X.NOT_AGENT_CARD)).toBe(true);
+  });
+
   it("refuses what it cannot run faithfully, naming the construct and where it is", () => {
     const err = (src: string) => {
       try {

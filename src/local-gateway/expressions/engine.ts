@@ -65,7 +65,7 @@ const PREFIX = "class __E { object __M() { ";
 const SUFFIX = "\n} }";
 
 /** Type names allowed in casts, generic arguments and static member access. */
-const TYPES = new Set(["string", "int", "long", "double", "bool", "object", "byte[]", "string[]", "JObject", "JToken", "JArray", "Array", "Math", "String", "Random", "Int32"]);
+const TYPES = new Set(["string", "int", "long", "double", "bool", "object", "byte[]", "string[]", "JObject", "JToken", "JArray", "Array", "Math", "String", "Random", "Int32", "Convert", "Encoding"]);
 
 /** Members (properties and methods) of the object model and the built-in types; any other name is refused at load. */
 export const KNOWN_MEMBERS = new Set([
@@ -79,7 +79,7 @@ export const KNOWN_MEMBERS = new Set([
   "Length", "Count", "Type", "Split", "Contains", "StartsWith", "EndsWith", "IndexOf", "LastIndexOf", "Substring", "ToLower", "ToUpper",
   "ToLowerInvariant", "ToUpperInvariant", "Trim", "TrimStart", "TrimEnd", "Replace", "Equals", "ToString", "Remove",
   // statics
-  "Parse", "Min", "Max", "IsNullOrEmpty", "Next",
+  "Parse", "Min", "Max", "IsNullOrEmpty", "Next", "FromBase64String", "UTF8", "GetString",
 ]);
 
 const NODE_TYPES = new Set([
@@ -538,6 +538,7 @@ function compare(op: string, a: number, b: number): boolean {
 class StaticType implements HostObject {
   constructor(readonly csType: string) {}
   getMember(name: string): unknown {
+    if (this.csType === "Encoding" && name === "UTF8") return UTF8;
     throw unknownMember(this.csType, name);
   }
   invoke(name: string, args: CsArg[]): unknown {
@@ -554,9 +555,29 @@ class StaticType implements HostObject {
     }
     if (t === "Math" && (name === "Min" || name === "Max") && v.length === 2) return (name === "Min" ? Math.min : Math.max)(numeric(v[0], name), numeric(v[1], name));
     if ((t === "string" || t === "String") && name === "IsNullOrEmpty" && v.length === 1) return isNull(v[0]) || v[0] === "";
+    if (t === "Convert" && name === "FromBase64String" && v.length === 1) {
+      // .NET accepts padded base64 only (whitespace aside); Node's decoder would skip anything else silently.
+      const s = typeof v[0] === "string" ? v[0].replace(/\s+/g, "") : undefined;
+      if (s === undefined) throw new CsException("ArgumentException", "Value cannot be null.");
+      if (s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) throw new CsException("FormatException", "The input is not a valid Base-64 string.");
+      return new ByteArray(new Uint8Array(Buffer.from(s, "base64")));
+    }
     throw unknownMember(t, `${name}()`);
   }
 }
+
+/** System.Text.Encoding.UTF8: bytes to text (invalid sequences become U+FFFD, as in .NET). */
+const UTF8: HostObject = {
+  csType: "UTF8Encoding",
+  getMember(name: string): unknown {
+    throw unknownMember("UTF8Encoding", name);
+  },
+  invoke(name: string, args: CsArg[]): unknown {
+    const bytes = args[0]?.value;
+    if (name === "GetString" && args.length === 1 && bytes instanceof ByteArray) return new TextDecoder("utf-8").decode(bytes.bytes);
+    throw unknownMember("UTF8Encoding", `${name}()`);
+  },
+};
 
 class RandomObject implements HostObject {
   readonly csType = "Random";

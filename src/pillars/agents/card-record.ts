@@ -75,7 +75,7 @@ export class Cards implements CardRecorder {
       findings: result.findings,
       signatures: result.signatures,
       trust: result.trust,
-      ...(result.valid && result.card ? { card: result.card as unknown as Record<string, unknown> } : {}),
+      ...(result.valid && result.card ? { card: result.card as unknown as Record<string, unknown>, document: raw as Record<string, unknown> } : {}),
     };
   }
 }

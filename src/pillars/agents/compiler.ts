@@ -30,6 +30,8 @@ export function toAgentsInput(docs: AgentDoc[]): PolicyAgent[] {
       endpoint,
       ...(d.guardrails.limits.callsPerMinute ? { callsPerMinute: d.guardrails.limits.callsPerMinute } : {}),
       dataClasses: d.guardrails.dataClasses,
+      // Cards recorded before the registry kept them as received have no document: served as 404 until checked again.
+      ...(d.card?.valid && d.card.document && (d.card.version === "0.3" || d.card.version === "1.0") ? { card: { version: d.card.version, document: d.card.document } } : {}),
     });
   }
   return out;

@@ -97,6 +97,10 @@ export const AgentCardRecord = z
     signatures: z.array(SignatureCheck),
     trust: z.enum(["verified", "self-signed", "unverified", "unsigned"]).meta({ description: "verified: a signature checks out with a key from its jku; self-signed: only with a key the signature embeds" }),
     card: z.record(z.string(), z.unknown()).optional().meta({ description: "The normalised card (version-independent); absent when the card is invalid" }),
+    document: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .meta({ description: "The card as received (valid cards only): what the gateway serves at the agent's API, its URLs rewritten to the gateway" }),
   })
   .meta({ id: "AgentCardRecord" });
 

@@ -11,20 +11,29 @@
  * `agent_not_in_scope`; a product links the agent's API only for those tiers, and the policy checks it
  * again, fail closed); a call must declare a data class the agent's guardrails allow
  * (`x-aigov-data-class`); the guardrail's calls per minute are counted per key; the virtual key never
- * reaches the agent; a deprecated agent's responses carry `Sunset`.
+ * reaches the agent; a deprecated agent's responses carry `Sunset`. `GET /.well-known/agent-card.json` is
+ * answered by the gateway itself with the registry's card, rewritten to point at the gateway
+ * (agent-card.ts): the one call without a data class, since it sends the agent nothing.
  */
 import { artifactRef, type ApiArtifact, type ApiOperation } from "../../ports/gateway.js";
 import * as X from "../expressions.js";
 import { type KeyTier, type PolicyAgent, type PolicyProject } from "../input.js";
-import { DATA_CLASS_HEADER, SUBSCRIPTION_KEY_HEADER } from "../names.js";
+import { DATA_CLASS_HEADER, SUBSCRIPTION_KEY_HEADER, VAR } from "../names.js";
 import { el, textEl, type Why, type XNode } from "../xml.js";
-import { byCodePoint, type Collector, forbidden, sortBy, STRUCTURE } from "./collector.js";
+import { servedAgentCard } from "./agent-card.js";
+import { byCodePoint, type Collector, forbidden, JSON_ERROR, policySizeLimit, sortBy, STRUCTURE } from "./collector.js";
 import { browserAccess } from "./cors.js";
 import { keyIsolation } from "./routing.js";
 import { tiersApplied } from "./tiers.js";
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
-const OPERATIONS: readonly ApiOperation[] = METHODS.map((m) => ({ id: `agent-${m.toLowerCase()}`, method: m, urlTemplate: "/*", displayName: `${m} (any path)` }));
+const OPERATIONS: readonly ApiOperation[] = [
+  ...METHODS.map((m) => ({ id: `agent-${m.toLowerCase()}`, method: m, urlTemplate: "/*", displayName: `${m} (any path)` })),
+  // More specific than GET /*, so the gateway picks it for the card (agent-card.ts).
+  { id: X.AGENT_CARD_OPERATION, method: "GET", urlTemplate: "/.well-known/agent-card.json", displayName: "The agent's card (served by the gateway)" },
+];
+/** What the card operation's policy holds besides the card's base64 (measured: about 1.2 KiB), with room to spare. */
+const CARD_POLICY_OVERHEAD_BYTES = 4096;
 
 /** Agents the gateway serves: the pillar on; the registry already left out the rest (compiler input). */
 const servedAgents = (project: PolicyProject): PolicyAgent[] => (project.pillars.agents ? sortBy(project.agents, (a) => a.id) : []);
@@ -84,14 +93,14 @@ export function compileAgents(c: Collector, project: PolicyProject): void {
     if (!tierIds.length) inbound.push(notInScope(why("no key tier grants this agent")));
     else inbound.push(el("choose", undefined, [el("when", { condition: X.tierNotAmong(tierIds) }, [notInScope(why(`key tiers: ${tierIds.join(", ")}`))])], why("key agent scope")));
     const classes = [...agent.dataClasses].sort(byCodePoint);
-    inbound.push(
-      el(
-        "check-header",
-        { name: DATA_CLASS_HEADER, "failed-check-httpcode": 403, "failed-check-error-message": "The request's data class is not allowed for this agent", "ignore-case": true },
-        classes.map((d) => textEl("value", d)),
-        why(`guardrails: data classes ${classes.join(", ")}`),
-      ),
+    const dataClassCheck = el(
+      "check-header",
+      { name: DATA_CLASS_HEADER, "failed-check-httpcode": 403, "failed-check-error-message": "The request's data class is not allowed for this agent", "ignore-case": true },
+      classes.map((d) => textEl("value", d)),
+      why(`guardrails: data classes ${classes.join(", ")}`),
     );
+    // Fetching the card sends the agent no data: the one call that declares no data class.
+    inbound.push(el("choose", undefined, [el("when", { condition: X.NOT_AGENT_CARD }, [dataClassCheck])], why("the card needs no data class")));
     if (agent.callsPerMinute) {
       c.requireTier("requests.rate", "rate-limit-by-key", why("guardrails: calls per minute"));
       inbound.push(el("rate-limit-by-key", { calls: agent.callsPerMinute, "renewal-period": 60, "counter-key": X.AGENT_CALL_COUNTER_KEY }, undefined, why(`guardrails: ${agent.callsPerMinute} calls per minute per key`)));
@@ -113,5 +122,56 @@ export function compileAgents(c: Collector, project: PolicyProject): void {
       STRUCTURE,
     );
     c.addPolicy({ type: "api", apiId: id }, doc, []);
+    c.addPolicy({ type: "operation", apiId: id, operationId: X.AGENT_CARD_OPERATION }, cardPolicy(c, agent, why), []);
   }
+}
+
+/**
+ * The card operation's policy: after the API's checks (key, tier), the registry's card rewritten for the
+ * gateway (agent-card.ts) — never the agent's own answer. No valid card recorded, or one too large for a
+ * policy document on the tenant's gateway tier: 404 with the reason.
+ */
+function cardPolicy(c: Collector, agent: PolicyAgent, why: (note: string) => Why): XNode {
+  const served = agent.card ? servedAgentCard(agent.card.version, agent.card.document, agent.endpoint, serviceUrlOf(agent.endpoint)) : undefined;
+  const base64 = served === undefined ? undefined : Buffer.from(served, "utf8").toString("base64");
+  const fits = base64 !== undefined && base64.length + CARD_POLICY_OVERHEAD_BYTES <= policySizeLimit(c);
+  const notFound = (code: string, message: string, note: string) =>
+    el(
+      "return-response",
+      undefined,
+      [
+        el("set-status", { code: 404, reason: "Not Found" }),
+        el("set-header", { name: "Content-Type", "exists-action": "override" }, [textEl("value", "application/json")]),
+        textEl("set-body", JSON_ERROR(code, message)),
+      ],
+      why(note),
+    );
+  const answer = fits
+    ? [
+        el("set-variable", { name: VAR.agentCard, value: base64 }, undefined, why(`AgentCard v${agent.card!.version}, rewritten for the gateway`)),
+        el(
+          "return-response",
+          undefined,
+          [
+            el("set-status", { code: 200, reason: "OK" }),
+            el("set-header", { name: "Content-Type", "exists-action": "override" }, [textEl("value", "application/json")]),
+            textEl("set-body", X.AGENT_CARD_BODY),
+          ],
+          why("the card, its URLs at the gateway"),
+        ),
+      ]
+    : base64 === undefined
+      ? [notFound("agent_card_not_recorded", "The registry holds no valid AgentCard for this agent.", "no valid card recorded")]
+      : [notFound("agent_card_too_large", "This agent's AgentCard is too large to be served on this gateway tier.", `card of ${base64.length} base64 bytes over the policy size limit`)];
+  return el(
+    "policies",
+    undefined,
+    [
+      el("inbound", undefined, [el("base", undefined, undefined, STRUCTURE), ...answer], STRUCTURE),
+      el("backend", undefined, [el("base")], STRUCTURE),
+      el("outbound", undefined, [el("base")], STRUCTURE),
+      el("on-error", undefined, [el("base")], STRUCTURE),
+    ],
+    STRUCTURE,
+  );
 }

@@ -33,6 +33,11 @@ export const STRUCTURE: Why = { control: "structure", scope: TENANT };
 
 export const JSON_ERROR = (code: string, message: string) => JSON.stringify({ error: { code, message } });
 
+export const POLICY_SIZE_LIMIT_BYTES = 512 * 1024;
+export const CONSUMPTION_POLICY_SIZE_LIMIT_BYTES = 16 * 1024;
+/** The most a policy document (with the fragments it includes) may weigh on the tenant's gateway tier. */
+export const policySizeLimit = (c: { input: { gatewayTier: string } }) => (c.input.gatewayTier === "consumption" ? CONSUMPTION_POLICY_SIZE_LIMIT_BYTES : POLICY_SIZE_LIMIT_BYTES);
+
 export interface CompiledPolicy {
   artifact: PolicyArtifact;
   explain: ExplainEntry[];

@@ -93,7 +93,7 @@ import { artifactRef, type ArtifactRef, type GatewayArtifact, type PolicyScope }
 import { PolicyCompileError, PolicySizeError, type PolicyIssue } from "../errors.js";
 import { CompilerInput, type CompilerInputIn } from "../input.js";
 import { type ExplainEntry } from "../xml.js";
-import { Collector, sortBy } from "./collector.js";
+import { Collector, policySizeLimit, sortBy } from "./collector.js";
 import { compileProject } from "./project.js";
 
 export type { ExplainEntry, ScopeRef } from "../xml.js";
@@ -108,8 +108,7 @@ export interface CompileResult {
   sizes: { ref: ArtifactRef; bytes: number }[];
 }
 
-export const POLICY_SIZE_LIMIT_BYTES = 512 * 1024;
-export const CONSUMPTION_POLICY_SIZE_LIMIT_BYTES = 16 * 1024;
+export { CONSUMPTION_POLICY_SIZE_LIMIT_BYTES, POLICY_SIZE_LIMIT_BYTES } from "./collector.js";
 
 /** Compiles one tenant. Throws PolicyCompileError (invalid input, unsupported on the gateway tier)
  * or PolicySizeError (a document over the limit). */
@@ -128,7 +127,7 @@ export function compile(raw: CompilerInputIn): CompileResult {
 
 /** Every fragment, and every policy with the fragments it includes, within the gateway tier's limit. */
 function checkSizes(c: Collector) {
-  const limit = c.input.gatewayTier === "consumption" ? CONSUMPTION_POLICY_SIZE_LIMIT_BYTES : POLICY_SIZE_LIMIT_BYTES;
+  const limit = policySizeLimit(c);
   const check = (ref: string, scope: PolicyScope | undefined, bytes: number) => {
     if (bytes > limit) throw new PolicySizeError(ref, scope, bytes, limit);
   };

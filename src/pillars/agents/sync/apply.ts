@@ -157,7 +157,7 @@ export class SyncApplier {
       if (sourceValue === undefined) delete next[field];
       else next[field] = sourceValue;
     }
-    const card = fields.card !== undefined ? (current.card?.origin === "cloud" && current.card.hash === hashOf(fields.card) ? current.card : await this.cards.assess(fields.card, "cloud")) : undefined;
+    const card = fields.card !== undefined ? (current.card?.origin === "cloud" && current.card.hash === hashOf(fields.card) && (!current.card.valid || current.card.document) ? current.card : await this.cards.assess(fields.card, "cloud")) : undefined;
     if (card) next.card = card;
     else if (current.card?.origin === "cloud") delete next.card;
     const returned = current.sync?.state === "removedAtSource";
