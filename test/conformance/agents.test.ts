@@ -78,7 +78,8 @@ describe("conformance: agents at the local gateway", () => {
     const agent = await activeAgent(p.id, { limits: { callsPerMinute: 3 } });
     const other = await activeAgent(p.id);
     await g.publish("two served agents");
-    const k = (await g.key(dev, p.id, { name: "caller", scopes: { agents: [agent.id] } })).key;
+    const caller = await g.key(dev, p.id, { name: "caller", scopes: { agents: [agent.id] } });
+    const k = caller.key;
     const before = agentServer.received.length;
     const ok = await send(p.id, agent.id, k, "Lisbon in May");
     expect([ok.status, ok.json.result?.parts[0]?.text]).toEqual([200, "planned: Lisbon in May"]);
@@ -107,6 +108,11 @@ describe("conformance: agents at the local gateway", () => {
     await g.t.app.host.invokeTimer("usageIngest");
     expect((await g.admin.agents.get(p.id, agent.id)).lastUsedAt).toMatch(/^\d{4}-/);
     expect((await g.admin.agents.list(p.id)).items.find((a) => a.id === agent.id)?.lastUsedAt).toMatch(/^\d{4}-/);
+    // Metered per agent: what reached it, what the data class and the limit refused (the gateway's own logs).
+    // The gateway's clock is 61 s ahead by now (the rate limit's window): the range ends after it.
+    const usage = await g.admin.usage.project(p.id, { kind: "agent", groupBy: "resource,key", from: new Date(g.t.clock.now() - 3_600_000).toISOString(), to: new Date(g.t.clock.now() + 120_000).toISOString() });
+    const row = (agentId: string, keyId: string | undefined) => usage.groups.find((x) => x.resource === agentId && x.keyId === keyId)?.summary;
+    expect(row(agent.id, caller.id)).toMatchObject({ requests: 7, succeeded: 4, errors: { scope: 2, limit: 1 } });
   });
 
   it("the gateway serves the registry's card at the API, rewritten to its own URLs: unsigned, with the key's scheme, interfaces elsewhere dropped", async () => {

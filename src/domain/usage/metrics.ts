@@ -85,7 +85,8 @@ export function percentile(h: Histogram, p: number): number | undefined {
 
 /**
  * The class of a refused or failed request, from the gateway log's own columns (ADR 016): the key
- * check (401), a governance refusal compiled as a return-response (403 without an error), a limit
+ * check (401), a governance refusal (403: a return-response, which sets no error, or a data class's
+ * check-header, whose error reason is HeaderNotFound or HeaderValueNotAllowed), a limit
  * (rate-limit, llm-token-limit, quota: 429, or 403 for a spent quota), content safety, other client
  * errors, a backend's failure (its 5xx, an unreachable or circuit-open backend) and the gateway's own.
  */
@@ -94,7 +95,8 @@ export function errorClass(status: number, reason: string, backendStatus: number
   if (/^ContentSafety/.test(reason)) return "contentSafety";
   if (status === 429 || /^(RateLimitExceeded|QuotaExceeded|TokenLimitExceeded|TokenQuotaExceeded)$/.test(reason)) return "limit";
   if (status === 401) return "auth";
-  if (status === 403) return reason ? "request" : "scope";
+  // A data class refused is governance too: compiled as check-header with 403 (required headers fail with 400).
+  if (status === 403) return !reason || reason === "HeaderNotFound" || reason === "HeaderValueNotAllowed" ? "scope" : "request";
   if (status < 500) return "request";
   if (backendStatus >= 500 || /^(BackendUnavailable|BackendConnectionFailure|Timeout)$/.test(reason)) return "backend";
   return "gateway";
