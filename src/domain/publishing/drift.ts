@@ -32,13 +32,13 @@ export class DriftChecker {
     private readonly publisher: (tenantId: string) => Promise<GatewayPublisher>,
   ) {}
 
-  /** The last report; before any check, what the gateway state says. */
+  /** The last report; before any check, what the gateway state says (published or not: nothing was compared). */
   async report(tenantId: string): Promise<DriftReport> {
     const doc = await this.docs.drift(tenantId);
     if (!doc) {
       const state = await this.docs.state(tenantId);
       return state.published
-        ? { status: "inSync", revisionId: state.published.revisionId, revisionNumber: state.published.number, checkedArtifacts: 0, items: [] }
+        ? { status: "notChecked", revisionId: state.published.revisionId, revisionNumber: state.published.number, checkedArtifacts: 0, items: [] }
         : { status: "neverPublished", checkedArtifacts: 0, items: [] };
     }
     return toDriftReport(doc);

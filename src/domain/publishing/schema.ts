@@ -101,7 +101,9 @@ export type DriftItem = z.output<typeof DriftItem>;
 
 export const DriftReport = z
   .object({
-    status: z.enum(["inSync", "drifted", "neverPublished"]),
+    status: z
+      .enum(["inSync", "drifted", "neverPublished", "notChecked"])
+      .meta({ description: "notChecked: a revision is published but no drift check has compared the gateway with it yet" }),
     revisionId: RevisionId.optional().meta({ description: "The last published revision the gateway was compared with" }),
     revisionNumber: z.int().optional(),
     checkedAt: z.iso.datetime().optional(),
