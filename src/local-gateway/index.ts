@@ -134,7 +134,12 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
           last = stamp;
           await reload();
         })
-        .catch((err: unknown) => log(`local gateway: reload failed: ${String(err)}`))
+        .catch((err: unknown) => {
+          // A publish removed a file while it was being read: the folder is changing, so read it again on
+          // the next tick (its stamp may already be the final one) rather than serve what was there before.
+          if ((err as NodeJS.ErrnoException).code === "ENOENT") last = "";
+          else log(`local gateway: reload failed: ${String(err)}`);
+        })
         .finally(() => (busy = false));
     }, opts.pollMs ?? 200);
     poller.unref();
