@@ -71,7 +71,8 @@ const CLOUDS = ["bedrock", "vertex", "foundry"];
 const QUOTAS = {
   bedrock: {
     scope: "per account per region",
-    perSecond: { ListAgents: 10, GetAgent: 15, ListAgentAliases: 10, ListAgentActionGroups: 10 },
+    // ListTagsForResource: paced like the other list calls; not re-read from the table (docs/agent-quotas.md).
+    perSecond: { ListAgents: 10, GetAgent: 15, ListAgentAliases: 10, ListAgentActionGroups: 10, ListTagsForResource: 10 },
     source: "AWS General Reference, Amazon Bedrock endpoints and quotas — https://docs.aws.amazon.com/general/latest/gr/bedrock.html",
   },
   vertex: {

@@ -156,7 +156,8 @@ describe("agent sync from Bedrock, Vertex AI and Foundry", () => {
       lifecycle: { state: "draft" },
       enabled: true,
       provenance: { connectionId: con.bedrock.id, cloud: "bedrock", account: "123456789012", region: "eu-west-1", sourceVersion: source.version, sourceStatus: source.status },
-      source: { model: source.model },
+      // Its tags (ListTagsForResource) are its labels.
+      source: { model: source.model, labels: source.labels },
       sync: { state: "present", conflicts: [] },
     });
     expect(one.provenance!.lastSeenAt).toBeDefined();

@@ -35,6 +35,6 @@ describe("request pacing", () => {
     expect(woken).toEqual([200, 400, 600, 800]);
     now = 10_000;
     await pacer.take("free", 0);
-    expect(BEDROCK_AGENTS_PER_SECOND).toEqual({ ListAgents: 8, GetAgent: 12, ListAgentAliases: 8, ListAgentActionGroups: 8 });
+    expect(BEDROCK_AGENTS_PER_SECOND).toEqual({ ListAgents: 8, GetAgent: 12, ListAgentAliases: 8, ListAgentActionGroups: 8, ListTagsForResource: 8 });
   });
 });

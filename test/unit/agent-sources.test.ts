@@ -102,6 +102,7 @@ async function bedrockHarness(): Promise<Harness & { fake: BedrockFake }> {
       sourceStatus: a.status,
       updatedAt: a.updatedAt,
       model: a.model,
+      labels: labelsOf(a),
       aliases: a.aliases.map((x) => ({ id: x.id, name: x.name, status: x.status, agentVersion: x.agentVersion })),
       actions: a.actions.map((g) => ({ id: g.id, name: g.name, state: g.state })),
     }),

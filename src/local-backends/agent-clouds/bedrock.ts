@@ -30,7 +30,7 @@ import {
   sendJson,
 } from "./state.js";
 
-export type BedrockRequestKind = "ListAgents" | "GetAgent" | "ListAgentAliases" | "ListAgentActionGroups" | "ListAgentRuntimes";
+export type BedrockRequestKind = "ListAgents" | "GetAgent" | "ListAgentAliases" | "ListAgentActionGroups" | "ListTagsForResource" | "ListAgentRuntimes";
 
 export interface BedrockFakeOptions extends SeedOptions {
   /** Shared with the test, to change agents and inject faults; a fresh seeded one when absent. */
@@ -172,6 +172,7 @@ export async function startBedrockFake(options: BedrockFakeOptions = {}): Promis
     const agent = state.get(region, route.agentId ?? "");
     if (!agent || agent.kind !== "agent") return fail(404, "ResourceNotFoundException", `Agent ${route.agentId} not found`);
     if (route.kind === "GetAgent") return answer(200, { agent: detail(agent, region) });
+    if (route.kind === "ListTagsForResource") return answer(200, { tags: agent.labels });
     if (route.kind === "ListAgentAliases") {
       const { page, last } = pageAfter(agent.aliases, after, size);
       return answer(200, { agentAliasSummaries: page.map((a) => alias(a, agent)), ...(last ? { nextToken: pageToken(last) } : {}) });
@@ -265,6 +266,11 @@ export async function startBedrockFake(options: BedrockFakeOptions = {}): Promis
 function routeOf(method: string, s: string[]): { kind: BedrockRequestKind; agentId?: string; agentVersion?: string } | undefined {
   if (method === "POST" && s.length === 1 && s[0] === "agents") return { kind: "ListAgents" };
   if (method === "POST" && s.length === 1 && s[0] === "runtimes") return { kind: "ListAgentRuntimes" };
+  // GET /tags/{resourceArn}: the SDK escapes the ARN's "/" (agent/<id>), which decodePath has turned back.
+  if (method === "GET" && s[0] === "tags" && s.length >= 2) {
+    const arn = /^arn:aws:bedrock:[a-z0-9-]+:[0-9]{12}:agent\/([^/]+)$/.exec(s.slice(1).join("/"));
+    return { kind: "ListTagsForResource", agentId: arn?.[1] ?? "" };
+  }
   if (s[0] !== "agents" || s[1] === undefined) return undefined;
   if (method === "GET" && s.length === 2) return { kind: "GetAgent", agentId: s[1] };
   if (method === "POST" && s.length === 3 && s[2] === "agentaliases") return { kind: "ListAgentAliases", agentId: s[1] };

@@ -3,7 +3,7 @@
  * runtimes (`@aws-sdk/client-bedrock-agentcore-control`, loaded only when a target asks for them).
  *
  * ListAgents gives summaries without the foundation model, so every listed agent costs a GetAgent, its aliases
- * (every page) and its action groups (every page). Those run one agent at a time per worker, eight workers per
+ * (every page), its action groups (every page) and its tags (ListTagsForResource on the agent's ARN). Those run one agent at a time per worker, eight workers per
  * page, so a page keeps at most eight requests in flight: Bedrock's control-plane quotas are a few requests
  * per second per account, and a wider fan-out only buys throttling.
  *
@@ -20,6 +20,7 @@ import {
   ListAgentActionGroupsCommand,
   ListAgentAliasesCommand,
   ListAgentsCommand,
+  ListTagsForResourceCommand,
 } from "@aws-sdk/client-bedrock-agent";
 import { ConfiguredRetryStrategy } from "@smithy/core/retry";
 import { mapLimit } from "../../../util/map-limit.js";
@@ -142,6 +143,7 @@ export function createBedrockSource(target: BedrockTarget): AgentSource {
     let detail: Record<string, unknown>;
     let aliases: AgentAliasSummary[];
     let groups: ActionGroupSummary[];
+    let tags: unknown;
     try {
       await pace(region, "GetAgent", signal);
       const got = await aws(signal, "GetAgent", () => client.send(new GetAgentCommand({ agentId }), { abortSignal: signal }));
@@ -158,6 +160,12 @@ export function createBedrockSource(target: BedrockTarget): AgentSource {
           .then(() => client.send(new ListAgentActionGroupsCommand({ agentId, agentVersion, maxResults: DETAIL_PAGE, nextToken }), { abortSignal: signal }))
           .then((r) => ({ items: r.actionGroupSummaries, next: r.nextToken })),
       );
+      // Tags are the agent's labels (an `environment` tag sets the registry's environment): one more call.
+      const arn = typeof detail.agentArn === "string" ? detail.agentArn : undefined;
+      if (arn) {
+        await pace(region, "ListTagsForResource", signal);
+        tags = (await aws(signal, "ListTagsForResource", () => client.send(new ListTagsForResourceCommand({ resourceArn: arn }), { abortSignal: signal }))).tags;
+      }
     } catch (e) {
       if (e instanceof SourceError && e.code === UNDECODABLE) return { malformed: { sourceId: agentId, reason: e.message } };
       if (e instanceof SourceError && e.code === "ResourceNotFoundException") return { skipped: true };
@@ -175,6 +183,7 @@ export function createBedrockSource(target: BedrockTarget): AgentSource {
       sourceStatus: check.text(detail.agentStatus, "agentStatus") ?? check.text(summary.agentStatus, "summary agentStatus"),
       updatedAt: check.time(detail.updatedAt, "updatedAt") ?? check.time(summary.updatedAt, "summary updatedAt"),
       model: check.text(detail.foundationModel, "foundationModel"),
+      labels: check.labels(tags, "ListTagsForResource tags"),
       aliases: aliases.map((a, i) => {
         const route = check.list(a?.routingConfiguration, `alias ${i} routingConfiguration`)[0] as { agentVersion?: unknown } | undefined;
         const agentVersion = check.text(route?.agentVersion, `alias ${i} agentVersion`);

@@ -56,4 +56,5 @@ export const BEDROCK_AGENTS_PER_SECOND: Readonly<Record<string, number>> = {
   GetAgent: 15 * 0.8,
   ListAgentAliases: 10 * 0.8,
   ListAgentActionGroups: 10 * 0.8,
+  ListTagsForResource: 10 * 0.8,
 };
