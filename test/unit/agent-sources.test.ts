@@ -358,6 +358,20 @@ describe("bedrock specifics", () => {
     // Pages of one alias (and an empty page for an agent without): one request per alias, at least one per agent.
     expect(stats.byKindRegion[`ListAgentAliases ${region}`]).toBe(agents.reduce((n, a) => n + Math.max(1, a.aliases.length), 0));
     expect(stats.byKindRegion[`ListAgentActionGroups ${region}`]).toBe(agents.reduce((n, a) => n + Math.max(1, Math.ceil(a.actions.length / 2)), 0));
+    expect(stats.byKindRegion[`ListTagsForResource ${region}`]).toBe(agents.length);
+  });
+
+  it("reads tags as labels; a role that may not list tags still syncs the agent, unlabelled", async () => {
+    const region = "region-a";
+    const [first, second] = h.state.list(region);
+    h.state.inject({ type: "deny", status: 403 }, { kind: "ListTagsForResource", agentId: first!.id });
+    const page = await h.source().listPage(region, undefined, { pageSize: PAGE });
+    const byId = new Map(page.agents.map((a) => [a.sourceId, a]));
+    expect(byId.get(first!.id)).toBeDefined();
+    expect(byId.get(first!.id)!.labels).toBeUndefined();
+    expect(byId.get(second!.id)!.labels).toEqual(second!.labels);
+    expect(Object.keys(second!.labels).length).toBeGreaterThan(0);
+    expect(page.malformed).toEqual([]);
   });
 
   it("skips an agent deleted between the list and its details", async () => {

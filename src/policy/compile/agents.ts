@@ -32,7 +32,7 @@ const OPERATIONS: readonly ApiOperation[] = [
   // More specific than GET /*, so the gateway picks it for the card (agent-card.ts).
   { id: X.AGENT_CARD_OPERATION, method: "GET", urlTemplate: "/.well-known/agent-card.json", displayName: "The agent's card (served by the gateway)" },
 ];
-/** What the card operation's policy holds besides the card's base64 (measured: about 1.2 KiB), with room to spare. */
+/** Room in the card operation's policy for everything but the card's base64 (its elements and expression take under 1 KiB). */
 const CARD_POLICY_OVERHEAD_BYTES = 4096;
 
 /** Agents the gateway serves: the pillar on; the registry already left out the rest (compiler input). */

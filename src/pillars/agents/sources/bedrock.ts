@@ -3,8 +3,8 @@
  * runtimes (`@aws-sdk/client-bedrock-agentcore-control`, loaded only when a target asks for them).
  *
  * ListAgents gives summaries without the foundation model, so every listed agent costs a GetAgent, its aliases
- * (every page), its action groups (every page) and its tags (ListTagsForResource on the agent's ARN). Those run one agent at a time per worker, eight workers per
- * page, so a page keeps at most eight requests in flight: Bedrock's control-plane quotas are a few requests
+ * (every page), its action groups (every page) and its tags (ListTagsForResource on the agent's ARN). Those run
+ * one agent at a time per worker, eight workers per page, so a page keeps at most eight requests in flight: Bedrock's control-plane quotas are a few requests
  * per second per account, and a wider fan-out only buys throttling.
  *
  * Retries are the SDK's own (standard mode, token bucket per client); each attempt has a hard time-out. A
@@ -160,11 +160,18 @@ export function createBedrockSource(target: BedrockTarget): AgentSource {
           .then(() => client.send(new ListAgentActionGroupsCommand({ agentId, agentVersion, maxResults: DETAIL_PAGE, nextToken }), { abortSignal: signal }))
           .then((r) => ({ items: r.actionGroupSummaries, next: r.nextToken })),
       );
-      // Tags are the agent's labels (an `environment` tag sets the registry's environment): one more call.
+      // Tags are the agent's labels (an `environment` tag sets the registry's environment): one more call. A role
+      // without bedrock:ListTagsForResource still syncs its agents, unlabelled, as it did before tags were read.
       const arn = typeof detail.agentArn === "string" ? detail.agentArn : undefined;
       if (arn) {
         await pace(region, "ListTagsForResource", signal);
-        tags = (await aws(signal, "ListTagsForResource", () => client.send(new ListTagsForResourceCommand({ resourceArn: arn }), { abortSignal: signal }))).tags;
+        tags = await aws(signal, "ListTagsForResource", () => client.send(new ListTagsForResourceCommand({ resourceArn: arn }), { abortSignal: signal })).then(
+          (r) => r.tags,
+          (e: unknown) => {
+            if (e instanceof SourceError && e.code === "AccessDeniedException") return undefined;
+            throw e;
+          },
+        );
       }
     } catch (e) {
       if (e instanceof SourceError && e.code === UNDECODABLE) return { malformed: { sourceId: agentId, reason: e.message } };
