@@ -21,7 +21,7 @@ import { type KeyTier, type PolicyAgent, type PolicyProject } from "../input.js"
 import { DATA_CLASS_HEADER, SUBSCRIPTION_KEY_HEADER, VAR } from "../names.js";
 import { el, textEl, type Why, type XNode } from "../xml.js";
 import { servedAgentCard } from "./agent-card.js";
-import { byCodePoint, type Collector, forbidden, JSON_ERROR, policySizeLimit, sortBy, STRUCTURE } from "./collector.js";
+import { byCodePoint, type Collector, forbidden, JSON_ERROR, jsonResponse, policySizeLimit, sortBy, STRUCTURE } from "./collector.js";
 import { browserAccess } from "./cors.js";
 import { keyIsolation } from "./routing.js";
 import { tiersApplied } from "./tiers.js";
@@ -135,30 +135,11 @@ function cardPolicy(c: Collector, agent: PolicyAgent, why: (note: string) => Why
   const served = agent.card ? servedAgentCard(agent.card.version, agent.card.document, agent.endpoint, serviceUrlOf(agent.endpoint)) : undefined;
   const base64 = served === undefined ? undefined : Buffer.from(served, "utf8").toString("base64");
   const fits = base64 !== undefined && base64.length + CARD_POLICY_OVERHEAD_BYTES <= policySizeLimit(c);
-  const notFound = (code: string, message: string, note: string) =>
-    el(
-      "return-response",
-      undefined,
-      [
-        el("set-status", { code: 404, reason: "Not Found" }),
-        el("set-header", { name: "Content-Type", "exists-action": "override" }, [textEl("value", "application/json")]),
-        textEl("set-body", JSON_ERROR(code, message)),
-      ],
-      why(note),
-    );
+  const notFound = (code: string, message: string, note: string) => jsonResponse(404, "Not Found", JSON_ERROR(code, message), why(note));
   const answer = fits
     ? [
         el("set-variable", { name: VAR.agentCard, value: base64 }, undefined, why(`AgentCard v${agent.card!.version}, rewritten for the gateway`)),
-        el(
-          "return-response",
-          undefined,
-          [
-            el("set-status", { code: 200, reason: "OK" }),
-            el("set-header", { name: "Content-Type", "exists-action": "override" }, [textEl("value", "application/json")]),
-            textEl("set-body", X.AGENT_CARD_BODY),
-          ],
-          why("the card, its URLs at the gateway"),
-        ),
+        jsonResponse(200, "OK", X.AGENT_CARD_BODY, why("the card, its URLs at the gateway")),
       ]
     : base64 === undefined
       ? [notFound("agent_card_not_recorded", "The registry holds no valid AgentCard for this agent.", "no valid card recorded")]

@@ -140,17 +140,22 @@ export class Collector {
 }
 
 /** A 403 with a JSON error body. */
-export function forbidden(code: string, message: string, why: Why | Why[]): XNode {
+/** The gateway answers itself: a status and a JSON body (a literal, or a policy expression). */
+export function jsonResponse(status: number, reasonPhrase: string, body: string, why?: Why | Why[]): XNode {
   return el(
     "return-response",
     undefined,
     [
-      el("set-status", { code: 403, reason: "Forbidden" }),
+      el("set-status", { code: status, reason: reasonPhrase }),
       el("set-header", { name: "Content-Type", "exists-action": "override" }, [textEl("value", "application/json")]),
-      textEl("set-body", JSON_ERROR(code, message)),
+      textEl("set-body", body),
     ],
     why,
   );
+}
+
+export function forbidden(code: string, message: string, why: Why | Why[]): XNode {
+  return jsonResponse(403, "Forbidden", JSON_ERROR(code, message), why);
 }
 
 export function invalid(control: ControlId, message: string): PolicyCompileError {

@@ -5,7 +5,7 @@
 import * as X from "../expressions.js";
 import { DEFAULT_AZURE_OPENAI_API_VERSION, MODEL_CALLS, VAR } from "../names.js";
 import { el, textEl, type Why, type XNode } from "../xml.js";
-import { type Collector, JSON_ERROR, TENANT } from "./collector.js";
+import { type Collector, JSON_ERROR, jsonResponse, TENANT } from "./collector.js";
 
 /** `<choose><when condition>…</when></choose>` */
 const when = (condition: string, children: XNode[]) => el("choose", undefined, [el("when", { condition }, children)]);
@@ -13,12 +13,7 @@ const when = (condition: string, children: XNode[]) => el("choose", undefined, [
 /** `aigov-…-resolve-model`: the requested model, its pool and the backend request rewritten to the governed deployment. */
 export function addResolveFragment(c: Collector) {
   const why: Why = { control: "routing", scope: TENANT, note: "resolve the requested model" };
-  const refuse = (status: 400 | 404, reason: string, code: string, message: string) =>
-    el("return-response", undefined, [
-      el("set-status", { code: status, reason }),
-      el("set-header", { name: "Content-Type", "exists-action": "override" }, [textEl("value", "application/json")]),
-      textEl("set-body", JSON_ERROR(code, message)),
-    ]);
+  const refuse = (status: 400 | 404, reason: string, code: string, message: string) => jsonResponse(status, reason, JSON_ERROR(code, message));
   c.addFragment(
     c.n.fragment("resolve-model"),
     "aigov: finds the requested model (path or body) in the project's model list, refuses unknown or contradictory requests, " +

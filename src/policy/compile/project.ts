@@ -11,7 +11,7 @@ import { type PolicyProject } from "../input.js";
 import { MODEL_OPERATIONS, SUBSCRIPTION_KEY_HEADER } from "../names.js";
 import { type EffectiveSettings, mergeSettings } from "../settings.js";
 import { el, type ScopeRef, textEl, type Why, type XNode } from "../xml.js";
-import { byCodePoint, type Collector, JSON_ERROR, STRUCTURE, TENANT } from "./collector.js";
+import { byCodePoint, type Collector, JSON_ERROR, jsonResponse, STRUCTURE, TENANT } from "./collector.js";
 import { addOnErrorFragment } from "./fragments.js";
 import { projectContentSafety, semanticCache, tierContentSafety, tokenMetrics } from "./genai.js";
 import { requestRate, tokenLimits } from "./limits.js";
@@ -167,11 +167,7 @@ function promptSize(c: Collector, eff: EffectiveSettings, pid: string): XNode[] 
   return [
     el("choose", undefined, [
       el("when", { condition: X.promptTooLarge(maxBytes.value) }, [
-        el("return-response", undefined, [
-          el("set-status", { code: 413, reason: "Payload Too Large" }),
-          el("set-header", { name: "Content-Type", "exists-action": "override" }, [textEl("value", "application/json")]),
-          textEl("set-body", JSON_ERROR("prompt_too_large", "The request body exceeds the size this project allows.")),
-        ]),
+        jsonResponse(413, "Payload Too Large", JSON_ERROR("prompt_too_large", "The request body exceeds the size this project allows.")),
       ]),
     ], c.why("prompt.maxBytes", maxBytes, pid, undefined, `${maxBytes.value} bytes`)),
   ];

@@ -11,7 +11,7 @@ import { SUBSCRIPTION_KEY_HEADER, SUBSCRIPTION_KEY_QUERY, VAR } from "../names.j
 import { type EffectiveSettings } from "../settings.js";
 import { canonical, el, textEl, type Why, type XNode } from "../xml.js";
 import { routeOf } from "./backends.js";
-import { type Collector, JSON_ERROR } from "./collector.js";
+import { type Collector, JSON_ERROR, jsonResponse } from "./collector.js";
 import { addResolveFragment } from "./fragments.js";
 import { type RoutableModel } from "./models.js";
 import { tierModelScope } from "./tiers.js";
@@ -47,11 +47,7 @@ export function routing(
     : { control: "routing", scope: { level: "project", projectId: pid }, note };
   if (!routable.length) {
     return [
-      el("return-response", undefined, [
-        el("set-status", { code: 404, reason: "Not Found" }),
-        el("set-header", { name: "Content-Type", "exists-action": "override" }, [textEl("value", "application/json")]),
-        textEl("set-body", JSON_ERROR("model_not_found", "The requested model is not available to this project.")),
-      ], listWhy),
+      jsonResponse(404, "Not Found", JSON_ERROR("model_not_found", "The requested model is not available to this project."), listWhy),
     ];
   }
   addResolveFragment(c);

@@ -30,7 +30,7 @@ import * as X from "../expressions.js";
 import { type KeyTier, type PolicyMcpServer, type PolicyProject, type PolicyTool } from "../input.js";
 import { SUBSCRIPTION_KEY_HEADER, VAR } from "../names.js";
 import { el, textEl, type Why, type XNode } from "../xml.js";
-import { byCodePoint, type Collector, forbidden, sortBy, STRUCTURE } from "./collector.js";
+import { byCodePoint, type Collector, forbidden, jsonResponse, sortBy, STRUCTURE } from "./collector.js";
 import { browserAccess } from "./cors.js";
 import { keyIsolation } from "./routing.js";
 import { tiersApplied } from "./tiers.js";
@@ -133,16 +133,7 @@ const INVALID_REQUESTS = {
 /** A refusal as MCP clients read it: an HTTP status and a JSON-RPC error with a stable reason in `data`. */
 const jsonRpcRefusal = (reason: keyof typeof X.MCP_REFUSALS | keyof typeof INVALID_REQUESTS, why: Why | Why[]): XNode => {
   const invalid = reason === "mcp_batch_refused" || reason === "mcp_body_not_allowed";
-  return el(
-    "return-response",
-    undefined,
-    [
-      el("set-status", { code: invalid ? 400 : 403, reason: invalid ? "Bad Request" : "Forbidden" }),
-      el("set-header", { name: "Content-Type", "exists-action": "override" }, [textEl("value", "application/json")]),
-      textEl("set-body", invalid ? INVALID_REQUESTS[reason] : X.mcpErrorBody(reason)),
-    ],
-    why,
-  );
+  return jsonResponse(invalid ? 400 : 403, invalid ? "Bad Request" : "Forbidden", invalid ? INVALID_REQUESTS[reason] : X.mcpErrorBody(reason), why);
 };
 
 const when = (condition: string, body: XNode[], why: Why | Why[]) => el("choose", undefined, [el("when", { condition }, body, why)], why);
