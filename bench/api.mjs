@@ -7,12 +7,16 @@
 // Load generators: raw phases use the Cosmos SDK (that is what "raw" means). API phases use `wrk`
 // when it is installed (apt-get install wrk) — a Node load generator takes most of a core away from
 // the app on a 2-core machine — and fall back to node:http (keep-alive) otherwise; the output says which.
-import { execFileSync, spawnSync } from "node:child_process";
+//
+// A third side, the ceiling: a bare node:http server in its own process doing exactly what the endpoint
+// does at the store (one SDK point read) and nothing else — no Functions programming model, no local
+// host, no app. API GET over it says how much of the gap to raw reads is the request path's own work.
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
-import { httpClient, startApp } from "./lib.mjs";
+import { httpClient, root, startApp } from "./lib.mjs";
 
 const require = createRequire(import.meta.url);
 const { CosmosClient } = require("@azure/cosmos");
@@ -63,6 +67,28 @@ function wrkPhase(name, target, headers, lua) {
   return { name, errors, perSecond: Math.round(Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1])), p50ms: ms("50"), p99ms: ms("99") };
 }
 
+/** The ceiling server: node:http and one SDK point read per request, in its own process (as the app's main thread is). */
+function startBareServer(endpoint, id) {
+  const source = `
+    const http = require("node:http");
+    const { CosmosClient } = require("@azure/cosmos");
+    const container = new CosmosClient({ endpoint: process.argv[1], key: "any", connectionPolicy: { enableEndpointDiscovery: false } }).database("aigov").container("resources");
+    http.createServer(async (req, res) => {
+      const { resource } = await container.item(process.argv[2], ["bench", "_tenant"]).read();
+      const body = JSON.stringify(resource);
+      res.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body) });
+      res.end(body);
+    }).listen(0, "127.0.0.1", function () { console.log("listening on http://127.0.0.1:" + this.address().port); });`;
+  const child = spawn(process.execPath, ["-e", source, endpoint, id], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    child.stdout.on("data", (d) => {
+      const url = /listening on (http:\/\/\S+)/.exec(String(d))?.[1];
+      if (url) resolve({ child, url });
+    });
+    child.on("exit", (c) => reject(new Error(`bare server exited ${c}`)));
+  });
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 function summarise(runs) {
   return {
@@ -106,16 +132,22 @@ request = function()
   return wrk.format("POST", "/api/projects", nil, body)
 end`;
   const client_ = hasWrk ? "wrk" : "node:http";
+  const bare = await startBareServer(cosmos, created.id);
   for (let i = 0; i < 300; i++) await get(); // warm-up
 
-  const rawRead = [], apiGet = [], rawCreate = [], apiPost = [];
+  const rawRead = [], bareGet = [], apiGet = [], rawCreate = [], apiPost = [];
   for (let round = 0; round < ROUNDS; round++) {
     rawRead.push(await nodePhase("raw SDK point read", () => container.item(created.id, ["bench", "_tenant"]).read()));
+    const bareGetOnce = async () => {
+      const r = await request(`${bare.url}/`);
+      if (r.status !== 200) throw new Error(`bare GET ${r.status}`);
+    };
+    bareGet.push(hasWrk ? wrkPhase(`bare node:http + SDK read (${client_})`, `${bare.url}/`, {}) : await nodePhase(`bare node:http + SDK read (${client_})`, bareGetOnce));
     apiGet.push(hasWrk ? wrkPhase(`GET /api/projects/{id} (${client_})`, `${url}/api/projects/${created.id}`, { authorization: headers.authorization }) : await nodePhase(`GET /api/projects/{id} (${client_})`, get));
     rawCreate.push(await nodePhase("raw SDK create", (i) => rawContainer.items.create(rawDoc(i))));
     apiPost.push(hasWrk ? wrkPhase(`POST /api/projects (${client_})`, `${url}/api/projects`, headers, postLua(round)) : await nodePhase(`POST /api/projects (${client_})`, post));
   }
-  const results = [rawRead, apiGet, rawCreate, apiPost].map(summarise);
+  const results = [rawRead, apiGet, rawCreate, apiPost, bareGet].map(summarise);
   console.table(results.map(({ rounds, ...r }) => ({ ...r, rounds: rounds.join(" / ") })));
   console.log(JSON.stringify({
     concurrency: CONCURRENCY,
@@ -125,7 +157,11 @@ end`;
     readRatio: +(results[1].perSecond / results[0].perSecond).toFixed(2),
     readTarget: "API GET ≥ 60% of raw point-read throughput",
     createRatio: +(results[3].perSecond / results[2].perSecond).toFixed(2),
+    // The ceiling for any request path on this machine, and how much of it the API reaches.
+    bareReadRatio: +(results[4].perSecond / results[0].perSecond).toFixed(2),
+    apiOfBare: +(results[1].perSecond / results[4].perSecond).toFixed(2),
   }, null, 2));
+  bare.child.kill("SIGTERM");
   client.dispose();
   closeHttp();
 } finally {
