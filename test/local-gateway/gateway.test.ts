@@ -1,3 +1,5 @@
+import { mkdirSync, symlinkSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { call, GatewayFolder, policies, startHarness, type Harness } from "./support.js";
 
@@ -74,6 +76,21 @@ describe("local gateway: requests through published files", () => {
     expect(res.status).toBe(500);
     expect(res.json.message).toMatch(/could not load apis\/api1\/policies\/policy.xml \(line 1\)/);
     expect(h.mocks.requests("eastus.mock.localhost")).toHaveLength(0);
+  });
+
+  it("takes a document removed between listing and reading (a publish deleting it) as absent, not as a load error", async () => {
+    // A dangling link is listed like a file and cannot be read (ENOENT): the race, made deterministic.
+    const f = basicFolder("", (g) => {
+      mkdirSync(join(g.root, "policies"), { recursive: true });
+      symlinkSync(join(g.root, "gone.json"), join(g.root, "apis/api2.json"));
+      symlinkSync(join(g.root, "gone.json"), join(g.root, "subscriptions/k3.json"));
+      symlinkSync(join(g.root, "gone.xml"), join(g.root, "policies/policy.xml"));
+    });
+    h = await startHarness(f);
+    expect(h.gateway.issues()).toEqual([]);
+    const res = await call(h.gateway, "/t1/p1/v1/chat/completions", { key: "key-one", body: chat(1) });
+    expect(res.status).toBe(200);
+    expect((await call(h.gateway, "/t1/p1/v1/chat/completions", { key: "k3-never-loaded", body: chat(1) })).status).toBe(401);
   });
 
   it("runs cors as APIM documents it: preflights from the effective inbound's cors statements, headers on whatever answers, unmatched origins left alone", async () => {

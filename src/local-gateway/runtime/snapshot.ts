@@ -127,6 +127,8 @@ export async function loadSnapshot(root: string, sources: SnapshotSources, secre
       const body = JSON.parse(await readFile(file, "utf8")) as { properties?: unknown };
       return body.properties && typeof body.properties === "object" ? (body.properties as Record<string, unknown>) : {};
     } catch (err) {
+      // Removed since the listing (a publish deleting an API): absent, as the reload its removal triggers will see it.
+      if (isMissing(err)) return undefined;
       issues.push({ file: rel(file), line: 1, column: 1, message: `not valid JSON: ${(err as Error).message}` });
       return undefined;
     }
@@ -165,7 +167,7 @@ export async function loadSnapshot(root: string, sources: SnapshotSources, secre
       issues.push({ file: `${path}.json`, line: 1, column: 1, message: `policy format '${String(props.format)}' is not loaded by the local gateway: publish policies as format "xml" (well-formed, XML-escaped)` });
       return undefined;
     }
-    if (files.has(xmlFile)) return readFile(xmlFile, "utf8");
+    if (files.has(xmlFile)) return readFile(xmlFile, "utf8").catch((err: unknown) => (isMissing(err) ? undefined : Promise.reject(err)));
     return typeof props?.value === "string" ? props.value : undefined;
   };
 
@@ -517,6 +519,8 @@ export function compileTemplate(template: string): { match: LoadedOperation["mat
     },
   };
 }
+
+const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === "ENOENT";
 
 async function listFiles(dir: string): Promise<string[]> {
   let entries;
