@@ -422,6 +422,15 @@ describe("ArmGatewayPublisher on the wire", () => {
     expect(calls()).toEqual(["HEAD backends/aoai-eastus → 503", "HEAD backends/aoai-eastus → 429", "HEAD backends/aoai-eastus → 404", "PUT backends/aoai-eastus → 201"]);
   });
 
+  it("a refused ETag lookup (HEAD: no body, so no message) names its status", async () => {
+    fake.failNext(403);
+    const err = await errorOf(publisher.publish([byRef("backend:aoai-eastus")], {}));
+    expect(err).toBeInstanceOf(GatewayPublishError);
+    expect((err as GatewayPublishError).status).toBe(403);
+    expect((err as Error).message).toBe("gateway publish failed at backend:aoai-eastus: HTTP 403 (no error message)");
+    expect(calls()).toEqual(["HEAD backends/aoai-eastus → 403"]);
+  });
+
   it("covers product and operation policy scopes", async () => {
     const scoped: GatewayArtifact[] = [
       { kind: "policy", scope: { type: "operation", apiId: "proj-x", operationId: "chat" }, xml: "<policies><inbound><base /></inbound></policies>" },

@@ -248,6 +248,19 @@ export class GatewayPublishError extends Error {
   }
 }
 
+/**
+ * The error's message; else its status and code. A failed HEAD (the ETag lookup before every write and
+ * delete) has no body, so the SDK's error carries no message: a 403 from a missing role assignment would
+ * otherwise read "gateway publish failed at backend:x: " and nothing more.
+ */
+function reasonOf(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  if (err.message) return err.message;
+  const { statusCode, code } = err as { statusCode?: unknown; code?: unknown };
+  const parts = [typeof statusCode === "number" ? `HTTP ${statusCode}` : undefined, typeof code === "string" && code ? code : undefined].filter(Boolean);
+  return parts.length > 0 ? `${parts.join(" ")} (no error message)` : err.name;
+}
+
 /** The publish algorithm both publishers run: writes in rank order, then deletes in reverse rank order. */
 export async function runPublish(io: PublishIo, desired: GatewayArtifact[], previous: Record<ArtifactRef, string>): Promise<PublishOutcome> {
   const plan = planPublish(desired, previous);
@@ -299,8 +312,7 @@ export async function runPublish(io: PublishIo, desired: GatewayArtifact[], prev
       hashes[d.ref] = d.hash;
     }
   } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    throw new GatewayPublishError(`gateway publish failed at ${at}: ${why}`, at, outcome(), err);
+    throw new GatewayPublishError(`gateway publish failed at ${at}: ${reasonOf(err)}`, at, outcome(), err);
   }
   return outcome();
 }
