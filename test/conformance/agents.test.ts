@@ -115,7 +115,7 @@ describe("conformance: agents at the local gateway", () => {
     expect(row(agent.id, caller.id)).toMatchObject({ requests: 7, succeeded: 4, errors: { scope: 2, limit: 1 } });
   });
 
-  it("the gateway serves the registry's card at the API, rewritten to its own URLs: unsigned, with the key's scheme, interfaces elsewhere dropped", async () => {
+  it("the gateway serves the registry's card at the API, rewritten to its own URLs: unsigned, with the key's scheme instead of the Authorization one it removes, interfaces elsewhere dropped", async () => {
     const p = await g.project("served-cards");
     const { privateKey } = await generateKeyPair("EdDSA", { extractable: true });
     const own = agentServer.card as { supportedInterfaces: Record<string, unknown>[] };
@@ -144,16 +144,19 @@ describe("conformance: agents at the local gateway", () => {
     expect(agentServer.received.length).toBe(before);
     expect(card.signatures).toBeUndefined();
     expect(card.supportedInterfaces).toEqual([{ url: `${api}/a2a`, protocolBinding: "JSONRPC", protocolVersion: "1.0" }]);
-    expect(card.securitySchemes).toEqual({ bearer: { httpAuthSecurityScheme: { scheme: "Bearer" } }, aigovGatewayKey: { apiKeySecurityScheme: { location: "header", name: "api-key", description: expect.any(String) } } });
-    expect(card.securityRequirements).toEqual([{ schemes: { bearer: { list: [] }, aigovGatewayKey: { list: [] } } }]);
+    // The agent's bearer scheme rides on Authorization, which the gateway removes: the card asks for the key instead.
+    expect(card.securitySchemes).toEqual({ aigovGatewayKey: { apiKeySecurityScheme: { location: "header", name: "api-key", description: expect.any(String) } } });
+    expect(card.securityRequirements).toEqual([{ schemes: { aigovGatewayKey: { list: [] } } }]);
     const original = published as Record<string, unknown>;
     expect({ name: card.name, skills: card.skills, provider: card.provider }).toEqual({ name: original.name, skills: original.skills, provider: original.provider });
 
     // The card's URL is the agent at the gateway: a call there reaches the agent, under the guardrails.
     const call = (url: string, headers: Record<string, string>) =>
       fetch(url, { method: "POST", headers: { "content-type": "application/json", "api-key": k, ...headers }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "message/send", params: { message: { role: "user", messageId: "c1", parts: [{ kind: "text", text: "Porto" }] } } }) });
-    const answered = await call(card.supportedInterfaces[0]!.url, { "x-aigov-data-class": "internal" });
+    const answered = await call(card.supportedInterfaces[0]!.url, { "x-aigov-data-class": "internal", authorization: "Bearer for-the-agent" });
     expect([answered.status, ((await answered.json()) as { result: { parts: { text: string }[] } }).result.parts[0]!.text]).toEqual([200, "planned: Porto"]);
+    // Which is why the card does not ask for the agent's bearer token: it would not get there.
+    expect(agentServer.received.at(-1)!.headers.authorization).toBeUndefined();
     expect((await call(card.supportedInterfaces[0]!.url, {})).status).toBe(403);
 
     // Only with a key that reaches the agent; an agent without a recorded card: 404 with the reason.

@@ -1,20 +1,26 @@
 /**
  * The AgentCard an agent's API serves at `GET <API path>/.well-known/agent-card.json`: the card the
  * registry recorded (as received, in its own A2A version), rewritten so that a client that reads it calls
- * the agent through the gateway and nowhere else (docs/adr/015-agents-at-the-gateway.md, "The card"):
+ * the agent through the gateway and nowhere else (docs/adr/015-agents-and-cloud-sync.md, "The card"):
  *
  * - every interface URL under the API's service URL becomes the same path under the API at the gateway;
- *   interfaces elsewhere (another host, another path) are dropped, since calls there would bypass the
- *   gateway. If none is left, the agent's endpoint at the gateway is listed with the card's first binding;
- * - the gateway's key joins every security requirement (card-level and per skill) as an API-key scheme in
- *   the `api-key` header: a caller needs it on top of whatever the agent itself asks for;
+ *   interfaces elsewhere (another origin, another path, a path that only gets there through `..`, an
+ *   encoded slash, dot or backslash) are dropped, since calls there would bypass the gateway or land on
+ *   another API of it. If none is left, the agent's endpoint at the gateway is listed with the card's
+ *   first binding;
+ * - security: the gateway removes `Authorization`, the key header and the key query parameter before
+ *   forwarding, and ends TLS, so schemes that ride on them (HTTP auth, OAuth 2, OpenID Connect, mutual TLS,
+ *   an API key in those places) cannot reach the agent through it. They are left out, with every
+ *   requirement that needs one; the gateway's key (`api-key` header) joins each requirement that is left
+ *   (card-level and per skill, in both the v1.0 and the v0.3 form a card carries), or is the only one;
+ * - the extended card is not offered: it would come from the agent itself, unrewritten;
  * - signatures are dropped: they sign the card as the agent published it, which this no longer is.
  *
  * URLs are written against {@link AGENT_CARD_PLACEHOLDER}; the gateway replaces it with its own URL for the
  * API as the caller addressed it (the host name of a custom domain included), so the compiler needs no host.
  */
 import { AGENT_CARD_PLACEHOLDER } from "../expressions.js";
-import { SUBSCRIPTION_KEY_HEADER } from "../names.js";
+import { SUBSCRIPTION_KEY_HEADER, SUBSCRIPTION_KEY_QUERY } from "../names.js";
 
 type Json = Record<string, unknown>;
 const isRecord = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -29,17 +35,95 @@ function schemeName(schemes: unknown): string {
 
 const KEY_DESCRIPTION = "The virtual key for this agent at the gateway (aigov).";
 
+/**
+ * Encoded slashes, dots and backslashes: WHATWG URL parsing leaves `%2f` and `%5c` alone, and a server
+ * (or the gateway) that decodes them sees other segments than the check did. A URL with any is dropped.
+ */
+const AMBIGUOUS_PATH = /%2f|%5c|%2e|\\/i;
+
+/**
+ * `url` at the gateway (against the placeholder) when it is under the service URL: same origin (as URL
+ * parsing normalises it: host case, default port), and a path that, with its dot segments resolved, is the
+ * service path or below it on a segment boundary. Undefined otherwise.
+ */
+function atGatewayOf(service: URL): (url: unknown) => string | undefined {
+  const servicePath = service.pathname.replace(/\/+$/, "");
+  return (url) => {
+    if (typeof url !== "string" || AMBIGUOUS_PATH.test(url.replace(/[?#].*$/s, ""))) return undefined;
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      return undefined;
+    }
+    if (parsed.origin !== service.origin || parsed.username !== "" || parsed.password !== "") return undefined;
+    const path = parsed.pathname.replace(/\/+$/, "");
+    if (path !== servicePath && !path.startsWith(`${servicePath}/`)) return undefined;
+    return `${AGENT_CARD_PLACEHOLDER}${path.slice(servicePath.length)}${parsed.search}`;
+  };
+}
+
+/** Whether a caller can satisfy `scheme` through the gateway (see the module comment); v1.0 or v0.3 shape. */
+function passesGateway(scheme: unknown): boolean {
+  if (!isRecord(scheme)) return false;
+  const strippedKey = (where: unknown, name: unknown) => {
+    const n = typeof name === "string" ? name.toLowerCase() : "";
+    return where === "header" ? n === "authorization" || n === SUBSCRIPTION_KEY_HEADER : where === "query" ? n === SUBSCRIPTION_KEY_QUERY : false;
+  };
+  if (isRecord(scheme.apiKeySecurityScheme)) return !strippedKey(scheme.apiKeySecurityScheme.location, scheme.apiKeySecurityScheme.name);
+  if (scheme.type === "apiKey") return !strippedKey(scheme.in, scheme.name);
+  return false;
+}
+
 /** The served card's JSON (UTF-8 text), URLs against the placeholder; `service` is the API's service URL (agents.ts serviceUrlOf). */
 export function servedAgentCard(version: "0.3" | "1.0", document: Json, endpoint: string, service: string): string {
-  const atGateway = (url: unknown): string | undefined => {
-    if (typeof url !== "string") return undefined;
-    const trimmed = url.replace(/\/+$/, "");
-    if (trimmed !== service && !trimmed.startsWith(`${service}/`)) return undefined;
-    return `${AGENT_CARD_PLACEHOLDER}${trimmed.slice(service.length)}`;
-  };
-  const endpointAtGateway = atGateway(endpoint)!;
+  const atGateway = atGatewayOf(new URL(service));
+  const endpointAtGateway = atGateway(endpoint);
+  // The service URL is the endpoint's parent (serviceUrlOf), so the endpoint is always under it.
+  if (endpointAtGateway === undefined) throw new Error(`the agent endpoint ${endpoint} is not under its service URL ${service}`);
   const { signatures: _signed, ...card } = structuredClone(document);
-  const scheme = schemeName(card.securitySchemes);
+
+  const ownSchemes = isRecord(card.securitySchemes) ? card.securitySchemes : {};
+  const usable = new Set(Object.keys(ownSchemes).filter((name) => passesGateway(ownSchemes[name])));
+  const scheme = schemeName(ownSchemes);
+  const kept = Object.fromEntries(Object.entries(ownSchemes).filter(([name]) => usable.has(name)));
+  card.securitySchemes = {
+    ...kept,
+    [scheme]:
+      version === "0.3"
+        ? { type: "apiKey", in: "header", name: SUBSCRIPTION_KEY_HEADER, description: KEY_DESCRIPTION }
+        : { apiKeySecurityScheme: { location: "header", name: SUBSCRIPTION_KEY_HEADER, description: KEY_DESCRIPTION } },
+  };
+
+  /** v0.3's form (`security`): a list of { scheme: scopes }; the requirements that can be met, each with the key. */
+  const legacyWithKey = (reqs: unknown) => {
+    const met = (Array.isArray(reqs) ? reqs : []).filter((r): r is Json => isRecord(r) && Object.keys(r).every((n) => usable.has(n)));
+    return met.length ? met.map((r) => ({ ...r, [scheme]: [] })) : [{ [scheme]: [] }];
+  };
+  /** v1.0's form (`securityRequirements`): a list of { schemes: { scheme: { list } } }; the same. */
+  const requirementsWithKey = (reqs: unknown) => {
+    const met = (Array.isArray(reqs) ? reqs : []).filter((r): r is Json => isRecord(r) && (!isRecord(r.schemes) || Object.keys(r.schemes).every((n) => usable.has(n))));
+    return met.length ? met.map((r) => ({ ...r, schemes: { ...(isRecord(r.schemes) ? r.schemes : {}), [scheme]: { list: [] } } })) : [{ schemes: { [scheme]: { list: [] } } }];
+  };
+  const secured = (holder: Json, primary: boolean): Json => {
+    const out = { ...holder };
+    if (version === "0.3") {
+      if (primary || Array.isArray(out.security)) out.security = legacyWithKey(out.security);
+      if (Array.isArray(out.securityRequirements)) out.securityRequirements = requirementsWithKey(out.securityRequirements);
+      return out;
+    }
+    // A card written for both versions may state its requirements only in v0.3's `security` (the registry
+    // reads them from there then): both forms are served, each with the key.
+    const fromLegacy =
+      out.securityRequirements === undefined && Array.isArray(out.security)
+        ? out.security.filter(isRecord).map((r) => ({ schemes: Object.fromEntries(Object.entries(r).map(([name, scopes]) => [name, { list: Array.isArray(scopes) ? scopes : [] }])) }))
+        : out.securityRequirements;
+    if (primary || fromLegacy !== undefined) out.securityRequirements = requirementsWithKey(fromLegacy);
+    if (Array.isArray(out.security)) out.security = legacyWithKey(out.security);
+    return out;
+  };
+  Object.assign(card, secured(card, true));
+  if (Array.isArray(card.skills)) card.skills = card.skills.map((s: unknown) => (isRecord(s) ? secured(s, false) : s));
 
   if (version === "0.3") {
     card.url = atGateway(card.url) ?? endpointAtGateway;
@@ -49,40 +133,19 @@ export function servedAgentCard(version: "0.3" | "1.0", document: Json, endpoint
         return url ? [{ ...(i as Json), url }] : [];
       });
     }
-    card.securitySchemes = { ...(isRecord(card.securitySchemes) ? card.securitySchemes : {}), [scheme]: { type: "apiKey", in: "header", name: SUBSCRIPTION_KEY_HEADER, description: KEY_DESCRIPTION } };
-    const withKey = (reqs: unknown) => (Array.isArray(reqs) && reqs.length ? reqs.map((r: unknown) => ({ ...(isRecord(r) ? r : {}), [scheme]: [] })) : [{ [scheme]: [] }]);
-    card.security = withKey(card.security);
-    if (Array.isArray(card.skills)) card.skills = card.skills.map((s: unknown) => (isRecord(s) && Array.isArray(s.security) ? { ...s, security: withKey(s.security) } : s));
+    delete card.supportsAuthenticatedExtendedCard;
     return JSON.stringify(card);
   }
 
   const interfaces = Array.isArray(card.supportedInterfaces) ? (card.supportedInterfaces as unknown[]).filter(isRecord) : [];
-  const kept = interfaces.flatMap((i) => {
+  const keptInterfaces = interfaces.flatMap((i) => {
     const url = atGateway(i.url);
     return url ? [{ ...i, url }] : [];
   });
   const first = interfaces[0];
-  card.supportedInterfaces = kept.length ? kept : [{ url: endpointAtGateway, protocolBinding: first?.protocolBinding ?? "JSONRPC", ...(first?.protocolVersion ? { protocolVersion: first.protocolVersion } : {}) }];
-  card.securitySchemes = {
-    ...(isRecord(card.securitySchemes) ? card.securitySchemes : {}),
-    [scheme]: { apiKeySecurityScheme: { location: "header", name: SUBSCRIPTION_KEY_HEADER, description: KEY_DESCRIPTION } },
-  };
-  const withKey = (reqs: unknown) =>
-    Array.isArray(reqs) && reqs.length
-      ? reqs.map((r: unknown) => {
-          const schemes = isRecord(r) && isRecord(r.schemes) ? r.schemes : {};
-          return { ...(isRecord(r) ? r : {}), schemes: { ...schemes, [scheme]: { list: [] } } };
-        })
-      : [{ schemes: { [scheme]: { list: [] } } }];
-  let requirements = card.securityRequirements;
-  // A card written for both versions may state its requirements only in v0.3's `security` (the registry
-  // reads them from there then): both forms are served, each with the key.
-  if (requirements === undefined && Array.isArray(card.security)) {
-    const legacy = card.security.map((r: unknown) => (isRecord(r) ? r : {}));
-    requirements = legacy.map((r) => ({ schemes: Object.fromEntries(Object.entries(r).map(([name, scopes]) => [name, { list: Array.isArray(scopes) ? scopes : [] }])) }));
-    card.security = legacy.length ? legacy.map((r) => ({ ...r, [scheme]: [] })) : [{ [scheme]: [] }];
-  }
-  card.securityRequirements = withKey(requirements);
-  if (Array.isArray(card.skills)) card.skills = card.skills.map((s: unknown) => (isRecord(s) && Array.isArray(s.securityRequirements) ? { ...s, securityRequirements: withKey(s.securityRequirements) } : s));
+  card.supportedInterfaces = keptInterfaces.length
+    ? keptInterfaces
+    : [{ url: endpointAtGateway, protocolBinding: first?.protocolBinding ?? "JSONRPC", ...(first?.protocolVersion ? { protocolVersion: first.protocolVersion } : {}) }];
+  if (isRecord(card.capabilities) && card.capabilities.extendedAgentCard !== undefined) card.capabilities = { ...card.capabilities, extendedAgentCard: false };
   return JSON.stringify(card);
 }

@@ -5,7 +5,7 @@
  * path segment: …/agents/<agentId>/a2a for https://agent.example.com/a2a) and whose wildcard
  * operations (GET, POST, PUT, PATCH, DELETE on `/*`) carry A2A's JSON-RPC and HTTP+JSON bindings alike.
  * APIM's own "A2A agent API" type is in preview without a documented ARM shape, so a plain HTTP API is
- * used (docs/adr/015-agents-at-the-gateway.md).
+ * used (docs/adr/015-agents-and-cloud-sync.md).
  *
  * Its policy: only keys of a tier that grants the agent (KeyTier.agents) get through (403
  * `agent_not_in_scope`; a product links the agent's API only for those tiers, and the policy checks it
