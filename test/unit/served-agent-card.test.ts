@@ -90,6 +90,16 @@ describe("the card served at an agent's API", () => {
     expect((out.supportedInterfaces as { url: string }[]).map((i) => i.url)).toEqual([`${GATEWAY}/v1`, `${GATEWAY}/rest?mode=stream`]);
   });
 
+  it("the placeholder text inside the card itself stays as written: the gateway puts its URL only where the compiler did", () => {
+    const own = `${AGENT_CARD_PLACEHOLDER}/../../aigov/zz/prj_other/agents/agt_aaaaaaaaaaaaaaaaaaaa/a2a`;
+    const card = { ...fixture("v03-travel.json"), documentationUrl: own, description: "See HTTPS://Gateway.Aigov.Invalid and stand-in-1.aigov.invalid" };
+    const text = servedAgentCard("0.3", card, "https://travel.fabrikam.example/a2a", serviceUrlOf("https://travel.fabrikam.example/a2a"));
+    const out = JSON.parse(text.replaceAll(AGENT_CARD_PLACEHOLDER, GATEWAY)) as Record<string, unknown>;
+    expect([out.documentationUrl, out.description]).toEqual([own, card.description]);
+    expect(out.url).toBe(`${GATEWAY}/a2a`);
+    expect((out.additionalInterfaces as { url: string }[]).map((i) => i.url)).toEqual([`${GATEWAY}/a2a`, `${GATEWAY}/a2a/grpc`]);
+  });
+
   it("an endpoint with an upper-case host or an explicit default port is still the card's URL at the gateway", () => {
     for (const endpoint of ["https://Travel.Fabrikam.example/a2a", "https://travel.fabrikam.example:443/a2a"]) {
       const card = { ...fixture("v03-travel.json"), url: "https://elsewhere.example/a2a", additionalInterfaces: [] };

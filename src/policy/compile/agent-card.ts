@@ -46,7 +46,7 @@ const AMBIGUOUS_PATH = /%2f|%5c|%2e|\\/i;
  * parsing normalises it: host case, default port), and a path that, with its dot segments resolved, is the
  * service path or below it on a segment boundary. Undefined otherwise.
  */
-function atGatewayOf(service: URL): (url: unknown) => string | undefined {
+function atGatewayOf(service: URL, placeholder: string): (url: unknown) => string | undefined {
   const servicePath = service.pathname.replace(/\/+$/, "");
   return (url) => {
     if (typeof url !== "string" || AMBIGUOUS_PATH.test(url.replace(/[?#].*$/s, ""))) return undefined;
@@ -59,7 +59,7 @@ function atGatewayOf(service: URL): (url: unknown) => string | undefined {
     if (parsed.origin !== service.origin || parsed.username !== "" || parsed.password !== "") return undefined;
     const path = parsed.pathname.replace(/\/+$/, "");
     if (path !== servicePath && !path.startsWith(`${servicePath}/`)) return undefined;
-    return `${AGENT_CARD_PLACEHOLDER}${path.slice(servicePath.length)}${parsed.search}`;
+    return `${placeholder}${path.slice(servicePath.length)}${parsed.search}`;
   };
 }
 
@@ -77,7 +77,25 @@ function passesGateway(scheme: unknown): boolean {
 
 /** The served card's JSON (UTF-8 text), URLs against the placeholder; `service` is the API's service URL (agents.ts serviceUrlOf). */
 export function servedAgentCard(version: "0.3" | "1.0", document: Json, endpoint: string, service: string): string {
-  const atGateway = atGatewayOf(new URL(service));
+  // The gateway replaces every occurrence of the placeholder. One the card itself contains (a documentation
+  // link, say) must stay as written: its URLs are made against a stand-in the card does not contain, its
+  // own occurrences are escaped (the same JSON string, other text), and the stand-in becomes the placeholder.
+  const original = JSON.stringify(document);
+  const PLACEHOLDER_HOST = new URL(AGENT_CARD_PLACEHOLDER).host;
+  const collides = original.toLowerCase().includes(PLACEHOLDER_HOST);
+  let standIn = AGENT_CARD_PLACEHOLDER;
+  if (collides) {
+    let n = 1;
+    while (original.toLowerCase().includes(`stand-in-${n}.aigov.invalid`)) n++;
+    standIn = `https://stand-in-${n}.aigov.invalid`;
+  }
+  const finish = (card: Json): string => {
+    const text = JSON.stringify(card);
+    if (!collides) return text;
+    const escaped = text.replace(new RegExp(PLACEHOLDER_HOST.replaceAll(".", "\\."), "gi"), (host) => host.replace(".", "\\u002e"));
+    return escaped.replaceAll(standIn, AGENT_CARD_PLACEHOLDER);
+  };
+  const atGateway = atGatewayOf(new URL(service), standIn);
   const endpointAtGateway = atGateway(endpoint);
   // The service URL is the endpoint's parent (serviceUrlOf), so the endpoint is always under it.
   if (endpointAtGateway === undefined) throw new Error(`the agent endpoint ${endpoint} is not under its service URL ${service}`);
@@ -134,7 +152,7 @@ export function servedAgentCard(version: "0.3" | "1.0", document: Json, endpoint
       });
     }
     delete card.supportsAuthenticatedExtendedCard;
-    return JSON.stringify(card);
+    return finish(card);
   }
 
   const interfaces = Array.isArray(card.supportedInterfaces) ? (card.supportedInterfaces as unknown[]).filter(isRecord) : [];
@@ -147,5 +165,5 @@ export function servedAgentCard(version: "0.3" | "1.0", document: Json, endpoint
     ? keptInterfaces
     : [{ url: endpointAtGateway, protocolBinding: first?.protocolBinding ?? "JSONRPC", ...(first?.protocolVersion ? { protocolVersion: first.protocolVersion } : {}) }];
   if (isRecord(card.capabilities) && card.capabilities.extendedAgentCard !== undefined) card.capabilities = { ...card.capabilities, extendedAgentCard: false };
-  return JSON.stringify(card);
+  return finish(card);
 }
