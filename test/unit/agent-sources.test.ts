@@ -14,7 +14,7 @@ import { FEDERATION_AUDIENCE } from "../../src/pillars/agents/federation.js";
 import { createBedrockSource } from "../../src/pillars/agents/sources/bedrock.js";
 import { createFoundrySource } from "../../src/pillars/agents/sources/foundry.js";
 import { createAgentSource } from "../../src/pillars/agents/sources/index.js";
-import { type AgentSource, type Cloud, type SourceAgent, SourceError, type SourcePage, type SourceTarget } from "../../src/pillars/agents/sources/source.js";
+import { type AgentSource, type Cloud, reportableMessage, type SourceAgent, SourceError, type SourcePage, type SourceTarget } from "../../src/pillars/agents/sources/source.js";
 import { createVertexSource } from "../../src/pillars/agents/sources/vertex.js";
 
 /**
@@ -425,6 +425,15 @@ describe("bedrock specifics", () => {
       // One role assumption serves the whole listing (the SDK caches the temporary credentials).
       expect(fake.stsCalls).toEqual([{ roleArn, roleSessionName: "aigov-agent-sync", claims: expect.objectContaining({ aud: FEDERATION_AUDIENCE, sub: "mi-object-id" }), granted: true }]);
 
+      // A signature the service rejects: AWS quotes the canonical request back, the session token among the
+      // signed headers. The report (stored, evented, returned) keeps the first line only.
+      state.inject({ type: "badSignature" }, { kind: "ListAgents" });
+      const mismatch = await failure(federated.listPage("region-f", undefined, { pageSize: PAGE }));
+      expect([mismatch.kind, mismatch.code]).toEqual(["refused", "InvalidSignatureException"]);
+      expect(mismatch.message).toBe(
+        "ListAgents: The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+      );
+
       const wrongAudience = createBedrockSource({ cloud: "bedrock", accountId: "123456789012", credentials: { kind: "webIdentity", roleArn, token: async () => token("api://something-else") }, endpoint: fake.endpoint, retry: FAST });
       const refused = await failure(wrongAudience.listPage("region-f", undefined, { pageSize: PAGE }));
       expect(refused.kind).toBe("refused");
@@ -447,6 +456,17 @@ describe("bedrock specifics", () => {
     expect(error.kind).toBe("unavailable");
     // Eight workers start; once one has failed, the others start nothing new.
     expect(h.state.stats().byKind.GetAgent).toBeLessThanOrEqual(8 * ATTEMPTS);
+  });
+});
+
+describe("what a source's failure reports", () => {
+  it("the first line, credential-looking fragments removed, at most 500 characters", () => {
+    expect(reportableMessage("\n  Denied.\nThe Canonical String for this request should have been\n'GET\n/agents/\n\nx-amz-security-token:IQoJb3JpZ2luX2VjE\n'")).toBe("Denied.");
+    expect(reportableMessage("failed: x-amz-security-token: IQoJb3JpZ2luX2VjE, then Authorization: Bearer eyJhbGciOi.x.y and ?sig=abc&X-Amz-Signature=0f9e")).toBe(
+      "failed: x-amz-security-token: [redacted], then Authorization: Bearer [redacted] and ?sig=[redacted]&X-Amz-Signature=[redacted]",
+    );
+    expect(reportableMessage("x".repeat(600))).toHaveLength(500);
+    expect(new SourceError("refused", "ListAgents: no\nsecret here").message).toBe("ListAgents: no");
   });
 });
 

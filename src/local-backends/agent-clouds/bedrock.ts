@@ -13,7 +13,7 @@
  * timestamps are RFC 3339 strings (the SDK throws on epoch numbers); an absent `nextToken` ends a list.
  * bedrock-agent's lists send maxResults/nextToken in a JSON body; AgentCore's ListAgentRuntimes in the query.
  */
-import { type IncomingMessage, type ServerResponse } from "node:http";
+import { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import { decodePath, readBody } from "../http-io.js";
 import {
   AgentCloudState,
@@ -138,6 +138,7 @@ export async function startBedrockFake(options: BedrockFakeOptions = {}): Promis
     if (!route) return fail(404, "UnknownOperationException", `no operation at ${method} ${url.pathname}`);
     const service = route.kind === "ListAgentRuntimes" ? "bedrock-agentcore" : "bedrock";
     if (scope[3] !== service) return fail(403, "InvalidSignatureException", `credential scope names ${scope[3]}, expected ${service}`);
+    if (fault?.type === "badSignature") return fail(403, "InvalidSignatureException", signatureMismatch(method, url.pathname, req.headers));
     if (fault) {
       const served = await applyFault(fault, closing, fail);
       if (served) return;
@@ -256,6 +257,8 @@ export async function startBedrockFake(options: BedrockFakeOptions = {}): Promis
         if (fault.status === 401) fail(401, "UnrecognizedClientException", "The security token included in the request is invalid.");
         else fail(403, "AccessDeniedException", "User is not authorized to perform this action");
         return true;
+      case "badSignature":
+        return false; // answered before (it needs the request)
       case "delay":
         await delay(fault.ms, closing);
         return false;
@@ -278,4 +281,19 @@ function routeOf(method: string, s: string[]): { kind: BedrockRequestKind; agent
     return { kind: "ListAgentActionGroups", agentId: s[1], agentVersion: s[3] };
   }
   return undefined;
+}
+
+/**
+ * The message of AWS's InvalidSignatureException: a first line, then the canonical request the service
+ * expected, every signed header with its value (the session token of temporary credentials among them),
+ * and the string to sign.
+ */
+function signatureMismatch(method: string, path: string, headers: IncomingHttpHeaders): string {
+  const signed = /SignedHeaders=([^,\s]+)/.exec(String(headers.authorization ?? ""))?.[1]?.split(";") ?? [];
+  const canonical = [method, path, "", ...signed.map((h) => `${h}:${String(headers[h] ?? "")}`), "", signed.join(";"), String(headers["x-amz-content-sha256"] ?? "UNSIGNED-PAYLOAD")].join("\n");
+  return (
+    "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\n" +
+    `The Canonical String for this request should have been\n'${canonical}'\n\n` +
+    `The String-to-Sign should have been\n'AWS4-HMAC-SHA256\n${String(headers["x-amz-date"] ?? "")}\n…'\n`
+  );
 }

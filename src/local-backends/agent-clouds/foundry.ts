@@ -122,6 +122,8 @@ export async function startFoundryFake(options: FoundryFakeOptions = {}): Promis
         return fail(fault.status, fault.status === 503 ? "ServiceUnavailable" : "InternalServerError", `injected ${fault.status}`);
       case "deny":
         return fault.status === 401 ? fail(401, "Unauthorized", "Access token is invalid.") : fail(403, "PermissionDenied", "The principal lacks the required data action.");
+      case "badSignature":
+        return fail(401, "Unauthorized", "Access token is invalid.");
       case "delay": {
         const limit = request.timeout > 0 ? request.timeout : Infinity;
         const signals = [closing.signal, ...(request.abortSignal ? [request.abortSignal as AbortSignal] : [])];

@@ -59,7 +59,13 @@ export type Fault =
   /** The answer comes after `ms` (past the client's timeout: the client gives up first). */
   | { type: "delay"; ms: number }
   /** Permission denied (403) or unauthenticated (401). */
-  | { type: "deny"; status?: 401 | 403 };
+  | { type: "deny"; status?: 401 | 403 }
+  /**
+   * The signature does not match: Bedrock answers 403 InvalidSignatureException as AWS does, with the
+   * canonical request it expected (the signed headers and their values) in the message; the others, whose
+   * requests carry no signature, answer as to a rejected token (401).
+   */
+  | { type: "badSignature" };
 
 /** Which requests a fault or hook applies to: every field given must match. */
 export interface RequestMatch {
@@ -400,7 +406,7 @@ function bump(counts: Record<string, number>, key: string): void {
 }
 
 function emptyStats(): FakeStats {
-  return { total: 0, byKind: {}, byRegion: {}, byKindRegion: {}, byStatus: {}, faults: { throttle: 0, error: 0, delay: 0, deny: 0 } };
+  return { total: 0, byKind: {}, byRegion: {}, byKindRegion: {}, byStatus: {}, faults: { throttle: 0, error: 0, delay: 0, deny: 0, badSignature: 0 } };
 }
 
 /** FNV-1a, to turn a seed text into a generator state. */

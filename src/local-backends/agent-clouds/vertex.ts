@@ -150,6 +150,7 @@ export async function startVertexFake(options: VertexFakeOptions = {}): Promise<
       if (fault.type === "throttle") return fail(429, "Quota exceeded for aiplatform.googleapis.com/reasoning_engine_service_requests.");
       if (fault.type === "error") return fail(fault.status, `injected ${fault.status}`);
       if (fault.type === "deny") return fault.status === 401 ? fail(401, "Request had invalid authentication credentials.") : fail(403, "Permission denied on resource.");
+      if (fault.type === "badSignature") return fail(401, "Request had invalid authentication credentials.");
       await delay(fault.ms, closing);
     }
 

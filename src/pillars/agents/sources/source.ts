@@ -53,6 +53,22 @@ export interface SourcePage {
  */
 export type SourceFailureKind = "throttled" | "unavailable" | "refused";
 
+/** Longest message a SourceError keeps: sync runs store it, emit it in events and return it. */
+const MAX_MESSAGE = 500;
+/** Credential-bearing fragments an SDK message might quote: header lines, query parameters, auth schemes. */
+const CREDENTIAL = /\b(x-amz-security-token\s*[:=]\s*|x-amz-signature=|x-amz-credential=|signature=|credential=|authorization\s*[:=]\s*(?:[A-Za-z0-9-]+\s+)?|bearer\s+|access_token=|sig=)[^\s,;&'"]+/gi;
+
+/**
+ * A cloud's error message as a report may keep it: its first line, credential-looking fragments removed,
+ * at most MAX_MESSAGE characters. Some services quote the request back from the second line on: AWS's
+ * signature errors give the canonical request with every signed header, x-amz-security-token included.
+ */
+export function reportableMessage(message: string): string {
+  const first = message.split(/\r?\n/).find((line) => line.trim() !== "") ?? "";
+  const redacted = first.trim().replace(CREDENTIAL, (_all, name: string) => `${name}[redacted]`);
+  return redacted.length > MAX_MESSAGE ? `${redacted.slice(0, MAX_MESSAGE - 1)}…` : redacted;
+}
+
 export class SourceError extends Error {
   constructor(
     readonly kind: SourceFailureKind,
@@ -60,7 +76,7 @@ export class SourceError extends Error {
     /** The cloud's own code (e.g. ThrottlingException, RESOURCE_EXHAUSTED, 503). */
     readonly code?: string,
   ) {
-    super(message);
+    super(reportableMessage(message));
     this.name = "SourceError";
   }
   get retryable(): boolean {
