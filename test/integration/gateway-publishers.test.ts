@@ -3,6 +3,7 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
+import type { PipelineRequest } from "@azure/core-rest-pipeline";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { ArmGatewayPublisher } from "../../src/adapters/apim/arm-publisher.js";
 import { artifactHash, GatewayPublishError, normalizeArtifact } from "../../src/adapters/apim/plan.js";
@@ -895,6 +896,30 @@ describe("ArmGatewayPublisher on the wire: APIs, products, subscriptions", () =>
     expect(e.ref).toBe("subscription:vk1");
     noKeyIn("the error", e);
     noKeyIn("the error's cause", e.cause);
+  });
+
+  it("reading keys back that the SDK cannot parse fails without them: the SDK's error would quote the body, which is the keys", async () => {
+    await publisher.publish(ENTITIES, {});
+    const garbled = armPublisher(
+      {
+        ...fake,
+        httpClient: {
+          sendRequest: async (r: PipelineRequest) => {
+            const res = await fake.httpClient.sendRequest(r);
+            // A truncated answer: the keys, then nothing.
+            return r.url.includes("/listSecrets?") ? { ...res, bodyAsText: `${res.bodyAsText!.slice(0, -1)},"` } : res;
+          },
+        },
+      } as ArmFake,
+      resolveSecret,
+    );
+    const err = await errorOf(garbled.read(["subscription:vk1"]));
+    expect((err as Error).message).toBe("reading the subscription's keys failed (HTTP 200): the answer could not be read");
+    noKeyIn("the error", err);
+    // An error answer keeps its message (it holds no key, and says what to fix).
+    fake.beforeNext("POST", "subscriptions/vk1/listSecrets", () => fake.failNext(403));
+    const refused = await errorOf(publisher.read(["subscription:vk1"]));
+    expect((refused as Error).message).toMatch(/^reading the subscription's keys failed \(HTTP 403\): fault 403 injected by the test$/);
   });
 
   it("without resolveSecret, everything but subscriptions publishes", async () => {

@@ -217,7 +217,9 @@ export class ArmGatewayPublisher implements GatewayPublisher {
     }
     if (loc.kind === "subscription") {
       // GET never returns keys; listSecrets does. Only their fingerprints leave fromArmProperties.
-      const { primaryKey, secondaryKey } = await c.subscription.listSecrets(rg, svc, loc.id);
+      const { primaryKey, secondaryKey } = await c.subscription.listSecrets(rg, svc, loc.id).catch((err: unknown) => {
+        throw secretsReadFailed(err);
+      });
       return { keys: { primaryKey, secondaryKey } };
     }
     return {};
@@ -580,6 +582,21 @@ function withoutKeys(err: unknown, keys: string[]): Error {
   for (const k of keys) if (k) message = message.split(k).join("[redacted]");
   const out = new Error(message) as Error & { statusCode?: number; code?: string };
   if (typeof e?.statusCode === "number") out.statusCode = e.statusCode;
+  if (typeof e?.code === "string") out.code = e.code;
+  return out;
+}
+
+/**
+ * A failed listSecrets without what could hold the keys. The SDK's error for an answer it could not parse or
+ * deserialise carries the whole body in its message, and a 2xx listSecrets body is the keys; an error answer
+ * (4xx/5xx, e.g. a missing role assignment) holds none, and its message is what an operator needs.
+ */
+function secretsReadFailed(err: unknown): Error {
+  const e = err as { message?: unknown; statusCode?: unknown; code?: unknown } | undefined;
+  const status = typeof e?.statusCode === "number" ? e.statusCode : undefined;
+  const said = status !== undefined && status >= 400 && typeof e?.message === "string" ? e.message : "the answer could not be read";
+  const out = new Error(`reading the subscription's keys failed${status !== undefined ? ` (HTTP ${status})` : ""}: ${said}`) as Error & { statusCode?: number; code?: string };
+  if (status !== undefined) out.statusCode = status;
   if (typeof e?.code === "string") out.code = e.code;
   return out;
 }
