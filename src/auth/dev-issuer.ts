@@ -1,7 +1,8 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { SignJWT, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
 import type { Role } from "../domain/common.js";
+import { readJsonFile } from "../util/json-file.js";
 
 /** Local development only: an ES256 key pair under the data directory that signs dev tokens. */
 export const DEV_ISSUER = "urn:aigov:local-dev-issuer";
@@ -20,7 +21,7 @@ interface StoredKey {
 export async function loadOrCreateDevIssuer(file: string): Promise<DevIssuer> {
   let stored: StoredKey;
   if (existsSync(file)) {
-    stored = JSON.parse(readFileSync(file, "utf8")) as StoredKey;
+    stored = readJsonFile(file) as StoredKey;
   } else {
     const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
     const kid = `dev-${Date.now().toString(36)}`;

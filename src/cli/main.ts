@@ -2,7 +2,6 @@
  * `aigov`: builds the program, lets each command group add its commands (built-in groups in
  * commands/<area>.ts, pillar groups through the pillar list) and runs it.
  */
-import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { operations } from "../api/all-operations.js";
 import { AigovClient, ApiError } from "../client/index.js";
@@ -20,6 +19,7 @@ import { serviceCommands } from "./commands/service.js";
 import { settingsCommands } from "./commands/settings.js";
 import { type CliIo, type CliKit, type Globals, render } from "./kit.js";
 import { profilePath, resolveProfile, tokenCachePath } from "./profiles.js";
+import { readJsonFile } from "../util/json-file.js";
 
 export type { CliIo } from "./kit.js";
 
@@ -52,7 +52,7 @@ export function buildProgram(io: CliIo): Command {
     out: (text) => io.out(text),
     err: (text) => io.err(text),
     json: () => globals().output === "json",
-    readJson: (path) => JSON.parse(readFileSync(path, "utf8")) as unknown,
+    readJson: (path) => readJsonFile(path),
   };
 
   // In this order in `aigov --help`.

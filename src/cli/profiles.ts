@@ -1,6 +1,7 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
+import { readJsonFile } from "../util/json-file.js";
 
 export interface Profile {
   endpoint: string;
@@ -29,7 +30,7 @@ export function tokenCachePath(env: NodeJS.ProcessEnv = process.env): string {
 
 export function readProfiles(path: string): ProfileFile {
   if (!existsSync(path)) return { current: "default", profiles: {} };
-  return JSON.parse(readFileSync(path, "utf8")) as ProfileFile;
+  return readJsonFile(path) as ProfileFile;
 }
 
 export function saveProfile(path: string, name: string, profile: Profile): void {

@@ -116,6 +116,17 @@ describe("aigov CLI", () => {
     expect(r.err).toMatch(/correlation id: [0-9a-f-]{36}/);
   });
 
+  it("a spec file that is not JSON is named, and none of its text is quoted (it may hold a secret)", async () => {
+    await aigov("login", "--dev", "--tenant", "t1", "--user", "alice", "--roles", "TenantAdmin");
+    const file = join(mkdtempSync(join(tmpdir(), "aigov-cli-")), "connection.json");
+    // A value without its quotes: JSON.parse's message would quote the text there ("Unexpected token 'w', …").
+    writeFileSync(file, '{"name":"aws","credentials":{"kind":"awsAccessKey","accessKeyId":"AKIAFAKE","secretAccessKey": wJalrXUtnFEMIK7MDENGbPxRfiCY}}');
+    const r = await aigov("connections", "create", "--file", file);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`${file} is not valid JSON`);
+    expect(r.err + r.out).not.toMatch(/wJalr|fiCY/);
+  });
+
   it("refuses a wrong role with 403 and unknown commands with a usage error", async () => {
     await aigov("login", "--dev", "--tenant", "t1", "--user", "rita", "--roles", "Reader");
     const r = await aigov("projects", "create", "--name", "x", "--environment", "dev", "--owner", "rita");

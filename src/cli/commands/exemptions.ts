@@ -1,7 +1,7 @@
 /** `aigov exemptions request|list|show|renew|revoke|review` and `exemptions policy show|set`. */
-import { readFileSync } from "node:fs";
 import { CommanderError, Option } from "commander";
 import { type CliKit, type Row } from "../kit.js";
+import { readJsonFile } from "../../util/json-file.js";
 
 const EXEMPTION_COLUMNS = ["id", "status", "control", "scope", "category", "owner", "expiresAt"];
 
@@ -77,7 +77,7 @@ export function exemptionCommands({ program, client, print, render, out, err, js
     .option("--expires-at <iso>", "expiry, e.g. 2026-07-01T00:00:00Z")
     .option("--days <n>", "expiry in n days from now")
     .action(async (o: Record<string, unknown>) => {
-      const body = o.file ? (JSON.parse(readFileSync(String(o.file), "utf8")) as Record<string, unknown>) : {};
+      const body = o.file ? (readJsonFile(String(o.file)) as Record<string, unknown>) : {};
       for (const [opt, field] of REQUEST_FIELDS) if (o[opt] !== undefined) body[field] = o[opt];
       if (o.days !== undefined) body.expiresAt = inDays(o.days);
       if (o.off) body.relaxation = { kind: "off" };
@@ -134,7 +134,7 @@ export function exemptionCommands({ program, client, print, render, out, err, js
     .option("--if-match <etag>")
     .action(async (id: string, o: RenewOptions) => {
       const c = client();
-      const body = o.file ? (JSON.parse(readFileSync(o.file, "utf8")) as Record<string, unknown>) : {};
+      const body = o.file ? (readJsonFile(o.file) as Record<string, unknown>) : {};
       if (o.expiresAt) body.expiresAt = o.expiresAt;
       if (o.days) body.expiresAt = inDays(o.days);
       if (o.evidence) body.evidence = o.evidence;

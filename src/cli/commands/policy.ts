@@ -1,7 +1,7 @@
 /** `aigov policy show|preview|explain|path|diff|publish|revisions|revision|rollback|drift`: what the gateway gets. */
-import { readFileSync } from "node:fs";
 import { type AigovClient } from "../../client/index.js";
 import { type CliKit } from "../kit.js";
+import { readJsonFile } from "../../util/json-file.js";
 
 const REVISION_COLUMNS = ["number", "id", "kind", "status", "createdBy", "createdAt", "publishedAt", "reason"];
 const EXPLAIN_COLUMNS = ["ref", "path", "control", "scope"];
@@ -49,7 +49,7 @@ export function policyCommands({ program, client, print, render, out, json }: Cl
     .requiredOption("--file <path>", "the draft (JSON)")
     .option("--explain", "also list which setting produced each element")
     .action(async (projectId: string, o: { file: string; explain?: boolean }) => {
-      const draft = JSON.parse(readFileSync(o.file, "utf8")) as Record<string, unknown>;
+      const draft = readJsonFile(o.file) as Record<string, unknown>;
       const preview = await client().policy.preview(projectId, { ...draft, explain: o.explain ?? false } as never);
       showPreview(preview);
     });

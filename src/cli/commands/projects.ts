@@ -1,8 +1,8 @@
 /** `aigov projects create|list|get|update|delete|gates|promote|extend`. */
-import { readFileSync } from "node:fs";
 import { type Command, CommanderError, Option } from "commander";
 import { ENVIRONMENTS, LIFECYCLE_STAGES } from "../../domain/projects/schema.js";
 import { type CliKit, parseBudget } from "../kit.js";
+import { readJsonFile } from "../../util/json-file.js";
 
 const PROJECT_COLUMNS = ["id", "name", "environment", "owner", "lifecycleStage", "updatedAt"];
 
@@ -42,7 +42,7 @@ const specOptions = (cmd: Command, create: boolean) =>
 
 /** The body from --file, with the flags that are set written over it. */
 const specFrom = (o: Record<string, unknown>) => {
-  const base = o.file ? (JSON.parse(readFileSync(String(o.file), "utf8")) as Record<string, unknown>) : {};
+  const base = o.file ? (readJsonFile(String(o.file)) as Record<string, unknown>) : {};
   const map: Record<string, string> = {
     name: "name", description: "description", environment: "environment", owner: "owner", costCenter: "costCenter",
     tag: "tags", reviewDate: "reviewDate", lifecycleStage: "lifecycleStage", pillars: "pillars", budget: "budget",
