@@ -422,7 +422,8 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
 
   const server = http.createServer((req, res) => {
     handleRequest(req, res).catch((err: unknown) => {
-      log("error", `Unhandled error serving ${req.method ?? ""} ${req.url ?? ""}: ${errorText(err)}`);
+      // The path only: a query may carry a credential (`?code=` for the durable API, an approval link's token).
+      log("error", `Unhandled error serving ${req.method ?? ""} ${(req.url ?? "").split("?")[0]}: ${errorText(err)}`);
       try {
         sendProblem(req, res, 500, "An unexpected error occurred in the local host.");
       } catch {

@@ -33,6 +33,13 @@ beforeAll(async () => {
         },
       },
       {
+        method: "GET",
+        path: "/.dev/broken",
+        handle: () => {
+          throw new Error("the route failed");
+        },
+      },
+      {
         method: "POST",
         path: "/.dev/echo/*",
         handle: (req, res, body) => {
@@ -303,6 +310,13 @@ describe("HTTP triggers", () => {
     const wrong = await getJson("/.dev/ping", { method: "POST" });
     expectProblem(wrong, 405);
     expect(wrong.res.headers.get("allow")).toBe("GET");
+  });
+
+  it("a builtin route that throws answers 500 problem+json and is logged by path: its query (a key, a token) is not", async () => {
+    expectProblem(await getJson("/.dev/broken?code=system-key-value&token=approval-token-value"), 500);
+    const line = logs.find((l) => l.message.startsWith("Unhandled error serving GET /.dev/broken"));
+    expect(line?.message).toMatch(/^Unhandled error serving GET \/\.dev\/broken: Error: the route failed\n/);
+    expect(JSON.stringify(logs)).not.toMatch(/system-key-value|approval-token-value/);
   });
 });
 
