@@ -91,6 +91,37 @@ describe("the MCP server registry", () => {
     expect(onlyPackages).toMatchObject({ status: 400, fields: ["body.serverJson.remotes"] });
   });
 
+  it("server.json: inputs marked secret are never kept: a secret URL variable is refused, a package's secret values are dropped", async () => {
+    const base = { name: "io.github.example/vaulted-tools", description: "Vaulted tools", version: "1.0.0" };
+    const secretInUrl = await problem(
+      admin.tools.importServer(projectId, {
+        serverJson: { ...base, remotes: [{ type: "streamable-http", url: "https://mcp.example.com/{apiKey}/mcp", variables: { apiKey: { value: "sk-in-the-path-0123456789", isSecret: true } } }] },
+      }),
+    );
+    expect(secretInUrl).toMatchObject({ status: 400, fields: ["body.serverJson.remotes.0.variables.apiKey"] });
+    const s = await admin.tools.importServer(projectId, {
+      serverJson: {
+        ...base,
+        remotes: [{ type: "streamable-http", url: "https://mcp.example.com/mcp" }],
+        packages: [
+          {
+            registryType: "npm",
+            identifier: "@example/vaulted-mcp",
+            environmentVariables: [
+              { name: "VAULT_TOKEN", description: "token", isSecret: true, value: "hvs.package-secret-value", default: "hvs.default-secret" },
+              { name: "REGION", value: "eu" },
+            ],
+          },
+        ],
+      },
+    });
+    expect(s.registry!.packages[0]).toMatchObject({ environmentVariables: [{ name: "VAULT_TOKEN", description: "token", isSecret: true }, { name: "REGION", value: "eu" }] });
+    await t.relay();
+    const { resources } = await t.container().items.query({ query: "SELECT * FROM c WHERE c.tenantId = 't-tools-reg'" }).fetchAll();
+    const everywhere = JSON.stringify([s, await admin.tools.getServer(projectId, s.id), await admin.tools.exportServer(projectId, s.id), t.events(), resources]);
+    expect(everywhere).not.toMatch(/package-secret-value|default-secret|sk-in-the-path/);
+  });
+
   it("the catalog pages with opaque tokens and filters by words, server, read-only and approval state", async () => {
     const s = await convertedServer(admin, projectId, "catalogued");
     const first = await admin.tools.searchCatalog({ server: "catalogued", maxPageSize: 1 });

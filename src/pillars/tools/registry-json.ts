@@ -10,7 +10,7 @@ import type { McpServer, McpServerSpecInput } from "./schema.js";
 
 export const SERVER_JSON_SCHEMA = "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json";
 
-const Input = z.object({ value: z.string().optional(), default: z.string().optional(), isRequired: z.boolean().optional() }).loose();
+const Input = z.object({ value: z.string().optional(), default: z.string().optional(), isRequired: z.boolean().optional(), isSecret: z.boolean().optional() }).loose();
 const Remote = z.object({ type: z.enum(["streamable-http", "sse"]), url: z.string().min(1).max(2000), variables: z.record(z.string(), Input).optional(), headers: z.array(z.object({ name: z.string() }).loose()).optional() }).loose();
 const ServerJson = z
   .object({
@@ -42,6 +42,8 @@ export function importServerJson(json: unknown, options: { name?: string | undef
   if (!remote) return invalid([{ field: "body.remote", message: `the server.json has ${remotes.length} remotes` }]);
   const url = remote.url.replace(/\{([A-Za-z0-9_]+)\}/g, (_m, name: string) => {
     const v = remote.variables?.[name];
+    // The URL is stored, shown, evented and published as the gateway's backend: no place for a secret.
+    if (v?.isSecret) invalid([{ field: `body.serverJson.remotes.${index}.variables.${name}`, message: "is a secret, and the URL is not (register the server with its credentials in `auth`)" }]);
     const value = v?.value ?? v?.default;
     if (value === undefined) invalid([{ field: `body.serverJson.remotes.${index}.variables.${name}`, message: "needs a value or default" }]);
     return encodeURIComponent(value!);
@@ -58,9 +60,20 @@ export function importServerJson(json: unknown, options: { name?: string | undef
       ...(s.title ? { title: s.title } : {}),
       ...(s.websiteUrl ? { websiteUrl: s.websiteUrl } : {}),
       ...(s.repository ? { repository: s.repository } : {}),
-      packages: (s.packages ?? []).map((p) => ({ ...p, routable: false })),
+      packages: (s.packages ?? []).map((p) => ({ ...(withoutSecretValues(p) as typeof p), routable: false })),
     },
   };
+}
+
+/**
+ * A copy without the values of inputs marked `isSecret` (environment variables, arguments, headers of a
+ * package): catalog metadata keeps their names and descriptions, never a secret.
+ */
+function withoutSecretValues(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutSecretValues);
+  if (typeof value !== "object" || value === null) return value;
+  const secret = (value as { isSecret?: unknown }).isSecret === true;
+  return Object.fromEntries(Object.entries(value).filter(([k]) => !(secret && (k === "value" || k === "default"))).map(([k, v]) => [k, withoutSecretValues(v)]));
 }
 
 /** A server.json for a registered server (remote servers only have a routable remote). */
