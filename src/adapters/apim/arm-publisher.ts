@@ -580,6 +580,12 @@ function withoutKeys(err: unknown, keys: string[]): Error {
   const e = err as { message?: unknown; statusCode?: unknown; code?: unknown } | undefined;
   let message = typeof e?.message === "string" ? e.message : "subscription write failed";
   for (const k of keys) if (k) message = message.split(k).join("[redacted]");
+  return withStatusOf(err, message);
+}
+
+/** A new error (no request, no cause) with `message`, keeping the status and code GatewayPublishError reads. */
+function withStatusOf(err: unknown, message: string): Error {
+  const e = err as { statusCode?: unknown; code?: unknown } | undefined;
   const out = new Error(message) as Error & { statusCode?: number; code?: string };
   if (typeof e?.statusCode === "number") out.statusCode = e.statusCode;
   if (typeof e?.code === "string") out.code = e.code;
@@ -592,13 +598,10 @@ function withoutKeys(err: unknown, keys: string[]): Error {
  * (4xx/5xx, e.g. a missing role assignment) holds none, and its message is what an operator needs.
  */
 function secretsReadFailed(err: unknown): Error {
-  const e = err as { message?: unknown; statusCode?: unknown; code?: unknown } | undefined;
+  const e = err as { message?: unknown; statusCode?: unknown } | undefined;
   const status = typeof e?.statusCode === "number" ? e.statusCode : undefined;
   const said = status !== undefined && status >= 400 && typeof e?.message === "string" ? e.message : "the answer could not be read";
-  const out = new Error(`reading the subscription's keys failed${status !== undefined ? ` (HTTP ${status})` : ""}: ${said}`) as Error & { statusCode?: number; code?: string };
-  if (status !== undefined) out.statusCode = status;
-  if (typeof e?.code === "string") out.code = e.code;
-  return out;
+  return withStatusOf(err, `reading the subscription's keys failed${status !== undefined ? ` (HTTP ${status})` : ""}: ${said}`);
 }
 
 /** Whether an operation names a schema document (a REST API's operation; a project API's never does). */

@@ -14,7 +14,7 @@ const FIELD = /^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$/;
 const SYSTEM_FIELDS: ReadonlySet<string> = new Set(["_rid", "_self", "_attachments", "_ts", "_lsn"]);
 
 function strip<T extends StoredDoc>(doc: Record<string, unknown>): Versioned<T> {
-  // A copy without the system fields: \`delete\` would leave every document read a slow dictionary object.
+  // A copy without the system fields: `delete` would leave every document read a slow dictionary object.
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(doc)) if (!SYSTEM_FIELDS.has(k)) out[k] = doc[k];
   return out as Versioned<T>;
