@@ -152,6 +152,14 @@ const TIER_COMPARISON = new RegExp(`(context\\.Variables\\.GetValueOrDefault<str
 export const MCP_IS_BATCH = `@(context.Request.Method == "POST" && context.Request.Body != null && context.Request.Body.As<string>(preserveContent: true).TrimStart().StartsWith("["))`;
 /** A request other than a POST that carries a body: its body is not checked (only a POST's is), so it must not reach the server. */
 export const MCP_BODY_OFF_POST = `@(context.Request.Method != "POST" && context.Request.Body != null && context.Request.Body.As<string>(preserveContent: true).Length > 0)`;
+/**
+ * A POST that is not one JSON-RPC message the checks can read: no body, not a JSON object, a `method`
+ * that is not a non-empty string, or — with no `method` (a client's response to a server request) —
+ * any member besides `jsonrpc`, `id`, `result` and `error`. Refused, since a server whose JSON decoder
+ * matches keys ignoring case (Go's encoding/json) would run `{"Method":"tools/call", …}` — a message the
+ * checks read as a response.
+ */
+export const MCP_MESSAGE_INVALID = `@{ if (context.Request.Method != "POST") { return false; } if (context.Request.Body == null || !context.Request.Body.As<string>(preserveContent: true).TrimStart().StartsWith("{")) { return true; } var o = context.Request.Body.As<JObject>(preserveContent: true); var m = o["method"]; if (m != null) { return m.Type != JTokenType.String || m.ToString() == ""; } return o.Count != (o.ContainsKey("jsonrpc") ? 1 : 0) + (o.ContainsKey("id") ? 1 : 0) + (o.ContainsKey("result") ? 1 : 0) + (o.ContainsKey("error") ? 1 : 0); }`;
 /** The JSON-RPC method of a POST ("" otherwise). */
 export const MCP_METHOD = `@(context.Request.Method == "POST" ? (context.Request.Body?.As<JObject>(preserveContent: true)?["method"]?.ToString() ?? "") : "")`;
 /** The tool a tools/call names ("" for anything else). */
@@ -170,14 +178,21 @@ export const mcpCallOf = (tool: string) => {
 };
 /** A request for a method beyond the lifecycle and tool methods (resources, prompts, completions, …) where only those may pass. */
 export const MCP_BEYOND_TOOLS = `@(context.Variables.ContainsKey("${VAR.mcpToolsOnly}") && (string)${v(VAR.mcpMethod)} != "" && !((string)${v(VAR.mcpMethod)}).StartsWith("notifications/") && Array.IndexOf("initialize|ping|tools/list|tools/call".Split('|'), (string)${v(VAR.mcpMethod)}) < 0)`;
-/** A JSON-RPC request or notification (a POST with a method): what the checks read. */
-export const MCP_IS_REQUEST = `@((string)${v(VAR.mcpMethod)} != "")`;
 /**
- * The message rebuilt from exactly the fields the checks read (and a tools/call's `arguments` and
- * `_meta`), so a server whose JSON decoder matches keys ignoring case (Go's encoding/json) cannot act on
- * a `"Method"` or a second `"Name"` the checks never saw.
+ * The 2026-07-28 transport's routing headers say something other than the message checked: `Mcp-Method`
+ * is not the body's method (a response carries none), or a tools/call's `Mcp-Name` is not its tool. A
+ * server may route by the header, so a mismatch is refused rather than forwarded.
  */
-export const MCP_MESSAGE_REBUILT = `@{ var o = context.Request.Body.As<JObject>(preserveContent: true); var m = new JObject(); m["jsonrpc"] = o["jsonrpc"]; if (o["id"] != null) { m["id"] = o["id"]; } m["method"] = o["method"]; if ((string)${v(VAR.mcpMethod)} == "tools/call") { var p = new JObject(); p["name"] = o["params"]?["name"]; if (o["params"]?["arguments"] != null) { p["arguments"] = o["params"]["arguments"]; } if (o["params"]?["_meta"] != null) { p["_meta"] = o["params"]["_meta"]; } m["params"] = p; } if ((string)${v(VAR.mcpMethod)} != "tools/call" && o["params"] != null) { m["params"] = o["params"]; } return m.ToString(Newtonsoft.Json.Formatting.None); }`;
+export const MCP_HEADERS_DIFFER = `@(context.Request.Headers.GetValueOrDefault("Mcp-Method", (string)${v(VAR.mcpMethod)}) != (string)${v(VAR.mcpMethod)} || ((string)${v(VAR.mcpMethod)} == "tools/call" && context.Request.Headers.GetValueOrDefault("Mcp-Name", (string)${v(VAR.mcpTool)}) != (string)${v(VAR.mcpTool)}))`;
+/** A POST: its message (checked valid) is rebuilt before it is forwarded. */
+export const MCP_IS_POST = `@(context.Request.Method == "POST")`;
+/**
+ * The message rebuilt from exactly the fields the checks read (a tools/call's `arguments`, `_meta` and
+ * `task` besides; a response's `jsonrpc`, `id`, `result`, `error`), so a server whose JSON decoder matches
+ * keys ignoring case (Go's encoding/json), or takes the first of two equal keys, cannot act on a
+ * `"Method"`, a second `"Name"` or a duplicate the checks never saw.
+ */
+export const MCP_MESSAGE_REBUILT = `@{ var o = context.Request.Body.As<JObject>(preserveContent: true); var m = new JObject(); if ((string)${v(VAR.mcpMethod)} == "") { if (o["jsonrpc"] != null) { m["jsonrpc"] = o["jsonrpc"]; } if (o["id"] != null) { m["id"] = o["id"]; } if (o["result"] != null) { m["result"] = o["result"]; } if (o["error"] != null) { m["error"] = o["error"]; } return m.ToString(Newtonsoft.Json.Formatting.None); } m["jsonrpc"] = o["jsonrpc"]; if (o["id"] != null) { m["id"] = o["id"]; } m["method"] = o["method"]; if ((string)${v(VAR.mcpMethod)} == "tools/call") { var p = new JObject(); p["name"] = o["params"]?["name"]; if (o["params"]?["arguments"] != null) { p["arguments"] = o["params"]["arguments"]; } if (o["params"]?["_meta"] != null) { p["_meta"] = o["params"]["_meta"]; } if (o["params"]?["task"] != null) { p["task"] = o["params"]["task"]; } m["params"] = p; } if ((string)${v(VAR.mcpMethod)} != "tools/call" && o["params"] != null) { m["params"] = o["params"]; } return m.ToString(Newtonsoft.Json.Formatting.None); }`;
 /** The per-key, per-tool counter of an MCP API. */
 export const MCP_TOOL_COUNTER_KEY = `@("mcp|" + (context.Subscription?.Id ?? "none") + "|" + context.Api.Id + "|" + (string)${v(VAR.mcpTool)})`;
 /** The per-key counter of an agent's API (its callers' calls per minute). */
@@ -284,7 +299,9 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     MCP_BEYOND_TOOLS,
     MCP_TOOL_COUNTER_KEY,
     AGENT_CALL_COUNTER_KEY,
-    MCP_IS_REQUEST,
+    MCP_MESSAGE_INVALID,
+    MCP_HEADERS_DIFFER,
+    MCP_IS_POST,
     MCP_MESSAGE_REBUILT,
     mcpCallOf("tool"),
     ...(Object.keys(MCP_REFUSALS) as (keyof typeof MCP_REFUSALS)[]).map(mcpErrorBody),

@@ -34,14 +34,15 @@ async function register(projectId: string, name: string) {
 
 type Answer = { status: number; json: { id?: number; result?: { content: { text: string }[] }; error?: { message: string; data?: { reason?: string } } } };
 
-/** One request to an MCP API through the local gateway (a message, or anything the test wants to send). */
-async function post(apiPath: string, key: string, message: unknown, method = "POST"): Promise<Answer> {
+/** One request to an MCP API through the local gateway (a message, raw text as it is, or anything the test wants to send). */
+async function post(apiPath: string, key: string, message: unknown, method = "POST", headers: Record<string, string> = {}): Promise<Answer> {
   const res = await fetch(`${g.t.gateway.url}/${apiPath}/mcp`, {
     method,
-    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "api-key": key, "mcp-protocol-version": "2025-06-18" },
-    body: JSON.stringify(message),
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "api-key": key, "mcp-protocol-version": "2025-06-18", ...headers },
+    body: typeof message === "string" ? message : JSON.stringify(message),
   });
   const text = await res.text();
+  if (!text) return { status: res.status, json: {} };
   return { status: res.status, json: JSON.parse(text.startsWith("event:") || text.startsWith("data:") ? text.split("\n").find((l) => l.startsWith("data:"))!.slice(5) : text) as Answer["json"] };
 }
 
@@ -119,6 +120,45 @@ describe("conformance: MCP tools at the local gateway", () => {
     await g.t.app.host.invokeTimer("usageIngest");
     expect((await g.admin.tools.getTool(p.id, s.id, "get_weather")).lastUsedAt).toMatch(/^\d{4}-/);
     expect((await g.admin.tools.listTools(p.id, s.id)).items.find((t) => t.name === "get_weather")?.lastUsedAt).toMatch(/^\d{4}-/);
+  });
+
+  it("the message forwarded is exactly the message checked: what a case-blind or first-key decoder could read otherwise is refused or rebuilt", async () => {
+    const p = await g.project("messages");
+    const s = await register(p.id, "fixture");
+    await g.publish("tools messages");
+    const k = (await g.key(dev, p.id, { name: "weather-only", scopes: { tools: [`${s.id}/get_weather`] } })).key;
+    const fixture = g.names.mcpApiPath(p.id, "fixture");
+    const deletes = upstream.calls.get("delete_file") ?? 0;
+    const seen = upstream.received.length;
+    const refused = async (message: unknown, reason: string, headers: Record<string, string> = {}) => {
+      const answer = await post(fixture, k, message, "POST", headers);
+      expect([answer.status, answer.json.error?.data?.reason], JSON.stringify(message)).toEqual([400, reason]);
+    };
+    // A Go server (encoding/json) matches "Method" to method: read by the checks as a response, it would run the call.
+    await refused({ jsonrpc: "2.0", id: 5, Method: "tools/call", params: { name: "delete_file", arguments: { path: "z" } } }, "mcp_message_invalid");
+    await refused({ jsonrpc: "2.0", id: 6, method: null, Method: "tools/call", params: { name: "delete_file", arguments: { path: "z" } } }, "mcp_message_invalid");
+    await refused({ jsonrpc: "2.0", id: 7, method: ["tools/call"], params: { name: "delete_file" } }, "mcp_message_invalid");
+    await refused({ jsonrpc: "2.0", id: 8, result: {}, params: { name: "delete_file" } }, "mcp_message_invalid");
+    await refused("", "mcp_message_invalid");
+    // The 2026-07-28 transport's routing headers must say what the message says.
+    const weather = { jsonrpc: "2.0", id: 9, method: "tools/call", params: { name: "get_weather", arguments: { city: "Rome" } } };
+    await refused(weather, "mcp_header_mismatch", { "mcp-method": "ping" });
+    await refused(weather, "mcp_header_mismatch", { "mcp-method": "tools/call", "mcp-name": "delete_file" });
+    expect(upstream.received.length).toBe(seen);
+    expect(upstream.calls.get("delete_file") ?? 0).toBe(deletes);
+    // Two equal keys: the checks read the last (as Newtonsoft does); a decoder that takes the first gets
+    // no say, since the server receives the message rebuilt from what was read.
+    const dup = `{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"delete_file","arguments":{"city":"Rome"},"name":"get_weather","Name":"delete_file","extra":1}}`;
+    const ok = await post(fixture, k, dup, "POST", { "mcp-method": "tools/call", "mcp-name": "get_weather" });
+    expect([ok.status, ok.json.result?.content[0]?.text]).toEqual([200, "Sunny in Rome"]);
+    const forwarded = upstream.received.at(-1)!;
+    expect(forwarded.body).toBe(`{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"get_weather","arguments":{"city":"Rome"}}}`);
+    expect([forwarded.headers["mcp-method"], forwarded.headers["mcp-name"]]).toEqual(["tools/call", "get_weather"]);
+    // A client's response to a server request is forwarded with a response's members only.
+    const response = await post(fixture, k, `{"jsonrpc":"2.0","id":"s-1","result":{"roots":[]},"result":{"roots":[{"uri":"file:///w"}]}}`);
+    expect(response.status).toBe(202);
+    expect(upstream.received.at(-1)!.body).toBe(`{"jsonrpc":"2.0","id":"s-1","result":{"roots":[{"uri":"file:///w"}]}}`);
+    expect(upstream.calls.get("delete_file") ?? 0).toBe(deletes);
   });
 
   it("per-tool rate limits count per key and tool; a pass-through toolbox calls only its tools; the pillar switch removes the tool APIs", async () => {

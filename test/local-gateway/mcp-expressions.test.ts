@@ -3,6 +3,7 @@ import { compileExpression, initExpressions } from "../../src/local-gateway/expr
 import { CsException } from "../../src/local-gateway/expressions/values.js";
 import { contextObject, type RequestState } from "../../src/local-gateway/runtime/context.js";
 import { HeaderBag } from "../../src/local-gateway/runtime/message.js";
+import { MCP_HEADERS_DIFFER, MCP_MESSAGE_INVALID, MCP_MESSAGE_REBUILT } from "../../src/policy/expressions.js";
 
 /** The expressions the compiler emits in an MCP server's policy (docs/gateway.md, "MCP servers at the gateway"). */
 const BATCH = `@(context.Request.Method == "POST" && context.Request.Body != null && context.Request.Body.As<string>(preserveContent: true).TrimStart().StartsWith("["))`;
@@ -13,7 +14,7 @@ const REFUSAL = `@("{\\"jsonrpc\\":\\"2.0\\",\\"id\\":" + (context.Request.Body?
 const INCREMENT = `@((string)context.Variables["aigov-mcp-method"] == "tools/call")`;
 const COUNTER = `@(context.Subscription.Id + "|" + (string)context.Variables["aigov-mcp-tool"])`;
 
-function state(method: string, body: string | undefined, vars: Record<string, unknown> = {}): RequestState {
+function state(method: string, body: string | undefined, vars: Record<string, unknown> = {}, headers: [string, string][] = []): RequestState {
   return {
     requestId: "5b0c4c1e-7d25-4f5e-9a43-2f3a2c1d0e9f",
     ip: "127.0.0.1",
@@ -21,7 +22,7 @@ function state(method: string, body: string | undefined, vars: Record<string, un
     originalUrl: new URL("http://gw/t1/mcp/x/mcp"),
     path: "/mcp",
     query: new URLSearchParams(),
-    headers: new HeaderBag([["Content-Type", "application/json"]]),
+    headers: new HeaderBag([["Content-Type", "application/json"], ...headers]),
     body: body === undefined ? undefined : Buffer.from(body),
     bodyConsumed: false,
     matched: {},
@@ -36,7 +37,7 @@ function state(method: string, body: string | undefined, vars: Record<string, un
   };
 }
 
-const run = (src: string, s: RequestState) => compileExpression(src.slice(2, -1), "single")({ context: contextObject(s), random: () => 0.5 });
+const run = (src: string, s: RequestState) => compileExpression(src.slice(2, -1), src.startsWith("@{") ? "block" : "single")({ context: contextObject(s), random: () => 0.5 });
 const call = (params: object, id: unknown = 1) => JSON.stringify({ jsonrpc: "2.0", id, method: "tools/call", params });
 
 beforeAll(() => initExpressions());
@@ -101,6 +102,46 @@ describe("the expressions of an MCP server's policy", () => {
     expect(() => run(METHOD, state("POST", "not json"))).toThrow(/JsonReaderException/);
     // A batch read as an object is a cast failure: the compiler tests for batches first.
     expect(() => run(METHOD, state("POST", "[]"))).toThrow(/InvalidCastException/);
+  });
+
+  it("the compiler's message check: one JSON-RPC request, notification or response per POST, nothing a case-blind decoder could read otherwise", () => {
+    const invalid = (body: string | undefined, method = "POST") => run(MCP_MESSAGE_INVALID, state(method, body));
+    // Valid: a request, a notification, a client's response (result or error).
+    expect(invalid(call({ name: "a" }))).toBe(false);
+    expect(invalid(JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }))).toBe(false);
+    expect(invalid(JSON.stringify({ jsonrpc: "2.0", id: 4, result: { roots: [] } }))).toBe(false);
+    expect(invalid(JSON.stringify({ jsonrpc: "2.0", id: 4, error: { code: -1, message: "no" } }))).toBe(false);
+    expect(invalid(undefined, "GET")).toBe(false);
+    // Refused: a method the checks would read as absent or as something else…
+    expect(invalid(JSON.stringify({ jsonrpc: "2.0", id: 1, Method: "tools/call", params: { name: "x" } }))).toBe(true);
+    expect(invalid(JSON.stringify({ jsonrpc: "2.0", id: 1, method: null, Method: "tools/call" }))).toBe(true);
+    expect(invalid(JSON.stringify({ jsonrpc: "2.0", id: 1, method: 7 }))).toBe(true);
+    expect(invalid(JSON.stringify({ jsonrpc: "2.0", id: 1, method: { a: 1 } }))).toBe(true);
+    expect(invalid(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "" }))).toBe(true);
+    // …a response with anything besides a response's members, no body, not an object.
+    expect(invalid(JSON.stringify({ jsonrpc: "2.0", id: 1, result: {}, params: { name: "x" } }))).toBe(true);
+    expect(invalid(undefined)).toBe(true);
+    expect(invalid("  7")).toBe(true);
+    expect(invalid('"tools/call"')).toBe(true);
+  });
+
+  it("the compiler's header check: Mcp-Method and a tools/call's Mcp-Name, when sent, say what the message says", () => {
+    const differ = (vars: Record<string, string>, headers: [string, string][]) => run(MCP_HEADERS_DIFFER, state("POST", "{}", vars, headers));
+    const toolsCall = { "aigov-mcp-method": "tools/call", "aigov-mcp-tool": "a" };
+    expect(differ(toolsCall, [])).toBe(false);
+    expect(differ(toolsCall, [["Mcp-Method", "tools/call"], ["mcp-name", "a"]])).toBe(false);
+    expect(differ(toolsCall, [["Mcp-Method", "tools/list"]])).toBe(true);
+    expect(differ(toolsCall, [["Mcp-Name", "b"]])).toBe(true);
+    expect(differ({ "aigov-mcp-method": "resources/read", "aigov-mcp-tool": "" }, [["Mcp-Method", "resources/read"], ["Mcp-Name", "file:///x"]])).toBe(false);
+    expect(differ({ "aigov-mcp-method": "", "aigov-mcp-tool": "" }, [["Mcp-Method", "tools/call"]])).toBe(true);
+  });
+
+  it("the compiler's rebuilt message keeps exactly what was checked (last of two equal keys, as read) and a response's members", () => {
+    const rebuilt = (body: string, method: string) => JSON.parse(run(MCP_MESSAGE_REBUILT, state("POST", body, { "aigov-mcp-method": method })) as string) as unknown;
+    const sent = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"b","Name":"c","arguments":{"x":1},"task":{"ttl":5},"extra":true,"name":"a"},"Params":{}}`;
+    expect(rebuilt(sent, "tools/call")).toEqual({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "a", arguments: { x: 1 }, task: { ttl: 5 } } });
+    expect(rebuilt(JSON.stringify({ jsonrpc: "2.0", id: "r", result: { ok: true } }), "")).toEqual({ jsonrpc: "2.0", id: "r", result: { ok: true } });
+    expect(rebuilt(JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list", params: { cursor: "c" } }), "tools/list")).toEqual({ jsonrpc: "2.0", id: 2, method: "tools/list", params: { cursor: "c" } });
   });
 
   it("an MCP server's policy may not read the response body (APIM: it breaks streaming)", () => {

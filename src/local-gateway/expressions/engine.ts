@@ -65,7 +65,11 @@ const PREFIX = "class __E { object __M() { ";
 const SUFFIX = "\n} }";
 
 /** Type names allowed in casts, generic arguments and static member access. */
-const TYPES = new Set(["string", "int", "long", "double", "bool", "object", "byte[]", "string[]", "JObject", "JToken", "JArray", "Array", "Math", "String", "Random", "Int32", "Convert", "Encoding"]);
+const TYPES = new Set(["string", "int", "long", "double", "bool", "object", "byte[]", "string[]", "JObject", "JToken", "JArray", "Array", "Math", "String", "Random", "Int32", "Convert", "Encoding", "JTokenType"]);
+
+/** The JTokenType values an expression may name (JToken.Type evaluates to the same names; JSON's
+ * number 1.0 reads as Integer here, Float in Newtonsoft: the compiler compares String and Null only). */
+const JTOKEN_TYPES = new Set(["Object", "Array", "Integer", "Float", "String", "Boolean", "Null"]);
 
 /** Members (properties and methods) of the object model and the built-in types; any other name is refused at load. */
 export const KNOWN_MEMBERS = new Set([
@@ -80,6 +84,8 @@ export const KNOWN_MEMBERS = new Set([
   "ToLowerInvariant", "ToUpperInvariant", "Trim", "TrimStart", "TrimEnd", "Replace", "Equals", "ToString", "Remove",
   // statics
   "Parse", "Min", "Max", "IsNullOrEmpty", "Next", "FromBase64String", "UTF8", "GetString",
+  // Newtonsoft.Json.Linq.JTokenType (the values JToken.Type compares with)
+  "Object", "Array", "Integer", "Float", "String", "Boolean", "Null",
 ]);
 
 const NODE_TYPES = new Set([
@@ -539,6 +545,7 @@ class StaticType implements HostObject {
   constructor(readonly csType: string) {}
   getMember(name: string): unknown {
     if (this.csType === "Encoding" && name === "UTF8") return UTF8;
+    if (this.csType === "JTokenType" && JTOKEN_TYPES.has(name)) return name;
     throw unknownMember(this.csType, name);
   }
   invoke(name: string, args: CsArg[]): unknown {

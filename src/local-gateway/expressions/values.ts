@@ -87,9 +87,20 @@ export class JToken implements HostObject {
   }
 
   getMember(name: string): unknown {
-    if (name === "Type") return this.csType === "JValue" ? (this.value === null ? "Null" : typeof this.value === "string" ? "String" : typeof this.value) : this.csType.slice(1);
+    if (name === "Type") return this.tokenType();
     if (name === "Count" && typeof this.value === "object" && this.value !== null) return Array.isArray(this.value) ? this.value.length : Object.keys(this.value).length;
     throw unknownMember(this.csType, name);
+  }
+
+  /** JToken.Type: the JTokenType name (compared with `JTokenType.X`, which evaluates to the same name). */
+  private tokenType(): string {
+    const v = this.value;
+    if (Array.isArray(v)) return "Array";
+    if (v === null) return "Null";
+    if (typeof v === "object") return "Object";
+    if (typeof v === "string") return "String";
+    if (typeof v === "boolean") return "Boolean";
+    return Number.isInteger(v) ? "Integer" : "Float";
   }
 
   invoke(name: string, args: CsArg[]): unknown {

@@ -5,7 +5,9 @@
  * - A **remote** server is a pass-through MCP API at `aigov/<key>/<project>/mcp/<server>`.
  * - A server **converted from OpenAPI** is a REST API (`…/rest/<server>`, its operations and schema
  *   document, the registered base URL as its service URL) plus an MCP API whose tools name those
- *   operations (REST-as-MCP). The REST API is linked to no product: keys reach it only as tools.
+ *   operations (REST-as-MCP). A tier that reaches any of its tools is linked to the REST API too, whose
+ *   own policy allows exactly those tools' operations: a key calling it directly gets no more than
+ *   through the MCP API.
  * - A **toolbox** is an MCP API of its own at `…/toolboxes/<name>`: REST tools of any converted servers
  *   (a true subset: `tools/list` shows only them), or tools of one remote server (a pass-through whose
  *   `tools/call` is limited to the toolbox's tools; `tools/list` is the server's, since a policy must
@@ -128,12 +130,15 @@ function callable(project: PolicyProject, server: string, tool: PolicyTool): boo
 const INVALID_REQUESTS = {
   mcp_batch_refused: `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"JSON-RPC batches are not accepted","data":{"reason":"mcp_batch_refused"}}}`,
   mcp_body_not_allowed: `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Only a POST may carry a JSON-RPC message","data":{"reason":"mcp_body_not_allowed"}}}`,
+  mcp_message_invalid: `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"A POST must carry one JSON-RPC request, notification or response","data":{"reason":"mcp_message_invalid"}}}`,
+  mcp_header_mismatch: `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Mcp-Method or Mcp-Name does not match the message","data":{"reason":"mcp_header_mismatch"}}}`,
 } as const;
 
 /** A refusal as MCP clients read it: an HTTP status and a JSON-RPC error with a stable reason in `data`. */
 const jsonRpcRefusal = (reason: keyof typeof X.MCP_REFUSALS | keyof typeof INVALID_REQUESTS, why: Why | Why[]): XNode => {
-  const invalid = reason === "mcp_batch_refused" || reason === "mcp_body_not_allowed";
-  return jsonResponse(invalid ? 400 : 403, invalid ? "Bad Request" : "Forbidden", invalid ? INVALID_REQUESTS[reason] : X.mcpErrorBody(reason), why);
+  return reason in INVALID_REQUESTS
+    ? jsonResponse(400, "Bad Request", INVALID_REQUESTS[reason as keyof typeof INVALID_REQUESTS], why)
+    : jsonResponse(403, "Forbidden", X.mcpErrorBody(reason as keyof typeof X.MCP_REFUSALS), why);
 };
 
 const when = (condition: string, body: XNode[], why: Why | Why[]) => el("choose", undefined, [el("when", { condition }, body, why)], why);
@@ -162,8 +167,10 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
   // Batches first: reading a JSON array as an object fails the expression (a 500 instead of this 400).
   inbound.push(when(X.MCP_IS_BATCH, [jsonRpcRefusal("mcp_batch_refused", why("batches would carry calls past the checks"))], why("batches refused")));
   inbound.push(when(X.MCP_BODY_OFF_POST, [jsonRpcRefusal("mcp_body_not_allowed", why("only a POST's message is checked"))], why("bodies on POST only")));
+  inbound.push(when(X.MCP_MESSAGE_INVALID, [jsonRpcRefusal("mcp_message_invalid", why("a message the checks cannot read is not forwarded"))], why("one readable message per POST")));
   inbound.push(el("set-variable", { name: VAR.mcpMethod, value: X.MCP_METHOD }, undefined, why("the JSON-RPC method")));
   inbound.push(el("set-variable", { name: VAR.mcpTool, value: X.MCP_TOOL }, undefined, why("the tool a tools/call names")));
+  inbound.push(when(X.MCP_HEADERS_DIFFER, [jsonRpcRefusal("mcp_header_mismatch", why("a server may route by Mcp-Method/Mcp-Name"))], why("routing headers match the message")));
   // Fail closed: only keys of a tier that grants this API get further (others are not linked, but a
   // product policy and an API policy can come from different revisions for a moment).
   const tierIds = parts.tiers.map((t) => t.tier.id).sort(byCodePoint);
@@ -220,7 +227,7 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
     const other = perTool ? [el("otherwise", undefined, [limitEl(perTool, why(`per-tool rate limit: ${perTool.calls} calls per ${perTool.renewalPeriodSeconds} s per key`))])] : [];
     inbound.push(el("choose", undefined, [...whens, ...other], why("per-tool rate limits")));
   }
-  inbound.push(when(X.MCP_IS_REQUEST, [textEl("set-body", X.MCP_MESSAGE_REBUILT)], why("the message forwarded is the message checked")));
+  inbound.push(when(X.MCP_IS_POST, [textEl("set-body", X.MCP_MESSAGE_REBUILT)], why("the message forwarded is the message checked")));
   inbound.push(...keyIsolation(pid));
   const auth = parts.upstream?.auth;
   if (auth?.type === "header") {
