@@ -193,8 +193,15 @@ export const MCP_IS_POST = `@(context.Request.Method == "POST")`;
  * `"Method"`, a second `"Name"` or a duplicate the checks never saw.
  */
 export const MCP_MESSAGE_REBUILT = `@{ var o = context.Request.Body.As<JObject>(preserveContent: true); var m = new JObject(); if ((string)${v(VAR.mcpMethod)} == "") { if (o["jsonrpc"] != null) { m["jsonrpc"] = o["jsonrpc"]; } if (o["id"] != null) { m["id"] = o["id"]; } if (o["result"] != null) { m["result"] = o["result"]; } if (o["error"] != null) { m["error"] = o["error"]; } return m.ToString(Newtonsoft.Json.Formatting.None); } m["jsonrpc"] = o["jsonrpc"]; if (o["id"] != null) { m["id"] = o["id"]; } m["method"] = o["method"]; if ((string)${v(VAR.mcpMethod)} == "tools/call") { var p = new JObject(); p["name"] = o["params"]?["name"]; if (o["params"]?["arguments"] != null) { p["arguments"] = o["params"]["arguments"]; } if (o["params"]?["_meta"] != null) { p["_meta"] = o["params"]["_meta"]; } if (o["params"]?["task"] != null) { p["task"] = o["params"]["task"]; } m["params"] = p; } if ((string)${v(VAR.mcpMethod)} != "tools/call" && o["params"] != null) { m["params"] = o["params"]; } return m.ToString(Newtonsoft.Json.Formatting.None); }`;
-/** The per-key, per-tool counter of an MCP API. */
-export const MCP_TOOL_COUNTER_KEY = `@("mcp|" + (context.Subscription?.Id ?? "none") + "|" + context.Api.Id + "|" + (string)${v(VAR.mcpTool)})`;
+/** The per-key, per-tool counter of an MCP API, in the scope its policy set (a server's budget, whichever API calls it). */
+export const MCP_TOOL_COUNTER_KEY = `@("mcp|" + (context.Subscription?.Id ?? "none") + "|" + (string)${v(VAR.mcpLimitScope)} + "|" + (string)${v(VAR.mcpTool)})`;
+/** REST tools' APIs: the per-key counter of the operation called (one tool of one server, however it is reached). */
+export const REST_TOOL_COUNTER_KEY = `@("tool|" + (context.Subscription?.Id ?? "none") + "|" + context.Api.Id + "|" + context.Operation.Id)`;
+/** REST tools' APIs: the operation called is this one (an APIM operation id, ^[A-Za-z0-9_-]{1,80}$). */
+export const operationIs = (operationId: string) => {
+  if (!/^[A-Za-z0-9_-]{1,80}$/.test(operationId)) throw new Error(`not an operation id: ${JSON.stringify(operationId)}`);
+  return `@(context.Operation.Id == "${operationId}")`;
+};
 /** The per-key counter of an agent's API (its callers' calls per minute). */
 export const AGENT_CALL_COUNTER_KEY = `@("agent|" + (context.Subscription?.Id ?? "none") + "|" + context.Api.Id)`;
 /** Agent APIs: the operation that serves the agent's card (it needs no data class: it sends the agent nothing). */
@@ -227,6 +234,8 @@ export const operationOutside = (list: typeof VAR.mcpAllowed | typeof VAR.mcpTie
 
 /** A tool name compared in a per-tool rate limit's condition: data, folded to `tool` in a shape. */
 const TOOL_COMPARISON = new RegExp(`(\\(string\\)context\\.Variables\\["${VAR.mcpTool}"\\] == ")([^"]*)(")`, "g");
+/** An operation id compared in a REST tool's rate limit condition: data, folded to `op` in a shape. */
+const OPERATION_COMPARISON = /(context\.Operation\.Id == ")([^"]*)(")/g;
 /** A tier id that stands for any tier in {@link EXPRESSION_SHAPES}. */
 const ANY_TIER = "tier";
 
@@ -243,6 +252,7 @@ const MORE_TIER_COMPARISONS = new RegExp(
 export const expressionShape = (expr: string) =>
   expr
     .replace(TOOL_COMPARISON, (whole, pre: string, name: string, post: string) => (/^[A-Za-z0-9_.-]{1,128}$/.test(name) ? `${pre}tool${post}` : whole))
+    .replace(OPERATION_COMPARISON, (whole, pre: string, op: string, post: string) => (/^[A-Za-z0-9_-]{1,80}$/.test(op) ? `${pre}op${post}` : whole))
     .replace(TIER_COMPARISON, (whole, pre: string, id: string, post: string) => (TIER_ID.test(id) ? `${pre}${ANY_TIER}${post}` : whole))
     .replace(MORE_TIER_COMPARISONS, "")
     .replace(/\b[0-9]+\b/g, "0");
@@ -298,6 +308,8 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     MCP_CALL,
     MCP_BEYOND_TOOLS,
     MCP_TOOL_COUNTER_KEY,
+    REST_TOOL_COUNTER_KEY,
+    operationIs("op"),
     AGENT_CALL_COUNTER_KEY,
     MCP_MESSAGE_INVALID,
     MCP_HEADERS_DIFFER,

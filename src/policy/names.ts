@@ -213,7 +213,7 @@ export const VAR = {
   deprecation: "aigov-deprecation",
   /** Set when the model has its own content-safety settings, so the project-level element skips it. */
   ownContentSafety: "aigov-own-cs",
-  /** MCP APIs: the JSON-RPC method of the request ("" when not a POST; "__batch__" for a JSON array). */
+  /** MCP APIs: the JSON-RPC method of the request ("" when not a POST, or for a client's response). */
   mcpMethod: "aigov-mcp-method",
   /** MCP APIs: the tool a tools/call names ("" otherwise). */
   mcpTool: "aigov-mcp-tool",
@@ -225,6 +225,9 @@ export const VAR = {
   mcpToolbox: "aigov-mcp-toolbox",
   /** Set when only lifecycle and tool methods may pass (a narrowed tier, a toolbox). */
   mcpToolsOnly: "aigov-mcp-tools-only",
+  /** MCP APIs: whose per-tool counters a call counts in — the MCP API id of the one server its tools come
+   * from (so a server and its toolboxes share one budget per key and tool), else the API's own id. */
+  mcpLimitScope: "aigov-mcp-limit-scope",
   /** Agent APIs: the card the gateway serves, base64 of its UTF-8 JSON (data, not code; agent-card.ts). */
   agentCard: "aigov-agent-card",
 } as const;

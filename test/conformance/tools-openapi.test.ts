@@ -149,4 +149,44 @@ describe("conformance: OpenAPI documents as MCP tools at the local gateway", () 
     const allowed = await rpc(path, narrow, "tools/call", { name: one.name, arguments: sample(one.inputSchema, one.inputSchema) });
     expect([allowed.status, allowed.json.result?.isError]).toEqual([200, false]);
   });
+
+  it("per-tool rate limits hold per key and tool however the tool is reached: its server, a toolbox, or its REST API directly", async () => {
+    const converted = await convertOpenApi(document);
+    if (!converted.ok) throw new Error("the fixture document converts");
+    const gets = converted.tools.filter((t) => t.binding.method === "GET");
+    const [limited, other] = [gets[0]!, gets[1]!];
+    const args = (t: typeof limited) => sample(t.inputSchema, t.inputSchema) as Record<string, unknown>;
+    const p = await g.project("openapi-limits");
+    const s = await register(p.id, "shop");
+    const limits = { tools: { [limited.name]: { calls: 2, renewalPeriodSeconds: 60 } }, perTool: { calls: 3, renewalPeriodSeconds: 60 } };
+    await g.admin.tools.updateServer(p.id, s.id, { limits }, (await g.admin.tools.getServer(p.id, s.id)).etag);
+    const box = await g.admin.toolboxes.create(p.id, { name: "shop-box", tools: [{ server: "shop", tool: limited.name }] });
+    await g.publish("openapi limits");
+    const key = (await g.key(dev, p.id, { name: "limited", scopes: { tools: [s.id, box.id] } })).key;
+    const call = async (path: string, tool: string) => {
+      const t = converted.tools.find((x) => x.name === tool)!;
+      const r = await rpc(path, key, "tools/call", { name: tool, arguments: args(t) });
+      return r.status === 200 && r.json.result?.isError === true ? `tool error: ${JSON.stringify(r.json.result.content)}` : r.status;
+    };
+    const direct = async (tool: (typeof converted.tools)[number]) => {
+      const req = restRequestFor(tool.binding, args(tool));
+      if ("error" in req) throw new Error(req.error);
+      const res = await fetch(`${g.t.gateway.url}/${g.names.restApiPath(p.id, "shop")}${req.path}`, { method: req.method, headers: { "api-key": key, ...req.headers } });
+      await res.arrayBuffer();
+      return res.status;
+    };
+    const reached = backend.received.length;
+    // Two calls of the limited tool, one through the server and one through the toolbox, use its budget:
+    // a third is refused through either MCP API and when the key calls the operation itself.
+    expect(await call(g.names.mcpApiPath(p.id, "shop"), limited.name)).toBe(200);
+    expect(await call(g.names.toolboxApiPath(p.id, "shop-box"), limited.name)).toBe(200);
+    expect(await direct(limited)).toBe(429);
+    expect(await call(g.names.mcpApiPath(p.id, "shop"), limited.name)).toBe(429);
+    expect(await call(g.names.toolboxApiPath(p.id, "shop-box"), limited.name)).toBe(429);
+    expect(backend.received.length).toBe(reached + 2);
+    // A tool without a limit of its own has the server's per-tool default, also when called directly.
+    expect([await direct(other), await direct(other), await call(g.names.mcpApiPath(p.id, "shop"), other.name), await direct(other)]).toEqual([200, 200, 200, 429]);
+    g.t.clock.advance(61_000);
+    expect(await direct(limited)).toBe(200);
+  });
 });

@@ -183,6 +183,10 @@ describe("conformance: MCP tools at the local gateway", () => {
     expect(upstream.calls.get("delete_file") ?? 0).toBe(before);
     g.t.clock.advance(61_000);
     expect((await viaBox("get_weather")).status).toBe(200);
+    // One budget per key and tool of a server, whichever of its APIs is called: the toolbox's call counted.
+    expect((await callTool(p.id, "fixture", k, "get_weather", { city: "Bern" })).status).toBe(200);
+    expect((await viaBox("get_weather")).status).toBe(429);
+    expect((await callTool(p.id, "fixture", k, "get_weather", { city: "Bern" })).status).toBe(429);
 
     const cur = await g.admin.projects.get(p.id);
     await g.admin.projects.update(p.id, { pillars: { tools: false } }, cur.etag);

@@ -220,6 +220,10 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
   const limitEl = (limit: { calls: number; renewalPeriodSeconds: number }, w: Why) =>
     el("rate-limit-by-key", { calls: limit.calls, "renewal-period": limit.renewalPeriodSeconds, "counter-key": X.MCP_TOOL_COUNTER_KEY, "increment-condition": X.MCP_CALL }, undefined, w);
   if (named.size || perTool) {
+    // One budget per key and tool of a server, whichever of its APIs (the server, its toolboxes) is called.
+    const only = parts.servers.length === 1 ? parts.servers[0]! : undefined;
+    const limitScope = only ? c.n.mcpApi(pid, only.name) : apiId;
+    inbound.push(el("set-variable", { name: VAR.mcpLimitScope, value: limitScope }, undefined, why(only ? `per-tool budgets of ${only.name}, shared by its toolboxes` : "per-tool budgets of this toolbox")));
     const whens = [...named.entries()].map(([tool, limit]) => {
       const w = why(`rate limit of ${tool}: ${limit.calls} calls per ${limit.renewalPeriodSeconds} s per key`);
       return el("when", { condition: X.mcpCallOf(tool) }, [limitEl(limit, w)], w);
@@ -353,6 +357,22 @@ function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer &
     const allowed = server.tools.filter((t) => callable(project, server.name, t)).map((t) => t.name);
     inbound.push(el("set-variable", { name: LIST.allowed, value: ops(allowed).join("|") }, undefined, why));
     inbound.push(when(X.operationOutside(LIST.allowed, false), [forbidden("tool_not_approved", X.MCP_REFUSALS.tool_not_approved, why)], why));
+  }
+  // The server's per-tool rate limits, per key, also here: a call of the operation itself (direct, or a
+  // tool call's internal request) counts in one budget per tool, however the key reaches it.
+  const limits = Object.entries(server.limits.tools ?? {})
+    .filter(([tool]) => opOf.has(tool))
+    .sort(([a], [b]) => byCodePoint(opOf.get(a)!, opOf.get(b)!));
+  const perTool = server.limits.perTool;
+  if (limits.length || perTool) {
+    const limitEl = (l: { calls: number; renewalPeriodSeconds: number }, w: Why) => el("rate-limit-by-key", { calls: l.calls, "renewal-period": l.renewalPeriodSeconds, "counter-key": X.REST_TOOL_COUNTER_KEY }, undefined, w);
+    const whens = limits.map(([tool, l]) => {
+      const w: Why = { ...why, note: `rate limit of ${tool}: ${l.calls} calls per ${l.renewalPeriodSeconds} s per key` };
+      return el("when", { condition: X.operationIs(opOf.get(tool)!) }, [limitEl(l, w)], w);
+    });
+    const fallback = perTool && limitEl(perTool, { ...why, note: `per-tool rate limit: ${perTool.calls} calls per ${perTool.renewalPeriodSeconds} s per key` });
+    if (!whens.length) inbound.push(fallback!);
+    else inbound.push(el("choose", undefined, [...whens, ...(fallback ? [el("otherwise", undefined, [fallback])] : [])], why));
   }
   inbound.push(...keyIsolation(project.id));
   if (server.auth.type === "header") inbound.push(el("set-header", { name: server.auth.header, "exists-action": "override" }, [textEl("value", `{{${upstreamNamedValue(c, server.auth)}}}`)], why));
