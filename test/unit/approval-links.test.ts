@@ -1,45 +1,78 @@
-import { describe, expect, it } from "vitest";
+import { createHmac } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { EncryptedFileSecretStore } from "../../src/adapters/local/encrypted-secret-store.js";
 import { ApprovalLinks, LINK_KEY_SECRET } from "../../src/domain/approvals/links.js";
 import { durationMs } from "../../src/domain/approvals/schema.js";
-import type { SecretStore, SecretValue } from "../../src/ports/secrets.js";
 
-function memorySecrets(): SecretStore & { values: Map<string, string> } {
-  const values = new Map<string, string>();
-  const value = (name: string): SecretValue => ({ name, value: values.get(name)!, version: "1", updatedOn: new Date(), enabled: true, tags: {} });
-  return {
-    values,
-    get: async (name) => (values.has(name) ? value(name) : undefined),
-    set: async (name, v) => (values.set(name, v), value(name)),
-    listVersions: async () => [],
-    disableVersion: async () => undefined,
-    delete: async (name) => void values.delete(name),
-  };
+const dirs: string[] = [];
+/** The local secret store (Key Vault's rules: versions, disabled versions unreadable), in a fresh folder. */
+async function secretStore() {
+  const dir = await mkdtemp(join(tmpdir(), "aigov-links-"));
+  dirs.push(dir);
+  return new EncryptedFileSecretStore(dir);
 }
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
 
 describe("approver links", () => {
   const now = { t: Date.parse("2026-11-23T12:00:00Z") };
   const clock = { now: () => new Date(now.t) };
   const claims = { tid: "t1", aid: "apr_x", st: 0, ap: "bob", exp: Math.floor(now.t / 1000) + 60 };
 
-  it("round-trips, with a key created once in the secret store and a fresh nonce per link", async () => {
-    const secrets = memorySecrets();
+  it("round-trips, with a key created once in the secret store, named by the token, and a fresh nonce per link", async () => {
+    const secrets = await secretStore();
     const links = new ApprovalLinks(secrets, clock);
     const a = await links.issue(claims);
     const b = await links.issue(claims);
     expect(a.nonce).not.toBe(b.nonce);
     expect(await links.verify(a.token)).toEqual({ ok: true, claims: { ...claims, n: a.nonce } });
-    expect(Buffer.from(secrets.values.get(LINK_KEY_SECRET)!, "base64")).toHaveLength(32);
+    const versions = await secrets.listVersions(LINK_KEY_SECRET);
+    expect(versions).toHaveLength(1);
+    expect(a.token.split(".").slice(0, 2)).toEqual(["v2", versions[0]!.version]);
+    expect(Buffer.from((await secrets.get(LINK_KEY_SECRET))!.value, "base64")).toHaveLength(32);
     // Another instance with the same secret store verifies the same links.
     expect((await new ApprovalLinks(secrets, clock).verify(a.token)).ok).toBe(true);
   });
 
+  it("instances racing to create the key agree on one, so each verifies the other's links", async () => {
+    const secrets = await secretStore();
+    const [one, two] = [new ApprovalLinks(secrets, clock), new ApprovalLinks(secrets, clock)];
+    const [a, b] = await Promise.all([one.issue(claims), two.issue(claims)]);
+    expect((await secrets.listVersions(LINK_KEY_SECRET)).length).toBeGreaterThan(1); // both wrote a version
+    expect(a.token.split(".")[1]).toBe(b.token.split(".")[1]);
+    expect([(await one.verify(b.token)).ok, (await two.verify(a.token)).ok]).toEqual([true, true]);
+  });
+
+  it("a link signed with a disabled key version is void; links from before key ids still verify", async () => {
+    const secrets = await secretStore();
+    const { token } = await new ApprovalLinks(secrets, clock).issue(claims);
+    const key = Buffer.from((await secrets.get(LINK_KEY_SECRET))!.value, "base64");
+    const payload = token.split(".")[2]!;
+    const legacy = `v1.${payload}.${createHmac("sha256", key).update(payload).digest("base64url")}`;
+    expect(await new ApprovalLinks(secrets, clock).verify(legacy)).toMatchObject({ ok: true, claims: { aid: "apr_x" } });
+    await secrets.disableVersion(LINK_KEY_SECRET, token.split(".")[1]!);
+    const after = new ApprovalLinks(secrets, clock);
+    expect(await after.verify(token)).toEqual({ ok: false, reason: "forged" });
+    expect(await after.verify(legacy)).toEqual({ ok: false, reason: "forged" });
+    // The next link is signed with a new version.
+    const next = await after.issue(claims);
+    expect(next.token.split(".")[1]).not.toBe(token.split(".")[1]);
+    expect((await after.verify(next.token)).ok).toBe(true);
+  });
+
   it("refuses tampered, forged, malformed and expired links", async () => {
-    const links = new ApprovalLinks(memorySecrets(), clock);
+    const links = new ApprovalLinks(await secretStore(), clock);
     const { token } = await links.issue(claims);
-    const [v, payload, sig] = token.split(".");
+    const [v, kid, payload, sig] = token.split(".");
     const tampered = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload!, "base64url").toString()), ap: "mallory" })).toString("base64url");
-    expect(await links.verify(`${v}.${tampered}.${sig}`)).toEqual({ ok: false, reason: "forged" });
-    expect(await links.verify((await new ApprovalLinks(memorySecrets(), clock).issue(claims)).token)).toEqual({ ok: false, reason: "forged" });
+    expect(await links.verify(`${v}.${kid}.${tampered}.${sig}`)).toEqual({ ok: false, reason: "forged" });
+    expect(await links.verify((await new ApprovalLinks(await secretStore(), clock).issue(claims)).token)).toEqual({ ok: false, reason: "forged" });
+    expect(await links.verify(`${v}.${"0".repeat(32)}.${payload}.${sig}`)).toEqual({ ok: false, reason: "forged" });
+    expect(await links.verify(`${v}.../x.${payload}.${sig}`)).toEqual({ ok: false, reason: "malformed" });
     expect(await links.verify("garbage")).toEqual({ ok: false, reason: "malformed" });
     now.t += 61_000;
     // Expired, but authentic: the claims come along (a late decision through it expires the request it names).

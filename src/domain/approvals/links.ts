@@ -18,13 +18,28 @@ export type LinkCheck = { ok: true; claims: LinkClaims } | { ok: false; reason: 
 export const LINK_KEY_SECRET = "approval-link-signing-key";
 
 const b64 = (b: Buffer | string) => Buffer.from(b).toString("base64url");
+/** A secret version as a token names it (Key Vault: 32 hex characters; the local store: alphanumeric). */
+const KEY_ID = /^[0-9A-Za-z]{1,64}$/;
+/** Tokens issued before key ids (`v1.<payload>.<sig>`) are checked against this many enabled versions at most. */
+const MAX_LEGACY_KEYS = 5;
+
+interface SigningKey {
+  id: string;
+  key: Buffer;
+}
 
 /**
- * HMAC-SHA-256 signed, expiring, single-use approver links. The key lives in the secret store; the
- * nonce is burnt when the link is used (recorded on the approval), so a link works once.
+ * HMAC-SHA-256 signed, expiring, single-use approver links: `v2.<key id>.<claims>.<signature>`, the
+ * signature over everything before it. The key lives in the secret store and the token names the
+ * version that signed it, so every instance verifies every instance's links, and a rotation (a new
+ * version; the old one disabled once its links have expired) needs no flag day. The nonce is burnt when
+ * the link is used (recorded on the approval), so a link works once.
+ *
+ * The key is created on first use. Instances racing on it may each write a version; all of them sign
+ * with the OLDEST enabled one, which they agree on (as the key pepper does).
  */
 export class ApprovalLinks {
-  private key: Promise<Buffer> | undefined;
+  private signing: Promise<SigningKey> | undefined;
 
   constructor(
     private readonly secrets: SecretStore,
@@ -33,39 +48,78 @@ export class ApprovalLinks {
 
   async issue(claims: Omit<LinkClaims, "n">): Promise<{ token: string; nonce: string }> {
     const full: LinkClaims = { ...claims, n: randomBytes(16).toString("base64url") };
-    const payload = b64(JSON.stringify(full));
-    return { token: `v1.${payload}.${b64(await this.sign(payload))}`, nonce: full.n };
+    const { id, key } = await this.signingKey();
+    const signed = `v2.${id}.${b64(JSON.stringify(full))}`;
+    return { token: `${signed}.${b64(hmac(key, signed))}`, nonce: full.n };
   }
 
   async verify(token: string): Promise<LinkCheck> {
     const parts = token.split(".");
-    if (parts.length !== 3 || parts[0] !== "v1" || !parts[1] || !parts[2]) return { ok: false, reason: "malformed" };
-    const expected = await this.sign(parts[1]);
-    const given = Buffer.from(parts[2], "base64url");
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: "forged" };
+    let payload: string;
+    if (parts.length === 4 && parts[0] === "v2" && KEY_ID.test(parts[1] ?? "") && parts[2] && parts[3]) {
+      const key = await this.keyVersion(parts[1]!);
+      if (!key || !sameMac(hmac(key, parts.slice(0, 3).join(".")), parts[3])) return { ok: false, reason: "forged" };
+      payload = parts[2];
+    } else if (parts.length === 3 && parts[0] === "v1" && parts[1] && parts[2]) {
+      // Links issued before key ids: signed over the claims alone, with whichever version that instance read.
+      const keys = await this.legacyKeys();
+      if (!keys.some((key) => sameMac(hmac(key, parts[1]!), parts[2]!))) return { ok: false, reason: "forged" };
+      payload = parts[1];
+    } else {
+      return { ok: false, reason: "malformed" };
+    }
     let claims: LinkClaims;
     try {
-      claims = JSON.parse(Buffer.from(parts[1], "base64url").toString("utf8")) as LinkClaims;
+      claims = JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as LinkClaims;
     } catch {
       return { ok: false, reason: "malformed" };
     }
-    if (typeof claims.exp !== "number") return { ok: false, reason: "malformed" };
+    if (typeof claims !== "object" || claims === null || typeof claims.exp !== "number") return { ok: false, reason: "malformed" };
     if (claims.exp * 1000 <= this.clock.now().getTime()) return { ok: false, reason: "expired", claims };
     return { ok: true, claims };
   }
 
-  private async sign(payload: string): Promise<Buffer> {
-    this.key ??= this.loadKey().catch((err: unknown) => {
-      this.key = undefined;
+  private signingKey(): Promise<SigningKey> {
+    this.signing ??= (async () => {
+      if (!(await this.secrets.get(LINK_KEY_SECRET))) await this.secrets.set(LINK_KEY_SECRET, randomBytes(32).toString("base64"), { contentType: "application/octet-stream;base64" });
+      const oldest = (await this.enabledVersions())[0];
+      const value = oldest ? await this.secrets.get(LINK_KEY_SECRET, oldest) : undefined;
+      if (!value) throw new Error("the approval link signing key is not readable");
+      return { id: value.version, key: Buffer.from(value.value, "base64") };
+    })().catch((err: unknown) => {
+      this.signing = undefined;
       throw err;
     });
-    return createHmac("sha256", await this.key).update(payload).digest();
+    return this.signing;
   }
 
-  private async loadKey(): Promise<Buffer> {
-    const existing = await this.secrets.get(LINK_KEY_SECRET);
-    if (existing) return Buffer.from(existing.value, "base64");
-    const created = await this.secrets.set(LINK_KEY_SECRET, randomBytes(32).toString("base64"), { contentType: "application/octet-stream;base64" });
-    return Buffer.from(created.value, "base64");
+  /** The key version a token names; undefined when it does not exist or is disabled (its links are void). */
+  private async keyVersion(id: string): Promise<Buffer | undefined> {
+    const signing = await this.signingKey();
+    if (signing.id === id) return signing.key;
+    const value = await this.secrets.get(LINK_KEY_SECRET, id);
+    return value ? Buffer.from(value.value, "base64") : undefined;
   }
+
+  private async legacyKeys(): Promise<Buffer[]> {
+    const out: Buffer[] = [];
+    for (const version of (await this.enabledVersions()).slice(0, MAX_LEGACY_KEYS)) {
+      const value = await this.secrets.get(LINK_KEY_SECRET, version);
+      if (value) out.push(Buffer.from(value.value, "base64"));
+    }
+    return out;
+  }
+
+  /** Enabled versions, oldest first (listed newest first: reversed, then a stable sort by creation time, so equal times keep creation order). */
+  private async enabledVersions(): Promise<string[]> {
+    const versions = (await this.secrets.listVersions(LINK_KEY_SECRET)).filter((v) => v.enabled).reverse();
+    return versions.sort((a, b) => (a.createdOn?.getTime() ?? 0) - (b.createdOn?.getTime() ?? 0)).map((v) => v.version);
+  }
+}
+
+const hmac = (key: Buffer, data: string) => createHmac("sha256", key).update(data).digest();
+
+function sameMac(expected: Buffer, given: string): boolean {
+  const g = Buffer.from(given, "base64url");
+  return g.length === expected.length && timingSafeEqual(g, expected);
 }

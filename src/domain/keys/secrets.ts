@@ -102,7 +102,8 @@ export class KeySecrets {
       if (!(await this.secrets.get(PEPPER_NAME))) await this.secrets.set(PEPPER_NAME, randomBytes(32).toString("base64url"), { contentType: "aigov-pepper" });
       // Instances racing on first use may each write a version: all of them use the OLDEST enabled
       // one, which they agree on (the newest would differ until every write has landed).
-      const versions = (await this.secrets.listVersions(PEPPER_NAME)).filter((v) => v.enabled);
+      // Listed newest first: reversed, so a stable sort keeps creation order among equal times.
+      const versions = (await this.secrets.listVersions(PEPPER_NAME)).filter((v) => v.enabled).reverse();
       const oldest = versions.sort((a, b) => (a.createdOn?.getTime() ?? 0) - (b.createdOn?.getTime() ?? 0))[0];
       const value = oldest ? await this.secrets.get(PEPPER_NAME, oldest.version) : undefined;
       if (!value) throw new Error("the key pepper is not readable");
