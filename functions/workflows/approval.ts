@@ -17,7 +17,16 @@ const orchestrator: OrchestrationHandler = function* (context: OrchestrationCont
   const input = context.df.getInput<ApprovalInput>();
   const retry = retryOptions(2000, 5);
   let state: ApprovalState = yield context.df.callActivityWithRetry("approvalIssueLinks", retry, { ...input, stage: 0, escalation: false });
+  // The stage whose links this run has sent. Compared with the request's stage after every activity, not
+  // only after a decision: a timer that lost a race with a decision, or a driver started again for a
+  // request already past stage 1, still sends the current stage's links.
+  let notified = 0;
   while (state.status === "pending") {
+    if (state.currentStage !== notified) {
+      notified = state.currentStage;
+      state = yield context.df.callActivityWithRetry("approvalIssueLinks", retry, { ...input, stage: notified, escalation: false });
+      continue;
+    }
     const stage = state.currentStage;
     const escalating = !state.escalated && state.escalateAt !== undefined;
     const timer = context.df.createTimer(new Date(escalating ? state.escalateAt! : state.deadline!));
@@ -26,9 +35,6 @@ const orchestrator: OrchestrationHandler = function* (context: OrchestrationCont
     if (winner === decision) {
       if (!timer.isCompleted) timer.cancel();
       state = yield context.df.callActivityWithRetry("approvalState", retry, input);
-      if (state.status === "pending" && state.currentStage !== stage) {
-        state = yield context.df.callActivityWithRetry("approvalIssueLinks", retry, { ...input, stage: state.currentStage, escalation: false });
-      }
     } else {
       state = yield context.df.callActivityWithRetry("approvalTimeout", retry, { ...input, stage, kind: escalating ? "escalate" : "expire", instanceId: context.df.instanceId });
     }

@@ -163,6 +163,26 @@ describe("approval driver sweep", () => {
   });
 });
 
+describe("a new driver picks up where the request is", () => {
+  it("a two-stage request decided past stage 1 while it had no driver: the new driver sends stage 2's links, not stage 1's", async () => {
+    const created = await alice.approvals.create({
+      subject: { resourceType: "model", resourceId: "github-mcp", change: { enable: true } },
+      justification: "two stages",
+      stages: [{ approvers: [{ user: "carol" }], decisionTimeout: "P1D" }],
+    });
+    const first = await linkFor("bob", created.id);
+    await terminate(created.id);
+    expect((await t.anonymous.approvals.submitLink(first, "approve", "stage one")).status).toBe(200);
+    expect(await admin.approvals.get(created.id)).toMatchObject({ status: "pending", currentStage: 1 });
+    expect(linksFor("carol", created.id)).toHaveLength(0);
+    await t.app.host.invokeTimer("approvalDriverSweep");
+    const second = await linkFor("carol", created.id);
+    expect(linksFor("bob", created.id)).toHaveLength(1);
+    expect((await t.anonymous.approvals.submitLink(second, "approve", "stage two")).status).toBe(200);
+    expect((await statusIs(created.id, "Completed")).output).toBe("approved");
+  });
+});
+
 describe("approver links and delivery", () => {
   it("a link for B is refused under A's URL (page and form: 403 approval_link_mismatch) and changes neither", async () => {
     const a = await request();
