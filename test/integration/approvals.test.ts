@@ -110,6 +110,11 @@ describe("approval engine", () => {
       [{ stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "1 day" }] }, "body.stages.0.decisionTimeout"],
       [{ stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "PT1H", escalateAfter: "PT2H", escalateTo: [{ user: "dave" }] }] }, "body.stages.0.escalateAfter"],
       [{ subject: { resourceType: "exemption", resourceId: "exm_x", change: {} } }, "body.subject.resourceType"],
+      // A link acts as the user it names: only ids tokens carry (an address or an upper-case oid would
+      // name nobody a token does, past the requester check).
+      [{ stages: [{ approvers: [{ user: "alice@contoso.com" }], decisionTimeout: "P1D" }] }, "body.stages.0.approvers.0.user"],
+      [{ stages: [{ approvers: [{ user: "9C4F1A2B-3D5E-4F60-8A7B-1C2D3E4F5A6B" }], decisionTimeout: "P1D" }] }, "body.stages.0.approvers.0.user"],
+      [{ stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D", escalateAfter: "PT1H", escalateTo: [{ user: " alice" }] }] }, "body.stages.0.escalateTo.0.user"],
     ];
     const before = (await auditor.approvals.list()).items.length;
     for (const [extra, field] of cases) {
@@ -161,6 +166,9 @@ describe("approval engine", () => {
     const updated = await auditor.approvals.putRoutes({ routes: agentsByCarol }, current.etag);
     expect(updated.etag).not.toBe(current.etag);
     expect(await statusOf(auditor.approvals.putRoutes({ routes: agentsByCarol }, current.etag))).toBe(412);
+    const byAddress = current.routes.map((r) => (r.match.subjectType === "agent" ? { ...r, stages: [{ approvers: [{ user: "carol@contoso.com" }], decisionTimeout: "P1D" }] } : r));
+    const refused = await auditor.approvals.putRoutes({ routes: byAddress }, updated.etag).then(() => undefined, (e: unknown) => e as ApiError);
+    expect([refused?.status, refused?.problem?.errors?.[0]?.field]).toEqual([400, `body.routes.${current.routes.findIndex((r) => r.match.subjectType === "agent")}.stages.0.approvers.0.user`]);
     expect((await alice.approvals.get(before.id)).stages[0]!.approvers).toEqual([{ user: "bob" }]);
     const after = await alice.approvals.create(spec({}, "agent"));
     expect(after.stages[0]!.approvers).toEqual([{ user: "carol" }]);

@@ -25,9 +25,24 @@ const Duration = z
     return ms >= MIN_TIMEOUT_MS && ms <= MAX_TIMEOUT_MS;
   }, "must be between PT1S and P30D");
 
+const GUID_ANY_CASE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/**
+ * A named approver: the user id exactly as tokens carry it (Entra: the lower-case object id; another
+ * issuer: its `oid`/`sub`). A link acts as the user it names, so a name that no token carries — a
+ * sign-in name, an e-mail address, an upper-case GUID — would escape the separation-of-duties checks
+ * (the requester could approve through a link naming their own address): refused.
+ */
+const ApproverUserId = z
+  .string()
+  .min(1)
+  .max(256)
+  .refine((v) => !/[\s@]/.test(v), "name the user's id as tokens carry it (the object id), not a sign-in name or e-mail address")
+  .refine((v) => !GUID_ANY_CASE.test(v) || v === v.toLowerCase(), "an object id is written in lower case, as tokens carry it")
+  .meta({ description: "The user's id as tokens carry it (Entra: the lower-case object id, oid)" });
+
 export const ApproverRef = z
   .union([
-    z.strictObject({ user: z.string().min(1).max(256) }),
+    z.strictObject({ user: ApproverUserId }),
     z.strictObject({ role: z.enum(ROLES), scope: z.enum(["tenant", "project"]).default("tenant") }),
   ])
   .meta({ description: "A named user (the token's oid), or everyone holding a role in the tenant or in the subject's project" });
