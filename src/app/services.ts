@@ -69,6 +69,8 @@ export interface ServiceOverrides {
   clock?: Clock;
   /** Seams of pillars by name (the agents pillar's `agentSources`: a cloud SDK on an in-process fake). */
   pillarSeams?: Record<string, unknown>;
+  /** The channel to people, read on every delivery (e.g. Azure's, which has none). */
+  notifier?: Notifier;
 }
 const OVERRIDES = Symbol.for("aigov.serviceOverrides");
 const overridesNow = (): ServiceOverrides => ((globalThis as Record<symbol, unknown>)[OVERRIDES] as ServiceOverrides | undefined) ?? {};
@@ -116,12 +118,9 @@ async function notifierFor(config: Config): Promise<Notifier> {
     const { FileNotifier } = await import("../adapters/local/file-notifier.js");
     return new FileNotifier(join(config.dataDir, "inbox"));
   }
-  // No mail/Teams channel yet in Azure: say so (without the link), approvers use the API or CLI.
-  return {
-    deliver: async (recipient, message) => {
-      console.warn(`no notification channel configured; '${message.subject}' for ${recipient} was not delivered`);
-    },
-  };
+  // No mail/Teams channel yet in Azure: every delivery is reported undelivered; approvers use the API or CLI.
+  const { NoChannelNotifier } = await import("../adapters/notify/no-channel.js");
+  return new NoChannelNotifier();
 }
 
 async function secretStore(config: Config): Promise<SecretStore> {
@@ -247,7 +246,9 @@ export async function buildServices(config: Config): Promise<Services> {
   const projects = new ProjectService(store, changes, clock, settingsGuard);
   const secrets = await secretStore(config);
   const providerSecrets = await providerSecretStore(config, secrets);
-  const notifier = await notifierFor(config);
+  const configured = await notifierFor(config);
+  // A test may swap the channel while the app runs (ServiceOverrides.notifier), as it moves the clock.
+  const notifier: Notifier = { deliver: (recipient, message) => (overridesNow().notifier ?? configured).deliver(recipient, message) };
   // The approval engine depends on no pillar; pillars register their subject types' settle handlers on it.
   const approvalRoutes = new ApprovalRouteService(store, changes, clock);
   const approvals = new ApprovalService(store, changes, clock, new ApprovalLinks(secrets, clock), notifier, projects, () => config.publicUrl, approvalRoutes);

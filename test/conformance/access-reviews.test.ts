@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FileNotifier } from "../../src/adapters/local/file-notifier.js";
+import { NoChannelNotifier } from "../../src/adapters/notify/no-channel.js";
 import { overrideServices } from "../../src/app/services.js";
 import { runCli } from "../../src/cli/main.js";
 import type { AigovClient } from "../../src/client/index.js";
@@ -161,6 +162,21 @@ describe("access reviews", () => {
     for (const id of [used.id, fresh.id]) expect((await g.admin.keys.get(p.id, id)).status).toBe("active");
     expect((await g.chat(p.id, used.key, "gpt-4o-mini")).status).toBe(200);
     expect(await reasonOf(g.admin.reviews.apply(created.id, done.etag))).toBe("409 access_review_applied");
+  });
+
+  it("with no channel to people (Azure has none yet), a campaign still starts and completes; reviewers find their items through the API", async () => {
+    overrideServices({ clock: g.t.appClock, notifier: new NoChannelNotifier() });
+    try {
+      const before = inbox("olivia").length;
+      const created = await g.admin.reviews.create(campaign({ name: "no channel" }));
+      const started = await reaches(created.id, "inProgress");
+      expect((await olivia.reviews.items(created.id)).items.length).toBe(2);
+      expect(inbox("olivia")).toHaveLength(before);
+      await g.admin.reviews.stop(created.id, { reason: "seen it start" }, started.etag);
+      await reaches(created.id, "completed");
+    } finally {
+      overrideServices({ clock: g.t.appClock });
+    }
   });
 
   it("runs stages in turn: each stage's reviewers are notified when it starts, and a later stage's decision overrides an earlier one", async () => {

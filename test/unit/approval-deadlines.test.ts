@@ -10,6 +10,7 @@ import { connectCosmos } from "../../src/adapters/cosmos/connect.js";
 import type { CosmosStore } from "../../src/adapters/cosmos/store.js";
 import { startEmbeddedCosmos, type EmbeddedCosmos } from "../../src/adapters/local/embedded-cosmos.js";
 import { EncryptedFileSecretStore } from "../../src/adapters/local/encrypted-secret-store.js";
+import { NoChannelNotifier } from "../../src/adapters/notify/no-channel.js";
 import { ApprovalLinks } from "../../src/domain/approvals/links.js";
 import type { ApprovalRouteService } from "../../src/domain/approvals/routes.js";
 import type { ApproverRef } from "../../src/domain/approvals/schema.js";
@@ -33,6 +34,8 @@ const clock: Clock = { now: () => new Date(now) };
 const delivered: { to: string; link?: string }[] = [];
 /** Recipients whose channel fails. */
 const unreachable = new Set<string>();
+/** While true, deliveries go through Azure's notifier: no channel to anyone. */
+let noChannel = false;
 /** The stages every request gets (the tenant's route, as far as these tests are concerned). */
 let routeStages: { approvers: ApproverRef[]; decisionTimeout: string }[] = [];
 let approvals: ApprovalService;
@@ -53,7 +56,8 @@ beforeAll(async () => {
   const secrets = new EncryptedFileSecretStore(join(dir, "secrets"));
   const models = new ModelService(store, changes, clock, secrets, projects);
   const notifier = {
-    deliver: async (to: string, m: { link?: string }) => {
+    deliver: async (to: string, m: { subject: string; body: string; link?: string }) => {
+      if (noChannel) return new NoChannelNotifier().deliver();
       if (unreachable.has(to)) throw Object.assign(new Error(`mailbox of ${to} refused ${m.link ?? ""}`), { code: "EMAILREFUSED" });
       delivered.push({ to, ...(m.link ? { link: m.link } : {}) });
     },
@@ -192,6 +196,18 @@ describe("notifier failures do not fail the approval", () => {
     expect(warning!.data).toMatchObject({ id: created.id, stage: 0, escalation: false, undelivered: [{ recipient: "carol", error: "EMAILREFUSED" }] });
     expect(JSON.stringify(warning)).not.toContain("token");
     expect(JSON.stringify(warning)).not.toContain("https://aigov.test");
+    // In a deployment with no channel at all (Azure's notifier today), every link is recorded undelivered.
+    const silent = await request([{ approvers: [{ user: "bob" }, { user: "carol" }], decisionTimeout: "P1D" }]);
+    delivered.length = 0;
+    noChannel = true;
+    await approvals.issueLinks(TENANT, silent.id, 0, false);
+    noChannel = false;
+    expect(delivered).toEqual([]);
+    const [none] = (await eventsOf(`/approvals/${silent.id}`)).filter((e) => e.type === "aigov.approval.notification.failed.v1");
+    expect((none!.data as { undelivered: unknown[] }).undelivered).toEqual([
+      { recipient: "bob", error: "no_notification_channel" },
+      { recipient: "carol", error: "no_notification_channel" },
+    ]);
     // Carol can still decide through the API.
     expect((await approvals.decide(ctx("carol", ["Reader"]), created.id, { decision: "approve", justification: "saw it in the list" }, created.etag)).status).toBe("approved");
   });

@@ -6,7 +6,7 @@
  * campaign and the clock, so a retried or repeated step does nothing twice.
  */
 import type { Clock } from "../../ports/clock.js";
-import type { Notifier } from "../../ports/notifier.js";
+import { isNoNotificationChannel, type Notifier } from "../../ports/notifier.js";
 import { unversioned, type Versioned } from "../../ports/store.js";
 import type { RequestContext } from "../common.js";
 import { systemContext } from "../kernel/system.js";
@@ -156,13 +156,27 @@ export class Campaign {
     // Notices first, then the transition: a step retried after a failed delivery sends them again
     // (at least once), where the other order could lose them for good.
     for (const [reviewer, n] of count) {
-      await this.kit.notifier.deliver(reviewer, {
+      await this.tell(doc, reviewer, {
         subject: `Access review: ${doc.name} (stage ${index + 1} of ${doc.stages.length})`,
         body: `You have ${n} item(s) to review (${doc.kind}) by ${endsAt}. Approve keeps the access, deny removes it.`,
         link: this.itemsLink(doc.id),
       });
     }
     await this.transition(ctx, doc, next, action, event);
+  }
+
+  /**
+   * A notice to one reviewer. A failed delivery fails the step (it is retried: at least once), except
+   * where no channel exists at all: a retry would never deliver, and the review must go on (reviewers
+   * find their items through the API, the portal and the CLI).
+   */
+  private async tell(doc: ReviewDoc, reviewer: string, message: Parameters<Notifier["deliver"]>[1]): Promise<void> {
+    try {
+      await this.kit.notifier.deliver(reviewer, message);
+    } catch (err) {
+      if (!isNoNotificationChannel(err)) throw err;
+      console.warn(`access review ${doc.id}: no notification channel; '${message.subject}' was not delivered to a reviewer`);
+    }
   }
 
   /** Halfway through the stage: reviewers who still have undecided items hear about it (once per stage). */
@@ -176,7 +190,7 @@ export class Campaign {
     const stageStates = doc.stageStates.map((s, i) => (i === doc.currentStage ? { ...s, remindedAt: now } : s));
     const endsAt = doc.stageStates[doc.currentStage]!.endsAt;
     for (const [reviewer, n] of waiting) {
-      await this.kit.notifier.deliver(reviewer, { subject: `Reminder — access review: ${doc.name}`, body: `${n} item(s) still await your decision; the stage ends ${endsAt}.`, link: this.itemsLink(doc.id) });
+      await this.tell(doc, reviewer, { subject: `Reminder — access review: ${doc.name}`, body: `${n} item(s) still await your decision; the stage ends ${endsAt}.`, link: this.itemsLink(doc.id) });
     }
     await this.transition(ctx, doc, { ...unversioned(doc), stageStates, updatedAt: now, updatedBy: ACTOR }, "accessReview.remind", "aigov.accessReview.reminded.v1", { reminded: waiting.size });
   }
