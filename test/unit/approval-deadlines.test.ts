@@ -5,7 +5,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { connectCosmos } from "../../src/adapters/cosmos/connect.js";
 import type { CosmosStore } from "../../src/adapters/cosmos/store.js";
 import { startEmbeddedCosmos, type EmbeddedCosmos } from "../../src/adapters/local/embedded-cosmos.js";
@@ -173,6 +173,38 @@ describe("approver links belong to their request's URL", () => {
     // Under its own URL the link still works (its nonce was not burnt by the refusal).
     expect((await approvals.inspectLink(b.id, tokenB)).approval.id).toBe(b.id);
     expect((await approvals.decideByLink(b.id, tokenB, { decision: "approve", justification: "right URL" }, "c")).status).toBe("approved");
+  });
+});
+
+describe("a link decision that races another change", () => {
+  it("is made on the request as it is now, not answered with a 412 that loses the approver's justification; a race that ends the stage refuses it", async () => {
+    const stages = [{ approvers: [{ user: "bob" }] as ApproverRef[], decisionTimeout: "P1D", escalateAfter: "PT1H", escalateTo: [{ user: "dave" }] as ApproverRef[] }];
+    const created = await request(stages);
+    const token = await tokenFor("bob", created.id);
+    // The escalation timer lands between bob's page reading the request and his decision being written.
+    const record = (approvals as unknown as { record: (...a: unknown[]) => Promise<unknown> }).record.bind(approvals);
+    let raced = 0;
+    const spy = vi.spyOn(approvals as unknown as { record: (...a: unknown[]) => Promise<unknown> }, "record").mockImplementation(async (...args) => {
+      if (raced++ === 0) await approvals.timeout(TENANT, created.id, 0, "escalate", "test-timer");
+      return record(...args);
+    });
+    try {
+      const decided = await approvals.decideByLink(created.id, token, { decision: "approve", justification: "typed once" }, "c");
+      expect(decided).toMatchObject({ status: "approved", decisions: [{ approver: "bob", justification: "typed once", via: "link" }] });
+      expect(decided.timeline.map((e) => e.type)).toEqual(["requested", "stageStarted", "escalated", "decided", "approved"]);
+      // A race that decides the stage first: the link is checked again and refused (not a 412).
+      const other = await request([{ approvers: [{ user: "bob" }, { user: "carol" }] as ApproverRef[], decisionTimeout: "P1D" }]);
+      const bobs = await tokenFor("bob", other.id);
+      raced = 1;
+      spy.mockImplementationOnce(async (...args) => {
+        await approvals.decide(ctx("carol", ["Reader"]), other.id, { decision: "reject", justification: "carol first" }, (await approvals.get(boss, other.id)).etag);
+        return record(...args);
+      });
+      expect((await refusal(approvals.decideByLink(other.id, bobs, { decision: "approve", justification: "too late" }, "c"))).kind).toBe("conflict");
+      expect(await approvals.get(boss, other.id)).toMatchObject({ status: "rejected", decisions: [{ approver: "carol" }] });
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
 

@@ -75,6 +75,8 @@ const partitionOf = (tenantId: string): Partition => ({ tenantId, scopeId: TENAN
 export const approvalPath = (id: string) => `/approvals/${id}`;
 const subjectOf = (tenantId: string, id: string) => `/tenants/${tenantId}${approvalPath(id)}`;
 const LINK_TTL_MS = 7 * 24 * 3600 * 1000;
+/** How often a link decision reads the request again after a concurrent change (see decideByLink). */
+const LINK_DECISION_ATTEMPTS = 3;
 
 function view(doc: ApprovalDoc, etag: string): Approval {
   const { docType: _d, scopeId: _s, usedNonces: _n, settlement: _st, _etag: _e, ...rest } = doc as ApprovalDoc & { _etag?: string };
@@ -266,13 +268,25 @@ export class ApprovalService {
    * A decision through a signed approver link (the link is the credential), posted under the URL of
    * `approvalId`: a link issued for another request is refused (403 approval_link_mismatch).
    */
+  /**
+   * A decision through a link. The page holds no ETag (the approver typed a justification, not a
+   * version), so a request that changed meanwhile is read again and the link checked again — up to
+   * LINK_DECISION_ATTEMPTS times — rather than answered with a 412 that loses what they wrote: a change
+   * that makes the decision impossible (the stage moved on, the link was used) is refused by that check.
+   */
   async decideByLink(approvalId: string, token: string, spec: DecisionSpec, correlationId: string): Promise<Approval> {
-    const { claims, doc } = await this.openLink(approvalId, token, { correlationId });
-    // The link names its approver; tenant roles are not known without a token, so links go to named approvers only.
-    const principal: Principal = { tenantId: claims.tid, userId: claims.ap, roles: new Set() };
-    const refusal = await this.mayDecide(claims.ap, principal, doc);
-    if (refusal) throw refusal;
-    return this.record({ principal, correlationId }, doc, spec, "link", claims.n);
+    for (let attempt = 1; ; attempt++) {
+      const { claims, doc } = await this.openLink(approvalId, token, { correlationId });
+      // The link names its approver; tenant roles are not known without a token, so links go to named approvers only.
+      const principal: Principal = { tenantId: claims.tid, userId: claims.ap, roles: new Set() };
+      const refusal = await this.mayDecide(claims.ap, principal, doc);
+      if (refusal) throw refusal;
+      try {
+        return await this.record({ principal, correlationId }, doc, spec, "link", claims.n);
+      } catch (err) {
+        if (!(err instanceof AppError && err.error.kind === "preconditionFailed") || attempt >= LINK_DECISION_ATTEMPTS) throw err;
+      }
+    }
   }
 
   /** For the approval page of `approvalId`: what the link's holder is about to decide on (validates the link, changes nothing). */
