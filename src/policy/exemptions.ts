@@ -319,7 +319,11 @@ function applyKeyExemptions(input: CompilerInputIn, keyExemptions: ActiveExempti
       const relaxes = [...new Set(items.filter((e) => e.relaxation.kind === "limit").map((e) => e.control))].filter((c): c is "tokens.perMinute" | "tokens.quota" | "requests.rate" =>
         ["tokens.perMinute", "tokens.quota", "requests.rate"].includes(c),
       ).sort();
-      tiers.push({ id: tierId, description: `exemption tier of ${projectId}`, limits, relaxes, ...(baseTier?.models ? { models: [...baseTier.models] } : {}) });
+      // Everything else of the key's tier stays (its model scope, extra content safety, tool and agent
+      // grants): the exemption relaxes the limits it names and nothing more. (The base tier's id is in
+      // the digest, so a different base never shares this tier.)
+      const { id: _id, description: _d, limits: _l, relaxes: _r, ...kept } = baseTier ?? ({} as Partial<TierIn>);
+      tiers.push({ ...structuredClone(kept), id: tierId, description: `exemption tier of ${projectId}`, limits, relaxes });
     }
     if (!offered.includes(tierId)) projects.set(projectId, { ...project, keyTiers: [...offered, tierId] });
     for (const q of acceptors) projects.set(q.id, { ...q, sharedKeyTiers: [...(q.sharedKeyTiers ?? []), { projectId, tierId }] });

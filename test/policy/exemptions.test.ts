@@ -155,6 +155,19 @@ describe("applyExemptions", () => {
     expect(product && product.kind === "product" ? product.apis : []).toEqual([`${K}-${P1}`, `${K}-${P2}`]);
   });
 
+  it("a key exemption relaxes only the limit it names: the tier's content safety, tool and agent grants stay", () => {
+    const strict: CompilerInputIn = {
+      ...BASE,
+      keyTiers: [{ id: "gold", limits: { tokensPerMinute: 5_000 }, contentSafety: "high", tools: ["server:search"], agents: ["agt_aaaaaaaaaaaaaaaaaaaa"] }],
+    };
+    const e = ex("exm_10", { control: "tokens.perMinute", scope: { level: "key", projectId: P1, keyId: OTHER_KEY }, relaxation: { kind: "limit", value: 9_000 } });
+    const tier = applyExemptions(strict, [e]).keyTiers!.find((t) => t.id.startsWith(EXEMPTION_TIER_PREFIX))!;
+    expect(tier).toMatchObject({ limits: { tokensPerMinute: 9_000 }, contentSafety: "high", tools: ["server:search"], agents: ["agt_aaaaaaaaaaaaaaaaaaaa"] });
+    // At the gateway: the key's extra content-safety check applies to the exemption tier as it did to its own.
+    const policy = compile(applyExemptions(strict, [e])).artifacts.find((a) => a.kind === "policy" && a.scope.type === "api" && a.scope.apiId === `${K}-${P1}`);
+    expect(policy && policy.kind === "policy" ? policy.xml : "").toContain(tier.id);
+  });
+
   it("a per-project (shared) counter is not relaxed for one key", () => {
     const e = ex("exm_7", { control: "tokens.quota", scope: { level: "key", projectId: P1, keyId: KEY }, relaxation: { kind: "limit", value: 9_000_000 } });
     expect(applyExemptions(BASE, [e])).toEqual(BASE);
