@@ -6,7 +6,7 @@
  * requests through the local gateway to an A2A agent (and the fake model backends) on loopback.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { AigovClient } from "../../src/client/index.js";
+import type { AigovClient, ApiError } from "../../src/client/index.js";
 import { startA2aAgent, type A2aAgent } from "../fixtures/agents/a2a-server.js";
 import { generateKeyPair } from "jose";
 import { signAgentCard } from "../../src/pillars/agents/card/index.js";
@@ -113,6 +113,26 @@ describe("conformance: agents at the local gateway", () => {
     const usage = await g.admin.usage.project(p.id, { kind: "agent", groupBy: "resource,key", from: new Date(g.t.clock.now() - 3_600_000).toISOString(), to: new Date(g.t.clock.now() + 120_000).toISOString() });
     const row = (agentId: string, keyId: string | undefined) => usage.groups.find((x) => x.resource === agentId && x.keyId === keyId)?.summary;
     expect(row(agent.id, caller.id)).toMatchObject({ requests: 7, succeeded: 4, errors: { scope: 2, limit: 1 } });
+  });
+
+  it("an endpoint the gateway may not forward to is refused when a person names it; from a card it is simply not served, and the publish goes on", async () => {
+    const p = await g.project("endpoints");
+    for (const url of ["https://10.0.0.4/a2a", "http://169.254.169.254/latest/meta-data", "https://agent.example.com/a2a%2fv1", "https://agent.example.com/a/../v1", "https://agent.example.com/a2a?x=1"]) {
+      const err = await g.admin.agents.create(p.id, { name: "bad endpoint", endpoint: { url }, guardrails: { dataClasses: ["internal"] } }).then(() => undefined, (e: unknown) => e as ApiError);
+      expect([err?.status, err?.problem?.errors?.[0]?.field], url).toEqual([400, "body.endpoint.url"]);
+    }
+    // A card whose only interface reads two ways: recorded, but the agent has nothing the gateway may serve.
+    const own = agentServer.card as { supportedInterfaces: Record<string, unknown>[] };
+    const odd = { ...agentServer.card, supportedInterfaces: [{ ...own.supportedInterfaces[0], url: "https://agent.example.com/a2a%2fv1" }] };
+    const created = await g.admin.agents.create(p.id, { name: "odd card", card: { card: odd }, guardrails: { dataClasses: ["internal"] } });
+    await g.admin.agents.transition(p.id, created.id, { to: "active" });
+    const fine = await activeAgent(p.id);
+    const result = await g.admin.policy.publish({ reason: "an agent that cannot be served next to one that can" });
+    expect(result.isolated ?? []).toEqual([]);
+    await g.publish("settled");
+    const k = (await g.key(dev, p.id, { name: "caller", scopes: { agents: [created.id, fine.id] } })).key;
+    expect((await send(p.id, created.id, k, "Lisbon")).status).toBe(404);
+    expect((await send(p.id, fine.id, k, "Lisbon")).status).toBe(200);
   });
 
   it("the gateway serves the registry's card at the API, rewritten to its own URLs: unsigned, with the key's scheme instead of the Authorization one it removes, interfaces elsewhere dropped", async () => {

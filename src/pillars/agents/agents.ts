@@ -19,6 +19,7 @@ import { holdsOn, PROJECT_MANAGERS } from "../../domain/kernel/roles.js";
 import { agentPath, type AgentDoc, type ConnectionDoc } from "./documents.js";
 import { AgentPatch, AgentSpec, Guardrails, LifecycleChange, type Agent, type AgentSpecInput, type LifecycleState } from "./schema.js";
 import type { CardRecorder } from "./card-record.js";
+import { refuseAgentEndpoint } from "./endpoint.js";
 import { searchTextOf } from "./catalog.js";
 
 /** What agents need of virtual keys (the key service, wired once it exists). */
@@ -60,6 +61,8 @@ export class AgentRegistry {
     private readonly clock: Clock,
     private readonly projects: ProjectService,
     private readonly cards: CardRecorder,
+    /** Local mode: agents on loopback addresses may be served (the local fakes). */
+    private readonly allowLoopback = false,
   ) {
     this.agents = new Collection<AgentDoc, Agent>(store, changes, { docType: "agent", path: (d) => agentPath(d.scopeId, d.id), internal: ["localOverrides", "sourceValues", "sourceHash", "searchText"] });
   }
@@ -71,6 +74,7 @@ export class AgentRegistry {
   async create(ctx: RequestContext, projectId: string, input: AgentSpecInput): Promise<Agent> {
     const project = await this.writable(ctx, projectId);
     const spec = parseOrThrow(AgentSpec, input, "body");
+    this.checkEndpoint(spec.endpoint?.url);
     await this.checkGuardrails(ctx.principal.tenantId, project.id, spec.guardrails, "body.guardrails");
     const card = spec.card ? await this.cards.record(spec.card, "body.card") : undefined;
     const endpoint = spec.endpoint ?? (card?.card ? endpointOfCard(card.card) : undefined);
@@ -130,10 +134,17 @@ export class AgentRegistry {
     return this.agents.load(this.partition(tenantId, projectId), id, agentPath(projectId, id));
   }
 
+  /** An endpoint a person names must be one the gateway may forward to (compiler.ts); a card's or a cloud's that may not is simply not served. */
+  private checkEndpoint(url: string | undefined): void {
+    const why = url === undefined ? undefined : refuseAgentEndpoint(url, this.allowLoopback);
+    if (why) fail({ kind: "validation", detail: "the agent's endpoint cannot be served by the gateway", errors: [{ field: "body.endpoint.url", message: why }] });
+  }
+
   /** Merge patch. Editing a synced agent's name or description makes it a local override (docs/agents.md, "Conflicts"). */
   async update(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch: string): Promise<Agent> {
     await this.writable(ctx, projectId);
     const patch = parseOrThrow(AgentPatch, input, "body");
+    this.checkEndpoint(patch.endpoint?.url);
     const current = await this.load(ctx.principal.tenantId, projectId, id);
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     if (patch.guardrails) await this.checkGuardrails(ctx.principal.tenantId, projectId, patch.guardrails, "body.guardrails");

@@ -7,21 +7,20 @@
 import type { PolicyAgent } from "../../policy/input.js";
 import { endpointOfCard } from "./agents.js";
 import type { AgentDoc } from "./documents.js";
+import { refuseAgentEndpoint } from "./endpoint.js";
 
-const SERVABLE_URL = /^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~%/-]*)?$/;
-
-export function servedEndpoint(doc: AgentDoc): string | undefined {
+/** Where the gateway forwards the agent's calls: its own endpoint, else its card's, else its cloud's — when that may be served. */
+export function servedEndpoint(doc: AgentDoc, allowLoopback: boolean): string | undefined {
   const url = doc.endpoint?.url ?? (doc.card?.card ? endpointOfCard(doc.card.card)?.url : undefined) ?? doc.source?.endpoint;
-  // The gateway's service URL takes no query or fragment: an endpoint with one is not served.
-  return url && SERVABLE_URL.test(url.replace(/\/+$/, "")) ? url.replace(/\/+$/, "") : undefined;
+  return url && refuseAgentEndpoint(url, allowLoopback) === undefined ? url.replace(/\/+$/, "") : undefined;
 }
 
-export function toAgentsInput(docs: AgentDoc[]): PolicyAgent[] {
+export function toAgentsInput(docs: AgentDoc[], allowLoopback: boolean): PolicyAgent[] {
   const out: PolicyAgent[] = [];
   for (const d of [...docs].sort((a, b) => (a.id < b.id ? -1 : 1))) {
     const state = d.lifecycle.state;
     if ((state !== "active" && state !== "deprecated") || !d.enabled || d.sync?.state === "removedAtSource") continue;
-    const endpoint = servedEndpoint(d);
+    const endpoint = servedEndpoint(d, allowLoopback);
     if (!endpoint) continue;
     out.push({
       id: d.id,

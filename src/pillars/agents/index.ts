@@ -61,7 +61,7 @@ export const agentsPillar: Pillar<AgentsService> = {
     return {
       service,
       countDependents: (tenantId, projectId) => service.count(tenantId, projectId),
-      compilerInput: async (tenantId, project) => ({ agents: toAgentsInput(await service.registry.listAll(tenantId, project.id)) }),
+      compilerInput: async (tenantId, project) => ({ agents: toAgentsInput(await service.registry.listAll(tenantId, project.id), kit.allowLoopback) }),
       connect: ({ requestPublish, keys, pillar, lastUse }) => {
         service.sync.onGatewayChange = requestPublish;
         service.registry.keys = keys;

@@ -47,7 +47,7 @@ export class AgentsService {
 
   constructor(private readonly deps: AgentsDeps) {
     this.cards = new Cards(deps.clock, deps.allowLoopback);
-    this.registry = new AgentRegistry(deps.store, deps.changes, deps.clock, deps.projects, this.cards);
+    this.registry = new AgentRegistry(deps.store, deps.changes, deps.clock, deps.projects, this.cards, deps.allowLoopback);
     this.connections = new ConnectionService(deps.store, deps.changes, deps.clock, deps.secrets, deps.projects, deps.allowLoopback, () => deps.testFederatedToken?.() ?? managedIdentityToken);
     this.sync = new SyncRunner(deps.store, deps.changes, deps.clock, this.registry, this.connections, this.cards, (target) => (deps.testSources?.() ?? createAgentSource)(target));
   }

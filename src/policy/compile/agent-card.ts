@@ -21,6 +21,7 @@
  */
 import { AGENT_CARD_PLACEHOLDER } from "../expressions.js";
 import { SUBSCRIPTION_KEY_HEADER, SUBSCRIPTION_KEY_QUERY } from "../names.js";
+import { PolicyCompileError } from "../errors.js";
 
 type Json = Record<string, unknown>;
 const isRecord = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -98,7 +99,8 @@ export function servedAgentCard(version: "0.3" | "1.0", document: Json, endpoint
   const atGateway = atGatewayOf(new URL(service), standIn);
   const endpointAtGateway = atGateway(endpoint);
   // The service URL is the endpoint's parent (serviceUrlOf), so the endpoint is always under it.
-  if (endpointAtGateway === undefined) throw new Error(`the agent endpoint ${endpoint} is not under its service URL ${service}`);
+  // A compile error of this project (set aside by a publish, never the tenant's failure), not a crash.
+  if (endpointAtGateway === undefined) throw new PolicyCompileError("invalidInput", `the agent endpoint ${endpoint} is not under its service URL ${service}`);
   const { signatures: _signed, ...card } = structuredClone(document);
 
   const ownSchemes = isRecord(card.securitySchemes) ? card.securitySchemes : {};

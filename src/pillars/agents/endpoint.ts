@@ -1,0 +1,17 @@
+import { refuseUpstream } from "../tools/upstream.js";
+
+const SERVABLE_URL = /^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~%/-]*)?$/;
+/** Encoded slashes, dots and backslashes, and dot segments: a path the gateway and the agent could read two ways. */
+const AMBIGUOUS_PATH = /%2f|%5c|%2e|\\|\/\.\.?(\/|$)/i;
+
+/**
+ * Why the gateway may not forward to `url`, or undefined: a service URL takes no query or fragment, no
+ * path that reads two ways, and — as for MCP upstreams — no private, link-local or (outside local mode)
+ * loopback address and no plain http.
+ */
+export function refuseAgentEndpoint(url: string, allowLoopback: boolean): string | undefined {
+  const trimmed = url.replace(/\/+$/, "");
+  if (!SERVABLE_URL.test(trimmed)) return "must be http(s)://host[:port]/path, without query, fragment or user";
+  if (AMBIGUOUS_PATH.test(trimmed.replace(/^https?:\/\/[^/]*/, ""))) return "must not hold encoded slashes, dots or backslashes, or dot segments";
+  return refuseUpstream(trimmed, allowLoopback);
+}
