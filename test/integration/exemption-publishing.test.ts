@@ -104,5 +104,21 @@ describe("an exemption's effect on the published gateway", () => {
     const after = gatewayFiles();
     expect([...after.keys()].sort()).toEqual([...baseline.keys()].sort());
     for (const [path, content] of baseline) expect(after.get(path), path).toBe(content);
+
+    // A rollback restores configuration, never an ended exemption: after a settings change is published,
+    // rolling back to the revision made while the exemption was active brings back that revision's
+    // settings (1000 tokens per minute) compiled without the exemption it no longer has.
+    const settings = await admin.settings.get();
+    await admin.settings.put({ settings: { tokens: { perMinute: { limit: 2000 } } } }, settings.etag);
+    const raised = await admin.policy.publish({ reason: "raise the limit" });
+    await until(async () => ((await admin.policy.revision(raised.revision!.id)).status === "published" ? true : undefined));
+    expect(gatewayFiles().get(policyFile(exempted))).toContain('tokens-per-minute="2000"');
+    const rolled = await admin.policy.rollback(activated.id, { reason: "back to the exemption's revision" });
+    expect(rolled.changed).toBe(true);
+    await until(async () => ((await admin.policy.revision(rolled.revision!.id)).status === "published" ? true : undefined));
+    const restored = gatewayFiles();
+    expect(restored.get(policyFile(exempted))).toContain('tokens-per-minute="1000"');
+    expect(restored.get(policyFile(exempted))).not.toContain("50000");
+    for (const [path, content] of baseline) expect(restored.get(path), path).toBe(content);
   });
 });

@@ -162,11 +162,21 @@ export class PublishService {
     if (target.status !== "published") {
       fail({ kind: "conflict", detail: `revision ${target.number} was never published (${target.status}); only a published revision can be restored`, reason: "revision_not_published" });
     }
-    const manifest = await this.manifests.manifest(tenantId, target);
-    const artifacts = await this.manifests.artifacts(tenantId, manifest);
+    // The registry people published then, compiled with the keys and exemptions in force NOW: the
+    // revision's stored artifacts would bring back exemptions that have ended and subscriptions of
+    // keys revoked since (what a rollback restores is configuration, never access).
     const registry = await this.registries.of(tenantId, target.id);
-    const result = await this.propose(ctx, artifacts, { kind: "rollback", origin: "person", rollbackOf: target.id, reason: spec.reason ?? `rollback to revision ${target.number}`, ...(registry ? { registry } : {}) });
-    return this.driven(tenantId, result);
+    if (!registry) return fail({ kind: "conflict", detail: `revision ${target.number} was stored without its registry snapshot; publish the configuration you want instead`, reason: "revision_not_restorable" });
+    const compiled = await this.compiler.compileRegistry(registry, registry);
+    const result = await this.propose(ctx, compiled.result.artifacts, {
+      kind: "rollback",
+      origin: "person",
+      rollbackOf: target.id,
+      reason: spec.reason ?? `rollback to revision ${target.number}`,
+      registry: compiled.registry,
+      isolated: compiled.isolated,
+    });
+    return this.driven(tenantId, compiled.isolated.length ? { ...result, isolated: compiled.isolated } : result);
   }
 
   async get(ctx: RequestContext, revisionId: string, withDiff: boolean): Promise<Revision> {
