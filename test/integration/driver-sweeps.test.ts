@@ -27,6 +27,8 @@ let skew = 0;
 let stall: { hit: () => void; gate: Promise<void> } | undefined;
 /** While true, the gateway answers every call with 500. */
 let broken = false;
+/** While set, the gateway holds the next call until released, then serves it (once). */
+let hold: { hit: () => void; gate: Promise<void> } | undefined;
 let alice: AigovClient; // Developer, requester
 let bob: AigovClient; // named approver
 let admin: AigovClient; // TenantAdmin, Auditor
@@ -40,6 +42,13 @@ beforeAll(async () => {
     clock: { now: () => new Date(Date.now() + skew) },
     gatewayPublisher: (resolveSecret) =>
       armPublisherOn(fake, resolveSecret, async (req, send) => {
+        if (hold) {
+          const { hit, gate } = hold;
+          hold = undefined;
+          hit();
+          await gate;
+          return send(req);
+        }
         if (stall) {
           const { hit, gate } = stall;
           hit();
@@ -229,6 +238,32 @@ describe("the other drivers come back too", () => {
     await t.app.host.invokeTimer("gatewayPublishSweep");
     expect((await statusIs(revisionId, "Completed")).output).toBe("published");
     expect((await admin.policy.revision(revisionId)).status).toBe("published");
+  });
+
+  it("a publish that stalled past its lease never records itself over the newer one that took the gateway meanwhile", async () => {
+    skew = 0;
+    const setLimit = async (limit: number) => {
+      const s = await admin.settings.get();
+      await admin.settings.put({ settings: { tokens: { perMinute: { limit } } } }, s.etag);
+    };
+    await setLimit(1111);
+    let hit!: () => void;
+    let release!: () => void;
+    const reached = new Promise<void>((r) => (hit = r));
+    hold = { hit, gate: new Promise<void>((r) => (release = r)) };
+    const older = (await admin.policy.publish({ reason: "stalls" })).revision!;
+    await reached;
+    skew = 11 * 60 * 1000; // its lease has run out
+    await setLimit(2222);
+    const newer = (await admin.policy.publish({ reason: "takes over" })).revision!;
+    expect((await statusIs(newer.id, "Completed")).output).toBe("published");
+    release();
+    await statusIs(older.id, "Completed", "Failed");
+    expect((await admin.policy.revision(older.id)).status).toBe("superseded");
+    expect((await admin.policy.revision(newer.id)).status).toBe("published");
+    // The gateway's published revision is the newer one (what drift checks compare with).
+    expect((await admin.policy.checkDrift()).revisionId).toBe(newer.id);
+    skew = 0;
   });
 
   it("a key rotation whose orchestration was terminated is started again by the key lifecycle job and completes", async () => {

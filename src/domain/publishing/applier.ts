@@ -27,6 +27,8 @@ export const publishDrive = (tenantId: string, revisionId: string, retry: DriveR
 
 /** How long an apply may hold the tenant's gateway before another revision may take over. */
 const LEASE_MS = 10 * 60 * 1000;
+/** How often a running apply extends its lease (real time), so a long publish keeps the gateway. */
+const LEASE_RENEW_MS = LEASE_MS / 4;
 
 /** What an apply attempt came to; "busy": another revision holds the gateway, try again shortly. */
 export type ApplyResult = "published" | "superseded" | "failed" | "busy";
@@ -79,6 +81,10 @@ export class GatewayApplier {
     const desired = await this.manifests.artifacts(tenantId, target);
     const publisher = await this.publisher(tenantId);
     let outcome;
+    // A long publish (an MCP API write may poll for minutes) keeps its lease: another revision taking
+    // over meanwhile would write while this one still does.
+    const renewal = setInterval(() => void this.renewLease(tenantId, revisionId).catch(() => undefined), LEASE_RENEW_MS);
+    renewal.unref();
     try {
       outcome = await publisher.publish(desired, Object.fromEntries(previous));
     } catch (err) {
@@ -90,6 +96,8 @@ export class GatewayApplier {
         return { ...rest, overrides: partial ? overridesOf(base, partial.hashes) : fresh.overrides };
       });
       throw new GatewayUnavailableError(`publishing revision ${revision.number} stopped: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    } finally {
+      clearInterval(renewal);
     }
     const at = now.toISOString();
     const after: RevisionDoc = {
@@ -102,7 +110,16 @@ export class GatewayApplier {
     // final state from a fresh read each time, keeping those, as long as the lease is still ours.
     for (let attempt = 0; ; attempt++) {
       const fresh = await this.docs.state(tenantId);
-      if (fresh.lease && fresh.lease.revisionId !== revisionId) throw new GatewayUnavailableError(`revision ${revision.number} lost its lease while publishing`);
+      // Only the holder of the lease records a publish: a lease that is gone was taken (and released)
+      // by another revision meanwhile; the retry finds out whether that one was newer (superseded).
+      if (fresh.lease?.revisionId !== revisionId) throw new GatewayUnavailableError(`revision ${revision.number} lost its lease while publishing`);
+      if (fresh.published && fresh.published.number > revision.number) {
+        // Never move the gateway's published revision backwards.
+        const { lease: _l, ...rest } = fresh;
+        await this.docs.replaceState(rest, fresh._etag);
+        await this.transition(ctx, revision, { status: "superseded" }, "aigov.gateway.revision.superseded.v1");
+        return "superseded";
+      }
       const { lease: _l, ...released } = fresh;
       const nextState: GatewayStateDoc = { ...released, overrides: {}, published: { revisionId, number: revision.number, at } };
       try {
@@ -143,9 +160,15 @@ export class GatewayApplier {
   private async updateState(tenantId: string, revisionId: string, change: (fresh: GatewayStateDoc) => GatewayStateDoc): Promise<void> {
     for (let attempt = 0; attempt < 8; attempt++) {
       const fresh = await this.docs.state(tenantId);
-      if (fresh.lease && fresh.lease.revisionId !== revisionId) return;
+      if (fresh.lease?.revisionId !== revisionId) return; // another revision's state now: nothing of ours to record
       if (await this.docs.replaceState(change(fresh), fresh._etag)) return;
     }
+  }
+
+  /** Extends this revision's lease while it still holds it. */
+  private async renewLease(tenantId: string, revisionId: string): Promise<void> {
+    const until = new Date(this.clock.now().getTime() + LEASE_MS).toISOString();
+    await this.updateState(tenantId, revisionId, (fresh) => ({ ...fresh, lease: { revisionId, until } }));
   }
 
   private async transition(ctx: RequestContext, revision: Versioned<RevisionDoc>, patch: Partial<RevisionDoc>, eventType: string): Promise<void> {
