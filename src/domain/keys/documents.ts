@@ -122,7 +122,7 @@ export const keyPath = (projectId: string, id: string) => `/projects/${projectId
 const KEY_ID = /^key_[0-9a-z]{20}$/;
 
 /** The key's profile: "" (none: a subscription on the project API) or a product of its own kind. */
-export function profileDefOf(doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?: ShareDoc[] }): ProfileDef {
+export function profileDefOf(doc: Pick<KeyDoc, "scopes" | "limits" | "projectId"> & { shares?: ShareDoc[] }): ProfileDef {
   const models = [...(doc.scopes.models ?? [])].sort();
   const tools = [...new Set(doc.scopes.tools ?? [])].sort();
   const agents = [...new Set(doc.scopes.agents ?? [])].sort();
@@ -131,11 +131,14 @@ export function profileDefOf(doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?:
   if (models.length === 0 && tools.length === 0 && agents.length === 0 && Object.keys(limits).length === 0 && sharedWith.length === 0) return { id: "", models, tools, agents, limits, sharedWith };
   // Tools, agents and a content-safety level join the canonical form only when set, so older profiles keep their ids.
   const extra = [...(tools.length || agents.length || limits.contentSafety ? [tools] : []), ...(agents.length || limits.contentSafety ? [agents] : []), ...(limits.contentSafety ? [limits.contentSafety] : [])];
-  const canonical = JSON.stringify([models, limits.tokensPerMinute ?? null, limits.tokenQuota ?? null, limits.requestsPerMinute ?? null, limits.budget ?? null, sharedWith, ...extra]);
+  // A budget is priced from the project's models (profiles.ts): its profile is the project's own, so
+  // two projects' keys with equal settings never share one tier priced from whichever came first.
+  const own = limits.budget ? [doc.projectId] : [];
+  const canonical = JSON.stringify([models, limits.tokensPerMinute ?? null, limits.tokenQuota ?? null, limits.requestsPerMinute ?? null, limits.budget ?? null, sharedWith, ...extra, ...own]);
   return { id: `kp_${createHash("sha256").update(canonical).digest("hex").slice(0, 10)}`, models, tools, agents, limits, sharedWith };
 }
 
-export const profileOf = (doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?: ShareDoc[] }): string => profileDefOf(doc).id;
+export const profileOf = (doc: Pick<KeyDoc, "scopes" | "limits" | "projectId"> & { shares?: ShareDoc[] }): string => profileDefOf(doc).id;
 
 export function statusOf(doc: KeyDoc): Key["status"] {
   return doc.status === "revoked" && doc.revocationPending ? "revocationPending" : doc.status;
