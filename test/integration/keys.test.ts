@@ -128,6 +128,18 @@ describe("virtual keys", () => {
     await dev.keys.revoke(project.id, early.id, { reason: "test over" }, after.etag);
   });
 
+  it("a project holds at most 40 key profiles, revoked keys' included: a 41st distinct one is refused (409), a profile in use is not", async () => {
+    const crowded = await admin.projects.create(projectSpec("crowded"));
+    const first = await admin.keys.create(crowded.id, { name: "k0", limits: { tokensPerMinute: 1000 } });
+    await admin.keys.revoke(crowded.id, first.id, { reason: "its profile stays: its cancelled subscription is on the product" }, (await admin.keys.get(crowded.id, first.id)).etag);
+    for (let i = 1; i < 40; i++) await admin.keys.create(crowded.id, { name: `k${i}`, limits: { tokensPerMinute: 1000 + i } });
+    expect(await reasonOf(admin.keys.create(crowded.id, { name: "one too many", limits: { tokensPerMinute: 5000 } }))).toBe("409 key_profiles_exhausted");
+    // The same scopes and limits as a key that exists (even a revoked one), or none at all, still work.
+    expect((await admin.keys.create(crowded.id, { name: "like k0", limits: { tokensPerMinute: 1000 } })).status).toBe("active");
+    expect((await admin.keys.create(crowded.id, { name: "plain" })).status).toBe("active");
+    expect((await admin.keys.list(crowded.id, { maxPageSize: 100 })).items).toHaveLength(42);
+  });
+
   it("creates a key shown once, in the aigw_ format with a checksum; the gateway gets a subscription for it", async () => {
     plain = await create({ name: "plain key" });
     expect(plain.key).toMatch(/^aigw_[0-9A-Za-z]{38}$/);
