@@ -257,6 +257,25 @@ describe("publishing to the gateway (real ARM SDK against a recording fake)", ()
     expect(policyOf(apiPolicy())).toContain('tokens-per-minute="1111"');
   });
 
+  it("a publish that fails before it repairs a drifted document leaves the drift report readable, and the next one repairs it", async () => {
+    expect((await admin.policy.checkDrift()).status).toBe("inSync");
+    fake.edit(apiPolicy(), (p) => (p.value = String(p.value).replace('tokens-per-minute="1111"', 'tokens-per-minute="7"')));
+    expect((await admin.policy.checkDrift()).status).toBe("drifted");
+    const settings = await admin.settings.get();
+    await admin.settings.put({ settings: { tokens: { perMinute: { limit: 2222 } } } }, settings.etag);
+    broken = true;
+    const failed = await settled(admin, (await admin.policy.publish({ reason: "fails before the policy" })).revision!.id);
+    broken = false;
+    expect(failed.status).toBe("failed");
+    // What the failed publish recorded is real hashes only: the drift check still reads the gateway back.
+    const report = await admin.policy.checkDrift();
+    expect(report.status).toBe("drifted");
+    expect(report.items.map((i) => i.ref)).toContain(`policy:api/${N.api(project.id)}`);
+    expect((await publish("repairs")).status).toBe("published");
+    expect(policyOf(apiPolicy())).toContain('tokens-per-minute="2222"');
+    expect((await admin.policy.checkDrift()).status).toBe("inSync");
+  });
+
   it("readers see revisions and drift but cannot publish, roll back or check", async () => {
     const reader = await t.as("t-pub", "rita", ["Reader"]);
     expect((await reader.policy.revisions()).items.length).toBeGreaterThan(3);

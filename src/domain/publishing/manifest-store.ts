@@ -39,10 +39,17 @@ export function diffManifests(before: Manifest, after: Manifest): { changes: Art
   return { changes, counts: { added: count("added"), modified: count("modified"), removed: count("removed") } };
 }
 
-/** What a partial publish left at the gateway, relative to the published manifest (ref → hash; null = removed). */
+/** How heldManifest marks an artifact the last drift check found changed: a stand-in, never a stored artifact's hash. */
+const DRIFT_MARK = "drifted:";
+
+/**
+ * What a partial publish left at the gateway, relative to the published manifest (ref → hash; null =
+ * removed). A ref the publish did not reach still carries heldManifest's drift mark: it is what it was
+ * (the drift report keeps it), never an override naming an artifact that does not exist.
+ */
 export function overridesOf(base: Manifest, held: Record<ArtifactRef, string>): Record<ArtifactRef, string | null> {
   const out: Record<ArtifactRef, string | null> = {};
-  for (const [ref, h] of Object.entries(held)) if (base.get(ref) !== h) out[ref] = h;
+  for (const [ref, h] of Object.entries(held)) if (!h.startsWith(DRIFT_MARK) && base.get(ref) !== h) out[ref] = h;
   for (const ref of base.keys()) if (!(ref in held)) out[ref] = null;
   return out;
 }
@@ -149,7 +156,7 @@ export class ManifestStore {
     const m = await this.gatewayManifest(tenantId, state);
     const drift = await this.docs.drift(tenantId);
     if (drift?.status === "drifted" && drift.revisionId === state.published?.revisionId) {
-      for (const item of drift.items) if (m.has(item.ref)) m.set(item.ref, `drifted:${drift.fingerprint}`);
+      for (const item of drift.items) if (m.has(item.ref)) m.set(item.ref, `${DRIFT_MARK}${drift.fingerprint}`);
     }
     return m;
   }
