@@ -102,6 +102,9 @@ param portalLocation string = 'westeurope'
 @description('Entra tenant IDs (comma-separated) whose tokens the API accepts; empty = every tenant where the multi-tenant app registration has a service principal.')
 param authAllowedTenants string = ''
 
+@description('Tenant IDs (comma-separated) whose agent connections may reach other clouds as this deployment\'s managed identity (workload identity federation); empty = none (connections bring their own credentials).')
+param agentPlatformIdentityTenants string = ''
+
 @description('Publisher e-mail and name of the API Management instance the control plane publishes to.')
 param apimPublisherEmail string = 'platform@example.com'
 param apimPublisherName string = 'aigov'
@@ -674,6 +677,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'AUTH_AUDIENCE', value: apiClientId }
         { name: 'AUTH_JWKS_URI', value: '${environment().authentication.loginEndpoint}common/discovery/v2.0/keys' }
         { name: 'AUTH_ALLOWED_TENANTS', value: authAllowedTenants }
+        { name: 'AGENT_PLATFORM_IDENTITY_TENANTS', value: agentPlatformIdentityTenants }
         { name: 'EVENTGRID_TOPIC_ENDPOINT', value: topic.properties.endpoint }
         { name: 'KEYVAULT_URI', value: vault.properties.vaultUri }
         { name: 'PROVIDER_KEYVAULT_URI', value: providerVault.properties.vaultUri }

@@ -54,6 +54,14 @@ const ConfigSchema = z
       .default("")
       .transform((v) => v.split(/[\s,]+/).filter((t) => t !== "").map((t) => t.toLowerCase()))
       .pipe(z.array(z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, "must be tenant ids (GUIDs)"))),
+    // Agent sync: the tenants (ids, comma- or space-separated) whose connections may reach other clouds as
+    // the platform's own identity (workload identity federation, or the default credentials). Every
+    // tenant presents the same identity, so a tenant not named here could read whatever another tenant
+    // granted it. Unset = none outside local mode (their connections bring their own credentials).
+    AGENT_PLATFORM_IDENTITY_TENANTS: z
+      .string()
+      .default("")
+      .transform((v) => v.split(/[\s,]+/).filter((t) => t !== "").map((t) => t.toLowerCase())),
     // Events: Event Grid topic endpoint (CloudEvents schema) or the local NDJSON sink.
     EVENTGRID_TOPIC_ENDPOINT: z.url().optional(),
     EVENTS_WEBHOOK_URL: z.url().optional(),
@@ -166,6 +174,8 @@ export interface Config {
     allowedTenants?: string[];
   };
   events: { eventGridEndpoint?: string; webhookUrl?: string };
+  /** Tenants whose agent connections may use the platform's own identity (AGENT_PLATFORM_IDENTITY_TENANTS); every tenant locally. */
+  platformIdentityTenants: "all" | string[];
   keyVaultUri?: string;
   /** Where provider keys live (the gateway reads them as Key Vault-backed named values); the control plane's vault when not set. */
   providerKeyVaultUri?: string;
@@ -222,6 +232,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
       tenantClaim: c.AUTH_TENANT_CLAIM,
       ...(c.AUTH_ALLOWED_TENANTS.length > 0 ? { allowedTenants: c.AUTH_ALLOWED_TENANTS } : {}),
     },
+    platformIdentityTenants: c.AIGOV_LOCAL ? "all" : c.AGENT_PLATFORM_IDENTITY_TENANTS,
     ...(c.KEYVAULT_URI !== undefined ? { keyVaultUri: c.KEYVAULT_URI } : {}),
     ...((c.PROVIDER_KEYVAULT_URI ?? c.KEYVAULT_URI) !== undefined ? { providerKeyVaultUri: c.PROVIDER_KEYVAULT_URI ?? c.KEYVAULT_URI } : {}),
     ...(c.APIM_SUBSCRIPTION_ID && c.APIM_RESOURCE_GROUP && c.APIM_SERVICE_NAME

@@ -27,6 +27,8 @@ export interface PillarKit {
   approvals: ApprovalService;
   /** Local mode: outbound calls may reach loopback addresses (never anything else private). */
   allowLoopback: boolean;
+  /** Whether a tenant may reach other clouds as the platform's own identity (AGENT_PLATFORM_IDENTITY_TENANTS). */
+  platformIdentity(tenantId: string): boolean;
   /** Test seams a test set (ServiceOverrides.pillarSeams), read on every use; undefined in production. */
   seam(name: string): unknown;
 }

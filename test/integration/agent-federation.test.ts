@@ -57,6 +57,8 @@ describe("workload identity federation for a Bedrock connection", () => {
     const assumed = bedrock.stsCalls.filter((c) => c.granted);
     expect(assumed.length).toBeGreaterThanOrEqual(1);
     expect(assumed.every((c) => c.roleArn === ROLE && c.claims.sub === "managed-identity-oid")).toBe(true);
+    // The session names the tenant: the role's trust policy can require it (sts:RoleSessionName).
+    expect(new Set(assumed.map((c) => c.roleSessionName))).toEqual(new Set(["aigov-t-agent-federation"]));
 
     // Temporary credentials that near their expiry (these live a minute) are renewed with a new identity token
     // (never kept); the next run changes nothing.

@@ -6,11 +6,12 @@
 import { describe, expect, it } from "vitest";
 import { AppError } from "../../src/domain/errors.js";
 import type { RequestContext } from "../../src/domain/common.js";
-import { ConnectionService } from "../../src/pillars/agents/connections.js";
+import { ConnectionService, roleSessionNameOf } from "../../src/pillars/agents/connections.js";
 
 /** Any use of a dependency fails the test: refusals must come first. */
 const untouchable = <T extends object>(name: string) => new Proxy({} as T, { get: (_t, p) => { throw new Error(`${name}.${String(p)} used`); } });
-const service = (local: boolean) => new ConnectionService(untouchable("store"), untouchable("changes"), { now: () => new Date() }, untouchable("secrets"), untouchable("projects"), local);
+const service = (local: boolean, platformIdentity: (tenantId: string) => boolean = () => true) =>
+  new ConnectionService(untouchable("store"), untouchable("changes"), { now: () => new Date() }, untouchable("secrets"), untouchable("projects"), local, undefined, platformIdentity);
 const admin: RequestContext = { principal: { tenantId: "t1", userId: "tara", roles: new Set(["TenantAdmin"]) }, correlationId: "c" };
 
 async function refusal(p: Promise<unknown>) {
@@ -45,5 +46,22 @@ describe("cloud connections in Azure (not local)", () => {
     expect(wrong.fields).toEqual(["body.credentials.kind"]);
     const regions = await refusal(service(false).create(admin, { ...base, regions: ["westus"], scope: { cloud: "foundry", projectEndpoints: { eastus: "https://r.services.ai.azure.com/api/projects/p" } }, credentials: { kind: "workloadIdentity" } }));
     expect(regions.fields).toEqual(["body.regions"]);
+  });
+
+  it("the platform's own identity is lent only to the tenants the operator names: every tenant would present the same one", async () => {
+    const only = (tenantId: string) => tenantId === "t-trusted";
+    const asked = service(false, only).create(admin, { ...base, regions: ["us-east-1"], scope: { cloud: "bedrock", accountId: "123456789012", roleArn: "arn:aws:iam::123456789012:role/someone-elses" }, credentials: { kind: "workloadIdentity" } });
+    const err = await asked.then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).error).toMatchObject({ kind: "forbidden", reason: "platform_identity_not_allowed" });
+    // Its own credentials are the tenant's business: not refused for this reason (it goes on to store them).
+    const own = await service(false, only).create(admin, { ...base, regions: ["us-east-1"], scope: { cloud: "bedrock", accountId: "123456789012" }, credentials: { kind: "awsAccessKey", accessKeyId: "AKIDEXAMPLE00000", secretAccessKey: "x" } }).then(() => "stored", (e: unknown) => String(e));
+    expect(own).toMatch(/used$/);
+  });
+
+  it("a tenant's AWS role session name is its own, so a trust policy can require it", () => {
+    expect(roleSessionNameOf("72f988bf-86f1-41af-91ab-2d7cd011db47")).toBe("aigov-72f988bf-86f1-41af-91ab-2d7cd011db47");
+    expect(roleSessionNameOf("t-agents")).toBe("aigov-t-agents");
+    expect(roleSessionNameOf("a tenant/with spaces")).toMatch(/^aigov-[0-9a-f]{32}$/);
   });
 });

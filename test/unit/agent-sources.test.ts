@@ -419,11 +419,11 @@ describe("bedrock specifics", () => {
     const fake = await startBedrockFake({ state, webIdentity: { roleArn, audience: FEDERATION_AUDIENCE } });
     const token = (aud: string) => `${b64({ alg: "RS256", kid: "k" })}.${b64({ aud, iss: "https://login.microsoftonline.com/tid/v2.0", sub: "mi-object-id" })}.sig`;
     try {
-      const federated = createBedrockSource({ cloud: "bedrock", accountId: "123456789012", credentials: { kind: "webIdentity", roleArn, token: async () => token(FEDERATION_AUDIENCE) }, endpoint: fake.endpoint, retry: FAST });
+      const federated = createBedrockSource({ cloud: "bedrock", accountId: "123456789012", credentials: { kind: "webIdentity", roleArn, sessionName: "aigov-t-fed", token: async () => token(FEDERATION_AUDIENCE) }, endpoint: fake.endpoint, retry: FAST });
       const { agents } = await listAll(federated, "region-f");
       expect(agents.map((a) => a.sourceId).sort()).toEqual(state.list("region-f").map((a) => a.id).sort());
       // One role assumption serves the whole listing (the SDK caches the temporary credentials).
-      expect(fake.stsCalls).toEqual([{ roleArn, roleSessionName: "aigov-agent-sync", claims: expect.objectContaining({ aud: FEDERATION_AUDIENCE, sub: "mi-object-id" }), granted: true }]);
+      expect(fake.stsCalls).toEqual([{ roleArn, roleSessionName: "aigov-t-fed", claims: expect.objectContaining({ aud: FEDERATION_AUDIENCE, sub: "mi-object-id" }), granted: true }]);
 
       // A signature the service rejects: AWS quotes the canonical request back, the session token among the
       // signed headers. The report (stored, evented, returned) keeps the first line only.
@@ -434,7 +434,7 @@ describe("bedrock specifics", () => {
         "ListAgents: The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
       );
 
-      const wrongAudience = createBedrockSource({ cloud: "bedrock", accountId: "123456789012", credentials: { kind: "webIdentity", roleArn, token: async () => token("api://something-else") }, endpoint: fake.endpoint, retry: FAST });
+      const wrongAudience = createBedrockSource({ cloud: "bedrock", accountId: "123456789012", credentials: { kind: "webIdentity", roleArn, sessionName: "aigov-t-fed", token: async () => token("api://something-else") }, endpoint: fake.endpoint, retry: FAST });
       const refused = await failure(wrongAudience.listPage("region-f", undefined, { pageSize: PAGE }));
       expect(refused.kind).toBe("refused");
       // A key id STS never issued is refused too.

@@ -5,6 +5,7 @@
  * regions, which project the agents land in, how often, and the switches that stop sync without touching
  * any agent: per connection, per project and per tenant.
  */
+import { createHash } from "node:crypto";
 import { type FederatedToken, managedIdentityToken } from "./federation.js";
 import type { ChangeWriter } from "../../domain/changes.js";
 import { etagMatches, etagValue, newId, type Page, type RequestContext } from "../../domain/common.js";
@@ -49,6 +50,12 @@ export class ConnectionService {
     private readonly local: boolean,
     /** The identity token presented to other clouds (workload identity federation); the managed identity's by default. */
     private readonly federatedToken: () => FederatedToken = () => managedIdentityToken,
+    /**
+     * Whether a tenant may reach other clouds as the platform's own identity. Every tenant would present
+     * the same identity (one managed identity, one Entra token `sub`), so a tenant naming a role or
+     * project that another tenant trusts would read that tenant's agents: the operator names who may.
+     */
+    private readonly platformIdentity: (tenantId: string) => boolean = () => true,
   ) {
     this.connections = new Collection<ConnectionDoc, Connection>(store, changes, { docType: "agentConnection", path: (d) => connectionPath(d.id) });
     this.tenantSwitch = new TenantSingleton(store, changes, clock, { id: syncSettingsId, docType: "agentSyncSettings", path: TENANT_SYNC_SETTINGS_PATH, event: "aigov.agent.sync.settings.changed.v1", action: "agentSync.settings.update" });
@@ -62,6 +69,7 @@ export class ConnectionService {
     this.admin(ctx);
     const spec = parseOrThrow(ConnectionSpec, input, "body");
     this.check(spec.scope, spec.credentials, spec.regions, "body");
+    this.mayUsePlatformIdentity(ctx.principal.tenantId, spec.credentials.kind);
     await this.projects.get(ctx, spec.projectId);
     const id = newId("con");
     const credentials = await this.storeCredentials(id, spec.credentials);
@@ -118,6 +126,7 @@ export class ConnectionService {
     const next: ConnectionDoc = { ...unversioned(current), scope, regions, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
     if (patch.credentials) {
       this.check(scope, patch.credentials, regions, "body");
+      this.mayUsePlatformIdentity(ctx.principal.tenantId, patch.credentials.kind);
       next.credentials = await this.storeCredentials(id, patch.credentials);
       // The replaced secret stops working for reads at once (a rollback is re-sending it).
       if (current.credentials.kind !== "workloadIdentity") await this.secrets.disableVersion(current.credentials.secretRef.name, current.credentials.secretRef.version).catch(() => undefined);
@@ -193,9 +202,18 @@ export class ConnectionService {
     return undefined;
   }
 
+  private mayUsePlatformIdentity(tenantId: string, kind: CredentialsSpec["kind"]): void {
+    if (kind !== "workloadIdentity" || this.platformIdentity(tenantId)) return;
+    fail({ kind: "forbidden", detail: "this deployment lends its own identity to the tenants its operator names only: give the connection its own credentials", reason: "platform_identity_not_allowed" });
+  }
+
   /** Where and as whom the sync reaches the cloud (secrets read now, never kept). */
   async target(connection: ConnectionDoc): Promise<SourceTarget> {
     const scope = connection.scope as ScopeSpec;
+    // Checked again at every sync: an operator who takes a tenant off the list stops its syncs at once.
+    if (connection.credentials.kind === "workloadIdentity" && !this.platformIdentity(connection.tenantId)) {
+      throw new Error(`connection ${connection.id}: this deployment no longer lends its identity to the tenant (AGENT_PLATFORM_IDENTITY_TENANTS)`);
+    }
     const secret = connection.credentials.kind === "workloadIdentity" ? undefined : await this.secrets.get(connection.credentials.secretRef.name, connection.credentials.secretRef.version);
     if (connection.credentials.kind !== "workloadIdentity" && !secret) throw new Error(`connection ${connection.id}: its credential is missing from the secret store`);
     const value = secret?.value ?? "";
@@ -204,7 +222,7 @@ export class ConnectionService {
         connection.credentials.kind === "awsAccessKey"
           ? { accessKeyId: connection.credentials.accessKeyId, secretAccessKey: value }
           : scope.roleArn
-            ? { kind: "webIdentity" as const, roleArn: scope.roleArn, token: this.federatedToken() }
+            ? { kind: "webIdentity" as const, roleArn: scope.roleArn, sessionName: roleSessionNameOf(connection.tenantId), token: this.federatedToken() }
             : ({ kind: "default" } as const);
       return { cloud: "bedrock", accountId: scope.accountId, credentials, agentCore: scope.agentCore, ...(scope.endpoint && this.local ? { endpoint: scope.endpoint } : {}) };
     }
@@ -268,4 +286,13 @@ export class ConnectionService {
   private reader(ctx: RequestContext): void {
     if (!holdsAny(ctx.principal.roles, ANY_TENANT_ROLE)) fail({ kind: "forbidden", detail: "needs a tenant role" });
   }
+}
+
+/**
+ * The AWS role session name of a tenant's syncs (`aigov-<tenant id>`, or a digest of an id AWS would
+ * not take): a role's trust policy can require it (`"StringEquals": {"sts:RoleSessionName": …}`), so a
+ * role trusted for one tenant cannot be assumed for another through the shared identity.
+ */
+export function roleSessionNameOf(tenantId: string): string {
+  return /^[\w+=,.@-]{1,58}$/.test(tenantId) ? `aigov-${tenantId}` : `aigov-${createHash("sha256").update(tenantId).digest("hex").slice(0, 32)}`;
 }

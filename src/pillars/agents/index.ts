@@ -57,7 +57,7 @@ export const agentsPillar: Pillar<AgentsService> = {
 
   async build(kit) {
     const [{ AgentsService }, { toAgentsInput }] = await Promise.all([import("./service.js"), import("./compiler.js")]);
-    const service = new AgentsService({ store: kit.store, changes: kit.changes, clock: kit.clock, secrets: kit.secrets, projects: kit.projects, allowLoopback: kit.allowLoopback, testSources: () => kit.seam("agentSources") as AgentSourceFactory | undefined, testFederatedToken: () => kit.seam("federatedToken") as FederatedToken | undefined });
+    const service = new AgentsService({ store: kit.store, changes: kit.changes, clock: kit.clock, secrets: kit.secrets, projects: kit.projects, allowLoopback: kit.allowLoopback, platformIdentity: (tenantId) => kit.platformIdentity(tenantId), testSources: () => kit.seam("agentSources") as AgentSourceFactory | undefined, testFederatedToken: () => kit.seam("federatedToken") as FederatedToken | undefined });
     return {
       service,
       countDependents: (tenantId, projectId) => service.count(tenantId, projectId),

@@ -31,6 +31,8 @@ export interface AgentsDeps {
   secrets: SecretStore;
   projects: ProjectService;
   allowLoopback: boolean;
+  /** Whether a tenant may reach other clouds as the platform's own identity (the kit's platformIdentity). */
+  platformIdentity: (tenantId: string) => boolean;
   /** A test's sources (a cloud SDK on an in-process fake), asked at every sync page; the real SDKs otherwise. */
   testSources?: () => AgentSourceFactory | undefined;
   /** A test's identity token for workload identity federation; the managed identity's otherwise. */
@@ -48,7 +50,7 @@ export class AgentsService {
   constructor(private readonly deps: AgentsDeps) {
     this.cards = new Cards(deps.clock, deps.allowLoopback);
     this.registry = new AgentRegistry(deps.store, deps.changes, deps.clock, deps.projects, this.cards, deps.allowLoopback);
-    this.connections = new ConnectionService(deps.store, deps.changes, deps.clock, deps.secrets, deps.projects, deps.allowLoopback, () => deps.testFederatedToken?.() ?? managedIdentityToken);
+    this.connections = new ConnectionService(deps.store, deps.changes, deps.clock, deps.secrets, deps.projects, deps.allowLoopback, () => deps.testFederatedToken?.() ?? managedIdentityToken, deps.platformIdentity);
     this.sync = new SyncRunner(deps.store, deps.changes, deps.clock, this.registry, this.connections, this.cards, (target) => (deps.testSources?.() ?? createAgentSource)(target));
   }
 

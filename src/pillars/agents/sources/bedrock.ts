@@ -359,7 +359,7 @@ function credentialsOf(target: BedrockTarget, region: string): Pick<BedrockAgent
       fromWebToken({
         roleArn: c.roleArn,
         webIdentityToken: await c.token(),
-        roleSessionName: "aigov-agent-sync",
+        roleSessionName: c.sessionName,
         // STS of the region the client lists (a local fake's endpoint serves STS too).
         clientConfig: { region, ...(target.endpoint ? { endpoint: target.endpoint } : {}) },
       })(),

@@ -102,7 +102,7 @@ export type SourceTarget =
       /** AWS account id (recorded in provenance; the credentials decide what is listed). */
       accountId: string;
       /** An access key; a role assumed with an Entra ID token (workload identity federation); or the SDK's default chain. */
-      credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | { kind: "webIdentity"; roleArn: string; token: () => Promise<string> } | { kind: "default" };
+      credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | { kind: "webIdentity"; roleArn: string; sessionName: string; token: () => Promise<string> } | { kind: "default" };
       /** Local fakes and tests: the SDK's `endpoint` setting (one endpoint for every region). */
       endpoint?: string;
       /** Also list AgentCore runtimes (bedrock-agentcore-control). */
