@@ -382,6 +382,23 @@ describe("virtual keys", () => {
     await until(async () => (fake.state.has(`products/${product}`) ? undefined : true), "shared product removed");
   });
 
+  it("a key revoked while its new product is not yet at the gateway is cancelled where its subscription is now, at once", async () => {
+    const other = await admin.projects.create(projectSpec("keys-revoke-moving"));
+    await admin.policy.publish({ reason: "the other project" });
+    await t.app.host.invokeTimer("gatewayPublishSweep");
+    const k = await create({ name: "leaks while moving", scopes: { models: [mini.id] } });
+    const before = await synced(k.id);
+    const { approval } = await dev.keys.share(project.id, k.id, { projectId: other.id, justification: "evaluation" }, before.etag);
+    await admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
+    await until(async () => ((await dev.keys.get(project.id, k.id)).shares[0]?.status === "active" ? true : undefined), "share active");
+    // The shared profile's product waits for a publish (no sweep has run): the subscription is still on the old product.
+    expect(sub(k.id)?.scope).toMatch(new RegExp(`/products/${N.product(project.id, before.gateway.profile)}$`));
+    const revoked = await dev.keys.revoke(project.id, k.id, { reason: "leaked" }, (await dev.keys.get(project.id, k.id)).etag);
+    expect(revoked.status).toBe("revoked");
+    expect(sub(k.id)).toMatchObject({ state: "cancelled" });
+    expect(sub(k.id)?.scope).toMatch(new RegExp(`/products/${N.product(project.id, before.gateway.profile)}$`));
+  });
+
   it("a key-scope exemption moves the key's subscription to the exemption's product, and back when it ends", async () => {
     const k = await create({ name: "exempted key", limits: { tokensPerMinute: 1000 } });
     const own = await synced(k.id);

@@ -5,11 +5,15 @@ import { fillerName, secretName } from "./secrets.js";
 
 /**
  * The key's APIM subscription as it should be now: a pure function of the key document (and of the
- * tier an active key-scope exemption puts it on, which replaces its own product while it lasts).
+ * tier an active key-scope exemption puts it on, which replaces its own product while it lasts; a key
+ * that is not active stays on the product it is on).
  */
 export function subscriptionFor(doc: KeyDoc, names: GatewayNames, exemptionTier?: string): SubscriptionArtifact {
-  const profile = exemptionTier ?? profileOf(doc);
   const dead = doc.status === "revoked" || doc.status === "expired";
+  // A key that must stop working (suspended, revoked, expired) stops where its subscription is now: moving
+  // it to a new profile's product first would wait for that product's publish while the secret still works.
+  const placed = doc.status !== "active" && doc.gateway.publishedProfile ? (doc.gateway.publishedExemptionTier?.id ?? doc.gateway.publishedProfile.id) : undefined;
+  const profile = placed ?? exemptionTier ?? profileOf(doc);
   const ref = (slot: SlotName): SecretRef =>
     doc.slots[slot].kind === "secret" ? { name: secretName(doc.id, slot), version: doc.slots[slot].version } : { name: fillerName(doc.id, slot), version: doc.slots[slot].version };
   const id = names.subscription(doc.id);
