@@ -269,6 +269,22 @@ describe("virtual keys", () => {
     expect(await reasonOf(admin.keys.resume(project.id, plain.id, { reason: "no" }, k.etag))).toBe("409 key_not_suspended");
   });
 
+  it("a suspension the gateway missed during a rotation's overlap is applied by the job, not at the overlap's end", async () => {
+    const k = await create({ name: "suspended mid-rotation" });
+    const before = await synced(k.id);
+    const rotated = await dev.keys.rotate(project.id, k.id, { overlap: "P7D" }, before.etag);
+    plaintexts.add(rotated.key);
+    await until(async () => ((await dev.keys.get(project.id, k.id)).rotation?.overlapUntil ? true : undefined), "overlap begins");
+    broken = true;
+    const suspended = await dev.keys.suspend(project.id, k.id, { reason: "investigating" }, (await dev.keys.get(project.id, k.id)).etag);
+    broken = false;
+    expect(suspended).toMatchObject({ status: "suspended", gateway: { state: "pending" } });
+    expect(sub(k.id)?.state).toBe("active");
+    await t.app.host.invokeTimer("keyLifecycle");
+    expect(sub(k.id)?.state).toBe("suspended");
+    expect((await dev.keys.get(project.id, k.id)).rotation?.phase).toBe("overlap");
+  });
+
   it("reports revocationPending, never revoked, while the gateway does not confirm; the job finishes it", async () => {
     const k = await create({ name: "to revoke while down" });
     const cur = await synced(k.id);

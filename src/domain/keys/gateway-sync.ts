@@ -145,7 +145,7 @@ export class KeyGatewaySync {
     let synced = 0;
     for (const projectId of projectIds) {
       for await (const doc of this.docs.inProject(tenantId, projectId)) {
-        if (doc.gateway.syncedGen >= doc.gateway.desiredGen || doc.rotation) continue;
+        if (doc.gateway.syncedGen >= doc.gateway.desiredGen) continue;
         try {
           if ((await this.sync(tenantId, projectId, doc.id, correlationId)) === "synced") synced++;
         } catch {

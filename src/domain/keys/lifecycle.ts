@@ -100,8 +100,10 @@ export class KeyLifecycle {
         doc = await this.docs.read(tenantId, projectId, id);
       }
     }
-    // A rotation's own steps sync the key; otherwise reconcile (unconfirmed changes, exemption moves).
-    if (doc && !doc.rotation) await this.sync.sync(tenantId, projectId, id, correlationId);
+    // Reconcile (unconfirmed changes, exemption moves) — during a rotation too: its steps sync the key
+    // as well, but a suspension whose sync failed, or an exemption that ended, must not wait for the
+    // end of an overlap that may last 30 days (syncs are one at a time per key, and idempotent).
+    if (doc) await this.sync.sync(tenantId, projectId, id, correlationId);
     return doc;
   }
 
