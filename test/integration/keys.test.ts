@@ -413,6 +413,15 @@ describe("virtual keys", () => {
     expect(revoked.status).toBe("revoked");
     expect(sub(k.id)).toMatchObject({ state: "cancelled" });
     expect(sub(k.id)?.scope).toMatch(new RegExp(`/products/${N.product(project.id, before.gateway.profile)}$`));
+
+    // A share approved after its key was revoked is not made: nothing is listed in the target project.
+    const late = await create({ name: "revoked before the approval" });
+    const lateCur = await synced(late.id);
+    const { approval: pending } = await dev.keys.share(project.id, late.id, { projectId: other.id, justification: "evaluation" }, lateCur.etag);
+    await dev.keys.revoke(project.id, late.id, { reason: "not needed" }, (await dev.keys.get(project.id, late.id)).etag);
+    await admin.approvals.decide(pending.id, { decision: "approve", justification: "ok" }, (await admin.approvals.get(pending.id)).etag);
+    await until(async () => ((await dev.keys.get(project.id, late.id)).shares[0]?.status === "rejected" ? true : undefined), "share not made");
+    expect((await admin.keys.shared(other.id)).items.map((x) => x.id)).not.toContain(late.id);
   });
 
   it("a key-scope exemption moves the key's subscription to the exemption's product, and back when it ends", async () => {

@@ -115,7 +115,9 @@ export class KeySharing {
     const share = doc?.shares?.find((x) => x.approvalId === approval.id);
     if (!doc || !share || share.status !== "pending") return;
     const ctx = systemContext(tenantId, "system:keys", correlationId);
-    if (approval.status !== "approved") {
+    // A key revoked or expired while its share waited is not shared when the approval comes: it would be
+    // listed in the target project and link its product there, for a key that works nowhere.
+    if (approval.status !== "approved" || doc.status === "revoked" || doc.status === "expired") {
       await this.setShare(ctx, doc, change.toProject, "rejected");
       return;
     }
