@@ -138,6 +138,23 @@ describe("project lifecycle", () => {
     expect((await g.chat(p.id, asked.key, "gpt-4o-mini")).status).toBe(200);
   });
 
+  it("an agent's guardrails cannot change in a locked sandbox: the key would not follow, so neither changes", async () => {
+    const p = await g.project("agent-sandbox", { environment: "sandbox", reviewDate: day(g.t.appClock.ms() + 2 * DAY), owner: "olivia" });
+    const model = await g.model(p.id, "gpt-4o-mini");
+    const agent = await g.admin.agents.create(p.id, { name: "helper", guardrails: { models: [model.id] } });
+    await g.publish("agent sandbox");
+    const issued = await g.admin.agents.issueKey(p.id, agent.id, {});
+    g.t.appClock.advance(2 * DAY);
+    await sweep();
+    expect((await g.admin.projects.get(p.id)).lock).toMatchObject({ reason: "sandboxExpired" });
+    const before = await g.admin.agents.get(p.id, agent.id);
+    const narrower = { models: [model.id], limits: { requestsPerMinute: 10 } };
+    expect(await reasonOf(g.admin.agents.update(p.id, agent.id, { guardrails: narrower }, before.etag))).toBe("409 project_locked");
+    const after = await g.admin.agents.get(p.id, agent.id);
+    expect([after.etag, after.guardrails]).toEqual([before.etag, before.guardrails]);
+    expect((await g.admin.keys.get(p.id, issued.id)).limits).toEqual({});
+  });
+
   it("promotion to prod is refused with the failing gates listed, then succeeds through approval once they pass", async () => {
     const p = await g.project("payments", { environment: "dev", owner: "olivia", roleAssignments: [{ principalId: "paula", role: "ProjectAdmin" }] });
     const checklist = await paula.projects.gates(p.id, "prod");

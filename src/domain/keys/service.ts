@@ -5,6 +5,7 @@ import type { ModelService } from "../../pillars/models/service.js";
 import type { Approval } from "../approvals/schema.js";
 import type { ApprovalService } from "../approvals/service.js";
 import { approvalDrive } from "../approvals/drive.js";
+import { canonicalJson } from "../audit/chain.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../common.js";
 import { AppError, fail, notFound } from "../errors.js";
 import type { Driven, DriveRetry } from "../kernel/drive.js";
@@ -227,6 +228,8 @@ export class KeyService {
     const project = await this.access.writable(ctx, projectId, "rescope");
     const doc = await this.access.mayManage(ctx, projectId, id);
     if (doc.status === "revoked" || doc.status === "expired") return this.documents.view(doc);
+    // Already so: nothing to change, audit or publish (callers converge by asking again).
+    if (canonicalJson({ scopes: doc.scopes, limits: doc.limits }) === canonicalJson({ scopes, limits })) return this.documents.view(doc);
     const policy = project.keyPolicy ?? DEFAULT_KEY_POLICY;
     await this.validate(ctx, project, policy, scopes, limits, doc.expiresAt, this.clock.now(), false);
     await this.roomForProfile(ctx.principal.tenantId, project.id, profileOf({ ...doc, scopes, limits }));

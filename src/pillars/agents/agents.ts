@@ -172,10 +172,13 @@ export class AgentRegistry {
       if (fromCard) next.endpoint = fromCard;
     }
     next.searchText = searchTextOf(next);
-    const updated = await this.agents.replace(ctx, current, next, { action: "agent.update", event: "aigov.agent.updated.v1" });
-    if (patch.guardrails && current.key && this.keys && JSON.stringify(patch.guardrails) !== JSON.stringify(current.guardrails)) {
+    // The agent's key first: a refusal (a locked project, an ETag race on the key) then leaves the agent
+    // as it was, instead of stored guardrails the key never followed — which the same PATCH again, seeing
+    // nothing changed, would never repair. Asked on every guardrails PATCH; a key already so is untouched.
+    if (patch.guardrails && current.key && this.keys) {
       await this.keys.rescope(ctx, projectId, current.key.keyId, { models: patch.guardrails.models, tools: patch.guardrails.tools }, keyLimits(patch.guardrails));
     }
+    const updated = await this.agents.replace(ctx, current, next, { action: "agent.update", event: "aigov.agent.updated.v1" });
     return (await this.seen(ctx.principal.tenantId, [updated]))[0]!;
   }
 
