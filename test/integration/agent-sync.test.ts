@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { overrideServices } from "../../src/app/services.js";
+import type { ApiError } from "../../src/client/index.js";
 import type { Agent, Connection, SyncRun } from "../../src/pillars/agents/schema.js";
 import { createAgentSource } from "../../src/pillars/agents/sources/index.js";
 import type { SourceTarget } from "../../src/pillars/agents/sources/source.js";
@@ -311,6 +312,22 @@ describe("agent sync from Bedrock, Vertex AI and Foundry", () => {
     expect((JSON.parse(found.out) as { id: string }[]).map((i) => i.id)).toContain(agent.id);
     const runs = await aigov("connections", "runs", con.bedrock.id);
     expect(runs.out).toContain(report.id);
+  });
+
+  it("a project that a connection syncs into cannot be deleted (its runs would write agents nobody can see); without it, it can", async () => {
+    const target = await g.project("sync target");
+    const connection = await g.admin.connections.create({
+      name: "into-target",
+      projectId: target.id,
+      scope: { cloud: "vertex", projectId: vertex.projectId, endpoint: `http://${vertex.host}:${vertex.port}` },
+      regions: ["us-central1"],
+      credentials: { kind: "accessToken", token: "fake-google-token" },
+    });
+    const refused = await g.admin.projects.delete(target.id, (await g.admin.projects.get(target.id)).etag).then(() => undefined, (e: unknown) => e as ApiError);
+    expect([refused?.status, refused?.problem?.reason]).toEqual([409, "project_has_dependents"]);
+    await g.admin.connections.delete(connection.id, (await g.admin.connections.get(connection.id)).etag);
+    await g.admin.projects.delete(target.id, (await g.admin.projects.get(target.id)).etag);
+    expect((await g.admin.projects.get(target.id).then(() => 200, (e: unknown) => (e as ApiError).status))).toBe(404);
   });
 
   it("a run whose orchestration was lost is driven again by the schedule's sweep and completes", async () => {

@@ -111,6 +111,11 @@ export class ConnectionService {
     return this.connections.load(this.partition(tenantId), id, connectionPath(id));
   }
 
+  /** Connections that sync into a project (a project with one cannot be deleted: its runs would write agents nobody can see). */
+  async countFor(tenantId: string, projectId: string): Promise<number> {
+    return (await this.connections.page(this.partition(tenantId), { filters: [{ field: "projectId", op: "=", value: projectId }] }, { maxPageSize: 1 })).items.length;
+  }
+
   read(tenantId: string, id: string) {
     return this.connections.read(this.partition(tenantId), id);
   }

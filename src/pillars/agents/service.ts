@@ -94,7 +94,8 @@ export class AgentsService {
   }
 
   /** Agents a project holds (a project with any cannot be deleted). */
-  count(tenantId: string, projectId: string): Promise<number> {
-    return this.registry.count(tenantId, projectId);
+  /** What keeps a project from being deleted: its agents, and the connections that sync into it. */
+  async count(tenantId: string, projectId: string): Promise<number> {
+    return (await this.registry.count(tenantId, projectId)) + (await this.connections.countFor(tenantId, projectId));
   }
 }
