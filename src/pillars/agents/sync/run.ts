@@ -9,6 +9,7 @@
  * - finish: the run's report (counts, errors, duration) on the run and the connection, one event.
  */
 import { newId, type RequestContext } from "../../../domain/common.js";
+import { AppError } from "../../../domain/errors.js";
 import { systemContext } from "../../../domain/kernel/system.js";
 import { everyDoc, toArray } from "../../../domain/paging.js";
 import type { ChangeWriter } from "../../../domain/changes.js";
@@ -248,7 +249,14 @@ export class SyncRunner {
     const ctx = systemContext(input.tenantId, "system:agent-sync", correlationId);
     const partition = { tenantId: input.tenantId, scopeId: TENANT_SCOPE };
     const run = await this.runs.read(partition, input.runId);
-    if (!run || run.status !== "running") return run?.status ?? "failed";
+    if (!run) return "failed";
+    // Finished by an earlier attempt that stopped before the connection recorded it: record it now (a
+    // connection left saying `running` would skip its scheduled syncs).
+    if (run.status !== "running") {
+      await this.recordOnConnection(input, run, run.status, run.finishedAt ?? this.clock.now().toISOString());
+      await this.forget(input.tenantId, input.runId, this.clock.now());
+      return run.status;
+    }
     const pages = await this.seenOf(input.tenantId, input.runId);
     const byRegion = new Map<string, SyncCounts>();
     for (const p of pages) byRegion.set(p.region, add(byRegion.get(p.region) ?? ZERO_COUNTS, p.counts));
@@ -267,20 +275,40 @@ export class SyncRunner {
       malformed: pages.flatMap((p) => p.malformed.map((m) => ({ region: p.region, ...m }))).slice(0, REPORT_LIST_MAX),
       conflicts: pages.flatMap((p) => p.conflicts).slice(0, REPORT_LIST_MAX),
     };
-    await this.runs.replace(ctx, run, next, { action: "agentSync.finish", event: "aigov.agent.sync.completed.v1", data: { runId: run.id, connectionId: run.connectionId, status, counts, durationMs: next.durationMs, errors: next.regions.filter((r) => r.error).map((r) => ({ region: r.region, ...r.error })) } });
-    for (;;) {
+    // The run's report and the connection's last sync in one batch: no crash can leave a finished run
+    // whose connection still says `running` (it would skip its scheduled syncs).
+    for (let attempt = 0; ; attempt++) {
       const cur = await this.connections.read(input.tenantId, input.connectionId);
-      if (!cur) break;
-      const seenAt = { ...(cur.regionsSeenAt ?? {}) };
-      for (const r of input.regions) if (r.status === "completed" && r.completedAt) seenAt[r.region] = r.completedAt;
-      const doc: ConnectionDoc = { ...unversioned(cur), lastSync: { runId: run.id, status, startedAt: run.startedAt, finishedAt: next.finishedAt! }, regionsSeenAt: seenAt };
-      if ((await this.store.batch(partition, [{ kind: "replace", doc, ifMatch: cur._etag }])).ok) break;
+      const connectionOps = cur ? [{ kind: "replace" as const, doc: withLastSync(cur, input.regions, run, status, next.finishedAt!), ifMatch: cur._etag }] : [];
+      try {
+        await this.runs.replace(ctx, run, next, {
+          action: "agentSync.finish",
+          event: "aigov.agent.sync.completed.v1",
+          data: { runId: run.id, connectionId: run.connectionId, status, counts, durationMs: next.durationMs, errors: next.regions.filter((r) => r.error).map((r) => ({ region: r.region, ...r.error })) },
+          extraOps: connectionOps,
+          onFailure: (index) => ({ kind: "conflict", detail: index === 1 ? "the connection changed meanwhile" : "the run changed meanwhile", reason: "changed_meanwhile" }),
+        });
+        break;
+      } catch (err) {
+        // The connection was edited meanwhile (its schedule, say): read it again; anything else is the retry's.
+        if (!(err instanceof AppError && err.error.kind === "conflict" && err.error.detail === "the connection changed meanwhile") || attempt >= 8) throw err;
+      }
     }
     await this.forget(input.tenantId, input.runId, now);
     if (counts.changed + counts.returned + counts.removedAtSource > 0 && this.onGatewayChange) {
       await this.onGatewayChange(input.tenantId, { by: "system:agent-sync", reason: `agent sync ${run.id} of connection ${run.connectionId} changed agents`, correlationId });
     }
     return status;
+  }
+
+  /** A run finished before its connection recorded it (by a version that wrote them apart): record it now, never over a newer run. */
+  private async recordOnConnection(input: AgentSyncInput & { regions: RegionOutcome[] }, run: SyncRunDoc, status: SyncRun["status"], finishedAt: string): Promise<void> {
+    const partition = { tenantId: input.tenantId, scopeId: TENANT_SCOPE };
+    for (;;) {
+      const cur = await this.connections.read(input.tenantId, input.connectionId);
+      if (!cur || (cur.lastSync?.runId === run.id && cur.lastSync.status === status) || (cur.lastSync && cur.lastSync.runId !== run.id && cur.lastSync.startedAt > run.startedAt)) return;
+      if ((await this.store.batch(partition, [{ kind: "replace", doc: withLastSync(cur, input.regions, run, status, finishedAt), ifMatch: cur._etag }])).ok) return;
+    }
   }
 
   private async seenOf(tenantId: string, runId: string, region?: string): Promise<SeenDoc[]> {
@@ -298,3 +326,10 @@ export class SyncRunner {
 }
 
 export type { RegionOutcome };
+
+/** The connection with a run as its last sync, and the regions that run listed completely. */
+function withLastSync(cur: ConnectionDoc, regions: RegionOutcome[], run: SyncRunDoc, status: SyncRun["status"], finishedAt: string): ConnectionDoc {
+  const seenAt = { ...(cur.regionsSeenAt ?? {}) };
+  for (const r of regions) if (r.status === "completed" && r.completedAt) seenAt[r.region] = r.completedAt;
+  return { ...unversioned(cur), lastSync: { runId: run.id, status, startedAt: run.startedAt, finishedAt }, regionsSeenAt: seenAt };
+}
