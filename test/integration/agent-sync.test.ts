@@ -314,6 +314,19 @@ describe("agent sync from Bedrock, Vertex AI and Foundry", () => {
     expect(runs.out).toContain(report.id);
   });
 
+  it("a connection cannot be pointed at another account: its next run would take over the agents of the same ids", async () => {
+    const endpoints = foundry.projectEndpoints();
+    const [region] = Object.keys(endpoints);
+    const elsewhere = { ...endpoints, [region!]: endpoints[region!]!.replace(/\/api\/projects\/[^/]+/, "/api/projects/another-project") };
+    const current = await g.admin.connections.get(con.foundry.id);
+    const refused = await g.admin.connections.update(con.foundry.id, { scope: { cloud: "foundry", projectEndpoints: elsewhere } }, current.etag).then(() => undefined, (e: unknown) => e as ApiError);
+    expect([refused?.status, refused?.problem?.errors?.map((e) => e.field)]).toEqual([400, [`body.scope.projectEndpoints.${region}`]]);
+    const aws = await g.admin.connections.get(con.bedrock.id);
+    const moved = await g.admin.connections.update(con.bedrock.id, { scope: { cloud: "bedrock", accountId: "210987654321", endpoint: bedrock.endpoint } }, aws.etag).then(() => undefined, (e: unknown) => e as ApiError);
+    expect(moved?.problem?.errors?.map((e) => e.field)).toEqual(["body.scope.accountId"]);
+    expect((await g.admin.connections.get(con.foundry.id)).etag).toBe(current.etag);
+  });
+
   it("a project that a connection syncs into cannot be deleted (its runs would write agents nobody can see); without it, it can", async () => {
     const target = await g.project("sync target");
     const connection = await g.admin.connections.create({

@@ -128,6 +128,7 @@ export class ConnectionService {
     if (patch.scope && patch.scope.cloud !== current.cloud) fail({ kind: "validation", detail: "a connection's cloud cannot change", errors: [{ field: "body.scope.cloud", message: `stays ${current.cloud}` }] });
     const scope = (patch.scope ?? current.scope) as ScopeSpec;
     const regions = patch.regions ?? current.regions;
+    if (patch.scope) this.sameAccount(current.scope as ScopeSpec, scope);
     const next: ConnectionDoc = { ...unversioned(current), scope, regions, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
     if (patch.credentials) {
       this.check(scope, patch.credentials, regions, "body");
@@ -205,6 +206,24 @@ export class ConnectionService {
     const project = await this.store.read<SyncSwitchDoc>({ tenantId: connection.tenantId, scopeId: connection.projectId }, syncSettingsId);
     if (project?.docType === "agentSyncSettings" && !project.syncEnabled) return "project_sync_disabled";
     return undefined;
+  }
+
+  /**
+   * A connection's agents are identified by the cloud's own ids within its account (a Foundry agent by its
+   * name within its project): pointed at another account, its next run would take over the agents of the
+   * same ids — an approved agent served from an unreviewed card. Another account is another connection.
+   */
+  private sameAccount(before: ScopeSpec, after: ScopeSpec): void {
+    const errors: { field: string; message: string }[] = [];
+    if (before.cloud === "bedrock" && after.cloud === "bedrock" && before.accountId !== after.accountId) errors.push({ field: "body.scope.accountId", message: "stays the connection's account" });
+    if (before.cloud === "vertex" && after.cloud === "vertex" && before.projectId !== after.projectId) errors.push({ field: "body.scope.projectId", message: "stays the connection's Google Cloud project" });
+    if (before.cloud === "foundry" && after.cloud === "foundry") {
+      for (const [region, url] of Object.entries(after.projectEndpoints)) {
+        const was = before.projectEndpoints[region];
+        if (was !== undefined && was.replace(/\/+$/, "") !== url.replace(/\/+$/, "")) errors.push({ field: `body.scope.projectEndpoints.${region}`, message: "stays the region's Foundry project (another project is another connection)" });
+      }
+    }
+    if (errors.length) fail({ kind: "validation", detail: "a connection's account cannot change: create another connection", errors });
   }
 
   private mayUsePlatformIdentity(tenantId: string, kind: CredentialsSpec["kind"]): void {
