@@ -31,6 +31,8 @@ let now = T0;
 const clock: Clock = { now: () => new Date(now) };
 const delivered: { to: string; subject: string; at: number }[] = [];
 const publishes: { tenantId: string; reason: string }[] = [];
+/** While true, asking for a publish fails (as when the publisher is unreachable). */
+let publisherDown = false;
 let approvals: ApprovalService;
 let exemptions: ExemptionService;
 let projectId: string;
@@ -49,7 +51,10 @@ beforeAll(async () => {
   const models = new ModelService(store, changes, clock, secrets, projects);
   const notifier = { deliver: async (to: string, m: { subject: string }) => void delivered.push({ to, subject: m.subject, at: now }) };
   approvals = new ApprovalService(store, changes, clock, new ApprovalLinks(secrets, clock), notifier, projects, () => "https://aigov.test", new ApprovalRouteService(store, changes, clock));
-  exemptions = new ExemptionService({ store, changes, clock, approvals, projects, models, notifier, requestPublish: async (tenantId, cause) => void publishes.push({ tenantId, reason: cause.reason }) });
+  exemptions = new ExemptionService({ store, changes, clock, approvals, projects, models, notifier, requestPublish: async (tenantId, cause) => {
+      if (publisherDown) throw new Error("the publisher is unreachable");
+      publishes.push({ tenantId, reason: cause.reason });
+    } });
   projectId = (await projects.create(boss, { name: "sweep", environment: "dev", owner: "olga" })).id;
 });
 afterAll(async () => {
@@ -211,6 +216,17 @@ describe("exemption lifecycle with a controlled clock", () => {
     const after = await exemptions.get(alice, e.id);
     expect(after.renewals.map((r) => r.status)).toEqual(["approved", "rejected"]);
     expect(after.expiresAt).toBe(renewed.expiresAt);
+  });
+
+  it("an activation whose republish was lost is published by the next sweep (within a day)", async () => {
+    publishes.length = 0;
+    publisherDown = true;
+    const e = await activeExemption(30);
+    publisherDown = false;
+    expect(await exemptions.get(alice, e.id)).toMatchObject({ status: "active" });
+    expect(publishes).toEqual([]);
+    await exemptions.sweep("after the outage");
+    expect(publishes).toEqual([{ tenantId: TENANT, reason: "exemptions activated or ended in the last day" }]);
   });
 
   it("a rejected request never takes effect; the approval sweep's settle path finds it", async () => {

@@ -96,22 +96,21 @@ export class ExemptionLifecycle {
   }
 
   /**
-   * The republish after an exemption ended is asked for right after the transition; if that ask was
-   * lost (a crash in between, the publisher unreachable), nothing else would make it. So for a day
-   * after any exemption of a tenant ended, every sweep asks again: a publish of an unchanged tenant
-   * makes no revision and sends nothing, so asking twice costs one compile.
+   * The republish after an exemption started or ended is asked for right after the transition; if that
+   * ask was lost (a crash in between, the publisher unreachable), nothing else would make it — an ended
+   * exemption would stay relaxed at the gateway, an active one would show active and not be in force.
+   * So for a day after any exemption of a tenant was activated or ended, every sweep asks again: a
+   * publish of an unchanged tenant makes no revision and sends nothing, so asking twice costs one compile.
    */
   private async republishEnded(correlationId: string): Promise<void> {
     const cutoff = new Date(this.clock.now().getTime() - DAY_MS).toISOString();
     const tenants = new Set<string>();
-    for (const status of ["expired", "revoked"] as const) {
-      const ended = this.docs.everywhere([
-        { field: "status", op: "=", value: status },
-        { field: "endedAt", op: ">=", value: cutoff },
-      ]);
-      for await (const d of ended) tenants.add(d.tenantId);
-    }
-    for (const tenantId of tenants) await this.republish(tenantId, { by: SWEEP, reason: "exemptions ended in the last day", correlationId });
+    const recent = [
+      ...(["expired", "revoked"] as const).map((status) => [{ field: "status", op: "=" as const, value: status }, { field: "endedAt", op: ">=" as const, value: cutoff }]),
+      ...IN_FORCE.map((status) => [{ field: "status", op: "=" as const, value: status }, { field: "activatedAt", op: ">=" as const, value: cutoff }]),
+    ];
+    for (const filters of recent) for await (const d of this.docs.everywhere(filters)) tenants.add(d.tenantId);
+    for (const tenantId of tenants) await this.republish(tenantId, { by: SWEEP, reason: "exemptions activated or ended in the last day", correlationId });
   }
 
   private sweepStep(doc: Versioned<ExemptionDoc>): Step | undefined {
