@@ -266,6 +266,27 @@ describe("the other drivers come back too", () => {
     skew = 0;
   });
 
+  it("a drift check while a publish holds the gateway reports nothing new: what differs then is the publish", async () => {
+    skew = 0;
+    const before = await admin.policy.checkDrift();
+    const policy = [...fake.state.keys()].find((k) => /^apis\/[^/]+\/policies\/policy$/.test(k))!;
+    fake.edit(policy, (p) => (p.value = `${String(p.value)}<!-- edited meanwhile -->`.replace("<inbound>", "<inbound><set-header name=\"x-edited\" exists-action=\"override\"><value>1</value></set-header>")));
+    let hit!: () => void;
+    let release!: () => void;
+    const reached = new Promise<void>((r) => (hit = r));
+    hold = { hit, gate: new Promise<void>((r) => (release = r)) };
+    const s = await admin.settings.get();
+    await admin.settings.put({ settings: { tokens: { perMinute: { limit: 3333 } } } }, s.etag);
+    const revision = (await admin.policy.publish({ reason: "holds the gateway" })).revision!;
+    await reached;
+    const during = await admin.policy.checkDrift();
+    expect([during.status, during.checkedAt, during.revisionId]).toEqual([before.status, before.checkedAt, before.revisionId]);
+    release();
+    expect((await statusIs(revision.id, "Completed")).output).toBe("published");
+    // Once it is over, a check compares again (the publish rewrote the edited policy).
+    expect(await admin.policy.checkDrift()).toMatchObject({ status: "inSync", revisionId: revision.id });
+  });
+
   it("a key rotation whose orchestration was terminated is started again by the key lifecycle job and completes", async () => {
     // The overlap's end is the services' time and its durable timer runs on the real one: line them up.
     skew = 0;

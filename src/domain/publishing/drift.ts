@@ -46,13 +46,18 @@ export class DriftChecker {
 
   /**
    * Reads back what the gateway holds for every artifact of the last published revision and records
-   * the differences. The report is rewritten on every check; a change in the finding (drift appears,
+   * the differences — unless a publish holds the gateway before or after the read-back (or one landed
+   * meanwhile): then the last report is returned as it was. The report is rewritten on every check; a change in the finding (drift appears,
    * changes, or is resolved) is also audited and announced as an event.
    */
   async check(tenantId: string, correlationId: string): Promise<DriftReport> {
     const partition = partitionOf(tenantId);
     const state = await this.docs.state(tenantId);
     const checkedAt = this.clock.now().toISOString();
+    // A publish in progress changes the gateway under the read-back: what differs then is the publish,
+    // not drift. The last report stands; the next check (the timer's, or on demand) compares again.
+    const publishing = (s: { lease?: { until: string } }) => s.lease !== undefined && Date.parse(s.lease.until) > this.clock.now().getTime();
+    if (publishing(state)) return this.report(tenantId);
     let report: Omit<DriftReport, "checkedAt">;
     if (!state.published) {
       report = { status: "neverPublished", checkedArtifacts: 0, items: [] };
@@ -69,6 +74,8 @@ export class DriftChecker {
         if (!got) items.push({ ref, state: "missing", diff: unifiedDiff(ref, want, undefined) });
         else if (comparableHash(got) !== comparableHash(want)) items.push({ ref, state: "modified", diff: unifiedDiff(ref, want, got) });
       }
+      const after = await this.docs.state(tenantId);
+      if (publishing(after) || after.published?.revisionId !== state.published.revisionId || JSON.stringify(after.overrides) !== JSON.stringify(state.overrides)) return this.report(tenantId);
       report = {
         status: items.length > 0 ? "drifted" : "inSync",
         revisionId: state.published.revisionId,
