@@ -61,11 +61,14 @@ export const abBelow = (n: number) => `@((int)${v(VAR.abRoll)} < ${int(n)})`;
 export type CounterKind = "tpm" | "tq" | "rpm";
 /** Counter keys: one counter per (control, key or project[, model]). The kind prefix keeps controls
  * apart, because one counter is shared by every policy that uses the same key value; a model's own
- * limit has its own counter (the model in the key), so a key's limit and a model's limit both count. */
+ * limit has its own counter (the model in the key), so a key's limit and a model's limit both count.
+ * A project's limits count per project API (`context.Api.Id`); a key tier's are the key's own, one
+ * counter per key across every project API it reaches (a shared key gets its limits once, not once per
+ * project — as its budget). */
 export function counterKey(kind: CounterKind, per: "key" | "project" | "tier", perModel: boolean): string {
   const parts = [`"${kind}-${per}|"`];
-  if (per !== "project") parts.push(sub, `"|"`);
-  parts.push("context.Api.Id");
+  if (per !== "project") parts.push(sub);
+  if (per !== "tier") parts.push(...(per === "key" ? [`"|"`] : []), "context.Api.Id");
   if (perModel) parts.push(`"|"`, `(string)${v(VAR.model)}`);
   return `@(${parts.join(" + ")})`;
 }

@@ -84,6 +84,26 @@ describe("conformance: limits, budgets and key states at the local gateway", () 
     expect((await call(k.key, "gpt-4o-mini")).status).toBe(200);
   });
 
+  it("a shared key's own limits are the key's: counted once across the projects it reaches, like its budget", async () => {
+    const other = await g.project("limits-shared-tpm");
+    await g.model(other.id, "gpt-4o-mini", { extra: priced });
+    await g.publish("another project");
+    const k = await g.key(dev, project.id, { name: "shared tpm", scopes: { models: [mini.id] }, limits: { tokensPerMinute: 30 } });
+    const before = await dev.keys.get(project.id, k.id);
+    const { approval } = await dev.keys.share(project.id, k.id, { projectId: other.id, justification: "evaluation" }, before.etag);
+    await g.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
+    await until(async () => ((await dev.keys.get(project.id, k.id)).shares[0]?.status === "active" ? true : undefined), "share active");
+    await g.synced(project.id, k.id);
+    const there = () => g.chat(other.id, k.key, "gpt-4o-mini", { words: 2, maxTokens: 8 });
+    expect((await call(k.key, "gpt-4o-mini")).status).toBe(200); // 10
+    expect((await there()).status).toBe(200); // 20, in the other project
+    expect((await call(k.key, "gpt-4o-mini")).status).toBe(200); // 30: the key's minute is spent, wherever it calls
+    expect((await there()).status).toBe(429);
+    expect((await call(k.key, "gpt-4o-mini")).status).toBe(429);
+    g.t.clock.advance(61_000);
+    expect((await there()).status).toBe(200);
+  });
+
   it("equal budgets in two projects are each priced from their own project's models", async () => {
     const dear = await g.project("limits-dear");
     // 0.1 USD per 1K tokens: 1e-4 a token, ten times this suite's project.
