@@ -138,6 +138,9 @@ describe("virtual keys", () => {
     expect((await admin.keys.create(crowded.id, { name: "like k0", limits: { tokensPerMinute: 1000 } })).status).toBe("active");
     expect((await admin.keys.create(crowded.id, { name: "plain" })).status).toBe("active");
     expect((await admin.keys.list(crowded.id, { maxPageSize: 100 })).items).toHaveLength(42);
+    // Shared, a key is a profile of its own: asking to share one here is refused the same way.
+    const some = (await admin.keys.list(crowded.id, { maxPageSize: 100 })).items.find((k) => k.name === "k1")!;
+    expect(await reasonOf(admin.keys.share(crowded.id, some.id, { projectId: project.id, justification: "more room" }, some.etag))).toBe("409 key_profiles_exhausted");
   });
 
   it("creates a key shown once, in the aigw_ format with a checksum; the gateway gets a subscription for it", async () => {

@@ -2,7 +2,8 @@ import { createHash } from "node:crypto";
 import type { Partition, Store, StoredDoc, Versioned } from "../../ports/store.js";
 import type { ChangeWriter } from "../changes.js";
 import type { RequestContext } from "../common.js";
-import { notFound, type DomainError } from "../errors.js";
+import { MAX_PROJECT_KEY_TIERS } from "../../policy/input.js";
+import { fail, notFound, type DomainError } from "../errors.js";
 import { Collection } from "../kernel/collection.js";
 import { everyDoc, toArray } from "../paging.js";
 import type { Key, KeyLimits, KeyScopes } from "./schema.js";
@@ -136,6 +137,30 @@ export function profileDefOf(doc: Pick<KeyDoc, "scopes" | "limits" | "projectId"
   const own = limits.budget ? [doc.projectId] : [];
   const canonical = JSON.stringify([models, limits.tokensPerMinute ?? null, limits.tokenQuota ?? null, limits.requestsPerMinute ?? null, limits.budget ?? null, sharedWith, ...extra, ...own]);
   return { id: `kp_${createHash("sha256").update(canonical).digest("hex").slice(0, 10)}`, models, tools, agents, limits, sharedWith };
+}
+
+/**
+ * A profile is a key tier of its project (a product; ADR 008), and a project's gateway document holds at
+ * most MAX_PROJECT_KEY_TIERS of them. Profiles of revoked and expired keys stay (their cancelled
+ * subscriptions stay on their products), so a new distinct profile past the cap is refused (409
+ * key_profiles_exhausted) — compiled, it would set the whole project aside at the next publish.
+ */
+export async function roomForProfile(docs: Pick<KeyDocuments, "listAll">, tenantId: string, projectId: string, candidate: string): Promise<void> {
+  const inUse = await profilesInUse(docs, tenantId, projectId, candidate);
+  if (inUse === undefined) return;
+  fail({ kind: "conflict", detail: `project ${projectId} already has ${inUse} key profiles (distinct scopes, limits and shares), the most its gateway document holds; give this key the scopes and limits of an existing one`, reason: "key_profiles_exhausted" });
+}
+
+/** How many profiles the project has when `candidate` would be one too many; undefined when it fits. */
+export async function profilesInUse(docs: Pick<KeyDocuments, "listAll">, tenantId: string, projectId: string, candidate: string): Promise<number | undefined> {
+  if (!candidate) return undefined;
+  const inUse = new Set<string>();
+  for (const k of await docs.listAll(tenantId, projectId)) {
+    inUse.add(profileOf(k));
+    if (k.gateway.publishedProfile) inUse.add(k.gateway.publishedProfile.id);
+  }
+  inUse.delete("");
+  return inUse.has(candidate) || inUse.size < MAX_PROJECT_KEY_TIERS ? undefined : inUse.size;
 }
 
 export const profileOf = (doc: Pick<KeyDoc, "scopes" | "limits" | "projectId"> & { shares?: ShareDoc[] }): string => profileDefOf(doc).id;

@@ -14,8 +14,7 @@ import { DEFAULT_KEY_POLICY, type KeyPolicy, type Project } from "../projects/sc
 import type { ProjectService } from "../projects/service.js";
 import { parseOrThrow } from "../validation.js";
 import { KeyAccess } from "./access.js";
-import { MAX_PROJECT_KEY_TIERS } from "../../policy/input.js";
-import { profileOf, statusOf, type KeyDoc, type KeyDocuments } from "./documents.js";
+import { profileOf, roomForProfile, statusOf, type KeyDoc, type KeyDocuments } from "./documents.js";
 import { generateKey, isWellFormedKey, keyHints } from "./format.js";
 import type { GatewayAccess } from "./gateway-access.js";
 import { KeyGatewaySync } from "./gateway-sync.js";
@@ -120,7 +119,7 @@ export class KeyService {
     const now = this.clock.now();
     const expiresAt = spec.expiresAt ?? new Date(now.getTime() + policy.defaultTtlDays * 86_400_000).toISOString();
     await this.validate(ctx, project, policy, spec.scopes, spec.limits, expiresAt, now);
-    await this.roomForProfile(ctx.principal.tenantId, project.id, profileOf({ projectId: project.id, scopes: spec.scopes, limits: spec.limits }));
+    await roomForProfile(this.documents, ctx.principal.tenantId, project.id, profileOf({ projectId: project.id, scopes: spec.scopes, limits: spec.limits }));
 
     const id = newId("key");
     // The approval first: a key never exists that waits for an approval nobody was asked for.
@@ -232,7 +231,7 @@ export class KeyService {
     if (canonicalJson({ scopes: doc.scopes, limits: doc.limits }) === canonicalJson({ scopes, limits })) return this.documents.view(doc);
     const policy = project.keyPolicy ?? DEFAULT_KEY_POLICY;
     await this.validate(ctx, project, policy, scopes, limits, doc.expiresAt, this.clock.now(), false);
-    await this.roomForProfile(ctx.principal.tenantId, project.id, profileOf({ ...doc, scopes, limits }));
+    await roomForProfile(this.documents, ctx.principal.tenantId, project.id, profileOf({ ...doc, scopes, limits }));
     const next: KeyDoc = {
       ...unversioned(doc),
       scopes,
@@ -356,24 +355,6 @@ export class KeyService {
     const tenantId = ctx.principal.tenantId;
     const doc = (await this.sync.trySync(tenantId, projectId, id, ctx.correlationId)) ?? (await this.documents.load(tenantId, projectId, id));
     return this.documents.view(doc);
-  }
-
-  /**
-   * A profile is a key tier of the project (a product; ADR 008), and a project's gateway document holds
-   * at most MAX_PROJECT_KEY_TIERS of them. Profiles of revoked and expired keys stay (their cancelled
-   * subscriptions stay on their products), so a new distinct profile past the cap is refused here —
-   * compiling it would set the whole project aside at the next publish.
-   */
-  private async roomForProfile(tenantId: string, projectId: string, candidate: string): Promise<void> {
-    if (!candidate) return;
-    const inUse = new Set<string>();
-    for (const k of await this.documents.listAll(tenantId, projectId)) {
-      inUse.add(profileOf(k));
-      if (k.gateway.publishedProfile) inUse.add(k.gateway.publishedProfile.id);
-    }
-    inUse.delete("");
-    if (inUse.has(candidate) || inUse.size < MAX_PROJECT_KEY_TIERS) return;
-    fail({ kind: "conflict", detail: `project ${projectId} already has ${inUse.size} key profiles (distinct scopes and limits), the most its gateway document holds; give this key the scopes and limits of an existing one`, reason: "key_profiles_exhausted" });
   }
 
   private async validate(ctx: RequestContext, project: Project, policy: KeyPolicy, scopes: KeyScopes, limits: KeyLimits, expiresAt: string, now: Date, checkLifetime = true): Promise<void> {

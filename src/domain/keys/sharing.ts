@@ -10,7 +10,7 @@ import { systemContext } from "../kernel/system.js";
 import type { ProjectService } from "../projects/service.js";
 import { parseOrThrow } from "../validation.js";
 import type { KeyAccess } from "./access.js";
-import { keyPath, type KeyDoc, type KeyDocuments, type ShareDoc } from "./documents.js";
+import { keyPath, profileOf, profilesInUse, roomForProfile, type KeyDoc, type KeyDocuments, type ShareDoc } from "./documents.js";
 import type { GatewayAccess } from "./gateway-access.js";
 import type { KeyGatewaySync } from "./gateway-sync.js";
 import { ShareSpec, type Key } from "./schema.js";
@@ -49,6 +49,8 @@ export class KeySharing {
     if ((doc.shares ?? []).some((x) => x.projectId === spec.projectId && (x.status === "pending" || x.status === "active"))) {
       fail({ kind: "conflict", detail: `the key is already shared (or being shared) with ${spec.projectId}`, reason: "key_already_shared" });
     }
+    // Shared, the key is a profile of its own (its product links the other project's API too).
+    await roomForProfile(this.docs, tenantId, projectId, profileOf({ ...doc, shares: [...(doc.shares ?? []), { projectId: spec.projectId, status: "active" } as ShareDoc] }));
     // Who approves is the tenant's route for key shares (default: the target project's admins or a
     // TenantAdmin); approvers the requester names are an extra stage after it.
     const approval = await this.approvals.request(ctx, {
@@ -118,6 +120,13 @@ export class KeySharing {
     // A key revoked or expired while its share waited is not shared when the approval comes: it would be
     // listed in the target project and link its product there, for a key that works nowhere.
     if (approval.status !== "approved" || doc.status === "revoked" || doc.status === "expired") {
+      await this.setShare(ctx, doc, change.toProject, "rejected");
+      return;
+    }
+    // Other keys may have taken the project's last profiles while the share waited: not made, rather than
+    // compiled past the cap (the approval stands; the owner asks again once a profile is free).
+    const shared = profileOf({ ...doc, shares: doc.shares.map((x) => (x.approvalId === approval.id ? { ...x, status: "active" as const } : x)) });
+    if ((await profilesInUse(this.docs, tenantId, doc.projectId, shared)) !== undefined) {
       await this.setShare(ctx, doc, change.toProject, "rejected");
       return;
     }
