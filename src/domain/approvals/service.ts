@@ -266,13 +266,11 @@ export class ApprovalService {
 
   /**
    * A decision through a signed approver link (the link is the credential), posted under the URL of
-   * `approvalId`: a link issued for another request is refused (403 approval_link_mismatch).
-   */
-  /**
-   * A decision through a link. The page holds no ETag (the approver typed a justification, not a
-   * version), so a request that changed meanwhile is read again and the link checked again — up to
-   * LINK_DECISION_ATTEMPTS times — rather than answered with a 412 that loses what they wrote: a change
-   * that makes the decision impossible (the stage moved on, the link was used) is refused by that check.
+   * `approvalId`: a link issued for another request is refused (403 approval_link_mismatch). The page
+   * holds no ETag (the approver typed a justification, not a version), so a request that changed
+   * meanwhile is read again and the link checked again — up to LINK_DECISION_ATTEMPTS times — rather
+   * than answered with a 412 that loses what they wrote: a change that makes the decision impossible
+   * (the stage moved on, the link was used) is refused by that check.
    */
   async decideByLink(approvalId: string, token: string, spec: DecisionSpec, correlationId: string): Promise<Approval> {
     for (let attempt = 1; ; attempt++) {

@@ -71,7 +71,7 @@ export class ExemptionLifecycle {
       if (done?.notify) notified += 1;
       if (done?.next.status === "expired") expired += 1;
     }
-    await this.republishEnded(correlationId);
+    await this.republishRecent(correlationId);
     return { notified, expired, settled };
   }
 
@@ -102,7 +102,7 @@ export class ExemptionLifecycle {
    * So for a day after any exemption of a tenant was activated or ended, every sweep asks again: a
    * publish of an unchanged tenant makes no revision and sends nothing, so asking twice costs one compile.
    */
-  private async republishEnded(correlationId: string): Promise<void> {
+  private async republishRecent(correlationId: string): Promise<void> {
     const cutoff = new Date(this.clock.now().getTime() - DAY_MS).toISOString();
     const tenants = new Set<string>();
     const recent = [

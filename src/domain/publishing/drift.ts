@@ -47,8 +47,8 @@ export class DriftChecker {
   /**
    * Reads back what the gateway holds for every artifact of the last published revision and records
    * the differences — unless a publish holds the gateway before or after the read-back (or one landed
-   * meanwhile): then the last report is returned as it was. The report is rewritten on every check; a change in the finding (drift appears,
-   * changes, or is resolved) is also audited and announced as an event.
+   * meanwhile): then the last report is returned as it was. The report is rewritten on every check; a
+   * change in the finding (drift appears, changes, or is resolved) is also audited and announced.
    */
   async check(tenantId: string, correlationId: string): Promise<DriftReport> {
     const partition = partitionOf(tenantId);
