@@ -63,8 +63,8 @@ export type ProjectInput = CompilerInputIn["projects"][number];
 /** A pillar, built: its service and the hooks the cross-cutting modules call. */
 export interface PillarRuntime<S = unknown> {
   service: S;
-  /** Resources the pillar holds in a project (a project with any cannot be deleted). */
-  countDependents(tenantId: string, projectId: string): Promise<number>;
+  /** Resources the pillar holds in a project (a project with any cannot be deleted); by kind when it holds several. */
+  countDependents(tenantId: string, projectId: string): Promise<number | Record<string, number>>;
   /** The pillar's part of a project's compiler input (e.g. `models`), from the registry as it is. */
   compilerInput?(tenantId: string, project: Project, vaultUri: string | undefined): Promise<Partial<ProjectInput>>;
   /** Live state added at every compile, system publishes included (after key profiles and exemptions). */

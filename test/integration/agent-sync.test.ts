@@ -337,7 +337,7 @@ describe("agent sync from Bedrock, Vertex AI and Foundry", () => {
       credentials: { kind: "accessToken", token: "fake-google-token" },
     });
     const refused = await g.admin.projects.delete(target.id, (await g.admin.projects.get(target.id)).etag).then(() => undefined, (e: unknown) => e as ApiError);
-    expect([refused?.status, refused?.problem?.reason]).toEqual([409, "project_has_dependents"]);
+    expect([refused?.status, refused?.problem?.reason, refused?.problem?.detail]).toEqual([409, "project_has_dependents", expect.stringContaining("1 agent connections")]);
     await g.admin.connections.delete(connection.id, (await g.admin.connections.get(connection.id)).etag);
     await g.admin.projects.delete(target.id, (await g.admin.projects.get(target.id)).etag);
     expect((await g.admin.projects.get(target.id).then(() => 200, (e: unknown) => (e as ApiError).status))).toBe(404);

@@ -90,7 +90,8 @@ const forbidden = (detail: string) => new AppError({ kind: "forbidden", detail }
 
 export class ProjectService {
   /** Resources registered inside a project, per pillar (models, tools, agents): any blocks its deletion. */
-  private readonly dependents = new Map<string, (tenantId: string, projectId: string) => Promise<number>>();
+  /** Counters by pillar: a number, or counts by kind (what the refusal names) when a pillar holds several kinds. */
+  private readonly dependents = new Map<string, (tenantId: string, projectId: string) => Promise<number | Record<string, number>>>();
 
   constructor(
     private readonly store: Store,
@@ -101,7 +102,7 @@ export class ProjectService {
   ) {}
 
   /** Adds (or replaces, by name) a counter of what a pillar holds in a project. */
-  countDependentsWith(name: string, count: (tenantId: string, projectId: string) => Promise<number>): void {
+  countDependentsWith(name: string, count: (tenantId: string, projectId: string) => Promise<number | Record<string, number>>): void {
     this.dependents.set(name, count);
   }
 
@@ -221,7 +222,7 @@ export class ProjectService {
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     if (current.lock) fail({ kind: "conflict", detail: `the project is locked (${current.lock.detail}): nothing in it is deleted`, reason: "project_locked" });
     const counts = await Promise.all([...this.dependents].map(async ([name, count]) => [name, await count(principal.tenantId, id)] as const));
-    const held = counts.filter(([, n]) => n > 0);
+    const held = counts.flatMap(([name, n]) => (typeof n === "number" ? [[name, n] as const] : Object.entries(n))).filter(([, n]) => n > 0);
     if (held.length) {
       fail({ kind: "conflict", detail: `the project still holds ${held.map(([name, n]) => `${n} ${name}`).join(", ")}; delete them first`, reason: "project_has_dependents" });
     }
