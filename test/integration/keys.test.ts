@@ -416,6 +416,13 @@ describe("virtual keys", () => {
     expect(revoked.status).toBe("revoked");
     expect(sub(k.id)).toMatchObject({ state: "cancelled" });
     expect(sub(k.id)?.scope).toMatch(new RegExp(`/products/${N.product(project.id, before.gateway.profile)}$`));
+    // The product it stays on stays compiled: the next publish neither deletes it nor fails on it.
+    const next = await admin.policy.publish({ reason: "after the revoke" });
+    if (next.revision) {
+      await t.app.host.invokeTimer("gatewayPublishSweep");
+      await until(async () => ((await admin.policy.revision(next.revision!.id)).status === "published" ? true : undefined), "published");
+    }
+    expect(fake.state.has(`products/${N.product(project.id, before.gateway.profile)}`)).toBe(true);
 
     // A share approved after its key was revoked is not made: nothing is listed in the target project.
     const late = await create({ name: "revoked before the approval" });

@@ -6,7 +6,7 @@ import { systemContext } from "../kernel/system.js";
 import { profileDefOf, type KeyDoc, type KeyDocuments } from "./documents.js";
 import type { GatewayAccess } from "./gateway-access.js";
 import type { SecretResolver } from "./secrets.js";
-import { subscriptionFor } from "./subscription.js";
+import { stopsInPlace, subscriptionFor } from "./subscription.js";
 
 export type SyncResult = "synced" | "waitingForProfile" | "waitingForPublish";
 
@@ -101,15 +101,17 @@ export class KeyGatewaySync {
         if (cur.gateway.syncing?.token !== claim.token) break; // the claim expired and another sync took over
         const confirmed = cur.gateway.desiredGen === gen;
         const { syncing: _s, ...gatewayRest } = cur.gateway;
+        // Stopped in place, the subscription is where it was: so is its recorded placement.
+        const inPlace = stopsInPlace(doc);
         const next: KeyDoc = {
           ...unversioned(cur),
           gateway: {
-            ...withoutExemptionTier(gatewayRest),
+            ...(inPlace ? gatewayRest : withoutExemptionTier(gatewayRest)),
             waitingFor: undefined,
             publishedHash: hash,
-            publishedProfile: profileDefOf(doc),
+            publishedProfile: inPlace ? gatewayRest.publishedProfile! : profileDefOf(doc),
             // The exemption tier the subscription is on stays compiled until the key has left it.
-            ...(exempted ? { publishedExemptionTier: exempted } : {}),
+            ...(!inPlace && exempted ? { publishedExemptionTier: exempted } : {}),
             ...(confirmed ? { syncedGen: gen } : {}),
           },
           ...(confirmed && cur.revocationPending ? { revocationPending: false } : {}),

@@ -10,9 +10,7 @@ import { fillerName, secretName } from "./secrets.js";
  */
 export function subscriptionFor(doc: KeyDoc, names: GatewayNames, exemptionTier?: string): SubscriptionArtifact {
   const dead = doc.status === "revoked" || doc.status === "expired";
-  // A key that must stop working (suspended, revoked, expired) stops where its subscription is now: moving
-  // it to a new profile's product first would wait for that product's publish while the secret still works.
-  const placed = doc.status !== "active" && doc.gateway.publishedProfile ? (doc.gateway.publishedExemptionTier?.id ?? doc.gateway.publishedProfile.id) : undefined;
+  const placed = stopsInPlace(doc) ? (doc.gateway.publishedExemptionTier?.id ?? doc.gateway.publishedProfile!.id) : undefined;
   const profile = placed ?? exemptionTier ?? profileOf(doc);
   const ref = (slot: SlotName): SecretRef =>
     doc.slots[slot].kind === "secret" ? { name: secretName(doc.id, slot), version: doc.slots[slot].version } : { name: fillerName(doc.id, slot), version: doc.slots[slot].version };
@@ -27,6 +25,14 @@ export function subscriptionFor(doc: KeyDoc, names: GatewayNames, exemptionTier?
     secondaryKey: ref("secondary"),
   };
 }
+
+/**
+ * A key that must stop working (suspended, revoked, expired) stops where its subscription is now: moving
+ * it to a new profile's product first would wait for that product's publish while the secret still works.
+ * Its recorded placement (publishedProfile, publishedExemptionTier) then stays as it is: that product
+ * stays compiled, so no publish deletes it from under the subscription.
+ */
+export const stopsInPlace = (doc: KeyDoc): boolean => doc.status !== "active" && doc.gateway.publishedProfile !== undefined;
 
 /** APIM allows 100 characters: the key id always fits (it is how people find the key), the name is
  * shortened by whole code points so a surrogate pair is never split. */
