@@ -132,10 +132,7 @@ export function profileDefOf(doc: Pick<KeyDoc, "scopes" | "limits" | "projectId"
   if (models.length === 0 && tools.length === 0 && agents.length === 0 && Object.keys(limits).length === 0 && sharedWith.length === 0) return { id: "", models, tools, agents, limits, sharedWith };
   // Tools, agents and a content-safety level join the canonical form only when set, so older profiles keep their ids.
   const extra = [...(tools.length || agents.length || limits.contentSafety ? [tools] : []), ...(agents.length || limits.contentSafety ? [agents] : []), ...(limits.contentSafety ? [limits.contentSafety] : [])];
-  // A budget is priced from the project's models (profiles.ts): its profile is the project's own, so
-  // two projects' keys with equal settings never share one tier priced from whichever came first.
-  const own = limits.budget ? [doc.projectId] : [];
-  const canonical = JSON.stringify([models, limits.tokensPerMinute ?? null, limits.tokenQuota ?? null, limits.requestsPerMinute ?? null, limits.budget ?? null, sharedWith, ...extra, ...own]);
+  const canonical = JSON.stringify([models, limits.tokensPerMinute ?? null, limits.tokenQuota ?? null, limits.requestsPerMinute ?? null, limits.budget ?? null, sharedWith, ...extra]);
   return { id: `kp_${createHash("sha256").update(canonical).digest("hex").slice(0, 10)}`, models, tools, agents, limits, sharedWith };
 }
 

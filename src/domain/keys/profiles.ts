@@ -14,8 +14,9 @@ type ProjectIn = CompilerInputIn["projects"][number];
  * gateway has moved its subscription: a product is never deleted while a subscription is on it.
  *
  * A budget becomes the tier's budget quota: the most tokens the budget buys at the highest price among
- * the models the key can reach — in its own project and in every project it is shared with — counted
- * once per key across all of them, so the gateway never lets a key spend more than its budget.
+ * the models the key can reach — in its own project and in every project it is shared with, and in
+ * every project whose keys have the same profile — counted once per key across all of them, so the
+ * gateway never lets a key spend more than its budget.
  */
 export function withKeyProfiles(input: CompilerInputIn, keysByProject: Map<string, KeyDoc[]>): CompilerInputIn {
   const tiers = new Map<string, TierIn>();
@@ -40,7 +41,14 @@ export function withKeyProfiles(input: CompilerInputIn, keysByProject: Map<strin
       for (const def of profiles) {
         if (!def.id) continue;
         offered.get(project.id)!.add(def.id);
-        if (!tiers.has(def.id)) tiers.set(def.id, tierFor(def, project, def.sharedWith.flatMap((t) => (byId.get(t) ? [byId.get(t)!] : []))));
+        const built = tierFor(def, project, def.sharedWith.flatMap((t) => (byId.get(t) ? [byId.get(t)!] : [])));
+        const had = tiers.get(def.id);
+        if (!had) tiers.set(def.id, built);
+        else if (had.limits.budget && built.limits.budget && built.limits.budget.tokens < had.limits.budget.tokens) {
+          // Keys of several projects can have one profile (equal settings, no model scope): its budget is
+          // what the budget buys at the dearest of their prices, never more than any of them may spend.
+          tiers.set(def.id, { ...had, limits: { ...had.limits, budget: built.limits.budget } });
+        }
         for (const target of def.sharedWith) {
           // A project deleted since is simply no longer a target.
           if (!known.has(target)) continue;

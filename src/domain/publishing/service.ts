@@ -167,7 +167,10 @@ export class PublishService {
     // keys revoked since (what a rollback restores is configuration, never access).
     const registry = await this.registries.of(tenantId, target.id);
     if (!registry) return fail({ kind: "conflict", detail: `revision ${target.number} was stored without its registry snapshot; publish the configuration you want instead`, reason: "revision_not_restorable" });
-    const compiled = await this.compiler.compileRegistry(registry, registry);
+    // A project that does not compile falls back to what the gateway holds now (as a publish does), never
+    // to the target's own entry: that would fail the same way and leave the project out (deleted).
+    const state = await this.docs.state(tenantId);
+    const compiled = await this.compiler.compileRegistry(registry, await this.registries.of(tenantId, state.published?.revisionId));
     const result = await this.propose(ctx, compiled.result.artifacts, {
       kind: "rollback",
       origin: "person",
