@@ -38,13 +38,29 @@ describe("approver links", () => {
     expect((await new ApprovalLinks(secrets, clock).verify(a.token)).ok).toBe(true);
   });
 
-  it("instances racing to create the key agree on one, so each verifies the other's links", async () => {
+  it("instances racing to create the key each verify the other's links (tokens name their version)", async () => {
     const secrets = await secretStore();
     const [one, two] = [new ApprovalLinks(secrets, clock), new ApprovalLinks(secrets, clock)];
     const [a, b] = await Promise.all([one.issue(claims), two.issue(claims)]);
     expect((await secrets.listVersions(LINK_KEY_SECRET)).length).toBeGreaterThan(1); // both wrote a version
-    expect(a.token.split(".")[1]).toBe(b.token.split(".")[1]);
     expect([(await one.verify(b.token)).ok, (await two.verify(a.token)).ok]).toEqual([true, true]);
+  });
+
+  it("rotation: a new version signs new links once instances look again; the old one's links verify until it is disabled, then nowhere", async () => {
+    const started = now.t;
+    const secrets = await secretStore();
+    const links = new ApprovalLinks(secrets, clock);
+    const old = await links.issue({ ...claims, exp: Math.floor(now.t / 1000) + 3600 });
+    await secrets.set(LINK_KEY_SECRET, Buffer.alloc(32, 7).toString("base64"));
+    now.t += 11 * 60_000; // past the time an instance keeps the version it read
+    const fresh = await links.issue({ ...claims, exp: Math.floor(now.t / 1000) + 3600 });
+    expect(fresh.token.split(".")[1]).not.toBe(old.token.split(".")[1]);
+    expect([(await links.verify(old.token)).ok, (await links.verify(fresh.token)).ok]).toEqual([true, true]);
+    await secrets.disableVersion(LINK_KEY_SECRET, old.token.split(".")[1]!);
+    // The instance that signed it refuses it at once too (tokens are checked against the store).
+    expect(await links.verify(old.token)).toEqual({ ok: false, reason: "forged" });
+    expect((await links.verify(fresh.token)).ok).toBe(true);
+    now.t = started;
   });
 
   it("a link signed with a disabled key version is void; links from before key ids still verify", async () => {

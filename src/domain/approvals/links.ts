@@ -22,6 +22,8 @@ const b64 = (b: Buffer | string) => Buffer.from(b).toString("base64url");
 const KEY_ID = /^[0-9A-Za-z]{1,64}$/;
 /** Tokens issued before key ids (`v1.<payload>.<sig>`) are checked against this many enabled versions at most. */
 const MAX_LEGACY_KEYS = 5;
+/** How long an instance signs with the version it read before it looks for a newer one. */
+const SIGNING_KEY_TTL_MS = 10 * 60 * 1000;
 
 interface SigningKey {
   id: string;
@@ -35,11 +37,14 @@ interface SigningKey {
  * version; the old one disabled once its links have expired) needs no flag day. The nonce is burnt when
  * the link is used (recorded on the approval), so a link works once.
  *
- * The key is created on first use. Instances racing on it may each write a version; all of them sign
- * with the OLDEST enabled one, which they agree on (as the key pepper does).
+ * The key is created on first use; instances racing on it may each write a version, and since tokens
+ * name their version, every enabled one verifies. Links are signed with the NEWEST enabled version (read
+ * again every SIGNING_KEY_TTL_MS), so a rotation is: add a version, wait a week (the longest a link
+ * lives), disable the old one. A token is always checked against the store, so a disabled version's
+ * links are void everywhere at once.
  */
 export class ApprovalLinks {
-  private signing: Promise<SigningKey> | undefined;
+  private signing: { key: Promise<SigningKey>; at: number } | undefined;
 
   constructor(
     private readonly secrets: SecretStore,
@@ -80,23 +85,22 @@ export class ApprovalLinks {
   }
 
   private signingKey(): Promise<SigningKey> {
-    this.signing ??= (async () => {
-      if (!(await this.secrets.get(LINK_KEY_SECRET))) await this.secrets.set(LINK_KEY_SECRET, randomBytes(32).toString("base64"), { contentType: "application/octet-stream;base64" });
-      const oldest = (await this.enabledVersions())[0];
-      const value = oldest ? await this.secrets.get(LINK_KEY_SECRET, oldest) : undefined;
-      if (!value) throw new Error("the approval link signing key is not readable");
-      return { id: value.version, key: Buffer.from(value.value, "base64") };
-    })().catch((err: unknown) => {
-      this.signing = undefined;
-      throw err;
-    });
-    return this.signing;
+    const now = this.clock.now().getTime();
+    if (!this.signing || now - this.signing.at >= SIGNING_KEY_TTL_MS) {
+      const key = (async () => {
+        const newest = (await this.secrets.get(LINK_KEY_SECRET)) ?? (await this.secrets.set(LINK_KEY_SECRET, randomBytes(32).toString("base64"), { contentType: "application/octet-stream;base64" }));
+        return { id: newest.version, key: Buffer.from(newest.value, "base64") };
+      })();
+      this.signing = { key, at: now };
+      key.catch(() => {
+        if (this.signing?.key === key) this.signing = undefined;
+      });
+    }
+    return this.signing.key;
   }
 
-  /** The key version a token names; undefined when it does not exist or is disabled (its links are void). */
+  /** The key version a token names, read from the store; undefined when it does not exist or is disabled (its links are void). */
   private async keyVersion(id: string): Promise<Buffer | undefined> {
-    const signing = await this.signingKey();
-    if (signing.id === id) return signing.key;
     const value = await this.secrets.get(LINK_KEY_SECRET, id);
     return value ? Buffer.from(value.value, "base64") : undefined;
   }
