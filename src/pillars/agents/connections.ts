@@ -228,7 +228,7 @@ export class ConnectionService {
 
   private mayUsePlatformIdentity(tenantId: string, kind: CredentialsSpec["kind"]): void {
     if (kind !== "workloadIdentity" || this.platformIdentity(tenantId)) return;
-    fail({ kind: "forbidden", detail: "this deployment lends its own identity to the tenants its operator names only: give the connection its own credentials", reason: "platform_identity_not_allowed" });
+    fail({ kind: "forbidden", detail: "this deployment lends its own identity only to the tenants its operator lists (AGENT_PLATFORM_IDENTITY_TENANTS): give a Bedrock or Vertex AI connection its own credentials; a Foundry connection (which takes no other) needs the operator to list the tenant", reason: "platform_identity_not_allowed" });
   }
 
   /** Where and as whom the sync reaches the cloud (secrets read now, never kept). */
