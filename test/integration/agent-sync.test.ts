@@ -325,6 +325,16 @@ describe("agent sync from Bedrock, Vertex AI and Foundry", () => {
     const moved = await g.admin.connections.update(con.bedrock.id, { scope: { cloud: "bedrock", accountId: "210987654321", endpoint: bedrock.endpoint } }, aws.etag).then(() => undefined, (e: unknown) => e as ApiError);
     expect(moved?.problem?.errors?.map((e) => e.field)).toEqual(["body.scope.accountId"]);
     expect((await g.admin.connections.get(con.foundry.id)).etag).toBe(current.etag);
+    // Nor in two steps: a region dropped, then added back with another project.
+    const others = Object.fromEntries(Object.entries(endpoints).filter(([r]) => r !== region));
+    if (Object.keys(others).length) {
+      const dropped = await g.admin.connections.update(con.foundry.id, { scope: { cloud: "foundry", projectEndpoints: others }, regions: Object.keys(others) }, current.etag);
+      const back = await g.admin.connections.update(con.foundry.id, { scope: { cloud: "foundry", projectEndpoints: elsewhere }, regions: Object.keys(elsewhere) }, dropped.etag).then(() => undefined, (e: unknown) => e as ApiError);
+      expect(back?.problem?.errors?.map((e) => e.field)).toEqual([`body.scope.projectEndpoints.${region}`]);
+      const restored = await g.admin.connections.update(con.foundry.id, { scope: { cloud: "foundry", projectEndpoints: endpoints }, regions: Object.keys(endpoints) }, dropped.etag);
+      expect(restored.scope).toEqual(current.scope);
+      expect(restored).not.toHaveProperty("regionAccounts");
+    }
   });
 
   it("a project that a connection syncs into cannot be deleted (its runs would write agents nobody can see); without it, it can", async () => {

@@ -57,7 +57,7 @@ export class ConnectionService {
      */
     private readonly platformIdentity: (tenantId: string) => boolean = () => true,
   ) {
-    this.connections = new Collection<ConnectionDoc, Connection>(store, changes, { docType: "agentConnection", path: (d) => connectionPath(d.id) });
+    this.connections = new Collection<ConnectionDoc, Connection>(store, changes, { docType: "agentConnection", path: (d) => connectionPath(d.id), internal: ["regionAccounts"] });
     this.tenantSwitch = new TenantSingleton(store, changes, clock, { id: syncSettingsId, docType: "agentSyncSettings", path: TENANT_SYNC_SETTINGS_PATH, event: "aigov.agent.sync.settings.changed.v1", action: "agentSync.settings.update" });
   }
 
@@ -82,6 +82,7 @@ export class ConnectionService {
       docType: "agentConnection",
       cloud: scope.cloud,
       scope,
+      ...(scope.cloud === "foundry" ? { regionAccounts: normalisedEndpoints(scope.projectEndpoints) } : {}),
       credentials,
       owner: spec.owner ?? ctx.principal.userId,
       createdAt: now,
@@ -128,8 +129,9 @@ export class ConnectionService {
     if (patch.scope && patch.scope.cloud !== current.cloud) fail({ kind: "validation", detail: "a connection's cloud cannot change", errors: [{ field: "body.scope.cloud", message: `stays ${current.cloud}` }] });
     const scope = (patch.scope ?? current.scope) as ScopeSpec;
     const regions = patch.regions ?? current.regions;
-    if (patch.scope) this.sameAccount(current.scope as ScopeSpec, scope);
+    if (patch.scope) this.sameAccount(current, scope);
     const next: ConnectionDoc = { ...unversioned(current), scope, regions, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
+    if (scope.cloud === "foundry") next.regionAccounts = { ...normalisedEndpoints((current.scope as ScopeSpec & { cloud: "foundry" }).projectEndpoints), ...(current.regionAccounts ?? {}), ...normalisedEndpoints(scope.projectEndpoints) };
     if (patch.credentials) {
       this.check(scope, patch.credentials, regions, "body");
       this.mayUsePlatformIdentity(ctx.principal.tenantId, patch.credentials.kind);
@@ -213,14 +215,18 @@ export class ConnectionService {
    * name within its project): pointed at another account, its next run would take over the agents of the
    * same ids — an approved agent served from an unreviewed card. Another account is another connection.
    */
-  private sameAccount(before: ScopeSpec, after: ScopeSpec): void {
+  private sameAccount(current: ConnectionDoc, after: ScopeSpec): void {
+    const before = current.scope as ScopeSpec;
     const errors: { field: string; message: string }[] = [];
     if (before.cloud === "bedrock" && after.cloud === "bedrock" && before.accountId !== after.accountId) errors.push({ field: "body.scope.accountId", message: "stays the connection's account" });
     if (before.cloud === "vertex" && after.cloud === "vertex" && before.projectId !== after.projectId) errors.push({ field: "body.scope.projectId", message: "stays the connection's Google Cloud project" });
     if (before.cloud === "foundry" && after.cloud === "foundry") {
-      for (const [region, url] of Object.entries(after.projectEndpoints)) {
-        const was = before.projectEndpoints[region];
-        if (was !== undefined && was.replace(/\/+$/, "") !== url.replace(/\/+$/, "")) errors.push({ field: `body.scope.projectEndpoints.${region}`, message: "stays the region's Foundry project (another project is another connection)" });
+      // Every endpoint the region has had, not only the current ones: dropping a region and adding it
+      // back with another project would take over the same way.
+      const known = { ...normalisedEndpoints(before.projectEndpoints), ...(current.regionAccounts ?? {}) };
+      for (const [region, url] of Object.entries(normalisedEndpoints(after.projectEndpoints))) {
+        const was = known[region];
+        if (was !== undefined && was !== url) errors.push({ field: `body.scope.projectEndpoints.${region}`, message: "stays the region's Foundry project (another project is another connection)" });
       }
     }
     if (errors.length) fail({ kind: "validation", detail: "a connection's account cannot change: create another connection", errors });
@@ -319,4 +325,9 @@ export class ConnectionService {
  */
 export function roleSessionNameOf(tenantId: string): string {
   return /^[\w+=,.@-]{1,58}$/.test(tenantId) ? `aigov-${tenantId}` : `aigov-${createHash("sha256").update(tenantId).digest("hex").slice(0, 32)}`;
+}
+
+/** Foundry project endpoints by region, without trailing slashes (how they are compared). */
+function normalisedEndpoints(endpoints: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(endpoints).map(([region, url]) => [region, url.replace(/\/+$/, "")]));
 }

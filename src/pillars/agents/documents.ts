@@ -21,6 +21,8 @@ export interface AgentDoc extends StoredDoc, Omit<Agent, "etag"> {
 
 export interface ConnectionDoc extends StoredDoc, Omit<Connection, "etag"> {
   docType: "agentConnection";
+  /** Foundry: every project endpoint each region has had (a region dropped and added back must come back to it). */
+  regionAccounts?: Record<string, string>;
 }
 
 export interface SyncRunDoc extends StoredDoc, Omit<SyncRun, "etag"> {
