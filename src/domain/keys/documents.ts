@@ -148,6 +148,22 @@ export async function roomForProfile(docs: Pick<KeyDocuments, "listAll">, tenant
   fail({ kind: "conflict", detail: `project ${projectId} already has ${inUse} key profiles (distinct scopes, limits and shares), the most its gateway document holds; give this key the scopes and limits of an existing one`, reason: "key_profiles_exhausted" });
 }
 
+/**
+ * A project accepts the profiles of keys shared into it as key tiers too, at most MAX_PROJECT_KEY_TIERS
+ * (source project, profile) pairs; how many it has when `candidate` would be one too many, else undefined.
+ */
+export async function acceptedInUse(docs: Pick<KeyDocuments, "sharedInto" | "read">, tenantId: string, target: string, candidate: { fromProject: string; profile: string }): Promise<number | undefined> {
+  const inUse = new Set<string>();
+  for await (const s of docs.sharedInto(tenantId, target)) {
+    const doc = await docs.read(tenantId, s.fromProject, s.keyId);
+    if (!doc) continue;
+    inUse.add(`${s.fromProject}/${profileOf(doc)}`);
+    if (doc.gateway.publishedProfile) inUse.add(`${s.fromProject}/${doc.gateway.publishedProfile.id}`);
+  }
+  const key = `${candidate.fromProject}/${candidate.profile}`;
+  return inUse.has(key) || inUse.size < MAX_PROJECT_KEY_TIERS ? undefined : inUse.size;
+}
+
 /** How many profiles the project has when `candidate` would be one too many; undefined when it fits. */
 export async function profilesInUse(docs: Pick<KeyDocuments, "listAll">, tenantId: string, projectId: string, candidate: string): Promise<number | undefined> {
   if (!candidate) return undefined;

@@ -10,7 +10,7 @@ import { systemContext } from "../kernel/system.js";
 import type { ProjectService } from "../projects/service.js";
 import { parseOrThrow } from "../validation.js";
 import type { KeyAccess } from "./access.js";
-import { keyPath, profileOf, profilesInUse, roomForProfile, type KeyDoc, type KeyDocuments, type ShareDoc } from "./documents.js";
+import { acceptedInUse, keyPath, profileOf, profilesInUse, roomForProfile, type KeyDoc, type KeyDocuments, type ShareDoc } from "./documents.js";
 import type { GatewayAccess } from "./gateway-access.js";
 import type { KeyGatewaySync } from "./gateway-sync.js";
 import { ShareSpec, type Key } from "./schema.js";
@@ -49,8 +49,12 @@ export class KeySharing {
     if ((doc.shares ?? []).some((x) => x.projectId === spec.projectId && (x.status === "pending" || x.status === "active"))) {
       fail({ kind: "conflict", detail: `the key is already shared (or being shared) with ${spec.projectId}`, reason: "key_already_shared" });
     }
-    // Shared, the key is a profile of its own (its product links the other project's API too).
-    await roomForProfile(this.docs, tenantId, projectId, profileOf({ ...doc, shares: [...(doc.shares ?? []), { projectId: spec.projectId, status: "active" } as ShareDoc] }));
+    // Shared, the key is a profile of its own (its product links the other project's API too): room for
+    // it in its own project, and among the tiers the other project accepts.
+    const sharedProfile = profileOf({ ...doc, shares: [...(doc.shares ?? []), { projectId: spec.projectId, status: "active" } as ShareDoc] });
+    await roomForProfile(this.docs, tenantId, projectId, sharedProfile);
+    const accepted = await acceptedInUse(this.docs, tenantId, spec.projectId, { fromProject: projectId, profile: sharedProfile });
+    if (accepted !== undefined) fail({ kind: "conflict", detail: `project ${spec.projectId} already accepts ${accepted} shared key profiles, the most its gateway document holds`, reason: "key_profiles_exhausted" });
     // Who approves is the tenant's route for key shares (default: the target project's admins or a
     // TenantAdmin); approvers the requester names are an extra stage after it.
     const approval = await this.approvals.request(ctx, {
@@ -126,7 +130,7 @@ export class KeySharing {
     // Other keys may have taken the project's last profiles while the share waited: not made, rather than
     // compiled past the cap (the approval stands; the owner asks again once a profile is free).
     const shared = profileOf({ ...doc, shares: doc.shares.map((x) => (x.approvalId === approval.id ? { ...x, status: "active" as const } : x)) });
-    if ((await profilesInUse(this.docs, tenantId, doc.projectId, shared)) !== undefined) {
+    if ((await profilesInUse(this.docs, tenantId, doc.projectId, shared)) !== undefined || (await acceptedInUse(this.docs, tenantId, change.toProject, { fromProject: doc.projectId, profile: shared })) !== undefined) {
       await this.setShare(ctx, doc, change.toProject, "rejected");
       return;
     }

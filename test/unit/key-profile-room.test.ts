@@ -1,0 +1,35 @@
+/**
+ * The 40-profile cap of a project's gateway document (ADR 008): the profiles its own keys use (revoked and
+ * expired keys' included, their products stay), and the (project, profile) pairs of keys shared into it.
+ */
+import { describe, expect, it } from "vitest";
+import { acceptedInUse, profileOf, profilesInUse, type KeyDoc } from "../../src/domain/keys/documents.js";
+
+const key = (id: string, projectId: string, tokensPerMinute: number, extra: Partial<KeyDoc> = {}): KeyDoc =>
+  ({ id, projectId, scopes: {}, limits: { tokensPerMinute }, shares: [], status: "active", gateway: { desiredGen: 1, syncedGen: 1 }, ...extra }) as unknown as KeyDoc;
+
+describe("room for key profiles", () => {
+  it("a project's own profiles: 40 distinct ones fill it; a profile in use still fits; revoked keys count", async () => {
+    const keys = Array.from({ length: 40 }, (_, i) => key(`k${i}`, "p1", 1000 + i, i === 0 ? { status: "revoked" } : {}));
+    const docs = { listAll: async () => keys };
+    expect(await profilesInUse(docs, "t", "p1", profileOf(key("new", "p1", 5000)))).toBe(40);
+    expect(await profilesInUse(docs, "t", "p1", profileOf(key("new", "p1", 1000)))).toBeUndefined();
+    expect(await profilesInUse(docs, "t", "p1", "")).toBeUndefined();
+    // A key whose subscription is still on its previous profile's product holds both.
+    const moving = [...keys.slice(0, 38), key("m", "p1", 7000, { gateway: { desiredGen: 2, syncedGen: 1, publishedProfile: { id: "kp_previous", models: [], limits: {}, sharedWith: [] } } as unknown as KeyDoc["gateway"] })];
+    expect(await profilesInUse({ listAll: async () => moving }, "t", "p1", profileOf(key("new", "p1", 5000)))).toBe(40);
+  });
+
+  it("the profiles shared into a project: 40 (project, profile) pairs fill it", async () => {
+    const shared = Array.from({ length: 40 }, (_, i) => key(`s${i}`, `src${i % 2}`, 2000 + i));
+    const docs = {
+      sharedInto: async function* () {
+        for (const k of shared) yield { fromProject: k.projectId, keyId: k.id };
+      },
+      read: async (_t: string, _p: string, id: string) => shared.find((k) => k.id === id) as KeyDoc & { _etag: string },
+    };
+    expect(await acceptedInUse(docs, "t", "target", { fromProject: "src0", profile: "kp_new" })).toBe(40);
+    expect(await acceptedInUse(docs, "t", "target", { fromProject: "src0", profile: profileOf(shared[0]!) })).toBeUndefined();
+    expect(await acceptedInUse({ ...docs, sharedInto: async function* () {} }, "t", "target", { fromProject: "src0", profile: "kp_new" })).toBeUndefined();
+  });
+});
