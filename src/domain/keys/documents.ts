@@ -123,7 +123,7 @@ export const keyPath = (projectId: string, id: string) => `/projects/${projectId
 const KEY_ID = /^key_[0-9a-z]{20}$/;
 
 /** The key's profile: "" (none: a subscription on the project API) or a product of its own kind. */
-export function profileDefOf(doc: Pick<KeyDoc, "scopes" | "limits" | "projectId"> & { shares?: ShareDoc[] }): ProfileDef {
+export function profileDefOf(doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?: ShareDoc[] }): ProfileDef {
   const models = [...(doc.scopes.models ?? [])].sort();
   const tools = [...new Set(doc.scopes.tools ?? [])].sort();
   const agents = [...new Set(doc.scopes.agents ?? [])].sort();
@@ -176,7 +176,7 @@ export async function profilesInUse(docs: Pick<KeyDocuments, "listAll">, tenantI
   return inUse.has(candidate) || inUse.size < MAX_PROJECT_KEY_TIERS ? undefined : inUse.size;
 }
 
-export const profileOf = (doc: Pick<KeyDoc, "scopes" | "limits" | "projectId"> & { shares?: ShareDoc[] }): string => profileDefOf(doc).id;
+export const profileOf = (doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?: ShareDoc[] }): string => profileDefOf(doc).id;
 
 export function statusOf(doc: KeyDoc): Key["status"] {
   return doc.status === "revoked" && doc.revocationPending ? "revocationPending" : doc.status;

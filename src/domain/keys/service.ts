@@ -119,7 +119,7 @@ export class KeyService {
     const now = this.clock.now();
     const expiresAt = spec.expiresAt ?? new Date(now.getTime() + policy.defaultTtlDays * 86_400_000).toISOString();
     await this.validate(ctx, project, policy, spec.scopes, spec.limits, expiresAt, now);
-    await roomForProfile(this.documents, ctx.principal.tenantId, project.id, profileOf({ projectId: project.id, scopes: spec.scopes, limits: spec.limits }));
+    await roomForProfile(this.documents, ctx.principal.tenantId, project.id, profileOf({ scopes: spec.scopes, limits: spec.limits }));
 
     const id = newId("key");
     // The approval first: a key never exists that waits for an approval nobody was asked for.

@@ -89,8 +89,8 @@ export function projectSnapshot(doc: Omit<ProjectDoc, "_etag">): Omit<Project, "
 const forbidden = (detail: string) => new AppError({ kind: "forbidden", detail });
 
 export class ProjectService {
-  /** Resources registered inside a project, per pillar (models, tools, agents): any blocks its deletion. */
-  /** Counters by pillar: a number, or counts by kind (what the refusal names) when a pillar holds several kinds. */
+  /** Resources registered inside a project, per pillar (models, tools, agents): any blocks its deletion. A
+   * counter gives a number, or counts by kind (what the refusal names) when its pillar holds several kinds. */
   private readonly dependents = new Map<string, (tenantId: string, projectId: string) => Promise<number | Record<string, number>>>();
 
   constructor(

@@ -93,7 +93,6 @@ export class AgentsService {
     return out;
   }
 
-  /** Agents a project holds (a project with any cannot be deleted). */
   /** What keeps a project from being deleted: its agents, and the connections that sync into it. */
   async count(tenantId: string, projectId: string): Promise<{ agents: number; "agent connections": number }> {
     return { agents: await this.registry.count(tenantId, projectId), "agent connections": await this.connections.countFor(tenantId, projectId) };
