@@ -148,6 +148,9 @@ export async function roomForProfile(docs: Pick<KeyDocuments, "listAll">, tenant
   fail({ kind: "conflict", detail: `project ${projectId} already has ${inUse} key profiles (distinct scopes, limits and shares), the most its gateway document holds; give this key the scopes and limits of an existing one`, reason: "key_profiles_exhausted" });
 }
 
+/** The profiles a key keeps compiled: its own, and the one its subscription is still on ("" is none). */
+const profilesHeld = (doc: KeyDoc): string[] => [profileOf(doc), ...(doc.gateway.publishedProfile ? [doc.gateway.publishedProfile.id] : [])].filter((id) => id !== "");
+
 /**
  * A project accepts the profiles of keys shared into it as key tiers too, at most MAX_PROJECT_KEY_TIERS
  * (source project, profile) pairs; how many it has when `candidate` would be one too many, else undefined.
@@ -156,9 +159,7 @@ export async function acceptedInUse(docs: Pick<KeyDocuments, "sharedInto" | "rea
   const inUse = new Set<string>();
   for await (const s of docs.sharedInto(tenantId, target)) {
     const doc = await docs.read(tenantId, s.fromProject, s.keyId);
-    if (!doc) continue;
-    inUse.add(`${s.fromProject}/${profileOf(doc)}`);
-    if (doc.gateway.publishedProfile) inUse.add(`${s.fromProject}/${doc.gateway.publishedProfile.id}`);
+    for (const id of doc ? profilesHeld(doc) : []) inUse.add(`${s.fromProject}/${id}`);
   }
   const key = `${candidate.fromProject}/${candidate.profile}`;
   return inUse.has(key) || inUse.size < MAX_PROJECT_KEY_TIERS ? undefined : inUse.size;
@@ -167,12 +168,7 @@ export async function acceptedInUse(docs: Pick<KeyDocuments, "sharedInto" | "rea
 /** How many profiles the project has when `candidate` would be one too many; undefined when it fits. */
 export async function profilesInUse(docs: Pick<KeyDocuments, "listAll">, tenantId: string, projectId: string, candidate: string): Promise<number | undefined> {
   if (!candidate) return undefined;
-  const inUse = new Set<string>();
-  for (const k of await docs.listAll(tenantId, projectId)) {
-    inUse.add(profileOf(k));
-    if (k.gateway.publishedProfile) inUse.add(k.gateway.publishedProfile.id);
-  }
-  inUse.delete("");
+  const inUse = new Set((await docs.listAll(tenantId, projectId)).flatMap(profilesHeld));
   return inUse.has(candidate) || inUse.size < MAX_PROJECT_KEY_TIERS ? undefined : inUse.size;
 }
 

@@ -1,8 +1,9 @@
+import { AMBIGUOUS_PATH } from "../../policy/compile/agent-card.js";
 import { refuseUpstream } from "../tools/upstream.js";
 
 const SERVABLE_URL = /^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~%/-]*)?$/;
-/** Encoded slashes, dots and backslashes, and dot segments: a path the gateway and the agent could read two ways. */
-const AMBIGUOUS_PATH = /%2f|%5c|%2e|\\|\/\.\.?(\/|$)/i;
+/** Dot segments: a URL parser resolves them, so the path checked is not the path written. */
+const DOT_SEGMENT = /\/\.\.?(\/|$)/;
 
 /**
  * Why the gateway may not forward to `url`, or undefined: a service URL takes no query or fragment, no
@@ -12,6 +13,8 @@ const AMBIGUOUS_PATH = /%2f|%5c|%2e|\\|\/\.\.?(\/|$)/i;
 export function refuseAgentEndpoint(url: string, allowLoopback: boolean): string | undefined {
   const trimmed = url.replace(/\/+$/, "");
   if (!SERVABLE_URL.test(trimmed)) return "must be http(s)://host[:port]/path, without query, fragment or user";
-  if (AMBIGUOUS_PATH.test(trimmed.replace(/^https?:\/\/[^/]*/, ""))) return "must not hold encoded slashes, dots or backslashes, or dot segments";
+  const path = trimmed.replace(/^https?:\/\/[^/]*/, "");
+  // The card's own check (agent-card.ts) for encoded slashes, dots and backslashes, and dot segments besides.
+  if (AMBIGUOUS_PATH.test(path) || DOT_SEGMENT.test(path)) return "must not hold encoded slashes, dots or backslashes, or dot segments";
   return refuseUpstream(trimmed, allowLoopback);
 }

@@ -40,7 +40,7 @@ const KEY_DESCRIPTION = "The virtual key for this agent at the gateway (aigov)."
  * Encoded slashes, dots and backslashes: WHATWG URL parsing leaves `%2f` and `%5c` alone, and a server
  * (or the gateway) that decodes them sees other segments than the check did. A URL with any is dropped.
  */
-const AMBIGUOUS_PATH = /%2f|%5c|%2e|\\/i;
+export const AMBIGUOUS_PATH = /%2f|%5c|%2e|\\/i;
 
 /**
  * `url` at the gateway (against the placeholder) when it is under the service URL: same origin (as URL
