@@ -161,4 +161,59 @@ describe("conformance: one bad record never blocks a tenant", () => {
       [c.id, "leftOut"],
     ]);
   });
+
+  it("a published project that compiles neither as it is nor as published keeps what the gateway holds for it", async () => {
+    const g = await Governed.start("t-gov-held", t);
+    const dev = await g.as("dora", ["Developer"]);
+    const a = await g.project("held");
+    const b = await g.project("moving on");
+    await g.model(a.id, "gpt-4o", { hosts: ["held-a.mock.localhost"] });
+    await g.model(b.id, "gpt-4o", { hosts: ["held-b.mock.localhost"] });
+    await g.publish("baseline");
+    const ka = (await g.key(dev, a.id, { name: "a", limits: { tokensPerMinute: 5_000 } })).key;
+    await g.settle();
+    expect((await g.chat(a.id, ka, "gpt-4o")).status).toBe(200);
+
+    // The project's record and its entry in the published registry snapshot are both damaged.
+    const partition = ["t-gov-held", "_tenant"];
+    const item = t.container().item(a.id, partition);
+    await item.replace({ ...(await item.read()).resource, description: "bell\u0007" });
+    const { resources: parts } = await t
+      .container()
+      .items.query<{ id: string; part: { kind: string; project?: { id: string } } }>({
+        query: "SELECT * FROM c WHERE c.tenantId = @t AND c.docType = 'registryPart'",
+        parameters: [{ name: "@t", value: "t-gov-held" }],
+      })
+      .fetchAll();
+    const mine = parts.filter((p) => p.part.project?.id === a.id);
+    expect(mine.length).toBeGreaterThan(0);
+    for (const p of mine) await t.container().item(p.id, partition).replace({ ...p, part: { ...p.part, project: { ...p.part.project, name: "nul\u0000name" } } });
+
+    // A person's publish: the other project's change ships; this one's API, policy and products stay.
+    await g.model(b.id, "o3", { hosts: ["held-b-o3.mock.localhost"] });
+    const result = await g.admin.policy.publish({ reason: "with a project that compiles neither way" });
+    expect(result.revision?.isolated?.map((x) => [x.projectId, x.outcome])).toEqual([[a.id, "keptArtifacts"]]);
+    expect(result.revision!.changes.filter((c) => c.ref.includes(a.id))).toEqual([]);
+    await until(async () => ((await g.admin.policy.revision(result.revision!.id)).status === "published" ? true : undefined), "published");
+    const kb = (await g.key(dev, b.id, { name: "b" })).key;
+    await g.settle();
+    expect((await g.chat(b.id, kb, "o3")).status).toBe(200);
+    expect((await g.chat(a.id, ka, "gpt-4o")).status).toBe(200);
+    expect((await g.admin.policy.diff()).changes.filter((c) => c.ref.includes(a.id))).toEqual([]);
+
+    // The system's next publish (a key of the other project with a profile of its own needs a product) keeps it too.
+    await g.key(dev, b.id, { name: "profiled", limits: { tokensPerMinute: 700 } });
+    await g.settle();
+    const system = (await g.admin.policy.revisions()).items.find((r) => r.origin === "system")!;
+    expect(system).toMatchObject({ status: "published", isolated: [{ projectId: a.id, outcome: "keptArtifacts" }] });
+    expect(system.changes.filter((c) => c.ref.includes(a.id))).toEqual([]);
+    expect((await g.chat(a.id, ka, "gpt-4o")).status).toBe(200);
+
+    // Repaired, the project compiles again and publishes as it is.
+    await item.replace({ ...(await item.read()).resource, description: "fixed" });
+    const repaired = await g.admin.policy.publish({ reason: "repaired" });
+    expect(repaired.isolated).toBeUndefined();
+    await until(async () => ((await g.admin.policy.revision(repaired.revision!.id)).status === "published" ? true : undefined), "published");
+    expect((await g.chat(a.id, ka, "gpt-4o")).status).toBe(200);
+  });
 });

@@ -78,13 +78,18 @@ export interface IsolatedProject {
   projectId: string;
   name: string;
   error: string;
-  /** keptPublished: the project's last published registry was compiled instead; leftOut: it was never published, so it is not. */
-  outcome: "keptPublished" | "leftOut";
+  /**
+   * keptPublished: the project's last published registry was compiled instead; keptArtifacts: that does not
+   * compile either, so the gateway keeps what it holds for the project (the publish sends and deletes none of
+   * it); leftOut: it was never published, so it is not.
+   */
+  outcome: "keptPublished" | "keptArtifacts" | "leftOut";
 }
 
 /** A tenant compiled for a publish: the artifacts, the registry they were compiled from, and any project isolated. */
 export interface CompiledTenant {
   result: CompileResult;
+  /** The registry the gateway holds after the publish: what was compiled, plus the published entry of each project kept as held (keptArtifacts). */
   registry: RegistrySnapshot;
   isolated: IsolatedProject[];
 }
@@ -128,8 +133,12 @@ export class TenantCompiler {
    * Compiles a registry snapshot for a publish. One project that does not compile (a damaged record,
    * a registration the compiler refuses) never blocks the tenant: it is found by compiling projects
    * one by one, then replaced by its entry in `published` (the registry the gateway holds) when that
-   * compiles, or left out when it was never published — and reported by name. A failure that is not
-   * any single project's (the tenant's settings) still fails the publish (409).
+   * compiles, or left out when it was never published — and reported by name. A published project
+   * whose published entry does not compile now either (the keys and exemptions in force changed, or
+   * the stored entry is damaged) is not compiled, but its published entry stays in the returned
+   * registry and the publisher keeps its artifacts at the gateway (`keptArtifacts`): removing them
+   * would take a live project off the gateway. A failure that is not any single project's (the
+   * tenant's settings) still fails the publish (409).
    */
   async compileRegistry(reg: RegistrySnapshot, published?: RegistrySnapshot): Promise<CompiledTenant> {
     const attempt = async (r: RegistrySnapshot): Promise<CompileResult | PolicyCompileError> => {
@@ -144,23 +153,26 @@ export class TenantCompiler {
     if (!(whole instanceof PolicyCompileError)) return { result: whole, registry: reg, isolated: [] };
     const alone = (p: ProjectInput): RegistrySnapshot => ({ ...reg, projects: [{ ...p, sharedKeyTiers: [] }] });
     const isolated: IsolatedProject[] = [];
-    const projects: ProjectInput[] = [];
+    const compiled: ProjectInput[] = [];
+    /** What the returned registry holds: the compiled projects and, in their place, the entries of those kept as held. */
+    const held: ProjectInput[] = [];
     for (const p of reg.projects) {
       const own = await attempt(alone(p));
       if (!(own instanceof PolicyCompileError)) {
-        projects.push(p);
+        compiled.push(p);
+        held.push(p);
         continue;
       }
       const before = published?.projects.find((q) => q.id === p.id);
-      const keep = before && !((await attempt(alone(before))) instanceof PolicyCompileError);
-      if (keep) projects.push(before);
-      isolated.push({ projectId: p.id, name: p.name, error: own.message.slice(0, 1000), outcome: keep ? "keptPublished" : "leftOut" });
+      const outcome = !before ? "leftOut" : (await attempt(alone(before))) instanceof PolicyCompileError ? "keptArtifacts" : "keptPublished";
+      if (outcome === "keptPublished") compiled.push(before!);
+      if (outcome !== "leftOut") held.push(before!);
+      isolated.push({ projectId: p.id, name: p.name, error: own.message.slice(0, 1000), outcome });
     }
     if (!isolated.length) throw compileError(whole);
-    const registry = { ...reg, projects };
-    const result = await attempt(registry);
+    const result = await attempt({ ...reg, projects: compiled });
     if (result instanceof PolicyCompileError) throw compileError(result);
-    return { result, registry, isolated };
+    return { result, registry: { ...reg, projects: held }, isolated };
   }
 }
 

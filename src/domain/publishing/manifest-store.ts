@@ -26,6 +26,37 @@ export function manifestOf(artifacts: GatewayArtifact[]): Manifest {
 
 export const sameManifest = (a: Manifest, b: Manifest) => a.size === b.size && [...a].every(([ref, h]) => b.get(ref) === h);
 
+/**
+ * Whether a published artifact is one of a project's, by its id (src/policy/names.ts): its APIs
+ * (`aigov-<key>-<projectId>`, and `…-<projectId>-…` for its MCP, toolbox, REST and agent APIs) with their
+ * policies and operations' policies, its products with their policies, and its pools.
+ */
+export function ownedByProject(ref: ArtifactRef, projectId: string): boolean {
+  const m = /^(?:api:|product:|policy:api\/|policy:product\/|backend:)aigov-[a-z0-9]{1,10}-(?:pool-)?(.*)$/.exec(ref);
+  if (!m) return false;
+  const rest = m[1]!;
+  return rest === projectId || rest.startsWith(`${projectId}-`) || rest.startsWith(`${projectId}/`);
+}
+
+/** Tenant-wide artifacts a kept project's policies and pools may use: never removed while a project is kept as held. */
+const SHARED_KINDS = ["backend:", "namedValue:", "fragment:"];
+
+/**
+ * The manifest a publish proposes when projects are kept as the gateway holds them (keptArtifacts, see
+ * TenantCompiler.compileRegistry): the compiled artifacts, plus every artifact the gateway holds for those
+ * projects, plus every backend, named value and fragment the gateway holds that the compile no longer makes
+ * (a kept project's policies and pools may name them; those unused go with the next publish that keeps none).
+ */
+export function withKept(compiled: Manifest, held: Manifest, kept: readonly string[]): Manifest {
+  if (!kept.length) return compiled;
+  const out = new Map(compiled);
+  for (const [ref, h] of held) {
+    if (out.has(ref)) continue;
+    if (SHARED_KINDS.some((k) => ref.startsWith(k)) || kept.some((id) => ownedByProject(ref, id))) out.set(ref, h);
+  }
+  return out;
+}
+
 export function diffManifests(before: Manifest, after: Manifest): { changes: ArtifactChange[]; counts: Revision["counts"] } {
   const changes: ArtifactChange[] = [];
   for (const [ref, hash] of after) {

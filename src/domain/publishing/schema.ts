@@ -16,6 +16,9 @@ export type ArtifactChange = z.output<typeof ArtifactChange>;
 /** At most this many changes are listed on a revision; the counts are always complete. */
 export const MAX_LISTED_CHANGES = 500;
 
+/** A project whose registry did not compile, and what the publish did instead (src/domain/policy/preview.ts). */
+const IsolatedProject = z.object({ projectId: z.string(), name: z.string(), error: z.string(), outcome: z.enum(["keptPublished", "keptArtifacts", "leftOut"]) });
+
 export const Revision = z
   .object({
     id: RevisionId,
@@ -29,9 +32,12 @@ export const Revision = z
     }),
     registryFrom: RevisionId.optional().meta({ description: "For a system publish: the revision whose registry it compiled (the published one, or a person's pending one)" }),
     isolated: z
-      .array(z.object({ projectId: z.string(), name: z.string(), error: z.string(), outcome: z.enum(["keptPublished", "leftOut"]) }))
+      .array(IsolatedProject)
       .optional()
-      .meta({ description: "Projects whose registry did not compile: their last published registry was kept (keptPublished), or they were left out (never published); every other project published" }),
+      .meta({
+        description:
+          "Projects whose registry did not compile: their last published registry was compiled instead (keptPublished), the gateway kept what it held for them because that does not compile either (keptArtifacts), or they were left out (never published); every other project published",
+      }),
     staged: z
       .object({ tenant: z.boolean(), projects: z.array(z.string()) })
       .optional()
@@ -69,9 +75,9 @@ export const PublishResult = z
     changed: z.boolean().meta({ description: "false when the compiled artifacts equal what the gateway holds: nothing is published" }),
     revision: Revision.optional().meta({ description: "The new revision (pending), or the current one when nothing changed" }),
     isolated: z
-      .array(z.object({ projectId: z.string(), name: z.string(), error: z.string(), outcome: z.enum(["keptPublished", "leftOut"]) }))
+      .array(IsolatedProject)
       .optional()
-      .meta({ description: "Projects of this publish whose registry did not compile (also when nothing changed): kept as published, or left out" }),
+      .meta({ description: "Projects of this publish whose registry did not compile (also when nothing changed): compiled as published, kept as the gateway holds them, or left out" }),
   })
   .meta({ id: "PublishResult" });
 export type PublishResult = z.output<typeof PublishResult>;

@@ -12,7 +12,7 @@ import { parseOrThrow } from "../validation.js";
 import { GatewayApplier, publishDrive, type PublishInput } from "./applier.js";
 import { partitionOf, PublishingDocuments, revisionPath, subjectOf, toRevision, type GatewayStateDoc, type Manifest, type RevisionDoc } from "./documents.js";
 import { DriftChecker } from "./drift.js";
-import { diffManifests, ManifestStore, manifestOf, sameManifest } from "./manifest-store.js";
+import { diffManifests, ManifestStore, manifestOf, sameManifest, withKept } from "./manifest-store.js";
 import { RegistryStore } from "./registry-store.js";
 import { unifiedDiff } from "./render.js";
 import { MAX_LISTED_CHANGES, PublishSpec, type ArtifactChange, type DriftReport, type GatewayDiff, type PublishResult, type Revision } from "./schema.js";
@@ -57,6 +57,9 @@ interface ProposeMeta {
   /** For a system publish: the revision whose registry it compiled. */
   registryFrom?: string;
 }
+
+/** The projects a publish keeps as the gateway holds them. */
+const keptAsHeld = (isolated: readonly IsolatedProject[] | undefined): string[] => (isolated ?? []).filter((p) => p.outcome === "keptArtifacts").map((p) => p.projectId);
 
 /** A system publish's base is no longer the newest revision (a person published meanwhile): compile again. */
 const BASE_MOVED = Symbol("baseMoved");
@@ -203,11 +206,11 @@ export class PublishService {
     this.require(ctx, ANY_TENANT_ROLE, "reading the gateway diff requires a tenant role");
     const tenantId = ctx.principal.tenantId;
     const state = await this.docs.state(tenantId);
-    const compiled = (await this.compiler.compileRegistry(await this.compiler.registry(tenantId), await this.registries.of(tenantId, state.published?.revisionId))).result;
+    const compiled = await this.compiler.compileRegistry(await this.compiler.registry(tenantId), await this.registries.of(tenantId, state.published?.revisionId));
     const before = await this.manifests.heldManifest(tenantId, state);
-    const after = manifestOf(compiled.artifacts);
+    const after = withKept(manifestOf(compiled.result.artifacts), await this.manifests.gatewayManifest(tenantId, state), keptAsHeld(compiled.isolated));
     const { changes, counts } = diffManifests(before, after);
-    const desired = new Map(compiled.artifacts.map((a) => [artifactRef(a), a]));
+    const desired = new Map(compiled.result.artifacts.map((a) => [artifactRef(a), a]));
     return {
       ...(state.published ? { basedOn: state.published.revisionId } : {}),
       counts,
@@ -266,12 +269,15 @@ export class PublishService {
   private async propose(ctx: RequestContext, artifacts: GatewayArtifact[], meta: ProposeMeta & { baseIs?: string | undefined }): Promise<PublishResult | typeof BASE_MOVED> {
     const tenantId = ctx.principal.tenantId;
     const partition = partitionOf(tenantId);
-    const manifest = manifestOf(artifacts);
+    const compiled = manifestOf(artifacts);
+    const kept = keptAsHeld(meta.isolated);
     await this.reserveGateway(tenantId);
     for (;;) {
       const state = await this.docs.state(tenantId);
       if ("baseIs" in meta && state.latest?.revisionId !== meta.baseIs) return BASE_MOVED;
       const gateway = await this.manifests.heldManifest(tenantId, state);
+      // Projects kept as held keep what the gateway holds for them (the stored artifacts it was published from).
+      const manifest = kept.length ? withKept(compiled, await this.manifests.gatewayManifest(tenantId, state), kept) : compiled;
       const latest = state.latest ? await this.docs.loadRevision(tenantId, state.latest.revisionId) : undefined;
       const target = latest?.status === "pending" ? await this.manifests.manifest(tenantId, latest) : gateway;
       // A system publish that changes nothing leaves the state as it is (its registry is the base's, or a
