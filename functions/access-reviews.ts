@@ -22,12 +22,12 @@ app.http(createAccessReview.operationId, {
   extraInputs: [clientInput],
 });
 
-app.http(listAccessReviews.operationId, endpoint(listAccessReviews, async ({ query }, ctx, s) => ({ body: pageResult(listAccessReviews, query, await s.accessReviews.list(ctx, query)) })));
+app.http(listAccessReviews.operationId, endpoint(listAccessReviews, async ({ query }, ctx, s) => ({ body: pageResult(listAccessReviews, { query }, await s.accessReviews.list(ctx, query)) })));
 
 app.http(getAccessReview.operationId, endpoint(getAccessReview, async ({ params }, ctx, s) => ({ body: await s.accessReviews.get(ctx, params.reviewId) })));
 
 app.http(listAccessReviewItems.operationId, endpoint(listAccessReviewItems, async ({ params, query }, ctx, s) => ({
-  body: pageResult(listAccessReviewItems, query, await s.accessReviews.listItems(ctx, params.reviewId, query)),
+  body: pageResult(listAccessReviewItems, { params, query }, await s.accessReviews.listItems(ctx, params.reviewId, query)),
 })));
 
 app.http(decideAccessReviewItem.operationId, endpoint(decideAccessReviewItem, async ({ params, body, ifMatch }, ctx, s) => ({

@@ -30,7 +30,7 @@ app.http(createApproval.operationId, {
 });
 
 app.http(listApprovals.operationId, endpoint(listApprovals, async ({ query }, ctx, s) => ({
-  body: pageResult(listApprovals, query, await s.approvals.list(ctx, query)),
+  body: pageResult(listApprovals, { query }, await s.approvals.list(ctx, query)),
 })));
 
 app.http(getApprovalMetrics.operationId, endpoint(getApprovalMetrics, async (_req, ctx, s) => ({ body: await s.approvals.metrics(ctx) })));

@@ -26,7 +26,7 @@ app.http(requestExemption.operationId, {
 });
 
 app.http(listExemptions.operationId, endpoint(listExemptions, async ({ query }, ctx, s) => ({
-  body: pageResult(listExemptions, query, await s.exemptions.list(ctx, query)),
+  body: pageResult(listExemptions, { query }, await s.exemptions.list(ctx, query)),
 })));
 
 app.http(getExemptionReview.operationId, endpoint(getExemptionReview, async ({ query }, ctx, s) => ({ body: await s.exemptions.review(ctx, query) })));

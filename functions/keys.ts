@@ -14,7 +14,7 @@ app.http(createKey.operationId, {
 });
 
 app.http(listKeys.operationId, endpoint(listKeys, async ({ params, query }, ctx, s) => ({
-  body: pageResult(listKeys, query, await s.keys.list(ctx, params.projectId, query)),
+  body: pageResult(listKeys, { params, query }, await s.keys.list(ctx, params.projectId, query)),
 })));
 
 app.http(getKey.operationId, endpoint(getKey, async ({ params }, ctx, s) => ({ body: await s.keys.get(ctx, params.projectId, params.keyId) })));

@@ -8,7 +8,7 @@ import { durableClientInput } from "../src/workflows/registration.js";
 app.http(createProject.operationId, endpoint(createProject, async ({ body }, ctx, s) => ({ body: await s.projects.create(ctx, body) })));
 
 app.http(listProjects.operationId, endpoint(listProjects, async ({ query }, ctx, s) => ({
-  body: pageResult(listProjects, query, await s.projects.list(ctx, query)),
+  body: pageResult(listProjects, { query }, await s.projects.list(ctx, query)),
 })));
 
 app.http(getProject.operationId, endpoint(getProject, async ({ params }, ctx, s) => ({ body: await s.projects.get(ctx, params.projectId) })));

@@ -23,7 +23,7 @@ app.http(rollbackRevision.operationId, {
 });
 
 app.http(listRevisions.operationId, endpoint(listRevisions, async ({ query }, ctx, s) => ({
-  body: pageResult(listRevisions, query, await s.publishing.list(ctx, query)),
+  body: pageResult(listRevisions, { query }, await s.publishing.list(ctx, query)),
 })));
 
 app.http(getRevision.operationId, endpoint(getRevision, async ({ params, query }, ctx, s) => ({

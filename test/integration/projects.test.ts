@@ -114,6 +114,21 @@ describe("projects", () => {
     expect(bad).toMatchObject({ status: 400, errors: [{ field: "query.continuationToken" }] });
   });
 
+  it("a list under a path parameter (a project's keys) links its next page with the path filled in; the client follows it", async () => {
+    const c = await t.as("paging-keys", "pat", ["TenantAdmin"]);
+    const dev = await t.as("paging-keys", "dora", ["Developer"]);
+    const p = await c.projects.create(projectSpec("paged keys"));
+    for (const name of ["k1", "k2", "k3"]) await dev.keys.create(p.id, { name });
+    const first = await c.keys.list(p.id, { maxPageSize: 2 });
+    expect(first.nextLink).toMatch(new RegExp(`^/api/projects/${p.id}/keys\\?maxPageSize=2&continuationToken=`));
+    const second = await c.next(first);
+    expect([...first.items, ...second!.items].map((k) => k.name).sort()).toEqual(["k1", "k2", "k3"]);
+    expect(second!.nextLink).toBeUndefined();
+    expect(await c.next(second!)).toBeUndefined();
+    // A link that leaves the API is never followed with the caller's token.
+    await expect(c.next({ nextLink: "https://elsewhere.example/api/projects" })).rejects.toThrow(/leaves the API/);
+  });
+
   it("enforces roles: Reader reads, only TenantAdmin creates and deletes, project ProjectAdmins update", async () => {
     const p = await admin.projects.create(projectSpec("Roles", { roleAssignments: [{ principalId: "pam", role: "ProjectAdmin" }] }));
     const reader = await t.as("t1", "rita", ["Reader"]);

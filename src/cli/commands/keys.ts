@@ -8,12 +8,7 @@ const keyRow = (k: { gateway: { state: string } } & Record<string, unknown>) => 
 
 async function listAllKeys(c: AigovClient, projectId: string) {
   const out: Awaited<ReturnType<AigovClient["keys"]["list"]>>["items"] = [];
-  let token: string | undefined;
-  do {
-    const page = await c.keys.list(projectId, { maxPageSize: 100, ...(token ? { continuationToken: token } : {}) });
-    out.push(...page.items);
-    token = page.nextLink ? new URL(page.nextLink, "http://x").searchParams.get("continuationToken") ?? undefined : undefined;
-  } while (token);
+  for (let page: Awaited<ReturnType<AigovClient["keys"]["list"]>> | undefined = await c.keys.list(projectId, { maxPageSize: 100 }); page; page = await c.next(page)) out.push(...page.items);
   return out;
 }
 
@@ -88,8 +83,8 @@ export function keyCommands({ program, client, print, out, err, json }: CliKit):
     });
   keys
     .command("list <projectId>")
-    .description("list a project's keys")
-    .action(async (projectId: string) => print((await client().keys.list(projectId)).items.map(keyRow), KEY_COLUMNS));
+    .description("list a project's keys (every page)")
+    .action(async (projectId: string) => print((await listAllKeys(client(), projectId)).map(keyRow), KEY_COLUMNS));
   keys
     .command("show <projectId> <keyId>")
     .description("one key (never its secret)")

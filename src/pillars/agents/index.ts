@@ -22,7 +22,7 @@ export const agentsPillar: Pillar<AgentsService> = {
   routes: [
     route(op.createAgent, async ({ params, body }, ctx, s) => ({ body: await s.registry.create(ctx, params.projectId, body) })),
     route(op.listAgents, async ({ params, query }, ctx, s) => ({
-      body: pageResult({ ...op.listAgents, path: `/projects/${params.projectId}/agents` }, query, await s.registry.list(ctx, params.projectId, query)),
+      body: pageResult(op.listAgents, { params, query }, await s.registry.list(ctx, params.projectId, query)),
     })),
     route(op.getAgent, async ({ params }, ctx, s) => ({ body: await s.registry.get(ctx, params.projectId, params.agentId) })),
     route(op.updateAgent, async ({ params, body, ifMatch }, ctx, s) => ({ body: await s.registry.update(ctx, params.projectId, params.agentId, body, ifMatch) })),
@@ -35,7 +35,7 @@ export const agentsPillar: Pillar<AgentsService> = {
     route(op.getProjectAgentSettings, async ({ params }, ctx, s) => ({ body: await s.connections.getProjectSettings(ctx, params.projectId) })),
     route(op.putProjectAgentSettings, async ({ params, body, ifMatch }, ctx, s) => ({ body: await s.connections.putProjectSettings(ctx, params.projectId, body, ifMatch) })),
     route(op.createAgentConnection, async ({ body }, ctx, s) => ({ body: await s.connections.create(ctx, body) })),
-    route(op.listAgentConnections, async ({ query }, ctx, s) => ({ body: pageResult({ ...op.listAgentConnections, path: "/agent-connections" }, query, await s.connections.list(ctx, page(query))) })),
+    route(op.listAgentConnections, async ({ query }, ctx, s) => ({ body: pageResult(op.listAgentConnections, { query }, await s.connections.list(ctx, page(query))) })),
     route(op.getAgentConnection, async ({ params }, ctx, s) => ({ body: await s.connections.get(ctx, params.connectionId) })),
     route(op.updateAgentConnection, async ({ params, body, ifMatch }, ctx, s) => ({ body: await s.connections.update(ctx, params.connectionId, body, ifMatch) })),
     route(op.deleteAgentConnection, async ({ params, ifMatch }, ctx, s) => {
@@ -47,12 +47,12 @@ export const agentsPillar: Pillar<AgentsService> = {
       return { body: run, drive };
     }),
     route(op.listAgentSyncRuns, async ({ params, query }, ctx, s) => ({
-      body: pageResult({ ...op.listAgentSyncRuns, path: `/agent-connections/${params.connectionId}/runs` }, query, await s.listRuns(ctx, params.connectionId, page(query))),
+      body: pageResult(op.listAgentSyncRuns, { params, query }, await s.listRuns(ctx, params.connectionId, page(query))),
     })),
     route(op.getAgentSyncRun, async ({ params }, ctx, s) => ({ body: await s.getRun(ctx, params.connectionId, params.runId) })),
     route(op.getAgentSyncSettings, async (_req, ctx, s) => ({ body: await s.connections.getTenantSettings(ctx) })),
     route(op.putAgentSyncSettings, async ({ body, ifMatch }, ctx, s) => ({ body: await s.connections.putTenantSettings(ctx, body, ifMatch) })),
-    route(op.searchCatalog, async ({ query }, ctx, s) => ({ body: pageResult({ ...op.searchCatalog, path: "/catalog" }, query, await s.searchCatalog(ctx, query)) })),
+    route(op.searchCatalog, async ({ query }, ctx, s) => ({ body: pageResult(op.searchCatalog, { query }, await s.searchCatalog(ctx, query)) })),
   ],
 
   async build(kit) {

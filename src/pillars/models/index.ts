@@ -16,7 +16,7 @@ export const modelsPillar: Pillar<ModelService> = {
   routes: [
     route(createModel, async ({ params, body }, ctx, s) => ({ body: await s.create(ctx, params.projectId, body) })),
     route(listModels, async ({ params, query }, ctx, s) => ({
-      body: pageResult({ ...listModels, path: `/projects/${params.projectId}/models` }, query, await s.list(ctx, params.projectId, query)),
+      body: pageResult(listModels, { params, query }, await s.list(ctx, params.projectId, query)),
     })),
     route(getModel, async ({ params }, ctx, s) => ({ body: await s.get(ctx, params.projectId, params.modelId) })),
     route(updateModel, async ({ params, body, ifMatch }, ctx, s) => ({ body: await s.update(ctx, params.projectId, params.modelId, body, ifMatch) })),

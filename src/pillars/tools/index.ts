@@ -26,7 +26,7 @@ export const toolsPillar: Pillar<ToolsService> = {
       return { body: server, drive };
     }),
     route(op.listMcpServers, async ({ params, query }, ctx, s) => ({
-      body: pageResult({ ...op.listMcpServers, path: `/projects/${params.projectId}/mcp-servers` }, query, await s.registry.list(ctx, params.projectId, page(query))),
+      body: pageResult(op.listMcpServers, { params, query }, await s.registry.list(ctx, params.projectId, page(query))),
     })),
     route(op.getMcpServer, async ({ params }, ctx, s) => ({ body: await s.registry.get(ctx, params.projectId, params.serverId) })),
     drivenRoute(op.updateMcpServer, async ({ params, body, ifMatch }, ctx, s) => {
@@ -43,11 +43,11 @@ export const toolsPillar: Pillar<ToolsService> = {
     }),
     route(op.exportMcpServer, async ({ params }, ctx, s) => ({ body: await s.exportServer(ctx, params.projectId, params.serverId) })),
     route(op.listMcpSnapshots, async ({ params, query }, ctx, s) => ({
-      body: pageResult({ ...op.listMcpSnapshots, path: `/projects/${params.projectId}/mcp-servers/${params.serverId}/snapshots` }, query, await s.listSnapshots(ctx, params.projectId, params.serverId, page(query))),
+      body: pageResult(op.listMcpSnapshots, { params, query }, await s.listSnapshots(ctx, params.projectId, params.serverId, page(query))),
     })),
     route(op.getMcpSnapshot, async ({ params }, ctx, s) => ({ body: await s.getSnapshot(ctx, params.projectId, params.serverId, params.snapshotId) })),
     route(op.listMcpTools, async ({ params, query }, ctx, s) => ({
-      body: pageResult({ ...op.listMcpTools, path: `/projects/${params.projectId}/mcp-servers/${params.serverId}/tools` }, query, await s.listTools(ctx, params.projectId, params.serverId, page(query))),
+      body: pageResult(op.listMcpTools, { params, query }, await s.listTools(ctx, params.projectId, params.serverId, page(query))),
     })),
     route(op.getMcpTool, async ({ params }, ctx, s) => ({ body: await s.getTool(ctx, params.projectId, params.serverId, params.toolName) })),
     drivenRoute(op.requestMcpToolApproval, async ({ params, body }, ctx, s) => {
@@ -58,7 +58,7 @@ export const toolsPillar: Pillar<ToolsService> = {
     route(op.putToolsSettings, async ({ params, body, ifMatch }, ctx, s) => ({ body: await s.putSettings(ctx, params.projectId, body, ifMatch) })),
     route(op.createToolbox, async ({ params, body }, ctx, s) => ({ body: await s.createToolbox(ctx, params.projectId, body) })),
     route(op.listToolboxes, async ({ params, query }, ctx, s) => ({
-      body: pageResult({ ...op.listToolboxes, path: `/projects/${params.projectId}/toolboxes` }, query, await s.toolboxes.list(ctx, params.projectId, page(query))),
+      body: pageResult(op.listToolboxes, { params, query }, await s.toolboxes.list(ctx, params.projectId, page(query))),
     })),
     route(op.getToolbox, async ({ params }, ctx, s) => ({ body: await s.toolboxes.get(ctx, params.projectId, params.toolboxId) })),
     route(op.updateToolbox, async ({ params, body, ifMatch }, ctx, s) => ({ body: await s.updateToolbox(ctx, params.projectId, params.toolboxId, body, ifMatch) })),
@@ -66,7 +66,7 @@ export const toolsPillar: Pillar<ToolsService> = {
       await s.deleteToolbox(ctx, params.projectId, params.toolboxId, ifMatch);
       return {};
     }),
-    route(op.searchToolCatalog, async ({ query }, ctx, s) => ({ body: pageResult({ ...op.searchToolCatalog, path: "/tools/catalog" }, query, await s.searchCatalog(ctx, query)) })),
+    route(op.searchToolCatalog, async ({ query }, ctx, s) => ({ body: pageResult(op.searchToolCatalog, { query }, await s.searchCatalog(ctx, query)) })),
   ],
 
   async build(kit) {
