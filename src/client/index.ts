@@ -11,8 +11,30 @@ export class ApiError extends Error {
     readonly problem: Problem | undefined,
     readonly body: string,
   ) {
-    super(problem ? `${problem.status} ${problem.code}: ${problem.detail ?? problem.title}` : `HTTP ${status}`);
+    super(problem ? `${problem.status} ${problem.code}: ${problem.detail ?? problem.title}` : `HTTP ${status}${status < 400 ? " with a body that is not JSON" : ""}: ${body.slice(0, 200)}`);
     this.name = "ApiError";
+  }
+}
+
+/** A problem document as this API writes them (RFC 9457 with `status` and `code`); anything else is not one. */
+function asProblem(text: string): Problem | undefined {
+  try {
+    const v = JSON.parse(text) as Partial<Problem> | null;
+    return v && typeof v === "object" && typeof v.status === "number" && typeof v.code === "string" ? (v as Problem) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A response's body: the JSON of a success; an ApiError for a 4xx/5xx, or for a success that is not JSON (a proxy's page). */
+async function bodyOf<T>(res: Response): Promise<T> {
+  const text = await res.text();
+  if (res.status >= 400) throw new ApiError(res.status, asProblem(text), text);
+  if (!text) return undefined as T;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new ApiError(res.status, undefined, text);
   }
 }
 
@@ -68,17 +90,22 @@ export class AigovClient {
       body = JSON.stringify(i.body);
     }
     const res = await this.fetchImpl(url, { method: op.method, headers, ...(body !== undefined ? { body } : {}) });
-    const text = await res.text();
-    if (res.status >= 400) {
-      let problem: Problem | undefined;
-      try {
-        problem = JSON.parse(text) as Problem;
-      } catch {
-        problem = undefined;
-      }
-      throw new ApiError(res.status, problem, text);
-    }
-    return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : undefined) as SuccessBody<O> };
+    return { status: res.status, headers: res.headers, body: await bodyOf<SuccessBody<O>>(res) };
+  }
+
+  /**
+   * The next page of a list: follows its `nextLink` (same endpoint and token); undefined on the last page.
+   * A link that leaves this API's endpoint is refused, so a page cannot send the token elsewhere.
+   */
+  async next<T extends { nextLink?: string | undefined }>(page: T): Promise<T | undefined> {
+    if (!page.nextLink) return undefined;
+    const url = new URL(page.nextLink, this.options.endpoint);
+    const base = new URL(this.options.endpoint);
+    if (url.origin !== base.origin || !url.pathname.startsWith("/api/")) throw new Error(`nextLink leaves the API: ${page.nextLink}`);
+    const headers: Record<string, string> = { accept: "application/json" };
+    const token = typeof this.options.token === "function" ? await this.options.token() : this.options.token;
+    if (token) headers.authorization = `Bearer ${token}`;
+    return bodyOf<T>(await this.fetchImpl(url, { method: "GET", headers }));
   }
 
   // Named helpers for the common calls.
