@@ -19,8 +19,12 @@ import { defineOperation, type Operation } from "./contract.js";
 const ReviewParams = z.strictObject({ reviewId: AccessReviewId });
 const ItemParams = z.strictObject({ reviewId: AccessReviewId, itemId: ReviewItemId });
 
-/** Starting, stopping and applying: TenantAdmin; a ProjectAdmin for campaigns of a project (the service checks the scope). */
-const REVIEW_MANAGERS: Access = { tenant: ["TenantAdmin"], own: { who: "a ProjectAdmin, for a campaign of a project", tenant: ["ProjectAdmin"] } };
+/**
+ * Starting, stopping and applying: TenantAdmin; for a campaign of a project, its ProjectAdmins, by tenant role
+ * or assigned on the project. These paths name no project, so the gate cannot see project assignments: it
+ * lets everyone through and the service decides (mayManage).
+ */
+const REVIEW_MANAGERS: Access = { tenant: ["TenantAdmin"], own: { who: "a ProjectAdmin of the campaign's project (tenant role, or assigned on the project)", anyone: true } };
 /** Reading a campaign: its overseers, and its reviewers and its project's ProjectAdmins (the service checks which). */
 const REVIEW_READERS: Access = { tenant: ["TenantAdmin", "Auditor"], own: { who: "the campaign's reviewers and its project's ProjectAdmins", anyone: true } };
 

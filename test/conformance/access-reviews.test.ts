@@ -253,6 +253,20 @@ describe("access reviews", () => {
     expect(await reasonOf(paula.projects.update(p.id, { description: "still mine?" }, (await g.admin.projects.get(p.id)).etag))).toBe("403 forbidden");
   });
 
+  it("a ProjectAdmin assigned on the project (no tenant role) starts and stops its campaigns; others are refused", async () => {
+    const pia = await g.as("pia", []);
+    const q = await g.project("pia's", { owner: "olivia", roleAssignments: [{ principalId: "pia", role: "ProjectAdmin" }] });
+    const spec = (extra: Partial<AccessReviewSpecInput> = {}) => campaign({ name: "pia's review", scope: { level: "project", projectId: q.id }, startAt: new Date(g.t.appClock.now().getTime() + 2 * DAY).toISOString(), ...extra });
+    const mine = await pia.reviews.create(spec());
+    expect(mine).toMatchObject({ status: "scheduled", createdBy: "pia" });
+    expect(await reasonOf(pia.reviews.create(spec({ scope: { level: "tenant" } })))).toBe("403 forbidden");
+    expect(await reasonOf(pia.reviews.create(campaign()))).toBe("403 forbidden");
+    expect(await reasonOf(dora.reviews.create(spec()))).toBe("403 forbidden");
+    expect(await reasonOf(dora.reviews.stop(mine.id, { reason: "not mine" }, mine.etag))).toBe("403 forbidden");
+    const stopped = await pia.reviews.stop(mine.id, { reason: "not needed" }, mine.etag);
+    expect(stopped).toMatchObject({ status: "canceled", canceledReason: "not needed", updatedBy: "pia" });
+  });
+
   it("a recurring review schedules its next campaign one period on, and the sweep drives it", async () => {
     const created = await g.admin.reviews.create(campaign({ name: "weekly", recurrence: { frequency: "weekly", occurrences: 2 } }));
     const started = await reaches(created.id, "inProgress");
