@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { nextStart } from "../../src/domain/reviews/schema.js";
+import { occurrenceStart } from "../../src/domain/reviews/schema.js";
 import { recommend } from "../../src/domain/reviews/targets.js";
 
 const DAY = 86_400_000;
@@ -35,10 +35,17 @@ describe("access review recommendations (evaluated once, at the campaign's start
 
 describe("recurring reviews", () => {
   it("start one period on, calendar months keeping the day or the month's last day", () => {
-    expect(nextStart("2026-12-04T09:00:00.000Z", "weekly")).toBe("2026-12-11T09:00:00.000Z");
-    expect(nextStart("2026-01-31T09:00:00.000Z", "monthly")).toBe("2026-02-28T09:00:00.000Z");
-    expect(nextStart("2026-11-30T09:00:00.000Z", "quarterly")).toBe("2027-02-28T09:00:00.000Z");
-    expect(nextStart("2028-08-31T00:00:00.000Z", "semiannual")).toBe("2029-02-28T00:00:00.000Z");
-    expect(nextStart("2028-02-29T00:00:00.000Z", "annual")).toBe("2029-02-28T00:00:00.000Z");
+    expect(occurrenceStart("2026-12-04T09:00:00.000Z", "weekly", 1)).toBe("2026-12-11T09:00:00.000Z");
+    expect(occurrenceStart("2026-01-31T09:00:00.000Z", "monthly", 1)).toBe("2026-02-28T09:00:00.000Z");
+    expect(occurrenceStart("2026-11-30T09:00:00.000Z", "quarterly", 1)).toBe("2027-02-28T09:00:00.000Z");
+    expect(occurrenceStart("2028-08-31T00:00:00.000Z", "semiannual", 1)).toBe("2029-02-28T00:00:00.000Z");
+    expect(occurrenceStart("2028-02-29T00:00:00.000Z", "annual", 1)).toBe("2029-02-28T00:00:00.000Z");
+  });
+
+  it("count every occurrence from the series' first start: a short month never moves the later ones", () => {
+    const months = [1, 2, 3, 4, 6, 7].map((n) => occurrenceStart("2026-01-31T09:00:00.000Z", "monthly", n));
+    expect(months).toEqual(["2026-02-28T09:00:00.000Z", "2026-03-31T09:00:00.000Z", "2026-04-30T09:00:00.000Z", "2026-05-31T09:00:00.000Z", "2026-07-31T09:00:00.000Z", "2026-08-31T09:00:00.000Z"]);
+    expect([1, 2, 3].map((n) => occurrenceStart("2026-08-31T00:00:00.000Z", "quarterly", n))).toEqual(["2026-11-30T00:00:00.000Z", "2027-02-28T00:00:00.000Z", "2027-05-31T00:00:00.000Z"]);
+    expect(occurrenceStart("2026-12-04T09:00:00.000Z", "weekly", 3)).toBe("2026-12-25T09:00:00.000Z");
   });
 });

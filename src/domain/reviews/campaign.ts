@@ -11,7 +11,7 @@ import { unversioned, type Versioned } from "../../ports/store.js";
 import type { RequestContext } from "../common.js";
 import { systemContext } from "../kernel/system.js";
 import { itemId, nextReviewId, type ItemDoc, type ReviewDoc, type ReviewDocuments } from "./documents.js";
-import { nextStart, type ReviewReport, type ReviewStatus } from "./schema.js";
+import { occurrenceStart, type ReviewReport, type ReviewStatus } from "./schema.js";
 import { ACTIVITY_OF, recommend, type ReviewTargets } from "./targets.js";
 import type { ActivityField } from "../usage/ingest.js";
 
@@ -280,8 +280,13 @@ export class Campaign {
   private successor(doc: ReviewDoc, now: Date): ReviewDoc | undefined {
     const r = doc.recurrence;
     if (!r || (r.occurrences !== undefined && doc.occurrence >= r.occurrences)) return undefined;
-    let startAt = nextStart(doc.startAt, r.frequency);
-    while (Date.parse(startAt) <= now.getTime()) startAt = nextStart(startAt, r.frequency);
+    // The first period after both this campaign's start and now, counted from the series' first start
+    // (a series scheduled before it was kept: from this campaign's).
+    const seriesStartAt = doc.seriesStartAt ?? doc.startAt;
+    const after = Math.max(now.getTime(), Date.parse(doc.startAt));
+    let periods = 1;
+    let startAt = occurrenceStart(seriesStartAt, r.frequency, periods);
+    while (Date.parse(startAt) <= after) startAt = occurrenceStart(seriesStartAt, r.frequency, ++periods);
     const at = now.toISOString();
     const { report: _r, startedAt: _s, completedAt: _c, nextId: _n, activityThrough: _a, stopRequestedAt: _st, canceledReason: _cr, ...settings } = unversioned(doc);
     return {
@@ -289,6 +294,7 @@ export class Campaign {
       id: nextReviewId(doc.id),
       status: "scheduled",
       startAt,
+      seriesStartAt,
       currentStage: 0,
       stageStates: doc.stages.map(() => ({ status: "waiting" as const })),
       occurrence: doc.occurrence + 1,

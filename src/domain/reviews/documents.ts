@@ -14,6 +14,8 @@ export interface ReviewDoc extends StoredDoc, Omit<AccessReview, "etag"> {
   currentReviewers: string[];
   /** Set by a stop: the orchestration completes the campaign at its next look. */
   stopRequestedAt?: string;
+  /** A recurring review's first start, from which each occurrence's start is counted (set on successors). */
+  seriesStartAt?: string;
 }
 
 /** One reviewed piece of access (tenant partition, beside its campaign). */
@@ -42,7 +44,7 @@ export class ReviewDocuments {
     private readonly store: Store,
     changes: ChangeWriter,
   ) {
-    this.reviews = new Collection<ReviewDoc, AccessReview>(store, changes, { docType: "accessReview", path: (d) => reviewPath(d.id), internal: ["scopeProjectId", "currentReviewers", "stopRequestedAt"] });
+    this.reviews = new Collection<ReviewDoc, AccessReview>(store, changes, { docType: "accessReview", path: (d) => reviewPath(d.id), internal: ["scopeProjectId", "currentReviewers", "stopRequestedAt", "seriesStartAt"] });
     this.items = new Collection<ItemDoc, ReviewItem>(store, changes, { docType: "accessReviewItem", path: (d) => itemPath((d as ItemDoc).reviewId, d.id), internal: ["applyDue"] });
   }
 

@@ -180,11 +180,16 @@ export type ReviewItemListQuery = z.output<typeof ReviewItemListQuery>;
 export const AccessReviewList = z.object({ items: z.array(AccessReview), continuationToken: z.string().optional(), nextLink: z.string().optional() }).meta({ id: "AccessReviewList" });
 export const ReviewItemList = z.object({ items: z.array(ReviewItem), continuationToken: z.string().optional(), nextLink: z.string().optional() }).meta({ id: "AccessReviewItemList" });
 
-/** The next occurrence's start: one period after `from` (calendar months for monthly and longer). */
-export function nextStart(from: string, frequency: Frequency): string {
-  const d = new Date(from);
-  if (frequency === "weekly") return new Date(d.getTime() + 7 * 86_400_000).toISOString();
-  const months = { monthly: 1, quarterly: 3, semiannual: 6, annual: 12 }[frequency];
+/**
+ * The start of the occurrence `periods` periods after a series' first start: weeks are 7 days; calendar
+ * months keep the first start's day, or the month's last day (a series started on the 31st is on the 31st
+ * whenever the month has one). Counted from the series' start, never from the previous occurrence, so a
+ * short month does not move every later occurrence to an earlier day.
+ */
+export function occurrenceStart(seriesStart: string, frequency: Frequency, periods: number): string {
+  const d = new Date(seriesStart);
+  if (frequency === "weekly") return new Date(d.getTime() + periods * 7 * 86_400_000).toISOString();
+  const months = { monthly: 1, quarterly: 3, semiannual: 6, annual: 12 }[frequency] * periods;
   const day = d.getUTCDate();
   d.setUTCDate(1);
   d.setUTCMonth(d.getUTCMonth() + months);
