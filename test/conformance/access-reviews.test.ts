@@ -336,4 +336,38 @@ describe("access reviews", () => {
     expect((await g.admin.exemptions.get(exemptionId)).status).toBe("revoked");
     await g.systemPublish(`${exemptionId} revoked`);
   });
+
+  it("a tool approval withdrawn by an apply whose publish failed is published by the next apply", async () => {
+    const server = await convertedServer(g.admin, p.id, "again", "https://again.mock.localhost");
+    await g.admin.tools.putSettings(p.id, { approvalMode: "all" }, (await g.admin.tools.getSettings(p.id)).etag);
+    await g.publish("the again server");
+    const asked = await dora.tools.requestApproval(p.id, server.id, "getItem", { justification: "lookups" });
+    await g.admin.approvals.decide(asked.approval.id, { decision: "approve", justification: "ok" }, (await g.admin.approvals.get(asked.approval.id)).etag);
+    await until(async () => ((await g.admin.tools.getTool(p.id, server.id, "getItem")).approval.state === "approved" ? true : undefined), "tool approved");
+    await g.systemPublish(asked.approval.id);
+    const key = (await g.key(dora, p.id, { name: "again", scopes: { tools: [server.id] } })).key;
+    const call = () =>
+      fetch(`${g.t.gateway.url}/${g.names.mcpApiPath(p.id, "again")}/mcp`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "api-key": key, "mcp-protocol-version": "2025-06-18" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "getItem", arguments: { id: "1" } } }),
+      }).then(async (r) => [r.status, ((await r.json()) as { error?: { data?: { reason?: string } } }).error?.data?.reason]);
+    expect((await call())[1]).not.toBe("tool_not_approved");
+
+    const created = await g.admin.reviews.create(campaign({ name: "deny again", kind: "toolApprovals", stages: [{ reviewers: { type: "users", users: ["olivia"] } }], completion: { autoApply: false, defaultDecision: "keep" } }));
+    const started = await reaches(created.id, "inProgress");
+    const item = await itemFor(created.id, `${server.id}/getItem`);
+    await olivia.reviews.decide(created.id, item.id, { decision: "deny", justification: "no longer needed" });
+    await g.admin.reviews.stop(created.id, { reason: "decided" }, (await g.admin.reviews.get(started.id)).etag);
+    const done = await reaches(created.id, "completed");
+    // An earlier apply withdrew the grant, and the publish it then asked for failed (written here as it left the store).
+    const grants = (await g.t.container().items.query<{ id: string; tool: string; serverId: string }>({ query: "SELECT * FROM c WHERE c.tenantId = @t AND c.docType = 'toolGrant'", parameters: [{ name: "@t", value: g.tenant }] }).fetchAll()).resources;
+    const grant = grants.find((x) => x.serverId === server.id && x.tool === "getItem")!;
+    await g.t.container().item(grant.id, [g.tenant, p.id]).replace({ ...grant, state: "withdrawn", cause: "access review" });
+    // Applying (again) finds nothing approved to withdraw, and still asks for the publish.
+    await g.admin.reviews.apply(created.id, done.etag);
+    await reaches(created.id, "completed");
+    await g.systemPublish("again/getItem approval withdrawn");
+    expect(await call()).toEqual([403, "tool_not_approved"]);
+  });
 });

@@ -190,3 +190,66 @@ describe("conformance: OpenAPI documents as MCP tools at the local gateway", () 
     expect(await direct(limited)).toBe(200);
   });
 });
+
+describe("conformance: a REST tool's approval holds for the endpoint it was approved for", () => {
+  const op = (summary: string) => ({ operationId: "deleteItem", summary, parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" } }], responses: { "204": { description: "gone" } } });
+  const v1 = { openapi: "3.1.0", info: { title: "Items", version: "1.0.0" }, paths: { "/items/{id}": { delete: op("Delete an item") } } };
+  // The same tool (name, description, schema: the same definition hash), bound to another endpoint.
+  const v2 = { openapi: "3.1.0", info: { title: "Items", version: "1.0.0" }, paths: { "/admin/tenants/{id}": { delete: op("Delete an item") } } };
+  const both = { ...v1, paths: { ...v1.paths, ...v2.paths, "/admin/tenants/{id}": { delete: { ...op("Delete a tenant"), operationId: "deleteTenant" } } } };
+  let items: RestBackend;
+  beforeAll(async () => {
+    items = await startRestBackend(both);
+  });
+  afterAll(() => items.close());
+
+  it("re-pointing an approved tool at another operation suspends its approval (binding_changed) and the gateway refuses it until approved again", async () => {
+    const p = await g.project("rest-approvals");
+    await g.admin.tools.putSettings(p.id, { approvalMode: "all" }, "initial");
+    const created = await g.admin.tools.createServer(p.id, { name: "items", source: { kind: "openapi", baseUrl: items.url, document: v1 }, discovery: { enabled: false, intervalHours: 24 } });
+    /** The server once a discovery made a snapshot other than `before`. */
+    const discovered = (before?: string) =>
+      until(async () => {
+        const s = await g.admin.tools.getServer(p.id, created.id);
+        return s.discoveryState.status === "succeeded" && s.discoveryState.snapshotId !== before ? s : undefined;
+      }, `a snapshot after ${before}`);
+    const s = await discovered();
+    const [tool] = (await g.admin.tools.listTools(p.id, s.id)).items;
+    await g.publish("rest tools");
+    const key = (await g.key(dev, p.id, { name: "items", scopes: { tools: [s.id] } })).key;
+    const path = g.names.mcpApiPath(p.id, "items");
+
+    const asked = await dev.tools.requestApproval(p.id, s.id, tool!.name, { justification: "cleanup" });
+    const approval = await g.admin.approvals.get(asked.approval.id);
+    // Approvers see where a call goes.
+    expect(approval.subject.change).toMatchObject({ operation: { method: "DELETE", urlTemplate: "/items/{id}" } });
+    await g.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
+    await until(async () => ((await g.admin.tools.getTool(p.id, s.id, tool!.name)).approval.state === "approved" ? true : undefined), "approved");
+    await g.systemPublish(approval.id);
+    const approved = await rpc(path, key, "tools/call", { name: tool!.name, arguments: { id: "a" } });
+    expect([approved.status, (items.received.at(-1) as RestEcho).path]).toEqual([200, `${new URL(items.url).pathname.replace(/\/$/, "")}/items/a`]);
+
+    // Re-pointed: same definition, another endpoint.
+    const current = await g.admin.tools.getServer(p.id, s.id);
+    await g.admin.tools.updateServer(p.id, s.id, { source: { kind: "openapi", baseUrl: items.url, document: v2 } }, current.etag);
+    const rediscovered = await discovered(current.discoveryState.snapshotId);
+    const after = await g.admin.tools.getTool(p.id, s.id, tool!.name);
+    expect(after.hash).toBe(tool!.hash);
+    expect(after.approval).toMatchObject({ state: "suspended", cause: "binding_changed" });
+    await g.systemPublish(`snapshot ${rediscovered.discoveryState.snapshotId}`);
+    const reached = items.received.length;
+    const refused = await rpc(path, key, "tools/call", { name: tool!.name, arguments: { id: "b" } });
+    expect([refused.status, (refused.json.error as { data?: { reason?: string } } | undefined)?.data?.reason]).toEqual([403, "tool_not_approved"]);
+    expect(items.received.length).toBe(reached);
+
+    // Approved for the new endpoint, it is callable there.
+    const again = await dev.tools.requestApproval(p.id, s.id, tool!.name, { justification: "the admin endpoint, reviewed" });
+    const second = await g.admin.approvals.get(again.approval.id);
+    expect(second.subject.change).toMatchObject({ operation: { method: "DELETE", urlTemplate: "/admin/tenants/{id}" } });
+    await g.admin.approvals.decide(second.id, { decision: "approve", justification: "ok" }, second.etag);
+    await until(async () => ((await g.admin.tools.getTool(p.id, s.id, tool!.name)).approval.state === "approved" ? true : undefined), "approved again");
+    await g.systemPublish(second.id);
+    const reapproved = await rpc(path, key, "tools/call", { name: tool!.name, arguments: { id: "c" } });
+    expect([reapproved.status, (items.received.at(-1) as RestEcho).path]).toEqual([200, `${new URL(items.url).pathname.replace(/\/$/, "")}/admin/tenants/c`]);
+  }, 120_000);
+});

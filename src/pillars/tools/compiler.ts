@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import type { InputContributor } from "../../domain/policy/compiler-input.js";
 import { TOOL_NAME, type PolicyMcpServer } from "../../policy/input.js";
 import type { ProjectInput } from "../pillar.js";
+import { bindingHash } from "./definitions.js";
 import { sourceKey, type ServerDoc, type ToolboxDoc } from "./documents.js";
 import type { ToolsService } from "./service.js";
 
@@ -75,7 +76,11 @@ export const liveTools =
         );
         // Approvals are the server's (by id): a server registered again under the same name starts without them.
         const ids = new Set(tools.servers.map((s) => s.id));
-        const grants = (await service.grants.all(partition)).filter((g) => g.state === "approved" && g.pinnedHash && ids.has(g.serverId)).map((g) => ({ server: g.server, tool: g.tool, hash: g.pinnedHash! }));
+        // A REST tool's approval holds for the binding it pinned: the same definition re-pointed elsewhere is not approved.
+        const bindings = new Map(servers.flatMap((s) => s.tools.map((t) => [`${s.id}/${t.name}`, bindingHash(t.operation as Record<string, unknown> | undefined)] as const)));
+        const grants = (await service.grants.all(partition))
+          .filter((g) => g.state === "approved" && g.pinnedHash && ids.has(g.serverId) && (g.pinnedBinding === undefined || g.pinnedBinding === bindings.get(`${g.serverId}/${g.tool}`)))
+          .map((g) => ({ server: g.server, tool: g.tool, hash: g.pinnedHash! }));
         return { ...p, tools: { ...tools, servers, grants } };
       }),
     );

@@ -32,6 +32,15 @@ export function toolHash(raw: Record<string, unknown>): string {
   return createHash("sha256").update(canonicalJson(stable), "utf8").digest("hex");
 }
 
+/**
+ * Hex SHA-256 of a REST tool's binding (the operation a call becomes: method, URL template, parameters,
+ * body); undefined for an MCP server's tool. An approval pins it beside the definition hash: the same
+ * definition bound to another endpoint is another tool.
+ */
+export function bindingHash(operation: Record<string, unknown> | undefined): string | undefined {
+  return operation ? createHash("sha256").update(canonicalJson(operation), "utf8").digest("hex") : undefined;
+}
+
 /** What changed between two discoveries of one server, by tool name; every list sorted by name. */
 export function diffTools(previous: readonly ToolDefinitionEntry[], next: readonly ToolDefinitionEntry[]): ToolDiff {
   const before = byName(previous);

@@ -3,7 +3,9 @@
  * through the tenant's approval engine (subject type "tool", its route); an approval pins the
  * definition hash the request was about. A tool is callable while its current definition hash equals
  * the pinned one: when discovery finds it changed, the approval is suspended (an event says why) and
- * the tool stays refused at the gateway until a new approval pins the new definition.
+ * the tool stays refused at the gateway until a new approval pins the new definition. A REST tool's
+ * approval also pins its binding (the operation a call becomes): re-pointing an approved tool at another
+ * endpoint suspends it the same way (`binding_changed`).
  */
 import type { Approval } from "../../domain/approvals/schema.js";
 import type { ApprovalService } from "../../domain/approvals/service.js";
@@ -13,17 +15,24 @@ import { fail } from "../../domain/errors.js";
 import { systemContext } from "../../domain/kernel/system.js";
 import type { Clock } from "../../ports/clock.js";
 import type { Partition, Store } from "../../ports/store.js";
+import { bindingHash } from "./definitions.js";
 import { grantId, serverPath, type GrantDoc, type ServerDoc, type StoredTool } from "./documents.js";
 import type { Tool } from "./schema.js";
 
 export type ApprovalMode = "none" | "all" | "destructive";
 export type ToolApprovalState = Tool["approval"]["state"];
 
+/** Whether an approved grant still holds for the tool as it is now: the same definition and, for a REST tool, the same binding. */
+export function grantHolds(grant: Pick<GrantDoc, "pinnedHash" | "pinnedBinding">, tool: Pick<StoredTool, "hash" | "operation">): boolean {
+  // Approvals made before bindings were pinned hold on the definition; discovery suspends them when the binding changes.
+  return grant.pinnedHash === tool.hash && (grant.pinnedBinding === undefined || grant.pinnedBinding === bindingHash(tool.operation));
+}
+
 /** What the project's approvals say about a tool as it is now. */
-export function approvalStateOf(mode: ApprovalMode, tool: Pick<StoredTool, "hash" | "annotations">, grant: GrantDoc | undefined): { state: ToolApprovalState; callable: boolean } {
+export function approvalStateOf(mode: ApprovalMode, tool: Pick<StoredTool, "hash" | "annotations" | "operation">, grant: GrantDoc | undefined): { state: ToolApprovalState; callable: boolean } {
   if (mode === "none" || (mode === "destructive" && tool.annotations.readOnly)) return { state: "notRequired", callable: true };
   if (!grant) return { state: "required", callable: false };
-  if (grant.state === "approved") return grant.pinnedHash === tool.hash ? { state: "approved", callable: true } : { state: "suspended", callable: false };
+  if (grant.state === "approved") return grantHolds(grant, tool) ? { state: "approved", callable: true } : { state: "suspended", callable: false };
   return { state: grant.state, callable: false };
 }
 
@@ -57,11 +66,25 @@ export class ToolGrants {
     const current = await this.read(partition, server.id, tool.name);
     const now = approvalStateOf(mode, tool, current);
     if (now.state === "notRequired") fail({ kind: "conflict", detail: `the project's approval mode (${mode}) does not require an approval for ${tool.name}`, reason: "tool_approval_not_required" });
-    if ((current?.state === "pending" && current.requestedHash === tool.hash) || now.state === "approved") {
+    const binding = bindingHash(tool.operation);
+    if ((current?.state === "pending" && current.requestedHash === tool.hash && current.requestedBinding === binding) || now.state === "approved") {
       fail({ kind: "conflict", detail: `an approval of ${tool.name}'s current definition is already ${now.state === "approved" ? "granted" : "pending"}`, reason: "tool_approval_pending" });
     }
     const approval = await this.approvals.request(ctx, {
-      subject: { resourceType: "tool", resourceId: `${server.id}/${tool.name}`, projectId: server.projectId, change: { serverId: server.id, server: server.name, tool: tool.name, hash: tool.hash, readOnly: tool.annotations.readOnly } },
+      subject: {
+        resourceType: "tool",
+        resourceId: `${server.id}/${tool.name}`,
+        projectId: server.projectId,
+        change: {
+          serverId: server.id,
+          server: server.name,
+          tool: tool.name,
+          hash: tool.hash,
+          readOnly: tool.annotations.readOnly,
+          // A REST tool: what approvers approve includes where a call goes.
+          ...(binding ? { binding, operation: { method: tool.operation!.method, urlTemplate: tool.operation!.urlTemplate } } : {}),
+        },
+      },
       justification,
       route: { subjectType: "tool", scope: "project", risk: tool.annotations.readOnly ? "standard" : "high" },
     });
@@ -76,8 +99,10 @@ export class ToolGrants {
       state: "pending",
       approvalId: approval.id,
       requestedHash: tool.hash,
+      ...(binding ? { requestedBinding: binding } : {}),
       // A suspended or superseded approval keeps its pin until the new one is decided: nothing becomes callable early.
       ...(current?.pinnedHash ? { pinnedHash: current.pinnedHash } : {}),
+      ...(current?.pinnedBinding ? { pinnedBinding: current.pinnedBinding } : {}),
       requestedBy: ctx.principal.userId,
       requestedAt: at,
       updatedAt: at,
@@ -88,7 +113,7 @@ export class ToolGrants {
 
   /** The approval engine's verdict (idempotent). Returns the grant when it changed. */
   async settle(approval: Approval, correlationId: string): Promise<GrantDoc | undefined> {
-    const change = approval.subject.change as { serverId?: string; tool?: string; hash?: string };
+    const change = approval.subject.change as { serverId?: string; tool?: string; hash?: string; binding?: string };
     if (!change.serverId || !change.tool || !change.hash || !approval.subject.projectId) return undefined;
     const partition = { tenantId: approval.tenantId, scopeId: approval.subject.projectId };
     const current = await this.read(partition, change.serverId, change.tool);
@@ -101,6 +126,7 @@ export class ToolGrants {
       ...current,
       state: approved ? "approved" : "rejected",
       ...(approved ? { pinnedHash: change.hash } : {}),
+      ...(approved && change.binding ? { pinnedBinding: change.binding } : {}),
       cause: approved ? "approved" : `approval ${approval.status}`,
       updatedAt: this.clock.now().toISOString(),
     };
@@ -119,17 +145,31 @@ export class ToolGrants {
     return next;
   }
 
-  /** Approvals of this server pinned to another definition than the tool's now are suspended (every discovery checks all of them). */
-  async suspendChanged(ctx: RequestContext, server: ServerDoc, tools: StoredTool[]): Promise<string[]> {
+  /**
+   * Approvals of this server pinned to another definition or binding than the tool's now are suspended
+   * (every discovery checks all of them). `before` is the previous snapshot's tools: an approval made
+   * before bindings were pinned is suspended when the binding changed between the two.
+   */
+  async suspendChanged(ctx: RequestContext, server: ServerDoc, tools: StoredTool[], before: StoredTool[] = []): Promise<string[]> {
     const partition = { tenantId: server.tenantId, scopeId: server.scopeId };
-    const now = new Map(tools.map((t) => [t.name, t.hash]));
+    const now = new Map(tools.map((t) => [t.name, t]));
+    const was = new Map(before.map((t) => [t.name, t]));
     const suspended: string[] = [];
     for (const current of await this.all(partition)) {
-      const hash = now.get(current.tool);
-      if (current.serverId !== server.id || current.state !== "approved" || hash === undefined || current.pinnedHash === hash) continue;
-      const next: GrantDoc = { ...current, state: "suspended", cause: "definition_changed", updatedAt: this.clock.now().toISOString() };
+      const tool = now.get(current.tool);
+      if (current.serverId !== server.id || current.state !== "approved" || tool === undefined) continue;
+      const binding = bindingHash(tool.operation);
+      const rebound = current.pinnedBinding === undefined && was.has(current.tool) && bindingHash(was.get(current.tool)!.operation) !== binding;
+      if (grantHolds(current, tool) && !rebound) continue;
+      const cause = current.pinnedHash !== tool.hash ? "definition_changed" : "binding_changed";
+      const next: GrantDoc = { ...current, state: "suspended", cause, updatedAt: this.clock.now().toISOString() };
       delete (next as { _etag?: string })._etag;
-      await this.write(ctx, next, current, "tool.approval.suspend", "aigov.mcp.tool.suspended.v1", { cause: "definition_changed", pinnedHash: current.pinnedHash, currentHash: hash });
+      await this.write(ctx, next, current, "tool.approval.suspend", "aigov.mcp.tool.suspended.v1", {
+        cause,
+        pinnedHash: current.pinnedHash,
+        currentHash: tool.hash,
+        ...(cause === "binding_changed" ? { ...(current.pinnedBinding ? { pinnedBinding: current.pinnedBinding } : {}), currentBinding: binding } : {}),
+      });
       suspended.push(current.tool);
     }
     return suspended;

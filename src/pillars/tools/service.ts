@@ -64,7 +64,7 @@ export class ToolsService {
     this.grants = new ToolGrants(deps.store, deps.changes, deps.clock, deps.approvals);
     this.toolboxes = new Toolboxes(deps.store, deps.changes, deps.clock, deps.projects);
     this.catalog = new Catalog(deps.store);
-    this.discovery = new DiscoveryRunner(this.registry, this.snapshots, deps.clock, { suspendChanged: (ctx, server, tools) => this.suspend(ctx, server, tools), catalog: (t, s, v, tools, removed) => this.refreshCatalog(t, s, v, tools, removed), forget: (t, id) => this.catalog.removeServer(t, id) }, deps.allowLoopback);
+    this.discovery = new DiscoveryRunner(this.registry, this.snapshots, deps.clock, { suspendChanged: (ctx, server, tools, before) => this.suspend(ctx, server, tools, before), catalog: (t, s, v, tools, removed) => this.refreshCatalog(t, s, v, tools, removed), forget: (t, id) => this.catalog.removeServer(t, id) }, deps.allowLoopback);
     deps.approvals.onSettled("tool", (approval, correlationId) => this.settle(approval, correlationId));
   }
 
@@ -81,8 +81,8 @@ export class ToolsService {
     return rediscover ? { ...server, drive: discoveryDrive(ctx.principal.tenantId, projectId, id) } : server;
   }
 
-  private async suspend(ctx: RequestContext, server: ServerDoc, tools: StoredTool[]): Promise<string[]> {
-    const suspended = await this.grants.suspendChanged(ctx, server, tools);
+  private async suspend(ctx: RequestContext, server: ServerDoc, tools: StoredTool[], before: StoredTool[]): Promise<string[]> {
+    const suspended = await this.grants.suspendChanged(ctx, server, tools, before);
     for (const tool of suspended) await this.catalog.setApproval(server.tenantId, server.id, tool, "suspended");
     return suspended;
   }
@@ -220,8 +220,15 @@ export class ToolsService {
    * context): the tool is no longer callable once the system publish it asks for is live. Idempotent.
    */
   async withdrawApproval(ctx: RequestContext, projectId: string, serverId: string, tool: string, reason: string): Promise<"removed" | "alreadyGone"> {
-    const grant = await this.grants.withdraw(ctx, { tenantId: ctx.principal.tenantId, scopeId: projectId }, serverId, tool, reason);
-    if (!grant) return "alreadyGone";
+    const partition = { tenantId: ctx.principal.tenantId, scopeId: projectId };
+    const grant = await this.grants.withdraw(ctx, partition, serverId, tool, reason);
+    if (!grant) {
+      // Withdrawn before, but the publish that takes it to the gateway may have failed then (the item was
+      // recorded failed and is applied again): ask again. A publish that changes nothing does nothing.
+      const current = await this.grants.read(partition, serverId, tool);
+      if (current?.state === "withdrawn") await this.onGatewayChange?.(current.tenantId, { by: "system:access-reviews", reason: `tool ${current.server}/${current.tool} approval withdrawn`, correlationId: ctx.correlationId });
+      return "alreadyGone";
+    }
     await this.catalog.setApproval(grant.tenantId, grant.serverId, grant.tool, "withdrawn");
     await this.onGatewayChange?.(grant.tenantId, { by: "system:access-reviews", reason: `tool ${grant.server}/${grant.tool} approval withdrawn`, correlationId: ctx.correlationId });
     return "removed";

@@ -44,7 +44,7 @@ const REST_SCHEMAS_MAX_BYTES = 1 << 20;
 
 export interface DiscoveryHooks {
   /** Approvals pinned to another definition than the tool's now are suspended (and the catalog told); returns the tools suspended. */
-  suspendChanged(ctx: RequestContext, server: ServerDoc, tools: StoredTool[]): Promise<string[]>;
+  suspendChanged(ctx: RequestContext, server: ServerDoc, tools: StoredTool[], before: StoredTool[]): Promise<string[]>;
   /** The catalog follows the new snapshot. */
   catalog(tenantId: string, server: ServerDoc, protocolVersion: string, tools: StoredTool[], removed: string[]): Promise<void>;
   /** A deleted server's catalog entries go. */
@@ -110,7 +110,7 @@ export class DiscoveryRunner {
     if (same) {
       await this.record(ctx, serverId, partition, (x) => ({ ...x.discoveryState, status: "succeeded", lastAttemptAt: at, lastSuccessAt: at, failure: undefined }), "aigov.mcp.discovery.unchanged.v1", { snapshotId: previous.id });
       // Approvals are checked on every run, so a run retried after a commit that was not followed by its suspensions still makes them.
-      const suspended = await this.hooks.suspendChanged(ctx, server, tools);
+      const suspended = await this.hooks.suspendChanged(ctx, server, tools, before);
       return { outcome: "unchanged", snapshotId: previous.id, suspended };
     }
     // The catalog first: once the server says "succeeded", a search finds what it found. (The catalog is
@@ -176,7 +176,7 @@ export class DiscoveryRunner {
         throw err;
       }
     }
-    const suspended = await this.hooks.suspendChanged(ctx, server, tools);
+    const suspended = await this.hooks.suspendChanged(ctx, server, tools, before);
     return { outcome: "changed", snapshotId, diff, suspended };
   }
 
