@@ -3,12 +3,15 @@
  * deterministically, and the tools are callable through the local gateway (REST-as-MCP) against a
  * local REST backend that echoes what reached it.
  */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
 import { convertOpenApi } from "../../src/pillars/tools/openapi/convert.js";
 import { restRequestFor } from "../../src/pillars/tools/openapi/invoke.js";
 import { generateOpenApi, startRestBackend, type RestBackend, type RestEcho } from "../fixtures/rest/index.js";
 import { Governed } from "../support/governed.js";
+import { ITEMS_API } from "../support/tools.js";
 import { until } from "../support/until.js";
 
 let g: Governed;
@@ -252,4 +255,35 @@ describe("conformance: a REST tool's approval holds for the endpoint it was appr
     const reapproved = await rpc(path, key, "tools/call", { name: tool!.name, arguments: { id: "c" } });
     expect([reapproved.status, (items.received.at(-1) as RestEcho).path]).toEqual([200, `${new URL(items.url).pathname.replace(/\/$/, "")}/admin/tenants/c`]);
   }, 120_000);
+});
+
+describe("conformance: an edit made while a discovery runs is discovered", () => {
+  it("a listing of the old source that fails (or is unchanged) is not recorded on the new source: the run lists again", async () => {
+    // The old source: a document URL that answers only when released, with a failure.
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const asked: string[] = [];
+    const old = createServer((req, res) => {
+      asked.push(req.url ?? "");
+      void released.then(() => res.writeHead(503).end("down"));
+    });
+    await new Promise<void>((r) => old.listen(0, "127.0.0.1", r));
+    try {
+      const p = await g.project("edited while listed");
+      const created = await g.admin.tools.createServer(p.id, { name: "moving", source: { kind: "openapi", baseUrl: backend.url, documentUrl: `http://127.0.0.1:${(old.address() as AddressInfo).port}/openapi.json` }, discovery: { enabled: false, intervalHours: 24 } });
+      await until(async () => (asked.length ? true : undefined), "the old source asked");
+      // Edited while its discovery waits on the old source: the edit's discovery joins the running one.
+      await g.admin.tools.updateServer(p.id, created.id, { source: { kind: "openapi", baseUrl: backend.url, document: ITEMS_API } }, created.etag);
+      release();
+      const s = await until(async () => {
+        const x = await g.admin.tools.getServer(p.id, created.id);
+        return x.discoveryState.status === "succeeded" || x.discoveryState.status === "failed" ? x : undefined;
+      }, "the discovery's outcome");
+      expect(s.discoveryState, JSON.stringify(s.discoveryState)).toMatchObject({ status: "succeeded", toolCount: 2 });
+      expect((await g.admin.tools.listTools(p.id, s.id)).items.map((t) => t.name).sort()).toEqual(["deleteItem", "getItem"]);
+    } finally {
+      old.closeAllConnections();
+      await new Promise<void>((r) => old.close(() => r()));
+    }
+  });
 });

@@ -94,13 +94,28 @@ async function approvalAwaiting(user: string): Promise<string> {
 }
 
 /** A campaign over the fixture project's keys (or the tenant's) whose one stage `reviewer` reviews, started, and an item they may decide. */
-async function reviewedBy(reviewer: string, level: "project" | "tenant" = "project"): Promise<{ reviewId: string; itemId: string }> {
-  const scope = level === "project" ? { level, projectId: project.id } : { level };
+async function reviewedBy(reviewer: string, level: "project" | "tenant" = "project", projectId = project.id): Promise<{ reviewId: string; itemId: string }> {
+  const scope = level === "project" ? { level, projectId } : { level };
   const r = await boss.reviews.create({ name: `matrix ${unique()}`, kind: "keys", scope, stages: [{ reviewers: { type: "users", users: [reviewer] } }] });
   await until(async () => ((await boss.reviews.get(r.id)).status === "inProgress" ? true : undefined), `${r.id} in progress`);
   const item = (await boss.reviews.items(r.id, { maxPageSize: 100 })).items.find((i) => i.target.holder !== reviewer && i.reviewers.includes(reviewer));
   expect(item, `an item of ${r.id} that ${reviewer} reviews`).toBeDefined();
   return { reviewId: r.id, itemId: item!.id };
+}
+
+/** A project `user` is ProjectAdmin of by assignment (with a key, so its campaigns have an item), made once per user. */
+const managed = new Map<string, Promise<string>>();
+function managedBy(user: string): Promise<string> {
+  let p = managed.get(user);
+  if (!p) {
+    p = (async () => {
+      const created = await boss.projects.create(projectSpec(`managed by ${user}`, { roleAssignments: [{ principalId: user, role: "ProjectAdmin" }, { principalId: KEY_OWNER, role: "Developer" }] }));
+      await (await t.as(TENANT, KEY_OWNER, [])).keys.create(created.id, { name: `reviewed ${unique()}` });
+      return created.id;
+    })();
+    managed.set(user, p);
+  }
+  return p;
 }
 
 async function exemptionOwnedBy(owner: string): Promise<string> {
@@ -204,13 +219,16 @@ async function allowedTarget(op: OpenApiOperation, caller: Caller, v: Verdict): 
       values.exemptionId = v === "own" ? await exemptionOwnedBy(user) : op.operationId === "revokeExemption" ? await exemptionOwnedBy(SOMEONE_ELSE) : shared.exemptionId!;
       break;
     case "createAccessReview":
-      // A ProjectAdmin starts campaigns of a project (a tenant-wide one is the TenantAdmin's).
-      return { values, body: { ...(bodyFor(op) as object), scope: { level: "project", projectId: project.id } } };
+      // A ProjectAdmin starts campaigns of a project (a tenant-wide one is the TenantAdmin's); "own": a project the caller is ProjectAdmin of.
+      return { values, body: { ...(bodyFor(op) as object), scope: { level: "project", projectId: v === "own" ? await managedBy(user) : project.id } } };
+    case "applyAccessReview":
+    case "stopAccessReview":
+      // "own": a campaign of a project the caller is ProjectAdmin of.
+      Object.assign(values, await reviewedBy(user, "project", v === "own" ? await managedBy(user) : project.id));
+      break;
     case "getAccessReview":
     case "listAccessReviewItems":
     case "decideAccessReviewItem":
-    case "applyAccessReview":
-    case "stopAccessReview":
       Object.assign(values, await reviewedBy(user));
       break;
   }

@@ -12,6 +12,11 @@ export interface ServerDoc extends StoredDoc, Omit<McpServer, "etag"> {
   docType: "mcpServer";
   /** Incremented by every discovery that wrote a snapshot (the next snapshot's sequence number). */
   snapshotSeq: number;
+  /**
+   * Incremented by every change of the source or credential (an OpenAPI document's content included, which
+   * lives in its own document): a discovery listed from an older revision is not this registration's.
+   */
+  sourceRevision?: number;
 }
 
 /** An immutable discovery snapshot's header: written last, so a snapshot without one does not exist. */

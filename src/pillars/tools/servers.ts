@@ -32,7 +32,7 @@ export class ServerRegistry {
     private readonly projects: ProjectService,
     private readonly allowLoopback: boolean,
   ) {
-    this.servers = new Collection<ServerDoc, McpServer>(store, changes, { docType: "mcpServer", path: (d) => serverPath(d.scopeId, d.id), internal: ["snapshotSeq"] });
+    this.servers = new Collection<ServerDoc, McpServer>(store, changes, { docType: "mcpServer", path: (d) => serverPath(d.scopeId, d.id), internal: ["snapshotSeq", "sourceRevision"] });
   }
 
   partition(tenantId: string, projectId: string): Partition {
@@ -145,6 +145,7 @@ export class ServerRegistry {
       if ((authIn.type === "header" || authIn.type === "oauthClientCredentials") && authIn.keep && !holdsAny(ctx.principal.roles, TENANT_ADMINS)) bindingCheck(current, next, authIn);
       next.auth = await this.storeAuth(id, authIn, current.auth, "body.auth");
     }
+    if (patch.auth || patch.source) next.sourceRevision = (current.sourceRevision ?? 0) + 1;
     next.updatedAt = this.clock.now().toISOString();
     next.updatedBy = ctx.principal.userId;
     // The openapi document is removed only when it was there (a delete of a missing item fails the batch).

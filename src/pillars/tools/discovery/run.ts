@@ -71,9 +71,11 @@ export class DiscoveryRunner {
     const madeFrom = fingerprintOf(server);
     const listed = await this.list(server).catch((err: unknown) => ({ failed: { code: "internal", message: err instanceof Error ? err.message.slice(0, 500) : "discovery failed" } }));
     const at = this.clock.now().toISOString();
+    // A failure or an unchanged listing is the old upstream's if the source or credential changed meanwhile
+    // (an edit whose discovery joined this run): that is never recorded on the new registration; list again.
     const failed = async (failure: { code: string; message: string }): Promise<DiscoveryResult> => {
-      await this.record(ctx, serverId, partition, (x) => ({ ...x.discoveryState, status: "failed", lastAttemptAt: at, failure }), "aigov.mcp.discovery.failed.v1", failure);
-      return { outcome: "failed", ...failure };
+      const recorded = await this.record(ctx, serverId, partition, (x) => ({ ...x.discoveryState, status: "failed", lastAttemptAt: at, failure }), "aigov.mcp.discovery.failed.v1", failure, madeFrom);
+      return recorded === "restart" ? { outcome: "restart" } : { outcome: "failed", ...failure };
     };
     if ("failed" in listed) return failed(listed.failed);
     const counts = new Map<string, number>();
@@ -108,7 +110,8 @@ export class DiscoveryRunner {
       sameJson(previous.restSchemas, listed.restSchemas) &&
       sameOperations(before, tools);
     if (same) {
-      await this.record(ctx, serverId, partition, (x) => ({ ...x.discoveryState, status: "succeeded", lastAttemptAt: at, lastSuccessAt: at, failure: undefined }), "aigov.mcp.discovery.unchanged.v1", { snapshotId: previous.id });
+      const recorded = await this.record(ctx, serverId, partition, (x) => ({ ...x.discoveryState, status: "succeeded", lastAttemptAt: at, lastSuccessAt: at, failure: undefined }), "aigov.mcp.discovery.unchanged.v1", { snapshotId: previous.id }, madeFrom);
+      if (recorded === "restart") return { outcome: "restart" };
       // Approvals are checked on every run, so a run retried after a commit that was not followed by its suspensions still makes them.
       const suspended = await this.hooks.suspendChanged(ctx, server, tools, before);
       return { outcome: "unchanged", snapshotId: previous.id, suspended };
@@ -272,19 +275,22 @@ export class DiscoveryRunner {
     }
   }
 
-  private async record(ctx: RequestContext, serverId: string, partition: { tenantId: string; scopeId: string }, state: (s: ServerDoc) => ServerDoc["discoveryState"], event: string, data: unknown): Promise<void> {
+  /** Records a run's outcome on the server; "restart" (nothing recorded) when its source or credential is no longer `madeFrom`. */
+  private async record(ctx: RequestContext, serverId: string, partition: { tenantId: string; scopeId: string }, state: (s: ServerDoc) => ServerDoc["discoveryState"], event: string, data: unknown, madeFrom: string): Promise<"recorded" | "restart" | "gone"> {
     for (let attempt = 0; attempt < 4; attempt++) {
       const server = await this.registry.servers.read(partition, serverId);
-      if (!server) return;
+      if (!server) return "gone";
+      if (fingerprintOf(server) !== madeFrom) return "restart";
       const { _etag, ...rest } = server;
       const next: ServerDoc = { ...rest, discoveryState: stripUndefined(state(server)), updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
       try {
         await this.registry.servers.replace(ctx, server, next, { action: "mcpServer.discover", event, data: { serverId, projectId: server.projectId, ...(data as object) } });
-        return;
+        return "recorded";
       } catch (err) {
         if (!(err instanceof Error && "error" in err && (err as { error: { kind: string } }).error.kind === "preconditionFailed")) throw err;
       }
     }
+    return "recorded";
   }
 }
 
@@ -292,8 +298,8 @@ export class DiscoveryRunner {
 const MAX_TOOL_BYTES = 1_000_000;
 const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g;
 
-/** The upstream a listing came from, with its credential: a change means the listing is not this server's any more. */
-const fingerprintOf = (s: ServerDoc) => JSON.stringify([sourceKey(s.source), s.auth]);
+/** The upstream a listing came from, with its credential and document: a change means the listing is not this server's any more. */
+const fingerprintOf = (s: ServerDoc) => JSON.stringify([sourceKey(s.source), s.auth, s.sourceRevision ?? 0]);
 
 /** Server-supplied objects kept on the header, bounded (a header is one Cosmos item). */
 const bounded = (o: Record<string, unknown>): Record<string, unknown> => (Buffer.byteLength(JSON.stringify(o)) <= 16_384 ? o : { truncated: true });
