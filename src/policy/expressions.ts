@@ -157,12 +157,14 @@ export const MCP_IS_BATCH = `@(context.Request.Method == "POST" && context.Reque
 export const MCP_BODY_OFF_POST = `@(context.Request.Method != "POST" && context.Request.Body != null && context.Request.Body.As<string>(preserveContent: true).Length > 0)`;
 /**
  * A POST that is not one JSON-RPC message the checks can read: no body, not a JSON object, a `method`
- * that is not a non-empty string, or — with no `method` (a client's response to a server request) —
- * any member besides `jsonrpc`, `id`, `result` and `error`. Refused, since a server whose JSON decoder
- * matches keys ignoring case (Go's encoding/json) would run `{"Method":"tools/call", …}` — a message the
- * checks read as a response.
+ * that is not a non-empty string, `params` that are not an object or array (JSON-RPC 2.0: a structured
+ * value, or absent), a `tools/call` whose `params` are not an object with a string `name`, or — with no
+ * `method` (a client's response to a server request) — any member besides `jsonrpc`, `id`, `result` and
+ * `error`. Refused, since a server whose JSON decoder matches keys ignoring case (Go's encoding/json)
+ * would run `{"Method":"tools/call", …}` — a message the checks read as a response; and reading the
+ * tool's name out of params that are a string or null would fail the expression (a 500, not a refusal).
  */
-export const MCP_MESSAGE_INVALID = `@{ if (context.Request.Method != "POST") { return false; } if (context.Request.Body == null || !context.Request.Body.As<string>(preserveContent: true).TrimStart().StartsWith("{")) { return true; } var o = context.Request.Body.As<JObject>(preserveContent: true); var m = o["method"]; if (m != null) { return m.Type != JTokenType.String || m.ToString() == ""; } return o.Count != (o.ContainsKey("jsonrpc") ? 1 : 0) + (o.ContainsKey("id") ? 1 : 0) + (o.ContainsKey("result") ? 1 : 0) + (o.ContainsKey("error") ? 1 : 0); }`;
+export const MCP_MESSAGE_INVALID = `@{ if (context.Request.Method != "POST") { return false; } if (context.Request.Body == null || !context.Request.Body.As<string>(preserveContent: true).TrimStart().StartsWith("{")) { return true; } var o = context.Request.Body.As<JObject>(preserveContent: true); var m = o["method"]; if (m != null) { if (m.Type != JTokenType.String || m.ToString() == "") { return true; } var p = o["params"]; if (p != null && p.Type != JTokenType.Object && p.Type != JTokenType.Array) { return true; } if (m.ToString() != "tools/call") { return false; } if (p == null || p.Type != JTokenType.Object) { return true; } var n = p["name"]; return n == null || n.Type != JTokenType.String; } return o.Count != (o.ContainsKey("jsonrpc") ? 1 : 0) + (o.ContainsKey("id") ? 1 : 0) + (o.ContainsKey("result") ? 1 : 0) + (o.ContainsKey("error") ? 1 : 0); }`;
 /** The JSON-RPC method of a POST ("" otherwise). */
 export const MCP_METHOD = `@(context.Request.Method == "POST" ? (context.Request.Body?.As<JObject>(preserveContent: true)?["method"]?.ToString() ?? "") : "")`;
 /** The tool a tools/call names ("" for anything else). */

@@ -140,6 +140,10 @@ describe("conformance: MCP tools at the local gateway", () => {
     await refused({ jsonrpc: "2.0", id: 7, method: ["tools/call"], params: { name: "delete_file" } }, "mcp_message_invalid");
     await refused({ jsonrpc: "2.0", id: 8, result: {}, params: { name: "delete_file" } }, "mcp_message_invalid");
     await refused("", "mcp_message_invalid");
+    // Params a tool's name cannot be read from are a refusal, never an expression failure (a 500).
+    for (const params of ["x", null, [], ["delete_file"], 7, { name: 7 }, {}]) await refused({ jsonrpc: "2.0", id: 10, method: "tools/call", params }, "mcp_message_invalid");
+    await refused({ jsonrpc: "2.0", id: 11, method: "tools/call" }, "mcp_message_invalid");
+    await refused({ jsonrpc: "2.0", id: 12, method: "tools/list", params: "x" }, "mcp_message_invalid");
     // The 2026-07-28 transport's routing headers must say what the message says.
     const weather = { jsonrpc: "2.0", id: 9, method: "tools/call", params: { name: "get_weather", arguments: { city: "Rome" } } };
     await refused(weather, "mcp_header_mismatch", { "mcp-method": "ping" });

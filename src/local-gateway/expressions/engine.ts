@@ -68,7 +68,7 @@ const SUFFIX = "\n} }";
 const TYPES = new Set(["string", "int", "long", "double", "bool", "object", "byte[]", "string[]", "JObject", "JToken", "JArray", "Array", "Math", "String", "Random", "Int32", "Convert", "Encoding", "JTokenType"]);
 
 /** The JTokenType values an expression may name (JToken.Type evaluates to the same names; JSON's
- * number 1.0 reads as Integer here, Float in Newtonsoft: the compiler compares String and Null only). */
+ * number 1.0 reads as Integer here, Float in Newtonsoft: the compiler compares String, Object, Array and Null only). */
 const JTOKEN_TYPES = new Set(["Object", "Array", "Integer", "Float", "String", "Boolean", "Null"]);
 
 /** Members (properties and methods) of the object model and the built-in types; any other name is refused at load. */
