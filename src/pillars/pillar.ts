@@ -55,7 +55,7 @@ export interface PillarConnections {
 }
 
 /** Last calls through the gateway: `tool` by server name, `toolCall` by `<server>/<tool>`, `agent` by agent id, … */
-export type LastUse = Record<"keys" | "model" | "tool" | "toolbox" | "agent" | "toolCall", Record<string, string>>;
+export type LastUse = Record<"keys" | "model" | "tool" | "toolbox" | "agent" | "toolCall" | "toolboxCall", Record<string, string>>;
 
 /** A project as the policy compiler sees it (what a pillar contributes to). */
 export type ProjectInput = CompilerInputIn["projects"][number];

@@ -165,6 +165,26 @@ describe("conformance: MCP tools at the local gateway", () => {
     expect(upstream.calls.get("delete_file") ?? 0).toBe(deletes);
   });
 
+  it("a tool's last use counts calls that reached it, through a pass-through toolbox too, and never a refused one", async () => {
+    const p = await g.project("used through a box");
+    const s = await register(p.id, "fixture");
+    const box = await g.admin.toolboxes.create(p.id, { name: "weather-box", tools: [{ server: "fixture", tool: "get_weather" }] });
+    await g.publish("a pass-through toolbox");
+    const viaBox = (await g.key(dev, p.id, { name: "box only", scopes: { tools: [box.id] } })).key;
+    const weatherOnly = (await g.key(dev, p.id, { name: "weather only", scopes: { tools: [`${s.id}/get_weather`] } })).key;
+    const called = await post(g.names.toolboxApiPath(p.id, "weather-box"), viaBox, { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "get_weather", arguments: { city: "Oslo" } } });
+    expect(called.status).toBe(200);
+    // Refused at the gateway: not in the key's scope. Named, never reached.
+    const deletes = upstream.calls.get("delete_file") ?? 0;
+    expect((await callTool(p.id, "fixture", weatherOnly, "delete_file", { path: "x" })).status).toBe(403);
+    expect(upstream.calls.get("delete_file") ?? 0).toBe(deletes);
+    await g.t.gateway.flushLogs();
+    await g.t.app.host.invokeTimer("usageIngest");
+    const tools = (await g.admin.tools.listTools(p.id, s.id)).items;
+    expect(tools.find((t) => t.name === "get_weather")?.lastUsedAt).toMatch(/^\d{4}-/);
+    expect(tools.find((t) => t.name === "delete_file")?.lastUsedAt).toBeUndefined();
+  });
+
   it("per-tool rate limits count per key and tool; a pass-through toolbox calls only its tools; the pillar switch removes the tool APIs", async () => {
     const p = await g.project("limits-boxes");
     const s = await register(p.id, "fixture");

@@ -87,7 +87,8 @@ export class Campaign {
     const projectIds = doc.scope.level === "tenant" ? await this.kit.projectIds(tenantId) : [doc.scope.projectId];
     const now = this.kit.clock.now();
     const covered = await this.kit.coverage();
-    const since = covered?.since[ACTIVITY_OF[doc.kind]];
+    const starts = ACTIVITY_OF[doc.kind].map((f) => covered?.since[f]);
+    const since = starts.every((x) => x !== undefined) ? starts.sort().at(-1) : undefined;
     const coverage = covered && since ? { through: covered.through, since } : undefined;
     const activityThrough = covered?.through;
     const items: ItemDoc[] = [];

@@ -42,8 +42,11 @@ export interface Coverage {
   through: string;
 }
 
-/** The activity field each kind's recommendation reads (role assignments add the audit log, which is always there). */
-export const ACTIVITY_OF: Record<ReviewKind, ActivityField> = { keys: "keys", roleAssignments: "keys", keyShares: "keys", toolApprovals: "toolCall", exemptions: "keys" };
+/**
+ * The activity fields each kind's recommendation reads (role assignments add the audit log, which is
+ * always there); activity is known since the latest of their starts.
+ */
+export const ACTIVITY_OF: Record<ReviewKind, readonly ActivityField[]> = { keys: ["keys"], roleAssignments: ["keys"], keyShares: ["keys"], toolApprovals: ["toolCall", "toolboxCall"], exemptions: ["keys"] };
 
 /**
  * The activity recommendation (evaluated once, when the campaign starts): access unused for
@@ -88,6 +91,8 @@ export interface TargetDeps {
   tools?: {
     approvedGrants(tenantId: string, projectId: string): Promise<{ serverId: string; server: string; tool: string; approvedAt: string; requestedBy: string }[]>;
     withdrawApproval(ctx: RequestContext, projectId: string, serverId: string, tool: string, reason: string): Promise<RemoveResult>;
+    /** Last calls that reached each tool, by `<server>/<tool>`, toolboxes' included. */
+    toolCalls(tenantId: string, projectId: string): Promise<Record<string, string>>;
   };
 }
 
@@ -183,9 +188,9 @@ export function reviewTargets(deps: TargetDeps): ReviewTargets {
   if (tools) {
     targets.toolApprovals = {
       async list(tenantId, projectId) {
-        const activity = await deps.activity(tenantId, projectId);
+        const calls = await tools.toolCalls(tenantId, projectId);
         return (await tools.approvedGrants(tenantId, projectId)).map((g) => {
-          const used = activity?.toolCall[`${g.server}/${g.tool}`];
+          const used = calls[`${g.server}/${g.tool}`];
           return { targetId: `${g.serverId}/${g.tool}`, label: `tool ${g.server}/${g.tool}`, holder: g.requestedBy, since: g.approvedAt, ...(used ? { lastActivityAt: used } : {}) };
         });
       },

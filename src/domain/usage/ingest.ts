@@ -34,7 +34,7 @@ interface StateDoc extends StoredDoc {
 }
 
 /** The per-project activity fields (ActivityMaps' maps). */
-export const ACTIVITY_FIELDS = ["keys", "model", "tool", "toolbox", "agent", "toolCall"] as const;
+export const ACTIVITY_FIELDS = ["keys", "model", "tool", "toolbox", "agent", "toolCall", "toolboxCall"] as const;
 export type ActivityField = (typeof ACTIVITY_FIELDS)[number];
 
 /** Since when a source has recorded each activity field: before that, "never used" means "not known". */
@@ -65,8 +65,10 @@ export interface ActivityMaps {
   tool: Record<string, string>;
   toolbox: Record<string, string>;
   agent: Record<string, string>;
-  /** By `<server name>/<tool>`: an MCP tool (tools/call) or a REST tool's operation. */
+  /** By `<server name>/<tool>`: an MCP tool (tools/call) or a REST tool's operation, that reached the tool (not refused at the gateway). */
   toolCall: Record<string, string>;
+  /** By `<toolbox name>/<tool>`: a tools/call through a toolbox that reached the tool (the tools pillar maps it to its server's tool). */
+  toolboxCall: Record<string, string>;
   /** The project's first request through the gateway (it only moves back). */
   firstRequestAt?: string;
 }
@@ -239,7 +241,7 @@ export class UsageIngestion {
   /** Latest request per key, model, tool, toolbox and agent (refused ones too: someone holds the key): only ever moves forward. */
   private async recordActivity(owner: Owner, rows: UsageRow[]): Promise<void> {
     const partition = { tenantId: owner.tenantId, scopeId: owner.projectId };
-    const latest: ActivityMaps = { keys: {}, model: {}, tool: {}, toolbox: {}, agent: {}, toolCall: {} };
+    const latest: ActivityMaps = { keys: {}, model: {}, tool: {}, toolbox: {}, agent: {}, toolCall: {}, toolboxCall: {} };
     const bump = (map: Record<string, string>, id: string, at: string) => {
       if (id && at && (!map[id] || map[id] < at)) map[id] = at;
     };
@@ -248,17 +250,20 @@ export class UsageIngestion {
       if (r.m.firstAt && (!first || r.m.firstAt < first)) first = r.m.firstAt;
       bump(latest.keys, r.d.keyId, r.m.lastAt);
       bump(latest[r.d.kind], r.d.resource, r.m.lastAt);
-      if (r.d.kind === "tool" && r.d.resource && r.d.tool) bump(latest.toolCall, `${r.d.resource}/${r.d.tool}`, r.m.lastAt);
+      // A tool is used when a call reached it: a call the gateway refused (no key, not in scope, not approved, limited) is not a use.
+      const reached = r.m.succeeded + (r.m.errors.backend ?? 0) > 0;
+      if (reached && r.d.kind === "tool" && r.d.resource && r.d.tool) bump(latest.toolCall, `${r.d.resource}/${r.d.tool}`, r.m.lastAt);
+      if (reached && r.d.kind === "toolbox" && r.d.resource && r.d.tool) bump(latest.toolboxCall, `${r.d.resource}/${r.d.tool}`, r.m.lastAt);
     }
     for (let attempt = 0; attempt < 5; attempt++) {
       const doc = await this.store.read<ActivityDoc>(partition, ACTIVITY_ID);
-      const next: ActivityDoc = { id: ACTIVITY_ID, ...partition, docType: "usageActivity", keys: {}, model: {}, tool: {}, toolbox: {}, agent: {}, toolCall: {}, ...(doc ? activityMaps(doc) : {}) };
+      const next: ActivityDoc = { id: ACTIVITY_ID, ...partition, docType: "usageActivity", keys: {}, model: {}, tool: {}, toolbox: {}, agent: {}, toolCall: {}, toolboxCall: {}, ...(doc ? activityMaps(doc) : {}) };
       let changed = !doc;
       if (first && (!next.firstRequestAt || first < next.firstRequestAt)) {
         next.firstRequestAt = first;
         changed = true;
       }
-      for (const field of ["keys", "model", "tool", "toolbox", "agent", "toolCall"] as const) {
+      for (const field of ACTIVITY_FIELDS) {
         for (const [id, at] of Object.entries(latest[field])) {
           if (!next[field][id] || next[field][id] < at) {
             next[field] = { ...next[field], [id]: at };
@@ -281,6 +286,7 @@ export const activityMaps = (d: ActivityDoc): ActivityMaps => ({
   toolbox: d.toolbox ?? {},
   agent: d.agent ?? {},
   toolCall: d.toolCall ?? {},
+  toolboxCall: d.toolboxCall ?? {},
   ...(d.firstRequestAt ? { firstRequestAt: d.firstRequestAt } : {}),
 });
 

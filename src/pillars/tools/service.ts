@@ -154,7 +154,7 @@ export class ToolsService {
     const mode = await this.approvalMode(ctx.principal.tenantId, projectId);
     const partition = this.partition(ctx, projectId);
     const slice = tools.slice(start, start + page.maxPageSize);
-    const used = (await this.lastUse?.(ctx.principal.tenantId, projectId))?.toolCall;
+    const used = await this.toolCalls(ctx.principal.tenantId, projectId);
     const items = await Promise.all(slice.map(async (t) => this.toolView(server, t, mode, await this.grants.read(partition, server.id, t.name), used)));
     const next = start + slice.length;
     return { items, ...(next < tools.length ? { continuationToken: String(next) } : {}) };
@@ -165,7 +165,7 @@ export class ToolsService {
     const server = await this.registry.load(ctx.principal.tenantId, projectId, serverId);
     const tool = (await this.toolsOf(server)).find((t) => t.name === name);
     if (!tool) return notFound(`/projects/${projectId}/mcp-servers/${serverId}/tools/${encodeURIComponent(name)}`);
-    const used = (await this.lastUse?.(ctx.principal.tenantId, projectId))?.toolCall;
+    const used = await this.toolCalls(ctx.principal.tenantId, projectId);
     return this.toolView(server, tool, await this.approvalMode(ctx.principal.tenantId, projectId), await this.grants.read(this.partition(ctx, projectId), serverId, name), used);
   }
 
@@ -235,7 +235,27 @@ export class ToolsService {
   }
 
   /** Set by the composition root once usage exists: last calls through the gateway (tools' lastUsedAt). */
-  lastUse?: (tenantId: string, projectId: string) => Promise<{ toolCall: Record<string, string> } | undefined>;
+  lastUse?: (tenantId: string, projectId: string) => Promise<{ toolCall: Record<string, string>; toolboxCall?: Record<string, string> } | undefined>;
+
+  /**
+   * A project's tools' last calls that reached them, by `<server>/<tool>`: directly, and through its
+   * toolboxes (a toolbox's call names the tool as the toolbox exposes it: its own name, or
+   * `<server>_<tool>` when two servers' tools share a name).
+   */
+  async toolCalls(tenantId: string, projectId: string): Promise<Record<string, string>> {
+    const activity = await this.lastUse?.(tenantId, projectId);
+    const out = { ...(activity?.toolCall ?? {}) };
+    const viaBoxes = activity?.toolboxCall ?? {};
+    if (!Object.keys(viaBoxes).length) return out;
+    for (const box of await this.toolboxes.listAll(tenantId, projectId)) {
+      for (const t of box.tools) {
+        const at = [viaBoxes[`${box.name}/${t.tool}`], viaBoxes[`${box.name}/${t.server}_${t.tool}`]].filter((x): x is string => !!x).sort().at(-1);
+        const id = `${t.server}/${t.tool}`;
+        if (at && (!out[id] || out[id] < at)) out[id] = at;
+      }
+    }
+    return out;
+  }
 
   /** Set by the composition root once publishing exists (a system publish of live tool state). */
   onGatewayChange?: (tenantId: string, cause: { by: `system:${string}`; reason: string; correlationId: string }) => Promise<unknown>;
