@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCli } from "../../src/cli/main.js";
 import { Governed } from "../support/governed.js";
+import { until } from "../support/until.js";
 
 let g: Governed;
 let dev: AigovClient;
@@ -128,6 +129,26 @@ describe("conformance: usage and cost from the gateway's logs", () => {
     // 0.0009 of 0.0006: the 100% threshold, once.
     const thresholds = g.t.events().filter((e) => e.type === "aigov.budget.thresholdReached.v1" && (e.data as { projectId: string }).projectId === p.id).map((e) => (e.data as { threshold: number }).threshold);
     expect(thresholds).toEqual([80, 100]);
+  });
+
+  it("a shared key's budget is announced when its spend is all in the project it is shared with", async () => {
+    const home = await g.project("budget home");
+    const away = await g.project("budget away");
+    const homeModel = await g.model(home.id, "gpt-4o-mini", { hosts: ["home.mock.localhost"], extra: { pricing: { currency: "USD", inputPer1kTokens: 0.02, outputPer1kTokens: 0.02 } } });
+    await g.model(away.id, "gpt-4o-mini", { hosts: ["away.mock.localhost"], extra: { pricing: { currency: "USD", inputPer1kTokens: 0.02, outputPer1kTokens: 0.02 } } });
+    await g.publish("shared budgets");
+    // 0.00025 USD: one call (10 tokens at 2e-5) is 80% of it.
+    const k = await g.key(dev, home.id, { name: "shared budget", scopes: { models: [homeModel.id] }, limits: { budget: { amount: 0.00025, currency: "USD", period: "Monthly" } } });
+    const { approval } = await dev.keys.share(home.id, k.id, { projectId: away.id, justification: "evaluation" }, (await dev.keys.get(home.id, k.id)).etag);
+    await g.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, (await g.admin.approvals.get(approval.id)).etag);
+    await until(async () => ((await dev.keys.get(home.id, k.id)).shares[0]?.status === "active" ? true : undefined), "share active");
+    await g.synced(home.id, k.id);
+    expect((await g.chat(away.id, k.key, "gpt-4o-mini")).status).toBe(200);
+    await ingest();
+    const status = (await g.admin.usage.budgets(home.id)).items.find((b) => b.subject.id === k.id);
+    expect(status).toMatchObject({ spent: 0.0002, percent: 80 });
+    const announced = g.t.events().filter((e) => e.type === "aigov.budget.thresholdReached.v1" && (e.data as { subject: { id: string } }).subject.id === k.id);
+    expect(announced.map((e) => [(e.data as { projectId: string }).projectId, (e.data as { threshold: number }).threshold])).toEqual([[home.id, 80]]);
   });
 
   it("a tenant report sums its projects and is for tenant admins and auditors", async () => {

@@ -210,8 +210,8 @@ export class UsageAnalytics {
     for await (const k of everyDoc<KeyBudgetDoc>(this.store, { tenantId, scopeId: projectId }, { docType: "virtualKey" })) {
       const budget = k.limits?.budget;
       if (!budget || k.status === "revoked" || k.status === "expired") continue;
-      // A shared key spends one budget in every project it is shared with.
-      const partitions: Partition[] = [{ tenantId, scopeId: projectId }, ...(k.shares ?? []).filter((s) => s.status === "active").map((s) => ({ tenantId, scopeId: s.projectId }))];
+      // A shared key spends one budget in every project it is shared with; a share revoked during the period spent there until then.
+      const partitions: Partition[] = [{ tenantId, scopeId: projectId }, ...(k.shares ?? []).filter((s) => s.status === "active" || s.status === "revoked").map((s) => ({ tenantId, scopeId: s.projectId }))];
       out.push(await this.status({ kind: "key", id: k.id, name: k.name }, budget, now, partitions, k.id));
     }
     return out;

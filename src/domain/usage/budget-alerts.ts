@@ -10,6 +10,7 @@ import type { ChangeWriter } from "../changes.js";
 import { AppError } from "../errors.js";
 import { Collection } from "../kernel/collection.js";
 import { systemContext } from "../kernel/system.js";
+import { everyDoc } from "../paging.js";
 import type { UsageAnalytics } from "./analytics.js";
 import type { Touched } from "./ingest.js";
 import type { BudgetStatus } from "./schema.js";
@@ -24,21 +25,37 @@ interface BudgetAlertDoc extends StoredDoc {
   reached: number[];
 }
 
+/** A key shared into a project (the keys domain's index; only its owner project is read here). */
+interface SharedInDoc extends StoredDoc {
+  docType: "keyShareIn";
+  fromProject: string;
+}
+
 export class BudgetAlerts {
   private readonly alerts: Collection<BudgetAlertDoc, BudgetAlertDoc & { etag: string }>;
 
   constructor(
-    store: Store,
+    private readonly store: Store,
     changes: ChangeWriter,
     private readonly analytics: UsageAnalytics,
   ) {
     this.alerts = new Collection(store, changes, { docType: "budgetAlert", path: (d) => `/projects/${d.scopeId}/budgets/${d.id}` });
   }
 
+  /**
+   * The budgets of the projects that had usage, and of the keys shared into them: a shared key's budget
+   * lives with its owner project, but its spend may be all in the projects it is shared with.
+   */
   async check(touched: Touched[]): Promise<number> {
     let announced = 0;
-    for (const t of touched) {
-      const { tenantId, projectId } = t.owner;
+    const projects = new Map<string, { tenantId: string; projectId: string }>();
+    for (const { owner } of touched) {
+      projects.set(`${owner.tenantId}/${owner.projectId}`, owner);
+      for await (const s of everyDoc<SharedInDoc>(this.store, { tenantId: owner.tenantId, scopeId: owner.projectId }, { docType: "keyShareIn" })) {
+        projects.set(`${owner.tenantId}/${s.fromProject}`, { tenantId: owner.tenantId, projectId: s.fromProject });
+      }
+    }
+    for (const { tenantId, projectId } of projects.values()) {
       for (const status of await this.analytics.budgetStatus(tenantId, projectId)) {
         const due = BUDGET_THRESHOLDS.filter((th) => status.percent >= th);
         if (!due.length) continue;
