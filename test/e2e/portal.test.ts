@@ -207,6 +207,21 @@ describe.skipIf(!available)("the portal in a real browser", { timeout: 120_000 }
     expect(await kept()).not.toContain(rotated);
   });
 
+  it("a list longer than a page loads the rest on request: the 101st key is there to act on", async () => {
+    const crowded = await admin.projects.create({ name: "portal crowded", environment: "dev", owner: "alice" });
+    for (let i = 1; i <= 101; i++) await admin.keys.create(crowded.id, { name: `k${String(i).padStart(3, "0")}` });
+    await page.goto(url(`/projects/${crowded.id}/keys`));
+    const table = page.getByRole("table", { name: "Keys" });
+    await expect.poll(() => table.getByRole("row").count(), { timeout: 10_000 }).toBe(101); // a header and one page
+    await page.getByRole("button", { name: "Load more keys" }).click();
+    await expect.poll(() => table.getByRole("row").count(), { timeout: 10_000 }).toBe(102);
+    await page.getByRole("button", { name: "Load more keys" }).waitFor({ state: "detached" });
+    const names = (await admin.keys.list(crowded.id, { maxPageSize: 100 })).items.map((k) => k.name);
+    const last = ["k001", "k002"].concat(Array.from({ length: 101 }, (_, i) => `k${String(i + 1).padStart(3, "0")}`)).find((n) => !names.includes(n))!;
+    await page.getByRole("button", { name: `Suspend ${last}` }).click();
+    await expect.poll(() => page.getByTestId(`key-status-${last}`).textContent(), { timeout: 10_000 }).toBe("suspended");
+  });
+
   it("another user requests an exemption; alice approves it; the audit chain verifies", async () => {
     await signIn("t-portal", "dora", ["ProjectAdmin"]);
     await page.goto(url("/exemptions"));

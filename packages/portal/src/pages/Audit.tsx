@@ -1,7 +1,8 @@
 import { Button, Field, Input, Subtitle2 } from "@fluentui/react-components";
-import { useMutation, useQuery } from "@tanstack/react-query";
+import { useMutation } from "@tanstack/react-query";
 import { useState } from "react";
 import { useClient } from "../app/api.js";
+import { LoadMore, usePaged } from "../app/paging.js";
 import { DataTable, ErrorBar, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
 
 /** The audit log, filtered by resource or actor, and the hash chain verified on demand. */
@@ -9,10 +10,7 @@ export default function Audit() {
   const client = useClient();
   const [resource, setResource] = useState("");
   const [actor, setActor] = useState("");
-  const log = useQuery({
-    queryKey: ["audit", resource, actor],
-    queryFn: () => client.audit.list({ maxPageSize: 100, ...(resource ? { resource } : {}), ...(actor ? { actor } : {}) }),
-  });
+  const log = usePaged(["audit", resource, actor], (token) => client.audit.list({ maxPageSize: 100, ...(resource ? { resource } : {}), ...(actor ? { actor } : {}), ...(token ? { continuationToken: token } : {}) }));
   const verify = useMutation({ mutationFn: () => client.audit.verify() });
   return (
     <>
@@ -56,6 +54,7 @@ export default function Audit() {
             ]}
           />
         ) : null}
+        <LoadMore list={log} label="Load more audit records" />
       </Section>
     </>
   );

@@ -6,6 +6,7 @@ import { CONTROL_IDS } from "../../../../src/policy/settings.js";
 import { useClient } from "../app/api.js";
 import { useSession } from "../app/session.js";
 import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
+import { LoadMore, usePaged } from "../app/paging.js";
 import { ProjectSelect } from "../app/projects.js";
 
 /** Time-boxed exemptions: request one (an approval follows), follow it, revoke it; the portfolio review. */
@@ -13,7 +14,7 @@ export default function Exemptions() {
   const client = useClient();
   const qc = useQueryClient();
   const { session } = useSession();
-  const list = useQuery({ queryKey: ["exemptions"], queryFn: () => client.exemptions.list({ maxPageSize: 100 }) });
+  const list = usePaged(["exemptions"], (token) => client.exemptions.list({ maxPageSize: 100, ...(token ? { continuationToken: token } : {}) }));
   const review = useQuery({ queryKey: ["exemptionReview"], queryFn: () => client.exemptions.review({}), retry: false });
   const [control, setControl] = useState<(typeof CONTROL_IDS)[number]>("tokens.perMinute");
   const [projectId, setProjectId] = useState("");
@@ -168,6 +169,7 @@ export default function Exemptions() {
             ]}
           />
         ) : null}
+        <LoadMore list={list} label="Load more exemptions" />
       </Section>
       {review.data ? (
         <Section label="Portfolio">

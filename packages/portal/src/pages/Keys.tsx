@@ -5,6 +5,7 @@ import { useParams } from "react-router";
 import { useClient } from "../app/api.js";
 import { SecretDialog } from "../app/secret.js";
 import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
+import { LoadMore, usePaged } from "../app/paging.js";
 import { ProjectPicker, ProjectSelect } from "../app/projects.js";
 
 /** Virtual keys of a project: create with scopes and limits (the secret shown once), rotate, suspend, resume, revoke. */
@@ -13,11 +14,9 @@ export default function Keys() {
   const client = useClient();
   const qc = useQueryClient();
   // While the gateway has not confirmed a change, automation updates the keys: the list follows it.
-  const keys = useQuery({
-    queryKey: ["keys", projectId],
-    queryFn: () => client.keys.list(projectId, { maxPageSize: 100 }),
+  const keys = usePaged(["keys", projectId], (token) => client.keys.list(projectId, { maxPageSize: 100, ...(token ? { continuationToken: token } : {}) }), {
     enabled: !!projectId,
-    refetchInterval: (q) => (q.state.data?.items.some((k) => k.gateway.state !== "synced") ? 2000 : false),
+    refetchInterval: (items) => (items?.some((k) => k.gateway.state !== "synced") ? 2000 : false),
   });
   const models = useQuery({ queryKey: ["models", projectId], queryFn: () => client.models.list(projectId, { maxPageSize: 100 }), enabled: !!projectId });
   const [name, setName] = useState("");
@@ -188,6 +187,7 @@ export default function Keys() {
                 ]}
               />
             ) : null}
+            <LoadMore list={keys} label="Load more keys" />
           </Section>
           <SecretDialog secret={secret} onClose={() => setSecret(undefined)} />
         </>

@@ -4,6 +4,7 @@ import { useState } from "react";
 import { Link, useParams } from "react-router";
 import { useClient } from "../app/api.js";
 import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
+import { LoadMore, usePaged } from "../app/paging.js";
 import { ProjectSelect } from "../app/projects.js";
 
 const KINDS = ["keys", "roleAssignments", "keyShares", "toolApprovals", "exemptions"] as const;
@@ -13,9 +14,9 @@ export default function Reviews() {
   const { reviewId } = useParams();
   const client = useClient();
   const qc = useQueryClient();
-  const list = useQuery({ queryKey: ["reviews"], queryFn: () => client.reviews.list({ maxPageSize: 100 }) });
+  const list = usePaged(["reviews"], (token) => client.reviews.list({ maxPageSize: 100, ...(token ? { continuationToken: token } : {}) }));
   const review = useQuery({ queryKey: ["review", reviewId], queryFn: () => client.reviews.get(reviewId!), enabled: !!reviewId });
-  const items = useQuery({ queryKey: ["reviewItems", reviewId], queryFn: () => client.reviews.items(reviewId!, { maxPageSize: 100 }), enabled: !!reviewId });
+  const items = usePaged(["reviewItems", reviewId], (token) => client.reviews.items(reviewId!, { maxPageSize: 100, ...(token ? { continuationToken: token } : {}) }), { enabled: !!reviewId });
   const [name, setName] = useState("");
   const [kind, setKind] = useState<(typeof KINDS)[number]>("keys");
   const [projectId, setProjectId] = useState("");
@@ -92,6 +93,7 @@ export default function Reviews() {
             ]}
           />
         ) : null}
+        <LoadMore list={list} label="Load more access reviews" />
       </Section>
       {reviewId ? (
         <Section label="Items">
@@ -131,6 +133,7 @@ export default function Reviews() {
               ]}
             />
           ) : null}
+          <LoadMore list={items} label="Load more items" />
           {review.data && (review.data.status === "inProgress" || review.data.status === "scheduled") ? <Button onClick={() => stop.mutate()}>Stop the review</Button> : null}
           {review.data?.status === "completed" ? (
             <Button appearance="primary" disabled={apply.isPending} onClick={() => apply.mutate()}>
