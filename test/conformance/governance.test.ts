@@ -171,8 +171,21 @@ describe("conformance: one bad record never blocks a tenant", () => {
     await g.model(b.id, "gpt-4o", { hosts: ["held-b.mock.localhost"] });
     await g.publish("baseline");
     const ka = (await g.key(dev, a.id, { name: "a", limits: { tokensPerMinute: 5_000 } })).key;
+    // A key of the kept project shared into the other one, limited to 30 tokens a minute.
+    const shared = await g.key(dev, a.id, { name: "shared", limits: { tokensPerMinute: 30 } });
+    const { approval } = await dev.keys.share(a.id, shared.id, { projectId: b.id, justification: "evaluation" }, (await dev.keys.get(a.id, shared.id)).etag);
+    await g.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
+    await until(async () => ((await dev.keys.get(a.id, shared.id)).shares[0]?.status === "active" ? true : undefined), "share active");
+    await g.synced(a.id, shared.id);
     await g.settle();
     expect((await g.chat(a.id, ka, "gpt-4o")).status).toBe(200);
+    const inB = async () => {
+      const out: number[] = [];
+      for (let i = 0; i < 4; i++) out.push((await g.chat(b.id, shared.key, "gpt-4o", { words: 2, maxTokens: 8 })).status);
+      g.t.clock.advance(61_000);
+      return out;
+    };
+    expect(await inB()).toEqual([200, 200, 200, 429]);
 
     // The project's record and its entry in the published registry snapshot are both damaged.
     const partition = ["t-gov-held", "_tenant"];
@@ -193,13 +206,18 @@ describe("conformance: one bad record never blocks a tenant", () => {
     await g.model(b.id, "o3", { hosts: ["held-b-o3.mock.localhost"] });
     const result = await g.admin.policy.publish({ reason: "with a project that compiles neither way" });
     expect(result.revision?.isolated?.map((x) => [x.projectId, x.outcome])).toEqual([[a.id, "keptArtifacts"]]);
-    expect(result.revision!.changes.filter((c) => c.ref.includes(a.id))).toEqual([]);
+    // Only the kept products' links to the other project's API change.
+    expect(result.revision!.changes.filter((c) => c.ref.includes(a.id) && !c.ref.startsWith("product:"))).toEqual([]);
     await until(async () => ((await g.admin.policy.revision(result.revision!.id)).status === "published" ? true : undefined), "published");
     const kb = (await g.key(dev, b.id, { name: "b" })).key;
     await g.settle();
     expect((await g.chat(b.id, kb, "o3")).status).toBe(200);
     expect((await g.chat(a.id, ka, "gpt-4o")).status).toBe(200);
     expect((await g.admin.policy.diff()).changes.filter((c) => c.ref.includes(a.id))).toEqual([]);
+    // The other project no longer applies the kept project's key tiers, so the kept products link only
+    // their own project's API: the shared key is refused there (never let in without its limit).
+    expect((await inB()).every((status) => status === 401)).toBe(true);
+    expect((await g.chat(a.id, shared.key, "gpt-4o")).status).toBe(200);
 
     // The system's next publish (a key of the other project with a profile of its own needs a product) keeps it too.
     await g.key(dev, b.id, { name: "profiled", limits: { tokensPerMinute: 700 } });

@@ -149,6 +149,14 @@ describe("conformance: usage and cost from the gateway's logs", () => {
     expect(status).toMatchObject({ spent: 0.0002, percent: 80 });
     const announced = g.t.events().filter((e) => e.type === "aigov.budget.thresholdReached.v1" && (e.data as { subject: { id: string } }).subject.id === k.id);
     expect(announced.map((e) => [(e.data as { projectId: string }).projectId, (e.data as { threshold: number }).threshold])).toEqual([[home.id, 80]]);
+
+    // Unshared and shared again: the spend there is the same spend, counted once.
+    await dev.keys.unshare(home.id, k.id, away.id, (await dev.keys.get(home.id, k.id)).etag);
+    const again = await dev.keys.share(home.id, k.id, { projectId: away.id, justification: "again" }, (await dev.keys.get(home.id, k.id)).etag);
+    await g.admin.approvals.decide(again.approval.id, { decision: "approve", justification: "ok" }, (await g.admin.approvals.get(again.approval.id)).etag);
+    await until(async () => ((await dev.keys.get(home.id, k.id)).shares.filter((x) => x.status === "active").length === 1 ? true : undefined), "shared again");
+    expect((await dev.keys.get(home.id, k.id)).shares.map((x) => x.status).sort()).toEqual(["active", "revoked"]);
+    expect((await g.admin.usage.budgets(home.id)).items.find((b) => b.subject.id === k.id)).toMatchObject({ spent: 0.0002, percent: 80 });
   });
 
   it("a tenant report sums its projects and is for tenant admins and auditors", async () => {

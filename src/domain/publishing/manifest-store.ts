@@ -41,22 +41,6 @@ export function ownedByProject(ref: ArtifactRef, projectId: string): boolean {
 /** Tenant-wide artifacts a kept project's policies and pools may use: never removed while a project is kept as held. */
 const SHARED_KINDS = ["backend:", "namedValue:", "fragment:"];
 
-/**
- * The manifest a publish proposes when projects are kept as the gateway holds them (keptArtifacts, see
- * TenantCompiler.compileRegistry): the compiled artifacts, plus every artifact the gateway holds for those
- * projects, plus every backend, named value and fragment the gateway holds that the compile no longer makes
- * (a kept project's policies and pools may name them; those unused go with the next publish that keeps none).
- */
-export function withKept(compiled: Manifest, held: Manifest, kept: readonly string[]): Manifest {
-  if (!kept.length) return compiled;
-  const out = new Map(compiled);
-  for (const [ref, h] of held) {
-    if (out.has(ref)) continue;
-    if (SHARED_KINDS.some((k) => ref.startsWith(k)) || kept.some((id) => ownedByProject(ref, id))) out.set(ref, h);
-  }
-  return out;
-}
-
 export function diffManifests(before: Manifest, after: Manifest): { changes: ArtifactChange[]; counts: Revision["counts"] } {
   const changes: ArtifactChange[] = [];
   for (const [ref, hash] of after) {
@@ -142,6 +126,28 @@ export class ManifestStore {
     this.cache.set(key, out);
     if (this.cache.size > MANIFEST_CACHE) this.cache.delete(this.cache.keys().next().value!);
     return new Map(out);
+  }
+
+  /**
+   * What a publish keeps for projects kept as held (keptArtifacts, see TenantCompiler.compileRegistry),
+   * from `held` (what the gateway holds, or a pending revision is about to): every artifact of those
+   * projects, and every backend, named value and fragment the compile no longer makes (a kept project's
+   * policies and pools may name them; those unused go with the next publish that keeps none). A kept
+   * product links its own project's APIs only: the kept project is not compiled, so no other project's
+   * API applies its key tiers any more, and a link to one would let its keys in without their limits.
+   */
+  async keptArtifacts(tenantId: string, held: Manifest, compiled: GatewayArtifact[], kept: readonly string[]): Promise<GatewayArtifact[]> {
+    const made = new Set(compiled.map(artifactRef));
+    const refs: Manifest = new Map();
+    for (const [ref, h] of held) {
+      if (made.has(ref)) continue;
+      if (SHARED_KINDS.some((k) => ref.startsWith(k)) || kept.some((id) => ownedByProject(ref, id))) refs.set(ref, h);
+    }
+    return [...(await this.artifactsByRef(tenantId, refs))].map(([ref, a]) => {
+      if (a.kind !== "product") return a;
+      const owner = kept.find((id) => ownedByProject(ref, id))!;
+      return { ...a, apis: a.apis.filter((api) => ownedByProject(`api:${api}`, owner)) };
+    });
   }
 
   /** One stored artifact by its hash. */

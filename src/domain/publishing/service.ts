@@ -12,7 +12,7 @@ import { parseOrThrow } from "../validation.js";
 import { GatewayApplier, publishDrive, type PublishInput } from "./applier.js";
 import { partitionOf, PublishingDocuments, revisionPath, subjectOf, toRevision, type GatewayStateDoc, type Manifest, type RevisionDoc } from "./documents.js";
 import { DriftChecker } from "./drift.js";
-import { diffManifests, ManifestStore, manifestOf, sameManifest, withKept } from "./manifest-store.js";
+import { diffManifests, ManifestStore, manifestOf, sameManifest } from "./manifest-store.js";
 import { RegistryStore } from "./registry-store.js";
 import { unifiedDiff } from "./render.js";
 import { MAX_LISTED_CHANGES, PublishSpec, type ArtifactChange, type DriftReport, type GatewayDiff, type PublishResult, type Revision } from "./schema.js";
@@ -208,9 +208,11 @@ export class PublishService {
     const state = await this.docs.state(tenantId);
     const compiled = await this.compiler.compileRegistry(await this.compiler.registry(tenantId), await this.registries.of(tenantId, state.published?.revisionId));
     const before = await this.manifests.heldManifest(tenantId, state);
-    const after = withKept(manifestOf(compiled.result.artifacts), await this.manifests.gatewayManifest(tenantId, state), keptAsHeld(compiled.isolated));
+    const kept = keptAsHeld(compiled.isolated);
+    const artifacts = kept.length ? [...compiled.result.artifacts, ...(await this.manifests.keptArtifacts(tenantId, await this.manifests.gatewayManifest(tenantId, state), compiled.result.artifacts, kept))] : compiled.result.artifacts;
+    const after = manifestOf(artifacts);
     const { changes, counts } = diffManifests(before, after);
-    const desired = new Map(compiled.result.artifacts.map((a) => [artifactRef(a), a]));
+    const desired = new Map(artifacts.map((a) => [artifactRef(a), a]));
     return {
       ...(state.published ? { basedOn: state.published.revisionId } : {}),
       counts,
@@ -269,17 +271,18 @@ export class PublishService {
   private async propose(ctx: RequestContext, artifacts: GatewayArtifact[], meta: ProposeMeta & { baseIs?: string | undefined }): Promise<PublishResult | typeof BASE_MOVED> {
     const tenantId = ctx.principal.tenantId;
     const partition = partitionOf(tenantId);
-    const compiled = manifestOf(artifacts);
     const kept = keptAsHeld(meta.isolated);
     await this.reserveGateway(tenantId);
     for (;;) {
       const state = await this.docs.state(tenantId);
       if ("baseIs" in meta && state.latest?.revisionId !== meta.baseIs) return BASE_MOVED;
       const gateway = await this.manifests.heldManifest(tenantId, state);
-      // Projects kept as held keep what the gateway holds for them (the stored artifacts it was published from).
-      const manifest = kept.length ? withKept(compiled, await this.manifests.gatewayManifest(tenantId, state), kept) : compiled;
       const latest = state.latest ? await this.docs.loadRevision(tenantId, state.latest.revisionId) : undefined;
-      const target = latest?.status === "pending" ? await this.manifests.manifest(tenantId, latest) : gateway;
+      const pending = latest?.status === "pending" ? await this.manifests.manifest(tenantId, latest) : undefined;
+      const target = pending ?? gateway;
+      // Projects kept as held keep what the gateway holds (or a pending revision is about to) for them.
+      const all = kept.length ? [...artifacts, ...(await this.manifests.keptArtifacts(tenantId, pending ?? (await this.manifests.gatewayManifest(tenantId, state)), artifacts, kept))] : artifacts;
+      const manifest = manifestOf(all);
       // A system publish that changes nothing leaves the state as it is (its registry is the base's, or a
       // pending revision's); a person's publish that changes no artifact still records nothing either.
       if (sameManifest(target, manifest) && (latest?.status === "pending" || Object.keys(state.overrides).length === 0)) {
@@ -289,7 +292,7 @@ export class PublishService {
 
       // Artifacts first (content-addressed, idempotent): a revision never points at a missing artifact.
       const byHash = new Map<string, GatewayArtifact>();
-      for (const a of artifacts) {
+      for (const a of all) {
         const h = manifest.get(artifactRef(a))!;
         if (gateway.get(artifactRef(a)) !== h) byHash.set(h, a);
       }

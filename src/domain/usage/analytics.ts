@@ -211,7 +211,9 @@ export class UsageAnalytics {
       const budget = k.limits?.budget;
       if (!budget || k.status === "revoked" || k.status === "expired") continue;
       // A shared key spends one budget in every project it is shared with; a share revoked during the period spent there until then.
-      const partitions: Partition[] = [{ tenantId, scopeId: projectId }, ...(k.shares ?? []).filter((s) => s.status === "active" || s.status === "revoked").map((s) => ({ tenantId, scopeId: s.projectId }))];
+      // A project shared with, revoked and shared with again is one partition (its spend counted once).
+      const sharedWith = new Set((k.shares ?? []).filter((s) => s.status === "active" || s.status === "revoked").map((s) => s.projectId));
+      const partitions: Partition[] = [{ tenantId, scopeId: projectId }, ...[...sharedWith].filter((id) => id !== projectId).map((id) => ({ tenantId, scopeId: id }))];
       out.push(await this.status({ kind: "key", id: k.id, name: k.name }, budget, now, partitions, k.id));
     }
     return out;

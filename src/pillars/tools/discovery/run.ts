@@ -290,7 +290,8 @@ export class DiscoveryRunner {
         if (!(err instanceof Error && "error" in err && (err as { error: { kind: string } }).error.kind === "preconditionFailed")) throw err;
       }
     }
-    return "recorded";
+    // Never reported as recorded when it was not: the activity's retry runs the discovery again.
+    throw new Error(`discovery of ${serverId}: the server kept changing while its outcome was recorded`);
   }
 }
 
