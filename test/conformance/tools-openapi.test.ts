@@ -232,6 +232,17 @@ describe("conformance: a REST tool's approval holds for the endpoint it was appr
     const approved = await rpc(path, key, "tools/call", { name: tool!.name, arguments: { id: "a" } });
     expect([approved.status, (items.received.at(-1) as RestEcho).path]).toEqual([200, `${new URL(items.url).pathname.replace(/\/$/, "")}/items/a`]);
 
+    // An approval made before bindings were pinned (none stored): the next discovery pins the binding it holds for.
+    const grants = async () => (await g.t.container().items.query<{ id: string; serverId: string; tool: string; pinnedBinding?: string }>({ query: "SELECT * FROM c WHERE c.tenantId = @t AND c.docType = 'toolGrant'", parameters: [{ name: "@t", value: g.tenant }] }).fetchAll()).resources.filter((x) => x.serverId === s.id);
+    const [legacy] = await grants();
+    const pinned = legacy!.pinnedBinding;
+    expect(pinned).toMatch(/^[0-9a-f]{64}$/);
+    await g.t.container().item(legacy!.id, [g.tenant, p.id]).replace({ ...legacy, pinnedBinding: undefined });
+    const unchanged = (await g.admin.tools.getServer(p.id, s.id)).discoveryState.lastAttemptAt;
+    await g.admin.tools.discover(p.id, s.id);
+    await until(async () => ((await g.admin.tools.getServer(p.id, s.id)).discoveryState.lastAttemptAt !== unchanged ? true : undefined), "rediscovered");
+    await until(async () => ((await grants())[0]!.pinnedBinding === pinned ? true : undefined), "the binding pinned");
+
     // Re-pointed: same definition, another endpoint.
     const current = await g.admin.tools.getServer(p.id, s.id);
     await g.admin.tools.updateServer(p.id, s.id, { source: { kind: "openapi", baseUrl: items.url, document: v2 } }, current.etag);

@@ -160,7 +160,15 @@ export class ToolGrants {
       if (current.serverId !== server.id || current.state !== "approved" || tool === undefined) continue;
       const binding = bindingHash(tool.operation);
       const rebound = current.pinnedBinding === undefined && was.has(current.tool) && bindingHash(was.get(current.tool)!.operation) !== binding;
-      if (grantHolds(current, tool) && !rebound) continue;
+      if (grantHolds(current, tool) && !rebound) {
+        // An approval made before bindings were pinned gets the binding it holds for now (once), so a later re-point suspends it.
+        if (current.pinnedBinding === undefined && binding !== undefined) {
+          const pinned: GrantDoc = { ...current, pinnedBinding: binding, updatedAt: this.clock.now().toISOString() };
+          delete (pinned as { _etag?: string })._etag;
+          await this.write(ctx, pinned, current, "tool.approval.pin", "aigov.mcp.tool.approval.pinned.v1", { pinnedBinding: binding });
+        }
+        continue;
+      }
       const cause = current.pinnedHash !== tool.hash ? "definition_changed" : "binding_changed";
       const next: GrantDoc = { ...current, state: "suspended", cause, updatedAt: this.clock.now().toISOString() };
       delete (next as { _etag?: string })._etag;

@@ -239,8 +239,8 @@ export class ToolsService {
 
   /**
    * A project's tools' last calls that reached them, by `<server>/<tool>`: directly, and through its
-   * toolboxes (a toolbox's call names the tool as the toolbox exposes it: its own name, or
-   * `<server>_<tool>` when two servers' tools share a name).
+   * pass-through toolboxes (tools of one server, exposed under their own names). A toolbox of several
+   * servers' converted tools calls each through its REST API, which records the server's tool itself.
    */
   async toolCalls(tenantId: string, projectId: string): Promise<Record<string, string>> {
     const activity = await this.lastUse?.(tenantId, projectId);
@@ -248,8 +248,9 @@ export class ToolsService {
     const viaBoxes = activity?.toolboxCall ?? {};
     if (!Object.keys(viaBoxes).length) return out;
     for (const box of await this.toolboxes.listAll(tenantId, projectId)) {
+      if (new Set(box.tools.map((t) => t.server)).size !== 1) continue;
       for (const t of box.tools) {
-        const at = [viaBoxes[`${box.name}/${t.tool}`], viaBoxes[`${box.name}/${t.server}_${t.tool}`]].filter((x): x is string => !!x).sort().at(-1);
+        const at = viaBoxes[`${box.name}/${t.tool}`];
         const id = `${t.server}/${t.tool}`;
         if (at && (!out[id] || out[id] < at)) out[id] = at;
       }
