@@ -3,6 +3,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link, useParams } from "react-router";
 import { useClient } from "../app/api.js";
+import { LoadMore, usePaged } from "../app/paging.js";
 import { ProjectPicker } from "../app/projects.js";
 import { SecretDialog } from "../app/secret.js";
 import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
@@ -22,7 +23,8 @@ export default function Agents() {
   const { projectId = "" } = useParams();
   const client = useClient();
   const qc = useQueryClient();
-  const agents = useQuery({ queryKey: ["agents", projectId], queryFn: () => client.agents.list(projectId, { maxPageSize: 100 }), enabled: !!projectId });
+  // A synced cloud can bring thousands of agents: every page is there to act on.
+  const agents = usePaged(["agents", projectId], (token) => client.agents.list(projectId, { maxPageSize: 100, ...(token ? { continuationToken: token } : {}) }), { enabled: !!projectId });
   const refresh = () => void qc.invalidateQueries({ queryKey: ["agents", projectId] });
   const [secret, setSecret] = useState<{ name: string; key: string }>();
 
@@ -89,6 +91,7 @@ export default function Agents() {
                 ]}
               />
             ) : null}
+            <LoadMore list={agents} label="Load more agents" />
           </Section>
           {agents.data?.items.length ? <ChangeLifecycle projectId={projectId} agents={agents.data.items} onDone={refresh} /> : null}
           <SecretDialog secret={secret} onClose={() => setSecret(undefined)} />
