@@ -28,7 +28,8 @@ export interface Operation {
   body?: z.ZodType;
   /** Request content types accepted for the body. */
   bodyTypes?: readonly string[];
-  ifMatch?: boolean;
+  /** true: If-Match required (428 without it); "optional": honoured when sent (412 when stale). */
+  ifMatch?: boolean | "optional";
   /** html POST pages: the application/x-www-form-urlencoded fields. */
   formBody?: z.ZodObject;
   success: { status: 200 | 201 | 202 | 204; schema?: z.ZodType; description: string };
@@ -50,13 +51,13 @@ export interface ParsedRequest<O extends Operation> {
   params: Out<O["params"]>;
   query: Out<O["query"]>;
   body: Out<O["body"]>;
-  ifMatch: O["ifMatch"] extends true ? string : undefined;
+  ifMatch: O["ifMatch"] extends true ? string : O["ifMatch"] extends "optional" ? string | undefined : undefined;
 }
 
 /** What a client sends. */
 export type ClientInput<O extends Operation> = (O["params"] extends z.ZodType ? { params: In<O["params"]> } : { params?: undefined }) &
   (O["query"] extends z.ZodType ? { query?: In<O["query"]> } : { query?: undefined }) &
   (O["body"] extends z.ZodType ? { body: In<O["body"]> } : { body?: undefined }) &
-  (O["ifMatch"] extends true ? { ifMatch: string } : { ifMatch?: undefined });
+  (O["ifMatch"] extends true ? { ifMatch: string } : O["ifMatch"] extends "optional" ? { ifMatch?: string | undefined } : { ifMatch?: undefined });
 
 export type SuccessBody<O extends Operation> = O["success"]["schema"] extends z.ZodType ? z.output<O["success"]["schema"]> : undefined;

@@ -101,7 +101,7 @@ export function buildOpenApiDocument(ops: readonly Operation[], info: { version:
     const params = [
       ...parameters(op.params, "path", components),
       ...parameters(op.query, "query", components),
-      ...(op.ifMatch ? [{ name: "If-Match", in: "header", required: true, schema: { type: "string" }, description: "The resource's ETag" }] : []),
+      ...(op.ifMatch ? [{ name: "If-Match", in: "header", required: op.ifMatch === true, schema: { type: "string" }, description: op.ifMatch === true ? "The resource's ETag" : "The resource's ETag, to decide only if it has not changed since it was read" }] : []),
       { name: "x-correlation-id", in: "header", required: false, schema: { type: "string", maxLength: 128 }, description: "Echoed back; generated when absent" },
     ];
     (paths[op.path] ??= {})[op.method.toLowerCase()] = {

@@ -92,6 +92,8 @@ export const decideAccessReviewItem = defineOperation({
   params: ItemParams,
   body: ReviewDecisionSpec,
   bodyTypes: JSON_TYPES,
+  // Optional: a reviewer who sends the item's ETag decides only on what they read (two reviewers of a stage race).
+  ifMatch: "optional",
   success: { status: 200, schema: ReviewItem, description: "The item with the decision" },
   errors: [...AUTH_ERRORS, 404, 409, 412, 413, 415],
   cli: "reviews decide",

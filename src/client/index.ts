@@ -171,7 +171,8 @@ export class AigovClient {
     list: (query: z.input<typeof ops.listAccessReviews.query> = {}) => this.call(ops.listAccessReviews, { query }).then((r) => r.body),
     get: (reviewId: string) => this.call(ops.getAccessReview, { params: { reviewId } }).then((r) => r.body),
     items: (reviewId: string, query: z.input<typeof ops.listAccessReviewItems.query> = {}) => this.call(ops.listAccessReviewItems, { params: { reviewId }, query }).then((r) => r.body),
-    decide: (reviewId: string, itemId: string, body: z.input<typeof ops.decideAccessReviewItem.body>) => this.call(ops.decideAccessReviewItem, { params: { reviewId, itemId }, body }).then((r) => r.body),
+    decide: (reviewId: string, itemId: string, body: z.input<typeof ops.decideAccessReviewItem.body>, ifMatch?: string) =>
+      this.call(ops.decideAccessReviewItem, { params: { reviewId, itemId }, body, ...(ifMatch ? { ifMatch } : {}) }).then((r) => r.body),
     apply: (reviewId: string, ifMatch: string) => this.call(ops.applyAccessReview, { params: { reviewId }, ifMatch }).then((r) => r.body),
     stop: (reviewId: string, body: z.input<typeof ops.stopAccessReview.body>, ifMatch: string) => this.call(ops.stopAccessReview, { params: { reviewId }, body, ifMatch }).then((r) => r.body),
   };

@@ -67,7 +67,7 @@ export async function parseRequest<O extends Operation>(op: O, request: HttpRequ
   let ifMatch: string | undefined;
   if (op.ifMatch) {
     ifMatch = request.headers.get("if-match")?.trim() || undefined;
-    if (!ifMatch) throw new AppError({ kind: "preconditionRequired" });
+    if (!ifMatch && op.ifMatch === true) throw new AppError({ kind: "preconditionRequired" });
   }
   return { params, query, body, ifMatch } as ParsedRequest<O>;
 }

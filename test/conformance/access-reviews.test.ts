@@ -253,6 +253,20 @@ describe("access reviews", () => {
     expect(await reasonOf(paula.projects.update(p.id, { description: "still mine?" }, (await g.admin.projects.get(p.id)).etag))).toBe("403 forbidden");
   });
 
+  it("a decision sent with the item's ETag is made only on what the reviewer read: over another reviewer's since, 412", async () => {
+    const created = await g.admin.reviews.create(campaign({ name: "two reviewers", stages: [{ reviewers: { type: "users", users: ["olivia", "paula"] }, durationDays: 3 }], reminders: false, completion: { autoApply: false, defaultDecision: "keep" } }));
+    await reaches(created.id, "inProgress");
+    const read = await itemFor(created.id, used.id);
+    await paula.reviews.decide(created.id, read.id, { decision: "approve", justification: "paula first" }, read.etag);
+    expect(await reasonOf(olivia.reviews.decide(created.id, read.id, { decision: "deny", justification: "on a stale read" }, read.etag))).toBe("412 precondition_failed");
+    expect((await itemFor(created.id, used.id)).decisions.map((d) => [d.by, d.decision])).toEqual([["paula", "approve"]]);
+    // Read again, it decides (the later decision of a stage is the stage's).
+    const fresh = await itemFor(created.id, used.id);
+    expect((await olivia.reviews.decide(created.id, fresh.id, { decision: "deny", justification: "read paula's" }, fresh.etag)).decisions.map((d) => d.by)).toEqual(["olivia"]);
+    await g.admin.reviews.stop(created.id, { reason: "done" }, (await g.admin.reviews.get(created.id)).etag);
+    await reaches(created.id, "completed");
+  });
+
   it("a ProjectAdmin assigned on the project (no tenant role) starts and stops its campaigns; others are refused", async () => {
     const pia = await g.as("pia", []);
     const q = await g.project("pia's", { owner: "olivia", roleAssignments: [{ principalId: "pia", role: "ProjectAdmin" }] });

@@ -31,7 +31,7 @@ export function operationsOf(doc: Record<string, unknown>): OpenApiOperation[] {
   const out: OpenApiOperation[] = [];
   for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, Record<string, unknown>>>)) {
     for (const [method, op] of Object.entries(item)) {
-      const params = (op.parameters as { name: string; in: string }[]) ?? [];
+      const params = (op.parameters as { name: string; in: string; required?: boolean }[]) ?? [];
       const body = op.requestBody as { content: Record<string, unknown> } | undefined;
       out.push({
         method: method.toUpperCase(),
@@ -42,7 +42,8 @@ export function operationsOf(doc: Record<string, unknown>): OpenApiOperation[] {
         hasBody: body !== undefined && !("application/x-www-form-urlencoded" in body.content),
         form: body !== undefined && "application/x-www-form-urlencoded" in body.content,
         bodyTypes: body ? Object.keys(body.content) : [],
-        ifMatch: params.some((p) => p.in === "header" && p.name === "If-Match"),
+        // A required If-Match (an optional one, when left out, is as if the operation had none).
+        ifMatch: params.some((p) => p.in === "header" && p.name === "If-Match" && p.required === true),
         pathParams: params.filter((p) => p.in === "path").map((p) => p.name),
         queryParams: params.filter((p) => p.in === "query").map((p) => p.name),
       });

@@ -33,8 +33,9 @@ export default function Reviews() {
     onSuccess: () => void qc.invalidateQueries({ queryKey: ["reviews"] }),
   });
   const decide = useMutation({
-    mutationFn: ({ itemId, decision }: { itemId: string; decision: "approve" | "deny" }) =>
-      client.reviews.decide(reviewId!, itemId, { decision, ...(justification ? { justification } : {}) }),
+    // With the item's ETag: a decision made on what this page shows, never over another reviewer's made since (412).
+    mutationFn: ({ itemId, decision, etag }: { itemId: string; decision: "approve" | "deny"; etag: string }) =>
+      client.reviews.decide(reviewId!, itemId, { decision, ...(justification ? { justification } : {}) }, etag),
     onSuccess: () => void qc.invalidateQueries({ queryKey: ["reviewItems", reviewId] }),
   });
   // A completed campaign's removals, when it did not apply them itself (or to retry failed ones).
@@ -121,10 +122,10 @@ export default function Reviews() {
                   label: "",
                   render: (i) => (
                     <>
-                      <Button size="small" onClick={() => decide.mutate({ itemId: i.id, decision: "approve" })} aria-label={`Keep ${i.target.label}`}>
+                      <Button size="small" onClick={() => decide.mutate({ itemId: i.id, decision: "approve", etag: i.etag })} aria-label={`Keep ${i.target.label}`}>
                         Keep
                       </Button>
-                      <Button size="small" onClick={() => decide.mutate({ itemId: i.id, decision: "deny" })} aria-label={`Remove ${i.target.label}`}>
+                      <Button size="small" onClick={() => decide.mutate({ itemId: i.id, decision: "deny", etag: i.etag })} aria-label={`Remove ${i.target.label}`}>
                         Remove
                       </Button>
                     </>
