@@ -265,6 +265,7 @@ export async function buildServices(config: Config): Promise<Services> {
 
   // Readers: what the gateways and the compiler input read, before the services that write it.
   const keyDocuments = new KeyDocuments(store, changes);
+  projects.countDependentsWith("keys", (tenantId, projectId) => keyDocuments.countHeld(tenantId, projectId));
   const keySecrets = new KeySecrets(store, secrets);
   const exemptionDocuments = new ExemptionDocuments(store, changes);
   const activeExemptions = new ActiveExemptions(exemptionDocuments, clock);

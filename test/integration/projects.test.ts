@@ -86,6 +86,28 @@ describe("projects", () => {
     expect(await admin.projects.get(p.id)).toEqual(p);
   });
 
+  it("a project whose keys still hold access cannot be deleted (they could no longer be revoked); revoked, it can", async () => {
+    const dev = await t.as("t1", "dora", ["Developer"]);
+    const p = await admin.projects.create(projectSpec("Keyed"));
+    const k = await dev.keys.create(p.id, { name: "live" });
+    const refused = await problemOf(admin.projects.delete(p.id, p.etag));
+    expect(refused).toMatchObject({ status: 409, reason: "project_has_dependents", detail: expect.stringContaining("1 keys") as unknown });
+    expect((await dev.keys.get(p.id, k.id)).status).toBe("active");
+    await dev.keys.revoke(p.id, k.id, { reason: "done" }, (await dev.keys.get(p.id, k.id)).etag);
+    await admin.projects.delete(p.id, (await admin.projects.get(p.id)).etag);
+    expect((await problemOf(admin.projects.get(p.id))).status).toBe(404);
+  });
+
+  it("an edit into the sandbox sets a review date within the bound an extension has", async () => {
+    const pam = await t.as("t1", "pam", []);
+    const p = await admin.projects.create(projectSpec("Demoted", { roleAssignments: [{ principalId: "pam", role: "ProjectAdmin" }] }));
+    const far = await problemOf(pam.projects.update(p.id, { environment: "sandbox", reviewDate: "2099-12-31" }, p.etag));
+    expect(far).toMatchObject({ status: 400, errors: [{ field: "body.reviewDate", message: "must be after today and at most 180 days ahead" }] });
+    expect(await admin.projects.get(p.id)).toEqual(p);
+    const soon = new Date(Date.now() + 30 * 86_400_000).toISOString().slice(0, 10);
+    expect(await pam.projects.update(p.id, { environment: "sandbox", reviewDate: soon }, p.etag)).toMatchObject({ environment: "sandbox", reviewDate: soon });
+  });
+
   it("deletes with If-Match; the project and its name are gone", async () => {
     const p = await admin.projects.create(projectSpec("Short lived"));
     await admin.projects.delete(p.id, p.etag);

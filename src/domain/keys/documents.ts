@@ -244,6 +244,17 @@ export class KeyDocuments implements KeyDocReader {
     this.keys = new Collection<KeyDoc, Key>(store, changes, { docType: "virtualKey", path: (d) => keyPath(d.scopeId, d.id), present: (d) => present(d) });
   }
 
+  /**
+   * Keys of a project that hold, or may again hold, access at the gateway: every one not revoked or expired
+   * (a suspended key resumes; a revocation not yet confirmed is still a subscription). They block deleting
+   * the project: a deleted project's keys could no longer be revoked through the API.
+   */
+  async countHeld(tenantId: string, projectId: string): Promise<number> {
+    let n = 0;
+    for await (const k of everyDoc<KeyDoc>(this.store, this.partition(tenantId, projectId), { docType: "virtualKey" })) if (k.status !== "revoked" && k.status !== "expired") n++;
+    return n;
+  }
+
   view(doc: KeyDoc & { _etag?: string }, etag?: string, sharedFrom?: string): Key {
     const v = this.keys.view(doc, etag);
     return sharedFrom ? { ...present(doc, sharedFrom), etag: v.etag } : v;

@@ -19,7 +19,7 @@ import { systemContext } from "../kernel/system.js";
 import { everyDoc } from "../paging.js";
 import { parseOrThrow } from "../validation.js";
 import { evaluateGates, type GateDeps } from "./gates.js";
-import { ENVIRONMENTS, ExtendSpec, PromoteSpec, type Project, type PromotionGates } from "./schema.js";
+import { ENVIRONMENTS, ExtendSpec, MAX_SANDBOX_DAYS, PromoteSpec, type Project, type PromotionGates } from "./schema.js";
 import { projectPath, projectSnapshot, projectSubject, tenantPartition, toProject, type ProjectDoc, type ProjectService } from "./service.js";
 
 /** Approval subject types only this module requests (reserved in the approval API). */
@@ -27,7 +27,7 @@ export const PROMOTION_SUBJECT = "projectPromotion";
 export const EXTENSION_SUBJECT = "sandboxExtension";
 
 const DAY_MS = 86_400_000;
-const MAX_EXTENSION_DAYS = 180;
+const MAX_EXTENSION_DAYS = MAX_SANDBOX_DAYS;
 const ACTOR = "system:project-lifecycle" as const;
 
 export interface ProjectLifecycleKit {

@@ -69,6 +69,9 @@ const fields = {
   budget: ProjectBudget.optional(),
 };
 
+/** A sandbox's review date is at most this many days ahead when it is set by an edit or an extension. */
+export const MAX_SANDBOX_DAYS = 180;
+
 function sandboxNeedsReviewDate(spec: { environment: string; reviewDate?: string | undefined }, ctx: z.RefinementCtx) {
   if (spec.environment === "sandbox" && !spec.reviewDate) {
     ctx.addIssue({ code: "custom", path: ["reviewDate"], message: "is required for sandbox projects" });
