@@ -19,7 +19,7 @@ import { systemContext } from "../kernel/system.js";
 import { everyDoc } from "../paging.js";
 import { parseOrThrow } from "../validation.js";
 import { evaluateGates, type GateDeps } from "./gates.js";
-import { ENVIRONMENTS, ExtendSpec, MAX_SANDBOX_DAYS, PromoteSpec, type Project, type PromotionGates } from "./schema.js";
+import { ENVIRONMENTS, ExtendSpec, PromoteSpec, sandboxDateError, type Project, type PromotionGates } from "./schema.js";
 import { projectPath, projectSnapshot, projectSubject, tenantPartition, toProject, type ProjectDoc, type ProjectService } from "./service.js";
 
 /** Approval subject types only this module requests (reserved in the approval API). */
@@ -27,7 +27,6 @@ export const PROMOTION_SUBJECT = "projectPromotion";
 export const EXTENSION_SUBJECT = "sandboxExtension";
 
 const DAY_MS = 86_400_000;
-const MAX_EXTENSION_DAYS = MAX_SANDBOX_DAYS;
 const ACTOR = "system:project-lifecycle" as const;
 
 export interface ProjectLifecycleKit {
@@ -95,10 +94,8 @@ export class ProjectLifecycle {
     const doc = await this.manageable(ctx, projectId, "extend", true);
     if (doc.environment !== "sandbox") fail({ kind: "conflict", detail: `the project is ${doc.environment}, not a sandbox`, reason: "not_a_sandbox" });
     const now = this.kit.clock.now();
-    const today = now.toISOString().slice(0, 10);
-    if (spec.reviewDate <= today || expiryOf(spec.reviewDate) > now.getTime() + MAX_EXTENSION_DAYS * DAY_MS) {
-      fail({ kind: "validation", detail: "the new review date is out of range", errors: [{ field: "body.reviewDate", message: `must be after today and at most ${MAX_EXTENSION_DAYS} days ahead` }] });
-    }
+    const outOfRange = sandboxDateError(spec.reviewDate, now);
+    if (outOfRange) fail({ kind: "validation", detail: "the new review date is out of range", errors: [outOfRange] });
     noRequestPending(doc);
     const approval = await this.kit.approvals.request(ctx, {
       subject: { resourceType: EXTENSION_SUBJECT, resourceId: projectId, projectId, change: { from: doc.reviewDate, reviewDate: spec.reviewDate, locked: !!doc.lock } },

@@ -72,6 +72,12 @@ const fields = {
 /** A sandbox's review date is at most this many days ahead when it is set by an edit or an extension. */
 export const MAX_SANDBOX_DAYS = 180;
 
+/** A review date set now (by an edit into the sandbox, or an extension): after today, at most MAX_SANDBOX_DAYS ahead. */
+export function sandboxDateError(reviewDate: string, now: Date): { field: string; message: string } | undefined {
+  const inRange = reviewDate > now.toISOString().slice(0, 10) && Date.parse(`${reviewDate}T00:00:00.000Z`) <= now.getTime() + MAX_SANDBOX_DAYS * 86_400_000;
+  return inRange ? undefined : { field: "body.reviewDate", message: `must be after today and at most ${MAX_SANDBOX_DAYS} days ahead` };
+}
+
 function sandboxNeedsReviewDate(spec: { environment: string; reviewDate?: string | undefined }, ctx: z.RefinementCtx) {
   if (spec.environment === "sandbox" && !spec.reviewDate) {
     ctx.addIssue({ code: "custom", path: ["reviewDate"], message: "is required for sandbox projects" });

@@ -8,7 +8,7 @@ import { AppError, fail } from "../errors.js";
 import { ANY_TENANT_ROLE, holdsAny, PROJECT_MANAGERS, TENANT_ADMINS } from "../kernel/roles.js";
 import { everyDoc, listPage, toArray } from "../paging.js";
 import { parseOrThrow } from "../validation.js";
-import { DEFAULT_KEY_POLICY, ENVIRONMENTS, MAX_SANDBOX_DAYS, ProjectSpec, type KeyPolicy, type Project, type ProjectPatch, type ProjectSpecInput } from "./schema.js";
+import { DEFAULT_KEY_POLICY, ENVIRONMENTS, ProjectSpec, sandboxDateError, type KeyPolicy, type Project, type ProjectPatch, type ProjectSpecInput } from "./schema.js";
 
 export interface ProjectDoc extends StoredDoc, Omit<Project, "etag"> {
   docType: "project";
@@ -187,12 +187,8 @@ export class ProjectService {
     }
     // Entering the sandbox by an edit sets its review date within the bound an extension has: a date years
     // ahead would be a sandbox nobody reviews, set without the approval an extension needs.
-    if (spec.environment === "sandbox" && current.environment !== "sandbox" && spec.reviewDate) {
-      const now = this.clock.now();
-      if (spec.reviewDate <= now.toISOString().slice(0, 10) || Date.parse(`${spec.reviewDate}T00:00:00.000Z`) > now.getTime() + MAX_SANDBOX_DAYS * 86_400_000) {
-        fail({ kind: "validation", detail: "the review date is out of range", errors: [{ field: "body.reviewDate", message: `must be after today and at most ${MAX_SANDBOX_DAYS} days ahead` }] });
-      }
-    }
+    const outOfRange = spec.environment === "sandbox" && current.environment !== "sandbox" && spec.reviewDate ? sandboxDateError(spec.reviewDate, this.clock.now()) : undefined;
+    if (outOfRange) fail({ kind: "validation", detail: "the review date is out of range", errors: [outOfRange] });
     if (patch.settings !== undefined && spec.settings) await this.settingsGuard?.check(principal.tenantId, spec.settings, undefined, "body.settings");
     const carried = Object.fromEntries(SERVER_OWNED.filter((k) => current[k] !== undefined).map((k) => [k, current[k]]));
     const doc: ProjectDoc = { ...projectDoc(spec, id, principal, current, this.clock.now().toISOString()), ...carried };
