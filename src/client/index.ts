@@ -80,9 +80,7 @@ export class AigovClient {
     const i = input as { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown; ifMatch?: string };
     const url = new URL(`/api${fillPath(op, i.params)}`, this.options.endpoint);
     for (const [k, v] of Object.entries(i.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const headers: Record<string, string> = { accept: "application/json", ...extraHeaders };
-    const token = typeof this.options.token === "function" ? await this.options.token() : this.options.token;
-    if (token) headers.authorization = `Bearer ${token}`;
+    const headers: Record<string, string> = { accept: "application/json", ...extraHeaders, ...(await this.authorization()) };
     if (i.ifMatch !== undefined) headers["if-match"] = /^(W\/)?"|^\*$/.test(i.ifMatch) ? i.ifMatch : `"${i.ifMatch}"`;
     let body: string | undefined;
     if (i.body !== undefined) {
@@ -102,10 +100,13 @@ export class AigovClient {
     const url = new URL(page.nextLink, this.options.endpoint);
     const base = new URL(this.options.endpoint);
     if (url.origin !== base.origin || !url.pathname.startsWith("/api/")) throw new Error(`nextLink leaves the API: ${page.nextLink}`);
-    const headers: Record<string, string> = { accept: "application/json" };
+    return bodyOf<T>(await this.fetchImpl(url, { method: "GET", headers: { accept: "application/json", ...(await this.authorization()) } }));
+  }
+
+  /** The bearer token's header, when the client has one (got per call when it is a function). */
+  private async authorization(): Promise<Record<string, string>> {
     const token = typeof this.options.token === "function" ? await this.options.token() : this.options.token;
-    if (token) headers.authorization = `Bearer ${token}`;
-    return bodyOf<T>(await this.fetchImpl(url, { method: "GET", headers }));
+    return token ? { authorization: `Bearer ${token}` } : {};
   }
 
   // Named helpers for the common calls.

@@ -222,15 +222,21 @@ describe("conformance: a REST tool's approval holds for the endpoint it was appr
     const key = (await g.key(dev, p.id, { name: "items", scopes: { tools: [s.id] } })).key;
     const path = g.names.mcpApiPath(p.id, "items");
 
-    const asked = await dev.tools.requestApproval(p.id, s.id, tool!.name, { justification: "cleanup" });
-    const approval = await g.admin.approvals.get(asked.approval.id);
-    // Approvers see where a call goes.
-    expect(approval.subject.change).toMatchObject({ operation: { method: "DELETE", urlTemplate: "/items/{id}" } });
-    await g.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
-    await until(async () => ((await g.admin.tools.getTool(p.id, s.id, tool!.name)).approval.state === "approved" ? true : undefined), "approved");
-    await g.systemPublish(approval.id);
+    /** Asks for the tool's approval (approvers see where a call goes), approves it and waits until the gateway has it. */
+    const approve = async (justification: string, urlTemplate: string) => {
+      const asked = await dev.tools.requestApproval(p.id, s.id, tool!.name, { justification });
+      const approval = await g.admin.approvals.get(asked.approval.id);
+      expect(approval.subject.change).toMatchObject({ operation: { method: "DELETE", urlTemplate } });
+      await g.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
+      await until(async () => ((await g.admin.tools.getTool(p.id, s.id, tool!.name)).approval.state === "approved" ? true : undefined), `approved for ${urlTemplate}`);
+      await g.systemPublish(approval.id);
+    };
+    /** The path the backend sees for a path of the document. */
+    const reachedPath = (id: string) => `${new URL(items.url).pathname.replace(/\/$/, "")}${id}`;
+
+    await approve("cleanup", "/items/{id}");
     const approved = await rpc(path, key, "tools/call", { name: tool!.name, arguments: { id: "a" } });
-    expect([approved.status, (items.received.at(-1) as RestEcho).path]).toEqual([200, `${new URL(items.url).pathname.replace(/\/$/, "")}/items/a`]);
+    expect([approved.status, (items.received.at(-1) as RestEcho).path]).toEqual([200, reachedPath("/items/a")]);
 
     // An approval made before bindings were pinned (none stored): the next discovery pins the binding it holds for.
     const grants = async () => (await g.t.container().items.query<{ id: string; serverId: string; tool: string; pinnedBinding?: string }>({ query: "SELECT * FROM c WHERE c.tenantId = @t AND c.docType = 'toolGrant'", parameters: [{ name: "@t", value: g.tenant }] }).fetchAll()).resources.filter((x) => x.serverId === s.id);
@@ -257,14 +263,9 @@ describe("conformance: a REST tool's approval holds for the endpoint it was appr
     expect(items.received.length).toBe(reached);
 
     // Approved for the new endpoint, it is callable there.
-    const again = await dev.tools.requestApproval(p.id, s.id, tool!.name, { justification: "the admin endpoint, reviewed" });
-    const second = await g.admin.approvals.get(again.approval.id);
-    expect(second.subject.change).toMatchObject({ operation: { method: "DELETE", urlTemplate: "/admin/tenants/{id}" } });
-    await g.admin.approvals.decide(second.id, { decision: "approve", justification: "ok" }, second.etag);
-    await until(async () => ((await g.admin.tools.getTool(p.id, s.id, tool!.name)).approval.state === "approved" ? true : undefined), "approved again");
-    await g.systemPublish(second.id);
+    await approve("the admin endpoint, reviewed", "/admin/tenants/{id}");
     const reapproved = await rpc(path, key, "tools/call", { name: tool!.name, arguments: { id: "c" } });
-    expect([reapproved.status, (items.received.at(-1) as RestEcho).path]).toEqual([200, `${new URL(items.url).pathname.replace(/\/$/, "")}/admin/tenants/c`]);
+    expect([reapproved.status, (items.received.at(-1) as RestEcho).path]).toEqual([200, reachedPath("/admin/tenants/c")]);
   }, 120_000);
 });
 

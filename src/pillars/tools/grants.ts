@@ -14,7 +14,7 @@ import type { RequestContext } from "../../domain/common.js";
 import { fail } from "../../domain/errors.js";
 import { systemContext } from "../../domain/kernel/system.js";
 import type { Clock } from "../../ports/clock.js";
-import type { Partition, Store } from "../../ports/store.js";
+import { unversioned, type Partition, type Store } from "../../ports/store.js";
 import { bindingHash } from "./definitions.js";
 import { grantId, serverPath, type GrantDoc, type ServerDoc, type StoredTool } from "./documents.js";
 import type { Tool } from "./schema.js";
@@ -123,14 +123,13 @@ export class ToolGrants {
     const ctx = systemContext(approval.tenantId, "system:tool-approvals", correlationId);
     const approved = approval.status === "approved";
     const next: GrantDoc = {
-      ...current,
+      ...unversioned(current),
       state: approved ? "approved" : "rejected",
       ...(approved ? { pinnedHash: change.hash } : {}),
       ...(approved && change.binding ? { pinnedBinding: change.binding } : {}),
       cause: approved ? "approved" : `approval ${approval.status}`,
       updatedAt: this.clock.now().toISOString(),
     };
-    delete (next as { _etag?: string })._etag;
     await this.write(ctx, next, current, approved ? "tool.approval.grant" : "tool.approval.reject", approved ? "aigov.mcp.tool.approved.v1" : "aigov.mcp.tool.rejected.v1");
     return next;
   }
@@ -139,8 +138,7 @@ export class ToolGrants {
   async withdraw(ctx: RequestContext, partition: Partition, serverId: string, tool: string, reason: string): Promise<GrantDoc | undefined> {
     const current = await this.read(partition, serverId, tool);
     if (!current || current.state !== "approved") return undefined;
-    const next: GrantDoc = { ...current, state: "withdrawn", cause: reason, updatedAt: this.clock.now().toISOString() };
-    delete (next as { _etag?: string })._etag;
+    const next: GrantDoc = { ...unversioned(current), state: "withdrawn", cause: reason, updatedAt: this.clock.now().toISOString() };
     await this.write(ctx, next, current, "tool.approval.withdraw", "aigov.mcp.tool.withdrawn.v1", { cause: reason });
     return next;
   }
@@ -163,15 +161,13 @@ export class ToolGrants {
       if (grantHolds(current, tool) && !rebound) {
         // An approval made before bindings were pinned gets the binding it holds for now (once), so a later re-point suspends it.
         if (current.pinnedBinding === undefined && binding !== undefined) {
-          const pinned: GrantDoc = { ...current, pinnedBinding: binding, updatedAt: this.clock.now().toISOString() };
-          delete (pinned as { _etag?: string })._etag;
+          const pinned: GrantDoc = { ...unversioned(current), pinnedBinding: binding, updatedAt: this.clock.now().toISOString() };
           await this.write(ctx, pinned, current, "tool.approval.pin", "aigov.mcp.tool.approval.pinned.v1", { pinnedBinding: binding });
         }
         continue;
       }
       const cause = current.pinnedHash !== tool.hash ? "definition_changed" : "binding_changed";
-      const next: GrantDoc = { ...current, state: "suspended", cause, updatedAt: this.clock.now().toISOString() };
-      delete (next as { _etag?: string })._etag;
+      const next: GrantDoc = { ...unversioned(current), state: "suspended", cause, updatedAt: this.clock.now().toISOString() };
       await this.write(ctx, next, current, "tool.approval.suspend", "aigov.mcp.tool.suspended.v1", {
         cause,
         pinnedHash: current.pinnedHash,
