@@ -273,7 +273,7 @@ export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
     const { EncryptedFileSecretStore } = await import("../adapters/local/encrypted-secret-store.js");
     const { localGatewayFolder } = await import("../app/services.js");
     // The gateway reads the same secret store as the app: subscription keys by exact version (a filler,
-    // never stored, reads as no key: nobody holds it), Key Vault-backed named values by name.
+    // never stored, reads as no key: nobody holds it), Key Vault-backed named values by their identifier.
     const secrets = new EncryptedFileSecretStore(join(dataDir, "secrets"));
     const sources = {
       resolveSecret: async (ref: { name: string; version: string }) => {
@@ -281,7 +281,11 @@ export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
         if (!v) throw new Error(`no secret ${ref.name}@${ref.version}`);
         return v.value;
       },
-      resolveKeyVaultSecret: async (id: string) => (await secrets.get(id.replace(/\/+$/, "").split("/").pop() ?? ""))?.value,
+      resolveKeyVaultSecret: async (id: string) => {
+        // https://<vault>/secrets/<name>[/<version>]: a version pins it, as Key Vault's identifiers do.
+        const [name, version] = new URL(id).pathname.split("/").filter(Boolean).slice(1);
+        return (await secrets.get(name ?? "", version))?.value;
+      },
     };
     const target = backends?.url;
     const hosts = target ? LOCAL_BACKEND_HOSTS.map((host) => ({ host, target })) : [];

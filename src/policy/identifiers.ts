@@ -132,14 +132,18 @@ export const Guid = z
   .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, "must be a GUID")
   .meta({ description: "GUID" });
 
-/** A Key Vault secret URI without a version, so Key Vault rotation reaches the gateway. */
+/**
+ * A Key Vault secret URI. The registry pins the version, so a credential changes at the gateway with
+ * the publish that ships it, never by Key Vault rotation (ADR 021); a versionless URI still compiles
+ * because registry snapshots published before that decision hold them (system publishes compile those).
+ */
 export const KeyVaultSecretUri = z
   .string()
   .regex(
-    /^https:\/\/[a-z0-9-]{3,24}\.vault\.(azure\.net|azure\.cn|usgovcloudapi\.net|microsoftazure\.de)\/secrets\/[A-Za-z0-9-]{1,127}\/?$/,
-    "must be a Key Vault secret URI without a version (https://<vault>.vault.azure.net/secrets/<name>)",
+    /^https:\/\/[a-z0-9-]{3,24}\.vault\.(azure\.net|azure\.cn|usgovcloudapi\.net|microsoftazure\.de)\/secrets\/[A-Za-z0-9-]{1,127}(\/[0-9a-zA-Z]{1,64})?\/?$/,
+    "must be a Key Vault secret URI (https://<vault>.vault.azure.net/secrets/<name>/<version>)",
   )
-  .meta({ description: "Key Vault secret identifier without version" });
+  .meta({ description: "Key Vault secret identifier, with its version (the registry always pins one)" });
 
 /** Free text (names, descriptions). It may contain anything printable; the compiler never writes it into
  * policy XML, only into artifact descriptions, which the gateway does not interpret. */

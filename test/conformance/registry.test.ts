@@ -2,8 +2,12 @@
  * Conformance: what the registry and governance settings say about models — lifecycle, regions,
  * A/B splits, pillars, exemptions — checked by requests through the local gateway.
  */
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { localGatewayFolder } from "../../src/app/services.js";
 import type { AigovClient } from "../../src/client/index.js";
+import { backendId } from "../../src/pillars/models/compiler.js";
 import { Governed } from "../support/governed.js";
 
 let g: Governed;
@@ -94,6 +98,31 @@ describe("conformance: models, regions, splits, pillars and exemptions at the lo
     await g.admin.projects.update(p.id, { pillars: { models: true } }, off.etag);
     await g.publish("pillar on again");
     expect((await g.chat(p.id, k, "gpt-4o")).status).toBe(200);
+  });
+
+  it("a new provider key goes live with the publish that ships its backend's URL, not at the gateway's Key Vault re-read before it", async () => {
+    const p = await g.project("rekey");
+    const model = await g.admin.models.create(p.id, { name: "gpt-4o", provider: "openai", modelName: "gpt-4o", backends: [{ id: "b0", url: "https://old-origin.mock.localhost/v1", region: "eastus", credential: { type: "apiKey", header: "api-key", key: "key-for-old-origin" } }] });
+    await g.publish("rekey baseline");
+    const k = (await g.key(dev, p.id, { name: "rekey" })).key;
+    expect((await g.chat(p.id, k, "gpt-4o")).status).toBe(200);
+    // Moved to another provider with a new key; not published yet.
+    await g.admin.models.update(p.id, model.id, { backends: [{ id: "b0", url: "https://new-origin.mock.localhost/v1", region: "eastus", credential: { type: "apiKey", header: "api-key", key: "key-for-new-origin" } }] }, model.etag);
+    // APIM re-reads Key Vault-backed named values on its own (within 4 hours): the local gateway's reload does the same.
+    expect(await g.t.gateway.reload()).toEqual([]);
+    expect((await g.chat(p.id, k, "gpt-4o")).status).toBe(200);
+    const seenByOld = g.t.backends.requests("old-origin.mock.localhost").map((r) => r.headers["api-key"]);
+    expect(seenByOld).toEqual(["key-for-old-origin", "key-for-old-origin"]);
+    await g.publish("rekey");
+    expect((await g.chat(p.id, k, "gpt-4o")).status).toBe(200);
+    expect(g.t.backends.requests("new-origin.mock.localhost").map((r) => r.headers["api-key"])).toEqual(["key-for-new-origin"]);
+    expect(g.t.backends.requests("old-origin.mock.localhost")).toHaveLength(2);
+    // The publish wrote the new key's named value, switched the backend to it and then removed the old one.
+    const prefix = g.names.namedValue(`nv-${backendId(model, "b0")}`);
+    const files = readdirSync(join(localGatewayFolder(g.t.app.dataDir, "default"), "namedValues")).filter((f) => f.startsWith(prefix));
+    expect(files).toHaveLength(1);
+    expect(JSON.parse(readFileSync(join(localGatewayFolder(g.t.app.dataDir, "default"), "namedValues", files[0]!), "utf8")).properties.keyVault.secretIdentifier).toMatch(/\/secrets\/model-[a-z0-9-]+\/[0-9a-zA-Z]+$/);
+    expect(g.t.gateway.issues()).toEqual([]);
   });
 
   it("an exemption relaxes its control at the gateway while active, and its revocation restores it exactly", async () => {

@@ -185,6 +185,39 @@ describe("conformance: MCP tools at the local gateway", () => {
     expect(tools.find((t) => t.name === "delete_file")?.lastUsedAt).toBeUndefined();
   });
 
+  it("an upstream credential changed with the server's URL goes live with the publish that ships the URL, never to the old origin", async () => {
+    const moved = await startGovernanceServer();
+    try {
+      const p = await g.project("credential moves");
+      const created = await g.admin.tools.createServer(p.id, { name: "fixture", source: { kind: "remote", url: upstream.url }, auth: { type: "header", header: "x-upstream-key", value: "cred-for-old-origin" } });
+      const discovered = (after?: string) =>
+        until(async () => {
+          const s = await g.admin.tools.getServer(p.id, created.id);
+          return s.discoveryState.status === "succeeded" && s.discoveryState.snapshotId !== after ? s : undefined;
+        }, "discovery");
+      const first = await discovered();
+      await g.publish("credential baseline");
+      const k = (await g.key(dev, p.id, { name: "credential", scopes: { tools: [created.id] } })).key;
+      const sentTo = (server: GovernanceServer) => server.received.filter((r) => r.headers["x-upstream-key"] !== undefined && r.body.includes('"tools/call"')).map((r) => r.headers["x-upstream-key"]);
+      const before = sentTo(upstream).length;
+      expect((await callTool(p.id, "fixture", k, "get_weather", { city: "Oslo" })).status).toBe(200);
+      // Moved to another origin with a new credential; discovered there, not published yet.
+      await g.admin.tools.updateServer(p.id, created.id, { source: { kind: "remote", url: moved.url }, auth: { type: "header", header: "x-upstream-key", value: "cred-for-new-origin" } }, first.etag);
+      await discovered(first.discoveryState.snapshotId);
+      // Automation ran (its publishes compile the registry as published); then the gateway re-read its Key Vault-backed named values.
+      await g.settle();
+      expect((await callTool(p.id, "fixture", k, "get_weather", { city: "Rome" })).status).toBe(200);
+      expect(sentTo(upstream).slice(before)).toEqual(["cred-for-old-origin", "cred-for-old-origin"]);
+      expect(sentTo(moved)).toEqual([]);
+      await g.publish("credential moved");
+      expect((await callTool(p.id, "fixture", k, "get_weather", { city: "Lima" })).status).toBe(200);
+      expect(sentTo(moved)).toEqual(["cred-for-new-origin"]);
+      expect(sentTo(upstream).slice(before)).toEqual(["cred-for-old-origin", "cred-for-old-origin"]);
+    } finally {
+      await moved.close();
+    }
+  });
+
   it("per-tool rate limits count per key and tool; a pass-through toolbox calls only its tools; the pillar switch removes the tool APIs", async () => {
     const p = await g.project("limits-boxes");
     const s = await register(p.id, "fixture");

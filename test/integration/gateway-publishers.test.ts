@@ -47,7 +47,7 @@ const API_POLICY = `<policies>
 const API_POLICY_V2 = API_POLICY.replace("x-aigov-debug", "x-aigov-trace");
 const GLOBAL_POLICY = `<policies><inbound><set-header name="x-aigov" exists-action="override"><value>{{nv-tenant}}</value></set-header></inbound><backend><forward-request /></backend><outbound /><on-error /></policies>`;
 const FRAGMENT = `<fragment><llm-token-limit counter-key="@(context.Subscription.Id)" tokens-per-minute="1000" estimate-prompt-tokens="false" /></fragment>`;
-const KV_SECRET = "https://kv-aigov.vault.azure.net/secrets/openai-key";
+const KV_SECRET = "https://kv-aigov.vault.azure.net/secrets/openai-key/8f2b1c0d9e7a4b6c8d2e1f0a3b5c7d9e";
 
 const breaker = (name: string) => ({
   rules: [

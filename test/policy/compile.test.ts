@@ -422,15 +422,21 @@ describe("compile", () => {
         model("m1", "gpt-4o", {
           backends: [
             { id: "a", url: "https://a.openai.azure.com/openai", region: "eastus", auth: MI },
-            { id: "b", url: "https://b.openai.azure.com/openai", region: "eastus", auth: { type: "keyVaultSecret", namedValueId: "k", secretIdentifier: "https://kv1.vault.azure.net/secrets/k" } },
+            { id: "b", url: "https://b.openai.azure.com/openai", region: "eastus", auth: { type: "keyVaultSecret", namedValueId: "k", secretIdentifier: "https://kv1.vault.azure.net/secrets/k/0123456789abcdef" } },
           ],
         }),
       ]),
     ]);
     expectCompileError(mixedAuth, "invalidInput", /same managed identity/);
     expectCompileError(tenant([project("prj_a", [model("m1", "gpt-4o", { status: "deprecated" })])]), "invalidInput", /sunsetDate/);
-    const versionedKey = { type: "keyVaultSecret", namedValueId: "k", secretIdentifier: "https://kv1.vault.azure.net/secrets/k/0123456789abcdef" } as const;
-    expectCompileError(tenant([project("prj_a", [model("m1", "gpt-4o", { backends: [{ id: "a", url: "https://a.example.com", region: "eastus", auth: versionedKey }] })])]), "invalidInput", /without a version/);
+    // A secret reference is a Key Vault secret URI: a name, and a version of Key Vault's characters only.
+    for (const secretIdentifier of ["https://kv1.vault.azure.net/secrets/k/01-23", "https://kv1.vault.azure.net/keys/k/0123", "https://kv1.example.com/secrets/k/0123"]) {
+      const auth = { type: "keyVaultSecret", namedValueId: "k", secretIdentifier } as const;
+      expectCompileError(tenant([project("prj_a", [model("m1", "gpt-4o", { backends: [{ id: "a", url: "https://a.example.com", region: "eastus", auth }] })])]), "invalidInput", /Key Vault secret URI/);
+    }
+    // Registry snapshots published before versions were pinned (ADR 021) hold versionless URIs: system publishes still compile them.
+    const legacy = { type: "keyVaultSecret", namedValueId: "k", secretIdentifier: "https://kv1.vault.azure.net/secrets/k" } as const;
+    expect(compile(tenant([project("prj_a", [model("m1", "gpt-4o", { backends: [{ id: "a", url: "https://a.example.com", region: "eastus", auth: legacy }] })])])).artifacts.some((a) => a.kind === "namedValue")).toBe(true);
   });
 
   it("rejects user strings that could become markup, expressions or named-value references", () => {

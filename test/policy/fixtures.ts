@@ -89,7 +89,7 @@ export const GOLDEN_CASES: Record<string, CompilerInputIn> = {
               id: "claude_api",
               url: "https://api.anthropic.com/v1",
               region: "global",
-              auth: { type: "keyVaultSecret", namedValueId: "anthropic-key", secretIdentifier: "https://contoso-kv.vault.azure.net/secrets/anthropic-key", header: "x-api-key" },
+              auth: { type: "keyVaultSecret", namedValueId: "anthropic-key", secretIdentifier: "https://contoso-kv.vault.azure.net/secrets/anthropic-key/8f2b1c0d9e7a4b6c8d2e1f0a3b5c7d9e", header: "x-api-key" },
             },
           ],
         }),

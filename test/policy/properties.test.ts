@@ -87,7 +87,7 @@ const settings = (names: string[]) =>
 const modelSettings = fc.record({ tokens, contentSafety, regions: fc.record({ allowed: fc.subarray(REGIONS) }, opt), dataClass: fc.record({ allowed: fc.subarray(DATA_CLASSES) }, opt), failover: failoverModel }, opt);
 
 const MI = { type: "managedIdentity" as const, resource: "https://cognitiveservices.azure.com" };
-const KV = (id: string) => ({ type: "keyVaultSecret" as const, namedValueId: id, secretIdentifier: `https://contoso-kv.vault.azure.net/secrets/${id}`, header: "api-key" as const });
+const KV = (id: string) => ({ type: "keyVaultSecret" as const, namedValueId: id, secretIdentifier: `https://contoso-kv.vault.azure.net/secrets/${id}/0123456789abcdef0123456789abcdef`, header: "api-key" as const });
 
 const modelArb = fc.record({
   name: modelName,
@@ -465,7 +465,7 @@ describe("compiler properties", () => {
       (s) => ({ tenantId: "t", keyTiers: [{ id: "t", limits: {} }], projects: [{ id: "p", name: "P", keyTiers: ["t"] }], virtualKeys: [{ id: "k", projectId: "p", tier: s }] }),
       (s) => ({ tenantId: "t", projects: [{ id: s, name: "P" }] }),
       (s) => ({ tenantId: "t", projects: [{ id: "p", name: "P", models: [{ id: "m", name: "m", provider: "openai", backends: [{ id: "b", url: "https://x.example.com", region: "eastus", auth: { type: "managedIdentity", resource: `https://x/${s}` } }] }] }] }),
-      (s) => ({ tenantId: "t", projects: [{ id: "p", name: "P", models: [{ id: "m", name: "m", provider: "openai", backends: [{ id: "b", url: "https://x.example.com", region: "eastus", auth: { type: "keyVaultSecret", namedValueId: s, secretIdentifier: "https://kv1.vault.azure.net/secrets/x" } }] }] }] }),
+      (s) => ({ tenantId: "t", projects: [{ id: "p", name: "P", models: [{ id: "m", name: "m", provider: "openai", backends: [{ id: "b", url: "https://x.example.com", region: "eastus", auth: { type: "keyVaultSecret", namedValueId: s, secretIdentifier: "https://kv1.vault.azure.net/secrets/x/1" } }] }] }] }),
     ];
     fc.assert(
       fc.property(bad, fc.integer({ min: 0, max: place.length - 1 }), (s, i) => {

@@ -1,15 +1,12 @@
 import { createHash } from "node:crypto";
+import { keyVaultReference } from "../key-vault-reference.js";
 import type { ProjectInput } from "../pillar.js";
 import type { Model } from "./schema.js";
 
 /** Compiler ids are ≤ 24 characters of [a-z0-9_] and unique in the tenant; registry backend ids are per model. */
 export const backendId = (model: Pick<Model, "id">, backend: string) => `b_${createHash("sha256").update(`${model.id}/${backend}`).digest("hex").slice(0, 22)}`;
-/** Locally there is no vault: a synthetic vault URI names the secret the same way Key Vault would. */
-const LOCAL_VAULT = "https://aigov-local.vault.azure.net";
-
 /** A project's models as the policy compiler sees them (the models pillar's part of the compiler input). */
 export function toModelsInput(models: Model[], vaultUri: string | undefined): NonNullable<ProjectInput["models"]> {
-  const vault = (vaultUri ?? LOCAL_VAULT).replace(/\/$/, "");
   return models.map((m) => ({
     id: m.id,
     name: m.name,
@@ -35,9 +32,8 @@ export function toModelsInput(models: Model[], vaultUri: string | undefined): No
           ? { type: "managedIdentity" as const, resource: b.credential.audience }
           : {
               type: "keyVaultSecret" as const,
-              namedValueId: `nv-${backendId(m, b.id)}`,
-              // Versionless: a new key version reaches the gateway through Key Vault rotation.
-              secretIdentifier: `${vault}/secrets/${b.credential.secretRef.name}`,
+              // Pinned to the stored version: a new key goes live with the publish that ships its URL.
+              ...keyVaultReference(vaultUri, `nv-${backendId(m, b.id)}`, b.credential.secretRef),
               header: b.credential.header,
             },
     })),

@@ -7,20 +7,18 @@
 import { createHash } from "node:crypto";
 import type { InputContributor } from "../../domain/policy/compiler-input.js";
 import { TOOL_NAME, type PolicyMcpServer } from "../../policy/input.js";
+import { keyVaultReference } from "../key-vault-reference.js";
 import type { ProjectInput } from "../pillar.js";
 import { bindingHash } from "./definitions.js";
 import { sourceKey, type ServerDoc, type ToolboxDoc } from "./documents.js";
 import type { ToolsService } from "./service.js";
 
-/** Locally there is no vault: a synthetic vault URI names the secret the same way Key Vault would. */
-const LOCAL_VAULT = "https://aigov-local.vault.azure.net";
 const nvId = (serverId: string) => `nv-mcp-${createHash("sha256").update(serverId).digest("hex").slice(0, 20)}`;
 
 type ToolsInput = NonNullable<ProjectInput["tools"]>;
 type ServerInput = Omit<PolicyMcpServer, "tools" | "limits" | "auth" | "status"> & Partial<Pick<PolicyMcpServer, "limits" | "auth" | "status">>;
 
 function serverInput(s: ServerDoc, vaultUri: string | undefined): ServerInput {
-  const vault = (vaultUri ?? LOCAL_VAULT).replace(/\/$/, "");
   return {
     id: s.id,
     name: s.name,
@@ -31,7 +29,7 @@ function serverInput(s: ServerDoc, vaultUri: string | undefined): ServerInput {
     // OAuth client credentials are used by discovery only: the gateway does not fetch tokens (docs/tools.md).
     auth:
       s.auth.type === "header"
-        ? { type: "header", header: s.auth.header, namedValueId: nvId(s.id), secretIdentifier: `${vault}/secrets/${s.auth.secretRef.name}` }
+        ? { type: "header", header: s.auth.header, ...keyVaultReference(vaultUri, nvId(s.id), s.auth.secretRef) }
         : s.auth.type === "managedIdentity"
           ? { type: "managedIdentity", audience: s.auth.audience, ...(s.auth.clientId ? { clientId: s.auth.clientId } : {}) }
           : { type: "none" },
