@@ -211,6 +211,13 @@ describe("project lifecycle", () => {
     expect(asked.promotion).toMatchObject({ to: "prod", requestedBy: "paula" });
     const open = (await g.admin.approvals.list({ status: "pending", requester: "paula", maxPageSize: 100 })).items.filter((a) => a.subject.resourceType === "projectPromotion" && a.subject.resourceId === p.id);
     expect(open.map((a) => a.id)).toEqual([asked.promotion!.approvalId]);
+    // The other request was withdrawn when its write lost: nobody is asked to decide it.
+    const withdrawn = (await g.admin.approvals.list({ status: "withdrawn", requester: "paula", maxPageSize: 100 })).items.filter((a) => a.subject.resourceType === "projectPromotion" && a.subject.resourceId === p.id);
+    expect(withdrawn.map((a) => a.timeline.at(-1)?.type)).toEqual(["withdrawn"]);
+    // The approval sweep, past its grace period, leaves the request the project records alone.
+    g.t.appClock.advance(11 * 60_000);
+    await g.t.app.host.invokeTimer("approvalDriverSweep");
+    expect((await g.admin.approvals.get(asked.promotion!.approvalId)).status).toBe("pending");
     expect(asked.environment).toBe("dev");
     await approve(asked.promotion!.approvalId);
     const promoted = await until(async () => {

@@ -78,6 +78,106 @@ const request = (stages = [{ approvers: [{ user: "bob" }] as ApproverRef[], deci
   return approvals.create(alice, { subject: { resourceType: "model", resourceId: "github-mcp", change: { enable: true } }, justification: "needed for the payments team" }).then((r) => r.approval);
 };
 
+describe("a request its subject never recorded is withdrawn", () => {
+  /** An active exemption (approved by boss, settled as the orchestration would). */
+  async function activeExemption() {
+    routeStages = [{ approvers: [{ role: "TenantAdmin", scope: "tenant" }], decisionTimeout: "P7D" }];
+    const { exemption, approval } = await exemptions.request(alice, {
+      control: "contentSafety",
+      scope: { level: "project", projectId },
+      relaxation: { kind: "thresholds", categories: { Hate: 6 } },
+      category: "waiver",
+      owner: "olga",
+      reason: { deliveryBlocker: "clinical terms are flagged", affectedControl: "Hate threshold 4", expectedEndState: "a custom blocklist" },
+      compensatingControls: ["human review"],
+      evidence: ["https://tickets.example.com/SEC-10"],
+      expiresAt: new Date(now + 10 * DAY).toISOString(),
+    });
+    await approvals.decide(boss, approval.id, { decision: "approve", justification: "ok" }, (await approvals.get(boss, approval.id)).etag);
+    await approvals.settle(TENANT, approval.id, "settle");
+    const active = await exemptions.get(alice, exemption.id);
+    expect(active.status).toBe("active");
+    return active;
+  }
+  const requestsFor = async (exemptionId: string) => (await approvals.list(boss, { maxPageSize: 100 })).items.filter((a) => a.subject.resourceType === "exemption" && a.subject.resourceId === exemptionId);
+  /** Leaves nothing pending for the other tests' sweeps: the renewals still open are rejected and settled. */
+  async function closeRequests(exemptionId: string) {
+    for (const a of await requestsFor(exemptionId)) {
+      if (a.status !== "pending") continue;
+      await approvals.decide(boss, a.id, { decision: "reject", justification: "test over" }, a.etag);
+      await approvals.settle(TENANT, a.id, "cleanup");
+    }
+  }
+
+  it("two renewals at once: the one whose write lost is withdrawn at once (audited, announced); its settlement changes nothing", async () => {
+    const active = await activeExemption();
+    // Both requests read the exemption before either records its renewal: the race the ETag decides.
+    let arrived = 0;
+    let release!: () => void;
+    const bothIn = new Promise<void>((r) => (release = r));
+    const original = approvals.request.bind(approvals);
+    const spy = vi.spyOn(approvals, "request").mockImplementation(async (c, input) => {
+      if (++arrived === 2) release();
+      await bothIn;
+      return original(c, input);
+    });
+    const renew = (n: number) => exemptions.renew(alice, active.id, { expiresAt: new Date(now + 30 * DAY).toISOString(), evidence: [`https://tickets.example.com/SEC-10-${n}`], justification: `renewal ${n}` }, active.etag);
+    const outcomes = await Promise.allSettled([renew(1), renew(2)]).finally(() => spy.mockRestore());
+    const won = outcomes.filter((o) => o.status === "fulfilled");
+    expect(won).toHaveLength(1);
+    const lost = outcomes.find((o) => o.status === "rejected") as PromiseRejectedResult;
+    expect((lost.reason as AppError).error.kind).toBe("preconditionFailed");
+
+    const winner = (won[0] as PromiseFulfilledResult<Awaited<ReturnType<ExemptionService["renew"]>>>).value.approval;
+    const renewalRequests = (await requestsFor(active.id)).filter((a) => (a.subject.change as { kind?: string }).kind === "renewal");
+    expect(renewalRequests.map((a) => [a.id === winner.id, a.status]).sort()).toEqual([
+      [false, "withdrawn"],
+      [true, "pending"],
+    ]);
+    const withdrawn = renewalRequests.find((a) => a.status === "withdrawn")!;
+    expect(withdrawn.timeline.at(-1)).toMatchObject({ type: "withdrawn", actor: "system:approval-withdraw", detail: "its subject did not record the request" });
+    expect(withdrawn.stages[0]!.status).toBe("withdrawn");
+    expect((await auditOf(`/approvals/${withdrawn.id}`)).map((a) => a.action)).toEqual(["approval.create", "approval.withdraw"]);
+    expect((await eventsOf(`/approvals/${withdrawn.id}`)).map((e) => e.type)).toEqual(["aigov.approval.requested.v1", "aigov.approval.withdrawn.v1"]);
+    // Nobody can decide it any more; settling it (the sweep does) leaves the exemption and the winner's renewal alone.
+    expect(await refusal(approvals.decide(boss, withdrawn.id, { decision: "approve", justification: "late" }, withdrawn.etag))).toEqual({ kind: "conflict", reason: "approval_not_awaiting" });
+    const before = await exemptions.get(alice, active.id);
+    expect(await approvals.settle(TENANT, withdrawn.id, "sweep")).toBe("settled");
+    const after = await exemptions.get(alice, active.id);
+    expect(after.etag).toBe(before.etag);
+    expect(after.renewals.map((r) => [r.approvalId, r.status])).toEqual([[winner.id, "pending"]]);
+    expect((await approvals.metrics(boss)).counts.withdrawn).toBeGreaterThanOrEqual(1);
+    await closeRequests(active.id);
+  });
+
+  it("after a crash between the two writes, the sweep withdraws it once its grace period is over — and only it", async () => {
+    const active = await activeExemption();
+    // The request was opened; the process died before the exemption recorded it.
+    const orphan = await approvals.request(alice, {
+      subject: { resourceType: "exemption", resourceId: active.id, projectId, change: { kind: "renewal", renewal: 1 } },
+      justification: "renewal",
+      route: { subjectType: "exemption", scope: "project", risk: "standard" },
+    });
+    const recorded = (await exemptions.renew(alice, active.id, { expiresAt: new Date(now + 30 * DAY).toISOString(), evidence: ["https://tickets.example.com/SEC-11"], justification: "renewal" }, active.etag)).approval;
+    const unowned = await request();
+    expect(await approvals.withdrawIfOrphaned(TENANT, orphan.id, "sweep-1")).toBe(false); // it may still be about to be recorded
+    now += 11 * 60 * 1000;
+    expect(await approvals.withdrawIfOrphaned(TENANT, orphan.id, "sweep-2")).toBe(true);
+    expect(await approvals.withdrawIfOrphaned(TENANT, recorded.id, "sweep-2")).toBe(false);
+    expect(await approvals.withdrawIfOrphaned(TENANT, unowned.id, "sweep-2")).toBe(false); // no owner to ask: never judged orphaned
+    expect((await approvals.get(boss, orphan.id)).status).toBe("withdrawn");
+    expect((await approvals.get(boss, recorded.id)).status).toBe("pending");
+    expect((await approvals.get(boss, unowned.id)).status).toBe("pending");
+    expect(await approvals.withdrawIfOrphaned(TENANT, orphan.id, "sweep-3")).toBe(false); // once
+    expect((await auditOf(`/approvals/${orphan.id}`)).map((a) => [a.action, a.correlationId])).toEqual([
+      ["approval.create", "test-alice"],
+      ["approval.withdraw", "sweep-2"],
+    ]);
+    await closeRequests(active.id);
+    await approvals.decide(bob, unowned.id, { decision: "reject", justification: "test over" }, (await approvals.get(boss, unowned.id)).etag);
+  });
+});
+
 /** Sends the stage's links (what the orchestration's first activity does) and returns bob's token. */
 async function tokenFor(user: string, approvalId: string): Promise<string> {
   await approvals.issueLinks(TENANT, approvalId, 0, false);

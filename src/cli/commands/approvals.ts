@@ -1,5 +1,6 @@
 /** `aigov approvals create|list|show|approve|reject|metrics|review` and `approvals routes show|set`. */
 import { CommanderError, Option } from "commander";
+import { APPROVAL_STATUSES } from "../../domain/approvals/schema.js";
 import { type CliKit } from "../kit.js";
 
 const APPROVAL_COLUMNS = ["id", "status", "currentStage", "requester", "createdAt"];
@@ -18,7 +19,7 @@ export function approvalCommands({ program, client, print, render, out, err, jso
   approvals
     .command("list")
     .description("list approval requests")
-    .addOption(new Option("--status <status>").choices(["pending", "approved", "rejected", "expired"]))
+    .addOption(new Option("--status <status>").choices([...APPROVAL_STATUSES]))
     .option("--mine", "only those awaiting my decision")
     .option("--requester <user>")
     .option("--max-page-size <n>")

@@ -99,7 +99,8 @@ export const ApprovalSpec = z
   .meta({ id: "ApprovalSpec", description: "A request for approval. Who approves is the tenant's approval route for the subject (GET /approval-routes); stages only add approvers." });
 export type ApprovalSpecInput = z.input<typeof ApprovalSpec>;
 
-export const APPROVAL_STATUSES = ["pending", "approved", "rejected", "expired"] as const;
+/** withdrawn: the change it asked about was never recorded on its subject (a lost write race, a crash), so nobody waits for it. */
+export const APPROVAL_STATUSES = ["pending", "approved", "rejected", "expired", "withdrawn"] as const;
 
 export const Decision = z.object({
   stage: z.number().int(),
@@ -116,7 +117,7 @@ export const Stage = z.object({
   decisionTimeout: z.string(),
   escalateAfter: z.string().optional(),
   escalateTo: z.array(ApproverRef).optional(),
-  status: z.enum(["waiting", "pending", "escalated", "approved", "rejected", "expired"]),
+  status: z.enum(["waiting", "pending", "escalated", "approved", "rejected", "expired", "withdrawn"]),
   startedAt: z.iso.datetime().optional(),
   escalateAt: z.iso.datetime().optional(),
   deadline: z.iso.datetime().optional(),
@@ -125,7 +126,7 @@ export const Stage = z.object({
 
 export const TimelineEntry = z.object({
   at: z.iso.datetime(),
-  type: z.enum(["requested", "stageStarted", "escalated", "decided", "approved", "rejected", "expired"]),
+  type: z.enum(["requested", "stageStarted", "escalated", "decided", "approved", "rejected", "expired", "withdrawn"]),
   stage: z.number().int().optional(),
   actor: z.string().optional(),
   detail: z.string().optional(),

@@ -61,6 +61,8 @@ interface ApprovalDoc extends StoredDoc, Omit<Approval, "etag"> {
 
 /** Learns the outcome of a finished approval (see onSettled). Must be idempotent: it may run more than once. */
 export type SettleHandler = (approval: Approval, correlationId: string) => Promise<void>;
+/** Whether the subject still records this pending request as its own (see onSettled): false means nobody waits for it. */
+export type AwaitedCheck = (approval: Approval) => Promise<boolean>;
 
 /** What the orchestration needs to know to drive a request (no links, no personal data beyond ids). */
 export interface ApprovalState {
@@ -75,6 +77,11 @@ const partitionOf = (tenantId: string): Partition => ({ tenantId, scopeId: TENAN
 export const approvalPath = (id: string) => `/approvals/${id}`;
 const subjectOf = (tenantId: string, id: string) => `/tenants/${tenantId}${approvalPath(id)}`;
 const LINK_TTL_MS = 7 * 24 * 3600 * 1000;
+/**
+ * How old a pending request must be before the sweep asks whether its subject still awaits it: a
+ * request is opened a moment before its subject records it, and must not be withdrawn in between.
+ */
+export const ORPHAN_GRACE_MS = 10 * 60 * 1000;
 /** How often a link decision reads the request again after a concurrent change (see decideByLink). */
 const LINK_DECISION_ATTEMPTS = 3;
 
@@ -110,6 +117,7 @@ function startStage(stage: Stage, now: Date): Stage {
  */
 export class ApprovalService {
   private readonly settleHandlers = new Map<string, SettleHandler>();
+  private readonly awaitedChecks = new Map<string, AwaitedCheck>();
 
   constructor(
     private readonly store: Store,
@@ -126,8 +134,10 @@ export class ApprovalService {
    * Registers the owner of a subject type (e.g. "exemption") to learn each finished request's outcome.
    * The orchestration calls it when its loop ends, and the approval sweep for any it missed (a crash).
    */
-  onSettled(resourceType: string, handler: SettleHandler): void {
+  onSettled(resourceType: string, handler: SettleHandler, awaited?: AwaitedCheck): void {
     this.settleHandlers.set(resourceType, handler);
+    // The owner's own record of a pending request: a request its subject never recorded is withdrawn (withdrawIfOrphaned).
+    if (awaited) this.awaitedChecks.set(resourceType, awaited);
   }
 
   /** A request through the API (any subject type but those their own services request: exemptions, key shares, tools). */
@@ -219,6 +229,23 @@ export class ApprovalService {
     return view(doc, etag ?? "");
   }
 
+  /**
+   * Opens a request (`request`) and has its subject record it (`record`, a conditional write of the
+   * subject). When that write fails — another write won the race, the store refused — the request is
+   * withdrawn at once: no approver is asked about a change nobody waits for, and its decision could do
+   * nothing. (A crash in between is the sweep's: withdrawIfOrphaned.)
+   */
+  async requestFor<T>(ctx: RequestContext, input: ApprovalRequest, record: (approval: Approval) => Promise<T>): Promise<{ approval: Approval; recorded: T }> {
+    const approval = await this.request(ctx, input);
+    try {
+      return { approval, recorded: await record(approval) };
+    } catch (err) {
+      // Best effort: if this fails too, the sweep withdraws the request once its grace period is over.
+      await this.withdraw(ctx.principal.tenantId, approval.id, "its subject did not record the request", ctx.correlationId).catch(() => undefined);
+      throw err;
+    }
+  }
+
   async get(ctx: RequestContext, id: string): Promise<Approval> {
     const doc = await this.load(ctx.principal.tenantId, id);
     if (!this.mayRead(ctx.principal, doc)) fail({ kind: "forbidden", detail: "you may not read this approval request" });
@@ -297,7 +324,7 @@ export class ApprovalService {
     if (!holdsAny(ctx.principal.roles, APPROVAL_OVERSEERS)) {
       fail({ kind: "forbidden", detail: "approval metrics require TenantAdmin, Auditor or Approver" });
     }
-    const counts = { pending: 0, approved: 0, rejected: 0, expired: 0 };
+    const counts = { pending: 0, approved: 0, rejected: 0, expired: 0, withdrawn: 0 };
     const durations: number[] = [];
     for await (const d of everyDoc<ApprovalDoc>(this.store, partitionOf(ctx.principal.tenantId), { docType: "approval" })) {
       counts[d.status] += 1;
@@ -373,6 +400,58 @@ export class ApprovalService {
         throw err;
       }
     }
+  }
+
+  /**
+   * Ends a pending request that its subject does not await (status withdrawn, one conditional write with
+   * its audit record and `aigov.approval.withdrawn.v1`). Its settle handler still runs (the request is
+   * finished): an owner that did record it after all treats it as not approved. Returns whether it
+   * withdrew it (false: it was no longer pending).
+   */
+  async withdraw(tenantId: string, id: string, reason: string, correlationId: string): Promise<boolean> {
+    for (;;) {
+      const doc = await this.load(tenantId, id);
+      if (doc.status !== "pending") return false;
+      const now = this.clock.now().toISOString();
+      const system = systemContext(tenantId, "system:approval-withdraw", correlationId);
+      const next: ApprovalDoc = {
+        ...doc,
+        status: "withdrawn",
+        stages: doc.stages.map((x, i) => (i === doc.currentStage ? { ...x, status: "withdrawn" as const } : { ...x })),
+        timeline: [...doc.timeline, { at: now, type: "withdrawn", stage: doc.currentStage, actor: system.principal.userId, detail: reason }],
+        updatedAt: now,
+        updatedBy: system.principal.userId,
+      };
+      const { _etag, ...rest } = next;
+      try {
+        await this.changes.commit({
+          partition: partitionOf(tenantId),
+          ctx: system,
+          action: "approval.withdraw",
+          resource: approvalPath(id),
+          before: snapshot(doc),
+          after: snapshot(rest),
+          ops: [{ kind: "replace", doc: rest, ifMatch: doc._etag }],
+          event: { type: "aigov.approval.withdrawn.v1", subject: subjectOf(tenantId, id), data: eventData(rest) },
+        });
+        return true;
+      } catch (err) {
+        if (err instanceof AppError && err.error.kind === "preconditionFailed") continue; // decided or expired meanwhile: look again
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * The sweep's half of requestFor, for a crash between opening a request and recording it: a request
+   * pending for longer than ORPHAN_GRACE_MS that its subject's owner says it does not await is withdrawn.
+   */
+  async withdrawIfOrphaned(tenantId: string, id: string, correlationId: string): Promise<boolean> {
+    const doc = await this.load(tenantId, id);
+    const awaited = this.awaitedChecks.get(doc.subject.resourceType);
+    if (doc.status !== "pending" || !awaited || this.clock.now().getTime() - Date.parse(doc.createdAt) < ORPHAN_GRACE_MS) return false;
+    if (await awaited(view(doc, doc._etag))) return false;
+    return this.withdraw(tenantId, id, "its subject does not record the request", correlationId);
   }
 
   async state(tenantId: string, id: string): Promise<ApprovalState> {

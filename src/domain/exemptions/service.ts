@@ -80,7 +80,14 @@ export class ExemptionService {
     this.active = kit.active ?? new ActiveExemptions(this.docs, kit.clock);
     this.policy = new ExemptionPolicies(kit.store, kit.changes, kit.clock);
     this.lifecycle = new ExemptionLifecycle(this.docs, kit.clock, kit.approvals, kit.notifier, kit.requestPublish);
-    kit.approvals.onSettled("exemption", (approval, correlationId) => this.lifecycle.settleApproval(approval, correlationId));
+    kit.approvals.onSettled(
+      "exemption",
+      (approval, correlationId) => this.lifecycle.settleApproval(approval, correlationId),
+      async (approval) => {
+        const doc = await this.docs.read(approval.tenantId, approval.subject.resourceId);
+        return !!doc && (doc.approvalId === approval.id || doc.renewals.some((r) => r.approvalId === approval.id));
+      },
+    );
   }
 
   async request(ctx: RequestContext, input: ExemptionSpecInput): Promise<ExemptionRequested> {
@@ -100,46 +107,51 @@ export class ExemptionService {
     const id = newId("exm");
     const expiresAt = new Date(spec.expiresAt).toISOString();
     const projectId = spec.scope.level === "tenant" ? undefined : spec.scope.projectId;
-    const approval = await this.approvals.request(ctx, {
-      subject: {
-        resourceType: "exemption",
-        resourceId: id,
-        ...(projectId ? { projectId } : {}),
-        change: { kind: "request", control: spec.control, scope: spec.scope, relaxation: spec.relaxation, category: spec.category, owner: spec.owner, expiresAt, compensatingControls: spec.compensatingControls, evidence: spec.evidence },
+    const { approval, recorded: exemption } = await this.approvals.requestFor(
+      ctx,
+      {
+        subject: {
+          resourceType: "exemption",
+          resourceId: id,
+          ...(projectId ? { projectId } : {}),
+          change: { kind: "request", control: spec.control, scope: spec.scope, relaxation: spec.relaxation, category: spec.category, owner: spec.owner, expiresAt, compensatingControls: spec.compensatingControls, evidence: spec.evidence },
+        },
+        justification: `${spec.reason.deliveryBlocker} — expected end state: ${spec.reason.expectedEndState}`.slice(0, 4000),
+        route: routeKeyOf(spec.scope, spec.relaxation),
+        ...(spec.approval?.stages ? { extraStages: spec.approval.stages, extraField: "body.approval.stages" } : {}),
       },
-      justification: `${spec.reason.deliveryBlocker} — expected end state: ${spec.reason.expectedEndState}`.slice(0, 4000),
-      route: routeKeyOf(spec.scope, spec.relaxation),
-      ...(spec.approval?.stages ? { extraStages: spec.approval.stages, extraField: "body.approval.stages" } : {}),
-    });
-    const at = now.toISOString();
-    const doc: ExemptionDoc = {
-      id,
-      tenantId: principal.tenantId,
-      scopeId: TENANT_SCOPE,
-      docType: "exemption",
-      projectId: projectId ?? "",
-      scopeLevel: spec.scope.level,
-      control: spec.control,
-      scope: spec.scope,
-      relaxation: spec.relaxation,
-      category: spec.category,
-      owner: spec.owner,
-      reason: spec.reason,
-      compensatingControls: spec.compensatingControls,
-      evidence: spec.evidence,
-      expiresAt,
-      status: "requested",
-      requester: principal.userId,
-      approvalId: approval.id,
-      notices: {},
-      renewals: [],
-      timeline: [{ at, type: "requested", actor: principal.userId }],
-      createdAt: at,
-      createdBy: principal.userId,
-      updatedAt: at,
-      updatedBy: principal.userId,
-    };
-    const exemption = await this.docs.create(ctx, doc, { action: "exemption.request", event: "aigov.exemption.requested.v1" });
+      (approval) => {
+        const at = now.toISOString();
+        const doc: ExemptionDoc = {
+          id,
+          tenantId: principal.tenantId,
+          scopeId: TENANT_SCOPE,
+          docType: "exemption",
+          projectId: projectId ?? "",
+          scopeLevel: spec.scope.level,
+          control: spec.control,
+          scope: spec.scope,
+          relaxation: spec.relaxation,
+          category: spec.category,
+          owner: spec.owner,
+          reason: spec.reason,
+          compensatingControls: spec.compensatingControls,
+          evidence: spec.evidence,
+          expiresAt,
+          status: "requested",
+          requester: principal.userId,
+          approvalId: approval.id,
+          notices: {},
+          renewals: [],
+          timeline: [{ at, type: "requested", actor: principal.userId }],
+          createdAt: at,
+          createdBy: principal.userId,
+          updatedAt: at,
+          updatedBy: principal.userId,
+        };
+        return this.docs.create(ctx, doc, { action: "exemption.request", event: "aigov.exemption.requested.v1" });
+      },
+    );
     return { exemption, approval, drive: approvalDrive(approval) };
   }
 
@@ -180,40 +192,45 @@ export class ExemptionService {
 
     const number = doc.renewals.length + 1;
     // A renewal takes the route as it is now (the original request keeps the one it was given).
-    const approval = await this.approvals.request(ctx, {
-      subject: {
-        resourceType: "exemption",
-        resourceId: id,
-        ...(doc.projectId ? { projectId: doc.projectId } : {}),
-        change: { kind: "renewal", renewal: number, control: doc.control, scope: doc.scope, relaxation: doc.relaxation, previousExpiresAt: doc.expiresAt, expiresAt, evidence: spec.evidence, compensatingControls: compensating },
-      },
-      justification: spec.justification,
-      route: routeKeyOf(doc.scope, doc.relaxation),
-      ...(spec.approval?.stages ? { extraStages: spec.approval.stages, extraField: "body.approval.stages" } : {}),
-    });
-    const at = now.toISOString();
-    const next: ExemptionDoc = {
-      ...unversioned(doc),
-      renewals: [
-        ...doc.renewals,
-        {
-          number,
-          approvalId: approval.id,
-          requestedAt: at,
-          requestedBy: principal.userId,
-          previousExpiresAt: doc.expiresAt,
-          expiresAt,
-          evidence: spec.evidence,
-          justification: spec.justification,
-          ...(spec.compensatingControls ? { compensatingControls: spec.compensatingControls } : {}),
-          status: "pending",
+    const { approval, recorded: exemption } = await this.approvals.requestFor(
+      ctx,
+      {
+        subject: {
+          resourceType: "exemption",
+          resourceId: id,
+          ...(doc.projectId ? { projectId: doc.projectId } : {}),
+          change: { kind: "renewal", renewal: number, control: doc.control, scope: doc.scope, relaxation: doc.relaxation, previousExpiresAt: doc.expiresAt, expiresAt, evidence: spec.evidence, compensatingControls: compensating },
         },
-      ],
-      timeline: [...doc.timeline, { at, type: "renewalRequested", actor: principal.userId, detail: `renewal ${number} until ${expiresAt}` }],
-      updatedAt: at,
-      updatedBy: principal.userId,
-    };
-    const exemption = await this.docs.commit(ctx, doc, { next, action: "exemption.renewal.request", event: "aigov.exemption.requested.v1", extra: { renewal: number } });
+        justification: spec.justification,
+        route: routeKeyOf(doc.scope, doc.relaxation),
+        ...(spec.approval?.stages ? { extraStages: spec.approval.stages, extraField: "body.approval.stages" } : {}),
+      },
+      (approval) => {
+        const at = now.toISOString();
+        const next: ExemptionDoc = {
+          ...unversioned(doc),
+          renewals: [
+            ...doc.renewals,
+            {
+              number,
+              approvalId: approval.id,
+              requestedAt: at,
+              requestedBy: principal.userId,
+              previousExpiresAt: doc.expiresAt,
+              expiresAt,
+              evidence: spec.evidence,
+              justification: spec.justification,
+              ...(spec.compensatingControls ? { compensatingControls: spec.compensatingControls } : {}),
+              status: "pending",
+            },
+          ],
+          timeline: [...doc.timeline, { at, type: "renewalRequested", actor: principal.userId, detail: `renewal ${number} until ${expiresAt}` }],
+          updatedAt: at,
+          updatedBy: principal.userId,
+        };
+        return this.docs.commit(ctx, doc, { next, action: "exemption.renewal.request", event: "aigov.exemption.requested.v1", extra: { renewal: number } });
+      },
+    );
     return { exemption, approval, drive: approvalDrive(approval) };
   }
 

@@ -32,7 +32,16 @@ export class KeySharing {
     private readonly gateway: Pick<GatewayAccess, "ensurePublished">,
     private readonly clock: Clock,
   ) {
-    approvals.onSettled("keyShare", (approval, correlationId) => this.settle(approval, correlationId));
+    approvals.onSettled(
+      "keyShare",
+      (approval, correlationId) => this.settle(approval, correlationId),
+      async (approval) => {
+        const change = approval.subject.change as { keyId?: string; fromProject?: string };
+        if (!change.keyId || !change.fromProject) return true; // not one of ours to judge
+        const doc = await this.docs.read(approval.tenantId, change.fromProject, change.keyId);
+        return !!doc?.shares?.some((x) => x.approvalId === approval.id);
+      },
+    );
   }
 
   /** Asks to use the key with another project; the approval's driver comes with the answer. */
@@ -57,20 +66,25 @@ export class KeySharing {
     if (accepted !== undefined) fail({ kind: "conflict", detail: `project ${spec.projectId} already accepts ${accepted} shared key profiles, the most its gateway document holds`, reason: "key_profiles_exhausted" });
     // Who approves is the tenant's route for key shares (default: the target project's admins or a
     // TenantAdmin); approvers the requester names are an extra stage after it.
-    const approval = await this.approvals.request(ctx, {
-      subject: { resourceType: "keyShare", resourceId: id, projectId: spec.projectId, change: { keyId: id, fromProject: projectId, toProject: spec.projectId } },
-      justification: spec.justification,
-      route: { subjectType: "keyShare", scope: "project", risk: "standard" },
-      ...(spec.approvers ? { extraStages: [{ approvers: spec.approvers.map((a) => ("role" in a ? { role: a.role, scope: "project" as const } : a)), decisionTimeout: "P7D" }], extraField: "body.approvers" } : {}),
-    });
-    const at = this.clock.now().toISOString();
-    const next: KeyDoc = {
-      ...unversioned(doc),
-      shares: [...(doc.shares ?? []), { projectId: spec.projectId, status: "pending", approvalId: approval.id, requestedBy: ctx.principal.userId, requestedAt: at }],
-      updatedAt: at,
-      updatedBy: ctx.principal.userId,
-    };
-    const key = await this.docs.commit(ctx, doc, next, "key.share.request", "aigov.key.share.requested.v1", { keyId: id, projectId, toProject: spec.projectId, approvalId: approval.id });
+    const { approval, recorded: key } = await this.approvals.requestFor(
+      ctx,
+      {
+        subject: { resourceType: "keyShare", resourceId: id, projectId: spec.projectId, change: { keyId: id, fromProject: projectId, toProject: spec.projectId } },
+        justification: spec.justification,
+        route: { subjectType: "keyShare", scope: "project", risk: "standard" },
+        ...(spec.approvers ? { extraStages: [{ approvers: spec.approvers.map((a) => ("role" in a ? { role: a.role, scope: "project" as const } : a)), decisionTimeout: "P7D" }], extraField: "body.approvers" } : {}),
+      },
+      (approval) => {
+        const at = this.clock.now().toISOString();
+        const next: KeyDoc = {
+          ...unversioned(doc),
+          shares: [...(doc.shares ?? []), { projectId: spec.projectId, status: "pending", approvalId: approval.id, requestedBy: ctx.principal.userId, requestedAt: at }],
+          updatedAt: at,
+          updatedBy: ctx.principal.userId,
+        };
+        return this.docs.commit(ctx, doc, next, "key.share.request", "aigov.key.share.requested.v1", { keyId: id, projectId, toProject: spec.projectId, approvalId: approval.id });
+      },
+    );
     return { key, approval, drive: approvalDrive(approval) };
   }
 

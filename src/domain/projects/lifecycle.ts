@@ -54,8 +54,10 @@ export const expiryOf = (reviewDate: string) => Date.parse(`${reviewDate}T00:00:
 
 export class ProjectLifecycle {
   constructor(private readonly kit: ProjectLifecycleKit) {
-    kit.approvals.onSettled(PROMOTION_SUBJECT, (approval, correlationId) => this.settlePromotion(approval, correlationId));
-    kit.approvals.onSettled(EXTENSION_SUBJECT, (approval, correlationId) => this.settleExtension(approval, correlationId));
+    // A request the project does not record (its write lost a race, or never happened) is withdrawn by the approval sweep.
+    const records = (field: "promotion" | "extension") => async (approval: Approval) => (await kit.projects.readDoc(approval.tenantId, approval.subject.resourceId))?.[field]?.approvalId === approval.id;
+    kit.approvals.onSettled(PROMOTION_SUBJECT, (approval, correlationId) => this.settlePromotion(approval, correlationId), records("promotion"));
+    kit.approvals.onSettled(EXTENSION_SUBJECT, (approval, correlationId) => this.settleExtension(approval, correlationId), records("extension"));
   }
 
   /** The checklist for moving the project to `to`, evaluated now (anyone who may read the project). */
@@ -77,14 +79,19 @@ export class ProjectLifecycle {
       const failing = checklist.gates.filter((g) => !g.passed);
       fail({ kind: "conflict", detail: `promotion to ${spec.to} refused; failing gates: ${failing.map((g) => `${g.gate} (${g.detail})`).join("; ")}`, reason: "promotion_gates_failed" });
     }
-    const approval = await this.kit.approvals.request(ctx, {
-      subject: { resourceType: PROMOTION_SUBJECT, resourceId: projectId, projectId, change: { from: doc.environment, to: spec.to, gates: checklist.gates.map((g) => g.gate) } },
-      justification: spec.justification,
-      route: { subjectType: "promotion", scope: "project", risk: spec.to === "prod" ? "high" : "standard" },
-    });
-    const at = this.kit.clock.now().toISOString();
-    const next: ProjectDoc = { ...unversioned(doc), promotion: { approvalId: approval.id, to: spec.to, requestedBy: ctx.principal.userId, requestedAt: at }, updatedAt: at, updatedBy: ctx.principal.userId };
-    const project = await this.recordRequest(ctx, doc, next, approval, "project.promotion.request", "aigov.project.promotionRequested.v1", { from: doc.environment, to: spec.to });
+    const { approval, recorded: project } = await this.kit.approvals.requestFor(
+      ctx,
+      {
+        subject: { resourceType: PROMOTION_SUBJECT, resourceId: projectId, projectId, change: { from: doc.environment, to: spec.to, gates: checklist.gates.map((g) => g.gate) } },
+        justification: spec.justification,
+        route: { subjectType: "promotion", scope: "project", risk: spec.to === "prod" ? "high" : "standard" },
+      },
+      (approval) => {
+        const at = this.kit.clock.now().toISOString();
+        const next: ProjectDoc = { ...unversioned(doc), promotion: { approvalId: approval.id, to: spec.to, requestedBy: ctx.principal.userId, requestedAt: at }, updatedAt: at, updatedBy: ctx.principal.userId };
+        return this.recordRequest(ctx, doc, next, approval, "project.promotion.request", "aigov.project.promotionRequested.v1", { from: doc.environment, to: spec.to });
+      },
+    );
     return { ...project, drive: approvalDrive(approval) };
   }
 
@@ -97,14 +104,19 @@ export class ProjectLifecycle {
     const outOfRange = sandboxDateError(spec.reviewDate, now);
     if (outOfRange) fail({ kind: "validation", detail: "the new review date is out of range", errors: [outOfRange] });
     noRequestPending(doc);
-    const approval = await this.kit.approvals.request(ctx, {
-      subject: { resourceType: EXTENSION_SUBJECT, resourceId: projectId, projectId, change: { from: doc.reviewDate, reviewDate: spec.reviewDate, locked: !!doc.lock } },
-      justification: spec.justification,
-      route: { subjectType: "promotion", scope: "project", risk: "standard" },
-    });
-    const at = now.toISOString();
-    const next: ProjectDoc = { ...unversioned(doc), extension: { approvalId: approval.id, reviewDate: spec.reviewDate, requestedBy: ctx.principal.userId, requestedAt: at }, updatedAt: at, updatedBy: ctx.principal.userId };
-    const project = await this.recordRequest(ctx, doc, next, approval, "project.extension.request", "aigov.project.extensionRequested.v1", { reviewDate: spec.reviewDate });
+    const { approval, recorded: project } = await this.kit.approvals.requestFor(
+      ctx,
+      {
+        subject: { resourceType: EXTENSION_SUBJECT, resourceId: projectId, projectId, change: { from: doc.reviewDate, reviewDate: spec.reviewDate, locked: !!doc.lock } },
+        justification: spec.justification,
+        route: { subjectType: "promotion", scope: "project", risk: "standard" },
+      },
+      (approval) => {
+        const at = now.toISOString();
+        const next: ProjectDoc = { ...unversioned(doc), extension: { approvalId: approval.id, reviewDate: spec.reviewDate, requestedBy: ctx.principal.userId, requestedAt: at }, updatedAt: at, updatedBy: ctx.principal.userId };
+        return this.recordRequest(ctx, doc, next, approval, "project.extension.request", "aigov.project.extensionRequested.v1", { reviewDate: spec.reviewDate });
+      },
+    );
     return { ...project, drive: approvalDrive(approval) };
   }
 
@@ -248,12 +260,12 @@ export class ProjectLifecycle {
    * against). When another change won meanwhile (a second request, a lock), the approval just opened
    * would decide nothing: it is expired at once, and the caller gets 409 `promotion_pending`.
    */
+  /** The project records the request; a lost race is a conflict (requestFor withdraws the approval it opened). */
   private async recordRequest(ctx: RequestContext, doc: Versioned<ProjectDoc>, next: ProjectDoc, approval: Approval, action: string, event: string, data: Record<string, unknown>): Promise<Project> {
     try {
       return await this.write(ctx, doc, next, action, event, { approvalId: approval.id, ...data });
     } catch (err) {
       if (!(err instanceof AppError && err.error.kind === "preconditionFailed")) throw err;
-      await this.kit.approvals.timeout(doc.tenantId, approval.id, 0, "expire", ctx.correlationId);
       return fail({ kind: "conflict", detail: "the project changed while the request was made (another promotion or extension, or its lock): read it again", reason: "promotion_pending" });
     }
   }

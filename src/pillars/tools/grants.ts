@@ -70,45 +70,59 @@ export class ToolGrants {
     if ((current?.state === "pending" && current.requestedHash === tool.hash && current.requestedBinding === binding) || now.state === "approved") {
       fail({ kind: "conflict", detail: `an approval of ${tool.name}'s current definition is already ${now.state === "approved" ? "granted" : "pending"}`, reason: "tool_approval_pending" });
     }
-    const approval = await this.approvals.request(ctx, {
-      subject: {
-        resourceType: "tool",
-        resourceId: `${server.id}/${tool.name}`,
-        projectId: server.projectId,
-        change: {
+    const { approval, recorded: grant } = await this.approvals.requestFor(
+      ctx,
+      {
+        subject: {
+          resourceType: "tool",
+          resourceId: `${server.id}/${tool.name}`,
+          projectId: server.projectId,
+          change: {
+            serverId: server.id,
+            server: server.name,
+            tool: tool.name,
+            hash: tool.hash,
+            readOnly: tool.annotations.readOnly,
+            // A REST tool: what approvers approve includes where a call goes.
+            ...(binding ? { binding, operation: { method: tool.operation!.method, urlTemplate: tool.operation!.urlTemplate } } : {}),
+          },
+        },
+        justification,
+        route: { subjectType: "tool", scope: "project", risk: tool.annotations.readOnly ? "standard" : "high" },
+      },
+      async (approval) => {
+        const at = this.clock.now().toISOString();
+        const grant: GrantDoc = {
+          id: grantId(server.id, tool.name),
+          ...partition,
+          docType: "toolGrant",
           serverId: server.id,
           server: server.name,
           tool: tool.name,
-          hash: tool.hash,
-          readOnly: tool.annotations.readOnly,
-          // A REST tool: what approvers approve includes where a call goes.
-          ...(binding ? { binding, operation: { method: tool.operation!.method, urlTemplate: tool.operation!.urlTemplate } } : {}),
-        },
+          state: "pending",
+          approvalId: approval.id,
+          requestedHash: tool.hash,
+          ...(binding ? { requestedBinding: binding } : {}),
+          // A suspended or superseded approval keeps its pin until the new one is decided: nothing becomes callable early.
+          ...(current?.pinnedHash ? { pinnedHash: current.pinnedHash } : {}),
+          ...(current?.pinnedBinding ? { pinnedBinding: current.pinnedBinding } : {}),
+          requestedBy: ctx.principal.userId,
+          requestedAt: at,
+          updatedAt: at,
+        };
+        await this.write(ctx, grant, current, "tool.approval.request", "aigov.mcp.tool.approval.requested.v1");
+        return grant;
       },
-      justification,
-      route: { subjectType: "tool", scope: "project", risk: tool.annotations.readOnly ? "standard" : "high" },
-    });
-    const at = this.clock.now().toISOString();
-    const grant: GrantDoc = {
-      id: grantId(server.id, tool.name),
-      ...partition,
-      docType: "toolGrant",
-      serverId: server.id,
-      server: server.name,
-      tool: tool.name,
-      state: "pending",
-      approvalId: approval.id,
-      requestedHash: tool.hash,
-      ...(binding ? { requestedBinding: binding } : {}),
-      // A suspended or superseded approval keeps its pin until the new one is decided: nothing becomes callable early.
-      ...(current?.pinnedHash ? { pinnedHash: current.pinnedHash } : {}),
-      ...(current?.pinnedBinding ? { pinnedBinding: current.pinnedBinding } : {}),
-      requestedBy: ctx.principal.userId,
-      requestedAt: at,
-      updatedAt: at,
-    };
-    await this.write(ctx, grant, current, "tool.approval.request", "aigov.mcp.tool.approval.requested.v1");
+    );
     return { grant, approval };
+  }
+
+  /** Whether the tool's grant records this request (the approval sweep withdraws a request nobody recorded). */
+  async awaits(approval: Approval): Promise<boolean> {
+    const change = approval.subject.change as { serverId?: string; tool?: string };
+    if (!change.serverId || !change.tool || !approval.subject.projectId) return true; // not one of ours to judge
+    const current = await this.read({ tenantId: approval.tenantId, scopeId: approval.subject.projectId }, change.serverId, change.tool);
+    return current?.approvalId === approval.id;
   }
 
   /** The approval engine's verdict (idempotent). Returns the grant when it changed. */

@@ -65,7 +65,11 @@ export class ToolsService {
     this.toolboxes = new Toolboxes(deps.store, deps.changes, deps.clock, deps.projects);
     this.catalog = new Catalog(deps.store);
     this.discovery = new DiscoveryRunner(this.registry, this.snapshots, deps.clock, { suspendChanged: (ctx, server, tools, before) => this.suspend(ctx, server, tools, before), catalog: (t, s, v, tools, removed) => this.refreshCatalog(t, s, v, tools, removed), forget: (t, id) => this.catalog.removeServer(t, id) }, deps.allowLoopback);
-    deps.approvals.onSettled("tool", (approval, correlationId) => this.settle(approval, correlationId));
+    deps.approvals.onSettled(
+      "tool",
+      (approval, correlationId) => this.settle(approval, correlationId),
+      (approval) => this.grants.awaits(approval),
+    );
   }
 
   // ---- servers
