@@ -8,7 +8,9 @@ app.timer("projectLifecycle", {
   schedule: "%PROJECT_LIFECYCLE_SCHEDULE%",
   handler: async (_timer, context) => {
     const { projectLifecycle } = await getServices();
-    const { notified, locked, suspended } = await projectLifecycle.sweep(`sweep:${context.invocationId}`);
-    if (notified + locked + suspended > 0) context.log(`project lifecycle: ${notified} expiry notice(s), ${locked} sandbox(es) locked, ${suspended} key(s) suspended`);
+    const { notified, locked, suspended, resumed } = await projectLifecycle.sweep(`sweep:${context.invocationId}`);
+    if (notified + locked + suspended + resumed > 0) {
+      context.log(`project lifecycle: ${notified} expiry notice(s), ${locked} sandbox(es) locked, ${suspended} key(s) suspended, ${resumed} key(s) of unlocked sandboxes resumed`);
+    }
   },
 });

@@ -361,7 +361,8 @@ export async function buildServices(config: Config): Promise<Services> {
     },
     keys: {
       liveKeyIds: async (tenantId, projectId) => (await keyDocuments.listAll(tenantId, projectId)).filter((k) => k.status === "active").map((k) => k.id),
-      setActiveBySystem: (ctx, projectId, id, status, reason) => keys.setActiveBySystem(ctx, projectId, id, status, reason),
+      setActiveBySystem: (ctx, projectId, id, status, reason, by) => keys.setActiveBySystem(ctx, projectId, id, status, reason, by),
+      lockSuspendedIds: (tenantId, projectId) => keys.lockSuspendedIds(tenantId, projectId),
     },
   });
   const earliest = (dates: string[]) => dates.sort()[0];

@@ -98,6 +98,23 @@ describe("project lifecycle", () => {
     expect((await g.admin.keys.get(p.id, key.id)).status).toBe("active");
     expect((await g.chat(p.id, key.key, "gpt-4o-mini")).status).toBe(200);
 
+    // A sweep that raced the extension suspends the key after the extension resumed it and before the
+    // lock is lifted (its lock check and its suspension are two reads apart): the state that leaves is
+    // written here as that sweep's write would. The next run resumes it; a key a person suspended stays so.
+    const held = await g.key(g.admin, p.id, { name: "held", owner: "dora", scopes: { models: [model.id] } });
+    await g.admin.keys.suspend(p.id, held.id, { reason: "on hold" }, (await g.admin.keys.get(p.id, held.id)).etag);
+    const item = g.t.container().item(key.id, ["t-lifecycle", p.id]);
+    const { resource: raced } = await item.read<{ status: string; suspendedBy?: string; gateway: { desiredGen: number } }>();
+    await item.replace({ ...raced!, status: "suspended", suspendedBy: "projectLock", gateway: { ...raced!.gateway, desiredGen: raced!.gateway.desiredGen + 1 } });
+    await g.synced(p.id, key.id);
+    expect((await g.chat(p.id, key.key, "gpt-4o-mini")).status).toBe(401);
+    await sweep();
+    await g.synced(p.id, key.id);
+    expect((await g.admin.keys.get(p.id, key.id)).status).toBe("active");
+    expect((await g.chat(p.id, key.key, "gpt-4o-mini")).status).toBe(200);
+    expect((await g.admin.keys.get(p.id, held.id)).status).toBe("suspended");
+    expect((await g.admin.audit.list({ scope: p.id, resource: `/projects/${p.id}/keys/${key.id}`, maxPageSize: 100 })).items.map((r) => [r.action, r.actor])[0]).toEqual(["key.resume", "system:project-lifecycle"]);
+
     await g.t.relay();
     const types = g.t.events().filter((e) => e.subject === `/tenants/t-lifecycle/projects/${p.id}`).map((e) => e.type);
     expect(types).toEqual(expect.arrayContaining(["aigov.project.expiryNotice.v1", "aigov.project.locked.v1", "aigov.project.extensionRequested.v1", "aigov.project.extended.v1"]));

@@ -60,6 +60,11 @@ export interface KeyDoc extends StoredDoc {
   limits: KeyLimits;
   expiresAt: string;
   status: KeyStatus;
+  /**
+   * Set while the key is suspended by a sandbox's lock (the lifecycle sweep); cleared by any change of
+   * status. The sweep resumes such a key in a project that is not locked (a lock it lost a race to an extension).
+   */
+  suspendedBy?: "projectLock";
   prefix: string;
   last4: string;
   /** The slot holding the secret the owner is meant to use now. */

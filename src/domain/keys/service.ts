@@ -312,15 +312,21 @@ export class KeyService {
 
   /**
    * Suspends or resumes a key on behalf of automation (a sandbox's lock and its extension; `ctx` is a
-   * system context). Idempotent: false when the key is gone or not in the state this would change.
+   * system context; `by` marks a suspension as the lock's). Idempotent: false when the key is gone or
+   * not in the state this would change.
    */
-  async setActiveBySystem(ctx: RequestContext, projectId: string, id: string, status: "active" | "suspended", reason: string): Promise<boolean> {
+  async setActiveBySystem(ctx: RequestContext, projectId: string, id: string, status: "active" | "suspended", reason: string, by?: KeyDoc["suspendedBy"]): Promise<boolean> {
     const doc = await this.documents.read(ctx.principal.tenantId, projectId, id);
     if (!doc || doc.status !== (status === "suspended" ? "active" : "suspended")) return false;
     if (status === "active" && Date.parse(doc.expiresAt) <= this.clock.now().getTime()) return false;
-    await this.writeActive(ctx, doc, status, reason);
+    await this.writeActive(ctx, doc, status, reason, by);
     await this.synced(ctx, projectId, id);
     return true;
+  }
+
+  /** The project's keys a sandbox lock suspended (KeyDoc.suspendedBy) and nothing has resumed since. */
+  async lockSuspendedIds(tenantId: string, projectId: string): Promise<string[]> {
+    return (await this.documents.listAll(tenantId, projectId)).filter((k) => k.status === "suspended" && k.suspendedBy === "projectLock").map((k) => k.id);
   }
 
   private async setActive(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch: string | undefined, status: "active" | "suspended"): Promise<Key> {
@@ -335,10 +341,12 @@ export class KeyService {
     return this.synced(ctx, projectId, id);
   }
 
-  private async writeActive(ctx: RequestContext, doc: Versioned<KeyDoc>, status: "active" | "suspended", reason: string): Promise<void> {
+  private async writeActive(ctx: RequestContext, doc: Versioned<KeyDoc>, status: "active" | "suspended", reason: string, by?: KeyDoc["suspendedBy"]): Promise<void> {
+    const { suspendedBy: _was, ...rest } = unversioned(doc);
     const next: KeyDoc = {
-      ...unversioned(doc),
+      ...rest,
       status,
+      ...(status === "suspended" && by ? { suspendedBy: by } : {}),
       gateway: { ...doc.gateway, desiredGen: doc.gateway.desiredGen + 1 },
       updatedAt: this.clock.now().toISOString(),
       updatedBy: ctx.principal.userId,

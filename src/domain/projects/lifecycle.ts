@@ -39,7 +39,9 @@ export interface ProjectLifecycleKit {
   gates: GateDeps;
   keys: {
     liveKeyIds(tenantId: string, projectId: string): Promise<string[]>;
-    setActiveBySystem(ctx: RequestContext, projectId: string, id: string, status: "active" | "suspended", reason: string): Promise<boolean>;
+    setActiveBySystem(ctx: RequestContext, projectId: string, id: string, status: "active" | "suspended", reason: string, by?: "projectLock"): Promise<boolean>;
+    /** Keys a lock suspended that nothing has resumed since. */
+    lockSuspendedIds(tenantId: string, projectId: string): Promise<string[]>;
   };
 }
 
@@ -175,14 +177,15 @@ export class ProjectLifecycle {
    * The sandbox sweep (timer job): expiry notices 14 days and 1 day before the review date, then at it
    * the lock and the suspension of every live key. Catch-up safe: a missed run is made good by the next.
    */
-  async sweep(correlationId: string): Promise<{ notified: number; locked: number; suspended: number }> {
-    const count = { notified: 0, locked: 0, suspended: 0 };
+  async sweep(correlationId: string): Promise<{ notified: number; locked: number; suspended: number; resumed: number }> {
+    const count = { notified: 0, locked: 0, suspended: 0, resumed: 0 };
     for await (const listed of everyDoc<ProjectDoc>(this.kit.store, "all", { docType: "project", filters: [{ field: "environment", op: "=", value: "sandbox" }] })) {
       try {
         const r = await this.sweepOne(listed.tenantId, listed.id, correlationId);
         count.notified += r.notified;
         count.locked += r.locked;
         count.suspended += r.suspended;
+        count.resumed += r.resumed;
       } catch (err) {
         // One project's trouble must not stop the others; the next run tries again.
         console.warn(`project lifecycle sweep: ${listed.id}: ${err instanceof Error ? err.message : String(err)}`);
@@ -191,9 +194,9 @@ export class ProjectLifecycle {
     return count;
   }
 
-  private async sweepOne(tenantId: string, projectId: string, correlationId: string): Promise<{ notified: number; locked: number; suspended: number }> {
+  private async sweepOne(tenantId: string, projectId: string, correlationId: string): Promise<{ notified: number; locked: number; suspended: number; resumed: number }> {
     const ctx = systemContext(tenantId, ACTOR, correlationId);
-    const out = { notified: 0, locked: 0, suspended: 0 };
+    const out = { notified: 0, locked: 0, suspended: 0, resumed: 0 };
     await this.kit.projects.onCurrent(tenantId, projectId, async (doc) => {
       if (doc.environment !== "sandbox" || !doc.reviewDate || doc.lock) return;
       const now = this.kit.clock.now().getTime();
@@ -229,7 +232,16 @@ export class ProjectLifecycle {
     for (const id of locked?.lock ? (locked.suspendedByLock ?? []) : []) {
       // An extension settled meanwhile unlocks the project: it must not find its keys suspended again.
       if (!(await this.kit.projects.readDoc(tenantId, projectId))?.lock) break;
-      if (await this.kit.keys.setActiveBySystem(ctx, projectId, id, "suspended", `sandbox ${projectId} expired (review date ${locked!.reviewDate})`)) out.suspended += 1;
+      if (await this.kit.keys.setActiveBySystem(ctx, projectId, id, "suspended", `sandbox ${projectId} expired (review date ${locked!.reviewDate})`, "projectLock")) out.suspended += 1;
+    }
+    // That check and the suspension are two reads apart: an extension settled in between resumed the key
+    // first and then lifted the lock, leaving it suspended. Whatever a lock suspended in a project that
+    // is not locked (now, or at the next run) is resumed.
+    const now = await this.kit.projects.readDoc(tenantId, projectId);
+    if (now && !now.lock) {
+      for (const id of await this.kit.keys.lockSuspendedIds(tenantId, projectId)) {
+        if (await this.kit.keys.setActiveBySystem(ctx, projectId, id, "active", `sandbox ${projectId} is not locked`)) out.resumed += 1;
+      }
     }
     return out;
   }
