@@ -1,14 +1,23 @@
 import { Field, Select } from "@fluentui/react-components";
-import { useQuery } from "@tanstack/react-query";
 import { useEffect } from "react";
 import { useNavigate, useParams } from "react-router";
 import { useClient } from "./api.js";
+import { useAllPages, usePaged } from "./paging.js";
 import { ErrorBar, Loading } from "./ui.js";
 
-/** The projects the caller can see (the server filters). */
+/**
+ * Every project the caller can see (the server filters), all pages: what the pickers offer. Its key is under
+ * ["projects"], which a new project invalidates (as it does the paged list's).
+ */
 export function useProjects() {
   const client = useClient();
-  return useQuery({ queryKey: ["projects"], queryFn: () => client.projects.list({ maxPageSize: 100 }) });
+  return useAllPages(["projects", "all"], () => client.projects.list({ maxPageSize: 100 }));
+}
+
+/** The projects the caller can see, a page at a time (with LoadMore): what the project list shows. */
+export function usePagedProjects() {
+  const client = useClient();
+  return usePaged(["projects", "paged"], (token) => client.projects.list({ maxPageSize: 100, ...(token ? { continuationToken: token } : {}) }));
 }
 
 /** The project in the URL (/projects/:projectId/…), with a picker that moves to another project's same page. */

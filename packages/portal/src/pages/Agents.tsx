@@ -1,9 +1,9 @@
 import { Badge, Button, Field, Input, Radio, RadioGroup, Select, Subtitle2, Textarea } from "@fluentui/react-components";
-import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link, useParams } from "react-router";
 import { useClient } from "../app/api.js";
-import { LoadMore, usePaged } from "../app/paging.js";
+import { LoadMore, useAllPages, usePaged } from "../app/paging.js";
 import { ProjectPicker } from "../app/projects.js";
 import { SecretDialog } from "../app/secret.js";
 import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
@@ -115,7 +115,8 @@ function RegisterAgent({ projectId, onDone }: { projectId: string; onDone: () =>
   const [cardUrl, setCardUrl] = useState("");
   const [environment, setEnvironment] = useState<"dev" | "test" | "prod">("dev");
   const [models, setModels] = useState<string[]>([]);
-  const projectModels = useQuery({ queryKey: ["models", projectId], queryFn: () => client.models.list(projectId, { maxPageSize: 100 }) });
+  // The models an agent may use: every one of them (all pages).
+  const projectModels = useAllPages(["models", projectId, "all"], () => client.models.list(projectId, { maxPageSize: 100 }));
   const create = useMutation({
     mutationFn: () => {
       let cardSource: { card: Record<string, unknown> } | { url: string } | undefined;

@@ -3,6 +3,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link, useParams } from "react-router";
 import { useClient } from "../app/api.js";
+import { LoadMore, usePaged } from "../app/paging.js";
 import { DataTable, ErrorBar, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
 
 type Filter = "mine" | "pending" | "all";
@@ -13,10 +14,8 @@ export default function Approvals() {
   const client = useClient();
   const qc = useQueryClient();
   const [filter, setFilter] = useState<Filter>("mine");
-  const list = useQuery({
-    queryKey: ["approvals", filter],
-    queryFn: () => client.approvals.list(filter === "mine" ? { approver: "me", status: "pending" } : filter === "pending" ? { status: "pending" } : {}),
-  });
+  const query = filter === "mine" ? ({ approver: "me", status: "pending" } as const) : filter === "pending" ? ({ status: "pending" } as const) : {};
+  const list = usePaged(["approvals", filter], (token) => client.approvals.list({ ...query, maxPageSize: 100, ...(token ? { continuationToken: token } : {}) }));
   const selected = useQuery({ queryKey: ["approval", approvalId], queryFn: () => client.approvals.get(approvalId!), enabled: !!approvalId });
   const [justification, setJustification] = useState("");
   const decide = useMutation({
@@ -55,6 +54,7 @@ export default function Approvals() {
             ]}
           />
         ) : null}
+        <LoadMore list={list} label="Load more approval requests" />
       </Section>
       {approvalId ? (
         <Section label="Request">

@@ -1,8 +1,8 @@
 import { Badge, Field, Input, Select, Subtitle2 } from "@fluentui/react-components";
-import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link } from "react-router";
 import { useClient } from "../app/api.js";
+import { LoadMore, usePaged } from "../app/paging.js";
 import { DataTable, ErrorBar, Loading, PageHeader, Section } from "../app/ui.js";
 
 /** Build: the models, tools and agents the developer's projects may use, with the way to credentials. */
@@ -10,10 +10,9 @@ export default function Catalog() {
   const client = useClient();
   const [q, setQ] = useState("");
   const [kind, setKind] = useState<"" | "models" | "tools" | "agents">("");
-  const catalog = useQuery({
-    queryKey: ["catalog", q, kind],
-    queryFn: () => client.catalog.search({ ...(q.trim() ? { q: q.trim() } : {}), ...(kind ? { kind } : {}), maxPageSize: 100 }),
-  });
+  const catalog = usePaged(["catalog", q, kind], (token) =>
+    client.catalog.search({ ...(q.trim() ? { q: q.trim() } : {}), ...(kind ? { kind } : {}), maxPageSize: 100, ...(token ? { continuationToken: token } : {}) }),
+  );
   return (
     <>
       <PageHeader title="Catalog">
@@ -48,6 +47,7 @@ export default function Catalog() {
             ]}
           />
         ) : null}
+        <LoadMore list={catalog} label="Load more results" />
       </Section>
     </>
   );

@@ -2,6 +2,7 @@ import { Badge, Button, Field, Input, ProgressBar, Select, Subtitle2 } from "@fl
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { useClient } from "../app/api.js";
+import { LoadMore, usePaged } from "../app/paging.js";
 import { ProjectSelect } from "../app/projects.js";
 import { hasAny, useSession } from "../app/session.js";
 import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
@@ -22,7 +23,7 @@ export default function Connections() {
   const qc = useQueryClient();
   const { session } = useSession();
   const admin = hasAny(session, ["TenantAdmin"]);
-  const connections = useQuery({ queryKey: ["connections"], queryFn: () => client.connections.list({}) });
+  const connections = usePaged(["connections"], (token) => client.connections.list({ maxPageSize: 100, ...(token ? { continuationToken: token } : {}) }));
   const refresh = () => void qc.invalidateQueries({ queryKey: ["connections"] });
   const toggle = useMutation({ mutationFn: (c: Connection) => client.connections.update(c.id, { enabled: !c.enabled }, c.etag), onSuccess: refresh });
   const [following, setFollowing] = useState<{ connectionId: string; runId: string; name: string }>();
@@ -68,6 +69,7 @@ export default function Connections() {
             ]}
           />
         ) : null}
+        <LoadMore list={connections} label="Load more connections" />
       </Section>
       {following ? <RunProgress {...following} onEnd={refresh} /> : null}
     </>

@@ -5,7 +5,7 @@ import { useParams } from "react-router";
 import { useClient } from "../app/api.js";
 import { SecretDialog } from "../app/secret.js";
 import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
-import { LoadMore, usePaged } from "../app/paging.js";
+import { LoadMore, useAllPages, usePaged } from "../app/paging.js";
 import { ProjectPicker, ProjectSelect } from "../app/projects.js";
 
 /** Virtual keys of a project: create with scopes and limits (the secret shown once), rotate, suspend, resume, revoke. */
@@ -18,7 +18,8 @@ export default function Keys() {
     enabled: !!projectId,
     refetchInterval: (items) => (items?.some((k) => k.gateway.state !== "synced") ? 2000 : false),
   });
-  const models = useQuery({ queryKey: ["models", projectId], queryFn: () => client.models.list(projectId, { maxPageSize: 100 }), enabled: !!projectId });
+  // The models a key may be scoped to: every one of them (all pages).
+  const models = useAllPages(["models", projectId, "all"], () => client.models.list(projectId, { maxPageSize: 100 }), { enabled: !!projectId });
   const [name, setName] = useState("");
   const [scopeModels, setScopeModels] = useState<string[]>([]);
   const [tools, setTools] = useState("");

@@ -1,9 +1,10 @@
 import { Badge, Button, Field, Input, Select, Subtitle2 } from "@fluentui/react-components";
-import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { useParams } from "react-router";
 import { useClient } from "../app/api.js";
 import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section } from "../app/ui.js";
+import { LoadMore, useAllPages, usePaged } from "../app/paging.js";
 import { ProjectPicker } from "../app/projects.js";
 
 const PROVIDERS = ["azure-openai", "openai"] as const;
@@ -13,7 +14,10 @@ export default function Models() {
   const { projectId = "" } = useParams();
   const client = useClient();
   const qc = useQueryClient();
-  const models = useQuery({ queryKey: ["models", projectId], queryFn: () => client.models.list(projectId, { maxPageSize: 100 }), enabled: !!projectId });
+  // The table a page at a time; the backend form's model picker offers every model. Both keys are under
+  // ["models", projectId], which every change to the project's models invalidates.
+  const models = usePaged(["models", projectId, "paged"], (token) => client.models.list(projectId, { maxPageSize: 100, ...(token ? { continuationToken: token } : {}) }), { enabled: !!projectId });
+  const allModels = useAllPages(["models", projectId, "all"], () => client.models.list(projectId, { maxPageSize: 100 }), { enabled: !!projectId });
   const [name, setName] = useState("");
   const [provider, setProvider] = useState<(typeof PROVIDERS)[number]>("azure-openai");
   const [modelName, setModelName] = useState("");
@@ -135,8 +139,9 @@ export default function Models() {
                 ]}
               />
             ) : null}
+            <LoadMore list={models} label="Load more models" />
           </Section>
-          {models.data?.items.length ? <AddBackend projectId={projectId} models={models.data.items} onDone={refresh} /> : null}
+          {allModels.data?.items.length ? <AddBackend projectId={projectId} models={allModels.data.items} onDone={refresh} /> : null}
         </>
       )}
     </>

@@ -4,6 +4,7 @@ import { useState } from "react";
 import { useClient } from "../app/api.js";
 import { useConfig } from "../app/config-context.js";
 import { DataTable, Empty, ErrorBar, PageHeader, Section } from "../app/ui.js";
+import { useAllPages } from "../app/paging.js";
 import { ProjectSelect } from "../app/projects.js";
 
 const useStyles = makeStyles({
@@ -44,7 +45,7 @@ export default function Playground() {
     queryFn: async () => (await client.policy.show(projectId)).artifacts.filter((a) => a.kind === "api").map((a) => ({ id: String(a.id ?? a.ref), path: String(a.path ?? "") })),
     enabled: !!projectId,
   });
-  const models = useQuery({ queryKey: ["models", projectId], queryFn: () => client.models.list(projectId, { maxPageSize: 100 }), enabled: !!projectId });
+  const models = useAllPages(["models", projectId, "all"], () => client.models.list(projectId, { maxPageSize: 100 }), { enabled: !!projectId });
   const base = config.gatewayUrl ? new URL(config.gatewayUrl, location.href).href.replace(/\/$/, "") : undefined;
   const modelApi = apis.data?.find((a) => !a.path.includes("/mcp") && !/-(mcp|rest|tbx|agt)-/.test(a.id))?.path ?? apis.data?.[0]?.path;
 

@@ -5,6 +5,7 @@ import { useParams } from "react-router";
 import { useClient } from "../app/api.js";
 import { hasAny, useSession } from "../app/session.js";
 import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
+import { useAllPages } from "../app/paging.js";
 import { ProjectPicker } from "../app/projects.js";
 
 type Settings = Record<string, unknown>;
@@ -70,7 +71,8 @@ export default function Policy() {
   const [scope, setScope] = useState<Scope>("project");
   const project = useQuery({ queryKey: ["project", projectId], queryFn: () => client.projects.get(projectId), enabled: !!projectId });
   const tenant = useQuery({ queryKey: ["tenantSettings"], queryFn: () => client.settings.get() });
-  const models = useQuery({ queryKey: ["models", projectId], queryFn: () => client.models.list(projectId, { maxPageSize: 100 }), enabled: !!projectId });
+  // The model scope chooser offers every model (all pages).
+  const models = useAllPages(["models", projectId, "all"], () => client.models.list(projectId, { maxPageSize: 100 }), { enabled: !!projectId });
   const [modelId, setModelId] = useState("");
   const model = models.data?.items.find((m) => m.id === modelId);
   const saved: Settings | undefined =

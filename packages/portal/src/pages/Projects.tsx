@@ -5,7 +5,8 @@ import { Link, useNavigate, useParams } from "react-router";
 import { useClient } from "../app/api.js";
 import { useSession } from "../app/session.js";
 import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
-import { useProjects } from "../app/projects.js";
+import { LoadMore } from "../app/paging.js";
+import { usePagedProjects } from "../app/projects.js";
 
 const ENVIRONMENTS = ["sandbox", "dev", "test", "prod"] as const;
 
@@ -15,7 +16,7 @@ export default function Projects() {
   const { projectId } = useParams();
   const navigate = useNavigate();
   const qc = useQueryClient();
-  const projects = useProjects();
+  const projects = usePagedProjects();
   const [name, setName] = useState("");
   const [environment, setEnvironment] = useState<(typeof ENVIRONMENTS)[number]>("dev");
   const [owner, setOwner] = useState(session?.user ?? "");
@@ -80,6 +81,7 @@ export default function Projects() {
             ]}
           />
         ) : null}
+        <LoadMore list={projects} label="Load more projects" />
       </Section>
       {projectId ? (
         <Section label="Project">

@@ -6,6 +6,9 @@ import { useClient } from "../app/api.js";
 import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
 import { LoadMore, usePaged } from "../app/paging.js";
 import { ProjectSelect } from "../app/projects.js";
+import { useSession } from "../app/session.js";
+
+type ReviewItem = Awaited<ReturnType<ReturnType<typeof useClient>["reviews"]["items"]>>["items"][number];
 
 const KINDS = ["keys", "roleAssignments", "keyShares", "toolApprovals", "exemptions"] as const;
 
@@ -14,6 +17,7 @@ export default function Reviews() {
   const { reviewId } = useParams();
   const client = useClient();
   const qc = useQueryClient();
+  const { session } = useSession();
   const list = usePaged(["reviews"], (token) => client.reviews.list({ maxPageSize: 100, ...(token ? { continuationToken: token } : {}) }));
   const review = useQuery({ queryKey: ["review", reviewId], queryFn: () => client.reviews.get(reviewId!), enabled: !!reviewId });
   const items = usePaged(["reviewItems", reviewId], (token) => client.reviews.items(reviewId!, { maxPageSize: 100, ...(token ? { continuationToken: token } : {}) }), { enabled: !!reviewId });
@@ -46,6 +50,12 @@ export default function Reviews() {
       void qc.invalidateQueries({ queryKey: ["reviewItems", reviewId] });
     },
   });
+  // Who may decide an item, as the server checks it: one of the item's reviewers in the current stage, never
+  // its holder, while the campaign's stage is open. Anyone else (an overseer reading the whole campaign) is
+  // shown who reviews it instead of buttons the server would refuse (403).
+  const stage = review.data?.stageStates[review.data.currentStage];
+  const open = review.data?.status === "inProgress" && stage?.status === "inProgress";
+  const mayDecide = (i: ReviewItem) => open && !!session && i.reviewers.includes(session.user) && i.target.holder !== session.user;
   const stop = useMutation({
     mutationFn: () => client.reviews.stop(reviewId!, { reason: "stopped from the portal" }, review.data!.etag),
     onSuccess: () => void qc.invalidateQueries({ queryKey: ["review", reviewId] }),
@@ -120,16 +130,19 @@ export default function Reviews() {
                 {
                   key: "actions",
                   label: "",
-                  render: (i) => (
-                    <>
-                      <Button size="small" onClick={() => decide.mutate({ itemId: i.id, decision: "approve", etag: i.etag })} aria-label={`Keep ${i.target.label}`}>
-                        Keep
-                      </Button>
-                      <Button size="small" onClick={() => decide.mutate({ itemId: i.id, decision: "deny", etag: i.etag })} aria-label={`Remove ${i.target.label}`}>
-                        Remove
-                      </Button>
-                    </>
-                  ),
+                  render: (i) =>
+                    mayDecide(i) ? (
+                      <>
+                        <Button size="small" onClick={() => decide.mutate({ itemId: i.id, decision: "approve", etag: i.etag })} aria-label={`Keep ${i.target.label}`}>
+                          Keep
+                        </Button>
+                        <Button size="small" onClick={() => decide.mutate({ itemId: i.id, decision: "deny", etag: i.etag })} aria-label={`Remove ${i.target.label}`}>
+                          Remove
+                        </Button>
+                      </>
+                    ) : (
+                      <span data-testid={`reviewers-${i.target.label}`}>{reviewedBy(i, session?.user)}</span>
+                    ),
                 },
               ]}
             />
@@ -146,4 +159,10 @@ export default function Reviews() {
       ) : null}
     </>
   );
+}
+
+/** Who reviews an item, for those who do not decide it (and, to its holder, that it is their own access). */
+function reviewedBy(i: ReviewItem, user: string | undefined): string {
+  const who = i.reviewers.length ? `reviewed by ${i.reviewers.join(", ")}` : "no reviewer in this stage";
+  return i.target.holder !== undefined && i.target.holder === user ? `Your own access, ${who}` : who[0]!.toUpperCase() + who.slice(1);
 }

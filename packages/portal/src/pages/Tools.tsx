@@ -4,6 +4,7 @@ import { useState } from "react";
 import { Link, useParams } from "react-router";
 import { useClient } from "../app/api.js";
 import { useConfig } from "../app/config-context.js";
+import { LoadMore, useAllPages, usePaged } from "../app/paging.js";
 import { ProjectPicker } from "../app/projects.js";
 import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
 
@@ -25,20 +26,18 @@ export default function Tools() {
   const qc = useQueryClient();
   const config = useConfig();
   // Discovery runs in the background after a registration: the list is read again until every server has an outcome.
-  const servers = useQuery({
-    queryKey: ["mcpServers", projectId],
-    queryFn: () => client.tools.listServers(projectId, { maxPageSize: 100 }),
+  const servers = usePaged(["mcpServers", projectId], (token) => client.tools.listServers(projectId, { maxPageSize: 100, ...(token ? { continuationToken: token } : {}) }), {
     enabled: !!projectId,
-    refetchInterval: (q) => (q.state.data?.items.some((s) => s.discoveryState.status === "never") ? 2000 : false),
+    refetchInterval: (items) => (items?.some((s) => s.discoveryState.status === "never") ? 2000 : false),
   });
   const [q, setQ] = useState("");
   // The catalog follows the servers' latest discoveries (a new snapshot is a new catalog).
   const snapshots = (servers.data?.items ?? []).map((s) => s.discoveryState.snapshotId ?? "").join(",");
-  const catalog = useQuery({
-    queryKey: ["toolCatalog", projectId, q, snapshots],
-    queryFn: () => client.tools.searchCatalog({ projectId, maxPageSize: 100, ...(q.trim() ? { q: q.trim() } : {}) }),
-    enabled: !!projectId,
-  });
+  const search = { projectId, maxPageSize: 100, ...(q.trim() ? { q: q.trim() } : {}) };
+  // The table a page at a time; the toolbox form's tool choice offers every tool the search finds (all pages).
+  // Both keys are under ["toolCatalog", projectId], which a change to the servers or an approval invalidates.
+  const catalog = usePaged(["toolCatalog", projectId, "paged", q, snapshots], (token) => client.tools.searchCatalog({ ...search, ...(token ? { continuationToken: token } : {}) }), { enabled: !!projectId });
+  const choices = useAllPages(["toolCatalog", projectId, "all", q, snapshots], () => client.tools.searchCatalog(search), { enabled: !!projectId });
   // The project's API path as published: MCP servers and toolboxes are below it (…/mcp/<server>, …/toolboxes/<name>).
   const apiPath = useQuery({
     queryKey: ["projectApiPath", projectId],
@@ -95,6 +94,7 @@ export default function Tools() {
                 ]}
               />
             ) : null}
+            <LoadMore list={servers} label="Load more MCP servers" />
           </Section>
           <Section label="Tool catalog">
             <Subtitle2 as="h2">Tool catalog</Subtitle2>
@@ -126,9 +126,10 @@ export default function Tools() {
                 ]}
               />
             ) : null}
+            <LoadMore list={catalog} label="Load more tools" />
             {request.data ? <Notice>Approval requested: it waits in the <Link to="/approvals">approvals inbox</Link>.</Notice> : null}
           </Section>
-          <Toolboxes projectId={projectId} entries={catalog.data?.items ?? []} base={base} />
+          <Toolboxes projectId={projectId} entries={choices.data?.items ?? []} base={base} />
         </>
       )}
     </>
@@ -196,7 +197,7 @@ function RegisterServer({ projectId, onDone }: { projectId: string; onDone: () =
 function Toolboxes({ projectId, entries, base }: { projectId: string; entries: Entry[]; base: string | undefined }) {
   const client = useClient();
   const qc = useQueryClient();
-  const toolboxes = useQuery({ queryKey: ["toolboxes", projectId], queryFn: () => client.toolboxes.list(projectId, { maxPageSize: 100 }) });
+  const toolboxes = usePaged(["toolboxes", projectId], (token) => client.toolboxes.list(projectId, { maxPageSize: 100, ...(token ? { continuationToken: token } : {}) }));
   const [name, setName] = useState("");
   const [chosen, setChosen] = useState<Set<string>>(new Set());
   const create = useMutation({
@@ -228,6 +229,7 @@ function Toolboxes({ projectId, entries, base }: { projectId: string; entries: E
           ]}
         />
       ) : null}
+      <LoadMore list={toolboxes} label="Load more toolboxes" />
       {entries.length ? (
         <FormGrid label="Create a toolbox" onSubmit={() => create.mutate()}>
           <Field label="Toolbox name" required>
