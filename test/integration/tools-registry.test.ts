@@ -180,4 +180,25 @@ describe("the MCP server registry", () => {
     await admin.tools.deleteServer(projectId, items.id, items.etag);
     await until(async () => ((await admin.tools.searchCatalog({ server: "items", projectId })).items.length === 0 ? true : undefined), "catalog entries gone with the server");
   });
+
+  it("a project's cap on MCP servers holds against concurrent registrations: creates at the cap get 409, a delete frees a place", async () => {
+    const capped = (await admin.projects.create(projectSpec("capped tools"))).id;
+    const register = (n: number) => admin.tools.createServer(capped, { name: `s${n}`, source: { kind: "remote", url: `https://mcp${n}.example.com/mcp` }, discovery: { enabled: false, intervalHours: 24 } });
+    for (let n = 0; n < 96; n += 8) await Promise.all(Array.from({ length: 8 }, (_, i) => register(n + i)));
+    // Six at once for the last four places: each counted 96, so a count alone would let all six in.
+    const last = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => register(96 + i)));
+    expect(last.filter((r) => r.status === "fulfilled")).toHaveLength(4);
+    const refused = await Promise.all(last.filter((r) => r.status === "rejected").map((r) => problem(Promise.reject((r as PromiseRejectedResult).reason))));
+    expect(refused).toEqual([
+      { status: 409, reason: "project_limit_reached", fields: undefined },
+      { status: 409, reason: "project_limit_reached", fields: undefined },
+    ]);
+    const all = await admin.tools.listServers(capped, { maxPageSize: 100 });
+    expect(all.items).toHaveLength(100);
+    expect(all.continuationToken).toBeUndefined();
+    const first = all.items[0]!;
+    await admin.tools.deleteServer(capped, first.id, first.etag);
+    expect((await register(200)).name).toBe("s200");
+    expect((await problem(register(201)))?.reason).toBe("project_limit_reached");
+  });
 });

@@ -8,6 +8,7 @@ import { etagMatches, newId, type Page, type RequestContext } from "../../domain
 import { AppError, fail } from "../../domain/errors.js";
 import { Collection } from "../../domain/kernel/collection.js";
 import { holdsAny, holdsOn, PROJECT_MANAGERS, TENANT_ADMINS } from "../../domain/kernel/roles.js";
+import { Slots } from "../../domain/kernel/slots.js";
 import { toArray } from "../../domain/paging.js";
 import type { Project } from "../../domain/projects/schema.js";
 import type { ProjectService } from "../../domain/projects/service.js";
@@ -22,6 +23,8 @@ import { type McpServerPatch, McpServerSpec, type McpServer, type McpServerSpecI
 
 export class ServerRegistry {
   readonly servers: Collection<ServerDoc, McpServer>;
+  /** The project's cap on MCP servers, held against concurrent registrations. */
+  private readonly slots: Slots;
 
   constructor(
     private readonly store: Store,
@@ -33,6 +36,7 @@ export class ServerRegistry {
     private readonly allowLoopback: boolean,
   ) {
     this.servers = new Collection<ServerDoc, McpServer>(store, changes, { docType: "mcpServer", path: (d) => serverPath(d.scopeId, d.id), internal: ["snapshotSeq", "sourceRevision"] });
+    this.slots = new Slots(store, "mcpServer", MAX_PROJECT_MCP_SERVERS);
   }
 
   partition(tenantId: string, projectId: string): Partition {
@@ -44,9 +48,8 @@ export class ServerRegistry {
     const spec = parseOrThrow(McpServerSpec, input, "body");
     this.checkUrls(spec.source, "body.source", spec.auth);
     this.checkIdentity(ctx, spec.auth);
-    if ((await this.count(ctx.principal.tenantId, project.id)) >= MAX_PROJECT_MCP_SERVERS) {
-      fail({ kind: "conflict", detail: `a project holds at most ${MAX_PROJECT_MCP_SERVERS} MCP servers`, reason: "project_limit_reached" });
-    }
+    const limit = { kind: "conflict", detail: `a project holds at most ${MAX_PROJECT_MCP_SERVERS} MCP servers`, reason: "project_limit_reached" } as const;
+    if ((await this.count(ctx.principal.tenantId, project.id)) >= MAX_PROJECT_MCP_SERVERS) fail(limit);
     const id = newId("srv");
     const now = this.clock.now().toISOString();
     const partition = this.partition(ctx.principal.tenantId, project.id);
@@ -75,12 +78,15 @@ export class ServerRegistry {
       updatedAt: now,
       updatedBy: ctx.principal.userId,
     };
-    return this.servers.create(ctx, doc, {
-      action: "mcpServer.register",
-      event: "aigov.mcp.server.registered.v1",
-      extraOps,
-      onFailure: (index, status) => (index === 1 && status === 409 ? { kind: "conflict", detail: `an MCP server named '${spec.name}' already exists in this project`, reason: "name_taken" } : undefined),
-    });
+    return this.slots.create(partition, id, () => this.count(ctx.principal.tenantId, project.id), limit, (slotOp, slotTaken) =>
+      this.servers.create(ctx, doc, {
+        action: "mcpServer.register",
+        event: "aigov.mcp.server.registered.v1",
+        extraOps: [...extraOps, slotOp],
+        onFailure: (index, status) =>
+          status !== 409 ? undefined : index === 1 ? { kind: "conflict", detail: `an MCP server named '${spec.name}' already exists in this project`, reason: "name_taken" } : index === extraOps.length + 1 ? slotTaken() : undefined,
+      }),
+    );
   }
 
   async get(ctx: RequestContext, projectId: string, id: string): Promise<McpServer> {
@@ -162,10 +168,13 @@ export class ServerRegistry {
     const current = await this.load(ctx.principal.tenantId, projectId, id);
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     const partition = this.partition(ctx.principal.tenantId, projectId);
-    const extraOps = await this.withExisting(partition, [
-      { kind: "delete", id: serverNameId(current.name) },
-      { kind: "delete", id: openApiDocumentId(id) },
-    ]);
+    const extraOps = [
+      ...(await this.withExisting(partition, [
+        { kind: "delete", id: serverNameId(current.name) },
+        { kind: "delete", id: openApiDocumentId(id) },
+      ])),
+      ...(await this.slots.release(partition, id)),
+    ];
     await this.servers.delete(ctx, current, { action: "mcpServer.delete", event: "aigov.mcp.server.deleted.v1", data: { id, projectId, name: current.name }, extraOps });
     if (current.auth.type === "header" || current.auth.type === "oauthClientCredentials") await this.storeOf(current.auth.type).delete(current.auth.secretRef.name);
     return current;

@@ -7,6 +7,7 @@ import type { ChangeWriter } from "../../domain/changes.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../../domain/common.js";
 import { AppError, fail } from "../../domain/errors.js";
 import { Collection } from "../../domain/kernel/collection.js";
+import { Slots } from "../../domain/kernel/slots.js";
 import { toArray } from "../../domain/paging.js";
 import type { ProjectService } from "../../domain/projects/service.js";
 import { parseOrThrow } from "../../domain/validation.js";
@@ -20,6 +21,8 @@ export type ToolsOf = (server: ServerDoc) => Promise<StoredTool[]>;
 
 export class Toolboxes {
   readonly boxes: Collection<ToolboxDoc, Toolbox>;
+  /** The project's cap on toolboxes, held against concurrent creates. */
+  private readonly slots: Slots;
 
   constructor(
     store: Store,
@@ -28,24 +31,27 @@ export class Toolboxes {
     private readonly projects: ProjectService,
   ) {
     this.boxes = new Collection<ToolboxDoc, Toolbox>(store, changes, { docType: "toolbox", path: (d) => toolboxPath(d.scopeId, d.id) });
+    this.slots = new Slots(store, "toolbox", MAX_PROJECT_TOOLBOXES);
   }
 
   async create(ctx: RequestContext, projectId: string, input: unknown, servers: ServerDoc[], toolsOf: ToolsOf): Promise<Toolbox> {
     const spec = parseOrThrow(ToolboxSpec, input, "body");
     await checkMembers(spec.tools, servers, toolsOf, "body.tools");
-    if ((await this.listAll(ctx.principal.tenantId, projectId)).length >= MAX_PROJECT_TOOLBOXES) {
-      fail({ kind: "conflict", detail: `a project holds at most ${MAX_PROJECT_TOOLBOXES} toolboxes`, reason: "project_limit_reached" });
-    }
+    const limit = { kind: "conflict", detail: `a project holds at most ${MAX_PROJECT_TOOLBOXES} toolboxes`, reason: "project_limit_reached" } as const;
+    const count = async () => (await this.listAll(ctx.principal.tenantId, projectId)).length;
+    if ((await count()) >= MAX_PROJECT_TOOLBOXES) fail(limit);
     const id = newId("tbx");
     const now = this.clock.now().toISOString();
     const partition = { tenantId: ctx.principal.tenantId, scopeId: projectId };
     const doc: ToolboxDoc = { ...spec, tools: dedupe(spec.tools), id, projectId, ...partition, docType: "toolbox", createdAt: now, createdBy: ctx.principal.userId, updatedAt: now, updatedBy: ctx.principal.userId };
-    return this.boxes.create(ctx, doc, {
-      action: "toolbox.create",
-      event: "aigov.mcp.toolbox.created.v1",
-      extraOps: [{ kind: "create", doc: { id: toolboxNameId(spec.name), ...partition, docType: "nameReservation", resourceId: id } }],
-      onFailure: (index, status) => (index === 1 && status === 409 ? { kind: "conflict", detail: `a toolbox named '${spec.name}' already exists in this project`, reason: "name_taken" } : undefined),
-    });
+    return this.slots.create(partition, id, count, limit, (slotOp, slotTaken) =>
+      this.boxes.create(ctx, doc, {
+        action: "toolbox.create",
+        event: "aigov.mcp.toolbox.created.v1",
+        extraOps: [{ kind: "create", doc: { id: toolboxNameId(spec.name), ...partition, docType: "nameReservation", resourceId: id } }, slotOp],
+        onFailure: (index, status) => (status !== 409 ? undefined : index === 1 ? { kind: "conflict", detail: `a toolbox named '${spec.name}' already exists in this project`, reason: "name_taken" } : index === 2 ? slotTaken() : undefined),
+      }),
+    );
   }
 
   async get(ctx: RequestContext, projectId: string, id: string): Promise<Toolbox> {
@@ -77,7 +83,13 @@ export class Toolboxes {
   async delete(ctx: RequestContext, projectId: string, id: string, ifMatch: string): Promise<void> {
     const current = await this.load(ctx.principal.tenantId, projectId, id);
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
-    await this.boxes.delete(ctx, current, { action: "toolbox.delete", event: "aigov.mcp.toolbox.deleted.v1", data: { id, projectId, name: current.name }, extraOps: [{ kind: "delete", id: toolboxNameId(current.name) }] });
+    const partition = { tenantId: ctx.principal.tenantId, scopeId: projectId };
+    await this.boxes.delete(ctx, current, {
+      action: "toolbox.delete",
+      event: "aigov.mcp.toolbox.deleted.v1",
+      data: { id, projectId, name: current.name },
+      extraOps: [{ kind: "delete", id: toolboxNameId(current.name) }, ...(await this.slots.release(partition, id))],
+    });
   }
 
   private load(tenantId: string, projectId: string, id: string) {
