@@ -53,6 +53,7 @@ export const REASONS = {
   // ---- virtual keys ----
   key_not_active: { status: 409, meaning: "only an `active` key can be rotated or suspended (this one is suspended, revoked or expired)" },
   key_not_suspended: { status: 409, meaning: "only a `suspended` key can be resumed" },
+  key_request_refused: { status: 409, meaning: "the key was requested where keys need an approval, and its request was rejected or expired: it never works (it is revoked); request a new key" },
   key_awaiting_approval: { status: 409, meaning: "the key was requested where keys need an approval, and its approval is pending: it cannot be resumed or shared until approved" },
   key_revoked: { status: 409, meaning: "the key is revoked: it cannot be revoked again or shared" },
   key_expired: { status: 409, meaning: "the key has expired (or its `expiresAt` has passed): it cannot be resumed or shared; create a new one" },

@@ -291,12 +291,25 @@ describe("virtual keys", () => {
   it("reports revocationPending, never revoked, while the gateway does not confirm; the job finishes it", async () => {
     const k = await create({ name: "to revoke while down" });
     const cur = await synced(k.id);
+    // The keys that hold the project (its deletion is refused naming how many).
+    const holding = async () => {
+      const refused = await admin.projects.delete(project.id, (await admin.projects.get(project.id)).etag).then(
+        () => undefined,
+        (e: { problem?: { reason?: string; detail?: string } }) => e.problem,
+      );
+      expect(refused?.reason).toBe("project_has_dependents");
+      return Number(/(\d+) keys/.exec(refused?.detail ?? "")?.[1] ?? 0);
+    };
+    const before = await holding();
     broken = true;
     const pending = await admin.keys.revoke(project.id, k.id, { reason: "gateway down" }, cur.etag);
     expect(pending.status).toBe("revocationPending");
     expect(sub(k.id)?.state).toBe("active");
+    // Still a subscription at the gateway: it holds the project as before.
+    expect(await holding()).toBe(before);
     broken = false;
     await t.app.host.invokeTimer("keyLifecycle");
+    expect(await holding()).toBe(before - 1);
     expect((await admin.keys.get(project.id, k.id)).status).toBe("revoked");
     expect(sub(k.id)?.state).toBe("cancelled");
   });

@@ -3,7 +3,7 @@ import type { Partition, Store, StoredDoc, Versioned } from "../../ports/store.j
 import type { ChangeWriter } from "../changes.js";
 import type { RequestContext } from "../common.js";
 import { MAX_PROJECT_KEY_TIERS } from "../../policy/input.js";
-import { fail, notFound, type DomainError } from "../errors.js";
+import { AppError, fail, notFound, type DomainError } from "../errors.js";
 import { Collection } from "../kernel/collection.js";
 import { everyDoc, toArray } from "../paging.js";
 import type { Key, KeyLimits, KeyScopes } from "./schema.js";
@@ -251,12 +251,16 @@ export class KeyDocuments implements KeyDocReader {
 
   /**
    * Keys of a project that hold, or may again hold, access at the gateway: every one not revoked or expired
-   * (a suspended key resumes; a revocation not yet confirmed is still a subscription). They block deleting
-   * the project: a deleted project's keys could no longer be revoked through the API.
+   * (a suspended key resumes), and every revocation or expiry the gateway has not confirmed (still a
+   * subscription there). They block deleting the project: a deleted project's keys could no longer be
+   * revoked, or their revocation followed, through the API.
    */
   async countHeld(tenantId: string, projectId: string): Promise<number> {
     let n = 0;
-    for await (const k of everyDoc<KeyDoc>(this.store, this.partition(tenantId, projectId), { docType: "virtualKey" })) if (k.status !== "revoked" && k.status !== "expired") n++;
+    for await (const k of everyDoc<KeyDoc>(this.store, this.partition(tenantId, projectId), { docType: "virtualKey" })) {
+      const ended = k.status === "revoked" || k.status === "expired";
+      if (!ended || k.revocationPending || k.gateway.syncedGen < k.gateway.desiredGen) n++;
+    }
     return n;
   }
 
@@ -315,10 +319,28 @@ export class KeyDocuments implements KeyDocReader {
     return this.keys.replace(ctx, before, after, { action, event, ...(data !== undefined ? { data } : {}), onFailure });
   }
 
-  /** An audited statement about a key that changes no document (a revocation the gateway confirmed). */
-  async announce(ctx: RequestContext, doc: Pick<KeyDoc, "tenantId" | "projectId" | "id">, action: string, event: string, after: Record<string, unknown>, data: Record<string, unknown>): Promise<void> {
-    const key = { tenantId: doc.tenantId, scopeId: doc.projectId, id: doc.id };
-    await this.changes.commit({ partition: this.partition(doc.tenantId, doc.projectId), ctx, action, resource: keyPath(doc.projectId, doc.id), after, ops: [], event: { type: event, subject: this.keys.subject(key), data } });
+  /**
+   * Bookkeeping of the gateway's state that is also a statement (a revocation the gateway confirmed):
+   * the document, its audit record and its event in one batch, so neither is ever without the other.
+   * False when the key changed meanwhile.
+   */
+  async putAnnounced(ctx: RequestContext, doc: KeyDoc, ifMatch: string, action: string, event: string, after: Record<string, unknown>, data: Record<string, unknown>): Promise<boolean> {
+    try {
+      await this.changes.commit({
+        partition: this.partition(doc.tenantId, doc.projectId),
+        ctx,
+        action,
+        resource: keyPath(doc.projectId, doc.id),
+        after,
+        ops: [{ kind: "replace", doc, ifMatch }],
+        event: { type: event, subject: this.keys.subject(doc), data },
+        onFailure: () => ({ kind: "preconditionFailed" }),
+      });
+      return true;
+    } catch (err) {
+      if (err instanceof AppError && err.error.kind === "preconditionFailed") return false;
+      throw err;
+    }
   }
 
   /** Bookkeeping of the gateway's state (claims, confirmations, waiting): conditional, not audited. False when the key changed meanwhile. */

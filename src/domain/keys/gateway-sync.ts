@@ -116,11 +116,20 @@ export class KeyGatewaySync {
           },
           ...(confirmed && cur.revocationPending ? { revocationPending: false } : {}),
         };
-        if (!(await this.docs.put(next, cur._etag))) continue;
-        if (confirmed && cur.revocationPending) {
-          // Now, and only now, the key is revoked as far as anyone can tell.
-          await this.docs.announce(systemContext(tenantId, "system:keys", correlationId), cur, "key.revoke.confirm", "aigov.key.revoked.v1", { status: "revoked" }, { keyId: id, projectId });
+        // A confirmed revocation: now, and only now, the key is revoked as far as anyone can tell — said in
+        // the same batch that records it, so a failure cannot leave one without the other.
+        let written: boolean;
+        try {
+          written =
+            confirmed && cur.revocationPending
+              ? await this.docs.putAnnounced(systemContext(tenantId, "system:keys", correlationId), next, cur._etag, "key.revoke.confirm", "aigov.key.revoked.v1", { status: "revoked" }, { keyId: id, projectId })
+              : await this.docs.put(next, cur._etag);
+        } catch (err) {
+          // Not recorded: the claim goes (the next sync need not wait for it to lapse) and publishes again.
+          await release({ publishedHash: "unconfirmed" }).catch(() => undefined);
+          throw err;
         }
+        if (!written) continue;
         if (confirmed) return "synced";
         break; // a newer change arrived while publishing: publish it too
       }

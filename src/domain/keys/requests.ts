@@ -61,10 +61,12 @@ export class KeyRequests {
     if (!change.keyId || !change.projectId) return;
     const tenantId = approval.tenantId;
     const doc = await this.docs.read(tenantId, change.projectId, change.keyId);
-    if (!doc || doc.approval?.approvalId !== approval.id || doc.approval.state !== "pending") return;
+    if (!doc || doc.approval?.approvalId !== approval.id) return;
     const ctx = systemContext(tenantId, "system:keys", correlationId);
-    const at = this.clock.now().toISOString();
     const approved = approval.status === "approved";
+    // Recorded already (a settle run again after a crash or a failed write): only what follows is left.
+    if (doc.approval.state !== "pending") return this.afterVerdict(ctx, doc, approved, approval.status, correlationId);
+    const at = this.clock.now().toISOString();
     // Approved in a locked project (a sandbox past its review date): the key stays suspended, listed with
     // the keys the lock suspended, and the extension that lifts the lock resumes it with them.
     const activates = approved && doc.status === "suspended" && !(await this.projects.holdKeyWhileLocked(ctx, doc.projectId, doc.id));
@@ -82,9 +84,15 @@ export class KeyRequests {
       approvalId: approval.id,
       outcome: approval.status,
     });
+    await this.afterVerdict(ctx, doc, approved, approval.status, correlationId);
+  }
+
+  /** A refused request's key is revoked (repeated until it is: a settle that failed after recording the verdict runs again); then the gateway learns. */
+  private async afterVerdict(ctx: RequestContext, doc: KeyDoc, approved: boolean, outcome: string, correlationId: string): Promise<void> {
+    const tenantId = ctx.principal.tenantId;
     if (!approved) {
       const current = await this.docs.load(tenantId, doc.projectId, doc.id);
-      if (current.status !== "revoked" && current.status !== "expired") await this.lifecycle.end(ctx, current, "revoked", `key request ${approval.status}`);
+      if (current.status !== "revoked" && current.status !== "expired") await this.lifecycle.end(ctx, current, "revoked", `key request ${outcome}`);
     }
     await this.sync.trySync(tenantId, doc.projectId, doc.id, correlationId);
   }

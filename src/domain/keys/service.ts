@@ -334,6 +334,8 @@ export class KeyService {
     const spec = parseOrThrow(ReasonSpec, input, "body");
     if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     if (status === "active" && doc.approval?.state === "pending") fail({ kind: "conflict", detail: "the key waits for its request's approval; it works once approved", reason: "key_awaiting_approval" });
+    // Refused: the key is (being) revoked; resuming it would give access nobody approved.
+    if (status === "active" && doc.approval !== undefined && doc.approval.state !== "approved") fail({ kind: "conflict", detail: `the key's request was ${doc.approval.state}; it never works`, reason: "key_request_refused" });
     const allowed = status === "suspended" ? doc.status === "active" : doc.status === "suspended";
     if (!allowed) fail({ kind: "conflict", detail: `a ${doc.status} key cannot be ${status === "suspended" ? "suspended" : "resumed"}`, reason: status === "suspended" ? "key_not_active" : "key_not_suspended" });
     if (status === "active" && Date.parse(doc.expiresAt) <= this.clock.now().getTime()) fail({ kind: "conflict", detail: "the key has expired", reason: "key_expired" });

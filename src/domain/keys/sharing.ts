@@ -26,7 +26,7 @@ export class KeySharing {
   constructor(
     private readonly docs: KeyDocuments,
     private readonly access: KeyAccess,
-    private readonly projects: Pick<ProjectService, "get">,
+    private readonly projects: Pick<ProjectService, "get" | "readDoc">,
     private readonly approvals: ApprovalService,
     private readonly sync: KeyGatewaySync,
     private readonly gateway: Pick<GatewayAccess, "ensurePublished">,
@@ -50,7 +50,9 @@ export class KeySharing {
     const spec = parseOrThrow(ShareSpec, input, "body");
     const tenantId = ctx.principal.tenantId;
     if (spec.projectId === projectId) fail({ kind: "validation", detail: "a key is already usable in its own project", errors: [{ field: "body.projectId", message: "is the key's own project" }] });
-    await this.projects.get(ctx, spec.projectId); // 404 for a project of another tenant, like a missing one
+    const target = await this.projects.get(ctx, spec.projectId); // 404 for a project of another tenant, like a missing one
+    // A locked project (a sandbox past its review date) accepts nothing that adds access: no key of another project either.
+    if (target.lock) fail({ kind: "conflict", detail: `project ${spec.projectId} is locked (${target.lock.detail}): it accepts no shared keys until an extension is approved`, reason: "project_locked" });
     const doc = await this.docs.load(tenantId, projectId, id);
     if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     if (doc.status === "revoked" || doc.status === "expired") fail({ kind: "conflict", detail: `a ${doc.status} key cannot be shared`, reason: doc.status === "revoked" ? "key_revoked" : "key_expired" });
@@ -137,7 +139,9 @@ export class KeySharing {
     const ctx = systemContext(tenantId, "system:keys", correlationId);
     // A key revoked or expired while its share waited is not shared when the approval comes: it would be
     // listed in the target project and link its product there, for a key that works nowhere.
-    if (approval.status !== "approved" || doc.status === "revoked" || doc.status === "expired") {
+    // Approved, but the target was locked meanwhile (or the key ended): not shared.
+    const locked = !!(await this.projects.readDoc(tenantId, change.toProject))?.lock;
+    if (approval.status !== "approved" || doc.status === "revoked" || doc.status === "expired" || locked) {
       await this.setShare(ctx, doc, change.toProject, "rejected");
       return;
     }

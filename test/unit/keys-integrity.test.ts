@@ -1,0 +1,208 @@
+// The key domain's integrity when a write fails half way or a project is locked: the key service on the
+// real store (embedded Cosmos, with a seam that fails a chosen batch once) and the local encrypted secret
+// store; the gateway is an in-memory subscription table the tests read.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectCosmos } from "../../src/adapters/cosmos/connect.js";
+import type { CosmosStore } from "../../src/adapters/cosmos/store.js";
+import { startEmbeddedCosmos, type EmbeddedCosmos } from "../../src/adapters/local/embedded-cosmos.js";
+import { EncryptedFileSecretStore } from "../../src/adapters/local/encrypted-secret-store.js";
+import type { Approval } from "../../src/domain/approvals/schema.js";
+import type { ApprovalService } from "../../src/domain/approvals/service.js";
+import { ChangeWriter, type AuditDoc, type OutboxDoc } from "../../src/domain/changes.js";
+import type { RequestContext } from "../../src/domain/common.js";
+import { AppError } from "../../src/domain/errors.js";
+import { KeyDocuments } from "../../src/domain/keys/documents.js";
+import { KeySecrets } from "../../src/domain/keys/secrets.js";
+import { KeyService, type KeyDoc } from "../../src/domain/keys/service.js";
+import { subscriptionFor } from "../../src/domain/keys/subscription.js";
+import { everyDoc } from "../../src/domain/paging.js";
+import { ProjectService } from "../../src/domain/projects/service.js";
+import { ModelService } from "../../src/pillars/models/service.js";
+import { gatewayNames } from "../../src/policy/names.js";
+import { artifactHash, artifactRef, subscriptionFingerprint, type GatewayPublisher, type SubscriptionArtifact } from "../../src/ports/gateway.js";
+import { TENANT_SCOPE, type BatchOp, type Store } from "../../src/ports/store.js";
+
+const TENANT = "t-key-integrity";
+const names = gatewayNames(TENANT);
+let cosmos: EmbeddedCosmos;
+let store: CosmosStore;
+let projects: ProjectService;
+let documents: KeyDocuments;
+let keys: KeyService;
+let projectId: string;
+let guardedId: string;
+const now = Date.now();
+const clock = { now: () => new Date(now) };
+/** While true, the gateway answers every write with an error. */
+let gatewayDown = false;
+/** The gateway's subscriptions: state and the two key values. */
+const gateway = new Map<string, { state: string; primary: string; secondary: string }>();
+/** Fails the next store batch whose ops match (a crash or a store time-out at that write). */
+let failBatch: ((ops: BatchOp[]) => boolean) | undefined;
+/** The approval outcome handlers the key services registered (what the approval engine calls). */
+const settleHandlers = new Map<string, (a: Approval, correlationId: string) => Promise<void>>();
+
+const admin: RequestContext = { principal: { tenantId: TENANT, userId: "carol", roles: new Set(["TenantAdmin"]) }, correlationId: "test" };
+const dev: RequestContext = { principal: { tenantId: TENANT, userId: "dora", roles: new Set(["Developer"]) }, correlationId: "test" };
+
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), "aigov-key-integrity-"));
+  cosmos = await startEmbeddedCosmos({ dataDir: dir });
+  store = await connectCosmos({ endpoint: cosmos.endpoint, database: "db", container: "c", localKey: cosmos.key }, { createIfMissing: true });
+  const failing: Store = new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === "batch") {
+        return async (partition: Parameters<Store["batch"]>[0], ops: BatchOp[]) => {
+          if (failBatch?.(ops)) {
+            failBatch = undefined;
+            throw new Error("store time-out (simulated)");
+          }
+          return target.batch(partition, ops);
+        };
+      }
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  }) as Store;
+  const changes = new ChangeWriter(failing, clock);
+  projects = new ProjectService(failing, changes, clock);
+  const secretStore = new EncryptedFileSecretStore(join(dir, "secrets"));
+  const models = new ModelService(failing, changes, clock, secretStore, projects);
+  let n = 0;
+  const nextApproval = () => ({ id: `apr_${(++n).toString().padStart(20, "0")}`, tenantId: TENANT }) as Approval;
+  const approvals = {
+    onSettled: (type: string, handler: (a: Approval, c: string) => Promise<void>) => void settleHandlers.set(type, handler),
+    request: async () => nextApproval(),
+    requestFor: async <T>(_c: RequestContext, _i: unknown, record: (a: Approval) => Promise<T>) => {
+      const approval = nextApproval();
+      return { approval, recorded: await record(approval) };
+    },
+  } as unknown as ApprovalService;
+  const secrets = new KeySecrets(failing, secretStore);
+  documents = new KeyDocuments(failing, changes);
+  const publisher: GatewayPublisher = {
+    publish: async (desired) => {
+      if (gatewayDown) throw new Error("the gateway answered 500");
+      const a = desired[0] as SubscriptionArtifact;
+      gateway.set(a.id, { state: a.state, primary: await secrets.resolveSecret(a.primaryKey), secondary: await secrets.resolveSecret(a.secondaryKey) });
+      const ref = artifactRef(a);
+      return { sent: [ref], unchanged: [], deleted: [], hashes: { [ref]: artifactHash(a) } };
+    },
+    read: async (refs) => {
+      const out: Record<string, unknown> = {};
+      for (const ref of refs) {
+        const id = ref.slice("subscription:".length);
+        const held = gateway.get(id);
+        const doc = [...(await documents.listAll(TENANT, projectId)), ...(await documents.listAll(TENANT, guardedId))].find((k) => names.subscription(k.id) === id)!;
+        const a = subscriptionFor(doc, names);
+        out[ref] = held && { kind: "subscription", id, displayName: a.displayName, scope: a.scope, state: held.state, primaryKeyFingerprint: subscriptionFingerprint(held.primary), secondaryKeyFingerprint: subscriptionFingerprint(held.secondary) };
+      }
+      return out as never;
+    },
+  };
+  keys = new KeyService({
+    clock,
+    documents,
+    secrets,
+    projects,
+    models,
+    approvals,
+    gateway: { publisher: async () => publisher, names: () => names, holds: async () => true, ensurePublished: async () => ({}), exemptionTier: async () => undefined },
+  });
+  projectId = (await projects.create(admin, { name: "integrity", environment: "dev", owner: "carol" })).id;
+  guardedId = (await projects.create(admin, { name: "guarded", environment: "dev", owner: "carol", keyPolicy: { requireApproval: true } })).id;
+}, 120_000);
+afterAll(async () => {
+  store.dispose();
+  await cosmos.close();
+});
+
+async function auditOf(scope: string, keyId: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const d of everyDoc<AuditDoc>(store, { tenantId: TENANT, scopeId: scope }, { docType: "audit", orderBy: { field: "seq", direction: "ASC" } })) if (d.resource.endsWith(keyId)) out.push(d.action);
+  return out;
+}
+async function eventsOf(scope: string, keyId: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const d of everyDoc<OutboxDoc>(store, { tenantId: TENANT, scopeId: scope }, { docType: "outbox" })) if (d.event.subject.endsWith(keyId)) out.push(d.event.type);
+  return out;
+}
+async function refusal(p: Promise<unknown>): Promise<string | undefined> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(AppError);
+  const e = (err as AppError).error;
+  return "reason" in e ? e.reason : e.kind;
+}
+
+describe("a refused key request", () => {
+  it("is revoked even when the revocation's write failed the first time the verdict was settled; its owner cannot resume it", async () => {
+    const k = await keys.create(dev, guardedId, { name: "requested", justification: "the pilot" });
+    expect([k.status, k.approval?.state]).toEqual(["suspended", "pending"]);
+    const verdict = { id: k.approval!.approvalId, tenantId: TENANT, status: "rejected", subject: { resourceType: "keyRequest", resourceId: k.id, change: { keyId: k.id, projectId: guardedId } } } as unknown as Approval;
+    // The verdict is recorded; the revocation that follows fails (the approval engine then settles again).
+    failBatch = (ops) => ops.some((o) => o.kind === "replace" && (o.doc as KeyDoc).docType === "virtualKey" && (o.doc as KeyDoc).status === "revoked");
+    await expect(settleHandlers.get("keyRequest")!(verdict, "settle-1")).rejects.toThrow(/simulated/);
+    expect((await documents.read(TENANT, guardedId, k.id))!.approval?.state).toBe("rejected");
+    expect(await refusal(keys.resume(dev, guardedId, k.id, { reason: "mine" }))).toBe("key_request_refused");
+    await settleHandlers.get("keyRequest")!(verdict, "settle-2");
+    const after = await keys.get(dev, guardedId, k.id);
+    expect(after.status === "revoked" || after.status === "revocationPending").toBe(true);
+    expect(await refusal(keys.resume(dev, guardedId, k.id, { reason: "mine" }))).not.toBeUndefined();
+    expect(gateway.get(names.subscription(k.id))?.state ?? "absent").not.toBe("active");
+    expect(await auditOf(guardedId, k.id)).toEqual(["key.create", "key.request.reject", "key.revoke", "key.revoke.confirm"]);
+  });
+});
+
+describe("a revocation the gateway confirms", () => {
+  it("is recorded, audited and announced in one batch: a failed write leaves none of them, and the next sync makes all three", async () => {
+    const k = await keys.create(admin, projectId, { name: "to revoke" });
+    gatewayDown = true;
+    expect((await keys.revoke(admin, projectId, k.id, { reason: "leaked" })).status).toBe("revocationPending");
+    gatewayDown = false;
+    failBatch = (ops) => ops.some((o) => o.kind === "create" && (o.doc as AuditDoc).action === "key.revoke.confirm");
+    await expect(keys.sync.sync(TENANT, projectId, k.id, "job-1")).rejects.toThrow(/simulated/);
+    // Nothing was said, and nothing recorded that would stop the next sync from saying it.
+    expect((await keys.get(admin, projectId, k.id)).status).toBe("revocationPending");
+    expect(await auditOf(projectId, k.id)).not.toContain("key.revoke.confirm");
+    expect(await keys.sync.sync(TENANT, projectId, k.id, "job-2")).toBe("synced");
+    expect((await keys.get(admin, projectId, k.id)).status).toBe("revoked");
+    expect(await auditOf(projectId, k.id)).toEqual(["key.create", "key.revoke", "key.revoke.confirm"]);
+    expect((await eventsOf(projectId, k.id)).filter((t) => t === "aigov.key.revoked.v1")).toHaveLength(1);
+    expect(gateway.get(names.subscription(k.id))?.state).toBe("cancelled");
+  });
+
+  it("until it does, the key still holds its project", async () => {
+    const k = await keys.create(admin, projectId, { name: "holding" });
+    const before = await documents.countHeld(TENANT, projectId);
+    gatewayDown = true;
+    await keys.revoke(admin, projectId, k.id, { reason: "leaked" });
+    gatewayDown = false;
+    expect(await documents.countHeld(TENANT, projectId)).toBe(before);
+    await keys.sync.sync(TENANT, projectId, k.id, "job");
+    expect(await documents.countHeld(TENANT, projectId)).toBe(before - 1);
+  });
+});
+
+describe("a locked project", () => {
+  it("accepts no shared key: refused when asked, and not made when an approval comes after the lock", async () => {
+    const target = (await projects.create(admin, { name: "sandbox target", environment: "dev", owner: "carol" })).id;
+    const k = await keys.create(admin, projectId, { name: "to share" });
+    const asked = await keys.share(admin, projectId, k.id, { projectId: target, justification: "the pilot" });
+    // Locked while the share waits (the sandbox sweep's write, made here directly).
+    const partition = { tenantId: TENANT, scopeId: TENANT_SCOPE };
+    const doc = (await store.read<Record<string, unknown> & { id: string }>(partition, target))!;
+    const { _etag, ...rest } = doc as typeof doc & { _etag: string };
+    expect((await store.batch(partition, [{ kind: "replace", doc: { ...rest, lock: { at: new Date(now).toISOString(), reason: "sandboxExpired", detail: "sandbox past its review date" }, suspendedByLock: [] } as never, ifMatch: _etag }])).ok).toBe(true);
+    await settleHandlers.get("keyShare")!({ id: asked.approval.id, tenantId: TENANT, status: "approved", subject: { resourceType: "keyShare", resourceId: k.id, change: { keyId: k.id, fromProject: projectId, toProject: target } } } as unknown as Approval, "settle");
+    expect((await documents.read(TENANT, projectId, k.id))!.shares?.map((s) => [s.projectId, s.status])).toEqual([[target, "rejected"]]);
+    const other = await keys.create(admin, projectId, { name: "another" });
+    expect(await refusal(keys.share(admin, projectId, other.id, { projectId: target, justification: "again" }))).toBe("project_locked");
+    expect((await documents.read(TENANT, projectId, other.id))!.shares ?? []).toEqual([]);
+  });
+});
