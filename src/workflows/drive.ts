@@ -60,9 +60,24 @@ export const durableDrivers = (client: DF.DurableClient): Drivers => ({
 /**
  * A service's result in an HTTP handler: starts the driver it asks for (if any) through the
  * invocation's durable client (`durableClientInput()` in the registration) and gives back the rest.
+ *
+ * A start that fails does not fail the answer: the change is stored already, and the subject's sweep
+ * starts the missing driver under the same instance id (docs/durable.md). A 500 would tell the caller
+ * that nothing happened, and lose what the answer carries — a rotated or requested key's only copy of
+ * its new secret.
  */
-export async function driven<T extends object>(invocation: InvocationContext, result: Driven<T>): Promise<T> {
+export async function driven<T extends object>(
+  invocation: Pick<InvocationContext, "warn">,
+  result: Driven<T>,
+  start: (drive: DriveRequest) => Promise<void> = (drive) => startDrive(durableClient(invocation as InvocationContext), drive),
+): Promise<T> {
   const { drive, ...rest } = result;
-  if (drive) await startDrive(durableClient(invocation), drive);
+  if (drive) {
+    try {
+      await start(drive);
+    } catch (err) {
+      invocation.warn(`${drive.orchestrator} ${drive.instanceId} was not started (${err instanceof Error ? err.message : String(err)}); its sweep starts it`);
+    }
+  }
   return rest as T;
 }

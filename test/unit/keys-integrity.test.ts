@@ -23,7 +23,7 @@ import { ProjectService } from "../../src/domain/projects/service.js";
 import { ModelService } from "../../src/pillars/models/service.js";
 import { gatewayNames } from "../../src/policy/names.js";
 import { artifactHash, artifactRef, subscriptionFingerprint, type GatewayPublisher, type SubscriptionArtifact } from "../../src/ports/gateway.js";
-import { TENANT_SCOPE, type BatchOp, type Store } from "../../src/ports/store.js";
+import { TENANT_SCOPE, type BatchOp, type Store, type StoredDoc } from "../../src/ports/store.js";
 
 const TENANT = "t-key-integrity";
 const names = gatewayNames(TENANT);
@@ -196,8 +196,8 @@ describe("a locked project", () => {
     const asked = await keys.share(admin, projectId, k.id, { projectId: target, justification: "the pilot" });
     // Locked while the share waits (the sandbox sweep's write, made here directly).
     const partition = { tenantId: TENANT, scopeId: TENANT_SCOPE };
-    const doc = (await store.read<Record<string, unknown> & { id: string }>(partition, target))!;
-    const { _etag, ...rest } = doc as typeof doc & { _etag: string };
+    const doc = (await store.read<StoredDoc>(partition, target))!;
+    const { _etag, ...rest } = doc;
     expect((await store.batch(partition, [{ kind: "replace", doc: { ...rest, lock: { at: new Date(now).toISOString(), reason: "sandboxExpired", detail: "sandbox past its review date" }, suspendedByLock: [] } as never, ifMatch: _etag }])).ok).toBe(true);
     await settleHandlers.get("keyShare")!({ id: asked.approval.id, tenantId: TENANT, status: "approved", subject: { resourceType: "keyShare", resourceId: k.id, change: { keyId: k.id, fromProject: projectId, toProject: target } } } as unknown as Approval, "settle");
     expect((await documents.read(TENANT, projectId, k.id))!.shares?.map((s) => [s.projectId, s.status])).toEqual([[target, "rejected"]]);
