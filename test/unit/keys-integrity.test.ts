@@ -205,4 +205,30 @@ describe("a locked project", () => {
     expect(await refusal(keys.share(admin, projectId, other.id, { projectId: target, justification: "again" }))).toBe("project_locked");
     expect((await documents.read(TENANT, projectId, other.id))!.shares ?? []).toEqual([]);
   });
+
+});
+
+describe("a share the approval makes", () => {
+  it("is recorded in the target project too when the first settle failed between its two writes", async () => {
+    const target = (await projects.create(admin, { name: "share target", environment: "dev", owner: "carol" })).id;
+    const k = await keys.create(admin, projectId, { name: "shared" });
+    const asked = await keys.share(admin, projectId, k.id, { projectId: target, justification: "the pilot" });
+    const verdict = { id: asked.approval.id, tenantId: TENANT, status: "approved", subject: { resourceType: "keyShare", resourceId: k.id, change: { keyId: k.id, fromProject: projectId, toProject: target } } } as unknown as Approval;
+    // The key's share is made active; the target project's record of it fails.
+    failBatch = (ops) => ops.some((o) => o.kind === "create" && (o.doc as StoredDoc).docType === "keyShareIn");
+    await expect(settleHandlers.get("keyShare")!(verdict, "settle-1")).rejects.toThrow(/simulated/);
+    expect((await documents.read(TENANT, projectId, k.id))!.shares?.map((x) => x.status)).toEqual(["active"]);
+    const listed = async () => {
+      const out: string[] = [];
+      for await (const s of documents.sharedInto(TENANT, target)) out.push(s.keyId);
+      return out;
+    };
+    expect(await listed()).toEqual([]);
+    await settleHandlers.get("keyShare")!(verdict, "settle-2");
+    expect(await listed()).toEqual([k.id]);
+    expect((await keys.listSharedIn(admin, target)).map((x) => x.id)).toEqual([k.id]);
+    // Once: a third settle writes nothing more.
+    await settleHandlers.get("keyShare")!(verdict, "settle-3");
+    expect(await auditOf(target, k.id)).toEqual(["key.share.accept"]);
+  });
 });

@@ -353,12 +353,16 @@ export class KeyDocuments implements KeyDocReader {
     for await (const s of everyDoc<SharedInDoc>(this.store, this.partition(tenantId, projectId), { docType: "keyShareIn" })) if (s.status === "active") yield { fromProject: s.fromProject, keyId: s.keyId };
   }
 
-  /** Makes a key visible in the project it is shared with, or ends that (the target's own partition and audit chain). */
+  /**
+   * Makes a key visible in the project it is shared with, or ends that (the target's own partition and
+   * audit chain). Idempotent: recorded already, nothing is written (a settle run again after a crash).
+   */
   async recordSharedIn(ctx: RequestContext, doc: KeyDoc, target: string, status: "active" | "revoked"): Promise<void> {
     const tenantId = ctx.principal.tenantId;
     const partition = this.partition(tenantId, target);
     const id = `keyshare.${doc.id}`;
     const current = await this.store.read<SharedInDoc>(partition, id);
+    if (current?.docType === "keyShareIn" && current.status === status && current.fromProject === doc.projectId) return;
     const shareDoc: SharedInDoc = { id, ...partition, docType: "keyShareIn", fromProject: doc.projectId, keyId: doc.id, status };
     await this.changes.commit({
       partition,

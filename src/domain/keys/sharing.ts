@@ -135,8 +135,16 @@ export class KeySharing {
     const tenantId = approval.tenantId;
     const doc = await this.docs.read(tenantId, change.fromProject, change.keyId);
     const share = doc?.shares?.find((x) => x.approvalId === approval.id);
-    if (!doc || !share || share.status !== "pending") return;
+    if (!doc || !share) return;
     const ctx = systemContext(tenantId, "system:keys", correlationId);
+    if (share.status === "active") {
+      // Made already; a settle run again after a crash between the share's two writes finishes the second
+      // (the target project's record, which its list of shared keys, budgets and tier cap read) and the publish.
+      await this.docs.recordSharedIn(ctx, doc, change.toProject, "active");
+      await this.gateway.ensurePublished(tenantId, { by: "system:keys", reason: `key ${change.keyId} shared with ${change.toProject}`, correlationId });
+      return;
+    }
+    if (share.status !== "pending") return;
     // A key revoked or expired while its share waited is not shared when the approval comes: it would be
     // listed in the target project and link its product there, for a key that works nowhere.
     // Approved, but the target was locked meanwhile (or the key ended): not shared.
