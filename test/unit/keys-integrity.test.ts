@@ -34,10 +34,12 @@ let documents: KeyDocuments;
 let keys: KeyService;
 let projectId: string;
 let guardedId: string;
-const now = Date.now();
+let now = Date.now();
 const clock = { now: () => new Date(now) };
 /** While true, the gateway answers every write with an error. */
 let gatewayDown = false;
+/** Runs once before the next subscription write reaches the gateway (a slow write). */
+let beforePublish: ((a: SubscriptionArtifact) => Promise<void>) | undefined;
 /** The gateway's subscriptions: state and the two key values. */
 const gateway = new Map<string, { state: string; primary: string; secondary: string }>();
 /** Fails the next store batch whose ops match (a crash or a store time-out at that write). */
@@ -87,6 +89,8 @@ beforeAll(async () => {
     publish: async (desired) => {
       if (gatewayDown) throw new Error("the gateway answered 500");
       const a = desired[0] as SubscriptionArtifact;
+      const hook = beforePublish;
+      if (hook) await hook(a);
       gateway.set(a.id, { state: a.state, primary: await secrets.resolveSecret(a.primaryKey), secondary: await secrets.resolveSecret(a.secondaryKey) });
       const ref = artifactRef(a);
       return { sent: [ref], unchanged: [], deleted: [], hashes: { [ref]: artifactHash(a) } };
@@ -230,5 +234,43 @@ describe("a share the approval makes", () => {
     // Once: a third settle writes nothing more.
     await settleHandlers.get("keyShare")!(verdict, "settle-3");
     expect(await auditOf(target, k.id)).toEqual(["key.share.accept"]);
+  });
+
+});
+
+describe("a sync whose claim lapsed while it published", () => {
+  it("does not let the other sync's confirmation stand over its late write: it publishes the key's state again", async () => {
+    const k = await keys.create(admin, projectId, { name: "slow gateway" });
+    await keys.suspend(admin, projectId, k.id, { reason: "investigating" });
+    const sid = names.subscription(k.id);
+    expect(gateway.get(sid)?.state).toBe("suspended");
+    // The resume's sync (A) stalls before its write lands (ARM throttling, say) for longer than its claim.
+    let release!: () => void;
+    let stalled!: () => void;
+    const inA = new Promise<void>((r) => (stalled = r));
+    beforePublish = async (a) => {
+      if (a.state !== "active") return;
+      beforePublish = undefined;
+      stalled();
+      await new Promise<void>((r) => (release = r));
+    };
+    const resuming = keys.resume(admin, projectId, k.id, { reason: "false alarm" });
+    await inA;
+    now += 61_000;
+    // Meanwhile the key is suspended again; that sync (B) takes over the lapsed claim and is confirmed.
+    expect((await keys.suspend(admin, projectId, k.id, { reason: "compromised after all" })).status).toBe("suspended");
+    expect(gateway.get(sid)?.state).toBe("suspended");
+    // A's write lands last (the gateway holds the key active for a moment). A finds its claim taken: it
+    // does not trust B's confirmation and publishes the key's state again.
+    let landed: string | undefined;
+    beforePublish = async () => void (landed ??= gateway.get(sid)?.state);
+    release();
+    await resuming;
+    beforePublish = undefined;
+    expect(landed).toBe("active");
+    expect(gateway.get(sid)?.state).toBe("suspended");
+    expect(await keys.get(admin, projectId, k.id)).toMatchObject({ status: "suspended", gateway: { state: "synced" } });
+    expect(await keys.sync.sync(TENANT, projectId, k.id, "job")).toBe("synced");
+    expect(gateway.get(sid)?.state).toBe("suspended");
   });
 });

@@ -98,7 +98,17 @@ export class KeyGatewaySync {
       for (;;) {
         const cur = await this.docs.read(tenantId, projectId, id);
         if (!cur) return "synced";
-        if (cur.gateway.syncing?.token !== claim.token) break; // the claim expired and another sync took over
+        if (cur.gateway.syncing?.token !== claim.token) {
+          // The claim lapsed while this sync published and another took over: which of the two publishes
+          // the gateway got last is unknown, so neither confirmation stands — the next sync publishes again.
+          if (cur.gateway.publishedHash === "unconfirmed" || (await this.docs.put({ ...unversioned(cur), gateway: { ...cur.gateway, publishedHash: "unconfirmed" } }, cur._etag))) break;
+          continue;
+        }
+        if (cur.gateway.publishedHash === "unconfirmed" && doc.gateway.publishedHash !== "unconfirmed") {
+          // A sync whose claim had lapsed published after this one read back: this confirmation does not stand.
+          await release({ publishedHash: "unconfirmed" });
+          break;
+        }
         const confirmed = cur.gateway.desiredGen === gen;
         const { syncing: _s, ...gatewayRest } = cur.gateway;
         // Stopped in place, the subscription is where it was: so is its recorded placement.
