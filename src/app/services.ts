@@ -274,7 +274,7 @@ export async function buildServices(config: Config): Promise<Services> {
   const gatewayKey = (tenantId: string) => gateways.explicitKey(tenantId);
   // Key profiles → exemptions → published exemption tiers, for previews and publishes alike.
   const pillarContributors = [...pillarRuntimes.values()].flatMap((r) => (r.contributor ? [r.contributor] : []));
-  const registryInput = compilerInput([...registryContributors({ keys: keyDocuments, exemptions: activeExemptions }), ...pillarContributors, browserOrigins(config.browserOrigins)]);
+  const registryInput = compilerInput([...registryContributors({ keys: keyDocuments, exemptions: activeExemptions, projects }), ...pillarContributors, browserOrigins(config.browserOrigins)]);
   const compiler = new TenantCompiler(projects, pillarInputs, tenantSettings, config.providerKeyVaultUri, registryInput, gatewayKey);
 
   const publishing = new PublishService({ store, changes, clock, compiler, gateways, retry: config.publishRetry });
@@ -353,6 +353,7 @@ export async function buildServices(config: Config): Promise<Services> {
     notifier,
     approvals,
     projects,
+    requestPublish: (tenantId, cause) => publishing.requestPublish(tenantId, cause),
     gates: {
       tenantSettings: (tenantId) => tenantSettings.current(tenantId),
       exemptionsInForce: (tenantId, projectId) => exemptions.openInProject(tenantId, projectId),

@@ -155,6 +155,37 @@ describe("project lifecycle", () => {
     expect((await g.chat(p.id, asked.key, "gpt-4o-mini")).status).toBe(200);
   });
 
+  it("a key shared into a sandbox stops reaching it while the sandbox is locked, and reaches it again once an extension lifts the lock", async () => {
+    const sandbox = await g.project("shared-into-sandbox", { environment: "sandbox", reviewDate: day(g.t.appClock.ms() + 2 * DAY), owner: "olivia", roleAssignments: [{ principalId: "paula", role: "ProjectAdmin" }] });
+    const home = await g.project("shared-from");
+    await g.model(sandbox.id, "gpt-4o-mini");
+    await g.model(home.id, "gpt-4o");
+    await g.publish("a sandbox and a project sharing into it");
+    const key = await g.key(g.admin, home.id, { name: "visiting", owner: "dora" });
+    const dora = await g.as("dora", ["Developer"]);
+    const { approval } = await dora.keys.share(home.id, key.id, { projectId: sandbox.id, justification: "the pilot" }, (await dora.keys.get(home.id, key.id)).etag);
+    await approve(approval.id);
+    await until(async () => ((await g.admin.keys.get(home.id, key.id)).shares[0]?.status === "active" ? true : undefined), "share active");
+    await g.systemPublish(`key ${key.id} shared with ${sandbox.id}`);
+    await g.synced(home.id, key.id);
+    expect((await g.chat(sandbox.id, key.key, "gpt-4o-mini")).status).toBe(200);
+
+    g.t.appClock.advance(2 * DAY); // the review date
+    await sweep();
+    expect((await g.admin.projects.get(sandbox.id)).lock).toMatchObject({ reason: "sandboxExpired" });
+    await g.systemPublish(`sandbox ${sandbox.id} locked`);
+    const refused = await g.chat(sandbox.id, key.key, "gpt-4o-mini");
+    expect([401, 403]).toContain(refused.status);
+    // The key itself is not the sandbox's: it still works in its own project.
+    expect((await g.chat(home.id, key.key, "gpt-4o")).status).toBe(200);
+
+    const extension = await paula.projects.extend(sandbox.id, { reviewDate: day(g.t.appClock.ms() + 30 * DAY), justification: "another month" });
+    await approve(extension.extension!.approvalId);
+    await until(async () => ((await g.admin.projects.get(sandbox.id)).lock === undefined ? true : undefined), "unlocked");
+    await g.systemPublish(`sandbox ${sandbox.id} extended: unlocked`);
+    expect((await g.chat(sandbox.id, key.key, "gpt-4o-mini")).status).toBe(200);
+  });
+
   it("an agent's guardrails cannot change in a locked sandbox: the key would not follow, so neither changes", async () => {
     const p = await g.project("agent-sandbox", { environment: "sandbox", reviewDate: day(g.t.appClock.ms() + 2 * DAY), owner: "olivia" });
     const model = await g.model(p.id, "gpt-4o-mini");

@@ -43,6 +43,19 @@ export const keyProfiles =
     return withKeyProfiles(input, await keysOf(keys, input, run));
   };
 
+/**
+ * A locked project (a sandbox past its review date) accepts no key of another project: its own keys are
+ * suspended by the lock, and keys shared into it must not go on reaching it. Live state, like the keys:
+ * applied to every compile, system publishes included; the lock and its end each ask for a publish.
+ */
+export const lockedProjects =
+  (projects: { lockedIds(tenantId: string): Promise<Set<string>> }): InputContributor =>
+  async (input, run) => {
+    const locked = await projects.lockedIds(run.tenantId);
+    if (locked.size === 0) return input;
+    return { ...input, projects: input.projects.map((p) => (locked.has(p.id) && p.sharedKeyTiers?.length ? { ...p, sharedKeyTiers: [] } : p)) };
+  };
+
 /** Active exemptions relax their controls (ADR 007), for previews and publishes alike. */
 export const activeExemptions =
   (exemptions: { active(tenantId: string): Promise<ActiveExemption[]> }): InputContributor =>
@@ -65,15 +78,16 @@ export const publishedExemptionTiers =
 export interface RegistryReaders {
   keys: KeyDocReader;
   exemptions: { active(tenantId: string): Promise<ActiveExemption[]> };
+  projects: { lockedIds(tenantId: string): Promise<Set<string>> };
 }
 
 /**
- * The compiler input's contributors, in order: key profiles become key tiers, then exemptions relax
- * controls (after the tenant floors, which the compiler applies first), then exemption tiers a key is
- * still on are kept.
+ * The compiler input's contributors, in order: key profiles become key tiers (locked projects accept
+ * none of another project's), then exemptions relax controls (after the tenant floors, which the
+ * compiler applies first), then exemption tiers a key is still on are kept.
  */
 export function registryContributors(readers: RegistryReaders): InputContributor[] {
-  return [keyProfiles(readers.keys), activeExemptions(readers.exemptions), publishedExemptionTiers(readers.keys)];
+  return [keyProfiles(readers.keys), lockedProjects(readers.projects), activeExemptions(readers.exemptions), publishedExemptionTiers(readers.keys)];
 }
 
 /** The platform's browser origins (GATEWAY_BROWSER_ORIGINS): every API the tenant publishes lets their pages call it (cors). */

@@ -37,6 +37,8 @@ export interface ProjectLifecycleKit {
   approvals: ApprovalService;
   projects: ProjectService;
   gates: GateDeps;
+  /** A system publish (the lock and its end change what the project accepts at the gateway). */
+  requestPublish(tenantId: string, cause: { by: string; reason: string; correlationId: string }): Promise<unknown>;
   keys: {
     liveKeyIds(tenantId: string, projectId: string): Promise<string[]>;
     setActiveBySystem(ctx: RequestContext, projectId: string, id: string, status: "active" | "suspended", reason: string, by?: "projectLock"): Promise<boolean>;
@@ -170,6 +172,8 @@ export class ProjectLifecycle {
       delete next.suspendedByLock;
       delete next.sandboxNotices;
       await this.write(ctx, doc, next, "project.extend", "aigov.project.extended.v1", { approvalId: approval.id, reviewDate: pending.reviewDate, unlocked: !!doc.lock });
+      // Unlocked, it accepts the keys shared into it again (compiled from the live lock state).
+      if (doc.lock) await this.kit.requestPublish(approval.tenantId, { by: ACTOR, reason: `sandbox ${projectId} extended: unlocked`, correlationId });
     });
   }
 
@@ -206,6 +210,8 @@ export class ProjectLifecycle {
         const keys = await this.kit.keys.liveKeyIds(tenantId, projectId);
         const next: ProjectDoc = { ...unversioned(doc), lock: { at, reason: "sandboxExpired", detail: `sandbox past its review date ${doc.reviewDate}` }, suspendedByLock: keys, updatedAt: at, updatedBy: ACTOR };
         await this.write(ctx, doc, next, "project.lock", "aigov.project.locked.v1", { reason: "sandboxExpired", reviewDate: doc.reviewDate, keys: keys.length });
+        // Locked, it accepts no key shared into it (compiled from the live lock state).
+        await this.kit.requestPublish(tenantId, { by: ACTOR, reason: `sandbox ${projectId} locked`, correlationId });
         await this.notify(doc, `Sandbox ${doc.name} has expired and is locked`, `Its review date ${doc.reviewDate} has passed: its ${keys.length} key(s) are suspended and nothing that adds access is accepted. Nothing is deleted. To continue, request an extension (aigov projects extend ${doc.id}).`);
         out.locked += 1;
         return;

@@ -161,6 +161,13 @@ export class ProjectService {
     return docs.map((d) => toProject(d, d._etag));
   }
 
+  /** The tenant's locked projects (sandboxes past their review date): the compiler input's live lock state. */
+  async lockedIds(tenantId: string): Promise<Set<string>> {
+    const locked = new Set<string>();
+    for await (const d of everyDoc<ProjectDoc>(this.store, tenantPartition(tenantId), { docType: "project", filters: [{ field: "environment", op: "=", value: "sandbox" }] })) if (d.lock) locked.add(d.id);
+    return locked;
+  }
+
   async update(ctx: RequestContext, id: string, patch: ProjectPatch, ifMatch: string): Promise<Project> {
     const { principal } = ctx;
     const current = await this.load(principal, id);
