@@ -186,6 +186,21 @@ describe("project lifecycle", () => {
     expect((await g.chat(sandbox.id, key.key, "gpt-4o-mini")).status).toBe(200);
   });
 
+  it("a promotion pending when the sandbox locks ends with the lock (its approval withdrawn), so an extension can be asked for", async () => {
+    const p = await g.project("promoting-sandbox", { environment: "sandbox", costCenter: "CC-4711", reviewDate: day(g.t.appClock.ms() + 2 * DAY), owner: "olivia", roleAssignments: [{ principalId: "paula", role: "ProjectAdmin" }] });
+    const asked = await paula.projects.promote(p.id, { to: "dev", justification: "graduating" });
+    const approvalId = asked.promotion!.approvalId;
+    g.t.appClock.advance(2 * DAY); // the review date, the promotion still pending
+    await sweep();
+    const locked = await g.admin.projects.get(p.id);
+    expect(locked.lock).toMatchObject({ reason: "sandboxExpired" });
+    expect(locked.promotion).toBeUndefined();
+    expect(locked.lastPromotion).toMatchObject({ to: "dev", outcome: "gatesFailed", approvalId, failingGates: ["projectLocked"] });
+    expect((await g.admin.approvals.get(approvalId)).status).toBe("withdrawn");
+    const extension = await paula.projects.extend(p.id, { reviewDate: day(g.t.appClock.ms() + 30 * DAY), justification: "another month" });
+    expect(extension.extension?.approvalId).toMatch(/^apr_/);
+  });
+
   it("an agent's guardrails cannot change in a locked sandbox: the key would not follow, so neither changes", async () => {
     const p = await g.project("agent-sandbox", { environment: "sandbox", reviewDate: day(g.t.appClock.ms() + 2 * DAY), owner: "olivia" });
     const model = await g.model(p.id, "gpt-4o-mini");

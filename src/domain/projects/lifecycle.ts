@@ -209,7 +209,16 @@ export class ProjectLifecycle {
       if (now >= expiry) {
         const keys = await this.kit.keys.liveKeyIds(tenantId, projectId);
         const next: ProjectDoc = { ...unversioned(doc), lock: { at, reason: "sandboxExpired", detail: `sandbox past its review date ${doc.reviewDate}` }, suspendedByLock: keys, updatedAt: at, updatedBy: ACTOR };
-        await this.write(ctx, doc, next, "project.lock", "aigov.project.locked.v1", { reason: "sandboxExpired", reviewDate: doc.reviewDate, keys: keys.length });
+        // A promotion awaiting approval cannot succeed once locked (its settle refuses a locked project),
+        // and while it is pending no extension could be asked for: it ends with the lock, its approval withdrawn.
+        const promotion = doc.promotion;
+        if (promotion) {
+          delete next.promotion;
+          next.lastPromotion = { to: promotion.to, outcome: "gatesFailed", at, approvalId: promotion.approvalId, failingGates: ["projectLocked"] };
+        }
+        await this.write(ctx, doc, next, "project.lock", "aigov.project.locked.v1", { reason: "sandboxExpired", reviewDate: doc.reviewDate, keys: keys.length, ...(promotion ? { promotionEnded: promotion.approvalId } : {}) });
+        // Best effort: the approval sweep withdraws it anyway (the project no longer records it).
+        if (promotion) await this.kit.approvals.withdraw(tenantId, promotion.approvalId, "the project was locked (its sandbox expired)", correlationId).catch(() => undefined);
         // Locked, it accepts no key shared into it (compiled from the live lock state).
         await this.kit.requestPublish(tenantId, { by: ACTOR, reason: `sandbox ${projectId} locked`, correlationId });
         await this.notify(doc, `Sandbox ${doc.name} has expired and is locked`, `Its review date ${doc.reviewDate} has passed: its ${keys.length} key(s) are suspended and nothing that adds access is accepted. Nothing is deleted. To continue, request an extension (aigov projects extend ${doc.id}).`);
