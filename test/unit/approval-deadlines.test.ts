@@ -81,18 +81,7 @@ const request = (stages = [{ approvers: [{ user: "bob" }] as ApproverRef[], deci
 describe("a request its subject never recorded is withdrawn", () => {
   /** An active exemption (approved by boss, settled as the orchestration would). */
   async function activeExemption() {
-    routeStages = [{ approvers: [{ role: "TenantAdmin", scope: "tenant" }], decisionTimeout: "P7D" }];
-    const { exemption, approval } = await exemptions.request(alice, {
-      control: "contentSafety",
-      scope: { level: "project", projectId },
-      relaxation: { kind: "thresholds", categories: { Hate: 6 } },
-      category: "waiver",
-      owner: "olga",
-      reason: { deliveryBlocker: "clinical terms are flagged", affectedControl: "Hate threshold 4", expectedEndState: "a custom blocklist" },
-      compensatingControls: ["human review"],
-      evidence: ["https://tickets.example.com/SEC-10"],
-      expiresAt: new Date(now + 10 * DAY).toISOString(),
-    });
+    const { exemption, approval } = await requestExemption("SEC-10", 10);
     await approvals.decide(boss, approval.id, { decision: "approve", justification: "ok" }, (await approvals.get(boss, approval.id)).etag);
     await approvals.settle(TENANT, approval.id, "settle");
     const active = await exemptions.get(alice, exemption.id);
@@ -177,6 +166,22 @@ describe("a request its subject never recorded is withdrawn", () => {
     await approvals.decide(bob, unowned.id, { decision: "reject", justification: "test over" }, (await approvals.get(boss, unowned.id)).etag);
   });
 });
+
+/** A project's content-safety waiver requested by alice, on a route of TenantAdmins (P7D). */
+function requestExemption(ticket: string, days: number) {
+  routeStages = [{ approvers: [{ role: "TenantAdmin", scope: "tenant" }], decisionTimeout: "P7D" }];
+  return exemptions.request(alice, {
+    control: "contentSafety",
+    scope: { level: "project", projectId },
+    relaxation: { kind: "thresholds", categories: { Hate: 6 } },
+    category: "waiver",
+    owner: "olga",
+    reason: { deliveryBlocker: "clinical terms are flagged", affectedControl: "Hate threshold 4", expectedEndState: "a custom blocklist" },
+    compensatingControls: ["human review"],
+    evidence: [`https://tickets.example.com/${ticket}`],
+    expiresAt: new Date(now + days * DAY).toISOString(),
+  });
+}
 
 /** Sends the stage's links (what the orchestration's first activity does) and returns bob's token. */
 async function tokenFor(user: string, approvalId: string): Promise<string> {
@@ -347,18 +352,7 @@ describe("notifier failures do not fail the approval", () => {
 
 describe("the exemption sweep settles what a dead orchestration left undecided", () => {
   it("an exemption whose approval is past its deadline is rejected by the sweep (approval expired and settled)", async () => {
-    routeStages = [{ approvers: [{ role: "TenantAdmin", scope: "tenant" }], decisionTimeout: "P7D" }];
-    const { exemption, approval } = await exemptions.request(alice, {
-      control: "contentSafety",
-      scope: { level: "project", projectId },
-      relaxation: { kind: "thresholds", categories: { Hate: 6 } },
-      category: "waiver",
-      owner: "olga",
-      reason: { deliveryBlocker: "clinical terms are flagged", affectedControl: "Hate threshold 4", expectedEndState: "a custom blocklist" },
-      compensatingControls: ["human review"],
-      evidence: ["https://tickets.example.com/SEC-9"],
-      expiresAt: new Date(now + 20 * DAY).toISOString(),
-    });
+    const { exemption, approval } = await requestExemption("SEC-9", 20);
     // Before the deadline the sweep leaves the request alone.
     await exemptions.sweep("sweep-1");
     expect((await exemptions.get(alice, exemption.id)).status).toBe("requested");

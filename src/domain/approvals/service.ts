@@ -382,23 +382,8 @@ export class ApprovalService {
       if (doc.settlement === "done") return "settled";
       await handler(view(doc, doc._etag), correlationId);
       const system = systemContext(tenantId, "system:approval-settle", correlationId);
-      const { _etag, ...rest } = { ...doc, settlement: "done" as const };
-      try {
-        await this.changes.commit({
-          partition: partitionOf(tenantId),
-          ctx: system,
-          action: "approval.settle",
-          resource: approvalPath(id),
-          before: snapshot(doc),
-          after: snapshot(rest),
-          ops: [{ kind: "replace", doc: rest, ifMatch: doc._etag }],
-          event: { type: "aigov.approval.settled.v1", subject: subjectOf(tenantId, id), data: eventData(rest) },
-        });
-        return "settled";
-      } catch (err) {
-        if (err instanceof AppError && err.error.kind === "preconditionFailed") continue; // settled concurrently: look again
-        throw err;
-      }
+      // Settled concurrently: look again.
+      if (await this.transition(system, doc, { ...doc, settlement: "done" }, "approval.settle", "aigov.approval.settled.v1")) return "settled";
     }
   }
 
@@ -422,23 +407,8 @@ export class ApprovalService {
         updatedAt: now,
         updatedBy: system.principal.userId,
       };
-      const { _etag, ...rest } = next;
-      try {
-        await this.changes.commit({
-          partition: partitionOf(tenantId),
-          ctx: system,
-          action: "approval.withdraw",
-          resource: approvalPath(id),
-          before: snapshot(doc),
-          after: snapshot(rest),
-          ops: [{ kind: "replace", doc: rest, ifMatch: doc._etag }],
-          event: { type: "aigov.approval.withdrawn.v1", subject: subjectOf(tenantId, id), data: eventData(rest) },
-        });
-        return true;
-      } catch (err) {
-        if (err instanceof AppError && err.error.kind === "preconditionFailed") continue; // decided or expired meanwhile: look again
-        throw err;
-      }
+      // Decided or expired meanwhile: look again.
+      if (await this.transition(system, doc, next, "approval.withdraw", "aigov.approval.withdrawn.v1")) return true;
     }
   }
 
@@ -537,28 +507,38 @@ export class ApprovalService {
         next.decidedAt = now;
         next.timeline.push({ at: now, type: "expired", stage });
       }
-      const { _etag, ...rest } = next;
-      try {
-        await this.changes.commit({
-          partition: partitionOf(tenantId),
-          ctx: system,
-          action: kind === "escalate" ? "approval.escalate" : "approval.expire",
-          resource: approvalPath(id),
-          before: snapshot(doc),
-          after: snapshot(rest),
-          ops: [{ kind: "replace", doc: rest, ifMatch: doc._etag }],
-          event: { type: kind === "escalate" ? "aigov.approval.escalated.v1" : "aigov.approval.expired.v1", subject: subjectOf(tenantId, id), data: eventData(rest) },
-        });
-      } catch (err) {
-        if (err instanceof AppError && err.error.kind === "preconditionFailed") continue; // a decision landed first: look again
-        throw err;
-      }
+      // A decision landed first: look again.
+      if (!(await this.transition(system, doc, next, kind === "escalate" ? "approval.escalate" : "approval.expire", kind === "escalate" ? "aigov.approval.escalated.v1" : "aigov.approval.expired.v1"))) continue;
       if (kind === "escalate") await this.issueLinks(tenantId, id, stage, true, correlationId);
-      return stateOf(rest);
+      return stateOf(next);
     }
   }
 
   // ---- internals ----
+
+  /**
+   * A system transition of a request: `next` replaces `doc` if it is still the stored version (its audit
+   * record and event in the same batch). False when the request changed meanwhile (the caller looks again).
+   */
+  private async transition(ctx: RequestContext, doc: ApprovalDoc & { _etag: string }, next: ApprovalDoc & { _etag?: string }, action: string, event: string): Promise<boolean> {
+    const { _etag, ...rest } = next;
+    try {
+      await this.changes.commit({
+        partition: partitionOf(doc.tenantId),
+        ctx,
+        action,
+        resource: approvalPath(doc.id),
+        before: snapshot(doc),
+        after: snapshot(rest),
+        ops: [{ kind: "replace", doc: rest, ifMatch: doc._etag }],
+        event: { type: event, subject: subjectOf(doc.tenantId, doc.id), data: eventData(rest) },
+      });
+      return true;
+    } catch (err) {
+      if (err instanceof AppError && err.error.kind === "preconditionFailed") return false;
+      throw err;
+    }
+  }
 
   /** A link that verifies, names a pending stage, and has not been used. */
   /**
