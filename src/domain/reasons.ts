@@ -18,7 +18,7 @@ export const REASONS = {
   approval_link_expired: { status: 403, meaning: "the approver link has expired (with its stage's deadline, or after 7 days)" },
   approval_link_invalid: { status: 403, meaning: "the approver link is malformed, forged or tampered with" },
   approval_link_used: { status: 409, meaning: "the approver link has already been used (links work once)" },
-  approval_not_awaiting: { status: 409, meaning: "the request (a link's, or one decided through the API) is decided, expired, or at another stage" },
+  approval_not_awaiting: { status: 409, meaning: "the request (a link's, or one decided through the API) is decided, expired, withdrawn, or at another stage" },
   approval_route_below_minimum: { status: 400, meaning: "approval routes that fall short of the product's minimums (`GET /api/approval-routes` lists them)" },
   approval_route_unsatisfiable: { status: 409, meaning: "the request's route has a stage only project roles could decide, and the request names no project" },
   approver_role_not_allowed: { status: 400, meaning: "a requester added a stage for a role without approval authority (\"any Developer\", \"any Reader\")" },
@@ -74,7 +74,7 @@ export const REASONS = {
   tool_unknown: { status: 400, meaning: "a toolbox or key names a tool (or server) the project's latest discovery does not list" },
   tool_approval_not_required: { status: 409, meaning: "the project's approval mode does not require an approval for this tool (`GET …/tools-settings`)" },
   tool_approval_pending: { status: 409, meaning: "an approval of this tool's current definition is already pending or granted" },
-  project_limit_reached: { status: 409, meaning: "the project already holds the most MCP servers (100) or toolboxes (200) the gateway serves for one project" },
+  project_limit_reached: { status: 409, meaning: "the project already holds the most MCP servers (100) or toolboxes (200) the gateway serves for one project; concurrent creates cannot pass the cap (each member holds one of its slots, `src/domain/kernel/slots.ts`)" },
   discovery_not_ready: { status: 409, meaning: "the server has no successful discovery yet: its tools are unknown (`POST …/discover`, then read `discoveryState`)" },
   // ---- agents ----
   agent_card_invalid: { status: 400, meaning: "the AgentCard is not a valid A2A v0.3 or v1.0 card, or a signature on it does not verify (each finding named); nothing was stored" },
@@ -95,7 +95,7 @@ export const REASONS = {
   access_review_not_completed: { status: 409, meaning: "only a completed access review can be applied" },
   access_review_applied: { status: 409, meaning: "the access review's outcomes are already applied (or none is a removal): nothing to apply" },
   // ---- project lifecycle ----
-  project_locked: { status: 409, meaning: "the project is locked (its sandbox expired): nothing that adds access is accepted and nothing is deleted until an extension is approved" },
+  project_locked: { status: 409, meaning: "the project is locked (its sandbox expired): nothing that adds access is accepted (a key shared into it either) and nothing is deleted until an extension is approved" },
   promotion_required: { status: 409, meaning: "moving a project to a later environment is a promotion (`POST /api/projects/{id}:promote`), not a PATCH" },
   promotion_gates_failed: { status: 409, meaning: "the promotion's gates do not all pass (the detail lists the failing ones; `GET /api/projects/{id}/promotion-gates` shows the checklist)" },
   promotion_pending: { status: 409, meaning: "a promotion or extension of the project is already awaiting its approval" },

@@ -251,6 +251,161 @@ describe("conformance: agents at the local gateway", () => {
     expect(["revoked", "revocationPending"]).toContain((await g.admin.keys.get(p.id, issued.id)).status);
   });
 
+  it("a guardrails PATCH is a merge patch: one limit keeps the models, data classes and level (and the key its scope); null removes a limit; an agent with a key keeps a model", async () => {
+    const p = await g.project("guardrails-merge");
+    const planner = await g.model(p.id, "merge-planner");
+    await g.model(p.id, "merge-writer");
+    const agent = await activeAgent(p.id, { models: [planner.id], dataClasses: ["internal"], contentSafety: "high", limits: { requestsPerMinute: 100 } });
+    await g.publish("an agent with guardrails");
+    const issued = await g.admin.agents.issueKey(p.id, agent.id, {});
+    await g.synced(p.id, issued.id);
+    const caller = (await g.key(dev, p.id, { name: "caller", scopes: { agents: [agent.id] } })).key;
+    const chat = (model: string) => g.call(p.id, "/v1/chat/completions", { key: issued.key, body: { model, messages: [{ role: "user", content: "hi" }] } }).then((r) => r.status);
+
+    // Only a per-caller limit: everything else stays as it was.
+    const etag = (await g.admin.agents.get(p.id, agent.id)).etag;
+    const patched = await g.admin.agents.update(p.id, agent.id, { guardrails: { limits: { callsPerMinute: 2 } } }, etag);
+    const kept = { models: [planner.id], tools: [], limits: { requestsPerMinute: 100, callsPerMinute: 2 }, contentSafety: "high", dataClasses: ["internal"] };
+    expect(patched.guardrails).toEqual(kept);
+    expect((await g.admin.agents.get(p.id, agent.id)).guardrails).toEqual(kept);
+    const key = await g.admin.keys.get(p.id, issued.id);
+    expect([key.scopes.models, key.limits]).toEqual([[planner.id], { requestsPerMinute: 100, contentSafety: "high" }]);
+    await g.publish("calls per minute");
+    await g.synced(p.id, issued.id);
+    // The agent's key still reaches its model and no other (a key with no model scope would reach both).
+    expect([await chat("merge-planner"), await chat("merge-writer")]).toEqual([200, 403]);
+    // At the agent's API: the data classes kept (public is not one of them), and the new limit.
+    expect((await send(p.id, agent.id, caller, "public?", { "x-aigov-data-class": "public" })).status).toBe(403);
+    const statuses = [(await send(p.id, agent.id, caller, "1")).status, (await send(p.id, agent.id, caller, "2")).status, (await send(p.id, agent.id, caller, "3")).status];
+    expect(statuses).toEqual([200, 200, 429]);
+
+    // null removes one limit, and only that one.
+    const removeLimit: Record<string, unknown> = { guardrails: { limits: { callsPerMinute: null } } };
+    const cleared = await g.admin.agents.update(p.id, agent.id, removeLimit as never, (await g.admin.agents.get(p.id, agent.id)).etag);
+    expect(cleared.guardrails).toEqual({ ...kept, limits: { requestsPerMinute: 100 } });
+
+    // Emptying the models of an agent with a key is refused, and nothing changes (agent, key, gateway).
+    const before = await g.admin.agents.get(p.id, agent.id);
+    await g.t.relay();
+    const updates = () => g.t.events().filter((e) => e.type === "aigov.agent.updated.v1" && e.subject.endsWith(`/agents/${agent.id}`)).length;
+    const updatedBefore = updates();
+    expect(updatedBefore).toBe(2);
+    const err = await g.admin.agents.update(p.id, agent.id, { guardrails: { models: [] } }, before.etag).then(() => undefined, (e: unknown) => e as ApiError);
+    expect([err?.status, err?.problem?.reason, err?.problem?.errors?.[0]?.field]).toEqual([400, "agent_guardrails_need_models", "body.guardrails.models"]);
+    const after = await g.admin.agents.get(p.id, agent.id);
+    expect([after.etag, after.guardrails.models]).toEqual([before.etag, [planner.id]]);
+    expect((await g.admin.keys.get(p.id, issued.id)).scopes.models).toEqual([planner.id]);
+    await g.t.relay();
+    expect(updates()).toBe(updatedBefore);
+    await g.synced(p.id, issued.id);
+    expect([await chat("merge-planner"), await chat("merge-writer")]).toEqual([200, 403]);
+    // An agent without a key may have no models.
+    const keyless = await g.admin.agents.create(p.id, { name: "keyless", guardrails: { models: [planner.id] } });
+    expect((await g.admin.agents.update(p.id, keyless.id, { guardrails: { models: [] } }, keyless.etag)).guardrails.models).toEqual([]);
+  });
+
+  it("two concurrent key issues give the agent one key: the other request is refused (agent_has_key) and the key it made is revoked; the agent's key goes with its retirement", async () => {
+    const p = await g.project("agent-key-race");
+    const m = await g.model(p.id, "race-model");
+    const agent = await g.admin.agents.create(p.id, { name: "raced", guardrails: { models: [m.id] } });
+    await g.publish("models");
+    const results = await Promise.allSettled([g.admin.agents.issueKey(p.id, agent.id, {}), g.admin.agents.issueKey(p.id, agent.id, {})]);
+    const won = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    const lost = results.flatMap((r) => (r.status === "rejected" ? [r.reason as ApiError] : []));
+    expect(won).toHaveLength(1);
+    expect(lost.map((e) => [e.status, e.problem?.reason])).toEqual([[409, "agent_has_key"]]);
+    const winner = won[0]!;
+    expect((await g.admin.agents.get(p.id, agent.id)).key?.keyId).toBe(winner.id);
+    // Every key made for the agent but the one it names is revoked, and the revocation is at the gateway.
+    const made = (await g.admin.keys.list(p.id)).items.filter((k) => k.name === "agent raced");
+    const others = made.filter((k) => k.id !== winner.id);
+    expect(others.length).toBeLessThanOrEqual(1);
+    for (const k of others) {
+      await g.synced(p.id, k.id);
+      expect((await g.admin.keys.get(p.id, k.id)).status).toBe("revoked");
+    }
+    await g.t.relay();
+    const events = g.t.events();
+    expect(events.filter((e) => e.type === "aigov.agent.key.issued.v1" && (e.data as { agentId?: string }).agentId === agent.id).map((e) => (e.data as { keyId: string }).keyId)).toEqual([winner.id]);
+    for (const k of others) expect(events.some((e) => e.type === "aigov.key.revocation.requested.v1" && (e.data as { keyId?: string }).keyId === k.id)).toBe(true);
+    await g.synced(p.id, winner.id);
+    const chat = () => g.call(p.id, "/v1/chat/completions", { key: winner.key, body: { model: "race-model", messages: [{ role: "user", content: "hi" }] } }).then((r) => r.status);
+    expect(await chat()).toBe(200);
+    await g.admin.agents.transition(p.id, agent.id, { to: "retired" });
+    await g.synced(p.id, winner.id);
+    expect((await g.admin.keys.get(p.id, winner.id)).status).toBe("revoked");
+    expect(await chat()).toBe(401);
+  });
+
+  it("retiring a retired agent that still names a live key revokes the key (a retirement whose revocation failed is retried)", async () => {
+    const p = await g.project("agent-retire-retry");
+    const m = await g.model(p.id, "retry-model");
+    const agent = await g.admin.agents.create(p.id, { name: "half retired", guardrails: { models: [m.id] } });
+    await g.publish("models");
+    const issued = await g.admin.agents.issueKey(p.id, agent.id, {});
+    await g.synced(p.id, issued.id);
+    const chat = () => g.call(p.id, "/v1/chat/completions", { key: issued.key, body: { model: "retry-model", messages: [{ role: "user", content: "hi" }] } }).then((r) => r.status);
+    expect(await chat()).toBe(200);
+    // What a retirement whose revocation failed left: the agent retired, its key live.
+    const item = g.t.container().item(agent.id, [g.tenant, p.id]);
+    const { resource } = await item.read<Record<string, unknown>>();
+    await item.replace({ ...resource!, lifecycle: { state: "retired" } });
+    expect((await g.admin.agents.get(p.id, agent.id)).lifecycle.state).toBe("retired");
+    expect((await g.admin.keys.get(p.id, issued.id)).status).toBe("active");
+
+    const again = await g.admin.agents.transition(p.id, agent.id, { to: "retired" });
+    expect([again.lifecycle.state, again.key?.keyId]).toEqual(["retired", issued.id]);
+    await g.synced(p.id, issued.id);
+    expect((await g.admin.keys.get(p.id, issued.id)).status).toBe("revoked");
+    expect(await chat()).toBe(401);
+    await g.t.relay();
+    expect(g.t.events().some((e) => e.type === "aigov.key.revocation.requested.v1" && (e.data as { keyId?: string; reason?: string }).keyId === issued.id)).toBe(true);
+    // A retired agent without a live key stays where it is: retired is final.
+    await expect(g.admin.agents.transition(p.id, agent.id, { to: "active" })).rejects.toMatchObject({ status: 409, problem: { reason: "agent_transition_not_allowed" } });
+  });
+
+  it("a card written for both A2A versions is served with both versions' interfaces at the gateway: v0.3's url and additional interfaces too, and no extended card in either form", async () => {
+    const p = await g.project("dual-cards");
+    const own = agentServer.card as { supportedInterfaces: Record<string, unknown>[]; capabilities?: Record<string, unknown> };
+    const dual = {
+      ...agentServer.card,
+      capabilities: { ...own.capabilities, extendedAgentCard: true },
+      // v0.3's fields, for v0.3 clients: the agent's own address, and an interface elsewhere.
+      protocolVersion: "0.3.0",
+      url: `${agentServer.url}/a2a`,
+      preferredTransport: "JSONRPC",
+      additionalInterfaces: [
+        { url: `${agentServer.url}/a2a`, transport: "JSONRPC" },
+        { url: "https://elsewhere.example.com/a2a", transport: "HTTP+JSON" },
+      ],
+      supportsAuthenticatedExtendedCard: true,
+    };
+    const created = await g.admin.agents.create(p.id, { name: "dual", card: { card: dual }, guardrails: { dataClasses: ["internal"] } });
+    expect(created.card).toMatchObject({ valid: true, version: "1.0" });
+    const agent = await g.admin.agents.transition(p.id, created.id, { to: "active" });
+    await g.publish("a card for both versions");
+    const k = (await g.key(dev, p.id, { name: "card reader", scopes: { agents: [agent.id] } })).key;
+    const api = `${g.t.gateway.url}/${g.names.agentApiPath(p.id, agent.id)}`;
+    const res = await fetch(`${api}/.well-known/agent-card.json`, { headers: { "api-key": k } });
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    const card = JSON.parse(text) as Record<string, unknown> & { url: string; capabilities: Record<string, unknown> };
+    expect(card.supportedInterfaces).toEqual([{ url: `${api}/a2a`, protocolBinding: "JSONRPC", protocolVersion: "1.0" }]);
+    expect(card.url).toBe(`${api}/a2a`);
+    expect(card.additionalInterfaces).toEqual([{ url: `${api}/a2a`, transport: "JSONRPC" }]);
+    expect(card.supportsAuthenticatedExtendedCard).toBeUndefined();
+    expect(card.capabilities.extendedAgentCard).toBe(false);
+    // No address in the card leads past the gateway.
+    expect(text).not.toContain(new URL(agentServer.url).host);
+    expect(text).not.toContain("elsewhere.example.com");
+    // A v0.3 client calls `url`: through the gateway, under the guardrails.
+    const call = (headers: Record<string, string>) =>
+      fetch(card.url, { method: "POST", headers: { "content-type": "application/json", "api-key": k, ...headers }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "message/send", params: { message: { role: "user", messageId: "d1", parts: [{ kind: "text", text: "Faro" }] } } }) });
+    const answered = await call({ "x-aigov-data-class": "internal" });
+    expect([answered.status, ((await answered.json()) as { result: { parts: { text: string }[] } }).result.parts[0]!.text]).toEqual([200, "planned: Faro"]);
+    expect((await call({ "x-aigov-data-class": "restricted" })).status).toBe(403);
+  });
+
   it("an agent's content-safety level screens its key's model calls on top of the project's (which has none here)", async () => {
     const p = await g.project("agent-safety");
     const m = await g.model(p.id, "safe-model");

@@ -71,6 +71,33 @@ describe("the card served at an agent's API", () => {
     expect(out.securityRequirements).toEqual([{ schemes: { apiKey: { list: [] }, aigovGatewayKey: { list: [] } } }]);
   });
 
+  it("v1.0 with v0.3's fields too (a card for both versions): v0.3's url and additional interfaces at the gateway as well, neither form of the extended card; still a valid v1.0 card", () => {
+    const card = {
+      ...fixture("v1-weather.json"),
+      protocolVersion: "0.3.0",
+      url: "https://weather.contoso.example/a2a/v1",
+      preferredTransport: "JSONRPC",
+      additionalInterfaces: [
+        { url: "https://weather.contoso.example/a2a/rest", transport: "HTTP+JSON" },
+        { url: "https://weather-direct.contoso.example/a2a/v1", transport: "JSONRPC" },
+      ],
+      supportsAuthenticatedExtendedCard: true,
+    } as Record<string, unknown>;
+    const out = served("1.0", card, "https://weather.contoso.example/a2a/v1");
+    expect(out.url).toBe(`${GATEWAY}/v1`);
+    expect(out.additionalInterfaces).toEqual([{ url: `${GATEWAY}/rest`, transport: "HTTP+JSON" }]);
+    expect(out.supportsAuthenticatedExtendedCard).toBeUndefined();
+    expect((out.capabilities as { extendedAgentCard: unknown }).extendedAgentCard).toBe(false);
+    expect(JSON.stringify(out)).not.toMatch(/https:\/\/weather(-direct)?\.contoso\.example\/a2a/);
+    // v0.3's url names no interface the gateway serves: the agent's endpoint at the gateway instead.
+    const elsewhere = served("1.0", { ...card, url: "https://weather-direct.contoso.example/a2a/v1" }, "https://weather.contoso.example/a2a/v1");
+    expect(elsewhere.url).toBe(`${GATEWAY}/v1`);
+    // A v1.0 card without v0.3's fields gets none.
+    expect(Object.keys(served("1.0", fixture("v1-weather.json"), "https://weather.contoso.example/a2a/v1")).filter((k) => ["url", "additionalInterfaces"].includes(k))).toEqual([]);
+    const check = validateAgentCard(out);
+    expect([check.version, check.findings.filter((f) => f.severity === "error")]).toEqual(["1.0", []]);
+  });
+
   it("an interface is under the service URL only by its resolved path, on a segment boundary, at the same origin; anything spelled to look otherwise is dropped", () => {
     const card = { ...fixture("v1-weather.json") } as Record<string, unknown>;
     const service = "https://weather.contoso.example/a2a";

@@ -17,7 +17,7 @@ import { unversioned } from "../../ports/store.js";
 import { toArray } from "../../domain/paging.js";
 import { holdsOn, PROJECT_MANAGERS } from "../../domain/kernel/roles.js";
 import { agentPath, type AgentDoc, type ConnectionDoc } from "./documents.js";
-import { AgentPatch, AgentSpec, Guardrails, LifecycleChange, type Agent, type AgentSpecInput, type LifecycleState } from "./schema.js";
+import { AgentPatch, AgentSpec, Guardrails, LifecycleChange, type Agent, type AgentSpecInput, type GuardrailsPatch, type LifecycleState } from "./schema.js";
 import type { CardRecorder } from "./card-record.js";
 import { refuseAgentEndpoint } from "./endpoint.js";
 import { searchTextOf } from "./catalog.js";
@@ -147,7 +147,15 @@ export class AgentRegistry {
     this.checkEndpoint(patch.endpoint?.url);
     const current = await this.load(ctx.principal.tenantId, projectId, id);
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
-    if (patch.guardrails) await this.checkGuardrails(ctx.principal.tenantId, projectId, patch.guardrails, "body.guardrails");
+    // Guardrails merge field by field: a PATCH of one limit keeps the models, data classes and level.
+    const guardrails = patch.guardrails ? mergeGuardrails(current.guardrails, patch.guardrails) : undefined;
+    if (guardrails) {
+      await this.checkGuardrails(ctx.principal.tenantId, projectId, guardrails, "body.guardrails", patch.guardrails);
+      // The agent's key follows its guardrails, and a key without model scope reaches every model of the project.
+      if (current.key && guardrails.models.length === 0) {
+        throw new AppError({ kind: "validation", detail: `the guardrails would name no model, and agent ${id} has key ${current.key.keyId}: a key without model scope reaches every model of the project`, reason: "agent_guardrails_need_models", errors: [{ field: "body.guardrails.models", message: "an agent with a key keeps at least one model" }] });
+      }
+    }
     const next: AgentDoc = { ...unversioned(current), updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
     const overrides = new Set(current.localOverrides ?? []);
     for (const field of ["name", "description"] as const) {
@@ -162,7 +170,7 @@ export class AgentRegistry {
     if (patch.environment !== undefined) next.environment = patch.environment;
     if (patch.dataClasses !== undefined) next.dataClasses = patch.dataClasses;
     if (patch.enabled !== undefined) next.enabled = patch.enabled;
-    if (patch.guardrails !== undefined) next.guardrails = patch.guardrails;
+    if (guardrails) next.guardrails = guardrails;
     if (patch.card === null) delete next.card;
     else if (patch.card !== undefined) next.card = await this.cards.record(patch.card, "body.card");
     if (patch.endpoint === null) delete next.endpoint;
@@ -175,8 +183,8 @@ export class AgentRegistry {
     // The agent's key first: a refusal (a locked project, an ETag race on the key) then leaves the agent
     // as it was, instead of stored guardrails the key never followed — which the same PATCH again, seeing
     // nothing changed, would never repair. Asked on every guardrails PATCH; a key already so is untouched.
-    if (patch.guardrails && current.key && this.keys) {
-      await this.keys.rescope(ctx, projectId, current.key.keyId, { models: patch.guardrails.models, tools: patch.guardrails.tools }, keyLimits(patch.guardrails));
+    if (guardrails && current.key && this.keys) {
+      await this.keys.rescope(ctx, projectId, current.key.keyId, { models: guardrails.models, tools: guardrails.tools }, keyLimits(guardrails));
     }
     const updated = await this.agents.replace(ctx, current, next, { action: "agent.update", event: "aigov.agent.updated.v1" });
     return (await this.seen(ctx.principal.tenantId, [updated]))[0]!;
@@ -187,6 +195,12 @@ export class AgentRegistry {
     const change = parseOrThrow(LifecycleChange, input, "body");
     const current = await this.load(ctx.principal.tenantId, projectId, id);
     const from = current.lifecycle.state;
+    // Retiring a retired agent again revokes the key it still names (a retirement recorded before its key
+    // was revoked: nothing else would ever revoke it). Nothing else changes.
+    if (from === "retired" && change.to === "retired" && current.key && this.keys) {
+      await this.keys.revoke(ctx, projectId, current.key.keyId, `agent ${id} retired`);
+      return (await this.present(ctx.principal.tenantId, [current]))[0]!;
+    }
     const unblock = from === "blocked" && change.to === current.lifecycle.blockedFrom;
     if (!unblock && !MOVES[from].includes(change.to)) {
       fail({ kind: "conflict", detail: `an agent in state ${from} cannot become ${change.to}`, reason: "agent_transition_not_allowed" });
@@ -206,13 +220,14 @@ export class AgentRegistry {
       ...(change.reason ? { reason: change.reason } : {}),
     };
     const next: AgentDoc = { ...unversioned(current), lifecycle, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
+    // A retired agent's key goes with it (a blocked one's stays: blocking is undone by unblocking). Revoked
+    // first: a revocation that fails leaves the agent as it was, and the same request again retires it.
+    if (change.to === "retired" && current.key && this.keys) await this.keys.revoke(ctx, projectId, current.key.keyId, `agent ${id} retired`);
     const updated = await this.agents.replace(ctx, current, next, {
       action: `agent.lifecycle.${change.to}`,
       event: "aigov.agent.lifecycle.changed.v1",
       data: { agentId: id, projectId, from, to: change.to, ...(change.reason ? { reason: change.reason } : {}) },
     });
-    // A retired agent's key goes with it (a blocked one's stays: blocking is undone by unblocking).
-    if (change.to === "retired" && current.key && this.keys) await this.keys.revoke(ctx, projectId, current.key.keyId, `agent ${id} retired`);
     return (await this.seen(ctx.principal.tenantId, [updated]))[0]!;
   }
 
@@ -244,16 +259,27 @@ export class AgentRegistry {
       limits: keyLimits(current.guardrails),
       ...(input.expiresAt ? { expiresAt: input.expiresAt } : {}),
     });
-    // Recorded after the key exists: a failure here leaves a key the agent does not name, found by its name and revocable.
-    for (;;) {
-      const cur = await this.load(ctx.principal.tenantId, projectId, id);
-      const next: AgentDoc = { ...unversioned(cur), key: { keyId: created.id, issuedAt: this.clock.now().toISOString() }, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
-      try {
-        await this.agents.replace(ctx, cur, next, { action: "agent.key.issue", event: "aigov.agent.key.issued.v1", data: { agentId: id, projectId, keyId: created.id } });
-        break;
-      } catch (err) {
-        if (!(err instanceof AppError && err.error.kind === "preconditionFailed")) throw err;
+    // Recorded after the key exists. A key the agent does not end up naming would be governed by nothing
+    // (never rescoped, never revoked with the agent): it is revoked before the request fails — also when
+    // another request gave the agent its key meanwhile (both passed the check above).
+    try {
+      for (;;) {
+        const cur = await this.load(ctx.principal.tenantId, projectId, id);
+        if (cur.key?.keyId === created.id) break;
+        if (cur.key) fail({ kind: "conflict", detail: `agent ${id} already has key ${cur.key.keyId}`, reason: "agent_has_key" });
+        const next: AgentDoc = { ...unversioned(cur), key: { keyId: created.id, issuedAt: this.clock.now().toISOString() }, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
+        try {
+          await this.agents.replace(ctx, cur, next, { action: "agent.key.issue", event: "aigov.agent.key.issued.v1", data: { agentId: id, projectId, keyId: created.id } });
+          break;
+        } catch (err) {
+          if (!(err instanceof AppError && err.error.kind === "preconditionFailed")) throw err;
+        }
       }
+    } catch (err) {
+      // Unless the write took effect after all (a reply lost): then the agent names the key.
+      const named = await this.load(ctx.principal.tenantId, projectId, id).then((a) => a.key?.keyId === created.id, () => false);
+      if (!named) await keys.revoke(ctx, projectId, created.id, `issued for agent ${id} but not recorded on it (another key was, or the request failed)`);
+      throw err;
     }
     return created;
   }
@@ -284,10 +310,12 @@ export class AgentRegistry {
     });
   }
 
-  private async checkGuardrails(tenantId: string, projectId: string, guardrails: Guardrails, field: string): Promise<void> {
+  /** The guardrails' models and tools must name the project's (only those a PATCH sends: `sent`; all on create). */
+  private async checkGuardrails(tenantId: string, projectId: string, guardrails: Guardrails, field: string, sent?: GuardrailsPatch): Promise<void> {
     parseOrThrow(Guardrails, guardrails, field.split(".")[0]!);
     if (!this.keys) return;
-    const unknown = await this.keys.unknownScopes(tenantId, projectId, { models: guardrails.models, tools: guardrails.tools });
+    const asked = { models: !sent || sent.models ? guardrails.models : [], tools: !sent || sent.tools ? guardrails.tools : [] };
+    const unknown = await this.keys.unknownScopes(tenantId, projectId, asked);
     const errors = [
       ...unknown.models.map((m) => ({ field: `${field}.models.${guardrails.models.indexOf(m)}`, message: `model ${m} is not registered in this project` })),
       ...unknown.tools.map((t) => ({ field: `${field}.tools.${guardrails.tools.indexOf(t)}`, message: `${t} names no MCP server, tool or toolbox of this project` })),
@@ -300,6 +328,23 @@ export class AgentRegistry {
     if (!holdsOn(ctx.principal, project, PROJECT_MANAGERS)) fail({ kind: "forbidden", detail: "changing a project's agents needs TenantAdmin or ProjectAdmin" });
     return project;
   }
+}
+
+/** The guardrails after a merge patch: fields sent replace (lists as a whole), absent ones stay, a null limit goes. */
+export function mergeGuardrails(current: Guardrails, patch: GuardrailsPatch): Guardrails {
+  const limits: Guardrails["limits"] = { ...current.limits };
+  for (const name of ["tokensPerMinute", "requestsPerMinute", "callsPerMinute"] as const) {
+    const value = patch.limits?.[name];
+    if (value === null) delete limits[name];
+    else if (value !== undefined) limits[name] = value;
+  }
+  return {
+    models: patch.models ?? current.models,
+    tools: patch.tools ?? current.tools,
+    limits,
+    contentSafety: patch.contentSafety ?? current.contentSafety,
+    dataClasses: patch.dataClasses ?? current.dataClasses,
+  };
 }
 
 /** The agent's key limits from its guardrails. */

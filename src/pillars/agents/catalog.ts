@@ -9,7 +9,7 @@ import { z } from "zod";
 import type { Page, RequestContext } from "../../domain/common.js";
 import { AppError, fail } from "../../domain/errors.js";
 import { everyDoc } from "../../domain/paging.js";
-import type { Project } from "../../domain/projects/schema.js";
+import { ProjectId, type Project } from "../../domain/projects/schema.js";
 import type { Store } from "../../ports/store.js";
 import type { AgentDoc } from "./documents.js";
 
@@ -19,7 +19,7 @@ type Kind = (typeof CATALOG_KINDS)[number];
 export const CatalogSearchQuery = z.strictObject({
   q: z.string().trim().min(1).max(100).optional().meta({ description: "Words that must all appear (case-insensitive): names, descriptions, owners, models, skills" }),
   kind: z.enum(CATALOG_KINDS).optional(),
-  projectId: z.string().max(40).optional(),
+  projectId: ProjectId.optional().meta({ description: "Only this project's entries" }),
   maxPageSize: z.coerce.number().int().min(1).max(100).default(50),
   continuationToken: z.string().min(1).max(4096).optional(),
 });

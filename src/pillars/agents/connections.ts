@@ -71,6 +71,10 @@ export class ConnectionService {
     this.check(spec.scope, spec.credentials, spec.regions, "body");
     this.mayUsePlatformIdentity(ctx.principal.tenantId, spec.credentials.kind);
     await this.projects.get(ctx, spec.projectId);
+    // A name already taken is refused before a secret is written (the batch below still decides a race).
+    if (await this.store.read(this.partition(ctx.principal.tenantId), connectionNameId(spec.name))) {
+      fail({ kind: "conflict", detail: `a connection named '${spec.name}' already exists`, reason: "name_taken" });
+    }
     const id = newId("con");
     const credentials = await this.storeCredentials(id, spec.credentials);
     const now = this.clock.now().toISOString();
@@ -90,12 +94,20 @@ export class ConnectionService {
       updatedAt: now,
       updatedBy: ctx.principal.userId,
     };
-    return this.connections.create(ctx, doc, {
-      action: "agentConnection.create",
-      event: "aigov.agent.connection.created.v1",
-      extraOps: [{ kind: "create", doc: { id: connectionNameId(spec.name), ...this.partition(ctx.principal.tenantId), docType: "nameReservation", resourceId: id } }],
-      onFailure: (index, status) => (index === 1 && status === 409 ? { kind: "conflict", detail: `a connection named '${spec.name}' already exists`, reason: "name_taken" } : undefined),
-    });
+    try {
+      return await this.connections.create(ctx, doc, {
+        action: "agentConnection.create",
+        event: "aigov.agent.connection.created.v1",
+        extraOps: [{ kind: "create", doc: { id: connectionNameId(spec.name), ...this.partition(ctx.principal.tenantId), docType: "nameReservation", resourceId: id } }],
+        onFailure: (index, status) => (index === 1 && status === 409 ? { kind: "conflict", detail: `a connection named '${spec.name}' already exists`, reason: "name_taken" } : undefined),
+      });
+    } catch (err) {
+      // No connection names the secret (unless the write took effect after all, its reply lost): it goes.
+      if (credentials.kind !== "workloadIdentity" && !(await this.read(ctx.principal.tenantId, id).catch(() => "unknown"))) {
+        await this.secrets.delete(credentials.secretRef.name).catch(() => undefined);
+      }
+      throw err;
+    }
   }
 
   async get(ctx: RequestContext, id: string): Promise<Connection> {
@@ -136,15 +148,28 @@ export class ConnectionService {
       this.check(scope, patch.credentials, regions, "body");
       this.mayUsePlatformIdentity(ctx.principal.tenantId, patch.credentials.kind);
       next.credentials = await this.storeCredentials(id, patch.credentials);
-      // The replaced secret stops working for reads at once (a rollback is re-sending it).
-      if (current.credentials.kind !== "workloadIdentity") await this.secrets.disableVersion(current.credentials.secretRef.name, current.credentials.secretRef.version).catch(() => undefined);
     } else this.check(scope, { kind: current.credentials.kind } as CredentialsSpec, regions, "body", true);
     if (patch.description === null) delete next.description;
     else if (patch.description !== undefined) next.description = patch.description;
     if (patch.owner !== undefined) next.owner = patch.owner;
     if (patch.schedule !== undefined) next.schedule = patch.schedule;
     if (patch.enabled !== undefined) next.enabled = patch.enabled;
-    return this.connections.replace(ctx, current, next, { action: "agentConnection.update", event: "aigov.agent.connection.updated.v1" });
+    let updated: Connection;
+    try {
+      updated = await this.connections.replace(ctx, current, next, { action: "agentConnection.update", event: "aigov.agent.connection.updated.v1" });
+    } catch (err) {
+      // The new version is nobody's (a concurrent change won the replace, say): it stops working; the
+      // document still names the version it had, which stays enabled.
+      const stored = patch.credentials && next.credentials.kind !== "workloadIdentity" ? next.credentials.secretRef : undefined;
+      if (stored) {
+        const named = await this.read(ctx.principal.tenantId, id).then((d) => (d && d.credentials.kind !== "workloadIdentity" ? d.credentials.secretRef.version === stored.version : false), () => true);
+        if (!named) await this.secrets.disableVersion(stored.name, stored.version).catch(() => undefined);
+      }
+      throw err;
+    }
+    // Once the document names the new credentials, the replaced secret stops working for reads (a rollback is re-sending it).
+    if (patch.credentials && current.credentials.kind !== "workloadIdentity") await this.secrets.disableVersion(current.credentials.secretRef.name, current.credentials.secretRef.version).catch(() => undefined);
+    return updated;
   }
 
   /** The connection goes; its agents stay in the registry with their provenance and local governance (they may then be deleted). */
@@ -153,7 +178,8 @@ export class ConnectionService {
     const current = await this.load(ctx.principal.tenantId, id);
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     await this.connections.delete(ctx, current, { action: "agentConnection.delete", event: "aigov.agent.connection.deleted.v1", extraOps: [{ kind: "delete", id: connectionNameId(current.name) }] });
-    if (current.credentials.kind !== "workloadIdentity") await this.secrets.delete(connectionSecretName(id)).catch(() => undefined);
+    // Whatever its credentials now: a connection moved to workload identity keeps its earlier secret's versions (disabled) under the name.
+    await this.secrets.delete(connectionSecretName(id)).catch(() => undefined);
   }
 
   // ---- the switches

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { idSchema, serverFields } from "../../domain/common.js";
+import { ProjectId } from "../../domain/projects/schema.js";
 import { Region } from "../../policy/identifiers.js";
 import { DATA_CLASSES, ModelId } from "../models/schema.js";
 
@@ -27,6 +28,16 @@ const Owner = z.string().trim().min(1).max(256).meta({ description: "Who answers
 /** Scope entries of the tools pillar (servers, single tools, toolboxes), as keys take them. */
 const ToolScopeEntry = z.string().regex(/^(srv_[0-9a-z]{20}(\/[A-Za-z0-9_.-]{1,128})?|tbx_[0-9a-z]{20})$/, "must be an MCP server id (srv_…), a server's tool (srv_…/<tool name>) or a toolbox id (tbx_…)");
 
+/** The parts of the guardrails, shared by the full form (create) and the merge patch (update). */
+const GuardrailModels = z.array(ModelId).max(50).meta({ description: "Models of the project the agent's key may call (empty: none)" });
+const GuardrailTools = z.array(ToolScopeEntry).max(100).meta({ description: "MCP servers, tools and toolboxes the agent's key may call (empty: none)" });
+const limitFields = {
+  tokensPerMinute: z.int().min(1).max(1_000_000_000).meta({ description: "The agent's key: tokens per minute across its models" }),
+  requestsPerMinute: z.int().min(1).max(1_000_000).meta({ description: "The agent's key: requests per minute" }),
+  callsPerMinute: z.int().min(1).max(1_000_000).meta({ description: "Callers of the agent: calls per minute per key, at the agent's API" }),
+};
+const GuardrailDataClasses = z.array(z.enum(DATA_CLASSES)).min(1).max(DATA_CLASSES.length).meta({ description: "Data classes the agent may handle; a call to it carrying x-aigov-data-class outside them is refused" });
+
 /**
  * What an agent may do, owned by the platform team and never touched by a sync: the models and tools
  * its key reaches, its limits (its key's, and per caller at its own API), content safety on calls to it,
@@ -34,17 +45,17 @@ const ToolScopeEntry = z.string().regex(/^(srv_[0-9a-z]{20}(\/[A-Za-z0-9_.-]{1,1
  */
 export const Guardrails = z
   .strictObject({
-    models: z.array(ModelId).max(50).default([]).meta({ description: "Models of the project the agent's key may call (empty: none)" }),
-    tools: z.array(ToolScopeEntry).max(100).default([]).meta({ description: "MCP servers, tools and toolboxes the agent's key may call (empty: none)" }),
+    models: GuardrailModels.default([]),
+    tools: GuardrailTools.default([]),
     limits: z
       .strictObject({
-        tokensPerMinute: z.int().min(1).max(1_000_000_000).optional().meta({ description: "The agent's key: tokens per minute across its models" }),
-        requestsPerMinute: z.int().min(1).max(1_000_000).optional().meta({ description: "The agent's key: requests per minute" }),
-        callsPerMinute: z.int().min(1).max(1_000_000).optional().meta({ description: "Callers of the agent: calls per minute per key, at the agent's API" }),
+        tokensPerMinute: limitFields.tokensPerMinute.optional(),
+        requestsPerMinute: limitFields.requestsPerMinute.optional(),
+        callsPerMinute: limitFields.callsPerMinute.optional(),
       })
       .default({}),
     contentSafety: z.enum(CONTENT_SAFETY_LEVELS).default("project"),
-    dataClasses: z.array(z.enum(DATA_CLASSES)).min(1).max(DATA_CLASSES.length).default(["public", "internal"]).meta({ description: "Data classes the agent may handle; a call to it carrying x-aigov-data-class outside them is refused" }),
+    dataClasses: GuardrailDataClasses.default(["public", "internal"]),
   })
   .meta({ id: "AgentGuardrails" });
 export type Guardrails = z.output<typeof Guardrails>;
@@ -59,6 +70,29 @@ export const GuardrailsView = z
   })
   .meta({ id: "AgentGuardrailsView" });
 export type GuardrailsInput = z.input<typeof Guardrails>;
+
+/**
+ * The guardrails in a PATCH (merge patch): a field sent replaces the agent's (lists as a whole), a field
+ * absent keeps its value, a limit sent as null is removed. An agent with a key keeps at least one model
+ * (a key without model scope reaches every model of the project).
+ */
+export const GuardrailsPatch = z
+  .strictObject({
+    models: GuardrailModels.optional(),
+    tools: GuardrailTools.optional(),
+    limits: z
+      .strictObject({
+        tokensPerMinute: limitFields.tokensPerMinute.nullable().optional(),
+        requestsPerMinute: limitFields.requestsPerMinute.nullable().optional(),
+        callsPerMinute: limitFields.callsPerMinute.nullable().optional(),
+      })
+      .optional()
+      .meta({ description: "Merged into the agent's limits: a limit absent is kept, null removes it" }),
+    contentSafety: z.enum(CONTENT_SAFETY_LEVELS).optional(),
+    dataClasses: GuardrailDataClasses.optional(),
+  })
+  .meta({ id: "AgentGuardrailsPatch" });
+export type GuardrailsPatch = z.output<typeof GuardrailsPatch>;
 
 /** Where the gateway forwards calls to the agent. */
 export const AgentEndpoint = z
@@ -191,7 +225,7 @@ export const AgentSpec = z
 export type AgentSpecInput = z.input<typeof AgentSpec>;
 export type AgentSpec = z.output<typeof AgentSpec>;
 
-/** Merge patch: absent = unchanged; null clears an optional field; guardrails replace as a whole. */
+/** Merge patch: absent = unchanged; null clears an optional field; guardrails merge field by field (GuardrailsPatch). */
 export const AgentPatch = z
   .strictObject({
     name: Name.optional(),
@@ -201,7 +235,7 @@ export const AgentPatch = z
     dataClasses: z.array(z.enum(DATA_CLASSES)).min(1).max(DATA_CLASSES.length).optional(),
     endpoint: AgentEndpoint.nullable().optional(),
     card: CardSource.nullable().optional(),
-    guardrails: Guardrails.optional(),
+    guardrails: GuardrailsPatch.optional(),
     enabled: z.boolean().optional(),
   })
   .meta({ id: "AgentPatch" });
@@ -289,7 +323,7 @@ export const ConnectionSpec = z
   .strictObject({
     name: z.string().regex(/^[a-z][a-z0-9-]{1,39}$/, "2–40 lower-case letters, digits or '-', starting with a letter"),
     description: Description.optional(),
-    projectId: z.string().meta({ description: "The project the connection's agents are registered in" }),
+    projectId: ProjectId.meta({ description: "The project the connection's agents are registered in" }),
     scope: ConnectionScope,
     regions: z.array(Region).min(1).max(20).meta({ description: "Regions listed (Foundry: the keys of projectEndpoints)" }),
     credentials: ConnectionCredentialsSpec,

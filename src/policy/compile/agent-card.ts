@@ -7,13 +7,14 @@
  *   interfaces elsewhere (another origin, another path, a path that only gets there through `..`, an
  *   encoded slash, dot or backslash) are dropped, since calls there would bypass the gateway or land on
  *   another API of it. If none is left, the agent's endpoint at the gateway is listed with the card's
- *   first binding;
+ *   first binding. A card written for both versions gets both versions' fields rewritten (v0.3's `url`
+ *   and `additionalInterfaces`, v1.0's `supportedInterfaces`), whichever version it was recorded as;
  * - security: the gateway removes `Authorization`, the key header and the key query parameter before
  *   forwarding, and ends TLS, so schemes that ride on them (HTTP auth, OAuth 2, OpenID Connect, mutual TLS,
  *   an API key in those places) cannot reach the agent through it. They are left out, with every
  *   requirement that needs one; the gateway's key (`api-key` header) joins each requirement that is left
  *   (card-level and per skill, in both the v1.0 and the v0.3 form a card carries), or is the only one;
- * - the extended card is not offered: it would come from the agent itself, unrewritten;
+ * - the extended card is not offered (in either version's form): it would come from the agent itself, unrewritten;
  * - signatures are dropped: they sign the card as the agent published it, which this no longer is.
  *
  * URLs are written against {@link AGENT_CARD_PLACEHOLDER}; the gateway replaces it with its own URL for the
@@ -145,27 +146,32 @@ export function servedAgentCard(version: "0.3" | "1.0", document: Json, endpoint
   Object.assign(card, secured(card, true));
   if (Array.isArray(card.skills)) card.skills = card.skills.map((s: unknown) => (isRecord(s) ? secured(s, false) : s));
 
-  if (version === "0.3") {
-    card.url = atGateway(card.url) ?? endpointAtGateway;
+  // Interfaces: the card's own version's fields, and the other version's where a card written for both
+  // versions carries them (a client of either version reads its own): none may lead past the gateway.
+  const legacyInterfaces = () => {
+    if (version === "0.3" || card.url !== undefined) card.url = atGateway(card.url) ?? endpointAtGateway;
     if (Array.isArray(card.additionalInterfaces)) {
       card.additionalInterfaces = card.additionalInterfaces.flatMap((i: unknown) => {
         const url = isRecord(i) ? atGateway(i.url) : undefined;
         return url ? [{ ...(i as Json), url }] : [];
       });
     }
-    delete card.supportsAuthenticatedExtendedCard;
-    return finish(card);
-  }
-
-  const interfaces = Array.isArray(card.supportedInterfaces) ? (card.supportedInterfaces as unknown[]).filter(isRecord) : [];
-  const keptInterfaces = interfaces.flatMap((i) => {
-    const url = atGateway(i.url);
-    return url ? [{ ...i, url }] : [];
-  });
-  const first = interfaces[0];
-  card.supportedInterfaces = keptInterfaces.length
-    ? keptInterfaces
-    : [{ url: endpointAtGateway, protocolBinding: first?.protocolBinding ?? "JSONRPC", ...(first?.protocolVersion ? { protocolVersion: first.protocolVersion } : {}) }];
+  };
+  const currentInterfaces = () => {
+    const interfaces = Array.isArray(card.supportedInterfaces) ? (card.supportedInterfaces as unknown[]).filter(isRecord) : [];
+    const keptInterfaces = interfaces.flatMap((i) => {
+      const url = atGateway(i.url);
+      return url ? [{ ...i, url }] : [];
+    });
+    const first = interfaces[0];
+    card.supportedInterfaces = keptInterfaces.length
+      ? keptInterfaces
+      : [{ url: endpointAtGateway, protocolBinding: first?.protocolBinding ?? "JSONRPC", ...(first?.protocolVersion ? { protocolVersion: first.protocolVersion } : {}) }];
+  };
+  if (version === "0.3" || card.url !== undefined || card.additionalInterfaces !== undefined) legacyInterfaces();
+  if (version === "1.0" || card.supportedInterfaces !== undefined) currentInterfaces();
+  // No extended card, in either version's form.
+  delete card.supportsAuthenticatedExtendedCard;
   if (isRecord(card.capabilities) && card.capabilities.extendedAgentCard !== undefined) card.capabilities = { ...card.capabilities, extendedAgentCard: false };
   return finish(card);
 }
