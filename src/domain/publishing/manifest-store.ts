@@ -1,6 +1,7 @@
 import { artifactHash, artifactRef, type ArtifactRef, type GatewayArtifact } from "../../ports/gateway.js";
-import type { Store, StoredDoc } from "../../ports/store.js";
+import type { BatchResult, Store, StoredDoc } from "../../ports/store.js";
 import { mapLimit } from "../../util/map-limit.js";
+import { AppError } from "../errors.js";
 import { partitionOf, PART_SIZE, READ_CONCURRENCY, type GatewayStateDoc, type Manifest, type PublishingDocuments, type RevisionDoc } from "./documents.js";
 import type { ArtifactChange, Revision } from "./schema.js";
 
@@ -85,8 +86,8 @@ export class ManifestStore {
   /** Stores artifacts by their hash (idempotent: the same content is one document). */
   async storeArtifacts(tenantId: string, byHash: Map<string, GatewayArtifact>): Promise<void> {
     const partition = partitionOf(tenantId);
-    await mapLimit([...byHash], READ_CONCURRENCY, ([hash, artifact]) =>
-      this.store.batch(partition, [{ kind: "upsert", doc: { id: artifactDocId(hash), ...partition, docType: "gatewayArtifact", artifact } satisfies ArtifactDoc }]),
+    await mapLimit([...byHash], READ_CONCURRENCY, async ([hash, artifact]) =>
+      written(await this.store.batch(partition, [{ kind: "upsert", doc: { id: artifactDocId(hash), ...partition, docType: "gatewayArtifact", artifact } satisfies ArtifactDoc }]), `artifact ${hash}`),
     );
   }
 
@@ -98,7 +99,7 @@ export class ManifestStore {
     for (let i = 0; i * PART_SIZE < entries.length || i === 0; i++) {
       parts.push({ id: partId(revisionId, i), ...partition, docType: "revisionPart", entries: entries.slice(i * PART_SIZE, (i + 1) * PART_SIZE) });
     }
-    await mapLimit(parts, READ_CONCURRENCY, (p) => this.store.batch(partition, [{ kind: "create", doc: p }]));
+    await mapLimit(parts, READ_CONCURRENCY, async (p) => written(await this.store.batch(partition, [{ kind: "create", doc: p }]), `manifest part ${p.id}`));
     return parts.length;
   }
 
@@ -197,4 +198,13 @@ export class ManifestStore {
     }
     return m;
   }
+}
+
+/**
+ * A write a revision will point at must have happened: the store answers a refused write (throttled past
+ * its retries, too large) with ok: false, and a revision recorded over a missing part could not be
+ * applied — or, for a registry part, would leave every later publish of the tenant unable to read it.
+ */
+export function written(result: BatchResult, what: string): void {
+  if (!result.ok) throw new AppError({ kind: "unavailable", detail: `storing ${what} failed (status ${result.status}); nothing was published: retry` });
 }

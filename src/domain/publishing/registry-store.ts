@@ -1,6 +1,7 @@
 import type { Store, StoredDoc } from "../../ports/store.js";
 import { mapLimit } from "../../util/map-limit.js";
 import { partitionOf, PART_SIZE, READ_CONCURRENCY, type PublishingDocuments } from "./documents.js";
+import { written } from "./manifest-store.js";
 import { snapshotFrom, snapshotParts, type RegistryPart, type RegistrySnapshot } from "./registry.js";
 
 const registryPartId = (revisionId: string, n: number) => `revreg.${revisionId}.${n}`;
@@ -30,14 +31,14 @@ export class RegistryStore {
   async save(tenantId: string, revisionId: string, registry: RegistrySnapshot): Promise<number> {
     const partition = partitionOf(tenantId);
     const { entries, parts } = snapshotParts(registry);
-    await mapLimit([...parts], READ_CONCURRENCY, ([hash, part]) =>
-      this.store.batch(partition, [{ kind: "upsert", doc: { id: registryDocId(hash), ...partition, docType: "registryPart", part } satisfies RegistryPartDoc }]),
+    await mapLimit([...parts], READ_CONCURRENCY, async ([hash, part]) =>
+      written(await this.store.batch(partition, [{ kind: "upsert", doc: { id: registryDocId(hash), ...partition, docType: "registryPart", part } satisfies RegistryPartDoc }]), `registry part ${hash}`),
     );
     const chunks: RegistryEntriesDoc[] = [];
     for (let i = 0; i * PART_SIZE < entries.length || i === 0; i++) {
       chunks.push({ id: registryPartId(revisionId, i), ...partition, docType: "revisionRegistry", entries: entries.slice(i * PART_SIZE, (i + 1) * PART_SIZE) });
     }
-    await mapLimit(chunks, READ_CONCURRENCY, (c) => this.store.batch(partition, [{ kind: "create", doc: c }]));
+    await mapLimit(chunks, READ_CONCURRENCY, async (c) => written(await this.store.batch(partition, [{ kind: "create", doc: c }]), `registry chunk ${c.id}`));
     return chunks.length;
   }
 

@@ -107,10 +107,15 @@ export class PublishService {
     this.require(ctx, TENANT_ADMINS, "publishing requires TenantAdmin");
     const spec = parseOrThrow(PublishSpec, input ?? {}, "body");
     const tenantId = ctx.principal.tenantId;
-    const state = await this.docs.state(tenantId);
-    const compiled = await this.compiler.compileRegistry(await this.compiler.registry(tenantId), await this.registries.of(tenantId, state.published?.revisionId));
-    const result = await this.propose(ctx, compiled.result.artifacts, { kind: "publish", origin: "person", registry: compiled.registry, isolated: compiled.isolated, ...(spec.reason ? { reason: spec.reason } : {}) });
-    return this.driven(tenantId, compiled.isolated.length ? { ...result, isolated: compiled.isolated } : result);
+    // A revision made while this one compiled (a system publish: a lock, an exemption's end) is newer than
+    // what this compile read: the publish compiles again rather than supersede it with older live state.
+    for (let attempt = 0; ; attempt++) {
+      const state = await this.docs.state(tenantId);
+      const compiled = await this.compiler.compileRegistry(await this.compiler.registry(tenantId), await this.registries.of(tenantId, state.published?.revisionId));
+      const result = await this.propose(ctx, compiled.result.artifacts, { kind: "publish", origin: "person", registry: compiled.registry, isolated: compiled.isolated, ...(spec.reason ? { reason: spec.reason } : {}), baseIs: state.latest?.revisionId });
+      if (result !== BASE_MOVED) return this.driven(tenantId, compiled.isolated.length ? { ...result, isolated: compiled.isolated } : result);
+      if (attempt >= 8) throw new AppError({ kind: "unavailable", detail: "the gateway's revisions kept changing while this publish compiled; retry" });
+    }
   }
 
   /**
@@ -172,17 +177,22 @@ export class PublishService {
     if (!registry) return fail({ kind: "conflict", detail: `revision ${target.number} was stored without its registry snapshot; publish the configuration you want instead`, reason: "revision_not_restorable" });
     // A project that does not compile falls back to what the gateway holds now (as a publish does), never
     // to the target's own entry: that would fail the same way and leave the project out (deleted).
-    const state = await this.docs.state(tenantId);
-    const compiled = await this.compiler.compileRegistry(registry, await this.registries.of(tenantId, state.published?.revisionId));
-    const result = await this.propose(ctx, compiled.result.artifacts, {
-      kind: "rollback",
-      origin: "person",
-      rollbackOf: target.id,
-      reason: spec.reason ?? `rollback to revision ${target.number}`,
-      registry: compiled.registry,
-      isolated: compiled.isolated,
-    });
-    return this.driven(tenantId, compiled.isolated.length ? { ...result, isolated: compiled.isolated } : result);
+    // A revision made meanwhile is newer than what this compile read: compiled again (as publish does).
+    for (let attempt = 0; ; attempt++) {
+      const state = await this.docs.state(tenantId);
+      const compiled = await this.compiler.compileRegistry(registry, await this.registries.of(tenantId, state.published?.revisionId));
+      const result = await this.propose(ctx, compiled.result.artifacts, {
+        kind: "rollback",
+        origin: "person",
+        rollbackOf: target.id,
+        reason: spec.reason ?? `rollback to revision ${target.number}`,
+        registry: compiled.registry,
+        isolated: compiled.isolated,
+        baseIs: state.latest?.revisionId,
+      });
+      if (result !== BASE_MOVED) return this.driven(tenantId, compiled.isolated.length ? { ...result, isolated: compiled.isolated } : result);
+      if (attempt >= 8) throw new AppError({ kind: "unavailable", detail: "the gateway's revisions kept changing while this rollback compiled; retry" });
+    }
   }
 
   async get(ctx: RequestContext, revisionId: string, withDiff: boolean): Promise<Revision> {

@@ -1,0 +1,146 @@
+// The publish service on the real store (embedded Cosmos, with a seam that refuses a chosen write) and
+// an in-memory gateway run by the real publish algorithm: a person's publish racing a system publish,
+// and store writes a revision would point at being refused. The compiler is a stand-in whose output
+// follows a registry setting (the person's change) and a live value (the system's: a lock, an exemption).
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runPublish, type PublishIo } from "../../src/adapters/apim/plan.js";
+import { connectCosmos } from "../../src/adapters/cosmos/connect.js";
+import type { CosmosStore } from "../../src/adapters/cosmos/store.js";
+import { startEmbeddedCosmos, type EmbeddedCosmos } from "../../src/adapters/local/embedded-cosmos.js";
+import { ChangeWriter } from "../../src/domain/changes.js";
+import type { RequestContext } from "../../src/domain/common.js";
+import { AppError } from "../../src/domain/errors.js";
+import type { RegistrySnapshot } from "../../src/domain/publishing/registry.js";
+import { PublishService } from "../../src/domain/publishing/service.js";
+import { normalizeArtifact, type GatewayArtifact, type GatewayPublisher } from "../../src/ports/gateway.js";
+import type { BatchOp, BatchResult, Store, StoredDoc } from "../../src/ports/store.js";
+
+let cosmos: EmbeddedCosmos;
+let store: CosmosStore;
+/** Answers the next matching batch instead of the store (a refused write). */
+let refuse: ((ops: BatchOp[]) => BatchResult | undefined) | undefined;
+let tenants = 0;
+
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), "aigov-publishing-races-"));
+  cosmos = await startEmbeddedCosmos({ dataDir: dir });
+  store = await connectCosmos({ endpoint: cosmos.endpoint, database: "db", container: "c", localKey: cosmos.key }, { createIfMissing: true });
+}, 120_000);
+afterAll(async () => {
+  store.dispose();
+  await cosmos.close();
+});
+
+const nv = (id: string, value: string): GatewayArtifact => ({ kind: "namedValue", id, displayName: id, secret: false, value });
+
+/** A tenant of its own: the service, the gateway it publishes to, and the inputs its compiles read. */
+function tenant() {
+  const tenantId = `t-race-${++tenants}`;
+  const ctx: RequestContext = { principal: { tenantId, userId: "alice", roles: new Set(["TenantAdmin"]) }, correlationId: "test" };
+  const clock = { now: () => new Date() };
+  const refusing: Store = new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === "batch") return async (p: Parameters<Store["batch"]>[0], ops: BatchOp[]) => refuse?.(ops) ?? target.batch(p, ops);
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  }) as Store;
+  const gateway = new Map<string, GatewayArtifact>();
+  const live = { value: "L0" };
+  const registry = { setting: "S0" };
+  /** Runs once inside the next compile, after it read the live value (a slow compile). */
+  let duringCompile: (() => Promise<void>) | undefined;
+  const compiler = {
+    registry: async (): Promise<RegistrySnapshot> => ({ tenantId, settings: { x: registry.setting } as never, services: {} as never, projects: [] }),
+    compileRegistry: async (reg: RegistrySnapshot) => {
+      const artifacts = [nv("aigov-k-setting", String((reg.settings as unknown as { x: string }).x)), nv("aigov-k-live", live.value)];
+      const hook = duringCompile;
+      duringCompile = undefined;
+      if (hook) await hook();
+      return { result: { artifacts } as never, registry: reg, isolated: [] };
+    },
+  };
+  const publisher: GatewayPublisher = {
+    publish: (desired, previous) =>
+      runPublish(
+        {
+          lookup: async (loc) => ("id" in loc && gateway.has(`${loc.kind}:${loc.id}`) ? {} : undefined),
+          write: async (w) => void gateway.set(w.ref, normalizeArtifact(w.artifact)),
+          remove: async (ref) => void gateway.delete(ref),
+        } satisfies PublishIo,
+        desired,
+        previous,
+      ),
+    read: async (refs) => Object.fromEntries(refs.map((r) => [r, gateway.get(r)])) as never,
+  };
+  const service = new PublishService({ store: refusing, changes: new ChangeWriter(refusing, clock), clock, compiler, gateways: { publisher: async () => publisher, reserve: async () => undefined }, retry: { firstIntervalMs: 1, maxAttempts: 1 } });
+  const value = (id: string) => (gateway.get(`namedValue:${id}`) as { value?: string } | undefined)?.value;
+  return { tenantId, ctx, service, live, registry, value, slowCompile: (hook: () => Promise<void>) => (duringCompile = hook) };
+}
+
+describe("a person's publish that compiled before a system publish", () => {
+  it("compiles again instead of superseding the system's newer revision with older live state", async () => {
+    const t = tenant();
+    const first = await t.service.publish(t.ctx, {});
+    expect(await t.service.applier.apply(t.tenantId, first.revision!.id, "c")).toBe("published");
+    // A person publishes a setting; while their compile is slow, the live state changes and the system publishes it.
+    t.registry.setting = "S1";
+    let system: Awaited<ReturnType<typeof t.service.requestPublish>> | undefined;
+    t.slowCompile(async () => {
+      t.live.value = "L1";
+      system = await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "a sandbox locked", correlationId: "c" });
+    });
+    const person = await t.service.publish(t.ctx, {});
+    expect(system?.changed).toBe(true);
+    expect(person.revision!.number).toBeGreaterThan(system!.revision!.number);
+    expect(await t.service.applier.apply(t.tenantId, system!.revision!.id, "c")).toBe("superseded");
+    expect(await t.service.applier.apply(t.tenantId, person.revision!.id, "c")).toBe("published");
+    // Both changes are at the gateway: the person's setting and the system's live value.
+    expect([t.value("aigov-k-setting"), t.value("aigov-k-live")]).toEqual(["S1", "L1"]);
+  });
+
+  it("a rollback too", async () => {
+    const t = tenant();
+    const first = await t.service.publish(t.ctx, {});
+    await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
+    t.registry.setting = "S1";
+    const second = await t.service.publish(t.ctx, {});
+    await t.service.applier.apply(t.tenantId, second.revision!.id, "c");
+    t.slowCompile(async () => {
+      t.live.value = "L1";
+      await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "an exemption ended", correlationId: "c" });
+    });
+    const rollback = await t.service.rollback(t.ctx, first.revision!.id, {});
+    expect(await t.service.applier.apply(t.tenantId, rollback.revision!.id, "c")).toBe("published");
+    expect([t.value("aigov-k-setting"), t.value("aigov-k-live")]).toEqual(["S0", "L1"]);
+  });
+});
+
+describe("a store write a revision would point at", () => {
+  it("that the store refuses fails the publish (503) before the revision is recorded; the tenant publishes again afterwards", async () => {
+    const t = tenant();
+    const first = await t.service.publish(t.ctx, {});
+    await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
+    t.registry.setting = "S1";
+    for (const docType of ["registryPart", "revisionRegistry", "revisionPart", "gatewayArtifact"]) {
+      // Throttled past the SDK's own retries: the store answers ok: false, not an error.
+      refuse = (ops) => (ops[0]!.kind !== "delete" && (ops[0]!.doc as StoredDoc).docType === docType ? { ok: false, failedIndex: 0, status: 429 } : undefined);
+      const err = await t.service.publish(t.ctx, {}).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      refuse = undefined;
+      expect(err, docType).toBeInstanceOf(AppError);
+      expect((err as AppError).error.kind, docType).toBe("unavailable");
+      expect((await t.service.list(t.ctx, { maxPageSize: 10 })).items.map((r) => r.number), docType).toEqual([1]);
+    }
+    const again = await t.service.publish(t.ctx, {});
+    expect(await t.service.applier.apply(t.tenantId, again.revision!.id, "c")).toBe("published");
+    t.registry.setting = "S2";
+    expect((await t.service.publish(t.ctx, {})).changed).toBe(true);
+    expect((await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "a key", correlationId: "c" })).changed).toBe(false);
+  });
+});
