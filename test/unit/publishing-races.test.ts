@@ -53,6 +53,8 @@ function tenant() {
   const registry = { setting: "S0" };
   /** Runs once inside the next compile, after it read the live value (a slow compile). */
   let duringCompile: (() => Promise<void>) | undefined;
+  /** Runs after the next write reached the gateway (e.g. throws: the answer is lost, the write is made). */
+  let afterWrite: ((ref: string) => void) | undefined;
   const compiler = {
     registry: async (): Promise<RegistrySnapshot> => ({ tenantId, settings: { x: registry.setting } as never, services: {} as never, projects: [] }),
     compileRegistry: async (reg: RegistrySnapshot) => {
@@ -68,7 +70,12 @@ function tenant() {
       runPublish(
         {
           lookup: async (loc) => ("id" in loc && gateway.has(`${loc.kind}:${loc.id}`) ? {} : undefined),
-          write: async (w) => void gateway.set(w.ref, normalizeArtifact(w.artifact)),
+          write: async (w) => {
+            gateway.set(w.ref, normalizeArtifact(w.artifact));
+            const hook = afterWrite;
+            afterWrite = undefined;
+            hook?.(w.ref);
+          },
           remove: async (ref) => void gateway.delete(ref),
         } satisfies PublishIo,
         desired,
@@ -78,7 +85,7 @@ function tenant() {
   };
   const service = new PublishService({ store: refusing, changes: new ChangeWriter(refusing, clock), clock, compiler, gateways: { publisher: async () => publisher, reserve: async () => undefined }, retry: { firstIntervalMs: 1, maxAttempts: 1 } });
   const value = (id: string) => (gateway.get(`namedValue:${id}`) as { value?: string } | undefined)?.value;
-  return { tenantId, ctx, service, live, registry, value, slowCompile: (hook: () => Promise<void>) => (duringCompile = hook) };
+  return { tenantId, ctx, service, live, registry, value, slowCompile: (hook: () => Promise<void>) => (duringCompile = hook), loseAnswer: () => (afterWrite = () => { throw Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }); }) };
 }
 
 describe("a person's publish that compiled before a system publish", () => {
@@ -142,5 +149,26 @@ describe("a store write a revision would point at", () => {
     t.registry.setting = "S2";
     expect((await t.service.publish(t.ctx, {})).changed).toBe(true);
     expect((await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "a key", correlationId: "c" })).changed).toBe(false);
+  });
+});
+
+describe("a gateway call whose outcome is unknown", () => {
+  it("is sent again by the next publish: a write that took effect though its answer was lost is not taken for the old content", async () => {
+    const t = tenant();
+    const first = await t.service.publish(t.ctx, {});
+    await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
+    t.registry.setting = "S1";
+    const second = await t.service.publish(t.ctx, {});
+    t.loseAnswer();
+    await expect(t.service.applier.apply(t.tenantId, second.revision!.id, "c")).rejects.toThrow(/socket hang up/);
+    expect(t.value("aigov-k-setting")).toBe("S1"); // it landed
+    // The admin goes back to S0: what the gateway was last known to hold completely.
+    t.registry.setting = "S0";
+    const back = await t.service.publish(t.ctx, {});
+    expect(back.changed).toBe(true);
+    expect(await t.service.applier.apply(t.tenantId, back.revision!.id, "c")).toBe("published");
+    expect(t.value("aigov-k-setting")).toBe("S0");
+    // Once published completely, nothing is unsure any more: the same publish again sends nothing.
+    expect((await t.service.publish(t.ctx, {})).changed).toBe(false);
   });
 });

@@ -89,11 +89,13 @@ export class GatewayApplier {
       outcome = await publisher.publish(desired, Object.fromEntries(previous));
     } catch (err) {
       // Record how far it got (the publisher says what the gateway now holds), release, and let the retry resume.
-      const partial = (err as { partial?: { hashes: Record<ArtifactRef, string> } }).partial;
+      const { partial, ref: failedAt } = err as { partial?: { hashes: Record<ArtifactRef, string> }; ref?: ArtifactRef };
       const base = await this.manifests.publishedManifest(tenantId, state);
       await this.updateState(tenantId, revisionId, (fresh) => {
         const { lease: _l, ...rest } = fresh;
-        return { ...rest, overrides: partial ? overridesOf(base, partial.hashes) : fresh.overrides };
+        // The call that failed may have taken effect all the same: its artifact is sent again next time.
+        const unsure = [...new Set([...(fresh.unsure ?? []), ...(failedAt ? [failedAt] : [])])];
+        return { ...rest, overrides: partial ? overridesOf(base, partial.hashes) : fresh.overrides, ...(unsure.length ? { unsure } : {}) };
       });
       throw new GatewayUnavailableError(`publishing revision ${revision.number} stopped: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     } finally {
@@ -120,7 +122,7 @@ export class GatewayApplier {
         await this.transition(ctx, revision, { status: "superseded" }, "aigov.gateway.revision.superseded.v1");
         return "superseded";
       }
-      const { lease: _l, ...released } = fresh;
+      const { lease: _l, unsure: _u, ...released } = fresh;
       const nextState: GatewayStateDoc = { ...released, overrides: {}, published: { revisionId, number: revision.number, at } };
       try {
         await this.changes.commit({

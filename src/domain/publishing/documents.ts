@@ -30,6 +30,12 @@ export interface GatewayStateDoc extends StoredDoc {
   published?: { revisionId: string; number: number; at: string };
   /** After a publish stopped part-way: what the gateway holds beyond `published` (ref → hash; null = removed). */
   overrides: Record<ArtifactRef, string | null>;
+  /**
+   * Artifacts whose last write or delete failed in a way that may still have taken effect (a lost answer,
+   * a time-out, a long-running operation whose polling failed): the next publish sends them again,
+   * whatever `overrides` says. Cleared by a complete publish.
+   */
+  unsure?: ArtifactRef[];
   lease?: { revisionId: string; until: string };
 }
 

@@ -57,6 +57,7 @@ export function diffManifests(before: Manifest, after: Manifest): { changes: Art
 
 /** How heldManifest marks an artifact the last drift check found changed: a stand-in, never a stored artifact's hash. */
 const DRIFT_MARK = "drifted:";
+const UNSURE_MARK = "unsure:";
 
 /**
  * What a partial publish left at the gateway, relative to the published manifest (ref → hash; null =
@@ -65,7 +66,7 @@ const DRIFT_MARK = "drifted:";
  */
 export function overridesOf(base: Manifest, held: Record<ArtifactRef, string>): Record<ArtifactRef, string | null> {
   const out: Record<ArtifactRef, string | null> = {};
-  for (const [ref, h] of Object.entries(held)) if (!h.startsWith(DRIFT_MARK) && base.get(ref) !== h) out[ref] = h;
+  for (const [ref, h] of Object.entries(held)) if (!h.startsWith(DRIFT_MARK) && !h.startsWith(UNSURE_MARK) && base.get(ref) !== h) out[ref] = h;
   for (const ref of base.keys()) if (!(ref in held)) out[ref] = null;
   return out;
 }
@@ -192,6 +193,9 @@ export class ManifestStore {
    */
   async heldManifest(tenantId: string, state: GatewayStateDoc): Promise<Manifest> {
     const m = await this.gatewayManifest(tenantId, state);
+    // A call whose outcome is unknown: its artifact counts as not held (sent again), and one the gateway
+    // may hold without knowing it is deleted unless it is wanted.
+    for (const ref of state.unsure ?? []) m.set(ref, `${UNSURE_MARK}${ref}`);
     const drift = await this.docs.drift(tenantId);
     if (drift?.status === "drifted" && drift.revisionId === state.published?.revisionId) {
       for (const item of drift.items) if (m.has(item.ref)) m.set(item.ref, `${DRIFT_MARK}${drift.fingerprint}`);
