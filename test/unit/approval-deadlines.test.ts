@@ -139,6 +139,17 @@ describe("a request its subject never recorded is withdrawn", () => {
     await closeRequests(active.id);
   });
 
+  it("a revoked exemption's open requests are withdrawn: the request itself while requested, a renewal while pending", async () => {
+    const requested = await requestExemption("SEC-12", 10);
+    await exemptions.revoke(alice, requested.exemption.id, { reason: "not needed" }, (await exemptions.get(alice, requested.exemption.id)).etag);
+    expect((await approvals.get(boss, requested.approval.id)).status).toBe("withdrawn");
+    const active = await activeExemption();
+    const renewal = (await exemptions.renew(alice, active.id, { expiresAt: new Date(now + 30 * DAY).toISOString(), evidence: ["https://tickets.example.com/SEC-12-r"], justification: "renewal" }, active.etag)).approval;
+    await exemptions.revoke(alice, active.id, { reason: "done early" }, (await exemptions.get(alice, active.id)).etag);
+    expect((await approvals.get(boss, renewal.id)).status).toBe("withdrawn");
+    expect(await approvals.withdrawIfOrphaned(TENANT, renewal.id, "sweep")).toBe(false); // once
+  });
+
   it("after a crash between the two writes, the sweep withdraws it once its grace period is over — and only it", async () => {
     const active = await activeExemption();
     // The request was opened; the process died before the exemption recorded it.

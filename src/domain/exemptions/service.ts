@@ -83,9 +83,13 @@ export class ExemptionService {
     kit.approvals.onSettled(
       "exemption",
       (approval, correlationId) => this.lifecycle.settleApproval(approval, correlationId),
+      // Awaited while the exemption records it and can still take it: the request while requested, a
+      // renewal while pending on an exemption in force (a revoked one's requests are withdrawn).
       async (approval) => {
         const doc = await this.docs.read(approval.tenantId, approval.subject.resourceId);
-        return !!doc && (doc.approvalId === approval.id || doc.renewals.some((r) => r.approvalId === approval.id));
+        if (!doc) return false;
+        if (doc.approvalId === approval.id) return doc.status === "requested";
+        return IN_FORCE.includes(doc.status) && doc.renewals.some((r) => r.approvalId === approval.id && r.status === "pending");
       },
     );
   }
@@ -277,6 +281,9 @@ export class ExemptionService {
     };
     const exemption = await this.docs.commit(ctx, doc, { next, action: "exemption.revoke", event: "aigov.exemption.revoked.v1" });
     if (wasInForce) await this.lifecycle.republish(principal.tenantId, { by: principal.userId, reason: `exemption ${doc.id} revoked`, correlationId: ctx.correlationId });
+    // Its open requests can no longer take effect: nobody is asked to decide them (the approval sweep would withdraw them later).
+    const open = [...(doc.status === "requested" ? [doc.approvalId] : []), ...doc.renewals.filter((r) => r.status === "pending").map((r) => r.approvalId)];
+    for (const id of open) await this.approvals.withdraw(principal.tenantId, id, `exemption ${doc.id} revoked`, ctx.correlationId).catch(() => undefined);
     return exemption;
   }
 
