@@ -23,6 +23,7 @@ export const REASONS = {
   approval_route_unsatisfiable: { status: 409, meaning: "the request's route has a stage only project roles could decide, and the request names no project" },
   approver_role_not_allowed: { status: 400, meaning: "a requester added a stage for a role without approval authority (\"any Developer\", \"any Reader\")" },
   approver_is_requester: { status: 403, meaning: "requesters never decide their own request" },
+  approver_is_party: { status: 403, meaning: "the approver has a stake in what the request is about (the exemption's owner or original requester, an earlier renewer: `parties` on the request): someone independent must decide" },
   approver_managed_by_requester: { status: 403, meaning: "the decider is assigned to a project the requester administers (separation of duties)" },
   subject_type_reserved: { status: 400, meaning: "`exemption`, `keyShare`, `tool`, `projectPromotion` and `sandboxExtension` approvals are requested through their own APIs" },
   loosens_tenant_control: { status: 400, meaning: "a project or model setting would loosen a tenant control (each field named); request an exemption instead" },

@@ -178,6 +178,28 @@ describe("a request its subject never recorded is withdrawn", () => {
   });
 });
 
+describe("who has a stake in an exemption never decides its requests", () => {
+  it("its owner does not approve the request; its requester and owner do not approve a renewal; someone independent does", async () => {
+    const olga = ctx("olga", ["TenantAdmin"]);
+    const aliceAdmin = ctx("alice", ["TenantAdmin"]);
+    const { exemption, approval } = await requestExemption("SEC-20", 10);
+    expect(approval.parties).toEqual(["olga"]);
+    expect(await refusal(approvals.decide(olga, approval.id, { decision: "approve", justification: "mine" }, approval.etag))).toEqual({ kind: "forbidden", reason: "approver_is_party" });
+    await approvals.decide(boss, approval.id, { decision: "approve", justification: "ok" }, approval.etag);
+    await approvals.settle(TENANT, approval.id, "settle");
+    const active = await exemptions.get(alice, exemption.id);
+    expect(active.status).toBe("active");
+    // The owner renews it; the original requester (a TenantAdmin too) may not approve that alone.
+    const renewal = (await exemptions.renew(olga, active.id, { expiresAt: new Date(now + 30 * DAY).toISOString(), evidence: ["https://tickets.example.com/SEC-20-r"], justification: "another month" }, active.etag)).approval;
+    expect(renewal.parties).toEqual(["alice"]);
+    expect(await refusal(approvals.decide(aliceAdmin, renewal.id, { decision: "approve", justification: "fine" }, renewal.etag))).toEqual({ kind: "forbidden", reason: "approver_is_party" });
+    await approvals.decide(boss, renewal.id, { decision: "approve", justification: "ok" }, renewal.etag);
+    expect((await approvals.get(boss, renewal.id)).status).toBe("approved");
+    await approvals.settle(TENANT, renewal.id, "settle");
+    expect((await exemptions.get(alice, active.id)).renewals.map((r) => r.status)).toEqual(["approved"]);
+  });
+});
+
 /** A project's content-safety waiver requested by alice, on a route of TenantAdmins (P7D). */
 function requestExemption(ticket: string, days: number) {
   routeStages = [{ approvers: [{ role: "TenantAdmin", scope: "tenant" }], decisionTimeout: "P7D" }];

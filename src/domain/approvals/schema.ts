@@ -138,6 +138,10 @@ export const Approval = z
     subject: Subject.extend({ digest: z.string().meta({ description: "SHA-256 of the canonical subject, including the change" }) }),
     justification: z.string(),
     requester: z.string(),
+    parties: z
+      .array(z.string())
+      .optional()
+      .meta({ description: "Others with a stake in the subject (an exemption's owner and original requester, earlier renewers): like the requester, they never decide the request" }),
     status: z.enum(APPROVAL_STATUSES),
     currentStage: z.number().int().meta({ description: "Index of the stage awaiting a decision" }),
     route: z

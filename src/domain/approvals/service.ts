@@ -41,6 +41,8 @@ export interface ApprovalRequest {
   extraStages?: StageSpecOut[];
   /** Where the extra stages were in the caller's body, for field errors (e.g. "body.approval.stages"). */
   extraField?: string;
+  /** Others with a stake in the subject (its owner, who requested what a renewal extends): like the requester, they never decide. */
+  parties?: string[];
 }
 
 /**
@@ -201,6 +203,7 @@ export class ApprovalService {
       subject: { ...spec.subject, digest: sha256(canonicalJson(spec.subject)) },
       justification: spec.justification,
       requester: principal.userId,
+      ...(input.parties?.some((p) => p !== principal.userId) ? { parties: [...new Set(input.parties.filter((p) => p !== principal.userId))].sort() } : {}),
       status: "pending",
       currentStage: 0,
       route: { name: route.name, source: route.source, risk: input.route.risk },
@@ -631,6 +634,7 @@ export class ApprovalService {
   private async mayDecide(userId: string, principal: Principal, doc: ApprovalDoc, projects?: Project[]): Promise<AppError | undefined> {
     if (doc.status !== "pending") return new AppError({ kind: "conflict", detail: `the request is already ${doc.status}`, reason: "approval_not_awaiting" });
     if (userId === doc.requester) return new AppError({ kind: "forbidden", detail: "requesters never approve their own request", reason: "approver_is_requester" });
+    if (doc.parties?.includes(userId)) return new AppError({ kind: "forbidden", detail: "you have a stake in what this request is about (listed in its parties): someone independent must decide", reason: "approver_is_party" });
     if (this.managedByRequester(projects ?? (await this.projects.listAll(doc.tenantId)), doc.requester, userId)) {
       return new AppError({ kind: "forbidden", detail: "the requester manages you through a project assignment; someone independent must decide", reason: "approver_managed_by_requester" });
     }

@@ -122,6 +122,8 @@ export class ExemptionService {
         },
         justification: `${spec.reason.deliveryBlocker} — expected end state: ${spec.reason.expectedEndState}`.slice(0, 4000),
         route: routeKeyOf(spec.scope, spec.relaxation),
+        // Its owner answers for it: never its approver.
+        parties: [spec.owner],
         ...(spec.approval?.stages ? { extraStages: spec.approval.stages, extraField: "body.approval.stages" } : {}),
       },
       (approval) => {
@@ -207,6 +209,8 @@ export class ExemptionService {
         },
         justification: spec.justification,
         route: routeKeyOf(doc.scope, doc.relaxation),
+        // Whoever asked for the exemption, owns it or renewed it before has a stake in its renewal.
+        parties: [doc.requester, doc.owner, ...doc.renewals.map((r) => r.requestedBy)],
         ...(spec.approval?.stages ? { extraStages: spec.approval.stages, extraField: "body.approval.stages" } : {}),
       },
       (approval) => {
