@@ -248,7 +248,11 @@ const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 export function applyExemptions(input: CompilerInputIn, active: ActiveExemption[]): CompilerInputIn {
   if (active.length === 0) return input;
   // Deterministic regardless of the order exemptions are listed in.
-  const sorted = [...active].sort((a, b) => byCodePoint(a.id, b.id)).filter((e) => exemptionUnsupported(e.control, e.scope.level, e.relaxation) === undefined);
+  const fourLevels = (input.settings as { contentSafety?: { outputType?: string } } | undefined)?.contentSafety?.outputType !== "EightSeverityLevels";
+  const sorted = [...active]
+    .sort((a, b) => byCodePoint(a.id, b.id))
+    .filter((e) => exemptionUnsupported(e.control, e.scope.level, e.relaxation) === undefined)
+    .map((e) => (fourLevels ? onFourLevels(e) : e));
   let out: CompilerInputIn = input;
   for (const e of sorted) {
     const { scope, control, relaxation } = e;
@@ -267,6 +271,18 @@ export function applyExemptions(input: CompilerInputIn, active: ActiveExemption[
     }
   }
   return applyKeyExemptions(out, sorted.filter((e) => e.scope.level === "key"));
+}
+
+/**
+ * On the four-level scale (the tenant's, which no scope may change) only 0, 2, 4 and 6 compile: an odd
+ * threshold takes effect as the level below it — stricter than approved, never looser — instead of
+ * making the project's policy fail to compile (which would freeze it at the gateway for as long as the
+ * exemption lasts).
+ */
+function onFourLevels(e: ActiveExemption): ActiveExemption {
+  if (e.control !== "contentSafety" || e.relaxation.kind !== "thresholds") return e;
+  const categories = Object.fromEntries(Object.entries(e.relaxation.categories).map(([name, t]) => [name, typeof t === "number" ? t - (t % 2) : t]));
+  return { ...e, relaxation: { ...e.relaxation, categories } };
 }
 
 /** Key exemptions → exemption key tiers (see the module comment). */

@@ -95,6 +95,17 @@ describe("applyExemptions", () => {
     expect(BASE.projects[0]!.settings).toEqual({ prompt: { maxBytes: 65_536 } });
   });
 
+  it("on the four-level scale an odd threshold takes effect as the level below it (stricter), instead of making the project fail to compile", () => {
+    const e = ex("exm_odd", { control: "contentSafety", scope: { level: "project", projectId: P1 }, relaxation: { kind: "thresholds", categories: { Hate: 5 } } });
+    const api = (input: CompilerInputIn) => compile(applyExemptions(input, [e])).artifacts.find((a) => artifactRef(a) === `policy:api/${K}-${P1}`);
+    const four = api(BASE);
+    expect(four && "xml" in four ? four.xml : "").toContain('name="Hate" threshold="4"');
+    // On the eight-level scale 5 is a level of its own.
+    const eight = { ...BASE, settings: { ...BASE.settings, contentSafety: { ...(BASE.settings as { contentSafety?: object }).contentSafety, outputType: "EightSeverityLevels" as const } } } as CompilerInputIn;
+    const onEight = api(eight);
+    expect(onEight && "xml" in onEight ? onEight.xml : "").toContain('name="Hate" threshold="5"');
+  });
+
   it("a model exemption changes only its project's API policy, and only that model's block", () => {
     const e = ex("exm_2", { control: "tokens.perMinute", scope: { level: "model", projectId: P1, modelId: M2 }, relaxation: { kind: "limit", value: 2_000 } });
     const after = applyExemptions(BASE, [e]);
