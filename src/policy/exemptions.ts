@@ -200,8 +200,13 @@ function relaxSettings<S extends Obj>(settings: S | undefined, control: ControlI
   } else if (r.kind === "limit") {
     const field = where.limitField!;
     const value = next[field];
+    // A rate is approved per the exempted scope's window: a narrower scope counting over its own window
+    // gets the same rate, never the same count over a shorter window (600 per 60 s is not 600 per 10 s).
+    const window = (r as RateLimit).perSeconds;
+    const ownWindow = typeof next.renewalPeriodSeconds === "number" ? next.renewalPeriodSeconds : window;
+    const allowed = control === "requests.rate" && window && ownWindow ? Math.max(1, Math.floor((r.value * ownWindow) / window)) : r.value;
     if (own) next[field] = r.value;
-    else if (typeof value === "number" && value < r.value) next[field] = r.value;
+    else if (typeof value === "number" && value < allowed) next[field] = allowed;
     else return settings;
   } else if (r.kind === "thresholds") {
     const categories: Obj = isObj(next.categories) ? { ...next.categories } : {};
@@ -241,6 +246,17 @@ function relaxProject(p: ProjectIn, control: ControlId, r: Relaxation, own: bool
 
 const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
+/** A `requests.rate` limit with the window of the scope it was approved at (seconds). Internal to applyExemptions. */
+type RateLimit = Relaxation & { perSeconds?: number };
+/** The `requests.rate` window a settings object sets, if it sets one. */
+const windowOf = (settings: unknown): number | undefined => {
+  const w = (settings as { requests?: { rate?: { renewalPeriodSeconds?: unknown } } } | undefined)?.requests?.rate?.renewalPeriodSeconds;
+  return typeof w === "number" ? w : undefined;
+};
+/** The relaxation as applied at its scope: a rate limit carries that scope's window (its own, else the wider one's, else 60 s). */
+const withWindow = (e: ActiveExemption, ...settings: unknown[]): Relaxation =>
+  e.control === "requests.rate" && e.relaxation.kind === "limit" ? ({ ...e.relaxation, perSeconds: settings.map(windowOf).find((w) => w !== undefined) ?? 60 } as RateLimit) : e.relaxation;
+
 /**
  * The compiler input with the active exemptions applied. Pure; with no exemptions the input is
  * returned as is, so the compiled artifacts are byte-identical to the baseline.
@@ -255,17 +271,18 @@ export function applyExemptions(input: CompilerInputIn, active: ActiveExemption[
     .map((e) => (fourLevels ? onFourLevels(e) : e));
   let out: CompilerInputIn = input;
   for (const e of sorted) {
-    const { scope, control, relaxation } = e;
+    const { scope, control } = e;
     if (scope.level === "tenant") {
+      const relaxation = withWindow(e, out.settings);
       const settings = relaxSettings(out.settings as Obj | undefined, control, relaxation, true) as SettingsIn | undefined;
       out = { ...out, ...(settings ? { settings } : {}), projects: out.projects.map((p) => relaxProject(p, control, relaxation, false)) };
     } else if (scope.level === "project") {
-      out = { ...out, projects: out.projects.map((p) => (p.id === scope.projectId ? relaxProject(p, control, relaxation, true) : p)) };
+      out = { ...out, projects: out.projects.map((p) => (p.id === scope.projectId ? relaxProject(p, control, withWindow(e, p.settings, out.settings), true) : p)) };
     } else if (scope.level === "model") {
       out = {
         ...out,
         projects: out.projects.map((p) =>
-          p.id !== scope.projectId ? p : { ...p, models: (p.models ?? []).map((m) => (m.id === scope.modelId ? relaxModel(m, control, relaxation, true) : m)) },
+          p.id !== scope.projectId ? p : { ...p, models: (p.models ?? []).map((m) => (m.id === scope.modelId ? relaxModel(m, control, withWindow(e, m.settings, p.settings, out.settings), true) : m)) },
         ),
       };
     }

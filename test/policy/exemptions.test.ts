@@ -106,6 +106,18 @@ describe("applyExemptions", () => {
     expect(onEight && "xml" in onEight ? onEight.xml : "").toContain('name="Hate" threshold="5"');
   });
 
+  it("a rate is approved per its scope's window: a narrower scope counting over a shorter window gets the same rate, not the same count", () => {
+    // The tenant: 60 calls per 60 s. Project P1: 10 per 10 s (the same rate, over a shorter window).
+    const input = { ...BASE, projects: BASE.projects.map((p) => (p.id === P1 ? { ...p, settings: { ...p.settings, requests: { rate: { calls: 10, renewalPeriodSeconds: 10, per: "key" as const } } } } : p)) } as CompilerInputIn;
+    const e = ex("exm_rate", { control: "requests.rate", scope: { level: "tenant" }, relaxation: { kind: "limit", value: 600 } });
+    const after = applyExemptions(input, [e]);
+    // 600 per 60 s is 10 a second: P1 counts 100 per its 10 s (not 600 per 10 s, six times the approved rate).
+    expect((after.settings as { requests: { rate: object } }).requests.rate).toMatchObject({ calls: 600 });
+    expect((after.projects.find((p) => p.id === P1)!.settings as { requests: { rate: object } }).requests.rate).toEqual({ calls: 100, renewalPeriodSeconds: 10, per: "key" });
+    const api = compile(after).artifacts.find((a) => artifactRef(a) === `policy:api/${K}-${P1}`);
+    expect(api && "xml" in api ? api.xml : "").toMatch(/calls="100" renewal-period="10"/);
+  });
+
   it("a model exemption changes only its project's API policy, and only that model's block", () => {
     const e = ex("exm_2", { control: "tokens.perMinute", scope: { level: "model", projectId: P1, modelId: M2 }, relaxation: { kind: "limit", value: 2_000 } });
     const after = applyExemptions(BASE, [e]);
