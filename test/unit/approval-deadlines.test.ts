@@ -314,6 +314,25 @@ describe("approver links belong to their request's URL", () => {
   });
 });
 
+describe("an escalation whose links failed to go out", () => {
+  it("sends them when the timer's activity is retried (the request is escalated already)", async () => {
+    const stages = [{ approvers: [{ user: "bob" }] as ApproverRef[], decisionTimeout: "P1D", escalateAfter: "PT1H", escalateTo: [{ user: "dave" }] as ApproverRef[] }];
+    const created = await request(stages);
+    const linksTo = (user: string) => delivered.filter((d) => d.to === user && d.link?.includes(`/approvals/${created.id}/`)).length;
+    // Signing the escalation's link fails once (the secret store did not answer): the activity fails after the escalation was written.
+    const spy = vi.spyOn(ApprovalLinks.prototype, "issue").mockRejectedValueOnce(new Error("the vault did not answer"));
+    try {
+      await expect(approvals.timeout(TENANT, created.id, 0, "escalate", "timer-1")).rejects.toThrow(/vault/);
+    } finally {
+      spy.mockRestore();
+    }
+    expect((await approvals.get(boss, created.id)).stages[0]!.status).toBe("escalated");
+    expect(linksTo("dave")).toBe(0);
+    await approvals.timeout(TENANT, created.id, 0, "escalate", "timer-1-retry");
+    expect(linksTo("dave")).toBe(1);
+  });
+});
+
 describe("a link decision that races another change", () => {
   it("is made on the request as it is now, not answered with a 412 that loses the approver's justification; a race that ends the stage refuses it", async () => {
     const stages = [{ approvers: [{ user: "bob" }] as ApproverRef[], decisionTimeout: "P1D", escalateAfter: "PT1H", escalateTo: [{ user: "dave" }] as ApproverRef[] }];

@@ -496,7 +496,11 @@ export class ApprovalService {
       const doc = await this.load(tenantId, id);
       const s = doc.stages[stage];
       if (doc.status !== "pending" || doc.currentStage !== stage || !s) return stateOf(doc);
-      if (kind === "escalate" && s.status === "escalated") return stateOf(doc);
+      if (kind === "escalate" && s.status === "escalated") {
+        // Escalated by an earlier attempt whose links then failed (the activity's retry): send them now.
+        await this.issueLinks(tenantId, id, stage, true, correlationId);
+        return stateOf(doc);
+      }
       const now = this.clock.now().toISOString();
       const system = systemContext(tenantId, "system:approval-timer", correlationId);
       const next: ApprovalDoc = { ...doc, stages: doc.stages.map((x) => ({ ...x })), timeline: [...doc.timeline], updatedAt: now, updatedBy: system.principal.userId };
