@@ -165,6 +165,7 @@ export function normalizeArtifact(a: GatewayArtifact): GatewayArtifact {
         ...(a.circuitBreaker && a.circuitBreaker.rules.length > 0 ? { circuitBreaker: { rules: a.circuitBreaker.rules.map(normalizeRule) } } : {}),
         ...(headers ? { credentialHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [...v]])) } : {}),
         ...(a.managedIdentity ? { managedIdentity: { resource: a.managedIdentity.resource, ...(a.managedIdentity.clientId ? { clientId: a.managedIdentity.clientId } : {}) } } : {}),
+        ...(a.unmodelled && Object.keys(a.unmodelled).length > 0 ? { unmodelled: a.unmodelled } : {}),
       };
       return single;
     }

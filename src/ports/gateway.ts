@@ -56,6 +56,12 @@ export type BackendArtifact =
        * backends that policies call themselves (Content Safety, embeddings). Model backends authenticate
        * in policy (authentication-managed-identity). */
       managedIdentity?: { resource: string; clientId?: string };
+      /**
+       * Read back only: settings aigov never writes that the gateway holds anyway (a proxy, TLS checks turned
+       * off, query or certificate credentials — an edit in the portal). A desired backend never has them, so
+       * a backend that does hashes as drift.
+       */
+      unmodelled?: Record<string, unknown>;
     }
   | {
       kind: "backend";

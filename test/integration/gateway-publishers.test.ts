@@ -382,6 +382,24 @@ describe("ArmGatewayPublisher on the wire", () => {
     expect(read["backend:pool-gpt4o"]).toEqual(normalizeArtifact(byRef("backend:pool-gpt4o")));
   });
 
+  it("a backend edited in the portal to go through a proxy, skip TLS checks or send another credential reads back as drift", async () => {
+    const first = await publisher.publish(DESIRED, {});
+    const hashOf = async () => artifactHash((await publisher.read(["backend:aoai-eastus"]))["backend:aoai-eastus"] as GatewayArtifact);
+    // APIM's defaults as it reports them are not drift.
+    fake.edit("backends/aoai-eastus", (p) => void (p.tls = { validateCertificateChain: true, validateCertificateName: true }));
+    expect(await hashOf()).toBe(first.hashes["backend:aoai-eastus"]);
+    const edits: [string, (p: Record<string, unknown>) => void][] = [
+      ["proxy", (p) => void (p.proxy = { url: "http://proxy.evil.example.com:8080" })],
+      ["tls", (p) => void (p.tls = { validateCertificateChain: false, validateCertificateName: true })],
+      ["credentials.query", (p) => void (p.credentials = { ...(p.credentials as object), query: { code: ["x"] } })],
+    ];
+    for (const [what, edit] of edits) {
+      await publisher.publish(DESIRED, {});
+      fake.edit("backends/aoai-eastus", edit);
+      expect(await hashOf(), what).not.toBe(first.hashes["backend:aoai-eastus"]);
+    }
+  });
+
   it("a secret named value edited to a raw (non Key Vault) secret reads back as drift", async () => {
     const first = await publisher.publish(DESIRED, {});
     fake.edit("namedValues/nv-openai-key", (p) => {

@@ -303,6 +303,21 @@ const optStr = (v: unknown): string | undefined => (typeof v === "string" && v !
 const optNum = (v: unknown): number | undefined => (typeof v === "number" ? v : undefined);
 const num = (v: unknown): number => (typeof v === "number" ? v : Number.NaN);
 
+/** A single backend's security-relevant settings aigov never writes, when set to anything but APIM's defaults. */
+function unmodelledBackendFields(p: Obj): Obj {
+  const out: Obj = {};
+  const proxy = obj(p.proxy);
+  if (proxy && Object.keys(proxy).length) out.proxy = proxy;
+  const tls = obj(p.tls);
+  if (tls && (tls.validateCertificateChain === false || tls.validateCertificateName === false)) out.tls = tls;
+  const credentials = obj(p.credentials) ?? {};
+  for (const field of ["query", "authorization", "certificate", "certificateIds"] as const) {
+    const v = credentials[field];
+    if (v !== undefined && v !== null && !(Array.isArray(v) && v.length === 0) && !(typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0)) out[`credentials.${field}`] = v;
+  }
+  return out;
+}
+
 function parseRule(v: unknown): CircuitBreakerRule {
   const r = obj(v) ?? {};
   const fc = obj(r.failureCondition) ?? {};
@@ -418,6 +433,10 @@ export function fromArmProperties(loc: Locator, properties: unknown, children: A
         const mi = obj(obj(p.credentials)?.managedIdentity);
         const managedIdentity = mi ? { resource: str(mi.resource), ...(optStr(mi.clientId) ? { clientId: str(mi.clientId) } : {}) } : undefined;
         a = { kind: "backend", id: loc.id, type: "Single", url: str(p.url), description, circuitBreaker: { rules }, credentialHeaders, ...(managedIdentity ? { managedIdentity } : {}) };
+        // What the port does not model but an edit in the portal could add — a proxy (the provider key then
+        // goes through it), TLS checks turned off, other credentials — is kept as read, so it hashes as drift.
+        const unmodelled = unmodelledBackendFields(p);
+        if (Object.keys(unmodelled).length) a = { ...a, unmodelled };
       }
       return norm(a);
     }
