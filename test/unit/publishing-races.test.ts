@@ -40,7 +40,8 @@ const nv = (id: string, value: string): GatewayArtifact => ({ kind: "namedValue"
 function tenant() {
   const tenantId = `t-race-${++tenants}`;
   const ctx: RequestContext = { principal: { tenantId, userId: "alice", roles: new Set(["TenantAdmin"]) }, correlationId: "test" };
-  const clock = { now: () => new Date() };
+  let at = Date.now();
+  const clock = { now: () => new Date(at) };
   const refusing: Store = new Proxy(store, {
     get(target, prop, receiver) {
       if (prop === "batch") return async (p: Parameters<Store["batch"]>[0], ops: BatchOp[]) => refuse?.(ops) ?? target.batch(p, ops);
@@ -54,7 +55,7 @@ function tenant() {
   /** Runs once inside the next compile, after it read the live value (a slow compile). */
   let duringCompile: (() => Promise<void>) | undefined;
   /** Runs after the next write reached the gateway (e.g. throws: the answer is lost, the write is made). */
-  let afterWrite: ((ref: string) => void) | undefined;
+  let afterWrite: ((ref: string) => void | Promise<void>) | undefined;
   const compiler = {
     registry: async (): Promise<RegistrySnapshot> => ({ tenantId, settings: { x: registry.setting } as never, services: {} as never, projects: [] }),
     compileRegistry: async (reg: RegistrySnapshot) => {
@@ -74,7 +75,7 @@ function tenant() {
             gateway.set(w.ref, normalizeArtifact(w.artifact));
             const hook = afterWrite;
             afterWrite = undefined;
-            hook?.(w.ref);
+            await hook?.(w.ref);
           },
           remove: async (ref) => void gateway.delete(ref),
         } satisfies PublishIo,
@@ -85,7 +86,11 @@ function tenant() {
   };
   const service = new PublishService({ store: refusing, changes: new ChangeWriter(refusing, clock), clock, compiler, gateways: { publisher: async () => publisher, reserve: async () => undefined }, retry: { firstIntervalMs: 1, maxAttempts: 1 } });
   const value = (id: string) => (gateway.get(`namedValue:${id}`) as { value?: string } | undefined)?.value;
-  return { tenantId, ctx, service, live, registry, value, slowCompile: (hook: () => Promise<void>) => (duringCompile = hook), loseAnswer: () => (afterWrite = () => { throw Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }); }) };
+  return { tenantId, ctx, service, live, registry, value, slowCompile: (hook: () => Promise<void>) => (duringCompile = hook), loseAnswer: () => (afterWrite = () => { throw Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }); }),
+    /** The apply in progress dies after its next write (the process is gone: it never returns, never records). */
+    dieAfterWrite: () => (afterWrite = () => new Promise<void>(() => undefined)),
+    advance: (ms: number) => (at += ms),
+  };
 }
 
 describe("a person's publish that compiled before a system publish", () => {
@@ -170,5 +175,26 @@ describe("a gateway call whose outcome is unknown", () => {
     expect(t.value("aigov-k-setting")).toBe("S0");
     // Once published completely, nothing is unsure any more: the same publish again sends nothing.
     expect((await t.service.publish(t.ctx, {})).changed).toBe(false);
+  });
+});
+
+describe("an apply that died part-way", () => {
+  it("leaves nothing a newer revision takes for granted: what it may have written is sent again", async () => {
+    const t = tenant();
+    const first = await t.service.publish(t.ctx, {});
+    await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
+    t.registry.setting = "S1";
+    const second = await t.service.publish(t.ctx, {});
+    t.dieAfterWrite();
+    void t.service.applier.apply(t.tenantId, second.revision!.id, "c"); // never returns
+    await new Promise((r) => setTimeout(r, 200));
+    expect(t.value("aigov-k-setting")).toBe("S1"); // it wrote, then died holding its lease
+    // The admin goes back to S0 (what the gateway was last completely brought to) once the lease lapsed.
+    t.advance(11 * 60_000);
+    t.registry.setting = "S0";
+    const back = await t.service.publish(t.ctx, {});
+    expect(await t.service.applier.apply(t.tenantId, back.revision!.id, "c")).toBe("published");
+    expect(t.value("aigov-k-setting")).toBe("S0");
+    expect(await t.service.applier.apply(t.tenantId, second.revision!.id, "c")).toBe("superseded");
   });
 });

@@ -59,6 +59,15 @@ export class GatewayApplier {
    * failed) is not applied again. Throws GatewayUnavailableError when the gateway refused a call: the
    * activity's retry resumes from what the gateway holds then.
    */
+  /** The artifacts a revision's apply may have changed at the gateway: where its manifest differs from what the gateway held completely. */
+  private async touchedBy(tenantId: string, state: GatewayStateDoc, revisionId: string): Promise<ArtifactRef[]> {
+    const revision = await this.docs.loadRevision(tenantId, revisionId).catch(() => undefined);
+    if (!revision) return [];
+    const theirs = await this.manifests.manifest(tenantId, revision);
+    const held = await this.manifests.gatewayManifest(tenantId, state);
+    return [...new Set([...theirs.keys(), ...held.keys()])].filter((ref) => theirs.get(ref) !== held.get(ref)).sort();
+  }
+
   async apply(tenantId: string, revisionId: string, correlationId: string): Promise<ApplyResult> {
     const partition = partitionOf(tenantId);
     const revision = await this.docs.loadRevision(tenantId, revisionId);
@@ -71,7 +80,12 @@ export class GatewayApplier {
     }
     const now = this.clock.now();
     if (state.lease && state.lease.revisionId !== revisionId && Date.parse(state.lease.until) > now.getTime()) return "busy";
-    const leased: GatewayStateDoc = { ...state, lease: { revisionId, until: new Date(now.getTime() + LEASE_MS).toISOString() } };
+    // Another revision's lease that lapsed: its apply died or stalled part-way and recorded nothing. What
+    // it may have written or deleted is unknown — every artifact where it differs from the published
+    // state is sent again (or deleted, when not wanted) by this apply.
+    const lapsed = state.lease && state.lease.revisionId !== revisionId ? await this.touchedBy(tenantId, state, state.lease.revisionId) : [];
+    const unsure = [...new Set([...(state.unsure ?? []), ...lapsed])];
+    const leased: GatewayStateDoc = { ...state, ...(unsure.length ? { unsure } : {}), lease: { revisionId, until: new Date(now.getTime() + LEASE_MS).toISOString() } };
     const etag = await this.docs.replaceState(leased, state._etag);
     if (!etag) return "busy";
     state = { ...leased, _etag: etag };
