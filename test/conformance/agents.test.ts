@@ -337,6 +337,20 @@ describe("conformance: agents at the local gateway", () => {
     expect(await chat()).toBe(401);
   });
 
+  it("a retired agent gets no key, and keys no calls at the gateway", async () => {
+    const p = await g.project("retired-without-key");
+    const m = await g.model(p.id, "retired-model");
+    const agent = await g.admin.agents.create(p.id, { name: "gone", guardrails: { models: [m.id] } });
+    await g.admin.agents.transition(p.id, agent.id, { to: "retired" });
+    const refused = await g.admin.agents.issueKey(p.id, agent.id, {}).then(
+      () => undefined,
+      (e: { status?: number; problem?: { reason?: string } }) => [e.status, e.problem?.reason],
+    );
+    expect(refused).toEqual([409, "agent_retired"]);
+    expect((await g.admin.agents.get(p.id, agent.id)).key).toBeUndefined();
+    expect((await g.admin.keys.list(p.id)).items).toEqual([]);
+  });
+
   it("retiring a retired agent that still names a live key revokes the key (a retirement whose revocation failed is retried)", async () => {
     const p = await g.project("agent-retire-retry");
     const m = await g.model(p.id, "retry-model");

@@ -248,6 +248,8 @@ export class AgentRegistry {
     const keys = this.keys ?? fail({ kind: "unavailable", detail: "virtual keys are not available" });
     const current = await this.load(ctx.principal.tenantId, projectId, id);
     if (current.key) fail({ kind: "conflict", detail: `agent ${id} already has key ${current.key.keyId}`, reason: "agent_has_key" });
+    const retired = () => fail({ kind: "conflict", detail: `agent ${id} is retired: it gets no key`, reason: "agent_retired" });
+    if (current.lifecycle.state === "retired") retired();
     if (current.guardrails.models.length === 0) {
       throw new AppError({ kind: "validation", detail: "the agent's guardrails name no model", reason: "agent_guardrails_need_models", errors: [{ field: "guardrails.models", message: "name at least one model before issuing the agent a key" }] });
     }
@@ -266,6 +268,7 @@ export class AgentRegistry {
       for (;;) {
         const cur = await this.load(ctx.principal.tenantId, projectId, id);
         if (cur.key?.keyId === created.id) break;
+        if (cur.lifecycle.state === "retired") retired(); // retired meanwhile: the key just made is revoked below
         if (cur.key) fail({ kind: "conflict", detail: `agent ${id} already has key ${cur.key.keyId}`, reason: "agent_has_key" });
         const next: AgentDoc = { ...unversioned(cur), key: { keyId: created.id, issuedAt: this.clock.now().toISOString() }, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
         try {
