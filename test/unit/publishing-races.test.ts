@@ -54,6 +54,8 @@ function tenant() {
   const registry = { setting: "S0" };
   /** Runs once inside the next compile, after it read the live value (a slow compile). */
   let duringCompile: (() => Promise<void>) | undefined;
+  /** While true, the tenant's publisher cannot be had (its instance's management endpoint does not answer). */
+  let unreachable = false;
   /** Runs after the next write reached the gateway (e.g. throws: the answer is lost, the write is made). */
   let afterWrite: ((ref: string) => void | Promise<void>) | undefined;
   const compiler = {
@@ -84,12 +86,13 @@ function tenant() {
       ),
     read: async (refs) => Object.fromEntries(refs.map((r) => [r, gateway.get(r)])) as never,
   };
-  const service = new PublishService({ store: refusing, changes: new ChangeWriter(refusing, clock), clock, compiler, gateways: { publisher: async () => publisher, reserve: async () => undefined }, retry: { firstIntervalMs: 1, maxAttempts: 1 } });
+  const service = new PublishService({ store: refusing, changes: new ChangeWriter(refusing, clock), clock, compiler, gateways: { publisher: async () => (unreachable ? Promise.reject(new Error("the management endpoint did not answer")) : publisher), reserve: async () => undefined }, retry: { firstIntervalMs: 1, maxAttempts: 1 } });
   const value = (id: string) => (gateway.get(`namedValue:${id}`) as { value?: string } | undefined)?.value;
   return { tenantId, ctx, service, live, registry, value, slowCompile: (hook: () => Promise<void>) => (duringCompile = hook), loseAnswer: () => (afterWrite = () => { throw Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }); }),
     /** The apply in progress dies after its next write (the process is gone: it never returns, never records). */
     dieAfterWrite: () => (afterWrite = () => new Promise<void>(() => undefined)),
     advance: (ms: number) => (at += ms),
+    unreachable: (down: boolean) => (unreachable = down),
   };
 }
 
@@ -196,5 +199,22 @@ describe("an apply that died part-way", () => {
     expect(await t.service.applier.apply(t.tenantId, back.revision!.id, "c")).toBe("published");
     expect(t.value("aigov-k-setting")).toBe("S0");
     expect(await t.service.applier.apply(t.tenantId, second.revision!.id, "c")).toBe("superseded");
+  });
+});
+
+describe("an apply that fails before it sends anything", () => {
+  it("releases its lease at once: the next revision is applied, not kept busy for ten minutes", async () => {
+    const t = tenant();
+    const first = await t.service.publish(t.ctx, {});
+    await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
+    t.registry.setting = "S1";
+    const second = await t.service.publish(t.ctx, {});
+    t.unreachable(true);
+    await expect(t.service.applier.apply(t.tenantId, second.revision!.id, "c")).rejects.toThrow(/did not answer/);
+    t.unreachable(false);
+    t.registry.setting = "S2";
+    const third = await t.service.publish(t.ctx, {});
+    expect(await t.service.applier.apply(t.tenantId, third.revision!.id, "c")).toBe("published");
+    expect(t.value("aigov-k-setting")).toBe("S2");
   });
 });

@@ -90,10 +90,16 @@ export class GatewayApplier {
     if (!etag) return "busy";
     state = { ...leased, _etag: etag };
 
-    const previous = await this.manifests.heldManifest(tenantId, state);
-    const target = await this.manifests.manifest(tenantId, revision);
-    const desired = await this.manifests.artifacts(tenantId, target);
-    const publisher = await this.publisher(tenantId);
+    let previous, desired, publisher;
+    try {
+      previous = await this.manifests.heldManifest(tenantId, state);
+      desired = await this.manifests.artifacts(tenantId, await this.manifests.manifest(tenantId, revision));
+      publisher = await this.publisher(tenantId);
+    } catch (err) {
+      // Nothing was sent: the lease goes at once rather than hold newer revisions back for its 10 minutes.
+      await this.updateState(tenantId, revisionId, ({ lease: _l, ...rest }) => rest).catch(() => undefined);
+      throw err;
+    }
     let outcome;
     // A long publish (an MCP API write may poll for minutes) keeps its lease: another revision taking
     // over meanwhile would write while this one still does.
