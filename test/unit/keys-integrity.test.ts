@@ -46,6 +46,8 @@ const gateway = new Map<string, { state: string; primary: string; secondary: str
 let failBatch: ((ops: BatchOp[]) => boolean) | undefined;
 /** The approval outcome handlers the key services registered (what the approval engine calls). */
 const settleHandlers = new Map<string, (a: Approval, correlationId: string) => Promise<void>>();
+/** Whether each subject type's owner still awaits a pending request (what the approval sweep asks). */
+const awaitedChecks = new Map<string, (a: Approval) => Promise<boolean>>();
 
 const admin: RequestContext = { principal: { tenantId: TENANT, userId: "carol", roles: new Set(["TenantAdmin"]) }, correlationId: "test" };
 const dev: RequestContext = { principal: { tenantId: TENANT, userId: "dora", roles: new Set(["Developer"]) }, correlationId: "test" };
@@ -76,7 +78,10 @@ beforeAll(async () => {
   let n = 0;
   const nextApproval = () => ({ id: `apr_${(++n).toString().padStart(20, "0")}`, tenantId: TENANT }) as Approval;
   const approvals = {
-    onSettled: (type: string, handler: (a: Approval, c: string) => Promise<void>) => void settleHandlers.set(type, handler),
+    onSettled: (type: string, handler: (a: Approval, c: string) => Promise<void>, awaited?: (a: Approval) => Promise<boolean>) => {
+      settleHandlers.set(type, handler);
+      if (awaited) awaitedChecks.set(type, awaited);
+    },
     request: async () => nextApproval(),
     requestFor: async <T>(_c: RequestContext, _i: unknown, record: (a: Approval) => Promise<T>) => {
       const approval = nextApproval();
@@ -272,5 +277,17 @@ describe("a sync whose claim lapsed while it published", () => {
     expect(await keys.get(admin, projectId, k.id)).toMatchObject({ status: "suspended", gateway: { state: "synced" } });
     expect(await keys.sync.sync(TENANT, projectId, k.id, "job")).toBe("synced");
     expect(gateway.get(sid)?.state).toBe("suspended");
+  });
+});
+
+describe("a share request the key no longer records as pending", () => {
+  it("is not awaited (the approval sweep withdraws it): unshared while it waited", async () => {
+    const target = (await projects.create(admin, { name: "unshared target", environment: "dev", owner: "carol" })).id;
+    const k = await keys.create(admin, projectId, { name: "briefly shared" });
+    const asked = await keys.share(admin, projectId, k.id, { projectId: target, justification: "the pilot" });
+    const approval = { id: asked.approval.id, tenantId: TENANT, status: "pending", subject: { resourceType: "keyShare", resourceId: k.id, change: { keyId: k.id, fromProject: projectId, toProject: target } } } as unknown as Approval;
+    expect(await awaitedChecks.get("keyShare")!(approval)).toBe(true);
+    await keys.unshare(admin, projectId, k.id, target);
+    expect(await awaitedChecks.get("keyShare")!(approval)).toBe(false);
   });
 });

@@ -194,6 +194,8 @@ export class ApprovalService {
     });
     const now = this.clock.now();
     const id = newId("apr");
+    // The requester is excluded anyway; the others are listed once, in a stable order.
+    const parties = [...new Set(input.parties ?? [])].filter((p) => p !== principal.userId).sort();
     const stages: Stage[] = planned.map((s, i) => (i === 0 ? startStage(s, now) : s));
     const doc: ApprovalDoc = {
       id,
@@ -203,7 +205,7 @@ export class ApprovalService {
       subject: { ...spec.subject, digest: sha256(canonicalJson(spec.subject)) },
       justification: spec.justification,
       requester: principal.userId,
-      ...(input.parties?.some((p) => p !== principal.userId) ? { parties: [...new Set(input.parties.filter((p) => p !== principal.userId))].sort() } : {}),
+      ...(parties.length ? { parties } : {}),
       status: "pending",
       currentStage: 0,
       route: { name: route.name, source: route.source, risk: input.route.risk },

@@ -250,16 +250,18 @@ export class KeyDocuments implements KeyDocReader {
   }
 
   /**
-   * Keys of a project that hold, or may again hold, access at the gateway: every one not revoked or expired
-   * (a suspended key resumes), and every revocation or expiry the gateway has not confirmed (still a
-   * subscription there). They block deleting the project: a deleted project's keys could no longer be
-   * revoked, or their revocation followed, through the API.
+   * Keys of a project that hold, or may again hold, access at the gateway: every one not revoked or
+   * expired (a suspended key resumes), and every revocation or expiry the gateway has not confirmed of a
+   * key that reached it (still a subscription there). They block deleting the project: a deleted
+   * project's keys could no longer be revoked, or their revocation followed, through the API.
    */
   async countHeld(tenantId: string, projectId: string): Promise<number> {
     let n = 0;
     for await (const k of everyDoc<KeyDoc>(this.store, this.partition(tenantId, projectId), { docType: "virtualKey" })) {
       const ended = k.status === "revoked" || k.status === "expired";
-      if (!ended || k.revocationPending || k.gateway.syncedGen < k.gateway.desiredGen) n++;
+      // A key whose subscription never reached the gateway (its project never published) leaves nothing there to revoke.
+      const reached = k.gateway.publishedHash !== undefined || k.gateway.syncedGen > 0;
+      if (!ended || (reached && (k.revocationPending || k.gateway.syncedGen < k.gateway.desiredGen))) n++;
     }
     return n;
   }

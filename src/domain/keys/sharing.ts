@@ -39,7 +39,8 @@ export class KeySharing {
         const change = approval.subject.change as { keyId?: string; fromProject?: string };
         if (!change.keyId || !change.fromProject) return true; // not one of ours to judge
         const doc = await this.docs.read(approval.tenantId, change.fromProject, change.keyId);
-        return !!doc?.shares?.some((x) => x.approvalId === approval.id);
+        // A share ended while it waited (unshared, the key revoked) awaits nothing either.
+        return !!doc?.shares?.some((x) => x.approvalId === approval.id && x.status === "pending");
       },
     );
   }

@@ -59,15 +59,6 @@ export class GatewayApplier {
    * failed) is not applied again. Throws GatewayUnavailableError when the gateway refused a call: the
    * activity's retry resumes from what the gateway holds then.
    */
-  /** The artifacts a revision's apply may have changed at the gateway: where its manifest differs from what the gateway held completely. */
-  private async touchedBy(tenantId: string, state: GatewayStateDoc, revisionId: string): Promise<ArtifactRef[]> {
-    const revision = await this.docs.loadRevision(tenantId, revisionId).catch(() => undefined);
-    if (!revision) return [];
-    const theirs = await this.manifests.manifest(tenantId, revision);
-    const held = await this.manifests.gatewayManifest(tenantId, state);
-    return [...new Set([...theirs.keys(), ...held.keys()])].filter((ref) => theirs.get(ref) !== held.get(ref)).sort();
-  }
-
   async apply(tenantId: string, revisionId: string, correlationId: string): Promise<ApplyResult> {
     const partition = partitionOf(tenantId);
     const revision = await this.docs.loadRevision(tenantId, revisionId);
@@ -81,11 +72,10 @@ export class GatewayApplier {
     const now = this.clock.now();
     if (state.lease && state.lease.revisionId !== revisionId && Date.parse(state.lease.until) > now.getTime()) return "busy";
     // Another revision's lease that lapsed: its apply died or stalled part-way and recorded nothing. What
-    // it may have written or deleted is unknown — every artifact where it differs from the published
-    // state is sent again (or deleted, when not wanted) by this apply.
+    // it may have written or deleted is unknown — every artifact where it differs from what the gateway
+    // was known to hold is sent again (or deleted, when not wanted) by this apply.
     const lapsed = state.lease && state.lease.revisionId !== revisionId ? await this.touchedBy(tenantId, state, state.lease.revisionId) : [];
-    const unsure = [...new Set([...(state.unsure ?? []), ...lapsed])];
-    const leased: GatewayStateDoc = { ...state, ...(unsure.length ? { unsure } : {}), lease: { revisionId, until: new Date(now.getTime() + LEASE_MS).toISOString() } };
+    const leased: GatewayStateDoc = { ...withUnsure(state, lapsed), lease: { revisionId, until: new Date(now.getTime() + LEASE_MS).toISOString() } };
     const etag = await this.docs.replaceState(leased, state._etag);
     if (!etag) return "busy";
     state = { ...leased, _etag: etag };
@@ -114,8 +104,7 @@ export class GatewayApplier {
       await this.updateState(tenantId, revisionId, (fresh) => {
         const { lease: _l, ...rest } = fresh;
         // The call that failed may have taken effect all the same: its artifact is sent again next time.
-        const unsure = [...new Set([...(fresh.unsure ?? []), ...(failedAt ? [failedAt] : [])])];
-        return { ...rest, overrides: partial ? overridesOf(base, partial.hashes) : fresh.overrides, ...(unsure.length ? { unsure } : {}) };
+        return { ...withUnsure(rest, failedAt ? [failedAt] : []), overrides: partial ? overridesOf(base, partial.hashes) : fresh.overrides };
       });
       throw new GatewayUnavailableError(`publishing revision ${revision.number} stopped: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     } finally {
@@ -187,6 +176,15 @@ export class GatewayApplier {
     }
   }
 
+  /** The artifacts a revision's apply may have changed at the gateway: where its manifest differs from what the gateway was known to hold. */
+  private async touchedBy(tenantId: string, state: GatewayStateDoc, revisionId: string): Promise<ArtifactRef[]> {
+    const revision = await this.docs.loadRevision(tenantId, revisionId).catch(() => undefined);
+    if (!revision) return [];
+    const theirs = await this.manifests.manifest(tenantId, revision);
+    const held = await this.manifests.gatewayManifest(tenantId, state);
+    return [...new Set([...theirs.keys(), ...held.keys()])].filter((ref) => theirs.get(ref) !== held.get(ref)).sort();
+  }
+
   /** Extends this revision's lease while it still holds it. */
   private async renewLease(tenantId: string, revisionId: string): Promise<void> {
     const until = new Date(this.clock.now().getTime() + LEASE_MS).toISOString();
@@ -207,4 +205,10 @@ export class GatewayApplier {
       onFailure: () => ({ kind: "conflict", detail: "the revision changed meanwhile", reason: "changed_meanwhile" }),
     });
   }
+}
+
+/** The state with `refs` added to what the next publish sends again whatever it believes (GatewayStateDoc.unsure). */
+function withUnsure<S extends Pick<GatewayStateDoc, "unsure">>(state: S, refs: ArtifactRef[]): S {
+  const unsure = [...new Set([...(state.unsure ?? []), ...refs])];
+  return unsure.length ? { ...state, unsure } : state;
 }
