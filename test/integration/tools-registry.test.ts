@@ -201,4 +201,17 @@ describe("the MCP server registry", () => {
     expect((await register(200)).name).toBe("s200");
     expect((await problem(register(201)))?.reason).toBe("project_limit_reached");
   });
+
+  it("the cap holds at its edge for servers registered before members held slots too", async () => {
+    const older = (await admin.projects.create(projectSpec("older tools"))).id;
+    const register = (n: number) => admin.tools.createServer(older, { name: `o${n}`, source: { kind: "remote", url: `https://old${n}.example.com/mcp` }, discovery: { enabled: false, intervalHours: 24 } });
+    for (let n = 0; n < 99; n += 9) await Promise.all(Array.from({ length: 9 }, (_, i) => register(n + i)));
+    // They were registered before slots: none holds one.
+    const { resources: slots } = await t.container().items.query<{ id: string }>({ query: "SELECT c.id FROM c WHERE c.tenantId = 't-tools-reg' AND c.scopeId = @p AND c.docType = 'slot'", parameters: [{ name: "@p", value: older }] }).fetchAll();
+    expect(slots).toHaveLength(99);
+    for (const s of slots) await t.container().item(s.id, ["t-tools-reg", older]).delete();
+    const last = await Promise.allSettled([register(100), register(101), register(102)]);
+    expect(last.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    expect((await admin.tools.listServers(older, { maxPageSize: 100 })).items).toHaveLength(100);
+  });
 });

@@ -40,10 +40,15 @@ export class Slots {
    */
   async create<T>(partition: Partition, resourceId: string, count: () => Promise<number>, limit: DomainError, create: (slotOp: BatchOp, slotTaken: () => DomainError) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      if ((await count()) >= this.max) fail(limit);
+      const members = await count();
+      if (members >= this.max) fail(limit);
       const taken = new Set((await this.held(partition)).map((s) => s.id));
-      // A random free slot, not the lowest: creates made side by side (an import) rarely choose the same one.
-      const free = Array.from({ length: this.max }, (_, n) => n).filter((n) => !taken.has(`slot-${this.kind}-${n}`));
+      // One of the lowest (max − members) free slots, at random: creates made side by side (an import)
+      // rarely choose the same one, and with members that hold no slot (made before slots) the places
+      // left are still the only ones two creates can both take.
+      const free = Array.from({ length: this.max }, (_, n) => n)
+        .filter((n) => !taken.has(`slot-${this.kind}-${n}`))
+        .slice(0, this.max - members);
       const slot = free[Math.floor(Math.random() * free.length)] ?? fail(limit);
       try {
         return await create(this.claim(partition, slot, resourceId), () => SLOT_TAKEN);
