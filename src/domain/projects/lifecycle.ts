@@ -155,7 +155,15 @@ export class ProjectLifecycle {
     const projectId = approval.subject.resourceId;
     await this.kit.projects.onCurrent(approval.tenantId, projectId, async (doc) => {
       const pending = doc.extension;
-      if (!pending || pending.approvalId !== approval.id) return;
+      if (!pending || pending.approvalId !== approval.id) {
+        // Settled already. Run again (its first run failed after the project's write), an extension that
+        // unlocked the project asks for its publish again: a no-op when the gateway is in step.
+        const change = approval.subject.change as { reviewDate?: string; locked?: boolean };
+        if (approval.status === "approved" && change.locked && !doc.lock && doc.reviewDate === change.reviewDate) {
+          await this.kit.requestPublish(approval.tenantId, { by: ACTOR, reason: `sandbox ${projectId} extended: unlocked`, correlationId });
+        }
+        return;
+      }
       const at = this.kit.clock.now().toISOString();
       const next = { ...unversioned(doc), updatedAt: at, updatedBy: ACTOR } as ProjectDoc;
       delete next.extension;
@@ -183,7 +191,11 @@ export class ProjectLifecycle {
    */
   async sweep(correlationId: string): Promise<{ notified: number; locked: number; suspended: number; resumed: number }> {
     const count = { notified: 0, locked: 0, suspended: 0, resumed: 0 };
+    /** Tenants with a sandbox locked within the last day: their lock's publish is asked for again (a no-op once in step). */
+    const freshlyLocked = new Set<string>();
+    const now = this.kit.clock.now().getTime();
     for await (const listed of everyDoc<ProjectDoc>(this.kit.store, "all", { docType: "project", filters: [{ field: "environment", op: "=", value: "sandbox" }] })) {
+      if (listed.lock && now - Date.parse(listed.lock.at) < DAY_MS) freshlyLocked.add(listed.tenantId);
       try {
         const r = await this.sweepOne(listed.tenantId, listed.id, correlationId);
         count.notified += r.notified;
@@ -194,6 +206,11 @@ export class ProjectLifecycle {
         // One project's trouble must not stop the others; the next run tries again.
         console.warn(`project lifecycle sweep: ${listed.id}: ${err instanceof Error ? err.message : String(err)}`);
       }
+    }
+    // The lock's own publish may have failed after the lock was written (nothing else would ask again):
+    // for a day after a lock, every run asks once per tenant.
+    for (const tenantId of freshlyLocked) {
+      await this.kit.requestPublish(tenantId, { by: ACTOR, reason: "sandboxes locked", correlationId }).catch((err: unknown) => console.warn(`project lifecycle sweep: publish for ${tenantId}: ${err instanceof Error ? err.message : String(err)}`));
     }
     return count;
   }
