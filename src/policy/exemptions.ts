@@ -246,6 +246,24 @@ function relaxProject(p: ProjectIn, control: ControlId, r: Relaxation, own: bool
 
 const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
+/**
+ * Whether the exemption sets its value at its own scope (else it only raises values narrower scopes set
+ * themselves). A raised limit or thresholds of a control nobody configured at the scope or above it
+ * would switch the control on there — relaxing nothing, and possibly failing the compile (a control
+ * whose service is not configured) — so it is set only where the control is in force. `chain`: the
+ * scope's settings, then each wider scope's.
+ */
+function setsAt(e: ActiveExemption, ...chain: unknown[]): boolean {
+  if (e.relaxation.kind !== "limit" && e.relaxation.kind !== "thresholds") return true;
+  if (e.control === "prompt.maxBytes") return chain.some((s) => typeof (s as { prompt?: { maxBytes?: unknown } } | undefined)?.prompt?.maxBytes === "number");
+  const where = PATHS[e.control];
+  if (!where) return true;
+  return chain.some((s) => {
+    const v = where.path.reduce<unknown>((o, k) => (isObj(o) ? o[k] : undefined), s);
+    return isObj(v) && v.enabled !== false;
+  });
+}
+
 /** A `requests.rate` limit with the window of the scope it was approved at (seconds). Internal to applyExemptions. */
 type RateLimit = Relaxation & { perSeconds?: number };
 /** The `requests.rate` window a settings object sets, if it sets one. */
@@ -274,15 +292,17 @@ export function applyExemptions(input: CompilerInputIn, active: ActiveExemption[
     const { scope, control } = e;
     if (scope.level === "tenant") {
       const relaxation = withWindow(e, out.settings);
-      const settings = relaxSettings(out.settings as Obj | undefined, control, relaxation, true) as SettingsIn | undefined;
+      const settings = relaxSettings(out.settings as Obj | undefined, control, relaxation, setsAt(e, out.settings)) as SettingsIn | undefined;
       out = { ...out, ...(settings ? { settings } : {}), projects: out.projects.map((p) => relaxProject(p, control, relaxation, false)) };
     } else if (scope.level === "project") {
-      out = { ...out, projects: out.projects.map((p) => (p.id === scope.projectId ? relaxProject(p, control, withWindow(e, p.settings, out.settings), true) : p)) };
+      out = { ...out, projects: out.projects.map((p) => (p.id === scope.projectId ? relaxProject(p, control, withWindow(e, p.settings, out.settings), setsAt(e, p.settings, out.settings)) : p)) };
     } else if (scope.level === "model") {
       out = {
         ...out,
         projects: out.projects.map((p) =>
-          p.id !== scope.projectId ? p : { ...p, models: (p.models ?? []).map((m) => (m.id === scope.modelId ? relaxModel(m, control, withWindow(e, m.settings, p.settings, out.settings), true) : m)) },
+          p.id !== scope.projectId
+            ? p
+            : { ...p, models: (p.models ?? []).map((m) => (m.id === scope.modelId ? relaxModel(m, control, withWindow(e, m.settings, p.settings, out.settings), setsAt(e, m.settings, p.settings, out.settings)) : m)) },
         ),
       };
     }

@@ -118,6 +118,18 @@ describe("applyExemptions", () => {
     expect(api && "xml" in api ? api.xml : "").toMatch(/calls="100" renewal-period="10"/);
   });
 
+  it("raised thresholds of a control nobody configured at the scope or above do not switch it on there; narrower settings are still raised", () => {
+    const { contentSafety: _cs, ...tenantSettings } = BASE.settings as Record<string, unknown>;
+    const input = { ...BASE, settings: tenantSettings } as CompilerInputIn;
+    const e = ex("exm_unset", { control: "contentSafety", scope: { level: "project", projectId: P1 }, relaxation: { kind: "thresholds", categories: { Hate: 6 } } });
+    const after = applyExemptions(input, [e]);
+    const p1 = after.projects.find((p) => p.id === P1)!;
+    expect((p1.settings as Record<string, unknown>).contentSafety).toBeUndefined();
+    // M2 sets its own (stricter) Hate threshold: that is raised, as inside any exempted scope.
+    expect(p1.models![1]!.settings).toMatchObject({ contentSafety: { categories: { Hate: 6 } } });
+    expect(p1.models![0]!.settings ?? {}).not.toHaveProperty("contentSafety");
+  });
+
   it("a model exemption changes only its project's API policy, and only that model's block", () => {
     const e = ex("exm_2", { control: "tokens.perMinute", scope: { level: "model", projectId: P1, modelId: M2 }, relaxation: { kind: "limit", value: 2_000 } });
     const after = applyExemptions(BASE, [e]);
