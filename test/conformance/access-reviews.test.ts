@@ -312,7 +312,9 @@ describe("access reviews", () => {
     const asked = await dora.tools.requestApproval(p.id, server.id, "getItem", { justification: "lookups" });
     await g.admin.approvals.decide(asked.approval.id, { decision: "approve", justification: "ok" }, (await g.admin.approvals.get(asked.approval.id)).etag);
     await until(async () => ((await g.admin.tools.getTool(p.id, server.id, "getItem")).approval.state === "approved" ? true : undefined), "tool approved");
-    // An exemption in force.
+    // An exemption in force, relaxing a per-minute limit the project has.
+    await g.admin.projects.update(p.id, { settings: { tokens: { perMinute: { limit: 100_000, per: "key" } } } }, (await g.admin.projects.get(p.id)).etag);
+    await g.publish("a per-minute limit to exempt from");
     const requested = await dora.exemptions.request({
       control: "tokens.perMinute",
       scope: { level: "project", projectId: p.id },
