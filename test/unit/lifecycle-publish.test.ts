@@ -76,10 +76,10 @@ describe("the publishes a lock and an extension ask for", () => {
     expect(asked).toEqual([]);
     now += 3_600_000;
     await lifecycle.sweep("run-2");
-    expect(asked).toEqual(["sandboxes locked"]);
+    expect(asked).toEqual([`sandbox ${p.id} locked`]);
     now += DAY;
     await lifecycle.sweep("run-3"); // a day on: nothing more
-    expect(asked).toEqual(["sandboxes locked"]);
+    expect(asked).toEqual([`sandbox ${p.id} locked`]);
 
     const reviewDate = day(now + 30 * DAY);
     const extension = await lifecycle.extend(admin, p.id, { reviewDate, justification: "another month" });
@@ -89,6 +89,6 @@ describe("the publishes a lock and an extension ask for", () => {
     failing = false;
     expect((await projects.get(admin, p.id)).lock).toBeUndefined();
     await settleHandlers.get("sandboxExtension")!(approval, "settle-2");
-    expect(asked).toEqual(["sandboxes locked", `sandbox ${p.id} extended: unlocked`]);
+    expect(asked).toEqual([`sandbox ${p.id} locked`, `sandbox ${p.id} extended: unlocked`]);
   });
 });

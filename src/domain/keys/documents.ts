@@ -350,6 +350,12 @@ export class KeyDocuments implements KeyDocReader {
     return (await this.store.batch(this.partition(doc.tenantId, doc.projectId), [{ kind: "replace", doc, ifMatch }])).ok;
   }
 
+  /** The project's keys suspended by a sandbox lock (the sweep asks every hour: a filtered query, not every key). */
+  async *lockSuspended(tenantId: string, projectId: string): AsyncGenerator<KeyDoc> {
+    const filters = [{ field: "suspendedBy", op: "=" as const, value: "projectLock" }, { field: "status", op: "=" as const, value: "suspended" }];
+    yield* everyDoc<KeyDoc>(this.store, this.partition(tenantId, projectId), { docType: "virtualKey", filters });
+  }
+
   /** The active shares into a project: where each shared key lives. */
   async *sharedInto(tenantId: string, projectId: string): AsyncGenerator<{ fromProject: string; keyId: string }> {
     for await (const s of everyDoc<SharedInDoc>(this.store, this.partition(tenantId, projectId), { docType: "keyShareIn" })) if (s.status === "active") yield { fromProject: s.fromProject, keyId: s.keyId };

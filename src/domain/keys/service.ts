@@ -326,7 +326,9 @@ export class KeyService {
 
   /** The project's keys a sandbox lock suspended (KeyDoc.suspendedBy) and nothing has resumed since. */
   async lockSuspendedIds(tenantId: string, projectId: string): Promise<string[]> {
-    return (await this.documents.listAll(tenantId, projectId)).filter((k) => k.status === "suspended" && k.suspendedBy === "projectLock").map((k) => k.id);
+    const ids: string[] = [];
+    for await (const k of this.documents.lockSuspended(tenantId, projectId)) ids.push(k.id);
+    return ids;
   }
 
   private async setActive(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch: string | undefined, status: "active" | "suspended"): Promise<Key> {

@@ -159,9 +159,7 @@ export class ProjectLifecycle {
         // Settled already. Run again (its first run failed after the project's write), an extension that
         // unlocked the project asks for its publish again: a no-op when the gateway is in step.
         const change = approval.subject.change as { reviewDate?: string; locked?: boolean };
-        if (approval.status === "approved" && change.locked && !doc.lock && doc.reviewDate === change.reviewDate) {
-          await this.kit.requestPublish(approval.tenantId, { by: ACTOR, reason: `sandbox ${projectId} extended: unlocked`, correlationId });
-        }
+        if (approval.status === "approved" && change.locked && !doc.lock && doc.reviewDate === change.reviewDate) await this.publishUnlocked(approval.tenantId, projectId, correlationId);
         return;
       }
       const at = this.kit.clock.now().toISOString();
@@ -180,9 +178,13 @@ export class ProjectLifecycle {
       delete next.suspendedByLock;
       delete next.sandboxNotices;
       await this.write(ctx, doc, next, "project.extend", "aigov.project.extended.v1", { approvalId: approval.id, reviewDate: pending.reviewDate, unlocked: !!doc.lock });
-      // Unlocked, it accepts the keys shared into it again (compiled from the live lock state).
-      if (doc.lock) await this.kit.requestPublish(approval.tenantId, { by: ACTOR, reason: `sandbox ${projectId} extended: unlocked`, correlationId });
+      if (doc.lock) await this.publishUnlocked(approval.tenantId, projectId, correlationId);
     });
+  }
+
+  /** Unlocked, the project accepts the keys shared into it again (compiled from the live lock state). */
+  private publishUnlocked(tenantId: string, projectId: string, correlationId: string): Promise<unknown> {
+    return this.kit.requestPublish(tenantId, { by: ACTOR, reason: `sandbox ${projectId} extended: unlocked`, correlationId });
   }
 
   /**
@@ -191,13 +193,19 @@ export class ProjectLifecycle {
    */
   async sweep(correlationId: string): Promise<{ notified: number; locked: number; suspended: number; resumed: number }> {
     const count = { notified: 0, locked: 0, suspended: 0, resumed: 0 };
-    /** Tenants with a sandbox locked within the last day: their lock's publish is asked for again (a no-op once in step). */
-    const freshlyLocked = new Set<string>();
+    /**
+     * Sandboxes locked by this run or within the day before, by tenant: a locked project accepts no key
+     * shared into it, which takes a publish. Asked for once per tenant at the end of every run for a day
+     * (a no-op once the gateway is in step), so a publish that failed is asked for again.
+     */
+    const locked = new Map<string, string[]>();
+    const lockedIn = (tenantId: string, projectId: string) => locked.set(tenantId, [...(locked.get(tenantId) ?? []), projectId]);
     const now = this.kit.clock.now().getTime();
     for await (const listed of everyDoc<ProjectDoc>(this.kit.store, "all", { docType: "project", filters: [{ field: "environment", op: "=", value: "sandbox" }] })) {
-      if (listed.lock && now - Date.parse(listed.lock.at) < DAY_MS) freshlyLocked.add(listed.tenantId);
+      if (listed.lock && now - Date.parse(listed.lock.at) < DAY_MS) lockedIn(listed.tenantId, listed.id);
       try {
         const r = await this.sweepOne(listed.tenantId, listed.id, correlationId);
+        if (r.locked) lockedIn(listed.tenantId, listed.id);
         count.notified += r.notified;
         count.locked += r.locked;
         count.suspended += r.suspended;
@@ -207,10 +215,8 @@ export class ProjectLifecycle {
         console.warn(`project lifecycle sweep: ${listed.id}: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
-    // The lock's own publish may have failed after the lock was written (nothing else would ask again):
-    // for a day after a lock, every run asks once per tenant.
-    for (const tenantId of freshlyLocked) {
-      await this.kit.requestPublish(tenantId, { by: ACTOR, reason: "sandboxes locked", correlationId }).catch((err: unknown) => console.warn(`project lifecycle sweep: publish for ${tenantId}: ${err instanceof Error ? err.message : String(err)}`));
+    for (const [tenantId, projectIds] of locked) {
+      await this.kit.requestPublish(tenantId, { by: ACTOR, reason: projectIds.map((id) => `sandbox ${id} locked`).join("; "), correlationId }).catch((err: unknown) => console.warn(`project lifecycle sweep: publish for ${tenantId}: ${err instanceof Error ? err.message : String(err)}`));
     }
     return count;
   }
@@ -236,8 +242,6 @@ export class ProjectLifecycle {
         await this.write(ctx, doc, next, "project.lock", "aigov.project.locked.v1", { reason: "sandboxExpired", reviewDate: doc.reviewDate, keys: keys.length, ...(promotion ? { promotionEnded: promotion.approvalId } : {}) });
         // Best effort: the approval sweep withdraws it anyway (the project no longer records it).
         if (promotion) await this.kit.approvals.withdraw(tenantId, promotion.approvalId, "the project was locked (its sandbox expired)", correlationId).catch(() => undefined);
-        // Locked, it accepts no key shared into it (compiled from the live lock state).
-        await this.kit.requestPublish(tenantId, { by: ACTOR, reason: `sandbox ${projectId} locked`, correlationId });
         await this.notify(doc, `Sandbox ${doc.name} has expired and is locked`, `Its review date ${doc.reviewDate} has passed: its ${keys.length} key(s) are suspended and nothing that adds access is accepted. Nothing is deleted. To continue, request an extension (aigov projects extend ${doc.id}).`);
         out.locked += 1;
         return;
@@ -269,7 +273,7 @@ export class ProjectLifecycle {
     // That check and the suspension are two reads apart: an extension settled in between resumed the key
     // first and then lifted the lock, leaving it suspended. Whatever a lock suspended in a project that
     // is not locked (now, or at the next run) is resumed.
-    const now = await this.kit.projects.readDoc(tenantId, projectId);
+    const now = locked?.lock ? await this.kit.projects.readDoc(tenantId, projectId) : locked;
     if (now && !now.lock) {
       for (const id of await this.kit.keys.lockSuspendedIds(tenantId, projectId)) {
         if (await this.kit.keys.setActiveBySystem(ctx, projectId, id, "active", `sandbox ${projectId} is not locked`)) out.resumed += 1;

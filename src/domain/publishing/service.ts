@@ -107,15 +107,11 @@ export class PublishService {
     this.require(ctx, TENANT_ADMINS, "publishing requires TenantAdmin");
     const spec = parseOrThrow(PublishSpec, input ?? {}, "body");
     const tenantId = ctx.principal.tenantId;
-    // A revision made while this one compiled (a system publish: a lock, an exemption's end) is newer than
-    // what this compile read: the publish compiles again rather than supersede it with older live state.
-    for (let attempt = 0; ; attempt++) {
-      const state = await this.docs.state(tenantId);
+    return this.onLatest(tenantId, "the gateway's revisions kept changing while this publish compiled; retry", async (state) => {
       const compiled = await this.compiler.compileRegistry(await this.compiler.registry(tenantId), await this.registries.of(tenantId, state.published?.revisionId));
       const result = await this.propose(ctx, compiled.result.artifacts, { kind: "publish", origin: "person", registry: compiled.registry, isolated: compiled.isolated, ...(spec.reason ? { reason: spec.reason } : {}), baseIs: state.latest?.revisionId });
-      if (result !== BASE_MOVED) return this.driven(tenantId, compiled.isolated.length ? { ...result, isolated: compiled.isolated } : result);
-      if (attempt >= 8) throw new AppError({ kind: "unavailable", detail: "the gateway's revisions kept changing while this publish compiled; retry" });
-    }
+      return result === BASE_MOVED ? result : this.driven(tenantId, compiled.isolated.length ? { ...result, isolated: compiled.isolated } : result);
+    });
   }
 
   /**
@@ -129,14 +125,13 @@ export class PublishService {
    */
   async requestPublish(tenantId: string, cause: { by: string; reason: string; correlationId: string }): Promise<PublishResult & { needsPublish?: true }> {
     const ctx: RequestContext = { principal: { tenantId, userId: cause.by, roles: new Set(TENANT_ADMINS) }, correlationId: cause.correlationId };
-    for (let attempt = 0; ; attempt++) {
-      const state = await this.docs.state(tenantId);
+    return this.onLatest(tenantId, "the gateway's revisions kept changing; the system publish will be retried", async (state): Promise<(PublishResult & { needsPublish?: true }) | typeof BASE_MOVED> => {
       const baseId = await this.systemBase(tenantId, state);
       const base = await this.registries.of(tenantId, baseId);
       if (!base) return { changed: false, needsPublish: true };
       const compiled = await this.compiler.compileRegistry(base, base);
       const staged = stagedBetween(base, await this.compiler.registry(tenantId));
-      const result = await this.propose(ctx, compiled.result.artifacts, {
+      return this.propose(ctx, compiled.result.artifacts, {
         kind: "publish",
         origin: "system",
         reason: cause.reason,
@@ -147,9 +142,7 @@ export class PublishService {
         baseIs: state.latest?.revisionId,
         registryFrom: baseId!,
       });
-      if (result !== BASE_MOVED) return result;
-      if (attempt >= 8) throw new AppError({ kind: "unavailable", detail: "the gateway's revisions kept changing; the system publish will be retried" });
-    }
+    });
   }
 
   /** Whether the gateway holds an artifact, as far as the last publish (and any partial one since) says. */
@@ -177,9 +170,7 @@ export class PublishService {
     if (!registry) return fail({ kind: "conflict", detail: `revision ${target.number} was stored without its registry snapshot; publish the configuration you want instead`, reason: "revision_not_restorable" });
     // A project that does not compile falls back to what the gateway holds now (as a publish does), never
     // to the target's own entry: that would fail the same way and leave the project out (deleted).
-    // A revision made meanwhile is newer than what this compile read: compiled again (as publish does).
-    for (let attempt = 0; ; attempt++) {
-      const state = await this.docs.state(tenantId);
+    return this.onLatest(tenantId, "the gateway's revisions kept changing while this rollback compiled; retry", async (state) => {
       const compiled = await this.compiler.compileRegistry(registry, await this.registries.of(tenantId, state.published?.revisionId));
       const result = await this.propose(ctx, compiled.result.artifacts, {
         kind: "rollback",
@@ -190,9 +181,8 @@ export class PublishService {
         isolated: compiled.isolated,
         baseIs: state.latest?.revisionId,
       });
-      if (result !== BASE_MOVED) return this.driven(tenantId, compiled.isolated.length ? { ...result, isolated: compiled.isolated } : result);
-      if (attempt >= 8) throw new AppError({ kind: "unavailable", detail: "the gateway's revisions kept changing while this rollback compiled; retry" });
-    }
+      return result === BASE_MOVED ? result : this.driven(tenantId, compiled.isolated.length ? { ...result, isolated: compiled.isolated } : result);
+    });
   }
 
   async get(ctx: RequestContext, revisionId: string, withDiff: boolean): Promise<Revision> {
@@ -266,6 +256,19 @@ export class PublishService {
 
   // ------------------------------------------------------------------------------------------
   // Internals
+
+  /**
+   * Compiles and proposes (`attempt`) on the tenant's newest revision: one made while it compiled (another
+   * publish, a system publish of a lock or an exemption's end) is newer than what it read, so it compiles
+   * again rather than supersede that one with older live state.
+   */
+  private async onLatest<T>(tenantId: string, busy: string, attempt: (state: GatewayStateDoc) => Promise<T | typeof BASE_MOVED>): Promise<T> {
+    for (let n = 0; ; n++) {
+      const result = await attempt(await this.docs.state(tenantId));
+      if (result !== BASE_MOVED) return result;
+      if (n >= 8) throw new AppError({ kind: "unavailable", detail: busy });
+    }
+  }
 
   /** A result that made a pending revision comes with the orchestration that applies it. */
   private driven(tenantId: string, result: PublishResult): Driven<PublishResult> {
