@@ -313,6 +313,7 @@ export async function buildServices(config: Config): Promise<Services> {
     approvals,
     projects,
     models,
+    tenantSettings: (tenantId) => tenantSettings.current(tenantId),
     notifier,
     requestPublish: (tenantId, cause) => publishing.requestPublish(tenantId, cause),
     keys: keyDocuments,

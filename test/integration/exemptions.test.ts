@@ -291,3 +291,65 @@ describe("portfolio review", () => {
     expect(bad.err).toContain("body.owner");
   });
 });
+
+describe("high risk by effect", () => {
+  const T = "t-risk";
+  let admin: AigovClient;
+  let dev: AigovClient;
+  let riskProject: Project;
+  const limitSpec = (value: number): ExemptionSpecInput => ({
+    ...spec({ control: "tokens.perMinute", relaxation: { kind: "limit", value } }),
+    scope: { level: "project", projectId: riskProject.id },
+  });
+  const routeOf = async (approvalId: string) => {
+    const approval = await admin.approvals.get(approvalId);
+    return { risk: approval.route?.risk, why: (approval.subject.change as { risk?: { why: string } }).risk?.why };
+  };
+
+  beforeAll(async () => {
+    admin = await t.as(T, "root", ["TenantAdmin"]);
+    dev = await t.as(T, "dana", ["Developer"]);
+    const settings = await admin.settings.get();
+    await admin.settings.put({ settings: { tokens: { perMinute: { limit: 1000 } } } }, settings.etag);
+    riskProject = await admin.projects.create(projectSpec("risky"));
+  });
+
+  it("a project-wide limit raised to many times the one in force takes the high-risk route, by the tenant's rules, also on renewal", async () => {
+    expect((await admin.exemptions.policy()).highRisk).toEqual({ limitFactor: 10, thresholdLevel: 6, allowValues: 5 });
+    // 5× the 1,000 tokens a minute in force: one stage.
+    const modest = await dev.exemptions.request(limitSpec(5000));
+    expect(await routeOf(modest.approvalId)).toEqual({ risk: "standard", why: "a project-wide relaxation within the tenant's high-risk thresholds" });
+    // 10×: as good as switching the limit off, so two stages.
+    const huge = await dev.exemptions.request(limitSpec(10_000));
+    expect(await routeOf(huge.approvalId)).toEqual({ risk: "high", why: "10000 is at least 10 times the tokens.perMinute limit in force (1000)" });
+    expect((await admin.approvals.get(huge.approvalId)).route).toEqual({ name: "product: high-risk exemption", source: "product", risk: "high" });
+
+    // The modest one goes live; the tenant then lowers its limit, so renewing it is now a 12.5× raise.
+    let approval = await admin.approvals.get(modest.approvalId);
+    await admin.approvals.decide(approval.id, { decision: "approve", justification: "load test" }, approval.etag);
+    const active = await until(async () => {
+      const e = await dev.exemptions.get(modest.id);
+      return e.status === "active" ? e : undefined;
+    });
+    const settings = await admin.settings.get();
+    await admin.settings.put({ settings: { tokens: { perMinute: { limit: 400 } } } }, settings.etag);
+    const renewal = await dev.exemptions.renew(active.id, { expiresAt: new Date(Date.now() + 20 * DAY).toISOString(), evidence: ["https://tickets.example.com/SEC-2"], justification: "the load test runs longer" }, active.etag);
+    const renewalApproval = renewal.renewals.at(-1)!.approvalId;
+    expect(await routeOf(renewalApproval)).toEqual({ risk: "high", why: "5000 is at least 10 times the tokens.perMinute limit in force (400)" });
+
+    // The tenant may set its own thresholds: at 100× the same raise is standard again.
+    const policy = await admin.exemptions.policy();
+    const written = await admin.exemptions.putPolicy({ maxDays: policy.maxDays, controls: {}, highRisk: { limitFactor: 100, thresholdLevel: 7, allowValues: 2 } }, policy.etag);
+    expect(written.highRisk).toEqual({ limitFactor: 100, thresholdLevel: 7, allowValues: 2 });
+    expect((await admin.exemptions.policy()).highRisk).toEqual({ limitFactor: 100, thresholdLevel: 7, allowValues: 2 });
+    const again = await dev.exemptions.request(limitSpec(10_000));
+    expect(await routeOf(again.approvalId)).toEqual({ risk: "standard", why: "a project-wide relaxation within the tenant's high-risk thresholds" });
+    // Three regions the project does not admit are more than the tenant's 2.
+    const regions = await dev.exemptions.request({ ...limitSpec(1), control: "regions.allowed", relaxation: { kind: "allow", values: ["eastus", "westeurope", "swedencentral"] } });
+    expect(await routeOf(regions.approvalId)).toEqual({ risk: "high", why: "it adds 3 values to regions.allowed (more than 2)" });
+    // Bad rules are a 400 naming the field, and change nothing.
+    const current = await admin.exemptions.policy();
+    expect(await fieldsOf(admin.exemptions.putPolicy({ maxDays: policy.maxDays, highRisk: { limitFactor: 1, thresholdLevel: 9, allowValues: 2 } } as never, current.etag))).toEqual(["body.highRisk.limitFactor", "body.highRisk.thresholdLevel"]);
+    expect((await admin.exemptions.policy()).etag).toBe(current.etag);
+  });
+});

@@ -65,7 +65,7 @@ beforeAll(async () => {
   // Who approves is the routes' business (the lead's ApprovalRouteService): here every request gets routeStages.
   const routes = { resolve: async () => ({ name: "test route", source: "tenant" as const, stages: routeStages }) } as unknown as ApprovalRouteService;
   approvals = new ApprovalService(store, changes, clock, new ApprovalLinks(secrets, clock), notifier, projects, () => "https://aigov.test", routes);
-  exemptions = new ExemptionService({ store, changes, clock, approvals, projects, models, notifier, requestPublish: async () => undefined });
+  exemptions = new ExemptionService({ store, changes, clock, approvals, projects, models, tenantSettings: async () => ({}), notifier, requestPublish: async () => undefined });
   projectId = (await projects.create(boss, { name: "deadlines", environment: "dev", owner: "olga" })).id;
 });
 afterAll(async () => {

@@ -1,3 +1,4 @@
+import { isAllowListControl, type EffectiveSettings } from "../../policy/settings.js";
 import type { Clock } from "../../ports/clock.js";
 import type { Store } from "../../ports/store.js";
 import type { RouteKey } from "../approvals/schema.js";
@@ -9,18 +10,65 @@ import { INITIAL_ETAG, TenantSingleton } from "../kernel/singleton.js";
 import type { ReasonWith } from "../reasons.js";
 import { parseOrThrow } from "../validation.js";
 import { DAY_MS } from "./documents.js";
-import { DEFAULT_EXEMPTION_POLICY, ExemptionPolicySpec, type Exemption, type ExemptionPolicy } from "./schema.js";
+import { DEFAULT_EXEMPTION_POLICY, DEFAULT_HIGH_RISK, ExemptionPolicySpec, type Exemption, type ExemptionPolicy, type HighRiskRules } from "./schema.js";
 
 /**
- * "Broad" scopes need a second approval stage: the whole tenant, or a control switched off for a
- * whole project (everything the project serves loses the guardrail, not just one model or key).
+ * How risky an exemption is: by its breadth and by its effect, not only by its form. The tenant and a
+ * control switched off for a whole project are broad; so is a project-wide relaxation that comes
+ * close to switching the control off (the tenant's `highRisk` thresholds): a limit raised to many
+ * times the one in force, content-safety thresholds that leave every category blocking only the most
+ * severe content, or an allow-list widened by many values at once. `inForce` is what applies at the
+ * project now (tenant and project settings merged, no exemptions); a control nobody configured
+ * there is not switched on by an exemption (src/policy/exemptions.ts), so relaxing it changes nothing.
+ * Narrower scopes (a model, a key) are standard whatever they relax.
  */
-export function isBroad(scope: Exemption["scope"], relaxation: Exemption["relaxation"]): boolean {
-  return scope.level === "tenant" || (scope.level === "project" && relaxation.kind === "off");
+export function riskOf(
+  exemption: { control: Exemption["control"]; scope: Exemption["scope"]; relaxation: Exemption["relaxation"] },
+  highRisk: HighRiskRules,
+  inForce: EffectiveSettings | undefined,
+): { risk: "standard" | "high"; why: string } {
+  const { control, scope, relaxation: r } = exemption;
+  if (scope.level === "tenant") return { risk: "high", why: "it applies to the whole tenant" };
+  if (scope.level !== "project") return { risk: "standard", why: `it applies to one ${scope.level}` };
+  if (r.kind === "off") return { risk: "high", why: `${control} is switched off for a whole project` };
+  const standard = { risk: "standard" as const, why: "a project-wide relaxation within the tenant's high-risk thresholds" };
+  if (r.kind === "limit") {
+    const current = limitInForce(control, inForce);
+    if (current === undefined) return { risk: "standard", why: `${control} is not configured for the project, so the exemption changes nothing there` };
+    return r.value >= current * highRisk.limitFactor
+      ? { risk: "high", why: `${r.value} is at least ${highRisk.limitFactor} times the ${control} limit in force (${current})` }
+      : standard;
+  }
+  if (r.kind === "thresholds") {
+    const cs = inForce?.contentSafety?.value;
+    if (!cs) return { risk: "standard", why: "content safety is not configured for the project, so the exemption changes nothing there" };
+    const after = cs.categories.map((c) => Math.max(c.threshold, r.categories[c.name] ?? c.threshold));
+    return after.every((t) => t >= highRisk.thresholdLevel)
+      ? { risk: "high", why: `every content-safety category would block only at ${highRisk.thresholdLevel} or above` }
+      : standard;
+  }
+  const admitted = new Set(isAllowListControl(control) ? (inForce?.[control]?.value ?? []) : []);
+  const added = r.values.filter((v) => !admitted.has(v)).length;
+  return added > highRisk.allowValues ? { risk: "high", why: `it adds ${added} values to ${control} (more than ${highRisk.allowValues})` } : standard;
 }
 
-/** The approval route of an exemption: by its scope, and high risk when it is broad. */
-export const routeKeyOf = (scope: Exemption["scope"], relaxation: Exemption["relaxation"]): RouteKey => ({ subjectType: "exemption", scope: scope.level, risk: isBroad(scope, relaxation) ? "high" : "standard" });
+/** The numeric limit of a limit control in force, when it has one. */
+function limitInForce(control: Exemption["control"], inForce: EffectiveSettings | undefined): number | undefined {
+  switch (control) {
+    case "tokens.perMinute":
+    case "tokens.quota":
+      return inForce?.[control]?.value.limit;
+    case "requests.rate":
+      return inForce?.["requests.rate"]?.value.calls;
+    case "prompt.maxBytes":
+      return inForce?.["prompt.maxBytes"]?.value;
+    default:
+      return undefined;
+  }
+}
+
+/** The approval route of an exemption: by its scope, and by its risk. */
+export const routeKeyOf = (scope: Exemption["scope"], risk: "standard" | "high"): RouteKey => ({ subjectType: "exemption", scope: scope.level, risk });
 
 /** A 400 naming the fields, with the business reason when there is one. */
 export const invalid = (errors: FieldError[], why?: { reason: ReasonWith<400> }) => new AppError({ kind: "validation", detail: "the request body is invalid", errors, ...why });
@@ -42,7 +90,8 @@ export function expiryErrors(policy: ExemptionPolicySpec, category: Exemption["c
 
 /** The tenant's exemption policy: how long exemptions may last, per category and per control (a tenant singleton). */
 export class ExemptionPolicies {
-  private readonly doc: TenantSingleton<ExemptionPolicySpec>;
+  // Policies written before the high-risk rules existed have none stored.
+  private readonly doc: TenantSingleton<Omit<ExemptionPolicySpec, "highRisk"> & { highRisk?: HighRiskRules }>;
 
   constructor(store: Store, changes: ChangeWriter, clock: Clock) {
     this.doc = new TenantSingleton(store, changes, clock, { id: "exemptionPolicy.tenant", docType: "exemptionPolicy", path: "/exemptions/policy", action: "exemptionPolicy.update", event: "aigov.exemptionpolicy.updated.v1" });
@@ -50,18 +99,20 @@ export class ExemptionPolicies {
 
   /** The tenant's policy as written, or the defaults with the ETag to write it the first time. */
   async get(tenantId: string): Promise<ExemptionPolicy> {
-    return (await this.doc.read(tenantId)) ?? { ...DEFAULT_EXEMPTION_POLICY, etag: INITIAL_ETAG };
+    const doc = await this.doc.read(tenantId);
+    return doc ? { ...doc, highRisk: doc.highRisk ?? DEFAULT_HIGH_RISK } : { ...DEFAULT_EXEMPTION_POLICY, etag: INITIAL_ETAG };
   }
 
   async put(ctx: RequestContext, input: unknown, ifMatch: string): Promise<ExemptionPolicy> {
     if (!holdsAny(ctx.principal.roles, TENANT_ADMINS)) fail({ kind: "forbidden", detail: "changing the exemption policy requires TenantAdmin" });
     const spec = parseOrThrow(ExemptionPolicySpec, input, "body");
-    return this.doc.write(ctx, { maxDays: spec.maxDays, controls: spec.controls }, ifMatch);
+    const written = await this.doc.write(ctx, { maxDays: spec.maxDays, controls: spec.controls, highRisk: spec.highRisk }, ifMatch);
+    return { ...written, highRisk: spec.highRisk };
   }
 
-  /** The maxima that apply to the tenant now. */
+  /** The maxima and high-risk rules that apply to the tenant now. */
   async of(tenantId: string): Promise<ExemptionPolicySpec> {
     const doc = await this.doc.read(tenantId);
-    return doc ? { maxDays: doc.maxDays, controls: doc.controls } : DEFAULT_EXEMPTION_POLICY;
+    return doc ? { maxDays: doc.maxDays, controls: doc.controls, highRisk: doc.highRisk ?? DEFAULT_HIGH_RISK } : DEFAULT_EXEMPTION_POLICY;
   }
 }

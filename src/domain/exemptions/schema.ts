@@ -161,6 +161,18 @@ export const ExemptionReview = z
 export type ExemptionReview = z.output<typeof ExemptionReview>;
 
 const MaxDays = z.int().min(1).max(365);
+
+/** When a project-wide relaxation counts as high risk (two approval stages) by its effect. */
+export const HighRiskRules = z
+  .strictObject({
+    limitFactor: z.int().min(2).max(1000).meta({ description: "A raised limit at least this many times the project's limit in force" }),
+    thresholdLevel: z.int().min(1).max(7).meta({ description: "Content-safety thresholds that leave every category blocking only at this severity or above" }),
+    allowValues: z.int().min(0).max(100).meta({ description: "An allow-list widened by more than this many values the project does not already admit" }),
+  })
+  .meta({ id: "ExemptionHighRiskRules", description: "Project-wide exemptions whose effect comes close to switching the control off are high risk, as the tenant and a control switched off for a project are" });
+export type HighRiskRules = z.output<typeof HighRiskRules>;
+export const DEFAULT_HIGH_RISK: HighRiskRules = { limitFactor: 10, thresholdLevel: 6, allowValues: 5 };
+
 export const ExemptionPolicySpec = z
   .strictObject({
     maxDays: z.strictObject({ waiver: MaxDays, mitigated: MaxDays }).meta({ description: "Longest term per category, in days" }),
@@ -168,6 +180,7 @@ export const ExemptionPolicySpec = z
       .partialRecord(ControlId, z.strictObject({ waiver: MaxDays.optional(), mitigated: MaxDays.optional() }))
       .default({})
       .meta({ description: "Per-control maxima; both the category's and the control's maximum apply" }),
+    highRisk: HighRiskRules.default(DEFAULT_HIGH_RISK),
   })
   .meta({ id: "ExemptionPolicySpec" });
 export type ExemptionPolicySpec = z.output<typeof ExemptionPolicySpec>;
@@ -176,6 +189,7 @@ export const ExemptionPolicy = z
   .object({
     maxDays: z.object({ waiver: z.int(), mitigated: z.int() }),
     controls: z.record(z.string(), z.object({ waiver: z.int().optional(), mitigated: z.int().optional() })),
+    highRisk: HighRiskRules,
     updatedAt: z.iso.datetime().optional(),
     updatedBy: z.string().optional(),
     etag: z.string().meta({ description: "\"initial\" until first written" }),
@@ -183,4 +197,4 @@ export const ExemptionPolicy = z
   .meta({ id: "ExemptionPolicy" });
 export type ExemptionPolicy = z.output<typeof ExemptionPolicy>;
 
-export const DEFAULT_EXEMPTION_POLICY: ExemptionPolicySpec = { maxDays: { waiver: 30, mitigated: 90 }, controls: {} };
+export const DEFAULT_EXEMPTION_POLICY: ExemptionPolicySpec = { maxDays: { waiver: 30, mitigated: 90 }, controls: {}, highRisk: DEFAULT_HIGH_RISK };

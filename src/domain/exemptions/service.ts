@@ -1,4 +1,5 @@
 import { exemptionUnsupported, type ActiveExemption } from "../../policy/exemptions.js";
+import { mergeSettings, type Settings } from "../../policy/settings.js";
 import type { Clock } from "../../ports/clock.js";
 import type { Notifier } from "../../ports/notifier.js";
 import { TENANT_SCOPE, unversioned, type Filter, type Store, type Versioned } from "../../ports/store.js";
@@ -16,9 +17,9 @@ import { parseOrThrow } from "../validation.js";
 import { ActiveExemptions } from "./active.js";
 import { ExemptionDocuments, type ExemptionDoc } from "./documents.js";
 import { ExemptionLifecycle, type RequestPublish } from "./lifecycle.js";
-import { beyondMaximum, ExemptionPolicies, expiryErrors, invalid, routeKeyOf } from "./policy.js";
+import { beyondMaximum, ExemptionPolicies, expiryErrors, invalid, riskOf, routeKeyOf } from "./policy.js";
 import { portfolio } from "./review.js";
-import { ExemptionSpec, IN_FORCE, OPEN, RenewalSpec, RevokeSpec, type Exemption, type ExemptionListQuery, type ExemptionPolicy, type ExemptionReview, type ExemptionSpecInput } from "./schema.js";
+import { ExemptionSpec, IN_FORCE, OPEN, RenewalSpec, RevokeSpec, type Exemption, type ExemptionListQuery, type ExemptionPolicy, type ExemptionPolicySpec, type ExemptionReview, type ExemptionSpecInput } from "./schema.js";
 
 export type { RequestPublish } from "./lifecycle.js";
 
@@ -36,8 +37,10 @@ export interface ExemptionKit {
   changes: ChangeWriter;
   clock: Clock;
   approvals: ApprovalService;
-  projects: Pick<ProjectService, "get">;
+  projects: Pick<ProjectService, "get" | "readDoc">;
   models: Pick<ModelService, "get">;
+  /** The tenant's gateway settings, for what is in force at a project (an exemption's risk). */
+  tenantSettings: (tenantId: string) => Promise<Settings>;
   notifier: Notifier;
   /** The republish after a change in force (activation, expiry, revocation): a system publish (ADR 010). */
   requestPublish: RequestPublish;
@@ -66,8 +69,9 @@ export class ExemptionService {
   private readonly docs: ExemptionDocuments;
   private readonly clock: Clock;
   private readonly approvals: ApprovalService;
-  private readonly projects: Pick<ProjectService, "get">;
+  private readonly projects: Pick<ProjectService, "get" | "readDoc">;
   private readonly models: Pick<ModelService, "get">;
+  private readonly tenantSettings: (tenantId: string) => Promise<Settings>;
   private readonly keys: KeyLookup | undefined;
 
   constructor(kit: ExemptionKit) {
@@ -75,6 +79,7 @@ export class ExemptionService {
     this.approvals = kit.approvals;
     this.projects = kit.projects;
     this.models = kit.models;
+    this.tenantSettings = kit.tenantSettings;
     this.keys = kit.keys;
     this.docs = kit.documents ?? new ExemptionDocuments(kit.store, kit.changes);
     this.active = kit.active ?? new ActiveExemptions(this.docs, kit.clock);
@@ -107,6 +112,7 @@ export class ExemptionService {
     errors.push(...expiry);
     if (errors.length) throw invalid(errors, beyondMaximum(expiry, spec.expiresAt, now));
     await this.checkScope(ctx, spec.scope);
+    const risk = await this.riskOf(principal.tenantId, spec, policy);
 
     const id = newId("exm");
     const expiresAt = new Date(spec.expiresAt).toISOString();
@@ -118,10 +124,10 @@ export class ExemptionService {
           resourceType: "exemption",
           resourceId: id,
           ...(projectId ? { projectId } : {}),
-          change: { kind: "request", control: spec.control, scope: spec.scope, relaxation: spec.relaxation, category: spec.category, owner: spec.owner, expiresAt, compensatingControls: spec.compensatingControls, evidence: spec.evidence },
+          change: { kind: "request", control: spec.control, scope: spec.scope, relaxation: spec.relaxation, category: spec.category, owner: spec.owner, expiresAt, compensatingControls: spec.compensatingControls, evidence: spec.evidence, risk },
         },
         justification: `${spec.reason.deliveryBlocker} — expected end state: ${spec.reason.expectedEndState}`.slice(0, 4000),
-        route: routeKeyOf(spec.scope, spec.relaxation),
+        route: routeKeyOf(spec.scope, risk.risk),
         // Its owner answers for it: never its approver.
         parties: [spec.owner],
         ...(spec.approval?.stages ? { extraStages: spec.approval.stages, extraField: "body.approval.stages" } : {}),
@@ -197,7 +203,8 @@ export class ExemptionService {
     if (errors.length) throw invalid(errors, lifetime);
 
     const number = doc.renewals.length + 1;
-    // A renewal takes the route as it is now (the original request keeps the one it was given).
+    // A renewal takes the route and the risk as they are now (the original request keeps the ones it was given).
+    const risk = await this.riskOf(principal.tenantId, doc, policy);
     const { approval, recorded: exemption } = await this.approvals.requestFor(
       ctx,
       {
@@ -205,10 +212,10 @@ export class ExemptionService {
           resourceType: "exemption",
           resourceId: id,
           ...(doc.projectId ? { projectId: doc.projectId } : {}),
-          change: { kind: "renewal", renewal: number, control: doc.control, scope: doc.scope, relaxation: doc.relaxation, previousExpiresAt: doc.expiresAt, expiresAt, evidence: spec.evidence, compensatingControls: compensating },
+          change: { kind: "renewal", renewal: number, control: doc.control, scope: doc.scope, relaxation: doc.relaxation, previousExpiresAt: doc.expiresAt, expiresAt, evidence: spec.evidence, compensatingControls: compensating, risk },
         },
         justification: spec.justification,
-        route: routeKeyOf(doc.scope, doc.relaxation),
+        route: routeKeyOf(doc.scope, risk.risk),
         // Whoever asked for the exemption, owns it or renewed it before has a stake in its renewal.
         parties: [doc.requester, doc.owner, ...doc.renewals.map((r) => r.requestedBy)],
         ...(spec.approval?.stages ? { extraStages: spec.approval.stages, extraField: "body.approval.stages" } : {}),
@@ -320,6 +327,13 @@ export class ExemptionService {
   /** The approval settle hook (also called directly by tests): see ExemptionLifecycle.settleApproval. */
   settleApproval(approval: Approval, correlationId: string): Promise<void> {
     return this.lifecycle.settleApproval(approval, correlationId);
+  }
+
+  /** The exemption's risk against what is in force at its project now (tenant and project settings, no exemptions). */
+  private async riskOf(tenantId: string, exemption: Pick<Exemption, "control" | "scope" | "relaxation">, policy: ExemptionPolicySpec): Promise<ReturnType<typeof riskOf>> {
+    if (exemption.scope.level !== "project") return riskOf(exemption, policy.highRisk, undefined);
+    const [tenant, project] = await Promise.all([this.tenantSettings(tenantId), this.projects.readDoc(tenantId, exemption.scope.projectId)]);
+    return riskOf(exemption, policy.highRisk, mergeSettings(tenant, project?.settings));
   }
 
   private async checkScope(ctx: RequestContext, scope: Exemption["scope"]): Promise<void> {
