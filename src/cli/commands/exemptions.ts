@@ -193,7 +193,7 @@ export function exemptionCommands({ program, client, print, render, out, err, js
     .action(async () => out(JSON.stringify(await client().exemptions.policy(), null, 2)));
   exemptionPolicy
     .command("set")
-    .description("replace the exemption policy from a JSON file ({\"maxDays\": {...}, \"controls\": {...}})")
+    .description("replace the exemption policy from a JSON file ({\"maxDays\": {...}, \"controls\": {...}, \"highRisk\": {...}}; what is left out takes its default)")
     .requiredOption("--file <path>")
     .option("--if-match <etag>")
     .action(async (o: { file: string; ifMatch?: string }) => {
