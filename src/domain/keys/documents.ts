@@ -114,6 +114,8 @@ export interface ShareDoc {
   requestedBy: string;
   requestedAt: string;
   decidedAt?: string;
+  /** A share ended while the key was on the shared product: the gateway generation that moves it off (revocationPending until confirmed). */
+  revokedAtGen?: number;
 }
 
 /** Index in the target project of a key shared into it (so the key is visible there). */
@@ -183,6 +185,11 @@ export function statusOf(doc: KeyDoc): Key["status"] {
   return doc.status === "revoked" && doc.revocationPending ? "revocationPending" : doc.status;
 }
 
+/** A share is reported revoked only once the gateway has moved the key off the shared product, as a key's revocation is. */
+export function shareStatusOf(doc: Pick<KeyDoc, "gateway">, share: ShareDoc): Key["shares"][number]["status"] {
+  return share.status === "revoked" && share.revokedAtGen !== undefined && doc.gateway.syncedGen < share.revokedAtGen ? "revocationPending" : share.status;
+}
+
 /** The key as the API shows it (and audit records and events see it): never a secret, digest or secret version. */
 function present(doc: KeyDoc, sharedFrom?: string): Omit<Key, "etag"> {
   return {
@@ -216,7 +223,7 @@ function present(doc: KeyDoc, sharedFrom?: string): Omit<Key, "etag"> {
     ...(doc.lastRotatedAt ? { lastRotatedAt: doc.lastRotatedAt } : {}),
     rotationCount: doc.rotationCount,
     awaitingCollection: doc.pickup !== undefined,
-    shares: (doc.shares ?? []).map((x) => ({ projectId: x.projectId, status: x.status, approvalId: x.approvalId, requestedBy: x.requestedBy, requestedAt: x.requestedAt })),
+    shares: (doc.shares ?? []).map((x) => ({ projectId: x.projectId, status: shareStatusOf(doc, x), approvalId: x.approvalId, requestedBy: x.requestedBy, requestedAt: x.requestedAt })),
     ...(doc.approval ? { approval: { ...doc.approval } } : {}),
     ...(sharedFrom ? { sharedFrom } : {}),
     createdAt: doc.createdAt,

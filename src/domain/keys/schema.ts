@@ -58,7 +58,15 @@ export const KeySpec = z
 export type KeySpecInput = z.input<typeof KeySpec>;
 
 export const KeyShare = z
-  .object({ projectId: ProjectId, status: z.enum(["pending", "active", "rejected", "revoked"]), approvalId: z.string(), requestedBy: z.string(), requestedAt: z.iso.datetime() })
+  .object({
+    projectId: ProjectId,
+    status: z.enum(["pending", "active", "rejected", "revoked", "revocationPending"]).meta({
+      description: "revocationPending: ended here, but the gateway has not yet moved the key off the product that reaches the project (it may still work there); never reported as revoked before that",
+    }),
+    approvalId: z.string(),
+    requestedBy: z.string(),
+    requestedAt: z.iso.datetime(),
+  })
   .meta({ id: "KeyShare" });
 
 /** A key asked for in a project whose keys need an approval: it exists from the request, suspended until approved. */

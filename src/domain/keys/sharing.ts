@@ -168,12 +168,15 @@ export class KeySharing {
 
   private async setShare(ctx: RequestContext, doc: Versioned<KeyDoc>, target: string, status: ShareDoc["status"]): Promise<void> {
     const at = this.clock.now().toISOString();
-    const shares = (doc.shares ?? []).map((x) => (x.projectId === target && (x.status === "pending" || x.status === "active") ? { ...x, status, decidedAt: at } : x));
     const moves = status === "active" || doc.shares?.some((x) => x.projectId === target && x.status === "active");
+    const gen = moves ? doc.gateway.desiredGen + 1 : doc.gateway.desiredGen;
+    const shares = (doc.shares ?? []).map((x) =>
+      x.projectId === target && (x.status === "pending" || x.status === "active") ? { ...x, status, decidedAt: at, ...(status === "revoked" && x.status === "active" ? { revokedAtGen: gen } : {}) } : x,
+    );
     const next: KeyDoc = {
       ...unversioned(doc),
       shares,
-      ...(moves ? { gateway: { ...doc.gateway, desiredGen: doc.gateway.desiredGen + 1 } } : {}),
+      ...(moves ? { gateway: { ...doc.gateway, desiredGen: gen } } : {}),
       updatedAt: at,
       updatedBy: ctx.principal.userId,
     };
