@@ -3,6 +3,7 @@ import { getServices } from "../../src/app/services.js";
 import { ensureDriver } from "../../src/workflows/drive.js";
 import { durableClient, durableClientInput } from "../../src/workflows/registration.js";
 
+// Failed system revisions are asked for again with backoff (PublishService.retryFailedSystemPublishes).
 // Revisions made without an HTTP request (exemption activation and expiry, automation), revisions
 // whose orchestration failed to start, and revisions whose orchestration failed or was terminated
 // before it could mark them published or failed are pending without a live driver: start one, with the
@@ -14,6 +15,13 @@ app.timer("gatewayPublishSweep", {
   handler: async (_timer, context) => {
     const { publishing } = await getServices();
     const client = durableClient(context);
+    // System publishes that failed are asked for again first, so their new revision gets its driver below.
+    try {
+      const { asked } = await publishing.retryFailedSystemPublishes(`timer:${context.invocationId}`);
+      if (asked > 0) context.warn(`gateway publish sweep asked again for ${asked} failed system publish(es)`);
+    } catch (err) {
+      context.error(`gateway publish sweep: retrying failed system publishes: ${err instanceof Error ? err.message : String(err)}`);
+    }
     let restarted = 0;
     for await (const pending of publishing.pendingRevisions()) {
       try {

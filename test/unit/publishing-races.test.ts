@@ -218,3 +218,63 @@ describe("an apply that fails before it sends anything", () => {
     expect(t.value("aigov-k-setting")).toBe("S2");
   });
 });
+
+describe("a system publish that failed after its retries", () => {
+  it("is asked for again by the sweep with back-off, naming the failure it retries, until the gateway holds the live state", async () => {
+    const t = tenant();
+    const first = await t.service.publish(t.ctx, {});
+    await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
+    // A sandbox locks: the system publishes the live change, and the gateway is away for the publish's whole run.
+    t.live.value = "L1";
+    const system = await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "a sandbox locked", correlationId: "c" });
+    t.unreachable(true);
+    const fail = async (revisionId: string) => {
+      await expect(t.service.applier.apply(t.tenantId, revisionId, "c")).rejects.toThrow(/did not answer/);
+      await t.service.applier.markFailed(t.tenantId, revisionId, "the management endpoint did not answer", "c");
+    };
+    await fail(system.revision!.id);
+    const revisions = async () => (await t.service.list(t.ctx, { maxPageSize: 20 })).items.sort((a, b) => a.number - b.number);
+    const sweep = async (minutes: number) => {
+      t.advance(minutes * 60_000);
+      await t.service.retryFailedSystemPublishes("c");
+      return revisions();
+    };
+    expect((await sweep(14)).map((r) => r.status)).toEqual(["published", "failed"]); // not before 15 minutes
+    let all = await sweep(1);
+    expect(all.map((r) => [r.number, r.status, r.origin, r.retry])).toEqual([
+      [1, "published", "person", undefined],
+      [2, "failed", "system", undefined],
+      [3, "pending", "system", { of: system.revision!.id, attempt: 1 }],
+    ]);
+    expect(all[2]!.reason).toBe("retry 1 of revision 2 (a sandbox locked), which failed");
+    expect((await sweep(60)).length).toBe(3); // a pending retry is the driver's to apply, not asked for again
+    await fail(all[2]!.id);
+    expect((await sweep(29)).length).toBe(3); // the second retry waits 30 minutes
+    all = await sweep(1);
+    expect(all.map((r) => r.retry)).toEqual([undefined, undefined, { of: system.revision!.id, attempt: 1 }, { of: system.revision!.id, attempt: 2 }]);
+    // The gateway is back: the retry publishes the locked sandbox's change.
+    t.unreachable(false);
+    expect(await t.service.applier.apply(t.tenantId, all[3]!.id, "c")).toBe("published");
+    expect(t.value("aigov-k-live")).toBe("L1");
+    expect((await sweep(24 * 60)).length).toBe(4); // nothing failed is newest any more
+  });
+
+  it("stops after five retries: the failure stays for a person to see", async () => {
+    const t = tenant();
+    const first = await t.service.publish(t.ctx, {});
+    await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
+    t.live.value = "L1";
+    let revision = (await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "an exemption ended", correlationId: "c" })).revision!;
+    t.unreachable(true);
+    for (let attempt = 1; attempt <= 6; attempt++) {
+      await expect(t.service.applier.apply(t.tenantId, revision.id, "c")).rejects.toThrow(/did not answer/);
+      await t.service.applier.markFailed(t.tenantId, revision.id, "the management endpoint did not answer", "c");
+      t.advance(4 * 60 * 60_000);
+      await t.service.retryFailedSystemPublishes("c");
+      const newest = (await t.service.list(t.ctx, { maxPageSize: 20 })).items.sort((a, b) => b.number - a.number)[0]!;
+      if (attempt <= 5) expect(newest.retry?.attempt).toBe(attempt);
+      else expect(newest).toMatchObject({ id: revision.id, status: "failed", retry: { attempt: 5 } });
+      revision = newest;
+    }
+  });
+});

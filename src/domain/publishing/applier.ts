@@ -164,7 +164,7 @@ export class GatewayApplier {
   async markFailed(tenantId: string, revisionId: string, error: string, correlationId: string): Promise<void> {
     const revision = await this.docs.loadRevision(tenantId, revisionId);
     if (revision.status !== "pending") return;
-    await this.transition(systemContext(tenantId, "system:publisher", correlationId), revision, { status: "failed", error: error.slice(0, 2000) }, "aigov.gateway.publish.failed.v1");
+    await this.transition(systemContext(tenantId, "system:publisher", correlationId), revision, { status: "failed", failedAt: this.clock.now().toISOString(), error: error.slice(0, 2000) }, "aigov.gateway.publish.failed.v1");
   }
 
   /** A conditional update of the gateway state by this revision's applier, retried on a race with a proposal. */

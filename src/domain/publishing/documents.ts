@@ -69,7 +69,9 @@ export function toRevision(doc: RevisionDoc): Revision {
     createdAt: doc.createdAt,
     createdBy: doc.createdBy,
     ...(doc.publishedAt ? { publishedAt: doc.publishedAt } : {}),
+    ...(doc.failedAt ? { failedAt: doc.failedAt } : {}),
     ...(doc.error ? { error: doc.error } : {}),
+    ...(doc.retry ? { retry: doc.retry } : {}),
     artifactCount: doc.artifactCount,
     counts: doc.counts,
     changes: doc.changes,
@@ -118,6 +120,17 @@ export class PublishingDocuments {
   /** Pending revisions everywhere (jobs only). */
   pendingRevisions(): AsyncGenerator<Versioned<RevisionDoc>> {
     return this.revisions.every("all", { filters: [{ field: "status", op: "=", value: "pending" }] });
+  }
+
+  /** Every tenant's system revisions that failed at or after `since` (the publish sweep asks for them again). */
+  failedSystemRevisions(since: string): AsyncGenerator<Versioned<RevisionDoc>> {
+    return this.revisions.every("all", {
+      filters: [
+        { field: "status", op: "=", value: "failed" },
+        { field: "origin", op: "=", value: "system" },
+        { field: "failedAt", op: ">=", value: since },
+      ],
+    });
   }
 
   /** The tenant's gateway state (a fresh one, without a version, before the first publish). */

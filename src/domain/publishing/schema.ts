@@ -48,7 +48,12 @@ export const Revision = z
     createdAt: z.iso.datetime(),
     createdBy: z.string(),
     publishedAt: z.iso.datetime().optional(),
+    failedAt: z.iso.datetime().optional(),
     error: z.string().optional(),
+    retry: z
+      .object({ of: RevisionId, attempt: z.int().min(1) })
+      .optional()
+      .meta({ description: "For a system publish asked again by the publish sweep: the failed system revision it retries (the first of the run) and which attempt it is" }),
     artifactCount: z.int(),
     counts: z.object({ added: z.int(), modified: z.int(), removed: z.int() }),
     changes: z.array(ArtifactChange).meta({ description: `What changed against basedOn (at most ${MAX_LISTED_CHANGES} listed)` }),

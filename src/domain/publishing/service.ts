@@ -56,7 +56,12 @@ interface ProposeMeta {
   staged?: { tenant: boolean; projects: string[] };
   /** For a system publish: the revision whose registry it compiled. */
   registryFrom?: string;
+  /** For a system publish the sweep asks again: the failed revision it retries. */
+  retry?: { of: string; attempt: number };
 }
+
+/** A failed system revision is asked for again after 15 min, 30 min, 1 h, 2 h and 4 h; then a person must look (it stays failed, with its error). */
+export const SYSTEM_RETRY_BACKOFF_MS = [15, 30, 60, 120, 240].map((m) => m * 60_000);
 
 /** The projects a publish keeps as the gateway holds them. */
 const keptAsHeld = (isolated: readonly IsolatedProject[] | undefined): string[] => (isolated ?? []).filter((p) => p.outcome === "keptArtifacts").map((p) => p.projectId);
@@ -123,7 +128,7 @@ export class PublishService {
    * publish is a person's decision) — `needsPublish` says so. The gateway publish sweep starts the
    * revision's orchestration (automation has no durable client).
    */
-  async requestPublish(tenantId: string, cause: { by: string; reason: string; correlationId: string }): Promise<PublishResult & { needsPublish?: true }> {
+  async requestPublish(tenantId: string, cause: { by: string; reason: string; correlationId: string; retry?: { of: string; attempt: number } }): Promise<PublishResult & { needsPublish?: true }> {
     const ctx: RequestContext = { principal: { tenantId, userId: cause.by, roles: new Set(TENANT_ADMINS) }, correlationId: cause.correlationId };
     return this.onLatest(tenantId, "the gateway's revisions kept changing; the system publish will be retried", async (state): Promise<(PublishResult & { needsPublish?: true }) | typeof BASE_MOVED> => {
       const baseId = await this.systemBase(tenantId, state);
@@ -141,6 +146,7 @@ export class PublishService {
         // A person's publish made meanwhile is the new base: compiling from the old one would undo it.
         baseIs: state.latest?.revisionId,
         registryFrom: baseId!,
+        ...(cause.retry ? { retry: cause.retry } : {}),
       });
     });
   }
@@ -244,12 +250,40 @@ export class PublishService {
     for await (const d of this.docs.pendingRevisions()) yield { tenantId: d.tenantId, revisionId: d.id, drive: this.drive(d.tenantId, d.id) };
   }
 
-  /** Whether a revision still waits to be applied (the sweep asks before starting a finished driver again). */
+  /**
+   * Asks again for system publishes whose revision failed after its retries (the gateway refused or was
+   * away for their whole run). A system publish carries a change nobody will ask for twice — a lock, an
+   * exemption's end, a share, a key's product — so a failure must not be the end of it. Only a tenant
+   * whose newest revision is that failure is asked for (anything newer compiled the live state again),
+   * with backoff (SYSTEM_RETRY_BACKOFF_MS); the new revision names the one it retries. A retry that finds
+   * the gateway already holding the live state makes no revision.
+   */
+  async retryFailedSystemPublishes(correlationId: string): Promise<{ asked: number }> {
+    const now = this.clock.now().getTime();
+    const since = new Date(now - 24 * 3_600_000).toISOString();
+    let asked = 0;
+    for await (const failed of this.docs.failedSystemRevisions(since)) {
+      const attempt = failed.retry?.attempt ?? 0;
+      const wait = SYSTEM_RETRY_BACKOFF_MS[attempt];
+      if (wait === undefined || !failed.failedAt || now - Date.parse(failed.failedAt) < wait) continue;
+      if ((await this.docs.state(failed.tenantId)).latest?.revisionId !== failed.id) continue;
+      await this.requestPublish(failed.tenantId, {
+        by: "system:publish-sweep",
+        reason: `retry ${attempt + 1} of revision ${failed.number} (${failed.reason ?? "a system publish"}), which failed`.slice(0, 500),
+        correlationId,
+        retry: { of: failed.retry?.of ?? failed.id, attempt: attempt + 1 },
+      });
+      asked += 1;
+    }
+    return { asked };
+  }
+
   /** When the first revision published at or after `since` went live (adoption metrics). */
   firstPublishedSince(tenantId: string, since: string): Promise<string | undefined> {
     return this.docs.firstPublishedSince(tenantId, since);
   }
 
+  /** Whether a revision still waits to be applied (the sweep asks before starting a finished driver again). */
   async isPending(tenantId: string, revisionId: string): Promise<boolean> {
     return (await this.docs.loadRevision(tenantId, revisionId)).status === "pending";
   }
@@ -329,6 +363,7 @@ export class PublishService {
         ...(meta.registryFrom ? { registryFrom: meta.registryFrom } : {}),
         ...(meta.isolated?.length ? { isolated: meta.isolated } : {}),
         ...(meta.staged && (meta.staged.tenant || meta.staged.projects.length) ? { staged: meta.staged } : {}),
+        ...(meta.retry ? { retry: meta.retry } : {}),
         status: "pending",
         createdAt: this.clock.now().toISOString(),
         createdBy: ctx.principal.userId,
