@@ -357,7 +357,7 @@ export async function buildServices(config: Config): Promise<Services> {
     requestPublish: (tenantId, cause) => publishing.requestPublish(tenantId, cause),
     gates: {
       tenantSettings: (tenantId) => tenantSettings.current(tenantId),
-      exemptionsInForce: (tenantId, projectId) => exemptions.openInProject(tenantId, projectId),
+      exemptionsInForce: (tenantId, projectId) => exemptions.inForceAt(tenantId, projectId),
       liveKeys: async (tenantId, projectId) => (await keyDocuments.listAll(tenantId, projectId)).filter((k) => k.status === "active" || k.status === "suspended"),
       lastReviewCompletedAt: (tenantId, projectId) => accessReviews.lastCompletedFor(tenantId, projectId),
     },

@@ -277,6 +277,13 @@ export class ExemptionService {
     return out;
   }
 
+  /** Every exemption in force at the project: its own and the tenant's (promotion gates). */
+  async inForceAt(tenantId: string, projectId: string): Promise<Exemption[]> {
+    const out = await this.openInProject(tenantId, projectId);
+    for await (const d of this.docs.matching(tenantId, [{ field: "scopeLevel", op: "=", value: "tenant" }])) if (IN_FORCE.includes(d.status)) out.push(this.docs.view(d));
+    return out;
+  }
+
   private async end(ctx: RequestContext, doc: Versioned<ExemptionDoc>, reason: string): Promise<Exemption> {
     const { principal } = ctx;
     const at = this.clock.now().toISOString();

@@ -23,7 +23,7 @@ const DAY_MS = 86_400_000;
 /** What the gates read, each from the service that owns it. */
 export interface GateDeps {
   tenantSettings(tenantId: string): Promise<Settings>;
-  /** Exemptions in force whose scope lies in the project. */
+  /** Exemptions in force whose scope lies in the project, and the tenant's own (scope tenant). */
   exemptionsInForce(tenantId: string, projectId: string): Promise<Exemption[]>;
   /** Live keys (active, suspended) of the project: id, name and when their secret was made. */
   liveKeys(tenantId: string, projectId: string): Promise<{ id: string; name: string; secretCreatedAt: string }[]>;
@@ -31,8 +31,15 @@ export interface GateDeps {
   lastReviewCompletedAt(tenantId: string, projectId: string): Promise<string | undefined>;
 }
 
+/** An exemption that switches `control` off for the whole project (its own, or the tenant's). */
+const switchesOff = (e: Exemption, control: Exemption["control"]) => e.control === control && e.relaxation.kind === "off" && (e.scope.level === "project" || e.scope.level === "tenant");
+const named = (list: Exemption[]) => list.map((e) => `${e.id} (until ${e.expiresAt})`).join(", ");
+
 export async function evaluateGates(deps: GateDeps, project: Project, to: Exclude<Environment, "sandbox">, now: Date): Promise<PromotionGates> {
   const wanted = GATES_FOR[to];
+  // Read once: the controls gates judge the project as the gateway serves it, exemptions in force included.
+  let inForce: Promise<Exemption[]> | undefined;
+  const exemptions = () => (inForce ??= deps.exemptionsInForce(project.tenantId, project.id));
   const check = async (gate: GateName): Promise<{ gate: GateName; passed: boolean; detail: string }> => {
     const out = (passed: boolean, detail: string) => ({ gate, passed, detail });
     switch (gate) {
@@ -41,14 +48,26 @@ export async function evaluateGates(deps: GateDeps, project: Project, to: Exclud
       case "contentSafety":
       case "limits": {
         // The tenant's and the project's settings as the compiler merges them (a model may add more, never less).
+        // An exemption that switches a control off for the project means the gateway does not apply it,
+        // whatever the settings say: the gate fails until the exemption ends.
         const effective = mergeSettings(await deps.tenantSettings(project.tenantId), project.settings);
-        if (gate === "contentSafety") return effective.contentSafety ? out(true, `content safety on (set at ${effective.contentSafety.scope})`) : out(false, "content safety is off for the project");
-        const limits = (["tokens.perMinute", "tokens.quota", "requests.rate"] as const).filter((c) => effective[c]);
-        return limits.length ? out(true, `limits on: ${limits.join(", ")}`) : out(false, "no token limit, token quota or request rate applies to the project");
+        if (gate === "contentSafety") {
+          if (!effective.contentSafety) return out(false, "content safety is off for the project");
+          const off = (await exemptions()).filter((e) => switchesOff(e, "contentSafety"));
+          return off.length ? out(false, `content safety is switched off for the project by exemption ${named(off)}`) : out(true, `content safety on (set at ${effective.contentSafety.scope})`);
+        }
+        const configured = (["tokens.perMinute", "tokens.quota", "requests.rate"] as const).filter((c) => effective[c]);
+        if (!configured.length) return out(false, "no token limit, token quota or request rate applies to the project");
+        const list = await exemptions();
+        const limits = configured.filter((c) => !list.some((e) => switchesOff(e, c)));
+        return limits.length
+          ? out(true, `limits on: ${limits.join(", ")}`)
+          : out(false, `every limit the project has is switched off by an exemption: ${named(list.filter((e) => configured.some((c) => switchesOff(e, c))))}`);
       }
       case "exemptionsReviewed": {
         // An exemption in its last 7 days ("expiring") is past its review point: renew it or let it end first.
-        const overdue = (await deps.exemptionsInForce(project.tenantId, project.id)).filter((e) => e.status === "expiring");
+        // The project's own: the tenant's are reviewed with the tenant, not with each project's promotion.
+        const overdue = (await exemptions()).filter((e) => e.status === "expiring" && e.scope.level !== "tenant");
         return overdue.length ? out(false, `exemptions past their review: ${overdue.map((e) => `${e.id} (${e.control}, expires ${e.expiresAt})`).join(", ")}`) : out(true, "no exemption in force is past its review");
       }
       case "keysRotated": {
