@@ -325,7 +325,7 @@ describe("high risk by effect", () => {
     expect((await admin.approvals.get(huge.approvalId)).route).toEqual({ name: "product: high-risk exemption", source: "product", risk: "high" });
 
     // The modest one goes live; the tenant then lowers its limit, so renewing it is now a 12.5× raise.
-    let approval = await admin.approvals.get(modest.approvalId);
+    const approval = await admin.approvals.get(modest.approvalId);
     await admin.approvals.decide(approval.id, { decision: "approve", justification: "load test" }, approval.etag);
     const active = await until(async () => {
       const e = await dev.exemptions.get(modest.id);
