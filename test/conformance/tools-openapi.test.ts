@@ -242,7 +242,7 @@ describe("conformance: a REST tool's approval holds for the endpoint it was appr
     const grants = async () => (await g.t.container().items.query<{ id: string; serverId: string; tool: string; pinnedBinding?: string }>({ query: "SELECT * FROM c WHERE c.tenantId = @t AND c.docType = 'toolGrant'", parameters: [{ name: "@t", value: g.tenant }] }).fetchAll()).resources.filter((x) => x.serverId === s.id);
     const [legacy] = await grants();
     const pinned = legacy!.pinnedBinding;
-    expect(pinned).toMatch(/^[0-9a-f]{64}$/);
+    expect(pinned).toMatch(/^v2:[0-9a-f]{64}$/);
     await g.t.container().item(legacy!.id, [g.tenant, p.id]).replace({ ...legacy, pinnedBinding: undefined });
     const unchanged = (await g.admin.tools.getServer(p.id, s.id)).discoveryState.lastAttemptAt;
     await g.admin.tools.discover(p.id, s.id);
@@ -266,6 +266,54 @@ describe("conformance: a REST tool's approval holds for the endpoint it was appr
     await approve("the admin endpoint, reviewed", "/admin/tenants/{id}");
     const reapproved = await rpc(path, key, "tools/call", { name: tool!.name, arguments: { id: "c" } });
     expect([reapproved.status, (items.received.at(-1) as RestEcho).path]).toEqual([200, reachedPath("/admin/tenants/c")]);
+  }, 120_000);
+
+  it("re-pointing an approved tool's server at another host suspends its approval: the same definition elsewhere is not approved", async () => {
+    const elsewhere = await startRestBackend(both);
+    try {
+      const p = await g.project("rest-approvals-host");
+      await g.admin.tools.putSettings(p.id, { approvalMode: "all" }, "initial");
+      const created = await g.admin.tools.createServer(p.id, { name: "items", source: { kind: "openapi", baseUrl: items.url, document: v1 }, discovery: { enabled: false, intervalHours: 24 } });
+      const discovered = (before?: string) =>
+        until(async () => {
+          const s = await g.admin.tools.getServer(p.id, created.id);
+          return s.discoveryState.status === "succeeded" && s.discoveryState.snapshotId !== before ? s : undefined;
+        }, `a snapshot after ${before}`);
+      const s = await discovered();
+      const [tool] = (await g.admin.tools.listTools(p.id, s.id)).items;
+      await g.publish("rest tools");
+      const key = (await g.key(dev, p.id, { name: "items", scopes: { tools: [s.id] } })).key;
+      const path = g.names.mcpApiPath(p.id, "items");
+      const approve = async () => {
+        const asked = await dev.tools.requestApproval(p.id, s.id, tool!.name, { justification: "cleanup" });
+        const approval = await g.admin.approvals.get(asked.approval.id);
+        await g.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
+        await until(async () => ((await g.admin.tools.getTool(p.id, s.id, tool!.name)).approval.state === "approved" ? true : undefined), "approved");
+        await g.systemPublish(approval.id);
+        return approval;
+      };
+      // Approvers see where calls go.
+      expect((await approve()).subject.change).toMatchObject({ endpoint: new URL(items.url).href, operation: { method: "DELETE", urlTemplate: "/items/{id}" } });
+      expect((await rpc(path, key, "tools/call", { name: tool!.name, arguments: { id: "a" } })).status).toBe(200);
+
+      // The same document served by another host: same definition, same operation, another endpoint.
+      const current = await g.admin.tools.getServer(p.id, s.id);
+      await g.admin.tools.updateServer(p.id, s.id, { source: { kind: "openapi", baseUrl: elsewhere.url, document: v1 } }, current.etag);
+      await discovered(current.discoveryState.snapshotId);
+      const after = await g.admin.tools.getTool(p.id, s.id, tool!.name);
+      expect(after.hash).toBe(tool!.hash);
+      expect(after.approval).toMatchObject({ state: "suspended", cause: "binding_changed" });
+      await g.publish("the new host");
+      const refused = await rpc(path, key, "tools/call", { name: tool!.name, arguments: { id: "b" } });
+      expect([refused.status, (refused.json.error as { data?: { reason?: string } } | undefined)?.data?.reason]).toEqual([403, "tool_not_approved"]);
+      expect(elsewhere.received.length).toBe(0);
+      // Approved for the new host, it is callable there.
+      await approve();
+      expect((await rpc(path, key, "tools/call", { name: tool!.name, arguments: { id: "c" } })).status).toBe(200);
+      expect(elsewhere.received.length).toBe(1);
+    } finally {
+      await elsewhere.close();
+    }
   }, 120_000);
 });
 

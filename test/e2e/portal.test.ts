@@ -112,7 +112,8 @@ describe.skipIf(!available)("the portal in a real browser", { timeout: 120_000 }
     await label("Block at severity").selectOption("2");
     await page.getByRole("checkbox", { name: "Prompt Shields (jailbreak attacks)" }).check();
     await expect.poll(() => xml.textContent(), { timeout: 15_000 }).toContain("<llm-content-safety");
-    expect(await xml.textContent()).toContain('shield-prompt="true"');
+    // The preview follows each change of the form: the shield's may land after the filter's.
+    await expect.poll(() => xml.textContent(), { timeout: 15_000 }).toContain('shield-prompt="true"');
     expect(await xml.textContent()).toMatch(/<category name="Hate" threshold="2"/);
     await check("policy-content-filtering");
     expect((await admin.projects.get(projectId)).settings).not.toHaveProperty("contentSafety");

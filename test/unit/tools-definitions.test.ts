@@ -2,7 +2,8 @@ import { createHash } from "node:crypto";
 import canonicalize from "canonicalize";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { canonicalJson, diffTools, toolHash } from "../../src/pillars/tools/definitions.js";
+import { bindingHash, bindingHolds, canonicalJson, diffTools, endpointOf, isCurrentPin, legacyBindingHash, toolHash } from "../../src/pillars/tools/definitions.js";
+import { approvalStateOf } from "../../src/pillars/tools/grants.js";
 
 const weather = () => ({
   name: "get_weather",
@@ -132,5 +133,37 @@ describe("diffTools", () => {
   it("compares field content, not key order", () => {
     const reordered = { ...weather(), inputSchema: { required: ["city"], type: "object", properties: { city: { type: "string" } } } };
     expect(diffTools([entry(weather())], [entry(reordered)])).toEqual({ added: [], removed: [], changed: [] });
+  });
+});
+
+describe("tool bindings: where a call goes", () => {
+  const op = { method: "DELETE", urlTemplate: "/items/{id}" };
+  const here = endpointOf({ kind: "openapi", baseUrl: "https://items.example.com/v1" });
+  const there = endpointOf({ kind: "openapi", baseUrl: "https://other.example.com/v1" });
+
+  it("pins the endpoint with the operation, for REST and MCP tools alike", () => {
+    expect(bindingHash(op, here)).toMatch(/^v2:[0-9a-f]{64}$/);
+    expect(bindingHolds(bindingHash(op, here), op, here)).toBe(true);
+    expect(bindingHolds(bindingHash(op, here), op, there)).toBe(false);
+    expect(bindingHolds(bindingHash(op, here), { ...op, urlTemplate: "/admin/{id}" }, here)).toBe(false);
+    const mcp = endpointOf({ kind: "remote", url: "https://mcp.example.com/mcp" });
+    expect(bindingHolds(bindingHash(undefined, mcp), undefined, mcp)).toBe(true);
+    expect(bindingHolds(bindingHash(undefined, mcp), undefined, endpointOf({ kind: "remote", url: "https://evil.example.com/mcp" }))).toBe(false);
+    // A URL that differs only in spelling is the same endpoint.
+    expect(endpointOf({ kind: "openapi", baseUrl: "HTTPS://Items.Example.com:443/v1" })).toBe(here);
+  });
+
+  it("older pins hold as they were made (the operation alone, or none) until discovery pins them again", () => {
+    expect(bindingHolds(legacyBindingHash(op), op, there)).toBe(true);
+    expect(bindingHolds(legacyBindingHash(op), { ...op, method: "GET" }, here)).toBe(false);
+    expect(bindingHolds(undefined, op, there)).toBe(true);
+    expect([isCurrentPin(undefined), isCurrentPin(legacyBindingHash(op)), isCurrentPin(bindingHash(op, here))]).toEqual([false, false, true]);
+  });
+
+  it("an approved grant pinned to another endpoint reads suspended and is not callable", () => {
+    const tool = { hash: "h", annotations: { readOnly: false } as never, operation: op };
+    const grant = { state: "approved", pinnedHash: "h", pinnedBinding: bindingHash(op, here) } as never;
+    expect(approvalStateOf("all", tool, grant, here)).toEqual({ state: "approved", callable: true });
+    expect(approvalStateOf("all", tool, grant, there)).toEqual({ state: "suspended", callable: false });
   });
 });

@@ -9,7 +9,7 @@ import type { InputContributor } from "../../domain/policy/compiler-input.js";
 import { TOOL_NAME, type PolicyMcpServer } from "../../policy/input.js";
 import { keyVaultReference } from "../key-vault-reference.js";
 import type { ProjectInput } from "../pillar.js";
-import { bindingHash } from "./definitions.js";
+import { bindingHolds, endpointOf } from "./definitions.js";
 import { sourceKey, type ServerDoc, type ToolboxDoc } from "./documents.js";
 import type { ToolsService } from "./service.js";
 
@@ -74,10 +74,14 @@ export const liveTools =
         );
         // Approvals are the server's (by id): a server registered again under the same name starts without them.
         const ids = new Set(tools.servers.map((s) => s.id));
-        // A REST tool's approval holds for the binding it pinned: the same definition re-pointed elsewhere is not approved.
-        const bindings = new Map(servers.flatMap((s) => s.tools.map((t) => [`${s.id}/${t.name}`, bindingHash(t.operation as Record<string, unknown> | undefined)] as const)));
+        // An approval holds for the binding it pinned: the same definition served from another URL, or bound to another operation, is not approved.
+        const bindings = new Map(servers.flatMap((s) => s.tools.map((t) => [`${s.id}/${t.name}`, { operation: t.operation as Record<string, unknown> | undefined, endpoint: endpointOf(s.source) }] as const)));
+        const holds = (g: { serverId: string; tool: string; pinnedBinding?: string | undefined }) => {
+          const b = bindings.get(`${g.serverId}/${g.tool}`);
+          return b !== undefined && bindingHolds(g.pinnedBinding, b.operation, b.endpoint);
+        };
         const grants = (await service.grants.all(partition))
-          .filter((g) => g.state === "approved" && g.pinnedHash && ids.has(g.serverId) && (g.pinnedBinding === undefined || g.pinnedBinding === bindings.get(`${g.serverId}/${g.tool}`)))
+          .filter((g) => g.state === "approved" && g.pinnedHash && ids.has(g.serverId) && holds(g))
           .map((g) => ({ server: g.server, tool: g.tool, hash: g.pinnedHash! }));
         return { ...p, tools: { ...tools, servers, grants } };
       }),

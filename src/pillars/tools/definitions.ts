@@ -32,14 +32,38 @@ export function toolHash(raw: Record<string, unknown>): string {
   return createHash("sha256").update(canonicalJson(stable), "utf8").digest("hex");
 }
 
+/** Where a server's tool calls go: the remote MCP endpoint or the REST API's base URL (as a URL normalises it). */
+export function endpointOf(source: { kind: "remote"; url: string } | { kind: "openapi"; baseUrl: string }): string {
+  const raw = source.kind === "remote" ? source.url : source.baseUrl;
+  return URL.canParse(raw) ? new URL(raw).href : raw;
+}
+
+/** Bindings pinned since the endpoint is part of them carry this prefix; bare hex is an older pin (the operation alone). */
+const BINDING_VERSION = "v2:";
+
 /**
- * Hex SHA-256 of a REST tool's binding (the operation a call becomes: method, URL template, parameters,
- * body); undefined for an MCP server's tool. An approval pins it beside the definition hash: the same
- * definition bound to another endpoint is another tool.
+ * A tool's binding: where a call goes (the server's endpoint) and, for a REST tool, the operation it
+ * becomes (method, URL template, parameters, body). An approval pins it beside the definition hash: the
+ * same definition served from another endpoint, or bound to another operation, is another tool.
  */
-export function bindingHash(operation: Record<string, unknown> | undefined): string | undefined {
+export function bindingHash(operation: Record<string, unknown> | undefined, endpoint: string): string {
+  const binding = { endpoint, ...(operation ? { operation } : {}) };
+  return BINDING_VERSION + createHash("sha256").update(canonicalJson(binding), "utf8").digest("hex");
+}
+
+/** A pin made before the endpoint was part of the binding: the REST operation alone (undefined for an MCP tool). */
+export function legacyBindingHash(operation: Record<string, unknown> | undefined): string | undefined {
   return operation ? createHash("sha256").update(canonicalJson(operation), "utf8").digest("hex") : undefined;
 }
+
+/** Whether a pinned binding is the tool's as it is now. No pin (approvals older than pins) holds; discovery pins it. */
+export function bindingHolds(pinned: string | undefined, operation: Record<string, unknown> | undefined, endpoint: string): boolean {
+  if (pinned === undefined) return true;
+  return pinned.startsWith(BINDING_VERSION) ? pinned === bindingHash(operation, endpoint) : pinned === legacyBindingHash(operation);
+}
+
+/** Whether a pin is of the current kind (endpoint included); older ones are pinned again by discovery while they hold. */
+export const isCurrentPin = (pinned: string | undefined): boolean => pinned?.startsWith(BINDING_VERSION) ?? false;
 
 /** What changed between two discoveries of one server, by tool name; every list sorted by name. */
 export function diffTools(previous: readonly ToolDefinitionEntry[], next: readonly ToolDefinitionEntry[]): ToolDiff {

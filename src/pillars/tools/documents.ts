@@ -77,7 +77,7 @@ export interface GrantDoc extends StoredDoc {
   requestedHash: string;
   /** Set once approved: calls are allowed while the tool's current hash equals it. */
   pinnedHash?: string;
-  /** A REST tool's binding the request was about, and once approved the one pinned (bindingHash): calls are allowed while it is the tool's. */
+  /** The binding (server endpoint, and a REST tool's operation) the request was about, and once approved the one pinned (bindingHash): calls are allowed while it is the tool's. */
   requestedBinding?: string;
   pinnedBinding?: string;
   /** Why the state is what it is ("definition_changed" for a suspension). */

@@ -3,9 +3,9 @@
  * through the tenant's approval engine (subject type "tool", its route); an approval pins the
  * definition hash the request was about. A tool is callable while its current definition hash equals
  * the pinned one: when discovery finds it changed, the approval is suspended (an event says why) and
- * the tool stays refused at the gateway until a new approval pins the new definition. A REST tool's
- * approval also pins its binding (the operation a call becomes): re-pointing an approved tool at another
- * endpoint suspends it the same way (`binding_changed`).
+ * the tool stays refused at the gateway until a new approval pins the new definition. An approval also
+ * pins the tool's binding (the server's endpoint and, for a REST tool, the operation a call becomes):
+ * re-pointing an approved tool at another server URL or operation suspends it the same way (`binding_changed`).
  */
 import type { Approval } from "../../domain/approvals/schema.js";
 import type { ApprovalService } from "../../domain/approvals/service.js";
@@ -15,24 +15,24 @@ import { fail } from "../../domain/errors.js";
 import { systemContext } from "../../domain/kernel/system.js";
 import type { Clock } from "../../ports/clock.js";
 import { unversioned, type Partition, type Store } from "../../ports/store.js";
-import { bindingHash } from "./definitions.js";
+import { bindingHash, bindingHolds, endpointOf, isCurrentPin, legacyBindingHash } from "./definitions.js";
 import { grantId, serverPath, type GrantDoc, type ServerDoc, type StoredTool } from "./documents.js";
 import type { Tool } from "./schema.js";
 
 export type ApprovalMode = "none" | "all" | "destructive";
 export type ToolApprovalState = Tool["approval"]["state"];
 
-/** Whether an approved grant still holds for the tool as it is now: the same definition and, for a REST tool, the same binding. */
-export function grantHolds(grant: Pick<GrantDoc, "pinnedHash" | "pinnedBinding">, tool: Pick<StoredTool, "hash" | "operation">): boolean {
-  // Approvals made before bindings were pinned hold on the definition; discovery suspends them when the binding changes.
-  return grant.pinnedHash === tool.hash && (grant.pinnedBinding === undefined || grant.pinnedBinding === bindingHash(tool.operation));
+/** Whether an approved grant still holds for the tool as it is now, served from `endpoint`: the same definition and the same binding. */
+export function grantHolds(grant: Pick<GrantDoc, "pinnedHash" | "pinnedBinding">, tool: Pick<StoredTool, "hash" | "operation">, endpoint: string): boolean {
+  // Approvals made before bindings were pinned hold on the definition; discovery pins them, and suspends them when the binding changed.
+  return grant.pinnedHash === tool.hash && bindingHolds(grant.pinnedBinding, tool.operation, endpoint);
 }
 
-/** What the project's approvals say about a tool as it is now. */
-export function approvalStateOf(mode: ApprovalMode, tool: Pick<StoredTool, "hash" | "annotations" | "operation">, grant: GrantDoc | undefined): { state: ToolApprovalState; callable: boolean } {
+/** What the project's approvals say about a tool as it is now, served from `endpoint` (endpointOf the server's source). */
+export function approvalStateOf(mode: ApprovalMode, tool: Pick<StoredTool, "hash" | "annotations" | "operation">, grant: GrantDoc | undefined, endpoint: string): { state: ToolApprovalState; callable: boolean } {
   if (mode === "none" || (mode === "destructive" && tool.annotations.readOnly)) return { state: "notRequired", callable: true };
   if (!grant) return { state: "required", callable: false };
-  if (grant.state === "approved") return grantHolds(grant, tool) ? { state: "approved", callable: true } : { state: "suspended", callable: false };
+  if (grant.state === "approved") return grantHolds(grant, tool, endpoint) ? { state: "approved", callable: true } : { state: "suspended", callable: false };
   return { state: grant.state, callable: false };
 }
 
@@ -64,9 +64,10 @@ export class ToolGrants {
   async request(ctx: RequestContext, server: ServerDoc, tool: StoredTool, mode: ApprovalMode, justification: string): Promise<{ grant: GrantDoc; approval: Approval }> {
     const partition = { tenantId: server.tenantId, scopeId: server.scopeId };
     const current = await this.read(partition, server.id, tool.name);
-    const now = approvalStateOf(mode, tool, current);
+    const endpoint = endpointOf(server.source);
+    const now = approvalStateOf(mode, tool, current, endpoint);
     if (now.state === "notRequired") fail({ kind: "conflict", detail: `the project's approval mode (${mode}) does not require an approval for ${tool.name}`, reason: "tool_approval_not_required" });
-    const binding = bindingHash(tool.operation);
+    const binding = bindingHash(tool.operation, endpoint);
     if ((current?.state === "pending" && current.requestedHash === tool.hash && current.requestedBinding === binding) || now.state === "approved") {
       fail({ kind: "conflict", detail: `an approval of ${tool.name}'s current definition is already ${now.state === "approved" ? "granted" : "pending"}`, reason: "tool_approval_pending" });
     }
@@ -83,8 +84,10 @@ export class ToolGrants {
             tool: tool.name,
             hash: tool.hash,
             readOnly: tool.annotations.readOnly,
-            // A REST tool: what approvers approve includes where a call goes.
-            ...(binding ? { binding, operation: { method: tool.operation!.method, urlTemplate: tool.operation!.urlTemplate } } : {}),
+            // What approvers approve includes where a call goes: the server's endpoint and, for a REST tool, the operation.
+            binding,
+            endpoint,
+            ...(tool.operation ? { operation: { method: tool.operation.method, urlTemplate: tool.operation.urlTemplate } } : {}),
           },
         },
         justification,
@@ -102,7 +105,7 @@ export class ToolGrants {
           state: "pending",
           approvalId: approval.id,
           requestedHash: tool.hash,
-          ...(binding ? { requestedBinding: binding } : {}),
+          requestedBinding: binding,
           // A suspended or superseded approval keeps its pin until the new one is decided: nothing becomes callable early.
           ...(current?.pinnedHash ? { pinnedHash: current.pinnedHash } : {}),
           ...(current?.pinnedBinding ? { pinnedBinding: current.pinnedBinding } : {}),
@@ -160,21 +163,23 @@ export class ToolGrants {
   /**
    * Approvals of this server pinned to another definition or binding than the tool's now are suspended
    * (every discovery checks all of them). `before` is the previous snapshot's tools: an approval made
-   * before bindings were pinned is suspended when the binding changed between the two.
+   * before bindings were pinned is suspended when the operation changed between the two. Approvals that
+   * hold but carry no pin, or one made before the endpoint was part of it, are pinned to the binding now.
    */
   async suspendChanged(ctx: RequestContext, server: ServerDoc, tools: StoredTool[], before: StoredTool[] = []): Promise<string[]> {
     const partition = { tenantId: server.tenantId, scopeId: server.scopeId };
     const now = new Map(tools.map((t) => [t.name, t]));
     const was = new Map(before.map((t) => [t.name, t]));
     const suspended: string[] = [];
+    const endpoint = endpointOf(server.source);
     for (const current of await this.all(partition)) {
       const tool = now.get(current.tool);
       if (current.serverId !== server.id || current.state !== "approved" || tool === undefined) continue;
-      const binding = bindingHash(tool.operation);
-      const rebound = current.pinnedBinding === undefined && was.has(current.tool) && bindingHash(was.get(current.tool)!.operation) !== binding;
-      if (grantHolds(current, tool) && !rebound) {
-        // An approval made before bindings were pinned gets the binding it holds for now (once), so a later re-point suspends it.
-        if (current.pinnedBinding === undefined && binding !== undefined) {
+      const binding = bindingHash(tool.operation, endpoint);
+      const rebound = current.pinnedBinding === undefined && was.has(current.tool) && legacyBindingHash(was.get(current.tool)!.operation) !== legacyBindingHash(tool.operation);
+      if (grantHolds(current, tool, endpoint) && !rebound) {
+        // An approval made before bindings (or endpoints) were pinned gets the binding it holds for now (once), so a later re-point suspends it.
+        if (!isCurrentPin(current.pinnedBinding)) {
           const pinned: GrantDoc = { ...unversioned(current), pinnedBinding: binding, updatedAt: this.clock.now().toISOString() };
           await this.write(ctx, pinned, current, "tool.approval.pin", "aigov.mcp.tool.approval.pinned.v1", { pinnedBinding: binding });
         }

@@ -21,6 +21,7 @@ import { Catalog, type CatalogDoc } from "./catalog.js";
 import { discoveryDrive, type ToolDiscoveryInput } from "./discovery/drive.js";
 import { DiscoveryRunner, type DiscoveryResult } from "./discovery/run.js";
 import { settingsId, settingsPath, snapshotPath, type ServerDoc, type SettingsDoc, type SnapshotDoc, type StoredTool } from "./documents.js";
+import { endpointOf } from "./definitions.js";
 import { approvalStateOf, ToolGrants, type ApprovalMode } from "./grants.js";
 import { exportServerJson, importServerJson } from "./registry-json.js";
 import { ToolApprovalSpec, ToolsSettings, type McpServerPatch, type CatalogEntry, type McpServer, type McpServerSpecInput, type Snapshot, type Tool } from "./schema.js";
@@ -208,7 +209,7 @@ export class ToolsService {
     if (!grant) return;
     const server = await this.registry.servers.read({ tenantId: grant.tenantId, scopeId: grant.scopeId }, grant.serverId);
     const tool = server ? (await this.toolsOf(server)).find((t) => t.name === grant.tool) : undefined;
-    if (tool) await this.catalog.setApproval(grant.tenantId, grant.serverId, grant.tool, approvalStateOf(await this.approvalMode(grant.tenantId, grant.scopeId), tool, grant).state);
+    if (server && tool) await this.catalog.setApproval(grant.tenantId, grant.serverId, grant.tool, approvalStateOf(await this.approvalMode(grant.tenantId, grant.scopeId), tool, grant, endpointOf(server.source)).state);
     // Grants are live compiler input: a system publish takes the new state to the gateway.
     await this.onGatewayChange?.(grant.tenantId, { by: "system:tool-approvals", reason: `tool ${grant.server}/${grant.tool} ${grant.state} (${grant.approvalId})`, correlationId });
   }
@@ -353,7 +354,7 @@ export class ToolsService {
   // ---- helpers
 
   private toolView(server: ServerDoc, t: StoredTool, mode: ApprovalMode, grant: Awaited<ReturnType<ToolGrants["read"]>>, used?: Record<string, string>): Tool {
-    const a = approvalStateOf(mode, t, grant);
+    const a = approvalStateOf(mode, t, grant, endpointOf(server.source));
     const lastUsedAt = used?.[`${server.name}/${t.name}`];
     return {
       name: t.name,
@@ -378,7 +379,7 @@ export class ToolsService {
     const grants = new Map((await this.grants.all(partition)).filter((g) => g.serverId === server.id).map((g) => [g.tool, g]));
     for (const t of tools) {
       if (!t.name) continue;
-      entries.push(this.catalog.entryFor(tenantId, { projectId: server.projectId, serverId: server.id, server: server.name, status: server.status, tags: server.tags, protocolVersion }, t, approvalStateOf(mode, t, grants.get(t.name)).state, at));
+      entries.push(this.catalog.entryFor(tenantId, { projectId: server.projectId, serverId: server.id, server: server.name, status: server.status, tags: server.tags, protocolVersion }, t, approvalStateOf(mode, t, grants.get(t.name), endpointOf(server.source)).state, at));
     }
     await this.catalog.write(tenantId, entries, removed.map((tool) => ({ serverId: server.id, tool })));
   }
