@@ -287,6 +287,20 @@ describe("agent sync from Bedrock, Vertex AI and Foundry", () => {
     expect(broken.card!.findings.some((x) => x.severity === "error")).toBe(true);
     const found = await g.admin.catalog.search({ q: "carded", kind: "agents" });
     expect(found.items.map((i) => i.id)).toContain(ok.id);
+
+    // A person sets the card here: it is theirs, as an edited name is. The cloud's later card does not
+    // replace it; the change is a conflict, recorded with both cards' hashes.
+    const mine = { ...card, name: "Carded here", description: "The card the team reviewed" };
+    const edited = await g.admin.agents.update(ok.projectId, ok.id, { card: { card: mine } }, ok.etag);
+    expect(edited.card).toMatchObject({ origin: "supplied", card: { name: "Carded here" } });
+    foundry.state.update("westeurope", good.id, { card: { ...card, description: "Changed at the source" } });
+    const after = await sync(con.foundry);
+    expect(after.conflicts).toContainEqual({ agentId: ok.id, field: "card" });
+    const kept = (await agentsOf(con.foundry)).find((a) => a.id === ok.id)!;
+    expect(kept.card).toMatchObject({ origin: "supplied", hash: edited.card!.hash, card: { name: "Carded here" } });
+    expect(kept.sync!.conflicts).toEqual([expect.objectContaining({ field: "card", localValue: edited.card!.hash, sourceValue: expect.stringMatching(/^[0-9a-f]{64}$/) as unknown })]);
+    // Unchanged at the source since: the next run reports no new conflict for it.
+    expect((await sync(con.foundry)).conflicts).not.toContainEqual({ agentId: ok.id, field: "card" });
   }, 120_000);
 
   it("the CLI: connections sync --wait prints the run's report; agents list, transition and the catalog", async () => {

@@ -12,7 +12,8 @@ export interface AgentDoc extends StoredDoc, Omit<Agent, "etag"> {
   /** Fields a person changed here that the source also carries: a sync keeps the local value (docs/agents.md, "Conflicts"). */
   localOverrides?: ("name" | "description")[];
   /** The source's values of the shared fields as last synced (what a local edit is compared with). */
-  sourceValues?: { name: string; description?: string };
+  /** The source's values as of the last sync (cardHash: the hash of the card the source stores). */
+  sourceValues?: { name: string; description?: string; cardHash?: string };
   /** Hash of everything the registry takes from the source: an equal hash is an unchanged agent (no write). */
   sourceHash?: string;
   /** Lower-case name, description, owner, model and skills: what the catalog finds the agent by. */

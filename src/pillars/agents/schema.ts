@@ -166,9 +166,9 @@ export const SourceDetails = z.object({
 });
 
 export const Conflict = z.object({
-  field: z.enum(["name", "description"]),
-  localValue: z.string().optional(),
-  sourceValue: z.string().optional(),
+  field: z.enum(["name", "description", "card"]),
+  localValue: z.string().optional().meta({ description: "For card: the hash of the card set here" }),
+  sourceValue: z.string().optional().meta({ description: "For card: the hash of the source's card (absent: the source has none now)" }),
   at: z.iso.datetime(),
 });
 

@@ -1,7 +1,8 @@
 /**
  * How a source's agent meets the registry (docs/agents.md, "What a sync may change"):
  * - the source owns the fields it carries: provenance, the source's details (model, endpoint, aliases,
- *   actions, labels), the card it stores, and name and description — unless a person changed those here;
+ *   actions, labels), the card it stores, and name and description — unless a person changed those here
+ *   (a card a person supplied or had fetched is theirs too);
  * - a person owns everything else: lifecycle (a block or retirement is never undone), the enabled switch,
  *   guardrails, owner, environment, data classes and the agent's key. A sync never writes them, except
  *   the defaults of an agent it records for the first time;
@@ -55,6 +56,13 @@ function sourceFields(agent: SourceAgent) {
 }
 
 const hashOf = (value: unknown) => createHash("sha256").update(canonicalize(value) ?? "").digest("hex");
+
+/** What the source said of the fields a person may override here, as of this sync (conflicts compare against it). */
+const sourceValuesOf = (fields: { name: string; description?: string | undefined; card?: unknown }): NonNullable<AgentDoc["sourceValues"]> => ({
+  name: fields.name,
+  ...(fields.description !== undefined ? { description: fields.description } : {}),
+  ...(fields.card !== undefined ? { cardHash: hashOf(fields.card) } : {}),
+});
 
 /** An environment from the source's labels (`environment` or `env`), else prod: an agent a cloud runs is treated as production until someone says otherwise. */
 function environmentOf(labels: Record<string, string> | undefined): Agent["environment"] {
@@ -122,7 +130,7 @@ export class SyncApplier {
       },
       source: fields.details,
       sync: { state: "present", conflicts: [] },
-      sourceValues: { name: fields.name, ...(fields.description !== undefined ? { description: fields.description } : {}) },
+      sourceValues: sourceValuesOf(fields),
       sourceHash: hash,
       createdAt: now,
       createdBy: ctx.principal.userId,
@@ -157,9 +165,22 @@ export class SyncApplier {
       if (sourceValue === undefined) delete next[field];
       else next[field] = sourceValue;
     }
-    const card = fields.card !== undefined ? (current.card?.origin === "cloud" && current.card.hash === hashOf(fields.card) && (!current.card.valid || current.card.document) ? current.card : await this.cards.assess(fields.card, "cloud")) : undefined;
-    if (card) next.card = card;
-    else if (current.card?.origin === "cloud") delete next.card;
+    const cloudCardHash = fields.card !== undefined ? hashOf(fields.card) : undefined;
+    if (current.card && current.card.origin !== "cloud") {
+      // A card a person set here (supplied or fetched) is a local override, as a name is: it stays, and a
+      // change of the source's card since the last sync is a conflict (the cards compared by their hashes).
+      if (cloudCardHash !== current.sourceValues?.cardHash) {
+        conflicts.push("card");
+        const entry = { field: "card" as const, localValue: current.card.hash, ...(cloudCardHash !== undefined ? { sourceValue: cloudCardHash } : {}), at: now };
+        const at = recorded.findIndex((c) => c.field === "card");
+        if (at >= 0) recorded[at] = entry;
+        else recorded.push(entry);
+      }
+    } else {
+      const card = fields.card !== undefined ? (current.card?.origin === "cloud" && current.card.hash === cloudCardHash && (!current.card.valid || current.card.document) ? current.card : await this.cards.assess(fields.card, "cloud")) : undefined;
+      if (card) next.card = card;
+      else if (current.card?.origin === "cloud") delete next.card;
+    }
     const returned = current.sync?.state === "removedAtSource";
     const { removedAtSourceAt: _r, ...provenance } = current.provenance!;
     next.provenance = {
@@ -172,7 +193,7 @@ export class SyncApplier {
     for (const k of ["sourceVersion", "sourceStatus", "sourceUpdatedAt"] as const) if (next.provenance[k] === undefined) delete next.provenance[k];
     next.source = fields.details;
     next.sync = { state: "present", conflicts: recorded };
-    next.sourceValues = { name: fields.name, ...(fields.description !== undefined ? { description: fields.description } : {}) };
+    next.sourceValues = sourceValuesOf(fields);
     next.sourceHash = hash;
     next.updatedAt = now;
     next.updatedBy = ctx.principal.userId;
