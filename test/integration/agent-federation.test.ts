@@ -41,6 +41,9 @@ describe("workload identity federation for a Bedrock connection", () => {
     const refused = (await errorOf(g.admin.connections.create({ name: "aws-bad-role", projectId: project.id, scope: { cloud: "bedrock", accountId: "123456789012", roleArn: "arn:aws:iam::1:role/x" }, regions: ["us-east-1"], credentials: { kind: "workloadIdentity" } }))) as ApiError;
     expect(refused.status).toBe(400);
     expect(refused.problem?.errors).toEqual([expect.objectContaining({ field: "body.scope.roleArn" })]);
+    // A well-formed role of another account: its credentials would list that account's agents under this one's.
+    const elsewhere = (await errorOf(g.admin.connections.create({ name: "aws-other-account", projectId: project.id, scope: { cloud: "bedrock", accountId: "123456789012", roleArn: "arn:aws:iam::210987654321:role/aigov-agent-sync" }, regions: ["us-east-1"], credentials: { kind: "workloadIdentity" } }))) as ApiError;
+    expect([elsewhere.status, elsewhere.problem?.errors]).toEqual([400, [{ field: "body.scope.roleArn", message: "must be a role of account 123456789012 (the connection's account)" }]]);
 
     const connection = await g.admin.connections.create({ name: "aws-federated", projectId: project.id, scope: { cloud: "bedrock", accountId: "123456789012", roleArn: ROLE, endpoint: bedrock.endpoint }, regions: ["us-east-1"], credentials: { kind: "workloadIdentity" } });
     expect(connection.credentials).toEqual({ kind: "workloadIdentity" });

@@ -308,6 +308,11 @@ export class ConnectionService {
     if (!CREDENTIALS_BY_CLOUD[scope.cloud].includes(credentials.kind)) errors.push({ field: `${at}.credentials.kind`, message: `${scope.cloud} takes ${CREDENTIALS_BY_CLOUD[scope.cloud].join(" or ")}` });
     else if (credentials.kind === "accessToken" && !this.local && !kept) errors.push({ field: `${at}.credentials.kind`, message: "a static access token is for local fakes only" });
     if (new Set(regions).size !== regions.length) errors.push({ field: `${at}.regions`, message: "regions must be distinct" });
+    // The role's credentials act in the role's account: a role of another account would list that account's
+    // agents under this one's (and a role change would take over another account's agents of the same ids).
+    if (scope.cloud === "bedrock" && scope.roleArn && scope.roleArn.split(":")[4] !== scope.accountId) {
+      errors.push({ field: `${at}.scope.roleArn`, message: `must be a role of account ${scope.accountId} (the connection's account)` });
+    }
     if (scope.cloud === "vertex" && scope.serviceAccount && !scope.workloadIdentityProvider) errors.push({ field: `${at}.scope.serviceAccount`, message: "is impersonated after a workload identity token exchange: give workloadIdentityProvider too" });
     if (scope.cloud === "foundry") {
       const keys = Object.keys(scope.projectEndpoints).sort();
