@@ -17,8 +17,9 @@ app.timer("gatewayPublishSweep", {
     const client = durableClient(context);
     // System publishes that failed are asked for again first, so their new revision gets its driver below.
     try {
-      const { asked } = await publishing.retryFailedSystemPublishes(`timer:${context.invocationId}`);
+      const { asked, failed } = await publishing.retryFailedSystemPublishes(`timer:${context.invocationId}`);
       if (asked > 0) context.warn(`gateway publish sweep asked again for ${asked} failed system publish(es)`);
+      for (const f of failed) context.error(`gateway publish sweep: retrying revision ${f.revisionId} of tenant ${f.tenantId}: ${f.error}`);
     } catch (err) {
       context.error(`gateway publish sweep: retrying failed system publishes: ${err instanceof Error ? err.message : String(err)}`);
     }

@@ -311,6 +311,15 @@ describe("conformance: a REST tool's approval holds for the endpoint it was appr
       await approve();
       expect((await rpc(path, key, "tools/call", { name: tool!.name, arguments: { id: "c" } })).status).toBe(200);
       expect(elsewhere.received.length).toBe(1);
+
+      // An approval stored before endpoints were pinned (no pin at all): moved back to the first host, the
+      // previous snapshot's source says where it was approved, so it is suspended rather than pinned there.
+      const grant = (await g.t.container().items.query<{ id: string; serverId: string }>({ query: "SELECT * FROM c WHERE c.tenantId = @t AND c.docType = 'toolGrant'", parameters: [{ name: "@t", value: g.tenant }] }).fetchAll()).resources.find((x) => x.serverId === s.id)!;
+      await g.t.container().item(grant.id, [g.tenant, p.id]).replace({ ...grant, pinnedBinding: undefined });
+      const moved = await g.admin.tools.getServer(p.id, s.id);
+      await g.admin.tools.updateServer(p.id, s.id, { source: { kind: "openapi", baseUrl: items.url, document: v1 } }, moved.etag);
+      await discovered(moved.discoveryState.snapshotId);
+      expect((await g.admin.tools.getTool(p.id, s.id, tool!.name)).approval).toMatchObject({ state: "suspended", cause: "binding_changed" });
     } finally {
       await elsewhere.close();
     }

@@ -311,20 +311,22 @@ describe("high risk by effect", () => {
     dev = await t.as(T, "dana", ["Developer"]);
     const settings = await admin.settings.get();
     await admin.settings.put({ settings: { tokens: { perMinute: { limit: 1000 } } } }, settings.etag);
-    riskProject = await admin.projects.create(projectSpec("risky"));
+    // The project holds itself to 800 tokens a minute, under the tenant's 1,000.
+    riskProject = await admin.projects.create(projectSpec("risky", { settings: { tokens: { perMinute: { limit: 800 } } } }));
   });
 
   it("a project-wide limit raised to many times the one in force takes the high-risk route, by the tenant's rules, also on renewal", async () => {
     expect((await admin.exemptions.policy()).highRisk).toEqual({ limitFactor: 10, thresholdLevel: 6, allowValues: 5 });
-    // 5× the 1,000 tokens a minute in force: one stage.
+    // 6.25× the 800 tokens a minute in force: one stage.
     const modest = await dev.exemptions.request(limitSpec(5000));
     expect(await routeOf(modest.approvalId)).toEqual({ risk: "standard", why: "a project-wide relaxation within the tenant's high-risk thresholds" });
     // 10×: as good as switching the limit off, so two stages.
     const huge = await dev.exemptions.request(limitSpec(10_000));
-    expect(await routeOf(huge.approvalId)).toEqual({ risk: "high", why: "10000 is at least 10 times the tokens.perMinute limit in force (1000)" });
+    expect(await routeOf(huge.approvalId)).toEqual({ risk: "high", why: "10000 is at least 10 times the tokens.perMinute limit in force (800)" });
     expect((await admin.approvals.get(huge.approvalId)).route).toEqual({ name: "product: high-risk exemption", source: "product", risk: "high" });
 
-    // The modest one goes live; the tenant then lowers its limit, so renewing it is now a 12.5× raise.
+    // The modest one goes live; the tenant then lowers its floor to 400. The project's stored 800 is held to
+    // it (as the gateway holds it), so renewing is now a 12.5× raise.
     const approval = await admin.approvals.get(modest.approvalId);
     await admin.approvals.decide(approval.id, { decision: "approve", justification: "load test" }, approval.etag);
     const active = await until(async () => {
@@ -332,7 +334,7 @@ describe("high risk by effect", () => {
       return e.status === "active" ? e : undefined;
     });
     const settings = await admin.settings.get();
-    await admin.settings.put({ settings: { tokens: { perMinute: { limit: 400 } } } }, settings.etag);
+    await admin.settings.put({ settings: { tokens: { perMinute: { limit: 400 } }, regions: { allowed: ["northeurope", "westeurope"] } } }, settings.etag);
     const renewal = await dev.exemptions.renew(active.id, { expiresAt: new Date(Date.now() + 20 * DAY).toISOString(), evidence: ["https://tickets.example.com/SEC-2"], justification: "the load test runs longer" }, active.etag);
     const renewalApproval = renewal.renewals.at(-1)!.approvalId;
     expect(await routeOf(renewalApproval)).toEqual({ risk: "high", why: "5000 is at least 10 times the tokens.perMinute limit in force (400)" });
@@ -342,10 +344,12 @@ describe("high risk by effect", () => {
     const written = await admin.exemptions.putPolicy({ maxDays: policy.maxDays, controls: {}, highRisk: { limitFactor: 100, thresholdLevel: 7, allowValues: 2 } }, policy.etag);
     expect(written.highRisk).toEqual({ limitFactor: 100, thresholdLevel: 7, allowValues: 2 });
     expect((await admin.exemptions.policy()).highRisk).toEqual({ limitFactor: 100, thresholdLevel: 7, allowValues: 2 });
+    // A policy file from before the high-risk rules (none given) keeps the rules the tenant tuned.
+    expect((await admin.exemptions.putPolicy({ maxDays: policy.maxDays, controls: {} }, written.etag)).highRisk).toEqual({ limitFactor: 100, thresholdLevel: 7, allowValues: 2 });
     const again = await dev.exemptions.request(limitSpec(10_000));
     expect(await routeOf(again.approvalId)).toEqual({ risk: "standard", why: "a project-wide relaxation within the tenant's high-risk thresholds" });
-    // Three regions the project does not admit are more than the tenant's 2.
-    const regions = await dev.exemptions.request({ ...limitSpec(1), control: "regions.allowed", relaxation: { kind: "allow", values: ["eastus", "westeurope", "swedencentral"] } });
+    // Three regions the project does not admit are more than the tenant's 2 (westeurope it admits already).
+    const regions = await dev.exemptions.request({ ...limitSpec(1), control: "regions.allowed", relaxation: { kind: "allow", values: ["eastus", "westeurope", "swedencentral", "westus"] } });
     expect(await routeOf(regions.approvalId)).toEqual({ risk: "high", why: "it adds 3 values to regions.allowed (more than 2)" });
     // Bad rules are a 400 naming the field, and change nothing.
     const current = await admin.exemptions.policy();

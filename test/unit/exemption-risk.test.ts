@@ -4,14 +4,15 @@ import { DEFAULT_HIGH_RISK } from "../../src/domain/exemptions/schema.js";
 import { mergeSettings, type Settings } from "../../src/policy/settings.js";
 
 const P = { level: "project" as const, projectId: "prj_00000000000000000001" };
-const inForce = (tenant: Settings, project: Settings = {}) => mergeSettings(tenant, project);
+/** What is in force at project level, and for each model given. */
+const inForce = (tenant: Settings, project: Settings = {}, models: Settings[] = []) => [mergeSettings(tenant, project), ...models.map((m) => mergeSettings(tenant, project, m as never))];
 
 describe("exemption risk by effect", () => {
   it("breadth: the tenant and a control switched off for a project are high risk; a model or a key never", () => {
-    expect(riskOf({ control: "tokens.quota", scope: { level: "tenant" }, relaxation: { kind: "limit", value: 2 } }, DEFAULT_HIGH_RISK, undefined).risk).toBe("high");
-    expect(riskOf({ control: "semanticCache", scope: P, relaxation: { kind: "off" } }, DEFAULT_HIGH_RISK, undefined).risk).toBe("high");
+    expect(riskOf({ control: "tokens.quota", scope: { level: "tenant" }, relaxation: { kind: "limit", value: 2 } }, DEFAULT_HIGH_RISK, []).risk).toBe("high");
+    expect(riskOf({ control: "semanticCache", scope: P, relaxation: { kind: "off" } }, DEFAULT_HIGH_RISK, []).risk).toBe("high");
     const model = { level: "model" as const, projectId: P.projectId, modelId: "mdl_00000000000000000001" };
-    expect(riskOf({ control: "contentSafety", scope: model, relaxation: { kind: "off" } }, DEFAULT_HIGH_RISK, undefined)).toEqual({ risk: "standard", why: "it applies to one model" });
+    expect(riskOf({ control: "contentSafety", scope: model, relaxation: { kind: "off" } }, DEFAULT_HIGH_RISK, [])).toEqual({ risk: "standard", why: "it applies to one model" });
     const key = { level: "key" as const, projectId: P.projectId, keyId: "key_00000000000000000001" };
     expect(riskOf({ control: "tokens.perMinute", scope: key, relaxation: { kind: "limit", value: 1e9 } }, DEFAULT_HIGH_RISK, inForce({ tokens: { perMinute: { limit: 10 } } })).risk).toBe("standard");
   });
@@ -23,9 +24,16 @@ describe("exemption risk by effect", () => {
     expect(limit("tokens.perMinute", 2000)).toEqual({ risk: "high", why: "2000 is at least 10 times the tokens.perMinute limit in force (200)" });
     expect(limit("requests.rate", 599).risk).toBe("standard");
     expect(limit("requests.rate", 600).risk).toBe("high");
-    expect(limit("tokens.quota", 1e12).why).toBe("tokens.quota is not configured for the project, so the exemption changes nothing there");
+    expect(limit("tokens.quota", 1e12).why).toBe("tokens.quota is not configured in the project, so the exemption changes nothing there");
     expect(riskOf({ control: "prompt.maxBytes", scope: P, relaxation: { kind: "limit", value: 10_240 } }, DEFAULT_HIGH_RISK, inForce({ prompt: { maxBytes: 1024 } })).risk).toBe("high");
     expect(riskOf({ control: "tokens.perMinute", scope: P, relaxation: { kind: "limit", value: 2000 } }, { ...DEFAULT_HIGH_RISK, limitFactor: 11 }, settings).risk).toBe("standard");
+  });
+
+  it("limits set only on a model count: the exemption raises the model's too, so the lowest in force is the measure", () => {
+    const modelOnly = inForce({}, {}, [{ tokens: { perMinute: { limit: 1000 } } }, {}]);
+    expect(riskOf({ control: "tokens.perMinute", scope: P, relaxation: { kind: "limit", value: 1_000_000 } }, DEFAULT_HIGH_RISK, modelOnly)).toEqual({ risk: "high", why: "1000000 is at least 10 times the tokens.perMinute limit in force (1000)" });
+    const cs = inForce({}, {}, [{ contentSafety: { enabled: true } }]);
+    expect(riskOf({ control: "contentSafety", scope: P, relaxation: { kind: "thresholds", categories: { Hate: 6, Sexual: 6, SelfHarm: 6, Violence: 6 } } }, DEFAULT_HIGH_RISK, cs).risk).toBe("high");
   });
 
   it("thresholds: high only when every category would block at thresholdLevel or above", () => {
@@ -43,5 +51,8 @@ describe("exemption risk by effect", () => {
     const allow = (values: string[]) => riskOf({ control: "regions.allowed", scope: P, relaxation: { kind: "allow", values } }, DEFAULT_HIGH_RISK, settings);
     expect(allow(["westeurope", "northeurope", "a1", "a2", "a3", "a4", "a5"]).risk).toBe("standard");
     expect(allow(["a1", "a2", "a3", "a4", "a5", "a6"])).toEqual({ risk: "high", why: "it adds 6 values to regions.allowed (more than 5)" });
+    // The same value twice is one value; a list nobody restricts is not widened at all.
+    expect(allow(["a1", "a1", "a2", "a2", "a3", "a3", "a4"]).risk).toBe("standard");
+    expect(riskOf({ control: "regions.allowed", scope: P, relaxation: { kind: "allow", values: ["a1", "a2", "a3", "a4", "a5", "a6"] } }, DEFAULT_HIGH_RISK, inForce({})).risk).toBe("standard");
   });
 });

@@ -278,3 +278,59 @@ describe("a system publish that failed after its retries", () => {
     }
   });
 });
+
+describe("a failed system publish whose change the gateway holds by the time it is retried", () => {
+  it("is asked for once: no revision is made, and later sweeps leave it", async () => {
+    const t = tenant();
+    const first = await t.service.publish(t.ctx, {});
+    await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
+    t.live.value = "L1";
+    const system = await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "an exemption activated", correlationId: "c" });
+    t.unreachable(true);
+    await expect(t.service.applier.apply(t.tenantId, system.revision!.id, "c")).rejects.toThrow(/did not answer/);
+    await t.service.applier.markFailed(t.tenantId, system.revision!.id, "the management endpoint did not answer", "c");
+    t.unreachable(false);
+    // The exemption ended meanwhile: the live state is what the gateway holds.
+    t.live.value = "L0";
+    let compiles = 0;
+    const counting = () => t.slowCompile(async () => void compiles++);
+    for (const minutes of [15, 30, 60]) {
+      counting();
+      t.advance(minutes * 60_000);
+      await t.service.retryFailedSystemPublishes("c");
+    }
+    expect(compiles).toBe(1);
+    expect((await t.service.list(t.ctx, { maxPageSize: 20 })).items.map((r) => r.status).sort()).toEqual(["failed", "published"]);
+  });
+});
+
+describe("failed system publishes of several tenants", () => {
+  it("one tenant's retry that throws does not keep another's from being asked; it is reported", async () => {
+    const failedSystemPublish = async (t: ReturnType<typeof tenant>) => {
+      const first = await t.service.publish(t.ctx, {});
+      await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
+      t.live.value = "L1";
+      const system = await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "a share", correlationId: "c" });
+      t.unreachable(true);
+      await expect(t.service.applier.apply(t.tenantId, system.revision!.id, "c")).rejects.toThrow(/did not answer/);
+      await t.service.applier.markFailed(t.tenantId, system.revision!.id, "the management endpoint did not answer", "c");
+      t.unreachable(false);
+      return system.revision!;
+    };
+    const broken = tenant();
+    const healthy = tenant();
+    const brokenRevision = await failedSystemPublish(broken);
+    await failedSystemPublish(healthy);
+    // The broken tenant's store partition refuses new revisions (throttled past the SDK's retries).
+    refuse = (ops) => (ops.some((op) => op.kind !== "delete" && (op.doc as StoredDoc).tenantId === broken.tenantId && (op.doc as StoredDoc).docType === "revision") ? { ok: false, failedIndex: 0, status: 429 } : undefined);
+    healthy.advance(15 * 60_000); // the sweep's clock (one sweep serves every tenant)
+    try {
+      const swept = await healthy.service.retryFailedSystemPublishes("c");
+      expect(swept.failed).toEqual([expect.objectContaining({ tenantId: broken.tenantId, revisionId: brokenRevision.id })]);
+    } finally {
+      refuse = undefined;
+    }
+    const newest = (await healthy.service.list(healthy.ctx, { maxPageSize: 20 })).items.sort((a, b) => b.number - a.number)[0]!;
+    expect(newest.retry?.attempt).toBe(1);
+  });
+});

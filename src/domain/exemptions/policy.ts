@@ -17,51 +17,57 @@ import { DEFAULT_EXEMPTION_POLICY, DEFAULT_HIGH_RISK, ExemptionPolicySpec, type 
  * control switched off for a whole project are broad; so is a project-wide relaxation that comes
  * close to switching the control off (the tenant's `highRisk` thresholds): a limit raised to many
  * times the one in force, content-safety thresholds that leave every category blocking only the most
- * severe content, or an allow-list widened by many values at once. `inForce` is what applies at the
- * project now (tenant and project settings merged, no exemptions); a control nobody configured
- * there is not switched on by an exemption (src/policy/exemptions.ts), so relaxing it changes nothing.
- * Narrower scopes (a model, a key) are standard whatever they relax.
+ * severe content, or an allow-list widened by many values at once. `inForce` is what applies in the
+ * project now, once at project level and once per model (tenant, project and model settings merged and
+ * held to the tenant's floors, as the compiler does; no exemptions): a project exemption raises every
+ * model's lower value too, so the lowest in force anywhere in the project is what it is measured
+ * against. A control nobody configured anywhere in the project is not switched on by an exemption
+ * (src/policy/exemptions.ts), so relaxing it changes nothing. Narrower scopes (a model, a key) are
+ * standard whatever they relax.
  */
 export function riskOf(
   exemption: { control: Exemption["control"]; scope: Exemption["scope"]; relaxation: Exemption["relaxation"] },
   highRisk: HighRiskRules,
-  inForce: EffectiveSettings | undefined,
+  inForce: readonly EffectiveSettings[],
 ): { risk: "standard" | "high"; why: string } {
   const { control, scope, relaxation: r } = exemption;
   if (scope.level === "tenant") return { risk: "high", why: "it applies to the whole tenant" };
   if (scope.level !== "project") return { risk: "standard", why: `it applies to one ${scope.level}` };
   if (r.kind === "off") return { risk: "high", why: `${control} is switched off for a whole project` };
   const standard = { risk: "standard" as const, why: "a project-wide relaxation within the tenant's high-risk thresholds" };
+  const unconfigured = { risk: "standard" as const, why: `${control} is not configured in the project, so the exemption changes nothing there` };
   if (r.kind === "limit") {
-    const current = limitInForce(control, inForce);
-    if (current === undefined) return { risk: "standard", why: `${control} is not configured for the project, so the exemption changes nothing there` };
+    const limits = inForce.map((e) => limitInForce(control, e)).filter((v): v is number => v !== undefined);
+    if (!limits.length) return unconfigured;
+    const current = Math.min(...limits);
     return r.value >= current * highRisk.limitFactor
       ? { risk: "high", why: `${r.value} is at least ${highRisk.limitFactor} times the ${control} limit in force (${current})` }
       : standard;
   }
   if (r.kind === "thresholds") {
-    const cs = inForce?.contentSafety?.value;
-    if (!cs) return { risk: "standard", why: "content safety is not configured for the project, so the exemption changes nothing there" };
-    const after = cs.categories.map((c) => Math.max(c.threshold, r.categories[c.name] ?? c.threshold));
-    return after.every((t) => t >= highRisk.thresholdLevel)
-      ? { risk: "high", why: `every content-safety category would block only at ${highRisk.thresholdLevel} or above` }
-      : standard;
+    const filters = inForce.map((e) => e.contentSafety?.value).filter((v) => v !== undefined);
+    if (!filters.length) return unconfigured;
+    const opened = filters.some((cs) => cs.categories.every((c) => Math.max(c.threshold, r.categories[c.name] ?? c.threshold) >= highRisk.thresholdLevel));
+    return opened ? { risk: "high", why: `every content-safety category would block only at ${highRisk.thresholdLevel} or above` } : standard;
   }
-  const admitted = new Set(isAllowListControl(control) ? (inForce?.[control]?.value ?? []) : []);
-  const added = r.values.filter((v) => !admitted.has(v)).length;
+  if (!isAllowListControl(control)) return standard;
+  const lists = inForce.map((e) => e[control]?.value).filter((v) => v !== undefined);
+  if (!lists.length) return unconfigured;
+  const values = [...new Set(r.values)];
+  const added = Math.max(...lists.map((list) => values.filter((v) => !list.includes(v)).length));
   return added > highRisk.allowValues ? { risk: "high", why: `it adds ${added} values to ${control} (more than ${highRisk.allowValues})` } : standard;
 }
 
 /** The numeric limit of a limit control in force, when it has one. */
-function limitInForce(control: Exemption["control"], inForce: EffectiveSettings | undefined): number | undefined {
+function limitInForce(control: Exemption["control"], inForce: EffectiveSettings): number | undefined {
   switch (control) {
     case "tokens.perMinute":
     case "tokens.quota":
-      return inForce?.[control]?.value.limit;
+      return inForce[control]?.value.limit;
     case "requests.rate":
-      return inForce?.["requests.rate"]?.value.calls;
+      return inForce["requests.rate"]?.value.calls;
     case "prompt.maxBytes":
-      return inForce?.["prompt.maxBytes"]?.value;
+      return inForce["prompt.maxBytes"]?.value;
     default:
       return undefined;
   }
@@ -91,7 +97,7 @@ export function expiryErrors(policy: ExemptionPolicySpec, category: Exemption["c
 /** The tenant's exemption policy: how long exemptions may last, per category and per control (a tenant singleton). */
 export class ExemptionPolicies {
   // Policies written before the high-risk rules existed have none stored.
-  private readonly doc: TenantSingleton<Omit<ExemptionPolicySpec, "highRisk"> & { highRisk?: HighRiskRules }>;
+  private readonly doc: TenantSingleton<ExemptionPolicySpec>;
 
   constructor(store: Store, changes: ChangeWriter, clock: Clock) {
     this.doc = new TenantSingleton(store, changes, clock, { id: "exemptionPolicy.tenant", docType: "exemptionPolicy", path: "/exemptions/policy", action: "exemptionPolicy.update", event: "aigov.exemptionpolicy.updated.v1" });
@@ -106,12 +112,14 @@ export class ExemptionPolicies {
   async put(ctx: RequestContext, input: unknown, ifMatch: string): Promise<ExemptionPolicy> {
     if (!holdsAny(ctx.principal.roles, TENANT_ADMINS)) fail({ kind: "forbidden", detail: "changing the exemption policy requires TenantAdmin" });
     const spec = parseOrThrow(ExemptionPolicySpec, input, "body");
-    const written = await this.doc.write(ctx, { maxDays: spec.maxDays, controls: spec.controls, highRisk: spec.highRisk }, ifMatch);
-    return { ...written, highRisk: spec.highRisk };
+    // A policy file written before the high-risk rules existed must not reset rules a tenant tuned since.
+    const highRisk = spec.highRisk ?? (await this.doc.read(ctx.principal.tenantId))?.highRisk ?? DEFAULT_HIGH_RISK;
+    const written = await this.doc.write(ctx, { maxDays: spec.maxDays, controls: spec.controls, highRisk }, ifMatch);
+    return { ...written, highRisk };
   }
 
   /** The maxima and high-risk rules that apply to the tenant now. */
-  async of(tenantId: string): Promise<ExemptionPolicySpec> {
+  async of(tenantId: string): Promise<ExemptionPolicySpec & { highRisk: HighRiskRules }> {
     const doc = await this.doc.read(tenantId);
     return doc ? { maxDays: doc.maxDays, controls: doc.controls, highRisk: doc.highRisk ?? DEFAULT_HIGH_RISK } : DEFAULT_EXEMPTION_POLICY;
   }

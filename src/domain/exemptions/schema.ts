@@ -180,7 +180,7 @@ export const ExemptionPolicySpec = z
       .partialRecord(ControlId, z.strictObject({ waiver: MaxDays.optional(), mitigated: MaxDays.optional() }))
       .default({})
       .meta({ description: "Per-control maxima; both the category's and the control's maximum apply" }),
-    highRisk: HighRiskRules.default(DEFAULT_HIGH_RISK),
+    highRisk: HighRiskRules.optional().meta({ description: "Absent: the rules stored are kept (the defaults before any were written)" }),
   })
   .meta({ id: "ExemptionPolicySpec" });
 export type ExemptionPolicySpec = z.output<typeof ExemptionPolicySpec>;
@@ -197,4 +197,4 @@ export const ExemptionPolicy = z
   .meta({ id: "ExemptionPolicy" });
 export type ExemptionPolicy = z.output<typeof ExemptionPolicy>;
 
-export const DEFAULT_EXEMPTION_POLICY: ExemptionPolicySpec = { maxDays: { waiver: 30, mitigated: 90 }, controls: {}, highRisk: DEFAULT_HIGH_RISK };
+export const DEFAULT_EXEMPTION_POLICY: ExemptionPolicySpec & { highRisk: HighRiskRules } = { maxDays: { waiver: 30, mitigated: 90 }, controls: {}, highRisk: DEFAULT_HIGH_RISK };

@@ -1,4 +1,5 @@
 import { exemptionUnsupported, type ActiveExemption } from "../../policy/exemptions.js";
+import { clampToFloor } from "../../policy/floors.js";
 import { mergeSettings, type Settings } from "../../policy/settings.js";
 import type { Clock } from "../../ports/clock.js";
 import type { Notifier } from "../../ports/notifier.js";
@@ -19,7 +20,7 @@ import { ExemptionDocuments, type ExemptionDoc } from "./documents.js";
 import { ExemptionLifecycle, type RequestPublish } from "./lifecycle.js";
 import { beyondMaximum, ExemptionPolicies, expiryErrors, invalid, riskOf, routeKeyOf } from "./policy.js";
 import { portfolio } from "./review.js";
-import { ExemptionSpec, IN_FORCE, OPEN, RenewalSpec, RevokeSpec, type Exemption, type ExemptionListQuery, type ExemptionPolicy, type ExemptionPolicySpec, type ExemptionReview, type ExemptionSpecInput } from "./schema.js";
+import { ExemptionSpec, IN_FORCE, OPEN, RenewalSpec, RevokeSpec, type Exemption, type ExemptionListQuery, type ExemptionPolicy, type ExemptionReview, type HighRiskRules, type ExemptionSpecInput } from "./schema.js";
 
 export type { RequestPublish } from "./lifecycle.js";
 
@@ -38,7 +39,7 @@ export interface ExemptionKit {
   clock: Clock;
   approvals: ApprovalService;
   projects: Pick<ProjectService, "get" | "readDoc">;
-  models: Pick<ModelService, "get">;
+  models: Pick<ModelService, "get" | "listAll">;
   /** The tenant's gateway settings, for what is in force at a project (an exemption's risk). */
   tenantSettings: (tenantId: string) => Promise<Settings>;
   notifier: Notifier;
@@ -70,7 +71,7 @@ export class ExemptionService {
   private readonly clock: Clock;
   private readonly approvals: ApprovalService;
   private readonly projects: Pick<ProjectService, "get" | "readDoc">;
-  private readonly models: Pick<ModelService, "get">;
+  private readonly models: Pick<ModelService, "get" | "listAll">;
   private readonly tenantSettings: (tenantId: string) => Promise<Settings>;
   private readonly keys: KeyLookup | undefined;
 
@@ -336,11 +337,17 @@ export class ExemptionService {
     return this.lifecycle.settleApproval(approval, correlationId);
   }
 
-  /** The exemption's risk against what is in force at its project now (tenant and project settings, no exemptions). */
-  private async riskOf(tenantId: string, exemption: Pick<Exemption, "control" | "scope" | "relaxation">, policy: ExemptionPolicySpec): Promise<ReturnType<typeof riskOf>> {
-    if (exemption.scope.level !== "project") return riskOf(exemption, policy.highRisk, undefined);
-    const [tenant, project] = await Promise.all([this.tenantSettings(tenantId), this.projects.readDoc(tenantId, exemption.scope.projectId)]);
-    return riskOf(exemption, policy.highRisk, mergeSettings(tenant, project?.settings));
+  /**
+   * The exemption's risk against what is in force in its project now, at project level and for each
+   * model: the settings merged and held to the tenant's floors as the compiler holds them, no exemptions.
+   */
+  private async riskOf(tenantId: string, exemption: Pick<Exemption, "control" | "scope" | "relaxation">, policy: { highRisk: HighRiskRules }): Promise<ReturnType<typeof riskOf>> {
+    if (exemption.scope.level !== "project") return riskOf(exemption, policy.highRisk, []);
+    const { projectId } = exemption.scope;
+    const [tenant, project, models] = await Promise.all([this.tenantSettings(tenantId), this.projects.readDoc(tenantId, projectId), this.models.listAll(tenantId, projectId)]);
+    const projectSettings = clampToFloor(tenant, project?.settings);
+    const inForce = [mergeSettings(tenant, projectSettings), ...models.map((m) => mergeSettings(tenant, projectSettings, clampToFloor(tenant, m.settings)))];
+    return riskOf(exemption, policy.highRisk, inForce);
   }
 
   private async checkScope(ctx: RequestContext, scope: Exemption["scope"]): Promise<void> {

@@ -41,6 +41,8 @@ export interface GatewayStateDoc extends StoredDoc {
 
 export interface RevisionDoc extends StoredDoc, Omit<Revision, "diff" | "id"> {
   docType: "revision";
+  /** A failed system revision the publish sweep has asked for again (once each: a retry that made no revision must not be asked every sweep). */
+  retryAskedAt?: string;
   parts: number;
   /** Chunks of the registry snapshot's entries (absent on revisions made before snapshots were kept). */
   registryParts?: number;
@@ -149,6 +151,12 @@ export class PublishingDocuments {
     const clean = unversioned(doc);
     const result = await this.store.batch(partitionOf(doc.tenantId), [ifMatch ? { kind: "replace", doc: clean, ifMatch } : { kind: "create", doc: clean }]);
     return result.ok ? result.etags[0] : undefined;
+  }
+
+  /** Marks a failed system revision as asked for again (the sweep's bookkeeping, not a change: no audit record); false when it lost a race. */
+  async markRetryAsked(revision: Versioned<RevisionDoc>, at: string): Promise<boolean> {
+    const result = await this.store.batch(partitionOf(revision.tenantId), [{ kind: "replace", doc: { ...unversioned(revision), retryAskedAt: at }, ifMatch: revision._etag }]);
+    return result.ok;
   }
 
   /** Writes the drift report without an audit record (the same finding again: only the time of the check moves on). */

@@ -258,24 +258,33 @@ export class PublishService {
    * with backoff (SYSTEM_RETRY_BACKOFF_MS); the new revision names the one it retries. A retry that finds
    * the gateway already holding the live state makes no revision.
    */
-  async retryFailedSystemPublishes(correlationId: string): Promise<{ asked: number }> {
+  async retryFailedSystemPublishes(correlationId: string): Promise<{ asked: number; failed: { tenantId: string; revisionId: string; error: string }[] }> {
     const now = this.clock.now().getTime();
     const since = new Date(now - 24 * 3_600_000).toISOString();
     let asked = 0;
+    const failures: { tenantId: string; revisionId: string; error: string }[] = [];
     for await (const failed of this.docs.failedSystemRevisions(since)) {
       const attempt = failed.retry?.attempt ?? 0;
       const wait = SYSTEM_RETRY_BACKOFF_MS[attempt];
-      if (wait === undefined || !failed.failedAt || now - Date.parse(failed.failedAt) < wait) continue;
-      if ((await this.docs.state(failed.tenantId)).latest?.revisionId !== failed.id) continue;
-      await this.requestPublish(failed.tenantId, {
-        by: "system:publish-sweep",
-        reason: `retry ${attempt + 1} of revision ${failed.number} (${failed.reason ?? "a system publish"}), which failed`.slice(0, 500),
-        correlationId,
-        retry: { of: failed.retry?.of ?? failed.id, attempt: attempt + 1 },
-      });
-      asked += 1;
+      if (failed.retryAskedAt || wait === undefined || !failed.failedAt || now - Date.parse(failed.failedAt) < wait) continue;
+      // One tenant's trouble (its compile, its gateway) must not keep the others' retries from being asked.
+      try {
+        if ((await this.docs.state(failed.tenantId)).latest?.revisionId !== failed.id) continue;
+        const result = await this.requestPublish(failed.tenantId, {
+          by: "system:publish-sweep",
+          reason: `retry ${attempt + 1} of revision ${failed.number} (${failed.reason ?? "a system publish"}), which failed`.slice(0, 500),
+          correlationId,
+          retry: { of: failed.retry?.of ?? failed.id, attempt: attempt + 1 },
+        });
+        if (result.changed) asked += 1;
+        // No revision made (the gateway holds the live state already): the failure stays newest, and must
+        // not be asked for again at every sweep. (A new revision is newest itself: nothing to record.)
+        else await this.docs.markRetryAsked(failed, new Date(now).toISOString());
+      } catch (err) {
+        failures.push({ tenantId: failed.tenantId, revisionId: failed.id, error: err instanceof Error ? err.message : String(err) });
+      }
     }
-    return { asked };
+    return { asked, failed: failures };
   }
 
   /** When the first revision published at or after `since` went live (adoption metrics). */

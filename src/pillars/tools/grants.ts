@@ -16,7 +16,7 @@ import { systemContext } from "../../domain/kernel/system.js";
 import type { Clock } from "../../ports/clock.js";
 import { unversioned, type Partition, type Store } from "../../ports/store.js";
 import { bindingHash, bindingHolds, endpointOf, isCurrentPin, legacyBindingHash } from "./definitions.js";
-import { grantId, serverPath, type GrantDoc, type ServerDoc, type StoredTool } from "./documents.js";
+import { grantId, serverPath, sourceKey, type GrantDoc, type ServerDoc, type StoredTool } from "./documents.js";
 import type { Tool } from "./schema.js";
 
 export type ApprovalMode = "none" | "all" | "destructive";
@@ -163,10 +163,12 @@ export class ToolGrants {
   /**
    * Approvals of this server pinned to another definition or binding than the tool's now are suspended
    * (every discovery checks all of them). `before` is the previous snapshot's tools: an approval made
-   * before bindings were pinned is suspended when the operation changed between the two. Approvals that
-   * hold but carry no pin, or one made before the endpoint was part of it, are pinned to the binding now.
+   * before bindings were pinned is suspended when the operation changed between the two, and one pinned
+   * without its endpoint (no pin, or an older one) when the previous snapshot was listed from another
+   * source (`beforeSource`): that is the only record of where it was approved. Approvals that hold but
+   * carry no pin, or an older one, are pinned to the binding now.
    */
-  async suspendChanged(ctx: RequestContext, server: ServerDoc, tools: StoredTool[], before: StoredTool[] = []): Promise<string[]> {
+  async suspendChanged(ctx: RequestContext, server: ServerDoc, tools: StoredTool[], before: StoredTool[] = [], beforeSource?: string): Promise<string[]> {
     const partition = { tenantId: server.tenantId, scopeId: server.scopeId };
     const now = new Map(tools.map((t) => [t.name, t]));
     const was = new Map(before.map((t) => [t.name, t]));
@@ -176,7 +178,10 @@ export class ToolGrants {
       const tool = now.get(current.tool);
       if (current.serverId !== server.id || current.state !== "approved" || tool === undefined) continue;
       const binding = bindingHash(tool.operation, endpoint);
-      const rebound = current.pinnedBinding === undefined && was.has(current.tool) && legacyBindingHash(was.get(current.tool)!.operation) !== legacyBindingHash(tool.operation);
+      const moved = beforeSource !== undefined && beforeSource !== sourceKey(server.source);
+      const rebound =
+        (current.pinnedBinding === undefined && was.has(current.tool) && legacyBindingHash(was.get(current.tool)!.operation) !== legacyBindingHash(tool.operation)) ||
+        (!isCurrentPin(current.pinnedBinding) && moved);
       if (grantHolds(current, tool, endpoint) && !rebound) {
         // An approval made before bindings (or endpoints) were pinned gets the binding it holds for now (once), so a later re-point suspends it.
         if (!isCurrentPin(current.pinnedBinding)) {

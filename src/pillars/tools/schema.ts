@@ -175,7 +175,7 @@ export const Tool = z
     hash: z.string().meta({ description: "sha-256 of the tool's canonical definition (what an approval pins)" }),
     annotations: z.strictObject({ readOnly: z.boolean(), destructive: z.boolean(), idempotent: z.boolean(), openWorld: z.boolean() }),
     findings: z.array(ToolFinding),
-    approval: z.strictObject({ state: ToolApprovalState, approvalId: z.string().optional(), pinnedHash: z.string().optional(), cause: z.string().optional().meta({ description: "Why: definition_changed or binding_changed (a REST tool re-pointed at another operation) for a suspension" }) }),
+    approval: z.strictObject({ state: ToolApprovalState, approvalId: z.string().optional(), pinnedHash: z.string().optional(), cause: z.string().optional().meta({ description: "Why: definition_changed, or binding_changed (the tool served from another endpoint, or a REST tool re-pointed at another operation), for a suspension" }) }),
     callable: z.boolean().meta({ description: "Whether keys with this tool in scope may call it at the gateway once published" }),
     lastUsedAt: z.iso.datetime().optional().meta({ description: "Its last call through the gateway (tools/call, or the REST tool's operation), from the usage rollups" }),
     definition: z.record(z.string(), z.unknown()).meta({ description: "The tool exactly as the server listed it" }),

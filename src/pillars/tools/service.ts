@@ -65,7 +65,7 @@ export class ToolsService {
     this.grants = new ToolGrants(deps.store, deps.changes, deps.clock, deps.approvals);
     this.toolboxes = new Toolboxes(deps.store, deps.changes, deps.clock, deps.projects);
     this.catalog = new Catalog(deps.store);
-    this.discovery = new DiscoveryRunner(this.registry, this.snapshots, deps.clock, { suspendChanged: (ctx, server, tools, before) => this.suspend(ctx, server, tools, before), catalog: (t, s, v, tools, removed) => this.refreshCatalog(t, s, v, tools, removed), forget: (t, id) => this.catalog.removeServer(t, id) }, deps.allowLoopback);
+    this.discovery = new DiscoveryRunner(this.registry, this.snapshots, deps.clock, { suspendChanged: (ctx, server, tools, before, beforeSource) => this.suspend(ctx, server, tools, before, beforeSource), catalog: (t, s, v, tools, removed) => this.refreshCatalog(t, s, v, tools, removed), forget: (t, id) => this.catalog.removeServer(t, id) }, deps.allowLoopback);
     deps.approvals.onSettled(
       "tool",
       (approval, correlationId) => this.settle(approval, correlationId),
@@ -86,8 +86,8 @@ export class ToolsService {
     return rediscover ? { ...server, drive: discoveryDrive(ctx.principal.tenantId, projectId, id) } : server;
   }
 
-  private async suspend(ctx: RequestContext, server: ServerDoc, tools: StoredTool[], before: StoredTool[]): Promise<string[]> {
-    const suspended = await this.grants.suspendChanged(ctx, server, tools, before);
+  private async suspend(ctx: RequestContext, server: ServerDoc, tools: StoredTool[], before: StoredTool[], beforeSource: string | undefined): Promise<string[]> {
+    const suspended = await this.grants.suspendChanged(ctx, server, tools, before, beforeSource);
     for (const tool of suspended) await this.catalog.setApproval(server.tenantId, server.id, tool, "suspended");
     return suspended;
   }

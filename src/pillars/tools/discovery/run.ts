@@ -44,7 +44,8 @@ const REST_SCHEMAS_MAX_BYTES = 1 << 20;
 
 export interface DiscoveryHooks {
   /** Approvals pinned to another definition than the tool's now are suspended (and the catalog told); returns the tools suspended. */
-  suspendChanged(ctx: RequestContext, server: ServerDoc, tools: StoredTool[], before: StoredTool[]): Promise<string[]>;
+  /** `beforeSource`: the source the previous snapshot was listed from (its sourceKey), when it says. */
+  suspendChanged(ctx: RequestContext, server: ServerDoc, tools: StoredTool[], before: StoredTool[], beforeSource: string | undefined): Promise<string[]>;
   /** The catalog follows the new snapshot. */
   catalog(tenantId: string, server: ServerDoc, protocolVersion: string, tools: StoredTool[], removed: string[]): Promise<void>;
   /** A deleted server's catalog entries go. */
@@ -113,7 +114,7 @@ export class DiscoveryRunner {
       const recorded = await this.record(ctx, serverId, partition, (x) => ({ ...x.discoveryState, status: "succeeded", lastAttemptAt: at, lastSuccessAt: at, failure: undefined }), "aigov.mcp.discovery.unchanged.v1", { snapshotId: previous.id }, madeFrom);
       if (recorded === "restart") return { outcome: "restart" };
       // Approvals are checked on every run, so a run retried after a commit that was not followed by its suspensions still makes them.
-      const suspended = await this.hooks.suspendChanged(ctx, server, tools, before);
+      const suspended = await this.hooks.suspendChanged(ctx, server, tools, before, previous?.sourceKey);
       return { outcome: "unchanged", snapshotId: previous.id, suspended };
     }
     // The catalog first: once the server says "succeeded", a search finds what it found. (The catalog is
@@ -179,7 +180,7 @@ export class DiscoveryRunner {
         throw err;
       }
     }
-    const suspended = await this.hooks.suspendChanged(ctx, server, tools, before);
+    const suspended = await this.hooks.suspendChanged(ctx, server, tools, before, previous?.sourceKey);
     return { outcome: "changed", snapshotId, diff, suspended };
   }
 
