@@ -411,6 +411,9 @@ describe("virtual keys", () => {
     expect((await admin.keys.shared(other.id)).items).toEqual([]);
     const back = await synced(k.id);
     expect(back.shares[0]?.status).toBe("revoked");
+    // Said when the gateway confirmed it (the revoke event said it was asked for), with its audit record.
+    await t.relay();
+    expect(t.events().filter((e) => e.type === "aigov.key.share.revocation.confirmed.v1" && (e.data as { keyId: string }).keyId === k.id).map((e) => e.data)).toEqual([expect.objectContaining({ keyId: k.id, toProjects: [other.id] })]);
     expect(back.gateway.profile).toBe(before.gateway.profile);
     expect(sub(k.id)?.scope).toMatch(new RegExp(`/products/${N.product(project.id, before.gateway.profile)}$`));
     expect((await admin.keys.shared(other.id)).items).toEqual([]);

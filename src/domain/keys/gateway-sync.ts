@@ -128,12 +128,17 @@ export class KeyGatewaySync {
         };
         // A confirmed revocation: now, and only now, the key is revoked as far as anyone can tell — said in
         // the same batch that records it, so a failure cannot leave one without the other.
+        // Shares ended since the last confirmation: the key has left the products that reached those projects.
+        const sharesEnded = confirmed ? (cur.shares ?? []).filter((x) => x.status === "revoked" && x.revokedAtGen !== undefined && x.revokedAtGen > cur.gateway.syncedGen && x.revokedAtGen <= gen).map((x) => x.projectId) : [];
         let written: boolean;
         try {
+          const ctx = systemContext(tenantId, "system:keys", correlationId);
           written =
             confirmed && cur.revocationPending
-              ? await this.docs.putAnnounced(systemContext(tenantId, "system:keys", correlationId), next, cur._etag, "key.revoke.confirm", "aigov.key.revoked.v1", { status: "revoked" }, { keyId: id, projectId })
-              : await this.docs.put(next, cur._etag);
+              ? await this.docs.putAnnounced(ctx, next, cur._etag, "key.revoke.confirm", "aigov.key.revoked.v1", { status: "revoked" }, { keyId: id, projectId })
+              : sharesEnded.length
+                ? await this.docs.putAnnounced(ctx, next, cur._etag, "key.share.revoke.confirm", "aigov.key.share.revocation.confirmed.v1", { sharesEnded }, { keyId: id, projectId, toProjects: sharesEnded })
+                : await this.docs.put(next, cur._etag);
         } catch (err) {
           // Not recorded: the claim goes (the next sync need not wait for it to lapse) and publishes again.
           await release({ publishedHash: "unconfirmed" }).catch(() => undefined);
