@@ -14,7 +14,7 @@ const project = {
 } as unknown as Project;
 const exemption = (n: number, control: string, scope: Exemption["scope"], relaxation: Exemption["relaxation"] = { kind: "off" }) =>
   ({ id: `exm_${String(n).padStart(20, "0")}`, control, scope, relaxation, status: "active", expiresAt: "2027-01-01T00:00:00.000Z" }) as Exemption;
-const deps = (inForce: Exemption[]): GateDeps => ({ tenantSettings: async () => ({}), exemptionsInForce: async () => inForce, liveKeys: async () => [], lastReviewCompletedAt: async () => undefined });
+const deps = (inForce: Exemption[], tenant: GateDeps["tenantSettings"] = async () => ({})): GateDeps => ({ tenantSettings: tenant, exemptionsInForce: async () => inForce, liveKeys: async () => [], lastReviewCompletedAt: async () => undefined });
 const gatesOf = async (inForce: Exemption[]) => Object.fromEntries((await evaluateGates(deps(inForce), project, "test", new Date())).gates.map((g) => [g.gate, [g.passed, g.detail]]));
 
 describe("promotion gates judge the controls as the gateway applies them, exemptions in force included", () => {
@@ -39,5 +39,11 @@ describe("promotion gates judge the controls as the gateway applies them, exempt
     ]);
     // A raised limit is still a limit.
     expect((await gatesOf([perMinuteOff, exemption(7, "tokens.quota", { level: "project", projectId: PROJECT }, { kind: "limit", value: 5_000_000 })]))["limits"]?.[0]).toBe(true);
+  });
+
+  it("settings stored before the tenant tightened count as the gateway holds them: at the tenant's floor", async () => {
+    const loose = { ...project, settings: { contentSafety: { enabled: false }, tokens: { perMinute: { limit: 1000 } } } } as unknown as Project;
+    const checklist = await evaluateGates(deps([], async () => ({ contentSafety: { enabled: true } })), loose, "test", new Date());
+    expect(checklist.gates.find((g) => g.gate === "contentSafety")).toMatchObject({ passed: true });
   });
 });

@@ -3,6 +3,7 @@
  * (docs/project-lifecycle.md). Each gate says whether it passes and why, so the checklist reads as a
  * to-do list; which gates apply grows with the target environment.
  */
+import { clampToFloor } from "../../policy/floors.js";
 import { mergeSettings, type Settings } from "../../policy/settings.js";
 import type { Exemption } from "../exemptions/schema.js";
 import type { GateName, Project, PromotionGates } from "./schema.js";
@@ -50,7 +51,9 @@ export async function evaluateGates(deps: GateDeps, project: Project, to: Exclud
         // The tenant's and the project's settings as the compiler merges them (a model may add more, never less).
         // An exemption that switches a control off for the project means the gateway does not apply it,
         // whatever the settings say: the gate fails until the exemption ends.
-        const effective = mergeSettings(await deps.tenantSettings(project.tenantId), project.settings);
+        const tenant = await deps.tenantSettings(project.tenantId);
+        // Held to the tenant's floors, as the compiler holds them (settings stored before the tenant tightened).
+        const effective = mergeSettings(tenant, clampToFloor(tenant, project.settings));
         if (gate === "contentSafety") {
           if (!effective.contentSafety) return out(false, "content safety is off for the project");
           const off = (await exemptions()).filter((e) => switchesOff(e, "contentSafety"));
