@@ -151,7 +151,7 @@ describe("conformance: OpenAPI documents as MCP tools at the local gateway", () 
     expect(backend.received.length).toBe(reached);
     const allowed = await rpc(path, narrow, "tools/call", { name: one.name, arguments: sample(one.inputSchema, one.inputSchema) });
     expect([allowed.status, allowed.json.result?.isError]).toEqual([200, false]);
-  });
+  }, 120_000);
 
   it("per-tool rate limits hold per key and tool however the tool is reached: its server, a toolbox, or its REST API directly", async () => {
     const converted = await convertOpenApi(document);
@@ -191,7 +191,7 @@ describe("conformance: OpenAPI documents as MCP tools at the local gateway", () 
     expect([await direct(other), await direct(other), await call(g.names.mcpApiPath(p.id, "shop"), other.name), await direct(other)]).toEqual([200, 200, 200, 429]);
     g.t.clock.advance(61_000);
     expect(await direct(limited)).toBe(200);
-  });
+  }, 120_000);
 });
 
 describe("conformance: a REST tool's approval holds for the endpoint it was approved for", () => {
