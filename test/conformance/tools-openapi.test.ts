@@ -206,21 +206,26 @@ describe("conformance: a REST tool's approval holds for the endpoint it was appr
   });
   afterAll(() => items.close());
 
-  it("re-pointing an approved tool at another operation suspends its approval (binding_changed) and the gateway refuses it until approved again", async () => {
-    const p = await g.project("rest-approvals");
+  /** A project whose tools need approval, with the items server discovered and published, and a key for it. */
+  async function approvalProject(name: string) {
+    const p = await g.project(name);
     await g.admin.tools.putSettings(p.id, { approvalMode: "all" }, "initial");
     const created = await g.admin.tools.createServer(p.id, { name: "items", source: { kind: "openapi", baseUrl: items.url, document: v1 }, discovery: { enabled: false, intervalHours: 24 } });
     /** The server once a discovery made a snapshot other than `before`. */
     const discovered = (before?: string) =>
       until(async () => {
-        const s = await g.admin.tools.getServer(p.id, created.id);
-        return s.discoveryState.status === "succeeded" && s.discoveryState.snapshotId !== before ? s : undefined;
+        const server = await g.admin.tools.getServer(p.id, created.id);
+        return server.discoveryState.status === "succeeded" && server.discoveryState.snapshotId !== before ? server : undefined;
       }, `a snapshot after ${before}`);
     const s = await discovered();
     const [tool] = (await g.admin.tools.listTools(p.id, s.id)).items;
     await g.publish("rest tools");
     const key = (await g.key(dev, p.id, { name: "items", scopes: { tools: [s.id] } })).key;
-    const path = g.names.mcpApiPath(p.id, "items");
+    return { p, s, tool, key, path: g.names.mcpApiPath(p.id, "items"), discovered };
+  }
+
+  it("re-pointing an approved tool at another operation suspends its approval (binding_changed) and the gateway refuses it until approved again", async () => {
+    const { p, s, tool, key, path, discovered } = await approvalProject("rest-approvals");
 
     /** Asks for the tool's approval (approvers see where a call goes), approves it and waits until the gateway has it. */
     const approve = async (justification: string, urlTemplate: string) => {
@@ -271,19 +276,7 @@ describe("conformance: a REST tool's approval holds for the endpoint it was appr
   it("re-pointing an approved tool's server at another host suspends its approval: the same definition elsewhere is not approved", async () => {
     const elsewhere = await startRestBackend(both);
     try {
-      const p = await g.project("rest-approvals-host");
-      await g.admin.tools.putSettings(p.id, { approvalMode: "all" }, "initial");
-      const created = await g.admin.tools.createServer(p.id, { name: "items", source: { kind: "openapi", baseUrl: items.url, document: v1 }, discovery: { enabled: false, intervalHours: 24 } });
-      const discovered = (before?: string) =>
-        until(async () => {
-          const s = await g.admin.tools.getServer(p.id, created.id);
-          return s.discoveryState.status === "succeeded" && s.discoveryState.snapshotId !== before ? s : undefined;
-        }, `a snapshot after ${before}`);
-      const s = await discovered();
-      const [tool] = (await g.admin.tools.listTools(p.id, s.id)).items;
-      await g.publish("rest tools");
-      const key = (await g.key(dev, p.id, { name: "items", scopes: { tools: [s.id] } })).key;
-      const path = g.names.mcpApiPath(p.id, "items");
+      const { p, s, tool, key, path, discovered } = await approvalProject("rest-approvals-host");
       const approve = async () => {
         const asked = await dev.tools.requestApproval(p.id, s.id, tool!.name, { justification: "cleanup" });
         const approval = await g.admin.approvals.get(asked.approval.id);
