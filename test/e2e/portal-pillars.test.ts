@@ -68,7 +68,7 @@ describe.skipIf(!available)("the tools and agents screens in a real browser", { 
     await g.publish("tools from the portal");
     const key = await g.key(g.admin, projectId, { name: "weather key", scopes: { tools: [`${server!.id}/get_weather`] } });
     await page.reload();
-    await expect.poll(() => page.getByRole("table", { name: "MCP servers" }).textContent()).toContain(`${t.gateway.url}/${g.names.mcpApiPath(projectId, "fixture")}/mcp`);
+    await expect.poll(() => page.getByRole("table", { name: "MCP servers" }).textContent(), { timeout: 15_000 }).toContain(`${t.gateway.url}/${g.names.mcpApiPath(projectId, "fixture")}/mcp`);
 
     await page.getByRole("link", { name: "Playground" }).click();
     await page.getByRole("radio", { name: "A tool" }).check();
