@@ -83,7 +83,8 @@ export default defineConfig({
       // In-process tests: with the unit project, the default while developing (`npx vitest`, `npm run test:fast`).
       { extends: true, test: { name: "fast", include: ALL, exclude: [...SLOW, ...UNIT], pool: "threads" } },
       // Child processes and the browser (`npm run test:slow`, or `npx vitest run --project slow <file>`).
-      { extends: true, test: { name: "slow", include: SLOW } },
+      // Browsers and child processes answer slower under CI load: a poll waits up to 10 s unless it says otherwise.
+      { extends: true, test: { name: "slow", include: SLOW, expect: { poll: { timeout: 10_000 } } } },
     ],
   },
 });
