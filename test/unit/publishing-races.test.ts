@@ -219,20 +219,28 @@ describe("an apply that fails before it sends anything", () => {
   });
 });
 
+/** A tenant whose first publish is at the gateway, and a system publish of a live change (L1) made: its revision. */
+async function systemPublishOf(t: ReturnType<typeof tenant>, reason: string) {
+  const first = await t.service.publish(t.ctx, {});
+  await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
+  t.live.value = "L1";
+  return (await t.service.requestPublish(t.tenantId, { by: "system:test", reason, correlationId: "c" })).revision!;
+}
+
+/** The gateway is away for a revision's whole run: its apply fails and it is marked failed (the gateway stays away). */
+async function failWhileAway(t: ReturnType<typeof tenant>, revisionId: string) {
+  t.unreachable(true);
+  await expect(t.service.applier.apply(t.tenantId, revisionId, "c")).rejects.toThrow(/did not answer/);
+  await t.service.applier.markFailed(t.tenantId, revisionId, "the management endpoint did not answer", "c");
+}
+
 describe("a system publish that failed after its retries", () => {
   it("is asked for again by the sweep with back-off, naming the failure it retries, until the gateway holds the live state", async () => {
     const t = tenant();
-    const first = await t.service.publish(t.ctx, {});
-    await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
     // A sandbox locks: the system publishes the live change, and the gateway is away for the publish's whole run.
-    t.live.value = "L1";
-    const system = await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "a sandbox locked", correlationId: "c" });
-    t.unreachable(true);
-    const fail = async (revisionId: string) => {
-      await expect(t.service.applier.apply(t.tenantId, revisionId, "c")).rejects.toThrow(/did not answer/);
-      await t.service.applier.markFailed(t.tenantId, revisionId, "the management endpoint did not answer", "c");
-    };
-    await fail(system.revision!.id);
+    const system = await systemPublishOf(t, "a sandbox locked");
+    const fail = (revisionId: string) => failWhileAway(t, revisionId);
+    await fail(system.id);
     const revisions = async () => (await t.service.list(t.ctx, { maxPageSize: 20 })).items.sort((a, b) => a.number - b.number);
     const sweep = async (minutes: number) => {
       t.advance(minutes * 60_000);
@@ -244,14 +252,14 @@ describe("a system publish that failed after its retries", () => {
     expect(all.map((r) => [r.number, r.status, r.origin, r.retry])).toEqual([
       [1, "published", "person", undefined],
       [2, "failed", "system", undefined],
-      [3, "pending", "system", { of: system.revision!.id, attempt: 1 }],
+      [3, "pending", "system", { of: system.id, attempt: 1 }],
     ]);
     expect(all[2]!.reason).toBe("retry 1 of revision 2 (a sandbox locked), which failed");
     expect((await sweep(60)).length).toBe(3); // a pending retry is the driver's to apply, not asked for again
     await fail(all[2]!.id);
     expect((await sweep(29)).length).toBe(3); // the second retry waits 30 minutes
     all = await sweep(1);
-    expect(all.map((r) => r.retry)).toEqual([undefined, undefined, { of: system.revision!.id, attempt: 1 }, { of: system.revision!.id, attempt: 2 }]);
+    expect(all.map((r) => r.retry)).toEqual([undefined, undefined, { of: system.id, attempt: 1 }, { of: system.id, attempt: 2 }]);
     // The gateway is back: the retry publishes the locked sandbox's change.
     t.unreachable(false);
     expect(await t.service.applier.apply(t.tenantId, all[3]!.id, "c")).toBe("published");
@@ -261,14 +269,9 @@ describe("a system publish that failed after its retries", () => {
 
   it("stops after five retries: the failure stays for a person to see", async () => {
     const t = tenant();
-    const first = await t.service.publish(t.ctx, {});
-    await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
-    t.live.value = "L1";
-    let revision = (await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "an exemption ended", correlationId: "c" })).revision!;
-    t.unreachable(true);
+    let revision = await systemPublishOf(t, "an exemption ended");
     for (let attempt = 1; attempt <= 6; attempt++) {
-      await expect(t.service.applier.apply(t.tenantId, revision.id, "c")).rejects.toThrow(/did not answer/);
-      await t.service.applier.markFailed(t.tenantId, revision.id, "the management endpoint did not answer", "c");
+      await failWhileAway(t, revision.id);
       t.advance(4 * 60 * 60_000);
       await t.service.retryFailedSystemPublishes("c");
       const newest = (await t.service.list(t.ctx, { maxPageSize: 20 })).items.sort((a, b) => b.number - a.number)[0]!;
@@ -282,13 +285,7 @@ describe("a system publish that failed after its retries", () => {
 describe("a failed system publish whose change the gateway holds by the time it is retried", () => {
   it("is asked for once: no revision is made, and later sweeps leave it", async () => {
     const t = tenant();
-    const first = await t.service.publish(t.ctx, {});
-    await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
-    t.live.value = "L1";
-    const system = await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "an exemption activated", correlationId: "c" });
-    t.unreachable(true);
-    await expect(t.service.applier.apply(t.tenantId, system.revision!.id, "c")).rejects.toThrow(/did not answer/);
-    await t.service.applier.markFailed(t.tenantId, system.revision!.id, "the management endpoint did not answer", "c");
+    await failWhileAway(t, (await systemPublishOf(t, "an exemption activated")).id);
     t.unreachable(false);
     // The exemption ended meanwhile: the live state is what the gateway holds.
     t.live.value = "L0";
@@ -307,15 +304,10 @@ describe("a failed system publish whose change the gateway holds by the time it 
 describe("failed system publishes of several tenants", () => {
   it("one tenant's retry that throws does not keep another's from being asked; it is reported", async () => {
     const failedSystemPublish = async (t: ReturnType<typeof tenant>) => {
-      const first = await t.service.publish(t.ctx, {});
-      await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
-      t.live.value = "L1";
-      const system = await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "a share", correlationId: "c" });
-      t.unreachable(true);
-      await expect(t.service.applier.apply(t.tenantId, system.revision!.id, "c")).rejects.toThrow(/did not answer/);
-      await t.service.applier.markFailed(t.tenantId, system.revision!.id, "the management endpoint did not answer", "c");
+      const revision = await systemPublishOf(t, "a share");
+      await failWhileAway(t, revision.id);
       t.unreachable(false);
-      return system.revision!;
+      return revision;
     };
     const broken = tenant();
     const healthy = tenant();

@@ -148,17 +148,20 @@ export class SyncApplier {
     const overrides = new Set(current.localOverrides ?? []);
     const conflicts: string[] = [];
     const recorded = [...(current.sync?.conflicts ?? [])];
+    /** A field changed here and at the source: the newest conflict of each field is kept. */
+    const conflict = (entry: (typeof recorded)[number]) => {
+      conflicts.push(entry.field);
+      const at = recorded.findIndex((c) => c.field === entry.field);
+      if (at >= 0) recorded[at] = entry;
+      else recorded.push(entry);
+    };
     for (const field of ["name", "description"] as const) {
       const sourceValue = fields[field];
       const lastSynced = current.sourceValues?.[field];
       if (overrides.has(field)) {
         // Changed here; changed at the source too since the last sync → a conflict, the local value stays.
         if (sourceValue !== lastSynced) {
-          conflicts.push(field);
-          const entry = { field, ...(current[field] !== undefined ? { localValue: current[field] } : {}), ...(sourceValue !== undefined ? { sourceValue } : {}), at: now };
-          const at = recorded.findIndex((c) => c.field === field);
-          if (at >= 0) recorded[at] = entry;
-          else recorded.push(entry);
+          conflict({ field, ...(current[field] !== undefined ? { localValue: current[field] } : {}), ...(sourceValue !== undefined ? { sourceValue } : {}), at: now });
         }
         continue;
       }
@@ -170,11 +173,7 @@ export class SyncApplier {
       // A card a person set here (supplied or fetched) is a local override, as a name is: it stays, and a
       // change of the source's card since the last sync is a conflict (the cards compared by their hashes).
       if (cloudCardHash !== current.sourceValues?.cardHash) {
-        conflicts.push("card");
-        const entry = { field: "card" as const, localValue: current.card.hash, ...(cloudCardHash !== undefined ? { sourceValue: cloudCardHash } : {}), at: now };
-        const at = recorded.findIndex((c) => c.field === "card");
-        if (at >= 0) recorded[at] = entry;
-        else recorded.push(entry);
+        conflict({ field: "card", localValue: current.card.hash, ...(cloudCardHash !== undefined ? { sourceValue: cloudCardHash } : {}), at: now });
       }
     } else {
       const card = fields.card !== undefined ? (current.card?.origin === "cloud" && current.card.hash === cloudCardHash && (!current.card.valid || current.card.document) ? current.card : await this.cards.assess(fields.card, "cloud")) : undefined;
