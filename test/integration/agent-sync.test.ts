@@ -303,6 +303,45 @@ describe("agent sync from Bedrock, Vertex AI and Foundry", () => {
     expect((await sync(con.foundry)).conflicts).not.toContainEqual({ agentId: ok.id, field: "card" });
   }, 120_000);
 
+  it("a card changed at the cloud is staged: the gateway serves the published card until a person publishes the new one", async () => {
+    const card = {
+      name: "Served card",
+      description: "First words",
+      version: "1.0.0",
+      supportedInterfaces: [{ url: "https://served-card.example.com/a2a", protocolBinding: "JSONRPC", protocolVersion: "1.0" }],
+      capabilities: {},
+      defaultInputModes: ["text/plain"],
+      defaultOutputModes: ["text/plain"],
+      skills: [{ id: "s", name: "Skill", description: "Does it", tags: ["t"] }],
+    };
+    const source = foundry.state.add("westeurope", { name: "served-card", card });
+    await sync(con.foundry);
+    const found = (await agentsOf(con.foundry)).find((a) => a.provenance!.sourceId === source.id)!;
+    await g.admin.agents.update(project.id, found.id, { guardrails: { dataClasses: ["internal"] } }, found.etag);
+    await g.admin.agents.transition(project.id, found.id, { to: "active" });
+    await g.publish("a synced agent with a cloud card, active");
+    const dev = await g.as("sync-card-dev", ["Developer"]);
+    const k = (await g.key(dev, project.id, { name: "card reader", scopes: { agents: [found.id] } })).key;
+    const cardAtGateway = async () => {
+      const res = await fetch(`${g.t.gateway.url}/${g.names.agentApiPath(project.id, found.id)}/.well-known/agent-card.json`, { headers: { "api-key": k } });
+      expect(res.status).toBe(200);
+      return (await res.json()) as { description: string };
+    };
+    expect((await cardAtGateway()).description).toBe("First words");
+
+    // The cloud's new card is recorded, and waits for a person: what the gateway serves changes only when someone publishes it.
+    foundry.state.update("westeurope", source.id, { card: { ...card, description: "Changed at the source" } });
+    const run = await sync(con.foundry);
+    expect(run.counts.changed).toBeGreaterThanOrEqual(1);
+    expect((await g.admin.agents.get(project.id, found.id)).card).toMatchObject({ origin: "cloud", card: { description: "Changed at the source" } });
+    await g.settle();
+    expect((await cardAtGateway()).description).toBe("First words");
+    expect((await g.admin.policy.diff()).changes.filter((c) => c.ref.includes(found.id)).length).toBeGreaterThan(0);
+    await g.publish("the synced card, reviewed");
+    expect((await cardAtGateway()).description).toBe("Changed at the source");
+    expect((await g.admin.policy.diff()).changes.filter((c) => c.ref.includes(found.id))).toEqual([]);
+  }, 120_000);
+
   it("the CLI: connections sync --wait prints the run's report; agents list, transition and the catalog", async () => {
     const env = { AIGOV_CONFIG: join(mkdtempSync(join(tmpdir(), "aigov-cli-agents-")), "config.json") };
     const aigov = async (...args: string[]) => {

@@ -28,8 +28,6 @@ export interface ApplyResult {
   outcome: ApplyOutcome;
   agentId: string;
   conflicts: string[];
-  /** The change matters to the gateway (the agent is served, or its endpoint changed). */
-  gateway: boolean;
 }
 
 const MAX_ATTEMPTS = 8;
@@ -86,7 +84,7 @@ export class SyncApplier {
       const current = await this.agents.read(partition, id);
       try {
         if (!current) return await this.create(ctx, connection, account, region, source, id, fields, hash, partition);
-        if (current.sourceHash === hash && current.sync?.state === "present") return { outcome: "unchanged", agentId: id, conflicts: [], gateway: false };
+        if (current.sourceHash === hash && current.sync?.state === "present") return { outcome: "unchanged", agentId: id, conflicts: [] };
         return await this.update(ctx, current, fields, hash);
       } catch (err) {
         // Another writer got there first (a person's edit, an overlapping page): read again and merge again.
@@ -139,7 +137,7 @@ export class SyncApplier {
     };
     doc.searchText = searchTextOf(doc);
     await this.agents.create(ctx, doc, { action: "agent.discover", event: "aigov.agent.discovered.v1" });
-    return { outcome: "discovered", agentId: id, conflicts: [], gateway: false };
+    return { outcome: "discovered", agentId: id, conflicts: [] };
   }
 
   private async update(ctx: RequestContext, current: Versioned<AgentDoc>, fields: ReturnType<typeof sourceFields>, hash: string): Promise<ApplyResult> {
@@ -203,8 +201,7 @@ export class SyncApplier {
       event: "aigov.agent.changed.v1",
       data: { agentId: current.id, projectId: current.projectId, fields: changedFields, ...(returned ? { returnedAtSource: true } : {}), ...(conflicts.length ? { conflicts } : {}) },
     });
-    const served = current.enabled && (current.lifecycle.state === "active" || current.lifecycle.state === "deprecated");
-    return { outcome: returned ? "returned" : "changed", agentId: current.id, conflicts, gateway: served && (returned || JSON.stringify(current.source?.endpoint) !== JSON.stringify(next.source?.endpoint)) };
+    return { outcome: returned ? "returned" : "changed", agentId: current.id, conflicts };
   }
 }
 
