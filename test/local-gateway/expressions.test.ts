@@ -108,6 +108,13 @@ describe("policy expressions (C# subset over the context model)", () => {
     expect(at("https://gw.example.com/aigov/k/p/agents/x/.well-known/agent-card.json")).toEqual({ name: "Agent ✈", supportedInterfaces: [{ url: "https://gw.example.com/aigov/k/p/agents/x/a2a" }] });
     expect(at("http://127.0.0.1:7071/aigov/k/p/agents/x/.well-known/agent-card.json").supportedInterfaces[0]!.url).toBe("http://127.0.0.1:7071/aigov/k/p/agents/x/a2a");
     expect(at("http://gw/aigov/k/p/agents/x/.well-known/agent-card.json").supportedInterfaces[0]!.url).toBe("http://gw/aigov/k/p/agents/x/a2a");
+    // Whether APIM's context.Api.Path starts with a slash is not documented: both give the same URL.
+    const slashed = state({ originalUrl: new URL("https://gw.example.com/aigov/k/p/agents/x/.well-known/agent-card.json"), api: { id: "a", name: "A", path: "/aigov/k/p/agents/x" } });
+    slashed.variables.set("aigov-agent-card", Buffer.from(card, "utf8").toString("base64"));
+    expect((JSON.parse(run(X.AGENT_CARD_BODY, slashed) as string) as { supportedInterfaces: { url: string }[] }).supportedInterfaces[0]!.url).toBe("https://gw.example.com/aigov/k/p/agents/x/a2a");
+    expect(run(`@("//a/b//".TrimStart('/'))`)).toBe("a/b//");
+    expect(run(`@("//a/b//".TrimEnd('/', 'b'))`)).toBe("//a");
+    expect(() => run(`@("ab".TrimStart("ab"))`)).toThrow(/characters/);
     // .NET's decoder refuses what is not base64; it does not skip it.
     expect(() => run(`@(Convert.FromBase64String("not base64!"))`)).toThrow(/Base-64/);
     expect(run(`@(Encoding.UTF8.GetString(Convert.FromBase64String("aGk=")))`)).toBe("hi");

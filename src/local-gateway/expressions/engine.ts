@@ -633,6 +633,20 @@ function invoke(target: unknown, name: string, args: CsArg[], typeArgs: string[]
   throw unknownMember(describe(target), `${name}()`);
 }
 
+/** TrimStart(params char[]) / TrimEnd(params char[]): every argument a char (a one-character literal). */
+function charsOf(v: unknown[], name: string): Set<string> {
+  if (!v.every((c) => typeof c === "string" && c.length === 1)) throw new CsException("ArgumentException", `${name} takes characters ('x')`);
+  return new Set(v as string[]);
+}
+
+function trimChars(s: string, chars: Set<string>, from: "start" | "end"): string {
+  let a = 0;
+  let b = s.length;
+  if (from === "start") while (a < b && chars.has(s[a]!)) a++;
+  else while (b > a && chars.has(s[b - 1]!)) b--;
+  return s.slice(a, b);
+}
+
 function stringMethod(s: string, name: string, v: unknown[]): unknown {
   const str = (i: number) => {
     const x = v[i];
@@ -672,10 +686,10 @@ function stringMethod(s: string, name: string, v: unknown[]): unknown {
     // .NET's char.IsWhiteSpace does not count U+FEFF (JavaScript's \s does).
     case "TrimStart":
       if (v.length === 0) return s.replace(/^[^\S\uFEFF]+/, "");
-      break;
+      return trimChars(s, charsOf(v, name), "start");
     case "TrimEnd":
       if (v.length === 0) return s.replace(/[^\S\uFEFF]+$/, "");
-      break;
+      return trimChars(s, charsOf(v, name), "end");
     case "Replace":
       return s.split(str(0)).join(str(1));
     case "Equals":
