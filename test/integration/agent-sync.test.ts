@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { overrideServices } from "../../src/app/services.js";
 import type { ApiError } from "../../src/client/index.js";
-import type { Agent, Connection, SyncRun } from "../../src/pillars/agents/schema.js";
+import type { Agent, AgentSummary, Connection, SyncRun } from "../../src/pillars/agents/schema.js";
 import { createAgentSource } from "../../src/pillars/agents/sources/index.js";
 import type { SourceTarget } from "../../src/pillars/agents/sources/source.js";
 import { startBedrockFake, startFoundryFake, startVertexFake, type BedrockFake, type FoundryFake, type VertexFake } from "../../src/local-backends/agent-clouds/index.js";
@@ -81,8 +81,8 @@ async function sync(connection: Connection): Promise<SyncRun> {
   }, `sync ${run.id} of ${connection.name}`, 120_000);
 }
 
-async function agentsOf(connection: Connection): Promise<Agent[]> {
-  const out: Agent[] = [];
+async function agentsOf(connection: Connection): Promise<AgentSummary[]> {
+  const out: AgentSummary[] = [];
   let token: string | undefined;
   do {
     const page = await g.admin.agents.list(project.id, { connectionId: connection.id, maxPageSize: 100, ...(token ? { continuationToken: token } : {}) });
@@ -279,11 +279,16 @@ describe("agent sync from Bedrock, Vertex AI and Foundry", () => {
     const run = await sync(con.foundry);
     expect(run.counts.discovered).toBeGreaterThanOrEqual(2);
     const agents = await agentsOf(con.foundry);
-    const ok = agents.find((a) => a.provenance!.sourceId === good.id)!;
-    expect(ok.card).toMatchObject({ origin: "cloud", version: "1.0", valid: true, card: { name: "Carded", interfaces: [{ url: "https://carded.example.com/a2a", binding: "JSONRPC" }] } });
+    const listed = agents.find((a) => a.provenance!.sourceId === good.id)!;
+    // A list carries what was checked and found, not the card: GET the agent for it.
+    expect(listed.card).toMatchObject({ origin: "cloud", version: "1.0", valid: true, trust: "unsigned" });
+    expect(listed.card).not.toHaveProperty("card");
+    expect(listed.card).not.toHaveProperty("document");
+    const ok = await g.admin.agents.get(project.id, listed.id);
+    expect(ok.card).toMatchObject({ origin: "cloud", version: "1.0", valid: true, hash: listed.card!.hash, card: { name: "Carded", interfaces: [{ url: "https://carded.example.com/a2a", binding: "JSONRPC" }] } });
     const broken = agents.find((a) => a.provenance!.sourceId === bad.id)!;
     expect(broken.card).toMatchObject({ origin: "cloud", valid: false });
-    expect(broken.card!.card).toBeUndefined();
+    expect(broken.card).not.toHaveProperty("card");
     expect(broken.card!.findings.some((x) => x.severity === "error")).toBe(true);
     const found = await g.admin.catalog.search({ q: "carded", kind: "agents" });
     expect(found.items.map((i) => i.id)).toContain(ok.id);
@@ -296,7 +301,7 @@ describe("agent sync from Bedrock, Vertex AI and Foundry", () => {
     foundry.state.update("westeurope", good.id, { card: { ...card, description: "Changed at the source" } });
     const after = await sync(con.foundry);
     expect(after.conflicts).toContainEqual({ agentId: ok.id, field: "card" });
-    const kept = (await agentsOf(con.foundry)).find((a) => a.id === ok.id)!;
+    const kept = await g.admin.agents.get(project.id, ok.id);
     expect(kept.card).toMatchObject({ origin: "supplied", hash: edited.card!.hash, card: { name: "Carded here" } });
     expect(kept.sync!.conflicts).toEqual([expect.objectContaining({ field: "card", localValue: edited.card!.hash, sourceValue: expect.stringMatching(/^[0-9a-f]{64}$/) as unknown })]);
     // Unchanged at the source since: the next run reports no new conflict for it.

@@ -17,7 +17,7 @@ import { unversioned } from "../../ports/store.js";
 import { toArray } from "../../domain/paging.js";
 import { holdsOn, PROJECT_MANAGERS } from "../../domain/kernel/roles.js";
 import { agentPath, type AgentDoc, type ConnectionDoc } from "./documents.js";
-import { AgentPatch, AgentSpec, Guardrails, LifecycleChange, type Agent, type AgentSpecInput, type GuardrailsPatch, type LifecycleState } from "./schema.js";
+import { AgentPatch, AgentSpec, Guardrails, LifecycleChange, type Agent, type AgentSpecInput, type AgentSummary, type GuardrailsPatch, type LifecycleState } from "./schema.js";
 import type { CardRecorder } from "./card-record.js";
 import { refuseAgentEndpoint } from "./endpoint.js";
 import { searchTextOf } from "./catalog.js";
@@ -111,7 +111,7 @@ export class AgentRegistry {
     return (await this.present(ctx.principal.tenantId, [doc]))[0]!;
   }
 
-  async list(ctx: RequestContext, projectId: string, query: { maxPageSize: number; continuationToken?: string | undefined; state?: LifecycleState | undefined; origin?: "local" | "synced" | undefined; connectionId?: string | undefined }): Promise<Page<Agent>> {
+  async list(ctx: RequestContext, projectId: string, query: { maxPageSize: number; continuationToken?: string | undefined; state?: LifecycleState | undefined; origin?: "local" | "synced" | undefined; connectionId?: string | undefined }): Promise<Page<AgentSummary>> {
     await this.projects.get(ctx, projectId);
     const filters = [
       ...(query.state ? [{ field: "lifecycle.state", op: "=" as const, value: query.state }] : []),
@@ -119,7 +119,7 @@ export class AgentRegistry {
       ...(query.connectionId ? [{ field: "provenance.connectionId", op: "=" as const, value: query.connectionId }] : []),
     ];
     const page = await this.agents.page(this.partition(ctx.principal.tenantId, projectId), { filters, orderBy: { field: "name", direction: "ASC" } }, query);
-    return { ...page, items: await this.seen(ctx.principal.tenantId, page.items) };
+    return { ...page, items: (await this.seen(ctx.principal.tenantId, page.items)).map(summaryOf) };
   }
 
   async listAll(tenantId: string, projectId: string): Promise<AgentDoc[]> {
@@ -334,6 +334,13 @@ export class AgentRegistry {
 }
 
 /** The guardrails after a merge patch: fields sent replace (lists as a whole), absent ones stay, a null limit goes. */
+/** The agent as a list shows it: its card's record without the card (listAgents; GET the agent for the card). */
+export function summaryOf(agent: Agent): AgentSummary {
+  if (!agent.card) return agent;
+  const { card: _card, document: _document, ...card } = agent.card;
+  return { ...agent, card };
+}
+
 export function mergeGuardrails(current: Guardrails, patch: GuardrailsPatch): Guardrails {
   const limits: Guardrails["limits"] = { ...current.limits };
   for (const name of ["tokensPerMinute", "requestsPerMinute", "callsPerMinute"] as const) {

@@ -249,7 +249,13 @@ export const LifecycleChange = z
   })
   .meta({ id: "AgentLifecycleChange" });
 
-export const AgentList = z.object({ items: z.array(Agent), continuationToken: z.string().optional(), nextLink: z.string().optional() }).meta({ id: "AgentList" });
+/** A card in a list: what was checked and found, without the card itself (GET the agent for it). */
+export const AgentCardSummary = AgentCardRecord.omit({ card: true, document: true }).meta({ id: "AgentCardSummary" });
+/** An agent in a list: everything but its card's contents, which a page of agents would carry a hundred times over. */
+export const AgentSummary = Agent.extend({ card: AgentCardSummary.optional() }).meta({ id: "AgentSummary" });
+export type AgentSummary = z.output<typeof AgentSummary>;
+
+export const AgentList = z.object({ items: z.array(AgentSummary), continuationToken: z.string().optional(), nextLink: z.string().optional() }).meta({ id: "AgentList" });
 
 export const AgentQuery = z.strictObject({
   maxPageSize: z.coerce.number().int().min(1).max(100).default(50),
