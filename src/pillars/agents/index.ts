@@ -62,8 +62,7 @@ export const agentsPillar: Pillar<AgentsService> = {
       service,
       countDependents: (tenantId, projectId) => service.count(tenantId, projectId),
       compilerInput: async (tenantId, project) => ({ agents: toAgentsInput(await service.registry.listAll(tenantId, project.id), kit.allowLoopback) }),
-      connect: ({ requestPublish, keys, pillar, lastUse }) => {
-        service.sync.onGatewayChange = requestPublish;
+      connect: ({ keys, pillar, lastUse }) => {
         service.registry.keys = keys;
         service.registry.lastUse = lastUse;
         const models = pillar("models")?.service as { listAll(t: string, p: string): Promise<{ id: string; name: string; displayName?: string | undefined; provider: string; modelName: string; status: string }[]> } | undefined;

@@ -44,8 +44,6 @@ export class SyncRunner {
   private readonly applier: SyncApplier;
   /** Tests and local fakes swap the factory (a Foundry fake is an in-process HTTP client). */
   sources: AgentSourceFactory;
-  /** Asks for a system publish when the gateway may need to follow. */
-  onGatewayChange: ((tenantId: string, cause: { by: `system:${string}`; reason: string; correlationId: string }) => Promise<unknown>) | undefined;
 
   constructor(
     private readonly store: Store,
@@ -295,9 +293,8 @@ export class SyncRunner {
       }
     }
     await this.forget(input.tenantId, input.runId, now);
-    if (counts.changed + counts.returned + counts.removedAtSource > 0 && this.onGatewayChange) {
-      await this.onGatewayChange(input.tenantId, { by: "system:agent-sync", reason: `agent sync ${run.id} of connection ${run.connectionId} changed agents`, correlationId });
-    }
+    // No system publish: agents are registry input, which a system publish never takes (it ships keys and
+    // exemptions on the registry people published). What a sync changed waits for a person's publish.
     return status;
   }
 
