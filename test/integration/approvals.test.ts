@@ -180,6 +180,48 @@ describe("approval engine", () => {
     await auditor.approvals.putRoutes({ routes: current.routes }, updated.etag);
   });
 
+  it("names no token carries (e-mail addresses written before the check) never decide: a stored route naming one is skipped, a request naming one sends it no link", async () => {
+    const byId = async (id: string) => {
+      const { resources } = await t.container().items.query<Record<string, unknown> & { _etag: string }>({ query: "SELECT * FROM c WHERE c.tenantId = 't1' AND c.id = @id", parameters: [{ name: "@id", value: id }] }).fetchAll();
+      return resources[0]!;
+    };
+    const tamper = async (id: string, change: (doc: Record<string, unknown>) => void) => {
+      const doc = byId(id);
+      const d = await doc;
+      change(d);
+      await t.container().items.upsert(d);
+    };
+    // A route written before names had to be ids: the requester's own address decides agents.
+    const legacy = { name: "legacy: by address", match: { subjectType: "agent", scope: "*", risk: "*" }, stages: [{ approvers: [{ user: "alice@contoso.com" }], decisionTimeout: "P1D" }] };
+    await tamper("approvalRoutes.tenant", (d) => void (d.routes = [legacy, ...(d.routes as unknown[])]));
+    const routes = await auditor.approvals.routes();
+    expect(routes.unusable).toEqual([{ name: "legacy: by address", errors: [expect.objectContaining({ field: "routes.0.stages.0.approvers.0.user" })] }]);
+    // Skipped: the request falls through to the next match.
+    const agentRequest = await alice.approvals.create(spec({}, "agent"));
+    expect(agentRequest.route?.name).toBe("agents: bob");
+    expect(agentRequest.stages[0]!.approvers).toEqual([{ user: "bob" }]);
+
+    // A request made before, whose second stage names the requester's address: no link goes there, and that name cannot decide.
+    const made = await alice.approvals.create(spec());
+    await tamper(made.id, (d) => void ((d.stages as { approvers: unknown[] }[])[1]!.approvers = [{ user: "alice@contoso.com" }]));
+    const current = await auditor.approvals.get(made.id);
+    await bob.approvals.decide(made.id, { decision: "approve", justification: "stage one" }, current.etag);
+    const undelivered = await until(async () => {
+      await t.relay();
+      return t.events().find((e) => e.type === "aigov.approval.notification.failed.v1" && e.subject === `/tenants/t1/approvals/${made.id}`);
+    }, "the undelivered link recorded");
+    expect((undelivered.data as { undelivered: unknown[] }).undelivered).toEqual([{ recipient: "alice@contoso.com", error: "approver_id_refused" }]);
+    expect(inbox("alice@contoso.com")).toEqual([]);
+    const byAddress = await t.as("t1", "alice@contoso.com", ["Reader"]);
+    const pending = await auditor.approvals.get(made.id);
+    expect(pending).toMatchObject({ status: "pending", currentStage: 1 });
+    expect(await reasonOf(byAddress.approvals.decide(made.id, { decision: "approve", justification: "my own request, by address" }, pending.etag))).toBe("403 approver_not_in_stage");
+    expect(await auditor.approvals.get(made.id)).toEqual(pending);
+
+    await tamper("approvalRoutes.tenant", (d) => void (d.routes = (d.routes as { name: string }[]).filter((r) => r.name !== legacy.name)));
+    expect((await auditor.approvals.routes()).unusable).toEqual([]);
+  });
+
   it("separation of duties: nobody the requester manages through a project assignment decides", async () => {
     const admin = await t.as("t1", "audrey", ["TenantAdmin"]);
     const project = await admin.projects.create({ ...projectSpec("sod"), roleAssignments: [{ principalId: "alice", role: "ProjectAdmin" }, { principalId: "carol", role: "Reader" }] });

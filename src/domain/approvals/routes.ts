@@ -5,8 +5,8 @@ import type { RequestContext, Role } from "../common.js";
 import { AppError, fail, type FieldError } from "../errors.js";
 import { ANY_TENANT_ROLE, GOVERNANCE_DECIDERS, holdsAny, TENANT_ADMINS } from "../kernel/roles.js";
 import { INITIAL_ETAG, TenantSingleton } from "../kernel/singleton.js";
-import { parseOrThrow } from "../validation.js";
-import { ApprovalRoutesSpec, type ApprovalRoute, type ApprovalRoutes, type ApproverRef, type RouteKey } from "./schema.js";
+import { fieldErrors, parseOrThrow } from "../validation.js";
+import { ApprovalRoute, ApprovalRoutesSpec, type ApprovalRoutes, type ApproverRef, type RouteKey } from "./schema.js";
 
 type StageSpec = ApprovalRoute["stages"][number];
 
@@ -66,6 +66,16 @@ export function routeMinimumErrors(route: ApprovalRoute, field: string): FieldEr
   return errors;
 }
 
+/**
+ * What keeps a stored route from being used: the route schema as it is now (a route written before a
+ * rule existed — an approver named by e-mail address, say — breaks it) and the product's minimums.
+ */
+export function storedRouteErrors(route: ApprovalRoute, field: string): FieldError[] {
+  const parsed = ApprovalRoute.safeParse(route);
+  if (!parsed.success) return fieldErrors(parsed.error, field);
+  return routeMinimumErrors(parsed.data, field);
+}
+
 /** The route a request gets: its stages and where they came from. */
 export interface ResolvedRoute {
   name: string;
@@ -95,7 +105,7 @@ export class ApprovalRouteService {
   async get(ctx: RequestContext): Promise<ApprovalRoutes> {
     if (!holdsAny(ctx.principal.roles, ANY_TENANT_ROLE)) fail({ kind: "forbidden", detail: "reading approval routes requires a tenant role" });
     const written = await this.doc.read(ctx.principal.tenantId);
-    return { routes: [], ...written, defaults: [...PRODUCT_ROUTES], minimums: MINIMUMS, etag: written?.etag ?? INITIAL_ETAG };
+    return { routes: [], ...written, defaults: [...PRODUCT_ROUTES], minimums: MINIMUMS, unusable: unusableOf(written?.routes ?? []), etag: written?.etag ?? INITIAL_ETAG };
   }
 
   async put(ctx: RequestContext, input: unknown, ifMatch: string): Promise<ApprovalRoutes> {
@@ -109,19 +119,27 @@ export class ApprovalRouteService {
     });
     if (errors.length) throw new AppError({ kind: "validation", detail: "the approval routes do not meet the product's minimums", errors, reason: "approval_route_below_minimum" });
     const written = await this.doc.write(ctx, { routes: spec.routes }, ifMatch);
-    return { ...written, defaults: [...PRODUCT_ROUTES], minimums: MINIMUMS };
+    return { ...written, defaults: [...PRODUCT_ROUTES], minimums: MINIMUMS, unusable: [] };
   }
 
   /**
    * The route for a request: the tenant's first matching route, else the product's. A stored route
-   * is checked against the minimums again (they may have grown since it was written): one that falls
-   * short is skipped, never used.
+   * is checked against the schema and the minimums again (they may have grown since it was written):
+   * one that falls short is skipped, never used.
    */
   async resolve(tenantId: string, key: RouteKey): Promise<ResolvedRoute> {
     const written = await this.doc.read(tenantId);
-    const tenant = (written?.routes ?? []).find((r) => matches(r, key) && routeMinimumErrors(r, "route").length === 0);
+    const tenant = (written?.routes ?? []).find((r) => matches(r, key) && storedRouteErrors(r, "route").length === 0);
     if (tenant) return { name: tenant.name, source: "tenant", stages: tenant.stages };
     const product = PRODUCT_ROUTES.find((r) => matches(r, key))!;
     return { name: product.name, source: "product", stages: product.stages };
   }
+}
+
+/** The stored routes `resolve` skips, and why (the GET shows them so a TenantAdmin can mend them). */
+function unusableOf(routes: ApprovalRoute[]): { name: string; errors: FieldError[] }[] {
+  return routes.flatMap((r, i) => {
+    const errors = storedRouteErrors(r, `routes.${i}`);
+    return errors.length ? [{ name: r.name, errors }] : [];
+  });
 }

@@ -40,6 +40,9 @@ const ApproverUserId = z
   .refine((v) => !GUID_ANY_CASE.test(v) || v === v.toLowerCase(), "an object id is written in lower case, as tokens carry it")
   .meta({ description: "The user's id as tokens carry it (Entra: the lower-case object id, oid)" });
 
+/** Whether a stored name is one tokens can carry (routes and requests written before the check existed may hold others). */
+export const isApproverUserId = (v: string): boolean => ApproverUserId.safeParse(v).success;
+
 export const ApproverRef = z
   .union([
     z.strictObject({ user: ApproverUserId }),
@@ -240,6 +243,9 @@ export const ApprovalRoutes = z
     routes: z.array(ApprovalRouteView),
     defaults: z.array(ApprovalRouteView).meta({ description: "The product's routes, used when no tenant route matches (read-only)" }),
     minimums: z.array(z.string()).meta({ description: "The rules every route and request is held to" }),
+    unusable: z
+      .array(z.object({ name: z.string(), errors: z.array(z.object({ field: z.string(), message: z.string() })) }))
+      .meta({ description: "Stored routes that are skipped (requests fall through to the next match or the defaults), and why: written before a rule they break" }),
     updatedAt: z.iso.datetime().optional(),
     updatedBy: z.string().optional(),
     etag: z.string().meta({ description: "\"initial\" before the first write" }),

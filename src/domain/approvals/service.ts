@@ -24,6 +24,7 @@ import {
   type ApprovalSpecInput,
   type ApproverRef,
   type DecisionSpec,
+  isApproverUserId,
   ROUTE_SUBJECT_TYPES,
   type RouteKey,
 } from "./schema.js";
@@ -444,10 +445,12 @@ export class ApprovalService {
     const s = doc.stages[stage];
     if (doc.status === "pending" && doc.currentStage === stage && s) {
       const refs = escalation ? (s.escalateTo ?? []) : s.approvers;
-      const users = [...new Set(refs.flatMap((r) => ("user" in r ? [r.user] : [])))].filter((u) => u !== doc.requester);
+      const named = [...new Set(refs.flatMap((r) => ("user" in r ? [r.user] : [])))].filter((u) => u !== doc.requester);
       const exp = Math.floor(Math.min(Date.parse(s.deadline ?? "") || Infinity, this.clock.now().getTime() + LINK_TTL_MS) / 1000);
-      const undelivered: { recipient: string; error: string }[] = [];
-      for (const user of users) {
+      // A name no token carries (an e-mail address in a request made before the check existed) gets no
+      // link: a link acts as the user it names, so the requester could approve under their own address.
+      const undelivered: { recipient: string; error: string }[] = named.filter((u) => !isApproverUserId(u)).map((recipient) => ({ recipient, error: "approver_id_refused" }));
+      for (const user of named.filter(isApproverUserId)) {
         const { token } = await this.links.issue({ tid: tenantId, aid: id, st: stage, ap: user, exp });
         try {
           await this.notifier.deliver(user, {
@@ -649,7 +652,8 @@ export class ApprovalService {
     const refs = [...stage.approvers, ...(stage.status === "escalated" ? (stage.escalateTo ?? []) : [])];
     for (const ref of refs) {
       if ("user" in ref) {
-        if (ref.user === userId) return undefined;
+        // Only a name tokens carry decides (see issueLinks): a link issued to an e-mail address before is refused.
+        if (ref.user === userId && isApproverUserId(userId)) return undefined;
       } else if (await this.holdsRole(principal, ref, doc)) {
         return undefined;
       }
