@@ -282,6 +282,45 @@ describe("a system publish that failed after its retries", () => {
   });
 });
 
+describe("a person's publish superseded by a system publish that then failed", () => {
+  it("is carried by the next system publish: the person's change is not dropped", async () => {
+    const t = tenant();
+    const first = await t.service.publish(t.ctx, {});
+    await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
+    // A person publishes a setting; before it is applied, a system publish is made on top of it.
+    t.registry.setting = "S1";
+    const person = (await t.service.publish(t.ctx, {})).revision!;
+    t.live.value = "L1";
+    const system = (await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "a sandbox locked", correlationId: "c" })).revision!;
+    expect(system.registryFrom).toBe(person.id);
+    expect(await t.service.applier.apply(t.tenantId, person.id, "c")).toBe("superseded");
+    // The system's revision fails (the gateway away for its whole run)…
+    await failWhileAway(t, system.id);
+    t.unreachable(false);
+    // …and another system publish is asked for before any retry (a key needs its product).
+    t.live.value = "L2";
+    const next = (await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "a key needs its product", correlationId: "c" })).revision!;
+    expect(next.registryFrom).toBe(system.id);
+    expect(await t.service.applier.apply(t.tenantId, next.id, "c")).toBe("published");
+    expect([t.value("aigov-k-setting"), t.value("aigov-k-live")]).toEqual(["S1", "L2"]);
+  });
+
+  it("a person's own publish that failed is not carried: they see it failed, and the system publishes on what is live", async () => {
+    const t = tenant();
+    const first = await t.service.publish(t.ctx, {});
+    await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
+    t.registry.setting = "S1";
+    const person = (await t.service.publish(t.ctx, {})).revision!;
+    await failWhileAway(t, person.id);
+    t.unreachable(false);
+    t.live.value = "L1";
+    const next = (await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "an exemption ended", correlationId: "c" })).revision!;
+    expect(next.registryFrom).toBe(first.revision!.id);
+    expect(await t.service.applier.apply(t.tenantId, next.id, "c")).toBe("published");
+    expect([t.value("aigov-k-setting"), t.value("aigov-k-live")]).toEqual(["S0", "L1"]);
+  });
+});
+
 describe("a failed system publish whose change the gateway holds by the time it is retried", () => {
   it("is asked for once: no revision is made, and later sweeps leave it", async () => {
     const t = tenant();

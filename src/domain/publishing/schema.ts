@@ -30,7 +30,7 @@ export const Revision = z
     origin: z.enum(["person", "system"]).meta({
       description: "person: a TenantAdmin's publish or rollback (the registry as it is); system: automation (keys, shares, exemptions) compiling what is already published plus its own change",
     }),
-    registryFrom: RevisionId.optional().meta({ description: "For a system publish: the revision whose registry it compiled (the published one, or a person's pending one)" }),
+    registryFrom: RevisionId.optional().meta({ description: "For a system publish: the revision whose registry it compiled (the published one, a person's pending one, or a failed system revision carrying one)" }),
     isolated: z
       .array(IsolatedProject)
       .optional()

@@ -416,13 +416,17 @@ export class PublishService {
 
   /**
    * The revision a system publish builds on: a pending revision (a person's publish on its way, which
-   * the system's must not undo), else the published one.
+   * the system's must not undo), else a failed system revision (it carries the registry it was built
+   * on — a person's revision it superseded, which would otherwise be dropped without a word: that
+   * revision reads `superseded`, not failed), else the published one. A person's own failed revision is
+   * not carried: it reads failed, and they publish again.
    */
   private async systemBase(tenantId: string, state: GatewayStateDoc): Promise<string | undefined> {
     if (state.latest && state.latest.revisionId !== state.published?.revisionId) {
       // Read after the state: it may have been published since (the state read is then the older one).
       const latest = await this.docs.loadRevision(tenantId, state.latest.revisionId);
       if (latest.status === "pending" || latest.status === "published") return latest.id;
+      if (latest.status === "failed" && latest.origin === "system" && latest.registryParts !== undefined) return latest.id;
     }
     return state.published?.revisionId;
   }
