@@ -186,10 +186,9 @@ describe("approval engine", () => {
       return resources[0]!;
     };
     const tamper = async (id: string, change: (doc: Record<string, unknown>) => void) => {
-      const doc = byId(id);
-      const d = await doc;
-      change(d);
-      await t.container().items.upsert(d);
+      const doc = await byId(id);
+      change(doc);
+      await t.container().items.upsert(doc);
     };
     // A route written before names had to be ids: the requester's own address decides agents.
     const legacy = { name: "legacy: by address", match: { subjectType: "agent", scope: "*", risk: "*" }, stages: [{ approvers: [{ user: "alice@contoso.com" }], decisionTimeout: "P1D" }] };
