@@ -220,8 +220,8 @@ export const AGENT_CARD_PLACEHOLDER = "https://gateway.aigov.invalid";
 const ORIGINAL = "context.Request.OriginalUrl";
 /**
  * The agent's card: the base64 set-variable literal decoded, its placeholder replaced by scheme://host[:port]/<API path>.
- * Azure does not document whether `context.Api.Path` starts with a slash (the ARM `path` has none): one
- * is trimmed, so either reads the same.
+ * Azure does not document whether `context.Api.Path` starts with a slash (the ARM `path` has none):
+ * leading slashes are trimmed, so either reads the same.
  */
 export const AGENT_CARD_BODY = `@(Encoding.UTF8.GetString(Convert.FromBase64String((string)${v(VAR.agentCard)})).Replace("${AGENT_CARD_PLACEHOLDER}", ${ORIGINAL}.Scheme + "://" + ${ORIGINAL}.Host + ((${ORIGINAL}.Scheme == "https" && ${ORIGINAL}.Port == 443) || (${ORIGINAL}.Scheme == "http" && ${ORIGINAL}.Port == 80) ? "" : ":" + ${ORIGINAL}.Port.ToString()) + "/" + context.Api.Path.TrimStart('/')))`;
 /** The refusals an MCP API answers with (403, a JSON-RPC error): a stable reason and a message. */

@@ -376,6 +376,10 @@ describe("virtual keys", () => {
     await admin.policy.publish({ reason: "the other project" });
     const k = await create({ name: "to share", scopes: { models: [mini.id] } });
     const before = await synced(k.id);
+    // An approver named as no token names them (an e-mail address) would never decide: refused, nothing changes.
+    const byAddress = (await errorOf(dev.keys.share(project.id, k.id, { projectId: other.id, justification: "shared evaluation", approvers: [{ user: "quinn@contoso.com" }] }, before.etag))) as ApiError;
+    expect([byAddress.status, byAddress.problem?.errors?.[0]?.field]).toEqual([400, "body.approvers.0.user"]);
+    expect((await dev.keys.get(project.id, k.id)).etag).toBe(before.etag);
     const { key: pending, approval } = await dev.keys.share(project.id, k.id, { projectId: other.id, justification: "shared evaluation", approvers: [{ user: "quinn" }] }, before.etag);
     expect(pending.shares).toEqual([expect.objectContaining({ projectId: other.id, status: "pending", approvalId: approval.id })]);
     expect(approval.subject).toMatchObject({ resourceType: "keyShare", resourceId: k.id, projectId: other.id });

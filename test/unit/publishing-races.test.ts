@@ -58,6 +58,8 @@ function tenant() {
   let unreachable = false;
   /** Runs after the next write reached the gateway (e.g. throws: the answer is lost, the write is made). */
   let afterWrite: ((ref: string) => void | Promise<void>) | undefined;
+  /** A value the gateway refuses to take (a registry it rejects: every write of it fails). */
+  let refused: string | undefined;
   const compiler = {
     registry: async (): Promise<RegistrySnapshot> => ({ tenantId, settings: { x: registry.setting } as never, services: {} as never, projects: [] }),
     compileRegistry: async (reg: RegistrySnapshot) => {
@@ -74,6 +76,7 @@ function tenant() {
         {
           lookup: async (loc) => ("id" in loc && gateway.has(`${loc.kind}:${loc.id}`) ? {} : undefined),
           write: async (w) => {
+            if (refused !== undefined && (w.artifact as { value?: string }).value === refused) throw new Error(`ValidationError: ${w.ref} is refused`);
             gateway.set(w.ref, normalizeArtifact(w.artifact));
             const hook = afterWrite;
             afterWrite = undefined;
@@ -93,6 +96,7 @@ function tenant() {
     dieAfterWrite: () => (afterWrite = () => new Promise<void>(() => undefined)),
     advance: (ms: number) => (at += ms),
     unreachable: (down: boolean) => (unreachable = down),
+    refuse: (value: string) => (refused = value),
   };
 }
 
@@ -303,6 +307,53 @@ describe("a person's publish superseded by a system publish that then failed", (
     expect(next.registryFrom).toBe(system.id);
     expect(await t.service.applier.apply(t.tenantId, next.id, "c")).toBe("published");
     expect([t.value("aigov-k-setting"), t.value("aigov-k-live")]).toEqual(["S1", "L2"]);
+  });
+
+  it("not when the person's revision failed after the system's was built on it: the next system publish builds on what is live", async () => {
+    const t = tenant();
+    const first = await t.service.publish(t.ctx, {});
+    await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
+    t.registry.setting = "S1";
+    const person = (await t.service.publish(t.ctx, {})).revision!;
+    t.live.value = "L1";
+    const system = (await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "a sandbox locked", correlationId: "c" })).revision!;
+    // The person's last attempt was running when the system's revision was made: it ends failed, not superseded.
+    await t.service.applier.markFailed(t.tenantId, person.id, "the gateway refused it", "c");
+    await failWhileAway(t, system.id);
+    t.unreachable(false);
+    const next = (await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "an exemption ended", correlationId: "c" })).revision!;
+    expect(next.registryFrom).toBe(first.revision!.id);
+    expect(await t.service.applier.apply(t.tenantId, next.id, "c")).toBe("published");
+    expect([t.value("aigov-k-setting"), t.value("aigov-k-live")]).toEqual(["S0", "L1"]);
+  });
+
+  it("a registry the gateway refuses is carried once, then left out: it never holds back the system's publishes (an exemption's end)", async () => {
+    const t = tenant();
+    const first = await t.service.publish(t.ctx, {});
+    await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
+    t.refuse("BAD");
+    t.registry.setting = "BAD";
+    const person = (await t.service.publish(t.ctx, {})).revision!;
+    t.live.value = "L1";
+    const system = (await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "a sandbox locked", correlationId: "c" })).revision!;
+    expect(await t.service.applier.apply(t.tenantId, person.id, "c")).toBe("superseded");
+    const failOnRefusal = async (revisionId: string) => {
+      await expect(t.service.applier.apply(t.tenantId, revisionId, "c")).rejects.toThrow(/refused/);
+      await t.service.applier.markFailed(t.tenantId, revisionId, "the gateway refused it", "c");
+    };
+    await failOnRefusal(system.id);
+    // Carried once (the failure might have been the gateway's, not the registry's)…
+    t.live.value = "L2";
+    const carried = (await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "a key needs its product", correlationId: "c" })).revision!;
+    expect(carried.registryFrom).toBe(system.id);
+    await failOnRefusal(carried.id);
+    // …then left out: the exemption's end reaches the gateway, and the revision says what it leaves staged.
+    t.live.value = "L3";
+    const next = (await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "an exemption ended", correlationId: "c" })).revision!;
+    expect(next.registryFrom).toBe(first.revision!.id);
+    expect(next.staged).toEqual({ tenant: true, projects: [] });
+    expect(await t.service.applier.apply(t.tenantId, next.id, "c")).toBe("published");
+    expect([t.value("aigov-k-setting"), t.value("aigov-k-live")]).toEqual(["S0", "L3"]);
   });
 
   it("a person's own publish that failed is not carried: they see it failed, and the system publishes on what is live", async () => {

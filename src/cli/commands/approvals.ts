@@ -57,7 +57,7 @@ export function approvalCommands({ program, client, print, render, out, err, jso
   const routes = approvals.command("routes").description("who approves what: the tenant's approval routes (TenantAdmin sets them)");
   routes
     .command("show")
-    .description("print the routes, the product defaults and the minimums")
+    .description("print the routes, the product defaults, the minimums and any stored route that is skipped (unusable)")
     .action(async () => out(JSON.stringify(await client().approvals.routes(), null, 2)));
   routes
     .command("set")

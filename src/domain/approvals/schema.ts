@@ -32,7 +32,7 @@ const GUID_ANY_CASE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
  * sign-in name, an e-mail address, an upper-case GUID — would escape the separation-of-duties checks
  * (the requester could approve through a link naming their own address): refused.
  */
-const ApproverUserId = z
+export const ApproverUserId = z
   .string()
   .min(1)
   .max(256)

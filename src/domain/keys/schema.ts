@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { QUOTA_PERIODS } from "../../policy/settings.js";
+import { ApproverUserId } from "../approvals/schema.js";
 import { idSchema } from "../common.js";
 import { ModelId } from "../../pillars/models/schema.js";
 import { ProjectId } from "../projects/schema.js";
@@ -167,7 +168,7 @@ export const ShareSpec = z
     projectId: ProjectId.meta({ description: "The project (same tenant) the key may also be used with" }),
     justification: z.string().trim().min(1).max(4000),
     approvers: z
-      .array(z.union([z.strictObject({ user: z.string().min(1).max(256) }), z.strictObject({ role: z.enum(["TenantAdmin", "ProjectAdmin", "Approver"]) })]))
+      .array(z.union([z.strictObject({ user: ApproverUserId }), z.strictObject({ role: z.enum(["TenantAdmin", "ProjectAdmin", "Approver"]) })]))
       .min(1)
       .max(20)
       .optional()

@@ -43,7 +43,7 @@ export const Revision = z
       .optional()
       .meta({ description: "For a system publish: registry changes it did not ship (tenant settings, projects) — they wait for a person's publish" }),
     status: z.enum(REVISION_STATUSES).meta({
-      description: "pending until applied; published once the gateway holds it; superseded when a newer revision was applied first; failed after the retries ran out",
+      description: "pending until applied; published once the gateway holds it; superseded when a newer revision was made before it was applied (a system revision carries the registry of the one it superseded); failed after the retries ran out",
     }),
     createdAt: z.iso.datetime(),
     createdBy: z.string(),

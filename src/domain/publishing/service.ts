@@ -416,17 +416,22 @@ export class PublishService {
 
   /**
    * The revision a system publish builds on: a pending revision (a person's publish on its way, which
-   * the system's must not undo), else a failed system revision (it carries the registry it was built
-   * on — a person's revision it superseded, which would otherwise be dropped without a word: that
-   * revision reads `superseded`, not failed), else the published one. A person's own failed revision is
-   * not carried: it reads failed, and they publish again.
+   * the system's must not undo), else the published one — or a failed system revision, once: it carries
+   * the registry it was built on (a person's revision it superseded, which reads `superseded` and would
+   * otherwise be reverted by the next system publish). Not when the registry it carried had failed
+   * already (a person's own failed revision, or a system revision that carried it and failed): a registry
+   * the gateway refuses must not hold back the system's publishes — an exemption's end, a lock, a
+   * revocation. Those publish on the published registry, and list what they leave out under `staged`.
    */
   private async systemBase(tenantId: string, state: GatewayStateDoc): Promise<string | undefined> {
     if (state.latest && state.latest.revisionId !== state.published?.revisionId) {
       // Read after the state: it may have been published since (the state read is then the older one).
       const latest = await this.docs.loadRevision(tenantId, state.latest.revisionId);
       if (latest.status === "pending" || latest.status === "published") return latest.id;
-      if (latest.status === "failed" && latest.origin === "system" && latest.registryParts !== undefined) return latest.id;
+      if (latest.status === "failed" && latest.origin === "system" && latest.registryParts !== undefined && latest.registryFrom) {
+        const carried = await this.docs.loadRevision(tenantId, latest.registryFrom).catch(() => undefined);
+        if (carried && carried.status !== "failed") return latest.id;
+      }
     }
     return state.published?.revisionId;
   }

@@ -333,7 +333,6 @@ export class AgentRegistry {
   }
 }
 
-/** The guardrails after a merge patch: fields sent replace (lists as a whole), absent ones stay, a null limit goes. */
 /** The agent as a list shows it: its card's record without the card (listAgents; GET the agent for the card). */
 export function summaryOf(agent: Agent): AgentSummary {
   if (!agent.card) return agent;
@@ -341,6 +340,7 @@ export function summaryOf(agent: Agent): AgentSummary {
   return { ...agent, card };
 }
 
+/** The guardrails after a merge patch: fields sent replace (lists as a whole), absent ones stay, a null limit goes. */
 export function mergeGuardrails(current: Guardrails, patch: GuardrailsPatch): Guardrails {
   const limits: Guardrails["limits"] = { ...current.limits };
   for (const name of ["tokensPerMinute", "requestsPerMinute", "callsPerMinute"] as const) {
