@@ -81,6 +81,20 @@ async function sync(connection: Connection): Promise<SyncRun> {
   }, `sync ${run.id} of ${connection.name}`, 120_000);
 }
 
+/** A valid A2A v1.0 card, as a cloud stores it. */
+function a2aCard(name: string, description: string, url: string) {
+  return {
+    name,
+    description,
+    version: "1.0.0",
+    supportedInterfaces: [{ url, protocolBinding: "JSONRPC", protocolVersion: "1.0" }],
+    capabilities: {},
+    defaultInputModes: ["text/plain"],
+    defaultOutputModes: ["text/plain"],
+    skills: [{ id: "s", name: "Skill", description: "Does it", tags: ["t"] }],
+  };
+}
+
 async function agentsOf(connection: Connection): Promise<AgentSummary[]> {
   const out: AgentSummary[] = [];
   let token: string | undefined;
@@ -264,16 +278,7 @@ describe("agent sync from Bedrock, Vertex AI and Foundry", () => {
   }, 120_000);
 
   it("cards a cloud stores are checked: a valid one is kept normalised, a broken one is recorded with its findings and no card", async () => {
-    const card = {
-      name: "Carded",
-      description: "An agent with a card",
-      version: "1.0.0",
-      supportedInterfaces: [{ url: "https://carded.example.com/a2a", protocolBinding: "JSONRPC", protocolVersion: "1.0" }],
-      capabilities: {},
-      defaultInputModes: ["text/plain"],
-      defaultOutputModes: ["text/plain"],
-      skills: [{ id: "s", name: "Skill", description: "Does it", tags: ["t"] }],
-    };
+    const card = a2aCard("Carded", "An agent with a card", "https://carded.example.com/a2a");
     const good = foundry.state.add("westeurope", { name: "carded", card });
     const bad = foundry.state.add("westeurope", { name: "broken-card", card: { ...card, supportedInterfaces: [{ url: "not a url", protocolBinding: "JSONRPC", protocolVersion: "1.0" }] } });
     const run = await sync(con.foundry);
@@ -309,16 +314,7 @@ describe("agent sync from Bedrock, Vertex AI and Foundry", () => {
   }, 120_000);
 
   it("a card changed at the cloud is staged: the gateway serves the published card until a person publishes the new one", async () => {
-    const card = {
-      name: "Served card",
-      description: "First words",
-      version: "1.0.0",
-      supportedInterfaces: [{ url: "https://served-card.example.com/a2a", protocolBinding: "JSONRPC", protocolVersion: "1.0" }],
-      capabilities: {},
-      defaultInputModes: ["text/plain"],
-      defaultOutputModes: ["text/plain"],
-      skills: [{ id: "s", name: "Skill", description: "Does it", tags: ["t"] }],
-    };
+    const card = a2aCard("Served card", "First words", "https://served-card.example.com/a2a");
     const source = foundry.state.add("westeurope", { name: "served-card", card });
     await sync(con.foundry);
     const found = (await agentsOf(con.foundry)).find((a) => a.provenance!.sourceId === source.id)!;

@@ -286,56 +286,59 @@ describe("a system publish that failed after its retries", () => {
   });
 });
 
+/** The tenant's first publish at the gateway; a person's publish of `setting`; a system publish (L1) made on top before it was applied. */
+async function supersededBySystem(t: ReturnType<typeof tenant>, setting: string) {
+  const first = (await t.service.publish(t.ctx, {})).revision!;
+  await t.service.applier.apply(t.tenantId, first.id, "c");
+  t.registry.setting = setting;
+  const person = (await t.service.publish(t.ctx, {})).revision!;
+  const system = await systemAsks(t, "L1", "a sandbox locked");
+  return { first, person, system };
+}
+
+/** The live state moves to `live` and the system asks for a publish: its revision. */
+async function systemAsks(t: ReturnType<typeof tenant>, live: string, reason: string) {
+  t.live.value = live;
+  return (await t.service.requestPublish(t.tenantId, { by: "system:test", reason, correlationId: "c" })).revision!;
+}
+
+/** Applies a revision to its end; what the gateway then holds: [setting, live]. */
+async function published(t: ReturnType<typeof tenant>, revisionId: string) {
+  expect(await t.service.applier.apply(t.tenantId, revisionId, "c")).toBe("published");
+  return [t.value("aigov-k-setting"), t.value("aigov-k-live")];
+}
+
 describe("a person's publish superseded by a system publish that then failed", () => {
   it("is carried by the next system publish: the person's change is not dropped", async () => {
     const t = tenant();
-    const first = await t.service.publish(t.ctx, {});
-    await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
-    // A person publishes a setting; before it is applied, a system publish is made on top of it.
-    t.registry.setting = "S1";
-    const person = (await t.service.publish(t.ctx, {})).revision!;
-    t.live.value = "L1";
-    const system = (await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "a sandbox locked", correlationId: "c" })).revision!;
+    const { person, system } = await supersededBySystem(t, "S1");
     expect(system.registryFrom).toBe(person.id);
     expect(await t.service.applier.apply(t.tenantId, person.id, "c")).toBe("superseded");
-    // The system's revision fails (the gateway away for its whole run)…
+    // The system's revision fails (the gateway away for its whole run), and another system publish is
+    // asked for before any retry (a key needs its product).
     await failWhileAway(t, system.id);
     t.unreachable(false);
-    // …and another system publish is asked for before any retry (a key needs its product).
-    t.live.value = "L2";
-    const next = (await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "a key needs its product", correlationId: "c" })).revision!;
+    const next = await systemAsks(t, "L2", "a key needs its product");
     expect(next.registryFrom).toBe(system.id);
-    expect(await t.service.applier.apply(t.tenantId, next.id, "c")).toBe("published");
-    expect([t.value("aigov-k-setting"), t.value("aigov-k-live")]).toEqual(["S1", "L2"]);
+    expect(await published(t, next.id)).toEqual(["S1", "L2"]);
   });
 
   it("not when the person's revision failed after the system's was built on it: the next system publish builds on what is live", async () => {
     const t = tenant();
-    const first = await t.service.publish(t.ctx, {});
-    await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
-    t.registry.setting = "S1";
-    const person = (await t.service.publish(t.ctx, {})).revision!;
-    t.live.value = "L1";
-    const system = (await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "a sandbox locked", correlationId: "c" })).revision!;
+    const { first, person, system } = await supersededBySystem(t, "S1");
     // The person's last attempt was running when the system's revision was made: it ends failed, not superseded.
     await t.service.applier.markFailed(t.tenantId, person.id, "the gateway refused it", "c");
     await failWhileAway(t, system.id);
     t.unreachable(false);
-    const next = (await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "an exemption ended", correlationId: "c" })).revision!;
-    expect(next.registryFrom).toBe(first.revision!.id);
-    expect(await t.service.applier.apply(t.tenantId, next.id, "c")).toBe("published");
-    expect([t.value("aigov-k-setting"), t.value("aigov-k-live")]).toEqual(["S0", "L1"]);
+    const next = await systemAsks(t, "L1", "an exemption ended");
+    expect(next.registryFrom).toBe(first.id);
+    expect(await published(t, next.id)).toEqual(["S0", "L1"]);
   });
 
   it("a registry the gateway refuses is carried once, then left out: it never holds back the system's publishes (an exemption's end)", async () => {
     const t = tenant();
-    const first = await t.service.publish(t.ctx, {});
-    await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
     t.refuse("BAD");
-    t.registry.setting = "BAD";
-    const person = (await t.service.publish(t.ctx, {})).revision!;
-    t.live.value = "L1";
-    const system = (await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "a sandbox locked", correlationId: "c" })).revision!;
+    const { first, person, system } = await supersededBySystem(t, "BAD");
     expect(await t.service.applier.apply(t.tenantId, person.id, "c")).toBe("superseded");
     const failOnRefusal = async (revisionId: string) => {
       await expect(t.service.applier.apply(t.tenantId, revisionId, "c")).rejects.toThrow(/refused/);
@@ -343,32 +346,27 @@ describe("a person's publish superseded by a system publish that then failed", (
     };
     await failOnRefusal(system.id);
     // Carried once (the failure might have been the gateway's, not the registry's)…
-    t.live.value = "L2";
-    const carried = (await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "a key needs its product", correlationId: "c" })).revision!;
+    const carried = await systemAsks(t, "L2", "a key needs its product");
     expect(carried.registryFrom).toBe(system.id);
     await failOnRefusal(carried.id);
     // …then left out: the exemption's end reaches the gateway, and the revision says what it leaves staged.
-    t.live.value = "L3";
-    const next = (await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "an exemption ended", correlationId: "c" })).revision!;
-    expect(next.registryFrom).toBe(first.revision!.id);
+    const next = await systemAsks(t, "L3", "an exemption ended");
+    expect(next.registryFrom).toBe(first.id);
     expect(next.staged).toEqual({ tenant: true, projects: [] });
-    expect(await t.service.applier.apply(t.tenantId, next.id, "c")).toBe("published");
-    expect([t.value("aigov-k-setting"), t.value("aigov-k-live")]).toEqual(["S0", "L3"]);
+    expect(await published(t, next.id)).toEqual(["S0", "L3"]);
   });
 
   it("a person's own publish that failed is not carried: they see it failed, and the system publishes on what is live", async () => {
     const t = tenant();
-    const first = await t.service.publish(t.ctx, {});
-    await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
+    const first = (await t.service.publish(t.ctx, {})).revision!;
+    await t.service.applier.apply(t.tenantId, first.id, "c");
     t.registry.setting = "S1";
     const person = (await t.service.publish(t.ctx, {})).revision!;
     await failWhileAway(t, person.id);
     t.unreachable(false);
-    t.live.value = "L1";
-    const next = (await t.service.requestPublish(t.tenantId, { by: "system:test", reason: "an exemption ended", correlationId: "c" })).revision!;
-    expect(next.registryFrom).toBe(first.revision!.id);
-    expect(await t.service.applier.apply(t.tenantId, next.id, "c")).toBe("published");
-    expect([t.value("aigov-k-setting"), t.value("aigov-k-live")]).toEqual(["S0", "L1"]);
+    const next = await systemAsks(t, "L1", "an exemption ended");
+    expect(next.registryFrom).toBe(first.id);
+    expect(await published(t, next.id)).toEqual(["S0", "L1"]);
   });
 });
 
