@@ -25,6 +25,7 @@ export const REASONS = {
   approver_is_requester: { status: 403, meaning: "requesters never decide their own request" },
   approver_is_party: { status: 403, meaning: "the approver has a stake in what the request is about (the exemption's owner or original requester, an earlier renewer: `parties` on the request): someone independent must decide" },
   approver_managed_by_requester: { status: 403, meaning: "the decider is assigned to a project the requester administers (separation of duties)" },
+  approver_name_not_an_id: { status: 403, meaning: "the stage names this approver as no token does (an e-mail address or sign-in name, stored before names had to be ids): such a name never decides; a TenantAdmin mends the route" },
   subject_type_reserved: { status: 400, meaning: "`exemption`, `keyShare`, `tool`, `projectPromotion` and `sandboxExtension` approvals are requested through their own APIs" },
   loosens_tenant_control: { status: 400, meaning: "a project or model setting would loosen a tenant control (each field named); request an exemption instead" },
   credential_rebind_requires_key: { status: 400, meaning: "a kept provider key would go to another origin or header: send the key again (or a TenantAdmin does it)" },

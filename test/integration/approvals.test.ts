@@ -214,7 +214,7 @@ describe("approval engine", () => {
     const byAddress = await t.as("t1", "alice@contoso.com", ["Reader"]);
     const pending = await auditor.approvals.get(made.id);
     expect(pending).toMatchObject({ status: "pending", currentStage: 1 });
-    expect(await reasonOf(byAddress.approvals.decide(made.id, { decision: "approve", justification: "my own request, by address" }, pending.etag))).toBe("403 approver_not_in_stage");
+    expect(await reasonOf(byAddress.approvals.decide(made.id, { decision: "approve", justification: "my own request, by address" }, pending.etag))).toBe("403 approver_name_not_an_id");
     expect(await auditor.approvals.get(made.id)).toEqual(pending);
 
     await tamper("approvalRoutes.tenant", (d) => void (d.routes = (d.routes as { name: string }[]).filter((r) => r.name !== legacy.name)));

@@ -650,14 +650,19 @@ export class ApprovalService {
     if (doc.decisions.some((d) => d.approver === userId)) return new AppError({ kind: "conflict", detail: "you have already decided on this request", reason: "approver_already_decided" });
     const stage = doc.stages[doc.currentStage]!;
     const refs = [...stage.approvers, ...(stage.status === "escalated" ? (stage.escalateTo ?? []) : [])];
+    let namedNotAnId = false;
     for (const ref of refs) {
       if ("user" in ref) {
         // Only a name tokens carry decides (see issueLinks): a link issued to an e-mail address before is refused.
-        if (ref.user === userId && isApproverUserId(userId)) return undefined;
+        if (ref.user === userId) {
+          if (isApproverUserId(userId)) return undefined;
+          namedNotAnId = true;
+        }
       } else if (await this.holdsRole(principal, ref, doc)) {
         return undefined;
       }
     }
+    if (namedNotAnId) return new AppError({ kind: "forbidden", detail: "this stage names you as no token does (an e-mail address or sign-in name); such a name never decides", reason: "approver_name_not_an_id" });
     return new AppError({ kind: "forbidden", detail: "you are not an approver of the current stage", reason: "approver_not_in_stage" });
   }
 
