@@ -320,6 +320,7 @@ describe("a person's publish superseded by a system publish that then failed", (
     t.unreachable(false);
     const next = await systemAsks(t, "L2", "a key needs its product");
     expect(next.registryFrom).toBe(system.id);
+    expect(next.registryLeftOut).toBeUndefined();
     expect(await published(t, next.id)).toEqual(["S1", "L2"]);
   });
 
@@ -332,6 +333,7 @@ describe("a person's publish superseded by a system publish that then failed", (
     t.unreachable(false);
     const next = await systemAsks(t, "L1", "an exemption ended");
     expect(next.registryFrom).toBe(first.id);
+    expect(next.registryLeftOut).toBe(person.id);
     expect(await published(t, next.id)).toEqual(["S0", "L1"]);
   });
 
@@ -352,6 +354,9 @@ describe("a person's publish superseded by a system publish that then failed", (
     // …then left out: the exemption's end reaches the gateway, and the revision says what it leaves staged.
     const next = await systemAsks(t, "L3", "an exemption ended");
     expect(next.registryFrom).toBe(first.id);
+    // Whose registry it leaves out: the person's revision (it reads superseded), named on the revision.
+    expect(next.registryLeftOut).toBe(person.id);
+    expect((await t.service.get(t.ctx, next.id, false)).registryLeftOut).toBe(person.id);
     expect(next.staged).toEqual({ tenant: true, projects: [] });
     expect(await published(t, next.id)).toEqual(["S0", "L3"]);
   });

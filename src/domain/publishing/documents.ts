@@ -65,6 +65,7 @@ export function toRevision(doc: RevisionDoc): Revision {
     ...(doc.reason ? { reason: doc.reason } : {}),
     origin: doc.origin ?? "person",
     ...(doc.registryFrom ? { registryFrom: doc.registryFrom } : {}),
+    ...(doc.registryLeftOut ? { registryLeftOut: doc.registryLeftOut } : {}),
     ...(doc.isolated ? { isolated: doc.isolated } : {}),
     ...(doc.staged ? { staged: doc.staged } : {}),
     status: doc.status,

@@ -31,6 +31,9 @@ export const Revision = z
       description: "person: a TenantAdmin's publish or rollback (the registry as it is); system: automation (keys, shares, exemptions) compiling what is already published plus its own change",
     }),
     registryFrom: RevisionId.optional().meta({ description: "For a system publish: the revision whose registry it compiled (the published one, a person's pending one, or a failed system revision carrying one)" }),
+    registryLeftOut: RevisionId.optional().meta({
+      description: "For a system publish: the revision (a person's, which reads superseded) whose registry failed system revisions carried and this one leaves out, so it waits for a person's publish",
+    }),
     isolated: z
       .array(IsolatedProject)
       .optional()

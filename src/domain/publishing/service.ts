@@ -56,6 +56,8 @@ interface ProposeMeta {
   staged?: { tenant: boolean; projects: string[] };
   /** For a system publish: the revision whose registry it compiled. */
   registryFrom?: string;
+  /** For a system publish: the revision whose registry a failed system revision carried and this one leaves out. */
+  registryLeftOut?: string;
   /** For a system publish the sweep asks again: the failed revision it retries. */
   retry?: { of: string; attempt: number };
 }
@@ -131,7 +133,7 @@ export class PublishService {
   async requestPublish(tenantId: string, cause: { by: string; reason: string; correlationId: string; retry?: { of: string; attempt: number } }): Promise<PublishResult & { needsPublish?: true }> {
     const ctx: RequestContext = { principal: { tenantId, userId: cause.by, roles: new Set(TENANT_ADMINS) }, correlationId: cause.correlationId };
     return this.onLatest(tenantId, "the gateway's revisions kept changing; the system publish will be retried", async (state): Promise<(PublishResult & { needsPublish?: true }) | typeof BASE_MOVED> => {
-      const baseId = await this.systemBase(tenantId, state);
+      const { baseId, leftOut } = await this.systemBase(tenantId, state);
       const base = await this.registries.of(tenantId, baseId);
       if (!base) return { changed: false, needsPublish: true };
       const compiled = await this.compiler.compileRegistry(base, base);
@@ -146,6 +148,7 @@ export class PublishService {
         // A person's publish made meanwhile is the new base: compiling from the old one would undo it.
         baseIs: state.latest?.revisionId,
         registryFrom: baseId!,
+        ...(leftOut ? { registryLeftOut: leftOut } : {}),
         ...(cause.retry ? { retry: cause.retry } : {}),
       });
     });
@@ -370,6 +373,7 @@ export class PublishService {
         ...(meta.reason ? { reason: meta.reason } : {}),
         origin: meta.origin,
         ...(meta.registryFrom ? { registryFrom: meta.registryFrom } : {}),
+        ...(meta.registryLeftOut ? { registryLeftOut: meta.registryLeftOut } : {}),
         ...(meta.isolated?.length ? { isolated: meta.isolated } : {}),
         ...(meta.staged && (meta.staged.tenant || meta.staged.projects.length) ? { staged: meta.staged } : {}),
         ...(meta.retry ? { retry: meta.retry } : {}),
@@ -423,17 +427,31 @@ export class PublishService {
    * the gateway refuses must not hold back the system's publishes — an exemption's end, a lock, a
    * revocation. Those publish on the published registry, and list what they leave out under `staged`.
    */
-  private async systemBase(tenantId: string, state: GatewayStateDoc): Promise<string | undefined> {
-    if (state.latest && state.latest.revisionId !== state.published?.revisionId) {
+  private async systemBase(tenantId: string, state: GatewayStateDoc): Promise<{ baseId: string | undefined; leftOut?: string }> {
+    const published = state.published?.revisionId;
+    if (state.latest && state.latest.revisionId !== published) {
       // Read after the state: it may have been published since (the state read is then the older one).
       const latest = await this.docs.loadRevision(tenantId, state.latest.revisionId);
-      if (latest.status === "pending" || latest.status === "published") return latest.id;
-      if (latest.status === "failed" && latest.origin === "system" && latest.registryParts !== undefined && latest.registryFrom) {
+      if (latest.status === "pending" || latest.status === "published") return { baseId: latest.id };
+      if (latest.status === "failed" && latest.origin === "system" && latest.registryParts !== undefined && latest.registryFrom && latest.registryFrom !== published) {
         const carried = await this.docs.loadRevision(tenantId, latest.registryFrom).catch(() => undefined);
-        if (carried && carried.status !== "failed") return latest.id;
+        if (carried && carried.status !== "failed") return { baseId: latest.id };
+        // Left out: say whose registry that was (the revision the system revisions carried it from).
+        return { baseId: published, leftOut: await this.registryOwner(tenantId, latest.registryFrom) };
       }
     }
-    return state.published?.revisionId;
+    return { baseId: published };
+  }
+
+  /** The revision a registry came from: `registryFrom` followed through system revisions (a few hops at most). */
+  private async registryOwner(tenantId: string, revisionId: string): Promise<string> {
+    let id = revisionId;
+    for (let hop = 0; hop < 10; hop++) {
+      const revision = await this.docs.loadRevision(tenantId, id).catch(() => undefined);
+      if (!revision || revision.origin !== "system" || !revision.registryFrom) return id;
+      id = revision.registryFrom;
+    }
+    return id;
   }
 
   private async renderDiff(tenantId: string, before: Manifest, after: Manifest, changes: ArtifactChange[], known?: Map<ArtifactRef, GatewayArtifact>): Promise<string> {
