@@ -23,10 +23,16 @@ import { httpClient, root, startApp } from "./lib.mjs";
 
 const require = createRequire(import.meta.url);
 const { CosmosClient } = require("@azure/cosmos");
-const CONCURRENCY = Number(process.env.CONCURRENCY ?? 16);
-const DURATION_MS = Number(process.env.DURATION_MS ?? 4000);
-const ROUNDS = Number(process.env.ROUNDS ?? 3);
-const WARMUP_ROUNDS = Number(process.env.WARMUP_ROUNDS ?? 1);
+/** A whole-number setting from the environment, at least `min` (a typo fails here, not as NaN rounds later). */
+function setting(name, fallback, min) {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be a whole number ≥ ${min}, got ${process.env[name]}`);
+  return value;
+}
+const CONCURRENCY = setting("CONCURRENCY", 16, 1);
+const DURATION_MS = setting("DURATION_MS", 4000, 1000);
+const ROUNDS = setting("ROUNDS", 3, 1);
+const WARMUP_ROUNDS = setting("WARMUP_ROUNDS", 1, 0);
 const hasWrk = spawnSync("wrk", ["--version"]).error === undefined;
 
 const { request, close: closeHttp } = httpClient(CONCURRENCY * 2);
