@@ -146,30 +146,18 @@ end`;
   for (let i = 0; i < 300; i++) await get(); // warm-up
 
   const rawRead = [], bareGet = [], apiGet = [], rawCreate = [], apiPost = [];
+  const bareGetOnce = async () => {
+    const r = await request(`${bare.url}/`);
+    if (r.status !== 200) throw new Error(`bare GET ${r.status}`);
+  };
   for (let round = -WARMUP_ROUNDS; round < ROUNDS; round++) {
-    if (round < 0) {
-      // A warm-up round: the same phases, not counted.
-      await nodePhase("warm-up", () => container.item(created.id, ["bench", "_tenant"]).read());
-      if (hasWrk) {
-        wrkPhase("warm-up", `${bare.url}/`, {});
-        wrkPhase("warm-up", `${url}/api/projects/${created.id}`, { authorization: headers.authorization });
-        wrkPhase("warm-up", `${url}/api/projects`, headers, postLua(`w${-round}`));
-      } else {
-        await nodePhase("warm-up", get);
-        await nodePhase("warm-up", post);
-      }
-      await nodePhase("warm-up", (i) => rawContainer.items.create(rawDoc(i)));
-      continue;
-    }
-    rawRead.push(await nodePhase("raw SDK point read", () => container.item(created.id, ["bench", "_tenant"]).read()));
-    const bareGetOnce = async () => {
-      const r = await request(`${bare.url}/`);
-      if (r.status !== 200) throw new Error(`bare GET ${r.status}`);
-    };
-    bareGet.push(hasWrk ? wrkPhase(`bare node:http + SDK read (${client_})`, `${bare.url}/`, {}) : await nodePhase(`bare node:http + SDK read (${client_})`, bareGetOnce));
-    apiGet.push(hasWrk ? wrkPhase(`GET /api/projects/{id} (${client_})`, `${url}/api/projects/${created.id}`, { authorization: headers.authorization }) : await nodePhase(`GET /api/projects/{id} (${client_})`, get));
-    rawCreate.push(await nodePhase("raw SDK create", (i) => rawContainer.items.create(rawDoc(i))));
-    apiPost.push(hasWrk ? wrkPhase(`POST /api/projects (${client_})`, `${url}/api/projects`, headers, postLua(round)) : await nodePhase(`POST /api/projects (${client_})`, post));
+    // A warm-up round (round < 0) runs the same phases and keeps nothing.
+    const keep = (list, result) => void (round >= 0 && list.push(result));
+    keep(rawRead, await nodePhase("raw SDK point read", () => container.item(created.id, ["bench", "_tenant"]).read()));
+    keep(bareGet, hasWrk ? wrkPhase(`bare node:http + SDK read (${client_})`, `${bare.url}/`, {}) : await nodePhase(`bare node:http + SDK read (${client_})`, bareGetOnce));
+    keep(apiGet, hasWrk ? wrkPhase(`GET /api/projects/{id} (${client_})`, `${url}/api/projects/${created.id}`, { authorization: headers.authorization }) : await nodePhase(`GET /api/projects/{id} (${client_})`, get));
+    keep(rawCreate, await nodePhase("raw SDK create", (i) => rawContainer.items.create(rawDoc(i))));
+    keep(apiPost, hasWrk ? wrkPhase(`POST /api/projects (${client_})`, `${url}/api/projects`, headers, postLua(round)) : await nodePhase(`POST /api/projects (${client_})`, post));
   }
   const results = [rawRead, apiGet, rawCreate, apiPost, bareGet].map(summarise);
   console.table(results.map(({ rounds, ...r }) => ({ ...r, rounds: rounds.join(" / ") })));

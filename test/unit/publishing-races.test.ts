@@ -225,10 +225,15 @@ describe("an apply that fails before it sends anything", () => {
 
 /** A tenant whose first publish is at the gateway, and a system publish of a live change (L1) made: its revision. */
 async function systemPublishOf(t: ReturnType<typeof tenant>, reason: string) {
-  const first = await t.service.publish(t.ctx, {});
-  await t.service.applier.apply(t.tenantId, first.revision!.id, "c");
-  t.live.value = "L1";
-  return (await t.service.requestPublish(t.tenantId, { by: "system:test", reason, correlationId: "c" })).revision!;
+  await firstPublished(t);
+  return systemAsks(t, "L1", reason);
+}
+
+/** The tenant's first publish, applied: the gateway holds S0 and L0. */
+async function firstPublished(t: ReturnType<typeof tenant>) {
+  const first = (await t.service.publish(t.ctx, {})).revision!;
+  await t.service.applier.apply(t.tenantId, first.id, "c");
+  return first;
 }
 
 /** The gateway is away for a revision's whole run: its apply fails and it is marked failed (the gateway stays away). */
@@ -288,8 +293,7 @@ describe("a system publish that failed after its retries", () => {
 
 /** The tenant's first publish at the gateway; a person's publish of `setting`; a system publish (L1) made on top before it was applied. */
 async function supersededBySystem(t: ReturnType<typeof tenant>, setting: string) {
-  const first = (await t.service.publish(t.ctx, {})).revision!;
-  await t.service.applier.apply(t.tenantId, first.id, "c");
+  const first = await firstPublished(t);
   t.registry.setting = setting;
   const person = (await t.service.publish(t.ctx, {})).revision!;
   const system = await systemAsks(t, "L1", "a sandbox locked");
@@ -363,8 +367,7 @@ describe("a person's publish superseded by a system publish that then failed", (
 
   it("a person's own publish that failed is not carried: they see it failed, and the system publishes on what is live", async () => {
     const t = tenant();
-    const first = (await t.service.publish(t.ctx, {})).revision!;
-    await t.service.applier.apply(t.tenantId, first.id, "c");
+    const first = await firstPublished(t);
     t.registry.setting = "S1";
     const person = (await t.service.publish(t.ctx, {})).revision!;
     await failWhileAway(t, person.id);

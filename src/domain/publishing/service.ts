@@ -437,21 +437,21 @@ export class PublishService {
         const carried = await this.docs.loadRevision(tenantId, latest.registryFrom).catch(() => undefined);
         if (carried && carried.status !== "failed") return { baseId: latest.id };
         // Left out: say whose registry that was (the revision the system revisions carried it from).
-        return { baseId: published, leftOut: await this.registryOwner(tenantId, latest.registryFrom) };
+        return { baseId: published, leftOut: carried ? await this.registryOwner(tenantId, carried) : latest.registryFrom };
       }
     }
     return { baseId: published };
   }
 
   /** The revision a registry came from: `registryFrom` followed through system revisions (a few hops at most). */
-  private async registryOwner(tenantId: string, revisionId: string): Promise<string> {
-    let id = revisionId;
-    for (let hop = 0; hop < 10; hop++) {
-      const revision = await this.docs.loadRevision(tenantId, id).catch(() => undefined);
-      if (!revision || revision.origin !== "system" || !revision.registryFrom) return id;
-      id = revision.registryFrom;
+  private async registryOwner(tenantId: string, from: RevisionDoc): Promise<string> {
+    let revision: RevisionDoc = from;
+    for (let hop = 0; hop < 10 && revision.origin === "system" && revision.registryFrom; hop++) {
+      const next: RevisionDoc | undefined = await this.docs.loadRevision(tenantId, revision.registryFrom).catch(() => undefined);
+      if (!next) return revision.registryFrom;
+      revision = next;
     }
-    return id;
+    return revision.id;
   }
 
   private async renderDiff(tenantId: string, before: Manifest, after: Manifest, changes: ArtifactChange[], known?: Map<ArtifactRef, GatewayArtifact>): Promise<string> {
