@@ -6,8 +6,7 @@
  * kept honest; MCP servers (pass-through, and made of REST tools: runtime/mcp.ts) are described in
  * docs/gateway.md, "MCP servers at the gateway".
  */
-import { mkdir, readdir, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { type AddressInfo } from "node:net";
 import { initExpressions } from "./expressions/engine.js";
@@ -18,7 +17,8 @@ import { Pipeline } from "./runtime/gateway.js";
 import { GatewayLogs, TABLES } from "./runtime/logs.js";
 import { Outbound, type HostMapping } from "./runtime/outbound.js";
 import { SemanticCache } from "./runtime/semantic-cache.js";
-import { loadSnapshot, SecretCache, type Snapshot, type SnapshotSources } from "./runtime/snapshot.js";
+import { folderStamp, scanFolder } from "./runtime/folder.js";
+import { loadSnapshot, SnapshotCache, type Snapshot, type SnapshotSources } from "./runtime/snapshot.js";
 
 export type { HostMapping } from "./runtime/outbound.js";
 export type { LoadIssue } from "./policy/types.js";
@@ -63,8 +63,8 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
   const now = opts.now ?? Date.now;
   const random = opts.random ?? Math.random;
   const log = opts.log ?? ((m: string) => console.warn(m));
-  const secrets = new SecretCache();
-  let snapshot: Snapshot = await loadSnapshot(opts.root, opts.sources, secrets);
+  const cache = new SnapshotCache();
+  let snapshot: Snapshot = await loadSnapshot(opts.root, opts.sources, cache);
   const backends = new Backends(snapshot.backends, now, random);
   const logs = new GatewayLogs(opts.logDir);
   const report = (issues: LoadIssue[]) => {
@@ -108,7 +108,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
     reloading = (async () => {
       do {
         again = false;
-        const next = await loadSnapshot(opts.root, opts.sources, secrets);
+        const next = await loadSnapshot(opts.root, opts.sources, cache);
         backends.update(next.backends);
         snapshot = next;
         report(next.issues);
@@ -118,18 +118,19 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
     return reloading;
   };
 
-  // The folder is watched by polling its files' names, sizes and times: Node's recursive fs.watch on
+  // The folder is watched by polling its files' stamps (folder.ts): Node's recursive fs.watch on
   // Linux reads new folders synchronously in its own event handler and throws (uncaught) when a publish
   // removes one in between — which a publish that deletes an API does.
   let poller: NodeJS.Timeout | undefined;
   if (opts.watch !== false) {
-    let last = await folderStamp(opts.root);
+    let last = folderStamp(await scanFolder(opts.root));
     let busy = false;
     poller = setInterval(() => {
       if (busy) return;
       busy = true;
-      void folderStamp(opts.root)
-        .then(async (stamp) => {
+      void scanFolder(opts.root)
+        .then(async (scan) => {
+          const stamp = folderStamp(scan);
           if (stamp === last) return;
           last = stamp;
           await reload();
@@ -181,27 +182,4 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
 export function localIdentityToken(resource: string, clientId?: string): string {
   const part = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
   return `${part({ alg: "none", typ: "JWT" })}.${part({ aud: resource, iss: "aigov-local-gateway", ...(clientId ? { appid: clientId } : {}) })}.`;
-}
-
-/** The folder's files as one string (paths, sizes, modification times): it changes when any file does. */
-async function folderStamp(root: string): Promise<string> {
-  const parts: string[] = [];
-  const walk = async (dir: string): Promise<void> => {
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch {
-      return; // removed while walking: the next look sees the folder as it is then
-    }
-    for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const path = join(dir, e.name);
-      if (e.isDirectory()) await walk(path);
-      else {
-        const st = await stat(path).catch(() => undefined);
-        if (st) parts.push(`${path}:${st.size}:${st.mtimeMs}`);
-      }
-    }
-  };
-  await walk(root);
-  return parts.join("\n");
 }

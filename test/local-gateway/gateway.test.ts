@@ -1,4 +1,4 @@
-import { mkdirSync, symlinkSync } from "node:fs";
+import { mkdirSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { call, GatewayFolder, policies, startHarness, type Harness } from "./support.js";
@@ -79,7 +79,7 @@ describe("local gateway: requests through published files", () => {
   });
 
   it("takes a document removed between listing and reading (a publish deleting it) as absent, not as a load error", async () => {
-    // A dangling link is listed like a file and cannot be read (ENOENT): the race, made deterministic.
+    // A dangling link cannot be read (ENOENT), like a file removed after the folder was read.
     const f = basicFolder("", (g) => {
       mkdirSync(join(g.root, "policies"), { recursive: true });
       symlinkSync(join(g.root, "gone.json"), join(g.root, "apis/api2.json"));
@@ -91,6 +91,45 @@ describe("local gateway: requests through published files", () => {
     const res = await call(h.gateway, "/t1/p1/v1/chat/completions", { key: "key-one", body: chat(1) });
     expect(res.status).toBe(200);
     expect((await call(h.gateway, "/t1/p1/v1/chat/completions", { key: "k3-never-loaded", body: chat(1) })).status).toBe(401);
+  });
+
+  it("a reload serves what changed and only that: a fragment, a named value, a document rewritten at the same size, a removed file", async () => {
+    const header = (name: string) => `<set-header name="x-seen" exists-action="override"><value>${name}</value></set-header>`;
+    const f = basicFolder(`<include-fragment fragment-id="frag1" />`, (g) =>
+      g
+        .xml("policyFragments/frag1", `<fragment>${header("{{who}}")}</fragment>`)
+        .json("policyFragments/frag1", { format: "xml", value: "" })
+        .json("namedValues/who", { displayName: "who", value: "alpha" }),
+    );
+    h = await startHarness(f);
+    const seen = async () => {
+      await call(h!.gateway, "/t1/p1/v1/chat/completions", { key: "key-one", body: chat(1) });
+      return h!.mocks.requests("eastus.mock.localhost").at(-1)?.headers["x-seen"];
+    };
+    expect(h.gateway.issues()).toEqual([]);
+    expect(await seen()).toBe("alpha");
+    // The API's document is unchanged; what it includes is not.
+    f.json("namedValues/who", { displayName: "who", value: "bravo" });
+    await h.gateway.reload();
+    expect(await seen()).toBe("bravo");
+    f.xml("policyFragments/frag1", `<fragment>${header("frag-2")}</fragment>`);
+    await h.gateway.reload();
+    expect(await seen()).toBe("frag-2");
+    // The same number of bytes, in place.
+    f.xml("policyFragments/frag1", `<fragment>${header("frag-3")}</fragment>`);
+    await h.gateway.reload();
+    expect(await seen()).toBe("frag-3");
+    f.xml("apis/api1/policies/policy", policies(`${header("doc-1")}<set-backend-service backend-id="be1" />`));
+    await h.gateway.reload();
+    expect(await seen()).toBe("doc-1");
+    f.xml("apis/api1/policies/policy", policies(`${header("doc-2")}<set-backend-service backend-id="be1" />`));
+    await h.gateway.reload();
+    expect(await seen()).toBe("doc-2");
+    // A key's file removed: the key no longer opens the API.
+    rmSync(join(f.root, "subscriptions/k1.json"));
+    await h.gateway.reload();
+    expect((await call(h.gateway, "/t1/p1/v1/chat/completions", { key: "key-one", body: chat(1) })).status).toBe(401);
+    expect(h.gateway.issues()).toEqual([]);
   });
 
   it("runs cors as APIM documents it: preflights from the effective inbound's cors statements, headers on whatever answers, unmatched origins left alone", async () => {

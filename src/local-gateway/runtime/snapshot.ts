@@ -7,12 +7,12 @@
  * not load is a LoadIssue with its file and line; an API whose policy chain (or, for an MCP server, whose
  * configuration) has an issue answers 500 naming it instead of running half of it.
  */
-import { readdir, readFile } from "node:fs/promises";
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { loadPolicyDocument, parseFragment, type PolicyDocument } from "../policy/load.js";
 import { type LoadIssue } from "../policy/types.js";
 import { type XmlElement } from "../xml.js";
 import { isoDurationMs, type BackendDef, type CircuitBreakerRule } from "./backends.js";
+import { FileTexts, scanFolder, type FolderScan } from "./folder.js";
 import { toolSchemas, type OperationParam, type OperationShape, type Representation, type ServedTool } from "./mcp.js";
 
 export interface SecretRefLike {
@@ -116,25 +116,76 @@ export class SecretCache {
   }
 }
 
-export async function loadSnapshot(root: string, sources: SnapshotSources, secrets: SecretCache): Promise<Snapshot> {
+/**
+ * What one load keeps for the next: file texts by stamp, and policy documents by their text (after
+ * named values) while the fragments they may include are unchanged. A loaded document is steps over
+ * its own constants, so the next snapshot may serve the same one.
+ */
+export class SnapshotCache {
+  readonly secrets = new SecretCache();
+  readonly files = new FileTexts();
+  private fragments = "";
+  private policies = new Map<string, { doc: PolicyDocument | undefined; issues: LoadIssue[] }>();
+  private used = new Map<string, { doc: PolicyDocument | undefined; issues: LoadIssue[] }>();
+
+  /** Starts a load: documents are reused only when every fragment reads as in the load they came from. */
+  begin(fragments: string): void {
+    if (fragments !== this.fragments) this.policies.clear();
+    this.fragments = fragments;
+    this.used = new Map();
+  }
+
+  policy(file: string, text: string, load: () => { doc: PolicyDocument | undefined; issues: LoadIssue[] }): { doc: PolicyDocument | undefined; issues: LoadIssue[] } {
+    const key = `${file}\0${text}`;
+    const loaded = this.policies.get(key) ?? load();
+    this.used.set(key, loaded);
+    return loaded;
+  }
+
+  /** Ends a load: what it did not use is forgotten. */
+  end(scan: FolderScan): void {
+    this.policies = this.used;
+    this.used = new Map();
+    this.files.keepOnly(scan);
+  }
+}
+
+export async function loadSnapshot(root: string, sources: SnapshotSources, cache: SecretCache | SnapshotCache): Promise<Snapshot> {
+  const reuse = cache instanceof SnapshotCache ? cache : undefined;
+  const secrets = cache instanceof SnapshotCache ? cache.secrets : cache;
+  const texts = reuse?.files ?? new FileTexts();
   const issues: LoadIssue[] = [];
-  const files = new Set(await listFiles(root));
+  const scan = await scanFolder(root);
+  // Each folder's .json files by name (without .json), sorted: what `children` answers without a pass over every file.
+  const byDir = new Map<string, string[]>();
+  for (const file of scan.keys()) {
+    if (!file.endsWith(".json")) continue;
+    const dir = dirname(file);
+    const names = byDir.get(dir) ?? [];
+    names.push(file.slice(dir.length + 1, -".json".length));
+    byDir.set(dir, names);
+  }
+  for (const names of byDir.values()) names.sort();
   const rel = (f: string) => relative(root, f);
+  const readText = (file: string): Promise<string | undefined> => {
+    const stamp = scan.get(file);
+    if (stamp === undefined) return Promise.resolve(undefined);
+    // Removed since the scan (a publish deleting an API): absent, as the reload its removal triggers will see it.
+    return texts.read(file, stamp).catch((err: unknown) => (isMissing(err) ? undefined : Promise.reject(err)));
+  };
   const readJson = async (path: string): Promise<Record<string, unknown> | undefined> => {
     const file = join(root, `${path}.json`);
-    if (!files.has(file)) return undefined;
+    const text = await readText(file);
+    if (text === undefined) return undefined;
     try {
-      const body = JSON.parse(await readFile(file, "utf8")) as { properties?: unknown };
+      const body = JSON.parse(text) as { properties?: unknown };
       return body.properties && typeof body.properties === "object" ? (body.properties as Record<string, unknown>) : {};
     } catch (err) {
-      // Removed since the listing (a publish deleting an API): absent, as the reload its removal triggers will see it.
-      if (isMissing(err)) return undefined;
       issues.push({ file: rel(file), line: 1, column: 1, message: `not valid JSON: ${(err as Error).message}` });
       return undefined;
     }
   };
-  const children = (dir: string) =>
-    [...files].filter((f) => f.startsWith(join(root, dir) + "/") && f.endsWith(".json") && !f.slice(join(root, dir).length + 1).includes("/")).map((f) => f.slice(join(root, dir).length + 1, -".json".length)).sort();
+  const children = (dir: string) => byDir.get(join(root, dir)) ?? [];
 
   // Named values first: documents reference them as {{name}}.
   const namedValues = new Map<string, string>();
@@ -167,27 +218,36 @@ export async function loadSnapshot(root: string, sources: SnapshotSources, secre
       issues.push({ file: `${path}.json`, line: 1, column: 1, message: `policy format '${String(props.format)}' is not loaded by the local gateway: publish policies as format "xml" (well-formed, XML-escaped)` });
       return undefined;
     }
-    if (files.has(xmlFile)) return readFile(xmlFile, "utf8").catch((err: unknown) => (isMissing(err) ? undefined : Promise.reject(err)));
+    if (scan.has(xmlFile)) return readText(xmlFile);
     return typeof props?.value === "string" ? props.value : undefined;
   };
 
   const fragments = new Map<string, { el: XmlElement; file: string }>();
-  const fragmentIds = new Set([...children("policyFragments"), ...[...files].filter((f) => f.startsWith(join(root, "policyFragments") + "/") && f.endsWith(".xml")).map((f) => f.slice(join(root, "policyFragments").length + 1, -".xml".length))]);
+  const fragmentDir = join(root, "policyFragments");
+  const fragmentIds = new Set([...children("policyFragments"), ...[...scan.keys()].filter((f) => dirname(f) === fragmentDir && f.endsWith(".xml")).map((f) => f.slice(fragmentDir.length + 1, -".xml".length))]);
+  const fragmentTexts: string[] = [];
   for (const id of [...fragmentIds].sort()) {
     const file = `policyFragments/${id}.xml`;
     const text = await readPolicyText(`policyFragments/${id}`);
     if (text === undefined) continue;
-    const el = parseFragment(file, substitute(text, file), issues);
+    const substituted = substitute(text, file);
+    fragmentTexts.push(`${id}\0${substituted}`);
+    const el = parseFragment(file, substituted, issues);
     if (el) fragments.set(id, { el, file });
   }
+  reuse?.begin(fragmentTexts.join("\0\0"));
 
   const broken = new Map<string, LoadIssue[]>();
   const policyAt = async (path: string): Promise<PolicyDocument | undefined> => {
     const text = await readPolicyText(path);
     if (text === undefined) return undefined;
     const file = `${path}.xml`;
-    const own: LoadIssue[] = [];
-    const doc = loadPolicyDocument(file, substitute(text, file), { fragment: (id) => fragments.get(id) }, own);
+    const substituted = substitute(text, file);
+    const load = () => {
+      const own: LoadIssue[] = [];
+      return { doc: loadPolicyDocument(file, substituted, { fragment: (id) => fragments.get(id) }, own), issues: own };
+    };
+    const { doc, issues: own } = reuse ? reuse.policy(file, substituted, load) : load();
     issues.push(...own);
     if (!doc) broken.set(file, own.length ? own : [{ file, line: 1, column: 1, message: "the policy did not load" }]);
     return doc;
@@ -320,6 +380,7 @@ export async function loadSnapshot(root: string, sources: SnapshotSources, secre
     for (const k of [primaryKey, secondaryKey]) if (k) subscriptionsByKey.set(k, sub);
   }
 
+  reuse?.end(scan);
   return { apis, products, subscriptionsByKey, backends, ...(global ? { global } : {}), broken, issues };
 }
 
@@ -521,23 +582,6 @@ export function compileTemplate(template: string): { match: LoadedOperation["mat
 }
 
 const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === "ENOENT";
-
-async function listFiles(dir: string): Promise<string[]> {
-  let entries;
-  try {
-    entries = await readdir(dir, { withFileTypes: true });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw err;
-  }
-  const out: string[] = [];
-  for (const e of entries) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await listFiles(p)));
-    else if (e.name.endsWith(".json") || e.name.endsWith(".xml")) out.push(p);
-  }
-  return out;
-}
 
 function lineOf(text: string, fragment: string): number {
   const i = text.indexOf(fragment);

@@ -1,0 +1,64 @@
+/**
+ * The gateway's folder as the snapshot loader and the change poller see it: every .json and .xml file
+ * under the root with a stamp (size, modification time, inode) that changes whenever the file does. The
+ * publisher writes by write-then-rename, so each write is a new inode; a hand edit in place changes the
+ * modification time (nanoseconds on the file systems Node runs on here).
+ */
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+
+/** Absolute path → stamp, for the .json and .xml files under the root. */
+export type FolderScan = Map<string, string>;
+
+export async function scanFolder(root: string): Promise<FolderScan> {
+  const out: FolderScan = new Map();
+  const walk = async (dir: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch {
+      return; // removed while walking (a publish deleting an API): the next look sees the folder as it is then
+    }
+    const files: string[] = [];
+    const dirs: string[] = [];
+    for (const e of entries) {
+      const path = join(dir, e.name);
+      if (e.isDirectory()) dirs.push(path);
+      else if (e.name.endsWith(".json") || e.name.endsWith(".xml")) files.push(path);
+    }
+    const stamps = await Promise.all(files.map((f) => stat(f).then((st) => `${st.size}:${st.mtimeMs}:${st.ino}`, () => undefined)));
+    files.forEach((f, i) => {
+      if (stamps[i] !== undefined) out.set(f, stamps[i]);
+    });
+    for (const d of dirs) await walk(d);
+  };
+  await walk(root);
+  return out;
+}
+
+/** The whole folder as one string: it changes when any file is added, removed or changed. */
+export function folderStamp(scan: FolderScan): string {
+  return [...scan].map(([path, stamp]) => `${path}:${stamp}`).sort().join("\n");
+}
+
+/**
+ * File texts kept between loads by stamp: a reload reads only what changed since the last one (a
+ * 200-tool server is about a thousand files, and a publish usually changes a few).
+ */
+export class FileTexts {
+  private texts = new Map<string, { stamp: string; text: string }>();
+
+  /** The file's text as of `stamp` (from the scan this load is based on). ENOENT when it went since. */
+  async read(path: string, stamp: string): Promise<string> {
+    const kept = this.texts.get(path);
+    if (kept?.stamp === stamp) return kept.text;
+    const text = await readFile(path, "utf8");
+    this.texts.set(path, { stamp, text });
+    return text;
+  }
+
+  /** Forgets files that are no longer in the folder. */
+  keepOnly(scan: FolderScan): void {
+    for (const path of this.texts.keys()) if (!scan.has(path)) this.texts.delete(path);
+  }
+}
