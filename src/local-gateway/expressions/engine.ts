@@ -407,7 +407,7 @@ class Compiler {
       this.check(a);
       const nameNode = a.childForFieldName("name");
       const valueNode = this.named(a).find((c) => c.id !== nameNode?.id)!;
-      return { ...(nameNode ? { name: nameNode.text } : {}), ev: this.expr(valueNode) };
+      return { ...(nameNode ? { name: nameNode.text } : {}), ev: this.expr(valueNode), ...(valueNode.type === "character_literal" ? { char: true as const } : {}) };
     });
   }
 
@@ -498,10 +498,12 @@ class Compiler {
 interface ArgEv {
   name?: string;
   ev: Ev;
+  /** A character literal ('x'): its value is a one-character string, and only this says it is a char. */
+  char?: true;
 }
 
 function evalArgs(args: ArgEv[], f: Frame): CsArg[] {
-  return args.map((a) => ({ ...(a.name !== undefined ? { name: a.name } : {}), value: a.ev(f) }));
+  return args.map((a) => ({ ...(a.name !== undefined ? { name: a.name } : {}), value: a.ev(f), ...(a.char ? { char: a.char } : {}) }));
 }
 
 function stringLiteral(node: SyntaxNode): string {
@@ -624,7 +626,7 @@ function invoke(target: unknown, name: string, args: CsArg[], typeArgs: string[]
   void env;
   if (target === NULL_PROPAGATION) return NULL_PROPAGATION;
   if (isNull(target)) throw new CsException("NullReferenceException", `Object reference not set to an instance of an object (calling ${name}).`);
-  if (typeof target === "string") return stringMethod(target, name, args.map((a) => a.value));
+  if (typeof target === "string") return stringMethod(target, name, args);
   if (name === "ToString" && args.length === 0 && !isHostObject(target)) return csToString(target);
   if (isHostObject(target)) {
     if (target.invoke) return target.invoke(name, args, typeArgs);
@@ -633,10 +635,14 @@ function invoke(target: unknown, name: string, args: CsArg[], typeArgs: string[]
   throw unknownMember(describe(target), `${name}()`);
 }
 
-/** TrimStart(params char[]) / TrimEnd(params char[]): every argument a char (a one-character literal). */
-function charsOf(v: unknown[], name: string): Set<string> {
-  if (!v.every((c) => typeof c === "string" && c.length === 1)) throw new CsException("ArgumentException", `${name} takes characters ('x')`);
-  return new Set(v as string[]);
+/**
+ * TrimStart(params char[]) / TrimEnd(params char[]): every argument a character literal. C# has no
+ * TrimStart(string) overload, so APIM refuses `TrimStart("/")` when it compiles the policy; the engine
+ * keeps chars as one-character strings, so only the literal's own kind tells them apart.
+ */
+function charsOf(args: CsArg[], name: string): Set<string> {
+  if (!args.every((a) => a.char === true && typeof a.value === "string" && a.value.length === 1)) throw new CsException("ArgumentException", `${name} takes character literals ('x')`);
+  return new Set(args.map((a) => a.value as string));
 }
 
 function trimChars(s: string, chars: Set<string>, from: "start" | "end"): string {
@@ -647,7 +653,8 @@ function trimChars(s: string, chars: Set<string>, from: "start" | "end"): string
   return s.slice(a, b);
 }
 
-function stringMethod(s: string, name: string, v: unknown[]): unknown {
+function stringMethod(s: string, name: string, args: CsArg[]): unknown {
+  const v = args.map((a) => a.value);
   const str = (i: number) => {
     const x = v[i];
     if (typeof x !== "string") throw new CsException("ArgumentException", `${name} needs a string argument`);
@@ -686,10 +693,10 @@ function stringMethod(s: string, name: string, v: unknown[]): unknown {
     // .NET's char.IsWhiteSpace does not count U+FEFF (JavaScript's \s does).
     case "TrimStart":
       if (v.length === 0) return s.replace(/^[^\S\uFEFF]+/, "");
-      return trimChars(s, charsOf(v, name), "start");
+      return trimChars(s, charsOf(args, name), "start");
     case "TrimEnd":
       if (v.length === 0) return s.replace(/[^\S\uFEFF]+$/, "");
-      return trimChars(s, charsOf(v, name), "end");
+      return trimChars(s, charsOf(args, name), "end");
     case "Replace":
       return s.split(str(0)).join(str(1));
     case "Equals":

@@ -20,6 +20,8 @@ export class CsException extends Error {
 export interface CsArg {
   name?: string;
   value: unknown;
+  /** Written as a character literal ('x'). */
+  char?: true;
 }
 
 /** A .NET object of the gateway's object model (context, request, variables, …). */
