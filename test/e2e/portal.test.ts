@@ -223,7 +223,7 @@ describe.skipIf(!available)("the portal in a real browser", { timeout: 120_000 }
     await expect.poll(() => page.getByTestId(`key-status-${last}`).textContent(), { timeout: 10_000 }).toBe("suspended");
   });
 
-  it("another user requests an exemption; alice approves it; the audit chain verifies", async () => {
+  it("another user requests an exemption; alice approves it; the revisions say what its publish left staged; the audit chain verifies", async () => {
     await signIn("t-portal", "dora", ["ProjectAdmin"]);
     await page.goto(url("/exemptions"));
     await label("Control").selectOption("tokens.perMinute");
@@ -247,6 +247,16 @@ describe.skipIf(!available)("the portal in a real browser", { timeout: 120_000 }
     await expect.poll(() => page.getByTestId("approval-status").textContent(), { timeout: 10_000 }).toBe("approved");
     await expect.poll(async () => (await admin.exemptions.get(requested.id)).status, { timeout: 15_000 }).toBe("active");
     await check("approvals");
+
+    // The exemption's system publish ships the exemption alone: the tenant's services saved above and the
+    // projects created since (never published) wait for a person's publish, and the revisions table says so.
+    const system = await until(async () => (await admin.policy.revisions()).items.find((r) => r.origin === "system" && r.reason?.includes(requested.id)), "the exemption's system publish");
+    const unpublished = (await admin.projects.list()).items.filter((p) => p.id !== projectId);
+    expect(unpublished.map((p) => p.name).sort()).toEqual(["portal crowded", "portal other"]);
+    expect(system.staged).toEqual({ tenant: true, projects: unpublished.map((p) => p.id).sort() });
+    const names = system.staged!.projects.map((id) => `project ${unpublished.find((p) => p.id === id)!.name}`);
+    await page.goto(url(`/projects/${projectId}/policy`));
+    await expect.poll(() => page.getByTestId(`revision-${system.number}-notes`).textContent(), { timeout: 15_000 }).toBe(`Not shipped, waiting for a person's publish: tenant settings, ${names.join(", ")}`);
 
     // Renewing it asks for another approval, with new evidence.
     await page.goto(url("/exemptions"));

@@ -3,6 +3,8 @@ import { ApiError } from "../../src/client/index.js";
 import { parseConfig } from "../../packages/portal/src/app/config.js";
 import { isCurrent, NAV } from "../../packages/portal/src/app/navigation.js";
 import { describeError } from "../../packages/portal/src/app/problem-text.js";
+import { revisionNotes } from "../../packages/portal/src/app/revision-notes.js";
+import type { Revision } from "../../src/domain/publishing/schema.js";
 import { readToken } from "../../packages/portal/src/app/token.js";
 import { loadOrCreateDevIssuer } from "../../src/auth/dev-issuer.js";
 import { execFileSync } from "node:child_process";
@@ -53,5 +55,46 @@ describe("portal helpers", () => {
     });
     expect(parseConfig({ auth: { mode: "dev" } })).toEqual({ auth: { mode: "dev" } });
     expect(() => parseConfig({ error: "dev tokens only" })).toThrow("config.json: dev tokens only");
+  });
+
+  it("says what a revision's status does not: why it failed, what a system publish left staged or out, and whose registry is not at the gateway", () => {
+    const rev = (number: number, over: Partial<Revision>): Revision => ({
+      id: `rev_${number}`,
+      number,
+      kind: "publish",
+      origin: "person",
+      status: "published",
+      createdAt: "2026-12-06T10:00:00.000Z",
+      createdBy: "alice",
+      artifactCount: 3,
+      counts: { added: 0, modified: 1, removed: 0 },
+      changes: [],
+      ...over,
+    });
+    const person = rev(4, { status: "superseded" });
+    const failed = rev(5, { origin: "system", status: "failed", error: `gateway refused: ${"x".repeat(400)}`, registryFrom: "rev_4" });
+    const retry = rev(6, {
+      origin: "system",
+      retry: { of: "rev_5", attempt: 2 },
+      registryLeftOut: "rev_4",
+      staged: { tenant: true, projects: ["prj_a", "prj_gone"] },
+      isolated: [{ projectId: "prj_b", name: "beta", error: "tier t1 names model m9, which does not exist", outcome: "keptPublished" }],
+    });
+    const listed = [retry, failed, person];
+    const names = (id: string) => ({ prj_a: "shop" })[id];
+    expect(revisionNotes(retry, listed, names)).toEqual([
+      "Retry 2 of #5",
+      "Project beta did not compile; its last published registry went out instead: tier t1 names model m9, which does not exist",
+      "Leaves out the registry of #4, which the gateway refused: it waits for a person's publish",
+      "Not shipped, waiting for a person's publish: tenant settings, project shop, project prj_gone",
+    ]);
+    const [failure] = revisionNotes(failed, listed, names);
+    expect(failure).toMatch(/^Failed: gateway refused: x+…$/);
+    expect(failure!.length).toBe("Failed: ".length + 300 + 1);
+    expect(revisionNotes(person, listed, names)).toEqual(["Not at the gateway: #6 left its registry out after the gateway refused it; publish again"]);
+    // Off the page, a revision is named by its id; a plain publish needs no note.
+    expect(revisionNotes(retry, [retry], names)[0]).toBe("Retry 2 of rev_5");
+    expect(revisionNotes(rev(7, {}), listed, names)).toEqual([]);
+    expect(revisionNotes(rev(8, { kind: "rollback", rollbackOf: "rev_4" }), listed, names)).toEqual(["Rolls back to #4"]);
   });
 });

@@ -6,7 +6,8 @@ import { useClient } from "../app/api.js";
 import { hasAny, useSession } from "../app/session.js";
 import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, when } from "../app/ui.js";
 import { useAllPages } from "../app/paging.js";
-import { ProjectPicker } from "../app/projects.js";
+import { ProjectPicker, useProjects } from "../app/projects.js";
+import { revisionNotes } from "../app/revision-notes.js";
 
 type Settings = Record<string, unknown>;
 type Scope = "project" | "tenant" | "model";
@@ -32,6 +33,7 @@ const useStyles = makeStyles({
     border: `1px solid ${tokens.colorNeutralStroke2}`,
   },
   json: { fontFamily: tokens.fontFamilyMonospace, minHeight: "160px" },
+  note: { display: "block" },
 });
 
 // Reads and writes one nested field of a settings object (the form's fields over the draft).
@@ -151,6 +153,9 @@ export default function Policy() {
   });
   const checkDrift = useMutation({ mutationFn: () => client.policy.checkDrift(), onSuccess: () => void qc.invalidateQueries({ queryKey: ["drift"] }) });
   const pending = revisions.data?.items.find((r) => r.status === "pending");
+  // ProjectPicker reads the same query: the names staged projects are shown by.
+  const projects = useProjects();
+  const projectName = (id: string) => projects.data?.items.find((p) => p.id === id)?.name;
   const d = draft ?? {};
   const dirty = draft !== undefined && JSON.stringify(draft) !== savedJson;
 
@@ -342,6 +347,19 @@ export default function Policy() {
                   { key: "reason", label: "Reason" },
                   { key: "createdBy", label: "By" },
                   { key: "createdAt", label: "When", render: (r) => when(r.createdAt) },
+                  {
+                    key: "notes",
+                    label: "Notes",
+                    render: (r) => (
+                      <span data-testid={`revision-${r.number}-notes`}>
+                        {revisionNotes(r, revisions.data?.items ?? [], projectName).map((note) => (
+                          <span key={note} className={s.note}>
+                            {note}
+                          </span>
+                        ))}
+                      </span>
+                    ),
+                  },
                   {
                     key: "rollback",
                     label: "",
