@@ -277,7 +277,7 @@ export async function buildServices(config: Config): Promise<Services> {
   const registryInput = compilerInput([...registryContributors({ keys: keyDocuments, exemptions: activeExemptions, projects }), ...pillarContributors, browserOrigins(config.browserOrigins)]);
   const compiler = new TenantCompiler(projects, pillarInputs, tenantSettings, config.providerKeyVaultUri, registryInput, gatewayKey);
 
-  const publishing = new PublishService({ store, changes, clock, compiler, gateways, retry: config.publishRetry });
+  const publishing = new PublishService({ store, changes, clock, compiler, gateways, retry: config.publishRetry, sliceMs: config.publishSliceSeconds * 1000 });
   let sources: Promise<UsageLogSource[]> | undefined;
   const usage = new UsageService({ store, changes, clock, projects, sources: () => (sources ??= usageSources(config)), sourceNames: usageSourceNames(config), retentionDays: config.usage.retentionDays });
   const toolScopes = pillarRuntimes.get("tools")?.service as KeyToolScopes | undefined;

@@ -90,6 +90,9 @@ const ConfigSchema = z
     // Retries of one publish step against the gateway (durable activity retry; doubles each time).
     PUBLISH_RETRY_FIRST_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(2000),
     PUBLISH_RETRY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(6),
+    // How long one publish step sends before the next step goes on (a third of Flex Consumption's default
+    // 30-minute function timeout); 0 sends one artifact per step.
+    PUBLISH_SLICE_SECONDS: z.coerce.number().int().min(0).max(3600).default(600),
     // Scheduled key rotations started per run of the key lifecycle job (each rotation costs the
     // management plane ~4 ARM writes and 1 Key Vault secret write; ARM allows ~10 writes/s per principal).
     KEY_ROTATIONS_PER_RUN: z.coerce.number().int().min(1).max(100_000).default(120),
@@ -186,6 +189,7 @@ export interface Config {
   /** Origins whose pages may call the published APIs from a browser (the portal's). */
   browserOrigins: string[];
   publishRetry: { firstIntervalMs: number; maxAttempts: number };
+  publishSliceSeconds: number;
   keyRotationsPerRun: number;
   usage: { workspaceId?: string; retentionDays: { minute: number; hour: number; day: number } };
   publicUrl: string;
@@ -247,6 +251,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     gatewayAssignments: Object.fromEntries(Object.entries(c.GATEWAY_ASSIGNMENTS).map(([t, a]) => [t, { ...(a.instance ? { instance: a.instance } : {}), ...(a.key ? { key: a.key } : {}) }])),
     browserOrigins: c.GATEWAY_BROWSER_ORIGINS,
     publishRetry: { firstIntervalMs: c.PUBLISH_RETRY_FIRST_INTERVAL_MS, maxAttempts: c.PUBLISH_RETRY_MAX_ATTEMPTS },
+    publishSliceSeconds: c.PUBLISH_SLICE_SECONDS,
     keyRotationsPerRun: c.KEY_ROTATIONS_PER_RUN,
     usage: {
       ...(c.USAGE_LOG_WORKSPACE_ID !== undefined ? { workspaceId: c.USAGE_LOG_WORKSPACE_ID } : {}),

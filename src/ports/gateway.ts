@@ -270,6 +270,17 @@ export interface PublishOutcome {
   deleted: ArtifactRef[];
   /** Content hash of every artifact now published (input to the next publish and to drift checks). */
   hashes: Record<ArtifactRef, string>;
+  /**
+   * Present when the publish stopped because its budget was spent: how many steps (writes, deletes,
+   * deferred work) it had left. `hashes` is what the gateway holds; passed as `previous` to the next
+   * publish, that one goes on.
+   */
+  remaining?: number;
+}
+
+/** How long one publish call may go on: asked after each write and delete (so every call makes progress). */
+export interface PublishBudget {
+  spent(): boolean;
 }
 
 export interface GatewayPublisher {
@@ -280,7 +291,7 @@ export interface GatewayPublisher {
    * sent), ETag-guarded. Only refs in `previous` are ever deleted, so a partial desired set (e.g. one
    * key's subscription, with `previous` holding only that ref) touches nothing else.
    */
-  publish(desired: GatewayArtifact[], previous: Record<ArtifactRef, string>): Promise<PublishOutcome>;
+  publish(desired: GatewayArtifact[], previous: Record<ArtifactRef, string>, budget?: PublishBudget): Promise<PublishOutcome>;
   /** Reads back what the gateway holds now for these artifacts (undefined when missing), for drift checks. */
   read(refs: ArtifactRef[]): Promise<Record<ArtifactRef, GatewayReadBack | undefined>>;
 }

@@ -433,6 +433,42 @@ describe("ArmGatewayPublisher on the wire", () => {
     expect(fake.requests.map((r) => r.status)).toEqual([200, 200]);
   });
 
+  it("with a budget it stops after the step that spent it; called again with the hashes it returns, it goes on, and ends where one call would", async () => {
+    const spent = { spent: () => true };
+    const sent: string[] = [];
+    let out = await publisher.publish(DESIRED, {}, spent);
+    let calls = 1;
+    sent.push(...out.sent);
+    expect(out).toMatchObject({ sent: [ORDER[0]], remaining: ORDER.length - 1 });
+    while (out.remaining !== undefined) {
+      out = await publisher.publish(DESIRED, out.hashes, spent);
+      sent.push(...out.sent);
+      calls++;
+    }
+    // One artifact per call, each sent once, in the order one call sends them.
+    expect([calls, sent]).toEqual([ORDER.length, ORDER]);
+    const whole = createArmFake();
+    const single = await armPublisher(whole).publish(DESIRED, {});
+    expect(out.hashes).toEqual(single.hashes);
+    const bodies = (f: ArmFake) => [...f.state.entries()].map(([k, v]) => [k, v.properties]).sort();
+    expect(bodies(fake)).toEqual(bodies(whole));
+    // Deletes too: one per call, in the order one call deletes them.
+    const kept = DESIRED.filter((a) => a.kind === "namedValue");
+    fake.requests.length = 0;
+    const deleted: string[] = [];
+    out = await publisher.publish(kept, out.hashes, spent);
+    deleted.push(...out.deleted);
+    while (out.remaining !== undefined) {
+      out = await publisher.publish(kept, out.hashes, spent);
+      deleted.push(...out.deleted);
+    }
+    const once = await armPublisher(whole).publish(kept, single.hashes);
+    expect(deleted).toEqual(once.deleted);
+    expect(bodies(fake)).toEqual(bodies(whole));
+    // A budget never spent changes nothing: one call, no remaining.
+    expect(await publisher.publish(DESIRED, out.hashes, { spent: () => false })).not.toHaveProperty("remaining");
+  });
+
   it("transient failures are retried by the SDK's own retry policy", async () => {
     fake.failNext(503);
     fake.failNext(429);

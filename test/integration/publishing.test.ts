@@ -235,6 +235,8 @@ describe("publishing to the gateway (real ARM SDK against a recording fake)", ()
     for (const r of sent) counts.set(r.resource, (counts.get(r.resource) ?? 0) + 1);
     expect([...counts].filter(([, n]) => n > 1)).toEqual([]);
     expect(writes(from).some((r) => r.status === 503)).toBe(true);
+    // The outcome is the whole publish's, both attempts': each changed artifact sent once.
+    expect(rev.outcome).toEqual({ sent: rev.counts.added + rev.counts.modified, unchanged: rev.artifactCount - rev.counts.added - rev.counts.modified, deleted: rev.counts.removed });
     expect(policyOf(apiPolicy())).toContain("mini");
     expect((await admin.policy.checkDrift()).status).toBe("inSync");
   });

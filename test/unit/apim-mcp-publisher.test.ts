@@ -326,6 +326,33 @@ describe("ArmGatewayPublisher: MCP servers, tools and REST operations", () => {
     await expectNoDrift(publisher, [tools, PASS, rest], out.hashes);
   });
 
+  it("stopped after every step, the operation a tool names still leaves after the tool: its API is sent again until one call gets to the end", async () => {
+    const publisher = arm.publisher();
+    const first = await publisher.publish(DESIRED, {});
+    const rest: ApiArtifact = { ...REST, schemas: [], operations: REST.operations.filter((o) => o.id === "add-note").map((o) => ({ ...o, request: {} })) };
+    const tools: ApiArtifact = { ...TOOLS, mcp: { type: "restTools", tools: TOOLS.mcp!.type === "restTools" ? TOOLS.mcp!.tools.filter((t) => t.id === "add-note") : [] } };
+    arm.calls.length = 0;
+    const spent = { spent: () => true };
+    let out = await publisher.publish([tools, PASS, rest], first.hashes, spent);
+    let calls = 1;
+    // The HTTP API's write leaves its stale operation for the end: no progress yet, so the call goes on to the MCP server.
+    expect(out).toMatchObject({ sent: ["api:rest-widgets", "api:mcp-widgets"] });
+    expect(out.remaining).toBeGreaterThan(0);
+    while (out.remaining !== undefined) {
+      out = await publisher.publish([tools, PASS, rest], out.hashes, spent);
+      calls++;
+      expect(calls).toBeLessThan(5);
+    }
+    const deletes = arm.calls.filter((c) => c.method === "DELETE").map(line);
+    expect(deletes).toEqual([
+      `DELETE apis/mcp-widgets/tools/get-widget ${PREVIEW} If-Match:* → 200`,
+      `DELETE apis/rest-widgets/operations/get-widget ${STABLE} If-Match:* → 200`,
+      `DELETE apis/rest-widgets/schemas/widgets ${STABLE} If-Match:* → 200`,
+    ]);
+    await expectNoDrift(publisher, [tools, PASS, rest], out.hashes);
+    expect(await publisher.publish([tools, PASS, rest], out.hashes)).toMatchObject({ sent: [] });
+  });
+
   it("deletes MCP servers (preview, with the ETag just read) before the HTTP APIs their tools name", async () => {
     const publisher = arm.publisher();
     const first = await publisher.publish(DESIRED, {});

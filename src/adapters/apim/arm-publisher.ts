@@ -20,6 +20,7 @@ import type {
   GatewayPublisher,
   GatewayReadBack,
   ProductArtifact,
+  PublishBudget,
   PublishOutcome,
   ResolveSecret,
   SubscriptionArtifact,
@@ -144,7 +145,7 @@ export class ArmGatewayPublisher implements GatewayPublisher {
     return this.client;
   }
 
-  publish(desired: GatewayArtifact[], previous: Record<ArtifactRef, string>): Promise<PublishOutcome> {
+  publish(desired: GatewayArtifact[], previous: Record<ArtifactRef, string>, budget?: PublishBudget): Promise<PublishOutcome> {
     // HTTP APIs whose operations a desired MCP tool names: their stale operations are removed last.
     const named = new Set(desired.flatMap((a) => (a.kind === "api" && a.mcp?.type === "restTools" ? a.mcp.tools.map((t) => t.apiId) : [])));
     const io: PublishIo = {
@@ -184,7 +185,7 @@ export class ArmGatewayPublisher implements GatewayPublisher {
         await this.ops(loc).del(current.etag);
       },
     };
-    return runPublish(io, desired, previous);
+    return runPublish(io, desired, previous, budget);
   }
 
   async read(refs: ArtifactRef[]): Promise<Record<ArtifactRef, GatewayReadBack | undefined>> {

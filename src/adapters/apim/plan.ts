@@ -5,6 +5,7 @@ import {
   type ArtifactRef,
   type GatewayArtifact,
   type PolicyScope,
+  type PublishBudget,
   type PublishOutcome,
 } from "../../ports/gateway.js";
 import { assertValidSecretName, assertValidSecretVersion } from "../../ports/secrets.js";
@@ -261,8 +262,15 @@ function reasonOf(err: unknown): string {
   return parts.length > 0 ? `${parts.join(" ")} (no error message)` : err.name;
 }
 
-/** The publish algorithm both publishers run: writes in rank order, then deletes in reverse rank order. */
-export async function runPublish(io: PublishIo, desired: GatewayArtifact[], previous: Record<ArtifactRef, string>): Promise<PublishOutcome> {
+/**
+ * The publish algorithm both publishers run: writes in rank order, then deletes in reverse rank order,
+ * then the writes' deferred work. With a budget, it stops after the step that spent it and says how
+ * much is left (`remaining`). A write whose deferred work has not run keeps its previous hash, so the
+ * next call sends it again and runs that work at its own end, after that call's writes and deletes; such
+ * a write is no progress, and a call stops only once it has made some (an artifact's hash recorded or
+ * removed), so calls that each stop as soon as they may still finish.
+ */
+export async function runPublish(io: PublishIo, desired: GatewayArtifact[], previous: Record<ArtifactRef, string>, budget?: PublishBudget): Promise<PublishOutcome> {
   const plan = planPublish(desired, previous);
   const sent: ArtifactRef[] = [];
   const deleted: ArtifactRef[] = [];
@@ -280,14 +288,27 @@ export async function runPublish(io: PublishIo, desired: GatewayArtifact[], prev
   // A write with deferred work is only believed done (its hash recorded) once that work is done: a publish
   // that stops before then leaves the previous hash, so the next one sends it again.
   const deferred: { ref: ArtifactRef; hash: string; run: Deferred }[] = [];
+  let done = 0;
+  let progress = 0;
+  /** After each write, delete or deferred step: the outcome so far when the budget is spent, progress made and work left. */
+  const paused = (): PublishOutcome | undefined => {
+    const left = plan.writes.length + plan.deletes.length + deferred.length - done;
+    return left > 0 && progress > 0 && budget?.spent() ? { ...outcome(), remaining: left } : undefined;
+  };
   try {
     for (const w of plan.writes) {
       at = w.ref;
       // Read the ETag immediately before the write, so the guarded window is as short as it can be.
       const rest = await io.write(w, await io.lookup(w.loc, { needType: false }));
       sent.push(w.ref);
+      done++;
       if (rest) deferred.push({ ref: w.ref, hash: w.hash, run: rest });
-      else hashes[w.ref] = w.hash;
+      else {
+        hashes[w.ref] = w.hash;
+        progress++;
+      }
+      const stop = paused();
+      if (stop) return stop;
     }
     // Every delete is looked up first: a backend's rank (pool before its members) and an API's (MCP
     // before HTTP) come from the gateway.
@@ -305,11 +326,19 @@ export async function runPublish(io: PublishIo, desired: GatewayArtifact[], prev
       if (d.cur) await io.remove(d.ref, d.loc, d.cur);
       deleted.push(d.ref);
       delete hashes[d.ref];
+      done++;
+      progress++;
+      const stop = paused();
+      if (stop) return stop;
     }
     for (const d of deferred) {
       at = d.ref;
       await d.run();
       hashes[d.ref] = d.hash;
+      done++;
+      progress++;
+      const stop = paused();
+      if (stop) return stop;
     }
   } catch (err) {
     throw new GatewayPublishError(`gateway publish failed at ${at}: ${reasonOf(err)}`, at, outcome(), err);

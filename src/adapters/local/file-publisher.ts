@@ -6,6 +6,7 @@ import type {
   GatewayPublisher,
   GatewayReadBack,
   ProductArtifact,
+  PublishBudget,
   PublishOutcome,
   ResolveSecret,
   SecretRef,
@@ -63,7 +64,7 @@ export class FilePublisher implements GatewayPublisher {
     return join(this.root, ...resourcePath(loc).split("/"));
   }
 
-  publish(desired: GatewayArtifact[], previous: Record<ArtifactRef, string>): Promise<PublishOutcome> {
+  publish(desired: GatewayArtifact[], previous: Record<ArtifactRef, string>, budget?: PublishBudget): Promise<PublishOutcome> {
     const io: PublishIo = {
       lookup: async (loc: Locator): Promise<Current | undefined> => {
         const props = await this.readJson(loc);
@@ -98,7 +99,7 @@ export class FilePublisher implements GatewayPublisher {
         await this.pruneEmptyDirs(loc.kind === "api" || loc.kind === "product" ? base : dirname(base));
       },
     };
-    return runPublish(io, desired, previous);
+    return runPublish(io, desired, previous, budget);
   }
 
   async read(refs: ArtifactRef[]): Promise<Record<ArtifactRef, GatewayReadBack | undefined>> {

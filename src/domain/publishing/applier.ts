@@ -1,5 +1,5 @@
 import type { Clock } from "../../ports/clock.js";
-import type { ArtifactRef, GatewayPublisher } from "../../ports/gateway.js";
+import type { ArtifactRef, GatewayPublisher, PublishOutcome } from "../../ports/gateway.js";
 import { unversioned, type Versioned } from "../../ports/store.js";
 import type { ChangeWriter } from "../changes.js";
 import type { RequestContext } from "../common.js";
@@ -30,8 +30,12 @@ const LEASE_MS = 10 * 60 * 1000;
 /** How often a running apply extends its lease (real time), so a long publish keeps the gateway. */
 const LEASE_RENEW_MS = LEASE_MS / 4;
 
-/** What an apply attempt came to; "busy": another revision holds the gateway, try again shortly. */
-export type ApplyResult = "published" | "superseded" | "failed" | "busy";
+/**
+ * What an apply attempt came to; "busy": another revision holds the gateway, try again shortly;
+ * "continue": the attempt's slice of time ran out part-way (what the gateway holds is recorded, the
+ * lease kept), call again at once.
+ */
+export type ApplyResult = "published" | "superseded" | "failed" | "busy" | "continue";
 
 /** Thrown by apply when the gateway refused part of a publish: the activity fails and is retried. */
 export class GatewayUnavailableError extends Error {
@@ -52,6 +56,12 @@ export class GatewayApplier {
     private readonly clock: Clock,
     /** The tenant's gateway publisher (its instance; its gateway key reserved there: tenant-gateways.ts). */
     private readonly publisher: (tenantId: string) => Promise<GatewayPublisher>,
+    /**
+     * How long one apply call may send for (real time: it is the Functions host's timeout it must stay
+     * under, PUBLISH_SLICE_SECONDS); a publish that needs longer goes on in the next call. 0: one write
+     * or delete per call.
+     */
+    private readonly sliceMs: number = Number.POSITIVE_INFINITY,
   ) {}
 
   /**
@@ -95,27 +105,46 @@ export class GatewayApplier {
     // over meanwhile would write while this one still does.
     const renewal = setInterval(() => void this.renewLease(tenantId, revisionId).catch(() => undefined), LEASE_RENEW_MS);
     renewal.unref();
+    // What this revision's earlier calls sent and deleted (steps, retries), added to this call's.
+    const prior = state.progress?.revisionId === revisionId ? state.progress : undefined;
+    const sofar = (o: { sent: ArtifactRef[]; deleted: ArtifactRef[]; unchanged: ArtifactRef[] }): NonNullable<GatewayStateDoc["progress"]> => ({
+      revisionId,
+      sent: (prior?.sent ?? 0) + o.sent.length,
+      deleted: (prior?.deleted ?? 0) + o.deleted.length,
+      unchanged: prior?.unchanged ?? o.unchanged.length,
+    });
+    const started = performance.now();
     try {
-      outcome = await publisher.publish(desired, Object.fromEntries(previous));
+      outcome = await publisher.publish(desired, Object.fromEntries(previous), { spent: () => performance.now() - started >= this.sliceMs });
     } catch (err) {
       // Record how far it got (the publisher says what the gateway now holds), release, and let the retry resume.
-      const { partial, ref: failedAt } = err as { partial?: { hashes: Record<ArtifactRef, string> }; ref?: ArtifactRef };
+      const { partial, ref: failedAt } = err as { partial?: PublishOutcome; ref?: ArtifactRef };
       const base = await this.manifests.publishedManifest(tenantId, state);
       await this.updateState(tenantId, revisionId, (fresh) => {
         const { lease: _l, ...rest } = fresh;
         // The call that failed may have taken effect all the same: its artifact is sent again next time.
-        return { ...withUnsure(rest, failedAt ? [failedAt] : []), overrides: partial ? overridesOf(base, partial.hashes) : fresh.overrides };
+        return { ...withUnsure(rest, failedAt ? [failedAt] : []), ...(partial ? { overrides: overridesOf(base, partial.hashes), progress: sofar(partial) } : { overrides: fresh.overrides }) };
       });
       throw new GatewayUnavailableError(`publishing revision ${revision.number} stopped: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     } finally {
       clearInterval(renewal);
+    }
+    if (outcome.remaining !== undefined) {
+      // Out of time part-way: record what the gateway holds now and keep the lease; the orchestration
+      // calls again at once, and that call sends the rest. (Unsure artifacts stay unsure until a
+      // complete publish: the next call sends them again, as any publish would.)
+      const base = await this.manifests.publishedManifest(tenantId, state);
+      const held = outcome.hashes;
+      const progress = sofar(outcome);
+      await this.updateState(tenantId, revisionId, (fresh) => ({ ...fresh, overrides: overridesOf(base, held), progress }));
+      return "continue";
     }
     const at = now.toISOString();
     const after: RevisionDoc = {
       ...unversioned(revision),
       status: "published",
       publishedAt: at,
-      outcome: { sent: outcome.sent.length, unchanged: outcome.unchanged.length, deleted: outcome.deleted.length },
+      outcome: (({ sent, unchanged, deleted }) => ({ sent, unchanged, deleted }))(sofar(outcome)),
     };
     // A publish proposed meanwhile rewrote the state (its counter and newest revision): build the
     // final state from a fresh read each time, keeping those, as long as the lease is still ours.
@@ -131,7 +160,7 @@ export class GatewayApplier {
         await this.transition(ctx, revision, { status: "superseded" }, "aigov.gateway.revision.superseded.v1");
         return "superseded";
       }
-      const { lease: _l, unsure: _u, ...released } = fresh;
+      const { lease: _l, unsure: _u, progress: _p, ...released } = fresh;
       const nextState: GatewayStateDoc = { ...released, overrides: {}, published: { revisionId, number: revision.number, at } };
       try {
         await this.changes.commit({
@@ -164,6 +193,8 @@ export class GatewayApplier {
   async markFailed(tenantId: string, revisionId: string, error: string, correlationId: string): Promise<void> {
     const revision = await this.docs.loadRevision(tenantId, revisionId);
     if (revision.status !== "pending") return;
+    // A publish given up between steps (too many) still holds the gateway: newer revisions need not wait for the lease to lapse.
+    await this.updateState(tenantId, revisionId, ({ lease: _l, ...rest }) => rest);
     await this.transition(systemContext(tenantId, "system:publisher", correlationId), revision, { status: "failed", failedAt: this.clock.now().toISOString(), error: error.slice(0, 2000) }, "aigov.gateway.publish.failed.v1");
   }
 

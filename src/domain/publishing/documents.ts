@@ -37,6 +37,11 @@ export interface GatewayStateDoc extends StoredDoc {
    */
   unsure?: ArtifactRef[];
   lease?: { revisionId: string; until: string };
+  /**
+   * While one revision is applied in more than one call (steps, retries after a refusal): what its
+   * earlier calls did, so its outcome counts the whole publish. `unchanged` is from its first call.
+   */
+  progress?: { revisionId: string; sent: number; deleted: number; unchanged: number };
 }
 
 export interface RevisionDoc extends StoredDoc, Omit<Revision, "diff" | "id"> {

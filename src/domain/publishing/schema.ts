@@ -63,7 +63,7 @@ export const Revision = z
     outcome: z
       .object({ sent: z.int(), unchanged: z.int(), deleted: z.int() })
       .optional()
-      .meta({ description: "What the publisher actually sent (artifacts already holding the same content are not sent)" }),
+      .meta({ description: "What the publisher actually sent and deleted, over every call the publish took (steps, retries); unchanged: artifacts already holding the same content when it began (not sent)" }),
     diff: z.string().optional().meta({ description: "Unified diff against basedOn (with ?diff=true)" }),
   })
   .meta({ id: "Revision" });

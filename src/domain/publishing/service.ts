@@ -42,6 +42,8 @@ export interface PublishKit {
   };
   /** The publish orchestration's retry (PUBLISH_RETRY_*). */
   retry: DriveRetry;
+  /** How long one apply call may send before the orchestration calls the next (PUBLISH_SLICE_SECONDS). */
+  sliceMs?: number;
 }
 
 /** What a revision is made with. */
@@ -102,7 +104,7 @@ export class PublishService {
     this.docs = new PublishingDocuments(kit.store, kit.changes);
     this.manifests = new ManifestStore(kit.store, this.docs);
     this.registries = new RegistryStore(kit.store, this.docs);
-    this.applier = new GatewayApplier(this.docs, this.manifests, kit.changes, kit.clock, publisher);
+    this.applier = new GatewayApplier(this.docs, this.manifests, kit.changes, kit.clock, publisher, kit.sliceMs);
     this.drift = new DriftChecker(this.docs, this.manifests, kit.changes, kit.clock, publisher);
   }
 
