@@ -180,7 +180,7 @@ describe("approval engine", () => {
     await auditor.approvals.putRoutes({ routes: current.routes }, updated.etag);
   });
 
-  it("names no token carries (e-mail addresses written before the check) never decide: a stored route naming one is skipped, a request naming one sends it no link", async () => {
+  it("names no token carries (e-mail addresses written before the check) never decide: a stored route naming one is skipped, a request naming one sends it no link, a stage naming nobody else ends at once", async () => {
     const byId = async (id: string) => {
       const { resources } = await t.container().items.query<Record<string, unknown> & { _etag: string }>({ query: "SELECT * FROM c WHERE c.tenantId = 't1' AND c.id = @id", parameters: [{ name: "@id", value: id }] }).fetchAll();
       return resources[0]!;
@@ -200,9 +200,9 @@ describe("approval engine", () => {
     expect(agentRequest.route?.name).toBe("agents: bob");
     expect(agentRequest.stages[0]!.approvers).toEqual([{ user: "bob" }]);
 
-    // A request made before, whose second stage names the requester's address: no link goes there, and that name cannot decide.
+    // A request made before, whose second stage names the requester's address beside carol: no link goes to the address, and it cannot decide.
     const made = await alice.approvals.create(spec());
-    await tamper(made.id, (d) => void ((d.stages as { approvers: unknown[] }[])[1]!.approvers = [{ user: "alice@contoso.com" }]));
+    await tamper(made.id, (d) => void ((d.stages as { approvers: unknown[] }[])[1]!.approvers = [{ user: "alice@contoso.com" }, { user: "carol" }]));
     const current = await auditor.approvals.get(made.id);
     await bob.approvals.decide(made.id, { decision: "approve", justification: "stage one" }, current.etag);
     const undelivered = await until(async () => {
@@ -211,11 +211,35 @@ describe("approval engine", () => {
     }, "the undelivered link recorded");
     expect((undelivered.data as { undelivered: unknown[] }).undelivered).toEqual([{ recipient: "alice@contoso.com", error: "approver_id_refused" }]);
     expect(inbox("alice@contoso.com")).toEqual([]);
+    await linkFor("carol", made.id);
     const byAddress = await t.as("t1", "alice@contoso.com", ["Reader"]);
     const pending = await auditor.approvals.get(made.id);
     expect(pending).toMatchObject({ status: "pending", currentStage: 1 });
     expect(await reasonOf(byAddress.approvals.decide(made.id, { decision: "approve", justification: "my own request, by address" }, pending.etag))).toBe("403 approver_name_not_an_id");
     expect(await auditor.approvals.get(made.id)).toEqual(pending);
+
+    // A stage that names nobody who can decide ends when it starts, saying why; the requester need not wait for its deadline.
+    const stuck = await alice.approvals.create(spec());
+    await tamper(stuck.id, (d) => void ((d.stages as { approvers: unknown[] }[])[1]!.approvers = [{ user: "alice@contoso.com" }, { user: "alice" }]));
+    await bob.approvals.decide(stuck.id, { decision: "approve", justification: "stage one" }, (await auditor.approvals.get(stuck.id)).etag);
+    const ended = await until(async () => {
+      const a = await auditor.approvals.get(stuck.id);
+      return a.status === "pending" ? undefined : a;
+    }, "the stuck request ended");
+    expect(ended).toMatchObject({ status: "expired", currentStage: 1 });
+    expect(ended.timeline.at(-1)).toMatchObject({ type: "expired", stage: 1, detail: "nobody can decide stage 2: it names only alice@contoso.com, alice, who never decide (a name no token carries, the requester or a party)" });
+    // One already waiting on such a stage ends at the next sweep (and its orchestration winds down).
+    const waiting = await alice.approvals.create(spec());
+    await linkFor("bob", waiting.id);
+    await tamper(waiting.id, (d) => void ((d.stages as { approvers: unknown[] }[])[0]!.approvers = [{ user: "alice@contoso.com" }]));
+    expect((await auditor.approvals.get(waiting.id)).status).toBe("pending");
+    await t.app.host.invokeTimer("approvalDriverSweep");
+    const swept = await auditor.approvals.get(waiting.id);
+    expect(swept).toMatchObject({ status: "expired", currentStage: 0 });
+    expect(swept.timeline.at(-1)).toMatchObject({ type: "expired", stage: 0, detail: expect.stringMatching(/^nobody can decide stage 1: it names only alice@contoso.com,/) });
+    await t.relay();
+    expect(t.events().filter((e) => e.type === "aigov.approval.expired.v1" && [stuck.id, waiting.id].some((id) => e.subject === `/tenants/t1/approvals/${id}`))).toHaveLength(2);
+    expect(await reasonOf(bob.approvals.decide(waiting.id, { decision: "approve", justification: "too late" }, swept.etag))).toBe("409 approval_not_awaiting");
 
     await tamper("approvalRoutes.tenant", (d) => void (d.routes = (d.routes as { name: string }[]).filter((r) => r.name !== legacy.name)));
     expect((await auditor.approvals.routes()).unusable).toEqual([]);

@@ -360,8 +360,9 @@ export class ApprovalService {
    */
   async expireIfDue(tenantId: string, id: string, correlationId: string): Promise<{ approval: Approval; expired: boolean }> {
     const doc = await this.load(tenantId, id);
-    if (!pastDeadline(doc, this.clock.now())) return { approval: view(doc, doc._etag), expired: false };
-    await this.timeout(tenantId, id, doc.currentStage, "expire", correlationId);
+    const nobody = doc.status === "pending" ? nobodyCanDecide(doc) : undefined;
+    if (!pastDeadline(doc, this.clock.now()) && !nobody) return { approval: view(doc, doc._etag), expired: false };
+    await this.timeout(tenantId, id, doc.currentStage, "expire", correlationId, nobody);
     const after = await this.load(tenantId, id);
     return { approval: view(after, after._etag), expired: after.status === "expired" };
   }
@@ -463,6 +464,9 @@ export class ApprovalService {
         }
       }
       if (undelivered.length > 0) await this.recordUndelivered(doc, stage, escalation, undelivered, correlationId);
+      // A stage nobody can decide (a request made before names had to be ids) ends now, not at its deadline.
+      const nobody = escalation ? undefined : nobodyCanDecide(doc);
+      if (nobody) return this.timeout(tenantId, id, stage, "expire", correlationId, nobody);
     }
     return stateOf(doc);
   }
@@ -496,7 +500,7 @@ export class ApprovalService {
   }
 
   /** A stage timer fired: escalate once, or expire. No-op when the request moved on meanwhile. */
-  async timeout(tenantId: string, id: string, stage: number, kind: "escalate" | "expire", correlationId: string): Promise<ApprovalState> {
+  async timeout(tenantId: string, id: string, stage: number, kind: "escalate" | "expire", correlationId: string, detail?: string): Promise<ApprovalState> {
     for (;;) {
       const doc = await this.load(tenantId, id);
       const s = doc.stages[stage];
@@ -517,7 +521,7 @@ export class ApprovalService {
         ns.status = "expired";
         next.status = "expired";
         next.decidedAt = now;
-        next.timeline.push({ at: now, type: "expired", stage });
+        next.timeline.push({ at: now, type: "expired", stage, ...(detail ? { detail } : {}) });
       }
       // A decision landed first: look again.
       if (!(await this.transition(system, doc, next, kind === "escalate" ? "approval.escalate" : "approval.expire", kind === "escalate" ? "aigov.approval.escalated.v1" : "aigov.approval.expired.v1"))) continue;
@@ -697,6 +701,21 @@ export class ApprovalService {
 const LINK_MISMATCH = { kind: "forbidden", detail: "this approval link was issued for another approval request", reason: "approval_link_mismatch" } as const;
 
 /** Pending, and the current stage's deadline has come: only expiry is left (what the stage timer does). */
+/**
+ * Why nobody can ever decide the request's current stage, or undefined when someone may: every approver
+ * it names, escalation included, is a user who never decides (a name no token carries, the requester, a
+ * party). A role may be granted later, so a stage naming one is never taken for undecidable.
+ */
+function nobodyCanDecide(doc: ApprovalDoc): string | undefined {
+  const s = doc.stages[doc.currentStage];
+  if (!s) return undefined;
+  const refs = [...s.approvers, ...(s.escalateTo ?? [])];
+  const never = (user: string) => !isApproverUserId(user) || user === doc.requester || (doc.parties ?? []).includes(user);
+  if (refs.length === 0 || !refs.every((r) => "user" in r && never(r.user))) return undefined;
+  const names = [...new Set(refs.map((r) => ("user" in r ? r.user : "")))];
+  return `nobody can decide stage ${doc.currentStage + 1}: it names only ${names.map((n) => n.slice(0, 64)).join(", ")}, who never decide (a name no token carries, the requester or a party)`;
+}
+
 function pastDeadline(doc: ApprovalDoc, now: Date): boolean {
   const deadline = doc.stages[doc.currentStage]?.deadline;
   return doc.status === "pending" && deadline !== undefined && Date.parse(deadline) <= now.getTime();
