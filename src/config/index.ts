@@ -91,8 +91,9 @@ const ConfigSchema = z
     PUBLISH_RETRY_FIRST_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(2000),
     PUBLISH_RETRY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(6),
     // How long one publish step sends before the next step goes on (a third of Flex Consumption's default
-    // 30-minute function timeout); 0 sends one artifact per step.
-    PUBLISH_SLICE_SECONDS: z.coerce.number().int().min(0).max(3600).default(600),
+    // 30-minute function timeout); 0 sends one artifact per step. At most 15 minutes: a newer revision
+    // waits out the step in hand, and its orchestration waits for the gateway 20 minutes at most.
+    PUBLISH_SLICE_SECONDS: z.coerce.number().int().min(0).max(900).default(600),
     // Scheduled key rotations started per run of the key lifecycle job (each rotation costs the
     // management plane ~4 ARM writes and 1 Key Vault secret write; ARM allows ~10 writes/s per principal).
     KEY_ROTATIONS_PER_RUN: z.coerce.number().int().min(1).max(100_000).default(120),

@@ -17,7 +17,7 @@ import { Pipeline } from "./runtime/gateway.js";
 import { GatewayLogs, TABLES } from "./runtime/logs.js";
 import { Outbound, type HostMapping } from "./runtime/outbound.js";
 import { SemanticCache } from "./runtime/semantic-cache.js";
-import { folderStamp, scanFolder } from "./runtime/folder.js";
+import { folderStamp, scanFolder, unsettled } from "./runtime/folder.js";
 import { loadSnapshot, SnapshotCache, type Snapshot, type SnapshotSources } from "./runtime/snapshot.js";
 
 export type { HostMapping } from "./runtime/outbound.js";
@@ -123,7 +123,10 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
   // removes one in between — which a publish that deletes an API does.
   let poller: NodeJS.Timeout | undefined;
   if (opts.watch !== false) {
-    let last = folderStamp(await scanFolder(opts.root));
+    const first = await scanFolder(opts.root);
+    let last = folderStamp(first);
+    // A file modified as the folder was last looked at may have changed again since, unstamped: reload once more.
+    let recheck = unsettled(first);
     let busy = false;
     poller = setInterval(() => {
       if (busy) return;
@@ -131,8 +134,9 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
       void scanFolder(opts.root)
         .then(async (scan) => {
           const stamp = folderStamp(scan);
-          if (stamp === last) return;
+          if (stamp === last && !recheck) return;
           last = stamp;
+          recheck = unsettled(scan);
           await reload();
         })
         .catch((err: unknown) => {

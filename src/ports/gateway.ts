@@ -278,7 +278,10 @@ export interface PublishOutcome {
   remaining?: number;
 }
 
-/** How long one publish call may go on: asked after each write and delete (so every call makes progress). */
+/**
+ * How long one publish call may go on: asked after each write, delete and piece of deferred work, and
+ * heeded only once the call has made progress (runPublish), so a call always gets somewhere.
+ */
 export interface PublishBudget {
   spent(): boolean;
 }

@@ -114,10 +114,12 @@ describe("policy expressions (C# subset over the context model)", () => {
     expect((JSON.parse(run(X.AGENT_CARD_BODY, slashed) as string) as { supportedInterfaces: { url: string }[] }).supportedInterfaces[0]!.url).toBe("https://gw.example.com/aigov/k/p/agents/x/a2a");
     expect(run(`@("//a/b//".TrimStart('/'))`)).toBe("a/b//");
     expect(run(`@("//a/b//".TrimEnd('/', 'b'))`)).toBe("//a");
-    expect(() => run(`@("ab".TrimStart("ab"))`)).toThrow(/character literals/);
+    expect(run(`@("//a".TrimStart(('/')))`)).toBe("a");
+    expect(() => run(`@("ab".TrimStart("ab"))`)).toThrow(/chars \('x'\), not strings/);
     // A one-character string is not a char: C# has no TrimStart(string), and APIM's compiler refuses it.
-    expect(() => run(`@("/a".TrimStart("/"))`)).toThrow(/character literals/);
-    expect(() => run(`@("a/".TrimEnd('b', "/"))`)).toThrow(/character literals/);
+    expect(() => run(`@("/a".TrimStart("/"))`)).toThrow(/not strings/);
+    expect(() => run(`@("/a".TrimStart(("/")))`)).toThrow(/not strings/);
+    expect(() => run(`@("a/".TrimEnd('b', @"/"))`)).toThrow(/not strings/);
     // .NET's decoder refuses what is not base64; it does not skip it.
     expect(() => run(`@(Convert.FromBase64String("not base64!"))`)).toThrow(/Base-64/);
     expect(run(`@(Encoding.UTF8.GetString(Convert.FromBase64String("aGk=")))`)).toBe("hi");

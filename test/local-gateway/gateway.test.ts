@@ -1,6 +1,8 @@
-import { mkdirSync, rmSync, symlinkSync } from "node:fs";
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { FileTexts } from "../../src/local-gateway/runtime/folder.js";
+import { loadSnapshot, SnapshotCache } from "../../src/local-gateway/runtime/snapshot.js";
 import { call, GatewayFolder, policies, startHarness, type Harness } from "./support.js";
 
 const chat = (words: number, maxTokens = 8) => ({ model: "m", max_tokens: maxTokens, messages: [{ role: "user", content: Array.from({ length: words }, (_, i) => `w${i}`).join(" ") }] });
@@ -130,6 +132,52 @@ describe("local gateway: requests through published files", () => {
     await h.gateway.reload();
     expect((await call(h.gateway, "/t1/p1/v1/chat/completions", { key: "key-one", body: chat(1) })).status).toBe(401);
     expect(h.gateway.issues()).toEqual([]);
+  });
+
+  it("a reload reuses what did not change: the same policy documents, until their text or a fragment changes", async () => {
+    const op = (name: string) => policies(`<set-header name="x-op" exists-action="override"><value>${name}</value></set-header>`);
+    const f = basicFolder(`<include-fragment fragment-id="frag1" />`, (g) =>
+      g
+        .xml("policyFragments/frag1", `<fragment><set-header name="x-f" exists-action="override"><value>f1</value></set-header></fragment>`)
+        .json("policyFragments/frag1", { format: "xml", value: "" })
+        .json("apis/api1/operations/chat/policies/policy", { format: "xml", value: "" })
+        .xml("apis/api1/operations/chat/policies/policy", op("chat-1"))
+        .json("apis/api1/operations/dep/policies/policy", { format: "xml", value: "" })
+        .xml("apis/api1/operations/dep/policies/policy", op("dep-1")),
+    );
+    const sources = { resolveSecret: async () => "k", resolveKeyVaultSecret: async () => undefined };
+    const cache = new SnapshotCache();
+    const docs = async () => {
+      const snap = await loadSnapshot(f.root, sources, cache);
+      expect(snap.issues).toEqual([]);
+      const api = snap.apis.find((a) => a.id === "api1")!;
+      return { api: api.policy, chat: api.operations.find((o) => o.id === "chat")!.policy, dep: api.operations.find((o) => o.id === "dep")!.policy };
+    };
+    const first = await docs();
+    const same = await docs();
+    for (const d of ["api", "chat", "dep"] as const) expect(same[d]).toBe(first[d]);
+    f.xml("apis/api1/operations/chat/policies/policy", op("chat-2"));
+    const chatChanged = await docs();
+    expect(chatChanged.chat).not.toBe(first.chat);
+    expect(chatChanged.api).toBe(first.api);
+    expect(chatChanged.dep).toBe(first.dep);
+    f.xml("policyFragments/frag1", `<fragment><set-header name="x-f" exists-action="override"><value>f2</value></set-header></fragment>`);
+    const fragmentChanged = await docs();
+    for (const d of ["api", "chat", "dep"] as const) expect(fragmentChanged[d]).not.toBe(chatChanged[d]);
+
+  });
+
+  it("a file read as it was being modified is read again, whatever its stamp says; once read settled, it is not", async () => {
+    // A second edit within the file system clock's tick, at the same size, keeps the stamp: the scan says the file is recent.
+    const file = join(new GatewayFolder().xml("x", "v1").root, "x.xml");
+    const texts = new FileTexts();
+    expect(await texts.read(file, { stamp: "same", recent: true })).toBe("v1");
+    writeFileSync(file, "v2");
+    expect(await texts.read(file, { stamp: "same", recent: true })).toBe("v2");
+    expect(await texts.read(file, { stamp: "same", recent: false })).toBe("v2");
+    writeFileSync(file, "v3");
+    expect(await texts.read(file, { stamp: "same", recent: false })).toBe("v2"); // settled: the stamp is trusted
+    expect(await texts.read(file, { stamp: "new", recent: false })).toBe("v3");
   });
 
   it("runs cors as APIM documents it: preflights from the effective inbound's cors statements, headers on whatever answers, unmatched origins left alone", async () => {

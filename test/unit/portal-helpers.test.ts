@@ -92,9 +92,12 @@ describe("portal helpers", () => {
     expect(failure).toMatch(/^Failed: gateway refused: x+…$/);
     expect(failure!.length).toBe("Failed: ".length + 300 + 1);
     expect(revisionNotes(person, listed, names)).toEqual(["Not at the gateway: #6 left its registry out after the gateway refused it; publish again"]);
+    // Until a person's publish reaches the gateway: it ships the registry as it is, that change included.
+    expect(revisionNotes(person, [rev(7, { status: "published" }), ...listed], names)).toEqual([]);
+    expect(revisionNotes(person, [rev(7, { status: "failed" }), ...listed], names)).toHaveLength(1);
     // Off the page, a revision is named by its id; a plain publish needs no note.
     expect(revisionNotes(retry, [retry], names)[0]).toBe("Retry 2 of rev_5");
-    expect(revisionNotes(rev(7, {}), listed, names)).toEqual([]);
+    expect(revisionNotes(rev(9, {}), listed, names)).toEqual([]);
     expect(revisionNotes(rev(8, { kind: "rollback", rollbackOf: "rev_4" }), listed, names)).toEqual(["Rolls back to #4"]);
   });
 });

@@ -37,7 +37,7 @@ afterAll(async () => {
 const nv = (id: string, value: string): GatewayArtifact => ({ kind: "namedValue", id, displayName: id, secret: false, value });
 
 /** A tenant of its own: the service, the gateway it publishes to, and the inputs its compiles read. */
-function tenant() {
+function tenant(opts: { sliceMs?: number } = {}) {
   const tenantId = `t-race-${++tenants}`;
   const ctx: RequestContext = { principal: { tenantId, userId: "alice", roles: new Set(["TenantAdmin"]) }, correlationId: "test" };
   let at = Date.now();
@@ -51,7 +51,8 @@ function tenant() {
   }) as Store;
   const gateway = new Map<string, GatewayArtifact>();
   const live = { value: "L0" };
-  const registry = { setting: "S0" };
+  /** `extra`: how many more named values the registry makes (a publish of several steps). */
+  const registry = { setting: "S0", extra: 0 };
   /** Runs once inside the next compile, after it read the live value (a slow compile). */
   let duringCompile: (() => Promise<void>) | undefined;
   /** While true, the tenant's publisher cannot be had (its instance's management endpoint does not answer). */
@@ -61,23 +62,26 @@ function tenant() {
   /** A value the gateway refuses to take (a registry it rejects: every write of it fails). */
   let refused: string | undefined;
   const compiler = {
-    registry: async (): Promise<RegistrySnapshot> => ({ tenantId, settings: { x: registry.setting } as never, services: {} as never, projects: [] }),
+    registry: async (): Promise<RegistrySnapshot> => ({ tenantId, settings: { x: registry.setting, ...(registry.extra ? { extra: registry.extra } : {}) } as never, services: {} as never, projects: [] }),
     compileRegistry: async (reg: RegistrySnapshot) => {
-      const artifacts = [nv("aigov-k-setting", String((reg.settings as unknown as { x: string }).x)), nv("aigov-k-live", live.value)];
+      const { x, extra = 0 } = reg.settings as unknown as { x: string; extra?: number };
+      const artifacts = [nv("aigov-k-setting", String(x)), nv("aigov-k-live", live.value), ...Array.from({ length: extra }, (_, i) => nv(`aigov-k-extra-${i}`, `E${i}`))];
       const hook = duringCompile;
       duringCompile = undefined;
       if (hook) await hook();
       return { result: { artifacts } as never, registry: reg, isolated: [] };
     },
   };
+  let sends = 0;
   const publisher: GatewayPublisher = {
-    publish: (desired, previous) =>
+    publish: (desired, previous, budget) =>
       runPublish(
         {
           lookup: async (loc) => ("id" in loc && gateway.has(`${loc.kind}:${loc.id}`) ? {} : undefined),
           write: async (w) => {
             if (refused !== undefined && (w.artifact as { value?: string }).value === refused) throw new Error(`ValidationError: ${w.ref} is refused`);
             gateway.set(w.ref, normalizeArtifact(w.artifact));
+            sends++;
             const hook = afterWrite;
             afterWrite = undefined;
             await hook?.(w.ref);
@@ -86,10 +90,11 @@ function tenant() {
         } satisfies PublishIo,
         desired,
         previous,
+        budget,
       ),
     read: async (refs) => Object.fromEntries(refs.map((r) => [r, gateway.get(r)])) as never,
   };
-  const service = new PublishService({ store: refusing, changes: new ChangeWriter(refusing, clock), clock, compiler, gateways: { publisher: async () => (unreachable ? Promise.reject(new Error("the management endpoint did not answer")) : publisher), reserve: async () => undefined }, retry: { firstIntervalMs: 1, maxAttempts: 1 } });
+  const service = new PublishService({ store: refusing, changes: new ChangeWriter(refusing, clock), clock, compiler, gateways: { publisher: async () => (unreachable ? Promise.reject(new Error("the management endpoint did not answer")) : publisher), reserve: async () => undefined }, retry: { firstIntervalMs: 1, maxAttempts: 1 }, ...(opts.sliceMs !== undefined ? { sliceMs: opts.sliceMs } : {}) });
   const value = (id: string) => (gateway.get(`namedValue:${id}`) as { value?: string } | undefined)?.value;
   return { tenantId, ctx, service, live, registry, value, slowCompile: (hook: () => Promise<void>) => (duringCompile = hook), loseAnswer: () => (afterWrite = () => { throw Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }); }),
     /** The apply in progress dies after its next write (the process is gone: it never returns, never records). */
@@ -97,7 +102,23 @@ function tenant() {
     advance: (ms: number) => (at += ms),
     unreachable: (down: boolean) => (unreachable = down),
     refuse: (value: string) => (refused = value),
+    /** Writes that reached the gateway so far. */
+    sends: () => sends,
+    /** Changes an artifact at the gateway behind the control plane's back (drift). */
+    edit: (id: string, value: string) => gateway.set(`namedValue:${id}`, nv(id, value)),
+    store: refusing,
   };
+}
+
+/** Applies a revision step by step until it is no longer "continue"; the results of every call. */
+async function stepped(t: ReturnType<typeof tenant>, revisionId: string, limit = 50): Promise<string[]> {
+  const results: string[] = [];
+  for (let i = 0; i < limit; i++) {
+    const r = await t.service.applier.apply(t.tenantId, revisionId, "c");
+    results.push(r);
+    if (r !== "continue") return results;
+  }
+  throw new Error(`still going after ${limit} steps: ${results.join(", ")}`);
 }
 
 describe("a person's publish that compiled before a system publish", () => {
@@ -420,5 +441,66 @@ describe("failed system publishes of several tenants", () => {
     }
     const newest = (await healthy.service.list(healthy.ctx, { maxPageSize: 20 })).items.sort((a, b) => b.number - a.number)[0]!;
     expect(newest.retry?.attempt).toBe(1);
+  });
+});
+
+describe("a publish in steps (one write a step)", () => {
+  it("a newer revision made between two steps supersedes the older at its next step, which lets the gateway go at once", async () => {
+    const t = tenant({ sliceMs: 0 });
+    const first = await t.service.publish(t.ctx, {});
+    expect(await stepped(t, first.revision!.id)).toEqual(["continue", "published"]);
+    t.registry.extra = 4;
+    const older = await t.service.publish(t.ctx, {});
+    expect(await t.service.applier.apply(t.tenantId, older.revision!.id, "c")).toBe("continue");
+    t.registry.setting = "S2";
+    const newer = await t.service.publish(t.ctx, {});
+    // The older holds the gateway between its steps…
+    expect(await t.service.applier.apply(t.tenantId, newer.revision!.id, "c")).toBe("busy");
+    // …until its next step finds it superseded: the newer goes on at once, from what the older sent.
+    expect(await t.service.applier.apply(t.tenantId, older.revision!.id, "c")).toBe("superseded");
+    const sendsBefore = t.sends();
+    const steps = await stepped(t, newer.revision!.id);
+    expect(steps).toEqual(["continue", "continue", "continue", "published"]);
+    expect(t.sends() - sendsBefore).toBe(4); // three extras and the setting: the older's extra is not sent again
+    expect([t.value("aigov-k-setting"), ...[0, 1, 2, 3].map((i) => t.value(`aigov-k-extra-${i}`))]).toEqual(["S2", "E0", "E1", "E2", "E3"]);
+    expect((await t.service.get(t.ctx, newer.revision!.id, false)).outcome).toEqual({ sent: 4, unchanged: 2, deleted: 0 });
+  });
+
+  it("what a step sends again (unsure after a lost answer, drifted) the next step does not: each is sent once, and the publish finishes", async () => {
+    const t = tenant({ sliceMs: 0 });
+    t.registry.extra = 3;
+    const first = await t.service.publish(t.ctx, {});
+    await stepped(t, first.revision!.id);
+    t.edit("aigov-k-extra-0", "X0");
+    t.edit("aigov-k-extra-1", "X1");
+    expect((await t.service.drift.check(t.tenantId, "c")).status).toBe("drifted");
+    t.registry.setting = "S1";
+    const second = await t.service.publish(t.ctx, {});
+    t.loseAnswer();
+    await expect(t.service.applier.apply(t.tenantId, second.revision!.id, "c")).rejects.toThrow(/socket hang up/);
+    const sendsBefore = t.sends();
+    const steps = await stepped(t, second.revision!.id);
+    expect(steps.at(-1)).toBe("published");
+    // The unsure write and the two drifted artifacts, once each.
+    expect(t.sends() - sendsBefore).toBe(3);
+    expect(steps).toHaveLength(3);
+    expect([t.value("aigov-k-setting"), t.value("aigov-k-extra-0"), t.value("aigov-k-extra-1")]).toEqual(["S1", "E0", "E1"]);
+    expect((await t.service.drift.check(t.tenantId, "c")).status).toBe("inSync");
+  });
+
+  it("a publish given up between steps lets the gateway go: the next revision is not kept waiting for the lease", async () => {
+    const t = tenant({ sliceMs: 0 });
+    const first = await t.service.publish(t.ctx, {});
+    await stepped(t, first.revision!.id);
+    t.registry.extra = 3;
+    const given = await t.service.publish(t.ctx, {});
+    expect(await t.service.applier.apply(t.tenantId, given.revision!.id, "c")).toBe("continue");
+    await t.service.applier.markFailed(t.tenantId, given.revision!.id, "the publish did not finish in 500 steps", "c");
+    t.registry.setting = "S3";
+    const next = await t.service.publish(t.ctx, {});
+    const steps = await stepped(t, next.revision!.id);
+    expect(steps).not.toContain("busy");
+    expect(steps.at(-1)).toBe("published");
+    expect([t.value("aigov-k-setting"), t.value("aigov-k-extra-2")]).toEqual(["S3", "E2"]);
   });
 });

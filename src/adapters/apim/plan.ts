@@ -9,6 +9,7 @@ import {
   type PublishOutcome,
 } from "../../ports/gateway.js";
 import { assertValidSecretName, assertValidSecretVersion } from "../../ports/secrets.js";
+import { mapLimit } from "../../util/map-limit.js";
 
 // Content hashing moved to the port (the domain needs it too); re-exported for the adapters' tests.
 export { artifactHash, canonicalJson, normalizeArtifact, poolMemberId } from "../../ports/gateway.js";
@@ -262,6 +263,9 @@ function reasonOf(err: unknown): string {
   return parts.length > 0 ? `${parts.join(" ")} (no error message)` : err.name;
 }
 
+/** Delete lookups in flight at once (reads; the ARM publisher's own reads use as many). */
+const LOOKUP_CONCURRENCY = 8;
+
 /**
  * The publish algorithm both publishers run: writes in rank order, then deletes in reverse rank order,
  * then the writes' deferred work. With a budget, it stops after the step that spent it and says how
@@ -311,14 +315,18 @@ export async function runPublish(io: PublishIo, desired: GatewayArtifact[], prev
       if (stop) return stop;
     }
     // Every delete is looked up first: a backend's rank (pool before its members) and an API's (MCP
-    // before HTTP) come from the gateway.
-    const found: { ref: ArtifactRef; loc: Locator; cur: Current | undefined; rank: number; index: number }[] = [];
-    for (const [index, ref] of plan.deletes.entries()) {
-      at = ref;
+    // before HTTP) come from the gateway. Reads, several at a time: a large removal's lookups would
+    // otherwise take much of a step before its first delete.
+    const found = await mapLimit([...plan.deletes.entries()], LOOKUP_CONCURRENCY, async ([index, ref]) => {
       const loc = parseRef(ref);
-      const cur = await io.lookup(loc, { needType: loc.kind === "backend" || loc.kind === "api" });
-      found.push({ ref, loc, cur, rank: rankOf(loc, cur ?? {}), index });
-    }
+      try {
+        const cur = await io.lookup(loc, { needType: loc.kind === "backend" || loc.kind === "api" });
+        return { ref, loc, cur, rank: rankOf(loc, cur ?? {}), index };
+      } catch (err) {
+        at = ref;
+        throw err;
+      }
+    });
     found.sort((a, b) => b.rank - a.rank || b.index - a.index);
     for (const d of found) {
       at = d.ref;
@@ -346,4 +354,4 @@ export async function runPublish(io: PublishIo, desired: GatewayArtifact[], prev
   return outcome();
 }
 
-export { mapLimit } from "../../util/map-limit.js";
+export { mapLimit };

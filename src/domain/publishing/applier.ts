@@ -6,8 +6,8 @@ import type { RequestContext } from "../common.js";
 import { AppError } from "../errors.js";
 import type { DriveRequest, DriveRetry } from "../kernel/drive.js";
 import { systemContext } from "../kernel/system.js";
-import { partitionOf, revisionPath, subjectOf, type GatewayStateDoc, type PublishingDocuments, type RevisionDoc } from "./documents.js";
-import { overridesOf, type ManifestStore } from "./manifest-store.js";
+import { partitionOf, revisionPath, subjectOf, type GatewayStateDoc, type Manifest, type PublishingDocuments, type RevisionDoc } from "./documents.js";
+import { overridesOf, remarked, type ManifestStore } from "./manifest-store.js";
 
 export const PUBLISH_ORCHESTRATOR = "publishOrchestrator";
 
@@ -72,10 +72,16 @@ export class GatewayApplier {
   async apply(tenantId: string, revisionId: string, correlationId: string): Promise<ApplyResult> {
     const partition = partitionOf(tenantId);
     const revision = await this.docs.loadRevision(tenantId, revisionId);
-    if (revision.status !== "pending") return revision.status;
     let state = await this.docs.state(tenantId);
+    // Between two steps of this revision it holds the lease; ended now, it lets the gateway go at once.
+    const release = () => (state.lease?.revisionId === revisionId ? this.updateState(tenantId, revisionId, ({ lease: _l, progress: _p, ...rest }) => rest) : Promise.resolve());
+    if (revision.status !== "pending") {
+      await release();
+      return revision.status;
+    }
     const ctx = systemContext(tenantId, "system:publisher", correlationId);
     if (state.latest && state.latest.number > revision.number) {
+      await release();
       await this.transition(ctx, revision, { status: "superseded" }, "aigov.gateway.revision.superseded.v1");
       return "superseded";
     }
@@ -107,12 +113,24 @@ export class GatewayApplier {
     renewal.unref();
     // What this revision's earlier calls sent and deleted (steps, retries), added to this call's.
     const prior = state.progress?.revisionId === revisionId ? state.progress : undefined;
-    const sofar = (o: { sent: ArtifactRef[]; deleted: ArtifactRef[]; unchanged: ArtifactRef[] }): NonNullable<GatewayStateDoc["progress"]> => ({
-      revisionId,
-      sent: (prior?.sent ?? 0) + o.sent.length,
-      deleted: (prior?.deleted ?? 0) + o.deleted.length,
-      unchanged: prior?.unchanged ?? o.unchanged.length,
-    });
+    const sofar = (o: PublishOutcome): NonNullable<GatewayStateDoc["progress"]> => {
+      const resent = [...new Set([...(prior?.resent ?? []), ...remarked(previous, o.hashes)])];
+      return {
+        revisionId,
+        sent: (prior?.sent ?? 0) + o.sent.length,
+        deleted: (prior?.deleted ?? 0) + o.deleted.length,
+        unchanged: prior?.unchanged ?? o.unchanged.length,
+        ...(resent.length ? { resent } : {}),
+      };
+    };
+    /** The state after a call that stopped part-way: what the gateway holds, and no longer unsure what the call sent again. */
+    const stoppedAt = (fresh: GatewayStateDoc, base: Manifest, o: PublishOutcome): GatewayStateDoc => {
+      const progress = sofar(o);
+      const known = new Set(progress.resent);
+      const { unsure, ...rest } = fresh;
+      const still = (unsure ?? []).filter((ref) => !known.has(ref));
+      return { ...rest, ...(still.length ? { unsure: still } : {}), overrides: overridesOf(base, o.hashes), progress };
+    };
     const started = performance.now();
     try {
       outcome = await publisher.publish(desired, Object.fromEntries(previous), { spent: () => performance.now() - started >= this.sliceMs });
@@ -121,9 +139,9 @@ export class GatewayApplier {
       const { partial, ref: failedAt } = err as { partial?: PublishOutcome; ref?: ArtifactRef };
       const base = await this.manifests.publishedManifest(tenantId, state);
       await this.updateState(tenantId, revisionId, (fresh) => {
-        const { lease: _l, ...rest } = fresh;
+        const { lease: _l, ...rest } = partial ? stoppedAt(fresh, base, partial) : fresh;
         // The call that failed may have taken effect all the same: its artifact is sent again next time.
-        return { ...withUnsure(rest, failedAt ? [failedAt] : []), ...(partial ? { overrides: overridesOf(base, partial.hashes), progress: sofar(partial) } : { overrides: fresh.overrides }) };
+        return withUnsure(rest, failedAt ? [failedAt] : []);
       });
       throw new GatewayUnavailableError(`publishing revision ${revision.number} stopped: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     } finally {
@@ -131,12 +149,10 @@ export class GatewayApplier {
     }
     if (outcome.remaining !== undefined) {
       // Out of time part-way: record what the gateway holds now and keep the lease; the orchestration
-      // calls again at once, and that call sends the rest. (Unsure artifacts stay unsure until a
-      // complete publish: the next call sends them again, as any publish would.)
+      // calls again at once, and that call sends the rest.
       const base = await this.manifests.publishedManifest(tenantId, state);
-      const held = outcome.hashes;
-      const progress = sofar(outcome);
-      await this.updateState(tenantId, revisionId, (fresh) => ({ ...fresh, overrides: overridesOf(base, held), progress }));
+      const stopped = outcome;
+      await this.updateState(tenantId, revisionId, (fresh) => stoppedAt(fresh, base, stopped));
       return "continue";
     }
     const at = now.toISOString();

@@ -41,7 +41,14 @@ export interface GatewayStateDoc extends StoredDoc {
    * While one revision is applied in more than one call (steps, retries after a refusal): what its
    * earlier calls did, so its outcome counts the whole publish. `unchanged` is from its first call.
    */
-  progress?: { revisionId: string; sent: number; deleted: number; unchanged: number };
+  progress?: {
+    revisionId: string;
+    sent: number;
+    deleted: number;
+    unchanged: number;
+    /** Drifted artifacts its calls have sent again: no longer marked for the next call (ManifestStore.heldManifest). */
+    resent?: ArtifactRef[];
+  };
 }
 
 export interface RevisionDoc extends StoredDoc, Omit<Revision, "diff" | "id"> {

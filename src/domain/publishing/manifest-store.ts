@@ -60,6 +60,22 @@ const DRIFT_MARK = "drifted:";
 const UNSURE_MARK = "unsure:";
 
 /**
+ * Refs heldManifest marked (unsure, or drifted) that a publish call has since sent or deleted: what the
+ * gateway holds for them is known again. `held` is the call's `previous`, `after` its outcome's hashes.
+ */
+export function remarked(held: ReadonlyMap<ArtifactRef, string>, after: Record<ArtifactRef, string>): ArtifactRef[] {
+  const isMark = (h: string) => h.startsWith(DRIFT_MARK) || h.startsWith(UNSURE_MARK);
+  const out: ArtifactRef[] = [];
+  for (const [ref, h] of held) {
+    if (!isMark(h)) continue;
+    const now = after[ref];
+    // Deleted (gone from the outcome) or sent (a real hash now); a ref the call did not reach keeps its mark.
+    if (now === undefined || !isMark(now)) out.push(ref);
+  }
+  return out;
+}
+
+/**
  * What a partial publish left at the gateway, relative to the published manifest (ref → hash; null =
  * removed). A ref the publish did not reach still carries heldManifest's drift mark: it is what it was
  * (the drift report keeps it), never an override naming an artifact that does not exist.
@@ -197,8 +213,11 @@ export class ManifestStore {
     // may hold without knowing it is deleted unless it is wanted.
     for (const ref of state.unsure ?? []) m.set(ref, `${UNSURE_MARK}${ref}`);
     const drift = await this.docs.drift(tenantId);
+    // What the applying revision's earlier calls sent again is repaired: the drift report (kept until a
+    // complete publish) no longer marks it, or each call would send it again.
+    const resent = state.progress && state.progress.revisionId === state.lease?.revisionId ? new Set(state.progress.resent ?? []) : new Set<ArtifactRef>();
     if (drift?.status === "drifted" && drift.revisionId === state.published?.revisionId) {
-      for (const item of drift.items) if (m.has(item.ref)) m.set(item.ref, `${DRIFT_MARK}${drift.fingerprint}`);
+      for (const item of drift.items) if (m.has(item.ref) && !resent.has(item.ref)) m.set(item.ref, `${DRIFT_MARK}${drift.fingerprint}`);
     }
     return m;
   }

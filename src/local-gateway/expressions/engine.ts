@@ -407,7 +407,7 @@ class Compiler {
       this.check(a);
       const nameNode = a.childForFieldName("name");
       const valueNode = this.named(a).find((c) => c.id !== nameNode?.id)!;
-      return { ...(nameNode ? { name: nameNode.text } : {}), ev: this.expr(valueNode), ...(valueNode.type === "character_literal" ? { char: true as const } : {}) };
+      return { ...(nameNode ? { name: nameNode.text } : {}), ev: this.expr(valueNode), ...(isStringLiteral(valueNode) ? { string: true as const } : {}) };
     });
   }
 
@@ -498,12 +498,18 @@ class Compiler {
 interface ArgEv {
   name?: string;
   ev: Ev;
-  /** A character literal ('x'): its value is a one-character string, and only this says it is a char. */
-  char?: true;
+  /** Written as a string literal ("x", @"x", or one in parentheses): a string, even of one character. */
+  string?: true;
 }
 
 function evalArgs(args: ArgEv[], f: Frame): CsArg[] {
-  return args.map((a) => ({ ...(a.name !== undefined ? { name: a.name } : {}), value: a.ev(f), ...(a.char ? { char: a.char } : {}) }));
+  return args.map((a) => ({ ...(a.name !== undefined ? { name: a.name } : {}), value: a.ev(f), ...(a.string ? { string: a.string } : {}) }));
+}
+
+/** A string literal, as written (in parentheses too). */
+function isStringLiteral(node: SyntaxNode): boolean {
+  if (node.type === "parenthesized_expression") return node.namedChildren.length === 1 && isStringLiteral(node.namedChildren[0]!);
+  return node.type === "string_literal" || node.type === "verbatim_string_literal";
 }
 
 function stringLiteral(node: SyntaxNode): string {
@@ -636,12 +642,13 @@ function invoke(target: unknown, name: string, args: CsArg[], typeArgs: string[]
 }
 
 /**
- * TrimStart(params char[]) / TrimEnd(params char[]): every argument a character literal. C# has no
- * TrimStart(string) overload, so APIM refuses `TrimStart("/")` when it compiles the policy; the engine
- * keeps chars as one-character strings, so only the literal's own kind tells them apart.
+ * TrimStart(params char[]) / TrimEnd(params char[]): every argument a char. C# has no
+ * TrimStart(string) overload, so APIM refuses `TrimStart("/")` when it compiles the policy. The engine
+ * keeps chars as one-character strings: a string literal is told apart by how it is written, and any
+ * other one-character value is taken for a char.
  */
 function charsOf(args: CsArg[], name: string): Set<string> {
-  if (!args.every((a) => a.char === true && typeof a.value === "string" && a.value.length === 1)) throw new CsException("ArgumentException", `${name} takes character literals ('x')`);
+  if (!args.every((a) => a.string !== true && typeof a.value === "string" && a.value.length === 1)) throw new CsException("ArgumentException", `${name} takes chars ('x'), not strings`);
   return new Set(args.map((a) => a.value as string));
 }
 

@@ -20,8 +20,8 @@ export class CsException extends Error {
 export interface CsArg {
   name?: string;
   value: unknown;
-  /** Written as a character literal ('x'). */
-  char?: true;
+  /** Written as a string literal ("x"): a string, whatever its length. */
+  string?: true;
 }
 
 /** A .NET object of the gateway's object model (context, request, variables, …). */

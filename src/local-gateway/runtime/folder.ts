@@ -1,17 +1,28 @@
 /**
  * The gateway's folder as the snapshot loader and the change poller see it: every .json and .xml file
  * under the root with a stamp (size, modification time, inode) that changes whenever the file does. The
- * publisher writes by write-then-rename, so each write is a new inode; a hand edit in place changes the
- * modification time (nanoseconds on the file systems Node runs on here).
+ * publisher writes by write-then-rename, so each write is a new inode. A hand edit in place changes the
+ * modification time, but only as finely as the file system's clock ticks (milliseconds): a second edit
+ * of the same size within the tick of the first keeps the stamp. So a file modified within RACY_MS of
+ * the scan is `recent`, and what was read of it is not trusted later (as git treats "racily clean" files).
  */
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 
+/** Modified this close to the scan: the file may change again without its stamp changing. */
+const RACY_MS = 100;
+
+export interface FileStamp {
+  stamp: string;
+  recent: boolean;
+}
+
 /** Absolute path → stamp, for the .json and .xml files under the root. */
-export type FolderScan = Map<string, string>;
+export type FolderScan = Map<string, FileStamp>;
 
 export async function scanFolder(root: string): Promise<FolderScan> {
   const out: FolderScan = new Map();
+  const started = Date.now();
   const walk = async (dir: string): Promise<void> => {
     let entries;
     try {
@@ -26,7 +37,7 @@ export async function scanFolder(root: string): Promise<FolderScan> {
       if (e.isDirectory()) dirs.push(path);
       else if (e.name.endsWith(".json") || e.name.endsWith(".xml")) files.push(path);
     }
-    const stamps = await Promise.all(files.map((f) => stat(f).then((st) => `${st.size}:${st.mtimeMs}:${st.ino}`, () => undefined)));
+    const stamps = await Promise.all(files.map((f) => stat(f).then((st): FileStamp => ({ stamp: `${st.size}:${st.mtimeMs}:${st.ino}`, recent: st.mtimeMs >= started - RACY_MS }), () => undefined)));
     files.forEach((f, i) => {
       if (stamps[i] !== undefined) out.set(f, stamps[i]);
     });
@@ -38,7 +49,13 @@ export async function scanFolder(root: string): Promise<FolderScan> {
 
 /** The whole folder as one string: it changes when any file is added, removed or changed. */
 export function folderStamp(scan: FolderScan): string {
-  return [...scan].map(([path, stamp]) => `${path}:${stamp}`).sort().join("\n");
+  return [...scan].map(([path, { stamp }]) => `${path}:${stamp}`).sort().join("\n");
+}
+
+/** Some file was modified so close to the scan that it may change again unseen: look again next time. */
+export function unsettled(scan: FolderScan): boolean {
+  for (const f of scan.values()) if (f.recent) return true;
+  return false;
 }
 
 /**
@@ -46,14 +63,14 @@ export function folderStamp(scan: FolderScan): string {
  * 200-tool server is about a thousand files, and a publish usually changes a few).
  */
 export class FileTexts {
-  private texts = new Map<string, { stamp: string; text: string }>();
+  private texts = new Map<string, { stamp: string; text: string; settled: boolean }>();
 
-  /** The file's text as of `stamp` (from the scan this load is based on). ENOENT when it went since. */
-  async read(path: string, stamp: string): Promise<string> {
+  /** The file's text as of `at` (from the scan this load is based on). ENOENT when it went since. */
+  async read(path: string, at: FileStamp): Promise<string> {
     const kept = this.texts.get(path);
-    if (kept?.stamp === stamp) return kept.text;
+    if (kept?.settled && kept.stamp === at.stamp) return kept.text;
     const text = await readFile(path, "utf8");
-    this.texts.set(path, { stamp, text });
+    this.texts.set(path, { stamp: at.stamp, text, settled: !at.recent });
     return text;
   }
 

@@ -168,10 +168,10 @@ export async function loadSnapshot(root: string, sources: SnapshotSources, cache
   for (const names of byDir.values()) names.sort();
   const rel = (f: string) => relative(root, f);
   const readText = (file: string): Promise<string | undefined> => {
-    const stamp = scan.get(file);
-    if (stamp === undefined) return Promise.resolve(undefined);
+    const at = scan.get(file);
+    if (at === undefined) return Promise.resolve(undefined);
     // Removed since the scan (a publish deleting an API): absent, as the reload its removal triggers will see it.
-    return texts.read(file, stamp).catch((err: unknown) => (isMissing(err) ? undefined : Promise.reject(err)));
+    return texts.read(file, at).catch((err: unknown) => (isMissing(err) ? undefined : Promise.reject(err)));
   };
   const readJson = async (path: string): Promise<Record<string, unknown> | undefined> => {
     const file = join(root, `${path}.json`);

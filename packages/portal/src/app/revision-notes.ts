@@ -28,6 +28,8 @@ export function revisionNotes(r: Revision, listed: readonly Revision[], projectN
   const staged = [...(r.staged?.tenant ? ["tenant settings"] : []), ...(r.staged?.projects ?? []).map((id) => `project ${projectName(id) ?? id}`)];
   if (staged.length) notes.push(`Not shipped, waiting for a person's publish: ${staged.join(", ")}`);
   const leftOutBy = listed.find((x) => x.registryLeftOut === r.id);
-  if (leftOutBy) notes.push(`Not at the gateway: ${ref(leftOutBy.id)} left its registry out after the gateway refused it; publish again`);
+  // A person's publish that reached the gateway since shipped the registry as it was then, this change included.
+  const shippedSince = leftOutBy && listed.some((x) => x.origin === "person" && x.status === "published" && x.number > leftOutBy.number);
+  if (leftOutBy && !shippedSince) notes.push(`Not at the gateway: ${ref(leftOutBy.id)} left its registry out after the gateway refused it; publish again`);
   return notes;
 }

@@ -352,8 +352,8 @@ export default function Policy() {
                     label: "Notes",
                     render: (r) => (
                       <span data-testid={`revision-${r.number}-notes`}>
-                        {revisionNotes(r, revisions.data?.items ?? [], projectName).map((note) => (
-                          <span key={note} className={s.note}>
+                        {revisionNotes(r, revisions.data?.items ?? [], projectName).map((note, i) => (
+                          <span key={i} className={s.note}>
                             {note}
                           </span>
                         ))}
