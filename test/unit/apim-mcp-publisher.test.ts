@@ -306,12 +306,18 @@ describe("ArmGatewayPublisher: MCP servers, tools and REST operations", () => {
     expect([again.sent, arm.calls]).toEqual([[], []]);
   });
 
-  it("a tool and the operation behind it leave in one publish: the tool first, the operation (and its unused schema) last", async () => {
+  /** DESIRED published, then the get-widget tool and the operation behind it to leave: the REST API keeps add-note only. */
+  async function getWidgetLeaves() {
     const publisher = arm.publisher();
     const first = await publisher.publish(DESIRED, {});
     const rest: ApiArtifact = { ...REST, schemas: [], operations: REST.operations.filter((o) => o.id === "add-note").map((o) => ({ ...o, request: {} })) };
     const tools: ApiArtifact = { ...TOOLS, mcp: { type: "restTools", tools: TOOLS.mcp!.type === "restTools" ? TOOLS.mcp!.tools.filter((t) => t.id === "add-note") : [] } };
     arm.calls.length = 0;
+    return { publisher, first, rest, tools };
+  }
+
+  it("a tool and the operation behind it leave in one publish: the tool first, the operation (and its unused schema) last", async () => {
+    const { publisher, first, rest, tools } = await getWidgetLeaves();
     const out = await publisher.publish([tools, PASS, rest], first.hashes);
     expect(out.sent).toEqual(["api:rest-widgets", "api:mcp-widgets"]);
     const writes = arm.calls.filter((c) => c.method === "PUT" || c.method === "DELETE").map(line);
@@ -327,11 +333,7 @@ describe("ArmGatewayPublisher: MCP servers, tools and REST operations", () => {
   });
 
   it("stopped after every step, the operation a tool names still leaves after the tool: its API is sent again until one call gets to the end", async () => {
-    const publisher = arm.publisher();
-    const first = await publisher.publish(DESIRED, {});
-    const rest: ApiArtifact = { ...REST, schemas: [], operations: REST.operations.filter((o) => o.id === "add-note").map((o) => ({ ...o, request: {} })) };
-    const tools: ApiArtifact = { ...TOOLS, mcp: { type: "restTools", tools: TOOLS.mcp!.type === "restTools" ? TOOLS.mcp!.tools.filter((t) => t.id === "add-note") : [] } };
-    arm.calls.length = 0;
+    const { publisher, first, rest, tools } = await getWidgetLeaves();
     const spent = { spent: () => true };
     let out = await publisher.publish([tools, PASS, rest], first.hashes, spent);
     let calls = 1;
