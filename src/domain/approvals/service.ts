@@ -700,7 +700,6 @@ export class ApprovalService {
 /** The 403 for a link used under another request's URL (a link for B posted to /approvals/A/review). */
 const LINK_MISMATCH = { kind: "forbidden", detail: "this approval link was issued for another approval request", reason: "approval_link_mismatch" } as const;
 
-/** Pending, and the current stage's deadline has come: only expiry is left (what the stage timer does). */
 /**
  * Why nobody can ever decide the request's current stage, or undefined when someone may: every approver
  * it names, escalation included, is a user who never decides (a name no token carries, the requester, a
@@ -716,6 +715,7 @@ function nobodyCanDecide(doc: ApprovalDoc): string | undefined {
   return `nobody can decide stage ${doc.currentStage + 1}: it names only ${names.map((n) => n.slice(0, 64)).join(", ")}, who never decide (a name no token carries, the requester or a party)`;
 }
 
+/** Pending, and the current stage's deadline has come: only expiry is left (what the stage timer does). */
 function pastDeadline(doc: ApprovalDoc, now: Date): boolean {
   const deadline = doc.stages[doc.currentStage]?.deadline;
   return doc.status === "pending" && deadline !== undefined && Date.parse(deadline) <= now.getTime();

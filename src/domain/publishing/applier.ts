@@ -171,7 +171,7 @@ export class GatewayApplier {
       if (fresh.lease?.revisionId !== revisionId) throw new GatewayUnavailableError(`revision ${revision.number} lost its lease while publishing`);
       if (fresh.published && fresh.published.number > revision.number) {
         // Never move the gateway's published revision backwards.
-        const { lease: _l, ...rest } = fresh;
+        const { lease: _l, progress: _p, ...rest } = fresh;
         await this.docs.replaceState(rest, fresh._etag);
         await this.transition(ctx, revision, { status: "superseded" }, "aigov.gateway.revision.superseded.v1");
         return "superseded";
@@ -210,7 +210,7 @@ export class GatewayApplier {
     const revision = await this.docs.loadRevision(tenantId, revisionId);
     if (revision.status !== "pending") return;
     // A publish given up between steps (too many) still holds the gateway: newer revisions need not wait for the lease to lapse.
-    await this.updateState(tenantId, revisionId, ({ lease: _l, ...rest }) => rest);
+    await this.updateState(tenantId, revisionId, ({ lease: _l, progress: _p, ...rest }) => rest);
     await this.transition(systemContext(tenantId, "system:publisher", correlationId), revision, { status: "failed", failedAt: this.clock.now().toISOString(), error: error.slice(0, 2000) }, "aigov.gateway.publish.failed.v1");
   }
 
