@@ -17,7 +17,7 @@ import { Pipeline } from "./runtime/gateway.js";
 import { GatewayLogs, TABLES } from "./runtime/logs.js";
 import { Outbound, type HostMapping } from "./runtime/outbound.js";
 import { SemanticCache } from "./runtime/semantic-cache.js";
-import { folderStamp, scanFolder, unsettled } from "./runtime/folder.js";
+import { folderStamp, scanFolder, unsettled, type FolderScan } from "./runtime/folder.js";
 import { loadSnapshot, SnapshotCache, type Snapshot, type SnapshotSources } from "./runtime/snapshot.js";
 
 export type { HostMapping } from "./runtime/outbound.js";
@@ -100,15 +100,18 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
 
   let reloading: Promise<LoadIssue[]> | undefined;
   let again = false;
-  const reload = (): Promise<LoadIssue[]> => {
+  /** `scan`: the poller's look at the folder, taken just now (a reload asked for by anyone else looks itself). */
+  const reload = (scan?: FolderScan): Promise<LoadIssue[]> => {
     if (reloading) {
       again = true;
       return reloading;
     }
     reloading = (async () => {
+      let seen = scan;
       do {
         again = false;
-        const next = await loadSnapshot(opts.root, opts.sources, cache);
+        const next = await loadSnapshot(opts.root, opts.sources, cache, seen);
+        seen = undefined;
         backends.update(next.backends);
         snapshot = next;
         report(next.issues);
@@ -137,7 +140,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
           if (stamp === last && !recheck) return;
           last = stamp;
           recheck = unsettled(scan);
-          await reload();
+          await reload(scan);
         })
         .catch((err: unknown) => {
           // A publish removed a file while it was being read: the folder is changing, so read it again on

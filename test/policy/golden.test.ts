@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { beforeAll, describe, expect, it } from "vitest";
 import { FilePublisher } from "../../src/adapters/local/file-publisher.js";
 import { initExpressions } from "../../src/local-gateway/expressions/engine.js";
-import { loadSnapshot, SecretCache } from "../../src/local-gateway/runtime/snapshot.js";
+import { loadSnapshot, SnapshotCache } from "../../src/local-gateway/runtime/snapshot.js";
 import { compile } from "../../src/policy/compile.js";
 import { artifactRef, type GatewayArtifact } from "../../src/ports/gateway.js";
 import { GOLDEN_CASES } from "./fixtures.js";
@@ -43,7 +43,7 @@ describe("golden policies", () => {
       const root = mkdtempSync(join(tmpdir(), "aigov-golden-"));
       try {
         await new FilePublisher(root).publish(result.artifacts, {});
-        expect((await loadSnapshot(root, { resolveSecret: async () => "k", resolveKeyVaultSecret: async () => "kv" }, new SecretCache())).issues).toEqual([]);
+        expect((await loadSnapshot(root, { resolveSecret: async () => "k", resolveKeyVaultSecret: async () => "kv" }, new SnapshotCache())).issues).toEqual([]);
       } finally {
         rmSync(root, { recursive: true, force: true });
       }

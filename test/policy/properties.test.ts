@@ -10,7 +10,7 @@ import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { FilePublisher } from "../../src/adapters/local/file-publisher.js";
 import { initExpressions } from "../../src/local-gateway/expressions/engine.js";
-import { loadSnapshot, SecretCache } from "../../src/local-gateway/runtime/snapshot.js";
+import { loadSnapshot, SnapshotCache } from "../../src/local-gateway/runtime/snapshot.js";
 import { artifactRef } from "../../src/ports/gateway.js";
 import { create } from "xmlbuilder2";
 import { compile, CONSUMPTION_POLICY_SIZE_LIMIT_BYTES, POLICY_SIZE_LIMIT_BYTES } from "../../src/policy/compile.js";
@@ -246,7 +246,7 @@ describe("compiler properties", () => {
         const root = mkdtempSync(join(tmpdir(), "aigov-prop-"));
         try {
           await new FilePublisher(root).publish(r.artifacts, {});
-          const snap = await loadSnapshot(root, { resolveSecret: async () => "k", resolveKeyVaultSecret: async () => "kv" }, new SecretCache());
+          const snap = await loadSnapshot(root, { resolveSecret: async () => "k", resolveKeyVaultSecret: async () => "kv" }, new SnapshotCache());
           expect(snap.issues).toEqual([]);
           expect(snap.apis.map((a) => a.id).sort()).toEqual(r.artifacts.flatMap((a) => (a.kind === "api" ? [a.id] : [])).sort());
         } finally {

@@ -150,12 +150,11 @@ export class SnapshotCache {
   }
 }
 
-export async function loadSnapshot(root: string, sources: SnapshotSources, cache: SecretCache | SnapshotCache): Promise<Snapshot> {
-  const reuse = cache instanceof SnapshotCache ? cache : undefined;
-  const secrets = cache instanceof SnapshotCache ? cache.secrets : cache;
-  const texts = reuse?.files ?? new FileTexts();
+/** The folder as a snapshot; `seen`: a scan of it just taken (the poller's), else it is looked at now. */
+export async function loadSnapshot(root: string, sources: SnapshotSources, cache: SnapshotCache, seen?: FolderScan): Promise<Snapshot> {
+  const { secrets, files: texts } = cache;
   const issues: LoadIssue[] = [];
-  const scan = await scanFolder(root);
+  const scan = seen ?? (await scanFolder(root));
   // Each folder's .json files by name (without .json), sorted: what `children` answers without a pass over every file.
   const byDir = new Map<string, string[]>();
   for (const file of scan.keys()) {
@@ -235,7 +234,7 @@ export async function loadSnapshot(root: string, sources: SnapshotSources, cache
     const el = parseFragment(file, substituted, issues);
     if (el) fragments.set(id, { el, file });
   }
-  reuse?.begin(fragmentTexts.join("\0\0"));
+  cache.begin(fragmentTexts.join("\0\0"));
 
   const broken = new Map<string, LoadIssue[]>();
   const policyAt = async (path: string): Promise<PolicyDocument | undefined> => {
@@ -247,7 +246,7 @@ export async function loadSnapshot(root: string, sources: SnapshotSources, cache
       const own: LoadIssue[] = [];
       return { doc: loadPolicyDocument(file, substituted, { fragment: (id) => fragments.get(id) }, own), issues: own };
     };
-    const { doc, issues: own } = reuse ? reuse.policy(file, substituted, load) : load();
+    const { doc, issues: own } = cache.policy(file, substituted, load);
     issues.push(...own);
     if (!doc) broken.set(file, own.length ? own : [{ file, line: 1, column: 1, message: "the policy did not load" }]);
     return doc;
@@ -380,7 +379,7 @@ export async function loadSnapshot(root: string, sources: SnapshotSources, cache
     for (const k of [primaryKey, secondaryKey]) if (k) subscriptionsByKey.set(k, sub);
   }
 
-  reuse?.end(scan);
+  cache.end(scan);
   return { apis, products, subscriptionsByKey, backends, ...(global ? { global } : {}), broken, issues };
 }
 
