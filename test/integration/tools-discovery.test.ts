@@ -264,6 +264,32 @@ describe("servers that answer wrongly", () => {
     expect(outcome.message).not.toContain("s3cr3t-token-value-42");
   });
 
+  it("never repeats part of a header value, wherever the message is shortened", async () => {
+    // The echo is padded so that shortening the message to its limit would cut the value at every offset.
+    const padded = await listenLoopback((req, res) => {
+      if (req.method !== "POST") return void res.writeHead(405).end();
+      const pad = Number(new URL(req.url ?? "/", "http://x").searchParams.get("pad"));
+      void readJson(req).then((message) => {
+        const m = message as { id: unknown };
+        if (m.id === undefined) return void res.writeHead(202).end();
+        const error = { code: -32603, message: `${"A".repeat(pad)}${String(req.headers.authorization)}` };
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", id: m.id, error }));
+      });
+    });
+    try {
+      for (let pad = 470; pad <= 500; pad += 3) {
+        for (const transport of ["streamable-http", "auto"] as const) {
+          const outcome = expectFailure(await discoverServer({ url: `http://127.0.0.1:${padded.port}/mcp?pad=${pad}`, transport, headers: { Authorization: TOKEN } }, TIGHT, LOCAL));
+          expect(outcome.code).toBe("protocol_error");
+          expect(outcome.message.length).toBeLessThan(1100);
+          expect(outcome.message, `pad ${pad}, ${transport}`).not.toMatch(/s3cr3t|Bearer s/);
+        }
+      }
+    } finally {
+      await padded.close();
+    }
+  });
+
   it("reports a protocol version it cannot speak, with the version offered", async () => {
     const outcome = expectFailure(await discoverServer({ url: `http://127.0.0.1:${oldVersion.port}/mcp`, transport: "streamable-http" }, TIGHT, LOCAL));
     expect(outcome).toMatchObject({ code: "unsupported_protocol_version", protocolVersion: "1999-01-01" });

@@ -88,11 +88,12 @@ export async function discoverServer(target: DiscoveryTarget, limits: DiscoveryL
     return { ok: true, server: await discover(target, boundedLimits(limits), options) };
   } catch (error) {
     const failure = error instanceof DiscoveryFailure ? error : classify(error);
+    // Blotted out first, shortened last: a secret cut in two by the clip would no longer be found whole.
     return {
       ok: false,
       code: failure.code,
-      message: redact(failure.message, secrets),
-      ...(failure.protocolVersion !== undefined ? { protocolVersion: redact(failure.protocolVersion, secrets) } : {}),
+      message: clip(redact(failure.message, secrets), MAX_REPORTED),
+      ...(failure.protocolVersion !== undefined ? { protocolVersion: clip(redact(failure.protocolVersion, secrets), MAX_VERSION) } : {}),
     };
   }
 }
@@ -112,6 +113,10 @@ const ENVELOPE_BYTES = 1024 * 1024;
 /** The DELETE that ends a session is a courtesy; a server that does not answer it does not hold the run. */
 const TERMINATE_WAIT_MS = 2_000;
 const MAX_MESSAGE = 500;
+/** A reported message: one part, or the two transports' parts of `auto` (MAX_MESSAGE each). */
+const MAX_REPORTED = 2 * MAX_MESSAGE + 32;
+/** A protocol version is a date (2025-06-18); what a server offers instead is kept to this many characters. */
+const MAX_VERSION = 64;
 
 const PageSchema = z.record(z.string(), z.unknown());
 
@@ -175,7 +180,10 @@ async function connectAny(url: URL, target: DiscoveryTarget, limits: DiscoveryLi
       const second = deadline.reason ?? classify(sseError);
       // An SSE endpoint that is not there either says less than why Streamable HTTP failed.
       const reported = second.code === "http_error" ? first : second;
-      throw new DiscoveryFailure(reported.code, `Streamable HTTP: ${first.message}; SSE: ${second.message}`, reported.protocolVersion);
+      // Each part redacted before it is shortened (a secret cut in two would not be found whole), so both fit.
+      const secrets = secretsOf(target);
+      const part = (f: DiscoveryFailure) => clip(redact(f.message, secrets));
+      throw new DiscoveryFailure(reported.code, `Streamable HTTP: ${part(first)}; SSE: ${part(second)}`, reported.protocolVersion);
     }
   }
 }
@@ -441,7 +449,11 @@ const TIMEOUT_ERRORS = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT
 /** Not yet in the SDK's ErrorCode: a 2026-07-28 server's answer to a revision it does not speak. */
 const UNSUPPORTED_PROTOCOL_VERSION = -32022;
 
-/** Maps what the SDK, undici or the safe fetch threw onto the outcome codes; the messages are written here, not echoed. */
+/**
+ * Maps what the SDK, undici or the safe fetch threw onto the outcome codes; the messages are written here,
+ * quoting the server only where it explains the failure. Nothing is shortened here: discoverServer redacts
+ * the whole message, then clips it.
+ */
 function classify(error: unknown): DiscoveryFailure {
   if (error instanceof DiscoveryFailure) return error;
   if (error instanceof BlockedAddressError) return new DiscoveryFailure("blocked_address", error.message);
@@ -449,8 +461,8 @@ function classify(error: unknown): DiscoveryFailure {
   if (error instanceof McpError) {
     if (error.code === ErrorCode.RequestTimeout) return new DiscoveryFailure("timeout", "the server did not answer a request in time");
     if (error.code === ErrorCode.ConnectionClosed) return new DiscoveryFailure("connect_failed", "the connection to the server closed");
-    if (error.code === UNSUPPORTED_PROTOCOL_VERSION) return new DiscoveryFailure("unsupported_protocol_version", `the server refused the protocol version: ${clip(error.message)}`);
-    return new DiscoveryFailure("protocol_error", `the server answered with JSON-RPC error ${error.code}: ${clip(error.message.replace(/^MCP error -?\d+: /, ""))}`);
+    if (error.code === UNSUPPORTED_PROTOCOL_VERSION) return new DiscoveryFailure("unsupported_protocol_version", `the server refused the protocol version: ${error.message}`);
+    return new DiscoveryFailure("protocol_error", `the server answered with JSON-RPC error ${error.code}: ${error.message.replace(/^MCP error -?\d+: /, "")}`);
   }
   const status = httpStatusOf(error);
   if (status !== undefined) return new DiscoveryFailure("http_error", `the server answered HTTP ${status}`);
@@ -458,7 +470,7 @@ function classify(error: unknown): DiscoveryFailure {
   const message = error instanceof Error ? error.message : String(error);
   const unsupported = /^Server's protocol version is not supported: (.*)$/s.exec(message);
   if (unsupported) {
-    const offered = clip(unsupported[1] ?? "", 64);
+    const offered = unsupported[1] ?? "";
     return new DiscoveryFailure("unsupported_protocol_version", `the server offered protocol version ${offered}, which this client does not speak`, offered);
   }
   if (error instanceof Error && (error.name === "ZodError" || error instanceof SyntaxError)) {
@@ -469,9 +481,9 @@ function classify(error: unknown): DiscoveryFailure {
   if (code !== undefined && TIMEOUT_ERRORS.has(code)) return new DiscoveryFailure("timeout", `the server did not answer in time (${code})`);
   if (code !== undefined && CONNECT_ERRORS.has(code)) return new DiscoveryFailure("connect_failed", `could not reach the server (${code})`);
   if (error instanceof SseError || error instanceof StreamableHTTPError || (error instanceof TypeError && message === "fetch failed")) {
-    return new DiscoveryFailure("connect_failed", `could not reach the server: ${clip(message)}`);
+    return new DiscoveryFailure("connect_failed", `could not reach the server: ${message}`);
   }
-  return new DiscoveryFailure("protocol_error", clip(message));
+  return new DiscoveryFailure("protocol_error", message);
 }
 
 function httpStatusOf(error: unknown): number | undefined {
