@@ -3,6 +3,7 @@ import { getServices } from "../../src/app/services.js";
 import type { AgentsService } from "../../src/pillars/agents/service.js";
 import { AGENT_SYNC_ORCHESTRATOR, AGENT_SYNC_REGION_ORCHESTRATOR, type AgentSyncInput, type AgentSyncRegionInput, type RegionOutcome } from "../../src/pillars/agents/sync/drive.js";
 import type { PageResult } from "../../src/pillars/agents/sync/run.js";
+import { failureReason } from "../../src/workflows/failure.js";
 import { activity, orchestration, retryOptions } from "../../src/workflows/registration.js";
 
 /**
@@ -38,7 +39,7 @@ const region: OrchestrationHandler = function* (context: OrchestrationContext) {
       // Throttling, 5xx and time-outs that outlast the SDK's own retries are retried here with back-off.
       result = yield context.df.callActivityWithRetry("agentSyncPage", retryOptions(2000, 5), { ...input, cursor, page, instanceId: context.df.instanceId });
     } catch (err) {
-      return { region: input.region, status: "failed", pages: page, error: { kind: "unavailable", message: err instanceof Error ? err.message.slice(0, 500) : String(err).slice(0, 500) } } satisfies RegionOutcome;
+      return { region: input.region, status: "failed", pages: page, error: { kind: "unavailable", message: failureReason(err) } } satisfies RegionOutcome;
     }
     if ("failed" in result) return { region: input.region, status: "failed", pages: page, error: result.failed } satisfies RegionOutcome;
     if (result.stopped) return { region: input.region, status: "failed", pages: page, error: { kind: "stopped", message: result.stopped } } satisfies RegionOutcome;

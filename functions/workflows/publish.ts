@@ -1,6 +1,7 @@
 import type { ActivityHandler, OrchestrationContext, OrchestrationHandler } from "durable-functions";
 import { getServices } from "../../src/app/services.js";
 import { PUBLISH_ORCHESTRATOR, type ApplyResult, type PublishInput } from "../../src/domain/publishing/applier.js";
+import { failureReason } from "../../src/workflows/failure.js";
 import { activity, orchestration, retryOptions } from "../../src/workflows/registration.js";
 
 /** While another revision holds the tenant's gateway, wait this long between attempts, at most this often. */
@@ -26,8 +27,7 @@ const orchestrator: OrchestrationHandler = function* (context: OrchestrationCont
     try {
       result = yield context.df.callActivityWithRetry("gatewayApply", retry, { ...input, instanceId: context.df.instanceId });
     } catch (err) {
-      const why = err instanceof Error ? err.message : String(err);
-      yield context.df.callActivity("gatewayPublishFailed", { ...input, instanceId: context.df.instanceId, error: why });
+      yield context.df.callActivity("gatewayPublishFailed", { ...input, instanceId: context.df.instanceId, error: failureReason(err, 2000) });
       return "failed";
     }
     if (result === "continue") {

@@ -250,6 +250,8 @@ describe("publishing to the gateway (real ARM SDK against a recording fake)", ()
     broken = false;
     expect(rev.status).toBe("failed");
     expect(rev.error).toMatch(/stopped/);
+    // The failure's reason, one line: not the activity's stack trace (file paths and internals).
+    expect(rev.error).not.toMatch(/\n|\bat .*\.[cm]?js:\d+|\/dist\/|node_modules/);
     await t.relay();
     expect(t.events().some((e) => e.type === "aigov.gateway.publish.failed.v1" && (e.data as { revisionId: string }).revisionId === rev.id)).toBe(true);
     // A failed revision was never published: it cannot be rolled back to.

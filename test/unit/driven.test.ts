@@ -3,6 +3,7 @@
 import { describe, expect, it } from "vitest";
 import type { DriveRequest } from "../../src/domain/kernel/drive.js";
 import { driven } from "../../src/workflows/drive.js";
+import { failureReason } from "../../src/workflows/failure.js";
 
 const drive: DriveRequest = { orchestrator: "keyRotationOrchestrator", instanceId: "rot_1", input: { keyId: "key_1" } };
 
@@ -29,5 +30,15 @@ describe("driven", () => {
     let calls = 0;
     expect(await driven({ warn: () => undefined }, { ok: true }, async () => void calls++)).toEqual({ ok: true });
     expect(calls).toBe(0);
+  });
+});
+
+describe("failureReason", () => {
+  it("keeps the reason of a failed activity and drops the details durable-functions appends (its stack trace)", () => {
+    // How durable-functions hands a failed task to the orchestrator: `${Reason} \n ${Details}`.
+    const failed = new Error("Activity function 'agentSyncPage' failed: the cloud answered 503 \n Error: the cloud answered 503\n    at listPage (/home/site/wwwroot/dist/app/app.js:1234:5)");
+    expect(failureReason(failed)).toBe("Activity function 'agentSyncPage' failed: the cloud answered 503");
+    expect(failureReason("plain text")).toBe("plain text");
+    expect(failureReason(new Error(`\n  ${"x".repeat(600)}`), 500)).toBe(`${"x".repeat(499)}…`);
   });
 });
