@@ -50,12 +50,27 @@ export interface QuerySpec {
   continuationToken?: string;
 }
 
+/**
+ * A query page refused because of the continuation token it was given: the store cannot resume from it
+ * (Cosmos DB answers 400, or its SDK cannot parse it). Callers page with tokens from outside, so this is
+ * the caller's mistake, never the store's failure.
+ */
+export class ContinuationTokenRefused extends Error {
+  constructor(options?: ErrorOptions) {
+    super("the store cannot resume a query from this continuation token", options);
+    this.name = "ContinuationTokenRefused";
+  }
+}
+
 export interface Store {
   /** One point read (id + full partition key). */
   read<T extends StoredDoc>(partition: Partition, id: string): Promise<Versioned<T> | undefined>;
   /** One transactional batch: all operations apply, or none. */
   batch(partition: Partition, ops: BatchOp[]): Promise<BatchResult>;
-  /** One single-partition query page. Tenant and scope are always part of the WHERE clause. */
+  /**
+   * One single-partition query page. Tenant and scope are always part of the WHERE clause. A
+   * continuation token the store cannot resume from throws ContinuationTokenRefused.
+   */
   queryPage<T extends StoredDoc>(
     partition: Partition,
     spec: QuerySpec,

@@ -26,6 +26,8 @@ beforeAll(async () => {
 afterAll(() => t.stop());
 const MISSING_REVISION = newId("rev");
 const MISSING_KEY = newId("key");
+/** Path parameters the walk fills with ids that exist (casesFor's values); the others name nothing. */
+const REAL_PARENTS = ["projectId", "approvalId", "modelId", "exemptionId", "targetProjectId"];
 
 interface Case {
   name: string;
@@ -74,6 +76,17 @@ function casesFor(op: OpenApiOperation): Case[] {
   if (op.queryParams.includes("maxPageSize")) {
     for (const bad of ["abc", "0", "101", "1.5"]) {
       cases.push({ name: `maxPageSize=${bad}`, url: new URL(`${url().href}?maxPageSize=${bad}`), init: base, expect: 400, field: "query.maxPageSize" });
+    }
+  }
+  if (op.queryParams.includes("continuationToken")) {
+    // Tokens the API never issued, shaped like its own and like the store's: each is refused, none reaches the store.
+    const forge = (o: unknown) => Buffer.from(JSON.stringify(o)).toString("base64url");
+    for (const bad of ["not-a-token", forge({ v: 1, c: "{}" }), forge({ v: 1, c: "garbage" }), forge({ v: 2, c: '{"token":null,"range":{}}', q: "x" }), forge({ v: 2, c: "[]" })]) {
+      const href = new URL(url().href);
+      href.searchParams.set("continuationToken", bad);
+      // Under a parent the walk has no real id for (a review's items, a server's snapshots), the parent's 404 comes first.
+      const parentMissing = op.pathParams.some((p) => !REAL_PARENTS.includes(p));
+      cases.push({ name: `continuationToken ${bad.slice(0, 16)}`, url: href, init: base, ...(parentMissing ? { expect: 404 } : { expect: 400, field: "query.continuationToken" }) });
     }
   }
   if (op.ifMatch) {

@@ -134,6 +134,19 @@ describe("projects", () => {
     expect(seen.map((p) => p.name)).toEqual(names);
     const bad = await problemOf(c.projects.list({ continuationToken: "not-a-token" }));
     expect(bad).toMatchObject({ status: 400, errors: [{ field: "query.continuationToken" }] });
+
+    // A token continues only its own list: not another tenant's, nor another list of the same tenant.
+    const other = await t.as("paging-other", "pat", ["TenantAdmin"]);
+    await other.projects.create(projectSpec("q1"));
+    expect(await problemOf(other.projects.list({ maxPageSize: 2, continuationToken: first.continuationToken! }))).toMatchObject({ status: 400, errors: [{ field: "query.continuationToken" }] });
+    const audit = await c.audit.list({ maxPageSize: 2 });
+    expect(await problemOf(c.projects.list({ maxPageSize: 2, continuationToken: audit.continuationToken! }))).toMatchObject({ status: 400, errors: [{ field: "query.continuationToken" }] });
+    // This list's token with the store's part replaced: the store cannot resume from it, and that is the caller's 400.
+    const wrapped = JSON.parse(Buffer.from(first.continuationToken!, "base64url").toString("utf8")) as { c: string };
+    for (const c2 of ["garbage", "{}", "[]", '{"token":null,"range":{}}', '{"token":1}']) {
+      const forged = Buffer.from(JSON.stringify({ ...wrapped, c: c2 })).toString("base64url");
+      expect(await problemOf(c.projects.list({ maxPageSize: 2, continuationToken: forged })), c2).toMatchObject({ status: 400, reason: "validation_failed", errors: [{ field: "query.continuationToken" }] });
+    }
   });
 
   it("a list under a path parameter (a project's keys) links its next page with the path filled in; the client follows it", async () => {

@@ -3,7 +3,8 @@ import { parseConfig } from "../../src/config/index.js";
 import { canonicalJson, digestOf, recordHash } from "../../src/domain/audit/chain.js";
 import { etagMatches, newId } from "../../src/domain/common.js";
 import { chunkEvents } from "../../src/domain/outbox/relay.js";
-import { unwrapToken, wrapToken } from "../../src/domain/paging.js";
+import { listPage } from "../../src/domain/paging.js";
+import { ContinuationTokenRefused, type QuerySpec, type Store } from "../../src/ports/store.js";
 import type { DomainError } from "../../src/domain/errors.js";
 import { mapError } from "../../src/http/problem.js";
 import type { CloudEvent } from "../../src/ports/events.js";
@@ -71,9 +72,39 @@ describe("small contracts", () => {
     expect(etagMatches("abc", '"abd"')).toBe(false);
   });
 
-  it("continuation tokens round-trip and garbage is a 400", () => {
-    expect(unwrapToken(wrapToken("cosmos-token"))).toBe("cosmos-token");
-    expect(() => unwrapToken("garbage")).toThrow(/invalid continuation token/);
+  it("continuation tokens continue only the list that issued them; any other, or one the store refuses, is a 400", async () => {
+    const seen: (string | undefined)[] = [];
+    const store = {
+      queryPage: async (_p: unknown, spec: QuerySpec) => {
+        seen.push(spec.continuationToken);
+        if (spec.continuationToken === "refused") throw new ContinuationTokenRefused();
+        return { items: [], continuationToken: spec.continuationToken === undefined ? "store-token" : undefined };
+      },
+    } as unknown as Store;
+    const partition = { tenantId: "t1", scopeId: "p1" };
+    const query = { docType: "model", orderBy: { field: "name", direction: "ASC" as const } };
+    const first = await listPage(store, partition, query, { maxPageSize: 2 });
+    expect(first.continuationToken).toBeDefined();
+    expect(first.continuationToken).not.toContain("store-token");
+    // The next page, at another page size too, resumes from the store's token.
+    expect(await listPage(store, partition, query, { maxPageSize: 5, continuationToken: first.continuationToken })).toEqual({ items: [] });
+    expect(seen).toEqual([undefined, "store-token"]);
+
+    const refusal = { kind: "validation", errors: [{ field: "query.continuationToken", message: "is not a token this API issued for this list" }] };
+    const invalid = (token: string, p = partition, q: typeof query | { docType: string } = query) =>
+      listPage(store, p, q, { maxPageSize: 2, continuationToken: token }).then(() => "served", (e: { error?: unknown }) => e.error);
+    const forge = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
+    // Another tenant's, another project's, another query's token: never handed to the store.
+    expect(await invalid(first.continuationToken!, { tenantId: "t2", scopeId: "p1" })).toMatchObject(refusal);
+    expect(await invalid(first.continuationToken!, { tenantId: "t1", scopeId: "p2" })).toMatchObject(refusal);
+    expect(await invalid(first.continuationToken!, partition, { docType: "model" })).toMatchObject(refusal);
+    for (const forged of ["garbage", "", forge({ v: 1, c: "{}" }), forge({ v: 2, c: "" }), forge({ v: 2, c: 1 }), forge({ v: 2, c: "x", q: "other" }), forge([])]) {
+      expect(await invalid(forged), forged).toMatchObject(refusal);
+    }
+    expect(seen).toEqual([undefined, "store-token"]);
+    // A token of this list that the store cannot resume from (Cosmos DB's 400): the caller's 400 too.
+    const binding = JSON.parse(Buffer.from(first.continuationToken!, "base64url").toString()).q as string;
+    expect(await invalid(forge({ v: 2, c: "refused", q: binding }))).toMatchObject(refusal);
   });
 
   it("every domain error kind maps to a 4xx or 503", () => {

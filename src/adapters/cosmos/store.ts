@@ -1,13 +1,14 @@
 import type { Container, CosmosClient, JSONObject, OperationInput, SqlParameter } from "@azure/cosmos";
-import type {
-  BatchOp,
-  BatchResult,
-  Filter,
-  Partition,
-  QuerySpec,
-  Store,
-  StoredDoc,
-  Versioned,
+import {
+  ContinuationTokenRefused,
+  type BatchOp,
+  type BatchResult,
+  type Filter,
+  type Partition,
+  type QuerySpec,
+  type Store,
+  type StoredDoc,
+  type Versioned,
 } from "../../ports/store.js";
 
 const FIELD = /^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$/;
@@ -124,7 +125,17 @@ export class CosmosStore implements Store {
       ...(spec.continuationToken ? { continuationToken: spec.continuationToken } : {}),
       ...(partitionKey ? { partitionKey } : {}),
     });
-    const page = await iterator.fetchNext();
+    let page;
+    try {
+      page = await iterator.fetchNext();
+    } catch (err) {
+      // With a token, a 400 (Cosmos DB: "invalid continuation token") or the SDK failing to read the token
+      // before it sends anything (a TypeError or SyntaxError of its own, no network cause) is the token's
+      // fault: the query itself is built here and is valid.
+      const parsing = (err instanceof TypeError || err instanceof SyntaxError) && err.cause === undefined;
+      if (spec.continuationToken !== undefined && (statusOf(err) === 400 || parsing)) throw new ContinuationTokenRefused({ cause: err });
+      throw err;
+    }
     const items = page.resources.map((r) => strip<T>(r));
     return page.continuationToken && page.hasMoreResults
       ? { items, continuationToken: page.continuationToken }

@@ -156,6 +156,11 @@ async function scopedQuery(account: any, req: IncomingMessage, res: ServerRespon
   const { parsePartitionKey } = require(`${PKG}/utils/get-partition-from-header`);
   return readItems(req, res, "Documents", async ({ continuation, maxItemCount }: any) => {
     const body = await json(req);
+    // The package reads a token it cannot parse as none (the first page again); Cosmos DB refuses it.
+    if (req.headers["x-ms-continuation"] !== undefined && (continuation === null || typeof continuation !== "object")) {
+      res.statusCode = 400;
+      return { code: "BadRequest", message: "Invalid Continuation Token" };
+    }
     if (!body.query) {
       res.statusCode = 400;
       return { message: "missing query" };

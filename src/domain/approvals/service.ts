@@ -8,7 +8,7 @@ import { AppError, fail } from "../errors.js";
 import type { Driven } from "../kernel/drive.js";
 import { ANY_TENANT_ROLE, APPROVAL_OVERSEERS, holdsAny, STAGE_ROLES } from "../kernel/roles.js";
 import { systemContext } from "../kernel/system.js";
-import { everyDoc, unwrapToken, wrapToken } from "../paging.js";
+import { everyDoc, listPage } from "../paging.js";
 import type { Project } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
 import { nearestRank } from "../../util/nearest-rank.js";
@@ -267,22 +267,14 @@ export class ApprovalService {
     if (q.status) filters.push({ field: "status", op: "=", value: q.status });
     if (q.requester) filters.push({ field: "requester", op: "=", value: q.requester });
     if (q.approver === "me") filters.push({ field: "status", op: "=", value: "pending" });
-    const token = unwrapToken(q.continuationToken);
-    const page = await this.store.queryPage<ApprovalDoc>(partitionOf(principal.tenantId), {
-      docType: "approval",
-      filters,
-      orderBy: { field: "createdAt", direction: "DESC" },
-      maxPageSize: q.maxPageSize,
-      ...(token ? { continuationToken: token } : {}),
-    });
+    const page = await listPage<ApprovalDoc>(this.store, partitionOf(principal.tenantId), { docType: "approval", filters, orderBy: { field: "createdAt", direction: "DESC" } }, q);
     let items = page.items.filter((d) => this.mayRead(principal, d));
     if (q.approver === "me") {
       const projects = await this.projects.listAll(principal.tenantId);
       const eligible = await Promise.all(items.map((d) => this.mayDecide(principal.userId, principal, d, projects)));
       items = items.filter((_, i) => eligible[i] === undefined);
     }
-    const next = wrapToken(page.continuationToken);
-    return { items: items.map((d) => view(d, d._etag)), ...(next ? { continuationToken: next } : {}) };
+    return { items: items.map((d) => view(d, d._etag)), ...(page.continuationToken ? { continuationToken: page.continuationToken } : {}) };
   }
 
   /**

@@ -3,7 +3,7 @@ import { chainHeadId, type AuditDoc, type ChainHeadDoc } from "../changes.js";
 import type { Page, RequestContext } from "../common.js";
 import { AppError } from "../errors.js";
 import { AUDIT_READERS, holdsAny } from "../kernel/roles.js";
-import { unwrapToken, wrapToken } from "../paging.js";
+import { listPage } from "../paging.js";
 import type { Filter } from "../../ports/store.js";
 import { GENESIS_HASH, recordHash } from "./chain.js";
 import type { AuditQuery, AuditRecord, AuditVerification } from "./schema.js";
@@ -47,16 +47,8 @@ export class AuditService {
     if (q.actor) filters.push({ field: "actor", op: "=", value: q.actor });
     if (q.from) filters.push({ field: "at", op: ">=", value: new Date(q.from).toISOString() });
     if (q.to) filters.push({ field: "at", op: "<", value: new Date(q.to).toISOString() });
-    const token = unwrapToken(q.continuationToken);
-    const page = await this.store.queryPage<AuditDoc>(this.partition(ctx, q.scope), {
-      docType: "audit",
-      filters,
-      orderBy: { field: "seq", direction: "DESC" },
-      maxPageSize: q.maxPageSize,
-      ...(token ? { continuationToken: token } : {}),
-    });
-    const next = wrapToken(page.continuationToken);
-    return { items: page.items.map(toRecord), ...(next ? { continuationToken: next } : {}) };
+    const page = await listPage<AuditDoc>(this.store, this.partition(ctx, q.scope), { docType: "audit", filters, orderBy: { field: "seq", direction: "DESC" } }, q);
+    return { items: page.items.map(toRecord), ...(page.continuationToken ? { continuationToken: page.continuationToken } : {}) };
   }
 
   /** Recomputes every chain of the tenant and reports the first break. */

@@ -7,7 +7,7 @@
  */
 import { sha256 } from "../../domain/audit/chain.js";
 import type { Page } from "../../domain/common.js";
-import { unwrapToken, wrapToken } from "../../domain/paging.js";
+import { listPage } from "../../domain/paging.js";
 import { TENANT_SCOPE, type Filter, type Store, type StoredDoc } from "../../ports/store.js";
 import type { StoredTool } from "./documents.js";
 import type { CatalogEntry } from "./schema.js";
@@ -100,18 +100,10 @@ export class Catalog {
     if (q.readOnly) filters.push({ field: "annotations.readOnly", op: "=", value: q.readOnly === "true" });
     if (q.approval) filters.push({ field: "approval", op: "=", value: q.approval });
     if (q.tag) filters.push({ field: "tags", op: "arrayContains", value: q.tag });
-    const token = unwrapToken(page.continuationToken);
-    const result = await this.store.queryPage<CatalogDoc>({ tenantId, scopeId: TENANT_SCOPE }, {
-      docType: "catalogTool",
-      filters,
-      orderBy: { field: "namespacedName", direction: "ASC" },
-      maxPageSize: page.maxPageSize,
-      ...(token ? { continuationToken: token } : {}),
-    });
-    const next = wrapToken(result.continuationToken);
+    const result = await listPage<CatalogDoc>(this.store, { tenantId, scopeId: TENANT_SCOPE }, { docType: "catalogTool", filters, orderBy: { field: "namespacedName", direction: "ASC" } }, page);
     return {
       items: result.items.map(({ _etag, id: _i, tenantId: _t, scopeId: _s, docType: _d, search: _q, ...entry }) => entry as CatalogEntry),
-      ...(next ? { continuationToken: next } : {}),
+      ...(result.continuationToken ? { continuationToken: result.continuationToken } : {}),
     };
   }
 }

@@ -6,7 +6,7 @@
  * chunks (swept with the next discovery), never a half-written snapshot.
  */
 import { newId } from "../../domain/common.js";
-import { unwrapToken, wrapToken } from "../../domain/paging.js";
+import { listPage } from "../../domain/paging.js";
 import type { Partition, Store } from "../../ports/store.js";
 import type { SnapshotChunkDoc, SnapshotDoc, StoredTool } from "./documents.js";
 
@@ -66,15 +66,6 @@ export class SnapshotStore {
 
   /** One page of a server's snapshots, newest first (the caller's opaque token in, the next out). */
   async page(partition: Partition, serverId: string, page: { maxPageSize: number; continuationToken?: string | undefined }) {
-    const token = unwrapToken(page.continuationToken);
-    const result = await this.store.queryPage<SnapshotDoc>(partition, {
-      docType: "mcpSnapshot",
-      filters: [{ field: "serverId", op: "=", value: serverId }],
-      orderBy: { field: "seq", direction: "DESC" },
-      maxPageSize: page.maxPageSize,
-      ...(token ? { continuationToken: token } : {}),
-    });
-    const next = wrapToken(result.continuationToken);
-    return { items: result.items, ...(next ? { continuationToken: next } : {}) };
+    return listPage<SnapshotDoc>(this.store, partition, { docType: "mcpSnapshot", filters: [{ field: "serverId", op: "=", value: serverId }], orderBy: { field: "seq", direction: "DESC" } }, page);
   }
 }
