@@ -72,6 +72,10 @@ describe("projects", () => {
     // The old name is free again, the new one is taken.
     await admin.projects.create(projectSpec("Old name"));
     expect(await problemOf(admin.projects.create(projectSpec("new NAME")))).toMatchObject({ status: 409, reason: "name_taken" });
+    // The same name spelled with a combining accent (NFD) is the same name: it is kept in NFC, and taken.
+    const cafe = await admin.projects.create(projectSpec("Caf\u00e9"));
+    expect(await problemOf(admin.projects.create(projectSpec("CAFE\u0301")))).toMatchObject({ status: 409, reason: "name_taken" });
+    expect((await admin.projects.update(cafe.id, { name: "Cafe\u0301 2" }, cafe.etag)).name).toBe("Caf\u00e9 2");
     // Renaming onto a taken name is the same conflict, and changes nothing (the ETag below still holds).
     expect(await problemOf(admin.projects.update(p.id, { name: "old NAME" }, updated.etag))).toMatchObject({ status: 409, reason: "name_taken" });
     // Switching a pillar back on restores it.

@@ -54,7 +54,8 @@ const ProjectBudget = z
   .meta({ description: "What the project may spend per period, over all its keys: alerts at 80% and 100% (aigov.budget.thresholdReached.v1); the gateway enforces keys' budgets, not this one" });
 
 const fields = {
-  name: z.string().trim().min(1).max(100).meta({ description: "Unique within the tenant (case-insensitive)" }),
+  // NFC: "Café" typed with a combining accent is the same name as with a precomposed one.
+  name: z.string().trim().normalize("NFC").min(1).max(100).meta({ description: "Unique within the tenant (case-insensitive; compared in Unicode NFC)" }),
   description: z.string().max(2000).optional(),
   environment: z.enum(ENVIRONMENTS),
   owner: z.string().min(1).max(256),
