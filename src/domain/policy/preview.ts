@@ -114,8 +114,7 @@ export class TenantCompiler {
   async registry(tenantId: string): Promise<RegistrySnapshot> {
     const [projects, tenant] = await Promise.all([this.projects.listAll(tenantId), this.tenantSettings.scope(tenantId)]);
     const inputs: ProjectInput[] = await mapLimit(projects, 8, (p) => toProjectInput(tenantId, p, this.pillars, this.vaultUri));
-    const key = this.gatewayKey(tenantId);
-    return { tenantId, ...(key ? { gatewayKey: key } : {}), settings: tenant.settings, services: tenant.services, projects: inputs };
+    return { tenantId, settings: tenant.settings, services: tenant.services, projects: inputs };
   }
 
   /** The compiler input of the tenant, with every transform applied (keys, exemptions). */
@@ -123,9 +122,15 @@ export class TenantCompiler {
     return this.inputFrom(await this.registry(tenantId));
   }
 
-  /** A registry snapshot as compiler input: tenant controls as floors, then keys and exemptions (the transform). */
+  /**
+   * A registry snapshot as compiler input: tenant controls as floors, then keys and exemptions (the
+   * transform). The artifact ids take the tenant's gateway key as assigned now, whatever snapshot is
+   * compiled (a rollback's, a system publish's base): the key is where the tenant's artifacts live, the
+   * one reserved for it, not configuration to restore — a key the tenant gave up may be another's now.
+   */
   inputFrom(reg: RegistrySnapshot): Promise<CompilerInputIn> {
-    const { tenantId, gatewayKey, settings, services, projects } = reg;
+    const { tenantId, settings, services, projects } = reg;
+    const gatewayKey = this.gatewayKey(tenantId);
     return this.transform(tenantId, applyFloors({ tenantId, ...(gatewayKey ? { gatewayKey } : {}), settings, services, projects }));
   }
 

@@ -12,14 +12,17 @@ export type ProjectInput = CompilerInputIn["projects"][number];
  */
 export interface RegistrySnapshot {
   tenantId: string;
-  gatewayKey?: string;
   settings: CompilerInputIn["settings"];
   services: CompilerInputIn["services"];
   projects: ProjectInput[];
 }
 
-/** One part of a snapshot, stored content-addressed (written once, shared by every revision that holds it). */
-export type RegistryPart = { kind: "tenant"; settings: CompilerInputIn["settings"]; services: CompilerInputIn["services"]; gatewayKey?: string } | { kind: "project"; project: ProjectInput };
+/**
+ * One part of a snapshot, stored content-addressed (written once, shared by every revision that holds it).
+ * A tenant part stored before December 2026 may hold the tenant's gateway key too; it is not read (the
+ * key compiled is always the one assigned now: TenantCompiler.inputFrom).
+ */
+export type RegistryPart = { kind: "tenant"; settings: CompilerInputIn["settings"]; services: CompilerInputIn["services"] } | { kind: "project"; project: ProjectInput };
 
 /** The snapshot as entries (key → hash of its part): "tenant", and "project:<id>" per project. */
 export function snapshotParts(reg: RegistrySnapshot): { entries: [string, string][]; parts: Map<string, RegistryPart> } {
@@ -30,7 +33,7 @@ export function snapshotParts(reg: RegistrySnapshot): { entries: [string, string
     parts.set(hash, part);
     entries.push([key, hash]);
   };
-  add("tenant", { kind: "tenant", settings: reg.settings, services: reg.services, ...(reg.gatewayKey ? { gatewayKey: reg.gatewayKey } : {}) });
+  add("tenant", { kind: "tenant", settings: reg.settings, services: reg.services });
   for (const p of reg.projects) add(`project:${p.id}`, { kind: "project", project: p });
   return { entries, parts };
 }
@@ -46,7 +49,7 @@ export function snapshotFrom(tenantId: string, entries: [string, string][], part
     else projects.push(part.project);
   }
   if (!tenant) throw new Error("a registry snapshot has no tenant part");
-  return { tenantId, ...(tenant.gatewayKey ? { gatewayKey: tenant.gatewayKey } : {}), settings: tenant.settings, services: tenant.services, projects };
+  return { tenantId, settings: tenant.settings, services: tenant.services, projects };
 }
 
 /** What differs between two snapshots: the tenant part, and the projects added, changed or removed. */
