@@ -83,7 +83,7 @@ export const REASONS = {
   agent_card_unreachable: { status: 400, meaning: "the AgentCard could not be fetched (not found, not JSON, too large, a refused address or redirect, a time-out)" },
   agent_transition_not_allowed: { status: 409, meaning: "the lifecycle does not go from the agent's state to the one asked for (draft → active → deprecated → retired; blocked and back)" },
   agent_is_synced: { status: 409, meaning: "a synced agent is not deleted while its connection exists (the next sync would bring it back): block, disable or retire it" },
-  agent_guardrails_need_models: { status: 400, meaning: "an agent's key needs at least one model in its guardrails (a key without model scope reaches every model of the project)" },
+  agent_guardrails_need_models: { status: 400, meaning: "an agent's key needs at least one model in its guardrails" },
   agent_retired: { status: 409, meaning: "a retired agent gets no key (its retirement revoked the one it had)" },
   agent_has_key: { status: 409, meaning: "the agent already has a key: rotate it (`aigov keys rotate`) instead of issuing another" },
   platform_identity_not_allowed: { status: 403, meaning: "a connection asks to reach its cloud as the platform's own identity (workload identity, or the default credentials), which this deployment lends only to the tenants its operator lists (AGENT_PLATFORM_IDENTITY_TENANTS): give Bedrock and Vertex AI connections their own credentials; Foundry connections take no other, so the operator must list the tenant" },

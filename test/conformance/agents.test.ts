@@ -243,7 +243,7 @@ describe("conformance: agents at the local gateway", () => {
     expect((await chat("writer-model")).status).toBe(200);
     expect((await chat("planner-model")).status).toBe(403);
 
-    // An agent without models in its guardrails gets no key (a key without model scope reaches every model).
+    // An agent without models in its guardrails gets no key (it would reach no model).
     const bare = await g.admin.agents.create(p.id, { name: "no models" });
     await expect(g.admin.agents.issueKey(p.id, bare.id, {})).rejects.toMatchObject({ status: 400, problem: { reason: "agent_guardrails_need_models" } });
     // Retiring the agent revokes its key.

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { overrideServices } from "../../src/app/services.js";
-import type { AigovClient } from "../../src/client/index.js";
+import type { AigovClient, ApiError } from "../../src/client/index.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import { Governed } from "../support/governed.js";
 import { until } from "../support/until.js";
@@ -37,6 +37,26 @@ afterAll(async () => {
 const call = (key: string, model: string, maxTokens = 8) => g.chat(project.id, key, model, { words: 2, maxTokens });
 
 describe("conformance: limits, budgets and key states at the local gateway", () => {
+  it("a key's model scope: absent reaches every model, a list only its models, an empty list none", async () => {
+    const every = await g.key(dev, project.id, { name: "every model" });
+    const one = await g.key(dev, project.id, { name: "mini only", scopes: { models: [mini.id] } });
+    const none = await g.key(dev, project.id, { name: "no models", scopes: { models: [] } });
+    expect(none.scopes).toEqual({ models: [] });
+    const status = async (key: string, model: string) => {
+      const r = await call(key, model);
+      return `${r.status} ${r.json.error?.code ?? ""}`.trim();
+    };
+    expect([await status(every.key, "gpt-4o"), await status(every.key, "gpt-4o-mini")]).toEqual(["200", "200"]);
+    expect([await status(one.key, "gpt-4o"), await status(one.key, "gpt-4o-mini")]).toEqual(["403 model_not_allowed", "200"]);
+    expect([await status(none.key, "gpt-4o"), await status(none.key, "gpt-4o-mini")]).toEqual(["403 model_not_allowed", "403 model_not_allowed"]);
+    // A budget for a key that reaches no model buys nothing: refused.
+    const refused = await dev.keys.create(project.id, { name: "no models, budget", scopes: { models: [] }, limits: { budget: { amount: 1, currency: "USD", period: "Monthly" } } }).then(
+      () => undefined,
+      (e: ApiError) => e.problem?.errors?.map((x) => x.field),
+    );
+    expect(refused).toEqual(["body.limits.budget"]);
+  });
+
   it("a key's limit and a model's limit are separate counters: the tighter one bites, on every model", async () => {
     const key = (await g.key(dev, project.id, { name: "tpm 30", limits: { tokensPerMinute: 30 } })).key;
     // Each call counts 10 tokens (2 prompt + 8 completion, as the backend reports them).

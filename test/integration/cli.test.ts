@@ -55,6 +55,17 @@ describe("aigov CLI", () => {
     expect(gone.err).toContain("404 NotFound");
   });
 
+  it("creates keys scoped to every model (the default), to some, or to none", async () => {
+    expect((await aigov("login", "--dev", "--tenant", "t-cli-keys", "--user", "kim", "--roles", "TenantAdmin")).code).toBe(0);
+    const project = JSON.parse((await aigov("-o", "json", "projects", "create", "--name", "CLI keys", "--environment", "dev", "--owner", "kim")).out) as { id: string };
+    const key = async (...args: string[]) => JSON.parse((await aigov("-o", "json", "keys", "create", project.id, ...args)).out) as { scopes: object; key: string };
+    expect((await key("--name", "every model")).scopes).toEqual({});
+    expect((await key("--name", "tools only", "--no-models")).scopes).toEqual({ models: [] });
+    const both = await aigov("keys", "create", project.id, "--name", "both", "--model", "mdl_00000000000000000000", "--no-models");
+    expect(both.code).not.toBe(0);
+    expect(both.err).toMatch(/--no-models.*cannot be used with.*--model|--model.*cannot be used with.*--no-models/);
+  });
+
   it("publishes to the local gateway files, shows the revision and its diff, checks drift, rolls back", async () => {
     expect((await aigov("login", "--dev", "--tenant", "t-cli-pub", "--user", "paula", "--roles", "TenantAdmin")).code).toBe(0);
     const project = JSON.parse((await aigov("-o", "json", "projects", "create", "--name", "CLI publish", "--environment", "dev", "--owner", "paula")).out) as { id: string };

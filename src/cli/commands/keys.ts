@@ -1,5 +1,6 @@
 /** `aigov keys …`: virtual keys (create, list, show, rotate, revoke, suspend, resume, share, unshare, shared, collect, lookup). */
 import { readFileSync } from "node:fs";
+import { Option } from "commander";
 import { type AigovClient } from "../../client/index.js";
 import { type CliKit, parseBudget } from "../kit.js";
 
@@ -17,6 +18,8 @@ type CreateOptions = {
   name: string;
   owner?: string;
   model?: string[];
+  /** false with --no-models. */
+  models: boolean;
   tpm?: string;
   rpm?: string;
   quota?: string;
@@ -39,6 +42,7 @@ export function keyCommands({ program, client, print, out, err, json }: CliKit):
     .requiredOption("--name <name>")
     .option("--owner <user>")
     .option("--model <modelId...>", "models the key may call (default: all of the project's)")
+    .addOption(new Option("--no-models", "the key calls no model (a key for tools or agents only)").conflicts("model"))
     .option("--tool <entry...>", "MCP tools the key may call: srv_… (a server), srv_…/<tool>, tbx_… (a toolbox); none by default")
     .option("--tpm <n>", "tokens per minute")
     .option("--rpm <n>", "requests per minute")
@@ -52,7 +56,7 @@ export function keyCommands({ program, client, print, out, err, json }: CliKit):
       const created = await client().keys.create(projectId, {
         name: o.name,
         ...(o.owner ? { owner: o.owner } : {}),
-        ...(o.model || o.tool ? { scopes: { ...(o.model ? { models: o.model } : {}), ...(o.tool ? { tools: o.tool } : {}) } } : {}),
+        ...(o.model || !o.models || o.tool ? { scopes: { ...(o.model ? { models: o.model } : !o.models ? { models: [] } : {}), ...(o.tool ? { tools: o.tool } : {}) } } : {}),
         limits: {
           ...(o.tpm ? { tokensPerMinute: Number(o.tpm) } : {}),
           ...(o.rpm ? { requestsPerMinute: Number(o.rpm) } : {}),

@@ -41,7 +41,10 @@ export interface ExemptionTier {
 /** What decides a key's product: its model scope, its limits and the projects it is shared with. */
 export interface ProfileDef {
   id: string;
+  /** Model ids, sorted; empty: every model of the project — unless `noModels`. */
   models: string[];
+  /** The key's model scope is an empty list: it reaches no model (a key for tools or agents only). */
+  noModels?: true;
   /** Tool scope entries (srv_…, srv_…/<tool>, tbx_…), sorted; absent on profiles published before tools existed. */
   tools?: string[];
   /** Agent ids, sorted; absent on profiles published before agents existed. */
@@ -132,15 +135,23 @@ const KEY_ID = /^key_[0-9a-z]{20}$/;
 /** The key's profile: "" (none: a subscription on the project API) or a product of its own kind. */
 export function profileDefOf(doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?: ShareDoc[] }): ProfileDef {
   const models = [...(doc.scopes.models ?? [])].sort();
+  // Absent: every model of the project. Empty: none.
+  const noModels = doc.scopes.models !== undefined && models.length === 0;
   const tools = [...new Set(doc.scopes.tools ?? [])].sort();
   const agents = [...new Set(doc.scopes.agents ?? [])].sort();
   const limits = doc.limits;
   const sharedWith = (doc.shares ?? []).filter((x) => x.status === "active").map((x) => x.projectId).sort();
-  if (models.length === 0 && tools.length === 0 && agents.length === 0 && Object.keys(limits).length === 0 && sharedWith.length === 0) return { id: "", models, tools, agents, limits, sharedWith };
-  // Tools, agents and a content-safety level join the canonical form only when set, so older profiles keep their ids.
-  const extra = [...(tools.length || agents.length || limits.contentSafety ? [tools] : []), ...(agents.length || limits.contentSafety ? [agents] : []), ...(limits.contentSafety ? [limits.contentSafety] : [])];
+  if (models.length === 0 && !noModels && tools.length === 0 && agents.length === 0 && Object.keys(limits).length === 0 && sharedWith.length === 0) return { id: "", models, tools, agents, limits, sharedWith };
+  // Tools, agents, a content-safety level and "no models" join the canonical form only when set, so older
+  // profiles keep their ids ("no-models" is last and is none of the other elements' values).
+  const extra = [
+    ...(tools.length || agents.length || limits.contentSafety ? [tools] : []),
+    ...(agents.length || limits.contentSafety ? [agents] : []),
+    ...(limits.contentSafety ? [limits.contentSafety] : []),
+    ...(noModels ? ["no-models"] : []),
+  ];
   const canonical = JSON.stringify([models, limits.tokensPerMinute ?? null, limits.tokenQuota ?? null, limits.requestsPerMinute ?? null, limits.budget ?? null, sharedWith, ...extra]);
-  return { id: `kp_${createHash("sha256").update(canonical).digest("hex").slice(0, 10)}`, models, tools, agents, limits, sharedWith };
+  return { id: `kp_${createHash("sha256").update(canonical).digest("hex").slice(0, 10)}`, models, ...(noModels ? { noModels } : {}), tools, agents, limits, sharedWith };
 }
 
 /**

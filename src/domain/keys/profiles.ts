@@ -68,13 +68,13 @@ export function withKeyProfiles(input: CompilerInputIn, keysByProject: Map<strin
 
 function tierFor(def: ProfileDef, project: ProjectIn, sharedWith: ProjectIn[]): TierIn {
   const models = project.models ?? [];
-  const scoped = def.models.length ? models.filter((m) => def.models.includes(m.id)) : models;
+  const scoped = def.noModels ? [] : def.models.length ? models.filter((m) => def.models.includes(m.id)) : models;
   const l = def.limits;
   let budget: { tokens: number; period: NonNullable<typeof l.budget>["period"] } | undefined;
   if (l.budget) {
     // The key reaches its own scoped models and, where it is shared, the same names there (or every model when unscoped).
     const names = new Set(scoped.map((m) => m.name));
-    const reachable = [...scoped, ...sharedWith.flatMap((q) => (q.models ?? []).filter((m) => !def.models.length || names.has(m.name)))];
+    const reachable = [...scoped, ...sharedWith.flatMap((q) => (q.models ?? []).filter((m) => !def.noModels && (!def.models.length || names.has(m.name))))];
     const perToken = Math.max(...reachable.map((m) => (m.pricing ? Math.max(m.pricing.inputPerMillionTokens, m.pricing.outputPerMillionTokens) / 1_000_000 : Infinity)));
     // A model without a price could cost anything: the budget then buys a single token (fail closed).
     const affordable = Number.isFinite(perToken) && perToken > 0 ? Math.max(1, Math.floor(l.budget.amount / perToken)) : 1;
@@ -91,8 +91,8 @@ function tierFor(def: ProfileDef, project: ProjectIn, sharedWith: ProjectIn[]): 
     },
     ...(l.contentSafety ? { contentSafety: l.contentSafety } : {}),
     // Model names, resolved now: a renamed model keeps its keys (the profile id is built from model ids).
-    // A key scoped to models that are all gone gets an empty list: it reaches nothing (never everything).
-    ...(def.models.length ? { models: scoped.map((m) => m.name).sort() } : {}),
+    // A key scoped to models that are all gone, or to none, gets an empty list: it reaches nothing (never everything).
+    ...(def.models.length || def.noModels ? { models: scoped.map((m) => m.name).sort() } : {}),
     // Profiles published before tools existed have no `tools`.
     ...(def.tools?.length ? { tools: toolScope(def.tools, project) } : {}),
     // Agent ids (an agent's id is its name at the gateway); ids of agents since deleted drop out.

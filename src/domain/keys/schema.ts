@@ -11,7 +11,11 @@ export const KEY_STATUSES = ["active", "suspended", "revoked", "expired"] as con
 
 export const KeyScopes = z
   .strictObject({
-    models: z.array(ModelId).max(200).optional().meta({ description: "Models of the project this key may call; absent = every model of the project" }),
+    models: z
+      .array(ModelId)
+      .max(200)
+      .optional()
+      .meta({ description: "Models of the project this key may call. Absent: every model of the project. Empty: none (a key for tools or agents only); enforced at the gateway" }),
     tools: z
       .array(z.string().regex(/^(srv_[0-9a-z]{20}(\/[A-Za-z0-9_.-]{1,128})?|tbx_[0-9a-z]{20})$/, "must be an MCP server id (srv_…), a server's tool (srv_…/<tool name>) or a toolbox id (tbx_…)"))
       .max(200)

@@ -389,8 +389,9 @@ export class KeyService {
       for (const e of unknown) errors.push({ field: `body.scopes.agents.${scopes.agents.indexOf(e)}`, message: `${e} names no agent of this project` });
     }
     if (limits.budget) {
-      const scoped: Model[] = scopes.models?.length ? scopes.models.flatMap((m) => byId.get(m) ?? []) : models;
-      if (scoped.length === 0 || scoped.some((m) => !m.pricing || m.pricing.currency !== limits.budget!.currency)) {
+      const scoped: Model[] = scopes.models ? scopes.models.flatMap((m) => byId.get(m) ?? []) : models;
+      if (scopes.models?.length === 0) errors.push({ field: "body.limits.budget", message: "the key reaches no model (scopes.models is empty): there is nothing for a budget to buy" });
+      else if (scoped.length === 0 || scoped.some((m) => !m.pricing || m.pricing.currency !== limits.budget!.currency)) {
         errors.push({ field: "body.limits.budget", message: `needs every model the key can reach to be priced in ${limits.budget.currency}` });
       }
       if (limits.tokenQuota && limits.tokenQuota.period !== limits.budget.period) errors.push({ field: "body.limits.budget.period", message: "must equal tokenQuota.period when both are set" });

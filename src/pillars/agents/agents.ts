@@ -151,9 +151,9 @@ export class AgentRegistry {
     const guardrails = patch.guardrails ? mergeGuardrails(current.guardrails, patch.guardrails) : undefined;
     if (guardrails) {
       await this.checkGuardrails(ctx.principal.tenantId, projectId, guardrails, "body.guardrails", patch.guardrails);
-      // The agent's key follows its guardrails, and a key without model scope reaches every model of the project.
+      // The agent's key follows its guardrails: an agent with a key keeps a model to call.
       if (current.key && guardrails.models.length === 0) {
-        throw new AppError({ kind: "validation", detail: `the guardrails would name no model, and agent ${id} has key ${current.key.keyId}: a key without model scope reaches every model of the project`, reason: "agent_guardrails_need_models", errors: [{ field: "body.guardrails.models", message: "an agent with a key keeps at least one model" }] });
+        throw new AppError({ kind: "validation", detail: `the guardrails would name no model, and agent ${id} has key ${current.key.keyId}, which would then reach no model`, reason: "agent_guardrails_need_models", errors: [{ field: "body.guardrails.models", message: "an agent with a key keeps at least one model" }] });
       }
     }
     const next: AgentDoc = { ...unversioned(current), updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };

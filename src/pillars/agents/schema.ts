@@ -73,8 +73,7 @@ export type GuardrailsInput = z.input<typeof Guardrails>;
 
 /**
  * The guardrails in a PATCH (merge patch): a field sent replaces the agent's (lists as a whole), a field
- * absent keeps its value, a limit sent as null is removed. An agent with a key keeps at least one model
- * (a key without model scope reaches every model of the project).
+ * absent keeps its value, a limit sent as null is removed. An agent with a key keeps at least one model.
  */
 export const GuardrailsPatch = z
   .strictObject({

@@ -155,7 +155,7 @@ export default function Keys() {
                     render: (k) => <span data-testid={`key-status-${k.name}`}>{k.approval?.state === "pending" ? "awaiting approval" : k.approval?.state === "rejected" ? `${k.status} (request rejected)` : k.status}</span>,
                   },
                   { key: "gateway", label: "Gateway", render: (k) => <Badge appearance="outline">{k.gateway.state}</Badge> },
-                  { key: "scopes", label: "Scopes", render: (k) => [k.scopes.models?.length ? `${k.scopes.models.length} models` : "all models", k.scopes.tools?.length ? `${k.scopes.tools.length} tools` : "", k.scopes.agents?.length ? `${k.scopes.agents.length} agents` : ""].filter(Boolean).join(", ") },
+                  { key: "scopes", label: "Scopes", render: (k) => [k.scopes.models === undefined ? "all models" : k.scopes.models.length ? `${k.scopes.models.length} models` : "no models", k.scopes.tools?.length ? `${k.scopes.tools.length} tools` : "", k.scopes.agents?.length ? `${k.scopes.agents.length} agents` : ""].filter(Boolean).join(", ") },
                   { key: "shares", label: "Shared with", render: (k) => <span style={{ wordBreak: "break-all" }}>{k.shares.map((sh) => `${sh.projectId} (${sh.status})`).join(", ")}</span> },
                   { key: "expiresAt", label: "Expires", render: (k) => when(k.expiresAt) },
                   {
