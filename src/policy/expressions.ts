@@ -29,6 +29,12 @@ export const PATH_MODEL = `@(context.Request.MatchedParameters.GetValueOrDefault
 /** The model named in the JSON body (`model`), "" when the body names none. */
 export const BODY_MODEL = `@(context.Request.Body?.As<JObject>(preserveContent: true)?["model"]?.ToString() ?? "")`;
 /** The model the request addresses: the path's, else the body's. */
+/**
+ * The request failed while its body was being read as JSON (VAR.bodyState): the body is not a JSON object
+ * (malformed, an array, a string, empty) — the client's 400. APIM has no JSON check that cannot throw, so
+ * the reading is bracketed and on-error looks at the bracket.
+ */
+export const BODY_UNREADABLE = `@(context.Variables.GetValueOrDefault<string>("${VAR.bodyState}", "") == "reading")`;
 export const REQUESTED_MODEL = `@((string)${v(VAR.pathModel)} != "" ? (string)${v(VAR.pathModel)} : (string)${v(VAR.bodyModel)})`;
 /** The path and the body name different models: refused, so a key cannot pass a check with one and reach the other. */
 export const MODEL_MISMATCH = `@((string)${v(VAR.pathModel)} != "" && (string)${v(VAR.bodyModel)} != "" && (string)${v(VAR.pathModel)} != (string)${v(VAR.bodyModel)})`;
@@ -310,6 +316,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     MODEL,
     RETRY_CONDITION,
     IS_503,
+    BODY_UNREADABLE,
     MCP_IS_BATCH,
     MCP_BODY_OFF_POST,
     MCP_METHOD,

@@ -51,6 +51,21 @@ describe("conformance: routing and model scope at the local gateway", () => {
     ]);
   });
 
+  it("a body that is not a JSON object is the caller's 400 on every request shape, and reaches no backend", async () => {
+    const before = g.t.backends.requests("gpt-4o-mini.mock.localhost").length + g.t.backends.requests("aoai-east.mock.localhost").length;
+    const paths = ["/v1/chat/completions", "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21", "/openai/deployments/azure-mini/chat/completions?api-version=2024-10-21"];
+    for (const path of paths) {
+      for (const body of ['{"model":"gpt-4o-mini",', "[1]", '"hello"', "{{", "null", "42"]) {
+        const r = await g.call(project.id, path, { key: any, body });
+        // Where the body names no model and the path none either, "no model" is the first thing wrong: 400 too.
+        expect([r.status, r.json.error?.code], `${path} ${JSON.stringify(body)}`).toEqual([400, expect.stringMatching(/^(invalid_body|model_required)$/)]);
+      }
+    }
+    expect(g.t.backends.requests("gpt-4o-mini.mock.localhost").length + g.t.backends.requests("aoai-east.mock.localhost").length).toBe(before);
+    // A well-formed request right after is served: the state of one request never leaks into the next.
+    expect((await g.chat(project.id, any, "gpt-4o-mini")).status).toBe(200);
+  });
+
   it("the virtual key never reaches a provider: the backend gets the provider key the registry holds", async () => {
     await g.chat(project.id, any, "gpt-4o", { headers: { authorization: `Bearer ${any}` } });
     const seen = g.t.backends.requests("gpt-4o.mock.localhost").at(-1)!;

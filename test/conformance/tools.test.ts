@@ -144,6 +144,12 @@ describe("conformance: MCP tools at the local gateway", () => {
     for (const params of ["x", null, [], ["delete_file"], 7, { name: 7 }, {}]) await refused({ jsonrpc: "2.0", id: 10, method: "tools/call", params }, "mcp_message_invalid");
     await refused({ jsonrpc: "2.0", id: 11, method: "tools/call" }, "mcp_message_invalid");
     await refused({ jsonrpc: "2.0", id: 12, method: "tools/list", params: "x" }, "mcp_message_invalid");
+    // A body that is not JSON at all is a parse error (-32700), never an expression failure (a 500).
+    for (const text of ["{abc", '{"jsonrpc":', `{"jsonrpc":"2.0","id":1,"method":"ping"}{"x":1}`, "hello", "null"]) {
+      const answer = await post(fixture, k, text);
+      expect([answer.status, answer.json.error?.data?.reason], text).toEqual([400, expect.stringMatching(/^mcp_(parse_error|message_invalid)$/)]);
+      if (text.startsWith("{")) expect(answer.json.error?.code, text).toBe(-32700);
+    }
     // The 2026-07-28 transport's routing headers must say what the message says.
     const weather = { jsonrpc: "2.0", id: 9, method: "tools/call", params: { name: "get_weather", arguments: { city: "Rome" } } };
     await refused(weather, "mcp_header_mismatch", { "mcp-method": "ping" });

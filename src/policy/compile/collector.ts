@@ -21,7 +21,7 @@ import {
 } from "../../ports/gateway.js";
 import { PolicyCompileError } from "../errors.js";
 import { type CompilerInput, type KeyTier } from "../input.js";
-import { gatewayNames, type GatewayNames } from "../names.js";
+import { gatewayNames, type GatewayNames, VAR } from "../names.js";
 import { type ControlId, type Resolved, type SettingLevel } from "../settings.js";
 import { el, type ExplainEntry, render, type ScopeRef, textEl, type Why, type XNode } from "../xml.js";
 
@@ -32,6 +32,15 @@ export const TENANT: ScopeRef = { level: "tenant" };
 export const STRUCTURE: Why = { control: "structure", scope: TENANT };
 
 export const JSON_ERROR = (code: string, message: string) => JSON.stringify({ error: { code, message } });
+
+/**
+ * Policies that read the request body as JSON, between VAR.bodyState "reading" and "read": an error
+ * between the two is a body that is not a JSON object (BODY_UNREADABLE), answered 400 in on-error.
+ */
+export function readingBody(reads: XNode[]): XNode[] {
+  return [el("set-variable", { name: VAR.bodyState, value: "reading" }), ...reads, el("set-variable", { name: VAR.bodyState, value: "read" })];
+}
+
 
 export const POLICY_SIZE_LIMIT_BYTES = 512 * 1024;
 export const CONSUMPTION_POLICY_SIZE_LIMIT_BYTES = 16 * 1024;

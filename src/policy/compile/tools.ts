@@ -32,7 +32,7 @@ import * as X from "../expressions.js";
 import { type KeyTier, type PolicyMcpServer, type PolicyProject, type PolicyTool } from "../input.js";
 import { SUBSCRIPTION_KEY_HEADER, VAR } from "../names.js";
 import { el, textEl, type Why, type XNode } from "../xml.js";
-import { byCodePoint, type Collector, forbidden, jsonResponse, sortBy, STRUCTURE } from "./collector.js";
+import { byCodePoint, type Collector, forbidden, jsonResponse, readingBody, sortBy, STRUCTURE } from "./collector.js";
 import { browserAccess } from "./cors.js";
 import { keyIsolation } from "./routing.js";
 import { tiersApplied } from "./tiers.js";
@@ -132,6 +132,7 @@ const INVALID_REQUESTS = {
   mcp_body_not_allowed: `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Only a POST may carry a JSON-RPC message","data":{"reason":"mcp_body_not_allowed"}}}`,
   mcp_message_invalid: `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"A POST must carry one JSON-RPC request, notification or response","data":{"reason":"mcp_message_invalid"}}}`,
   mcp_header_mismatch: `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Mcp-Method or Mcp-Name does not match the message","data":{"reason":"mcp_header_mismatch"}}}`,
+  mcp_parse_error: `{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error: the body is not a JSON object","data":{"reason":"mcp_parse_error"}}}`,
 } as const;
 
 /** A refusal as MCP clients read it: an HTTP status and a JSON-RPC error with a stable reason in `data`. */
@@ -167,7 +168,8 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
   // Batches first: reading a JSON array as an object fails the expression (a 500 instead of this 400).
   inbound.push(when(X.MCP_IS_BATCH, [jsonRpcRefusal("mcp_batch_refused", why("batches would carry calls past the checks"))], why("batches refused")));
   inbound.push(when(X.MCP_BODY_OFF_POST, [jsonRpcRefusal("mcp_body_not_allowed", why("only a POST's message is checked"))], why("bodies on POST only")));
-  inbound.push(when(X.MCP_MESSAGE_INVALID, [jsonRpcRefusal("mcp_message_invalid", why("a message the checks cannot read is not forwarded"))], why("one readable message per POST")));
+  // The first reading of the message as JSON; it throws on a body that is not JSON: on-error answers -32700.
+  inbound.push(...readingBody([when(X.MCP_MESSAGE_INVALID, [jsonRpcRefusal("mcp_message_invalid", why("a message the checks cannot read is not forwarded"))], why("one readable message per POST"))]));
   inbound.push(el("set-variable", { name: VAR.mcpMethod, value: X.MCP_METHOD }, undefined, why("the JSON-RPC method")));
   inbound.push(el("set-variable", { name: VAR.mcpTool, value: X.MCP_TOOL }, undefined, why("the tool a tools/call names")));
   inbound.push(when(X.MCP_HEADERS_DIFFER, [jsonRpcRefusal("mcp_header_mismatch", why("a server may route by Mcp-Method/Mcp-Name"))], why("routing headers match the message")));
@@ -250,7 +252,7 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
       el("inbound", undefined, inbound, STRUCTURE),
       el("backend", undefined, [el("base")], STRUCTURE),
       el("outbound", undefined, outbound, STRUCTURE),
-      el("on-error", undefined, [el("base")], STRUCTURE),
+      el("on-error", undefined, [el("base"), when(X.BODY_UNREADABLE, [jsonRpcRefusal("mcp_parse_error", why("a body that is not JSON"))], why("a body that is not JSON"))], STRUCTURE),
     ],
     STRUCTURE,
   );
