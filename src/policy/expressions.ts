@@ -15,7 +15,7 @@
  */
 import { TIER_ID } from "./identifiers.js";
 import { type CORRELATION_HEADERS } from "./settings.js";
-import { MODEL_CALLS, VAR } from "./names.js";
+import { DATA_CLASS_HEADER, MODEL_CALLS, VAR } from "./names.js";
 
 const int = (n: number): string => {
   if (!Number.isSafeInteger(n)) throw new RangeError(`not an integer: ${n}`);
@@ -35,6 +35,13 @@ export const BODY_MODEL = `@(context.Request.Body?.As<JObject>(preserveContent: 
  * the reading is bracketed and on-error looks at the bracket.
  */
 export const BODY_UNREADABLE = `@(context.Variables.GetValueOrDefault<string>("${VAR.bodyState}", "") == "reading")`;
+/**
+ * The request does not declare exactly one data class of VAR.dataClasses ('|'-separated, lower case, set
+ * as a literal just before): the header's value, as `Headers.GetValueOrDefault` gives it — repeated header
+ * lines joined with commas — must be one of them whole. (`check-header` would do for one value; how it
+ * treats several is undocumented, and a request declaring `confidential, public` must not pass as `public`.)
+ */
+export const DATA_CLASS_OUTSIDE = `@(Array.IndexOf(((string)${v(VAR.dataClasses)}).Split('|'), context.Request.Headers.GetValueOrDefault("${DATA_CLASS_HEADER}", "").Trim().ToLowerInvariant()) < 0)`;
 export const REQUESTED_MODEL = `@((string)${v(VAR.pathModel)} != "" ? (string)${v(VAR.pathModel)} : (string)${v(VAR.bodyModel)})`;
 /** The path and the body name different models: refused, so a key cannot pass a check with one and reach the other. */
 export const MODEL_MISMATCH = `@((string)${v(VAR.pathModel)} != "" && (string)${v(VAR.bodyModel)} != "" && (string)${v(VAR.pathModel)} != (string)${v(VAR.bodyModel)})`;
@@ -317,6 +324,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     RETRY_CONDITION,
     IS_503,
     BODY_UNREADABLE,
+    DATA_CLASS_OUTSIDE,
     MCP_IS_BATCH,
     MCP_BODY_OFF_POST,
     MCP_METHOD,

@@ -197,6 +197,8 @@ export const VAR = {
   /** The path model (deployment-id) and the body model, as the client named them. */
   pathModel: "aigov-path-model",
   bodyModel: "aigov-body-model",
+  /** The data classes a request may declare here, '|'-separated (a literal; DATA_CLASS_OUTSIDE reads it). */
+  dataClasses: "aigov-data-classes",
   /** "reading" while an expression parses the request body as JSON, "read" after: on-error tells a body it cannot parse (400) from a fault (500). */
   bodyState: "aigov-body-state",
   /** The provider deployment/model the request is sent to. */

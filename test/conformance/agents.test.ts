@@ -90,6 +90,8 @@ describe("conformance: agents at the local gateway", () => {
     // The data class must be declared, and be one the agent's guardrails allow.
     expect((await send(p.id, agent.id, k, "no class", {})).status).toBe(403);
     expect((await send(p.id, agent.id, k, "secret plans", { "x-aigov-data-class": "restricted" })).status).toBe(403);
+    // An allowed class declared next to another is not the allowed class.
+    expect((await send(p.id, agent.id, k, "secret plans", { "x-aigov-data-class": "restricted, internal" })).status).toBe(403);
     expect(agentServer.received.length).toBe(before + 1);
     // Calls per minute, per key.
     const statuses = [(await send(p.id, agent.id, k, "2")).status, (await send(p.id, agent.id, k, "3")).status, (await send(p.id, agent.id, k, "4")).status];
@@ -112,7 +114,7 @@ describe("conformance: agents at the local gateway", () => {
     // The gateway's clock is 61 s ahead by now (the rate limit's window): the range ends after it.
     const usage = await g.admin.usage.project(p.id, { kind: "agent", groupBy: "resource,key", from: new Date(g.t.clock.now() - 3_600_000).toISOString(), to: new Date(g.t.clock.now() + 120_000).toISOString() });
     const row = (agentId: string, keyId: string | undefined) => usage.groups.find((x) => x.resource === agentId && x.keyId === keyId)?.summary;
-    expect(row(agent.id, caller.id)).toMatchObject({ requests: 7, succeeded: 4, errors: { scope: 2, limit: 1 } });
+    expect(row(agent.id, caller.id)).toMatchObject({ requests: 8, succeeded: 4, errors: { scope: 3, limit: 1 } });
   });
 
   it("an endpoint the gateway may not forward to is refused when a person names it; from a card it is simply not served, and the publish goes on", async () => {

@@ -110,6 +110,12 @@ describe("conformance: routing and model scope at the local gateway", () => {
     expect(missing.status).toBe(403);
     expect((await g.chat(project.id, any, "gpt-4o", { headers: { "x-aigov-data-class": "confidential" } })).status).toBe(403);
     expect((await g.chat(project.id, any, "gpt-4o", { headers: { "x-aigov-data-class": "internal" } })).status).toBe(200);
+    expect((await g.chat(project.id, any, "gpt-4o", { headers: { "x-aigov-data-class": " Internal " } })).status).toBe(200);
+    // A request declaring an allowed class next to another is not a request of the allowed class.
+    for (const declared of ["confidential, internal", "internal,confidential", "internal, internal"]) {
+      const r = await g.chat(project.id, any, "gpt-4o", { headers: { "x-aigov-data-class": declared } });
+      expect([r.status, r.json.error?.code], declared).toEqual([403, "data_class_not_allowed"]);
+    }
     const again = await g.admin.projects.get(project.id);
     await g.admin.projects.update(project.id, { settings: null }, again.etag);
     await g.publish("no data classes");

@@ -32,7 +32,7 @@ async function register(projectId: string, name: string) {
   }, `discovery of ${name}`);
 }
 
-type Answer = { status: number; json: { id?: number; result?: { content: { text: string }[] }; error?: { message: string; data?: { reason?: string } } } };
+type Answer = { status: number; json: { id?: number; result?: { content: { text: string }[] }; error?: { code?: number; message: string; data?: { reason?: string } } } };
 
 /** One request to an MCP API through the local gateway (a message, raw text as it is, or anything the test wants to send). */
 async function post(apiPath: string, key: string, message: unknown, method = "POST", headers: Record<string, string> = {}): Promise<Answer> {

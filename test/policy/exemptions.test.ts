@@ -255,9 +255,10 @@ describe("applyExemptions", () => {
       const after = applyExemptions(BASE, [e]);
       expect(changedRefs(BASE, after)).toEqual([`policy:api/${K}-${P1}`]);
       const xml = apiXml(after, P1);
-      expect(xml).toContain("<value>internal</value>");
+      expect(xml).toContain('<set-variable name="aigov-data-classes" value="internal|public"/>');
       // M2 keeps its public-only check: the blocks differ now.
-      expect(xml.match(/name="x-aigov-data-class"/g)).toHaveLength(2);
+      expect(xml).toContain('<set-variable name="aigov-data-classes" value="public"/>');
+      expect(xml.match(/name="aigov-data-classes"/g)).toHaveLength(2);
     });
 
     it("off lifts the restriction inside the scope; exemptions of one control and scope add up", () => {

@@ -18,10 +18,10 @@
 import { artifactRef, type ApiArtifact, type ApiOperation } from "../../ports/gateway.js";
 import * as X from "../expressions.js";
 import { type KeyTier, type PolicyAgent, type PolicyProject } from "../input.js";
-import { DATA_CLASS_HEADER, SUBSCRIPTION_KEY_HEADER, VAR } from "../names.js";
+import { SUBSCRIPTION_KEY_HEADER, VAR } from "../names.js";
 import { el, textEl, type Why, type XNode } from "../xml.js";
 import { servedAgentCard } from "./agent-card.js";
-import { byCodePoint, type Collector, forbidden, JSON_ERROR, jsonResponse, policySizeLimit, sortBy, STRUCTURE } from "./collector.js";
+import { byCodePoint, type Collector, dataClassGate, forbidden, JSON_ERROR, jsonResponse, policySizeLimit, sortBy, STRUCTURE } from "./collector.js";
 import { browserAccess } from "./cors.js";
 import { keyIsolation } from "./routing.js";
 import { tiersApplied } from "./tiers.js";
@@ -93,14 +93,9 @@ export function compileAgents(c: Collector, project: PolicyProject): void {
     if (!tierIds.length) inbound.push(notInScope(why("no key tier grants this agent")));
     else inbound.push(el("choose", undefined, [el("when", { condition: X.tierNotAmong(tierIds) }, [notInScope(why(`key tiers: ${tierIds.join(", ")}`))])], why("key agent scope")));
     const classes = [...agent.dataClasses].sort(byCodePoint);
-    const dataClassCheck = el(
-      "check-header",
-      { name: DATA_CLASS_HEADER, "failed-check-httpcode": 403, "failed-check-error-message": "The request's data class is not allowed for this agent", "ignore-case": true },
-      classes.map((d) => textEl("value", d)),
-      why(`guardrails: data classes ${classes.join(", ")}`),
-    );
+    const w = why(`guardrails: data classes ${classes.join(", ")}`);
     // Fetching the card sends the agent no data: the one call that declares no data class.
-    inbound.push(el("choose", undefined, [el("when", { condition: X.NOT_AGENT_CARD }, [dataClassCheck])], why("the card needs no data class")));
+    inbound.push(el("choose", undefined, [el("when", { condition: X.NOT_AGENT_CARD }, dataClassGate(classes, "The request's data class is not allowed for this agent.", w))], why("the card needs no data class")));
     if (agent.callsPerMinute) {
       c.requireTier("requests.rate", "rate-limit-by-key", why("guardrails: calls per minute"));
       inbound.push(el("rate-limit-by-key", { calls: agent.callsPerMinute, "renewal-period": 60, "counter-key": X.AGENT_CALL_COUNTER_KEY }, undefined, why(`guardrails: ${agent.callsPerMinute} calls per minute per key`)));

@@ -20,6 +20,7 @@ import {
   type ProductArtifact,
 } from "../../ports/gateway.js";
 import { PolicyCompileError } from "../errors.js";
+import { DATA_CLASS_OUTSIDE } from "../expressions.js";
 import { type CompilerInput, type KeyTier } from "../input.js";
 import { gatewayNames, type GatewayNames, VAR } from "../names.js";
 import { type ControlId, type Resolved, type SettingLevel } from "../settings.js";
@@ -33,6 +34,14 @@ export const STRUCTURE: Why = { control: "structure", scope: TENANT };
 
 export const JSON_ERROR = (code: string, message: string) => JSON.stringify({ error: { code, message } });
 
+/** A 403 (data_class_not_allowed) unless the request declares exactly one of `classes` (x-aigov-data-class). */
+export function dataClassGate(classes: readonly string[], message: string, why: Why): XNode[] {
+  return [
+    el("set-variable", { name: VAR.dataClasses, value: classes.join("|") }, undefined, why),
+    el("choose", undefined, [el("when", { condition: DATA_CLASS_OUTSIDE }, [forbidden("data_class_not_allowed", message, why)])], why),
+  ];
+}
+
 /**
  * Policies that read the request body as JSON, between VAR.bodyState "reading" and "read": an error
  * between the two is a body that is not a JSON object (BODY_UNREADABLE), answered 400 in on-error.
@@ -40,7 +49,6 @@ export const JSON_ERROR = (code: string, message: string) => JSON.stringify({ er
 export function readingBody(reads: XNode[]): XNode[] {
   return [el("set-variable", { name: VAR.bodyState, value: "reading" }), ...reads, el("set-variable", { name: VAR.bodyState, value: "read" })];
 }
-
 
 export const POLICY_SIZE_LIMIT_BYTES = 512 * 1024;
 export const CONSUMPTION_POLICY_SIZE_LIMIT_BYTES = 16 * 1024;

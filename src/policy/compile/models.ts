@@ -6,11 +6,11 @@
  */
 import * as X from "../expressions.js";
 import { type ModelBackend, type PolicyModel, type PolicyProject } from "../input.js";
-import { DATA_CLASS_HEADER, VAR } from "../names.js";
+import { VAR } from "../names.js";
 import { type EffectiveSettings, mergeSettings } from "../settings.js";
-import { el, textEl, type Why, type XNode } from "../xml.js";
+import { el, type Why, type XNode } from "../xml.js";
 import { pool } from "./backends.js";
-import { byCodePoint, type Collector, forbidden, sortBy } from "./collector.js";
+import { byCodePoint, type Collector, dataClassGate, forbidden, sortBy } from "./collector.js";
 import { contentSafety } from "./genai.js";
 import { tokenLimit } from "./limits.js";
 
@@ -108,15 +108,7 @@ function dataClassCheck(c: Collector, eff: EffectiveSettings, pid: string, model
   const dataClasses = dcSetting.value.filter((d) => !own || own.has(d)).sort(byCodePoint);
   const w = c.why("dataClass.allowed", dcSetting, pid, model.id, model.allowedDataClasses ? "intersected with the model's data classes" : undefined);
   if (!dataClasses.length) return [forbidden("data_class_not_allowed", "No data class is allowed for this model.", w)];
-  const message = "The request's data class is not allowed for this model";
-  return [
-    el(
-      "check-header",
-      { name: DATA_CLASS_HEADER, "failed-check-httpcode": 403, "failed-check-error-message": message, "ignore-case": true },
-      dataClasses.map((d) => textEl("value", d)),
-      w,
-    ),
-  ];
+  return dataClassGate(dataClasses, "The request's data class is not allowed for this model.", w);
 }
 
 /** A deprecated model's sunset and deprecation dates, for the response headers (routing.ts `deprecationHeaders`). */
