@@ -238,3 +238,24 @@ describe("local gateway: requests through published files", () => {
   });
 });
 
+
+describe("local gateway: the request's path", () => {
+  it("decodes percent-encoded letters, digits, '-', '_' and '~' before matching an operation, as APIM's .NET Uri does", async () => {
+    h = await startHarness(
+      basicFolder("", (f) =>
+        f
+          .json("apis/api1/operations/item", { displayName: "item", method: "GET", urlTemplate: "/items/{id}" })
+          .json("apis/api1/operations/purge", { displayName: "purge", method: "GET", urlTemplate: "/items/purge" })
+          .json("apis/api1/operations/purge/policies/policy", { format: "xml", value: "" })
+          .xml("apis/api1/operations/purge/policies/policy", policies(`<return-response><set-status code="403" reason="Forbidden" /></return-response>`)),
+      ),
+    );
+    expect(h.gateway.issues()).toEqual([]);
+    // `%70urge` is `purge`: the purge operation answers, never `/items/{id}` with an id a backend would decode.
+    for (const path of ["/t1/p1/items/purge", "/t1/p1/items/%70urge", "/t1/p1/items/%70%75%72%67%65"]) expect((await call(h.gateway, path, { method: "GET", key: "key-one" })).status, path).toBe(403);
+    expect(h.mocks.requests("eastus.mock.localhost")).toHaveLength(0);
+    // Any other id is the item operation's, forwarded (the mock backend has no such path: its 404).
+    expect((await call(h.gateway, "/t1/p1/items/%41b", { method: "GET", key: "key-one" })).status).toBe(404);
+    expect(h.mocks.requests("eastus.mock.localhost").map((r) => r.path)).toEqual(["/items/Ab"]);
+  });
+});

@@ -129,6 +129,23 @@ const json = (status: number, message: string): { status: number; reason?: strin
 const FORWARD: Step = { element: "forward-request", line: 0, run: (r) => r.services.forward(r, { timeoutMs: 300_000 }) };
 const DEFAULT_GLOBAL: PolicyDocument = { file: "(default global policy)", sections: new Map<Section, Step[]>([["backend", [FORWARD]]]) };
 
+/**
+ * The request's URL as the gateway reads it: percent-encoded unreserved characters (RFC 3986 §2.3:
+ * letters, digits, `-_~`) decoded in the path, as .NET's Uri does (RFC 3986 §6.2.2.2 makes them the same
+ * URL). Operations are matched, and the backend is called, with that path: `/items/%70urge` is
+ * `/items/purge`, never an `{id}` of `/items/{id}` that a backend decoding it would route elsewhere. An
+ * encoded `.` stays encoded: decoded, `%2e%2e` would become a dot segment and move the path.
+ */
+export function requestUrl(target: string, host: string | undefined): URL {
+  const url = new URL(target, `http://${host ?? "localhost"}`);
+  const path = url.pathname.replace(/%([0-9A-Fa-f]{2})/g, (escape, hex: string) => {
+    const c = String.fromCharCode(parseInt(hex, 16));
+    return /[A-Za-z0-9\-_~]/.test(c) ? c : escape;
+  });
+  if (path !== url.pathname) url.pathname = path;
+  return url;
+}
+
 export class Pipeline {
   constructor(private readonly deps: PipelineDeps) {}
 
@@ -136,7 +153,7 @@ export class Pipeline {
     return this.run(
       {
         method: (req.method ?? "GET").toUpperCase(),
-        url: new URL(req.url ?? "/", `http://${req.headers.host ?? "localhost"}`),
+        url: requestUrl(req.url ?? "/", req.headers.host),
         headers: HeaderBag.fromIncoming(req.headers),
         ip: req.socket.remoteAddress ?? "",
         readBody: (limit) => readAll(req, limit),
