@@ -151,6 +151,15 @@ describe("conformance: OpenAPI documents as MCP tools at the local gateway", () 
     expect(backend.received.length).toBe(reached);
     const allowed = await rpc(path, narrow, "tools/call", { name: one.name, arguments: sample(one.inputSchema, one.inputSchema) });
     expect([allowed.status, allowed.json.result?.isError]).toEqual([200, false]);
+    // The allowed GET called directly cannot ask a backend to run it as another method.
+    const get = restRequestFor(bindings.get(one.name)!, sample(one.inputSchema, one.inputSchema) as Record<string, unknown>);
+    if ("error" in get) throw new Error(get.error);
+    const overrides = { "x-http-method-override": "DELETE", "x-http-method": "DELETE", "x-method-override": "DELETE" };
+    const sep = get.path.includes("?") ? "&" : "?";
+    const overridden = await fetch(`${g.t.gateway.url}/${g.names.restApiPath(p.id, "shop")}${get.path}${sep}_method=DELETE`, { method: get.method, headers: { "api-key": narrow, ...get.headers, ...overrides } });
+    expect(overridden.status).toBe(200);
+    const seen = backend.received.at(-1)!;
+    expect([seen.method, Object.keys(seen.headers).filter((h) => h.toLowerCase() in overrides), seen.query._method]).toEqual(["GET", [], undefined]);
   }, 120_000);
 
   it("per-tool rate limits hold per key and tool however the tool is reached: its server, a toolbox, or its REST API directly", async () => {

@@ -158,6 +158,8 @@ interface McpPolicyParts {
 }
 
 const MCP_METHODS = ["GET", "POST", "DELETE"];
+/** Headers by which frameworks let a request name another method than its own. */
+const METHOD_OVERRIDE_HEADERS = ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"];
 
 function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: McpPolicyParts) {
   const pid = project.id;
@@ -377,6 +379,11 @@ function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer &
     else inbound.push(el("choose", undefined, [...whens, ...(fallback ? [el("otherwise", undefined, [fallback])] : [])], why));
   }
   inbound.push(...keyIsolation(project.id));
+  // An operation is approved and scoped as its method and path: a backend that honours a method override
+  // would run another operation under this one's approval (a GET tool becoming a DELETE).
+  const override: Why = { ...why, note: "method overrides removed: the operation called is the one checked" };
+  for (const h of METHOD_OVERRIDE_HEADERS) inbound.push(el("set-header", { name: h, "exists-action": "delete" }, undefined, override));
+  inbound.push(el("set-query-parameter", { name: "_method", "exists-action": "delete" }, undefined, override));
   if (server.auth.type === "header") inbound.push(el("set-header", { name: server.auth.header, "exists-action": "override" }, [textEl("value", `{{${upstreamNamedValue(c, server.auth)}}}`)], why));
   else if (server.auth.type === "managedIdentity") inbound.push(el("authentication-managed-identity", { resource: server.auth.audience, ...(server.auth.clientId ? { "client-id": server.auth.clientId } : {}) }, undefined, why));
   c.addPolicy(
