@@ -157,6 +157,8 @@ export const RETRY_COUNT = `@(Math.Max(1, (int)${v(VAR.retries)}))`;
 /** Retry on throttling and server errors, for models whose pool has another backend to try. */
 export const RETRY_CONDITION = `@((int)${v(VAR.retries)} > 0 && (context.Response.StatusCode == 429 || context.Response.StatusCode >= 500))`;
 export const IS_503 = `@(context.Response.StatusCode == 503)`;
+/** In outbound: the backend answered 401 (a policy's own refusals end in return-response and never reach outbound). */
+export const BACKEND_UNAUTHORIZED = `@(context.Response.StatusCode == 401)`;
 
 /** Where a tier id appears in an expression: the literal right after the `aigov-key-tier` comparison. */
 const TIER_COMPARISON = new RegExp(`(context\\.Variables\\.GetValueOrDefault<string>\\("${VAR.keyTier}", ""\\) == ")([^"]*)(")`, "g");
@@ -323,6 +325,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     MODEL,
     RETRY_CONDITION,
     IS_503,
+    BACKEND_UNAUTHORIZED,
     BODY_UNREADABLE,
     DATA_CLASS_OUTSIDE,
     MCP_IS_BATCH,

@@ -66,6 +66,19 @@ describe("conformance: routing and model scope at the local gateway", () => {
     expect((await g.chat(project.id, any, "gpt-4o-mini")).status).toBe(200);
   });
 
+  it("a backend refusing the gateway's credential is the caller's 502 with the gateway's own text, never the provider's", async () => {
+    g.t.backends.configure("gpt-4o.mock.localhost", { requireKey: "a-key-the-registry-does-not-hold" });
+    try {
+      const refused = await g.chat(project.id, any, "gpt-4o");
+      expect([refused.status, refused.json.error?.code]).toEqual([502, "backend_credential_refused"]);
+      expect(refused.text).not.toMatch(/Access denied|subscription key|provider-key/);
+      expect(g.t.backends.requests("gpt-4o.mock.localhost").at(-1)!.headers["api-key"]).toBe("provider-key-gpt-4o.mock.localhost");
+    } finally {
+      g.t.backends.configure("gpt-4o.mock.localhost", { requireKey: null as never });
+    }
+    expect((await g.chat(project.id, any, "gpt-4o")).status).toBe(200);
+  });
+
   it("the virtual key never reaches a provider: the backend gets the provider key the registry holds", async () => {
     await g.chat(project.id, any, "gpt-4o", { headers: { authorization: `Bearer ${any}` } });
     const seen = g.t.backends.requests("gpt-4o.mock.localhost").at(-1)!;

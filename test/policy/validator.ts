@@ -57,6 +57,8 @@ const STATEMENTS: Record<string, ElementRule> = {
   },
   "set-variable": { sections: ALL, attrs: { name: { required: true, noExpression: true }, value: { required: true } } },
   choose: { sections: ALL, attrs: {}, children: ["when", "otherwise"] },
+  // A statement of its own too (Learn: set-status, every section), besides a child of return-response.
+  "set-status": { sections: ALL, attrs: { code: { required: true, pattern: INT }, reason: {} } },
   "return-response": { sections: ALL, attrs: { "response-variable-name": {} }, children: ["set-status", "set-header", "set-body"] },
   "set-backend-service": { sections: ["inbound", "backend"], attrs: { "backend-id": {}, "base-url": {} } },
   "authentication-managed-identity": {
@@ -145,7 +147,6 @@ const CHILDREN: Record<string, ElementRule> = {
   value: { attrs: {}, text: true },
   when: { attrs: { condition: { required: true, expression: true } }, children: "statements" },
   otherwise: { attrs: {}, children: "statements" },
-  "set-status": { attrs: { code: { required: true, pattern: INT }, reason: {} } },
   categories: { attrs: { "output-type": { pattern: /^(FourSeverityLevels|EightSeverityLevels)$/ } }, children: ["category"] },
   category: { attrs: { name: { required: true, pattern: /^(Hate|SelfHarm|Sexual|Violence)$/ }, threshold: { required: true, pattern: /^[0-7]$/ } } },
   blocklists: { attrs: {}, children: ["id"] },

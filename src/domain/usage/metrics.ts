@@ -88,16 +88,18 @@ export function percentile(h: Histogram, p: number): number | undefined {
  * check (401), a governance refusal (403: a return-response, which sets no error, or a data class's
  * check-header, whose error reason is HeaderNotFound or HeaderValueNotAllowed), a limit
  * (rate-limit, llm-token-limit, quota: 429, or 403 for a spent quota), content safety, other client
- * errors, a backend's failure (its 5xx, an unreachable or circuit-open backend) and the gateway's own.
+ * errors, a backend's failure (its 5xx, an unreachable or circuit-open backend, a 401 refusing the
+ * gateway's credential, which the caller gets as 502) and the gateway's own.
  */
 export function errorClass(status: number, reason: string, backendStatus: number): ErrorClass | undefined {
   if (status < 400) return undefined;
   if (/^ContentSafety/.test(reason)) return "contentSafety";
   if (status === 429 || /^(RateLimitExceeded|QuotaExceeded|TokenLimitExceeded|TokenQuotaExceeded)$/.test(reason)) return "limit";
   if (status === 401) return "auth";
-  // A data class refused is governance too: compiled as check-header with 403 (required headers fail with 400).
+  // A data class refused is governance too (revisions before December 2026 compiled it as check-header:
+  // HeaderNotFound, HeaderValueNotAllowed).
   if (status === 403) return !reason || reason === "HeaderNotFound" || reason === "HeaderValueNotAllowed" ? "scope" : "request";
   if (status < 500) return "request";
-  if (backendStatus >= 500 || /^(BackendUnavailable|BackendConnectionFailure|Timeout)$/.test(reason)) return "backend";
+  if (backendStatus >= 500 || backendStatus === 401 || /^(BackendUnavailable|BackendConnectionFailure|Timeout)$/.test(reason)) return "backend";
   return "gateway";
 }

@@ -82,6 +82,7 @@ export function compileProject(c: Collector, project: PolicyProject) {
     s.inbound.push(...budgets(c, applied));
     s.inbound.push(...tokenMetrics(c, eff, pid));
     s.outbound.push(...deprecationHeaders(routable, pid));
+    s.outbound.push(backendCredentialRefused(pid));
   }
 
   responseHeaders(c, eff, pid, modelsOn, s);
@@ -171,6 +172,17 @@ function promptSize(c: Collector, eff: EffectiveSettings, pid: string): XNode[] 
       ]),
     ], c.why("prompt.maxBytes", maxBytes, pid, undefined, `${maxBytes.value} bytes`)),
   ];
+}
+
+/**
+ * A model backend that refuses the gateway's credential (401): its caller gets 502 with a body of the
+ * gateway's own. The caller's key was accepted, so a 401 would mislead it, and a provider's text may
+ * quote part of the provider key (OpenAI's names the key it refused, masked but for a few characters).
+ */
+function backendCredentialRefused(pid: string): XNode {
+  const why: Why = { control: "routing", scope: { level: "project", projectId: pid }, note: "a backend refusing the gateway's credential: 502, the provider's text withheld" };
+  const body = JSON_ERROR("backend_credential_refused", "The model's backend refused the gateway's credential for it. The platform team must renew it.");
+  return el("choose", undefined, [el("when", { condition: X.BACKEND_UNAUTHORIZED }, [el("set-status", { code: 502, reason: "Bad Gateway" }), el("set-header", { name: "Content-Type", "exists-action": "override" }, [textEl("value", "application/json")]), textEl("set-body", body)])], why);
 }
 
 /** The end of outbound and on-error: the correlation id echoed, the on-error fragment (models), secret headers removed. */
