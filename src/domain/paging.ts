@@ -6,9 +6,11 @@ import { AppError } from "./errors.js";
 export type PageQuery = Omit<QuerySpec, "maxPageSize" | "continuationToken">;
 
 /**
- * What a token resumes: this partition and this query, whatever the page size. A token of another list
- * (another project, another filter) is refused here rather than handed to the store, which might resume
- * it somewhere or fail on it.
+ * What a token resumes: this partition and this query, whatever the page size. A token the API issued
+ * for another list (another project, another filter) is refused here rather than handed to the store,
+ * which might resume it somewhere or fail on it. The binding is a digest, not a signature: anyone can
+ * compute it, so a token crafted with it reaches the store — which answers within the same partition and
+ * query, or refuses the token (ContinuationTokenRefused, a 400 too).
  */
 function bindingOf(partition: Partition, spec: PageQuery): string {
   return createHash("sha256").update(JSON.stringify([partition.tenantId, partition.scopeId, spec])).digest("base64url").slice(0, 22);

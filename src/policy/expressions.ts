@@ -28,7 +28,6 @@ const sub = `(context.Subscription?.Id ?? "none")`;
 export const PATH_MODEL = `@(context.Request.MatchedParameters.GetValueOrDefault("deployment-id", ""))`;
 /** The model named in the JSON body (`model`), "" when the body names none. */
 export const BODY_MODEL = `@(context.Request.Body?.As<JObject>(preserveContent: true)?["model"]?.ToString() ?? "")`;
-/** The model the request addresses: the path's, else the body's. */
 /**
  * The request failed while its body was being read as JSON (VAR.bodyState): the body is not a JSON object
  * (malformed, an array, a string, empty) — the client's 400. APIM has no JSON check that cannot throw, so
@@ -42,6 +41,7 @@ export const BODY_UNREADABLE = `@(context.Variables.GetValueOrDefault<string>("$
  * treats several is undocumented, and a request declaring `confidential, public` must not pass as `public`.)
  */
 export const DATA_CLASS_OUTSIDE = `@(Array.IndexOf(((string)${v(VAR.dataClasses)}).Split('|'), context.Request.Headers.GetValueOrDefault("${DATA_CLASS_HEADER}", "").Trim().ToLowerInvariant()) < 0)`;
+/** The model the request addresses: the path's, else the body's. */
 export const REQUESTED_MODEL = `@((string)${v(VAR.pathModel)} != "" ? (string)${v(VAR.pathModel)} : (string)${v(VAR.bodyModel)})`;
 /** The path and the body name different models: refused, so a key cannot pass a check with one and reach the other. */
 export const MODEL_MISMATCH = `@((string)${v(VAR.pathModel)} != "" && (string)${v(VAR.bodyModel)} != "" && (string)${v(VAR.pathModel)} != (string)${v(VAR.bodyModel)})`;
@@ -217,6 +217,11 @@ export const MCP_MESSAGE_REBUILT = `@{ var o = context.Request.Body.As<JObject>(
 export const MCP_TOOL_COUNTER_KEY = `@("mcp|" + (context.Subscription?.Id ?? "none") + "|" + (string)${v(VAR.mcpLimitScope)} + "|" + (string)${v(VAR.mcpTool)})`;
 /** REST tools' APIs: the per-key counter of the operation called (one tool of one server, however it is reached). */
 export const REST_TOOL_COUNTER_KEY = `@("tool|" + (context.Subscription?.Id ?? "none") + "|" + context.Api.Id + "|" + context.Operation.Id)`;
+/**
+ * REST tools' APIs: a form body (urlencoded or multipart) that mentions `_method`, the field by which
+ * Rails, Laravel, Symfony and Express' method-override let a POST name another method.
+ */
+export const FORM_METHOD_OVERRIDE = `@(context.Request.Body != null && context.Request.Headers.GetValueOrDefault("Content-Type", "").ToLowerInvariant().Contains("form") && context.Request.Body.As<string>(preserveContent: true).Contains("_method"))`;
 /** REST tools' APIs: the operation called is this one (an APIM operation id, ^[A-Za-z0-9_-]{1,80}$). */
 export const operationIs = (operationId: string) => {
   if (!/^[A-Za-z0-9_-]{1,80}$/.test(operationId)) throw new Error(`not an operation id: ${JSON.stringify(operationId)}`);
@@ -326,6 +331,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     RETRY_CONDITION,
     IS_503,
     BACKEND_UNAUTHORIZED,
+    FORM_METHOD_OVERRIDE,
     BODY_UNREADABLE,
     DATA_CLASS_OUTSIDE,
     MCP_IS_BATCH,

@@ -160,6 +160,17 @@ describe("conformance: OpenAPI documents as MCP tools at the local gateway", () 
     expect(overridden.status).toBe(200);
     const seen = backend.received.at(-1)!;
     expect([seen.method, Object.keys(seen.headers).filter((h) => h.toLowerCase() in overrides), seen.query._method]).toEqual(["GET", [], undefined]);
+    // A POST's form body naming another method (Rails, Laravel, Symfony read `_method` there) is refused.
+    const post = tools.find((t) => bindings.get(t.name)!.method === "POST")!;
+    const wide = (await g.key(dev, p.id, { name: "whole server", scopes: { tools: [s.id] } })).key;
+    const postRequest = restRequestFor(bindings.get(post.name)!, sample(post.inputSchema, post.inputSchema) as Record<string, unknown>);
+    if ("error" in postRequest) throw new Error(postRequest.error);
+    const before = backend.received.length;
+    for (const [type, body] of [["application/x-www-form-urlencoded", "_method=DELETE&x=1"], ["multipart/form-data; boundary=b", '--b\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--b--\r\n']] as const) {
+      const res = await fetch(`${g.t.gateway.url}/${g.names.restApiPath(p.id, "shop")}${postRequest.path}`, { method: "POST", headers: { "api-key": wide, "content-type": type }, body });
+      expect([res.status, ((await res.json()) as { error?: { code?: string } }).error?.code], type).toEqual([400, "method_override_refused"]);
+    }
+    expect(backend.received.length).toBe(before);
   }, 120_000);
 
   it("per-tool rate limits hold per key and tool however the tool is reached: its server, a toolbox, or its REST API directly", async () => {

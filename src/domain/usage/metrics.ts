@@ -85,8 +85,8 @@ export function percentile(h: Histogram, p: number): number | undefined {
 
 /**
  * The class of a refused or failed request, from the gateway log's own columns (ADR 016): the key
- * check (401), a governance refusal (403: a return-response, which sets no error, or a data class's
- * check-header, whose error reason is HeaderNotFound or HeaderValueNotAllowed), a limit
+ * check (401), a governance refusal (403: a return-response, which sets no error; revisions before
+ * December 2026 refused a data class with check-header: HeaderNotFound or HeaderValueNotAllowed), a limit
  * (rate-limit, llm-token-limit, quota: 429, or 403 for a spent quota), content safety, other client
  * errors, a backend's failure (its 5xx, an unreachable or circuit-open backend, a 401 refusing the
  * gateway's credential, which the caller gets as 502) and the gateway's own.

@@ -134,7 +134,8 @@ const DEFAULT_GLOBAL: PolicyDocument = { file: "(default global policy)", sectio
  * letters, digits, `-_~`) decoded in the path, as .NET's Uri does (RFC 3986 §6.2.2.2 makes them the same
  * URL). Operations are matched, and the backend is called, with that path: `/items/%70urge` is
  * `/items/purge`, never an `{id}` of `/items/{id}` that a backend decoding it would route elsewhere. An
- * encoded `.` stays encoded: decoded, `%2e%2e` would become a dot segment and move the path.
+ * encoded `.` is left as it is: decoded inside a segment it could make one a dot segment after parsing
+ * (a whole `%2e%2e` segment is one already: the URL parser removes it with its parent).
  */
 export function requestUrl(target: string, host: string | undefined): URL {
   const url = new URL(target, `http://${host ?? "localhost"}`);

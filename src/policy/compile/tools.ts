@@ -32,7 +32,7 @@ import * as X from "../expressions.js";
 import { type KeyTier, type PolicyMcpServer, type PolicyProject, type PolicyTool } from "../input.js";
 import { SUBSCRIPTION_KEY_HEADER, VAR } from "../names.js";
 import { el, textEl, type Why, type XNode } from "../xml.js";
-import { byCodePoint, type Collector, forbidden, jsonResponse, readingBody, sortBy, STRUCTURE } from "./collector.js";
+import { byCodePoint, type Collector, forbidden, JSON_ERROR, jsonResponse, readingBody, sortBy, STRUCTURE } from "./collector.js";
 import { browserAccess } from "./cors.js";
 import { keyIsolation } from "./routing.js";
 import { tiersApplied } from "./tiers.js";
@@ -384,6 +384,9 @@ function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer &
   const override: Why = { ...why, note: "method overrides removed: the operation called is the one checked" };
   for (const h of METHOD_OVERRIDE_HEADERS) inbound.push(el("set-header", { name: h, "exists-action": "delete" }, undefined, override));
   inbound.push(el("set-query-parameter", { name: "_method", "exists-action": "delete" }, undefined, override));
+  // A form field cannot be removed from the body as a header can: such a body is refused.
+  const formOverride = jsonResponse(400, "Bad Request", JSON_ERROR("method_override_refused", "A form body may not name another method (_method): the operation called is the one checked."), override);
+  inbound.push(when(X.FORM_METHOD_OVERRIDE, [formOverride], override));
   if (server.auth.type === "header") inbound.push(el("set-header", { name: server.auth.header, "exists-action": "override" }, [textEl("value", `{{${upstreamNamedValue(c, server.auth)}}}`)], why));
   else if (server.auth.type === "managedIdentity") inbound.push(el("authentication-managed-identity", { resource: server.auth.audience, ...(server.auth.clientId ? { "client-id": server.auth.clientId } : {}) }, undefined, why));
   c.addPolicy(
