@@ -53,10 +53,12 @@ export function keyCommands({ program, client, print, out, err, json }: CliKit):
     .option("--wait", "wait until the gateway accepts the key (a new profile is published first)")
     .action(async (projectId: string, o: CreateOptions) => {
       const quota = o.quota?.split("/");
+      // --model: those; --no-models: none; neither: every model of the project (no `models`).
+      const models = o.model ?? (o.models ? undefined : []);
       const created = await client().keys.create(projectId, {
         name: o.name,
         ...(o.owner ? { owner: o.owner } : {}),
-        ...(o.model || !o.models || o.tool ? { scopes: { ...(o.model ? { models: o.model } : !o.models ? { models: [] } : {}), ...(o.tool ? { tools: o.tool } : {}) } } : {}),
+        ...(models || o.tool ? { scopes: { ...(models ? { models } : {}), ...(o.tool ? { tools: o.tool } : {}) } } : {}),
         limits: {
           ...(o.tpm ? { tokensPerMinute: Number(o.tpm) } : {}),
           ...(o.rpm ? { requestsPerMinute: Number(o.rpm) } : {}),
