@@ -215,6 +215,27 @@ export const MCP_IS_POST = `@(context.Request.Method == "POST")`;
 export const MCP_MESSAGE_REBUILT = `@{ var o = context.Request.Body.As<JObject>(preserveContent: true); var m = new JObject(); if ((string)${v(VAR.mcpMethod)} == "") { if (o["jsonrpc"] != null) { m["jsonrpc"] = o["jsonrpc"]; } if (o["id"] != null) { m["id"] = o["id"]; } if (o["result"] != null) { m["result"] = o["result"]; } if (o["error"] != null) { m["error"] = o["error"]; } return m.ToString(Newtonsoft.Json.Formatting.None); } m["jsonrpc"] = o["jsonrpc"]; if (o["id"] != null) { m["id"] = o["id"]; } m["method"] = o["method"]; if ((string)${v(VAR.mcpMethod)} == "tools/call") { var p = new JObject(); p["name"] = o["params"]?["name"]; if (o["params"]?["arguments"] != null) { p["arguments"] = o["params"]["arguments"]; } if (o["params"]?["_meta"] != null) { p["_meta"] = o["params"]["_meta"]; } if (o["params"]?["task"] != null) { p["task"] = o["params"]["task"]; } m["params"] = p; } if ((string)${v(VAR.mcpMethod)} != "tools/call" && o["params"] != null) { m["params"] = o["params"]; } return m.ToString(Newtonsoft.Json.Formatting.None); }`;
 /** The per-key, per-tool counter of an MCP API, in the scope its policy set (a server's budget, whichever API calls it). */
 export const MCP_TOOL_COUNTER_KEY = `@("mcp|" + (context.Subscription?.Id ?? "none") + "|" + (string)${v(VAR.mcpLimitScope)} + "|" + (string)${v(VAR.mcpTool)})`;
+/**
+ * MCP sessions are bound to the key that opened them (the MCP specification's security guidance: bind a
+ * session id to the user, never take it as authentication). A pass-through server's `Mcp-Session-Id` is
+ * handed to the client as `<upstream id>.<tag>`, the tag an HMAC-SHA256 of the API id and the upstream id
+ * keyed with the key the caller presented — a secret only that key's holder has, so no store is needed
+ * (APIM's built-in cache is absent on the consumption tier) and another key's holder who learns the id
+ * cannot make its tag. The tag is base64 (visible ASCII, as session ids must be; base64 has no '.').
+ */
+const sessionTag = (id: string) =>
+  `Convert.ToBase64String(new HMACSHA256(Encoding.UTF8.GetBytes(context.Subscription?.Key ?? "")).ComputeHash(Encoding.UTF8.GetBytes(context.Api.Id + "|" + ${id})))`;
+/** The request's session checked against the caller's key (VAR.mcpSession: the upstream id, "" for none, " " for a tag that does not verify). */
+export const MCP_SESSION_OF_REQUEST = `@{ var s = context.Request.Headers.GetValueOrDefault("Mcp-Session-Id", ""); if (s == "") { return ""; } var i = s.LastIndexOf("."); if (i < 1) { return " "; } var id = s.Substring(0, i); return s.Substring(i + 1) == ${sessionTag("id")} ? id : " "; }`;
+/** The request names a session this key did not open (or a forged, stale or untagged id). */
+export const MCP_SESSION_FOREIGN = `@((string)${v(VAR.mcpSession)} == " ")`;
+/** The request names a session of this key: the upstream's id is forwarded. */
+export const MCP_SESSION_NAMED = `@((string)${v(VAR.mcpSession)} != "")`;
+export const MCP_SESSION_UPSTREAM = `@((string)${v(VAR.mcpSession)})`;
+/** In outbound: the server answered with a session id (initialize's answer, or any answer that repeats it). */
+export const MCP_RESPONSE_SESSION = `@(context.Response.Headers.GetValueOrDefault("Mcp-Session-Id", "") != "")`;
+/** In outbound: the server's session id with the caller's key's tag, as the client is to send it back. */
+export const MCP_SESSION_TAGGED = `@{ var id = context.Response.Headers.GetValueOrDefault("Mcp-Session-Id", ""); return id + "." + ${sessionTag("id")}; }`;
 /** REST tools' APIs: the per-key counter of the operation called (one tool of one server, however it is reached). */
 export const REST_TOOL_COUNTER_KEY = `@("tool|" + (context.Subscription?.Id ?? "none") + "|" + context.Api.Id + "|" + context.Operation.Id)`;
 /**
@@ -348,6 +369,12 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     MCP_HEADERS_DIFFER,
     MCP_IS_POST,
     MCP_MESSAGE_REBUILT,
+    MCP_SESSION_OF_REQUEST,
+    MCP_SESSION_FOREIGN,
+    MCP_SESSION_NAMED,
+    MCP_SESSION_UPSTREAM,
+    MCP_RESPONSE_SESSION,
+    MCP_SESSION_TAGGED,
     mcpCallOf("tool"),
     ...(Object.keys(MCP_REFUSALS) as (keyof typeof MCP_REFUSALS)[]).map(mcpErrorBody),
     ...([VAR.mcpAllowed, VAR.mcpTierTools, VAR.mcpToolbox] as const).flatMap((l) => [mcpCallOutside(l), mcpCallOutside(l, true)]),

@@ -232,6 +232,10 @@ export const VAR = {
   /** MCP APIs: whose per-tool counters a call counts in — the MCP API id of the one server its tools come
    * from (so a server and its toolboxes share one budget per key and tool), else the API's own id. */
   mcpLimitScope: "aigov-mcp-limit-scope",
+  /** Pass-through MCP APIs: the upstream's session id of a request whose `Mcp-Session-Id` this key's tag
+   * verifies, "" when the request names no session, " " (never a session id: those are visible ASCII) when
+   * the tag does not verify. */
+  mcpSession: "aigov-mcp-session",
   /** Agent APIs: the card the gateway serves, base64 of its UTF-8 JSON (data, not code; agent-card.ts). */
   agentCard: "aigov-agent-card",
 } as const;

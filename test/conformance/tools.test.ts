@@ -5,7 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { startGovernanceServer, type GovernanceServer } from "../fixtures/mcp/governance.js";
+import { startMcpServer } from "../fixtures/mcp/servers.js";
 import { Governed } from "../support/governed.js";
 import { until } from "../support/until.js";
 
@@ -257,6 +260,71 @@ describe("conformance: MCP tools at the local gateway", () => {
     expect((await callTool(p.id, "fixture", k, "get_weather", { city: "Bern" })).status).toBe(404);
     expect((await g.admin.tools.getServer(p.id, s.id)).id).toBe(s.id);
   });
+
+  it("a pass-through server's session belongs to the key that opened it: another key naming it, or its bare upstream id, is 404 and never reaches the server", async () => {
+    const stateful = await startMcpServer("sdk-v1");
+    try {
+      const p = await g.project("sessions");
+      const server = await g.admin.tools.createServer(p.id, { name: "stateful", source: { kind: "remote", url: stateful.url } });
+      const s = await until(async () => {
+        const got = await g.admin.tools.getServer(p.id, server.id);
+        return got.discoveryState.status === "succeeded" ? got : undefined;
+      }, "discovery of stateful");
+      await g.publish("tools sessions");
+      const a = (await g.key(dev, p.id, { name: "alice-agent", scopes: { tools: [s.id] } })).key;
+      const b = (await g.key(dev, p.id, { name: "bob-agent", scopes: { tools: [s.id] } })).key;
+      const path = g.names.mcpApiPath(p.id, "stateful");
+      const url = new URL(`${g.t.gateway.url}/${path}/mcp`);
+
+      // Key A's client, the SDK's own: initialize, the GET stream, tools/list and tools/call all carry the tagged id.
+      const transport = new StreamableHTTPClientTransport(url, { requestInit: { headers: { "api-key": a } } });
+      const client = new Client({ name: "session-test", version: "1.0.0" });
+      await client.connect(transport);
+      try {
+        const tagged = transport.sessionId ?? "";
+        const [upstreamId, tag] = [tagged.slice(0, tagged.lastIndexOf(".")), tagged.slice(tagged.lastIndexOf(".") + 1)];
+        expect(upstreamId).toMatch(/^[0-9a-f-]{36}$/);
+        expect(tag).toMatch(/^[A-Za-z0-9+/]{43}=$/);
+        const echoed = await client.callTool({ name: "echo", arguments: { message: "mine" } });
+        expect(echoed.structuredContent).toEqual({ message: "mine" });
+
+        // Key B (same project, same grant) naming A's session: the server's 404 for a session it does not know, from the gateway.
+        const init = { jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "echo", arguments: { message: "theirs" } } };
+        const foreign = await post(path, b, init, "POST", { "mcp-session-id": tagged });
+        expect([foreign.status, foreign.json.error?.data?.reason]).toEqual([404, "mcp_session_unknown"]);
+        // The bare upstream id, a forged tag, a tag for another API and a repeated header are unknown too, for key A as well.
+        for (const id of [upstreamId, `${upstreamId}.${"A".repeat(43)}=`, `${upstreamId}.`, `.${tag}`, `${tagged}, ${tagged}`]) {
+          const r = await post(path, a, init, "POST", { "mcp-session-id": id });
+          expect([id, r.status, r.json.error?.data?.reason]).toEqual([id, 404, "mcp_session_unknown"]);
+        }
+        const ending = await fetch(url, { method: "DELETE", headers: { "api-key": b, "mcp-session-id": tagged } });
+        expect(ending.status).toBe(404);
+        // None of it reached the server: A's session is still there, and still A's.
+        const again = await client.callTool({ name: "echo", arguments: { message: "still mine" } });
+        expect(again.structuredContent).toEqual({ message: "still mine" });
+
+        // Key B opens its own session: another tag for its own id, and A's tag does not fit it.
+        const own = new StreamableHTTPClientTransport(url, { requestInit: { headers: { "api-key": b } } });
+        const bob = new Client({ name: "session-test-b", version: "1.0.0" });
+        await bob.connect(own);
+        expect(own.sessionId?.slice(0, own.sessionId.lastIndexOf("."))).not.toBe(upstreamId);
+        expect((await bob.callTool({ name: "echo", arguments: { message: "bob" } })).structuredContent).toEqual({ message: "bob" });
+        const swapped = `${own.sessionId!.slice(0, own.sessionId!.lastIndexOf("."))}.${tag}`;
+        expect((await post(path, b, init, "POST", { "mcp-session-id": swapped })).status).toBe(404);
+        await bob.close();
+
+        // A ends its session through the gateway (DELETE with its tagged id reaches the server untagged).
+        await transport.terminateSession();
+        const gone = await post(path, a, init, "POST", { "mcp-session-id": tagged });
+        expect(gone.status).toBe(404);
+        expect(gone.json.error?.data?.reason).toBeUndefined(); // the server's own 404 now, not the gateway's
+      } finally {
+        await client.close().catch(() => undefined);
+      }
+    } finally {
+      await stateful.close();
+    }
+  }, 60_000);
 
   it("approval mode destructive: read-only tools are callable at once; a destructive one after approval; a changed definition is refused until approved again", async () => {
     const p = await g.project("approvals");

@@ -3,7 +3,8 @@ import { compileExpression, initExpressions } from "../../src/local-gateway/expr
 import { CsException } from "../../src/local-gateway/expressions/values.js";
 import { contextObject, type RequestState } from "../../src/local-gateway/runtime/context.js";
 import { HeaderBag } from "../../src/local-gateway/runtime/message.js";
-import { MCP_HEADERS_DIFFER, MCP_MESSAGE_INVALID, MCP_MESSAGE_REBUILT } from "../../src/policy/expressions.js";
+import { createHmac } from "node:crypto";
+import { MCP_HEADERS_DIFFER, MCP_MESSAGE_INVALID, MCP_MESSAGE_REBUILT, MCP_SESSION_OF_REQUEST, MCP_SESSION_TAGGED } from "../../src/policy/expressions.js";
 
 /** The expressions the compiler emits in an MCP server's policy (docs/gateway.md, "MCP servers at the gateway"). */
 const BATCH = `@(context.Request.Method == "POST" && context.Request.Body != null && context.Request.Body.As<string>(preserveContent: true).TrimStart().StartsWith("["))`;
@@ -149,5 +150,37 @@ describe("the expressions of an MCP server's policy", () => {
     s.response = { status: 200, reason: "OK", headers: new HeaderBag(), body: Buffer.from("{}") };
     expect(() => run(`@(context.Response.Body != null)`, s)).toThrow(/must not read context.Response.Body/);
     expect(run(`@(context.Response.Body != null)`, { ...s, mcp: false })).toBe(true);
+  });
+
+  it("a session id is tagged for the key that opened it (HMAC-SHA256 keyed with the presented key, over API id and id) and verified for that key only", () => {
+    const upstreamId = "6f9619ff-8b86-d011-b42d-00cf4fc964ff";
+    const answered = state("POST", call({ name: "a" }));
+    answered.response = { status: 200, reason: "OK", headers: new HeaderBag([["mcp-session-id", upstreamId]]), body: undefined };
+    const tagged = run(MCP_SESSION_TAGGED, answered) as string;
+    // The tag is .NET's: new HMACSHA256(UTF8 key bytes).ComputeHash(UTF8 "<api id>|<id>"), Convert.ToBase64String.
+    expect(tagged).toBe(`${upstreamId}.${createHmac("sha256", Buffer.from("k", "utf8")).update(`mcp-x|${upstreamId}`, "utf8").digest("base64")}`);
+    const asking = (id: string, key = "k", api = "mcp-x") => {
+      const s = state("POST", call({ name: "a" }), {}, [["Mcp-Session-Id", id]]);
+      return run(MCP_SESSION_OF_REQUEST, { ...s, api: { ...s.api, id: api }, subscription: { ...s.subscription!, key } });
+    };
+    expect(asking(tagged)).toBe(upstreamId);
+    expect(asking(tagged, "k2")).toBe(" "); // the same subscription's other key did not open it
+    expect(asking(tagged, "k", "mcp-y")).toBe(" "); // another API
+    for (const forged of [upstreamId, `${upstreamId}.`, tagged.slice(upstreamId.length), `x${tagged}`, `${tagged}, ${tagged}`]) expect(asking(forged)).toBe(" ");
+    expect(run(MCP_SESSION_OF_REQUEST, state("POST", call({ name: "a" })))).toBe("");
+    // A dot inside the server's own id is kept: the tag follows the last one.
+    const dotted = state("POST", call({ name: "a" }));
+    dotted.response = { status: 200, reason: "OK", headers: new HeaderBag([["Mcp-Session-Id", "a.b.c"]]), body: undefined };
+    expect(asking(run(MCP_SESSION_TAGGED, dotted) as string)).toBe("a.b.c");
+  });
+
+  it("HMACSHA256, Encoding.UTF8.GetBytes and Convert.ToBase64String as .NET has them (RFC 4231 case 2)", () => {
+    const s = state("GET", undefined);
+    expect(run(`@(Convert.ToBase64String(new HMACSHA256(Encoding.UTF8.GetBytes("Jefe")).ComputeHash(Encoding.UTF8.GetBytes("what do ya want for nothing?"))))`, s)).toBe(
+      Buffer.from("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843", "hex").toString("base64"),
+    );
+    expect(run(`@(Convert.ToBase64String(Encoding.UTF8.GetBytes("é")))`, s)).toBe("w6k=");
+    expect(() => run(`@(new HMACSHA256("key"))`, s)).toThrow(/byte\[\]/);
+    expect(() => run(`@(Convert.ToBase64String("text"))`, s)).toThrow(/byte\[\]/);
   });
 });

@@ -9,6 +9,7 @@
  * reference (member chains on `context`, `?.`/`??`, casts, ternaries, string methods, `JObject` edits,
  * local variables, `if`/`return` in blocks).
  */
+import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Language, Node as SyntaxNode, Parser } from "web-tree-sitter";
 import {
@@ -65,7 +66,7 @@ const PREFIX = "class __E { object __M() { ";
 const SUFFIX = "\n} }";
 
 /** Type names allowed in casts, generic arguments and static member access. */
-const TYPES = new Set(["string", "int", "long", "double", "bool", "object", "byte[]", "string[]", "JObject", "JToken", "JArray", "Array", "Math", "String", "Random", "Int32", "Convert", "Encoding", "JTokenType"]);
+const TYPES = new Set(["string", "int", "long", "double", "bool", "object", "byte[]", "string[]", "JObject", "JToken", "JArray", "Array", "Math", "String", "Random", "Int32", "Convert", "Encoding", "JTokenType", "HMACSHA256"]);
 
 /** The JTokenType values an expression may name (JToken.Type evaluates to the same names; JSON's
  * number 1.0 reads as Integer here, Float in Newtonsoft: the compiler compares String, Object, Array and Null only). */
@@ -83,7 +84,9 @@ export const KNOWN_MEMBERS = new Set([
   "Length", "Count", "Type", "Split", "Contains", "StartsWith", "EndsWith", "IndexOf", "LastIndexOf", "Substring", "ToLower", "ToUpper",
   "ToLowerInvariant", "ToUpperInvariant", "Trim", "TrimStart", "TrimEnd", "Replace", "Equals", "ToString", "Remove",
   // statics
-  "Parse", "Min", "Max", "IsNullOrEmpty", "Next", "FromBase64String", "UTF8", "GetString",
+  "Parse", "Min", "Max", "IsNullOrEmpty", "Next", "FromBase64String", "ToBase64String", "UTF8", "GetString", "GetBytes",
+  // System.Security.Cryptography.HMACSHA256 (as Microsoft's policy snippets use it: new HMACSHA256(key).ComputeHash(bytes))
+  "ComputeHash",
   // Newtonsoft.Json.Linq.JTokenType (the values JToken.Type compares with)
   "Object", "Array", "Integer", "Float", "String", "Boolean", "Null",
 ]);
@@ -429,6 +432,14 @@ class Compiler {
     const args = argsNode ? this.args(argsNode) : [];
     if (type === "Random" && args.length === 0) return (f) => new RandomObject(f.env.random);
     if (type === "JObject" && args.length === 0) return () => new JToken({});
+    if (type === "HMACSHA256" && args.length === 1) {
+      const [key] = args;
+      return (f) => {
+        const k = evalArgs([key!], f)[0]!.value;
+        if (!(k instanceof ByteArray)) throw new CsException("ArgumentNullException", "new HMACSHA256(key) needs the key's bytes (byte[]).");
+        return new HmacSha256(k.bytes);
+      };
+    }
     return this.fail(node, `'new ${type}(...)' is not supported`);
   }
 
@@ -577,6 +588,10 @@ class StaticType implements HostObject {
       if (s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) throw new CsException("FormatException", "The input is not a valid Base-64 string.");
       return new ByteArray(new Uint8Array(Buffer.from(s, "base64")));
     }
+    if (t === "Convert" && name === "ToBase64String" && v.length === 1) {
+      if (!(v[0] instanceof ByteArray)) throw new CsException("ArgumentNullException", "Convert.ToBase64String needs a byte[].");
+      return Buffer.from(v[0].bytes).toString("base64");
+    }
     throw unknownMember(t, `${name}()`);
   }
 }
@@ -590,9 +605,26 @@ const UTF8: HostObject = {
   invoke(name: string, args: CsArg[]): unknown {
     const bytes = args[0]?.value;
     if (name === "GetString" && args.length === 1 && bytes instanceof ByteArray) return new TextDecoder("utf-8").decode(bytes.bytes);
+    // .NET encodes a lone surrogate as U+FFFD (EF BF BD), as Node's encoder does.
+    if (name === "GetBytes" && args.length === 1 && typeof bytes === "string") return new ByteArray(new Uint8Array(Buffer.from(bytes, "utf8")));
+    if (name === "GetBytes" && args.length === 1 && isNull(bytes)) throw new CsException("ArgumentNullException", "Value cannot be null. (Parameter 's')");
     throw unknownMember("UTF8Encoding", `${name}()`);
   },
 };
+
+/** System.Security.Cryptography.HMACSHA256 made with its key: ComputeHash(byte[]) gives the 32-byte MAC. */
+class HmacSha256 implements HostObject {
+  readonly csType = "HMACSHA256";
+  constructor(private readonly key: Uint8Array) {}
+  getMember(name: string): unknown {
+    throw unknownMember(this.csType, name);
+  }
+  invoke(name: string, args: CsArg[]): unknown {
+    const data = args[0]?.value;
+    if (name === "ComputeHash" && args.length === 1 && data instanceof ByteArray) return new ByteArray(new Uint8Array(createHmac("sha256", this.key).update(data.bytes).digest()));
+    throw unknownMember(this.csType, `${name}()`);
+  }
+}
 
 class RandomObject implements HostObject {
   readonly csType = "Random";

@@ -10,7 +10,7 @@ export const NULL_PROPAGATION: unique symbol = Symbol("null-propagation");
 
 export class CsException extends Error {
   constructor(
-    readonly exception: "InvalidCastException" | "NullReferenceException" | "KeyNotFoundException" | "IndexOutOfRangeException" | "ArgumentException" | "FormatException" | "NotSupportedException" | "JsonReaderException",
+    readonly exception: "InvalidCastException" | "NullReferenceException" | "KeyNotFoundException" | "IndexOutOfRangeException" | "ArgumentException" | "ArgumentNullException" | "FormatException" | "NotSupportedException" | "JsonReaderException",
     message: string,
   ) {
     super(`${exception}: ${message}`);

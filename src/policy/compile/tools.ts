@@ -135,6 +135,12 @@ const INVALID_REQUESTS = {
   mcp_parse_error: `{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error: the body is not a JSON object","data":{"reason":"mcp_parse_error"}}}`,
 } as const;
 
+/**
+ * A session the caller's key did not open: 404, which the Streamable HTTP transport reserves for a session
+ * the server no longer knows — the client starts a new one (initialize) under its own key.
+ */
+const SESSION_UNKNOWN = `{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found","data":{"reason":"mcp_session_unknown"}}}`;
+
 /** A refusal as MCP clients read it: an HTTP status and a JSON-RPC error with a stable reason in `data`. */
 const jsonRpcRefusal = (reason: keyof typeof X.MCP_REFUSALS | keyof typeof INVALID_REQUESTS, why: Why | Why[]): XNode => {
   return reason in INVALID_REQUESTS
@@ -181,6 +187,14 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
   const notInScope = (w: Why) => jsonRpcRefusal("tool_not_in_scope", w);
   if (!tierIds.length) inbound.push(notInScope(why("no key tier grants this API")));
   else inbound.push(when(X.tierNotAmong(tierIds), [notInScope(why(`key tiers: ${tierIds.join(", ")}`))], why("key tool scope")));
+  if (parts.upstream) {
+    // The server's session ids reach clients tagged for the key that opened them (expressions.ts, sessionTag):
+    // a session named under another key, or untagged, is unknown here; a tagged one goes upstream as the server's id.
+    const w = why("a session belongs to the key that opened it");
+    inbound.push(el("set-variable", { name: VAR.mcpSession, value: X.MCP_SESSION_OF_REQUEST }, undefined, w));
+    inbound.push(when(X.MCP_SESSION_FOREIGN, [jsonResponse(404, "Not Found", SESSION_UNKNOWN, w)], w));
+    inbound.push(when(X.MCP_SESSION_NAMED, [el("set-header", { name: "Mcp-Session-Id", "exists-action": "override" }, [textEl("value", X.MCP_SESSION_UPSTREAM)], w)], w));
+  }
   const narrowing = parts.tiers.filter((t) => t.allowed !== undefined);
   if (narrowing.length) {
     const whens = narrowing.map((t) => {
@@ -245,6 +259,10 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
     inbound.push(el("authentication-managed-identity", { resource: auth.audience, ...(auth.clientId ? { "client-id": auth.clientId } : {}) }, undefined, why("upstream credential (managed identity)")));
   }
   const outbound: XNode[] = [el("base", undefined, undefined, STRUCTURE)];
+  if (parts.upstream) {
+    const w = why("the server's session id, tagged for the caller's key");
+    outbound.push(when(X.MCP_RESPONSE_SESSION, [el("set-header", { name: "Mcp-Session-Id", "exists-action": "override" }, [textEl("value", X.MCP_SESSION_TAGGED)], w)], w));
+  }
   const sunset = parts.upstream?.status === "deprecated" ? parts.upstream.sunsetDate : undefined;
   if (sunset) outbound.push(el("set-header", { name: "Sunset", "exists-action": "override" }, [textEl("value", new Date(`${sunset}T00:00:00Z`).toUTCString())], why(`deprecated; sunset ${sunset}`)));
   const doc = el(
