@@ -254,6 +254,13 @@ export const AGENT_CALL_COUNTER_KEY = `@("agent|" + (context.Subscription?.Id ??
 export const AGENT_CARD_OPERATION = "agent-card";
 export const NOT_AGENT_CARD = `@(context.Operation.Id != "${AGENT_CARD_OPERATION}")`;
 /**
+ * Agent APIs: a request under a well-known path (any case, any encoding of its dot) other than the card
+ * operation. The agent's own metadata describes the agent, not the gateway: its card (the v0.2 path
+ * `agent.json`, the card path with a trailing slash or in capitals, which the wildcard operation would
+ * forward) names the agent's own URLs and would send clients past the gateway.
+ */
+export const AGENT_WELL_KNOWN = `@(context.Operation.Id != "${AGENT_CARD_OPERATION}" && context.Request.OriginalUrl.Path.ToLowerInvariant().Contains("well-known"))`;
+/**
  * Where the served card's URLs point before the gateway answers (agent-card.ts): a reserved name
  * (RFC 2606 `.invalid`), replaced by the gateway's own URL for the API as the caller addressed it.
  */
@@ -345,6 +352,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     DEPRECATION,
     API_ID,
     NOT_AGENT_CARD,
+    AGENT_WELL_KNOWN,
     AGENT_CARD_BODY,
     SUBSCRIPTION_ID,
     USER_ID,

@@ -172,6 +172,18 @@ describe("conformance: agents at the local gateway", () => {
     const original = published as Record<string, unknown>;
     expect({ name: card.name, skills: card.skills, provider: card.provider }).toEqual({ name: original.name, skills: original.skills, provider: original.provider });
 
+    // No other well-known path is the agent's: the v0.2 card path, the card path in capitals or with a
+    // trailing slash, an encoded dot — none reaches the agent's own card (its URLs would send clients past the gateway).
+    // (In capitals it is the card operation still — templates match ignoring case — so the gateway's card.)
+    const capitals = await fetch(`${api}/.WELL-KNOWN/AGENT-CARD.JSON`, { headers: { "api-key": k } });
+    expect(((await capitals.json()) as typeof card).supportedInterfaces).toEqual(card.supportedInterfaces);
+    for (const path of ["/.well-known/agent.json", "/.WELL-KNOWN/agent.json", "/.well-known/agent-card.json/", "/%2Ewell-known/agent-card.json", "/a2a/../.well-known/agent.json", "/.well-known/oauth-protected-resource"]) {
+      const variant = await fetch(`${api}${path}`, { headers: { "api-key": k, "x-aigov-data-class": "internal" } });
+      const text = await variant.text();
+      expect([path, variant.status, text]).toEqual([path, 404, expect.stringContaining("well_known_not_served")]);
+    }
+    expect(agentServer.received.length).toBe(before);
+
     // The card's URL is the agent at the gateway: a call there reaches the agent, under the guardrails.
     const call = (url: string, headers: Record<string, string>) =>
       fetch(url, { method: "POST", headers: { "content-type": "application/json", "api-key": k, ...headers }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "message/send", params: { message: { role: "user", messageId: "c1", parts: [{ kind: "text", text: "Porto" }] } } }) });

@@ -92,6 +92,10 @@ export function compileAgents(c: Collector, project: PolicyProject): void {
     const notInScope = (w: Why) => forbidden("agent_not_in_scope", "This key may not call this agent.", w);
     if (!tierIds.length) inbound.push(notInScope(why("no key tier grants this agent")));
     else inbound.push(el("choose", undefined, [el("when", { condition: X.tierNotAmong(tierIds) }, [notInScope(why(`key tiers: ${tierIds.join(", ")}`))])], why("key agent scope")));
+    const wk = why("the agent's own well-known metadata is not served: only the registry's card, at its path");
+    inbound.push(
+      el("choose", undefined, [el("when", { condition: X.AGENT_WELL_KNOWN }, [jsonResponse(404, "Not Found", JSON_ERROR("well_known_not_served", "The gateway serves the agent's card at /.well-known/agent-card.json and no other well-known path."), wk)], wk)], wk),
+    );
     const classes = [...agent.dataClasses].sort(byCodePoint);
     const w = why(`guardrails: data classes ${classes.join(", ")}`);
     // Fetching the card sends the agent no data: the one call that declares no data class.
