@@ -187,6 +187,7 @@ export const PolicyTool = z
     name: z.string().regex(TOOL_NAME),
     /** sha-256 of the tool's canonical definition (what an approval pins). */
     hash: z.string().regex(/^[0-9a-f]{64}$/),
+    /** Annotated read-only and without an approval record: approval mode `destructive` lets keys call it unapproved. */
     readOnly: z.boolean().default(false),
     /** REST tools: the operation of the server's REST API that serves it (ARM OperationContract fields; its representations name types of the server's `restSchemas`). */
     operation: z

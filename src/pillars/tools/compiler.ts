@@ -10,6 +10,7 @@ import { TOOL_NAME, type PolicyMcpServer } from "../../policy/input.js";
 import { keyVaultReference } from "../key-vault-reference.js";
 import type { ProjectInput } from "../pillar.js";
 import { bindingHolds, endpointOf } from "./definitions.js";
+import { exemptAsReadOnly } from "./grants.js";
 import { sourceKey, type ServerDoc, type ToolboxDoc } from "./documents.js";
 import type { ToolsService } from "./service.js";
 
@@ -56,6 +57,9 @@ export const liveTools =
         const tools = p.tools;
         if (!tools?.servers?.length) return p;
         const partition = { tenantId: run.tenantId, scopeId: p.id };
+        const recorded = await service.grants.all(partition);
+        // A tool with an approval record is never exempt as read-only (grants.ts, exemptAsReadOnly).
+        const hasGrant = new Set(recorded.map((g) => `${g.serverId}/${g.tool}`));
         const servers = await Promise.all(
           tools.servers.map(async (s) => {
             const doc = await service.registry.servers.read(partition, s.id);
@@ -68,7 +72,7 @@ export const liveTools =
               ...(snapshot?.header.restSchemas ? { restSchemas: snapshot.header.restSchemas } : {}),
               tools: listed
                 .filter((t) => TOOL_NAME.test(t.name) && !t.findings.some((f) => f.code === "duplicate_name"))
-                .map((t) => ({ name: t.name, hash: t.hash, readOnly: t.annotations.readOnly, ...(t.operation ? { operation: t.operation as never } : {}) })),
+                .map((t) => ({ name: t.name, hash: t.hash, readOnly: exemptAsReadOnly(t.annotations.readOnly, hasGrant.has(`${s.id}/${t.name}`)), ...(t.operation ? { operation: t.operation as never } : {}) })),
             };
           }),
         );
@@ -80,7 +84,7 @@ export const liveTools =
           const b = bindings.get(`${g.serverId}/${g.tool}`);
           return b !== undefined && bindingHolds(g.pinnedBinding, b.operation, b.endpoint);
         };
-        const grants = (await service.grants.all(partition))
+        const grants = recorded
           .filter((g) => g.state === "approved" && g.pinnedHash && ids.has(g.serverId) && holds(g))
           .map((g) => ({ server: g.server, tool: g.tool, hash: g.pinnedHash! }));
         return { ...p, tools: { ...tools, servers, grants } };

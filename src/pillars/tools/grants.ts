@@ -28,9 +28,18 @@ export function grantHolds(grant: Pick<GrantDoc, "pinnedHash" | "pinnedBinding">
   return grant.pinnedHash === tool.hash && bindingHolds(grant.pinnedBinding, tool.operation, endpoint);
 }
 
+/**
+ * Whether approval mode `destructive` lets keys call the tool without an approval: it is annotated
+ * read-only and has no approval record. A record (granted, pending, rejected, suspended) means the tool
+ * needed one, and it keeps judging the tool whatever its annotations say now: a server that re-annotates
+ * an approved destructive tool read-only — in the same change as a new description — must not lift the
+ * requirement and slip the new definition past the pin (it is suspended like any other change).
+ */
+export const exemptAsReadOnly = (readOnly: boolean, hasGrant: boolean): boolean => readOnly && !hasGrant;
+
 /** What the project's approvals say about a tool as it is now, served from `endpoint` (endpointOf the server's source). */
 export function approvalStateOf(mode: ApprovalMode, tool: Pick<StoredTool, "hash" | "annotations" | "operation">, grant: GrantDoc | undefined, endpoint: string): { state: ToolApprovalState; callable: boolean } {
-  if (mode === "none" || (mode === "destructive" && tool.annotations.readOnly)) return { state: "notRequired", callable: true };
+  if (mode === "none" || (mode === "destructive" && exemptAsReadOnly(tool.annotations.readOnly, grant !== undefined))) return { state: "notRequired", callable: true };
   if (!grant) return { state: "required", callable: false };
   if (grant.state === "approved") return grantHolds(grant, tool, endpoint) ? { state: "approved", callable: true } : { state: "suspended", callable: false };
   return { state: grant.state, callable: false };
