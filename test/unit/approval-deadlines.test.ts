@@ -22,7 +22,8 @@ import { ExemptionService } from "../../src/domain/exemptions/service.js";
 import { ModelService } from "../../src/pillars/models/service.js";
 import { ProjectService } from "../../src/domain/projects/service.js";
 import type { Clock } from "../../src/ports/clock.js";
-import { TENANT_SCOPE } from "../../src/ports/store.js";
+import { TENANT_SCOPE, type StoredDoc, unversioned } from "../../src/ports/store.js";
+import { canonicalUser, sameUser } from "../../src/domain/users.js";
 
 const DAY = 24 * 3600 * 1000;
 const TENANT = "t-deadlines";
@@ -200,15 +201,45 @@ describe("who has a stake in an exemption never decides its requests", () => {
   });
 });
 
+describe("an object id names its user in any case", () => {
+  const OID = "c0ffee00-0000-4000-8000-00000000000a";
+  it("an owner written in capitals is still the owner: kept in lower case, a party to the request, and refused as its approver", async () => {
+    const owner = ctx(OID, ["TenantAdmin"]);
+    const { exemption, approval } = await requestExemption("SEC-30", 10, OID.toUpperCase());
+    expect(exemption.owner).toBe(OID);
+    expect(approval.parties).toEqual([OID]);
+    expect(await refusal(approvals.decide(owner, approval.id, { decision: "approve", justification: "mine" }, approval.etag))).toEqual({ kind: "forbidden", reason: "approver_is_party" });
+    // A request stored before parties were kept so (its party in capitals) is judged the same way.
+    routeStages = [{ approvers: [{ role: "TenantAdmin", scope: "tenant" }], decisionTimeout: "P7D" }];
+    const older = (await approvals.create(alice, { subject: { resourceType: "model", resourceId: "m-older", change: { enable: true } }, justification: "needed" })).approval;
+    const at = { tenantId: TENANT, scopeId: TENANT_SCOPE };
+    const doc = await store.read<StoredDoc & { parties?: string[] }>(at, older.id);
+    if (!doc) throw new Error("the request is not stored under the tenant scope");
+    expect(await store.batch(at, [{ kind: "replace", doc: { ...unversioned(doc), parties: [OID.toUpperCase()] }, ifMatch: doc._etag }])).toMatchObject({ ok: true });
+    const stored = await approvals.get(boss, older.id);
+    expect(await refusal(approvals.decide(owner, older.id, { decision: "approve", justification: "mine" }, stored.etag))).toEqual({ kind: "forbidden", reason: "approver_is_party" });
+    await approvals.decide(boss, approval.id, { decision: "reject", justification: "test over" }, approval.etag);
+    await approvals.decide(boss, older.id, { decision: "reject", justification: "test over" }, stored.etag);
+  });
+
+  it("the same user in capitals and in lower case; other names as written", () => {
+    expect(sameUser(OID.toUpperCase(), OID)).toBe(true);
+    expect(canonicalUser(OID.toUpperCase())).toBe(OID);
+    expect(sameUser("Olga", "olga")).toBe(false);
+    expect(canonicalUser("Platform-Team")).toBe("Platform-Team");
+    expect(sameUser(undefined, OID)).toBe(false);
+  });
+});
+
 /** A project's content-safety waiver requested by alice, on a route of TenantAdmins (P7D). */
-function requestExemption(ticket: string, days: number) {
+function requestExemption(ticket: string, days: number, owner = "olga") {
   routeStages = [{ approvers: [{ role: "TenantAdmin", scope: "tenant" }], decisionTimeout: "P7D" }];
   return exemptions.request(alice, {
     control: "contentSafety",
     scope: { level: "project", projectId },
     relaxation: { kind: "thresholds", categories: { Hate: 6 } },
     category: "waiver",
-    owner: "olga",
+    owner,
     reason: { deliveryBlocker: "clinical terms are flagged", affectedControl: "Hate threshold 4", expectedEndState: "a custom blocklist" },
     compensatingControls: ["human review"],
     evidence: [`https://tickets.example.com/${ticket}`],

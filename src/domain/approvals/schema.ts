@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { idSchema, ROLES, serverFields } from "../common.js";
 import { ProjectId } from "../projects/schema.js";
+import { isGuid } from "../users.js";
 
 export const ApprovalId = idSchema("apr");
 
@@ -25,7 +26,6 @@ const Duration = z
     return ms >= MIN_TIMEOUT_MS && ms <= MAX_TIMEOUT_MS;
   }, "must be between PT1S and P30D");
 
-const GUID_ANY_CASE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /**
  * A named approver: the user id exactly as tokens carry it (Entra: the lower-case object id; another
  * issuer: its `oid`/`sub`). A link acts as the user it names, so a name that no token carries — a
@@ -37,7 +37,7 @@ export const ApproverUserId = z
   .min(1)
   .max(256)
   .refine((v) => !/[\s@]/.test(v), "name the user's id as tokens carry it (the object id), not a sign-in name or e-mail address")
-  .refine((v) => !GUID_ANY_CASE.test(v) || v === v.toLowerCase(), "an object id is written in lower case, as tokens carry it")
+  .refine((v) => !isGuid(v) || v === v.toLowerCase(), "an object id is written in lower case, as tokens carry it")
   .meta({ description: "The user's id as tokens carry it (Entra: the lower-case object id, oid)" });
 
 /** Whether a stored name is one tokens can carry (routes and requests written before the check existed may hold others). */

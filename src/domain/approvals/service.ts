@@ -1,3 +1,4 @@
+import { canonicalUser, sameUser } from "../users.js";
 import type { Clock } from "../../ports/clock.js";
 import type { Notifier } from "../../ports/notifier.js";
 import { TENANT_SCOPE, type Filter, type Partition, type Store, type StoredDoc } from "../../ports/store.js";
@@ -196,7 +197,7 @@ export class ApprovalService {
     const now = this.clock.now();
     const id = newId("apr");
     // The requester is excluded anyway; the others are listed once, in a stable order.
-    const parties = [...new Set(input.parties ?? [])].filter((p) => p !== principal.userId).sort();
+    const parties = [...new Set((input.parties ?? []).map(canonicalUser))].filter((p) => !sameUser(p, principal.userId)).sort();
     const stages: Stage[] = planned.map((s, i) => (i === 0 ? startStage(s, now) : s));
     const doc: ApprovalDoc = {
       id,
@@ -638,8 +639,8 @@ export class ApprovalService {
   /** Undefined when `userId` may decide the current stage now; otherwise the error to report. */
   private async mayDecide(userId: string, principal: Principal, doc: ApprovalDoc, projects?: Project[]): Promise<AppError | undefined> {
     if (doc.status !== "pending") return new AppError({ kind: "conflict", detail: `the request is already ${doc.status}`, reason: "approval_not_awaiting" });
-    if (userId === doc.requester) return new AppError({ kind: "forbidden", detail: "requesters never approve their own request", reason: "approver_is_requester" });
-    if (doc.parties?.includes(userId)) return new AppError({ kind: "forbidden", detail: "you have a stake in what this request is about (listed in its parties): someone independent must decide", reason: "approver_is_party" });
+    if (sameUser(userId, doc.requester)) return new AppError({ kind: "forbidden", detail: "requesters never approve their own request", reason: "approver_is_requester" });
+    if (doc.parties?.some((p) => sameUser(p, userId))) return new AppError({ kind: "forbidden", detail: "you have a stake in what this request is about (listed in its parties): someone independent must decide", reason: "approver_is_party" });
     if (this.managedByRequester(projects ?? (await this.projects.listAll(doc.tenantId)), doc.requester, userId)) {
       return new AppError({ kind: "forbidden", detail: "the requester manages you through a project assignment; someone independent must decide", reason: "approver_managed_by_requester" });
     }
@@ -701,7 +702,7 @@ function nobodyCanDecide(doc: ApprovalDoc): string | undefined {
   const s = doc.stages[doc.currentStage];
   if (!s) return undefined;
   const refs = [...s.approvers, ...(s.escalateTo ?? [])];
-  const never = (user: string) => !isApproverUserId(user) || user === doc.requester || (doc.parties ?? []).includes(user);
+  const never = (user: string) => !isApproverUserId(user) || sameUser(user, doc.requester) || (doc.parties ?? []).some((p) => sameUser(p, user));
   if (refs.length === 0 || !refs.every((r) => "user" in r && never(r.user))) return undefined;
   const names = [...new Set(refs.map((r) => ("user" in r ? r.user : "")))];
   return `nobody can decide stage ${doc.currentStage + 1}: it names only ${names.map((n) => n.slice(0, 64)).join(", ")}, who never decide (a name no token carries, the requester or a party)`;

@@ -1,3 +1,4 @@
+import { canonicalUser, sameUser } from "../users.js";
 import { exemptionUnsupported, type ActiveExemption } from "../../policy/exemptions.js";
 import { clampToFloor } from "../../policy/floors.js";
 import { mergeSettings, type Settings } from "../../policy/settings.js";
@@ -103,7 +104,9 @@ export class ExemptionService {
   async request(ctx: RequestContext, input: ExemptionSpecInput): Promise<ExemptionRequested> {
     const { principal } = ctx;
     if (!holdsAny(principal.roles, EXEMPTION_REQUESTERS)) fail({ kind: "forbidden", detail: "requesting an exemption requires TenantAdmin, ProjectAdmin or Developer" });
-    const spec = parseOrThrow(ExemptionSpec, input, "body");
+    const parsed = parseOrThrow(ExemptionSpec, input, "body");
+    // An object id names its user in any case: kept as tokens carry it (users.ts).
+    const spec = { ...parsed, owner: canonicalUser(parsed.owner) };
     const now = this.clock.now();
     const policy = await this.policy.of(principal.tenantId);
     const errors: FieldError[] = [];
@@ -375,7 +378,7 @@ export class ExemptionService {
   /** The owner, the requester or a TenantAdmin; checked after the tenant lookup so another tenant's id is a 404. */
   private mayChange(ctx: RequestContext, doc: ExemptionDoc, what: string): void {
     const p = ctx.principal;
-    if (holdsAny(p.roles, TENANT_ADMINS) || p.userId === doc.owner || p.userId === doc.requester) return;
+    if (holdsAny(p.roles, TENANT_ADMINS) || sameUser(p.userId, doc.owner) || sameUser(p.userId, doc.requester)) return;
     fail({ kind: "forbidden", detail: `only the owner, the requester or a TenantAdmin may ${what} an exemption`, reason: "exemption_owner_only" });
   }
 }

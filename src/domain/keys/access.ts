@@ -1,3 +1,4 @@
+import { sameUser } from "../users.js";
 import type { Versioned } from "../../ports/store.js";
 import type { RequestContext } from "../common.js";
 import { fail } from "../errors.js";
@@ -35,7 +36,7 @@ export class KeyAccess {
     const doc = await this.docs.load(ctx.principal.tenantId, projectId, id);
     const p = ctx.principal;
     const admin = holdsOn(p, project, PROJECT_MANAGERS);
-    if (!admin && doc.owner !== p.userId) fail({ kind: "forbidden", detail: "only the key's owner or an admin may change it" });
+    if (!admin && !sameUser(doc.owner, p.userId)) fail({ kind: "forbidden", detail: "only the key's owner or an admin may change it" });
     if (adds) unlocked(project, adds);
     return doc;
   }

@@ -1,3 +1,4 @@
+import { canonicalUser, sameUser } from "../users.js";
 import type { Clock } from "../../ports/clock.js";
 import { unversioned, type Versioned } from "../../ports/store.js";
 import type { Model } from "../../pillars/models/schema.js";
@@ -136,7 +137,7 @@ export class KeyService {
       projectId,
       name: spec.name,
       ...(spec.description ? { description: spec.description } : {}),
-      owner: spec.owner ?? ctx.principal.userId,
+      owner: canonicalUser(spec.owner ?? ctx.principal.userId),
       scopes: spec.scopes,
       limits: spec.limits,
       expiresAt,
@@ -262,7 +263,7 @@ export class KeyService {
 
   private async pickupOnce(ctx: RequestContext, projectId: string, id: string): Promise<KeyWithSecret> {
     const doc = await this.access.readable(ctx, projectId, id);
-    if (doc.owner !== ctx.principal.userId) fail({ kind: "forbidden", detail: "only the key's owner collects a rotated secret", reason: "key_owner_only" });
+    if (!sameUser(doc.owner, ctx.principal.userId)) fail({ kind: "forbidden", detail: "only the key's owner collects a rotated secret", reason: "key_owner_only" });
     const pick = doc.pickup;
     // Collectable while that secret is still the key's (a later rotation or a revocation ends it).
     if (!pick || doc.slots[pick.slot].kind !== "secret" || doc.slots[pick.slot].version !== pick.version) {

@@ -5,6 +5,7 @@
  * (outcomes, report, the next occurrence), apply the removals. Every step is decided from the stored
  * campaign and the clock, so a retried or repeated step does nothing twice.
  */
+import { sameUser } from "../users.js";
 import type { Clock } from "../../ports/clock.js";
 import { isNoNotificationChannel, type Notifier } from "../../ports/notifier.js";
 import { unversioned, type Versioned } from "../../ports/store.js";
@@ -139,9 +140,9 @@ export class Campaign {
     const count = new Map<string, number>();
     for await (const item of this.kit.docs.itemsOf(tenantId, doc.id)) {
       const holder = item.target.holder;
-      let reviewers = (await reviewersOf(item.projectId)).filter((u) => u !== holder);
+      let reviewers = (await reviewersOf(item.projectId)).filter((u) => !sameUser(u, holder));
       // Nobody to review (no owner, or only the holder): the fallback reviewers do.
-      if (reviewers.length === 0) reviewers = stage.fallbackReviewers.filter((u) => u !== holder);
+      if (reviewers.length === 0) reviewers = stage.fallbackReviewers.filter((u) => !sameUser(u, holder));
       reviewers = [...new Set(reviewers)].sort();
       for (const r of reviewers) {
         everyone.add(r);

@@ -3,6 +3,7 @@
  * project or the tenant, reviewed in 1–3 stages with recommendations from gateway activity, and at the
  * end kept or removed. This is the API; `Campaign` (./campaign.ts) is the course its orchestration drives.
  */
+import { sameUser } from "../users.js";
 import type { Clock } from "../../ports/clock.js";
 import { unversioned, type Filter, type Versioned } from "../../ports/store.js";
 import { newId, etagMatches, type Page, type Principal, type RequestContext } from "../common.js";
@@ -136,7 +137,7 @@ export class AccessReviewService {
     const item = await this.docs.loadItem(principal.tenantId, id, itemId);
     const spec = parseOrThrow(ReviewDecisionSpec, input, "body");
     // Only the item's reviewers decide (overseers included only when named): nobody else learns more than that.
-    if (item.target.holder === principal.userId) fail({ kind: "forbidden", detail: "nobody reviews their own access", reason: "reviewer_is_holder" });
+    if (sameUser(item.target.holder, principal.userId)) fail({ kind: "forbidden", detail: "nobody reviews their own access", reason: "reviewer_is_holder" });
     if (!item.reviewers.includes(principal.userId)) fail({ kind: "forbidden", detail: "you are not a reviewer of this item in the current stage", reason: "not_item_reviewer" });
     const now = this.kit.clock.now();
     const stage = review.stageStates[review.currentStage];

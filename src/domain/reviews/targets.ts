@@ -3,6 +3,7 @@
  * lists the standing access of a project with the activity that recommends keeping or removing it, and
  * removes one on behalf of the campaign (idempotently: a retried removal finds it "alreadyGone").
  */
+import { sameUser } from "../users.js";
 import type { Store, StoredDoc } from "../../ports/store.js";
 import type { RequestContext } from "../common.js";
 import type { Exemption } from "../exemptions/schema.js";
@@ -142,7 +143,7 @@ export function reviewTargets(deps: TargetDeps): ReviewTargets {
         const keys = await liveKeys(deps, tenantId, projectId);
         const out: Reviewee[] = [];
         for (const a of found.assignments) {
-          const keyUse = latest(...keys.filter((k) => k.owner === a.principalId).map((k) => activity?.keys[k.id]));
+          const keyUse = latest(...keys.filter((k) => sameUser(k.owner, a.principalId)).map((k) => activity?.keys[k.id]));
           const last = latest(keyUse, await lastAuditedAction(deps.store, tenantId, projectId, a.principalId));
           out.push({ targetId: `${a.principalId}/${a.role}`, label: `${a.role} '${a.principalId}'`, holder: a.principalId, since: a.since, ...(last ? { lastActivityAt: last } : {}) });
         }
