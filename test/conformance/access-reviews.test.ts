@@ -351,6 +351,36 @@ describe("access reviews", () => {
     await denyAll("exemptions", exemptionId);
     expect((await g.admin.exemptions.get(exemptionId)).status).toBe("revoked");
     await g.systemPublish(`${exemptionId} revoked`);
+
+    // A tenant-scope exemption (two TenantAdmins approve it: it is high risk) is reviewed by a tenant-wide
+    // campaign, under `_tenant`, by the fallback reviewers when the stage's are project owners.
+    const tara = await g.as("tara", ["TenantAdmin"]);
+    const rhea = await g.as("rhea", ["TenantAdmin"]);
+    const wide = await rhea.exemptions.request({
+      control: "tokens.perMinute",
+      scope: { level: "tenant" },
+      relaxation: { kind: "limit", value: 5000 },
+      category: "waiver",
+      owner: "dora",
+      reason: { deliveryBlocker: "load test everywhere", affectedControl: "tokens.perMinute too low", expectedEndState: "limits reviewed" },
+      compensatingControls: ["watched"],
+      expiresAt: new Date(g.t.appClock.ms() + 7 * DAY).toISOString(),
+    });
+    for (const admin of [g.admin, tara]) {
+      const a = await admin.approvals.get(wide.approvalId);
+      await admin.approvals.decide(a.id, { decision: "approve", justification: "load test" }, a.etag);
+    }
+    await until(async () => ((await g.admin.exemptions.get(wide.id)).status === "active" ? true : undefined), "tenant exemption active");
+    const tenantWide = await g.admin.reviews.create(
+      campaign({ name: "tenant exemptions", kind: "exemptions", scope: { level: "tenant" }, stages: [{ reviewers: { type: "projectOwners" }, fallbackReviewers: ["olivia"] }], completion: { autoApply: true, defaultDecision: "keep" } }),
+    );
+    const running = await reaches(tenantWide.id, "inProgress");
+    const item = await itemFor(tenantWide.id, wide.id);
+    expect(item).toMatchObject({ projectId: "_tenant", reviewers: ["olivia"], target: { holder: "dora", label: "exemption from tokens.perMinute (tenant)" } });
+    await olivia.reviews.decide(tenantWide.id, item.id, { decision: "deny", justification: "no longer needed" });
+    await g.admin.reviews.stop(tenantWide.id, { reason: "decided" }, (await g.admin.reviews.get(running.id)).etag);
+    expect((await reaches(tenantWide.id, "completed")).report!.applied).toMatchObject({ removed: 1, failed: 0 });
+    expect((await g.admin.exemptions.get(wide.id)).status).toBe("revoked");
   });
 
   it("a tool approval withdrawn by an apply whose publish failed is published by the next apply", async () => {

@@ -283,7 +283,12 @@ export class ExemptionService {
 
   /** Every exemption in force at the project: its own and the tenant's (promotion gates). */
   async inForceAt(tenantId: string, projectId: string): Promise<Exemption[]> {
-    const out = await this.openInProject(tenantId, projectId);
+    return [...(await this.openInProject(tenantId, projectId)), ...(await this.inForceAtTenant(tenantId))];
+  }
+
+  /** The tenant-scope exemptions in force (tenant-wide access reviews). */
+  async inForceAtTenant(tenantId: string): Promise<Exemption[]> {
+    const out: Exemption[] = [];
     for await (const d of this.docs.matching(tenantId, [{ field: "scopeLevel", op: "=", value: "tenant" }])) if (IN_FORCE.includes(d.status)) out.push(this.docs.view(d));
     return out;
   }

@@ -8,7 +8,7 @@
 import { sameUser } from "../users.js";
 import type { Clock } from "../../ports/clock.js";
 import { isNoNotificationChannel, type Notifier } from "../../ports/notifier.js";
-import { unversioned, type Versioned } from "../../ports/store.js";
+import { TENANT_SCOPE, unversioned, type Versioned } from "../../ports/store.js";
 import type { RequestContext } from "../common.js";
 import { systemContext } from "../kernel/system.js";
 import { itemId, nextReviewId, type ItemDoc, type ReviewDoc, type ReviewDocuments } from "./documents.js";
@@ -93,8 +93,11 @@ export class Campaign {
     const coverage = covered && since ? { through: covered.through, since } : undefined;
     const activityThrough = covered?.through;
     const items: ItemDoc[] = [];
-    for (const projectId of projectIds) {
-      for (const r of target ? await target.list(tenantId, projectId) : []) {
+    // A tenant-wide campaign reviews what the tenant itself holds too (tenant-scope exemptions), under `_tenant`.
+    const scopes = doc.scope.level === "tenant" && target?.listTenant ? [...projectIds, TENANT_SCOPE] : projectIds;
+    for (const projectId of scopes) {
+      const found = !target ? [] : projectId === TENANT_SCOPE ? await target.listTenant!(tenantId, projectIds) : await target.list(tenantId, projectId);
+      for (const r of found) {
         items.push({
           id: itemId(doc.id, doc.kind, projectId, r.targetId),
           tenantId,

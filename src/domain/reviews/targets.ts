@@ -28,6 +28,12 @@ export type RemoveResult = "removed" | "alreadyGone";
 export interface ReviewTarget {
   /** Every piece of this kind of access in the project now. */
   list(tenantId: string, projectId: string): Promise<Reviewee[]>;
+  /**
+   * Access held at the tenant itself, for tenant-wide campaigns (items under the project id `_tenant`,
+   * reviewed by the fallback reviewers when the stage's are project owners); `projectIds` are the tenant's
+   * projects, whose activity is its activity.
+   */
+  listTenant?(tenantId: string, projectIds: readonly string[]): Promise<Reviewee[]>;
   /** Removes one (ctx: the campaign's system context). Idempotent. */
   remove(ctx: RequestContext, projectId: string, targetId: string, reason: string): Promise<RemoveResult>;
 }
@@ -86,6 +92,8 @@ export interface TargetDeps {
   };
   exemptions: {
     openInProject(tenantId: string, projectId: string): Promise<Exemption[]>;
+    /** Tenant-scope exemptions in force. */
+    inForceAtTenant(tenantId: string): Promise<Exemption[]>;
     revokeBySystem(ctx: RequestContext, id: string, reason: string): Promise<RemoveResult>;
   };
   /** The tools pillar, when it is there. */
@@ -181,6 +189,14 @@ export function reviewTargets(deps: TargetDeps): ReviewTargets {
           const used = e.scope.level === "key" ? activity?.keys[e.scope.keyId] : anyKey;
           return { targetId: e.id, label: `exemption from ${e.control} (${e.scope.level})`, holder: e.owner, since: e.activatedAt ?? e.createdAt, ...(used ? { lastActivityAt: used } : {}) };
         });
+      },
+      // A tenant-scope exemption applies in every project: its activity is any key's, in any of them.
+      async listTenant(tenantId, projectIds) {
+        const open = await deps.exemptions.inForceAtTenant(tenantId);
+        if (!open.length) return [];
+        let used: string | undefined;
+        for (const projectId of projectIds) used = latest(used, ...Object.values((await deps.activity(tenantId, projectId))?.keys ?? {}));
+        return open.map((e) => ({ targetId: e.id, label: `exemption from ${e.control} (tenant)`, holder: e.owner, since: e.activatedAt ?? e.createdAt, ...(used ? { lastActivityAt: used } : {}) }));
       },
       remove: (ctx, _projectId, id, reason) => deps.exemptions.revokeBySystem(ctx, id, reason),
     },
