@@ -8,7 +8,7 @@ import type { ApprovalRouteService } from "../domain/approvals/routes.js";
 import type { ExemptionService } from "../domain/exemptions/service.js";
 import type { ModelService } from "../pillars/models/service.js";
 import type { PillarRuntime } from "../pillars/pillar.js";
-import type { PolicyPreviewService } from "../domain/policy/preview.js";
+import type { PolicyPreviewService, TenantGatewayInput } from "../domain/policy/preview.js";
 import type { PublishService } from "../domain/publishing/service.js";
 import type { KeyAgentScopes, KeyService, KeyToolScopes } from "../domain/keys/service.js";
 import type { SecretResolver } from "../domain/keys/secrets.js";
@@ -241,7 +241,9 @@ export async function buildServices(config: Config): Promise<Services> {
   const clock = systemClock;
   const store = await connectCosmos(config.cosmos, { createIfMissing: false });
   const changes = new ChangeWriter(store, clock);
-  const tenantSettings = new TenantSettingsService(store, changes, clock);
+  // The user-assigned identities an operator gave each tenant on its gateway: the only clientIds its credentials may name.
+  const gatewayIdentities = (tenantId: string): string[] => config.gatewayAssignments[tenantId]?.identities ?? [];
+  const tenantSettings = new TenantSettingsService(store, changes, clock, gatewayIdentities);
   const settingsGuard = new SettingsGuard(tenantSettings);
   const projects = new ProjectService(store, changes, clock, settingsGuard);
   const secrets = await secretStore(config);
@@ -256,7 +258,7 @@ export async function buildServices(config: Config): Promise<Services> {
   const { pillars } = await import("../pillars/index.js");
   const pillarRuntimes = new Map<string, PillarRuntime>();
   for (const pillar of pillars()) {
-    const runtime = await pillar.build({ store, changes, clock, secrets, providerSecrets, projects, settingsGuard, approvals, allowLoopback: config.local, platformIdentity: (tenantId) => config.platformIdentityTenants === "all" || config.platformIdentityTenants.includes(tenantId.toLowerCase()), seam: (name) => overridesNow().pillarSeams?.[name] });
+    const runtime = await pillar.build({ store, changes, clock, secrets, providerSecrets, projects, settingsGuard, approvals, allowLoopback: config.local, platformIdentity: (tenantId) => config.platformIdentityTenants === "all" || config.platformIdentityTenants.includes(tenantId.toLowerCase()), gatewayIdentities, seam: (name) => overridesNow().pillarSeams?.[name] });
     pillarRuntimes.set(pillar.name, runtime);
     projects.countDependentsWith(pillar.name, (tenantId, projectId) => runtime.countDependents(tenantId, projectId));
   }
@@ -271,11 +273,15 @@ export async function buildServices(config: Config): Promise<Services> {
   const activeExemptions = new ActiveExemptions(exemptionDocuments, clock);
   // The gateways resolve subscription keys through the key secrets (real secrets from the store, fillers derived).
   const gateways = new TenantGateways(store, config.gatewayAssignments, gatewayPublishers(config, keySecrets.resolveSecret));
-  const gatewayKey = (tenantId: string) => gateways.explicitKey(tenantId);
+  const gatewayInput: TenantGatewayInput = (tenantId) => {
+    const key = gateways.explicitKey(tenantId);
+    const identities = gateways.identities(tenantId);
+    return { ...(key ? { gatewayKey: key } : {}), ...(identities.length ? { gatewayIdentities: identities } : {}) };
+  };
   // Key profiles → exemptions → published exemption tiers, for previews and publishes alike.
   const pillarContributors = [...pillarRuntimes.values()].flatMap((r) => (r.contributor ? [r.contributor] : []));
   const registryInput = compilerInput([...registryContributors({ keys: keyDocuments, exemptions: activeExemptions, projects }), ...pillarContributors, browserOrigins(config.browserOrigins)]);
-  const compiler = new TenantCompiler(projects, pillarInputs, tenantSettings, config.providerKeyVaultUri, registryInput, gatewayKey);
+  const compiler = new TenantCompiler(projects, pillarInputs, tenantSettings, config.providerKeyVaultUri, registryInput, gatewayInput);
 
   const publishing = new PublishService({ store, changes, clock, compiler, gateways, retry: config.publishRetry, sliceMs: config.publishSliceSeconds * 1000 });
   let sources: Promise<UsageLogSource[]> | undefined;
@@ -387,7 +393,7 @@ export async function buildServices(config: Config): Promise<Services> {
     approvals,
     approvalRoutes,
     models,
-    policy: new PolicyPreviewService(projects, pillarInputs, tenantSettings, config.providerKeyVaultUri, registryInput, gatewayKey),
+    policy: new PolicyPreviewService(projects, pillarInputs, tenantSettings, config.providerKeyVaultUri, registryInput, gatewayInput),
     pillar: async (name) => pillarRuntimes.get(name) ?? Promise.reject(new Error(`no pillar named ${name}`)),
     settings: tenantSettings,
     secrets,

@@ -29,7 +29,12 @@ const GatewayInstances = z.record(
 );
 const GatewayAssignments = z.record(
   z.string().min(1),
-  z.strictObject({ instance: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/).optional(), key: z.string().regex(/^[a-z0-9]{1,10}$/).optional() }),
+  z.strictObject({
+    instance: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/).optional(),
+    key: z.string().regex(/^[a-z0-9]{1,10}$/).optional(),
+    // Client ids of user-assigned identities attached to the tenant's gateway for it alone (src/policy/identity.ts).
+    identities: z.array(z.guid()).max(20).optional(),
+  }),
 );
 
 const ConfigSchema = z
@@ -186,7 +191,7 @@ export interface Config {
   apim?: { subscriptionId: string; resourceGroup: string; serviceName: string };
   /** Named API Management instances besides the default (APIM_*); locally, folders .data/apim-<name>/. */
   gatewayInstances: Record<string, { subscriptionId: string; resourceGroup: string; serviceName: string } | { local: true }>;
-  gatewayAssignments: Record<string, { instance?: string; key?: string }>;
+  gatewayAssignments: Record<string, { instance?: string; key?: string; identities?: string[] }>;
   /** Origins whose pages may call the published APIs from a browser (the portal's). */
   browserOrigins: string[];
   publishRetry: { firstIntervalMs: number; maxAttempts: number };
@@ -249,7 +254,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
         i.subscriptionId && i.resourceGroup && i.serviceName ? { subscriptionId: i.subscriptionId, resourceGroup: i.resourceGroup, serviceName: i.serviceName } : { local: true as const },
       ]),
     ),
-    gatewayAssignments: Object.fromEntries(Object.entries(c.GATEWAY_ASSIGNMENTS).map(([t, a]) => [t, { ...(a.instance ? { instance: a.instance } : {}), ...(a.key ? { key: a.key } : {}) }])),
+    gatewayAssignments: Object.fromEntries(Object.entries(c.GATEWAY_ASSIGNMENTS).map(([t, a]) => [t, { ...(a.instance ? { instance: a.instance } : {}), ...(a.key ? { key: a.key } : {}), ...(a.identities?.length ? { identities: a.identities.map((id) => id.toLowerCase()) } : {}) }])),
     browserOrigins: c.GATEWAY_BROWSER_ORIGINS,
     publishRetry: { firstIntervalMs: c.PUBLISH_RETRY_FIRST_INTERVAL_MS, maxAttempts: c.PUBLISH_RETRY_MAX_ATTEMPTS },
     publishSliceSeconds: c.PUBLISH_SLICE_SECONDS,

@@ -27,6 +27,7 @@ export const REASONS = {
   approver_managed_by_requester: { status: 403, meaning: "the decider is assigned to a project the requester administers (separation of duties)" },
   approver_name_not_an_id: { status: 403, meaning: "the stage names this approver as no token does (an e-mail address or sign-in name, stored before names had to be ids): such a name never decides; a TenantAdmin mends the route" },
   subject_type_reserved: { status: 400, meaning: "`exemption`, `keyShare`, `tool`, `projectPromotion` and `sandboxExtension` approvals are requested through their own APIs" },
+  managed_identity_not_allowed: { status: 400, meaning: "a managed-identity credential the gateway may not use: its own identity goes only to Azure AI services (*.openai.azure.com, *.cognitiveservices.azure.com, *.services.ai.azure.com) for their audience; elsewhere name one of the tenant's own identities (clientId), which an operator assigns" },
   loosens_tenant_control: { status: 400, meaning: "a project or model setting would loosen a tenant control (each field named); request an exemption instead" },
   credential_rebind_requires_key: { status: 400, meaning: "a kept provider key would go to another origin or header: send the key again (or a TenantAdmin does it)" },
   control_characters: { status: 400, meaning: "a string or field name in the body or form carries a control character (C0 other than tab/LF/CR, DEL) or a lone surrogate" },

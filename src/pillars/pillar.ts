@@ -29,6 +29,8 @@ export interface PillarKit {
   allowLoopback: boolean;
   /** Whether a tenant may reach other clouds as the platform's own identity (AGENT_PLATFORM_IDENTITY_TENANTS). */
   platformIdentity(tenantId: string): boolean;
+  /** The user-assigned identities an operator assigned the tenant on its gateway (GATEWAY_ASSIGNMENTS; policy/identity.ts). */
+  gatewayIdentities(tenantId: string): readonly string[];
   /** Test seams a test set (ServiceOverrides.pillarSeams), read on every use; undefined in production. */
   seam(name: string): unknown;
 }

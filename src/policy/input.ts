@@ -49,6 +49,7 @@ import {
   VersionLabel,
 } from "./identifiers.js";
 import { CompilerModelSettings, CompilerSettings, QUOTA_PERIODS, Settings } from "./settings.js";
+import { AZURE_AI_AUDIENCES, managedIdentityRefusal } from "./identity.js";
 
 const AZURE_DEPLOYMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -413,6 +414,11 @@ export const CompilerInput = z
   .strictObject({
     tenantId: TenantId,
     gatewayKey: GatewayKey.optional().meta({ description: "The tenant's artifact id key when an operator assigned one; derived from tenantId otherwise (names.ts)" }),
+    gatewayIdentities: z
+      .array(Guid)
+      .max(20)
+      .default([])
+      .meta({ description: "Client ids of the user-assigned identities an operator assigned to the tenant on its gateway (identity.ts): the only clientIds its credentials may name" }),
     gatewayTier: z.enum(GATEWAY_TIERS).default("v2").meta({ description: "Decides the size limit (16 KiB on consumption, else 512 KiB) and which policies exist" }),
     settings: Settings.default({}).meta({ description: "Tenant-scope settings" }),
     services: Services.default({}),
@@ -448,6 +454,10 @@ export const CompilerInput = z
             ctx.addIssue({ code: "custom", path: ["projects", pi, "models", mi, "backends", bi, "id"], message: `backend id ${b.id} is already used by ${prev}` });
           }
           backends.set(b.id, at);
+          if (b.auth.type === "managedIdentity") {
+            const refused = managedIdentityRefusal({ url: b.url, audience: b.auth.resource, clientId: b.auth.clientId }, input.gatewayIdentities);
+            if (refused) ctx.addIssue({ code: "custom", path: ["projects", pi, "models", mi, "backends", bi, "auth"], message: refused });
+          }
           if (b.auth.type === "keyVaultSecret") {
             const def = `${b.auth.secretIdentifier}|${b.auth.identityClientId ?? ""}`;
             const nv = namedValues.get(b.auth.namedValueId);
@@ -458,6 +468,20 @@ export const CompilerInput = z
           }
         }
       }
+    }
+    // Managed identities of MCP upstreams and shared services: the tenant's own, or the gateway's for Azure AI services only.
+    for (const [pi, p] of input.projects.entries()) {
+      for (const [si, s] of (p.tools?.servers ?? []).entries()) {
+        if (s.auth.type !== "managedIdentity") continue;
+        const url = s.source.kind === "remote" ? s.source.url : s.source.baseUrl;
+        const refused = managedIdentityRefusal({ url, audience: s.auth.audience, clientId: s.auth.clientId }, input.gatewayIdentities);
+        if (refused) ctx.addIssue({ code: "custom", path: ["projects", pi, "tools", "servers", si, "auth"], message: refused });
+      }
+    }
+    for (const name of ["contentSafety", "embeddings"] as const) {
+      const service = input.services[name];
+      const refused = service && managedIdentityRefusal({ url: service.url, audience: AZURE_AI_AUDIENCES[0], clientId: service.clientId }, input.gatewayIdentities);
+      if (refused) ctx.addIssue({ code: "custom", path: ["services", name], message: refused });
     }
     // Accepted tiers: the owner exists, the tier exists and the owner offers it (its product is what
     // links the keys to this project's API, so without it the acceptance could never take effect).

@@ -74,13 +74,19 @@ describe("model registry", () => {
       [{ name: "Bad Name" }, "body.name"],
       [{ split: { variants: [{ version: "a", weight: 50 }, { version: "b", weight: 50 }] } }, "body.backends.0.version"],
       [{ backends: [
-        { id: "mi", url: "https://a.example.com", region: "weu", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } },
+        { id: "mi", url: "https://a.openai.azure.com", region: "weu", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } },
         { id: "key", url: "https://b.example.com", region: "weu", credential: { type: "apiKey", header: "api-key", key: "sk-12345678" } },
       ] }, "body.backends"],
     ];
     for (const [extra, field] of bad) {
       const err = await admin.models.create(project.id, spec("valid-name", extra)).then(() => undefined, (e: unknown) => e as ApiError);
       expect(err?.problem?.errors?.map((e) => e.field), field).toContain(field);
+    }
+    // The gateway's own identity goes to Azure AI services only, for their audience: never a token for a host
+    // or an audience of the registrant's choosing (its identity holds what no tenant may wield).
+    for (const [url, audience] of [["https://collector.example.com", "https://cognitiveservices.azure.com"], ["https://x.openai.azure.com", "https://vault.azure.net"], ["https://x.openai.azure.com.example.com", "https://cognitiveservices.azure.com"]] as const) {
+      const refused = await admin.models.create(project.id, spec("mi-elsewhere", { backends: [{ id: "mi", url, region: "weu", credential: { type: "managedIdentity", audience } }] })).then(() => undefined, (e: unknown) => e as ApiError);
+      expect([url, refused?.status, refused?.problem?.reason, refused?.problem?.errors?.map((e) => e.field)]).toEqual([url, 400, "managed_identity_not_allowed", ["body.backends.0.credential"]]);
     }
     const dup = spec("dup-backends");
     dup.backends = [dup.backends[0]!, dup.backends[0]!];

@@ -34,7 +34,7 @@ beforeAll(async () => {
     provider: "openai",
     modelName: "banned",
     status: "blocked",
-    backends: [{ id: "x", url: "https://banned.example.com", region: "global", credential: { type: "managedIdentity", audience: "https://banned.example.com" } }],
+    backends: [{ id: "x", url: "https://banned.openai.azure.com", region: "global", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }],
   });
 });
 afterAll(() => t.stop());
@@ -52,7 +52,7 @@ describe("policy preview compiled from the model registry", () => {
     expect(xml).toContain("old-model");
     expect(xml).toContain("Sunset");
     expect(xml).not.toContain("banned");
-    expect(text).not.toContain("banned.example.com");
+    expect(text).not.toContain("banned.openai.azure.com");
     const pools = preview.artifacts.filter((a) => a.kind === "backend" && a.type === "Pool");
     expect(pools.length).toBeGreaterThanOrEqual(2);
     const namedValues = preview.artifacts.filter((a) => a.kind === "namedValue");

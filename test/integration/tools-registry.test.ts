@@ -16,7 +16,11 @@ let projectAdmin: AigovClient;
 let projectId: string;
 const SECRET = "upstream-s3cr3t-9f2c1a";
 
+const TENANT_IDENTITY = "5f2d7a1c-8e4b-4c3a-9b6d-1a2e3f4c5d6e";
+
 beforeAll(async () => {
+  // The operator gave this tenant one identity of its own on the gateway (GATEWAY_ASSIGNMENTS identities).
+  process.env.GATEWAY_ASSIGNMENTS = JSON.stringify({ "t-tools-reg": { identities: [TENANT_IDENTITY.toUpperCase()] } });
   t = await startTestApp();
   admin = await t.as("t-tools-reg", "tina", ["TenantAdmin", "Auditor"]);
   projectId = (await admin.projects.create({ ...projectSpec("tools registry"), roleAssignments: [{ principalId: "pat", role: "ProjectAdmin" }] })).id;
@@ -68,9 +72,20 @@ describe("the MCP server registry", () => {
     expect(token).toMatchObject({ status: 400, reason: "upstream_address_refused", fields: ["body.auth.tokenUrl"] });
     const query = await problem(admin.tools.createServer(projectId, { name: "queried", source: { kind: "remote", url: "https://mcp.example.com/mcp?tenant=a" } }));
     expect(query).toMatchObject({ status: 400, reason: "upstream_address_refused", fields: ["body.source.url"] });
+    // The gateway's own identity holds what no tenant may wield (the providers' vault): a token of it for a
+    // host the tenant runs — here for Key Vault's audience — is refused; so is another identity than the tenant's own.
     const mi = { name: "vaulted", source: { kind: "remote" as const, url: "https://mcp.example.com/mcp" }, auth: { type: "managedIdentity" as const, audience: "https://vault.azure.net" }, discovery: { enabled: false, intervalHours: 24 } };
     expect(await statusOf(projectAdmin.tools.createServer(projectId, mi))).toBe(403);
-    expect((await admin.tools.createServer(projectId, mi)).auth).toEqual({ type: "managedIdentity", audience: "https://vault.azure.net" });
+    expect(await problem(admin.tools.createServer(projectId, mi))).toMatchObject({ status: 400, reason: "managed_identity_not_allowed", fields: ["body.auth"] });
+    const foreign = { ...mi, auth: { ...mi.auth, clientId: "0b1e7c3a-5d2f-4a8e-9c61-7f3d2e1a9b05" } };
+    expect(await problem(admin.tools.createServer(projectId, foreign))).toMatchObject({ status: 400, reason: "managed_identity_not_allowed", fields: ["body.auth"] });
+    const own = { ...mi, auth: { type: "managedIdentity" as const, audience: "api://weather-mcp", clientId: TENANT_IDENTITY } };
+    const created = await admin.tools.createServer(projectId, own);
+    expect(created.auth).toEqual({ type: "managedIdentity", audience: "api://weather-mcp", clientId: TENANT_IDENTITY });
+    // Pointing it elsewhere is a TenantAdmin's to do, as giving it the identity was.
+    expect(await statusOf(projectAdmin.tools.updateServer(projectId, created.id, { source: { kind: "remote", url: "https://elsewhere.example.com/mcp" } }, created.etag))).toBe(403);
+    const nothing = (await t.container().items.query({ query: "SELECT c.id FROM c WHERE c.tenantId = 't-tools-reg' AND c.docType = 'mcpServer' AND c.name = 'vaulted'" }).fetchAll()).resources;
+    expect(nothing).toHaveLength(1);
   });
 
   it("server.json: a remote becomes a registration, packages are kept as metadata, and it exports back", async () => {

@@ -12,7 +12,7 @@ describe("TenantCompiler.inputFrom", () => {
   it("names every artifact with the key assigned to the tenant now, never the one a stored snapshot was compiled under", async () => {
     let assigned: string | undefined;
     // Only the snapshot is compiled: the registry's live sources (projects, settings) are not read.
-    const compiler = new TenantCompiler(undefined as never, [], undefined as never, undefined, undefined, () => assigned);
+    const compiler = new TenantCompiler(undefined as never, [], undefined as never, undefined, undefined, () => (assigned ? { gatewayKey: assigned } : {}));
     // A tenant part stored before keys left snapshots still carries the key it was compiled under.
     const stored = snapshotParts({ tenantId: "t1", settings: {}, services: {}, projects: [project("prj_a", [model("gpt4o", "gpt-4o")])] } as RegistrySnapshot);
     const tenantHash = stored.entries.find(([k]) => k === "tenant")![1];

@@ -35,6 +35,9 @@ export async function toProjectInput(tenantId: string, project: Project, pillars
   ) as ProjectInput;
 }
 
+/** What an operator assigned the tenant on its gateway, as compiler input: its artifact id key, its identities. */
+export type TenantGatewayInput = (tenantId: string) => Pick<CompilerInputIn, "gatewayKey" | "gatewayIdentities">;
+
 /** The registry and the settings of every scope, as the policy compiler sees them (tenant controls as floors). */
 export async function toCompilerInput(
   tenantId: string,
@@ -42,13 +45,13 @@ export async function toCompilerInput(
   project: Project,
   pillars: readonly PillarInput[],
   vaultUri: string | undefined,
-  gatewayKey?: string,
+  gateway: ReturnType<TenantGatewayInput> = {},
   /** Drafted model settings by model id (the policy editor), in place of the saved ones. */
   modelSettings: Readonly<Record<string, ModelSettings | null>> = {},
 ): Promise<CompilerInputIn> {
   const input = await toProjectInput(tenantId, project, pillars, vaultUri);
   const models = input.models?.map((m) => (m.id in modelSettings ? { ...m, settings: modelSettings[m.id] ?? {} } : m));
-  return applyFloors({ tenantId, ...(gatewayKey ? { gatewayKey } : {}), settings: tenant.settings ?? {}, services: tenant.services ?? {}, projects: [{ ...input, ...(models ? { models } : {}) }] });
+  return applyFloors({ tenantId, ...gateway, settings: tenant.settings ?? {}, services: tenant.services ?? {}, projects: [{ ...input, ...(models ? { models } : {}) }] });
 }
 
 /** A last step on the compiler input before compiling (active exemptions relax controls here). */
@@ -102,8 +105,8 @@ export class TenantCompiler {
     private readonly tenantSettings: TenantSettingsService,
     private readonly vaultUri: string | undefined,
     private readonly transform: InputTransform = asIs,
-    /** An operator-assigned gateway key for the tenant (names.ts); derived from the tenant id when undefined. */
-    private readonly gatewayKey: (tenantId: string) => string | undefined = () => undefined,
+    /** What an operator assigned the tenant: a gateway key (names.ts; derived from the tenant id when absent) and identities (identity.ts). */
+    private readonly gateway: TenantGatewayInput = () => ({}),
   ) {}
 
   async compile(tenantId: string): Promise<CompileResult> {
@@ -130,8 +133,7 @@ export class TenantCompiler {
    */
   inputFrom(reg: RegistrySnapshot): Promise<CompilerInputIn> {
     const { tenantId, settings, services, projects } = reg;
-    const gatewayKey = this.gatewayKey(tenantId);
-    return this.transform(tenantId, applyFloors({ tenantId, ...(gatewayKey ? { gatewayKey } : {}), settings, services, projects }));
+    return this.transform(tenantId, applyFloors({ tenantId, ...this.gateway(tenantId), settings, services, projects }));
   }
 
   /**
@@ -189,7 +191,7 @@ export class PolicyPreviewService {
     private readonly tenantSettings: TenantSettingsService,
     private readonly vaultUri: string | undefined,
     private readonly transform: InputTransform = asIs,
-    private readonly gatewayKey: (tenantId: string) => string | undefined = () => undefined,
+    private readonly gateway: TenantGatewayInput = () => ({}),
   ) {}
 
   /** With a draft: its settings replace the saved ones for this compile only (the policy editor's live preview). */
@@ -204,7 +206,7 @@ export class PolicyPreviewService {
     // With only a tenant draft, the saved project settings are what it is checked against (named as such).
     if (draft?.settings !== undefined || draft?.tenantSettings) checkSettings(tenant, project.settings ?? undefined, undefined, draft.settings !== undefined ? "body.settings" : "project.settings");
     const models = draft?.models ?? {};
-    const input = await toCompilerInput(tenantId, tenant, project, this.pillars, this.vaultUri, this.gatewayKey(tenantId), models);
+    const input = await toCompilerInput(tenantId, tenant, project, this.pillars, this.vaultUri, this.gateway(tenantId), models);
     const known = new Set(input.projects.flatMap((p) => (p.models ?? []).map((m) => m.id)));
     const unknown = Object.keys(models).filter((id) => !known.has(id));
     if (unknown.length) fail({ kind: "validation", detail: "the draft names models this project does not have", errors: unknown.map((id) => ({ field: `body.models.${id}`, message: "no model with this id in the project" })) });

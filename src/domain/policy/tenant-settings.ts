@@ -1,3 +1,5 @@
+import { AZURE_AI_AUDIENCES } from "../../policy/identity.js";
+import { checkManagedIdentity } from "./managed-identity.js";
 import { z } from "zod";
 import { Services } from "../../policy/input.js";
 import { mergeSettings, Settings } from "../../policy/settings.js";
@@ -40,7 +42,13 @@ type TenantScope = { settings: z.output<typeof Settings>; services?: z.output<ty
 export class TenantSettingsService {
   private readonly doc: TenantSingleton<TenantScope>;
 
-  constructor(store: Store, changes: ChangeWriter, clock: Clock) {
+  constructor(
+    store: Store,
+    changes: ChangeWriter,
+    clock: Clock,
+    /** The identities an operator assigned the tenant on its gateway (policy/identity.ts). */
+    private readonly gatewayIdentities: (tenantId: string) => readonly string[] = () => [],
+  ) {
     this.doc = new TenantSingleton(store, changes, clock, { id: "settings.tenant", docType: "tenantSettings", path: "/settings", action: "settings.update", event: "aigov.settings.updated.v1" });
   }
 
@@ -65,6 +73,10 @@ export class TenantSettingsService {
     if (!holdsAny(ctx.principal.roles, TENANT_ADMINS)) fail({ kind: "forbidden", detail: "changing tenant settings requires TenantAdmin" });
     const spec = parseOrThrow(TenantSettingsSpec, input, "body");
     requireServices([spec.settings], spec.services ?? {}, "body.settings");
+    for (const name of ["contentSafety", "embeddings"] as const) {
+      const service = spec.services?.[name];
+      if (service) checkManagedIdentity({ url: service.url, audience: AZURE_AI_AUDIENCES[0], clientId: service.clientId }, this.gatewayIdentities(ctx.principal.tenantId), `body.services.${name}`);
+    }
     const written = await this.doc.write(ctx, { settings: spec.settings, ...(spec.services ? { services: spec.services } : {}) }, ifMatch);
     return { ...written, services: written.services ?? {} };
   }

@@ -3,10 +3,12 @@ import type { GatewayPublisher } from "../../ports/gateway.js";
 import type { Partition, Store, StoredDoc } from "../../ports/store.js";
 import { fail } from "../errors.js";
 
-/** Where a tenant's artifacts go: a gateway instance, and optionally an operator-assigned key. */
+/** Where a tenant's artifacts go: a gateway instance, optionally an operator-assigned key, and the tenant's own identities on it. */
 export interface GatewayAssignment {
   instance?: string;
   key?: string;
+  /** Client ids of user-assigned identities attached to the instance for this tenant alone (policy/identity.ts). */
+  identities?: string[];
 }
 
 export const DEFAULT_INSTANCE = "default";
@@ -44,6 +46,11 @@ export class TenantGateways {
   /** The operator-assigned key, when there is one (the compiler derives the key otherwise). */
   explicitKey(tenantId: string): string | undefined {
     return this.assignments[tenantId]?.key;
+  }
+
+  /** The user-assigned identities an operator assigned the tenant (client ids, lower case): the only ones its credentials may name (policy/identity.ts). */
+  identities(tenantId: string): string[] {
+    return (this.assignments[tenantId]?.identities ?? []).map((id) => id.toLowerCase());
   }
 
   names(tenantId: string): GatewayNames {

@@ -1,3 +1,4 @@
+import { checkManagedIdentity } from "../../domain/policy/managed-identity.js";
 import type { SettingsGuard } from "../../domain/policy/settings-guard.js";
 import type { Clock } from "../../ports/clock.js";
 import type { SecretStore } from "../../ports/secrets.js";
@@ -54,6 +55,13 @@ function checkCredentialBinding(patch: NonNullable<ModelPatch["backends"]>, exis
   }
 }
 
+/** A model's managed-identity backends use the gateway's own identity (models name no clientId): Azure AI services only. */
+function checkBackendIdentities(backends: readonly { url: string; credential: { type: string; audience?: string } }[]): void {
+  backends.forEach((b, i) => {
+    if (b.credential.type === "managedIdentity") checkManagedIdentity({ url: b.url, audience: b.credential.audience ?? "" }, [], `body.backends.${i}.credential`);
+  });
+}
+
 /**
  * The model registry of a project. Models live in the project's own partition (tenant, project), so
  * their writes and audit chain do not contend with other projects'. Provider keys go to the secret
@@ -76,6 +84,7 @@ export class ModelService {
   async create(ctx: RequestContext, projectId: string, input: ModelSpecInput): Promise<Model> {
     const project = await this.writable(ctx, projectId);
     const spec = parseOrThrow(ModelSpec, input, "body");
+    checkBackendIdentities(spec.backends);
     if (spec.settings) await this.settingsGuard?.check(ctx.principal.tenantId, project.settings, spec.settings, "body.settings");
     const id = newId("mdl");
     const now = this.clock.now().toISOString();
@@ -148,6 +157,7 @@ export class ModelService {
         fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: `body.backends.${b.id}.credential`, message: "keep: true needs an existing key for this backend" }], reason: "credential_not_stored" });
       }
     }
+    if (patch.backends) checkBackendIdentities(spec.backends);
     if (patch.backends && !holdsAny(ctx.principal.roles, TENANT_ADMINS)) checkCredentialBinding(patch.backends, current.backends);
     if (patch.settings) await this.settingsGuard?.check(ctx.principal.tenantId, (await this.projects.get(ctx, projectId)).settings, spec.settings, "body.settings");
     const backends = await this.storeCredentials(id, backendsIn, current.backends);

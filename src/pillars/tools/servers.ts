@@ -3,6 +3,7 @@
  * OpenAPI), their upstream credentials (write-only, in the secret store, bound to the server's origin
  * and header like models' provider keys), and the registry's server.json in and out.
  */
+import { checkManagedIdentity } from "../../domain/policy/managed-identity.js";
 import type { ChangeWriter } from "../../domain/changes.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../../domain/common.js";
 import { AppError, fail } from "../../domain/errors.js";
@@ -34,6 +35,8 @@ export class ServerRegistry {
     private readonly secrets: { gateway: SecretStore; controlPlane: SecretStore },
     private readonly projects: ProjectService,
     private readonly allowLoopback: boolean,
+    /** The identities an operator assigned the tenant on its gateway (policy/identity.ts). */
+    private readonly gatewayIdentities: (tenantId: string) => readonly string[] = () => [],
   ) {
     this.servers = new Collection<ServerDoc, McpServer>(store, changes, { docType: "mcpServer", path: (d) => serverPath(d.scopeId, d.id), internal: ["snapshotSeq", "sourceRevision"] });
     this.slots = new Slots(store, "mcpServer", MAX_PROJECT_MCP_SERVERS);
@@ -47,7 +50,7 @@ export class ServerRegistry {
     const project = await this.writable(ctx, projectId);
     const spec = parseOrThrow(McpServerSpec, input, "body");
     this.checkUrls(spec.source, "body.source", spec.auth);
-    this.checkIdentity(ctx, spec.auth);
+    this.checkIdentity(ctx, spec.auth, spec.source);
     const limit = { kind: "conflict", detail: `a project holds at most ${MAX_PROJECT_MCP_SERVERS} MCP servers`, reason: "project_limit_reached" } as const;
     if ((await this.count(ctx.principal.tenantId, project.id)) >= MAX_PROJECT_MCP_SERVERS) fail(limit);
     const id = newId("srv");
@@ -142,10 +145,9 @@ export class ServerRegistry {
         next.source = rest;
       } else next.source = patch.source;
     }
-    if (patch.auth) {
-      this.checkUrls(undefined, "body.source", patch.auth);
-      this.checkIdentity(ctx, patch.auth);
-    }
+    if (patch.auth) this.checkUrls(undefined, "body.source", patch.auth);
+    // The gateway's identity goes where the server points: a new source for it is checked (and a TenantAdmin's to give) like a new identity.
+    if (patch.auth || patch.source) this.checkIdentity(ctx, patch.auth ?? current.auth, next.source);
     if (patch.auth || patch.source) {
       const authIn: UpstreamAuthSpec = patch.auth ?? keepOf(current.auth);
       if ((authIn.type === "header" || authIn.type === "oauthClientCredentials") && authIn.keep && !holdsAny(ctx.principal.roles, TENANT_ADMINS)) bindingCheck(current, next, authIn);
@@ -219,10 +221,10 @@ export class ServerRegistry {
    * TenantAdmin may point it at a server (a project admin could otherwise collect tokens for any
    * resource the gateway may reach, e.g. Key Vault).
    */
-  private checkIdentity(ctx: RequestContext, auth: UpstreamAuthSpec): void {
-    if (auth.type === "managedIdentity" && !holdsAny(ctx.principal.roles, TENANT_ADMINS)) {
-      fail({ kind: "forbidden", detail: "only a TenantAdmin may give an MCP server the gateway's managed identity" });
-    }
+  private checkIdentity(ctx: RequestContext, auth: UpstreamAuthSpec, source?: ServerDoc["source"] | McpServerSpec["source"]): void {
+    if (auth.type !== "managedIdentity") return;
+    if (!holdsAny(ctx.principal.roles, TENANT_ADMINS)) fail({ kind: "forbidden", detail: "only a TenantAdmin may give an MCP server the gateway's managed identity" });
+    if (source) checkManagedIdentity({ url: source.kind === "remote" ? source.url : (source.baseUrl ?? ""), audience: auth.audience, clientId: auth.clientId }, this.gatewayIdentities(ctx.principal.tenantId), "body.auth");
   }
 
   /** Secrets go to the secret store (a new version when re-sent); the server keeps only a reference. */

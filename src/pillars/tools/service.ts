@@ -41,6 +41,8 @@ export interface ToolsDeps {
   approvals: ApprovalService;
   /** Local mode: loopback upstreams are allowed (nothing else private, ever). */
   allowLoopback: boolean;
+  /** The identities an operator assigned the tenant on its gateway (policy/identity.ts). */
+  gatewayIdentities?: (tenantId: string) => readonly string[];
 }
 
 export class ToolsService {
@@ -60,7 +62,7 @@ export class ToolsService {
     this.changes = deps.changes;
     this.clock = deps.clock;
     this.projects = deps.projects;
-    this.registry = new ServerRegistry(deps.store, deps.changes, deps.clock, { gateway: deps.providerSecrets, controlPlane: deps.secrets }, deps.projects, deps.allowLoopback);
+    this.registry = new ServerRegistry(deps.store, deps.changes, deps.clock, { gateway: deps.providerSecrets, controlPlane: deps.secrets }, deps.projects, deps.allowLoopback, deps.gatewayIdentities);
     this.snapshots = new SnapshotStore(deps.store);
     this.grants = new ToolGrants(deps.store, deps.changes, deps.clock, deps.approvals);
     this.toolboxes = new Toolboxes(deps.store, deps.changes, deps.clock, deps.projects);
