@@ -356,4 +356,21 @@ describe("high risk by effect", () => {
     expect(await fieldsOf(admin.exemptions.putPolicy({ maxDays: policy.maxDays, highRisk: { limitFactor: 1, thresholdLevel: 9, allowValues: 2 } } as never, current.etag))).toEqual(["body.highRisk.limitFactor", "body.highRisk.thresholdLevel"]);
     expect((await admin.exemptions.policy()).etag).toBe(current.etag);
   });
+
+  it("a relaxation split into requests each within the thresholds is judged as the whole it adds up to", async () => {
+    // (The tenant's rules from the test above: at most 2 values per allow-list widening; regions northeurope and westeurope.)
+    const split = await admin.projects.create(projectSpec("split"));
+    const regions = (values: string[]): ExemptionSpecInput => ({ ...spec({ control: "regions.allowed", relaxation: { kind: "allow", values } }), scope: { level: "project", projectId: split.id } });
+    const first = await dev.exemptions.request(regions(["eastus", "westus"]));
+    expect(await routeOf(first.approvalId)).toEqual({ risk: "standard", why: "a project-wide relaxation within the tenant's high-risk thresholds" });
+    // Two more: four regions together, open at once for the same project.
+    const second = await dev.exemptions.request(regions(["swedencentral", "francecentral"]));
+    expect(await routeOf(second.approvalId)).toEqual({ risk: "high", why: `with ${first.id} (open for regions.allowed in the project), it adds 4 values to regions.allowed (more than 2)` });
+    // Once the first is over (rejected here), a request is judged with what is still open.
+    const approval = await admin.approvals.get(first.approvalId);
+    await admin.approvals.decide(approval.id, { decision: "reject", justification: "too broad" }, approval.etag);
+    await until(async () => ((await dev.exemptions.get(first.id)).status === "rejected" ? true : undefined));
+    const third = await dev.exemptions.request(regions(["eastus"]));
+    expect(await routeOf(third.approvalId)).toEqual({ risk: "high", why: `with ${second.id} (open for regions.allowed in the project), it adds 3 values to regions.allowed (more than 2)` });
+  });
 });

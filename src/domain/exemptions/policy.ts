@@ -58,6 +58,25 @@ export function riskOf(
   return added > highRisk.allowValues ? { risk: "high", why: `it adds ${added} values to ${control} (more than ${highRisk.allowValues})` } : standard;
 }
 
+/**
+ * What several exemptions of one control at one scope do together, as the compiler applies them: any
+ * `off` switches it off; limits and thresholds take the highest value; allow-lists add up. Risk is
+ * judged on this, so a relaxation split into requests each within the thresholds (three regions, then
+ * three more) is judged as the whole it adds up to.
+ */
+export function combinedRelaxation(relaxations: readonly Exemption["relaxation"][]): Exemption["relaxation"] {
+  if (relaxations.some((r) => r.kind === "off")) return { kind: "off" };
+  const first = relaxations[0]!;
+  if (first.kind === "limit") return { kind: "limit", value: Math.max(...relaxations.map((r) => (r.kind === "limit" ? r.value : 0))) };
+  if (first.kind === "thresholds") {
+    const categories: Record<string, number> = {};
+    for (const r of relaxations) if (r.kind === "thresholds") for (const [c, v] of Object.entries(r.categories)) if (v !== undefined) categories[c] = Math.max(categories[c] ?? 0, v);
+    return { kind: "thresholds", categories } as Exemption["relaxation"];
+  }
+  if (first.kind === "allow") return { kind: "allow", values: [...new Set(relaxations.flatMap((r) => (r.kind === "allow" ? r.values : [])))] };
+  return first;
+}
+
 /** The numeric limit of a limit control in force, when it has one. */
 function limitInForce(control: Exemption["control"], inForce: EffectiveSettings): number | undefined {
   switch (control) {

@@ -19,7 +19,7 @@ import { parseOrThrow } from "../validation.js";
 import { ActiveExemptions } from "./active.js";
 import { ExemptionDocuments, type ExemptionDoc } from "./documents.js";
 import { ExemptionLifecycle, type RequestPublish } from "./lifecycle.js";
-import { beyondMaximum, ExemptionPolicies, expiryErrors, invalid, riskOf, routeKeyOf } from "./policy.js";
+import { beyondMaximum, combinedRelaxation, ExemptionPolicies, expiryErrors, invalid, riskOf, routeKeyOf } from "./policy.js";
 import { portfolio } from "./review.js";
 import { ExemptionSpec, IN_FORCE, OPEN, RenewalSpec, RevokeSpec, type Exemption, type ExemptionListQuery, type ExemptionPolicy, type ExemptionReview, type HighRiskRules, type ExemptionSpecInput } from "./schema.js";
 
@@ -349,13 +349,32 @@ export class ExemptionService {
    * The exemption's risk against what is in force in its project now, at project level and for each
    * model: the settings merged and held to the tenant's floors as the compiler holds them, no exemptions.
    */
-  private async riskOf(tenantId: string, exemption: Pick<Exemption, "control" | "scope" | "relaxation">, policy: { highRisk: HighRiskRules }): Promise<ReturnType<typeof riskOf>> {
+  private async riskOf(tenantId: string, exemption: Pick<Exemption, "control" | "scope" | "relaxation"> & { id?: string }, policy: { highRisk: HighRiskRules }): Promise<ReturnType<typeof riskOf>> {
     if (exemption.scope.level !== "project") return riskOf(exemption, policy.highRisk, []);
     const { projectId } = exemption.scope;
-    const [tenant, project, models] = await Promise.all([this.tenantSettings(tenantId), this.projects.readDoc(tenantId, projectId), this.models.listAll(tenantId, projectId)]);
+    const [tenant, project, models, open] = await Promise.all([
+      this.tenantSettings(tenantId),
+      this.projects.readDoc(tenantId, projectId),
+      this.models.listAll(tenantId, projectId),
+      this.openAtProjectScope(tenantId, projectId, exemption.control),
+    ]);
     const projectSettings = clampToFloor(tenant, project?.settings);
     const inForce = [mergeSettings(tenant, projectSettings), ...models.map((m) => mergeSettings(tenant, projectSettings, clampToFloor(tenant, m.settings)))];
-    return riskOf(exemption, policy.highRisk, inForce);
+    const alone = riskOf(exemption, policy.highRisk, inForce);
+    // Judged with the other open exemptions of the control for the project (requested, approved or in force): they add up.
+    const others = open.filter((e) => e.id !== exemption.id);
+    if (alone.risk === "high" || !others.length) return alone;
+    const together = riskOf({ ...exemption, relaxation: combinedRelaxation([exemption.relaxation, ...others.map((e) => e.relaxation)]) }, policy.highRisk, inForce);
+    return together.risk === "high" ? { risk: "high", why: `with ${others.map((e) => e.id).join(", ")} (open for ${exemption.control} in the project), ${together.why}` } : alone;
+  }
+
+  /** The open exemptions (requested, approved, in force) of a control for a whole project. */
+  private async openAtProjectScope(tenantId: string, projectId: string, control: Exemption["control"]): Promise<Exemption[]> {
+    const out: Exemption[] = [];
+    for await (const d of this.docs.matching(tenantId, [{ field: "projectId", op: "=", value: projectId }])) {
+      if (OPEN.includes(d.status) && d.control === control && d.scope.level === "project") out.push(this.docs.view(d));
+    }
+    return out;
   }
 
   private async checkScope(ctx: RequestContext, scope: Exemption["scope"]): Promise<void> {
