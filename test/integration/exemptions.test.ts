@@ -357,6 +357,25 @@ describe("high risk by effect", () => {
     expect((await admin.exemptions.policy()).etag).toBe(current.etag);
   });
 
+  it("an exemption requested when its control applied nowhere in the project is latent: it never outranks a limit set later", async () => {
+    const later = await admin.projects.create(projectSpec("quota later"));
+    await admin.models.create(later.id, { name: "gpt-4o", provider: "azure-openai", modelName: "gpt-4o", backends: [{ id: "weu", url: "https://later.openai.azure.com", region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }] });
+    const requested = await dev.exemptions.request({ ...spec({ control: "tokens.quota", relaxation: { kind: "limit", value: 1_000_000_000_000 } }), scope: { level: "project", projectId: later.id } });
+    expect(await routeOf(requested.approvalId)).toEqual({ risk: "standard", why: "tokens.quota is not configured in the project, so the exemption changes nothing there" });
+    expect(requested.latent).toBe(true);
+    const approval = await admin.approvals.get(requested.approvalId);
+    await admin.approvals.decide(approval.id, { decision: "approve", justification: "nothing to relax" }, approval.etag);
+    await until(async () => ((await dev.exemptions.get(requested.id)).status === "active" ? true : undefined));
+    // The tenant sets a quota afterwards: the project gets it, not the exemption's 10¹².
+    const settings = await admin.settings.get();
+    const current = settings.settings as { tokens?: Record<string, unknown> };
+    await admin.settings.put({ settings: { ...current, tokens: { ...current.tokens, quota: { limit: 50_000, period: "Monthly" } } } } as never, settings.etag);
+    const xml = (await admin.policy.show(later.id)).artifacts.filter((a) => a.kind === "policy" && String(a.ref).includes(later.id)).map((a) => String(a.xml)).join("\n");
+    expect(xml).toMatch(/token-quota="50000"/);
+    expect(xml).not.toContain("1000000000000");
+    expect((await dev.exemptions.get(requested.id))).toMatchObject({ status: "active", latent: true });
+  });
+
   it("a relaxation split into requests each within the thresholds is judged as the whole it adds up to", async () => {
     // (The tenant's rules from the test above: at most 2 values per allow-list widening; regions northeurope and westeurope.)
     const split = await admin.projects.create(projectSpec("split"));

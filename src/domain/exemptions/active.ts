@@ -22,7 +22,8 @@ export class ActiveExemptions {
   async listActive(tenantId: string, at: Date): Promise<ActiveExemption[]> {
     const out: ActiveExemption[] = [];
     for await (const d of this.docs.matching(tenantId, [{ field: "expiresAt", op: ">", value: at.toISOString() }])) {
-      if (IN_FORCE.includes(d.status) && d.activatedAt !== undefined && Date.parse(d.activatedAt) <= at.getTime()) {
+      // A latent exemption (requested when its control applied nowhere in the project) never takes effect.
+      if (IN_FORCE.includes(d.status) && d.activatedAt !== undefined && Date.parse(d.activatedAt) <= at.getTime() && !d.latent) {
         out.push({ id: d.id, control: d.control, scope: d.scope, relaxation: d.relaxation });
       }
     }

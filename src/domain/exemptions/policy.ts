@@ -29,13 +29,13 @@ export function riskOf(
   exemption: { control: Exemption["control"]; scope: Exemption["scope"]; relaxation: Exemption["relaxation"] },
   highRisk: HighRiskRules,
   inForce: readonly EffectiveSettings[],
-): { risk: "standard" | "high"; why: string } {
+): { risk: "standard" | "high"; why: string; changesNothing?: true } {
   const { control, scope, relaxation: r } = exemption;
   if (scope.level === "tenant") return { risk: "high", why: "it applies to the whole tenant" };
   if (scope.level !== "project") return { risk: "standard", why: `it applies to one ${scope.level}` };
   if (r.kind === "off") return { risk: "high", why: `${control} is switched off for a whole project` };
   const standard = { risk: "standard" as const, why: "a project-wide relaxation within the tenant's high-risk thresholds" };
-  const unconfigured = { risk: "standard" as const, why: `${control} is not configured in the project, so the exemption changes nothing there` };
+  const unconfigured = { risk: "standard" as const, why: `${control} is not configured in the project, so the exemption changes nothing there`, changesNothing: true as const };
   if (r.kind === "limit") {
     const limits = inForce.map((e) => limitInForce(control, e)).filter((v): v is number => v !== undefined);
     if (!limits.length) return unconfigured;

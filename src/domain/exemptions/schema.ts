@@ -106,6 +106,10 @@ export const Exemption = z
     requester: z.string(),
     approvalId: z.string().meta({ description: "The approval request that decides the exemption" }),
     activatedAt: z.iso.datetime().optional(),
+    latent: z
+      .literal(true)
+      .optional()
+      .meta({ description: "Requested when its control applied nowhere in the project (it changed nothing): it never takes effect, also once the control is set later — its approval was never about that limit. Request again once the control applies" }),
     endedAt: z.iso.datetime().optional().meta({ description: "When it expired, was rejected or revoked" }),
     revokeReason: z.string().optional(),
     notices: z.object({ "7d": Notice.optional(), "1d": Notice.optional() }).meta({ description: "Expiry notices to the owner for the current expiry (sent once each)" }),

@@ -116,7 +116,8 @@ export class ExemptionService {
     errors.push(...expiry);
     if (errors.length) throw invalid(errors, beyondMaximum(expiry, spec.expiresAt, now));
     await this.checkScope(ctx, spec.scope);
-    const risk = await this.riskOf(principal.tenantId, spec, policy);
+    const judged = await this.riskOf(principal.tenantId, spec, policy);
+    const risk = { risk: judged.risk, why: judged.why };
 
     const id = newId("exm");
     const expiresAt = new Date(spec.expiresAt).toISOString();
@@ -157,6 +158,9 @@ export class ExemptionService {
           status: "requested",
           requester: principal.userId,
           approvalId: approval.id,
+          // Judged against nothing (its control applies nowhere in the project), it is never applied: once the
+          // tenant or project sets the control, one approver's "changes nothing" must not outrank it.
+          ...(judged.changesNothing ? { latent: true as const } : {}),
           notices: {},
           renewals: [],
           timeline: [{ at, type: "requested", actor: principal.userId }],
