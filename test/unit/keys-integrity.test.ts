@@ -26,7 +26,8 @@ import { artifactHash, artifactRef, subscriptionFingerprint, type GatewayPublish
 import { TENANT_SCOPE, type BatchOp, type Store, type StoredDoc } from "../../src/ports/store.js";
 
 const TENANT = "t-key-integrity";
-const names = gatewayNames(TENANT);
+/** The tenant's gateway names: its derived key, until a test assigns another (an operator's GATEWAY_ASSIGNMENTS). */
+let names = gatewayNames(TENANT);
 let cosmos: EmbeddedCosmos;
 let store: CosmosStore;
 let projects: ProjectService;
@@ -91,21 +92,24 @@ beforeAll(async () => {
   const secrets = new KeySecrets(failing, secretStore);
   documents = new KeyDocuments(failing, changes);
   const publisher: GatewayPublisher = {
-    publish: async (desired) => {
+    publish: async (desired, previous) => {
       if (gatewayDown) throw new Error("the gateway answered 500");
       const a = desired[0] as SubscriptionArtifact;
+      const deleted = Object.keys(previous).filter((ref) => ref !== artifactRef(a));
+      for (const ref of deleted) gateway.delete(ref.slice("subscription:".length));
       const hook = beforePublish;
       if (hook) await hook(a);
       gateway.set(a.id, { state: a.state, primary: await secrets.resolveSecret(a.primaryKey), secondary: await secrets.resolveSecret(a.secondaryKey) });
       const ref = artifactRef(a);
-      return { sent: [ref], unchanged: [], deleted: [], hashes: { [ref]: artifactHash(a) } };
+      return { sent: [ref], unchanged: [], deleted: deleted as never, hashes: { [ref]: artifactHash(a) } };
     },
     read: async (refs) => {
       const out: Record<string, unknown> = {};
       for (const ref of refs) {
         const id = ref.slice("subscription:".length);
         const held = gateway.get(id);
-        const doc = [...(await documents.listAll(TENANT, projectId)), ...(await documents.listAll(TENANT, guardedId))].find((k) => names.subscription(k.id) === id)!;
+        const doc = [...(await documents.listAll(TENANT, projectId)), ...(await documents.listAll(TENANT, guardedId))].find((k) => names.subscription(k.id) === id);
+        if (!doc) continue;
         const a = subscriptionFor(doc, names);
         out[ref] = held && { kind: "subscription", id, displayName: a.displayName, scope: a.scope, state: held.state, primaryKeyFingerprint: subscriptionFingerprint(held.primary), secondaryKeyFingerprint: subscriptionFingerprint(held.secondary) };
       }
@@ -241,6 +245,27 @@ describe("a share the approval makes", () => {
     expect(await auditOf(target, k.id)).toEqual(["key.share.accept"]);
   });
 
+});
+
+describe("a new gateway key for the tenant", () => {
+  it("moves each key's subscription: the one under the former key goes in the same call, and a revocation reaches the one that is left", async () => {
+    const k = await keys.create(admin, projectId, { name: "renamed" });
+    const former = names.subscription(k.id);
+    expect(gateway.get(former)?.state).toBe("active");
+    names = gatewayNames(TENANT, "newkey0000");
+    try {
+      // The key changed nothing itself: the job's sync (and a publish's syncWaiting) finds it named anew.
+      expect(await keys.sync.syncWaiting(TENANT, [projectId], "after-publish")).toBeGreaterThanOrEqual(1);
+      expect(gateway.has(former)).toBe(false);
+      expect(gateway.get(names.subscription(k.id))?.state).toBe("active");
+      expect((await keys.get(admin, projectId, k.id)).gateway.subscriptionId).toBe(names.subscription(k.id));
+      expect(await keys.sync.sync(TENANT, projectId, k.id, "job")).toBe("synced");
+      await keys.revoke(admin, projectId, k.id, { reason: "leaked" });
+      expect([...gateway.entries()].filter(([id]) => id.endsWith(k.id)).map(([id, s]) => [id, s.state])).toEqual([[names.subscription(k.id), "cancelled"]]);
+    } finally {
+      names = gatewayNames(TENANT);
+    }
+  });
 });
 
 describe("a sync whose claim lapsed while it published", () => {

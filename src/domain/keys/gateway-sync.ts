@@ -44,8 +44,9 @@ export class KeyGatewaySync {
       const exempted = live ? await this.gateway.exemptionTier(tenantId, projectId, id) : undefined;
       const artifact = subscriptionFor(doc, this.gateway.names(tenantId), exempted?.id);
       // In step when every change was confirmed and the subscription is still what it should be (an
-      // exemption starting or ending moves it to another product without a change to the key).
-      if (doc.gateway.syncedGen >= doc.gateway.desiredGen && doc.gateway.publishedHash === artifactHash(artifact)) return "synced";
+      // exemption starting or ending moves it to another product without a change to the key; a new
+      // gateway key for the tenant names it anew).
+      if (doc.gateway.syncedGen >= doc.gateway.desiredGen && doc.gateway.publishedHash === artifactHash(artifact) && doc.gateway.subscriptionId === artifact.id) return "synced";
       const parent = artifact.scope.type === "product" ? `product:${artifact.scope.productId}` : `api:${artifact.scope.apiId}`;
       if (!(await this.gateway.holds(tenantId, parent))) {
         const asked = await this.gateway.ensurePublished(tenantId, { by: "system:keys", reason: `virtual key ${id} needs ${parent}`, correlationId });
@@ -78,10 +79,15 @@ export class KeyGatewaySync {
       const publisher = await this.gateway.publisher(tenantId);
       const ref = artifactRef(artifact);
       const hash = artifactHash(artifact);
+      // The subscription published under the tenant's former gateway key (an operator assigned a new one)
+      // goes in the same call: it holds the same secret, and left active it would go on admitting the key
+      // under the old product — or after a revocation confirmed only on the new one.
+      const former = doc.gateway.subscriptionId && doc.gateway.subscriptionId !== artifact.id ? (`subscription:${doc.gateway.subscriptionId}` as const) : undefined;
+      const held: Record<string, string> = { ...(doc.gateway.publishedHash && !former ? { [ref]: doc.gateway.publishedHash } : {}), ...(former ? { [former]: doc.gateway.publishedHash ?? "unconfirmed" } : {}) };
       let back;
       let expected;
       try {
-        await publisher.publish([artifact], doc.gateway.publishedHash ? { [ref]: doc.gateway.publishedHash } : {});
+        await publisher.publish([artifact], held);
         back = (await publisher.read([ref]))[ref];
         expected = await expectedReadBack(artifact, this.resolveSecret);
       } catch (err) {
@@ -118,6 +124,7 @@ export class KeyGatewaySync {
           gateway: {
             ...(inPlace ? gatewayRest : withoutExemptionTier(gatewayRest)),
             waitingFor: undefined,
+            subscriptionId: artifact.id,
             publishedHash: hash,
             publishedProfile: inPlace ? gatewayRest.publishedProfile! : profileDefOf(doc),
             // The exemption tier the subscription is on stays compiled until the key has left it.
@@ -171,7 +178,7 @@ export class KeyGatewaySync {
     let synced = 0;
     for (const projectId of projectIds) {
       for await (const doc of this.docs.inProject(tenantId, projectId)) {
-        if (doc.gateway.syncedGen >= doc.gateway.desiredGen) continue;
+        if (doc.gateway.syncedGen >= doc.gateway.desiredGen && doc.gateway.subscriptionId === this.gateway.names(tenantId).subscription(doc.id)) continue;
         try {
           if ((await this.sync(tenantId, projectId, doc.id, correlationId)) === "synced") synced++;
         } catch {
