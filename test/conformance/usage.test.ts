@@ -214,6 +214,21 @@ describe("conformance: usage and cost from the gateway's logs", () => {
     expect(busy).toMatchObject({ gatewayEnabled: true, keysInUse: true });
     // The idle project has reached nothing.
     expect(r.projects.find((x) => x.projectId === idle.id)).toMatchObject({ reached: {}, sinceCreationMs: {}, gatewayEnabled: false, keysInUse: false });
+    // A published project nobody with a key called: calls without a key, or with another tenant's key, are
+    // counted in its usage (the gateway answered them) but reach no milestone and make nothing look used.
+    const knocked = await g.project("knocked on");
+    await g.model(knocked.id, "gpt-4o-mini");
+    await g.publish("a project only strangers call");
+    const stranger = await Governed.start("t-usage-stranger", g.t);
+    const theirs = await stranger.project("theirs");
+    await stranger.model(theirs.id, "gpt-4o-mini");
+    await stranger.publish("theirs");
+    const foreignKey = (await stranger.key(stranger.admin, theirs.id, { name: "foreign" })).key;
+    for (const key of ["", foreignKey]) expect((await g.chat(knocked.id, key, "gpt-4o-mini")).status).toBe(401);
+    await ingest();
+    const seen = await g.admin.usage.adoption();
+    expect(seen.projects.find((x) => x.projectId === knocked.id)!.reached.firstRequest).toBeUndefined();
+    expect((await g.admin.usage.project(knocked.id, { from: started })).totals).toMatchObject({ requests: 2, succeeded: 0, errors: { auth: 2 } });
     expect(r.summary.projects).toBe(r.projects.length);
     expect(r.funnel.firstRequest.reached).toBe(r.projects.filter((x) => x.reached.firstRequest).length);
     expect(r.funnel.firstRequest.share).toBe(r.funnel.firstRequest.reached / r.projects.length);

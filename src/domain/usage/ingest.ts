@@ -247,6 +247,10 @@ export class UsageIngestion {
     };
     let first: string | undefined;
     for (const r of rows) {
+      // Only calls with one of the tenant's own keys say anything about its use: a call without a key, or
+      // with another tenant's, is counted in the usage (the API answered it) but moves no activity and no
+      // adoption milestone — anyone on the internet could otherwise make a resource look used.
+      if (!r.d.keyId) continue;
       if (r.m.firstAt && (!first || r.m.firstAt < first)) first = r.m.firstAt;
       bump(latest.keys, r.d.keyId, r.m.lastAt);
       bump(latest[r.d.kind], r.d.resource, r.m.lastAt);
