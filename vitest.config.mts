@@ -14,6 +14,7 @@ const SLOW = [
   "test/integration/store-damage.test.ts",
   "test/integration/tools-discovery.test.ts",
   "test/integration/agent-sync.test.ts",
+  "test/integration/gateway-move.test.ts",
   "test/local-app/host-safety.test.ts",
   "test/e2e/**/*.test.ts",
   "packages/functions-localhost/test/durable/crash.test.ts",

@@ -194,6 +194,7 @@ export async function buildServices(config: Config): Promise<Services> {
     { TenantGateways },
     { KeyService },
     { KeyDocuments },
+    { KeyPlacement },
     { KeySecrets },
     { gatewayAccess },
     { pillarKeys },
@@ -224,6 +225,7 @@ export async function buildServices(config: Config): Promise<Services> {
     import("../domain/publishing/tenant-gateways.js"),
     import("../domain/keys/service.js"),
     import("../domain/keys/documents.js"),
+    import("../domain/keys/placement.js"),
     import("../domain/keys/secrets.js"),
     import("../domain/keys/gateway-access.js"),
     import("../domain/keys/pillar-keys.js"),
@@ -283,7 +285,9 @@ export async function buildServices(config: Config): Promise<Services> {
   const registryInput = compilerInput([...registryContributors({ keys: keyDocuments, exemptions: activeExemptions, projects }), ...pillarContributors, browserOrigins(config.browserOrigins)]);
   const compiler = new TenantCompiler(projects, pillarInputs, tenantSettings, config.providerKeyVaultUri, registryInput, gatewayInput);
 
-  const publishing = new PublishService({ store, changes, clock, compiler, gateways, retry: config.publishRetry, sliceMs: config.publishSliceSeconds * 1000 });
+  // A tenant moved to another instance takes its keys along (their subscriptions are not in a publish).
+  const keyPlacement = new KeyPlacement(keyDocuments, async (tenantId) => (await projects.listAll(tenantId)).map((p) => p.id), (tenantId, keyId) => gateways.names(tenantId).subscription(keyId));
+  const publishing = new PublishService({ store, changes, clock, compiler, gateways, keys: keyPlacement, retry: config.publishRetry, sliceMs: config.publishSliceSeconds * 1000 });
   let sources: Promise<UsageLogSource[]> | undefined;
   const usage = new UsageService({ store, changes, clock, projects, sources: () => (sources ??= usageSources(config)), sourceNames: usageSourceNames(config), retentionDays: config.usage.retentionDays });
   const toolScopes = pillarRuntimes.get("tools")?.service as KeyToolScopes | undefined;

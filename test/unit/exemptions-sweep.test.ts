@@ -51,7 +51,7 @@ beforeAll(async () => {
   const models = new ModelService(store, changes, clock, secrets, projects);
   const notifier = { deliver: async (to: string, m: { subject: string }) => void delivered.push({ to, subject: m.subject, at: now }) };
   approvals = new ApprovalService(store, changes, clock, new ApprovalLinks(secrets, clock), notifier, projects, () => "https://aigov.test", new ApprovalRouteService(store, changes, clock));
-  exemptions = new ExemptionService({ store, changes, clock, approvals, projects, models, tenantSettings: async () => ({}), notifier, requestPublish: async (tenantId, cause) => {
+  exemptions = new ExemptionService({ store, changes, clock, approvals, projects, models, tenantSettings: async () => ({ contentSafety: { enabled: true } }), notifier, requestPublish: async (tenantId, cause) => {
       if (publisherDown) throw new Error("the publisher is unreachable");
       publishes.push({ tenantId, reason: cause.reason });
     } });

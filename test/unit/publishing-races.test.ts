@@ -73,7 +73,7 @@ function tenant(opts: { sliceMs?: number } = {}) {
     },
   };
   let sends = 0;
-  const publisher: GatewayPublisher = {
+  const publisherOver = (gateway: Map<string, GatewayArtifact>): GatewayPublisher => ({
     publish: (desired, previous, budget) =>
       runPublish(
         {
@@ -93,8 +93,16 @@ function tenant(opts: { sliceMs?: number } = {}) {
         budget,
       ),
     read: async (refs) => Object.fromEntries(refs.map((r) => [r, gateway.get(r)])) as never,
-  };
-  const service = new PublishService({ store: refusing, changes: new ChangeWriter(refusing, clock), clock, compiler, gateways: { publisher: async () => (unreachable ? Promise.reject(new Error("the management endpoint did not answer")) : publisher), reserve: async () => undefined }, retry: { firstIntervalMs: 1, maxAttempts: 1 }, ...(opts.sliceMs !== undefined ? { sliceMs: opts.sliceMs } : {}) });
+  });
+  const publisher = publisherOver(gateway);
+  /** The instance an operator assigned the tenant (GATEWAY_ASSIGNMENTS), and the other one's artifacts. */
+  let assigned = "default";
+  const elsewhere = new Map<string, GatewayArtifact>();
+  const publisherOn = async (instance: string) => (instance === "default" ? publisher : publisherOver(elsewhere));
+  /** The tenant's keys' subscription ids, and how often their resend was asked for. */
+  const keyIds: string[] = [];
+  let resent = 0;
+  const service = new PublishService({ store: refusing, changes: new ChangeWriter(refusing, clock), clock, compiler, gateways: { publisher: async () => (unreachable ? Promise.reject(new Error("the management endpoint did not answer")) : publisherOn(assigned)), instance: () => assigned, publisherOn, reserve: async () => undefined }, keys: { subscriptionIds: async () => [...keyIds], resendAll: async () => void resent++ }, retry: { firstIntervalMs: 1, maxAttempts: 1 }, ...(opts.sliceMs !== undefined ? { sliceMs: opts.sliceMs } : {}) });
   const value = (id: string) => (gateway.get(`namedValue:${id}`) as { value?: string } | undefined)?.value;
   return { tenantId, ctx, service, live, registry, value, slowCompile: (hook: () => Promise<void>) => (duringCompile = hook), loseAnswer: () => (afterWrite = () => { throw Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }); }),
     /** The apply in progress dies after its next write (the process is gone: it never returns, never records). */
@@ -107,6 +115,16 @@ function tenant(opts: { sliceMs?: number } = {}) {
     /** Changes an artifact at the gateway behind the control plane's back (drift). */
     edit: (id: string, value: string) => gateway.set(`namedValue:${id}`, nv(id, value)),
     store: refusing,
+    /** An operator assigns the tenant another instance. */
+    assign: (instance: string) => (assigned = instance),
+    /** What each instance holds. */
+    held: (instance: string) => (instance === "default" ? gateway : elsewhere),
+    /** A key's subscription at the default instance (keys sync on their own; a publish never sends them). */
+    subscribe: (id: string) => {
+      keyIds.push(id);
+      gateway.set(`subscription:${id}`, { kind: "subscription", id } as never);
+    },
+    resent: () => resent,
   };
 }
 
@@ -502,5 +520,47 @@ describe("a publish in steps (one write a step)", () => {
     expect(steps).not.toContain("busy");
     expect(steps.at(-1)).toBe("published");
     expect([t.value("aigov-k-setting"), t.value("aigov-k-extra-2")]).toEqual(["S3", "E2"]);
+  });
+});
+
+describe("a tenant an operator assigned another instance", () => {
+  it("moves at its next publish: everything it held on the old instance — its keys' subscriptions too — goes, the new one gets everything, and the keys are sent again", async () => {
+    const t = tenant();
+    const first = await t.service.publish(t.ctx, {});
+    expect(await t.service.applier.apply(t.tenantId, first.revision!.id, "c")).toBe("published");
+    t.subscribe("aigov-k-key_1");
+    expect([...t.held("default").keys()].sort()).toEqual(["namedValue:aigov-k-live", "namedValue:aigov-k-setting", "subscription:aigov-k-key_1"]);
+
+    t.assign("iso");
+    // Nothing changed in the registry: a publish is still needed, since the new instance holds nothing.
+    const moved = await t.service.publish(t.ctx, {});
+    expect(moved.revision).toBeDefined();
+    expect(await t.service.applier.apply(t.tenantId, moved.revision!.id, "c")).toBe("published");
+    expect([...t.held("default").keys()]).toEqual([]);
+    expect([...t.held("iso").keys()].sort()).toEqual(["namedValue:aigov-k-live", "namedValue:aigov-k-setting"]);
+    expect(t.resent()).toBe(1);
+
+    // Settled there: the next publish changes only what changed, on the new instance alone.
+    t.registry.setting = "S2";
+    const next = await t.service.publish(t.ctx, {});
+    expect(await t.service.applier.apply(t.tenantId, next.revision!.id, "c")).toBe("published");
+    expect((t.held("iso").get("namedValue:aigov-k-setting") as { value?: string }).value).toBe("S2");
+    expect([...t.held("default").keys()]).toEqual([]);
+    expect(t.resent()).toBe(1);
+  });
+
+  it("a move whose new instance did not answer after the drain is finished by the retry: the drain is recorded, so the retry sends everything there", async () => {
+    const t = tenant();
+    const first = await t.service.publish(t.ctx, {});
+    expect(await t.service.applier.apply(t.tenantId, first.revision!.id, "c")).toBe("published");
+    t.assign("iso");
+    t.registry.setting = "S1";
+    const moved = await t.service.publish(t.ctx, {});
+    t.unreachable(true);
+    await expect(t.service.applier.apply(t.tenantId, moved.revision!.id, "c")).rejects.toThrow(/did not answer/);
+    expect([t.held("default").size, t.held("iso").size]).toEqual([0, 0]);
+    t.unreachable(false);
+    expect(await t.service.applier.apply(t.tenantId, moved.revision!.id, "c")).toBe("published");
+    expect([t.held("default").size, t.held("iso").size]).toEqual([0, 2]);
   });
 });

@@ -178,7 +178,8 @@ export class KeyGatewaySync {
     let synced = 0;
     for (const projectId of projectIds) {
       for await (const doc of this.docs.inProject(tenantId, projectId)) {
-        if (doc.gateway.syncedGen >= doc.gateway.desiredGen && doc.gateway.subscriptionId === this.gateway.names(tenantId).subscription(doc.id)) continue;
+        // Waiting: a change not confirmed, a subscription to write anew (a new gateway key, or a new instance: "unconfirmed").
+        if (doc.gateway.syncedGen >= doc.gateway.desiredGen && doc.gateway.subscriptionId === this.gateway.names(tenantId).subscription(doc.id) && doc.gateway.publishedHash !== "unconfirmed") continue;
         try {
           if ((await this.sync(tenantId, projectId, doc.id, correlationId)) === "synced") synced++;
         } catch {

@@ -11,6 +11,21 @@ import { overridesOf, remarked, type ManifestStore } from "./manifest-store.js";
 
 export const PUBLISH_ORCHESTRATOR = "publishOrchestrator";
 
+/** What a move between instances needs of the tenant's keys (their subscriptions are not in a publish). */
+export interface TenantKeyPlacement {
+  /** The subscription ids of every key of the tenant: what the instance it leaves must lose. */
+  subscriptionIds(tenantId: string): Promise<string[]>;
+  /** Every key's subscription is sent again at its next sync: the instance the tenant moves to has none. */
+  resendAll(tenantId: string): Promise<void>;
+}
+
+/** Where the tenant's artifacts go (tenant-gateways.ts): its instance now, and a publisher for any instance. */
+export interface TenantPlacement {
+  publisher(tenantId: string): Promise<GatewayPublisher>;
+  instance(tenantId: string): string;
+  publisherOn(instance: string): Promise<GatewayPublisher>;
+}
+
 export interface PublishInput {
   tenantId: string;
   revisionId: string;
@@ -54,14 +69,16 @@ export class GatewayApplier {
     private readonly manifests: ManifestStore,
     private readonly changes: ChangeWriter,
     private readonly clock: Clock,
-    /** The tenant's gateway publisher (its instance; its gateway key reserved there: tenant-gateways.ts). */
-    private readonly publisher: (tenantId: string) => Promise<GatewayPublisher>,
+    /** The tenant's gateway publisher (its instance; its gateway key reserved there: tenant-gateways.ts), and any instance's. */
+    private readonly placement: TenantPlacement,
     /**
      * How long one apply call may send for (real time: it is the Functions host's timeout it must stay
      * under, PUBLISH_SLICE_SECONDS); a publish that needs longer goes on in the next call. 0: one write
      * or delete per call.
      */
     private readonly sliceMs: number = Number.POSITIVE_INFINITY,
+    /** The tenant's keys, for a move between instances (undefined: no keys to move, as in tests of publishing alone). */
+    private readonly keys?: TenantKeyPlacement,
   ) {}
 
   /**
@@ -98,9 +115,12 @@ export class GatewayApplier {
 
     let previous, desired, publisher;
     try {
-      previous = await this.manifests.heldManifest(tenantId, state);
       desired = await this.manifests.artifacts(tenantId, await this.manifests.manifest(tenantId, revision));
-      publisher = await this.publisher(tenantId);
+      // A tenant an operator assigned another instance since its last publish moves first (its old instance drained).
+      const here = this.placement.instance(tenantId);
+      if (state.instance !== undefined && state.instance !== here) state = await this.move(tenantId, revisionId, state, here);
+      previous = await this.manifests.heldManifest(tenantId, state);
+      publisher = await this.placement.publisher(tenantId);
     } catch (err) {
       // Nothing was sent: the lease goes at once rather than hold newer revisions back for its 10 minutes.
       await this.updateState(tenantId, revisionId, ({ lease: _l, ...rest }) => rest).catch(() => undefined);
@@ -177,7 +197,7 @@ export class GatewayApplier {
         return "superseded";
       }
       const { lease: _l, unsure: _u, progress: _p, ...released } = fresh;
-      const nextState: GatewayStateDoc = { ...released, overrides: {}, published: { revisionId, number: revision.number, at } };
+      const nextState: GatewayStateDoc = { ...released, instance: this.placement.instance(tenantId), overrides: {}, published: { revisionId, number: revision.number, at } };
       try {
         await this.changes.commit({
           partition,
@@ -215,6 +235,30 @@ export class GatewayApplier {
   }
 
   /** A conditional update of the gateway state by this revision's applier, retried on a race with a proposal. */
+  /**
+   * Moves the tenant from the instance its state describes to `to`: everything it holds there — the
+   * published revision's artifacts, what a stopped publish left, and every key's subscription (first: APIM
+   * refuses to delete a product that has subscriptions) — is deleted there; every key is to be sent again;
+   * and the state records that the new instance holds nothing, so this publish sends every artifact.
+   * Idempotent: a retry deletes what is already gone (a no-op) and records the same. The tenant is dark on
+   * both instances from the drain until this publish and its keys' syncs reach the new one.
+   */
+  private async move(tenantId: string, revisionId: string, state: GatewayStateDoc & { _etag?: string }, to: string): Promise<GatewayStateDoc & { _etag?: string }> {
+    const from = state.instance!;
+    const base = await this.manifests.publishedManifest(tenantId, state);
+    const held = await this.manifests.recordedManifest(tenantId, state);
+    const there: Record<ArtifactRef, string> = Object.fromEntries(held);
+    for (const ref of state.unsure ?? []) there[ref] ??= "unconfirmed";
+    for (const id of (await this.keys?.subscriptionIds(tenantId)) ?? []) there[`subscription:${id}`] = "unconfirmed";
+    const old = await this.placement.publisherOn(from);
+    await old.publish([], there);
+    await this.keys?.resendAll(tenantId);
+    await this.updateState(tenantId, revisionId, ({ unsure: _u, progress: _p, ...rest }) => ({ ...rest, instance: to, overrides: Object.fromEntries([...base.keys()].map((ref) => [ref, null])) }));
+    const moved = await this.docs.state(tenantId);
+    if (moved.instance !== to || moved.lease?.revisionId !== revisionId) throw new GatewayUnavailableError(`revision ${revisionId}: the move from gateway '${from}' to '${to}' was not recorded; retrying`);
+    return moved;
+  }
+
   private async updateState(tenantId: string, revisionId: string, change: (fresh: GatewayStateDoc) => GatewayStateDoc): Promise<void> {
     for (let attempt = 0; attempt < 8; attempt++) {
       const fresh = await this.docs.state(tenantId);

@@ -28,6 +28,12 @@ export interface GatewayStateDoc extends StoredDoc {
   latest?: { revisionId: string; number: number };
   /** The revision the gateway was last brought to, completely. */
   published?: { revisionId: string; number: number; at: string };
+  /**
+   * The gateway instance `published` and `overrides` describe (tenant-gateways.ts). Recorded by every
+   * publish; when the tenant's assigned instance differs, the next publish moves the tenant (applier.ts).
+   * Absent in states written before it was recorded: taken to be the instance assigned now.
+   */
+  instance?: string;
   /** After a publish stopped part-way: what the gateway holds beyond `published` (ref → hash; null = removed). */
   overrides: Record<ArtifactRef, string | null>;
   /**

@@ -98,6 +98,8 @@ export class ManifestStore {
   constructor(
     private readonly store: Store,
     private readonly docs: PublishingDocuments,
+    /** The instance the tenant is assigned now (tenant-gateways.ts); the state says which one it describes. */
+    private readonly instanceOf: (tenantId: string) => string | undefined = () => undefined,
   ) {}
 
   /** Stores artifacts by their hash (idempotent: the same content is one document). */
@@ -192,8 +194,19 @@ export class ManifestStore {
     return state.published ? this.manifest(tenantId, await this.docs.loadRevision(tenantId, state.published.revisionId)) : new Map();
   }
 
-  /** What the gateway holds (as far as this control plane knows): the published revision plus any partial publish since. */
+  /**
+   * What the tenant's gateway holds (as far as this control plane knows): the published revision plus any
+   * partial publish since — nothing, when the state describes another instance than the one the tenant is
+   * assigned now (an operator moved it: the next publish moves it, applier.ts).
+   */
   async gatewayManifest(tenantId: string, state: GatewayStateDoc): Promise<Manifest> {
+    const now = this.instanceOf(tenantId);
+    if (state.instance !== undefined && now !== undefined && state.instance !== now) return new Map();
+    return this.recordedManifest(tenantId, state);
+  }
+
+  /** What the instance the state describes holds: the published revision plus any partial publish since. */
+  async recordedManifest(tenantId: string, state: GatewayStateDoc): Promise<Manifest> {
     const m = await this.publishedManifest(tenantId, state);
     for (const [ref, h] of Object.entries(state.overrides)) {
       if (h === null) m.delete(ref);

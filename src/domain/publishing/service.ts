@@ -1,7 +1,7 @@
 import type { CompiledTenant, IsolatedProject } from "../policy/preview.js";
 import { stagedBetween, type RegistrySnapshot } from "./registry.js";
 import type { Clock } from "../../ports/clock.js";
-import { artifactHash, artifactRef, type ArtifactRef, type GatewayArtifact, type GatewayPublisher } from "../../ports/gateway.js";
+import { artifactHash, artifactRef, type ArtifactRef, type GatewayArtifact } from "../../ports/gateway.js";
 import { unversioned, type BatchOp, type Store } from "../../ports/store.js";
 import type { ChangeWriter } from "../changes.js";
 import { newId, type Page, type RequestContext, type Role } from "../common.js";
@@ -9,7 +9,7 @@ import { AppError, fail } from "../errors.js";
 import type { Driven, DriveRequest, DriveRetry } from "../kernel/drive.js";
 import { ANY_TENANT_ROLE, holdsAny, TENANT_ADMINS } from "../kernel/roles.js";
 import { parseOrThrow } from "../validation.js";
-import { GatewayApplier, publishDrive, type PublishInput } from "./applier.js";
+import { GatewayApplier, publishDrive, type PublishInput, type TenantKeyPlacement, type TenantPlacement } from "./applier.js";
 import { partitionOf, PublishingDocuments, revisionPath, subjectOf, toRevision, type GatewayStateDoc, type Manifest, type RevisionDoc } from "./documents.js";
 import { DriftChecker } from "./drift.js";
 import { diffManifests, ManifestStore, manifestOf, sameManifest } from "./manifest-store.js";
@@ -34,12 +34,12 @@ export interface PublishKit {
   changes: ChangeWriter;
   clock: Clock;
   compiler: PublishCompiler;
-  gateways: {
-    /** The tenant's gateway publisher (its instance; its gateway key reserved there: tenant-gateways.ts). */
-    publisher(tenantId: string): Promise<GatewayPublisher>;
+  gateways: TenantPlacement & {
     /** Reserves the tenant's gateway key on its instance; a collision is refused before anything is stored. */
     reserve(tenantId: string): Promise<void>;
   };
+  /** The tenant's keys, for a move between instances (their subscriptions are not in a publish). */
+  keys?: TenantKeyPlacement;
   /** The publish orchestration's retry (PUBLISH_RETRY_*). */
   retry: DriveRetry;
   /** How long one apply call may send before the orchestration calls the next (PUBLISH_SLICE_SECONDS). */
@@ -102,9 +102,9 @@ export class PublishService {
     this.reserveGateway = (tenantId) => kit.gateways.reserve(tenantId);
     const publisher = (tenantId: string) => kit.gateways.publisher(tenantId);
     this.docs = new PublishingDocuments(kit.store, kit.changes);
-    this.manifests = new ManifestStore(kit.store, this.docs);
+    this.manifests = new ManifestStore(kit.store, this.docs, (tenantId) => kit.gateways.instance(tenantId));
     this.registries = new RegistryStore(kit.store, this.docs);
-    this.applier = new GatewayApplier(this.docs, this.manifests, kit.changes, kit.clock, publisher, kit.sliceMs);
+    this.applier = new GatewayApplier(this.docs, this.manifests, kit.changes, kit.clock, kit.gateways, kit.sliceMs, kit.keys);
     this.drift = new DriftChecker(this.docs, this.manifests, kit.changes, kit.clock, publisher);
   }
 

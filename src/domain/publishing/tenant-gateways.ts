@@ -57,6 +57,11 @@ export class TenantGateways {
     return gatewayNames(tenantId, this.explicitKey(tenantId));
   }
 
+  /** The publisher of an instance (a tenant leaving it: its key is reserved there since it published there). */
+  publisherOn(instance: string): Promise<GatewayPublisher> {
+    return this.publisherFor(instance);
+  }
+
   /** The tenant's publisher, after its key is reserved on its instance. */
   async publisher(tenantId: string): Promise<GatewayPublisher> {
     await this.reserve(tenantId);
