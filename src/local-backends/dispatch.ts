@@ -12,7 +12,8 @@ import { type InstanceBehaviour } from "./types.js";
  * injected failure, then the operation itself.
  */
 export async function serveInstance(call: Call, instances: Instances, signal: AbortSignal): Promise<Answer> {
-  const service: FakeService = isContentSafetyHost(call.host) ? contentSafetyService : openAiService;
+  // An Azure AI Services resource (*.cognitiveservices.azure.com) serves Azure OpenAI under /openai/ and Content Safety (the rest).
+  const service: FakeService = isContentSafetyHost(call.host) && !call.path.toLowerCase().includes("/openai/") ? contentSafetyService : openAiService;
   const answer = await decide(call, service, instances, signal);
   return { ...answer, headers: { "x-mock-instance": call.host, ...service.headers(call), ...answer.headers } };
 }

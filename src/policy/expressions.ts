@@ -150,7 +150,6 @@ export const DEPRECATION = `@("@" + (string)${v(VAR.deprecation)})`;
 
 export const API_ID = `@(context.Api.Id)`;
 export const SUBSCRIPTION_ID = `@${sub}`;
-export const USER_ID = `@(context.User?.Id ?? "none")`;
 export const MODEL = `@(context.Variables.GetValueOrDefault<string>("${VAR.model}", ""))`;
 
 export const RETRY_COUNT = `@(Math.Max(1, (int)${v(VAR.retries)}))`;
@@ -355,7 +354,6 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     AGENT_WELL_KNOWN,
     AGENT_CARD_BODY,
     SUBSCRIPTION_ID,
-    USER_ID,
     MODEL,
     RETRY_CONDITION,
     IS_503,

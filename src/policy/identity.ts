@@ -45,3 +45,14 @@ export function managedIdentityRefusal(use: ManagedIdentityUse, tenantIdentities
   }
   return undefined;
 }
+
+/**
+ * How the gateway authenticates to a tenant's shared service. Content safety goes through its backend's
+ * credentials (`clientId` or the gateway's own identity); the semantic cache calls its embeddings
+ * deployment as `llm-semantic-cache-lookup` does, with `embeddings-backend-auth="system-assigned"` — the
+ * only value APIM accepts — so a `clientId` there changes nothing and the embeddings URL must be an Azure
+ * AI service's whatever it names.
+ */
+export function serviceIdentityUse(name: "contentSafety" | "embeddings", service: { url: string; clientId?: string | undefined }): ManagedIdentityUse {
+  return { url: service.url, audience: AZURE_AI_AUDIENCES[0], ...(name === "contentSafety" && service.clientId ? { clientId: service.clientId } : {}) };
+}

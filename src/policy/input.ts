@@ -49,7 +49,7 @@ import {
   VersionLabel,
 } from "./identifiers.js";
 import { CompilerModelSettings, CompilerSettings, QUOTA_PERIODS, Settings } from "./settings.js";
-import { AZURE_AI_AUDIENCES, managedIdentityRefusal } from "./identity.js";
+import { managedIdentityRefusal, serviceIdentityUse } from "./identity.js";
 
 const AZURE_DEPLOYMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -480,7 +480,7 @@ export const CompilerInput = z
     }
     for (const name of ["contentSafety", "embeddings"] as const) {
       const service = input.services[name];
-      const refused = service && managedIdentityRefusal({ url: service.url, audience: AZURE_AI_AUDIENCES[0], clientId: service.clientId }, input.gatewayIdentities);
+      const refused = service && managedIdentityRefusal(serviceIdentityUse(name, service), input.gatewayIdentities);
       if (refused) ctx.addIssue({ code: "custom", path: ["services", name], message: refused });
     }
     // Accepted tiers: the owner exists, the tier exists and the owner offers it (its product is what

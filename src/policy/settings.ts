@@ -142,7 +142,11 @@ export const SemanticCacheSetting = z
     enabled,
     scoreThreshold: z.number().min(0).max(1).optional().meta({ description: "Lower = closer match required (default 0.05)" }),
     durationSeconds: z.int().min(1).max(30 * 86_400).optional().meta({ description: "Cache entry lifetime (default 300)" }),
-    partitionBy: z.array(z.enum(CACHE_PARTITIONS)).max(2).optional().meta({ description: "Extra cache partitions; project and model always partition the cache" }),
+    partitionBy: z
+      .array(z.enum(CACHE_PARTITIONS))
+      .max(2)
+      .optional()
+      .meta({ description: "Extra cache partitions; project and model always partition the cache. `user` is the same as `key`: aigov's keys belong to no APIM user" }),
     ignoreSystemMessages: z.boolean().optional(),
     maxMessageCount: z.int().min(1).max(100).optional(),
   })

@@ -6,22 +6,19 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
 import { Governed } from "../support/governed.js";
 
-const EMBEDDINGS_IDENTITY = "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
 let g: Governed;
 let dev: AigovClient;
 
 const key = (h: string) => ({ type: "apiKey" as const, header: "api-key" as const, key: `provider-key-${h}` });
 
 beforeAll(async () => {
-  // The embeddings fake is no Azure AI host: the gateway reaches it with an identity the operator gave this tenant.
-  process.env.GATEWAY_ASSIGNMENTS = JSON.stringify({ "t-resilience": { identities: [EMBEDDINGS_IDENTITY] } });
   g = await Governed.start("t-resilience");
   dev = await g.as("dora", ["Developer"]);
   const s = await g.admin.settings.get();
   await g.admin.settings.put(
     {
       settings: {},
-      services: { contentSafety: { url: "https://safety.cognitiveservices.azure.com" }, embeddings: { url: "https://embeddings.mock.localhost/v1/embeddings", clientId: EMBEDDINGS_IDENTITY } },
+      services: { contentSafety: { url: "https://safety.cognitiveservices.azure.com" }, embeddings: { url: "https://embeddings.cognitiveservices.azure.com/openai/deployments/embeddings/embeddings" } },
     },
     s.etag,
   );
@@ -94,7 +91,7 @@ describe("conformance: failover, circuit breaker, content safety and semantic ca
     expect(g.t.backends.requests("gpt-4o-mini.mock.localhost")).toHaveLength(1);
     await ask("Explain the theory of relativity");
     expect(g.t.backends.requests("gpt-4o-mini.mock.localhost")).toHaveLength(2);
-    expect(g.t.backends.requests("embeddings.mock.localhost")).toHaveLength(3);
+    expect(g.t.backends.requests("embeddings.cognitiveservices.azure.com")).toHaveLength(3);
     // The cached answer expires with its duration.
     g.t.clock.advance(61_000);
     await ask("What is the capital of France?");

@@ -52,7 +52,7 @@ describe.skipIf(!available)("lists past the first page, and who may decide a rev
     projectId = (await admin.projects.create(projectSpec("paging shop"))).id;
     modelNames = names("model", MANY);
     await inBatches(modelNames, (name) =>
-      admin.models.create(projectId, { name, provider: "openai", modelName: name, backends: [{ id: "primary", url: "https://paging.mock.localhost/v1", region: "eastus", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }] }),
+      admin.models.create(projectId, { name, provider: "openai", modelName: name, backends: [{ id: "primary", url: "https://paging.openai.azure.com/openai", region: "eastus", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }] }),
     );
     // The API pages them: a first page of 100, and a link to the rest.
     const first = await admin.models.list(projectId, { maxPageSize: 100 });

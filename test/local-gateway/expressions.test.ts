@@ -93,7 +93,7 @@ describe("policy expressions (C# subset over the context model)", () => {
       const kind = expr.startsWith("@{") ? "block" : "single";
       expect(() => compileExpression(expr.slice(2, -1), kind), expr).not.toThrow();
     }
-    for (const expr of [X.MODEL_INDEX, X.MODEL_UNKNOWN, X.MODEL_POOL, X.MODEL_GROUP, X.MODEL_NOT_IN_TIER, X.tierNotIn(["kp_a", "kp_b"]), X.abRoll(100), X.abBelow(30), X.promptTooLarge(1000), X.SUNSET, X.DEPRECATION, X.API_ID, X.SUBSCRIPTION_ID, X.USER_ID, X.MODEL, X.RETRY_CONDITION, X.IS_503, X.sharedCondition("cs", "kp_a")]) {
+    for (const expr of [X.MODEL_INDEX, X.MODEL_UNKNOWN, X.MODEL_POOL, X.MODEL_GROUP, X.MODEL_NOT_IN_TIER, X.tierNotIn(["kp_a", "kp_b"]), X.abRoll(100), X.abBelow(30), X.promptTooLarge(1000), X.SUNSET, X.DEPRECATION, X.API_ID, X.SUBSCRIPTION_ID, X.MODEL, X.RETRY_CONDITION, X.IS_503, X.sharedCondition("cs", "kp_a")]) {
       expect(() => compileExpression(expr.slice(2, -1), "single"), expr).not.toThrow();
     }
   });

@@ -408,6 +408,15 @@ describe("compile", () => {
     expectCompileError(noServices({ semanticCache: {} }), "invalidInput", /services.embeddings/);
   });
 
+  it("a semantic cache partitioned by user is partitioned by key: aigov's keys belong to no APIM user, so context.User would put every caller in one partition", () => {
+    const cached = (partitionBy: ("key" | "user")[]) => apiPolicy(compile(tenant([project("prj_a", [model("m1", "gpt-4o")])], { settings: { semanticCache: { partitionBy } } })), "prj_a");
+    const byKey = cached(["key"]);
+    expect(byKey).toContain(`<vary-by>${X.SUBSCRIPTION_ID}</vary-by>`);
+    expect(cached(["user"])).toBe(byKey);
+    expect(cached(["key", "user"])).toBe(byKey);
+    expect(byKey).not.toContain("context.User");
+  });
+
   it("rejects odd thresholds on the four-level severity scale", () => {
     expectCompileError(tenant([project("prj_a", [model("m1", "gpt-4o")])], { settings: { contentSafety: { categories: { Hate: 3 } } } }), "invalidInput", /0, 2, 4 or 6/);
   });

@@ -54,7 +54,11 @@ describe("managed identities the compiler emits", () => {
     expect(issuesOf(() => compile(tenant([project("prj_a", [], { tools: tools(server("https://mcp.example.com/mcp", "api://mcp", OWN)) })], { gatewayIdentities: [OWN] })))).toEqual([]);
     const services = { contentSafety: { url: "https://cs.cognitiveservices.azure.com" }, embeddings: { url: "https://embeddings.example.com/openai/deployments/e/embeddings" } };
     expect(issuesOf(() => compile(tenant([project("prj_a", [])], { services })))).toEqual(["services.embeddings"]);
-    expect(issuesOf(() => compile(tenant([project("prj_a", [])], { services: { ...services, embeddings: { ...services.embeddings, clientId: OWN } }, gatewayIdentities: [OWN] })))).toEqual([]);
+    // The semantic cache calls its embeddings as the gateway's system-assigned identity (APIM allows nothing else): a clientId changes nothing.
+    expect(issuesOf(() => compile(tenant([project("prj_a", [])], { services: { ...services, embeddings: { ...services.embeddings, clientId: OWN } }, gatewayIdentities: [OWN] })))).toEqual(["services.embeddings"]);
+    const contentSafety = { url: "https://cs.cognitiveservices.azure.com", clientId: OWN };
+    expect(issuesOf(() => compile(tenant([project("prj_a", [])], { services: { contentSafety }, gatewayIdentities: [OWN] })))).toEqual([]);
+    expect(issuesOf(() => compile(tenant([project("prj_a", [])], { services: { contentSafety } })))).toEqual(["services.contentSafety"]);
   });
 
   it("says why", () => {

@@ -1,4 +1,4 @@
-import { AZURE_AI_AUDIENCES } from "../../policy/identity.js";
+import { serviceIdentityUse } from "../../policy/identity.js";
 import { checkManagedIdentity } from "./managed-identity.js";
 import { z } from "zod";
 import { Services } from "../../policy/input.js";
@@ -75,7 +75,7 @@ export class TenantSettingsService {
     requireServices([spec.settings], spec.services ?? {}, "body.settings");
     for (const name of ["contentSafety", "embeddings"] as const) {
       const service = spec.services?.[name];
-      if (service) checkManagedIdentity({ url: service.url, audience: AZURE_AI_AUDIENCES[0], clientId: service.clientId }, this.gatewayIdentities(ctx.principal.tenantId), `body.services.${name}`);
+      if (service) checkManagedIdentity(serviceIdentityUse(name, service), this.gatewayIdentities(ctx.principal.tenantId), `body.services.${name}`);
     }
     const written = await this.doc.write(ctx, { settings: spec.settings, ...(spec.services ? { services: spec.services } : {}) }, ifMatch);
     return { ...written, services: written.services ?? {} };

@@ -70,8 +70,9 @@ export function semanticCache(c: Collector, eff: EffectiveSettings, pid: string)
   serviceBackend(c, c.n.embeddings, embeddings, "https://cognitiveservices.azure.com/", "aigov: embeddings deployment for the semantic cache", "semanticCache");
   const w = c.why("semanticCache", sc, pid);
   const varyBy = [textEl("vary-by", X.API_ID), textEl("vary-by", X.MODEL)];
-  if (sc.value.partitionBy.includes("key")) varyBy.push(textEl("vary-by", X.SUBSCRIPTION_ID));
-  if (sc.value.partitionBy.includes("user")) varyBy.push(textEl("vary-by", X.USER_ID));
+  // aigov's keys belong to no APIM user (context.User is null for every one), so "user" would partition by
+  // nothing — one cache for the whole project. It partitions by key: each key is one person's or workload's.
+  if (sc.value.partitionBy.includes("key") || sc.value.partitionBy.includes("user")) varyBy.push(textEl("vary-by", X.SUBSCRIPTION_ID));
   const lookup = el(
     "llm-semantic-cache-lookup",
     {
