@@ -216,25 +216,36 @@ export const MCP_MESSAGE_REBUILT = `@{ var o = context.Request.Body.As<JObject>(
 export const MCP_TOOL_COUNTER_KEY = `@("mcp|" + (context.Subscription?.Id ?? "none") + "|" + (string)${v(VAR.mcpLimitScope)} + "|" + (string)${v(VAR.mcpTool)})`;
 /**
  * MCP sessions are bound to the key that opened them (the MCP specification's security guidance: bind a
- * session id to the user, never take it as authentication). A pass-through server's `Mcp-Session-Id` is
- * handed to the client as `<upstream id>.<tag>`, the tag an HMAC-SHA256 of the API id and the upstream id
- * keyed with the key the caller presented — a secret only that key's holder has, so no store is needed
- * (APIM's built-in cache is absent on the consumption tier) and another key's holder who learns the id
- * cannot make its tag. The tag is base64 (visible ASCII, as session ids must be; base64 has no '.').
+ * session id to the user, never take it as authentication). A pass-through server's `Mcp-Session-Id`
+ * reaches the client sealed: `<id>|<MAC>` encrypted with AES (APIM's `byte[].Encrypt("Aes", key, iv)`),
+ * the key derived from the key the caller presented (HMAC-SHA256 of the API id, keyed with it) and the MAC
+ * an HMAC-SHA256 of `<id>|<API id>` under that key. A request's name is opened the same way: only the
+ * holder of that key gets the server's id back. Another key decrypts it to garbage or fails the padding;
+ * an altered name fails the MAC; the server's id never reaches a client, so nobody can seal it under a
+ * key of their own. No store is needed (APIM's built-in cache is absent on the consumption tier) and
+ * nothing to rotate. The IV is a constant: the same session gives the same name on every answer.
  */
-const sessionTag = (id: string) =>
-  `Convert.ToBase64String(new HMACSHA256(Encoding.UTF8.GetBytes(context.Subscription?.Key ?? "")).ComputeHash(Encoding.UTF8.GetBytes(context.Api.Id + "|" + ${id})))`;
-/** The request's session checked against the caller's key (VAR.mcpSession: the upstream id, "" for none, " " for a tag that does not verify). */
-export const MCP_SESSION_OF_REQUEST = `@{ var s = context.Request.Headers.GetValueOrDefault("Mcp-Session-Id", ""); if (s == "") { return ""; } var i = s.LastIndexOf("."); if (i < 1) { return " "; } var id = s.Substring(0, i); return s.Substring(i + 1) == ${sessionTag("id")} ? id : " "; }`;
-/** The request names a session this key did not open (or a forged, stale or untagged id). */
+const sessionKey = `new HMACSHA256(Encoding.UTF8.GetBytes(context.Subscription?.Key ?? "")).ComputeHash(Encoding.UTF8.GetBytes("aigov-mcp-session|" + context.Api.Id))`;
+const SESSION_IV = `Encoding.UTF8.GetBytes("aigov-mcp-sess-1")`;
+const sessionMac = (id: string) => `Convert.ToBase64String(new HMACSHA256(k).ComputeHash(Encoding.UTF8.GetBytes(${id} + "|" + context.Api.Id)))`;
+/**
+ * The request's session for the server: "" when it names none, the server's id when the name opens under
+ * the caller's key with a MAC that holds, " " (never a session id: those are visible ASCII) otherwise. A
+ * name that is not base64, or fails the padding, fails the expression: on-error answers it as an unknown
+ * session (VAR.mcpSessionState brackets the reading).
+ */
+export const MCP_SESSION_OF_REQUEST = `@{ var s = context.Request.Headers.GetValueOrDefault("Mcp-Session-Id", ""); if (s == "") { return ""; } var k = ${sessionKey}; var p = Encoding.UTF8.GetString(Convert.FromBase64String(s).Decrypt("Aes", k, ${SESSION_IV})); var i = p.LastIndexOf("|"); if (i < 1) { return " "; } var id = p.Substring(0, i); return p.Substring(i + 1) == ${sessionMac("id")} ? id : " "; }`;
+/** The request names a session this key did not open (another key's, or a forged or bare id). */
 export const MCP_SESSION_FOREIGN = `@((string)${v(VAR.mcpSession)} == " ")`;
-/** The request names a session of this key: the upstream's id is forwarded. */
+/** The request names a session of this key: the server's id is forwarded. */
 export const MCP_SESSION_NAMED = `@((string)${v(VAR.mcpSession)} != "")`;
 export const MCP_SESSION_UPSTREAM = `@((string)${v(VAR.mcpSession)})`;
+/** The session's name failed to decrypt while it was read (VAR.mcpSessionState still "reading"): an unknown session. */
+export const MCP_SESSION_UNREADABLE = `@(context.Variables.GetValueOrDefault<string>("${VAR.mcpSessionState}", "") == "reading")`;
 /** In outbound: the server answered with a session id (initialize's answer, or any answer that repeats it). */
 export const MCP_RESPONSE_SESSION = `@(context.Response.Headers.GetValueOrDefault("Mcp-Session-Id", "") != "")`;
-/** In outbound: the server's session id with the caller's key's tag, as the client is to send it back. */
-export const MCP_SESSION_TAGGED = `@{ var id = context.Response.Headers.GetValueOrDefault("Mcp-Session-Id", ""); return id + "." + ${sessionTag("id")}; }`;
+/** In outbound: the server's session id sealed for the caller's key, as its holder alone can send it back. */
+export const MCP_SESSION_SEALED = `@{ var id = context.Response.Headers.GetValueOrDefault("Mcp-Session-Id", ""); var k = ${sessionKey}; return Convert.ToBase64String(Encoding.UTF8.GetBytes(id + "|" + ${sessionMac("id")}).Encrypt("Aes", k, ${SESSION_IV})); }`;
 /** REST tools' APIs: the per-key counter of the operation called (one tool of one server, however it is reached). */
 export const REST_TOOL_COUNTER_KEY = `@("tool|" + (context.Subscription?.Id ?? "none") + "|" + context.Api.Id + "|" + context.Operation.Id)`;
 /**
@@ -379,8 +390,9 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     MCP_SESSION_FOREIGN,
     MCP_SESSION_NAMED,
     MCP_SESSION_UPSTREAM,
+    MCP_SESSION_UNREADABLE,
     MCP_RESPONSE_SESSION,
-    MCP_SESSION_TAGGED,
+    MCP_SESSION_SEALED,
     mcpCallOf("tool"),
     ...(Object.keys(MCP_REFUSALS) as (keyof typeof MCP_REFUSALS)[]).map(mcpErrorBody),
     ...([VAR.mcpAllowed, VAR.mcpTierTools, VAR.mcpToolbox] as const).flatMap((l) => [mcpCallOutside(l), mcpCallOutside(l, true)]),

@@ -232,10 +232,12 @@ export const VAR = {
   /** MCP APIs: whose per-tool counters a call counts in — the MCP API id of the one server its tools come
    * from (so a server and its toolboxes share one budget per key and tool), else the API's own id. */
   mcpLimitScope: "aigov-mcp-limit-scope",
-  /** Pass-through MCP APIs: the upstream's session id of a request whose `Mcp-Session-Id` this key's tag
-   * verifies, "" when the request names no session, " " (never a session id: those are visible ASCII) when
-   * the tag does not verify. */
+  /** Pass-through MCP APIs: the server's session id of a request whose `Mcp-Session-Id` decrypts under the
+   * caller's key, "" when the request names no session, " " (never a session id: those are visible ASCII)
+   * when it decrypts to anything else (expressions.ts, MCP_SESSION_OF_REQUEST). */
   mcpSession: "aigov-mcp-session",
+  /** Pass-through MCP APIs: "reading" while the session's name is decrypted (a failure is on-error's unknown session), then "read". */
+  mcpSessionState: "aigov-mcp-session-state",
   /** Agent APIs: the card the gateway serves, base64 of its UTF-8 JSON (data, not code; agent-card.ts). */
   agentCard: "aigov-agent-card",
 } as const;

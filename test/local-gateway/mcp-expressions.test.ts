@@ -3,8 +3,8 @@ import { compileExpression, initExpressions } from "../../src/local-gateway/expr
 import { CsException } from "../../src/local-gateway/expressions/values.js";
 import { contextObject, type RequestState } from "../../src/local-gateway/runtime/context.js";
 import { HeaderBag } from "../../src/local-gateway/runtime/message.js";
-import { createHmac } from "node:crypto";
-import { MCP_HEADERS_DIFFER, MCP_MESSAGE_INVALID, MCP_MESSAGE_REBUILT, MCP_SESSION_OF_REQUEST, MCP_SESSION_TAGGED } from "../../src/policy/expressions.js";
+import { createCipheriv, createHmac } from "node:crypto";
+import { MCP_HEADERS_DIFFER, MCP_MESSAGE_INVALID, MCP_MESSAGE_REBUILT, MCP_SESSION_OF_REQUEST, MCP_SESSION_SEALED } from "../../src/policy/expressions.js";
 
 /** The expressions the compiler emits in an MCP server's policy (docs/gateway.md, "MCP servers at the gateway"). */
 const BATCH = `@(context.Request.Method == "POST" && context.Request.Body != null && context.Request.Body.As<string>(preserveContent: true).TrimStart().StartsWith("["))`;
@@ -152,26 +152,44 @@ describe("the expressions of an MCP server's policy", () => {
     expect(run(`@(context.Response.Body != null)`, { ...s, mcp: false })).toBe(true);
   });
 
-  it("a session id is tagged for the key that opened it (HMAC-SHA256 keyed with the presented key, over API id and id) and verified for that key only", () => {
+  it("a session id is sealed for the key that opened it (AES under a key only its holder has) and opened for that key only", () => {
     const upstreamId = "6f9619ff-8b86-d011-b42d-00cf4fc964ff";
     const answered = state("POST", call({ name: "a" }));
     answered.response = { status: 200, reason: "OK", headers: new HeaderBag([["mcp-session-id", upstreamId]]), body: undefined };
-    const tagged = run(MCP_SESSION_TAGGED, answered) as string;
-    // The tag is .NET's: new HMACSHA256(UTF8 key bytes).ComputeHash(UTF8 "<api id>|<id>"), Convert.ToBase64String.
-    expect(tagged).toBe(`${upstreamId}.${createHmac("sha256", Buffer.from("k", "utf8")).update(`mcp-x|${upstreamId}`, "utf8").digest("base64")}`);
-    const asking = (id: string, key = "k", api = "mcp-x") => {
+    const sealed = run(MCP_SESSION_SEALED, answered) as string;
+    // .NET's Aes (CBC, PKCS7) under HMACSHA256(UTF8 presented key) of "aigov-mcp-session|<API id>", over "<id>|<MAC>",
+    // the MAC an HMACSHA256 of "<id>|<API id>" under the same key.
+    const key = createHmac("sha256", Buffer.from("k", "utf8")).update("aigov-mcp-session|mcp-x", "utf8").digest();
+    const mac = createHmac("sha256", key).update(`${upstreamId}|mcp-x`, "utf8").digest("base64");
+    const cipher = createCipheriv("aes-256-cbc", key, Buffer.from("aigov-mcp-sess-1", "utf8"));
+    expect(sealed).toBe(Buffer.concat([cipher.update(`${upstreamId}|${mac}`, "utf8"), cipher.final()]).toString("base64"));
+    expect(sealed).not.toContain(upstreamId.slice(0, 8)); // the server's id never reaches the client
+    const asking = (id: string, presented = "k", api = "mcp-x") => {
       const s = state("POST", call({ name: "a" }), {}, [["Mcp-Session-Id", id]]);
-      return run(MCP_SESSION_OF_REQUEST, { ...s, api: { ...s.api, id: api }, subscription: { ...s.subscription!, key } });
+      return run(MCP_SESSION_OF_REQUEST, { ...s, api: { ...s.api, id: api }, subscription: { ...s.subscription!, key: presented } });
     };
-    expect(asking(tagged)).toBe(upstreamId);
-    expect(asking(tagged, "k2")).toBe(" "); // the same subscription's other key did not open it
-    expect(asking(tagged, "k", "mcp-y")).toBe(" "); // another API
-    for (const forged of [upstreamId, `${upstreamId}.`, tagged.slice(upstreamId.length), `x${tagged}`, `${tagged}, ${tagged}`]) expect(asking(forged)).toBe(" ");
+    expect(asking(sealed)).toBe(upstreamId);
+    // Another key (the same subscription's other one too) or another API: garbage or a padding failure, never the id.
+    const refusedOrFailed = (f: () => unknown) => {
+      try {
+        return f() === " " ? "refused" : "opened";
+      } catch (e) {
+        return (e as CsException).exception;
+      }
+    };
+    for (const [presented, api] of [["k2", "mcp-x"], ["other-key", "mcp-x"], ["k", "mcp-y"]] as const) expect(["refused", "CryptographicException"]).toContain(refusedOrFailed(() => asking(sealed, presented, api)));
+    // The bare server id is no base64 of a sealed name; a forged one fails the padding or opens to nothing.
+    expect(refusedOrFailed(() => asking(upstreamId))).toBe("FormatException");
+    expect(["refused", "CryptographicException"]).toContain(refusedOrFailed(() => asking(Buffer.alloc(48, 7).toString("base64"))));
+    // An altered block (CBC lets it decrypt to garbage with the padding intact) fails the MAC: refused, never forwarded.
+    const raw = Buffer.from(sealed, "base64");
+    raw[0] = raw[0]! ^ 1;
+    expect(refusedOrFailed(() => asking(raw.toString("base64")))).toBe("refused");
     expect(run(MCP_SESSION_OF_REQUEST, state("POST", call({ name: "a" })))).toBe("");
-    // A dot inside the server's own id is kept: the tag follows the last one.
-    const dotted = state("POST", call({ name: "a" }));
-    dotted.response = { status: 200, reason: "OK", headers: new HeaderBag([["Mcp-Session-Id", "a.b.c"]]), body: undefined };
-    expect(asking(run(MCP_SESSION_TAGGED, dotted) as string)).toBe("a.b.c");
+    // A '|' inside the server's own id is kept: the API id is what ends the sealed name.
+    const piped = state("POST", call({ name: "a" }));
+    piped.response = { status: 200, reason: "OK", headers: new HeaderBag([["Mcp-Session-Id", "a|b"]]), body: undefined };
+    expect(asking(run(MCP_SESSION_SEALED, piped) as string)).toBe("a|b");
   });
 
   it("HMACSHA256, Encoding.UTF8.GetBytes and Convert.ToBase64String as .NET has them (RFC 4231 case 2)", () => {
@@ -182,5 +200,8 @@ describe("the expressions of an MCP server's policy", () => {
     expect(run(`@(Convert.ToBase64String(Encoding.UTF8.GetBytes("é")))`, s)).toBe("w6k=");
     expect(() => run(`@(new HMACSHA256("key"))`, s)).toThrow(/byte\[\]/);
     expect(() => run(`@(Convert.ToBase64String("text"))`, s)).toThrow(/byte\[\]/);
+    const aes = `Encoding.UTF8.GetBytes("0123456789abcdef0123456789abcdef"), Encoding.UTF8.GetBytes("0123456789abcdef")`;
+    expect(run(`@(Encoding.UTF8.GetString(Encoding.UTF8.GetBytes("round trip").Encrypt("Aes", ${aes}).Decrypt("Aes", ${aes})))`, s)).toBe("round trip");
+    expect(() => run(`@(Encoding.UTF8.GetBytes("x").Encrypt("Aes", Encoding.UTF8.GetBytes("short"), Encoding.UTF8.GetBytes("0123456789abcdef")))`, s)).toThrow(/not a valid size/);
   });
 });

@@ -87,6 +87,8 @@ export const KNOWN_MEMBERS = new Set([
   "Parse", "Min", "Max", "IsNullOrEmpty", "Next", "FromBase64String", "ToBase64String", "UTF8", "GetString", "GetBytes",
   // System.Security.Cryptography.HMACSHA256 (as Microsoft's policy snippets use it: new HMACSHA256(key).ComputeHash(bytes))
   "ComputeHash",
+  // APIM's byte[] extensions: Encrypt(alg, key, iv) / Decrypt(alg, key, iv)
+  "Encrypt", "Decrypt",
   // Newtonsoft.Json.Linq.JTokenType (the values JToken.Type compares with)
   "Object", "Array", "Integer", "Float", "String", "Boolean", "Null",
 ]);

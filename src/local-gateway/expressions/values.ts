@@ -4,13 +4,14 @@
  * the `context` object model is made of {@link HostObject}s. Errors carry the .NET exception name,
  * because that is what APIM reports in `context.LastError` when an expression fails.
  */
+import { createCipheriv, createDecipheriv } from "node:crypto";
 
 /** The result of `a?.b` when `a` is null: propagates through the rest of the member chain, then reads as null. */
 export const NULL_PROPAGATION: unique symbol = Symbol("null-propagation");
 
 export class CsException extends Error {
   constructor(
-    readonly exception: "InvalidCastException" | "NullReferenceException" | "KeyNotFoundException" | "IndexOutOfRangeException" | "ArgumentException" | "ArgumentNullException" | "FormatException" | "NotSupportedException" | "JsonReaderException",
+    readonly exception: "InvalidCastException" | "NullReferenceException" | "KeyNotFoundException" | "IndexOutOfRangeException" | "ArgumentException" | "ArgumentNullException" | "CryptographicException" | "FormatException" | "NotSupportedException" | "JsonReaderException",
     message: string,
   ) {
     super(`${exception}: ${message}`);
@@ -45,6 +46,27 @@ export class ByteArray implements HostObject {
   getMember(name: string): unknown {
     if (name === "Length") return this.bytes.length;
     throw unknownMember(this.csType, name);
+  }
+  /**
+   * APIM's `Encrypt(this byte[] input, string alg, byte[] key, byte[] iv)` and `Decrypt` with alg "Aes":
+   * .NET's Aes defaults, CBC with PKCS7 padding; a key of 16, 24 or 32 bytes, an IV of 16. A wrong key
+   * fails the padding check as .NET does (CryptographicException) — or, rarely, yields garbage.
+   */
+  invoke(name: string, args: CsArg[]): unknown {
+    if ((name === "Encrypt" || name === "Decrypt") && args.length === 3) {
+      const [alg, key, iv] = args.map((a) => a.value);
+      if (alg !== "Aes") throw new CsException("NotSupportedException", `${name}: only the "Aes" algorithm is emulated`);
+      if (!(key instanceof ByteArray) || !(iv instanceof ByteArray)) throw new CsException("ArgumentNullException", `${name} needs the key and the IV as byte[]`);
+      if (![16, 24, 32].includes(key.bytes.length) || iv.bytes.length !== 16) throw new CsException("CryptographicException", "Specified key or initialization vector is not a valid size for this algorithm.");
+      const algorithm = `aes-${key.bytes.length * 8}-cbc`;
+      try {
+        const c = name === "Encrypt" ? createCipheriv(algorithm, key.bytes, iv.bytes) : createDecipheriv(algorithm, key.bytes, iv.bytes);
+        return new ByteArray(new Uint8Array(Buffer.concat([c.update(this.bytes), c.final()])));
+      } catch {
+        throw new CsException("CryptographicException", "Padding is invalid and cannot be removed.");
+      }
+    }
+    throw unknownMember(this.csType, `${name}()`);
   }
   getIndex(key: unknown): unknown {
     const i = asInt(key);

@@ -191,7 +191,10 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
     // The server's session ids reach clients tagged for the key that opened them (expressions.ts, sessionTag):
     // a session named under another key, or untagged, is unknown here; a tagged one goes upstream as the server's id.
     const w = why("a session belongs to the key that opened it");
+    // Bracketed like the body's reading: a name that fails to decrypt fails the expression, and on-error reads the bracket.
+    inbound.push(el("set-variable", { name: VAR.mcpSessionState, value: "reading" }, undefined, w));
     inbound.push(el("set-variable", { name: VAR.mcpSession, value: X.MCP_SESSION_OF_REQUEST }, undefined, w));
+    inbound.push(el("set-variable", { name: VAR.mcpSessionState, value: "read" }, undefined, w));
     inbound.push(when(X.MCP_SESSION_FOREIGN, [jsonResponse(404, "Not Found", SESSION_UNKNOWN, w)], w));
     inbound.push(when(X.MCP_SESSION_NAMED, [el("set-header", { name: "Mcp-Session-Id", "exists-action": "override" }, [textEl("value", X.MCP_SESSION_UPSTREAM)], w)], w));
   }
@@ -260,8 +263,8 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
   }
   const outbound: XNode[] = [el("base", undefined, undefined, STRUCTURE)];
   if (parts.upstream) {
-    const w = why("the server's session id, tagged for the caller's key");
-    outbound.push(when(X.MCP_RESPONSE_SESSION, [el("set-header", { name: "Mcp-Session-Id", "exists-action": "override" }, [textEl("value", X.MCP_SESSION_TAGGED)], w)], w));
+    const w = why("the server's session id, sealed for the caller's key");
+    outbound.push(when(X.MCP_RESPONSE_SESSION, [el("set-header", { name: "Mcp-Session-Id", "exists-action": "override" }, [textEl("value", X.MCP_SESSION_SEALED)], w)], w));
   }
   const sunset = parts.upstream?.status === "deprecated" ? parts.upstream.sunsetDate : undefined;
   if (sunset) outbound.push(el("set-header", { name: "Sunset", "exists-action": "override" }, [textEl("value", new Date(`${sunset}T00:00:00Z`).toUTCString())], why(`deprecated; sunset ${sunset}`)));
@@ -272,7 +275,16 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
       el("inbound", undefined, inbound, STRUCTURE),
       el("backend", undefined, [el("base")], STRUCTURE),
       el("outbound", undefined, outbound, STRUCTURE),
-      el("on-error", undefined, [el("base"), when(X.BODY_UNREADABLE, [jsonRpcRefusal("mcp_parse_error", why("a body that is not JSON"))], why("a body that is not JSON"))], STRUCTURE),
+      el(
+        "on-error",
+        undefined,
+        [
+          el("base"),
+          when(X.BODY_UNREADABLE, [jsonRpcRefusal("mcp_parse_error", why("a body that is not JSON"))], why("a body that is not JSON")),
+          ...(parts.upstream ? [when(X.MCP_SESSION_UNREADABLE, [jsonResponse(404, "Not Found", SESSION_UNKNOWN, why("a session name no key of this caller made"))], why("a session name that does not decrypt"))] : []),
+        ],
+        STRUCTURE,
+      ),
     ],
     STRUCTURE,
   );
