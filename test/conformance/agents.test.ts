@@ -175,9 +175,12 @@ describe("conformance: agents at the local gateway", () => {
     // No other well-known path is the agent's: the v0.2 card path, the card path in capitals or with a
     // trailing slash, an encoded dot — none reaches the agent's own card (its URLs would send clients past the gateway).
     // (In capitals it is the card operation still — templates match ignoring case — so the gateway's card.)
-    const capitals = await fetch(`${api}/.WELL-KNOWN/AGENT-CARD.JSON`, { headers: { "api-key": k } });
-    expect(((await capitals.json()) as typeof card).supportedInterfaces).toEqual(card.supportedInterfaces);
-    for (const path of ["/.well-known/agent.json", "/.WELL-KNOWN/agent.json", "/.well-known/agent-card.json/", "/%2Ewell-known/agent-card.json", "/a2a/../.well-known/agent.json", "/.well-known/oauth-protected-resource"]) {
+    // (Percent-encoded letters and '-' are read as themselves, as .NET's Uri does: the card operation too.)
+    for (const path of ["/.WELL-KNOWN/AGENT-CARD.JSON", "/.well%2Dknown/agent-card.json"]) {
+      const same = await fetch(`${api}${path}`, { headers: { "api-key": k } });
+      expect(((await same.json()) as typeof card).supportedInterfaces).toEqual(card.supportedInterfaces);
+    }
+    for (const path of ["/.well-known/agent.json", "/.WELL-KNOWN/agent.json", "/.well-known/agent-card.json/", "/%2Ewell-known/agent-card.json", "/.well-%6Bnown/agent.json", "/.%77ell-known/agent.json", "/a2a/../.well-known/agent.json", "/.well-known/oauth-protected-resource"]) {
       const variant = await fetch(`${api}${path}`, { headers: { "api-key": k, "x-aigov-data-class": "internal" } });
       const text = await variant.text();
       expect([path, variant.status, text]).toEqual([path, 404, expect.stringContaining("well_known_not_served")]);

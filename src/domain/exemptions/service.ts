@@ -376,7 +376,8 @@ export class ExemptionService {
   private async openAtProjectScope(tenantId: string, projectId: string, control: Exemption["control"]): Promise<Exemption[]> {
     const out: Exemption[] = [];
     for await (const d of this.docs.matching(tenantId, [{ field: "projectId", op: "=", value: projectId }])) {
-      if (OPEN.includes(d.status) && d.control === control && d.scope.level === "project") out.push(this.docs.view(d));
+      // A latent exemption is never applied: it adds nothing to what the others do.
+      if (OPEN.includes(d.status) && d.control === control && d.scope.level === "project" && !d.latent) out.push(this.docs.view(d));
     }
     return out;
   }

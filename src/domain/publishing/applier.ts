@@ -113,6 +113,10 @@ export class GatewayApplier {
     if (!etag) return "busy";
     state = { ...leased, _etag: etag };
 
+    // A long publish (an MCP API write may poll for minutes, a move drains a whole instance first) keeps
+    // its lease: another revision taking over meanwhile would write while this one still does.
+    const renewal = setInterval(() => void this.renewLease(tenantId, revisionId).catch(() => undefined), LEASE_RENEW_MS);
+    renewal.unref();
     let previous, desired, publisher;
     try {
       desired = await this.manifests.artifacts(tenantId, await this.manifests.manifest(tenantId, revision));
@@ -122,15 +126,13 @@ export class GatewayApplier {
       previous = await this.manifests.heldManifest(tenantId, state);
       publisher = await this.placement.publisher(tenantId);
     } catch (err) {
-      // Nothing was sent: the lease goes at once rather than hold newer revisions back for its 10 minutes.
+      clearInterval(renewal);
+      // Nothing was sent to the gateway the revision goes to (a drain that failed part-way is done again by
+      // the retry: deletes of what is gone are no-ops): the lease goes at once rather than hold newer revisions back.
       await this.updateState(tenantId, revisionId, ({ lease: _l, ...rest }) => rest).catch(() => undefined);
       throw err;
     }
     let outcome;
-    // A long publish (an MCP API write may poll for minutes) keeps its lease: another revision taking
-    // over meanwhile would write while this one still does.
-    const renewal = setInterval(() => void this.renewLease(tenantId, revisionId).catch(() => undefined), LEASE_RENEW_MS);
-    renewal.unref();
     // What this revision's earlier calls sent and deleted (steps, retries), added to this call's.
     const prior = state.progress?.revisionId === revisionId ? state.progress : undefined;
     const sofar = (o: PublishOutcome): NonNullable<GatewayStateDoc["progress"]> => {
@@ -234,7 +236,6 @@ export class GatewayApplier {
     await this.transition(systemContext(tenantId, "system:publisher", correlationId), revision, { status: "failed", failedAt: this.clock.now().toISOString(), error: error.slice(0, 2000) }, "aigov.gateway.publish.failed.v1");
   }
 
-  /** A conditional update of the gateway state by this revision's applier, retried on a race with a proposal. */
   /**
    * Moves the tenant from the instance its state describes to `to`: everything it holds there — the
    * published revision's artifacts, what a stopped publish left, and every key's subscription (first: APIM
@@ -259,6 +260,7 @@ export class GatewayApplier {
     return moved;
   }
 
+  /** A conditional update of the gateway state by this revision's applier, retried on a race with a proposal. */
   private async updateState(tenantId: string, revisionId: string, change: (fresh: GatewayStateDoc) => GatewayStateDoc): Promise<void> {
     for (let attempt = 0; attempt < 8; attempt++) {
       const fresh = await this.docs.state(tenantId);

@@ -220,7 +220,7 @@ export class PublishService {
     const compiled = await this.compiler.compileRegistry(await this.compiler.registry(tenantId), await this.registries.of(tenantId, state.published?.revisionId));
     const before = await this.manifests.heldManifest(tenantId, state);
     const kept = keptAsHeld(compiled.isolated);
-    const artifacts = kept.length ? [...compiled.result.artifacts, ...(await this.manifests.keptArtifacts(tenantId, await this.manifests.gatewayManifest(tenantId, state), compiled.result.artifacts, kept))] : compiled.result.artifacts;
+    const artifacts = kept.length ? [...compiled.result.artifacts, ...(await this.manifests.keptArtifacts(tenantId, await this.manifests.recordedManifest(tenantId, state), compiled.result.artifacts, kept))] : compiled.result.artifacts;
     const after = manifestOf(artifacts);
     const { changes, counts } = diffManifests(before, after);
     const desired = new Map(artifacts.map((a) => [artifactRef(a), a]));
@@ -342,7 +342,7 @@ export class PublishService {
       const pending = latest?.status === "pending" ? await this.manifests.manifest(tenantId, latest) : undefined;
       const target = pending ?? gateway;
       // Projects kept as held keep what the gateway holds (or a pending revision is about to) for them.
-      const all = kept.length ? [...artifacts, ...(await this.manifests.keptArtifacts(tenantId, pending ?? (await this.manifests.gatewayManifest(tenantId, state)), artifacts, kept))] : artifacts;
+      const all = kept.length ? [...artifacts, ...(await this.manifests.keptArtifacts(tenantId, pending ?? (await this.manifests.recordedManifest(tenantId, state)), artifacts, kept))] : artifacts;
       const manifest = manifestOf(all);
       // A system publish that changes nothing leaves the state as it is (its registry is the base's, or a
       // pending revision's); a person's publish that changes no artifact still records nothing either.

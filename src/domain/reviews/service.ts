@@ -3,7 +3,7 @@
  * project or the tenant, reviewed in 1–3 stages with recommendations from gateway activity, and at the
  * end kept or removed. This is the API; `Campaign` (./campaign.ts) is the course its orchestration drives.
  */
-import { sameUser } from "../users.js";
+import { canonicalUser, sameUser } from "../users.js";
 import type { Clock } from "../../ports/clock.js";
 import { unversioned, type Filter, type Versioned } from "../../ports/store.js";
 import { newId, etagMatches, type Page, type Principal, type RequestContext } from "../common.js";
@@ -64,7 +64,12 @@ export class AccessReviewService {
 
   async create(ctx: RequestContext, input: AccessReviewSpecInput): Promise<Driven<AccessReview>> {
     const { principal } = ctx;
-    const spec = parseOrThrow(AccessReviewSpec, input, "body");
+    const parsed = parseOrThrow(AccessReviewSpec, input, "body");
+    // Reviewers are kept as tokens carry them (an object id in lower case: users.ts), so "reviewer = me" finds them.
+    const spec = {
+      ...parsed,
+      stages: parsed.stages.map((s) => ({ ...s, fallbackReviewers: s.fallbackReviewers.map(canonicalUser), ...(s.reviewers.type === "users" ? { reviewers: { ...s.reviewers, users: s.reviewers.users.map(canonicalUser) } } : {}) })),
+    };
     await this.mayManage(principal, spec.scope.level === "project" ? spec.scope.projectId : undefined);
     const now = this.kit.clock.now();
     if (!this.kit.targets[spec.kind]) fail({ kind: "validation", detail: `nothing in this deployment holds ${spec.kind}`, errors: [{ field: "body.kind", message: "the tools pillar is not installed" }] });
@@ -138,7 +143,7 @@ export class AccessReviewService {
     const spec = parseOrThrow(ReviewDecisionSpec, input, "body");
     // Only the item's reviewers decide (overseers included only when named): nobody else learns more than that.
     if (sameUser(item.target.holder, principal.userId)) fail({ kind: "forbidden", detail: "nobody reviews their own access", reason: "reviewer_is_holder" });
-    if (!item.reviewers.includes(principal.userId)) fail({ kind: "forbidden", detail: "you are not a reviewer of this item in the current stage", reason: "not_item_reviewer" });
+    if (!item.reviewers.some((r) => sameUser(r, principal.userId))) fail({ kind: "forbidden", detail: "you are not a reviewer of this item in the current stage", reason: "not_item_reviewer" });
     const now = this.kit.clock.now();
     const stage = review.stageStates[review.currentStage];
     if (review.status !== "inProgress" || review.stopRequestedAt || stage?.status !== "inProgress" || !stage.endsAt || now.getTime() >= Date.parse(stage.endsAt)) {
@@ -263,8 +268,9 @@ export class AccessReviewService {
 
 /** A reviewer of the campaign now or in a stage that has started. */
 function isReviewer(doc: ReviewDoc, userId: string): boolean {
-  if (doc.currentReviewers.includes(userId)) return true;
-  return doc.stages.some((s, i) => doc.stageStates[i]?.status !== "waiting" && (s.fallbackReviewers.includes(userId) || Object.values(doc.stageStates[i]?.reviewers ?? {}).some((r) => r.includes(userId))));
+  const me = (u: string) => sameUser(u, userId);
+  if (doc.currentReviewers.some(me)) return true;
+  return doc.stages.some((s, i) => doc.stageStates[i]?.status !== "waiting" && (s.fallbackReviewers.some(me) || Object.values(doc.stageStates[i]?.reviewers ?? {}).some((r) => r.some(me))));
 }
 
 function warningsOf(spec: AccessReviewSpec): string[] {

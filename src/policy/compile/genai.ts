@@ -67,7 +67,8 @@ export function semanticCache(c: Collector, eff: EffectiveSettings, pid: string)
   if (!sc) return undefined;
   const embeddings = c.input.services.embeddings;
   if (!embeddings) throw invalid("semanticCache", "services.embeddings is required when the semantic cache is on");
-  serviceBackend(c, c.n.embeddings, embeddings, "https://cognitiveservices.azure.com/", "aigov: embeddings deployment for the semantic cache", "semanticCache");
+  // Called as the gateway's system-assigned identity (embeddings-backend-auth): a clientId would be a credential nobody uses.
+  serviceBackend(c, c.n.embeddings, { url: embeddings.url }, "https://cognitiveservices.azure.com/", "aigov: embeddings deployment for the semantic cache", "semanticCache");
   const w = c.why("semanticCache", sc, pid);
   const varyBy = [textEl("vary-by", X.API_ID), textEl("vary-by", X.MODEL)];
   // aigov's keys belong to no APIM user (context.User is null for every one), so "user" would partition by
