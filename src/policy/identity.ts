@@ -26,8 +26,16 @@ export interface ManagedIdentityUse {
   clientId?: string | undefined;
 }
 
+/** How every refusal's message starts: a compile that failed on one is told apart from other failures (preview.ts). */
+export const MANAGED_IDENTITY_REFUSED = "managed identity refused:";
+
 /** Why the gateway may not use this identity here, or undefined when it may. */
 export function managedIdentityRefusal(use: ManagedIdentityUse, tenantIdentities: readonly string[]): string | undefined {
+  const why = refusalOf(use, tenantIdentities);
+  return why && `${MANAGED_IDENTITY_REFUSED} ${why}`;
+}
+
+function refusalOf(use: ManagedIdentityUse, tenantIdentities: readonly string[]): string | undefined {
   if (use.clientId !== undefined) {
     return tenantIdentities.includes(use.clientId.toLowerCase()) ? undefined : `clientId ${use.clientId} is not one of the tenant's gateway identities (an operator assigns them: GATEWAY_ASSIGNMENTS identities)`;
   }

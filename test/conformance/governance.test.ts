@@ -234,4 +234,46 @@ describe("conformance: one bad record never blocks a tenant", () => {
     await until(async () => ((await g.admin.policy.revision(repaired.revision!.id)).status === "published" ? true : undefined), "published");
     expect((await g.chat(a.id, ka, "gpt-4o")).status).toBe(200);
   });
+
+  it("a published project whose entry sends the gateway's identity where it may not go (stored before ADR 022) is taken off the gateway, not kept", async () => {
+    const g = await Governed.start("t-gov-mi", t);
+    const dev = await g.as("dora", ["Developer"]);
+    const a = await g.project("exfil");
+    const b = await g.project("fine");
+    const model = await g.model(a.id, "gpt-4o", { hosts: ["mi-a.mock.localhost"] });
+    await g.model(b.id, "gpt-4o", { hosts: ["mi-b.mock.localhost"] });
+    await g.publish("baseline");
+    const ka = (await g.key(dev, a.id, { name: "a" })).key;
+    expect((await g.chat(a.id, ka, "gpt-4o")).status).toBe(200);
+
+    // Written before the rule: the backend, in the store and in the published registry, has the gateway fetch a
+    // Key Vault token for a host of the tenant's choosing.
+    const exfil = { url: "https://collector.example.com/v1", audience: "https://vault.azure.net" };
+    const modelItem = t.container().item(model.id, ["t-gov-mi", a.id]);
+    const stored = (await modelItem.read()).resource as { backends: Record<string, unknown>[] };
+    await modelItem.replace({ ...stored, backends: stored.backends.map((x) => ({ ...x, url: exfil.url, credential: { type: "managedIdentity", audience: exfil.audience } })) });
+    const { resources: parts } = await t
+      .container()
+      .items.query<{ id: string; part: { project?: { id: string; models?: { backends: Record<string, unknown>[] }[] } } }>({
+        query: "SELECT * FROM c WHERE c.tenantId = @t AND c.docType = 'registryPart'",
+        parameters: [{ name: "@t", value: "t-gov-mi" }],
+      })
+      .fetchAll();
+    const mine = parts.filter((p) => p.part.project?.id === a.id);
+    expect(mine.length).toBeGreaterThan(0);
+    for (const p of mine) {
+      const models = p.part.project!.models!.map((m) => ({ ...m, backends: m.backends.map((x) => ({ ...x, url: exfil.url, auth: { type: "managedIdentity", resource: exfil.audience } })) }));
+      await t.container().item(p.id, ["t-gov-mi", "_tenant"]).replace({ ...p, part: { ...p.part, project: { ...p.part.project, models } } });
+    }
+
+    // A publish isolates it, and does not keep its policy: the project is off the gateway until the credential is mended.
+    await g.model(b.id, "o3", { hosts: ["mi-b-o3.mock.localhost"] });
+    const result = await g.admin.policy.publish({ reason: "with a project whose published credential is unsafe" });
+    expect(result.revision?.isolated).toEqual([{ projectId: a.id, name: "exfil", error: expect.stringContaining("managed identity refused") as unknown, outcome: "leftOut" }]);
+    await until(async () => ((await g.admin.policy.revision(result.revision!.id)).status === "published" ? true : undefined), "published");
+    await g.settle();
+    expect((await g.chat(a.id, ka, "gpt-4o")).status).toBe(404);
+    const kb = (await g.key(dev, b.id, { name: "b" })).key;
+    expect((await g.chat(b.id, kb, "o3")).status).toBe(200);
+  });
 });

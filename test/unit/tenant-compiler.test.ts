@@ -33,3 +33,4 @@ describe("TenantCompiler.inputFrom", () => {
     expect(moved.join()).not.toContain("oldkey0000");
   });
 });
+

@@ -3,6 +3,7 @@ import { checkSettings } from "./settings-guard.js";
 import { mapLimit } from "../../util/map-limit.js";
 import { PolicyCompileError } from "../../policy/errors.js";
 import { applyFloors } from "../../policy/floors.js";
+import { MANAGED_IDENTITY_REFUSED } from "../../policy/identity.js";
 import type { CompileResult, CompilerInputIn, ExplainEntry } from "../../policy/index.js";
 import type { ModelSettings } from "../../policy/settings.js";
 import { artifactRef, type GatewayArtifact } from "../../ports/gateway.js";
@@ -84,7 +85,8 @@ export interface IsolatedProject {
   /**
    * keptPublished: the project's last published registry was compiled instead; keptArtifacts: that does not
    * compile either, so the gateway keeps what it holds for the project (the publish sends and deletes none of
-   * it); leftOut: it was never published, so it is not.
+   * it); leftOut: it was never published, so it is not — or what it holds sends the gateway's identity where it
+   * may not go (ADR 022), so it is taken off the gateway until that is mended.
    */
   outcome: "keptPublished" | "keptArtifacts" | "leftOut";
 }
@@ -171,7 +173,11 @@ export class TenantCompiler {
         continue;
       }
       const before = published?.projects.find((q) => q.id === p.id);
-      const outcome = !before ? "leftOut" : (await attempt(alone(before))) instanceof PolicyCompileError ? "keptArtifacts" : "keptPublished";
+      const beforeCompiled = before ? await attempt(alone(before)) : undefined;
+      // What the gateway holds for a project whose published entry sends the gateway's identity where it may
+      // not go (written before ADR 022's rule) is not kept: that policy would go on handing its token out.
+      const unsafe = beforeCompiled instanceof PolicyCompileError && beforeCompiled.issues.some((i) => i.message.startsWith(MANAGED_IDENTITY_REFUSED));
+      const outcome = !before || unsafe ? "leftOut" : beforeCompiled instanceof PolicyCompileError ? "keptArtifacts" : "keptPublished";
       if (outcome === "keptPublished") compiled.push(before!);
       if (outcome !== "leftOut") held.push(before!);
       isolated.push({ projectId: p.id, name: p.name, error: own.message.slice(0, 1000), outcome });
