@@ -154,8 +154,15 @@ const ConfigSchema = z
       if (set !== 0 && set !== 3) ctx.addIssue({ code: "custom", path: ["GATEWAY_INSTANCES", name], message: "subscriptionId, resourceGroup and serviceName go together" });
       if (!c.AIGOV_LOCAL && set !== 3) ctx.addIssue({ code: "custom", path: ["GATEWAY_INSTANCES", name], message: "outside local mode an instance needs subscriptionId, resourceGroup and serviceName" });
     }
+    // An identity is one tenant's alone (ADR 022): given to two, each could reach what the other's roles allow.
+    const identityOwner = new Map<string, string>();
     for (const [tenant, a] of Object.entries(c.GATEWAY_ASSIGNMENTS)) {
       if (a.instance && a.instance !== "default" && !c.GATEWAY_INSTANCES[a.instance]) ctx.addIssue({ code: "custom", path: ["GATEWAY_ASSIGNMENTS", tenant, "instance"], message: `unknown instance '${a.instance}'` });
+      for (const id of a.identities ?? []) {
+        const other = identityOwner.get(id.toLowerCase());
+        if (other !== undefined && other !== tenant) ctx.addIssue({ code: "custom", path: ["GATEWAY_ASSIGNMENTS", tenant, "identities"], message: `identity ${id} is assigned to tenant '${other}' too: an identity is one tenant's alone` });
+        identityOwner.set(id.toLowerCase(), tenant);
+      }
     }
     if (!c.AIGOV_LOCAL && c.USAGE_LOG_WORKSPACE_ID === undefined) {
       ctx.addIssue({ code: "custom", path: ["USAGE_LOG_WORKSPACE_ID"], message: "is required outside local mode (usage is read from the gateway's logs in Log Analytics)" });

@@ -71,3 +71,12 @@ describe("GATEWAY_BROWSER_ORIGINS", () => {
     }
   });
 });
+
+describe("GATEWAY_ASSIGNMENTS identities", () => {
+  const OID = "5F2D7A1C-8E4B-4C3A-9B6D-1A2E3F4C5D6E";
+  it("are kept in lower case, and one identity is one tenant's alone", () => {
+    expect(parseConfig({ ...localEnv, GATEWAY_ASSIGNMENTS: JSON.stringify({ t1: { identities: [OID] } }) }).gatewayAssignments).toEqual({ t1: { identities: [OID.toLowerCase()] } });
+    expect(() => parseConfig({ ...localEnv, GATEWAY_ASSIGNMENTS: JSON.stringify({ t1: { identities: [OID] }, t2: { identities: [OID.toLowerCase()] } }) })).toThrow(/assigned to tenant 't1' too/);
+    expect(() => parseConfig({ ...localEnv, GATEWAY_ASSIGNMENTS: JSON.stringify({ t1: { identities: ["not-a-guid"] } }) })).toThrow(/GATEWAY_ASSIGNMENTS/);
+  });
+});

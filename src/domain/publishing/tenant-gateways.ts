@@ -48,9 +48,9 @@ export class TenantGateways {
     return this.assignments[tenantId]?.key;
   }
 
-  /** The user-assigned identities an operator assigned the tenant (client ids, lower case): the only ones its credentials may name (policy/identity.ts). */
+  /** The user-assigned identities an operator assigned the tenant (client ids, lower case as config keeps them): the only ones its credentials may name (policy/identity.ts). */
   identities(tenantId: string): string[] {
-    return (this.assignments[tenantId]?.identities ?? []).map((id) => id.toLowerCase());
+    return this.assignments[tenantId]?.identities ?? [];
   }
 
   names(tenantId: string): GatewayNames {
