@@ -549,6 +549,32 @@ describe("a tenant an operator assigned another instance", () => {
     expect(t.resent()).toBe(1);
   });
 
+  it("a drain longer than one call goes on in the next (the apply's slices), then the publish: nothing is sent to the new instance before the old one is empty", async () => {
+    const t = tenant({ sliceMs: 0 }); // one write or delete per call
+    t.registry.extra = 2;
+    const first = await t.service.publish(t.ctx, {});
+    await stepped(t, first.revision!.id);
+    t.subscribe("aigov-k-key_9");
+    expect(t.held("default").size).toBe(5);
+    t.assign("iso");
+    const moved = await t.service.publish(t.ctx, {});
+    const seen: [number, number][] = [];
+    for (let i = 0; i < 50; i++) {
+      const r = await t.service.applier.apply(t.tenantId, moved.revision!.id, "c");
+      seen.push([t.held("default").size, t.held("iso").size]);
+      if (r !== "continue") {
+        expect(r).toBe("published");
+        break;
+      }
+    }
+    expect(seen.at(-1)).toEqual([0, 4]);
+    // The old instance was emptied one delete at a time before the first write reached the new one.
+    const firstWrite = seen.findIndex(([, iso]) => iso > 0);
+    expect(seen.slice(0, firstWrite).map(([old]) => old)).toEqual([4, 3, 2, 1, 0].slice(0, firstWrite));
+    expect(seen[firstWrite]![0]).toBe(0);
+    expect(t.resent()).toBe(1);
+  });
+
   it("a move whose new instance did not answer after the drain is finished by the retry: the drain is recorded, so the retry sends everything there", async () => {
     const t = tenant();
     const first = await t.service.publish(t.ctx, {});

@@ -122,7 +122,15 @@ export class GatewayApplier {
       desired = await this.manifests.artifacts(tenantId, await this.manifests.manifest(tenantId, revision));
       // A tenant an operator assigned another instance since its last publish moves first (its old instance drained).
       const here = this.placement.instance(tenantId);
-      if (state.instance !== undefined && state.instance !== here) state = await this.move(tenantId, revisionId, state, here);
+      if (state.instance !== undefined && state.instance !== here) {
+        const moved = await this.move(tenantId, revisionId, state, here);
+        if (!moved) {
+          // Out of time part-way through the drain: recorded, the lease kept; the orchestration calls again at once.
+          clearInterval(renewal);
+          return "continue";
+        }
+        state = moved;
+      }
       previous = await this.manifests.heldManifest(tenantId, state);
       publisher = await this.placement.publisher(tenantId);
     } catch (err) {
@@ -241,18 +249,28 @@ export class GatewayApplier {
    * published revision's artifacts, what a stopped publish left, and every key's subscription (first: APIM
    * refuses to delete a product that has subscriptions) — is deleted there; every key is to be sent again;
    * and the state records that the new instance holds nothing, so this publish sends every artifact.
-   * Idempotent: a retry deletes what is already gone (a no-op) and records the same. The tenant is dark on
-   * both instances from the drain until this publish and its keys' syncs reach the new one.
+   * Idempotent: a retry deletes what is already gone (a no-op) and records the same. The drain takes the
+   * apply's slices like a publish: out of time, it records what the old instance still holds (`overrides`,
+   * the state still naming that instance) and answers undefined — the next call drains on. The tenant is
+   * dark on both instances from the drain until this publish and its keys' syncs reach the new one.
    */
-  private async move(tenantId: string, revisionId: string, state: GatewayStateDoc & { _etag?: string }, to: string): Promise<GatewayStateDoc & { _etag?: string }> {
+  private async move(tenantId: string, revisionId: string, state: GatewayStateDoc & { _etag?: string }, to: string): Promise<(GatewayStateDoc & { _etag?: string }) | undefined> {
     const from = state.instance!;
     const base = await this.manifests.publishedManifest(tenantId, state);
     const held = await this.manifests.recordedManifest(tenantId, state);
     const there: Record<ArtifactRef, string> = Object.fromEntries(held);
     for (const ref of state.unsure ?? []) there[ref] ??= "unconfirmed";
-    for (const id of (await this.keys?.subscriptionIds(tenantId)) ?? []) there[`subscription:${id}`] = "unconfirmed";
+    // Key subscriptions an earlier slice of this drain deleted are marked so (null): not deleted again each call.
+    const subscriptions = ((await this.keys?.subscriptionIds(tenantId)) ?? []).map((id) => `subscription:${id}` as const);
+    for (const ref of subscriptions) if (state.overrides[ref] !== null) there[ref] = "unconfirmed";
     const old = await this.placement.publisherOn(from);
-    await old.publish([], there);
+    const started = performance.now();
+    const drained = await old.publish([], there, { spent: () => performance.now() - started >= this.sliceMs });
+    if (drained.remaining !== undefined) {
+      const gone = Object.fromEntries(subscriptions.filter((ref) => !(ref in drained.hashes)).map((ref) => [ref, null]));
+      await this.updateState(tenantId, revisionId, ({ unsure: _u, ...rest }) => ({ ...rest, overrides: { ...overridesOf(base, drained.hashes), ...gone } }));
+      return undefined;
+    }
     await this.keys?.resendAll(tenantId);
     await this.updateState(tenantId, revisionId, ({ unsure: _u, progress: _p, ...rest }) => ({ ...rest, instance: to, overrides: Object.fromEntries([...base.keys()].map((ref) => [ref, null])) }));
     const moved = await this.docs.state(tenantId);

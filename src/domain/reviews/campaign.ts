@@ -5,7 +5,7 @@
  * (outcomes, report, the next occurrence), apply the removals. Every step is decided from the stored
  * campaign and the clock, so a retried or repeated step does nothing twice.
  */
-import { sameUser } from "../users.js";
+import { canonicalUser, sameUser } from "../users.js";
 import type { Clock } from "../../ports/clock.js";
 import { isNoNotificationChannel, type Notifier } from "../../ports/notifier.js";
 import { TENANT_SCOPE, unversioned, type Versioned } from "../../ports/store.js";
@@ -146,7 +146,8 @@ export class Campaign {
       let reviewers = (await reviewersOf(item.projectId)).filter((u) => !sameUser(u, holder));
       // Nobody to review (no owner, or only the holder): the fallback reviewers do.
       if (reviewers.length === 0) reviewers = stage.fallbackReviewers.filter((u) => !sameUser(u, holder));
-      reviewers = [...new Set(reviewers)].sort();
+      // Kept as tokens carry them (project owners come from assignments as written), so "reviewer = me" finds them.
+      reviewers = [...new Set(reviewers.map(canonicalUser))].sort();
       for (const r of reviewers) {
         everyone.add(r);
         count.set(r, (count.get(r) ?? 0) + 1);
