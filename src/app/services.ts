@@ -277,7 +277,7 @@ export async function buildServices(config: Config): Promise<Services> {
   const gateways = new TenantGateways(store, config.gatewayAssignments, gatewayPublishers(config, keySecrets.resolveSecret));
   const gatewayInput: TenantGatewayInput = (tenantId) => {
     const key = gateways.explicitKey(tenantId);
-    const identities = gateways.identities(tenantId);
+    const identities = gatewayIdentities(tenantId);
     return { ...(key ? { gatewayKey: key } : {}), ...(identities.length ? { gatewayIdentities: identities } : {}) };
   };
   // Key profiles → exemptions → published exemption tiers, for previews and publishes alike.

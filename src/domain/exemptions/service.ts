@@ -116,8 +116,7 @@ export class ExemptionService {
     errors.push(...expiry);
     if (errors.length) throw invalid(errors, beyondMaximum(expiry, spec.expiresAt, now));
     await this.checkScope(ctx, spec.scope);
-    const judged = await this.riskOf(principal.tenantId, spec, policy);
-    const risk = { risk: judged.risk, why: judged.why };
+    const { changesNothing, ...risk } = await this.riskOf(principal.tenantId, spec, policy);
 
     const id = newId("exm");
     const expiresAt = new Date(spec.expiresAt).toISOString();
@@ -160,7 +159,7 @@ export class ExemptionService {
           approvalId: approval.id,
           // Judged against nothing (its control applies nowhere in the project), it is never applied: once the
           // tenant or project sets the control, one approver's "changes nothing" must not outrank it.
-          ...(judged.changesNothing ? { latent: true as const } : {}),
+          ...(changesNothing ? { latent: true as const } : {}),
           notices: {},
           renewals: [],
           timeline: [{ at, type: "requested", actor: principal.userId }],
@@ -212,7 +211,8 @@ export class ExemptionService {
 
     const number = doc.renewals.length + 1;
     // A renewal takes the route and the risk as they are now (the original request keeps the ones it was given).
-    const risk = await this.riskOf(principal.tenantId, doc, policy);
+    // The approval records how risky the renewal is and why; whether it changes nothing is the exemption's own (latent).
+    const { changesNothing: _n, ...risk } = await this.riskOf(principal.tenantId, doc, policy);
     const { approval, recorded: exemption } = await this.approvals.requestFor(
       ctx,
       {

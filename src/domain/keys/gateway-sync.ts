@@ -83,7 +83,7 @@ export class KeyGatewaySync {
       // goes in the same call: it holds the same secret, and left active it would go on admitting the key
       // under the old product — or after a revocation confirmed only on the new one.
       const former = doc.gateway.subscriptionId && doc.gateway.subscriptionId !== artifact.id ? (`subscription:${doc.gateway.subscriptionId}` as const) : undefined;
-      const held: Record<string, string> = { ...(doc.gateway.publishedHash && !former ? { [ref]: doc.gateway.publishedHash } : {}), ...(former ? { [former]: doc.gateway.publishedHash ?? "unconfirmed" } : {}) };
+      const held: Record<string, string> = former ? { [former]: doc.gateway.publishedHash ?? "unconfirmed" } : doc.gateway.publishedHash ? { [ref]: doc.gateway.publishedHash } : {};
       let back;
       let expected;
       try {

@@ -1,3 +1,4 @@
+import { unversioned } from "../../ports/store.js";
 import type { TenantKeyPlacement } from "../publishing/applier.js";
 import type { KeyDocuments } from "./documents.js";
 
@@ -24,9 +25,11 @@ export class KeyPlacement implements TenantKeyPlacement {
     for (const projectId of await this.projectIds(tenantId)) {
       for await (const listed of this.docs.inProject(tenantId, projectId)) {
         // Conditional: a key written meanwhile is read again (its sync may already be under way; "unconfirmed" still sends it).
-        for (let doc = listed; doc && doc.gateway.publishedHash !== "unconfirmed"; ) {
-          if (await this.docs.put({ ...doc, gateway: { ...doc.gateway, publishedHash: "unconfirmed" } }, doc._etag)) break;
-          doc = (await this.docs.read(tenantId, projectId, listed.id))!;
+        for (let doc = listed; doc.gateway.publishedHash !== "unconfirmed"; ) {
+          if (await this.docs.put({ ...unversioned(doc), gateway: { ...doc.gateway, publishedHash: "unconfirmed" } }, doc._etag)) break;
+          const fresh = await this.docs.read(tenantId, projectId, listed.id);
+          if (!fresh) break;
+          doc = fresh;
         }
       }
     }

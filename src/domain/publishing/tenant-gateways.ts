@@ -48,11 +48,6 @@ export class TenantGateways {
     return this.assignments[tenantId]?.key;
   }
 
-  /** The user-assigned identities an operator assigned the tenant (client ids, lower case as config keeps them): the only ones its credentials may name (policy/identity.ts). */
-  identities(tenantId: string): string[] {
-    return this.assignments[tenantId]?.identities ?? [];
-  }
-
   names(tenantId: string): GatewayNames {
     return gatewayNames(tenantId, this.explicitKey(tenantId));
   }

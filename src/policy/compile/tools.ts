@@ -188,8 +188,8 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
   if (!tierIds.length) inbound.push(notInScope(why("no key tier grants this API")));
   else inbound.push(when(X.tierNotAmong(tierIds), [notInScope(why(`key tiers: ${tierIds.join(", ")}`))], why("key tool scope")));
   if (parts.upstream) {
-    // The server's session ids reach clients tagged for the key that opened them (expressions.ts, sessionTag):
-    // a session named under another key, or untagged, is unknown here; a tagged one goes upstream as the server's id.
+    // The server's session ids reach clients sealed for the key that opened them (expressions.ts, MCP_SESSION_SEALED):
+    // a name that does not open under the caller's key is an unknown session; one that does goes upstream as the server's id.
     const w = why("a session belongs to the key that opened it");
     // Bracketed like the body's reading: a name that fails to decrypt fails the expression, and on-error reads the bracket.
     inbound.push(el("set-variable", { name: VAR.mcpSessionState, value: "reading" }, undefined, w));
