@@ -315,16 +315,18 @@ describe("access reviews", () => {
     // An exemption in force, relaxing a per-minute limit the project has.
     await g.admin.projects.update(p.id, { settings: { tokens: { perMinute: { limit: 100_000, per: "key" } } } }, (await g.admin.projects.get(p.id)).etag);
     await g.publish("a per-minute limit to exempt from");
-    const requested = await dora.exemptions.request({
-      control: "tokens.perMinute",
-      scope: { level: "project", projectId: p.id },
-      relaxation: { kind: "limit", value: 5000 },
-      category: "waiver",
+    /** A week's waiver of the per-minute limit, owned by dora, at a scope. */
+    const perMinuteWaiver = (scope: { level: "tenant" } | { level: "project"; projectId: string }) => ({
+      control: "tokens.perMinute" as const,
+      scope,
+      relaxation: { kind: "limit" as const, value: 5000 },
+      category: "waiver" as const,
       owner: "dora",
       reason: { deliveryBlocker: "load test", affectedControl: "tokens.perMinute too low", expectedEndState: "limits reviewed" },
       compensatingControls: ["watched"],
       expiresAt: new Date(g.t.appClock.ms() + 7 * DAY).toISOString(),
     });
+    const requested = await dora.exemptions.request(perMinuteWaiver({ level: "project", projectId: p.id }));
     await g.admin.approvals.decide(requested.approvalId, { decision: "approve", justification: "load test" }, (await g.admin.approvals.get(requested.approvalId)).etag);
     await until(async () => ((await g.admin.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
     const exemptionId = requested.id;
@@ -356,16 +358,7 @@ describe("access reviews", () => {
     // campaign, under `_tenant`, by the fallback reviewers when the stage's are project owners.
     const tara = await g.as("tara", ["TenantAdmin"]);
     const rhea = await g.as("rhea", ["TenantAdmin"]);
-    const wide = await rhea.exemptions.request({
-      control: "tokens.perMinute",
-      scope: { level: "tenant" },
-      relaxation: { kind: "limit", value: 5000 },
-      category: "waiver",
-      owner: "dora",
-      reason: { deliveryBlocker: "load test everywhere", affectedControl: "tokens.perMinute too low", expectedEndState: "limits reviewed" },
-      compensatingControls: ["watched"],
-      expiresAt: new Date(g.t.appClock.ms() + 7 * DAY).toISOString(),
-    });
+    const wide = await rhea.exemptions.request(perMinuteWaiver({ level: "tenant" }));
     for (const admin of [g.admin, tara]) {
       const a = await admin.approvals.get(wide.approvalId);
       await admin.approvals.decide(a.id, { decision: "approve", justification: "load test" }, a.etag);
