@@ -291,9 +291,14 @@ export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
     const hosts = target ? LOCAL_BACKEND_HOSTS.map((host) => ({ host, target })) : [];
     const instances = ["default", ...Object.keys(config.gatewayInstances).filter((n) => !("serviceName" in config.gatewayInstances[n]!))];
     const gatewayPort = opts.gatewayPort ?? Number(env.GATEWAY_PORT ?? 7072);
+    const { FilePublisher } = await import("../adapters/local/file-publisher.js");
+    const { instanceBaseline } = await import("../policy/compile/instance.js");
     for (const [i, instance] of instances.entries()) {
+      const root = localGatewayFolder(dataDir, instance);
+      // The instance's own set-up, as infra/ deploys it in Azure: the baseline global policy (ADR 023).
+      await new FilePublisher(root).publish([instanceBaseline()], {});
       const gw = await startLocalGateway({
-        root: localGatewayFolder(dataDir, instance),
+        root,
         logDir: join(dataDir, "gateway", ...(instance === "default" ? [] : [instance])),
         port: i === 0 ? gatewayPort : 0,
         sources,

@@ -15,7 +15,7 @@
  */
 import { TIER_ID } from "./identifiers.js";
 import { type CORRELATION_HEADERS } from "./settings.js";
-import { DATA_CLASS_HEADER, MODEL_CALLS, VAR } from "./names.js";
+import { DATA_CLASS_HEADER, MODEL_CALLS, SUBSCRIPTION_KEY_HEADER, VAR } from "./names.js";
 
 const int = (n: number): string => {
   if (!Number.isSafeInteger(n)) throw new RangeError(`not an integer: ${n}`);
@@ -147,6 +147,16 @@ export const SUNSET = `@((string)${v(VAR.sunset)})`;
 export const HAS_DEPRECATION = `@(context.Variables.ContainsKey("${VAR.deprecation}"))`;
 /** RFC 9745 structured date: `@` followed by Unix seconds (the digits are stored in the variable). */
 export const DEPRECATION = `@("@" + (string)${v(VAR.deprecation)})`;
+
+/**
+ * Instance baseline (compile/instance.ts): the predefined errors of APIM's built-in steps that tell whether
+ * a path is served or a key may call it — no API or operation matched, no key, a key the API does not take.
+ */
+export const SERVED_OR_KEY_REFUSED = `@(context.LastError.Reason == "OperationNotFound" || context.LastError.Reason == "SubscriptionKeyNotFound" || context.LastError.Reason == "SubscriptionKeyInvalid")`;
+/** A CORS preflight: OPTIONS with Origin and Access-Control-Request-Method. */
+export const IS_PREFLIGHT = `@(context.Request.Method == "OPTIONS" && context.Request.Headers.ContainsKey("Origin") && context.Request.Headers.ContainsKey("Access-Control-Request-Method"))`;
+/** The request presents a key: the header every aigov API names, or APIM's default query parameter. */
+export const KEY_PRESENTED = `@(context.Request.Headers.ContainsKey("${SUBSCRIPTION_KEY_HEADER}") || context.Request.Url.Query.ContainsKey("subscription-key"))`;
 
 export const API_ID = `@(context.Api.Id)`;
 export const SUBSCRIPTION_ID = `@${sub}`;
@@ -361,6 +371,9 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     HAS_DEPRECATION,
     DEPRECATION,
     API_ID,
+    SERVED_OR_KEY_REFUSED,
+    IS_PREFLIGHT,
+    KEY_PRESENTED,
     NOT_AGENT_CARD,
     AGENT_WELL_KNOWN,
     AGENT_CARD_BODY,

@@ -10,7 +10,7 @@ import type { AigovClient, ApiError } from "../../src/client/index.js";
 import { startA2aAgent, type A2aAgent } from "../fixtures/agents/a2a-server.js";
 import { generateKeyPair } from "jose";
 import { signAgentCard } from "../../src/pillars/agents/card/index.js";
-import { Governed } from "../support/governed.js";
+import { Governed, NOT_SERVED, refusal } from "../support/governed.js";
 
 let g: Governed;
 let dev: AigovClient;
@@ -56,7 +56,7 @@ describe("conformance: agents at the local gateway", () => {
     expect(agent.lifecycle.state).toBe("draft");
     await g.publish("a draft agent");
     const k = (await g.key(dev, p.id, { name: "caller", scopes: { agents: [agent.id] } })).key;
-    expect((await send(p.id, agent.id, k, "Lisbon")).status).toBe(404);
+    expect(refusal(await send(p.id, agent.id, k, "Lisbon"))).toEqual(NOT_SERVED);
   });
 
   it("a signed card is kept with its signature checked; a card whose signature breaks, or that is invalid, is refused and nothing is stored", async () => {
@@ -133,7 +133,7 @@ describe("conformance: agents at the local gateway", () => {
     expect(result.isolated ?? []).toEqual([]);
     await g.publish("settled");
     const k = (await g.key(dev, p.id, { name: "caller", scopes: { agents: [created.id, fine.id] } })).key;
-    expect((await send(p.id, created.id, k, "Lisbon")).status).toBe(404);
+    expect(refusal(await send(p.id, created.id, k, "Lisbon"))).toEqual(NOT_SERVED);
     expect((await send(p.id, fine.id, k, "Lisbon")).status).toBe(200);
   });
 
@@ -218,7 +218,7 @@ describe("conformance: agents at the local gateway", () => {
 
     await g.admin.agents.update(p.id, agent.id, { enabled: false }, (await g.admin.agents.get(p.id, agent.id)).etag);
     await g.publish("disabled");
-    expect((await send(p.id, agent.id, k, "x")).status).toBe(404);
+    expect(refusal(await send(p.id, agent.id, k, "x"))).toEqual(NOT_SERVED);
     await g.admin.agents.update(p.id, agent.id, { enabled: true }, (await g.admin.agents.get(p.id, agent.id)).etag);
     await g.publish("enabled");
     expect((await send(p.id, agent.id, k, "x")).status).toBe(200);
@@ -226,7 +226,7 @@ describe("conformance: agents at the local gateway", () => {
     const blocked = await g.admin.agents.transition(p.id, agent.id, { to: "blocked", reason: "prompt injection found" });
     expect(blocked.lifecycle).toMatchObject({ state: "blocked", blockedFrom: "deprecated" });
     await g.publish("blocked");
-    expect((await send(p.id, agent.id, k, "x")).status).toBe(404);
+    expect(refusal(await send(p.id, agent.id, k, "x"))).toEqual(NOT_SERVED);
     const back = await g.admin.agents.transition(p.id, agent.id, { to: "deprecated" });
     expect(back.lifecycle).toMatchObject({ state: "deprecated", sunsetDate: "2099-01-31" });
     await g.publish("unblocked");
@@ -235,7 +235,7 @@ describe("conformance: agents at the local gateway", () => {
     const cur = await g.admin.projects.get(p.id);
     await g.admin.projects.update(p.id, { pillars: { agents: false } }, cur.etag);
     await g.publish("agents off");
-    expect((await send(p.id, agent.id, k, "x")).status).toBe(404);
+    expect(refusal(await send(p.id, agent.id, k, "x"))).toEqual(NOT_SERVED);
     expect((await g.admin.agents.get(p.id, agent.id)).lifecycle.state).toBe("deprecated");
   });
 

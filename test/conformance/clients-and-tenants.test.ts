@@ -9,7 +9,7 @@ import OpenAI, { AzureOpenAI } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
 import type { Project } from "../../src/domain/projects/schema.js";
-import { Governed } from "../support/governed.js";
+import { Governed, NOT_SERVED, refusal } from "../support/governed.js";
 
 let g: Governed;
 let dev: AigovClient;
@@ -128,6 +128,6 @@ describe("conformance: two tenants on one gateway", () => {
     await other.publish("b off");
     for (const f of aFragments) expect(existsSync(join(g.t.app.dataDir, "apim", "policyFragments", f)), f).toBe(true);
     expect((await g.chat(project.id, aKey, "gpt-4o-mini")).status).toBe(200);
-    expect((await other.chat(theirs.id, bKey, "gpt-4o-mini")).status).toBe(404);
+    expect(refusal(await other.chat(theirs.id, bKey, "gpt-4o-mini"))).toEqual(NOT_SERVED);
   });
 });

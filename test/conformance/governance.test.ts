@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ApiError, AigovClient } from "../../src/client/index.js";
 import { startTestApp, type TestApp } from "../support/app.js";
-import { Governed } from "../support/governed.js";
+import { Governed, NOT_SERVED, refusal } from "../support/governed.js";
 import { until } from "../support/until.js";
 
 let t: TestApp;
@@ -272,7 +272,7 @@ describe("conformance: one bad record never blocks a tenant", () => {
     expect(result.revision?.isolated).toEqual([{ projectId: a.id, name: "exfil", error: expect.stringContaining("managed identity refused") as unknown, outcome: "leftOut" }]);
     await until(async () => ((await g.admin.policy.revision(result.revision!.id)).status === "published" ? true : undefined), "published");
     await g.settle();
-    expect((await g.chat(a.id, ka, "gpt-4o")).status).toBe(404);
+    expect(refusal(await g.chat(a.id, ka, "gpt-4o"))).toEqual(NOT_SERVED);
     const kb = (await g.key(dev, b.id, { name: "b" })).key;
     expect((await g.chat(b.id, kb, "o3")).status).toBe(200);
   });

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { localGatewayFolder } from "../../src/app/services.js";
 import type { AigovClient } from "../../src/client/index.js";
 import { backendId } from "../../src/pillars/models/compiler.js";
-import { Governed } from "../support/governed.js";
+import { Governed, NOT_SERVED, refusal } from "../support/governed.js";
 
 let g: Governed;
 let dev: AigovClient;
@@ -94,7 +94,7 @@ describe("conformance: models, regions, splits, pillars and exemptions at the lo
     const cur = await g.admin.projects.get(p.id);
     const off = await g.admin.projects.update(p.id, { pillars: { models: false } }, cur.etag);
     await g.publish("pillar off");
-    expect((await g.chat(p.id, k, "gpt-4o")).status).toBe(404);
+    expect(refusal(await g.chat(p.id, k, "gpt-4o"))).toEqual(NOT_SERVED);
     await g.admin.projects.update(p.id, { pillars: { models: true } }, off.etag);
     await g.publish("pillar on again");
     expect((await g.chat(p.id, k, "gpt-4o")).status).toBe(200);

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
 import type { Project } from "../../src/domain/projects/schema.js";
-import { Governed } from "../support/governed.js";
+import { Governed, NOT_SERVED, refusal } from "../support/governed.js";
 
 let g: Governed;
 let dev: AigovClient;
@@ -105,11 +105,11 @@ describe("conformance: routing and model scope at the local gateway", () => {
     expect(g.t.backends.requests("gpt-4o.mock.localhost").length).toBe(before);
   });
 
-  it("answers 404 for paths and methods the API does not serve, 401 without a valid key, 400 without a model", async () => {
-    expect((await g.call(project.id, "/v1/models", { method: "GET", key: any })).status).toBe(404);
-    expect((await g.call(project.id, "/v1/chat/completions", { method: "GET", key: any })).status).toBe(404);
-    expect((await g.chat(project.id, "aigw_not-a-key", "gpt-4o")).status).toBe(401);
-    expect((await g.call(project.id, "/v1/chat/completions", { body: { messages: [] } })).status).toBe(401);
+  it("answers paths and methods the API does not serve as any path nobody serves (401 key_not_accepted), 401 without a valid key, 400 without a model", async () => {
+    expect(refusal(await g.call(project.id, "/v1/models", { method: "GET", key: any }))).toEqual(NOT_SERVED);
+    expect(refusal(await g.call(project.id, "/v1/chat/completions", { method: "GET", key: any }))).toEqual(NOT_SERVED);
+    expect(refusal(await g.chat(project.id, "aigw_not-a-key", "gpt-4o"))).toEqual(NOT_SERVED);
+    expect(refusal(await g.call(project.id, "/v1/chat/completions", { body: { messages: [] } }))).toEqual({ status: 401, code: "key_missing" });
     const noModel = await g.call(project.id, "/v1/chat/completions", { key: any, body: { messages: [{ role: "user", content: "hi" }] } });
     expect([noModel.status, noModel.json.error?.code]).toEqual([400, "model_required"]);
   });

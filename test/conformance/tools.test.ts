@@ -9,7 +9,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { startGovernanceServer, type GovernanceServer } from "../fixtures/mcp/governance.js";
 import { startMcpServer } from "../fixtures/mcp/servers.js";
-import { Governed } from "../support/governed.js";
+import { Governed, NOT_SERVED, refusal } from "../support/governed.js";
 import { until } from "../support/until.js";
 
 let g: Governed;
@@ -257,7 +257,7 @@ describe("conformance: MCP tools at the local gateway", () => {
     const cur = await g.admin.projects.get(p.id);
     await g.admin.projects.update(p.id, { pillars: { tools: false } }, cur.etag);
     await g.publish("tools off");
-    expect((await callTool(p.id, "fixture", k, "get_weather", { city: "Bern" })).status).toBe(404);
+    expect(refusal(await callTool(p.id, "fixture", k, "get_weather", { city: "Bern" }))).toEqual(NOT_SERVED);
     expect((await g.admin.tools.getServer(p.id, s.id)).id).toBe(s.id);
   });
 

@@ -51,6 +51,33 @@ describe("local gateway: requests through published files", () => {
     expect(h.mocks.requests("eastus.mock.localhost").map((r) => r.path)).toEqual(["/v1/chat/completions", "/v1/chat/completions", "/v1/chat/completions"]);
   });
 
+  it("runs on-error for APIM's predefined errors (no API, no operation, no or an invalid key) with context.LastError, the global scope alone when no API matched", async () => {
+    const global = `<policies><inbound/><backend><forward-request/></backend><outbound/><on-error>
+      <return-response><set-status code="418" reason="Teapot"/><set-header name="x-reason" exists-action="override"><value>@(context.LastError.Source + "/" + context.LastError.Reason)</value></set-header><set-header name="x-api" exists-action="override"><value>@(context.Api == null ? "none" : context.Api.Id)</value></set-header><set-header name="x-op" exists-action="override"><value>@(context.Operation == null ? "none" : context.Operation.Id)</value></set-header><set-header name="x-api-scope" exists-action="override"><value>@(context.Variables.GetValueOrDefault&lt;string&gt;("apiScope", "none"))</value></set-header></return-response>
+    </on-error></policies>`;
+    // The API's on-error runs first and places the global statements with <base/>.
+    h = await startHarness(
+      basicFolder("", (f) =>
+        f
+          .json("policies/policy", { format: "xml", value: "" })
+          .xml("policies/policy", global)
+          .xml("apis/api1/policies/policy", `<policies><inbound><base/><set-backend-service backend-id="be1"/></inbound><backend><base/></backend><outbound><base/></outbound><on-error><set-variable name="apiScope" value="ran"/><base/></on-error></policies>`),
+      ),
+    );
+    expect(h.gateway.issues()).toEqual([]);
+    const seen = async (path: string, init: Parameters<typeof call>[2]) => {
+      const r = await call(h!.gateway, path, init);
+      return [r.status, r.headers.get("x-reason"), r.headers.get("x-api"), r.headers.get("x-op"), r.headers.get("x-api-scope")];
+    };
+    expect(await seen("/nowhere", { key: "key-one", body: {} })).toEqual([418, "configuration/OperationNotFound", "none", "none", "none"]);
+    expect(await seen("/t1/p1/v1/nope", { key: "key-one", body: {} })).toEqual([418, "configuration/OperationNotFound", "api1", "none", "ran"]);
+    expect(await seen("/t1/p1/v1/chat/completions", { body: chat(1) })).toEqual([418, "authorization/SubscriptionKeyNotFound", "api1", "chat", "ran"]);
+    expect(await seen("/t1/p1/v1/chat/completions", { key: "key-suspended", body: chat(1) })).toEqual([418, "authorization/SubscriptionKeyInvalid", "api1", "chat", "ran"]);
+    // A valid key goes on as before, and the backend saw only it.
+    expect((await call(h.gateway, "/t1/p1/v1/chat/completions", { key: "key-one", body: chat(1) })).status).toBe(200);
+    expect(h.mocks.requests("eastus.mock.localhost")).toHaveLength(1);
+  });
+
   it("counts tokens from the backend's usage: llm-token-limit answers 429 with Retry-After, then frees up", async () => {
     h = await startHarness(basicFolder(`<llm-token-limit counter-key="@(context.Subscription.Id)" tokens-per-minute="30" estimate-prompt-tokens="false" remaining-tokens-header-name="x-remaining" />`));
     expect(h.gateway.issues()).toEqual([]);

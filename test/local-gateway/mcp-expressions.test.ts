@@ -166,7 +166,7 @@ describe("the expressions of an MCP server's policy", () => {
     expect(sealed).not.toContain(upstreamId.slice(0, 8)); // the server's id never reaches the client
     const asking = (id: string, presented = "k", api = "mcp-x") => {
       const s = state("POST", call({ name: "a" }), {}, [["Mcp-Session-Id", id]]);
-      return run(MCP_SESSION_OF_REQUEST, { ...s, api: { ...s.api, id: api }, subscription: { ...s.subscription!, key: presented } });
+      return run(MCP_SESSION_OF_REQUEST, { ...s, api: { ...s.api!, id: api }, subscription: { ...s.subscription!, key: presented } });
     };
     expect(asking(sealed)).toBe(upstreamId);
     // Another key (the same subscription's other one too) or another API: garbage or a padding failure, never the id.

@@ -303,7 +303,7 @@ function checkInclude(n: DomNode, path: string, section: Section | undefined, fr
 }
 
 /** Validates one policy document; returns problems (empty = valid). */
-export function validatePolicy(xml: string, fragments: Map<string, DomNode> = new Map()): string[] {
+export function validatePolicy(xml: string, fragments: Map<string, DomNode> = new Map(), scope: "global" | "below-global" = "below-global"): string[] {
   const problems: string[] = [];
   let root: DomNode;
   try {
@@ -323,7 +323,11 @@ export function validatePolicy(xml: string, fragments: Map<string, DomNode> = ne
     const kids = elements(s);
     const bases = kids.filter((k) => k.nodeName === "base").length;
     const forwards = section === "backend" && kids.some((k) => k.nodeName === "retry" || k.nodeName === "forward-request");
-    if (forwards ? bases !== 0 : bases !== 1) problems.push(`${path}: expected ${forwards ? "no" : "exactly one"} <base/>, found ${bases}`);
+    // The global scope has no parent; below it every section places its parent's statements once.
+    const none = forwards || scope === "global";
+    if (none ? bases !== 0 : bases !== 1) problems.push(`${path}: expected ${none ? "no" : "exactly one"} <base/>, found ${bases}`);
+    // The instance baseline's answers to APIM's predefined errors come before anything a scope adds (ADR 023).
+    if (section === "on-error" && scope !== "global" && kids[0]?.nodeName !== "base") problems.push(`${path}: must start with <base/>`);
     if (attrsOf(s).length) problems.push(`${path}: sections take no attributes`);
     const seen = new Map<string, number>();
     const counts = new Map<string, number>();
@@ -361,7 +365,7 @@ export function validateCompiled(artifacts: GatewayArtifact[]): string[] {
   }
   for (const a of artifacts) {
     if (a.kind !== "policy") continue;
-    for (const p of validatePolicy(a.xml, fragments)) problems.push(`${a.scope.type}:${"apiId" in a.scope ? a.scope.apiId : "productId" in a.scope ? a.scope.productId : ""}: ${p}`);
+    for (const p of validatePolicy(a.xml, fragments, a.scope.type === "global" ? "global" : "below-global")) problems.push(`${a.scope.type}:${"apiId" in a.scope ? a.scope.apiId : "productId" in a.scope ? a.scope.productId : ""}: ${p}`);
   }
   problems.push(...checkEntities(artifacts));
   return problems;

@@ -17,6 +17,13 @@ export interface GatewayAnswer {
   json: Record<string, unknown> & { error?: { code?: string }; message?: string; model?: string; usage?: Record<string, number> };
 }
 
+/**
+ * What the gateway answers a key on a path nobody serves it — a removed project, a pillar switched off,
+ * an operation the API does not have, another tenant's API alike (ADR 023): 401 `key_not_accepted`.
+ */
+export const NOT_SERVED = { status: 401, code: "key_not_accepted" } as const;
+export const refusal = (a: { status: number; json: unknown }) => ({ status: a.status, code: (a.json as { error?: { code?: unknown } } | undefined)?.error?.code });
+
 export class Governed {
   readonly names: GatewayNames;
   private constructor(

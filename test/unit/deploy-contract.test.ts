@@ -329,6 +329,19 @@ describe("deployment contract: infra/main.bicep against src/config, docs/deploy.
     });
   });
 
+  describe("(b2) the instance baseline (ADR 023)", () => {
+    it("the APIM service's global policy is infra/apim/global-policy.xml, sent as format xml", () => {
+      const policies = byType("Microsoft.ApiManagement/service/policies");
+      expect(policies.map((p) => p.symbol)).toEqual(["apimInstanceBaseline"]);
+      const body = policies[0]!.body;
+      expect(body).toMatch(/parent:\s*apim\b/);
+      expect(body).toMatch(/name:\s*'policy'/);
+      expect(body).toMatch(/format:\s*'xml'/);
+      expect(body).toMatch(/value:\s*loadTextContent\('apim\/global-policy\.xml'\)/);
+      expect(read("infra", "apim", "global-policy.xml")).toMatch(/^<policies>/);
+    });
+  });
+
   describe("(c) runtime", () => {
     it("the Flex Consumption runtime is node at package.json engines' major version", () => {
       const engines = (JSON.parse(read("package.json")) as { engines: { node: string } }).engines.node;

@@ -42,8 +42,9 @@ export interface RequestState {
   /** Set when As<T>() read the body without preserveContent: later reads find it empty, as in APIM. */
   bodyConsumed: boolean;
   matched: Record<string, string>;
-  api: { id: string; name: string; path: string };
-  operation: { id: string; name: string; method: string; urlTemplate: string };
+  /** Absent when no API (or operation) matched: APIM's predefined errors run on-error without them. */
+  api?: { id: string; name: string; path: string };
+  operation?: { id: string; name: string; method: string; urlTemplate: string };
   product?: { id: string; name: string };
   subscription?: { id: string; name: string; key: string; primaryKey: string; secondaryKey: string };
   variables: Map<string, unknown>;
@@ -215,7 +216,7 @@ export function contextObject(s: RequestState): HostObject {
     Method: () => s.method,
     Url: () => urlObject(() => {
       const u = new URL(s.originalUrl.href);
-      u.pathname = `${s.api.path ? `/${s.api.path}` : ""}${s.path}`;
+      u.pathname = `${s.api?.path ? `/${s.api.path}` : ""}${s.path}`;
       u.search = s.query.toString();
       return u;
     }),
@@ -238,8 +239,14 @@ export function contextObject(s: RequestState): HostObject {
   });
   const nullable = (v: HostObject | null) => () => v;
   return obj("IProxyRequestContext", {
-    Api: () => obj("IApi", { Id: () => s.api.id, Name: () => s.api.name, Path: () => s.api.path }),
-    Operation: () => obj("IOperation", { Id: () => s.operation.id, Name: () => s.operation.name, Method: () => s.operation.method, UrlTemplate: () => s.operation.urlTemplate }),
+    Api: () => {
+      const api = s.api;
+      return api ? obj("IApi", { Id: () => api.id, Name: () => api.name, Path: () => api.path }) : null;
+    },
+    Operation: () => {
+      const op = s.operation;
+      return op ? obj("IOperation", { Id: () => op.id, Name: () => op.name, Method: () => op.method, UrlTemplate: () => op.urlTemplate }) : null;
+    },
     Product: () => (s.product ? obj("IProduct", { Id: () => s.product!.id, Name: () => s.product!.name }) : null),
     Subscription: () =>
       s.subscription

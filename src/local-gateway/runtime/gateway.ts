@@ -125,6 +125,37 @@ const json = (status: number, message: string): { status: number; reason?: strin
   body: JSON.stringify({ statusCode: status, message }),
 });
 
+/** The policy documents in force for a request, outermost (global) first. */
+interface ChainLink {
+  scope: Scope;
+  file: string;
+  doc: PolicyDocument | undefined;
+}
+
+/** Runs a section over the chain, innermost scope first, `<base/>` running the parent's statements. */
+async function runChain(r: Run, chain: readonly ChainLink[], section: Section): Promise<void> {
+  r.section = section;
+  const runScope = async (i: number): Promise<void> => {
+    if (i < 0) return;
+    const { doc, scope } = chain[i]!;
+    // A scope without a document inherits its parent's statements, as if it held only <base/>.
+    if (!doc) return runScope(i - 1);
+    const prev = { base: r.base, scope: r.scope };
+    r.base = () => runScope(i - 1);
+    r.scope = scope;
+    try {
+      for (const step of doc.sections.get(section) ?? []) await step.run(r);
+    } finally {
+      r.base = prev.base;
+      r.scope = prev.scope;
+    }
+  };
+  await runScope(chain.length - 1);
+}
+
+/** forward-request is not allowed in on-error (the policy loader refuses it there). */
+const NO_FORWARD = (): Promise<void> => Promise.reject(new Error("forward-request does not run in on-error"));
+
 /** The implicit global policy of an instance nobody changed: forward in backend, nothing else. */
 const FORWARD: Step = { element: "forward-request", line: 0, run: (r) => r.services.forward(r, { timeoutMs: 300_000 }) };
 const DEFAULT_GLOBAL: PolicyDocument = { file: "(default global policy)", sections: new Map<Section, Step[]>([["backend", [FORWARD]]]) };
@@ -216,9 +247,72 @@ export class Pipeline {
       sink.end(Buffer.from(spec.body));
       finish(spec.status, Buffer.byteLength(spec.body));
     };
+    /**
+     * APIM's predefined errors of its built-in steps — no API or operation matches (OperationNotFound), a
+     * missing or invalid key (SubscriptionKeyNotFound, SubscriptionKeyInvalid) — jump to on-error as a
+     * policy's failure does, with context.LastError set and the scopes in force: the global policy alone
+     * when no API matches, the API's (and its operation's) otherwise; never a product's, since no valid key
+     * names one. Without an on-error statement in those scopes the answer is APIM's own.
+     */
+    const predefined = async (spec: ReturnType<typeof json>, reason: string, source: string, api?: LoadedApi, op?: LoadedOperation): Promise<void> => {
+      const chain: ChainLink[] = [
+        { scope: "global", file: "policies/policy.xml", doc: snap.global ?? DEFAULT_GLOBAL },
+        ...(api ? [{ scope: "api" as const, file: `apis/${api.id}/policies/policy.xml`, doc: api.policy }] : []),
+        ...(api && op ? [{ scope: "operation" as const, file: `apis/${api.id}/operations/${op.id}/policies/policy.xml`, doc: op.policy }] : []),
+      ];
+      if (!chain.some((c) => (c.doc?.sections.get("on-error")?.length ?? 0) > 0) || chain.some((c) => snap.broken.has(c.file))) return refuse(spec, reason, source);
+      const message = (JSON.parse(spec.body) as { message: string }).message;
+      const state: RequestState = {
+        requestId,
+        ip: record.CallerIpAddress,
+        method,
+        originalUrl: url,
+        path: api?.path ? url.pathname.slice(api.path.length + 1) || "/" : url.pathname,
+        query: new URLSearchParams(url.search),
+        headers: ex.headers,
+        body: undefined,
+        bodyConsumed: false,
+        matched: {},
+        ...(api ? { api: { id: api.id, name: api.name, path: api.path } } : {}),
+        ...(op ? { operation: { id: op.id, name: op.name, method: op.method, urlTemplate: op.urlTemplate } } : {}),
+        variables: new Map(),
+        response: { status: spec.status, reason: "", headers: new HeaderBag(Object.entries(spec.headers)), body: Buffer.from(spec.body) },
+        lastError: { source, reason, message, scope: "", section: "" },
+        deployment: { region: d.region, serviceName: d.serviceName },
+      };
+      const r: Run = {
+        state,
+        env: { context: contextObject(state), random: d.random },
+        section: "on-error",
+        scope: "global",
+        services: { ...d.services, backendUrl: (id) => d.backends.get(id)?.url, forward: NO_FORWARD, callBackend: (id, path, bodyJson, headers) => this.callBackend(id, path, bodyJson, headers) },
+        backend: {},
+        onComplete: [],
+        trace: { backendMs: 0, cache: "none", streamed: false },
+        afterBackend: [],
+        streamChecks: [],
+        base: async () => undefined,
+      };
+      try {
+        await runChain(r, chain, "on-error");
+      } catch (err) {
+        // An error inside on-error ends the request with what is set.
+        if (!(err instanceof EndPipeline) && !(err instanceof PolicyError)) console.error(`local gateway: on-error failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      record.LastErrorReason = reason;
+      record.LastErrorSource = source;
+      record.LastErrorMessage = message;
+      const response = state.response!;
+      const bytes = response.body ?? Buffer.alloc(0);
+      const out: Record<string, string[]> = {};
+      for (const [k, v] of Object.entries(response.headers.toRecord())) if (!/^(content-length|transfer-encoding|connection|keep-alive)$/i.test(k)) out[k] = v;
+      sink.head(response.status, response.reason || undefined, { ...out, "content-length": [String(bytes.length)] });
+      sink.end(bytes);
+      finish(response.status, bytes.length);
+    };
 
     const api = snap.apis.find((a) => a.path === "" || url.pathname === `/${a.path}` || url.pathname.startsWith(`/${a.path}/`));
-    if (!api) return refuse(json(404, "Resource not found"), "OperationNotFound", "configuration");
+    if (!api) return predefined(json(404, "Resource not found"), "OperationNotFound", "configuration");
     record.ApiId = api.id;
     const opPath = api.path ? url.pathname.slice(api.path.length + 1) || "/" : url.pathname;
     // A CORS preflight to an API without an OPTIONS operation is the cors policies' alone (docs/gateway.md).
@@ -243,7 +337,7 @@ export class Pipeline {
       }
     }
     // APIM answers 404 for a path it does not serve and for a method the path does not accept alike.
-    if (!op) return refuse(json(404, "Resource not found"), "OperationNotFound", "configuration");
+    if (!op) return predefined(json(404, "Resource not found"), "OperationNotFound", "configuration", api);
     record.OperationId = op.id;
 
     let body: Buffer | undefined;
@@ -289,19 +383,19 @@ export class Pipeline {
       const challenge = { "WWW-Authenticate": `AzureApiManagementKey realm="${url.origin}/${api.path}",name="${api.keyHeader}",type="header"` };
       if (!key) {
         const r = json(401, "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.");
-        return refuse({ ...r, headers: { ...r.headers, ...challenge } }, "SubscriptionKeyNotFound", "authorization");
+        return predefined({ ...r, headers: { ...r.headers, ...challenge } }, "SubscriptionKeyNotFound", "authorization", api, op);
       }
       subscription = snap.subscriptionsByKey.get(key);
       if (!subscription || subscription.state !== "active" || !covers(subscription, api, snap)) {
         const r = json(401, "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.");
-        return refuse({ ...r, headers: { ...r.headers, ...challenge } }, "SubscriptionKeyInvalid", "authorization");
+        return predefined({ ...r, headers: { ...r.headers, ...challenge } }, "SubscriptionKeyInvalid", "authorization", api, op);
       }
       record.ApimSubscriptionId = subscription.id;
     }
     const product = subscription?.scope.type === "product" ? snap.products.get(subscription.scope.id) : undefined;
     record.ProductId = product?.id ?? "";
 
-    const chain: { scope: Scope; file: string; doc: PolicyDocument | undefined }[] = [
+    const chain: ChainLink[] = [
       { scope: "global", file: "policies/policy.xml", doc: snap.global ?? DEFAULT_GLOBAL },
       ...(product ? [{ scope: "product" as const, file: `products/${product.id}/policies/policy.xml`, doc: product.policy }] : []),
       { scope: "api", file: `apis/${api.id}/policies/policy.xml`, doc: api.policy },
@@ -352,25 +446,7 @@ export class Pipeline {
     };
     const promptTokens = estimateTokens(promptText(parseJson(body)));
 
-    const runSection = async (section: Section) => {
-      r.section = section;
-      const runScope = async (i: number): Promise<void> => {
-        if (i < 0) return;
-        const { doc, scope } = chain[i]!;
-        // A scope without a document inherits its parent's statements, as if it held only <base/>.
-        if (!doc) return runScope(i - 1);
-        const prev = { base: r.base, scope: r.scope };
-        r.base = () => runScope(i - 1);
-        r.scope = scope;
-        try {
-          for (const step of doc.sections.get(section) ?? []) await step.run(r);
-        } finally {
-          r.base = prev.base;
-          r.scope = prev.scope;
-        }
-      };
-      await runScope(chain.length - 1);
-    };
+    const runSection = (section: Section) => runChain(r, chain, section);
 
     try {
       await runSection("inbound");

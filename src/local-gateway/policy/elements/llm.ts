@@ -196,8 +196,8 @@ export const llmEmitTokenMetric: ElementDef = {
       run: async (r) => {
         const s = r.state;
         const defaults: Record<string, () => string> = {
-          "API ID": () => s.api.id,
-          "Operation ID": () => s.operation.id,
+          "API ID": () => s.api?.id ?? "",
+          "Operation ID": () => s.operation?.id ?? "",
           "Product ID": () => s.product?.id ?? "",
           "User ID": () => "",
           "Subscription ID": () => s.subscription?.id ?? "",
