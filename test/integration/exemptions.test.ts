@@ -392,4 +392,40 @@ describe("high risk by effect", () => {
     const third = await dev.exemptions.request(regions(["eastus"]));
     expect(await routeOf(third.approvalId)).toEqual({ risk: "high", why: `with ${second.id} (open for regions.allowed in the project), it adds 3 values to regions.allowed (more than 2)` });
   });
+
+  it("two split requests made at the same moment (each judged without the other) are judged again when approved: no standard approval activates the whole", async () => {
+    const racing = await admin.projects.create(projectSpec("racing split"));
+    const regions = (values: string[]): ExemptionSpecInput => ({ ...spec({ control: "regions.allowed", relaxation: { kind: "allow", values } }), scope: { level: "project", projectId: racing.id } });
+    const first = await dev.exemptions.request(regions(["eastus", "westus"]));
+    // The race, made certain: while the second is judged, the first is not stored yet (here: hidden in the store).
+    const container = t.container();
+    const { resources } = await container.items.query<Record<string, unknown>>({ query: "SELECT * FROM c WHERE c.id = @id", parameters: [{ name: "@id", value: first.id }] }).fetchAll();
+    const stored = resources[0]!;
+    const { _rid: _r, _self: _s, _etag: _e, _attachments: _a, _ts: _t, ...original } = stored;
+    await container.items.upsert({ ...original, status: "rejected" });
+    const second = await dev.exemptions.request(regions(["swedencentral", "francecentral"]));
+    await container.items.upsert(original);
+    expect((await routeOf(first.approvalId)).risk).toBe("standard");
+    expect((await routeOf(second.approvalId)).risk).toBe("standard");
+    // One approver each, as the standard route asks: the first approved is judged with the second open — high — and not activated.
+    const approve = async (approvalId: string) => {
+      const a = await admin.approvals.get(approvalId);
+      await admin.approvals.decide(a.id, { decision: "approve", justification: "fine" }, a.etag);
+    };
+    await approve(first.approvalId);
+    const refused = await until(async () => {
+      const e = await dev.exemptions.get(first.id);
+      return e.status === "requested" || e.status === "approved" ? undefined : e;
+    });
+    expect(refused.status).toBe("rejected");
+    expect(refused.timeline.at(-1)?.detail).toBe(`approved as standard risk, but high risk now: with ${second.id} (open for regions.allowed in the project), it adds 4 values to regions.allowed (more than 2); request the whole relaxation as one exemption`);
+    // The second, approved once the first is over, is judged with what is still open: it stands alone, and applies.
+    await approve(second.approvalId);
+    await until(async () => ((await dev.exemptions.get(second.id)).status === "active" ? true : undefined));
+    const inForce = (await dev.exemptions.list({ control: "regions.allowed", status: "active" })).items.filter((e) => e.scope.level === "project" && e.scope.projectId === racing.id);
+    expect(inForce.map((e) => e.id)).toEqual([second.id]);
+    await t.relay();
+    const events = t.events().filter((e) => e.type === "aigov.exemption.rejected.v1" && (e.data as { id?: string }).id === first.id);
+    expect(events.map((e) => (e.data as { reason?: string }).reason)).toEqual(["risk_rose"]);
+  });
 });

@@ -12,6 +12,12 @@ import { IN_FORCE, OPEN } from "./schema.js";
 /** Asks for the tenant's gateway policy to be compiled and published again (the publisher provides it). */
 export type RequestPublish = (tenantId: string, cause: { by: string; reason: string; correlationId: string }) => Promise<unknown>;
 
+/**
+ * An exemption's risk judged again now, with what is open for its control in its project now (the
+ * service's riskOf). Undefined: nothing to judge it against (not project-wide).
+ */
+export type JudgeRisk = (tenantId: string, exemption: ExemptionDoc) => Promise<{ risk: "standard" | "high"; why: string } | undefined>;
+
 /** A transition the system makes: the change, and what follows it (a republish, a notice to the owner). */
 type Step = ExemptionChange & { publish?: string; notify?: "7d" | "1d" };
 
@@ -31,6 +37,7 @@ export class ExemptionLifecycle {
     private readonly approvals: ApprovalService,
     private readonly notifier: Notifier,
     private readonly requestPublish: RequestPublish,
+    private readonly judgeRisk: JudgeRisk,
   ) {}
 
   /**
@@ -145,18 +152,42 @@ export class ExemptionLifecycle {
   async settleApproval(approval: Approval, correlationId: string): Promise<void> {
     const tenantId = approval.tenantId;
     const ctx = systemContext(tenantId, SETTLE, correlationId);
+    const riskNow = await this.riskRose(approval);
     for (let steps = 0; steps < 4; steps++) {
-      const done = await this.transition(tenantId, approval.subject.resourceId, ctx, (doc) => this.settleStep(doc, approval));
+      const done = await this.transition(tenantId, approval.subject.resourceId, ctx, (doc) => this.settleStep(doc, approval, riskNow));
       if (!done) return;
     }
   }
 
-  private settleStep(doc: Versioned<ExemptionDoc>, approval: Approval): Step | undefined {
+  /**
+   * Why a request approved on the standard route is high risk now, if it is. Two requests made at the
+   * same moment are each judged without the other (neither is stored yet), so a relaxation split in two
+   * could take one approver each; judged again when approved, with everything open for the control now,
+   * such a request is not activated (ADR 007). Two settled at the same moment may both be refused: the
+   * safe side, and the requester asks again as one request.
+   */
+  private async riskRose(approval: Approval): Promise<string | undefined> {
+    if (approval.status !== "approved" || approval.route?.risk === "high") return undefined;
+    const doc = await this.docs.read(approval.tenantId, approval.subject.resourceId);
+    if (!doc || doc.approvalId !== approval.id || (doc.status !== "requested" && doc.status !== "approved") || doc.latent) return undefined;
+    const now = await this.judgeRisk(approval.tenantId, doc);
+    return now?.risk === "high" ? now.why : undefined;
+  }
+
+  private settleStep(doc: Versioned<ExemptionDoc>, approval: Approval, riskNow?: string): Step | undefined {
     const at = this.clock.now().toISOString();
     const actor = SETTLE;
     const base = { ...unversioned(doc), updatedAt: at, updatedBy: actor };
     const approved = approval.status === "approved";
     if (approval.id === doc.approvalId) {
+      if (riskNow !== undefined && approved && (doc.status === "requested" || doc.status === "approved")) {
+        return {
+          next: { ...base, status: "rejected", endedAt: at, timeline: [...doc.timeline, { at, type: "rejected", actor, detail: `approved as standard risk, but high risk now: ${riskNow}; request the whole relaxation as one exemption` }] },
+          action: "exemption.reject",
+          event: "aigov.exemption.rejected.v1",
+          extra: { approvalStatus: approval.status, reason: "risk_rose" },
+        };
+      }
       if (doc.status === "requested") {
         return approved
           ? { next: { ...base, status: "approved", timeline: [...doc.timeline, { at, type: "approved", actor, detail: approval.id }] }, action: "exemption.approve", event: "aigov.exemption.approved.v1" }

@@ -86,7 +86,17 @@ export class ExemptionService {
     this.docs = kit.documents ?? new ExemptionDocuments(kit.store, kit.changes);
     this.active = kit.active ?? new ActiveExemptions(this.docs, kit.clock);
     this.policy = new ExemptionPolicies(kit.store, kit.changes, kit.clock);
-    this.lifecycle = new ExemptionLifecycle(this.docs, kit.clock, kit.approvals, kit.notifier, kit.requestPublish);
+    this.lifecycle = new ExemptionLifecycle(this.docs, kit.clock, kit.approvals, kit.notifier, kit.requestPublish, async (tenantId, doc) => {
+      if (doc.scope.level !== "project") return undefined;
+      // An open exemption that took the high-risk route gets its own two stages before it applies: only
+      // the ones judged standard can add up to a whole nobody approved as high risk.
+      const judgedStandard = async (others: Exemption[]) => {
+        const risks = await Promise.all(others.map((e) => kit.approvals.routeRisk(tenantId, e.approvalId)));
+        return others.filter((_, i) => risks[i] !== "high");
+      };
+      const { risk, why } = await this.riskOf(tenantId, doc, await this.policy.of(tenantId), judgedStandard);
+      return { risk, why };
+    });
     kit.approvals.onSettled(
       "exemption",
       (approval, correlationId) => this.lifecycle.settleApproval(approval, correlationId),
@@ -353,7 +363,12 @@ export class ExemptionService {
    * The exemption's risk against what is in force in its project now, at project level and for each
    * model: the settings merged and held to the tenant's floors as the compiler holds them, no exemptions.
    */
-  private async riskOf(tenantId: string, exemption: Pick<Exemption, "control" | "scope" | "relaxation"> & { id?: string }, policy: { highRisk: HighRiskRules }): Promise<ReturnType<typeof riskOf>> {
+  private async riskOf(
+    tenantId: string,
+    exemption: Pick<Exemption, "control" | "scope" | "relaxation"> & { id?: string },
+    policy: { highRisk: HighRiskRules },
+    counted: (others: Exemption[]) => Promise<Exemption[]> = async (others) => others,
+  ): Promise<ReturnType<typeof riskOf>> {
     if (exemption.scope.level !== "project") return riskOf(exemption, policy.highRisk, []);
     const { projectId } = exemption.scope;
     const [tenant, project, models, open] = await Promise.all([
@@ -366,7 +381,7 @@ export class ExemptionService {
     const inForce = [mergeSettings(tenant, projectSettings), ...models.map((m) => mergeSettings(tenant, projectSettings, clampToFloor(tenant, m.settings)))];
     const alone = riskOf(exemption, policy.highRisk, inForce);
     // Judged with the other open exemptions of the control for the project (requested, approved or in force): they add up.
-    const others = open.filter((e) => e.id !== exemption.id);
+    const others = await counted(open.filter((e) => e.id !== exemption.id));
     if (alone.risk === "high" || !others.length) return alone;
     const together = riskOf({ ...exemption, relaxation: combinedRelaxation([exemption.relaxation, ...others.map((e) => e.relaxation)]) }, policy.highRisk, inForce);
     return together.risk === "high" ? { risk: "high", why: `with ${others.map((e) => e.id).join(", ")} (open for ${exemption.control} in the project), ${together.why}` } : alone;
