@@ -426,6 +426,6 @@ describe("high risk by effect", () => {
     expect(inForce.map((e) => e.id)).toEqual([second.id]);
     await t.relay();
     const events = t.events().filter((e) => e.type === "aigov.exemption.rejected.v1" && (e.data as { id?: string }).id === first.id);
-    expect(events.map((e) => (e.data as { reason?: string }).reason)).toEqual(["risk_rose"]);
+    expect(events.map((e) => (e.data as { cause?: string }).cause)).toEqual(["risk_rose"]);
   });
 });

@@ -185,7 +185,7 @@ export class ExemptionLifecycle {
           next: { ...base, status: "rejected", endedAt: at, timeline: [...doc.timeline, { at, type: "rejected", actor, detail: `approved as standard risk, but high risk now: ${riskNow}; request the whole relaxation as one exemption` }] },
           action: "exemption.reject",
           event: "aigov.exemption.rejected.v1",
-          extra: { approvalStatus: approval.status, reason: "risk_rose" },
+          extra: { approvalStatus: approval.status, cause: "risk_rose" },
         };
       }
       if (doc.status === "requested") {
