@@ -286,7 +286,7 @@ export async function buildServices(config: Config): Promise<Services> {
   const compiler = new TenantCompiler(projects, pillarInputs, tenantSettings, config.providerKeyVaultUri, registryInput, gatewayInput);
 
   // A tenant moved to another instance takes its keys along (their subscriptions are not in a publish).
-  const keyPlacement = new KeyPlacement(keyDocuments, async (tenantId) => (await projects.listAll(tenantId)).map((p) => p.id), (tenantId, keyId) => gateways.names(tenantId).subscription(keyId));
+  const keyPlacement = new KeyPlacement(keyDocuments, async (tenantId) => (await projects.listAll(tenantId)).map((p) => p.id), (tenantId, instance) => gateways.keysOn(tenantId, instance));
   const publishing = new PublishService({ store, changes, clock, compiler, gateways, keys: keyPlacement, retry: config.publishRetry, sliceMs: config.publishSliceSeconds * 1000 });
   let sources: Promise<UsageLogSource[]> | undefined;
   const usage = new UsageService({ store, changes, clock, projects, sources: () => (sources ??= usageSources(config)), sourceNames: usageSourceNames(config), retentionDays: config.usage.retentionDays });

@@ -76,6 +76,7 @@ beforeAll(async () => {
         throw new Error("no gateway in this test");
       },
       names: (tenantId) => gatewayNames(tenantId),
+      formerSubscriptions: async () => [],
       holds: async () => false,
       ensurePublished: async () => ({}),
       exemptionTier: async () => undefined,

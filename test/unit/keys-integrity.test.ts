@@ -15,6 +15,8 @@ import { ChangeWriter, type AuditDoc, type OutboxDoc } from "../../src/domain/ch
 import type { RequestContext } from "../../src/domain/common.js";
 import { AppError } from "../../src/domain/errors.js";
 import { KeyDocuments } from "../../src/domain/keys/documents.js";
+import { KeyPlacement } from "../../src/domain/keys/placement.js";
+import { TenantGateways } from "../../src/domain/publishing/tenant-gateways.js";
 import { KeySecrets } from "../../src/domain/keys/secrets.js";
 import { KeyService, type KeyDoc } from "../../src/domain/keys/service.js";
 import { subscriptionFor } from "../../src/domain/keys/subscription.js";
@@ -28,6 +30,8 @@ import { TENANT_SCOPE, type BatchOp, type Store, type StoredDoc } from "../../sr
 const TENANT = "t-key-integrity";
 /** The tenant's gateway names: its derived key, until a test assigns another (an operator's GATEWAY_ASSIGNMENTS). */
 let names = gatewayNames(TENANT);
+/** Gateway keys the tenant held on its instance before the current one (tenant-gateways.ts keysOn). */
+let formerKeys: string[] = [];
 let cosmos: EmbeddedCosmos;
 let store: CosmosStore;
 let projects: ProjectService;
@@ -123,7 +127,14 @@ beforeAll(async () => {
     projects,
     models,
     approvals,
-    gateway: { publisher: async () => publisher, names: () => names, holds: async () => true, ensurePublished: async () => ({}), exemptionTier: async () => undefined },
+    gateway: {
+      publisher: async () => publisher,
+      names: () => names,
+      formerSubscriptions: async (_t, keyId) => formerKeys.map((key) => gatewayNames(TENANT, key).subscription(keyId)),
+      holds: async () => true,
+      ensurePublished: async () => ({}),
+      exemptionTier: async () => undefined,
+    },
   });
   projectId = (await projects.create(admin, { name: "integrity", environment: "dev", owner: "carol" })).id;
   guardedId = (await projects.create(admin, { name: "guarded", environment: "dev", owner: "carol", keyPolicy: { requireApproval: true } })).id;
@@ -265,6 +276,57 @@ describe("a new gateway key for the tenant", () => {
     } finally {
       names = gatewayNames(TENANT);
     }
+  });
+});
+
+describe("a key synced before subscription ids were recorded", () => {
+  it("loses its subscription under every key the tenant held before, when the tenant's gateway key changed before its next sync", async () => {
+    const k = await keys.create(admin, projectId, { name: "legacy" });
+    const former = names.subscription(k.id);
+    expect(gateway.get(former)?.state).toBe("active");
+    // As stored before ids were recorded: no subscriptionId.
+    const doc = (await documents.read(TENANT, projectId, k.id))!;
+    const { subscriptionId: _id, ...gatewayRest } = doc.gateway;
+    expect(await documents.put({ ...doc, gateway: gatewayRest } as never, doc._etag)).toBeTruthy();
+    // The operator assigns a new key before the key is synced again.
+    formerKeys = [names.key];
+    names = gatewayNames(TENANT, "newkey0001");
+    try {
+      expect(await keys.sync.syncWaiting(TENANT, [projectId], "after-publish")).toBeGreaterThanOrEqual(1);
+      expect(gateway.has(former)).toBe(false);
+      expect((await keys.get(admin, projectId, k.id)).gateway.subscriptionId).toBe(names.subscription(k.id));
+      await keys.revoke(admin, projectId, k.id, { reason: "leaked" });
+      expect([...gateway.entries()].filter(([id]) => id.endsWith(k.id)).map(([id, s]) => [id, s.state])).toEqual([[names.subscription(k.id), "cancelled"]]);
+    } finally {
+      names = gatewayNames(TENANT);
+      formerKeys = [];
+    }
+  });
+});
+
+describe("where a key synced before subscription ids were recorded may have a subscription", () => {
+  it("under every gateway key the tenant reserved on the instance: the move's drain deletes them all there", async () => {
+    const noPublisher = async () => ({}) as GatewayPublisher;
+    // The tenant held its derived key, then an operator's, on the default instance; and one on "eu".
+    for (const [assignment, instance] of [[{}, "default"], [{ key: "opkey00001" }, "default"], [{ key: "eukey00001", instance: "eu" }, "eu"]] as const) {
+      const gateways = new TenantGateways(store, { [TENANT]: assignment }, noPublisher);
+      await gateways.reserve(TENANT);
+      expect(gateways.instance(TENANT)).toBe(instance);
+    }
+    const now = new TenantGateways(store, { [TENANT]: { key: "opkey00001" } }, noPublisher);
+    expect(await now.keysOn(TENANT, "default")).toEqual([gatewayNames(TENANT).key, "opkey00001"].sort());
+    expect(await now.keysOn(TENANT, "eu")).toEqual(["eukey00001"]);
+    expect(await now.keysOn("another-tenant", "default")).toEqual([]);
+    expect(await now.formerSubscriptions(TENANT, "key_x")).toEqual([gatewayNames(TENANT).subscription("key_x")]);
+
+    const k = await keys.create(admin, projectId, { name: "legacy placement" });
+    const doc = (await documents.read(TENANT, projectId, k.id))!;
+    const { subscriptionId: _id, ...gatewayRest } = doc.gateway;
+    expect(await documents.put({ ...doc, gateway: gatewayRest } as never, doc._etag)).toBeTruthy();
+    const placement = new KeyPlacement(documents, async () => [projectId], (tenantId, instance) => now.keysOn(tenantId, instance));
+    const ids = await placement.subscriptionIds(TENANT, "default");
+    expect(ids).toEqual(expect.arrayContaining([gatewayNames(TENANT).subscription(k.id), gatewayNames(TENANT, "opkey00001").subscription(k.id)]));
+    expect(ids).not.toContain(gatewayNames(TENANT, "eukey00001").subscription(k.id));
   });
 });
 

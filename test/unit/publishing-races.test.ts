@@ -102,7 +102,9 @@ function tenant(opts: { sliceMs?: number } = {}) {
   /** The tenant's keys' subscription ids, and how often their resend was asked for. */
   const keyIds: string[] = [];
   let resent = 0;
-  const service = new PublishService({ store: refusing, changes: new ChangeWriter(refusing, clock), clock, compiler, gateways: { publisher: async () => (unreachable ? Promise.reject(new Error("the management endpoint did not answer")) : publisherOn(assigned)), instance: () => assigned, publisherOn, reserve: async () => undefined }, keys: { subscriptionIds: async () => [...keyIds], resendAll: async () => void resent++ }, retry: { firstIntervalMs: 1, maxAttempts: 1 }, ...(opts.sliceMs !== undefined ? { sliceMs: opts.sliceMs } : {}) });
+  /** The instances the tenant reserved a key on (tenant-gateways.ts instancesHeld). */
+  let reservedOn: string[] = ["default"];
+  const service = new PublishService({ store: refusing, changes: new ChangeWriter(refusing, clock), clock, compiler, gateways: { publisher: async () => (unreachable ? Promise.reject(new Error("the management endpoint did not answer")) : publisherOn(assigned)), instance: () => assigned, publisherOn, reserve: async () => undefined, instancesHeld: async () => [...reservedOn] }, keys: { subscriptionIds: async () => [...keyIds], resendAll: async () => void resent++ }, retry: { firstIntervalMs: 1, maxAttempts: 1 }, ...(opts.sliceMs !== undefined ? { sliceMs: opts.sliceMs } : {}) });
   const value = (id: string) => (gateway.get(`namedValue:${id}`) as { value?: string } | undefined)?.value;
   return { tenantId, ctx, service, live, registry, value, slowCompile: (hook: () => Promise<void>) => (duringCompile = hook), loseAnswer: () => (afterWrite = () => { throw Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }); }),
     /** The apply in progress dies after its next write (the process is gone: it never returns, never records). */
@@ -117,6 +119,8 @@ function tenant(opts: { sliceMs?: number } = {}) {
     store: refusing,
     /** An operator assigns the tenant another instance. */
     assign: (instance: string) => (assigned = instance),
+    /** Where the tenant has reserved a gateway key (wrote) so far. */
+    reserved: (instances: string[]) => (reservedOn = instances),
     /** What each instance holds. */
     held: (instance: string) => (instance === "default" ? gateway : elsewhere),
     /** A key's subscription at the default instance (keys sync on their own; a publish never sends them). */
@@ -573,6 +577,43 @@ describe("a tenant an operator assigned another instance", () => {
     expect(seen.slice(0, firstWrite).map(([old]) => old)).toEqual([4, 3, 2, 1, 0].slice(0, firstWrite));
     expect(seen[firstWrite]![0]).toBe(0);
     expect(t.resent()).toBe(1);
+  });
+
+  it("a state from before instances were recorded describes the one other instance the tenant wrote to: the next publish moves it", async () => {
+    const t = tenant();
+    const first = await t.service.publish(t.ctx, {});
+    expect(await t.service.applier.apply(t.tenantId, first.revision!.id, "c")).toBe("published");
+    t.subscribe("aigov-k-key_1");
+    // As written before the instance was recorded.
+    const partition = { tenantId: t.tenantId, scopeId: "_tenant" };
+    const state = (await t.store.read<StoredDoc & { instance?: string }>(partition, "gateway.state"))!;
+    expect(state.instance).toBe("default");
+    const { _etag, instance: _i, ...legacy } = state;
+    expect((await t.store.batch(partition, [{ kind: "replace", doc: legacy as StoredDoc, ifMatch: _etag! }])).ok).toBe(true);
+    // Reassigned before any publish since the upgrade; a key sync has already reserved the key on the new instance.
+    t.assign("iso");
+    t.reserved(["default", "iso"]);
+    const moved = await t.service.publish(t.ctx, {});
+    expect(await t.service.applier.apply(t.tenantId, moved.revision!.id, "c")).toBe("published");
+    expect([...t.held("default").keys()]).toEqual([]);
+    expect([...t.held("iso").keys()].sort()).toEqual(["namedValue:aigov-k-live", "namedValue:aigov-k-setting"]);
+    expect(t.resent()).toBe(1);
+    expect((await t.store.read<StoredDoc & { instance?: string }>(partition, "gateway.state"))!.instance).toBe("iso");
+  });
+
+  it("a state from before instances were recorded, of a tenant that wrote only where it is assigned: no move", async () => {
+    const t = tenant();
+    const first = await t.service.publish(t.ctx, {});
+    expect(await t.service.applier.apply(t.tenantId, first.revision!.id, "c")).toBe("published");
+    const partition = { tenantId: t.tenantId, scopeId: "_tenant" };
+    const state = (await t.store.read<StoredDoc & { instance?: string }>(partition, "gateway.state"))!;
+    const { _etag, instance: _i, ...legacy } = state;
+    expect((await t.store.batch(partition, [{ kind: "replace", doc: legacy as StoredDoc, ifMatch: _etag! }])).ok).toBe(true);
+    t.registry.setting = "S3";
+    const next = await t.service.publish(t.ctx, {});
+    expect(await t.service.applier.apply(t.tenantId, next.revision!.id, "c")).toBe("published");
+    expect((t.held("default").get("namedValue:aigov-k-setting") as { value?: string }).value).toBe("S3");
+    expect(t.resent()).toBe(0);
   });
 
   it("a move whose new instance did not answer after the drain is finished by the retry: the drain is recorded, so the retry sends everything there", async () => {

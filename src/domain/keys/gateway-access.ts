@@ -17,6 +17,11 @@ export interface GatewayAccess {
   publisher(tenantId: string): Promise<GatewayPublisher>;
   /** The ids of the tenant's artifacts (names.ts). */
   names(tenantId: string): GatewayNames;
+  /**
+   * A key's subscription ids under the gateway keys the tenant held on its instance before the current
+   * one: where a key synced before subscription ids were recorded may still have one.
+   */
+  formerSubscriptions(tenantId: string, keyId: string): Promise<string[]>;
   /** Whether the gateway holds an artifact (the key's product or API) according to the last publish. */
   holds(tenantId: string, ref: string): Promise<boolean>;
   /**
@@ -30,7 +35,7 @@ export interface GatewayAccess {
 
 /** What the keys' gateway access is made of: the tenant's gateway, publishing, exemptions and the compiler input. */
 export interface GatewayAccessParts {
-  gateways: { publisher(tenantId: string): Promise<GatewayPublisher>; names(tenantId: string): GatewayNames };
+  gateways: { publisher(tenantId: string): Promise<GatewayPublisher>; names(tenantId: string): GatewayNames; formerSubscriptions(tenantId: string, keyId: string): Promise<string[]> };
   publishing: { holds(tenantId: string, ref: string): Promise<boolean>; ensurePublished(tenantId: string, cause: PublishCause): Promise<{ needsPublish?: boolean }> };
   /** The tenant's active exemptions, read at most once every few seconds (the lifecycle job asks for every key). */
   exemptions: { recent(tenantId: string): Promise<ActiveExemption[]> };
@@ -47,6 +52,7 @@ export function gatewayAccess(parts: GatewayAccessParts): GatewayAccess {
   return {
     publisher: (tenantId) => parts.gateways.publisher(tenantId),
     names: (tenantId) => parts.gateways.names(tenantId),
+    formerSubscriptions: (tenantId, keyId) => parts.gateways.formerSubscriptions(tenantId, keyId),
     holds: (tenantId, ref) => parts.publishing.holds(tenantId, ref),
     ensurePublished: async (tenantId, cause) => {
       // Many keys waiting for products ask together (a bulk create): callers while one compile of the

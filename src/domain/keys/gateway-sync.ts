@@ -83,7 +83,12 @@ export class KeyGatewaySync {
       // goes in the same call: it holds the same secret, and left active it would go on admitting the key
       // under the old product — or after a revocation confirmed only on the new one.
       const former = doc.gateway.subscriptionId && doc.gateway.subscriptionId !== artifact.id ? (`subscription:${doc.gateway.subscriptionId}` as const) : undefined;
-      const held: Record<string, string> = former ? { [former]: doc.gateway.publishedHash ?? "unconfirmed" } : doc.gateway.publishedHash ? { [ref]: doc.gateway.publishedHash } : {};
+      // A key synced before subscription ids were recorded: whichever key the tenant held then named it, so
+      // the names under every key it held on this instance before the current one go (a missing one is a no-op).
+      const legacy = doc.gateway.subscriptionId === undefined && doc.gateway.publishedHash !== undefined ? await this.gateway.formerSubscriptions(tenantId, doc.id) : [];
+      const held: Record<string, string> = former
+        ? { [former]: doc.gateway.publishedHash ?? "unconfirmed" }
+        : { ...Object.fromEntries(legacy.map((id) => [`subscription:${id}`, "unconfirmed"])), ...(doc.gateway.publishedHash ? { [ref]: doc.gateway.publishedHash } : {}) };
       let back;
       let expected;
       try {

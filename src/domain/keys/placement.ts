@@ -1,3 +1,4 @@
+import { GatewayNames } from "../../policy/names.js";
 import { unversioned } from "../../ports/store.js";
 import type { TenantKeyPlacement } from "../publishing/applier.js";
 import type { KeyDocuments } from "./documents.js";
@@ -11,13 +12,20 @@ export class KeyPlacement implements TenantKeyPlacement {
   constructor(
     private readonly docs: KeyDocuments,
     private readonly projectIds: (tenantId: string) => Promise<string[]>,
-    /** The subscription id a key has under the tenant's gateway key now (keys synced before ids were recorded). */
-    private readonly subscriptionOf: (tenantId: string, keyId: string) => string,
+    /** Every gateway key the tenant held on an instance (tenant-gateways.ts keysOn). */
+    private readonly keysOn: (tenantId: string, instance: string) => Promise<string[]>,
   ) {}
 
-  async subscriptionIds(tenantId: string): Promise<string[]> {
+  async subscriptionIds(tenantId: string, instance: string): Promise<string[]> {
     const out = new Set<string>();
-    for (const projectId of await this.projectIds(tenantId)) for await (const k of this.docs.inProject(tenantId, projectId)) out.add(k.gateway.subscriptionId ?? this.subscriptionOf(tenantId, k.id));
+    let keys: string[] | undefined;
+    for (const projectId of await this.projectIds(tenantId)) {
+      for await (const k of this.docs.inProject(tenantId, projectId)) {
+        if (k.gateway.subscriptionId) out.add(k.gateway.subscriptionId);
+        // Synced before ids were recorded: under any key the tenant held on that instance.
+        else for (const key of (keys ??= await this.keysOn(tenantId, instance))) out.add(new GatewayNames(key).subscription(k.id));
+      }
+    }
     return [...out].sort();
   }
 

@@ -14,7 +14,7 @@ export const PUBLISH_ORCHESTRATOR = "publishOrchestrator";
 /** What a move between instances needs of the tenant's keys (their subscriptions are not in a publish). */
 export interface TenantKeyPlacement {
   /** The subscription ids of every key of the tenant: what the instance it leaves must lose. */
-  subscriptionIds(tenantId: string): Promise<string[]>;
+  subscriptionIds(tenantId: string, instance: string): Promise<string[]>;
   /** Every key's subscription is sent again at its next sync: the instance the tenant moves to has none. */
   resendAll(tenantId: string): Promise<void>;
 }
@@ -24,6 +24,8 @@ export interface TenantPlacement {
   publisher(tenantId: string): Promise<GatewayPublisher>;
   instance(tenantId: string): string;
   publisherOn(instance: string): Promise<GatewayPublisher>;
+  /** Every instance the tenant reserved a gateway key on (it wrote there); absent: none known. */
+  instancesHeld?(tenantId: string): Promise<string[]>;
 }
 
 export interface PublishInput {
@@ -122,8 +124,9 @@ export class GatewayApplier {
       desired = await this.manifests.artifacts(tenantId, await this.manifests.manifest(tenantId, revision));
       // A tenant an operator assigned another instance since its last publish moves first (its old instance drained).
       const here = this.placement.instance(tenantId);
-      if (state.instance !== undefined && state.instance !== here) {
-        const moved = await this.move(tenantId, revisionId, state, here);
+      const described = await this.manifests.describes(tenantId, state);
+      if (described !== undefined && described !== here) {
+        const moved = await this.move(tenantId, revisionId, { ...state, instance: described }, here);
         if (!moved) {
           // Out of time part-way through the drain: recorded, the lease kept; the orchestration calls again at once.
           clearInterval(renewal);
@@ -261,14 +264,15 @@ export class GatewayApplier {
     const there: Record<ArtifactRef, string> = Object.fromEntries(held);
     for (const ref of state.unsure ?? []) there[ref] ??= "unconfirmed";
     // Key subscriptions an earlier slice of this drain deleted are marked so (null): not deleted again each call.
-    const subscriptions = ((await this.keys?.subscriptionIds(tenantId)) ?? []).map((id) => `subscription:${id}` as const);
+    const subscriptions = ((await this.keys?.subscriptionIds(tenantId, from)) ?? []).map((id) => `subscription:${id}` as const);
     for (const ref of subscriptions) if (state.overrides[ref] !== null) there[ref] = "unconfirmed";
     const old = await this.placement.publisherOn(from);
     const started = performance.now();
     const drained = await old.publish([], there, { spent: () => performance.now() - started >= this.sliceMs });
     if (drained.remaining !== undefined) {
       const gone = Object.fromEntries(subscriptions.filter((ref) => !(ref in drained.hashes)).map((ref) => [ref, null]));
-      await this.updateState(tenantId, revisionId, ({ unsure: _u, ...rest }) => ({ ...rest, overrides: { ...overridesOf(base, drained.hashes), ...gone } }));
+      // The instance drained is recorded too (a state from before instances were recorded names none).
+      await this.updateState(tenantId, revisionId, ({ unsure: _u, ...rest }) => ({ ...rest, instance: from, overrides: { ...overridesOf(base, drained.hashes), ...gone } }));
       return undefined;
     }
     await this.keys?.resendAll(tenantId);

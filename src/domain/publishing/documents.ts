@@ -31,7 +31,7 @@ export interface GatewayStateDoc extends StoredDoc {
   /**
    * The gateway instance `published` and `overrides` describe (tenant-gateways.ts). Recorded by every
    * publish; when the tenant's assigned instance differs, the next publish moves the tenant (applier.ts).
-   * Absent in states written before it was recorded: taken to be the instance assigned now.
+   * Absent in states written before it was recorded: see ManifestStore.describes.
    */
   instance?: string;
   /** After a publish stopped part-way: what the gateway holds beyond `published` (ref → hash; null = removed). */

@@ -100,7 +100,24 @@ export class ManifestStore {
     private readonly docs: PublishingDocuments,
     /** The instance the tenant is assigned now (tenant-gateways.ts); the state says which one it describes. */
     private readonly instanceOf: (tenantId: string) => string | undefined = () => undefined,
+    /** Every instance the tenant reserved a gateway key on: it wrote there (tenant-gateways.ts). */
+    private readonly instancesHeld: (tenantId: string) => Promise<string[]> = async () => [],
   ) {}
+
+  /**
+   * The instance a state describes. A state written before instances were recorded names none: a tenant
+   * writes to an instance only after reserving its key there, so the one other instance it reserved on is
+   * where its last publish went if an operator has reassigned it since; with no other (or, undecidably,
+   * several), the instance assigned now. Wrong only towards a needless drain of the other instance and a
+   * full publish to this one. Undefined: nothing published, nothing to describe.
+   */
+  async describes(tenantId: string, state: GatewayStateDoc): Promise<string | undefined> {
+    if (state.instance !== undefined) return state.instance;
+    const here = this.instanceOf(tenantId);
+    if (!state.published || here === undefined) return here;
+    const others = (await this.instancesHeld(tenantId)).filter((i) => i !== here);
+    return others.length === 1 ? others[0]! : here;
+  }
 
   /** Stores artifacts by their hash (idempotent: the same content is one document). */
   async storeArtifacts(tenantId: string, byHash: Map<string, GatewayArtifact>): Promise<void> {
@@ -201,7 +218,8 @@ export class ManifestStore {
    */
   async gatewayManifest(tenantId: string, state: GatewayStateDoc): Promise<Manifest> {
     const now = this.instanceOf(tenantId);
-    if (state.instance !== undefined && now !== undefined && state.instance !== now) return new Map();
+    const described = await this.describes(tenantId, state);
+    if (described !== undefined && now !== undefined && described !== now) return new Map();
     return this.recordedManifest(tenantId, state);
   }
 

@@ -1,7 +1,8 @@
-import { gatewayNames, type GatewayNames } from "../../policy/names.js";
+import { GatewayNames, gatewayNames } from "../../policy/names.js";
 import type { GatewayPublisher } from "../../ports/gateway.js";
 import type { Partition, Store, StoredDoc } from "../../ports/store.js";
 import { fail } from "../errors.js";
+import { everyDoc } from "../paging.js";
 
 /** Where a tenant's artifacts go: a gateway instance, optionally an operator-assigned key, and the tenant's own identities on it. */
 export interface GatewayAssignment {
@@ -50,6 +51,32 @@ export class TenantGateways {
 
   names(tenantId: string): GatewayNames {
     return gatewayNames(tenantId, this.explicitKey(tenantId));
+  }
+
+  /**
+   * Every gateway key the tenant has held on an instance, its current one included: a reservation stays
+   * its owner's for good. Where a key document from before subscription ids were recorded had its
+   * subscription is one of these keys' names for it.
+   */
+  async keysOn(tenantId: string, instance: string): Promise<string[]> {
+    const keys = new Set<string>();
+    for await (const r of everyDoc<KeyReservation>(this.store, SYSTEM, { docType: "gatewayKeyReservation", filters: [{ field: "owner", op: "=", value: tenantId }] })) {
+      if (r.instance === instance) keys.add(r.key);
+    }
+    return [...keys].sort();
+  }
+
+  /** Every instance the tenant reserved a key on: it wrote there (applier.ts, for states from before instances were recorded). */
+  async instancesHeld(tenantId: string): Promise<string[]> {
+    const instances = new Set<string>();
+    for await (const r of everyDoc<KeyReservation>(this.store, SYSTEM, { docType: "gatewayKeyReservation", filters: [{ field: "owner", op: "=", value: tenantId }] })) instances.add(r.instance);
+    return [...instances].sort();
+  }
+
+  /** A key's subscription under each key the tenant held on its instance before the current one (see keysOn). */
+  async formerSubscriptions(tenantId: string, keyId: string): Promise<string[]> {
+    const current = this.names(tenantId).key;
+    return (await this.keysOn(tenantId, this.instance(tenantId))).filter((k) => k !== current).map((k) => new GatewayNames(k).subscription(keyId));
   }
 
   /** The publisher of an instance (a tenant leaving it: its key is reserved there since it published there). */
