@@ -4,6 +4,7 @@
  * instance baseline the local host writes, as infra/ deploys it in Azure.
  */
 import { readFileSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
@@ -30,7 +31,8 @@ beforeAll(async () => {
   aProject = ap.id;
   await a.model(ap.id, "gpt-4o-mini", { modelName: "a-mini" });
   await a.publish("a");
-  const bp = await b.project("theirs");
+  // B's API echoes a correlation id (in on-error too): nothing of it may show to others.
+  const bp = await b.project("theirs", { settings: { correlationId: {} } });
   await b.model(bp.id, "gpt-4o-mini", { modelName: "b-mini" });
   const server = await convertedServer(b.admin, bp.id, "items");
   await b.publish("b");
@@ -74,7 +76,9 @@ async function probe(path: string, method: string, headers: Record<string, strin
 describe("conformance: another tenant's API answers as a path nobody serves", () => {
   it("B's paths are served: B's own keys get past the key check on each of them", async () => {
     const [models, mcp, rest] = served;
-    expect((await probe(models!.path, models!.method, { "api-key": bKey }, models!.body)).status).toBe(200);
+    const ok = await probe(models!.path, models!.method, { "api-key": bKey, "x-correlation-id": "b-own" }, models!.body);
+    expect(ok.status).toBe(200);
+    expect(ok.headers["x-correlation-id"]).toBe("b-own");
     const tools = await probe(mcp!.path, mcp!.method, { "api-key": bToolsKey, accept: "application/json, text/event-stream" }, mcp!.body);
     expect(tools.body).toContain("getItem");
     // The REST API's upstream is not reachable from the tests: past the key check, the backend's failure.
@@ -87,7 +91,8 @@ describe("conformance: another tenant's API answers as a path nobody serves", ()
       "no key": {},
       "an unknown key": { "api-key": "aigw_not_a_key_anyone_holds" },
       "A's valid key": { "api-key": aKey },
-      "A's key, with a correlation id and an Origin": { "api-key": aKey, "x-correlation-id": "probe-1", origin: "https://portal.example.com" },
+      // An origin the platform names (the local host's own): refusals still carry no CORS headers anywhere.
+      "A's key, with a correlation id and an allowed Origin": { "api-key": aKey, "x-correlation-id": "probe-1", origin: new URL(a.t.url).origin },
       "A's key in the query": {},
     };
     for (const [who, headers] of Object.entries(callers)) {
@@ -119,6 +124,52 @@ describe("conformance: another tenant's API answers as a path nobody serves", ()
       expect(r.body).toBe("");
     }
     expect(answers.size).toBe(1);
+  });
+
+  it("byte for byte, with the header names as sent: an oversized body, a body that never comes, and a preflight answer alike", async () => {
+    const { host, hostname, port } = new URL(a.t.gateway.url);
+    /** The raw answer to a raw request (Date left out), or "no answer" when none came within the time. */
+    const raw = (head: string, body = "", waitMs = 1500) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), hostname.replace(/^\[|\]$/g, ""));
+        let got = "";
+        const done = () => {
+          socket.destroy();
+          const text = got.replace(/\r\ndate: [^\r]*/i, "");
+          resolve(text === "" ? "no answer" : text);
+        };
+        const timer = setTimeout(done, waitMs);
+        socket.on("data", (d) => {
+          got += d.toString("latin1");
+          // One whole answer: its head and the body its Content-Length announces.
+          const end = got.indexOf("\r\n\r\n");
+          const length = /\r\ncontent-length: (\d+)/i.exec(got)?.[1];
+          if (end >= 0 && length !== undefined && got.length >= end + 4 + Number(length)) {
+            clearTimeout(timer);
+            done();
+          }
+        });
+        socket.on("error", reject);
+        socket.write(head + body);
+      });
+    const paths = [...served, ...unserved].map((p) => `/${p.path}`);
+    const alike = async (make: (path: string) => Promise<string>) => {
+      const answers = new Map<string, string>();
+      for (const path of paths) answers.set(path, await make(path));
+      expect(new Set(answers.values()).size, [...answers].map(([p, r]) => `${p} → ${r.split("\r\n")[0]}`).join("; ")).toBe(1);
+      return [...answers.values()][0]!;
+    };
+    const big = "x".repeat(3 * 1024 * 1024);
+    for (const key of ["", `api-key: ${aKey}\r\n`]) {
+      // More than the gateway buffers: refused for the key before any of it is read.
+      const oversized = await alike((path) => raw(`POST ${path} HTTP/1.1\r\nHost: ${host}\r\n${key}Content-Type: application/json\r\nContent-Length: ${big.length}\r\nConnection: close\r\n\r\n`, big));
+      expect(oversized).toMatch(/^HTTP\/1\.1 401 /);
+      // A body announced and never sent: answered at once all the same.
+      const waiting = await alike((path) => raw(`POST ${path} HTTP/1.1\r\nHost: ${host}\r\n${key}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n`, "{"));
+      expect(waiting).toMatch(/^HTTP\/1\.1 401 /);
+    }
+    const preflight = await alike((path) => raw(`OPTIONS ${path} HTTP/1.1\r\nHost: ${host}\r\nOrigin: https://elsewhere.example.com\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n`));
+    expect(preflight).toMatch(/^HTTP\/1\.1 200 /);
   });
 
   it("A's own API: A's key is served as before, a refused key gets the same answers as anywhere", async () => {

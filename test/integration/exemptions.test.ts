@@ -393,30 +393,79 @@ describe("high risk by effect", () => {
     expect(await routeOf(third.approvalId)).toEqual({ risk: "high", why: `with ${second.id} (open for regions.allowed in the project), it adds 3 values to regions.allowed (more than 2)` });
   });
 
+  /** The request `make` sends is judged while `id` is not stored (as when two are made at the same moment). */
+  const whileHidden = async <T>(id: string, make: () => Promise<T>): Promise<T> => {
+    const container = t.container();
+    const { resources } = await container.items.query<Record<string, unknown>>({ query: "SELECT * FROM c WHERE c.id = @id", parameters: [{ name: "@id", value: id }] }).fetchAll();
+    const { _rid: _r, _self: _s, _etag: _e, _attachments: _a, _ts: _t, ...original } = resources[0]!;
+    await container.items.upsert({ ...original, status: "rejected" });
+    try {
+      return await make();
+    } finally {
+      await container.items.upsert(original);
+    }
+  };
+  const approve = async (approvalId: string) => {
+    const a = await admin.approvals.get(approvalId);
+    await admin.approvals.decide(a.id, { decision: "approve", justification: "fine" }, a.etag);
+  };
+  const settled = (id: string) =>
+    until(async () => {
+      const e = await dev.exemptions.get(id);
+      return e.status === "requested" || e.status === "approved" ? undefined : e;
+    });
+
+  it("a standard request made at the same moment as a high-risk one is judged again with it: the high-risk one's two stages never saw it", async () => {
+    const racing = await admin.projects.create(projectSpec("racing high"));
+    const regions = (values: string[]): ExemptionSpecInput => ({ ...spec({ control: "regions.allowed", relaxation: { kind: "allow", values } }), scope: { level: "project", projectId: racing.id } });
+    const high = await dev.exemptions.request(regions(["eastus", "westus", "centralus"]));
+    expect((await routeOf(high.approvalId)).risk).toBe("high");
+    const small = await whileHidden(high.id, () => dev.exemptions.request(regions(["swedencentral"])));
+    expect(await routeOf(small.approvalId)).toEqual({ risk: "standard", why: "a project-wide relaxation within the tenant's high-risk thresholds" });
+    expect(small.judgedWith).toBeUndefined();
+    await approve(small.approvalId);
+    const refused = await settled(small.id);
+    expect(refused.status).toBe("rejected");
+    expect(refused.timeline.at(-1)?.detail).toMatch(new RegExp(`^approved as standard risk, but high risk now: with ${high.id} \\(open for regions.allowed in the project\\), it adds 4 values`));
+    // Made one after the other, the later one is judged with the earlier: approved, it stands (its approvers saw the whole).
+    const later = await dev.exemptions.request(regions(["francecentral"]));
+    expect(later.judgedWith).toEqual([high.id]);
+    expect((await routeOf(later.approvalId)).risk).toBe("high");
+  });
+
+  it("a request whose risk rose alone while it waited (the tenant lowered its floor) is not activated either, and says why", async () => {
+    // A tenant of its own: the tests above tuned this one's rules and floors.
+    const root = await t.as("t-risk-rose", "root", ["TenantAdmin"]);
+    const requester = await t.as("t-risk-rose", "dana", ["Developer"]);
+    const settings = await root.settings.get();
+    await root.settings.put({ settings: { tokens: { perMinute: { limit: 1000 } } } }, settings.etag);
+    const waiting = await root.projects.create(projectSpec("floor lowered", { settings: { tokens: { perMinute: { limit: 800 } } } }));
+    const raise = await requester.exemptions.request({ ...spec({ control: "tokens.perMinute", relaxation: { kind: "limit", value: 5000 } }), scope: { level: "project", projectId: waiting.id } });
+    expect((await root.approvals.get(raise.approvalId)).route?.risk).toBe("standard");
+    // While it waits the tenant lowers its floor to 400: the project's 800 is held to it, so 5000 is now a 12.5× raise.
+    const now = await root.settings.get();
+    await root.settings.put({ settings: { tokens: { perMinute: { limit: 400 } } } }, now.etag);
+    const a = await root.approvals.get(raise.approvalId);
+    await root.approvals.decide(a.id, { decision: "approve", justification: "fine" }, a.etag);
+    const refused = await until(async () => {
+      const e = await requester.exemptions.get(raise.id);
+      return e.status === "requested" || e.status === "approved" ? undefined : e;
+    });
+    expect(refused.status).toBe("rejected");
+    expect(refused.timeline.at(-1)?.detail).toBe("approved as standard risk, but high risk now: 5000 is at least 10 times the tokens.perMinute limit in force (400) (the settings in force or the tenant's rules changed while it waited); request it again");
+  });
+
   it("two split requests made at the same moment (each judged without the other) are judged again when approved: no standard approval activates the whole", async () => {
     const racing = await admin.projects.create(projectSpec("racing split"));
     const regions = (values: string[]): ExemptionSpecInput => ({ ...spec({ control: "regions.allowed", relaxation: { kind: "allow", values } }), scope: { level: "project", projectId: racing.id } });
     const first = await dev.exemptions.request(regions(["eastus", "westus"]));
     // The race, made certain: while the second is judged, the first is not stored yet (here: hidden in the store).
-    const container = t.container();
-    const { resources } = await container.items.query<Record<string, unknown>>({ query: "SELECT * FROM c WHERE c.id = @id", parameters: [{ name: "@id", value: first.id }] }).fetchAll();
-    const stored = resources[0]!;
-    const { _rid: _r, _self: _s, _etag: _e, _attachments: _a, _ts: _t, ...original } = stored;
-    await container.items.upsert({ ...original, status: "rejected" });
-    const second = await dev.exemptions.request(regions(["swedencentral", "francecentral"]));
-    await container.items.upsert(original);
+    const second = await whileHidden(first.id, () => dev.exemptions.request(regions(["swedencentral", "francecentral"])));
     expect((await routeOf(first.approvalId)).risk).toBe("standard");
     expect((await routeOf(second.approvalId)).risk).toBe("standard");
     // One approver each, as the standard route asks: the first approved is judged with the second open — high — and not activated.
-    const approve = async (approvalId: string) => {
-      const a = await admin.approvals.get(approvalId);
-      await admin.approvals.decide(a.id, { decision: "approve", justification: "fine" }, a.etag);
-    };
     await approve(first.approvalId);
-    const refused = await until(async () => {
-      const e = await dev.exemptions.get(first.id);
-      return e.status === "requested" || e.status === "approved" ? undefined : e;
-    });
+    const refused = await settled(first.id);
     expect(refused.status).toBe("rejected");
     expect(refused.timeline.at(-1)?.detail).toBe(`approved as standard risk, but high risk now: with ${second.id} (open for regions.allowed in the project), it adds 4 values to regions.allowed (more than 2); request the whole relaxation as one exemption`);
     // The second, approved once the first is over, is judged with what is still open: it stands alone, and applies.

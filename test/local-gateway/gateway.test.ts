@@ -55,13 +55,14 @@ describe("local gateway: requests through published files", () => {
     const global = `<policies><inbound/><backend><forward-request/></backend><outbound/><on-error>
       <return-response><set-status code="418" reason="Teapot"/><set-header name="x-reason" exists-action="override"><value>@(context.LastError.Source + "/" + context.LastError.Reason)</value></set-header><set-header name="x-api" exists-action="override"><value>@(context.Api == null ? "none" : context.Api.Id)</value></set-header><set-header name="x-op" exists-action="override"><value>@(context.Operation == null ? "none" : context.Operation.Id)</value></set-header><set-header name="x-api-scope" exists-action="override"><value>@(context.Variables.GetValueOrDefault&lt;string&gt;("apiScope", "none"))</value></set-header></return-response>
     </on-error></policies>`;
-    // The API's on-error runs first and places the global statements with <base/>.
+    // The API's on-error runs first and places the global statements with <base/>; the global return-response ends
+    // the pipeline there, so what follows <base/> (the 299) never runs.
     h = await startHarness(
       basicFolder("", (f) =>
         f
           .json("policies/policy", { format: "xml", value: "" })
           .xml("policies/policy", global)
-          .xml("apis/api1/policies/policy", `<policies><inbound><base/><set-backend-service backend-id="be1"/></inbound><backend><base/></backend><outbound><base/></outbound><on-error><set-variable name="apiScope" value="ran"/><base/></on-error></policies>`),
+          .xml("apis/api1/policies/policy", `<policies><inbound><base/><set-backend-service backend-id="be1"/></inbound><backend><base/></backend><outbound><base/></outbound><on-error><set-variable name="apiScope" value="ran"/><base/><set-status code="299" reason="After"/></on-error></policies>`),
       ),
     );
     expect(h.gateway.issues()).toEqual([]);

@@ -1,7 +1,7 @@
 // The key domain's integrity when a write fails half way or a project is locked: the key service on the
 // real store (embedded Cosmos, with a seam that fails a chosen batch once) and the local encrypted secret
 // store; the gateway is an in-memory subscription table the tests read.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,6 +16,8 @@ import type { RequestContext } from "../../src/domain/common.js";
 import { AppError } from "../../src/domain/errors.js";
 import { KeyDocuments } from "../../src/domain/keys/documents.js";
 import { KeyPlacement } from "../../src/domain/keys/placement.js";
+import { FilePublisher } from "../../src/adapters/local/file-publisher.js";
+import { instanceBaseline } from "../../src/policy/compile/instance.js";
 import { TenantGateways } from "../../src/domain/publishing/tenant-gateways.js";
 import { KeySecrets } from "../../src/domain/keys/secrets.js";
 import { KeyService, type KeyDoc } from "../../src/domain/keys/service.js";
@@ -327,6 +329,36 @@ describe("where a key synced before subscription ids were recorded may have a su
     const ids = await placement.subscriptionIds(TENANT, "default");
     expect(ids).toEqual(expect.arrayContaining([gatewayNames(TENANT).subscription(k.id), gatewayNames(TENANT, "opkey00001").subscription(k.id)]));
     expect(ids).not.toContain(gatewayNames(TENANT, "eukey00001").subscription(k.id));
+  });
+});
+
+describe("an instance a tenant writes to", () => {
+  it("holds the instance baseline before anything of the tenant is written there: written when missing or changed by hand, else only read", async () => {
+    const root = mkdtempSync(join(tmpdir(), "aigov-baseline-instance-"));
+    const files = new FilePublisher(root);
+    const calls: string[] = [];
+    const watched: GatewayPublisher = {
+      publish: (desired, previous, budget) => (calls.push(`publish ${desired.map(artifactRef).join(",")}`), files.publish(desired, previous, budget)),
+      read: (refs) => (calls.push(`read ${refs.join(",")}`), files.read(refs)),
+    };
+    const baselineFile = join(root, "policies", "policy.xml");
+    const gateways = new TenantGateways(store, { "t-baseline-a": { instance: "solo" }, "t-baseline-b": { instance: "solo" } }, async () => watched);
+    await gateways.publisher("t-baseline-a");
+    expect(calls).toEqual(["read policy:global", "publish policy:global"]);
+    expect(readFileSync(baselineFile, "utf8")).toBe(instanceBaseline().xml);
+    // Checked once per instance: another tenant on it reads nothing more.
+    await gateways.publisher("t-baseline-b");
+    expect(calls).toHaveLength(2);
+    // A later process finds it in place: a read, no write. Changed by hand, it is written again.
+    const again = new TenantGateways(store, { "t-baseline-a": { instance: "solo" } }, async () => watched);
+    calls.length = 0;
+    await again.publisher("t-baseline-a");
+    expect(calls).toEqual(["read policy:global"]);
+    writeFileSync(baselineFile, "<policies><inbound/><backend><forward-request/></backend><outbound/><on-error/></policies>");
+    calls.length = 0;
+    await new TenantGateways(store, { "t-baseline-a": { instance: "solo" } }, async () => watched).publisher("t-baseline-a");
+    expect(calls).toEqual(["read policy:global", "publish policy:global"]);
+    expect(readFileSync(baselineFile, "utf8")).toBe(instanceBaseline().xml);
   });
 });
 

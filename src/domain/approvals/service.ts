@@ -424,16 +424,6 @@ export class ApprovalService {
     return this.withdraw(tenantId, id, "its subject does not record the request", correlationId);
   }
 
-  /** The risk of the route a request was given (undefined: none recorded, or no such request). */
-  async routeRisk(tenantId: string, id: string): Promise<"standard" | "high" | undefined> {
-    try {
-      return (await this.load(tenantId, id)).route?.risk;
-    } catch (err) {
-      if (err instanceof AppError && err.error.kind === "notFound") return undefined;
-      throw err;
-    }
-  }
-
   async state(tenantId: string, id: string): Promise<ApprovalState> {
     return stateOf(await this.load(tenantId, id));
   }

@@ -16,7 +16,7 @@ export type RequestPublish = (tenantId: string, cause: { by: string; reason: str
  * An exemption's risk judged again now, with what is open for its control in its project now (the
  * service's riskOf). Undefined: nothing to judge it against (not project-wide).
  */
-export type JudgeRisk = (tenantId: string, exemption: ExemptionDoc) => Promise<{ risk: "standard" | "high"; why: string } | undefined>;
+export type JudgeRisk = (tenantId: string, exemption: ExemptionDoc) => Promise<{ risk: "standard" | "high"; why: string; together: boolean } | undefined>;
 
 /** A transition the system makes: the change, and what follows it (a republish, a notice to the owner). */
 type Step = ExemptionChange & { publish?: string; notify?: "7d" | "1d" };
@@ -162,19 +162,21 @@ export class ExemptionLifecycle {
   /**
    * Why a request approved on the standard route is high risk now, if it is. Two requests made at the
    * same moment are each judged without the other (neither is stored yet), so a relaxation split in two
-   * could take one approver each; judged again when approved, with everything open for the control now,
-   * such a request is not activated (ADR 007). Two settled at the same moment may both be refused: the
-   * safe side, and the requester asks again as one request.
+   * could take one approver each — or one approver for its part, while the other's two stages judged the
+   * other part alone. Judged again when approved, with the open exemptions of its control that neither
+   * was judged with, such a request is not activated (ADR 007); nor is one that is high risk alone now
+   * (the settings in force or the tenant's rules changed while it waited). Two settled at the same moment
+   * may both be refused: the safe side, and the requester asks again.
    */
-  private async riskRose(approval: Approval): Promise<string | undefined> {
+  private async riskRose(approval: Approval): Promise<{ why: string; together: boolean } | undefined> {
     if (approval.status !== "approved" || approval.route?.risk === "high") return undefined;
     const doc = await this.docs.read(approval.tenantId, approval.subject.resourceId);
     if (!doc || doc.approvalId !== approval.id || (doc.status !== "requested" && doc.status !== "approved") || doc.latent) return undefined;
     const now = await this.judgeRisk(approval.tenantId, doc);
-    return now?.risk === "high" ? now.why : undefined;
+    return now?.risk === "high" ? { why: now.why, together: now.together } : undefined;
   }
 
-  private settleStep(doc: Versioned<ExemptionDoc>, approval: Approval, riskNow?: string): Step | undefined {
+  private settleStep(doc: Versioned<ExemptionDoc>, approval: Approval, riskNow?: { why: string; together: boolean }): Step | undefined {
     const at = this.clock.now().toISOString();
     const actor = SETTLE;
     const base = { ...unversioned(doc), updatedAt: at, updatedBy: actor };
@@ -182,7 +184,22 @@ export class ExemptionLifecycle {
     if (approval.id === doc.approvalId) {
       if (riskNow !== undefined && approved && (doc.status === "requested" || doc.status === "approved")) {
         return {
-          next: { ...base, status: "rejected", endedAt: at, timeline: [...doc.timeline, { at, type: "rejected", actor, detail: `approved as standard risk, but high risk now: ${riskNow}; request the whole relaxation as one exemption` }] },
+          next: {
+            ...base,
+            status: "rejected",
+            endedAt: at,
+            timeline: [
+              ...doc.timeline,
+              {
+                at,
+                type: "rejected",
+                actor,
+                detail: riskNow.together
+                  ? `approved as standard risk, but high risk now: ${riskNow.why}; request the whole relaxation as one exemption`
+                  : `approved as standard risk, but high risk now: ${riskNow.why} (the settings in force or the tenant's rules changed while it waited); request it again`,
+              },
+            ],
+          },
           action: "exemption.reject",
           event: "aigov.exemption.rejected.v1",
           extra: { approvalStatus: approval.status, cause: "risk_rose" },

@@ -110,6 +110,10 @@ export const Exemption = z
       .literal(true)
       .optional()
       .meta({ description: "Requested when its control applied nowhere in the project (it changed nothing): it never takes effect, also once the control is set later — its approval was never about that limit. Request again once the control applies" }),
+    judgedWith: z
+      .array(z.string())
+      .optional()
+      .meta({ description: "The open exemptions of its control for the project it was judged together with when requested (their relaxations add up); judged again when approved with those it was not" }),
     endedAt: z.iso.datetime().optional().meta({ description: "When it expired, was rejected or revoked" }),
     revokeReason: z.string().optional(),
     notices: z.object({ "7d": Notice.optional(), "1d": Notice.optional() }).meta({ description: "Expiry notices to the owner for the current expiry (sent once each)" }),

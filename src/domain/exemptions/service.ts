@@ -88,14 +88,11 @@ export class ExemptionService {
     this.policy = new ExemptionPolicies(kit.store, kit.changes, kit.clock);
     this.lifecycle = new ExemptionLifecycle(this.docs, kit.clock, kit.approvals, kit.notifier, kit.requestPublish, async (tenantId, doc) => {
       if (doc.scope.level !== "project") return undefined;
-      // An open exemption that took the high-risk route gets its own two stages before it applies: only
-      // the ones judged standard can add up to a whole nobody approved as high risk.
-      const judgedStandard = async (others: Exemption[]) => {
-        const risks = await Promise.all(others.map((e) => kit.approvals.routeRisk(tenantId, e.approvalId)));
-        return others.filter((_, i) => risks[i] !== "high");
-      };
-      const { risk, why } = await this.riskOf(tenantId, doc, await this.policy.of(tenantId), judgedStandard);
-      return { risk, why };
+      // The open exemptions neither side was judged with when requested (made at the same moment): what
+      // they add up to, nobody has approved — whatever route either took.
+      const unseen = async (others: Exemption[]) => others.filter((o) => !(doc.judgedWith ?? []).includes(o.id) && !(o.judgedWith ?? []).includes(doc.id));
+      const { risk, why, together } = await this.riskOf(tenantId, doc, await this.policy.of(tenantId), unseen);
+      return { risk, why, together: together === true };
     });
     kit.approvals.onSettled(
       "exemption",
@@ -126,7 +123,7 @@ export class ExemptionService {
     errors.push(...expiry);
     if (errors.length) throw invalid(errors, beyondMaximum(expiry, spec.expiresAt, now));
     await this.checkScope(ctx, spec.scope);
-    const { changesNothing, ...risk } = await this.riskOf(principal.tenantId, spec, policy);
+    const { changesNothing, judgedWith, together: _together, ...risk } = await this.riskOf(principal.tenantId, spec, policy);
 
     const id = newId("exm");
     const expiresAt = new Date(spec.expiresAt).toISOString();
@@ -170,6 +167,7 @@ export class ExemptionService {
           // Judged against nothing (its control applies nowhere in the project), it is never applied: once the
           // tenant or project sets the control, one approver's "changes nothing" must not outrank it.
           ...(changesNothing ? { latent: true as const } : {}),
+          ...(judgedWith.length ? { judgedWith } : {}),
           notices: {},
           renewals: [],
           timeline: [{ at, type: "requested", actor: principal.userId }],
@@ -368,8 +366,8 @@ export class ExemptionService {
     exemption: Pick<Exemption, "control" | "scope" | "relaxation"> & { id?: string },
     policy: { highRisk: HighRiskRules },
     counted: (others: Exemption[]) => Promise<Exemption[]> = async (others) => others,
-  ): Promise<ReturnType<typeof riskOf>> {
-    if (exemption.scope.level !== "project") return riskOf(exemption, policy.highRisk, []);
+  ): Promise<ReturnType<typeof riskOf> & { judgedWith: string[]; together?: true }> {
+    if (exemption.scope.level !== "project") return { ...riskOf(exemption, policy.highRisk, []), judgedWith: [] };
     const { projectId } = exemption.scope;
     const [tenant, project, models, open] = await Promise.all([
       this.tenantSettings(tenantId),
@@ -382,9 +380,10 @@ export class ExemptionService {
     const alone = riskOf(exemption, policy.highRisk, inForce);
     // Judged with the other open exemptions of the control for the project (requested, approved or in force): they add up.
     const others = await counted(open.filter((e) => e.id !== exemption.id));
-    if (alone.risk === "high" || !others.length) return alone;
+    const judgedWith = others.map((e) => e.id);
+    if (alone.risk === "high" || !others.length) return { ...alone, judgedWith };
     const together = riskOf({ ...exemption, relaxation: combinedRelaxation([exemption.relaxation, ...others.map((e) => e.relaxation)]) }, policy.highRisk, inForce);
-    return together.risk === "high" ? { risk: "high", why: `with ${others.map((e) => e.id).join(", ")} (open for ${exemption.control} in the project), ${together.why}` } : alone;
+    return together.risk === "high" ? { risk: "high", why: `with ${judgedWith.join(", ")} (open for ${exemption.control} in the project), ${together.why}`, judgedWith, together: true } : { ...alone, judgedWith };
   }
 
   /** The open exemptions (requested, approved, in force) of a control for a whole project. */

@@ -1,5 +1,6 @@
 import { GatewayNames, gatewayNames } from "../../policy/names.js";
-import type { GatewayPublisher } from "../../ports/gateway.js";
+import { instanceBaseline } from "../../policy/compile/instance.js";
+import { artifactRef, expectedReadBack, readBackHash, type GatewayPublisher } from "../../ports/gateway.js";
 import type { Partition, Store, StoredDoc } from "../../ports/store.js";
 import { fail } from "../errors.js";
 import { everyDoc } from "../paging.js";
@@ -13,6 +14,9 @@ export interface GatewayAssignment {
 }
 
 export const DEFAULT_INSTANCE = "default";
+
+/** How long a check that an instance holds the baseline stands before it is made again. */
+const BASELINE_CHECK_MS = 15 * 60_000;
 
 /** System documents live outside every tenant's partitions (no tenant id can start with '_'). */
 const SYSTEM: Partition = { tenantId: "_system", scopeId: "gateway" };
@@ -33,6 +37,7 @@ interface KeyReservation extends StoredDoc {
  */
 export class TenantGateways {
   private readonly reserved = new Map<string, Promise<void>>();
+  private readonly baselined = new Map<string, { at: number; done: Promise<void> }>();
 
   constructor(
     private readonly store: Store,
@@ -84,10 +89,38 @@ export class TenantGateways {
     return this.publisherFor(instance);
   }
 
-  /** The tenant's publisher, after its key is reserved on its instance. */
+  /** The tenant's publisher, after its key is reserved on its instance and the instance holds the baseline. */
   async publisher(tenantId: string): Promise<GatewayPublisher> {
     await this.reserve(tenantId);
-    return this.publisherFor(this.instance(tenantId));
+    const instance = this.instance(tenantId);
+    const publisher = await this.publisherFor(instance);
+    await this.ensureBaseline(instance, publisher);
+    return publisher;
+  }
+
+  /**
+   * The instance's global policy is aigov's baseline (ADR 023): without it the instance tells anyone which
+   * paths another tenant's APIs serve. `infra/` deploys it; an instance an operator added, or a global policy
+   * changed by hand, gets it again here before a tenant's artifacts or keys are written there. Checked at
+   * most every 15 minutes per instance (a read); written only when it differs.
+   */
+  private ensureBaseline(instance: string, publisher: GatewayPublisher): Promise<void> {
+    const now = Date.now();
+    const checked = this.baselined.get(instance);
+    if (checked && now - checked.at < BASELINE_CHECK_MS) return checked.done;
+    const done = (async () => {
+      const baseline = instanceBaseline();
+      const ref = artifactRef(baseline);
+      const held = (await publisher.read([ref]))[ref];
+      const wanted = await expectedReadBack(baseline, async () => "");
+      if (held && readBackHash(held) === readBackHash(wanted)) return;
+      await publisher.publish([baseline], { [ref]: "unconfirmed" });
+    })().catch((err: unknown) => {
+      this.baselined.delete(instance);
+      throw err;
+    });
+    this.baselined.set(instance, { at: now, done });
+    return done;
   }
 
   reserve(tenantId: string): Promise<void> {

@@ -252,16 +252,18 @@ export class Pipeline {
      * missing or invalid key (SubscriptionKeyNotFound, SubscriptionKeyInvalid) — jump to on-error as a
      * policy's failure does, with context.LastError set and the scopes in force: the global policy alone
      * when no API matches, the API's (and its operation's) otherwise; never a product's, since no valid key
-     * names one. Without an on-error statement in those scopes the answer is APIM's own.
+     * names one. Without an on-error statement in those scopes the answer is APIM's own. A document that
+     * did not load is left out (APIM would have refused to store it), so the global answer still holds.
      */
     const predefined = async (spec: ReturnType<typeof json>, reason: string, source: string, api?: LoadedApi, op?: LoadedOperation): Promise<void> => {
       const chain: ChainLink[] = [
-        { scope: "global", file: "policies/policy.xml", doc: snap.global ?? DEFAULT_GLOBAL },
+        { scope: "global" as const, file: "policies/policy.xml", doc: snap.global ?? DEFAULT_GLOBAL },
         ...(api ? [{ scope: "api" as const, file: `apis/${api.id}/policies/policy.xml`, doc: api.policy }] : []),
         ...(api && op ? [{ scope: "operation" as const, file: `apis/${api.id}/operations/${op.id}/policies/policy.xml`, doc: op.policy }] : []),
-      ];
-      if (!chain.some((c) => (c.doc?.sections.get("on-error")?.length ?? 0) > 0) || chain.some((c) => snap.broken.has(c.file))) return refuse(spec, reason, source);
-      const message = (JSON.parse(spec.body) as { message: string }).message;
+      ].filter((c) => !snap.broken.has(c.file));
+      if (!chain.some((c) => (c.doc?.sections.get("on-error")?.length ?? 0) > 0)) return refuse(spec, reason, source);
+      // context.LastError.Message as APIM documents it for the step (the body's text is the default answer's).
+      const message = reason === "OperationNotFound" ? "Unable to match incoming request to an operation." : (JSON.parse(spec.body) as { message: string }).message;
       const state: RequestState = {
         requestId,
         ip: record.CallerIpAddress,
@@ -320,7 +322,8 @@ export class Pipeline {
       const answer = preflight(snap, api, opPath, ex.headers);
       if (answer) {
         record.OperationId = answer.operationId;
-        sink.head(200, undefined, Object.fromEntries(Object.entries({ ...answer.headers, "Content-Length": "0" }).map(([k, v]) => [k, [v]])));
+        // Header names as every other answer of the gateway writes them (a preflight must not differ by their case).
+        sink.head(200, undefined, Object.fromEntries(Object.entries({ ...answer.headers, "content-length": "0" }).map(([k, v]) => [k, [v]])));
         sink.end();
         return finish(200, 0);
       }
@@ -340,21 +343,16 @@ export class Pipeline {
     if (!op) return predefined(json(404, "Resource not found"), "OperationNotFound", "configuration", api);
     record.OperationId = op.id;
 
-    let body: Buffer | undefined;
-    try {
-      body = await ex.readBody(d.maxRequestBytes);
-    } catch {
-      return refuse(json(413, `The request body exceeds the ${d.maxRequestBytes} bytes the gateway buffers.`), "RequestEntityTooLarge", "configuration");
-    }
-    record.RequestSize = body.length;
-
     const headers = ex.headers;
+    // The body is read (and, for an MCP server, parsed for the log) only once the key is known good: APIM
+    // checks the key first, and a body read before it would tell served paths from unserved ones (ADR 023).
+    let body: Buffer | undefined;
     // Filled in as the request goes; written with the gateway log record.
     const mcp = { toolCount: 0, operation: "", error: "", errorType: "" };
     if (api.mcp) {
-      const m = describeMessage(method === "POST" ? body : undefined);
       const mcpApi = api.mcp;
-      mcpLog = () =>
+      mcpLog = () => {
+        const m = describeMessage(method === "POST" ? body : undefined);
         d.logs.write(TABLES.mcp, {
           TimeGenerated: record.TimeGenerated,
           CorrelationId: requestId,
@@ -376,6 +374,7 @@ export class Pipeline {
           Error: mcp.error || record.LastErrorMessage,
           ErrorType: mcp.errorType || record.LastErrorReason,
         });
+      };
     }
     let subscription: LoadedSubscription | undefined;
     if (api.subscriptionRequired) {
@@ -392,6 +391,15 @@ export class Pipeline {
       }
       record.ApimSubscriptionId = subscription.id;
     }
+
+    try {
+      body = await ex.readBody(d.maxRequestBytes);
+    } catch {
+      // What is left of the body is never read: the connection cannot carry another request.
+      const r = json(413, `The request body exceeds the ${d.maxRequestBytes} bytes the gateway buffers.`);
+      return refuse({ ...r, headers: { ...r.headers, Connection: "close" } }, "RequestEntityTooLarge", "configuration");
+    }
+    record.RequestSize = body.length;
     const product = subscription?.scope.type === "product" ? snap.products.get(subscription.scope.id) : undefined;
     record.ProductId = product?.id ?? "";
 

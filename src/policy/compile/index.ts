@@ -8,8 +8,9 @@
  * - **One API per project** (`aigov-<projectId>`, names.ts). Its API-scope policy is the project's
  *   compiled policy: tenant settings merged with project and model settings (settings.ts), because
  *   APIM inheritance cannot express "a lower scope overrides": a limit in a parent scope would still
- *   run. So nothing is compiled into the global policy; the instance-wide policy stays the platform
- *   team's, and every project document starts each section with `<base/>`.
+ *   run. So no tenant's settings are compiled into the global policy: it is the instance baseline
+ *   (instance.ts, ADR 023), the same for every tenant, and every project document starts each section
+ *   with `<base/>`.
  *   The API itself is an artifact too (path `aigov/<projectId>`, keys in the `api-key` header,
  *   subscription required): with the models pillar on it has two pass-through operations (GET and POST
  *   `/*`); with it off it has none, so nothing is routable but the policy and tier products still have
