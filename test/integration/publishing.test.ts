@@ -1,5 +1,6 @@
 import { createHttpHeaders } from "@azure/core-rest-pipeline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { instanceBaseline } from "../../src/policy/compile/instance.js";
 import { parseRef } from "../../src/adapters/apim/plan.js";
 import { resourcePath } from "../../src/adapters/apim/shapes.js";
 import { overrideServices } from "../../src/app/services.js";
@@ -85,7 +86,9 @@ describe("publishing to the gateway (real ARM SDK against a recording fake)", ()
     expect(first.counts).toEqual({ added: preview.artifacts.length, modified: 0, removed: 0 });
 
     const puts = writes().filter((r) => r.method === "PUT");
-    const expected = preview.artifacts.map((a) => resourcePath(parseRef(String(a.ref))));
+    // First of all, the instance baseline (ADR 023): the instance held no global policy.
+    expect(puts[0]).toMatchObject({ resource: "policies/policy", body: { properties: { format: "xml", value: instanceBaseline().xml } } });
+    const expected = [...preview.artifacts.map((a) => resourcePath(parseRef(String(a.ref)))), "policies/policy"];
     // Every artifact was written once, at its ARM path, with the API version the publisher pins.
     for (const path of expected) expect(puts.filter((r) => r.resource === path), path).toHaveLength(1);
     for (const r of puts) {
