@@ -19,7 +19,10 @@ export type RequestPublish = (tenantId: string, cause: { by: string; reason: str
 export type JudgeRisk = (tenantId: string, exemption: ExemptionDoc) => Promise<{ risk: "standard" | "high"; why: string; together: boolean } | undefined>;
 
 /** A transition the system makes: the change, and what follows it (a republish, a notice to the owner). */
-type Step = ExemptionChange & { publish?: string; notify?: "7d" | "1d" };
+type Step = ExemptionChange & { publish?: string; notify?: Notice };
+
+/** What the owner is told: an expiry ahead, or an approved request that was not activated (its risk rose). */
+type Notice = "7d" | "1d" | "notActivated";
 
 const SWEEP = "system:exemption-sweep";
 const SETTLE = "system:exemption-settle";
@@ -203,6 +206,8 @@ export class ExemptionLifecycle {
           action: "exemption.reject",
           event: "aigov.exemption.rejected.v1",
           extra: { approvalStatus: approval.status, cause: "risk_rose" },
+          // Its approval reads "approved": the owner and the requester hear why it is not in force.
+          notify: "notActivated",
         };
       }
       if (doc.status === "requested") {
@@ -293,8 +298,22 @@ export class ExemptionLifecycle {
   }
 
   /** Delivered after the notice is recorded: a failed delivery is logged, never repeated (the expiring event carries it too). */
-  private async sendNotice(doc: ExemptionDoc, notice: "7d" | "1d"): Promise<void> {
+  private async sendNotice(doc: ExemptionDoc, notice: Notice): Promise<void> {
     const where = doc.scope.level === "tenant" ? "the tenant" : doc.scope.level === "project" ? doc.scope.projectId : doc.scope.level === "model" ? `${doc.scope.projectId}/${doc.scope.modelId}` : `${doc.scope.projectId} key ${doc.scope.keyId}`;
+    if (notice === "notActivated") {
+      const detail = doc.timeline.at(-1)?.detail ?? "";
+      for (const recipient of new Set([doc.owner, doc.requester])) {
+        try {
+          await this.notifier.deliver(recipient, {
+            subject: `Exemption ${doc.id} was approved but not activated`,
+            body: `The exemption from ${doc.control} for ${where} was ${detail}. The control applies as before.`,
+          });
+        } catch (err) {
+          console.warn(`exemption ${doc.id}: the notice that it was not activated could not be delivered: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+      return;
+    }
     try {
       await this.notifier.deliver(doc.owner, {
         subject: `Exemption ${doc.id} expires in ${notice === "1d" ? "1 day" : "7 days"}`,
