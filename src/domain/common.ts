@@ -65,14 +65,13 @@ export interface Page<T> {
 const unquote = (etag: string) => etag.replace(/^"(.*)"$/, "$1");
 
 /**
- * If-Match per RFC 9110 §13.1.1: "*" matches any current version; otherwise strong comparison,
- * so a weak validator (W/"…") never matches. Quotes are ignored (Cosmos quotes its _etag, the
- * embedded server does not).
+ * If-Match per RFC 9110 §13.1.1: "*" (alone: the field is `"*" / #entity-tag`) matches any current
+ * version; otherwise strong comparison against each listed tag, so a weak validator (W/"…") never
+ * matches. Quotes are ignored (Cosmos quotes its _etag, the embedded server does not).
  */
 export function etagMatches(current: string, ifMatch: string): boolean {
-  return ifMatch
-    .split(",")
-    .map((v) => v.trim())
-    .some((v) => v === "*" || (!v.startsWith("W/") && unquote(v) === unquote(current)));
+  const values = ifMatch.split(",").map((v) => v.trim());
+  if (values.length === 1 && values[0] === "*") return true;
+  return values.some((v) => v !== "*" && !v.startsWith("W/") && unquote(v) === unquote(current));
 }
 export const etagValue = unquote;

@@ -45,9 +45,13 @@ async function readJsonBody(op: Operation, request: HttpRequest): Promise<unknow
 }
 
 function queryObject(request: HttpRequest): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const key of new Set(request.query.keys())) {
-    const values = request.query.getAll(key);
+  // No prototype: a parameter named __proto__ is a parameter (refused as unknown), not a prototype.
+  const out = Object.create(null) as Record<string, string>;
+  // The query as the client sent it: the Functions host joins a repeated parameter's values with commas
+  // before the app sees request.query, so a repetition shows only here.
+  const raw = new URL(request.url).searchParams;
+  for (const key of new Set(raw.keys())) {
+    const values = raw.getAll(key);
     if (values.length > 1) {
       throw new AppError({ kind: "validation", detail: "the request query is invalid", errors: [{ field: `query.${key}`, message: "may appear only once" }] });
     }

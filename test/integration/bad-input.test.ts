@@ -54,6 +54,13 @@ function casesFor(op: OpenApiOperation): Case[] {
     cases.push({ name: "missing auth", url: url(), init: { ...base, headers: { ...ifMatch, ...(op.hasBody ? json : {}) } }, expect: 401 });
     cases.push({ name: "garbage token", url: url(), init: { ...base, headers: { ...base.headers, authorization: "Bearer a.b.c" } }, expect: 401 });
     cases.push({ name: "unknown query parameter", url: new URL(`${url().href}?bogus=1`), init: base, expect: 400, field: "query.bogus" });
+    // A parameter named like an object's prototype is a parameter like any other.
+    cases.push({ name: "query parameter __proto__", url: new URL(`${url().href}?__proto__=x`), init: base, expect: 400, field: "query.__proto__" });
+  }
+  // A parameter the operation takes, twice (the host joins the values with a comma; the app sees the repetition).
+  const once = op.queryParams.find((p) => p !== "continuationToken");
+  if (once && !op.anonymous && !op.html) {
+    cases.push({ name: `${once} twice`, url: new URL(`${url().href}?${once}=a&${once}=b`), init: base, expect: 400, field: `query.${once}` });
   }
   if (op.html && op.method === "GET") {
     cases.push({ name: "no token", url: url(), init: base, expect: 400 });

@@ -66,7 +66,14 @@ describe("model registry", () => {
   });
 
   it("validates: unique names, https backends, distinct backend ids, a sunset date for deprecated models, split weights", async () => {
+    // Refused for its name: the provider keys stored for it on the way are gone again (soft-deleted, as Key Vault keeps them).
+    const secretsDir = join(t.app.dataDir, "secrets");
+    const before = new Set(readdirSync(secretsDir));
     expect(await reasonOf(admin.models.create(project.id, spec("gpt-4o")))).toBe("409 name_taken");
+    const left = readdirSync(secretsDir).filter((f) => !before.has(f) && f.startsWith("model-"));
+    expect(left.length).toBeGreaterThan(0);
+    const store = new EncryptedFileSecretStore(secretsDir);
+    for (const f of left) expect(await store.get(f.replace(/\.secret$/, "")), f).toBeUndefined();
     const bad: [Partial<ModelSpecInput>, string][] = [
       [{ backends: [{ id: "x", url: "http://insecure.example.com", region: "weu", credential: { type: "managedIdentity", audience: "https://x" } }] }, "body.backends.0.url"],
       [{ status: "deprecated" }, "body.sunsetDate"],

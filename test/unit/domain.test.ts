@@ -69,6 +69,9 @@ describe("small contracts", () => {
     expect(etagMatches("abc", 'W/"abc"')).toBe(false);
     expect(etagMatches("abc", '"x", "abc"')).toBe(true);
     expect(etagMatches("abc", "*")).toBe(true);
+    // "*" is the whole field or nothing (RFC 9110: `"*" / #entity-tag`): in a list it matches nothing.
+    expect(etagMatches("abc", '"nope", *')).toBe(false);
+    expect(etagMatches("abc", '*, "abc"')).toBe(true);
     expect(etagMatches("abc", '"abd"')).toBe(false);
   });
 

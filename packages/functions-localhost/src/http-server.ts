@@ -232,7 +232,8 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
 
   function queryRecord(url: URL): Record<string, string> {
     // The host sends IQueryCollection values as StringValues.ToString(): repeated keys comma-joined.
-    const out: Record<string, string> = {};
+    // No prototype: a parameter named __proto__ is a parameter, as it is to the host.
+    const out = Object.create(null) as Record<string, string>;
     if (url.search === "") return out;
     for (const [k, v] of url.searchParams) out[k] = k in out ? `${out[k]},${v}` : v;
     return out;

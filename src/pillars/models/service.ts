@@ -106,12 +106,26 @@ export class ModelService {
       updatedBy: ctx.principal.userId,
     };
     const partition = this.partition(ctx, project.id);
-    return this.models.create(ctx, doc, {
-      action: "model.register",
-      event: "aigov.model.registered.v1",
-      extraOps: [{ kind: "create", doc: { id: nameId(spec.name), ...partition, docType: "nameReservation", resourceId: id } }],
-      onFailure: (index, status) => (index === 1 && status === 409 ? { kind: "conflict", detail: `a model named '${spec.name}' already exists in this project`, reason: "name_taken" } : undefined),
-    });
+    try {
+      return await this.models.create(ctx, doc, {
+        action: "model.register",
+        event: "aigov.model.registered.v1",
+        extraOps: [{ kind: "create", doc: { id: nameId(spec.name), ...partition, docType: "nameReservation", resourceId: id } }],
+        onFailure: (index, status) => (index === 1 && status === 409 ? { kind: "conflict", detail: `a model named '${spec.name}' already exists in this project`, reason: "name_taken" } : undefined),
+      });
+    } catch (err) {
+      // Refused (a name taken meanwhile): the keys stored for a model that does not exist go too.
+      await this.forgetCredentials(backends);
+      throw err;
+    }
+  }
+
+  /** Deletes the secrets of credentials stored for a model that was never recorded (best effort: logged). */
+  private async forgetCredentials(backends: readonly Backend[]): Promise<void> {
+    for (const b of backends) {
+      const name = b.credential.type === "apiKey" && "secretRef" in b.credential ? b.credential.secretRef.name : undefined;
+      if (name) await this.secrets.delete(name).catch((e: unknown) => console.warn(`secret ${name} of a refused model was not deleted: ${e instanceof Error ? e.message : String(e)}`));
+    }
   }
 
   async get(ctx: RequestContext, projectId: string, id: string): Promise<Model> {

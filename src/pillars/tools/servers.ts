@@ -81,15 +81,25 @@ export class ServerRegistry {
       updatedAt: now,
       updatedBy: ctx.principal.userId,
     };
-    return this.slots.create(partition, id, () => this.count(ctx.principal.tenantId, project.id), limit, (slotOp, slotTaken) =>
-      this.servers.create(ctx, doc, {
-        action: "mcpServer.register",
-        event: "aigov.mcp.server.registered.v1",
-        extraOps: [...extraOps, slotOp],
-        onFailure: (index, status) =>
-          status !== 409 ? undefined : index === 1 ? { kind: "conflict", detail: `an MCP server named '${spec.name}' already exists in this project`, reason: "name_taken" } : index === extraOps.length + 1 ? slotTaken() : undefined,
-      }),
-    );
+    try {
+      return await this.slots.create(partition, id, () => this.count(ctx.principal.tenantId, project.id), limit, (slotOp, slotTaken) =>
+        this.servers.create(ctx, doc, {
+          action: "mcpServer.register",
+          event: "aigov.mcp.server.registered.v1",
+          extraOps: [...extraOps, slotOp],
+          onFailure: (index, status) =>
+            status !== 409 ? undefined : index === 1 ? { kind: "conflict", detail: `an MCP server named '${spec.name}' already exists in this project`, reason: "name_taken" } : index === extraOps.length + 1 ? slotTaken() : undefined,
+        }),
+      );
+    } catch (err) {
+      // Refused (a name or a place taken meanwhile): the credential stored for a server that does not exist goes too.
+      if (auth.type === "header" || auth.type === "oauthClientCredentials") {
+        await this.storeOf(auth.type)
+          .delete(auth.secretRef.name)
+          .catch((e: unknown) => console.warn(`secret ${auth.secretRef.name} of a refused MCP server was not deleted: ${e instanceof Error ? e.message : String(e)}`));
+      }
+      throw err;
+    }
   }
 
   async get(ctx: RequestContext, projectId: string, id: string): Promise<McpServer> {
