@@ -6,7 +6,7 @@ import { type ApiError, type AigovClient } from "../../src/client/index.js";
 import type { ModelSpecInput } from "../../src/pillars/models/schema.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
-import { reasonOf, statusOf } from "../support/errors.js";
+import { errorOf, reasonOf, statusOf } from "../support/errors.js";
 
 let t: TestApp;
 let admin: AigovClient;
@@ -150,6 +150,29 @@ describe("model registry", () => {
     expect(withKey.backends[0]!.url).toBe("https://other.openai.azure.com");
     const byAdmin = await admin.models.update(p.id, m.id, moved("https://third.openai.azure.com"), withKey.etag);
     expect(byAdmin.backends[0]!.credential).toEqual(withKey.backends[0]!.credential);
+  });
+
+  it("a model or key created while its project is being deleted is withdrawn: nothing outlives its project", async () => {
+    const p = await admin.projects.create(projectSpec("deleted meanwhile"));
+    // A delete under way has marked the project and is counting what it holds (as projects/service.ts delete() does).
+    const container = t.container();
+    const mark = { id: `deleting.${p.id}`, tenantId: "t1", scopeId: "_tenant", docType: "projectDeletion", since: new Date().toISOString() };
+    await container.items.upsert(mark);
+    const secretsDir = join(t.app.dataDir, "secrets");
+    const before = new Set(readdirSync(secretsDir));
+    expect(await reasonOf(admin.models.create(p.id, spec("late")))).toBe("404 not_found");
+    const dev = await t.as("t1", "dora", ["Developer"]);
+    const lateKey = await errorOf(dev.keys.create(p.id, { name: "late key" }));
+    expect(lateKey).toMatchObject({ status: 404, problem: { reason: "not_found" } });
+    expect(JSON.stringify(lateKey)).not.toMatch(/aigw_/);
+    // No model left in the project's partition, no live key, no provider key in the store.
+    const { resources } = await container.items.query<{ docType: string; status?: string }>({ query: "SELECT c.docType, c.status FROM c WHERE c.tenantId = 't1' AND c.scopeId = @p AND (c.docType = 'model' OR c.docType = 'virtualKey' OR c.docType = 'nameReservation')", parameters: [{ name: "@p", value: p.id }] }).fetchAll();
+    expect(resources).toEqual([{ docType: "virtualKey", status: "revoked" }]);
+    const store = new EncryptedFileSecretStore(secretsDir);
+    for (const f of readdirSync(secretsDir).filter((x) => !before.has(x) && x.startsWith("model-"))) expect(await store.get(f.replace(/\.secret$/, ""))).toBeUndefined();
+    // The delete finished or gave up (its mark gone): the project takes models again, and the name is free.
+    await container.item(mark.id, ["t1", "_tenant"]).delete();
+    expect((await admin.models.create(p.id, spec("late"))).name).toBe("late");
   });
 
   it("a project with models cannot be deleted; deleting the model deletes its keys", async () => {

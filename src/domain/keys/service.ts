@@ -9,6 +9,7 @@ import { approvalDrive } from "../approvals/drive.js";
 import { canonicalJson } from "../audit/chain.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../common.js";
 import { AppError, fail, notFound } from "../errors.js";
+import { systemContext } from "../kernel/system.js";
 import type { Driven, DriveRetry } from "../kernel/drive.js";
 import { holdsAny, KEY_INVESTIGATORS } from "../kernel/roles.js";
 import { DEFAULT_KEY_POLICY, type KeyPolicy, type Project } from "../projects/schema.js";
@@ -88,10 +89,12 @@ export class KeyService {
   private readonly agents: KeyAgentScopes | undefined;
   private readonly lastUse: KeyKit["lastUse"];
   private readonly gateway: GatewayAccess;
+  private readonly projects: ProjectService;
 
   constructor(kit: KeyKit) {
     const { clock, documents, secrets, projects, gateway } = kit;
     const rotations = kit.rotations ?? DEFAULT_ROTATIONS;
+    this.projects = projects;
     this.documents = documents;
     this.secrets = secrets;
     this.clock = clock;
@@ -158,6 +161,13 @@ export class KeyService {
       updatedBy: ctx.principal.userId,
     };
     const created = await this.documents.create(ctx, doc);
+    // The project was deleted while this was written (its delete marked it first): the key is revoked
+    // before it ever reaches the gateway, and the caller gets the project's 404 (no secret handed out).
+    if (!(await this.projects.stands(ctx.principal.tenantId, projectId))) {
+      const written = await this.documents.read(ctx.principal.tenantId, projectId, id);
+      if (written) await this.lifecycle.end(systemContext(ctx.principal.tenantId, "system:project-delete", ctx.correlationId), written, "revoked", "its project was deleted as it was created");
+      return fail({ kind: "notFound", resource: `/projects/${projectId}` });
+    }
     const synced = await this.sync.trySync(ctx.principal.tenantId, projectId, id, ctx.correlationId);
     return { ...(synced ? this.documents.view(synced) : created), key: plaintext, ...(approval ? { drive: approvalDrive(approval) } : {}) };
   }

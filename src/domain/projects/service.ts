@@ -21,6 +21,18 @@ export interface ProjectDoc extends StoredDoc, Omit<Project, "etag"> {
   sandboxNotices?: { reviewDate?: string; "14d"?: string; "1d"?: string };
 }
 
+/**
+ * A delete under way (delete()): written before it counts what the project holds, so a child created
+ * since withdraws (stands()). A document of its own, so a refused delete leaves the project's version as it was.
+ */
+interface ProjectDeletionDoc extends StoredDoc {
+  docType: "projectDeletion";
+  since: string;
+}
+const deletionId = (projectId: string) => `deleting.${projectId}`;
+/** How long a delete's mark stands: a delete that died after marking leaves the project usable again after it. */
+const DELETE_MARK_MS = 60_000;
+
 /** Server-owned fields a PATCH keeps as they are (the lifecycle's: ./lifecycle.ts). */
 const SERVER_OWNED = ["lock", "promotion", "lastPromotion", "extension", "suspendedByLock", "sandboxNotices"] as const;
 const INTERNAL = ["roleAssignedAt", "suspendedByLock", "sandboxNotices"] as const;
@@ -232,23 +244,49 @@ export class ProjectService {
     this.authorize(principal, current, TENANT_ADMINS, [], "delete");
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     if (current.lock) fail({ kind: "conflict", detail: `the project is locked (${current.lock.detail}): nothing in it is deleted`, reason: "project_locked" });
+    // Marked before counting: a child created from now on finds the project not standing and withdraws
+    // (stands(); its create re-reads the project after its own write), and one created before is counted.
+    // Without the mark, a model or key created while this delete counted would outlive its project.
+    const partition = tenantPartition(principal.tenantId);
+    const mark: ProjectDeletionDoc = { id: deletionId(id), ...partition, docType: "projectDeletion", since: this.clock.now().toISOString() };
+    const marked = await this.store.batch(partition, [{ kind: "upsert", doc: mark }]);
+    if (!marked.ok) fail({ kind: "unavailable", detail: "the delete could not be started; try again" });
     const counts = await Promise.all([...this.dependents].map(async ([name, count]) => [name, await count(principal.tenantId, id)] as const));
     const held = counts.flatMap(([name, n]) => (typeof n === "number" ? [[name, n] as const] : Object.entries(n))).filter(([, n]) => n > 0);
     if (held.length) {
+      // The mark goes again (best effort: a mark left behind lapses after DELETE_MARK_MS).
+      await this.store.batch(partition, [{ kind: "delete", id: mark.id }]).catch(() => undefined);
       fail({ kind: "conflict", detail: `the project still holds ${held.map(([name, n]) => `${n} ${name}`).join(", ")}; delete them first`, reason: "project_has_dependents" });
     }
-    await this.changes.commit({
-      partition: tenantPartition(principal.tenantId),
-      ctx,
-      action: "project.delete",
-      resource: projectPath(id),
-      before: projectSnapshot(current),
-      ops: [
-        { kind: "delete", id, ifMatch: current._etag },
-        { kind: "delete", id: nameId(current.name) },
-      ],
-      event: { type: "aigov.project.deleted.v1", subject: projectSubject(principal.tenantId, id), data: { id, name: current.name } },
-    });
+    try {
+      await this.changes.commit({
+        partition: tenantPartition(principal.tenantId),
+        ctx,
+        action: "project.delete",
+        resource: projectPath(id),
+        before: projectSnapshot(current),
+        ops: [
+          { kind: "delete", id, ifMatch: current._etag },
+          { kind: "delete", id: nameId(current.name) },
+        ],
+        event: { type: "aigov.project.deleted.v1", subject: projectSubject(principal.tenantId, id), data: { id, name: current.name } },
+      });
+    } finally {
+      // Deleted, the mark says nothing more; refused (the project changed meanwhile), it must not hold creates back.
+      await this.store.batch(partition, [{ kind: "delete", id: mark.id }]).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Whether the project stands: there, and no delete under way (delete() marks it before counting what it
+   * holds). A create of something inside a project asks after its own write: not standing, it withdraws
+   * what it made, so nothing outlives its project.
+   */
+  async stands(tenantId: string, projectId: string): Promise<boolean> {
+    const partition = tenantPartition(tenantId);
+    const [doc, deleting] = await Promise.all([this.store.read<ProjectDoc>(partition, projectId), this.store.read<ProjectDeletionDoc>(partition, deletionId(projectId))]);
+    if (!doc || doc.docType !== "project") return false;
+    return !deleting || this.clock.now().getTime() - Date.parse(deleting.since) >= DELETE_MARK_MS;
   }
 
   /** A project's role assignments with when each was made, its owner and its admins (access reviews; undefined when the project is gone). */
