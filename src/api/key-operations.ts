@@ -17,7 +17,7 @@ export const createKey = defineOperation({
   operationId: "createKey",
   method: "POST",
   path: "/projects/{projectId}/keys",
-  summary: "Create a virtual key (scoped, limited, expiring); the key itself is in this response only",
+  summary: "Create a virtual key (scoped, limited, expiring); the key itself is in this response only. `owner` other than the caller: TenantAdmin or the project's ProjectAdmin only (403 key_owner_not_caller)",
   tag: "keys",
   access: { tenant: ["TenantAdmin", "ProjectAdmin", "Developer"], project: ["ProjectAdmin", "Developer"] },
   params: ProjectParams,
@@ -96,7 +96,7 @@ export const revokeKey = keyAction(
   "The key: revoked, or revocationPending when the gateway has not confirmed yet",
 );
 export const suspendKey = keyAction("suspendKey", "suspend", "Suspend (reversible); gateway.state is synced once the gateway refuses the key", "The suspended key");
-export const resumeKey = keyAction("resumeKey", "resume", "Resume a suspended key", "The active key");
+export const resumeKey = keyAction("resumeKey", "resume", "Resume a suspended key (one an admin suspended: an admin only, 403 key_suspended_by_admin)", "The active key");
 
 export const collectKey = defineOperation({
   operationId: "collectKey",

@@ -65,6 +65,8 @@ export const REASONS = {
   rotated_secret_not_waiting: { status: 409, meaning: "no rotated secret waits for collection (already collected, or a later rotation or revocation ended it)" },
   rotated_secret_gone: { status: 409, meaning: "the rotated secret is no longer in the secret store: rotate the key again" },
   key_owner_only: { status: 403, meaning: "only the key's owner collects a rotated secret" },
+  key_suspended_by_admin: { status: 403, meaning: "an admin suspended the key (someone else's): only a TenantAdmin or the project's ProjectAdmin resumes it" },
+  key_owner_not_caller: { status: 403, meaning: "a key in someone else's name (`owner`) is made by a TenantAdmin or the project's ProjectAdmin only" },
   key_profiles_exhausted: { status: 409, meaning: "the key's scopes, limits or shares would be a new key profile in a project that already has the most its gateway document holds (40, revoked and expired keys' included): reuse the scopes and limits of an existing key" },
   key_lifetime_exceeded: { status: 400, meaning: "`expiresAt` is beyond the project's maximum key lifetime (`keyPolicy.maxTtlDays`)" },
   key_justification_required: { status: 400, meaning: "the project's keys need an approval (`keyPolicy.requireApproval`) and the request gives no `justification`" },

@@ -272,6 +272,22 @@ describe("virtual keys", () => {
     expect(await reasonOf(admin.keys.resume(project.id, plain.id, { reason: "no" }, k.etag))).toBe("409 key_not_suspended");
   });
 
+  it("an admin's suspension is an admin's to lift; a key in someone else's name is an admin's to make", async () => {
+    const k = await dev.keys.create(project.id, { name: "held by dora" });
+    const suspended = await admin.keys.suspend(project.id, k.id, { reason: "suspected abuse" }, k.etag);
+    expect(await reasonOf(dev.keys.resume(project.id, k.id, { reason: "it was me" }, suspended.etag))).toBe("403 key_suspended_by_admin");
+    expect(sub(k.id)?.state).toBe("suspended");
+    const resumed = await admin.keys.resume(project.id, k.id, { reason: "cleared" }, suspended.etag);
+    expect(resumed.status).toBe("active");
+    // The holder's own suspension stays the holder's to lift.
+    const own = await dev.keys.suspend(project.id, k.id, { reason: "pausing" }, resumed.etag);
+    expect((await dev.keys.resume(project.id, k.id, { reason: "back" }, own.etag)).status).toBe("active");
+    // A developer makes keys in their own name only; an admin may name the holder.
+    expect(await reasonOf(dev.keys.create(project.id, { name: "for alice", owner: "alice" }))).toBe("403 key_owner_not_caller");
+    expect((await dev.keys.create(project.id, { name: "for me", owner: "dora" })).owner).toBe("dora");
+    expect((await admin.keys.create(project.id, { name: "for dora", owner: "dora" })).owner).toBe("dora");
+  });
+
   it("a suspension the gateway missed during a rotation's overlap is applied by the job, not at the overlap's end", async () => {
     const k = await create({ name: "suspended mid-rotation" });
     const before = await synced(k.id);

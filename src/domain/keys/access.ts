@@ -32,13 +32,23 @@ export class KeyAccess {
    * project. `adds` names a change that adds access (resume, rotate, share): refused on a locked project.
    */
   async mayManage(ctx: RequestContext, projectId: string, id: string, adds?: string): Promise<Versioned<KeyDoc>> {
+    return (await this.mayManageAs(ctx, projectId, id, adds)).doc;
+  }
+
+  /** mayManage, and whether the caller manages the project (an admin) rather than only owning the key. */
+  async mayManageAs(ctx: RequestContext, projectId: string, id: string, adds?: string): Promise<{ doc: Versioned<KeyDoc>; admin: boolean }> {
     const project = await this.projects.get(ctx, projectId);
     const doc = await this.docs.load(ctx.principal.tenantId, projectId, id);
     const p = ctx.principal;
     const admin = holdsOn(p, project, PROJECT_MANAGERS);
     if (!admin && !sameUser(doc.owner, p.userId)) fail({ kind: "forbidden", detail: "only the key's owner or an admin may change it" });
     if (adds) unlocked(project, adds);
-    return doc;
+    return { doc, admin };
+  }
+
+  /** Whether the caller manages the project (TenantAdmin, or ProjectAdmin on it). */
+  manages(ctx: RequestContext, project: Project): boolean {
+    return holdsOn(ctx.principal, project, PROJECT_MANAGERS);
   }
 
   /** The project, if the caller may read it. */

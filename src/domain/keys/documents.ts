@@ -67,7 +67,8 @@ export interface KeyDoc extends StoredDoc {
    * Set while the key is suspended by a sandbox's lock (the lifecycle sweep); cleared by any change of
    * status. The sweep resumes such a key in a project that is not locked (a lock it lost a race to an extension).
    */
-  suspendedBy?: "projectLock";
+  /** Who suspended it, where that limits who resumes it: the project's lock, or an admin (not the holder). */
+  suspendedBy?: "projectLock" | "admin";
   prefix: string;
   last4: string;
   /** The slot holding the secret the owner is meant to use now. */

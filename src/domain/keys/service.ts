@@ -118,6 +118,12 @@ export class KeyService {
    */
   async create(ctx: RequestContext, projectId: string, input: KeySpecInput): Promise<Driven<KeyWithSecret>> {
     const project = await this.access.writable(ctx, projectId, "create");
+    // A key held in someone else's name is an admin's to make: its holder answers for it (access reviews,
+    // notices, collecting rotated secrets), and a developer must not make a key that is theirs in all but name.
+    const named = (input as { owner?: unknown } | undefined)?.owner;
+    if (typeof named === "string" && !sameUser(canonicalUser(named), ctx.principal.userId) && !this.access.manages(ctx, project)) {
+      fail({ kind: "forbidden", detail: "only a TenantAdmin or the project's ProjectAdmin creates a key for someone else", reason: "key_owner_not_caller" });
+    }
     const spec = parseOrThrow(KeySpec, input, "body");
     const policy = project.keyPolicy ?? DEFAULT_KEY_POLICY;
     const now = this.clock.now();
@@ -343,8 +349,10 @@ export class KeyService {
   }
 
   private async setActive(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch: string | undefined, status: "active" | "suspended"): Promise<Key> {
-    const doc = await this.access.mayManage(ctx, projectId, id, status === "active" ? "resume" : undefined);
+    const { doc, admin } = await this.access.mayManageAs(ctx, projectId, id, status === "active" ? "resume" : undefined);
     const spec = parseOrThrow(ReasonSpec, input, "body");
+    // An admin's suspension (of a key someone else holds) is an admin's to lift, never the holder's.
+    if (status === "active" && doc.suspendedBy === "admin" && !admin) fail({ kind: "forbidden", detail: "an admin suspended this key: only an admin resumes it", reason: "key_suspended_by_admin" });
     if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     if (status === "active" && doc.approval?.state === "pending") fail({ kind: "conflict", detail: "the key waits for its request's approval; it works once approved", reason: "key_awaiting_approval" });
     // Refused: the key is (being) revoked; resuming it would give access nobody approved.
@@ -352,7 +360,7 @@ export class KeyService {
     const allowed = status === "suspended" ? doc.status === "active" : doc.status === "suspended";
     if (!allowed) fail({ kind: "conflict", detail: `a ${doc.status} key cannot be ${status === "suspended" ? "suspended" : "resumed"}`, reason: status === "suspended" ? "key_not_active" : "key_not_suspended" });
     if (status === "active" && Date.parse(doc.expiresAt) <= this.clock.now().getTime()) fail({ kind: "conflict", detail: "the key has expired", reason: "key_expired" });
-    await this.writeActive(ctx, doc, status, spec.reason);
+    await this.writeActive(ctx, doc, status, spec.reason, status === "suspended" && admin && !sameUser(doc.owner, ctx.principal.userId) ? "admin" : undefined);
     return this.synced(ctx, projectId, id);
   }
 
