@@ -7,6 +7,7 @@ import type { ModelSpecInput } from "../../src/pillars/models/schema.js";
 import type { Project } from "../../src/domain/projects/schema.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
 import { errorOf, reasonOf, statusOf } from "../support/errors.js";
+import { ITEMS_API } from "../support/tools.js";
 
 let t: TestApp;
 let admin: AigovClient;
@@ -152,7 +153,7 @@ describe("model registry", () => {
     expect(byAdmin.backends[0]!.credential).toEqual(withKey.backends[0]!.credential);
   });
 
-  it("a model or key created while its project is being deleted is withdrawn: nothing outlives its project", async () => {
+  it("a model, key or MCP server created while its project is being deleted is withdrawn: nothing outlives its project", async () => {
     const p = await admin.projects.create(projectSpec("deleted meanwhile"));
     // A delete under way has marked the project and is counting what it holds (as projects/service.ts delete() does).
     const container = t.container();
@@ -165,8 +166,9 @@ describe("model registry", () => {
     const lateKey = await errorOf(dev.keys.create(p.id, { name: "late key" }));
     expect(lateKey).toMatchObject({ status: 404, problem: { reason: "not_found" } });
     expect(JSON.stringify(lateKey)).not.toMatch(/aigw_/);
+    expect(await reasonOf(admin.tools.createServer(p.id, { name: "late-server", source: { kind: "openapi", baseUrl: "https://items.example.com", document: ITEMS_API }, discovery: { enabled: false, intervalHours: 24 } }))).toBe("404 not_found");
     // No model left in the project's partition, no live key, no provider key in the store.
-    const { resources } = await container.items.query<{ docType: string; status?: string }>({ query: "SELECT c.docType, c.status FROM c WHERE c.tenantId = 't1' AND c.scopeId = @p AND (c.docType = 'model' OR c.docType = 'virtualKey' OR c.docType = 'nameReservation')", parameters: [{ name: "@p", value: p.id }] }).fetchAll();
+    const { resources } = await container.items.query<{ docType: string; status?: string }>({ query: "SELECT c.docType, c.status FROM c WHERE c.tenantId = 't1' AND c.scopeId = @p AND (c.docType = 'model' OR c.docType = 'virtualKey' OR c.docType = 'mcpServer' OR c.docType = 'openApiDocument' OR c.docType = 'nameReservation')", parameters: [{ name: "@p", value: p.id }] }).fetchAll();
     expect(resources).toEqual([{ docType: "virtualKey", status: "revoked" }]);
     const store = new EncryptedFileSecretStore(secretsDir);
     for (const f of readdirSync(secretsDir).filter((x) => !before.has(x) && x.startsWith("model-"))) expect(await store.get(f.replace(/\.secret$/, ""))).toBeUndefined();

@@ -7,6 +7,7 @@
 import type { ChangeWriter } from "../../domain/changes.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../../domain/common.js";
 import { AppError, fail } from "../../domain/errors.js";
+import { systemContext } from "../../domain/kernel/system.js";
 import { Collection } from "../../domain/kernel/collection.js";
 import type { ProjectService } from "../../domain/projects/service.js";
 import type { Project } from "../../domain/projects/schema.js";
@@ -102,7 +103,14 @@ export class AgentRegistry {
       updatedBy: ctx.principal.userId,
     };
     doc.searchText = searchTextOf(doc);
-    return this.agents.create(ctx, doc, { action: "agent.register", event: "aigov.agent.registered.v1" });
+    const created = await this.agents.create(ctx, doc, { action: "agent.register", event: "aigov.agent.registered.v1" });
+    // The project was deleted while this was written (its delete marked it first, projects/service.ts): withdrawn.
+    if (!(await this.projects.stands(ctx.principal.tenantId, projectId))) {
+      const written = await this.agents.read({ tenantId: ctx.principal.tenantId, scopeId: projectId }, doc.id);
+      if (written) await this.agents.delete(systemContext(ctx.principal.tenantId, "system:project-delete", ctx.correlationId), written, { action: "agent.delete", event: "aigov.agent.deleted.v1" });
+      return fail({ kind: "notFound", resource: `/projects/${projectId}` });
+    }
+    return created;
   }
 
   async get(ctx: RequestContext, projectId: string, id: string): Promise<Agent> {

@@ -7,6 +7,7 @@ import { checkManagedIdentity } from "../../domain/policy/managed-identity.js";
 import type { ChangeWriter } from "../../domain/changes.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../../domain/common.js";
 import { AppError, fail } from "../../domain/errors.js";
+import { systemContext } from "../../domain/kernel/system.js";
 import { Collection } from "../../domain/kernel/collection.js";
 import { holdsAny, holdsOn, PROJECT_MANAGERS, TENANT_ADMINS } from "../../domain/kernel/roles.js";
 import { Slots } from "../../domain/kernel/slots.js";
@@ -16,7 +17,7 @@ import type { ProjectService } from "../../domain/projects/service.js";
 import { parseOrThrow } from "../../domain/validation.js";
 import type { Clock } from "../../ports/clock.js";
 import type { SecretStore } from "../../ports/secrets.js";
-import type { BatchOp, Partition, Store } from "../../ports/store.js";
+import type { BatchOp, Partition, Store, Versioned } from "../../ports/store.js";
 import { MAX_PROJECT_MCP_SERVERS } from "../../policy/input.js";
 import { refuseUpstream } from "./upstream.js";
 import { openApiDocumentId, serverNameId, serverPath, upstreamSecretName, type OpenApiDocumentDoc, type ServerDoc } from "./documents.js";
@@ -81,8 +82,9 @@ export class ServerRegistry {
       updatedAt: now,
       updatedBy: ctx.principal.userId,
     };
+    let created: McpServer;
     try {
-      return await this.slots.create(partition, id, () => this.count(ctx.principal.tenantId, project.id), limit, (slotOp, slotTaken) =>
+      created = await this.slots.create(partition, id, () => this.count(ctx.principal.tenantId, project.id), limit, (slotOp, slotTaken) =>
         this.servers.create(ctx, doc, {
           action: "mcpServer.register",
           event: "aigov.mcp.server.registered.v1",
@@ -100,6 +102,13 @@ export class ServerRegistry {
       }
       throw err;
     }
+    // The project was deleted while this was written (its delete marked it first, projects/service.ts): withdrawn.
+    if (!(await this.projects.stands(ctx.principal.tenantId, project.id))) {
+      const written = await this.servers.read(partition, id);
+      if (written) await this.remove(systemContext(ctx.principal.tenantId, "system:project-delete", ctx.correlationId), written);
+      return fail({ kind: "notFound", resource: `/projects/${project.id}` });
+    }
+    return created;
   }
 
   async get(ctx: RequestContext, projectId: string, id: string): Promise<McpServer> {
@@ -179,7 +188,13 @@ export class ServerRegistry {
     await this.writable(ctx, projectId);
     const current = await this.load(ctx.principal.tenantId, projectId, id);
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
-    const partition = this.partition(ctx.principal.tenantId, projectId);
+    await this.remove(ctx, current);
+    return current;
+  }
+
+  private async remove(ctx: RequestContext, current: Versioned<ServerDoc>): Promise<void> {
+    const { id, projectId } = current;
+    const partition = this.partition(current.tenantId, projectId);
     const extraOps = [
       ...(await this.withExisting(partition, [
         { kind: "delete", id: serverNameId(current.name) },
@@ -189,7 +204,6 @@ export class ServerRegistry {
     ];
     await this.servers.delete(ctx, current, { action: "mcpServer.delete", event: "aigov.mcp.server.deleted.v1", data: { id, projectId, name: current.name }, extraOps });
     if (current.auth.type === "header" || current.auth.type === "oauthClientCredentials") await this.storeOf(current.auth.type).delete(current.auth.secretRef.name);
-    return current;
   }
 
   /** The inline OpenAPI document of a converted server, if it has one. */

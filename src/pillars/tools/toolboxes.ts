@@ -6,6 +6,8 @@
 import type { ChangeWriter } from "../../domain/changes.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../../domain/common.js";
 import { AppError, fail } from "../../domain/errors.js";
+import type { Versioned } from "../../ports/store.js";
+import { systemContext } from "../../domain/kernel/system.js";
 import { Collection } from "../../domain/kernel/collection.js";
 import { Slots } from "../../domain/kernel/slots.js";
 import { toArray } from "../../domain/paging.js";
@@ -44,7 +46,7 @@ export class Toolboxes {
     const now = this.clock.now().toISOString();
     const partition = { tenantId: ctx.principal.tenantId, scopeId: projectId };
     const doc: ToolboxDoc = { ...spec, tools: dedupe(spec.tools), id, projectId, ...partition, docType: "toolbox", createdAt: now, createdBy: ctx.principal.userId, updatedAt: now, updatedBy: ctx.principal.userId };
-    return this.slots.create(partition, id, count, limit, (slotOp, slotTaken) =>
+    const created = await this.slots.create(partition, id, count, limit, (slotOp, slotTaken) =>
       this.boxes.create(ctx, doc, {
         action: "toolbox.create",
         event: "aigov.mcp.toolbox.created.v1",
@@ -52,6 +54,13 @@ export class Toolboxes {
         onFailure: (index, status) => (status !== 409 ? undefined : index === 1 ? { kind: "conflict", detail: `a toolbox named '${spec.name}' already exists in this project`, reason: "name_taken" } : index === 2 ? slotTaken() : undefined),
       }),
     );
+    // The project was deleted while this was written (its delete marked it first, projects/service.ts): withdrawn.
+    if (!(await this.projects.stands(ctx.principal.tenantId, projectId))) {
+      const written = await this.boxes.read(partition, id);
+      if (written) await this.remove(systemContext(ctx.principal.tenantId, "system:project-delete", ctx.correlationId), written);
+      return fail({ kind: "notFound", resource: `/projects/${projectId}` });
+    }
+    return created;
   }
 
   async get(ctx: RequestContext, projectId: string, id: string): Promise<Toolbox> {
@@ -83,12 +92,16 @@ export class Toolboxes {
   async delete(ctx: RequestContext, projectId: string, id: string, ifMatch: string): Promise<void> {
     const current = await this.load(ctx.principal.tenantId, projectId, id);
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
-    const partition = { tenantId: ctx.principal.tenantId, scopeId: projectId };
+    await this.remove(ctx, current);
+  }
+
+  private async remove(ctx: RequestContext, current: Versioned<ToolboxDoc>): Promise<void> {
+    const partition = { tenantId: current.tenantId, scopeId: current.scopeId };
     await this.boxes.delete(ctx, current, {
       action: "toolbox.delete",
       event: "aigov.mcp.toolbox.deleted.v1",
-      data: { id, projectId, name: current.name },
-      extraOps: [{ kind: "delete", id: toolboxNameId(current.name) }, ...(await this.slots.release(partition, id))],
+      data: { id: current.id, projectId: current.projectId, name: current.name },
+      extraOps: [{ kind: "delete", id: toolboxNameId(current.name) }, ...(await this.slots.release(partition, current.id))],
     });
   }
 
