@@ -104,6 +104,20 @@ describe("conformance: limits, budgets and key states at the local gateway", () 
     expect((await call(k.key, "gpt-4o-mini")).status).toBe(200);
   });
 
+  it("a budget never buys at a price in another currency: a model priced otherwise, added later, leaves the key one token", async () => {
+    const p = await g.project("currencies");
+    await g.model(p.id, "usd-model", { extra: { pricing: { currency: "USD", inputPer1kTokens: 0.001, outputPer1kTokens: 0.001 } } });
+    await g.publish("usd");
+    // Unscoped: it reaches every model of the project, those added later too. 1 USD buys a million tokens.
+    const k = await g.key(dev, p.id, { name: "usd budget", limits: { budget: { amount: 1, currency: "USD", period: "Monthly" } } });
+    for (let i = 0; i < 2; i++) expect((await g.chat(p.id, k.key, "usd-model")).status).toBe(200);
+    await g.model(p.id, "gbp-model", { extra: { pricing: { currency: "GBP", inputPer1kTokens: 0.01, outputPer1kTokens: 0.01 } } });
+    await g.publish("gbp");
+    // A GBP price says nothing about USD: the budget buys one token now (fail closed), long spent.
+    expect((await g.chat(p.id, k.key, "gbp-model")).status).toBe(403);
+    expect((await g.chat(p.id, k.key, "usd-model")).status).toBe(403);
+  });
+
   it("a shared key's own limits are the key's: counted once across the projects it reaches, like its budget", async () => {
     const other = await g.project("limits-shared-tpm");
     await g.model(other.id, "gpt-4o-mini", { extra: priced });

@@ -75,8 +75,11 @@ function tierFor(def: ProfileDef, project: ProjectIn, sharedWith: ProjectIn[]): 
     // The key reaches its own scoped models and, where it is shared, the same names there (or every model when unscoped).
     const names = new Set(scoped.map((m) => m.name));
     const reachable = [...scoped, ...sharedWith.flatMap((q) => (q.models ?? []).filter((m) => !def.noModels && (!def.models.length || names.has(m.name))))];
-    const perToken = Math.max(...reachable.map((m) => (m.pricing ? Math.max(m.pricing.inputPerMillionTokens, m.pricing.outputPerMillionTokens) / 1_000_000 : Infinity)));
-    // A model without a price could cost anything: the budget then buys a single token (fail closed).
+    const currency = l.budget.currency;
+    const perToken = Math.max(...reachable.map((m) => (m.pricing && m.pricing.currency === currency ? Math.max(m.pricing.inputPerMillionTokens, m.pricing.outputPerMillionTokens) / 1_000_000 : Infinity)));
+    // A model without a price, or priced in another currency (added or repriced after the key was made, or
+    // in a project the key is shared with), could cost anything in the budget's: the budget then buys a
+    // single token (fail closed) until the prices agree again.
     const affordable = Number.isFinite(perToken) && perToken > 0 ? Math.max(1, Math.floor(l.budget.amount / perToken)) : 1;
     budget = { tokens: affordable, period: l.budget.period };
   }
