@@ -147,7 +147,8 @@ export const unshareKey = defineOperation({
   path: "/projects/{projectId}/keys/{keyId}/shares/{targetProjectId}",
   summary: "End a share: the key stops working with that project once the gateway confirms",
   tag: "keys",
-  access: KEY_MANAGERS,
+  // The project shared with may end what reaches into it.
+  access: { ...KEY_MANAGERS, own: { ...KEY_OWNER, who: "the key's owner, or an admin of the project it is shared with" } },
   params: z.strictObject({ projectId: ProjectId, keyId: KeyId, targetProjectId: ProjectId }),
   ifMatch: true,
   success: { status: 200, schema: Key, description: "The key with the share revoked" },

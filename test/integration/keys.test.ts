@@ -441,6 +441,19 @@ describe("virtual keys", () => {
     await admin.policy.publish({ reason: "clean up" });
     await t.app.host.invokeTimer("gatewayPublishSweep");
     await until(async () => (fake.state.has(`products/${product}`) ? undefined : true), "shared product removed");
+
+    // Shared again: the admin of the project shared with may end what reaches into it (and nobody else there may).
+    const again = await dev.keys.share(project.id, k.id, { projectId: other.id, justification: "again" }, (await dev.keys.get(project.id, k.id)).etag);
+    await admin.approvals.decide(again.approval.id, { decision: "approve", justification: "ok" }, again.approval.etag);
+    await until(async () => ((await dev.keys.get(project.id, k.id)).shares.some((x) => x.projectId === other.id && x.status === "active") ? true : undefined), "shared again");
+    const withTara = await admin.projects.get(other.id);
+    await admin.projects.update(other.id, { roleAssignments: [...withTara.roleAssignments, { principalId: "tara", role: "ProjectAdmin" }, { principalId: "tom", role: "Developer" }] }, withTara.etag);
+    const tara = await t.as("t-keys", "tara", ["Reader"]);
+    const tom = await t.as("t-keys", "tom", ["Reader"]);
+    const current = await dev.keys.get(project.id, k.id);
+    expect(await reasonOf(tom.keys.unshare(project.id, k.id, other.id, current.etag))).toBe("403 forbidden");
+    const endedByTarget = await tara.keys.unshare(project.id, k.id, other.id, current.etag);
+    expect(endedByTarget.shares.find((x) => x.projectId === other.id && x.approvalId === again.approval.id)?.status).toMatch(/^(revoked|revocationPending)$/);
   });
 
   it("a key revoked while its new product is not yet at the gateway is cancelled where its subscription is now, at once", async () => {

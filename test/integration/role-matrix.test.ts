@@ -204,7 +204,11 @@ async function allowedTarget(op: OpenApiOperation, caller: Caller, v: Verdict): 
     case "unshareKey": {
       const key = await freshKey(v === "own" ? user : KEY_OWNER);
       values.keyId = key.id;
-      if (op.operationId === "resumeKey") await boss.keys.suspend(project.id, key.id, { reason: "fixture" }, (await boss.keys.get(project.id, key.id)).etag);
+      if (op.operationId === "resumeKey") {
+        // An admin's suspension of someone else's key is an admin's to lift: an owner resumes what they suspended.
+        const by = v === "own" ? await t.as(TENANT, user, ["Reader"]) : boss;
+        await by.keys.suspend(project.id, key.id, { reason: "fixture" }, (await boss.keys.get(project.id, key.id)).etag);
+      }
       if (op.operationId === "unshareKey") await boss.keys.share(project.id, key.id, { projectId: other.id, justification: "fixture" }, (await boss.keys.get(project.id, key.id)).etag);
       break;
     }

@@ -4,7 +4,7 @@ import type { Approval } from "../approvals/schema.js";
 import type { ApprovalService } from "../approvals/service.js";
 import { approvalDrive } from "../approvals/drive.js";
 import { etagMatches, type RequestContext } from "../common.js";
-import { fail, notFound } from "../errors.js";
+import { AppError, fail, notFound } from "../errors.js";
 import type { Driven } from "../kernel/drive.js";
 import { systemContext } from "../kernel/system.js";
 import type { ProjectService } from "../projects/service.js";
@@ -93,7 +93,7 @@ export class KeySharing {
 
   /** Ends a share (either project's admin or the key's owner): the key stops working with that project once the gateway confirms. */
   async unshare(ctx: RequestContext, projectId: string, id: string, targetProjectId: string, ifMatch?: string): Promise<Key> {
-    const doc = await this.access.mayManage(ctx, projectId, id);
+    const doc = await this.mayEnd(ctx, projectId, id, targetProjectId);
     const tenantId = ctx.principal.tenantId;
     if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     const share = (doc.shares ?? []).find((x) => x.projectId === targetProjectId && (x.status === "active" || x.status === "pending"));
@@ -102,6 +102,18 @@ export class KeySharing {
     const synced = await this.sync.trySync(tenantId, projectId, id, ctx.correlationId);
     const d = synced ?? (await this.docs.load(tenantId, projectId, id));
     return this.docs.view(d);
+  }
+
+  /** The key, if the caller may end its share into `target`: its owner, its project's admins, or the target project's. */
+  private async mayEnd(ctx: RequestContext, projectId: string, id: string, target: string): Promise<Versioned<KeyDoc>> {
+    try {
+      return await this.access.mayManage(ctx, projectId, id);
+    } catch (err) {
+      if (!(err instanceof AppError && err.error.kind === "forbidden")) throw err;
+      const into = await this.projects.get(ctx, target).catch(() => undefined);
+      if (!into || !this.access.manages(ctx, into)) throw err;
+      return this.docs.load(ctx.principal.tenantId, projectId, id);
+    }
   }
 
   /**
