@@ -18,7 +18,6 @@ export type DomainError =
   | { kind: "unauthenticated"; detail: string }
   | { kind: "forbidden"; detail: string; reason?: ReasonWith<403> }
   | { kind: "notFound"; resource: string }
-  | { kind: "methodNotAllowed"; path: string; allow: readonly string[] }
   | { kind: "validation"; detail: string; errors: FieldError[]; reason?: ReasonWith<400> }
   | { kind: "malformedBody"; detail: string }
   | { kind: "unsupportedMediaType"; detail: string }

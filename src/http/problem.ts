@@ -22,8 +22,6 @@ export function mapError(error: DomainError): Mapped & { errors?: { field: strin
       return { status: 403, code: "Forbidden", title: "Not allowed", detail: error.detail, ...(error.reason ? { reason: error.reason } : {}) };
     case "notFound":
       return { status: 404, code: "NotFound", title: "Not found", detail: `${error.resource} was not found` };
-    case "methodNotAllowed":
-      return { status: 405, code: "MethodNotAllowed", title: "Method not allowed", detail: `${error.path} takes ${error.allow.join(", ")}`, headers: { Allow: error.allow.join(", ") } };
     case "validation":
       return { status: 400, code: "ValidationFailed", title: "Invalid request", detail: error.detail, errors: error.errors, ...(error.reason ? { reason: error.reason } : {}) };
     case "malformedBody":

@@ -433,6 +433,24 @@ describe("high risk by effect", () => {
     expect((await routeOf(later.approvalId)).risk).toBe("high");
   });
 
+  it("judged again with everything open once any was made at the same moment: three small requests never all apply", async () => {
+    const racing = await admin.projects.create(projectSpec("racing three"));
+    const regions = (values: string[]): ExemptionSpecInput => ({ ...spec({ control: "regions.allowed", relaxation: { kind: "allow", values } }), scope: { level: "project", projectId: racing.id } });
+    const b = await dev.exemptions.request(regions(["eastus"]));
+    const a = await dev.exemptions.request(regions(["westus"]));
+    expect(a.judgedWith).toEqual([b.id]);
+    // C is made while A is not stored yet: judged with B only. Each pair is two values: standard.
+    const c = await whileHidden(a.id, () => dev.exemptions.request(regions(["centralus"])));
+    expect(c.judgedWith).toEqual([b.id]);
+    for (const e of [b, a, c]) expect((await routeOf(e.approvalId)).risk).toBe("standard");
+    await approve(b.approvalId);
+    expect((await settled(b.id)).status).toBe("active"); // every exemption open was judged with it
+    await approve(a.approvalId);
+    expect((await settled(a.id)).status).toBe("rejected"); // C was made without it: the three together are three values
+    await approve(c.approvalId);
+    expect((await settled(c.id)).status).toBe("active"); // with A gone, B and C were judged together
+  });
+
   it("a request whose risk rose alone while it waited (the tenant lowered its floor) is not activated either, and says why", async () => {
     // A tenant of its own: the tests above tuned this one's rules and floors.
     const root = await t.as("t-risk-rose", "root", ["TenantAdmin"]);

@@ -88,10 +88,12 @@ export class ExemptionService {
     this.policy = new ExemptionPolicies(kit.store, kit.changes, kit.clock);
     this.lifecycle = new ExemptionLifecycle(this.docs, kit.clock, kit.approvals, kit.notifier, kit.requestPublish, async (tenantId, doc) => {
       if (doc.scope.level !== "project") return undefined;
-      // The open exemptions neither side was judged with when requested (made at the same moment): what
-      // they add up to, nobody has approved — whatever route either took.
-      const unseen = async (others: Exemption[]) => others.filter((o) => !(doc.judgedWith ?? []).includes(o.id) && !(o.judgedWith ?? []).includes(doc.id));
-      const { risk, why, together } = await this.riskOf(tenantId, doc, await this.policy.of(tenantId), unseen);
+      // Judged again only when an open exemption of its control was made at the same moment (neither side
+      // judged with the other, whatever route either took): then with everything open, as the compiler
+      // applies it together. Without one, every pair was judged together by someone; nothing is new.
+      const unseen = (o: Exemption) => !(doc.judgedWith ?? []).includes(o.id) && !(o.judgedWith ?? []).includes(doc.id);
+      const withAll = async (others: Exemption[]) => (others.some(unseen) ? others : []);
+      const { risk, why, together } = await this.riskOf(tenantId, doc, await this.policy.of(tenantId), withAll);
       return { risk, why, together: together === true };
     });
     kit.approvals.onSettled(

@@ -90,11 +90,13 @@ export class KeyService {
   private readonly lastUse: KeyKit["lastUse"];
   private readonly gateway: GatewayAccess;
   private readonly projects: ProjectService;
+  private readonly approvals: ApprovalService;
 
   constructor(kit: KeyKit) {
     const { clock, documents, secrets, projects, gateway } = kit;
     const rotations = kit.rotations ?? DEFAULT_ROTATIONS;
     this.projects = projects;
+    this.approvals = kit.approvals;
     this.documents = documents;
     this.secrets = secrets;
     this.clock = clock;
@@ -170,8 +172,19 @@ export class KeyService {
     // The project was deleted while this was written (its delete marked it first): the key is revoked
     // before it ever reaches the gateway, and the caller gets the project's 404 (no secret handed out).
     if (!(await this.projects.stands(ctx.principal.tenantId, projectId))) {
-      const written = await this.documents.read(ctx.principal.tenantId, projectId, id);
-      if (written) await this.lifecycle.end(systemContext(ctx.principal.tenantId, "system:project-delete", ctx.correlationId), written, "revoked", "its project was deleted as it was created");
+      // A sync (a publish's, the job's) may claim the key meanwhile: read again until the revocation is written.
+      const system = systemContext(ctx.principal.tenantId, "system:project-delete", ctx.correlationId);
+      for (let attempt = 0; attempt < 8; attempt++) {
+        const written = await this.documents.read(ctx.principal.tenantId, projectId, id);
+        if (!written || written.status === "revoked") break;
+        try {
+          await this.lifecycle.end(system, written, "revoked", "its project was deleted as it was created");
+          break;
+        } catch (err) {
+          if (!(err instanceof AppError && err.error.kind === "preconditionFailed")) throw err;
+        }
+      }
+      if (approval) await this.approvals.withdraw(ctx.principal.tenantId, approval.id, "its key's project was deleted", ctx.correlationId).catch(() => undefined);
       return fail({ kind: "notFound", resource: `/projects/${projectId}` });
     }
     const synced = await this.sync.trySync(ctx.principal.tenantId, projectId, id, ctx.correlationId);

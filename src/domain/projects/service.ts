@@ -250,17 +250,30 @@ export class ProjectService {
     const partition = tenantPartition(principal.tenantId);
     const mark: ProjectDeletionDoc = { id: deletionId(id), ...partition, docType: "projectDeletion", since: this.clock.now().toISOString() };
     const marked = await this.store.batch(partition, [{ kind: "upsert", doc: mark }]);
-    if (!marked.ok) fail({ kind: "unavailable", detail: "the delete could not be started; try again" });
-    const counts = await Promise.all([...this.dependents].map(async ([name, count]) => [name, await count(principal.tenantId, id)] as const));
+    if (!marked.ok) return fail({ kind: "unavailable", detail: "the delete could not be started; try again" });
+    const markEtag = marked.etags[0]!;
+    // Only this delete's own mark is ever removed (If-Match): a concurrent delete's stays until it is done.
+    const unmark = () => this.store.batch(partition, [{ kind: "delete", id: mark.id, ifMatch: markEtag }]).catch(() => undefined);
+    let counts;
+    try {
+      counts = await Promise.all([...this.dependents].map(async ([name, count]) => [name, await count(principal.tenantId, id)] as const));
+    } catch (err) {
+      await unmark();
+      throw err;
+    }
     const held = counts.flatMap(([name, n]) => (typeof n === "number" ? [[name, n] as const] : Object.entries(n))).filter(([, n]) => n > 0);
     if (held.length) {
-      // The mark goes again (best effort: a mark left behind lapses after DELETE_MARK_MS).
-      await this.store.batch(partition, [{ kind: "delete", id: mark.id }]).catch(() => undefined);
+      await unmark();
       fail({ kind: "conflict", detail: `the project still holds ${held.map(([name, n]) => `${n} ${name}`).join(", ")}; delete them first`, reason: "project_has_dependents" });
+    }
+    // Counting took longer than a mark holds: creates may have gone ahead meanwhile. Count again.
+    if (this.clock.now().getTime() - Date.parse(mark.since) >= DELETE_MARK_MS / 2) {
+      await unmark();
+      fail({ kind: "unavailable", detail: "counting what the project holds took too long; try again" });
     }
     try {
       await this.changes.commit({
-        partition: tenantPartition(principal.tenantId),
+        partition,
         ctx,
         action: "project.delete",
         resource: projectPath(id),
@@ -268,12 +281,16 @@ export class ProjectService {
         ops: [
           { kind: "delete", id, ifMatch: current._etag },
           { kind: "delete", id: nameId(current.name) },
+          // The mark goes with the project, and only if it is still this delete's (else the batch fails: another delete marked since).
+          { kind: "delete", id: mark.id, ifMatch: markEtag },
         ],
         event: { type: "aigov.project.deleted.v1", subject: projectSubject(principal.tenantId, id), data: { id, name: current.name } },
+        onFailure: (index) => (index === 2 ? { kind: "unavailable", detail: "another delete of this project is under way; try again" } : undefined),
       });
-    } finally {
-      // Deleted, the mark says nothing more; refused (the project changed meanwhile), it must not hold creates back.
-      await this.store.batch(partition, [{ kind: "delete", id: mark.id }]).catch(() => undefined);
+    } catch (err) {
+      // Refused (the project changed meanwhile): the mark must not hold creates back.
+      await unmark();
+      throw err;
     }
   }
 

@@ -94,7 +94,8 @@ export class TenantGateways {
     await this.reserve(tenantId);
     const instance = this.instance(tenantId);
     const publisher = await this.publisherFor(instance);
-    await this.ensureBaseline(instance, publisher);
+    // Never a reason to hold a tenant's writes back (a revocation least of all): logged, tried again later.
+    await this.ensureBaseline(instance, publisher).catch((err: unknown) => console.error(`gateway instance ${instance}: the instance baseline (ADR 023) could not be checked or written: ${err instanceof Error ? err.message : String(err)}`));
     return publisher;
   }
 

@@ -116,8 +116,9 @@ export class ModelService {
         onFailure: (index, status) => (index === 1 && status === 409 ? { kind: "conflict", detail: `a model named '${spec.name}' already exists in this project`, reason: "name_taken" } : undefined),
       });
     } catch (err) {
-      // Refused (a name taken meanwhile): the keys stored for a model that does not exist go too.
-      await this.forgetCredentials(backends);
+      // Refused (a name taken meanwhile): the keys stored for a model that does not exist go too — unless
+      // the answer was lost and the model was recorded after all.
+      if (!(await this.models.read(partition, id).catch(() => undefined))) await this.forgetCredentials(backends);
       throw err;
     }
     // The project was deleted while this was written (its delete marked it first): the model goes with it.

@@ -94,8 +94,10 @@ export class ServerRegistry {
         }),
       );
     } catch (err) {
-      // Refused (a name or a place taken meanwhile): the credential stored for a server that does not exist goes too.
-      if (auth.type === "header" || auth.type === "oauthClientCredentials") {
+      // Refused (a name or a place taken meanwhile): the credential stored for a server that does not exist
+      // goes too — unless the answer was lost and the server was recorded after all.
+      const recorded = await this.servers.read(partition, id).catch(() => undefined);
+      if (!recorded && (auth.type === "header" || auth.type === "oauthClientCredentials")) {
         await this.storeOf(auth.type)
           .delete(auth.secretRef.name)
           .catch((e: unknown) => console.warn(`secret ${auth.secretRef.name} of a refused MCP server was not deleted: ${e instanceof Error ? e.message : String(e)}`));
