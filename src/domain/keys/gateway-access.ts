@@ -35,7 +35,7 @@ export interface GatewayAccess {
 
 /** What the keys' gateway access is made of: the tenant's gateway, publishing, exemptions and the compiler input. */
 export interface GatewayAccessParts {
-  gateways: { publisher(tenantId: string): Promise<GatewayPublisher>; names(tenantId: string): GatewayNames; formerSubscriptions(tenantId: string, keyId: string): Promise<string[]> };
+  gateways: { publisher(tenantId: string, baseline?: "required" | "bestEffort"): Promise<GatewayPublisher>; names(tenantId: string): GatewayNames; formerSubscriptions(tenantId: string, keyId: string): Promise<string[]> };
   publishing: { holds(tenantId: string, ref: string): Promise<boolean>; ensurePublished(tenantId: string, cause: PublishCause): Promise<{ needsPublish?: boolean }> };
   /** The tenant's active exemptions, read at most once every few seconds (the lifecycle job asks for every key). */
   exemptions: { recent(tenantId: string): Promise<ActiveExemption[]> };
@@ -50,7 +50,8 @@ export interface GatewayAccessParts {
 export function gatewayAccess(parts: GatewayAccessParts): GatewayAccess {
   const ensuring = new Map<string, Promise<{ needsPublish?: boolean }>>();
   return {
-    publisher: (tenantId) => parts.gateways.publisher(tenantId),
+    // A key's sync (a revocation among them) never waits on the instance baseline (tenant-gateways.ts).
+    publisher: (tenantId) => parts.gateways.publisher(tenantId, "bestEffort"),
     names: (tenantId) => parts.gateways.names(tenantId),
     formerSubscriptions: (tenantId, keyId) => parts.gateways.formerSubscriptions(tenantId, keyId),
     holds: (tenantId, ref) => parts.publishing.holds(tenantId, ref),

@@ -89,13 +89,18 @@ export class TenantGateways {
     return this.publisherFor(instance);
   }
 
-  /** The tenant's publisher, after its key is reserved on its instance and the instance holds the baseline. */
-  async publisher(tenantId: string): Promise<GatewayPublisher> {
+  /**
+   * The tenant's publisher, after its key is reserved on its instance and the instance holds the baseline.
+   * A publish does not go on without the baseline (it fails and is retried); a key's sync does, with the
+   * failure logged: a revocation must never wait on the instance's global policy.
+   */
+  async publisher(tenantId: string, baseline: "required" | "bestEffort" = "required"): Promise<GatewayPublisher> {
     await this.reserve(tenantId);
     const instance = this.instance(tenantId);
     const publisher = await this.publisherFor(instance);
-    // Never a reason to hold a tenant's writes back (a revocation least of all): logged, tried again later.
-    await this.ensureBaseline(instance, publisher).catch((err: unknown) => console.error(`gateway instance ${instance}: the instance baseline (ADR 023) could not be checked or written: ${err instanceof Error ? err.message : String(err)}`));
+    const ensured = this.ensureBaseline(instance, publisher);
+    if (baseline === "required") await ensured;
+    else await ensured.catch((err: unknown) => console.error(`gateway instance ${instance}: the instance baseline (ADR 023) could not be checked or written: ${err instanceof Error ? err.message : String(err)}`));
     return publisher;
   }
 

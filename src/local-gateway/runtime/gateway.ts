@@ -153,6 +153,11 @@ async function runChain(r: Run, chain: readonly ChainLink[], section: Section): 
   await runScope(chain.length - 1);
 }
 
+/** A request's run through the pipeline, before any statement ran. */
+function newRun(state: RequestState, env: EvalEnv, section: Section, scope: Scope, services: RunServices): Run {
+  return { state, env, section, scope, services, backend: {}, onComplete: [], trace: { backendMs: 0, cache: "none", streamed: false }, afterBackend: [], streamChecks: [], base: async () => undefined };
+}
+
 /** forward-request is not allowed in on-error (the policy loader refuses it there). */
 const NO_FORWARD = (): Promise<void> => Promise.reject(new Error("forward-request does not run in on-error"));
 
@@ -282,19 +287,8 @@ export class Pipeline {
         lastError: { source, reason, message, scope: "", section: "" },
         deployment: { region: d.region, serviceName: d.serviceName },
       };
-      const r: Run = {
-        state,
-        env: { context: contextObject(state), random: d.random },
-        section: "on-error",
-        scope: "global",
-        services: { ...d.services, backendUrl: (id) => d.backends.get(id)?.url, forward: NO_FORWARD, callBackend: (id, path, bodyJson, headers) => this.callBackend(id, path, bodyJson, headers) },
-        backend: {},
-        onComplete: [],
-        trace: { backendMs: 0, cache: "none", streamed: false },
-        afterBackend: [],
-        streamChecks: [],
-        base: async () => undefined,
-      };
+      const services = { ...d.services, backendUrl: (id: string) => d.backends.get(id)?.url, forward: NO_FORWARD, callBackend: this.callBackend.bind(this) };
+      const r = newRun(state, { context: contextObject(state), random: d.random }, "on-error", "global", services);
       try {
         await runChain(r, chain, "on-error");
       } catch (err) {
@@ -439,19 +433,7 @@ export class Pipeline {
     };
     const env: EvalEnv = { context: contextObject(state), random: d.random };
     const target = { api, op, ex, log: mcp };
-    const r: Run = {
-      state,
-      env,
-      section: "inbound",
-      scope: "operation",
-      services: this.services(target),
-      backend: {},
-      onComplete: [],
-      trace: { backendMs: 0, cache: "none", streamed: false },
-      afterBackend: [],
-      streamChecks: [],
-      base: async () => undefined,
-    };
+    const r = newRun(state, env, "inbound", "operation", this.services(target));
     const promptTokens = estimateTokens(promptText(parseJson(body)));
 
     const runSection = (section: Section) => runChain(r, chain, section);
