@@ -117,8 +117,9 @@ export class ModelService {
       });
     } catch (err) {
       // Refused (a name taken meanwhile): the keys stored for a model that does not exist go too — unless
-      // the answer was lost and the model was recorded after all.
-      if (!(await this.models.read(partition, id).catch(() => undefined))) await this.forgetCredentials(backends);
+      // the answer was lost and the model was recorded after all (or the store cannot say: kept, then).
+      const recorded = await this.models.read(partition, id).then((d) => d !== undefined, () => true);
+      if (!recorded) await this.forgetCredentials(backends);
       throw err;
     }
     // The project was deleted while this was written (its delete marked it first): the model goes with it.

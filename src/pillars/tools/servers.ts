@@ -96,7 +96,7 @@ export class ServerRegistry {
     } catch (err) {
       // Refused (a name or a place taken meanwhile): the credential stored for a server that does not exist
       // goes too — unless the answer was lost and the server was recorded after all.
-      const recorded = await this.servers.read(partition, id).catch(() => undefined);
+      const recorded = await this.servers.read(partition, id).then((d) => d !== undefined, () => true);
       if (!recorded && (auth.type === "header" || auth.type === "oauthClientCredentials")) {
         await this.storeOf(auth.type)
           .delete(auth.secretRef.name)
