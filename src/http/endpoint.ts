@@ -48,7 +48,8 @@ function queryObject(request: HttpRequest): Record<string, string> {
   // No prototype: a parameter named __proto__ is a parameter (refused as unknown), not a prototype.
   const out = Object.create(null) as Record<string, string>;
   // The query as the client sent it: the Functions host joins a repeated parameter's values with commas
-  // before the app sees request.query, so a repetition shows only here.
+  // before the app sees request.query, so a repetition shows only here. No query, no URL to parse.
+  if (!request.url.includes("?")) return out;
   const raw = new URL(request.url).searchParams;
   for (const key of new Set(raw.keys())) {
     const values = raw.getAll(key);

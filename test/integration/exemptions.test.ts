@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -472,9 +472,13 @@ describe("high risk by effect", () => {
     expect(refused.status).toBe("rejected");
     expect(refused.timeline.at(-1)?.detail).toBe("approved as standard risk, but high risk now: 5000 is at least 10 times the tokens.perMinute limit in force (400) (the settings in force or the tenant's rules changed while it waited); request it again");
     // Its approval reads "approved": the owner and the requester are told why it is not in force.
+    // The notices follow the recorded rejection (delivered after the write), so they are waited for.
     for (const who of ["olga", "dana"]) {
       const inbox = join(t.app.dataDir, "inbox", `${Buffer.from(who).toString("base64url")}.ndjson`);
-      const notices = readFileSync(inbox, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { subject: string; body: string }).filter((n) => n.subject.includes(raise.id));
+      const notices = await until(async () => {
+        const found = existsSync(inbox) ? readFileSync(inbox, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { subject: string; body: string }).filter((n) => n.subject.includes(raise.id)) : [];
+        return found.length > 0 ? found : undefined;
+      });
       expect(notices).toEqual([{ at: expect.any(String), recipient: who, subject: `Exemption ${raise.id} was approved but not activated`, body: `The exemption from tokens.perMinute for ${waiting.id} was ${refused.timeline.at(-1)!.detail}. The control applies as before.` }]);
     }
   });

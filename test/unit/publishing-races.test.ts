@@ -527,6 +527,14 @@ describe("a publish in steps (one write a step)", () => {
   });
 });
 
+/** Takes the recorded instance out of the tenant's gateway state, as states were written before it was recorded; answers what it was. */
+async function forgetInstance(t: { tenantId: string; store: Store }): Promise<string | undefined> {
+  const partition = { tenantId: t.tenantId, scopeId: "_tenant" };
+  const { _etag, instance, ...legacy } = (await t.store.read<StoredDoc & { instance?: string }>(partition, "gateway.state"))!;
+  expect((await t.store.batch(partition, [{ kind: "replace", doc: legacy as StoredDoc, ifMatch: _etag! }])).ok).toBe(true);
+  return instance;
+}
+
 describe("a tenant an operator assigned another instance", () => {
   it("moves at its next publish: everything it held on the old instance — its keys' subscriptions too — goes, the new one gets everything, and the keys are sent again", async () => {
     const t = tenant();
@@ -585,11 +593,7 @@ describe("a tenant an operator assigned another instance", () => {
     expect(await t.service.applier.apply(t.tenantId, first.revision!.id, "c")).toBe("published");
     t.subscribe("aigov-k-key_1");
     // As written before the instance was recorded.
-    const partition = { tenantId: t.tenantId, scopeId: "_tenant" };
-    const state = (await t.store.read<StoredDoc & { instance?: string }>(partition, "gateway.state"))!;
-    expect(state.instance).toBe("default");
-    const { _etag, instance: _i, ...legacy } = state;
-    expect((await t.store.batch(partition, [{ kind: "replace", doc: legacy as StoredDoc, ifMatch: _etag! }])).ok).toBe(true);
+    expect(await forgetInstance(t)).toBe("default");
     // Reassigned before any publish since the upgrade; a key sync has already reserved the key on the new instance.
     t.assign("iso");
     t.reserved(["default", "iso"]);
@@ -598,17 +602,14 @@ describe("a tenant an operator assigned another instance", () => {
     expect([...t.held("default").keys()]).toEqual([]);
     expect([...t.held("iso").keys()].sort()).toEqual(["namedValue:aigov-k-live", "namedValue:aigov-k-setting"]);
     expect(t.resent()).toBe(1);
-    expect((await t.store.read<StoredDoc & { instance?: string }>(partition, "gateway.state"))!.instance).toBe("iso");
+    expect((await t.store.read<StoredDoc & { instance?: string }>({ tenantId: t.tenantId, scopeId: "_tenant" }, "gateway.state"))!.instance).toBe("iso");
   });
 
   it("a state from before instances were recorded, of a tenant that wrote only where it is assigned: no move", async () => {
     const t = tenant();
     const first = await t.service.publish(t.ctx, {});
     expect(await t.service.applier.apply(t.tenantId, first.revision!.id, "c")).toBe("published");
-    const partition = { tenantId: t.tenantId, scopeId: "_tenant" };
-    const state = (await t.store.read<StoredDoc & { instance?: string }>(partition, "gateway.state"))!;
-    const { _etag, instance: _i, ...legacy } = state;
-    expect((await t.store.batch(partition, [{ kind: "replace", doc: legacy as StoredDoc, ifMatch: _etag! }])).ok).toBe(true);
+    await forgetInstance(t);
     t.registry.setting = "S3";
     const next = await t.service.publish(t.ctx, {});
     expect(await t.service.applier.apply(t.tenantId, next.revision!.id, "c")).toBe("published");

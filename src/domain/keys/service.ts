@@ -9,7 +9,6 @@ import { approvalDrive } from "../approvals/drive.js";
 import { canonicalJson } from "../audit/chain.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../common.js";
 import { AppError, fail, notFound } from "../errors.js";
-import { systemContext } from "../kernel/system.js";
 import type { Driven, DriveRetry } from "../kernel/drive.js";
 import { holdsAny, KEY_INVESTIGATORS } from "../kernel/roles.js";
 import { DEFAULT_KEY_POLICY, type KeyPolicy, type Project } from "../projects/schema.js";
@@ -171,9 +170,8 @@ export class KeyService {
     const created = await this.documents.create(ctx, doc);
     // The project was deleted while this was written (its delete marked it first): the key is revoked
     // before it ever reaches the gateway, and the caller gets the project's 404 (no secret handed out).
-    if (!(await this.projects.stands(ctx.principal.tenantId, projectId))) {
+    await this.projects.withdrawUnlessStanding(ctx, projectId, async (system) => {
       // A sync (a publish's, the job's) may claim the key meanwhile: read again until the revocation is written.
-      const system = systemContext(ctx.principal.tenantId, "system:project-delete", ctx.correlationId);
       for (let attempt = 0; attempt < 8; attempt++) {
         const written = await this.documents.read(ctx.principal.tenantId, projectId, id);
         if (!written || written.status === "revoked") break;
@@ -185,8 +183,7 @@ export class KeyService {
         }
       }
       if (approval) await this.approvals.withdraw(ctx.principal.tenantId, approval.id, "its key's project was deleted", ctx.correlationId).catch(() => undefined);
-      return fail({ kind: "notFound", resource: `/projects/${projectId}` });
-    }
+    });
     const synced = await this.sync.trySync(ctx.principal.tenantId, projectId, id, ctx.correlationId);
     return { ...(synced ? this.documents.view(synced) : created), key: plaintext, ...(approval ? { drive: approvalDrive(approval) } : {}) };
   }

@@ -5,6 +5,7 @@ import { sha256 } from "../audit/chain.js";
 import type { ChangeWriter } from "../changes.js";
 import { etagMatches, etagValue, newId, type Page, type Principal, type RequestContext, type Role } from "../common.js";
 import { AppError, fail } from "../errors.js";
+import { systemContext } from "../kernel/system.js";
 import { ANY_TENANT_ROLE, holdsAny, PROJECT_MANAGERS, TENANT_ADMINS } from "../kernel/roles.js";
 import { everyDoc, listPage, toArray } from "../paging.js";
 import { parseOrThrow } from "../validation.js";
@@ -299,6 +300,16 @@ export class ProjectService {
    * holds). A create of something inside a project asks after its own write: not standing, it withdraws
    * what it made, so nothing outlives its project.
    */
+  /**
+   * After a create inside the project: when the project no longer stands (deleted, or a delete under way
+   * since), `withdraw` undoes the create as the system and the caller gets the project's 404.
+   */
+  async withdrawUnlessStanding(ctx: RequestContext, projectId: string, withdraw: (system: RequestContext) => Promise<void>): Promise<void> {
+    if (await this.stands(ctx.principal.tenantId, projectId)) return;
+    await withdraw(systemContext(ctx.principal.tenantId, "system:project-delete", ctx.correlationId));
+    fail({ kind: "notFound", resource: projectPath(projectId) });
+  }
+
   async stands(tenantId: string, projectId: string): Promise<boolean> {
     const partition = tenantPartition(tenantId);
     const [doc, deleting] = await Promise.all([this.store.read<ProjectDoc>(partition, projectId), this.store.read<ProjectDeletionDoc>(partition, deletionId(projectId))]);

@@ -153,6 +153,13 @@ async function runChain(r: Run, chain: readonly ChainLink[], section: Section): 
   await runScope(chain.length - 1);
 }
 
+/** The headers of an answer as the client gets them: the framing ones are the gateway's own. */
+function answerHeaders(headers: HeaderBag): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [k, v] of Object.entries(headers.toRecord())) if (!/^(content-length|transfer-encoding|connection|keep-alive)$/i.test(k)) out[k] = v;
+  return out;
+}
+
 /** A request's run through the pipeline, before any statement ran. */
 function newRun(state: RequestState, env: EvalEnv, section: Section, scope: Scope, services: RunServices): Run {
   return { state, env, section, scope, services, backend: {}, onComplete: [], trace: { backendMs: 0, cache: "none", streamed: false }, afterBackend: [], streamChecks: [], base: async () => undefined };
@@ -300,9 +307,7 @@ export class Pipeline {
       record.LastErrorMessage = message;
       const response = state.response!;
       const bytes = response.body ?? Buffer.alloc(0);
-      const out: Record<string, string[]> = {};
-      for (const [k, v] of Object.entries(response.headers.toRecord())) if (!/^(content-length|transfer-encoding|connection|keep-alive)$/i.test(k)) out[k] = v;
-      sink.head(response.status, response.reason || undefined, { ...out, "content-length": [String(bytes.length)] });
+      sink.head(response.status, response.reason || undefined, { ...answerHeaders(response.headers), "content-length": [String(bytes.length)] });
       sink.end(bytes);
       finish(response.status, bytes.length);
     };
@@ -462,8 +467,7 @@ export class Pipeline {
     }
 
     const response = state.response ?? { status: 200, reason: "OK", headers: new HeaderBag(), body: undefined };
-    const out: Record<string, string[]> = {};
-    for (const [k, v] of Object.entries(response.headers.toRecord())) if (!/^(content-length|transfer-encoding|connection|keep-alive)$/i.test(k)) out[k] = v;
+    const out = answerHeaders(response.headers);
     for (const [k, v] of Object.entries(state.cors?.headers ?? {})) out[k] = [v];
     // Token usage is the LLM policies' business; an MCP server's answers carry none.
     const llm = !api.mcp;

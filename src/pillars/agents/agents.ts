@@ -7,7 +7,6 @@
 import type { ChangeWriter } from "../../domain/changes.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../../domain/common.js";
 import { AppError, fail } from "../../domain/errors.js";
-import { systemContext } from "../../domain/kernel/system.js";
 import { Collection } from "../../domain/kernel/collection.js";
 import type { ProjectService } from "../../domain/projects/service.js";
 import type { Project } from "../../domain/projects/schema.js";
@@ -104,12 +103,11 @@ export class AgentRegistry {
     };
     doc.searchText = searchTextOf(doc);
     const created = await this.agents.create(ctx, doc, { action: "agent.register", event: "aigov.agent.registered.v1" });
-    // The project was deleted while this was written (its delete marked it first, projects/service.ts): withdrawn.
-    if (!(await this.projects.stands(ctx.principal.tenantId, projectId))) {
+    // The project was deleted while this was written (its delete marked it first): withdrawn.
+    await this.projects.withdrawUnlessStanding(ctx, projectId, async (system) => {
       const written = await this.agents.read({ tenantId: ctx.principal.tenantId, scopeId: projectId }, doc.id);
-      if (written) await this.agents.delete(systemContext(ctx.principal.tenantId, "system:project-delete", ctx.correlationId), written, { action: "agent.delete", event: "aigov.agent.deleted.v1" });
-      return fail({ kind: "notFound", resource: `/projects/${projectId}` });
-    }
+      if (written) await this.agents.delete(system, written, { action: "agent.delete", event: "aigov.agent.deleted.v1" });
+    });
     return created;
   }
 

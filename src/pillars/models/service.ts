@@ -7,7 +7,6 @@ import { sha256 } from "../../domain/audit/chain.js";
 import type { ChangeWriter } from "../../domain/changes.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../../domain/common.js";
 import { AppError, fail } from "../../domain/errors.js";
-import { systemContext } from "../../domain/kernel/system.js";
 import { Collection } from "../../domain/kernel/collection.js";
 import { holdsAny, holdsOn, PROJECT_MANAGERS, TENANT_ADMINS } from "../../domain/kernel/roles.js";
 import { toArray } from "../../domain/paging.js";
@@ -123,15 +122,11 @@ export class ModelService {
       throw err;
     }
     // The project was deleted while this was written (its delete marked it first): the model goes with it.
-    if (!(await this.projects.stands(ctx.principal.tenantId, project.id))) {
+    await this.projects.withdrawUnlessStanding(ctx, project.id, async (system) => {
       const written = await this.models.read(partition, id);
-      if (written) {
-        const system = systemContext(ctx.principal.tenantId, "system:project-delete", ctx.correlationId);
-        await this.models.delete(system, written, { action: "model.delete", event: "aigov.model.deleted.v1", data: { id, projectId: project.id, name: written.name }, extraOps: [{ kind: "delete", id: nameId(written.name) }] });
-      }
+      if (written) await this.models.delete(system, written, { action: "model.delete", event: "aigov.model.deleted.v1", data: { id, projectId: project.id, name: written.name }, extraOps: [{ kind: "delete", id: nameId(written.name) }] });
       await this.forgetCredentials(backends);
-      return fail({ kind: "notFound", resource: `/projects/${project.id}` });
-    }
+    });
     return created;
   }
 

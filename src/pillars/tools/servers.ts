@@ -7,7 +7,6 @@ import { checkManagedIdentity } from "../../domain/policy/managed-identity.js";
 import type { ChangeWriter } from "../../domain/changes.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../../domain/common.js";
 import { AppError, fail } from "../../domain/errors.js";
-import { systemContext } from "../../domain/kernel/system.js";
 import { Collection } from "../../domain/kernel/collection.js";
 import { holdsAny, holdsOn, PROJECT_MANAGERS, TENANT_ADMINS } from "../../domain/kernel/roles.js";
 import { Slots } from "../../domain/kernel/slots.js";
@@ -104,12 +103,11 @@ export class ServerRegistry {
       }
       throw err;
     }
-    // The project was deleted while this was written (its delete marked it first, projects/service.ts): withdrawn.
-    if (!(await this.projects.stands(ctx.principal.tenantId, project.id))) {
+    // The project was deleted while this was written (its delete marked it first): withdrawn.
+    await this.projects.withdrawUnlessStanding(ctx, project.id, async (system) => {
       const written = await this.servers.read(partition, id);
-      if (written) await this.remove(systemContext(ctx.principal.tenantId, "system:project-delete", ctx.correlationId), written);
-      return fail({ kind: "notFound", resource: `/projects/${project.id}` });
-    }
+      if (written) await this.remove(system, written);
+    });
     return created;
   }
 

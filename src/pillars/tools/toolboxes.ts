@@ -7,7 +7,6 @@ import type { ChangeWriter } from "../../domain/changes.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../../domain/common.js";
 import { AppError, fail } from "../../domain/errors.js";
 import type { Versioned } from "../../ports/store.js";
-import { systemContext } from "../../domain/kernel/system.js";
 import { Collection } from "../../domain/kernel/collection.js";
 import { Slots } from "../../domain/kernel/slots.js";
 import { toArray } from "../../domain/paging.js";
@@ -54,12 +53,11 @@ export class Toolboxes {
         onFailure: (index, status) => (status !== 409 ? undefined : index === 1 ? { kind: "conflict", detail: `a toolbox named '${spec.name}' already exists in this project`, reason: "name_taken" } : index === 2 ? slotTaken() : undefined),
       }),
     );
-    // The project was deleted while this was written (its delete marked it first, projects/service.ts): withdrawn.
-    if (!(await this.projects.stands(ctx.principal.tenantId, projectId))) {
+    // The project was deleted while this was written (its delete marked it first): withdrawn.
+    await this.projects.withdrawUnlessStanding(ctx, projectId, async (system) => {
       const written = await this.boxes.read(partition, id);
-      if (written) await this.remove(systemContext(ctx.principal.tenantId, "system:project-delete", ctx.correlationId), written);
-      return fail({ kind: "notFound", resource: `/projects/${projectId}` });
-    }
+      if (written) await this.remove(system, written);
+    });
     return created;
   }
 
