@@ -4,7 +4,7 @@
  * race leaves the connection's secret working (and its own new version disabled), a delete removes the
  * secret whatever the credentials are by then — and a malformed project id is a 400, never a 5xx.
  */
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient, ApiError } from "../../src/client/index.js";
@@ -36,7 +36,8 @@ const bedrock = (name: string, secretAccessKey: string) => ({
 
 /** Connection secrets that still hold a version (soft-deleted ones hold none), by name. */
 async function liveConnectionSecrets(): Promise<string[]> {
-  const names = readdirSync(join(t.app.dataDir, "secrets"))
+  const dir = join(t.app.dataDir, "secrets");
+  const names = (existsSync(dir) ? readdirSync(dir) : [])
     .filter((f) => f.startsWith("agentcon-") && f.endsWith(".secret"))
     .map((f) => f.slice(0, -".secret".length));
   const live: string[] = [];
@@ -56,6 +57,25 @@ async function secretOf(connectionId: string): Promise<string | undefined> {
 }
 
 describe("cloud connections: their secrets", () => {
+  it("a connection created while its project is being deleted is withdrawn with its secret: nothing syncs into a project nobody can see", async () => {
+    const doomed = await admin.projects.create(projectSpec("connections deleted meanwhile"));
+    // A delete under way has marked the project (as projects/service.ts delete() does). A connection lives in
+    // the tenant's partition: the delete's mark there is the one it must heed (ADR 018).
+    const mark = { id: `deleting.${doomed.id}`, tenantId: "t-agent-connections", scopeId: "_tenant", docType: "projectDeletion", since: new Date().toISOString() };
+    await t.container().items.upsert(mark);
+    const before = await liveConnectionSecrets();
+    await expect(admin.connections.create({ ...bedrock("late", "late-secret"), projectId: doomed.id })).rejects.toMatchObject({ status: 404, problem: { reason: "not_found" } });
+    expect((await admin.connections.list({ maxPageSize: 100 })).items.filter((c) => c.projectId === doomed.id)).toEqual([]);
+    expect(await liveConnectionSecrets()).toEqual(before);
+    // The withdrawal is audited and announced as the system's delete, after the create.
+    await t.relay();
+    const late = t.events().filter((e) => e.type.startsWith("aigov.agent.connection.") && (e.data as { projectId?: string }).projectId === doomed.id);
+    expect(late.map((e) => e.type)).toEqual(["aigov.agent.connection.created.v1", "aigov.agent.connection.deleted.v1"]);
+    // The delete gave up (its mark gone): the project takes connections again.
+    await t.container().item(mark.id, ["t-agent-connections", "_tenant"]).delete();
+    expect((await admin.connections.create({ ...bedrock("late", "late-secret"), projectId: doomed.id })).name).toBe("late");
+  });
+
   it("a create that is refused — the name taken, also by a concurrent create — leaves no secret behind", async () => {
     const first = await admin.connections.create(bedrock("aws", "first-secret"));
     for (let i = 0; i < 2; i++) {

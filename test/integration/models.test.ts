@@ -156,8 +156,10 @@ describe("model registry", () => {
   it("a model, key or MCP server created while its project is being deleted is withdrawn: nothing outlives its project", async () => {
     const p = await admin.projects.create(projectSpec("deleted meanwhile"));
     // A delete under way has marked the project and is counting what it holds (as projects/service.ts delete() does).
+    // Its mark in the project's own partition, where these children are written, is the one they must heed:
+    // the store promises a create sees what was written there before its own write (ADR 018), not more.
     const container = t.container();
-    const mark = { id: `deleting.${p.id}`, tenantId: "t1", scopeId: "_tenant", docType: "projectDeletion", since: new Date().toISOString() };
+    const mark = { id: `deleting.${p.id}`, tenantId: "t1", scopeId: p.id, docType: "projectDeletion", since: new Date().toISOString() };
     await container.items.upsert(mark);
     const secretsDir = join(t.app.dataDir, "secrets");
     const before = new Set(readdirSync(secretsDir));
@@ -173,8 +175,27 @@ describe("model registry", () => {
     const store = new EncryptedFileSecretStore(secretsDir);
     for (const f of readdirSync(secretsDir).filter((x) => !before.has(x) && x.startsWith("model-"))) expect(await store.get(f.replace(/\.secret$/, ""))).toBeUndefined();
     // The delete finished or gave up (its mark gone): the project takes models again, and the name is free.
-    await container.item(mark.id, ["t1", "_tenant"]).delete();
-    expect((await admin.models.create(p.id, spec("late"))).name).toBe("late");
+    await container.item(mark.id, ["t1", p.id]).delete();
+    const late = await admin.models.create(p.id, spec("late"));
+    expect(late.name).toBe("late");
+    // A delete that finished leaves its mark as the project's tombstone: a create whose read of the project
+    // is behind (here: the project document still there) withdraws all the same.
+    await admin.models.delete(p.id, late.id, late.etag);
+    const standing = await admin.projects.get(p.id);
+    const { resource: projectDoc } = await container.item(p.id, ["t1", "_tenant"]).read<Record<string, unknown>>();
+    await admin.projects.delete(p.id, standing.etag);
+    const { resource: tombstone } = await container.item(mark.id, ["t1", p.id]).read<{ deletedAt?: string }>();
+    expect(tombstone?.deletedAt).toEqual(expect.any(String));
+    expect((await container.item(mark.id, ["t1", "_tenant"]).read()).statusCode).toBe(404); // the tenant's mark went with the project
+    const { _rid, _self, _etag, _attachments, _ts, ...stale } = projectDoc!;
+    await container.items.create(stale); // the lagging read, made certain
+    expect(await reasonOf(admin.models.create(p.id, spec("after")))).toBe("404 not_found");
+    const { resources: models } = await container.items.query({ query: "SELECT c.id FROM c WHERE c.tenantId = 't1' AND c.scopeId = @p AND c.docType = 'model'", parameters: [{ name: "@p", value: p.id }] }).fetchAll();
+    expect(models).toEqual([]);
+    // A second delete of it is the project's 404, and leaves the tombstone as it is.
+    await container.item(p.id, ["t1", "_tenant"]).delete();
+    expect(await reasonOf(admin.projects.delete(p.id, standing.etag))).toBe("404 not_found");
+    expect((await container.item(mark.id, ["t1", p.id]).read<{ deletedAt?: string }>()).resource?.deletedAt).toBe(tombstone!.deletedAt);
   });
 
   it("a project with models cannot be deleted; deleting the model deletes its keys", async () => {

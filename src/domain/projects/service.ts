@@ -25,12 +25,19 @@ export interface ProjectDoc extends StoredDoc, Omit<Project, "etag"> {
 /**
  * A delete under way (delete()): written before it counts what the project holds, so a child created
  * since withdraws (stands()). A document of its own, so a refused delete leaves the project's version as it was.
+ * One in each partition that holds the project's children: the tenant's (agent connections name their project)
+ * and the project's own (models, keys, servers, toolboxes, agents). Each side reads the mark in the partition
+ * it wrote to, where the store's session guarantees it sees everything written there before its own write
+ * (ADR 018). The project's own keeps `deletedAt` once the project is gone: a tombstone no stale read outlives.
  */
 interface ProjectDeletionDoc extends StoredDoc {
   docType: "projectDeletion";
   since: string;
+  deletedAt?: string;
 }
 const deletionId = (projectId: string) => `deleting.${projectId}`;
+/** The partition that holds a project's models, keys, MCP servers, toolboxes and agents. */
+const projectScope = (tenantId: string, projectId: string): Partition => ({ tenantId, scopeId: projectId });
 /** How long a delete's mark stands: a delete that died after marking leaves the project usable again after it. */
 const DELETE_MARK_MS = 60_000;
 
@@ -246,18 +253,39 @@ export class ProjectService {
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     if (current.lock) fail({ kind: "conflict", detail: `the project is locked (${current.lock.detail}): nothing in it is deleted`, reason: "project_locked" });
     // Marked before counting: a child created from now on finds the project not standing and withdraws
-    // (stands(); its create re-reads the project after its own write), and one created before is counted.
+    // (stands(); its create re-reads the mark after its own write), and one created before is counted.
     // Without the mark, a model or key created while this delete counted would outlive its project.
-    const partition = tenantPartition(principal.tenantId);
-    const mark: ProjectDeletionDoc = { id: deletionId(id), ...partition, docType: "projectDeletion", since: this.clock.now().toISOString() };
-    const marked = await this.store.batch(partition, [{ kind: "upsert", doc: mark }]);
-    if (!marked.ok) return fail({ kind: "unavailable", detail: "the delete could not be started; try again" });
-    const markEtag = marked.etags[0]!;
-    // Only this delete's own mark is ever removed (If-Match): a concurrent delete's stays until it is done.
-    const unmark = () => this.store.batch(partition, [{ kind: "delete", id: mark.id, ifMatch: markEtag }]).catch(() => undefined);
+    // Marked in both partitions that hold children, before anything is counted in either (see ProjectDeletionDoc).
+    const tenantId = principal.tenantId;
+    const partition = tenantPartition(tenantId);
+    const own = projectScope(tenantId, id);
+    const earlier = await this.store.read<ProjectDeletionDoc>(own, deletionId(id));
+    if (earlier?.deletedAt) return fail({ kind: "notFound", resource: projectPath(id) });
+    const mark = { id: deletionId(id), docType: "projectDeletion" as const, since: this.clock.now().toISOString() };
+    const [inTenant, inProject] = await Promise.all([
+      this.store.batch(partition, [{ kind: "upsert", doc: { ...mark, ...partition } }]),
+      this.store.batch(own, [{ kind: "upsert", doc: { ...mark, ...own } }]),
+    ]);
+    const tenantEtag = inTenant.ok ? inTenant.etags[0] : undefined;
+    const projectEtag = inProject.ok ? inProject.etags[0] : undefined;
+    // Only this delete's own marks are ever removed (If-Match): a concurrent delete's stay until it is done.
+    const unmark = () =>
+      Promise.all([
+        tenantEtag ? this.store.batch(partition, [{ kind: "delete", id: mark.id, ifMatch: tenantEtag }]).catch(() => undefined) : undefined,
+        projectEtag ? this.store.batch(own, [{ kind: "delete", id: mark.id, ifMatch: projectEtag }]).catch(() => undefined) : undefined,
+      ]);
+    if (!tenantEtag || !projectEtag) {
+      await unmark();
+      return fail({ kind: "unavailable", detail: "the delete could not be started; try again" });
+    }
+    const tombstone = () =>
+      this.store.batch(own, [{ kind: "upsert", doc: { ...mark, ...own, deletedAt: this.clock.now().toISOString() } }]).then(
+        (r) => void (r.ok || console.warn(`project ${id} deleted: its tombstone was not written (status ${r.status}); the mark lapses, the project's absence stands`)),
+        (err: unknown) => console.warn(`project ${id} deleted: its tombstone was not written (${err instanceof Error ? err.message : String(err)}); the mark lapses, the project's absence stands`),
+      );
     let counts;
     try {
-      counts = await Promise.all([...this.dependents].map(async ([name, count]) => [name, await count(principal.tenantId, id)] as const));
+      counts = await Promise.all([...this.dependents].map(async ([name, count]) => [name, await count(tenantId, id)] as const));
     } catch (err) {
       await unmark();
       throw err;
@@ -282,24 +310,23 @@ export class ProjectService {
         ops: [
           { kind: "delete", id, ifMatch: current._etag },
           { kind: "delete", id: nameId(current.name) },
-          // The mark goes with the project, and only if it is still this delete's (else the batch fails: another delete marked since).
-          { kind: "delete", id: mark.id, ifMatch: markEtag },
+          // The tenant's mark goes with the project, and only if it is still this delete's (else the batch fails: another delete marked since).
+          { kind: "delete", id: mark.id, ifMatch: tenantEtag },
         ],
-        event: { type: "aigov.project.deleted.v1", subject: projectSubject(principal.tenantId, id), data: { id, name: current.name } },
+        event: { type: "aigov.project.deleted.v1", subject: projectSubject(tenantId, id), data: { id, name: current.name } },
         onFailure: (index) => (index === 2 ? { kind: "unavailable", detail: "another delete of this project is under way; try again" } : undefined),
       });
     } catch (err) {
-      // Refused (the project changed meanwhile): the mark must not hold creates back.
-      await unmark();
+      // Refused (the project changed meanwhile): the marks must not hold creates back. Gone (another delete
+      // got there first): the project's own mark becomes its tombstone instead.
+      const still = await this.store.read<ProjectDoc>(partition, id).catch(() => "unknown" as const);
+      if (still === undefined) await tombstone();
+      else await unmark();
       throw err;
     }
+    await tombstone();
   }
 
-  /**
-   * Whether the project stands: there, and no delete under way (delete() marks it before counting what it
-   * holds). A create of something inside a project asks after its own write: not standing, it withdraws
-   * what it made, so nothing outlives its project.
-   */
   /**
    * After a create inside the project: when the project no longer stands (deleted, or a delete under way
    * since), `withdraw` undoes the create as the system and the caller gets the project's 404.
@@ -310,11 +337,22 @@ export class ProjectService {
     fail({ kind: "notFound", resource: projectPath(projectId) });
   }
 
+  /**
+   * Whether the project stands: there, and no delete under way (delete() marks it before counting what it
+   * holds). A create of something inside a project asks after its own write: not standing, it withdraws
+   * what it made, so nothing outlives its project.
+   */
   async stands(tenantId: string, projectId: string): Promise<boolean> {
     const partition = tenantPartition(tenantId);
-    const [doc, deleting] = await Promise.all([this.store.read<ProjectDoc>(partition, projectId), this.store.read<ProjectDeletionDoc>(partition, deletionId(projectId))]);
-    if (!doc || doc.docType !== "project") return false;
-    return !deleting || this.clock.now().getTime() - Date.parse(deleting.since) >= DELETE_MARK_MS;
+    const [doc, inTenant, inProject] = await Promise.all([
+      this.store.read<ProjectDoc>(partition, projectId),
+      this.store.read<ProjectDeletionDoc>(partition, deletionId(projectId)),
+      this.store.read<ProjectDeletionDoc>(projectScope(tenantId, projectId), deletionId(projectId)),
+    ]);
+    if (!doc || doc.docType !== "project" || inProject?.deletedAt) return false;
+    const now = this.clock.now().getTime();
+    const live = (mark: ProjectDeletionDoc | undefined) => mark !== undefined && now - Date.parse(mark.since) < DELETE_MARK_MS;
+    return !live(inTenant) && !live(inProject);
   }
 
   /** A project's role assignments with when each was made, its owner and its admins (access reviews; undefined when the project is gone). */

@@ -17,7 +17,7 @@ import type { ProjectService } from "../../domain/projects/service.js";
 import { parseOrThrow } from "../../domain/validation.js";
 import type { Clock } from "../../ports/clock.js";
 import type { SecretStore } from "../../ports/secrets.js";
-import { TENANT_SCOPE, unversioned, type Partition, type Store } from "../../ports/store.js";
+import { TENANT_SCOPE, unversioned, type Partition, type Store, type Versioned } from "../../ports/store.js";
 import { connectionNameId, connectionPath, connectionSecretName, projectSyncSettingsPath, syncSettingsId, TENANT_SYNC_SETTINGS_PATH, type ConnectionDoc, type SyncSwitchDoc } from "./documents.js";
 import { AgentSyncSettings, ConnectionPatch, ConnectionSpec, type Connection, type ConnectionSpecInput } from "./schema.js";
 import type { SourceTarget } from "./sources/source.js";
@@ -94,8 +94,9 @@ export class ConnectionService {
       updatedAt: now,
       updatedBy: ctx.principal.userId,
     };
+    let created: Connection;
     try {
-      return await this.connections.create(ctx, doc, {
+      created = await this.connections.create(ctx, doc, {
         action: "agentConnection.create",
         event: "aigov.agent.connection.created.v1",
         extraOps: [{ kind: "create", doc: { id: connectionNameId(spec.name), ...this.partition(ctx.principal.tenantId), docType: "nameReservation", resourceId: id } }],
@@ -108,6 +109,13 @@ export class ConnectionService {
       }
       throw err;
     }
+    // The project was deleted while this was written (its delete marked it first): withdrawn, with its
+    // secret, before any sync writes agents into a project nobody can see.
+    await this.projects.withdrawUnlessStanding(ctx, spec.projectId, async (system) => {
+      const written = await this.read(ctx.principal.tenantId, id);
+      if (written) await this.remove(system, written);
+    });
+    return created;
   }
 
   async get(ctx: RequestContext, id: string): Promise<Connection> {
@@ -177,9 +185,13 @@ export class ConnectionService {
     this.admin(ctx);
     const current = await this.load(ctx.principal.tenantId, id);
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    await this.remove(ctx, current);
+  }
+
+  private async remove(ctx: RequestContext, current: Versioned<ConnectionDoc>): Promise<void> {
     await this.connections.delete(ctx, current, { action: "agentConnection.delete", event: "aigov.agent.connection.deleted.v1", extraOps: [{ kind: "delete", id: connectionNameId(current.name) }] });
     // Whatever its credentials now: a connection moved to workload identity keeps its earlier secret's versions (disabled) under the name.
-    await this.secrets.delete(connectionSecretName(id)).catch(() => undefined);
+    await this.secrets.delete(connectionSecretName(current.id)).catch(() => undefined);
   }
 
   // ---- the switches
