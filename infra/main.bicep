@@ -105,6 +105,9 @@ param authAllowedTenants string = ''
 @description('Tenant IDs (comma-separated) whose agent connections may reach other clouds as this deployment\'s managed identity (workload identity federation); empty = none (connections bring their own credentials).')
 param agentPlatformIdentityTenants string = ''
 
+@description('Hosts (comma-separated) of the platform\'s own Azure AI resources that API Management\'s own identity may call for every tenant (model backends, content safety, the semantic cache\'s embeddings); `*` = any Azure AI service\'s host; empty = none (tenants use identities of their own). ADR 022.')
+param gatewaySharedIdentityHosts string = ''
+
 @description('Publisher e-mail and name of the API Management instance the control plane publishes to.')
 param apimPublisherEmail string = 'platform@example.com'
 param apimPublisherName string = 'aigov'
@@ -691,6 +694,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'AUTH_JWKS_URI', value: '${environment().authentication.loginEndpoint}common/discovery/v2.0/keys' }
         { name: 'AUTH_ALLOWED_TENANTS', value: authAllowedTenants }
         { name: 'AGENT_PLATFORM_IDENTITY_TENANTS', value: agentPlatformIdentityTenants }
+        { name: 'GATEWAY_SHARED_IDENTITY_HOSTS', value: gatewaySharedIdentityHosts }
         { name: 'EVENTGRID_TOPIC_ENDPOINT', value: topic.properties.endpoint }
         { name: 'KEYVAULT_URI', value: vault.properties.vaultUri }
         { name: 'PROVIDER_KEYVAULT_URI', value: providerVault.properties.vaultUri }

@@ -1,3 +1,4 @@
+import type { IdentityGrants } from "../policy/identity.js";
 import { join } from "node:path";
 import type { TokenVerifier } from "../auth/verifier.js";
 import { getConfig, type Config } from "../config/index.js";
@@ -243,9 +244,16 @@ export async function buildServices(config: Config): Promise<Services> {
   const clock = systemClock;
   const store = await connectCosmos(config.cosmos, { createIfMissing: false });
   const changes = new ChangeWriter(store, clock);
-  // The user-assigned identities an operator gave each tenant on its gateway: the only clientIds its credentials may name.
-  const gatewayIdentities = (tenantId: string): string[] => config.gatewayAssignments[tenantId]?.identities ?? [];
-  const tenantSettings = new TenantSettingsService(store, changes, clock, gatewayIdentities);
+  // What an operator granted each tenant at its gateway: the user-assigned identities its credentials may
+  // name, and the Azure AI resources the gateway's own identity may call for it (policy/identity.ts).
+  const gatewayGrants = (tenantId: string): IdentityGrants => {
+    const assigned = config.gatewayAssignments[tenantId];
+    return {
+      identities: assigned?.identities ?? [],
+      ...(config.sharedIdentityHosts === "any" ? {} : { sharedHosts: [...config.sharedIdentityHosts, ...(assigned?.sharedIdentityHosts ?? [])] }),
+    };
+  };
+  const tenantSettings = new TenantSettingsService(store, changes, clock, gatewayGrants);
   const settingsGuard = new SettingsGuard(tenantSettings);
   const projects = new ProjectService(store, changes, clock, settingsGuard);
   const secrets = await secretStore(config);
@@ -260,7 +268,7 @@ export async function buildServices(config: Config): Promise<Services> {
   const { pillars } = await import("../pillars/index.js");
   const pillarRuntimes = new Map<string, PillarRuntime>();
   for (const pillar of pillars()) {
-    const runtime = await pillar.build({ store, changes, clock, secrets, providerSecrets, projects, settingsGuard, approvals, allowLoopback: config.local, platformIdentity: (tenantId) => config.platformIdentityTenants === "all" || config.platformIdentityTenants.includes(tenantId.toLowerCase()), gatewayIdentities, seam: (name) => overridesNow().pillarSeams?.[name] });
+    const runtime = await pillar.build({ store, changes, clock, secrets, providerSecrets, projects, settingsGuard, approvals, allowLoopback: config.local, platformIdentity: (tenantId) => config.platformIdentityTenants === "all" || config.platformIdentityTenants.includes(tenantId.toLowerCase()), gatewayGrants, seam: (name) => overridesNow().pillarSeams?.[name] });
     pillarRuntimes.set(pillar.name, runtime);
     projects.countDependentsWith(pillar.name, (tenantId, projectId) => runtime.countDependents(tenantId, projectId));
   }
@@ -277,8 +285,8 @@ export async function buildServices(config: Config): Promise<Services> {
   const gateways = new TenantGateways(store, config.gatewayAssignments, gatewayPublishers(config, keySecrets.resolveSecret));
   const gatewayInput: TenantGatewayInput = (tenantId) => {
     const key = gateways.explicitKey(tenantId);
-    const identities = gatewayIdentities(tenantId);
-    return { ...(key ? { gatewayKey: key } : {}), ...(identities.length ? { gatewayIdentities: identities } : {}) };
+    const { identities, sharedHosts } = gatewayGrants(tenantId);
+    return { ...(key ? { gatewayKey: key } : {}), ...(identities.length ? { gatewayIdentities: [...identities] } : {}), ...(sharedHosts ? { gatewaySharedHosts: [...sharedHosts] } : {}) };
   };
   // Key profiles → exemptions → published exemption tiers, for previews and publishes alike.
   const pillarContributors = [...pillarRuntimes.values()].flatMap((r) => (r.contributor ? [r.contributor] : []));

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { AZURE_AI_HOST_SUFFIXES } from "../policy/identity.js";
 
 /**
  * The one configuration of the app, parsed once from the environment.
@@ -27,6 +28,12 @@ const GatewayInstances = z.record(
     serviceName: z.string().regex(/^[a-zA-Z][a-zA-Z0-9-]{0,49}$/).optional(),
   }),
 );
+/** A host of an Azure AI resource (policy/identity.ts), as an operator lists it for the gateway's own identity. */
+const AzureAiHost = z
+  .string()
+  .transform((h) => h.trim().toLowerCase())
+  .pipe(z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/, "must be a host name, no scheme or path"))
+  .refine((h) => AZURE_AI_HOST_SUFFIXES.some((s) => h.endsWith(s)), `must be an Azure AI service's host (${AZURE_AI_HOST_SUFFIXES.map((s) => `*${s}`).join(", ")})`);
 const GatewayAssignments = z.record(
   z.string().min(1),
   z.strictObject({
@@ -34,6 +41,8 @@ const GatewayAssignments = z.record(
     key: z.string().regex(/^[a-z0-9]{1,10}$/).optional(),
     // Client ids of user-assigned identities attached to the tenant's gateway for it alone (src/policy/identity.ts).
     identities: z.array(z.guid()).max(20).optional(),
+    // Azure AI resources the gateway's own identity may call for this tenant alone, on top of GATEWAY_SHARED_IDENTITY_HOSTS.
+    sharedIdentityHosts: z.array(AzureAiHost).max(50).optional(),
   }),
 );
 
@@ -115,6 +124,14 @@ const ConfigSchema = z
       .transform((v) => v.split(",").map((s) => s.trim().replace(/\/+$/, "").toLowerCase()).filter(Boolean))
       .pipe(z.array(z.string().regex(/^https?:\/\/[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$/, "must be origins: http(s)://host[:port], no path")).max(20)),
     GATEWAY_ASSIGNMENTS: json(GatewayAssignments).default({}),
+    // The platform's own Azure AI resources (hosts, comma-separated) the gateway's own identity may call for
+    // every tenant; `*` for any Azure AI service's host. Unset: none in Azure (each tenant's own identities
+    // then, or hosts GATEWAY_ASSIGNMENTS lists for it alone); any locally. policy/identity.ts, ADR 022.
+    GATEWAY_SHARED_IDENTITY_HOSTS: z
+      .string()
+      .optional()
+      .transform((v) => (v === undefined ? undefined : v.trim() === "*" ? ("any" as const) : v.split(/[\s,]+/).filter((h) => h !== "")))
+      .pipe(z.union([z.undefined(), z.literal("any"), z.array(AzureAiHost).max(50)])),
     // The Log Analytics workspace (its workspace id, a GUID) APIM's diagnostic settings send the gateway
     // and LLM logs to: usage ingestion reads it (in Azure; locally it reads the local gateway's files).
     USAGE_LOG_WORKSPACE_ID: z.guid().optional(),
@@ -198,7 +215,9 @@ export interface Config {
   apim?: { subscriptionId: string; resourceGroup: string; serviceName: string };
   /** Named API Management instances besides the default (APIM_*); locally, folders .data/apim-<name>/. */
   gatewayInstances: Record<string, { subscriptionId: string; resourceGroup: string; serviceName: string } | { local: true }>;
-  gatewayAssignments: Record<string, { instance?: string; key?: string; identities?: string[] }>;
+  gatewayAssignments: Record<string, { instance?: string; key?: string; identities?: string[]; sharedIdentityHosts?: string[] }>;
+  /** The Azure AI hosts the gateway's own identity may call for every tenant (GATEWAY_SHARED_IDENTITY_HOSTS); "any" locally unless set. */
+  sharedIdentityHosts: "any" | string[];
   /** Origins whose pages may call the published APIs from a browser (the portal's). */
   browserOrigins: string[];
   publishRetry: { firstIntervalMs: number; maxAttempts: number };
@@ -261,7 +280,8 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
         i.subscriptionId && i.resourceGroup && i.serviceName ? { subscriptionId: i.subscriptionId, resourceGroup: i.resourceGroup, serviceName: i.serviceName } : { local: true as const },
       ]),
     ),
-    gatewayAssignments: Object.fromEntries(Object.entries(c.GATEWAY_ASSIGNMENTS).map(([t, a]) => [t, { ...(a.instance ? { instance: a.instance } : {}), ...(a.key ? { key: a.key } : {}), ...(a.identities?.length ? { identities: a.identities.map((id) => id.toLowerCase()) } : {}) }])),
+    gatewayAssignments: Object.fromEntries(Object.entries(c.GATEWAY_ASSIGNMENTS).map(([t, a]) => [t, { ...(a.instance ? { instance: a.instance } : {}), ...(a.key ? { key: a.key } : {}), ...(a.identities?.length ? { identities: a.identities.map((id) => id.toLowerCase()) } : {}), ...(a.sharedIdentityHosts?.length ? { sharedIdentityHosts: a.sharedIdentityHosts } : {}) }])),
+    sharedIdentityHosts: c.GATEWAY_SHARED_IDENTITY_HOSTS ?? (c.AIGOV_LOCAL ? "any" : []),
     browserOrigins: c.GATEWAY_BROWSER_ORIGINS,
     publishRetry: { firstIntervalMs: c.PUBLISH_RETRY_FIRST_INTERVAL_MS, maxAttempts: c.PUBLISH_RETRY_MAX_ATTEMPTS },
     publishSliceSeconds: c.PUBLISH_SLICE_SECONDS,

@@ -1,3 +1,4 @@
+import type { IdentityGrants } from "../policy/identity.js";
 import type { Operation, ParsedRequest } from "../api/contract.js";
 import type { ChangeWriter } from "../domain/changes.js";
 import type { RequestContext } from "../domain/common.js";
@@ -29,8 +30,8 @@ export interface PillarKit {
   allowLoopback: boolean;
   /** Whether a tenant may reach other clouds as the platform's own identity (AGENT_PLATFORM_IDENTITY_TENANTS). */
   platformIdentity(tenantId: string): boolean;
-  /** The user-assigned identities an operator assigned the tenant on its gateway (GATEWAY_ASSIGNMENTS; policy/identity.ts). */
-  gatewayIdentities(tenantId: string): readonly string[];
+  /** What an operator granted the tenant at its gateway: its own identities, the Azure AI resources the gateway's own may call (policy/identity.ts). */
+  gatewayGrants(tenantId: string): IdentityGrants;
   /** Test seams a test set (ServiceOverrides.pillarSeams), read on every use; undefined in production. */
   seam(name: string): unknown;
 }

@@ -6,7 +6,9 @@
  * own host and the audience `https://vault.azure.net` would receive a token that reads them. Hence:
  *
  * - the shared identity goes only to Azure AI services' own hosts, for their audience: the token reaches
- *   Microsoft's endpoint, never a host a tenant runs;
+ *   Microsoft's endpoint, never a host a tenant runs; and only to the resources an operator listed for it
+ *   (the platform's own, or ones listed for the tenant alone), so it never acts on another tenant's
+ *   resource that happens to trust it;
  * - anything else takes a user-assigned identity of the tenant's own (`clientId`), which an operator
  *   attaches to the gateway and assigns to the tenant (GATEWAY_ASSIGNMENTS `identities`) with roles on
  *   that tenant's resources only; another tenant's `clientId` is refused like any unassigned one.
@@ -16,6 +18,18 @@
 export const AZURE_AI_HOST_SUFFIXES = [".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com"] as const;
 /** Audiences the shared identity may ask for: the Azure AI services' own. */
 export const AZURE_AI_AUDIENCES = ["https://cognitiveservices.azure.com", "https://ai.azure.com"] as const;
+
+/** What an operator granted a tenant at its gateway (GATEWAY_ASSIGNMENTS, GATEWAY_SHARED_IDENTITY_HOSTS). */
+export interface IdentityGrants {
+  /** Client ids of the user-assigned identities assigned to the tenant alone (lower case). */
+  identities: readonly string[];
+  /**
+   * Hosts of the Azure AI resources the gateway's own identity may call for the tenant: the platform's own,
+   * and any the operator listed for this tenant alone. Undefined: any Azure AI service's host (locally, or
+   * where the operator set `*`).
+   */
+  sharedHosts?: readonly string[] | undefined;
+}
 
 export interface ManagedIdentityUse {
   /** Where the token goes (the backend's or server's URL). */
@@ -30,14 +44,14 @@ export interface ManagedIdentityUse {
 export const MANAGED_IDENTITY_REFUSED = "managed identity refused:";
 
 /** Why the gateway may not use this identity here, or undefined when it may. */
-export function managedIdentityRefusal(use: ManagedIdentityUse, tenantIdentities: readonly string[]): string | undefined {
-  const why = refusalOf(use, tenantIdentities);
+export function managedIdentityRefusal(use: ManagedIdentityUse, grants: IdentityGrants): string | undefined {
+  const why = refusalOf(use, grants);
   return why && `${MANAGED_IDENTITY_REFUSED} ${why}`;
 }
 
-function refusalOf(use: ManagedIdentityUse, tenantIdentities: readonly string[]): string | undefined {
+function refusalOf(use: ManagedIdentityUse, grants: IdentityGrants): string | undefined {
   if (use.clientId !== undefined) {
-    return tenantIdentities.includes(use.clientId.toLowerCase()) ? undefined : `clientId ${use.clientId} is not one of the tenant's gateway identities (an operator assigns them: GATEWAY_ASSIGNMENTS identities)`;
+    return grants.identities.includes(use.clientId.toLowerCase()) ? undefined : `clientId ${use.clientId} is not one of the tenant's gateway identities (an operator assigns them: GATEWAY_ASSIGNMENTS identities)`;
   }
   let host: string;
   try {
@@ -50,6 +64,10 @@ function refusalOf(use: ManagedIdentityUse, tenantIdentities: readonly string[])
   }
   if (!(AZURE_AI_AUDIENCES as readonly string[]).includes(use.audience.replace(/\/+$/, "").toLowerCase())) {
     return `the gateway's own identity asks only for ${AZURE_AI_AUDIENCES.join(" or ")}; name one of the tenant's own identities (clientId) for ${use.audience}`;
+  }
+  // Another tenant's Azure AI resource may trust the shared identity too: it calls only the ones listed for it.
+  if (grants.sharedHosts && !grants.sharedHosts.includes(host)) {
+    return `the gateway's own identity calls only the Azure AI resources an operator listed for it (GATEWAY_SHARED_IDENTITY_HOSTS, or the tenant's sharedIdentityHosts in GATEWAY_ASSIGNMENTS), and ${host} is not one; name one of the tenant's own identities (clientId)`;
   }
   return undefined;
 }

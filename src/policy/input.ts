@@ -49,7 +49,7 @@ import {
   VersionLabel,
 } from "./identifiers.js";
 import { CompilerModelSettings, CompilerSettings, QUOTA_PERIODS, Settings } from "./settings.js";
-import { managedIdentityRefusal, serviceIdentityUse } from "./identity.js";
+import { managedIdentityRefusal, serviceIdentityUse, type IdentityGrants } from "./identity.js";
 
 const AZURE_DEPLOYMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -419,6 +419,11 @@ export const CompilerInput = z
       .max(20)
       .default([])
       .meta({ description: "Client ids of the user-assigned identities an operator assigned to the tenant on its gateway (identity.ts): the only clientIds its credentials may name" }),
+    gatewaySharedHosts: z
+      .array(z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/, "must be a host name, lower case"))
+      .max(100)
+      .optional()
+      .meta({ description: "Hosts of the Azure AI resources the gateway's own identity may call for the tenant (identity.ts); absent: any Azure AI service's host" }),
     gatewayTier: z.enum(GATEWAY_TIERS).default("v2").meta({ description: "Decides the size limit (16 KiB on consumption, else 512 KiB) and which policies exist" }),
     settings: Settings.default({}).meta({ description: "Tenant-scope settings" }),
     services: Services.default({}),
@@ -432,6 +437,7 @@ export const CompilerInput = z
     virtualKeys: z.array(VirtualKeyRef).max(1_000_000).default([]),
   })
   .superRefine((input, ctx) => {
+    const grants: IdentityGrants = { identities: input.gatewayIdentities, sharedHosts: input.gatewaySharedHosts };
     const tiers = new Set<string>();
     for (const [i, t] of input.keyTiers.entries()) {
       if (tiers.has(t.id)) ctx.addIssue({ code: "custom", path: ["keyTiers", i, "id"], message: `duplicate tier ${t.id}` });
@@ -455,7 +461,7 @@ export const CompilerInput = z
           }
           backends.set(b.id, at);
           if (b.auth.type === "managedIdentity") {
-            const refused = managedIdentityRefusal({ url: b.url, audience: b.auth.resource, clientId: b.auth.clientId }, input.gatewayIdentities);
+            const refused = managedIdentityRefusal({ url: b.url, audience: b.auth.resource, clientId: b.auth.clientId }, grants);
             if (refused) ctx.addIssue({ code: "custom", path: ["projects", pi, "models", mi, "backends", bi, "auth"], message: refused });
           }
           if (b.auth.type === "keyVaultSecret") {
@@ -474,13 +480,13 @@ export const CompilerInput = z
       for (const [si, s] of (p.tools?.servers ?? []).entries()) {
         if (s.auth.type !== "managedIdentity") continue;
         const url = s.source.kind === "remote" ? s.source.url : s.source.baseUrl;
-        const refused = managedIdentityRefusal({ url, audience: s.auth.audience, clientId: s.auth.clientId }, input.gatewayIdentities);
+        const refused = managedIdentityRefusal({ url, audience: s.auth.audience, clientId: s.auth.clientId }, grants);
         if (refused) ctx.addIssue({ code: "custom", path: ["projects", pi, "tools", "servers", si, "auth"], message: refused });
       }
     }
     for (const name of ["contentSafety", "embeddings"] as const) {
       const service = input.services[name];
-      const refused = service && managedIdentityRefusal(serviceIdentityUse(name, service), input.gatewayIdentities);
+      const refused = service && managedIdentityRefusal(serviceIdentityUse(name, service), grants);
       if (refused) ctx.addIssue({ code: "custom", path: ["services", name], message: refused });
     }
     // Accepted tiers: the owner exists, the tier exists and the owner offers it (its product is what

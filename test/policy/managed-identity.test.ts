@@ -61,10 +61,34 @@ describe("managed identities the compiler emits", () => {
     expect(issuesOf(() => compile(tenant([project("prj_a", [])], { services: { contentSafety } })))).toEqual(["services.contentSafety"]);
   });
 
+  it("the gateway's own identity calls only the Azure AI resources an operator listed for the tenant, when a list is set", () => {
+    // Another tenant's resource that trusts the shared identity is an Azure AI host like any other: only the list tells them apart.
+    const platform = "https://platform-ai.openai.azure.com/openai";
+    const theirs = "https://other-tenant.openai.azure.com/openai";
+    // The fixture tenant's content safety and embeddings are the platform's too.
+    const SERVICES = ["contoso-cs.cognitiveservices.azure.com", "contoso-aoai.openai.azure.com"];
+    const input = (url: string, sharedHosts?: string[]) => tenant([project("prj_a", [mi(url, "https://cognitiveservices.azure.com")])], sharedHosts ? { gatewaySharedHosts: [...SERVICES, ...sharedHosts] } : {});
+    expect(issuesOf(() => compile(input(theirs)))).toEqual([]); // no list: any Azure AI host (locally, or `*`)
+    expect(issuesOf(() => compile(input(platform, ["platform-ai.openai.azure.com"])))).toEqual([]);
+    expect(issuesOf(() => compile(input(theirs, ["platform-ai.openai.azure.com"])))).toEqual(["projects.0.models.0.backends.0.auth"]);
+    expect(issuesOf(() => compile(input(platform, [])))).toEqual(["projects.0.models.0.backends.0.auth"]);
+    // The tenant's own identity is not held to the list: it holds roles on the tenant's resources only.
+    const own = tenant([project("prj_a", [mi(theirs, "https://cognitiveservices.azure.com", OWN)])], { gatewayIdentities: [OWN], gatewaySharedHosts: SERVICES });
+    expect(issuesOf(() => compile(own))).toEqual([]);
+    // The semantic cache's embeddings are always called as the gateway's own identity: their host must be listed too.
+    // (Content safety goes through its backend's credentials: the gateway's own identity here, so its host is listed as well.)
+    const services = { contentSafety: { url: "https://contoso-cs.cognitiveservices.azure.com" }, embeddings: { url: "https://other-tenant.openai.azure.com/openai/deployments/e/embeddings" } };
+    expect(issuesOf(() => compile(tenant([project("prj_a", [])], { services, gatewaySharedHosts: ["platform-ai.openai.azure.com", "contoso-cs.cognitiveservices.azure.com"] })))).toEqual(["services.embeddings"]);
+    expect(issuesOf(() => compile(tenant([project("prj_a", [])], { services, gatewaySharedHosts: ["other-tenant.openai.azure.com"] })))).toEqual(["services.contentSafety"]);
+    expect(issuesOf(() => compile(tenant([project("prj_a", [])], { services, gatewaySharedHosts: ["other-tenant.openai.azure.com", "contoso-cs.cognitiveservices.azure.com"] })))).toEqual([]);
+  });
+
   it("says why", () => {
-    expect(managedIdentityRefusal({ url: "https://x.example.com", audience: "https://cognitiveservices.azure.com" }, [])).toMatch(/Azure AI services/);
-    expect(managedIdentityRefusal({ url: "https://x.openai.azure.com", audience: "https://vault.azure.net" }, [])).toMatch(/asks only for/);
-    expect(managedIdentityRefusal({ url: "https://x.example.com", audience: "api://x", clientId: OTHER.toUpperCase() }, [OTHER])).toBeUndefined();
-    expect(managedIdentityRefusal({ url: "https://x.example.com", audience: "api://x", clientId: OWN }, [OTHER])).toMatch(/not one of the tenant's gateway identities/);
+    const none = { identities: [] };
+    expect(managedIdentityRefusal({ url: "https://x.example.com", audience: "https://cognitiveservices.azure.com" }, none)).toMatch(/Azure AI services/);
+    expect(managedIdentityRefusal({ url: "https://x.openai.azure.com", audience: "https://vault.azure.net" }, none)).toMatch(/asks only for/);
+    expect(managedIdentityRefusal({ url: "https://x.example.com", audience: "api://x", clientId: OTHER.toUpperCase() }, { identities: [OTHER] })).toBeUndefined();
+    expect(managedIdentityRefusal({ url: "https://x.example.com", audience: "api://x", clientId: OWN }, { identities: [OTHER] })).toMatch(/not one of the tenant's gateway identities/);
+    expect(managedIdentityRefusal({ url: "https://X.openai.azure.com", audience: "https://cognitiveservices.azure.com" }, { identities: [], sharedHosts: ["y.openai.azure.com"] })).toMatch(/x\.openai\.azure\.com is not one; name one of the tenant's own identities/);
   });
 });

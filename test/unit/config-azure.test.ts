@@ -80,3 +80,23 @@ describe("GATEWAY_ASSIGNMENTS identities", () => {
     expect(() => parseConfig({ ...localEnv, GATEWAY_ASSIGNMENTS: JSON.stringify({ t1: { identities: ["not-a-guid"] } }) })).toThrow(/GATEWAY_ASSIGNMENTS/);
   });
 });
+
+describe("GATEWAY_SHARED_IDENTITY_HOSTS", () => {
+  it("in Azure, unset: the gateway's own identity calls no Azure AI resource for a tenant, unless one is listed", () => {
+    expect(parseConfig(azureEnv).sharedIdentityHosts).toEqual([]);
+    expect(parseConfig({ ...azureEnv, GATEWAY_SHARED_IDENTITY_HOSTS: " Platform-AI.openai.azure.com, cs.cognitiveservices.azure.com " }).sharedIdentityHosts).toEqual(["platform-ai.openai.azure.com", "cs.cognitiveservices.azure.com"]);
+    expect(parseConfig({ ...azureEnv, GATEWAY_SHARED_IDENTITY_HOSTS: "*" }).sharedIdentityHosts).toBe("any");
+  });
+
+  it("locally, unset: any Azure AI service's host; set: the list", () => {
+    expect(parseConfig(localEnv).sharedIdentityHosts).toBe("any");
+    expect(parseConfig({ ...localEnv, GATEWAY_SHARED_IDENTITY_HOSTS: "" }).sharedIdentityHosts).toEqual([]);
+  });
+
+  it("refuses what is not an Azure AI service's host, there and per tenant", () => {
+    expect(() => parseConfig({ ...azureEnv, GATEWAY_SHARED_IDENTITY_HOSTS: "https://platform-ai.openai.azure.com" })).toThrow(/GATEWAY_SHARED_IDENTITY_HOSTS/);
+    expect(() => parseConfig({ ...azureEnv, GATEWAY_SHARED_IDENTITY_HOSTS: "vault.azure.net" })).toThrow(/must be an Azure AI service's host/);
+    expect(() => parseConfig({ ...azureEnv, GATEWAY_ASSIGNMENTS: JSON.stringify({ t1: { sharedIdentityHosts: ["collector.example.com"] } }) })).toThrow(/GATEWAY_ASSIGNMENTS/);
+    expect(parseConfig({ ...azureEnv, GATEWAY_ASSIGNMENTS: JSON.stringify({ t1: { sharedIdentityHosts: ["T1-AI.openai.azure.com"] } }) }).gatewayAssignments).toEqual({ t1: { sharedIdentityHosts: ["t1-ai.openai.azure.com"] } });
+  });
+});

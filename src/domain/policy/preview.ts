@@ -37,7 +37,7 @@ export async function toProjectInput(tenantId: string, project: Project, pillars
 }
 
 /** What an operator assigned the tenant on its gateway, as compiler input: its artifact id key, its identities. */
-export type TenantGatewayInput = (tenantId: string) => Pick<CompilerInputIn, "gatewayKey" | "gatewayIdentities">;
+export type TenantGatewayInput = (tenantId: string) => Pick<CompilerInputIn, "gatewayKey" | "gatewayIdentities" | "gatewaySharedHosts">;
 
 /** The registry and the settings of every scope, as the policy compiler sees them (tenant controls as floors). */
 export async function toCompilerInput(

@@ -1,4 +1,4 @@
-import { serviceIdentityUse } from "../../policy/identity.js";
+import { serviceIdentityUse, type IdentityGrants } from "../../policy/identity.js";
 import { checkManagedIdentity } from "./managed-identity.js";
 import { z } from "zod";
 import { Services } from "../../policy/input.js";
@@ -46,8 +46,8 @@ export class TenantSettingsService {
     store: Store,
     changes: ChangeWriter,
     clock: Clock,
-    /** The identities an operator assigned the tenant on its gateway (policy/identity.ts). */
-    private readonly gatewayIdentities: (tenantId: string) => readonly string[] = () => [],
+    /** What an operator granted the tenant at its gateway (policy/identity.ts). */
+    private readonly gatewayGrants: (tenantId: string) => IdentityGrants = () => ({ identities: [], sharedHosts: [] }),
   ) {
     this.doc = new TenantSingleton(store, changes, clock, { id: "settings.tenant", docType: "tenantSettings", path: "/settings", action: "settings.update", event: "aigov.settings.updated.v1" });
   }
@@ -75,7 +75,7 @@ export class TenantSettingsService {
     requireServices([spec.settings], spec.services ?? {}, "body.settings");
     for (const name of ["contentSafety", "embeddings"] as const) {
       const service = spec.services?.[name];
-      if (service) checkManagedIdentity(serviceIdentityUse(name, service), this.gatewayIdentities(ctx.principal.tenantId), `body.services.${name}`);
+      if (service) checkManagedIdentity(serviceIdentityUse(name, service), this.gatewayGrants(ctx.principal.tenantId), `body.services.${name}`);
     }
     const written = await this.doc.write(ctx, { settings: spec.settings, ...(spec.services ? { services: spec.services } : {}) }, ifMatch);
     return { ...written, services: written.services ?? {} };

@@ -1,3 +1,4 @@
+import type { IdentityGrants } from "../../policy/identity.js";
 import { checkManagedIdentity } from "../../domain/policy/managed-identity.js";
 import type { SettingsGuard } from "../../domain/policy/settings-guard.js";
 import type { Clock } from "../../ports/clock.js";
@@ -55,10 +56,10 @@ function checkCredentialBinding(patch: NonNullable<ModelPatch["backends"]>, exis
   }
 }
 
-/** A model's managed-identity backends use the gateway's own identity (models name no clientId): Azure AI services only. */
-function checkBackendIdentities(backends: readonly { url: string; credential: { type: string; audience?: string } }[]): void {
+/** A model's managed-identity backends use the gateway's own identity (models name no clientId): the Azure AI resources listed for it only. */
+function checkBackendIdentities(backends: readonly { url: string; credential: { type: string; audience?: string } }[], grants: IdentityGrants): void {
   backends.forEach((b, i) => {
-    if (b.credential.type === "managedIdentity") checkManagedIdentity({ url: b.url, audience: b.credential.audience ?? "" }, [], `body.backends.${i}.credential`);
+    if (b.credential.type === "managedIdentity") checkManagedIdentity({ url: b.url, audience: b.credential.audience ?? "" }, grants, `body.backends.${i}.credential`);
   });
 }
 
@@ -77,6 +78,7 @@ export class ModelService {
     private readonly secrets: SecretStore,
     private readonly projects: ProjectService,
     private readonly settingsGuard?: SettingsGuard,
+    private readonly gatewayGrants: (tenantId: string) => IdentityGrants = () => ({ identities: [], sharedHosts: [] }),
   ) {
     this.models = new Collection<ModelDoc, Model>(store, changes, { docType: "model", path: (d) => modelPath(d.scopeId, d.id), internal: ["pricingHistory"] });
   }
@@ -84,7 +86,7 @@ export class ModelService {
   async create(ctx: RequestContext, projectId: string, input: ModelSpecInput): Promise<Model> {
     const project = await this.writable(ctx, projectId);
     const spec = parseOrThrow(ModelSpec, input, "body");
-    checkBackendIdentities(spec.backends);
+    checkBackendIdentities(spec.backends, this.gatewayGrants(ctx.principal.tenantId));
     if (spec.settings) await this.settingsGuard?.check(ctx.principal.tenantId, project.settings, spec.settings, "body.settings");
     const id = newId("mdl");
     const now = this.clock.now().toISOString();
@@ -181,7 +183,7 @@ export class ModelService {
         fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: `body.backends.${b.id}.credential`, message: "keep: true needs an existing key for this backend" }], reason: "credential_not_stored" });
       }
     }
-    if (patch.backends) checkBackendIdentities(spec.backends);
+    if (patch.backends) checkBackendIdentities(spec.backends, this.gatewayGrants(ctx.principal.tenantId));
     if (patch.backends && !holdsAny(ctx.principal.roles, TENANT_ADMINS)) checkCredentialBinding(patch.backends, current.backends);
     if (patch.settings) await this.settingsGuard?.check(ctx.principal.tenantId, (await this.projects.get(ctx, projectId)).settings, spec.settings, "body.settings");
     const backends = await this.storeCredentials(id, backendsIn, current.backends);

@@ -71,7 +71,7 @@ export const toolsPillar: Pillar<ToolsService> = {
 
   async build(kit) {
     const [{ ToolsService }, { toToolsInput, liveTools }] = await Promise.all([import("./service.js"), import("./compiler.js")]);
-    const service = new ToolsService({ store: kit.store, changes: kit.changes, clock: kit.clock, secrets: kit.secrets, providerSecrets: kit.providerSecrets, projects: kit.projects, approvals: kit.approvals, allowLoopback: kit.allowLoopback, gatewayIdentities: (tenantId) => kit.gatewayIdentities(tenantId) });
+    const service = new ToolsService({ store: kit.store, changes: kit.changes, clock: kit.clock, secrets: kit.secrets, providerSecrets: kit.providerSecrets, projects: kit.projects, approvals: kit.approvals, allowLoopback: kit.allowLoopback, gatewayGrants: (tenantId) => kit.gatewayGrants(tenantId) });
     return {
       service,
       countDependents: (tenantId, projectId) => service.count(tenantId, projectId),

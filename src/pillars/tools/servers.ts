@@ -3,6 +3,7 @@
  * OpenAPI), their upstream credentials (write-only, in the secret store, bound to the server's origin
  * and header like models' provider keys), and the registry's server.json in and out.
  */
+import type { IdentityGrants } from "../../policy/identity.js";
 import { checkManagedIdentity } from "../../domain/policy/managed-identity.js";
 import type { ChangeWriter } from "../../domain/changes.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../../domain/common.js";
@@ -36,7 +37,7 @@ export class ServerRegistry {
     private readonly projects: ProjectService,
     private readonly allowLoopback: boolean,
     /** The identities an operator assigned the tenant on its gateway (policy/identity.ts). */
-    private readonly gatewayIdentities: (tenantId: string) => readonly string[] = () => [],
+    private readonly gatewayGrants: (tenantId: string) => IdentityGrants = () => ({ identities: [], sharedHosts: [] }),
   ) {
     this.servers = new Collection<ServerDoc, McpServer>(store, changes, { docType: "mcpServer", path: (d) => serverPath(d.scopeId, d.id), internal: ["snapshotSeq", "sourceRevision"] });
     this.slots = new Slots(store, "mcpServer", MAX_PROJECT_MCP_SERVERS);
@@ -248,7 +249,7 @@ export class ServerRegistry {
   private checkIdentity(ctx: RequestContext, auth: UpstreamAuthSpec, source?: ServerDoc["source"] | McpServerSpec["source"]): void {
     if (auth.type !== "managedIdentity") return;
     if (!holdsAny(ctx.principal.roles, TENANT_ADMINS)) fail({ kind: "forbidden", detail: "only a TenantAdmin may give an MCP server the gateway's managed identity" });
-    if (source) checkManagedIdentity({ url: source.kind === "remote" ? source.url : (source.baseUrl ?? ""), audience: auth.audience, clientId: auth.clientId }, this.gatewayIdentities(ctx.principal.tenantId), "body.auth");
+    if (source) checkManagedIdentity({ url: source.kind === "remote" ? source.url : (source.baseUrl ?? ""), audience: auth.audience, clientId: auth.clientId }, this.gatewayGrants(ctx.principal.tenantId), "body.auth");
   }
 
   /** Secrets go to the secret store (a new version when re-sent); the server keeps only a reference. */

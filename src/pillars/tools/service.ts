@@ -4,6 +4,7 @@
  * and the tenant catalog. The parts live beside it (servers.ts, discovery/run.ts, snapshots.ts,
  * grants.ts, toolboxes.ts, catalog.ts); this class is the API they answer through.
  */
+import type { IdentityGrants } from "../../policy/identity.js";
 import { approvalDrive } from "../../domain/approvals/drive.js";
 import type { Approval } from "../../domain/approvals/schema.js";
 import type { ApprovalService } from "../../domain/approvals/service.js";
@@ -42,7 +43,7 @@ export interface ToolsDeps {
   /** Local mode: loopback upstreams are allowed (nothing else private, ever). */
   allowLoopback: boolean;
   /** The identities an operator assigned the tenant on its gateway (policy/identity.ts). */
-  gatewayIdentities?: (tenantId: string) => readonly string[];
+  gatewayGrants?: (tenantId: string) => IdentityGrants;
 }
 
 export class ToolsService {
@@ -62,7 +63,7 @@ export class ToolsService {
     this.changes = deps.changes;
     this.clock = deps.clock;
     this.projects = deps.projects;
-    this.registry = new ServerRegistry(deps.store, deps.changes, deps.clock, { gateway: deps.providerSecrets, controlPlane: deps.secrets }, deps.projects, deps.allowLoopback, deps.gatewayIdentities);
+    this.registry = new ServerRegistry(deps.store, deps.changes, deps.clock, { gateway: deps.providerSecrets, controlPlane: deps.secrets }, deps.projects, deps.allowLoopback, deps.gatewayGrants);
     this.snapshots = new SnapshotStore(deps.store);
     this.grants = new ToolGrants(deps.store, deps.changes, deps.clock, deps.approvals);
     this.toolboxes = new Toolboxes(deps.store, deps.changes, deps.clock, deps.projects);
