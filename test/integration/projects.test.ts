@@ -102,6 +102,22 @@ describe("projects", () => {
     expect((await problemOf(admin.projects.get(p.id))).status).toBe(404);
   });
 
+  it("a key revoked before its project was ever published is revoked at once (nothing at the gateway to stop), and the job asks no publish for it", async () => {
+    const dev = await t.as("t1", "dora", ["Developer"]);
+    const p = await admin.projects.create(projectSpec("Never published"));
+    const k = await dev.keys.create(p.id, { name: "unpublished" });
+    expect((await dev.keys.get(p.id, k.id)).gateway).toMatchObject({ state: "pending" });
+    const revoked = await dev.keys.revoke(p.id, k.id, { reason: "not needed" }, (await dev.keys.get(p.id, k.id)).etag);
+    expect(revoked.status).toBe("revoked");
+    const revisions = async () => (await admin.policy.revisions({ maxPageSize: 100 })).items.length;
+    const before = await revisions();
+    await t.app.host.invokeTimer("keyLifecycle");
+    expect((await dev.keys.get(p.id, k.id)).status).toBe("revoked");
+    expect(await revisions()).toBe(before);
+    await t.relay();
+    expect(t.events().filter((e) => e.subject.endsWith(`/keys/${k.id}`)).map((e) => e.type)).toEqual(["aigov.key.created.v1", "aigov.key.revocation.requested.v1", "aigov.key.revoked.v1"]);
+  });
+
   it("an edit into the sandbox sets a review date within the bound an extension has", async () => {
     const pam = await t.as("t1", "pam", []);
     const p = await admin.projects.create(projectSpec("Demoted", { roleAssignments: [{ principalId: "pam", role: "ProjectAdmin" }] }));

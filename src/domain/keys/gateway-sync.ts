@@ -41,6 +41,20 @@ export class KeyGatewaySync {
       const doc = await this.docs.read(tenantId, projectId, id);
       if (!doc) return "synced";
       const live = doc.status === "active" || doc.status === "suspended";
+      // Ended before any sync ever took it up (never claimed, so never published: a sync claims the key
+      // before it publishes and records what it sent or "unconfirmed"): the gateway holds no subscription to
+      // stop, so the end is confirmed as it is — instead of waiting for a publish of a project nobody
+      // published, or one deleted as the key was created, which would never come.
+      if (!live && doc.gateway.syncing === undefined && doc.gateway.publishedHash === undefined && doc.gateway.syncedGen === 0) {
+        const { waitingFor: _w, ...gateway } = doc.gateway;
+        const next: KeyDoc = { ...unversioned(doc), gateway: { ...gateway, syncedGen: doc.gateway.desiredGen }, ...(doc.revocationPending ? { revocationPending: false } : {}) };
+        const ctx = systemContext(tenantId, "system:keys", correlationId);
+        const written = doc.revocationPending
+          ? await this.docs.putAnnounced(ctx, next, doc._etag, "key.revoke.confirm", "aigov.key.revoked.v1", { status: "revoked" }, { keyId: id, projectId })
+          : await this.docs.put(next, doc._etag);
+        if (written) return "synced";
+        continue;
+      }
       const exempted = live ? await this.gateway.exemptionTier(tenantId, projectId, id) : undefined;
       const artifact = subscriptionFor(doc, this.gateway.names(tenantId), exempted?.id);
       // In step when every change was confirmed and the subscription is still what it should be (an
