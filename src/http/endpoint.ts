@@ -23,20 +23,34 @@ type AnonymousHandler<O extends Operation> = (req: ParsedRequest<O>, services: S
 
 const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** JSON is UTF-8 (RFC 8259 §8.1); a body that is not (or says it is not) is refused, never read as something else. */
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
 async function readJsonBody(op: Operation, request: HttpRequest): Promise<unknown> {
-  const contentType = (request.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  const [type, ...parameters] = (request.headers.get("content-type") ?? "").split(";");
+  const contentType = type!.trim().toLowerCase();
   const accepted = op.bodyTypes ?? ["application/json"];
   if (!accepted.includes(contentType)) {
     throw new AppError({ kind: "unsupportedMediaType", detail: `send ${accepted.join(" or ")}` });
+  }
+  const charset = parameters.map((p) => /^\s*charset\s*=\s*"?([^";\s]*)"?\s*$/i.exec(p)?.[1]).find((c) => c !== undefined);
+  if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+    throw new AppError({ kind: "unsupportedMediaType", detail: `send ${accepted.join(" or ")} in UTF-8 (charset=${charset.slice(0, 40)} is not read)` });
   }
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > MAX_BODY_BYTES) throw new AppError({ kind: "payloadTooLarge", limitBytes: MAX_BODY_BYTES });
   const bytes = Buffer.from(await request.arrayBuffer());
   if (bytes.length > MAX_BODY_BYTES) throw new AppError({ kind: "payloadTooLarge", limitBytes: MAX_BODY_BYTES });
   if (bytes.length === 0) throw new AppError({ kind: "malformedBody", detail: "a JSON body is required" });
+  let text: string;
+  try {
+    text = UTF8.decode(bytes);
+  } catch {
+    throw new AppError({ kind: "malformedBody", detail: "the body is not UTF-8" });
+  }
   let value: unknown;
   try {
-    value = JSON.parse(bytes.toString("utf8"));
+    value = JSON.parse(text);
   } catch {
     throw new AppError({ kind: "malformedBody", detail: "the body is not valid JSON" });
   }

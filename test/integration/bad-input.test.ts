@@ -105,6 +105,13 @@ function casesFor(op: OpenApiOperation): Case[] {
     cases.push({ name: "empty body", url: url(), init: { ...base, body: "" }, expect: 400 });
     cases.push({ name: "wrong content type", url: url(), init: { ...base, headers: { ...h, "content-type": "text/plain" } }, expect: 415 });
     cases.push({ name: "no content type", url: url(), init: { ...base, headers: { ...auth, ...ifMatch } }, expect: 415 });
+    // JSON is UTF-8: a body declared in another charset is refused, not read as UTF-8; one that is not UTF-8 is malformed.
+    cases.push({ name: "Latin-1 charset", url: url(), init: { ...base, headers: { ...h, "content-type": "application/json; charset=iso-8859-1" } }, expect: 415 });
+    const sampled = JSON.stringify(validBodies[op.operationId]!("l1n"));
+    if (sampled.includes("l1n")) {
+      const latin1 = Buffer.from(sampled.replace("l1n", "l1n\u00e9"), "latin1"); // é as one byte, 0xE9: not UTF-8
+      cases.push({ name: "bytes that are not UTF-8", url: url(), init: { ...base, body: latin1 }, expect: 400 });
+    }
     cases.push({ name: "array body", url: url(), init: { ...base, body: "[]" }, expect: 400 });
     cases.push({ name: "string body", url: url(), init: { ...base, body: '"x"' }, expect: 400 });
     cases.push({ name: "null body", url: url(), init: { ...base, body: "null" }, expect: 400 });
