@@ -663,10 +663,13 @@ export class ApprovalService {
     return new AppError({ kind: "forbidden", detail: "you are not an approver of the current stage", reason: "approver_not_in_stage" });
   }
 
-  /** Separation of duties: does `requester` administer (ProjectAdmin assignment) a project `userId` is assigned to? */
+  /**
+   * Separation of duties: does `requester` administer (ProjectAdmin assignment) a project `userId` is
+   * assigned to? An object id names its user in any letter case (users.ts): compared as such.
+   */
   private managedByRequester(projects: Project[], requester: string, userId: string): boolean {
     return projects.some(
-      (p) => p.roleAssignments.some((a) => a.principalId === requester && a.role === "ProjectAdmin") && p.roleAssignments.some((a) => a.principalId === userId),
+      (p) => p.roleAssignments.some((a) => sameUser(a.principalId, requester) && a.role === "ProjectAdmin") && p.roleAssignments.some((a) => sameUser(a.principalId, userId)),
     );
   }
 

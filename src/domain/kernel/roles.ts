@@ -1,4 +1,5 @@
 import { ROLES, type Principal, type Role } from "../common.js";
+import { sameUser } from "../users.js";
 
 /**
  * The tenant role sets the domain checks, defined once. Operations declare who may call them with the
@@ -32,4 +33,4 @@ export const holdsAny = (held: ReadonlySet<Role>, roles: readonly Role[]): boole
  * (its `roleAssignments`): the one rule services apply beside the gate's (src/api/access.ts).
  */
 export const holdsOn = (principal: Pick<Principal, "roles" | "userId">, project: { roleAssignments: readonly { principalId: string; role: string }[] }, roles: readonly Role[]): boolean =>
-  holdsAny(principal.roles, roles) || project.roleAssignments.some((a) => a.principalId === principal.userId && (roles as readonly string[]).includes(a.role));
+  holdsAny(principal.roles, roles) || project.roleAssignments.some((a) => sameUser(a.principalId, principal.userId) && (roles as readonly string[]).includes(a.role));

@@ -8,6 +8,7 @@ import { AppError, fail } from "../errors.js";
 import { systemContext } from "../kernel/system.js";
 import { ANY_TENANT_ROLE, holdsAny, PROJECT_MANAGERS, TENANT_ADMINS } from "../kernel/roles.js";
 import { everyDoc, listPage, toArray } from "../paging.js";
+import { canonicalUser, sameUser } from "../users.js";
 import { parseOrThrow } from "../validation.js";
 import { DEFAULT_KEY_POLICY, ENVIRONMENTS, ProjectSpec, sandboxDateError, type KeyPolicy, type Project, type ProjectPatch, type ProjectSpecInput } from "./schema.js";
 
@@ -62,7 +63,7 @@ function hasAny(p: Principal, roles: readonly Role[]): boolean {
 }
 
 function projectRoles(doc: ProjectDoc, p: Principal): Set<string> {
-  return new Set(doc.roleAssignments.filter((a) => a.principalId === p.userId).map((a) => a.role));
+  return new Set(doc.roleAssignments.filter((a) => sameUser(a.principalId, p.userId)).map((a) => a.role));
 }
 
 const HIDDEN: ReadonlySet<string> = new Set(["docType", "scopeId", "_etag", ...INTERNAL]);
@@ -85,9 +86,13 @@ function projectDoc(
   // An assignment the project already had keeps its date; one from before dates were kept counts from the project's creation.
   const had = new Set((created.roleAssignments ?? []).map(assignmentKey));
   const since = (key: string) => created.roleAssignedAt?.[key] ?? (had.has(key) ? created.createdAt : now);
-  const roleAssignedAt = Object.fromEntries(spec.roleAssignments.map((a) => [assignmentKey(a), since(assignmentKey(a))]));
+  // Kept as tokens carry the user (an object id in lower case, users.ts): an id written in capitals is the same
+  // person, given the access and held to separation of duties as such; two spellings of one are one assignment.
+  const roleAssignments = [...new Map(spec.roleAssignments.map((a) => ({ ...a, principalId: canonicalUser(a.principalId) })).map((a) => [assignmentKey(a), a])).values()];
+  const roleAssignedAt = Object.fromEntries(roleAssignments.map((a) => [assignmentKey(a), since(assignmentKey(a))]));
   return {
     ...spec,
+    roleAssignments,
     roleAssignedAt,
     id,
     tenantId: by.tenantId,
@@ -365,12 +370,15 @@ export class ProjectService {
 
   /**
    * Removes one role assignment on behalf of automation (an access review's outcome; `ctx` is a system
-   * context, audited as such). Idempotent: "alreadyGone" when the assignment or the project is gone.
+   * context, audited as such). Idempotent: "alreadyGone" when the assignment or the project is gone, or
+   * when `since` is given and the assignment there now was made at another time (removed and made again
+   * since: not the one that was reviewed).
    */
-  async removeAssignment(ctx: RequestContext, projectId: string, assignment: { principalId: string; role: string }): Promise<"removed" | "alreadyGone"> {
+  async removeAssignment(ctx: RequestContext, projectId: string, assignment: { principalId: string; role: string }, since?: string): Promise<"removed" | "alreadyGone"> {
     const key = assignmentKey(assignment);
     const removed = await this.onCurrent(ctx.principal.tenantId, projectId, async (current) => {
       if (!current.roleAssignments.some((a) => assignmentKey(a) === key)) return "alreadyGone" as const;
+      if (since !== undefined && (current.roleAssignedAt?.[key] ?? current.createdAt) !== since) return "alreadyGone" as const;
       const { _etag, ...currentDoc } = current;
       const roleAssignedAt = { ...current.roleAssignedAt };
       delete roleAssignedAt[key];
@@ -446,7 +454,7 @@ export class ProjectService {
   async assignedRoles(tenantId: string, projectId: string, userId: string): Promise<Set<string>> {
     const doc = await this.store.read<ProjectDoc>(tenantPartition(tenantId), projectId);
     if (!doc || doc.docType !== "project") return new Set();
-    return new Set(doc.roleAssignments.filter((a) => a.principalId === userId).map((a) => a.role));
+    return new Set(doc.roleAssignments.filter((a) => sameUser(a.principalId, userId)).map((a) => a.role));
   }
 
   /**

@@ -256,7 +256,7 @@ export class Campaign {
       let applied: NonNullable<ItemDoc["applied"]>;
       try {
         if (!target) throw new Error(`nothing can remove ${doc.kind} here`);
-        applied = { at: this.kit.clock.now().toISOString(), result: await target.remove(ctx, item.projectId, item.target.id, reason) };
+        applied = { at: this.kit.clock.now().toISOString(), result: await target.remove(ctx, item.projectId, item.target.id, reason, item.since) };
       } catch (err) {
         // One item that cannot be removed does not hold up the others; the report counts it, and applying again retries it.
         applied = { at: this.kit.clock.now().toISOString(), result: "failed", detail: (err instanceof Error ? err.message : String(err)).slice(0, 500) };

@@ -34,8 +34,12 @@ export interface ReviewTarget {
    * projects, whose activity is its activity.
    */
   listTenant?(tenantId: string, projectIds: readonly string[]): Promise<Reviewee[]>;
-  /** Removes one (ctx: the campaign's system context). Idempotent. */
-  remove(ctx: RequestContext, projectId: string, targetId: string, reason: string): Promise<RemoveResult>;
+  /**
+   * Removes one (ctx: the campaign's system context). Idempotent. Only the grant that was reviewed, the
+   * one that began at `since`: one granted again since (a role assigned anew, a key shared anew, a tool
+   * approved anew) was never before a reviewer and stays ("alreadyGone": what was reviewed is gone).
+   */
+  remove(ctx: RequestContext, projectId: string, targetId: string, reason: string, since: string): Promise<RemoveResult>;
 }
 
 export type ReviewTargets = Partial<Record<ReviewKind, ReviewTarget>>;
@@ -88,7 +92,7 @@ export interface TargetDeps {
   };
   projects: {
     assignmentsOf(tenantId: string, projectId: string): Promise<{ assignments: { principalId: string; role: string; since: string }[] } | undefined>;
-    removeAssignment(ctx: RequestContext, projectId: string, a: { principalId: string; role: string }): Promise<RemoveResult>;
+    removeAssignment(ctx: RequestContext, projectId: string, a: { principalId: string; role: string }, since?: string): Promise<RemoveResult>;
   };
   exemptions: {
     openInProject(tenantId: string, projectId: string): Promise<Exemption[]>;
@@ -157,9 +161,9 @@ export function reviewTargets(deps: TargetDeps): ReviewTargets {
         }
         return out;
       },
-      remove: (ctx, projectId, id) => {
+      remove: (ctx, projectId, id, _reason, since) => {
         const [principalId, role] = splitLast(id);
-        return deps.projects.removeAssignment(ctx, projectId, { principalId, role });
+        return deps.projects.removeAssignment(ctx, projectId, { principalId, role }, since);
       },
     },
     keyShares: {
@@ -175,8 +179,13 @@ export function reviewTargets(deps: TargetDeps): ReviewTargets {
         }
         return out;
       },
-      remove: (ctx, projectId, id) => {
+      async remove(ctx, projectId, id, _reason, since) {
         const [keyId, target] = id.split(SHARE_SEP) as [string, string];
+        // A share ended and made again since the review is another share: it stays. (One that is gone is
+        // ended again all the same: idempotent, and it finishes what an earlier apply left undone.)
+        const key = (await liveKeys(deps, ctx.principal.tenantId, projectId)).find((k) => k.id === keyId);
+        const share = key?.shares?.find((s) => s.projectId === target && s.status === "active");
+        if (share && (share.decidedAt ?? share.requestedAt) !== since) return "alreadyGone";
         return deps.keys.endShare(ctx, projectId, keyId, target);
       },
     },
@@ -211,8 +220,12 @@ export function reviewTargets(deps: TargetDeps): ReviewTargets {
           return { targetId: `${g.serverId}/${g.tool}`, label: `tool ${g.server}/${g.tool}`, holder: g.requestedBy, since: g.approvedAt, ...(used ? { lastActivityAt: used } : {}) };
         });
       },
-      remove: (ctx, projectId, id, reason) => {
+      async remove(ctx, projectId, id, reason, since) {
         const [serverId, tool] = [id.slice(0, id.indexOf("/")), id.slice(id.indexOf("/") + 1)];
+        // An approval withdrawn and given again since the review is another approval: it stays. (One that is
+        // gone is withdrawn again all the same: idempotent, and it asks again for the publish an earlier apply's failed.)
+        const grant = (await tools.approvedGrants(ctx.principal.tenantId, projectId)).find((g) => g.serverId === serverId && g.tool === tool);
+        if (grant && grant.approvedAt !== since) return "alreadyGone";
         return tools.withdrawApproval(ctx, projectId, serverId, tool, reason);
       },
     };

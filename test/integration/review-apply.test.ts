@@ -1,0 +1,88 @@
+/**
+ * An access review's outcome is about the grant its reviewers saw. Applied later, it removes that grant
+ * only: the same role assigned again since (a new decision nobody reviewed) stays, and the item says
+ * what it reviewed is already gone. Found by an attack helper (stop 41).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { overrideServices } from "../../src/app/services.js";
+import type { AigovClient } from "../../src/client/index.js";
+import type { AccessReview } from "../../src/domain/reviews/schema.js";
+import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
+import { until } from "../support/until.js";
+
+const DAY = 86_400_000;
+let t: TestApp;
+let admin: AigovClient;
+let rita: AigovClient;
+
+beforeAll(async () => {
+  t = await startTestApp();
+  overrideServices({ clock: t.appClock });
+  admin = await t.as("t1", "tina", ["TenantAdmin"]);
+  rita = await t.as("t1", "rita", []);
+});
+afterAll(async () => {
+  overrideServices({});
+  await t.stop();
+});
+
+async function reaches(id: string, status: AccessReview["status"]): Promise<AccessReview> {
+  return until(async () => {
+    const r = await admin.reviews.get(id);
+    return r.status === status ? r : undefined;
+  }, `access review ${id} ${status}`);
+}
+
+describe("applying an access review", () => {
+  it("removes only the grant that was reviewed: a role assigned again after the review stays", async () => {
+    let p = await admin.projects.create(projectSpec("stale-apply", { owner: "olivia", roleAssignments: [{ principalId: "dora", role: "Developer" }] }));
+    const created = await admin.reviews.create({
+      name: "role review",
+      kind: "roleAssignments",
+      scope: { level: "project", projectId: p.id },
+      stages: [{ reviewers: { type: "users", users: ["rita"] }, durationDays: 7 }],
+      completion: { autoApply: false, defaultDecision: "keep" },
+    });
+    await reaches(created.id, "inProgress");
+    const item = (await admin.reviews.items(created.id)).items.find((i) => i.target.id === "dora/Developer")!;
+    await rita.reviews.decide(created.id, item.id, { decision: "deny", justification: "left the team" });
+    t.appClock.advance(8 * DAY);
+    const done = await reaches(created.id, "completed");
+    expect(done.report?.outcomes.remove).toBe(1);
+
+    // The TenantAdmin takes the access away by hand, and a week later grants it again (a new decision).
+    p = await admin.projects.update(p.id, { roleAssignments: [] }, p.etag);
+    t.appClock.advance(7 * DAY);
+    p = await admin.projects.update(p.id, { roleAssignments: [{ principalId: "dora", role: "Developer" }] }, p.etag);
+    expect(p.roleAssignments).toEqual([{ principalId: "dora", role: "Developer" }]);
+
+    // Someone then applies the old campaign: it must not take away the grant it never reviewed.
+    await admin.reviews.apply(created.id, (await admin.reviews.get(created.id)).etag);
+    await reaches(created.id, "completed");
+    const after = await admin.projects.get(p.id);
+    expect(after.roleAssignments).toEqual([{ principalId: "dora", role: "Developer" }]);
+    const applied = (await admin.reviews.items(created.id)).items.find((i) => i.target.id === "dora/Developer")!;
+    expect(applied.applied?.result).toBe("alreadyGone");
+    expect((await admin.reviews.get(created.id)).report?.applied).toEqual({ removed: 0, alreadyGone: 1, failed: 0 });
+  });
+
+  it("an outcome applied while the reviewed grant still stands removes it", async () => {
+    const p = await admin.projects.create(projectSpec("fresh-apply", { owner: "olivia", roleAssignments: [{ principalId: "dora", role: "Developer" }] }));
+    const created = await admin.reviews.create({
+      name: "role review, applied",
+      kind: "roleAssignments",
+      scope: { level: "project", projectId: p.id },
+      stages: [{ reviewers: { type: "users", users: ["rita"] }, durationDays: 7 }],
+      completion: { autoApply: false, defaultDecision: "keep" },
+    });
+    await reaches(created.id, "inProgress");
+    const item = (await admin.reviews.items(created.id)).items.find((i) => i.target.id === "dora/Developer")!;
+    await rita.reviews.decide(created.id, item.id, { decision: "deny", justification: "left the team" });
+    t.appClock.advance(8 * DAY);
+    await reaches(created.id, "completed");
+    await admin.reviews.apply(created.id, (await admin.reviews.get(created.id)).etag);
+    await until(async () => ((await admin.reviews.get(created.id)).report?.applied ? true : undefined), "applied");
+    expect((await admin.projects.get(p.id)).roleAssignments).toEqual([]);
+    expect((await admin.reviews.get(created.id)).report?.applied).toEqual({ removed: 1, alreadyGone: 0, failed: 0 });
+  });
+});
