@@ -40,6 +40,7 @@ export const REASONS = {
   name_taken: { status: 409, meaning: "the name is already used: a project's in the tenant (case-insensitive), a model's in its project" },
   already_exists: { status: 409, meaning: "a resource with that identity already exists (a create that collided; read it instead)" },
   project_has_dependents: { status: 409, meaning: "the project still has registered resources (models, keys, …): delete them first" },
+  project_being_deleted: { status: 409, meaning: "a delete of the project was under way as this was created, so it was withdrawn (nothing was kept, no secret handed out); try again: the project is either gone then (404) or still there" },
   changed_meanwhile: { status: 409, meaning: "the resource changed while the request was applied (a concurrent change won): read it again and retry" },
   // ---- publishing ----
   revision_not_published: { status: 409, meaning: "a rollback names a revision that was never published (pending, failed, superseded): only a published revision can be restored" },

@@ -64,7 +64,7 @@ describe("cloud connections: their secrets", () => {
     const mark = { id: `deleting.${doomed.id}`, tenantId: "t-agent-connections", scopeId: "_tenant", docType: "projectDeletion", since: new Date().toISOString() };
     await t.container().items.upsert(mark);
     const before = await liveConnectionSecrets();
-    await expect(admin.connections.create({ ...bedrock("late", "late-secret"), projectId: doomed.id })).rejects.toMatchObject({ status: 404, problem: { reason: "not_found" } });
+    await expect(admin.connections.create({ ...bedrock("late", "late-secret"), projectId: doomed.id })).rejects.toMatchObject({ status: 409, problem: { reason: "project_being_deleted" } });
     expect((await admin.connections.list({ maxPageSize: 100 })).items.filter((c) => c.projectId === doomed.id)).toEqual([]);
     expect(await liveConnectionSecrets()).toEqual(before);
     // The withdrawal is audited and announced as the system's delete, after the create.

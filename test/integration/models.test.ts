@@ -153,7 +153,7 @@ describe("model registry", () => {
     expect(byAdmin.backends[0]!.credential).toEqual(withKey.backends[0]!.credential);
   });
 
-  it("a model, key or MCP server created while its project is being deleted is withdrawn: nothing outlives its project", async () => {
+  it("a model, key or MCP server created while its project is being deleted is withdrawn (409, retryable while the delete runs; 404 once it is gone): nothing outlives its project", async () => {
     const p = await admin.projects.create(projectSpec("deleted meanwhile"));
     // A delete under way has marked the project and is counting what it holds (as projects/service.ts delete() does).
     // Its mark in the project's own partition, where these children are written, is the one they must heed:
@@ -163,12 +163,12 @@ describe("model registry", () => {
     await container.items.upsert(mark);
     const secretsDir = join(t.app.dataDir, "secrets");
     const before = new Set(readdirSync(secretsDir));
-    expect(await reasonOf(admin.models.create(p.id, spec("late")))).toBe("404 not_found");
+    expect(await reasonOf(admin.models.create(p.id, spec("late")))).toBe("409 project_being_deleted");
     const dev = await t.as("t1", "dora", ["Developer"]);
     const lateKey = await errorOf(dev.keys.create(p.id, { name: "late key" }));
-    expect(lateKey).toMatchObject({ status: 404, problem: { reason: "not_found" } });
+    expect(lateKey).toMatchObject({ status: 409, problem: { reason: "project_being_deleted" } });
     expect(JSON.stringify(lateKey)).not.toMatch(/aigw_/);
-    expect(await reasonOf(admin.tools.createServer(p.id, { name: "late-server", source: { kind: "openapi", baseUrl: "https://items.example.com", document: ITEMS_API }, discovery: { enabled: false, intervalHours: 24 } }))).toBe("404 not_found");
+    expect(await reasonOf(admin.tools.createServer(p.id, { name: "late-server", source: { kind: "openapi", baseUrl: "https://items.example.com", document: ITEMS_API }, discovery: { enabled: false, intervalHours: 24 } }))).toBe("409 project_being_deleted");
     // No model left in the project's partition, no live key, no provider key in the store.
     const { resources } = await container.items.query<{ docType: string; status?: string }>({ query: "SELECT c.docType, c.status FROM c WHERE c.tenantId = 't1' AND c.scopeId = @p AND (c.docType = 'model' OR c.docType = 'virtualKey' OR c.docType = 'mcpServer' OR c.docType = 'openApiDocument' OR c.docType = 'nameReservation')", parameters: [{ name: "@p", value: p.id }] }).fetchAll();
     expect(resources).toEqual([{ docType: "virtualKey", status: "revoked" }]);

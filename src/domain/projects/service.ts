@@ -25,7 +25,7 @@ export interface ProjectDoc extends StoredDoc, Omit<Project, "etag"> {
 
 /**
  * A delete under way (delete()): written before it counts what the project holds, so a child created
- * since withdraws (stands()). A document of its own, so a refused delete leaves the project's version as it was.
+ * since withdraws (standing()). A document of its own, so a refused delete leaves the project's version as it was.
  * One in each partition that holds the project's children: the tenant's (agent connections name their project)
  * and the project's own (models, keys, servers, toolboxes, agents). Each side reads the mark in the partition
  * it wrote to, where the store's session guarantees it sees everything written there before its own write
@@ -258,7 +258,7 @@ export class ProjectService {
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     if (current.lock) fail({ kind: "conflict", detail: `the project is locked (${current.lock.detail}): nothing in it is deleted`, reason: "project_locked" });
     // Marked before counting: a child created from now on finds the project not standing and withdraws
-    // (stands(); its create re-reads the mark after its own write), and one created before is counted.
+    // (standing(); its create re-reads the mark after its own write), and one created before is counted.
     // Without the mark, a model or key created while this delete counted would outlive its project.
     // Marked in both partitions that hold children, before anything is counted in either (see ProjectDeletionDoc).
     const tenantId = principal.tenantId;
@@ -333,13 +333,17 @@ export class ProjectService {
   }
 
   /**
-   * After a create inside the project: when the project no longer stands (deleted, or a delete under way
-   * since), `withdraw` undoes the create as the system and the caller gets the project's 404.
+   * After a create inside the project: when the project no longer stands, `withdraw` undoes the create as
+   * the system; the caller gets the project's 404 when it is gone, a retryable 409 `project_being_deleted`
+   * while a delete is under way (it may yet be refused).
    */
   async withdrawUnlessStanding(ctx: RequestContext, projectId: string, withdraw: (system: RequestContext) => Promise<void>): Promise<void> {
-    if (await this.stands(ctx.principal.tenantId, projectId)) return;
+    const state = await this.standing(ctx.principal.tenantId, projectId);
+    if (state === "standing") return;
     await withdraw(systemContext(ctx.principal.tenantId, "system:project-delete", ctx.correlationId));
-    fail({ kind: "notFound", resource: projectPath(projectId) });
+    // Gone: the project's 404. Being deleted: the delete may still be refused, so the caller may try again.
+    if (state === "gone") fail({ kind: "notFound", resource: projectPath(projectId) });
+    fail({ kind: "conflict", detail: `project ${projectId} was being deleted as this was created: nothing was kept; try again`, reason: "project_being_deleted" });
   }
 
   /**
@@ -347,17 +351,17 @@ export class ProjectService {
    * holds). A create of something inside a project asks after its own write: not standing, it withdraws
    * what it made, so nothing outlives its project.
    */
-  async stands(tenantId: string, projectId: string): Promise<boolean> {
+  private async standing(tenantId: string, projectId: string): Promise<"standing" | "deleting" | "gone"> {
     const partition = tenantPartition(tenantId);
     const [doc, inTenant, inProject] = await Promise.all([
       this.store.read<ProjectDoc>(partition, projectId),
       this.store.read<ProjectDeletionDoc>(partition, deletionId(projectId)),
       this.store.read<ProjectDeletionDoc>(projectScope(tenantId, projectId), deletionId(projectId)),
     ]);
-    if (!doc || doc.docType !== "project" || inProject?.deletedAt) return false;
+    if (!doc || doc.docType !== "project" || inProject?.deletedAt) return "gone";
     const now = this.clock.now().getTime();
     const live = (mark: ProjectDeletionDoc | undefined) => mark !== undefined && now - Date.parse(mark.since) < DELETE_MARK_MS;
-    return !live(inTenant) && !live(inProject);
+    return live(inTenant) || live(inProject) ? "deleting" : "standing";
   }
 
   /** A project's role assignments with when each was made, its owner and its admins (access reviews; undefined when the project is gone). */
