@@ -484,9 +484,13 @@ export const CompilerInput = z
         if (refused) ctx.addIssue({ code: "custom", path: ["projects", pi, "tools", "servers", si, "auth"], message: refused });
       }
     }
+    // The tenant's shared services are held to the host list where they are written (tenant-settings.ts),
+    // not here: a refusal of one fails the whole tenant's publish and leaves what the gateway holds in place,
+    // so a service stored before the list existed would freeze every project's policy (ADR 022, rule 5).
+    const serviceGrants: IdentityGrants = { identities: grants.identities };
     for (const name of ["contentSafety", "embeddings"] as const) {
       const service = input.services[name];
-      const refused = service && managedIdentityRefusal(serviceIdentityUse(name, service), grants);
+      const refused = service && managedIdentityRefusal(serviceIdentityUse(name, service), serviceGrants);
       if (refused) ctx.addIssue({ code: "custom", path: ["services", name], message: refused });
     }
     // Accepted tiers: the owner exists, the tier exists and the owner offers it (its product is what

@@ -62,4 +62,23 @@ describe("the gateway's own identity calls only the Azure AI resources listed fo
     const put = await beta.settings.put({ settings: settings.settings, services: services("platform-ai.openai.azure.com") }, settings.etag);
     expect(put.services).toMatchObject({ embeddings: { url: expect.stringContaining("//platform-ai.openai.azure.com/") } });
   });
+
+  it("a service stored before its host was unlisted still lets the settings be edited (sent as stored), and the tenant still publishes; a changed one is held to the list", async () => {
+    // As written before the operator's list existed: beta's embeddings at a host nobody listed.
+    const before = await beta.settings.get();
+    const legacy = { contentSafety: { url: "https://platform-cs.cognitiveservices.azure.com" }, embeddings: { url: "https://legacy-ai.openai.azure.com/openai/deployments/e/embeddings" } };
+    const container = t.container();
+    const { resource } = await container.item("settings.tenant", ["t-beta", "_tenant"]).read<Record<string, unknown>>();
+    await container.item("settings.tenant", ["t-beta", "_tenant"]).replace({ ...resource!, services: legacy });
+    const stored = await beta.settings.get();
+    expect(stored.services).toEqual(legacy);
+    const edited = await beta.settings.put({ settings: { tokens: { perMinute: { limit: 5000 } } }, services: legacy }, stored.etag);
+    expect(edited.settings).toEqual({ tokens: { perMinute: { limit: 5000 } } });
+    const published = await beta.policy.publish({ reason: "after the upgrade" });
+    expect(published.changed).toBe(true); // compiled, not 409 registry_not_compilable
+    expect(published.isolated ?? []).toEqual([]);
+    const moved = { ...legacy, embeddings: { url: "https://legacy-ai.openai.azure.com/openai/deployments/other/embeddings" } };
+    expect((await refusal(beta.settings.put({ settings: edited.settings, services: moved }, edited.etag)))?.reason).toBe("managed_identity_not_allowed");
+    expect(before.etag).not.toBe(edited.etag);
+  });
 });

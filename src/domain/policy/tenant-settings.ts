@@ -5,6 +5,7 @@ import { Services } from "../../policy/input.js";
 import { mergeSettings, Settings } from "../../policy/settings.js";
 import type { Clock } from "../../ports/clock.js";
 import type { Store } from "../../ports/store.js";
+import { canonicalJson } from "../audit/chain.js";
 import type { ChangeWriter } from "../changes.js";
 import type { RequestContext } from "../common.js";
 import { fail } from "../errors.js";
@@ -73,9 +74,14 @@ export class TenantSettingsService {
     if (!holdsAny(ctx.principal.roles, TENANT_ADMINS)) fail({ kind: "forbidden", detail: "changing tenant settings requires TenantAdmin" });
     const spec = parseOrThrow(TenantSettingsSpec, input, "body");
     requireServices([spec.settings], spec.services ?? {}, "body.settings");
+    // A service sent as it is stored passes as it did (an edit of the settings alone must not be refused for
+    // a service written before the operator's host list); a new or changed one is held to the list.
+    const stored = (await this.doc.read(ctx.principal.tenantId))?.services;
     for (const name of ["contentSafety", "embeddings"] as const) {
       const service = spec.services?.[name];
-      if (service) checkManagedIdentity(serviceIdentityUse(name, service), this.gatewayGrants(ctx.principal.tenantId), `body.services.${name}`);
+      const grants = this.gatewayGrants(ctx.principal.tenantId);
+      const unchanged = service !== undefined && canonicalJson(service) === canonicalJson(stored?.[name] ?? null);
+      if (service) checkManagedIdentity(serviceIdentityUse(name, service), unchanged ? { identities: grants.identities } : grants, `body.services.${name}`);
     }
     const written = await this.doc.write(ctx, { settings: spec.settings, ...(spec.services ? { services: spec.services } : {}) }, ifMatch);
     return { ...written, services: written.services ?? {} };

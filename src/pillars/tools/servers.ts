@@ -36,7 +36,7 @@ export class ServerRegistry {
     private readonly secrets: { gateway: SecretStore; controlPlane: SecretStore },
     private readonly projects: ProjectService,
     private readonly allowLoopback: boolean,
-    /** The identities an operator assigned the tenant on its gateway (policy/identity.ts). */
+    /** What an operator granted the tenant at its gateway: its own identities, the Azure AI hosts the gateway's own may call (policy/identity.ts). */
     private readonly gatewayGrants: (tenantId: string) => IdentityGrants = () => ({ identities: [], sharedHosts: [] }),
   ) {
     this.servers = new Collection<ServerDoc, McpServer>(store, changes, { docType: "mcpServer", path: (d) => serverPath(d.scopeId, d.id), internal: ["snapshotSeq", "sourceRevision"] });

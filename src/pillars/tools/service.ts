@@ -42,7 +42,7 @@ export interface ToolsDeps {
   approvals: ApprovalService;
   /** Local mode: loopback upstreams are allowed (nothing else private, ever). */
   allowLoopback: boolean;
-  /** The identities an operator assigned the tenant on its gateway (policy/identity.ts). */
+  /** What an operator granted the tenant at its gateway: its own identities, the Azure AI hosts the gateway's own may call. */
   gatewayGrants?: (tenantId: string) => IdentityGrants;
 }
 
