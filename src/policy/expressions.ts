@@ -259,10 +259,17 @@ export const MCP_SESSION_SEALED = `@{ var id = context.Response.Headers.GetValue
 /** REST tools' APIs: the per-key counter of the operation called (one tool of one server, however it is reached). */
 export const REST_TOOL_COUNTER_KEY = `@("tool|" + (context.Subscription?.Id ?? "none") + "|" + context.Api.Id + "|" + context.Operation.Id)`;
 /**
- * REST tools' APIs: a form body (urlencoded or multipart) that mentions `_method`, the field by which
- * Rails, Laravel, Symfony and Express' method-override let a POST name another method.
+ * REST tools' APIs: a body in anything but plain JSON — another media type (a form, which Rails, Laravel,
+ * Symfony and Express' method-override read `_method` from, however its name is encoded) or compressed
+ * (`Content-Encoding`: a backend inflates what the gateway cannot read). Tools take JSON bodies only (the
+ * converter skips any other), so nothing a tool sends is refused.
  */
-export const FORM_METHOD_OVERRIDE = `@(context.Request.Body != null && context.Request.Headers.GetValueOrDefault("Content-Type", "").ToLowerInvariant().Contains("form") && context.Request.Body.As<string>(preserveContent: true).Contains("_method"))`;
+export const REST_BODY_NOT_PLAIN_JSON = `@{ var e = context.Request.Headers.GetValueOrDefault("Content-Encoding", "").Trim().ToLowerInvariant(); if (e != "" && e != "identity") { return true; } var t = context.Request.Headers.GetValueOrDefault("Content-Type", "").ToLowerInvariant(); return context.Request.Body != null && t != "" && !t.Contains("json"); }`;
+/**
+ * REST tools' APIs: a JSON object body with a top-level `_method` member (escapes decoded: parsed, not
+ * searched), which Laravel and Symfony (and Express' method-override reading the body) take as the method.
+ */
+export const REST_JSON_METHOD_OVERRIDE = `@(context.Request.Body != null && context.Request.Body.As<string>(preserveContent: true).TrimStart().StartsWith("{") && context.Request.Body.As<JObject>(preserveContent: true).ContainsKey("_method"))`;
 /** REST tools' APIs: the operation called is this one (an APIM operation id, ^[A-Za-z0-9_-]{1,80}$). */
 export const operationIs = (operationId: string) => {
   if (!/^[A-Za-z0-9_-]{1,80}$/.test(operationId)) throw new Error(`not an operation id: ${JSON.stringify(operationId)}`);
@@ -382,7 +389,8 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     RETRY_CONDITION,
     IS_503,
     BACKEND_UNAUTHORIZED,
-    FORM_METHOD_OVERRIDE,
+    REST_BODY_NOT_PLAIN_JSON,
+    REST_JSON_METHOD_OVERRIDE,
     BODY_UNREADABLE,
     DATA_CLASS_OUTSIDE,
     MCP_IS_BATCH,

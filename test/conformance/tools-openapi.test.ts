@@ -5,6 +5,7 @@
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
 import { convertOpenApi } from "../../src/pillars/tools/openapi/convert.js";
@@ -166,11 +167,30 @@ describe("conformance: OpenAPI documents as MCP tools at the local gateway", () 
     const postRequest = restRequestFor(bindings.get(post.name)!, sample(post.inputSchema, post.inputSchema) as Record<string, unknown>);
     if ("error" in postRequest) throw new Error(postRequest.error);
     const before = backend.received.length;
-    for (const [type, body] of [["application/x-www-form-urlencoded", "_method=DELETE&x=1"], ["multipart/form-data; boundary=b", '--b\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--b--\r\n']] as const) {
-      const res = await fetch(`${g.t.gateway.url}/${g.names.restApiPath(p.id, "shop")}${postRequest.path}`, { method: "POST", headers: { "api-key": wide, "content-type": type }, body });
-      expect([res.status, ((await res.json()) as { error?: { code?: string } }).error?.code], type).toEqual([400, "method_override_refused"]);
+    // A form names it however its names are encoded (percent-encoded, PHP's `.` for `_`), and a compressed body
+    // hides it from the gateway (a backend inflates it): any body but plain JSON is refused (tools send JSON only).
+    const forms: [string, string | Uint8Array, Record<string, string>?][] = [
+      ["application/x-www-form-urlencoded", "_method=DELETE&x=1"],
+      ["application/x-www-form-urlencoded", "%5Fmethod=DELETE"],
+      ["application/x-www-form-urlencoded", ".method=DELETE"],
+      ["multipart/form-data; boundary=b", '--b\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--b--\r\n'],
+      ["application/x-www-form-urlencoded", gzipSync("_method=DELETE"), { "content-encoding": "gzip" }],
+      ["application/json", gzipSync('{"_method":"DELETE"}'), { "content-encoding": "gzip" }],
+    ];
+    for (const [type, body, extra] of forms) {
+      const res = await fetch(`${g.t.gateway.url}/${g.names.restApiPath(p.id, "shop")}${postRequest.path}`, { method: "POST", headers: { "api-key": wide, "content-type": type, ...extra }, body });
+      expect([res.status, ((await res.json()) as { error?: { code?: string } }).error?.code], `${type} ${JSON.stringify(extra ?? {})}`).toEqual([415, "body_not_json"]);
+    }
+    // A JSON body naming it (Laravel and Symfony read `_method` from JSON input too), escaped or not: refused.
+    for (const body of ['{"_method":"DELETE"}', '{"\\u005fmethod":"DELETE","name":"x"}', ' {"name":"x","_method":"DELETE"}']) {
+      const res = await fetch(`${g.t.gateway.url}/${g.names.restApiPath(p.id, "shop")}${postRequest.path}`, { method: "POST", headers: { "api-key": wide, "content-type": "application/json" }, body });
+      expect([res.status, ((await res.json()) as { error?: { code?: string } }).error?.code], body).toEqual([400, "method_override_refused"]);
     }
     expect(backend.received.length).toBe(before);
+    // Plain JSON still goes through.
+    const plain = await fetch(`${g.t.gateway.url}/${g.names.restApiPath(p.id, "shop")}${postRequest.path}`, { method: "POST", headers: { "api-key": wide, "content-type": "application/json; charset=utf-8", ...postRequest.headers }, body: postRequest.body ?? "{}" });
+    expect(plain.status).toBe(200);
+    expect(backend.received.length).toBe(before + 1);
   }, 120_000);
 
   it("per-tool rate limits hold per key and tool however the tool is reached: its server, a toolbox, or its REST API directly", async () => {

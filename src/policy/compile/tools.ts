@@ -414,9 +414,12 @@ function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer &
   const override: Why = { ...why, note: "method overrides removed: the operation called is the one checked" };
   for (const h of METHOD_OVERRIDE_HEADERS) inbound.push(el("set-header", { name: h, "exists-action": "delete" }, undefined, override));
   inbound.push(el("set-query-parameter", { name: "_method", "exists-action": "delete" }, undefined, override));
-  // A form field cannot be removed from the body as a header can: such a body is refused.
-  const formOverride = jsonResponse(400, "Bad Request", JSON_ERROR("method_override_refused", "A form body may not name another method (_method): the operation called is the one checked."), override);
-  inbound.push(when(X.FORM_METHOD_OVERRIDE, [formOverride], override));
+  // A field cannot be removed from a body as a header can: a body the gateway cannot read as plain JSON is
+  // refused (a form, however its names are encoded; a compressed body), and a JSON one that names a method.
+  const notJson = jsonResponse(415, "Unsupported Media Type", JSON_ERROR("body_not_json", "This API takes JSON bodies only (application/json), uncompressed."), override);
+  inbound.push(when(X.REST_BODY_NOT_PLAIN_JSON, [notJson], override));
+  const jsonOverride = jsonResponse(400, "Bad Request", JSON_ERROR("method_override_refused", "A body may not name another method (_method): the operation called is the one checked."), override);
+  inbound.push(when(X.REST_JSON_METHOD_OVERRIDE, [jsonOverride], override));
   if (server.auth.type === "header") inbound.push(el("set-header", { name: server.auth.header, "exists-action": "override" }, [textEl("value", `{{${upstreamNamedValue(c, server.auth)}}}`)], why));
   else if (server.auth.type === "managedIdentity") inbound.push(el("authentication-managed-identity", { resource: server.auth.audience, ...(server.auth.clientId ? { "client-id": server.auth.clientId } : {}) }, undefined, why));
   c.addPolicy(
