@@ -196,6 +196,22 @@ describe("the MCP server registry", () => {
     await until(async () => ((await admin.tools.searchCatalog({ server: "items", projectId })).items.length === 0 ? true : undefined), "catalog entries gone with the server");
   });
 
+  it("a toolbox left without its servers (a create that raced the server's delete) still holds its project: the delete is refused", async () => {
+    const holder = (await admin.projects.create(projectSpec("toolbox holder"))).id;
+    const server = await convertedServer(admin, holder, "lonely");
+    const box = await admin.toolboxes.create(holder, { name: "orphan", tools: [{ server: "lonely", tool: "getItem" }] });
+    // The race, made certain: the server's documents are gone while the toolbox stands.
+    const container = t.container();
+    const { resources } = await container.items.query<{ id: string }>({ query: "SELECT c.id FROM c WHERE c.tenantId = 't-tools-reg' AND c.scopeId = @p AND c.docType = 'mcpServer'", parameters: [{ name: "@p", value: holder }] }).fetchAll();
+    expect(resources.map((r) => r.id)).toEqual([server.id]);
+    await container.item(server.id, ["t-tools-reg", holder]).delete();
+    const project = await admin.projects.get(holder);
+    expect(await problem(admin.projects.delete(holder, project.etag))).toMatchObject({ status: 409, reason: "project_has_dependents" });
+    expect((await admin.toolboxes.get(holder, box.id)).name).toBe("orphan");
+    await admin.toolboxes.delete(holder, box.id, box.etag);
+    await admin.projects.delete(holder, (await admin.projects.get(holder)).etag);
+  });
+
   it("a project's cap on MCP servers holds against concurrent registrations: creates at the cap get 409, a delete frees a place", async () => {
     const capped = (await admin.projects.create(projectSpec("capped tools"))).id;
     const register = (n: number) => admin.tools.createServer(capped, { name: `s${n}`, source: { kind: "remote", url: `https://mcp${n}.example.com/mcp` }, discovery: { enabled: false, intervalHours: 24 } });

@@ -349,9 +349,13 @@ export class ToolsService {
 
   // ---- project dependents
 
-  /** One query: a toolbox holds tools of the project's servers, and a server a toolbox uses cannot be deleted, so servers count for both. */
-  async count(tenantId: string, projectId: string): Promise<number> {
-    return this.registry.count(tenantId, projectId);
+  /**
+   * Servers and toolboxes, each counted: a server a toolbox uses cannot be deleted, but that check reads
+   * before it writes, so a toolbox made from a server list read earlier can outlive its servers.
+   */
+  async count(tenantId: string, projectId: string): Promise<{ "MCP servers": number; toolboxes: number }> {
+    const [servers, toolboxes] = await Promise.all([this.registry.count(tenantId, projectId), this.toolboxes.count(tenantId, projectId)]);
+    return { "MCP servers": servers, toolboxes };
   }
 
   // ---- helpers

@@ -71,6 +71,11 @@ export class Toolboxes {
     return this.boxes.page({ tenantId: ctx.principal.tenantId, scopeId: projectId }, { orderBy: { field: "name", direction: "ASC" } }, page);
   }
 
+  /** Whether the project holds any (one is enough for a delete to refuse). */
+  async count(tenantId: string, projectId: string): Promise<number> {
+    return (await this.boxes.page({ tenantId, scopeId: projectId }, {}, { maxPageSize: 1 })).items.length;
+  }
+
   listAll(tenantId: string, projectId: string): Promise<ToolboxDoc[]> {
     return toArray(this.boxes.every({ tenantId, scopeId: projectId }));
   }
