@@ -407,6 +407,28 @@ describe("agent sync from Bedrock, Vertex AI and Foundry", () => {
     expect((await g.admin.projects.get(target.id).then(() => 200, (e: unknown) => (e as ApiError).status))).toBe(404);
   });
 
+  it("agents a sync discovers once its project's delete has begun are withdrawn, and the run stops: nothing outlives its project", async () => {
+    const target = await g.project("deleted under a sync");
+    const connection = await g.admin.connections.create({
+      name: "into-doomed",
+      projectId: target.id,
+      scope: { cloud: "vertex", projectId: vertex.projectId, endpoint: `http://${vertex.host}:${vertex.port}` },
+      regions: ["us-central1"],
+      credentials: { kind: "accessToken", token: "fake-google-token" },
+    });
+    // The run read its connection before the delete began (here: the delete's mark in the project's partition,
+    // written as projects/service.ts delete() writes it, after the run started listing).
+    const container = g.t.container();
+    await container.items.upsert({ id: `deleting.${target.id}`, tenantId: g.tenant, scopeId: target.id, docType: "projectDeletion", since: new Date().toISOString() });
+    const run = await sync(connection);
+    expect(run.regions.map((r) => [r.region, r.status, r.error?.message])).toEqual([["us-central1", "failed", "project_deleted"]]);
+    const { resources } = await container.items.query<{ id: string }>({ query: "SELECT c.id FROM c WHERE c.tenantId = @t AND c.scopeId = @p AND c.docType = 'agent'", parameters: [{ name: "@t", value: g.tenant }, { name: "@p", value: target.id }] }).fetchAll();
+    expect(resources).toEqual([]);
+    await container.item(`deleting.${target.id}`, [g.tenant, target.id]).delete();
+    await g.admin.connections.delete(connection.id, (await g.admin.connections.get(connection.id)).etag);
+    await g.admin.projects.delete(target.id, (await g.admin.projects.get(target.id)).etag);
+  });
+
   it("a run whose orchestration was lost is driven again by the schedule's sweep and completes", async () => {
     // Slow answers: the run is still listing when its orchestration is lost.
     bedrock.state.setRandomFaults({ delay: 1, delayMs: 300, seed: 3 });

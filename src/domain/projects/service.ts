@@ -351,6 +351,10 @@ export class ProjectService {
    * holds). A create of something inside a project asks after its own write: not standing, it withdraws
    * what it made, so nothing outlives its project.
    */
+  async stands(tenantId: string, projectId: string): Promise<boolean> {
+    return (await this.standing(tenantId, projectId)) === "standing";
+  }
+
   private async standing(tenantId: string, projectId: string): Promise<"standing" | "deleting" | "gone"> {
     const partition = tenantPartition(tenantId);
     const [doc, inTenant, inProject] = await Promise.all([

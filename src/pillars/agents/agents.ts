@@ -111,6 +111,21 @@ export class AgentRegistry {
     return created;
   }
 
+  /**
+   * After a sync wrote agents into the project (it read its connection earlier, and the connection, its
+   * agents and then the project may have been deleted since): when the project no longer stands, the
+   * agents it discovered are deleted again and false comes back (the run stops). Asked after the writes,
+   * as every create inside a project asks (ProjectService.withdrawUnlessStanding).
+   */
+  async keepDiscovered(ctx: RequestContext, projectId: string, discovered: readonly string[]): Promise<boolean> {
+    if (!discovered.length || (await this.projects.stands(ctx.principal.tenantId, projectId))) return true;
+    for (const id of discovered) {
+      const written = await this.agents.read({ tenantId: ctx.principal.tenantId, scopeId: projectId }, id);
+      if (written) await this.agents.delete(ctx, written, { action: "agent.delete", event: "aigov.agent.deleted.v1" });
+    }
+    return false;
+  }
+
   async get(ctx: RequestContext, projectId: string, id: string): Promise<Agent> {
     await this.projects.get(ctx, projectId);
     const doc = await this.load(ctx.principal.tenantId, projectId, id);

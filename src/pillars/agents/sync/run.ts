@@ -144,16 +144,20 @@ export class SyncRunner {
     const counts: Partial<SyncCounts> = { listed: listed.agents.length, malformed: listed.malformed.length };
     const conflicts: SeenDoc["conflicts"] = [];
     const seen = new Set<string>();
+    const discovered: string[] = [];
     // Applied a few at a time: each agent is its own change (state, audit, event), batched by the change writer.
     const queue = listed.agents.filter((a) => !seen.has(a.sourceId) && seen.add(a.sourceId));
     const workers = Array.from({ length: 8 }, async () => {
       for (let a = queue.shift(); a; a = queue.shift()) {
         const r = await this.applier.apply(ctx, connection, account, input.region, a);
         counts[r.outcome] = (counts[r.outcome] ?? 0) + 1;
+        if (r.outcome === "discovered") discovered.push(r.agentId);
         for (const field of r.conflicts) conflicts.push({ agentId: r.agentId, field });
       }
     });
     await Promise.all(workers);
+    // Nothing outlives its project: agents discovered after its delete began are withdrawn, and the run stops.
+    if (!(await this.registry.keepDiscovered(ctx, connection.projectId, discovered))) return { listed: 0, stopped: "project_deleted" };
     // A record the cloud still lists, however broken, is not gone: the sweep must not mark its agent removed.
     for (const m of listed.malformed) if (m.sourceId) seen.add(m.sourceId);
     counts.conflicts = conflicts.length;
