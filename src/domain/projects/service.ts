@@ -10,6 +10,7 @@ import { ANY_TENANT_ROLE, holdsAny, PROJECT_MANAGERS, TENANT_ADMINS } from "../k
 import { everyDoc, listPage, toArray } from "../paging.js";
 import { canonicalUser, sameUser } from "../users.js";
 import { parseOrThrow } from "../validation.js";
+import { DELETE_MARK_MS, DeletionMarks } from "./deletion-marks.js";
 import { DEFAULT_KEY_POLICY, ENVIRONMENTS, ProjectSpec, sandboxDateError, type KeyPolicy, type Project, type ProjectPatch, type ProjectSpecInput } from "./schema.js";
 
 export interface ProjectDoc extends StoredDoc, Omit<Project, "etag"> {
@@ -22,25 +23,6 @@ export interface ProjectDoc extends StoredDoc, Omit<Project, "etag"> {
   /** Expiry notices sent, for the review date they were about (a new date starts over). */
   sandboxNotices?: { reviewDate?: string; "14d"?: string; "1d"?: string };
 }
-
-/**
- * A delete under way (delete()): written before it counts what the project holds, so a child created
- * since withdraws (standing()). A document of its own, so a refused delete leaves the project's version as it was.
- * One in each partition that holds the project's children: the tenant's (agent connections name their project)
- * and the project's own (models, keys, servers, toolboxes, agents). Each side reads the mark in the partition
- * it wrote to, where the store's session guarantees it sees everything written there before its own write
- * (ADR 018). The project's own keeps `deletedAt` once the project is gone: a tombstone no stale read outlives.
- */
-interface ProjectDeletionDoc extends StoredDoc {
-  docType: "projectDeletion";
-  since: string;
-  deletedAt?: string;
-}
-const deletionId = (projectId: string) => `deleting.${projectId}`;
-/** The partition that holds a project's models, keys, MCP servers, toolboxes and agents. */
-const projectScope = (tenantId: string, projectId: string): Partition => ({ tenantId, scopeId: projectId });
-/** How long a delete's mark stands: a delete that died after marking leaves the project usable again after it. */
-const DELETE_MARK_MS = 60_000;
 
 /** Server-owned fields a PATCH keeps as they are (the lifecycle's: ./lifecycle.ts). */
 const SERVER_OWNED = ["lock", "promotion", "lastPromotion", "extension", "suspendedByLock", "sandboxNotices"] as const;
@@ -118,13 +100,17 @@ export class ProjectService {
    * counter gives a number, or counts by kind (what the refusal names) when its pillar holds several kinds. */
   private readonly dependents = new Map<string, (tenantId: string, projectId: string) => Promise<number | Record<string, number>>>();
 
+  private readonly marks: DeletionMarks;
+
   constructor(
     private readonly store: Store,
     private readonly changes: ChangeWriter,
     private readonly clock: Clock,
     /** Checks project settings against the tenant's (services a control needs). */
     private readonly settingsGuard?: SettingsGuard,
-  ) {}
+  ) {
+    this.marks = new DeletionMarks(store, clock);
+  }
 
   /** Adds (or replaces, by name) a counter of what a pillar holds in a project. */
   countDependentsWith(name: string, count: (tenantId: string, projectId: string) => Promise<number | Record<string, number>>): void {
@@ -258,51 +244,28 @@ export class ProjectService {
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     if (current.lock) fail({ kind: "conflict", detail: `the project is locked (${current.lock.detail}): nothing in it is deleted`, reason: "project_locked" });
     // Marked before counting: a child created from now on finds the project not standing and withdraws
-    // (standing(); its create re-reads the mark after its own write), and one created before is counted.
-    // Without the mark, a model or key created while this delete counted would outlive its project.
-    // Marked in both partitions that hold children, before anything is counted in either (see ProjectDeletionDoc).
+    // (standing(); its create re-reads the marks after its own write), and one created before is counted.
+    // Without the marks, a model or key created while this delete counted would outlive its project.
     const tenantId = principal.tenantId;
     const partition = tenantPartition(tenantId);
-    const own = projectScope(tenantId, id);
-    const earlier = await this.store.read<ProjectDeletionDoc>(own, deletionId(id));
-    if (earlier?.deletedAt) return fail({ kind: "notFound", resource: projectPath(id) });
-    const mark = { id: deletionId(id), docType: "projectDeletion" as const, since: this.clock.now().toISOString() };
-    const [inTenant, inProject] = await Promise.all([
-      this.store.batch(partition, [{ kind: "upsert", doc: { ...mark, ...partition } }]),
-      this.store.batch(own, [{ kind: "upsert", doc: { ...mark, ...own } }]),
-    ]);
-    const tenantEtag = inTenant.ok ? inTenant.etags[0] : undefined;
-    const projectEtag = inProject.ok ? inProject.etags[0] : undefined;
-    // Only this delete's own marks are ever removed (If-Match): a concurrent delete's stay until it is done.
-    const unmark = () =>
-      Promise.all([
-        tenantEtag ? this.store.batch(partition, [{ kind: "delete", id: mark.id, ifMatch: tenantEtag }]).catch(() => undefined) : undefined,
-        projectEtag ? this.store.batch(own, [{ kind: "delete", id: mark.id, ifMatch: projectEtag }]).catch(() => undefined) : undefined,
-      ]);
-    if (!tenantEtag || !projectEtag) {
-      await unmark();
-      return fail({ kind: "unavailable", detail: "the delete could not be started; try again" });
-    }
-    const tombstone = () =>
-      this.store.batch(own, [{ kind: "upsert", doc: { ...mark, ...own, deletedAt: this.clock.now().toISOString() } }]).then(
-        (r) => void (r.ok || console.warn(`project ${id} deleted: its tombstone was not written (status ${r.status}); the mark lapses, the project's absence stands`)),
-        (err: unknown) => console.warn(`project ${id} deleted: its tombstone was not written (${err instanceof Error ? err.message : String(err)}); the mark lapses, the project's absence stands`),
-      );
+    const marks = await this.marks.place(tenantId, id);
+    if (marks === "gone") return fail({ kind: "notFound", resource: projectPath(id) });
+    if (marks === "busy") return fail({ kind: "unavailable", detail: "another delete of this project is under way; try again" });
     let counts;
     try {
       counts = await Promise.all([...this.dependents].map(async ([name, count]) => [name, await count(tenantId, id)] as const));
     } catch (err) {
-      await unmark();
+      await marks.release();
       throw err;
     }
     const held = counts.flatMap(([name, n]) => (typeof n === "number" ? [[name, n] as const] : Object.entries(n))).filter(([, n]) => n > 0);
     if (held.length) {
-      await unmark();
+      await marks.release();
       fail({ kind: "conflict", detail: `the project still holds ${held.map(([name, n]) => `${n} ${name}`).join(", ")}; delete them first`, reason: "project_has_dependents" });
     }
     // Counting took longer than a mark holds: creates may have gone ahead meanwhile. Count again.
-    if (this.clock.now().getTime() - Date.parse(mark.since) >= DELETE_MARK_MS / 2) {
-      await unmark();
+    if (this.clock.now().getTime() - Date.parse(marks.since) >= DELETE_MARK_MS / 2) {
+      await marks.release();
       fail({ kind: "unavailable", detail: "counting what the project holds took too long; try again" });
     }
     try {
@@ -315,8 +278,8 @@ export class ProjectService {
         ops: [
           { kind: "delete", id, ifMatch: current._etag },
           { kind: "delete", id: nameId(current.name) },
-          // The tenant's mark goes with the project, and only if it is still this delete's (else the batch fails: another delete marked since).
-          { kind: "delete", id: mark.id, ifMatch: tenantEtag },
+          // The tenant's mark goes with the project, and only while it is still this delete's.
+          { kind: "delete", id: DeletionMarks.id(id), ifMatch: marks.tenantEtag },
         ],
         event: { type: "aigov.project.deleted.v1", subject: projectSubject(tenantId, id), data: { id, name: current.name } },
         onFailure: (index) => (index === 2 ? { kind: "unavailable", detail: "another delete of this project is under way; try again" } : undefined),
@@ -325,11 +288,11 @@ export class ProjectService {
       // Refused (the project changed meanwhile): the marks must not hold creates back. Gone (another delete
       // got there first): the project's own mark becomes its tombstone instead.
       const still = await this.store.read<ProjectDoc>(partition, id).catch(() => "unknown" as const);
-      if (still === undefined) await tombstone();
-      else await unmark();
+      if (still === undefined) await marks.bury();
+      else await marks.release();
       throw err;
     }
-    await tombstone();
+    await marks.bury();
   }
 
   /**
@@ -356,16 +319,9 @@ export class ProjectService {
   }
 
   private async standing(tenantId: string, projectId: string): Promise<"standing" | "deleting" | "gone"> {
-    const partition = tenantPartition(tenantId);
-    const [doc, inTenant, inProject] = await Promise.all([
-      this.store.read<ProjectDoc>(partition, projectId),
-      this.store.read<ProjectDeletionDoc>(partition, deletionId(projectId)),
-      this.store.read<ProjectDeletionDoc>(projectScope(tenantId, projectId), deletionId(projectId)),
-    ]);
-    if (!doc || doc.docType !== "project" || inProject?.deletedAt) return "gone";
-    const now = this.clock.now().getTime();
-    const live = (mark: ProjectDeletionDoc | undefined) => mark !== undefined && now - Date.parse(mark.since) < DELETE_MARK_MS;
-    return live(inTenant) || live(inProject) ? "deleting" : "standing";
+    const [doc, marked] = await Promise.all([this.store.read<ProjectDoc>(tenantPartition(tenantId), projectId), this.marks.state(tenantId, projectId)]);
+    if (!doc || doc.docType !== "project" || marked === "gone") return "gone";
+    return marked === "deleting" ? "deleting" : "standing";
   }
 
   /** A project's role assignments with when each was made, its owner and its admins (access reviews; undefined when the project is gone). */
