@@ -270,6 +270,12 @@ export const REST_BODY_NOT_PLAIN_JSON = `@{ var e = context.Request.Headers.GetV
  * searched), which Laravel and Symfony (and Express' method-override reading the body) take as the method.
  */
 export const REST_JSON_METHOD_OVERRIDE = `@(context.Request.Body != null && context.Request.Body.As<string>(preserveContent: true).TrimStart().StartsWith("{") && context.Request.Body.As<JObject>(preserveContent: true).ContainsKey("_method"))`;
+/**
+ * REST tools' APIs: a path with a `;`. Servlet containers (Tomcat, Jetty, Undertow: Spring) drop a
+ * segment's `;params` before routing, so `/items/admin;x=1` — `/items/{id}` to the gateway — runs
+ * `/items/admin` there: another operation than the one checked.
+ */
+export const REST_PATH_PARAMETERS = `@(context.Request.OriginalUrl.Path.Contains(";"))`;
 /** REST tools' APIs: the operation called is this one (an APIM operation id, ^[A-Za-z0-9_-]{1,80}$). */
 export const operationIs = (operationId: string) => {
   if (!/^[A-Za-z0-9_-]{1,80}$/.test(operationId)) throw new Error(`not an operation id: ${JSON.stringify(operationId)}`);
@@ -391,6 +397,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     BACKEND_UNAUTHORIZED,
     REST_BODY_NOT_PLAIN_JSON,
     REST_JSON_METHOD_OVERRIDE,
+    REST_PATH_PARAMETERS,
     BODY_UNREADABLE,
     DATA_CLASS_OUTSIDE,
     MCP_IS_BATCH,

@@ -186,6 +186,13 @@ describe("conformance: OpenAPI documents as MCP tools at the local gateway", () 
       const res = await fetch(`${g.t.gateway.url}/${g.names.restApiPath(p.id, "shop")}${postRequest.path}`, { method: "POST", headers: { "api-key": wide, "content-type": "application/json" }, body });
       expect([res.status, ((await res.json()) as { error?: { code?: string } }).error?.code], body).toEqual([400, "method_override_refused"]);
     }
+    // A path whose `;params` a servlet backend drops before routing (`/items/admin;x=1` is `/items/admin` there) is refused.
+    const byParam = tools.find((t) => bindings.get(t.name)!.method === "GET" && /\}$/.test(bindings.get(t.name)!.urlTemplate))!;
+    const paramRequest = restRequestFor(bindings.get(byParam.name)!, sample(byParam.inputSchema, byParam.inputSchema) as Record<string, unknown>);
+    if ("error" in paramRequest) throw new Error(paramRequest.error);
+    const [pathOnly, query] = paramRequest.path.split("?") as [string, string | undefined];
+    const semicolon = await fetch(`${g.t.gateway.url}/${g.names.restApiPath(p.id, "shop")}${pathOnly};x=1${query ? `?${query}` : ""}`, { method: "GET", headers: { "api-key": wide, ...paramRequest.headers } });
+    expect([semicolon.status, ((await semicolon.json()) as { error?: { code?: string } }).error?.code]).toEqual([400, "path_ambiguous"]);
     expect(backend.received.length).toBe(before);
     // Plain JSON still goes through.
     const plain = await fetch(`${g.t.gateway.url}/${g.names.restApiPath(p.id, "shop")}${postRequest.path}`, { method: "POST", headers: { "api-key": wide, "content-type": "application/json; charset=utf-8", ...postRequest.headers }, body: postRequest.body ?? "{}" });
