@@ -38,11 +38,11 @@ describe("storage round trips per API call", () => {
     expect(await roundTrips(() => admin.projects.list({ maxPageSize: 5 }))).toEqual({ query: 1, queryPlan: 1 });
   });
 
-  it("update = 1 point read (current state, for the audit digest) + 1 batch; delete also marks the project (1 batch) and asks each pillar for the project's dependents (models, tools: 1 query each; agents: its agents and the connections that sync into it) and the keys for theirs (1 query)", async () => {
+  it("update = 1 point read (current state, for the audit digest) + 1 batch; delete also marks the project in both partitions that hold its children (2 batches), asks each pillar for the project's dependents (models: 1 query; tools: its servers and toolboxes; agents: its agents and the connections that sync into it) and the keys for theirs (1 query), and leaves its tombstone (1 batch)", async () => {
     const p = await admin.projects.create(projectSpec("counted update"));
     let etag = p.etag;
     expect(await roundTrips(async () => (etag = (await admin.projects.update(p.id, { description: "x" }, etag)).etag))).toEqual({ read: 1, batch: 1 });
-    expect(await roundTrips(() => admin.projects.delete(p.id, etag))).toEqual({ read: 1, query: 5, queryPlan: 5, batch: 2 });
+    expect(await roundTrips(() => admin.projects.delete(p.id, etag))).toEqual({ read: 1, query: 6, queryPlan: 6, batch: 4 });
   });
 
   it("a refused request (bad input, no token, wrong role) costs no store round trip", async () => {
