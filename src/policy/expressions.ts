@@ -271,6 +271,13 @@ export const REST_BODY_NOT_PLAIN_JSON = `@{ var e = context.Request.Headers.GetV
  */
 export const REST_JSON_METHOD_OVERRIDE = `@(context.Request.Body != null && context.Request.Body.As<string>(preserveContent: true).TrimStart().StartsWith("{") && context.Request.Body.As<JObject>(preserveContent: true).ContainsKey("_method"))`;
 /**
+ * REST tools' APIs: a query parameter a backend reads as `_method` — PHP (Laravel, Symfony) decodes the
+ * name, drops leading spaces and reads a leading `.` or `[` as `_`, so `?.method=`, `?%5Fmethod=` and
+ * `?+_method=` all name it there. The query as the client sent it, percent-decoded for the characters that
+ * spell it, spaces dropped, compared at parameter boundaries (any case: a refusal too many, never one too few).
+ */
+export const REST_QUERY_METHOD_OVERRIDE = `@{ var q = ("&" + context.Request.OriginalUrl.QueryString.TrimStart('?') + "&").ToLowerInvariant().Replace("+", "").Replace("%20", "").Replace("%5f", "_").Replace("%2e", ".").Replace("%5b", "[").Replace("%6d", "m").Replace("%65", "e").Replace("%74", "t").Replace("%68", "h").Replace("%6f", "o").Replace("%64", "d").Replace("&.", "&_").Replace("&[", "&_"); return q.Contains("&_method=") || q.Contains("&_method&") || q.Contains("&_method["); }`;
+/**
  * REST tools' APIs: a path with a `;`. Servlet containers (Tomcat, Jetty, Undertow: Spring) drop a
  * segment's `;params` before routing, so `/items/admin;x=1` — `/items/{id}` to the gateway — runs
  * `/items/admin` there: another operation than the one checked.
@@ -398,6 +405,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     REST_BODY_NOT_PLAIN_JSON,
     REST_JSON_METHOD_OVERRIDE,
     REST_PATH_PARAMETERS,
+    REST_QUERY_METHOD_OVERRIDE,
     BODY_UNREADABLE,
     DATA_CLASS_OUTSIDE,
     MCP_IS_BATCH,

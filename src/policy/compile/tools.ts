@@ -420,6 +420,8 @@ function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer &
   inbound.push(when(X.REST_BODY_NOT_PLAIN_JSON, [notJson], override));
   const jsonOverride = jsonResponse(400, "Bad Request", JSON_ERROR("method_override_refused", "A body may not name another method (_method): the operation called is the one checked."), override);
   inbound.push(when(X.REST_JSON_METHOD_OVERRIDE, [jsonOverride], override));
+  const queryOverride = jsonResponse(400, "Bad Request", JSON_ERROR("method_override_refused", "A query may not name another method (_method, however its name is encoded): the operation called is the one checked."), override);
+  inbound.push(when(X.REST_QUERY_METHOD_OVERRIDE, [queryOverride], override));
   const ambiguous: Why = { ...why, note: "a path whose ;params a backend drops before routing is refused: the operation called is the one checked" };
   inbound.push(when(X.REST_PATH_PARAMETERS, [jsonResponse(400, "Bad Request", JSON_ERROR("path_ambiguous", "A path may not carry ;parameters: a backend may route it to another operation than the one checked."), ambiguous)], ambiguous));
   if (server.auth.type === "header") inbound.push(el("set-header", { name: server.auth.header, "exists-action": "override" }, [textEl("value", `{{${upstreamNamedValue(c, server.auth)}}}`)], why));
