@@ -283,6 +283,21 @@ export const REST_QUERY_METHOD_OVERRIDE = `@{ var q = ("&" + context.Request.Ori
  * `/items/admin` there: another operation than the one checked.
  */
 export const REST_PATH_PARAMETERS = `@(context.Request.OriginalUrl.Path.Contains(";"))`;
+/** A literal path segment a {@link pathParamShadows} check names (lower case, safe in a C# string). */
+const SHADOWED_SEGMENT = /^[a-z0-9_~-][a-z0-9._~-]{0,99}$/;
+/** A path parameter's name as ARM template parameters have them. */
+const PATH_PARAM = /^[A-Za-z0-9_-]{1,80}$/;
+/**
+ * REST tools' APIs: the value of path parameter `param` is one of `literals` with an extension (`admin.json`),
+ * which Rails (its optional `.:format` suffix) routes to the literal sibling operation (`/items/admin`), not
+ * to the parameter's (`/items/{id}`) that the gateway checked. Percent-encoded dots count too.
+ */
+export const pathParamShadows = (param: string, literals: readonly string[]) => {
+  if (!PATH_PARAM.test(param)) throw new Error(`not a path parameter name: ${JSON.stringify(param)}`);
+  const bad = literals.find((l) => !SHADOWED_SEGMENT.test(l));
+  if (bad !== undefined || literals.length === 0) throw new Error(`not a literal path segment: ${JSON.stringify(bad)}`);
+  return `@{ var v = context.Request.MatchedParameters.GetValueOrDefault("${param}", "").ToLowerInvariant(); return ${literals.map((l) => `v.StartsWith("${l}.") || v.StartsWith("${l}%2e")`).join(" || ")}; }`;
+};
 /** REST tools' APIs: the operation called is this one (an APIM operation id, ^[A-Za-z0-9_-]{1,80}$). */
 export const operationIs = (operationId: string) => {
   if (!/^[A-Za-z0-9_-]{1,80}$/.test(operationId)) throw new Error(`not an operation id: ${JSON.stringify(operationId)}`);
@@ -333,6 +348,10 @@ export const operationOutside = (list: typeof VAR.mcpAllowed | typeof VAR.mcpTie
 const TOOL_COMPARISON = new RegExp(`(\\(string\\)context\\.Variables\\["${VAR.mcpTool}"\\] == ")([^"]*)(")`, "g");
 /** An operation id compared in a REST tool's rate limit condition: data, folded to `op` in a shape. */
 const OPERATION_COMPARISON = /(context\.Operation\.Id == ")([^"]*)(")/g;
+/** A {@link pathParamShadows} check's data: the parameter's name and each literal, folded in a shape (the list's length is data too). */
+const SHADOW_PARAM = /(MatchedParameters\.GetValueOrDefault\(")([A-Za-z0-9_-]{1,80})(", ""\)\.ToLowerInvariant\(\); return )/g;
+const SHADOW_LITERAL = /v\.StartsWith\("([a-z0-9_~-][a-z0-9._~-]{0,99})\."\) \|\| v\.StartsWith\("\1%2e"\)/g;
+const MORE_SHADOWS = / \|\| v\.StartsWith\("segment\."\) \|\| v\.StartsWith\("segment%2e"\)(?= \|\| v\.StartsWith\("segment\.|; \})/g;
 /** A tier id that stands for any tier in {@link EXPRESSION_SHAPES}. */
 const ANY_TIER = "tier";
 
@@ -350,6 +369,9 @@ export const expressionShape = (expr: string) =>
   expr
     .replace(TOOL_COMPARISON, (whole, pre: string, name: string, post: string) => (/^[A-Za-z0-9_.-]{1,128}$/.test(name) ? `${pre}tool${post}` : whole))
     .replace(OPERATION_COMPARISON, (whole, pre: string, op: string, post: string) => (/^[A-Za-z0-9_-]{1,80}$/.test(op) ? `${pre}op${post}` : whole))
+    .replace(SHADOW_PARAM, (_whole, pre: string, _param: string, post: string) => `${pre}param${post}`)
+    .replace(SHADOW_LITERAL, 'v.StartsWith("segment.") || v.StartsWith("segment%2e")')
+    .replace(MORE_SHADOWS, "")
     .replace(TIER_COMPARISON, (whole, pre: string, id: string, post: string) => (TIER_ID.test(id) ? `${pre}${ANY_TIER}${post}` : whole))
     .replace(MORE_TIER_COMPARISONS, "")
     .replace(/\b[0-9]+\b/g, "0");
@@ -406,6 +428,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     REST_JSON_METHOD_OVERRIDE,
     REST_PATH_PARAMETERS,
     REST_QUERY_METHOD_OVERRIDE,
+    pathParamShadows("param", ["segment"]),
     BODY_UNREADABLE,
     DATA_CLASS_OUTSIDE,
     MCP_IS_BATCH,

@@ -351,6 +351,33 @@ function toolResourceIds(names: string[]): string[] {
   });
 }
 
+/**
+ * Path parameters a literal segment of another operation could hide behind with an extension: `{id}` in
+ * `/items/{id}` next to `/items/admin`, where Rails reads `/items/admin.json` as `/items/admin`. Per
+ * operation and parameter, the literals (lower case), when there are any.
+ */
+function pathShadows(operations: readonly ApiOperation[]): { operationId: string; param: string; literals: string[] }[] {
+  const segments = (op: ApiOperation) => op.urlTemplate.split("?")[0]!.split("/").filter((s) => s !== "");
+  const whole = (s: string) => /^\{[A-Za-z0-9_-]{1,80}\}$/.test(s);
+  const out: { operationId: string; param: string; literals: string[] }[] = [];
+  for (const op of operations) {
+    const mine = segments(op);
+    mine.forEach((segment, i) => {
+      if (!whole(segment)) return;
+      const literals = new Set<string>();
+      for (const other of operations) {
+        const theirs = segments(other);
+        if (other === op || theirs.length <= i || theirs[i]!.includes("{")) continue;
+        if (!mine.slice(0, i).every((s, j) => s === theirs[j] || s.includes("{") || theirs[j]!.includes("{"))) continue;
+        const literal = theirs[i]!.toLowerCase();
+        if (/^[a-z0-9_~-][a-z0-9._~-]{0,99}$/.test(literal)) literals.add(literal);
+      }
+      if (literals.size) out.push({ operationId: op.id, param: segment.slice(1, -1), literals: [...literals].sort(byCodePoint) });
+    });
+  }
+  return out.sort((a, b) => byCodePoint(a.operationId, b.operationId) || byCodePoint(a.param, b.param));
+}
+
 /** REST-as-MCP: the server's REST API (operations from its tools) and the tool resources naming them. */
 function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer & { source: { kind: "openapi" } }): ApiArtifact {
   const operations: ApiOperation[] = sortBy(
@@ -424,6 +451,11 @@ function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer &
   inbound.push(when(X.REST_QUERY_METHOD_OVERRIDE, [queryOverride], override));
   const ambiguous: Why = { ...why, note: "a path whose ;params a backend drops before routing is refused: the operation called is the one checked" };
   inbound.push(when(X.REST_PATH_PARAMETERS, [jsonResponse(400, "Bad Request", JSON_ERROR("path_ambiguous", "A path may not carry ;parameters: a backend may route it to another operation than the one checked."), ambiguous)], ambiguous));
+  for (const shadow of pathShadows(operations)) {
+    const w: Why = { ...why, note: `a ${shadow.param} that names a sibling operation with an extension (${shadow.literals.join(", ")}) is refused: a backend may route it there` };
+    const refusal = jsonResponse(400, "Bad Request", JSON_ERROR("path_ambiguous", "This path value names another operation with an extension: a backend may route it there instead of the one checked."), w);
+    inbound.push(when(X.operationIs(shadow.operationId), [when(X.pathParamShadows(shadow.param, shadow.literals), [refusal], w)], w));
+  }
   if (server.auth.type === "header") inbound.push(el("set-header", { name: server.auth.header, "exists-action": "override" }, [textEl("value", `{{${upstreamNamedValue(c, server.auth)}}}`)], why));
   else if (server.auth.type === "managedIdentity") inbound.push(el("authentication-managed-identity", { resource: server.auth.audience, ...(server.auth.clientId ? { "client-id": server.auth.clientId } : {}) }, undefined, why));
   c.addPolicy(
