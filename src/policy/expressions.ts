@@ -262,9 +262,10 @@ export const REST_TOOL_COUNTER_KEY = `@("tool|" + (context.Subscription?.Id ?? "
  * REST tools' APIs: a body in anything but plain JSON — another media type (a form, which Rails, Laravel,
  * Symfony and Express' method-override read `_method` from, however its name is encoded) or compressed
  * (`Content-Encoding`: a backend inflates what the gateway cannot read). Tools take JSON bodies only (the
- * converter skips any other), so nothing a tool sends is refused.
+ * converter skips any other), so nothing a tool sends is refused. The media type alone is read (up to the first
+ * `;` or `,`: `x-www-form-urlencoded; charset=json` is a form), and a body without one is refused (Rack reads it as a form).
  */
-export const REST_BODY_NOT_PLAIN_JSON = `@{ var e = context.Request.Headers.GetValueOrDefault("Content-Encoding", "").Trim().ToLowerInvariant(); if (e != "" && e != "identity") { return true; } var t = context.Request.Headers.GetValueOrDefault("Content-Type", "").ToLowerInvariant(); return context.Request.Body != null && t != "" && !t.Contains("json"); }`;
+export const REST_BODY_NOT_PLAIN_JSON = `@{ var e = context.Request.Headers.GetValueOrDefault("Content-Encoding", "").Trim().ToLowerInvariant(); if (e != "" && e != "identity") { return true; } if (context.Request.Body == null) { return false; } var m = context.Request.Headers.GetValueOrDefault("Content-Type", "").ToLowerInvariant().Split(';')[0].Split(',')[0].Trim(); if (m == "") { return context.Request.Body.As<string>(preserveContent: true).Length > 0; } return m != "application/json" && !(m.StartsWith("application/") && m.EndsWith("+json")); }`;
 /**
  * REST tools' APIs: a JSON object body with a top-level `_method` member (escapes decoded: parsed, not
  * searched), which Laravel and Symfony (and Express' method-override reading the body) take as the method.
@@ -275,8 +276,9 @@ export const REST_JSON_METHOD_OVERRIDE = `@(context.Request.Body != null && cont
  * name, drops leading spaces and reads a leading `.` or `[` as `_`, so `?.method=`, `?%5Fmethod=` and
  * `?+_method=` all name it there. The query as the client sent it, percent-decoded for the characters that
  * spell it, spaces dropped, compared at parameter boundaries (any case: a refusal too many, never one too few).
+ * A NUL anywhere is refused: PHP cuts a decoded name at it (`_method%00x` is `_method`).
  */
-export const REST_QUERY_METHOD_OVERRIDE = `@{ var q = ("&" + context.Request.OriginalUrl.QueryString.TrimStart('?') + "&").ToLowerInvariant().Replace("+", "").Replace("%20", "").Replace("%5f", "_").Replace("%2e", ".").Replace("%5b", "[").Replace("%6d", "m").Replace("%65", "e").Replace("%74", "t").Replace("%68", "h").Replace("%6f", "o").Replace("%64", "d").Replace("&.", "&_").Replace("&[", "&_"); return q.Contains("&_method=") || q.Contains("&_method&") || q.Contains("&_method["); }`;
+export const REST_QUERY_METHOD_OVERRIDE = `@{ var q = ("&" + context.Request.OriginalUrl.QueryString.TrimStart('?') + "&").ToLowerInvariant().Replace("+", "").Replace("%20", "").Replace("%5f", "_").Replace("%2e", ".").Replace("%5b", "[").Replace("%6d", "m").Replace("%65", "e").Replace("%74", "t").Replace("%68", "h").Replace("%6f", "o").Replace("%64", "d").Replace("&.", "&_").Replace("&[", "&_"); return q.Contains("%00") || q.Contains("&_method=") || q.Contains("&_method&") || q.Contains("&_method["); }`;
 /**
  * REST tools' APIs: a path with a `;`. Servlet containers (Tomcat, Jetty, Undertow: Spring) drop a
  * segment's `;params` before routing, so `/items/admin;x=1` — `/items/{id}` to the gateway — runs

@@ -165,7 +165,7 @@ describe("conformance: OpenAPI documents as MCP tools at the local gateway", () 
     // A query naming it is refused, however the name is spelled for a backend that decodes it (PHP: `.` and
     // `[` read as `_`, leading spaces dropped); a parameter that merely contains the word goes through.
     const reachedBefore = backend.received.length;
-    for (const q of ["_method=DELETE", "%5Fmethod=DELETE", ".method=DELETE", "+_method=DELETE", "%20%20.m%65thod=DELETE", "_METHOD=DELETE", "[method=DELETE", "_method[]=DELETE"]) {
+    for (const q of ["_method=DELETE", "%5Fmethod=DELETE", ".method=DELETE", "+_method=DELETE", "%20%20.m%65thod=DELETE", "_METHOD=DELETE", "[method=DELETE", "_method[]=DELETE", "_method%00x=DELETE"]) {
       const res = await fetch(`${g.t.gateway.url}/${g.names.restApiPath(p.id, "shop")}${get.path}${sep}${q}`, { method: get.method, headers: { "api-key": narrow, ...get.headers } });
       expect([res.status, ((await res.json()) as { error?: { code?: string } }).error?.code], q).toEqual([400, "method_override_refused"]);
     }
@@ -186,9 +186,12 @@ describe("conformance: OpenAPI documents as MCP tools at the local gateway", () 
       ["multipart/form-data; boundary=b", '--b\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--b--\r\n'],
       ["application/x-www-form-urlencoded", gzipSync("_method=DELETE"), { "content-encoding": "gzip" }],
       ["application/json", gzipSync('{"_method":"DELETE"}'), { "content-encoding": "gzip" }],
+      ["application/x-www-form-urlencoded; charset=json", "_method=DELETE"],
+      ["application/x-www-form-urlencoded, application/json", "_method=DELETE"],
+      ["", "_method=DELETE"],
     ];
     for (const [type, body, extra] of forms) {
-      const res = await fetch(`${g.t.gateway.url}/${g.names.restApiPath(p.id, "shop")}${postRequest.path}`, { method: "POST", headers: { "api-key": wide, "content-type": type, ...extra }, body });
+      const res = await fetch(`${g.t.gateway.url}/${g.names.restApiPath(p.id, "shop")}${postRequest.path}`, { method: "POST", headers: { "api-key": wide, ...(type ? { "content-type": type } : {}), ...extra }, body: type ? body : new Blob([body]) });
       expect([res.status, ((await res.json()) as { error?: { code?: string } }).error?.code], `${type} ${JSON.stringify(extra ?? {})}`).toEqual([415, "body_not_json"]);
     }
     // A JSON body naming it (Laravel and Symfony read `_method` from JSON input too), escaped or not: refused.

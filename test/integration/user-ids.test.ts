@@ -29,6 +29,18 @@ describe("object ids in any letter case", () => {
     expect(edited.description).toBe("edited by its admin");
   });
 
+  it("an assignment stored in capitals before keeps the date it was made when the project is next edited", async () => {
+    const [admin] = await as("t-case-dates");
+    const p = await admin.projects.create(projectSpec("case dates", { roleAssignments: [{ principalId: REQUESTER, role: "ProjectAdmin" }] }));
+    const container = t.container();
+    const { resource } = await container.item(p.id, ["t-case-dates", "_tenant"]).read<Record<string, unknown>>();
+    const then = "2020-01-02T03:04:05.000Z";
+    await container.item(p.id, ["t-case-dates", "_tenant"]).replace({ ...resource!, roleAssignments: [{ principalId: REQUESTER.toUpperCase(), role: "ProjectAdmin" }], roleAssignedAt: { [`${REQUESTER.toUpperCase()}/ProjectAdmin`]: then } });
+    await admin.projects.update(p.id, { description: "an edit of something else" }, (await admin.projects.get(p.id)).etag);
+    const { resource: after } = await container.item(p.id, ["t-case-dates", "_tenant"]).read<{ roleAssignments: unknown; roleAssignedAt: unknown }>();
+    expect([after!.roleAssignments, after!.roleAssignedAt]).toEqual([[{ principalId: REQUESTER, role: "ProjectAdmin" }], { [`${REQUESTER}/ProjectAdmin`]: then }]);
+  });
+
   for (const [label, assignments] of [
     ["the requester's ProjectAdmin assignment in capitals", [{ principalId: REQUESTER.toUpperCase(), role: "ProjectAdmin" }, { principalId: DECIDER, role: "Developer" }]],
     ["the decider's assignment in capitals", [{ principalId: REQUESTER, role: "ProjectAdmin" }, { principalId: DECIDER.toUpperCase(), role: "Developer" }]],

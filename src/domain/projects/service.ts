@@ -28,7 +28,11 @@ export interface ProjectDoc extends StoredDoc, Omit<Project, "etag"> {
 const SERVER_OWNED = ["lock", "promotion", "lastPromotion", "extension", "suspendedByLock", "sandboxNotices"] as const;
 const INTERNAL = ["roleAssignedAt", "suspendedByLock", "sandboxNotices"] as const;
 
-const assignmentKey = (a: { principalId: string; role: string }) => `${a.principalId}/${a.role}`;
+/** `<principal>/<role>`, the principal as tokens carry it (users.ts): one spelling for every way an id was written. */
+const assignmentKey = (a: { principalId: string; role: string }) => `${canonicalUser(a.principalId)}/${a.role}`;
+/** When each assignment was made, by canonical key (dates stored before ids were kept canonical have capitals). */
+const assignedAt = (dates: Record<string, string> | undefined): Record<string, string> =>
+  Object.fromEntries(Object.entries(dates ?? {}).map(([k, v]) => [assignmentKey({ principalId: k.slice(0, k.lastIndexOf("/")), role: k.slice(k.lastIndexOf("/") + 1) }), v]));
 
 interface NameReservationDoc extends StoredDoc {
   docType: "nameReservation";
@@ -67,7 +71,8 @@ function projectDoc(
 ): ProjectDoc {
   // An assignment the project already had keeps its date; one from before dates were kept counts from the project's creation.
   const had = new Set((created.roleAssignments ?? []).map(assignmentKey));
-  const since = (key: string) => created.roleAssignedAt?.[key] ?? (had.has(key) ? created.createdAt : now);
+  const dated = assignedAt(created.roleAssignedAt);
+  const since = (key: string) => dated[key] ?? (had.has(key) ? created.createdAt : now);
   // Kept as tokens carry the user (an object id in lower case, users.ts): an id written in capitals is the same
   // person, given the access and held to separation of duties as such; two spellings of one are one assignment.
   const roleAssignments = [...new Map(spec.roleAssignments.map((a) => ({ ...a, principalId: canonicalUser(a.principalId) })).map((a) => [assignmentKey(a), a])).values()];
@@ -328,7 +333,8 @@ export class ProjectService {
   async assignmentsOf(tenantId: string, projectId: string): Promise<{ owner: string; createdAt: string; assignments: { principalId: string; role: string; since: string }[] } | undefined> {
     const doc = await this.store.read<ProjectDoc>(tenantPartition(tenantId), projectId);
     if (!doc || doc.docType !== "project") return undefined;
-    const since = (a: { principalId: string; role: string }) => doc.roleAssignedAt?.[assignmentKey(a)] ?? doc.createdAt;
+    const dated = assignedAt(doc.roleAssignedAt);
+    const since = (a: { principalId: string; role: string }) => dated[assignmentKey(a)] ?? doc.createdAt;
     return { owner: doc.owner, createdAt: doc.createdAt, assignments: doc.roleAssignments.map((a) => ({ ...a, since: since(a) })) };
   }
 
@@ -342,9 +348,9 @@ export class ProjectService {
     const key = assignmentKey(assignment);
     const removed = await this.onCurrent(ctx.principal.tenantId, projectId, async (current) => {
       if (!current.roleAssignments.some((a) => assignmentKey(a) === key)) return "alreadyGone" as const;
-      if (since !== undefined && (current.roleAssignedAt?.[key] ?? current.createdAt) !== since) return "alreadyGone" as const;
+      const roleAssignedAt = assignedAt(current.roleAssignedAt);
+      if (since !== undefined && (roleAssignedAt[key] ?? current.createdAt) !== since) return "alreadyGone" as const;
       const { _etag, ...currentDoc } = current;
-      const roleAssignedAt = { ...current.roleAssignedAt };
       delete roleAssignedAt[key];
       const doc: ProjectDoc = { ...currentDoc, roleAssignments: current.roleAssignments.filter((a) => assignmentKey(a) !== key), roleAssignedAt, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
       const after = projectSnapshot(doc);
