@@ -33,21 +33,29 @@ async function reaches(id: string, status: AccessReview["status"]): Promise<Acce
   }, `access review ${id} ${status}`);
 }
 
+/** A project where dora is a Developer, and a completed review (not applied) in which rita denied that assignment. */
+async function deniedRole(name: string) {
+  const project = await admin.projects.create(projectSpec(name, { owner: "olivia", roleAssignments: [{ principalId: "dora", role: "Developer" }] }));
+  const created = await admin.reviews.create({
+    name: `role review of ${name}`,
+    kind: "roleAssignments",
+    scope: { level: "project", projectId: project.id },
+    stages: [{ reviewers: { type: "users", users: ["rita"] }, durationDays: 7 }],
+    completion: { autoApply: false, defaultDecision: "keep" },
+  });
+  await reaches(created.id, "inProgress");
+  const item = (await admin.reviews.items(created.id)).items.find((i) => i.target.id === "dora/Developer")!;
+  await rita.reviews.decide(created.id, item.id, { decision: "deny", justification: "left the team" });
+  t.appClock.advance(8 * DAY);
+  const review = await reaches(created.id, "completed");
+  return { project, review };
+}
+
 describe("applying an access review", () => {
   it("removes only the grant that was reviewed: a role assigned again after the review stays", async () => {
-    let p = await admin.projects.create(projectSpec("stale-apply", { owner: "olivia", roleAssignments: [{ principalId: "dora", role: "Developer" }] }));
-    const created = await admin.reviews.create({
-      name: "role review",
-      kind: "roleAssignments",
-      scope: { level: "project", projectId: p.id },
-      stages: [{ reviewers: { type: "users", users: ["rita"] }, durationDays: 7 }],
-      completion: { autoApply: false, defaultDecision: "keep" },
-    });
-    await reaches(created.id, "inProgress");
-    const item = (await admin.reviews.items(created.id)).items.find((i) => i.target.id === "dora/Developer")!;
-    await rita.reviews.decide(created.id, item.id, { decision: "deny", justification: "left the team" });
-    t.appClock.advance(8 * DAY);
-    const done = await reaches(created.id, "completed");
+    const { project, review: done } = await deniedRole("stale-apply");
+    let p = project;
+    const created = done;
     expect(done.report?.outcomes.remove).toBe(1);
 
     // The TenantAdmin takes the access away by hand, and a week later grants it again (a new decision).
@@ -67,19 +75,7 @@ describe("applying an access review", () => {
   });
 
   it("an outcome applied while the reviewed grant still stands removes it", async () => {
-    const p = await admin.projects.create(projectSpec("fresh-apply", { owner: "olivia", roleAssignments: [{ principalId: "dora", role: "Developer" }] }));
-    const created = await admin.reviews.create({
-      name: "role review, applied",
-      kind: "roleAssignments",
-      scope: { level: "project", projectId: p.id },
-      stages: [{ reviewers: { type: "users", users: ["rita"] }, durationDays: 7 }],
-      completion: { autoApply: false, defaultDecision: "keep" },
-    });
-    await reaches(created.id, "inProgress");
-    const item = (await admin.reviews.items(created.id)).items.find((i) => i.target.id === "dora/Developer")!;
-    await rita.reviews.decide(created.id, item.id, { decision: "deny", justification: "left the team" });
-    t.appClock.advance(8 * DAY);
-    await reaches(created.id, "completed");
+    const { project: p, review: created } = await deniedRole("fresh-apply");
     await admin.reviews.apply(created.id, (await admin.reviews.get(created.id)).etag);
     await until(async () => ((await admin.reviews.get(created.id)).report?.applied ? true : undefined), "applied");
     expect((await admin.projects.get(p.id)).roleAssignments).toEqual([]);
