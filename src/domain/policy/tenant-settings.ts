@@ -76,10 +76,10 @@ export class TenantSettingsService {
     requireServices([spec.settings], spec.services ?? {}, "body.settings");
     // A service sent as it is stored passes as it did (an edit of the settings alone must not be refused for
     // a service written before the operator's host list); a new or changed one is held to the list.
-    const stored = (await this.doc.read(ctx.principal.tenantId))?.services;
+    const stored = spec.services ? (await this.doc.read(ctx.principal.tenantId))?.services : undefined;
+    const grants = this.gatewayGrants(ctx.principal.tenantId);
     for (const name of ["contentSafety", "embeddings"] as const) {
       const service = spec.services?.[name];
-      const grants = this.gatewayGrants(ctx.principal.tenantId);
       const unchanged = service !== undefined && canonicalJson(service) === canonicalJson(stored?.[name] ?? null);
       if (service) checkManagedIdentity(serviceIdentityUse(name, service), unchanged ? { identities: grants.identities } : grants, `body.services.${name}`);
     }
