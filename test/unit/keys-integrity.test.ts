@@ -49,6 +49,10 @@ let gatewayDown = false;
 let beforePublish: ((a: SubscriptionArtifact) => Promise<void>) | undefined;
 /** The gateway's subscriptions: state and the two key values. */
 const gateway = new Map<string, { state: string; primary: string; secondary: string }>();
+/** While true, the gateway holds none of the tenant's products or APIs (its projects never published). */
+let neverPublished = false;
+/** How many publishes key syncs asked for. */
+let publishesAsked = 0;
 /** Fails the next store batch whose ops match (a crash or a store time-out at that write). */
 let failBatch: ((ops: BatchOp[]) => boolean) | undefined;
 /** The approval outcome handlers the key services registered (what the approval engine calls). */
@@ -114,7 +118,7 @@ beforeAll(async () => {
       for (const ref of refs) {
         const id = ref.slice("subscription:".length);
         const held = gateway.get(id);
-        const doc = [...(await documents.listAll(TENANT, projectId)), ...(await documents.listAll(TENANT, guardedId))].find((k) => names.subscription(k.id) === id);
+        const doc = [...(await documents.listAll(TENANT, projectId)), ...(await documents.listAll(TENANT, guardedId))].find((k) => id.endsWith(k.id));
         if (!doc) continue;
         const a = subscriptionFor(doc, names);
         out[ref] = held && { kind: "subscription", id, displayName: a.displayName, scope: a.scope, state: held.state, primaryKeyFingerprint: subscriptionFingerprint(held.primary), secondaryKeyFingerprint: subscriptionFingerprint(held.secondary) };
@@ -133,8 +137,11 @@ beforeAll(async () => {
       publisher: async () => publisher,
       names: () => names,
       formerSubscriptions: async (_t, keyId) => formerKeys.map((key) => gatewayNames(TENANT, key).subscription(keyId)),
-      holds: async () => true,
-      ensurePublished: async () => ({}),
+      holds: async () => !neverPublished,
+      ensurePublished: async () => {
+        publishesAsked++;
+        return {};
+      },
       exemptionTier: async () => undefined,
     },
   });
@@ -277,6 +284,65 @@ describe("a new gateway key for the tenant", () => {
       expect([...gateway.entries()].filter(([id]) => id.endsWith(k.id)).map(([id, s]) => [id, s.state])).toEqual([[names.subscription(k.id), "cancelled"]]);
     } finally {
       names = gatewayNames(TENANT);
+    }
+  });
+});
+
+describe("a key that ended before its project reached the gateway", () => {
+  it("is confirmed as the gateway answers, without a publish: on every later sync, and after a move re-sends the tenant's keys", async () => {
+    neverPublished = true;
+    try {
+      const k = await keys.create(admin, projectId, { name: "never published" });
+      expect((await keys.get(admin, projectId, k.id)).gateway).toMatchObject({ state: "pending", waitingFor: "publish" });
+      const revoked = await keys.revoke(admin, projectId, k.id, { reason: "not needed" });
+      expect(revoked).toMatchObject({ status: "revoked", gateway: { state: "synced" } });
+      const asked = publishesAsked;
+      // The lifecycle job syncs every key every run; an instance move marks every key to be sent again.
+      expect(await keys.sync.sync(TENANT, projectId, k.id, "job-1")).toBe("synced");
+      expect(await keys.sync.sync(TENANT, projectId, k.id, "job-2")).toBe("synced");
+      await new KeyPlacement(documents, async () => [projectId], async () => []).resendAll(TENANT);
+      expect((await documents.read(TENANT, projectId, k.id))!.gateway.publishedHash).toBe("unconfirmed");
+      expect(await keys.sync.sync(TENANT, projectId, k.id, "after-move")).toBe("synced");
+      expect(await keys.sync.sync(TENANT, projectId, k.id, "job-3")).toBe("synced");
+      expect(publishesAsked).toBe(asked);
+      const doc = (await documents.read(TENANT, projectId, k.id))!;
+      expect(doc.gateway.publishedHash).toBeUndefined();
+      expect(doc.gateway.syncedGen).toBe(doc.gateway.desiredGen);
+      expect(gateway.has(names.subscription(k.id))).toBe(false);
+      expect(await eventsOf(projectId, k.id)).toEqual(expect.arrayContaining(["aigov.key.revoked.v1"]));
+    } finally {
+      neverPublished = false;
+    }
+  });
+
+  it("is not confirmed while the gateway holds its subscription though the key's record says it never got there (a key from before syncs claimed keys)", async () => {
+    const k = await keys.create(admin, projectId, { name: "pre-claim" });
+    expect(gateway.get(names.subscription(k.id))?.state).toBe("active");
+    // Sent, then the sync stopped before recording it: as a sync recorded nothing before claims were kept.
+    const doc = (await documents.read(TENANT, projectId, k.id))!;
+    const { publishedHash: _h, publishedProfile: _p, ...rest } = doc.gateway;
+    expect(await documents.put({ ...doc, gateway: { ...rest, syncedGen: 0 } } as never, doc._etag)).toBeTruthy();
+    const revoked = await keys.revoke(admin, projectId, k.id, { reason: "leaked" });
+    expect(gateway.get(names.subscription(k.id))?.state).toBe("cancelled");
+    expect(revoked).toMatchObject({ status: "revoked", gateway: { state: "synced" } });
+  });
+
+  it("under a former gateway key only (synced before subscription ids were recorded): that subscription goes when the revocation is sent", async () => {
+    const k = await keys.create(admin, projectId, { name: "pre-claim legacy" });
+    const former = names.subscription(k.id);
+    const doc = (await documents.read(TENANT, projectId, k.id))!;
+    const { publishedHash: _h, publishedProfile: _p, subscriptionId: _s, ...rest } = doc.gateway;
+    expect(await documents.put({ ...doc, gateway: { ...rest, syncedGen: 0 } } as never, doc._etag)).toBeTruthy();
+    formerKeys = [names.key];
+    names = gatewayNames(TENANT, "newkey0002");
+    try {
+      await keys.revoke(admin, projectId, k.id, { reason: "leaked" });
+      expect(gateway.has(former)).toBe(false);
+      expect(gateway.get(names.subscription(k.id))?.state).toBe("cancelled");
+      expect((await keys.get(admin, projectId, k.id)).status).toBe("revoked");
+    } finally {
+      names = gatewayNames(TENANT);
+      formerKeys = [];
     }
   });
 });
