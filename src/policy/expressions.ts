@@ -267,6 +267,12 @@ export const REST_TOOL_COUNTER_KEY = `@("tool|" + (context.Subscription?.Id ?? "
  */
 export const REST_BODY_NOT_PLAIN_JSON = `@{ var e = context.Request.Headers.GetValueOrDefault("Content-Encoding", "").Trim().ToLowerInvariant(); if (e != "" && e != "identity") { return true; } if (context.Request.Body == null) { return false; } var m = context.Request.Headers.GetValueOrDefault("Content-Type", "").ToLowerInvariant().Split(';')[0].Split(',')[0].Trim(); if (m == "") { return context.Request.Body.As<string>(preserveContent: true).Length > 0; } return m != "application/json" && !(m.StartsWith("application/") && m.EndsWith("+json")); }`;
 /**
+ * REST tools' APIs: a body that begins with a byte order mark. JSON sent over a network must not carry
+ * one (RFC 8259 §8.1), tools never send one, and a backend that skips it would read a `_method` the
+ * object check below does not see (the text does not start with `{` here) — refused, not parsed.
+ */
+export const REST_BODY_BOM = `@(context.Request.Body != null && context.Request.Body.As<string>(preserveContent: true).TrimStart().StartsWith("\uFEFF"))`;
+/**
  * REST tools' APIs: a JSON object body with a top-level `_method` member (escapes decoded: parsed, not
  * searched), which Laravel and Symfony (and Express' method-override reading the body) take as the method.
  */
@@ -427,6 +433,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     IS_503,
     BACKEND_UNAUTHORIZED,
     REST_BODY_NOT_PLAIN_JSON,
+    REST_BODY_BOM,
     REST_JSON_METHOD_OVERRIDE,
     REST_PATH_PARAMETERS,
     REST_QUERY_METHOD_OVERRIDE,

@@ -199,6 +199,12 @@ describe("conformance: OpenAPI documents as MCP tools at the local gateway", () 
       const res = await fetch(`${g.t.gateway.url}/${g.names.restApiPath(p.id, "shop")}${postRequest.path}`, { method: "POST", headers: { "api-key": wide, "content-type": "application/json" }, body });
       expect([res.status, ((await res.json()) as { error?: { code?: string } }).error?.code], body).toEqual([400, "method_override_refused"]);
     }
+    // A body the gateway cannot parse is a 400, never a 500; one behind a byte order mark (which a backend may
+    // skip, reading the `_method` the gateway's check would not see) is refused as well.
+    for (const body of ['{"_method":"DELETE"', "{", '\uFEFF{"_method":"DELETE"}', ' \uFEFF{"name":"x"}']) {
+      const res = await fetch(`${g.t.gateway.url}/${g.names.restApiPath(p.id, "shop")}${postRequest.path}`, { method: "POST", headers: { "api-key": wide, "content-type": "application/json" }, body });
+      expect([res.status, ((await res.json()) as { error?: { code?: string } }).error?.code], JSON.stringify(body)).toEqual([400, "invalid_body"]);
+    }
     // A path whose `;params` a servlet backend drops before routing (`/items/admin;x=1` is `/items/admin` there) is refused.
     const byParam = tools.find((t) => bindings.get(t.name)!.method === "GET" && /\}$/.test(bindings.get(t.name)!.urlTemplate))!;
     const paramRequest = restRequestFor(bindings.get(byParam.name)!, sample(byParam.inputSchema, byParam.inputSchema) as Record<string, unknown>);

@@ -729,9 +729,13 @@ function stringMethod(s: string, name: string, args: CsArg[]): unknown {
     case "ToUpper":
     case "ToUpperInvariant":
       return s.toUpperCase();
+    // .NET's char.IsWhiteSpace does not count U+FEFF (JavaScript's \s and trim() do).
     case "Trim":
-      return s.trim();
-    // .NET's char.IsWhiteSpace does not count U+FEFF (JavaScript's \s does).
+      if (v.length === 0) return s.replace(/^[^\S\uFEFF]+|[^\S\uFEFF]+$/g, "");
+      {
+        const chars = charsOf(args, name);
+        return trimChars(trimChars(s, chars, "start"), chars, "end");
+      }
     case "TrimStart":
       if (v.length === 0) return s.replace(/^[^\S\uFEFF]+/, "");
       return trimChars(s, charsOf(args, name), "start");

@@ -446,7 +446,10 @@ function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer &
   const notJson = jsonResponse(415, "Unsupported Media Type", JSON_ERROR("body_not_json", "This API takes JSON bodies only (application/json), uncompressed."), override);
   inbound.push(when(X.REST_BODY_NOT_PLAIN_JSON, [notJson], override));
   const jsonOverride = jsonResponse(400, "Bad Request", JSON_ERROR("method_override_refused", "A body may not name another method (_method): the operation called is the one checked."), override);
-  inbound.push(when(X.REST_JSON_METHOD_OVERRIDE, [jsonOverride], override));
+  const unreadable = jsonResponse(400, "Bad Request", JSON_ERROR("invalid_body", "The request body is not valid JSON."), override);
+  inbound.push(when(X.REST_BODY_BOM, [unreadable], override));
+  // Parsed: a body that is not JSON fails the expression, and on-error reads the bracket (400, not 500).
+  inbound.push(...readingBody([when(X.REST_JSON_METHOD_OVERRIDE, [jsonOverride], override)]));
   const queryOverride = jsonResponse(400, "Bad Request", JSON_ERROR("method_override_refused", "A query may not name another method (_method, however its name is encoded): the operation called is the one checked."), override);
   inbound.push(when(X.REST_QUERY_METHOD_OVERRIDE, [queryOverride], override));
   const ambiguous: Why = { ...why, note: "a path whose ;params a backend drops before routing is refused: the operation called is the one checked" };
@@ -460,7 +463,7 @@ function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer &
   else if (server.auth.type === "managedIdentity") inbound.push(el("authentication-managed-identity", { resource: server.auth.audience, ...(server.auth.clientId ? { "client-id": server.auth.clientId } : {}) }, undefined, why));
   c.addPolicy(
     { type: "api", apiId: api.id },
-    el("policies", undefined, [el("inbound", undefined, inbound, STRUCTURE), el("backend", undefined, [el("base")], STRUCTURE), el("outbound", undefined, [el("base")], STRUCTURE), el("on-error", undefined, [el("base")], STRUCTURE)], STRUCTURE),
+    el("policies", undefined, [el("inbound", undefined, inbound, STRUCTURE), el("backend", undefined, [el("base")], STRUCTURE), el("outbound", undefined, [el("base")], STRUCTURE), el("on-error", undefined, [el("base"), when(X.BODY_UNREADABLE, [unreadable], override)], STRUCTURE)], STRUCTURE),
     [],
   );
   return api;
