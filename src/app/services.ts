@@ -349,6 +349,7 @@ export async function buildServices(config: Config): Promise<Services> {
       activity: (tenantId, projectId) => usage.activity(tenantId, projectId),
       keys: {
         inProject: (tenantId, projectId) => keyDocuments.inProject(tenantId, projectId),
+        read: (tenantId, projectId, id) => keyDocuments.read(tenantId, projectId, id),
         revokeBySystem: (ctx, projectId, id, reason) => keys.revokeBySystem(ctx, projectId, id, reason),
         endShare: (ctx, projectId, id, target) => keys.sharing.endShare(ctx, projectId, id, target),
       },

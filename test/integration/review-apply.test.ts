@@ -81,4 +81,45 @@ describe("applying an access review", () => {
     expect((await admin.projects.get(p.id)).roleAssignments).toEqual([]);
     expect((await admin.reviews.get(created.id)).report?.applied).toEqual({ removed: 1, alreadyGone: 0, failed: 0 });
   });
+
+  it("a key shared again after the review keeps its new share; the share reviewed, still standing elsewhere, is ended", async () => {
+    const source = await admin.projects.create(projectSpec("share-source", { owner: "olivia" }));
+    const [again, still] = [await admin.projects.create(projectSpec("share-again", { owner: "olivia" })), await admin.projects.create(projectSpec("share-still", { owner: "olivia" }))];
+    const key = await admin.keys.create(source.id, { name: "shared twice" });
+    const approver = await t.as("t1", "tony", ["TenantAdmin"]);
+    const share = async (target: string) => {
+      const { approval } = await admin.keys.share(source.id, key.id, { projectId: target, justification: "evaluation" }, (await admin.keys.get(source.id, key.id)).etag);
+      await approver.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
+      await until(async () => ((await admin.keys.get(source.id, key.id)).shares.some((x) => x.projectId === target && x.status === "active") ? true : undefined), `shared with ${target}`);
+    };
+    await share(again.id);
+    await share(still.id);
+    const created = await admin.reviews.create({
+      name: "share review",
+      kind: "keyShares",
+      scope: { level: "project", projectId: source.id },
+      stages: [{ reviewers: { type: "users", users: ["rita"] }, durationDays: 7 }],
+      completion: { autoApply: false, defaultDecision: "keep" },
+    });
+    await reaches(created.id, "inProgress");
+    const items = (await admin.reviews.items(created.id)).items;
+    expect(items.map((i) => i.target.id).sort()).toEqual([`${key.id}>${again.id}`, `${key.id}>${still.id}`].sort());
+    for (const item of items) await rita.reviews.decide(created.id, item.id, { decision: "deny", justification: "evaluation over" });
+    t.appClock.advance(8 * DAY);
+    await reaches(created.id, "completed");
+
+    // One share is ended by hand and, a week later, made again (a new approval nobody reviewed).
+    await admin.keys.unshare(source.id, key.id, again.id, (await admin.keys.get(source.id, key.id)).etag);
+    t.appClock.advance(7 * DAY);
+    await share(again.id);
+
+    await admin.reviews.apply(created.id, (await admin.reviews.get(created.id)).etag);
+    await until(async () => ((await admin.reviews.get(created.id)).report?.applied ? true : undefined), "applied");
+    const shares = (await admin.keys.get(source.id, key.id)).shares;
+    expect(shares.filter((x) => x.status === "active").map((x) => x.projectId)).toEqual([again.id]);
+    expect(shares.find((x) => x.projectId === still.id)?.status).toMatch(/^(revoked|revocationPending)$/);
+    const results = Object.fromEntries((await admin.reviews.items(created.id)).items.map((i) => [i.target.id, i.applied?.result]));
+    expect(results).toEqual({ [`${key.id}>${again.id}`]: "alreadyGone", [`${key.id}>${still.id}`]: "removed" });
+    expect((await admin.reviews.get(created.id)).report?.applied).toEqual({ removed: 1, alreadyGone: 1, failed: 0 });
+  });
 });

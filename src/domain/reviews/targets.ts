@@ -87,6 +87,7 @@ export interface TargetDeps {
   activity(tenantId: string, projectId: string): Promise<ActivityMaps | undefined>;
   keys: {
     inProject(tenantId: string, projectId: string): AsyncIterable<KeyDoc>;
+    read(tenantId: string, projectId: string, id: string): Promise<KeyDoc | undefined>;
     revokeBySystem(ctx: RequestContext, projectId: string, id: string, reason: string): Promise<RemoveResult>;
     endShare(ctx: RequestContext, projectId: string, id: string, targetProjectId: string): Promise<RemoveResult>;
   };
@@ -170,10 +171,13 @@ export function reviewTargets(deps: TargetDeps): ReviewTargets {
       // A share's activity is the key's use through the target project's APIs (usage is attributed to the API's project).
       async list(tenantId, projectId) {
         const out: Reviewee[] = [];
+        // One read of each target project's activity, however many keys are shared into it.
+        const activityIn = new Map<string, Promise<ActivityMaps | undefined>>();
+        const activityOf = (target: string) => activityIn.get(target) ?? activityIn.set(target, deps.activity(tenantId, target)).get(target)!;
         for (const k of await liveKeys(deps, tenantId, projectId)) {
           for (const s of k.shares ?? []) {
             if (s.status !== "active") continue;
-            const used = (await deps.activity(tenantId, s.projectId))?.keys[k.id];
+            const used = (await activityOf(s.projectId))?.keys[k.id];
             out.push({ targetId: `${k.id}${SHARE_SEP}${s.projectId}`, label: `key '${k.name}' shared with ${s.projectId}`, holder: k.owner, since: s.decidedAt ?? s.requestedAt, ...(used ? { lastActivityAt: used } : {}) });
           }
         }
@@ -183,8 +187,8 @@ export function reviewTargets(deps: TargetDeps): ReviewTargets {
         const [keyId, target] = id.split(SHARE_SEP) as [string, string];
         // A share ended and made again since the review is another share: it stays. (One that is gone is
         // ended again all the same: idempotent, and it finishes what an earlier apply left undone.)
-        const key = (await liveKeys(deps, ctx.principal.tenantId, projectId)).find((k) => k.id === keyId);
-        const share = key?.shares?.find((s) => s.projectId === target && s.status === "active");
+        const key = await deps.keys.read(ctx.principal.tenantId, projectId, keyId);
+        const share = key && LIVE_KEY.has(key.status) ? key.shares?.find((s) => s.projectId === target && s.status === "active") : undefined;
         if (share && (share.decidedAt ?? share.requestedAt) !== since) return "alreadyGone";
         return deps.keys.endShare(ctx, projectId, keyId, target);
       },
