@@ -51,6 +51,32 @@ async function deniedRole(name: string) {
   return { project, review };
 }
 
+describe("deciding while a campaign completes", () => {
+  it("an item whose outcome the completion has fixed takes no decision, though the campaign read as in progress", async () => {
+    const project = await admin.projects.create(projectSpec("late-decision", { owner: "olivia", roleAssignments: [{ principalId: "dora", role: "Developer" }] }));
+    const created = await admin.reviews.create({
+      name: "late decision",
+      kind: "roleAssignments",
+      scope: { level: "project", projectId: project.id },
+      stages: [{ reviewers: { type: "users", users: ["rita"] }, durationDays: 7 }],
+      completion: { autoApply: false, defaultDecision: "remove" },
+    });
+    await reaches(created.id, "inProgress");
+    const item = (await admin.reviews.items(created.id)).items.find((i) => i.target.id === "dora/Developer")!;
+    // A stop's completion has written this item's outcome; the campaign document is not completed yet (as a
+    // decision that read it just before the stop sees it).
+    const stored = t.container().item(item.id, ["t1", "_tenant"]);
+    const { resource } = await stored.read<Record<string, unknown>>();
+    await stored.replace({ ...resource, outcome: "remove", outcomeSource: "default", applyDue: true });
+    expect((await admin.reviews.get(created.id)).status).toBe("inProgress");
+    expect(await rita.reviews.decide(created.id, item.id, { decision: "approve", justification: "still needed" }).then(
+      () => "decided",
+      (e: { status?: number; problem?: { reason?: string } }) => `${e.status} ${e.problem?.reason}`,
+    )).toBe("409 access_review_closed");
+    expect((await admin.reviews.items(created.id)).items.find((i) => i.id === item.id)?.decisions).toEqual([]);
+  });
+});
+
 describe("applying an access review", () => {
   it("removes only the grant that was reviewed: a role assigned again after the review stays", async () => {
     const { project, review: done } = await deniedRole("stale-apply");

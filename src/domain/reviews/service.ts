@@ -149,6 +149,10 @@ export class AccessReviewService {
     if (review.status !== "inProgress" || review.stopRequestedAt || stage?.status !== "inProgress" || !stage.endsAt || now.getTime() >= Date.parse(stage.endsAt)) {
       fail({ kind: "conflict", detail: `the access review is ${review.status === "inProgress" ? "past its stage's end" : review.status}: decisions are closed`, reason: "access_review_closed" });
     }
+    // The campaign's completion fixed this item's outcome (a stop under way, read here before it was asked
+    // for): a decision now would be recorded but never count. Written conditionally on the item, so a
+    // completion that fixes it after this read makes the write below fail instead.
+    if (item.outcome) fail({ kind: "conflict", detail: "the access review is completing: decisions are closed", reason: "access_review_closed" });
     if (spec.decision === "approve" && review.justificationRequiredOnApproval && !spec.justification) {
       fail({ kind: "validation", detail: "this review requires a justification to keep access", errors: [{ field: "body.justification", message: "is required to approve" }] });
     }
