@@ -52,8 +52,15 @@ export const serverFields = {
   etag: z.string().meta({ description: "Opaque version; send it back in If-Match" }),
 };
 
+/**
+ * A whole number in a query string: decimal digits only. (z.coerce would take whatever Number() takes:
+ * "0x10", "1e1", " 16", "".)
+ */
+export const queryInt = (min: number, max: number, fallback: number) =>
+  z.preprocess((v) => (typeof v === "string" && /^[0-9]{1,15}$/.test(v) ? Number(v) : v), z.number().int().min(min).max(max).default(fallback));
+
 export const PageQuery = z.strictObject({
-  maxPageSize: z.coerce.number().int().min(1).max(100).default(50),
+  maxPageSize: queryInt(1, 100, 50),
   continuationToken: z.string().min(1).max(4096).optional(),
 });
 

@@ -81,7 +81,7 @@ function casesFor(op: OpenApiOperation): Case[] {
     }
   }
   if (op.queryParams.includes("maxPageSize")) {
-    for (const bad of ["abc", "0", "101", "1.5"]) {
+    for (const bad of ["abc", "0", "101", "1.5", "0x10", "1e1", "%2016", ""]) {
       cases.push({ name: `maxPageSize=${bad}`, url: new URL(`${url().href}?maxPageSize=${bad}`), init: base, expect: 400, field: "query.maxPageSize" });
     }
   }

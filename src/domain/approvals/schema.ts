@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { idSchema, ROLES, serverFields } from "../common.js";
+import { idSchema, queryInt, ROLES, serverFields } from "../common.js";
 import { ProjectId } from "../projects/schema.js";
 import { isGuid } from "../users.js";
 
@@ -173,7 +173,7 @@ export const DecisionSpec = z
 export type DecisionSpec = z.output<typeof DecisionSpec>;
 
 export const ApprovalListQuery = z.strictObject({
-  maxPageSize: z.coerce.number().int().min(1).max(100).default(50),
+  maxPageSize: queryInt(1, 100, 50),
   continuationToken: z.string().min(1).max(4096).optional(),
   status: z.enum(APPROVAL_STATUSES).optional(),
   approver: z.literal("me").optional().meta({ description: "Only requests awaiting a decision the caller may make" }),

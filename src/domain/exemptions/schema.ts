@@ -2,7 +2,7 @@ import { z } from "zod";
 import { ExemptionScope, Relaxation } from "../../policy/exemptions.js";
 import { ControlId } from "../../policy/settings.js";
 import { ExtraStages } from "../approvals/schema.js";
-import { idSchema, serverFields } from "../common.js";
+import { idSchema, queryInt, serverFields } from "../common.js";
 import { ProjectId } from "../projects/schema.js";
 
 export { ExemptionScope, Relaxation };
@@ -129,7 +129,7 @@ export const ExemptionList = z
   .meta({ id: "ExemptionList" });
 
 export const ExemptionListQuery = z.strictObject({
-  maxPageSize: z.coerce.number().int().min(1).max(100).default(50),
+  maxPageSize: queryInt(1, 100, 50),
   continuationToken: z.string().min(1).max(4096).optional(),
   status: z.enum(EXEMPTION_STATUSES).optional(),
   control: ControlId.optional(),
@@ -139,8 +139,8 @@ export const ExemptionListQuery = z.strictObject({
 export type ExemptionListQuery = z.output<typeof ExemptionListQuery>;
 
 export const ReviewQuery = z.strictObject({
-  clusterMinProjects: z.coerce.number().int().min(2).max(1000).default(3).meta({ description: "A cluster is the same control exempted in at least this many projects" }),
-  repeatMinRenewals: z.coerce.number().int().min(1).max(100).default(2).meta({ description: "Exemptions renewed at least this many times are listed as repeat renewals" }),
+  clusterMinProjects: queryInt(2, 1000, 3).meta({ description: "A cluster is the same control exempted in at least this many projects" }),
+  repeatMinRenewals: queryInt(1, 100, 2).meta({ description: "Exemptions renewed at least this many times are listed as repeat renewals" }),
 });
 
 const Count = <K extends string>(key: K) => z.array(z.object({ [key]: z.string(), count: z.int() } as Record<K, z.ZodString> & { count: z.ZodInt }));
