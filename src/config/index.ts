@@ -34,6 +34,12 @@ const AzureAiHost = z
   .transform((h) => h.trim().toLowerCase())
   .pipe(z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/, "must be a host name, no scheme or path"))
   .refine((h) => AZURE_AI_HOST_SUFFIXES.some((s) => h.endsWith(s)), `must be an Azure AI service's host (${AZURE_AI_HOST_SUFFIXES.map((s) => `*${s}`).join(", ")})`);
+/**
+ * A tenant id as tokens carry it: Entra's `tid` is a lower-case GUID (auth/verifier.ts refuses any other), so
+ * a GUID written in capitals is that tenant; any other id (local dev tenants) is kept exactly.
+ */
+const tenantKey = (id: string) => (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id) ? id.toLowerCase() : id);
+
 const GatewayAssignments = z.record(
   z.string().min(1),
   z.strictObject({
@@ -75,7 +81,7 @@ const ConfigSchema = z
     AGENT_PLATFORM_IDENTITY_TENANTS: z
       .string()
       .default("")
-      .transform((v) => v.split(/[\s,]+/).filter((t) => t !== "").map((t) => t.toLowerCase())),
+      .transform((v) => v.split(/[\s,]+/).filter((t) => t !== "").map(tenantKey)),
     // Events: Event Grid topic endpoint (CloudEvents schema) or the local NDJSON sink.
     EVENTGRID_TOPIC_ENDPOINT: z.url().optional(),
     EVENTS_WEBHOOK_URL: z.url().optional(),
@@ -173,7 +179,11 @@ const ConfigSchema = z
     }
     // An identity is one tenant's alone (ADR 022): given to two, each could reach what the other's roles allow.
     const identityOwner = new Map<string, string>();
+    const tenants = new Map<string, string>();
     for (const [tenant, a] of Object.entries(c.GATEWAY_ASSIGNMENTS)) {
+      const other = tenants.get(tenantKey(tenant));
+      if (other !== undefined) ctx.addIssue({ code: "custom", path: ["GATEWAY_ASSIGNMENTS", tenant], message: `names the tenant '${other}' names (a tenant id GUID is matched in lower case, as tokens carry it)` });
+      tenants.set(tenantKey(tenant), tenant);
       if (a.instance && a.instance !== "default" && !c.GATEWAY_INSTANCES[a.instance]) ctx.addIssue({ code: "custom", path: ["GATEWAY_ASSIGNMENTS", tenant, "instance"], message: `unknown instance '${a.instance}'` });
       for (const id of a.identities ?? []) {
         const other = identityOwner.get(id.toLowerCase());
@@ -280,7 +290,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
         i.subscriptionId && i.resourceGroup && i.serviceName ? { subscriptionId: i.subscriptionId, resourceGroup: i.resourceGroup, serviceName: i.serviceName } : { local: true as const },
       ]),
     ),
-    gatewayAssignments: Object.fromEntries(Object.entries(c.GATEWAY_ASSIGNMENTS).map(([t, a]) => [t, { ...(a.instance ? { instance: a.instance } : {}), ...(a.key ? { key: a.key } : {}), ...(a.identities?.length ? { identities: a.identities.map((id) => id.toLowerCase()) } : {}), ...(a.sharedIdentityHosts?.length ? { sharedIdentityHosts: a.sharedIdentityHosts } : {}) }])),
+    gatewayAssignments: Object.fromEntries(Object.entries(c.GATEWAY_ASSIGNMENTS).map(([t, a]) => [tenantKey(t), { ...(a.instance ? { instance: a.instance } : {}), ...(a.key ? { key: a.key } : {}), ...(a.identities?.length ? { identities: a.identities.map((id) => id.toLowerCase()) } : {}), ...(a.sharedIdentityHosts?.length ? { sharedIdentityHosts: a.sharedIdentityHosts } : {}) }])),
     sharedIdentityHosts: c.GATEWAY_SHARED_IDENTITY_HOSTS ?? (c.AIGOV_LOCAL ? "any" : []),
     browserOrigins: c.GATEWAY_BROWSER_ORIGINS,
     publishRetry: { firstIntervalMs: c.PUBLISH_RETRY_FIRST_INTERVAL_MS, maxAttempts: c.PUBLISH_RETRY_MAX_ATTEMPTS },

@@ -79,6 +79,13 @@ describe("GATEWAY_ASSIGNMENTS identities", () => {
     expect(() => parseConfig({ ...localEnv, GATEWAY_ASSIGNMENTS: JSON.stringify({ t1: { identities: [OID] }, t2: { identities: [OID.toLowerCase()] } }) })).toThrow(/assigned to tenant 't1' too/);
     expect(() => parseConfig({ ...localEnv, GATEWAY_ASSIGNMENTS: JSON.stringify({ t1: { identities: ["not-a-guid"] } }) })).toThrow(/GATEWAY_ASSIGNMENTS/);
   });
+
+  it("match a tenant id GUID as tokens carry it (lower case); a dev tenant's id exactly", () => {
+    const TID = "0A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D";
+    expect(parseConfig({ ...localEnv, GATEWAY_ASSIGNMENTS: JSON.stringify({ [TID]: { key: "opkey" }, T1: { key: "devkey" } }) }).gatewayAssignments).toEqual({ [TID.toLowerCase()]: { key: "opkey" }, T1: { key: "devkey" } });
+    expect(() => parseConfig({ ...localEnv, GATEWAY_ASSIGNMENTS: JSON.stringify({ [TID]: { key: "a" }, [TID.toLowerCase()]: { key: "b" } }) })).toThrow(/names the tenant/);
+    expect(parseConfig({ ...azureEnv, AGENT_PLATFORM_IDENTITY_TENANTS: `${TID}, T1` }).platformIdentityTenants).toEqual([TID.toLowerCase(), "T1"]);
+  });
 });
 
 describe("GATEWAY_SHARED_IDENTITY_HOSTS", () => {
