@@ -250,7 +250,7 @@ export async function buildServices(config: Config): Promise<Services> {
     const assigned = config.gatewayAssignments[tenantId];
     return {
       identities: assigned?.identities ?? [],
-      ...(config.sharedIdentityHosts === "any" ? {} : { sharedHosts: [...config.sharedIdentityHosts, ...(assigned?.sharedIdentityHosts ?? [])] }),
+      sharedHosts: config.sharedIdentityHosts === "any" ? "any" : [...config.sharedIdentityHosts, ...(assigned?.sharedIdentityHosts ?? [])],
     };
   };
   const tenantSettings = new TenantSettingsService(store, changes, clock, gatewayGrants);

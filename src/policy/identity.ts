@@ -25,10 +25,10 @@ export interface IdentityGrants {
   identities: readonly string[];
   /**
    * Hosts of the Azure AI resources the gateway's own identity may call for the tenant: the platform's own,
-   * and any the operator listed for this tenant alone. Undefined: any Azure AI service's host (locally, or
-   * where the operator set `*`).
+   * and any the operator listed for this tenant alone; "any": any Azure AI service's host (locally, or where
+   * the operator set `*`). Required, so no caller grants "any" by leaving it out.
    */
-  sharedHosts?: readonly string[] | undefined;
+  sharedHosts: readonly string[] | "any";
 }
 
 export interface ManagedIdentityUse {
@@ -66,7 +66,7 @@ function refusalOf(use: ManagedIdentityUse, grants: IdentityGrants): string | un
     return `the gateway's own identity asks only for ${AZURE_AI_AUDIENCES.join(" or ")}; name one of the tenant's own identities (clientId) for ${use.audience}`;
   }
   // Another tenant's Azure AI resource may trust the shared identity too: it calls only the ones listed for it.
-  if (grants.sharedHosts && !grants.sharedHosts.includes(host)) {
+  if (grants.sharedHosts !== "any" && !grants.sharedHosts.includes(host)) {
     return `the gateway's own identity calls only the Azure AI resources an operator listed for it (GATEWAY_SHARED_IDENTITY_HOSTS, or the tenant's sharedIdentityHosts in GATEWAY_ASSIGNMENTS), and ${host} is not one; name one of the tenant's own identities (clientId)`;
   }
   return undefined;

@@ -437,7 +437,7 @@ export const CompilerInput = z
     virtualKeys: z.array(VirtualKeyRef).max(1_000_000).default([]),
   })
   .superRefine((input, ctx) => {
-    const grants: IdentityGrants = { identities: input.gatewayIdentities, sharedHosts: input.gatewaySharedHosts };
+    const grants: IdentityGrants = { identities: input.gatewayIdentities, sharedHosts: input.gatewaySharedHosts ?? "any" };
     const tiers = new Set<string>();
     for (const [i, t] of input.keyTiers.entries()) {
       if (tiers.has(t.id)) ctx.addIssue({ code: "custom", path: ["keyTiers", i, "id"], message: `duplicate tier ${t.id}` });
@@ -487,7 +487,7 @@ export const CompilerInput = z
     // The tenant's shared services are held to the host list where they are written (tenant-settings.ts),
     // not here: a refusal of one fails the whole tenant's publish and leaves what the gateway holds in place,
     // so a service stored before the list existed would freeze every project's policy (ADR 022, rule 5).
-    const serviceGrants: IdentityGrants = { identities: grants.identities };
+    const serviceGrants: IdentityGrants = { identities: grants.identities, sharedHosts: "any" };
     for (const name of ["contentSafety", "embeddings"] as const) {
       const service = input.services[name];
       const refused = service && managedIdentityRefusal(serviceIdentityUse(name, service), serviceGrants);

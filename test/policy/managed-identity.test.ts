@@ -82,11 +82,11 @@ describe("managed identities the compiler emits", () => {
   });
 
   it("says why", () => {
-    const none = { identities: [] };
+    const none = { identities: [], sharedHosts: "any" as const };
     expect(managedIdentityRefusal({ url: "https://x.example.com", audience: "https://cognitiveservices.azure.com" }, none)).toMatch(/Azure AI services/);
     expect(managedIdentityRefusal({ url: "https://x.openai.azure.com", audience: "https://vault.azure.net" }, none)).toMatch(/asks only for/);
-    expect(managedIdentityRefusal({ url: "https://x.example.com", audience: "api://x", clientId: OTHER.toUpperCase() }, { identities: [OTHER] })).toBeUndefined();
-    expect(managedIdentityRefusal({ url: "https://x.example.com", audience: "api://x", clientId: OWN }, { identities: [OTHER] })).toMatch(/not one of the tenant's gateway identities/);
+    expect(managedIdentityRefusal({ url: "https://x.example.com", audience: "api://x", clientId: OTHER.toUpperCase() }, { identities: [OTHER], sharedHosts: "any" })).toBeUndefined();
+    expect(managedIdentityRefusal({ url: "https://x.example.com", audience: "api://x", clientId: OWN }, { identities: [OTHER], sharedHosts: "any" })).toMatch(/not one of the tenant's gateway identities/);
     expect(managedIdentityRefusal({ url: "https://X.openai.azure.com", audience: "https://cognitiveservices.azure.com" }, { identities: [], sharedHosts: ["y.openai.azure.com"] })).toMatch(/x\.openai\.azure\.com is not one; name one of the tenant's own identities/);
   });
 });

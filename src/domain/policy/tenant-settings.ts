@@ -81,7 +81,7 @@ export class TenantSettingsService {
     for (const name of ["contentSafety", "embeddings"] as const) {
       const service = spec.services?.[name];
       const unchanged = service !== undefined && canonicalJson(service) === canonicalJson(stored?.[name] ?? null);
-      if (service) checkManagedIdentity(serviceIdentityUse(name, service), unchanged ? { identities: grants.identities } : grants, `body.services.${name}`);
+      if (service) checkManagedIdentity(serviceIdentityUse(name, service), unchanged ? { identities: grants.identities, sharedHosts: "any" } : grants, `body.services.${name}`);
     }
     const written = await this.doc.write(ctx, { settings: spec.settings, ...(spec.services ? { services: spec.services } : {}) }, ifMatch);
     return { ...written, services: written.services ?? {} };
