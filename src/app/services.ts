@@ -286,7 +286,7 @@ export async function buildServices(config: Config): Promise<Services> {
   const gatewayInput: TenantGatewayInput = (tenantId) => {
     const key = gateways.explicitKey(tenantId);
     const { identities, sharedHosts } = gatewayGrants(tenantId);
-    return { ...(key ? { gatewayKey: key } : {}), ...(identities.length ? { gatewayIdentities: [...identities] } : {}), ...(sharedHosts ? { gatewaySharedHosts: [...sharedHosts] } : {}) };
+    return { ...(key ? { gatewayKey: key } : {}), ...(identities.length ? { gatewayIdentities: [...identities] } : {}), ...(sharedHosts !== "any" ? { gatewaySharedHosts: [...sharedHosts] } : {}) };
   };
   // Key profiles → exemptions → published exemption tiers, for previews and publishes alike.
   const pillarContributors = [...pillarRuntimes.values()].flatMap((r) => (r.contributor ? [r.contributor] : []));
