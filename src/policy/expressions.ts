@@ -161,6 +161,8 @@ export const KEY_PRESENTED = `@(context.Request.Headers.ContainsKey("${SUBSCRIPT
 export const API_ID = `@(context.Api.Id)`;
 export const SUBSCRIPTION_ID = `@${sub}`;
 export const MODEL = `@(context.Variables.GetValueOrDefault<string>("${VAR.model}", ""))`;
+/** The model call the request makes (chat/completions, embeddings, …: set by the resolve-model fragment). */
+export const MODEL_CALL = `@(context.Variables.GetValueOrDefault<string>("${VAR.call}", ""))`;
 
 export const RETRY_COUNT = `@(Math.Max(1, (int)${v(VAR.retries)}))`;
 /** Retry on throttling and server errors, for models whose pool has another backend to try. */
@@ -429,6 +431,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     AGENT_CARD_BODY,
     SUBSCRIPTION_ID,
     MODEL,
+    MODEL_CALL,
     RETRY_CONDITION,
     IS_503,
     BACKEND_UNAUTHORIZED,

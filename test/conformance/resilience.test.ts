@@ -97,4 +97,32 @@ describe("conformance: failover, circuit breaker, content safety and semantic ca
     await ask("What is the capital of France?");
     expect(g.t.backends.requests("gpt-4o-mini.mock.localhost")).toHaveLength(3);
   });
+
+  it("a cached answer is one call's: an embeddings request of the same text is not answered with a cached chat completion", async () => {
+    const p = await g.project("cache-calls", { settings: { semanticCache: { scoreThreshold: 0.05, durationSeconds: 600 } } });
+    await g.model(p.id, "cache-calls-model");
+    await g.publish("cache per call");
+    const k = (await g.key(dev, p.id, { name: "calls" })).key;
+    const q = "What is the capital of France?";
+    const chat = await g.call(p.id, "/v1/chat/completions", { key: k, body: { model: "cache-calls-model", messages: [{ role: "user", content: q }] } });
+    expect(chat.json.object).toBe("chat.completion");
+    const embedded = await g.call(p.id, "/v1/embeddings", { key: k, body: { model: "cache-calls-model", input: q } });
+    expect([embedded.status, embedded.json.object]).toEqual([200, "list"]);
+    expect(g.t.backends.requests("cache-calls-model.mock.localhost").map((r) => r.path)).toEqual(["/v1/chat/completions", "/v1/embeddings"]);
+  });
+
+  it("a key's request rate counts cache hits, and is spent before the paid services (content safety, embeddings) are called", async () => {
+    const p = await g.project("cache-rate", { settings: { semanticCache: { scoreThreshold: 0.05, durationSeconds: 600 }, contentSafety: { categories: { Violence: 4 } } } });
+    await g.model(p.id, "cache-rate-model");
+    await g.publish("cache and rate");
+    const k = (await g.key(dev, p.id, { name: "2 rpm", limits: { requestsPerMinute: 2 } })).key;
+    const paid = () => g.t.backends.requests("embeddings.cognitiveservices.azure.com").length + g.t.backends.requests("safety.cognitiveservices.azure.com").length;
+    const before = paid();
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await g.call(p.id, "/v1/chat/completions", { key: k, body: { model: "cache-rate-model", messages: [{ role: "user", content: i < 3 ? "What is the capital of France?" : `question ${i}` }] } })).status);
+    expect(statuses).toEqual([200, 200, 429, 429, 429]);
+    expect(g.t.backends.requests("cache-rate-model.mock.localhost")).toHaveLength(1);
+    // Two admitted calls: one content safety check and one embedding each; the refused ones reach neither.
+    expect(paid() - before).toBe(4);
+  });
 });

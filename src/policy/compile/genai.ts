@@ -70,7 +70,8 @@ export function semanticCache(c: Collector, eff: EffectiveSettings, pid: string)
   // Called as the gateway's system-assigned identity (embeddings-backend-auth): a clientId would be a credential nobody uses.
   serviceBackend(c, c.n.embeddings, { url: embeddings.url }, "https://cognitiveservices.azure.com/", "aigov: embeddings deployment for the semantic cache", "semanticCache");
   const w = c.why("semanticCache", sc, pid);
-  const varyBy = [textEl("vary-by", X.API_ID), textEl("vary-by", X.MODEL)];
+  // The call too: an embeddings request must never be answered with a cached chat completion of the same text.
+  const varyBy = [textEl("vary-by", X.API_ID), textEl("vary-by", X.MODEL), textEl("vary-by", X.MODEL_CALL)];
   // aigov's keys belong to no APIM user (context.User is null for every one), so "user" would partition by
   // nothing — one cache for the whole project. It partitions by key: each key is one person's or workload's.
   if (sc.value.partitionBy.includes("key") || sc.value.partitionBy.includes("user")) varyBy.push(textEl("vary-by", X.SUBSCRIPTION_ID));

@@ -54,8 +54,11 @@ export function compileProject(c: Collector, project: PolicyProject) {
   // apart by its id (what its product policy sets), the same in every project that applies it.
   const applied = appliedTiers(project);
   s.inbound.push(...unknownTierGuard(pid, applied));
-  const rate = requestRate(c, eff, pid, applied);
-  if (!(modelsOn && eff.semanticCache)) s.inbound.push(...rate);
+  // Every request counts against the request rate, a cache hit too (a key's requestsPerMinute is the calls
+  // it may make), and before content safety and the cache lookup: a limited caller cannot make the gateway
+  // call those paid services without bound. (The docs' rate limit right after the lookup would count only
+  // misses and leave both unbounded.)
+  s.inbound.push(...requestRate(c, eff, pid, applied));
 
   if (modelsOn) {
     s.inbound.push(...keyIsolation(pid));
@@ -71,8 +74,7 @@ export function compileProject(c: Collector, project: PolicyProject) {
     s.inbound.push(...tierContentSafety(c, tiersApplied(c, applied)));
     const cache = semanticCache(c, eff, pid);
     if (cache) {
-      // The docs recommend a rate limit immediately after the lookup.
-      s.inbound.push(cache.lookup, ...rate);
+      s.inbound.push(cache.lookup);
       s.outbound.push(cache.store);
     }
     // Every limit that applies is its own counter and all of them run: the key's (tier or project
