@@ -112,8 +112,16 @@ export class ConnectionService {
     // The project was deleted while this was written (its delete marked it first): withdrawn, with its
     // secret, before any sync writes agents into a project nobody can see.
     await this.projects.withdrawUnlessStanding(ctx, spec.projectId, async (system) => {
-      const written = await this.read(ctx.principal.tenantId, id);
-      if (written) await this.remove(system, written);
+      // Whatever it became meanwhile: an update between the read and the delete (412) is read again.
+      for (let attempt = 0; ; attempt++) {
+        const written = await this.read(ctx.principal.tenantId, id);
+        if (!written) return;
+        try {
+          return await this.remove(system, written);
+        } catch (err) {
+          if (attempt >= 4 || !(err instanceof AppError && err.error.kind === "preconditionFailed")) throw err;
+        }
+      }
     });
     return created;
   }
