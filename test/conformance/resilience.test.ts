@@ -98,6 +98,21 @@ describe("conformance: failover, circuit breaker, content safety and semantic ca
     expect(g.t.backends.requests("gpt-4o-mini.mock.localhost")).toHaveLength(3);
   });
 
+  it("a cache hit carries no other key's counters (x-aigov-tokens-remaining-*)", async () => {
+    const p = await g.project("cache-headers", { settings: { semanticCache: { scoreThreshold: 0.05, durationSeconds: 600 } } });
+    await g.model(p.id, "cache-hdr-model");
+    await g.publish("cache headers");
+    const limited = (await g.key(dev, p.id, { name: "500 tpm", limits: { tokensPerMinute: 500 } })).key;
+    const other = (await g.key(dev, p.id, { name: "no limits" })).key;
+    const ask = (k: string) => g.call(p.id, "/v1/chat/completions", { key: k, body: { model: "cache-hdr-model", messages: [{ role: "user", content: "What is the capital of France?" }] } });
+    const first = await ask(limited);
+    expect(first.headers.get("x-aigov-tokens-remaining-minute-tier")).toBe("500");
+    const hit = await ask(other);
+    expect([hit.status, hit.json]).toEqual([200, first.json]);
+    expect(g.t.backends.requests("cache-hdr-model.mock.localhost")).toHaveLength(1);
+    expect([...hit.headers.keys()].filter((h) => h.startsWith("x-aigov-tokens-remaining"))).toEqual([]);
+  });
+
   it("a cached answer is one call's: an embeddings request of the same text is not answered with a cached chat completion", async () => {
     const p = await g.project("cache-calls", { settings: { semanticCache: { scoreThreshold: 0.05, durationSeconds: 600 } } });
     await g.model(p.id, "cache-calls-model");

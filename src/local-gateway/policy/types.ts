@@ -72,6 +72,11 @@ export interface Run {
   streamChecks: { windowSize: number; check: (text: string) => Promise<boolean> }[];
   /** A semantic-cache lookup that missed: where to store the answer. */
   cacheCandidate?: { partition: string; vector: number[] };
+  /**
+   * Response headers a limit policy added about this call's own counters (remaining tokens and calls,
+   * totals): not part of the answer, so llm-semantic-cache-store keeps them out of what it stores.
+   */
+  callHeaders?: Set<string>;
   /** Runs the parent scope's statements for the current section (`<base/>`). */
   base(): Promise<void>;
 }

@@ -15,6 +15,8 @@ const tooMany = (status: 429 | 403, message: string, retryAfter: number, headerN
 /** Response headers a limit adds once the response is known (after the backend answered, or a refusal). */
 function addResponseHeaders(r: Run, headers: Record<string, string>): void {
   if (!Object.keys(headers).length) return;
+  r.callHeaders ??= new Set();
+  for (const name of Object.keys(headers)) r.callHeaders.add(name.toLowerCase());
   r.afterBackend.push(async (rr) => {
     for (const [k, v] of Object.entries(headers)) rr.state.response?.headers.set(k, [v]);
   });
@@ -164,6 +166,7 @@ export const llmTokenLimit: ElementDef = {
           r.afterBackend.push(async (rr) => {
             const u = rr.usage;
             if (u) rr.state.response?.headers.set(header, [String(u.totalTokens)]);
+            (rr.callHeaders ??= new Set()).add(header.toLowerCase());
           });
         }
       },

@@ -168,7 +168,10 @@ export const llmSemanticCacheStore: ElementDef = {
       run: async (r) => {
         const res = r.state.response;
         if (!cacheResponse || !r.cacheCandidate || !res?.body || res.status !== 200) return;
-        r.services.semanticCache.store(r.cacheCandidate.partition, r.cacheCandidate.vector, { status: res.status, reason: res.reason, headers: res.headers.toRecord(), body: res.body }, asInt(duration(r), "duration"));
+        // The answer, not what this call's limits said about its own counters: a hit for another key
+        // would otherwise replay them. (What APIM keeps of a response is not documented: ADR 009.)
+        const headers = Object.fromEntries(Object.entries(res.headers.toRecord()).filter(([name]) => !r.callHeaders?.has(name.toLowerCase())));
+        r.services.semanticCache.store(r.cacheCandidate.partition, r.cacheCandidate.vector, { status: res.status, reason: res.reason, headers, body: res.body }, asInt(duration(r), "duration"));
       },
     };
   },
