@@ -268,7 +268,7 @@ export async function buildServices(config: Config): Promise<Services> {
   const { pillars } = await import("../pillars/index.js");
   const pillarRuntimes = new Map<string, PillarRuntime>();
   for (const pillar of pillars()) {
-    const runtime = await pillar.build({ store, changes, clock, secrets, providerSecrets, projects, settingsGuard, approvals, allowLoopback: config.local, platformIdentity: (tenantId) => config.platformIdentityTenants === "all" || config.platformIdentityTenants.includes(tenantId.toLowerCase()), gatewayGrants, seam: (name) => overridesNow().pillarSeams?.[name] });
+    const runtime = await pillar.build({ store, changes, clock, secrets, providerSecrets, projects, settingsGuard, approvals, allowLoopback: config.local, platformIdentity: (tenantId) => config.platformIdentityTenants === "all" || config.platformIdentityTenants.includes(tenantId), gatewayGrants, seam: (name) => overridesNow().pillarSeams?.[name] });
     pillarRuntimes.set(pillar.name, runtime);
     projects.countDependentsWith(pillar.name, (tenantId, projectId) => runtime.countDependents(tenantId, projectId));
   }

@@ -271,9 +271,10 @@ export const REST_BODY_NOT_PLAIN_JSON = `@{ var e = context.Request.Headers.GetV
 /**
  * REST tools' APIs: a body that begins with a byte order mark. JSON sent over a network must not carry
  * one (RFC 8259 §8.1), tools never send one, and a backend that skips it would read a `_method` the
- * object check below does not see (the text does not start with `{` here) — refused, not parsed.
+ * object check below may not see — refused, not parsed. Compared with `==`, which is ordinal: a
+ * culture-aware `StartsWith` ignores U+FEFF, so `StartsWith("\uFEFF")` would hold for every body.
  */
-export const REST_BODY_BOM = `@(context.Request.Body != null && context.Request.Body.As<string>(preserveContent: true).TrimStart().StartsWith("\uFEFF"))`;
+export const REST_BODY_BOM = `@{ if (context.Request.Body == null) { return false; } var s = context.Request.Body.As<string>(preserveContent: true).TrimStart(); return s.Length > 0 && s.Substring(0, 1) == "\\uFEFF"; }`;
 /**
  * REST tools' APIs: a JSON object body with a top-level `_method` member (escapes decoded: parsed, not
  * searched), which Laravel and Symfony (and Express' method-override reading the body) take as the method.

@@ -41,27 +41,19 @@ export class KeyGatewaySync {
       const doc = await this.docs.read(tenantId, projectId, id);
       if (!doc) return "synced";
       const live = doc.status === "active" || doc.status === "suspended";
-      // An end confirmed with nothing left at the gateway (it never held the key's subscription, or a move
-      // left it on no instance): nothing to send, and no publish to ask for — a key of a project nobody
-      // published, or one deleted as the key was created, would wait for it for good.
-      if (!live && doc.gateway.syncing === undefined && doc.gateway.publishedHash === undefined && doc.gateway.syncedGen >= doc.gateway.desiredGen && !doc.revocationPending) return "synced";
-      // Ended, and nothing confirmed at the gateway since (never synced; a sync that failed after sending;
-      // an instance move's re-send mark; a key from before syncs claimed keys, whose bookkeeping cannot
-      // tell): the gateway is asked. Holding no subscription of the key under any name, it admits the key
-      // nowhere, so the end is confirmed as it is. Holding one, the subscription is stopped as usual.
-      if (!live && doc.gateway.syncing === undefined && (doc.gateway.publishedHash === undefined || doc.gateway.publishedHash === "unconfirmed")) {
-        if (!(await this.heldAtGateway(tenantId, doc))) {
-          const { waitingFor: _w, publishedHash: _h, ...gateway } = doc.gateway;
-          const next: KeyDoc = { ...unversioned(doc), gateway: { ...gateway, syncedGen: doc.gateway.desiredGen }, ...(doc.revocationPending ? { revocationPending: false } : {}) };
-          const ctx = systemContext(tenantId, "system:keys", correlationId);
-          // Conditional on the document read before the gateway was: a sync that claimed the key meanwhile
-          // (and may have sent its subscription) changed it, so this confirmation is not written.
-          const written = doc.revocationPending
-            ? await this.docs.putAnnounced(ctx, next, doc._etag, "key.revoke.confirm", "aigov.key.revoked.v1", { status: "revoked" }, { keyId: id, projectId })
-            : await this.docs.put(next, doc._etag);
-          if (written) return "synced";
-          continue;
-        }
+      // Ended before any sync ever took it up (never claimed, so never published: a sync claims the key
+      // before it publishes and records what it sent or "unconfirmed"): the gateway holds no subscription to
+      // stop, so the end is confirmed as it is — instead of waiting for a publish of a project nobody
+      // published, or one deleted as the key was created, which would never come.
+      if (!live && doc.gateway.syncing === undefined && doc.gateway.publishedHash === undefined && doc.gateway.syncedGen === 0) {
+        const { waitingFor: _w, ...gateway } = doc.gateway;
+        const next: KeyDoc = { ...unversioned(doc), gateway: { ...gateway, syncedGen: doc.gateway.desiredGen }, ...(doc.revocationPending ? { revocationPending: false } : {}) };
+        const ctx = systemContext(tenantId, "system:keys", correlationId);
+        const written = doc.revocationPending
+          ? await this.docs.putAnnounced(ctx, next, doc._etag, "key.revoke.confirm", "aigov.key.revoked.v1", { status: "revoked" }, { keyId: id, projectId })
+          : await this.docs.put(next, doc._etag);
+        if (written) return "synced";
+        continue;
       }
       const exempted = live ? await this.gateway.exemptionTier(tenantId, projectId, id) : undefined;
       const artifact = subscriptionFor(doc, this.gateway.names(tenantId), exempted?.id);
@@ -71,6 +63,11 @@ export class KeyGatewaySync {
       if (doc.gateway.syncedGen >= doc.gateway.desiredGen && doc.gateway.publishedHash === artifactHash(artifact) && doc.gateway.subscriptionId === artifact.id) return "synced";
       const parent = artifact.scope.type === "product" ? `product:${artifact.scope.productId}` : `api:${artifact.scope.apiId}`;
       if (!(await this.gateway.holds(tenantId, parent))) {
+        // An end already confirmed (a stopped subscription read back, or a key that never reached the
+        // gateway) under a product the gateway does not hold: no subscription of it can be there either, so
+        // nothing to send and no publish to ask for — a key of a project nobody published would ask at every
+        // lifecycle run, and again after an instance move marked it to be sent anew.
+        if (!live && doc.gateway.syncedGen >= doc.gateway.desiredGen && !doc.revocationPending) return "synced";
         const asked = await this.gateway.ensurePublished(tenantId, { by: "system:keys", reason: `virtual key ${id} needs ${parent}`, correlationId });
         // The system publishes a key's product on top of what is published, never a project nobody
         // published: the key says it waits for that publish (housekeeping, not an audited change).
@@ -107,7 +104,7 @@ export class KeyGatewaySync {
       const former = doc.gateway.subscriptionId && doc.gateway.subscriptionId !== artifact.id ? (`subscription:${doc.gateway.subscriptionId}` as const) : undefined;
       // A key synced before subscription ids were recorded: whichever key the tenant held then named it, so
       // the names under every key it held on this instance before the current one go (a missing one is a no-op).
-      const legacy = doc.gateway.subscriptionId === undefined ? await this.gateway.formerSubscriptions(tenantId, doc.id) : [];
+      const legacy = doc.gateway.subscriptionId === undefined && doc.gateway.publishedHash !== undefined ? await this.gateway.formerSubscriptions(tenantId, doc.id) : [];
       const held: Record<string, string> = former
         ? { [former]: doc.gateway.publishedHash ?? "unconfirmed" }
         : { ...Object.fromEntries(legacy.map((id) => [`subscription:${id}`, "unconfirmed"])), ...(doc.gateway.publishedHash ? { [ref]: doc.gateway.publishedHash } : {}) };
@@ -184,15 +181,6 @@ export class KeyGatewaySync {
       }
     }
     throw new Error(`key ${id}: the gateway did not confirm the subscription after ${SYNC_ATTEMPTS} attempts`);
-  }
-
-  /** Whether the gateway holds a subscription of the key under any name it may have had (current, recorded, former gateway keys'). */
-  private async heldAtGateway(tenantId: string, doc: KeyDoc): Promise<boolean> {
-    const refs = new Set([artifactRef(subscriptionFor(doc, this.gateway.names(tenantId)))]);
-    if (doc.gateway.subscriptionId) refs.add(`subscription:${doc.gateway.subscriptionId}`);
-    else for (const id of await this.gateway.formerSubscriptions(tenantId, doc.id)) refs.add(`subscription:${id}`);
-    const held = await (await this.gateway.publisher(tenantId)).read([...refs]);
-    return Object.values(held).some((v) => v !== undefined);
   }
 
   /** A gateway change right away when the gateway answers; otherwise the key stays "pending" and the job retries. */
