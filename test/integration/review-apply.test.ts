@@ -33,17 +33,22 @@ async function reaches(id: string, status: AccessReview["status"]): Promise<Acce
   }, `access review ${id} ${status}`);
 }
 
+/** A campaign over one project, rita its one reviewer for 7 days, under way. */
+async function reviewStarted(name: string, kind: "roleAssignments" | "keyShares", projectId: string, defaultDecision: "keep" | "remove"): Promise<AccessReview> {
+  const created = await admin.reviews.create({
+    name,
+    kind,
+    scope: { level: "project", projectId },
+    stages: [{ reviewers: { type: "users", users: ["rita"] }, durationDays: 7 }],
+    completion: { autoApply: false, defaultDecision },
+  });
+  return reaches(created.id, "inProgress");
+}
+
 /** A project where dora is a Developer, and a completed review (not applied) in which rita denied that assignment. */
 async function deniedRole(name: string) {
   const project = await admin.projects.create(projectSpec(name, { owner: "olivia", roleAssignments: [{ principalId: "dora", role: "Developer" }] }));
-  const created = await admin.reviews.create({
-    name: `role review of ${name}`,
-    kind: "roleAssignments",
-    scope: { level: "project", projectId: project.id },
-    stages: [{ reviewers: { type: "users", users: ["rita"] }, durationDays: 7 }],
-    completion: { autoApply: false, defaultDecision: "keep" },
-  });
-  await reaches(created.id, "inProgress");
+  const created = await reviewStarted(`role review of ${name}`, "roleAssignments", project.id, "keep");
   const item = (await admin.reviews.items(created.id)).items.find((i) => i.target.id === "dora/Developer")!;
   await rita.reviews.decide(created.id, item.id, { decision: "deny", justification: "left the team" });
   t.appClock.advance(8 * DAY);
@@ -54,14 +59,7 @@ async function deniedRole(name: string) {
 describe("deciding while a campaign completes", () => {
   it("an item whose outcome the completion has fixed takes no decision, though the campaign read as in progress", async () => {
     const project = await admin.projects.create(projectSpec("late-decision", { owner: "olivia", roleAssignments: [{ principalId: "dora", role: "Developer" }] }));
-    const created = await admin.reviews.create({
-      name: "late decision",
-      kind: "roleAssignments",
-      scope: { level: "project", projectId: project.id },
-      stages: [{ reviewers: { type: "users", users: ["rita"] }, durationDays: 7 }],
-      completion: { autoApply: false, defaultDecision: "remove" },
-    });
-    await reaches(created.id, "inProgress");
+    const created = await reviewStarted("late decision", "roleAssignments", project.id, "remove");
     const item = (await admin.reviews.items(created.id)).items.find((i) => i.target.id === "dora/Developer")!;
     // A stop's completion has written this item's outcome; the campaign document is not completed yet (as a
     // decision that read it just before the stop sees it).
@@ -120,14 +118,7 @@ describe("applying an access review", () => {
     };
     await share(again.id);
     await share(still.id);
-    const created = await admin.reviews.create({
-      name: "share review",
-      kind: "keyShares",
-      scope: { level: "project", projectId: source.id },
-      stages: [{ reviewers: { type: "users", users: ["rita"] }, durationDays: 7 }],
-      completion: { autoApply: false, defaultDecision: "keep" },
-    });
-    await reaches(created.id, "inProgress");
+    const created = await reviewStarted("share review", "keyShares", source.id, "keep");
     const items = (await admin.reviews.items(created.id)).items;
     expect(items.map((i) => i.target.id).sort()).toEqual([`${key.id}>${again.id}`, `${key.id}>${still.id}`].sort());
     for (const item of items) await rita.reviews.decide(created.id, item.id, { decision: "deny", justification: "evaluation over" });

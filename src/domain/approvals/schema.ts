@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { idSchema, queryInt, ROLES, serverFields } from "../common.js";
+import { idSchema, PageQuery, ROLES, serverFields } from "../common.js";
 import { ProjectId } from "../projects/schema.js";
 import { isGuid } from "../users.js";
 
@@ -173,8 +173,7 @@ export const DecisionSpec = z
 export type DecisionSpec = z.output<typeof DecisionSpec>;
 
 export const ApprovalListQuery = z.strictObject({
-  maxPageSize: queryInt(1, 100, 50),
-  continuationToken: z.string().min(1).max(4096).optional(),
+  ...PageQuery.shape,
   status: z.enum(APPROVAL_STATUSES).optional(),
   approver: z.literal("me").optional().meta({ description: "Only requests awaiting a decision the caller may make" }),
   requester: z.string().min(1).max(256).optional(),

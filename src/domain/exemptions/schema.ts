@@ -2,7 +2,7 @@ import { z } from "zod";
 import { ExemptionScope, Relaxation } from "../../policy/exemptions.js";
 import { ControlId } from "../../policy/settings.js";
 import { ExtraStages } from "../approvals/schema.js";
-import { idSchema, queryInt, serverFields } from "../common.js";
+import { idSchema, PageQuery, queryInt, serverFields } from "../common.js";
 import { ProjectId } from "../projects/schema.js";
 
 export { ExemptionScope, Relaxation };
@@ -129,8 +129,7 @@ export const ExemptionList = z
   .meta({ id: "ExemptionList" });
 
 export const ExemptionListQuery = z.strictObject({
-  maxPageSize: queryInt(1, 100, 50),
-  continuationToken: z.string().min(1).max(4096).optional(),
+  ...PageQuery.shape,
   status: z.enum(EXEMPTION_STATUSES).optional(),
   control: ControlId.optional(),
   projectId: ProjectId.optional(),

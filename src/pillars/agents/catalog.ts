@@ -6,7 +6,7 @@
  * index and continuation. The continuation token names the kind and where in it the next page starts.
  */
 import { z } from "zod";
-import { queryInt, type Page, type RequestContext } from "../../domain/common.js";
+import { PageQuery, type Page, type RequestContext } from "../../domain/common.js";
 import { AppError, fail } from "../../domain/errors.js";
 import { everyDoc } from "../../domain/paging.js";
 import { ProjectId, type Project } from "../../domain/projects/schema.js";
@@ -20,8 +20,7 @@ export const CatalogSearchQuery = z.strictObject({
   q: z.string().trim().min(1).max(100).optional().meta({ description: "Words that must all appear (case-insensitive): names, descriptions, owners, models, skills" }),
   kind: z.enum(CATALOG_KINDS).optional(),
   projectId: ProjectId.optional().meta({ description: "Only this project's entries" }),
-  maxPageSize: queryInt(1, 100, 50),
-  continuationToken: z.string().min(1).max(4096).optional(),
+  ...PageQuery.shape,
 });
 export type CatalogSearchQuery = z.output<typeof CatalogSearchQuery>;
 

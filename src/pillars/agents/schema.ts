@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { idSchema, queryInt, serverFields } from "../../domain/common.js";
+import { idSchema, PageQuery, serverFields } from "../../domain/common.js";
 import { ProjectId } from "../../domain/projects/schema.js";
 import { Region } from "../../policy/identifiers.js";
 import { DATA_CLASSES, ModelId } from "../models/schema.js";
@@ -257,8 +257,7 @@ export type AgentSummary = z.output<typeof AgentSummary>;
 export const AgentList = z.object({ items: z.array(AgentSummary), continuationToken: z.string().optional(), nextLink: z.string().optional() }).meta({ id: "AgentList" });
 
 export const AgentQuery = z.strictObject({
-  maxPageSize: queryInt(1, 100, 50),
-  continuationToken: z.string().min(1).max(4096).optional(),
+  ...PageQuery.shape,
   state: z.enum(LIFECYCLE_STATES).optional(),
   origin: z.enum(["local", "synced"]).optional(),
   connectionId: ConnectionId.optional(),

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { idSchema, queryInt, serverFields } from "../../domain/common.js";
+import { idSchema, PageQuery, serverFields } from "../../domain/common.js";
 import { Audience, FreeText, HeaderName, DataClass, Guid } from "../../policy/identifiers.js";
 import { MCP_SERVER_NAME, TOOL_NAME } from "../../policy/input.js";
 
@@ -263,6 +263,5 @@ export const CatalogQuery = z.strictObject({
   readOnly: z.enum(["true", "false"]).optional(),
   approval: ToolApprovalState.optional(),
   tag: z.string().max(40).optional(),
-  maxPageSize: queryInt(1, 100, 50),
-  continuationToken: z.string().min(1).max(4096).optional(),
+  ...PageQuery.shape,
 });
