@@ -138,6 +138,58 @@ describe("conformance: limits, budgets and key states at the local gateway", () 
     expect((await there()).status).toBe(200);
   });
 
+  it("a key-scope exemption relaxes the key's limit in its own project only: a project it is shared with approved nothing and keeps its per-key limit", async () => {
+    // The owner project counts 100 tokens a minute per key; the project the key is shared into only 20.
+    const own = await g.project("exempt-own", { settings: { tokens: { perMinute: { limit: 100, per: "key" } } } });
+    const there = await g.project("exempt-there", { settings: { tokens: { perMinute: { limit: 20, per: "key" } } } });
+    const mini = await g.model(own.id, "gpt-4o-mini");
+    await g.model(there.id, "gpt-4o-mini");
+    await g.publish("two projects");
+    const k = await g.key(dev, own.id, { name: "shared", scopes: { models: [mini.id] } });
+    const before = await dev.keys.get(own.id, k.id);
+    const { approval } = await dev.keys.share(own.id, k.id, { projectId: there.id, justification: "evaluation" }, before.etag);
+    await g.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
+    await until(async () => ((await dev.keys.get(own.id, k.id)).shares[0]?.status === "active" ? true : undefined), "share active");
+    await g.synced(own.id, k.id);
+    const callThere = () => g.chat(there.id, k.key, "gpt-4o-mini", { words: 2, maxTokens: 8 }); // 10 tokens
+    // Baseline: the other project's 20 per key bite on the third call.
+    expect((await callThere()).status).toBe(200);
+    expect((await callThere()).status).toBe(200);
+    expect((await callThere()).status).toBe(429);
+    g.t.clock.advance(61_000);
+
+    // An exemption of this key, judged and approved against its own project's 100 a minute.
+    const requested = await dev.exemptions.request({
+      control: "tokens.perMinute",
+      scope: { level: "key", projectId: own.id, keyId: k.id },
+      relaxation: { kind: "limit", value: 1000 },
+      category: "waiver",
+      owner: "dora",
+      reason: { deliveryBlocker: "backfill", affectedControl: "100 tokens per minute in exempt-own", expectedEndState: "done" },
+      compensatingControls: ["watched"],
+      evidence: ["https://tickets.example.com/BF-2"],
+      expiresAt: new Date(Date.now() + 3 * 86_400_000).toISOString(),
+    });
+    const a = await g.admin.approvals.get(requested.approvalId);
+    await g.admin.approvals.decide(a.id, { decision: "approve", justification: "ok" }, a.etag);
+    await until(async () => ((await g.admin.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
+    await g.systemPublish(requested.id);
+    // The key's subscription moves to the exemption's product (the lifecycle job reconciles it).
+    await until(async () => {
+      await g.t.app.host.invokeTimer("keyLifecycle");
+      await g.settle();
+      g.t.clock.advance(61_000);
+      const r = await g.chat(own.id, k.key, "gpt-4o-mini", { words: 2, maxTokens: 8 });
+      return r.headers.get("x-aigov-tokens-remaining-minute-tier") === "1000" ? true : undefined;
+    }, "key on the exemption tier");
+    g.t.clock.advance(61_000);
+    // In its own project the key now has its 1000.
+    // In the project it is shared with, nobody approved anything: that project's 20 per key still bite.
+    expect((await callThere()).status).toBe(200);
+    expect((await callThere()).status).toBe(200);
+    expect((await callThere()).status).toBe(429);
+  });
+
   it("equal budgets in two projects (one profile) never buy more than the dearer project's price allows", async () => {
     const dear = await g.project("limits-dear");
     // 0.1 USD per 1K tokens: 1e-4 a token, ten times this suite's project.

@@ -15,8 +15,10 @@ type ProjectIn = CompilerInputIn["projects"][number];
  *
  * A budget becomes the tier's budget quota: the most tokens the budget buys at the highest price among
  * the models the key can reach — in its own project and in every project it is shared with, and in
- * every project whose keys have the same profile — counted once per key across all of them, so the
- * gateway never lets a key spend more than its budget.
+ * every project whose keys have the same profile — counted once per key across all of them. The gateway
+ * admits no call once the budget is spent; like every token quota it is checked before a call and counted
+ * after it, so the calls admitted while some was left (those in flight at once, each as much as its
+ * answer costs) can overshoot it (docs/gateway.md).
  */
 export function withKeyProfiles(input: CompilerInputIn, keysByProject: Map<string, KeyDoc[]>): CompilerInputIn {
   const tiers = new Map<string, TierIn>();

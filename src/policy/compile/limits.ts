@@ -12,7 +12,7 @@ import { tiersApplied } from "./tiers.js";
 
 type Per = "key" | "project" | "tier";
 
-export function requestRate(c: Collector, eff: EffectiveSettings, pid: string, applied: Set<string>): XNode[] {
+export function requestRate(c: Collector, eff: EffectiveSettings, pid: string, applied: Set<string>, offered: ReadonlySet<string>): XNode[] {
   const rr = eff["requests.rate"];
   const element = (v: Omit<ResolvedValues["requests.rate"], "per">, per: Per, why: Why) => {
     c.requireTier("requests.rate", "rate-limit-by-key", why);
@@ -20,22 +20,22 @@ export function requestRate(c: Collector, eff: EffectiveSettings, pid: string, a
     return el("rate-limit-by-key", attrs, undefined, why);
   };
   const project = rr && { value: rr.value, why: c.why("requests.rate", rr, pid) };
-  return keyed(c, "requests.rate", project, applied, (t) => t.limits.requestRate, element);
+  return keyed(c, "requests.rate", project, applied, offered, (t) => t.limits.requestRate, element);
 }
 
-export function tokenLimits(c: Collector, control: "tokens.perMinute" | "tokens.quota", eff: EffectiveSettings, pid: string, applied: Set<string>): XNode[] {
+export function tokenLimits(c: Collector, control: "tokens.perMinute" | "tokens.quota", eff: EffectiveSettings, pid: string, applied: Set<string>, offered: ReadonlySet<string>): XNode[] {
   if (control === "tokens.perMinute") {
     const r = eff["tokens.perMinute"];
     const est = r?.value.estimatePromptTokens ?? false;
     const project = r && { value: r.value, why: c.why(control, r, pid) };
     const tierValue = (t: KeyTier) => (t.limits.tokensPerMinute !== undefined ? { limit: t.limits.tokensPerMinute, estimatePromptTokens: est } : undefined);
-    return keyed(c, control, project, applied, tierValue, (v, per, why) => tokenLimit(c, "tpm", v, per, false, why));
+    return keyed(c, control, project, applied, offered, tierValue, (v, per, why) => tokenLimit(c, "tpm", v, per, false, why));
   }
   const r = eff["tokens.quota"];
   const est = r?.value.estimatePromptTokens ?? false;
   const project = r && { value: r.value, why: c.why(control, r, pid) };
   const tierValue = (t: KeyTier) => (t.limits.tokenQuota ? { ...t.limits.tokenQuota, estimatePromptTokens: est } : undefined);
-  return keyed(c, control, project, applied, tierValue, (v, per, why) => tokenLimit(c, "tq", v, per, false, why));
+  return keyed(c, control, project, applied, offered, tierValue, (v, per, why) => tokenLimit(c, "tq", v, per, false, why));
 }
 
 /** One `llm-token-limit`: tokens per minute, or a quota over a period (`v.period`). */
@@ -70,13 +70,16 @@ export function tokenLimit(
  * (every key), and a tier's per-key value (keys of that tier, counter `…-tier`). A key profile can
  * narrow its keys' limits, never widen them past the project's. The one exception is an exemption
  * tier: it lists the controls it relaxes (`relaxes`), and its keys get the tier's value instead of
- * the project's per-key limit — the approved relaxation, for that key only.
+ * the project's per-key limit — the approved relaxation, for that key only, and only in the project that
+ * offers the tier (the exempted key's own): a project that accepts the key (a share) approved nothing, so
+ * its per-key limit still counts for it.
  */
 function keyed<V extends { per: "key" | "project" }, T extends object>(
   c: Collector,
   control: "tokens.perMinute" | "tokens.quota" | "requests.rate",
   project: { value: V; why: Why } | undefined,
   applied: Set<string>,
+  offered: ReadonlySet<string>,
   tierValue: (t: KeyTier) => T | undefined,
   element: (v: V | T, per: Per, why: Why) => XNode,
 ): XNode[] {
@@ -87,7 +90,7 @@ function keyed<V extends { per: "key" | "project" }, T extends object>(
   });
   if (project) {
     const node = element(project.value, project.value.per, project.why);
-    const replacing = project.value.per === "key" ? tiers.filter((t) => t.tier.relaxes?.includes(control)).map((t) => t.tier.id) : [];
+    const replacing = project.value.per === "key" ? tiers.filter((t) => offered.has(t.tier.id) && t.tier.relaxes?.includes(control)).map((t) => t.tier.id) : [];
     out.push(replacing.length ? el("choose", undefined, [el("when", { condition: X.tierNotAmong(replacing) }, [node])], node.why) : node);
   }
   if (tiers.length) {

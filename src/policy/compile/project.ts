@@ -54,11 +54,13 @@ export function compileProject(c: Collector, project: PolicyProject) {
   // apart by its id (what its product policy sets), the same in every project that applies it.
   const applied = appliedTiers(project);
   s.inbound.push(...unknownTierGuard(pid, applied));
+  // The tiers of this project's own keys: only theirs can relax this project's per-key limits (exemptions).
+  const offered = new Set(project.keyTiers);
   // Every request counts against the request rate, a cache hit too (a key's requestsPerMinute is the calls
   // it may make), and before content safety and the cache lookup: a limited caller cannot make the gateway
   // call those paid services without bound. (The docs' rate limit right after the lookup would count only
   // misses and leave both unbounded.)
-  s.inbound.push(...requestRate(c, eff, pid, applied));
+  s.inbound.push(...requestRate(c, eff, pid, applied, offered));
 
   if (modelsOn) {
     s.inbound.push(...keyIsolation(pid));
@@ -79,8 +81,8 @@ export function compileProject(c: Collector, project: PolicyProject) {
     }
     // Every limit that applies is its own counter and all of them run: the key's (tier or project
     // per-key), the project's, the model's (in its block) and the key's budget; the tightest bites.
-    s.inbound.push(...tokenLimits(c, "tokens.perMinute", eff, pid, applied));
-    s.inbound.push(...tokenLimits(c, "tokens.quota", eff, pid, applied));
+    s.inbound.push(...tokenLimits(c, "tokens.perMinute", eff, pid, applied, offered));
+    s.inbound.push(...tokenLimits(c, "tokens.quota", eff, pid, applied, offered));
     s.inbound.push(...budgets(c, applied));
     s.inbound.push(...tokenMetrics(c, eff, pid));
     s.outbound.push(...deprecationHeaders(routable, pid));
