@@ -42,6 +42,10 @@ export interface PillarKeys {
   /** The key follows new scopes and limits (its subscription moves to the new profile's product). */
   rescope(ctx: RequestContext, projectId: string, keyId: string, scopes: { models: string[]; tools: string[] }, limits: { tokensPerMinute?: number; requestsPerMinute?: number; contentSafety?: "low" | "medium" | "high" }): Promise<void>;
   revoke(ctx: RequestContext, projectId: string, keyId: string, reason: string): Promise<void>;
+  /** The key passes to another owner (its previous owner may no longer rotate, collect, suspend or resume it). */
+  reassign(ctx: RequestContext, projectId: string, keyId: string, owner: string): Promise<void>;
+  /** Whether the key still works or can again (active or suspended): false once revoked, expired or gone. */
+  live(ctx: RequestContext, projectId: string, keyId: string): Promise<boolean>;
   /** Scope entries that name nothing in the project. */
   unknownScopes(tenantId: string, projectId: string, scopes: { models: string[]; tools: string[] }): Promise<{ models: string[]; tools: string[] }>;
 }

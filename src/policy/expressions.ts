@@ -327,6 +327,13 @@ export const NOT_AGENT_CARD = `@(context.Operation.Id != "${AGENT_CARD_OPERATION
  */
 export const AGENT_WELL_KNOWN = `@(context.Operation.Id != "${AGENT_CARD_OPERATION}" && context.Request.OriginalUrl.Path.ToLowerInvariant().Contains("well-known"))`;
 /**
+ * Agent APIs: a request path holding an encoded slash, backslash or dot, or a backslash. The gateway
+ * forwards such a path as it is, below the agent's service URL; an agent (or a proxy before it) that
+ * decodes it sees other segments — `..%2f..%2fother-agent` leaves the service path for a sibling on the
+ * same host, past this agent's guardrails. The same characters an agent endpoint may not hold (endpoint.ts).
+ */
+export const AGENT_PATH_AMBIGUOUS = `@{ var p = context.Request.OriginalUrl.Path.ToLowerInvariant(); return p.Contains("%2f") || p.Contains("%5c") || p.Contains("%2e") || p.Contains("\\\\"); }`;
+/**
  * Where the served card's URLs point before the gateway answers (agent-card.ts): a reserved name
  * (RFC 2606 `.invalid`), replaced by the gateway's own URL for the API as the caller addressed it.
  */
@@ -429,6 +436,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     KEY_PRESENTED,
     NOT_AGENT_CARD,
     AGENT_WELL_KNOWN,
+    AGENT_PATH_AMBIGUOUS,
     AGENT_CARD_BODY,
     SUBSCRIPTION_ID,
     MODEL,

@@ -5,6 +5,7 @@
  * with the pillar off — and that an agent's own key follows its guardrails. Every promise is checked by
  * requests through the local gateway to an A2A agent (and the fake model backends) on loopback.
  */
+import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient, ApiError } from "../../src/client/index.js";
 import { startA2aAgent, type A2aAgent } from "../fixtures/agents/a2a-server.js";
@@ -39,6 +40,20 @@ async function send(projectId: string, agentId: string, key: string, text: strin
   });
   const body = await res.text();
   return { status: res.status, headers: res.headers, json: (body ? JSON.parse(body) : {}) as { result?: { parts: { text: string }[] }; error?: { code?: string } } };
+}
+
+/** A request sent with its path exactly as written (fetch would normalise it). */
+function raw(path: string, key: string): Promise<{ status: number; body: string }> {
+  const u = new URL(g.t.gateway.url);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: u.hostname, port: u.port, path, method: "POST", headers: { "api-key": key, "x-aigov-data-class": "internal", "content-type": "application/json" } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on("error", reject);
+    req.end(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "message/send", params: { message: { role: "user", messageId: "x", parts: [{ kind: "text", text: "t" }] } } }));
+  });
 }
 
 async function activeAgent(projectId: string, guardrails: Record<string, unknown> = {}) {
@@ -455,5 +470,81 @@ describe("conformance: agents at the local gateway", () => {
     expect(await ask(kl.key, "rough unsafe:Violence:4")).toBe(200);
     expect(await ask(kl.key, "severe unsafe:Violence:6")).toBe(403);
     expect(await ask(plain, "severe unsafe:Violence:6")).toBe(200);
+  });
+});
+
+describe("conformance: agents at the local gateway, hostile inputs and key custody", () => {
+  it("a path with an encoded slash, backslash or dot never reaches the agent: it could leave the service path for a sibling agent on the same host", async () => {
+    const p = await g.project("encoded-paths");
+    // Two agents on one host (as a cloud serves many): a's service URL is <host>/agents/a.
+    const a = await g.admin.agents.create(p.id, { name: "a", endpoint: { url: `${agentServer.url}/agents/a/a2a` }, guardrails: { dataClasses: ["internal"] } });
+    await g.admin.agents.transition(p.id, a.id, { to: "active" });
+    await g.publish("a served");
+    const k = (await g.key(dev, p.id, { name: "a caller", scopes: { agents: [a.id] } })).key;
+    const base = `/${g.names.agentApiPath(p.id, a.id)}`;
+    expect((await raw(`${base}/a2a`, k)).status).toBe(200);
+    const before = agentServer.received.length;
+    for (const tail of ["/..%2fb/a2a", "/a2a/..%2F..%2Fb/a2a", "/%2e%2e%2fb/a2a", "/..%5cb/a2a"]) {
+      const r = await raw(`${base}${tail}`, k);
+      expect([tail, r.status, r.body]).toEqual([tail, 400, expect.stringContaining("agent_path_ambiguous")]);
+    }
+    expect(agentServer.received.slice(before).map((x) => x.path)).toEqual([]);
+  });
+
+  it("an agent whose card endpoint is longer than the compiler takes is not served, and does not freeze the project at the gateway (a retirement in the same publish holds)", async () => {
+    const p = await g.project("long-url");
+    const victim = await g.admin.agents.create(p.id, { name: "victim", card: { url: agentServer.url }, guardrails: { dataClasses: ["internal"] } });
+    await g.admin.agents.transition(p.id, victim.id, { to: "active" });
+    await g.publish("victim served");
+    const k = (await g.key(dev, p.id, { name: "caller", scopes: { agents: [victim.id] } })).key;
+    expect((await send(p.id, victim.id, k, "x")).status).toBe(200);
+
+    const own = agentServer.card as { supportedInterfaces: Record<string, unknown>[] };
+    const longPath = `${agentServer.url}/${"a".repeat(2030 - agentServer.url.length)}/a2a`;
+    const long = { ...agentServer.card, supportedInterfaces: [{ ...own.supportedInterfaces[0], url: longPath }] };
+    const created = await g.admin.agents.create(p.id, { name: "long", card: { card: long }, guardrails: { dataClasses: ["internal"] } });
+    await g.admin.agents.transition(p.id, created.id, { to: "active" });
+    // And the victim is retired in the same publish.
+    await g.admin.agents.transition(p.id, victim.id, { to: "retired" });
+    const r = await g.admin.policy.publish({ reason: "retire one, activate the other" });
+    // The long endpoint is simply not served; the project's other changes reach the gateway.
+    expect(r.isolated ?? []).toEqual([]);
+    await g.publish("settle");
+    expect(refusal(await send(p.id, victim.id, k, "x"))).toEqual(NOT_SERVED);
+    const k2 = (await g.key(dev, p.id, { name: "long caller", scopes: { agents: [created.id] } })).key;
+    expect(refusal(await send(p.id, created.id, k2, "x"))).toEqual(NOT_SERVED);
+  });
+
+  it("an agent whose key was revoked (a leak answered through the keys API) can be issued a new one", async () => {
+    const p = await g.project("revoked-agent-key");
+    const m = await g.model(p.id, "reissue-model");
+    const agent = await g.admin.agents.create(p.id, { name: "leaky", guardrails: { models: [m.id] } });
+    await g.publish("models");
+    const first = await g.admin.agents.issueKey(p.id, agent.id, {});
+    const k = await g.admin.keys.get(p.id, first.id);
+    await g.admin.keys.revoke(p.id, first.id, { reason: "leaked" }, k.etag);
+    await g.synced(p.id, first.id);
+    expect((await g.admin.keys.get(p.id, first.id)).status).toBe("revoked");
+    // The agent still names the revoked key: it must be able to get a working one again.
+    const second = await g.admin.agents.issueKey(p.id, agent.id, {}).then((r) => r, (e: { status?: number; problem?: { reason?: string } }) => ({ refused: [e.status, e.problem?.reason] }));
+    expect(second).not.toHaveProperty("refused");
+    expect((await g.admin.agents.get(p.id, agent.id)).key?.keyId).toBe((second as { id: string }).id);
+  });
+
+  it("when an agent changes owner, its key goes with it: the former owner can no longer rotate it and take its secret", async () => {
+    const p = await g.project("agent-owner-change");
+    const m = await g.model(p.id, "owner-model");
+    const agent = await g.admin.agents.create(p.id, { name: "handed over", owner: "dora", guardrails: { models: [m.id] } });
+    await g.publish("models");
+    const issued = await g.admin.agents.issueKey(p.id, agent.id, {});
+    await g.synced(p.id, issued.id);
+    await g.admin.agents.update(p.id, agent.id, { owner: "erin" }, (await g.admin.agents.get(p.id, agent.id)).etag);
+    const key = await g.admin.keys.get(p.id, issued.id);
+    expect(key.owner).toBe("erin");
+    const rotated = await dev.keys.rotate(p.id, issued.id, {}, key.etag).then((r) => ({ status: 200, secret: r.key }), (e: { status?: number }) => ({ status: e.status, secret: undefined }));
+    expect(rotated.status).toBe(403);
+    // Audited, and an event says so (without any secret).
+    await g.t.relay();
+    expect(g.t.events().filter((e) => e.type === "aigov.key.reassigned.v1").map((e) => e.data)).toContainEqual(expect.objectContaining({ keyId: issued.id, owner: "erin", previousOwner: "dora" }));
   });
 });

@@ -38,6 +38,38 @@ describe("approver links", () => {
     expect((await new ApprovalLinks(secrets, clock).verify(a.token)).ok).toBe(true);
   });
 
+  it("a version disabled in an emergency signs no new link, even before the instance would look again: the next link is signed with a version that verifies", async () => {
+    const secrets = await secretStore();
+    const links = new ApprovalLinks(secrets, clock);
+    const leaked = await links.issue(claims);
+    await secrets.disableVersion(LINK_KEY_SECRET, leaked.token.split(".")[1]!);
+    expect(await links.verify(leaked.token)).toMatchObject({ ok: false });
+    // Well within the ten minutes the instance keeps the version it read.
+    const next = await links.issue(claims);
+    expect(next.token.split(".")[1]).not.toBe(leaked.token.split(".")[1]);
+    expect(await links.verify(next.token)).toEqual({ ok: true, claims: { ...claims, n: next.nonce } });
+  });
+
+  it("a version holding less than 32 bytes of key material (added by hand, or not base64) neither signs nor verifies", async () => {
+    const secrets = await secretStore();
+    const links = new ApprovalLinks(secrets, clock);
+    const good = await links.issue({ ...claims, exp: Math.floor(now.t / 1000) + 3600 });
+    const weak = await secrets.set(LINK_KEY_SECRET, Buffer.from("short").toString("base64"));
+    now.t += 11 * 60_000; // the instance looks again and finds the weak version newest
+    try {
+      await expect(new ApprovalLinks(secrets, clock).issue(claims)).rejects.toThrow(/less than 32 bytes/);
+      await expect(links.issue(claims)).rejects.toThrow(/less than 32 bytes/);
+      // A token forged with the weak key (its id is in every link it would sign) is refused.
+      const body = `v2.${weak.version}.${Buffer.from(JSON.stringify({ ...claims, exp: Math.floor(now.t / 1000) + 60, n: "x" })).toString("base64url")}`;
+      const forged = `${body}.${createHmac("sha256", Buffer.from("short")).update(body).digest("base64url")}`;
+      expect(await links.verify(forged)).toMatchObject({ ok: false });
+      // Links signed before with a proper version still verify.
+      expect((await links.verify(good.token)).ok).toBe(true);
+    } finally {
+      now.t -= 11 * 60_000;
+    }
+  });
+
   it("instances racing to create the key each verify the other's links (tokens name their version)", async () => {
     const secrets = await secretStore();
     const [one, two] = [new ApprovalLinks(secrets, clock), new ApprovalLinks(secrets, clock)];

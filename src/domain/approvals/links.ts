@@ -24,6 +24,13 @@ const KEY_ID = /^[0-9A-Za-z]{1,64}$/;
 const MAX_LEGACY_KEYS = 5;
 /** How long an instance signs with the version it read before it looks for a newer one. */
 const SIGNING_KEY_TTL_MS = 10 * 60 * 1000;
+/** The least key material a version may hold (HMAC-SHA-256's block of security): a shorter one an operator added is no key. */
+const MIN_KEY_BYTES = 32;
+/** A version's value as key material (base64), or undefined when it is too short to sign with (or not base64 at all). */
+const keyMaterial = (value: string): Buffer | undefined => {
+  const key = Buffer.from(value, "base64");
+  return key.length >= MIN_KEY_BYTES ? key : undefined;
+};
 
 interface SigningKey {
   id: string;
@@ -53,7 +60,14 @@ export class ApprovalLinks {
 
   async issue(claims: Omit<LinkClaims, "n">): Promise<{ token: string; nonce: string }> {
     const full: LinkClaims = { ...claims, n: randomBytes(16).toString("base64url") };
-    const { id, key } = await this.signingKey();
+    let signing = await this.signingKey();
+    // The version this instance read may have been disabled since (a revocation): its links would be void
+    // on arrival. Checked against the store, as verify() does, and read again when it is gone.
+    if (!(await this.keyVersion(signing.id))) {
+      this.signing = undefined;
+      signing = await this.signingKey();
+    }
+    const { id, key } = signing;
     const signed = `v2.${id}.${b64(JSON.stringify(full))}`;
     return { token: `${signed}.${b64(hmac(key, signed))}`, nonce: full.n };
   }
@@ -89,7 +103,10 @@ export class ApprovalLinks {
     if (!this.signing || now - this.signing.at >= SIGNING_KEY_TTL_MS) {
       const key = (async () => {
         const newest = (await this.secrets.get(LINK_KEY_SECRET)) ?? (await this.secrets.set(LINK_KEY_SECRET, randomBytes(32).toString("base64"), { contentType: "application/octet-stream;base64" }));
-        return { id: newest.version, key: Buffer.from(newest.value, "base64") };
+        const key = keyMaterial(newest.value);
+        // Fail closed: no link is signed with a weak key (a version added by hand); links are not sent until it is fixed.
+        if (!key) throw new Error(`the newest version of ${LINK_KEY_SECRET} holds less than ${MIN_KEY_BYTES} bytes of base64 key material: add a proper version`);
+        return { id: newest.version, key };
       })();
       this.signing = { key, at: now };
       key.catch(() => {
@@ -102,14 +119,15 @@ export class ApprovalLinks {
   /** The key version a token names, read from the store; undefined when it does not exist or is disabled (its links are void). */
   private async keyVersion(id: string): Promise<Buffer | undefined> {
     const value = await this.secrets.get(LINK_KEY_SECRET, id);
-    return value ? Buffer.from(value.value, "base64") : undefined;
+    return value ? keyMaterial(value.value) : undefined;
   }
 
   private async legacyKeys(): Promise<Buffer[]> {
     const out: Buffer[] = [];
     for (const version of (await this.enabledVersions()).slice(0, MAX_LEGACY_KEYS)) {
       const value = await this.secrets.get(LINK_KEY_SECRET, version);
-      if (value) out.push(Buffer.from(value.value, "base64"));
+      const key = value ? keyMaterial(value.value) : undefined;
+      if (key) out.push(key);
     }
     return out;
   }

@@ -1,4 +1,5 @@
 import type { PillarKeys } from "../../pillars/pillar.js";
+import { AppError } from "../errors.js";
 import type { KeyService, KeyToolScopes } from "./service.js";
 
 /**
@@ -19,6 +20,17 @@ export function pillarKeys(keys: KeyService, models: { listAll(tenantId: string,
       const key = await keys.get(ctx, projectId, keyId).catch(() => undefined);
       if (!key || key.status === "revoked" || key.status === "revocationPending") return;
       await keys.revoke(ctx, projectId, keyId, { reason });
+    },
+    async reassign(ctx, projectId, keyId, owner) {
+      await keys.reassign(ctx, projectId, keyId, owner);
+    },
+    async live(ctx, projectId, keyId) {
+      // Only a key that is gone counts as no key: a read that fails otherwise must not let a second key be issued.
+      const key = await keys.get(ctx, projectId, keyId).catch((err: unknown) => {
+        if (err instanceof AppError && err.error.kind === "notFound") return undefined;
+        throw err;
+      });
+      return !!key && (key.status === "active" || key.status === "suspended");
     },
     async unknownScopes(tenantId, projectId, scopes) {
       const known = new Set((await models.listAll(tenantId, projectId)).map((m) => m.id));

@@ -272,6 +272,20 @@ export class KeyService {
   }
 
   /**
+   * The key passes to another owner (an agent's key follows its agent's owner): the previous owner may no
+   * longer rotate, collect, suspend or resume it. Project managers only; nothing changes at the gateway.
+   */
+  async reassign(ctx: RequestContext, projectId: string, id: string, owner: string): Promise<Key> {
+    const project = await this.access.writable(ctx, projectId, "reassign");
+    const doc = await this.access.mayManage(ctx, projectId, id);
+    if (!this.access.manages(ctx, project)) fail({ kind: "forbidden", detail: "only a TenantAdmin or the project's ProjectAdmin gives a key to someone else", reason: "key_owner_not_caller" });
+    const next = canonicalUser(owner);
+    if (doc.owner === next || doc.status === "revoked" || doc.status === "expired") return this.documents.view(doc);
+    await this.documents.commit(ctx, doc, { ...unversioned(doc), owner: next, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId }, "key.reassign", "aigov.key.reassigned.v1", { keyId: id, projectId, owner: next, previousOwner: doc.owner });
+    return this.get(ctx, projectId, id);
+  }
+
+  /**
    * The new secret of a scheduled rotation, handed to the key's owner exactly once. The owner asks for "the
    * waiting secret", not for a version of the key (no If-Match): a concurrent change by the system (the
    * rotation's gateway bookkeeping) is read again and checked again, a few times, instead of reported.

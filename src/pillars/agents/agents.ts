@@ -28,6 +28,10 @@ export interface AgentKeys {
   /** The key follows new guardrails (its subscription moves to the product of its new profile). */
   rescope(ctx: RequestContext, projectId: string, keyId: string, scopes: { models: string[]; tools: string[] }, limits: AgentKeySpec["limits"]): Promise<void>;
   revoke(ctx: RequestContext, projectId: string, keyId: string, reason: string): Promise<void>;
+  /** The key passes to another owner (its previous owner may no longer rotate, collect, suspend or resume it). */
+  reassign(ctx: RequestContext, projectId: string, keyId: string, owner: string): Promise<void>;
+  /** Whether the key still works or can again (active or suspended): false once revoked, expired or gone. */
+  live(ctx: RequestContext, projectId: string, keyId: string): Promise<boolean>;
   /** Guardrail entries that name nothing in the project (models, then tools), as field errors. */
   unknownScopes(tenantId: string, projectId: string, scopes: { models: string[]; tools: string[] }): Promise<{ models: string[]; tools: string[] }>;
 }
@@ -207,6 +211,9 @@ export class AgentRegistry {
     if (guardrails && current.key && this.keys) {
       await this.keys.rescope(ctx, projectId, current.key.keyId, { models: guardrails.models, tools: guardrails.tools }, keyLimits(guardrails));
     }
+    // The key is its owner's to rotate and collect: it goes with the agent, first too (a failure after it
+    // leaves the key with the owner asked for, never with the one the PATCH replaces).
+    if (patch.owner !== undefined && current.key && this.keys) await this.keys.reassign(ctx, projectId, current.key.keyId, patch.owner);
     const updated = await this.agents.replace(ctx, current, next, { action: "agent.update", event: "aigov.agent.updated.v1" });
     return (await this.seen(ctx.principal.tenantId, [updated]))[0]!;
   }
@@ -268,7 +275,9 @@ export class AgentRegistry {
     await this.writable(ctx, projectId);
     const keys = this.keys ?? fail({ kind: "unavailable", detail: "virtual keys are not available" });
     const current = await this.load(ctx.principal.tenantId, projectId, id);
-    if (current.key) fail({ kind: "conflict", detail: `agent ${id} already has key ${current.key.keyId}`, reason: "agent_has_key" });
+    // A key revoked or expired since (through the keys API: a leak answered) is no key: the agent gets a new one.
+    const dead = current.key && !(await keys.live(ctx, projectId, current.key.keyId)) ? current.key.keyId : undefined;
+    if (current.key && !dead) fail({ kind: "conflict", detail: `agent ${id} already has key ${current.key.keyId}`, reason: "agent_has_key" });
     const retired = () => fail({ kind: "conflict", detail: `agent ${id} is retired: it gets no key`, reason: "agent_retired" });
     if (current.lifecycle.state === "retired") retired();
     if (current.guardrails.models.length === 0) {
@@ -290,7 +299,7 @@ export class AgentRegistry {
         const cur = await this.load(ctx.principal.tenantId, projectId, id);
         if (cur.key?.keyId === created.id) break;
         if (cur.lifecycle.state === "retired") retired(); // retired meanwhile: the key just made is revoked below
-        if (cur.key) fail({ kind: "conflict", detail: `agent ${id} already has key ${cur.key.keyId}`, reason: "agent_has_key" });
+        if (cur.key && cur.key.keyId !== dead) fail({ kind: "conflict", detail: `agent ${id} already has key ${cur.key.keyId}`, reason: "agent_has_key" });
         const next: AgentDoc = { ...unversioned(cur), key: { keyId: created.id, issuedAt: this.clock.now().toISOString() }, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
         try {
           await this.agents.replace(ctx, cur, next, { action: "agent.key.issue", event: "aigov.agent.key.issued.v1", data: { agentId: id, projectId, keyId: created.id } });

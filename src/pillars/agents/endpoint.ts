@@ -4,6 +4,8 @@ import { refuseUpstream } from "../tools/upstream.js";
 const SERVABLE_URL = /^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~%/-]*)?$/;
 /** Dot segments: a URL parser resolves them, so the path checked is not the path written. */
 const DOT_SEGMENT = /\/\.\.?(\/|$)/;
+/** The compiler's limit on an agent's endpoint (PolicyAgent.endpoint): a longer one would fail the whole project's input. */
+export const MAX_ENDPOINT_LENGTH = 2000;
 
 /**
  * Why the gateway may not forward to `url`, or undefined: a service URL takes no query or fragment, no
@@ -12,6 +14,7 @@ const DOT_SEGMENT = /\/\.\.?(\/|$)/;
  */
 export function refuseAgentEndpoint(url: string, allowLoopback: boolean): string | undefined {
   const trimmed = url.replace(/\/+$/, "");
+  if (trimmed.length > MAX_ENDPOINT_LENGTH) return `must be at most ${MAX_ENDPOINT_LENGTH} characters`;
   if (!SERVABLE_URL.test(trimmed)) return "must be http(s)://host[:port]/path, without query, fragment or user";
   const path = trimmed.replace(/^https?:\/\/[^/]*/, "");
   // The card's own check (agent-card.ts) for encoded slashes, dots and backslashes, and dot segments besides.

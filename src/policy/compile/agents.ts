@@ -96,6 +96,10 @@ export function compileAgents(c: Collector, project: PolicyProject): void {
     inbound.push(
       el("choose", undefined, [el("when", { condition: X.AGENT_WELL_KNOWN }, [jsonResponse(404, "Not Found", JSON_ERROR("well_known_not_served", "The gateway serves the agent's card at /.well-known/agent-card.json and no other well-known path."), wk)], wk)], wk),
     );
+    const amb = why("a path that reads two ways (an encoded slash, backslash or dot) could leave the agent's service path at an agent that decodes it");
+    inbound.push(
+      el("choose", undefined, [el("when", { condition: X.AGENT_PATH_AMBIGUOUS }, [jsonResponse(400, "Bad Request", JSON_ERROR("agent_path_ambiguous", "The request path holds an encoded slash, backslash or dot, which the gateway does not forward to an agent."), amb)], amb)], amb),
+    );
     const classes = [...agent.dataClasses].sort(byCodePoint);
     const w = why(`guardrails: data classes ${classes.join(", ")}`);
     // Fetching the card sends the agent no data: the one call that declares no data class.
