@@ -67,7 +67,7 @@ export const REASONS = {
   rotated_secret_gone: { status: 409, meaning: "the rotated secret is no longer in the secret store: rotate the key again" },
   key_owner_only: { status: 403, meaning: "only the key's owner collects a rotated secret" },
   key_suspended_by_admin: { status: 403, meaning: "an admin suspended the key (someone else's): only a TenantAdmin or the project's ProjectAdmin resumes it" },
-  key_owner_not_caller: { status: 403, meaning: "a key in someone else's name (`owner`) is made by a TenantAdmin or the project's ProjectAdmin only" },
+  key_owner_not_caller: { status: 403, meaning: "a key in someone else's name (`owner`) is made, or given to someone else, by a TenantAdmin or the project's ProjectAdmin only" },
   key_profiles_exhausted: { status: 409, meaning: "the key's scopes, limits or shares would be a new key profile in a project that already has the most its gateway document holds (40, revoked and expired keys' included): reuse the scopes and limits of an existing key" },
   key_lifetime_exceeded: { status: 400, meaning: "`expiresAt` is beyond the project's maximum key lifetime (`keyPolicy.maxTtlDays`)" },
   key_justification_required: { status: 400, meaning: "the project's keys need an approval (`keyPolicy.requireApproval`) and the request gives no `justification`" },
@@ -89,7 +89,8 @@ export const REASONS = {
   agent_is_synced: { status: 409, meaning: "a synced agent is not deleted while its connection exists (the next sync would bring it back): block, disable or retire it" },
   agent_guardrails_need_models: { status: 400, meaning: "an agent's key needs at least one model in its guardrails" },
   agent_retired: { status: 409, meaning: "a retired agent gets no key (its retirement revoked the one it had)" },
-  agent_has_key: { status: 409, meaning: "the agent already has a key: rotate it (`aigov keys rotate`) instead of issuing another" },
+  agent_has_key: { status: 409, meaning: "the agent already has a key (active or suspended): rotate it (`aigov keys rotate`) instead of issuing another" },
+  project_agent_limit: { status: 409, meaning: "the project's gateway already serves as many agents as it takes (500): retire or disable one before serving another" },
   platform_identity_not_allowed: { status: 403, meaning: "a connection asks to reach its cloud as the platform's own identity (workload identity, or the default credentials), which this deployment lends only to the tenants its operator lists (AGENT_PLATFORM_IDENTITY_TENANTS): give Bedrock and Vertex AI connections their own credentials; Foundry connections take no other, so the operator must list the tenant" },
   endpoint_override_not_allowed: { status: 400, meaning: "a connection's `endpoint` (a local fake) is accepted only when the control plane runs locally" },
   // ---- usage ----

@@ -12,6 +12,8 @@ import { startA2aAgent, type A2aAgent } from "../fixtures/agents/a2a-server.js";
 import { generateKeyPair } from "jose";
 import { signAgentCard } from "../../src/pillars/agents/card/index.js";
 import { Governed, NOT_SERVED, refusal } from "../support/governed.js";
+import { newId } from "../../src/domain/common.js";
+import { MAX_PROJECT_AGENTS as MAX_AGENTS } from "../../src/policy/input.js";
 
 let g: Governed;
 let dev: AigovClient;
@@ -546,5 +548,34 @@ describe("conformance: agents at the local gateway, hostile inputs and key custo
     // Audited, and an event says so (without any secret).
     await g.t.relay();
     expect(g.t.events().filter((e) => e.type === "aigov.key.reassigned.v1").map((e) => e.data)).toContainEqual(expect.objectContaining({ keyId: issued.id, owner: "erin", previousOwner: "dora" }));
+  });
+
+  it("a project serves at most 500 agents: an activation past them is refused (project_agent_limit) and changes nothing", async () => {
+    const p = await g.project("agent-cap");
+    const first = await activeAgent(p.id);
+    const container = g.t.container();
+    const { resources } = await container.items.query({ query: "SELECT * FROM c WHERE c.id = @id", parameters: [{ name: "@id", value: first.id }] }).fetchAll();
+    const { _etag, _rid, _self, _ts, _attachments, ...stored } = resources[0] as Record<string, unknown> & { tenantId: string; scopeId: string };
+    // 499 more served agents, written straight to the store (as 499 activations would leave it).
+    const clones = Array.from({ length: MAX_AGENTS - 1 }, (_, i) => ({ ...stored, id: newId("agt"), name: `clone ${i}` }));
+    for (let i = 0; i < clones.length; i += 50) await Promise.all(clones.slice(i, i + 50).map((c) => container.items.create(c)));
+    try {
+      const draft = await g.admin.agents.create(p.id, { name: "one more", card: { url: agentServer.url }, guardrails: { dataClasses: ["internal"] } });
+      const refused = await g.admin.agents.transition(p.id, draft.id, { to: "active" }).catch((e: ApiError) => e);
+      expect([(refused as ApiError).status, (refused as ApiError).problem?.reason]).toEqual([409, "project_agent_limit"]);
+      expect((await g.admin.agents.get(p.id, draft.id)).lifecycle.state).toBe("draft");
+      // Enabling an active agent that is switched off would serve one more too.
+      const off = { ...stored, id: newId("agt"), name: "switched off", enabled: false };
+      clones.push(off);
+      await container.items.create(off);
+      const enabled = await g.admin.agents.update(p.id, off.id, { enabled: true }, (await g.admin.agents.get(p.id, off.id)).etag).catch((e: ApiError) => e);
+      expect([(enabled as ApiError).status, (enabled as ApiError).problem?.reason]).toEqual([409, "project_agent_limit"]);
+      // One retired makes room.
+      await g.admin.agents.transition(p.id, first.id, { to: "retired" });
+      expect((await g.admin.agents.transition(p.id, draft.id, { to: "active" })).lifecycle.state).toBe("active");
+    } finally {
+      // Later tests publish this tenant: it should not carry 500 agents for them.
+      for (let i = 0; i < clones.length; i += 50) await Promise.all(clones.slice(i, i + 50).map((c) => container.item(c.id, [stored.tenantId, stored.scopeId]).delete()));
+    }
   });
 });

@@ -19,7 +19,9 @@ import { holdsOn, PROJECT_MANAGERS } from "../../domain/kernel/roles.js";
 import { agentPath, type AgentDoc, type ConnectionDoc } from "./documents.js";
 import { AgentPatch, AgentSpec, Guardrails, LifecycleChange, type Agent, type AgentSpecInput, type AgentSummary, type GuardrailsPatch, type LifecycleState } from "./schema.js";
 import type { CardRecorder } from "./card-record.js";
-import { refuseAgentEndpoint } from "./endpoint.js";
+import { isServed } from "./compiler.js";
+import { endpointOfCard, refuseAgentEndpoint } from "./endpoint.js";
+import { MAX_PROJECT_AGENTS } from "../../policy/input.js";
 import { searchTextOf } from "./catalog.js";
 
 /** What agents need of virtual keys (the key service, wired once it exists). */
@@ -214,6 +216,7 @@ export class AgentRegistry {
     // The key is its owner's to rotate and collect: it goes with the agent, first too (a failure after it
     // leaves the key with the owner asked for, never with the one the PATCH replaces).
     if (patch.owner !== undefined && current.key && this.keys) await this.keys.reassign(ctx, projectId, current.key.keyId, patch.owner);
+    await this.roomToServe(ctx.principal.tenantId, projectId, current, next);
     const updated = await this.agents.replace(ctx, current, next, { action: "agent.update", event: "aigov.agent.updated.v1" });
     return (await this.seen(ctx.principal.tenantId, [updated]))[0]!;
   }
@@ -248,6 +251,7 @@ export class AgentRegistry {
       ...(change.reason ? { reason: change.reason } : {}),
     };
     const next: AgentDoc = { ...unversioned(current), lifecycle, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
+    await this.roomToServe(ctx.principal.tenantId, projectId, current, next);
     // A retired agent's key goes with it (a blocked one's stays: blocking is undone by unblocking). Revoked
     // first: a revocation that fails leaves the agent as it was, and the same request again retires it.
     if (change.to === "retired" && current.key && this.keys) await this.keys.revoke(ctx, projectId, current.key.keyId, `agent ${id} retired`);
@@ -356,6 +360,19 @@ export class AgentRegistry {
     if (errors.length) throw new AppError({ kind: "validation", detail: "the guardrails name resources the project does not hold", errors });
   }
 
+  /**
+   * A change that makes the gateway serve an agent it did not (an activation, enabling it, giving it an
+   * endpoint) is refused when the project already serves as many as the compiler takes: one more would be
+   * left out at the gateway without a word (compiler.ts).
+   */
+  private async roomToServe(tenantId: string, projectId: string, current: AgentDoc, next: AgentDoc): Promise<void> {
+    if (isServed(current, this.allowLoopback) || !isServed(next, this.allowLoopback)) return;
+    const served = (await this.listAll(tenantId, projectId)).filter((d) => d.id !== current.id && isServed(d, this.allowLoopback)).length;
+    if (served >= MAX_PROJECT_AGENTS) {
+      fail({ kind: "conflict", detail: `the project's gateway already serves ${served} agents, the most it takes (${MAX_PROJECT_AGENTS}): retire or disable one first`, reason: "project_agent_limit" });
+    }
+  }
+
   private async writable(ctx: RequestContext, projectId: string): Promise<Project> {
     const project = await this.projects.get(ctx, projectId);
     if (!holdsOn(ctx.principal, project, PROJECT_MANAGERS)) fail({ kind: "forbidden", detail: "changing a project's agents needs TenantAdmin or ProjectAdmin" });
@@ -395,9 +412,3 @@ export const keyLimits = (g: Guardrails): AgentKeySpec["limits"] => ({
   ...(g.contentSafety !== "project" ? { contentSafety: g.contentSafety } : {}),
 });
 
-/** Where a card says the agent is served: its first JSON-RPC or HTTP+JSON interface. */
-export function endpointOfCard(card: Record<string, unknown>): { url: string; protocol: "a2a" } | undefined {
-  const interfaces = (card.interfaces ?? []) as { url: string; binding: string }[];
-  const usable = interfaces.find((i) => i.binding === "JSONRPC") ?? interfaces.find((i) => i.binding === "HTTP+JSON");
-  return usable ? { url: usable.url, protocol: "a2a" } : undefined;
-}

@@ -4,10 +4,9 @@
  * (its own, else its card's first JSON-RPC or HTTP+JSON interface, else the one its cloud reports), and
  * its source still runs it. Everything else is kept in the registry and absent at the gateway.
  */
-import type { PolicyAgent } from "../../policy/input.js";
-import { endpointOfCard } from "./agents.js";
+import { MAX_PROJECT_AGENTS, type PolicyAgent } from "../../policy/input.js";
 import type { AgentDoc } from "./documents.js";
-import { refuseAgentEndpoint } from "./endpoint.js";
+import { endpointOfCard, refuseAgentEndpoint } from "./endpoint.js";
 
 /** Where the gateway forwards the agent's calls: its own endpoint, else its card's, else its cloud's — when that may be served. */
 export function servedEndpoint(doc: AgentDoc, allowLoopback: boolean): string | undefined {
@@ -15,13 +14,25 @@ export function servedEndpoint(doc: AgentDoc, allowLoopback: boolean): string | 
   return url && refuseAgentEndpoint(url, allowLoopback) === undefined ? url.replace(/\/+$/, "") : undefined;
 }
 
+/** Whether the gateway serves the agent: a person made it active or deprecated, it is enabled, its source still runs it, and it has an endpoint the gateway may forward to. */
+export function isServed(d: AgentDoc, allowLoopback: boolean): boolean {
+  const state = d.lifecycle.state;
+  return (state === "active" || state === "deprecated") && d.enabled && d.sync?.state !== "removedAtSource" && servedEndpoint(d, allowLoopback) !== undefined;
+}
+
+/**
+ * The served agents, at most MAX_PROJECT_AGENTS of them (the compiler's input refuses more, and a project
+ * whose input is refused keeps what the gateway holds — its retirements and switches-off included). A
+ * person's activation past the cap is refused (project_agent_limit, AgentRegistry); more can still arise
+ * (an unblock, agents returning at their source, two activations at once): the first by id are served.
+ */
 export function toAgentsInput(docs: AgentDoc[], allowLoopback: boolean): PolicyAgent[] {
   const out: PolicyAgent[] = [];
   for (const d of [...docs].sort((a, b) => (a.id < b.id ? -1 : 1))) {
+    if (out.length === MAX_PROJECT_AGENTS) break;
     const state = d.lifecycle.state;
-    if ((state !== "active" && state !== "deprecated") || !d.enabled || d.sync?.state === "removedAtSource") continue;
-    const endpoint = servedEndpoint(d, allowLoopback);
-    if (!endpoint) continue;
+    const endpoint = isServed(d, allowLoopback) ? servedEndpoint(d, allowLoopback) : undefined;
+    if (!endpoint || (state !== "active" && state !== "deprecated")) continue;
     out.push({
       id: d.id,
       status: state,

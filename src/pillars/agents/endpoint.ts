@@ -21,3 +21,10 @@ export function refuseAgentEndpoint(url: string, allowLoopback: boolean): string
   if (AMBIGUOUS_PATH.test(path) || DOT_SEGMENT.test(path)) return "must not hold encoded slashes, dots or backslashes, or dot segments";
   return refuseUpstream(trimmed, allowLoopback);
 }
+
+/** Where a card says the agent is served: its first JSON-RPC or HTTP+JSON interface. */
+export function endpointOfCard(card: Record<string, unknown>): { url: string; protocol: "a2a" } | undefined {
+  const interfaces = (card.interfaces ?? []) as { url: string; binding: string }[];
+  const usable = interfaces.find((i) => i.binding === "JSONRPC") ?? interfaces.find((i) => i.binding === "HTTP+JSON");
+  return usable ? { url: usable.url, protocol: "a2a" } : undefined;
+}
