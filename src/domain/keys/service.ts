@@ -276,9 +276,9 @@ export class KeyService {
    * longer rotate, collect, suspend or resume it. Project managers only; nothing changes at the gateway.
    */
   async reassign(ctx: RequestContext, projectId: string, id: string, owner: string): Promise<Key> {
-    const project = await this.access.writable(ctx, projectId, "reassign");
-    const doc = await this.access.mayManage(ctx, projectId, id);
-    if (!this.access.manages(ctx, project)) fail({ kind: "forbidden", detail: "only a TenantAdmin or the project's ProjectAdmin gives a key to someone else", reason: "key_owner_not_caller" });
+    // Not refused on a locked project: a new owner adds no access.
+    const { doc, admin } = await this.access.mayManageAs(ctx, projectId, id);
+    if (!admin) fail({ kind: "forbidden", detail: "only a TenantAdmin or the project's ProjectAdmin gives a key to someone else", reason: "key_owner_not_caller" });
     const next = canonicalUser(owner);
     if (doc.owner === next || doc.status === "revoked" || doc.status === "expired") return this.documents.view(doc);
     await this.documents.commit(ctx, doc, { ...unversioned(doc), owner: next, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId }, "key.reassign", "aigov.key.reassigned.v1", { keyId: id, projectId, owner: next, previousOwner: doc.owner });
