@@ -43,12 +43,14 @@ const WORKERS = availableParallelism() + 1;
  * largest), with the slow project's files moved to the front, each followed by as many fast files as there
  * are other workers. A child-process test starts early, next to the longest in-process files (it mostly
  * waits, and last it would be the tail of the run), and the next one usually starts once it is done, so
- * child processes seldom compete with each other for the CPU.
+ * child processes seldom compete with each other for the CPU. The browser tests go first of all: they are
+ * the longest files, and vitest's timings do not know it when they last ran without Chromium (skipped).
  */
 class SlowSpread extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
     const sorted = await super.sort(files);
-    const slow = sorted.filter((f) => f.project.name === "slow");
+    const slowest = (f: TestSpecification) => f.project.name === "slow" && /[\\/]test[\\/]e2e[\\/]portal/.test(f.moduleId);
+    const slow = [...sorted.filter(slowest), ...sorted.filter((f) => f.project.name === "slow" && !slowest(f))];
     const fast = sorted.filter((f) => f.project.name !== "slow");
     const between = Math.max(1, (this.ctx.config.maxWorkers ?? WORKERS) - 1);
     const out: TestSpecification[] = [];
