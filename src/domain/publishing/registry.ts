@@ -61,3 +61,37 @@ export function stagedBetween(published: RegistrySnapshot, current: RegistrySnap
   for (const key of a.keys()) if (key.startsWith("project:") && !b.has(key)) projects.add(key.slice("project:".length));
   return { tenant: a.get("tenant") !== b.get("tenant"), projects: [...projects].sort() };
 }
+
+/**
+ * What a rollback may restore of a revision's registry (`target`) given the registry as it is now (`live`):
+ * configuration, never what has been withdrawn for good since. A project deleted since stays deleted (its
+ * API would come back, reachable by keys still shared into it); a model deleted since (with its provider
+ * keys), an MCP server (with its upstream credentials) or a toolbox deleted since stays gone; a pillar
+ * switched off since stays off; an agent the registry no longer serves (retired — which is final —
+ * blocked, disabled, deleted) is not served again. Everything else is the target's. (Keys, exemptions, tool approvals and a server's tools
+ * are live inputs already: TenantCompiler's transform and the tools pillar's contributor.)
+ */
+export function restorable(target: RegistrySnapshot, live: RegistrySnapshot): RegistrySnapshot {
+  const now = new Map(live.projects.map((p) => [p.id, p]));
+  const projects: ProjectInput[] = [];
+  for (const p of target.projects) {
+    const current = now.get(p.id);
+    if (!current) continue;
+    const models = new Set((current.models ?? []).map((m) => m.id));
+    const agents = new Set((current.agents ?? []).map((a) => a.id));
+    const servers = new Set((current.tools?.servers ?? []).map((s) => s.id));
+    const toolboxes = new Set((current.tools?.toolboxes ?? []).map((b) => b.id));
+    // A pillar switched off since stays off (a switch is the quickest way to take a pillar's access away).
+    const on = (pillar: "models" | "tools" | "agents") => (p.pillars?.[pillar] ?? true) && (current.pillars?.[pillar] ?? true);
+    projects.push({
+      ...p,
+      ...(p.pillars || current.pillars ? { pillars: { models: on("models"), tools: on("tools"), agents: on("agents") } } : {}),
+      ...(p.models ? { models: p.models.filter((m) => models.has(m.id)) } : {}),
+      ...(p.agents ? { agents: p.agents.filter((a) => agents.has(a.id)) } : {}),
+      ...(p.tools
+        ? { tools: { ...p.tools, ...(p.tools.servers ? { servers: p.tools.servers.filter((s) => servers.has(s.id)) } : {}), ...(p.tools.toolboxes ? { toolboxes: p.tools.toolboxes.filter((b) => toolboxes.has(b.id)) } : {}) } }
+        : {}),
+    });
+  }
+  return { ...target, projects };
+}

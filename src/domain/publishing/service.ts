@@ -1,5 +1,5 @@
 import type { CompiledTenant, IsolatedProject } from "../policy/preview.js";
-import { stagedBetween, type RegistrySnapshot } from "./registry.js";
+import { restorable, stagedBetween, type RegistrySnapshot } from "./registry.js";
 import type { Clock } from "../../ports/clock.js";
 import { artifactHash, artifactRef, type ArtifactRef, type GatewayArtifact } from "../../ports/gateway.js";
 import { unversioned, type BatchOp, type Store } from "../../ports/store.js";
@@ -177,10 +177,12 @@ export class PublishService {
     // The registry people published then, compiled with the keys and exemptions in force NOW: the
     // revision's stored artifacts would bring back exemptions that have ended and subscriptions of
     // keys revoked since (what a rollback restores is configuration, never access).
-    const registry = await this.registries.of(tenantId, target.id);
-    if (!registry) return fail({ kind: "conflict", detail: `revision ${target.number} was stored without its registry snapshot; publish the configuration you want instead`, reason: "revision_not_restorable" });
+    const snapshot = await this.registries.of(tenantId, target.id);
+    if (!snapshot) return fail({ kind: "conflict", detail: `revision ${target.number} was stored without its registry snapshot; publish the configuration you want instead`, reason: "revision_not_restorable" });
     // A project that does not compile falls back to what the gateway holds now (as a publish does), never
     // to the target's own entry: that would fail the same way and leave the project out (deleted).
+    // Nor what was withdrawn for good since: a project or model deleted, an agent retired, blocked or disabled.
+    const registry = restorable(snapshot, await this.compiler.registry(tenantId));
     return this.onLatest(tenantId, "the gateway's revisions kept changing while this rollback compiled; retry", async (state) => {
       const compiled = await this.compiler.compileRegistry(registry, await this.registries.of(tenantId, state.published?.revisionId));
       const result = await this.propose(ctx, compiled.result.artifacts, {
