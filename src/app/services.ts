@@ -379,6 +379,7 @@ export async function buildServices(config: Config): Promise<Services> {
       exemptionsInForce: (tenantId, projectId) => exemptions.inForceAt(tenantId, projectId),
       liveKeys: async (tenantId, projectId) => (await keyDocuments.listAll(tenantId, projectId)).filter((k) => k.status === "active" || k.status === "suspended"),
       lastReviewCompletedAt: (tenantId, projectId) => accessReviews.lastCompletedFor(tenantId, projectId),
+      models: (tenantId, projectId) => models.listAll(tenantId, projectId),
     },
     keys: {
       liveKeyIds: async (tenantId, projectId) => (await keyDocuments.listAll(tenantId, projectId)).filter((k) => k.status === "active").map((k) => k.id),

@@ -218,6 +218,55 @@ describe("project lifecycle", () => {
     expect((await g.admin.keys.get(p.id, issued.id)).limits).toEqual({});
   });
 
+  it("a model that switches off the project's content safety and limits fails the test gates: the gateway serves it without them", async () => {
+    const p = await g.project("model-override", { environment: "dev", costCenter: "CC-1", owner: "olivia", settings: { contentSafety: { categories: { Violence: 4 } }, tokens: { perMinute: { limit: 10_000 } } }, roleAssignments: [{ principalId: "paula", role: "ProjectAdmin" }] });
+    // A model may override its project (src/policy/settings.ts): this one switches both controls off for itself.
+    await g.model(p.id, "unguarded", { extra: { settings: { contentSafety: { enabled: false }, tokens: { perMinute: { enabled: false } } } } });
+    await g.publish("a model without the project's controls");
+    const k = (await g.key(g.admin, p.id, { name: "probe", owner: "dora" })).key;
+    // The gateway applies neither control to the model: a prompt the project's content safety would block goes through.
+    const unsafe = await g.call(p.id, "/v1/chat/completions", { key: k, body: { model: "unguarded", messages: [{ role: "user", content: "something unsafe:Violence:6" }] } });
+    expect(unsafe.status).toBe(200);
+    // So the gates that say content safety and limits apply to the project must not pass.
+    const checklist = await paula.projects.gates(p.id, "test");
+    expect(Object.fromEntries(checklist.gates.map((x) => [x.gate, x.passed]))).toEqual({ ownerAndCostCenter: true, contentSafety: false, limits: false });
+    expect(await reasonOf(paula.projects.promote(p.id, { to: "test", justification: "ready" }))).toBe("409 promotion_gates_failed");
+  });
+
+  it("an extension approved after the review date it asked for has passed does not unlock the sandbox nor resume its keys", async () => {
+    const p = await g.project("late-extension", { environment: "sandbox", reviewDate: day(g.t.appClock.ms() + 2 * DAY), owner: "olivia", roleAssignments: [{ principalId: "paula", role: "ProjectAdmin" }] });
+    const model = await g.model(p.id, "gpt-4o-mini");
+    await g.publish("late extension");
+    const key = await g.key(g.admin, p.id, { name: "pilot", owner: "dora", scopes: { models: [model.id] } });
+    g.t.appClock.advance(2 * DAY); // the review date
+    await sweep();
+    await g.synced(p.id, key.id);
+    expect((await g.chat(p.id, key.key, "gpt-4o-mini")).status).toBe(401);
+    // Asked for one more day, decided three days later: the date it extends to is already behind.
+    const asked = await paula.projects.extend(p.id, { reviewDate: day(g.t.appClock.ms() + DAY), justification: "one more day" });
+    g.t.appClock.advance(3 * DAY);
+    await approve(asked.extension!.approvalId);
+    await until(async () => ((await g.admin.projects.get(p.id)).extension === undefined ? true : undefined), "the extension settled");
+    const after = await g.admin.projects.get(p.id);
+    expect(after.lock).toMatchObject({ reason: "sandboxExpired" });
+    await g.synced(p.id, key.id);
+    expect((await g.admin.keys.get(p.id, key.id)).status).toBe("suspended");
+    expect((await g.chat(p.id, key.key, "gpt-4o-mini")).status).toBe(401);
+  });
+
+  it("a sandbox past its review date is not promoted out of its expiry before the hourly sweep locks it", async () => {
+    const p = await g.project("expired-unswept", { environment: "sandbox", costCenter: "CC-9", reviewDate: day(g.t.appClock.ms() + 2 * DAY), owner: "olivia", roleAssignments: [{ principalId: "paula", role: "ProjectAdmin" }] });
+    const asked = await paula.projects.promote(p.id, { to: "dev", justification: "graduating" });
+    g.t.appClock.advance(2 * DAY); // the review date has come; the sweep has not run yet
+    await approve(asked.promotion!.approvalId);
+    const settled = await until(async () => {
+      const now = await g.admin.projects.get(p.id);
+      return now.promotion === undefined ? now : undefined;
+    }, "the promotion settled");
+    expect(settled.environment).toBe("sandbox");
+    expect(settled.lastPromotion).toMatchObject({ outcome: "gatesFailed", failingGates: ["projectLocked"] });
+  });
+
   it("promotion to prod is refused with the failing gates listed, then succeeds through approval once they pass", async () => {
     const p = await g.project("payments", { environment: "dev", owner: "olivia", roleAssignments: [{ principalId: "paula", role: "ProjectAdmin" }] });
     const checklist = await paula.projects.gates(p.id, "prod");

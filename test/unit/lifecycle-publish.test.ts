@@ -56,7 +56,7 @@ beforeAll(async () => {
       if (failing) throw new Error("the store did not answer");
       asked.push(cause.reason);
     },
-    gates: { tenantSettings: async () => ({}), exemptionsInForce: async () => [], liveKeys: async () => [], lastReviewCompletedAt: async () => undefined },
+    gates: { tenantSettings: async () => ({}), exemptionsInForce: async () => [], liveKeys: async () => [], lastReviewCompletedAt: async () => undefined, models: async () => [] },
     keys: { liveKeyIds: async () => [], setActiveBySystem: async () => false, lockSuspendedIds: async () => [] },
   });
 }, 120_000);

@@ -14,7 +14,7 @@ const project = {
 } as unknown as Project;
 const exemption = (n: number, control: string, scope: Exemption["scope"], relaxation: Exemption["relaxation"] = { kind: "off" }) =>
   ({ id: `exm_${String(n).padStart(20, "0")}`, control, scope, relaxation, status: "active", expiresAt: "2027-01-01T00:00:00.000Z" }) as Exemption;
-const deps = (inForce: Exemption[], tenant: GateDeps["tenantSettings"] = async () => ({})): GateDeps => ({ tenantSettings: tenant, exemptionsInForce: async () => inForce, liveKeys: async () => [], lastReviewCompletedAt: async () => undefined });
+const deps = (inForce: Exemption[], tenant: GateDeps["tenantSettings"] = async () => ({})): GateDeps => ({ tenantSettings: tenant, exemptionsInForce: async () => inForce, liveKeys: async () => [], lastReviewCompletedAt: async () => undefined, models: async () => [] });
 const gatesOf = async (inForce: Exemption[]) => Object.fromEntries((await evaluateGates(deps(inForce), project, "test", new Date())).gates.map((g) => [g.gate, [g.passed, g.detail]]));
 
 describe("promotion gates judge the controls as the gateway applies them, exemptions in force included", () => {

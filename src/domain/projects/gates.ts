@@ -4,7 +4,7 @@
  * to-do list; which gates apply grows with the target environment.
  */
 import { clampToFloor } from "../../policy/floors.js";
-import { mergeSettings, type Settings } from "../../policy/settings.js";
+import { mergeSettings, type EffectiveSettings, type ModelSettings, type Settings } from "../../policy/settings.js";
 import type { Exemption } from "../exemptions/schema.js";
 import type { GateName, Project, PromotionGates } from "./schema.js";
 
@@ -30,10 +30,13 @@ export interface GateDeps {
   liveKeys(tenantId: string, projectId: string): Promise<{ id: string; name: string; secretCreatedAt: string }[]>;
   /** When the last access review covering the project (its own or the tenant's) completed. */
   lastReviewCompletedAt(tenantId: string, projectId: string): Promise<string | undefined>;
+  /** The project's models with their own settings: a model may override its project (src/policy/settings.ts). */
+  models(tenantId: string, projectId: string): Promise<{ id: string; name: string; settings?: ModelSettings | undefined }[]>;
 }
 
-/** An exemption that switches `control` off for the whole project (its own, or the tenant's). */
-const switchesOff = (e: Exemption, control: Exemption["control"]) => e.control === control && e.relaxation.kind === "off" && (e.scope.level === "project" || e.scope.level === "tenant");
+/** An exemption that switches `control` off for the whole project (its own, or the tenant's), or for the model `modelId`. */
+const switchesOff = (e: Exemption, control: Exemption["control"], modelId?: string) =>
+  e.control === control && e.relaxation.kind === "off" && (e.scope.level === "project" || e.scope.level === "tenant" || (modelId !== undefined && e.scope.level === "model" && e.scope.modelId === modelId));
 const named = (list: Exemption[]) => list.map((e) => `${e.id} (until ${e.expiresAt})`).join(", ");
 
 export async function evaluateGates(deps: GateDeps, project: Project, to: Exclude<Environment, "sandbox">, now: Date): Promise<PromotionGates> {
@@ -48,24 +51,44 @@ export async function evaluateGates(deps: GateDeps, project: Project, to: Exclud
         return project.costCenter ? out(true, `owner ${project.owner}, cost center ${project.costCenter}`) : out(false, "the project has no cost center");
       case "contentSafety":
       case "limits": {
-        // The tenant's and the project's settings as the compiler merges them (a model may add more, never less).
-        // An exemption that switches a control off for the project means the gateway does not apply it,
-        // whatever the settings say: the gate fails until the exemption ends.
+        // The tenant's and the project's settings as the compiler merges them, and each model's on top: a
+        // model may override its project (switch a control off for itself), so every model must keep it.
+        // An exemption that switches a control off for the project (or the model) means the gateway does
+        // not apply it, whatever the settings say: the gate fails until the exemption ends.
         const tenant = await deps.tenantSettings(project.tenantId);
         // Held to the tenant's floors, as the compiler holds them (settings stored before the tenant tightened).
-        const effective = mergeSettings(tenant, clampToFloor(tenant, project.settings));
-        if (gate === "contentSafety") {
-          if (!effective.contentSafety) return out(false, "content safety is off for the project");
-          const off = (await exemptions()).filter((e) => switchesOff(e, "contentSafety"));
-          return off.length ? out(false, `content safety is switched off for the project by exemption ${named(off)}`) : out(true, `content safety on (set at ${effective.contentSafety.scope})`);
-        }
-        const configured = (["tokens.perMinute", "tokens.quota", "requests.rate"] as const).filter((c) => effective[c]);
-        if (!configured.length) return out(false, "no token limit, token quota or request rate applies to the project");
+        const projectSettings = clampToFloor(tenant, project.settings);
+        const scopes: { label: string; modelId?: string; effective: EffectiveSettings }[] = [
+          { label: "the project", effective: mergeSettings(tenant, projectSettings) },
+          ...(await deps.models(project.tenantId, project.id)).map((m) => ({ label: `model ${m.name} (${m.id})`, modelId: m.id, effective: mergeSettings(tenant, projectSettings, clampToFloor(tenant, m.settings)) })),
+        ];
         const list = await exemptions();
-        const limits = configured.filter((c) => !list.some((e) => switchesOff(e, c)));
-        return limits.length
-          ? out(true, `limits on: ${limits.join(", ")}`)
-          : out(false, `every limit the project has is switched off by an exemption: ${named(list.filter((e) => configured.some((c) => switchesOff(e, c))))}`);
+        if (gate === "contentSafety") {
+          const projectOff = list.filter((e) => switchesOff(e, "contentSafety"));
+          if (projectOff.length) return out(false, `content safety is switched off for the project by exemption ${named(projectOff)}`);
+          const failing: string[] = [];
+          for (const s of scopes) {
+            if (!s.effective.contentSafety) failing.push(`content safety is off for ${s.label}`);
+            else {
+              const off = list.filter((e) => switchesOff(e, "contentSafety", s.modelId));
+              if (off.length) failing.push(`content safety is switched off for ${s.label} by exemption ${named(off)}`);
+            }
+          }
+          return failing.length ? out(false, failing.join("; ")) : out(true, `content safety on (set at ${scopes[0]!.effective.contentSafety!.scope})`);
+        }
+        const failing: string[] = [];
+        let on: string[] = [];
+        for (const s of scopes) {
+          const configured = (["tokens.perMinute", "tokens.quota", "requests.rate"] as const).filter((c) => s.effective[c]);
+          if (!configured.length) {
+            failing.push(`no token limit, token quota or request rate applies to ${s.label}`);
+            continue;
+          }
+          const limits = configured.filter((c) => !list.some((e) => switchesOff(e, c, s.modelId)));
+          if (!limits.length) failing.push(`every limit ${s.label} has is switched off by an exemption: ${named(list.filter((e) => configured.some((c) => switchesOff(e, c, s.modelId))))}`);
+          else if (!s.modelId) on = limits;
+        }
+        return failing.length ? out(false, failing.join("; ")) : out(true, `limits on: ${on.join(", ")}`);
       }
       case "exemptionsReviewed": {
         // An exemption in its last 7 days ("expiring") is past its review point: renew it or let it end first.

@@ -56,6 +56,9 @@ function noRequestPending(doc: ProjectDoc): void {
 /** A sandbox expires at the start (UTC) of its review date. */
 export const expiryOf = (reviewDate: string) => Date.parse(`${reviewDate}T00:00:00.000Z`);
 
+/** Locked, or a sandbox past its review date that the hourly sweep has not locked yet: either way it is not promoted. */
+const expiredOrLocked = (doc: ProjectDoc, now: Date) => !!doc.lock || (doc.environment === "sandbox" && !!doc.reviewDate && now.getTime() >= expiryOf(doc.reviewDate));
+
 export class ProjectLifecycle {
   constructor(private readonly kit: ProjectLifecycleKit) {
     // A request the project does not record (its write lost a race, or never happened) is withdrawn by the approval sweep.
@@ -78,6 +81,7 @@ export class ProjectLifecycle {
       fail({ kind: "validation", detail: "a promotion goes to a later environment", errors: [{ field: "body.to", message: `must be later than the project's environment (${doc.environment})` }] });
     }
     noRequestPending(doc);
+    if (expiredOrLocked(doc, this.kit.clock.now())) fail({ kind: "conflict", detail: `the sandbox is past its review date ${doc.reviewDate}; an extension through approval comes first`, reason: "project_locked" });
     const checklist = await evaluateGates(this.kit.gates, toProject(doc, doc._etag), spec.to, this.kit.clock.now());
     if (!checklist.passed) {
       const failing = checklist.gates.filter((g) => !g.passed);
@@ -139,8 +143,9 @@ export class ProjectLifecycle {
       }
       // The gates are checked again: the project may have changed (or its sandbox expired) while the approval was open.
       const checklist = await evaluateGates(this.kit.gates, toProject(doc, doc._etag), pending.to as Exclude<Project["environment"], "sandbox">, this.kit.clock.now());
-      if (!checklist.passed || doc.lock) {
-        const failingGates: string[] = [...(doc.lock ? ["projectLocked"] : []), ...checklist.gates.filter((g) => !g.passed).map((g) => g.gate)];
+      const locked = expiredOrLocked(doc, this.kit.clock.now());
+      if (!checklist.passed || locked) {
+        const failingGates: string[] = [...(locked ? ["projectLocked"] : []), ...checklist.gates.filter((g) => !g.passed).map((g) => g.gate)];
         await this.write(ctx, doc, { ...base, lastPromotion: { to: pending.to, outcome: "gatesFailed", at, approvalId: approval.id, failingGates } }, "project.promotion.refuse", "aigov.project.promotionRefused.v1", { approvalId: approval.id, to: pending.to, failingGates });
         return;
       }
@@ -167,6 +172,12 @@ export class ProjectLifecycle {
       delete next.extension;
       if (approval.status !== "approved") {
         await this.write(ctx, doc, next, "project.extension.reject", "aigov.project.extensionRejected.v1", { approvalId: approval.id, status: approval.status });
+        return;
+      }
+      // Decided after the date it extends to: that sandbox would be expired again at once (unlocked, its
+      // keys resumed, until the next sweep locks it again). It lapses; a new extension can be asked for.
+      if (this.kit.clock.now().getTime() >= expiryOf(pending.reviewDate)) {
+        await this.write(ctx, doc, next, "project.extension.reject", "aigov.project.extensionRejected.v1", { approvalId: approval.id, status: approval.status, lapsed: `approved after its review date ${pending.reviewDate}` });
         return;
       }
       // The keys this very version of the project lists, then the project (If-Match on that version): a
