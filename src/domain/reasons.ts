@@ -98,6 +98,7 @@ export const REASONS = {
   usage_range_too_large: { status: 400, meaning: "a usage series with more buckets than its granularity allows (2 days of minutes, 95 days of hours, 800 days): choose a coarser granularity or a shorter range" },
   // ---- access reviews ----
   reviewer_is_holder: { status: 403, meaning: "nobody decides on their own access in an access review (the item's holder: a key's owner, an assignment's principal…)" },
+  reviewer_is_party: { status: 403, meaning: "nobody decides in an access review on access they asked for (an exemption's requester or renewer), as they could not approve it" },
   not_item_reviewer: { status: 403, meaning: "the caller is not a reviewer of the item in the campaign's current stage" },
   access_review_closed: { status: 409, meaning: "the access review takes no decisions or stop now: it is scheduled, past its stage's end, stopping, completed or canceled" },
   access_review_not_completed: { status: 409, meaning: "only a completed access review can be applied" },

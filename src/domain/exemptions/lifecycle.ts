@@ -70,16 +70,21 @@ export class ExemptionLifecycle {
       for await (const d of this.docs.everywhere([{ field: "status", op: "=", value: status }])) {
         if (IN_FORCE.includes(status)) ids.push({ tenantId: d.tenantId, id: d.id });
         else deciding.push({ tenantId: d.tenantId, approvalId: d.approvalId });
-        for (const r of d.renewals) if (r.status === "pending") deciding.push({ tenantId: d.tenantId, approvalId: r.approvalId });
+        // A damaged record (written around the API) holds up nobody else's expiry: one bad record never blocks a tenant.
+        for (const r of Array.isArray(d.renewals) ? d.renewals : []) if (r?.status === "pending") deciding.push({ tenantId: d.tenantId, approvalId: r.approvalId });
       }
     }
     const settled = await this.settleDecided(deciding, correlationId);
     let notified = 0;
     let expired = 0;
     for (const { tenantId, id } of ids) {
-      const done = await this.transition(tenantId, id, systemContext(tenantId, SWEEP, correlationId), (doc) => this.sweepStep(doc));
-      if (done?.notify) notified += 1;
-      if (done?.next.status === "expired") expired += 1;
+      try {
+        const done = await this.transition(tenantId, id, systemContext(tenantId, SWEEP, correlationId), (doc) => this.sweepStep(doc));
+        if (done?.notify) notified += 1;
+        if (done?.next.status === "expired") expired += 1;
+      } catch (err) {
+        console.error(`exemption sweep: exemption ${id} of tenant ${tenantId}: ${err instanceof Error ? err.message : String(err)}`);
+      }
     }
     await this.republishRecent(correlationId);
     return { notified, expired, settled };
@@ -174,7 +179,11 @@ export class ExemptionLifecycle {
   private async riskRose(approval: Approval): Promise<{ why: string; together: boolean } | undefined> {
     if (approval.status !== "approved" || approval.route?.risk === "high") return undefined;
     const doc = await this.docs.read(approval.tenantId, approval.subject.resourceId);
-    if (!doc || doc.approvalId !== approval.id || (doc.status !== "requested" && doc.status !== "approved") || doc.latent) return undefined;
+    if (!doc || doc.latent) return undefined;
+    // A renewal waits for its approval as a request does: one that is high risk now extends nothing on a standard approval.
+    const request = doc.approvalId === approval.id && (doc.status === "requested" || doc.status === "approved");
+    const renewal = IN_FORCE.includes(doc.status) && doc.renewals.some((r) => r.approvalId === approval.id && r.status === "pending");
+    if (!request && !renewal) return undefined;
     const now = await this.judgeRisk(approval.tenantId, doc);
     return now?.risk === "high" ? { why: now.why, together: now.together } : undefined;
   }
@@ -238,6 +247,15 @@ export class ExemptionLifecycle {
     const renewals = doc.renewals.map((r) => ({ ...r }));
     const settled = renewals[index]!;
     settled.settledAt = at;
+    if (approved && riskNow !== undefined && IN_FORCE.includes(doc.status)) {
+      settled.status = "rejected";
+      return {
+        next: { ...base, renewals, timeline: [...doc.timeline, { at, type: "renewalRejected", actor, detail: `renewal ${renewal.number} approved as standard risk, but high risk now: ${riskNow.why}; request it again` }] },
+        action: "exemption.renewal.reject",
+        event: "aigov.exemption.rejected.v1",
+        extra: { renewal: renewal.number, approvalStatus: approval.status, cause: "risk_rose" },
+      };
+    }
     if (!approved) {
       settled.status = "rejected";
       return {

@@ -109,6 +109,7 @@ export class Campaign {
           target: { id: r.targetId, label: r.label, ...(r.holder ? { holder: r.holder } : {}) },
           since: r.since,
           ...(r.lastActivityAt ? { lastActivityAt: r.lastActivityAt } : {}),
+          ...(r.parties?.length ? { parties: r.parties } : {}),
           ...recommend(r, now.getTime(), doc.recommendations.inactiveDays, coverage),
           reviewers: [],
           decisions: [],
@@ -143,9 +144,10 @@ export class Campaign {
     const count = new Map<string, number>();
     for await (const item of this.kit.docs.itemsOf(tenantId, doc.id)) {
       const holder = item.target.holder;
-      let reviewers = (await reviewersOf(item.projectId)).filter((u) => !sameUser(u, holder));
+      const stake = (u: string) => sameUser(u, holder) || (item.parties ?? []).some((p) => sameUser(u, p));
+      let reviewers = (await reviewersOf(item.projectId)).filter((u) => !stake(u));
       // Nobody to review (no owner, or only the holder): the fallback reviewers do.
-      if (reviewers.length === 0) reviewers = stage.fallbackReviewers.filter((u) => !sameUser(u, holder));
+      if (reviewers.length === 0) reviewers = stage.fallbackReviewers.filter((u) => !stake(u));
       // Kept as tokens carry them (project owners come from assignments as written), so "reviewer = me" finds them.
       reviewers = [...new Set(reviewers.map(canonicalUser))].sort();
       for (const r of reviewers) {

@@ -23,6 +23,8 @@ export interface ItemDoc extends StoredDoc, Omit<ReviewItem, "etag"> {
   docType: "accessReviewItem";
   /** A removal still to apply (query field): set at completion, cleared when applied; applying again re-marks failed ones. */
   applyDue?: boolean;
+  /** Others with a stake in keeping it (an exemption's requester and renewers): never its reviewers either. */
+  parties?: string[];
 }
 
 /** Statuses in which a campaign still needs its orchestration. */
@@ -45,7 +47,7 @@ export class ReviewDocuments {
     changes: ChangeWriter,
   ) {
     this.reviews = new Collection<ReviewDoc, AccessReview>(store, changes, { docType: "accessReview", path: (d) => reviewPath(d.id), internal: ["scopeProjectId", "currentReviewers", "stopRequestedAt", "seriesStartAt"] });
-    this.items = new Collection<ItemDoc, ReviewItem>(store, changes, { docType: "accessReviewItem", path: (d) => itemPath((d as ItemDoc).reviewId, d.id), internal: ["applyDue"] });
+    this.items = new Collection<ItemDoc, ReviewItem>(store, changes, { docType: "accessReviewItem", path: (d) => itemPath((d as ItemDoc).reviewId, d.id), internal: ["applyDue", "parties"] });
   }
 
   readReview(tenantId: string, id: string): Promise<Versioned<ReviewDoc> | undefined> {

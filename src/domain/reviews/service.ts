@@ -143,6 +143,7 @@ export class AccessReviewService {
     const spec = parseOrThrow(ReviewDecisionSpec, input, "body");
     // Only the item's reviewers decide (overseers included only when named): nobody else learns more than that.
     if (sameUser(item.target.holder, principal.userId)) fail({ kind: "forbidden", detail: "nobody reviews their own access", reason: "reviewer_is_holder" });
+    if ((item.parties ?? []).some((p) => sameUser(p, principal.userId))) fail({ kind: "forbidden", detail: "nobody reviews access they asked for", reason: "reviewer_is_party" });
     if (!item.reviewers.some((r) => sameUser(r, principal.userId))) fail({ kind: "forbidden", detail: "you are not a reviewer of this item in the current stage", reason: "not_item_reviewer" });
     const now = this.kit.clock.now();
     const stage = review.stageStates[review.currentStage];

@@ -17,6 +17,8 @@ export interface Reviewee {
   label: string;
   /** Whose access it is: never their own reviewer. */
   holder?: string;
+  /** Others with a stake in keeping it (an exemption's requester and renewers, parties at its approval): not its reviewers either. */
+  parties?: string[];
   /** When the access began. */
   since: string;
   /** Last use through the gateway (from the usage rollups); absent: not used since usage is recorded. */
@@ -110,6 +112,9 @@ export interface TargetDeps {
   };
 }
 
+/** Who asked for an exemption or its renewals: parties at its approval (approver_is_party), so not its reviewers. */
+const exemptionParties = (e: Exemption): string[] => [e.requester, ...e.renewals.map((r) => r.requestedBy)];
+
 const LIVE_KEY = new Set(["active", "suspended"]);
 const latest = (...values: (string | undefined)[]): string | undefined => values.filter((v): v is string => !!v).sort().at(-1);
 /** `a/b` split at the last slash (principal ids and server ids never end in one; roles and tool names hold none). */
@@ -200,7 +205,7 @@ export function reviewTargets(deps: TargetDeps): ReviewTargets {
         const anyKey = latest(...Object.values(activity?.keys ?? {}));
         return (await deps.exemptions.openInProject(tenantId, projectId)).map((e) => {
           const used = e.scope.level === "key" ? activity?.keys[e.scope.keyId] : anyKey;
-          return { targetId: e.id, label: `exemption from ${e.control} (${e.scope.level})`, holder: e.owner, since: e.activatedAt ?? e.createdAt, ...(used ? { lastActivityAt: used } : {}) };
+          return { targetId: e.id, label: `exemption from ${e.control} (${e.scope.level})`, holder: e.owner, parties: exemptionParties(e), since: e.activatedAt ?? e.createdAt, ...(used ? { lastActivityAt: used } : {}) };
         });
       },
       // A tenant-scope exemption applies in every project: its activity is any key's, in any of them.
@@ -209,7 +214,7 @@ export function reviewTargets(deps: TargetDeps): ReviewTargets {
         if (!open.length) return [];
         let used: string | undefined;
         for (const projectId of projectIds) used = latest(used, ...Object.values((await deps.activity(tenantId, projectId))?.keys ?? {}));
-        return open.map((e) => ({ targetId: e.id, label: `exemption from ${e.control} (tenant)`, holder: e.owner, since: e.activatedAt ?? e.createdAt, ...(used ? { lastActivityAt: used } : {}) }));
+        return open.map((e) => ({ targetId: e.id, label: `exemption from ${e.control} (tenant)`, holder: e.owner, parties: exemptionParties(e), since: e.activatedAt ?? e.createdAt, ...(used ? { lastActivityAt: used } : {}) }));
       },
       remove: (ctx, _projectId, id, reason) => deps.exemptions.revokeBySystem(ctx, id, reason),
     },
