@@ -156,11 +156,13 @@ export class KeyLifecycle {
     }
     let failures = 0;
     for (const listed of retry) {
-      const key = await this.docs.latest(listed);
-      if (!key) continue;
-      await visit(key).catch((err: unknown) => {
+      // Re-reading one key (a store hiccup) is that key's trouble too: the others are still retried.
+      await (async () => {
+        const key = await this.docs.latest(listed);
+        if (key) await visit(key);
+      })().catch((err: unknown) => {
         failures += 1;
-        log.error(`key lifecycle: key ${key.id}: ${err instanceof Error ? err.message : String(err)} (retried next run)`);
+        log.error(`key lifecycle: key ${listed.id} of tenant ${listed.tenantId}: ${err instanceof Error ? err.message : String(err)} (retried next run)`);
       });
     }
     if (rotations > 0 || failures > 0 || deferred > 0 || retry.length > 0) {

@@ -25,6 +25,18 @@ export function chunkEvents(events: CloudEvent[], limits = EVENT_GRID_LIMITS): C
   return chunks;
 }
 
+/** Why a record can never be delivered (undefined: it can). */
+function undeliverable(d: OutboxDoc, limits: typeof EVENT_GRID_LIMITS): string | undefined {
+  const event = d.event as CloudEvent | undefined;
+  if (!event || typeof event !== "object" || typeof event.id !== "string" || !event.id) return "no event with an id";
+  try {
+    if (Buffer.byteLength(JSON.stringify(event)) + 3 > limits.maxBytes) return `event ${event.id} alone exceeds ${limits.maxBytes} bytes`;
+  } catch (err) {
+    return `event ${event.id} is not serializable: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  return undefined;
+}
+
 /**
  * Delivers outbox records at least once: publish, then delete. A crash in between re-sends the
  * same event with the same id, which consumers de-duplicate on (CloudEvents source + id).
@@ -41,9 +53,16 @@ export class OutboxRelay {
     let delivered = 0;
     while (delivered < maxRecords) {
       const page = await this.store.queryAcrossPartitions<OutboxDoc>({ docType: "outbox", maxPageSize: 500 });
-      if (page.items.length === 0) break;
-      const byId = new Map(page.items.map((d) => [d.event.id, d]));
-      for (const chunk of chunkEvents(page.items.map((d) => d.event), this.limits)) {
+      // A record that can never be delivered (damaged, written around the API; or too large for Event Grid)
+      // holds up no other tenant's events: it stays, named in the log, and the rest are delivered.
+      const deliverable = page.items.filter((d) => {
+        const unusable = undeliverable(d, this.limits);
+        if (unusable) console.error(`outbox relay: record ${d.id} of tenant ${d.tenantId}: ${unusable} (left in place)`);
+        return !unusable;
+      });
+      if (deliverable.length === 0) break;
+      const byId = new Map(deliverable.map((d) => [d.event.id, d]));
+      for (const chunk of chunkEvents(deliverable.map((d) => d.event), this.limits)) {
         await this.publisher.publish(chunk);
         await this.forget(chunk.map((e) => byId.get(e.id)!));
         delivered += chunk.length;

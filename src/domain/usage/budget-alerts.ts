@@ -56,30 +56,41 @@ export class BudgetAlerts {
       }
     }
     for (const { tenantId, projectId } of projects.values()) {
-      for (const status of await this.analytics.budgetStatus(tenantId, projectId)) {
-        const due = BUDGET_THRESHOLDS.filter((th) => status.percent >= th);
-        if (!due.length) continue;
-        const partition = { tenantId, scopeId: projectId };
-        const id = `budget.${status.subject.id}.${status.periodStart.slice(0, 19)}`;
-        const current: Versioned<BudgetAlertDoc> | undefined = await this.alerts.read(partition, id);
-        const fresh = due.filter((th) => !current?.reached.includes(th));
-        if (!fresh.length) continue;
-        const top = Math.max(...fresh);
-        const ctx = systemContext(tenantId, "system:usage", randomUUID());
-        const next: BudgetAlertDoc = { id, ...partition, docType: "budgetAlert", subject: status.subject, periodStart: status.periodStart, periodEnd: status.periodEnd, reached: [...(current?.reached ?? []), ...fresh].sort((a, b) => a - b) };
-        const note = {
-          action: "budget.thresholdReached",
-          event: "aigov.budget.thresholdReached.v1",
-          data: { projectId, subject: status.subject, threshold: top, percent: status.percent, spent: status.spent, amount: status.amount, currency: status.currency, period: status.period, periodStart: status.periodStart, forecast: status.forecast },
-        };
-        try {
-          if (current) await this.alerts.replace(ctx, current, next, note);
-          else await this.alerts.create(ctx, next, note);
-          announced += 1;
-        } catch (err) {
-          // Another run announced it meanwhile: once is enough.
-          if (!(err instanceof AppError && (err.error.kind === "conflict" || err.error.kind === "preconditionFailed"))) throw err;
-        }
+      // One project's damaged budget or key (written around the API) keeps no other project's thresholds from being announced.
+      try {
+        announced += await this.checkProject(tenantId, projectId);
+      } catch (err) {
+        console.error(`budget alerts: project ${projectId} of tenant ${tenantId}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    return announced;
+  }
+
+  private async checkProject(tenantId: string, projectId: string): Promise<number> {
+    let announced = 0;
+    for (const status of await this.analytics.budgetStatus(tenantId, projectId)) {
+      const due = BUDGET_THRESHOLDS.filter((th) => status.percent >= th);
+      if (!due.length) continue;
+      const partition = { tenantId, scopeId: projectId };
+      const id = `budget.${status.subject.id}.${status.periodStart.slice(0, 19)}`;
+      const current: Versioned<BudgetAlertDoc> | undefined = await this.alerts.read(partition, id);
+      const fresh = due.filter((th) => !current?.reached.includes(th));
+      if (!fresh.length) continue;
+      const top = Math.max(...fresh);
+      const ctx = systemContext(tenantId, "system:usage", randomUUID());
+      const next: BudgetAlertDoc = { id, ...partition, docType: "budgetAlert", subject: status.subject, periodStart: status.periodStart, periodEnd: status.periodEnd, reached: [...(current?.reached ?? []), ...fresh].sort((a, b) => a - b) };
+      const note = {
+        action: "budget.thresholdReached",
+        event: "aigov.budget.thresholdReached.v1",
+        data: { projectId, subject: status.subject, threshold: top, percent: status.percent, spent: status.spent, amount: status.amount, currency: status.currency, period: status.period, periodStart: status.periodStart, forecast: status.forecast },
+      };
+      try {
+        if (current) await this.alerts.replace(ctx, current, next, note);
+        else await this.alerts.create(ctx, next, note);
+        announced += 1;
+      } catch (err) {
+        // Another run announced it meanwhile: once is enough.
+        if (!(err instanceof AppError && (err.error.kind === "conflict" || err.error.kind === "preconditionFailed"))) throw err;
       }
     }
     return announced;

@@ -204,13 +204,18 @@ export class UsageIngestion {
         const book: PriceBook = new Map();
         const backends = new Map<string, string>();
         for await (const m of everyDoc<ModelPriceDoc>(this.store, { tenantId: owner.tenantId, scopeId: owner.projectId }, { docType: "model" })) {
-          const history = m.pricingHistory ?? (m.pricing ? [{ from: "", pricing: m.pricing }] : []);
-          book.set(
-            m.name,
-            history.map((h) => ({ from: h.from, currency: h.pricing?.currency ?? "", inputPer1kTokens: h.pricing?.inputPer1kTokens ?? 0, outputPer1kTokens: h.pricing?.outputPer1kTokens ?? 0 })),
-          );
-          // Backends are reported by the registry's names (model/backend), not the gateway's hashed ids.
-          for (const be of m.backends ?? []) backends.set(backendId(m, be.id), `${m.name}/${be.id}`);
+          // A damaged model (written around the API) fails no run: the run is every tenant's on this gateway.
+          try {
+            const history = Array.isArray(m.pricingHistory) ? m.pricingHistory : m.pricing ? [{ from: "", pricing: m.pricing }] : [];
+            book.set(
+              m.name,
+              history.map((h) => ({ from: h.from, currency: h.pricing?.currency ?? "", inputPer1kTokens: h.pricing?.inputPer1kTokens ?? 0, outputPer1kTokens: h.pricing?.outputPer1kTokens ?? 0 })),
+            );
+            // Backends are reported by the registry's names (model/backend), not the gateway's hashed ids.
+            for (const be of Array.isArray(m.backends) ? m.backends : []) backends.set(backendId(m, be.id), `${m.name}/${be.id}`);
+          } catch (err) {
+            console.error(`usage ingestion: model ${m.id} of tenant ${owner.tenantId} (project ${owner.projectId}): ${err instanceof Error ? err.message : String(err)}`);
+          }
         }
         return { prices: book, backends };
       })();

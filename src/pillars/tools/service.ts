@@ -120,10 +120,17 @@ export class ToolsService {
   async *dueForDiscovery(): AsyncGenerator<DriveRequest<ToolDiscoveryInput>> {
     const now = this.clock.now().getTime();
     for await (const s of this.registry.servers.every("all")) {
-      // A blocked server is not contacted (nor sent its credentials).
-      if (!s.discovery.enabled || s.status === "blocked") continue;
-      const last = Date.parse(s.discoveryState.lastAttemptAt ?? s.createdAt);
-      if (last + s.discovery.intervalHours * 3_600_000 <= now) yield discoveryDrive(s.tenantId, s.projectId, s.id);
+      // A damaged server (written around the API) holds up no other server's discovery.
+      let due = false;
+      try {
+        // A blocked server is not contacted (nor sent its credentials).
+        if (!s.discovery?.enabled || s.status === "blocked") continue;
+        const last = Date.parse(s.discoveryState?.lastAttemptAt ?? s.createdAt);
+        due = last + s.discovery.intervalHours * 3_600_000 <= now;
+      } catch (err) {
+        console.error(`tool rediscovery: server ${s.id} of tenant ${s.tenantId}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      if (due) yield discoveryDrive(s.tenantId, s.projectId, s.id);
     }
   }
 

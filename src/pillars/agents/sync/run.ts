@@ -99,10 +99,17 @@ export class SyncRunner {
   async *due(): AsyncGenerator<ConnectionDoc> {
     const now = this.clock.now().getTime();
     for await (const c of this.connections.connections.every("all")) {
-      if (!c.enabled) continue;
-      const last = c.lastSync ? Date.parse(c.lastSync.startedAt) : 0;
-      if (c.lastSync?.status === "running" && now - last < 6 * 3_600_000) continue;
-      if (now - last >= c.schedule.intervalMinutes * 60_000) yield c;
+      // A damaged connection (written around the API) holds up no other connection's run, nor the driver sweep after this.
+      let due = false;
+      try {
+        if (!c.enabled) continue;
+        const last = c.lastSync ? Date.parse(c.lastSync.startedAt) : 0;
+        if (c.lastSync?.status === "running" && now - last < 6 * 3_600_000) continue;
+        due = now - last >= c.schedule?.intervalMinutes * 60_000;
+      } catch (err) {
+        console.error(`agent sync: connection ${c.id} of tenant ${c.tenantId}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      if (due) yield c;
     }
   }
 
