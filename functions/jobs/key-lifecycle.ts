@@ -6,7 +6,8 @@ import { durableClient, durableClientInput } from "../../src/workflows/registrat
 // Every run looks at every key and does what its state calls for (src/domain/keys/lifecycle.ts), so a
 // missed run is simply caught up by the next one and running twice changes nothing: expiry notices,
 // expiry, scheduled rotations (paced: at most KEY_ROTATIONS_PER_RUN start per run), rotations whose
-// driver is missing, failed or terminated, and gateway changes not yet confirmed.
+// driver is missing, failed or terminated, gateway changes not yet confirmed, and a paced read-back of
+// key subscriptions (at most READBACKS_PER_RUN a run): one edited at the gateway is reported and put back.
 app.timer("keyLifecycle", {
   schedule: "%KEY_LIFECYCLE_SCHEDULE%",
   extraInputs: [durableClientInput()],

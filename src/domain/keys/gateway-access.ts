@@ -25,6 +25,12 @@ export interface GatewayAccess {
   /** Whether the gateway holds an artifact (the key's product or API) according to the last publish. */
   holds(tenantId: string, ref: string): Promise<boolean>;
   /**
+   * Whether the tenant's artifacts are on the instance its publisher writes to (no move between instances
+   * pending until its next publish): only then does a read there say what admits the tenant's keys.
+   * Absent: always.
+   */
+  settled?(tenantId: string): Promise<boolean>;
+  /**
    * Makes (if needed) a pending revision so the tenant's profiles reach the gateway, on top of what is
    * published; `needsPublish`: nothing of the tenant is published yet, a person's publish comes first.
    */
@@ -36,7 +42,7 @@ export interface GatewayAccess {
 /** What the keys' gateway access is made of: the tenant's gateway, publishing, exemptions and the compiler input. */
 export interface GatewayAccessParts {
   gateways: { publisher(tenantId: string, baseline?: "required" | "bestEffort"): Promise<GatewayPublisher>; names(tenantId: string): GatewayNames; formerSubscriptions(tenantId: string, keyId: string): Promise<string[]> };
-  publishing: { holds(tenantId: string, ref: string): Promise<boolean>; ensurePublished(tenantId: string, cause: PublishCause): Promise<{ needsPublish?: boolean }> };
+  publishing: { holds(tenantId: string, ref: string): Promise<boolean>; settled(tenantId: string): Promise<boolean>; ensurePublished(tenantId: string, cause: PublishCause): Promise<{ needsPublish?: boolean }> };
   /** The tenant's active exemptions, read at most once every few seconds (the lifecycle job asks for every key). */
   exemptions: { recent(tenantId: string): Promise<ActiveExemption[]> };
   /** The tenant's compiler input, with every contributor applied (src/domain/policy/compiler-input.ts). */
@@ -55,6 +61,7 @@ export function gatewayAccess(parts: GatewayAccessParts): GatewayAccess {
     names: (tenantId) => parts.gateways.names(tenantId),
     formerSubscriptions: (tenantId, keyId) => parts.gateways.formerSubscriptions(tenantId, keyId),
     holds: (tenantId, ref) => parts.publishing.holds(tenantId, ref),
+    settled: (tenantId) => parts.publishing.settled(tenantId),
     ensurePublished: async (tenantId, cause) => {
       // Many keys waiting for products ask together (a bulk create): callers while one compile of the
       // tenant is under way share it; a key it started too early to see is picked up by the next

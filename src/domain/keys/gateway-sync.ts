@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Clock } from "../../ports/clock.js";
-import { artifactHash, artifactRef, expectedReadBack, readBackHash } from "../../ports/gateway.js";
+import { artifactHash, artifactRef, canonicalJson, expectedReadBack, readBackHash, type SubscriptionReadBack } from "../../ports/gateway.js";
 import { unversioned, type Versioned } from "../../ports/store.js";
 import { systemContext } from "../kernel/system.js";
 import { profileDefOf, type KeyDoc, type KeyDocuments } from "./documents.js";
@@ -9,6 +9,19 @@ import type { SecretResolver } from "./secrets.js";
 import { stopsInPlace, subscriptionFor } from "./subscription.js";
 
 export type SyncResult = "synced" | "waitingForProfile" | "waitingForPublish";
+/** A read-back of a key's subscription: as recorded, drifted (reported and sent anew), or not in step (the sync's to finish). */
+export type VerifyResult = "inSync" | "drifted" | "skipped";
+
+/** Which parts of a subscription the gateway holds differently; never the secrets themselves, only whether they differ. */
+function differences(held: SubscriptionReadBack | undefined, want: SubscriptionReadBack): string[] {
+  if (!held) return ["missing"];
+  const out: string[] = [];
+  if (held.state !== want.state) out.push("state");
+  if (canonicalJson(held.scope) !== canonicalJson(want.scope)) out.push("scope");
+  if (held.displayName !== want.displayName) out.push("displayName");
+  if (held.primaryKeyFingerprint !== want.primaryKeyFingerprint || held.secondaryKeyFingerprint !== want.secondaryKeyFingerprint) out.push("secrets");
+  return out.length ? out : ["other"];
+}
 
 const SYNC_ATTEMPTS = 24;
 /** How long a sync may hold a key before another may take over (a crashed sync's claim expires). */
@@ -181,6 +194,54 @@ export class KeyGatewaySync {
       }
     }
     throw new Error(`key ${id}: the gateway did not confirm the subscription after ${SYNC_ATTEMPTS} attempts`);
+  }
+
+  /**
+   * The periodic read-back (the lifecycle job, a bounded number of keys a run): what the gateway holds for a
+   * key in step — its state, its product or API, and its secrets (fingerprints only: the secrets or the
+   * fillers of an ended key) — compared with what the key document says it should be. An edit made at the
+   * gateway (a suspended key set active in the portal, moved to another product, a cancelled one revived)
+   * is audited and announced (`aigov.key.drift.detected.v1`, which parts differ, never a secret) and the
+   * subscription is sent anew (the sync re-asserts it). Only the tenant's own subscription is read, on the
+   * tenant's gateway. A key not in step (a change unconfirmed, a sync holding it) is the sync's: skipped.
+   */
+  async verify(tenantId: string, projectId: string, id: string, correlationId: string): Promise<VerifyResult> {
+    const doc = await this.docs.read(tenantId, projectId, id);
+    if (!doc) return "skipped";
+    const g = doc.gateway;
+    if (g.publishedHash === undefined || g.publishedHash === "unconfirmed" || g.syncedGen < g.desiredGen || doc.revocationPending) return "skipped";
+    if (g.syncing && Date.parse(g.syncing.until) > this.clock.now().getTime()) return "skipped";
+    // A move between instances pending: the configured instance does not hold the tenant's keys yet, the old one still does.
+    if (this.gateway.settled && !(await this.gateway.settled(tenantId))) return "skipped";
+    const live = doc.status === "active" || doc.status === "suspended";
+    const exempted = live ? await this.gateway.exemptionTier(tenantId, projectId, id) : undefined;
+    const artifact = subscriptionFor(doc, this.gateway.names(tenantId), exempted?.id);
+    if (g.publishedHash !== artifactHash(artifact) || g.subscriptionId !== artifact.id) return "skipped";
+    const ref = artifactRef(artifact);
+    const got = (await (await this.gateway.publisher(tenantId)).read([ref]))[ref];
+    const held = got?.kind === "subscription" ? got : undefined;
+    // An ended key's subscription gone from the gateway admits nobody: nothing to put back.
+    if (!held && !live) return "inSync";
+    const want = (await expectedReadBack(artifact, this.resolveSecret)) as SubscriptionReadBack;
+    if (held && readBackHash(held) === readBackHash(want)) return "inSync";
+    const differs = differences(held, want);
+    const found = held ? { state: held.state, scope: held.scope } : { missing: true };
+    // Recorded only if the key did not change since it was read (If-Match): a sync that claimed it meanwhile
+    // changed the gateway under the read-back, so what differs may be that sync. "unconfirmed" makes the
+    // sync publish the subscription again instead of trusting the recorded hash.
+    const next: KeyDoc = { ...unversioned(doc), gateway: { ...g, publishedHash: "unconfirmed" } };
+    const ctx = systemContext(tenantId, "system:keys", correlationId);
+    const announced = await this.docs.putAnnounced(ctx, next, doc._etag, "key.drift.detect", "aigov.key.drift.detected.v1", { differs, held: found, expected: { state: want.state, scope: want.scope } }, {
+      keyId: id,
+      projectId,
+      subscription: artifact.id,
+      differs,
+      held: found,
+    });
+    if (!announced) return "skipped";
+    console.warn(`key ${id}: the gateway's subscription differs from the key (${differs.join(", ")}); reported and sent anew`);
+    await this.sync(tenantId, projectId, id, correlationId);
+    return "drifted";
   }
 
   /** A gateway change right away when the gateway answers; otherwise the key stays "pending" and the job retries. */

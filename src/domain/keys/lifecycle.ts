@@ -13,6 +13,11 @@ import type { KeySecrets } from "./secrets.js";
 const DAY_MS = 86_400_000;
 /** Expiry notices, nearest last: each sent once, and only the nearer one after downtime. */
 const NOTICES = [["14d", 14 * DAY_MS], ["1d", DAY_MS]] as const;
+/**
+ * Key subscriptions read back per run (each a GET and a listSecrets POST on ARM, and the key's secrets
+ * resolved to fingerprint them): every key is read back once every ceil(keys / this) runs.
+ */
+export const READBACKS_PER_RUN = 50;
 
 /** Whether a key's secret is old enough for its project's scheduled rotation (`rotateAfterDays`; none without it). */
 export function rotationDue(key: Pick<KeyDoc, "status" | "secretCreatedAt">, policy: Pick<KeyPolicy, "rotateAfterDays">, now: number): boolean {
@@ -30,6 +35,10 @@ export interface LifecycleReport {
   retried: number;
   /** Keys that failed again (the next run retries them). */
   failures: number;
+  /** Key subscriptions read back from the gateway this run (at most `readBacksPerRun`). */
+  readBacks: number;
+  /** Of those, subscriptions the gateway held differently: reported and sent anew. */
+  drifted: number;
 }
 
 /**
@@ -47,7 +56,39 @@ export class KeyLifecycle {
     private readonly clock: Clock,
     /** Scheduled rotations started per run at most (KEY_ROTATIONS_PER_RUN); the rest start next run. */
     private readonly perRun: number,
+    /** Key subscriptions read back per run at most; the next run goes on after the last one read. */
+    private readonly readBacksPerRun: number = READBACKS_PER_RUN,
   ) {}
+
+  /** Where the last run's read-backs stopped (a key's sort key); a new process starts at a random key. */
+  private readBackCursor: string | undefined;
+
+  /**
+   * The read-back of key subscriptions (KeyGatewaySync.verify): an edit at the gateway (a suspended key
+   * set active in the portal, a subscription moved to another product) is reported and reverted. Bounded:
+   * at most `readBacksPerRun` keys a run, in a fixed order going on from where the last run stopped, so
+   * every key is read within ceil(keys / readBacksPerRun) runs.
+   */
+  async readBack(keys: { tenantId: string; projectId: string; id: string }[], correlationId: string, log: JobLog): Promise<{ readBacks: number; drifted: number }> {
+    const sortKey = (k: { tenantId: string; projectId: string; id: string }) => `${k.tenantId}\u0000${k.projectId}\u0000${k.id}`;
+    const sorted = keys.map((k) => ({ k, s: sortKey(k) })).sort((a, b) => (a.s < b.s ? -1 : a.s > b.s ? 1 : 0));
+    if (sorted.length === 0) return { readBacks: 0, drifted: 0 };
+    const cursor = this.readBackCursor;
+    const after = cursor === undefined ? Math.floor(Math.random() * sorted.length) : sorted.findIndex((x) => x.s > cursor);
+    const start = after < 0 ? 0 : after;
+    const batch = Array.from({ length: Math.min(this.readBacksPerRun, sorted.length) }, (_, i) => sorted[(start + i) % sorted.length]!);
+    let drifted = 0;
+    for (const { k, s } of batch) {
+      this.readBackCursor = s;
+      try {
+        if ((await this.sync.verify(k.tenantId, k.projectId, k.id, correlationId)) === "drifted") drifted += 1;
+      } catch (err) {
+        log.warn(`key lifecycle: read-back of key ${k.id}: ${err instanceof Error ? err.message : String(err)} (read again in a later run)`);
+      }
+    }
+    if (drifted > 0) log.warn(`key lifecycle: ${drifted} key subscription(s) edited at the gateway; reported and sent anew`);
+    return { readBacks: batch.length, drifted };
+  }
 
   /** Revocation and expiry: both slots become fillers (the secrets are never valid again) and the subscription is cancelled. */
   async end(ctx: RequestContext, doc: Versioned<KeyDoc>, status: "revoked" | "expired", reason: string): Promise<void> {
@@ -124,9 +165,11 @@ export class KeyLifecycle {
     const now = this.clock.now().getTime();
     let rotations = 0;
     let deferred = 0;
+    const seen: { tenantId: string; projectId: string; id: string }[] = [];
     const visit = async (listed: Versioned<KeyDoc>) => {
       const key = await this.housekeep(listed, correlationId);
       if (!key) return;
+      seen.push({ tenantId: key.tenantId, projectId: key.projectId, id: key.id });
       const rotationId = key.rotation?.id;
       if (rotationId) {
         const stillRotating = async () => (await this.docs.latest(key))?.rotation?.id === rotationId;
@@ -168,6 +211,9 @@ export class KeyLifecycle {
     if (rotations > 0 || failures > 0 || deferred > 0 || retry.length > 0) {
       log.log(`key lifecycle: ${rotations} scheduled rotation(s) started, ${deferred} due ones left for the next run, ${retry.length} key(s) retried, ${failures} failed (retried next run)`);
     }
-    return { rotations, deferred, retried: retry.length, failures };
+    // Read-backs last, of keys housekeeping left in step (a retried key visited twice is read once).
+    const unique = [...new Map(seen.map((k) => [`${k.tenantId}/${k.projectId}/${k.id}`, k])).values()];
+    const { readBacks, drifted } = await this.readBack(unique, correlationId, log);
+    return { rotations, deferred, retried: retry.length, failures, readBacks, drifted };
   }
 }

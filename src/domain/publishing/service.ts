@@ -93,6 +93,7 @@ export class PublishService {
   private readonly compiler: PublishCompiler;
   private readonly reserveGateway: (tenantId: string) => Promise<void>;
   private readonly retry: DriveRetry;
+  private readonly assignedInstance: (tenantId: string) => string;
 
   constructor(kit: PublishKit) {
     this.changes = kit.changes;
@@ -100,6 +101,7 @@ export class PublishService {
     this.compiler = kit.compiler;
     this.retry = kit.retry;
     this.reserveGateway = (tenantId) => kit.gateways.reserve(tenantId);
+    this.assignedInstance = (tenantId) => kit.gateways.instance(tenantId);
     const publisher = (tenantId: string) => kit.gateways.publisher(tenantId);
     this.docs = new PublishingDocuments(kit.store, kit.changes);
     this.manifests = new ManifestStore(kit.store, this.docs, (tenantId) => kit.gateways.instance(tenantId), async (tenantId) => (await kit.gateways.instancesHeld?.(tenantId)) ?? []);
@@ -159,6 +161,17 @@ export class PublishService {
   /** Whether the gateway holds an artifact, as far as the last publish (and any partial one since) says. */
   async holds(tenantId: string, ref: ArtifactRef): Promise<boolean> {
     return (await this.manifests.gatewayManifest(tenantId, await this.docs.state(tenantId))).has(ref);
+  }
+
+  /**
+   * Whether the tenant's gateway state is on the instance it is assigned now: false while a move is
+   * pending (until its next publish the old instance holds the tenant's artifacts and admits its keys),
+   * and for a state from before instances were recorded (unknown) once something was published.
+   */
+  async settled(tenantId: string): Promise<boolean> {
+    const state = await this.docs.state(tenantId);
+    if (state.instance === undefined) return state.published === undefined;
+    return state.instance === this.assignedInstance(tenantId);
   }
 
   /** A virtual key needs its API or product: the system publishes what the keys need (see requestPublish). */
