@@ -188,3 +188,123 @@ export function applyFloors(input: CompilerInputIn): CompilerInputIn {
   });
   return changed ? { ...input, projects } : input;
 }
+
+/** The top-level keys of Settings that heldToLiveTenant holds to the live tenant. */
+const HELD_KEYS: Record<keyof Settings, true> = {
+  tokens: true,
+  requests: true,
+  contentSafety: true,
+  semanticCache: true,
+  models: true,
+  regions: true,
+  dataClass: true,
+  prompt: true,
+  headers: true,
+  correlationId: true,
+  metrics: true,
+  failover: true,
+};
+
+/**
+ * The tenant settings a rollback compiles: the target revision's (`target`), held to the live tenant's
+ * (`live`) floors, so rolling back may tighten the tenant's controls again but never loosens one the
+ * tenant has tightened since (ADR 006). Per control, the tighter of the two:
+ * - value controls the live tenant has in force: the target's fields clamped to the live floor
+ *   (`clampToFloor`, the rule projects and models are held to), over the live fields the target leaves
+ *   unset (as a project's fields sit over the tenant's in mergeSettings); content-safety categories per
+ *   category, blocklists and the extra stripped headers add up;
+ * - a control only one of them sets: that one's (the live one's, or the target's own tightening); a
+ *   control the live tenant switched off holds nothing, so the target's stays (the semantic cache is the
+ *   exception: the tenant switching it off is the tightening, and clampToFloor keeps it off);
+ * - allow-lists intersect, required headers add up (values intersect per header), as across scopes;
+ * - `failover` is availability, not a floor: the target's, as a rollback restores configuration.
+ * Pure; `target` itself when there is no live tenant setting.
+ */
+export function heldToLiveTenant(target: Settings | undefined, live: Settings | undefined): Settings | undefined {
+  if (!live || !isObj(live)) return target;
+  if (!target || !isObj(target)) return live;
+  const held = clampToFloor(live, target);
+  // Anything of the target's this function does not know is kept as the target's (the record below
+  // fails to compile when a control is added to Settings, so that it is held here too).
+  const out: Obj = Object.fromEntries(Object.entries(target).filter(([k]) => !(k in HELD_KEYS)));
+  const put = (path: string[], v: unknown) => {
+    if (v === undefined) return;
+    let o = out;
+    for (const k of path.slice(0, -1)) o = (o[k] ??= {}) as Obj;
+    o[path[path.length - 1]!] = v;
+  };
+  const union = (a: unknown, b: unknown): string[] | undefined =>
+    Array.isArray(a) || Array.isArray(b) ? [...new Set([...((a as string[] | undefined) ?? []), ...((b as string[] | undefined) ?? [])])] : undefined;
+
+  const value = (...path: string[]): Obj | undefined => {
+    const l = get(live, ...path);
+    const c = get(held, ...path);
+    if (c === undefined) return l as Obj | undefined;
+    if (!isObj(l) || !isObj(c) || l.enabled === false) return c as Obj;
+    return { ...l, ...c };
+  };
+  for (const path of [["tokens", "perMinute"], ["tokens", "quota"], ["requests", "rate"], ["semanticCache"], ["correlationId"], ["metrics", "tokens"]]) put(path, value(...path));
+
+  const cs = value("contentSafety");
+  if (cs) {
+    const l = live.contentSafety;
+    const c = held.contentSafety;
+    if (isObj(l) && isObj(c) && l.enabled !== false) {
+      if (l.categories || c.categories) cs.categories = { ...l.categories, ...c.categories };
+      const blocklists = union(c.blocklists, l.blocklists);
+      if (blocklists) cs.blocklists = blocklists;
+    }
+    put(["contentSafety"], cs);
+  }
+  const strip = value("headers", "stripSecrets");
+  if (strip) {
+    const l = get(live, "headers", "stripSecrets");
+    const c = get(held, "headers", "stripSecrets");
+    if (isObj(l) && isObj(c) && l.enabled !== false) {
+      const extra = union(c.extra, l.extra);
+      if (extra) strip.extra = extra;
+    }
+    put(["headers", "stripSecrets"], strip);
+  }
+
+  // Scalar: the clamped target's when it sets one (clampToFloor holds it to a live limit), else the live one.
+  const maxBytes = get(held, "prompt", "maxBytes");
+  put(["prompt", "maxBytes"], maxBytes !== undefined ? maxBytes : get(live, "prompt", "maxBytes"));
+
+  // Allow-lists intersect (settings.ts `intersect`): not set = no restriction, [] = nothing allowed.
+  for (const key of ["models", "regions", "dataClass"] as const) {
+    const l = get(live, key, "allowed") as string[] | undefined;
+    const c = get(target, key, "allowed") as string[] | undefined;
+    put([key, "allowed"], l === undefined ? c : c === undefined ? l : [...new Set(c)].filter((x) => l.includes(x)));
+  }
+
+  // Required headers add up; a header both require keeps the values both allow (mergeSettings). An
+  // empty intersection keeps both entries (the schema wants at least one value; mergeSettings then
+  // intersects them to none, as it would across scopes).
+  type Required = NonNullable<NonNullable<Settings["headers"]>["required"]>[number];
+  const lReq = (get(live, "headers", "required") as Required[] | undefined) ?? [];
+  const cReq = (get(target, "headers", "required") as Required[] | undefined) ?? [];
+  if (lReq.length || cReq.length) {
+    const required: Required[] = cReq.map((h) => structuredClone(h));
+    for (const h of lReq) {
+      const same = required.filter((r) => r.name.toLowerCase() === h.name.toLowerCase());
+      if (!same.length) required.push(structuredClone(h));
+      else if (h.values) {
+        const values = h.values;
+        let kept = false;
+        for (const r of same) {
+          if (!r.values) r.values = [...values];
+          else if (r.values.some((v) => values.includes(v))) r.values = r.values.filter((v) => values.includes(v));
+          else if (!kept) {
+            required.push(structuredClone(h));
+            kept = true;
+          }
+        }
+      }
+    }
+    put(["headers", "required"], required);
+  }
+
+  if (target.failover !== undefined) out.failover = target.failover;
+  return structuredClone(out) as Settings;
+}

@@ -179,7 +179,8 @@ describe("publishing to the gateway (real ARM SDK against a recording fake)", ()
     const third = await settled(admin, result.revision!.id);
     expect(third).toMatchObject({ number: 3, kind: "rollback", rollbackOf: first.id, status: "published", reason: "back to 1" });
     const firstArtifacts = (await admin.policy.revision(first.id, true)).diff!;
-    expect(policyOf(apiPolicy())).not.toContain("4321");
+    // The tenant's limit set since revision 1 is a floor: a rollback never loosens one (ADR 006).
+    expect(policyOf(apiPolicy())).toContain('tokens-per-minute="4321"');
     expect(policyOf(apiPolicy())).not.toContain("999999");
     expect(firstArtifacts).toContain("policy:api/");
     const report = await admin.policy.checkDrift();

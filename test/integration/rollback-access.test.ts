@@ -110,4 +110,28 @@ describe("rollback never brings back access governance took away", () => {
     expect((await g.chat(p.id, k, "dropped-model")).status).not.toBe(200);
     expect(kept.id).not.toBe(dropped.id);
   });
+
+  // Last in the file: it narrows the tenant's regions (put back at the end).
+  it("a tenant floor tightened since the target revision holds through a rollback: a region the tenant no longer allows stays refused", async () => {
+    const p = await g.project("region-floor-rollback");
+    await g.model(p.id, "east-model"); // served from eastus
+    await g.publish("model in eastus");
+    const before = await newestPublished();
+    const k = (await g.key(dev, p.id, { name: "caller", scopes: {} })).key;
+    expect((await g.chat(p.id, k, "east-model")).status).toBe(200);
+
+    const original = await g.admin.settings.get();
+    await g.admin.settings.put({ settings: { ...original.settings, regions: { allowed: ["westeurope"] } } }, original.etag);
+    await g.publish("EU only");
+    const refused = { status: 403, code: "model_unavailable_in_region" };
+    expect(refusal(await g.chat(p.id, k, "east-model"))).toEqual(refused);
+
+    // The target revision's tenant settings allowed every region; the live tenant's floor still holds.
+    await rollBack(before.id);
+    expect(refusal(await g.chat(p.id, k, "east-model"))).toEqual(refused);
+    expect((await g.admin.settings.get()).settings.regions).toEqual({ allowed: ["westeurope"] });
+
+    const now = await g.admin.settings.get();
+    await g.admin.settings.put({ settings: original.settings }, now.etag);
+  });
 });

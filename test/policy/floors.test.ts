@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { applyFloors, clampToFloor, loosenings } from "../../src/policy/floors.js";
+import { applyFloors, clampToFloor, heldToLiveTenant, loosenings } from "../../src/policy/floors.js";
 import type { CompilerInputIn } from "../../src/policy/input.js";
 import { mergeSettings, type Settings } from "../../src/policy/settings.js";
 
@@ -82,5 +82,53 @@ describe("tenant controls are floors", () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("a rollback's tenant settings are the target's held to the live tenant's floors (heldToLiveTenant)", () => {
+  it("keeps the target's tightenings, clamps what loosens a live floor, intersects allow-lists and takes live-only controls", () => {
+    const target: Settings = {
+      tokens: { perMinute: { limit: 5000 }, quota: { limit: 10, period: "Yearly" } },
+      regions: { allowed: ["eastus", "westeurope"] },
+      models: { allowed: ["gpt-4o"] },
+      headers: { required: [{ name: "x-team", values: ["a", "b"] }] },
+      failover: { retry: { enabled: false } },
+    };
+    const live: Settings = {
+      tokens: { perMinute: { limit: 1000, estimatePromptTokens: true } },
+      regions: { allowed: ["westeurope", "northeurope"] },
+      contentSafety: { categories: { Hate: 2 } },
+      headers: { required: [{ name: "X-Team", values: ["b", "c"] }, { name: "x-cost-center" }] },
+    };
+    expect(heldToLiveTenant(target, live)).toEqual({
+      // a limit the live tenant lowered: clamped, with the live fields the target leaves unset
+      tokens: { perMinute: { limit: 1000, estimatePromptTokens: true }, quota: { limit: 10, period: "Yearly" } },
+      // an allow-list: the intersection
+      regions: { allowed: ["westeurope"] },
+      // a control only the target sets: kept (the tenant's own tightening then)
+      models: { allowed: ["gpt-4o"] },
+      // a control only the live tenant sets: taken from live
+      contentSafety: { categories: { Hate: 2 } },
+      headers: { required: [{ name: "x-team", values: ["b"] }, { name: "x-cost-center" }] },
+      failover: { retry: { enabled: false } },
+    });
+    // The effective settings are never looser than the live tenant's.
+    const eff = mergeSettings(heldToLiveTenant(target, live));
+    expect(eff["tokens.perMinute"]?.value.limit).toBe(1000);
+    expect(eff["regions.allowed"]?.value).toEqual(["westeurope"]);
+    expect(eff.contentSafety?.value.categories.find((c) => c.name === "Hate")?.threshold).toBe(2);
+  });
+
+  it("a tighter target is the target (a rollback may tighten); a control switched off at the target stays on when live has it in force", () => {
+    const target: Settings = { tokens: { perMinute: { limit: 1000 } }, contentSafety: { enabled: false }, semanticCache: { scoreThreshold: 0.1 } };
+    const live: Settings = { tokens: { perMinute: { limit: 2000 } }, contentSafety: { shieldPrompt: true }, semanticCache: { enabled: false } };
+    const held = heldToLiveTenant(target, live)!;
+    expect(held.tokens).toEqual({ perMinute: { limit: 1000 } });
+    expect(held.contentSafety).toEqual({ shieldPrompt: true });
+    expect(mergeSettings(held).semanticCache).toBeUndefined();
+    // A control the live tenant switched off holds nothing: the target's stays.
+    expect(heldToLiveTenant({ prompt: { maxBytes: 1024 }, correlationId: {} }, { prompt: { maxBytes: 4096 }, correlationId: { enabled: false } })).toEqual({ prompt: { maxBytes: 1024 }, correlationId: {} });
+    expect(heldToLiveTenant(target, undefined)).toBe(target);
+    expect(heldToLiveTenant(undefined, live)).toBe(live);
   });
 });

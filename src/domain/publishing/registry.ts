@@ -1,4 +1,5 @@
 import { canonicalJson, sha256 } from "../audit/chain.js";
+import { heldToLiveTenant } from "../../policy/floors.js";
 import type { CompilerInputIn } from "../../policy/index.js";
 
 export type ProjectInput = CompilerInputIn["projects"][number];
@@ -68,8 +69,11 @@ export function stagedBetween(published: RegistrySnapshot, current: RegistrySnap
  * API would come back, reachable by keys still shared into it); a model deleted since (with its provider
  * keys), an MCP server (with its upstream credentials) or a toolbox deleted since stays gone; a pillar
  * switched off since stays off; an agent the registry no longer serves (retired — which is final —
- * blocked, disabled, deleted) is not served again. Everything else is the target's. (Keys, exemptions, tool approvals and a server's tools
- * are live inputs already: TenantCompiler's transform and the tools pillar's contributor.)
+ * blocked, disabled, deleted) is not served again. The tenant's settings are the target's held to the live
+ * tenant's floors (`heldToLiveTenant`): a rollback may tighten a tenant control again, never loosen one the
+ * tenant has tightened since; its services are the live ones. Everything else is the target's. (Keys,
+ * exemptions, tool approvals and a server's tools are live inputs already: TenantCompiler's transform and
+ * the tools pillar's contributor.)
  */
 export function restorable(target: RegistrySnapshot, live: RegistrySnapshot): RegistrySnapshot {
   const now = new Map(live.projects.map((p) => [p.id, p]));
@@ -93,5 +97,10 @@ export function restorable(target: RegistrySnapshot, live: RegistrySnapshot): Re
         : {}),
     });
   }
-  return { ...target, projects };
+  // The tenant's services are the live ones, never the target's: a floor switched on since (content
+  // safety) needs its service to compile, and a service endpoint removed or replaced since was withdrawn
+  // the way a model's provider keys are (the gateway would call a resource the tenant no longer trusts).
+  // A target-only control whose service is gone since fails to compile, which isolates its projects to
+  // what the gateway holds now: refusing beats calling a withdrawn endpoint.
+  return { ...target, settings: heldToLiveTenant(target.settings, live.settings), services: live.services, projects };
 }
