@@ -59,6 +59,12 @@ function fillPath(op: Operation, params: Record<string, unknown> | undefined): s
   });
 }
 
+/** A connection closed under a request before any answer (Node's fetch: the cause's code). */
+function connectionReset(err: unknown): boolean {
+  const code = (err as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+  return code === "ECONNRESET" || code === "UND_ERR_SOCKET";
+}
+
 /**
  * The one typed client of the admin API, shared by the CLI and the tests.
  * Its types come from the same operation definitions the server validates with.
@@ -68,7 +74,18 @@ export class AigovClient {
 
   constructor(private readonly options: ClientOptions) {
     // Called unbound: a browser's window.fetch refuses another `this` (Illegal invocation).
-    this.fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
+    const send = options.fetch ?? ((input, init) => fetch(input, init));
+    // A read sent on a kept-alive connection the server was closing at that moment fails before any
+    // answer (ECONNRESET): sent once more. Reads only — a write may have been done and is not repeated.
+    this.fetchImpl = async (input, init) => {
+      try {
+        return await send(input, init);
+      } catch (err) {
+        const method = (init?.method ?? "GET").toUpperCase();
+        if ((method === "GET" || method === "HEAD") && connectionReset(err)) return send(input, init);
+        throw err;
+      }
+    };
   }
 
   withToken(token: ClientOptions["token"]): AigovClient {

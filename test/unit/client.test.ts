@@ -28,3 +28,31 @@ describe("client responses", () => {
     expect([err.status, err.problem, err.message]).toEqual([200, undefined, "HTTP 200 with a body that is not JSON: <html>sign in</html>"]);
   });
 });
+
+describe("client transport", () => {
+  const reset = () => Object.assign(new TypeError("fetch failed"), { cause: Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" }) });
+  const counting = (failures: number) => {
+    const calls: string[] = [];
+    const fetch = async (_input: string | URL | Request, init?: RequestInit) => {
+      calls.push(init?.method ?? "GET");
+      if (calls.length <= failures) throw reset();
+      return new Response(JSON.stringify({ items: [] }), { status: 200, headers: { "content-type": "application/json" } });
+    };
+    return { calls, client: new AigovClient({ endpoint: "http://api.test", token: "t", fetch }) };
+  };
+
+  it("a read whose kept-alive connection was reset before any answer is sent once more", async () => {
+    const { calls, client } = counting(1);
+    await expect(client.projects.list()).resolves.toMatchObject({ items: [] });
+    expect(calls).toEqual(["GET", "GET"]);
+  });
+
+  it("a write is never sent again, and a read only once more", async () => {
+    const write = counting(1);
+    await expect(write.client.projects.create({ name: "p", environment: "dev", owner: "o" })).rejects.toThrow("fetch failed");
+    expect(write.calls).toEqual(["POST"]);
+    const read = counting(2);
+    await expect(read.client.projects.list()).rejects.toThrow("fetch failed");
+    expect(read.calls).toEqual(["GET", "GET"]);
+  });
+});
