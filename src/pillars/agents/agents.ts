@@ -207,6 +207,8 @@ export class AgentRegistry {
       if (fromCard) next.endpoint = fromCard;
     }
     next.searchText = searchTextOf(next);
+    // Checked before the key changes below: a refusal leaves the key as it was too.
+    await this.roomToServe(ctx.principal.tenantId, projectId, current, next);
     // The agent's key first: a refusal (a locked project, an ETag race on the key) then leaves the agent
     // as it was, instead of stored guardrails the key never followed — which the same PATCH again, seeing
     // nothing changed, would never repair. Asked on every guardrails PATCH; a key already so is untouched.
@@ -216,7 +218,6 @@ export class AgentRegistry {
     // The key is its owner's to rotate and collect: it goes with the agent, first too (a failure after it
     // leaves the key with the owner asked for, never with the one the PATCH replaces).
     if (patch.owner !== undefined && current.key && this.keys) await this.keys.reassign(ctx, projectId, current.key.keyId, patch.owner);
-    await this.roomToServe(ctx.principal.tenantId, projectId, current, next);
     const updated = await this.agents.replace(ctx, current, next, { action: "agent.update", event: "aigov.agent.updated.v1" });
     return (await this.seen(ctx.principal.tenantId, [updated]))[0]!;
   }
