@@ -56,19 +56,22 @@ async function burst(g: Governed, projectId: string, key: string, n: number): Pr
   return statuses;
 }
 
+/** A project exemption raising tokens.perMinute to `value`, owned by `owner`, ending `ms` from now (app clock). */
+const raise = (projectId: string, value: number, ms: number, owner = "dora"): ExemptionSpecInput => ({
+  control: "tokens.perMinute",
+  scope: { level: "project", projectId },
+  relaxation: { kind: "limit", value },
+  category: "waiver",
+  owner,
+  reason: { deliveryBlocker: "load test", affectedControl: "tokens.perMinute too low", expectedEndState: "limits reviewed" },
+  compensatingControls: ["watched"],
+  evidence: ["https://tickets.example.com/LOAD-1"],
+  expiresAt: new Date(t.appClock.ms() + ms).toISOString(),
+});
+
 /** A project exemption raising tokens.perMinute to `value`, ending `hours` from now (app clock), approved and active. */
 async function exempt(g: Governed, requester: AigovClient, projectId: string, value: number, hours: number): Promise<string> {
-  const requested = await requester.exemptions.request({
-    control: "tokens.perMinute",
-    scope: { level: "project", projectId },
-    relaxation: { kind: "limit", value },
-    category: "waiver",
-    owner: "dora",
-    reason: { deliveryBlocker: "load test", affectedControl: "too low", expectedEndState: "limits reviewed" },
-    compensatingControls: ["watched"],
-    evidence: ["https://tickets.example.com/LOAD-1"],
-    expiresAt: new Date(t.appClock.ms() + hours * HOUR).toISOString(),
-  });
+  const requested = await requester.exemptions.request(raise(projectId, value, hours * HOUR));
   const a = await g.admin.approvals.get(requested.approvalId);
   await g.admin.approvals.decide(a.id, { decision: "approve", justification: "load test" }, a.etag);
   await until(async () => ((await g.admin.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
@@ -80,19 +83,8 @@ describe("renewals whose risk rose while they waited", () => {
     const settings = await root.settings.get();
     await root.settings.put({ settings: { tokens: { perMinute: { limit: 1000 } } } }, settings.etag);
     const p = await root.projects.create(projectSpec("renewal risk", { settings: { tokens: { perMinute: { limit: 800 } } } }));
-    const spec: ExemptionSpecInput = {
-      control: "tokens.perMinute",
-      scope: { level: "project", projectId: p.id },
-      relaxation: { kind: "limit", value: 5000 },
-      category: "waiver",
-      owner: "olga",
-      reason: { deliveryBlocker: "load test", affectedControl: "tokens.perMinute too low", expectedEndState: "limits reviewed" },
-      compensatingControls: ["watched"],
-      evidence: ["https://tickets.example.com/LOAD-1"],
-      expiresAt: new Date(t.appClock.ms() + 10 * DAY).toISOString(),
-    };
     // 6.25× the 800 in force: standard, one TenantAdmin.
-    const req = await dana.exemptions.request(spec);
+    const req = await dana.exemptions.request(raise(p.id, 5000, 10 * DAY, "olga"));
     expect((await root.approvals.get(req.approvalId)).route?.risk).toBe("standard");
     await approve(req.approvalId);
     const active = await until(async () => {
@@ -121,17 +113,7 @@ describe("reviewing an exemption", () => {
   it("its requester, a ProjectAdmin of the project, does not review it (keep) in the project's access review", async () => {
     const project = await admin.projects.create(projectSpec("exempted", { owner: "olivia", settings: { tokens: { perMinute: { limit: 1000 } } }, roleAssignments: [{ principalId: "paula", role: "ProjectAdmin" }] }));
     // paula asks; dora owns it; a TenantAdmin approves.
-    const requested = await paula.exemptions.request({
-      control: "tokens.perMinute",
-      scope: { level: "project", projectId: project.id },
-      relaxation: { kind: "limit", value: 2000 },
-      category: "waiver",
-      owner: "dora",
-      reason: { deliveryBlocker: "load test", affectedControl: "too low", expectedEndState: "limits reviewed" },
-      compensatingControls: ["watched"],
-      evidence: ["https://tickets.example.com/LOAD-1"],
-      expiresAt: new Date(t.appClock.ms() + 20 * DAY).toISOString(),
-    });
+    const requested = await paula.exemptions.request(raise(project.id, 2000, 20 * DAY));
     const a = await admin.approvals.get(requested.approvalId);
     await admin.approvals.decide(a.id, { decision: "approve", justification: "ok" }, a.etag);
     await until(async () => ((await admin.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
