@@ -267,6 +267,21 @@ describe("project lifecycle", () => {
     expect(settled.lastPromotion).toMatchObject({ outcome: "gatesFailed", failingGates: ["projectLocked"] });
   });
 
+  it("a sandbox past its review date takes no new key nor share before the hourly sweep locks it; a suspension still works", async () => {
+    const p = await g.project("expired-no-keys", { environment: "sandbox", costCenter: "CC-9", reviewDate: day(g.t.appClock.ms() + 2 * DAY), owner: "olivia" });
+    const home = await g.project("expired-home", { environment: "dev", owner: "olivia" });
+    const k = await g.admin.keys.create(p.id, { name: "before", owner: "dora" });
+    const shared = await g.admin.keys.create(home.id, { name: "to share", owner: "dora" });
+    g.t.appClock.advance(2 * DAY); // the review date has come; the sweep has not run yet
+    expect(await reasonOf(g.admin.keys.create(p.id, { name: "after", owner: "dora" }))).toBe("409 project_locked");
+    expect(await reasonOf(g.admin.keys.share(home.id, shared.id, { projectId: p.id, justification: "late" }, (await g.admin.keys.get(home.id, shared.id)).etag))).toBe("409 project_locked");
+    expect(await reasonOf(g.admin.keys.rotate(p.id, k.id, {}, (await g.admin.keys.get(p.id, k.id)).etag))).toBe("409 project_locked");
+    expect((await g.admin.keys.list(p.id)).items.map((x) => x.name)).toEqual(["before"]);
+    // Taking access away stays possible.
+    const suspended = await g.admin.keys.suspend(p.id, k.id, { reason: "expired" }, (await g.admin.keys.get(p.id, k.id)).etag);
+    expect(suspended.status).toBe("suspended");
+  });
+
   it("promotion to prod is refused with the failing gates listed, then succeeds through approval once they pass", async () => {
     const p = await g.project("payments", { environment: "dev", owner: "olivia", roleAssignments: [{ principalId: "paula", role: "ProjectAdmin" }] });
     const checklist = await paula.projects.gates(p.id, "prod");

@@ -3,13 +3,18 @@ import type { Versioned } from "../../ports/store.js";
 import type { RequestContext } from "../common.js";
 import { fail } from "../errors.js";
 import { holdsOn, KEY_HOLDERS, PROJECT_MANAGERS } from "../kernel/roles.js";
-import type { Project } from "../projects/schema.js";
+import { lockedNow, type Project } from "../projects/schema.js";
+import type { Clock } from "../../ports/clock.js";
 import type { ProjectService } from "../projects/service.js";
 import type { KeyDoc, KeyDocuments } from "./documents.js";
 
-/** A locked project (an expired sandbox) takes nothing that adds access; revoking and suspending stay possible. */
-function unlocked(project: Project, what: string): void {
-  if (project.lock) fail({ kind: "conflict", detail: `the project is locked (${project.lock.detail}): cannot ${what} keys until an extension is approved`, reason: "project_locked" });
+/**
+ * A locked project (an expired sandbox, locked by the hourly sweep or not yet) takes nothing that adds
+ * access; revoking and suspending stay possible.
+ */
+function unlocked(project: Project, what: string, now: Date): void {
+  const why = lockedNow(project, now);
+  if (why) fail({ kind: "conflict", detail: `${why}: cannot ${what} keys until an extension is approved`, reason: "project_locked" });
 }
 
 /** Who may do what with a project's keys: the project is resolved through the caller's tenant first (404 otherwise). */
@@ -17,13 +22,14 @@ export class KeyAccess {
   constructor(
     private readonly projects: Pick<ProjectService, "get">,
     private readonly docs: KeyDocuments,
+    private readonly clock: Clock,
   ) {}
 
   /** The project, if the caller may hold keys in it (a tenant role or the same role assigned on the project). */
   async writable(ctx: RequestContext, projectId: string, what: string): Promise<Project> {
     const project = await this.projects.get(ctx, projectId);
     if (!holdsOn(ctx.principal, project, KEY_HOLDERS)) fail({ kind: "forbidden", detail: `to ${what} keys requires TenantAdmin, ProjectAdmin or Developer` });
-    unlocked(project, what);
+    unlocked(project, what, this.clock.now());
     return project;
   }
 
@@ -42,7 +48,7 @@ export class KeyAccess {
     const p = ctx.principal;
     const admin = holdsOn(p, project, PROJECT_MANAGERS);
     if (!admin && !sameUser(doc.owner, p.userId)) fail({ kind: "forbidden", detail: "only the key's owner or an admin may change it" });
-    if (adds) unlocked(project, adds);
+    if (adds) unlocked(project, adds, this.clock.now());
     return { doc, admin };
   }
 

@@ -104,7 +104,7 @@ export class KeyService {
     this.agents = kit.agents;
     this.lastUse = kit.lastUse;
     this.gateway = gateway;
-    this.access = new KeyAccess(projects, documents);
+    this.access = new KeyAccess(projects, documents, clock);
     this.sync = new KeyGatewaySync(documents, secrets.resolveSecret, gateway, clock);
     this.rotation = new KeyRotation(documents, secrets, this.sync, clock, rotations.retry);
     this.lifecycle = new KeyLifecycle(documents, secrets, this.sync, this.rotation, projects, clock, rotations.perRun);

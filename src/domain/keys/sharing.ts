@@ -7,6 +7,7 @@ import { etagMatches, type RequestContext } from "../common.js";
 import { AppError, fail, notFound } from "../errors.js";
 import type { Driven } from "../kernel/drive.js";
 import { systemContext } from "../kernel/system.js";
+import { lockedNow } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
 import { parseOrThrow } from "../validation.js";
 import type { KeyAccess } from "./access.js";
@@ -52,8 +53,9 @@ export class KeySharing {
     const tenantId = ctx.principal.tenantId;
     if (spec.projectId === projectId) fail({ kind: "validation", detail: "a key is already usable in its own project", errors: [{ field: "body.projectId", message: "is the key's own project" }] });
     const target = await this.projects.get(ctx, spec.projectId); // 404 for a project of another tenant, like a missing one
-    // A locked project (a sandbox past its review date) accepts nothing that adds access: no key of another project either.
-    if (target.lock) fail({ kind: "conflict", detail: `project ${spec.projectId} is locked (${target.lock.detail}): it accepts no shared keys until an extension is approved`, reason: "project_locked" });
+    // A locked project (a sandbox past its review date, locked yet or not) accepts nothing that adds access: no key of another project either.
+    const locked = lockedNow(target, this.clock.now());
+    if (locked) fail({ kind: "conflict", detail: `project ${spec.projectId}: ${locked}: it accepts no shared keys until an extension is approved`, reason: "project_locked" });
     const doc = await this.docs.load(tenantId, projectId, id);
     if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     if (doc.status === "revoked" || doc.status === "expired") fail({ kind: "conflict", detail: `a ${doc.status} key cannot be shared`, reason: doc.status === "revoked" ? "key_revoked" : "key_expired" });

@@ -19,7 +19,7 @@ import { systemContext } from "../kernel/system.js";
 import { everyDoc } from "../paging.js";
 import { parseOrThrow } from "../validation.js";
 import { evaluateGates, type GateDeps } from "./gates.js";
-import { ENVIRONMENTS, ExtendSpec, PromoteSpec, sandboxDateError, type Project, type PromotionGates } from "./schema.js";
+import { ENVIRONMENTS, ExtendSpec, lockedNow, PromoteSpec, sandboxDateError, type Project, type PromotionGates } from "./schema.js";
 import { projectPath, projectSnapshot, projectSubject, tenantPartition, toProject, type ProjectDoc, type ProjectService } from "./service.js";
 
 /** Approval subject types only this module requests (reserved in the approval API). */
@@ -57,7 +57,7 @@ function noRequestPending(doc: ProjectDoc): void {
 export const expiryOf = (reviewDate: string) => Date.parse(`${reviewDate}T00:00:00.000Z`);
 
 /** Locked, or a sandbox past its review date that the hourly sweep has not locked yet: either way it is not promoted. */
-const expiredOrLocked = (doc: ProjectDoc, now: Date) => !!doc.lock || (doc.environment === "sandbox" && !!doc.reviewDate && now.getTime() >= expiryOf(doc.reviewDate));
+const expiredOrLocked = (doc: ProjectDoc, now: Date) => lockedNow(doc, now) !== undefined;
 
 export class ProjectLifecycle {
   constructor(private readonly kit: ProjectLifecycleKit) {
