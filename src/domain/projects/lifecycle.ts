@@ -19,7 +19,7 @@ import { systemContext } from "../kernel/system.js";
 import { everyDoc } from "../paging.js";
 import { parseOrThrow } from "../validation.js";
 import { evaluateGates, type GateDeps } from "./gates.js";
-import { ENVIRONMENTS, ExtendSpec, lockedNow, PromoteSpec, sandboxDateError, type Project, type PromotionGates } from "./schema.js";
+import { ENVIRONMENTS, expiryOf, ExtendSpec, lockedNow, PromoteSpec, sandboxDateError, type Project, type PromotionGates } from "./schema.js";
 import { projectPath, projectSnapshot, projectSubject, tenantPartition, toProject, type ProjectDoc, type ProjectService } from "./service.js";
 
 /** Approval subject types only this module requests (reserved in the approval API). */
@@ -53,11 +53,6 @@ function noRequestPending(doc: ProjectDoc): void {
   if (pending) fail({ kind: "conflict", detail: `the project's ${doc.promotion ? "promotion" : "extension"} is awaiting approval ${pending.approvalId}`, reason: "promotion_pending" });
 }
 
-/** A sandbox expires at the start (UTC) of its review date. */
-export const expiryOf = (reviewDate: string) => Date.parse(`${reviewDate}T00:00:00.000Z`);
-
-/** Locked, or a sandbox past its review date that the hourly sweep has not locked yet: either way it is not promoted. */
-const expiredOrLocked = (doc: ProjectDoc, now: Date) => lockedNow(doc, now) !== undefined;
 
 export class ProjectLifecycle {
   constructor(private readonly kit: ProjectLifecycleKit) {
@@ -81,7 +76,9 @@ export class ProjectLifecycle {
       fail({ kind: "validation", detail: "a promotion goes to a later environment", errors: [{ field: "body.to", message: `must be later than the project's environment (${doc.environment})` }] });
     }
     noRequestPending(doc);
-    if (expiredOrLocked(doc, this.kit.clock.now())) fail({ kind: "conflict", detail: `the sandbox is past its review date ${doc.reviewDate}; an extension through approval comes first`, reason: "project_locked" });
+    // Locked, or past its review date before the hourly sweep locked it: either way it is not promoted.
+    const locked = lockedNow(doc, this.kit.clock.now());
+    if (locked) fail({ kind: "conflict", detail: `${locked}; an extension through approval comes first`, reason: "project_locked" });
     const checklist = await evaluateGates(this.kit.gates, toProject(doc, doc._etag), spec.to, this.kit.clock.now());
     if (!checklist.passed) {
       const failing = checklist.gates.filter((g) => !g.passed);
@@ -143,7 +140,7 @@ export class ProjectLifecycle {
       }
       // The gates are checked again: the project may have changed (or its sandbox expired) while the approval was open.
       const checklist = await evaluateGates(this.kit.gates, toProject(doc, doc._etag), pending.to as Exclude<Project["environment"], "sandbox">, this.kit.clock.now());
-      const locked = expiredOrLocked(doc, this.kit.clock.now());
+      const locked = lockedNow(doc, this.kit.clock.now()) !== undefined;
       if (!checklist.passed || locked) {
         const failingGates: string[] = [...(locked ? ["projectLocked"] : []), ...checklist.gates.filter((g) => !g.passed).map((g) => g.gate)];
         await this.write(ctx, doc, { ...base, lastPromotion: { to: pending.to, outcome: "gatesFailed", at, approvalId: approval.id, failingGates } }, "project.promotion.refuse", "aigov.project.promotionRefused.v1", { approvalId: approval.id, to: pending.to, failingGates });

@@ -73,20 +73,22 @@ const fields = {
 /** A sandbox's review date is at most this many days ahead when it is set by an edit or an extension. */
 export const MAX_SANDBOX_DAYS = 180;
 
-/** A review date set now (by an edit into the sandbox, or an extension): after today, at most MAX_SANDBOX_DAYS ahead. */
+/** A sandbox expires at the start (UTC) of its review date. */
+export const expiryOf = (reviewDate: string) => Date.parse(`${reviewDate}T00:00:00.000Z`);
+
 /**
  * Why nothing that adds access is accepted in a project now, or undefined: it is locked, or it is a
- * sandbox past its review date that the hourly sweep has not locked yet (a sandbox expires at the start,
- * UTC, of its review date).
+ * sandbox past its review date that the hourly sweep has not locked yet.
  */
 export function lockedNow(p: { lock?: { detail: string } | undefined; environment: string; reviewDate?: string | undefined }, now: Date): string | undefined {
   if (p.lock) return `the project is locked (${p.lock.detail})`;
-  if (p.environment === "sandbox" && p.reviewDate && now.getTime() >= Date.parse(`${p.reviewDate}T00:00:00.000Z`)) return `the sandbox is past its review date ${p.reviewDate}`;
+  if (p.environment === "sandbox" && p.reviewDate && now.getTime() >= expiryOf(p.reviewDate)) return `the sandbox is past its review date ${p.reviewDate}`;
   return undefined;
 }
 
+/** A review date set now (by an edit into the sandbox, or an extension): after today, at most MAX_SANDBOX_DAYS ahead. */
 export function sandboxDateError(reviewDate: string, now: Date): { field: string; message: string } | undefined {
-  const inRange = reviewDate > now.toISOString().slice(0, 10) && Date.parse(`${reviewDate}T00:00:00.000Z`) <= now.getTime() + MAX_SANDBOX_DAYS * 86_400_000;
+  const inRange = reviewDate > now.toISOString().slice(0, 10) && expiryOf(reviewDate) <= now.getTime() + MAX_SANDBOX_DAYS * 86_400_000;
   return inRange ? undefined : { field: "body.reviewDate", message: `must be after today and at most ${MAX_SANDBOX_DAYS} days ahead` };
 }
 

@@ -104,7 +104,7 @@ export class PublishService {
     this.assignedInstance = (tenantId) => kit.gateways.instance(tenantId);
     const publisher = (tenantId: string) => kit.gateways.publisher(tenantId);
     this.docs = new PublishingDocuments(kit.store, kit.changes);
-    this.manifests = new ManifestStore(kit.store, this.docs, (tenantId) => kit.gateways.instance(tenantId), async (tenantId) => (await kit.gateways.instancesHeld?.(tenantId)) ?? []);
+    this.manifests = new ManifestStore(kit.store, this.docs, this.assignedInstance, async (tenantId) => (await kit.gateways.instancesHeld?.(tenantId)) ?? []);
     this.registries = new RegistryStore(kit.store, this.docs);
     this.applier = new GatewayApplier(this.docs, this.manifests, kit.changes, kit.clock, kit.gateways, kit.sliceMs, kit.keys);
     this.drift = new DriftChecker(this.docs, this.manifests, kit.changes, kit.clock, publisher);

@@ -14,11 +14,16 @@ export function servedEndpoint(doc: AgentDoc, allowLoopback: boolean): string | 
   return url && refuseAgentEndpoint(url, allowLoopback) === undefined ? url.replace(/\/+$/, "") : undefined;
 }
 
-/** Whether the gateway serves the agent: a person made it active or deprecated, it is enabled, its source still runs it, and it has an endpoint the gateway may forward to. */
-export function isServed(d: AgentDoc, allowLoopback: boolean): boolean {
-  const state = d.lifecycle.state;
-  return (state === "active" || state === "deprecated") && d.enabled && d.sync?.state !== "removedAtSource" && servedEndpoint(d, allowLoopback) !== undefined;
+/** How the gateway serves the agent, or undefined: a person made it active or deprecated, it is enabled, its source still runs it, and it has an endpoint the gateway may forward to. */
+function serving(d: AgentDoc, allowLoopback: boolean): { status: "active" | "deprecated"; endpoint: string } | undefined {
+  const status = d.lifecycle.state;
+  if ((status !== "active" && status !== "deprecated") || !d.enabled || d.sync?.state === "removedAtSource") return undefined;
+  const endpoint = servedEndpoint(d, allowLoopback);
+  return endpoint ? { status, endpoint } : undefined;
 }
+
+/** Whether the gateway serves the agent (see `serving`). */
+export const isServed = (d: AgentDoc, allowLoopback: boolean): boolean => serving(d, allowLoopback) !== undefined;
 
 /**
  * The served agents, at most MAX_PROJECT_AGENTS of them (the compiler's input refuses more, and a project
@@ -30,14 +35,13 @@ export function toAgentsInput(docs: AgentDoc[], allowLoopback: boolean): PolicyA
   const out: PolicyAgent[] = [];
   for (const d of [...docs].sort((a, b) => (a.id < b.id ? -1 : 1))) {
     if (out.length === MAX_PROJECT_AGENTS) break;
-    const state = d.lifecycle.state;
-    const endpoint = isServed(d, allowLoopback) ? servedEndpoint(d, allowLoopback) : undefined;
-    if (!endpoint || (state !== "active" && state !== "deprecated")) continue;
+    const served = serving(d, allowLoopback);
+    if (!served) continue;
     out.push({
       id: d.id,
-      status: state,
-      ...(state === "deprecated" && d.lifecycle.sunsetDate ? { sunsetDate: d.lifecycle.sunsetDate } : {}),
-      endpoint,
+      status: served.status,
+      ...(served.status === "deprecated" && d.lifecycle.sunsetDate ? { sunsetDate: d.lifecycle.sunsetDate } : {}),
+      endpoint: served.endpoint,
       ...(d.guardrails.limits.callsPerMinute ? { callsPerMinute: d.guardrails.limits.callsPerMinute } : {}),
       dataClasses: d.guardrails.dataClasses,
       // Cards recorded before the registry kept them as received have no document: served as 404 until checked again.
