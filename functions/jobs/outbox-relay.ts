@@ -6,7 +6,8 @@ app.timer("outboxRelay", {
   schedule: "%OUTBOX_RELAY_SCHEDULE%",
   handler: async (_timer, context) => {
     const { relay } = await getServices();
-    const { delivered } = await relay.runOnce();
+    const { delivered, setAside } = await relay.runOnce();
     if (delivered > 0) context.log(`outbox relay delivered ${delivered} event(s)`);
+    if (setAside > 0) context.warn(`outbox relay set aside ${setAside} undeliverable record(s)`);
   },
 });

@@ -1,9 +1,9 @@
 // One bad record never blocks a tenant (docs/governance.md): the timer jobs' work lists skip a damaged
 // document (written around the API) with a logged line, and every other record's work still happens.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { OutboxRelay } from "../../src/domain/outbox/relay.js";
+import { OutboxRelay, UNDELIVERABLE } from "../../src/domain/outbox/relay.js";
 import type { CloudEvent } from "../../src/ports/events.js";
-import type { Store } from "../../src/ports/store.js";
+import type { BatchOp, Store } from "../../src/ports/store.js";
 import { KeyLifecycle } from "../../src/domain/keys/lifecycle.js";
 import { BudgetAlerts } from "../../src/domain/usage/budget-alerts.js";
 import { UsageIngestion } from "../../src/domain/usage/ingest.js";
@@ -22,6 +22,26 @@ const collect = async <T>(items: AsyncIterable<T>): Promise<T[]> => {
 };
 
 afterEach(() => vi.restoreAllMocks());
+
+const relayEvent = (id: string, data = ""): CloudEvent => ({ specversion: "1.0", id, source: "/aigov", type: "t", subject: "s", time: "", datacontenttype: "application/json", data });
+/** An outbox as the relay sees it: pages of pending records in store order, batches that delete or replace (ifMatch honoured). */
+function outboxStore(records: Record<string, unknown>[]): Store {
+  return {
+    queryAcrossPartitions: async ({ docType, maxPageSize }: { docType: string; maxPageSize: number }) => ({ items: records.filter((r) => r.docType === docType).slice(0, maxPageSize) }),
+    batch: async (_p: unknown, ops: BatchOp[]) => {
+      for (const op of ops) {
+        const at = records.findIndex((r) => r.id === (op.kind === "delete" ? op.id : op.doc.id));
+        if (at < 0) return { ok: false, failedIndex: 0, status: 404 };
+        if (op.kind === "delete") records.splice(at, 1);
+        else if (op.kind === "replace") {
+          if (op.ifMatch && op.ifMatch !== records[at]!._etag) return { ok: false, failedIndex: 0, status: 412 };
+          records[at] = { ...op.doc, _etag: String(Number(records[at]!._etag) + 1) };
+        }
+      }
+      return { ok: true, etags: [] };
+    },
+  } as unknown as Store;
+}
 
 describe("a damaged document in a job's work list", () => {
   it("agent sync: a connection without its schedule does not keep another tenant's due connection from its run", async () => {
@@ -49,27 +69,47 @@ describe("a damaged document in a job's work list", () => {
     expect(due.some((d) => /srv-bad(?!2)/.test(d.instanceId))).toBe(false);
   });
 
-  it("outbox relay: a damaged record (no event) or an oversized event in one tenant does not hold up another tenant's events", async () => {
+  it("outbox relay: a damaged record (no event) or an oversized event in one tenant does not hold up another tenant's events; both are set aside", async () => {
     const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
-    const event = (id: string, data = ""): CloudEvent => ({ specversion: "1.0", id, source: "/aigov", type: "t", subject: "s", time: "", datacontenttype: "application/json", data });
-    let records: Record<string, unknown>[] = [
-      { id: "outbox-bad", tenantId: "t-a", scopeId: "_tenant", docType: "outbox" },
-      { id: "outbox-big", tenantId: "t-a", scopeId: "_tenant", docType: "outbox", event: event("e-big", "x".repeat(2000)) },
-      { id: "outbox-ok", tenantId: "t-b", scopeId: "_tenant", docType: "outbox", event: event("e-ok") },
+    const records: Record<string, unknown>[] = [
+      { id: "outbox-bad", tenantId: "t-a", scopeId: "_tenant", docType: "outbox", _etag: "1" },
+      { id: "outbox-big", tenantId: "t-a", scopeId: "_tenant", docType: "outbox", _etag: "1", event: relayEvent("e-big", "x".repeat(2000)) },
+      { id: "outbox-ok", tenantId: "t-b", scopeId: "_tenant", docType: "outbox", _etag: "1", event: relayEvent("e-ok") },
     ];
-    const store = {
-      queryAcrossPartitions: async () => ({ items: records }),
-      batch: async (_p: unknown, ops: { id: string }[]) => {
-        records = records.filter((r) => !ops.some((o) => o.id === r.id));
-        return { ok: true };
-      },
-    } as unknown as Store;
+    const store = outboxStore(records);
     const published: string[] = [];
     const relay = new OutboxRelay(store, { publish: async (events) => void published.push(...events.map((e) => e.id)) }, { maxEvents: 10, maxBytes: 1000 });
-    expect(await relay.runOnce()).toEqual({ delivered: 1 });
+    expect(await relay.runOnce()).toEqual({ delivered: 1, setAside: 2 });
     expect(published).toEqual(["e-ok"]);
-    expect(records.map((r) => r.id)).toEqual(["outbox-bad", "outbox-big"]);
+    expect(records.map((r) => [r.id, r.docType])).toEqual([["outbox-bad", UNDELIVERABLE], ["outbox-big", UNDELIVERABLE]]);
+    expect(records.map((r) => (r.undeliverable as { reason: string }).reason)).toEqual(["no event with an id", expect.stringMatching(/e-big alone exceeds 1000 bytes/)]);
     expect(errors.mock.calls.flat().join("\n")).toMatch(/record outbox-bad of tenant t-a/);
+    // Set aside, they are not read again: the next run has nothing to do and logs nothing.
+    errors.mockClear();
+    expect(await relay.runOnce()).toEqual({ delivered: 0, setAside: 0 });
+    expect(errors).not.toHaveBeenCalled();
+  });
+
+  it("outbox relay: more undeliverable records than a page ahead of a good one do not hide it", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const records: Record<string, unknown>[] = [
+      ...Array.from({ length: 1200 }, (_, i) => ({ id: `outbox-bad-${i}`, tenantId: "t-a", scopeId: "_tenant", docType: "outbox", _etag: "1" })),
+      { id: "outbox-ok", tenantId: "t-b", scopeId: "_tenant", docType: "outbox", _etag: "1", event: relayEvent("e-ok") },
+    ];
+    const published: string[] = [];
+    const relay = new OutboxRelay(outboxStore(records), { publish: async (events) => void published.push(...events.map((e) => e.id)) });
+    expect(await relay.runOnce()).toEqual({ delivered: 1, setAside: 1200 });
+    expect(published).toEqual(["e-ok"]);
+  });
+
+  it("outbox relay: a record the store will not set aside stays pending and ends the run (tried again next run)", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const records: Record<string, unknown>[] = [{ id: "outbox-bad", tenantId: "t-a", scopeId: "_tenant", docType: "outbox", _etag: "1" }];
+    const store = outboxStore(records);
+    store.batch = async () => ({ ok: false, failedIndex: 0, status: 503 });
+    const relay = new OutboxRelay(store, { publish: async () => undefined });
+    expect(await relay.runOnce()).toEqual({ delivered: 0, setAside: 0 });
+    expect(records.map((r) => r.docType)).toEqual(["outbox"]);
   });
 
   it("usage ingestion: a damaged model document prices nothing wrong and fails no run (a run is every tenant's on its gateway)", async () => {

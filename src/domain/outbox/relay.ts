@@ -1,5 +1,5 @@
 import type { CloudEvent, EventPublisher } from "../../ports/events.js";
-import type { Store } from "../../ports/store.js";
+import type { Store, Versioned } from "../../ports/store.js";
 import type { OutboxDoc } from "../changes.js";
 
 /** Event Grid accepts at most 5,000 events and 1 MB per request. */
@@ -25,6 +25,9 @@ export function chunkEvents(events: CloudEvent[], limits = EVENT_GRID_LIMITS): C
   return chunks;
 }
 
+/** The docType of an outbox record the relay set aside (it can never be delivered). */
+export const UNDELIVERABLE = "outbox-undeliverable";
+
 /** Why a record can never be delivered (undefined: it can). */
 function undeliverable(d: OutboxDoc, limits: typeof EVENT_GRID_LIMITS): string | undefined {
   const event = d.event as CloudEvent | undefined;
@@ -49,18 +52,26 @@ export class OutboxRelay {
     private readonly limits = EVENT_GRID_LIMITS,
   ) {}
 
-  async runOnce(maxRecords = 5000): Promise<{ delivered: number }> {
+  async runOnce(maxRecords = 5000): Promise<{ delivered: number; setAside: number }> {
     let delivered = 0;
-    while (delivered < maxRecords) {
+    let setAside = 0;
+    while (delivered + setAside < maxRecords) {
       const page = await this.store.queryAcrossPartitions<OutboxDoc>({ docType: "outbox", maxPageSize: 500 });
       // A record that can never be delivered (damaged, written around the API; or too large for Event Grid)
-      // holds up no other tenant's events: it stays, named in the log, and the rest are delivered.
-      const deliverable = page.items.filter((d) => {
+      // holds up no other event: it is set aside in its partition, named in the log once, and the rest are
+      // delivered. Left in place, a page's worth of them would hide every record behind them for good.
+      const deliverable: Versioned<OutboxDoc>[] = [];
+      let setAsideNow = 0;
+      for (const d of page.items) {
         const unusable = undeliverable(d, this.limits);
-        if (unusable) console.error(`outbox relay: record ${d.id} of tenant ${d.tenantId}: ${unusable} (left in place)`);
-        return !unusable;
-      });
-      if (deliverable.length === 0) break;
+        if (!unusable) deliverable.push(d);
+        else if (await this.setAside(d, unusable)) setAsideNow += 1;
+      }
+      setAside += setAsideNow;
+      if (deliverable.length === 0) {
+        if (setAsideNow > 0) continue;
+        break;
+      }
       const byId = new Map(deliverable.map((d) => [d.event.id, d]));
       for (const chunk of chunkEvents(deliverable.map((d) => d.event), this.limits)) {
         await this.publisher.publish(chunk);
@@ -68,7 +79,26 @@ export class OutboxRelay {
         delivered += chunk.length;
       }
     }
-    return { delivered };
+    return { delivered, setAside };
+  }
+
+  /**
+   * Moves an undeliverable record out of the relay's way: same id and partition, docType
+   * `outbox-undeliverable`, with the reason and when — kept for an operator to inspect, never relayed.
+   * False when the store refused (the record stays pending and is tried again next run).
+   */
+  private async setAside(d: Versioned<OutboxDoc>, reason: string): Promise<boolean> {
+    console.error(`outbox relay: record ${d.id} of tenant ${d.tenantId}: ${reason} (set aside as ${UNDELIVERABLE})`);
+    const { _etag, ...doc } = d;
+    const aside = { ...doc, docType: UNDELIVERABLE, undeliverable: { reason, at: new Date().toISOString() } };
+    try {
+      const result = await this.store.batch({ tenantId: d.tenantId, scopeId: d.scopeId }, [{ kind: "replace", doc: aside, ifMatch: _etag }]);
+      // 404/412: another relay run moved or delivered it first.
+      return result.ok || result.status === 404 || result.status === 412;
+    } catch (err) {
+      console.error(`outbox relay: could not set aside record ${d.id} of tenant ${d.tenantId}: ${err instanceof Error ? err.message : String(err)}`);
+      return false;
+    }
   }
 
   /** Deletes delivered records: one batch per partition and 100 records. */
