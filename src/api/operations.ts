@@ -324,7 +324,11 @@ export const decideApproval = defineOperation({
 });
 
 /** Query of the approval page: the signed approver link's token. */
-export const ReviewQuery = z.strictObject({ token: z.string().min(10).max(4096) });
+/**
+ * The approver link's query. Unlike the admin API's, other parameters are ignored, not refused: mail
+ * gateways and trackers append their own (utm_*, safelinks markers), and the approver only has the link.
+ */
+export const ReviewQuery = z.object({ token: z.string().min(10).max(4096) });
 
 export const getApprovalReview = defineOperation({
   operationId: "getApprovalReview",

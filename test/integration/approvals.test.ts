@@ -269,6 +269,8 @@ describe("approval engine", () => {
     expect(page.html).toContain("github-mcp");
     expect(page.html).toContain("repo:read");
     expect(page.html).toContain(created.subject.digest);
+    // A mail gateway's or tracker's own parameters on the link do not break it.
+    expect((await t.anonymous.approvals.openLink(`${link}&utm_source=mail&utm_medium=email`)).status).toBe(200);
 
     const forged = link.replace(/token=([^&]+)/, (_, tok: string) => `token=${tok.slice(0, -4)}AAAA`);
     expect((await t.anonymous.approvals.openLink(forged)).status).toBe(403);
