@@ -267,7 +267,7 @@ describe("project lifecycle", () => {
     expect(settled.lastPromotion).toMatchObject({ outcome: "gatesFailed", failingGates: ["projectLocked"] });
   });
 
-  it("a sandbox past its review date takes no new key nor share before the hourly sweep locks it; a suspension still works", async () => {
+  it("a sandbox past its review date takes no new key nor share, edit or deletion before the hourly sweep locks it; a suspension still works", async () => {
     const p = await g.project("expired-no-keys", { environment: "sandbox", costCenter: "CC-9", reviewDate: day(g.t.appClock.ms() + 2 * DAY), owner: "olivia" });
     const home = await g.project("expired-home", { environment: "dev", owner: "olivia" });
     const k = await g.admin.keys.create(p.id, { name: "before", owner: "dora" });
@@ -277,6 +277,11 @@ describe("project lifecycle", () => {
     expect(await reasonOf(g.admin.keys.share(home.id, shared.id, { projectId: p.id, justification: "late" }, (await g.admin.keys.get(home.id, shared.id)).etag))).toBe("409 project_locked");
     expect(await reasonOf(g.admin.keys.rotate(p.id, k.id, {}, (await g.admin.keys.get(p.id, k.id)).etag))).toBe("409 project_locked");
     expect((await g.admin.keys.list(p.id)).items.map((x) => x.name)).toEqual(["before"]);
+    // Nor a new project admin by an edit, nor its deletion (a locked project's rules).
+    const project = await g.admin.projects.get(p.id);
+    expect(await reasonOf(g.admin.projects.update(p.id, { roleAssignments: [{ principalId: "mallory", role: "ProjectAdmin" }] }, project.etag))).toBe("409 project_locked");
+    expect(await reasonOf(g.admin.projects.delete(p.id, project.etag))).toBe("409 project_locked");
+    expect(await g.admin.projects.get(p.id)).toMatchObject({ roleAssignments: [], etag: project.etag });
     // Taking access away stays possible.
     const suspended = await g.admin.keys.suspend(p.id, k.id, { reason: "expired" }, (await g.admin.keys.get(p.id, k.id)).etag);
     expect(suspended.status).toBe("suspended");

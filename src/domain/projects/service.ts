@@ -11,7 +11,7 @@ import { everyDoc, listPage, toArray } from "../paging.js";
 import { canonicalUser, sameUser } from "../users.js";
 import { parseOrThrow } from "../validation.js";
 import { DELETE_MARK_MS, DeletionMarks } from "./deletion-marks.js";
-import { DEFAULT_KEY_POLICY, ENVIRONMENTS, ProjectSpec, sandboxDateError, type KeyPolicy, type Project, type ProjectPatch, type ProjectSpecInput } from "./schema.js";
+import { DEFAULT_KEY_POLICY, ENVIRONMENTS, lockedNow, ProjectSpec, sandboxDateError, type KeyPolicy, type Project, type ProjectPatch, type ProjectSpecInput } from "./schema.js";
 
 export interface ProjectDoc extends StoredDoc, Omit<Project, "etag"> {
   docType: "project";
@@ -189,7 +189,9 @@ export class ProjectService {
     const current = await this.load(principal, id);
     this.authorize(principal, current, PROJECT_MANAGERS, ["ProjectAdmin"], "update");
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
-    if (current.lock) fail({ kind: "conflict", detail: `the project is locked (${current.lock.detail}); an extension through approval unlocks it`, reason: "project_locked" });
+    // A sandbox past its review date is locked already, whether or not the hourly sweep has marked it.
+    const locked = lockedNow(current, this.clock.now());
+    if (locked) fail({ kind: "conflict", detail: `${locked}; an extension through approval unlocks it`, reason: "project_locked" });
     if (patch.environment && ENVIRONMENTS.indexOf(patch.environment) > ENVIRONMENTS.indexOf(current.environment)) {
       fail({ kind: "conflict", detail: `moving from ${current.environment} to ${patch.environment} is a promotion: POST /api/projects/${id}:promote checks its gates and asks for approval`, reason: "promotion_required" });
     }
@@ -247,7 +249,8 @@ export class ProjectService {
     const current = await this.load(principal, id);
     this.authorize(principal, current, TENANT_ADMINS, [], "delete");
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
-    if (current.lock) fail({ kind: "conflict", detail: `the project is locked (${current.lock.detail}): nothing in it is deleted`, reason: "project_locked" });
+    const locked = lockedNow(current, this.clock.now());
+    if (locked) fail({ kind: "conflict", detail: `${locked}: nothing in it is deleted`, reason: "project_locked" });
     // Marked before counting: a child created from now on finds the project not standing and withdraws
     // (standing(); its create re-reads the marks after its own write), and one created before is counted.
     // Without the marks, a model or key created while this delete counted would outlive its project.
