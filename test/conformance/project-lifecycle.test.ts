@@ -10,7 +10,7 @@ import { FileNotifier } from "../../src/adapters/local/file-notifier.js";
 import { overrideServices } from "../../src/app/services.js";
 import type { AigovClient } from "../../src/client/index.js";
 import { ApiError } from "../../src/client/index.js";
-import { reasonOf } from "../support/errors.js";
+import { reasonOf, statusOf } from "../support/errors.js";
 import { Governed } from "../support/governed.js";
 import { until } from "../support/until.js";
 
@@ -360,5 +360,22 @@ describe("project lifecycle", () => {
     expect(promoted.lastPromotion).toMatchObject({ to: "prod", outcome: "promoted", approvalId: asked.promotion!.approvalId });
     await g.t.relay();
     expect(g.t.events().some((e) => e.type === "aigov.project.promoted.v1" && e.subject === `/tenants/t-lifecycle/projects/${p.id}`)).toBe(true);
+
+    // In prod the gates still hold: no edit sheds what they required, and no model switches a control off for itself.
+    const inProd = await paula.projects.get(p.id);
+    const controls = { contentSafety: { categories: { Violence: 4 } }, tokens: { perMinute: { limit: 10_000 } } };
+    for (const patch of [{ settings: { tokens: controls.tokens } }, { settings: { contentSafety: controls.contentSafety } }, { settings: null }, { keyPolicy: null }, { costCenter: null }]) {
+      expect(await reasonOf(paula.projects.update(p.id, patch, inProd.etag)), JSON.stringify(patch)).toBe("409 environment_gate_failed");
+    }
+    expect(await reasonOf(g.model(p.id, "unguarded-prod", { extra: { settings: { contentSafety: { enabled: false } } } }))).toBe("409 environment_gate_failed");
+    expect(await reasonOf(g.model(p.id, "unlimited-prod", { extra: { settings: { tokens: { perMinute: { enabled: false } } } } }))).toBe("409 environment_gate_failed");
+    // Nor does a ProjectAdmin take the project out of prod to shed them there; the TenantAdmin may move it.
+    expect(await statusOf(paula.projects.update(p.id, { environment: "dev", settings: null }, inProd.etag))).toBe(403);
+    expect(await paula.projects.get(p.id)).toMatchObject({ environment: "prod", settings: controls, keyPolicy: { rotateAfterDays: 30 }, costCenter: "CC-4711", etag: inProd.etag });
+    // What keeps the gates is an ordinary edit: a description, a tighter limit, a model that inherits the controls.
+    const edited = await paula.projects.update(p.id, { description: "live", settings: { ...controls, tokens: { perMinute: { limit: 5_000 } } } }, inProd.etag);
+    expect(edited.description).toBe("live");
+    expect((await g.model(p.id, "guarded-prod")).name).toBe("guarded-prod");
+    expect((await g.admin.projects.update(p.id, { environment: "test" }, edited.etag)).environment).toBe("test");
   });
 });

@@ -26,7 +26,7 @@ describe("npm start", () => {
     const anon = new AigovClient({ endpoint: first.url });
     const token = await anon.dev.token({ tenant: "t1", user: "alice", roles: ["TenantAdmin"] });
     const admin = anon.withToken(token);
-    const p = await admin.projects.create({ name: "survives restarts", environment: "prod", owner: "alice" });
+    const p = await admin.projects.create({ name: "survives restarts", environment: "dev", owner: "alice" });
     await stopChildApp(first.child);
 
     const second = await startChildApp(dataDir, "npm start");

@@ -1,7 +1,15 @@
 import { loosenings } from "../../policy/floors.js";
-import type { Settings } from "../../policy/settings.js";
-import { AppError } from "../errors.js";
+import type { ModelSettings, Settings } from "../../policy/settings.js";
+import { AppError, fail } from "../errors.js";
+import { gateGapsOfWrite, type ProjectControls } from "../projects/gates.js";
+import type { Project } from "../projects/schema.js";
 import { requireServices, type TenantSettingsService } from "./tenant-settings.js";
+
+/** A project, or one of its models on top of it, as the environment's gates read it. */
+export interface GateScope {
+  project: ProjectControls;
+  model?: { label: string; settings?: ModelSettings | undefined } | undefined;
+}
 
 /**
  * What a project or model may set, given the tenant's settings: checked when a project's or a model's
@@ -19,6 +27,20 @@ export class SettingsGuard {
    */
   async check(tenantId: string, project: Settings | undefined, model: unknown, field: string): Promise<void> {
     checkSettings(await this.tenant.scope(tenantId), project, model, field);
+  }
+
+  /**
+   * A write to a project (or one of its models) in `environment` keeps what that environment's gates
+   * require (src/domain/projects/gates.ts): a 409 `environment_gate_failed` naming what the write would
+   * lose. `before`: the same scope as it stands (absent for a new project): a gap it already has (a project
+   * promoted before the rule, a tenant default since removed) does not refuse an unrelated edit.
+   */
+  async checkEnvironment(tenantId: string, environment: Project["environment"], after: GateScope, before?: GateScope): Promise<void> {
+    if (environment === "sandbox" || environment === "dev") return;
+    const tenant = (await this.tenant.scope(tenantId)).settings;
+    const had = new Set(before ? gateGapsOfWrite(environment, tenant, before.project, before.model) : []);
+    const gaps = gateGapsOfWrite(environment, tenant, after.project, after.model).filter((g) => !had.has(g));
+    if (gaps.length) fail({ kind: "conflict", detail: `a ${environment} project keeps its environment's gates: ${gaps.join("; ")} (an approved exemption is the way below a control)`, reason: "environment_gate_failed" });
   }
 }
 

@@ -39,6 +39,44 @@ const switchesOff = (e: Exemption, control: Exemption["control"], modelId?: stri
   e.control === control && e.relaxation.kind === "off" && (e.scope.level === "project" || e.scope.level === "tenant" || (modelId !== undefined && e.scope.level === "model" && e.scope.modelId === modelId));
 const named = (list: Exemption[]) => list.map((e) => `${e.id} (until ${e.expiresAt})`).join(", ");
 
+/** The fields of a project its environment's gates read at a write. */
+export interface ProjectControls {
+  costCenter?: string | undefined;
+  settings?: Settings | undefined;
+  keyPolicy?: { rotateAfterDays?: number | undefined } | undefined;
+}
+
+const LIMIT_CONTROLS = ["tokens.perMinute", "tokens.quota", "requests.rate"] as const;
+/** What the settings of one scope (the project, or a model on top of it) lack for a controls gate, exemptions aside. */
+function lacks(gate: "contentSafety" | "limits", effective: EffectiveSettings, label: string): string | undefined {
+  if (gate === "contentSafety") return effective.contentSafety ? undefined : `content safety is off for ${label}`;
+  return LIMIT_CONTROLS.some((c) => effective[c]) ? undefined : `no token limit, token quota or request rate applies to ${label}`;
+}
+
+/**
+ * What a write would leave a project in test or prod without, that its environment's gates require: a
+ * cost center, content safety and a limit on the project and on the model being written; in prod a key
+ * rotation period.
+ * The gates hold at promotion and after it: a project does not pass them to shed the controls once in.
+ * Exemptions are not consulted: they are the approved way below a control, and their own gate's business.
+ */
+export function gateGapsOfWrite(environment: Environment, tenant: Settings, project: ProjectControls, model?: { label: string; settings?: ModelSettings | undefined }): string[] {
+  // Sandbox and dev ask for no controls; a dev project's cost center is asked for at promotion to dev only.
+  if (environment === "sandbox" || environment === "dev") return [];
+  const wanted = GATES_FOR[environment];
+  const projectSettings = clampToFloor(tenant, project.settings);
+  const effective = model ? mergeSettings(tenant, projectSettings, clampToFloor(tenant, model.settings)) : mergeSettings(tenant, projectSettings);
+  const label = model?.label ?? "the project";
+  const gaps: string[] = [];
+  if (wanted.includes("ownerAndCostCenter") && !model && !project.costCenter) gaps.push("the project has no cost center");
+  if (wanted.includes("keysRotated") && !model && !project.keyPolicy?.rotateAfterDays) gaps.push("the project's key policy sets no rotation (keyPolicy.rotateAfterDays)");
+  for (const gate of ["contentSafety", "limits"] as const) {
+    const gap = wanted.includes(gate) ? lacks(gate, effective, label) : undefined;
+    if (gap) gaps.push(gap);
+  }
+  return gaps;
+}
+
 export async function evaluateGates(deps: GateDeps, project: Project, to: Exclude<Environment, "sandbox">, now: Date): Promise<PromotionGates> {
   const wanted = GATES_FOR[to];
   // Read once: the controls gates judge the project as the gateway serves it, exemptions in force included.
@@ -68,7 +106,8 @@ export async function evaluateGates(deps: GateDeps, project: Project, to: Exclud
           if (projectOff.length) return out(false, `content safety is switched off for the project by exemption ${named(projectOff)}`);
           const failing: string[] = [];
           for (const s of scopes) {
-            if (!s.effective.contentSafety) failing.push(`content safety is off for ${s.label}`);
+            const gap = lacks("contentSafety", s.effective, s.label);
+            if (gap) failing.push(gap);
             else {
               const off = list.filter((e) => switchesOff(e, "contentSafety", s.modelId));
               if (off.length) failing.push(`content safety is switched off for ${s.label} by exemption ${named(off)}`);
@@ -79,9 +118,10 @@ export async function evaluateGates(deps: GateDeps, project: Project, to: Exclud
         const failing: string[] = [];
         let on: string[] = [];
         for (const s of scopes) {
-          const configured = (["tokens.perMinute", "tokens.quota", "requests.rate"] as const).filter((c) => s.effective[c]);
-          if (!configured.length) {
-            failing.push(`no token limit, token quota or request rate applies to ${s.label}`);
+          const configured = LIMIT_CONTROLS.filter((c) => s.effective[c]);
+          const gap = lacks("limits", s.effective, s.label);
+          if (gap) {
+            failing.push(gap);
             continue;
           }
           const limits = configured.filter((c) => !list.some((e) => switchesOff(e, c, s.modelId)));

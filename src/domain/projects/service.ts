@@ -127,6 +127,7 @@ export class ProjectService {
     if (!hasAny(principal, TENANT_ADMINS)) throw forbidden("creating projects requires TenantAdmin");
     const spec = parseOrThrow(ProjectSpec, input, "body");
     if (spec.settings) await this.settingsGuard?.check(principal.tenantId, spec.settings, undefined, "body.settings");
+    await this.settingsGuard?.checkEnvironment(principal.tenantId, spec.environment, { project: spec });
     const now = this.clock.now().toISOString();
     const id = newId("prj");
     const partition = tenantPartition(principal.tenantId);
@@ -192,6 +193,10 @@ export class ProjectService {
     // A sandbox past its review date is locked already, whether or not the hourly sweep has marked it.
     const locked = lockedNow(current, this.clock.now());
     if (locked) fail({ kind: "conflict", detail: `${locked}; an extension through approval unlocks it`, reason: "project_locked" });
+    // Out of test or prod is out of their gates (the project keeps serving the same callers): the tenant's call.
+    if (patch.environment && ENVIRONMENTS.indexOf(patch.environment) < ENVIRONMENTS.indexOf(current.environment) && (current.environment === "test" || current.environment === "prod") && !hasAny(principal, TENANT_ADMINS)) {
+      throw forbidden(`moving a ${current.environment} project to ${patch.environment} takes it out of its environment's gates: it requires TenantAdmin`);
+    }
     if (patch.environment && ENVIRONMENTS.indexOf(patch.environment) > ENVIRONMENTS.indexOf(current.environment)) {
       fail({ kind: "conflict", detail: `moving from ${current.environment} to ${patch.environment} is a promotion: POST /api/projects/${id}:promote checks its gates and asks for approval`, reason: "promotion_required" });
     }
@@ -215,6 +220,8 @@ export class ProjectService {
     const outOfRange = spec.environment === "sandbox" && current.environment !== "sandbox" && spec.reviewDate ? sandboxDateError(spec.reviewDate, this.clock.now()) : undefined;
     if (outOfRange) fail({ kind: "validation", detail: "the review date is out of range", errors: [outOfRange] });
     if (patch.settings !== undefined && spec.settings) await this.settingsGuard?.check(principal.tenantId, spec.settings, undefined, "body.settings");
+    // Compared in the environment the project ends up in: a demotion is held to its new environment's gates.
+    await this.settingsGuard?.checkEnvironment(principal.tenantId, spec.environment, { project: spec }, { project: current });
     const carried = Object.fromEntries(SERVER_OWNED.filter((k) => current[k] !== undefined).map((k) => [k, current[k]]));
     const doc: ProjectDoc = { ...projectDoc(spec, id, principal, current, this.clock.now().toISOString()), ...carried };
     const partition = tenantPartition(principal.tenantId);

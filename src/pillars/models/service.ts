@@ -88,6 +88,8 @@ export class ModelService {
     const spec = parseOrThrow(ModelSpec, input, "body");
     checkBackendIdentities(spec.backends, this.gatewayGrants(ctx.principal.tenantId));
     if (spec.settings) await this.settingsGuard?.check(ctx.principal.tenantId, project.settings, spec.settings, "body.settings");
+    const label = `model ${spec.name}`;
+    await this.settingsGuard?.checkEnvironment(ctx.principal.tenantId, project.environment, { project, model: { label, settings: spec.settings } }, { project, model: { label } });
     const id = newId("mdl");
     const now = this.clock.now().toISOString();
     const backends = await this.storeCredentials(id, spec.backends, []);
@@ -185,7 +187,12 @@ export class ModelService {
     }
     if (patch.backends) checkBackendIdentities(spec.backends, this.gatewayGrants(ctx.principal.tenantId));
     if (patch.backends && !holdsAny(ctx.principal.roles, TENANT_ADMINS)) checkCredentialBinding(patch.backends, current.backends);
-    if (patch.settings) await this.settingsGuard?.check(ctx.principal.tenantId, (await this.projects.get(ctx, projectId)).settings, spec.settings, "body.settings");
+    if (patch.settings !== undefined) {
+      const project = await this.projects.get(ctx, projectId);
+      if (spec.settings) await this.settingsGuard?.check(ctx.principal.tenantId, project.settings, spec.settings, "body.settings");
+      const label = `model ${spec.name}`;
+      await this.settingsGuard?.checkEnvironment(ctx.principal.tenantId, project.environment, { project, model: { label, settings: spec.settings } }, { project, model: { label, settings: current.settings } });
+    }
     const backends = await this.storeCredentials(id, backendsIn, current.backends);
     const { backends: _b, ...fields } = spec;
     // When the model became deprecated (the Deprecation response header, RFC 9745); kept while it stays so.
