@@ -18,7 +18,7 @@ import { projectCommands } from "./commands/projects.js";
 import { serviceCommands } from "./commands/service.js";
 import { settingsCommands } from "./commands/settings.js";
 import { type CliIo, type CliKit, type Globals, render } from "./kit.js";
-import { profilePath, resolveProfile, tokenCachePath } from "./profiles.js";
+import { profilePath, readProfiles, resolveProfile, tokenCachePath } from "./profiles.js";
 import { readJsonFile } from "../util/json-file.js";
 
 export type { CliIo } from "./kit.js";
@@ -40,6 +40,11 @@ export function buildProgram(io: CliIo): Command {
     globals,
     client: () => {
       const g = globals();
+      // A profile named with -p must exist: falling back to the default endpoint without a token would
+      // send the command somewhere else than meant.
+      if (g.profile !== undefined && !Object.hasOwn(readProfiles(profilePath(io.env)).profiles, g.profile)) {
+        throw new CommanderError(2, "aigov.profile", `no profile '${g.profile}' (aigov -p ${g.profile} login … creates it)`);
+      }
       const profile = resolveProfile(profilePath(io.env), g.profile);
       const entra = profile.entra;
       const token = entra

@@ -138,6 +138,89 @@ describe("aigov CLI", () => {
     expect(r.err + r.out).not.toMatch(/wJalr|fiCY/);
   });
 
+  it("keys … --all acts on the keys the verb applies to, and exits non-zero when one of them fails", async () => {
+    expect((await aigov("login", "--dev", "--tenant", "t-cli-all", "--user", "ari", "--roles", "TenantAdmin")).code).toBe(0);
+    const project = JSON.parse((await aigov("-o", "json", "projects", "create", "--name", "CLI all", "--environment", "dev", "--owner", "ari")).out) as { id: string };
+    const admin = await t.as("t-cli-all", "ari", ["TenantAdmin"]);
+    const [one, gone, two] = [await admin.keys.create(project.id, { name: "one" }), await admin.keys.create(project.id, { name: "gone" }), await admin.keys.create(project.id, { name: "two" })];
+    await admin.keys.revoke(project.id, gone.id, { reason: "left" }, (await admin.keys.get(project.id, gone.id)).etag);
+
+    // "every active key": the revoked one is not tried (it could only fail).
+    const rotated = await aigov("keys", "rotate", project.id, "--all", "--overlap", "PT0S");
+    expect(rotated.err).not.toContain(gone.id);
+    expect(rotated.code).toBe(0);
+    expect(rotated.out.split("\n").map((l) => (JSON.parse(l) as { id: string }).id).sort()).toEqual([one.id, two.id].sort());
+
+    // One key's call fails: the run goes on, and the exit code says that not everything was done.
+    const failing: typeof fetch = (input, init) =>
+      String(input).includes(`${two.id}:suspend`)
+        ? Promise.resolve(new Response(JSON.stringify({ type: "about:blank", title: "Unavailable", status: 503, code: "Unavailable", reason: "unavailable" }), { status: 503, headers: { "content-type": "application/problem+json" } }))
+        : fetch(input, init);
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runCli(["--endpoint", t.url, "keys", "suspend", project.id, "--all", "--reason", "incident"], { out: (s) => out.push(s), err: (s) => err.push(s), env, fetch: failing });
+    expect(err.join("\n")).toContain("1 done, 1 failed");
+    expect(code).not.toBe(0);
+    expect((await admin.keys.get(project.id, one.id)).status).toBe("suspended");
+  });
+
+  it("set-sync takes on or off, and refuses anything else instead of switching sync off", async () => {
+    expect((await aigov("login", "--dev", "--tenant", "t-cli-sync", "--user", "sam", "--roles", "TenantAdmin")).code).toBe(0);
+    const project = JSON.parse((await aigov("-o", "json", "projects", "create", "--name", "CLI sync", "--environment", "dev", "--owner", "sam")).out) as { id: string };
+    expect((await aigov("agents", "set-sync", project.id, "on")).code).toBe(0);
+    expect((await aigov("connections", "set-sync", "on")).code).toBe(0);
+    const admin = await t.as("t-cli-sync", "sam", ["TenantAdmin"]);
+    expect((await admin.agents.getSettings(project.id)).syncEnabled).toBe(true);
+    expect((await admin.connections.getSettings()).syncEnabled).toBe(true);
+
+    const typo = await aigov("agents", "set-sync", project.id, "true");
+    expect(typo.code).not.toBe(0);
+    expect(typo.err).toMatch(/on, off/);
+    expect((await aigov("connections", "set-sync", "yes")).code).not.toBe(0);
+    expect((await admin.agents.getSettings(project.id)).syncEnabled).toBe(true);
+    expect((await admin.connections.getSettings()).syncEnabled).toBe(true);
+  });
+
+  it("agents issue-key -o json prints one JSON document holding the key once", async () => {
+    expect((await aigov("login", "--dev", "--tenant", "t-cli-agent", "--user", "ada", "--roles", "TenantAdmin")).code).toBe(0);
+    const project = JSON.parse((await aigov("-o", "json", "projects", "create", "--name", "CLI agent", "--environment", "dev", "--owner", "ada")).out) as { id: string };
+    const admin = await t.as("t-cli-agent", "ada", ["TenantAdmin"]);
+    const model = await admin.models.create(project.id, {
+      name: "gpt-4o",
+      provider: "azure-openai",
+      modelName: "gpt-4o",
+      backends: [{ id: "weu", url: "https://cli.openai.azure.com", region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }],
+    });
+    const agent = await admin.agents.create(project.id, { name: "planner", guardrails: { models: [model.id] } });
+    const issued = await aigov("-o", "json", "agents", "issue-key", project.id, agent.id);
+    expect(issued.code).toBe(0);
+    const key = JSON.parse(issued.out) as { id: string; key: string };
+    expect(key.id).toMatch(/^key_/);
+    expect(issued.out.split(key.key).length - 1).toBe(1);
+  });
+
+  it("-p names the profile: login saves under it, and a profile that does not exist is a usage error, not an anonymous call", async () => {
+    const own = { AIGOV_CONFIG: join(mkdtempSync(join(tmpdir(), "aigov-cli-")), "config.json") };
+    const requests: string[] = [];
+    const counting: typeof fetch = (input, init) => (requests.push(String(input)), fetch(input, init));
+    const run = async (...args: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runCli(args, { out: (s) => out.push(s), err: (s) => err.push(s), env: own, fetch: counting });
+      return { code, out: out.join("\n"), err: err.join("\n") };
+    };
+    expect((await run("-e", t.url, "-p", "staging", "login", "--dev", "--tenant", "t-cli-prof", "--user", "pia", "--roles", "TenantAdmin")).code).toBe(0);
+    const profiles = JSON.parse(readFileSync(own.AIGOV_CONFIG, "utf8")) as { current: string; profiles: Record<string, unknown> };
+    expect(Object.keys(profiles.profiles)).toEqual(["staging"]);
+    expect((await run("-p", "staging", "projects", "list")).code).toBe(0);
+
+    requests.length = 0;
+    const typo = await run("-p", "stagign", "projects", "list");
+    expect(typo.code).toBe(2);
+    expect(typo.err).toContain("no profile 'stagign'");
+    expect(requests).toEqual([]);
+  });
+
   it("refuses a wrong role with 403 and unknown commands with a usage error", async () => {
     await aigov("login", "--dev", "--tenant", "t1", "--user", "rita", "--roles", "Reader");
     const r = await aigov("projects", "create", "--name", "x", "--environment", "dev", "--owner", "rita");

@@ -1,6 +1,6 @@
 /** `aigov keys …`: virtual keys (create, list, show, rotate, revoke, suspend, resume, share, unshare, shared, collect, lookup). */
 import { readFileSync } from "node:fs";
-import { Option } from "commander";
+import { CommanderError, Option } from "commander";
 import { type AigovClient } from "../../client/index.js";
 import { type CliKit, parseBudget } from "../kit.js";
 
@@ -98,16 +98,21 @@ export function keyCommands({ program, client, print, out, err, json }: CliKit):
       const k = await client().keys.get(projectId, keyId);
       print(json() ? k : keyRow(k), KEY_COLUMNS.concat("rotationCount", "lastRotatedAt"));
     });
-  /** Runs an action on one key or (--all) on every key of the project, with a progress line per key. */
+  /**
+   * Runs an action on one key or (--all) on every key of the project the action applies to (`applies`, by
+   * status), with a progress line per key; exits non-zero when any of them failed.
+   */
   const perKey = async (
     projectId: string,
     keyId: string | undefined,
     all: boolean | undefined,
+    applies: (status: string) => boolean,
     act: (c: AigovClient, id: string, etag: string) => Promise<unknown>,
   ) => {
     const c = client();
-    const ids = all ? (await listAllKeys(c, projectId)).map((k) => k.id) : keyId ? [keyId] : [];
-    if (ids.length === 0) throw new Error("name a key, or --all");
+    const ids = all ? (await listAllKeys(c, projectId)).filter((k) => applies(k.status)).map((k) => k.id) : keyId ? [keyId] : [];
+    if (!all && !keyId) throw new Error("name a key, or --all");
+    if (ids.length === 0) return err("no key of the project to act on");
     let done = 0;
     let failed = 0;
     for (const id of ids) {
@@ -124,6 +129,7 @@ export function keyCommands({ program, client, print, out, err, json }: CliKit):
       }
       err(`[${done + failed}/${ids.length}] ${done} done, ${failed} failed`);
     }
+    if (failed > 0) throw new CommanderError(1, "aigov.keysFailed", `${failed} of ${ids.length} keys failed`);
   };
   keys
     .command("rotate <projectId> [keyId]")
@@ -132,20 +138,22 @@ export function keyCommands({ program, client, print, out, err, json }: CliKit):
     .option("--reason <text>")
     .option("--all")
     .action(async (projectId: string, keyId: string | undefined, o: { overlap: string; reason?: string; all?: boolean }) =>
-      perKey(projectId, keyId, o.all, async (c, id, etag) => {
+      perKey(projectId, keyId, o.all, (status) => status === "active", async (c, id, etag) => {
         const r = await c.keys.rotate(projectId, id, { overlap: o.overlap, ...(o.reason ? { reason: o.reason } : {}) }, etag);
         if (o.all) out(JSON.stringify({ id: r.id, key: r.key }));
         return r;
       }),
     );
-  for (const [verb, help] of [["revoke", "revoke for good"], ["suspend", "suspend (reversible)"], ["resume", "resume a suspended key"]] as const) {
+  // --all: the keys each verb applies to (the server refuses the others: key_revoked, key_not_active, key_not_suspended).
+  const APPLIES = { revoke: (s: string) => s !== "revoked" && s !== "revocationPending", suspend: (s: string) => s === "active", resume: (s: string) => s === "suspended" };
+  for (const [verb, help, which] of [["revoke", "revoke for good", "every key of the project not yet revoked"], ["suspend", "suspend (reversible)", "every active key of the project"], ["resume", "resume a suspended key", "every suspended key of the project"]] as const) {
     keys
       .command(`${verb} <projectId> [keyId]`)
-      .description(`${help}; --all: every key of the project`)
+      .description(`${help}; --all: ${which}`)
       .requiredOption("--reason <text>")
       .option("--all")
       .action(async (projectId: string, keyId: string | undefined, o: { reason: string; all?: boolean }) =>
-        perKey(projectId, keyId, o.all, (c, id, etag) => c.keys[verb](projectId, id, { reason: o.reason }, etag)),
+        perKey(projectId, keyId, o.all, APPLIES[verb], (c, id, etag) => c.keys[verb](projectId, id, { reason: o.reason }, etag)),
       );
   }
   keys

@@ -18,7 +18,7 @@ interface LoginOptions {
   user?: string;
   roles: string;
   token?: string;
-  name: string;
+  name?: string;
 }
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -36,9 +36,10 @@ export function loginCommands({ program, io, globals }: CliKit): void {
     .option("--user <id>", "user id (dev)")
     .option("--roles <list>", `comma-separated roles (dev): ${ROLES.join(", ")}`, "")
     .option("--token <jwt>", "an Entra ID access token obtained elsewhere (e.g. az account get-access-token)")
-    .option("--name <profile>", "profile name", "default")
+    .option("--name <profile>", "profile name (default: -p, else 'default')")
     .action(async (o: LoginOptions) => {
-      const endpoint = globals().endpoint ?? resolveProfile(profilePath(io.env), o.name).endpoint ?? DEFAULT_ENDPOINT;
+      const name = o.name ?? globals().profile ?? "default";
+      const endpoint = globals().endpoint ?? resolveProfile(profilePath(io.env), name).endpoint ?? DEFAULT_ENDPOINT;
       const ways = [o.entra, o.dev, o.token !== undefined].filter(Boolean).length;
       if (ways !== 1) throw new CommanderError(2, "aigov.login", "pass one of --entra, --dev or --token");
       let profile: Profile;
@@ -51,8 +52,8 @@ export function loginCommands({ program, io, globals }: CliKit): void {
       } else {
         profile = { endpoint, token: o.token! };
       }
-      saveProfile(profilePath(io.env), o.name, profile);
-      io.err(`logged in; profile '${o.name}' → ${endpoint}`);
+      saveProfile(profilePath(io.env), name, profile);
+      io.err(`logged in; profile '${name}' → ${endpoint}`);
     });
 }
 

@@ -93,7 +93,7 @@ export const agentsPillar: Pillar<AgentsService> = {
     putAgentSyncSettings: () => ({ syncEnabled: true }),
   },
 
-  cli({ program, client, print, err, readJson, out }) {
+  cli({ program, client, print, err, readJson, out, json }) {
     const agents = program.command("agents").description("register agents, move them through their lifecycle, set guardrails, issue their keys");
     const a = () => client().agents;
     const cn = () => client().connections;
@@ -142,12 +142,16 @@ export const agentsPillar: Pillar<AgentsService> = {
       .option("--expires-at <iso>")
       .action(async (projectId: string, agentId: string, o: { expiresAt?: string }) => {
         const key = await a().issueKey(projectId, agentId, o.expiresAt ? { expiresAt: o.expiresAt } : {});
+        // -o json: the key document (with its secret) is the whole output, as for `keys create`.
+        if (json()) return print(key);
         print(key, ["id", "name", "status", "expiresAt"]);
         out(`key (shown once): ${key.key}`);
       });
     agents.command("settings <projectId>").description("whether connections sync agents into the project").action(async (projectId: string) => print(await a().getSettings(projectId)));
     agents
-      .command("set-sync <projectId> <state>")
+      .command("set-sync")
+      .argument("<projectId>")
+      .addArgument(program.createArgument("<state>", "on or off").choices(["on", "off"]))
       .description("switch agent sync into the project on or off (state: on|off)")
       .option("--if-match <etag>")
       .action(async (projectId: string, v: string, o: { ifMatch?: string }) => print(await a().putSettings(projectId, { syncEnabled: v === "on" }, o.ifMatch ?? (await a().getSettings(projectId)).etag)));
@@ -197,7 +201,8 @@ export const agentsPillar: Pillar<AgentsService> = {
     connections.command("run <connectionId> <runId>").description("show a sync run's report").action(async (connectionId: string, runId: string) => print(await cn().run(connectionId, runId)));
     connections.command("settings").description("whether the tenant's connections sync at all").action(async () => print(await cn().getSettings()));
     connections
-      .command("set-sync <state>")
+      .command("set-sync")
+      .addArgument(program.createArgument("<state>", "on or off").choices(["on", "off"]))
       .description("switch agent sync on or off for the tenant (state: on|off)")
       .option("--if-match <etag>")
       .action(async (v: string, o: { ifMatch?: string }) => print(await cn().putSettings({ syncEnabled: v === "on" }, o.ifMatch ?? (await cn().getSettings()).etag)));
