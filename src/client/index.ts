@@ -47,7 +47,7 @@ export interface ApiResponse<T> {
 export interface ClientOptions {
   endpoint: string;
   /** A bearer token, or where to get one per call (the CLI's Entra sign-in refreshes through it). */
-  token?: string | (() => Promise<string>) | undefined;
+  token?: string | (() => Promise<string | undefined>) | undefined;
   fetch?: typeof fetch;
 }
 

@@ -299,6 +299,24 @@ describe.skipIf(!available)("the portal in a real browser", { timeout: 120_000 }
   });
 
   it("tenant isolation holds through the portal: tenant B sees nothing of tenant A", async () => {
+    // Signing out leaves nothing for the next user of the tab: no cached answer, no remembered project
+    // (dev sign-out does not reload the page, so this is checked without a reload).
+    await signIn("t-portal", "alice", ["TenantAdmin", "Auditor"]);
+    await page.goto(url(`/projects/${projectId}/models`));
+    await page.getByText("gpt-4o").first().waitFor();
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await label("Tenant").fill("t-other");
+    await label("User").fill("bea");
+    for (const r of ["TenantAdmin", "ProjectAdmin", "Developer", "Auditor", "Reader"]) await page.getByLabel(r, { exact: true }).setChecked(r === "TenantAdmin");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect(page.getByTestId("signed-in-user").textContent()).resolves.toBe("bea");
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Models" }).click();
+    await expect.poll(() => new URL(page.url()).pathname).toBe("/portal/projects");
+    const left = await kept();
+    expect(left).not.toContain(projectId);
+    expect(left).not.toContain("portal shop");
+    expect(left).not.toContain("gpt-4o");
+
     await signIn("t-other", "bea", ["TenantAdmin", "Auditor"]);
     await page.goto(url("/projects"));
     await page.getByText("No project yet").waitFor();

@@ -4,7 +4,7 @@ import { lazy, useEffect, useState } from "react";
 import { BrowserRouter, Navigate, Route, Routes } from "react-router";
 import type { PortalConfig } from "./config.js";
 import { Layout } from "./Layout.js";
-import { SessionProvider, useSession } from "./session.js";
+import { LAST_PROJECT, SessionProvider, useSession } from "./session.js";
 import { SignIn } from "../pages/SignIn.js";
 
 // Each screen is its own chunk (route-level code splitting).
@@ -70,7 +70,7 @@ function Screens() {
 
 /** /models, /keys…: the last project used, else the project list. */
 function ProjectRedirect({ page }: { page: string }) {
-  const last = sessionStorage.getItem("aigov.lastProject");
+  const last = sessionStorage.getItem(LAST_PROJECT);
   return <Navigate to={last ? `/projects/${last}/${page}` : "/projects"} replace />;
 }
 

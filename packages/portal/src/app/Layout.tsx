@@ -1,6 +1,6 @@
 import { Button, Caption1, Subtitle2, Switch, Text, makeStyles, mergeClasses, tokens } from "@fluentui/react-components";
 import { Suspense, type ReactNode } from "react";
-import { NavLink, useLocation } from "react-router";
+import { NavLink, useLocation, useNavigate } from "react-router";
 import { NAV, isCurrent } from "./navigation.js";
 import { hasAny, useSession } from "./session.js";
 import { Loading } from "./ui.js";
@@ -43,6 +43,7 @@ export function Layout({ dark, onDark, children }: { dark: boolean; onDark: (dar
   const { session, signOut } = useSession();
   const items = session ? NAV.filter((n) => hasAny(session, n.roles)) : [];
   const { pathname } = useLocation();
+  const navigate = useNavigate();
   return (
     <div className={s.shell}>
       <a className={s.skip} href="#main">
@@ -56,7 +57,15 @@ export function Layout({ dark, onDark, children }: { dark: boolean; onDark: (dar
             <Text>
               <span data-testid="signed-in-user">{session.user}</span> <Caption1>· {session.tenant} · {session.roles.join(", ") || "no tenant role"}</Caption1>
             </Text>
-            <Button onClick={() => void signOut()}>Sign out</Button>
+            {/* To the start page first: the next user signs in there, not on the last user's project. */}
+            <Button
+              onClick={() => {
+                void navigate("/", { replace: true });
+                void signOut();
+              }}
+            >
+              Sign out
+            </Button>
           </>
         ) : null}
       </header>

@@ -5,9 +5,9 @@ import { useSession } from "./session.js";
 
 /** The one way to the server: the app's typed client, with the signed-in user's token. */
 export function useClient(): AigovClient {
-  const { session } = useSession();
+  const { token } = useSession();
   const { apiUrl } = useConfig();
-  return useMemo(() => new AigovClient({ endpoint: apiUrl ?? location.origin, token: session?.token }), [apiUrl, session?.token]);
+  return useMemo(() => new AigovClient({ endpoint: apiUrl ?? location.origin, token }), [apiUrl, token]);
 }
 
 export { describeError, type ProblemText } from "./problem-text.js";

@@ -3,6 +3,7 @@ import { useEffect } from "react";
 import { useNavigate, useParams } from "react-router";
 import { useClient } from "./api.js";
 import { useAllPages, usePaged } from "./paging.js";
+import { LAST_PROJECT } from "./session.js";
 import { ErrorBar, Loading } from "./ui.js";
 
 /**
@@ -27,7 +28,7 @@ export function ProjectPicker({ page }: { page: string }) {
   const projects = useProjects();
   // /models, /keys… open the project last picked (App.tsx, ProjectRedirect).
   useEffect(() => {
-    if (projectId) sessionStorage.setItem("aigov.lastProject", projectId);
+    if (projectId) sessionStorage.setItem(LAST_PROJECT, projectId);
   }, [projectId]);
   if (projects.isPending) return <Loading label="Loading projects" />;
   if (projects.error) return <ErrorBar error={projects.error} onRetry={() => void projects.refetch()} />;

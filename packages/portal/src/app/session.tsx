@@ -1,3 +1,4 @@
+import { useQueryClient } from "@tanstack/react-query";
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
 import type { AuthConfig } from "./config.js";
 import { readToken, type Session } from "./token.js";
@@ -11,7 +12,15 @@ interface SessionState {
   signInDev(claims: { tenant: string; user: string; roles: string[] }): Promise<void>;
   signInEntra(): Promise<void>;
   signOut(): Promise<void>;
+  /**
+   * The token for the next call: Entra's got again each time (MSAL answers from its cache and refreshes a
+   * token near its end), so a tab left open past the first token's hour keeps working; dev's as signed in.
+   */
+  token(): Promise<string | undefined>;
 }
+
+/** What a signed-in user's screens leave in the tab, besides the cache of answers (cleared at sign-out). */
+export const LAST_PROJECT = "aigov.lastProject";
 
 const SessionContext = createContext<SessionState | undefined>(undefined);
 
@@ -32,6 +41,7 @@ function storedDevSession(): Session | undefined {
 type Msal = import("@azure/msal-browser").PublicClientApplication;
 
 export function SessionProvider({ auth, children }: { auth: AuthConfig; children: ReactNode }) {
+  const queryClient = useQueryClient();
   const [session, setSession] = useState<Session | undefined>(() => (auth.mode === "dev" ? storedDevSession() : undefined));
   const [msal, setMsal] = useState<Msal>();
 
@@ -75,13 +85,22 @@ export function SessionProvider({ auth, children }: { auth: AuthConfig; children
     if (auth.mode !== "entra" || !msal) return;
     await msal.loginRedirect({ scopes: auth.scopes });
   }, [auth, msal]);
+  // Nothing the last user saw outlives their session in this tab: the next one to sign in (dev sign-out
+  // does not reload the page) starts from no cached answer and no remembered project.
   const signOut = useCallback(async () => {
     sessionStorage.removeItem(DEV_SESSION);
+    sessionStorage.removeItem(LAST_PROJECT);
     setSession(undefined);
+    queryClient.clear();
     if (msal) await msal.logoutRedirect();
-  }, [msal]);
+  }, [msal, queryClient]);
+  const token = useCallback(async () => {
+    const account = msal?.getActiveAccount();
+    if (auth.mode !== "entra" || !msal || !account) return session?.token;
+    return (await msal.acquireTokenSilent({ scopes: auth.scopes, account })).accessToken;
+  }, [auth, msal, session?.token]);
 
-  const value = useMemo(() => ({ session, auth, signInDev, signInEntra, signOut }), [session, auth, signInDev, signInEntra, signOut]);
+  const value = useMemo(() => ({ session, auth, signInDev, signInEntra, signOut, token }), [session, auth, signInDev, signInEntra, signOut, token]);
   return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
 }
 
