@@ -169,8 +169,8 @@ describe("a damaged document in a job's work list", () => {
     const created: string[] = [];
     (alerts as unknown as { alerts: unknown }).alerts = { read: async () => undefined, create: async (_ctx: unknown, doc: { tenantId: string; id: string }) => void created.push(`${doc.tenantId}/${doc.id}`) };
     const touched = [
-      { owner: { tenantId: "t-a", projectId: "p-a" }, days: new Set(["2026-06-01"]) },
-      { owner: { tenantId: "t-b", projectId: "p-b" }, days: new Set(["2026-06-01"]) },
+      { owner: { tenantId: "t-a", projectId: "p-a" }, days: new Set(["2026-06-01"]), hours: new Set(["2026-06-01T10"]) },
+      { owner: { tenantId: "t-b", projectId: "p-b" }, days: new Set(["2026-06-01"]), hours: new Set(["2026-06-01T10"]) },
     ];
     expect(await alerts.check(touched)).toBe(1);
     expect(created).toEqual(["t-b/budget.p-b.2026-06-01T00:00:00"]);

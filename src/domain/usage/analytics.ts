@@ -10,7 +10,7 @@ import { AppError, fail } from "../errors.js";
 import { holdsAny } from "../kernel/roles.js";
 import { everyDoc } from "../paging.js";
 import type { ProjectService } from "../projects/service.js";
-import { BUCKET_LENGTH, BUCKET_MS, bucketStart, RollupDocuments, type Granularity } from "./documents.js";
+import { BUCKET_LENGTH, BUCKET_MS, bucketStart, RollupDocuments, type Granularity, type Retention } from "./documents.js";
 import { ACTIVITY_FIELDS, ACTIVITY_ID, activityMaps, lastRunOf, trackingOf, type ActivityDoc, type ActivityField, type ActivityMaps } from "./ingest.js";
 import { emptyMetrics, ERROR_CLASSES, mergeInto, percentile, type UsageMetrics } from "./metrics.js";
 import type { UsageRow } from "./rollup.js";
@@ -79,9 +79,10 @@ export class UsageAnalytics {
     private readonly clock: Clock,
     private readonly projects: ProjectService,
     private readonly sources: () => string[],
+    /** How long each level is kept (days): a default granularity is one that still holds the range. */
+    private readonly retention: Retention,
   ) {
-    // Reads only: retention does not matter here.
-    this.rollups = new RollupDocuments(store, { minute: 0, hour: 0, day: 0 });
+    this.rollups = new RollupDocuments(store, retention);
   }
 
   /** `q` is the query as the edge validated it. */
@@ -138,7 +139,9 @@ export class UsageAnalytics {
     const from = q.from ? Date.parse(q.from) : to - 86_400_000;
     if (!(to > from)) throw new AppError({ kind: "validation", detail: "the range is empty", errors: [{ field: "query.to", message: "must be after from" }], reason: "usage_range_invalid" });
     const span = to - from;
-    const g: Granularity = q.granularity ?? (span <= 86_400_000 ? "minute" : span <= 31 * 86_400_000 ? "hour" : "day");
+    // By default the finest the span allows whose rollups are still kept from `from` on (minutes go after days).
+    const kept = (level: Granularity) => from >= now - this.retention[level] * 86_400_000;
+    const g: Granularity = q.granularity ?? (span <= 86_400_000 && kept("minute") ? "minute" : span <= 31 * 86_400_000 && kept("hour") ? "hour" : "day");
     const first = Math.floor(from / BUCKET_MS[g]) * BUCKET_MS[g];
     const last = Math.ceil(to / BUCKET_MS[g]) * BUCKET_MS[g];
     if ((last - first) / BUCKET_MS[g] > MAX_BUCKETS[g]) {
@@ -199,13 +202,25 @@ export class UsageAnalytics {
     return { items, ...(through ? { ingestedThrough: through } : {}) };
   }
 
-  /** Budgets of a project (its own, its keys'), as of now. */
-  async budgetStatus(tenantId: string, projectId: string): Promise<BudgetStatus[]> {
+  /**
+   * Budgets of a project (its own, its keys'), this period — and, for each of `also` (times of usage just
+   * ingested) that falls in an earlier period, that period as it ended: a threshold crossed by requests at
+   * a period's end that a run reads after the period ended is still that period's.
+   */
+  async budgetStatus(tenantId: string, projectId: string, also: number[] = []): Promise<BudgetStatus[]> {
     const now = this.clock.now().getTime();
     const out: BudgetStatus[] = [];
+    const periods = (period: QuotaPeriod) => {
+      const current = periodStart(now, period);
+      const starts = new Set([current]);
+      for (const at of also) if (at < current) starts.add(periodStart(at, period));
+      return [...starts].sort((a, b) => a - b);
+    };
     const project = await this.store.read<ProjectBudgetDoc>({ tenantId, scopeId: TENANT_SCOPE }, projectId);
     if (project?.docType === "project" && project.budget) {
-      out.push(await this.status({ kind: "project", id: projectId, name: project.name }, project.budget, now, [{ tenantId, scopeId: projectId }], undefined));
+      for (const start of periods(project.budget.period)) {
+        out.push(await this.status({ kind: "project", id: projectId, name: project.name }, project.budget, start, now, [{ tenantId, scopeId: projectId }], undefined));
+      }
     }
     for await (const k of everyDoc<KeyBudgetDoc>(this.store, { tenantId, scopeId: projectId }, { docType: "virtualKey" })) {
       const budget = k.limits?.budget;
@@ -214,14 +229,15 @@ export class UsageAnalytics {
       // A project shared with, revoked and shared with again is one partition (its spend counted once).
       const sharedWith = new Set((k.shares ?? []).filter((s) => s.status === "active" || s.status === "revoked").map((s) => s.projectId));
       const partitions: Partition[] = [{ tenantId, scopeId: projectId }, ...[...sharedWith].filter((id) => id !== projectId).map((id) => ({ tenantId, scopeId: id }))];
-      out.push(await this.status({ kind: "key", id: k.id, name: k.name }, budget, now, partitions, k.id));
+      for (const start of periods(budget.period)) out.push(await this.status({ kind: "key", id: k.id, name: k.name }, budget, start, now, partitions, k.id));
     }
     return out;
   }
 
-  private async status(subject: BudgetStatus["subject"], budget: { amount: number; currency: string; period: QuotaPeriod }, now: number, partitions: Partition[], keyId: string | undefined): Promise<BudgetStatus> {
-    const start = periodStart(now, budget.period);
+  /** A budget's burn in the period beginning at `start`, as of now (a period that has ended: as it ended). */
+  private async status(subject: BudgetStatus["subject"], budget: { amount: number; currency: string; period: QuotaPeriod }, start: number, current: number, partitions: Partition[], keyId: string | undefined): Promise<BudgetStatus> {
     const end = periodEnd(start, budget.period);
+    const now = Math.min(current, end - 1);
     let spent = 0;
     const count = (rows: Iterable<UsageRow>) => {
       for (const r of rows) if ((!keyId || r.d.keyId === keyId) && r.d.currency === budget.currency) spent += r.m.cost;

@@ -12,6 +12,7 @@ import { Collection } from "../kernel/collection.js";
 import { systemContext } from "../kernel/system.js";
 import { everyDoc } from "../paging.js";
 import type { UsageAnalytics } from "./analytics.js";
+import { bucketStart } from "./documents.js";
 import type { Touched } from "./ingest.js";
 import type { BudgetStatus } from "./schema.js";
 
@@ -48,17 +49,23 @@ export class BudgetAlerts {
    */
   async check(touched: Touched[]): Promise<number> {
     let announced = 0;
-    const projects = new Map<string, { tenantId: string; projectId: string }>();
-    for (const { owner } of touched) {
-      projects.set(`${owner.tenantId}/${owner.projectId}`, owner);
-      for await (const s of everyDoc<SharedInDoc>(this.store, { tenantId: owner.tenantId, scopeId: owner.projectId }, { docType: "keyShareIn" })) {
-        projects.set(`${owner.tenantId}/${s.fromProject}`, { tenantId: owner.tenantId, projectId: s.fromProject });
-      }
+    // Each project with the hours of usage the run read for it (or for a project its keys are shared into):
+    // a period that ended before the run read its last hours is checked too.
+    const projects = new Map<string, { tenantId: string; projectId: string; hours: Set<number> }>();
+    const add = (tenantId: string, projectId: string, hours: Iterable<string>) => {
+      const k = `${tenantId}/${projectId}`;
+      const p = projects.get(k) ?? { tenantId, projectId, hours: new Set<number>() };
+      for (const h of hours) p.hours.add(bucketStart(h));
+      projects.set(k, p);
+    };
+    for (const { owner, hours } of touched) {
+      add(owner.tenantId, owner.projectId, hours);
+      for await (const s of everyDoc<SharedInDoc>(this.store, { tenantId: owner.tenantId, scopeId: owner.projectId }, { docType: "keyShareIn" })) add(owner.tenantId, s.fromProject, hours);
     }
-    for (const { tenantId, projectId } of projects.values()) {
+    for (const { tenantId, projectId, hours } of projects.values()) {
       // One project's damaged budget or key (written around the API) keeps no other project's thresholds from being announced.
       try {
-        announced += await this.checkProject(tenantId, projectId);
+        announced += await this.checkProject(tenantId, projectId, [...hours]);
       } catch (err) {
         console.error(`budget alerts: project ${projectId} of tenant ${tenantId}: ${err instanceof Error ? err.message : String(err)}`);
       }
@@ -66,9 +73,9 @@ export class BudgetAlerts {
     return announced;
   }
 
-  private async checkProject(tenantId: string, projectId: string): Promise<number> {
+  private async checkProject(tenantId: string, projectId: string, hours: number[]): Promise<number> {
     let announced = 0;
-    for (const status of await this.analytics.budgetStatus(tenantId, projectId)) {
+    for (const status of await this.analytics.budgetStatus(tenantId, projectId, hours)) {
       const due = BUDGET_THRESHOLDS.filter((th) => status.percent >= th);
       if (!due.length) continue;
       const partition = { tenantId, scopeId: projectId };

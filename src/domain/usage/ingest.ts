@@ -10,6 +10,7 @@ import type { Clock } from "../../ports/clock.js";
 import type { Partition, Store, StoredDoc } from "../../ports/store.js";
 import type { GatewayCall, UsageHour, UsageLogSource } from "../../ports/usage-logs.js";
 import { backendId } from "../../pillars/models/compiler.js";
+import type { RetiredPricesDoc } from "../../pillars/models/service.js";
 import { everyDoc } from "../paging.js";
 import { RollupDocuments, type Retention, type RollupDoc } from "./documents.js";
 import { Attribution, callMetrics, HourRollup, priceAt, RowSet, type Owner, type PriceBook, type UsageRow } from "./rollup.js";
@@ -88,6 +89,7 @@ interface ModelPriceDoc extends StoredDoc {
 export interface Touched {
   owner: Owner;
   days: Set<string>;
+  hours: Set<UsageHour>;
 }
 
 export interface IngestOptions {
@@ -147,8 +149,9 @@ export class UsageIngestion {
       for (const p of rollup.projects.values()) {
         await this.writeHour(source.name, p.owner, hour, p.minutes, p.hour);
         const k = `${p.owner.tenantId}|${p.owner.projectId}`;
-        const t = touched.get(k) ?? { owner: p.owner, days: new Set<string>() };
+        const t = touched.get(k) ?? { owner: p.owner, days: new Set<string>(), hours: new Set<UsageHour>() };
         t.days.add(hour.slice(0, 10));
+        t.hours.add(hour);
         touched.set(k, t);
         await this.recordActivity(p.owner, p.hour.list());
       }
@@ -203,14 +206,22 @@ export class UsageIngestion {
       b = (async () => {
         const book: PriceBook = new Map();
         const backends = new Map<string, string>();
-        for await (const m of everyDoc<ModelPriceDoc>(this.store, { tenantId: owner.tenantId, scopeId: owner.projectId }, { docType: "model" })) {
+        const partition = { tenantId: owner.tenantId, scopeId: owner.projectId };
+        const prices = (history: { from: string; pricing?: { currency: string; inputPer1kTokens: number; outputPer1kTokens: number } | null }[]) =>
+          history.map((h) => ({ from: h.from, currency: h.pricing?.currency ?? "", inputPer1kTokens: h.pricing?.inputPer1kTokens ?? 0, outputPer1kTokens: h.pricing?.outputPer1kTokens ?? 0 }));
+        // Deleted models' prices first (they all precede the live model of the same name): their requests keep their cost.
+        for await (const r of everyDoc<RetiredPricesDoc>(this.store, partition, { docType: "retiredModelPrices" })) {
+          try {
+            if (Array.isArray(r.pricingHistory)) book.set(r.name, prices(r.pricingHistory));
+          } catch (err) {
+            console.error(`usage ingestion: retired prices ${r.id} of tenant ${owner.tenantId} (project ${owner.projectId}): ${err instanceof Error ? err.message : String(err)}`);
+          }
+        }
+        for await (const m of everyDoc<ModelPriceDoc>(this.store, partition, { docType: "model" })) {
           // A damaged model (written around the API) fails no run: the run is every tenant's on this gateway.
           try {
             const history = Array.isArray(m.pricingHistory) ? m.pricingHistory : m.pricing ? [{ from: "", pricing: m.pricing }] : [];
-            book.set(
-              m.name,
-              history.map((h) => ({ from: h.from, currency: h.pricing?.currency ?? "", inputPer1kTokens: h.pricing?.inputPer1kTokens ?? 0, outputPer1kTokens: h.pricing?.outputPer1kTokens ?? 0 })),
-            );
+            book.set(m.name, [...(book.get(m.name) ?? []), ...prices(history)]);
             // Backends are reported by the registry's names (model/backend), not the gateway's hashed ids.
             for (const be of Array.isArray(m.backends) ? m.backends : []) backends.set(backendId(m, be.id), `${m.name}/${be.id}`);
           } catch (err) {

@@ -21,7 +21,7 @@ export const UsageQuery = z
   .strictObject({
     from: z.iso.datetime().optional().meta({ description: "Start of the range (inclusive), rounded down to the granularity; 24 hours before `to` when absent" }),
     to: z.iso.datetime().optional().meta({ description: "End of the range (exclusive), rounded up to the granularity; now when absent" }),
-    granularity: z.enum(["minute", "hour", "day"]).optional().meta({ description: "Series buckets; by default the finest the range allows (minute ≤ 1 day, hour ≤ 31 days, day beyond)" }),
+    granularity: z.enum(["minute", "hour", "day"]).optional().meta({ description: "Series buckets; by default the finest the range allows (minute ≤ 1 day, hour ≤ 31 days, day beyond) that is still kept from `from` on (USAGE_RETENTION_*_DAYS)" }),
     groupBy: GroupBy.optional(),
     keyId: z.string().regex(/^key_[0-9a-z]{20}$/).optional(),
     kind: z.enum(USAGE_KINDS).optional(),

@@ -32,7 +32,7 @@ export class UsageService {
   private readonly alerts: BudgetAlerts;
 
   constructor(private readonly kit: UsageKit) {
-    this.analytics = new UsageAnalytics(kit.store, kit.clock, kit.projects, () => kit.sourceNames);
+    this.analytics = new UsageAnalytics(kit.store, kit.clock, kit.projects, () => kit.sourceNames, kit.retentionDays);
     this.alerts = new BudgetAlerts(kit.store, kit.changes, this.analytics);
     this.ingestion = new UsageIngestion(kit.store, kit.clock, { retention: kit.retentionDays, afterRun: async (touched) => void (await this.alerts.check(touched)) });
   }

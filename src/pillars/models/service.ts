@@ -27,6 +27,18 @@ type BackendInput = ModelSpec["backends"][number] | NonNullable<ModelPatch["back
 
 export const modelPath = (projectId: string, id: string) => `/projects/${projectId}/models/${id}`;
 const nameId = (name: string) => `name.model.${sha256(name).slice(0, 48)}`;
+
+/**
+ * The prices of the models a project had under a name and deleted: usage ingestion costs a request at the
+ * price in force when it was made, also when its hour is read again after its model was deleted (or
+ * replaced by another under the same name). Internal: never in a response.
+ */
+export interface RetiredPricesDoc extends StoredDoc {
+  docType: "retiredModelPrices";
+  name: string;
+  pricingHistory: { from: string; pricing: Model["pricing"] | null }[];
+}
+export const retiredPricesId = (name: string) => `model.retiredPrices.${name}`;
 /** Key Vault secret names allow letters, digits and '-': ids are mapped accordingly. */
 export const backendSecretName = (modelId: string, backendId: string) => `model-${modelId.replace("_", "-")}-${backendId}`;
 
@@ -72,7 +84,7 @@ export class ModelService {
   private readonly models: Collection<ModelDoc, Model>;
 
   constructor(
-    store: Store,
+    private readonly store: Store,
     changes: ChangeWriter,
     private readonly clock: Clock,
     private readonly secrets: SecretStore,
@@ -222,11 +234,22 @@ export class ModelService {
     await this.writable(ctx, projectId);
     const current = await this.load(ctx, projectId, id);
     if (!etagMatches(current._etag, ifMatch)) fail({ kind: "preconditionFailed" });
+    // Its prices stay with the project (one live model per name: no concurrent writer of this document).
+    const partition = this.partition(ctx, projectId);
+    const retired = await this.store.read<RetiredPricesDoc>(partition, retiredPricesId(current.name));
+    const history = current.pricingHistory ?? (current.pricing ? [{ from: "", pricing: current.pricing }] : []);
+    const prices: RetiredPricesDoc = {
+      id: retiredPricesId(current.name),
+      ...partition,
+      docType: "retiredModelPrices",
+      name: current.name,
+      pricingHistory: [...(retired?.pricingHistory ?? []), ...history, { from: this.clock.now().toISOString(), pricing: null }],
+    };
     await this.models.delete(ctx, current, {
       action: "model.delete",
       event: "aigov.model.deleted.v1",
       data: { id, projectId, name: current.name },
-      extraOps: [{ kind: "delete", id: nameId(current.name) }],
+      extraOps: [{ kind: "delete", id: nameId(current.name) }, { kind: "upsert", doc: prices }],
     });
     for (const b of current.backends) if (b.credential.type === "apiKey") await this.secrets.delete(b.credential.secretRef.name);
   }

@@ -1,0 +1,121 @@
+/**
+ * Conformance: usage history holds over time — what a request cost stays what it cost when its model is
+ * later deleted and its hour recomputed, and a budget threshold crossed near a period's end is announced
+ * for that period even when the run that ingests it starts after the period ended (ADR 016).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { overrideServices } from "../../src/app/services.js";
+import type { AigovClient } from "../../src/client/index.js";
+import { Governed } from "../support/governed.js";
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+let g: Governed;
+let dev: AigovClient;
+const started = new Date(Date.now() - 60_000).toISOString();
+const price = (perK: number) => ({ pricing: { currency: "USD", inputPer1kTokens: perK, outputPer1kTokens: perK } });
+
+/** What the gateway logged so far, ingested (the usageIngest job, as its timer runs it). */
+async function ingest(): Promise<void> {
+  await g.t.gateway.flushLogs();
+  await g.t.app.host.invokeTimer("usageIngest");
+  await g.t.relay();
+}
+
+beforeAll(async () => {
+  g = await Governed.start("t-usage-history");
+  overrideServices({ clock: g.t.appClock });
+  dev = await g.as("dora", ["Developer"]);
+}, 120_000);
+afterAll(async () => {
+  overrideServices({});
+  await g.stop();
+});
+
+describe("conformance: usage history", () => {
+  it("deleting a model keeps what its requests cost, when their hour is recomputed", async () => {
+    const p = await g.project("deleted model");
+    const gone = await g.model(p.id, "gpt-4o-mini", { extra: price(0.02) });
+    const stays = await g.model(p.id, "gpt-4o", { extra: price(0.01) });
+    await g.publish("deleted model");
+    const kGone = await g.key(dev, p.id, { name: "gone", scopes: { models: [gone.id] } });
+    const kStays = await g.key(dev, p.id, { name: "stays", scopes: { models: [stays.id] } });
+    // The gateway's clock to the app's, so requests are made after the models were registered.
+    g.t.clock.advance(Math.max(0, g.t.appClock.ms() - g.t.clock.now()) + 1);
+    expect((await g.chat(p.id, kGone.key, "gpt-4o-mini")).status).toBe(200); // 10 tokens at 2e-5
+    await ingest();
+    expect((await g.admin.usage.project(p.id, { from: started })).totals.cost).toEqual([{ currency: "USD", amount: 0.0002 }]);
+
+    await g.admin.models.delete(p.id, gone.id, (await g.admin.models.get(p.id, gone.id)).etag);
+    await g.publish("model deleted");
+    // Another request in the same hour: the hour is read again, whole.
+    expect((await g.chat(p.id, kStays.key, "gpt-4o")).status).toBe(200); // 10 tokens at 1e-5
+    await ingest();
+    const after = await g.admin.usage.project(p.id, { from: started, groupBy: "resource" });
+    expect(after.totals.requests).toBe(2);
+    expect(after.totals.cost).toEqual([{ currency: "USD", amount: 0.0003 }]);
+    expect(after.totals.unpricedTokens).toBe(0);
+    expect(after.groups.find((gr) => gr.resource === "gpt-4o-mini")?.summary.cost).toEqual([{ currency: "USD", amount: 0.0002 }]);
+
+    // A new model under the old name, at another price: the old requests keep their price.
+    const again = await g.model(p.id, "gpt-4o-mini", { hosts: ["again.mock.localhost"], extra: price(0.5) });
+    await g.publish("same name again");
+    const kAgain = await g.key(dev, p.id, { name: "again", scopes: { models: [again.id] } });
+    g.t.clock.advance(Math.max(0, g.t.appClock.ms() - g.t.clock.now()) + 1);
+    expect((await g.chat(p.id, kAgain.key, "gpt-4o-mini")).status).toBe(200); // 10 tokens at 5e-4
+    await ingest();
+    const byKey = await g.admin.usage.project(p.id, { from: started, groupBy: "key" });
+    const cost = (key: string) => byKey.groups.find((gr) => gr.keyId === key)?.summary.cost;
+    expect(cost(kGone.id)).toEqual([{ currency: "USD", amount: 0.0002 }]);
+    expect(cost(kAgain.id)).toEqual([{ currency: "USD", amount: 0.005 }]);
+  });
+
+  it("a threshold crossed before a period ends and ingested after it is announced, once, for that period", async () => {
+    // 10 tokens at 1e-5 USD: 100% of the hour's budget.
+    const p = await g.project("hourly budget", { budget: { amount: 0.0001, currency: "USD", period: "Hourly" } });
+    const m = await g.model(p.id, "gpt-4o", { hosts: ["hourly.mock.localhost"], extra: price(0.01) });
+    await g.publish("hourly budget");
+    const k = await g.key(dev, p.id, { name: "hourly", scopes: { models: [m.id] } });
+    g.t.clock.advance(Math.max(0, g.t.appClock.ms() - g.t.clock.now()) + 1);
+    const hour = Math.floor(g.t.clock.now() / HOUR) * HOUR;
+    expect((await g.chat(p.id, k.key, "gpt-4o")).status).toBe(200);
+    // The run that reads it starts in the next hour (the schedule's period plus the logs' delay).
+    g.t.appClock.advance(Math.max(0, hour + HOUR + 60_000 - g.t.appClock.ms()));
+    await ingest();
+    const announced = () =>
+      g.t
+        .events()
+        .filter((e) => e.type === "aigov.budget.thresholdReached.v1" && (e.data as { projectId: string }).projectId === p.id)
+        .map((e) => e.data as { threshold: number; periodStart: string; spent: number });
+    expect(announced()).toMatchObject([{ threshold: 100, periodStart: new Date(hour).toISOString(), spent: 0.0001 }]);
+    const audited = (await g.admin.audit.list({ scope: p.id })).items.filter((a) => a.action === "budget.thresholdReached");
+    expect(audited).toHaveLength(1);
+
+    // Read again (a later record of that hour): nothing announced twice.
+    expect((await g.chat(p.id, k.key, "gpt-4o")).status).toBe(200);
+    await ingest();
+    expect(announced()).toHaveLength(1);
+  });
+
+  it("a report on a day older than the minutes' retention comes from the hours kept, by default", async () => {
+    const p = await g.project("older usage");
+    const m = await g.model(p.id, "gpt-4o", { hosts: ["older.mock.localhost"], extra: price(0.01) });
+    await g.publish("older usage");
+    const k = await g.key(dev, p.id, { name: "older", scopes: { models: [m.id] } });
+    // A request logged 5 days ago: within the logs' horizon (7 days), past the minutes' retention (3 days).
+    const then = g.t.appClock.ms() - 5 * DAY;
+    g.t.clock.t = then;
+    try {
+      expect((await g.chat(p.id, k.key, "gpt-4o")).status).toBe(200);
+      await ingest();
+    } finally {
+      g.t.clock.t = Math.max(g.t.clock.t, g.t.appClock.ms());
+    }
+    const r = await g.admin.usage.project(p.id, { from: new Date(then - HOUR).toISOString(), to: new Date(then + HOUR).toISOString() });
+    expect(r.totals).toMatchObject({ requests: 1, succeeded: 1, tokens: { total: 10 }, cost: [{ currency: "USD", amount: 0.0001 }] });
+    expect(r.granularity).toBe("hour");
+    expect(r.series.map((s) => s.requests)).toEqual([1]);
+    // Asked for minutes, it answers what is kept of them: nothing.
+    expect((await g.admin.usage.project(p.id, { from: new Date(then - HOUR).toISOString(), to: new Date(then + HOUR).toISOString(), granularity: "minute" })).totals.requests).toBe(0);
+  });
+});
