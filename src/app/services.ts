@@ -26,6 +26,7 @@ import type { UsageLogSource } from "../ports/usage-logs.js";
 import type { Notifier } from "../ports/notifier.js";
 import type { SecretStore } from "../ports/secrets.js";
 import { systemClock as realClock, type Clock } from "../ports/clock.js";
+import { mapLimit } from "../util/map-limit.js";
 import type { EventPublisher } from "../ports/events.js";
 import type { Store } from "../ports/store.js";
 
@@ -199,7 +200,7 @@ export async function buildServices(config: Config): Promise<Services> {
     { KeySecrets },
     { gatewayAccess },
     { pillarKeys },
-    { TenantSettingsService },
+    { TenantSettingsService, serviceUsers },
     { SettingsGuard },
     { ProjectService },
     { UsageService },
@@ -292,6 +293,12 @@ export async function buildServices(config: Config): Promise<Services> {
   const pillarContributors = [...pillarRuntimes.values()].flatMap((r) => (r.contributor ? [r.contributor] : []));
   const registryInput = compilerInput([...registryContributors({ keys: keyDocuments, exemptions: activeExemptions, projects }), ...pillarContributors, browserOrigins(config.browserOrigins)]);
   const compiler = new TenantCompiler(projects, pillarInputs, tenantSettings, config.providerKeyVaultUri, registryInput, gatewayInput);
+  // A tenant write that drops a service asks who below the tenant still needs it: the registry and the keys.
+  tenantSettings.needsServicesOf(async (tenantId, settings) => {
+    const reg = await compiler.registry(tenantId);
+    const keys = (await mapLimit(reg.projects, 8, (p) => keyDocuments.listAll(tenantId, p.id))).flat();
+    return serviceUsers(settings, reg.projects, keys);
+  });
 
   // A tenant moved to another instance takes its keys along (their subscriptions are not in a publish).
   const keyPlacement = new KeyPlacement(keyDocuments, async (tenantId) => (await projects.listAll(tenantId)).map((p) => p.id), (tenantId, instance) => gateways.keysOn(tenantId, instance));

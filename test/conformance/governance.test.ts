@@ -89,6 +89,81 @@ describe("conformance: tenant controls are floors", () => {
   });
 });
 
+describe("conformance: settings that could not reach the gateway are refused when written", () => {
+  it("a content-safety threshold off the severity scale in force is a 400 at every scope, so no write isolates a project from later publishes", async () => {
+    const g = await Governed.start("t-gov-scale", t);
+    const pam = await g.as("pam", []); // ProjectAdmin through a project assignment only
+    const s = await g.admin.settings.get();
+    await g.admin.settings.put({ settings: {}, services: { contentSafety: { url: "https://safety.cognitiveservices.azure.com" } } }, s.etag);
+    const p = await g.project("scale", { roleAssignments: [{ principalId: "pam", role: "ProjectAdmin" }] });
+    const model = await g.model(p.id, "gpt-4o");
+    await g.publish("baseline");
+    const k = (await g.key(g.admin, p.id, { name: "scale" })).key;
+    const unsafe = (level: number) => g.call(p.id, "/v1/chat/completions", { key: k, body: { model: "gpt-4o", messages: [{ role: "user", content: `text unsafe:Violence:${level}` }] } });
+
+    // FourSeverityLevels (the default) knows 0, 2, 4 and 6 only: an odd threshold would not compile.
+    const cur = await pam.projects.get(p.id);
+    const atProject = await problemOf(pam.projects.update(p.id, { settings: { contentSafety: { categories: { Hate: 3 } } } }, cur.etag));
+    expect(atProject).toMatchObject({ status: 400, reason: "validation_failed" });
+    expect(atProject?.errors?.map((e) => e.field)).toEqual(["body.settings.contentSafety.categories.Hate"]);
+    expect(await pam.projects.get(p.id)).toEqual(cur);
+    const m = await g.admin.models.get(p.id, model.id);
+    const atModel = await problemOf(g.admin.models.update(p.id, model.id, { settings: { contentSafety: { categories: { Violence: 5 } } } }, m.etag));
+    expect(atModel?.errors?.map((e) => e.field)).toEqual(["body.settings.contentSafety.categories.Violence"]);
+    const s1 = await g.admin.settings.get();
+    const atTenant = await problemOf(g.admin.settings.put({ settings: { contentSafety: { categories: { Violence: 5 } } }, services: s1.services as never }, s1.etag));
+    expect(atTenant?.errors?.map((e) => e.field)).toEqual(["body.settings.contentSafety.categories.Violence"]);
+    expect(await g.admin.settings.get()).toEqual(s1);
+    // The scale is the merged one: a project may set an odd threshold on the tenant's eight levels.
+    const s2 = await g.admin.settings.put({ settings: { contentSafety: { outputType: "EightSeverityLevels", categories: { Violence: 6 } } }, services: s1.services as never }, s1.etag);
+    await pam.projects.update(p.id, { settings: { contentSafety: { categories: { Violence: 3 } } } }, cur.etag);
+
+    // Nothing stored fails to compile: the publish isolates no project, and the project's threshold is at the gateway.
+    const published = await g.admin.policy.publish({ reason: "eight levels" });
+    expect(published.isolated ?? []).toEqual([]);
+    await g.publish("settled");
+    expect((await unsafe(2)).status).toBe(200);
+    expect((await unsafe(3)).status).toBe(403);
+    expect(s2.settings).toMatchObject({ contentSafety: { outputType: "EightSeverityLevels" } });
+  });
+});
+
+describe("conformance: a service the tenant drops", () => {
+  it("is refused while a project still switches its control on (it would be isolated from every later publish), and accepted once nothing needs it", async () => {
+    const g = await Governed.start("t-gov-services", t);
+    const s = await g.admin.settings.get();
+    const services = { contentSafety: { url: "https://safety.cognitiveservices.azure.com" } };
+    await g.admin.settings.put({ settings: {}, services }, s.etag);
+    const p = await g.project("guarded", { settings: { contentSafety: { categories: { Violence: 4 } } } });
+    await g.model(p.id, "gpt-4o");
+    await g.publish("baseline");
+    const k = (await g.key(g.admin, p.id, { name: "guarded" })).key;
+    const unsafe = () => g.call(p.id, "/v1/chat/completions", { key: k, body: { model: "gpt-4o", messages: [{ role: "user", content: "text unsafe:Violence:5" }] } });
+    expect((await unsafe()).status).toBe(403);
+
+    // The tenant's settings without the service (as `settings set` with a file of settings alone would send them).
+    const before = await g.admin.settings.get();
+    for (const body of [{ settings: {} }, { settings: {}, services: {} }]) {
+      const problem = await problemOf(g.admin.settings.put(body, before.etag));
+      expect(problem).toMatchObject({ status: 400, reason: "content_safety_service_missing" });
+      expect(problem?.errors?.map((e) => e.field)).toEqual(["body.services.contentSafety"]);
+      expect(problem?.errors?.[0]?.message).toContain(p.id);
+    }
+    expect(await g.admin.settings.get()).toEqual(before);
+    const published = await g.admin.policy.publish({ reason: "still guarded" });
+    expect(published.isolated ?? []).toEqual([]);
+    expect((await unsafe()).status).toBe(403);
+
+    // Switched off where it was on, the service may go.
+    const cur = await g.admin.projects.get(p.id);
+    await g.admin.projects.update(p.id, { settings: null }, cur.etag);
+    const dropped = await g.admin.settings.put({ settings: {} }, before.etag);
+    expect(dropped.services).toEqual({});
+    await g.publish("unguarded");
+    expect((await unsafe()).status).toBe(200);
+  });
+});
+
 describe("conformance: automation publishes only what it needs", () => {
   it("a key's automatic publish ships its product and leaves a staged registry change for a person's publish, and says so", async () => {
     const g = await Governed.start("t-gov-auto", t);

@@ -3,7 +3,7 @@ import type { ModelSettings, Settings } from "../../policy/settings.js";
 import { AppError, fail } from "../errors.js";
 import { gateGapsOfWrite, type ProjectControls } from "../projects/gates.js";
 import type { Project } from "../projects/schema.js";
-import { requireServices, type TenantSettingsService } from "./tenant-settings.js";
+import { requireServices, requireSeverityScale, type TenantSettingsService } from "./tenant-settings.js";
 
 /** A project, or one of its models on top of it, as the environment's gates read it. */
 export interface GateScope {
@@ -14,7 +14,8 @@ export interface GateScope {
 /**
  * What a project or model may set, given the tenant's settings: checked when a project's or a model's
  * settings are written, so what is stored always compiles and never undercuts the tenant:
- * - a control whose service is missing is a 400 here, never a failed publish later (ADR 009);
+ * - a control whose service is missing is a 400 here, never a failed publish later (ADR 009), and so is a
+ *   content-safety threshold off the severity scale in force (requireSeverityScale);
  * - tenant controls are floors (src/policy/floors.ts): loosening one is a 400 with reason
  *   `loosens_tenant_control` naming each field; an approved exemption is the way below a floor.
  */
@@ -56,5 +57,6 @@ export function checkSettings(t: { settings: Settings; services: Parameters<type
       reason: "loosens_tenant_control",
     });
   }
+  requireSeverityScale([t.settings, project, model], field);
   requireServices([t.settings, project, model], t.services, field);
 }

@@ -2,6 +2,7 @@ import { serviceIdentityUse, type IdentityGrants } from "../../policy/identity.j
 import { checkManagedIdentity } from "./managed-identity.js";
 import { z } from "zod";
 import { Services } from "../../policy/input.js";
+import { clampToFloor } from "../../policy/floors.js";
 import { mergeSettings, Settings } from "../../policy/settings.js";
 import type { Clock } from "../../ports/clock.js";
 import type { Store } from "../../ports/store.js";
@@ -39,9 +40,16 @@ export type TenantSettings = z.output<typeof TenantSettings>;
 
 type TenantScope = { settings: z.output<typeof Settings>; services?: z.output<typeof Services> };
 
+/** A service the tenant document names, and who below the tenant switches its control on (for the refusal). */
+export type ServiceName = "contentSafety" | "embeddings";
+/** Where below the tenant (a project, a model, a key) each service is needed under these tenant settings; none: absent. */
+export type ServiceUsers = (tenantId: string, settings: z.output<typeof Settings>) => Promise<Partial<Record<ServiceName, string>>>;
+
 /** Tenant-scope governance settings: one document per tenant, written with If-Match, audited. */
 export class TenantSettingsService {
   private readonly doc: TenantSingleton<TenantScope>;
+  /** Who needs the services below the tenant (registered once the registry's readers exist: services.ts). */
+  private serviceUsers: ServiceUsers = () => Promise.resolve({});
 
   constructor(
     store: Store,
@@ -51,6 +59,11 @@ export class TenantSettingsService {
     private readonly gatewayGrants: (tenantId: string) => IdentityGrants = () => ({ identities: [], sharedHosts: [] }),
   ) {
     this.doc = new TenantSingleton(store, changes, clock, { id: "settings.tenant", docType: "tenantSettings", path: "/settings", action: "settings.update", event: "aigov.settings.updated.v1" });
+  }
+
+  /** Registers who needs the services below the tenant: a write that drops a service they need is refused. */
+  needsServicesOf(users: ServiceUsers): void {
+    this.serviceUsers = users;
   }
 
   async get(ctx: RequestContext): Promise<TenantSettings> {
@@ -73,10 +86,26 @@ export class TenantSettingsService {
   async put(ctx: RequestContext, input: unknown, ifMatch: string): Promise<TenantSettings> {
     if (!holdsAny(ctx.principal.roles, TENANT_ADMINS)) fail({ kind: "forbidden", detail: "changing tenant settings requires TenantAdmin" });
     const spec = parseOrThrow(TenantSettingsSpec, input, "body");
+    requireSeverityScale([spec.settings], "body.settings");
     requireServices([spec.settings], spec.services ?? {}, "body.settings");
     // A service sent as it is stored passes as it did (an edit of the settings alone must not be refused for
     // a service written before the operator's host list); a new or changed one is held to the list.
-    const stored = spec.services ? (await this.doc.read(ctx.principal.tenantId))?.services : undefined;
+    const stored = (await this.doc.read(ctx.principal.tenantId))?.services;
+    // A service dropped while a project, model or key still switches its control on would leave that project
+    // uncompilable (isolated from every later publish): refused like switching the control on without it.
+    const dropped = (["contentSafety", "embeddings"] as const).filter((name) => stored?.[name] && !spec.services?.[name]);
+    if (dropped.length) {
+      const users = await this.serviceUsers(ctx.principal.tenantId, spec.settings);
+      const needed = dropped.filter((name) => users[name]);
+      if (needed.length) {
+        fail({
+          kind: "validation",
+          detail: "a service is dropped that a control switched on below the tenant still needs",
+          errors: needed.map((name) => ({ field: `body.services.${name}`, message: `${users[name]} switches ${name === "contentSafety" ? "content safety" : "the semantic cache"} on, which needs it: switch it off there first` })),
+          reason: needed[0] === "contentSafety" ? "content_safety_service_missing" : "embeddings_service_missing",
+        });
+      }
+    }
     const grants = this.gatewayGrants(ctx.principal.tenantId);
     for (const name of ["contentSafety", "embeddings"] as const) {
       const service = spec.services?.[name];
@@ -106,4 +135,51 @@ export function requireServices(scopes: unknown[], services: z.output<typeof Ser
   if (errors.length) {
     fail({ kind: "validation", detail: "a control is switched on whose service is not configured", errors, reason: merged.contentSafety && !services.contentSafety ? "content_safety_service_missing" : "embeddings_service_missing" });
   }
+}
+
+/**
+ * Content-safety thresholds on the severity scale in force: with `FourSeverityLevels` (the default) the
+ * service answers 0, 2, 4 or 6, and the gateway's llm-content-safety takes only those thresholds, so an odd
+ * one would not compile (src/policy/compile/genai.ts). Checked on the settings merged from the tenant down
+ * to the scope being written (a threshold may be set at one scope and the scale at another): a 400 naming
+ * each category here, never a project isolated from every later publish.
+ */
+export function requireSeverityScale(scopes: unknown[], field: string): void {
+  const cs = mergeSettings(...(scopes as Parameters<typeof mergeSettings>)).contentSafety?.value;
+  if (!cs || cs.outputType !== "FourSeverityLevels") return;
+  const odd = cs.categories.filter((c) => c.threshold % 2 !== 0);
+  if (odd.length) {
+    fail({
+      kind: "validation",
+      detail: "content-safety thresholds off the severity scale in force",
+      errors: odd.map((c) => ({ field: `${field}.contentSafety.categories.${c.name}`, message: `with FourSeverityLevels a threshold is 0, 2, 4 or 6 (the scale in force here has no ${c.threshold}); set EightSeverityLevels for odd thresholds` })),
+    });
+  }
+}
+
+/**
+ * Where below the tenant each service is needed under the tenant settings `settings`: the first project, model
+ * (held to the tenant's floors, as the compiler holds them) or key (a content-safety level) that switches its
+ * control on. The registry's projects with their models, and each project's keys.
+ */
+export function serviceUsers(
+  settings: z.output<typeof Settings>,
+  projects: readonly { id: string; name: string; settings?: unknown; models?: readonly { id: string; name: string; settings?: unknown }[] }[],
+  /** Every key document (revoked ones too: their profiles are compiled like the others, src/domain/keys/profiles.ts). */
+  keys: readonly { projectId: string; id: string; limits: { contentSafety?: string | undefined } }[],
+): Partial<Record<ServiceName, string>> {
+  const out: Partial<Record<ServiceName, string>> = {};
+  const found = (name: ServiceName, who: string) => (out[name] ??= who);
+  for (const p of projects) {
+    const project = clampToFloor(settings, p.settings as Settings | undefined);
+    const merged = mergeSettings(settings, project);
+    if (merged.contentSafety) found("contentSafety", `project ${p.name} (${p.id})`);
+    if (merged.semanticCache) found("embeddings", `project ${p.name} (${p.id})`);
+    for (const m of p.models ?? []) {
+      if (mergeSettings(settings, project, clampToFloor(settings, m.settings as Settings | undefined) as never).contentSafety) found("contentSafety", `model ${m.name} (${m.id}) of project ${p.id}`);
+    }
+  }
+  const key = keys.find((k) => k.limits.contentSafety);
+  if (key) found("contentSafety", `key ${key.id} of project ${key.projectId}`);
+  return out;
 }
