@@ -219,6 +219,34 @@ describe("conformance: OpenAPI documents as MCP tools at the local gateway", () 
     expect(backend.received.length).toBe(before + 1);
   }, 120_000);
 
+  it("a deprecated converted server carries its Sunset at the gateway: through its MCP server, a toolbox of its tools and its REST API", async () => {
+    const converted = await convertOpenApi(document);
+    if (!converted.ok) throw new Error("the fixture document converts");
+    const get = converted.tools.find((t) => t.binding.method === "GET")!;
+    const p = await g.project("openapi-sunset");
+    const s = await register(p.id, "shop");
+    await g.admin.tools.updateServer(p.id, s.id, { status: "deprecated", sunsetDate: "2027-03-31" }, (await g.admin.tools.getServer(p.id, s.id)).etag);
+    const box = await g.admin.toolboxes.create(p.id, { name: "shop-box", tools: [{ server: "shop", tool: get.name }] });
+    await g.publish("a deprecated converted server");
+    const key = (await g.key(dev, p.id, { name: "sunset", scopes: { tools: [s.id, box.id] } })).key;
+    const sunset = "Wed, 31 Mar 2027 00:00:00 GMT";
+    const args = sample(get.inputSchema, get.inputSchema) as Record<string, unknown>;
+    for (const path of [g.names.mcpApiPath(p.id, "shop"), g.names.toolboxApiPath(p.id, "shop-box")]) {
+      const res = await fetch(`${g.t.gateway.url}/${path}/mcp`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "api-key": key, "mcp-protocol-version": "2025-06-18" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: ++rpcId, method: "tools/call", params: { name: get.name, arguments: args } }),
+      });
+      await res.arrayBuffer();
+      expect([path, res.status, res.headers.get("sunset")]).toEqual([path, 200, sunset]);
+    }
+    const req = restRequestFor(get.binding, args);
+    if ("error" in req) throw new Error(req.error);
+    const direct = await fetch(`${g.t.gateway.url}/${g.names.restApiPath(p.id, "shop")}${req.path}`, { method: req.method, headers: { "api-key": key, ...req.headers } });
+    await direct.arrayBuffer();
+    expect([direct.status, direct.headers.get("sunset")]).toEqual([200, sunset]);
+  }, 120_000);
+
   it("per-tool rate limits hold per key and tool however the tool is reached: its server, a toolbox, or its REST API directly", async () => {
     const converted = await convertOpenApi(document);
     if (!converted.ok) throw new Error("the fixture document converts");

@@ -9,6 +9,7 @@ import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
 import { statusOf } from "../support/errors.js";
 import { convertedServer, ITEMS_API } from "../support/tools.js";
 import { until } from "../support/until.js";
+import { startGovernanceServer } from "../fixtures/mcp/governance.js";
 
 let t: TestApp;
 let admin: AigovClient;
@@ -181,6 +182,28 @@ describe("the MCP server registry", () => {
     await new Promise((r) => setTimeout(r, 300));
     expect((await admin.tools.getServer(projectId, first.id)).discoveryState.lastAttemptAt).toBe(staleAgain);
   }, 90_000);
+
+  it("a blocked server is not contacted on demand either: discover is refused, and a new credential is not sent to it", async () => {
+    const upstream = await startGovernanceServer();
+    try {
+      const created = await admin.tools.createServer(projectId, { name: "blocked-on-demand", source: { kind: "remote", url: upstream.url }, auth: { type: "header", header: "x-upstream-key", value: "first-credential" }, discovery: { enabled: false, intervalHours: 24 } });
+      const first = await until(async () => {
+        const x = await admin.tools.getServer(projectId, created.id);
+        return x.discoveryState.status === "succeeded" ? x : undefined;
+      }, "the first discovery");
+      const blocked = await admin.tools.updateServer(projectId, first.id, { status: "blocked" }, first.etag);
+      const reached = upstream.received.length;
+      expect(await problem(admin.tools.discover(projectId, blocked.id))).toMatchObject({ status: 409, reason: "server_blocked" });
+      // A credential changed on a blocked server is stored, not tried on the server.
+      const rekeyed = await admin.tools.updateServer(projectId, blocked.id, { auth: { type: "header", header: "x-upstream-key", value: "second-credential" } }, blocked.etag);
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(upstream.received.length).toBe(reached);
+      expect(upstream.received.some((r) => r.headers["x-upstream-key"] === "second-credential")).toBe(false);
+      expect((await admin.tools.getServer(projectId, rekeyed.id)).discoveryState.lastAttemptAt).toBe(first.discoveryState.lastAttemptAt);
+    } finally {
+      await upstream.close();
+    }
+  });
 
   it("toolboxes hold tools their servers list, never remote tools of two servers or remote with converted ones", async () => {
     await convertedServer(admin, projectId, "items");

@@ -137,7 +137,7 @@ export const discoverMcpServer = defineOperation({
   access: PROJECT_WRITERS,
   params: ServerParams,
   success: { status: 202, schema: McpServer, description: "The server; the discovery runs" },
-  errors: [...AUTH_ERRORS, 404],
+  errors: [...AUTH_ERRORS, 404, 409],
   cli: "tools discover",
 });
 

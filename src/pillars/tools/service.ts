@@ -108,6 +108,8 @@ export class ToolsService {
   async discover(ctx: RequestContext, projectId: string, id: string): Promise<Driven<McpServer>> {
     const server = await this.registry.get(ctx, projectId, id);
     await this.registry.writable(ctx, projectId);
+    // A blocked server is not contacted (nor sent its credentials), on demand no more than on schedule.
+    if (server.status === "blocked") fail({ kind: "conflict", detail: `${server.name} is blocked: it is not contacted until it is active or deprecated again`, reason: "server_blocked" });
     return { ...server, drive: discoveryDrive(ctx.principal.tenantId, projectId, id) };
   }
 

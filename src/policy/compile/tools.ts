@@ -266,8 +266,9 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
     const w = why("the server's session id, sealed for the caller's key");
     outbound.push(when(X.MCP_RESPONSE_SESSION, [el("set-header", { name: "Mcp-Session-Id", "exists-action": "override" }, [textEl("value", X.MCP_SESSION_SEALED)], w)], w));
   }
-  const sunset = parts.upstream?.status === "deprecated" ? parts.upstream.sunsetDate : undefined;
-  if (sunset) outbound.push(el("set-header", { name: "Sunset", "exists-action": "override" }, [textEl("value", new Date(`${sunset}T00:00:00Z`).toUTCString())], why(`deprecated; sunset ${sunset}`)));
+  // Deprecated servers' answers carry their Sunset, remote or converted (a toolbox: the earliest of its servers').
+  const sunset = sunsetOf(parts.servers);
+  if (sunset) outbound.push(sunsetHeader(sunset, why(`deprecated; sunset ${sunset}`)));
   const doc = el(
     "policies",
     undefined,
@@ -290,6 +291,15 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
   );
   c.addPolicy({ type: "api", apiId }, doc, []);
 }
+
+/** The earliest sunset date of the deprecated servers among `servers`, if any (RFC 8594 `Sunset`). */
+const sunsetOf = (servers: PolicyMcpServer[]): string | undefined =>
+  servers
+    .flatMap((s) => (s.status === "deprecated" && s.sunsetDate ? [s.sunsetDate] : []))
+    .sort(byCodePoint)
+    .at(0);
+
+const sunsetHeader = (date: string, why: Why): XNode => el("set-header", { name: "Sunset", "exists-action": "override" }, [textEl("value", new Date(`${date}T00:00:00Z`).toUTCString())], why);
 
 function upstreamNamedValue(c: Collector, auth: Extract<PolicyMcpServer["auth"], { type: "header" }>): string {
   const nv = c.n.namedValue(auth.namedValueId);
@@ -461,9 +471,10 @@ function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer &
   }
   if (server.auth.type === "header") inbound.push(el("set-header", { name: server.auth.header, "exists-action": "override" }, [textEl("value", `{{${upstreamNamedValue(c, server.auth)}}}`)], why));
   else if (server.auth.type === "managedIdentity") inbound.push(el("authentication-managed-identity", { resource: server.auth.audience, ...(server.auth.clientId ? { "client-id": server.auth.clientId } : {}) }, undefined, why));
+  const sunset = sunsetOf([server]);
   c.addPolicy(
     { type: "api", apiId: api.id },
-    el("policies", undefined, [el("inbound", undefined, inbound, STRUCTURE), el("backend", undefined, [el("base")], STRUCTURE), el("outbound", undefined, [el("base")], STRUCTURE), el("on-error", undefined, [el("base"), when(X.BODY_UNREADABLE, [unreadable], override)], STRUCTURE)], STRUCTURE),
+    el("policies", undefined, [el("inbound", undefined, inbound, STRUCTURE), el("backend", undefined, [el("base")], STRUCTURE), el("outbound", undefined, [el("base"), ...(sunset ? [sunsetHeader(sunset, { ...why, note: `deprecated; sunset ${sunset}` })] : [])], STRUCTURE), el("on-error", undefined, [el("base"), when(X.BODY_UNREADABLE, [unreadable], override)], STRUCTURE)], STRUCTURE),
     [],
   );
   return api;

@@ -31,6 +31,7 @@ export interface ListedServer {
 
 export type DiscoveryResult =
   | { outcome: "gone" }
+  | { outcome: "blocked" }
   | { outcome: "restart" }
   | { outcome: "failed"; code: string; message: string }
   | { outcome: "unchanged"; snapshotId: string | undefined; suspended: string[] }
@@ -67,6 +68,9 @@ export class DiscoveryRunner {
     const partition = this.registry.partition(tenantId, projectId);
     let server = await this.registry.servers.read(partition, serverId);
     if (!server) return this.gone(tenantId, serverId);
+    // A blocked server is not contacted (nor sent its credentials), whatever started the run: a change of
+    // its source or credential, or a request that was already queued when it was blocked. Nothing is recorded.
+    if (server.status === "blocked") return { outcome: "blocked" };
     // What the listing was made from: if the server's source or credential changes before the commit,
     // these tools are the old upstream's and the run starts again (the orchestrator repeats it).
     const madeFrom = fingerprintOf(server);
