@@ -318,6 +318,7 @@ export async function buildServices(config: Config): Promise<Services> {
     gateway: gatewayAccess({ gateways, publishing, exemptions: activeExemptions, compilerInput: (tenantId) => compiler.input(tenantId) }),
     rotations: { retry: config.publishRetry, perRun: config.keyRotationsPerRun },
     lastUse: (tenantId, projectId) => usage.keysLastUsed(tenantId, projectId),
+    tenantServices: async (tenantId) => (await tenantSettings.scope(tenantId)).services,
   });
   // Pillars meet the services built after them here (no forward references).
   const keysForPillars = pillarKeys(keys, models, toolScopes);

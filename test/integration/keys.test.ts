@@ -188,6 +188,9 @@ describe("virtual keys", () => {
       expect((err as ApiError).status).toBe(400);
       expect((err as ApiError).problem?.errors?.map((e) => e.field)).toContain(field);
     }
+    // Content safety on a key needs the tenant's service (this tenant names none): refused here, or every
+    // later publish of the project would fail to compile and leave the project as the gateway holds it.
+    expect(await reasonOf(dev.keys.create(project.id, { name: "guarded", limits: { contentSafety: "low" } }))).toBe("400 content_safety_service_missing");
     expect((await admin.keys.list(project.id)).items.length).toBe(before);
   });
 

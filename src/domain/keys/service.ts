@@ -48,6 +48,8 @@ export interface KeyKit {
   rotations?: { retry: DriveRetry; perRun: number };
   /** When each key of a project was last used at the gateway (usage ingestion), by key id. */
   lastUse?: (tenantId: string, projectId: string) => Promise<Record<string, string> | undefined>;
+  /** Which services the tenant names: a key's content safety needs the tenant's (or the project's publishes fail). */
+  tenantServices?: (tenantId: string) => Promise<{ contentSafety?: unknown } | undefined>;
 }
 
 /** What keys ask the tools pillar: the entries of a tool scope that name no server, tool or toolbox of the project. */
@@ -87,6 +89,7 @@ export class KeyService {
   private readonly tools: KeyToolScopes | undefined;
   private readonly agents: KeyAgentScopes | undefined;
   private readonly lastUse: KeyKit["lastUse"];
+  private readonly tenantServices: KeyKit["tenantServices"];
   private readonly gateway: GatewayAccess;
   private readonly projects: ProjectService;
   private readonly approvals: ApprovalService;
@@ -103,6 +106,7 @@ export class KeyService {
     this.tools = kit.tools;
     this.agents = kit.agents;
     this.lastUse = kit.lastUse;
+    this.tenantServices = kit.tenantServices;
     this.gateway = gateway;
     this.access = new KeyAccess(projects, documents, clock);
     this.sync = new KeyGatewaySync(documents, secrets.resolveSecret, gateway, clock);
@@ -439,6 +443,11 @@ export class KeyService {
       }
       if (limits.tokenQuota && limits.tokenQuota.period !== limits.budget.period) errors.push({ field: "body.limits.budget.period", message: "must equal tokenQuota.period when both are set" });
     }
-    if (errors.length > 0) throw new AppError({ kind: "validation", detail: "the key cannot be created as requested", errors, ...(tooLong ? { reason: "key_lifetime_exceeded" as const } : {}) });
+    // Checked here, not left to the compile: a key whose content safety has no service would fail every
+    // later publish of its project (the project kept as the gateway holds it), by a Developer's key create.
+    const serviceMissing = limits.contentSafety !== undefined && this.tenantServices !== undefined && !(await this.tenantServices(ctx.principal.tenantId))?.contentSafety;
+    if (serviceMissing) errors.push({ field: "body.limits.contentSafety", message: "content safety needs the tenant's Azure AI Content Safety service: set services.contentSafety in the tenant settings first" });
+    const reason = tooLong ? ("key_lifetime_exceeded" as const) : serviceMissing ? ("content_safety_service_missing" as const) : undefined;
+    if (errors.length > 0) throw new AppError({ kind: "validation", detail: "the key cannot be created as requested", errors, ...(reason ? { reason } : {}) });
   }
 }
