@@ -200,7 +200,7 @@ export async function buildServices(config: Config): Promise<Services> {
     { KeySecrets },
     { gatewayAccess },
     { pillarKeys },
-    { TenantSettingsService, serviceUsers },
+    { TenantSettingsService, belowTenant },
     { SettingsGuard },
     { ProjectService },
     { UsageService },
@@ -293,11 +293,11 @@ export async function buildServices(config: Config): Promise<Services> {
   const pillarContributors = [...pillarRuntimes.values()].flatMap((r) => (r.contributor ? [r.contributor] : []));
   const registryInput = compilerInput([...registryContributors({ keys: keyDocuments, exemptions: activeExemptions, projects }), ...pillarContributors, browserOrigins(config.browserOrigins)]);
   const compiler = new TenantCompiler(projects, pillarInputs, tenantSettings, config.providerKeyVaultUri, registryInput, gatewayInput);
-  // A tenant write that drops a service asks who below the tenant still needs it: the registry and the keys.
-  tenantSettings.needsServicesOf(async (tenantId, settings) => {
+  // A tenant write that drops a service or changes content safety asks what below the tenant needs: the registry and the keys.
+  tenantSettings.needsOf(async (tenantId, settings) => {
     const reg = await compiler.registry(tenantId);
     const keys = (await mapLimit(reg.projects, 8, (p) => keyDocuments.listAll(tenantId, p.id))).flat();
-    return serviceUsers(settings, reg.projects, keys);
+    return belowTenant(settings, reg.projects, keys);
   });
 
   // A tenant moved to another instance takes its keys along (their subscriptions are not in a publish).

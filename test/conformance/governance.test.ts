@@ -117,6 +117,10 @@ describe("conformance: settings that could not reach the gateway are refused whe
     // The scale is the merged one: a project may set an odd threshold on the tenant's eight levels.
     const s2 = await g.admin.settings.put({ settings: { contentSafety: { outputType: "EightSeverityLevels", categories: { Violence: 6 } } }, services: s1.services as never }, s1.etag);
     await pam.projects.update(p.id, { settings: { contentSafety: { categories: { Violence: 3 } } } }, cur.etag);
+    // Nor may the tenant go back to four levels under the project's odd threshold: the project would not compile.
+    const narrowed = await problemOf(g.admin.settings.put({ settings: { contentSafety: { categories: { Violence: 6 } } }, services: s1.services as never }, s2.etag));
+    expect(narrowed).toMatchObject({ status: 400, errors: [{ field: "body.settings.contentSafety.outputType", message: expect.stringContaining(`project scale (${p.id}) sets Violence to 3`) }] });
+    expect(await g.admin.settings.get()).toEqual(s2);
 
     // Nothing stored fails to compile: the publish isolates no project, and the project's threshold is at the gateway.
     const published = await g.admin.policy.publish({ reason: "eight levels" });

@@ -42,14 +42,20 @@ type TenantScope = { settings: z.output<typeof Settings>; services?: z.output<ty
 
 /** A service the tenant document names, and who below the tenant switches its control on (for the refusal). */
 export type ServiceName = "contentSafety" | "embeddings";
-/** Where below the tenant (a project, a model, a key) each service is needed under these tenant settings; none: absent. */
-export type ServiceUsers = (tenantId: string, settings: z.output<typeof Settings>) => Promise<Partial<Record<ServiceName, string>>>;
+/** What below the tenant (projects, models, keys) needs of these tenant settings (belowTenant). */
+export interface BelowTenant {
+  /** Where each service is needed; none: absent. */
+  services: Partial<Record<ServiceName, string>>;
+  /** The first project or model whose content-safety thresholds are off the severity scale these settings put in force. */
+  offScale?: string | undefined;
+}
+export type BelowTenantOf = (tenantId: string, settings: z.output<typeof Settings>) => Promise<BelowTenant>;
 
 /** Tenant-scope governance settings: one document per tenant, written with If-Match, audited. */
 export class TenantSettingsService {
   private readonly doc: TenantSingleton<TenantScope>;
-  /** Who needs the services below the tenant (registered once the registry's readers exist: services.ts). */
-  private serviceUsers: ServiceUsers = () => Promise.resolve({});
+  /** What below the tenant needs of its settings (registered once the registry's readers exist: services.ts). */
+  private belowTenant: BelowTenantOf = () => Promise.resolve({ services: {} });
 
   constructor(
     store: Store,
@@ -61,9 +67,12 @@ export class TenantSettingsService {
     this.doc = new TenantSingleton(store, changes, clock, { id: "settings.tenant", docType: "tenantSettings", path: "/settings", action: "settings.update", event: "aigov.settings.updated.v1" });
   }
 
-  /** Registers who needs the services below the tenant: a write that drops a service they need is refused. */
-  needsServicesOf(users: ServiceUsers): void {
-    this.serviceUsers = users;
+  /**
+   * Registers what below the tenant needs of its settings: a write that drops a service they use, or that
+   * puts a severity scale in force their thresholds are off, is refused.
+   */
+  needsOf(below: BelowTenantOf): void {
+    this.belowTenant = below;
   }
 
   async get(ctx: RequestContext): Promise<TenantSettings> {
@@ -90,12 +99,17 @@ export class TenantSettingsService {
     requireServices([spec.settings], spec.services ?? {}, "body.settings");
     // A service sent as it is stored passes as it did (an edit of the settings alone must not be refused for
     // a service written before the operator's host list); a new or changed one is held to the list.
-    const stored = (await this.doc.read(ctx.principal.tenantId))?.services;
-    // A service dropped while a project, model or key still switches its control on would leave that project
-    // uncompilable (isolated from every later publish): refused like switching the control on without it.
+    const storedDoc = await this.doc.read(ctx.principal.tenantId);
+    const stored = storedDoc?.services;
+    // A service dropped while a project, model or key still switches its control on, or a severity scale put
+    // in force that a project's or model's thresholds are off, would leave that project uncompilable
+    // (isolated from every later publish): refused like the same write at the project.
     const dropped = (["contentSafety", "embeddings"] as const).filter((name) => stored?.[name] && !spec.services?.[name]);
-    if (dropped.length) {
-      const users = await this.serviceUsers(ctx.principal.tenantId, spec.settings);
+    const safetyChanged = canonicalJson(storedDoc?.settings.contentSafety ?? null) !== canonicalJson(spec.settings.contentSafety ?? null);
+    if (dropped.length || safetyChanged) {
+      const below = await this.belowTenant(ctx.principal.tenantId, spec.settings);
+      if (below.offScale) fail({ kind: "validation", detail: "content-safety thresholds below the tenant would be off the severity scale in force", errors: [{ field: "body.settings.contentSafety.outputType", message: `${below.offScale}: keep EightSeverityLevels, or change those thresholds to 0, 2, 4 or 6 first` }] });
+      const users = below.services;
       const needed = dropped.filter((name) => users[name]);
       if (needed.length) {
         fail({
@@ -158,25 +172,34 @@ export function requireSeverityScale(scopes: unknown[], field: string): void {
 }
 
 /**
- * Where below the tenant each service is needed under the tenant settings `settings`: the first project, model
- * (held to the tenant's floors, as the compiler holds them) or key (a content-safety level) that switches its
- * control on. The registry's projects with their models, and each project's keys.
+ * What below the tenant needs of the tenant settings `settings`: where each service is needed (the first
+ * project, model — held to the tenant's floors, as the compiler holds them — or key that switches its control
+ * on), and the first project or model whose thresholds these settings would put off their severity scale.
+ * The registry's projects with their models, and each project's keys.
  */
-export function serviceUsers(
+export function belowTenant(
   settings: z.output<typeof Settings>,
   projects: readonly { id: string; name: string; settings?: unknown; models?: readonly { id: string; name: string; settings?: unknown }[] }[],
   /** Every key document (revoked ones too: their profiles are compiled like the others, src/domain/keys/profiles.ts). */
   keys: readonly { projectId: string; id: string; limits: { contentSafety?: string | undefined } }[],
-): Partial<Record<ServiceName, string>> {
-  const out: Partial<Record<ServiceName, string>> = {};
-  const found = (name: ServiceName, who: string) => (out[name] ??= who);
+): BelowTenant {
+  const out: BelowTenant = { services: {} };
+  const found = (name: ServiceName, who: string) => (out.services[name] ??= who);
+  const scale = (merged: ReturnType<typeof mergeSettings>, who: string) => {
+    const cs = merged.contentSafety?.value;
+    const odd = cs?.outputType === "FourSeverityLevels" ? cs.categories.find((c) => c.threshold % 2 !== 0) : undefined;
+    if (odd) out.offScale ??= `${who} sets ${odd.name} to ${odd.threshold}, which FourSeverityLevels does not have`;
+  };
   for (const p of projects) {
     const project = clampToFloor(settings, p.settings as Settings | undefined);
     const merged = mergeSettings(settings, project);
     if (merged.contentSafety) found("contentSafety", `project ${p.name} (${p.id})`);
     if (merged.semanticCache) found("embeddings", `project ${p.name} (${p.id})`);
+    scale(merged, `project ${p.name} (${p.id})`);
     for (const m of p.models ?? []) {
-      if (mergeSettings(settings, project, clampToFloor(settings, m.settings as Settings | undefined) as never).contentSafety) found("contentSafety", `model ${m.name} (${m.id}) of project ${p.id}`);
+      const withModel = mergeSettings(settings, project, clampToFloor(settings, m.settings as Settings | undefined) as never);
+      if (withModel.contentSafety) found("contentSafety", `model ${m.name} (${m.id}) of project ${p.id}`);
+      scale(withModel, `model ${m.name} (${m.id}) of project ${p.id}`);
     }
   }
   const key = keys.find((k) => k.limits.contentSafety);
