@@ -13,6 +13,8 @@ export interface CliIo {
   err: (text: string) => void;
   env: NodeJS.ProcessEnv;
   fetch?: typeof fetch;
+  /** What was piped to the process, read to the end; undefined when stdin is a terminal (default: the process's stdin). */
+  stdin?: () => string | undefined;
   /** MSAL's HTTP client for the Entra sign-in (tests: a local fake of Entra ID); MSAL's own otherwise. */
   msalNetwork?: import("@azure/msal-node").INetworkModule;
 }
@@ -30,6 +32,8 @@ export interface Globals {
 export interface CliKit extends PillarCliKit<AigovClient> {
   io: CliIo;
   globals(): Globals;
+  /** CliIo.stdin, or the process's. */
+  stdin(): string | undefined;
 }
 
 /** Prints JSON (with `-o json`, or without columns) or a table of the given columns. */

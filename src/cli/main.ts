@@ -2,6 +2,7 @@
  * `aigov`: builds the program, lets each command group add its commands (built-in groups in
  * commands/<area>.ts, pillar groups through the pillar list) and runs it.
  */
+import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { operations } from "../api/all-operations.js";
 import { AigovClient, ApiError } from "../client/index.js";
@@ -58,6 +59,7 @@ export function buildProgram(io: CliIo): Command {
     err: (text) => io.err(text),
     json: () => globals().output === "json",
     readJson: (path) => readJsonFile(path),
+    stdin: () => (io.stdin ? io.stdin() : process.stdin.isTTY ? undefined : readFileSync(0, "utf8")),
   };
 
   // In this order in `aigov --help`.
@@ -95,9 +97,17 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof ApiError) {
-      io.err(err.problem ? `error ${err.problem.status} ${err.problem.code}: ${err.problem.detail ?? err.problem.title}` : `error: HTTP ${err.status}`);
-      for (const e of err.problem?.errors ?? []) io.err(`  ${e.field}: ${e.message}`);
-      if (err.problem?.correlationId) io.err(`  correlation id: ${err.problem.correlationId}`);
+      const p = err.problem;
+      // Scripts branch on the reason; with -o json they get the whole problem document, as one line on
+      // stderr so that stdout holds only results.
+      if (p && program.opts<Globals>().output === "json") {
+        io.err(JSON.stringify(p));
+        return 1;
+      }
+      // The client takes any document with a status and a code for a problem: a reason may be missing.
+      io.err(p ? `error ${p.status} ${p.code}${p.reason ? ` (${p.reason})` : ""}: ${p.detail ?? p.title}` : `error: HTTP ${err.status}`);
+      for (const e of p?.errors ?? []) io.err(`  ${e.field}: ${e.message}`);
+      if (p?.correlationId) io.err(`  correlation id: ${p.correlationId}`);
       return 1;
     }
     if (err instanceof CommanderError) {

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
 import { startTestApp, type TestApp } from "../support/app.js";
+import { until } from "../support/until.js";
 
 let t: TestApp;
 const env = { AIGOV_CONFIG: join(mkdtempSync(join(tmpdir(), "aigov-cli-")), "config.json") };
@@ -125,6 +126,97 @@ describe("aigov CLI", () => {
     expect(r.err).toContain("400 ValidationFailed");
     expect(r.err).toContain("body.reviewDate: is required for sandbox projects");
     expect(r.err).toMatch(/correlation id: [0-9a-f-]{36}/);
+  });
+
+  it("an error names the problem's reason; with -o json stderr holds the problem document and stdout nothing", async () => {
+    expect((await aigov("login", "--dev", "--tenant", "t-cli-err", "--user", "eve", "--roles", "TenantAdmin")).code).toBe(0);
+    expect((await aigov("projects", "create", "--name", "taken", "--environment", "dev", "--owner", "eve")).code).toBe(0);
+    const table = await aigov("projects", "create", "--name", "taken", "--environment", "dev", "--owner", "eve");
+    expect(table.code).toBe(1);
+    expect(table.err).toContain("error 409 Conflict (name_taken): ");
+
+    const json = await aigov("-o", "json", "projects", "create", "--name", "taken", "--environment", "dev", "--owner", "eve");
+    expect(json.code).toBe(1);
+    expect(json.out).toBe("");
+    expect(JSON.parse(json.err)).toMatchObject({ status: 409, code: "Conflict", reason: "name_taken", correlationId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    const invalid = await aigov("-o", "json", "projects", "create", "--name", "sandbox", "--environment", "sandbox", "--owner", "eve");
+    expect(invalid.code).toBe(1);
+    expect(JSON.parse(invalid.err)).toMatchObject({ reason: "validation_failed", errors: [{ field: "body.reviewDate", message: "is required for sandbox projects" }] });
+  });
+
+  it("policy publish|rollback --wait give up after --timeout with a non-zero exit", async () => {
+    expect((await aigov("login", "--dev", "--tenant", "t-cli-wait", "--user", "tim", "--roles", "TenantAdmin")).code).toBe(0);
+    const project = JSON.parse((await aigov("-o", "json", "projects", "create", "--name", "CLI wait", "--environment", "dev", "--owner", "tim")).out) as { id: string };
+    const admin = await t.as("t-cli-wait", "tim", ["TenantAdmin"]);
+    await admin.models.create(project.id, {
+      name: "gpt-4o",
+      provider: "azure-openai",
+      modelName: "gpt-4o",
+      backends: [{ id: "weu", url: "https://wait.openai.azure.com", region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }],
+    });
+    expect((await aigov("policy", "publish", "--wait", "--timeout", "60")).code).toBe(0);
+    // The key's product makes a system revision that stays pending until the publish sweep runs (never, here).
+    await admin.keys.create(project.id, { name: "limited", limits: { tokensPerMinute: 100 } });
+    const pending = (await admin.policy.revisions()).items[0]!;
+    expect(pending.status).toBe("pending");
+
+    const started = Date.now();
+    const waited = await aigov("policy", "publish", "--wait", "--timeout", "1");
+    expect(waited.code).toBe(1);
+    expect(waited.err).toContain(`revision ${pending.number} (${pending.id}) still pending after 1 s`);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect((await aigov("policy", "rollback", pending.id, "--wait", "--timeout", "0")).code).toBe(2);
+    expect((await aigov("policy", "publish", "--wait", "--timeout", "soon")).err).toContain("--timeout expects a number of seconds");
+  });
+
+  it("reviews list|items print the next page's token on stderr, like the other lists", async () => {
+    expect((await aigov("login", "--dev", "--tenant", "t-cli-rev", "--user", "rhea", "--roles", "TenantAdmin")).code).toBe(0);
+    const project = JSON.parse((await aigov("-o", "json", "projects", "create", "--name", "CLI reviews", "--environment", "dev", "--owner", "rhea")).out) as { id: string };
+    const admin = await t.as("t-cli-rev", "rhea", ["TenantAdmin"]);
+    await admin.keys.create(project.id, { name: "one" });
+    await admin.keys.create(project.id, { name: "two" });
+    const spec = (name: string) => ({ name, kind: "keys" as const, scope: { level: "project" as const, projectId: project.id }, stages: [{ reviewers: { type: "users" as const, users: ["rhea"] } }] });
+    await admin.reviews.create(spec("first"));
+    const review = await admin.reviews.create(spec("second"));
+    await until(async () => (await admin.reviews.items(review.id)).items.length === 2, "the review's items");
+
+    for (const args of [["reviews", "list"], ["reviews", "items", review.id]]) {
+      const page = await aigov(...args, "--max-page-size", "1");
+      expect(page.code).toBe(0);
+      expect(page.out).not.toContain("more:");
+      const token = /^more: --continuation-token (\S+)$/m.exec(page.err)?.[1];
+      expect(token).toBeDefined();
+      const next = await aigov("-o", "json", ...args, "--max-page-size", "1", "--continuation-token", token!);
+      expect((JSON.parse(next.out) as { items: unknown[] }).items).toHaveLength(1);
+    }
+  });
+
+  it("keys lookup reads the secret from stdin (without --key, or --key -), never from a terminal", async () => {
+    expect((await aigov("login", "--dev", "--tenant", "t-cli-lookup", "--user", "lou", "--roles", "TenantAdmin")).code).toBe(0);
+    const project = JSON.parse((await aigov("-o", "json", "projects", "create", "--name", "CLI lookup", "--environment", "dev", "--owner", "lou")).out) as { id: string };
+    const key = await (await t.as("t-cli-lookup", "lou", ["TenantAdmin"])).keys.create(project.id, { name: "leaked" });
+    const bodies: string[] = [];
+    const recording: typeof fetch = (input, init) => (bodies.push(String(init?.body ?? "")), fetch(input, init));
+    const lookup = async (stdin: string | undefined, ...args: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runCli(["--endpoint", t.url, "-o", "json", "keys", "lookup", ...args], { out: (s) => out.push(s), err: (s) => err.push(s), env, fetch: recording, stdin: () => stdin });
+      return { code, out: out.join("\n"), err: err.join("\n") };
+    };
+    for (const args of [[], ["--key", "-"]]) {
+      const piped = await lookup(`${key.key}\n`, ...args);
+      expect(piped.code, piped.err).toBe(0);
+      expect(JSON.parse(piped.out)).toMatchObject({ keyId: key.id, secret: "current" });
+    }
+    expect(bodies).toEqual([JSON.stringify({ key: key.key }), JSON.stringify({ key: key.key })]);
+    expect(JSON.parse((await lookup(undefined, "--key", key.key)).out)).toMatchObject({ keyId: key.id });
+
+    bodies.length = 0;
+    const terminal = await lookup(undefined);
+    expect(terminal.code).toBe(2);
+    expect(terminal.err).toContain("pipe the key on stdin");
+    expect((await lookup("\n", "--key", "-")).err).toContain("no key on stdin");
+    expect(bodies).toEqual([]);
   });
 
   it("a spec file that is not JSON is named, and none of its text is quoted (it may hold a secret)", async () => {

@@ -1,5 +1,4 @@
 /** `aigov keys …`: virtual keys (create, list, show, rotate, revoke, suspend, resume, share, unshare, shared, collect, lookup). */
-import { readFileSync } from "node:fs";
 import { CommanderError, Option } from "commander";
 import { type AigovClient } from "../../client/index.js";
 import { type CliKit, parseBudget } from "../kit.js";
@@ -29,7 +28,7 @@ type CreateOptions = {
   justification?: string;
 };
 
-export function keyCommands({ program, client, print, out, err, json }: CliKit): void {
+export function keyCommands({ program, client, print, out, err, json, stdin }: CliKit): void {
   const showSecret = (k: { key: string; id: string }) => {
     if (json()) return print(k);
     print(keyRow(k as never), KEY_COLUMNS);
@@ -189,10 +188,17 @@ export function keyCommands({ program, client, print, out, err, json }: CliKit):
     .action(async (projectId: string, keyId: string) => showSecret(await client().keys.collect(projectId, keyId)));
   keys
     .command("lookup")
-    .description("which key a (leaked) secret belongs to; reads the secret from stdin or --key")
-    .option("--key <secret>")
+    .description("which key a (leaked) secret belongs to; pipe the secret on stdin (aigov keys lookup < file): --key puts it in the process list and the shell's history")
+    .option("--key <secret>", "the secret ('-': read it from stdin, as without --key)")
     .action(async (o: { key?: string }) => {
-      const secret = o.key ?? readFileSync(0, "utf8").trim();
+      let secret = o.key;
+      if (secret === undefined || secret === "-") {
+        // Never read a terminal: the secret would be echoed, and a forgotten pipe would hang silently.
+        const piped = stdin();
+        if (piped === undefined) throw new CommanderError(2, "aigov.stdin", "pipe the key on stdin, e.g. aigov keys lookup < key.txt");
+        secret = piped.trim();
+        if (!secret) throw new CommanderError(2, "aigov.stdin", "no key on stdin");
+      }
       print(await client().keys.lookup(secret), ["keyId", "projectId", "status", "secret"]);
     });
 }

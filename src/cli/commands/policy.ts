@@ -1,4 +1,5 @@
 /** `aigov policy show|preview|explain|path|diff|publish|revisions|revision|rollback|drift`: what the gateway gets. */
+import { CommanderError } from "commander";
 import { type AigovClient } from "../../client/index.js";
 import { type CliKit } from "../kit.js";
 import { readJsonFile } from "../../util/json-file.js";
@@ -12,14 +13,29 @@ const counts = (c: { added: number; modified: number; removed: number }) => `+${
 const explainRows = (explain: { control: unknown; scope: unknown }[]) =>
   explain.map((e) => ({ ...e, control: JSON.stringify(e.control), scope: JSON.stringify(e.scope) }));
 
-/** Polls a revision until the gateway holds it (or its publish failed). */
-async function waitForRevision(c: AigovClient, id: string) {
+/**
+ * Polls a revision until the gateway holds it (or its publish failed). Bounded like the other waits: a
+ * revision can stay pending for long (a system publish waits for the sweep; retries while the gateway is down).
+ */
+async function waitForRevision(c: AigovClient, id: string, timeoutSeconds: number) {
+  const deadline = Date.now() + timeoutSeconds * 1000;
   for (;;) {
     const r = await c.policy.revision(id);
     if (r.status !== "pending") return r;
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`revision ${r.number} (${id}) still pending after ${timeoutSeconds} s; \`aigov policy revision ${id}\` tells when the gateway holds it`);
+    await new Promise((resolve) => setTimeout(resolve, Math.min(500, left)));
   }
 }
+
+/** A --timeout value in seconds (a usage error otherwise). */
+function parseTimeout(value: string): number {
+  const seconds = Number(value);
+  if (!(seconds > 0)) throw new CommanderError(2, "aigov.timeout", `--timeout expects a number of seconds, got '${value}'`);
+  return seconds;
+}
+
+const TIMEOUT_HELP = "with --wait: give up (exit 1) after this many seconds";
 
 type Revision = { number: number; id: string; status: string; counts: { added: number; modified: number; removed: number } };
 
@@ -101,11 +117,12 @@ export function policyCommands({ program, client, print, render, out, json }: Cl
     .description("compile the tenant and publish it as a new revision (--wait: until the gateway holds it)")
     .option("--reason <text>")
     .option("--wait", "wait until the revision is published or failed")
-    .action(async (o: { reason?: string; wait?: boolean }) => {
+    .option("--timeout <seconds>", TIMEOUT_HELP, parseTimeout, 600)
+    .action(async (o: { reason?: string; wait?: boolean; timeout: number }) => {
       const c = client();
       let r = await c.policy.publish(o.reason ? { reason: o.reason } : {});
       // --wait also waits for a pending revision that already holds what would be published (e.g. one automation made).
-      if (o.wait && r.revision && (r.changed || r.revision.status === "pending")) r = { ...r, revision: await waitForRevision(c, r.revision.id) };
+      if (o.wait && r.revision && (r.changed || r.revision.status === "pending")) r = { ...r, revision: await waitForRevision(c, r.revision.id, o.timeout) };
       showPublish(r);
     });
   policy
@@ -130,11 +147,12 @@ export function policyCommands({ program, client, print, render, out, json }: Cl
     .command("rollback <revisionId>")
     .description("republish an earlier published revision, as a new revision (--wait: until the gateway holds it)")
     .option("--reason <text>")
-    .option("--wait")
-    .action(async (revisionId: string, o: { reason?: string; wait?: boolean }) => {
+    .option("--wait", "wait until the revision is published or failed")
+    .option("--timeout <seconds>", TIMEOUT_HELP, parseTimeout, 600)
+    .action(async (revisionId: string, o: { reason?: string; wait?: boolean; timeout: number }) => {
       const c = client();
       let r = await c.policy.rollback(revisionId, o.reason ? { reason: o.reason } : {});
-      if (o.wait && r.changed && r.revision) r = { ...r, revision: await waitForRevision(c, r.revision.id) };
+      if (o.wait && r.changed && r.revision) r = { ...r, revision: await waitForRevision(c, r.revision.id, o.timeout) };
       showPublish(r);
     });
   policy

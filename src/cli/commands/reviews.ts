@@ -46,7 +46,7 @@ type CreateOptions = {
   file?: string;
 };
 
-export function reviewCommands({ program, client, print, render, out, json, readJson }: CliKit): void {
+export function reviewCommands({ program, client, print, render, out, err, json, readJson }: CliKit): void {
   const reviews = program.command("reviews").description("access reviews: campaigns that keep or remove keys, role assignments, shares, tool approvals and exemptions");
 
   reviews
@@ -114,7 +114,7 @@ export function reviewCommands({ program, client, print, render, out, json, read
       });
       if (json()) return print(page);
       print((page.items as Review[]).map(reviewRow), REVIEW_COLUMNS);
-      if (page.continuationToken) out(`more: --continuation-token ${page.continuationToken}`);
+      if (page.continuationToken) err(`more: --continuation-token ${page.continuationToken}`);
     });
 
   reviews
@@ -147,7 +147,7 @@ export function reviewCommands({ program, client, print, render, out, json, read
       });
       if (json()) return print(page);
       print((page.items as Item[]).map(itemRow), ITEM_COLUMNS);
-      if (page.continuationToken) out(`more: --continuation-token ${page.continuationToken}`);
+      if (page.continuationToken) err(`more: --continuation-token ${page.continuationToken}`);
     });
 
   reviews
