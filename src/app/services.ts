@@ -362,7 +362,12 @@ export async function buildServices(config: Config): Promise<Services> {
         endShare: (ctx, projectId, id, target) => keys.sharing.endShare(ctx, projectId, id, target),
       },
       projects,
-      exemptions,
+      exemptions: {
+        openInProject: (tenantId, projectId) => exemptions.openInProject(tenantId, projectId),
+        inForceAtTenant: (tenantId) => exemptions.inForceAtTenant(tenantId),
+        revokeBySystem: (ctx, id, reason) => exemptions.revokeBySystem(ctx, id, reason),
+        read: (tenantId, id) => exemptionDocuments.read(tenantId, id),
+      },
       tools: pillarRuntimes.get("tools")?.service as TargetDeps["tools"],
     }),
     projectIds: async (tenantId) => (await projects.listAll(tenantId)).map((p) => p.id),

@@ -267,6 +267,57 @@ describe("access reviews", () => {
     await reaches(created.id, "completed");
   });
 
+  it("a stake taken during the campaign counts: a reviewer an agent's key passed to, or who asked to renew an exemption, decides neither", async () => {
+    // An agent's key, dora's, reviewed by the project's owner; then the agent (and its key) passes to olivia.
+    const q = await g.project("stakes", { owner: "olivia", roleAssignments: [{ principalId: "paula", role: "ProjectAdmin" }] });
+    const m = await g.model(q.id, "stakes-model");
+    await g.publish("the stakes model");
+    const agent = await g.admin.agents.create(q.id, { name: "handed over", owner: "dora", guardrails: { models: [m.id] } });
+    const issued = await g.admin.agents.issueKey(q.id, agent.id, {});
+    const keysReview = await g.admin.reviews.create(
+      campaign({ name: "agent keys", scope: { level: "project", projectId: q.id }, stages: [{ reviewers: { type: "projectOwners" }, durationDays: 3 }, { reviewers: { type: "projectOwners" }, durationDays: 3 }], reminders: false }),
+    );
+    await reaches(keysReview.id, "inProgress");
+    expect(await itemFor(keysReview.id, issued.id)).toMatchObject({ target: { holder: "dora" }, reviewers: ["olivia", "paula"] });
+    await g.admin.agents.update(q.id, agent.id, { owner: "olivia" }, (await g.admin.agents.get(q.id, agent.id)).etag);
+    expect((await g.admin.keys.get(q.id, issued.id)).owner).toBe("olivia");
+    const keyItem = await itemFor(keysReview.id, issued.id);
+    expect(await reasonOf(olivia.reviews.decide(keysReview.id, keyItem.id, { decision: "approve", justification: "mine now" }))).toBe("403 reviewer_is_holder");
+    // The next stage leaves her out (its reviewers are who has no stake now).
+    g.t.appClock.advance(3 * DAY + 60_000);
+    await until(async () => ((await g.admin.reviews.get(keysReview.id)).currentStage === 1 ? true : undefined), "stage 2");
+    expect((await itemFor(keysReview.id, issued.id)).reviewers).toEqual(["paula"]);
+    expect((await itemFor(keysReview.id, issued.id)).decisions).toEqual([]);
+    await g.admin.reviews.stop(keysReview.id, { reason: "seen" }, (await g.admin.reviews.get(keysReview.id)).etag);
+    await reaches(keysReview.id, "completed");
+
+    // An exemption of dora's, reviewed by tara (a TenantAdmin), who then asks to renew it.
+    await g.admin.projects.update(q.id, { settings: { tokens: { perMinute: { limit: 100_000, per: "key" } } } }, (await g.admin.projects.get(q.id)).etag);
+    await g.publish("a per-minute limit to exempt from");
+    const requested = await dora.exemptions.request({
+      control: "tokens.perMinute",
+      scope: { level: "project", projectId: q.id },
+      relaxation: { kind: "limit", value: 5000 },
+      category: "waiver",
+      owner: "dora",
+      reason: { deliveryBlocker: "load test", affectedControl: "tokens.perMinute too low", expectedEndState: "limits reviewed" },
+      compensatingControls: ["watched"],
+      expiresAt: new Date(g.t.appClock.ms() + 7 * DAY).toISOString(),
+    });
+    await g.admin.approvals.decide(requested.approvalId, { decision: "approve", justification: "load test" }, (await g.admin.approvals.get(requested.approvalId)).etag);
+    await until(async () => ((await g.admin.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
+    const tara = await g.as("tara", ["TenantAdmin"]);
+    const exemptionsReview = await g.admin.reviews.create(campaign({ name: "waivers", kind: "exemptions", scope: { level: "project", projectId: q.id }, stages: [{ reviewers: { type: "users", users: ["tara"] } }] }));
+    await reaches(exemptionsReview.id, "inProgress");
+    const exemptionItem = await itemFor(exemptionsReview.id, requested.id);
+    expect(exemptionItem.reviewers).toEqual(["tara"]);
+    await tara.exemptions.renew(requested.id, { expiresAt: new Date(g.t.appClock.ms() + 14 * DAY).toISOString(), evidence: ["https://evidence.example/load-test-2"], justification: "one more week" }, (await tara.exemptions.get(requested.id)).etag);
+    expect(await reasonOf(tara.reviews.decide(exemptionsReview.id, exemptionItem.id, { decision: "approve", justification: "renewing it" }))).toBe("403 reviewer_is_party");
+    expect((await itemFor(exemptionsReview.id, requested.id)).decisions).toEqual([]);
+    await g.admin.reviews.stop(exemptionsReview.id, { reason: "seen" }, (await g.admin.reviews.get(exemptionsReview.id)).etag);
+    await reaches(exemptionsReview.id, "completed");
+  });
+
   it("a ProjectAdmin assigned on the project (no tenant role) starts and stops its campaigns; others are refused", async () => {
     const pia = await g.as("pia", []);
     const q = await g.project("pia's", { owner: "olivia", roleAssignments: [{ principalId: "pia", role: "ProjectAdmin" }] });

@@ -13,7 +13,7 @@ import type { RequestContext } from "../common.js";
 import { systemContext } from "../kernel/system.js";
 import { itemId, nextReviewId, type ItemDoc, type ReviewDoc, type ReviewDocuments } from "./documents.js";
 import { occurrenceStart, type ReviewReport, type ReviewStatus } from "./schema.js";
-import { ACTIVITY_OF, recommend, type ReviewTargets } from "./targets.js";
+import { ACTIVITY_OF, recommend, type ReviewTargets, type Stakes } from "./targets.js";
 import type { ActivityField } from "../usage/ingest.js";
 
 /** At most this many items per campaign: a larger estate is reviewed per project. */
@@ -44,6 +44,16 @@ export interface CampaignKit {
 }
 
 export const isFinal = (s: ReviewStatus) => s === "completed" || s === "canceled";
+
+/**
+ * A user's stake in an item: its holder, or a party who asked for it — as snapshotted, or as it is now
+ * (`now`, the target's current stakes: a holder or a party since the snapshot counts as well).
+ */
+export function stakeIn(item: Pick<ItemDoc, "target" | "parties">, now: Stakes | undefined, user: string): "holder" | "party" | undefined {
+  if ([item.target.holder, now?.holder].some((h) => sameUser(h, user))) return "holder";
+  if ([...(item.parties ?? []), ...(now?.parties ?? [])].some((p) => sameUser(p, user))) return "party";
+  return undefined;
+}
 
 export class Campaign {
   constructor(private readonly kit: CampaignKit) {}
@@ -142,9 +152,11 @@ export class Campaign {
     };
     const everyone = new Set<string>();
     const count = new Map<string, number>();
+    const target = this.kit.targets[doc.kind];
     for await (const item of this.kit.docs.itemsOf(tenantId, doc.id)) {
-      const holder = item.target.holder;
-      const stake = (u: string) => sameUser(u, holder) || (item.parties ?? []).some((p) => sameUser(u, p));
+      // A later stage asks who has a stake now: the first starts on the snapshot just taken.
+      const now = index > 0 ? await target?.stakes?.(tenantId, item.projectId, item.target.id) : undefined;
+      const stake = (u: string) => stakeIn(item, now, u) !== undefined;
       let reviewers = (await reviewersOf(item.projectId)).filter((u) => !stake(u));
       // Nobody to review (no owner, or only the holder): the fallback reviewers do.
       if (reviewers.length === 0) reviewers = stage.fallbackReviewers.filter((u) => !stake(u));

@@ -11,7 +11,7 @@ import { AppError, fail } from "../errors.js";
 import type { Driven, DriveRequest } from "../kernel/drive.js";
 import { holdsAny, holdsOn, PROJECT_MANAGERS, TENANT_ADMINS } from "../kernel/roles.js";
 import { parseOrThrow } from "../validation.js";
-import { Campaign, type CampaignKit, type CampaignState } from "./campaign.js";
+import { Campaign, stakeIn, type CampaignKit, type CampaignState } from "./campaign.js";
 import { reviewPartition, UNFINISHED, type ItemDoc, type ReviewDoc, type ReviewDocuments } from "./documents.js";
 import {
   AccessReviewSpec,
@@ -142,8 +142,10 @@ export class AccessReviewService {
     const item = await this.docs.loadItem(principal.tenantId, id, itemId);
     const spec = parseOrThrow(ReviewDecisionSpec, input, "body");
     // Only the item's reviewers decide (overseers included only when named): nobody else learns more than that.
-    if (sameUser(item.target.holder, principal.userId)) fail({ kind: "forbidden", detail: "nobody reviews their own access", reason: "reviewer_is_holder" });
-    if ((item.parties ?? []).some((p) => sameUser(p, principal.userId))) fail({ kind: "forbidden", detail: "nobody reviews access they asked for", reason: "reviewer_is_party" });
+    // The stakes as they are now too: the access may have passed to the reviewer, or they asked to renew it, since the snapshot.
+    const stake = stakeIn(item, await this.kit.targets[item.kind]?.stakes?.(principal.tenantId, item.projectId, item.target.id), principal.userId);
+    if (stake === "holder") fail({ kind: "forbidden", detail: "nobody reviews their own access", reason: "reviewer_is_holder" });
+    if (stake === "party") fail({ kind: "forbidden", detail: "nobody reviews access they asked for", reason: "reviewer_is_party" });
     if (!item.reviewers.some((r) => sameUser(r, principal.userId))) fail({ kind: "forbidden", detail: "you are not a reviewer of this item in the current stage", reason: "not_item_reviewer" });
     const now = this.kit.clock.now();
     const stage = review.stageStates[review.currentStage];

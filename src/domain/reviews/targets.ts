@@ -27,6 +27,9 @@ export interface Reviewee {
 
 export type RemoveResult = "removed" | "alreadyGone";
 
+/** Who has a stake in one piece of access: whose it is, and who asked for it. */
+export type Stakes = Pick<Reviewee, "holder" | "parties">;
+
 export interface ReviewTarget {
   /** Every piece of this kind of access in the project now. */
   list(tenantId: string, projectId: string): Promise<Reviewee[]>;
@@ -42,6 +45,12 @@ export interface ReviewTarget {
    * approved anew) was never before a reviewer and stays ("alreadyGone": what was reviewed is gone).
    */
   remove(ctx: RequestContext, projectId: string, targetId: string, reason: string, since: string): Promise<RemoveResult>;
+  /**
+   * Who has a stake in it now (undefined: gone, or nobody but the snapshot's). A campaign runs for weeks:
+   * a key passes to another owner with its agent, an exemption is renewed by someone else — a reviewer
+   * who became its holder or a party since the snapshot must not decide it all the same.
+   */
+  stakes?(tenantId: string, projectId: string, targetId: string): Promise<Stakes | undefined>;
 }
 
 export type ReviewTargets = Partial<Record<ReviewKind, ReviewTarget>>;
@@ -101,6 +110,7 @@ export interface TargetDeps {
     openInProject(tenantId: string, projectId: string): Promise<Exemption[]>;
     /** Tenant-scope exemptions in force. */
     inForceAtTenant(tenantId: string): Promise<Exemption[]>;
+    read(tenantId: string, id: string): Promise<Pick<Exemption, "owner" | "requester" | "renewals"> | undefined>;
     revokeBySystem(ctx: RequestContext, id: string, reason: string): Promise<RemoveResult>;
   };
   /** The tools pillar, when it is there. */
@@ -113,7 +123,7 @@ export interface TargetDeps {
 }
 
 /** Who asked for an exemption or its renewals: parties at its approval (approver_is_party), so not its reviewers. */
-const exemptionParties = (e: Exemption): string[] => [e.requester, ...e.renewals.map((r) => r.requestedBy)];
+const exemptionParties = (e: Pick<Exemption, "requester" | "renewals">): string[] => [e.requester, ...e.renewals.map((r) => r.requestedBy)];
 
 const LIVE_KEY = new Set(["active", "suspended"]);
 const latest = (...values: (string | undefined)[]): string | undefined => values.filter((v): v is string => !!v).sort().at(-1);
@@ -151,6 +161,10 @@ export function reviewTargets(deps: TargetDeps): ReviewTargets {
         }));
       },
       remove: (ctx, projectId, id, reason) => deps.keys.revokeBySystem(ctx, projectId, id, reason),
+      stakes: async (tenantId, projectId, id) => {
+        const owner = (await deps.keys.read(tenantId, projectId, id))?.owner;
+        return owner ? { holder: owner } : undefined;
+      },
     },
     roleAssignments: {
       // Activity of a person in a project: their keys' last use at the gateway and their last audited change there.
@@ -197,6 +211,10 @@ export function reviewTargets(deps: TargetDeps): ReviewTargets {
         if (share && (share.decidedAt ?? share.requestedAt) !== since) return "alreadyGone";
         return deps.keys.endShare(ctx, projectId, keyId, target);
       },
+      stakes: async (tenantId, projectId, id) => {
+        const owner = (await deps.keys.read(tenantId, projectId, id.split(SHARE_SEP)[0]!))?.owner;
+        return owner ? { holder: owner } : undefined;
+      },
     },
     exemptions: {
       // An exemption's activity is its subject's: a key exemption's key, otherwise any key of the project.
@@ -217,6 +235,10 @@ export function reviewTargets(deps: TargetDeps): ReviewTargets {
         return open.map((e) => ({ targetId: e.id, label: `exemption from ${e.control} (tenant)`, holder: e.owner, parties: exemptionParties(e), since: e.activatedAt ?? e.createdAt, ...(used ? { lastActivityAt: used } : {}) }));
       },
       remove: (ctx, _projectId, id, reason) => deps.exemptions.revokeBySystem(ctx, id, reason),
+      stakes: async (tenantId, _projectId, id) => {
+        const e = await deps.exemptions.read(tenantId, id);
+        return e && { holder: e.owner, parties: exemptionParties(e) };
+      },
     },
   };
   const tools = deps.tools;
@@ -236,6 +258,10 @@ export function reviewTargets(deps: TargetDeps): ReviewTargets {
         const grant = (await tools.approvedGrants(ctx.principal.tenantId, projectId)).find((g) => g.serverId === serverId && g.tool === tool);
         if (grant && grant.approvedAt !== since) return "alreadyGone";
         return tools.withdrawApproval(ctx, projectId, serverId, tool, reason);
+      },
+      stakes: async (tenantId, projectId, id) => {
+        const grant = (await tools.approvedGrants(tenantId, projectId)).find((g) => `${g.serverId}/${g.tool}` === id);
+        return grant && { holder: grant.requestedBy };
       },
     };
   }
