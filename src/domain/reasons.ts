@@ -107,7 +107,7 @@ export const REASONS = {
   // ---- project lifecycle ----
   project_locked: { status: 409, meaning: "the project is locked (its sandbox expired): nothing that adds access is accepted (a key shared into it either) and nothing is deleted until an extension is approved" },
   promotion_required: { status: 409, meaning: "moving a project to a later environment is a promotion (`POST /api/projects/{id}:promote`), not a PATCH" },
-  environment_gate_failed: { status: 409, meaning: "a write would leave a project in test or prod without what its environment's gates require (a cost center; content safety and a limit on the project and each model; in prod a key rotation period): the gates hold after promotion too; an approved exemption is the way below a control" },
+  environment_gate_failed: { status: 409, meaning: "a write (to the project, one of its models, or the tenant's settings) would leave a project in test or prod without what its environment's gates require (a cost center; content safety and a limit on the project and each model; in prod a key rotation period): the gates hold after promotion too; an approved exemption is the way below a control" },
   promotion_gates_failed: { status: 409, meaning: "the promotion's gates do not all pass (the detail lists the failing ones; `GET /api/projects/{id}/promotion-gates` shows the checklist)" },
   promotion_pending: { status: 409, meaning: "a promotion or extension of the project is already awaiting its approval" },
   extension_required: { status: 409, meaning: "a later review date for a sandbox is an extension (`POST /api/projects/{id}:extend`, through approval), not a PATCH" },

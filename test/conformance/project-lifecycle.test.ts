@@ -376,6 +376,14 @@ describe("project lifecycle", () => {
     const edited = await paula.projects.update(p.id, { description: "live", settings: { ...controls, tokens: { perMinute: { limit: 5_000 } } } }, inProd.etag);
     expect(edited.description).toBe("live");
     expect((await g.model(p.id, "guarded-prod")).name).toBe("guarded-prod");
-    expect((await g.admin.projects.update(p.id, { environment: "test" }, edited.etag)).environment).toBe("test");
+    // A control the project has only from the tenant stays too: the tenant may not take it away.
+    const ts = await g.admin.settings.get();
+    const tenantLimit = await g.admin.settings.put({ settings: { tokens: { perMinute: { limit: 50_000 } } }, services: ts.services as never }, ts.etag);
+    const lean = await paula.projects.update(p.id, { settings: { contentSafety: controls.contentSafety } }, edited.etag); // the tenant's limit applies
+    const taken = await g.admin.settings.put({ settings: {}, services: ts.services as never }, tenantLimit.etag).catch((e: unknown) => e as ApiError);
+    expect((taken as ApiError).problem).toMatchObject({ status: 409, reason: "environment_gate_failed" });
+    expect((taken as ApiError).problem!.detail).toContain(`prod project payments (${p.id}): no token limit, token quota or request rate applies to the project`);
+    expect(await g.admin.settings.get()).toEqual(tenantLimit);
+    expect((await g.admin.projects.update(p.id, { environment: "test" }, lean.etag)).environment).toBe("test");
   });
 });

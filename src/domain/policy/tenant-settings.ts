@@ -3,7 +3,7 @@ import { checkManagedIdentity } from "./managed-identity.js";
 import { z } from "zod";
 import { Services } from "../../policy/input.js";
 import { clampToFloor } from "../../policy/floors.js";
-import { mergeSettings, Settings } from "../../policy/settings.js";
+import { mergeSettings, Settings, type ModelSettings } from "../../policy/settings.js";
 import type { Clock } from "../../ports/clock.js";
 import type { Store } from "../../ports/store.js";
 import { canonicalJson } from "../audit/chain.js";
@@ -12,6 +12,8 @@ import type { RequestContext } from "../common.js";
 import { fail } from "../errors.js";
 import { ANY_TENANT_ROLE, holdsAny, TENANT_ADMINS } from "../kernel/roles.js";
 import { INITIAL_ETAG, TenantSingleton } from "../kernel/singleton.js";
+import { gateGapsOfWrite } from "../projects/gates.js";
+import type { Project } from "../projects/schema.js";
 import { parseOrThrow } from "../validation.js";
 
 export { INITIAL_ETAG };
@@ -48,8 +50,10 @@ export interface BelowTenant {
   services: Partial<Record<ServiceName, string>>;
   /** The first project or model whose content-safety thresholds are off the severity scale these settings put in force. */
   offScale?: string | undefined;
+  /** What a test or prod project would lose of its environment's gates under these settings (src/domain/projects/gates.ts). */
+  gateGaps?: string[] | undefined;
 }
-export type BelowTenantOf = (tenantId: string, settings: z.output<typeof Settings>) => Promise<BelowTenant>;
+export type BelowTenantOf = (tenantId: string, settings: z.output<typeof Settings>, previous: z.output<typeof Settings> | undefined) => Promise<BelowTenant>;
 
 /** Tenant-scope governance settings: one document per tenant, written with If-Match, audited. */
 export class TenantSettingsService {
@@ -105,9 +109,11 @@ export class TenantSettingsService {
     // in force that a project's or model's thresholds are off, would leave that project uncompilable
     // (isolated from every later publish): refused like the same write at the project.
     const dropped = (["contentSafety", "embeddings"] as const).filter((name) => stored?.[name] && !spec.services?.[name]);
-    const safetyChanged = canonicalJson(storedDoc?.settings.contentSafety ?? null) !== canonicalJson(spec.settings.contentSafety ?? null);
-    if (dropped.length || safetyChanged) {
-      const below = await this.belowTenant(ctx.principal.tenantId, spec.settings);
+    const changed = canonicalJson(storedDoc?.settings ?? {}) !== canonicalJson(spec.settings);
+    if (dropped.length || changed) {
+      const below = await this.belowTenant(ctx.principal.tenantId, spec.settings, storedDoc?.settings);
+      // The gates hold after promotion for tenant writes too: a control a test or prod project has only from the tenant stays.
+      if (below.gateGaps?.length) fail({ kind: "conflict", detail: `the settings would take from projects what their environment's gates require: ${below.gateGaps.join("; ")}; set the control on those projects first`, reason: "environment_gate_failed" });
       if (below.offScale) fail({ kind: "validation", detail: "content-safety thresholds below the tenant would be off the severity scale in force", errors: [{ field: "body.settings.contentSafety.outputType", message: `${below.offScale}: keep EightSeverityLevels, or change those thresholds to 0, 2, 4 or 6 first` }] });
       const users = below.services;
       const needed = dropped.filter((name) => users[name]);
@@ -182,8 +188,24 @@ export function belowTenant(
   projects: readonly { id: string; name: string; settings?: unknown; models?: readonly { id: string; name: string; settings?: unknown }[] }[],
   /** Every key document (revoked ones too: their profiles are compiled like the others, src/domain/keys/profiles.ts). */
   keys: readonly { projectId: string; id: string; limits: { contentSafety?: string | undefined } }[],
+  /** The tenant's settings as stored, and each project's environment: for what the change takes from test and prod projects. */
+  gates?: { previous: Settings | undefined; environments: ReadonlyMap<string, Project["environment"]> },
 ): BelowTenant {
   const out: BelowTenant = { services: {} };
+  if (gates) {
+    const lost: string[] = [];
+    for (const p of projects) {
+      const environment = gates.environments.get(p.id);
+      if (!environment) continue;
+      const project = { settings: p.settings as Settings | undefined };
+      const scopes = [undefined, ...(p.models ?? []).map((m) => ({ label: `model ${m.name}`, settings: m.settings as ModelSettings | undefined }))];
+      for (const model of scopes) {
+        const had = new Set(gateGapsOfWrite(environment, gates.previous ?? {}, project, model));
+        for (const gap of gateGapsOfWrite(environment, settings, project, model)) if (!had.has(gap)) lost.push(`${environment} project ${p.name} (${p.id}): ${gap}`);
+      }
+    }
+    if (lost.length) out.gateGaps = lost;
+  }
   const found = (name: ServiceName, who: string) => (out.services[name] ??= who);
   const scale = (merged: ReturnType<typeof mergeSettings>, who: string) => {
     const cs = merged.contentSafety?.value;
