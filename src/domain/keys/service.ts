@@ -447,7 +447,8 @@ export class KeyService {
     // later publish of its project (the project kept as the gateway holds it), by a Developer's key create.
     const serviceMissing = limits.contentSafety !== undefined && this.tenantServices !== undefined && !(await this.tenantServices(ctx.principal.tenantId))?.contentSafety;
     if (serviceMissing) errors.push({ field: "body.limits.contentSafety", message: "content safety needs the tenant's Azure AI Content Safety service: set services.contentSafety in the tenant settings first" });
-    const reason = tooLong ? ("key_lifetime_exceeded" as const) : serviceMissing ? ("content_safety_service_missing" as const) : undefined;
-    if (errors.length > 0) throw new AppError({ kind: "validation", detail: "the key cannot be created as requested", errors, ...(reason ? { reason } : {}) });
+    if (errors.length > 0) {
+      throw new AppError({ kind: "validation", detail: "the key cannot be created as requested", errors, ...(tooLong || serviceMissing ? { reason: tooLong ? "key_lifetime_exceeded" : "content_safety_service_missing" } : {}) });
+    }
   }
 }
