@@ -95,7 +95,7 @@ export const REASONS = {
   platform_identity_not_allowed: { status: 403, meaning: "a connection asks to reach its cloud as the platform's own identity (workload identity, or the default credentials), which this deployment lends only to the tenants its operator lists (AGENT_PLATFORM_IDENTITY_TENANTS): give Bedrock and Vertex AI connections their own credentials; Foundry connections take no other, so the operator must list the tenant" },
   endpoint_override_not_allowed: { status: 400, meaning: "a connection's `endpoint` (a local fake) is accepted only when the control plane runs locally" },
   // ---- usage ----
-  usage_range_invalid: { status: 400, meaning: "a usage range whose end is not after its start" },
+  usage_range_invalid: { status: 400, meaning: "a usage range whose end is not after its start, or ends (rounded up to its granularity) past the year 9999" },
   usage_range_too_large: { status: 400, meaning: "a usage series with more buckets than its granularity allows (2 days of minutes, 95 days of hours, 800 days): choose a coarser granularity or a shorter range" },
   // ---- access reviews ----
   reviewer_is_holder: { status: 403, meaning: "nobody decides on their own access in an access review (the item's holder: a key's owner, an assignment's principal…)" },

@@ -97,6 +97,57 @@ describe("conformance: usage history", () => {
     expect(announced()).toHaveLength(1);
   });
 
+  it("a budget changed during its period is watched afresh: its thresholds are announced again, of the new amount", async () => {
+    // 10 tokens at 1e-5 USD: 100% of 0.0001.
+    const p = await g.project("raised budget", { budget: { amount: 0.0001, currency: "USD", period: "Monthly" } });
+    const m = await g.model(p.id, "gpt-4o", { hosts: ["raised.mock.localhost"], extra: price(0.01) });
+    await g.publish("raised budget");
+    const k = await g.key(dev, p.id, { name: "raised", scopes: { models: [m.id] } });
+    g.t.clock.advance(Math.max(0, g.t.appClock.ms() - g.t.clock.now()) + 1);
+    expect((await g.chat(p.id, k.key, "gpt-4o")).status).toBe(200);
+    await ingest();
+    const announced = () =>
+      g.t
+        .events()
+        .filter((e) => e.type === "aigov.budget.thresholdReached.v1" && (e.data as { projectId: string }).projectId === p.id)
+        .map((e) => e.data as { threshold: number; amount: number; spent: number });
+    expect(announced()).toMatchObject([{ threshold: 100, amount: 0.0001 }]);
+
+    // Raised to 0.00025 (spent: 40%); another call takes it to 80% of the new amount.
+    await g.admin.projects.update(p.id, { budget: { amount: 0.00025, currency: "USD", period: "Monthly" } }, (await g.admin.projects.get(p.id)).etag);
+    g.t.clock.advance(Math.max(0, g.t.appClock.ms() - g.t.clock.now()) + 1);
+    expect((await g.chat(p.id, k.key, "gpt-4o")).status).toBe(200);
+    await ingest();
+    expect(announced()).toMatchObject([{ threshold: 100, amount: 0.0001 }, { threshold: 80, amount: 0.00025, spent: 0.0002 }]);
+    expect((await g.admin.audit.list({ scope: p.id })).items.filter((a) => a.action === "budget.thresholdReached")).toHaveLength(2);
+    // Past the new amount: its 100%, once.
+    expect((await g.chat(p.id, k.key, "gpt-4o")).status).toBe(200);
+    await ingest();
+    await ingest();
+    expect(announced().map((a) => a.threshold)).toEqual([100, 80, 100]);
+  });
+
+  it("a deleted project's spend stays in the tenant's report, as long as its rollups are kept", async () => {
+    const p = await g.project("deleted project");
+    const m = await g.model(p.id, "gpt-4o", { hosts: ["deleted.mock.localhost"], extra: price(0.01) });
+    await g.publish("deleted project");
+    const k = await g.key(dev, p.id, { name: "deleted", scopes: { models: [m.id] } });
+    g.t.clock.advance(Math.max(0, g.t.appClock.ms() - g.t.clock.now()) + 1);
+    expect((await g.chat(p.id, k.key, "gpt-4o")).status).toBe(200); // 10 tokens at 1e-5
+    await ingest();
+    const spent = async () => (await g.admin.usage.tenant({ from: started, groupBy: "project" })).groups.find((gr) => gr.projectId === p.id)?.summary;
+    expect(await spent()).toMatchObject({ requests: 1, cost: [{ currency: "USD", amount: 0.0001 }] });
+    const before = (await g.admin.usage.tenant({ from: started })).totals;
+
+    await dev.keys.revoke(p.id, k.id, { reason: "project closed" }, (await dev.keys.get(p.id, k.id)).etag);
+    await g.synced(p.id, k.id);
+    await g.admin.models.delete(p.id, m.id, (await g.admin.models.get(p.id, m.id)).etag);
+    await g.publish("project closing");
+    await g.admin.projects.delete(p.id, (await g.admin.projects.get(p.id)).etag);
+    expect(await spent()).toMatchObject({ requests: 1, cost: [{ currency: "USD", amount: 0.0001 }] });
+    expect((await g.admin.usage.tenant({ from: started })).totals).toEqual(before);
+  });
+
   it("a report on a day older than the minutes' retention comes from the hours kept, by default", async () => {
     const p = await g.project("older usage");
     const m = await g.model(p.id, "gpt-4o", { hosts: ["older.mock.localhost"], extra: price(0.01) });

@@ -165,6 +165,19 @@ describe("conformance: usage and cost from the gateway's logs", () => {
     await expect(dev.usage.tenant({ from: started })).rejects.toMatchObject({ status: 403 });
   });
 
+  it("a range whose end, rounded up to its buckets, would pass the year 9999 is a 400, not a date the schema cannot hold", async () => {
+    for (const q of [
+      { from: "9999-12-30T00:00:00Z", to: "9999-12-31T12:00:00Z", granularity: "day" as const },
+      { to: "9999-12-31T23:59:30Z", granularity: "minute" as const },
+    ]) {
+      await expect(g.admin.usage.project(p.id, q)).rejects.toMatchObject({ status: 400, problem: { reason: "usage_range_invalid", errors: [{ field: "query.to" }] } });
+      await expect(g.admin.usage.tenant(q)).rejects.toMatchObject({ status: 400, problem: { reason: "usage_range_invalid" } });
+    }
+    // The last whole day there is still answered.
+    const last = await g.admin.usage.project(p.id, { from: "9999-12-30T00:00:00Z", to: "9999-12-31T00:00:00Z", granularity: "day" });
+    expect([last.from, last.to, last.totals.requests]).toEqual(["9999-12-30T00:00:00.000Z", "9999-12-31T00:00:00.000Z", 0]);
+  });
+
   it("the CLI shows the same: usage per key, budget burn, and sets a project's budget", async () => {
     const env = { AIGOV_CONFIG: join(mkdtempSync(join(tmpdir(), "aigov-cli-usage-")), "config.json") };
     const aigov = async (...args: string[]) => {

@@ -283,4 +283,24 @@ describe("usage ingestion (local gateway logs → rollups)", () => {
     expect(report).toMatchObject({ requests: 10, unattributed: 10, projects: 0 });
     expect(await store.read({ tenantId: TENANT, scopeId: OTHER_TENANT_PROJECT }, "usage.activity")).toBeUndefined();
   });
+
+  it("the budget check a run owes survives a crash or a failing check: the next run makes it, with no new traffic", async () => {
+    const dir = join(dataDir, `logs-${++n}`);
+    await store.delete({ tenantId: "_system", scopeId: "usage" }, "usage.state.default");
+    generate(20, 13).forEach((g) => deliver(dir, g));
+    const source = new LocalGatewayLogSource("default", dir, now);
+    // The rollups and the position are written, then the check dies (or the process does).
+    const dies = new UsageIngestion(store, clock, { retention, afterRun: () => Promise.reject(new Error("killed")) });
+    await expect(dies.run(source)).rejects.toThrow("killed");
+    const checked: string[][] = [];
+    const checks = new UsageIngestion(store, clock, {
+      retention,
+      afterRun: async (touched) => void checked.push(touched.flatMap((t) => [...t.hours].map((h) => `${t.owner.tenantId}/${t.owner.projectId}/${h}`)).sort()),
+    });
+    expect((await checks.run(source)).hours).toEqual([]);
+    expect(checked).toEqual([[`${TENANT}/${PROJECT}/${DAY}T00`, `${TENANT}/${PROJECT}/${DAY}T01`, `${TENANT}/${PROJECT}/${DAY}T02`]]);
+    // Made once, it is owed no more.
+    await checks.run(source);
+    expect(checked).toHaveLength(1);
+  });
 });

@@ -11,7 +11,7 @@ import { holdsAny } from "../kernel/roles.js";
 import { everyDoc } from "../paging.js";
 import type { ProjectService } from "../projects/service.js";
 import { BUCKET_LENGTH, BUCKET_MS, bucketStart, RollupDocuments, type Granularity, type Retention } from "./documents.js";
-import { ACTIVITY_FIELDS, ACTIVITY_ID, activityMaps, lastRunOf, trackingOf, type ActivityDoc, type ActivityField, type ActivityMaps } from "./ingest.js";
+import { ACTIVITY_FIELDS, ACTIVITY_ID, activityMaps, lastRunOf, trackingOf, type ActivityDoc, type ActivityField, type ActivityMaps, type UsageProjectDoc } from "./ingest.js";
 import { emptyMetrics, ERROR_CLASSES, mergeInto, percentile, type UsageMetrics } from "./metrics.js";
 import type { UsageRow } from "./rollup.js";
 import { type UsageQuery, type BudgetStatus, type UsageReport, type UsageSummary } from "./schema.js";
@@ -20,6 +20,8 @@ import { type UsageQuery, type BudgetStatus, type UsageReport, type UsageSummary
 export const USAGE_READERS = ["TenantAdmin", "Auditor"] as const;
 
 const MAX_BUCKETS: Record<Granularity, number> = { minute: 2 * 1440, hour: 95 * 24, day: 800 };
+/** The end of the year 9999: the last instant a four-digit year can write. */
+const LAST_INSTANT = Date.parse("9999-12-31T23:59:59.999Z");
 
 interface CostedMetrics {
   m: UsageMetrics;
@@ -93,9 +95,12 @@ export class UsageAnalytics {
 
   async tenantReport(ctx: RequestContext, q: UsageQuery): Promise<UsageReport> {
     if (!holdsAny(ctx.principal.roles, USAGE_READERS)) fail({ kind: "forbidden", detail: "the tenant's usage is for TenantAdmin and Auditor" });
-    const ids: string[] = [];
-    for await (const p of everyDoc<StoredDoc>(this.store, { tenantId: ctx.principal.tenantId, scopeId: TENANT_SCOPE }, { docType: "project" })) ids.push(p.id);
-    return this.report(ctx.principal.tenantId, ids, q);
+    const ids = new Set<string>();
+    const tenant = { tenantId: ctx.principal.tenantId, scopeId: TENANT_SCOPE };
+    for await (const p of everyDoc<StoredDoc>(this.store, tenant, { docType: "project" })) ids.add(p.id);
+    // And those deleted since: what they spent is still the tenant's.
+    for await (const u of everyDoc<UsageProjectDoc>(this.store, tenant, { docType: "usageProject" })) ids.add(u.projectId);
+    return this.report(ctx.principal.tenantId, [...ids], q);
   }
 
   /** When each key, model, tool server, tool, toolbox and agent of a project was last called through the gateway. */
@@ -144,6 +149,10 @@ export class UsageAnalytics {
     const g: Granularity = q.granularity ?? (span <= 86_400_000 && kept("minute") ? "minute" : span <= 31 * 86_400_000 && kept("hour") ? "hour" : "day");
     const first = Math.floor(from / BUCKET_MS[g]) * BUCKET_MS[g];
     const last = Math.ceil(to / BUCKET_MS[g]) * BUCKET_MS[g];
+    // Past 9999 a date is no longer yyyy-mm-dd (an ISO string turns '+010000-…'): neither the answer's `to` nor a bucket key could say it.
+    if (last > LAST_INSTANT) {
+      throw new AppError({ kind: "validation", detail: "the range ends past the year 9999", errors: [{ field: "query.to", message: `rounded up to the ${g}, it would end past the year 9999` }], reason: "usage_range_invalid" });
+    }
     if ((last - first) / BUCKET_MS[g] > MAX_BUCKETS[g]) {
       throw new AppError({
         kind: "validation",

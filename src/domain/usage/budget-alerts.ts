@@ -2,7 +2,8 @@
  * Budget thresholds: when a key's or a project's spend this period reaches 80% and then 100% of its
  * budget, once each per period, an audited change and an event (`aigov.budget.thresholdReached.v1`).
  * The record of what was announced lives beside the budget's project, one document per subject and
- * period, so a rerun of ingestion announces nothing twice.
+ * period, so a rerun of ingestion announces nothing twice; a budget changed during the period is
+ * watched afresh (its thresholds are announced again, of the new amount).
  */
 import { randomUUID } from "node:crypto";
 import type { Store, StoredDoc, Versioned } from "../../ports/store.js";
@@ -23,6 +24,9 @@ interface BudgetAlertDoc extends StoredDoc {
   subject: BudgetStatus["subject"];
   periodStart: string;
   periodEnd: string;
+  /** The budget the thresholds in `reached` were of (absent in records written before it was kept: taken as the budget now). */
+  amount?: number;
+  currency?: string;
   reached: number[];
 }
 
@@ -81,11 +85,25 @@ export class BudgetAlerts {
       const partition = { tenantId, scopeId: projectId };
       const id = `budget.${status.subject.id}.${status.periodStart.slice(0, 19)}`;
       const current: Versioned<BudgetAlertDoc> | undefined = await this.alerts.read(partition, id);
-      const fresh = due.filter((th) => !current?.reached.includes(th));
+      // A budget changed during the period is watched afresh: 80% of the old amount says nothing about the new one.
+      const sameBudget = current && (current.amount ?? status.amount) === status.amount && (current.currency ?? status.currency) === status.currency;
+      const reached = sameBudget ? current.reached : [];
+      const fresh = due.filter((th) => !reached.includes(th));
       if (!fresh.length) continue;
+      // Past both at once: one announcement, of the higher (80% of a budget already spent is no news); both are recorded.
       const top = Math.max(...fresh);
       const ctx = systemContext(tenantId, "system:usage", randomUUID());
-      const next: BudgetAlertDoc = { id, ...partition, docType: "budgetAlert", subject: status.subject, periodStart: status.periodStart, periodEnd: status.periodEnd, reached: [...(current?.reached ?? []), ...fresh].sort((a, b) => a - b) };
+      const next: BudgetAlertDoc = {
+        id,
+        ...partition,
+        docType: "budgetAlert",
+        subject: status.subject,
+        periodStart: status.periodStart,
+        periodEnd: status.periodEnd,
+        amount: status.amount,
+        currency: status.currency,
+        reached: [...reached, ...fresh].sort((a, b) => a - b),
+      };
       const note = {
         action: "budget.thresholdReached",
         event: "aigov.budget.thresholdReached.v1",

@@ -7,12 +7,12 @@
  * rollups, because a bucket is a function of the records of its hour, never a sum of deliveries.
  */
 import type { Clock } from "../../ports/clock.js";
-import type { Partition, Store, StoredDoc } from "../../ports/store.js";
+import { TENANT_SCOPE, type Partition, type Store, type StoredDoc } from "../../ports/store.js";
 import type { GatewayCall, UsageHour, UsageLogSource } from "../../ports/usage-logs.js";
 import { backendId } from "../../pillars/models/compiler.js";
 import type { RetiredPricesDoc } from "../../pillars/models/service.js";
 import { everyDoc } from "../paging.js";
-import { RollupDocuments, type Retention, type RollupDoc } from "./documents.js";
+import { bucketStart, RollupDocuments, type Retention } from "./documents.js";
 import { Attribution, callMetrics, HourRollup, priceAt, RowSet, type Owner, type PriceBook, type UsageRow } from "./rollup.js";
 
 /** A project's models as ingestion needs them. */
@@ -32,6 +32,12 @@ interface StateDoc extends StoredDoc {
   lastRun?: IngestReport;
   /** Since when each activity field has been recorded from this source (the first run that kept it). */
   tracking?: Partial<Record<ActivityField, string>>;
+  /**
+   * What `afterRun` still owes (the projects and hours read), written with the position and cleared once
+   * it has run: its hours are not read again, so a crash or a failing check in between would otherwise
+   * leave a budget threshold unannounced until the project's next traffic — or for good once its period ended.
+   */
+  owed?: { tenantId: string; projectId: string; hours: UsageHour[] }[];
 }
 
 /** The per-project activity fields (ActivityMaps' maps). */
@@ -77,6 +83,21 @@ export interface ActivityDoc extends StoredDoc, ActivityMaps {
   docType: "usageActivity";
 }
 export const ACTIVITY_ID = "usage.activity";
+
+/**
+ * A project that has rollups, in the tenant's partition: the tenant's report reads its projects from
+ * here as well as from the live ones, so a deleted project's spend stays in the tenant's totals for as
+ * long as its rollups are kept (the report may not query across partitions).
+ */
+export interface UsageProjectDoc extends StoredDoc {
+  docType: "usageProject";
+  projectId: string;
+  /** The latest hour ingested for it: the index goes when the day rollups of that hour do. */
+  lastHour: UsageHour;
+  expiresAt: string;
+  ttl: number;
+}
+const usageProjectId = (projectId: string) => `usage.project.${projectId}`;
 
 interface ModelPriceDoc extends StoredDoc {
   name: string;
@@ -157,6 +178,7 @@ export class UsageIngestion {
       }
     }
     for (const t of touched.values()) for (const day of t.days) await this.rollDay(source.name, t.owner, day);
+    for (const t of touched.values()) await this.indexProject(t);
 
     const report: IngestReport = {
       source: source.name,
@@ -167,26 +189,66 @@ export class UsageIngestion {
       unattributed,
       projects: touched.size,
     };
+    // What the previous run read but did not get to react to, with what this one read.
+    const owed = new Map(touched);
+    for (const o of this.opts.afterRun && Array.isArray(state?.owed) ? state.owed : []) {
+      const k = `${o.tenantId}|${o.projectId}`;
+      const t = owed.get(k) ?? { owner: { tenantId: o.tenantId, projectId: o.projectId }, days: new Set<string>(), hours: new Set<UsageHour>() };
+      owed.set(k, { ...t, hours: new Set([...t.hours, ...o.hours]) });
+    }
     // The position moves last: a run that stops before this point is simply done again.
     const startedAt = report.startedAt;
     const tracking = Object.fromEntries(ACTIVITY_FIELDS.map((f) => [f, state?.tracking?.[f] ?? startedAt]));
     const next: StateDoc = { id, ...USAGE_SYSTEM, docType: "usageIngestion", source: source.name, position, lastRun: report, tracking };
+    if (this.opts.afterRun && owed.size) next.owed = [...owed.values()].map((t) => ({ ...t.owner, hours: [...t.hours].sort() }));
     const r = await this.store.batch(USAGE_SYSTEM, [state ? { kind: "replace", doc: next, ifMatch: state._etag } : { kind: "create", doc: next }]);
-    // Another run moved it meanwhile: its rollups are the same function of the logs; nothing to undo.
+    // Another run moved it meanwhile: its rollups are the same function of the logs; nothing to undo (it owes their check).
     if (!r.ok && r.status !== 412 && r.status !== 409) throw new Error(`usage ingestion state write failed with ${r.status}`);
-    if (this.opts.afterRun && touched.size) await this.opts.afterRun([...touched.values()]);
+    if (this.opts.afterRun && owed.size) {
+      await this.opts.afterRun([...owed.values()]);
+      const etag = r.ok ? r.etags[0] : undefined;
+      if (etag) {
+        const { owed: _paid, ...paid } = next;
+        // Moved again meanwhile: that run took over what was owed and checks it again (announcing nothing twice).
+        await this.store.batch(USAGE_SYSTEM, [{ kind: "replace", doc: paid, ifMatch: etag }]);
+      }
+    }
     return report;
   }
 
-  /** Deletes rollups past their retention (at most `max` per call). */
+  /** Deletes rollups (and the index of projects that had them) past their retention (at most `max` per call). */
   async sweep(max = 2000): Promise<number> {
     const now = new Date(this.clock.now().getTime()).toISOString();
     let deleted = 0;
-    for await (const d of everyDoc<RollupDoc>(this.store, "all", { docType: "usageRollup", filters: [{ field: "expiresAt", op: "<", value: now }] })) {
-      await this.store.delete({ tenantId: d.tenantId, scopeId: d.scopeId }, d.id);
-      if (++deleted >= max) break;
+    for (const docType of ["usageRollup", "usageProject"]) {
+      for await (const d of everyDoc<StoredDoc>(this.store, "all", { docType, filters: [{ field: "expiresAt", op: "<", value: now }] })) {
+        await this.store.delete({ tenantId: d.tenantId, scopeId: d.scopeId }, d.id);
+        if (++deleted >= max) return deleted;
+      }
     }
     return deleted;
+  }
+
+  /** Keeps the project in its tenant's index of projects with usage, until its latest day rollup expires. */
+  private async indexProject(t: Touched): Promise<void> {
+    const partition = { tenantId: t.owner.tenantId, scopeId: TENANT_SCOPE };
+    const lastHour = [...t.hours].sort().at(-1)!;
+    const current = await this.store.read<UsageProjectDoc>(partition, usageProjectId(t.owner.projectId));
+    if (current && current.lastHour >= lastHour) return;
+    const expires = bucketStart(lastHour.slice(0, 10)) + 86_400_000 + this.opts.retention.day * 86_400_000;
+    const doc: UsageProjectDoc = {
+      id: usageProjectId(t.owner.projectId),
+      ...partition,
+      docType: "usageProject",
+      projectId: t.owner.projectId,
+      lastHour,
+      expiresAt: new Date(expires).toISOString(),
+      // Cosmos counts ttl from the write's _ts, the store's real time: so the real clock, not the app's.
+      ttl: Math.max(60, Math.ceil((expires - Date.now()) / 1000)),
+    };
+    const r = await this.store.batch(partition, [{ kind: "upsert", doc }]);
+    // Before the position moves: a run that could not index is done again, or the project could drop out of its tenant's report once deleted.
+    if (!r.ok) throw new Error(`usage project index write failed with ${r.status}`);
   }
 
   /** Gateway keys reserved on this instance → their tenants (tenants-never-share-a-key is enforced there). */
