@@ -82,7 +82,7 @@ export const REASONS = {
   tool_approval_pending: { status: 409, meaning: "an approval of this tool's current definition is already pending or granted" },
   project_limit_reached: { status: 409, meaning: "the project already holds the most MCP servers (100) or toolboxes (200) the gateway serves for one project; concurrent creates cannot pass the cap (each member holds one of its slots, `src/domain/kernel/slots.ts`)" },
   discovery_not_ready: { status: 409, meaning: "the server has no successful discovery yet: its tools are unknown (`POST …/discover`, then read `discoveryState`)" },
-  server_blocked: { status: 409, meaning: "the MCP server is blocked: it is not contacted (no discovery, on demand or scheduled) until its status is `active` or `deprecated` again" },
+  server_blocked: { status: 409, meaning: "the MCP server is blocked: it is not contacted (no discovery, on demand or scheduled) and its tools are not put to approvers until its status is `active` or `deprecated` again" },
   // ---- agents ----
   agent_card_invalid: { status: 400, meaning: "the AgentCard is not a valid A2A v0.3 or v1.0 card, or a signature on it does not verify (each finding named); nothing was stored" },
   agent_card_unreachable: { status: 400, meaning: "the AgentCard could not be fetched (not found, not JSON, too large, a refused address or redirect, a time-out)" },

@@ -198,7 +198,7 @@ export const MCP_TOOL = `@((string)${v(VAR.mcpMethod)} == "tools/call" ? (contex
 const MCP_IS_CALL = `(string)${v(VAR.mcpMethod)} == "tools/call"`;
 /** A tools/call (increments the per-tool counters). */
 export const MCP_CALL = `@(${MCP_IS_CALL})`;
-type McpList = typeof VAR.mcpAllowed | typeof VAR.mcpTierTools | typeof VAR.mcpToolbox;
+type McpList = typeof VAR.mcpAllowed | typeof VAR.mcpTierTools | typeof VAR.mcpToolbox | typeof VAR.mcpListed;
 /** A tools/call of a tool outside a '|'-separated list (a set-variable literal: tool names never enter an expression); `onlyIfSet`: no list, no check. */
 export const mcpCallOutside = (list: McpList, onlyIfSet = false) =>
   `@(${onlyIfSet ? `context.Variables.ContainsKey("${list}") && ` : ""}${MCP_IS_CALL} && ((string)${v(VAR.mcpTool)} == "" || Array.IndexOf(((string)${v(list)}).Split('|'), (string)${v(VAR.mcpTool)}) < 0))`;
@@ -351,6 +351,7 @@ export const MCP_REFUSALS = {
   tool_not_in_toolbox: "This toolbox does not hold this tool.",
   method_not_in_scope: "This key may call tools of this server only.",
   tool_not_approved: "This tool is not approved for this project, or its definition changed since it was approved.",
+  tool_not_discovered: "This server's last discovery did not list this tool once under this name: it is not served until a discovery does.",
 } as const;
 /** A JSON-RPC error answering the request's id (null when it has none), with its reason in `data`. */
 export const mcpErrorBody = (reason: keyof typeof MCP_REFUSALS) => {
@@ -475,7 +476,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     MCP_SESSION_SEALED,
     mcpCallOf("tool"),
     ...(Object.keys(MCP_REFUSALS) as (keyof typeof MCP_REFUSALS)[]).map(mcpErrorBody),
-    ...([VAR.mcpAllowed, VAR.mcpTierTools, VAR.mcpToolbox] as const).flatMap((l) => [mcpCallOutside(l), mcpCallOutside(l, true)]),
+    ...([VAR.mcpAllowed, VAR.mcpTierTools, VAR.mcpToolbox, VAR.mcpListed] as const).flatMap((l) => [mcpCallOutside(l), mcpCallOutside(l, true)]),
     ...([VAR.mcpAllowed, VAR.mcpTierTools] as const).flatMap((l) => [operationOutside(l, false), operationOutside(l, true)]),
   ];
   for (const h of ["x-correlation-id", "x-request-id", "x-ms-client-request-id"] as const) shapes.push(correlationEcho(h));

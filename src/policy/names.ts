@@ -225,6 +225,8 @@ export const VAR = {
   mcpAllowed: "aigov-mcp-allowed",
   /** '|'-separated tools (or operations) a narrowed key tier may call; absent = the tier's whole grant. */
   mcpTierTools: "aigov-mcp-tier-tools",
+  /** '|'-separated tools a pass-through server's last discovery listed (the only ones it serves). */
+  mcpListed: "aigov-mcp-listed",
   /** '|'-separated tools of a pass-through toolbox. */
   mcpToolbox: "aigov-mcp-toolbox",
   /** Set when only lifecycle and tool methods may pass (a narrowed tier, a toolbox). */

@@ -27,8 +27,8 @@ afterAll(async () => {
 });
 
 /** Registers the upstream in a project and waits for its first discovery. */
-async function register(projectId: string, name: string) {
-  const server = await g.admin.tools.createServer(projectId, { name, source: { kind: "remote", url: upstream.url } });
+async function register(projectId: string, name: string, url = upstream.url) {
+  const server = await g.admin.tools.createServer(projectId, { name, source: { kind: "remote", url } });
   return until(async () => {
     const s = await g.admin.tools.getServer(projectId, server.id);
     return s.discoveryState.status === "succeeded" ? s : undefined;
@@ -325,6 +325,66 @@ describe("conformance: MCP tools at the local gateway", () => {
       await stateful.close();
     }
   }, 60_000);
+
+  it("a pass-through server's tools/call reaches only the tools its last discovery listed (approval mode none too): a name listed twice, an unroutable one or one added since is refused, and the API says so", async () => {
+    const drifting = await startGovernanceServer();
+    try {
+      // A second copy of a tool could hide a changed definition behind the first; a name the lists cannot hold is not routable.
+      drifting.addTool({ name: "delete_file", description: "Deletes every file", inputSchema: { type: "object" } });
+      drifting.addTool({ name: "get weather", description: "Weather, spaced", inputSchema: { type: "object" } });
+      const p = await g.project("listed");
+      const s = await register(p.id, "drifting", drifting.url);
+      const tools = await g.admin.tools.listTools(p.id, s.id);
+      expect(tools.items.map((t) => [t.name, t.approval.state, t.callable])).toEqual([
+        ["get_weather", "notRequired", true],
+        ["delete_file", "notRequired", false],
+        ["delete_file", "notRequired", false],
+        ["get weather", "notRequired", false],
+      ]);
+      await g.publish("tools listed");
+      const whole = (await g.key(dev, p.id, { name: "whole", scopes: { tools: [s.id] } })).key;
+      const one = (await g.key(dev, p.id, { name: "one", scopes: { tools: [`${s.id}/delete_file`] } })).key;
+      expect((await callTool(p.id, "drifting", whole, "get_weather", { city: "Oslo" })).json.result?.content[0]?.text).toBe("Sunny in Oslo");
+      for (const [key, tool] of [[whole, "delete_file"], [one, "delete_file"], [whole, "get weather"]] as const) {
+        const refused = await callTool(p.id, "drifting", key, tool, { path: "/" });
+        expect([tool, refused.status, refused.json.error?.data?.reason]).toEqual([tool, 403, "tool_not_discovered"]);
+      }
+      expect([drifting.calls.get("delete_file"), drifting.calls.get("get weather")]).toEqual([undefined, undefined]);
+
+      // A tool the server lists after the last discovery is not one anybody looked at: refused until a discovery lists it.
+      drifting.addTool({ name: "export_all", description: "Exports every record", inputSchema: { type: "object" } });
+      const early = await callTool(p.id, "drifting", whole, "export_all", {});
+      expect([early.status, early.json.error?.data?.reason]).toEqual([403, "tool_not_discovered"]);
+      expect(drifting.calls.get("export_all")).toBeUndefined();
+      await g.admin.tools.discover(p.id, s.id);
+      await until(async () => ((await g.admin.tools.listTools(p.id, s.id)).items.some((t) => t.name === "export_all") ? true : undefined), "export_all discovered");
+      await g.systemPublish(`snapshot ${(await g.admin.tools.getServer(p.id, s.id)).discoveryState.snapshotId}`);
+      const listed = await callTool(p.id, "drifting", whole, "export_all", {});
+      expect([listed.status, listed.json.result?.content[0]?.text]).toEqual([200, "export_all done"]);
+    } finally {
+      await drifting.close();
+    }
+  }, 60_000);
+
+  it("a blocked server's tools are not put to approvers; a deleted server's approvals go with an audit record and an event each", async () => {
+    const p = await g.project("forget");
+    const s = await register(p.id, "fixture");
+    await g.admin.tools.putSettings(p.id, { approvalMode: "all" }, "initial");
+    const asked = await dev.tools.requestApproval(p.id, s.id, "get_weather", { justification: "forecasts" });
+    const blocked = await g.admin.tools.updateServer(p.id, s.id, { status: "blocked" }, (await g.admin.tools.getServer(p.id, s.id)).etag);
+    await expect(dev.tools.requestApproval(p.id, s.id, "delete_file", { justification: "cleanup" })).rejects.toMatchObject({ status: 409, problem: { reason: "server_blocked" } });
+    expect((await g.admin.tools.getTool(p.id, s.id, "delete_file")).approval.state).toBe("required");
+
+    await g.admin.tools.deleteServer(p.id, s.id, blocked.etag);
+    const resource = `/projects/${p.id}/mcp-servers/${s.id}/tools/get_weather/approval`;
+    const audit = await g.admin.audit.list({ scope: p.id, resource, maxPageSize: 100 });
+    expect(audit.items.map((r) => r.action)).toEqual(["tool.approval.remove", "tool.approval.request"]);
+    await until(async () => {
+      await g.t.relay();
+      const removed = g.t.events().filter((e) => e.type === "aigov.mcp.tool.approval.removed.v1" && e.subject?.includes(p.id));
+      return removed.length ? removed : undefined;
+    }, "a removal event").then((removed) => expect(removed.map((e) => e.data)).toEqual([expect.objectContaining({ serverId: s.id, tool: "get_weather", state: "pending", approvalId: asked.approval.id, cause: "server_deleted" })]));
+  });
 
   it("approval mode destructive: read-only tools are callable at once; a destructive one after approval; a changed definition is refused until approved again", async () => {
     const p = await g.project("approvals");

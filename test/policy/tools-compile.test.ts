@@ -99,6 +99,19 @@ describe("tools at the gateway: compiled artifacts", () => {
     expect(xml).not.toContain("&quot;t_box&quot;");
   });
 
+  it("a pass-through server calls only the tools discovery listed, in every approval mode; toolboxes and REST tools have their own lists", () => {
+    for (const mode of ["none", "all"] as const) {
+      const r = compile(input({ mode }));
+      const xml = policyOf(r, N.mcpApi("a", "github"))!;
+      expect(listIn(xml, "aigov-mcp-listed")).toEqual(["delete_repo|read_issue"]);
+      expect(xml).toContain("tool_not_discovered");
+      expect(listIn(policyOf(r, N.mcpApi("a", "items"))!, "aigov-mcp-listed")).toEqual([]);
+    }
+    // A server nothing was discovered from yet calls nothing (an empty list matches no name).
+    const bare = compile({ ...input(), projects: input().projects.map((p) => ({ ...p, tools: { ...p.tools!, servers: [github("1", { tools: [] }), items] } })) });
+    expect(listIn(policyOf(bare, N.mcpApi("a", "github"))!, "aigov-mcp-listed")).toEqual([""]);
+  });
+
   it("approval mode destructive: read-only tools and tools approved at their current hash are callable; a changed one is not", () => {
     const approved = compile(input({ mode: "destructive", grants: [{ server: "github", tool: "delete_repo", hash: hash(2) }] }));
     expect(listIn(policyOf(approved, N.mcpApi("a", "github"))!, "aigov-mcp-allowed")).toEqual(["delete_repo|read_issue"]);

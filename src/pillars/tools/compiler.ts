@@ -6,12 +6,12 @@
  */
 import { createHash } from "node:crypto";
 import type { InputContributor } from "../../domain/policy/compiler-input.js";
-import { TOOL_NAME, type PolicyMcpServer } from "../../policy/input.js";
+import type { PolicyMcpServer } from "../../policy/input.js";
 import { keyVaultReference } from "../key-vault-reference.js";
 import type { ProjectInput } from "../pillar.js";
 import { bindingHolds, endpointOf } from "./definitions.js";
 import { exemptAsReadOnly } from "./grants.js";
-import { sourceKey, type ServerDoc, type ToolboxDoc } from "./documents.js";
+import { servedAtGateway, sourceKey, type ServerDoc, type ToolboxDoc } from "./documents.js";
 import type { ToolsService } from "./service.js";
 
 const nvId = (serverId: string) => `nv-mcp-${createHash("sha256").update(serverId).digest("hex").slice(0, 20)}`;
@@ -71,7 +71,7 @@ export const liveTools =
               ...s,
               ...(snapshot?.header.restSchemas ? { restSchemas: snapshot.header.restSchemas } : {}),
               tools: listed
-                .filter((t) => TOOL_NAME.test(t.name) && !t.findings.some((f) => f.code === "duplicate_name"))
+                .filter(servedAtGateway)
                 .map((t) => ({ name: t.name, hash: t.hash, readOnly: exemptAsReadOnly(t.annotations.readOnly, hasGrant.has(`${s.id}/${t.name}`)), ...(t.operation ? { operation: t.operation as never } : {}) })),
             };
           }),

@@ -4,6 +4,7 @@
  * index lives in the tenant partition (catalog.ts), so a catalog page is one single-partition query.
  */
 import { sha256 } from "../../domain/audit/chain.js";
+import { TOOL_NAME } from "../../policy/input.js";
 import type { StoredDoc } from "../../ports/store.js";
 import type { ToolFinding } from "./validation.js";
 import type { McpServer, Toolbox } from "./schema.js";
@@ -55,6 +56,13 @@ export interface StoredTool {
   /** REST tools (OpenAPI): how a call becomes a request (the compiler's PolicyTool.operation). */
   operation?: Record<string, unknown>;
 }
+
+/**
+ * Whether the gateway serves a discovered tool at all, whatever the approval mode: its name fits the
+ * literal lists the policies compare it in, and the server listed it once (a second copy could hide a
+ * changed definition behind an approved one). The compiler publishes only these; the API's `callable` says the same.
+ */
+export const servedAtGateway = (tool: Pick<StoredTool, "name" | "findings">): boolean => TOOL_NAME.test(tool.name) && !tool.findings.some((f) => f.code === "duplicate_name");
 
 /** Tools of a snapshot, a bounded slice per document (Cosmos items are limited to 2 MB). */
 export interface SnapshotChunkDoc extends StoredDoc {

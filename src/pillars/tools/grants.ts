@@ -11,7 +11,7 @@ import type { Approval } from "../../domain/approvals/schema.js";
 import type { ApprovalService } from "../../domain/approvals/service.js";
 import type { ChangeWriter } from "../../domain/changes.js";
 import type { RequestContext } from "../../domain/common.js";
-import { fail } from "../../domain/errors.js";
+import { AppError, fail } from "../../domain/errors.js";
 import { systemContext } from "../../domain/kernel/system.js";
 import type { Clock } from "../../ports/clock.js";
 import { unversioned, type Partition, type Store } from "../../ports/store.js";
@@ -212,9 +212,37 @@ export class ToolGrants {
     return suspended;
   }
 
-  /** A deleted server's approvals go with it (a server registered again under its name starts over). */
-  async forgetServer(partition: Partition, serverId: string): Promise<void> {
-    for (const g of await this.all(partition)) if (g.serverId === serverId) await this.store.delete(partition, g.id).catch(() => false);
+  /**
+   * A deleted server's approvals go with it (a server registered again under its name starts over), each
+   * removal audited and evented like any other change of an approval. A grant changed meanwhile (an approval
+   * settled) is read again; one already gone is done.
+   */
+  async forgetServer(ctx: RequestContext, partition: Partition, serverId: string): Promise<void> {
+    for (const listed of await this.all(partition)) {
+      if (listed.serverId !== serverId) continue;
+      let current: (GrantDoc & { _etag?: string }) | undefined = listed;
+      for (let attempt = 0; current && attempt < 3; attempt++) {
+        const removed: boolean = await this.remove(ctx, current).then(
+          () => true,
+          (err: unknown) => (err instanceof AppError && (err.error.kind === "preconditionFailed" || err.error.kind === "notFound") ? false : Promise.reject(err)),
+        );
+        current = removed ? undefined : await this.read(partition, serverId, listed.tool);
+      }
+    }
+  }
+
+  private async remove(ctx: RequestContext, current: GrantDoc & { _etag?: string }) {
+    const resource = `${serverPath(current.scopeId, current.serverId)}/tools/${encodeURIComponent(current.tool)}/approval`;
+    const view = { server: current.server, serverId: current.serverId, tool: current.tool, state: current.state, approvalId: current.approvalId, ...(current.pinnedHash ? { pinnedHash: current.pinnedHash } : {}) };
+    await this.changes.commit({
+      partition: { tenantId: current.tenantId, scopeId: current.scopeId },
+      ctx,
+      action: "tool.approval.remove",
+      resource,
+      before: view,
+      ops: [{ kind: "delete", id: current.id, ...(current._etag ? { ifMatch: current._etag } : {}) }],
+      event: { type: "aigov.mcp.tool.approval.removed.v1", subject: `/tenants/${current.tenantId}${resource}`, data: { ...view, projectId: current.scopeId, cause: "server_deleted" } },
+    });
   }
 
   private async write(ctx: RequestContext, next: GrantDoc, current: (GrantDoc & { _etag?: string }) | undefined, action: string, event: string, extra: object = {}) {

@@ -176,7 +176,7 @@ export const Tool = z
     annotations: z.strictObject({ readOnly: z.boolean(), destructive: z.boolean(), idempotent: z.boolean(), openWorld: z.boolean() }),
     findings: z.array(ToolFinding),
     approval: z.strictObject({ state: ToolApprovalState, approvalId: z.string().optional(), pinnedHash: z.string().optional(), cause: z.string().optional().meta({ description: "Why: definition_changed, or binding_changed (the tool served from another endpoint, or a REST tool re-pointed at another operation), for a suspension" }) }),
-    callable: z.boolean().meta({ description: "Whether keys with this tool in scope may call it at the gateway once published" }),
+    callable: z.boolean().meta({ description: "Whether keys with this tool in scope may call it at the gateway once published (never a name the server lists twice or that is not routable)" }),
     lastUsedAt: z.iso.datetime().optional().meta({ description: "Its last call through the gateway (tools/call, or the REST tool's operation), from the usage rollups" }),
     definition: z.record(z.string(), z.unknown()).meta({ description: "The tool exactly as the server listed it" }),
   })
@@ -212,7 +212,7 @@ export const SnapshotList = z.strictObject({ items: z.array(Snapshot), continuat
 
 export const ToolsSettings = z
   .strictObject({
-    approvalMode: z.enum(["none", "all", "destructive"]).default("none").meta({ description: "none: every discovered tool is callable; all: every tool needs an approval; destructive: tools not annotated read-only need one" }),
+    approvalMode: z.enum(["none", "all", "destructive"]).default("none").meta({ description: "none: every tool the last discovery listed is callable; all: every tool needs an approval; destructive: tools not annotated read-only need one" }),
   })
   .meta({ id: "ToolsSettings" });
 export const ToolsSettingsView = ToolsSettings.extend({ etag: z.string() }).meta({ id: "ToolsSettingsView" });

@@ -21,7 +21,7 @@ import type { Partition, Store } from "../../ports/store.js";
 import { Catalog, type CatalogDoc } from "./catalog.js";
 import { discoveryDrive, type ToolDiscoveryInput } from "./discovery/drive.js";
 import { DiscoveryRunner, type DiscoveryResult } from "./discovery/run.js";
-import { settingsId, settingsPath, snapshotPath, type ServerDoc, type SettingsDoc, type SnapshotDoc, type StoredTool } from "./documents.js";
+import { servedAtGateway, settingsId, settingsPath, snapshotPath, type ServerDoc, type SettingsDoc, type SnapshotDoc, type StoredTool } from "./documents.js";
 import { endpointOf } from "./definitions.js";
 import { approvalStateOf, ToolGrants, type ApprovalMode } from "./grants.js";
 import { exportServerJson, importServerJson } from "./registry-json.js";
@@ -101,7 +101,7 @@ export class ToolsService {
     if (holders.length) fail({ kind: "conflict", detail: `toolboxes ${holders.map((b) => b.name).join(", ")} hold tools of ${server.name}: change them first`, reason: "project_has_dependents" });
     await this.registry.delete(ctx, projectId, id, ifMatch);
     await this.catalog.removeServer(ctx.principal.tenantId, id);
-    await this.grants.forgetServer(this.partition(ctx, projectId), id);
+    await this.grants.forgetServer(ctx, this.partition(ctx, projectId), id);
   }
 
   /** Starts a discovery now (on demand); the server's discoveryState says how it went. */
@@ -207,6 +207,9 @@ export class ToolsService {
     const project = await this.projects.get(ctx, projectId);
     if (!holdsOn(ctx.principal, project, KEY_HOLDERS)) fail({ kind: "forbidden", detail: "asking for a tool approval requires a role that may hold keys in the project" });
     const server = await this.registry.load(ctx.principal.tenantId, projectId, serverId);
+    // An approval granted while the server is blocked would make its tool callable the moment it is unblocked:
+    // approvers judge a server the project may serve, so the request waits until it is active or deprecated.
+    if (server.status === "blocked") fail({ kind: "conflict", detail: `${server.name} is blocked: its tools are not put to approvers until it is active or deprecated again`, reason: "server_blocked" });
     if (!server.discoveryState.snapshotId) fail({ kind: "conflict", detail: `${server.name} has no successful discovery yet`, reason: "discovery_not_ready" });
     const tool = (await this.toolsOf(server)).find((t) => t.name === name);
     if (!tool) return notFound(`/projects/${projectId}/mcp-servers/${serverId}/tools/${encodeURIComponent(name)}`);
@@ -381,7 +384,7 @@ export class ToolsService {
       annotations: t.annotations,
       findings: t.findings,
       approval: { state: a.state, ...(grant ? { approvalId: grant.approvalId } : {}), ...(grant?.pinnedHash ? { pinnedHash: grant.pinnedHash } : {}), ...(grant?.cause ? { cause: grant.cause } : {}) },
-      callable: a.callable && server.status !== "blocked",
+      callable: a.callable && server.status !== "blocked" && servedAtGateway(t),
       ...(lastUsedAt ? { lastUsedAt } : {}),
       definition: t.definition,
     };

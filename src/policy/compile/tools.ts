@@ -15,6 +15,7 @@
  *
  * Every MCP API's policy reads the JSON-RPC request (method, and the tool of a `tools/call`), refuses
  * batches, and refuses a `tools/call` that the key's tier does not grant (key tool scopes), that the
+ * server's last discovery did not list (pass-through servers forward any name), that the
  * project's approval mode does not allow (approvals pin a tool's definition hash: a changed tool is not
  * callable until approved again), or that a toolbox does not hold; then counts per-key, per-tool rate
  * limits and authenticates to the upstream (a Key Vault-backed header or the gateway's managed
@@ -37,7 +38,7 @@ import { browserAccess } from "./cors.js";
 import { keyIsolation } from "./routing.js";
 import { tiersApplied } from "./tiers.js";
 
-const LIST = { allowed: VAR.mcpAllowed, tier: VAR.mcpTierTools, toolbox: VAR.mcpToolbox, toolsOnly: VAR.mcpToolsOnly } as const;
+const LIST = { allowed: VAR.mcpAllowed, listed: VAR.mcpListed, tier: VAR.mcpTierTools, toolbox: VAR.mcpToolbox, toolsOnly: VAR.mcpToolsOnly } as const;
 
 /** What a key tier grants in a project: servers whole, single tools, toolboxes. */
 interface TierGrant {
@@ -218,6 +219,16 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
   // server's resources, prompts or completions: only the lifecycle and tool methods pass.
   if (narrowing.length || parts.toolbox !== undefined) {
     inbound.push(when(X.MCP_BEYOND_TOOLS, [jsonRpcRefusal("method_not_in_scope", why("tools only"))], why("tools only")));
+  }
+  // A pass-through server forwards any name it is sent, so what no discovery listed (a tool the server
+  // added since, a name listed twice or one the lists cannot hold) is refused in every approval mode: the
+  // tools a project can see, approve and scope are the only ones called. (A toolbox's list is narrower
+  // still; a converted server's MCP API serves its listed tools only.)
+  if (parts.upstream && parts.toolbox === undefined) {
+    const listed = parts.tools.map((t) => t.exposed);
+    const w = why(`${listed.length} tools listed by the last discovery`);
+    inbound.push(el("set-variable", { name: LIST.listed, value: listed.join("|") }, undefined, w));
+    inbound.push(when(X.mcpCallOutside(LIST.listed), [jsonRpcRefusal("tool_not_discovered", w)], w));
   }
   if (project.tools.approvalMode !== "none") {
     const allowed = parts.tools.filter((t) => callable(project, t.server.name, t.tool)).map((t) => t.exposed);
