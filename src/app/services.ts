@@ -274,6 +274,7 @@ export async function buildServices(config: Config): Promise<Services> {
     projects.countDependentsWith(pillar.name, (tenantId, projectId) => runtime.countDependents(tenantId, projectId));
   }
   const models = pillarRuntimes.get("models")!.service as ModelService;
+  settingsGuard.modelsOf((tenantId, projectId) => models.listAll(tenantId, projectId));
   const pillarInputs = [...pillarRuntimes.values()].flatMap((r) => (r.compilerInput ? [r.compilerInput.bind(r)] : []));
 
   // Readers: what the gateways and the compiler input read, before the services that write it.

@@ -356,3 +356,24 @@ describe("conformance: one bad record never blocks a tenant", () => {
     expect((await g.chat(b.id, kb, "o3")).status).toBe(200);
   });
 });
+
+describe("conformance: the environment gates hold for a project's models at a project edit", () => {
+  it("a project edit that leaves one of its models without any limit is refused like the same edit at the model", async () => {
+    const g = await Governed.start("t-gov-gate-models", t);
+    const s = await g.admin.settings.get();
+    await g.admin.settings.put({ settings: {}, services: { contentSafety: { url: "https://safety.cognitiveservices.azure.com" } } }, s.etag);
+    const cs = { categories: { Violence: 4 } };
+    const p = await g.project("gated-models", { environment: "test", costCenter: "CC-1", settings: { contentSafety: cs, tokens: { perMinute: { limit: 10_000 } }, requests: { rate: { calls: 100 } } } });
+    // The model switches the token limit off for itself: the project's request rate still applies to it.
+    const m = await g.model(p.id, "gpt-4o", { extra: { settings: { tokens: { perMinute: { enabled: false } } } } });
+    expect(m.name).toBe("gpt-4o");
+    // Dropping the request rate keeps the project's own token limit, but leaves the model with none.
+    const cur = await g.admin.projects.get(p.id);
+    const problem = await problemOf(g.admin.projects.update(p.id, { settings: { contentSafety: cs, tokens: { perMinute: { limit: 10_000 } } } }, cur.etag));
+    expect(problem).toMatchObject({ status: 409, reason: "environment_gate_failed" });
+    expect(problem?.detail).toContain("model gpt-4o");
+    expect(await g.admin.projects.get(p.id)).toEqual(cur);
+    // An edit that keeps the model's limit passes.
+    expect((await g.admin.projects.update(p.id, { description: "still gated" }, cur.etag)).description).toBe("still gated");
+  });
+});

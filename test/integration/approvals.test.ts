@@ -2,9 +2,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FileNotifier } from "../../src/adapters/local/file-notifier.js";
-import { overrideServices } from "../../src/app/services.js";
+import { getServices, overrideServices } from "../../src/app/services.js";
 import { type ApiError, type AigovClient } from "../../src/client/index.js";
 import type { Approval, ApprovalSpecInput } from "../../src/domain/approvals/schema.js";
+import { newId } from "../../src/domain/common.js";
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
 import { reasonOf, statusOf } from "../support/errors.js";
 import { until } from "../support/until.js";
@@ -245,6 +246,23 @@ describe("approval engine", () => {
     expect((await auditor.approvals.routes()).unusable).toEqual([]);
   });
 
+  it("separation of duties: one approver decides one stage, whatever the letter case of the object id their token carries", async () => {
+    const oid = "6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f";
+    const lower = await t.as("t1", oid, ["Approver"]);
+    const upper = await t.as("t1", oid.toUpperCase(), ["Approver"]);
+    // The route's two stages (bob, then an Approver), and a third the requester adds: another Approver.
+    const created = await alice.approvals.create(spec({ stages: [{ approvers: [{ role: "Approver", scope: "tenant" }], decisionTimeout: "P1D" }] }));
+    const afterBob = await bob.approvals.decide(created.id, { decision: "approve", justification: "ok" }, created.etag);
+    const afterLower = await lower.approvals.decide(created.id, { decision: "approve", justification: "stage 2" }, afterBob.etag);
+    expect(afterLower).toMatchObject({ status: "pending", currentStage: 2 });
+    // The same user, the id in capitals: not a second, independent approver.
+    expect(await reasonOf(upper.approvals.decide(created.id, { decision: "approve", justification: "stage 3, again me" }, afterLower.etag))).toBe("409 approver_already_decided");
+    const stored = await auditor.approvals.get(created.id);
+    expect(stored).toMatchObject({ status: "pending", currentStage: 2 });
+    expect(stored.decisions.map((d) => d.approver)).toEqual(["bob", oid]);
+    expect((await carol.approvals.decide(created.id, { decision: "approve", justification: "independent" }, stored.etag)).status).toBe("approved");
+  });
+
   it("separation of duties: nobody the requester manages through a project assignment decides", async () => {
     const admin = await t.as("t1", "audrey", ["TenantAdmin"]);
     const project = await admin.projects.create({ ...projectSpec("sod"), roleAssignments: [{ principalId: "alice", role: "ProjectAdmin" }, { principalId: "carol", role: "Reader" }] });
@@ -361,5 +379,44 @@ describe("approval driver sweep", () => {
       return body.runtimeStatus === "Completed" ? body : undefined;
     });
     expect(done.output).toBe("approved");
+  });
+});
+
+describe("key requests' approvals", () => {
+  it("the sweep withdraws a key request's approval whose key was never written (a crash in between) or was revoked while it waited; one its key awaits stays pending", async () => {
+    const project = await auditor.projects.create(projectSpec("guarded-keys", { keyPolicy: { requireApproval: true } }));
+    const awaited = await alice.keys.create(project.id, { name: "awaited", justification: "the fraud model's evaluation" });
+    const ended = await alice.keys.create(project.id, { name: "ended", justification: "the fraud model's evaluation" });
+    await alice.keys.revoke(project.id, ended.id, { reason: "not needed after all" }, (await alice.keys.get(project.id, ended.id)).etag);
+    // Key creation opens the request first, then writes the key: the process died in between.
+    const lostKey = newId("key");
+    const { approvals } = await getServices();
+    const orphan = await approvals.request(
+      { principal: { tenantId: "t1", userId: "alice", roles: new Set(["Developer"]) }, correlationId: "crashed-create" },
+      {
+        subject: { resourceType: "keyRequest", resourceId: lostKey, projectId: project.id, change: { keyId: lostKey, projectId: project.id, name: "lost", scopes: {} } },
+        justification: "the fraud model's evaluation",
+        route: { subjectType: "keyRequest", scope: "project", risk: "standard" },
+      },
+    );
+    // Within the grace period the key may still be about to be written: nothing is withdrawn.
+    await t.app.host.invokeTimer("approvalDriverSweep");
+    expect((await auditor.approvals.get(orphan.id)).status).toBe("pending");
+
+    t.appClock.advance(11 * 60 * 1000);
+    await t.app.host.invokeTimer("approvalDriverSweep");
+    expect((await auditor.approvals.get(orphan.id)).status).toBe("withdrawn");
+    expect((await auditor.approvals.get(ended.approval!.approvalId)).status).toBe("withdrawn");
+    expect((await auditor.approvals.get(awaited.approval!.approvalId)).status).toBe("pending");
+    // Audited and evented like every withdrawal; nobody can approve it any more.
+    const audit = await auditor.audit.list({ resource: `/approvals/${orphan.id}` });
+    expect(audit.items.map((a) => a.action)).toEqual(expect.arrayContaining(["approval.create", "approval.withdraw"]));
+    await t.relay();
+    expect(t.events().filter((e) => e.subject === `/tenants/t1/approvals/${orphan.id}`).map((e) => e.type)).toContain("aigov.approval.withdrawn.v1");
+    const withdrawn = await auditor.approvals.get(orphan.id);
+    expect(await reasonOf(auditor.approvals.decide(orphan.id, { decision: "approve", justification: "late" }, withdrawn.etag))).toBe("409 approval_not_awaiting");
+    // The key that awaits its request is untouched: still suspended and pending.
+    expect(await alice.keys.get(project.id, awaited.id)).toMatchObject({ status: "suspended", approval: { state: "pending" } });
+    expect(await alice.keys.get(project.id, ended.id)).toMatchObject({ status: expect.stringMatching(/^revoked|revocationPending$/) });
   });
 });

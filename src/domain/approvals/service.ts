@@ -644,7 +644,7 @@ export class ApprovalService {
     if (this.managedByRequester(projects ?? (await this.projects.listAll(doc.tenantId)), doc.requester, userId)) {
       return new AppError({ kind: "forbidden", detail: "the requester manages you through a project assignment; someone independent must decide", reason: "approver_managed_by_requester" });
     }
-    if (doc.decisions.some((d) => d.approver === userId)) return new AppError({ kind: "conflict", detail: "you have already decided on this request", reason: "approver_already_decided" });
+    if (doc.decisions.some((d) => sameUser(d.approver, userId))) return new AppError({ kind: "conflict", detail: "you have already decided on this request", reason: "approver_already_decided" });
     const stage = doc.stages[doc.currentStage]!;
     const refs = [...stage.approvers, ...(stage.status === "escalated" ? (stage.escalateTo ?? []) : [])];
     let namedNotAnId = false;

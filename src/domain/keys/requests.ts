@@ -30,7 +30,19 @@ export class KeyRequests {
     private readonly projects: Pick<ProjectService, "holdKeyWhileLocked">,
     private readonly clock: Clock,
   ) {
-    approvals.onSettled("keyRequest", (approval, correlationId) => this.settle(approval, correlationId));
+    approvals.onSettled(
+      "keyRequest",
+      (approval, correlationId) => this.settle(approval, correlationId),
+      // The key records its request when it is written, after the request was opened: a request whose key
+      // was never written (a crash, a failed secret or key write in between) or has ended meanwhile (revoked,
+      // expired) awaits nothing, and the approval sweep withdraws it rather than ask approvers about it.
+      async (approval) => {
+        const change = approval.subject.change as { keyId?: string; projectId?: string };
+        if (!change.keyId || !change.projectId) return true; // not one of ours to judge
+        const doc = await this.docs.read(approval.tenantId, change.projectId, change.keyId);
+        return doc?.approval?.approvalId === approval.id && doc.approval.state === "pending" && doc.status !== "revoked" && doc.status !== "expired";
+      },
+    );
   }
 
   /** Whether a key the caller creates in the project waits for an approval. */

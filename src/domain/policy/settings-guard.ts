@@ -20,7 +20,15 @@ export interface GateScope {
  *   `loosens_tenant_control` naming each field; an approved exemption is the way below a floor.
  */
 export class SettingsGuard {
+  /** A project's models with their own settings (registered once the models pillar exists: services.ts). */
+  private models: (tenantId: string, projectId: string) => Promise<readonly { name: string; settings?: ModelSettings | undefined }[]> = () => Promise.resolve([]);
+
   constructor(private readonly tenant: Pick<TenantSettingsService, "scope">) {}
+
+  /** Registers where a project's models are read: a project edit is held to the gates on each of them too. */
+  modelsOf(reader: (tenantId: string, projectId: string) => Promise<readonly { name: string; settings?: ModelSettings | undefined }[]>): void {
+    this.models = reader;
+  }
 
   /**
    * `project`: the project's settings (being written, or the model's project's); `model`: the model's
@@ -36,11 +44,19 @@ export class SettingsGuard {
    * lose. `before`: the same scope as it stands (absent for a new project): a gap it already has (a project
    * promoted before the rule, a tenant default since removed) does not refuse an unrelated edit.
    */
-  async checkEnvironment(tenantId: string, environment: Project["environment"], after: GateScope, before?: GateScope): Promise<void> {
+  async checkEnvironment(tenantId: string, environment: Project["environment"], after: GateScope, before?: GateScope, projectId?: string): Promise<void> {
     if (environment === "sandbox" || environment === "dev") return;
     const tenant = (await this.tenant.scope(tenantId)).settings;
     const had = new Set(before ? gateGapsOfWrite(environment, tenant, before.project, before.model) : []);
     const gaps = gateGapsOfWrite(environment, tenant, after.project, after.model).filter((g) => !had.has(g));
+    // A project's write (`projectId`): each of its models sits on the project's settings, so it is held on them too.
+    if (projectId !== undefined && !after.model) {
+      for (const m of await this.models(tenantId, projectId)) {
+        const model = { label: `model ${m.name}`, settings: m.settings };
+        const hadModel = new Set(before ? gateGapsOfWrite(environment, tenant, before.project, model) : []);
+        gaps.push(...gateGapsOfWrite(environment, tenant, after.project, model).filter((g) => !hadModel.has(g)));
+      }
+    }
     if (gaps.length) fail({ kind: "conflict", detail: `a ${environment} project keeps its environment's gates: ${gaps.join("; ")} (an approved exemption is the way below a control)`, reason: "environment_gate_failed" });
   }
 }

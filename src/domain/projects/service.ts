@@ -221,7 +221,7 @@ export class ProjectService {
     if (outOfRange) fail({ kind: "validation", detail: "the review date is out of range", errors: [outOfRange] });
     if (patch.settings !== undefined && spec.settings) await this.settingsGuard?.check(principal.tenantId, spec.settings, undefined, "body.settings");
     // Compared in the environment the project ends up in: a demotion is held to its new environment's gates.
-    await this.settingsGuard?.checkEnvironment(principal.tenantId, spec.environment, { project: spec }, { project: current });
+    await this.settingsGuard?.checkEnvironment(principal.tenantId, spec.environment, { project: spec }, { project: current }, id);
     const carried = Object.fromEntries(SERVER_OWNED.filter((k) => current[k] !== undefined).map((k) => [k, current[k]]));
     const doc: ProjectDoc = { ...projectDoc(spec, id, principal, current, this.clock.now().toISOString()), ...carried };
     const partition = tenantPartition(principal.tenantId);
