@@ -100,13 +100,16 @@ describe("tools at the gateway: compiled artifacts", () => {
   });
 
   it("a pass-through server calls only the tools discovery listed, in every approval mode; toolboxes and REST tools have their own lists", () => {
-    for (const mode of ["none", "all"] as const) {
-      const r = compile(input({ mode }));
-      const xml = policyOf(r, N.mcpApi("a", "github"))!;
-      expect(listIn(xml, "aigov-mcp-listed")).toEqual(["delete_repo|read_issue"]);
-      expect(xml).toContain("tool_not_discovered");
-      expect(listIn(policyOf(r, N.mcpApi("a", "items"))!, "aigov-mcp-listed")).toEqual([]);
-    }
+    const r = compile(input({ mode: "none" }));
+    const xml = policyOf(r, N.mcpApi("a", "github"))!;
+    expect(listIn(xml, "aigov-mcp-listed")).toEqual(["delete_repo|read_issue"]);
+    expect(xml).toContain("tool_not_discovered");
+    expect(listIn(policyOf(r, N.mcpApi("a", "items"))!, "aigov-mcp-listed")).toEqual([]);
+    // Under the other modes the callable list, a subset of the listed tools, is the one list: none twice.
+    const all = policyOf(compile(input({ mode: "all" })), N.mcpApi("a", "github"))!;
+    expect(listIn(all, "aigov-mcp-listed")).toEqual([]);
+    expect(listIn(all, "aigov-mcp-allowed")).toHaveLength(1);
+    expect(listIn(all, "aigov-mcp-allowed")[0]!.split("|").every((t) => ["delete_repo", "read_issue"].includes(t))).toBe(true);
     // A server nothing was discovered from yet calls nothing (an empty list matches no name).
     const bare = compile({ ...input(), projects: input().projects.map((p) => ({ ...p, tools: { ...p.tools!, servers: [github("1", { tools: [] }), items] } })) });
     expect(listIn(policyOf(bare, N.mcpApi("a", "github"))!, "aigov-mcp-listed")).toEqual([""]);

@@ -221,10 +221,12 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
     inbound.push(when(X.MCP_BEYOND_TOOLS, [jsonRpcRefusal("method_not_in_scope", why("tools only"))], why("tools only")));
   }
   // A pass-through server forwards any name it is sent, so what no discovery listed (a tool the server
-  // added since, a name listed twice or one the lists cannot hold) is refused in every approval mode: the
-  // tools a project can see, approve and scope are the only ones called. (A toolbox's list is narrower
-  // still; a converted server's MCP API serves its listed tools only.)
-  if (parts.upstream && parts.toolbox === undefined) {
+  // added since, a name listed twice or one the lists cannot hold) is refused: the tools a project can see,
+  // approve and scope are the only ones called. Under approval mode none with a list of its own; under the
+  // other modes the callable list below is a subset of the listed one and refuses them already (a second
+  // list would only double the policy's size). A toolbox's list is narrower still; a converted server's
+  // MCP API serves its listed tools only.
+  if (parts.upstream && parts.toolbox === undefined && project.tools.approvalMode === "none") {
     const listed = parts.tools.map((t) => t.exposed);
     const w = why(`${listed.length} tools listed by the last discovery`);
     inbound.push(el("set-variable", { name: LIST.listed, value: listed.join("|") }, undefined, w));
