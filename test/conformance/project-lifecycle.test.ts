@@ -272,7 +272,13 @@ describe("project lifecycle", () => {
     const home = await g.project("expired-home", { environment: "dev", owner: "olivia" });
     const k = await g.admin.keys.create(p.id, { name: "before", owner: "dora" });
     const shared = await g.admin.keys.create(home.id, { name: "to share", owner: "dora" });
+    const early = await g.admin.keys.create(home.id, { name: "asked early", owner: "dora" });
+    const dora = await g.as("dora", ["Developer"]);
+    const { approval: asked } = await dora.keys.share(home.id, early.id, { projectId: p.id, justification: "before the date" }, (await dora.keys.get(home.id, early.id)).etag);
     g.t.appClock.advance(2 * DAY); // the review date has come; the sweep has not run yet
+    // A share asked for before the date and approved after it is not made, as one asked for now is refused.
+    await approve(asked.id);
+    await until(async () => ((await g.admin.keys.get(home.id, early.id)).shares[0]?.status === "rejected" ? true : undefined), "share settled");
     expect(await reasonOf(g.admin.keys.create(p.id, { name: "after", owner: "dora" }))).toBe("409 project_locked");
     expect(await reasonOf(g.admin.keys.share(home.id, shared.id, { projectId: p.id, justification: "late" }, (await g.admin.keys.get(home.id, shared.id)).etag))).toBe("409 project_locked");
     expect(await reasonOf(g.admin.keys.rotate(p.id, k.id, {}, (await g.admin.keys.get(p.id, k.id)).etag))).toBe("409 project_locked");

@@ -162,8 +162,10 @@ export class KeySharing {
     if (share.status !== "pending") return;
     // A key revoked or expired while its share waited is not shared when the approval comes: it would be
     // listed in the target project and link its product there, for a key that works nowhere.
-    // Approved, but the target was locked meanwhile (or the key ended): not shared.
-    const locked = !!(await this.projects.readDoc(tenantId, change.toProject))?.lock;
+    // Approved, but the target was locked meanwhile, or is a sandbox past its review date the sweep has not
+    // locked yet (or the key ended): not shared, as a share asked for now would be refused.
+    const target = await this.projects.readDoc(tenantId, change.toProject);
+    const locked = target !== undefined && lockedNow(target, this.clock.now()) !== undefined;
     if (approval.status !== "approved" || doc.status === "revoked" || doc.status === "expired" || locked) {
       await this.setShare(ctx, doc, change.toProject, "rejected");
       return;
