@@ -97,7 +97,15 @@ export function SessionProvider({ auth, children }: { auth: AuthConfig; children
   const token = useCallback(async () => {
     const account = msal?.getActiveAccount();
     if (auth.mode !== "entra" || !msal || !account) return session?.token;
-    return (await msal.acquireTokenSilent({ scopes: auth.scopes, account })).accessToken;
+    try {
+      return (await msal.acquireTokenSilent({ scopes: auth.scopes, account })).accessToken;
+    } catch (err) {
+      // The session ended (a sign-out elsewhere, a revoked refresh token, a new consent): sign in again
+      // rather than fail every call. The redirect leaves the page; the call fails meanwhile.
+      const { InteractionRequiredAuthError } = await import("@azure/msal-browser");
+      if (err instanceof InteractionRequiredAuthError) await msal.acquireTokenRedirect({ scopes: auth.scopes, account });
+      throw err;
+    }
   }, [auth, msal, session?.token]);
 
   const value = useMemo(() => ({ session, auth, signInDev, signInEntra, signOut, token }), [session, auth, signInDev, signInEntra, signOut, token]);
