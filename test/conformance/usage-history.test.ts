@@ -127,6 +127,35 @@ describe("conformance: usage history", () => {
     expect(announced().map((a) => a.threshold)).toEqual([100, 80, 100]);
   });
 
+  it("late usage of an ended period, read after the budget changed, is measured against that period's budget: nothing announced again", async () => {
+    // 10 tokens at 1e-5 USD: 100% of the hour's 0.0001.
+    const p = await g.project("changed after its hour", { budget: { amount: 0.0001, currency: "USD", period: "Hourly" } });
+    const m = await g.model(p.id, "gpt-4o", { hosts: ["changed-after.mock.localhost"], extra: price(0.01) });
+    await g.publish("changed after its hour");
+    const k = await g.key(dev, p.id, { name: "changed after", scopes: { models: [m.id] } });
+    // Both clocks a minute into a fresh hour, so the hour's calls and its first reading fall in it.
+    const hour = Math.floor(Math.max(g.t.clock.now(), g.t.appClock.ms()) / HOUR) * HOUR + HOUR;
+    g.t.clock.advance(hour + 60_000 - g.t.clock.now());
+    g.t.appClock.advance(hour + 60_000 - g.t.appClock.ms());
+    expect((await g.chat(p.id, k.key, "gpt-4o")).status).toBe(200);
+    await ingest();
+    const announced = () =>
+      g.t
+        .events()
+        .filter((e) => e.type === "aigov.budget.thresholdReached.v1" && (e.data as { projectId: string }).projectId === p.id)
+        .map((e) => e.data as { threshold: number; amount: number; periodStart: string });
+    expect(announced()).toMatchObject([{ threshold: 100, amount: 0.0001, periodStart: new Date(hour).toISOString() }]);
+
+    // Another call that hour, read only in the next hour, after the budget was raised to 0.00025: the hour's
+    // spend (0.0002) is 80% of the new amount, but that hour's budget was 0.0001 and both its thresholds were announced.
+    expect((await g.chat(p.id, k.key, "gpt-4o")).status).toBe(200);
+    g.t.appClock.advance(hour + HOUR + 60_000 - g.t.appClock.ms());
+    await g.admin.projects.update(p.id, { budget: { amount: 0.00025, currency: "USD", period: "Hourly" } }, (await g.admin.projects.get(p.id)).etag);
+    await ingest();
+    expect(announced()).toHaveLength(1);
+    expect((await g.admin.audit.list({ scope: p.id })).items.filter((a) => a.action === "budget.thresholdReached")).toHaveLength(1);
+  });
+
   it("a deleted project's spend stays in the tenant's report, as long as its rollups are kept", async () => {
     const p = await g.project("deleted project");
     const m = await g.model(p.id, "gpt-4o", { hosts: ["deleted.mock.localhost"], extra: price(0.01) });

@@ -3,7 +3,8 @@
  * budget, once each per period, an audited change and an event (`aigov.budget.thresholdReached.v1`).
  * The record of what was announced lives beside the budget's project, one document per subject and
  * period, so a rerun of ingestion announces nothing twice; a budget changed during the period is
- * watched afresh (its thresholds are announced again, of the new amount).
+ * watched afresh (its thresholds are announced again, of the new amount). A period that has ended keeps
+ * the budget its record holds: late usage of it is measured against that amount, not a later one.
  */
 import { randomUUID } from "node:crypto";
 import type { Store, StoredDoc, Versioned } from "../../ports/store.js";
@@ -79,12 +80,23 @@ export class BudgetAlerts {
 
   private async checkProject(tenantId: string, projectId: string, hours: number[]): Promise<number> {
     let announced = 0;
-    for (const status of await this.analytics.budgetStatus(tenantId, projectId, hours)) {
+    const statuses = await this.analytics.budgetStatus(tenantId, projectId, hours);
+    // Each subject's current period is its latest (budgetStatus always gives it); the others have ended.
+    const latest = new Map<string, string>();
+    for (const s of statuses) latest.set(s.subject.id, [latest.get(s.subject.id) ?? "", s.periodStart].sort()[1]!);
+    for (const computed of statuses) {
+      const partition = { tenantId, scopeId: projectId };
+      const id = `budget.${computed.subject.id}.${computed.periodStart.slice(0, 19)}`;
+      const current: Versioned<BudgetAlertDoc> | undefined = await this.alerts.read(partition, id);
+      // An ended period keeps the budget its record holds: a change made since is the current period's, and
+      // late usage of the ended one is measured against what its thresholds were announced of, never re-armed.
+      const ended = computed.periodStart < latest.get(computed.subject.id)!;
+      const held = ended && current?.amount !== undefined ? { amount: current.amount, currency: current.currency ?? computed.currency } : undefined;
+      // Its spend is counted in the budget's currency now: of another currency, the ended period is not measured.
+      if (held && held.currency !== computed.currency) continue;
+      const status = held ? { ...computed, amount: held.amount, percent: Math.round((computed.spent / held.amount) * 10_000) / 100 } : computed;
       const due = BUDGET_THRESHOLDS.filter((th) => status.percent >= th);
       if (!due.length) continue;
-      const partition = { tenantId, scopeId: projectId };
-      const id = `budget.${status.subject.id}.${status.periodStart.slice(0, 19)}`;
-      const current: Versioned<BudgetAlertDoc> | undefined = await this.alerts.read(partition, id);
       // A budget changed during the period is watched afresh: 80% of the old amount says nothing about the new one.
       const sameBudget = current && (current.amount ?? status.amount) === status.amount && (current.currency ?? status.currency) === status.currency;
       const reached = sameBudget ? current.reached : [];

@@ -63,10 +63,43 @@ const CREDENTIAL = /\b(x-amz-security-token\s*[:=]\s*|x-amz-signature=|x-amz-cre
  * at most MAX_MESSAGE characters. Some services quote the request back from the second line on: AWS's
  * signature errors give the canonical request with every signed header, x-amz-security-token included.
  */
-export function reportableMessage(message: string): string {
+export function reportableMessage(message: string, secrets: readonly string[] = []): string {
   const first = message.split(/\r?\n/).find((line) => line.trim() !== "") ?? "";
-  const redacted = first.trim().replace(CREDENTIAL, (_all, name: string) => `${name}[redacted]`);
+  let redacted = first.trim().replace(CREDENTIAL, (_all, name: string) => `${name}[redacted]`);
+  for (const secret of secrets) redacted = redacted.split(secret).join("[redacted]");
+  // A message shortened before the secrets were known may end in the start of one: that is blotted out too.
+  if (redacted.endsWith("…")) {
+    const body = redacted.slice(0, -1);
+    const cut = secrets.reduce((n, secret) => Math.max(n, ...Array.from({ length: Math.min(secret.length, body.length) - 3 }, (_, i) => i + 4).filter((len) => body.endsWith(secret.slice(0, len)))), 0);
+    if (cut) redacted = `${body.slice(0, -cut)}[redacted]…`;
+  }
   return redacted.length > MAX_MESSAGE ? `${redacted.slice(0, MAX_MESSAGE - 1)}…` : redacted;
+}
+
+/**
+ * The secret values of a target's credential (every string in it but those naming which it is, and each line of one that has several —
+ * a service account key's PEM, which a first-line report could quote alone), longest first: a cloud's error
+ * may quote them in forms no CREDENTIAL pattern knows. Shorter than eight characters a value is no secret.
+ */
+export function secretsOf(target: SourceTarget): string[] {
+  // What says which credential, not what it is (the connection's document holds them): never blotted out.
+  const PUBLIC = new Set(["kind", "roleArn", "sessionName", "provider", "serviceAccount"]);
+  const values: string[] = [];
+  const add = (value: unknown): void => {
+    if (typeof value === "string") values.push(value, encodeURIComponent(value), ...value.split(/\r?\n|\\n/).map((line) => line.trim()));
+    else if (value && typeof value === "object") for (const [k, v] of Object.entries(value)) if (!PUBLIC.has(k)) add(v);
+  };
+  add(target.credentials);
+  // A service account key is JSON: its private key is quoted parsed (real new lines) as often as escaped.
+  if (target.cloud === "vertex" && target.credentials.kind === "serviceAccountKey") {
+    try {
+      const key = JSON.parse(target.credentials.json) as Record<string, unknown>;
+      add([key.private_key, key.private_key_id]);
+    } catch {
+      // not JSON: the source refuses it, quoting nothing of it
+    }
+  }
+  return [...new Set(values.filter((v) => v.length >= 8))].sort((a, b) => b.length - a.length);
 }
 
 export class SourceError extends Error {

@@ -20,7 +20,7 @@ import type { CardRecorder } from "../card-record.js";
 import { ConnectionService } from "../connections.js";
 import { runPath, seenId, type AgentDoc, type ConnectionDoc, type SeenDoc, type SyncRunDoc } from "../documents.js";
 import type { SyncCounts, SyncRun } from "../schema.js";
-import type { AgentSource, AgentSourceFactory, SourceError } from "../sources/source.js";
+import { reportableMessage, secretsOf, type AgentSource, type AgentSourceFactory, type SourceError } from "../sources/source.js";
 import { SyncApplier } from "./apply.js";
 import { syncDrive, type AgentSyncInput, type AgentSyncRegionInput, type RegionOutcome } from "./drive.js";
 import type { DriveRequest } from "../../../domain/kernel/drive.js";
@@ -41,6 +41,8 @@ const add = (a: SyncCounts, b: Partial<SyncCounts>): SyncCounts => Object.fromEn
 export class SyncRunner {
   readonly runs: Collection<SyncRunDoc, SyncRun>;
   private readonly sourceCache = new Map<string, { source: Promise<AgentSource>; usedAt: number }>();
+  /** Each source's credential values (sources.secretsOf), its failures' messages are cleaned of. */
+  private readonly sourceSecrets = new WeakMap<AgentSource, string[]>();
   private readonly applier: SyncApplier;
   /** Tests and local fakes swap the factory (a Foundry fake is an in-process HTTP client). */
   sources: AgentSourceFactory;
@@ -143,7 +145,12 @@ export class SyncRunner {
     } catch (err) {
       // By name, not instanceof: a source from another copy of this module (a test's) throws its own class.
       const e = err as Partial<SourceError> & Error;
-      if (e?.name === "SourceError" && e.retryable === false) return { failed: { kind: e.kind!, ...(e.code ? { code: e.code } : {}), message: e.message } };
+      // Cleaned again with the connection's own secret values: a cloud may quote them in forms no pattern knows.
+      const secrets = this.sourceSecrets.get(source) ?? [];
+      const message = reportableMessage(e instanceof Error ? e.message : String(err), secrets);
+      if (e?.name === "SourceError" && e.retryable === false) return { failed: { kind: e.kind!, ...(e.code ? { code: e.code } : {}), message } };
+      // Retried, and at last reported from its message: one that quoted a secret is not thrown on.
+      if (e instanceof Error && message !== reportableMessage(e.message)) throw new Error(message);
       throw err;
     }
     const ctx = systemContext(input.tenantId, "system:agent-sync", correlationId);
@@ -203,7 +210,7 @@ export class SyncRunner {
     const key = `${connection.tenantId}|${connection.id}|${connection.updatedAt}|${JSON.stringify(connection.credentials)}`;
     let entry = this.sourceCache.get(key);
     if (!entry) {
-      entry = { source: this.connections.target(connection).then((t) => this.sources(t)), usedAt: now };
+      entry = { source: this.connections.target(connection).then(async (t) => { const source = await this.sources(t); this.sourceSecrets.set(source, secretsOf(t)); return source; }), usedAt: now };
       this.sourceCache.set(key, entry);
       entry.source.catch(() => this.sourceCache.delete(key));
     }

@@ -83,19 +83,26 @@ export interface DiscoveryOptions {
 
 /** Never throws: every failure, including a caller's abort, comes back as an outcome with a code. */
 export async function discoverServer(target: DiscoveryTarget, limits: DiscoveryLimits, options: DiscoveryOptions): Promise<DiscoveryOutcome> {
-  const secrets = secretsOf(target);
   try {
     return { ok: true, server: await discover(target, boundedLimits(limits), options) };
   } catch (error) {
     const failure = error instanceof DiscoveryFailure ? error : classify(error);
-    // Blotted out first, shortened last: a secret cut in two by the clip would no longer be found whole.
     return {
       ok: false,
       code: failure.code,
-      message: clip(redact(failure.message, secrets), MAX_REPORTED),
-      ...(failure.protocolVersion !== undefined ? { protocolVersion: clip(redact(failure.protocolVersion, secrets), MAX_VERSION) } : {}),
+      message: reportableText(failure.message, target, MAX_REPORTED),
+      ...(failure.protocolVersion !== undefined ? { protocolVersion: reportableText(failure.protocolVersion, target, MAX_VERSION) } : {}),
     };
   }
+}
+
+/**
+ * Text that may quote the target's credentials (its header values, the user, password and query of its URL),
+ * as a report may keep it: each blotted out first, shortened last — a secret cut in two by the clip would no
+ * longer be found whole. Every message of a discovery that is recorded or sent goes through here.
+ */
+export function reportableText(text: string, target: DiscoveryTarget, max = MAX_MESSAGE): string {
+  return clip(redact(text, secretsOf(target)), max);
 }
 
 class DiscoveryFailure extends Error {
@@ -181,8 +188,7 @@ async function connectAny(url: URL, target: DiscoveryTarget, limits: DiscoveryLi
       // An SSE endpoint that is not there either says less than why Streamable HTTP failed.
       const reported = second.code === "http_error" ? first : second;
       // Each part redacted before it is shortened (a secret cut in two would not be found whole), so both fit.
-      const secrets = secretsOf(target);
-      const part = (f: DiscoveryFailure) => clip(redact(f.message, secrets));
+      const part = (f: DiscoveryFailure) => reportableText(f.message, target);
       throw new DiscoveryFailure(reported.code, `Streamable HTTP: ${part(first)}; SSE: ${part(second)}`, reported.protocolVersion);
     }
   }

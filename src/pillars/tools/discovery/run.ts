@@ -14,7 +14,7 @@ import { sourceKey, type ServerDoc, type SnapshotDoc, type StoredTool } from "..
 import { annotationsOf, validateTool } from "../validation.js";
 import type { ServerRegistry } from "../servers.js";
 import type { SnapshotStore } from "../snapshots.js";
-import { DEFAULT_DISCOVERY_LIMITS, discoverServer, type DiscoveryLimits } from "./client.js";
+import { DEFAULT_DISCOVERY_LIMITS, discoverServer, reportableText, type DiscoveryLimits } from "./client.js";
 
 /** What the tools a server offers come from: an MCP endpoint's lists, or a converted OpenAPI document. */
 export interface ListedServer {
@@ -74,7 +74,7 @@ export class DiscoveryRunner {
     // What the listing was made from: if the server's source or credential changes before the commit,
     // these tools are the old upstream's and the run starts again (the orchestrator repeats it).
     const madeFrom = fingerprintOf(server);
-    const listed = await this.list(server).catch((err: unknown) => ({ failed: { code: "internal", message: err instanceof Error ? err.message.slice(0, 500) : "discovery failed" } }));
+    const listed = await this.list(server).catch(async (err: unknown) => ({ failed: { code: "internal", message: err instanceof Error ? await this.reportable(server!, err.message) : "discovery failed" } }));
     const at = this.clock.now().toISOString();
     // A failure or an unchanged listing is the old upstream's if the source or credential changed meanwhile
     // (an edit whose discovery joined this run): that is never recorded on the new registration; list again.
@@ -278,6 +278,17 @@ export class DiscoveryRunner {
     } finally {
       await fetch.close();
     }
+  }
+
+  /**
+   * An internal error's message as the server's record and its event may keep it: redacted as discoverServer
+   * redacts its failures, of the server's credential (read again: the error may have come before or while
+   * it was read) and of its URL's, then shortened.
+   */
+  private async reportable(server: ServerDoc, message: string): Promise<string> {
+    const secret = await this.registry.secretOf(server.auth).catch(() => undefined);
+    const url = server.source.kind === "remote" ? server.source.url : server.source.baseUrl;
+    return reportableText(message, { url, transport: "auto", headers: secret ? { credential: secret } : {} });
   }
 
   /** Records a run's outcome on the server; "restart" (nothing recorded) when its source or credential is no longer `madeFrom`. */
