@@ -22,6 +22,25 @@ async function ingest(): Promise<void> {
   await g.t.relay();
 }
 
+/** The gateway's clock caught up with the app's, so the next call is logged after everything before it. */
+const catchUp = () => g.t.clock.advance(Math.max(0, g.t.appClock.ms() - g.t.clock.now()) + 1);
+
+/** A project with a USD budget and one model at 1e-5 USD a token (10 tokens a call: 0.0001), published, and a Developer's key to it. */
+async function budgeted(name: string, period: "Hourly" | "Monthly", host: string) {
+  const p = await g.project(name, { budget: { amount: 0.0001, currency: "USD", period } });
+  const m = await g.model(p.id, "gpt-4o", { hosts: [host], extra: price(0.01) });
+  await g.publish(name);
+  const k = await g.key(dev, p.id, { name, scopes: { models: [m.id] } });
+  return { p, k };
+}
+
+/** The budget thresholds announced for a project so far (the events' data). */
+const announcedFor = (projectId: string) =>
+  g.t
+    .events()
+    .filter((e) => e.type === "aigov.budget.thresholdReached.v1" && (e.data as { projectId: string }).projectId === projectId)
+    .map((e) => e.data as { threshold: number; amount: number; spent: number; periodStart: string });
+
 beforeAll(async () => {
   g = await Governed.start("t-usage-history");
   overrideServices({ clock: g.t.appClock });
@@ -41,7 +60,7 @@ describe("conformance: usage history", () => {
     const kGone = await g.key(dev, p.id, { name: "gone", scopes: { models: [gone.id] } });
     const kStays = await g.key(dev, p.id, { name: "stays", scopes: { models: [stays.id] } });
     // The gateway's clock to the app's, so requests are made after the models were registered.
-    g.t.clock.advance(Math.max(0, g.t.appClock.ms() - g.t.clock.now()) + 1);
+    catchUp();
     expect((await g.chat(p.id, kGone.key, "gpt-4o-mini")).status).toBe(200); // 10 tokens at 2e-5
     await ingest();
     expect((await g.admin.usage.project(p.id, { from: started })).totals.cost).toEqual([{ currency: "USD", amount: 0.0002 }]);
@@ -61,7 +80,7 @@ describe("conformance: usage history", () => {
     const again = await g.model(p.id, "gpt-4o-mini", { hosts: ["again.mock.localhost"], extra: price(0.5) });
     await g.publish("same name again");
     const kAgain = await g.key(dev, p.id, { name: "again", scopes: { models: [again.id] } });
-    g.t.clock.advance(Math.max(0, g.t.appClock.ms() - g.t.clock.now()) + 1);
+    catchUp();
     expect((await g.chat(p.id, kAgain.key, "gpt-4o-mini")).status).toBe(200); // 10 tokens at 5e-4
     await ingest();
     const byKey = await g.admin.usage.project(p.id, { from: started, groupBy: "key" });
@@ -72,21 +91,14 @@ describe("conformance: usage history", () => {
 
   it("a threshold crossed before a period ends and ingested after it is announced, once, for that period", async () => {
     // 10 tokens at 1e-5 USD: 100% of the hour's budget.
-    const p = await g.project("hourly budget", { budget: { amount: 0.0001, currency: "USD", period: "Hourly" } });
-    const m = await g.model(p.id, "gpt-4o", { hosts: ["hourly.mock.localhost"], extra: price(0.01) });
-    await g.publish("hourly budget");
-    const k = await g.key(dev, p.id, { name: "hourly", scopes: { models: [m.id] } });
-    g.t.clock.advance(Math.max(0, g.t.appClock.ms() - g.t.clock.now()) + 1);
+    const { p, k } = await budgeted("hourly budget", "Hourly", "hourly.mock.localhost");
+    catchUp();
     const hour = Math.floor(g.t.clock.now() / HOUR) * HOUR;
     expect((await g.chat(p.id, k.key, "gpt-4o")).status).toBe(200);
     // The run that reads it starts in the next hour (the schedule's period plus the logs' delay).
     g.t.appClock.advance(Math.max(0, hour + HOUR + 60_000 - g.t.appClock.ms()));
     await ingest();
-    const announced = () =>
-      g.t
-        .events()
-        .filter((e) => e.type === "aigov.budget.thresholdReached.v1" && (e.data as { projectId: string }).projectId === p.id)
-        .map((e) => e.data as { threshold: number; periodStart: string; spent: number });
+    const announced = () => announcedFor(p.id);
     expect(announced()).toMatchObject([{ threshold: 100, periodStart: new Date(hour).toISOString(), spent: 0.0001 }]);
     const audited = (await g.admin.audit.list({ scope: p.id })).items.filter((a) => a.action === "budget.thresholdReached");
     expect(audited).toHaveLength(1);
@@ -99,23 +111,16 @@ describe("conformance: usage history", () => {
 
   it("a budget changed during its period is watched afresh: its thresholds are announced again, of the new amount", async () => {
     // 10 tokens at 1e-5 USD: 100% of 0.0001.
-    const p = await g.project("raised budget", { budget: { amount: 0.0001, currency: "USD", period: "Monthly" } });
-    const m = await g.model(p.id, "gpt-4o", { hosts: ["raised.mock.localhost"], extra: price(0.01) });
-    await g.publish("raised budget");
-    const k = await g.key(dev, p.id, { name: "raised", scopes: { models: [m.id] } });
-    g.t.clock.advance(Math.max(0, g.t.appClock.ms() - g.t.clock.now()) + 1);
+    const { p, k } = await budgeted("raised budget", "Monthly", "raised.mock.localhost");
+    catchUp();
     expect((await g.chat(p.id, k.key, "gpt-4o")).status).toBe(200);
     await ingest();
-    const announced = () =>
-      g.t
-        .events()
-        .filter((e) => e.type === "aigov.budget.thresholdReached.v1" && (e.data as { projectId: string }).projectId === p.id)
-        .map((e) => e.data as { threshold: number; amount: number; spent: number });
+    const announced = () => announcedFor(p.id);
     expect(announced()).toMatchObject([{ threshold: 100, amount: 0.0001 }]);
 
     // Raised to 0.00025 (spent: 40%); another call takes it to 80% of the new amount.
     await g.admin.projects.update(p.id, { budget: { amount: 0.00025, currency: "USD", period: "Monthly" } }, (await g.admin.projects.get(p.id)).etag);
-    g.t.clock.advance(Math.max(0, g.t.appClock.ms() - g.t.clock.now()) + 1);
+    catchUp();
     expect((await g.chat(p.id, k.key, "gpt-4o")).status).toBe(200);
     await ingest();
     expect(announced()).toMatchObject([{ threshold: 100, amount: 0.0001 }, { threshold: 80, amount: 0.00025, spent: 0.0002 }]);
@@ -129,21 +134,14 @@ describe("conformance: usage history", () => {
 
   it("late usage of an ended period, read after the budget changed, is measured against that period's budget: nothing announced again", async () => {
     // 10 tokens at 1e-5 USD: 100% of the hour's 0.0001.
-    const p = await g.project("changed after its hour", { budget: { amount: 0.0001, currency: "USD", period: "Hourly" } });
-    const m = await g.model(p.id, "gpt-4o", { hosts: ["changed-after.mock.localhost"], extra: price(0.01) });
-    await g.publish("changed after its hour");
-    const k = await g.key(dev, p.id, { name: "changed after", scopes: { models: [m.id] } });
+    const { p, k } = await budgeted("changed after its hour", "Hourly", "changed-after.mock.localhost");
     // Both clocks a minute into a fresh hour, so the hour's calls and its first reading fall in it.
     const hour = Math.floor(Math.max(g.t.clock.now(), g.t.appClock.ms()) / HOUR) * HOUR + HOUR;
     g.t.clock.advance(hour + 60_000 - g.t.clock.now());
     g.t.appClock.advance(hour + 60_000 - g.t.appClock.ms());
     expect((await g.chat(p.id, k.key, "gpt-4o")).status).toBe(200);
     await ingest();
-    const announced = () =>
-      g.t
-        .events()
-        .filter((e) => e.type === "aigov.budget.thresholdReached.v1" && (e.data as { projectId: string }).projectId === p.id)
-        .map((e) => e.data as { threshold: number; amount: number; periodStart: string });
+    const announced = () => announcedFor(p.id);
     expect(announced()).toMatchObject([{ threshold: 100, amount: 0.0001, periodStart: new Date(hour).toISOString() }]);
 
     // Another call that hour, read only in the next hour, after the budget was raised to 0.00025: the hour's
@@ -161,7 +159,7 @@ describe("conformance: usage history", () => {
     const m = await g.model(p.id, "gpt-4o", { hosts: ["deleted.mock.localhost"], extra: price(0.01) });
     await g.publish("deleted project");
     const k = await g.key(dev, p.id, { name: "deleted", scopes: { models: [m.id] } });
-    g.t.clock.advance(Math.max(0, g.t.appClock.ms() - g.t.clock.now()) + 1);
+    catchUp();
     expect((await g.chat(p.id, k.key, "gpt-4o")).status).toBe(200); // 10 tokens at 1e-5
     await ingest();
     const spent = async () => (await g.admin.usage.tenant({ from: started, groupBy: "project" })).groups.find((gr) => gr.projectId === p.id)?.summary;
