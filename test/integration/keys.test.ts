@@ -482,12 +482,16 @@ describe("virtual keys", () => {
     }
     expect(fake.state.has(`products/${N.product(project.id, before.gateway.profile)}`)).toBe(true);
 
-    // A share approved after its key was revoked is not made: nothing is listed in the target project.
+    // A share waiting for its approval when its key is revoked is withdrawn at once (nobody is asked to
+    // decide it, nobody can approve it) and not made: nothing is listed in the target project.
     const late = await create({ name: "revoked before the approval" });
     const lateCur = await synced(late.id);
     const { approval: pending } = await dev.keys.share(project.id, late.id, { projectId: other.id, justification: "evaluation" }, lateCur.etag);
     await dev.keys.revoke(project.id, late.id, { reason: "not needed" }, (await dev.keys.get(project.id, late.id)).etag);
-    await admin.approvals.decide(pending.id, { decision: "approve", justification: "ok" }, (await admin.approvals.get(pending.id)).etag);
+    expect((await admin.approvals.get(pending.id)).status).toBe("withdrawn");
+    expect(await reasonOf(admin.approvals.decide(pending.id, { decision: "approve", justification: "ok" }, (await admin.approvals.get(pending.id)).etag))).toMatch(/^409 /);
+    // Its driver (or, here, the approval sweep) settles the withdrawn request: the share is not made.
+    await t.app.host.invokeTimer("approvalDriverSweep");
     await until(async () => ((await dev.keys.get(project.id, late.id)).shares[0]?.status === "rejected" ? true : undefined), "share not made");
     expect((await admin.keys.shared(other.id)).items.map((x) => x.id)).not.toContain(late.id);
   });

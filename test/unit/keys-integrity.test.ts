@@ -14,7 +14,8 @@ import type { ApprovalService } from "../../src/domain/approvals/service.js";
 import { ChangeWriter, type AuditDoc, type OutboxDoc } from "../../src/domain/changes.js";
 import type { RequestContext } from "../../src/domain/common.js";
 import { AppError } from "../../src/domain/errors.js";
-import { KeyDocuments } from "../../src/domain/keys/documents.js";
+import { acceptedInUse, KeyDocuments } from "../../src/domain/keys/documents.js";
+import { MAX_PROJECT_KEY_TIERS } from "../../src/policy/input.js";
 import { KeyPlacement } from "../../src/domain/keys/placement.js";
 import { FilePublisher } from "../../src/adapters/local/file-publisher.js";
 import { instanceBaseline } from "../../src/policy/compile/instance.js";
@@ -59,6 +60,8 @@ let failBatch: ((ops: BatchOp[]) => boolean) | undefined;
 const settleHandlers = new Map<string, (a: Approval, correlationId: string) => Promise<void>>();
 /** Whether each subject type's owner still awaits a pending request (what the approval sweep asks). */
 const awaitedChecks = new Map<string, (a: Approval) => Promise<boolean>>();
+/** The approval requests the key services withdrew (what the approval engine was told). */
+const withdrawn: string[] = [];
 
 const admin: RequestContext = { principal: { tenantId: TENANT, userId: "carol", roles: new Set(["TenantAdmin"]) }, correlationId: "test" };
 const dev: RequestContext = { principal: { tenantId: TENANT, userId: "dora", roles: new Set(["Developer"]) }, correlationId: "test" };
@@ -94,6 +97,10 @@ beforeAll(async () => {
       if (awaited) awaitedChecks.set(type, awaited);
     },
     request: async () => nextApproval(),
+    withdraw: async (_t: string, id: string) => {
+      withdrawn.push(id);
+      return true;
+    },
     requestFor: async <T>(_c: RequestContext, _i: unknown, record: (a: Approval) => Promise<T>) => {
       const approval = nextApproval();
       return { approval, recorded: await record(approval) };
@@ -265,6 +272,65 @@ describe("a share the approval makes", () => {
     expect(await auditOf(target, k.id)).toEqual(["key.share.accept"]);
   });
 
+});
+
+describe("a share that ended", () => {
+  it("is ended in the target project too when the unshare failed between its two writes: the key decides, and the lifecycle job ends the record", async () => {
+    const target = (await projects.create(admin, { name: "unshare target", environment: "dev", owner: "carol" })).id;
+    const k = await keys.create(admin, projectId, { name: "shared then ended" });
+    const asked = await keys.share(admin, projectId, k.id, { projectId: target, justification: "the pilot" });
+    const verdict = { id: asked.approval.id, tenantId: TENANT, status: "approved", subject: { resourceType: "keyShare", resourceId: k.id, change: { keyId: k.id, fromProject: projectId, toProject: target } } } as unknown as Approval;
+    await settleHandlers.get("keyShare")!(verdict, "settle");
+    const listed = async () => {
+      const out: string[] = [];
+      for await (const s of documents.sharedInto(TENANT, target)) out.push(s.keyId);
+      return out;
+    };
+    expect(await listed()).toEqual([k.id]);
+    // The key's share is ended; the target project's record of it fails (a crash between the two writes).
+    failBatch = (ops) => ops.some((o) => o.kind === "replace" && (o.doc as StoredDoc).docType === "keyShareIn");
+    await expect(keys.unshare(admin, projectId, k.id, target)).rejects.toThrow(/simulated/);
+    const ended = (await documents.read(TENANT, projectId, k.id))!;
+    expect(ended.shares.map((x) => x.status)).toEqual(["revoked"]);
+    // Nobody lists it, and it no longer counts among the tiers the target accepts (the key's document decides).
+    expect((await keys.listSharedIn(admin, target)).map((x) => x.id)).toEqual([]);
+    // The lifecycle job's housekeeping of the key ends the record (once: a second run writes nothing more).
+    await keys.lifecycle.housekeep(ended, "job-1");
+    expect(await listed()).toEqual([]);
+    await keys.lifecycle.housekeep((await documents.read(TENANT, projectId, k.id))!, "job-2");
+    expect(await auditOf(target, k.id)).toEqual(["key.share.accept", "key.share.end"]);
+  });
+});
+
+describe("the tiers a project accepts from keys shared into it", () => {
+  const keyDoc = (i: number, share: "active" | "revoked", target: string) =>
+    ({ id: `key_${i.toString().padStart(20, "0")}`, tenantId: TENANT, scopeId: "p-from", projectId: "p-from", scopes: {}, limits: { tokensPerMinute: 1000 + i }, shares: [{ projectId: target, status: share, approvalId: `apr_${i}` }], gateway: { desiredGen: 2, syncedGen: 2 } }) as unknown as KeyDoc;
+  const docsOf = (keyDocs: KeyDoc[]) => ({
+    async *sharedInto() {
+      // The target's records all say active (some stale: their shares ended, the record's write lost).
+      for (const d of keyDocs) yield { fromProject: d.projectId, keyId: d.id };
+    },
+    read: async (_t: string, _p: string, id: string) => keyDocs.find((d) => d.id === id) as never,
+  });
+  it("are the profiles the key documents share with it: a record left active by an ended share takes no room", async () => {
+    const stale = Array.from({ length: MAX_PROJECT_KEY_TIERS }, (_, i) => keyDoc(i, "revoked", "p-into"));
+    expect(await acceptedInUse(docsOf(stale), TENANT, "p-into", { fromProject: "p-from", profile: "kp_new" })).toBeUndefined();
+    const live = Array.from({ length: MAX_PROJECT_KEY_TIERS }, (_, i) => keyDoc(i, "active", "p-into"));
+    expect(await acceptedInUse(docsOf(live), TENANT, "p-into", { fromProject: "p-from", profile: "kp_new" })).toBe(MAX_PROJECT_KEY_TIERS);
+  });
+});
+
+describe("a key revoked while a share of it waits for its approval", () => {
+  it("withdraws the share's request at once, and the request is no longer awaited (the sweep's fallback)", async () => {
+    const target = (await projects.create(admin, { name: "revoked while pending", environment: "dev", owner: "carol" })).id;
+    const k = await keys.create(admin, projectId, { name: "revoked while its share waits" });
+    const asked = await keys.share(admin, projectId, k.id, { projectId: target, justification: "the pilot" });
+    const approval = { id: asked.approval.id, tenantId: TENANT, status: "pending", subject: { resourceType: "keyShare", resourceId: k.id, change: { keyId: k.id, fromProject: projectId, toProject: target } } } as unknown as Approval;
+    expect(await awaitedChecks.get("keyShare")!(approval)).toBe(true);
+    await keys.revoke(admin, projectId, k.id, { reason: "leaked" });
+    expect(withdrawn).toContain(asked.approval.id);
+    expect(await awaitedChecks.get("keyShare")!(approval)).toBe(false);
+  });
 });
 
 describe("a new gateway key for the tenant", () => {

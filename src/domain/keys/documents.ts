@@ -173,12 +173,16 @@ const profilesHeld = (doc: KeyDoc): string[] => [profileOf(doc), ...(doc.gateway
 /**
  * A project accepts the profiles of keys shared into it as key tiers too, at most MAX_PROJECT_KEY_TIERS
  * (source project, profile) pairs; how many it has when `candidate` would be one too many, else undefined.
+ * The target's records only say where to look: the key's document decides, as the compiler's input does
+ * (profiles.ts) — a profile counts only when it is shared with the target, so a record a crash left active
+ * after its share ended takes no room.
  */
 export async function acceptedInUse(docs: Pick<KeyDocuments, "sharedInto" | "read">, tenantId: string, target: string, candidate: { fromProject: string; profile: string }): Promise<number | undefined> {
   const inUse = new Set<string>();
   for await (const s of docs.sharedInto(tenantId, target)) {
     const doc = await docs.read(tenantId, s.fromProject, s.keyId);
-    for (const id of doc ? profilesHeld(doc) : []) inUse.add(`${s.fromProject}/${id}`);
+    const held = doc ? [profileDefOf(doc), ...(doc.gateway.publishedProfile ? [doc.gateway.publishedProfile] : [])] : [];
+    for (const def of held) if (def.id && def.sharedWith.includes(target)) inUse.add(`${s.fromProject}/${def.id}`);
   }
   const key = `${candidate.fromProject}/${candidate.profile}`;
   return inUse.has(key) || inUse.size < MAX_PROJECT_KEY_TIERS ? undefined : inUse.size;
@@ -382,13 +386,21 @@ export class KeyDocuments implements KeyDocReader {
 
   /**
    * Makes a key visible in the project it is shared with, or ends that (the target's own partition and
-   * audit chain). Idempotent: recorded already, nothing is written (a settle run again after a crash).
+   * audit chain), as the key's document says now: active while a share into `target` is active, ended once
+   * one ended (a record is never made for a share that never was active). The record is read before the
+   * key and written conditionally, so of two writers racing (an unshare and a share made again) the last
+   * one's view of the key stands. Idempotent: recorded already, nothing is written (a settle run again, or
+   * the lifecycle job's repair, after a crash between the key's write and this one).
    */
-  async recordSharedIn(ctx: RequestContext, doc: KeyDoc, target: string, status: "active" | "revoked"): Promise<void> {
+  async recordSharedIn(ctx: RequestContext, key: Pick<KeyDoc, "projectId" | "id">, target: string): Promise<void> {
     const tenantId = ctx.principal.tenantId;
     const partition = this.partition(tenantId, target);
-    const id = `keyshare.${doc.id}`;
+    const id = `keyshare.${key.id}`;
     const current = await this.store.read<SharedInDoc>(partition, id);
+    const doc = await this.read(tenantId, key.projectId, key.id);
+    const shares = (doc?.shares ?? []).filter((x) => x.projectId === target);
+    const status = shares.some((x) => x.status === "active") ? "active" : shares.some((x) => x.status === "revoked") ? "revoked" : undefined;
+    if (!doc || !status || (status === "revoked" && current?.docType !== "keyShareIn")) return;
     if (current?.docType === "keyShareIn" && current.status === status && current.fromProject === doc.projectId) return;
     const shareDoc: SharedInDoc = { id, ...partition, docType: "keyShareIn", fromProject: doc.projectId, keyId: doc.id, status };
     await this.changes.commit({

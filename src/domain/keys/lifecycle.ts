@@ -1,5 +1,6 @@
 import type { Clock } from "../../ports/clock.js";
 import { unversioned, type Versioned } from "../../ports/store.js";
+import type { ApprovalService } from "../approvals/service.js";
 import type { RequestContext } from "../common.js";
 import type { Drivers, JobLog } from "../kernel/drive.js";
 import { systemContext } from "../kernel/system.js";
@@ -58,6 +59,8 @@ export class KeyLifecycle {
     private readonly perRun: number,
     /** Key subscriptions read back per run at most; the next run goes on after the last one read. */
     private readonly readBacksPerRun: number = READBACKS_PER_RUN,
+    /** Withdraws the requests of shares still waiting when a key ends. */
+    private readonly approvals?: Pick<ApprovalService, "withdraw">,
   ) {}
 
   /** Where the last run's read-backs stopped (a key's sort key); a new process starts at a random key. */
@@ -110,6 +113,11 @@ export class KeyLifecycle {
       reason,
     });
     for (const slot of ["primary", "secondary"] as const) if (doc.slots[slot].kind === "secret") await this.secrets.disableRetired(doc.id, slot, doc.slots[slot].version);
+    // Its shares still waiting for an approval can no longer be made (their settle rejects them): nobody is
+    // asked to decide them any more. Best effort: the approval sweep withdraws what this misses (sharing.ts).
+    for (const s of doc.shares ?? []) {
+      if (s.status === "pending") await this.approvals?.withdraw(doc.tenantId, s.approvalId, `key ${doc.id} ${status}`, ctx.correlationId).catch(() => undefined);
+    }
   }
 
   /** Starts a scheduled rotation: the owner collects the new secret during the overlap. */
@@ -145,6 +153,13 @@ export class KeyLifecycle {
     // as well, but a suspension whose sync failed, or an exemption that ended, must not wait for the
     // end of an overlap that may last 30 days (syncs are one at a time per key, and idempotent).
     if (doc) await this.sync.sync(tenantId, projectId, id, correlationId);
+    // A share ended whose record in the target project a crash left active (the unshare's second write):
+    // ended there too, as the key's document says (idempotent: a record that agrees is only read).
+    if (doc) {
+      const ended = new Set((doc.shares ?? []).filter((x) => x.status === "revoked").map((x) => x.projectId));
+      for (const x of doc.shares ?? []) if (x.status === "active") ended.delete(x.projectId);
+      for (const target of ended) await this.docs.recordSharedIn(ctx, doc, target);
+    }
     return doc;
   }
 

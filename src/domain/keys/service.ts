@@ -19,7 +19,7 @@ import { profileOf, roomForProfile, statusOf, type KeyDoc, type KeyDocuments } f
 import { generateKey, isWellFormedKey, keyHints } from "./format.js";
 import type { GatewayAccess } from "./gateway-access.js";
 import { KeyGatewaySync } from "./gateway-sync.js";
-import { KeyLifecycle } from "./lifecycle.js";
+import { KeyLifecycle, READBACKS_PER_RUN } from "./lifecycle.js";
 import { KeyRotation } from "./rotation.js";
 import { KeySpec, LookupSpec, overlapMs, ReasonSpec, RotateSpec, type Key, type KeyLimits, type KeyScopes, type KeySpecInput, type KeyWithSecret, type LookupResult } from "./schema.js";
 import type { KeySecrets } from "./secrets.js";
@@ -111,7 +111,7 @@ export class KeyService {
     this.access = new KeyAccess(projects, documents, clock);
     this.sync = new KeyGatewaySync(documents, secrets.resolveSecret, gateway, clock);
     this.rotation = new KeyRotation(documents, secrets, this.sync, clock, rotations.retry);
-    this.lifecycle = new KeyLifecycle(documents, secrets, this.sync, this.rotation, projects, clock, rotations.perRun);
+    this.lifecycle = new KeyLifecycle(documents, secrets, this.sync, this.rotation, projects, clock, rotations.perRun, READBACKS_PER_RUN, kit.approvals);
     this.sharing = new KeySharing(documents, this.access, projects, kit.approvals, this.sync, gateway, clock);
     this.requests = new KeyRequests(documents, kit.approvals, this.sync, this.lifecycle, projects, clock);
   }

@@ -40,8 +40,9 @@ export class KeySharing {
         const change = approval.subject.change as { keyId?: string; fromProject?: string };
         if (!change.keyId || !change.fromProject) return true; // not one of ours to judge
         const doc = await this.docs.read(approval.tenantId, change.fromProject, change.keyId);
-        // A share ended while it waited (unshared, the key revoked) awaits nothing either.
-        return !!doc?.shares?.some((x) => x.approvalId === approval.id && x.status === "pending");
+        // A share ended while it waited (unshared, the key revoked or expired) awaits nothing either.
+        if (!doc || doc.status === "revoked" || doc.status === "expired") return false;
+        return !!doc.shares?.some((x) => x.approvalId === approval.id && x.status === "pending");
       },
     );
   }
@@ -101,6 +102,8 @@ export class KeySharing {
     const share = (doc.shares ?? []).find((x) => x.projectId === targetProjectId && (x.status === "active" || x.status === "pending"));
     if (!share) return notFound(`${keyPath(projectId, id)}/shares/${targetProjectId}`);
     await this.setShare(ctx, doc, targetProjectId, "revoked");
+    // A share still waiting: nobody is asked to decide it any more (else the approval sweep withdraws it later).
+    if (share.status === "pending") await this.approvals.withdraw(tenantId, share.approvalId, `key ${id} no longer to be shared`, ctx.correlationId).catch(() => undefined);
     const synced = await this.sync.trySync(tenantId, projectId, id, ctx.correlationId);
     const d = synced ?? (await this.docs.load(tenantId, projectId, id));
     return this.docs.view(d);
@@ -155,7 +158,7 @@ export class KeySharing {
     if (share.status === "active") {
       // Made already; a settle run again after a crash between the share's two writes finishes the second
       // (the target project's record, which its list of shared keys, budgets and tier cap read) and the publish.
-      await this.docs.recordSharedIn(ctx, doc, change.toProject, "active");
+      await this.docs.recordSharedIn(ctx, doc, change.toProject);
       await this.gateway.ensurePublished(tenantId, { by: "system:keys", reason: `key ${change.keyId} shared with ${change.toProject}`, correlationId });
       return;
     }
@@ -198,6 +201,6 @@ export class KeySharing {
     };
     await this.docs.commit(ctx, doc, next, `key.share.${status}`, SHARE_EVENTS[status], { keyId: doc.id, projectId: doc.projectId, toProject: target });
     // Visible in the target project too (its own partition and audit chain).
-    if (status === "active" || status === "revoked") await this.docs.recordSharedIn(ctx, doc, target, status);
+    if (status === "active" || status === "revoked") await this.docs.recordSharedIn(ctx, doc, target);
   }
 }
