@@ -303,4 +303,29 @@ describe("usage ingestion (local gateway logs → rollups)", () => {
     await checks.run(source);
     expect(checked).toHaveLength(1);
   });
+
+  it("a check that failed for a project (caught, the others made) stays owed: the next run makes it, with no new traffic", async () => {
+    const dir = join(dataDir, `logs-${++n}`);
+    await store.delete({ tenantId: "_system", scopeId: "usage" }, "usage.state.default");
+    generate(20, 13).forEach((g) => deliver(dir, g));
+    const source = new LocalGatewayLogSource("default", dir, now);
+    const checked: string[][] = [];
+    let failing = true;
+    const checks = new UsageIngestion(store, clock, {
+      retention,
+      // The budget check's answer: the projects whose check failed (budget-alerts.ts checkOwed), still owed.
+      afterRun: async (touched) => {
+        checked.push(touched.flatMap((t) => [...t.hours].map((h) => `${t.owner.projectId}/${h}`)).sort());
+        const still = failing ? touched : [];
+        failing = false;
+        return still;
+      },
+    });
+    await checks.run(source);
+    expect((await checks.run(source)).hours).toEqual([]);
+    expect(checked).toHaveLength(2);
+    expect(checked[1]).toEqual(checked[0]);
+    await checks.run(source);
+    expect(checked).toHaveLength(2);
+  });
 });

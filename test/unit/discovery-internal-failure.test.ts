@@ -53,3 +53,16 @@ describe("discovery: an internal error", () => {
     expect((result as { message: string }).message.length).toBeLessThanOrEqual(500);
   });
 });
+
+describe("discovery: a URL credential quoted as the URL spells it", () => {
+  it("is redacted when its value has a '+' or is percent-encoded in the URL (the parsed value differs from the text)", async () => {
+    const { reportableText } = await import("../../src/pillars/tools/discovery/client.js");
+    // Base64 tokens carry '+' and '/': the URL keeps '+' (a space, parsed) and a '%2B' stays encoded in its text.
+    for (const url of ["https://mcp.example.com/mcp?api_key=Ab3+xYz9+QqLm0==", "https://mcp.example.com/mcp?api_key=Ab3%2BxYz9%2BQqLm0%3D%3D", "https://user:p%ss-w0rd-9@mcp.example.com/mcp"]) {
+      const quoted = `request to ${url} failed`;
+      const reported = reportableText(quoted, { url, transport: "auto", headers: {} });
+      expect(reported).toContain("[redacted]");
+      for (const secret of ["Ab3+xYz9+QqLm0", "Ab3%2BxYz9%2BQqLm0", "p%ss-w0rd-9"]) expect(reported).not.toContain(secret);
+    }
+  });
+});

@@ -62,6 +62,8 @@ const settleHandlers = new Map<string, (a: Approval, correlationId: string) => P
 const awaitedChecks = new Map<string, (a: Approval) => Promise<boolean>>();
 /** The approval requests the key services withdrew (what the approval engine was told). */
 const withdrawn: string[] = [];
+/** The partitions (scopeIds) of the store's point reads, while a test counts them. */
+let reads: string[] | undefined;
 
 const admin: RequestContext = { principal: { tenantId: TENANT, userId: "carol", roles: new Set(["TenantAdmin"]) }, correlationId: "test" };
 const dev: RequestContext = { principal: { tenantId: TENANT, userId: "dora", roles: new Set(["Developer"]) }, correlationId: "test" };
@@ -79,6 +81,12 @@ beforeAll(async () => {
             throw new Error("store time-out (simulated)");
           }
           return target.batch(partition, ops);
+        };
+      }
+      if (prop === "read") {
+        return (partition: Parameters<Store["read"]>[0], id: string) => {
+          reads?.push(partition.scopeId);
+          return target.read(partition, id);
         };
       }
       const v = Reflect.get(target, prop, receiver) as unknown;
@@ -299,6 +307,36 @@ describe("a share that ended", () => {
     expect(await listed()).toEqual([]);
     await keys.lifecycle.housekeep((await documents.read(TENANT, projectId, k.id))!, "job-2");
     expect(await auditOf(target, k.id)).toEqual(["key.share.accept", "key.share.end"]);
+  });
+});
+
+describe("the lifecycle job's repair of ended shares", () => {
+  it("costs nothing per run once a share's end is recorded and confirmed: no read of the target project, no extra read of the key", async () => {
+    const k = await keys.create(admin, projectId, { name: "shared with many, then unshared" });
+    const targets: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const target = (await projects.create(admin, { name: `ended share ${i}`, environment: "dev", owner: "carol" })).id;
+      targets.push(target);
+      const asked = await keys.share(admin, projectId, k.id, { projectId: target, justification: "the pilot" });
+      await settleHandlers.get("keyShare")!({ id: asked.approval.id, tenantId: TENANT, status: "approved", subject: { resourceType: "keyShare", resourceId: k.id, change: { keyId: k.id, fromProject: projectId, toProject: target } } } as unknown as Approval, "settle");
+      await keys.unshare(admin, projectId, k.id, target);
+    }
+    // A share unshared while it waited (never active, never recorded in its target).
+    const waiting = (await projects.create(admin, { name: "ended share pending", environment: "dev", owner: "carol" })).id;
+    targets.push(waiting);
+    await keys.share(admin, projectId, k.id, { projectId: waiting, justification: "the pilot" });
+    await keys.unshare(admin, projectId, k.id, waiting);
+    await keys.lifecycle.housekeep((await documents.read(TENANT, projectId, k.id))!, "job-0");
+    const doc = (await documents.read(TENANT, projectId, k.id))!;
+    expect(doc.gateway.syncedGen).toBe(doc.gateway.desiredGen);
+    // Every share ended, recorded so and confirmed: a run of the job reads no target project, whatever the key's history.
+    reads = [];
+    try {
+      await keys.lifecycle.housekeep(doc, "job-1");
+      expect(reads.filter((scope) => targets.includes(scope))).toEqual([]);
+    } finally {
+      reads = undefined;
+    }
   });
 });
 

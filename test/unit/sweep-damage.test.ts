@@ -176,4 +176,22 @@ describe("a damaged document in a job's work list", () => {
     expect(created).toEqual(["t-b/budget.p-b.2026-06-01T00:00:00"]);
     expect(errors.mock.calls.flat().join("\n")).toMatch(/project p-a of tenant t-a/);
   });
+
+  it("budget alerts: a project whose check failed is still owed (its hours), so the ingestion's next run checks it again", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const store = { queryPage: async () => ({ items: [] }) } as unknown as Store;
+    const analytics = {
+      budgetStatus: async (tenantId: string) => {
+        if (tenantId === "t-a") throw new Error("store time-out");
+        return [];
+      },
+    };
+    const alerts = new BudgetAlerts(store, {} as never, analytics as never);
+    const touched = [
+      { owner: { tenantId: "t-a", projectId: "p-a" }, days: new Set(["2026-06-01"]), hours: new Set(["2026-06-01T10", "2026-06-01T11"]) },
+      { owner: { tenantId: "t-b", projectId: "p-b" }, days: new Set(["2026-06-01"]), hours: new Set(["2026-06-01T10"]) },
+    ];
+    const { failed } = await alerts.checkOwed(touched);
+    expect(failed.map((t) => ({ ...t.owner, hours: [...t.hours].sort() }))).toEqual([{ tenantId: "t-a", projectId: "p-a", hours: ["2026-06-01T10", "2026-06-01T11"] }]);
+  });
 });

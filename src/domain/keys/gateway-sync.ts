@@ -177,6 +177,10 @@ export class KeyGatewaySync {
         let written: boolean;
         try {
           const ctx = systemContext(tenantId, "system:keys", correlationId);
+          // Each ended share's record in its target project ended first (idempotent: one that agrees is only
+          // read), so a confirmed end has a record that says so — repaired here, once per ended share, when an
+          // unshare's second write was lost (a crash), and never read again by later runs.
+          for (const target of new Set(sharesEnded)) await this.docs.recordSharedIn(ctx, cur, target);
           written =
             confirmed && cur.revocationPending
               ? await this.docs.putAnnounced(ctx, next, cur._etag, "key.revoke.confirm", "aigov.key.revoked.v1", { status: "revoked" }, { keyId: id, projectId })

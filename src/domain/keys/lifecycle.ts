@@ -153,13 +153,10 @@ export class KeyLifecycle {
     // as well, but a suspension whose sync failed, or an exemption that ended, must not wait for the
     // end of an overlap that may last 30 days (syncs are one at a time per key, and idempotent).
     if (doc) await this.sync.sync(tenantId, projectId, id, correlationId);
-    // A share ended whose record in the target project a crash left active (the unshare's second write):
-    // ended there too, as the key's document says (idempotent: a record that agrees is only read).
-    if (doc) {
-      const ended = new Set((doc.shares ?? []).filter((x) => x.status === "revoked").map((x) => x.projectId));
-      for (const x of doc.shares ?? []) if (x.status === "active") ended.delete(x.projectId);
-      for (const target of ended) await this.docs.recordSharedIn(ctx, doc, target);
-    }
+    // A share ended whose record in the target project a crash left active (the unshare's second write) is
+    // ended by the sync that confirms the share's end (gateway-sync.ts): the unshare raised the key's
+    // generation, so that sync is still owed and comes from here at the latest. Nothing is read per ended
+    // share on every run (a key's shares are kept for good, so that would grow with its history).
     return doc;
   }
 

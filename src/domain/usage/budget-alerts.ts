@@ -8,6 +8,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Store, StoredDoc, Versioned } from "../../ports/store.js";
+import type { UsageHour } from "../../ports/usage-logs.js";
 import type { ChangeWriter } from "../changes.js";
 import { AppError } from "../errors.js";
 import { Collection } from "../kernel/collection.js";
@@ -53,29 +54,42 @@ export class BudgetAlerts {
    * lives with its owner project, but its spend may be all in the projects it is shared with.
    */
   async check(touched: Touched[]): Promise<number> {
+    return (await this.checkOwed(touched)).announced;
+  }
+
+  /**
+   * As check, and what is still owed: the projects whose check failed, with the hours read for them (the
+   * ingestion keeps them with its position, so the next run checks them again, with or without traffic).
+   */
+  async checkOwed(touched: Touched[]): Promise<{ announced: number; failed: Touched[] }> {
+    const failed: Touched[] = [];
     let announced = 0;
     // Each project with the hours of usage the run read for it (or for a project its keys are shared into):
     // a period that ended before the run read its last hours is checked too.
-    const projects = new Map<string, { tenantId: string; projectId: string; hours: Set<number> }>();
-    const add = (tenantId: string, projectId: string, hours: Iterable<string>) => {
+    const projects = new Map<string, { tenantId: string; projectId: string; hours: Set<number>; read: Set<UsageHour> }>();
+    const add = (tenantId: string, projectId: string, hours: Iterable<UsageHour>) => {
       const k = `${tenantId}/${projectId}`;
-      const p = projects.get(k) ?? { tenantId, projectId, hours: new Set<number>() };
-      for (const h of hours) p.hours.add(bucketStart(h));
+      const p = projects.get(k) ?? { tenantId, projectId, hours: new Set<number>(), read: new Set<UsageHour>() };
+      for (const h of hours) {
+        p.hours.add(bucketStart(h));
+        p.read.add(h);
+      }
       projects.set(k, p);
     };
     for (const { owner, hours } of touched) {
       add(owner.tenantId, owner.projectId, hours);
       for await (const s of everyDoc<SharedInDoc>(this.store, { tenantId: owner.tenantId, scopeId: owner.projectId }, { docType: "keyShareIn" })) add(owner.tenantId, s.fromProject, hours);
     }
-    for (const { tenantId, projectId, hours } of projects.values()) {
+    for (const { tenantId, projectId, hours, read } of projects.values()) {
       // One project's damaged budget or key (written around the API) keeps no other project's thresholds from being announced.
       try {
         announced += await this.checkProject(tenantId, projectId, [...hours]);
       } catch (err) {
         console.error(`budget alerts: project ${projectId} of tenant ${tenantId}: ${err instanceof Error ? err.message : String(err)}`);
+        failed.push({ owner: { tenantId, projectId }, days: new Set(), hours: read as Set<UsageHour> });
       }
     }
-    return announced;
+    return { announced, failed };
   }
 
   private async checkProject(tenantId: string, projectId: string, hours: number[]): Promise<number> {

@@ -115,8 +115,11 @@ export interface Touched {
 
 export interface IngestOptions {
   retention: Retention;
-  /** After the rollups: what reacts to new usage (budget thresholds). Errors there do not undo the run. */
-  afterRun?: (touched: Touched[]) => Promise<void>;
+  /**
+   * After the rollups: what reacts to new usage (budget thresholds). Errors there do not undo the run. What
+   * it answers is still owed (a project whose check failed): kept with the position for the next run.
+   */
+  afterRun?: (touched: Touched[]) => Promise<Touched[] | void>;
 }
 
 export class UsageIngestion {
@@ -194,7 +197,10 @@ export class UsageIngestion {
     for (const o of this.opts.afterRun && Array.isArray(state?.owed) ? state.owed : []) {
       const k = `${o.tenantId}|${o.projectId}`;
       const t = owed.get(k) ?? { owner: { tenantId: o.tenantId, projectId: o.projectId }, days: new Set<string>(), hours: new Set<UsageHour>() };
-      owed.set(k, { ...t, hours: new Set([...t.hours, ...o.hours]) });
+      // Hours whose rollups retention has removed are owed no more: a check that keeps failing owes a bounded list.
+      const kept = o.hours.filter((h) => bucketStart(h.slice(0, 10)) + (this.opts.retention.day + 1) * 86_400_000 > started);
+      if (!kept.length && !owed.has(k)) continue;
+      owed.set(k, { ...t, hours: new Set([...t.hours, ...kept]) });
     }
     // The position moves last: a run that stops before this point is simply done again.
     const startedAt = report.startedAt;
@@ -205,10 +211,12 @@ export class UsageIngestion {
     // Another run moved it meanwhile: its rollups are the same function of the logs; nothing to undo (it owes their check).
     if (!r.ok && r.status !== 412 && r.status !== 409) throw new Error(`usage ingestion state write failed with ${r.status}`);
     if (this.opts.afterRun && owed.size) {
-      await this.opts.afterRun([...owed.values()]);
+      const still = (await this.opts.afterRun([...owed.values()])) ?? [];
       const etag = r.ok ? r.etags[0] : undefined;
       if (etag) {
-        const { owed: _paid, ...paid } = next;
+        const { owed: _paid, ...rest } = next;
+        // Paid, but for the checks that failed: those stay owed.
+        const paid: StateDoc = still.length ? { ...rest, owed: still.map((t) => ({ ...t.owner, hours: [...t.hours].sort() })) } : rest;
         // Moved again meanwhile: that run took over what was owed and checks it again (announcing nothing twice).
         await this.store.batch(USAGE_SYSTEM, [{ kind: "replace", doc: paid, ifMatch: etag }]);
       }

@@ -34,7 +34,7 @@ export class UsageService {
   constructor(private readonly kit: UsageKit) {
     this.analytics = new UsageAnalytics(kit.store, kit.clock, kit.projects, () => kit.sourceNames, kit.retentionDays);
     this.alerts = new BudgetAlerts(kit.store, kit.changes, this.analytics);
-    this.ingestion = new UsageIngestion(kit.store, kit.clock, { retention: kit.retentionDays, afterRun: async (touched) => void (await this.alerts.check(touched)) });
+    this.ingestion = new UsageIngestion(kit.store, kit.clock, { retention: kit.retentionDays, afterRun: async (touched) => (await this.alerts.checkOwed(touched)).failed });
   }
 
   /** One ingestion run over every source (the scheduled job), then retention. A failing source does not stop the others. */

@@ -556,7 +556,18 @@ function secretsOf(target: DiscoveryTarget): string[] {
   }
   try {
     const url = new URL(target.url);
-    values.push(decodeURIComponent(url.username), decodeURIComponent(url.password), ...url.searchParams.values());
+    // Each as the URL's text spells it (a message quotes the URL: '+' and '%2B' stay so there) and as parsed;
+    // a value that does not decode ('%' with no hex after it) is still blotted out as written.
+    const decoded = (raw: string, plus: boolean) => {
+      try {
+        return decodeURIComponent(plus ? raw.replace(/\+/g, " ") : raw);
+      } catch {
+        return raw;
+      }
+    };
+    const raws = url.search.slice(1).split("&").map((pair) => pair.slice(pair.indexOf("=") + 1 || pair.length));
+    for (const raw of [url.username, url.password]) values.push(raw, decoded(raw, false));
+    for (const raw of raws) values.push(raw, decoded(raw, true), decoded(raw, false));
   } catch {
     // an unparseable URL is reported without being quoted
   }
