@@ -28,5 +28,10 @@ describe("agent sources: messages cleaned of the connection's secret values", ()
     expect(cleaned).not.toContain("MIIEvQIBADANBgkq");
     expect(cleaned).not.toContain("abcdef0123456789");
     expect(cleaned).toContain("sa@proj-1.iam.gserviceaccount.com");
+    // What is not secret in the document stays readable: its public members, the PEM's armour.
+    const pretty = JSON.stringify(JSON.parse(json), null, 2);
+    const plain = secretsOf({ cloud: "vertex", projectId: "proj-1", credentials: { kind: "serviceAccountKey", json: pretty } });
+    const quoted = reportableMessage('bad key file: "type": "service_account", -----BEGIN PRIVATE KEY-----', plain);
+    expect(quoted).toBe('bad key file: "type": "service_account", -----BEGIN PRIVATE KEY-----');
   });
 });

@@ -254,6 +254,18 @@ describe("a locked project", () => {
     expect((await documents.read(TENANT, projectId, other.id))!.shares ?? []).toEqual([]);
   });
 
+  it("a target deleted while the share waited takes nothing: the approval that comes after is not made into a share", async () => {
+    const target = (await projects.create(admin, { name: "gone target", environment: "dev", owner: "carol" })).id;
+    const k = await keys.create(admin, projectId, { name: "to a gone project" });
+    const asked = await keys.share(admin, projectId, k.id, { projectId: target, justification: "the pilot" });
+    // Deleted while the share waits (its project document gone, as a delete leaves it).
+    expect(await store.delete({ tenantId: TENANT, scopeId: TENANT_SCOPE }, target)).toBe(true);
+    await settleHandlers.get("keyShare")!({ id: asked.approval.id, tenantId: TENANT, status: "approved", subject: { resourceType: "keyShare", resourceId: k.id, change: { keyId: k.id, fromProject: projectId, toProject: target } } } as unknown as Approval, "settle");
+    expect((await documents.read(TENANT, projectId, k.id))!.shares?.map((s) => [s.projectId, s.status])).toEqual([[target, "rejected"]]);
+    const recorded: string[] = [];
+    for await (const s of documents.sharedInto(TENANT, target)) recorded.push(s.keyId);
+    expect(recorded).toEqual([]);
+  });
 });
 
 describe("a share the approval makes", () => {

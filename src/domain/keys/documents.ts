@@ -393,6 +393,18 @@ export class KeyDocuments implements KeyDocReader {
    * the lifecycle job's repair, after a crash between the key's write and this one).
    */
   async recordSharedIn(ctx: RequestContext, key: Pick<KeyDoc, "projectId" | "id">, target: string): Promise<void> {
+    // A lost race (another writer between the read and the write) is read again: the key's change that
+    // called this is committed already, so its caller must not see a failure for the record's sake.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.recordSharedInOnce(ctx, key, target);
+      } catch (err) {
+        if (!(err instanceof AppError && err.error.kind === "conflict" && err.error.reason === "changed_meanwhile") || attempt >= 3) throw err;
+      }
+    }
+  }
+
+  private async recordSharedInOnce(ctx: RequestContext, key: Pick<KeyDoc, "projectId" | "id">, target: string): Promise<void> {
     const tenantId = ctx.principal.tenantId;
     const partition = this.partition(tenantId, target);
     const id = `keyshare.${key.id}`;

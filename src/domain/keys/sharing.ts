@@ -168,8 +168,9 @@ export class KeySharing {
     // Approved, but the target was locked meanwhile, or is a sandbox past its review date the sweep has not
     // locked yet (or the key ended): not shared, as a share asked for now would be refused.
     const target = await this.projects.readDoc(tenantId, change.toProject);
-    const locked = target !== undefined && lockedNow(target, this.clock.now()) !== undefined;
-    if (approval.status !== "approved" || doc.status === "revoked" || doc.status === "expired" || locked) {
+    // A target deleted while the share waited takes nothing either.
+    const closed = !target || lockedNow(target, this.clock.now()) !== undefined;
+    if (approval.status !== "approved" || doc.status === "revoked" || doc.status === "expired" || closed) {
       await this.setShare(ctx, doc, change.toProject, "rejected");
       return;
     }

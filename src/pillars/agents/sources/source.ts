@@ -85,8 +85,18 @@ export function secretsOf(target: SourceTarget): string[] {
   // What says which credential, not what it is (the connection's document holds them): never blotted out.
   const PUBLIC = new Set(["kind", "roleArn", "sessionName", "provider", "serviceAccount"]);
   const values: string[] = [];
+  // A multi-line secret (a PEM) may be quoted a line at a time; a JSON document's lines are mostly not
+  // secret (`"type": "service_account",`): its secret members are added parsed, below. PEM armour is public.
+  const linesOf = (value: string): string[] => {
+    try {
+      JSON.parse(value);
+      return [];
+    } catch {
+      return value.split(/\r?\n|\\n/).map((line) => line.trim()).filter((line) => !line.startsWith("-----"));
+    }
+  };
   const add = (value: unknown): void => {
-    if (typeof value === "string") values.push(value, encodeURIComponent(value), ...value.split(/\r?\n|\\n/).map((line) => line.trim()));
+    if (typeof value === "string") values.push(value, encodeURIComponent(value), ...linesOf(value));
     else if (value && typeof value === "object") for (const [k, v] of Object.entries(value)) if (!PUBLIC.has(k)) add(v);
   };
   add(target.credentials);
