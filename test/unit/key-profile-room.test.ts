@@ -21,7 +21,9 @@ describe("room for key profiles", () => {
   });
 
   it("the profiles shared into a project: 40 (project, profile) pairs fill it", async () => {
-    const shared = Array.from({ length: 40 }, (_, i) => key(`s${i}`, `src${i % 2}`, 2000 + i));
+    // Each actively shared into the target, as its key document says (the document decides, not the target's record).
+    const into = { shares: [{ projectId: "target", status: "active", approvalId: "apr_x", requestedAt: "2026-01-01T00:00:00.000Z" }] } as unknown as Partial<KeyDoc>;
+    const shared = Array.from({ length: 40 }, (_, i) => key(`s${i}`, `src${i % 2}`, 2000 + i, into));
     const docs = {
       sharedInto: async function* () {
         for (const k of shared) yield { fromProject: k.projectId, keyId: k.id };
@@ -31,5 +33,8 @@ describe("room for key profiles", () => {
     expect(await acceptedInUse(docs, "t", "target", { fromProject: "src0", profile: "kp_new" })).toBe(40);
     expect(await acceptedInUse(docs, "t", "target", { fromProject: "src0", profile: profileOf(shared[0]!) })).toBeUndefined();
     expect(await acceptedInUse({ ...docs, sharedInto: async function* () {} }, "t", "target", { fromProject: "src0", profile: "kp_new" })).toBeUndefined();
+    // Records a crash left behind after their shares ended take no room.
+    const ended = shared.map((k) => ({ ...k, shares: [{ ...k.shares![0]!, status: "revoked" as const }] }));
+    expect(await acceptedInUse({ ...docs, read: async (_t: string, _p: string, id: string) => ended.find((k) => k.id === id) as KeyDoc & { _etag: string } }, "t", "target", { fromProject: "src0", profile: "kp_new" })).toBeUndefined();
   });
 });
