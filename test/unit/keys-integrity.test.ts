@@ -58,6 +58,9 @@ let publishesAsked = 0;
 let failBatch: ((ops: BatchOp[]) => boolean) | undefined;
 /** The approval outcome handlers the key services registered (what the approval engine calls). */
 const settleHandlers = new Map<string, (a: Approval, correlationId: string) => Promise<void>>();
+/** The approval of a share of key `keyId` (of the suite's project) into `target`, as the approval engine hands it to the settle and sweep hooks. */
+const shareApproval = (id: string, keyId: string, target: string, status: "approved" | "pending") =>
+  ({ id, tenantId: TENANT, status, subject: { resourceType: "keyShare", resourceId: keyId, change: { keyId, fromProject: projectId, toProject: target } } }) as unknown as Approval;
 /** Whether each subject type's owner still awaits a pending request (what the approval sweep asks). */
 const awaitedChecks = new Map<string, (a: Approval) => Promise<boolean>>();
 /** The approval requests the key services withdrew (what the approval engine was told). */
@@ -247,7 +250,7 @@ describe("a locked project", () => {
     const doc = (await store.read<StoredDoc>(partition, target))!;
     const { _etag, ...rest } = doc;
     expect((await store.batch(partition, [{ kind: "replace", doc: { ...rest, lock: { at: new Date(now).toISOString(), reason: "sandboxExpired", detail: "sandbox past its review date" }, suspendedByLock: [] } as never, ifMatch: _etag }])).ok).toBe(true);
-    await settleHandlers.get("keyShare")!({ id: asked.approval.id, tenantId: TENANT, status: "approved", subject: { resourceType: "keyShare", resourceId: k.id, change: { keyId: k.id, fromProject: projectId, toProject: target } } } as unknown as Approval, "settle");
+    await settleHandlers.get("keyShare")!(shareApproval(asked.approval.id, k.id, target, "approved"), "settle");
     expect((await documents.read(TENANT, projectId, k.id))!.shares?.map((s) => [s.projectId, s.status])).toEqual([[target, "rejected"]]);
     const other = await keys.create(admin, projectId, { name: "another" });
     expect(await refusal(keys.share(admin, projectId, other.id, { projectId: target, justification: "again" }))).toBe("project_locked");
@@ -260,7 +263,7 @@ describe("a locked project", () => {
     const asked = await keys.share(admin, projectId, k.id, { projectId: target, justification: "the pilot" });
     // Deleted while the share waits (its project document gone, as a delete leaves it).
     expect(await store.delete({ tenantId: TENANT, scopeId: TENANT_SCOPE }, target)).toBe(true);
-    await settleHandlers.get("keyShare")!({ id: asked.approval.id, tenantId: TENANT, status: "approved", subject: { resourceType: "keyShare", resourceId: k.id, change: { keyId: k.id, fromProject: projectId, toProject: target } } } as unknown as Approval, "settle");
+    await settleHandlers.get("keyShare")!(shareApproval(asked.approval.id, k.id, target, "approved"), "settle");
     expect((await documents.read(TENANT, projectId, k.id))!.shares?.map((s) => [s.projectId, s.status])).toEqual([[target, "rejected"]]);
     const recorded: string[] = [];
     for await (const s of documents.sharedInto(TENANT, target)) recorded.push(s.keyId);
@@ -273,7 +276,7 @@ describe("a share the approval makes", () => {
     const target = (await projects.create(admin, { name: "share target", environment: "dev", owner: "carol" })).id;
     const k = await keys.create(admin, projectId, { name: "shared" });
     const asked = await keys.share(admin, projectId, k.id, { projectId: target, justification: "the pilot" });
-    const verdict = { id: asked.approval.id, tenantId: TENANT, status: "approved", subject: { resourceType: "keyShare", resourceId: k.id, change: { keyId: k.id, fromProject: projectId, toProject: target } } } as unknown as Approval;
+    const verdict = shareApproval(asked.approval.id, k.id, target, "approved");
     // The key's share is made active; the target project's record of it fails.
     failBatch = (ops) => ops.some((o) => o.kind === "create" && (o.doc as StoredDoc).docType === "keyShareIn");
     await expect(settleHandlers.get("keyShare")!(verdict, "settle-1")).rejects.toThrow(/simulated/);
@@ -299,7 +302,7 @@ describe("a share that ended", () => {
     const target = (await projects.create(admin, { name: "unshare target", environment: "dev", owner: "carol" })).id;
     const k = await keys.create(admin, projectId, { name: "shared then ended" });
     const asked = await keys.share(admin, projectId, k.id, { projectId: target, justification: "the pilot" });
-    const verdict = { id: asked.approval.id, tenantId: TENANT, status: "approved", subject: { resourceType: "keyShare", resourceId: k.id, change: { keyId: k.id, fromProject: projectId, toProject: target } } } as unknown as Approval;
+    const verdict = shareApproval(asked.approval.id, k.id, target, "approved");
     await settleHandlers.get("keyShare")!(verdict, "settle");
     const listed = async () => {
       const out: string[] = [];
@@ -330,7 +333,7 @@ describe("the lifecycle job's repair of ended shares", () => {
       const target = (await projects.create(admin, { name: `ended share ${i}`, environment: "dev", owner: "carol" })).id;
       targets.push(target);
       const asked = await keys.share(admin, projectId, k.id, { projectId: target, justification: "the pilot" });
-      await settleHandlers.get("keyShare")!({ id: asked.approval.id, tenantId: TENANT, status: "approved", subject: { resourceType: "keyShare", resourceId: k.id, change: { keyId: k.id, fromProject: projectId, toProject: target } } } as unknown as Approval, "settle");
+      await settleHandlers.get("keyShare")!(shareApproval(asked.approval.id, k.id, target, "approved"), "settle");
       await keys.unshare(admin, projectId, k.id, target);
     }
     // A share unshared while it waited (never active, never recorded in its target).
@@ -375,7 +378,7 @@ describe("a key revoked while a share of it waits for its approval", () => {
     const target = (await projects.create(admin, { name: "revoked while pending", environment: "dev", owner: "carol" })).id;
     const k = await keys.create(admin, projectId, { name: "revoked while its share waits" });
     const asked = await keys.share(admin, projectId, k.id, { projectId: target, justification: "the pilot" });
-    const approval = { id: asked.approval.id, tenantId: TENANT, status: "pending", subject: { resourceType: "keyShare", resourceId: k.id, change: { keyId: k.id, fromProject: projectId, toProject: target } } } as unknown as Approval;
+    const approval = shareApproval(asked.approval.id, k.id, target, "pending");
     expect(await awaitedChecks.get("keyShare")!(approval)).toBe(true);
     await keys.revoke(admin, projectId, k.id, { reason: "leaked" });
     expect(withdrawn).toContain(asked.approval.id);
@@ -554,7 +557,7 @@ describe("a share request the key no longer records as pending", () => {
     const target = (await projects.create(admin, { name: "unshared target", environment: "dev", owner: "carol" })).id;
     const k = await keys.create(admin, projectId, { name: "briefly shared" });
     const asked = await keys.share(admin, projectId, k.id, { projectId: target, justification: "the pilot" });
-    const approval = { id: asked.approval.id, tenantId: TENANT, status: "pending", subject: { resourceType: "keyShare", resourceId: k.id, change: { keyId: k.id, fromProject: projectId, toProject: target } } } as unknown as Approval;
+    const approval = shareApproval(asked.approval.id, k.id, target, "pending");
     expect(await awaitedChecks.get("keyShare")!(approval)).toBe(true);
     await keys.unshare(admin, projectId, k.id, target);
     expect(await awaitedChecks.get("keyShare")!(approval)).toBe(false);
