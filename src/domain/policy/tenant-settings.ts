@@ -101,8 +101,6 @@ export class TenantSettingsService {
     const spec = parseOrThrow(TenantSettingsSpec, input, "body");
     requireSeverityScale([spec.settings], "body.settings");
     requireServices([spec.settings], spec.services ?? {}, "body.settings");
-    // A service sent as it is stored passes as it did (an edit of the settings alone must not be refused for
-    // a service written before the operator's host list); a new or changed one is held to the list.
     const storedDoc = await this.doc.read(ctx.principal.tenantId);
     const stored = storedDoc?.services;
     // A service dropped while a project, model or key still switches its control on, or a severity scale put
@@ -126,6 +124,8 @@ export class TenantSettingsService {
         });
       }
     }
+    // A service sent as it is stored passes as it did (an edit of the settings alone must not be refused for
+    // a service written before the operator's host list); a new or changed one is held to the list.
     const grants = this.gatewayGrants(ctx.principal.tenantId);
     for (const name of ["contentSafety", "embeddings"] as const) {
       const service = spec.services?.[name];
