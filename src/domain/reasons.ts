@@ -30,7 +30,7 @@ export const REASONS = {
   managed_identity_not_allowed: { status: 400, meaning: "a managed-identity credential the gateway may not use: its own identity goes only to Azure AI services (*.openai.azure.com, *.cognitiveservices.azure.com, *.services.ai.azure.com) for their audience, and only to the resources an operator listed for the tenant (GATEWAY_SHARED_IDENTITY_HOSTS, GATEWAY_ASSIGNMENTS sharedIdentityHosts); elsewhere name one of the tenant's own identities (clientId), which an operator assigns" },
   loosens_tenant_control: { status: 400, meaning: "a project or model setting would loosen a tenant control (each field named); request an exemption instead" },
   credential_rebind_requires_key: { status: 400, meaning: "a kept provider key would go to another origin or header: send the key again (or a TenantAdmin does it)" },
-  control_characters: { status: 400, meaning: "a string or field name in the body or form carries a control character (C0 other than tab/LF/CR, DEL) or a lone surrogate" },
+  control_characters: { status: 400, meaning: "a string or field name in the body, form or query carries a control character (C0 other than tab/LF/CR, DEL) or a lone surrogate" },
   body_too_deep: { status: 400, meaning: "the JSON body is nested deeper than 32 levels" },
   registry_not_compilable: { status: 409, meaning: "the tenant's own settings do not compile (a single project that does not compile is isolated instead, see Publishing)" },
   // ---- approvals ----

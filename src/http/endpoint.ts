@@ -72,6 +72,7 @@ function queryObject(request: HttpRequest): Record<string, string> {
     }
     out[key] = values[0]!;
   }
+  checkJsonValues(out, "query");
   return out;
 }
 

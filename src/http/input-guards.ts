@@ -7,10 +7,11 @@ const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]|[\uD800-\uDBFF](
 
 /**
  * No text a client sends may carry control characters (a BEL or NUL in a description would reach
- * documents, logs and the gateway compiler): every string value and key is checked here, at the edge,
- * before any service sees it, and answered with a 400 naming the fields. Depth is bounded too.
+ * documents, logs and the gateway compiler; in a query filter, logs and store queries): every string value
+ * and key is checked here, at the edge, before any service sees it, and answered with a 400 naming the
+ * fields. Depth is bounded too.
  */
-export function checkJsonValues(root: unknown, where: "body" | "form"): void {
+export function checkJsonValues(root: unknown, where: "body" | "form" | "query"): void {
   const errors: { field: string; message: string }[] = [];
   const stack: { v: unknown; path: string; depth: number }[] = [{ v: root, path: where, depth: 0 }];
   while (stack.length) {

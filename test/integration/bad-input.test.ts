@@ -61,6 +61,8 @@ function casesFor(op: OpenApiOperation): Case[] {
   const once = op.queryParams.find((p) => p !== "continuationToken");
   if (once && !op.anonymous && !op.html) {
     cases.push({ name: `${once} twice`, url: new URL(`${url().href}?${once}=a&${once}=b`), init: base, expect: 400, field: `query.${once}` });
+    // A query filter is text the client sends like any other: no control characters (a NUL would reach logs and store queries).
+    cases.push({ name: `${once} with a NUL`, url: new URL(`${url().href}?${once}=a%00b`), init: base, expect: 400, field: `query.${once}`, reason: "control_characters" });
   }
   if (op.html && op.method === "GET") {
     cases.push({ name: "no token", url: url(), init: base, expect: 400 });
