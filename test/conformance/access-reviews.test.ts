@@ -80,6 +80,26 @@ afterAll(async () => {
   await g.stop();
 });
 
+/** A per-minute waiver of dora's at `scope`, requested by `requester`, approved (each of `approvers` in turn, while it waits) and in force; its id. */
+async function activeWaiver(requester: AigovClient, scope: { level: "tenant" } | { level: "project"; projectId: string }, approvers: AigovClient[] = [g.admin]): Promise<string> {
+  const requested = await requester.exemptions.request({
+    control: "tokens.perMinute",
+    scope,
+    relaxation: { kind: "limit", value: 5000 },
+    category: "waiver",
+    owner: "dora",
+    reason: { deliveryBlocker: "load test", affectedControl: "tokens.perMinute too low", expectedEndState: "limits reviewed" },
+    compensatingControls: ["watched"],
+    expiresAt: new Date(g.t.appClock.ms() + 7 * DAY).toISOString(),
+  });
+  for (const approver of approvers) {
+    const approval = await approver.approvals.get(requested.approvalId);
+    if (approval.status === "pending") await approver.approvals.decide(approval.id, { decision: "approve", justification: "load test" }, approval.etag);
+  }
+  await until(async () => ((await g.admin.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
+  return requested.id;
+}
+
 describe("access reviews", () => {
   it("recommends removing only the unused key; auto-apply with the recommendation default revokes it at the gateway, and the decisions are audited", async () => {
     const created = await g.admin.reviews.create(campaign({ completion: { autoApply: true, defaultDecision: "recommendation" } }));
@@ -294,26 +314,15 @@ describe("access reviews", () => {
     // An exemption of dora's, reviewed by tara (a TenantAdmin), who then asks to renew it.
     await g.admin.projects.update(q.id, { settings: { tokens: { perMinute: { limit: 100_000, per: "key" } } } }, (await g.admin.projects.get(q.id)).etag);
     await g.publish("a per-minute limit to exempt from");
-    const requested = await dora.exemptions.request({
-      control: "tokens.perMinute",
-      scope: { level: "project", projectId: q.id },
-      relaxation: { kind: "limit", value: 5000 },
-      category: "waiver",
-      owner: "dora",
-      reason: { deliveryBlocker: "load test", affectedControl: "tokens.perMinute too low", expectedEndState: "limits reviewed" },
-      compensatingControls: ["watched"],
-      expiresAt: new Date(g.t.appClock.ms() + 7 * DAY).toISOString(),
-    });
-    await g.admin.approvals.decide(requested.approvalId, { decision: "approve", justification: "load test" }, (await g.admin.approvals.get(requested.approvalId)).etag);
-    await until(async () => ((await g.admin.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
+    const waiverId = await activeWaiver(dora, { level: "project", projectId: q.id });
     const tara = await g.as("tara", ["TenantAdmin"]);
     const exemptionsReview = await g.admin.reviews.create(campaign({ name: "waivers", kind: "exemptions", scope: { level: "project", projectId: q.id }, stages: [{ reviewers: { type: "users", users: ["tara"] } }] }));
     await reaches(exemptionsReview.id, "inProgress");
-    const exemptionItem = await itemFor(exemptionsReview.id, requested.id);
+    const exemptionItem = await itemFor(exemptionsReview.id, waiverId);
     expect(exemptionItem.reviewers).toEqual(["tara"]);
-    await tara.exemptions.renew(requested.id, { expiresAt: new Date(g.t.appClock.ms() + 14 * DAY).toISOString(), evidence: ["https://evidence.example/load-test-2"], justification: "one more week" }, (await tara.exemptions.get(requested.id)).etag);
+    await tara.exemptions.renew(waiverId, { expiresAt: new Date(g.t.appClock.ms() + 14 * DAY).toISOString(), evidence: ["https://evidence.example/load-test-2"], justification: "one more week" }, (await tara.exemptions.get(waiverId)).etag);
     expect(await reasonOf(tara.reviews.decide(exemptionsReview.id, exemptionItem.id, { decision: "approve", justification: "renewing it" }))).toBe("403 reviewer_is_party");
-    expect((await itemFor(exemptionsReview.id, requested.id)).decisions).toEqual([]);
+    expect((await itemFor(exemptionsReview.id, waiverId)).decisions).toEqual([]);
     await g.admin.reviews.stop(exemptionsReview.id, { reason: "seen" }, (await g.admin.reviews.get(exemptionsReview.id)).etag);
     await reaches(exemptionsReview.id, "completed");
   });
@@ -367,20 +376,7 @@ describe("access reviews", () => {
     await g.admin.projects.update(p.id, { settings: { tokens: { perMinute: { limit: 100_000, per: "key" } } } }, (await g.admin.projects.get(p.id)).etag);
     await g.publish("a per-minute limit to exempt from");
     /** A week's waiver of the per-minute limit, owned by dora, at a scope. */
-    const perMinuteWaiver = (scope: { level: "tenant" } | { level: "project"; projectId: string }) => ({
-      control: "tokens.perMinute" as const,
-      scope,
-      relaxation: { kind: "limit" as const, value: 5000 },
-      category: "waiver" as const,
-      owner: "dora",
-      reason: { deliveryBlocker: "load test", affectedControl: "tokens.perMinute too low", expectedEndState: "limits reviewed" },
-      compensatingControls: ["watched"],
-      expiresAt: new Date(g.t.appClock.ms() + 7 * DAY).toISOString(),
-    });
-    const requested = await dora.exemptions.request(perMinuteWaiver({ level: "project", projectId: p.id }));
-    await g.admin.approvals.decide(requested.approvalId, { decision: "approve", justification: "load test" }, (await g.admin.approvals.get(requested.approvalId)).etag);
-    await until(async () => ((await g.admin.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
-    const exemptionId = requested.id;
+    const exemptionId = await activeWaiver(dora, { level: "project", projectId: p.id });
 
     const denyAll = async (kind: "keyShares" | "toolApprovals" | "exemptions", targetId: string) => {
       const created = await g.admin.reviews.create(campaign({ name: `deny ${kind}`, kind, stages: [{ reviewers: { type: "users", users: ["olivia"] } }], completion: { autoApply: true, defaultDecision: "keep" } }));
@@ -409,22 +405,17 @@ describe("access reviews", () => {
     // campaign, under `_tenant`, by the fallback reviewers when the stage's are project owners.
     const tara = await g.as("tara", ["TenantAdmin"]);
     const rhea = await g.as("rhea", ["TenantAdmin"]);
-    const wide = await rhea.exemptions.request(perMinuteWaiver({ level: "tenant" }));
-    for (const admin of [g.admin, tara]) {
-      const a = await admin.approvals.get(wide.approvalId);
-      await admin.approvals.decide(a.id, { decision: "approve", justification: "load test" }, a.etag);
-    }
-    await until(async () => ((await g.admin.exemptions.get(wide.id)).status === "active" ? true : undefined), "tenant exemption active");
+    const wideId = await activeWaiver(rhea, { level: "tenant" }, [g.admin, tara]);
     const tenantWide = await g.admin.reviews.create(
       campaign({ name: "tenant exemptions", kind: "exemptions", scope: { level: "tenant" }, stages: [{ reviewers: { type: "projectOwners" }, fallbackReviewers: ["olivia"] }], completion: { autoApply: true, defaultDecision: "keep" } }),
     );
     const running = await reaches(tenantWide.id, "inProgress");
-    const item = await itemFor(tenantWide.id, wide.id);
+    const item = await itemFor(tenantWide.id, wideId);
     expect(item).toMatchObject({ projectId: "_tenant", reviewers: ["olivia"], target: { holder: "dora", label: "exemption from tokens.perMinute (tenant)" } });
     await olivia.reviews.decide(tenantWide.id, item.id, { decision: "deny", justification: "no longer needed" });
     await g.admin.reviews.stop(tenantWide.id, { reason: "decided" }, (await g.admin.reviews.get(running.id)).etag);
     expect((await reaches(tenantWide.id, "completed")).report!.applied).toMatchObject({ removed: 1, failed: 0 });
-    expect((await g.admin.exemptions.get(wide.id)).status).toBe("revoked");
+    expect((await g.admin.exemptions.get(wideId)).status).toBe("revoked");
   });
 
   it("a tool approval withdrawn by an apply whose publish failed is published by the next apply", async () => {
