@@ -22,6 +22,20 @@ async function aigov(...args: string[]) {
   return { code, out: out.join("\n"), err: err.join("\n") };
 }
 
+/** Signed in (dev) as a TenantAdmin of `tenant`, with a project made through the CLI holding one model (`host`'s); the project's id and an API client of the same user. */
+async function withModel(tenant: string, user: string, name: string, host: string) {
+  expect((await aigov("login", "--dev", "--tenant", tenant, "--user", user, "--roles", "TenantAdmin")).code).toBe(0);
+  const project = JSON.parse((await aigov("-o", "json", "projects", "create", "--name", name, "--environment", "dev", "--owner", user)).out) as { id: string };
+  const admin = await t.as(tenant, user, ["TenantAdmin"]);
+  await admin.models.create(project.id, {
+    name: "gpt-4o",
+    provider: "azure-openai",
+    modelName: "gpt-4o",
+    backends: [{ id: "weu", url: `https://${host}`, region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }],
+  });
+  return { project, admin };
+}
+
 describe("aigov CLI", () => {
   it("logs in with a dev token, then manages projects and reads the audit log", async () => {
     expect((await aigov("login", "--dev", "--tenant", "t1", "--user", "alice", "--roles", "TenantAdmin,Auditor")).code).toBe(0);
@@ -68,15 +82,7 @@ describe("aigov CLI", () => {
   });
 
   it("publishes to the local gateway files, shows the revision and its diff, checks drift, rolls back", async () => {
-    expect((await aigov("login", "--dev", "--tenant", "t-cli-pub", "--user", "paula", "--roles", "TenantAdmin")).code).toBe(0);
-    const project = JSON.parse((await aigov("-o", "json", "projects", "create", "--name", "CLI publish", "--environment", "dev", "--owner", "paula")).out) as { id: string };
-    const admin = await t.as("t-cli-pub", "paula", ["TenantAdmin"]);
-    await admin.models.create(project.id, {
-      name: "gpt-4o",
-      provider: "azure-openai",
-      modelName: "gpt-4o",
-      backends: [{ id: "weu", url: "https://cli.openai.azure.com", region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }],
-    });
+    const { project, admin } = await withModel("t-cli-pub", "paula", "CLI publish", "cli.openai.azure.com");
     const diff = await aigov("policy", "diff");
     expect(diff.out).toMatch(/^\+\d+ ~0 -0 artifacts/);
     expect(diff.out).toContain("+++ b/policy:api/");
@@ -145,15 +151,7 @@ describe("aigov CLI", () => {
   });
 
   it("policy publish|rollback --wait give up after --timeout with a non-zero exit", async () => {
-    expect((await aigov("login", "--dev", "--tenant", "t-cli-wait", "--user", "tim", "--roles", "TenantAdmin")).code).toBe(0);
-    const project = JSON.parse((await aigov("-o", "json", "projects", "create", "--name", "CLI wait", "--environment", "dev", "--owner", "tim")).out) as { id: string };
-    const admin = await t.as("t-cli-wait", "tim", ["TenantAdmin"]);
-    await admin.models.create(project.id, {
-      name: "gpt-4o",
-      provider: "azure-openai",
-      modelName: "gpt-4o",
-      backends: [{ id: "weu", url: "https://wait.openai.azure.com", region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }],
-    });
+    const { project, admin } = await withModel("t-cli-wait", "tim", "CLI wait", "wait.openai.azure.com");
     expect((await aigov("policy", "publish", "--wait", "--timeout", "60")).code).toBe(0);
     // The key's product makes a system revision that stays pending until the publish sweep runs (never, here).
     await admin.keys.create(project.id, { name: "limited", limits: { tokensPerMinute: 100 } });
