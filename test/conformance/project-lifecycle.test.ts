@@ -155,6 +155,45 @@ describe("project lifecycle", () => {
     expect((await g.chat(p.id, asked.key, "gpt-4o-mini")).status).toBe(200);
   });
 
+  it("a key request approved after the review date, before the hourly sweep locks the sandbox, never works: the lock takes it over and the extension resumes it", async () => {
+    const dora = await g.as("dora", ["Developer"]);
+    const p = await g.project("guarded-unswept", { environment: "sandbox", reviewDate: day(g.t.appClock.ms() + 3 * DAY), owner: "olivia", keyPolicy: { requireApproval: true }, roleAssignments: [{ principalId: "paula", role: "ProjectAdmin" }] });
+    const model = await g.model(p.id, "gpt-4o-mini");
+    await g.publish("guarded sandbox, not swept");
+    const working = await g.key(g.admin, p.id, { name: "working", owner: "dora", scopes: { models: [model.id] } });
+    const asked = await dora.keys.create(p.id, { name: "dora's late", justification: "the pilot", scopes: { models: [model.id] } });
+
+    g.t.appClock.advance(3 * DAY); // the review date has come; the sweep has not run yet
+    await approve(asked.approval!.approvalId);
+    const approved = await until(async () => {
+      const k = await g.admin.keys.get(p.id, asked.id);
+      return k.approval?.state === "approved" ? k : undefined;
+    }, "the request settled");
+    expect(approved.status).toBe("suspended");
+    await g.synced(p.id, asked.id);
+    expect((await g.chat(p.id, asked.key, "gpt-4o-mini")).status).toBe(401);
+    const held = (await g.admin.audit.list({ resource: `/projects/${p.id}`, maxPageSize: 100 })).items.find((r) => r.action === "project.holdKey");
+    expect(held).toMatchObject({ actor: "system:keys" });
+    await g.t.relay();
+    expect(g.t.events().filter((e) => e.type === "aigov.project.keyHeld.v1").map((e) => e.data)).toContainEqual({ projectId: p.id, keyId: asked.id, reviewDate: p.reviewDate });
+
+    // The sweep's lock takes the held key over with the keys it suspends now.
+    await sweep();
+    const locked = await g.admin.projects.get(p.id);
+    expect(locked.lock).toMatchObject({ reason: "sandboxExpired" });
+    await g.synced(p.id, working.id);
+    expect((await g.chat(p.id, working.key, "gpt-4o-mini")).status).toBe(401);
+    expect((await g.admin.keys.get(p.id, asked.id)).status).toBe("suspended");
+
+    const extension = await paula.projects.extend(p.id, { reviewDate: day(g.t.appClock.ms() + 30 * DAY), justification: "another month" });
+    await approve(extension.extension!.approvalId);
+    await until(async () => ((await g.admin.keys.get(p.id, asked.id)).status === "active" ? true : undefined), "the extension resumed the held key");
+    await g.synced(p.id, asked.id);
+    await g.synced(p.id, working.id);
+    expect((await g.chat(p.id, asked.key, "gpt-4o-mini")).status).toBe(200);
+    expect((await g.chat(p.id, working.key, "gpt-4o-mini")).status).toBe(200);
+  });
+
   it("a key shared into a sandbox stops reaching it while the sandbox is locked, and reaches it again once an extension lifts the lock", async () => {
     const sandbox = await g.project("shared-into-sandbox", { environment: "sandbox", reviewDate: day(g.t.appClock.ms() + 2 * DAY), owner: "olivia", roleAssignments: [{ principalId: "paula", role: "ProjectAdmin" }] });
     const home = await g.project("shared-from");

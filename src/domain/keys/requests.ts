@@ -79,8 +79,8 @@ export class KeyRequests {
     // Recorded already (a settle run again after a crash or a failed write): only what follows is left.
     if (doc.approval.state !== "pending") return this.afterVerdict(ctx, doc, approved, approval.status, correlationId);
     const at = this.clock.now().toISOString();
-    // Approved in a locked project (a sandbox past its review date): the key stays suspended, listed with
-    // the keys the lock suspended, and the extension that lifts the lock resumes it with them.
+    // Approved in a locked project (a sandbox past its review date, locked by the sweep or not yet): the key
+    // stays suspended, listed with the keys the lock suspends, and the extension that lifts it resumes it with them.
     const activates = approved && doc.status === "suspended" && !(await this.projects.holdKeyWhileLocked(ctx, doc.projectId, doc.id));
     const next: KeyDoc = {
       ...unversioned(doc),

@@ -238,7 +238,8 @@ export class ProjectLifecycle {
       const expiry = expiryOf(doc.reviewDate);
       const at = new Date(now).toISOString();
       if (now >= expiry) {
-        const keys = await this.kit.keys.liveKeyIds(tenantId, projectId);
+        // Keys approved since the review date were held for this lock already (holdKeyWhileLocked): it takes them over.
+        const keys = [...new Set([...(doc.suspendedByLock ?? []), ...(await this.kit.keys.liveKeyIds(tenantId, projectId))])];
         const next: ProjectDoc = { ...unversioned(doc), lock: { at, reason: "sandboxExpired", detail: `sandbox past its review date ${doc.reviewDate}` }, suspendedByLock: keys, updatedAt: at, updatedBy: ACTOR };
         // A promotion awaiting approval cannot succeed once locked (its settle refuses a locked project),
         // and while it is pending no extension could be asked for: it ends with the lock, its approval withdrawn.

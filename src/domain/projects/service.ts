@@ -382,24 +382,29 @@ export class ProjectService {
   /**
    * A key that would become active while the project is locked stays suspended and joins the keys the
    * lock suspended, so that the extension resumes it with the others (automation: `ctx` is a system
-   * context). True when the project is locked; false when it is not (or gone). Idempotent.
+   * context). A sandbox past its review date that the hourly sweep has not locked yet holds it too: the
+   * key joins the list the coming lock takes over (or an extension settled before it resumes). True
+   * when the project is locked now; false when it is not (or gone). Idempotent.
    */
   async holdKeyWhileLocked(ctx: RequestContext, projectId: string, keyId: string): Promise<boolean> {
     const held = await this.onCurrent(ctx.principal.tenantId, projectId, async (current) => {
-      if (!current.lock) return false;
+      if (!lockedNow(current, this.clock.now())) return false;
       const listed = current.suspendedByLock ?? [];
       if (listed.includes(keyId)) return true;
       const { _etag, ...currentDoc } = current;
       const doc: ProjectDoc = { ...currentDoc, suspendedByLock: [...listed, keyId], updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
+      const subject = projectSubject(ctx.principal.tenantId, projectId);
       await this.changes.commit({
         partition: tenantPartition(ctx.principal.tenantId),
         ctx,
-        action: "project.lock",
+        action: current.lock ? "project.lock" : "project.holdKey",
         resource: projectPath(projectId),
         before: projectSnapshot(current),
         after: projectSnapshot(doc),
         ops: [{ kind: "replace", doc, ifMatch: _etag }],
-        event: { type: "aigov.project.locked.v1", subject: projectSubject(ctx.principal.tenantId, projectId), data: { projectId, reason: current.lock.reason, reviewDate: current.reviewDate, keys: listed.length + 1 } },
+        event: current.lock
+          ? { type: "aigov.project.locked.v1", subject, data: { projectId, reason: current.lock.reason, reviewDate: current.reviewDate, keys: listed.length + 1 } }
+          : { type: "aigov.project.keyHeld.v1", subject, data: { projectId, keyId, reviewDate: current.reviewDate } },
       });
       return true;
     });
