@@ -16,7 +16,7 @@ import type { Project } from "../../src/domain/projects/schema.js";
 import type { AccessReview, AccessReviewSpecInput } from "../../src/domain/reviews/schema.js";
 import { reasonOf } from "../support/errors.js";
 import { convertedServer } from "../support/tools.js";
-import { Governed } from "../support/governed.js";
+import { Governed, NOT_SERVED, refusal } from "../support/governed.js";
 import { until } from "../support/until.js";
 
 const DAY = 86_400_000;
@@ -362,10 +362,15 @@ describe("access reviews", () => {
   it("shares, tool approvals and exemptions: what reviewers deny is removed when applied", async () => {
     // A key shared with another project (the target's admin approves).
     const other = await g.project("other", { owner: "olivia" });
+    await g.model(other.id, "gpt-4o-mini");
+    await g.publish("a project to share into");
     const key = await g.key(dora, p.id, { name: "shared" });
     const { approval: shareApproval } = await dora.keys.share(p.id, key.id, { projectId: other.id, justification: "evaluation" }, (await dora.keys.get(p.id, key.id)).etag);
     await g.admin.approvals.decide(shareApproval.id, { decision: "approve", justification: "ok" }, (await g.admin.approvals.get(shareApproval.id)).etag);
     await until(async () => ((await g.admin.keys.get(p.id, key.id)).shares[0]?.status === "active" ? true : undefined), "share active");
+    await g.systemPublish(`key ${key.id} shared with ${other.id}`);
+    await g.synced(p.id, key.id);
+    expect((await g.chat(other.id, key.key, "gpt-4o-mini")).status).toBe(200);
     // A tool approved for the project.
     const server = await convertedServer(g.admin, p.id, "items");
     await g.admin.tools.putSettings(p.id, { approvalMode: "all" }, (await g.admin.tools.getSettings(p.id)).etag);
@@ -377,6 +382,14 @@ describe("access reviews", () => {
     await g.publish("a per-minute limit to exempt from");
     /** A week's waiver of the per-minute limit, owned by dora, at a scope. */
     const exemptionId = await activeWaiver(dora, { level: "project", projectId: p.id });
+    await g.systemPublish(exemptionId);
+    const perMinuteLeft = async () => {
+      const answer = await g.chat(p.id, key.key, "gpt-4o-mini");
+      expect(answer.status).toBe(200);
+      return answer.headers.get("x-aigov-tokens-remaining-minute-key");
+    };
+    // At the gateway: the waiver's per-minute limit is in force (what a call has left is under it).
+    expect(Number(await perMinuteLeft())).toBeLessThanOrEqual(5000);
 
     const denyAll = async (kind: "keyShares" | "toolApprovals" | "exemptions", targetId: string) => {
       const created = await g.admin.reviews.create(campaign({ name: `deny ${kind}`, kind, stages: [{ reviewers: { type: "users", users: ["olivia"] } }], completion: { autoApply: true, defaultDecision: "keep" } }));
@@ -392,6 +405,9 @@ describe("access reviews", () => {
     await denyAll("keyShares", `${key.id}>${other.id}`);
     expect((await g.admin.keys.get(p.id, key.id)).shares[0]?.status).toBe("revoked");
     expect((await g.admin.keys.shared(other.id)).items).toEqual([]);
+    // At the gateway: the key no longer reaches the project it was shared with, and still works in its own.
+    await g.synced(p.id, key.id);
+    expect(refusal(await g.chat(other.id, key.key, "gpt-4o-mini"))).toEqual(NOT_SERVED);
 
     await denyAll("toolApprovals", `${server.id}/getItem`);
     expect((await g.admin.tools.getTool(p.id, server.id, "getItem")).approval.state).toBe("withdrawn");
@@ -400,6 +416,8 @@ describe("access reviews", () => {
     await denyAll("exemptions", exemptionId);
     expect((await g.admin.exemptions.get(exemptionId)).status).toBe("revoked");
     await g.systemPublish(`${exemptionId} revoked`);
+    // At the gateway: the project's own limit is back.
+    expect(Number(await perMinuteLeft())).toBeGreaterThan(90_000);
 
     // A tenant-scope exemption (two TenantAdmins approve it: it is high risk) is reviewed by a tenant-wide
     // campaign, under `_tenant`, by the fallback reviewers when the stage's are project owners.
