@@ -159,12 +159,25 @@ const PATHS: Partial<Record<ControlId, { path: string[]; limitField?: string }>>
   failover: { path: ["failover"] },
 };
 
+/** The value a path names in the first settings object of `chain` that sets it (scopes merge field by field, the narrowest winning). */
+function inherited(chain: readonly unknown[], path: readonly string[]): unknown {
+  for (const s of chain) {
+    const v = path.reduce<unknown>((o, k) => (isObj(o) ? o[k] : undefined), s);
+    if (v !== undefined) return v;
+  }
+  return undefined;
+}
+
 /**
  * Relaxes one control in one settings object (a copy is returned). `own`: this is the exempted scope
  * itself (the relaxation is set); otherwise a narrower scope inside it (only values it sets itself
  * that would undo the relaxation are changed). Returns the same object when nothing changes.
+ * `wider`: the settings of the scopes around it, widest last. An exemption only relaxes: a limit or a
+ * threshold is never set below what is in force at its scope (the scope's own value, else the nearest
+ * wider one's), so two exemptions of one control at one scope add up to the larger, whichever is listed last.
  */
-function relaxSettings<S extends Obj>(settings: S | undefined, control: ControlId, r: Relaxation, own: boolean): S | undefined {
+function relaxSettings<S extends Obj>(settings: S | undefined, control: ControlId, r: Relaxation, own: boolean, wider: readonly unknown[] = []): S | undefined {
+  const inForce = (path: readonly string[]) => inherited([settings, ...wider], path);
   if (isAllowListControl(control)) {
     // Narrower scopes need no rewrite: mergeSettings applies the scope's exemption to everything
     // inside it, after their own lists have been intersected.
@@ -183,7 +196,11 @@ function relaxSettings<S extends Obj>(settings: S | undefined, control: ControlI
     const current = prompt?.maxBytes as number | null | undefined;
     let next: number | null | undefined = current;
     if (r.kind === "off") next = own || (current !== undefined && current !== null) ? null : current;
-    else if (r.kind === "limit") next = own ? r.value : typeof current === "number" && current < r.value ? r.value : current;
+    else if (r.kind === "limit") {
+      const before = inForce(["prompt", "maxBytes"]);
+      // No limit in force (null: switched off) is looser than any.
+      next = own ? (before === null ? current : typeof before === "number" && before >= r.value ? current : r.value) : typeof current === "number" && current < r.value ? r.value : current;
+    }
     if (next === current) return settings;
     return { ...(settings ?? {}), prompt: { ...(prompt ?? {}), maxBytes: next } } as unknown as S;
   }
@@ -205,8 +222,9 @@ function relaxSettings<S extends Obj>(settings: S | undefined, control: ControlI
     const window = (r as RateLimit).perSeconds;
     const ownWindow = typeof next.renewalPeriodSeconds === "number" ? next.renewalPeriodSeconds : window;
     const allowed = control === "requests.rate" && window && ownWindow ? Math.max(1, Math.floor((r.value * ownWindow) / window)) : r.value;
-    if (own) next[field] = r.value;
-    else if (typeof value === "number" && value < allowed) next[field] = allowed;
+    const before = inForce([...where.path, field]);
+    if (own && !(typeof before === "number" && before >= allowed)) next[field] = allowed;
+    else if (!own && typeof value === "number" && value < allowed) next[field] = allowed;
     else return settings;
   } else if (r.kind === "thresholds") {
     const categories: Obj = isObj(next.categories) ? { ...next.categories } : {};
@@ -214,7 +232,8 @@ function relaxSettings<S extends Obj>(settings: S | undefined, control: ControlI
     for (const [name, t] of Object.entries(r.categories)) {
       if (t === undefined) continue;
       const have = categories[name];
-      if (own ? have !== t : typeof have === "number" && have < t) {
+      const before = inForce([...where.path, "categories", name]);
+      if (own ? !(typeof before === "number" && before >= t) : typeof have === "number" && have < t) {
         categories[name] = t;
         changed = true;
       }
@@ -230,14 +249,14 @@ function relaxSettings<S extends Obj>(settings: S | undefined, control: ControlI
 
 const modelScoped = (control: ControlId) => CONTROLS[control].scopes.includes("model");
 
-function relaxModel(m: ModelIn, control: ControlId, r: Relaxation, own: boolean): ModelIn {
+function relaxModel(m: ModelIn, control: ControlId, r: Relaxation, own: boolean, wider: readonly unknown[] = []): ModelIn {
   if (!modelScoped(control)) return m;
-  const settings = relaxSettings(m.settings as Obj | undefined, control, r, own);
+  const settings = relaxSettings(m.settings as Obj | undefined, control, r, own, wider);
   return settings === m.settings ? m : { ...m, settings: settings as ModelIn["settings"] };
 }
 
-function relaxProject(p: ProjectIn, control: ControlId, r: Relaxation, own: boolean): ProjectIn {
-  const settings = relaxSettings(p.settings as Obj | undefined, control, r, own);
+function relaxProject(p: ProjectIn, control: ControlId, r: Relaxation, own: boolean, wider: readonly unknown[] = []): ProjectIn {
+  const settings = relaxSettings(p.settings as Obj | undefined, control, r, own, wider);
   const models = p.models?.map((m) => relaxModel(m, control, r, false));
   const modelsChanged = models?.some((m, i) => m !== p.models![i]) ?? false;
   if (settings === p.settings && !modelsChanged) return p;
@@ -295,14 +314,14 @@ export function applyExemptions(input: CompilerInputIn, active: ActiveExemption[
       const settings = relaxSettings(out.settings as Obj | undefined, control, relaxation, setsAt(e, out.settings)) as SettingsIn | undefined;
       out = { ...out, ...(settings ? { settings } : {}), projects: out.projects.map((p) => relaxProject(p, control, relaxation, false)) };
     } else if (scope.level === "project") {
-      out = { ...out, projects: out.projects.map((p) => (p.id === scope.projectId ? relaxProject(p, control, withWindow(e, p.settings, out.settings), setsAt(e, p.settings, out.settings)) : p)) };
+      out = { ...out, projects: out.projects.map((p) => (p.id === scope.projectId ? relaxProject(p, control, withWindow(e, p.settings, out.settings), setsAt(e, p.settings, out.settings), [out.settings]) : p)) };
     } else if (scope.level === "model") {
       out = {
         ...out,
         projects: out.projects.map((p) =>
           p.id !== scope.projectId
             ? p
-            : { ...p, models: (p.models ?? []).map((m) => (m.id === scope.modelId ? relaxModel(m, control, withWindow(e, m.settings, p.settings, out.settings), setsAt(e, m.settings, p.settings, out.settings)) : m)) },
+            : { ...p, models: (p.models ?? []).map((m) => (m.id === scope.modelId ? relaxModel(m, control, withWindow(e, m.settings, p.settings, out.settings), setsAt(e, m.settings, p.settings, out.settings), [p.settings, out.settings]) : m)) },
         ),
       };
     }

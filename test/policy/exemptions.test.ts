@@ -216,6 +216,30 @@ describe("applyExemptions", () => {
     expect(api && "xml" in api ? api.xml : "").not.toMatch(/65536/);
   });
 
+  it("an exemption only relaxes: a limit, a threshold or a prompt size below what is in force at its scope changes nothing", () => {
+    const pm = (control: ActiveExemption["control"], relaxation: ActiveExemption["relaxation"], scope: ActiveExemption["scope"] = { level: "project", projectId: P1 }) => ex("exm_low", { control, scope, relaxation });
+    // The tenant's 1,000 tokens a minute per key is in force in P1 (P1 sets none itself): 500 would tighten it.
+    expect(changedRefs(BASE, applyExemptions(BASE, [pm("tokens.perMinute", { kind: "limit", value: 500 })]))).toEqual([]);
+    // M2 sets its own 500: a model exemption to 400 leaves it; to 800 raises it.
+    expect(changedRefs(BASE, applyExemptions(BASE, [pm("tokens.perMinute", { kind: "limit", value: 400 }, { level: "model", projectId: P1, modelId: M2 })]))).toEqual([]);
+    const raised = applyExemptions(BASE, [pm("tokens.perMinute", { kind: "limit", value: 800 }, { level: "model", projectId: P1, modelId: M2 })]);
+    expect(raised.projects[0]!.models![1]!.settings).toMatchObject({ tokens: { perMinute: { limit: 800 } } });
+    // Hate is 4 in the tenant: a threshold of 2 would block more; Violence 6 is a relaxation and is set.
+    const cs = applyExemptions(BASE, [pm("contentSafety", { kind: "thresholds", categories: { Hate: 2, Violence: 6 } })]);
+    expect((cs.projects[0]!.settings as { contentSafety?: { categories?: object } }).contentSafety?.categories).toEqual({ Violence: 6 });
+    // P1's own 64 KiB prompt limit: 1 KiB would tighten it.
+    expect(changedRefs(BASE, applyExemptions(BASE, [pm("prompt.maxBytes", { kind: "limit", value: 1024 })]))).toEqual([]);
+  });
+
+  it("two exemptions of one limit at one scope add up to the larger, in whichever order they are listed", () => {
+    const a = ex("exm_a", { control: "tokens.perMinute", scope: { level: "project", projectId: P1 }, relaxation: { kind: "limit", value: 8_000 } });
+    const b = ex("exm_b", { control: "tokens.perMinute", scope: { level: "project", projectId: P1 }, relaxation: { kind: "limit", value: 3_000 } });
+    for (const active of [[a, b], [b, a]]) {
+      expect((applyExemptions(BASE, active).projects[0]!.settings as { tokens?: { perMinute?: object } }).tokens?.perMinute).toEqual({ limit: 8_000 });
+      expect(apiXml(applyExemptions(BASE, active), P1)).toContain('tokens-per-minute="8000"');
+    }
+  });
+
   describe("allow-list exemptions", () => {
     it("a project region exemption adds the region to the project's effective list, for every model in it, and nothing else", () => {
       const e = ex("exm_r1", { control: "regions.allowed", scope: { level: "project", projectId: P1 }, relaxation: { kind: "allow", values: ["westeurope"] } });
