@@ -41,6 +41,12 @@ export const BODY_UNREADABLE = `@(context.Variables.GetValueOrDefault<string>("$
  * treats several is undocumented, and a request declaring `confidential, public` must not pass as `public`.)
  */
 export const DATA_CLASS_OUTSIDE = `@(Array.IndexOf(((string)${v(VAR.dataClasses)}).Split('|'), context.Request.Headers.GetValueOrDefault("${DATA_CLASS_HEADER}", "").Trim().ToLowerInvariant()) < 0)`;
+/**
+ * The data class the request declares, as DATA_CLASS_OUTSIDE compares it (trimmed, lower case), after a
+ * `|`: the semantic cache's partition by data class. Where a data-class rule applies only a request of
+ * exactly one allowed class gets this far, so an answer cached for one class is never served to another.
+ */
+export const DATA_CLASS_PARTITION = `@("|" + context.Request.Headers.GetValueOrDefault("${DATA_CLASS_HEADER}", "").Trim().ToLowerInvariant())`;
 /** The model the request addresses: the path's, else the body's. */
 export const REQUESTED_MODEL = `@((string)${v(VAR.pathModel)} != "" ? (string)${v(VAR.pathModel)} : (string)${v(VAR.bodyModel)})`;
 /** The path and the body name different models: refused, so a key cannot pass a check with one and reach the other. */
@@ -453,6 +459,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     pathParamShadows("param", ["segment"]),
     BODY_UNREADABLE,
     DATA_CLASS_OUTSIDE,
+    DATA_CLASS_PARTITION,
     MCP_IS_BATCH,
     MCP_BODY_OFF_POST,
     MCP_METHOD,

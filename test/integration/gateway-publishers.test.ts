@@ -823,7 +823,6 @@ describe("ArmGatewayPublisher on the wire: APIs, products, subscriptions", () =>
       "PUT apis/proj-x/operations/aigov-post → 201",
       "HEAD products/gold → 404",
       "PUT products/gold → 201",
-      "PUT products/gold/apis/proj-x → 201",
       "HEAD apis/proj-x/policies/policy → 404",
       "PUT apis/proj-x/policies/policy → 201",
       "HEAD products/gold/policies/policy → 404",
@@ -832,6 +831,8 @@ describe("ArmGatewayPublisher on the wire: APIs, products, subscriptions", () =>
       "PUT subscriptions/vk1 → 201",
       "HEAD subscriptions/vk2 → 404",
       "PUT subscriptions/vk2 → 201",
+      // A product is linked to an API last, once the API's policy is in place (plan.ts, RANK).
+      "PUT products/gold/apis/proj-x → 201",
     ]);
     for (const r of fake.requests) {
       expect(r.path).toBe(SERVICE + r.resource);
@@ -897,8 +898,9 @@ describe("ArmGatewayPublisher on the wire: APIs, products, subscriptions", () =>
       "HEAD products/gold → 200",
       `PUT products/gold If-Match:${productEtag} → 200`,
       "GET products/gold/apis → 200",
-      "PUT products/gold/apis/proj-y → 201",
+      // A link the product loses goes at once; one it gains comes last, after the policies.
       "DELETE products/gold/apis/proj-x → 200",
+      "PUT products/gold/apis/proj-y → 201",
     ]);
   });
 

@@ -176,7 +176,7 @@ export class ArmGatewayPublisher implements GatewayPublisher {
         await this.ops(w.loc).put(toArmProperties(a), current?.etag);
         // A new entity has no children yet: listing them would only cost a request.
         if (a.kind === "api") return this.syncApiChildren(a, current !== undefined, named.has(a.id));
-        if (a.kind === "product") await this.syncProductApis(a, current !== undefined);
+        if (a.kind === "product") return this.syncProductApis(a, current !== undefined);
       },
       remove: async (_ref: ArtifactRef, loc: Locator, current: Current) => {
         if (!current.etag) throw new Error(`${resourcePath(loc)} exists but the gateway returned no ETag`);
@@ -317,15 +317,22 @@ export class ArmGatewayPublisher implements GatewayPublisher {
     for (const id of remove) await this.deleteLongRunning(toolPath(a.id, id), "*");
   }
 
-  /** Makes the product's API links exactly the listed ones (a link has no body and no ETag). */
-  private async syncProductApis(a: ProductArtifact, existed: boolean): Promise<void> {
+  /**
+   * Makes the product's API links exactly the listed ones (a link has no body and no ETag): the stale ones
+   * go now; the new ones are the deferred work, added at the end of the publish, after the policies that
+   * govern those APIs (plan.ts, RANK): a key of the product never reaches an API before its policy.
+   */
+  private async syncProductApis(a: ProductArtifact, existed: boolean): Promise<Deferred | void> {
     const c = this.sdk();
     const { resourceGroup: rg, serviceName: svc } = this.opts;
     const existing = new Map<string, true>();
     if (existed) for await (const api of c.productApi.listByProduct(rg, svc, a.id)) if (api.name) existing.set(api.name, true);
     const { put, remove } = diffChildren(new Map(a.apis.map((id) => [id, true as const])), existing, () => true);
-    for (const apiId of put) await c.productApi.createOrUpdate(rg, svc, a.id, apiId);
     for (const apiId of remove) await c.productApi.delete(rg, svc, a.id, apiId);
+    if (put.length === 0) return;
+    return async () => {
+      for (const apiId of put) await c.productApi.createOrUpdate(rg, svc, a.id, apiId);
+    };
   }
 
   /** The one place key material exists: resolved, put in the body, sent; an error keeps no trace of it. */

@@ -37,6 +37,12 @@ export type Locator =
  * whose API or product does not exist), subscriptions (a key starts to work only once the policies that
  * limit it are in place). Deletes run in reverse: an MCP API (and its tools) goes before the operations
  * they name.
+ *
+ * A product's write removes the API links it no longer has at once, but the links it gains are its deferred
+ * work (after every write and delete): a link is what lets the product's keys reach an API, and the API's
+ * policy — the keys' scope, approvals and limits, which tiers it applies — must be in place first. A publish
+ * that stops between the two (a failure, a step's end) leaves the keys without the API, never with an API
+ * governed by no policy or by one that does not know their tier (which falls back to the project's limits).
  */
 const RANK = { namedValue: 0, single: 1, pool: 2, fragment: 3, api: 4, mcpApi: 5, product: 6, policy: 7, subscription: 8 } as const;
 
@@ -218,7 +224,8 @@ export interface Current extends Subtype {
 /**
  * Work a write leaves for the end of the publish, after every other write and delete: removing an HTTP
  * API's stale operations (and the schemas they used), which MCP tools written or deleted later in the
- * same publish may still name (APIM refuses to delete an operation a tool names).
+ * same publish may still name (APIM refuses to delete an operation a tool names); linking a product to the
+ * APIs it gains, once their policies are in place (RANK).
  */
 export type Deferred = () => Promise<void>;
 

@@ -11,7 +11,7 @@ import type {
   ResolveSecret,
   SecretRef,
 } from "../../ports/gateway.js";
-import { diffChildren, mapLimit, parseRef, runPublish, type Current, type Locator, type PlannedWrite, type PublishIo } from "../apim/plan.js";
+import { diffChildren, mapLimit, parseRef, runPublish, type Current, type Deferred, type Locator, type PlannedWrite, type PublishIo } from "../apim/plan.js";
 import {
   fromArmProperties,
   operationPath,
@@ -80,14 +80,15 @@ export class FilePublisher implements GatewayPublisher {
         const properties = a.kind === "subscription" ? subscriptionProperties(a, secretRef(a.primaryKey), secretRef(a.secondaryKey)) : toArmProperties(a);
         if (a.kind === "policy" || a.kind === "fragment") await this.writeFile(`${base}.xml`, a.xml);
         await this.writeJson(base, { properties });
-        // Files have no references between them: children are synced in place, nothing is deferred.
+        // An API's children are synced in place (files have no references between them). A product's new API
+        // links wait for the end of the publish (plan.ts, RANK): after the policies that govern those APIs.
         if (a.kind === "api") {
           await this.syncChildren(join(this.pathOf(w.loc), "schemas"), new Map((a.schemas ?? []).map((x) => [x.id, { properties: schemaProperties(x) }])), (id) => schemaPath(a.id, id));
           await this.syncChildren(join(this.pathOf(w.loc), "operations"), new Map(a.operations.map((o) => [o.id, { properties: operationProperties(o) }])), (id) => operationPath(a.id, id));
           const tools = a.mcp?.type === "restTools" ? a.mcp.tools : [];
           await this.syncChildren(join(this.pathOf(w.loc), "tools"), new Map(tools.map((t) => [t.id, { properties: toolProperties(t, "") }])), (id) => toolPath(a.id, id));
         }
-        if (a.kind === "product") await this.syncProductApis(a);
+        if (a.kind === "product") return this.syncProductApis(a);
       },
       remove: async (_ref: ArtifactRef, loc: Locator) => {
         const base = this.pathOf(loc);
@@ -163,12 +164,16 @@ export class FilePublisher implements GatewayPublisher {
     await this.pruneEmptyDirs(dir);
   }
 
-  private async syncProductApis(a: ProductArtifact): Promise<void> {
+  /** Removes the product's stale API links now; the links it gains are the deferred work (plan.ts, RANK). */
+  private async syncProductApis(a: ProductArtifact): Promise<Deferred | void> {
     const dir = join(this.pathOf({ kind: "product", id: a.id }), "apis");
     const existing = new Map((await this.readChildren(dir)).map((c) => [c.name, true]));
     const { put, remove } = diffChildren(new Map(a.apis.map((id) => [id, true])), existing, () => true);
-    for (const apiId of put) await this.writeJson(join(this.root, ...productApiPath(a.id, apiId).split("/")), {});
     for (const apiId of remove) await rm(join(dir, `${apiId}.json`), { force: true });
+    if (put.length === 0) return;
+    return async () => {
+      for (const apiId of put) await this.writeJson(join(this.root, ...productApiPath(a.id, apiId).split("/")), {});
+    };
   }
 
   private async writeFile(file: string, text: string): Promise<void> {

@@ -11,7 +11,7 @@ export function estimateTokens(text: string): number {
 }
 
 /** The prompt text of an OpenAI-style request: chat messages, completion prompts, embedding and responses inputs. */
-export function promptText(body: unknown, opts: { ignoreSystem?: boolean; lastMessages?: number } = {}): string {
+export function promptText(body: unknown, opts: { ignoreSystem?: boolean } = {}): string {
   if (body === null || typeof body !== "object") return "";
   const b = body as Record<string, unknown>;
   const parts: string[] = [];
@@ -20,9 +20,7 @@ export function promptText(body: unknown, opts: { ignoreSystem?: boolean; lastMe
     else if (Array.isArray(c)) for (const p of c) if (p && typeof p === "object" && typeof (p as { text?: unknown }).text === "string") parts.push((p as { text: string }).text);
   };
   if (Array.isArray(b.messages)) {
-    let msgs = (b.messages as { role?: unknown; content?: unknown }[]).filter((m) => !(opts.ignoreSystem && m?.role === "system"));
-    if (opts.lastMessages) msgs = msgs.slice(-opts.lastMessages);
-    for (const m of msgs) content(m?.content);
+    for (const m of dialogMessages(b.messages as unknown[], opts.ignoreSystem === true)) content((m as { content?: unknown } | null)?.content);
   }
   for (const k of ["prompt", "input"]) {
     const v = b[k];
@@ -35,6 +33,17 @@ export function promptText(body: unknown, opts: { ignoreSystem?: boolean; lastMe
     }
   }
   return parts.join("\n");
+}
+
+/** A chat request's messages, without the system messages when they are ignored. */
+function dialogMessages(messages: unknown[], ignoreSystem: boolean): unknown[] {
+  return messages.filter((m) => !(ignoreSystem && (m as { role?: unknown } | null)?.role === "system"));
+}
+
+/** How many messages a chat request's dialog has (system messages left out when ignored); 0 for other calls. */
+export function dialogLength(body: unknown, ignoreSystem: boolean): number {
+  const messages = body !== null && typeof body === "object" ? (body as { messages?: unknown }).messages : undefined;
+  return Array.isArray(messages) ? dialogMessages(messages, ignoreSystem).length : 0;
 }
 
 export function isStreamRequest(body: unknown): boolean {

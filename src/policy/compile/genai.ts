@@ -62,7 +62,7 @@ export function tierContentSafety(c: Collector, tiers: readonly KeyTier[]): XNod
 }
 
 /** The semantic cache's lookup (inbound) and store (outbound), and the embeddings backend they use. */
-export function semanticCache(c: Collector, eff: EffectiveSettings, pid: string): { lookup: XNode; store: XNode } | undefined {
+export function semanticCache(c: Collector, eff: EffectiveSettings, pid: string, dataClassRule: boolean): { lookup: XNode; store: XNode } | undefined {
   const sc = eff.semanticCache;
   if (!sc) return undefined;
   const embeddings = c.input.services.embeddings;
@@ -75,6 +75,9 @@ export function semanticCache(c: Collector, eff: EffectiveSettings, pid: string)
   // aigov's keys belong to no APIM user (context.User is null for every one), so "user" would partition by
   // nothing — one cache for the whole project. It partitions by key: each key is one person's or workload's.
   if (sc.value.partitionBy.includes("key") || sc.value.partitionBy.includes("user")) varyBy.push(textEl("vary-by", X.SUBSCRIPTION_ID));
+  // Where a data-class rule applies, by the class the request declared (checked before the lookup): an
+  // answer produced from a confidential prompt must never come back to a request declared public.
+  if (dataClassRule) varyBy.push(textEl("vary-by", X.DATA_CLASS_PARTITION));
   const lookup = el(
     "llm-semantic-cache-lookup",
     {

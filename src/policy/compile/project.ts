@@ -61,6 +61,9 @@ export function compileProject(c: Collector, project: PolicyProject) {
   // call those paid services without bound. (The docs' rate limit right after the lookup would count only
   // misses and leave both unbounded.)
   s.inbound.push(...requestRate(c, eff, pid, applied, offered));
+  // The size of the body the caller sent: before the models' routing, whose rewrite of an OpenAI-style
+  // request (the governed deployment set in `model`) re-serializes the body, indented.
+  s.inbound.push(...promptSize(c, eff, pid));
 
   if (modelsOn) {
     s.inbound.push(...keyIsolation(pid));
@@ -69,12 +72,11 @@ export function compileProject(c: Collector, project: PolicyProject) {
     if (retry) s.backend = retry;
   }
 
-  s.inbound.push(...promptSize(c, eff, pid));
-
   if (modelsOn) {
     s.inbound.push(...projectContentSafety(c, eff, pid, routable.some((r) => modelSets(r.model, "contentSafety"))));
     s.inbound.push(...tierContentSafety(c, tiersApplied(c, applied)));
-    const cache = semanticCache(c, eff, pid);
+    // Partitioned by the declared data class wherever a data-class rule applies to some model.
+    const cache = semanticCache(c, eff, pid, routable.some((r) => r.eff["dataClass.allowed"] !== undefined));
     if (cache) {
       s.inbound.push(cache.lookup);
       s.outbound.push(cache.store);

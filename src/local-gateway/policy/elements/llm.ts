@@ -1,6 +1,6 @@
 /** GenAI policies: llm-content-safety, the semantic cache pair, llm-emit-token-metric. */
 import { HeaderBag } from "../../runtime/message.js";
-import { promptText, isStreamRequest } from "../../runtime/tokens.js";
+import { dialogLength, promptText, isStreamRequest } from "../../runtime/tokens.js";
 import { asBool, asInt, asString, type ElementDef, type Value } from "../load.js";
 import { EndPipeline, PolicyError, type Run } from "../types.js";
 
@@ -137,7 +137,11 @@ export const llmSemanticCacheLookup: ElementDef = {
         const body = requestJson(r);
         // A streamed answer cannot be replayed from a cached JSON answer: streams bypass the cache.
         if (isStreamRequest(body)) return;
-        const text = promptText(body, { ignoreSystem, ...(maxMessages ? { lastMessages: maxMessages } : {}) });
+        // "max-message-count: number of remaining dialog messages after which caching is skipped": a longer
+        // dialog is neither looked up nor stored. (Matching on its last messages alone would hand one
+        // conversation the answer of another that merely ends the same way.)
+        if (maxMessages !== undefined && dialogLength(body, ignoreSystem) > maxMessages) return;
+        const text = promptText(body, { ignoreSystem });
         if (!text) return;
         const res = await r.services.callBackend(backendId, "", { input: text }, { Authorization: `Bearer ${r.services.managedIdentityToken("https://cognitiveservices.azure.com/")}` });
         const vector = (res.json as { data?: { embedding?: unknown }[] }).data?.[0]?.embedding;
