@@ -116,6 +116,7 @@ describe("approval engine", () => {
       [{ stages: [{ approvers: [{ user: "alice@contoso.com" }], decisionTimeout: "P1D" }] }, "body.stages.0.approvers.0.user"],
       [{ stages: [{ approvers: [{ user: "9C4F1A2B-3D5E-4F60-8A7B-1C2D3E4F5A6B" }], decisionTimeout: "P1D" }] }, "body.stages.0.approvers.0.user"],
       [{ stages: [{ approvers: [{ user: "bob" }], decisionTimeout: "P1D", escalateAfter: "PT1H", escalateTo: [{ user: " alice" }] }] }, "body.stages.0.escalateTo.0.user"],
+      [{ subject: { resourceType: "model", resourceId: "   ", change: {} } }, "body.subject.resourceId"],
     ];
     const before = (await auditor.approvals.list()).items.length;
     for (const [extra, field] of cases) {
@@ -123,6 +124,14 @@ describe("approval engine", () => {
       expect(err?.status, field).toBe(400);
       expect(err?.problem?.errors?.map((e) => e.field), field).toContain(field);
     }
+    // A change is frozen as asked: a number JSON cannot hold (1e309 parses as Infinity, stored as null) is refused.
+    const raw = await fetch(`${t.url}/api/approvals`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${await t.token("t1", "alice", ["Developer"])}` },
+      body: '{"subject":{"resourceType":"model","resourceId":"github-mcp","change":{"limit":1e309}},"justification":"a limit beyond any"}',
+    });
+    expect(raw.status).toBe(400);
+    expect(((await raw.json()) as { errors?: { field: string }[] }).errors?.map((e) => e.field)).toContain("body.subject.change");
     expect((await auditor.approvals.list()).items.length).toBe(before);
   });
 

@@ -68,13 +68,23 @@ export const StageSpec = z
     }
   });
 
+/** Whether a parsed JSON value holds only finite numbers (a body's 1e309 parses as Infinity, which JSON stores as null). */
+function finiteJson(v: unknown): boolean {
+  if (typeof v === "number") return Number.isFinite(v);
+  if (Array.isArray(v)) return v.every(finiteJson);
+  if (v !== null && typeof v === "object") return Object.values(v).every(finiteJson);
+  return true;
+}
+
 export const Subject = z.strictObject({
   resourceType: z.string().regex(/^[a-z][a-zA-Z0-9.-]{0,63}$/, "a resource type such as tool or exemption"),
-  resourceId: z.string().min(1).max(256),
+  resourceId: z.string().min(1).max(256).refine((id) => id.trim() !== "", "must not be blank"),
   projectId: ProjectId.optional(),
   change: z
     .record(z.string(), z.unknown())
     .refine((c) => Buffer.byteLength(JSON.stringify(c)) <= 32 * 1024, "the change is limited to 32 KiB")
+    // Frozen as requested: a number JSON cannot hold would be stored as something else (null) than was asked.
+    .refine(finiteJson, "numbers must be finite (JSON holds no larger number than about 1.8e308)")
     .meta({ description: "The exact change requested; frozen (with a digest) when the request is created" }),
 });
 
