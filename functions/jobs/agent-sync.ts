@@ -14,6 +14,14 @@ app.timer("agentSyncSchedule", {
   extraInputs: [durableClientInput()],
   handler: async (_timer, context) => {
     const agents = (await (await getServices()).pillar("agents")).service as AgentsService;
+    // The keys of blocked or disabled agents: suspended while they are, resumed once they are not (what
+    // a request left unfinished; src/pillars/agents/agents.ts, sweepKeyHolds).
+    try {
+      const { held, released } = await agents.registry.sweepKeyHolds(`timer:${context.invocationId}`);
+      if (held + released > 0) context.log(`agent key holds: ${held} key(s) suspended, ${released} resumed`);
+    } catch (err) {
+      context.error(`agent key holds: ${err instanceof Error ? err.message : String(err)}`);
+    }
     const client = durableClient(context);
     let started = 0;
     for await (const connection of agents.sync.due()) {

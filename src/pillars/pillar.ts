@@ -46,6 +46,15 @@ export interface PillarKeys {
   reassign(ctx: RequestContext, projectId: string, keyId: string, owner: string): Promise<void>;
   /** Whether the key still works or can again (active or suspended): false once revoked, expired or gone. */
   live(ctx: RequestContext, projectId: string, keyId: string): Promise<boolean>;
+  /**
+   * The key of an agent that is blocked or disabled is suspended (`suspendedBy: "agentHold"`; `ctx` a
+   * system context): true when this suspended it, false when it was not active. Idempotent.
+   */
+  hold(ctx: RequestContext, projectId: string, keyId: string, reason: string): Promise<boolean>;
+  /** The hold ends: the key is resumed if (and only if) the hold suspended it and nothing holds it still. Idempotent. */
+  release(ctx: RequestContext, projectId: string, keyId: string, reason: string): Promise<boolean>;
+  /** Every tenant's keys a hold suspended that nothing has resumed since (the hold's sweep). */
+  held(): AsyncGenerator<{ tenantId: string; projectId: string; keyId: string }>;
   /** Scope entries that name nothing in the project. */
   unknownScopes(tenantId: string, projectId: string, scopes: { models: string[]; tools: string[] }): Promise<{ models: string[]; tools: string[] }>;
 }

@@ -64,11 +64,14 @@ export interface KeyDoc extends StoredDoc {
   expiresAt: string;
   status: KeyStatus;
   /**
-   * Set while the key is suspended by a sandbox's lock (the lifecycle sweep); cleared by any change of
-   * status. The sweep resumes such a key in a project that is not locked (a lock it lost a race to an extension).
+   * Who suspended it, where that limits who or what resumes it; cleared by any change of status.
+   * - `projectLock`: a sandbox's lock (the lifecycle sweep); the sweep resumes such a key in a project that
+   *   is not locked (a lock it lost a race to an extension).
+   * - `agentHold`: the key of an agent that was blocked or disabled (agents pillar); only that agent's
+   *   unblocking or enabling resumes it (a person's resume is refused while the agent is held).
+   * - `admin`: an admin, of a key someone else holds: only an admin resumes it.
    */
-  /** Who suspended it, where that limits who resumes it: the project's lock, or an admin (not the holder). */
-  suspendedBy?: "projectLock" | "admin";
+  suspendedBy?: "projectLock" | "agentHold" | "admin";
   prefix: string;
   last4: string;
   /** The slot holding the secret the owner is meant to use now. */
@@ -377,6 +380,12 @@ export class KeyDocuments implements KeyDocReader {
   async *lockSuspended(tenantId: string, projectId: string): AsyncGenerator<KeyDoc> {
     const filters = [{ field: "suspendedBy", op: "=" as const, value: "projectLock" }, { field: "status", op: "=" as const, value: "suspended" }];
     yield* everyDoc<KeyDoc>(this.store, this.partition(tenantId, projectId), { docType: "virtualKey", filters });
+  }
+
+  /** Every tenant's keys an agent's hold suspended (the agents' hold sweep: a filtered cross-partition query). */
+  async *agentHeld(): AsyncGenerator<KeyDoc> {
+    const filters = [{ field: "suspendedBy", op: "=" as const, value: "agentHold" }, { field: "status", op: "=" as const, value: "suspended" }];
+    yield* everyDoc<KeyDoc>(this.store, "all", { docType: "virtualKey", filters });
   }
 
   /** The active shares into a project: where each shared key lives. */

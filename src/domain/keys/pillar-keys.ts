@@ -32,6 +32,15 @@ export function pillarKeys(keys: KeyService, models: { listAll(tenantId: string,
       });
       return !!key && (key.status === "active" || key.status === "suspended");
     },
+    hold(ctx, projectId, keyId, reason) {
+      return keys.setActiveBySystem(ctx, projectId, keyId, "suspended", reason, "agentHold");
+    },
+    release(ctx, projectId, keyId, reason) {
+      return keys.setActiveBySystem(ctx, projectId, keyId, "active", reason, "agentHold");
+    },
+    async *held() {
+      for await (const k of keys.agentHeldKeys()) yield { tenantId: k.tenantId, projectId: k.projectId, keyId: k.id };
+    },
     async unknownScopes(tenantId, projectId, scopes) {
       const known = new Set((await models.listAll(tenantId, projectId)).map((m) => m.id));
       return { models: scopes.models.filter((m) => !known.has(m)), tools: scopes.tools.length ? (tools ? await tools.unknownScopes(tenantId, projectId, scopes.tools) : scopes.tools) : [] };

@@ -11,7 +11,7 @@ import { etagMatches, newId, type Page, type RequestContext } from "../common.js
 import { AppError, fail, notFound } from "../errors.js";
 import type { Driven, DriveRetry } from "../kernel/drive.js";
 import { holdsAny, KEY_INVESTIGATORS } from "../kernel/roles.js";
-import { DEFAULT_KEY_POLICY, type KeyPolicy, type Project } from "../projects/schema.js";
+import { DEFAULT_KEY_POLICY, lockedNow, type KeyPolicy, type Project } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
 import { parseOrThrow } from "../validation.js";
 import { KeyAccess } from "./access.js";
@@ -57,9 +57,14 @@ export interface KeyToolScopes {
   unknownScopes(tenantId: string, projectId: string, entries: string[]): Promise<string[]>;
 }
 
-/** What keys ask the agents pillar: the agent ids that name no agent of the project. */
+/** What keys ask the agents pillar: the agent ids that name no agent of the project; whether a key is a held agent's. */
 export interface KeyAgentScopes {
   unknownAgents(tenantId: string, projectId: string, ids: string[]): Promise<string[]>;
+  /**
+   * When the key is the own key of an agent that is blocked or disabled: why ("agent agt_… is blocked").
+   * Such a key stays suspended (`suspendedBy: "agentHold"`) until the agent is unblocked or enabled again.
+   */
+  heldKey(tenantId: string, projectId: string, keyId: string): Promise<string | undefined>;
 }
 
 /** How often a collection is tried when the key changes under it (see pickup). */
@@ -356,17 +361,39 @@ export class KeyService {
   }
 
   /**
-   * Suspends or resumes a key on behalf of automation (a sandbox's lock and its extension; `ctx` is a
-   * system context; `by` marks a suspension as the lock's). Idempotent: false when the key is gone or
-   * not in the state this would change.
+   * Suspends or resumes a key on behalf of automation (a sandbox's lock and its extension, an agent's
+   * hold; `ctx` is a system context; `by` marks a suspension as the lock's or the hold's). Idempotent:
+   * false when the key is gone or not in the state this would change.
+   *
+   * Resuming: `agentHold` resumes only a key that hold suspended, and not in a locked project (the hold's
+   * sweep resumes it once the project is unlocked). Nothing resumes the key of an agent that is blocked
+   * or disabled: such a key (a lock's, say, ending) passes to the agent's hold instead, so the agent's
+   * unblocking brings it back.
    */
   async setActiveBySystem(ctx: RequestContext, projectId: string, id: string, status: "active" | "suspended", reason: string, by?: KeyDoc["suspendedBy"]): Promise<boolean> {
     const doc = await this.documents.read(ctx.principal.tenantId, projectId, id);
     if (!doc || doc.status !== (status === "suspended" ? "active" : "suspended")) return false;
-    if (status === "active" && Date.parse(doc.expiresAt) <= this.clock.now().getTime()) return false;
+    if (status === "active") {
+      if (Date.parse(doc.expiresAt) <= this.clock.now().getTime()) return false;
+      if (by === "agentHold" && doc.suspendedBy !== "agentHold") return false;
+      const held = await this.agents?.heldKey(ctx.principal.tenantId, projectId, id);
+      if (held) {
+        if (doc.suspendedBy !== "agentHold") await this.writeActive(ctx, doc, "suspended", `${held}: its key stays suspended (${reason})`, "agentHold");
+        return false;
+      }
+      if (by === "agentHold") {
+        const project = await this.projects.readDoc(ctx.principal.tenantId, projectId);
+        if (!project || lockedNow(project, this.clock.now())) return false;
+      }
+    }
     await this.writeActive(ctx, doc, status, reason, by);
     await this.synced(ctx, projectId, id);
     return true;
+  }
+
+  /** Every tenant's keys an agent's hold suspended and nothing has resumed since (the hold's sweep). */
+  async *agentHeldKeys(): AsyncGenerator<{ tenantId: string; projectId: string; id: string }> {
+    for await (const k of this.documents.agentHeld()) yield { tenantId: k.tenantId, projectId: k.projectId, id: k.id };
   }
 
   /** The project's keys a sandbox lock suspended (KeyDoc.suspendedBy) and nothing has resumed since. */
@@ -385,9 +412,14 @@ export class KeyService {
     if (status === "active" && doc.approval?.state === "pending") fail({ kind: "conflict", detail: "the key waits for its request's approval; it works once approved", reason: "key_awaiting_approval" });
     // Refused: the key is (being) revoked; resuming it would give access nobody approved.
     if (status === "active" && doc.approval !== undefined && doc.approval.state !== "approved") fail({ kind: "conflict", detail: `the key's request was ${doc.approval.state}; it never works`, reason: "key_request_refused" });
-    const allowed = status === "suspended" ? doc.status === "active" : doc.status === "suspended";
+    // A key its agent's hold suspended may be suspended by a person too: then the person's suspension
+    // outlives the hold (the agent's unblocking resumes only what the hold suspended).
+    const allowed = status === "suspended" ? doc.status === "active" || (doc.status === "suspended" && doc.suspendedBy === "agentHold") : doc.status === "suspended";
     if (!allowed) fail({ kind: "conflict", detail: `a ${doc.status} key cannot be ${status === "suspended" ? "suspended" : "resumed"}`, reason: status === "suspended" ? "key_not_active" : "key_not_suspended" });
     if (status === "active" && Date.parse(doc.expiresAt) <= this.clock.now().getTime()) fail({ kind: "conflict", detail: "the key has expired", reason: "key_expired" });
+    // The key of a blocked or disabled agent stays suspended until the agent is unblocked or enabled again.
+    const held = status === "active" ? await this.agents?.heldKey(ctx.principal.tenantId, projectId, id) : undefined;
+    if (held) fail({ kind: "conflict", detail: `${held}: its key stays suspended until the agent is unblocked or enabled again`, reason: "agent_blocked_or_disabled" });
     await this.writeActive(ctx, doc, status, spec.reason, status === "suspended" && admin && !sameUser(doc.owner, ctx.principal.userId) ? "admin" : undefined);
     return this.synced(ctx, projectId, id);
   }

@@ -16,6 +16,7 @@ import type { Partition, Store } from "../../ports/store.js";
 import { unversioned } from "../../ports/store.js";
 import { toArray } from "../../domain/paging.js";
 import { holdsOn, PROJECT_MANAGERS } from "../../domain/kernel/roles.js";
+import { systemContext } from "../../domain/kernel/system.js";
 import { agentPath, type AgentDoc, type ConnectionDoc } from "./documents.js";
 import { AgentPatch, AgentSpec, Guardrails, LifecycleChange, type Agent, type AgentSpecInput, type AgentSummary, type GuardrailsPatch, type LifecycleState } from "./schema.js";
 import type { CardRecorder } from "./card-record.js";
@@ -34,6 +35,12 @@ export interface AgentKeys {
   reassign(ctx: RequestContext, projectId: string, keyId: string, owner: string): Promise<void>;
   /** Whether the key still works or can again (active or suspended): false once revoked, expired or gone. */
   live(ctx: RequestContext, projectId: string, keyId: string): Promise<boolean>;
+  /** Suspends the key of a blocked or disabled agent (`suspendedBy: "agentHold"`): true when this suspended it. */
+  hold(ctx: RequestContext, projectId: string, keyId: string, reason: string): Promise<boolean>;
+  /** Resumes the key if the hold suspended it (and nothing holds it still): true when this resumed it. */
+  release(ctx: RequestContext, projectId: string, keyId: string, reason: string): Promise<boolean>;
+  /** Every tenant's keys a hold suspended that nothing has resumed since. */
+  held(): AsyncGenerator<{ tenantId: string; projectId: string; keyId: string }>;
   /** Guardrail entries that name nothing in the project (models, then tools), as field errors. */
   unknownScopes(tenantId: string, projectId: string, scopes: { models: string[]; tools: string[] }): Promise<{ models: string[]; tools: string[] }>;
 }
@@ -45,6 +52,18 @@ export interface AgentKeySpec {
   scopes: { models: string[]; tools: string[] };
   limits: { tokensPerMinute?: number; requestsPerMinute?: number; contentSafety?: "low" | "medium" | "high" };
   expiresAt?: string;
+}
+
+/** Who suspends and resumes the key of a blocked or disabled agent (audit records name it). */
+const HOLD_ACTOR = "system:agent-hold" as const;
+
+/**
+ * Why the agent's own key is held (suspended by the system, `suspendedBy: "agentHold"`): the agent is
+ * blocked or disabled. Undefined when its key may work.
+ */
+export function holdOf(d: Pick<AgentDoc, "lifecycle" | "enabled">): "blocked" | "disabled" | undefined {
+  if (d.lifecycle.state === "blocked") return "blocked";
+  return d.enabled ? undefined : "disabled";
 }
 
 /** The lifecycle's moves (blocked → the state it was blocked from is `unblock`, checked separately). */
@@ -219,6 +238,8 @@ export class AgentRegistry {
     // leaves the key with the owner asked for, never with the one the PATCH replaces).
     if (patch.owner !== undefined && current.key && this.keys) await this.keys.reassign(ctx, projectId, current.key.keyId, patch.owner);
     const updated = await this.agents.replace(ctx, current, next, { action: "agent.update", event: "aigov.agent.updated.v1" });
+    // Disabled or enabled again, its key follows (asked on every PATCH: the same PATCH again finishes a hold a failure left half done).
+    await this.keyInStep(ctx, next);
     return (await this.seen(ctx.principal.tenantId, [updated]))[0]!;
   }
 
@@ -231,6 +252,12 @@ export class AgentRegistry {
     // was revoked: nothing else would ever revoke it). Nothing else changes.
     if (from === "retired" && change.to === "retired" && current.key && this.keys) {
       await this.keys.revoke(ctx, projectId, current.key.keyId, `agent ${id} retired`);
+      return (await this.present(ctx.principal.tenantId, [current]))[0]!;
+    }
+    // Blocking a blocked agent again suspends the key it holds if that is still active (a block whose
+    // suspension failed: the sweep would finish it too). Nothing else changes.
+    if (from === "blocked" && change.to === "blocked") {
+      await this.keyInStep(ctx, current);
       return (await this.present(ctx.principal.tenantId, [current]))[0]!;
     }
     const unblock = from === "blocked" && change.to === current.lifecycle.blockedFrom;
@@ -253,14 +280,16 @@ export class AgentRegistry {
     };
     const next: AgentDoc = { ...unversioned(current), lifecycle, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
     await this.roomToServe(ctx.principal.tenantId, projectId, current, next);
-    // A retired agent's key goes with it (a blocked one's stays: blocking is undone by unblocking). Revoked
-    // first: a revocation that fails leaves the agent as it was, and the same request again retires it.
+    // A retired agent's key goes with it. Revoked first: a revocation that fails leaves the agent as it
+    // was, and the same request again retires it. A blocked one's is suspended, after the agent's write
+    // (keyInStep): blocking is undone by unblocking, which resumes it.
     if (change.to === "retired" && current.key && this.keys) await this.keys.revoke(ctx, projectId, current.key.keyId, `agent ${id} retired`);
     const updated = await this.agents.replace(ctx, current, next, {
       action: `agent.lifecycle.${change.to}`,
       event: "aigov.agent.lifecycle.changed.v1",
       data: { agentId: id, projectId, from, to: change.to, ...(change.reason ? { reason: change.reason } : {}) },
     });
+    if (change.to !== "retired") await this.keyInStep(ctx, next);
     return (await this.seen(ctx.principal.tenantId, [updated]))[0]!;
   }
 
@@ -280,6 +309,9 @@ export class AgentRegistry {
     await this.writable(ctx, projectId);
     const keys = this.keys ?? fail({ kind: "unavailable", detail: "virtual keys are not available" });
     const current = await this.load(ctx.principal.tenantId, projectId, id);
+    // A blocked or disabled agent gets no key (the one it has is suspended with it); a retired one: agent_retired below.
+    const held = (d: AgentDoc) => fail({ kind: "conflict", detail: `agent ${id} is ${holdOf(d)}: it gets no key until it is unblocked or enabled again`, reason: "agent_blocked_or_disabled" });
+    if (current.lifecycle.state !== "retired" && holdOf(current)) held(current);
     // A key revoked or expired since (through the keys API: a leak answered) is no key: the agent gets a new one.
     const dead = current.key && !(await keys.live(ctx, projectId, current.key.keyId)) ? current.key.keyId : undefined;
     if (current.key && !dead) fail({ kind: "conflict", detail: `agent ${id} already has key ${current.key.keyId}`, reason: "agent_has_key" });
@@ -304,6 +336,7 @@ export class AgentRegistry {
         const cur = await this.load(ctx.principal.tenantId, projectId, id);
         if (cur.key?.keyId === created.id) break;
         if (cur.lifecycle.state === "retired") retired(); // retired meanwhile: the key just made is revoked below
+        if (holdOf(cur)) held(cur); // blocked or disabled meanwhile: likewise
         if (cur.key && cur.key.keyId !== dead) fail({ kind: "conflict", detail: `agent ${id} already has key ${cur.key.keyId}`, reason: "agent_has_key" });
         const next: AgentDoc = { ...unversioned(cur), key: { keyId: created.id, issuedAt: this.clock.now().toISOString() }, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
         try {
@@ -320,6 +353,61 @@ export class AgentRegistry {
       throw err;
     }
     return created;
+  }
+
+  /**
+   * The agent's own key in step with the agent (docs/agents.md, "Blocked or disabled"): suspended by the
+   * system (`suspendedBy: "agentHold"`) while the agent is blocked or disabled; resumed once it is neither
+   * — only if the hold suspended it (a person's suspension stays). Asked after the agent's write: the agent
+   * is the record, and a failure or crash between the two is finished by `sweepKeyHolds`. Idempotent.
+   * True when the key changed.
+   */
+  private async keyInStep(ctx: RequestContext, doc: AgentDoc): Promise<boolean> {
+    if (!doc.key || !this.keys || doc.lifecycle.state === "retired") return false;
+    const system = systemContext(doc.tenantId, HOLD_ACTOR, ctx.correlationId);
+    const why = holdOf(doc);
+    if (why) return this.keys.hold(system, doc.projectId, doc.key.keyId, `agent ${doc.id} is ${why}${why === "blocked" && doc.lifecycle.reason ? ` (${doc.lifecycle.reason})` : ""}`);
+    return this.keys.release(system, doc.projectId, doc.key.keyId, `agent ${doc.id} is ${doc.lifecycle.state} and enabled again`);
+  }
+
+  /** The agent whose own key this is, if any. */
+  async holderOf(tenantId: string, projectId: string, keyId: string): Promise<AgentDoc | undefined> {
+    for await (const d of this.agents.every(this.partition(tenantId, projectId), { filters: [{ field: "key.keyId", op: "=", value: keyId }] })) return d;
+    return undefined;
+  }
+
+  /**
+   * The hold's sweep (the agent sync timer): every blocked or disabled agent's key is suspended, and every
+   * key a hold suspended whose agent is neither any more is resumed — what a request left unfinished (a
+   * crash, a failure, a race between a block and an unblock, a project locked when its agent was unblocked).
+   */
+  async sweepKeyHolds(correlationId: string): Promise<{ held: number; released: number }> {
+    const out = { held: 0, released: 0 };
+    if (!this.keys) return out;
+    const warn = (what: string, err: unknown) => console.warn(`agent key hold sweep: ${what}: ${err instanceof Error ? err.message : String(err)}`);
+    const held = [
+      { field: "lifecycle.state", op: "=" as const, value: "blocked" },
+      { field: "enabled", op: "=" as const, value: false },
+    ];
+    for (const filter of held) {
+      for await (const d of this.agents.every("all", { filters: [filter] })) {
+        if (!d.key) continue;
+        try {
+          if (await this.keyInStep(systemContext(d.tenantId, HOLD_ACTOR, correlationId), d)) out.held += 1;
+        } catch (err) {
+          warn(`agent ${d.id}`, err);
+        }
+      }
+    }
+    for await (const k of this.keys.held()) {
+      try {
+        const agent = await this.holderOf(k.tenantId, k.projectId, k.keyId);
+        if (agent && !holdOf(agent) && (await this.keyInStep(systemContext(k.tenantId, HOLD_ACTOR, correlationId), agent))) out.released += 1;
+      } catch (err) {
+        warn(`key ${k.keyId}`, err);
+      }
+    }
+    return out;
   }
 
   /** Views with `provenance.lastSeenAt`: the last complete listing of the agent's region, when it held the agent. */

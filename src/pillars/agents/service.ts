@@ -13,7 +13,7 @@ import type { ProjectService } from "../../domain/projects/service.js";
 import type { Clock } from "../../ports/clock.js";
 import type { SecretStore } from "../../ports/secrets.js";
 import { TENANT_SCOPE, type Store } from "../../ports/store.js";
-import { AgentRegistry } from "./agents.js";
+import { AgentRegistry, holdOf } from "./agents.js";
 import { Cards } from "./card-record.js";
 import { UnifiedCatalog, type CatalogReaders, type CatalogSearchQuery } from "./catalog.js";
 import { ConnectionService } from "./connections.js";
@@ -91,6 +91,13 @@ export class AgentsService {
     const out: string[] = [];
     for (const id of ids) if (!(await this.registry.agents.read(this.registry.partition(tenantId, projectId), id))) out.push(id);
     return out;
+  }
+
+  /** Keys: when the key is the own key of a blocked or disabled agent, why (it stays suspended: agent_blocked_or_disabled). */
+  async heldKey(tenantId: string, projectId: string, keyId: string): Promise<string | undefined> {
+    const agent = await this.registry.holderOf(tenantId, projectId, keyId);
+    const why = agent && holdOf(agent);
+    return why ? `agent ${agent.id} is ${why}` : undefined;
   }
 
   /** What keeps a project from being deleted: its agents, and the connections that sync into it. */
