@@ -42,6 +42,14 @@ export const BODY_UNREADABLE = `@(context.Variables.GetValueOrDefault<string>("$
  */
 export const DATA_CLASS_OUTSIDE = `@(Array.IndexOf(((string)${v(VAR.dataClasses)}).Split('|'), context.Request.Headers.GetValueOrDefault("${DATA_CLASS_HEADER}", "").Trim().ToLowerInvariant()) < 0)`;
 /**
+ * A required header (`headers.required`) does not carry exactly one of its allowed values: the value, as
+ * `Headers.GetValueOrDefault` gives it (repeated lines joined with commas), trimmed and lower-cased, must be
+ * one of VAR.requiredValues (lower case, '|'-separated) whole. The header's name and the values are
+ * literals set just before (set-variable), never part of the expression. `check-header` is documented for
+ * one value only; with this check `prod, evil` is refused whatever it does with several.
+ */
+export const REQUIRED_HEADER_OUTSIDE = `@(Array.IndexOf(((string)${v(VAR.requiredValues)}).Split('|'), context.Request.Headers.GetValueOrDefault((string)${v(VAR.requiredHeader)}, "").Trim().ToLowerInvariant()) < 0)`;
+/**
  * The data class the request declares, as DATA_CLASS_OUTSIDE compares it (trimmed, lower case), after a
  * `|`: the semantic cache's partition by data class. Where a data-class rule applies only a request of
  * exactly one allowed class gets this far, so an answer cached for one class is never served to another.
@@ -460,6 +468,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     BODY_UNREADABLE,
     DATA_CLASS_OUTSIDE,
     DATA_CLASS_PARTITION,
+    REQUIRED_HEADER_OUTSIDE,
     MCP_IS_BATCH,
     MCP_BODY_OFF_POST,
     MCP_METHOD,

@@ -199,6 +199,10 @@ export const VAR = {
   bodyModel: "aigov-body-model",
   /** The data classes a request may declare here, '|'-separated (a literal; DATA_CLASS_OUTSIDE reads it). */
   dataClasses: "aigov-data-classes",
+  /** A required header's name (headers.required, lower case; a literal REQUIRED_HEADER_OUTSIDE reads). */
+  requiredHeader: "aigov-required-header",
+  /** That header's allowed values, lower case, '|'-separated (a literal; REQUIRED_HEADER_OUTSIDE reads it). */
+  requiredValues: "aigov-required-values",
   /** "reading" while an expression parses the request body as JSON, "read" after: on-error tells a body it cannot parse (400) from a fault (500). */
   bodyState: "aigov-body-state",
   /** The provider deployment/model the request is sent to. */

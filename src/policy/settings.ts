@@ -496,7 +496,11 @@ export function mergeSettings(tenant?: Settings, project?: CompilerSettings, mod
       const prev = required.get(key);
       const values = h.values ? new Set(h.values) : undefined;
       if (!prev) required.set(key, { name: key, ...(values ? { values } : {}) });
-      else if (values) prev.values = prev.values ? new Set([...prev.values].filter((v) => values.has(v))) : values;
+      else if (values) {
+        // The gateway compares values ignoring case (check-header ignore-case, REQUIRED_HEADER_OUTSIDE): so does the intersection.
+        const lower = new Set([...values].map((v) => v.toLowerCase()));
+        prev.values = prev.values ? new Set([...prev.values].filter((v) => lower.has(v.toLowerCase()))) : values;
+      }
     }
   }
   if (required.size) {

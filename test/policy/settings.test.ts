@@ -71,6 +71,11 @@ describe("mergeSettings precedence", () => {
       S({ headers: { required: [{ name: "x-env", values: ["prod", "dev", "qa"] }, { name: "X-Team" }] } }),
     );
     expect(eff["headers.required"]?.value).toEqual([{ name: "x-env", values: ["dev", "prod"] }, { name: "x-team" }]);
+    // Values compare ignoring case, as the gateway compares them; none in common leaves none (nothing passes).
+    const folded = mergeSettings(S({ headers: { required: [{ name: "x-env", values: ["Prod", "dev"] }] } }), S({ headers: { required: [{ name: "x-env", values: ["prod"] }] } }));
+    expect(folded["headers.required"]?.value).toEqual([{ name: "x-env", values: ["Prod"] }]);
+    const disjoint = mergeSettings(S({ headers: { required: [{ name: "x-env", values: ["prod"] }] } }), S({ headers: { required: [{ name: "x-env", values: ["dev"] }] } }));
+    expect(disjoint["headers.required"]?.value).toEqual([{ name: "x-env", values: [] }]);
   });
 
   it("content-safety categories merge per category and blocklists union", () => {

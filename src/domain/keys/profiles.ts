@@ -1,4 +1,5 @@
 import type { CompilerInputIn } from "../../policy/index.js";
+import { MAX_PROJECT_KEY_TIERS } from "../../policy/input.js";
 import { profileDefOf, type KeyDoc, type ProfileDef } from "./documents.js";
 
 type TierIn = NonNullable<CompilerInputIn["keyTiers"]>[number];
@@ -134,7 +135,12 @@ function toolScope(entries: string[], project: ProjectIn): string[] {
  * After exemptions were applied: an exemption tier that a key's subscription is still on (the
  * exemption ended, the key has not moved back yet) stays compiled, so the publish that follows the
  * exemption's end never deletes the product under the subscription. The next publish after the key
- * moved drops it.
+ * moved drops it. Projects that still accept the tier the exemption tier was made from (the key's
+ * published profile: shared there, or a share's end not confirmed yet; not a locked project) accept
+ * the held tier too, as they did while the exemption lasted: the product keeps its link there, so a
+ * shared key does not stop working in that project until it moves (with that project's own per-key
+ * limits, never the relaxed ones: the project does not offer the tier). A project whose accepted
+ * tiers are full does not get it (the key is refused there until it moves).
  */
 export function withPublishedExemptionTiers(input: CompilerInputIn, keysByProject: Map<string, KeyDoc[]>): CompilerInputIn {
   const tiers = new Map((input.keyTiers ?? []).map((t) => [t.id, t]));
@@ -151,6 +157,16 @@ export function withPublishedExemptionTiers(input: CompilerInputIn, keysByProjec
       }
       if (!(project.keyTiers ?? []).includes(held.id)) {
         projects.set(projectId, { ...project, keyTiers: [...(project.keyTiers ?? []), held.id].sort() });
+        changed = true;
+      }
+      const base = key.gateway.publishedProfile;
+      for (const target of base?.id ? base.sharedWith : []) {
+        const q = projects.get(target);
+        const shared = q?.sharedKeyTiers ?? [];
+        if (!q || !shared.some((x) => x.projectId === projectId && x.tierId === base!.id)) continue;
+        if (shared.some((x) => x.projectId === projectId && x.tierId === held.id) || shared.length >= MAX_PROJECT_KEY_TIERS) continue;
+        const next = [...shared, { projectId, tierId: held.id }].sort((a, b) => (a.projectId + a.tierId < b.projectId + b.tierId ? -1 : 1));
+        projects.set(target, { ...q, sharedKeyTiers: next });
         changed = true;
       }
     }

@@ -8,7 +8,7 @@
 import { artifactRef, type ApiArtifact } from "../../ports/gateway.js";
 import * as X from "../expressions.js";
 import { type PolicyProject } from "../input.js";
-import { MODEL_OPERATIONS, SUBSCRIPTION_KEY_HEADER } from "../names.js";
+import { MODEL_OPERATIONS, SUBSCRIPTION_KEY_HEADER, VAR } from "../names.js";
 import { type EffectiveSettings, mergeSettings } from "../settings.js";
 import { el, type ScopeRef, textEl, type Why, type XNode } from "../xml.js";
 import { byCodePoint, type Collector, JSON_ERROR, jsonResponse, STRUCTURE, TENANT } from "./collector.js";
@@ -152,19 +152,41 @@ function requestHeaders(c: Collector, eff: EffectiveSettings, pid: string): XNod
   const required = eff["headers.required"];
   if (required) {
     const w = c.why("headers.required", required, pid);
-    const message = "A required header is missing or has a value that is not allowed";
     for (const h of required.value) {
       out.push(
         el(
           "check-header",
-          { name: h.name, "failed-check-httpcode": 400, "failed-check-error-message": message, "ignore-case": true },
+          { name: h.name, "failed-check-httpcode": 400, "failed-check-error-message": REQUIRED_HEADER_MESSAGE, "ignore-case": true },
           (h.values ?? []).map((v) => textEl("value", v)),
           w,
         ),
       );
+      if (h.values) out.push(...exactlyOneAllowed(h.name, h.values, w));
     }
   }
   return out;
+}
+
+const REQUIRED_HEADER_MESSAGE = "A required header is missing or has a value that is not allowed";
+
+/**
+ * A required header with allowed values carries exactly one of them. `check-header` is documented for one
+ * value; how it treats several (`prod, evil`, or the header twice) is not, and the local gateway's accepts
+ * such a value when any part matches. So the value, whole (trimmed, case ignored as `check-header` is told
+ * to), must also be one of the allowed values: the outcome is then the same whatever `check-header` does
+ * with several values. Scopes whose values have none in common leave none: every request is refused (an
+ * empty list allows nothing; `check-header` without values would take any). Same 400 and body as
+ * `check-header`'s.
+ */
+function exactlyOneAllowed(name: string, values: readonly string[], why: Why): XNode[] {
+  const refuse = jsonResponse(400, "Bad Request", JSON.stringify({ statusCode: 400, message: REQUIRED_HEADER_MESSAGE }), why);
+  const allowed = [...new Set(values.map((v) => v.toLowerCase()))].sort(byCodePoint);
+  if (!allowed.length) return [refuse];
+  return [
+    el("set-variable", { name: VAR.requiredHeader, value: name.toLowerCase() }, undefined, why),
+    el("set-variable", { name: VAR.requiredValues, value: allowed.join("|") }, undefined, why),
+    el("choose", undefined, [el("when", { condition: X.REQUIRED_HEADER_OUTSIDE }, [refuse])], why),
+  ];
 }
 
 /** `prompt.maxBytes`: a 413 for a request body over the limit. */
