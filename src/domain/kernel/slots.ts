@@ -40,9 +40,13 @@ export class Slots {
    */
   async create<T>(partition: Partition, resourceId: string, count: () => Promise<number>, limit: DomainError, create: (slotOp: BatchOp, slotTaken: () => DomainError) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
+      // The slots first, then the count: a member created between the two reads is in the count (a smaller
+      // window) but not among the slots. Read the other way round, such a member's slot was taken while the
+      // window was still the larger, older one, so a create could choose a slot past it and, with members
+      // that hold no slot, pass the cap. This way every slot chosen is below max − (members holding none).
+      const taken = new Set((await this.held(partition)).map((s) => s.id));
       const members = await count();
       if (members >= this.max) fail(limit);
-      const taken = new Set((await this.held(partition)).map((s) => s.id));
       // One of the lowest (max − members) free slots, at random: creates made side by side (an import)
       // rarely choose the same one, and with members that hold no slot (made before slots) the places
       // left are still the only ones two creates can both take.
