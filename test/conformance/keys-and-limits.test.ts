@@ -255,10 +255,11 @@ describe("conformance: limits, budgets and key states at the local gateway", () 
   it("during a rotation's overlap both secrets work; after it only the new one", async () => {
     const k = await g.key(dev, project.id, { name: "rotating" });
     const rotated = await dev.keys.rotate(project.id, k.id, { overlap: "PT1H" }, (await dev.keys.get(project.id, k.id)).etag);
+    // The rotation's orchestration puts the new secret at the gateway; the overlap begins once it confirmed it.
+    await until(async () => ((await dev.keys.get(project.id, k.id)).rotation?.overlapUntil ? true : undefined), "overlap begins");
     await g.t.gateway.reload();
     expect((await call(k.key, "gpt-4o-mini")).status).toBe(200);
     expect((await call(rotated.key, "gpt-4o-mini")).status).toBe(200);
-    await until(async () => ((await dev.keys.get(project.id, k.id)).rotation?.overlapUntil ? true : undefined), "overlap begins");
     g.t.appClock.advance(3_600_000); // the overlap (PT1H) passes
     await until(async () => ((await dev.keys.get(project.id, k.id)).rotation === undefined ? true : undefined), "rotation completes");
     await g.t.gateway.reload();
