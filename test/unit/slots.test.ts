@@ -46,7 +46,7 @@ describe("slots", () => {
     const r = raced();
     const outcome = await r.slots.create(PARTITION, "mine", r.count, LIMIT, r.create).then(
       (id) => id,
-      (err: unknown) => (err instanceof AppError ? err.error.reason : String(err)),
+      (err: unknown) => (err instanceof AppError && "reason" in err.error ? err.error.reason : String(err)),
     );
     expect(outcome).toBe("project_limit_reached");
     expect(r.created).toEqual([]);

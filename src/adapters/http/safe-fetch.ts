@@ -49,23 +49,45 @@ export class ResponseTooLargeError extends Error {
 const PRIVATE_RANGES = new Set(["private", "uniqueLocal", "carrierGradeNat"]);
 
 /**
+ * Public-looking addresses that are Azure's own platform endpoints, reachable from inside Azure only: 168.63.129.16
+ * is the WireServer (VM agent configuration, extension settings), the host agent (port 32526), platform DNS
+ * and health probes — the metadata endpoint's neighbour in what a tenant's URL must never reach.
+ */
+const PLATFORM_ADDRESSES = new Set(["168.63.129.16"]);
+
+/**
  * Whether a connection to `addr` (an IP address in canonical text) is acceptable. IPv4-mapped and IPv4-compatible IPv6 forms are judged as the
  * IPv4 address they carry. Link-local (169.254/16 holds the cloud metadata endpoint, fe80::/10), unspecified
- * (0.0.0.0 reaches the local host), multicast, broadcast, reserved and the translation prefixes (NAT64,
- * 6to4, Teredo, which can tunnel to any IPv4 address) are refused whatever the options say.
+ * (0.0.0.0 reaches the local host), multicast, broadcast, reserved, the translation prefixes (NAT64,
+ * 6to4, Teredo, which can tunnel to any IPv4 address) and Azure's platform address are refused whatever the options say.
  */
 export function isPublicAddress(addr: string, options: { allowLoopback: boolean; allowPrivate?: boolean }): boolean {
   let range: string;
   try {
     // Only canonical text: ipaddr.js also reads "1.2.3" or "0x7f.1", which resolvers may read differently.
     if (typeof addr !== "string" || net.isIP(addr) === 0) return false;
-    range = ipaddr.process(addr).range();
+    let parsed = ipaddr.process(addr);
+    // IPv4-compatible (::a.b.c.d, deprecated; a URL parser writes [::127.0.0.1] as [::7f00:1]): judged as the IPv4 address.
+    if (parsed.kind() === "ipv6" && isIpv4Compatible(parsed as ipaddr.IPv6)) parsed = ipv4Of(parsed as ipaddr.IPv6);
+    if (PLATFORM_ADDRESSES.has(parsed.toString())) return false;
+    range = parsed.range();
   } catch {
     return false;
   }
   if (range === "unicast") return true;
   if (range === "loopback") return options.allowLoopback;
   return options.allowPrivate === true && PRIVATE_RANGES.has(range);
+}
+
+/** ::/96 but :: and ::1 (the unspecified and loopback addresses, which ipaddr.js names itself). */
+function isIpv4Compatible(addr: ipaddr.IPv6): boolean {
+  const parts = addr.parts;
+  return parts.slice(0, 6).every((p) => p === 0) && (parts[6] !== 0 || (parts[7] ?? 0) > 1);
+}
+
+function ipv4Of(addr: ipaddr.IPv6): ipaddr.IPv4 {
+  const [hi = 0, lo = 0] = addr.parts.slice(6);
+  return new ipaddr.IPv4([hi >> 8, hi & 0xff, lo >> 8, lo & 0xff]);
 }
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
@@ -76,7 +98,8 @@ function guardedLookup(policy: { allowLoopback: boolean; allowPrivate?: boolean 
       if (err) return callback(err, []);
       // Every address must pass, not just the first: the socket may try any of them (happy eyeballs).
       const blocked = addresses.find((a) => !isPublicAddress(a.address, policy));
-      if (blocked) return callback(new BlockedAddressError(`${hostname} resolves to a blocked address (${blocked.address})`), []);
+      // Which address is not said: a tenant would learn what names in the control plane's private DNS zones resolve to.
+      if (blocked) return callback(new BlockedAddressError(`${hostname} resolves to a private, loopback, link-local or otherwise blocked address`), []);
       const first = addresses[0];
       if (!first) return callback(Object.assign(new Error(`${hostname} has no address`), { code: "ENOTFOUND" }), []);
       if (options.all) callback(null, addresses);
@@ -125,6 +148,8 @@ export function createSafeFetch(options: SafeFetchOptions): SafeFetch {
     // The lookup hook never sees an IP literal: net.connect skips DNS for those.
     const host = url.hostname.replace(/^\[|\]$/g, "");
     if (net.isIP(host) !== 0 && !isPublicAddress(host, policy)) throw new BlockedAddressError(`address ${host} is blocked`);
+    // Loopback by definition (RFC 6761), whatever a resolver makes of it ("localhost." included).
+    if (!policy.allowLoopback && /(^|\.)localhost\.*$/i.test(host)) throw new BlockedAddressError(`${host} is a loopback name`);
 
     const deadline = AbortSignal.timeout(timeoutMs);
     const signal = request.init.signal ? AbortSignal.any([request.init.signal, deadline]) : deadline;

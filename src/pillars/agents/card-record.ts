@@ -10,7 +10,7 @@ import canonicalize from "canonicalize";
 import { BlockedAddressError, createSafeFetch } from "../../adapters/http/safe-fetch.js";
 import { AppError } from "../../domain/errors.js";
 import type { Clock } from "../../ports/clock.js";
-import { assessCard, CardFetchError, chainKeyResolvers, embeddedJwkResolver, fetchAgentCard, jwksUrlResolver } from "./card/index.js";
+import { assessCard, CardFetchError, chainKeyResolvers, embeddedJwkResolver, fetchAgentCard, jwksUrlResolver, type KeyResolution, type KeyResolver } from "./card/index.js";
 import type { AgentCardRecord } from "./schema.js";
 import type { z } from "zod";
 
@@ -25,18 +25,36 @@ export interface CardRecorder {
 }
 
 const FETCH_LIMITS = { maxBodyBytes: 256 * 1024, timeoutMs: 5000 };
+/**
+ * All of one card's `jku` lookups together (each is bounded by FETCH_LIMITS too): a card may carry ten
+ * signatures naming ten JWKS URLs that never answer, which would otherwise hold its registration for ten time-outs.
+ */
+const KEY_LOOKUP_BUDGET_MS = 10_000;
+
+export interface CardsOptions {
+  /** Wall time all of one card's JWKS lookups may take together. Default KEY_LOOKUP_BUDGET_MS. */
+  keyLookupBudgetMs?: number;
+}
 
 export class Cards implements CardRecorder {
   private readonly fetch;
   /** One resolver for the recorder's life: JWKS documents are cached between cards. */
-  private readonly keys;
+  private readonly jwks: KeyResolver;
+  private readonly budgetMs: number;
 
   constructor(
     private readonly clock: Clock,
     allowLoopback: boolean,
+    options: CardsOptions = {},
   ) {
     this.fetch = createSafeFetch({ allowLoopback, ...FETCH_LIMITS });
-    this.keys = chainKeyResolvers(jwksUrlResolver(this.fetch), embeddedJwkResolver);
+    this.jwks = jwksUrlResolver(this.fetch);
+    this.budgetMs = options.keyLookupBudgetMs ?? KEY_LOOKUP_BUDGET_MS;
+  }
+
+  /** The resolvers of one card's check: its JWKS lookups share one budget; embedded keys need no lookup. */
+  private keys(): KeyResolver {
+    return chainKeyResolvers(withinBudget(this.jwks, this.budgetMs), embeddedJwkResolver);
   }
 
   async record(source: { card: Record<string, unknown> } | { url: string }, field: string): Promise<CardRecord> {
@@ -64,7 +82,7 @@ export class Cards implements CardRecorder {
   }
 
   private async check(raw: unknown, origin: CardRecord["origin"], url: string | undefined): Promise<CardRecord> {
-    const result = await assessCard(raw, { keys: this.keys });
+    const result = await assessCard(raw, { keys: this.keys() });
     return {
       origin,
       ...(url ? { url } : {}),
@@ -78,4 +96,27 @@ export class Cards implements CardRecorder {
       ...(result.valid && result.card ? { card: result.card as unknown as Record<string, unknown>, document: raw as Record<string, unknown> } : {}),
     };
   }
+}
+
+/**
+ * A resolver whose lookups, together, end within `ms` of the first: one still running then is left to its own
+ * time-out (its result is cached for the next card) and reported unresolved, and later ones are not made.
+ */
+function withinBudget(resolve: KeyResolver, ms: number): KeyResolver {
+  let deadline: number | undefined;
+  const spent = (): KeyResolution => ({ unresolved: `not looked up: the card's key lookups used their budget of ${ms} ms` });
+  return async (header) => {
+    deadline ??= performance.now() + ms;
+    const left = deadline - performance.now();
+    if (left <= 0) return spent();
+    let timer: NodeJS.Timeout | undefined;
+    const expiry = new Promise<KeyResolution>((done) => {
+      timer = setTimeout(() => done(spent()), left);
+    });
+    try {
+      return await Promise.race([resolve(header), expiry]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 }

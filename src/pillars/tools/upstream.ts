@@ -16,7 +16,8 @@ export function refuseUpstream(url: string, allowLoopback: boolean): string | un
   }
   if (u.username || u.password) return "must not carry credentials (use auth)";
   if (u.protocol === "http:" && !allowLoopback) return "must use https";
-  const host = u.hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  // A fully qualified name ("localhost.") is the same name: the resolver ignores the root's dot.
+  const host = u.hostname.replace(/^\[|\]$/g, "").toLowerCase().replace(/\.+$/, "");
   if (isIP(host)) return isPublicAddress(host, { allowLoopback }) ? undefined : `${host} is a private, loopback or link-local address`;
   if (host === "localhost" || host.endsWith(".localhost")) return allowLoopback ? undefined : "localhost is not reachable from the control plane";
   if (u.protocol === "http:" && allowLoopback) return "plain http is allowed for loopback addresses only";

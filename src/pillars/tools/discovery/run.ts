@@ -218,9 +218,11 @@ export class DiscoveryRunner {
         prompts: s.prompts.map((p) => String(p.name ?? "")),
       };
     }
-    const document = server.source.documentUrl ? await this.fetchDocument(server.source.documentUrl) : await this.registry.openApiDocument(server.tenantId, server.projectId, server.id);
+    // The document's own members never say how the fetch went: a fetched or stored document may hold any (a top-level `failed`).
+    const source = server.source.documentUrl ? await this.fetchDocument(server.source.documentUrl) : { document: await this.registry.openApiDocument(server.tenantId, server.projectId, server.id) };
+    if ("failed" in source) return source;
+    const { document } = source;
     if (!document) return { failed: { code: "openapi_missing", message: "the server's OpenAPI document is missing" } };
-    if ("failed" in document) return document as { failed: { code: string; message: string } };
     const { convertOpenApi } = await import("../openapi/convert.js");
     const converted = await convertOpenApi(document, { ...(server.source.include ? { include: server.source.include } : {}) });
     if (!converted.ok) return { failed: { code: "openapi_invalid", message: converted.errors.slice(0, 5).map((e) => `${e.path}: ${e.message}`).join("; ").slice(0, 1000) } };
@@ -247,19 +249,22 @@ export class DiscoveryRunner {
     };
   }
 
-  private async fetchDocument(url: string): Promise<Record<string, unknown> | { failed: { code: string; message: string } }> {
+  /** The document as JSON, or its text (YAML: the converter reads it, bounded), or why it could not be fetched. */
+  private async fetchDocument(url: string): Promise<{ document: Record<string, unknown> | string } | { failed: { code: string; message: string } }> {
     const fetch = createSafeFetch({ allowLoopback: this.allowLoopback, maxBodyBytes: OPENAPI_MAX_BYTES, timeoutMs: 15_000 });
     try {
       const res = await fetch(url, { headers: { Accept: "application/json, application/yaml;q=0.9, */*;q=0.1" } });
       if (!res.ok) return { failed: { code: "http_error", message: `the OpenAPI document answered ${res.status}` } };
       const text = await res.text();
       try {
-        return JSON.parse(text) as Record<string, unknown>;
+        const json = JSON.parse(text) as unknown;
+        if (json !== null && typeof json === "object" && !Array.isArray(json)) return { document: json as Record<string, unknown> };
       } catch {
-        return { text } as unknown as Record<string, unknown>;
+        // not JSON: YAML, read by the converter
       }
+      return { document: text };
     } catch (err) {
-      return { failed: { code: (err as { code?: string }).code === "blocked_address" ? "blocked_address" : "connect_failed", message: err instanceof Error ? err.message.slice(0, 300) : "fetch failed" } };
+      return { failed: fetchFailure(err, "the OpenAPI document") };
     } finally {
       await fetch.close();
     }
@@ -309,6 +314,16 @@ export class DiscoveryRunner {
     // Never reported as recorded when it was not: the activity's retry runs the discovery again.
     throw new Error(`discovery of ${serverId}: the server kept changing while its outcome was recorded`);
   }
+}
+
+/** Why a bounded fetch failed, as discovery codes say it (the discovery client's codes): a refused address, a body past its limit, the deadline, or the network. */
+function fetchFailure(err: unknown, what: string): { code: string; message: string } {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === "blocked_address") return { code: "blocked_address", message: (err as Error).message.slice(0, 300) };
+  if (code === "response_too_large") return { code: "manifest_too_large", message: `${what}: ${(err as Error).message}` };
+  const name = (err as { name?: unknown } | null)?.name;
+  if (name === "TimeoutError" || name === "AbortError") return { code: "timeout", message: `${what} did not answer in time` };
+  return { code: "connect_failed", message: err instanceof Error ? err.message.slice(0, 300) : "fetch failed" };
 }
 
 /** A tool's stored form beyond this cannot fit a chunk document (Cosmos items are ≤ 2 MB). */

@@ -959,6 +959,12 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** The longest part of a parser's message kept (its first line: the YAML reader quotes the offending line of the document below it). */
+const MAX_PARSER_MESSAGE = 500;
+
 function cleanParserMessage(message: string): string {
-  return message.replace(/Error parsing \S*document\.yaml:\s*/g, "").replace(/\S*document\.yaml/g, "the document");
+  // Cut before the patterns run: a quoted line may be megabytes without a space, over which `\S*` backtracks quadratically.
+  const firstLine = message.split("\n", 1)[0] ?? "";
+  const clipped = firstLine.length > MAX_PARSER_MESSAGE ? `${firstLine.slice(0, MAX_PARSER_MESSAGE)}…` : firstLine;
+  return clipped.replace(/Error parsing \S*document\.yaml:\s*/g, "").replace(/\S*document\.yaml/g, "the document");
 }
