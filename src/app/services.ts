@@ -295,11 +295,11 @@ export async function buildServices(config: Config): Promise<Services> {
   const registryInput = compilerInput([...registryContributors({ keys: keyDocuments, exemptions: activeExemptions, projects }), ...pillarContributors, browserOrigins(config.browserOrigins)]);
   const compiler = new TenantCompiler(projects, pillarInputs, tenantSettings, config.providerKeyVaultUri, registryInput, gatewayInput);
   // A tenant write that drops a service or changes settings asks what below the tenant needs: the registry, the keys, the environments.
-  tenantSettings.needsOf(async (tenantId, settings, previous) => {
+  tenantSettings.needsOf(async (tenantId, settings, previous, services) => {
     const reg = await compiler.registry(tenantId);
     const keys = (await mapLimit(reg.projects, 8, (p) => keyDocuments.listAll(tenantId, p.id))).flat();
     const environments = new Map((await projects.listAll(tenantId)).map((p) => [p.id, p.environment]));
-    return belowTenant(settings, reg.projects, keys, { previous, environments });
+    return belowTenant(settings, reg.projects, keys, { previous, environments }, services);
   });
 
   // A tenant moved to another instance takes its keys along (their subscriptions are not in a publish).

@@ -12,6 +12,7 @@ export const REASONS = {
   // The docs table lists them in this order: new reasons go to the end of their group, or a new group.
   content_safety_service_missing: { status: 400, meaning: "content safety is switched on at some scope but the tenant has no `services.contentSafety`" },
   embeddings_service_missing: { status: 400, meaning: "the semantic cache is switched on but the tenant has no `services.embeddings`" },
+  service_region_not_allowed: { status: 400, meaning: "the write would leave a scope with content safety on and a `regions.allowed` rule that excludes `services.contentSafety.region` (the field and each scope named): content safety cannot be skipped, so its service must be in an allowed region" },
   gateway_key_collision: { status: 409, meaning: "the tenant's gateway key is held by another tenant on its gateway instance; an operator assigns an explicit key" },
   approval_deadline_passed: { status: 409, meaning: "a decision (API or approver link) came at or after the current stage's deadline: it does not count, and the request has been expired by that very call" },
   approval_link_mismatch: { status: 403, meaning: "an approver link used under another request's URL (`/approvals/{A}/review` with a link issued for B); nothing is read or changed" },

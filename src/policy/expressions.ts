@@ -113,9 +113,10 @@ export function tierLiteral(tierId: string): string {
 /** The comparison of the key's tier (the variable its tier product's policy sets) with one tier id. */
 const keyTierEquals = (tierId: string) => `context.Variables.GetValueOrDefault<string>("${VAR.keyTier}", "") == ${tierLiteral(tierId)}`;
 
-const OWN = { cs: VAR.ownContentSafety } as const;
-/** Condition for a project-level element that models with their own value skip, optionally only for
- * the keys of one key tier (by id). */
+const OWN = { cs: VAR.ownContentSafety, cache: VAR.noCache } as const;
+/** Condition for a project-level element that models with their own value skip (`cs`: their own content
+ * safety; `cache`: no semantic cache, the embeddings deployment being outside their region rule),
+ * optionally only for the keys of one key tier (by id). */
 export function sharedCondition(own: keyof typeof OWN | undefined, tierId: string | undefined): string {
   const parts: string[] = [];
   if (own) parts.push(`!context.Variables.ContainsKey("${OWN[own]}")`);
@@ -499,7 +500,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
   for (const c of MODEL_CALLS) shapes.push(callIs(c.name));
   for (const kind of ["tpm", "tq", "rpm"] as const)
     for (const per of ["key", "project", "tier"] as const) for (const perModel of [false, true]) shapes.push(counterKey(kind, per, perModel));
-  for (const own of [undefined, "cs"] as const)
+  for (const own of [undefined, "cs", "cache"] as const)
     for (const tier of [undefined, ANY_TIER]) if (own !== undefined || tier !== undefined) shapes.push(sharedCondition(own, tier));
   return new Set(shapes.map(expressionShape));
 })();

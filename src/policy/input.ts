@@ -394,11 +394,22 @@ export const Services = z
       .strictObject({
         url: HttpsUrl.regex(/^https:\/\/[a-z0-9-]+\.cognitiveservices\.azure\.com\/?$/, "must be https://<name>.cognitiveservices.azure.com"),
         clientId: Guid.optional().meta({ description: "User-assigned identity of the gateway; system-assigned when absent" }),
+        region: Region.optional().meta({
+          description:
+            "The resource's Azure region. Every prompt of a scope with content safety on is screened there, so a settings write that leaves such a scope with a regions.allowed rule excluding it is refused (service_region_not_allowed); absent: the policy preview warns where a region rule applies",
+        }),
       })
       .optional()
       .meta({ description: "Azure AI Content Safety resource for llm-content-safety (the gateway identity needs Cognitive Services User)" }),
     embeddings: z
-      .strictObject({ url: HttpsUrl, clientId: Guid.optional() })
+      .strictObject({
+        url: HttpsUrl,
+        clientId: Guid.optional(),
+        region: Region.optional().meta({
+          description:
+            "The deployment's Azure region. Every cached prompt is embedded there, so the semantic cache is not used for a model whose regions.allowed excludes it (absent: not used for any model a region rule applies to)",
+        }),
+      })
       .optional()
       .meta({ description: "Embeddings deployment URL (…/openai/deployments/<name>/embeddings) for the semantic cache; the gateway's identity authenticates" }),
   })

@@ -221,6 +221,8 @@ export const VAR = {
   deprecation: "aigov-deprecation",
   /** Set when the model has its own content-safety settings, so the project-level element skips it. */
   ownContentSafety: "aigov-own-cs",
+  /** Set by the block of a model whose region rule excludes the embeddings deployment (ADR 024): the semantic cache skips it. */
+  noCache: "aigov-no-cache",
   /** MCP APIs: the JSON-RPC method of the request ("" when not a POST, or for a client's response). */
   mcpMethod: "aigov-mcp-method",
   /** MCP APIs: the tool a tools/call names ("" otherwise). */

@@ -417,6 +417,33 @@ describe("compile", () => {
     expect(byKey).not.toContain("context.User");
   });
 
+  it("skips the semantic cache for models whose region rule excludes the embeddings deployment's region (ADR 024), with documented elements only", () => {
+    const eu = model("m_eu", "eu-model", { backends: [{ id: "m_eu_weu", url: "https://aoai-weu.openai.azure.com/openai", region: "westeurope", auth: MI }], settings: { regions: { allowed: ["westeurope"] } } });
+    const compiled = (embeddingsRegion: string | undefined, models = [model("m_us", "us-model"), eu]) => {
+      const input = tenant([project("prj_a", models)], { settings: { semanticCache: {} } });
+      input.services!.embeddings = { url: "https://contoso-aoai.openai.azure.com/openai/deployments/embeddings", ...(embeddingsRegion ? { region: embeddingsRegion } : {}) };
+      return compile(input);
+    };
+    const guard = X.sharedCondition("cache", undefined);
+    for (const region of ["eastus", undefined]) {
+      const r = compiled(region);
+      expect(validateCompiled(r.artifacts)).toEqual([]);
+      const xml = apiPolicy(r, "prj_a");
+      // The restricted model's block marks the request; the lookup (inbound) and the store (outbound) skip marked requests.
+      expect(xml).toContain(`<set-variable name="aigov-no-cache" value="true"/>`);
+      expect(xml.match(new RegExp(`<when condition="${guard.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/"/g, "&quot;")}">\\s*<llm-semantic-cache-(lookup|store)`, "g"))).toHaveLength(2);
+    }
+    // The embeddings deployment in the allowed region: the cache as before, no mark, no choose.
+    const allowed = apiPolicy(compiled("westeurope"), "prj_a");
+    expect(allowed).not.toContain("aigov-no-cache");
+    expect(allowed).toMatch(/<inbound>[\s\S]*\n\s*<llm-semantic-cache-lookup/);
+    // Every routable model restricted: no cache at all. Its embeddings backend stays defined (sent nothing):
+    // a tenant-wide artifact does not come and go with one project's region rule or an exemption of it.
+    const none = compiled("eastus", [eu]);
+    expect(apiPolicy(none, "prj_a")).not.toContain("llm-semantic-cache");
+    expect(none.artifacts.some((a) => a.kind === "backend" && a.id === N.embeddings)).toBe(true);
+  });
+
   it("rejects odd thresholds on the four-level severity scale", () => {
     expectCompileError(tenant([project("prj_a", [model("m1", "gpt-4o")])], { settings: { contentSafety: { categories: { Hate: 3 } } } }), "invalidInput", /0, 2, 4 or 6/);
   });

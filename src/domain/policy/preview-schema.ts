@@ -8,6 +8,13 @@ export const PolicyPreview = z
     artifacts: z.array(z.object({ ref: z.string(), kind: z.string() }).catchall(z.unknown())).meta({ description: "What a publish would send for this project, in publish order" }),
     sizes: z.array(z.object({ ref: z.string(), bytes: z.number().int() })),
     explain: z.array(z.object({ ref: z.string(), path: z.string(), control: z.unknown(), scope: z.unknown(), note: z.string().optional() })).optional(),
+    warnings: z
+      .array(z.string())
+      .optional()
+      .meta({
+        description:
+          "What compiles but may not be what is meant: content safety on where a region rule applies while services.contentSafety states no region (its prompts are screened wherever that resource runs), and models that do not use the semantic cache because of their region rule (ADR 024). Absent: none",
+      }),
   })
   .meta({ id: "PolicyPreview" });
 export type PolicyPreview = z.output<typeof PolicyPreview>;

@@ -5,7 +5,8 @@ import { PolicyCompileError } from "../../policy/errors.js";
 import { applyFloors } from "../../policy/floors.js";
 import { MANAGED_IDENTITY_REFUSED } from "../../policy/identity.js";
 import type { CompileResult, CompilerInputIn, ExplainEntry } from "../../policy/index.js";
-import type { ModelSettings } from "../../policy/settings.js";
+import { serviceRegionFit } from "../../policy/service-regions.js";
+import { mergeSettings, type CompilerModelSettings, type CompilerSettings, type ModelSettings, type Settings } from "../../policy/settings.js";
 import { artifactRef, type GatewayArtifact } from "../../ports/gateway.js";
 import type { RequestContext } from "../common.js";
 import { AppError, fail } from "../errors.js";
@@ -217,13 +218,47 @@ export class PolicyPreviewService {
     const unknown = Object.keys(models).filter((id) => !known.has(id));
     if (unknown.length) fail({ kind: "validation", detail: "the draft names models this project does not have", errors: unknown.map((id) => ({ field: `body.models.${id}`, message: "no model with this id in the project" })) });
     for (const [id, settings] of Object.entries(models)) if (settings) checkSettings(tenant, project.settings ?? undefined, settings, `body.models.${id}`);
-    const result = compileLazily(await this.transform(tenantId, input));
+    const transformed = await this.transform(tenantId, input);
+    const result = compileLazily(transformed);
     const artifacts = result.artifacts.map((a: GatewayArtifact) => ({ ref: artifactRef(a), ...a }));
+    const warnings = serviceRegionWarnings(transformed);
     return {
       projectId,
       artifacts,
       sizes: result.sizes,
       ...(explain ? { explain: result.explain.map((e: ExplainEntry) => ({ ...e })) } : {}),
+      ...(warnings.length ? { warnings } : {}),
     };
   }
+}
+
+/**
+ * The shared services that see prompts against the region rules of the compiled scopes (ADR 024), with
+ * exemptions in force: content safety on under a region rule while its service states no region (a write
+ * refuses a stated region the rule excludes; an unstated one is only warned of, so tenants written before
+ * `region` existed keep publishing), and models the semantic cache skips because of their region rule.
+ */
+export function serviceRegionWarnings(input: CompilerInputIn): string[] {
+  const tenant = input.settings as Settings | undefined;
+  const services = input.services ?? {};
+  const out: string[] = [];
+  const check = (who: string, project: unknown, model: unknown, pillarModels: boolean, projectFit?: string) => {
+    const eff = mergeSettings(tenant, project as CompilerSettings | undefined, model as CompilerModelSettings | undefined);
+    const cs = eff.contentSafety ? serviceRegionFit(eff, services.contentSafety) : "ok";
+    // A model that only inherits the project's case is not named again.
+    const inherited = cs === projectFit;
+    if (cs === "unstated" && !inherited) out.push(`${who}: content safety is on and regions.allowed applies, but services.contentSafety states no region: every prompt is screened wherever that resource runs; state its region`);
+    if (cs === "excluded" && !inherited) out.push(`${who}: content safety is on, and services.contentSafety's region ${services.contentSafety?.region ?? ""} is outside regions.allowed: every prompt is screened there`);
+    if (pillarModels && model !== undefined && eff.semanticCache) {
+      const cache = serviceRegionFit(eff, services.embeddings);
+      if (cache !== "ok") out.push(`${who}: the semantic cache is not used for this model: ${cache === "unstated" ? "services.embeddings states no region" : `services.embeddings' region ${services.embeddings?.region ?? ""} is outside regions.allowed`}`);
+    }
+    return cs;
+  };
+  for (const p of input.projects) {
+    const modelsOn = p.pillars?.models ?? true;
+    const projectFit = check(`project ${p.name} (${p.id})`, p.settings, undefined, modelsOn);
+    for (const m of p.models ?? []) check(`model ${m.name} (${m.id})`, p.settings, m.settings ?? {}, modelsOn, projectFit === "ok" ? undefined : projectFit);
+  }
+  return out;
 }

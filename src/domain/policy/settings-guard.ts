@@ -3,7 +3,8 @@ import type { ModelSettings, Settings } from "../../policy/settings.js";
 import { AppError, fail } from "../errors.js";
 import { gateGapsOfWrite, type ProjectControls } from "../projects/gates.js";
 import type { Project } from "../projects/schema.js";
-import { requireServices, requireSeverityScale, type TenantSettingsService } from "./tenant-settings.js";
+import { canonicalJson } from "../audit/chain.js";
+import { contentSafetyRegionGap, refuseRegionGap, requireServices, requireSeverityScale, type TenantSettingsService } from "./tenant-settings.js";
 
 /** A project, or one of its models on top of it, as the environment's gates read it. */
 export interface GateScope {
@@ -36,6 +37,32 @@ export class SettingsGuard {
    */
   async check(tenantId: string, project: Settings | undefined, model: unknown, field: string): Promise<void> {
     checkSettings(await this.tenant.scope(tenantId), project, model, field);
+  }
+
+  /**
+   * A write to a project (or one of its models) never leaves it, or one of the project's models, with content
+   * safety on and a region rule that excludes the tenant's content-safety service's stated region (ADR 024):
+   * a 400 `service_region_not_allowed`. Like the gates, only what the write introduces counts: `before` is
+   * the same scope as it stands (absent for a new one). `field` names the settings written ("body.settings");
+   * `projectId`: a project's write, held on each of its models too.
+   */
+  async checkServiceRegions(tenantId: string, after: GateScope, before: GateScope | undefined, field: string, projectId?: string): Promise<void> {
+    const t = await this.tenant.scope(tenantId);
+    if (t.services.contentSafety?.region === undefined) return;
+    const gap = (scope: GateScope | undefined, model: unknown) => (scope ? contentSafetyRegionGap(t, scope.project.settings, model) : undefined);
+    const gaps: string[] = [];
+    const own = gap(after, after.model ? (after.model.settings ?? {}) : undefined);
+    if (own && !gap(before, before?.model ? (before.model.settings ?? {}) : undefined)) gaps.push(`${after.model?.label ?? "the project"}: ${own}`);
+    if (projectId !== undefined && !after.model) {
+      for (const m of await this.models(tenantId, projectId)) {
+        const next = gap(after, m.settings ?? {});
+        if (next && !gap(before, m.settings ?? {})) gaps.push(`model ${m.name}: ${next}`);
+      }
+    }
+    if (!gaps.length) return;
+    const written = after.model ? after.model.settings : after.project.settings;
+    const previous = before?.model ? before.model.settings : before?.project.settings;
+    refuseRegionGap(canonicalJson(written?.regions ?? null) !== canonicalJson(previous?.regions ?? null) ? `${field}.regions.allowed` : `${field}.contentSafety`, gaps);
   }
 
   /**

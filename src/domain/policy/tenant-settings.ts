@@ -3,6 +3,7 @@ import { checkManagedIdentity } from "./managed-identity.js";
 import { z } from "zod";
 import { Services } from "../../policy/input.js";
 import { clampToFloor } from "../../policy/floors.js";
+import { serviceRegionFit } from "../../policy/service-regions.js";
 import { mergeSettings, Settings, type ModelSettings } from "../../policy/settings.js";
 import type { Clock } from "../../ports/clock.js";
 import type { Store } from "../../ports/store.js";
@@ -52,8 +53,15 @@ export interface BelowTenant {
   offScale?: string | undefined;
   /** What a test or prod project would lose of its environment's gates under these settings (src/domain/projects/gates.ts). */
   gateGaps?: string[] | undefined;
+  /** Projects and models these settings and services would leave screened by a content-safety service outside their region rule (ADR 024), that were not before. */
+  regionGaps?: string[] | undefined;
 }
-export type BelowTenantOf = (tenantId: string, settings: z.output<typeof Settings>, previous: z.output<typeof Settings> | undefined) => Promise<BelowTenant>;
+/** The tenant's services as the write would leave them, and as stored. */
+export interface ServicesChange {
+  next: z.output<typeof Services>;
+  previous: z.output<typeof Services>;
+}
+export type BelowTenantOf = (tenantId: string, settings: z.output<typeof Settings>, previous: z.output<typeof Settings> | undefined, services: ServicesChange) => Promise<BelowTenant>;
 
 /** Tenant-scope governance settings: one document per tenant, written with If-Match, audited. */
 export class TenantSettingsService {
@@ -108,11 +116,20 @@ export class TenantSettingsService {
     // (isolated from every later publish): refused like the same write at the project.
     const dropped = (["contentSafety", "embeddings"] as const).filter((name) => stored?.[name] && !spec.services?.[name]);
     const changed = canonicalJson(storedDoc?.settings ?? {}) !== canonicalJson(spec.settings);
-    if (dropped.length || changed) {
-      const below = await this.belowTenant(ctx.principal.tenantId, spec.settings, storedDoc?.settings);
+    const services: ServicesChange = { next: spec.services ?? {}, previous: stored ?? {} };
+    const csRegionChanged = (stored?.contentSafety?.region ?? null) !== (spec.services?.contentSafety?.region ?? null);
+    // Content safety screens every prompt where it is on and is never skipped: a write that would leave a scope
+    // with it on and a region rule excluding the service's stated region is refused (ADR 024); what was so
+    // before the write (an expired exemption, a rule since narrowed) does not refuse an unrelated edit.
+    const regionField = csRegionChanged ? "body.services.contentSafety.region" : canonicalJson(storedDoc?.settings?.regions ?? null) !== canonicalJson(spec.settings.regions ?? null) ? "body.settings.regions.allowed" : "body.settings.contentSafety";
+    const tenantGap = contentSafetyRegionGap({ settings: spec.settings, services: services.next }, undefined);
+    if (tenantGap && !contentSafetyRegionGap({ settings: storedDoc?.settings ?? {}, services: services.previous }, undefined)) refuseRegionGap(regionField, [`the tenant: ${tenantGap}`]);
+    if (dropped.length || changed || csRegionChanged) {
+      const below = await this.belowTenant(ctx.principal.tenantId, spec.settings, storedDoc?.settings, services);
       // The gates hold after promotion for tenant writes too: a control a test or prod project has only from the tenant stays.
       if (below.gateGaps?.length) fail({ kind: "conflict", detail: `the settings would take from projects what their environment's gates require: ${below.gateGaps.join("; ")}; set the control on those projects first`, reason: "environment_gate_failed" });
       if (below.offScale) fail({ kind: "validation", detail: "content-safety thresholds below the tenant would be off the severity scale in force", errors: [{ field: "body.settings.contentSafety.outputType", message: `${below.offScale}: keep EightSeverityLevels, or change those thresholds to 0, 2, 4 or 6 first` }] });
+      if (below.regionGaps?.length) refuseRegionGap(regionField, below.regionGaps);
       const users = below.services;
       const needed = dropped.filter((name) => users[name]);
       if (needed.length) {
@@ -158,6 +175,33 @@ export function requireServices(scopes: unknown[], services: z.output<typeof Ser
 }
 
 /**
+ * Content safety on in a scope whose region rule (`regions.allowed`, from the tenant down to the scope)
+ * excludes the region the tenant's content-safety service states: every prompt of that scope would be
+ * screened outside its regions (ADR 024). The reason, or undefined (content safety off, no rule, no region
+ * stated — the policy preview warns of that one — or a region the rule allows). Project and model settings are
+ * held to the tenant's floors first, as the compiler holds them.
+ */
+export function contentSafetyRegionGap(t: { settings: z.output<typeof Settings>; services: z.output<typeof Services> }, project: unknown, model?: unknown): string | undefined {
+  const region = t.services.contentSafety?.region;
+  if (region === undefined) return undefined;
+  const projectSettings = clampToFloor(t.settings, project as Settings | undefined);
+  const eff = mergeSettings(t.settings, projectSettings, model === undefined ? undefined : (clampToFloor(t.settings, model as Settings | undefined) as never));
+  if (!eff.contentSafety || serviceRegionFit(eff, t.services.contentSafety) !== "excluded") return undefined;
+  const allowed = eff["regions.allowed"]?.value ?? [];
+  return `content safety is on and regions.allowed (${allowed.length ? allowed.join(", ") : "none"}) excludes ${region}, the region of the content-safety service that screens every prompt`;
+}
+
+/** The 400 for a write that introduces {@link contentSafetyRegionGap}s: `field` names what the write changed. */
+export function refuseRegionGap(field: string, gaps: readonly string[]): never {
+  return fail({
+    kind: "validation",
+    detail: "content safety cannot be skipped, and its service would screen prompts outside the regions a scope allows",
+    errors: gaps.map((message) => ({ field, message: `${message}: allow that region there, or state a content-safety service in an allowed region` })),
+    reason: "service_region_not_allowed",
+  });
+}
+
+/**
  * Content-safety thresholds on the severity scale in force: with `FourSeverityLevels` (the default) the
  * service answers 0, 2, 4 or 6, and the gateway's llm-content-safety takes only those thresholds, so an odd
  * one would not compile (src/policy/compile/genai.ts). Checked on the settings merged from the tenant down
@@ -190,8 +234,23 @@ export function belowTenant(
   keys: readonly { projectId: string; id: string; limits: { contentSafety?: string | undefined } }[],
   /** The tenant's settings as stored, and each project's environment: for what the change takes from test and prod projects. */
   gates?: { previous: Settings | undefined; environments: ReadonlyMap<string, Project["environment"]> },
+  /** The tenant's services as written and as stored: for the content-safety region gaps the change introduces. */
+  services?: ServicesChange,
 ): BelowTenant {
   const out: BelowTenant = { services: {} };
+  if (services) {
+    const next = { settings, services: services.next };
+    const before = { settings: gates?.previous ?? {}, services: services.previous };
+    const gaps: string[] = [];
+    for (const p of projects) {
+      const scopes: [string, unknown][] = [[`project ${p.name} (${p.id})`, undefined], ...(p.models ?? []).map((m): [string, unknown] => [`model ${m.name} (${m.id}) of project ${p.id}`, m.settings ?? {}])];
+      for (const [who, model] of scopes) {
+        const gap = contentSafetyRegionGap(next, p.settings, model);
+        if (gap && !contentSafetyRegionGap(before, p.settings, model)) gaps.push(`${who}: ${gap}`);
+      }
+    }
+    if (gaps.length) out.regionGaps = gaps;
+  }
   if (gates) {
     const lost: string[] = [];
     for (const p of projects) {

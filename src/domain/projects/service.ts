@@ -128,6 +128,7 @@ export class ProjectService {
     const spec = parseOrThrow(ProjectSpec, input, "body");
     if (spec.settings) await this.settingsGuard?.check(principal.tenantId, spec.settings, undefined, "body.settings");
     await this.settingsGuard?.checkEnvironment(principal.tenantId, spec.environment, { project: spec });
+    await this.settingsGuard?.checkServiceRegions(principal.tenantId, { project: spec }, undefined, "body.settings");
     const now = this.clock.now().toISOString();
     const id = newId("prj");
     const partition = tenantPartition(principal.tenantId);
@@ -222,6 +223,7 @@ export class ProjectService {
     if (patch.settings !== undefined && spec.settings) await this.settingsGuard?.check(principal.tenantId, spec.settings, undefined, "body.settings");
     // Compared in the environment the project ends up in: a demotion is held to its new environment's gates.
     await this.settingsGuard?.checkEnvironment(principal.tenantId, spec.environment, { project: spec }, { project: current }, id);
+    if (patch.settings !== undefined) await this.settingsGuard?.checkServiceRegions(principal.tenantId, { project: spec }, { project: current }, "body.settings", id);
     const carried = Object.fromEntries(SERVER_OWNED.filter((k) => current[k] !== undefined).map((k) => [k, current[k]]));
     const doc: ProjectDoc = { ...projectDoc(spec, id, principal, current, this.clock.now().toISOString()), ...carried };
     const partition = tenantPartition(principal.tenantId);

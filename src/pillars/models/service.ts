@@ -102,6 +102,7 @@ export class ModelService {
     if (spec.settings) await this.settingsGuard?.check(ctx.principal.tenantId, project.settings, spec.settings, "body.settings");
     const label = `model ${spec.name}`;
     await this.settingsGuard?.checkEnvironment(ctx.principal.tenantId, project.environment, { project, model: { label, settings: spec.settings } }, { project, model: { label } });
+    await this.settingsGuard?.checkServiceRegions(ctx.principal.tenantId, { project, model: { label, settings: spec.settings } }, { project, model: { label } }, "body.settings");
     const id = newId("mdl");
     const now = this.clock.now().toISOString();
     const backends = await this.storeCredentials(id, spec.backends, []);
@@ -204,6 +205,7 @@ export class ModelService {
       if (spec.settings) await this.settingsGuard?.check(ctx.principal.tenantId, project.settings, spec.settings, "body.settings");
       const label = `model ${spec.name}`;
       await this.settingsGuard?.checkEnvironment(ctx.principal.tenantId, project.environment, { project, model: { label, settings: spec.settings } }, { project, model: { label, settings: current.settings } });
+      await this.settingsGuard?.checkServiceRegions(ctx.principal.tenantId, { project, model: { label, settings: spec.settings } }, { project, model: { label, settings: current.settings } }, "body.settings");
     }
     const backends = await this.storeCredentials(id, backendsIn, current.backends);
     const { backends: _b, ...fields } = spec;

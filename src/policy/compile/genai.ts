@@ -6,6 +6,8 @@
  */
 import * as X from "../expressions.js";
 import { type KeyTier } from "../input.js";
+import { VAR } from "../names.js";
+import { serviceRegionFit } from "../service-regions.js";
 import { type EffectiveSettings, type ResolvedValues } from "../settings.js";
 import { el, textEl, type Why, type XNode } from "../xml.js";
 import { serviceBackend } from "./backends.js";
@@ -61,14 +63,45 @@ export function tierContentSafety(c: Collector, tiers: readonly KeyTier[]): XNod
   return out;
 }
 
-/** The semantic cache's lookup (inbound) and store (outbound), and the embeddings backend they use. */
-export function semanticCache(c: Collector, eff: EffectiveSettings, pid: string, dataClassRule: boolean): { lookup: XNode; store: XNode } | undefined {
+/**
+ * A model whose effective region rule does not allow the embeddings deployment's region (or applies while
+ * the deployment states none) does not use the semantic cache: its prompts would be embedded outside the
+ * regions it may use (ADR 024). `eff`: the model's effective settings.
+ */
+export function cacheOutOfRegion(c: Collector, eff: EffectiveSettings): boolean {
+  return eff.semanticCache !== undefined && serviceRegionFit(eff, c.input.services.embeddings) !== "ok";
+}
+
+/** In such a model's block: the mark the cache's `choose` reads ({@link semanticCache}). */
+export function noCacheMark(c: Collector, eff: EffectiveSettings, pid: string, mid: string): XNode[] {
+  const regions = eff["regions.allowed"];
+  if (!regions || !cacheOutOfRegion(c, eff)) return [];
+  const region = c.input.services.embeddings?.region;
+  const note = region === undefined ? "no semantic cache: the embeddings deployment states no region" : `no semantic cache: the embeddings deployment's region ${region} is not allowed`;
+  return [el("set-variable", { name: VAR.noCache, value: true }, undefined, c.why("regions.allowed", regions, pid, mid, note))];
+}
+
+/**
+ * The semantic cache's lookup (inbound) and store (outbound), and the embeddings backend they use.
+ * `outOfRegion`: how many of the project's routable models may not use it (their blocks set
+ * VAR.noCache): with some, both are in a `choose` that skips them; with all (`every`), there is none.
+ */
+export function semanticCache(
+  c: Collector,
+  eff: EffectiveSettings,
+  pid: string,
+  dataClassRule: boolean,
+  outOfRegion: "none" | "some" | "every" = "none",
+): { lookup: XNode; store: XNode } | undefined {
   const sc = eff.semanticCache;
   if (!sc) return undefined;
   const embeddings = c.input.services.embeddings;
   if (!embeddings) throw invalid("semanticCache", "services.embeddings is required when the semantic cache is on");
   // Called as the gateway's system-assigned identity (embeddings-backend-auth): a clientId would be a credential nobody uses.
+  // The backend is defined wherever the cache is on, even where no model may use it: a tenant-wide artifact
+  // must not come and go with one project's region rule (or an exemption of it); unused, it is sent nothing.
   serviceBackend(c, c.n.embeddings, { url: embeddings.url }, "https://cognitiveservices.azure.com/", "aigov: embeddings deployment for the semantic cache", "semanticCache");
+  if (outOfRegion === "every") return undefined;
   const w = c.why("semanticCache", sc, pid);
   // The call too: an embeddings request must never be answered with a cached chat completion of the same text.
   const varyBy = [textEl("vary-by", X.API_ID), textEl("vary-by", X.MODEL), textEl("vary-by", X.MODEL_CALL)];
@@ -90,7 +123,12 @@ export function semanticCache(c: Collector, eff: EffectiveSettings, pid: string,
     varyBy,
     w,
   );
-  return { lookup, store: el("llm-semantic-cache-store", { duration: sc.value.durationSeconds }, undefined, w) };
+  const store = el("llm-semantic-cache-store", { duration: sc.value.durationSeconds }, undefined, w);
+  if (outOfRegion === "none") return { lookup, store };
+  // The mark is set in the model's block (inbound, before the lookup) and read again in outbound: a request
+  // to such a model is neither looked up nor stored, so its prompt never reaches the embeddings deployment.
+  const guarded = (node: XNode) => el("choose", undefined, [el("when", { condition: X.sharedCondition("cache", undefined) }, [node])], w);
+  return { lookup: guarded(lookup), store: guarded(store) };
 }
 
 /** `metrics.tokens`: token counts by the configured dimensions. */

@@ -11,7 +11,7 @@ import { type EffectiveSettings, mergeSettings } from "../settings.js";
 import { el, type Why, type XNode } from "../xml.js";
 import { pool } from "./backends.js";
 import { byCodePoint, type Collector, dataClassGate, forbidden, sortBy } from "./collector.js";
-import { contentSafety } from "./genai.js";
+import { contentSafety, noCacheMark } from "./genai.js";
 import { tokenLimit } from "./limits.js";
 
 export interface RoutableModel {
@@ -67,6 +67,7 @@ function routableModel(c: Collector, project: PolicyProject, model: PolicyModel)
   block.push(...dataClassCheck(c, eff, pid, model));
   block.push(...deprecationVariables(model, routing));
   block.push(...ownOverrides(c, eff, pid, model, routing));
+  block.push(...noCacheMark(c, eff, pid, mid));
 
   const auth = backends[0]?.auth;
   if (auth?.type === "managedIdentity") {

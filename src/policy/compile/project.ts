@@ -13,7 +13,7 @@ import { type EffectiveSettings, mergeSettings } from "../settings.js";
 import { el, type ScopeRef, textEl, type Why, type XNode } from "../xml.js";
 import { byCodePoint, type Collector, JSON_ERROR, jsonResponse, STRUCTURE, TENANT } from "./collector.js";
 import { addOnErrorFragment } from "./fragments.js";
-import { projectContentSafety, semanticCache, tierContentSafety, tokenMetrics } from "./genai.js";
+import { cacheOutOfRegion, projectContentSafety, semanticCache, tierContentSafety, tokenMetrics } from "./genai.js";
 import { requestRate, tokenLimits } from "./limits.js";
 import { modelSets, routableModels } from "./models.js";
 import { deprecationHeaders, keyIsolation, retrySection, routing } from "./routing.js";
@@ -76,7 +76,11 @@ export function compileProject(c: Collector, project: PolicyProject) {
     s.inbound.push(...projectContentSafety(c, eff, pid, routable.some((r) => modelSets(r.model, "contentSafety"))));
     s.inbound.push(...tierContentSafety(c, tiersApplied(c, applied)));
     // Partitioned by the declared data class wherever a data-class rule applies to some model.
-    const cache = semanticCache(c, eff, pid, routable.some((r) => r.eff["dataClass.allowed"] !== undefined));
+    // Models whose region rule excludes the embeddings deployment skip it (ADR 024); a model with no backend in
+    // its regions is refused in its block and never gets that far, so it counts as either.
+    const outside = routable.filter((r) => r.pool === "" || cacheOutOfRegion(c, r.eff));
+    const outOfRegion = !outside.some((r) => r.pool !== "") ? "none" : outside.length === routable.length ? "every" : "some";
+    const cache = semanticCache(c, eff, pid, routable.some((r) => r.eff["dataClass.allowed"] !== undefined), outOfRegion);
     if (cache) {
       s.inbound.push(cache.lookup);
       s.outbound.push(cache.store);
