@@ -7,7 +7,8 @@
  */
 import { createHash } from "node:crypto";
 import canonicalize from "canonicalize";
-import { BlockedAddressError, createSafeFetch } from "../../adapters/http/safe-fetch.js";
+import { BlockedAddressError } from "../../adapters/http/addresses.js";
+import type { SafeFetch } from "../../adapters/http/safe-fetch.js";
 import { AppError } from "../../domain/errors.js";
 import type { Clock } from "../../ports/clock.js";
 import { assessCard, CardFetchError, chainKeyResolvers, embeddedJwkResolver, fetchAgentCard, jwksUrlResolver, type KeyResolution, type KeyResolver } from "./card/index.js";
@@ -36,8 +37,20 @@ export interface CardsOptions {
   keyLookupBudgetMs?: number;
 }
 
+/**
+ * The bounded fetch, made on its first call: the HTTP client it is built on is loaded only by a process
+ * that fetches a card or a JWKS (an app that records no card from a URL never loads it; cold start).
+ */
+function lazySafeFetch(options: { allowLoopback: boolean; maxBodyBytes: number; timeoutMs: number }): typeof globalThis.fetch {
+  let made: Promise<SafeFetch> | undefined;
+  return async (input, init) => {
+    made ??= import("../../adapters/http/safe-fetch.js").then(({ createSafeFetch }) => createSafeFetch(options));
+    return (await made)(input, init);
+  };
+}
+
 export class Cards implements CardRecorder {
-  private readonly fetch;
+  private readonly fetch: typeof globalThis.fetch;
   /** One resolver for the recorder's life: JWKS documents are cached between cards. */
   private readonly jwks: KeyResolver;
   private readonly budgetMs: number;
@@ -47,7 +60,7 @@ export class Cards implements CardRecorder {
     allowLoopback: boolean,
     options: CardsOptions = {},
   ) {
-    this.fetch = createSafeFetch({ allowLoopback, ...FETCH_LIMITS });
+    this.fetch = lazySafeFetch({ allowLoopback, ...FETCH_LIMITS });
     this.jwks = jwksUrlResolver(this.fetch);
     this.budgetMs = options.keyLookupBudgetMs ?? KEY_LOOKUP_BUDGET_MS;
   }

@@ -4,7 +4,7 @@
  * (src/adapters/http/safe-fetch.ts), so a name that resolves to a private address later is still refused.
  */
 import { isIP } from "node:net";
-import { isPublicAddress } from "../../adapters/http/safe-fetch.js";
+import { isPublicAddress } from "../../adapters/http/addresses.js";
 
 /** Why an upstream URL is refused, or undefined when it may be used. Locally, loopback is allowed (and nothing else private). */
 export function refuseUpstream(url: string, allowLoopback: boolean): string | undefined {

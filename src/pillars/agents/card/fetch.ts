@@ -1,4 +1,4 @@
-import { BlockedAddressError, ResponseTooLargeError } from "../../../adapters/http/safe-fetch.js";
+import { BlockedAddressError, ResponseTooLargeError } from "../../../adapters/http/addresses.js";
 import { CARD_LIMITS } from "./schema.js";
 
 /**

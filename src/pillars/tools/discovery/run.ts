@@ -5,16 +5,22 @@
  * catalog, and say that the gateway needs a publish. A failure of the server is recorded on the server
  * (never thrown): a hostile or broken server cannot crash it or leave a half-written snapshot.
  */
-import { createSafeFetch } from "../../../adapters/http/safe-fetch.js";
 import type { RequestContext } from "../../../domain/common.js";
 import { systemContext } from "../../../domain/kernel/system.js";
 import type { Clock } from "../../../ports/clock.js";
 import { diffTools, toolHash } from "../definitions.js";
 import { sourceKey, type ServerDoc, type SnapshotDoc, type StoredTool } from "../documents.js";
-import { annotationsOf, validateTool } from "../validation.js";
 import type { ServerRegistry } from "../servers.js";
 import type { SnapshotStore } from "../snapshots.js";
-import { DEFAULT_DISCOVERY_LIMITS, discoverServer, reportableText, type DiscoveryLimits } from "./client.js";
+import type { DiscoveryLimits } from "./client.js";
+
+/**
+ * The MCP client, the bounded fetch (and the HTTP client under it) and the tool validator are loaded by the
+ * first discovery, not with the tools service: most requests never discover, and a cold start (the first
+ * request of an instance) should not pay for them.
+ */
+const discoveryClient = () => import("./client.js");
+const safeFetch = () => import("../../../adapters/http/safe-fetch.js");
 
 /** What the tools a server offers come from: an MCP endpoint's lists, or a converted OpenAPI document. */
 export interface ListedServer {
@@ -60,7 +66,8 @@ export class DiscoveryRunner {
     private readonly clock: Clock,
     private readonly hooks: DiscoveryHooks,
     private readonly allowLoopback: boolean,
-    private readonly limits: DiscoveryLimits = DEFAULT_DISCOVERY_LIMITS,
+    /** The discovery client's own (DEFAULT_DISCOVERY_LIMITS) when not given. */
+    private readonly limits?: DiscoveryLimits,
   ) {}
 
   async run(tenantId: string, projectId: string, serverId: string, correlationId: string): Promise<DiscoveryResult> {
@@ -83,6 +90,7 @@ export class DiscoveryRunner {
       return recorded === "restart" ? { outcome: "restart" } : { outcome: "failed", ...failure };
     };
     if ("failed" in listed) return failed(listed.failed);
+    const { annotationsOf, validateTool } = await import("../validation.js");
     const counts = new Map<string, number>();
     for (const { definition } of listed.tools) counts.set(String(definition.name ?? ""), (counts.get(String(definition.name ?? "")) ?? 0) + 1);
     const tools: StoredTool[] = listed.tools.map(({ definition, operation }) => {
@@ -205,7 +213,8 @@ export class DiscoveryRunner {
         if ("failed" in token) return token;
         headers.Authorization = `Bearer ${token.accessToken}`;
       }
-      const outcome = await discoverServer({ url: server.source.url, transport: server.source.transport, headers }, this.limits, { allowLoopback: this.allowLoopback });
+      const { discoverServer, DEFAULT_DISCOVERY_LIMITS } = await discoveryClient();
+      const outcome = await discoverServer({ url: server.source.url, transport: server.source.transport, headers }, this.limits ?? DEFAULT_DISCOVERY_LIMITS, { allowLoopback: this.allowLoopback });
       if (!outcome.ok) return { failed: { code: outcome.code, message: outcome.message } };
       const s = outcome.server;
       return {
@@ -251,7 +260,7 @@ export class DiscoveryRunner {
 
   /** The document as JSON, or its text (YAML: the converter reads it, bounded), or why it could not be fetched. */
   private async fetchDocument(url: string): Promise<{ document: Record<string, unknown> | string } | { failed: { code: string; message: string } }> {
-    const fetch = createSafeFetch({ allowLoopback: this.allowLoopback, maxBodyBytes: OPENAPI_MAX_BYTES, timeoutMs: 15_000 });
+    const fetch = (await safeFetch()).createSafeFetch({ allowLoopback: this.allowLoopback, maxBodyBytes: OPENAPI_MAX_BYTES, timeoutMs: 15_000 });
     try {
       const res = await fetch(url, { headers: { Accept: "application/json, application/yaml;q=0.9, */*;q=0.1" } });
       if (!res.ok) return { failed: { code: "http_error", message: `the OpenAPI document answered ${res.status}` } };
@@ -271,7 +280,7 @@ export class DiscoveryRunner {
   }
 
   private async clientCredentialsToken(auth: Extract<ServerDoc["auth"], { type: "oauthClientCredentials" }>, secret: string): Promise<{ accessToken: string } | { failed: { code: string; message: string } }> {
-    const fetch = createSafeFetch({ allowLoopback: this.allowLoopback, maxBodyBytes: 64 * 1024, timeoutMs: 10_000 });
+    const fetch = (await safeFetch()).createSafeFetch({ allowLoopback: this.allowLoopback, maxBodyBytes: 64 * 1024, timeoutMs: 10_000 });
     try {
       const body = new URLSearchParams({ grant_type: "client_credentials", client_id: auth.clientId, client_secret: secret, ...(auth.scope ? { scope: auth.scope } : {}) });
       const res = await fetch(auth.tokenUrl, { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded" }, body });
@@ -293,7 +302,7 @@ export class DiscoveryRunner {
   private async reportable(server: ServerDoc, message: string): Promise<string> {
     const secret = await this.registry.secretOf(server.auth).catch(() => undefined);
     const url = server.source.kind === "remote" ? server.source.url : server.source.baseUrl;
-    return reportableText(message, { url, transport: "auto", headers: secret ? { credential: secret } : {} });
+    return (await discoveryClient()).reportableText(message, { url, transport: "auto", headers: secret ? { credential: secret } : {} });
   }
 
   /** Records a run's outcome on the server; "restart" (nothing recorded) when its source or credential is no longer `madeFrom`. */
