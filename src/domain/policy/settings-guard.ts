@@ -47,6 +47,12 @@ export class SettingsGuard {
    * `projectId`: a project's write, held on each of its models too.
    */
   async checkServiceRegions(tenantId: string, after: GateScope, before: GateScope | undefined, field: string, projectId?: string): Promise<void> {
+    // Only a write to a scope's region rule or content safety can send its prompts outside the service's
+    // region; any other write (most creates and edits) is let through without reading the tenant.
+    const touched = (s: { regions?: unknown; contentSafety?: unknown } | undefined) => canonicalJson({ regions: s?.regions ?? null, contentSafety: s?.contentSafety ?? null });
+    const writes = after.model ? after.model.settings : after.project.settings;
+    const had = before ? (before.model ? before.model.settings : before.project.settings) : undefined;
+    if (touched(writes) === touched(had)) return;
     const t = await this.tenant.scope(tenantId);
     if (t.services.contentSafety?.region === undefined) return;
     const gap = (scope: GateScope | undefined, model: unknown) => (scope ? contentSafetyRegionGap(t, scope.project.settings, model) : undefined);
