@@ -28,7 +28,7 @@ export const modelsPillar: Pillar<ModelService> = {
 
   async build(kit) {
     const [{ ModelService }, { toModelsInput }] = await Promise.all([import("./service.js"), import("./compiler.js")]);
-    const service = new ModelService(kit.store, kit.changes, kit.clock, kit.providerSecrets, kit.projects, kit.settingsGuard, (tenantId) => kit.gatewayGrants(tenantId));
+    const service = new ModelService(kit.store, kit.changes, kit.clock, kit.providerSecrets, kit.projects, kit.settingsGuard, (tenantId) => kit.gatewayGrants(tenantId), kit.allowLoopback);
     return {
       service,
       countDependents: (tenantId, projectId) => service.count(tenantId, projectId),

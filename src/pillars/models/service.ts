@@ -1,3 +1,5 @@
+import { isIP } from "node:net";
+import { isPublicAddress } from "../../adapters/http/addresses.js";
 import type { IdentityGrants } from "../../policy/identity.js";
 import { checkManagedIdentity } from "../../domain/policy/managed-identity.js";
 import type { SettingsGuard } from "../../domain/policy/settings-guard.js";
@@ -68,6 +70,29 @@ function checkCredentialBinding(patch: NonNullable<ModelPatch["backends"]>, exis
   }
 }
 
+/**
+ * Where the gateway may send a model's prompts. A backend URL naming a loopback, link-local (the cloud
+ * metadata endpoint, 169.254.169.254), unspecified or reserved address, Azure's platform address or a
+ * `localhost` name would have APIM call its own host's endpoints with the tenant's prompts and the
+ * gateway's credentials: refused (locally, loopback and `*.localhost` stand for the fake backends).
+ * Private networks stay allowed: a gateway in a virtual network reaches self-hosted models there. A name
+ * is judged as written: what it resolves to is the gateway's network's to decide (docs/gateway.md).
+ */
+function checkBackendAddresses(backends: readonly { url: string }[], allowLoopback: boolean): void {
+  const errors = backends.flatMap((b, i) => {
+    let host: string;
+    try {
+      host = new URL(b.url).hostname.replace(/^\[|\]$/g, "").toLowerCase().replace(/\.+$/, "");
+    } catch {
+      return [];
+    }
+    if (isIP(host)) return isPublicAddress(host, { allowLoopback, allowPrivate: true }) ? [] : [{ field: `body.backends.${i}.url`, message: `${host} is a loopback, link-local or reserved address: the gateway must not call it` }];
+    if ((host === "localhost" || host.endsWith(".localhost")) && !allowLoopback) return [{ field: `body.backends.${i}.url`, message: "localhost is the gateway's own host" }];
+    return [];
+  });
+  if (errors.length) throw new AppError({ kind: "validation", detail: "a backend's address is not allowed", errors, reason: "backend_address_refused" });
+}
+
 /** A model's managed-identity backends use the gateway's own identity (models name no clientId): the Azure AI resources listed for it only. */
 function checkBackendIdentities(backends: readonly { url: string; credential: { type: string; audience?: string } }[], grants: IdentityGrants): void {
   backends.forEach((b, i) => {
@@ -91,6 +116,8 @@ export class ModelService {
     private readonly projects: ProjectService,
     private readonly settingsGuard?: SettingsGuard,
     private readonly gatewayGrants: (tenantId: string) => IdentityGrants = () => ({ identities: [], sharedHosts: [] }),
+    /** Locally (the fake backends): loopback addresses and `*.localhost` names are backends too. */
+    private readonly allowLoopback = false,
   ) {
     this.models = new Collection<ModelDoc, Model>(store, changes, { docType: "model", path: (d) => modelPath(d.scopeId, d.id), internal: ["pricingHistory"] });
   }
@@ -98,6 +125,7 @@ export class ModelService {
   async create(ctx: RequestContext, projectId: string, input: ModelSpecInput): Promise<Model> {
     const project = await this.writable(ctx, projectId);
     const spec = parseOrThrow(ModelSpec, input, "body");
+    checkBackendAddresses(spec.backends, this.allowLoopback);
     checkBackendIdentities(spec.backends, this.gatewayGrants(ctx.principal.tenantId));
     if (spec.settings) await this.settingsGuard?.check(ctx.principal.tenantId, project.settings, spec.settings, "body.settings");
     const label = `model ${spec.name}`;
@@ -198,6 +226,7 @@ export class ModelService {
         fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: `body.backends.${b.id}.credential`, message: "keep: true needs an existing key for this backend" }], reason: "credential_not_stored" });
       }
     }
+    if (patch.backends) checkBackendAddresses(spec.backends, this.allowLoopback);
     if (patch.backends) checkBackendIdentities(spec.backends, this.gatewayGrants(ctx.principal.tenantId));
     if (patch.backends && !holdsAny(ctx.principal.roles, TENANT_ADMINS)) checkCredentialBinding(patch.backends, current.backends);
     if (patch.settings !== undefined) {
