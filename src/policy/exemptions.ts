@@ -49,6 +49,7 @@ import {
   CONTENT_CATEGORIES,
   CONTROLS,
   type ControlId,
+  DEFAULT_CATEGORY_THRESHOLD,
   isAllowListControl,
   MAX_ALLOW_LIST_EXEMPTION_VALUES,
   mergeSettings,
@@ -232,7 +233,8 @@ function relaxSettings<S extends Obj>(settings: S | undefined, control: ControlI
     for (const [name, t] of Object.entries(r.categories)) {
       if (t === undefined) continue;
       const have = categories[name];
-      const before = inForce([...where.path, "categories", name]);
+      // A category no scope sets is screened at the default threshold: that is what is in force.
+      const before = inForce([...where.path, "categories", name]) ?? DEFAULT_CATEGORY_THRESHOLD;
       if (own ? !(typeof before === "number" && before >= t) : typeof have === "number" && have < t) {
         categories[name] = t;
         changed = true;
@@ -365,19 +367,34 @@ function applyKeyExemptions(input: CompilerInputIn, keyExemptions: ActiveExempti
     const baseTier = baseTierId !== undefined ? tiers.find((t) => t.id === baseTierId) : undefined;
     const eff = mergeSettings(input.settings as Settings | undefined, project.settings as Settings | undefined);
     const limits: TierIn["limits"] = { ...(baseTier?.limits ?? {}) };
-    for (const e of items) {
-      if (e.relaxation.kind !== "limit") continue;
-      const value = e.relaxation.value;
-      // A tier sets per-key values; it cannot relax a shared (per-project) counter.
-      if (e.control === "tokens.perMinute" && (baseTier?.limits.tokensPerMinute !== undefined || eff["tokens.perMinute"]?.value.per === "key")) {
-        limits.tokensPerMinute = Math.max(value, baseTier?.limits.tokensPerMinute ?? 0);
-      } else if (e.control === "tokens.quota" && (baseTier?.limits.tokenQuota !== undefined || eff["tokens.quota"]?.value.per === "key")) {
-        const period = baseTier?.limits.tokenQuota?.period ?? eff["tokens.quota"]?.value.period ?? "Monthly";
-        limits.tokenQuota = { limit: Math.max(value, baseTier?.limits.tokenQuota?.limit ?? 0), period };
-      } else if (e.control === "requests.rate" && (baseTier?.limits.requestRate !== undefined || eff["requests.rate"]?.value.per === "key")) {
-        const renewalPeriodSeconds = baseTier?.limits.requestRate?.renewalPeriodSeconds ?? eff["requests.rate"]?.value.renewalPeriodSeconds ?? 60;
-        limits.requestRate = { calls: Math.max(value, baseTier?.limits.requestRate?.calls ?? 0), renewalPeriodSeconds };
-      }
+    // What binds the key now: the tighter of its tier's value and the project's per-key limit (both counters
+    // apply; the exemption tier replaces both for it, limits.ts). An exemption only relaxes: its value is
+    // set only above that, never below (a tightening), and never the tier's own value above it (a widening
+    // nobody approved: a profile cannot widen past the project's limit).
+    const tighter = (...vs: (number | undefined)[]) => {
+      const d = vs.filter((v): v is number => v !== undefined);
+      return d.length ? Math.min(...d) : undefined;
+    };
+    // Several exemptions of one limit for one key: the largest.
+    const largest = (control: ControlId) => Math.max(0, ...items.flatMap((e) => (e.control === control && e.relaxation.kind === "limit" ? [e.relaxation.value] : [])));
+    const tpm = eff["tokens.perMinute"]?.value;
+    const tq = eff["tokens.quota"]?.value;
+    const rr = eff["requests.rate"]?.value;
+    // A tier sets per-key values; it cannot relax a shared (per-project) counter.
+    if (largest("tokens.perMinute") && (baseTier?.limits.tokensPerMinute !== undefined || tpm?.per === "key")) {
+      const value = largest("tokens.perMinute");
+      if (value > tighter(baseTier?.limits.tokensPerMinute, tpm?.per === "key" ? tpm.limit : undefined)!) limits.tokensPerMinute = value;
+    }
+    if (largest("tokens.quota") && (baseTier?.limits.tokenQuota !== undefined || tq?.per === "key")) {
+      const value = largest("tokens.quota");
+      const period = baseTier?.limits.tokenQuota?.period ?? tq?.period ?? "Monthly";
+      if (value > tighter(baseTier?.limits.tokenQuota?.limit, tq?.per === "key" && tq.period === period ? tq.limit : undefined)!) limits.tokenQuota = { limit: value, period };
+    }
+    if (largest("requests.rate") && (baseTier?.limits.requestRate !== undefined || rr?.per === "key")) {
+      const value = largest("requests.rate");
+      const renewalPeriodSeconds = baseTier?.limits.requestRate?.renewalPeriodSeconds ?? rr?.renewalPeriodSeconds ?? 60;
+      const projectCalls = rr?.per === "key" ? Math.floor((rr.calls * renewalPeriodSeconds) / rr.renewalPeriodSeconds) : undefined;
+      if (value > tighter(baseTier?.limits.requestRate?.calls, projectCalls)!) limits.requestRate = { calls: value, renewalPeriodSeconds };
     }
     if (JSON.stringify(limits) === JSON.stringify(baseTier?.limits ?? {})) continue;
     const digest = createHash("sha256").update(JSON.stringify([projectId, baseTierId ?? "", limits])).digest("hex").slice(0, 24 - EXEMPTION_TIER_PREFIX.length);

@@ -392,7 +392,8 @@ function allowList(layers: Layer<string[]>[], exempt: Layer<AllowListExemption>[
   return resolved(sortedUnique([...base.value, ...active.flatMap(([, e]) => e.add ?? [])]), sources);
 }
 
-const DEFAULT_CATEGORY_THRESHOLD = 4;
+/** A category's threshold where no scope sets one (exemptions.ts compares relaxations with it). */
+export const DEFAULT_CATEGORY_THRESHOLD = 4;
 export const DEFAULT_CIRCUIT_BREAKER = {
   failureCount: 1,
   failureInterval: "PT1M",
