@@ -457,6 +457,13 @@ describe("virtual keys", () => {
     expect(await reasonOf(tom.keys.unshare(project.id, k.id, other.id, current.etag))).toBe("403 forbidden");
     const endedByTarget = await tara.keys.unshare(project.id, k.id, other.id, current.etag);
     expect(endedByTarget.shares.find((x) => x.projectId === other.id && x.approvalId === again.approval.id)?.status).toMatch(/^(revoked|revocationPending)$/);
+    // The target's admin learns nothing of keys that do not reach into their project: a key of the project
+    // that is not shared there, and one that does not exist, are the same 404 (nor does a stale ETag tell).
+    const unshared = await create({ name: "never shared", scopes: { models: [mini.id] } });
+    const missing = "key_00000000000000000000";
+    const probe = (keyId: string) => errorOf(tara.keys.unshare(project.id, keyId, other.id, '"stale"')).then((e) => { const p = (e as ApiError).problem; return [(e as ApiError).status, p?.reason, JSON.stringify({ ...p, correlationId: undefined }).replaceAll(keyId, "<key>")]; });
+    expect(await probe(unshared.id)).toEqual(await probe(missing));
+    expect((await probe(missing))[0]).toBe(404);
   });
 
   it("a key revoked while its new product is not yet at the gateway is cancelled where its subscription is now, at once", async () => {

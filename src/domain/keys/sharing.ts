@@ -114,10 +114,15 @@ export class KeySharing {
     try {
       return await this.access.mayManage(ctx, projectId, id);
     } catch (err) {
-      if (!(err instanceof AppError && err.error.kind === "forbidden")) throw err;
+      if (!(err instanceof AppError && (err.error.kind === "forbidden" || err.error.kind === "notFound"))) throw err;
       const into = await this.projects.get(ctx, target).catch(() => undefined);
       if (!into || !this.access.manages(ctx, into)) throw err;
-      return this.docs.load(ctx.principal.tenantId, projectId, id);
+      // The target's admin learns of the key only what reaches into their project: a key that is not
+      // shared there (or does not exist) is the same 404, so its existence is not told.
+      const doc = await this.docs.read(ctx.principal.tenantId, projectId, id);
+      const reaches = doc?.shares?.some((x) => x.projectId === target && (x.status === "active" || x.status === "pending"));
+      if (!doc || !reaches) return notFound(`${keyPath(projectId, id)}/shares/${target}`);
+      return doc;
     }
   }
 
