@@ -105,8 +105,9 @@ describe.skipIf(!available)("the portal in a real browser", { timeout: 120_000 }
     // Content filtering: the tenant's Content Safety resource, then the project's filter in the form; the XML follows (a draft, not saved).
     await page.getByRole("radio", { name: "Tenant settings (floors)" }).check();
     await label("Content Safety endpoint").fill("https://portal-cs.cognitiveservices.azure.com");
+    await label("Content Safety region").fill("westeurope");
     await page.getByRole("button", { name: "Save services" }).click();
-    await expect.poll(async () => (await admin.settings.get()).services, { timeout: 10_000 }).toMatchObject({ contentSafety: { url: "https://portal-cs.cognitiveservices.azure.com" } });
+    await expect.poll(async () => (await admin.settings.get()).services, { timeout: 10_000 }).toMatchObject({ contentSafety: { url: "https://portal-cs.cognitiveservices.azure.com", region: "westeurope" } });
     await page.getByRole("radio", { name: "Project settings" }).check();
     await page.getByRole("checkbox", { name: "Check prompts" }).check();
     await label("Block at severity").selectOption("2");

@@ -407,17 +407,24 @@ type TenantSettingsView = Awaited<ReturnType<ReturnType<typeof useClient>["setti
 function SharedServices({ tenant, canEdit }: { tenant: TenantSettingsView; canEdit: boolean }) {
   const client = useClient();
   const qc = useQueryClient();
-  const services = tenant.services as { contentSafety?: { url?: string }; embeddings?: { url?: string } };
+  const services = tenant.services as { contentSafety?: { url?: string; region?: string }; embeddings?: { url?: string; region?: string } };
   const [contentSafety, setContentSafety] = useState(services.contentSafety?.url ?? "");
+  const [contentSafetyRegion, setContentSafetyRegion] = useState(services.contentSafety?.region ?? "");
   const [embeddings, setEmbeddings] = useState(services.embeddings?.url ?? "");
+  const [embeddingsRegion, setEmbeddingsRegion] = useState(services.embeddings?.region ?? "");
+  /** A service as saved: its URL, and its region when one is given (none: the region rules treat it as unknown, ADR 024). */
+  const service = (current: { region?: string } | undefined, url: string, region: string) => {
+    const { region: _was, ...rest } = current ?? {};
+    return { ...rest, url: url.trim(), ...(region.trim() ? { region: region.trim() } : {}) };
+  };
   const save = useMutation({
     mutationFn: () =>
       client.settings.put(
         {
           settings: tenant.settings as never,
           services: {
-            ...(contentSafety.trim() ? { contentSafety: { ...services.contentSafety, url: contentSafety.trim() } } : {}),
-            ...(embeddings.trim() ? { embeddings: { ...services.embeddings, url: embeddings.trim() } } : {}),
+            ...(contentSafety.trim() ? { contentSafety: service(services.contentSafety, contentSafety, contentSafetyRegion) } : {}),
+            ...(embeddings.trim() ? { embeddings: service(services.embeddings, embeddings, embeddingsRegion) } : {}),
           } as never,
         },
         tenant.etag,
@@ -429,8 +436,14 @@ function SharedServices({ tenant, canEdit }: { tenant: TenantSettingsView; canEd
       <Field label="Content Safety endpoint" hint="https://<name>.cognitiveservices.azure.com (the gateway's identity needs Cognitive Services User)">
         <Input type="url" value={contentSafety} onChange={(_, v) => setContentSafety(v.value)} />
       </Field>
+      <Field label="Content Safety region" hint="The resource's Azure region (e.g. westeurope): every screened prompt goes there, so region rules must allow it">
+        <Input value={contentSafetyRegion} onChange={(_, v) => setContentSafetyRegion(v.value)} />
+      </Field>
       <Field label="Embeddings deployment" hint="…/openai/deployments/<name>/embeddings, for the semantic cache">
         <Input type="url" value={embeddings} onChange={(_, v) => setEmbeddings(v.value)} />
+      </Field>
+      <Field label="Embeddings region" hint="The deployment's Azure region: models whose region rules exclude it (or any region rule while it is empty) do not use the cache">
+        <Input value={embeddingsRegion} onChange={(_, v) => setEmbeddingsRegion(v.value)} />
       </Field>
       <Button type="submit" disabled={!canEdit || save.isPending}>
         Save services
