@@ -32,24 +32,8 @@ async function burst(projectId: string, key: string, n: number, model = "gpt-4o"
   return statuses;
 }
 
-async function keyExemption(projectId: string, keyId: string, value: number, ms: number): Promise<string> {
-  const requested = await dev.exemptions.request({
-    control: "tokens.perMinute",
-    scope: { level: "key", projectId, keyId },
-    relaxation: { kind: "limit", value },
-    category: "waiver",
-    owner: "olga",
-    reason: { deliveryBlocker: "backfill", affectedControl: "tokens per minute", expectedEndState: "done" },
-    compensatingControls: ["watched"],
-    evidence: ["https://tickets.example.com/BF-9"],
-    expiresAt: new Date(t.appClock.ms() + ms).toISOString(),
-  });
-  const a = await g.admin.approvals.get(requested.approvalId);
-  await g.admin.approvals.decide(a.id, { decision: "approve", justification: "ok" }, a.etag);
-  await until(async () => ((await g.admin.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
-  await g.systemPublish(requested.id);
-  return requested.id;
-}
+/** A key's tokens-per-minute waiver (olga's), ending `ms` from now on the app's clock, active and at the gateway. */
+const keyExemption = (projectId: string, keyId: string, value: number, ms: number) => g.exemptKey(dev, projectId, keyId, value, { owner: "olga", ms, now: () => t.appClock.ms() });
 
 /** Runs the key lifecycle job and the publish sweep until `f` holds (keys move within a minute). */
 async function reconciled(what: string, f: () => Promise<boolean>): Promise<void> {

@@ -159,21 +159,7 @@ describe("conformance: limits, budgets and key states at the local gateway", () 
     g.t.clock.advance(61_000);
 
     // An exemption of this key, judged and approved against its own project's 100 a minute.
-    const requested = await dev.exemptions.request({
-      control: "tokens.perMinute",
-      scope: { level: "key", projectId: own.id, keyId: k.id },
-      relaxation: { kind: "limit", value: 1000 },
-      category: "waiver",
-      owner: "dora",
-      reason: { deliveryBlocker: "backfill", affectedControl: "100 tokens per minute in exempt-own", expectedEndState: "done" },
-      compensatingControls: ["watched"],
-      evidence: ["https://tickets.example.com/BF-2"],
-      expiresAt: new Date(Date.now() + 3 * 86_400_000).toISOString(),
-    });
-    const a = await g.admin.approvals.get(requested.approvalId);
-    await g.admin.approvals.decide(a.id, { decision: "approve", justification: "ok" }, a.etag);
-    await until(async () => ((await g.admin.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
-    await g.systemPublish(requested.id);
+    await g.exemptKey(dev, own.id, k.id, 1000);
     // The key's subscription moves to the exemption's product (the lifecycle job reconciles it).
     await until(async () => {
       await g.t.app.host.invokeTimer("keyLifecycle");

@@ -29,6 +29,14 @@ async function sweep(): Promise<void> {
 async function approve(approvalId: string): Promise<void> {
   await g.admin.approvals.decide(approvalId, { decision: "approve", justification: "agreed" }, (await g.admin.approvals.get(approvalId)).etag);
 }
+/** Approves a key request and waits until its key records the verdict; the key as it then reads. */
+async function approveRequest(projectId: string, asked: { id: string; approval?: { approvalId: string } }) {
+  await approve(asked.approval!.approvalId);
+  return until(async () => {
+    const k = await g.admin.keys.get(projectId, asked.id);
+    return k.approval?.state === "approved" ? k : undefined;
+  }, "the request settled");
+}
 
 beforeAll(async () => {
   g = await Governed.start("t-lifecycle");
@@ -134,11 +142,7 @@ describe("project lifecycle", () => {
     g.t.appClock.advance(3 * DAY); // the review date, the request still pending
     await sweep();
     expect((await g.admin.projects.get(p.id)).lock).toMatchObject({ reason: "sandboxExpired" });
-    await approve(asked.approval!.approvalId);
-    const approved = await until(async () => {
-      const k = await g.admin.keys.get(p.id, asked.id);
-      return k.approval?.state === "approved" ? k : undefined;
-    }, "the request settled");
+    const approved = await approveRequest(p.id, asked);
     // Approved, but the lock holds: still suspended, listed with the lock's keys, refused at the gateway.
     expect(approved.status).toBe("suspended");
     await g.synced(p.id, asked.id);
@@ -164,11 +168,7 @@ describe("project lifecycle", () => {
     const asked = await dora.keys.create(p.id, { name: "dora's late", justification: "the pilot", scopes: { models: [model.id] } });
 
     g.t.appClock.advance(3 * DAY); // the review date has come; the sweep has not run yet
-    await approve(asked.approval!.approvalId);
-    const approved = await until(async () => {
-      const k = await g.admin.keys.get(p.id, asked.id);
-      return k.approval?.state === "approved" ? k : undefined;
-    }, "the request settled");
+    const approved = await approveRequest(p.id, asked);
     expect(approved.status).toBe("suspended");
     await g.synced(p.id, asked.id);
     expect((await g.chat(p.id, asked.key, "gpt-4o-mini")).status).toBe(401);

@@ -119,21 +119,7 @@ describe("conformance: a key unshared but not yet moved", () => {
     await g.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
     await until(async () => ((await dev.keys.get(own.id, k.id)).shares[0]?.status === "active" ? true : undefined), "share active");
     await g.synced(own.id, k.id);
-    const requested = await dev.exemptions.request({
-      control: "tokens.perMinute",
-      scope: { level: "key", projectId: own.id, keyId: k.id },
-      relaxation: { kind: "limit", value: 1000 },
-      category: "waiver",
-      owner: "dora",
-      reason: { deliveryBlocker: "backfill", affectedControl: "100 tokens per minute", expectedEndState: "done" },
-      compensatingControls: ["watched"],
-      evidence: ["https://tickets.example.com/BF-3"],
-      expiresAt: new Date(Date.now() + 3 * 86_400_000).toISOString(),
-    });
-    const a = await g.admin.approvals.get(requested.approvalId);
-    await g.admin.approvals.decide(a.id, { decision: "approve", justification: "ok" }, a.etag);
-    await until(async () => ((await g.admin.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
-    await g.systemPublish(requested.id);
+    const exemptionId = await g.exemptKey(dev, own.id, k.id, 1000);
     const subFile = join(apim(), "subscriptions", `${g.names.subscription(k.id)}.json`);
     const scopeOf = () => (JSON.parse(readFileSync(subFile, "utf8")) as { properties: { scope: string } }).properties.scope;
     const before = scopeOf();
@@ -152,7 +138,7 @@ describe("conformance: a key unshared but not yet moved", () => {
     // The exemption ends while the key cannot move off its product.
     const unblock = block(subFile);
     try {
-      await g.admin.exemptions.revoke(requested.id, { reason: "done" }, (await g.admin.exemptions.get(requested.id)).etag);
+      await g.admin.exemptions.revoke(exemptionId, { reason: "done" }, (await g.admin.exemptions.get(exemptionId)).etag);
       // (Its publish changes nothing while the key is on the exemption's product: that product stays as it is.)
       await g.settle();
       await g.t.app.host.invokeTimer("keyLifecycle").catch(() => undefined);

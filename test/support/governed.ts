@@ -101,6 +101,30 @@ export class Governed {
     return requested.id;
   }
 
+  /**
+   * A waiver of one key's tokens per minute (`value`), requested by `requester`, owned by `owner`, ending
+   * `ms` from now on `clock` (the app's when it is moved), approved by the TenantAdmin, active and at the
+   * gateway (its system publish applied; the key itself moves with the key lifecycle job). Returns its id.
+   */
+  async exemptKey(requester: AigovClient, projectId: string, keyId: string, value: number, opts: { owner?: string; ms?: number; now?: () => number } = {}): Promise<string> {
+    const requested = await requester.exemptions.request({
+      control: "tokens.perMinute",
+      scope: { level: "key", projectId, keyId },
+      relaxation: { kind: "limit", value },
+      category: "waiver",
+      owner: opts.owner ?? "dora",
+      reason: { deliveryBlocker: "backfill", affectedControl: "tokens per minute", expectedEndState: "done" },
+      compensatingControls: ["watched"],
+      evidence: ["https://tickets.example.com/BF-1"],
+      expiresAt: new Date((opts.now ?? Date.now)() + (opts.ms ?? 3 * 86_400_000)).toISOString(),
+    });
+    const approval = await this.admin.approvals.get(requested.approvalId);
+    await this.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
+    await until(async () => ((await this.admin.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
+    await this.systemPublish(requested.id);
+    return requested.id;
+  }
+
   /** Revokes an exemption and waits until its system publish is at the gateway. */
   async revokeExemption(id: string): Promise<void> {
     await this.admin.exemptions.revoke(id, { reason: "done" }, (await this.admin.exemptions.get(id)).etag);
