@@ -66,9 +66,7 @@ export class SettingsGuard {
       }
     }
     if (!gaps.length) return;
-    const written = after.model ? after.model.settings : after.project.settings;
-    const previous = before?.model ? before.model.settings : before?.project.settings;
-    refuseRegionGap(canonicalJson(written?.regions ?? null) !== canonicalJson(previous?.regions ?? null) ? `${field}.regions.allowed` : `${field}.contentSafety`, gaps);
+    refuseRegionGap(canonicalJson(writes?.regions ?? null) !== canonicalJson(had?.regions ?? null) ? `${field}.regions.allowed` : `${field}.contentSafety`, gaps);
   }
 
   /**
