@@ -65,8 +65,9 @@ export interface KeyDoc extends StoredDoc {
   status: KeyStatus;
   /**
    * Who suspended it, where that limits who or what resumes it; cleared by any change of status.
-   * - `projectLock`: a sandbox's lock (the lifecycle sweep); the sweep resumes such a key in a project that
-   *   is not locked (a lock it lost a race to an extension).
+   * - `projectLock`: a sandbox's lock (the lifecycle sweep; a key request approved while it is locked); the
+   *   extension resumes such a key, and the sweep does in a project that is not locked (a lock it lost a
+   *   race to an extension). A person may suspend it too: then the suspension is the person's, and stays.
    * - `agentHold`: the key of an agent that was blocked or disabled (agents pillar); only that agent's
    *   unblocking or enabling resumes it (a person's resume is refused while the agent is held).
    * - `admin`: an admin, of a key someone else holds: only an admin resumes it.

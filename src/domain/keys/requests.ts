@@ -81,9 +81,12 @@ export class KeyRequests {
     const at = this.clock.now().toISOString();
     // Approved in a locked project (a sandbox past its review date, locked by the sweep or not yet): the key
     // stays suspended, listed with the keys the lock suspends, and the extension that lifts it resumes it with them.
-    const activates = approved && doc.status === "suspended" && !(await this.projects.holdKeyWhileLocked(ctx, doc.projectId, doc.id));
+    const held = approved && doc.status === "suspended" && (await this.projects.holdKeyWhileLocked(ctx, doc.projectId, doc.id));
+    const activates = approved && doc.status === "suspended" && !held;
     const next: KeyDoc = {
       ...unversioned(doc),
+      // Held for the lock: marked as the lock's suspension, which its end resumes (a person's it never does).
+      ...(held ? { suspendedBy: "projectLock" as const } : {}),
       approval: { ...doc.approval, state: approved ? "approved" : "rejected", decidedAt: at },
       // Approved: the key works from now on (unless something else ended it meanwhile).
       ...(activates ? { status: "active" as const, gateway: { ...doc.gateway, desiredGen: doc.gateway.desiredGen + 1 } } : {}),

@@ -366,7 +366,8 @@ export class KeyService {
    * false when the key is gone or not in the state this would change.
    *
    * Resuming: `agentHold` resumes only a key that hold suspended, and not in a locked project (the hold's
-   * sweep resumes it once the project is unlocked). Nothing resumes the key of an agent that is blocked
+   * sweep resumes it once the project is unlocked); `projectLock` only a key a lock (or a hold) suspended,
+   * never one a person suspended. Nothing resumes the key of an agent that is blocked
    * or disabled: such a key (a lock's, say, ending) passes to the agent's hold instead, so the agent's
    * unblocking brings it back.
    */
@@ -376,6 +377,9 @@ export class KeyService {
     if (status === "active") {
       if (Date.parse(doc.expiresAt) <= this.clock.now().getTime()) return false;
       if (by === "agentHold" && doc.suspendedBy !== "agentHold") return false;
+      // The lock's end resumes what a lock (or an agent's hold, which the check below hands on) suspended:
+      // never a person's suspension, made before the lock suspended the key or while it was locked.
+      if (by === "projectLock" && doc.suspendedBy !== "projectLock" && doc.suspendedBy !== "agentHold") return false;
       const held = await this.agents?.heldKey(ctx.principal.tenantId, projectId, id);
       if (held) {
         if (doc.suspendedBy !== "agentHold") await this.writeActive(ctx, doc, "suspended", `${held}: its key stays suspended (${reason})`, "agentHold");
@@ -412,9 +416,10 @@ export class KeyService {
     if (status === "active" && doc.approval?.state === "pending") fail({ kind: "conflict", detail: "the key waits for its request's approval; it works once approved", reason: "key_awaiting_approval" });
     // Refused: the key is (being) revoked; resuming it would give access nobody approved.
     if (status === "active" && doc.approval !== undefined && doc.approval.state !== "approved") fail({ kind: "conflict", detail: `the key's request was ${doc.approval.state}; it never works`, reason: "key_request_refused" });
-    // A key its agent's hold suspended may be suspended by a person too: then the person's suspension
-    // outlives the hold (the agent's unblocking resumes only what the hold suspended).
-    const allowed = status === "suspended" ? doc.status === "active" || (doc.status === "suspended" && doc.suspendedBy === "agentHold") : doc.status === "suspended";
+    // A key its agent's hold or a sandbox's lock suspended may be suspended by a person too: then the
+    // person's suspension outlives the hold or the lock (their end resumes only what they suspended).
+    const systemHeld = doc.status === "suspended" && (doc.suspendedBy === "agentHold" || doc.suspendedBy === "projectLock");
+    const allowed = status === "suspended" ? doc.status === "active" || systemHeld : doc.status === "suspended";
     if (!allowed) fail({ kind: "conflict", detail: `a ${doc.status} key cannot be ${status === "suspended" ? "suspended" : "resumed"}`, reason: status === "suspended" ? "key_not_active" : "key_not_suspended" });
     if (status === "active" && Date.parse(doc.expiresAt) <= this.clock.now().getTime()) fail({ kind: "conflict", detail: "the key has expired", reason: "key_expired" });
     // The key of a blocked or disabled agent stays suspended until the agent is unblocked or enabled again.

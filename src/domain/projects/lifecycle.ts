@@ -41,6 +41,7 @@ export interface ProjectLifecycleKit {
   requestPublish(tenantId: string, cause: { by: string; reason: string; correlationId: string }): Promise<unknown>;
   keys: {
     liveKeyIds(tenantId: string, projectId: string): Promise<string[]>;
+    /** `by: "projectLock"`: suspended as the lock's; resumed only if a lock (or an agent's hold) suspended it, never a person. */
     setActiveBySystem(ctx: RequestContext, projectId: string, id: string, status: "active" | "suspended", reason: string, by?: "projectLock"): Promise<boolean>;
     /** Keys a lock suspended that nothing has resumed since. */
     lockSuspendedIds(tenantId: string, projectId: string): Promise<string[]>;
@@ -180,7 +181,7 @@ export class ProjectLifecycle {
       // The keys this very version of the project lists, then the project (If-Match on that version): a
       // lock written meanwhile fails the write and the step runs again with its list; a settle repeated
       // after a crash finds the keys resumed and writes the project.
-      for (const id of doc.suspendedByLock ?? []) await this.kit.keys.setActiveBySystem(ctx, projectId, id, "active", `sandbox ${projectId} extended to ${pending.reviewDate}`);
+      for (const id of doc.suspendedByLock ?? []) await this.kit.keys.setActiveBySystem(ctx, projectId, id, "active", `sandbox ${projectId} extended to ${pending.reviewDate}`, "projectLock");
       next.reviewDate = pending.reviewDate;
       delete next.lock;
       delete next.suspendedByLock;
@@ -283,9 +284,9 @@ export class ProjectLifecycle {
     // first and then lifted the lock, leaving it suspended. Whatever a lock suspended in a project that
     // is not locked (now, or at the next run) is resumed.
     const now = locked?.lock ? await this.kit.projects.readDoc(tenantId, projectId) : locked;
-    if (now && !now.lock) {
+    if (now && !lockedNow(now, this.kit.clock.now())) {
       for (const id of await this.kit.keys.lockSuspendedIds(tenantId, projectId)) {
-        if (await this.kit.keys.setActiveBySystem(ctx, projectId, id, "active", `sandbox ${projectId} is not locked`)) out.resumed += 1;
+        if (await this.kit.keys.setActiveBySystem(ctx, projectId, id, "active", `sandbox ${projectId} is not locked`, "projectLock")) out.resumed += 1;
       }
     }
     return out;
