@@ -67,3 +67,16 @@ function ipv4Of(addr: ipaddr.IPv6): ipaddr.IPv4 {
   return new ipaddr.IPv4([hi >> 8, hi & 0xff, lo >> 8, lo & 0xff]);
 }
 
+
+/**
+ * A URL's host as the address checks read it: without an IPv6 literal's brackets, in lower case, and without a
+ * fully qualified name's root dot (resolvers ignore it: "localhost." is localhost).
+ */
+export function hostOf(url: URL): string {
+  return url.hostname.replace(/^\[|\]$/g, "").toLowerCase().replace(/\.+$/, "");
+}
+
+/** A loopback name by definition (RFC 6761: localhost and its subdomains), whatever a resolver makes of it. `host`: as hostOf gives it. */
+export function isLoopbackName(host: string): boolean {
+  return host === "localhost" || host.endsWith(".localhost");
+}

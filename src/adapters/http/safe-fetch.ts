@@ -1,7 +1,7 @@
 import dns from "node:dns";
 import net from "node:net";
 import { Agent, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from "undici";
-import { BlockedAddressError, isPublicAddress, ResponseTooLargeError } from "./addresses.js";
+import { BlockedAddressError, hostOf, isLoopbackName, isPublicAddress, ResponseTooLargeError } from "./addresses.js";
 
 export { BlockedAddressError, isPublicAddress, ResponseTooLargeError } from "./addresses.js";
 
@@ -89,8 +89,7 @@ export function createSafeFetch(options: SafeFetchOptions): SafeFetch {
     // The lookup hook never sees an IP literal: net.connect skips DNS for those.
     const host = url.hostname.replace(/^\[|\]$/g, "");
     if (net.isIP(host) !== 0 && !isPublicAddress(host, policy)) throw new BlockedAddressError(`address ${host} is blocked`);
-    // Loopback by definition (RFC 6761), whatever a resolver makes of it ("localhost." included).
-    if (!policy.allowLoopback && /(^|\.)localhost\.*$/i.test(host)) throw new BlockedAddressError(`${host} is a loopback name`);
+    if (!policy.allowLoopback && isLoopbackName(hostOf(url))) throw new BlockedAddressError(`${host} is a loopback name`);
 
     const deadline = AbortSignal.timeout(timeoutMs);
     const signal = request.init.signal ? AbortSignal.any([request.init.signal, deadline]) : deadline;

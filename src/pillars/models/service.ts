@@ -1,5 +1,5 @@
 import { isIP } from "node:net";
-import { isPublicAddress } from "../../adapters/http/addresses.js";
+import { hostOf, isLoopbackName, isPublicAddress } from "../../adapters/http/addresses.js";
 import type { IdentityGrants } from "../../policy/identity.js";
 import { checkManagedIdentity } from "../../domain/policy/managed-identity.js";
 import type { SettingsGuard } from "../../domain/policy/settings-guard.js";
@@ -82,12 +82,12 @@ function checkBackendAddresses(backends: readonly { url: string }[], allowLoopba
   const errors = backends.flatMap((b, i) => {
     let host: string;
     try {
-      host = new URL(b.url).hostname.replace(/^\[|\]$/g, "").toLowerCase().replace(/\.+$/, "");
+      host = hostOf(new URL(b.url));
     } catch {
       return [];
     }
     if (isIP(host)) return isPublicAddress(host, { allowLoopback, allowPrivate: true }) ? [] : [{ field: `body.backends.${i}.url`, message: `${host} is a loopback, link-local or reserved address: the gateway must not call it` }];
-    if ((host === "localhost" || host.endsWith(".localhost")) && !allowLoopback) return [{ field: `body.backends.${i}.url`, message: "localhost is the gateway's own host" }];
+    if (isLoopbackName(host) && !allowLoopback) return [{ field: `body.backends.${i}.url`, message: "localhost is the gateway's own host" }];
     return [];
   });
   if (errors.length) throw new AppError({ kind: "validation", detail: "a backend's address is not allowed", errors, reason: "backend_address_refused" });

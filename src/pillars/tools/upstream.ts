@@ -4,7 +4,7 @@
  * (src/adapters/http/safe-fetch.ts), so a name that resolves to a private address later is still refused.
  */
 import { isIP } from "node:net";
-import { isPublicAddress } from "../../adapters/http/addresses.js";
+import { hostOf, isLoopbackName, isPublicAddress } from "../../adapters/http/addresses.js";
 
 /** Why an upstream URL is refused, or undefined when it may be used. Locally, loopback is allowed (and nothing else private). */
 export function refuseUpstream(url: string, allowLoopback: boolean): string | undefined {
@@ -16,10 +16,9 @@ export function refuseUpstream(url: string, allowLoopback: boolean): string | un
   }
   if (u.username || u.password) return "must not carry credentials (use auth)";
   if (u.protocol === "http:" && !allowLoopback) return "must use https";
-  // A fully qualified name ("localhost.") is the same name: the resolver ignores the root's dot.
-  const host = u.hostname.replace(/^\[|\]$/g, "").toLowerCase().replace(/\.+$/, "");
+  const host = hostOf(u);
   if (isIP(host)) return isPublicAddress(host, { allowLoopback }) ? undefined : `${host} is a private, loopback or link-local address`;
-  if (host === "localhost" || host.endsWith(".localhost")) return allowLoopback ? undefined : "localhost is not reachable from the control plane";
+  if (isLoopbackName(host)) return allowLoopback ? undefined : "localhost is not reachable from the control plane";
   if (u.protocol === "http:" && allowLoopback) return "plain http is allowed for loopback addresses only";
   return undefined;
 }
