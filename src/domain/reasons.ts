@@ -94,6 +94,7 @@ export const REASONS = {
   agent_retired: { status: 409, meaning: "a retired agent gets no key (its retirement revoked the one it had)" },
   agent_has_key: { status: 409, meaning: "the agent already has a key (active or suspended): rotate it (`aigov keys rotate`) instead of issuing another" },
   agent_blocked_or_disabled: { status: 409, meaning: "the agent is blocked or disabled: its own key stays suspended (`suspendedBy: agentHold`) and it is issued no new one until it is unblocked or enabled again" },
+  agent_removed_at_source: { status: 409, meaning: "the agent's cloud no longer lists it (`removedAtSource`): its own key stays suspended (`suspendedBy: agentHold`) and it is issued no new one until a sync finds it at its source again" },
   project_agent_limit: { status: 409, meaning: "the project's gateway already serves as many agents as it takes (500): retire or disable one before serving another" },
   platform_identity_not_allowed: { status: 403, meaning: "a connection asks to reach its cloud as the platform's own identity (workload identity, or the default credentials), which this deployment lends only to the tenants its operator lists (AGENT_PLATFORM_IDENTITY_TENANTS): give Bedrock and Vertex AI connections their own credentials; Foundry connections take no other, so the operator must list the tenant" },
   endpoint_override_not_allowed: { status: 400, meaning: "a connection's `endpoint` (a local fake) is accepted only when the control plane runs locally" },

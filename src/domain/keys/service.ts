@@ -61,10 +61,11 @@ export interface KeyToolScopes {
 export interface KeyAgentScopes {
   unknownAgents(tenantId: string, projectId: string, ids: string[]): Promise<string[]>;
   /**
-   * When the key is the own key of an agent that is blocked or disabled: why ("agent agt_… is blocked").
-   * Such a key stays suspended (`suspendedBy: "agentHold"`) until the agent is unblocked or enabled again.
+   * When the key is the own key of an agent that is blocked, disabled or removed at its source: why
+   * ("agent agt_… is blocked: …") and the refusal's reason. Such a key stays suspended
+   * (`suspendedBy: "agentHold"`) until the agent is unblocked, enabled again or listed by its cloud again.
    */
-  heldKey(tenantId: string, projectId: string, keyId: string): Promise<string | undefined>;
+  heldKey(tenantId: string, projectId: string, keyId: string): Promise<{ detail: string; reason: "agent_blocked_or_disabled" | "agent_removed_at_source" } | undefined>;
 }
 
 /** How often a collection is tried when the key changes under it (see pickup). */
@@ -382,7 +383,7 @@ export class KeyService {
       if (by === "projectLock" && doc.suspendedBy !== "projectLock" && doc.suspendedBy !== "agentHold") return false;
       const held = await this.agents?.heldKey(ctx.principal.tenantId, projectId, id);
       if (held) {
-        if (doc.suspendedBy !== "agentHold") await this.writeActive(ctx, doc, "suspended", `${held}: its key stays suspended (${reason})`, "agentHold");
+        if (doc.suspendedBy !== "agentHold") await this.writeActive(ctx, doc, "suspended", `${held.detail} (${reason})`, "agentHold");
         return false;
       }
       if (by === "agentHold") {
@@ -424,7 +425,7 @@ export class KeyService {
     if (status === "active" && Date.parse(doc.expiresAt) <= this.clock.now().getTime()) fail({ kind: "conflict", detail: "the key has expired", reason: "key_expired" });
     // The key of a blocked or disabled agent stays suspended until the agent is unblocked or enabled again.
     const held = status === "active" ? await this.agents?.heldKey(ctx.principal.tenantId, projectId, id) : undefined;
-    if (held) fail({ kind: "conflict", detail: `${held}: its key stays suspended until the agent is unblocked or enabled again`, reason: "agent_blocked_or_disabled" });
+    if (held) fail({ kind: "conflict", detail: held.detail, reason: held.reason });
     await this.writeActive(ctx, doc, status, spec.reason, status === "suspended" && admin && !sameUser(doc.owner, ctx.principal.userId) ? "admin" : undefined);
     return this.synced(ctx, projectId, id);
   }

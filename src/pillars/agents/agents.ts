@@ -59,11 +59,22 @@ const HOLD_ACTOR = "system:agent-hold" as const;
 
 /**
  * Why the agent's own key is held (suspended by the system, `suspendedBy: "agentHold"`): the agent is
- * blocked or disabled. Undefined when its key may work.
+ * blocked or disabled, or its cloud no longer lists it (`removedAtSource`: an agent gone at its source
+ * stops acting, as it stops being served). Undefined when its key may work.
  */
-export function holdOf(d: Pick<AgentDoc, "lifecycle" | "enabled">): "blocked" | "disabled" | undefined {
+export function holdOf(d: Pick<AgentDoc, "lifecycle" | "enabled" | "sync">): "blocked" | "disabled" | "removedAtSource" | undefined {
   if (d.lifecycle.state === "blocked") return "blocked";
-  return d.enabled ? undefined : "disabled";
+  if (!d.enabled) return "disabled";
+  return d.sync?.state === "removedAtSource" ? "removedAtSource" : undefined;
+}
+
+/** The refusal for resuming or issuing the key of a held agent: blocked or disabled, or removed at its source. */
+export function heldRefusal(d: Pick<AgentDoc, "id" | "lifecycle" | "enabled" | "sync">): { detail: string; reason: "agent_blocked_or_disabled" | "agent_removed_at_source" } | undefined {
+  const why = holdOf(d);
+  if (!why) return undefined;
+  return why === "removedAtSource"
+    ? { detail: `agent ${d.id} is removed at its source: its key stays suspended until its cloud lists it again`, reason: "agent_removed_at_source" }
+    : { detail: `agent ${d.id} is ${why}: its key stays suspended until the agent is unblocked or enabled again`, reason: "agent_blocked_or_disabled" };
 }
 
 /** The lifecycle's moves (blocked → the state it was blocked from is `unblock`, checked separately). */
@@ -310,7 +321,10 @@ export class AgentRegistry {
     const keys = this.keys ?? fail({ kind: "unavailable", detail: "virtual keys are not available" });
     const current = await this.load(ctx.principal.tenantId, projectId, id);
     // A blocked or disabled agent gets no key (the one it has is suspended with it); a retired one: agent_retired below.
-    const held = (d: AgentDoc) => fail({ kind: "conflict", detail: `agent ${id} is ${holdOf(d)}: it gets no key until it is unblocked or enabled again`, reason: "agent_blocked_or_disabled" });
+    const held = (d: AgentDoc) => {
+      const refusal = heldRefusal(d)!;
+      return fail({ kind: "conflict", detail: `${refusal.detail}; it gets no new key meanwhile`, reason: refusal.reason });
+    };
     if (current.lifecycle.state !== "retired" && holdOf(current)) held(current);
     // A key revoked or expired since (through the keys API: a leak answered) is no key: the agent gets a new one.
     const dead = current.key && !(await keys.live(ctx, projectId, current.key.keyId)) ? current.key.keyId : undefined;
@@ -362,12 +376,12 @@ export class AgentRegistry {
    * is the record, and a failure or crash between the two is finished by `sweepKeyHolds`. Idempotent.
    * True when the key changed.
    */
-  private async keyInStep(ctx: RequestContext, doc: AgentDoc): Promise<boolean> {
+  async keyInStep(ctx: RequestContext, doc: AgentDoc): Promise<boolean> {
     if (!doc.key || !this.keys || doc.lifecycle.state === "retired") return false;
     const system = systemContext(doc.tenantId, HOLD_ACTOR, ctx.correlationId);
     const why = holdOf(doc);
     if (why) return this.keys.hold(system, doc.projectId, doc.key.keyId, `agent ${doc.id} is ${why}${why === "blocked" && doc.lifecycle.reason ? ` (${doc.lifecycle.reason})` : ""}`);
-    return this.keys.release(system, doc.projectId, doc.key.keyId, `agent ${doc.id} is ${doc.lifecycle.state} and enabled again`);
+    return this.keys.release(system, doc.projectId, doc.key.keyId, `agent ${doc.id} is ${doc.lifecycle.state}, enabled${doc.provenance ? " and present at its source" : ""} again`);
   }
 
   /** The agent whose own key this is, if any. */
@@ -388,6 +402,7 @@ export class AgentRegistry {
     const held = [
       { field: "lifecycle.state", op: "=" as const, value: "blocked" },
       { field: "enabled", op: "=" as const, value: false },
+      { field: "sync.state", op: "=" as const, value: "removedAtSource" },
     ];
     for (const filter of held) {
       for await (const d of this.agents.every("all", { filters: [filter] })) {

@@ -13,7 +13,7 @@ import type { ProjectService } from "../../domain/projects/service.js";
 import type { Clock } from "../../ports/clock.js";
 import type { SecretStore } from "../../ports/secrets.js";
 import { TENANT_SCOPE, type Store } from "../../ports/store.js";
-import { AgentRegistry, holdOf } from "./agents.js";
+import { AgentRegistry, heldRefusal } from "./agents.js";
 import { Cards } from "./card-record.js";
 import { UnifiedCatalog, type CatalogReaders, type CatalogSearchQuery } from "./catalog.js";
 import { ConnectionService } from "./connections.js";
@@ -93,11 +93,10 @@ export class AgentsService {
     return out;
   }
 
-  /** Keys: when the key is the own key of a blocked or disabled agent, why (it stays suspended: agent_blocked_or_disabled). */
-  async heldKey(tenantId: string, projectId: string, keyId: string): Promise<string | undefined> {
+  /** Keys: when the key is the own key of a blocked, disabled or removed-at-source agent, why and the refusal's reason (it stays suspended). */
+  async heldKey(tenantId: string, projectId: string, keyId: string): Promise<{ detail: string; reason: "agent_blocked_or_disabled" | "agent_removed_at_source" } | undefined> {
     const agent = await this.registry.holderOf(tenantId, projectId, keyId);
-    const why = agent && holdOf(agent);
-    return why ? `agent ${agent.id} is ${why}` : undefined;
+    return agent ? heldRefusal(agent) : undefined;
   }
 
   /** What keeps a project from being deleted: its agents, and the connections that sync into it. */

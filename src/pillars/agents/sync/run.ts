@@ -165,6 +165,11 @@ export class SyncRunner {
       for (let a = queue.shift(); a; a = queue.shift()) {
         const r = await this.applier.apply(ctx, connection, account, input.region, a);
         counts[r.outcome] = (counts[r.outcome] ?? 0) + 1;
+        // Back at its source: the key its removal held comes back (unless a block, a switch-off or a person holds it).
+        if (r.outcome === "returned") {
+          const back = await this.registry.agents.read({ tenantId: connection.tenantId, scopeId: connection.projectId }, r.agentId);
+          if (back) await this.keyInStep(ctx, back);
+        }
         if (r.outcome === "discovered") discovered.push(r.agentId);
         for (const field of r.conflicts) conflicts.push({ agentId: r.agentId, field });
       }
@@ -252,12 +257,29 @@ export class SyncRunner {
       const next: AgentDoc = { ...unversioned(current), sync: { ...current.sync, state: "removedAtSource" }, provenance: { ...current.provenance!, removedAtSourceAt: at }, updatedAt: at, updatedBy: ctx.principal.userId };
       try {
         await this.registry.agents.replace(ctx, current, next, { action: "agent.sync.removedAtSource", event: "aigov.agent.removedAtSource.v1", data: { agentId: current.id, projectId: current.projectId, connectionId: current.provenance!.connectionId, sourceId: current.provenance!.sourceId } });
-        return true;
       } catch {
         current = await this.registry.agents.read({ tenantId: agent.tenantId, scopeId: agent.scopeId }, agent.id);
+        continue;
       }
+      // Gone at its source, the agent stops acting too: its own key is held (docs/agents.md, "Blocked, disabled or removed at its source").
+      await this.keyInStep(ctx, next);
+      return true;
     }
     return false;
+  }
+
+  /**
+   * The agent's own key in step with what the sync wrote (held once it is removed at its source, released
+   * when it returns). A failure is left to the hold's sweep on the schedule, which converges every key to
+   * its agent's stored state: the agent's write is the record.
+   */
+  private async keyInStep(ctx: RequestContext, doc: AgentDoc): Promise<void> {
+    if (!doc.key) return;
+    try {
+      await this.registry.keyInStep(ctx, doc);
+    } catch (err) {
+      console.warn(`agent sync: the key of agent ${doc.id}: ${err instanceof Error ? err.message : String(err)} (the hold's sweep finishes it)`);
+    }
   }
 
   /** The run's report: counts and lists from its pages, regions from the orchestration; the connection records it. */
