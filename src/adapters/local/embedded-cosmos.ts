@@ -124,6 +124,25 @@ function loadPackage(): { Account: any; routes: (req: IncomingMessage) => any } 
 }
 
 /**
+ * The package's helpers the handlers below use, required once: a require() on every query or batch
+ * resolved the path again each time (the nearest package.json looked up on disk), a measurable share of
+ * a query's cost. `parsePartitionKey` reads the module's export at call time: loadPackage replaces it.
+ */
+let helpers: { readItems: any; json: any; ops: any; parsePartitionKey: (partitionKey: string, defaultValue?: unknown) => any } | undefined;
+function packageHelpers(): NonNullable<typeof helpers> {
+  if (!helpers) {
+    const pkUtil = require(`${PKG}/utils/get-partition-from-header`);
+    helpers = {
+      readItems: require(`${PKG}/handler/_read-items`).default,
+      json: require(`${PKG}/json`).default,
+      ops: require(`${PKG}/handler/_document-operations`),
+      parsePartitionKey: (partitionKey, defaultValue) => pkUtil.parsePartitionKey(partitionKey, defaultValue),
+    };
+  }
+  return helpers;
+}
+
+/**
  * Two indexes the package lacks (it interprets every query over every document of a container):
  * documents by (full, hierarchical) partition key, so a partition-scoped query reads one partition as in
  * Cosmos DB; and by `docType`, the discriminator our store adapter puts in every query, so a
@@ -151,9 +170,7 @@ const partitionTypeOf = (documents: object, pk: unknown, docType: unknown) => bu
  * scans the whole container): a single-partition query reads only that partition's documents.
  */
 async function scopedQuery(account: any, req: IncomingMessage, res: ServerResponse, { dbId, collId }: any) {
-  const readItems = require(`${PKG}/handler/_read-items`).default;
-  const json = require(`${PKG}/json`).default;
-  const { parsePartitionKey } = require(`${PKG}/utils/get-partition-from-header`);
+  const { readItems, json, parsePartitionKey } = packageHelpers();
   return readItems(req, res, "Documents", async ({ continuation, maxItemCount }: any) => {
     const body = await json(req);
     // The package reads a token it cannot parse as none (the first page again); Cosmos DB refuses it.
@@ -231,9 +248,7 @@ type JournalEntry = { op: "set"; doc: any } | { op: "del"; id: string; pk: unkno
 const journalHooks = new Set<(documents: any, entry: JournalEntry) => void>();
 
 async function atomicBatch(account: any, req: IncomingMessage, res: ServerResponse, { dbId, collId }: any) {
-  const json = require(`${PKG}/json`).default;
-  const ops = require(`${PKG}/handler/_document-operations`);
-  const { parsePartitionKey } = require(`${PKG}/utils/get-partition-from-header`);
+  const { json, ops, parsePartitionKey } = packageHelpers();
   const body = await json(req);
   const collection = account.database(dbId).collection(collId);
   if (!collection.read()) {

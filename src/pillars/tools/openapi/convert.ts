@@ -17,6 +17,7 @@
  */
 import SwaggerParser from "@apidevtools/swagger-parser";
 import { Ajv2020 } from "ajv/dist/2020.js";
+import { documentSchemaErrors, type OpenApiDialect } from "./document-schema.js";
 import type { OperationParameter } from "../../../ports/gateway.js";
 
 export interface OpenApiImportOptions {
@@ -79,7 +80,7 @@ export const OPENAPI_IMPORT_LIMITS = {
 
 type Problem = { path: string; message: string };
 type JsonObject = Record<string, unknown>;
-type Dialect = "3.0" | "3.1";
+type Dialect = OpenApiDialect;
 type ParameterLocation = "path" | "query" | "header";
 
 /** Thrown inside, caught at the edge: the document cannot be converted. */
@@ -111,7 +112,7 @@ async function convert(input: unknown, options: OpenApiImportOptions): Promise<C
   if (!isObject(doc)) throw new Refusal([{ path: "", message: "an OpenAPI document is a JSON object" }]);
   const dialect = dialectOf(doc);
   checkReferences(doc);
-  await validate(doc);
+  await validate(doc, dialect);
   const operations = listOperations(doc);
   checkOperationIds(operations);
   const names = toolNames(operations);
@@ -295,14 +296,21 @@ function expandedNodeCount(doc: JsonObject, cap: number): number {
   return result;
 }
 
-async function validate(doc: JsonObject): Promise<void> {
+async function validate(doc: JsonObject, dialect: Dialect): Promise<void> {
+  // Circular references are left alone (nothing here uses the result).
+  const options = { resolve: { external: false }, dereference: { circular: "ignore" } } as SwaggerParser.Options;
+  let api: unknown;
   try {
-    // On a copy: validation dereferences in place. Circular references are left alone (nothing here uses the result).
-    await SwaggerParser.validate(structuredClone(doc) as never, {
-      resolve: { external: false },
-      dereference: { circular: "ignore" },
-      validate: { schema: true, spec: true },
-    } as SwaggerParser.Options);
+    // On a copy: dereferencing works in place.
+    api = await SwaggerParser.dereference(structuredClone(doc) as never, options);
+  } catch (error) {
+    throw new Refusal(validationProblems(error));
+  }
+  // swagger-parser's order: the document against the specification's schema, then the rules the schema cannot state.
+  const errors = documentSchemaErrors(api, dialect);
+  if (errors.length > 0) throw new Refusal(validationProblems({ details: errors }));
+  try {
+    await SwaggerParser.validate(api as never, { ...options, validate: { schema: false, spec: true } } as SwaggerParser.Options);
   } catch (error) {
     throw new Refusal(validationProblems(error));
   }
