@@ -147,11 +147,13 @@ export const unshareKey = defineOperation({
   path: "/projects/{projectId}/keys/{keyId}/shares/{targetProjectId}",
   summary: "End a share: the key stops working with that project once the gateway confirms",
   tag: "keys",
-  // The project shared with may end what reaches into it.
-  access: { ...KEY_MANAGERS, own: { ...KEY_OWNER, who: "the key's owner, or an admin of the project it is shared with" } },
+  // The project shared with may end what reaches into it: its admin may hold no role on the key's project
+  // (a ProjectAdmin assigned on the other project only), so the gate lets any caller try and the service
+  // checks the key's owner, or an admin of either project (404 to anyone else, as for a key not shared there).
+  access: { ...KEY_MANAGERS, own: { who: "the key's owner, or an admin of the project it is shared with (ProjectAdmin assigned on that project alone is enough)", anyone: true } },
   params: z.strictObject({ projectId: ProjectId, keyId: KeyId, targetProjectId: ProjectId }),
   ifMatch: true,
-  success: { status: 200, schema: Key, description: "The key with the share revoked" },
+  success: { status: 200, schema: Key, description: "The key with the share revoked; to an admin of the project it was shared with (not of the key's own), the key as that project sees it: sharedFrom set, and only the share into that project" },
   errors: [...AUTH_ERRORS, 404, 409, 412, 428],
   cli: "keys unshare",
 });
@@ -164,7 +166,7 @@ export const listSharedKeys = defineOperation({
   tag: "keys",
   access: PROJECT_READERS,
   params: ProjectParams,
-  success: { status: 200, schema: KeyList, description: "The shared keys, each with sharedFrom" },
+  success: { status: 200, schema: KeyList, description: "The shared keys, each with sharedFrom and only its share into this project" },
   errors: [...AUTH_ERRORS, 404],
   cli: "keys shared",
 });

@@ -161,8 +161,9 @@ export function profileDefOf(doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?:
 
 /**
  * A profile is a key tier of its project (a product; ADR 008), and a project's gateway document holds at
- * most MAX_PROJECT_KEY_TIERS of them. Profiles of revoked and expired keys stay (their cancelled
- * subscriptions stay on their products), so a new distinct profile past the cap is refused (409
+ * most MAX_PROJECT_KEY_TIERS of them. Profiles of revoked and expired keys stay in their own project (their
+ * cancelled subscriptions stay on their products; the projects they were shared with no longer accept
+ * them: acceptedInUse), so a new distinct profile past the cap is refused (409
  * key_profiles_exhausted) — compiled, it would set the whole project aside at the next publish.
  */
 export async function roomForProfile(docs: Pick<KeyDocuments, "listAll">, tenantId: string, projectId: string, candidate: string): Promise<void> {
@@ -175,17 +176,25 @@ export async function roomForProfile(docs: Pick<KeyDocuments, "listAll">, tenant
 const profilesHeld = (doc: KeyDoc): string[] => [profileOf(doc), ...(doc.gateway.publishedProfile ? [doc.gateway.publishedProfile.id] : [])].filter((id) => id !== "");
 
 /**
+ * Whether the key has ended (revoked or expired): it works nowhere again, so no project it was shared
+ * with accepts its profile any more (profiles.ts) — its shares stay on its document as history, and its
+ * profile stays compiled in its own project only (its cancelled subscription is on that product).
+ */
+export const keyEnded = (doc: Pick<KeyDoc, "status">): boolean => doc.status === "revoked" || doc.status === "expired";
+
+/**
  * A project accepts the profiles of keys shared into it as key tiers too, at most MAX_PROJECT_KEY_TIERS
  * (source project, profile) pairs; how many it has when `candidate` would be one too many, else undefined.
  * The target's records only say where to look: the key's document decides, as the compiler's input does
  * (profiles.ts) — a profile counts only when it is shared with the target, so a record a crash left active
- * after its share ended takes no room.
+ * after its share ended takes no room, and only while the key has not ended: a revoked or expired key's
+ * profile is accepted nowhere else, so it frees its place at once.
  */
 export async function acceptedInUse(docs: Pick<KeyDocuments, "sharedInto" | "read">, tenantId: string, target: string, candidate: { fromProject: string; profile: string }): Promise<number | undefined> {
   const inUse = new Set<string>();
   for await (const s of docs.sharedInto(tenantId, target)) {
     const doc = await docs.read(tenantId, s.fromProject, s.keyId);
-    const held = doc ? [profileDefOf(doc), ...(doc.gateway.publishedProfile ? [doc.gateway.publishedProfile] : [])] : [];
+    const held = doc && !keyEnded(doc) ? [profileDefOf(doc), ...(doc.gateway.publishedProfile ? [doc.gateway.publishedProfile] : [])] : [];
     for (const def of held) if (def.id && def.sharedWith.includes(target)) inUse.add(`${s.fromProject}/${def.id}`);
   }
   const key = `${candidate.fromProject}/${candidate.profile}`;
@@ -210,8 +219,12 @@ export function shareStatusOf(doc: Pick<KeyDoc, "gateway">, share: ShareDoc): Ke
   return share.status === "revoked" && share.revokedAtGen !== undefined && doc.gateway.syncedGen < share.revokedAtGen ? "revocationPending" : share.status;
 }
 
-/** The key as the API shows it (and audit records and events see it): never a secret, digest or secret version. */
-function present(doc: KeyDoc, sharedFrom?: string): Omit<Key, "etag"> {
+/**
+ * The key as the API shows it (and audit records and events see it): never a secret, digest or secret version.
+ * `into`: the key as a project it is shared with sees it (`sharedFrom` its own project) — only the share into
+ * that project, never its shares with other projects (whose existence that project's people may not know).
+ */
+function present(doc: KeyDoc, into?: { sharedFrom: string; projectId: string }): Omit<Key, "etag"> {
   return {
     id: doc.id,
     projectId: doc.projectId,
@@ -243,9 +256,9 @@ function present(doc: KeyDoc, sharedFrom?: string): Omit<Key, "etag"> {
     ...(doc.lastRotatedAt ? { lastRotatedAt: doc.lastRotatedAt } : {}),
     rotationCount: doc.rotationCount,
     awaitingCollection: doc.pickup !== undefined,
-    shares: (doc.shares ?? []).map((x) => ({ projectId: x.projectId, status: shareStatusOf(doc, x), approvalId: x.approvalId, requestedBy: x.requestedBy, requestedAt: x.requestedAt })),
+    shares: (doc.shares ?? []).filter((x) => !into || x.projectId === into.projectId).map((x) => ({ projectId: x.projectId, status: shareStatusOf(doc, x), approvalId: x.approvalId, requestedBy: x.requestedBy, requestedAt: x.requestedAt })),
     ...(doc.approval ? { approval: { ...doc.approval } } : {}),
-    ...(sharedFrom ? { sharedFrom } : {}),
+    ...(into ? { sharedFrom: into.sharedFrom } : {}),
     createdAt: doc.createdAt,
     createdBy: doc.createdBy,
     updatedAt: doc.updatedAt,
@@ -293,9 +306,14 @@ export class KeyDocuments implements KeyDocReader {
     return n;
   }
 
-  view(doc: KeyDoc & { _etag?: string }, etag?: string, sharedFrom?: string): Key {
-    const v = this.keys.view(doc, etag);
-    return sharedFrom ? { ...present(doc, sharedFrom), etag: v.etag } : v;
+  view(doc: KeyDoc & { _etag?: string }, etag?: string): Key {
+    return this.keys.view(doc, etag);
+  }
+
+  /** The key as the project `target` it is shared with sees it: `sharedFrom` its own project, and only the share into `target`. */
+  viewFrom(doc: KeyDoc & { _etag?: string }, target: string): Key {
+    const v = this.keys.view(doc);
+    return { ...present(doc, { sharedFrom: doc.projectId, projectId: target }), etag: v.etag };
   }
 
   partition(tenantId: string, projectId: string): Partition {

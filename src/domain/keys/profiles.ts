@@ -1,6 +1,6 @@
 import type { CompilerInputIn } from "../../policy/index.js";
 import { MAX_PROJECT_KEY_TIERS } from "../../policy/input.js";
-import { profileDefOf, type KeyDoc, type ProfileDef } from "./documents.js";
+import { keyEnded, profileDefOf, type KeyDoc, type ProfileDef } from "./documents.js";
 
 type TierIn = NonNullable<CompilerInputIn["keyTiers"]>[number];
 type ProjectIn = CompilerInputIn["projects"][number];
@@ -12,7 +12,9 @@ type ProjectIn = CompilerInputIn["projects"][number];
  * with the number of distinct profiles a project uses, never with the number of keys (ADR 008).
  *
  * A key whose profile changed (a share began or ended) keeps its previous profile compiled until the
- * gateway has moved its subscription: a product is never deleted while a subscription is on it.
+ * gateway has moved its subscription: a product is never deleted while a subscription is on it. A key
+ * that ended (revoked, expired) keeps its profile in its own project, but the projects it was shared with
+ * no longer accept it (its shares end with it).
  *
  * A budget becomes the tier's budget quota: the most tokens the budget buys at the highest price among
  * the models the key can reach — in its own project and in every project it is shared with, and in
@@ -52,7 +54,10 @@ export function withKeyProfiles(input: CompilerInputIn, keysByProject: Map<strin
           // what the budget buys at the dearest of their prices, never more than any of them may spend.
           tiers.set(def.id, { ...had, limits: { ...had.limits, budget: built.limits.budget } });
         }
-        for (const target of def.sharedWith) {
+        // A revoked or expired key works nowhere again: its profile stays compiled in its own project (its
+        // cancelled subscription is on that product), but no project it was shared with accepts it any more
+        // — the product stops linking their APIs and the place among their accepted tiers is free.
+        for (const target of keyEnded(key) ? [] : def.sharedWith) {
           // A project deleted since is simply no longer a target.
           if (!known.has(target)) continue;
           const list = accepted.get(target)!;

@@ -117,7 +117,9 @@ export const Key = z
     lastUsedAt: z.iso.datetime().optional().meta({ description: "When known (from gateway metrics)" }),
     shares: z.array(KeyShare),
     approval: KeyRequestApproval.optional().meta({ description: "Set on a key requested where keys need an approval: suspended while pending, active once approved, revoked if rejected" }),
-    sharedFrom: ProjectId.optional().meta({ description: "Set when listed in a project the key is shared with" }),
+    sharedFrom: ProjectId.optional().meta({
+      description: "Set when the key is seen from a project it is shared with (listed there, or answered to that project's admin ending the share): the key's own project; `shares` then holds only the share into that project",
+    }),
     createdAt: z.iso.datetime(),
     createdBy: z.string(),
     updatedAt: z.iso.datetime(),

@@ -96,7 +96,7 @@ export class KeySharing {
 
   /** Ends a share (either project's admin or the key's owner): the key stops working with that project once the gateway confirms. */
   async unshare(ctx: RequestContext, projectId: string, id: string, targetProjectId: string, ifMatch?: string): Promise<Key> {
-    const doc = await this.mayEnd(ctx, projectId, id, targetProjectId);
+    const { doc, fromTarget } = await this.mayEnd(ctx, projectId, id, targetProjectId);
     const tenantId = ctx.principal.tenantId;
     if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
     const share = (doc.shares ?? []).find((x) => x.projectId === targetProjectId && (x.status === "active" || x.status === "pending"));
@@ -106,13 +106,17 @@ export class KeySharing {
     if (share.status === "pending") await this.approvals.withdraw(tenantId, share.approvalId, `key ${id} no longer to be shared`, ctx.correlationId).catch(() => undefined);
     const synced = await this.sync.trySync(tenantId, projectId, id, ctx.correlationId);
     const d = synced ?? (await this.docs.load(tenantId, projectId, id));
-    return this.docs.view(d);
+    // The target project's admin is answered as that project sees the key: its share there, not the others.
+    return fromTarget ? this.docs.viewFrom(d, targetProjectId) : this.docs.view(d);
   }
 
-  /** The key, if the caller may end its share into `target`: its owner, its project's admins, or the target project's. */
-  private async mayEnd(ctx: RequestContext, projectId: string, id: string, target: string): Promise<Versioned<KeyDoc>> {
+  /**
+   * The key, if the caller may end its share into `target`: its owner, its project's admins, or the target
+   * project's (`fromTarget`: they may see of the key only what reaches into their project).
+   */
+  private async mayEnd(ctx: RequestContext, projectId: string, id: string, target: string): Promise<{ doc: Versioned<KeyDoc>; fromTarget: boolean }> {
     try {
-      return await this.access.mayManage(ctx, projectId, id);
+      return { doc: await this.access.mayManage(ctx, projectId, id), fromTarget: false };
     } catch (err) {
       if (!(err instanceof AppError && (err.error.kind === "forbidden" || err.error.kind === "notFound"))) throw err;
       const into = await this.projects.get(ctx, target).catch(() => undefined);
@@ -122,7 +126,7 @@ export class KeySharing {
       const doc = await this.docs.read(ctx.principal.tenantId, projectId, id);
       const reaches = doc?.shares?.some((x) => x.projectId === target && (x.status === "active" || x.status === "pending"));
       if (!doc || !reaches) return notFound(`${keyPath(projectId, id)}/shares/${target}`);
-      return doc;
+      return { doc, fromTarget: true };
     }
   }
 
@@ -139,14 +143,14 @@ export class KeySharing {
     return "removed";
   }
 
-  /** Keys of other projects shared into this one (active shares). */
+  /** Keys of other projects shared into this one (active shares), as this project sees them: each with its share here only. */
   async listSharedIn(ctx: RequestContext, projectId: string): Promise<Key[]> {
     await this.projects.get(ctx, projectId);
     const tenantId = ctx.principal.tenantId;
     const out: Key[] = [];
     for await (const s of this.docs.sharedInto(tenantId, projectId)) {
       const doc = await this.docs.read(tenantId, s.fromProject, s.keyId);
-      if (doc && (doc.shares ?? []).some((x) => x.projectId === projectId && x.status === "active")) out.push(this.docs.view(doc, doc._etag, s.fromProject));
+      if (doc && (doc.shares ?? []).some((x) => x.projectId === projectId && x.status === "active")) out.push(this.docs.viewFrom(doc, projectId));
     }
     return out;
   }
