@@ -8,6 +8,7 @@ import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { ArmGatewayPublisher } from "../../src/adapters/apim/arm-publisher.js";
 import { artifactHash, GatewayPublishError, normalizeArtifact } from "../../src/adapters/apim/plan.js";
 import { FilePublisher } from "../../src/adapters/local/file-publisher.js";
+import { PUBLISHED_MARKER } from "../../src/local-gateway/runtime/folder.js";
 import {
   artifactRef,
   expectedReadBack,
@@ -524,14 +525,17 @@ describe("FilePublisher on disk", () => {
     publisher = new FilePublisher(dir);
   });
 
+  /** The ARM-shaped files (the publish marker, which only tells the local gateway to look, aside). */
   const files = async (root: string): Promise<string[]> =>
     (await readdir(root, { recursive: true, withFileTypes: true }))
-      .filter((e) => e.isFile())
+      .filter((e) => e.isFile() && !(e.parentPath === root && e.name === PUBLISHED_MARKER))
       .map((e) => join(e.parentPath, e.name).slice(root.length + 1))
       .sort();
 
   it("writes each artifact at its ARM resource path: the exact ARM body as .json, the XML as .xml", async () => {
     await publisher.publish(DESIRED, {});
+    // Beside them, the marker each publish replaces as it ends: the local gateway looks at the folder when it changes.
+    expect((await readdir(dir)).includes(PUBLISHED_MARKER)).toBe(true);
     const xmlFiles = ["apis/proj-x/policies/policy.xml", "policies/policy.xml", "policyFragments/frag-token-limit.xml"];
     expect(await files(dir)).toEqual([...Object.keys(BODIES).map((r) => `${r}.json`), ...xmlFiles].sort());
     for (const [resource, body] of Object.entries(BODIES)) {
@@ -994,9 +998,10 @@ describe("FilePublisher on disk: APIs, products, subscriptions", () => {
     publisher = new FilePublisher(dir, { resolveSecret });
   });
 
+  /** The ARM-shaped files (the publish marker, which only tells the local gateway to look, aside). */
   const files = async (root: string): Promise<string[]> =>
     (await readdir(root, { recursive: true, withFileTypes: true }))
-      .filter((e) => e.isFile())
+      .filter((e) => e.isFile() && !(e.parentPath === root && e.name === PUBLISHED_MARKER))
       .map((e) => join(e.parentPath, e.name).slice(root.length + 1))
       .sort();
   const json = async (path: string) => JSON.parse(await readFile(join(dir, path), "utf8")) as unknown;

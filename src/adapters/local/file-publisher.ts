@@ -11,6 +11,7 @@ import type {
   ResolveSecret,
   SecretRef,
 } from "../../ports/gateway.js";
+import { markPublished } from "../../local-gateway/runtime/folder.js";
 import { diffChildren, mapLimit, parseRef, runPublish, type Current, type Deferred, type Locator, type PlannedWrite, type PublishIo } from "../apim/plan.js";
 import {
   fromArmProperties,
@@ -100,7 +101,8 @@ export class FilePublisher implements GatewayPublisher {
         await this.pruneEmptyDirs(loc.kind === "api" || loc.kind === "product" ? base : dirname(base));
       },
     };
-    return runPublish(io, desired, previous, budget);
+    // However it ends (complete, a step of it, or failed part-way), the local gateway looks at the folder now.
+    return runPublish(io, desired, previous, budget).finally(() => markPublished(this.root).catch(() => undefined));
   }
 
   async read(refs: ArtifactRef[]): Promise<Record<ArtifactRef, GatewayReadBack | undefined>> {

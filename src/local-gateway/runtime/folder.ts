@@ -6,8 +6,33 @@
  * of the same size within the tick of the first keeps the stamp. So a file modified within RACY_MS of
  * the scan is `recent`, and what was read of it is not trusted later (as git treats "racily clean" files).
  */
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+
+/**
+ * The file a publish to the folder replaces when it ends (the local publisher: src/adapters/local/file-publisher.ts),
+ * so the gateway's poller sees a publish by one stat, without looking at every file. Not a .json or .xml file:
+ * no scan and no snapshot reads it.
+ */
+export const PUBLISHED_MARKER = ".published";
+
+/** Replaces the marker (write then rename: a new inode, so its stamp changes even within the clock's tick). */
+export async function markPublished(root: string): Promise<void> {
+  const file = join(root, PUBLISHED_MARKER);
+  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  await writeFile(tmp, new Date().toISOString());
+  await rename(tmp, file);
+}
+
+/** The marker's stamp ("" when there is none yet). */
+export async function publishedStamp(root: string): Promise<string> {
+  try {
+    const st = await stat(join(root, PUBLISHED_MARKER));
+    return `${st.size}:${st.mtimeMs}:${st.ino}`;
+  } catch {
+    return "";
+  }
+}
 
 /** Modified this close to the scan: the file may change again without its stamp changing. */
 const RACY_MS = 100;
