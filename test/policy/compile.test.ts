@@ -417,6 +417,31 @@ describe("compile", () => {
     expect(byKey).not.toContain("context.User");
   });
 
+  it("looks the semantic cache up after every token limit, quota and budget (ADR 025): a hit ends inbound, so a limit after it would never run", () => {
+    const limits = { tokens: { perMinute: { limit: 1000 }, quota: { limit: 5000, per: "key" as const } }, semanticCache: {} };
+    const input = tenant([project("prj_a", [model("m1", "gpt-4o", { settings: { tokens: { quota: { limit: 100 } } } })], { settings: limits })]);
+    const xml = apiPolicy(compile(input), "prj_a");
+    const inbound = xml.slice(xml.indexOf("<inbound>"), xml.indexOf("</inbound>"));
+    const lookup = inbound.indexOf("<llm-semantic-cache-lookup");
+    expect(lookup).toBeGreaterThan(0);
+    expect(inbound.match(/<llm-token-limit/g)?.length).toBe(3);
+    expect(inbound.lastIndexOf("<llm-token-limit")).toBeLessThan(lookup);
+  });
+
+  it("varies the semantic cache by a literal of the settings that shape answers: content safety or a deployment changed is a fresh partition, a limit changed is not (ADR 025)", () => {
+    const fingerprint = (settings: NonNullable<CompilerInputIn["settings"]>, extra: Parameters<typeof model>[2] = {}) => {
+      const xml = apiPolicy(compile(tenant([project("prj_a", [model("m1", "gpt-4o", extra)], { settings: { semanticCache: {}, ...settings } })])), "prj_a");
+      const found = [...xml.matchAll(/<vary-by>(s[0-9a-f]{16})<\/vary-by>/g)].map((m) => m[1]);
+      expect(found).toHaveLength(1);
+      return found[0];
+    };
+    const base = fingerprint({ contentSafety: { categories: { Hate: 4 } } });
+    expect(fingerprint({ contentSafety: { categories: { Hate: 4 } }, tokens: { perMinute: { limit: 10 } } })).toBe(base);
+    expect(fingerprint({ contentSafety: { categories: { Hate: 2 } } })).not.toBe(base);
+    expect(fingerprint({ contentSafety: { categories: { Hate: 4 }, enforceOnCompletions: true } })).not.toBe(base);
+    expect(fingerprint({ contentSafety: { categories: { Hate: 4 } } }, { deployment: "gpt-4o-2024-11-20" })).not.toBe(base);
+  });
+
   it("skips the semantic cache for models whose region rule excludes the embeddings deployment's region (ADR 024), with documented elements only", () => {
     const eu = model("m_eu", "eu-model", { backends: [{ id: "m_eu_weu", url: "https://aoai-weu.openai.azure.com/openai", region: "westeurope", auth: MI }], settings: { regions: { allowed: ["westeurope"] } } });
     const compiled = (embeddingsRegion: string | undefined, models = [model("m_us", "us-model"), eu]) => {

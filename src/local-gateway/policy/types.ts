@@ -77,6 +77,11 @@ export interface Run {
    * totals): not part of the answer, so llm-semantic-cache-store keeps them out of what it stores.
    */
   callHeaders?: Set<string>;
+  /**
+   * Those headers with their values, as the limits that let the call through set them: a semantic-cache
+   * hit (which ends inbound, so never reaches afterBackend) carries them too (ADR 025).
+   */
+  limitHeaders?: Map<string, string>;
   /** Runs the parent scope's statements for the current section (`<base/>`). */
   base(): Promise<void>;
 }

@@ -4,8 +4,9 @@
  * and `-store`) and token metrics (`llm-emit-token-metric`). The first two call tenant-wide service
  * backends (backends.ts `serviceBackend`), which the compiler input must name.
  */
+import { createHash } from "node:crypto";
 import * as X from "../expressions.js";
-import { type KeyTier } from "../input.js";
+import { type KeyTier, type PolicyModel } from "../input.js";
 import { VAR } from "../names.js";
 import { serviceRegionFit } from "../service-regions.js";
 import { type EffectiveSettings, type ResolvedValues } from "../settings.js";
@@ -72,10 +73,26 @@ export function cacheOutOfRegion(c: Collector, eff: EffectiveSettings): boolean 
   return eff.semanticCache !== undefined && serviceRegionFit(eff, c.input.services.embeddings) !== "ok";
 }
 
+/**
+ * A deprecated model does not use the semantic cache either: its answers carry `Sunset`/`Deprecation`,
+ * set in outbound, and a hit ends the pipeline in inbound with the cached answer (whether APIM runs
+ * outbound for a hit is not documented; the local gateway does not): a cached answer would hide the
+ * deprecation from its callers (ADR 025).
+ */
+export function cacheSkipped(c: Collector, model: PolicyModel, eff: EffectiveSettings): boolean {
+  return cacheOutOfRegion(c, eff) || (eff.semanticCache !== undefined && model.status === "deprecated");
+}
+
 /** In such a model's block: the mark the cache's `choose` reads ({@link semanticCache}). */
-export function noCacheMark(c: Collector, eff: EffectiveSettings, pid: string, mid: string): XNode[] {
+export function noCacheMark(c: Collector, eff: EffectiveSettings, pid: string, model: PolicyModel): XNode[] {
+  const mid = model.id;
   const regions = eff["regions.allowed"];
-  if (!regions || !cacheOutOfRegion(c, eff)) return [];
+  if (!regions || !cacheOutOfRegion(c, eff)) {
+    const sc = eff.semanticCache;
+    if (!sc || model.status !== "deprecated") return [];
+    const note = "no semantic cache: a deprecated model's answers carry Sunset/Deprecation, which a cache hit would not";
+    return [el("set-variable", { name: VAR.noCache, value: true }, undefined, c.why("semanticCache", sc, pid, mid, note))];
+  }
   const region = c.input.services.embeddings?.region;
   const note = region === undefined ? "no semantic cache: the embeddings deployment states no region" : `no semantic cache: the embeddings deployment's region ${region} is not allowed`;
   return [el("set-variable", { name: VAR.noCache, value: true }, undefined, c.why("regions.allowed", regions, pid, mid, note))];
@@ -92,6 +109,7 @@ export function semanticCache(
   pid: string,
   dataClassRule: boolean,
   outOfRegion: "none" | "some" | "every" = "none",
+  fingerprint?: string,
 ): { lookup: XNode; store: XNode } | undefined {
   const sc = eff.semanticCache;
   if (!sc) return undefined;
@@ -111,6 +129,10 @@ export function semanticCache(
   // Where a data-class rule applies, by the class the request declared (checked before the lookup): an
   // answer produced from a confidential prompt must never come back to a request declared public.
   if (dataClassRule) varyBy.push(textEl("vary-by", X.DATA_CLASS_PARTITION));
+  // The settings that shape or vet an answer, as a literal: a change to any of them (content safety
+  // tightened, a model pointed at another deployment) starts a fresh partition, so nothing cached under the
+  // former settings is served under the new ones. A hit is never re-checked: it ends inbound.
+  if (fingerprint) varyBy.push(textEl("vary-by", fingerprint));
   const lookup = el(
     "llm-semantic-cache-lookup",
     {
@@ -129,6 +151,35 @@ export function semanticCache(
   // to such a model is neither looked up nor stored, so its prompt never reaches the embeddings deployment.
   const guarded = (node: XNode) => el("choose", undefined, [el("when", { condition: X.sharedCondition("cache", undefined) }, [node])], w);
   return { lookup: guarded(lookup), store: guarded(store) };
+}
+
+/**
+ * The literal the semantic cache also varies by ({@link semanticCache}): a digest of every setting of the
+ * project that decides what an answer is or whether it may be given — the content-safety values in force
+ * (the project's, each model's own, the key tiers' levels) and each routable model's deployment (provider,
+ * deployment name, backends' URLs and versions, A/B split). Fixed length (`s` + 16 hex characters), no
+ * expression: APIM concatenates vary-by values, and a fixed-length literal cannot shift another value's
+ * boundary.
+ */
+export function answerFingerprint(
+  eff: EffectiveSettings,
+  routable: readonly { model: PolicyModel; eff: EffectiveSettings; pool: string }[],
+  tiers: readonly KeyTier[],
+): string {
+  const models = [...routable]
+    .filter((r) => r.pool !== "")
+    .sort((a, b) => (a.model.name < b.model.name ? -1 : a.model.name > b.model.name ? 1 : 0))
+    .map((r) => ({
+      name: r.model.name,
+      provider: r.model.provider,
+      deployment: r.model.deployment ?? r.model.name,
+      backends: r.model.backends.map((b) => `${b.url}|${b.version ?? ""}`).sort(),
+      abSplit: r.model.abSplit ? [...r.model.abSplit].sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0)) : null,
+      contentSafety: r.eff.contentSafety?.value ?? null,
+    }));
+  const tierLevels = tiers.filter((t) => t.contentSafety).map((t) => `${t.id}:${t.contentSafety}`).sort();
+  const digest = createHash("sha256").update(JSON.stringify({ contentSafety: eff.contentSafety?.value ?? null, tierLevels, models })).digest("hex");
+  return `s${digest.slice(0, 16)}`;
 }
 
 /** `metrics.tokens`: token counts by the configured dimensions. */

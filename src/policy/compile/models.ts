@@ -67,7 +67,7 @@ function routableModel(c: Collector, project: PolicyProject, model: PolicyModel)
   block.push(...dataClassCheck(c, eff, pid, model));
   block.push(...deprecationVariables(model, routing));
   block.push(...ownOverrides(c, eff, pid, model, routing));
-  block.push(...noCacheMark(c, eff, pid, mid));
+  block.push(...noCacheMark(c, eff, pid, model));
 
   const auth = backends[0]?.auth;
   if (auth?.type === "managedIdentity") {

@@ -13,7 +13,7 @@ import { type EffectiveSettings, mergeSettings } from "../settings.js";
 import { el, type ScopeRef, textEl, type Why, type XNode } from "../xml.js";
 import { byCodePoint, type Collector, JSON_ERROR, jsonResponse, STRUCTURE, TENANT } from "./collector.js";
 import { addOnErrorFragment } from "./fragments.js";
-import { cacheOutOfRegion, projectContentSafety, semanticCache, tierContentSafety, tokenMetrics } from "./genai.js";
+import { answerFingerprint, cacheSkipped, projectContentSafety, semanticCache, tierContentSafety, tokenMetrics } from "./genai.js";
 import { requestRate, tokenLimits } from "./limits.js";
 import { modelSets, routableModels } from "./models.js";
 import { deprecationHeaders, keyIsolation, retrySection, routing } from "./routing.js";
@@ -65,6 +65,8 @@ export function compileProject(c: Collector, project: PolicyProject) {
   // request (the governed deployment set in `model`) re-serializes the body, indented.
   s.inbound.push(...promptSize(c, eff, pid));
 
+  // The semantic cache's store: written in outbound by responseHeaders, after what is deleted from answers.
+  let store: XNode | undefined;
   if (modelsOn) {
     s.inbound.push(...keyIsolation(pid));
     s.inbound.push(...routing(c, project, eff, routable, s.fragments, applied));
@@ -78,24 +80,26 @@ export function compileProject(c: Collector, project: PolicyProject) {
     // Partitioned by the declared data class wherever a data-class rule applies to some model.
     // Models whose region rule excludes the embeddings deployment skip it (ADR 024); a model with no backend in
     // its regions is refused in its block and never gets that far, so it counts as either.
-    const outside = routable.filter((r) => r.pool === "" || cacheOutOfRegion(c, r.eff));
+    // Deprecated models skip it too: a hit would come without their Sunset/Deprecation headers (ADR 025).
+    const outside = routable.filter((r) => r.pool === "" || cacheSkipped(c, r.model, r.eff));
     const outOfRegion = !outside.some((r) => r.pool !== "") ? "none" : outside.length === routable.length ? "every" : "some";
-    const cache = semanticCache(c, eff, pid, routable.some((r) => r.eff["dataClass.allowed"] !== undefined), outOfRegion);
-    if (cache) {
-      s.inbound.push(cache.lookup);
-      s.outbound.push(cache.store);
-    }
+    const cache = semanticCache(c, eff, pid, routable.some((r) => r.eff["dataClass.allowed"] !== undefined), outOfRegion, answerFingerprint(eff, routable, tiersApplied(c, applied)));
     // Every limit that applies is its own counter and all of them run: the key's (tier or project
     // per-key), the project's, the model's (in its block) and the key's budget; the tightest bites.
     s.inbound.push(...tokenLimits(c, "tokens.perMinute", eff, pid, applied, offered));
     s.inbound.push(...tokenLimits(c, "tokens.quota", eff, pid, applied, offered));
     s.inbound.push(...budgets(c, applied));
     s.inbound.push(...tokenMetrics(c, eff, pid));
+    // The lookup after every limit: a hit ends inbound with the cached answer, so a limit placed after it
+    // would never see the request — a spent quota or budget would still get cached answers. Statements run
+    // in document order; a hit spends no tokens (nothing reached a backend, no usage came back).
+    if (cache) s.inbound.push(cache.lookup);
+    store = cache?.store;
     s.outbound.push(...deprecationHeaders(routable, pid));
     s.outbound.push(backendCredentialRefused(pid));
   }
 
-  responseHeaders(c, eff, pid, modelsOn, s);
+  responseHeaders(c, eff, pid, modelsOn, s, store);
 
   const doc = el(
     "policies",
@@ -217,13 +221,24 @@ function backendCredentialRefused(pid: string): XNode {
   return el("choose", undefined, [el("when", { condition: X.BACKEND_UNAUTHORIZED }, [el("set-status", { code: 502, reason: "Bad Gateway" }), el("set-header", { name: "Content-Type", "exists-action": "override" }, [textEl("value", "application/json")]), textEl("set-body", body)])], why);
 }
 
-/** The end of outbound and on-error: the correlation id echoed, the on-error fragment (models), secret headers removed. */
-function responseHeaders(c: Collector, eff: EffectiveSettings, pid: string, modelsOn: boolean, s: Sections) {
+/**
+ * The end of outbound: secret headers removed, the semantic cache's store (`store`), the correlation id
+ * echoed; of on-error: the correlation id echoed, the on-error fragment (models). The store keeps the
+ * answer as it stands when it runs (what APIM keeps is not documented; ADR 009) and a hit replays it
+ * without running outbound: so it runs after the deletions (a hit must not carry what they removed) and
+ * before the echo (a hit must not carry another caller's id). ADR 025.
+ */
+function responseHeaders(c: Collector, eff: EffectiveSettings, pid: string, modelsOn: boolean, s: Sections, store: XNode | undefined) {
   const ci = eff.correlationId;
+  const stripped = strippedHeaders(eff);
+  const strip = eff["headers.stripSecrets"];
+  if (strip) s.outbound.push(...stripped.map((h) => el("set-header", { name: h, "exists-action": "delete" }, undefined, c.why("headers.stripSecrets", strip, pid))));
+  if (store) s.outbound.push(store);
   if (ci) {
     const w = c.why("correlationId", ci, pid);
     const echo = () => el("set-header", { name: ci.value.header, "exists-action": "override" }, [textEl("value", X.correlationEcho(ci.value.header))], w);
-    s.outbound.push(echo());
+    // A correlation header listed among the deleted ones stays deleted (as when the deletions ran last).
+    if (!stripped.some((h) => h.toLowerCase() === ci.value.header.toLowerCase())) s.outbound.push(echo());
     s.onError.push(echo());
   }
   if (modelsOn) {
@@ -232,11 +247,6 @@ function responseHeaders(c: Collector, eff: EffectiveSettings, pid: string, mode
     s.onError.push(el("include-fragment", { "fragment-id": c.n.fragment("on-error") }, undefined, why));
     s.fragments.push(c.n.fragment("on-error"));
     addOnErrorFragment(c);
-  }
-  const strip = eff["headers.stripSecrets"];
-  if (strip) {
-    const w = c.why("headers.stripSecrets", strip, pid);
-    for (const h of strippedHeaders(eff)) s.outbound.push(el("set-header", { name: h, "exists-action": "delete" }, undefined, w));
   }
 }
 

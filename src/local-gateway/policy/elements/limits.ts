@@ -16,7 +16,11 @@ const tooMany = (status: 429 | 403, message: string, retryAfter: number, headerN
 function addResponseHeaders(r: Run, headers: Record<string, string>): void {
   if (!Object.keys(headers).length) return;
   r.callHeaders ??= new Set();
-  for (const name of Object.keys(headers)) r.callHeaders.add(name.toLowerCase());
+  r.limitHeaders ??= new Map();
+  for (const [name, value] of Object.entries(headers)) {
+    r.callHeaders.add(name.toLowerCase());
+    r.limitHeaders.set(name, value);
+  }
   r.afterBackend.push(async (rr) => {
     for (const [k, v] of Object.entries(headers)) rr.state.response?.headers.set(k, [v]);
   });

@@ -146,11 +146,19 @@ export const llmSemanticCacheLookup: ElementDef = {
         const res = await r.services.callBackend(backendId, "", { input: text }, { Authorization: `Bearer ${r.services.managedIdentityToken("https://cognitiveservices.azure.com/")}` });
         const vector = (res.json as { data?: { embedding?: unknown }[] }).data?.[0]?.embedding;
         if (res.status !== 200 || !Array.isArray(vector)) throw new PolicyError("llm-semantic-cache-lookup", "EmbeddingsUnavailable", `the embeddings backend answered ${res.status}`);
-        const partition = varyBy.map((v) => asString(v(r))).join("");
+        // The reference says the vary-by values are concatenated; how APIM keeps ["ab","c"] apart from
+        // ["a","bc"] is not documented. The gateway keeps them apart (each value with its length), so a
+        // partition never depends on where one value ends; the compiler's values do not rely on it either
+        // (fixed-length ids and literals, model names without '/', the data class after a '|').
+        const partition = varyBy.map((v) => asString(v(r))).map((v) => `${v.length}:${v}`).join("");
         const hit = r.services.semanticCache.lookup(partition, vector as number[], threshold);
         if (hit) {
           r.trace.cache = "hit";
-          r.state.response = { status: hit.response.status, reason: hit.response.reason, headers: new HeaderBag(Object.entries(hit.response.headers)), body: hit.response.body };
+          const headers = new HeaderBag(Object.entries(hit.response.headers));
+          // What the limits that let this call through had left (they ran before the lookup): the hit's own
+          // counters, never those of the call that filled the cache (the store keeps them out).
+          for (const [name, value] of r.limitHeaders ?? []) headers.set(name, [value]);
+          r.state.response = { status: hit.response.status, reason: hit.response.reason, headers, body: hit.response.body };
           throw new EndPipeline();
         }
         r.trace.cache = "miss";
