@@ -18,14 +18,14 @@ import { GatewayLogs, TABLES } from "./runtime/logs.js";
 import { Outbound, type HostMapping } from "./runtime/outbound.js";
 import { SemanticCache } from "./runtime/semantic-cache.js";
 import { folderStamp, publishedStamp, scanFolder, unsettled, type FolderScan } from "./runtime/folder.js";
-
-/** Every how many ticks the poller looks at every file, not only at the publish marker (hand edits). */
-const FULL_LOOK_EVERY = 5;
 import { loadSnapshot, SnapshotCache, type Snapshot, type SnapshotSources } from "./runtime/snapshot.js";
 
 export type { HostMapping } from "./runtime/outbound.js";
 export type { LoadIssue } from "./policy/types.js";
 export type { SnapshotSources } from "./runtime/snapshot.js";
+
+/** Every how many ticks the poller looks at every file, not only at the publish marker (hand edits). */
+const FULL_LOOK_EVERY = 5;
 
 export interface LocalGatewayOptions {
   /** The gateway's folder: what the file publisher writes (.data/apim/). */
