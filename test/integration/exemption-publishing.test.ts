@@ -10,6 +10,7 @@ import { gatewayNames } from "../../src/policy/names.js";
 const N = gatewayNames("t-exp-pub");
 import { projectSpec, startTestApp, type TestApp } from "../support/app.js";
 import { until } from "../support/until.js";
+import { PUBLISHED_MARKER } from "../../src/local-gateway/runtime/folder.js";
 
 let t: TestApp;
 let admin: AigovClient;
@@ -18,7 +19,7 @@ let exempted: Project;
 let other: Project;
 const DAY = 24 * 3600 * 1000;
 
-/** Every file of the local gateway (.data/apim), path → content. */
+/** Every file of the local gateway (.data/apim), path → content (the publish marker, which every publish replaces, aside). */
 function gatewayFiles(): Map<string, string> {
   const root = join(t.app.dataDir, "apim");
   const out = new Map<string, string>();
@@ -26,7 +27,7 @@ function gatewayFiles(): Map<string, string> {
     for (const name of readdirSync(dir)) {
       const path = join(dir, name);
       if (statSync(path).isDirectory()) walk(path);
-      else out.set(relative(root, path), readFileSync(path, "utf8"));
+      else if (path !== join(root, PUBLISHED_MARKER)) out.set(relative(root, path), readFileSync(path, "utf8"));
     }
   };
   walk(root);

@@ -6,6 +6,7 @@ import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { ArmGatewayPublisher } from "../../src/adapters/apim/arm-publisher.js";
 import { GatewayPublishError } from "../../src/adapters/apim/plan.js";
 import { FilePublisher } from "../../src/adapters/local/file-publisher.js";
+import { PUBLISHED_MARKER } from "../../src/local-gateway/runtime/folder.js";
 import { artifactHash, artifactRef, expectedReadBack, readBackHash, type ApiArtifact, type GatewayArtifact, type GatewayPublisher, type GatewayReadBack } from "../../src/ports/gateway.js";
 import { createArmFake, FAKE_ARM_SUBSCRIPTION, type ArmFake } from "../support/arm-fake.js";
 import { errorOf } from "../support/errors.js";
@@ -422,9 +423,10 @@ describe("FilePublisher: MCP servers, tools and schemas as files", () => {
   afterAll(async () => {
     for (const d of dirs) await rm(d, { recursive: true, force: true });
   });
+  /** The ARM-shaped files (the publish marker aside). */
   const files = async (root: string) =>
     (await readdir(root, { recursive: true, withFileTypes: true }))
-      .filter((e) => e.isFile())
+      .filter((e) => e.isFile() && !(e.parentPath === root && e.name === PUBLISHED_MARKER))
       .map((e) => join(e.parentPath, e.name).slice(root.length + 1))
       .sort();
 
