@@ -312,7 +312,7 @@ describe("access reviews", () => {
     await reaches(keysReview.id, "completed");
 
     // An exemption of dora's, reviewed by tara (a TenantAdmin), who then asks to renew it.
-    await g.admin.projects.update(q.id, { settings: { tokens: { perMinute: { limit: 100_000, per: "key" } } } }, (await g.admin.projects.get(q.id)).etag);
+    await g.admin.projects.update(q.id, { settings: { tokens: { perMinute: { limit: 1_000, per: "key" } } } }, (await g.admin.projects.get(q.id)).etag);
     await g.publish("a per-minute limit to exempt from");
     const waiverId = await activeWaiver(dora, { level: "project", projectId: q.id });
     const tara = await g.as("tara", ["TenantAdmin"]);

@@ -357,6 +357,33 @@ describe("high risk by effect", () => {
     expect((await admin.exemptions.policy()).etag).toBe(current.etag);
   });
 
+  it("a project or model relaxation at or below what binds there is refused with 400 relaxation_not_looser and stores nothing", async () => {
+    // The project holds 350 tokens a minute (under the tenant's, whichever the tests before left); its model 200 of its own.
+    const bound = await admin.projects.create(projectSpec("bound", { settings: { tokens: { perMinute: { limit: 350 } } } }));
+    const model = await admin.models.create(bound.id, {
+      name: "gpt-4o",
+      provider: "azure-openai",
+      modelName: "gpt-4o",
+      backends: [{ id: "weu", url: "https://bound.openai.azure.com", region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }],
+      settings: { tokens: { perMinute: { limit: 200 } } },
+    });
+    const at = (scope: ExemptionSpecInput["scope"], value: number) => ({ ...limitSpec(value), scope });
+    const wholeProject = { level: "project" as const, projectId: bound.id };
+    const oneModel = { level: "model" as const, projectId: bound.id, modelId: model.id };
+    const before = { exemptions: (await admin.exemptions.list({ projectId: bound.id })).items.length, approvals: (await admin.approvals.list()).items.length };
+    for (const [scope, value] of [[wholeProject, 200], [wholeProject, 100], [oneModel, 200]] as const) {
+      const err = (await errorOf(dev.exemptions.request(at(scope, value)))) as ApiError;
+      expect([err.status, err.problem?.reason], `${scope.level} ${value}`).toEqual([400, "relaxation_not_looser"]);
+      expect(err.problem?.errors).toEqual([{ field: "body.relaxation", message: expect.stringMatching(/^relaxes nothing: \d+ is not above the tokens\.perMinute limit in force/) }]);
+    }
+    // Nothing was written: no exemption, no approval.
+    expect((await admin.exemptions.list({ projectId: bound.id })).items).toHaveLength(before.exemptions);
+    expect((await admin.approvals.list()).items).toHaveLength(before.approvals);
+    // Above the lowest in force (the model's 200) it relaxes the model: accepted, for the whole project or the model.
+    expect((await dev.exemptions.request(at(wholeProject, 201))).status).toBe("requested");
+    expect((await dev.exemptions.request(at(oneModel, 201))).status).toBe("requested");
+  });
+
   it("an exemption requested when its control applied nowhere in the project is latent: it never outranks a limit set later", async () => {
     const later = await admin.projects.create(projectSpec("quota later"));
     await admin.models.create(later.id, { name: "gpt-4o", provider: "azure-openai", modelName: "gpt-4o", backends: [{ id: "weu", url: "https://later.openai.azure.com", region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }] });

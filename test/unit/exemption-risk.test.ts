@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { riskOf } from "../../src/domain/exemptions/policy.js";
+import { notLooser, riskOf } from "../../src/domain/exemptions/policy.js";
 import { DEFAULT_HIGH_RISK } from "../../src/domain/exemptions/schema.js";
 import { mergeSettings, type Settings } from "../../src/policy/settings.js";
 
@@ -54,5 +54,31 @@ describe("exemption risk by effect", () => {
     // The same value twice is one value; a list nobody restricts is not widened at all.
     expect(allow(["a1", "a1", "a2", "a2", "a3", "a3", "a4"]).risk).toBe("standard");
     expect(riskOf({ control: "regions.allowed", scope: P, relaxation: { kind: "allow", values: ["a1", "a2", "a3", "a4", "a5", "a6"] } }, DEFAULT_HIGH_RISK, inForce({})).risk).toBe("standard");
+  });
+});
+
+describe("a project or model relaxation that relaxes nothing (notLooser)", () => {
+  it("a limit at or below the lowest in force, thresholds at or below every filter's, values every list holds; anything looser somewhere passes", () => {
+    // The project holds 800 a minute; one model 300 of its own; a model with none takes the project's.
+    const limits = inForce({ tokens: { perMinute: { limit: 1000 } } }, { tokens: { perMinute: { limit: 800 } } }, [{ tokens: { perMinute: { limit: 300 } } }, {}]);
+    const limit = (value: number) => notLooser({ control: "tokens.perMinute", relaxation: { kind: "limit", value } }, limits);
+    expect(limit(300)).toBe("300 is not above the tokens.perMinute limit in force (300, the lowest in the project)");
+    expect(limit(100)).toBeDefined();
+    expect(limit(301)).toBeUndefined();
+    // Configured nowhere: riskOf's latent case, not this one.
+    expect(notLooser({ control: "tokens.quota", relaxation: { kind: "limit", value: 1 } }, limits)).toBeUndefined();
+
+    const cs = inForce({ contentSafety: { enabled: true, categories: { Hate: 2, Violence: 4 } } });
+    const thresholds = (categories: Record<string, number>) => notLooser({ control: "contentSafety", relaxation: { kind: "thresholds", categories } }, cs);
+    expect(thresholds({ Hate: 2, Violence: 3 })).toBe("no category's threshold is above the one in force");
+    expect(thresholds({ Hate: 3 })).toBeUndefined();
+
+    const regions = inForce({ regions: { allowed: ["westeurope", "northeurope"] } }, {}, [{ regions: { allowed: ["westeurope"] } }]);
+    const allow = (values: string[]) => notLooser({ control: "regions.allowed", relaxation: { kind: "allow", values } }, regions);
+    expect(allow(["westeurope"])).toBe("every value is already allowed by regions.allowed");
+    // northeurope is new for the model that allows only westeurope.
+    expect(allow(["northeurope"])).toBeUndefined();
+    // Switching a control off always relaxes it.
+    expect(notLooser({ control: "tokens.perMinute", relaxation: { kind: "off" } }, limits)).toBeUndefined();
   });
 });

@@ -59,6 +59,35 @@ export function riskOf(
 }
 
 /**
+ * Why a project-wide relaxation would change nothing where the control is in force (undefined when it
+ * loosens something somewhere): a limit at or below the lowest in force, thresholds at or below every
+ * filter's, allow-list values every list already holds. Exemptions only relax, so such a request relaxes
+ * nothing today — and would relax, unseen by its approver, the day the project's own value is tightened
+ * below it. A control configured nowhere is a different case (riskOf's `changesNothing`: kept latent).
+ */
+export function notLooser(exemption: { control: Exemption["control"]; relaxation: Exemption["relaxation"] }, inForce: readonly EffectiveSettings[]): string | undefined {
+  const { control, relaxation: r } = exemption;
+  if (r.kind === "limit") {
+    const limits = inForce.map((e) => limitInForce(control, e)).filter((v): v is number => v !== undefined);
+    if (!limits.length) return undefined;
+    const lowest = Math.min(...limits);
+    return r.value <= lowest ? `${r.value} is not above the ${control} limit in force (${lowest}${limits.length > 1 ? ", the lowest in the project" : ""})` : undefined;
+  }
+  if (r.kind === "thresholds") {
+    const filters = inForce.map((e) => e.contentSafety?.value).filter((v) => v !== undefined);
+    if (!filters.length) return undefined;
+    const raises = filters.some((cs) => cs.categories.some((c) => (r.categories[c.name] ?? c.threshold) > c.threshold));
+    return raises ? undefined : "no category's threshold is above the one in force";
+  }
+  if (r.kind === "allow" && isAllowListControl(control)) {
+    const lists = inForce.map((e) => e[control]?.value).filter((v) => v !== undefined);
+    if (!lists.length) return undefined;
+    return lists.every((list) => r.values.every((v) => list.includes(v))) ? `every value is already allowed by ${control}` : undefined;
+  }
+  return undefined;
+}
+
+/**
  * What several exemptions of one control at one scope do together, as the compiler applies them: any
  * `off` switches it off; limits and thresholds take the highest value; allow-lists add up. Risk is
  * judged on this, so a relaxation split into requests each within the thresholds (three regions, then

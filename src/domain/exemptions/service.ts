@@ -19,7 +19,7 @@ import { parseOrThrow } from "../validation.js";
 import { ActiveExemptions } from "./active.js";
 import { ExemptionDocuments, type ExemptionDoc } from "./documents.js";
 import { ExemptionLifecycle, type RequestPublish } from "./lifecycle.js";
-import { beyondMaximum, combinedRelaxation, ExemptionPolicies, expiryErrors, invalid, riskOf, routeKeyOf } from "./policy.js";
+import { beyondMaximum, combinedRelaxation, ExemptionPolicies, expiryErrors, invalid, notLooser, riskOf, routeKeyOf } from "./policy.js";
 import { portfolio } from "./review.js";
 import { ExemptionSpec, IN_FORCE, OPEN, RenewalSpec, RevokeSpec, type Exemption, type ExemptionListQuery, type ExemptionPolicy, type ExemptionReview, type HighRiskRules, type ExemptionSpecInput } from "./schema.js";
 
@@ -125,7 +125,9 @@ export class ExemptionService {
     errors.push(...expiry);
     if (errors.length) throw invalid(errors, beyondMaximum(expiry, spec.expiresAt, now));
     await this.checkScope(ctx, spec.scope);
-    const { changesNothing, judgedWith, together: _together, ...risk } = await this.riskOf(principal.tenantId, spec, policy);
+    const { changesNothing, notLooser: same, judgedWith, together: _together, ...risk } = await this.riskOf(principal.tenantId, spec, policy);
+    // A relaxation at or below what binds relaxes nothing now, and would relax what the project tightens later.
+    if (same) throw invalid([{ field: "body.relaxation", message: `relaxes nothing: ${same}` }], { reason: "relaxation_not_looser" });
 
     const id = newId("exm");
     const expiresAt = new Date(spec.expiresAt).toISOString();
@@ -222,7 +224,7 @@ export class ExemptionService {
     const number = doc.renewals.length + 1;
     // A renewal takes the route and the risk as they are now (the original request keeps the ones it was given).
     // The approval records how risky the renewal is and why; whether it changes nothing is the exemption's own (latent).
-    const { changesNothing: _n, ...risk } = await this.riskOf(principal.tenantId, doc, policy);
+    const { changesNothing: _n, notLooser: _same, ...risk } = await this.riskOf(principal.tenantId, doc, policy);
     const { approval, recorded: exemption } = await this.approvals.requestFor(
       ctx,
       {
@@ -362,24 +364,33 @@ export class ExemptionService {
   /**
    * The exemption's risk against what is in force in its project now, at project level and for each
    * model: the settings merged and held to the tenant's floors as the compiler holds them, no exemptions.
+   * `notLooser`: why a project or model relaxation would change nothing where it applies (policy.ts).
    */
   private async riskOf(
     tenantId: string,
     exemption: Pick<Exemption, "control" | "scope" | "relaxation"> & { id?: string },
     policy: { highRisk: HighRiskRules },
     counted: (others: Exemption[]) => Promise<Exemption[]> = async (others) => others,
-  ): Promise<ReturnType<typeof riskOf> & { judgedWith: string[]; together?: true }> {
-    if (exemption.scope.level !== "project") return { ...riskOf(exemption, policy.highRisk, []), judgedWith: [] };
-    const { projectId } = exemption.scope;
+  ): Promise<ReturnType<typeof riskOf> & { judgedWith: string[]; together?: true; notLooser?: string }> {
+    const { scope } = exemption;
+    if (scope.level !== "project" && scope.level !== "model") return { ...riskOf(exemption, policy.highRisk, []), judgedWith: [] };
+    const { projectId } = scope;
     const [tenant, project, models, open] = await Promise.all([
       this.tenantSettings(tenantId),
       this.projects.readDoc(tenantId, projectId),
       this.models.listAll(tenantId, projectId),
-      this.openAtProjectScope(tenantId, projectId, exemption.control),
+      scope.level === "project" ? this.openAtProjectScope(tenantId, projectId, exemption.control) : [],
     ]);
     const projectSettings = clampToFloor(tenant, project?.settings);
-    const inForce = [mergeSettings(tenant, projectSettings), ...models.map((m) => mergeSettings(tenant, projectSettings, clampToFloor(tenant, m.settings)))];
-    const alone = riskOf(exemption, policy.highRisk, inForce);
+    const ofModel = (m: (typeof models)[number]) => mergeSettings(tenant, projectSettings, clampToFloor(tenant, m.settings));
+    if (scope.level === "model") {
+      const model = models.find((m) => m.id === scope.modelId);
+      const same = model ? notLooser(exemption, [ofModel(model)]) : undefined;
+      return { ...riskOf(exemption, policy.highRisk, []), judgedWith: [], ...(same ? { notLooser: same } : {}) };
+    }
+    const inForce = [mergeSettings(tenant, projectSettings), ...models.map(ofModel)];
+    const same = notLooser(exemption, inForce);
+    const alone = { ...riskOf(exemption, policy.highRisk, inForce), ...(same ? { notLooser: same } : {}) };
     // Judged with the other open exemptions of the control for the project (requested, approved or in force): they add up.
     const others = await counted(open.filter((e) => e.id !== exemption.id));
     const judgedWith = others.map((e) => e.id);
