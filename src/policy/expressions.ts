@@ -2,14 +2,14 @@
  * The closed vocabulary of policy expressions (`@(...)`) the compiler emits.
  *
  * Rule: an expression is a compiler constant. Its only variable parts are integers the compiler
- * renders itself (limits, indexes), values from the compiler's own enums (a correlation header
- * from CORRELATION_HEADERS, a counter kind) and — the one exception — a key tier id as a C# string
+ * renders itself (limits, indexes, a sunset date's year, month and day: {@link sunsetPassed}), values
+ * from the compiler's own enums (a correlation header from CORRELATION_HEADERS, a counter kind) and — the one exception — a key tier id as a C# string
  * literal in the tier comparison ({@link tierIs}, and the fail-closed guard {@link tierNotIn}). A tier id is a validated identifier
  * (identifiers.ts `TIER_ID`: `[a-z0-9_]`, no quote, backslash, `@`, `{`, `<`, `&` or whitespace),
  * checked again here by {@link tierLiteral}, so it can neither leave the literal nor start code or a
  * named-value reference. No other input string — a name, header, model or project id, description —
- * is ever placed in an expression. Per-model data (names, pool ids, dates) is written as *literal*
- * attribute values (set-variable) that expressions read at run time, the same way they read the request.
+ * is ever placed in an expression. Per-model data (names, pool ids, the dates of headers) is written as
+ * *literal* attribute values (set-variable) that expressions read at run time, the same way they read the request.
  *
  * The property tests check every expression in every compiled document against {@link EXPRESSION_SHAPES}.
  */
@@ -157,6 +157,20 @@ export const REQUEST_ID = `@(context.RequestId.ToString())`;
 export const correlationEcho = (header: (typeof CORRELATION_HEADERS)[number]) =>
   `@(context.Request.Headers.GetValueOrDefault("${header}", context.RequestId.ToString()))`;
 
+/**
+ * The gateway's clock has reached a sunset: 00:00 UTC of `isoDate` (YYYY-MM-DD), the instant the `Sunset`
+ * header names. The date's year, month and day are integers the compiler renders itself (a validated
+ * date, never text), in `System.DateTime`'s constructor with `DateTimeKind.Utc`, compared with
+ * `DateTime.UtcNow` (both on APIM's list of types allowed in expressions). Checked at run time on every
+ * call, so a sunset takes effect with no publish.
+ */
+export const sunsetPassed = (isoDate: string) => {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(isoDate);
+  const day = m ? new Date(`${isoDate}T00:00:00Z`) : undefined;
+  if (!m || !day || Number.isNaN(day.getTime()) || day.toISOString().slice(0, 10) !== isoDate) throw new RangeError(`not a date: ${JSON.stringify(isoDate)}`);
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  return `@(DateTime.UtcNow >= new DateTime(${int(y)}, ${int(mo)}, ${int(d)}, 0, 0, 0, DateTimeKind.Utc))`;
+};
 export const HAS_SUNSET = `@(context.Variables.ContainsKey("${VAR.sunset}"))`;
 export const SUNSET = `@((string)${v(VAR.sunset)})`;
 export const HAS_DEPRECATION = `@(context.Variables.ContainsKey("${VAR.deprecation}"))`;
@@ -442,6 +456,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     abBelow(0),
     promptTooLarge(0),
     REQUEST_ID,
+    sunsetPassed("2000-01-01"),
     HAS_SUNSET,
     SUNSET,
     HAS_DEPRECATION,

@@ -28,7 +28,7 @@ function state(over: Partial<RequestState> = {}): RequestState {
 
 const run = (src: string, s: RequestState = state(), random = () => 0.5) => {
   const kind = src.startsWith("@{") ? "block" : "single";
-  return compileExpression(src.slice(2, -1), kind)({ context: contextObject(s), random });
+  return compileExpression(src.slice(2, -1), kind)({ context: contextObject(s), random, now: Date.now });
 };
 
 beforeAll(() => initExpressions());
@@ -124,6 +124,22 @@ describe("policy expressions (C# subset over the context model)", () => {
     expect(() => run(`@(Convert.FromBase64String("not base64!"))`)).toThrow(/Base-64/);
     expect(run(`@(Encoding.UTF8.GetString(Convert.FromBase64String("aGk=")))`)).toBe("hi");
     expect(run(X.NOT_AGENT_CARD)).toBe(true);
+  });
+
+  it("compares a sunset with DateTime.UtcNow by the gateway's clock, from 00:00 UTC of the date on", () => {
+    const at = (iso: string) => compileExpression(X.sunsetPassed("2027-01-31").slice(2, -1), "single")({ context: contextObject(state()), random: () => 0.5, now: () => Date.parse(iso) });
+    expect(X.sunsetPassed("2027-01-31")).toBe("@(DateTime.UtcNow >= new DateTime(2027, 1, 31, 0, 0, 0, DateTimeKind.Utc))");
+    expect(at("2027-01-30T23:59:59.999Z")).toBe(false);
+    expect(at("2027-01-31T00:00:00.000Z")).toBe(true);
+    expect(at("2027-02-01T12:00:00.000Z")).toBe(true);
+    // .NET compares ticks whatever the Kind; an impossible date throws as its constructor does.
+    expect(run("@(new DateTime(2024, 2, 29) < new DateTime(2024, 3, 1, 0, 0, 0, DateTimeKind.Utc))")).toBe(true);
+    expect(run("@(new DateTime(2027, 1, 31, 0, 0, 0, DateTimeKind.Utc) == new DateTime(2027, 1, 31))")).toBe(true);
+    expect(() => run("@(new DateTime(2023, 2, 29) < DateTime.UtcNow)")).toThrow(/ArgumentOutOfRangeException/);
+    expect(() => run("@(DateTime.UtcNow > 3)")).toThrow(/InvalidCastException/);
+    expect(() => run('@("at " + DateTime.UtcNow)')).toThrow(/NotSupportedException/);
+    expect(() => X.sunsetPassed("2027-02-30")).toThrow(RangeError);
+    expect(() => X.sunsetPassed("2027-1-3")).toThrow(RangeError);
   });
 
   it("refuses what it cannot run faithfully, naming the construct and where it is", () => {

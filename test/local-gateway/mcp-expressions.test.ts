@@ -38,7 +38,7 @@ function state(method: string, body: string | undefined, vars: Record<string, un
   };
 }
 
-const run = (src: string, s: RequestState) => compileExpression(src.slice(2, -1), src.startsWith("@{") ? "block" : "single")({ context: contextObject(s), random: () => 0.5 });
+const run = (src: string, s: RequestState) => compileExpression(src.slice(2, -1), src.startsWith("@{") ? "block" : "single")({ context: contextObject(s), random: () => 0.5, now: Date.now });
 const call = (params: object, id: unknown = 1) => JSON.stringify({ jsonrpc: "2.0", id, method: "tools/call", params });
 
 beforeAll(() => initExpressions());

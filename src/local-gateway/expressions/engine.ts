@@ -15,6 +15,7 @@ import type { Language, Node as SyntaxNode, Parser } from "web-tree-sitter";
 import {
   ByteArray,
   csCast,
+  CsDateTime,
   Formatting,
   csEquals,
   CsException,
@@ -45,6 +46,8 @@ export interface EvalEnv {
   context: HostObject;
   /** Source of randomness for `new Random()` (tests make it deterministic). */
   random: () => number;
+  /** The gateway's clock (ms since the epoch): `DateTime.UtcNow` (tests move it). */
+  now: () => number;
 }
 
 export type CompiledExpression = (env: EvalEnv) => unknown;
@@ -66,7 +69,7 @@ const PREFIX = "class __E { object __M() { ";
 const SUFFIX = "\n} }";
 
 /** Type names allowed in casts, generic arguments and static member access. */
-const TYPES = new Set(["string", "int", "long", "double", "bool", "object", "byte[]", "string[]", "JObject", "JToken", "JArray", "Array", "Math", "String", "Random", "Int32", "Convert", "Encoding", "JTokenType", "HMACSHA256"]);
+const TYPES = new Set(["string", "int", "long", "double", "bool", "object", "byte[]", "string[]", "JObject", "JToken", "JArray", "Array", "Math", "String", "Random", "Int32", "Convert", "Encoding", "JTokenType", "HMACSHA256", "DateTime", "DateTimeKind"]);
 
 /** The JTokenType values an expression may name (JToken.Type evaluates to the same names; JSON's
  * number 1.0 reads as Integer here, Float in Newtonsoft: the compiler compares String, Object, Array and Null only). */
@@ -91,6 +94,8 @@ export const KNOWN_MEMBERS = new Set([
   "Encrypt", "Decrypt",
   // Newtonsoft.Json.Linq.JTokenType (the values JToken.Type compares with)
   "Object", "Array", "Integer", "Float", "String", "Boolean", "Null",
+  // System.DateTime.UtcNow (the gateway's clock) and System.DateTimeKind.Utc
+  "UtcNow", "Utc",
 ]);
 
 const NODE_TYPES = new Set([
@@ -363,6 +368,8 @@ class Compiler {
     }
     const exprNode = this.field(node, "expression");
     const { name } = this.memberName(this.field(node, "name"));
+    // DateTime.UtcNow reads the gateway's clock (a test's virtual one), not the host's.
+    if (exprNode.type === "identifier" && exprNode.text === "DateTime" && name === "UtcNow") return (f) => new CsDateTime(f.env.now(), "Utc");
     if (exprNode.type === "predefined_type") {
       const t = exprNode.text;
       return () => getMember(new StaticType(t), name);
@@ -434,6 +441,7 @@ class Compiler {
     const args = argsNode ? this.args(argsNode) : [];
     if (type === "Random" && args.length === 0) return (f) => new RandomObject(f.env.random);
     if (type === "JObject" && args.length === 0) return () => new JToken({});
+    if (type === "DateTime" && (args.length === 3 || args.length === 6 || args.length === 7)) return (f) => newDateTime(evalArgs(args, f).map((a) => a.value));
     if (type === "HMACSHA256" && args.length === 1) {
       const [key] = args;
       return (f) => {
@@ -476,7 +484,16 @@ class Compiler {
       case "*":
         return (f) => numeric(l(f), op) * numeric(r(f), op);
       default:
-        return (f) => compare(op, numeric(l(f), op), numeric(r(f), op));
+        return (f) => {
+          const a = l(f);
+          const b = r(f);
+          // DateTime's comparison operators compare ticks, whatever the Kind (as .NET's do).
+          if (a instanceof CsDateTime || b instanceof CsDateTime) {
+            if (!(a instanceof CsDateTime && b instanceof CsDateTime)) throw new CsException("InvalidCastException", `operator ${op} compares a DateTime with ${describe(a instanceof CsDateTime ? b : a)}`);
+            return compare(op, a.ms, b.ms);
+          }
+          return compare(op, numeric(a, op), numeric(b, op));
+        };
     }
   }
 
@@ -561,12 +578,37 @@ function compare(op: string, a: number, b: number): boolean {
   }
 }
 
+/**
+ * `new DateTime(year, month, day[, hour, minute, second[, DateTimeKind]])`, each part in .NET's range
+ * (ArgumentOutOfRangeException otherwise, as .NET throws). A DateTime made without a Kind is
+ * Unspecified; comparisons ignore the Kind either way.
+ */
+function newDateTime(v: unknown[]): CsDateTime {
+  const kind = v.length === 7 ? v[6] : "Unspecified";
+  if (kind !== "Utc" && kind !== "Unspecified") throw new CsException("ArgumentException", "new DateTime(...) takes DateTimeKind.Utc as its kind here");
+  const parts = v.slice(0, 6).map((x) => {
+    if (typeof x !== "number" || !Number.isInteger(x)) throw new CsException("InvalidCastException", `new DateTime(...) needs int arguments, got ${describe(x)}`);
+    return x;
+  });
+  const [y, mo, d, h = 0, mi = 0, sec = 0] = parts as [number, number, number, number?, number?, number?];
+  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  const daysIn = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][mo - 1] ?? 0;
+  if (y < 1 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > daysIn || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59) {
+    throw new CsException("ArgumentOutOfRangeException", "Year, Month, and Day parameters describe an un-representable DateTime.");
+  }
+  const at = new Date(0);
+  at.setUTCFullYear(y, mo - 1, d);
+  at.setUTCHours(h, mi, sec, 0);
+  return new CsDateTime(at.getTime(), kind);
+}
+
 /** A type used as a value: the target of a static call (`Array.IndexOf`, `int.Parse`, `Math.Max`). */
 class StaticType implements HostObject {
   constructor(readonly csType: string) {}
   getMember(name: string): unknown {
     if (this.csType === "Encoding" && name === "UTF8") return UTF8;
     if (this.csType === "JTokenType" && JTOKEN_TYPES.has(name)) return name;
+    if (this.csType === "DateTimeKind" && name === "Utc") return "Utc";
     throw unknownMember(this.csType, name);
   }
   invoke(name: string, args: CsArg[]): unknown {

@@ -11,7 +11,7 @@ export const NULL_PROPAGATION: unique symbol = Symbol("null-propagation");
 
 export class CsException extends Error {
   constructor(
-    readonly exception: "InvalidCastException" | "NullReferenceException" | "KeyNotFoundException" | "IndexOutOfRangeException" | "ArgumentException" | "ArgumentNullException" | "CryptographicException" | "FormatException" | "NotSupportedException" | "JsonReaderException",
+    readonly exception: "InvalidCastException" | "NullReferenceException" | "KeyNotFoundException" | "IndexOutOfRangeException" | "ArgumentException" | "ArgumentNullException" | "ArgumentOutOfRangeException" | "CryptographicException" | "FormatException" | "NotSupportedException" | "JsonReaderException",
     message: string,
   ) {
     super(`${exception}: ${message}`);
@@ -252,9 +252,29 @@ export function csCast(type: string, v: unknown): unknown {
   throw new CsException("InvalidCastException", `Unable to cast object of type '${describe(v)}' to type '${type}'.`);
 }
 
+/**
+ * A System.DateTime: an instant in milliseconds since the Unix epoch, and its Kind. .NET compares two
+ * DateTimes by their ticks alone, whatever their Kind; so does the engine.
+ */
+export class CsDateTime implements HostObject {
+  readonly csType = "DateTime";
+  constructor(
+    readonly ms: number,
+    readonly kind: "Utc" | "Unspecified",
+  ) {}
+  getMember(name: string): unknown {
+    throw unknownMember(this.csType, name);
+  }
+  /** Its text depends on the gateway's culture, which APIM does not document: refused, not guessed. */
+  toCsString(): string {
+    throw new CsException("NotSupportedException", "the local gateway does not render a DateTime as text (its format depends on the culture)");
+  }
+}
+
 /** `a == b` for the value types and strings expressions compare; reference equality otherwise. */
 export function csEquals(a: unknown, b: unknown): boolean {
   if (isNull(a) || isNull(b)) return isNull(a) && isNull(b);
+  if (a instanceof CsDateTime && b instanceof CsDateTime) return a.ms === b.ms;
   return a === b;
 }
 

@@ -295,7 +295,7 @@ export class Pipeline {
         deployment: { region: d.region, serviceName: d.serviceName },
       };
       const services = { ...d.services, backendUrl: (id: string) => d.backends.get(id)?.url, forward: NO_FORWARD, callBackend: this.callBackend.bind(this) };
-      const r = newRun(state, { context: contextObject(state), random: d.random }, "on-error", "global", services);
+      const r = newRun(state, { context: contextObject(state), random: d.random, now: d.services.now }, "on-error", "global", services);
       try {
         await runChain(r, chain, "on-error");
       } catch (err) {
@@ -436,7 +436,7 @@ export class Pipeline {
       deployment: { region: d.region, serviceName: d.serviceName },
       ...(api.mcp ? { mcp: true } : {}),
     };
-    const env: EvalEnv = { context: contextObject(state), random: d.random };
+    const env: EvalEnv = { context: contextObject(state), random: d.random, now: d.services.now };
     const target = { api, op, ex, log: mcp };
     const r = newRun(state, env, "inbound", "operation", this.services(target));
     const promptTokens = estimateTokens(promptText(parseJson(body)));

@@ -278,7 +278,9 @@ export class AgentRegistry {
     if (change.to === "deprecated" && !unblock) {
       const today = this.clock.now().toISOString().slice(0, 10);
       if (!change.sunsetDate) fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: "body.sunsetDate", message: "is required when deprecating" }] });
-      if (change.sunsetDate! < today) fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: "body.sunsetDate", message: "must not be in the past" }] });
+      // The gateway refuses the agent's calls from 00:00 UTC of its sunset date on (410 agent_sunset): today
+      // or earlier would cut it off at once, which retiring or blocking does, and says so.
+      if (change.sunsetDate! <= today) fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: "body.sunsetDate", message: "must be after today: calls are refused from the sunset date on (retire or block the agent to stop it now)" }] });
     }
     const lifecycle: AgentDoc["lifecycle"] = {
       state: change.to,

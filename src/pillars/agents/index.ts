@@ -131,7 +131,7 @@ export const agentsPillar: Pillar<AgentsService> = {
     agents
       .command("transition <projectId> <agentId> <state>")
       .description("move an agent to draft, active, deprecated (--sunset), retired or blocked (and back)")
-      .option("--sunset <date>", "YYYY-MM-DD, when deprecating")
+      .option("--sunset <date>", "YYYY-MM-DD after today, when deprecating: calls are refused from that date on")
       .option("--reason <text>")
       .action(async (projectId: string, agentId: string, state: string, o: { sunset?: string; reason?: string }) =>
         print(await a().transition(projectId, agentId, { to: state as never, ...(o.sunset ? { sunsetDate: o.sunset } : {}), ...(o.reason ? { reason: o.reason } : {}) }), AGENT_COLUMNS),

@@ -243,7 +243,7 @@ export type AgentPatch = z.output<typeof AgentPatch>;
 export const LifecycleChange = z
   .strictObject({
     to: z.enum(LIFECYCLE_STATES),
-    sunsetDate: z.iso.date().optional().meta({ description: "Required when deprecating" }),
+    sunsetDate: z.iso.date().optional().meta({ description: "Required when deprecating: a date after today (UTC). The gateway answers with `Sunset` until then and refuses the agent's calls from 00:00 UTC of that date on (410 `agent_sunset`)" }),
     reason: z.string().trim().min(1).max(500).optional(),
   })
   .meta({ id: "AgentLifecycleChange" });

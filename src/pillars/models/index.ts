@@ -83,7 +83,7 @@ export const modelsPillar: Pillar<ModelService> = {
       .action((projectId: string, modelId: string, o: { file: string; ifMatch?: string }) => patch(projectId, modelId, readJson(o.file) as object, o.ifMatch));
     models
       .command("deprecate <projectId> <modelId>")
-      .description("mark a model deprecated: it keeps working and answers with Deprecation/Sunset headers")
+      .description("mark a model deprecated: it keeps working until its sunset date (after today), answering with Deprecation/Sunset headers; from that date on the gateway refuses its calls")
       .requiredOption("--sunset-date <yyyy-mm-dd>")
       .action((projectId: string, modelId: string, o: { sunsetDate: string }) => patch(projectId, modelId, { status: "deprecated", sunsetDate: o.sunsetDate }));
     models

@@ -9,6 +9,9 @@ export const MODEL_STATUSES = ["active", "deprecated", "blocked"] as const;
 export const DATA_CLASSES = ["public", "internal", "confidential", "restricted"] as const;
 
 const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** A deprecated model's sunset (docs/gateway.md, "Calling a governed model"). */
+const SUNSET_DATE =
+  "Required when deprecated; when set, a date after today (UTC). The gateway answers with `Sunset` until then and refuses the model's calls from 00:00 UTC of that date on (410 `model_sunset`)";
 
 /** Headers a gateway can send a backend key in (Authorization is sent as "Bearer <key>"); matches the policy compiler. */
 const KeyHeader = z.enum(["api-key", "x-api-key", "Authorization"]);
@@ -73,7 +76,7 @@ const specFields = {
   pricing: Pricing.optional(),
   dataClasses: z.array(z.enum(DATA_CLASSES)).min(1).max(DATA_CLASSES.length).default(["public", "internal"]),
   status: z.enum(MODEL_STATUSES).default("active"),
-  sunsetDate: z.iso.date().optional(),
+  sunsetDate: z.iso.date().optional().meta({ description: SUNSET_DATE }),
   split: Split.optional(),
   settings: ModelSettings.meta({ description: "Governance controls at model scope (tokens, content safety, regions, data class, circuit breaker)" }).optional(),
 };
@@ -119,7 +122,7 @@ export const ModelPatch = z
     pricing: Pricing.nullable().optional(),
     dataClasses: z.array(z.enum(DATA_CLASSES)).min(1).max(DATA_CLASSES.length).optional(),
     status: z.enum(MODEL_STATUSES).optional(),
-    sunsetDate: z.iso.date().nullable().optional(),
+    sunsetDate: z.iso.date().nullable().optional().meta({ description: SUNSET_DATE }),
     split: Split.nullable().optional(),
     settings: ModelSettings.meta({ description: "Replaced as a whole; null clears" }).nullable().optional(),
     backends: z

@@ -122,6 +122,18 @@ export class ModelService {
     this.models = new Collection<ModelDoc, Model>(store, changes, { docType: "model", path: (d) => modelPath(d.scopeId, d.id), internal: ["pricingHistory"] });
   }
 
+  /**
+   * A sunset date being set (deprecating, or a new date) must be after today (UTC): the gateway refuses a
+   * deprecated model's calls from 00:00 UTC of its sunset date on (410 `model_sunset`), so today or earlier
+   * would cut it off at once — blocking does that, and says so. A date already stored stays as it is.
+   */
+  private checkSunset(spec: { status?: string | undefined; sunsetDate?: string | undefined }, current: { status?: string | undefined; sunsetDate?: string | undefined } | undefined): void {
+    if (spec.status !== "deprecated" || !spec.sunsetDate) return;
+    if (current?.status === "deprecated" && current.sunsetDate === spec.sunsetDate) return;
+    const today = this.clock.now().toISOString().slice(0, 10);
+    if (spec.sunsetDate <= today) fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: "body.sunsetDate", message: "must be after today: calls are refused from the sunset date on (block the model to stop it now)" }] });
+  }
+
   async create(ctx: RequestContext, projectId: string, input: ModelSpecInput): Promise<Model> {
     const project = await this.writable(ctx, projectId);
     const spec = parseOrThrow(ModelSpec, input, "body");
@@ -131,6 +143,7 @@ export class ModelService {
     const label = `model ${spec.name}`;
     await this.settingsGuard?.checkEnvironment(ctx.principal.tenantId, project.environment, { project, model: { label, settings: spec.settings } }, { project, model: { label } });
     await this.settingsGuard?.checkServiceRegions(ctx.principal.tenantId, { project, model: { label, settings: spec.settings } }, { project, model: { label } }, "body.settings");
+    this.checkSunset(spec, undefined);
     const id = newId("mdl");
     const now = this.clock.now().toISOString();
     const backends = await this.storeCredentials(id, spec.backends, []);
@@ -226,6 +239,7 @@ export class ModelService {
         fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: `body.backends.${b.id}.credential`, message: "keep: true needs an existing key for this backend" }], reason: "credential_not_stored" });
       }
     }
+    this.checkSunset(spec, current);
     if (patch.backends) checkBackendAddresses(spec.backends, this.allowLoopback);
     if (patch.backends) checkBackendIdentities(spec.backends, this.gatewayGrants(ctx.principal.tenantId));
     if (patch.backends && !holdsAny(ctx.principal.roles, TENANT_ADMINS)) checkCredentialBinding(patch.backends, current.backends);

@@ -11,7 +11,8 @@
  * `agent_not_in_scope`; a product links the agent's API only for those tiers, and the policy checks it
  * again, fail closed); a call must declare a data class the agent's guardrails allow
  * (`x-aigov-data-class`); the guardrail's calls per minute are counted per key; the virtual key never
- * reaches the agent; a deprecated agent's responses carry `Sunset`. `GET /.well-known/agent-card.json` is
+ * reaches the agent; a deprecated agent's responses carry `Sunset`, and from that instant on its calls are
+ * refused (410 `agent_sunset`, by the gateway's clock). `GET /.well-known/agent-card.json` is
  * answered by the gateway itself with the registry's card, rewritten to point at the gateway
  * (agent-card.ts): the one call without a data class, since it sends the agent nothing.
  */
@@ -92,6 +93,11 @@ export function compileAgents(c: Collector, project: PolicyProject): void {
     const notInScope = (w: Why) => forbidden("agent_not_in_scope", "This key may not call this agent.", w);
     if (!tierIds.length) inbound.push(notInScope(why("no key tier grants this agent")));
     else inbound.push(el("choose", undefined, [el("when", { condition: X.tierNotAmong(tierIds) }, [notInScope(why(`key tiers: ${tierIds.join(", ")}`))])], why("key agent scope")));
+    if (agent.status === "deprecated" && agent.sunsetDate) {
+      // From the sunset on (by the gateway's clock, no publish needed) the agent is gone: its card too.
+      const gone = why(`deprecated; sunset ${agent.sunsetDate}: refused from then on`);
+      inbound.push(el("choose", undefined, [el("when", { condition: X.sunsetPassed(agent.sunsetDate) }, [jsonResponse(410, "Gone", JSON_ERROR("agent_sunset", "This agent's sunset has passed: it is no longer served."), gone)], gone)], gone));
+    }
     const wk = why("the agent's own well-known metadata is not served: only the registry's card, at its path");
     inbound.push(
       el("choose", undefined, [el("when", { condition: X.AGENT_WELL_KNOWN }, [jsonResponse(404, "Not Found", JSON_ERROR("well_known_not_served", "The gateway serves the agent's card at /.well-known/agent-card.json and no other well-known path."), wk)], wk)], wk),

@@ -46,9 +46,11 @@
  *
  * ## Deprecated models
  *
- * Deprecated models keep working. Their responses carry `Sunset: <IMF-fixdate>` (RFC 8594, from
- * `sunsetDate`) and, when `deprecatedAt` is known, `Deprecation: @<unix-seconds>` (RFC 9745), set in
- * outbound from variables the model's block sets in inbound.
+ * Deprecated models keep working until their sunset. Their responses carry `Sunset: <IMF-fixdate>` (RFC
+ * 8594, from `sunsetDate`) and, when `deprecatedAt` is known, `Deprecation: @<unix-seconds>` (RFC 9745),
+ * set in outbound from variables the model's block sets in inbound. From the sunset instant on (00:00 UTC
+ * of `sunsetDate`, by the gateway's clock: `X.sunsetPassed`) the model's block refuses the call, 410
+ * `model_sunset`, with no publish needed.
  *
  * ## Pillars
  *

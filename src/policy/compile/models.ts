@@ -10,7 +10,7 @@ import { VAR } from "../names.js";
 import { type EffectiveSettings, mergeSettings } from "../settings.js";
 import { el, type Why, type XNode } from "../xml.js";
 import { pool } from "./backends.js";
-import { byCodePoint, type Collector, dataClassGate, forbidden, sortBy } from "./collector.js";
+import { byCodePoint, type Collector, dataClassGate, forbidden, JSON_ERROR, jsonResponse, sortBy } from "./collector.js";
 import { contentSafety, noCacheMark } from "./genai.js";
 import { tokenLimit } from "./limits.js";
 
@@ -64,8 +64,9 @@ function routableModel(c: Collector, project: PolicyProject, model: PolicyModel)
     return { model, eff, pool: "", retries: 0, block };
   }
 
-  block.push(...dataClassCheck(c, eff, pid, model));
+  // A model past its sunset is refused before anything else of its own.
   block.push(...deprecationVariables(model, routing));
+  block.push(...dataClassCheck(c, eff, pid, model));
   block.push(...ownOverrides(c, eff, pid, model, routing));
   block.push(...noCacheMark(c, eff, pid, model));
 
@@ -112,11 +113,19 @@ function dataClassCheck(c: Collector, eff: EffectiveSettings, pid: string, model
   return dataClassGate(dataClasses, "The request's data class is not allowed for this model.", w);
 }
 
-/** A deprecated model's sunset and deprecation dates, for the response headers (routing.ts `deprecationHeaders`). */
+/**
+ * A deprecated model past its sunset is refused (410 `model_sunset`); before it, its sunset and deprecation
+ * dates are set for the response headers (routing.ts `deprecationHeaders`).
+ */
 function deprecationVariables(model: PolicyModel, routing: Why): XNode[] {
   if (model.status !== "deprecated" || !model.sunsetDate) return [];
   const w: Why = { control: "routing", scope: routing.scope, note: "deprecated model: Sunset/Deprecation response headers" };
-  const out = [el("set-variable", { name: VAR.sunset, value: imfFixdate(model.sunsetDate) }, undefined, w)];
+  // From the sunset on (by the gateway's clock, no publish needed) the model is gone.
+  const gone: Why = { control: "routing", scope: routing.scope, note: `deprecated model; sunset ${model.sunsetDate}: refused from then on` };
+  const out = [
+    el("choose", undefined, [el("when", { condition: X.sunsetPassed(model.sunsetDate) }, [jsonResponse(410, "Gone", JSON_ERROR("model_sunset", "This model's sunset has passed: it is no longer served."), gone)], gone)], gone),
+    el("set-variable", { name: VAR.sunset, value: imfFixdate(model.sunsetDate) }, undefined, w),
+  ];
   if (model.deprecatedAt) out.push(el("set-variable", { name: VAR.deprecation, value: unixSeconds(model.deprecatedAt) }, undefined, w));
   return out;
 }
