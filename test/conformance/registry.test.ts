@@ -29,11 +29,11 @@ describe("conformance: models, regions, splits, pillars and exemptions at the lo
     const k = (await g.key(dev, p.id, { name: "lifecycle" })).key;
     expect((await g.chat(p.id, k, "gpt-35")).headers.get("sunset")).toBeNull();
     const cur = await g.admin.models.get(p.id, old.id);
-    const deprecated = await g.admin.models.update(p.id, old.id, { status: "deprecated", sunsetDate: "2027-06-30" }, cur.etag);
+    const deprecated = await g.admin.models.update(p.id, old.id, { status: "deprecated", sunsetDate: "2099-06-30" }, cur.etag);
     await g.publish("deprecate");
     const answer = await g.chat(p.id, k, "gpt-35");
     expect(answer.status).toBe(200);
-    expect(answer.headers.get("sunset")).toBe("Wed, 30 Jun 2027 00:00:00 GMT");
+    expect(answer.headers.get("sunset")).toBe("Tue, 30 Jun 2099 00:00:00 GMT");
     expect(answer.headers.get("deprecation")).toBe(`@${Date.parse(`${deprecated.deprecatedAt}T00:00:00Z`) / 1000}`);
     expect((await g.chat(p.id, k, "gpt-4o")).headers.get("sunset")).toBeNull();
     await g.admin.models.update(p.id, old.id, { status: "blocked", sunsetDate: null }, deprecated.etag);

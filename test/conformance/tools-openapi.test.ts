@@ -225,11 +225,11 @@ describe("conformance: OpenAPI documents as MCP tools at the local gateway", () 
     const get = converted.tools.find((t) => t.binding.method === "GET")!;
     const p = await g.project("openapi-sunset");
     const s = await register(p.id, "shop");
-    await g.admin.tools.updateServer(p.id, s.id, { status: "deprecated", sunsetDate: "2027-03-31" }, (await g.admin.tools.getServer(p.id, s.id)).etag);
+    await g.admin.tools.updateServer(p.id, s.id, { status: "deprecated", sunsetDate: "2099-03-31" }, (await g.admin.tools.getServer(p.id, s.id)).etag);
     const box = await g.admin.toolboxes.create(p.id, { name: "shop-box", tools: [{ server: "shop", tool: get.name }] });
     await g.publish("a deprecated converted server");
     const key = (await g.key(dev, p.id, { name: "sunset", scopes: { tools: [s.id, box.id] } })).key;
-    const sunset = "Wed, 31 Mar 2027 00:00:00 GMT";
+    const sunset = "Tue, 31 Mar 2099 00:00:00 GMT";
     const args = sample(get.inputSchema, get.inputSchema) as Record<string, unknown>;
     for (const path of [g.names.mcpApiPath(p.id, "shop"), g.names.toolboxApiPath(p.id, "shop-box")]) {
       const res = await fetch(`${g.t.gateway.url}/${path}/mcp`, {

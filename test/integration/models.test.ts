@@ -105,8 +105,8 @@ describe("model registry", () => {
     const m = await admin.models.create(project.id, spec("claude", { provider: "anthropic", modelName: "claude-sonnet-4" }));
     const before = (m.backends[1]!.credential as { secretRef: { version: string } }).secretRef.version;
     expect(await statusOf(admin.models.update(project.id, m.id, { status: "deprecated" }, m.etag))).toBe(400);
-    const deprecated = await admin.models.update(project.id, m.id, { status: "deprecated", sunsetDate: "2027-06-30" }, m.etag);
-    expect(deprecated).toMatchObject({ status: "deprecated", sunsetDate: "2027-06-30" });
+    const deprecated = await admin.models.update(project.id, m.id, { status: "deprecated", sunsetDate: "2099-06-30" }, m.etag);
+    expect(deprecated).toMatchObject({ status: "deprecated", sunsetDate: "2099-06-30" });
     expect(deprecated.backends).toEqual(m.backends);
     const blocked = await admin.models.update(project.id, m.id, { status: "blocked", sunsetDate: null }, deprecated.etag);
     expect(blocked.status).toBe("blocked");

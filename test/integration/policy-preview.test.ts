@@ -26,7 +26,7 @@ beforeAll(async () => {
     provider: "azure-openai",
     modelName: "gpt-35-turbo",
     status: "deprecated",
-    sunsetDate: "2027-01-31",
+    sunsetDate: "2099-01-31",
     backends: [{ id: "weu", url: "https://old.openai.azure.com", region: "westeurope", credential: { type: "managedIdentity", audience: "https://cognitiveservices.azure.com" } }],
   });
   await admin.models.create(project.id, {

@@ -58,8 +58,10 @@ describe("projects", () => {
     const problem = await problemOf(admin.projects.create(projectSpec("Sandbox A", { environment: "sandbox" })));
     expect(problem.status).toBe(400);
     expect(problem.errors).toEqual([{ field: "body.reviewDate", message: "is required for sandbox projects" }]);
-    const ok = await admin.projects.create(projectSpec("Sandbox A", { environment: "sandbox", reviewDate: "2027-03-01" }));
-    expect(ok.reviewDate).toBe("2027-03-01");
+    // A month ahead: a review date must lie after today and within the sandbox maximum.
+    const reviewDate = new Date(Date.now() + 30 * 86_400_000).toISOString().slice(0, 10);
+    const ok = await admin.projects.create(projectSpec("Sandbox A", { environment: "sandbox", reviewDate }));
+    expect(ok.reviewDate).toBe(reviewDate);
   });
 
   it("updates with merge-patch semantics, renames free the old name, and pillars keep the rest", async () => {

@@ -195,7 +195,7 @@ describe("publishing to the gateway (real ARM SDK against a recording fake)", ()
 
   it("a deprecated model is published with its sunset; a blocked model leaves every pool and the policy", async () => {
     const old = (await admin.models.list(project.id)).items.find((m) => m.name === "old-model")!;
-    await admin.models.update(project.id, old.id, { status: "deprecated", sunsetDate: "2027-03-31" }, old.etag);
+    await admin.models.update(project.id, old.id, { status: "deprecated", sunsetDate: "2099-03-31" }, old.etag);
     const fresh = await admin.models.get(project.id, chat.id);
     await admin.models.update(project.id, chat.id, { status: "blocked" }, fresh.etag);
     const from = fake.requests.length;
