@@ -200,7 +200,7 @@ export async function buildServices(config: Config): Promise<Services> {
     { KeySecrets },
     { gatewayAccess },
     { pillarKeys },
-    { TenantSettingsService, belowTenant },
+    { TenantSettingsService, belowTenant, keyReaches },
     { SettingsGuard },
     { ProjectService },
     { UsageService },
@@ -321,6 +321,22 @@ export async function buildServices(config: Config): Promise<Services> {
     rotations: { retry: config.publishRetry, perRun: config.keyRotationsPerRun },
     lastUse: (tenantId, projectId) => usage.keysLastUsed(tenantId, projectId),
     tenantServices: async (tenantId) => (await tenantSettings.scope(tenantId)).services,
+    keyRegions: (tenantId, projectId, projectSettings, key, field) => settingsGuard.checkKeyRegions(tenantId, projectId, projectSettings, key, field),
+  });
+  // A region rule written to a project or model is held on the keys whose tier screens prompts there (ADR 024):
+  // the project's own and those shared into it, with the names of the models each reaches.
+  settingsGuard.keysOf(async (tenantId, projectId) => {
+    const own = await keyDocuments.listAll(tenantId, projectId);
+    const shared = [];
+    for await (const s of keyDocuments.sharedInto(tenantId, projectId)) {
+      const doc = await keyDocuments.read(tenantId, s.fromProject, s.keyId);
+      if (doc) shared.push(doc);
+    }
+    const docs = [...own, ...shared].filter((d) => d.limits.contentSafety !== undefined);
+    if (!docs.length) return [];
+    const sources = [...new Set(docs.map((d) => d.projectId))];
+    const withModels = await Promise.all(sources.map(async (id) => ({ id, models: await models.listAll(tenantId, id) })));
+    return keyReaches(docs, withModels).get(projectId) ?? [];
   });
   // Pillars meet the services built after them here (no forward references).
   const keysForPillars = pillarKeys(keys, models, toolScopes);

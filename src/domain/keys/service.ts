@@ -50,7 +50,16 @@ export interface KeyKit {
   lastUse?: (tenantId: string, projectId: string) => Promise<Record<string, string> | undefined>;
   /** Which services the tenant names: a key's content safety needs the tenant's (or the project's publishes fail). */
   tenantServices?: (tenantId: string) => Promise<{ contentSafety?: unknown } | undefined>;
+  /**
+   * A key with a content-safety level in a project (its own, or one it is shared with): its tier screens every
+   * prompt it sends there, so a region rule of the project, or of a model it reaches (`models`: their names;
+   * absent: every one), that excludes the content-safety service's region refuses it (400, ADR 024).
+   */
+  keyRegions?: KeyRegionCheck | undefined;
 }
+
+/** See {@link KeyKit.keyRegions}. */
+export type KeyRegionCheck = (tenantId: string, projectId: string, projectSettings: Project["settings"], key: { label: string; level: string; models?: readonly string[] | undefined }, field: string) => Promise<void>;
 
 /** What keys ask the tools pillar: the entries of a tool scope that name no server, tool or toolbox of the project. */
 export interface KeyToolScopes {
@@ -96,6 +105,7 @@ export class KeyService {
   private readonly agents: KeyAgentScopes | undefined;
   private readonly lastUse: KeyKit["lastUse"];
   private readonly tenantServices: KeyKit["tenantServices"];
+  private readonly keyRegions: KeyKit["keyRegions"];
   private readonly gateway: GatewayAccess;
   private readonly projects: ProjectService;
   private readonly approvals: ApprovalService;
@@ -113,12 +123,13 @@ export class KeyService {
     this.agents = kit.agents;
     this.lastUse = kit.lastUse;
     this.tenantServices = kit.tenantServices;
+    this.keyRegions = kit.keyRegions;
     this.gateway = gateway;
     this.access = new KeyAccess(projects, documents, clock);
     this.sync = new KeyGatewaySync(documents, secrets.resolveSecret, gateway, clock);
     this.rotation = new KeyRotation(documents, secrets, this.sync, clock, rotations.retry);
     this.lifecycle = new KeyLifecycle(documents, secrets, this.sync, this.rotation, projects, clock, rotations.perRun, READBACKS_PER_RUN, kit.approvals);
-    this.sharing = new KeySharing(documents, this.access, projects, kit.approvals, this.sync, gateway, clock);
+    this.sharing = new KeySharing(documents, this.access, projects, kit.approvals, this.sync, gateway, clock, kit.models, kit.keyRegions);
     this.requests = new KeyRequests(documents, kit.approvals, this.sync, this.lifecycle, projects, clock);
   }
 
@@ -267,7 +278,7 @@ export class KeyService {
     // Already so: nothing to change, audit or publish (callers converge by asking again).
     if (canonicalJson({ scopes: doc.scopes, limits: doc.limits }) === canonicalJson({ scopes, limits })) return this.documents.view(doc);
     const policy = project.keyPolicy ?? DEFAULT_KEY_POLICY;
-    await this.validate(ctx, project, policy, scopes, limits, doc.expiresAt, this.clock.now(), false);
+    await this.validate(ctx, project, policy, scopes, limits, doc.expiresAt, this.clock.now(), false, (doc.shares ?? []).filter((x) => x.status === "active" || x.status === "pending").map((x) => x.projectId));
     await roomForProfile(this.documents, ctx.principal.tenantId, project.id, profileOf({ ...doc, scopes, limits }));
     const next: KeyDoc = {
       ...unversioned(doc),
@@ -454,7 +465,7 @@ export class KeyService {
     return this.documents.view(doc);
   }
 
-  private async validate(ctx: RequestContext, project: Project, policy: KeyPolicy, scopes: KeyScopes, limits: KeyLimits, expiresAt: string, now: Date, checkLifetime = true): Promise<void> {
+  private async validate(ctx: RequestContext, project: Project, policy: KeyPolicy, scopes: KeyScopes, limits: KeyLimits, expiresAt: string, now: Date, checkLifetime = true, sharedWith: readonly string[] = []): Promise<void> {
     const errors: { field: string; message: string }[] = [];
     const exp = Date.parse(expiresAt);
     if (checkLifetime && exp <= now.getTime()) errors.push({ field: "body.expiresAt", message: "must be in the future" });
@@ -487,6 +498,16 @@ export class KeyService {
     if (serviceMissing) errors.push({ field: "body.limits.contentSafety", message: "content safety needs the tenant's Azure AI Content Safety service: set services.contentSafety in the tenant settings first" });
     if (errors.length > 0) {
       throw new AppError({ kind: "validation", detail: "the key cannot be created as requested", errors, ...(tooLong || serviceMissing ? { reason: tooLong ? "key_lifetime_exceeded" : "content_safety_service_missing" } : {}) });
+    }
+    // The key's tier screens its prompts wherever it is applied: in its own project here, and in each project it
+    // is shared with (`sharedWith`, on a rescope) — a region rule there that excludes the service refuses it.
+    if (limits.contentSafety !== undefined && this.keyRegions) {
+      const names = scopes.models?.map((id) => byId.get(id)?.name ?? id);
+      await this.keyRegions(ctx.principal.tenantId, project.id, project.settings, { label: "the key", level: limits.contentSafety, models: names }, "body.limits.contentSafety");
+      for (const target of sharedWith) {
+        const into = await this.projects.readDoc(ctx.principal.tenantId, target);
+        if (into) await this.keyRegions(ctx.principal.tenantId, target, into.settings, { label: `the key (shared with ${target})`, level: limits.contentSafety, models: names }, "body.limits.contentSafety");
+      }
     }
   }
 }

@@ -15,6 +15,8 @@ import { acceptedInUse, keyPath, profileOf, profilesInUse, roomForProfile, type 
 import type { GatewayAccess } from "./gateway-access.js";
 import type { KeyGatewaySync } from "./gateway-sync.js";
 import { ShareSpec, type Key } from "./schema.js";
+import type { KeyRegionCheck } from "./service.js";
+import type { ModelService } from "../../pillars/models/service.js";
 
 const SHARE_EVENTS = { active: "aigov.key.shared.v1", rejected: "aigov.key.share.rejected.v1", revoked: "aigov.key.share.revoked.v1", pending: "aigov.key.share.requested.v1" } as const;
 
@@ -32,6 +34,8 @@ export class KeySharing {
     private readonly sync: KeyGatewaySync,
     private readonly gateway: Pick<GatewayAccess, "ensurePublished">,
     private readonly clock: Clock,
+    private readonly models?: Pick<ModelService, "listAll">,
+    private readonly keyRegions?: KeyRegionCheck,
   ) {
     approvals.onSettled(
       "keyShare",
@@ -63,6 +67,11 @@ export class KeySharing {
     if (doc.approval?.state === "pending") fail({ kind: "conflict", detail: "the key waits for its request's approval", reason: "key_awaiting_approval" });
     if ((doc.shares ?? []).some((x) => x.projectId === spec.projectId && (x.status === "pending" || x.status === "active"))) {
       fail({ kind: "conflict", detail: `the key is already shared (or being shared) with ${spec.projectId}`, reason: "key_already_shared" });
+    }
+    // Its content safety screens its prompts in the target project too: the target's region rules hold for it (ADR 024).
+    if (doc.limits.contentSafety !== undefined && this.keyRegions) {
+      const own = doc.scopes.models === undefined ? undefined : (await this.models?.listAll(tenantId, projectId))?.filter((m) => doc.scopes.models!.includes(m.id)).map((m) => m.name);
+      await this.keyRegions(tenantId, spec.projectId, target.settings, { label: `the key (shared with ${spec.projectId})`, level: doc.limits.contentSafety, models: doc.scopes.models === undefined ? undefined : (own ?? []) }, "body.projectId");
     }
     // Shared, the key is a profile of its own (its product links the other project's API too): room for
     // it in its own project, and among the tiers the other project accepts.

@@ -255,10 +255,31 @@ export function serviceRegionWarnings(input: CompilerInputIn): string[] {
     }
     return cs;
   };
+  const tiers = new Map((input.keyTiers ?? []).map((t) => [t.id, t]));
   for (const p of input.projects) {
     const modelsOn = p.pillars?.models ?? true;
     const projectFit = check(`project ${p.name} (${p.id})`, p.settings, undefined, modelsOn);
     for (const m of p.models ?? []) check(`model ${m.name} (${m.id})`, p.settings, m.settings ?? {}, modelsOn, projectFit === "ok" ? undefined : projectFit);
+    if (!modelsOn) continue;
+    // Key tiers with a content-safety level screen every prompt of their keys here, whatever the scope's own
+    // content safety (keys written before their region rule was checked, or an exemption that allowed it ended).
+    const applied = [...(p.keyTiers ?? []), ...(p.sharedKeyTiers ?? []).map((s) => s.tierId)];
+    for (const id of [...new Set(applied)]) {
+      const tier = tiers.get(id);
+      if (!tier?.contentSafety) continue;
+      const reached = (p.models ?? []).filter((m) => tier.models === undefined || tier.models.includes(m.name));
+      const scopes: [string, unknown][] = [[`project ${p.name} (${p.id})`, undefined], ...reached.map((m): [string, unknown] => [`model ${m.name} (${m.id})`, m.settings ?? {}])];
+      for (const [who, model] of scopes) {
+        const fit = serviceRegionFit(mergeSettings(tenant, p.settings as CompilerSettings | undefined, model as CompilerModelSettings | undefined), services.contentSafety);
+        if (fit === "ok") continue;
+        out.push(
+          fit === "unstated"
+            ? `key tier ${id} on ${who}: its content safety (${tier.contentSafety}) is on and regions.allowed applies, but services.contentSafety states no region: its keys' prompts are screened wherever that resource runs; state its region`
+            : `key tier ${id} on ${who}: its content safety (${tier.contentSafety}) screens its keys' prompts in services.contentSafety's region ${services.contentSafety?.region ?? ""}, outside regions.allowed`,
+        );
+        break;
+      }
+    }
   }
   return out;
 }

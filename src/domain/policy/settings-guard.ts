@@ -4,12 +4,12 @@ import { AppError, fail } from "../errors.js";
 import { gateGapsOfWrite, type ProjectControls } from "../projects/gates.js";
 import type { Project } from "../projects/schema.js";
 import { canonicalJson } from "../audit/chain.js";
-import { contentSafetyRegionGap, refuseRegionGap, requireServices, requireSeverityScale, type TenantSettingsService } from "./tenant-settings.js";
+import { contentSafetyRegionGap, keyRegionGaps, refuseRegionGap, requireServices, requireSeverityScale, type KeyReach, type TenantSettingsService } from "./tenant-settings.js";
 
 /** A project, or one of its models on top of it, as the environment's gates read it. */
 export interface GateScope {
   project: ProjectControls;
-  model?: { label: string; settings?: ModelSettings | undefined } | undefined;
+  model?: { label: string; settings?: ModelSettings | undefined; name?: string | undefined } | undefined;
 }
 
 /**
@@ -24,7 +24,28 @@ export class SettingsGuard {
   /** A project's models with their own settings (registered once the models pillar exists: services.ts). */
   private models: (tenantId: string, projectId: string) => Promise<readonly { name: string; settings?: ModelSettings | undefined }[]> = () => Promise.resolve([]);
 
+  /** The keys whose tier screens prompts in a project: its own and those shared into it (registered with the keys: services.ts). */
+  private keys: (tenantId: string, projectId: string) => Promise<readonly KeyReach[]> = () => Promise.resolve([]);
+
   constructor(private readonly tenant: Pick<TenantSettingsService, "scope">) {}
+
+  /** Registers where a project's content-safety keys are read: a region rule written there is held on them too (ADR 024). */
+  keysOf(reader: (tenantId: string, projectId: string) => Promise<readonly KeyReach[]>): void {
+    this.keys = reader;
+  }
+
+  /**
+   * A key with a content-safety level (created, or shared into a project) is applied by its tier to every call it
+   * makes in `projectId`, so the region rule holds for it as for a scope's content safety (ADR 024): a 400
+   * `service_region_not_allowed` on `field` when the project, or a model the key reaches there, has a region rule
+   * excluding the content-safety service's stated region.
+   */
+  async checkKeyRegions(tenantId: string, projectId: string, projectSettings: Settings | undefined, key: KeyReach, field: string): Promise<void> {
+    const t = await this.tenant.scope(tenantId);
+    if (t.services.contentSafety?.region === undefined) return;
+    const gaps = keyRegionGaps(t, projectSettings, await this.models(tenantId, projectId), [key]);
+    if (gaps.length) refuseRegionGap(field, gaps);
+  }
 
   /** Registers where a project's models are read: a project edit is held to the gates on each of them too. */
   modelsOf(reader: (tenantId: string, projectId: string) => Promise<readonly { name: string; settings?: ModelSettings | undefined }[]>): void {
@@ -44,7 +65,8 @@ export class SettingsGuard {
    * safety on and a region rule that excludes the tenant's content-safety service's stated region (ADR 024):
    * a 400 `service_region_not_allowed`. Like the gates, only what the write introduces counts: `before` is
    * the same scope as it stands (absent for a new one). `field` names the settings written ("body.settings");
-   * `projectId`: a project's write, held on each of its models too.
+   * `projectId`: the project written (held on each of its models too) or the model's project; the keys whose tier
+   * screens prompts there (their own project's, or shared into it) are held to the rule as well.
    */
   async checkServiceRegions(tenantId: string, after: GateScope, before: GateScope | undefined, field: string, projectId?: string): Promise<void> {
     // Only a write to a scope's region rule or content safety can send its prompts outside the service's
@@ -63,6 +85,16 @@ export class SettingsGuard {
       for (const m of await this.models(tenantId, projectId)) {
         const next = gap(after, m.settings ?? {});
         if (next && !gap(before, m.settings ?? {})) gaps.push(`model ${m.name}: ${next}`);
+      }
+    }
+    // Keys whose tier screens their prompts here: the tier applies whatever the scope's own content safety is.
+    const keys = projectId !== undefined ? await this.keys(tenantId, projectId) : [];
+    if (keys.length) {
+      const models = after.model ? [] : await this.models(tenantId, projectId!);
+      const only = (scope: GateScope | undefined) => (scope?.model?.name !== undefined ? { name: scope.model.name, settings: scope.model.settings } : undefined);
+      if (!after.model || only(after)) {
+        const had = new Set(before ? keyRegionGaps(t, before.project.settings, models, keys, only(before)) : []);
+        for (const g of keyRegionGaps(t, after.project.settings, models, keys, only(after))) if (!had.has(g)) gaps.push(g);
       }
     }
     if (!gaps.length) return;

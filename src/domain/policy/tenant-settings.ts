@@ -191,6 +191,94 @@ export function contentSafetyRegionGap(t: { settings: z.output<typeof Settings>;
   return `content safety is on and regions.allowed (${allowed.length ? allowed.join(", ") : "none"}) excludes ${region}, the region of the content-safety service that screens every prompt`;
 }
 
+/**
+ * A key whose tier screens its prompts (`limits.contentSafety`, an agent's guardrail level) as the gateway applies
+ * it in one project: the key's own, or one it is shared with. `models`: the names of the project's models the key
+ * reaches there; absent: every one.
+ */
+export interface KeyReach {
+  /** How the refusal names the key ("key key_…", or "the key" for the one being written). */
+  label: string;
+  level: string;
+  models?: readonly string[] | undefined;
+}
+
+/** A key document as far as where its content safety applies: its project, model scope (ids), status and shares. */
+export interface KeyOfProject {
+  projectId: string;
+  id: string;
+  status?: string | undefined;
+  scopes?: { models?: readonly string[] | undefined } | undefined;
+  limits: { contentSafety?: string | undefined };
+  shares?: readonly { projectId: string; status: string }[] | undefined;
+}
+
+/**
+ * Where each key with a content-safety level screens prompts, by project: its own project and every project it
+ * has an active share with, as the compiler applies its tier (src/domain/keys/profiles.ts), with the model names it
+ * reaches there (its scoped models' names; absent: every model). A revoked or expired key calls nothing.
+ */
+export function keyReaches(keys: readonly KeyOfProject[], projects: readonly { id: string; models?: readonly { id: string; name: string }[] | undefined }[]): Map<string, KeyReach[]> {
+  const out = new Map<string, KeyReach[]>();
+  const byId = new Map(projects.map((p) => [p.id, p]));
+  for (const k of keys) {
+    const level = k.limits.contentSafety;
+    if (!level || k.status === "revoked" || k.status === "expired") continue;
+    const own = byId.get(k.projectId)?.models ?? [];
+    const models = k.scopes?.models === undefined ? undefined : own.filter((m) => k.scopes!.models!.includes(m.id)).map((m) => m.name);
+    const targets = [k.projectId, ...(k.shares ?? []).filter((x) => x.status === "active").map((x) => x.projectId)];
+    for (const target of targets) {
+      const label = target === k.projectId ? `key ${k.id}` : `key ${k.id} of project ${k.projectId} (shared)`;
+      const list = out.get(target) ?? [];
+      list.push({ label, level, models });
+      out.set(target, list);
+    }
+  }
+  return out;
+}
+
+/**
+ * A key tier's content safety in a scope whose region rule excludes the content-safety service's stated region
+ * (ADR 024): the tier's `llm-content-safety` runs for the key's calls whatever the scope's own content safety is,
+ * so only the rule counts. The reason, or undefined. Held to the tenant's floors, as {@link contentSafetyRegionGap}.
+ */
+export function keyContentSafetyRegionGap(t: { settings: z.output<typeof Settings>; services: z.output<typeof Services> }, level: string, project: unknown, model?: unknown): string | undefined {
+  const region = t.services.contentSafety?.region;
+  if (region === undefined) return undefined;
+  const eff = mergeSettings(t.settings, clampToFloor(t.settings, project as Settings | undefined), model === undefined ? undefined : (clampToFloor(t.settings, model as Settings | undefined) as never));
+  if (serviceRegionFit(eff, t.services.contentSafety) !== "excluded") return undefined;
+  const allowed = eff["regions.allowed"]?.value ?? [];
+  return `its content safety (${level}) screens every prompt it sends, and regions.allowed (${allowed.length ? allowed.join(", ") : "none"}) excludes ${region}, the region of the content-safety service`;
+}
+
+/**
+ * The {@link keyContentSafetyRegionGap}s of keys in one project: each key on the project (the rule every call there
+ * is held to) and on each of the project's models it reaches; `onlyModel`: a model write, only that model.
+ * One string per key and scope, naming both.
+ */
+export function keyRegionGaps(
+  t: { settings: z.output<typeof Settings>; services: z.output<typeof Services> },
+  project: unknown,
+  models: readonly { name: string; settings?: unknown }[],
+  keys: readonly KeyReach[],
+  onlyModel?: { name: string; settings?: unknown },
+): string[] {
+  const out: string[] = [];
+  for (const k of keys) {
+    const reaches = (name: string) => k.models === undefined || k.models.includes(name);
+    const scopes: [string, unknown][] = onlyModel
+      ? reaches(onlyModel.name)
+        ? [[`model ${onlyModel.name}`, onlyModel.settings ?? {}]]
+        : []
+      : [["the project", undefined], ...models.filter((m) => reaches(m.name)).map((m): [string, unknown] => [`model ${m.name}`, m.settings ?? {}])];
+    for (const [who, model] of scopes) {
+      const gap = keyContentSafetyRegionGap(t, k.level, project, model);
+      if (gap) out.push(`${k.label} on ${who}: ${gap}`);
+    }
+  }
+  return out;
+}
+
 /** The 400 for a write that introduces {@link contentSafetyRegionGap}s: `field` names what the write changed. */
 export function refuseRegionGap(field: string, gaps: readonly string[]): never {
   return fail({
@@ -231,7 +319,7 @@ export function belowTenant(
   settings: z.output<typeof Settings>,
   projects: readonly { id: string; name: string; settings?: unknown; models?: readonly { id: string; name: string; settings?: unknown }[] }[],
   /** Every key document (revoked ones too: their profiles are compiled like the others, src/domain/keys/profiles.ts). */
-  keys: readonly { projectId: string; id: string; limits: { contentSafety?: string | undefined } }[],
+  keys: readonly KeyOfProject[],
   /** The tenant's settings as stored, and each project's environment: for what the change takes from test and prod projects. */
   gates?: { previous: Settings | undefined; environments: ReadonlyMap<string, Project["environment"]> },
   /** The tenant's services as written and as stored: for the content-safety region gaps the change introduces. */
@@ -248,6 +336,14 @@ export function belowTenant(
         const gap = contentSafetyRegionGap(next, p.settings, model);
         if (gap && !contentSafetyRegionGap(before, p.settings, model)) gaps.push(`${who}: ${gap}`);
       }
+    }
+    // Keys whose tier screens their prompts: in their own project and in each one they are shared with.
+    const reaches = keyReaches(keys, projects);
+    for (const p of projects) {
+      const inProject = reaches.get(p.id) ?? [];
+      if (!inProject.length) continue;
+      const had = new Set(keyRegionGaps(before, p.settings, p.models ?? [], inProject));
+      for (const gap of keyRegionGaps(next, p.settings, p.models ?? [], inProject)) if (!had.has(gap)) gaps.push(`project ${p.name} (${p.id}): ${gap}`);
     }
     if (gaps.length) out.regionGaps = gaps;
   }

@@ -142,7 +142,7 @@ export class ModelService {
     if (spec.settings) await this.settingsGuard?.check(ctx.principal.tenantId, project.settings, spec.settings, "body.settings");
     const label = `model ${spec.name}`;
     await this.settingsGuard?.checkEnvironment(ctx.principal.tenantId, project.environment, { project, model: { label, settings: spec.settings } }, { project, model: { label } });
-    await this.settingsGuard?.checkServiceRegions(ctx.principal.tenantId, { project, model: { label, settings: spec.settings } }, { project, model: { label } }, "body.settings");
+    await this.settingsGuard?.checkServiceRegions(ctx.principal.tenantId, { project, model: { label, name: spec.name, settings: spec.settings } }, { project, model: { label, name: spec.name } }, "body.settings", projectId);
     this.checkSunset(spec, undefined);
     const id = newId("mdl");
     const now = this.clock.now().toISOString();
@@ -248,7 +248,7 @@ export class ModelService {
       if (spec.settings) await this.settingsGuard?.check(ctx.principal.tenantId, project.settings, spec.settings, "body.settings");
       const label = `model ${spec.name}`;
       await this.settingsGuard?.checkEnvironment(ctx.principal.tenantId, project.environment, { project, model: { label, settings: spec.settings } }, { project, model: { label, settings: current.settings } });
-      await this.settingsGuard?.checkServiceRegions(ctx.principal.tenantId, { project, model: { label, settings: spec.settings } }, { project, model: { label, settings: current.settings } }, "body.settings");
+      await this.settingsGuard?.checkServiceRegions(ctx.principal.tenantId, { project, model: { label, name: spec.name, settings: spec.settings } }, { project, model: { label, name: current.name, settings: current.settings } }, "body.settings", projectId);
     }
     const backends = await this.storeCredentials(id, backendsIn, current.backends);
     const { backends: _b, ...fields } = spec;
