@@ -70,7 +70,7 @@ export const REASONS = {
   key_owner_only: { status: 403, meaning: "only the key's owner collects a rotated secret" },
   key_suspended_by_admin: { status: 403, meaning: "an admin suspended the key (someone else's): only a TenantAdmin or the project's ProjectAdmin resumes it" },
   key_owner_not_caller: { status: 403, meaning: "a key in someone else's name (`owner`) is made, or given to someone else, by a TenantAdmin or the project's ProjectAdmin only" },
-  key_profiles_exhausted: { status: 409, meaning: "the key's scopes, limits or shares would be a new key profile in a project that already has the most its gateway document holds (40, revoked and expired keys' included): reuse the scopes and limits of an existing key" },
+  key_profiles_exhausted: { status: 409, meaning: "the key's scopes, limits or shares would be a new key profile in a project that already has the most its gateway document holds (40, revoked and expired keys' included, and for each shared key the profiles the ends of its shares would leave it with), or in the tiers a project it is shared with accepts: reuse the scopes and limits of an existing key" },
   key_lifetime_exceeded: { status: 400, meaning: "`expiresAt` is beyond the project's maximum key lifetime (`keyPolicy.maxTtlDays`)" },
   key_justification_required: { status: 400, meaning: "the project's keys need an approval (`keyPolicy.requireApproval`) and the request gives no `justification`" },
   // ---- models ----

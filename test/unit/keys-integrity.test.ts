@@ -359,17 +359,18 @@ describe("the tiers a project accepts from keys shared into it", () => {
   const keyDoc = (i: number, share: "active" | "revoked", target: string) =>
     ({ id: `key_${i.toString().padStart(20, "0")}`, tenantId: TENANT, scopeId: "p-from", projectId: "p-from", scopes: {}, limits: { tokensPerMinute: 1000 + i }, shares: [{ projectId: target, status: share, approvalId: `apr_${i}` }], gateway: { desiredGen: 2, syncedGen: 2 } }) as unknown as KeyDoc;
   const docsOf = (keyDocs: KeyDoc[]) => ({
-    async *sharedInto() {
+    async *sharedIntoAll() {
       // The target's records all say active (some stale: their shares ended, the record's write lost).
       for (const d of keyDocs) yield { fromProject: d.projectId, keyId: d.id };
     },
     read: async (_t: string, _p: string, id: string) => keyDocs.find((d) => d.id === id) as never,
   });
   it("are the profiles the key documents share with it: a record left active by an ended share takes no room", async () => {
+    const candidate = { ...keyDoc(9999, "active", "p-into"), id: "key_new" };
     const stale = Array.from({ length: MAX_PROJECT_KEY_TIERS }, (_, i) => keyDoc(i, "revoked", "p-into"));
-    expect(await acceptedInUse(docsOf(stale), TENANT, "p-into", { fromProject: "p-from", profile: "kp_new" })).toBeUndefined();
+    expect(await acceptedInUse(docsOf(stale), TENANT, "p-into", candidate)).toBeUndefined();
     const live = Array.from({ length: MAX_PROJECT_KEY_TIERS }, (_, i) => keyDoc(i, "active", "p-into"));
-    expect(await acceptedInUse(docsOf(live), TENANT, "p-into", { fromProject: "p-from", profile: "kp_new" })).toBe(MAX_PROJECT_KEY_TIERS);
+    expect(await acceptedInUse(docsOf(live), TENANT, "p-into", candidate)).toBe(MAX_PROJECT_KEY_TIERS);
   });
 });
 

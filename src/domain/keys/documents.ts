@@ -159,53 +159,105 @@ export function profileDefOf(doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?:
   return { id: `kp_${createHash("sha256").update(canonical).digest("hex").slice(0, 10)}`, models, ...(noModels ? { noModels } : {}), tools, agents, limits, sharedWith };
 }
 
+/** A key as the caps read it: stored, or as a change would leave it (a key not made yet has no id). */
+export type ProfileHolder = Pick<KeyDoc, "projectId" | "scopes" | "limits" | "status"> & { id?: string; shares?: ShareDoc[]; gateway?: Pick<KeyDoc["gateway"], "publishedProfile"> };
+
+/**
+ * Shares whose every combination a key holds a profile for; a key shared with more projects than this
+ * (only possible before the caps counted them: 2^6 profiles are more than a project holds) holds those
+ * of each single share's end and of all of them.
+ */
+const MAX_RESERVED_SHARES = 6;
+
+/**
+ * The profiles a key holds against the caps on key profiles (ADR 008): its own, the one its subscription
+ * is on (compiled until it has moved), and — while it has not ended — every profile ending some of its
+ * active shares would give it (one for each subset of the projects it is shared with). Ending a share (an
+ * unshare, an access review's deny) is a safety action that must never be refused nor need room that may
+ * be gone by then: the profile it moves the key to was counted against the caps all along, so it is never
+ * a profile the project's gateway document cannot hold.
+ */
+export function profilesHeldBy(doc: ProfileHolder): ProfileDef[] {
+  const out = new Map<string, ProfileDef>();
+  const add = (d: ProfileDef) => {
+    if (d.id && !out.has(d.id)) out.set(d.id, d);
+  };
+  const own = profileDefOf(doc);
+  add(own);
+  if (doc.gateway?.publishedProfile) add(doc.gateway.publishedProfile);
+  if (keyEnded(doc)) return [...out.values()]; // its shares end with it, and its profile stays as it is
+  const targets = own.sharedWith;
+  const subsets =
+    targets.length <= MAX_RESERVED_SHARES
+      ? Array.from({ length: 2 ** targets.length }, (_, mask) => targets.filter((_t, i) => (mask >> i) & 1))
+      : [[], ...targets.map((t) => targets.filter((x) => x !== t))];
+  for (const keep of subsets) add(profileDefOf({ scopes: doc.scopes, limits: doc.limits, shares: keep.map((projectId) => ({ projectId, status: "active" }) as ShareDoc) }));
+  return [...out.values()];
+}
+
 /**
  * A profile is a key tier of its project (a product; ADR 008), and a project's gateway document holds at
  * most MAX_PROJECT_KEY_TIERS of them. Profiles of revoked and expired keys stay in their own project (their
  * cancelled subscriptions stay on their products; the projects they were shared with no longer accept
- * them: acceptedInUse), so a new distinct profile past the cap is refused (409
- * key_profiles_exhausted) — compiled, it would set the whole project aside at the next publish.
+ * them: acceptedInUse), so a key whose profiles (profilesHeldBy) would take the project past the cap is
+ * refused (409 key_profiles_exhausted) — compiled, it would set the whole project aside at the next publish.
+ * `next`: the key as the change would leave it (its stored document, if any, is counted as `next` instead).
  */
-export async function roomForProfile(docs: Pick<KeyDocuments, "listAll">, tenantId: string, projectId: string, candidate: string): Promise<void> {
-  const inUse = await profilesInUse(docs, tenantId, projectId, candidate);
+export async function roomForProfile(docs: Pick<KeyDocuments, "listAll">, tenantId: string, next: ProfileHolder): Promise<void> {
+  const inUse = await profilesInUse(docs, tenantId, next);
   if (inUse === undefined) return;
-  fail({ kind: "conflict", detail: `project ${projectId} already has ${inUse} key profiles (distinct scopes, limits and shares), the most its gateway document holds; give this key the scopes and limits of an existing one`, reason: "key_profiles_exhausted" });
+  fail({ kind: "conflict", detail: `project ${next.projectId} already has ${inUse} key profiles (distinct scopes, limits and shares, and those the key's shares would leave it with when they end), the most its gateway document holds; give this key the scopes and limits of an existing one`, reason: "key_profiles_exhausted" });
 }
 
-/** The profiles a key keeps compiled: its own, and the one its subscription is still on ("" is none). */
-const profilesHeld = (doc: KeyDoc): string[] => [profileOf(doc), ...(doc.gateway.publishedProfile ? [doc.gateway.publishedProfile.id] : [])].filter((id) => id !== "");
+/**
+ * Room for the key's profiles in its own project and among the tiers each project it is shared with
+ * accepts (a share begun, a share asked for, new scopes or limits of a shared key): 409
+ * key_profiles_exhausted otherwise.
+ */
+export async function roomForShared(docs: Pick<KeyDocuments, "listAll" | "sharedIntoAll" | "read">, tenantId: string, next: ProfileHolder): Promise<void> {
+  await roomForProfile(docs, tenantId, next);
+  for (const target of profileDefOf(next).sharedWith) {
+    const accepted = await acceptedInUse(docs, tenantId, target, next);
+    if (accepted !== undefined) fail({ kind: "conflict", detail: `project ${target} already accepts ${accepted} shared key profiles, the most its gateway document holds`, reason: "key_profiles_exhausted" });
+  }
+}
 
 /**
  * Whether the key has ended (revoked or expired): it works nowhere again, so no project it was shared
- * with accepts its profile any more (profiles.ts) — its shares stay on its document as history, and its
- * profile stays compiled in its own project only (its cancelled subscription is on that product).
+ * with accepts its profile any more (profiles.ts) — its shares stay on its document as history (and read
+ * revoked: shareStatusOf), and its profile stays compiled in its own project only (its cancelled
+ * subscription is on that product).
  */
 export const keyEnded = (doc: Pick<KeyDoc, "status">): boolean => doc.status === "revoked" || doc.status === "expired";
 
+/** The (project, profile) pairs of the key a project it is shared with accepts, or holds room for (profilesHeldBy). */
+const acceptedFrom = (doc: ProfileHolder, target: string): string[] => (keyEnded(doc) ? [] : profilesHeldBy(doc).filter((d) => d.sharedWith.includes(target)).map((d) => `${doc.projectId}/${d.id}`));
+
 /**
  * A project accepts the profiles of keys shared into it as key tiers too, at most MAX_PROJECT_KEY_TIERS
- * (source project, profile) pairs; how many it has when `candidate` would be one too many, else undefined.
- * The target's records only say where to look: the key's document decides, as the compiler's input does
- * (profiles.ts) — a profile counts only when it is shared with the target, so a record a crash left active
- * after its share ended takes no room, and only while the key has not ended: a revoked or expired key's
- * profile is accepted nowhere else, so it frees its place at once.
+ * (source project, profile) pairs; how many it has when the key `next` would take it past that, else
+ * undefined. The target's records only say where to look: the key's document decides, as the compiler's
+ * input does (profiles.ts) — a profile counts only when it is shared with the target, so a record a crash
+ * left active after its share ended takes no room, and only while the key has not ended: a revoked or
+ * expired key's profile is accepted nowhere else, so it frees its place at once. Records of ended shares
+ * are read too: until its subscription has moved, an unshared key's old profile is still accepted there.
  */
-export async function acceptedInUse(docs: Pick<KeyDocuments, "sharedInto" | "read">, tenantId: string, target: string, candidate: { fromProject: string; profile: string }): Promise<number | undefined> {
+export async function acceptedInUse(docs: Pick<KeyDocuments, "sharedIntoAll" | "read">, tenantId: string, target: string, next: ProfileHolder): Promise<number | undefined> {
   const inUse = new Set<string>();
-  for await (const s of docs.sharedInto(tenantId, target)) {
+  for await (const s of docs.sharedIntoAll(tenantId, target)) {
+    if (s.fromProject === next.projectId && s.keyId === next.id) continue;
     const doc = await docs.read(tenantId, s.fromProject, s.keyId);
-    const held = doc && !keyEnded(doc) ? [profileDefOf(doc), ...(doc.gateway.publishedProfile ? [doc.gateway.publishedProfile] : [])] : [];
-    for (const def of held) if (def.id && def.sharedWith.includes(target)) inUse.add(`${s.fromProject}/${def.id}`);
+    if (doc) for (const pair of acceptedFrom(doc, target)) inUse.add(pair);
   }
-  const key = `${candidate.fromProject}/${candidate.profile}`;
-  return inUse.has(key) || inUse.size < MAX_PROJECT_KEY_TIERS ? undefined : inUse.size;
+  const added = acceptedFrom(next, target).filter((pair) => !inUse.has(pair));
+  return added.length === 0 || inUse.size + added.length <= MAX_PROJECT_KEY_TIERS ? undefined : inUse.size;
 }
 
-/** How many profiles the project has when `candidate` would be one too many; undefined when it fits. */
-export async function profilesInUse(docs: Pick<KeyDocuments, "listAll">, tenantId: string, projectId: string, candidate: string): Promise<number | undefined> {
-  if (!candidate) return undefined;
-  const inUse = new Set((await docs.listAll(tenantId, projectId)).flatMap(profilesHeld));
-  return inUse.has(candidate) || inUse.size < MAX_PROJECT_KEY_TIERS ? undefined : inUse.size;
+/** How many profiles the project has when the key `next` would take it past the cap; undefined when it fits. */
+export async function profilesInUse(docs: Pick<KeyDocuments, "listAll">, tenantId: string, next: ProfileHolder): Promise<number | undefined> {
+  const others = new Set((await docs.listAll(tenantId, next.projectId)).filter((d) => d.id !== next.id).flatMap((d) => profilesHeldBy(d).map((x) => x.id)));
+  const added = profilesHeldBy(next).filter((x) => !others.has(x.id));
+  return added.length === 0 || others.size + added.length <= MAX_PROJECT_KEY_TIERS ? undefined : others.size;
 }
 
 export const profileOf = (doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?: ShareDoc[] }): string => profileDefOf(doc).id;
@@ -214,10 +266,19 @@ export function statusOf(doc: KeyDoc): Key["status"] {
   return doc.status === "revoked" && doc.revocationPending ? "revocationPending" : doc.status;
 }
 
-/** A share is reported revoked only once the gateway has moved the key off the shared product, as a key's revocation is. */
-export function shareStatusOf(doc: Pick<KeyDoc, "gateway">, share: ShareDoc): Key["shares"][number]["status"] {
+/**
+ * A share is reported revoked only once the gateway has moved the key off the shared product, as a key's
+ * revocation is. A key that ended (revoked, expired) is shared with nobody: its active shares ended with it
+ * (its document keeps them as they were, so its profile — the product its cancelled subscription is on —
+ * stays as it is), and read as its own end does — `revocationPending` until the gateway confirmed it.
+ */
+export function shareStatusOf(doc: Pick<KeyDoc, "gateway" | "status" | "revocationPending">, share: ShareDoc): Key["shares"][number]["status"] {
+  if (share.status === "active" && keyEnded(doc)) return doc.revocationPending || doc.gateway.syncedGen < doc.gateway.desiredGen ? "revocationPending" : "revoked";
   return share.status === "revoked" && share.revokedAtGen !== undefined && doc.gateway.syncedGen < share.revokedAtGen ? "revocationPending" : share.status;
 }
+
+/** Whether the key reaches `target` through a share: active there, and the key has not ended. */
+export const sharedWith = (doc: Pick<KeyDoc, "status" | "shares">, target: string): boolean => !keyEnded(doc) && (doc.shares ?? []).some((x) => x.projectId === target && x.status === "active");
 
 /**
  * The key as the API shows it (and audit records and events see it): never a secret, digest or secret version.
@@ -412,10 +473,15 @@ export class KeyDocuments implements KeyDocReader {
     for await (const s of everyDoc<SharedInDoc>(this.store, this.partition(tenantId, projectId), { docType: "keyShareIn" })) if (s.status === "active") yield { fromProject: s.fromProject, keyId: s.keyId };
   }
 
+  /** Every key ever shared into a project, its share active or ended (the cap on accepted tiers reads them: acceptedInUse). */
+  async *sharedIntoAll(tenantId: string, projectId: string): AsyncGenerator<{ fromProject: string; keyId: string }> {
+    for await (const s of everyDoc<SharedInDoc>(this.store, this.partition(tenantId, projectId), { docType: "keyShareIn" })) yield { fromProject: s.fromProject, keyId: s.keyId };
+  }
+
   /**
    * Makes a key visible in the project it is shared with, or ends that (the target's own partition and
    * audit chain), as the key's document says now: active while a share into `target` is active, ended once
-   * one ended (a record is never made for a share that never was active). The record is read before the
+   * one ended or the key did (a record is never made for a share that never was active). The record is read before the
    * key and written conditionally, so of two writers racing (an unshare and a share made again) the last
    * one's view of the key stands. Idempotent: recorded already, nothing is written (a settle run again, or
    * the lifecycle job's repair, after a crash between the key's write and this one).
@@ -439,7 +505,8 @@ export class KeyDocuments implements KeyDocReader {
     const current = await this.store.read<SharedInDoc>(partition, id);
     const doc = await this.read(tenantId, key.projectId, key.id);
     const shares = (doc?.shares ?? []).filter((x) => x.projectId === target);
-    const status = shares.some((x) => x.status === "active") ? "active" : shares.some((x) => x.status === "revoked") ? "revoked" : undefined;
+    // A key that ended (revoked, expired) is shared with nobody: its active shares ended with it.
+    const status = shares.some((x) => x.status === "active") && doc && !keyEnded(doc) ? "active" : shares.some((x) => x.status === "revoked" || x.status === "active") ? "revoked" : undefined;
     if (!doc || !status || (status === "revoked" && current?.docType !== "keyShareIn")) return;
     if (current?.docType === "keyShareIn" && current.status === status && current.fromProject === doc.projectId) return;
     const shareDoc: SharedInDoc = { id, ...partition, docType: "keyShareIn", fromProject: doc.projectId, keyId: doc.id, status };

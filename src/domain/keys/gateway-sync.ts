@@ -3,7 +3,7 @@ import type { Clock } from "../../ports/clock.js";
 import { artifactHash, artifactRef, canonicalJson, expectedReadBack, readBackHash, type SubscriptionReadBack } from "../../ports/gateway.js";
 import { unversioned, type Versioned } from "../../ports/store.js";
 import { systemContext } from "../kernel/system.js";
-import { profileDefOf, type KeyDoc, type KeyDocuments } from "./documents.js";
+import { keyEnded, profileDefOf, type KeyDoc, type KeyDocuments } from "./documents.js";
 import type { GatewayAccess } from "./gateway-access.js";
 import type { SecretResolver } from "./secrets.js";
 import { stopsInPlace, subscriptionFor } from "./subscription.js";
@@ -174,13 +174,15 @@ export class KeyGatewaySync {
         // the same batch that records it, so a failure cannot leave one without the other.
         // Shares ended since the last confirmation: the key has left the products that reached those projects.
         const sharesEnded = confirmed ? (cur.shares ?? []).filter((x) => x.status === "revoked" && x.revokedAtGen !== undefined && x.revokedAtGen > cur.gateway.syncedGen && x.revokedAtGen <= gen).map((x) => x.projectId) : [];
+        // A key that ended: its shares ended with it (their records end when it does; repaired here when that write was lost).
+        const endedWithKey = confirmed && keyEnded(cur) && cur.gateway.syncedGen < gen ? (cur.shares ?? []).filter((x) => x.status === "active").map((x) => x.projectId) : [];
         let written: boolean;
         try {
           const ctx = systemContext(tenantId, "system:keys", correlationId);
           // Each ended share's record in its target project ended first (idempotent: one that agrees is only
           // read), so a confirmed end has a record that says so — repaired here, once per ended share, when an
           // unshare's second write was lost (a crash), and never read again by later runs.
-          for (const target of new Set(sharesEnded)) await this.docs.recordSharedIn(ctx, cur, target);
+          for (const target of new Set([...sharesEnded, ...endedWithKey])) await this.docs.recordSharedIn(ctx, cur, target);
           written =
             confirmed && cur.revocationPending
               ? await this.docs.putAnnounced(ctx, next, cur._etag, "key.revoke.confirm", "aigov.key.revoked.v1", { status: "revoked" }, { keyId: id, projectId })

@@ -112,6 +112,9 @@ export class KeyLifecycle {
       projectId: doc.projectId,
       reason,
     });
+    // Its active shares end with it: the projects it was shared with no longer list it (their records end,
+    // audited and announced there). A record this misses (a crash) is ended by the sync that confirms the end.
+    for (const target of new Set((doc.shares ?? []).filter((s) => s.status === "active").map((s) => s.projectId))) await this.docs.recordSharedIn(ctx, doc, target).catch(() => undefined);
     for (const slot of ["primary", "secondary"] as const) if (doc.slots[slot].kind === "secret") await this.secrets.disableRetired(doc.id, slot, doc.slots[slot].version);
     // Its shares still waiting for an approval can no longer be made (their settle rejects them): nobody is
     // asked to decide them any more. Best effort: the approval sweep withdraws what this misses (sharing.ts).

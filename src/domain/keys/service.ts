@@ -15,7 +15,7 @@ import { DEFAULT_KEY_POLICY, lockedNow, type KeyPolicy, type Project } from "../
 import type { ProjectService } from "../projects/service.js";
 import { parseOrThrow } from "../validation.js";
 import { KeyAccess } from "./access.js";
-import { profileOf, roomForProfile, statusOf, type KeyDoc, type KeyDocuments } from "./documents.js";
+import { roomForProfile, roomForShared, statusOf, type KeyDoc, type KeyDocuments } from "./documents.js";
 import { generateKey, isWellFormedKey, keyHints } from "./format.js";
 import type { GatewayAccess } from "./gateway-access.js";
 import { KeyGatewaySync } from "./gateway-sync.js";
@@ -151,7 +151,7 @@ export class KeyService {
     const now = this.clock.now();
     const expiresAt = spec.expiresAt ?? new Date(now.getTime() + policy.defaultTtlDays * 86_400_000).toISOString();
     await this.validate(ctx, project, policy, spec.scopes, spec.limits, expiresAt, now);
-    await roomForProfile(this.documents, ctx.principal.tenantId, project.id, profileOf({ scopes: spec.scopes, limits: spec.limits }));
+    await roomForProfile(this.documents, ctx.principal.tenantId, { projectId: project.id, scopes: spec.scopes, limits: spec.limits, status: "active" });
 
     const id = newId("key");
     // The approval first: a key never exists that waits for an approval nobody was asked for.
@@ -279,7 +279,8 @@ export class KeyService {
     if (canonicalJson({ scopes: doc.scopes, limits: doc.limits }) === canonicalJson({ scopes, limits })) return this.documents.view(doc);
     const policy = project.keyPolicy ?? DEFAULT_KEY_POLICY;
     await this.validate(ctx, project, policy, scopes, limits, doc.expiresAt, this.clock.now(), false, (doc.shares ?? []).filter((x) => x.status === "active" || x.status === "pending").map((x) => x.projectId));
-    await roomForProfile(this.documents, ctx.principal.tenantId, project.id, profileOf({ ...doc, scopes, limits }));
+    // A shared key's new profiles are accepted by the projects it is shared with too.
+    await roomForShared(this.documents, ctx.principal.tenantId, { ...doc, scopes, limits });
     const next: KeyDoc = {
       ...unversioned(doc),
       scopes,

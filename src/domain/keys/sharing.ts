@@ -11,7 +11,7 @@ import { lockedNow } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
 import { parseOrThrow } from "../validation.js";
 import type { KeyAccess } from "./access.js";
-import { acceptedInUse, keyPath, profileOf, profilesInUse, roomForProfile, type KeyDoc, type KeyDocuments, type ShareDoc } from "./documents.js";
+import { keyEnded, keyPath, roomForShared, sharedWith, type KeyDoc, type KeyDocuments, type ShareDoc } from "./documents.js";
 import type { GatewayAccess } from "./gateway-access.js";
 import type { KeyGatewaySync } from "./gateway-sync.js";
 import { ShareSpec, type Key } from "./schema.js";
@@ -75,10 +75,9 @@ export class KeySharing {
     }
     // Shared, the key is a profile of its own (its product links the other project's API too): room for
     // it in its own project, and among the tiers the other project accepts.
-    const sharedProfile = profileOf({ ...doc, shares: [...(doc.shares ?? []), { projectId: spec.projectId, status: "active" } as ShareDoc] });
-    await roomForProfile(this.docs, tenantId, projectId, sharedProfile);
-    const accepted = await acceptedInUse(this.docs, tenantId, spec.projectId, { fromProject: projectId, profile: sharedProfile });
-    if (accepted !== undefined) fail({ kind: "conflict", detail: `project ${spec.projectId} already accepts ${accepted} shared key profiles, the most its gateway document holds`, reason: "key_profiles_exhausted" });
+    // Every project it is shared with accepts its new profile too (until it moved, its old one as well), and
+    // the profiles the ends of its shares would leave it with are held for it from now on (profilesHeldBy).
+    await roomForShared(this.docs, tenantId, { ...doc, shares: [...(doc.shares ?? []), { projectId: spec.projectId, status: "active" } as ShareDoc] });
     // Who approves is the tenant's route for key shares (default: the target project's admins or a
     // TenantAdmin); approvers the requester names are an extra stage after it.
     const { approval, recorded: key } = await this.approvals.requestFor(
@@ -103,12 +102,17 @@ export class KeySharing {
     return { key, approval, drive: approvalDrive(approval) };
   }
 
-  /** Ends a share (either project's admin or the key's owner): the key stops working with that project once the gateway confirms. */
+  /**
+   * Ends a share (either project's admin or the key's owner): the key stops working with that project once
+   * the gateway confirms. Never refused for room: the profile it leaves the key with was held for it since
+   * the share was made (profilesHeldBy), so it never takes the key's project past its cap on key profiles.
+   */
   async unshare(ctx: RequestContext, projectId: string, id: string, targetProjectId: string, ifMatch?: string): Promise<Key> {
     const { doc, fromTarget } = await this.mayEnd(ctx, projectId, id, targetProjectId);
     const tenantId = ctx.principal.tenantId;
     if (ifMatch !== undefined && !etagMatches(doc._etag, ifMatch)) fail({ kind: "preconditionFailed" });
-    const share = (doc.shares ?? []).find((x) => x.projectId === targetProjectId && (x.status === "active" || x.status === "pending"));
+    // A key that ended is shared with nobody: its shares ended with it (and its pending ones were withdrawn).
+    const share = keyEnded(doc) ? undefined : (doc.shares ?? []).find((x) => x.projectId === targetProjectId && (x.status === "active" || x.status === "pending"));
     if (!share) return notFound(`${keyPath(projectId, id)}/shares/${targetProjectId}`);
     await this.setShare(ctx, doc, targetProjectId, "revoked");
     // A share still waiting: nobody is asked to decide it any more (else the approval sweep withdraws it later).
@@ -133,7 +137,7 @@ export class KeySharing {
       // The target's admin learns of the key only what reaches into their project: a key that is not
       // shared there (or does not exist) is the same 404, so its existence is not told.
       const doc = await this.docs.read(ctx.principal.tenantId, projectId, id);
-      const reaches = doc?.shares?.some((x) => x.projectId === target && (x.status === "active" || x.status === "pending"));
+      const reaches = doc && !keyEnded(doc) && doc.shares?.some((x) => x.projectId === target && (x.status === "active" || x.status === "pending"));
       if (!doc || !reaches) return notFound(`${keyPath(projectId, id)}/shares/${target}`);
       return { doc, fromTarget: true };
     }
@@ -146,7 +150,8 @@ export class KeySharing {
   async endShare(ctx: RequestContext, projectId: string, id: string, targetProjectId: string): Promise<"removed" | "alreadyGone"> {
     const tenantId = ctx.principal.tenantId;
     const doc = await this.docs.read(tenantId, projectId, id);
-    if (!doc || !(doc.shares ?? []).some((x) => x.projectId === targetProjectId && x.status === "active")) return "alreadyGone";
+    // No room is needed: the profile the end leaves the key with was held for it all along (profilesHeldBy).
+    if (!doc || !sharedWith(doc, targetProjectId)) return "alreadyGone";
     await this.setShare(ctx, doc, targetProjectId, "revoked");
     await this.sync.trySync(tenantId, projectId, id, ctx.correlationId);
     return "removed";
@@ -159,7 +164,7 @@ export class KeySharing {
     const out: Key[] = [];
     for await (const s of this.docs.sharedInto(tenantId, projectId)) {
       const doc = await this.docs.read(tenantId, s.fromProject, s.keyId);
-      if (doc && (doc.shares ?? []).some((x) => x.projectId === projectId && x.status === "active")) out.push(this.docs.viewFrom(doc, projectId));
+      if (doc && sharedWith(doc, projectId)) out.push(this.docs.viewFrom(doc, projectId));
     }
     return out;
   }
@@ -194,8 +199,15 @@ export class KeySharing {
     }
     // Other keys may have taken the project's last profiles while the share waited: not made, rather than
     // compiled past the cap (the approval stands; the owner asks again once a profile is free).
-    const shared = profileOf({ ...doc, shares: doc.shares.map((x) => (x.approvalId === approval.id ? { ...x, status: "active" as const } : x)) });
-    if ((await profilesInUse(this.docs, tenantId, doc.projectId, shared)) !== undefined || (await acceptedInUse(this.docs, tenantId, change.toProject, { fromProject: doc.projectId, profile: shared })) !== undefined) {
+    const shared = { ...doc, shares: doc.shares.map((x) => (x.approvalId === approval.id ? { ...x, status: "active" as const } : x)) };
+    const room = await roomForShared(this.docs, tenantId, shared).then(
+      () => true,
+      (err: unknown) => {
+        if (err instanceof AppError && err.error.kind === "conflict" && err.error.reason === "key_profiles_exhausted") return false;
+        throw err;
+      },
+    );
+    if (!room) {
       await this.setShare(ctx, doc, change.toProject, "rejected");
       return;
     }
