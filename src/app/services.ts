@@ -200,7 +200,8 @@ export async function buildServices(config: Config): Promise<Services> {
     { KeySecrets },
     { gatewayAccess },
     { pillarKeys },
-    { TenantSettingsService, belowTenant, keyReaches },
+    { keysScreeningIn },
+    { TenantSettingsService, belowTenant },
     { SettingsGuard },
     { ProjectService },
     { UsageService },
@@ -231,6 +232,7 @@ export async function buildServices(config: Config): Promise<Services> {
     import("../domain/keys/secrets.js"),
     import("../domain/keys/gateway-access.js"),
     import("../domain/keys/pillar-keys.js"),
+    import("../domain/keys/screening.js"),
     import("../domain/policy/tenant-settings.js"),
     import("../domain/policy/settings-guard.js"),
     import("../domain/projects/service.js"),
@@ -325,19 +327,7 @@ export async function buildServices(config: Config): Promise<Services> {
   });
   // A region rule written to a project or model is held on the keys whose tier screens prompts there (ADR 024):
   // the project's own and those shared into it, with the names of the models each reaches.
-  settingsGuard.keysOf(async (tenantId, projectId) => {
-    const own = await keyDocuments.listAll(tenantId, projectId);
-    const shared = [];
-    for await (const s of keyDocuments.sharedInto(tenantId, projectId)) {
-      const doc = await keyDocuments.read(tenantId, s.fromProject, s.keyId);
-      if (doc) shared.push(doc);
-    }
-    const docs = [...own, ...shared].filter((d) => d.limits.contentSafety !== undefined);
-    if (!docs.length) return [];
-    const sources = [...new Set(docs.map((d) => d.projectId))];
-    const withModels = await Promise.all(sources.map(async (id) => ({ id, models: await models.listAll(tenantId, id) })));
-    return keyReaches(docs, withModels).get(projectId) ?? [];
-  });
+  settingsGuard.keysOf((tenantId, projectId) => keysScreeningIn(keyDocuments, models, tenantId, projectId));
   // Pillars meet the services built after them here (no forward references).
   const keysForPillars = pillarKeys(keys, models, toolScopes);
   for (const runtime of pillarRuntimes.values()) {
