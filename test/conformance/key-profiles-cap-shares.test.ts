@@ -10,8 +10,6 @@
  * - A revoked key's shares read ended (revoked), and the key is no longer listed among the keys shared into
  *   the other project (whose record of it ends, audited and announced there).
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
 import { MAX_PROJECT_KEY_TIERS } from "../../src/policy/input.js";
@@ -28,18 +26,6 @@ beforeAll(async () => {
 });
 afterAll(() => g.stop());
 
-const apim = () => join(g.t.app.dataDir, "apim");
-const policyOf = (projectId: string) => readFileSync(join(apim(), "apis", g.names.api(projectId), "policies", "policy.xml"), "utf8");
-const productLinks = (productId: string) => {
-  const dir = join(apim(), "products", productId, "apis");
-  return existsSync(dir) ? readdirSync(dir).map((f) => f.replace(/\.json$/, "")).sort() : [];
-};
-
-async function shareAndApprove(by: AigovClient, projectId: string, keyId: string, into: string): Promise<void> {
-  const { approval } = await by.keys.share(projectId, keyId, { projectId: into, justification: "evaluation" }, (await by.keys.get(projectId, keyId)).etag);
-  await g.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
-  await until(async () => ((await g.admin.keys.get(projectId, keyId)).shares.find((s) => s.projectId === into)?.status === "active" ? true : undefined), `share of ${keyId} into ${into} active`);
-}
 
 /** Keys with distinct profiles in the project until the cap refuses one (at most MAX_PROJECT_KEY_TIERS of them). */
 async function fill(projectId: string, base: number): Promise<number> {
@@ -76,7 +62,7 @@ describe("conformance: ending a share in a project full of key profiles", () => 
     await g.model(there.id, "gpt-4o-mini");
     await g.publish("two projects");
     const k = await g.key(dev, home.id, { name: "shared", scopes: { models: [mini.id] }, limits: { tokensPerMinute: 999 } });
-    await shareAndApprove(dev, home.id, k.id, there.id);
+    await g.shareAndApprove(dev, home.id, k.id, there.id);
     await g.synced(home.id, k.id);
     expect((await g.chat(there.id, k.key, "gpt-4o-mini")).status).toBe(200);
     // The home project filled with distinct profiles, as far as the cap lets it.
@@ -96,8 +82,8 @@ describe("conformance: ending a share in a project full of key profiles", () => 
     const key = await dev.keys.get(home.id, k.id);
     expect(key.shares.find((s) => s.projectId === there.id)?.status).toBe("revoked");
     expect(key.gateway.state).toBe("synced");
-    expect(productLinks(g.names.product(home.id, key.gateway.profile))).toEqual([g.names.api(home.id)]);
-    expect(policyOf(home.id)).toContain(key.gateway.profile);
+    expect(g.productLinks(g.names.product(home.id, key.gateway.profile))).toEqual([g.names.api(home.id)]);
+    expect(g.policyXml(home.id)).toContain(key.gateway.profile);
     // The key works at home and no longer in the other project.
     expect((await g.chat(home.id, k.key, "gpt-4o-mini")).status).toBe(200);
     expect(refusal(await g.chat(there.id, k.key, "gpt-4o-mini"))).toEqual(NOT_SERVED);
@@ -112,7 +98,7 @@ describe("conformance: a revoked key is shared with nobody in what the API shows
     const there = await g.project("rv-there");
     await g.publish("two more projects");
     const k = await g.key(dev, home.id, { name: "shared then revoked" });
-    await shareAndApprove(dev, home.id, k.id, there.id);
+    await g.shareAndApprove(dev, home.id, k.id, there.id);
     expect((await g.admin.keys.shared(there.id)).items.map((x) => x.id)).toContain(k.id);
     await dev.keys.revoke(home.id, k.id, { reason: "leaked" }, (await dev.keys.get(home.id, k.id)).etag);
     await g.synced(home.id, k.id);

@@ -9,8 +9,6 @@
  *   into their project (in the unshare's answer and in the list of keys shared into their project) —
  *   never the key's shares with projects they may not see.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
 import { MAX_PROJECT_KEY_TIERS } from "../../src/policy/input.js";
@@ -27,19 +25,6 @@ beforeAll(async () => {
 });
 afterAll(() => g.stop());
 
-const apim = () => join(g.t.app.dataDir, "apim");
-const policyOf = (projectId: string) => readFileSync(join(apim(), "apis", g.names.api(projectId), "policies", "policy.xml"), "utf8");
-const productLinks = (productId: string) => {
-  const dir = join(apim(), "products", productId, "apis");
-  return existsSync(dir) ? readdirSync(dir).map((f) => f.replace(/\.json$/, "")).sort() : [];
-};
-
-/** Shares the key (asked by its owner `by`), approves it as the TenantAdmin and waits until the share is active. */
-async function shareAndApprove(by: AigovClient, projectId: string, keyId: string, into: string): Promise<void> {
-  const { approval } = await by.keys.share(projectId, keyId, { projectId: into, justification: "evaluation" }, (await by.keys.get(projectId, keyId)).etag);
-  await g.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
-  await until(async () => ((await g.admin.keys.get(projectId, keyId)).shares.find((s) => s.projectId === into)?.status === "active" ? true : undefined), `share of ${keyId} into ${into} active`);
-}
 
 describe("conformance: a revoked key is shared with nobody", () => {
   it("its shared profile leaves the other project's policy and product links; the key is refused there", async () => {
@@ -49,12 +34,12 @@ describe("conformance: a revoked key is shared with nobody", () => {
     await g.model(there.id, "gpt-4o-mini");
     await g.publish("two projects");
     const k = await g.key(dev, home.id, { name: "shared then revoked", scopes: { models: [mini.id] }, limits: { tokensPerMinute: 1000 } });
-    await shareAndApprove(dev, home.id, k.id, there.id);
+    await g.shareAndApprove(dev, home.id, k.id, there.id);
     await g.synced(home.id, k.id);
     const profile = (await dev.keys.get(home.id, k.id)).gateway.profile;
     const product = g.names.product(home.id, profile);
-    expect(productLinks(product)).toEqual([g.names.api(home.id), g.names.api(there.id)].sort());
-    expect(policyOf(there.id)).toContain(profile);
+    expect(g.productLinks(product)).toEqual([g.names.api(home.id), g.names.api(there.id)].sort());
+    expect(g.policyXml(there.id)).toContain(profile);
     expect((await g.chat(there.id, k.key, "gpt-4o-mini")).status).toBe(200);
 
     await dev.keys.revoke(home.id, k.id, { reason: "leaked" }, (await dev.keys.get(home.id, k.id)).etag);
@@ -62,8 +47,8 @@ describe("conformance: a revoked key is shared with nobody", () => {
     await g.publish("after the revocation");
     expect((await g.admin.keys.get(home.id, k.id)).status).toBe("revoked");
     // The other project accepts the profile no more: its policy does not name it, the product does not link its API.
-    expect(policyOf(there.id)).not.toContain(profile);
-    expect(productLinks(product)).not.toContain(g.names.api(there.id));
+    expect(g.policyXml(there.id)).not.toContain(profile);
+    expect(g.productLinks(product)).not.toContain(g.names.api(there.id));
     expect(refusal(await g.chat(there.id, k.key, "gpt-4o-mini"))).toEqual(NOT_SERVED);
     expect(refusal(await g.chat(home.id, k.key, "gpt-4o-mini"))).toEqual(NOT_SERVED);
   });
@@ -81,8 +66,8 @@ describe("conformance: a revoked key is shared with nobody", () => {
       keys.push(await dev.keys.create(from.id, { name: `k${i}`, limits: { tokensPerMinute: 1000 + i } }));
       keys2.push(await dev.keys.create(from2.id, { name: `k${i}`, limits: { tokensPerMinute: 2000 + i } }));
     }
-    for (const k of keys) await shareAndApprove(dev, from.id, k.id, crowded.id);
-    for (const k of keys2) await shareAndApprove(dev, from2.id, k.id, crowded.id);
+    for (const k of keys) await g.shareAndApprove(dev, from.id, k.id, crowded.id);
+    for (const k of keys2) await g.shareAndApprove(dev, from2.id, k.id, crowded.id);
     const extra = await dev.keys.create(other.id, { name: "one more", limits: { tokensPerMinute: 5000 } });
     const ask = async () => dev.keys.share(other.id, extra.id, { projectId: crowded.id, justification: "evaluation" }, (await dev.keys.get(other.id, extra.id)).etag);
     expect(await reasonOf(ask())).toBe("409 key_profiles_exhausted");
@@ -99,8 +84,8 @@ describe("conformance: a revoked key is shared with nobody", () => {
     // The whole target compiles and is published with the new share (never set aside past the cap).
     await g.publish("the crowded project");
     const extraProfile = (await dev.keys.get(other.id, extra.id)).gateway.profile;
-    expect(policyOf(crowded.id)).toContain(extraProfile);
-    expect(policyOf(crowded.id)).not.toContain((await dev.keys.get(from.id, keys[0]!.id)).gateway.profile);
+    expect(g.policyXml(crowded.id)).toContain(extraProfile);
+    expect(g.policyXml(crowded.id)).not.toContain((await dev.keys.get(from.id, keys[0]!.id)).gateway.profile);
    }, 240_000);
 });
 
@@ -111,8 +96,8 @@ describe("conformance: the other project's admin sees only the share into their 
     const a = await g.project("view-a", { roleAssignments: [{ principalId: "adam", role: "ProjectAdmin" }] });
     const b = await g.project("view-b");
     const k = await dev.keys.create(home.id, { name: "shared twice" });
-    await shareAndApprove(dev, home.id, k.id, a.id);
-    await shareAndApprove(dev, home.id, k.id, b.id);
+    await g.shareAndApprove(dev, home.id, k.id, a.id);
+    await g.shareAndApprove(dev, home.id, k.id, b.id);
     const aAdmin = await g.as("adam", []);
     // adam cannot read the key in its own project, nor project b.
     expect(await reasonOf(aAdmin.keys.get(home.id, k.id))).toMatch(/^40[34]/);

@@ -10,7 +10,7 @@
  * subscription's temporary file goes (`<file>.<pid>.tmp`, file-publisher.ts atomicWrite) makes every sync
  * of it fail, as a gateway refusing the move would.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
@@ -34,11 +34,6 @@ function block(file: string): () => void {
   writeFileSync(join(tmp, "blocker"), "");
   return () => rmSync(tmp, { recursive: true, force: true });
 }
-const policyOf = (projectId: string) => readFileSync(join(apim(), "apis", g.names.api(projectId), "policies", "policy.xml"), "utf8");
-const productLinks = (productId: string) => {
-  const dir = join(apim(), "products", productId, "apis");
-  return existsSync(dir) ? readdirSync(dir).map((f) => f.replace(/\.json$/, "")).sort() : [];
-};
 
 describe("conformance: a key unshared but not yet moved", () => {
   it("keeps its own scope and limits in the project it was shared with until it moves, then is refused there; a publish stopped after the move lets nothing in", async () => {
@@ -57,7 +52,7 @@ describe("conformance: a key unshared but not yet moved", () => {
     await g.synced(home.id, k.id);
     const sub = JSON.parse(readFileSync(join(apim(), "subscriptions", `${g.names.subscription(k.id)}.json`), "utf8")) as { properties: { scope: string } };
     const sharedProduct = sub.properties.scope.split("/").pop()!;
-    expect(productLinks(sharedProduct)).toEqual([g.names.api(home.id), g.names.api(there.id)].sort());
+    expect(g.productLinks(sharedProduct)).toEqual([g.names.api(home.id), g.names.api(there.id)].sort());
     const inThere = (model: string) => g.chat(there.id, k.key, model, { words: 2, maxTokens: 8 });
     expect(refusal(await inThere("gpt-4o"))).toEqual({ status: 403, code: "model_not_allowed" });
     g.t.clock.advance(61_000);
@@ -75,8 +70,8 @@ describe("conformance: a key unshared but not yet moved", () => {
     expect((await g.admin.keys.get(home.id, k.id)).gateway.state).not.toBe("synced");
     // Still on the old product, which still links the other project; that project still applies its tier.
     expect(JSON.parse(readFileSync(join(apim(), "subscriptions", `${g.names.subscription(k.id)}.json`), "utf8")).properties.scope).toBe(sub.properties.scope);
-    expect(productLinks(sharedProduct)).toContain(g.names.api(there.id));
-    expect(policyOf(there.id)).toContain(sharedProduct.slice(sharedProduct.lastIndexOf("-") + 1));
+    expect(g.productLinks(sharedProduct)).toContain(g.names.api(there.id));
+    expect(g.policyXml(there.id)).toContain(sharedProduct.slice(sharedProduct.lastIndexOf("-") + 1));
     // At the gateway: the key's scope and its limit, never the project's defaults.
     expect(refusal(await inThere("gpt-4o"))).toEqual({ status: 403, code: "model_not_allowed" });
     expect([(await inThere("gpt-4o-mini")).status, (await inThere("gpt-4o-mini")).status, (await inThere("gpt-4o-mini")).status, (await inThere("gpt-4o-mini")).status]).toEqual([200, 200, 200, 429]);
@@ -129,7 +124,7 @@ describe("conformance: a key unshared but not yet moved", () => {
       return scopeOf() !== before ? true : undefined;
     }, "key on the exemption tier");
     const exemptionProduct = scopeOf().split("/").pop()!;
-    expect(productLinks(exemptionProduct)).toEqual([g.names.api(own.id), g.names.api(there.id)].sort());
+    expect(g.productLinks(exemptionProduct)).toEqual([g.names.api(own.id), g.names.api(there.id)].sort());
     g.t.clock.advance(61_000);
     const callThere = (model = "gpt-4o-mini") => g.chat(there.id, k.key, model, { words: 2, maxTokens: 8 });
     expect([(await callThere()).status, (await callThere()).status, (await callThere()).status]).toEqual([200, 200, 429]);
@@ -145,7 +140,7 @@ describe("conformance: a key unshared but not yet moved", () => {
       await g.settle();
       expect(scopeOf().split("/").pop()).toBe(exemptionProduct);
       // Still shared: the key reaches that project, with its scope and that project's 20 a minute — not refused as a stranger.
-      expect(productLinks(exemptionProduct)).toContain(g.names.api(there.id));
+      expect(g.productLinks(exemptionProduct)).toContain(g.names.api(there.id));
       expect(refusal(await callThere("gpt-4o"))).toEqual({ status: 403, code: "model_not_allowed" });
       expect([(await callThere()).status, (await callThere()).status, (await callThere()).status]).toEqual([200, 200, 429]);
       g.t.clock.advance(61_000);

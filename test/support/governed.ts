@@ -2,6 +2,8 @@
  * A governed tenant on the real app: registry, settings and keys made through the API, published
  * through the API, and every check made by sending requests through the local gateway.
  */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { AigovClient } from "../../src/client/index.js";
 import type { Role } from "../../src/domain/common.js";
 import type { KeyWithSecret } from "../../src/domain/keys/schema.js";
@@ -197,6 +199,24 @@ export class Governed {
       ...(opts.headers ? { headers: opts.headers } : {}),
       body: { ...(route === "deployment" ? {} : { model }), max_tokens: opts.maxTokens ?? 8, messages: [{ role: "user", content: words }], ...opts.extra },
     });
+  }
+
+  /** The project's API policy as published to the local gateway's folder. */
+  policyXml(projectId: string): string {
+    return readFileSync(join(this.t.app.dataDir, "apim", "apis", this.names.api(projectId), "policies", "policy.xml"), "utf8");
+  }
+
+  /** The APIs a published product links (its apis/ folder at the local gateway). */
+  productLinks(productId: string): string[] {
+    const dir = join(this.t.app.dataDir, "apim", "products", productId, "apis");
+    return existsSync(dir) ? readdirSync(dir).map((f) => f.replace(/\.json$/, "")).sort() : [];
+  }
+
+  /** Shares the key (asked by its owner `by`), approves it as the TenantAdmin and waits until the share is active. */
+  async shareAndApprove(by: AigovClient, projectId: string, keyId: string, into: string): Promise<void> {
+    const { approval } = await by.keys.share(projectId, keyId, { projectId: into, justification: "evaluation" }, (await by.keys.get(projectId, keyId)).etag);
+    await this.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
+    await until(async () => ((await this.admin.keys.get(projectId, keyId)).shares.find((s) => s.projectId === into)?.status === "active" ? true : undefined), `share of ${keyId} into ${into} active`);
   }
 
   stop(): Promise<void> {
