@@ -16,15 +16,10 @@ const CONTENT_SAFETY = { url: `https://${CS_HOST}`, region: "eastus" };
 let g: Governed;
 let dev: AigovClient;
 
-async function putServices(services: Record<string, unknown>, settings: Record<string, unknown> = {}) {
-  const s = await g.admin.settings.get();
-  return g.admin.settings.put({ settings, services } as never, s.etag);
-}
-
 beforeAll(async () => {
   g = await Governed.start("t-service-regions-keys");
   dev = await g.as("dora", ["Developer"]);
-  await putServices({ contentSafety: CONTENT_SAFETY });
+  await g.putServices({ contentSafety: CONTENT_SAFETY });
 });
 afterAll(() => g.stop());
 
@@ -68,12 +63,12 @@ describe("conformance: region rules and a key tier's content safety", () => {
     // A model write to the same effect, and a tenant write: refused too.
     const refusedModel = await errorOf(g.model(p.id, "tier-rule-eu-only", { backend: { region: "westeurope" }, extra: { settings: { regions: { allowed: ["westeurope"] } } } }));
     expect((refusedModel as ApiError).problem).toMatchObject({ status: 400, reason: "service_region_not_allowed" });
-    const refusedTenant = await errorOf(putServices({ contentSafety: CONTENT_SAFETY }, { regions: { allowed: ["westeurope"] } }));
+    const refusedTenant = await errorOf(g.putServices({ contentSafety: CONTENT_SAFETY }, { regions: { allowed: ["westeurope"] } }));
     expect((refusedTenant as ApiError).problem).toMatchObject({ status: 400, reason: "service_region_not_allowed" });
     expect((refusedTenant as ApiError).problem?.errors?.[0]?.message).toContain(k.id);
     // No rule applies to the key's project: the tenant may move the service.
-    expect(await reasonOf(putServices({ contentSafety: { url: "https://cs-brazil.cognitiveservices.azure.com", region: "brazilsouth" } }, {}))).toBe("200");
-    await putServices({ contentSafety: CONTENT_SAFETY });
+    expect(await reasonOf(g.putServices({ contentSafety: { url: "https://cs-brazil.cognitiveservices.azure.com", region: "brazilsouth" } }, {}))).toBe("200");
+    await g.putServices({ contentSafety: CONTENT_SAFETY });
   });
 
   it("sharing a content-safety key into a project whose rule excludes the service is refused", async () => {
@@ -91,7 +86,7 @@ describe("conformance: region rules and a key tier's content safety", () => {
   });
 
   it("a key written while the service stated no region is warned of in the preview, and stating an excluded region is refused", async () => {
-    await putServices({ contentSafety: { url: CONTENT_SAFETY.url } });
+    await g.putServices({ contentSafety: { url: CONTENT_SAFETY.url } });
     const p = await g.project("tier-cs-unstated", { settings: { regions: { allowed: ["westeurope"] } } });
     await g.model(p.id, "unstated-model", { backend: { region: "westeurope" } });
     await g.publish("no region stated");
@@ -99,13 +94,13 @@ describe("conformance: region rules and a key tier's content safety", () => {
     const preview = await g.admin.policy.preview(p.id, {});
     expect(preview.warnings?.some((w) => w.startsWith("key tier ") && w.includes("services.contentSafety states no region"))).toBe(true);
 
-    const refused = await errorOf(putServices({ contentSafety: CONTENT_SAFETY }));
+    const refused = await errorOf(g.putServices({ contentSafety: CONTENT_SAFETY }));
     expect((refused as ApiError).problem).toMatchObject({ status: 400, reason: "service_region_not_allowed" });
     expect((refused as ApiError).problem?.errors?.[0]?.field).toBe("body.services.contentSafety.region");
     expect((refused as ApiError).problem?.errors?.[0]?.message).toContain(k.id);
     expect(((await g.admin.settings.get()).services as { contentSafety?: { region?: string } }).contentSafety?.region).toBeUndefined();
     // In an allowed region it is stated, and the warning is gone.
-    expect(await reasonOf(putServices({ contentSafety: { url: "https://cs-westeurope.cognitiveservices.azure.com", region: "westeurope" } }))).toBe("200");
+    expect(await reasonOf(g.putServices({ contentSafety: { url: "https://cs-westeurope.cognitiveservices.azure.com", region: "westeurope" } }))).toBe("200");
     expect((await g.admin.policy.preview(p.id, {})).warnings ?? []).toEqual([]);
   });
 });

@@ -16,15 +16,10 @@ const CONTENT_SAFETY = { url: "https://cs-eastus.cognitiveservices.azure.com", r
 let g: Governed;
 let dev: AigovClient;
 
-async function putServices(services: Record<string, unknown>, settings: Record<string, unknown> = {}) {
-  const s = await g.admin.settings.get();
-  return g.admin.settings.put({ settings, services } as never, s.etag);
-}
-
 beforeAll(async () => {
   g = await Governed.start("t-service-regions");
   dev = await g.as("dora", ["Developer"]);
-  await putServices({ embeddings: EMBEDDINGS, contentSafety: CONTENT_SAFETY });
+  await g.putServices({ embeddings: EMBEDDINGS, contentSafety: CONTENT_SAFETY });
 });
 afterAll(() => g.stop());
 
@@ -59,7 +54,7 @@ describe("conformance: region rules and the shared services that see prompts", (
   });
 
   it("with the embeddings deployment in an allowed region the restricted model is cached again", async () => {
-    await putServices({ embeddings: { ...EMBEDDINGS, url: EMBEDDINGS.url.replace("emb-eastus", "emb-westeurope"), region: "westeurope" }, contentSafety: CONTENT_SAFETY });
+    await g.putServices({ embeddings: { ...EMBEDDINGS, url: EMBEDDINGS.url.replace("emb-eastus", "emb-westeurope"), region: "westeurope" }, contentSafety: CONTENT_SAFETY });
     const p = await g.project("cache-regions-eu", { settings: { semanticCache: { scoreThreshold: 0.05, durationSeconds: 600 } } });
     await g.model(p.id, "eu-cached-model", { backend: { region: "westeurope" }, extra: { settings: { regions: { allowed: ["westeurope"] } } } });
     await g.publish("embeddings in westeurope");
@@ -68,7 +63,7 @@ describe("conformance: region rules and the shared services that see prompts", (
     expect((await ask()).status).toBe(200);
     expect((await ask()).status).toBe(200);
     expect(g.t.backends.requests("eu-cached-model.mock.localhost")).toHaveLength(1);
-    await putServices({ embeddings: EMBEDDINGS, contentSafety: CONTENT_SAFETY });
+    await g.putServices({ embeddings: EMBEDDINGS, contentSafety: CONTENT_SAFETY });
   });
 
   it("a write that leaves content safety on under a region rule excluding the content-safety service's region is refused, naming the field", async () => {
@@ -90,25 +85,25 @@ describe("conformance: region rules and the shared services that see prompts", (
     expect(await reasonOf(g.admin.projects.update(p.id, { settings: { contentSafety: {}, regions: { allowed: ["westeurope", "eastus"] } } }, cur.etag))).toBe("200");
 
     // A tenant services write that moves the content-safety service out of that rule.
-    const refusedServices = await errorOf(putServices({ embeddings: EMBEDDINGS, contentSafety: { url: "https://cs-brazil.cognitiveservices.azure.com", region: "brazilsouth" } }));
+    const refusedServices = await errorOf(g.putServices({ embeddings: EMBEDDINGS, contentSafety: { url: "https://cs-brazil.cognitiveservices.azure.com", region: "brazilsouth" } }));
     expect((refusedServices as ApiError).problem).toMatchObject({ status: 400, reason: "service_region_not_allowed" });
     expect((refusedServices as ApiError).problem?.errors?.[0]?.field).toBe("body.services.contentSafety.region");
     expect((refusedServices as ApiError).problem?.errors?.[0]?.message).toContain(p.id);
     expect((await g.admin.settings.get()).services).toMatchObject({ contentSafety: CONTENT_SAFETY });
 
     // A tenant settings write that narrows the regions under the project's content safety.
-    const refusedTenant = await errorOf(putServices({ embeddings: EMBEDDINGS, contentSafety: CONTENT_SAFETY }, { regions: { allowed: ["westeurope"] } }));
+    const refusedTenant = await errorOf(g.putServices({ embeddings: EMBEDDINGS, contentSafety: CONTENT_SAFETY }, { regions: { allowed: ["westeurope"] } }));
     expect((refusedTenant as ApiError).problem).toMatchObject({ status: 400, reason: "service_region_not_allowed" });
     expect((refusedTenant as ApiError).problem?.errors?.[0]?.field).toBe("body.settings.regions.allowed");
     expect((await g.admin.settings.get()).settings).toEqual({});
   });
 
   it("a content-safety service without a region is not refused: the policy preview warns", async () => {
-    await putServices({ embeddings: EMBEDDINGS, contentSafety: { url: CONTENT_SAFETY.url } });
+    await g.putServices({ embeddings: EMBEDDINGS, contentSafety: { url: CONTENT_SAFETY.url } });
     const p = await g.project("cs-unstated", { settings: { contentSafety: {}, regions: { allowed: ["eastus"] } } });
     const preview = await g.admin.policy.preview(p.id, {});
     expect(preview.artifacts.length).toBeGreaterThan(0);
     expect(preview.warnings).toEqual([expect.stringContaining("services.contentSafety states no region")]);
-    await putServices({ embeddings: EMBEDDINGS, contentSafety: CONTENT_SAFETY });
+    await g.putServices({ embeddings: EMBEDDINGS, contentSafety: CONTENT_SAFETY });
   });
 });

@@ -201,6 +201,12 @@ export class Governed {
     });
   }
 
+  /** Replaces the tenant's services (and settings, none by default) as its TenantAdmin. */
+  async putServices(services: Record<string, unknown>, settings: Record<string, unknown> = {}) {
+    const s = await this.admin.settings.get();
+    return this.admin.settings.put({ settings, services } as never, s.etag);
+  }
+
   /** The project's API policy as published to the local gateway's folder. */
   policyXml(projectId: string): string {
     return readFileSync(join(this.t.app.dataDir, "apim", "apis", this.names.api(projectId), "policies", "policy.xml"), "utf8");
