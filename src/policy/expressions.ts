@@ -381,6 +381,9 @@ export const MCP_REFUSALS = {
   method_not_in_scope: "This key may call tools of this server only.",
   tool_not_approved: "This tool is not approved for this project, or its definition changed since it was approved.",
   tool_not_discovered: "This server's last discovery did not list this tool once under this name: it is not served until a discovery does.",
+  // 410, not 403: the server (a toolbox: the first of its servers to go) is gone from its sunset on.
+  tool_server_sunset: "This server's sunset has passed: it is no longer served.",
+  toolbox_sunset: "This toolbox's sunset (the earliest of its servers') has passed: it is no longer served.",
 } as const;
 /** A JSON-RPC error answering the request's id (null when it has none), with its reason in `data`. */
 export const mcpErrorBody = (reason: keyof typeof MCP_REFUSALS) => {

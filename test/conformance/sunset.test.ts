@@ -1,18 +1,25 @@
 /**
- * Conformance: a sunset is when a deprecated agent or model stops being served (RFC 8594: the resource
- * "is expected to become unresponsive at a specific point in time"). Before it, calls are answered with
- * the `Sunset` header; from it on, the gateway refuses them, 410 with the reason (`agent_sunset`,
- * `model_sunset`) — by its own clock, with no publish in between. Checked through the local gateway, whose
+ * Conformance: a sunset is when a deprecated agent, model or MCP server stops being served (RFC 8594: the
+ * resource "is expected to become unresponsive at a specific point in time"). Before it, calls are answered
+ * with the `Sunset` header; from it on, the gateway refuses them, 410 with the reason (`agent_sunset`,
+ * `model_sunset`; for MCP servers and toolboxes a JSON-RPC error with `data.reason` `tool_server_sunset` /
+ * `toolbox_sunset`) — by its own clock, with no publish in between. Checked through the local gateway, whose
  * clock the test moves.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient, ApiError } from "../../src/client/index.js";
 import { startA2aAgent, type A2aAgent } from "../fixtures/agents/a2a-server.js";
+import { startGovernanceServer, type GovernanceServer } from "../fixtures/mcp/governance.js";
+import { startRestBackend, type RestBackend } from "../fixtures/rest/index.js";
 import { Governed, refusal } from "../support/governed.js";
+import { convertedServer, ITEMS_API } from "../support/tools.js";
+import { until } from "../support/until.js";
 
 let g: Governed;
 let dev: AigovClient;
 let agentServer: A2aAgent;
+let mcpUpstream: GovernanceServer;
+let restBackend: RestBackend;
 const DAY = 24 * 60 * 60 * 1000;
 /** The UTC date `days` from now by the app's clock (the real time: what the API validates against). */
 const inDays = (days: number) => new Date(Date.now() + days * DAY).toISOString().slice(0, 10);
@@ -24,9 +31,13 @@ beforeAll(async () => {
   g = await Governed.start("t-sunset");
   dev = await g.as("dora", ["Developer"]);
   agentServer = await startA2aAgent();
+  mcpUpstream = await startGovernanceServer();
+  restBackend = await startRestBackend(ITEMS_API);
 });
 afterAll(async () => {
   await agentServer.close();
+  await mcpUpstream.close();
+  await restBackend.close();
   await g.stop();
 });
 
@@ -123,4 +134,110 @@ describe("conformance: sunsets at the local gateway", () => {
     }
     expect((await g.admin.models.get(p.id, m.id)).status).toBe("active");
   });
+
+  it("a deprecated MCP server and a toolbox of its tools are served with Sunset until its sunset, then refused 410 with a JSON-RPC error (tool_server_sunset, toolbox_sunset) with no republish; other servers are unaffected", async () => {
+    const p = await g.project("mcp-sunset");
+    const soon = await remoteServer(p.id, "soon");
+    const later = await remoteServer(p.id, "later");
+    const plain = await remoteServer(p.id, "plain");
+    const soonDate = gatewayDays(2);
+    const laterDate = gatewayDays(30);
+    await g.admin.tools.updateServer(p.id, soon.id, { status: "deprecated", sunsetDate: soonDate }, (await g.admin.tools.getServer(p.id, soon.id)).etag);
+    await g.admin.tools.updateServer(p.id, later.id, { status: "deprecated", sunsetDate: laterDate }, (await g.admin.tools.getServer(p.id, later.id)).etag);
+    const soonBox = await g.admin.toolboxes.create(p.id, { name: "soon-box", tools: [{ server: "soon", tool: "get_weather" }] });
+    const plainBox = await g.admin.toolboxes.create(p.id, { name: "plain-box", tools: [{ server: "plain", tool: "get_weather" }] });
+    await g.publish("deprecated servers");
+    const k = (await g.key(dev, p.id, { name: "caller", scopes: { tools: [soon.id, later.id, plain.id, soonBox.id, plainBox.id] } })).key;
+    const server = (name: string) => g.names.mcpApiPath(p.id, name);
+    const box = (name: string) => g.names.toolboxApiPath(p.id, name);
+
+    for (const path of [server("soon"), box("soon-box")]) {
+      const before = await mcpCall(path, k);
+      expect([path, before.status, before.headers.get("sunset"), before.json.result?.content?.[0]?.text]).toEqual([path, 200, imf(soonDate), "Sunny in Oslo"]);
+    }
+
+    // Past the sunset instant (00:00 UTC of the date), by the gateway's clock alone.
+    g.t.clock.advance(3 * DAY);
+    const reached = mcpUpstream.received.length;
+    const after = await mcpCall(server("soon"), k);
+    expect([after.status, after.json]).toEqual([410, { jsonrpc: "2.0", id: after.id, error: { code: -32001, message: expect.stringMatching(/sunset/i), data: { reason: "tool_server_sunset" } } }]);
+    // Every method, not only tools/call: the server is gone.
+    const listed = await mcpCall(server("soon"), k, "tools/list");
+    expect([listed.status, listed.json.error?.data?.reason]).toEqual([410, "tool_server_sunset"]);
+    const stream = await fetch(`${g.t.gateway.url}/${server("soon")}/mcp`, { headers: { accept: "text/event-stream", "api-key": k, "mcp-protocol-version": "2025-06-18" } });
+    expect([stream.status, await stream.json()]).toEqual([410, { jsonrpc: "2.0", id: null, error: expect.objectContaining({ data: { reason: "tool_server_sunset" } }) }]);
+    const viaBox = await mcpCall(box("soon-box"), k);
+    expect([viaBox.status, viaBox.json]).toEqual([410, { jsonrpc: "2.0", id: viaBox.id, error: { code: -32001, message: expect.stringMatching(/sunset/i), data: { reason: "toolbox_sunset" } } }]);
+    expect(mcpUpstream.received.length).toBe(reached);
+
+    const stillLater = await mcpCall(server("later"), k);
+    expect([stillLater.status, stillLater.headers.get("sunset")]).toEqual([200, imf(laterDate)]);
+    for (const path of [server("plain"), box("plain-box")]) {
+      const still = await mcpCall(path, k);
+      expect([path, still.status, still.headers.get("sunset"), still.json.result?.content?.[0]?.text]).toEqual([path, 200, null, "Sunny in Oslo"]);
+    }
+  });
+
+  it("a deprecated converted server's REST API is refused from its sunset on too (410 tool_server_sunset), called directly or through its MCP server", async () => {
+    const p = await g.project("rest-sunset");
+    const s = await convertedServer(g.admin, p.id, "items", restBackend.url);
+    const date = gatewayDays(2);
+    await g.admin.tools.updateServer(p.id, s.id, { status: "deprecated", sunsetDate: date }, (await g.admin.tools.getServer(p.id, s.id)).etag);
+    await g.publish("a deprecated converted server");
+    const k = (await g.key(dev, p.id, { name: "caller", scopes: { tools: [s.id] } })).key;
+    const direct = () => fetch(`${g.t.gateway.url}/${g.names.restApiPath(p.id, "items")}/items/a1`, { headers: { "api-key": k } });
+
+    const before = await direct();
+    expect([before.status, before.headers.get("sunset"), ((await before.json()) as { operationId?: string }).operationId]).toEqual([200, imf(date), "getItem"]);
+    const viaMcp = await mcpCall(g.names.mcpApiPath(p.id, "items"), k, "tools/call", { name: "getItem", arguments: { id: "a1" } });
+    expect([viaMcp.status, viaMcp.headers.get("sunset")]).toEqual([200, imf(date)]);
+
+    g.t.clock.advance(3 * DAY);
+    const reached = restBackend.received.length;
+    const after = await direct();
+    expect([after.status, await after.json()]).toEqual([410, { error: { code: "tool_server_sunset", message: expect.stringMatching(/sunset/i) } }]);
+    const afterMcp = await mcpCall(g.names.mcpApiPath(p.id, "items"), k, "tools/call", { name: "getItem", arguments: { id: "a1" } });
+    expect([afterMcp.status, afterMcp.json.error?.data?.reason]).toEqual([410, "tool_server_sunset"]);
+    expect(restBackend.received.length).toBe(reached);
+  });
+
+  it("an MCP server's sunset date of today or earlier is refused when it is set (registering or deprecating it)", async () => {
+    const p = await g.project("mcp-sunset-today");
+    for (const date of [inDays(0), inDays(-1)]) {
+      const err = (await g.admin.tools.createServer(p.id, { name: "born-deprecated", source: { kind: "remote", url: mcpUpstream.url }, status: "deprecated", sunsetDate: date }).catch((e: unknown) => e)) as ApiError;
+      expect([err.status, err.problem?.errors]).toEqual([400, [{ field: "body.sunsetDate", message: expect.stringMatching(/after today/) }]]);
+    }
+    const s = await remoteServer(p.id, "today");
+    for (const date of [inDays(0), inDays(-1)]) {
+      const err = (await g.admin.tools.updateServer(p.id, s.id, { status: "deprecated", sunsetDate: date }, (await g.admin.tools.getServer(p.id, s.id)).etag).catch((e: unknown) => e)) as ApiError;
+      expect([err.status, err.problem?.errors]).toEqual([400, [{ field: "body.sunsetDate", message: expect.stringMatching(/after today/) }]]);
+    }
+    expect((await g.admin.tools.getServer(p.id, s.id)).status).toBe("active");
+    const deprecated = await g.admin.tools.updateServer(p.id, s.id, { status: "deprecated", sunsetDate: inDays(1) }, (await g.admin.tools.getServer(p.id, s.id)).etag);
+    expect([deprecated.status, deprecated.sunsetDate]).toEqual(["deprecated", inDays(1)]);
+  });
 });
+
+/** Registers the MCP upstream in a project and waits for its first discovery. */
+async function remoteServer(projectId: string, name: string) {
+  const created = await g.admin.tools.createServer(projectId, { name, source: { kind: "remote", url: mcpUpstream.url } });
+  return until(async () => {
+    const s = await g.admin.tools.getServer(projectId, created.id);
+    return s.discoveryState.status === "succeeded" ? s : undefined;
+  }, `discovery of ${name}`);
+}
+
+type McpAnswer = { jsonrpc?: string; id?: number; result?: { content?: { text: string }[] }; error?: { code?: number; message?: string; data?: { reason?: string } } };
+
+/** One JSON-RPC request to an MCP API through the local gateway (get_weather by default). */
+async function mcpCall(apiPath: string, key: string, method = "tools/call", params: unknown = { name: "get_weather", arguments: { city: "Oslo" } }) {
+  const id = ++rpc;
+  const res = await fetch(`${g.t.gateway.url}/${apiPath}/mcp`, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "api-key": key, "mcp-protocol-version": "2025-06-18" },
+    body: JSON.stringify({ jsonrpc: "2.0", id, method, params }),
+  });
+  const text = await res.text();
+  const data = text.startsWith("event:") || text.startsWith("data:") ? text.split("\n").find((l) => l.startsWith("data:"))!.slice(5) : text;
+  return { id, status: res.status, headers: res.headers, json: (data ? JSON.parse(data) : {}) as McpAnswer };
+}

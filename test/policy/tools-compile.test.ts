@@ -144,4 +144,35 @@ describe("tools at the gateway: compiled artifacts", () => {
     expect(r.artifacts.filter((a) => a.kind === "api" && a.id !== N.api("a"))).toEqual([]);
     expect(() => X.mcpCallOf('x" || true || "')).toThrow();
   });
+
+  it("a deprecated server's APIs, and the toolboxes of its tools, refuse every call from its sunset on (410) by the gateway's clock; other APIs do not", () => {
+    const base = input();
+    const tools = base.projects[0]!.tools!;
+    tools.servers = [github("1", { status: "deprecated", sunsetDate: "2099-05-31" }), { ...items, status: "deprecated", sunsetDate: "2099-04-30" }];
+    tools.toolboxes = [...(tools.toolboxes ?? []), { id: `tbx_${"2".padStart(20, "0")}`, name: "gh-box", tools: [{ server: "github", tool: "read_issue" }] }];
+    const r = compile(base);
+    expect(validateCompiled(r.artifacts)).toEqual([]);
+    const escText = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+    const esc = (expr: string) => escText(expr).replace(/"/g, "&quot;");
+    const gone = (xml: string | undefined) => [...(xml ?? "").matchAll(/<return-response>\s*<set-status code="410" reason="Gone"\/>[\s\S]*?<\/return-response>/g)].map((m) => m[0]);
+    const cases: [string, string, string][] = [
+      [N.mcpApi("a", "github"), "2099-05-31", "tool_server_sunset"],
+      [N.toolboxApi("a", "gh-box"), "2099-05-31", "toolbox_sunset"],
+      [N.mcpApi("a", "items"), "2099-04-30", "tool_server_sunset"],
+      [N.toolboxApi("a", "box"), "2099-04-30", "toolbox_sunset"],
+    ];
+    for (const [apiId, date, reason] of cases) {
+      const xml = policyOf(r, apiId)!;
+      expect(xml, apiId).toContain(`<when condition="${esc(X.sunsetPassed(date))}">`);
+      // The JSON-RPC error answering the request's id, its reason in data (as the other MCP refusals).
+      expect(gone(xml).map((g) => g.includes(`<set-body>${escText(X.mcpErrorBody(reason as keyof typeof X.MCP_REFUSALS))}</set-body>`)), apiId).toEqual([true]);
+    }
+    // The converted server's REST API too (a tool's internal call, or a key calling it directly): a JSON error.
+    const rest = policyOf(r, N.restApi("a", "items"))!;
+    expect(rest).toContain(`<when condition="${esc(X.sunsetPassed("2099-04-30"))}">`);
+    expect(gone(rest).map((g) => g.includes("tool_server_sunset"))).toEqual([true]);
+    // Active servers' APIs have no sunset check.
+    const active = compile(input());
+    for (const id of [N.mcpApi("a", "github"), N.mcpApi("a", "items"), N.restApi("a", "items"), N.toolboxApi("a", "box")]) expect(gone(policyOf(active, id)), id).toEqual([]);
+  });
 });

@@ -94,7 +94,7 @@ export const McpServerSpec = z
     source: ServerSource,
     auth: UpstreamAuthSpec.default({ type: "none" }),
     status: z.enum(["active", "deprecated", "blocked"]).default("active"),
-    sunsetDate: z.iso.date().optional().meta({ description: "Deprecated servers: when they stop (Sunset header at the gateway)" }),
+    sunsetDate: z.iso.date().optional().meta({ description: "Required when deprecated: a date after today (UTC). The gateway answers with `Sunset` until then and refuses the server's calls, and its toolboxes', from 00:00 UTC of that date on (410 `tool_server_sunset` / `toolbox_sunset`)" }),
     dataClasses: z.array(DataClass).max(20).default([]),
     limits: ToolsLimits.default({}),
     discovery: z
@@ -120,7 +120,7 @@ export const McpServerPatch = z
     source: ServerSource.optional(),
     auth: UpstreamAuthSpec.optional(),
     status: z.enum(["active", "deprecated", "blocked"]).optional(),
-    sunsetDate: z.iso.date().nullable().optional(),
+    sunsetDate: z.iso.date().nullable().optional().meta({ description: "A date being set must be after today (UTC): from 00:00 UTC of it on, a deprecated server's calls are refused (410 `tool_server_sunset`)" }),
     dataClasses: z.array(DataClass).max(20).optional(),
     limits: ToolsLimits.optional(),
     discovery: z.strictObject({ enabled: z.boolean().optional(), intervalHours: z.int().min(1).max(720).optional() }).optional().meta({ description: "Merged into the current settings" }),

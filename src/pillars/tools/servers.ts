@@ -47,9 +47,23 @@ export class ServerRegistry {
     return { tenantId, scopeId: projectId };
   }
 
+  /**
+   * A sunset date being set (deprecating, or a new date) must be after today (UTC): the gateway refuses a
+   * deprecated server's calls, and its toolboxes', from 00:00 UTC of its sunset date on (410
+   * `tool_server_sunset` / `toolbox_sunset`), so today or earlier would cut it off at once — blocking
+   * does that, and says so. A date already stored stays as it is (as models' and agents' do).
+   */
+  private checkSunset(spec: { status?: string | undefined; sunsetDate?: string | undefined }, current: { status?: string | undefined; sunsetDate?: string | undefined } | undefined): void {
+    if (spec.status !== "deprecated" || !spec.sunsetDate) return;
+    if (current?.status === "deprecated" && current.sunsetDate === spec.sunsetDate) return;
+    const today = this.clock.now().toISOString().slice(0, 10);
+    if (spec.sunsetDate <= today) fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: "body.sunsetDate", message: "must be after today: calls are refused from the sunset date on (block the server to stop it now)" }] });
+  }
+
   async create(ctx: RequestContext, projectId: string, input: McpServerSpecInput): Promise<McpServer> {
     const project = await this.writable(ctx, projectId);
     const spec = parseOrThrow(McpServerSpec, input, "body");
+    this.checkSunset(spec, undefined);
     this.checkUrls(spec.source, "body.source", spec.auth);
     this.checkIdentity(ctx, spec.auth, spec.source);
     const limit = { kind: "conflict", detail: `a project holds at most ${MAX_PROJECT_MCP_SERVERS} MCP servers`, reason: "project_limit_reached" } as const;
@@ -152,6 +166,7 @@ export class ServerRegistry {
       else (next as unknown as Record<string, unknown>)[key] = value;
     }
     if (next.status === "deprecated" && !next.sunsetDate) fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: "body.sunsetDate", message: "is required when status is deprecated" }] });
+    this.checkSunset(next, current);
     const extraOps: BatchOp[] = [];
     if (patch.source) {
       if (patch.source.kind !== current.source.kind) fail({ kind: "validation", detail: "a server's source kind cannot change", errors: [{ field: "body.source.kind", message: `stays ${current.source.kind}` }] });

@@ -20,6 +20,9 @@
  * callable until approved again), or that a toolbox does not hold; then counts per-key, per-tool rate
  * limits and authenticates to the upstream (a Key Vault-backed header or the gateway's managed
  * identity). Lists of tool names are set-variable literals (data): tool names never enter an expression.
+ * A deprecated server's APIs (MCP and REST) answer with `Sunset` and, from that instant on by the
+ * gateway's clock, refuse every call (410 `tool_server_sunset`); a toolbox does the same from the earliest
+ * sunset of its servers (410 `toolbox_sunset`).
  *
  * Keys reach tools only through a tier that grants them (KeyTier.tools): its product links the MCP APIs
  * it grants, and the product of a tier without tools links none, so a document of a project without
@@ -142,11 +145,14 @@ const INVALID_REQUESTS = {
  */
 const SESSION_UNKNOWN = `{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found","data":{"reason":"mcp_session_unknown"}}}`;
 
+/** Refusals of a server or toolbox past its sunset: 410, as a model's or an agent's (the rest are 403). */
+const GONE: ReadonlySet<string> = new Set<keyof typeof X.MCP_REFUSALS>(["tool_server_sunset", "toolbox_sunset"]);
+
 /** A refusal as MCP clients read it: an HTTP status and a JSON-RPC error with a stable reason in `data`. */
 const jsonRpcRefusal = (reason: keyof typeof X.MCP_REFUSALS | keyof typeof INVALID_REQUESTS, why: Why | Why[]): XNode => {
-  return reason in INVALID_REQUESTS
-    ? jsonResponse(400, "Bad Request", INVALID_REQUESTS[reason as keyof typeof INVALID_REQUESTS], why)
-    : jsonResponse(403, "Forbidden", X.mcpErrorBody(reason as keyof typeof X.MCP_REFUSALS), why);
+  if (reason in INVALID_REQUESTS) return jsonResponse(400, "Bad Request", INVALID_REQUESTS[reason as keyof typeof INVALID_REQUESTS], why);
+  const body = X.mcpErrorBody(reason as keyof typeof X.MCP_REFUSALS);
+  return GONE.has(reason) ? jsonResponse(410, "Gone", body, why) : jsonResponse(403, "Forbidden", body, why);
 };
 
 const when = (condition: string, body: XNode[], why: Why | Why[]) => el("choose", undefined, [el("when", { condition }, body, why)], why);
@@ -160,8 +166,10 @@ interface McpPolicyParts {
   toolbox?: string;
   /** The tiers whose keys reach this API, with the exposed names each may call (undefined: all). */
   tiers: { tier: KeyTier; allowed?: string[] }[];
-  /** The servers the API's tools come from (their rate limits). */
+  /** The servers the API's tools come from (their rate limits, their sunsets). */
   servers: PolicyMcpServer[];
+  /** A server's own MCP API, or a toolbox's (which reason its sunset is refused with). */
+  kind: "server" | "toolbox";
 }
 
 const MCP_METHODS = ["GET", "POST", "DELETE"];
@@ -182,6 +190,14 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
   inbound.push(el("set-variable", { name: VAR.mcpMethod, value: X.MCP_METHOD }, undefined, why("the JSON-RPC method")));
   inbound.push(el("set-variable", { name: VAR.mcpTool, value: X.MCP_TOOL }, undefined, why("the tool a tools/call names")));
   inbound.push(when(X.MCP_HEADERS_DIFFER, [jsonRpcRefusal("mcp_header_mismatch", why("a server may route by Mcp-Method/Mcp-Name"))], why("routing headers match the message")));
+  // From the sunset on (00:00 UTC of the date, by the gateway's clock: no publish needed) a deprecated
+  // server is gone, and so is a toolbox from the earliest sunset of its servers (the Sunset it answers
+  // with): every call, whatever its method — after the message is read, so the error answers its id.
+  const sunset = sunsetOf(parts.servers);
+  if (sunset) {
+    const gone = why(`deprecated; sunset ${sunset}: refused from then on`);
+    inbound.push(when(X.sunsetPassed(sunset), [jsonRpcRefusal(parts.kind === "toolbox" ? "toolbox_sunset" : "tool_server_sunset", gone)], gone));
+  }
   // Fail closed: only keys of a tier that grants this API get further (others are not linked, but a
   // product policy and an API policy can come from different revisions for a moment).
   const tierIds = parts.tiers.map((t) => t.tier.id).sort(byCodePoint);
@@ -280,7 +296,6 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
     outbound.push(when(X.MCP_RESPONSE_SESSION, [el("set-header", { name: "Mcp-Session-Id", "exists-action": "override" }, [textEl("value", X.MCP_SESSION_SEALED)], w)], w));
   }
   // Deprecated servers' answers carry their Sunset, remote or converted (a toolbox: the earliest of its servers').
-  const sunset = sunsetOf(parts.servers);
   if (sunset) outbound.push(sunsetHeader(sunset, why(`deprecated; sunset ${sunset}`)));
   const doc = el(
     "policies",
@@ -427,6 +442,13 @@ function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer &
   const opOf = new Map(server.tools.flatMap((t) => (t.operation ? [[t.name, t.operation.id] as const] : [])));
   const ops = (names: string[]) => names.flatMap((n) => (opOf.has(n) ? [opOf.get(n)!] : [])).sort(byCodePoint);
   const inbound: XNode[] = [...browserAccess(c, { kind: "rest", methods: operations.map((o) => o.method), scope: why.scope }), el("base", undefined, undefined, STRUCTURE)];
+  // Past its sunset (by the gateway's clock) the server's operations are gone as its MCP API is: called
+  // directly or as a tool's internal call, before anything else of its own.
+  const sunset = sunsetOf([server]);
+  if (sunset) {
+    const gone: Why = { ...why, note: `deprecated; sunset ${sunset}: refused from then on` };
+    inbound.push(when(X.sunsetPassed(sunset), [jsonResponse(410, "Gone", JSON_ERROR("tool_server_sunset", X.MCP_REFUSALS.tool_server_sunset), gone)], gone));
+  }
   const tiers = tiersReaching(c, project, (g) => restReach(project, server, g));
   const notInScope = (w: Why) => forbidden("tool_not_in_scope", X.MCP_REFUSALS.tool_not_in_scope, w);
   const tierIds = tiers.map((t) => t.tier.id).sort(byCodePoint);
@@ -484,7 +506,6 @@ function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer &
   }
   if (server.auth.type === "header") inbound.push(el("set-header", { name: server.auth.header, "exists-action": "override" }, [textEl("value", `{{${upstreamNamedValue(c, server.auth)}}}`)], why));
   else if (server.auth.type === "managedIdentity") inbound.push(el("authentication-managed-identity", { resource: server.auth.audience, ...(server.auth.clientId ? { "client-id": server.auth.clientId } : {}) }, undefined, why));
-  const sunset = sunsetOf([server]);
   c.addPolicy(
     { type: "api", apiId: api.id },
     el("policies", undefined, [el("inbound", undefined, inbound, STRUCTURE), el("backend", undefined, [el("base")], STRUCTURE), el("outbound", undefined, [el("base"), ...(sunset ? [sunsetHeader(sunset, { ...why, note: `deprecated; sunset ${sunset}` })] : [])], STRUCTURE), el("on-error", undefined, [el("base"), when(X.BODY_UNREADABLE, [unreadable], override)], STRUCTURE)], STRUCTURE),
@@ -514,7 +535,7 @@ export function compileTools(c: Collector, project: PolicyProject) {
     }
     c.apis.push(api);
     c.explainArtifact({ ref: artifactRef(api), path: "/", control: "tools", scope: { level: "project", projectId: project.id }, note: `MCP server ${server.name} (${server.source.kind})` });
-    mcpPolicy(c, project, id, { tools, ...(server.source.kind === "remote" ? { upstream: server } : {}), tiers, servers: [server] });
+    mcpPolicy(c, project, id, { tools, ...(server.source.kind === "remote" ? { upstream: server } : {}), tiers, servers: [server], kind: "server" });
   }
   for (const box of servedToolboxes(project)) {
     const id = c.n.toolboxApi(project.id, box.name);
@@ -535,6 +556,6 @@ export function compileTools(c: Collector, project: PolicyProject) {
     c.apis.push(api);
     c.explainArtifact({ ref: artifactRef(api), path: "/", control: "tools", scope: { level: "project", projectId: project.id }, note: `toolbox ${box.name}: ${box.tools.length} tools` });
     const servers = [...new Map(box.tools.map((t) => [t.server.name, t.server])).values()];
-    mcpPolicy(c, project, id, { tools: box.tools, ...(box.kind === "remote" ? { upstream: first, toolbox: box.name } : {}), tiers, servers });
+    mcpPolicy(c, project, id, { tools: box.tools, ...(box.kind === "remote" ? { upstream: first, toolbox: box.name } : {}), tiers, servers, kind: "toolbox" });
   }
 }
