@@ -285,6 +285,8 @@ export async function buildServices(config: Config): Promise<Services> {
   const keySecrets = new KeySecrets(store, secrets);
   const exemptionDocuments = new ExemptionDocuments(store, changes);
   const activeExemptions = new ActiveExemptions(exemptionDocuments, clock);
+  // A key exemption's tier is one of its project's key tiers: the caps on key profiles count it (ADR 008).
+  keyDocuments.exemptedKeysWith((tenantId, projectId) => exemptionDocuments.openKeyExemptions(tenantId, projectId));
   // The gateways resolve subscription keys through the key secrets (real secrets from the store, fillers derived).
   const gateways = new TenantGateways(store, config.gatewayAssignments, gatewayPublishers(config, keySecrets.resolveSecret));
   const gatewayInput: TenantGatewayInput = (tenantId) => {

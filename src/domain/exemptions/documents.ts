@@ -3,7 +3,7 @@ import type { ChangeWriter } from "../changes.js";
 import type { Page, RequestContext } from "../common.js";
 import { Collection } from "../kernel/collection.js";
 import { toArray } from "../paging.js";
-import type { Exemption } from "./schema.js";
+import { OPEN, type Exemption } from "./schema.js";
 
 export interface ExemptionDoc extends StoredDoc, Omit<Exemption, "etag"> {
   docType: "exemption";
@@ -60,6 +60,15 @@ export class ExemptionDocuments {
   /** Every exemption of a tenant (the portfolio, the key-exemption count). */
   all(tenantId: string): Promise<Versioned<ExemptionDoc>[]> {
     return toArray(this.exemptions.every(partitionOf(tenantId)));
+  }
+
+  /** The keys of a project that a key exemption is open for (requested, approved or in force): each holds a place among its key tiers. */
+  async openKeyExemptions(tenantId: string, projectId: string): Promise<Set<string>> {
+    const out = new Set<string>();
+    for await (const d of this.matching(tenantId, [{ field: "projectId", op: "=", value: projectId }])) {
+      if (d.scope.level === "key" && OPEN.includes(d.status)) out.add(d.scope.keyId);
+    }
+    return out;
   }
 
   /** The tenant's exemptions matching `filters`, one by one. */

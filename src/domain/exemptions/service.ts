@@ -28,6 +28,8 @@ export type { RequestPublish } from "./lifecycle.js";
 /** Key-scoped exemptions must name a key that exists in the project (the key documents answer). */
 export interface KeyLookup {
   exists(tenantId: string, projectId: string, keyId: string): Promise<boolean>;
+  /** Room for the key's exemption tier among its project's key tiers (ADR 008): 409 key_profiles_exhausted otherwise. */
+  roomForExemption?(tenantId: string, projectId: string, keyId: string): Promise<void>;
 }
 
 /** Key exemptions become key tiers (ADR 007); the compiler allows 20 tiers, so they stay few. */
@@ -424,6 +426,9 @@ export class ExemptionService {
       if (openKeys >= MAX_OPEN_KEY_EXEMPTIONS) {
         throw invalid([{ field: "body.scope", message: `at most ${MAX_OPEN_KEY_EXEMPTIONS} key exemptions may be open at once (each becomes a key tier); exempt the model or project instead` }], { reason: "too_many_key_exemptions" });
       }
+      // Its exemption tier is one of the project's key tiers, held from now on (the place is counted while the
+      // exemption is open): a project already at the cap would be set aside whole by the publish that applies it.
+      await this.keys?.roomForExemption?.(ctx.principal.tenantId, scope.projectId, scope.keyId);
     }
   }
 

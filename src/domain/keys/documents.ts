@@ -203,7 +203,7 @@ export function profilesHeldBy(doc: ProfileHolder): ProfileDef[] {
  * refused (409 key_profiles_exhausted) — compiled, it would set the whole project aside at the next publish.
  * `next`: the key as the change would leave it (its stored document, if any, is counted as `next` instead).
  */
-export async function roomForProfile(docs: Pick<KeyDocuments, "listAll">, tenantId: string, next: ProfileHolder): Promise<void> {
+export async function roomForProfile(docs: TierPlaceReader, tenantId: string, next: ProfileHolder): Promise<void> {
   const inUse = await profilesInUse(docs, tenantId, next);
   if (inUse === undefined) return;
   fail({ kind: "conflict", detail: `project ${next.projectId} already has ${inUse} key profiles (distinct scopes, limits and shares, and those the key's shares would leave it with when they end), the most its gateway document holds; give this key the scopes and limits of an existing one`, reason: "key_profiles_exhausted" });
@@ -214,7 +214,7 @@ export async function roomForProfile(docs: Pick<KeyDocuments, "listAll">, tenant
  * accepts (a share begun, a share asked for, new scopes or limits of a shared key): 409
  * key_profiles_exhausted otherwise.
  */
-export async function roomForShared(docs: Pick<KeyDocuments, "listAll" | "sharedIntoAll" | "read">, tenantId: string, next: ProfileHolder): Promise<void> {
+export async function roomForShared(docs: TierPlaceReader & Pick<KeyDocuments, "sharedIntoAll" | "read">, tenantId: string, next: ProfileHolder): Promise<void> {
   await roomForProfile(docs, tenantId, next);
   for (const target of profileDefOf(next).sharedWith) {
     const accepted = await acceptedInUse(docs, tenantId, target, next);
@@ -253,11 +253,48 @@ export async function acceptedInUse(docs: Pick<KeyDocuments, "sharedIntoAll" | "
   return added.length === 0 || inUse.size + added.length <= MAX_PROJECT_KEY_TIERS ? undefined : inUse.size;
 }
 
-/** How many profiles the project has when the key `next` would take it past the cap; undefined when it fits. */
-export async function profilesInUse(docs: Pick<KeyDocuments, "listAll">, tenantId: string, next: ProfileHolder): Promise<number | undefined> {
-  const others = new Set((await docs.listAll(tenantId, next.projectId)).filter((d) => d.id !== next.id).flatMap((d) => profilesHeldBy(d).map((x) => x.id)));
+/** What the caps on a project's key tiers read: its keys, and (when wired) which of them a key exemption is open for. */
+export type TierPlaceReader = Pick<KeyDocuments, "listAll"> & Partial<Pick<KeyDocuments, "exemptedKeys">>;
+
+/**
+ * The places a key exemption takes among its project's key tiers (ADR 007, ADR 008): one per key that a
+ * key exemption is open for (requested, approved or in force: held from its request on, so an exemption
+ * approved while there was room always has it) or whose subscription is still on an exemption tier (that
+ * tier stays compiled until the key has moved back). Keys with the same relaxed limits may share one tier:
+ * one place per key is never fewer than the compiler uses in the steady state.
+ */
+async function exemptionPlaces(docs: TierPlaceReader, tenantId: string, projectId: string, keys: readonly KeyDoc[]): Promise<Set<string>> {
+  const open = (await docs.exemptedKeys?.(tenantId, projectId)) ?? new Set<string>();
+  return new Set(keys.filter((d) => d.gateway.publishedExemptionTier || open.has(d.id)).map((d) => `exemption of ${d.id}`));
+}
+
+/**
+ * How many key tiers (profiles, and the places key exemptions take) the project has when the key `next`
+ * would take it past the cap; undefined when it fits.
+ */
+export async function profilesInUse(docs: TierPlaceReader, tenantId: string, next: ProfileHolder): Promise<number | undefined> {
+  const all = await docs.listAll(tenantId, next.projectId);
+  // A key's exemption place does not change with its profile: the baseline counts it, the key's own included.
+  const others = new Set([...all.filter((d) => d.id !== next.id).flatMap((d) => profilesHeldBy(d).map((x) => x.id)), ...(await exemptionPlaces(docs, tenantId, next.projectId, all))]);
   const added = profilesHeldBy(next).filter((x) => !others.has(x.id));
   return added.length === 0 || others.size + added.length <= MAX_PROJECT_KEY_TIERS ? undefined : others.size;
+}
+
+/**
+ * Room for a key exemption of `keyId` among its project's key tiers (its exemption tier is one): 409
+ * key_profiles_exhausted when the project already has the most its gateway document holds. Compiled, a
+ * 41st tier would set the whole project aside at the next publish (every key of it off the gateway); the
+ * place is held from the request on, so no key profile made later can take it.
+ */
+export async function roomForExemption(docs: TierPlaceReader, tenantId: string, projectId: string, keyId: string): Promise<void> {
+  const all = await docs.listAll(tenantId, projectId);
+  const places = new Set([...all.flatMap((d) => profilesHeldBy(d).map((x) => x.id)), ...(await exemptionPlaces(docs, tenantId, projectId, all))]);
+  if (places.has(`exemption of ${keyId}`) || places.size < MAX_PROJECT_KEY_TIERS) return;
+  fail({
+    kind: "conflict",
+    detail: `project ${projectId} already has ${places.size} key tiers (key profiles and key exemptions' tiers), the most its gateway document holds; a key exemption needs one more — exempt the project or a model instead, or end another key exemption of the project`,
+    reason: "key_profiles_exhausted",
+  });
 }
 
 export const profileOf = (doc: Pick<KeyDoc, "scopes" | "limits"> & { shares?: ShareDoc[] }): string => profileDefOf(doc).id;
@@ -394,6 +431,23 @@ export class KeyDocuments implements KeyDocReader {
 
   async exists(tenantId: string, projectId: string, id: string): Promise<boolean> {
     return KEY_ID.test(id) && (await this.read(tenantId, projectId, id)) !== undefined;
+  }
+
+  private openExemptions?: (tenantId: string, projectId: string) => Promise<Set<string>>;
+
+  /** Where the keys of a project with an open key exemption are read (the exemption documents; wired by the app). */
+  exemptedKeysWith(read: (tenantId: string, projectId: string) => Promise<Set<string>>): void {
+    this.openExemptions = read;
+  }
+
+  /** The keys of the project that a key exemption is open for (requested, approved or in force). */
+  async exemptedKeys(tenantId: string, projectId: string): Promise<Set<string>> {
+    return (await this.openExemptions?.(tenantId, projectId)) ?? new Set();
+  }
+
+  /** Room for a key exemption of the key among its project's key tiers (409 key_profiles_exhausted otherwise). */
+  roomForExemption(tenantId: string, projectId: string, keyId: string): Promise<void> {
+    return roomForExemption(this, tenantId, projectId, keyId);
   }
 
   /** The key as stored now (a job retrying a key whose listed document went stale). */

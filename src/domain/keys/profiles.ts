@@ -1,4 +1,5 @@
 import type { CompilerInputIn } from "../../policy/index.js";
+import { EXEMPTION_TIER_PREFIX } from "../../policy/exemptions.js";
 import { MAX_PROJECT_KEY_TIERS } from "../../policy/input.js";
 import { keyEnded, profileDefOf, type KeyDoc, type ProfileDef } from "./documents.js";
 
@@ -145,23 +146,45 @@ function toolScope(entries: string[], project: ProjectIn): string[] {
  * the held tier too, as they did while the exemption lasted: the product keeps its link there, so a
  * shared key does not stop working in that project until it moves (with that project's own per-key
  * limits, never the relaxed ones: the project does not offer the tier). A project whose accepted
- * tiers are full does not get it (the key is refused there until it moves).
+ * tiers are full does not get it (the key is refused there until it moves). The project's own tiers
+ * never go past MAX_PROJECT_KEY_TIERS (a 41st sets the whole project aside at publish): a new exemption
+ * tier no subscription is on gives way to the held one (its key keeps its own tier until there is room).
  */
 export function withPublishedExemptionTiers(input: CompilerInputIn, keysByProject: Map<string, KeyDoc[]>): CompilerInputIn {
   const tiers = new Map((input.keyTiers ?? []).map((t) => [t.id, t]));
   const projects = new Map(input.projects.map((p) => [p.id, p]));
+  const heldIds = new Set([...keysByProject.values()].flat().flatMap((k) => (k.gateway.publishedExemptionTier ? [k.gateway.publishedExemptionTier.id] : [])));
+  let virtualKeys = input.virtualKeys;
   let changed = false;
   for (const [projectId, keys] of keysByProject) {
     for (const key of keys) {
       const held = key.gateway.publishedExemptionTier;
       const project = projects.get(projectId);
       if (!held || !project) continue;
-      if (!tiers.has(held.id)) {
-        tiers.set(held.id, held.tier as TierIn);
+      const offered = project.keyTiers ?? [];
+      if (!offered.includes(held.id)) {
+        // A 41st tier would set the whole project aside at publish (ADR 008). The caps hold a place for every
+        // exempted key, so this only happens while a key moves between two exemption tiers (or for places
+        // taken before they were counted): a new exemption tier no subscription is on yet waits for room
+        // (its keys keep their own tier meanwhile); the held one, under a subscription, is never dropped.
+        let kept = offered;
+        if (offered.length >= MAX_PROJECT_KEY_TIERS) {
+          const fresh = offered.find((t) => t.startsWith(EXEMPTION_TIER_PREFIX) && !heldIds.has(t));
+          if (fresh === undefined) continue; // nothing can give way: the project keeps publishing, the key is refused until it moves
+          kept = offered.filter((t) => t !== fresh);
+          const ownTier = new Map(keys.map((k) => [k.id, profileDefOf(k).id]));
+          virtualKeys = (virtualKeys ?? []).flatMap((v) => (v.tier !== fresh || v.projectId !== projectId ? [v] : ownTier.get(v.id) ? [{ ...v, tier: ownTier.get(v.id)! }] : []));
+          for (const [id, q] of projects) {
+            const shared = q.sharedKeyTiers ?? [];
+            if (shared.some((x) => x.projectId === projectId && x.tierId === fresh)) projects.set(id, { ...q, sharedKeyTiers: shared.filter((x) => !(x.projectId === projectId && x.tierId === fresh)) });
+          }
+          tiers.delete(fresh);
+        }
+        projects.set(projectId, { ...projects.get(projectId)!, keyTiers: [...kept, held.id].sort() });
         changed = true;
       }
-      if (!(project.keyTiers ?? []).includes(held.id)) {
-        projects.set(projectId, { ...project, keyTiers: [...(project.keyTiers ?? []), held.id].sort() });
+      if (!tiers.has(held.id)) {
+        tiers.set(held.id, held.tier as TierIn);
         changed = true;
       }
       const base = key.gateway.publishedProfile;
@@ -177,5 +200,10 @@ export function withPublishedExemptionTiers(input: CompilerInputIn, keysByProjec
     }
   }
   if (!changed) return input;
-  return { ...input, keyTiers: [...tiers.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), projects: input.projects.map((p) => projects.get(p.id)!) };
+  return {
+    ...input,
+    keyTiers: [...tiers.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+    projects: input.projects.map((p) => projects.get(p.id)!),
+    ...(virtualKeys ? { virtualKeys } : {}),
+  };
 }
