@@ -24,11 +24,6 @@ beforeAll(async () => {
 });
 afterAll(() => g.stop());
 
-/** The revisions made after `before` (numbers) that set any project aside. */
-async function isolatedSince(before: number) {
-  const list = await g.admin.policy.revisions({ maxPageSize: 50 });
-  return list.items.filter((r) => r.number > before).flatMap((r) => (r.isolated ?? []).map((p) => `${r.number}:${p.projectId}:${p.outcome}`));
-}
 async function quiet(): Promise<void> {
   await until(async () => {
     await g.t.app.host.invokeTimer("gatewayPublishSweep");
@@ -36,7 +31,6 @@ async function quiet(): Promise<void> {
     return (await g.admin.policy.revisions({ maxPageSize: 50 })).items.every((r) => r.status !== "pending") ? true : undefined;
   }, "no revision pending", 180_000, 500);
 }
-const lastRevision = async () => (await g.admin.policy.revisions({ maxPageSize: 1 })).items[0]?.number ?? 0;
 
 /** Four calls in a minute (about 10 tokens each) and the gateway's clock moved past it. */
 async function burst(projectId: string, key: string): Promise<number[]> {
@@ -82,7 +76,7 @@ describe("conformance: key exemptions and the cap on a project's key tiers", () 
       await g.settle();
       return (await burst(p.id, k.key)).every((s) => s === 200) ? true : undefined;
     }, "the exempted key on its exemption tier");
-    const before = await lastRevision();
+    const before = await g.lastRevision();
 
     // A new profile would be the 41st tier: refused, as is another key exemption in the full project.
     const tooMany = await reasonOf(dev.keys.create(p.id, { name: "one too many", limits: { tokensPerMinute: 3000 } }));
@@ -94,7 +88,7 @@ describe("conformance: key exemptions and the cap on a project's key tiers", () 
     await g.publish("after");
     // No publish set the project aside: it is at the gateway, its other keys work with their limits and
     // the exempted key with its relaxation.
-    expect(await isolatedSince(before)).toEqual([]);
+    expect(await g.isolatedSince(before)).toEqual([]);
     expect(await burst(p.id, other.key)).toEqual(LIMITED);
     expect(await burst(p.id, k.key)).toEqual([200, 200, 200, 200]);
     expect(tooMany).toBe("409 key_profiles_exhausted");

@@ -40,11 +40,6 @@ async function fill(projectId: string, base: number): Promise<number> {
   return MAX_PROJECT_KEY_TIERS;
 }
 
-/** The revisions made after `before` (numbers) that set any project aside. */
-async function isolatedSince(before: number) {
-  const list = await g.admin.policy.revisions({ maxPageSize: 50 });
-  return list.items.filter((r) => r.number > before).flatMap((r) => (r.isolated ?? []).map((p) => `${r.number}:${p.projectId}:${p.outcome}`));
-}
 /** Lets the system publishes that many key changes asked for be applied (each is one revision). */
 async function quiet(): Promise<void> {
   await until(async () => {
@@ -52,7 +47,6 @@ async function quiet(): Promise<void> {
     return (await g.admin.policy.revisions({ maxPageSize: 50 })).items.every((r) => r.status !== "pending") ? true : undefined;
   }, "no revision pending", 180_000, 500);
 }
-const lastRevision = async () => (await g.admin.policy.revisions({ maxPageSize: 1 })).items[0]?.number ?? 0;
 
 describe("conformance: ending a share in a project full of key profiles", () => {
   it("an unshare is made, the project keeps publishing, and the key stops working where it was shared", async () => {
@@ -70,7 +64,7 @@ describe("conformance: ending a share in a project full of key profiles", () => 
     expect(made).toBeLessThan(MAX_PROJECT_KEY_TIERS);
     await quiet();
     await g.publish("home full");
-    const before = await lastRevision();
+    const before = await g.lastRevision();
 
     const unshared = await dev.keys.unshare(home.id, k.id, there.id, (await dev.keys.get(home.id, k.id)).etag);
     expect(unshared.shares.find((s) => s.projectId === there.id)?.status).toMatch(/^(revoked|revocationPending)$/);
@@ -78,7 +72,7 @@ describe("conformance: ending a share in a project full of key profiles", () => 
     await quiet();
     await g.publish("after the unshare");
     // No project set aside by any publish since: the home project's policy is published as it is.
-    expect(await isolatedSince(before)).toEqual([]);
+    expect(await g.isolatedSince(before)).toEqual([]);
     const key = await dev.keys.get(home.id, k.id);
     expect(key.shares.find((s) => s.projectId === there.id)?.status).toBe("revoked");
     expect(key.gateway.state).toBe("synced");

@@ -207,6 +207,17 @@ export class Governed {
     return this.admin.settings.put({ settings, services } as never, s.etag);
   }
 
+  /** The number of the latest policy revision (0 before the first). */
+  async lastRevision(): Promise<number> {
+    return (await this.admin.policy.revisions({ maxPageSize: 1 })).items[0]?.number ?? 0;
+  }
+
+  /** Of the revisions made after `before` (a number), the projects they set aside: "revision:project:outcome". */
+  async isolatedSince(before: number): Promise<string[]> {
+    const list = await this.admin.policy.revisions({ maxPageSize: 50 });
+    return list.items.filter((r) => r.number > before).flatMap((r) => (r.isolated ?? []).map((p) => `${r.number}:${p.projectId}:${p.outcome}`));
+  }
+
   /** The project's API policy as published to the local gateway's folder. */
   policyXml(projectId: string): string {
     return readFileSync(join(this.t.app.dataDir, "apim", "apis", this.names.api(projectId), "policies", "policy.xml"), "utf8");
