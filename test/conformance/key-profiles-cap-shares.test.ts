@@ -50,14 +50,7 @@ async function quiet(): Promise<void> {
 
 describe("conformance: ending a share in a project full of key profiles", () => {
   it("an unshare is made, the project keeps publishing, and the key stops working where it was shared", async () => {
-    const home = await g.project("full-home");
-    const there = await g.project("full-there");
-    const mini = await g.model(home.id, "gpt-4o-mini");
-    await g.model(there.id, "gpt-4o-mini");
-    await g.publish("two projects");
-    const k = await g.key(dev, home.id, { name: "shared", scopes: { models: [mini.id] }, limits: { tokensPerMinute: 999 } });
-    await g.shareAndApprove(dev, home.id, k.id, there.id);
-    await g.synced(home.id, k.id);
+    const { home, there, k } = await g.sharedKey(dev, "full", "shared", 999);
     expect((await g.chat(there.id, k.key, "gpt-4o-mini")).status).toBe(200);
     // The home project filled with distinct profiles, as far as the cap lets it.
     const made = await fill(home.id, 2000);

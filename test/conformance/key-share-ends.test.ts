@@ -28,14 +28,7 @@ afterAll(() => g.stop());
 
 describe("conformance: a revoked key is shared with nobody", () => {
   it("its shared profile leaves the other project's policy and product links; the key is refused there", async () => {
-    const home = await g.project("ends-home");
-    const there = await g.project("ends-there");
-    const mini = await g.model(home.id, "gpt-4o-mini");
-    await g.model(there.id, "gpt-4o-mini");
-    await g.publish("two projects");
-    const k = await g.key(dev, home.id, { name: "shared then revoked", scopes: { models: [mini.id] }, limits: { tokensPerMinute: 1000 } });
-    await g.shareAndApprove(dev, home.id, k.id, there.id);
-    await g.synced(home.id, k.id);
+    const { home, there, k } = await g.sharedKey(dev, "ends", "shared then revoked", 1000);
     const profile = (await dev.keys.get(home.id, k.id)).gateway.profile;
     const product = g.names.product(home.id, profile);
     expect(g.productLinks(product)).toEqual([g.names.api(home.id), g.names.api(there.id)].sort());

@@ -201,6 +201,22 @@ export class Governed {
     });
   }
 
+  /**
+   * Two projects, `<prefix>-home` and `<prefix>-there`, each serving gpt-4o-mini, published; a key of `by`'s in the
+   * home project for that model at `tokensPerMinute`, shared into the other, approved, and at the gateway.
+   */
+  async sharedKey(by: AigovClient, prefix: string, name: string, tokensPerMinute: number) {
+    const home = await this.project(`${prefix}-home`);
+    const there = await this.project(`${prefix}-there`);
+    const mini = await this.model(home.id, "gpt-4o-mini");
+    await this.model(there.id, "gpt-4o-mini");
+    await this.publish("two projects");
+    const k = await this.key(by, home.id, { name, scopes: { models: [mini.id] }, limits: { tokensPerMinute } });
+    await this.shareAndApprove(by, home.id, k.id, there.id);
+    await this.synced(home.id, k.id);
+    return { home, there, mini, k };
+  }
+
   /** Replaces the tenant's services (and settings, none by default) as its TenantAdmin. */
   async putServices(services: Record<string, unknown>, settings: Record<string, unknown> = {}) {
     const s = await this.admin.settings.get();
