@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { canonicalJson } from "../util/canonical-json.js";
 import type {
   ApiArtifact,
   ApiOperation,
@@ -226,16 +227,6 @@ export function normalizeArtifact(a: GatewayArtifact): GatewayArtifact {
         secondaryKey: { name: a.secondaryKey.name, version: a.secondaryKey.version },
       };
   }
-}
-
-/** JSON with object keys sorted and undefined members dropped; arrays keep their order (it matters). */
-export function canonicalJson(v: unknown): string {
-  if (v === null || typeof v !== "object") return JSON.stringify(v) ?? "null";
-  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? "null" : canonicalJson(x))).join(",")}]`;
-  const entries = Object.entries(v as Record<string, unknown>)
-    .filter(([, x]) => x !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(",")}}`;
 }
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");

@@ -301,7 +301,6 @@ export interface GatewayPublisher {
 
 export {
   artifactHash,
-  canonicalJson,
   expectedReadBack,
   normalizeArtifact,
   normalizeReadBack,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/index.js";
-import { canonicalJson, digestOf, recordHash } from "../../src/domain/audit/chain.js";
+import { canonicalJson } from "../../src/util/canonical-json.js";
+import { digestOf, recordHash } from "../../src/domain/audit/chain.js";
 import { etagMatches, newId } from "../../src/domain/common.js";
 import { chunkEvents } from "../../src/domain/outbox/relay.js";
 import { listPage } from "../../src/domain/paging.js";

@@ -2,7 +2,8 @@ import { createHash } from "node:crypto";
 import canonicalize from "canonicalize";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { bindingHash, bindingHolds, canonicalJson, diffTools, endpointOf, isCurrentPin, legacyBindingHash, toolHash } from "../../src/pillars/tools/definitions.js";
+import { canonicalJson } from "../../src/util/canonical-json.js";
+import { bindingHash, bindingHolds, diffTools, endpointOf, isCurrentPin, legacyBindingHash, toolHash } from "../../src/pillars/tools/definitions.js";
 import { approvalStateOf } from "../../src/pillars/tools/grants.js";
 
 const weather = () => ({

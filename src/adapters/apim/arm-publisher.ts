@@ -25,7 +25,7 @@ import type {
   ResolveSecret,
   SubscriptionArtifact,
 } from "../../ports/gateway.js";
-import { canonicalJson } from "../../ports/gateway.js";
+import { canonicalJson } from "../../util/canonical-json.js";
 import { diffChildren, mapLimit, parseRef, runPublish, type Current, type Deferred, type Locator, type PlannedWrite, type PublishIo } from "./plan.js";
 import {
   fromArmProperties,

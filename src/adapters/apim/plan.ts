@@ -12,7 +12,7 @@ import { assertValidSecretName, assertValidSecretVersion } from "../../ports/sec
 import { mapLimit } from "../../util/map-limit.js";
 
 // Content hashing moved to the port (the domain needs it too); re-exported for the adapters' tests.
-export { artifactHash, canonicalJson, normalizeArtifact, poolMemberId } from "../../ports/gateway.js";
+export { artifactHash, normalizeArtifact, poolMemberId } from "../../ports/gateway.js";
 
 /**
  * What the two gateway publishers (ARM and local files) share, so that they cannot drift apart:

@@ -1,14 +1,5 @@
 import { createHash } from "node:crypto";
-
-/** JSON with object keys sorted at every level, so equal values always hash equally. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
-  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(",")}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
-}
+import { canonicalJson } from "../../util/canonical-json.js";
 
 export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
 

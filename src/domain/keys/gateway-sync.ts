@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Clock } from "../../ports/clock.js";
-import { artifactHash, artifactRef, canonicalJson, expectedReadBack, readBackHash, type SubscriptionReadBack } from "../../ports/gateway.js";
+import { canonicalJson } from "../../util/canonical-json.js";
+import { artifactHash, artifactRef, expectedReadBack, readBackHash, type SubscriptionReadBack } from "../../ports/gateway.js";
 import { unversioned, type Versioned } from "../../ports/store.js";
 import { systemContext } from "../kernel/system.js";
 import { keyEnded, profileDefOf, type KeyDoc, type KeyDocuments } from "./documents.js";

@@ -6,7 +6,7 @@ import type { ModelService } from "../../pillars/models/service.js";
 import type { Approval } from "../approvals/schema.js";
 import type { ApprovalService } from "../approvals/service.js";
 import { approvalDrive } from "../approvals/drive.js";
-import { canonicalJson } from "../audit/chain.js";
+import { canonicalJson } from "../../util/canonical-json.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../common.js";
 import { AppError, fail, notFound } from "../errors.js";
 import type { Driven, DriveRetry } from "../kernel/drive.js";

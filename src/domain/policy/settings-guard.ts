@@ -3,7 +3,7 @@ import type { ModelSettings, Settings } from "../../policy/settings.js";
 import { AppError, fail } from "../errors.js";
 import { gateGapsOfWrite, type ProjectControls } from "../projects/gates.js";
 import type { Project } from "../projects/schema.js";
-import { canonicalJson } from "../audit/chain.js";
+import { canonicalJson } from "../../util/canonical-json.js";
 import { contentSafetyRegionGap, keyRegionGaps, refuseRegionGap, requireServices, requireSeverityScale, type KeyReach, type TenantSettingsService } from "./tenant-settings.js";
 
 /** A project, or one of its models on top of it, as the environment's gates read it. */

@@ -7,7 +7,7 @@ import { serviceRegionFit } from "../../policy/service-regions.js";
 import { mergeSettings, Settings, type ModelSettings } from "../../policy/settings.js";
 import type { Clock } from "../../ports/clock.js";
 import type { Store } from "../../ports/store.js";
-import { canonicalJson } from "../audit/chain.js";
+import { canonicalJson } from "../../util/canonical-json.js";
 import type { ChangeWriter } from "../changes.js";
 import type { RequestContext } from "../common.js";
 import { fail } from "../errors.js";

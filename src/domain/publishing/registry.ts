@@ -1,4 +1,5 @@
-import { canonicalJson, sha256 } from "../audit/chain.js";
+import { canonicalJson } from "../../util/canonical-json.js";
+import { sha256 } from "../audit/chain.js";
 import { heldToLiveTenant } from "../../policy/floors.js";
 import type { CompilerInputIn } from "../../policy/index.js";
 

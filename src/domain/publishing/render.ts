@@ -1,5 +1,6 @@
 /* eslint-disable @typescript-eslint/no-require-imports -- xmlbuilder2 and diff load on first use (cold start) */
-import { artifactHash, canonicalJson, normalizeArtifact, type GatewayArtifact } from "../../ports/gateway.js";
+import { canonicalJson } from "../../util/canonical-json.js";
+import { artifactHash, normalizeArtifact, type GatewayArtifact } from "../../ports/gateway.js";
 
 /**
  * How artifacts are compared and shown. The gateway does not hand back the bytes it was sent: APIM

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { Ajv, type Options as AjvOptions, type ValidateFunction } from "ajv";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { RE2JS } from "re2js";
-import { canonicalJson } from "./definitions.js";
+import { canonicalJson } from "../../util/canonical-json.js";
 
 /**
  * Checks of one tool definition against the MCP revision its server negotiated. Findings are data (stored

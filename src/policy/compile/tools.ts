@@ -389,30 +389,32 @@ function toolResourceIds(names: string[]): string[] {
   });
 }
 
+const WHOLE_PARAM = /^\{[A-Za-z0-9_-]{1,80}\}$/;
+const SHADOW_LITERAL = /^[a-z0-9_~-][a-z0-9._~-]{0,99}$/;
+
 /**
  * Path parameters a literal segment of another operation could hide behind with an extension: `{id}` in
  * `/items/{id}` next to `/items/admin`, where Rails reads `/items/admin.json` as `/items/admin`. Per
  * operation and parameter, the literals (lower case), when there are any.
  */
 function pathShadows(operations: readonly ApiOperation[]): { operationId: string; param: string; literals: string[] }[] {
-  const segments = (op: ApiOperation) => op.urlTemplate.split("?")[0]!.split("/").filter((s) => s !== "");
-  const whole = (s: string) => /^\{[A-Za-z0-9_-]{1,80}\}$/.test(s);
+  // Each template split once (a large server has hundreds of operations, each compared with every other).
+  const split = operations.map((op) => op.urlTemplate.split("?")[0]!.split("/").filter((s) => s !== ""));
   const out: { operationId: string; param: string; literals: string[] }[] = [];
-  for (const op of operations) {
-    const mine = segments(op);
+  operations.forEach((op, k) => {
+    const mine = split[k]!;
     mine.forEach((segment, i) => {
-      if (!whole(segment)) return;
+      if (!WHOLE_PARAM.test(segment)) return;
       const literals = new Set<string>();
-      for (const other of operations) {
-        const theirs = segments(other);
-        if (other === op || theirs.length <= i || theirs[i]!.includes("{")) continue;
-        if (!mine.slice(0, i).every((s, j) => s === theirs[j] || s.includes("{") || theirs[j]!.includes("{"))) continue;
+      split.forEach((theirs, m) => {
+        if (m === k || theirs.length <= i || theirs[i]!.includes("{")) return;
+        for (let j = 0; j < i; j++) if (mine[j] !== theirs[j] && !mine[j]!.includes("{") && !theirs[j]!.includes("{")) return;
         const literal = theirs[i]!.toLowerCase();
-        if (/^[a-z0-9_~-][a-z0-9._~-]{0,99}$/.test(literal)) literals.add(literal);
-      }
+        if (SHADOW_LITERAL.test(literal)) literals.add(literal);
+      });
       if (literals.size) out.push({ operationId: op.id, param: segment.slice(1, -1), literals: [...literals].sort(byCodePoint) });
     });
-  }
+  });
   return out.sort((a, b) => byCodePoint(a.operationId, b.operationId) || byCodePoint(a.param, b.param));
 }
 

@@ -6,7 +6,7 @@ import { ErrorCode, McpError, type JSONRPCMessage } from "@modelcontextprotocol/
 import type { JsonSchemaValidatorResult, jsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/types.js";
 import { z } from "zod";
 import { BlockedAddressError, ResponseTooLargeError, createSafeFetch } from "../../../adapters/http/safe-fetch.js";
-import { canonicalJson } from "../definitions.js";
+import { canonicalJson } from "../../../util/canonical-json.js";
 
 /**
  * Discovery of what an MCP server offers (tools, resources, resource templates, prompts), over the network,

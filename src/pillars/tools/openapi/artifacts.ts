@@ -8,7 +8,8 @@
  * tools is stored once. Two components with one name but different content (tools converted from
  * different documents) are told apart by a numbered suffix.
  */
-import { canonicalJson, type ApiOperation, type ApiSchema, type McpToolArtifact } from "../../../ports/gateway.js";
+import { canonicalJson } from "../../../util/canonical-json.js";
+import { type ApiOperation, type ApiSchema, type McpToolArtifact } from "../../../ports/gateway.js";
 import { mapSchemaRefs, OPENAPI_IMPORT_LIMITS, type ConvertedTool } from "./convert.js";
 
 /** The id of the REST API's one schema document. */
