@@ -20,5 +20,12 @@ export default function setup(): () => void {
   const root = mkdtempSync(join(tmpdir(), "aigov-tests-"));
   process.env.AIGOV_TEST_TMPDIR = root;
   process.env.TMPDIR = root;
-  return () => rmSync(root, { recursive: true, force: true, maxRetries: 3 });
+  return () => {
+    try {
+      rmSync(root, { recursive: true, force: true, maxRetries: 3 });
+    } catch (err) {
+      // A worker still exiting can write into it (Node's compile cache) while it goes: what is left is small.
+      console.warn(`could not remove all of ${root}: ${(err as Error).message}`);
+    }
+  };
 }
