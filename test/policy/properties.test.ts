@@ -238,7 +238,9 @@ const tierIdArb = fc.stringMatching(IDENT).filter((s) => TIER_ID.test(s));
 
 beforeAll(() => initExpressions());
 
-describe("compiler properties", () => {
+// Each property compiles a few hundred random estates: about 1.5 s alone, but it once ran past the default
+// 30 s while the whole suite competed for two cores. A wait, not an assertion: room for a loaded CI machine.
+describe("compiler properties", { timeout: 120_000 }, () => {
   it("the local gateway loads every compiled document with zero unsupported constructs", async () => {
     await fc.assert(
       fc.asyncProperty(inputArb, async (input) => {
