@@ -117,6 +117,8 @@ export const REASONS = {
   promotion_pending: { status: 409, meaning: "a promotion or extension of the project is already awaiting its approval" },
   extension_required: { status: 409, meaning: "a later review date for a sandbox is an extension (`POST /api/projects/{id}:extend`, through approval), not a PATCH" },
   not_a_sandbox: { status: 409, meaning: "only a sandbox project has a review date to extend" },
+  // ---- requests ----
+  if_match_not_supported: { status: 400, meaning: "`If-Match` sent to an operation that has no ETag to compare it with (the OpenAPI document lists the operations that take one): it could never be honoured, so the write is refused rather than done unconditionally" },
 } as const satisfies Record<string, { status: 400 | 403 | 409; meaning: string }>;
 
 export type Reason = keyof typeof REASONS;

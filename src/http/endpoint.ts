@@ -84,12 +84,19 @@ export async function parseRequest<O extends Operation>(op: O, request: HttpRequ
   const querySchema = op.query ?? (op.anonymous ? undefined : NO_QUERY);
   const query = querySchema ? parseOrThrow(querySchema, queryObject(request), "query") : undefined;
   const body = op.body ? parseOrThrow(op.body as z.ZodType, await readJsonBody(op, request), "body") : undefined;
-  let ifMatch: string | undefined;
-  if (op.ifMatch) {
-    ifMatch = request.headers.get("if-match")?.trim() || undefined;
-    if (!ifMatch && op.ifMatch === true) throw new AppError({ kind: "preconditionRequired" });
+  const ifMatch = request.headers.get("if-match")?.trim() || undefined;
+  if (op.ifMatch === true && !ifMatch) throw new AppError({ kind: "preconditionRequired" });
+  // HTTP says an If-Match received is evaluated before the method runs. An operation with no ETag cannot
+  // evaluate it: doing the write anyway would let a client believe it guarded against a lost update.
+  if (!op.ifMatch && ifMatch) {
+    throw new AppError({
+      kind: "validation",
+      reason: "if_match_not_supported",
+      detail: "this operation takes no If-Match: it has no ETag to compare it with",
+      errors: [{ field: "header.if-match", message: "send no If-Match to this operation" }],
+    });
   }
-  return { params, query, body, ifMatch } as ParsedRequest<O>;
+  return { params, query, body, ifMatch: op.ifMatch ? ifMatch : undefined } as ParsedRequest<O>;
 }
 
 function toResponse(op: Operation, result: HandlerResult, correlationId: string): HttpResponseInit {

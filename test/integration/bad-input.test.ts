@@ -100,6 +100,9 @@ function casesFor(op: OpenApiOperation): Case[] {
   }
   if (op.ifMatch) {
     cases.push({ name: "missing If-Match", url: url(), init: { ...base, headers: { ...auth, ...(op.hasBody ? json : {}) } }, expect: 428 });
+  } else if (!op.takesIfMatch && !op.html) {
+    // A precondition the operation cannot evaluate is refused, not ignored (the write would run unconditionally).
+    cases.push({ name: "If-Match it takes none", url: url(), init: { ...base, headers: { ...headers, "if-match": `"${project.etag}"` } }, expect: 400, field: "header.if-match", reason: "if_match_not_supported" });
   }
   if (op.hasBody) {
     const h = base.headers;

@@ -23,6 +23,8 @@ export interface OpenApiOperation {
   form: boolean;
   bodyTypes: string[];
   ifMatch: boolean;
+  /** The operation takes If-Match at all (required or optional). */
+  takesIfMatch: boolean;
   pathParams: string[];
   queryParams: string[];
 }
@@ -44,6 +46,7 @@ export function operationsOf(doc: Record<string, unknown>): OpenApiOperation[] {
         bodyTypes: body ? Object.keys(body.content) : [],
         // A required If-Match (an optional one, when left out, is as if the operation had none).
         ifMatch: params.some((p) => p.in === "header" && p.name === "If-Match" && p.required === true),
+        takesIfMatch: params.some((p) => p.in === "header" && p.name === "If-Match"),
         pathParams: params.filter((p) => p.in === "path").map((p) => p.name),
         queryParams: params.filter((p) => p.in === "query").map((p) => p.name),
       });
