@@ -48,9 +48,39 @@ export const openAiService: FakeService = {
   },
   headers(call): Record<string, string> {
     const t = target(call);
-    return t ? { "x-mock-model": modelServed(call, t) } : {};
+    return t ? { "x-mock-model": modelServed(call, t), ...providerHeaders(call, t) } : {};
   },
 };
+
+/**
+ * What a real provider puts on every answer besides the body, so that what reaches a client through the
+ * gateway can be checked: OpenAI's and Azure OpenAI's request id and their rate-limit headers, which
+ * describe the deployment's own (shared) limits, not a caller's; Azure OpenAI's deployment and region,
+ * its own `apim-request-id`, and the echo of the client's `x-ms-client-request-id`.
+ */
+function providerHeaders(call: Call, t: Target): Record<string, string> {
+  const out: Record<string, string> = {
+    "x-request-id": id("req_"),
+    "x-ratelimit-limit-requests": String(DEPLOYMENT_LIMITS.requests),
+    "x-ratelimit-limit-tokens": String(DEPLOYMENT_LIMITS.tokens),
+    "x-ratelimit-remaining-requests": String(DEPLOYMENT_LIMITS.requests - 1),
+    "x-ratelimit-remaining-tokens": String(DEPLOYMENT_LIMITS.tokens - 1000),
+    "x-ratelimit-reset-requests": "1ms",
+    "x-ratelimit-reset-tokens": "6ms",
+  };
+  if (t.deployment) {
+    out["apim-request-id"] = randomBytes(16).toString("hex");
+    out["x-ms-region"] = "East US";
+    out["x-ms-deployment-name"] = t.deployment;
+    out["azureml-model-session"] = `d${randomBytes(2).toString("hex")}-20250101000000`;
+  }
+  const clientId = call.headers["x-ms-client-request-id"];
+  if (clientId !== undefined) out["x-ms-client-request-id"] = clientId;
+  return out;
+}
+
+/** The fake deployment's own limits, as a provider reports them (they are not any caller's). */
+const DEPLOYMENT_LIMITS = { requests: 10_000, tokens: 1_000_000 } as const;
 
 const HANDLERS: Record<Operation, (body: Record<string, unknown>, model: string) => Answer> = {
   "chat/completions": chat,

@@ -63,6 +63,22 @@ describe("conformance: the semantic cache at the local gateway", () => {
     expect([cached.status, cached.json.id, calls()]).toEqual([200, first.json.id, 2]);
   });
 
+  it("with estimatePromptTokens a hit needs room for the prompt's estimate, as a call does (docs/gateway.md, ADR 025)", async () => {
+    const p = await g.project("cache-estimate", { settings: { semanticCache: cacheOn, tokens: { quota: { limit: 20, period: "Monthly", per: "key", estimatePromptTokens: true } } } });
+    await g.model(p.id, "ce-model");
+    await g.publish("cache and an estimating quota");
+    const k = (await g.key(dev, p.id, { name: "estimate" })).key;
+    // P is 29 characters: an estimate of 8 tokens; the call spends 14, leaving 6.
+    const first = await ask(p.id, k, "ce-model", P);
+    expect([first.status, first.headers.get("x-aigov-tokens-remaining-quota-key")]).toEqual([200, "12"]);
+    const refused = await ask(p.id, k, "ce-model", P);
+    expect([refused.status, refused.json.statusCode]).toEqual([403, 403]);
+    // A prompt whose estimate fits is answered (from the backend: the cache holds no answer for it).
+    const short = await ask(p.id, k, "ce-model", "Hi");
+    expect([short.status, short.headers.get("x-aigov-tokens-remaining-quota-key")]).toEqual([200, "5"]);
+    expect(g.t.backends.requests("ce-model.mock.localhost")).toHaveLength(2);
+  });
+
   it("an exhausted budget stops cached answers too (403)", async () => {
     const p = await g.project("cache-budget", { settings: { semanticCache: cacheOn } });
     await g.model(p.id, "cb-model", { extra: priced });

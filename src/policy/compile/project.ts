@@ -25,6 +25,33 @@ import { browserAccess } from "./cors.js";
 /** Headers deleted in both directions when `headers.stripSecrets` is on (plus the configured extras). */
 export const SECRET_HEADERS = ["api-key", "authorization", "ocp-apim-subscription-key", "proxy-authorization", "x-api-key"] as const;
 
+/**
+ * Headers a model provider puts on its answers about its deployment and its own call, never about the
+ * caller: deleted from every answer of a project's models API (outbound, before the semantic cache's
+ * store, so a hit never replays them either), whatever `headers.stripSecrets` says.
+ * - The rate-limit headers OpenAI and Azure OpenAI send (`x-ratelimit-*`) count the deployment every key
+ *   shares: a client pacing itself on them would believe it had the deployment's tokens left, not its
+ *   key's. What the caller's own limits have left is in `x-aigov-tokens-remaining-*` (limits.ts).
+ * - The provider's ids of the call (`x-request-id`, Azure OpenAI's `apim-request-id`, its echo of the
+ *   client's `x-ms-client-request-id`) and its placement (`x-ms-region`, `x-ms-deployment-name`,
+ *   `azureml-model-session`): on a cache hit they are another caller's call's; the correlation id a
+ *   caller can rely on is the `correlationId` setting's echo, set after the store.
+ */
+export const PROVIDER_RESPONSE_HEADERS = [
+  "apim-request-id",
+  "azureml-model-session",
+  "x-ms-client-request-id",
+  "x-ms-deployment-name",
+  "x-ms-region",
+  "x-ratelimit-limit-requests",
+  "x-ratelimit-limit-tokens",
+  "x-ratelimit-remaining-requests",
+  "x-ratelimit-remaining-tokens",
+  "x-ratelimit-reset-requests",
+  "x-ratelimit-reset-tokens",
+  "x-request-id",
+] as const;
+
 /** The sections of a policy document, each starting with `<base/>`, and the fragments it includes. */
 interface Sections {
   inbound: XNode[];
@@ -233,6 +260,18 @@ function responseHeaders(c: Collector, eff: EffectiveSettings, pid: string, mode
   const stripped = strippedHeaders(eff);
   const strip = eff["headers.stripSecrets"];
   if (strip) s.outbound.push(...stripped.map((h) => el("set-header", { name: h, "exists-action": "delete" }, undefined, c.why("headers.stripSecrets", strip, pid))));
+  const deleted = new Set(stripped.map((h) => h.toLowerCase()));
+  if (modelsOn) {
+    const why: Why = { control: "routing", scope: { level: "project", projectId: pid }, note: "the provider's headers about its deployment and its call (rate limits, request ids, placement), never the caller's" };
+    for (const h of PROVIDER_RESPONSE_HEADERS.filter((n) => !deleted.has(n))) {
+      s.outbound.push(el("set-header", { name: h, "exists-action": "delete" }, undefined, why));
+      deleted.add(h);
+    }
+  }
+  // Whatever a backend echoed under the correlation header is its call's: not kept for a hit (the echo below sets it afresh).
+  if (store && ci && !deleted.has(ci.value.header.toLowerCase())) {
+    s.outbound.push(el("set-header", { name: ci.value.header, "exists-action": "delete" }, undefined, c.why("correlationId", ci, pid, undefined, "not stored with the cached answer")));
+  }
   if (store) s.outbound.push(store);
   if (ci) {
     const w = c.why("correlationId", ci, pid);
