@@ -96,7 +96,7 @@ export const revokeKey = keyAction(
   "The key: revoked, or revocationPending when the gateway has not confirmed yet",
 );
 export const suspendKey = keyAction("suspendKey", "suspend", "Suspend (reversible); gateway.state is synced once the gateway refuses the key", "The suspended key");
-export const resumeKey = keyAction("resumeKey", "resume", "Resume a suspended key (one an admin suspended: an admin only, 403 key_suspended_by_admin)", "The active key");
+export const resumeKey = keyAction("resumeKey", "resume", "Resume a suspended key (one an admin suspended: an admin only, 403 key_suspended_by_admin; one suspended when its owner lost their project role: only once they hold a key-holding role again, 409 key_owner_without_role)", "The active key");
 
 export const collectKey = defineOperation({
   operationId: "collectKey",

@@ -327,6 +327,11 @@ export async function buildServices(config: Config): Promise<Services> {
     tenantServices: async (tenantId) => (await tenantSettings.scope(tenantId)).services,
     keyRegions: (tenantId, projectId, projectSettings, key, field) => settingsGuard.checkKeyRegions(tenantId, projectId, projectSettings, key, field),
   });
+  // A person who loses their last key-holding project role loses the use of their keys there (ADR 026).
+  projects.onKeyHolders({
+    left: async (ctx, projectId, principalId) => void (await keys.suspendForLeaver(ctx, projectId, principalId)),
+    returned: async (ctx, projectId, principalId) => void (await keys.resumeForReturner(ctx, projectId, principalId)),
+  });
   // A region rule written to a project or model is held on the keys whose tier screens prompts there (ADR 024):
   // the project's own and those shared into it, with the names of the models each reaches.
   settingsGuard.keysOf((tenantId, projectId) => keysScreeningIn(keyDocuments, models, tenantId, projectId));

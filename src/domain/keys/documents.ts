@@ -71,8 +71,12 @@ export interface KeyDoc extends StoredDoc {
    * - `agentHold`: the key of an agent that was blocked or disabled (agents pillar); only that agent's
    *   unblocking or enabling resumes it (a person's resume is refused while the agent is held).
    * - `admin`: an admin, of a key someone else holds: only an admin resumes it.
+   * - `roleRemoved`: its owner lost their last project role that may hold keys (an admin's edit of the
+   *   project, an access review's deny); giving a key-holding role back resumes it. Until then only its
+   *   owner resumes it, and only while holding such a role by another way (a tenant role in their token);
+   *   an admin's resume is refused (409 `key_owner_without_role`) while the owner holds no such project role.
    */
-  suspendedBy?: "projectLock" | "agentHold" | "admin";
+  suspendedBy?: "projectLock" | "agentHold" | "admin" | "roleRemoved";
   prefix: string;
   last4: string;
   /** The slot holding the secret the owner is meant to use now. */

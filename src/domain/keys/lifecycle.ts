@@ -53,7 +53,7 @@ export class KeyLifecycle {
     private readonly secrets: KeySecrets,
     private readonly sync: KeyGatewaySync,
     private readonly rotation: KeyRotation,
-    private readonly projects: Pick<ProjectService, "keyPolicyOf">,
+    private readonly projects: Pick<ProjectService, "keyPolicyOf"> & Partial<Pick<ProjectService, "finishLeavers">>,
     private readonly clock: Clock,
     /** Scheduled rotations started per run at most (KEY_ROTATIONS_PER_RUN); the rest start next run. */
     private readonly perRun: number,
@@ -177,6 +177,9 @@ export class KeyLifecycle {
       if (!policies.has(k)) policies.set(k, this.projects.keyPolicyOf(tenantId, projectId).then((p) => p ?? DEFAULT_KEY_POLICY));
       return policies.get(k)!;
     };
+    // Leavers' keys a removal of their project role did not get to suspend (a crash, a failure) are
+    // suspended first, so that nothing below treats them as in use.
+    await this.projects.finishLeavers?.(correlationId).catch((err: unknown) => log.warn(`key lifecycle: leavers' keys: ${err instanceof Error ? err.message : String(err)} (retried next run)`));
     const now = this.clock.now().getTime();
     let rotations = 0;
     let deferred = 0;

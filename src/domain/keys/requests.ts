@@ -81,8 +81,11 @@ export class KeyRequests {
     const at = this.clock.now().toISOString();
     // Approved in a locked project (a sandbox past its review date, locked by the sweep or not yet): the key
     // stays suspended, listed with the keys the lock suspends, and the extension that lifts it resumes it with them.
-    const held = approved && doc.status === "suspended" && (await this.projects.holdKeyWhileLocked(ctx, doc.projectId, doc.id));
-    const activates = approved && doc.status === "suspended" && !held;
+    // Its owner lost their project role while it waited: approved, it stays suspended as the leaver's (the
+    // role given back resumes it).
+    const leaver = doc.suspendedBy === "roleRemoved";
+    const held = approved && doc.status === "suspended" && !leaver && (await this.projects.holdKeyWhileLocked(ctx, doc.projectId, doc.id));
+    const activates = approved && doc.status === "suspended" && !held && !leaver;
     const next: KeyDoc = {
       ...unversioned(doc),
       // Held for the lock: marked as the lock's suspension, which its end resumes (a person's it never does).

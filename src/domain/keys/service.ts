@@ -10,7 +10,7 @@ import { canonicalJson } from "../../util/canonical-json.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../common.js";
 import { AppError, fail, notFound } from "../errors.js";
 import type { Driven, DriveRetry } from "../kernel/drive.js";
-import { holdsAny, KEY_INVESTIGATORS } from "../kernel/roles.js";
+import { holdsAny, holdsOn, KEY_HOLDERS, KEY_INVESTIGATORS } from "../kernel/roles.js";
 import { DEFAULT_KEY_POLICY, lockedNow, type KeyPolicy, type Project } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
 import { parseOrThrow } from "../validation.js";
@@ -393,6 +393,13 @@ export class KeyService {
       // The lock's end resumes what a lock (or an agent's hold, which the check below hands on) suspended:
       // never a person's suspension, made before the lock suspended the key or while it was locked.
       if (by === "projectLock" && doc.suspendedBy !== "projectLock" && doc.suspendedBy !== "agentHold") return false;
+      // The role given back resumes only what the role's removal suspended.
+      if (by === "roleRemoved" && doc.suspendedBy !== "roleRemoved") return false;
+      // A request still waiting (or refused) is the approval's to settle: the key only stops being the leaver's.
+      if (by === "roleRemoved" && doc.approval !== undefined && doc.approval.state !== "approved") {
+        if (doc.approval.state === "pending") await this.writeActive(ctx, doc, "suspended", reason);
+        return false;
+      }
       const held = await this.agents?.heldKey(ctx.principal.tenantId, projectId, id);
       if (held) {
         if (doc.suspendedBy !== "agentHold") await this.writeActive(ctx, doc, "suspended", `${held.detail} (${reason})`, "agentHold");
@@ -402,10 +409,48 @@ export class KeyService {
         const project = await this.projects.readDoc(ctx.principal.tenantId, projectId);
         if (!project || lockedNow(project, this.clock.now())) return false;
       }
+      // A role given back in a locked sandbox: the key passes to the lock, whose end resumes it.
+      if (by === "roleRemoved" && (await this.projects.holdKeyWhileLocked(ctx, projectId, id))) {
+        await this.writeActive(ctx, doc, "suspended", `${reason} (held while the project is locked)`, "projectLock");
+        return false;
+      }
     }
     await this.writeActive(ctx, doc, status, reason, by);
     await this.synced(ctx, projectId, id);
     return true;
+  }
+
+  /**
+   * A person lost their last project role that may hold keys: their keys in the project stop working
+   * (suspended, `suspendedBy: "roleRemoved"`, audited and announced as any suspension), not revoked, so
+   * the role given back gives them back. Active keys, keys a lock or an agent's hold suspended (those
+   * would otherwise come back with the lock's or the hold's end) and keys whose request still waits (an
+   * approval would otherwise activate it). A person's suspension stays the person's. Idempotent.
+   */
+  async suspendForLeaver(ctx: RequestContext, projectId: string, principalId: string): Promise<number> {
+    const reason = `${principalId} no longer holds a project role that may hold keys`;
+    let suspended = 0;
+    for (const listed of await this.documents.listAll(ctx.principal.tenantId, projectId)) {
+      if (!sameUser(listed.owner, principalId)) continue;
+      const doc = await this.documents.read(ctx.principal.tenantId, projectId, listed.id);
+      if (!doc || !sameUser(doc.owner, principalId)) continue;
+      const held = doc.status === "suspended" && (doc.suspendedBy === "projectLock" || doc.suspendedBy === "agentHold" || (doc.suspendedBy === undefined && doc.approval?.state === "pending"));
+      if (doc.status !== "active" && !held) continue;
+      await this.writeActive(ctx, doc, "suspended", reason, "roleRemoved");
+      await this.synced(ctx, projectId, doc.id);
+      suspended += 1;
+    }
+    return suspended;
+  }
+
+  /** A person got a project role that may hold keys back: the keys its removal suspended work again (idempotent). */
+  async resumeForReturner(ctx: RequestContext, projectId: string, principalId: string): Promise<number> {
+    let resumed = 0;
+    for (const listed of await this.documents.listAll(ctx.principal.tenantId, projectId)) {
+      if (!sameUser(listed.owner, principalId) || listed.status !== "suspended" || listed.suspendedBy !== "roleRemoved") continue;
+      if (await this.setActiveBySystem(ctx, projectId, listed.id, "active", `${principalId} holds a project role that may hold keys again`, "roleRemoved")) resumed += 1;
+    }
+    return resumed;
   }
 
   /** Every tenant's keys an agent's hold suspended and nothing has resumed since (the hold's sweep). */
@@ -429,9 +474,17 @@ export class KeyService {
     if (status === "active" && doc.approval?.state === "pending") fail({ kind: "conflict", detail: "the key waits for its request's approval; it works once approved", reason: "key_awaiting_approval" });
     // Refused: the key is (being) revoked; resuming it would give access nobody approved.
     if (status === "active" && doc.approval !== undefined && doc.approval.state !== "approved") fail({ kind: "conflict", detail: `the key's request was ${doc.approval.state}; it never works`, reason: "key_request_refused" });
-    // A key its agent's hold or a sandbox's lock suspended may be suspended by a person too: then the
-    // person's suspension outlives the hold or the lock (their end resumes only what they suspended).
-    const systemHeld = doc.status === "suspended" && (doc.suspendedBy === "agentHold" || doc.suspendedBy === "projectLock");
+    // A key suspended because its owner lost their project role works again only for a key holder: the
+    // owner while holding a key-holding role (a tenant role in their token, or one given back), never an
+    // admin's resume on behalf of an owner the project no longer gives a role (giving it back resumes it).
+    if (status === "active" && doc.suspendedBy === "roleRemoved") {
+      const project = await this.access.project(ctx, projectId);
+      const owner = { userId: doc.owner, roles: sameUser(doc.owner, ctx.principal.userId) ? ctx.principal.roles : new Set<never>() };
+      if (!holdsOn(owner, project, KEY_HOLDERS)) fail({ kind: "conflict", detail: `the key's owner ${doc.owner} no longer holds a role on the project that may hold keys: give the role back (which resumes the key) or revoke it`, reason: "key_owner_without_role" });
+    }
+    // A key its agent's hold, a sandbox's lock or its owner's lost role suspended may be suspended by a person
+    // too: then the person's suspension outlives the hold, the lock or the role (their end resumes only what they suspended).
+    const systemHeld = doc.status === "suspended" && (doc.suspendedBy === "agentHold" || doc.suspendedBy === "projectLock" || doc.suspendedBy === "roleRemoved");
     const allowed = status === "suspended" ? doc.status === "active" || systemHeld : doc.status === "suspended";
     if (!allowed) fail({ kind: "conflict", detail: `a ${doc.status} key cannot be ${status === "suspended" ? "suspended" : "resumed"}`, reason: status === "suspended" ? "key_not_active" : "key_not_suspended" });
     if (status === "active" && Date.parse(doc.expiresAt) <= this.clock.now().getTime()) fail({ kind: "conflict", detail: "the key has expired", reason: "key_expired" });

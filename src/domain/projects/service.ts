@@ -6,7 +6,7 @@ import type { ChangeWriter } from "../changes.js";
 import { etagMatches, etagValue, newId, type Page, type Principal, type RequestContext, type Role } from "../common.js";
 import { AppError, fail } from "../errors.js";
 import { systemContext } from "../kernel/system.js";
-import { ANY_TENANT_ROLE, holdsAny, PROJECT_MANAGERS, TENANT_ADMINS } from "../kernel/roles.js";
+import { ANY_TENANT_ROLE, holdsAny, KEY_HOLDERS, PROJECT_MANAGERS, TENANT_ADMINS } from "../kernel/roles.js";
 import { everyDoc, listPage, toArray } from "../paging.js";
 import { canonicalUser, sameUser } from "../users.js";
 import { parseOrThrow } from "../validation.js";
@@ -22,11 +22,34 @@ export interface ProjectDoc extends StoredDoc, Omit<Project, "etag"> {
   suspendedByLock?: string[];
   /** Expiry notices sent, for the review date they were about (a new date starts over). */
   sandboxNotices?: { reviewDate?: string; "14d"?: string; "1d"?: string };
+  /**
+   * People whose last project role that may hold keys was removed, whose keys in the project are still to
+   * be suspended (written with the removal; cleared once their keys are; the key lifecycle job finishes
+   * what a crash left). `leaversPending` marks such a project for the job's query.
+   */
+  keyHoldersLeft?: string[];
+  leaversPending?: true;
+}
+
+/** Project roles that may hold keys (KEY_HOLDERS as assigned on a project). */
+const KEY_HOLDING_ROLES: ReadonlySet<string> = new Set(KEY_HOLDERS);
+/** The principals (canonical) holding a project role that may hold keys. */
+const keyHoldersOf = (assignments: readonly { principalId: string; role: string }[]): Set<string> =>
+  new Set(assignments.filter((a) => KEY_HOLDING_ROLES.has(a.role)).map((a) => canonicalUser(a.principalId)));
+
+/**
+ * What the control plane does to a person's keys in a project when the project takes away, or gives back,
+ * their last role that may hold keys (wired in the composition root: keys depend on projects, not the
+ * reverse). Both idempotent; `ctx` is a system context.
+ */
+export interface KeyHolderHooks {
+  left(ctx: RequestContext, projectId: string, principalId: string): Promise<void>;
+  returned(ctx: RequestContext, projectId: string, principalId: string): Promise<void>;
 }
 
 /** Server-owned fields a PATCH keeps as they are (the lifecycle's: ./lifecycle.ts). */
-const SERVER_OWNED = ["lock", "promotion", "lastPromotion", "extension", "suspendedByLock", "sandboxNotices"] as const;
-const INTERNAL = ["roleAssignedAt", "suspendedByLock", "sandboxNotices"] as const;
+const SERVER_OWNED = ["lock", "promotion", "lastPromotion", "extension", "suspendedByLock", "sandboxNotices", "keyHoldersLeft", "leaversPending"] as const;
+const INTERNAL = ["roleAssignedAt", "suspendedByLock", "sandboxNotices", "keyHoldersLeft", "leaversPending"] as const;
 
 /** `<principal>/<role>`, the principal as tokens carry it (users.ts): one spelling for every way an id was written. */
 const assignmentKey = (a: { principalId: string; role: string }) => `${canonicalUser(a.principalId)}/${a.role}`;
@@ -98,6 +121,23 @@ export function projectSnapshot(doc: Omit<ProjectDoc, "_etag">): Omit<Project, "
   return rest;
 }
 
+/** Who loses their last key-holding role on the project with these assignments, and who gets one back. */
+interface HolderChange {
+  left: string[];
+  returned: string[];
+}
+function holderChange(current: ProjectDoc, next: readonly { principalId: string; role: string }[]): HolderChange {
+  const before = keyHoldersOf(current.roleAssignments);
+  const after = keyHoldersOf(next);
+  return { left: [...before].filter((p) => !after.has(p)), returned: [...after].filter((p) => !before.has(p)) };
+}
+/** The project with the leavers listed (and anyone given a role back taken off the list), in the write that removes the roles. */
+function withLeavers(doc: ProjectDoc, change: HolderChange): ProjectDoc {
+  const { keyHoldersLeft: was, leaversPending: _p, ...rest } = doc;
+  const list = [...new Set([...(was ?? []).filter((p) => !change.returned.includes(p)), ...change.left])];
+  return list.length ? { ...rest, keyHoldersLeft: list, leaversPending: true } : rest;
+}
+
 const forbidden = (detail: string) => new AppError({ kind: "forbidden", detail });
 
 export class ProjectService {
@@ -107,6 +147,8 @@ export class ProjectService {
 
   private readonly marks: DeletionMarks;
 
+  private keyHolderHooks?: KeyHolderHooks;
+
   constructor(
     private readonly store: Store,
     private readonly changes: ChangeWriter,
@@ -115,6 +157,11 @@ export class ProjectService {
     private readonly settingsGuard?: SettingsGuard,
   ) {
     this.marks = new DeletionMarks(store, clock);
+  }
+
+  /** What happens to a person's keys when they lose (or get back) their last key-holding role on a project. */
+  onKeyHolders(hooks: KeyHolderHooks): void {
+    this.keyHolderHooks = hooks;
   }
 
   /** Adds (or replaces, by name) a counter of what a pillar holds in a project. */
@@ -225,7 +272,9 @@ export class ProjectService {
     await this.settingsGuard?.checkEnvironment(principal.tenantId, spec.environment, { project: spec }, { project: current }, id);
     if (patch.settings !== undefined) await this.settingsGuard?.checkServiceRegions(principal.tenantId, { project: spec }, { project: current }, "body.settings", id);
     const carried = Object.fromEntries(SERVER_OWNED.filter((k) => current[k] !== undefined).map((k) => [k, current[k]]));
-    const doc: ProjectDoc = { ...projectDoc(spec, id, principal, current, this.clock.now().toISOString()), ...carried };
+    const built = projectDoc(spec, id, principal, current, this.clock.now().toISOString());
+    const holders = holderChange(current, built.roleAssignments);
+    const doc: ProjectDoc = withLeavers({ ...built, ...carried }, holders);
     const partition = tenantPartition(principal.tenantId);
     const renamed = nameId(spec.name) !== nameId(current.name);
     const before = projectSnapshot(current);
@@ -250,7 +299,11 @@ export class ProjectService {
       onFailure: (index, status) =>
         index === 2 && status === 409 ? { kind: "conflict", detail: `a project named '${spec.name}' already exists`, reason: "name_taken" } : undefined,
     });
-    return toProject(doc, etag ?? "");
+    const settled = await this.settleKeyHolders(principal.tenantId, id, holders, ctx.correlationId);
+    // The project as it is now (the leavers' list cleared since), read without the caller's check: a
+    // ProjectAdmin who took away their own role is answered all the same.
+    const fresh = settled ? await this.readDoc(principal.tenantId, id) : undefined;
+    return fresh ? toProject(fresh, fresh._etag) : toProject(doc, etag ?? "");
   }
 
   async delete(ctx: RequestContext, id: string, ifMatch: string): Promise<void> {
@@ -358,13 +411,16 @@ export class ProjectService {
    */
   async removeAssignment(ctx: RequestContext, projectId: string, assignment: { principalId: string; role: string }, since?: string): Promise<"removed" | "alreadyGone"> {
     const key = assignmentKey(assignment);
+    let holders: HolderChange = { left: [], returned: [] };
     const removed = await this.onCurrent(ctx.principal.tenantId, projectId, async (current) => {
       if (!current.roleAssignments.some((a) => assignmentKey(a) === key)) return "alreadyGone" as const;
       const roleAssignedAt = assignedAt(current.roleAssignedAt);
       if (since !== undefined && (roleAssignedAt[key] ?? current.createdAt) !== since) return "alreadyGone" as const;
       const { _etag, ...currentDoc } = current;
       delete roleAssignedAt[key];
-      const doc: ProjectDoc = { ...currentDoc, roleAssignments: current.roleAssignments.filter((a) => assignmentKey(a) !== key), roleAssignedAt, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
+      const roleAssignments = current.roleAssignments.filter((a) => assignmentKey(a) !== key);
+      holders = holderChange(current, roleAssignments);
+      const doc: ProjectDoc = withLeavers({ ...currentDoc, roleAssignments, roleAssignedAt, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId }, holders);
       const after = projectSnapshot(doc);
       await this.changes.commit({
         partition: tenantPartition(ctx.principal.tenantId),
@@ -378,7 +434,72 @@ export class ProjectService {
       });
       return "removed" as const;
     });
+    if (removed === "removed") await this.settleKeyHolders(ctx.principal.tenantId, projectId, holders, ctx.correlationId);
     return removed ?? "alreadyGone";
+  }
+
+  /**
+   * After a change of role assignments: the keys of those who lost their last role that may hold keys are
+   * suspended, those who got one back have theirs (suspended for that reason) resumed. The change is
+   * already written, with the leavers listed on the project: trouble here is logged, and the key lifecycle
+   * job (finishLeavers) finishes it. True when something was done (the project was written again).
+   */
+  private async settleKeyHolders(tenantId: string, projectId: string, change: HolderChange, correlationId: string): Promise<boolean> {
+    const hooks = this.keyHolderHooks;
+    if (!hooks || (!change.left.length && !change.returned.length)) return false;
+    const ctx = systemContext(tenantId, "system:project-roles", correlationId);
+    try {
+      for (const principalId of change.returned) await hooks.returned(ctx, projectId, principalId);
+      await this.finishLeaversOf(tenantId, projectId, ctx);
+    } catch (err) {
+      console.warn(`project ${projectId}: the keys of people whose role changed: ${err instanceof Error ? err.message : String(err)} (the key lifecycle job finishes it)`);
+    }
+    return true;
+  }
+
+  /**
+   * Suspends the keys of the project's listed leavers and clears the list (idempotent). A leaver given a
+   * key-holding role back meanwhile is not suspended, and has back what a suspension running at the same
+   * time took.
+   */
+  private async finishLeaversOf(tenantId: string, projectId: string, ctx: RequestContext): Promise<void> {
+    const hooks = this.keyHolderHooks;
+    const doc = await this.readDoc(tenantId, projectId);
+    if (!hooks || !doc?.keyHoldersLeft?.length) return;
+    const done: string[] = [];
+    for (const principalId of doc.keyHoldersLeft) {
+      if (keyHoldersOf(doc.roleAssignments).has(principalId)) {
+        done.push(principalId);
+        continue;
+      }
+      await hooks.left(ctx, projectId, principalId);
+      done.push(principalId);
+      // Given back while the suspension ran (the update that gave it resumed before this suspended).
+      const now = await this.readDoc(tenantId, projectId);
+      if (now && keyHoldersOf(now.roleAssignments).has(principalId)) await hooks.returned(ctx, projectId, principalId);
+    }
+    // Bookkeeping of work the audited suspensions did (like a key's syncedGen): a conditional write, not audited.
+    await this.onCurrent(tenantId, projectId, async (current) => {
+      const rest = (current.keyHoldersLeft ?? []).filter((p) => !done.includes(p));
+      const { _etag, keyHoldersLeft: _l, leaversPending: _p, ...currentDoc } = current;
+      const next: ProjectDoc = { ...currentDoc, ...(rest.length ? { keyHoldersLeft: rest, leaversPending: true as const } : {}) };
+      const result = await this.store.batch(tenantPartition(tenantId), [{ kind: "replace", doc: next, ifMatch: _etag }]);
+      if (!result.ok) fail({ kind: "preconditionFailed" });
+    });
+  }
+
+  /** Finishes the suspensions of leavers' keys that a crash or a failure left (the key lifecycle job, every run). */
+  async finishLeavers(correlationId: string): Promise<number> {
+    let projects = 0;
+    for await (const listed of everyDoc<ProjectDoc>(this.store, "all", { docType: "project", filters: [{ field: "leaversPending", op: "=", value: true }] })) {
+      try {
+        await this.finishLeaversOf(listed.tenantId, listed.id, systemContext(listed.tenantId, "system:project-roles", correlationId));
+        projects += 1;
+      } catch (err) {
+        console.warn(`project ${listed.id}: the keys of people whose role was removed: ${err instanceof Error ? err.message : String(err)} (retried next run)`);
+      }
+    }
+    return projects;
   }
 
   /**
