@@ -78,7 +78,7 @@ export const REASONS = {
   credential_not_stored: { status: 400, meaning: "`keep: true` for a backend that has no stored provider key: send the key" },
   // ---- tools (MCP) ----
   backend_address_refused: { status: 400, meaning: "a model backend's URL names a loopback, link-local (cloud metadata), reserved or platform address, or a `localhost` name, which the gateway must not call (private networks are allowed)" },
-  upstream_address_refused: { status: 400, meaning: "an MCP server or OpenAPI document URL points at a private, loopback or link-local address (allowed only locally, loopback only)" },
+  upstream_address_refused: { status: 400, meaning: "an MCP server, OpenAPI document or AgentCard URL points at a private, loopback or link-local address (allowed only locally, loopback only), or uses plain http (loopback only, locally)" },
   openapi_invalid: { status: 400, meaning: "the OpenAPI document is not a valid OpenAPI 3.0/3.1 document, or cannot be converted (each problem named)" },
   toolbox_mixes_sources: { status: 400, meaning: "a toolbox holds tools of more than one remote server, or remote and converted (OpenAPI) tools together: the gateway can serve neither as one MCP server" },
   tool_unknown: { status: 400, meaning: "a toolbox or key names a tool (or server) the project's latest discovery does not list" },

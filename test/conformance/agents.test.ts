@@ -11,6 +11,7 @@ import type { AigovClient, ApiError } from "../../src/client/index.js";
 import { startA2aAgent, type A2aAgent } from "../fixtures/agents/a2a-server.js";
 import { generateKeyPair } from "jose";
 import { signAgentCard } from "../../src/pillars/agents/card/index.js";
+import { errorOf } from "../support/errors.js";
 import { Governed, NOT_SERVED, refusal } from "../support/governed.js";
 import { newId } from "../../src/domain/common.js";
 import { MAX_PROJECT_AGENTS as MAX_AGENTS } from "../../src/policy/input.js";
@@ -87,6 +88,9 @@ describe("conformance: agents at the local gateway", () => {
     const { supportedInterfaces: _gone, ...noInterfaces } = agentServer.card;
     await expect(g.admin.agents.create(p.id, { name: "invalid", card: { card: noInterfaces } })).rejects.toMatchObject({ status: 400, problem: { reason: "agent_card_invalid" } });
     await expect(g.admin.agents.create(p.id, { name: "unreachable", card: { url: "http://127.0.0.1:9/" } })).rejects.toMatchObject({ status: 400, problem: { reason: "agent_card_unreachable" } });
+    // Read over plain http, a card could be anyone's: refused before any request, as for MCP upstreams.
+    const plain = await errorOf(g.admin.agents.create(p.id, { name: "plain", card: { url: "http://agent.example.com/" } }));
+    expect(plain).toMatchObject({ status: 400, problem: { reason: "upstream_address_refused", errors: [{ field: "body.card.url", message: "plain http is allowed for loopback addresses only" }] } });
     expect((await g.admin.agents.list(p.id)).items.map((a) => a.name)).toEqual(["signed"]);
   });
 

@@ -11,6 +11,7 @@ import { BlockedAddressError } from "../../adapters/http/addresses.js";
 import type { SafeFetch } from "../../adapters/http/safe-fetch.js";
 import { AppError } from "../../domain/errors.js";
 import type { Clock } from "../../ports/clock.js";
+import { refuseUpstream } from "../tools/upstream.js";
 import { assessCard, CardFetchError, chainKeyResolvers, embeddedJwkResolver, fetchAgentCard, jwksUrlResolver, type KeyResolution, type KeyResolver } from "./card/index.js";
 import type { AgentCardRecord } from "./schema.js";
 import type { z } from "zod";
@@ -57,7 +58,7 @@ export class Cards implements CardRecorder {
 
   constructor(
     private readonly clock: Clock,
-    allowLoopback: boolean,
+    private readonly allowLoopback: boolean,
     options: CardsOptions = {},
   ) {
     this.fetch = lazySafeFetch({ allowLoopback, ...FETCH_LIMITS });
@@ -74,6 +75,9 @@ export class Cards implements CardRecorder {
     let raw: unknown;
     let url: string | undefined;
     if ("url" in source) {
+      // As for MCP upstreams: https only (a card read over plain http could be anyone's), no private address.
+      const refused = refuseUpstream(source.url, this.allowLoopback);
+      if (refused) throw new AppError({ kind: "validation", detail: "the AgentCard's address is not allowed", reason: "upstream_address_refused", errors: [{ field: `${field}.url`, message: refused }] });
       try {
         ({ raw, url } = await fetchAgentCard(source.url, this.fetch));
       } catch (err) {
