@@ -14,8 +14,8 @@ app.timer("agentSyncSchedule", {
   extraInputs: [durableClientInput()],
   handler: async (_timer, context) => {
     const agents = (await (await getServices()).pillar("agents")).service as AgentsService;
-    // The keys of blocked or disabled agents: suspended while they are, resumed once they are not (what
-    // a request left unfinished; src/pillars/agents/agents.ts, sweepKeyHolds).
+    // The keys of blocked, disabled or past-sunset agents: suspended while they are, resumed once they are
+    // not (what a request left unfinished, and a sunset that came; src/pillars/agents/agents.ts, sweepKeyHolds).
     try {
       const { held, released } = await agents.registry.sweepKeyHolds(`timer:${context.invocationId}`);
       if (held + released > 0) context.log(`agent key holds: ${held} key(s) suspended, ${released} resumed`);

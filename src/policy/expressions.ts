@@ -171,6 +171,8 @@ export const sunsetPassed = (isoDate: string) => {
   const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
   return `@(DateTime.UtcNow >= new DateTime(${int(y)}, ${int(mo)}, ${int(d)}, 0, 0, 0, DateTimeKind.Utc))`;
 };
+/** The requested model (VAR.model) is entry `n` of VAR.sunsetModels (a literal list: model names never enter an expression). */
+export const sunsetModelIs = (n: number) => `@(Array.IndexOf(((string)${v(VAR.sunsetModels)}).Split('|'), (string)${v(VAR.model)}) == ${int(n)})`;
 export const HAS_SUNSET = `@(context.Variables.ContainsKey("${VAR.sunset}"))`;
 export const SUNSET = `@((string)${v(VAR.sunset)})`;
 export const HAS_DEPRECATION = `@(context.Variables.ContainsKey("${VAR.deprecation}"))`;
@@ -460,6 +462,7 @@ export const EXPRESSION_SHAPES: ReadonlySet<string> = (() => {
     promptTooLarge(0),
     REQUEST_ID,
     sunsetPassed("2000-01-01"),
+    sunsetModelIs(0),
     HAS_SUNSET,
     SUNSET,
     HAS_DEPRECATION,

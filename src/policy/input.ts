@@ -271,6 +271,7 @@ export const PolicyAgent = z
     id: AgentIdent,
     status: z.enum(["active", "deprecated"]),
     sunsetDate: z.iso.date().optional(),
+    deprecatedAt: z.iso.date().optional().meta({ description: "When the agent was deprecated; sent as the Deprecation header" }),
     endpoint: z
       .string()
       .max(2000)

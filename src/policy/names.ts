@@ -217,6 +217,8 @@ export const VAR = {
    * restrict the project's models; absent = no tier restriction. */
   tierModels: "aigov-tier-models",
   abRoll: "aigov-ab",
+  /** '|'-separated names of the project's deprecated models that have a sunset date (a literal; the sunset gate reads it). */
+  sunsetModels: "aigov-sunset-models",
   sunset: "aigov-sunset",
   deprecation: "aigov-deprecation",
   /** Set when the model has its own content-safety settings, so the project-level element skips it. */

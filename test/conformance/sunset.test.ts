@@ -88,6 +88,26 @@ describe("conformance: sunsets at the local gateway", () => {
     expect([stillActive.status, stillActive.headers.get("sunset")]).toEqual([200, null]);
   });
 
+  it("a deprecated agent records when it was deprecated, and its answers carry Deprecation (RFC 9745) beside Sunset, as a model's do; the date survives a block and unblock", async () => {
+    const p = await g.project("agent-deprecation");
+    const a = await activeAgent(p.id, "dep");
+    const date = gatewayDays(30);
+    const deprecated = await g.admin.agents.transition(p.id, a.id, { to: "deprecated", sunsetDate: date });
+    expect(deprecated.lifecycle).toEqual({ state: "deprecated", sunsetDate: date, deprecatedAt: inDays(0) });
+    await g.admin.agents.transition(p.id, a.id, { to: "blocked" });
+    const back = await g.admin.agents.transition(p.id, a.id, { to: "deprecated" });
+    expect(back.lifecycle).toEqual({ state: "deprecated", sunsetDate: date, deprecatedAt: inDays(0) });
+    await g.publish("a deprecated agent");
+    const k = (await g.key(dev, p.id, { name: "caller", scopes: { agents: [a.id] } })).key;
+    const answer = await send(p.id, a.id, k);
+    expect([answer.status, answer.headers.get("sunset"), answer.headers.get("deprecation")]).toEqual([200, imf(date), `@${Date.parse(`${inDays(0)}T00:00:00Z`) / 1000}`]);
+    // The card the gateway answers itself is the agent's answer too: it says the same.
+    const card = await send(p.id, a.id, k, "/.well-known/agent-card.json");
+    expect([card.status, card.headers.get("sunset"), card.headers.get("deprecation")]).toEqual([200, imf(date), `@${Date.parse(`${inDays(0)}T00:00:00Z`) / 1000}`]);
+    // Active again: neither header, and no deprecation date kept.
+    expect((await g.admin.agents.transition(p.id, a.id, { to: "active" })).lifecycle).toEqual({ state: "active" });
+  });
+
   it("a sunset date of today or earlier is refused when deprecating an agent (its calls would be refused at once: retire or block it instead)", async () => {
     const p = await g.project("agent-sunset-today");
     const a = await activeAgent(p.id, "today");
@@ -123,6 +143,38 @@ describe("conformance: sunsets at the local gateway", () => {
     expect([stillMid.status, stillMid.headers.get("sunset")]).toEqual([200, imf(midDate)]);
     const other = await g.chat(p.id, k, "gpt-4o");
     expect([other.status, other.headers.get("sunset")]).toEqual([200, null]);
+  });
+
+  it("a call to a model past its sunset is refused 410 before anything spends: it does not count against the request rate, so the project's other models keep theirs", async () => {
+    const p = await g.project("model-sunset-rate", { settings: { requests: { rate: { calls: 3, renewalPeriodSeconds: 60, per: "key" } } } });
+    const old = await g.model(p.id, "gpt-35");
+    await g.model(p.id, "gpt-4o");
+    await g.admin.models.update(p.id, old.id, { status: "deprecated", sunsetDate: gatewayDays(2) }, (await g.admin.models.get(p.id, old.id)).etag);
+    await g.publish("a deprecated model under a request rate");
+    const k = (await g.key(dev, p.id, { name: "caller" })).key;
+
+    g.t.clock.advance(3 * DAY);
+    for (let i = 0; i < 5; i++) expect(refusal(await g.chat(p.id, k, "gpt-35"))).toEqual({ status: 410, code: "model_sunset" });
+    // The gate reads the body to find the model: one that is not a JSON object is still the client's 400.
+    expect(refusal(await g.call(p.id, "/v1/chat/completions", { key: k, body: [1] }))).toEqual({ status: 400, code: "invalid_body" });
+    // Named in the path (an Azure OpenAI deployment route), the model is just as gone.
+    expect(refusal(await g.chat(p.id, k, "gpt-35", { route: "deployment" }))).toEqual({ status: 410, code: "model_sunset" });
+    // The key's three calls a minute are all still there for the model that is served.
+    const served = [];
+    for (let i = 0; i < 4; i++) served.push((await g.chat(p.id, k, "gpt-4o")).status);
+    expect(served).toEqual([200, 200, 200, 429]);
+  });
+
+  it("a model past its sunset is refused 410 model_sunset even where it has no backend in an allowed region (it is gone, not misplaced)", async () => {
+    const p = await g.project("model-sunset-region", { settings: { regions: { allowed: ["westeurope"] } } });
+    const m = await g.model(p.id, "o3");
+    await g.admin.models.update(p.id, m.id, { status: "deprecated", sunsetDate: gatewayDays(2) }, (await g.admin.models.get(p.id, m.id)).etag);
+    await g.publish("a deprecated model outside the allowed regions");
+    const k = (await g.key(dev, p.id, { name: "caller" })).key;
+    expect(refusal(await g.chat(p.id, k, "o3"))).toEqual({ status: 403, code: "model_unavailable_in_region" });
+    g.t.clock.advance(3 * DAY);
+    expect(refusal(await g.chat(p.id, k, "o3"))).toEqual({ status: 410, code: "model_sunset" });
+    expect(g.t.backends.requests("o3.mock.localhost")).toHaveLength(0);
   });
 
   it("a model's sunset date of today or earlier is refused when it is set", async () => {

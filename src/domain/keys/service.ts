@@ -70,11 +70,12 @@ export interface KeyToolScopes {
 export interface KeyAgentScopes {
   unknownAgents(tenantId: string, projectId: string, ids: string[]): Promise<string[]>;
   /**
-   * When the key is the own key of an agent that is blocked, disabled or removed at its source: why
-   * ("agent agt_… is blocked: …") and the refusal's reason. Such a key stays suspended
-   * (`suspendedBy: "agentHold"`) until the agent is unblocked, enabled again or listed by its cloud again.
+   * When the key is the own key of an agent that is blocked, disabled, removed at its source or past its
+   * sunset: why ("agent agt_… is blocked: …") and the refusal's reason. Such a key stays suspended
+   * (`suspendedBy: "agentHold"`) until the agent is unblocked, enabled again, listed by its cloud again or
+   * made active again.
    */
-  heldKey(tenantId: string, projectId: string, keyId: string): Promise<{ detail: string; reason: "agent_blocked_or_disabled" | "agent_removed_at_source" } | undefined>;
+  heldKey(tenantId: string, projectId: string, keyId: string): Promise<{ detail: string; reason: "agent_blocked_or_disabled" | "agent_removed_at_source" | "agent_sunset_passed" } | undefined>;
 }
 
 /** How often a collection is tried when the key changes under it (see pickup). */
@@ -488,7 +489,7 @@ export class KeyService {
     const allowed = status === "suspended" ? doc.status === "active" || systemHeld : doc.status === "suspended";
     if (!allowed) fail({ kind: "conflict", detail: `a ${doc.status} key cannot be ${status === "suspended" ? "suspended" : "resumed"}`, reason: status === "suspended" ? "key_not_active" : "key_not_suspended" });
     if (status === "active" && Date.parse(doc.expiresAt) <= this.clock.now().getTime()) fail({ kind: "conflict", detail: "the key has expired", reason: "key_expired" });
-    // The key of a blocked or disabled agent stays suspended until the agent is unblocked or enabled again.
+    // The key of a blocked, disabled or past-sunset agent stays suspended until the agent is unblocked, enabled or made active again.
     const held = status === "active" ? await this.agents?.heldKey(ctx.principal.tenantId, projectId, id) : undefined;
     if (held) fail({ kind: "conflict", detail: held.detail, reason: held.reason });
     await this.writeActive(ctx, doc, status, spec.reason, status === "suspended" && admin && !sameUser(doc.owner, ctx.principal.userId) ? "admin" : undefined);

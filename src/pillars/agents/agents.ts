@@ -60,18 +60,36 @@ const HOLD_ACTOR = "system:agent-hold" as const;
 /**
  * Why the agent's own key is held (suspended by the system, `suspendedBy: "agentHold"`): the agent is
  * blocked or disabled, or its cloud no longer lists it (`removedAtSource`: an agent gone at its source
- * stops acting, as it stops being served). Undefined when its key may work.
+ * stops acting, as it stops being served), or it is deprecated and its sunset has come (`sunset`: from
+ * 00:00 UTC of `sunsetDate`, the instant the gateway stops serving it, `today` being the UTC date now: an
+ * agent that is gone stops acting too). Undefined when its key may work.
  */
-export function holdOf(d: Pick<AgentDoc, "lifecycle" | "enabled" | "sync">): "blocked" | "disabled" | "removedAtSource" | undefined {
+export function holdOf(d: Pick<AgentDoc, "lifecycle" | "enabled" | "sync">, today: string): "blocked" | "disabled" | "removedAtSource" | "sunset" | undefined {
   if (d.lifecycle.state === "blocked") return "blocked";
   if (!d.enabled) return "disabled";
-  return d.sync?.state === "removedAtSource" ? "removedAtSource" : undefined;
+  if (d.sync?.state === "removedAtSource") return "removedAtSource";
+  return sunsetPassed(d, today) ? "sunset" : undefined;
 }
 
-/** The refusal for resuming or issuing the key of a held agent: blocked or disabled, or removed at its source. */
-export function heldRefusal(d: Pick<AgentDoc, "id" | "lifecycle" | "enabled" | "sync">): { detail: string; reason: "agent_blocked_or_disabled" | "agent_removed_at_source" } | undefined {
-  const why = holdOf(d);
+/** A deprecated agent whose sunset date is today or earlier (UTC): the gateway refuses it (410 `agent_sunset`). */
+const sunsetPassed = (d: Pick<AgentDoc, "lifecycle">, today: string): boolean => d.lifecycle.state === "deprecated" && d.lifecycle.sunsetDate !== undefined && d.lifecycle.sunsetDate <= today;
+
+/** Why a hold holds the agent's key, for the key's suspension record and events. */
+function holdReason(d: AgentDoc, why: NonNullable<ReturnType<typeof holdOf>>): string {
+  if (why === "sunset") return `agent ${d.id} is past its sunset (${d.lifecycle.sunsetDate ?? ""})`;
+  return `agent ${d.id} is ${why}${why === "blocked" && d.lifecycle.reason ? ` (${d.lifecycle.reason})` : ""}`;
+}
+
+/** The reasons a held agent's key is refused with (resumed or issued). */
+export type HeldReason = "agent_blocked_or_disabled" | "agent_removed_at_source" | "agent_sunset_passed";
+
+/** The refusal for resuming or issuing the key of a held agent: blocked or disabled, removed at its source, or past its sunset. */
+export function heldRefusal(d: Pick<AgentDoc, "id" | "lifecycle" | "enabled" | "sync">, today: string): { detail: string; reason: HeldReason } | undefined {
+  const why = holdOf(d, today);
   if (!why) return undefined;
+  if (why === "sunset") {
+    return { detail: `agent ${d.id} is past its sunset (${d.lifecycle.sunsetDate ?? ""}): its key stays suspended unless the agent is made active again`, reason: "agent_sunset_passed" };
+  }
   return why === "removedAtSource"
     ? { detail: `agent ${d.id} is removed at its source: its key stays suspended until its cloud lists it again`, reason: "agent_removed_at_source" }
     : { detail: `agent ${d.id} is ${why}: its key stays suspended until the agent is unblocked or enabled again`, reason: "agent_blocked_or_disabled" };
@@ -282,13 +300,15 @@ export class AgentRegistry {
       // or earlier would cut it off at once, which retiring or blocking does, and says so.
       if (change.sunsetDate! <= today) fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: "body.sunsetDate", message: "must be after today: calls are refused from the sunset date on (retire or block the agent to stop it now)" }] });
     }
+    // Deprecated today (the Deprecation header's date, as a model's): kept while blocked and when unblocked back.
+    const kept = { ...(current.lifecycle.sunsetDate ? { sunsetDate: current.lifecycle.sunsetDate } : {}), ...(current.lifecycle.deprecatedAt ? { deprecatedAt: current.lifecycle.deprecatedAt } : {}) };
     const lifecycle: AgentDoc["lifecycle"] = {
       state: change.to,
-      ...(change.to === "deprecated" ? { sunsetDate: change.sunsetDate! } : {}),
-      // Blocked keeps what it was blocked from (and its sunset), to return to it.
-      ...(change.to === "blocked" ? { blockedFrom: from, ...(current.lifecycle.sunsetDate ? { sunsetDate: current.lifecycle.sunsetDate } : {}) } : {}),
-      // Unblocked into deprecated: the sunset it had still holds.
-      ...(unblock && change.to === "deprecated" && current.lifecycle.sunsetDate ? { sunsetDate: current.lifecycle.sunsetDate } : {}),
+      ...(change.to === "deprecated" && !unblock ? { sunsetDate: change.sunsetDate!, deprecatedAt: this.clock.now().toISOString().slice(0, 10) } : {}),
+      // Blocked keeps what it was blocked from (and its sunset and deprecation date), to return to it.
+      ...(change.to === "blocked" ? { blockedFrom: from, ...kept } : {}),
+      // Unblocked into deprecated: the sunset and deprecation date it had still hold.
+      ...(unblock && change.to === "deprecated" ? kept : {}),
       ...(change.reason ? { reason: change.reason } : {}),
     };
     const next: AgentDoc = { ...unversioned(current), lifecycle, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
@@ -324,10 +344,10 @@ export class AgentRegistry {
     const current = await this.load(ctx.principal.tenantId, projectId, id);
     // A blocked or disabled agent gets no key (the one it has is suspended with it); a retired one: agent_retired below.
     const held = (d: AgentDoc) => {
-      const refusal = heldRefusal(d)!;
+      const refusal = heldRefusal(d, this.today())!;
       return fail({ kind: "conflict", detail: `${refusal.detail}; it gets no new key meanwhile`, reason: refusal.reason });
     };
-    if (current.lifecycle.state !== "retired" && holdOf(current)) held(current);
+    if (current.lifecycle.state !== "retired" && holdOf(current, this.today())) held(current);
     // A key revoked or expired since (through the keys API: a leak answered) is no key: the agent gets a new one.
     const dead = current.key && !(await keys.live(ctx, projectId, current.key.keyId)) ? current.key.keyId : undefined;
     if (current.key && !dead) fail({ kind: "conflict", detail: `agent ${id} already has key ${current.key.keyId}`, reason: "agent_has_key" });
@@ -352,7 +372,7 @@ export class AgentRegistry {
         const cur = await this.load(ctx.principal.tenantId, projectId, id);
         if (cur.key?.keyId === created.id) break;
         if (cur.lifecycle.state === "retired") retired(); // retired meanwhile: the key just made is revoked below
-        if (holdOf(cur)) held(cur); // blocked or disabled meanwhile: likewise
+        if (holdOf(cur, this.today())) held(cur); // blocked or disabled meanwhile (or its sunset came): likewise
         if (cur.key && cur.key.keyId !== dead) fail({ kind: "conflict", detail: `agent ${id} already has key ${cur.key.keyId}`, reason: "agent_has_key" });
         const next: AgentDoc = { ...unversioned(cur), key: { keyId: created.id, issuedAt: this.clock.now().toISOString() }, updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
         try {
@@ -381,9 +401,19 @@ export class AgentRegistry {
   async keyInStep(ctx: RequestContext, doc: AgentDoc): Promise<boolean> {
     if (!doc.key || !this.keys || doc.lifecycle.state === "retired") return false;
     const system = systemContext(doc.tenantId, HOLD_ACTOR, ctx.correlationId);
-    const why = holdOf(doc);
-    if (why) return this.keys.hold(system, doc.projectId, doc.key.keyId, `agent ${doc.id} is ${why}${why === "blocked" && doc.lifecycle.reason ? ` (${doc.lifecycle.reason})` : ""}`);
+    const why = holdOf(doc, this.today());
+    if (why) return this.keys.hold(system, doc.projectId, doc.key.keyId, holdReason(doc, why));
     return this.keys.release(system, doc.projectId, doc.key.keyId, `agent ${doc.id} is ${doc.lifecycle.state}, enabled${doc.provenance ? " and present at its source" : ""} again`);
+  }
+
+  /** The UTC date now (sunsets are dates: a sunset has come from 00:00 UTC of its date on). */
+  private today(): string {
+    return this.clock.now().toISOString().slice(0, 10);
+  }
+
+  /** Why the agent's key is held, as the refusal of resuming it or issuing a new one (undefined: not held). */
+  heldRefusalOf(d: AgentDoc): { detail: string; reason: HeldReason } | undefined {
+    return heldRefusal(d, this.today());
   }
 
   /** The agent whose own key this is, if any. */
@@ -393,9 +423,10 @@ export class AgentRegistry {
   }
 
   /**
-   * The hold's sweep (the agent sync timer): every blocked or disabled agent's key is suspended, and every
-   * key a hold suspended whose agent is neither any more is resumed — what a request left unfinished (a
-   * crash, a failure, a race between a block and an unblock, a project locked when its agent was unblocked).
+   * The hold's sweep (the agent sync timer): every blocked, disabled, removed-at-source or past-sunset
+   * agent's key is suspended, and every key a hold suspended whose agent is none of these any more is
+   * resumed — what a request left unfinished (a crash, a failure, a race between a block and an unblock, a
+   * project locked when its agent was unblocked), and what no request does: a sunset coming (ADR 027).
    */
   async sweepKeyHolds(correlationId: string): Promise<{ held: number; released: number }> {
     const out = { held: 0, released: 0 };
@@ -405,10 +436,15 @@ export class AgentRegistry {
       { field: "lifecycle.state", op: "=" as const, value: "blocked" },
       { field: "enabled", op: "=" as const, value: false },
       { field: "sync.state", op: "=" as const, value: "removedAtSource" },
+      // Deprecated ones: those whose sunset has come are held (keyInStep judges the date).
+      { field: "lifecycle.state", op: "=" as const, value: "deprecated" },
     ];
+    const today = this.today();
     for (const filter of held) {
       for await (const d of this.agents.every("all", { filters: [filter] })) {
         if (!d.key) continue;
+        // A deprecated agent before its sunset holds nothing: its key is left alone (not even read).
+        if (d.lifecycle.state === "deprecated" && !holdOf(d, today)) continue;
         try {
           if (await this.keyInStep(systemContext(d.tenantId, HOLD_ACTOR, correlationId), d)) out.held += 1;
         } catch (err) {
@@ -419,7 +455,7 @@ export class AgentRegistry {
     for await (const k of this.keys.held()) {
       try {
         const agent = await this.holderOf(k.tenantId, k.projectId, k.keyId);
-        if (agent && !holdOf(agent) && (await this.keyInStep(systemContext(k.tenantId, HOLD_ACTOR, correlationId), agent))) out.released += 1;
+        if (agent && !holdOf(agent, this.today()) && (await this.keyInStep(systemContext(k.tenantId, HOLD_ACTOR, correlationId), agent))) out.released += 1;
       } catch (err) {
         warn(`key ${k.keyId}`, err);
       }

@@ -41,6 +41,7 @@ export function toAgentsInput(docs: AgentDoc[], allowLoopback: boolean): PolicyA
       id: d.id,
       status: served.status,
       ...(served.status === "deprecated" && d.lifecycle.sunsetDate ? { sunsetDate: d.lifecycle.sunsetDate } : {}),
+      ...(served.status === "deprecated" && d.lifecycle.deprecatedAt ? { deprecatedAt: d.lifecycle.deprecatedAt } : {}),
       endpoint: served.endpoint,
       ...(d.guardrails.limits.callsPerMinute ? { callsPerMinute: d.guardrails.limits.callsPerMinute } : {}),
       dataClasses: d.guardrails.dataClasses,

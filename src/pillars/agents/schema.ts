@@ -174,6 +174,7 @@ export const Conflict = z.object({
 const lifecycleFields = {
   state: z.enum(LIFECYCLE_STATES),
   sunsetDate: z.iso.date().optional(),
+  deprecatedAt: z.iso.date().optional().meta({ description: "When the agent was deprecated (server-set, UTC date); its gateway answers carry it as the Deprecation header (RFC 9745)" }),
   /** The state a blocked agent returns to when unblocked. */
   blockedFrom: z.enum(LIFECYCLE_STATES).optional(),
   reason: z.string().optional(),
@@ -243,7 +244,7 @@ export type AgentPatch = z.output<typeof AgentPatch>;
 export const LifecycleChange = z
   .strictObject({
     to: z.enum(LIFECYCLE_STATES),
-    sunsetDate: z.iso.date().optional().meta({ description: "Required when deprecating: a date after today (UTC). The gateway answers with `Sunset` until then and refuses the agent's calls from 00:00 UTC of that date on (410 `agent_sunset`)" }),
+    sunsetDate: z.iso.date().optional().meta({ description: "Required when deprecating: a date after today (UTC). The gateway answers with `Sunset` and `Deprecation` until then and refuses the agent's calls from 00:00 UTC of that date on (410 `agent_sunset`); from then on the agent's own key is held too (`suspendedBy: agentHold`; 409 `agent_sunset_passed`) until it is made active again" }),
     reason: z.string().trim().min(1).max(500).optional(),
   })
   .meta({ id: "AgentLifecycleChange" });

@@ -13,7 +13,7 @@ import type { ProjectService } from "../../domain/projects/service.js";
 import type { Clock } from "../../ports/clock.js";
 import type { SecretStore } from "../../ports/secrets.js";
 import { TENANT_SCOPE, type Store } from "../../ports/store.js";
-import { AgentRegistry, heldRefusal } from "./agents.js";
+import { AgentRegistry, type HeldReason } from "./agents.js";
 import { Cards } from "./card-record.js";
 import { UnifiedCatalog, type CatalogReaders, type CatalogSearchQuery } from "./catalog.js";
 import { ConnectionService } from "./connections.js";
@@ -93,10 +93,10 @@ export class AgentsService {
     return out;
   }
 
-  /** Keys: when the key is the own key of a blocked, disabled or removed-at-source agent, why and the refusal's reason (it stays suspended). */
-  async heldKey(tenantId: string, projectId: string, keyId: string): Promise<{ detail: string; reason: "agent_blocked_or_disabled" | "agent_removed_at_source" } | undefined> {
+  /** Keys: when the key is the own key of a blocked, disabled, removed-at-source or past-sunset agent, why and the refusal's reason (it stays suspended). */
+  async heldKey(tenantId: string, projectId: string, keyId: string): Promise<{ detail: string; reason: HeldReason } | undefined> {
     const agent = await this.registry.holderOf(tenantId, projectId, keyId);
-    return agent ? heldRefusal(agent) : undefined;
+    return agent ? this.registry.heldRefusalOf(agent) : undefined;
   }
 
   /** What keeps a project from being deleted: its agents, and the connections that sync into it. */

@@ -60,6 +60,18 @@ export function serviceUrlOf(endpoint: string): string {
   return `${url.origin}${path.slice(0, Math.max(path.lastIndexOf("/"), 0))}`;
 }
 
+/**
+ * A deprecated agent's `Sunset` and, when it is known when it was deprecated, `Deprecation: @<unix seconds>`
+ * (RFC 9745; from the variable its API policy sets in inbound: a literal starting with `@` would be an
+ * expression). None for an active agent.
+ */
+function deprecationHeaders(agent: PolicyAgent, why: (note: string) => Why): XNode[] {
+  if (agent.status !== "deprecated" || !agent.sunsetDate) return [];
+  const out = [el("set-header", { name: "Sunset", "exists-action": "override" }, [textEl("value", imfFixdate(agent.sunsetDate))], why(`deprecated; sunset ${agent.sunsetDate}`))];
+  if (agent.deprecatedAt) out.push(el("set-header", { name: "Deprecation", "exists-action": "override" }, [textEl("value", X.DEPRECATION)], why(`deprecated on ${agent.deprecatedAt}`)));
+  return out;
+}
+
 function imfFixdate(isoDate: string): string {
   return new Date(`${isoDate}T00:00:00Z`).toUTCString();
 }
@@ -97,6 +109,9 @@ export function compileAgents(c: Collector, project: PolicyProject): void {
       // From the sunset on (by the gateway's clock, no publish needed) the agent is gone: its card too.
       const gone = why(`deprecated; sunset ${agent.sunsetDate}: refused from then on`);
       inbound.push(el("choose", undefined, [el("when", { condition: X.sunsetPassed(agent.sunsetDate) }, [jsonResponse(410, "Gone", JSON_ERROR("agent_sunset", "This agent's sunset has passed: it is no longer served."), gone)], gone)], gone));
+      // The Deprecation header's value is `@<unix seconds>` (RFC 9745): a literal starting with `@` would be a
+      // policy expression, so the digits go in a variable and outbound writes them as a model's are (X.DEPRECATION).
+      if (agent.deprecatedAt) inbound.push(el("set-variable", { name: VAR.deprecation, value: String(Date.parse(`${agent.deprecatedAt}T00:00:00Z`) / 1000) }, undefined, why(`deprecated on ${agent.deprecatedAt}`)));
     }
     const wk = why("the agent's own well-known metadata is not served: only the registry's card, at its path");
     inbound.push(
@@ -115,10 +130,7 @@ export function compileAgents(c: Collector, project: PolicyProject): void {
       inbound.push(el("rate-limit-by-key", { calls: agent.callsPerMinute, "renewal-period": 60, "counter-key": X.AGENT_CALL_COUNTER_KEY }, undefined, why(`guardrails: ${agent.callsPerMinute} calls per minute per key`)));
     }
     inbound.push(...keyIsolation(pid));
-    const outbound: XNode[] = [el("base", undefined, undefined, STRUCTURE)];
-    if (agent.status === "deprecated" && agent.sunsetDate) {
-      outbound.push(el("set-header", { name: "Sunset", "exists-action": "override" }, [textEl("value", imfFixdate(agent.sunsetDate))], why(`deprecated; sunset ${agent.sunsetDate}`)));
-    }
+    const outbound: XNode[] = [el("base", undefined, undefined, STRUCTURE), ...deprecationHeaders(agent, why)];
     const doc = el(
       "policies",
       undefined,
@@ -144,11 +156,19 @@ function cardPolicy(c: Collector, agent: PolicyAgent, why: (note: string) => Why
   const served = agent.card ? servedAgentCard(agent.card.version, agent.card.document, agent.endpoint, serviceUrlOf(agent.endpoint)) : undefined;
   const base64 = served === undefined ? undefined : Buffer.from(served, "utf8").toString("base64");
   const fits = base64 !== undefined && base64.length + CARD_POLICY_OVERHEAD_BYTES <= policySizeLimit(c);
-  const notFound = (code: string, message: string, note: string) => jsonResponse(404, "Not Found", JSON_ERROR(code, message), why(note));
+  // The card is answered here (return-response: the API's outbound does not run), so a deprecated agent's
+  // Sunset and Deprecation go in the answer itself, as the API's outbound adds them to its other answers.
+  const headers = deprecationHeaders(agent, why);
+  const answerWith = (status: number, reason: string, body: string, w: Why): XNode => {
+    const r = jsonResponse(status, reason, body, w);
+    const children = r.children ?? [];
+    return { ...r, children: [...children.slice(0, -1), ...headers, ...children.slice(-1)] };
+  };
+  const notFound = (code: string, message: string, note: string) => answerWith(404, "Not Found", JSON_ERROR(code, message), why(note));
   const answer = fits
     ? [
         el("set-variable", { name: VAR.agentCard, value: base64 }, undefined, why(`AgentCard v${agent.card!.version}, rewritten for the gateway`)),
-        jsonResponse(200, "OK", X.AGENT_CARD_BODY, why("the card, its URLs at the gateway")),
+        answerWith(200, "OK", X.AGENT_CARD_BODY, why("the card, its URLs at the gateway")),
       ]
     : base64 === undefined
       ? [notFound("agent_card_not_recorded", "The registry holds no valid AgentCard for this agent.", "no valid card recorded")]

@@ -49,8 +49,10 @@
  * Deprecated models keep working until their sunset. Their responses carry `Sunset: <IMF-fixdate>` (RFC
  * 8594, from `sunsetDate`) and, when `deprecatedAt` is known, `Deprecation: @<unix-seconds>` (RFC 9745),
  * set in outbound from variables the model's block sets in inbound. From the sunset instant on (00:00 UTC
- * of `sunsetDate`, by the gateway's clock: `X.sunsetPassed`) the model's block refuses the call, 410
- * `model_sunset`, with no publish needed.
+ * of `sunsetDate`, by the gateway's clock: `X.sunsetPassed`) the sunset gate (models.ts `sunsetGate`)
+ * refuses the call, 410 `model_sunset`, with no publish needed: before the request rate and every other
+ * limit, and before the model's block (its region rule included), so a call to a model that is gone
+ * spends nothing (ADR 027).
  *
  * ## Pillars
  *

@@ -10,7 +10,7 @@ import { VAR } from "../names.js";
 import { type EffectiveSettings, mergeSettings } from "../settings.js";
 import { el, type Why, type XNode } from "../xml.js";
 import { pool } from "./backends.js";
-import { byCodePoint, type Collector, dataClassGate, forbidden, JSON_ERROR, jsonResponse, sortBy } from "./collector.js";
+import { byCodePoint, type Collector, dataClassGate, forbidden, JSON_ERROR, jsonResponse, readingBody, sortBy } from "./collector.js";
 import { contentSafety, noCacheMark } from "./genai.js";
 import { tokenLimit } from "./limits.js";
 
@@ -64,7 +64,7 @@ function routableModel(c: Collector, project: PolicyProject, model: PolicyModel)
     return { model, eff, pool: "", retries: 0, block };
   }
 
-  // A model past its sunset is refused before anything else of its own.
+  // A model past its sunset has been refused already, before anything spends (sunsetGate).
   block.push(...deprecationVariables(model, routing));
   block.push(...dataClassCheck(c, eff, pid, model));
   block.push(...ownOverrides(c, eff, pid, model, routing));
@@ -114,18 +114,42 @@ function dataClassCheck(c: Collector, eff: EffectiveSettings, pid: string, model
 }
 
 /**
- * A deprecated model past its sunset is refused (410 `model_sunset`); before it, its sunset and deprecation
- * dates are set for the response headers (routing.ts `deprecationHeaders`).
+ * The sunset gate: a call to a deprecated model past its sunset (00:00 UTC of `sunsetDate`, by the
+ * gateway's clock: `X.sunsetPassed`, no publish needed) is refused 410 `model_sunset` before anything
+ * that spends — the request rate, content safety, the semantic cache, token limits and budgets — so a
+ * client still calling a retired model does not use up the rate or tokens of the project's other models;
+ * and before the region rule: a model that is gone is gone, wherever its backends are. It reads the
+ * requested model as the resolve fragment does (path, else body; a body that is not a JSON object is
+ * the client's 400, bracketed as there) and looks it up in a literal list of the deprecated models'
+ * names. Nothing when no routable model has a sunset date.
+ */
+export function sunsetGate(routable: RoutableModel[], pid: string): XNode[] {
+  const sunsetting = routable.flatMap((r) => (r.model.status === "deprecated" && r.model.sunsetDate ? [{ model: r.model, sunsetDate: r.model.sunsetDate }] : []));
+  if (!sunsetting.length) return [];
+  const scope = { level: "project" as const, projectId: pid };
+  const w: Why = { control: "routing", scope, note: `sunset gate: ${sunsetting.map((s) => `${s.model.id} ${s.sunsetDate}`).join(", ")}, refused before the request rate and every limit` };
+  const whens = sunsetting.map((s, i) => {
+    const gone: Why = { control: "routing", scope: { level: "model", projectId: pid, modelId: s.model.id }, note: `deprecated model; sunset ${s.sunsetDate}: refused from then on` };
+    const refuse = jsonResponse(410, "Gone", JSON_ERROR("model_sunset", "This model's sunset has passed: it is no longer served."), gone);
+    return el("when", { condition: X.sunsetModelIs(i) }, [el("choose", undefined, [el("when", { condition: X.sunsetPassed(s.sunsetDate) }, [refuse])], gone)], gone);
+  });
+  return [
+    el("set-variable", { name: VAR.pathModel, value: X.PATH_MODEL }, undefined, w),
+    ...readingBody([el("set-variable", { name: VAR.bodyModel, value: X.BODY_MODEL }, undefined, w)]),
+    el("set-variable", { name: VAR.model, value: X.REQUESTED_MODEL }, undefined, w),
+    el("set-variable", { name: VAR.sunsetModels, value: sunsetting.map((s) => s.model.name).join("|") }, undefined, w),
+    el("choose", undefined, whens, w),
+  ];
+}
+
+/**
+ * A deprecated model's sunset and deprecation dates, set for the response headers (routing.ts
+ * `deprecationHeaders`). Past its sunset the call never gets here (sunsetGate).
  */
 function deprecationVariables(model: PolicyModel, routing: Why): XNode[] {
   if (model.status !== "deprecated" || !model.sunsetDate) return [];
   const w: Why = { control: "routing", scope: routing.scope, note: "deprecated model: Sunset/Deprecation response headers" };
-  // From the sunset on (by the gateway's clock, no publish needed) the model is gone.
-  const gone: Why = { control: "routing", scope: routing.scope, note: `deprecated model; sunset ${model.sunsetDate}: refused from then on` };
-  const out = [
-    el("choose", undefined, [el("when", { condition: X.sunsetPassed(model.sunsetDate) }, [jsonResponse(410, "Gone", JSON_ERROR("model_sunset", "This model's sunset has passed: it is no longer served."), gone)], gone)], gone),
-    el("set-variable", { name: VAR.sunset, value: imfFixdate(model.sunsetDate) }, undefined, w),
-  ];
+  const out = [el("set-variable", { name: VAR.sunset, value: imfFixdate(model.sunsetDate) }, undefined, w)];
   if (model.deprecatedAt) out.push(el("set-variable", { name: VAR.deprecation, value: unixSeconds(model.deprecatedAt) }, undefined, w));
   return out;
 }

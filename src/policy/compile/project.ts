@@ -15,7 +15,7 @@ import { byCodePoint, type Collector, JSON_ERROR, jsonResponse, STRUCTURE, TENAN
 import { addOnErrorFragment } from "./fragments.js";
 import { answerFingerprint, cacheSkipped, projectContentSafety, semanticCache, tierContentSafety, tokenMetrics } from "./genai.js";
 import { requestRate, tokenLimits } from "./limits.js";
-import { modelSets, routableModels } from "./models.js";
+import { modelSets, routableModels, sunsetGate } from "./models.js";
 import { deprecationHeaders, keyIsolation, retrySection, routing } from "./routing.js";
 import { appliedTiers, budgets, tierProduct, tiersApplied, unknownTierGuard } from "./tiers.js";
 import { compileTools } from "./tools.js";
@@ -87,6 +87,8 @@ export function compileProject(c: Collector, project: PolicyProject) {
   // it may make), and before content safety and the cache lookup: a limited caller cannot make the gateway
   // call those paid services without bound. (The docs' rate limit right after the lookup would count only
   // misses and leave both unbounded.)
+  // Except a call to a model past its sunset: refused first, it spends nothing (models.ts sunsetGate).
+  s.inbound.push(...sunsetGate(routable, pid));
   s.inbound.push(...requestRate(c, eff, pid, applied, offered));
   // The size of the body the caller sent: before the models' routing, whose rewrite of an OpenAI-style
   // request (the governed deployment set in `model`) re-serializes the body, indented.
