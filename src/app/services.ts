@@ -358,6 +358,12 @@ export async function buildServices(config: Config): Promise<Services> {
     notifier,
     requestPublish: (tenantId, cause) => publishing.requestPublish(tenantId, cause),
     keys: keyDocuments,
+    // The compiler input built now (every contributor, the exemptions in force applied) says whether a key exemption is applied.
+    keyExemptionOutcomes: async (tenantId, exemptions) => {
+      const { keyExemptionOutcome } = await import("../policy/exemptions.js");
+      const input = await compiler.input(tenantId);
+      return exemptions.map((e) => keyExemptionOutcome(input, e));
+    },
     documents: exemptionDocuments,
     active: activeExemptions,
   });

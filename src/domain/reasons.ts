@@ -53,7 +53,7 @@ export const REASONS = {
   renewal_pending: { status: 409, meaning: "a renewal of the exemption is already awaiting approval" },
   exemption_ended: { status: 409, meaning: "the exemption is already over (`rejected`, `revoked`, `expired`): there is nothing to revoke" },
   exemption_owner_only: { status: 403, meaning: "only the exemption's owner, its requester or a TenantAdmin may renew or revoke it" },
-  relaxation_not_looser: { status: 400, meaning: "a project or model exemption's relaxation is at or below what is in force there (a limit not above the lowest, no threshold above the filter's, every value already allowed): it would relax nothing now, and would relax what the project tightens later" },
+  relaxation_not_looser: { status: 400, meaning: "a project or model exemption's relaxation is at or below what is in force there (a limit not above the lowest, no threshold above the filter's, every value already allowed), or a key exemption's limit is not above what binds the key (the tighter of its own limit and the project's per-key one) or is one the project counts per project (a shared counter no key tier relaxes): it would relax nothing now, and would relax what the project tightens later" },
   exemption_lifetime_exceeded: { status: 400, meaning: "`expiresAt` is beyond the tenant's maximum for this category (and control) of exemption (`GET /api/exemptions/policy`)" },
   too_many_key_exemptions: { status: 400, meaning: "the tenant already has the most open key-scoped exemptions (10; each is a key tier): exempt the model or project instead" },
   // ---- virtual keys ----

@@ -423,3 +423,23 @@ function applyKeyExemptions(input: CompilerInputIn, keyExemptions: ActiveExempti
   if (!changed) return input;
   return { ...input, keyTiers: tiers, projects: input.projects.map((p) => projects.get(p.id)!), virtualKeys };
 }
+
+/**
+ * Whether a key exemption in force is applied by the compiler input `input` (exemptions applied): its key
+ * is on an exemption tier that relaxes its control. Not applied — the compiler fails closed (the key keeps
+ * its own limits) — the reason says why, so an exemption never reads as in force while it does nothing.
+ */
+export function keyExemptionOutcome(input: CompilerInputIn, exemption: Pick<ActiveExemption, "scope" | "control">): { applied: boolean; why?: string } {
+  const { scope } = exemption;
+  if (scope.level !== "key") return { applied: true };
+  const tierId = (input.virtualKeys ?? []).find((k) => k.id === scope.keyId && k.projectId === scope.projectId)?.tier;
+  const tier = tierId?.startsWith(EXEMPTION_TIER_PREFIX) ? (input.keyTiers ?? []).find((t) => t.id === tierId) : undefined;
+  if (tier && (tier.relaxes ?? []).includes(exemption.control as never)) return { applied: true };
+  const project = input.projects.find((p) => p.id === scope.projectId);
+  if (!project) return { applied: false, why: `its project ${scope.projectId} is not in the gateway configuration` };
+  if ((project.keyTiers ?? []).length >= MAX_PROJECT_KEY_TIERS) {
+    return { applied: false, why: `project ${scope.projectId} already offers ${MAX_PROJECT_KEY_TIERS} key tiers, the most its gateway document holds: the key's exemption tier is not added and the key keeps its own limits (end another key exemption of the project, or exempt the project or a model instead)` };
+  }
+  if ((input.keyTiers ?? []).length >= MAX_TENANT_KEY_TIERS) return { applied: false, why: `the tenant already has ${MAX_TENANT_KEY_TIERS} key tiers, the most its gateway holds: the key keeps its own limits` };
+  return { applied: false, why: `the approved ${exemption.control} limit is not above what binds the key now (or a project the key is shared with accepts no more key tiers): the key keeps its own limits` };
+}

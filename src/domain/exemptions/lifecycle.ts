@@ -18,6 +18,9 @@ export type RequestPublish = (tenantId: string, cause: { by: string; reason: str
  */
 export type JudgeRisk = (tenantId: string, exemption: ExemptionDoc) => Promise<{ risk: "standard" | "high"; why: string; together: boolean } | undefined>;
 
+/** Whether the gateway configuration compiled now applies each key exemption in force (the service's wiring), and why not. */
+export type KeyOutcomes = (tenantId: string, exemptions: Pick<ExemptionDoc, "scope" | "control">[]) => Promise<{ applied: boolean; why?: string }[]>;
+
 /** A transition the system makes: the change, and what follows it (a republish, a notice to the owner). */
 type Step = ExemptionChange & { publish?: string; notify?: Notice };
 
@@ -41,6 +44,7 @@ export class ExemptionLifecycle {
     private readonly notifier: Notifier,
     private readonly requestPublish: RequestPublish,
     private readonly judgeRisk: JudgeRisk,
+    private readonly keyOutcomes?: KeyOutcomes,
   ) {}
 
   /**
@@ -66,10 +70,13 @@ export class ExemptionLifecycle {
   async sweep(correlationId: string): Promise<{ notified: number; expired: number; settled: number }> {
     const ids: { tenantId: string; id: string }[] = [];
     const deciding: { tenantId: string; approvalId: string }[] = [];
+    const keyed: { tenantId: string; id: string }[] = [];
     for (const status of OPEN) {
       for await (const d of this.docs.everywhere([{ field: "status", op: "=", value: status }])) {
-        if (IN_FORCE.includes(status)) ids.push({ tenantId: d.tenantId, id: d.id });
-        else deciding.push({ tenantId: d.tenantId, approvalId: d.approvalId });
+        if (IN_FORCE.includes(status)) {
+          ids.push({ tenantId: d.tenantId, id: d.id });
+          if (d.scope?.level === "key" && !d.latent) keyed.push({ tenantId: d.tenantId, id: d.id });
+        } else deciding.push({ tenantId: d.tenantId, approvalId: d.approvalId });
         // A damaged record (written around the API) holds up nobody else's expiry: one bad record never blocks a tenant.
         for (const r of Array.isArray(d.renewals) ? d.renewals : []) if (r?.status === "pending") deciding.push({ tenantId: d.tenantId, approvalId: r.approvalId });
       }
@@ -86,8 +93,51 @@ export class ExemptionLifecycle {
         console.error(`exemption sweep: exemption ${id} of tenant ${tenantId}: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
+    await this.recordKeyOutcomes(keyed, correlationId);
     await this.republishRecent(correlationId);
     return { notified, expired, settled };
+  }
+
+  /**
+   * A key exemption in force that the compiler cannot give an exemption tier (a project whose key tiers were
+   * full before key exemptions held their places) is applied nowhere: its key keeps its own limits (fail
+   * closed). The sweep records that — once, with its audit record, timeline entry and event
+   * (`aigov.exemption.notapplied.v1`), and again when it applies after all (`aigov.exemption.applied.v1`) —
+   * so an exemption never reads "active" while it does nothing unnoticed. One compiler input per tenant.
+   */
+  private async recordKeyOutcomes(keyed: { tenantId: string; id: string }[], correlationId: string): Promise<void> {
+    if (!this.keyOutcomes || keyed.length === 0) return;
+    const byTenant = new Map<string, string[]>();
+    for (const { tenantId, id } of keyed) byTenant.set(tenantId, [...(byTenant.get(tenantId) ?? []), id]);
+    for (const [tenantId, ids] of byTenant) {
+      try {
+        const docs = (await Promise.all(ids.map((id) => this.docs.read(tenantId, id)))).filter((d): d is Versioned<ExemptionDoc> => d !== undefined && IN_FORCE.includes(d.status));
+        const outcomes = await this.keyOutcomes(tenantId, docs);
+        const ctx = systemContext(tenantId, SWEEP, correlationId);
+        for (const [i, d] of docs.entries()) await this.transition(tenantId, d.id, ctx, (doc) => this.outcomeStep(doc, outcomes[i]!));
+      } catch (err) {
+        console.error(`exemption sweep: key exemptions at the gateway of tenant ${tenantId}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+
+  private outcomeStep(doc: Versioned<ExemptionDoc>, outcome: { applied: boolean; why?: string }): Step | undefined {
+    if (!IN_FORCE.includes(doc.status) || doc.scope.level !== "key" || doc.latent) return undefined;
+    const at = this.clock.now().toISOString();
+    const { gatewayNotApplied: _was, ...base } = { ...unversioned(doc), updatedAt: at, updatedBy: SWEEP };
+    if (!outcome.applied && !doc.gatewayNotApplied) {
+      const why = outcome.why ?? "the gateway configuration does not apply it";
+      return {
+        next: { ...base, gatewayNotApplied: { since: at, why }, timeline: [...doc.timeline, { at, type: "notApplied", actor: SWEEP, detail: why }] },
+        action: "exemption.gateway.notApplied",
+        event: "aigov.exemption.notapplied.v1",
+        extra: { why },
+      };
+    }
+    if (outcome.applied && doc.gatewayNotApplied) {
+      return { next: { ...base, timeline: [...doc.timeline, { at, type: "applied", actor: SWEEP }] }, action: "exemption.gateway.applied", event: "aigov.exemption.applied.v1" };
+    }
+    return undefined;
   }
 
   /**

@@ -87,6 +87,52 @@ export function notLooser(exemption: { control: Exemption["control"]; relaxation
   return undefined;
 }
 
+/** A key's own per-key limits (its key profile's), as far as a key exemption can relax them. */
+export interface KeyOwnLimits {
+  tokensPerMinute?: number;
+  tokenQuota?: { limit: number; period: string };
+  requestsPerMinute?: number;
+}
+
+/**
+ * Why a key-scope relaxation would change nothing for its key (undefined when it loosens what binds it),
+ * judged as the compiler makes the key's exemption tier (src/policy/exemptions.ts): the tier replaces both
+ * counters that bound the key — its own profile's limit and the project's per-key one (tenant and project
+ * merged, held to the tenant's floors) — so the value must be above the tighter of the two. A limit the
+ * project counts per project is a shared counter no key tier relaxes. `changesNothing`: the control binds
+ * the key nowhere (kept latent, as a project exemption of a control configured nowhere is).
+ */
+export function keyNotLooser(exemption: { control: Exemption["control"]; relaxation: Exemption["relaxation"] }, own: KeyOwnLimits, inForce: EffectiveSettings): { notLooser?: string; changesNothing?: true } {
+  const { control, relaxation: r } = exemption;
+  if (r.kind !== "limit") return {};
+  const tighter = (...vs: (number | undefined)[]) => {
+    const d = vs.filter((v): v is number => v !== undefined);
+    return d.length ? Math.min(...d) : undefined;
+  };
+  let binding: number | undefined;
+  let shared = false;
+  if (control === "tokens.perMinute") {
+    const tpm = inForce["tokens.perMinute"]?.value;
+    binding = tighter(own.tokensPerMinute, tpm?.per === "key" ? tpm.limit : undefined);
+    shared = tpm !== undefined && tpm.per !== "key";
+  } else if (control === "tokens.quota") {
+    const tq = inForce["tokens.quota"]?.value;
+    const period = own.tokenQuota?.period ?? tq?.period ?? "Monthly";
+    binding = tighter(own.tokenQuota?.limit, tq?.per === "key" && tq.period === period ? tq.limit : undefined);
+    shared = tq !== undefined && tq.per !== "key";
+  } else if (control === "requests.rate") {
+    const rr = inForce["requests.rate"]?.value;
+    // The key's own rate is per minute; the project's is scaled to the key tier's window, as the compiler does.
+    const window = own.requestsPerMinute !== undefined ? 60 : (rr?.renewalPeriodSeconds ?? 60);
+    binding = tighter(own.requestsPerMinute, rr?.per === "key" ? Math.floor((rr.calls * window) / rr.renewalPeriodSeconds) : undefined);
+    shared = rr !== undefined && rr.per !== "key";
+  } else return {};
+  if (binding === undefined) {
+    return shared ? { notLooser: `the project counts ${control} per project (one shared counter): a key's tier cannot relax it; exempt the project instead` } : { changesNothing: true };
+  }
+  return r.value <= binding ? { notLooser: `${r.value} is not above the ${control} limit that binds the key (${binding})` } : {};
+}
+
 /**
  * What several exemptions of one control at one scope do together, as the compiler applies them: any
  * `off` switches it off; limits and thresholds take the highest value; allow-lists add up. Risk is

@@ -85,7 +85,9 @@ const Notice = z.object({ at: z.iso.datetime(), status: z.enum(["sent", "superse
 
 export const TimelineEntry = z.object({
   at: z.iso.datetime(),
-  type: z.enum(["requested", "approved", "activated", "rejected", "expiring", "expired", "revoked", "renewalRequested", "renewed", "renewalRejected"]),
+  type: z.enum(["requested", "approved", "activated", "rejected", "expiring", "expired", "revoked", "renewalRequested", "renewed", "renewalRejected", "notApplied", "applied"]).meta({
+    description: "notApplied / applied: the expiry sweep found a key exemption in force that the gateway configuration does not apply (its detail says why; the key keeps its own limits), or applies again",
+  }),
   actor: z.string(),
   detail: z.string().optional(),
 });
@@ -114,6 +116,13 @@ export const Exemption = z
       .array(z.string())
       .optional()
       .meta({ description: "The open exemptions of its control for the project it was judged together with when requested (their relaxations add up); judged again when approved with those it was not" }),
+    gateway: z
+      .object({ applied: z.boolean(), why: z.string().optional() })
+      .optional()
+      .meta({
+        description:
+          "A key exemption in force: whether the gateway configuration compiled now applies it (its key on its exemption tier). applied false: the compiler fails closed — the key keeps its own limits — and why says what keeps it out (a project with no key tier place left for it). Read live, on every read",
+      }),
     endedAt: z.iso.datetime().optional().meta({ description: "When it expired, was rejected or revoked" }),
     revokeReason: z.string().optional(),
     notices: z.object({ "7d": Notice.optional(), "1d": Notice.optional() }).meta({ description: "Expiry notices to the owner for the current expiry (sent once each)" }),

@@ -11,7 +11,7 @@ import type { Approval } from "../approvals/schema.js";
 import type { ApprovalService } from "../approvals/service.js";
 import type { ChangeWriter } from "../changes.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../common.js";
-import { fail, type FieldError } from "../errors.js";
+import { AppError, fail, type FieldError } from "../errors.js";
 import type { Driven } from "../kernel/drive.js";
 import { ANY_TENANT_ROLE, EXEMPTION_REQUESTERS, holdsAny, TENANT_ADMINS } from "../kernel/roles.js";
 import type { ProjectService } from "../projects/service.js";
@@ -19,7 +19,7 @@ import { parseOrThrow } from "../validation.js";
 import { ActiveExemptions } from "./active.js";
 import { ExemptionDocuments, type ExemptionDoc } from "./documents.js";
 import { ExemptionLifecycle, type RequestPublish } from "./lifecycle.js";
-import { beyondMaximum, combinedRelaxation, ExemptionPolicies, expiryErrors, invalid, notLooser, riskOf, routeKeyOf } from "./policy.js";
+import { beyondMaximum, combinedRelaxation, ExemptionPolicies, expiryErrors, invalid, keyNotLooser, notLooser, riskOf, routeKeyOf, type KeyOwnLimits } from "./policy.js";
 import { portfolio } from "./review.js";
 import { ExemptionSpec, IN_FORCE, OPEN, RenewalSpec, RevokeSpec, type Exemption, type ExemptionListQuery, type ExemptionPolicy, type ExemptionReview, type HighRiskRules, type ExemptionSpecInput } from "./schema.js";
 
@@ -30,6 +30,8 @@ export interface KeyLookup {
   exists(tenantId: string, projectId: string, keyId: string): Promise<boolean>;
   /** Room for the key's exemption tier among its project's key tiers (ADR 008): 409 key_profiles_exhausted otherwise. */
   roomForExemption?(tenantId: string, projectId: string, keyId: string): Promise<void>;
+  /** The key's own per-key limits (its profile's): what binds it besides the project's per-key limits. */
+  limitsOf?(tenantId: string, projectId: string, keyId: string): Promise<KeyOwnLimits | undefined>;
 }
 
 /** Key exemptions become key tiers (ADR 007); the compiler allows 20 tiers, so they stay few. */
@@ -49,6 +51,8 @@ export interface ExemptionKit {
   /** The republish after a change in force (activation, expiry, revocation): a system publish (ADR 010). */
   requestPublish: RequestPublish;
   keys?: KeyLookup;
+  /** Whether the compiler input built now applies a key exemption in force (its key on its exemption tier), and why not. */
+  keyExemptionOutcomes?: (tenantId: string, exemptions: Pick<ActiveExemption, "scope" | "control">[]) => Promise<{ applied: boolean; why?: string }[]>;
   /** The exemption documents and the active exemptions, when the composition root shares them with the compiler input. */
   documents?: ExemptionDocuments;
   active?: ActiveExemptions;
@@ -77,6 +81,7 @@ export class ExemptionService {
   private readonly models: Pick<ModelService, "get" | "listAll">;
   private readonly tenantSettings: (tenantId: string) => Promise<Settings>;
   private readonly keys: KeyLookup | undefined;
+  private readonly keyOutcomes: ExemptionKit["keyExemptionOutcomes"];
 
   constructor(kit: ExemptionKit) {
     this.clock = kit.clock;
@@ -85,6 +90,7 @@ export class ExemptionService {
     this.models = kit.models;
     this.tenantSettings = kit.tenantSettings;
     this.keys = kit.keys;
+    this.keyOutcomes = kit.keyExemptionOutcomes;
     this.docs = kit.documents ?? new ExemptionDocuments(kit.store, kit.changes);
     this.active = kit.active ?? new ActiveExemptions(this.docs, kit.clock);
     this.policy = new ExemptionPolicies(kit.store, kit.changes, kit.clock);
@@ -97,7 +103,7 @@ export class ExemptionService {
       const withAll = async (others: Exemption[]) => (others.some(unseen) ? others : []);
       const { risk, why, together } = await this.riskOf(tenantId, doc, await this.policy.of(tenantId), withAll);
       return { risk, why, together: together === true };
-    });
+    }, kit.keyExemptionOutcomes);
     kit.approvals.onSettled(
       "exemption",
       (approval, correlationId) => this.lifecycle.settleApproval(approval, correlationId),
@@ -182,7 +188,7 @@ export class ExemptionService {
           updatedAt: at,
           updatedBy: principal.userId,
         };
-        return this.docs.create(ctx, doc, { action: "exemption.request", event: "aigov.exemption.requested.v1" });
+        return this.record(ctx, doc);
       },
     );
     return { exemption, approval, drive: approvalDrive(approval) };
@@ -190,7 +196,22 @@ export class ExemptionService {
 
   async get(ctx: RequestContext, id: string): Promise<Exemption> {
     this.mayRead(ctx);
-    return this.docs.view(await this.docs.load(ctx.principal.tenantId, id));
+    const [view] = await this.withGateway(ctx.principal.tenantId, [this.docs.view(await this.docs.load(ctx.principal.tenantId, id))]);
+    return view!;
+  }
+
+  /**
+   * Key exemptions in force say whether the gateway configuration applies them: one the compiler could not
+   * give an exemption tier (a project whose key tiers were full before exemptions held their places) reads
+   * `gateway.applied: false` and why, never just "active" while its key keeps its own limits.
+   */
+  private async withGateway(tenantId: string, views: Exemption[]): Promise<Exemption[]> {
+    const judged = (v: Exemption) => v.scope.level === "key" && IN_FORCE.includes(v.status) && !v.latent;
+    const keyed = views.filter(judged);
+    if (!this.keyOutcomes || keyed.length === 0) return views;
+    // One compiler input for the whole page.
+    const outcomes = await this.keyOutcomes(tenantId, keyed);
+    return views.map((v) => (judged(v) ? { ...v, gateway: outcomes[keyed.indexOf(v)]! } : v));
   }
 
   async list(ctx: RequestContext, q: ExemptionListQuery): Promise<Page<Exemption>> {
@@ -200,7 +221,8 @@ export class ExemptionService {
     if (q.control) filters.push({ field: "control", op: "=", value: q.control });
     if (q.projectId) filters.push({ field: "projectId", op: "=", value: q.projectId });
     if (q.owner) filters.push({ field: "owner", op: "=", value: q.owner });
-    return this.docs.page(ctx.principal.tenantId, filters, q);
+    const page = await this.docs.page(ctx.principal.tenantId, filters, q);
+    return { ...page, items: await this.withGateway(ctx.principal.tenantId, page.items) };
   }
 
   /** A renewal is a new approval with updated evidence; the exemption stays as it is until it is decided. */
@@ -375,6 +397,12 @@ export class ExemptionService {
     counted: (others: Exemption[]) => Promise<Exemption[]> = async (others) => others,
   ): Promise<ReturnType<typeof riskOf> & { judgedWith: string[]; together?: true; notLooser?: string }> {
     const { scope } = exemption;
+    if (scope.level === "key") {
+      // What binds the key, as the compiler makes its exemption tier: its own limits and the project's per-key ones.
+      const [tenant, project, own] = await Promise.all([this.tenantSettings(tenantId), this.projects.readDoc(tenantId, scope.projectId), this.keys?.limitsOf?.(tenantId, scope.projectId, scope.keyId)]);
+      const judged = keyNotLooser(exemption, own ?? {}, mergeSettings(tenant, clampToFloor(tenant, project?.settings)));
+      return { ...riskOf(exemption, policy.highRisk, []), judgedWith: [], ...judged };
+    }
     if (scope.level !== "project" && scope.level !== "model") return { ...riskOf(exemption, policy.highRisk, []), judgedWith: [] };
     const { projectId } = scope;
     const [tenant, project, models, open] = await Promise.all([
@@ -422,13 +450,42 @@ export class ExemptionService {
       if (this.keys && !(await this.keys.exists(ctx.principal.tenantId, scope.projectId, scope.keyId))) {
         fail({ kind: "notFound", resource: `/projects/${scope.projectId}/keys/${scope.keyId}` });
       }
-      const openKeys = (await this.docs.all(ctx.principal.tenantId)).filter((d) => d.scopeLevel === "key" && OPEN.includes(d.status)).length;
-      if (openKeys >= MAX_OPEN_KEY_EXEMPTIONS) {
-        throw invalid([{ field: "body.scope", message: `at most ${MAX_OPEN_KEY_EXEMPTIONS} key exemptions may be open at once (each becomes a key tier); exempt the model or project instead` }], { reason: "too_many_key_exemptions" });
+      await this.keyPlace(ctx.principal.tenantId, scope);
+    }
+  }
+
+  /**
+   * Room for one more key exemption: the tenant's count of open ones and a place among the project's key
+   * tiers (its exemption tier is one, held from the request on: a project already at the cap would be set
+   * aside whole by the publish that applies it).
+   */
+  private async keyPlace(tenantId: string, scope: Extract<Exemption["scope"], { level: "key" }>): Promise<void> {
+    const openKeys = (await this.docs.all(tenantId)).filter((d) => d.scopeLevel === "key" && OPEN.includes(d.status) && !d.latent).length;
+    if (openKeys >= MAX_OPEN_KEY_EXEMPTIONS) {
+      throw invalid([{ field: "body.scope", message: `at most ${MAX_OPEN_KEY_EXEMPTIONS} key exemptions may be open at once (each becomes a key tier); exempt the model or project instead` }], { reason: "too_many_key_exemptions" });
+    }
+    await this.keys?.roomForExemption?.(tenantId, scope.projectId, scope.keyId);
+  }
+
+  /**
+   * Writes a request. A key-scope one is counted again under the tenant's guard and written in one batch
+   * with the guard's conditional write: two requests made at the same moment cannot both take the last
+   * place (the second's write fails on the guard, and it is counted again with the first).
+   */
+  private async record(ctx: RequestContext, doc: ExemptionDoc): Promise<Exemption> {
+    const change = { action: "exemption.request", event: "aigov.exemption.requested.v1" };
+    const { scope } = doc;
+    if (scope.level !== "key" || doc.latent) return this.docs.create(ctx, doc, change);
+    for (let attempt = 1; ; attempt++) {
+      const guard = await this.docs.keyExemptionGuard(ctx.principal.tenantId);
+      await this.keyPlace(ctx.principal.tenantId, scope);
+      try {
+        return await this.docs.create(ctx, doc, change, guard);
+      } catch (err) {
+        // Each lost attempt means another key-scope request was written; once the tenant has its most open, the
+        // count refuses outright. So a few more attempts than that always end in an answer (unless exemptions keep ending meanwhile).
+        if (!(err instanceof AppError && err.error.kind === "conflict" && err.error.reason === "changed_meanwhile") || attempt >= MAX_OPEN_KEY_EXEMPTIONS + 6) throw err;
       }
-      // Its exemption tier is one of the project's key tiers, held from now on (the place is counted while the
-      // exemption is open): a project already at the cap would be set aside whole by the publish that applies it.
-      await this.keys?.roomForExemption?.(ctx.principal.tenantId, scope.projectId, scope.keyId);
     }
   }
 

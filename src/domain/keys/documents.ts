@@ -454,6 +454,11 @@ export class KeyDocuments implements KeyDocReader {
     return roomForExemption(this, tenantId, projectId, keyId);
   }
 
+  /** The key's own limits (its profile's): what a key exemption is judged against, with the project's per-key limits. */
+  async limitsOf(tenantId: string, projectId: string, keyId: string): Promise<KeyLimits | undefined> {
+    return (await this.read(tenantId, projectId, keyId))?.limits;
+  }
+
   /** The key as stored now (a job retrying a key whose listed document went stale). */
   latest(doc: Pick<KeyDoc, "tenantId" | "projectId" | "id">): Promise<Versioned<KeyDoc> | undefined> {
     return this.read(doc.tenantId, doc.projectId, doc.id);
