@@ -17,6 +17,16 @@ export const GATES_FOR: Record<Exclude<Environment, "sandbox">, readonly GateNam
   prod: ["ownerAndCostCenter", "contentSafety", "limits", "exemptionsReviewed", "keysRotated", "accessReview"],
 };
 
+/**
+ * The gates time alone can fail once passed: an exemption reaches its review point, a key outlives the
+ * rotation period, the access review grows old. Writes cannot hold a project to them (gateGapsOfWrite);
+ * the lifecycle job watches them instead (gate drift, docs/project-lifecycle.md).
+ */
+export const TIME_BOUND_GATES: readonly GateName[] = ["exemptionsReviewed", "keysRotated", "accessReview"];
+
+/** The time-bound gates a project in `environment` is held to (none below prod). */
+export const timeBoundGatesOf = (environment: Environment): readonly GateName[] => (environment === "sandbox" ? [] : GATES_FOR[environment].filter((g) => TIME_BOUND_GATES.includes(g)));
+
 /** A completed access review of the project (or the tenant) at most this old counts for prod. */
 export const REVIEW_WITHIN_DAYS = 90;
 const DAY_MS = 86_400_000;
@@ -77,8 +87,9 @@ export function gateGapsOfWrite(environment: Environment, tenant: Settings, proj
   return gaps;
 }
 
-export async function evaluateGates(deps: GateDeps, project: Project, to: Exclude<Environment, "sandbox">, now: Date): Promise<PromotionGates> {
-  const wanted = GATES_FOR[to];
+/** The checklist of `to` for the project, now; `only` restricts it to those of its gates. */
+export async function evaluateGates(deps: GateDeps, project: Project, to: Exclude<Environment, "sandbox">, now: Date, only?: readonly GateName[]): Promise<PromotionGates> {
+  const wanted = only ? GATES_FOR[to].filter((g) => only.includes(g)) : GATES_FOR[to];
   // Read once: the controls gates judge the project as the gateway serves it, exemptions in force included.
   let inForce: Promise<Exemption[]> | undefined;
   const exemptions = () => (inForce ??= deps.exemptionsInForce(project.tenantId, project.id));

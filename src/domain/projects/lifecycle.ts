@@ -6,7 +6,7 @@
  */
 import type { Clock } from "../../ports/clock.js";
 import type { Notifier } from "../../ports/notifier.js";
-import { unversioned, type Store, type Versioned } from "../../ports/store.js";
+import { unversioned, type Filter, type Store, type Versioned } from "../../ports/store.js";
 import { approvalDrive } from "../approvals/drive.js";
 import type { Approval } from "../approvals/schema.js";
 import type { ApprovalService } from "../approvals/service.js";
@@ -18,7 +18,7 @@ import { holdsOn, PROJECT_MANAGERS } from "../kernel/roles.js";
 import { systemContext } from "../kernel/system.js";
 import { everyDoc } from "../paging.js";
 import { parseOrThrow } from "../validation.js";
-import { evaluateGates, type GateDeps } from "./gates.js";
+import { evaluateGates, timeBoundGatesOf, type GateDeps } from "./gates.js";
 import { ENVIRONMENTS, expiryOf, ExtendSpec, lockedNow, PromoteSpec, sandboxDateError, type Project, type PromotionGates } from "./schema.js";
 import { projectPath, projectSnapshot, projectSubject, tenantPartition, toProject, type ProjectDoc, type ProjectService } from "./service.js";
 
@@ -200,8 +200,8 @@ export class ProjectLifecycle {
    * The sandbox sweep (timer job): expiry notices 14 days and 1 day before the review date, then at it
    * the lock and the suspension of every live key. Catch-up safe: a missed run is made good by the next.
    */
-  async sweep(correlationId: string): Promise<{ notified: number; locked: number; suspended: number; resumed: number }> {
-    const count = { notified: 0, locked: 0, suspended: 0, resumed: 0 };
+  async sweep(correlationId: string): Promise<{ notified: number; locked: number; suspended: number; resumed: number; driftStarted: number; driftChanged: number; driftEnded: number }> {
+    const count = { notified: 0, locked: 0, suspended: 0, resumed: 0, driftStarted: 0, driftChanged: 0, driftEnded: 0 };
     /**
      * Sandboxes locked by this run or within the day before, by tenant: a locked project accepts no key
      * shared into it, which takes a publish. Asked for once per tenant at the end of every run for a day
@@ -224,10 +224,82 @@ export class ProjectLifecycle {
         console.warn(`project lifecycle sweep: ${listed.id}: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
+    await this.sweepDrift(correlationId, count);
     for (const [tenantId, projectIds] of locked) {
       await this.kit.requestPublish(tenantId, { by: ACTOR, reason: projectIds.map((id) => `sandbox ${id} locked`).join("; "), correlationId }).catch((err: unknown) => console.warn(`project lifecycle sweep: publish for ${tenantId}: ${err instanceof Error ? err.message : String(err)}`));
     }
     return count;
+  }
+
+  /**
+   * Gate drift (docs/project-lifecycle.md, ADR 028): the time-bound gates a project passed at its
+   * promotion (exemptions reviewed, key ages, a recent access review) are checked again for every project
+   * held to them, and for every one with a drift recorded whatever its environment now (one moved out
+   * of prod ends its drift). What fails is recorded on the project, not enforced: nothing is locked.
+   */
+  private async sweepDrift(correlationId: string, count: { driftStarted: number; driftChanged: number; driftEnded: number }): Promise<void> {
+    const queries: Filter[][] = [
+      ...ENVIRONMENTS.filter((e) => timeBoundGatesOf(e).length > 0).map((e): Filter[] => [{ field: "environment", op: "=", value: e }]),
+      [{ field: "gateDrift.since", op: ">", value: "" }],
+    ];
+    const seen = new Set<string>();
+    for (const filters of queries) {
+      for await (const listed of everyDoc<ProjectDoc>(this.kit.store, "all", { docType: "project", filters })) {
+        const key = `${listed.tenantId}\u0000${listed.id}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        try {
+          const r = await this.driftOne(listed.tenantId, listed.id, correlationId);
+          if (r === "started") count.driftStarted += 1;
+          else if (r === "changed") count.driftChanged += 1;
+          else if (r === "ended") count.driftEnded += 1;
+        } catch (err) {
+          // One project's trouble must not stop the others; the next run tries again.
+          console.warn(`project lifecycle sweep: gate drift of ${listed.id}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+    }
+  }
+
+  /**
+   * One project's drift, from its stored version and the gates now: written when a gate first fails
+   * (`project.gateDrift.start`), when the set of failing gates changes (`.change`; each gate keeps when
+   * and why it started failing), removed when none fails (`.end`). An unchanged set writes nothing, so
+   * every run after the first is a read. The owner and the ProjectAdmins are told of each gate that joins.
+   */
+  private async driftOne(tenantId: string, projectId: string, correlationId: string): Promise<"started" | "changed" | "ended" | undefined> {
+    const ctx = systemContext(tenantId, ACTOR, correlationId);
+    return this.kit.projects.onCurrent(tenantId, projectId, async (doc) => {
+      const held = timeBoundGatesOf(doc.environment);
+      const now = this.kit.clock.now();
+      const at = now.toISOString();
+      const failing = doc.environment !== "sandbox" && held.length > 0 ? (await evaluateGates(this.kit.gates, toProject(doc, doc._etag), doc.environment, now, held)).gates.filter((g) => !g.passed) : [];
+      const was = doc.gateDrift;
+      const next = { ...unversioned(doc), updatedAt: at, updatedBy: ACTOR } as ProjectDoc;
+      if (!failing.length) {
+        if (!was) return undefined;
+        delete next.gateDrift;
+        await this.write(ctx, doc, next, "project.gateDrift.end", "aigov.project.gateDriftEnded.v1", { environment: doc.environment, since: was.since, gates: was.gates.map((g) => g.gate) });
+        return "ended";
+      }
+      const kept = new Map((was?.gates ?? []).map((g) => [g.gate, g]));
+      const gates = failing.map((f) => kept.get(f.gate) ?? { gate: f.gate, since: at, detail: f.detail });
+      const joined = gates.filter((g) => !kept.has(g.gate));
+      if (was && !joined.length && gates.length === was.gates.length) return undefined;
+      next.gateDrift = { since: was?.since ?? at, gates };
+      const data = { environment: doc.environment, ...(was ? { since: was.since } : {}), gates: gates.map((g) => ({ gate: g.gate, detail: g.detail })) };
+      await this.write(ctx, doc, next, was ? "project.gateDrift.change" : "project.gateDrift.start", was ? "aigov.project.gateDriftChanged.v1" : "aigov.project.gateDriftStarted.v1", data);
+      if (joined.length) {
+        const env = doc.environment.charAt(0).toUpperCase() + doc.environment.slice(1);
+        await this.notify(
+          doc,
+          `${env} project ${doc.name} is out of its gates: ${joined.map((g) => g.gate).join(", ")}`,
+          `It passed them when it was promoted; now it does not: ${joined.map((g) => `${g.gate}: ${g.detail}`).join("; ")}. Nothing is locked and its keys keep working. ` +
+            `The checklist as it stands: aigov projects gates ${doc.id} --to ${doc.environment} (GET /api/projects/${doc.id}/promotion-gates?to=${doc.environment}).`,
+        );
+      }
+      return was ? "changed" : "started";
+    });
   }
 
   private async sweepOne(tenantId: string, projectId: string, correlationId: string): Promise<{ notified: number; locked: number; suspended: number; resumed: number }> {

@@ -141,6 +141,27 @@ const LastPromotion = z.strictObject({
   failingGates: z.array(z.string()).optional(),
 });
 
+export const GATES = ["ownerAndCostCenter", "contentSafety", "limits", "exemptionsReviewed", "keysRotated", "accessReview"] as const;
+export type GateName = (typeof GATES)[number];
+
+/**
+ * The time-bound gates of its environment a project in it no longer passes (the lifecycle job's record,
+ * docs/project-lifecycle.md "Gate drift"): written when the first fails, changed when the set changes,
+ * removed when none fails. Nothing is locked by it.
+ */
+export const GateDrift = z
+  .strictObject({
+    since: z.iso.datetime().meta({ description: "When the project first fell out of one of these gates (this episode)" }),
+    gates: z.array(
+      z.strictObject({
+        gate: z.enum(GATES),
+        since: z.iso.datetime().meta({ description: "When this gate started failing" }),
+        detail: z.string().meta({ description: "Why, as the gate said when it started failing; GET /api/projects/{id}/promotion-gates?to=<environment> says why now" }),
+      }),
+    ),
+  })
+  .meta({ id: "GateDrift", description: "The time-bound gates (exemptionsReviewed, keysRotated, accessReview) of its environment the project fails now; absent while it passes them" });
+
 export const Project = z
   .strictObject({
     id: ProjectId,
@@ -148,6 +169,7 @@ export const Project = z
     lock: ProjectLock.optional(),
     promotion: PendingPromotion.optional().meta({ description: "A promotion awaiting its approval" }),
     lastPromotion: LastPromotion.optional(),
+    gateDrift: GateDrift.optional(),
     extension: PendingExtension.optional().meta({ description: "A sandbox extension awaiting its approval" }),
     tags: z.record(z.string(), z.string()),
     pillars: z.strictObject({ models: z.boolean(), tools: z.boolean(), agents: z.boolean() }),
@@ -157,9 +179,6 @@ export const Project = z
   })
   .meta({ id: "Project" });
 export type Project = z.output<typeof Project>;
-
-export const GATES = ["ownerAndCostCenter", "contentSafety", "limits", "exemptionsReviewed", "keysRotated", "accessReview"] as const;
-export type GateName = (typeof GATES)[number];
 
 export const PromotionGates = z
   .strictObject({

@@ -48,7 +48,7 @@ export interface KeyHolderHooks {
 }
 
 /** Server-owned fields a PATCH keeps as they are (the lifecycle's: ./lifecycle.ts). */
-const SERVER_OWNED = ["lock", "promotion", "lastPromotion", "extension", "suspendedByLock", "sandboxNotices", "keyHoldersLeft", "leaversPending"] as const;
+const SERVER_OWNED = ["lock", "promotion", "lastPromotion", "gateDrift", "extension", "suspendedByLock", "sandboxNotices", "keyHoldersLeft", "leaversPending"] as const;
 const INTERNAL = ["roleAssignedAt", "suspendedByLock", "sandboxNotices", "keyHoldersLeft", "leaversPending"] as const;
 
 /** `<principal>/<role>`, the principal as tokens carry it (users.ts): one spelling for every way an id was written. */
