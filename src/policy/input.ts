@@ -221,6 +221,7 @@ export const PolicyMcpServer = z
     displayName: FreeText(100).optional(),
     status: z.enum(MODEL_STATUSES).default("active"),
     sunsetDate: z.iso.date().optional(),
+    deprecatedAt: z.iso.date().optional().meta({ description: "When the server was deprecated; sent as the Deprecation header (a toolbox's: the earliest of its deprecated servers')" }),
     source: z.discriminatedUnion("kind", [
       z.strictObject({ kind: z.literal("remote"), url: z.url({ protocol: /^https?$/ }), transport: z.enum(["streamable-http", "sse"]) }),
       z.strictObject({ kind: z.literal("openapi"), baseUrl: z.url({ protocol: /^https?$/ }) }),

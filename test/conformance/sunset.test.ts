@@ -165,6 +165,34 @@ describe("conformance: sunsets at the local gateway", () => {
     expect(served).toEqual([200, 200, 200, 429]);
   });
 
+  it("with a sunset gate, prompt.maxBytes is still judged on the bytes before any body is read as JSON: an oversized body is 413 whatever it holds, and spends nothing", async () => {
+    const p = await g.project("model-sunset-size", { settings: { prompt: { maxBytes: 200 }, requests: { rate: { calls: 3, renewalPeriodSeconds: 60, per: "key" } } } });
+    const old = await g.model(p.id, "gpt-35");
+    await g.model(p.id, "gpt-4o");
+    await g.admin.models.update(p.id, old.id, { status: "deprecated", sunsetDate: gatewayDays(2) }, (await g.admin.models.get(p.id, old.id)).etag);
+    await g.publish("a deprecated model and a prompt size limit");
+    const k = (await g.key(dev, p.id, { name: "caller" })).key;
+    const big = "x".repeat(400);
+    const sent = g.t.backends.requests("gpt-35.mock.localhost").length;
+
+    // Before the sunset too: the gate is compiled as soon as a model has a sunset date.
+    for (let i = 0; i < 4; i++) {
+      // Not JSON, and too large: the size is the answer (the gate must not parse it first).
+      expect(refusal(await g.call(p.id, "/v1/chat/completions", { key: k, body: `{"model":"gpt-4o","messages":[${big}` }))).toEqual({ status: 413, code: "prompt_too_large" });
+      // JSON naming the served model, too large: 413.
+      expect(refusal(await g.chat(p.id, k, "gpt-4o", { extra: { user: big } }))).toEqual({ status: 413, code: "prompt_too_large" });
+    }
+    g.t.clock.advance(3 * DAY);
+    // Past the sunset, a too-large call to the gone model is refused by its size, before the body is read.
+    expect(refusal(await g.chat(p.id, k, "gpt-35", { extra: { user: big } }))).toEqual({ status: 413, code: "prompt_too_large" });
+    expect(refusal(await g.chat(p.id, k, "gpt-35"))).toEqual({ status: 410, code: "model_sunset" });
+    // None of these used the key's three calls a minute.
+    const served = [];
+    for (let i = 0; i < 4; i++) served.push((await g.chat(p.id, k, "gpt-4o")).status);
+    expect(served).toEqual([200, 200, 200, 429]);
+    expect(g.t.backends.requests("gpt-35.mock.localhost")).toHaveLength(sent);
+  });
+
   it("a model past its sunset is refused 410 model_sunset even where it has no backend in an allowed region (it is gone, not misplaced)", async () => {
     const p = await g.project("model-sunset-region", { settings: { regions: { allowed: ["westeurope"] } } });
     const m = await g.model(p.id, "o3");
@@ -251,6 +279,42 @@ describe("conformance: sunsets at the local gateway", () => {
     const afterMcp = await mcpCall(g.names.mcpApiPath(p.id, "items"), k, "tools/call", { name: "getItem", arguments: { id: "a1" } });
     expect([afterMcp.status, afterMcp.json.error?.data?.reason]).toEqual([410, "tool_server_sunset"]);
     expect(restBackend.received.length).toBe(reached);
+  });
+
+  it("a deprecated MCP server records when it was deprecated, and its answers carry Deprecation (RFC 9745) beside Sunset — its MCP API, a toolbox of its tools, a converted server's REST API — as a model's and an agent's do", async () => {
+    const p = await g.project("mcp-deprecation");
+    const remote = await remoteServer(p.id, "remote");
+    const items = await convertedServer(g.admin, p.id, "items", restBackend.url);
+    const date = gatewayDays(30);
+    const deprecation = `@${Date.parse(`${inDays(0)}T00:00:00Z`) / 1000}`;
+    const deprecate = async (id: string) => g.admin.tools.updateServer(p.id, id, { status: "deprecated", sunsetDate: date }, (await g.admin.tools.getServer(p.id, id)).etag);
+    const deprecated = await deprecate(remote.id);
+    expect([deprecated.status, deprecated.sunsetDate, deprecated.deprecatedAt]).toEqual(["deprecated", date, inDays(0)]);
+    expect((await deprecate(items.id)).deprecatedAt).toBe(inDays(0));
+    // Blocked and deprecated again, it was still deprecated on that day; a new sunset date does not move it either.
+    await g.admin.tools.updateServer(p.id, remote.id, { status: "blocked" }, (await g.admin.tools.getServer(p.id, remote.id)).etag);
+    expect((await g.admin.tools.getServer(p.id, remote.id)).deprecatedAt).toBe(inDays(0));
+    expect((await deprecate(remote.id)).deprecatedAt).toBe(inDays(0));
+    expect((await g.admin.tools.updateServer(p.id, remote.id, { sunsetDate: gatewayDays(31) }, (await g.admin.tools.getServer(p.id, remote.id)).etag)).deprecatedAt).toBe(inDays(0));
+    await g.admin.tools.updateServer(p.id, remote.id, { sunsetDate: date }, (await g.admin.tools.getServer(p.id, remote.id)).etag);
+    // A server registered deprecated records the day too.
+    const born = await g.admin.tools.createServer(p.id, { name: "born", source: { kind: "remote", url: mcpUpstream.url }, status: "deprecated", sunsetDate: date });
+    expect(born.deprecatedAt).toBe(inDays(0));
+    const box = await g.admin.toolboxes.create(p.id, { name: "remote-box", tools: [{ server: "remote", tool: "get_weather" }] });
+    await g.publish("deprecated servers");
+    const k = (await g.key(dev, p.id, { name: "caller", scopes: { tools: [remote.id, items.id, box.id] } })).key;
+    const headers = (a: { status: number; headers: Headers }) => [a.status, a.headers.get("sunset"), a.headers.get("deprecation")];
+
+    expect(headers(await mcpCall(g.names.mcpApiPath(p.id, "remote"), k))).toEqual([200, imf(date), deprecation]);
+    expect(headers(await mcpCall(g.names.toolboxApiPath(p.id, "remote-box"), k))).toEqual([200, imf(date), deprecation]);
+    expect(headers(await fetch(`${g.t.gateway.url}/${g.names.restApiPath(p.id, "items")}/items/a1`, { headers: { "api-key": k } }))).toEqual([200, imf(date), deprecation]);
+    expect(headers(await mcpCall(g.names.mcpApiPath(p.id, "items"), k, "tools/call", { name: "getItem", arguments: { id: "a1" } }))).toEqual([200, imf(date), deprecation]);
+
+    // Active again: no deprecation date kept, and after a publish neither header.
+    const active = await g.admin.tools.updateServer(p.id, remote.id, { status: "active", sunsetDate: null }, (await g.admin.tools.getServer(p.id, remote.id)).etag);
+    expect([active.status, active.deprecatedAt]).toEqual(["active", undefined]);
+    await g.publish("active again");
+    expect(headers(await mcpCall(g.names.mcpApiPath(p.id, "remote"), k))).toEqual([200, null, null]);
   });
 
   it("an MCP server's sunset date of today or earlier is refused when it is set (registering or deprecating it)", async () => {

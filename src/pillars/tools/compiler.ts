@@ -26,6 +26,7 @@ function serverInput(s: ServerDoc, vaultUri: string | undefined): ServerInput {
     ...(s.displayName ? { displayName: s.displayName } : {}),
     status: s.status,
     ...(s.sunsetDate ? { sunsetDate: s.sunsetDate } : {}),
+    ...(s.status === "deprecated" && s.deprecatedAt ? { deprecatedAt: s.deprecatedAt } : {}),
     source: s.source.kind === "remote" ? { kind: "remote", url: s.source.url, transport: s.source.transport } : { kind: "openapi", baseUrl: s.source.baseUrl },
     // OAuth client credentials are used by discovery only: the gateway does not fetch tokens (docs/tools.md).
     auth:

@@ -94,7 +94,7 @@ export const McpServerSpec = z
     source: ServerSource,
     auth: UpstreamAuthSpec.default({ type: "none" }),
     status: z.enum(["active", "deprecated", "blocked"]).default("active"),
-    sunsetDate: z.iso.date().optional().meta({ description: "Required when deprecated: a date after today (UTC). The gateway answers with `Sunset` until then and refuses the server's calls, and its toolboxes', from 00:00 UTC of that date on (410 `tool_server_sunset` / `toolbox_sunset`)" }),
+    sunsetDate: z.iso.date().optional().meta({ description: "Required when deprecated: a date after today (UTC). The gateway answers with `Sunset` and `Deprecation` until then and refuses the server's calls, and its toolboxes', from 00:00 UTC of that date on (410 `tool_server_sunset` / `toolbox_sunset`)" }),
     dataClasses: z.array(DataClass).max(20).default([]),
     limits: ToolsLimits.default({}),
     discovery: z
@@ -153,6 +153,10 @@ export const McpServer = z
       z.strictObject({ kind: z.literal("openapi"), baseUrl: z.string(), documentUrl: z.string().optional(), include: z.array(z.string()).optional() }),
     ]),
     auth: UpstreamAuth,
+    deprecatedAt: z.iso
+      .date()
+      .optional()
+      .meta({ description: "When the server was deprecated (server-set, UTC date; kept while it is blocked, dropped when it is active again); its gateway answers, and its toolboxes', carry it as the Deprecation header (RFC 9745)" }),
     discoveryState: DiscoveryState,
     ...serverFields,
   })

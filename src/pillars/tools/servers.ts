@@ -83,6 +83,8 @@ export class ServerRegistry {
     } else storedSource = source;
     const doc: ServerDoc = {
       ...fields,
+      // Registered deprecated: deprecated today (server-set, as a model's and an agent's).
+      ...(spec.status === "deprecated" ? { deprecatedAt: now.slice(0, 10) } : {}),
       source: storedSource,
       auth,
       discoveryState: { status: "never" },
@@ -167,6 +169,14 @@ export class ServerRegistry {
     }
     if (next.status === "deprecated" && !next.sunsetDate) fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: "body.sunsetDate", message: "is required when status is deprecated" }] });
     this.checkSunset(next, current);
+    // When it was deprecated (the Deprecation header, RFC 9745): set the day it becomes deprecated, kept
+    // while it stays deprecated or is blocked (deprecated again, it was deprecated then), dropped when it is
+    // active again. Server-set: the patch cannot name it. (A server deprecated before the date was recorded
+    // gets none by a later write: the day of that write is not the day it was deprecated.)
+    const becomes = next.status === "deprecated" && current.status !== "deprecated";
+    const deprecatedAt = next.status === "active" ? undefined : (current.deprecatedAt ?? (becomes ? this.clock.now().toISOString().slice(0, 10) : undefined));
+    if (deprecatedAt) next.deprecatedAt = deprecatedAt;
+    else delete next.deprecatedAt;
     const extraOps: BatchOp[] = [];
     if (patch.source) {
       if (patch.source.kind !== current.source.kind) fail({ kind: "validation", detail: "a server's source kind cannot change", errors: [{ field: "body.source.kind", message: `stays ${current.source.kind}` }] });

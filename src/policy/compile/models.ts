@@ -121,7 +121,8 @@ function dataClassCheck(c: Collector, eff: EffectiveSettings, pid: string, model
  * and before the region rule: a model that is gone is gone, wherever its backends are. It reads the
  * requested model as the resolve fragment does (path, else body; a body that is not a JSON object is
  * the client's 400, bracketed as there) and looks it up in a literal list of the deprecated models'
- * names. Nothing when no routable model has a sunset date.
+ * names. It comes after `prompt.maxBytes` (project.ts), which judges the body on its bytes: a body over
+ * the limit is never parsed. Nothing when no routable model has a sunset date.
  */
 export function sunsetGate(routable: RoutableModel[], pid: string): XNode[] {
   const sunsetting = routable.flatMap((r) => (r.model.status === "deprecated" && r.model.sunsetDate ? [{ model: r.model, sunsetDate: r.model.sunsetDate }] : []));

@@ -83,6 +83,12 @@ export function compileProject(c: Collector, project: PolicyProject) {
   s.inbound.push(...unknownTierGuard(pid, applied));
   // The tiers of this project's own keys: only theirs can relax this project's per-key limits (exemptions).
   const offered = new Set(project.keyTiers);
+  // The size of the body the caller sent, on its bytes: before anything reads the body as JSON (the sunset
+  // gate, the models' routing — whose rewrite of an OpenAI-style request, the governed deployment set in
+  // `model`, re-serializes the body, indented), so a body over the limit is never parsed and its answer is
+  // 413 whatever it holds. It calls no paid service: like the header rules and the tier guard it is judged
+  // before the request rate.
+  s.inbound.push(...promptSize(c, eff, pid));
   // Every request counts against the request rate, a cache hit too (a key's requestsPerMinute is the calls
   // it may make), and before content safety and the cache lookup: a limited caller cannot make the gateway
   // call those paid services without bound. (The docs' rate limit right after the lookup would count only
@@ -90,9 +96,6 @@ export function compileProject(c: Collector, project: PolicyProject) {
   // Except a call to a model past its sunset: refused first, it spends nothing (models.ts sunsetGate).
   s.inbound.push(...sunsetGate(routable, pid));
   s.inbound.push(...requestRate(c, eff, pid, applied, offered));
-  // The size of the body the caller sent: before the models' routing, whose rewrite of an OpenAI-style
-  // request (the governed deployment set in `model`) re-serializes the body, indented.
-  s.inbound.push(...promptSize(c, eff, pid));
 
   // The semantic cache's store: written in outbound by responseHeaders, after what is deleted from answers.
   let store: XNode | undefined;

@@ -20,7 +20,8 @@
  * callable until approved again), or that a toolbox does not hold; then counts per-key, per-tool rate
  * limits and authenticates to the upstream (a Key Vault-backed header or the gateway's managed
  * identity). Lists of tool names are set-variable literals (data): tool names never enter an expression.
- * A deprecated server's APIs (MCP and REST) answer with `Sunset` and, from that instant on by the
+ * A deprecated server's APIs (MCP and REST) answer with `Sunset` and `Deprecation` (when it was
+ * deprecated: RFC 9745) and, from the sunset instant on by the
  * gateway's clock, refuse every call (410 `tool_server_sunset`); a toolbox does the same from the earliest
  * sunset of its servers (410 `toolbox_sunset`).
  *
@@ -198,6 +199,8 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
     const gone = why(`deprecated; sunset ${sunset}: refused from then on`);
     inbound.push(when(X.sunsetPassed(sunset), [jsonRpcRefusal(parts.kind === "toolbox" ? "toolbox_sunset" : "tool_server_sunset", gone)], gone));
   }
+  const deprecated = deprecatedAtOf(parts.servers);
+  if (deprecated) inbound.push(deprecationVariable(deprecated, why(`deprecated on ${deprecated}`)));
   // Fail closed: only keys of a tier that grants this API get further (others are not linked, but a
   // product policy and an API policy can come from different revisions for a moment).
   const tierIds = parts.tiers.map((t) => t.tier.id).sort(byCodePoint);
@@ -295,8 +298,10 @@ function mcpPolicy(c: Collector, project: PolicyProject, apiId: string, parts: M
     const w = why("the server's session id, sealed for the caller's key");
     outbound.push(when(X.MCP_RESPONSE_SESSION, [el("set-header", { name: "Mcp-Session-Id", "exists-action": "override" }, [textEl("value", X.MCP_SESSION_SEALED)], w)], w));
   }
-  // Deprecated servers' answers carry their Sunset, remote or converted (a toolbox: the earliest of its servers').
+  // Deprecated servers' answers carry their Sunset and Deprecation, remote or converted (a toolbox: the
+  // earliest of its servers').
   if (sunset) outbound.push(sunsetHeader(sunset, why(`deprecated; sunset ${sunset}`)));
+  if (deprecated) outbound.push(deprecationHeader(why(`deprecated on ${deprecated}`)));
   const doc = el(
     "policies",
     undefined,
@@ -328,6 +333,26 @@ const sunsetOf = (servers: PolicyMcpServer[]): string | undefined =>
     .at(0);
 
 const sunsetHeader = (date: string, why: Why): XNode => el("set-header", { name: "Sunset", "exists-action": "override" }, [textEl("value", new Date(`${date}T00:00:00Z`).toUTCString())], why);
+
+/**
+ * When the deprecated servers among `servers` were deprecated, the earliest (RFC 9745 `Deprecation`): a
+ * toolbox is deprecated from the day its first server was, as its Sunset is the earliest of theirs. Only
+ * servers with a sunset date count, as for the Sunset header.
+ */
+const deprecatedAtOf = (servers: PolicyMcpServer[]): string | undefined =>
+  servers
+    .flatMap((s) => (s.status === "deprecated" && s.sunsetDate && s.deprecatedAt ? [s.deprecatedAt] : []))
+    .sort(byCodePoint)
+    .at(0);
+
+/**
+ * The Deprecation header's value is `@<unix seconds>`: a literal starting with `@` would be a policy
+ * expression, so inbound sets the digits in a variable and outbound writes them with X.DEPRECATION (as a
+ * model's and an agent's). The variable is set unconditionally in inbound: every answer that reaches
+ * outbound passed it.
+ */
+const deprecationVariable = (isoDate: string, why: Why): XNode => el("set-variable", { name: VAR.deprecation, value: String(Date.parse(`${isoDate}T00:00:00Z`) / 1000) }, undefined, why);
+const deprecationHeader = (why: Why): XNode => el("set-header", { name: "Deprecation", "exists-action": "override" }, [textEl("value", X.DEPRECATION)], why);
 
 function upstreamNamedValue(c: Collector, auth: Extract<PolicyMcpServer["auth"], { type: "header" }>): string {
   const nv = c.n.namedValue(auth.namedValueId);
@@ -451,6 +476,8 @@ function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer &
     const gone: Why = { ...why, note: `deprecated; sunset ${sunset}: refused from then on` };
     inbound.push(when(X.sunsetPassed(sunset), [jsonResponse(410, "Gone", JSON_ERROR("tool_server_sunset", X.MCP_REFUSALS.tool_server_sunset), gone)], gone));
   }
+  const deprecated = deprecatedAtOf([server]);
+  if (deprecated) inbound.push(deprecationVariable(deprecated, { ...why, note: `deprecated on ${deprecated}` }));
   const tiers = tiersReaching(c, project, (g) => restReach(project, server, g));
   const notInScope = (w: Why) => forbidden("tool_not_in_scope", X.MCP_REFUSALS.tool_not_in_scope, w);
   const tierIds = tiers.map((t) => t.tier.id).sort(byCodePoint);
@@ -510,7 +537,7 @@ function restApi(c: Collector, project: PolicyProject, server: PolicyMcpServer &
   else if (server.auth.type === "managedIdentity") inbound.push(el("authentication-managed-identity", { resource: server.auth.audience, ...(server.auth.clientId ? { "client-id": server.auth.clientId } : {}) }, undefined, why));
   c.addPolicy(
     { type: "api", apiId: api.id },
-    el("policies", undefined, [el("inbound", undefined, inbound, STRUCTURE), el("backend", undefined, [el("base")], STRUCTURE), el("outbound", undefined, [el("base"), ...(sunset ? [sunsetHeader(sunset, { ...why, note: `deprecated; sunset ${sunset}` })] : [])], STRUCTURE), el("on-error", undefined, [el("base"), when(X.BODY_UNREADABLE, [unreadable], override)], STRUCTURE)], STRUCTURE),
+    el("policies", undefined, [el("inbound", undefined, inbound, STRUCTURE), el("backend", undefined, [el("base")], STRUCTURE), el("outbound", undefined, [el("base"), ...(sunset ? [sunsetHeader(sunset, { ...why, note: `deprecated; sunset ${sunset}` })] : []), ...(deprecated ? [deprecationHeader({ ...why, note: `deprecated on ${deprecated}` })] : [])], STRUCTURE), el("on-error", undefined, [el("base"), when(X.BODY_UNREADABLE, [unreadable], override)], STRUCTURE)], STRUCTURE),
     [],
   );
   return api;
