@@ -46,6 +46,7 @@ export const REASONS = {
   // ---- publishing ----
   revision_not_published: { status: 409, meaning: "a rollback names a revision that was never published (pending, failed, superseded): only a published revision can be restored" },
   revision_not_restorable: { status: 409, meaning: "a rollback names a revision stored without the registry it was compiled from: it cannot be compiled again with the keys and exemptions in force now" },
+  revision_needs_service: { status: 409, meaning: "a rollback names a revision that switches on content safety or the semantic cache (at the tenant, a project or a model) whose tenant service (`services.contentSafety`, `services.embeddings`) has been removed since, or content safety where the restored `regions.allowed` excludes `services.contentSafety.region`: configure the service (or its region) again, or publish instead" },
   gateway_state_raced: { status: 409, meaning: "internal: another publish changed the gateway state while this one was recorded; retried by the service, seen only when the retries run out (retry)" },
   revision_number_taken: { status: 409, meaning: "internal: another publish took the next revision number first; the service recomputes against the new state (never returned)" },
   // ---- exemptions ----

@@ -793,10 +793,10 @@ for (const h of entityHarnesses) {
       expect(read["product:gold"]).toMatchObject({ apis: ["proj-y"] });
     });
 
-    it("deletes in reverse: subscriptions, policies, products, APIs", async () => {
+    it("deletes in reverse: subscriptions, products, APIs; a policy with its product or API, never before it", async () => {
       const first = await ctx.publisher.publish(ENTITIES, {});
       const out = await ctx.publisher.publish([], first.hashes);
-      expect(out.deleted).toEqual([...ENTITY_ORDER].reverse());
+      expect(out.deleted).toEqual(["subscription:vk2", "subscription:vk1", "product:gold", "policy:product/gold", "api:proj-x", "policy:api/proj-x"]);
       expect(Object.values(await ctx.publisher.read(ENTITY_ORDER))).toEqual(ENTITY_ORDER.map(() => undefined));
     });
 
@@ -931,7 +931,7 @@ describe("ArmGatewayPublisher on the wire: APIs, products, subscriptions", () =>
     ]);
   });
 
-  it("deletes: subscriptions, policies, product, API, each with the ETag just read", async () => {
+  it("deletes: subscriptions, product, API, each with the ETag just read; their policies go with them (no request)", async () => {
     const first = await publisher.publish(ENTITIES, {});
     const etags = Object.fromEntries([...fake.state].map(([k, v]) => [k, v.etag]));
     fake.requests.length = 0;
@@ -939,8 +939,6 @@ describe("ArmGatewayPublisher on the wire: APIs, products, subscriptions", () =>
     expect(calls().filter((c) => c.startsWith("DELETE"))).toEqual([
       `DELETE subscriptions/vk2 If-Match:${etags["subscriptions/vk2"]} → 200`,
       `DELETE subscriptions/vk1 If-Match:${etags["subscriptions/vk1"]} → 200`,
-      `DELETE products/gold/policies/policy If-Match:${etags["products/gold/policies/policy"]} → 200`,
-      `DELETE apis/proj-x/policies/policy If-Match:${etags["apis/proj-x/policies/policy"]} → 200`,
       `DELETE products/gold If-Match:${etags["products/gold"]} → 200`,
       `DELETE apis/proj-x If-Match:${etags["apis/proj-x"]} → 200`,
     ]);

@@ -36,7 +36,8 @@ export type Locator =
  * APIs' operations, which must exist first), products (they link APIs), policies (APIM refuses a policy
  * whose API or product does not exist), subscriptions (a key starts to work only once the policies that
  * limit it are in place). Deletes run in reverse: an MCP API (and its tools) goes before the operations
- * they name.
+ * they name; but a policy whose API or product is deleted too goes with its owner, never before it
+ * (ownerOf).
  *
  * A product's write removes the API links it no longer has at once, but the links it gains are its deferred
  * work (after every write and delete): a link is what lets the product's keys reach an API, and the API's
@@ -215,6 +216,22 @@ export function planPublish(desired: GatewayArtifact[], previous: Record<Artifac
   return { writes: candidates.map(({ ref, loc, artifact, hash }) => ({ ref, loc, artifact, hash })), unchanged, deletes, hashes };
 }
 
+/**
+ * OwnedPolicies: the API (for an API's or an operation's policy) or product whose delete takes a policy
+ * with it. APIM deletes an entity's policies with the entity (the file publisher does the same), so a
+ * publish that removes both never deletes the policy first: between the two deletes (a step's end, a
+ * failure, APIM refusing to delete a product that still has subscriptions) the API or product would stand
+ * with no policy, its keys reaching the API — and its serviceUrl — ungoverned. Deleted with its owner, the
+ * policy governs for as long as the owner stands.
+ */
+function ownerOf(loc: Locator): ArtifactRef | undefined {
+  if (loc.kind !== "policy") return undefined;
+  const s = loc.scope;
+  if (s.type === "api" || s.type === "operation") return `api:${s.apiId}`;
+  if (s.type === "product") return `product:${s.productId}`;
+  return undefined;
+}
+
 /** What the gateway holds for one entity right now. */
 export interface Current extends Subtype {
   /** The entity's ETag (the file publisher has none). */
@@ -335,14 +352,28 @@ export async function runPublish(io: PublishIo, desired: GatewayArtifact[], prev
       }
     });
     found.sort((a, b) => b.rank - a.rank || b.index - a.index);
+    // A policy whose API or product goes too leaves with it, never before it (OwnedPolicies).
+    const going = new Set(found.map((d) => d.ref));
+    const owned = new Map<ArtifactRef, typeof found>();
+    const order: typeof found = [];
     for (const d of found) {
+      const owner = ownerOf(d.loc);
+      if (owner && going.has(owner)) owned.set(owner, [...(owned.get(owner) ?? []), d]);
+      else order.push(d);
+    }
+    for (const d of order) {
       at = d.ref;
       // Already gone: nothing to send, but it has left the gateway all the same.
       if (d.cur) await io.remove(d.ref, d.loc, d.cur);
-      deleted.push(d.ref);
-      delete hashes[d.ref];
-      done++;
-      progress++;
+      for (const p of [d, ...(owned.get(d.ref) ?? [])]) {
+        at = p.ref;
+        // The owner's delete took its policies (as APIM's does); one still found without its owner goes alone.
+        if (p !== d && p.cur && !d.cur) await io.remove(p.ref, p.loc, p.cur);
+        deleted.push(p.ref);
+        delete hashes[p.ref];
+        done++;
+        progress++;
+      }
       const stop = paused();
       if (stop) return stop;
     }

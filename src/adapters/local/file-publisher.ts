@@ -95,9 +95,10 @@ export class FilePublisher implements GatewayPublisher {
         const base = this.pathOf(loc);
         await rm(`${base}.json`, { force: true });
         await rm(`${base}.xml`, { force: true });
-        // As in APIM: an API takes its operations, schemas and tools with it, a product its API links.
-        if (loc.kind === "api") for (const d of ["operations", "schemas", "tools"]) await rm(join(base, d), { recursive: true, force: true });
-        if (loc.kind === "product") await rm(join(base, "apis"), { recursive: true, force: true });
+        // As in APIM: an API takes its operations, schemas, tools and policies with it, a product its API
+        // links and its policy (runPublish deletes such a policy with its owner, never before: plan.ts).
+        if (loc.kind === "api") for (const d of ["operations", "schemas", "tools", "policies"]) await rm(join(base, d), { recursive: true, force: true });
+        if (loc.kind === "product") for (const d of ["apis", "policies"]) await rm(join(base, d), { recursive: true, force: true });
         await this.pruneEmptyDirs(loc.kind === "api" || loc.kind === "product" ? base : dirname(base));
       },
     };

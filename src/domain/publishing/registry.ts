@@ -1,6 +1,8 @@
 import { canonicalJson } from "../../util/canonical-json.js";
 import { sha256 } from "../audit/chain.js";
 import { heldToLiveTenant } from "../../policy/floors.js";
+import { mergeSettings } from "../../policy/settings.js";
+import { contentSafetyRegionGap } from "../policy/tenant-settings.js";
 import type { CompilerInputIn } from "../../policy/index.js";
 
 export type ProjectInput = CompilerInputIn["projects"][number];
@@ -101,7 +103,58 @@ export function restorable(target: RegistrySnapshot, live: RegistrySnapshot): Re
   // The tenant's services are the live ones, never the target's: a floor switched on since (content
   // safety) needs its service to compile, and a service endpoint removed or replaced since was withdrawn
   // the way a model's provider keys are (the gateway would call a resource the tenant no longer trusts).
-  // A target-only control whose service is gone since fails to compile, which isolates its projects to
-  // what the gateway holds now: refusing beats calling a withdrawn endpoint.
+  // A target-only control whose service is gone since would not compile: the rollback refuses it
+  // (servicesUnfit) — refusing beats calling a withdrawn endpoint, and beats a "rollback" whose
+  // projects are all kept as the gateway holds them.
   return { ...target, settings: heldToLiveTenant(target.settings, live.settings), services: live.services, projects };
+}
+
+/**
+ * What a registry needs of the tenant's services that they cannot give (ServicesUnfit): a control switched on
+ * (at the tenant, a project or a model, where the models pillar is on) whose service is not configured —
+ * content safety without `services.contentSafety`, the semantic cache without `services.embeddings` — and
+ * content safety on in a scope whose `regions.allowed` excludes the content-safety service's region (every
+ * prompt there would be screened outside the regions it allows). Settings writes refuse both states
+ * (requireServices, refuseRegionGap), so only a rollback meets them: the target's settings, held to the live
+ * tenant's floors, with the live services — a service removed or moved since, or a region rule narrowed
+ * since content safety was switched off. Compiled, a missing service isolates every project it reaches (the
+ * rollback restores nothing, or only part, while answering as if it had), and a region gap sends prompts
+ * out of the tenant's regions; the rollback refuses instead (revision_needs_service).
+ */
+export function servicesUnfit(reg: RegistrySnapshot): string[] {
+  const services = reg.services ?? {};
+  const needs = [
+    { on: (eff: ReturnType<typeof mergeSettings>) => eff.contentSafety !== undefined, missing: !services.contentSafety, what: "content safety", service: "services.contentSafety" },
+    { on: (eff: ReturnType<typeof mergeSettings>) => eff.semanticCache !== undefined, missing: !services.embeddings, what: "the semantic cache", service: "services.embeddings" },
+  ].filter((n) => n.missing);
+  const out: string[] = [];
+  const merged = (layers: unknown[]) => mergeSettings(...(layers as Parameters<typeof mergeSettings>));
+  const served = reg.projects.filter((p) => p.pillars?.models !== false);
+  for (const n of needs) {
+    // Reported at the widest scope that switches it on: the tenant's settings reach every project.
+    if (served.length && n.on(merged([reg.settings]))) {
+      out.push(`${n.what} is on in the tenant's settings, and ${n.service} is not configured`);
+      continue;
+    }
+    for (const p of served) {
+      if (n.on(merged([reg.settings, p.settings]))) out.push(`${n.what} is on in project ${p.name}, and ${n.service} is not configured`);
+      else for (const m of p.models ?? []) if (n.on(merged([reg.settings, p.settings, m.settings]))) out.push(`${n.what} is on for model ${m.name} of project ${p.name}, and ${n.service} is not configured`);
+    }
+  }
+  if (services.contentSafety) {
+    const t = { settings: reg.settings ?? {}, services } as Parameters<typeof contentSafetyRegionGap>[0];
+    const tenantGap = served.length ? contentSafetyRegionGap(t, undefined) : undefined;
+    if (tenantGap) out.push(`in the tenant's settings, ${tenantGap}`);
+    else {
+      for (const p of served) {
+        const gap = contentSafetyRegionGap(t, p.settings);
+        if (gap) out.push(`in project ${p.name}, ${gap}`);
+        else for (const m of p.models ?? []) {
+          const mg = contentSafetyRegionGap(t, p.settings, m.settings);
+          if (mg) out.push(`for model ${m.name} of project ${p.name}, ${mg}`);
+        }
+      }
+    }
+  }
+  return out;
 }

@@ -1,5 +1,5 @@
 import type { CompiledTenant, IsolatedProject } from "../policy/preview.js";
-import { restorable, stagedBetween, type RegistrySnapshot } from "./registry.js";
+import { restorable, servicesUnfit, stagedBetween, type RegistrySnapshot } from "./registry.js";
 import type { Clock } from "../../ports/clock.js";
 import { artifactHash, artifactRef, type ArtifactRef, type GatewayArtifact } from "../../ports/gateway.js";
 import { unversioned, type BatchOp, type Store } from "../../ports/store.js";
@@ -196,6 +196,18 @@ export class PublishService {
     // to the target's own entry: that would fail the same way and leave the project out (deleted).
     // Nor what was withdrawn for good since: a project or model deleted, an agent retired, blocked or disabled.
     const registry = restorable(snapshot, await this.compiler.registry(tenantId));
+    // The services are the live ones: a control the target switches on whose service is gone since would
+    // isolate every project it reaches (kept as the gateway holds it), so the rollback would restore none of
+    // it while answering as if it had; content safety under a region rule that excludes its service would
+    // screen prompts outside the tenant's regions. Refused instead, naming what does not fit (servicesUnfit).
+    const unfit = servicesUnfit(registry);
+    if (unfit.length) {
+      fail({
+        kind: "conflict",
+        detail: `revision ${target.number} cannot be restored with the tenant's services as they are now: ${unfit.join("; ")}. Configure the service (or its region) in the tenant settings, or publish the configuration you want instead`,
+        reason: "revision_needs_service",
+      });
+    }
     return this.onLatest(tenantId, "the gateway's revisions kept changing while this rollback compiled; retry", async (state) => {
       const compiled = await this.compiler.compileRegistry(registry, await this.registries.of(tenantId, state.published?.revisionId));
       const result = await this.propose(ctx, compiled.result.artifacts, {
