@@ -28,7 +28,7 @@ import type { SecretStore } from "../ports/secrets.js";
 import { systemClock as realClock, type Clock } from "../ports/clock.js";
 import { mapLimit } from "../util/map-limit.js";
 import type { EventPublisher } from "../ports/events.js";
-import type { Store } from "../ports/store.js";
+import type { BatchOp, Partition, Store } from "../ports/store.js";
 
 export interface Services {
   config: Config;
@@ -73,11 +73,32 @@ export interface ServiceOverrides {
   pillarSeams?: Record<string, unknown>;
   /** The channel to people, read on every delivery (e.g. Azure's, which has none). */
   notifier?: Notifier;
+  /**
+   * Called before every batch the services write, read on every batch: a test forces an interleaving (another
+   * request's write lands just before this one) deterministically, instead of by timing. The change writer
+   * commits one batch at a time per partition: a hook that waits for an audited write to the same partition waits forever.
+   */
+  beforeBatch?: (partition: Partition, ops: readonly BatchOp[]) => Promise<void>;
 }
 const OVERRIDES = Symbol.for("aigov.serviceOverrides");
 const overridesNow = (): ServiceOverrides => ((globalThis as Record<symbol, unknown>)[OVERRIDES] as ServiceOverrides | undefined) ?? {};
 export function overrideServices(o: ServiceOverrides): void {
   (globalThis as Record<symbol, unknown>)[OVERRIDES] = o;
+}
+/** The store the services use: `store`, with the test seam ServiceOverrides.beforeBatch looked up on every batch. */
+function withBatchSeam(store: Store): Store {
+  return {
+    read: (partition, id) => store.read(partition, id),
+    batch: async (partition, ops) => {
+      const hook = overridesNow().beforeBatch;
+      if (hook) await hook(partition, ops);
+      return store.batch(partition, ops);
+    },
+    queryPage: (partition, spec) => store.queryPage(partition, spec),
+    queryAcrossPartitions: (spec) => store.queryAcrossPartitions(spec),
+    delete: (partition, id, ifMatch) => store.delete(partition, id, ifMatch),
+    ping: () => store.ping(),
+  };
 }
 /** The clock every service gets: the real one unless a test overrides it (ServiceOverrides.clock). */
 const systemClock: Clock = { now: () => (overridesNow().clock ?? realClock).now() };
@@ -245,7 +266,7 @@ export async function buildServices(config: Config): Promise<Services> {
   ]);
   // No I/O here: the database and container are provisioned by infra (Azure) or by the local host.
   const clock = systemClock;
-  const store = await connectCosmos(config.cosmos, { createIfMissing: false });
+  const store = withBatchSeam(await connectCosmos(config.cosmos, { createIfMissing: false }));
   const changes = new ChangeWriter(store, clock);
   // What an operator granted each tenant at its gateway: the user-assigned identities its credentials may
   // name, and the Azure AI resources the gateway's own identity may call for it (policy/identity.ts).
@@ -280,7 +301,7 @@ export async function buildServices(config: Config): Promise<Services> {
   const pillarInputs = [...pillarRuntimes.values()].flatMap((r) => (r.compilerInput ? [r.compilerInput.bind(r)] : []));
 
   // Readers: what the gateways and the compiler input read, before the services that write it.
-  const keyDocuments = new KeyDocuments(store, changes);
+  const keyDocuments = new KeyDocuments(store, changes, clock);
   projects.countDependentsWith("keys", (tenantId, projectId) => keyDocuments.countHeld(tenantId, projectId));
   const keySecrets = new KeySecrets(store, secrets);
   const exemptionDocuments = new ExemptionDocuments(store, changes);

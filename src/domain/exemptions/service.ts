@@ -30,6 +30,11 @@ export interface KeyLookup {
   exists(tenantId: string, projectId: string, keyId: string): Promise<boolean>;
   /** Room for the key's exemption tier among its project's key tiers (ADR 008): 409 key_profiles_exhausted otherwise. */
   roomForExemption?(tenantId: string, projectId: string, keyId: string): Promise<void>;
+  /**
+   * Counts the key's place again and reserves it under its project's guard on key tiers, before the request is
+   * written (ADR 008): a key profile made at the same moment is counted with it, or it with the profile.
+   */
+  reserveExemptionPlace?(tenantId: string, projectId: string, keyId: string): Promise<void>;
   /** The key's own per-key limits (its profile's): what binds it besides the project's per-key limits. */
   limitsOf?(tenantId: string, projectId: string, keyId: string): Promise<KeyOwnLimits | undefined>;
 }
@@ -470,7 +475,9 @@ export class ExemptionService {
   /**
    * Writes a request. A key-scope one is counted again under the tenant's guard and written in one batch
    * with the guard's conditional write: two requests made at the same moment cannot both take the last
-   * place (the second's write fails on the guard, and it is counted again with the first).
+   * place (the second's write fails on the guard, and it is counted again with the first). Its place among
+   * its project's key tiers is reserved first under that project's guard, which every key write that may add
+   * a profile takes as well: a key profile made at the same moment cannot take it too.
    */
   private async record(ctx: RequestContext, doc: ExemptionDoc): Promise<Exemption> {
     const change = { action: "exemption.request", event: "aigov.exemption.requested.v1" };
@@ -479,6 +486,9 @@ export class ExemptionService {
     for (let attempt = 1; ; attempt++) {
       const guard = await this.docs.keyExemptionGuard(ctx.principal.tenantId);
       await this.keyPlace(ctx.principal.tenantId, scope);
+      // The place among the project's key tiers is taken under the project's guard, which key writes that add a
+      // profile take too (the exemption's own batch is in the tenant partition: it cannot hold that guard).
+      await this.keys?.reserveExemptionPlace?.(ctx.principal.tenantId, scope.projectId, scope.keyId);
       try {
         return await this.docs.create(ctx, doc, change, guard);
       } catch (err) {

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import type { Partition, Store, StoredDoc, Versioned } from "../../ports/store.js";
+import { systemClock, type Clock } from "../../ports/clock.js";
+import type { BatchOp, Partition, Store, StoredDoc, Versioned } from "../../ports/store.js";
 import type { ChangeWriter } from "../changes.js";
 import type { RequestContext } from "../common.js";
 import { MAX_PROJECT_KEY_TIERS } from "../../policy/input.js";
@@ -137,6 +138,37 @@ interface SharedInDoc extends StoredDoc {
   keyId: string;
   status: "active" | "revoked";
 }
+
+/**
+ * The guard on a project's key tiers (ADR 008; in the project partition): every write that may add a key
+ * profile (a key created with a profile, new scopes or limits, a share made) takes it in the same batch, with
+ * a conditional write, after it has read it and counted the places; and a key exemption request reserves its
+ * key's place in it (`exemptionPlaces`) before its exemption is written (in the tenant partition: no batch
+ * holds both). So of two writers taking the last place at the same moment, the second's write fails on the
+ * guard and it is counted again with the first: never both on one place.
+ */
+interface KeyTierGuardDoc extends StoredDoc {
+  docType: "keyTierGuard";
+  /** How many writes took the guard. */
+  seq: number;
+  /** Key id → until when a key exemption's request holds its place here (by then its exemption is written, and counted as open). */
+  exemptionPlaces?: Record<string, string>;
+}
+const KEY_TIER_GUARD = "keyTierGuard";
+/** How long a key exemption request's reservation holds a place (its exemption is written right after it; a crash in between frees it then). */
+export const EXEMPTION_PLACE_RESERVATION_MS = 10 * 60 * 1000;
+/** How often a write that may add a key profile is tried when another such write took the guard first. */
+const TIER_GUARD_ATTEMPTS = 20;
+
+/** A conditional write of the project's guard on key tiers, for the batch of a write that may add a key profile. */
+export interface TierGuard {
+  op: BatchOp;
+}
+
+/** The write lost its project's guard on key tiers to another writer (counted again by the caller). */
+const TIER_GUARD_LOST = "another change of the project's key tiers was written meanwhile; try again";
+const tierGuardLost = (): DomainError => ({ kind: "conflict", detail: TIER_GUARD_LOST, reason: "changed_meanwhile" });
+export const lostTierGuard = (err: unknown): boolean => err instanceof AppError && err.error.kind === "conflict" && err.error.detail === TIER_GUARD_LOST;
 
 export const keyPath = (projectId: string, id: string) => `/projects/${projectId}/keys/${id}`;
 const KEY_ID = /^key_[0-9a-z]{20}$/;
@@ -387,6 +419,7 @@ export class KeyDocuments implements KeyDocReader {
   constructor(
     private readonly store: Store,
     private readonly changes: ChangeWriter,
+    private readonly clock: Clock = systemClock,
   ) {
     this.keys = new Collection<KeyDoc, Key>(store, changes, { docType: "virtualKey", path: (d) => keyPath(d.scopeId, d.id), present: (d) => present(d) });
   }
@@ -444,9 +477,66 @@ export class KeyDocuments implements KeyDocReader {
     this.openExemptions = read;
   }
 
-  /** The keys of the project that a key exemption is open for (requested, approved or in force). */
+  /**
+   * The keys of the project that a key exemption is open for (requested, approved or in force), or whose
+   * request holds its place under the project's guard on key tiers (reserveExemptionPlace) while its exemption is written.
+   */
   async exemptedKeys(tenantId: string, projectId: string): Promise<Set<string>> {
-    return (await this.openExemptions?.(tenantId, projectId)) ?? new Set();
+    const [open, reserved] = await Promise.all([this.openExemptions?.(tenantId, projectId), this.readTierGuard(tenantId, projectId)]);
+    const out = new Set(open ?? []);
+    for (const id of Object.keys(this.freshReservations(reserved))) out.add(id);
+    return out;
+  }
+
+  private async readTierGuard(tenantId: string, projectId: string): Promise<Versioned<KeyTierGuardDoc> | undefined> {
+    const doc = await this.store.read<KeyTierGuardDoc>(this.partition(tenantId, projectId), KEY_TIER_GUARD);
+    return doc?.docType === "keyTierGuard" ? doc : undefined;
+  }
+
+  private freshReservations(guard: KeyTierGuardDoc | undefined): Record<string, string> {
+    const now = this.clock.now().toISOString();
+    return Object.fromEntries(Object.entries(guard?.exemptionPlaces ?? {}).filter(([, until]) => until > now));
+  }
+
+  /** The guard on the project's key tiers as it reads now, and the write that takes it (read it before counting the places). */
+  async tierGuard(tenantId: string, projectId: string, reserve?: string): Promise<TierGuard> {
+    const partition = this.partition(tenantId, projectId);
+    const current = await this.readTierGuard(tenantId, projectId);
+    const places = this.freshReservations(current);
+    if (reserve !== undefined) places[reserve] = new Date(this.clock.now().getTime() + EXEMPTION_PLACE_RESERVATION_MS).toISOString();
+    const doc: KeyTierGuardDoc = { id: KEY_TIER_GUARD, ...partition, docType: "keyTierGuard", seq: (current?.seq ?? 0) + 1, ...(Object.keys(places).length ? { exemptionPlaces: places } : {}) };
+    return { op: current ? { kind: "replace", doc, ifMatch: current._etag } : { kind: "create", doc } };
+  }
+
+  /**
+   * Runs `write` (which counts the places and writes under the guard it is given) until it is not beaten to
+   * the guard by another writer; each lost attempt is counted again with what that writer wrote.
+   */
+  async underTierGuard<T>(tenantId: string, projectId: string, write: (guard: TierGuard) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const guard = await this.tierGuard(tenantId, projectId);
+      try {
+        return await write(guard);
+      } catch (err) {
+        if (!lostTierGuard(err) || attempt >= TIER_GUARD_ATTEMPTS) throw err;
+      }
+    }
+  }
+
+  /**
+   * A key exemption request's place among its project's key tiers, held from before its exemption is written
+   * (the exemption lives in the tenant partition, so no batch writes both): counted (409
+   * key_profiles_exhausted when there is no room) and reserved under the project's guard, so a key profile
+   * made at the same moment is counted with it, or it with the profile. The reservation lapses after
+   * EXEMPTION_PLACE_RESERVATION_MS; by then the written exemption holds the place as an open one.
+   */
+  async reserveExemptionPlace(tenantId: string, projectId: string, keyId: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const guard = await this.tierGuard(tenantId, projectId, keyId);
+      await roomForExemption(this, tenantId, projectId, keyId);
+      if ((await this.store.batch(this.partition(tenantId, projectId), [guard.op])).ok) return;
+      if (attempt >= TIER_GUARD_ATTEMPTS) fail(tierGuardLost());
+    }
   }
 
   /** Room for a key exemption of the key among its project's key tiers (409 key_profiles_exhausted otherwise). */
@@ -481,8 +571,14 @@ export class KeyDocuments implements KeyDocReader {
     return this.keys.every("all");
   }
 
-  create(ctx: RequestContext, doc: KeyDoc): Promise<Key> {
-    return this.keys.create(ctx, doc, { action: "key.create", event: "aigov.key.created.v1" });
+  /** A new key; `guard`: the project's guard on key tiers, taken in the same batch (a key that may add a profile). */
+  create(ctx: RequestContext, doc: KeyDoc, guard?: TierGuard): Promise<Key> {
+    return this.keys.create(ctx, doc, { action: "key.create", event: "aigov.key.created.v1", ...(guard ? { extraOps: [guard.op], onFailure: (index: number) => (index === 1 ? tierGuardLost() : undefined) } : {}) });
+  }
+
+  /** An audited change of the key that may add a key profile (If-Match on `before`), with the project's guard on key tiers in the same batch. */
+  commitGuarded(ctx: RequestContext, before: Versioned<KeyDoc>, after: KeyDoc, action: string, event: string, data: unknown, guard: TierGuard): Promise<Key> {
+    return this.keys.replace(ctx, before, after, { action, event, data, extraOps: [guard.op], onFailure: (index: number) => (index === 1 ? tierGuardLost() : { kind: "preconditionFailed" }) });
   }
 
   /** An audited change of the key (If-Match on `before`); any refusal of the write is a 412. */

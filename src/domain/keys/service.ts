@@ -10,12 +10,13 @@ import { canonicalJson } from "../../util/canonical-json.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../common.js";
 import { AppError, fail, notFound } from "../errors.js";
 import type { Driven, DriveRetry } from "../kernel/drive.js";
+import { systemContext } from "../kernel/system.js";
 import { holdsAny, holdsOn, KEY_HOLDERS, KEY_INVESTIGATORS } from "../kernel/roles.js";
 import { DEFAULT_KEY_POLICY, lockedNow, type KeyPolicy, type Project } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
 import { parseOrThrow } from "../validation.js";
 import { KeyAccess } from "./access.js";
-import { roomForProfile, roomForShared, statusOf, type KeyDoc, type KeyDocuments } from "./documents.js";
+import { lostTierGuard, profileOf, roomForProfile, roomForShared, statusOf, type KeyDoc, type KeyDocuments, type ProfileHolder, type TierGuard } from "./documents.js";
 import { generateKey, isWellFormedKey, keyHints } from "./format.js";
 import type { GatewayAccess } from "./gateway-access.js";
 import { KeyGatewaySync } from "./gateway-sync.js";
@@ -77,6 +78,13 @@ export interface KeyAgentScopes {
    */
   heldKey(tenantId: string, projectId: string, keyId: string): Promise<{ detail: string; reason: "agent_blocked_or_disabled" | "agent_removed_at_source" | "agent_sunset_passed" } | undefined>;
 }
+
+/**
+ * Whether a leaver's key is one their role's removal suspends (ADR 026): active, held by a lock or an agent's
+ * hold (their end would bring it back), or waiting for its request's approval. A person's suspension stays theirs.
+ */
+const leaverMaySuspend = (doc: KeyDoc): boolean =>
+  doc.status === "active" || (doc.status === "suspended" && (doc.suspendedBy === "projectLock" || doc.suspendedBy === "agentHold" || (doc.suspendedBy === undefined && doc.approval?.state === "pending")));
 
 /** How often a collection is tried when the key changes under it (see pickup). */
 const PICKUP_ATTEMPTS = 3;
@@ -152,7 +160,12 @@ export class KeyService {
     const now = this.clock.now();
     const expiresAt = spec.expiresAt ?? new Date(now.getTime() + policy.defaultTtlDays * 86_400_000).toISOString();
     await this.validate(ctx, project, policy, spec.scopes, spec.limits, expiresAt, now);
-    await roomForProfile(this.documents, ctx.principal.tenantId, { projectId: project.id, scopes: spec.scopes, limits: spec.limits, status: "active" });
+    // A key with a profile of its own may add one to the project's key tiers: the place is counted under the
+    // project's guard, taken again in the key's own write (a key or key exemption written meanwhile is counted then).
+    const holder = { projectId: project.id, scopes: spec.scopes, limits: spec.limits, status: "active" as const };
+    const guarded = profileOf(holder) !== "";
+    const guard = guarded ? await this.documents.tierGuard(ctx.principal.tenantId, project.id) : undefined;
+    await roomForProfile(this.documents, ctx.principal.tenantId, holder);
 
     const id = newId("key");
     // The approval first: a key never exists that waits for an approval nobody was asked for.
@@ -189,7 +202,12 @@ export class KeyService {
       updatedAt: at,
       updatedBy: ctx.principal.userId,
     };
-    const created = await this.documents.create(ctx, doc);
+    const created = await this.createUnderGuard(ctx, doc, guard, holder).catch(async (err: unknown) => {
+      // Refused (no place left once counted again): the request's approval awaits nothing; the secret's digest is dropped.
+      if (approval) await this.approvals.withdraw(ctx.principal.tenantId, approval.id, "its key was not made", ctx.correlationId).catch(() => undefined);
+      await this.secrets.discardUnused(ctx.principal.tenantId, id, "primary", version, plaintext).catch(() => undefined);
+      throw err;
+    });
     // The project was deleted while this was written (its delete marked it first): the key is revoked
     // before it ever reaches the gateway, and the caller gets the project's 404 (no secret handed out).
     await this.projects.withdrawUnlessStanding(ctx, projectId, async (system) => {
@@ -206,8 +224,28 @@ export class KeyService {
       }
       if (approval) await this.approvals.withdraw(ctx.principal.tenantId, approval.id, "its key's project was deleted", ctx.correlationId).catch(() => undefined);
     });
+    // The owner's last key-holding project role was removed while this was written: the removal's suspensions
+    // may have listed the owner's keys before this one landed, and it would stay active (ADR 026). Read after
+    // the write, the project says so: the key is suspended as the leaver's (giving the role back resumes it).
+    if (await this.projects.leftSince(ctx.principal.tenantId, projectId, doc.owner, project.roleAssignments)) {
+      await this.suspendOneForLeaver(systemContext(ctx.principal.tenantId, "system:project-roles", ctx.correlationId), projectId, id, doc.owner);
+    }
     const synced = await this.sync.trySync(ctx.principal.tenantId, projectId, id, ctx.correlationId);
     return { ...(synced ? this.documents.view(synced) : created), key: plaintext, ...(approval ? { drive: approvalDrive(approval) } : {}) };
+  }
+
+  /** Writes a new key under the project's guard on key tiers (when it has a profile), counting its place again each time another writer took the guard first. */
+  private async createUnderGuard(ctx: RequestContext, doc: KeyDoc, first: TierGuard | undefined, holder: ProfileHolder): Promise<Key> {
+    let guard = first;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.documents.create(ctx, doc, guard);
+      } catch (err) {
+        if (!guard || !lostTierGuard(err) || attempt >= 20) throw err;
+        guard = await this.documents.tierGuard(ctx.principal.tenantId, doc.projectId);
+        await roomForProfile(this.documents, ctx.principal.tenantId, holder);
+      }
+    }
   }
 
   async get(ctx: RequestContext, projectId: string, id: string): Promise<Key> {
@@ -280,8 +318,6 @@ export class KeyService {
     if (canonicalJson({ scopes: doc.scopes, limits: doc.limits }) === canonicalJson({ scopes, limits })) return this.documents.view(doc);
     const policy = project.keyPolicy ?? DEFAULT_KEY_POLICY;
     await this.validate(ctx, project, policy, scopes, limits, doc.expiresAt, this.clock.now(), false, (doc.shares ?? []).filter((x) => x.status === "active" || x.status === "pending").map((x) => x.projectId));
-    // A shared key's new profiles are accepted by the projects it is shared with too.
-    await roomForShared(this.documents, ctx.principal.tenantId, { ...doc, scopes, limits });
     const next: KeyDoc = {
       ...unversioned(doc),
       scopes,
@@ -290,7 +326,12 @@ export class KeyService {
       updatedAt: this.clock.now().toISOString(),
       updatedBy: ctx.principal.userId,
     };
-    await this.documents.commit(ctx, doc, next, "key.rescope", "aigov.key.rescoped.v1", { keyId: id, projectId, scopes, limits });
+    // A shared key's new profiles are accepted by the projects it is shared with too. Counted under the
+    // project's guard on key tiers, taken in the key's write (a profile or key exemption made meanwhile is counted then).
+    await this.documents.underTierGuard(ctx.principal.tenantId, projectId, async (guard) => {
+      await roomForShared(this.documents, ctx.principal.tenantId, { ...doc, scopes, limits });
+      await this.documents.commitGuarded(ctx, doc, next, "key.rescope", "aigov.key.rescoped.v1", { keyId: id, projectId, scopes, limits }, guard);
+    });
     return this.synced(ctx, projectId, id);
   }
 
@@ -435,13 +476,32 @@ export class KeyService {
       if (!sameUser(listed.owner, principalId)) continue;
       const doc = await this.documents.read(ctx.principal.tenantId, projectId, listed.id);
       if (!doc || !sameUser(doc.owner, principalId)) continue;
-      const held = doc.status === "suspended" && (doc.suspendedBy === "projectLock" || doc.suspendedBy === "agentHold" || (doc.suspendedBy === undefined && doc.approval?.state === "pending"));
-      if (doc.status !== "active" && !held) continue;
+      if (!leaverMaySuspend(doc)) continue;
       await this.writeActive(ctx, doc, "suspended", reason, "roleRemoved");
       await this.synced(ctx, projectId, doc.id);
       suspended += 1;
     }
     return suspended;
+  }
+
+  /**
+   * One key of a leaver, suspended as suspendForLeaver does (a key written after the removal listed the
+   * leaver's keys). Read again when a sync or another change wins the race for the key. True when suspended.
+   */
+  private async suspendOneForLeaver(ctx: RequestContext, projectId: string, id: string, principalId: string): Promise<boolean> {
+    const reason = `${principalId} no longer holds a project role that may hold keys`;
+    for (let attempt = 1; ; attempt++) {
+      const doc = await this.documents.read(ctx.principal.tenantId, projectId, id);
+      if (!doc || !sameUser(doc.owner, principalId) || !leaverMaySuspend(doc)) return false;
+      try {
+        await this.writeActive(ctx, doc, "suspended", reason, "roleRemoved");
+      } catch (err) {
+        if (err instanceof AppError && err.error.kind === "preconditionFailed" && attempt < 8) continue;
+        throw err;
+      }
+      await this.synced(ctx, projectId, id);
+      return true;
+    }
   }
 
   /** A person got a project role that may hold keys back: the keys its removal suspended work again (idempotent). */

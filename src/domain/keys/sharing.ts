@@ -11,7 +11,7 @@ import { lockedNow } from "../projects/schema.js";
 import type { ProjectService } from "../projects/service.js";
 import { parseOrThrow } from "../validation.js";
 import type { KeyAccess } from "./access.js";
-import { keyEnded, keyPath, roomForShared, sharedWith, type KeyDoc, type KeyDocuments, type ShareDoc } from "./documents.js";
+import { keyEnded, keyPath, roomForShared, sharedWith, type KeyDoc, type KeyDocuments, type ShareDoc, type TierGuard } from "./documents.js";
 import type { GatewayAccess } from "./gateway-access.js";
 import type { KeyGatewaySync } from "./gateway-sync.js";
 import { ShareSpec, type Key } from "./schema.js";
@@ -199,24 +199,31 @@ export class KeySharing {
     }
     // Other keys may have taken the project's last profiles while the share waited: not made, rather than
     // compiled past the cap (the approval stands; the owner asks again once a profile is free).
+    // Counted under the project's guard on key tiers, taken in the key's write: a key profile or key exemption
+    // made at the same moment is counted with it.
     const shared = { ...doc, shares: doc.shares.map((x) => (x.approvalId === approval.id ? { ...x, status: "active" as const } : x)) };
-    const room = await roomForShared(this.docs, tenantId, shared).then(
-      () => true,
-      (err: unknown) => {
-        if (err instanceof AppError && err.error.kind === "conflict" && err.error.reason === "key_profiles_exhausted") return false;
-        throw err;
-      },
-    );
-    if (!room) {
+    const toProject = change.toProject;
+    const made = await this.docs.underTierGuard(tenantId, doc.projectId, async (guard) => {
+      const room = await roomForShared(this.docs, tenantId, shared).then(
+        () => true,
+        (err: unknown) => {
+          if (err instanceof AppError && err.error.kind === "conflict" && err.error.reason === "key_profiles_exhausted") return false;
+          throw err;
+        },
+      );
+      if (room) await this.setShare(ctx, doc, toProject, "active", guard);
+      return room;
+    });
+    if (!made) {
       await this.setShare(ctx, doc, change.toProject, "rejected");
       return;
     }
-    await this.setShare(ctx, doc, change.toProject, "active");
     // The target project's product link comes with the next publish; the key moves to it once published.
     await this.gateway.ensurePublished(tenantId, { by: "system:keys", reason: `key ${change.keyId} shared with ${change.toProject}`, correlationId });
   }
 
-  private async setShare(ctx: RequestContext, doc: Versioned<KeyDoc>, target: string, status: ShareDoc["status"]): Promise<void> {
+  /** `guard`: the project's guard on key tiers, taken in the key's write (a share made may add key profiles). */
+  private async setShare(ctx: RequestContext, doc: Versioned<KeyDoc>, target: string, status: ShareDoc["status"], guard?: TierGuard): Promise<void> {
     const at = this.clock.now().toISOString();
     const moves = status === "active" || doc.shares?.some((x) => x.projectId === target && x.status === "active");
     const gen = moves ? doc.gateway.desiredGen + 1 : doc.gateway.desiredGen;
@@ -230,7 +237,9 @@ export class KeySharing {
       updatedAt: at,
       updatedBy: ctx.principal.userId,
     };
-    await this.docs.commit(ctx, doc, next, `key.share.${status}`, SHARE_EVENTS[status], { keyId: doc.id, projectId: doc.projectId, toProject: target });
+    const data = { keyId: doc.id, projectId: doc.projectId, toProject: target };
+    if (guard) await this.docs.commitGuarded(ctx, doc, next, `key.share.${status}`, SHARE_EVENTS[status], data, guard);
+    else await this.docs.commit(ctx, doc, next, `key.share.${status}`, SHARE_EVENTS[status], data);
     // Visible in the target project too (its own partition and audit chain).
     if (status === "active" || status === "revoked") await this.docs.recordSharedIn(ctx, doc, target);
   }

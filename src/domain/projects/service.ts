@@ -488,6 +488,18 @@ export class ProjectService {
     });
   }
 
+  /**
+   * Whether `principalId` held a project role that may hold keys in `before` (the project as a write inside it
+   * read it) and holds none on the project as stored now: their role was removed meanwhile, and the removal's
+   * suspensions (settleKeyHolders) may have listed their keys before that write landed (ADR 026).
+   */
+  async leftSince(tenantId: string, projectId: string, principalId: string, before: readonly { principalId: string; role: string }[]): Promise<boolean> {
+    const principal = canonicalUser(principalId);
+    if (!keyHoldersOf(before).has(principal)) return false;
+    const now = await this.readDoc(tenantId, projectId);
+    return now !== undefined && !keyHoldersOf(now.roleAssignments).has(principal);
+  }
+
   /** Finishes the suspensions of leavers' keys that a crash or a failure left (the key lifecycle job, every run). */
   async finishLeavers(correlationId: string): Promise<number> {
     let projects = 0;
