@@ -3,7 +3,8 @@
  * - A sync that finds an agent gone at its source (`removedAtSource`) holds its key, as a block or a
  *   switch-off does: the key is suspended by the system (`suspendedBy: "agentHold"`), refused at the
  *   gateway, cannot be resumed or replaced (409 `agent_removed_at_source`), and comes back when the cloud
- *   lists the agent again.
+ *   lists the agent again. Blocked and removed at once, the refusal is the removal's (unblocking alone
+ *   does not release the key), its detail naming both holds.
  * - Another tenant cannot act on an agent or its key by id: its block, switch-off, key suspension and
  *   key issue are a 404 exactly like a missing agent's, and the first tenant's key keeps working.
  * Checked with chat completions of the agent's key through the local gateway, the sync against the
@@ -113,6 +114,59 @@ describe("conformance: an agent removed at its source stops acting", () => {
     const events = g.t.events().filter((e) => (e.data as { keyId?: string }).keyId === issued.id);
     expect(events.filter((e) => e.type === "aigov.key.suspended.v1").map((e) => (e.data as { reason: string }).reason)).toEqual([expect.stringContaining(synced.id)]);
     expect(events.filter((e) => e.type === "aigov.key.resumed.v1").map((e) => (e.data as { reason: string }).reason)).toEqual([expect.stringContaining(synced.id)]);
+  }, 120_000);
+});
+
+describe("conformance: an agent both blocked and removed at its source", () => {
+  it("is refused as removed at its source (unblocking alone does not bring its key back), the answer naming both holds; unblocked, still so; listed again, its key comes back", async () => {
+    const p = await g.project("blocked-and-gone");
+    const model = await g.model(p.id, "blocked-and-gone-model");
+    const con = await g.admin.connections.create({
+      name: "aws-both",
+      projectId: p.id,
+      scope: { cloud: "bedrock", accountId: "123456789012", endpoint: bedrock.endpoint },
+      regions: [REGION],
+      credentials: { kind: "awsAccessKey", accessKeyId: ACCESS_KEY, secretAccessKey: "fake-secret-access-key-value" },
+      owner: "platform-team",
+    });
+    expect((await sync(con)).counts).toMatchObject({ discovered: 3 });
+    const synced = (await g.admin.agents.list(p.id, { connectionId: con.id })).items.sort((a, b) => (a.id < b.id ? -1 : 1))[1]!;
+    const sourceId = synced.provenance!.sourceId;
+    await g.admin.agents.update(p.id, synced.id, { guardrails: { models: [model.id] } }, (await g.admin.agents.get(p.id, synced.id)).etag);
+    await g.admin.agents.transition(p.id, synced.id, { to: "active" });
+    await g.publish("models");
+    const issued = await g.admin.agents.issueKey(p.id, synced.id, {});
+    await g.synced(p.id, issued.id);
+    const chat = () => g.call(p.id, "/v1/chat/completions", { key: issued.key, body: { model: "blocked-and-gone-model", messages: [{ role: "user", content: "hi" }] } });
+    expect((await chat()).status).toBe(200);
+    const resume = async () => g.admin.keys.resume(p.id, issued.id, { reason: "let it through" }, (await g.admin.keys.get(p.id, issued.id)).etag);
+    const answer = (q: Promise<unknown>) => q.then(() => undefined, (e: ApiError) => [e.status, e.problem?.reason, e.problem?.detail]);
+
+    // Blocked, then gone at its source.
+    await g.admin.agents.transition(p.id, synced.id, { to: "blocked", reason: "prompt injection" });
+    expect(await refusedWith(resume())).toEqual([409, "agent_blocked_or_disabled"]);
+    const saved = bedrock.state.get(REGION, sourceId)!;
+    bedrock.state.remove(REGION, sourceId);
+    expect((await sync(con)).counts).toMatchObject({ removedAtSource: 1 });
+    await g.synced(p.id, issued.id);
+    expect(await storedKey(p.id, issued.id)).toMatchObject({ status: "suspended", suspendedBy: "agentHold" });
+    expect(refusal(await chat())).toEqual(NOT_SERVED);
+    // Removal is what a person cannot undo: it is the reason; the detail names the block too.
+    const both = [409, "agent_removed_at_source", expect.stringMatching(/removed at its source.*blocked|blocked.*removed at its source/)];
+    expect(await answer(resume())).toEqual(both);
+    expect(await answer(g.admin.agents.issueKey(p.id, synced.id, {}))).toEqual(both);
+
+    // Unblocked: still removed at its source, its key still held.
+    await g.admin.agents.transition(p.id, synced.id, { to: "active" });
+    expect(await answer(resume())).toEqual([409, "agent_removed_at_source", expect.not.stringMatching(/blocked/)]);
+    expect((await storedKey(p.id, issued.id)).status).toBe("suspended");
+
+    // Listed again: its key comes back.
+    bedrock.state.put(REGION, saved);
+    expect((await sync(con)).counts).toMatchObject({ returned: 1 });
+    await g.synced(p.id, issued.id);
+    expect((await storedKey(p.id, issued.id)).status).toBe("active");
+    expect((await chat()).status).toBe(200);
   }, 120_000);
 });
 

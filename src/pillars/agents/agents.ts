@@ -83,16 +83,40 @@ function holdReason(d: AgentDoc, why: NonNullable<ReturnType<typeof holdOf>>): s
 /** The reasons a held agent's key is refused with (resumed or issued). */
 export type HeldReason = "agent_blocked_or_disabled" | "agent_removed_at_source" | "agent_sunset_passed";
 
-/** The refusal for resuming or issuing the key of a held agent: blocked or disabled, removed at its source, or past its sunset. */
+/**
+ * Every hold on the agent's key at once: an agent can be blocked (or disabled, or past its sunset) and
+ * removed at its source together, and each must end before its key may work again.
+ */
+function holdsOf(d: Pick<AgentDoc, "lifecycle" | "enabled" | "sync">, today: string): NonNullable<ReturnType<typeof holdOf>>[] {
+  return [
+    ...(d.lifecycle.state === "blocked" ? (["blocked"] as const) : []),
+    ...(!d.enabled ? (["disabled"] as const) : []),
+    ...(d.sync?.state === "removedAtSource" ? (["removedAtSource"] as const) : []),
+    ...(sunsetPassed(d, today) ? (["sunset"] as const) : []),
+  ];
+}
+
+/** What each hold is, and what ends it. */
+const HOLD_TEXT = {
+  blocked: { is: () => "blocked", until: "the agent is unblocked" },
+  disabled: { is: () => "disabled", until: "the agent is enabled again" },
+  removedAtSource: { is: () => "removed at its source", until: "its cloud lists it again" },
+  sunset: { is: (d: Pick<AgentDoc, "lifecycle">) => `past its sunset (${d.lifecycle.sunsetDate ?? ""})`, until: "the agent is made active again" },
+} as const;
+
+/**
+ * The refusal for resuming or issuing the key of a held agent: blocked or disabled, removed at its source,
+ * or past its sunset. With more than one hold the detail names each and what ends it; the reason is the
+ * removal at its source when that is one of them — the one hold no person can end (unblocking, enabling or
+ * making the agent active again leaves its key held while its cloud does not list it).
+ */
 export function heldRefusal(d: Pick<AgentDoc, "id" | "lifecycle" | "enabled" | "sync">, today: string): { detail: string; reason: HeldReason } | undefined {
-  const why = holdOf(d, today);
-  if (!why) return undefined;
-  if (why === "sunset") {
-    return { detail: `agent ${d.id} is past its sunset (${d.lifecycle.sunsetDate ?? ""}): its key stays suspended unless the agent is made active again`, reason: "agent_sunset_passed" };
-  }
-  return why === "removedAtSource"
-    ? { detail: `agent ${d.id} is removed at its source: its key stays suspended until its cloud lists it again`, reason: "agent_removed_at_source" }
-    : { detail: `agent ${d.id} is ${why}: its key stays suspended until the agent is unblocked or enabled again`, reason: "agent_blocked_or_disabled" };
+  const holds = holdsOf(d, today);
+  if (holds.length === 0) return undefined;
+  const and = (parts: string[]) => (parts.length < 2 ? parts.join("") : `${parts.slice(0, -1).join(", ")} and ${parts[parts.length - 1]!}`);
+  const detail = `agent ${d.id} is ${and(holds.map((h) => HOLD_TEXT[h].is(d)))}: its key stays suspended until ${and(holds.map((h) => HOLD_TEXT[h].until))}`;
+  if (holds.includes("removedAtSource")) return { detail, reason: "agent_removed_at_source" };
+  return { detail, reason: holds[0] === "sunset" ? "agent_sunset_passed" : "agent_blocked_or_disabled" };
 }
 
 /** The lifecycle's moves (blocked → the state it was blocked from is `unblock`, checked separately). */

@@ -146,7 +146,7 @@ export const Model = z
     ...specFields,
     dataClasses: z.array(z.enum(DATA_CLASSES)),
     status: z.enum(MODEL_STATUSES),
-    deprecatedAt: z.iso.date().optional().meta({ description: "When the model was deprecated (server-set); sent as the Deprecation header" }),
+    deprecatedAt: z.iso.date().optional().meta({ description: "When the model was deprecated (server-set, UTC date; kept while it is blocked, dropped when it is active again); sent as the Deprecation header (RFC 9745)" }),
     backends: z.array(Backend),
     ...serverFields,
   })

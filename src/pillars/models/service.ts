@@ -125,11 +125,13 @@ export class ModelService {
   /**
    * A sunset date being set (deprecating, or a new date) must be after today (UTC): the gateway refuses a
    * deprecated model's calls from 00:00 UTC of its sunset date on (410 `model_sunset`), so today or earlier
-   * would cut it off at once — blocking does that, and says so. A date already stored stays as it is.
+   * would cut it off at once — blocking does that, and says so. A date already stored stays as it is: while
+   * the model stays deprecated, and when a model blocked from deprecated (it keeps `deprecatedAt`) is
+   * deprecated again — it returns to what it had, past its sunset if that has come (as an agent unblocked).
    */
-  private checkSunset(spec: { status?: string | undefined; sunsetDate?: string | undefined }, current: { status?: string | undefined; sunsetDate?: string | undefined } | undefined): void {
+  private checkSunset(spec: { status?: string | undefined; sunsetDate?: string | undefined }, current: { status?: string | undefined; sunsetDate?: string | undefined; deprecatedAt?: string | undefined } | undefined): void {
     if (spec.status !== "deprecated" || !spec.sunsetDate) return;
-    if (current?.status === "deprecated" && current.sunsetDate === spec.sunsetDate) return;
+    if (current?.sunsetDate === spec.sunsetDate && (current.status === "deprecated" || (current.status === "blocked" && current.deprecatedAt))) return;
     const today = this.clock.now().toISOString().slice(0, 10);
     if (spec.sunsetDate <= today) fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: "body.sunsetDate", message: "must be after today: calls are refused from the sunset date on (block the model to stop it now)" }] });
   }
@@ -252,8 +254,12 @@ export class ModelService {
     }
     const backends = await this.storeCredentials(id, backendsIn, current.backends);
     const { backends: _b, ...fields } = spec;
-    // When the model became deprecated (the Deprecation response header, RFC 9745); kept while it stays so.
-    const deprecatedAt = spec.status === "deprecated" ? (current.status === "deprecated" ? current.deprecatedAt : undefined) ?? this.clock.now().toISOString().slice(0, 10) : undefined;
+    // When the model became deprecated (the Deprecation response header, RFC 9745), as a server's and an
+    // agent's: set the day it becomes deprecated, kept while it stays deprecated or is blocked (deprecated
+    // again, it was deprecated then), dropped when it is active again. A model deprecated before the date
+    // was recorded gets none by a later write: the day of that write is not the day it was deprecated.
+    const becomes = spec.status === "deprecated" && current.status !== "deprecated";
+    const deprecatedAt = spec.status === "active" ? undefined : (current.deprecatedAt ?? (becomes ? this.clock.now().toISOString().slice(0, 10) : undefined));
     const updatedAt = this.clock.now().toISOString();
     const history = current.pricingHistory ?? (current.pricing ? [{ from: "", pricing: current.pricing }] : []);
     const repriced = JSON.stringify(spec.pricing ?? null) !== JSON.stringify(current.pricing ?? null);

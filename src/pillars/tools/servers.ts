@@ -51,11 +51,13 @@ export class ServerRegistry {
    * A sunset date being set (deprecating, or a new date) must be after today (UTC): the gateway refuses a
    * deprecated server's calls, and its toolboxes', from 00:00 UTC of its sunset date on (410
    * `tool_server_sunset` / `toolbox_sunset`), so today or earlier would cut it off at once — blocking
-   * does that, and says so. A date already stored stays as it is (as models' and agents' do).
+   * does that, and says so. A date already stored stays as it is (as models' and agents' do): while the
+   * server stays deprecated, and when a server blocked from deprecated (it keeps `deprecatedAt`) is
+   * deprecated again — it returns to what it had, past its sunset if that has come (as an agent unblocked).
    */
-  private checkSunset(spec: { status?: string | undefined; sunsetDate?: string | undefined }, current: { status?: string | undefined; sunsetDate?: string | undefined } | undefined): void {
+  private checkSunset(spec: { status?: string | undefined; sunsetDate?: string | undefined }, current: { status?: string | undefined; sunsetDate?: string | undefined; deprecatedAt?: string | undefined } | undefined): void {
     if (spec.status !== "deprecated" || !spec.sunsetDate) return;
-    if (current?.status === "deprecated" && current.sunsetDate === spec.sunsetDate) return;
+    if (current?.sunsetDate === spec.sunsetDate && (current.status === "deprecated" || (current.status === "blocked" && current.deprecatedAt))) return;
     const today = this.clock.now().toISOString().slice(0, 10);
     if (spec.sunsetDate <= today) fail({ kind: "validation", detail: "the request body is invalid", errors: [{ field: "body.sunsetDate", message: "must be after today: calls are refused from the sunset date on (block the server to stop it now)" }] });
   }
