@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBedrockFake, type BedrockFake } from "../../src/local-backends/agent-clouds/index.js";
 import { startA2aAgent, type A2aAgent } from "../fixtures/agents/a2a-server.js";
 import { startGovernanceServer, type GovernanceServer } from "../fixtures/mcp/governance.js";
+import { overrideServices } from "../../src/app/services.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { Governed } from "../support/governed.js";
 import { until } from "../support/until.js";
@@ -34,6 +35,7 @@ beforeAll(async () => {
   page = portal.page;
 }, 60_000);
 afterAll(async () => {
+  overrideServices({});
   await portal?.close();
   await Promise.all([upstream?.close(), agentServer?.close(), bedrock?.close()]);
   await t?.stop();
@@ -198,6 +200,72 @@ describe.skipIf(!available)("the tools and agents screens in a real browser", { 
     expect((await g.chat(projectId, secret, "planner")).status).toBe(200);
   });
 
+  it("shows the governance signals where a platform engineer looks: a prod project's gate drift, a key exemption the gateway does not apply and why, a leaver's key and the refusal to resume it", async () => {
+    await portal.signIn("t-portal-pillars", "alice", ["TenantAdmin", "Auditor"]);
+
+    // Gate drift: a prod project no access review has looked at; the lifecycle sweep records it on the project.
+    const s = await g.admin.settings.get();
+    await g.admin.settings.put({ settings: s.settings, services: { ...s.services, contentSafety: { url: "https://safety.cognitiveservices.azure.com" } } }, s.etag);
+    const prod = await g.project("portal prod", { environment: "prod", costCenter: "CC-7", owner: "olivia", settings: { contentSafety: { categories: { Violence: 4 } }, tokens: { perMinute: { limit: 10_000 } } }, keyPolicy: { rotateAfterDays: 30 } });
+    await page.goto(portal.url(`/projects/${prod.id}`));
+    await page.getByRole("heading", { name: "portal prod" }).waitFor();
+    expect(await page.getByTestId("gate-drift").count()).toBe(0);
+    await t.app.host.invokeTimer("projectLifecycle");
+    const drift = (await g.admin.projects.get(prod.id)).gateDrift;
+    expect(drift?.gates.map((x) => x.gate)).toEqual(["accessReview"]);
+    await page.reload();
+    await expect.poll(() => page.getByTestId("gate-drift").textContent()).toMatch(/^Out of its prod gates since .+: accessReview\. Nothing is locked/);
+    const failing = page.getByRole("table", { name: "Failing gates" });
+    expect(await failing.textContent()).toContain(drift!.gates[0]!.detail);
+    expect(drift!.gates[0]!.detail).toContain("no access review");
+    await portal.check("project-gate-drift");
+
+    // A key exemption in force that relaxes nothing once the project's per-key limit is raised past it: the
+    // gateway configuration does not apply it, and the exemptions list says so, and why.
+    const dora = await g.as("dora", ["Developer"]);
+    const ex = await g.project("portal exempt", { settings: { tokens: { perMinute: { limit: 20, per: "key" } } } });
+    const exKey = await dora.keys.create(ex.id, { name: "bulk" });
+    const requested = await dora.exemptions.request({
+      control: "tokens.perMinute",
+      scope: { level: "key", projectId: ex.id, keyId: exKey.id },
+      relaxation: { kind: "limit", value: 1000 },
+      category: "waiver",
+      owner: "dora",
+      reason: { deliveryBlocker: "backfill", affectedControl: "tokens per minute", expectedEndState: "done" },
+      compensatingControls: ["watched"],
+      evidence: ["https://tickets.example.com/BF-1"],
+      expiresAt: new Date(Date.now() + 3 * 86_400_000).toISOString(),
+    });
+    const approval = await g.admin.approvals.get(requested.approvalId);
+    await g.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
+    await until(async () => ((await g.admin.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
+    expect((await g.admin.exemptions.get(requested.id)).gateway).toEqual({ applied: true });
+    await page.goto(portal.url("/exemptions"));
+    await expect.poll(() => page.getByTestId(`exemption-gateway-${requested.id}`).textContent()).toBe("applied");
+    await g.admin.projects.update(ex.id, { settings: { tokens: { perMinute: { limit: 5000, per: "key" } } } }, (await g.admin.projects.get(ex.id)).etag);
+    const outcome = (await g.admin.exemptions.get(requested.id)).gateway;
+    expect(outcome?.applied).toBe(false);
+    await page.reload();
+    await expect.poll(() => page.getByTestId(`exemption-gateway-${requested.id}`).textContent()).toBe(`not applied ${outcome!.why}`);
+    await portal.check("exemptions-not-applied");
+
+    // A leaver's key: dora loses her project role; her key reads suspended because of it, and an admin's
+    // resume is refused with the problem's detail and the reason in words.
+    const leavers = await g.project("portal leavers", { owner: "olivia", roleAssignments: [{ principalId: "dora", role: "Developer" }] });
+    const doras = await dora.keys.create(leavers.id, { name: "doras key" });
+    await g.admin.projects.update(leavers.id, { roleAssignments: [{ principalId: "dora", role: "Reader" }] }, (await g.admin.projects.get(leavers.id)).etag);
+    expect(await g.admin.keys.get(leavers.id, doras.id)).toMatchObject({ status: "suspended", suspendedBy: "roleRemoved" });
+    await page.goto(portal.url(`/projects/${leavers.id}/keys`));
+    await expect.poll(() => page.getByTestId("key-status-doras key").textContent()).toBe("suspended (its owner lost their project role: giving it back resumes it)");
+    await label("Reason for the next change").fill("she needs it");
+    await page.getByRole("button", { name: "Resume doras key" }).click();
+    const refusal = page.locator("[role=alert]").filter({ hasText: "key_owner_without_role" });
+    await expect.poll(() => refusal.textContent()).toContain("the key's owner dora no longer holds a role on the project that may hold keys");
+    expect(await refusal.textContent()).toContain("it is resumed by giving the owner a role that may hold keys");
+    expect((await g.admin.keys.get(leavers.id, doras.id)).status).toBe("suspended");
+    await portal.check("keys-leaver");
+  });
+
   it("another tenant sees none of it: no server, tool, toolbox, agent or connection on any of these screens", async () => {
     await portal.signIn("t-portal-pillars-other", "bea", ["TenantAdmin", "Auditor"]);
     for (const path of ["/connections", "/build/catalog", `/projects/${projectId}/tools`, `/projects/${projectId}/agents`, `/projects/${projectId}/keys`]) {
@@ -208,6 +276,31 @@ describe.skipIf(!available)("the tools and agents screens in a real browser", { 
     }
     await page.goto(portal.url(`/projects/${projectId}/agents`));
     await expect.poll(() => page.locator("[role=alert]").first().textContent(), { timeout: 10_000 }).toMatch(/not found/i);
+  });
+
+  // Last: it moves the app's clock past an agent's sunset.
+  it("an agent past its sunset: its own key reads held for its agent, and resuming it is refused with the problem's detail and the reason in words", async () => {
+    const DAY = 86_400_000;
+    overrideServices({ clock: t.appClock }); // the sunset is judged by the services' clock, which the test moves
+    const p = await g.project("portal sunset");
+    const m = await g.model(p.id, "sunset-model");
+    const agent = await g.admin.agents.create(p.id, { name: "retiring", guardrails: { models: [m.id] } });
+    await g.admin.agents.transition(p.id, agent.id, { to: "active" });
+    const issued = await g.admin.agents.issueKey(p.id, agent.id, {});
+    await g.admin.agents.transition(p.id, agent.id, { to: "deprecated", sunsetDate: new Date(t.appClock.ms() + 2 * DAY).toISOString().slice(0, 10) });
+    t.appClock.advance(3 * DAY);
+    await t.app.host.invokeTimer("agentSyncSchedule");
+    expect(await g.admin.keys.get(p.id, issued.id)).toMatchObject({ status: "suspended", suspendedBy: "agentHold" });
+
+    await portal.signIn("t-portal-pillars", "alice", ["TenantAdmin", "Auditor"]);
+    await page.goto(portal.url(`/projects/${p.id}/keys`));
+    await expect.poll(() => page.getByTestId(`key-status-${issued.name}`).textContent()).toBe("suspended (its agent is held)");
+    await page.getByRole("button", { name: `Resume ${issued.name}` }).click();
+    const refusal = page.locator("[role=alert]").filter({ hasText: "agent_sunset_passed" });
+    await expect.poll(() => refusal.textContent()).toContain(`agent ${agent.id} is past its sunset`);
+    expect(await refusal.textContent()).toContain("the agent is deprecated and its sunset has come");
+    expect((await g.admin.keys.get(p.id, issued.id)).status).toBe("suspended");
+    await portal.check("keys-agent-sunset");
   });
 });
 

@@ -369,6 +369,7 @@ function present(doc: KeyDoc, into?: { sharedFrom: string; projectId: string }):
     limits: doc.limits,
     expiresAt: doc.expiresAt,
     status: statusOf(doc),
+    ...(doc.suspendedBy && statusOf(doc) === "suspended" ? { suspendedBy: doc.suspendedBy } : {}),
     gateway: {
       state: doc.gateway.syncedGen >= doc.gateway.desiredGen ? "synced" : "pending",
       subscriptionId: doc.gateway.subscriptionId ?? doc.id,

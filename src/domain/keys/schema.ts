@@ -98,6 +98,13 @@ export const Key = z
     status: z.enum([...KEY_STATUSES, "revocationPending"]).meta({
       description: "revocationPending: revoked here, but the gateway has not confirmed yet (it may still work); never reported as revoked before that",
     }),
+    suspendedBy: z
+      .enum(["projectLock", "agentHold", "admin", "roleRemoved"])
+      .optional()
+      .meta({
+        description:
+          "Who suspended a suspended key, when not its owner: projectLock (its sandbox expired), agentHold (its agent is held), roleRemoved (its owner lost their project role: an admin's resume is a 409 key_owner_without_role), admin (an admin suspended it: only an admin resumes it)",
+      }),
     gateway: z
       .object({
         state: z.enum(["synced", "pending"]),

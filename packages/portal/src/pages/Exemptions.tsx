@@ -149,6 +149,22 @@ export default function Exemptions() {
               { key: "control", label: "Control" },
               { key: "scope", label: "Scope", render: (e) => (e.scope.level === "tenant" ? "tenant" : `${e.scope.level} ${e.scope.projectId ?? ""}`) },
               { key: "status", label: "Status", render: (e) => <Badge appearance="tint" data-testid={`exemption-status-${e.id}`}>{e.status}</Badge> },
+              {
+                key: "gateway",
+                label: "Gateway",
+                // A key exemption in force says whether the gateway configuration applies it, and why not.
+                render: (e) =>
+                  e.gateway === undefined ? null : e.gateway.applied ? (
+                    <span data-testid={`exemption-gateway-${e.id}`}>applied</span>
+                  ) : (
+                    <span data-testid={`exemption-gateway-${e.id}`}>
+                      <Badge appearance="tint" color="danger">
+                        not applied
+                      </Badge>{" "}
+                      {e.gateway.why ?? ""}
+                    </span>
+                  ),
+              },
               { key: "approval", label: "Approval", render: (e) => <Link to={`/approvals/${e.approvalId}`}>open</Link> },
               { key: "expiresAt", label: "Expires", render: (e) => when(e.expiresAt) },
               {

@@ -8,6 +8,14 @@ import { DataTable, ErrorBar, FormGrid, Loading, Notice, PageHeader, Section, wh
 import { LoadMore, useAllPages, usePaged } from "../app/paging.js";
 import { ProjectPicker, ProjectSelect } from "../app/projects.js";
 
+/** Who suspended a key, when not its owner, in words. */
+const SUSPENDED_BY = {
+  roleRemoved: "its owner lost their project role: giving it back resumes it",
+  projectLock: "the sandbox expired",
+  agentHold: "its agent is held",
+  admin: "by an admin: only an admin resumes it",
+} as const;
+
 /** Virtual keys of a project: create with scopes and limits (the secret shown once), rotate, suspend, resume, revoke. */
 export default function Keys() {
   const { projectId = "" } = useParams();
@@ -152,7 +160,7 @@ export default function Keys() {
                   {
                     key: "status",
                     label: "Status",
-                    render: (k) => <span data-testid={`key-status-${k.name}`}>{k.approval?.state === "pending" ? "awaiting approval" : k.approval?.state === "rejected" ? `${k.status} (request rejected)` : k.status}</span>,
+                    render: (k) => <span data-testid={`key-status-${k.name}`}>{k.approval?.state === "pending" ? "awaiting approval" : k.approval?.state === "rejected" ? `${k.status} (request rejected)` : k.status === "suspended" && k.suspendedBy ? `suspended (${SUSPENDED_BY[k.suspendedBy]})` : k.status}</span>,
                   },
                   { key: "gateway", label: "Gateway", render: (k) => <Badge appearance="outline">{k.gateway.state}</Badge> },
                   { key: "scopes", label: "Scopes", render: (k) => [k.scopes.models === undefined ? "all models" : k.scopes.models.length ? `${k.scopes.models.length} models` : "no models", k.scopes.tools?.length ? `${k.scopes.tools.length} tools` : "", k.scopes.agents?.length ? `${k.scopes.agents.length} agents` : ""].filter(Boolean).join(", ") },

@@ -94,6 +94,7 @@ export default function Projects() {
                 <code>{selected.data.id}</code> · {selected.data.environment} · owner {selected.data.owner}
                 {selected.data.lock ? ` · locked: ${selected.data.lock.reason}` : ""}
               </p>
+              <GateDriftNotice project={selected.data} />
               <nav aria-label="Project screens">
                 {(["models", "policy", "keys", "tools", "agents"] as const).map((page) => (
                   <FluentLink key={page} as="a" href={`/portal/projects/${selected.data.id}/${page}`} onClick={(e) => (e.preventDefault(), navigate(`/projects/${selected.data.id}/${page}`))} style={{ marginRight: 16 }}>
@@ -111,6 +112,35 @@ export default function Projects() {
 }
 
 type Project = Awaited<ReturnType<ReturnType<typeof useClient>["projects"]["get"]>>;
+
+/**
+ * The time-bound promotion gates a project in its environment fails now (the lifecycle job's record):
+ * nothing is locked, the record is for the people who fix it; the live checklist says why now.
+ */
+function GateDriftNotice({ project }: { project: Project }) {
+  const drift = project.gateDrift;
+  if (!drift) return null;
+  return (
+    <Section label="Gate drift">
+      <Notice intent="warning">
+        <span data-testid="gate-drift">
+          Out of its {project.environment} gates since {when(drift.since)}: {drift.gates.map((g) => g.gate).join(", ")}. Nothing is locked; the keys keep working.
+        </span>
+      </Notice>
+      <DataTable
+        label="Failing gates"
+        empty="No failing gate."
+        rows={drift.gates}
+        rowKey={(g) => g.gate}
+        columns={[
+          { key: "gate", label: "Gate" },
+          { key: "since", label: "Failing since", render: (g) => when(g.since) },
+          { key: "detail", label: "Why (when it started failing)" },
+        ]}
+      />
+    </Section>
+  );
+}
 
 /** The project's key policy: lifetimes, scheduled rotation, and whether keys asked for by non-admins need an approval. */
 function KeyPolicyForm({ project }: { project: Project }) {
