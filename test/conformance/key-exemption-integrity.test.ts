@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiError, type AigovClient } from "../../src/client/index.js";
 import { MAX_PROJECT_KEY_TIERS } from "../../src/policy/input.js";
-import { Governed } from "../support/governed.js";
+import { Governed, keyExemptionSpec, LIMITED } from "../support/governed.js";
 import { reasonOf } from "../support/errors.js";
 import { until } from "../support/until.js";
 
@@ -24,20 +24,6 @@ beforeAll(async () => {
 });
 afterAll(() => g.stop());
 
-function keyExemption(projectId: string, keyId: string, value: number) {
-  return {
-    control: "tokens.perMinute" as const,
-    scope: { level: "key" as const, projectId, keyId },
-    relaxation: { kind: "limit" as const, value },
-    category: "waiver" as const,
-    owner: "dora",
-    reason: { deliveryBlocker: "backfill", affectedControl: "tokens per minute", expectedEndState: "done" },
-    compensatingControls: ["watched"],
-    evidence: ["https://tickets.example.com/BF-1"],
-    expiresAt: new Date(Date.now() + 3 * 86_400_000).toISOString(),
-  };
-}
-
 const fieldsOf = (p: Promise<unknown>) => p.then(() => [], (e: unknown) => (e instanceof ApiError ? (e.problem?.errors ?? []).map((x) => x.field) : [String(e)]));
 
 describe("conformance: a key exemption must relax what binds its key", () => {
@@ -47,15 +33,15 @@ describe("conformance: a key exemption must relax what binds its key", () => {
     const own = await dev.keys.create(p.id, { name: "own limit", limits: { tokensPerMinute: 10 } });
 
     // The project's 20 per key binds the plain key: 20 and below relax nothing.
-    expect(await reasonOf(dev.exemptions.request(keyExemption(p.id, plain.id, 20)))).toBe("400 relaxation_not_looser");
-    expect(await reasonOf(dev.exemptions.request(keyExemption(p.id, plain.id, 15)))).toBe("400 relaxation_not_looser");
-    expect(await fieldsOf(dev.exemptions.request(keyExemption(p.id, plain.id, 5)))).toEqual(["body.relaxation"]);
+    expect(await reasonOf(dev.exemptions.request(keyExemptionSpec(p.id, plain.id, 20)))).toBe("400 relaxation_not_looser");
+    expect(await reasonOf(dev.exemptions.request(keyExemptionSpec(p.id, plain.id, 15)))).toBe("400 relaxation_not_looser");
+    expect(await fieldsOf(dev.exemptions.request(keyExemptionSpec(p.id, plain.id, 5)))).toEqual(["body.relaxation"]);
     // The key's own 10 binds it (tighter than the project's 20): 10 relaxes nothing, 15 does.
-    expect(await reasonOf(dev.exemptions.request(keyExemption(p.id, own.id, 10)))).toBe("400 relaxation_not_looser");
-    const fifteen = await dev.exemptions.request(keyExemption(p.id, own.id, 15));
+    expect(await reasonOf(dev.exemptions.request(keyExemptionSpec(p.id, own.id, 10)))).toBe("400 relaxation_not_looser");
+    const fifteen = await dev.exemptions.request(keyExemptionSpec(p.id, own.id, 15));
     expect(fifteen.status).toBe("requested");
     expect(fifteen.latent).toBeUndefined();
-    const thousand = await dev.exemptions.request(keyExemption(p.id, plain.id, 1000));
+    const thousand = await dev.exemptions.request(keyExemptionSpec(p.id, plain.id, 1000));
     expect(thousand.status).toBe("requested");
 
     // Nothing was written for the refused requests.
@@ -66,7 +52,7 @@ describe("conformance: a key exemption must relax what binds its key", () => {
   it("a limit the project counts per project is a shared counter no key tier relaxes: refused", async () => {
     const p = await g.project("kx-shared", { settings: { tokens: { perMinute: { limit: 20, per: "project" } } } });
     const k = await dev.keys.create(p.id, { name: "k" });
-    expect(await reasonOf(dev.exemptions.request(keyExemption(p.id, k.id, 1000)))).toBe("400 relaxation_not_looser");
+    expect(await reasonOf(dev.exemptions.request(keyExemptionSpec(p.id, k.id, 1000)))).toBe("400 relaxation_not_looser");
   }, 60_000);
 });
 
@@ -80,7 +66,7 @@ describe("conformance: key exemptions requested at the same moment", () => {
     for (let i = 0; i < 4; i++) keys.push(await rdev.keys.create(p.id, { name: `plain ${i}` }));
     for (let i = 0; i < MAX_PROJECT_KEY_TIERS - 1; i++) await rdev.keys.create(p.id, { name: `filler ${i}`, limits: { tokensPerMinute: 2000 + i } });
 
-    const outcomes = await Promise.all(keys.map((k) => reasonOf(rdev.exemptions.request(keyExemption(p.id, k.id, 1000)))));
+    const outcomes = await Promise.all(keys.map((k) => reasonOf(rdev.exemptions.request(keyExemptionSpec(p.id, k.id, 1000)))));
     expect(outcomes.filter((o) => o === "200")).toHaveLength(1);
     expect(outcomes.filter((o) => o !== "200")).toEqual(["409 key_profiles_exhausted", "409 key_profiles_exhausted", "409 key_profiles_exhausted"]);
     // One exemption was written; the refused requests' approvals ask nobody to decide.
@@ -98,7 +84,7 @@ describe("conformance: the tenant's open key exemptions, requested at the same m
     const p = await r.project("kx-many", { settings: { tokens: { perMinute: { limit: 20, per: "key" } } } });
     const keys = [];
     for (let i = 0; i < 12; i++) keys.push(await rdev.keys.create(p.id, { name: `k ${i}` }));
-    const outcomes = await Promise.all(keys.map((k) => reasonOf(rdev.exemptions.request(keyExemption(p.id, k.id, 1000)))));
+    const outcomes = await Promise.all(keys.map((k) => reasonOf(rdev.exemptions.request(keyExemptionSpec(p.id, k.id, 1000)))));
     expect(outcomes.filter((o) => o === "200")).toHaveLength(10);
     expect(outcomes.filter((o) => o !== "200")).toEqual(["400 too_many_key_exemptions", "400 too_many_key_exemptions"]);
     expect((await r.admin.exemptions.list({ projectId: p.id, maxPageSize: 50 })).items).toHaveLength(10);
@@ -106,14 +92,6 @@ describe("conformance: the tenant's open key exemptions, requested at the same m
 });
 
 describe("conformance: a key exemption the compiler cannot apply says so", () => {
-  /** Four calls in a minute (about 10 tokens each), then the gateway's clock moves past it. */
-  async function burst(r: Governed, projectId: string, key: string): Promise<number[]> {
-    const statuses = [];
-    for (let i = 0; i < 4; i++) statuses.push((await r.chat(projectId, key, "gpt-4o-mini", { words: 2, maxTokens: 8 })).status);
-    r.t.clock.advance(61_000);
-    return statuses;
-  }
-  const LIMITED = [200, 200, 429, 429];
 
   it("in a project whose key tiers were full before exemptions held places: in force, not applied, and why", async () => {
     const r = await Governed.start("t-kx-full", g.t);
@@ -137,12 +115,12 @@ describe("conformance: a key exemption the compiler cannot apply says so", () =>
       }, "no revision pending", 180_000, 500);
     await quiet();
     await r.publish("full");
-    expect(await reasonOf(rdev.exemptions.request(keyExemption(full.id, k.id, 1000)))).toBe("409 key_profiles_exhausted");
+    expect(await reasonOf(rdev.exemptions.request(keyExemptionSpec(full.id, k.id, 1000)))).toBe("409 key_profiles_exhausted");
 
     // Two key exemptions in force in the project with room; one of them is turned into an exemption of the
     // full project's key, as one requested before exemptions held their places would be.
     const approved = async (keyId: string) => {
-      const requested = await rdev.exemptions.request(keyExemption(room.id, keyId, 1000));
+      const requested = await rdev.exemptions.request(keyExemptionSpec(room.id, keyId, 1000));
       const approval = await r.admin.approvals.get(requested.approvalId);
       await r.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
       await until(async () => ((await r.admin.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
@@ -163,9 +141,9 @@ describe("conformance: a key exemption the compiler cannot apply says so", () =>
     await until(async () => {
       await r.t.app.host.invokeTimer("keyLifecycle");
       await r.settle();
-      return (await burst(r, room.id, a.key)).every((x) => x === 200) ? true : undefined;
+      return (await r.burst(room.id, a.key)).every((x) => x === 200) ? true : undefined;
     }, "the applied exemption's key on its exemption tier");
-    expect(await burst(r, full.id, k.key)).toEqual(LIMITED);
+    expect(await r.burst(full.id, k.key)).toEqual(LIMITED);
     // The API says which is which, and why.
     const read = await r.admin.exemptions.get(legacy);
     expect(read.status).toBe("active");

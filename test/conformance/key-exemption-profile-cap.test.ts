@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AigovClient } from "../../src/client/index.js";
 import { MAX_PROJECT_KEY_TIERS } from "../../src/policy/input.js";
-import { Governed } from "../support/governed.js";
+import { Governed, keyExemptionSpec, LIMITED } from "../support/governed.js";
 import { reasonOf } from "../support/errors.js";
 import { until } from "../support/until.js";
 
@@ -32,29 +32,6 @@ async function quiet(): Promise<void> {
   }, "no revision pending", 180_000, 500);
 }
 
-/** Four calls in a minute (about 10 tokens each) and the gateway's clock moved past it. */
-async function burst(projectId: string, key: string): Promise<number[]> {
-  const statuses = [];
-  for (let i = 0; i < 4; i++) statuses.push((await g.chat(projectId, key, "gpt-4o-mini", { words: 2, maxTokens: 8 })).status);
-  g.t.clock.advance(61_000);
-  return statuses;
-}
-const LIMITED = [200, 200, 429, 429];
-
-function exemptionSpec(projectId: string, keyId: string) {
-  return {
-    control: "tokens.perMinute" as const,
-    scope: { level: "key" as const, projectId, keyId },
-    relaxation: { kind: "limit" as const, value: 1000 },
-    category: "waiver" as const,
-    owner: "dora",
-    reason: { deliveryBlocker: "backfill", affectedControl: "tokens per minute", expectedEndState: "done" },
-    compensatingControls: ["watched"],
-    evidence: ["https://tickets.example.com/BF-1"],
-    expiresAt: new Date(Date.now() + 3 * 86_400_000).toISOString(),
-  };
-}
-
 describe("conformance: key exemptions and the cap on a project's key tiers", () => {
   it("an approved key exemption holds its tier's place: the project never leaves the gateway", async () => {
     const p = await g.project("exm-cap", { settings: { tokens: { perMinute: { limit: 20, per: "key" } } } });
@@ -67,20 +44,20 @@ describe("conformance: key exemptions and the cap on a project's key tiers", () 
     for (let i = 0; i < MAX_PROJECT_KEY_TIERS - 2; i++) await dev.keys.create(p.id, { name: `filler ${i}`, limits: { tokensPerMinute: 2000 + i } });
     await quiet();
     await g.publish("one place left");
-    expect(await burst(p.id, k.key)).toEqual(LIMITED);
+    expect(await g.burst(p.id, k.key)).toEqual(LIMITED);
 
     // The exemption takes the last place.
     await g.exemptKey(dev, p.id, k.id, 1000);
     await until(async () => {
       await g.t.app.host.invokeTimer("keyLifecycle");
       await g.settle();
-      return (await burst(p.id, k.key)).every((s) => s === 200) ? true : undefined;
+      return (await g.burst(p.id, k.key)).every((s) => s === 200) ? true : undefined;
     }, "the exempted key on its exemption tier");
     const before = await g.lastRevision();
 
     // A new profile would be the 41st tier: refused, as is another key exemption in the full project.
     const tooMany = await reasonOf(dev.keys.create(p.id, { name: "one too many", limits: { tokensPerMinute: 3000 } }));
-    const anotherExemption = await reasonOf(dev.exemptions.request(exemptionSpec(p.id, other.id)));
+    const anotherExemption = await reasonOf(dev.exemptions.request(keyExemptionSpec(p.id, other.id)));
     // A key with an existing profile is still made.
     expect((await dev.keys.create(p.id, { name: "same as filler", limits: { tokensPerMinute: 2000 } })).id).toMatch(/^key_/);
 
@@ -89,8 +66,8 @@ describe("conformance: key exemptions and the cap on a project's key tiers", () 
     // No publish set the project aside: it is at the gateway, its other keys work with their limits and
     // the exempted key with its relaxation.
     expect(await g.isolatedSince(before)).toEqual([]);
-    expect(await burst(p.id, other.key)).toEqual(LIMITED);
-    expect(await burst(p.id, k.key)).toEqual([200, 200, 200, 200]);
+    expect(await g.burst(p.id, other.key)).toEqual(LIMITED);
+    expect(await g.burst(p.id, k.key)).toEqual([200, 200, 200, 200]);
     expect(tooMany).toBe("409 key_profiles_exhausted");
     expect(anotherExemption).toBe("409 key_profiles_exhausted");
   }, 600_000);

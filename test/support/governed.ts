@@ -109,22 +109,20 @@ export class Governed {
    * gateway (its system publish applied; the key itself moves with the key lifecycle job). Returns its id.
    */
   async exemptKey(requester: AigovClient, projectId: string, keyId: string, value: number, opts: { owner?: string; ms?: number; now?: () => number } = {}): Promise<string> {
-    const requested = await requester.exemptions.request({
-      control: "tokens.perMinute",
-      scope: { level: "key", projectId, keyId },
-      relaxation: { kind: "limit", value },
-      category: "waiver",
-      owner: opts.owner ?? "dora",
-      reason: { deliveryBlocker: "backfill", affectedControl: "tokens per minute", expectedEndState: "done" },
-      compensatingControls: ["watched"],
-      evidence: ["https://tickets.example.com/BF-1"],
-      expiresAt: new Date((opts.now ?? Date.now)() + (opts.ms ?? 3 * 86_400_000)).toISOString(),
-    });
+    const requested = await requester.exemptions.request(keyExemptionSpec(projectId, keyId, value, { ...(opts.owner ? { owner: opts.owner } : {}), expiresAt: new Date((opts.now ?? Date.now)() + (opts.ms ?? 3 * 86_400_000)) }));
     const approval = await this.admin.approvals.get(requested.approvalId);
     await this.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
     await until(async () => ((await this.admin.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
     await this.systemPublish(requested.id);
     return requested.id;
+  }
+
+  /** Four calls in a minute (about 10 tokens each) with `key`, then the gateway's clock moves past the minute. */
+  async burst(projectId: string, key: string): Promise<number[]> {
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await this.chat(projectId, key, "gpt-4o-mini", { words: 2, maxTokens: 8 })).status);
+    this.t.clock.advance(61_000);
+    return statuses;
   }
 
   /** Revokes an exemption and waits until its system publish is at the gateway. */
@@ -136,7 +134,7 @@ export class Governed {
   /** Waits for the system's publish whose reason mentions `about` (an exemption's activation…), then settles. */
   async systemPublish(about: string): Promise<void> {
     await until(async () => {
-      const list = await this.admin.policy.revisions({ maxPageSize: 20 });
+      const list = await this.admin.policy.revisions({ maxPageSize: 100 });
       return list.items.some((r) => r.origin === "system" && r.reason?.includes(about)) ? true : undefined;
     }, `a system publish about ${about}`);
     await this.settle();
@@ -255,4 +253,23 @@ export class Governed {
   stop(): Promise<void> {
     return this.t.stop();
   }
+}
+
+
+/** What `Governed.burst` gets under a limit of 20 tokens a minute: two calls, then 429. */
+export const LIMITED = [200, 200, 429, 429];
+
+/** A waiver of one key's tokens per minute (`value`), owned by `owner` (dora), ending in 3 days unless `expiresAt` says otherwise. */
+export function keyExemptionSpec(projectId: string, keyId: string, value = 1000, opts: { owner?: string; expiresAt?: Date } = {}) {
+  return {
+    control: "tokens.perMinute" as const,
+    scope: { level: "key" as const, projectId, keyId },
+    relaxation: { kind: "limit" as const, value },
+    category: "waiver" as const,
+    owner: opts.owner ?? "dora",
+    reason: { deliveryBlocker: "backfill", affectedControl: "tokens per minute", expectedEndState: "done" },
+    compensatingControls: ["watched"],
+    evidence: ["https://tickets.example.com/BF-1"],
+    expiresAt: (opts.expiresAt ?? new Date(Date.now() + 3 * 86_400_000)).toISOString(),
+  };
 }
