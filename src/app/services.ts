@@ -329,7 +329,18 @@ export async function buildServices(config: Config): Promise<Services> {
 
   // A tenant moved to another instance takes its keys along (their subscriptions are not in a publish).
   const keyPlacement = new KeyPlacement(keyDocuments, async (tenantId) => (await projects.listAll(tenantId)).map((p) => p.id), (tenantId, instance) => gateways.keysOn(tenantId, instance));
-  const publishing = new PublishService({ store, changes, clock, compiler, gateways, keys: keyPlacement, retry: config.publishRetry, sliceMs: config.publishSliceSeconds * 1000 });
+  const publishing = new PublishService({
+    store,
+    changes,
+    clock,
+    compiler,
+    gateways,
+    keys: keyPlacement,
+    // A rollback holds the keys whose tier screens prompts to the region rules it restores (ADR 024).
+    keyDocs: async (tenantId, projectIds) => (await mapLimit([...projectIds], 8, (id) => keyDocuments.listAll(tenantId, id))).flat(),
+    retry: config.publishRetry,
+    sliceMs: config.publishSliceSeconds * 1000,
+  });
   let sources: Promise<UsageLogSource[]> | undefined;
   const usage = new UsageService({ store, changes, clock, projects, sources: () => (sources ??= usageSources(config)), sourceNames: usageSourceNames(config), retentionDays: config.usage.retentionDays });
   const toolScopes = pillarRuntimes.get("tools")?.service as KeyToolScopes | undefined;

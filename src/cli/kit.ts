@@ -5,7 +5,7 @@
  */
 import Table from "cli-table3";
 import { CommanderError } from "commander";
-import { type AigovClient } from "../client/index.js";
+import { type AigovClient, ApiError } from "../client/index.js";
 import { type PillarCliKit } from "../pillars/pillar.js";
 
 export interface CliIo {
@@ -58,4 +58,11 @@ export function parseBudget(value: string): { amount: number; currency: string; 
   const m = /^([\d.]+)\s*([A-Z]{3})\/(\w+)$/.exec(value.trim());
   if (!m) throw new CommanderError(2, "aigov.budget", `--budget expects e.g. '5000 USD/Monthly', got '${value}'`);
   return { amount: Number(m[1]), currency: m[2]!, period: m[3]! };
+}
+
+/** A refusal as one line, as `aigov` prints its error: `403 Forbidden (key_suspended_by_admin): an admin suspended …`. */
+export function problemLine(e: unknown): string {
+  if (!(e instanceof ApiError)) return e instanceof Error ? e.message : String(e);
+  const p = e.problem;
+  return p ? `${p.status} ${p.code}${p.reason ? ` (${p.reason})` : ""}: ${p.detail ?? p.title}` : `HTTP ${e.status}`;
 }

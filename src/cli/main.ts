@@ -18,9 +18,9 @@ import { policyCommands } from "./commands/policy.js";
 import { projectCommands } from "./commands/projects.js";
 import { serviceCommands } from "./commands/service.js";
 import { settingsCommands } from "./commands/settings.js";
-import { type CliIo, type CliKit, type Globals, render } from "./kit.js";
+import { type CliIo, type CliKit, type Globals, problemLine, render } from "./kit.js";
 import { profilePath, readProfiles, resolveProfile, tokenCachePath } from "./profiles.js";
-import { readJsonFile } from "../util/json-file.js";
+import { parseJsonText, readJsonFile } from "../util/json-file.js";
 
 export type { CliIo } from "./kit.js";
 
@@ -35,6 +35,7 @@ export function buildProgram(io: CliIo): Command {
     .exitOverride();
 
   const globals = () => program.opts<Globals>();
+  const stdin = () => (io.stdin ? io.stdin() : process.stdin.isTTY ? undefined : readFileSync(0, "utf8"));
   const kit: CliKit = {
     program,
     io,
@@ -58,8 +59,14 @@ export function buildProgram(io: CliIo): Command {
     out: (text) => io.out(text),
     err: (text) => io.err(text),
     json: () => globals().output === "json",
-    readJson: (path) => readJsonFile(path),
-    stdin: () => (io.stdin ? io.stdin() : process.stdin.isTTY ? undefined : readFileSync(0, "utf8")),
+    // `--file -`: the body piped on stdin (`aigov projects create --file - < spec.json`); never a terminal's.
+    readJson: (path) => {
+      if (path !== "-") return readJsonFile(path);
+      const piped = stdin();
+      if (piped === undefined) throw new CommanderError(2, "aigov.stdin", "--file -: pipe the JSON on stdin, e.g. --file - < spec.json");
+      return parseJsonText(piped, "stdin");
+    },
+    stdin,
   };
 
   // In this order in `aigov --help`.
@@ -105,7 +112,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return 1;
       }
       // The client takes any document with a status and a code for a problem: a reason may be missing.
-      io.err(p ? `error ${p.status} ${p.code}${p.reason ? ` (${p.reason})` : ""}: ${p.detail ?? p.title}` : `error: HTTP ${err.status}`);
+      io.err(p ? `error ${problemLine(err)}` : `error: HTTP ${err.status}`);
       for (const e of p?.errors ?? []) io.err(`  ${e.field}: ${e.message}`);
       if (p?.correlationId) io.err(`  correlation id: ${p.correlationId}`);
       return 1;

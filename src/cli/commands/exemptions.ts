@@ -1,15 +1,16 @@
 /** `aigov exemptions request|list|show|renew|revoke|review` and `exemptions policy show|set`. */
 import { CommanderError, Option } from "commander";
 import { type CliKit, type Row } from "../kit.js";
-import { readJsonFile } from "../../util/json-file.js";
 
-const EXEMPTION_COLUMNS = ["id", "status", "control", "scope", "category", "owner", "expiresAt"];
+// gateway: whether the gateway configuration applies a key exemption in force ("NOT applied: why" when it does not).
+const EXEMPTION_COLUMNS = ["id", "status", "control", "scope", "category", "owner", "expiresAt", "gateway"];
 
 type ExemptionScope = { level: string; projectId?: string; modelId?: string; keyId?: string };
 
 /** An exemption as a table row: the scope as "tenant" or "<project>[/<model or key>]". */
-const exemptionRow = (e: { scope: ExemptionScope } & Record<string, unknown>) => ({
+const exemptionRow = (e: { scope: ExemptionScope; gateway?: { applied: boolean; why?: string } } & Record<string, unknown>) => ({
   ...e,
+  gateway: e.gateway === undefined ? undefined : e.gateway.applied ? "applied" : `NOT applied${e.gateway.why ? `: ${e.gateway.why}` : ""}`,
   scope: e.scope.level === "tenant" ? "tenant" : [e.scope.projectId, e.scope.modelId ?? e.scope.keyId].filter(Boolean).join("/"),
 });
 
@@ -77,7 +78,7 @@ export function exemptionCommands({ program, client, print, render, out, err, js
     .option("--expires-at <iso>", "expiry, e.g. 2026-07-01T00:00:00Z")
     .option("--days <n>", "expiry in n days from now")
     .action(async (o: Record<string, unknown>) => {
-      const body = o.file ? (readJsonFile(String(o.file)) as Record<string, unknown>) : {};
+      const body = o.file ? (readJson(String(o.file)) as Record<string, unknown>) : {};
       for (const [opt, field] of REQUEST_FIELDS) if (o[opt] !== undefined) body[field] = o[opt];
       if (o.days !== undefined) body.expiresAt = inDays(o.days);
       if (o.off) body.relaxation = { kind: "off" };
@@ -134,7 +135,7 @@ export function exemptionCommands({ program, client, print, render, out, err, js
     .option("--if-match <etag>")
     .action(async (id: string, o: RenewOptions) => {
       const c = client();
-      const body = o.file ? (readJsonFile(o.file) as Record<string, unknown>) : {};
+      const body = o.file ? (readJson(o.file) as Record<string, unknown>) : {};
       if (o.expiresAt) body.expiresAt = o.expiresAt;
       if (o.days) body.expiresAt = inDays(o.days);
       if (o.evidence) body.evidence = o.evidence;

@@ -1,9 +1,10 @@
 /** `aigov keys …`: virtual keys (create, list, show, rotate, revoke, suspend, resume, share, unshare, shared, collect, lookup). */
 import { CommanderError, Option } from "commander";
-import { type AigovClient } from "../../client/index.js";
-import { type CliKit, parseBudget } from "../kit.js";
+import { type AigovClient, ApiError } from "../../client/index.js";
+import { type CliKit, parseBudget, problemLine } from "../kit.js";
 
-const KEY_COLUMNS = ["id", "name", "status", "owner", "prefix", "last4", "expiresAt", "gateway"];
+// suspendedBy: who suspended a suspended key (admin, projectLock, agentHold, roleRemoved): who may resume it.
+const KEY_COLUMNS = ["id", "name", "status", "suspendedBy", "owner", "prefix", "last4", "expiresAt", "gateway"];
 const keyRow = (k: { gateway: { state: string } } & Record<string, unknown>) => ({ ...k, gateway: k.gateway.state });
 
 async function listAllKeys(c: AigovClient, projectId: string) {
@@ -14,6 +15,7 @@ async function listAllKeys(c: AigovClient, projectId: string) {
 
 type CreateOptions = {
   tool?: string[];
+  agent?: string[];
   name: string;
   owner?: string;
   model?: string[];
@@ -43,6 +45,7 @@ export function keyCommands({ program, client, print, out, err, json, stdin }: C
     .option("--model <modelId...>", "models the key may call (default: all of the project's)")
     .addOption(new Option("--no-models", "the key calls no model (a key for tools or agents only)").conflicts("model"))
     .option("--tool <entry...>", "MCP tools the key may call: srv_… (a server), srv_…/<tool>, tbx_… (a toolbox); none by default")
+    .option("--agent <agentId...>", "agents of the project the key may call (a caller's key); none by default")
     .option("--tpm <n>", "tokens per minute")
     .option("--rpm <n>", "requests per minute")
     .option("--quota <limit/period>", "token quota, e.g. 1000000/Monthly")
@@ -57,7 +60,7 @@ export function keyCommands({ program, client, print, out, err, json, stdin }: C
       const created = await client().keys.create(projectId, {
         name: o.name,
         ...(o.owner ? { owner: o.owner } : {}),
-        ...(models || o.tool ? { scopes: { ...(models ? { models } : {}), ...(o.tool ? { tools: o.tool } : {}) } } : {}),
+        ...(models || o.tool || o.agent ? { scopes: { ...(models ? { models } : {}), ...(o.tool ? { tools: o.tool } : {}), ...(o.agent ? { agents: o.agent } : {}) } } : {}),
         limits: {
           ...(o.tpm ? { tokensPerMinute: Number(o.tpm) } : {}),
           ...(o.rpm ? { requestsPerMinute: Number(o.rpm) } : {}),
@@ -124,7 +127,10 @@ export function keyCommands({ program, client, print, out, err, json, stdin }: C
       } catch (e) {
         failed += 1;
         if (!all) throw e;
-        err(`${id}: ${e instanceof Error ? e.message : String(e)}`);
+        // Each refusal says why (its reason and detail), as a failing single-key call would: with -o json as
+        // its problem document (with the key's id), one line on stderr.
+        if (json() && e instanceof ApiError && e.problem) err(JSON.stringify({ keyId: id, ...e.problem }));
+        else err(`${id}: ${problemLine(e)}`);
       }
       err(`[${done + failed}/${ids.length}] ${done} done, ${failed} failed`);
     }

@@ -2,7 +2,6 @@
 import { CommanderError } from "commander";
 import { type AigovClient } from "../../client/index.js";
 import { type CliKit } from "../kit.js";
-import { readJsonFile } from "../../util/json-file.js";
 
 const REVISION_COLUMNS = ["number", "id", "kind", "status", "createdBy", "createdAt", "publishedAt", "reason"];
 const EXPLAIN_COLUMNS = ["ref", "path", "control", "scope"];
@@ -39,7 +38,7 @@ const TIMEOUT_HELP = "with --wait: give up (exit 1) after this many seconds";
 
 type Revision = { number: number; id: string; status: string; counts: { added: number; modified: number; removed: number } };
 
-export function policyCommands({ program, client, print, render, out, json }: CliKit): void {
+export function policyCommands({ program, client, print, render, out, json, readJson }: CliKit): void {
   const showPreview = (preview: Awaited<ReturnType<AigovClient["policy"]["show"]>>) => {
     if (json()) return print(preview);
     for (const a of preview.artifacts) {
@@ -65,7 +64,7 @@ export function policyCommands({ program, client, print, render, out, json }: Cl
     .requiredOption("--file <path>", "the draft (JSON)")
     .option("--explain", "also list which setting produced each element")
     .action(async (projectId: string, o: { file: string; explain?: boolean }) => {
-      const draft = readJsonFile(o.file) as Record<string, unknown>;
+      const draft = readJson(o.file) as Record<string, unknown>;
       const preview = await client().policy.preview(projectId, { ...draft, explain: o.explain ?? false } as never);
       showPreview(preview);
     });

@@ -2,7 +2,6 @@
 import { type Command, CommanderError, Option } from "commander";
 import { ENVIRONMENTS, LIFECYCLE_STAGES } from "../../domain/projects/schema.js";
 import { type CliKit, parseBudget } from "../kit.js";
-import { readJsonFile } from "../../util/json-file.js";
 
 const PROJECT_COLUMNS = ["id", "name", "environment", "owner", "lifecycleStage", "updatedAt"];
 
@@ -28,7 +27,7 @@ const budgetOrNone = (value: string) => (value === "none" ? value : parseBudget(
 /** The options of a project's fields, shared by create and update. */
 const specOptions = (cmd: Command, create: boolean) =>
   cmd
-    .option("--file <path>", "read the JSON body from a file (flags override its fields)")
+    .option("--file <path>", "read the JSON body from a file, or stdin with - (flags override its fields)")
     .option("--name <name>")
     .option("--description <text>")
     .addOption(new Option("--environment <env>").choices([...ENVIRONMENTS]))
@@ -41,8 +40,8 @@ const specOptions = (cmd: Command, create: boolean) =>
     .option("--budget <amount CUR/period>", "what the project may spend, e.g. '5000 USD/Monthly' (alerts at 80% and 100%)" + (create ? "" : "; 'none' clears it"), budgetOrNone);
 
 /** The body from --file, with the flags that are set written over it. */
-const specFrom = (o: Record<string, unknown>) => {
-  const base = o.file ? (readJsonFile(String(o.file)) as Record<string, unknown>) : {};
+const specFrom = (o: Record<string, unknown>, readJson: CliKit["readJson"]) => {
+  const base = o.file ? (readJson(String(o.file)) as Record<string, unknown>) : {};
   const map: Record<string, string> = {
     name: "name", description: "description", environment: "environment", owner: "owner", costCenter: "costCenter",
     tag: "tags", reviewDate: "reviewDate", lifecycleStage: "lifecycleStage", pillars: "pillars", budget: "budget",
@@ -52,11 +51,11 @@ const specFrom = (o: Record<string, unknown>) => {
   return base;
 };
 
-export function projectCommands({ program, client, print, err, out, json }: CliKit): void {
+export function projectCommands({ program, client, print, err, out, json, readJson }: CliKit): void {
   const projects = program.command("projects").description("manage projects");
 
   specOptions(projects.command("create").description("create a project"), true).action(async (o: Record<string, unknown>) => {
-    print(await client().projects.create(specFrom(o) as never), PROJECT_COLUMNS.concat("etag"));
+    print(await client().projects.create(specFrom(o, readJson) as never), PROJECT_COLUMNS.concat("etag"));
   });
   projects
     .command("list")
@@ -79,15 +78,20 @@ export function projectCommands({ program, client, print, err, out, json }: CliK
       } while (o.all && token);
       print(items, PROJECT_COLUMNS);
     });
-  projects.command("get <projectId>").description("show a project").action(async (id: string) => {
-    print(await client().projects.get(id), PROJECT_COLUMNS.concat("etag"));
+  projects.command("get <projectId>").description("show a project (and the time-bound gates of its environment it fails now)").action(async (id: string) => {
+    const p = await client().projects.get(id);
+    print(p, PROJECT_COLUMNS.concat("etag"));
+    // Gate drift: the lifecycle sweep's record of the gates the project fails now (absent while it passes them).
+    if (json() || !p.gateDrift) return;
+    out(`gate drift: out of its ${p.environment} gates since ${p.gateDrift.since} (aigov projects gates ${id} says why now)`);
+    print(p.gateDrift.gates, ["gate", "since", "detail"]);
   });
   specOptions(projects.command("update <projectId>").description("update a project (reads the current ETag unless --if-match)"), false)
     .option("--if-match <etag>", "the ETag you last read")
     .action(async (id: string, o: Record<string, unknown>) => {
       const c = client();
       const etag = (o.ifMatch as string | undefined) ?? (await c.projects.get(id)).etag;
-      print(await c.projects.update(id, specFrom(o) as never, etag), PROJECT_COLUMNS.concat("etag"));
+      print(await c.projects.update(id, specFrom(o, readJson) as never, etag), PROJECT_COLUMNS.concat("etag"));
     });
   projects
     .command("delete <projectId>")

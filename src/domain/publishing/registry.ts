@@ -2,7 +2,7 @@ import { canonicalJson } from "../../util/canonical-json.js";
 import { sha256 } from "../audit/chain.js";
 import { heldToLiveTenant } from "../../policy/floors.js";
 import { mergeSettings } from "../../policy/settings.js";
-import { contentSafetyRegionGap } from "../policy/tenant-settings.js";
+import { contentSafetyRegionGap, keyReaches, keyRegionGaps, type KeyOfProject } from "../policy/tenant-settings.js";
 import type { CompilerInputIn } from "../../policy/index.js";
 
 export type ProjectInput = CompilerInputIn["projects"][number];
@@ -120,8 +120,15 @@ export function restorable(target: RegistrySnapshot, live: RegistrySnapshot): Re
  * since content safety was switched off. Compiled, a missing service isolates every project it reaches (the
  * rollback restores nothing, or only part, while answering as if it had), and a region gap sends prompts
  * out of the tenant's regions; the rollback refuses instead (revision_needs_service).
+ *
+ * Keys are live inputs of a rollback (their tiers are compiled as they are now): a key whose tier screens
+ * prompts (`limits.contentSafety`, in its project and each one it is shared with) is held to the region rules
+ * the registry restores as a key write is (keyRegionGaps, ADR 024) — a rule dropped since, and a content-safety
+ * key created meanwhile, would otherwise send that key's prompts outside the regions the restored rule allows.
+ * `keys`: the tenant's key documents; `live`: the projects as they are now (where a key's own project, absent
+ * from `reg`, names the models it is scoped to).
  */
-export function servicesUnfit(reg: RegistrySnapshot): string[] {
+export function servicesUnfit(reg: RegistrySnapshot, keys: readonly KeyOfProject[] = [], live: readonly ProjectInput[] = []): string[] {
   const services = reg.services ?? {};
   const needs = [
     { on: (eff: ReturnType<typeof mergeSettings>) => eff.contentSafety !== undefined, missing: !services.contentSafety, what: "content safety", service: "services.contentSafety" },
@@ -154,6 +161,11 @@ export function servicesUnfit(reg: RegistrySnapshot): string[] {
           if (mg) out.push(`for model ${m.name} of project ${p.name}, ${mg}`);
         }
       }
+    }
+    const restored = new Set(reg.projects.map((p) => p.id));
+    const reaches = keyReaches(keys, [...reg.projects, ...live.filter((p) => !restored.has(p.id))]);
+    for (const p of served) {
+      for (const gap of keyRegionGaps(t, p.settings, p.models ?? [], reaches.get(p.id) ?? [])) out.push(`in project ${p.name}, ${gap}`);
     }
   }
   return out;

@@ -1,5 +1,6 @@
 import type { CompiledTenant, IsolatedProject } from "../policy/preview.js";
 import { restorable, servicesUnfit, stagedBetween, type RegistrySnapshot } from "./registry.js";
+import type { KeyOfProject } from "../policy/tenant-settings.js";
 import type { Clock } from "../../ports/clock.js";
 import { artifactHash, artifactRef, type ArtifactRef, type GatewayArtifact } from "../../ports/gateway.js";
 import { unversioned, type BatchOp, type Store } from "../../ports/store.js";
@@ -40,6 +41,11 @@ export interface PublishKit {
   };
   /** The tenant's keys, for a move between instances (their subscriptions are not in a publish). */
   keys?: TenantKeyPlacement;
+  /**
+   * The key documents of the given projects (revoked ones too): a rollback holds the keys whose tier screens
+   * prompts to the region rules it restores (servicesUnfit). Absent: no key is held (tests without keys).
+   */
+  keyDocs?: (tenantId: string, projectIds: readonly string[]) => Promise<readonly KeyOfProject[]>;
   /** The publish orchestration's retry (PUBLISH_RETRY_*). */
   retry: DriveRetry;
   /** How long one apply call may send before the orchestration calls the next (PUBLISH_SLICE_SECONDS). */
@@ -89,6 +95,7 @@ export class PublishService {
   private readonly manifests: ManifestStore;
   private readonly registries: RegistryStore;
   private readonly changes: ChangeWriter;
+  private readonly keyDocs: PublishKit["keyDocs"];
   private readonly clock: Clock;
   private readonly compiler: PublishCompiler;
   private readonly reserveGateway: (tenantId: string) => Promise<void>;
@@ -100,6 +107,7 @@ export class PublishService {
     this.clock = kit.clock;
     this.compiler = kit.compiler;
     this.retry = kit.retry;
+    this.keyDocs = kit.keyDocs;
     this.reserveGateway = (tenantId) => kit.gateways.reserve(tenantId);
     this.assignedInstance = (tenantId) => kit.gateways.instance(tenantId);
     const publisher = (tenantId: string) => kit.gateways.publisher(tenantId);
@@ -195,12 +203,15 @@ export class PublishService {
     // A project that does not compile falls back to what the gateway holds now (as a publish does), never
     // to the target's own entry: that would fail the same way and leave the project out (deleted).
     // Nor what was withdrawn for good since: a project or model deleted, an agent retired, blocked or disabled.
-    const registry = restorable(snapshot, await this.compiler.registry(tenantId));
+    const live = await this.compiler.registry(tenantId);
+    const registry = restorable(snapshot, live);
     // The services are the live ones: a control the target switches on whose service is gone since would
     // isolate every project it reaches (kept as the gateway holds it), so the rollback would restore none of
     // it while answering as if it had; content safety under a region rule that excludes its service would
-    // screen prompts outside the tenant's regions. Refused instead, naming what does not fit (servicesUnfit).
-    const unfit = servicesUnfit(registry);
+    // screen prompts outside the tenant's regions — so would a key's own content safety (keys are live) under
+    // a region rule the rollback restores. Refused instead, naming what does not fit (servicesUnfit).
+    const keys = this.keyDocs ? await this.keyDocs(tenantId, live.projects.map((p) => p.id)) : [];
+    const unfit = servicesUnfit(registry, keys, live.projects);
     if (unfit.length) {
       fail({
         kind: "conflict",
