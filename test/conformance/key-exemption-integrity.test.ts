@@ -92,7 +92,6 @@ describe("conformance: the tenant's open key exemptions, requested at the same m
 });
 
 describe("conformance: a key exemption the compiler cannot apply says so", () => {
-
   it("in a project whose key tiers were full before exemptions held places: in force, not applied, and why", async () => {
     const r = await Governed.start("t-kx-full", g.t);
     const rdev = await r.as("dora", ["Developer"]);

@@ -12,6 +12,7 @@ import type { ApprovalService } from "../approvals/service.js";
 import type { ChangeWriter } from "../changes.js";
 import { etagMatches, newId, type Page, type RequestContext } from "../common.js";
 import { AppError, fail, type FieldError } from "../errors.js";
+import { jitter } from "../kernel/contention.js";
 import type { Driven } from "../kernel/drive.js";
 import { ANY_TENANT_ROLE, EXEMPTION_REQUESTERS, holdsAny, TENANT_ADMINS } from "../kernel/roles.js";
 import type { ProjectService } from "../projects/service.js";
@@ -495,6 +496,7 @@ export class ExemptionService {
         // Each lost attempt means another key-scope request was written; once the tenant has its most open, the
         // count refuses outright. So a few more attempts than that always end in an answer (unless exemptions keep ending meanwhile).
         if (!(err instanceof AppError && err.error.kind === "conflict" && err.error.reason === "changed_meanwhile") || attempt >= MAX_OPEN_KEY_EXEMPTIONS + 6) throw err;
+        await jitter(attempt);
       }
     }
   }

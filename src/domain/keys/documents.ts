@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { systemClock, type Clock } from "../../ports/clock.js";
 import type { BatchOp, Partition, Store, StoredDoc, Versioned } from "../../ports/store.js";
+import { jitter } from "../kernel/contention.js";
 import type { ChangeWriter } from "../changes.js";
 import type { RequestContext } from "../common.js";
 import { MAX_PROJECT_KEY_TIERS } from "../../policy/input.js";
@@ -520,6 +521,7 @@ export class KeyDocuments implements KeyDocReader {
         return await write(guard);
       } catch (err) {
         if (!lostTierGuard(err) || attempt >= TIER_GUARD_ATTEMPTS) throw err;
+        await jitter(attempt);
       }
     }
   }
@@ -533,10 +535,14 @@ export class KeyDocuments implements KeyDocReader {
    */
   async reserveExemptionPlace(tenantId: string, projectId: string, keyId: string): Promise<void> {
     for (let attempt = 1; ; attempt++) {
+      // Held already (the request's earlier attempt, counted then): no second write of a guard every racer writes.
+      const held = this.freshReservations(await this.readTierGuard(tenantId, projectId))[keyId];
+      if (held !== undefined && Date.parse(held) - this.clock.now().getTime() > EXEMPTION_PLACE_RESERVATION_MS / 2) return;
       const guard = await this.tierGuard(tenantId, projectId, keyId);
       await roomForExemption(this, tenantId, projectId, keyId);
       if ((await this.store.batch(this.partition(tenantId, projectId), [guard.op])).ok) return;
       if (attempt >= TIER_GUARD_ATTEMPTS) fail(tierGuardLost());
+      await jitter(attempt);
     }
   }
 
