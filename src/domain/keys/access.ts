@@ -41,15 +41,15 @@ export class KeyAccess {
     return (await this.mayManageAs(ctx, projectId, id, adds)).doc;
   }
 
-  /** mayManage, and whether the caller manages the project (an admin) rather than only owning the key. */
-  async mayManageAs(ctx: RequestContext, projectId: string, id: string, adds?: string): Promise<{ doc: Versioned<KeyDoc>; admin: boolean }> {
+  /** mayManage, whether the caller manages the project (an admin) rather than only owning the key, and the project as it was read. */
+  async mayManageAs(ctx: RequestContext, projectId: string, id: string, adds?: string): Promise<{ doc: Versioned<KeyDoc>; admin: boolean; project: Project }> {
     const project = await this.projects.get(ctx, projectId);
     const doc = await this.docs.load(ctx.principal.tenantId, projectId, id);
     const p = ctx.principal;
     const admin = holdsOn(p, project, PROJECT_MANAGERS);
     if (!admin && !sameUser(doc.owner, p.userId)) fail({ kind: "forbidden", detail: "only the key's owner or an admin may change it" });
     if (adds) unlocked(project, adds, this.clock.now());
-    return { doc, admin };
+    return { doc, admin, project };
   }
 
   /** Whether the caller manages the project (TenantAdmin, or ProjectAdmin on it). */

@@ -147,6 +147,12 @@ interface SharedInDoc extends StoredDoc {
  * key's place in it (`exemptionPlaces`) before its exemption is written (in the tenant partition: no batch
  * holds both). So of two writers taking the last place at the same moment, the second's write fails on the
  * guard and it is counted again with the first: never both on one place.
+ *
+ * The tiers a project accepts from keys shared into it are counted here too: a key of another project is
+ * written in its own partition, so a write that may add such tiers (a share made, a shared key's new scopes
+ * or limits) first reserves them in each target's guard (`acceptedPlaces`), counted with every other
+ * reservation there; the reservation is released once the key's write and the target's record of it
+ * (which the count then reads) are written, or lapses.
  */
 interface KeyTierGuardDoc extends StoredDoc {
   docType: "keyTierGuard";
@@ -154,6 +160,8 @@ interface KeyTierGuardDoc extends StoredDoc {
   seq: number;
   /** Key id → until when a key exemption's request holds its place here (by then its exemption is written, and counted as open). */
   exemptionPlaces?: Record<string, string>;
+  /** "<source project>/<key id>" → the (source project, profile) pairs a key shared into this project holds here while it is written, and until when. */
+  acceptedPlaces?: Record<string, { until: string; pairs: string[] }>;
 }
 const KEY_TIER_GUARD = "keyTierGuard";
 /** How long a key exemption request's reservation holds a place (its exemption is written right after it; a crash in between frees it then). */
@@ -251,12 +259,15 @@ export async function roomForProfile(docs: TierPlaceReader, tenantId: string, ne
  * accepts (a share begun, a share asked for, new scopes or limits of a shared key): 409
  * key_profiles_exhausted otherwise.
  */
-export async function roomForShared(docs: TierPlaceReader & Pick<KeyDocuments, "sharedIntoAll" | "read">, tenantId: string, next: ProfileHolder): Promise<void> {
+export async function roomForShared(docs: TierPlaceReader & Pick<KeyDocuments, "sharedIntoAll" | "read"> & Partial<Pick<KeyDocuments, "acceptedReservations">>, tenantId: string, next: ProfileHolder): Promise<void> {
   await roomForProfile(docs, tenantId, next);
-  for (const target of profileDefOf(next).sharedWith) {
-    const accepted = await acceptedInUse(docs, tenantId, target, next);
-    if (accepted !== undefined) fail({ kind: "conflict", detail: `project ${target} already accepts ${accepted} shared key profiles, the most its gateway document holds`, reason: "key_profiles_exhausted" });
-  }
+  for (const target of profileDefOf(next).sharedWith) await roomAccepted(docs, tenantId, target, next);
+}
+
+/** Room among the tiers `target` accepts for the key `next` (409 key_profiles_exhausted otherwise). */
+async function roomAccepted(docs: Pick<KeyDocuments, "sharedIntoAll" | "read"> & Partial<Pick<KeyDocuments, "acceptedReservations">>, tenantId: string, target: string, next: ProfileHolder): Promise<void> {
+  const accepted = await acceptedInUse(docs, tenantId, target, next);
+  if (accepted !== undefined) fail({ kind: "conflict", detail: `project ${target} already accepts ${accepted} shared key profiles, the most its gateway document holds`, reason: "key_profiles_exhausted" });
 }
 
 /**
@@ -279,8 +290,10 @@ const acceptedFrom = (doc: ProfileHolder, target: string): string[] => (keyEnded
  * expired key's profile is accepted nowhere else, so it frees its place at once. Records of ended shares
  * are read too: until its subscription has moved, an unshared key's old profile is still accepted there.
  */
-export async function acceptedInUse(docs: Pick<KeyDocuments, "sharedIntoAll" | "read">, tenantId: string, target: string, next: ProfileHolder): Promise<number | undefined> {
+export async function acceptedInUse(docs: Pick<KeyDocuments, "sharedIntoAll" | "read"> & Partial<Pick<KeyDocuments, "acceptedReservations">>, tenantId: string, target: string, next: ProfileHolder): Promise<number | undefined> {
   const inUse = new Set<string>();
+  // Places other keys' writes reserved here (ADR 008): their key documents or records may not be written yet.
+  for (const [holder, pairs] of (await docs.acceptedReservations?.(tenantId, target)) ?? []) if (holder !== `${next.projectId}/${next.id}`) for (const pair of pairs) inUse.add(pair);
   for await (const s of docs.sharedIntoAll(tenantId, target)) {
     if (s.fromProject === next.projectId && s.keyId === next.id) continue;
     const doc = await docs.read(tenantId, s.fromProject, s.keyId);
@@ -500,14 +513,74 @@ export class KeyDocuments implements KeyDocReader {
     return Object.fromEntries(Object.entries(guard?.exemptionPlaces ?? {}).filter(([, until]) => until > now));
   }
 
-  /** The guard on the project's key tiers as it reads now, and the write that takes it (read it before counting the places). */
-  async tierGuard(tenantId: string, projectId: string, reserve?: string): Promise<TierGuard> {
+  private freshAccepted(guard: KeyTierGuardDoc | undefined): Record<string, { until: string; pairs: string[] }> {
+    const now = this.clock.now().toISOString();
+    return Object.fromEntries(Object.entries(guard?.acceptedPlaces ?? {}).filter(([, r]) => r.until > now));
+  }
+
+  /** The places keys of other projects reserved among the tiers the project accepts ("<project>/<key id>" → pairs), while their writes land. */
+  async acceptedReservations(tenantId: string, projectId: string): Promise<Map<string, string[]>> {
+    return new Map(Object.entries(this.freshAccepted(await this.readTierGuard(tenantId, projectId))).map(([holder, r]) => [holder, r.pairs]));
+  }
+
+  /**
+   * The guard on the project's key tiers as it reads now, and the write that takes it (read it before counting the places).
+   * `reserve`: a key exemption's place to hold; `accepted`: a shared key's accepted places to hold (`pairs`) or to release (none).
+   */
+  async tierGuard(tenantId: string, projectId: string, reserve?: string, accepted?: { holder: string; pairs?: string[] }): Promise<TierGuard> {
     const partition = this.partition(tenantId, projectId);
     const current = await this.readTierGuard(tenantId, projectId);
     const places = this.freshReservations(current);
     if (reserve !== undefined) places[reserve] = new Date(this.clock.now().getTime() + EXEMPTION_PLACE_RESERVATION_MS).toISOString();
-    const doc: KeyTierGuardDoc = { id: KEY_TIER_GUARD, ...partition, docType: "keyTierGuard", seq: (current?.seq ?? 0) + 1, ...(Object.keys(places).length ? { exemptionPlaces: places } : {}) };
+    const held = this.freshAccepted(current);
+    if (accepted?.pairs) held[accepted.holder] = { until: new Date(this.clock.now().getTime() + EXEMPTION_PLACE_RESERVATION_MS).toISOString(), pairs: accepted.pairs };
+    else if (accepted) delete held[accepted.holder];
+    const doc: KeyTierGuardDoc = {
+      id: KEY_TIER_GUARD,
+      ...partition,
+      docType: "keyTierGuard",
+      seq: (current?.seq ?? 0) + 1,
+      ...(Object.keys(places).length ? { exemptionPlaces: places } : {}),
+      ...(Object.keys(held).length ? { acceptedPlaces: held } : {}),
+    };
     return { op: current ? { kind: "replace", doc, ifMatch: current._etag } : { kind: "create", doc } };
+  }
+
+  /**
+   * Reserves, in the guard of each project the key `next` (as a change would leave it) is shared with, the
+   * tiers that project would accept from it: counted there with every other key shared into it and every
+   * other reservation (409 key_profiles_exhausted when there is no room), and written conditionally on that
+   * guard, so of two keys of different projects taking a target's last place at once, the second is counted
+   * again with the first. Call before the key's write; `release` once the key and the target's record of it
+   * are written (the count reads them from then on), or when the write did not happen.
+   */
+  async reserveAccepted(tenantId: string, next: ProfileHolder & { id: string }): Promise<{ release: () => Promise<void> }> {
+    const holder = `${next.projectId}/${next.id}`;
+    const reserved: string[] = [];
+    const release = async () => {
+      for (const target of reserved) await this.writeAcceptedGuard(tenantId, target, { holder }).catch(() => undefined);
+    };
+    try {
+      for (const target of profileDefOf(next).sharedWith) {
+        await this.writeAcceptedGuard(tenantId, target, { holder, pairs: acceptedFrom(next, target) }, () => roomAccepted(this, tenantId, target, next));
+        reserved.push(target);
+      }
+    } catch (err) {
+      await release();
+      throw err;
+    }
+    return { release };
+  }
+
+  /** Writes the target's guard with `accepted` (after `check`, counted under the guard read), again when another writer took it first. */
+  private async writeAcceptedGuard(tenantId: string, target: string, accepted: { holder: string; pairs?: string[] }, check?: () => Promise<void>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const guard = await this.tierGuard(tenantId, target, undefined, accepted);
+      await check?.();
+      if ((await this.store.batch(this.partition(tenantId, target), [guard.op])).ok) return;
+      if (attempt >= TIER_GUARD_ATTEMPTS) fail(tierGuardLost());
+      await jitter(attempt);
+    }
   }
 
   /**

@@ -328,9 +328,16 @@ export class KeyService {
     };
     // A shared key's new profiles are accepted by the projects it is shared with too. Counted under the
     // project's guard on key tiers, taken in the key's write (a profile or key exemption made meanwhile is counted then).
+    // The tiers those projects accept are reserved in their own guards first (the key is written in its own
+    // partition; their records of it exist already, so the key counts there once written: released then).
     await this.documents.underTierGuard(ctx.principal.tenantId, projectId, async (guard) => {
       await roomForShared(this.documents, ctx.principal.tenantId, { ...doc, scopes, limits });
-      await this.documents.commitGuarded(ctx, doc, next, "key.rescope", "aigov.key.rescoped.v1", { keyId: id, projectId, scopes, limits }, guard);
+      const reserved = await this.documents.reserveAccepted(ctx.principal.tenantId, { ...doc, scopes, limits });
+      try {
+        await this.documents.commitGuarded(ctx, doc, next, "key.rescope", "aigov.key.rescoped.v1", { keyId: id, projectId, scopes, limits }, guard);
+      } finally {
+        await reserved.release();
+      }
     });
     return this.synced(ctx, projectId, id);
   }
@@ -527,7 +534,7 @@ export class KeyService {
   }
 
   private async setActive(ctx: RequestContext, projectId: string, id: string, input: unknown, ifMatch: string | undefined, status: "active" | "suspended"): Promise<Key> {
-    const { doc, admin } = await this.access.mayManageAs(ctx, projectId, id, status === "active" ? "resume" : undefined);
+    const { doc, admin, project: checked } = await this.access.mayManageAs(ctx, projectId, id, status === "active" ? "resume" : undefined);
     const spec = parseOrThrow(ReasonSpec, input, "body");
     // An admin's suspension (of a key someone else holds) is an admin's to lift, never the holder's.
     if (status === "active" && doc.suspendedBy === "admin" && !admin) fail({ kind: "forbidden", detail: "an admin suspended this key: only an admin resumes it", reason: "key_suspended_by_admin" });
@@ -553,6 +560,12 @@ export class KeyService {
     const held = status === "active" ? await this.agents?.heldKey(ctx.principal.tenantId, projectId, id) : undefined;
     if (held) fail({ kind: "conflict", detail: held.detail, reason: held.reason });
     await this.writeActive(ctx, doc, status, spec.reason, status === "suspended" && admin && !sameUser(doc.owner, ctx.principal.userId) ? "admin" : undefined);
+    // The owner's last key-holding project role was removed while this resume was written: the removal's
+    // suspensions skipped the key (a person's suspension stays the person's) and it would be active for a
+    // leaver (ADR 026). Read after the write, the project says so: the key is suspended as the leaver's.
+    if (status === "active" && (await this.projects.leftSince(ctx.principal.tenantId, projectId, doc.owner, checked.roleAssignments))) {
+      await this.suspendOneForLeaver(systemContext(ctx.principal.tenantId, "system:project-roles", ctx.correlationId), projectId, id, doc.owner);
+    }
     return this.synced(ctx, projectId, id);
   }
 

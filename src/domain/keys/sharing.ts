@@ -200,30 +200,46 @@ export class KeySharing {
     // Other keys may have taken the project's last profiles while the share waited: not made, rather than
     // compiled past the cap (the approval stands; the owner asks again once a profile is free).
     // Counted under the project's guard on key tiers, taken in the key's write: a key profile or key exemption
-    // made at the same moment is counted with it.
+    // made at the same moment is counted with it. The tiers the projects it is shared with accept are reserved
+    // in their own guards first (the key is written in its own partition): a key of another project shared
+    // into one of them at the same moment is counted with it.
     const shared = { ...doc, shares: doc.shares.map((x) => (x.approvalId === approval.id ? { ...x, status: "active" as const } : x)) };
     const toProject = change.toProject;
+    const exhausted = (err: unknown) => {
+      if (err instanceof AppError && err.error.kind === "conflict" && err.error.reason === "key_profiles_exhausted") return undefined;
+      throw err;
+    };
     const made = await this.docs.underTierGuard(tenantId, doc.projectId, async (guard) => {
-      const room = await roomForShared(this.docs, tenantId, shared).then(
-        () => true,
-        (err: unknown) => {
-          if (err instanceof AppError && err.error.kind === "conflict" && err.error.reason === "key_profiles_exhausted") return false;
-          throw err;
-        },
-      );
-      if (room) await this.setShare(ctx, doc, toProject, "active", guard);
-      return room;
+      const room = await roomForShared(this.docs, tenantId, shared).then(() => true, exhausted);
+      const reserved = room ? await this.docs.reserveAccepted(tenantId, shared).catch(exhausted) : undefined;
+      if (!reserved) return undefined;
+      try {
+        await this.writeShare(ctx, doc, toProject, "active", guard);
+      } catch (err) {
+        await reserved.release();
+        throw err;
+      }
+      return reserved;
     });
     if (!made) {
       await this.setShare(ctx, doc, change.toProject, "rejected");
       return;
     }
+    // Visible in the target project (its own partition): counted there from its record from now on.
+    await this.docs.recordSharedIn(ctx, doc, toProject);
+    await made.release();
     // The target project's product link comes with the next publish; the key moves to it once published.
     await this.gateway.ensurePublished(tenantId, { by: "system:keys", reason: `key ${change.keyId} shared with ${change.toProject}`, correlationId });
   }
 
-  /** `guard`: the project's guard on key tiers, taken in the key's write (a share made may add key profiles). */
-  private async setShare(ctx: RequestContext, doc: Versioned<KeyDoc>, target: string, status: ShareDoc["status"], guard?: TierGuard): Promise<void> {
+  private async setShare(ctx: RequestContext, doc: Versioned<KeyDoc>, target: string, status: ShareDoc["status"]): Promise<void> {
+    await this.writeShare(ctx, doc, target, status);
+    // Visible in the target project too (its own partition and audit chain).
+    if (status === "active" || status === "revoked") await this.docs.recordSharedIn(ctx, doc, target);
+  }
+
+  /** The key's write of a share's new status; `guard`: the project's guard on key tiers, taken in the key's write (a share made may add key profiles). */
+  private async writeShare(ctx: RequestContext, doc: Versioned<KeyDoc>, target: string, status: ShareDoc["status"], guard?: TierGuard): Promise<void> {
     const at = this.clock.now().toISOString();
     const moves = status === "active" || doc.shares?.some((x) => x.projectId === target && x.status === "active");
     const gen = moves ? doc.gateway.desiredGen + 1 : doc.gateway.desiredGen;
@@ -240,7 +256,5 @@ export class KeySharing {
     const data = { keyId: doc.id, projectId: doc.projectId, toProject: target };
     if (guard) await this.docs.commitGuarded(ctx, doc, next, `key.share.${status}`, SHARE_EVENTS[status], data, guard);
     else await this.docs.commit(ctx, doc, next, `key.share.${status}`, SHARE_EVENTS[status], data);
-    // Visible in the target project too (its own partition and audit chain).
-    if (status === "active" || status === "revoked") await this.docs.recordSharedIn(ctx, doc, target);
   }
 }
