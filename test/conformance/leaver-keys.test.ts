@@ -18,8 +18,8 @@ let dora: AigovClient; // no tenant role: a Developer only through the project's
 let erin: AigovClient; // likewise, and keeps her role
 let modelId: string;
 
-async function storedKey(projectId: string, keyId: string): Promise<{ status: string; suspendedBy?: string }> {
-  const { resource } = await g.t.container().item(keyId, [g.tenant, projectId]).read<{ status: string; suspendedBy?: string }>();
+async function storedKey(projectId: string, keyId: string): Promise<{ status: string; suspendedBy?: string; leaverHold?: boolean }> {
+  const { resource } = await g.t.container().item(keyId, [g.tenant, projectId]).read<{ status: string; suspendedBy?: string; leaverHold?: boolean }>();
   return resource!;
 }
 async function setRoles(p: Project, roleAssignments: { principalId: string; role: "ProjectAdmin" | "Developer" | "Reader" | "Approver" }[]): Promise<void> {
@@ -179,5 +179,63 @@ describe("a person whose project role is removed", () => {
     await g.synced(q.id, k.id);
     expect((await g.chat(q.id, k.key, "gpt-4o-mini")).status).toBe(401);
   });
-});
 
+  it("a key the person suspended themselves is held for them as a leaver: no resume brings it back until the role is given back, which leaves it theirs to resume", async () => {
+    const q = await g.project("leavers-own", { owner: "olivia", roleAssignments: [{ principalId: "dora", role: "Developer" }] });
+    const model = await g.model(q.id, "gpt-4o-mini");
+    await g.publish("leavers-own");
+    const k = await g.key(dora, q.id, { name: "paused", scopes: { models: [model.id] } });
+    await dora.keys.suspend(q.id, k.id, { reason: "not now" }, (await dora.keys.get(q.id, k.id)).etag);
+    // Dora is moved to Reader: the removal leaves her own suspension hers, but holds the key for the leaver.
+    await setRoles(q, [{ principalId: "dora", role: "Reader" }]);
+    const held = await g.admin.keys.get(q.id, k.id);
+    expect(held).toMatchObject({ status: "suspended" });
+    expect(held).not.toHaveProperty("suspendedBy");
+    expect(held).not.toHaveProperty("leaverHold");
+
+    // Neither she (a Reader now) nor an admin brings the leaver's key back.
+    expect(await reasonOf(dora.keys.resume(q.id, k.id, { reason: "mine" }, (await dora.keys.get(q.id, k.id)).etag))).toBe("409 key_owner_without_role");
+    expect(await reasonOf(g.admin.keys.resume(q.id, k.id, { reason: "she needs it" }, (await g.admin.keys.get(q.id, k.id)).etag))).toBe("409 key_owner_without_role");
+    await g.synced(q.id, k.id);
+    expect((await storedKey(q.id, k.id)).status).toBe("suspended");
+    expect((await g.chat(q.id, k.key, "gpt-4o-mini")).status).toBe(401);
+    // Held by an audited, announced change of the key, kept out of its view.
+    expect(await storedKey(q.id, k.id)).toMatchObject({ status: "suspended", leaverHold: true });
+    const audit = await g.admin.audit.list({ scope: q.id, resource: `/projects/${q.id}/keys/${k.id}` });
+    expect(audit.items.map((r) => r.action)).toContain("key.leaverHold");
+    expect(await eventsAbout(k.id)).toContainEqual({ type: "aigov.key.leaverHold.changed.v1", data: expect.objectContaining({ keyId: k.id, projectId: q.id, held: true }) as unknown as Record<string, unknown> });
+
+    // The role given back: the hold ends, the suspension stays hers — and now she may resume it.
+    await setRoles(q, [{ principalId: "dora", role: "Developer" }]);
+    await g.synced(q.id, k.id);
+    const back = await storedKey(q.id, k.id);
+    expect(back.status).toBe("suspended");
+    expect(back).not.toHaveProperty("leaverHold");
+    expect((await g.chat(q.id, k.key, "gpt-4o-mini")).status).toBe(401);
+    expect(await eventsAbout(k.id)).toContainEqual({ type: "aigov.key.leaverHold.changed.v1", data: expect.objectContaining({ keyId: k.id, held: false }) as unknown as Record<string, unknown> });
+    expect(await dora.keys.resume(q.id, k.id, { reason: "back on the team" }, (await dora.keys.get(q.id, k.id)).etag)).toMatchObject({ status: "active" });
+    await g.synced(q.id, k.id);
+    expect((await g.chat(q.id, k.key, "gpt-4o-mini")).status).toBe(200);
+  });
+
+  it("a leaver's key whose removal suspended it, then suspended by a person, is held for the leaver all the same", async () => {
+    const q = await g.project("leavers-resuspended", { owner: "olivia", roleAssignments: [{ principalId: "dora", role: "Developer" }] });
+    const model = await g.model(q.id, "gpt-4o-mini");
+    await g.publish("leavers-resuspended");
+    const k = await g.key(dora, q.id, { name: "twice", scopes: { models: [model.id] } });
+    await setRoles(q, [{ principalId: "dora", role: "Reader" }]);
+    expect(await storedKey(q.id, k.id)).toMatchObject({ status: "suspended", suspendedBy: "roleRemoved" });
+    // A person's suspension of the leaver's key makes it theirs, not the leaver's to resume.
+    await dora.keys.suspend(q.id, k.id, { reason: "pausing it too" }, (await dora.keys.get(q.id, k.id)).etag);
+    expect(await reasonOf(dora.keys.resume(q.id, k.id, { reason: "mine" }, (await dora.keys.get(q.id, k.id)).etag))).toBe("409 key_owner_without_role");
+    expect(await reasonOf(g.admin.keys.resume(q.id, k.id, { reason: "she needs it" }, (await g.admin.keys.get(q.id, k.id)).etag))).toBe("409 key_owner_without_role");
+    await g.synced(q.id, k.id);
+    expect((await g.chat(q.id, k.key, "gpt-4o-mini")).status).toBe(401);
+    expect(await storedKey(q.id, k.id)).toMatchObject({ status: "suspended", leaverHold: true });
+    await setRoles(q, [{ principalId: "dora", role: "Developer" }]);
+    expect(await storedKey(q.id, k.id)).toMatchObject({ status: "suspended" });
+    expect(await dora.keys.resume(q.id, k.id, { reason: "back" }, (await dora.keys.get(q.id, k.id)).etag)).toMatchObject({ status: "active" });
+    await g.synced(q.id, k.id);
+    expect((await g.chat(q.id, k.key, "gpt-4o-mini")).status).toBe(200);
+  });
+});

@@ -3,8 +3,9 @@
  * being removed, does not outlive the removal. The removal skips keys a person suspended (that suspension
  * stays the person's), so a resume that passed its checks before the removal and is written after it would
  * bring the key back for someone who holds no key-holding role on the project. The interleaving is forced,
- * not timed: the resume's write is held (a store seam) until the removal — its write and its suspensions of
- * the leaver's keys — has finished. The key must end suspended as the leaver's (at the gateway, in the
+ * not timed: the resume's write is held (a store seam) until the removal's write of the project has landed
+ * (what the removal then does to the leaver's keys queues behind the held write: the change writer commits
+ * one batch at a time per partition). The key must end suspended as the leaver's (at the gateway, in the
  * stored key and in its events), and giving the role back resumes it.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +13,7 @@ import { overrideServices } from "../../src/app/services.js";
 import type { AigovClient } from "../../src/client/index.js";
 import type { BatchOp } from "../../src/ports/store.js";
 import { reasonOf } from "../support/errors.js";
+import { until } from "../support/until.js";
 import { Governed } from "../support/governed.js";
 
 let g: Governed;
@@ -29,7 +31,7 @@ afterAll(async () => {
 const resumesDorasKey = (keyId: string) => (ops: readonly BatchOp[]) => ops.some((o) => o.kind === "replace" && o.doc.docType === "virtualKey" && o.doc.id === keyId && o.doc.status === "active");
 
 describe("a key its owner resumes while their project role is removed", () => {
-  it("is suspended as the leaver's, though the removal ran (and skipped the owner's own suspension) before the resume was written", async () => {
+  it("is suspended as the leaver's when the resume is written after the removal's write of the project", async () => {
     const p = await g.project("leaver-resume", { owner: "olivia", roleAssignments: [{ principalId: "dora", role: "Developer" }] });
     await g.model(p.id, "gpt-4o-mini");
     await g.publish("leaver-resume");
@@ -40,14 +42,16 @@ describe("a key its owner resumes while their project role is removed", () => {
     expect((await g.chat(p.id, k.key, "gpt-4o-mini")).status).toBe(401);
 
     let removed = false;
+    let removal: Promise<unknown> | undefined;
     const isResume = resumesDorasKey(k.id);
     overrideServices({
       beforeBatch: async (_partition, ops) => {
         if (removed || !isResume(ops)) return;
         removed = true;
-        // Dora's resume passed its checks; before it is written, an admin moves her to Reader (the update's
-        // suspensions of her keys run, and skip this one: she suspended it herself).
-        await g.admin.projects.update(p.id, { roleAssignments: [{ principalId: "dora", role: "Reader" }] }, (await g.admin.projects.get(p.id)).etag);
+        // Dora's resume passed its checks; before it is written, an admin moves her to Reader: the project's
+        // write lands first (the update's work on her keys waits behind this write).
+        removal = g.admin.projects.update(p.id, { roleAssignments: [{ principalId: "dora", role: "Reader" }] }, (await g.admin.projects.get(p.id)).etag);
+        await until(async () => ((await g.admin.projects.get(p.id)).roleAssignments.some((a) => a.role === "Reader") ? true : undefined), "the removal's write");
       },
     });
     try {
@@ -56,6 +60,7 @@ describe("a key its owner resumes while their project role is removed", () => {
       overrideServices({});
     }
     expect(removed).toBe(true);
+    await removal;
     await g.synced(p.id, k.id);
 
     const { resource } = await g.t.container().item(k.id, [g.tenant, p.id]).read<{ status: string; suspendedBy?: string }>();

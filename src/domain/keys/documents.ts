@@ -79,6 +79,14 @@ export interface KeyDoc extends StoredDoc {
    *   an admin's resume is refused (409 `key_owner_without_role`) while the owner holds no such project role.
    */
   suspendedBy?: "projectLock" | "agentHold" | "admin" | "roleRemoved";
+  /**
+   * Internal (never in the key's view): a person's suspension (the owner's or an admin's) of a key whose owner
+   * lost their last project role that may hold keys (ADR 026). The removal leaves such a suspension the
+   * person's, but holds the key for the leaver: while the mark is on and the owner holds no such role, every
+   * resume is refused (409 `key_owner_without_role`), as for `roleRemoved`. Giving the role back clears it
+   * (the key stays suspended: the suspension is still the person's).
+   */
+  leaverHold?: true;
   prefix: string;
   last4: string;
   /** The slot holding the secret the owner is meant to use now. */

@@ -86,6 +86,13 @@ export interface KeyAgentScopes {
 const leaverMaySuspend = (doc: KeyDoc): boolean =>
   doc.status === "active" || (doc.status === "suspended" && (doc.suspendedBy === "projectLock" || doc.suspendedBy === "agentHold" || (doc.suspendedBy === undefined && doc.approval?.state === "pending")));
 
+/**
+ * Whether a leaver's key is one their role's removal holds for them (KeyDoc.leaverHold, ADR 026): a person's
+ * suspension (the owner's or an admin's), which stays the person's but must not be resumed for a leaver.
+ */
+const leaverMayHold = (doc: KeyDoc): boolean =>
+  doc.status === "suspended" && doc.leaverHold !== true && (doc.suspendedBy === undefined || doc.suspendedBy === "admin") && (doc.approval === undefined || doc.approval.state === "approved");
+
 /** How often a collection is tried when the key changes under it (see pickup). */
 const PICKUP_ATTEMPTS = 3;
 const DEFAULT_ROTATIONS = { retry: { firstIntervalMs: 2000, maxAttempts: 6 }, perRun: 120 };
@@ -483,6 +490,11 @@ export class KeyService {
       if (!sameUser(listed.owner, principalId)) continue;
       const doc = await this.documents.read(ctx.principal.tenantId, projectId, listed.id);
       if (!doc || !sameUser(doc.owner, principalId)) continue;
+      // A person's suspension stays the person's, held for the leaver: nobody resumes it until the role is back.
+      if (leaverMayHold(doc)) {
+        await this.writeLeaverHold(ctx, doc, true, reason);
+        continue;
+      }
       if (!leaverMaySuspend(doc)) continue;
       await this.writeActive(ctx, doc, "suspended", reason, "roleRemoved");
       await this.synced(ctx, projectId, doc.id);
@@ -513,8 +525,11 @@ export class KeyService {
 
   /** A person got a project role that may hold keys back: the keys its removal suspended work again (idempotent). */
   async resumeForReturner(ctx: RequestContext, projectId: string, principalId: string): Promise<number> {
+    const reason = `${principalId} holds a project role that may hold keys again`;
     let resumed = 0;
     for (const listed of await this.documents.listAll(ctx.principal.tenantId, projectId)) {
+      // A key held for the leaver is theirs again: the hold ends, its (person's) suspension stays.
+      if (sameUser(listed.owner, principalId) && listed.leaverHold) await this.releaseLeaverHold(ctx, projectId, listed.id, principalId, reason);
       if (!sameUser(listed.owner, principalId) || listed.status !== "suspended" || listed.suspendedBy !== "roleRemoved") continue;
       if (await this.setActiveBySystem(ctx, projectId, listed.id, "active", `${principalId} holds a project role that may hold keys again`, "roleRemoved")) resumed += 1;
     }
@@ -545,10 +560,14 @@ export class KeyService {
     // A key suspended because its owner lost their project role works again only for a key holder: the
     // owner while holding a key-holding role (a tenant role in their token, or one given back), never an
     // admin's resume on behalf of an owner the project no longer gives a role (giving it back resumes it).
-    if (status === "active" && doc.suspendedBy === "roleRemoved") {
+    // So too a person's suspension that the removal held for the leaver (`leaverHold`): it stays the person's
+    // (giving the role back does not resume it), but nobody resumes it for an owner without such a role.
+    const heldForLeaver = doc.status === "suspended" && doc.leaverHold === true;
+    if (status === "active" && (doc.suspendedBy === "roleRemoved" || heldForLeaver)) {
       const project = await this.access.project(ctx, projectId);
       const owner = { userId: doc.owner, roles: sameUser(doc.owner, ctx.principal.userId) ? ctx.principal.roles : new Set<never>() };
-      if (!holdsOn(owner, project, KEY_HOLDERS)) fail({ kind: "conflict", detail: `the key's owner ${doc.owner} no longer holds a role on the project that may hold keys: give the role back (which resumes the key) or revoke it`, reason: "key_owner_without_role" });
+      const remedy = doc.suspendedBy === "roleRemoved" ? "give the role back (which resumes the key) or revoke it" : "give the role back (then its owner or an admin resumes the key) or revoke it";
+      if (!holdsOn(owner, project, KEY_HOLDERS)) fail({ kind: "conflict", detail: `the key's owner ${doc.owner} no longer holds a role on the project that may hold keys: ${remedy}`, reason: "key_owner_without_role" });
     }
     // A key its agent's hold, a sandbox's lock or its owner's lost role suspended may be suspended by a person
     // too: then the person's suspension outlives the hold, the lock or the role (their end resumes only what they suspended).
@@ -559,7 +578,10 @@ export class KeyService {
     // The key of a blocked, disabled or past-sunset agent stays suspended until the agent is unblocked, enabled or made active again.
     const held = status === "active" ? await this.agents?.heldKey(ctx.principal.tenantId, projectId, id) : undefined;
     if (held) fail({ kind: "conflict", detail: held.detail, reason: held.reason });
-    await this.writeActive(ctx, doc, status, spec.reason, status === "suspended" && admin && !sameUser(doc.owner, ctx.principal.userId) ? "admin" : undefined);
+    // A person's suspension of a key its owner's lost role suspended takes the key from the role's return: it is
+    // held for the leaver (`leaverHold`), as the removal holds a key a person had suspended before it.
+    const hold = status === "suspended" && doc.status === "suspended" && doc.suspendedBy === "roleRemoved";
+    await this.writeActive(ctx, doc, status, spec.reason, status === "suspended" && admin && !sameUser(doc.owner, ctx.principal.userId) ? "admin" : undefined, hold);
     // The owner's last key-holding project role was removed while this resume was written: the removal's
     // suspensions skipped the key (a person's suspension stays the person's) and it would be active for a
     // leaver (ADR 026). Read after the write, the project says so: the key is suspended as the leaver's.
@@ -569,12 +591,13 @@ export class KeyService {
     return this.synced(ctx, projectId, id);
   }
 
-  private async writeActive(ctx: RequestContext, doc: Versioned<KeyDoc>, status: "active" | "suspended", reason: string, by?: KeyDoc["suspendedBy"]): Promise<void> {
+  private async writeActive(ctx: RequestContext, doc: Versioned<KeyDoc>, status: "active" | "suspended", reason: string, by?: KeyDoc["suspendedBy"], leaverHold = false): Promise<void> {
     const { suspendedBy: _was, ...rest } = unversioned(doc);
     const next: KeyDoc = {
       ...rest,
       status,
       ...(status === "suspended" && by ? { suspendedBy: by } : {}),
+      ...(leaverHold ? { leaverHold: true as const } : {}),
       gateway: { ...doc.gateway, desiredGen: doc.gateway.desiredGen + 1 },
       updatedAt: this.clock.now().toISOString(),
       updatedBy: ctx.principal.userId,
@@ -584,6 +607,31 @@ export class KeyService {
       projectId: doc.projectId,
       reason,
     });
+  }
+
+  /**
+   * Marks (or clears) a leaver's hold on a key a person suspended (KeyDoc.leaverHold, ADR 026): an audited and
+   * announced change of the key (`key.leaverHold`, `aigov.key.leaverHold.changed.v1`); nothing changes at the gateway.
+   */
+  private async writeLeaverHold(ctx: RequestContext, doc: Versioned<KeyDoc>, held: boolean, reason: string): Promise<void> {
+    const { leaverHold: _was, ...rest } = unversioned(doc);
+    const next: KeyDoc = { ...rest, ...(held ? { leaverHold: true as const } : {}), updatedAt: this.clock.now().toISOString(), updatedBy: ctx.principal.userId };
+    await this.documents.commit(ctx, doc, next, "key.leaverHold", "aigov.key.leaverHold.changed.v1", { keyId: doc.id, projectId: doc.projectId, held, reason });
+  }
+
+  /** The hold on a returner's key ends (read again when another change wins the race for the key). Idempotent. */
+  private async releaseLeaverHold(ctx: RequestContext, projectId: string, id: string, principalId: string, reason: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const doc = await this.documents.read(ctx.principal.tenantId, projectId, id);
+      if (!doc || !sameUser(doc.owner, principalId) || !doc.leaverHold) return;
+      try {
+        await this.writeLeaverHold(ctx, doc, false, reason);
+        return;
+      } catch (err) {
+        if (err instanceof AppError && err.error.kind === "preconditionFailed" && attempt < 8) continue;
+        throw err;
+      }
+    }
   }
 
   /** The key after trying its gateway change within the request (the lifecycle job retries what is not confirmed). */
