@@ -63,28 +63,37 @@ async function agentWithKey(gov: Governed, name: string) {
   return { p, agent, issued, chat };
 }
 
+/**
+ * A project `name` with a model `<name>-model`, a Bedrock connection `connection` synced (three agents), the
+ * `pick`-th synced agent (by id) made active with the model, and a key issued to it that works.
+ */
+async function syncedAgentWithKey(name: string, connection: string, pick: number) {
+  const p = await g.project(name);
+  const model = await g.model(p.id, `${name}-model`);
+  const con = await g.admin.connections.create({
+    name: connection,
+    projectId: p.id,
+    scope: { cloud: "bedrock", accountId: "123456789012", endpoint: bedrock.endpoint },
+    regions: [REGION],
+    credentials: { kind: "awsAccessKey", accessKeyId: ACCESS_KEY, secretAccessKey: "fake-secret-access-key-value" },
+    owner: "platform-team",
+  });
+  expect((await sync(con)).counts).toMatchObject({ discovered: 3 });
+  const synced = (await g.admin.agents.list(p.id, { connectionId: con.id })).items.sort((a, b) => (a.id < b.id ? -1 : 1))[pick]!;
+  const sourceId = synced.provenance!.sourceId;
+  await g.admin.agents.update(p.id, synced.id, { guardrails: { models: [model.id] } }, (await g.admin.agents.get(p.id, synced.id)).etag);
+  await g.admin.agents.transition(p.id, synced.id, { to: "active" });
+  await g.publish("models");
+  const issued = await g.admin.agents.issueKey(p.id, synced.id, {});
+  await g.synced(p.id, issued.id);
+  const chat = () => g.call(p.id, "/v1/chat/completions", { key: issued.key, body: { model: `${name}-model`, messages: [{ role: "user", content: "hi" }] } });
+  expect((await chat()).status).toBe(200);
+  return { p, con, synced, sourceId, issued, chat };
+}
+
 describe("conformance: an agent removed at its source stops acting", () => {
   it("the sync holds the agent's key when its cloud no longer lists it, and releases it when the cloud lists it again", async () => {
-    const p = await g.project("synced");
-    const model = await g.model(p.id, "synced-model");
-    const con = await g.admin.connections.create({
-      name: "aws",
-      projectId: p.id,
-      scope: { cloud: "bedrock", accountId: "123456789012", endpoint: bedrock.endpoint },
-      regions: [REGION],
-      credentials: { kind: "awsAccessKey", accessKeyId: ACCESS_KEY, secretAccessKey: "fake-secret-access-key-value" },
-      owner: "platform-team",
-    });
-    expect((await sync(con)).counts).toMatchObject({ discovered: 3 });
-    const synced = (await g.admin.agents.list(p.id, { connectionId: con.id })).items.sort((a, b) => (a.id < b.id ? -1 : 1))[0]!;
-    const sourceId = synced.provenance!.sourceId;
-    await g.admin.agents.update(p.id, synced.id, { guardrails: { models: [model.id] } }, (await g.admin.agents.get(p.id, synced.id)).etag);
-    await g.admin.agents.transition(p.id, synced.id, { to: "active" });
-    await g.publish("models");
-    const issued = await g.admin.agents.issueKey(p.id, synced.id, {});
-    await g.synced(p.id, issued.id);
-    const chat = () => g.call(p.id, "/v1/chat/completions", { key: issued.key, body: { model: "synced-model", messages: [{ role: "user", content: "hi" }] } });
-    expect((await chat()).status).toBe(200);
+    const { p, con, synced, sourceId, issued, chat } = await syncedAgentWithKey("synced", "aws", 0);
 
     // Gone at the source: the agent is removedAtSource, and its key is held like a blocked agent's.
     const saved = bedrock.state.get(REGION, sourceId)!;
@@ -119,26 +128,7 @@ describe("conformance: an agent removed at its source stops acting", () => {
 
 describe("conformance: an agent both blocked and removed at its source", () => {
   it("is refused as removed at its source (unblocking alone does not bring its key back), the answer naming both holds; unblocked, still so; listed again, its key comes back", async () => {
-    const p = await g.project("blocked-and-gone");
-    const model = await g.model(p.id, "blocked-and-gone-model");
-    const con = await g.admin.connections.create({
-      name: "aws-both",
-      projectId: p.id,
-      scope: { cloud: "bedrock", accountId: "123456789012", endpoint: bedrock.endpoint },
-      regions: [REGION],
-      credentials: { kind: "awsAccessKey", accessKeyId: ACCESS_KEY, secretAccessKey: "fake-secret-access-key-value" },
-      owner: "platform-team",
-    });
-    expect((await sync(con)).counts).toMatchObject({ discovered: 3 });
-    const synced = (await g.admin.agents.list(p.id, { connectionId: con.id })).items.sort((a, b) => (a.id < b.id ? -1 : 1))[1]!;
-    const sourceId = synced.provenance!.sourceId;
-    await g.admin.agents.update(p.id, synced.id, { guardrails: { models: [model.id] } }, (await g.admin.agents.get(p.id, synced.id)).etag);
-    await g.admin.agents.transition(p.id, synced.id, { to: "active" });
-    await g.publish("models");
-    const issued = await g.admin.agents.issueKey(p.id, synced.id, {});
-    await g.synced(p.id, issued.id);
-    const chat = () => g.call(p.id, "/v1/chat/completions", { key: issued.key, body: { model: "blocked-and-gone-model", messages: [{ role: "user", content: "hi" }] } });
-    expect((await chat()).status).toBe(200);
+    const { p, con, synced, sourceId, issued, chat } = await syncedAgentWithKey("blocked-and-gone", "aws-both", 1);
     const resume = async () => g.admin.keys.resume(p.id, issued.id, { reason: "let it through" }, (await g.admin.keys.get(p.id, issued.id)).etag);
     const answer = (q: Promise<unknown>) => q.then(() => undefined, (e: ApiError) => [e.status, e.problem?.reason, e.problem?.detail]);
 
