@@ -12,7 +12,7 @@ import { MAX_PROJECT_KEY_TIERS } from "../../src/policy/input.js";
 import type { BatchOp } from "../../src/ports/store.js";
 import { reasonOf } from "../support/errors.js";
 import { until } from "../support/until.js";
-import { Governed } from "../support/governed.js";
+import { Governed, keyExemptionSpec } from "../support/governed.js";
 
 let g: Governed;
 let dev: AigovClient;
@@ -47,20 +47,6 @@ async function whileHeld<T>(matching: (doc: Record<string, unknown>) => boolean,
 
 const settings = { tokens: { perMinute: { limit: 20, per: "key" } } };
 
-function keyExemption(projectId: string, keyId: string) {
-  return {
-    control: "tokens.perMinute" as const,
-    scope: { level: "key" as const, projectId, keyId },
-    relaxation: { kind: "limit" as const, value: 1000 },
-    category: "waiver" as const,
-    owner: "dora",
-    reason: { deliveryBlocker: "backfill", affectedControl: "tokens per minute", expectedEndState: "done" },
-    compensatingControls: ["watched"],
-    evidence: ["https://tickets.example.com/BF-1"],
-    expiresAt: new Date(Date.now() + 3 * 86_400_000).toISOString(),
-  };
-}
-
 /** The places the project's stored keys and open key exemptions take: distinct profiles, and one per key with an open key exemption. */
 async function placesTaken(projectId: string): Promise<number> {
   const keys = (await g.admin.keys.list(projectId, { maxPageSize: 100 })).items;
@@ -94,7 +80,7 @@ describe("conformance: the last key tier of a project, asked for at the same ins
 
   it("by a key create and a key exemption request: one takes it, the other is refused", async () => {
     const { projectId, plainKeys } = await almostFull("kp-race-mixed", 1);
-    const [created, requested] = await Promise.all([reasonOf(dev.keys.create(projectId, { name: "racer", limits: { tokensPerMinute: 7000 } })), reasonOf(dev.exemptions.request(keyExemption(projectId, plainKeys[0]!)))]);
+    const [created, requested] = await Promise.all([reasonOf(dev.keys.create(projectId, { name: "racer", limits: { tokensPerMinute: 7000 } })), reasonOf(dev.exemptions.request(keyExemptionSpec(projectId, plainKeys[0]!)))]);
     expect([created, requested].filter((o) => o === "200")).toHaveLength(1);
     expect([created, requested].filter((o) => o !== "200")).toEqual(["409 key_profiles_exhausted"]);
     expect(await placesTaken(projectId)).toBe(MAX_PROJECT_KEY_TIERS);
@@ -104,7 +90,7 @@ describe("conformance: the last key tier of a project, asked for at the same ins
     const { projectId, plainKeys } = await almostFull("kp-race-x-first", 1);
     const { outcome, inBetween } = await whileHeld(
       (doc) => doc.docType === "virtualKey" && doc.name === "racer",
-      () => reasonOf(dev.exemptions.request(keyExemption(projectId, plainKeys[0]!))),
+      () => reasonOf(dev.exemptions.request(keyExemptionSpec(projectId, plainKeys[0]!))),
       () => reasonOf(dev.keys.create(projectId, { name: "racer", limits: { tokensPerMinute: 7000 } })),
     );
     expect(inBetween).toBe("200");
@@ -118,7 +104,7 @@ describe("conformance: the last key tier of a project, asked for at the same ins
     const { outcome, inBetween } = await whileHeld(
       (doc) => doc.docType === "exemption",
       () => reasonOf(dev.keys.create(projectId, { name: "racer", limits: { tokensPerMinute: 7000 } })),
-      () => reasonOf(dev.exemptions.request(keyExemption(projectId, plainKeys[0]!))),
+      () => reasonOf(dev.exemptions.request(keyExemptionSpec(projectId, plainKeys[0]!))),
     );
     expect(inBetween).toBe("409 key_profiles_exhausted");
     expect(outcome).toBe("200");
@@ -137,7 +123,7 @@ describe("conformance: the last key tier of a project, asked for at the same ins
         const settling = ops.some((o) => o.kind === "replace" && o.doc.id === keyId && (o.doc.shares as { status: string }[] | undefined)?.some((x) => x.status === "active"));
         if (racer !== undefined || !settling) return;
         racer = "";
-        racer = await reasonOf(dev.exemptions.request(keyExemption(projectId, exempted)));
+        racer = await reasonOf(dev.exemptions.request(keyExemptionSpec(projectId, exempted)));
       },
     });
     try {

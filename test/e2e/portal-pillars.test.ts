@@ -12,7 +12,7 @@ import { startA2aAgent, type A2aAgent } from "../fixtures/agents/a2a-server.js";
 import { startGovernanceServer, type GovernanceServer } from "../fixtures/mcp/governance.js";
 import { overrideServices } from "../../src/app/services.js";
 import { startTestApp, type TestApp } from "../support/app.js";
-import { Governed } from "../support/governed.js";
+import { Governed, keyExemptionSpec } from "../support/governed.js";
 import { until } from "../support/until.js";
 import { chromiumAvailable as available, openPortal, type PortalBrowser } from "./portal-browser.js";
 
@@ -225,17 +225,7 @@ describe.skipIf(!available)("the tools and agents screens in a real browser", { 
     const dora = await g.as("dora", ["Developer"]);
     const ex = await g.project("portal exempt", { settings: { tokens: { perMinute: { limit: 20, per: "key" } } } });
     const exKey = await dora.keys.create(ex.id, { name: "bulk" });
-    const requested = await dora.exemptions.request({
-      control: "tokens.perMinute",
-      scope: { level: "key", projectId: ex.id, keyId: exKey.id },
-      relaxation: { kind: "limit", value: 1000 },
-      category: "waiver",
-      owner: "dora",
-      reason: { deliveryBlocker: "backfill", affectedControl: "tokens per minute", expectedEndState: "done" },
-      compensatingControls: ["watched"],
-      evidence: ["https://tickets.example.com/BF-1"],
-      expiresAt: new Date(Date.now() + 3 * 86_400_000).toISOString(),
-    });
+    const requested = await dora.exemptions.request(keyExemptionSpec(ex.id, exKey.id));
     const approval = await g.admin.approvals.get(requested.approvalId);
     await g.admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
     await until(async () => ((await g.admin.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
 import { startTestApp, type TestApp } from "../support/app.js";
+import { keyExemptionSpec } from "../support/governed.js";
 import { until } from "../support/until.js";
 
 let t: TestApp;
@@ -115,17 +116,7 @@ describe("aigov CLI: where a person looks", () => {
     const project = await admin.projects.create({ name: "CLI exemption", environment: "dev", owner: "ivy", settings: { tokens: { perMinute: { limit: 20, per: "key" } } } } as never);
     const dora = await t.as("t-cli-exgw", "dora", ["Developer"]);
     const key = await dora.keys.create(project.id, { name: "bulk" });
-    const requested = await dora.exemptions.request({
-      control: "tokens.perMinute",
-      scope: { level: "key", projectId: project.id, keyId: key.id },
-      relaxation: { kind: "limit", value: 1000 },
-      category: "waiver",
-      owner: "dora",
-      reason: { deliveryBlocker: "backfill", affectedControl: "tokens per minute", expectedEndState: "done" },
-      compensatingControls: ["watched"],
-      evidence: ["https://tickets.example.com/BF-1"],
-      expiresAt: new Date(Date.now() + 3 * 86_400_000).toISOString(),
-    });
+    const requested = await dora.exemptions.request(keyExemptionSpec(project.id, key.id));
     const approval = await admin.approvals.get(requested.approvalId);
     await admin.approvals.decide(approval.id, { decision: "approve", justification: "ok" }, approval.etag);
     await until(async () => ((await admin.exemptions.get(requested.id)).status === "active" ? true : undefined), "exemption active");
