@@ -17,6 +17,9 @@ export default function setup(): () => void {
   ensureBuilt();
   // Vitest runs the global setup once per project: the first makes the directory, the others share it.
   if (process.env.AIGOV_KEEP_TEST_DATA === "1" || process.env.AIGOV_TEST_TMPDIR) return () => undefined;
+  // Node's compile cache (the app bundle turns it on: ADR 020) stays where it was, outside: it is written as
+  // processes exit, after this directory is gone, and it is worth keeping from one run to the next.
+  process.env.NODE_COMPILE_CACHE ??= join(tmpdir(), "node-compile-cache");
   const root = mkdtempSync(join(tmpdir(), "aigov-tests-"));
   process.env.AIGOV_TEST_TMPDIR = root;
   process.env.TMPDIR = root;
