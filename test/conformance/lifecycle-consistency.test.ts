@@ -16,7 +16,7 @@ import type { AigovClient, ApiError } from "../../src/client/index.js";
 import { startA2aAgent, type A2aAgent } from "../fixtures/agents/a2a-server.js";
 import { startGovernanceServer, type GovernanceServer } from "../fixtures/mcp/governance.js";
 import { Governed, refusal } from "../support/governed.js";
-import { until } from "../support/until.js";
+import { remoteServer as remoteServerOf } from "../support/tools.js";
 
 let g: Governed;
 let dev: AigovClient;
@@ -52,13 +52,8 @@ async function tamper(projectId: string, id: string, change: (doc: Record<string
   await item.replace(change(resource!));
 }
 
-async function remoteServer(projectId: string, name: string) {
-  const created = await g.admin.tools.createServer(projectId, { name, source: { kind: "remote", url: mcpUpstream.url } });
-  return until(async () => {
-    const s = await g.admin.tools.getServer(projectId, created.id);
-    return s.discoveryState.status === "succeeded" ? s : undefined;
-  }, `discovery of ${name}`);
-}
+/** Registers the MCP upstream in a project and waits for its first discovery. */
+const remoteServer = (projectId: string, name: string) => remoteServerOf(g.admin, projectId, name, mcpUpstream.url);
 
 let rpc = 0;
 async function mcpCall(apiPath: string, key: string) {

@@ -12,8 +12,7 @@ import { startA2aAgent, type A2aAgent } from "../fixtures/agents/a2a-server.js";
 import { startGovernanceServer, type GovernanceServer } from "../fixtures/mcp/governance.js";
 import { startRestBackend, type RestBackend } from "../fixtures/rest/index.js";
 import { Governed, refusal } from "../support/governed.js";
-import { convertedServer, ITEMS_API } from "../support/tools.js";
-import { until } from "../support/until.js";
+import { convertedServer, ITEMS_API, remoteServer as remoteServerOf } from "../support/tools.js";
 
 let g: Governed;
 let dev: AigovClient;
@@ -335,13 +334,7 @@ describe("conformance: sunsets at the local gateway", () => {
 });
 
 /** Registers the MCP upstream in a project and waits for its first discovery. */
-async function remoteServer(projectId: string, name: string) {
-  const created = await g.admin.tools.createServer(projectId, { name, source: { kind: "remote", url: mcpUpstream.url } });
-  return until(async () => {
-    const s = await g.admin.tools.getServer(projectId, created.id);
-    return s.discoveryState.status === "succeeded" ? s : undefined;
-  }, `discovery of ${name}`);
-}
+const remoteServer = (projectId: string, name: string) => remoteServerOf(g.admin, projectId, name, mcpUpstream.url);
 
 type McpAnswer = { jsonrpc?: string; id?: number; result?: { content?: { text: string }[] }; error?: { code?: number; message?: string; data?: { reason?: string } } };
 

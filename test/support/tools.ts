@@ -25,3 +25,12 @@ export async function convertedServer(client: AigovClient, projectId: string, na
     return s.discoveryState.status === "succeeded" ? s : undefined;
   }, `discovery of ${name}`);
 }
+
+/** Registers an MCP upstream at `url` as a remote server and waits for its first discovery. */
+export async function remoteServer(client: AigovClient, projectId: string, name: string, url: string) {
+  const created = await client.tools.createServer(projectId, { name, source: { kind: "remote", url } });
+  return until(async () => {
+    const s = await client.tools.getServer(projectId, created.id);
+    return s.discoveryState.status === "succeeded" ? s : undefined;
+  }, `discovery of ${name}`);
+}
